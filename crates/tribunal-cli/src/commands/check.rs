@@ -1,0 +1,108 @@
+//! `tribunal check`: one trace and (optionally) the step the agent wants to take next,
+//! judged as the runtime gate would; the verdict is printed as JSON.
+
+use super::{build_evaluator, load_config};
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tribunal_core::Decision;
+use tribunal_formats::{import_pending, InputFormat, RawItem, SourceRef};
+use tribunal_policy::Context;
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The trace so far (any supported format; - for standard input).
+    pub trace: PathBuf,
+    /// The proposed tool call or reply (a JSON file).
+    #[arg(long)]
+    pub pending: Option<PathBuf>,
+    /// Context as a JSON file: {"agent", "user", "environment", ...}.
+    #[arg(long)]
+    pub context: Option<PathBuf>,
+    /// The agent's id (overrides the context's).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Extra policy folders.
+    #[arg(long = "policies", short = 'p')]
+    pub policies: Vec<PathBuf>,
+    /// Input format of the trace.
+    #[arg(long, default_value = "auto")]
+    pub input_format: String,
+    /// Exit 1 on `block` (default) or already on `escalate`.
+    #[arg(long, default_value = "block")]
+    pub fail_on: String,
+}
+
+fn read_json(path: &Path) -> Result<(String, String)> {
+    let name = path.display().to_string();
+    let text = if name == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {name}"))?
+    };
+    Ok((name, text))
+}
+
+fn parse(name: &str, text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{name}:{}:{}: invalid JSON: {e}", e.line(), e.column()))
+}
+
+pub fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
+    let cfg = load_config(config)?;
+    let format = InputFormat::parse(&args.input_format).with_context(|| {
+        format!("--input-format: expected one of {}", InputFormat::NAMES.join(", "))
+    })?;
+    if !matches!(args.fail_on.as_str(), "block" | "escalate") {
+        bail!("--fail-on: expected block or escalate, found {:?}", args.fail_on);
+    }
+    let evaluator = build_evaluator(&cfg, &args.policies)?;
+    let (name, text) = read_json(&args.trace)?;
+    let item = RawItem {
+        source: SourceRef { file: name.clone(), line: 1 },
+        text,
+    };
+    let mut traces = item.import(format).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if traces.len() != 1 {
+        bail!("{name}: expected exactly one trace, found {}", traces.len());
+    }
+    let trace = traces.remove(0);
+    let pending = match &args.pending {
+        None => None,
+        Some(p) => {
+            let (pname, ptext) = read_json(p)?;
+            let v = parse(&pname, &ptext)?;
+            Some(import_pending(&v).map_err(|e| anyhow::anyhow!("{pname}: {e}"))?)
+        }
+    };
+    let mut context: Context = match &args.context {
+        None => evaluator.context_for(&trace).unwrap_or_else(|| cfg.context.clone()),
+        Some(p) => {
+            let (cname, ctext) = read_json(p)?;
+            serde_json::from_value(parse(&cname, &ctext)?).with_context(|| format!("{cname}: expected an object"))?
+        }
+    };
+    if let Some(a) = args.agent {
+        context.agent = Some(a);
+    }
+    let mut policy = evaluator.policy_evaluator();
+    let started = Instant::now();
+    let verdict = evaluator.evaluate(&trace, pending.as_ref(), Some(&context), &mut policy);
+    let elapsed = started.elapsed();
+    let out = json!({
+        "trace_id": trace.id,
+        "decision": verdict.decision,
+        "reasons": verdict.reasons,
+        "violations": verdict.violations,
+        "feedback": verdict.feedback,
+        "policy_version": evaluator.policies().version(),
+        "elapsed_us": elapsed.as_micros() as u64,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(match verdict.decision {
+        Decision::Block => 1,
+        Decision::Escalate if args.fail_on == "escalate" => 1,
+        _ => 0,
+    })
+}

@@ -1,0 +1,238 @@
+//! `tribunal eval`: evaluate datasets of traces, write a report, save the run.
+
+use super::{build_evaluator, load_config, runtime, store_location};
+use crate::clock;
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use tribunal_engine::report::{ReportFormat, Reporter, RunInfo};
+use tribunal_engine::{run_eval, Event, RunOptions};
+use tribunal_formats::InputFormat;
+use tribunal_store::{InputErrorRecord, ResultRecord, RunRecord, Store};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Trace files (.json, .jsonl, .ndjson), directories of them, or - for JSONL on stdin.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Report format: table, json, jsonl or junit.
+    #[arg(long, short = 'f', default_value = "table")]
+    pub format: String,
+    /// Write the report here instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Input format: auto, openai, anthropic, mlflow or otlp (default: detected per item).
+    #[arg(long)]
+    pub input_format: Option<String>,
+    /// Extra policy folders, loaded after the configured ones.
+    #[arg(long = "policies", short = 'p')]
+    pub policies: Vec<PathBuf>,
+    /// Exit 1 on `block` (default) or already on `escalate`.
+    #[arg(long)]
+    pub fail_on: Option<String>,
+    /// Worker threads (default: one per core).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Store database (SQLite path or URL); default .tribunal/tribunal.db.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Do not save this run in the store.
+    #[arg(long)]
+    pub no_store: bool,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+const BATCH: usize = 1000;
+
+pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
+    let cfg = load_config(config)?;
+    let format = ReportFormat::parse(&args.format).with_context(|| {
+        format!("--format: expected one of {}, found {:?}", ReportFormat::NAMES.join(", "), args.format)
+    })?;
+    let input_name = args.input_format.clone().unwrap_or_else(|| cfg.eval.input_format.clone());
+    let input_format = InputFormat::parse(&input_name).with_context(|| {
+        format!("--input-format: expected one of {}, found {:?}", InputFormat::NAMES.join(", "), input_name)
+    })?;
+    let fail_on = args.fail_on.clone().unwrap_or_else(|| cfg.eval.fail_on.clone());
+    if !matches!(fail_on.as_str(), "block" | "escalate") {
+        bail!("--fail-on: expected block or escalate, found {fail_on:?}");
+    }
+    let evaluator = build_evaluator(&cfg, &args.policies)?;
+    let policy_version = evaluator.policies().version().to_owned();
+
+    // The store is opened before any work so that a bad location fails fast.
+    let rt = runtime()?;
+    let store = if args.no_store || !cfg.store.enabled {
+        None
+    } else {
+        let loc = store_location(&cfg, args.db.as_deref());
+        Some(rt.block_on(Store::open(&loc)).with_context(|| format!("opening the store at {loc}"))?)
+    };
+    let mut record = RunRecord {
+        id: clock::new_run_id(),
+        started_at: clock::now_rfc3339(),
+        finished_at: None,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        inputs: args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","),
+        policy_version: policy_version.clone(),
+        config_hash: cfg.hash.clone(),
+        status: "running".into(),
+        total: 0,
+        allowed: 0,
+        escalated: 0,
+        blocked: 0,
+        rejected: 0,
+    };
+    if let Some(s) = &store {
+        rt.block_on(s.create_run(&record))?;
+    }
+
+    let out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut reporter = Reporter::new(format, out);
+    let show_progress = !args.no_progress && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    let bar = show_progress.then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} traces  {per_sec}  {elapsed}  {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        b
+    });
+
+    let mut results: Vec<ResultRecord> = Vec::new();
+    let mut errors: Vec<InputErrorRecord> = Vec::new();
+    let mut seq: i64 = 0;
+    let mut failure: Option<anyhow::Error> = None;
+    let options = RunOptions {
+        format: input_format,
+        jobs: args.jobs.unwrap_or(cfg.eval.jobs),
+    };
+    let summary = run_eval(&args.paths, evaluator, &options, |event| {
+        if failure.is_some() {
+            return;
+        }
+        match &event {
+            Event::Result(r) => {
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+                if store.is_some() {
+                    results.push(ResultRecord {
+                        seq,
+                        trace_id: r.trace_id.clone(),
+                        source_file: r.source.file.clone(),
+                        source_line: r.source.line as i64,
+                        decision: r.verdict.as_str().to_owned(),
+                        result: serde_json::to_string(r.as_ref()).unwrap_or_default(),
+                    });
+                }
+            }
+            Event::Rejected(e) => {
+                if let Some(b) = &bar {
+                    b.println(format!("rejected: {e}"));
+                } else if args.output.is_some() || format != ReportFormat::Table {
+                    eprintln!("rejected: {e}");
+                }
+                if store.is_some() {
+                    errors.push(InputErrorRecord {
+                        seq,
+                        source_file: e.file.clone(),
+                        source_line: e.line as i64,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        seq += 1;
+        if let Err(e) = reporter.event(event) {
+            failure = Some(anyhow::Error::from(e).context("writing the report"));
+            return;
+        }
+        if let Some(s) = &store {
+            if results.len() >= BATCH || errors.len() >= BATCH {
+                if let Err(e) = flush(&rt, s, &record.id, &mut results, &mut errors) {
+                    failure = Some(e);
+                }
+            }
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(s) = &store {
+                record.status = "failed".into();
+                record.finished_at = Some(clock::now_rfc3339());
+                let _ = rt.block_on(s.finish_run(&record));
+            }
+            bail!("{e}");
+        }
+    };
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if let Some(s) = &store {
+        flush(&rt, s, &record.id, &mut results, &mut errors)?;
+        record.status = "done".into();
+        record.finished_at = Some(clock::now_rfc3339());
+        record.total = summary.total as i64;
+        record.allowed = summary.allowed as i64;
+        record.escalated = summary.escalated as i64;
+        record.blocked = summary.blocked as i64;
+        record.rejected = summary.rejected as i64;
+        rt.block_on(s.finish_run(&record))?;
+        rt.block_on(s.close());
+    }
+    let info = RunInfo {
+        run_id: store.as_ref().map(|_| record.id.clone()),
+        policy_version,
+    };
+    reporter.finish(&summary, &info).context("writing the report")?;
+    if format != ReportFormat::Table || args.output.is_some() {
+        eprintln!(
+            "{} traces: {} allowed, {} escalated, {} blocked; {} inputs rejected{}",
+            summary.total,
+            summary.allowed,
+            summary.escalated,
+            summary.blocked,
+            summary.rejected,
+            info.run_id.as_ref().map(|id| format!(" (run {id})")).unwrap_or_default()
+        );
+    }
+    Ok(if summary.rejected > 0 {
+        2
+    } else if summary.blocked > 0 || (fail_on == "escalate" && summary.escalated > 0) {
+        1
+    } else {
+        0
+    })
+}
+
+fn flush(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    run_id: &str,
+    results: &mut Vec<ResultRecord>,
+    errors: &mut Vec<InputErrorRecord>,
+) -> Result<()> {
+    if !results.is_empty() {
+        rt.block_on(store.insert_results(run_id, results))?;
+        results.clear();
+    }
+    if !errors.is_empty() {
+        rt.block_on(store.insert_input_errors(run_id, errors))?;
+        errors.clear();
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! One module per subcommand, plus the loading they share.
+
+pub mod check;
+pub mod eval;
+pub mod init;
+pub mod policy;
+pub mod runs;
+
+use anyhow::{Context as _, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tribunal_engine::{Config, Evaluator};
+
+/// The explicit config file, else `./tribunal.toml` when it exists, else the defaults.
+pub fn load_config(explicit: Option<&Path>) -> Result<Config> {
+    match explicit {
+        Some(p) => Ok(Config::load(p)?),
+        None => {
+            let p = Path::new("tribunal.toml");
+            if p.exists() {
+                Ok(Config::load(p)?)
+            } else {
+                Ok(Config::default_with_hash())
+            }
+        }
+    }
+}
+
+/// Both judges from configuration plus policy folders given on the command line.
+pub fn build_evaluator(cfg: &Config, extra_policies: &[PathBuf]) -> Result<Arc<Evaluator>> {
+    let judges = cfg.build_judges().context("configuring judges")?;
+    let policies = cfg.build_policies(extra_policies).context("loading policies")?;
+    Ok(Evaluator::new(judges, policies, cfg.context.clone()))
+}
+
+/// The store location: the command line first, then configuration.
+pub fn store_location(cfg: &Config, db: Option<&Path>) -> String {
+    match db {
+        Some(p) => p.display().to_string(),
+        None => {
+            let p = Path::new(&cfg.store.path);
+            if cfg.store.path.contains("://") || p.is_absolute() {
+                cfg.store.path.clone()
+            } else {
+                cfg.base_dir.join(p).display().to_string()
+            }
+        }
+    }
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}

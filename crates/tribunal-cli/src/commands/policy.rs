@@ -1,0 +1,79 @@
+//! `tribunal policy test`: run the Rego unit tests (`test_` rules) of policy folders.
+
+use super::load_config;
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+use tribunal_policy::{load_dir, pack, run_policy_tests, PolicySource};
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Run the `test_` rules of every *.rego file in the folders; exit 1 if any fails.
+    Test(TestArgs),
+}
+
+#[derive(Args)]
+pub struct TestArgs {
+    /// Policy folders or files (with their *_test.rego files and data.json).
+    pub paths: Vec<PathBuf>,
+    /// Also run the default pack's own tests.
+    #[arg(long)]
+    pub builtin: bool,
+    /// Output: table or json.
+    #[arg(long, short = 'f', default_value = "table")]
+    pub format: String,
+}
+
+pub fn run(config: Option<&Path>, cmd: PolicyCommand) -> Result<u8> {
+    let PolicyCommand::Test(args) = cmd;
+    if args.paths.is_empty() && !args.builtin {
+        bail!("policy test: give policy folders, or --builtin for the default pack's tests");
+    }
+    if !matches!(args.format.as_str(), "table" | "json") {
+        bail!("--format: expected table or json, found {:?}", args.format);
+    }
+    let cfg = load_config(config)?;
+    let mut policies: Vec<PolicySource> = Vec::new();
+    let mut tests: Vec<PolicySource> = Vec::new();
+    // The pack is always loaded so user policies can use its helpers (data.tribunal.lib).
+    if cfg.policies.builtin || args.builtin {
+        policies.extend(pack::sources());
+    }
+    if args.builtin {
+        tests.extend(pack::test_sources());
+    }
+    let mut data = Vec::new();
+    if !cfg.policies.data.is_empty() {
+        data.push(serde_json::to_value(&cfg.policies.data)?);
+    }
+    for p in &args.paths {
+        let (sources, d) = load_dir(p)?;
+        // Policies and their *_test.rego files load together; `test_` rules run wherever
+        // they are defined.
+        tests.extend(sources);
+        data.extend(d.into_iter().map(|(_, v)| v));
+    }
+    let outcomes = run_policy_tests(policies, tests, &data)?;
+    let failed = outcomes.iter().filter(|o| !o.passed).count();
+    if args.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+            "passed": outcomes.len() - failed,
+            "failed": failed,
+            "tests": outcomes,
+        }))?);
+    } else {
+        for o in &outcomes {
+            if o.passed {
+                println!("PASS  {}  ({})", o.name, o.file);
+            } else {
+                println!("FAIL  {}  ({}): {}", o.name, o.file, o.detail);
+            }
+        }
+        println!("{} passed, {} failed", outcomes.len() - failed, failed);
+    }
+    if outcomes.is_empty() {
+        eprintln!("no test_ rules found");
+        return Ok(1);
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}

@@ -1,0 +1,53 @@
+//! The `tribunal` command: argument parsing and wiring of the library crates. No logic of
+//! its own beyond choosing what to call and which exit code to return.
+
+mod clock;
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "tribunal", version, about = "Secures and evaluates AI agents: judges execution traces and returns allow, block or escalate.")]
+struct Cli {
+    /// Configuration file (default: ./tribunal.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate traces from files or directories; exit 1 when any is blocked.
+    Eval(commands::eval::EvalArgs),
+    /// Judge one trace and the step the agent wants to take next; prints the verdict as JSON.
+    Check(commands::check::CheckArgs),
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
+    /// Past evaluation runs in the store.
+    #[command(subcommand)]
+    Runs(commands::runs::RunsCommand),
+    /// Write a commented starter tribunal.toml and a policies/ folder.
+    Init(commands::init::InitArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Eval(a) => commands::eval::run(cli.config.as_deref(), a),
+        Command::Check(a) => commands::check::run(cli.config.as_deref(), a),
+        Command::Policy(c) => commands::policy::run(cli.config.as_deref(), c),
+        Command::Runs(c) => commands::runs::run(cli.config.as_deref(), c),
+        Command::Init(a) => commands::init::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

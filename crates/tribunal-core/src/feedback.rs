@@ -1,0 +1,114 @@
+//! Feedback: what one judge says about one trace.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What one judge says about one trace (the shape MLflow calls an assessment's feedback).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feedback {
+    /// The score's name, as policies see it under `input.scores`.
+    pub name: String,
+    /// The value: a number, boolean, string or structured object. `null` when `error` is set.
+    pub value: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rationale: Option<String>,
+    pub source: FeedbackSource,
+    /// Set when the judge could not produce a value. Never paired with a made-up value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Span or message ids that support the value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
+    /// Individual detections behind the value (detectors only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+}
+
+impl Feedback {
+    pub fn code(judge: &str, name: impl Into<String>, value: impl Into<Value>) -> Feedback {
+        Feedback {
+            name: name.into(),
+            value: value.into(),
+            rationale: None,
+            source: FeedbackSource {
+                source_type: SourceType::Code,
+                source_id: judge.to_owned(),
+            },
+            error: None,
+            evidence: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    pub fn error(judge: &str, name: impl Into<String>, error: impl Into<String>) -> Feedback {
+        let mut f = Feedback::code(judge, name, Value::Null);
+        f.error = Some(error.into());
+        f
+    }
+
+    pub fn with_rationale(mut self, r: impl Into<String>) -> Feedback {
+        self.rationale = Some(r.into());
+        self
+    }
+
+    pub fn with_evidence(mut self, ids: Vec<String>) -> Feedback {
+        self.evidence = ids;
+        self
+    }
+
+    /// The value as a number, when it is one (booleans count as 0/1).
+    pub fn as_f64(&self) -> Option<f64> {
+        match &self.value {
+            Value::Number(n) => n.as_f64(),
+            Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackSource {
+    pub source_type: SourceType,
+    pub source_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SourceType {
+    Code,
+    LlmJudge,
+    Human,
+}
+
+/// One detection: what was found and exactly where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The rule that fired, e.g. `aws_access_key`, `email`, `ignore_instructions`.
+    pub kind: String,
+    /// 0..1: how sure the detector is that this is real.
+    pub score: f64,
+    pub location: Location,
+    /// A redacted excerpt, safe to log (secrets are never copied whole).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub excerpt: String,
+}
+
+/// Where in a trace (or its pending step) a finding sits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// Message or span id; `pending` for the proposed step.
+    pub id: String,
+    /// `content` or `arguments`.
+    pub field: String,
+    /// The tool call whose arguments hold the finding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// The tool called, for findings in arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Provenance label of the content (`user`, `tool`, `retrieval`, ...).
+    pub provenance: String,
+    /// Byte range within the field's text.
+    pub start: usize,
+    pub end: usize,
+}

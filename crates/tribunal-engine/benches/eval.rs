@@ -1,0 +1,56 @@
+//! `eval` throughput: a generated JSONL of traces (100,000 by default) evaluated with every
+//! default judge and the default pack, against a baseline that only parses the same file
+//! with serde_json, measured in the same run.
+
+#[path = "common.rs"]
+mod common;
+
+use std::io::{BufRead, BufWriter, Write};
+use std::time::Instant;
+use tribunal_engine::{run_eval, Config, Evaluator, Event, RunOptions};
+use tribunal_formats::InputFormat;
+use tribunal_policy::Context;
+
+fn main() {
+    let n: usize = std::env::var("TRIBUNAL_BENCH_TRACES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traces.jsonl");
+    {
+        let mut w = BufWriter::new(std::fs::File::create(&path).unwrap());
+        for i in 0..n {
+            serde_json::to_writer(&mut w, &common::agent_trace(i, 8 + i % 8)).unwrap();
+            w.write_all(b"\n").unwrap();
+        }
+    }
+    let bytes = std::fs::metadata(&path).unwrap().len();
+
+    // Baseline: read and parse every line with serde_json, one thread.
+    let t = Instant::now();
+    let mut parsed = 0usize;
+    let reader = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(&path).unwrap());
+    for line in reader.lines() {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        std::hint::black_box(&v);
+        parsed += 1;
+    }
+    let baseline = t.elapsed();
+    assert_eq!(parsed, n);
+
+    let cfg = Config::default_with_hash();
+    let evaluator = Evaluator::new(cfg.build_judges().unwrap(), cfg.build_policies(&[]).unwrap(), Context::default());
+    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let t = Instant::now();
+    let mut results = 0usize;
+    let summary = run_eval(&[path.clone()], evaluator, &RunOptions { format: InputFormat::Auto, jobs }, |e| {
+        if let Event::Result(_) = e {
+            results += 1;
+        }
+    })
+    .unwrap();
+    let eval = t.elapsed();
+    assert_eq!(results, n);
+    println!("eval throughput: {n} traces, {:.1} MB, {jobs} workers", bytes as f64 / 1e6);
+    println!("  baseline (parse with serde_json, 1 thread): {:>7.2} s  {:>9.0} traces/s", baseline.as_secs_f64(), n as f64 / baseline.as_secs_f64());
+    println!("  tribunal eval (judges + policies):          {:>7.2} s  {:>9.0} traces/s", eval.as_secs_f64(), n as f64 / eval.as_secs_f64());
+    println!("  eval time / parse time: {:.2} (target <= 2.0)   verdicts: {:?}", eval.as_secs_f64() / baseline.as_secs_f64(), summary);
+}

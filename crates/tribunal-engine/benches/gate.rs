@@ -1,0 +1,68 @@
+//! Gate decision latency in-process: every default judge plus the default policy pack on a
+//! 20-step trace with a pending tool call. Prints p50/p99 against the 100 µs target and
+//! against parsing the same trace's JSON (the baseline, measured in the same run).
+
+#[path = "common.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+use tribunal_engine::{Config, Evaluator};
+use tribunal_formats::{import_pending, import_value, InputFormat};
+use tribunal_policy::Context;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn measure(iterations: usize, mut f: impl FnMut()) -> Vec<Duration> {
+    for _ in 0..iterations / 10 {
+        f();
+    }
+    let mut out = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t = Instant::now();
+        f();
+        out.push(t.elapsed());
+    }
+    out.sort();
+    out
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn main() {
+    let iterations: usize = std::env::var("TRIBUNAL_BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
+    let cfg = Config::default_with_hash();
+    let evaluator = Evaluator::new(cfg.build_judges().unwrap(), cfg.build_policies(&[]).unwrap(), Context::default());
+    let doc = common::agent_trace(7, 20);
+    let text = doc.to_string();
+    let trace = import_value(&doc, InputFormat::Auto, "bench").unwrap().remove(0);
+    assert_eq!(trace.messages.len(), 20);
+    let pending = import_pending(&serde_json::json!({"name": "send_email", "arguments": {"to": "customer7@example.com", "body": "Your order ships soon."}})).unwrap();
+    let ctx = Context { agent: Some("support".into()), ..Context::default() };
+    let mut policy = evaluator.policy_evaluator();
+
+    let parse = measure(iterations, || {
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        std::hint::black_box(v);
+    });
+    let judges = measure(iterations, || {
+        std::hint::black_box(evaluator.feedback(&trace, Some(&pending)));
+    });
+    let full = measure(iterations, || {
+        std::hint::black_box(evaluator.evaluate(&trace, Some(&pending), Some(&ctx), &mut policy));
+    });
+    let decision = evaluator.evaluate(&trace, Some(&pending), Some(&ctx), &mut policy);
+    println!("gate decision, 20-step trace, default judges + default pack ({iterations} iterations, decision {})", decision.decision);
+    println!("  baseline: parse the trace JSON     p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&parse, 0.5)), us(percentile(&parse, 0.99)));
+    println!("  judges only (metrics + detectors)  p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&judges, 0.5)), us(percentile(&judges, 0.99)));
+    println!("  full decision (judges + policies)  p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&full, 0.5)), us(percentile(&full, 0.99)));
+    println!(
+        "  p99 / target (100 us): {:.2}   p50 decision / p50 parse: {:.1}x",
+        us(percentile(&full, 0.99)) / 100.0,
+        us(percentile(&full, 0.5)) / us(percentile(&parse, 0.5))
+    );
+}

@@ -1,0 +1,313 @@
+//! `tribunal.toml`: which judges run with which settings, which policy folders load, the
+//! policy data, fail modes and run defaults. Everything has a default: no file is needed.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use tribunal_judges::{build_judge, Judge, JudgeSpec, BUILTINS};
+use tribunal_policy::{FailMode, PolicyError, PolicyOptions, PolicySet, PolicySource};
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error(transparent)]
+    Judge(#[from] tribunal_judges::JudgeConfigError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub eval: EvalSettings,
+    pub store: StoreSettings,
+    pub policies: PolicySettings,
+    /// `[judges.NAME]` tables: `kind` (defaults to NAME), `enabled`, and the judge's settings.
+    pub judges: BTreeMap<String, toml::Table>,
+    /// Default context for every trace: agent, user, environment.
+    pub context: tribunal_policy::Context,
+    /// Where the file was read from (for relative paths).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// Hash of the file's text.
+    #[serde(skip)]
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalSettings {
+    /// `block` (default) or `escalate`: the lowest decision that fails a run.
+    pub fail_on: String,
+    /// Worker threads; 0 means one per core.
+    pub jobs: usize,
+    /// `auto`, `openai`, `anthropic`, `mlflow` or `otlp`.
+    pub input_format: String,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        EvalSettings {
+            fail_on: "block".into(),
+            jobs: 0,
+            input_format: "auto".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// SQLite file path or database URL.
+    pub path: String,
+    /// Save runs at all.
+    pub enabled: bool,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            path: ".tribunal/tribunal.db".into(),
+            enabled: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Load the built-in default pack.
+    pub builtin: bool,
+    /// Folders (or files) of `.rego` policies and `data.json` files.
+    pub paths: Vec<PathBuf>,
+    /// `closed` (block, the default), `escalate` or `open` (allow with a warning).
+    pub fail_mode: String,
+    /// Time limit per policy evaluation, in milliseconds.
+    pub timeout_ms: u64,
+    /// Merged into `data.tribunal.config` over the pack's defaults.
+    pub data: toml::Table,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        PolicySettings {
+            builtin: true,
+            paths: Vec::new(),
+            fail_mode: "closed".into(),
+            timeout_ms: 100,
+            data: toml::Table::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a config file. Errors name the file, line and the setting.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let mut cfg = Config::parse(&text, &path.display().to_string())?;
+        cfg.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        Ok(cfg)
+    }
+
+    /// The built-in defaults, as if from an empty file.
+    pub fn default_with_hash() -> Config {
+        Config::parse("", "(defaults)").expect("the empty configuration is valid")
+    }
+
+    /// Parses config text; `name` is used in error messages.
+    pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::File {
+            path: match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!("{name}:{line}")
+                }
+                None => name.to_owned(),
+            },
+            message: e.message().to_owned(),
+        })?;
+        cfg.hash = short_hash(text);
+        if !matches!(cfg.eval.fail_on.as_str(), "block" | "escalate") {
+            return Err(ConfigError::File {
+                path: name.to_owned(),
+                message: format!("eval.fail_on: expected block or escalate, found {:?}", cfg.eval.fail_on),
+            });
+        }
+        if FailMode::parse(&cfg.policies.fail_mode).is_none() {
+            return Err(ConfigError::File {
+                path: name.to_owned(),
+                message: format!(
+                    "policies.fail_mode: expected one of {}, found {:?}",
+                    FailMode::NAMES.join(", "),
+                    cfg.policies.fail_mode
+                ),
+            });
+        }
+        if tribunal_formats::InputFormat::parse(&cfg.eval.input_format).is_none() {
+            return Err(ConfigError::File {
+                path: name.to_owned(),
+                message: format!(
+                    "eval.input_format: expected one of {}, found {:?}",
+                    tribunal_formats::InputFormat::NAMES.join(", "),
+                    cfg.eval.input_format
+                ),
+            });
+        }
+        Ok(cfg)
+    }
+
+    /// The judge instances: every default built-in, changed, disabled or added to by the
+    /// `[judges.*]` tables.
+    pub fn judge_specs(&self) -> Result<Vec<JudgeSpec>, ConfigError> {
+        let mut specs: Vec<JudgeSpec> = BUILTINS
+            .iter()
+            .filter(|b| b.default_on)
+            .map(|b| JudgeSpec {
+                name: b.kind.to_owned(),
+                kind: b.kind.to_owned(),
+                params: Value::Null,
+            })
+            .collect();
+        for (name, table) in &self.judges {
+            let mut table = table.clone();
+            let kind = match table.remove("kind") {
+                Some(toml::Value::String(k)) => k,
+                Some(_) => {
+                    return Err(tribunal_judges::JudgeConfigError::invalid(name, "`kind` must be a string").into())
+                }
+                None => name.clone(),
+            };
+            let enabled = match table.remove("enabled") {
+                Some(toml::Value::Boolean(b)) => b,
+                Some(_) => {
+                    return Err(tribunal_judges::JudgeConfigError::invalid(name, "`enabled` must be true or false").into())
+                }
+                None => true,
+            };
+            specs.retain(|s| &s.name != name);
+            if !enabled {
+                continue;
+            }
+            let params = serde_json::to_value(&table)
+                .map_err(|e| tribunal_judges::JudgeConfigError::invalid(name, e.to_string()))?;
+            specs.push(JudgeSpec {
+                name: name.clone(),
+                kind,
+                params,
+            });
+        }
+        Ok(specs)
+    }
+
+    pub fn build_judges(&self) -> Result<Vec<Box<dyn Judge>>, ConfigError> {
+        self.judge_specs()?
+            .iter()
+            .map(|s| build_judge(s).map_err(ConfigError::from))
+            .collect()
+    }
+
+    /// The policy set: the built-in pack (unless turned off), then every configured folder;
+    /// `extra` folders (from the command line) come last.
+    pub fn build_policies(&self, extra: &[PathBuf]) -> Result<PolicySet, ConfigError> {
+        let mut sources: Vec<PolicySource> = Vec::new();
+        if self.policies.builtin {
+            sources.extend(tribunal_policy::pack::sources());
+        }
+        let mut data = Vec::new();
+        for p in self.policies.paths.iter().map(|p| self.base_dir.join(p)).chain(extra.iter().cloned()) {
+            let (s, d) = tribunal_policy::load_dir(&p)?;
+            sources.extend(s.into_iter().filter(|s| !is_test_file(&s.path)));
+            data.extend(d.into_iter().map(|(_, v)| v));
+        }
+        if !self.policies.data.is_empty() {
+            data.push(serde_json::to_value(&self.policies.data).map_err(|e| ConfigError::File {
+                path: "policies.data".into(),
+                message: e.to_string(),
+            })?);
+        }
+        let options = PolicyOptions {
+            fail_mode: FailMode::parse(&self.policies.fail_mode).unwrap_or_default(),
+            timeout: std::time::Duration::from_millis(self.policies.timeout_ms.max(1)),
+        };
+        Ok(PolicySet::new(sources, &data, options)?)
+    }
+}
+
+/// `*_test.rego` files hold unit tests: loaded by `policy test`, not by evaluation.
+pub fn is_test_file(path: &str) -> bool {
+    path.ends_with("_test.rego")
+}
+
+pub fn short_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(text.as_bytes());
+    d[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A commented starter configuration, written by `tribunal init`.
+pub const STARTER_CONFIG: &str = include_str!("../starter/tribunal.toml");
+/// A starter policy with its unit test, written by `tribunal init`.
+pub const STARTER_POLICY: &str = include_str!("../starter/policies/refunds.rego");
+pub const STARTER_POLICY_TEST: &str = include_str!("../starter/policies/refunds_test.rego");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_runs_every_default_judge_and_the_pack() {
+        let cfg = Config::parse("", "t.toml").unwrap();
+        let judges = cfg.build_judges().unwrap();
+        assert_eq!(judges.len(), BUILTINS.iter().filter(|b| b.default_on).count());
+        let policies = cfg.build_policies(&[]).unwrap();
+        assert!(policies.gates().count() >= 6);
+    }
+
+    #[test]
+    fn unknown_setting_names_line_and_valid_choices() {
+        let err = Config::parse("[eval]\njobs = 2\nfail_onn = \"block\"\n", "t.toml").unwrap_err().to_string();
+        assert!(err.starts_with("t.toml:3"), "{err}");
+        assert!(err.contains("fail_onn") && err.contains("fail_on"), "{err}");
+    }
+
+    #[test]
+    fn unknown_judge_names_valid_kinds() {
+        let cfg = Config::parse("[judges.sekrets]\nthreshold = 1\n", "t.toml").unwrap();
+        let err = cfg.build_judges().err().unwrap().to_string();
+        assert!(err.contains("sekrets") && err.contains("secrets"), "{err}");
+    }
+
+    #[test]
+    fn judges_can_be_disabled_and_added() {
+        let cfg = Config::parse(
+            "[judges.pii]\nenabled = false\n[judges.strict_loops]\nkind = \"repeated_calls\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let specs = cfg.judge_specs().unwrap();
+        assert!(!specs.iter().any(|s| s.name == "pii"));
+        assert!(specs.iter().any(|s| s.name == "strict_loops" && s.kind == "repeated_calls"));
+    }
+
+    #[test]
+    fn bad_fail_mode_lists_choices() {
+        let err = Config::parse("[policies]\nfail_mode = \"maybe\"\n", "t.toml").unwrap_err().to_string();
+        assert!(err.contains("closed, escalate, open"), "{err}");
+    }
+
+    #[test]
+    fn starter_config_is_valid() {
+        let cfg = Config::parse(STARTER_CONFIG, "starter").unwrap();
+        cfg.build_judges().unwrap();
+    }
+}

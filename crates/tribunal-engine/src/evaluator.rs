@@ -1,0 +1,105 @@
+//! One trace in, one verdict out: every judge, then every gate, then the combination.
+
+use serde::Serialize;
+use std::sync::Arc;
+use tribunal_core::{Feedback, Pending, Trace, Verdict};
+use tribunal_formats::SourceRef;
+use tribunal_judges::{Judge, JudgeInput};
+use tribunal_policy::{policy_input, Context, PolicyEvaluator, PolicySet};
+
+/// The two judges, built once and shared by every worker.
+pub struct Evaluator {
+    judges: Vec<Box<dyn Judge>>,
+    policies: PolicySet,
+    context: Context,
+}
+
+/// The result for one trace, as reports and the store keep it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceResult {
+    pub trace_id: String,
+    pub source: SourceRef,
+    /// `allow`, `escalate` or `block`.
+    pub verdict: tribunal_core::Decision,
+    pub reasons: Vec<String>,
+    pub feedback: Vec<Feedback>,
+    pub violations: Vec<tribunal_core::Violation>,
+}
+
+impl TraceResult {
+    pub fn new(trace_id: String, source: SourceRef, v: Verdict) -> TraceResult {
+        TraceResult {
+            trace_id,
+            source,
+            verdict: v.decision,
+            reasons: v.reasons,
+            feedback: v.feedback,
+            violations: v.violations,
+        }
+    }
+}
+
+impl Evaluator {
+    pub fn new(judges: Vec<Box<dyn Judge>>, policies: PolicySet, context: Context) -> Arc<Evaluator> {
+        Arc::new(Evaluator {
+            judges,
+            policies,
+            context,
+        })
+    }
+
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    /// A policy evaluator for one thread.
+    pub fn policy_evaluator(&self) -> PolicyEvaluator {
+        self.policies.evaluator()
+    }
+
+    /// Runs every judge on the trace. A judge that panics is reported as an error on its
+    /// feedback, never skipped.
+    pub fn feedback(&self, trace: &Trace, pending: Option<&Pending>) -> Vec<Feedback> {
+        let input = JudgeInput { trace, pending };
+        let mut out = Vec::new();
+        for j in &self.judges {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| j.judge(&input))) {
+                Ok(f) => out.extend(f),
+                Err(_) => out.push(Feedback::error(j.name(), j.name(), "the judge failed unexpectedly on this trace")),
+            }
+        }
+        out
+    }
+
+    /// Judges, gates and combines.
+    pub fn evaluate(
+        &self,
+        trace: &Trace,
+        pending: Option<&Pending>,
+        context: Option<&Context>,
+        policy: &mut PolicyEvaluator,
+    ) -> Verdict {
+        let feedback = self.feedback(trace, pending);
+        let context = context.unwrap_or(&self.context);
+        let input = policy_input(trace, pending, &feedback, context);
+        let violations = policy.evaluate(input);
+        Verdict::combine(feedback, violations)
+    }
+
+    /// The context from configuration, with the trace's own `agent`/`user` metadata over it.
+    pub fn context_for(&self, trace: &Trace) -> Option<Context> {
+        let agent = trace.metadata.get("agent").and_then(|v| v.as_str());
+        let user = trace.metadata.get("user").and_then(|v| v.as_str());
+        if agent.is_none() && user.is_none() {
+            return None;
+        }
+        let mut c = self.context.clone();
+        if let Some(a) = agent {
+            c.agent = Some(a.to_owned());
+        }
+        if let Some(u) = user {
+            c.user = Some(u.to_owned());
+        }
+        Some(c)
+    }
+}

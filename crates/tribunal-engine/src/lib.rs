@@ -1,0 +1,12 @@
+//! The evaluation engine: reads configuration, builds the two judges, and runs them over
+//! traces, streaming and in parallel, producing results in input order and the reports
+//! (table, JSON, JSONL, JUnit) that CI systems read.
+
+pub mod config;
+pub mod evaluator;
+pub mod report;
+pub mod run;
+
+pub use config::{Config, ConfigError};
+pub use evaluator::{Evaluator, TraceResult};
+pub use run::{run_eval, Event, RunOptions, Summary};

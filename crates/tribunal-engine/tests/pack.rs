@@ -1,0 +1,89 @@
+//! The default policy pack against attack and benign traces, through the whole pipeline
+//! (importer, every default judge, every gate). Cases live in `tests/data/pack/*.json`:
+//! `{name, trace, pending?, context?, data?, expect: {decision, rules}}`.
+
+use serde_json::Value;
+use std::path::Path;
+use tribunal_engine::{Config, Evaluator};
+use tribunal_formats::{import_pending, import_value, InputFormat};
+use tribunal_policy::Context;
+
+fn run_case(file: &str, case: &Value) -> Result<(), String> {
+    let name = case["name"].as_str().unwrap_or("?");
+    let mut cfg = Config::default_with_hash();
+    if let Some(data) = case.get("data") {
+        cfg.policies.data = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+    }
+    let evaluator = Evaluator::new(
+        cfg.build_judges().map_err(|e| e.to_string())?,
+        cfg.build_policies(&[]).map_err(|e| e.to_string())?,
+        Context::default(),
+    );
+    let trace = import_value(&case["trace"], InputFormat::Auto, name)
+        .map_err(|e| format!("{file} / {name}: trace: {e}"))?
+        .remove(0);
+    let pending = match case.get("pending") {
+        Some(p) => Some(import_pending(p).map_err(|e| format!("{file} / {name}: pending: {e}"))?),
+        None => None,
+    };
+    let context: Context = case
+        .get("context")
+        .map(|c| serde_json::from_value(c.clone()).expect("context"))
+        .unwrap_or_default();
+    let mut policy = evaluator.policy_evaluator();
+    let verdict = evaluator.evaluate(&trace, pending.as_ref(), Some(&context), &mut policy);
+    let fired: Vec<&str> = verdict.violations.iter().map(|v| v.rule.as_str()).collect();
+    let expect = &case["expect"];
+    let decision = expect["decision"].as_str().unwrap_or("?");
+    if verdict.decision.as_str() != decision {
+        return Err(format!(
+            "{file} / {name}: expected {decision}, got {} with {:?}",
+            verdict.decision, verdict.violations
+        ));
+    }
+    for rule in expect["rules"].as_array().into_iter().flatten() {
+        let rule = rule.as_str().unwrap_or("?");
+        if !fired.contains(&rule) {
+            return Err(format!("{file} / {name}: rule {rule} did not fire; fired: {fired:?}"));
+        }
+    }
+    for v in &verdict.violations {
+        for id in &v.evidence {
+            if id != "pending" && !id.starts_with("pending.") && !trace.has_id(id) {
+                return Err(format!("{file} / {name}: evidence {id} of {} is not in the trace", v.rule));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn default_pack_cases() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pack");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let mut failures = Vec::new();
+    let mut count = 0;
+    let mut attacks = std::collections::BTreeMap::<String, (usize, usize)>::new();
+    for f in &files {
+        let file = f.file_name().unwrap().to_string_lossy().to_string();
+        let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        for case in &cases {
+            count += 1;
+            let entry = attacks.entry(file.clone()).or_default();
+            if case["expect"]["decision"] == "allow" {
+                entry.1 += 1;
+            } else {
+                entry.0 += 1;
+            }
+            if let Err(e) = run_case(&file, case) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(count >= 30, "expected the pack cases, found {count}");
+    for (file, (attack, benign)) in &attacks {
+        assert!(*attack > 0 && *benign > 0, "{file} needs attack and benign cases");
+    }
+    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
+}

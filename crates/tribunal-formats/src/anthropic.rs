@@ -1,0 +1,308 @@
+//! Anthropic Messages: `tool_use` and `tool_result` content blocks mapped onto the chat model.
+//!
+//! A record is `{id?, system?, messages, tools?, inputs?, outputs?, expectations?, ...}`.
+//! Message ids are `m{i}` (i = index in the source list). A source message that becomes
+//! several (a user turn holding tool results and text becomes the tool messages, then the
+//! user message) keeps `m{i}` for the first and gives `m{i}.{k}` (k = 1, 2, ...) to the
+//! others. A top-level system prompt becomes a first system message with id `system`.
+
+use crate::error::ImportError;
+use crate::openai::{explicit_provenance, fill_record_fields, record_id};
+use crate::util::{as_array, as_object, kind_of, opt_str, parse_arguments};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use tribunal_core::{Message, Provenance, Role, ToolCall, Trace};
+
+/// Fields of a record that map onto the trace; every other field is kept as metadata.
+const RECORD_FIELDS: &[&str] = &[
+    "id",
+    "trace_id",
+    "system",
+    "messages",
+    "inputs",
+    "outputs",
+    "expectations",
+    "metadata",
+    "tags",
+    "tools",
+];
+
+/// Does this message list use Anthropic content blocks (`tool_use` / `tool_result`)?
+pub fn looks_like(msgs: &[Value]) -> bool {
+    msgs.iter().any(|m| {
+        m.get("content")
+            .and_then(Value::as_array)
+            .is_some_and(|blocks| {
+                blocks.iter().any(|b| {
+                    matches!(
+                        b.get("type").and_then(Value::as_str),
+                        Some("tool_use" | "tool_result")
+                    )
+                })
+            })
+    })
+}
+
+/// Imports a record with a `messages` list and an optional top-level `system` prompt.
+pub fn import_record(obj: &Map<String, Value>, fallback_id: &str) -> Result<Trace, ImportError> {
+    let messages = obj
+        .get("messages")
+        .ok_or_else(|| ImportError::new("messages", "a list of Anthropic messages"))?;
+    let mut trace = Trace {
+        id: record_id(obj)?.unwrap_or_else(|| fallback_id.to_owned()),
+        ..Trace::default()
+    };
+    let list = as_array(messages, "messages")?;
+    let system = obj.get("system").filter(|v| !v.is_null());
+    trace.messages = import_messages(list, system).map_err(|e| {
+        if e.field == "system" {
+            e
+        } else {
+            e.within("messages")
+        }
+    })?;
+    fill_record_fields(obj, &mut trace, RECORD_FIELDS)?;
+    Ok(trace)
+}
+
+/// Imports a list of Anthropic messages, after the optional system prompt (a string or a list
+/// of text blocks). Errors inside the list are reported relative to it (`[2].content[0]...`);
+/// an error in the system prompt names the field `system`.
+pub fn import_messages(
+    list: &[Value],
+    system: Option<&Value>,
+) -> Result<Vec<Message>, ImportError> {
+    let mut out = Vec::with_capacity(list.len() + 1);
+    if let Some(system) = system.filter(|v| !v.is_null()) {
+        let text = blocks_text(system, "system")?;
+        out.push(Message::new("system", Role::System, text));
+    }
+    // tool_use id -> tool name, so results know which tool produced them.
+    let mut call_names: HashMap<String, String> = HashMap::new();
+    for (i, raw) in list.iter().enumerate() {
+        let at = format!("[{i}]");
+        let produced = import_message(raw, i, &mut call_names).map_err(|e| e.within(&at))?;
+        out.extend(produced);
+    }
+    Ok(out)
+}
+
+/// One source message: one or more chat messages.
+fn import_message(
+    raw: &Value,
+    i: usize,
+    call_names: &mut HashMap<String, String>,
+) -> Result<Vec<Message>, ImportError> {
+    let o = as_object(raw, "")?;
+    let role = match opt_str(o, "role")? {
+        Some("user") => Role::User,
+        Some("assistant") => Role::Assistant,
+        Some("system") => Role::System,
+        Some(other) => {
+            return Err(ImportError::new(
+                "role",
+                format!("one of user, assistant; found {other:?}"),
+            ))
+        }
+        None => return Err(ImportError::new("role", "one of user, assistant")),
+    };
+    let mut texts: Vec<String> = Vec::new();
+    let mut calls: Vec<ToolCall> = Vec::new();
+    // (tool_use_id, content) of each tool_result block, in order.
+    let mut results: Vec<(String, String)> = Vec::new();
+    match o.get("content") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => texts.push(s.clone()),
+        Some(Value::Array(blocks)) => {
+            for (j, b) in blocks.iter().enumerate() {
+                let at = format!("content[{j}]");
+                let b = match b {
+                    Value::String(s) => {
+                        texts.push(s.clone());
+                        continue;
+                    }
+                    other => as_object(other, &at)?,
+                };
+                let kind = opt_str(b, "type")
+                    .map_err(|e| e.within(&at))?
+                    .ok_or_else(|| ImportError::new(format!("{at}.type"), "the block's type"))?;
+                match kind {
+                    "text" => {
+                        if let Some(t) = opt_str(b, "text").map_err(|e| e.within(&at))? {
+                            texts.push(t.to_owned());
+                        }
+                    }
+                    "tool_use" | "server_tool_use" | "mcp_tool_use" => {
+                        let call = tool_use(b, &format!("m{i}.call{}", calls.len()))
+                            .map_err(|e| e.within(&at))?;
+                        call_names.insert(call.id.clone(), call.name.clone());
+                        calls.push(call);
+                    }
+                    k if k == "tool_result" || k.ends_with("_tool_result") => {
+                        let id = opt_str(b, "tool_use_id")
+                            .map_err(|e| e.within(&at))?
+                            .ok_or_else(|| {
+                                ImportError::new(
+                                    format!("{at}.tool_use_id"),
+                                    "the id of the tool_use block this result answers",
+                                )
+                            })?;
+                        let content = match b.get("content") {
+                            None | Some(Value::Null) => String::new(),
+                            Some(c) => blocks_text(c, &format!("{at}.content"))?,
+                        };
+                        results.push((id.to_owned(), content));
+                    }
+                    // Thinking, images, documents and other blocks carry no chat text.
+                    _ => {}
+                }
+            }
+        }
+        Some(other) => {
+            return Err(ImportError::new(
+                "content",
+                format!(
+                    "a string or a list of content blocks, found {}",
+                    kind_of(other)
+                ),
+            ))
+        }
+    }
+    let explicit = match o.get("provenance").filter(|v| !v.is_null()) {
+        Some(p) => Some(explicit_provenance(p, "provenance")?),
+        None => None,
+    };
+    let name = opt_str(o, "name")?.map(str::to_owned);
+
+    let mut out = Vec::with_capacity(results.len() + 1);
+    let mut tool_msgs = Vec::with_capacity(results.len());
+    for (call_id, content) in results {
+        let tool = call_names.get(&call_id).cloned().unwrap_or_default();
+        let mut m = Message::new(String::new(), Role::Tool, content);
+        m.provenance = Provenance::Tool { name: tool.clone() };
+        if !tool.is_empty() {
+            m.name = Some(tool);
+        }
+        m.tool_call_id = Some(call_id);
+        tool_msgs.push(m);
+    }
+    let has_body = !texts.is_empty() || !calls.is_empty() || tool_msgs.is_empty();
+    let mut main = Message::new(String::new(), role, texts.join("\n"));
+    main.tool_calls = calls;
+    main.name = name;
+    if let Some(p) = explicit {
+        main.provenance = p;
+    }
+    if role == Role::Assistant {
+        // Server-side tool results follow the call that produced them.
+        out.push(main);
+        out.extend(tool_msgs);
+    } else {
+        out.extend(tool_msgs);
+        if has_body {
+            out.push(main);
+        }
+    }
+    for (k, m) in out.iter_mut().enumerate() {
+        m.id = if k == 0 {
+            format!("m{i}")
+        } else {
+            format!("m{i}.{k}")
+        };
+    }
+    Ok(out)
+}
+
+/// A `tool_use {id, name, input}` block.
+fn tool_use(b: &Map<String, Value>, default_id: &str) -> Result<ToolCall, ImportError> {
+    let name = opt_str(b, "name")?
+        .ok_or_else(|| ImportError::new("name", "the name of the called tool"))?;
+    Ok(ToolCall {
+        id: opt_str(b, "id")?.unwrap_or(default_id).to_owned(),
+        name: name.to_owned(),
+        arguments: parse_arguments(b.get("input").unwrap_or(&Value::Null)),
+        span_id: None,
+    })
+}
+
+/// Text of a string or of a list of blocks (text blocks joined with newlines; other blocks,
+/// such as images, skipped).
+fn blocks_text(v: &Value, field: &str) -> Result<String, ImportError> {
+    match v {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s.clone()),
+        Value::Array(blocks) => {
+            let mut parts = Vec::new();
+            for (j, b) in blocks.iter().enumerate() {
+                match b {
+                    Value::String(s) => parts.push(s.clone()),
+                    Value::Object(o) => {
+                        if let Some(t) =
+                            opt_str(o, "text").map_err(|e| e.within(&format!("{field}[{j}]")))?
+                        {
+                            parts.push(t.to_owned());
+                        }
+                    }
+                    other => {
+                        return Err(ImportError::new(
+                            format!("{field}[{j}]"),
+                            format!("a content block, found {}", kind_of(other)),
+                        ))
+                    }
+                }
+            }
+            Ok(parts.join("\n"))
+        }
+        other => Err(ImportError::new(
+            field,
+            format!(
+                "a string or a list of text blocks, found {}",
+                kind_of(other)
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tool_results_split_the_user_turn() {
+        let msgs = json!([
+            {"role": "user", "content": "weather in Paris and Rome?"},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "id": "tu1", "name": "get_weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "id": "tu2", "name": "get_weather", "input": {"city": "Rome"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "tu1", "content": "sunny"},
+                {"type": "tool_result", "tool_use_id": "tu2", "content": [{"type": "text", "text": "rain"}], "is_error": false},
+                {"type": "text", "text": "thanks"}]}
+        ]);
+        let m = import_messages(msgs.as_array().unwrap(), Some(&json!("be brief"))).unwrap();
+        let ids: Vec<&str> = m.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["system", "m0", "m1", "m2", "m2.1", "m2.2"]);
+        assert_eq!(m[2].tool_calls[1].arguments, json!({"city": "Rome"}));
+        assert_eq!(m[4].content, "rain");
+        assert_eq!(m[4].tool_call_id.as_deref(), Some("tu2"));
+        assert_eq!(
+            m[4].provenance,
+            Provenance::Tool {
+                name: "get_weather".into()
+            }
+        );
+        assert_eq!(m[5].role, Role::User);
+        assert_eq!(m[5].content, "thanks");
+    }
+
+    #[test]
+    fn errors_name_the_block() {
+        let msgs = json!([{"role": "assistant", "content": [{"type": "tool_use", "id": "x"}]}]);
+        let e = import_messages(msgs.as_array().unwrap(), None).unwrap_err();
+        assert_eq!(e.field, "[0].content[0].name");
+        let e = import_messages(&[], Some(&json!(3))).unwrap_err();
+        assert_eq!(e.field, "system");
+    }
+}

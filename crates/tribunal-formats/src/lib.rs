@@ -1,0 +1,20 @@
+//! Importers: every supported wire format becomes a [`tribunal_core::Trace`] here, once.
+//! Nothing downstream knows whether a trace came from OTLP, MLflow or a chat log.
+//!
+//! Adding a format means one module in this folder and one arm in [`InputFormat`].
+
+pub mod anthropic;
+pub mod detect;
+pub mod error;
+pub mod mlflow;
+pub mod openai;
+pub mod otlp;
+pub mod pending;
+pub mod reader;
+pub mod spans;
+mod util;
+
+pub use detect::{detect, import_value, InputFormat};
+pub use error::ImportError;
+pub use pending::import_pending;
+pub use reader::{read_paths, RawItem, ReadError, SourceRef};

@@ -1,0 +1,302 @@
+//! OpenAI chat messages: a list of `{role, content, tool_calls, tool_call_id, name}` objects,
+//! alone or inside a dataset record `{id?, messages, inputs?, outputs?, expectations?, ...}`.
+
+use crate::error::ImportError;
+use crate::util::{as_array, as_object, content_text, opt_str, parse_arguments};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use tribunal_core::{Message, Provenance, Role, ToolCall, ToolDef, Trace};
+
+/// Fields of a dataset record that map onto the trace; every other field is kept as metadata.
+const RECORD_FIELDS: &[&str] = &[
+    "id",
+    "trace_id",
+    "messages",
+    "inputs",
+    "outputs",
+    "expectations",
+    "metadata",
+    "tags",
+    "tools",
+];
+
+/// Imports a dataset record with a `messages` list.
+pub fn import_record(obj: &Map<String, Value>, fallback_id: &str) -> Result<Trace, ImportError> {
+    let messages = obj
+        .get("messages")
+        .ok_or_else(|| ImportError::new("messages", "a list of chat messages"))?;
+    let mut trace = Trace {
+        id: record_id(obj)?.unwrap_or_else(|| fallback_id.to_owned()),
+        ..Trace::default()
+    };
+    trace.messages =
+        import_messages(as_array(messages, "messages")?).map_err(|e| e.within("messages"))?;
+    fill_record_fields(obj, &mut trace, RECORD_FIELDS)?;
+    Ok(trace)
+}
+
+/// The record's own id (`id` or `trace_id`), as a string.
+pub fn record_id(obj: &Map<String, Value>) -> Result<Option<String>, ImportError> {
+    for key in ["id", "trace_id"] {
+        match obj.get(key) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => return Ok(Some(s.clone())),
+            Some(Value::Number(n)) => return Ok(Some(n.to_string())),
+            Some(_) => return Err(ImportError::new(key, "a string or number")),
+        }
+    }
+    Ok(None)
+}
+
+/// Copies `inputs`, `outputs`, `expectations`, `tags`, `metadata`, `tools` and every
+/// unknown field of a dataset record onto the trace.
+pub fn fill_record_fields(
+    obj: &Map<String, Value>,
+    trace: &mut Trace,
+    known: &[&str],
+) -> Result<(), ImportError> {
+    trace.inputs = obj.get("inputs").filter(|v| !v.is_null()).cloned();
+    trace.outputs = obj.get("outputs").filter(|v| !v.is_null()).cloned();
+    trace.expectations = obj.get("expectations").filter(|v| !v.is_null()).cloned();
+    if let Some(tags) = obj.get("tags").filter(|v| !v.is_null()) {
+        for (k, v) in as_object(tags, "tags")? {
+            trace
+                .tags
+                .insert(k.clone(), tribunal_core::trace::value_text(v));
+        }
+    }
+    if let Some(meta) = obj.get("metadata").filter(|v| !v.is_null()) {
+        for (k, v) in as_object(meta, "metadata")? {
+            trace.metadata.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some(tools) = obj.get("tools").filter(|v| !v.is_null()) {
+        trace.tools = import_tool_defs(tools).map_err(|e| e.within("tools"))?;
+    }
+    for (k, v) in obj {
+        if !known.contains(&k.as_str()) {
+            trace.metadata.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Tool definitions in OpenAI's `{type:"function", function:{name, description, parameters}}`
+/// form, or the flat `{name, description, parameters|input_schema}` form.
+pub fn import_tool_defs(v: &Value) -> Result<Vec<ToolDef>, ImportError> {
+    let mut out = Vec::new();
+    for (i, t) in as_array(v, "")?.iter().enumerate() {
+        let at = format!("[{i}]");
+        let o = as_object(t, &at)?;
+        let f = match o.get("function") {
+            Some(f) => as_object(f, &format!("{at}.function"))?,
+            None => o,
+        };
+        let name = opt_str(f, "name")
+            .map_err(|e| e.within(&at))?
+            .ok_or_else(|| ImportError::new(format!("{at}.name"), "the tool's name"))?;
+        out.push(ToolDef {
+            name: name.to_owned(),
+            description: opt_str(f, "description")
+                .map_err(|e| e.within(&at))?
+                .unwrap_or_default()
+                .to_owned(),
+            parameters: f
+                .get("parameters")
+                .or_else(|| f.get("input_schema"))
+                .cloned()
+                .unwrap_or(Value::Null),
+        });
+    }
+    Ok(out)
+}
+
+/// Parses an explicit `provenance` annotation on a message: a label string
+/// (`"retrieval"`) or an object (`{"source":"agent","name":"planner"}`).
+pub fn explicit_provenance(v: &Value, field: &str) -> Result<Provenance, ImportError> {
+    let (source, name) = match v {
+        Value::String(s) => (s.as_str(), None),
+        Value::Object(o) => (
+            o.get("source").and_then(Value::as_str).unwrap_or(""),
+            o.get("name").and_then(Value::as_str),
+        ),
+        _ => ("", None),
+    };
+    let name = name.map(str::to_owned);
+    Ok(match source {
+        "system" => Provenance::System,
+        "user" => Provenance::User,
+        "assistant" => Provenance::Assistant,
+        "tool" => Provenance::Tool {
+            name: name.unwrap_or_default(),
+        },
+        "retrieval" => Provenance::Retrieval { name },
+        "agent" => Provenance::Agent {
+            name: name.unwrap_or_default(),
+        },
+        _ => {
+            return Err(ImportError::new(
+                field,
+                "a provenance: one of system, user, assistant, tool, retrieval, agent",
+            ))
+        }
+    })
+}
+
+/// Imports a list of OpenAI chat messages.
+pub fn import_messages(list: &[Value]) -> Result<Vec<Message>, ImportError> {
+    let mut out = Vec::with_capacity(list.len());
+    // tool_call_id -> tool name, so tool results know which tool produced them.
+    let mut call_names: HashMap<String, String> = HashMap::new();
+    for (i, raw) in list.iter().enumerate() {
+        let at = format!("[{i}]");
+        let o = as_object(raw, &at)?;
+        let role_s = opt_str(o, "role")
+            .map_err(|e| e.within(&at))?
+            .ok_or_else(|| {
+                ImportError::new(
+                    format!("{at}.role"),
+                    "one of system, developer, user, assistant, tool",
+                )
+            })?;
+        let role = match role_s {
+            "system" | "developer" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            "tool" | "function" => Role::Tool,
+            other => {
+                return Err(ImportError::new(
+                    format!("{at}.role"),
+                    format!("one of system, developer, user, assistant, tool; found {other:?}"),
+                ))
+            }
+        };
+        let id = format!("m{i}");
+        let mut msg = Message::new(
+            id.clone(),
+            role,
+            content_text(o.get("content").unwrap_or(&Value::Null)),
+        );
+        msg.name = opt_str(o, "name")
+            .map_err(|e| e.within(&at))?
+            .map(str::to_owned);
+        if let Some(calls) = o.get("tool_calls").filter(|v| !v.is_null()) {
+            let calls = as_array(calls, &format!("{at}.tool_calls"))?;
+            for (j, c) in calls.iter().enumerate() {
+                let call = import_tool_call(c, &format!("{id}.call{j}"))
+                    .map_err(|e| e.within(&format!("{at}.tool_calls[{j}]")))?;
+                call_names.insert(call.id.clone(), call.name.clone());
+                msg.tool_calls.push(call);
+            }
+        }
+        // Legacy single function_call on assistant messages.
+        if let Some(fc) = o.get("function_call").filter(|v| !v.is_null()) {
+            let call = import_function(fc, &format!("{id}.call0"), None)
+                .map_err(|e| e.within(&format!("{at}.function_call")))?;
+            call_names.insert(call.id.clone(), call.name.clone());
+            msg.tool_calls.push(call);
+        }
+        if role == Role::Tool {
+            msg.tool_call_id = opt_str(o, "tool_call_id")
+                .map_err(|e| e.within(&at))?
+                .map(str::to_owned);
+            let tool = msg
+                .name
+                .clone()
+                .or_else(|| {
+                    msg.tool_call_id
+                        .as_ref()
+                        .and_then(|c| call_names.get(c).cloned())
+                })
+                .unwrap_or_default();
+            msg.provenance = Provenance::Tool { name: tool.clone() };
+            if msg.name.is_none() && !tool.is_empty() {
+                msg.name = Some(tool);
+            }
+        }
+        if let Some(p) = o.get("provenance").filter(|v| !v.is_null()) {
+            msg.provenance = explicit_provenance(p, &format!("{at}.provenance"))?;
+        }
+        out.push(msg);
+    }
+    Ok(out)
+}
+
+/// One `{id, type:"function", function:{name, arguments}}` tool call; also accepts the flat
+/// `{id, name, arguments}` form.
+pub fn import_tool_call(c: &Value, default_id: &str) -> Result<ToolCall, ImportError> {
+    let o = as_object(c, "")?;
+    let id = opt_str(o, "id")?.map(str::to_owned);
+    match o.get("function") {
+        Some(f) => import_function(f, default_id, id).map_err(|e| e.within("function")),
+        None => import_function(c, default_id, id),
+    }
+}
+
+fn import_function(
+    f: &Value,
+    default_id: &str,
+    id: Option<String>,
+) -> Result<ToolCall, ImportError> {
+    let o = as_object(f, "")?;
+    let name = opt_str(o, "name")?
+        .ok_or_else(|| ImportError::new("name", "the name of the called tool"))?;
+    Ok(ToolCall {
+        id: id.unwrap_or_else(|| default_id.to_owned()),
+        name: name.to_owned(),
+        arguments: parse_arguments(o.get("arguments").unwrap_or(&Value::Null)),
+        span_id: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tool_results_carry_the_tool_name_as_provenance() {
+        let msgs = json!([
+            {"role":"user","content":"weather?"},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
+            {"role":"tool","tool_call_id":"c1","content":"sunny"},
+            {"role":"assistant","content":[{"type":"text","text":"It is sunny."}]}
+        ]);
+        let m = import_messages(msgs.as_array().unwrap()).unwrap();
+        assert_eq!(m[1].tool_calls[0].arguments, json!({"city":"Paris"}));
+        assert_eq!(
+            m[2].provenance,
+            Provenance::Tool {
+                name: "get_weather".into()
+            }
+        );
+        assert!(m[2].provenance.is_untrusted());
+        assert_eq!(m[3].content, "It is sunny.");
+        assert_eq!(m[3].id, "m3");
+    }
+
+    #[test]
+    fn bad_role_names_the_field() {
+        let msgs = json!([{"role":"user","content":"x"},{"role":"robot","content":"y"}]);
+        let e = import_messages(msgs.as_array().unwrap()).unwrap_err();
+        assert_eq!(e.field, "[1].role");
+        assert!(e.expected.contains("robot"));
+    }
+
+    #[test]
+    fn unknown_record_fields_become_metadata() {
+        let rec = json!({"id": 7, "messages": [{"role":"user","content":"hi"}], "split": "test",
+                         "expectations": {"expected_response": "hello"}});
+        let t = import_record(rec.as_object().unwrap(), "f:1").unwrap();
+        assert_eq!(t.id, "7");
+        assert_eq!(t.metadata["split"], json!("test"));
+        assert_eq!(t.expectations.unwrap()["expected_response"], json!("hello"));
+    }
+
+    #[test]
+    fn unparseable_arguments_are_kept_as_text() {
+        let c = json!({"id":"x","type":"function","function":{"name":"f","arguments":"{oops"}});
+        let call = import_tool_call(&c, "d").unwrap();
+        assert_eq!(call.arguments, json!("{oops"));
+    }
+}

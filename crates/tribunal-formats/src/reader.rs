@@ -1,0 +1,473 @@
+//! Streaming input: files, directories and standard input become a sequence of raw JSON
+//! items, each with the file and line it started on. Parsing happens later, in parallel;
+//! memory stays bounded by one item, whatever the file size.
+//!
+//! - `.jsonl` / `.ndjson` / standard input: one item per non-empty line.
+//! - `.json` holding an array of traces: one item per element, split without parsing.
+//! - `.json` holding one trace (an object, or a list of chat messages): one item.
+//! - a directory: every `.json`, `.jsonl` and `.ndjson` file below it, in name order.
+
+use crate::error::ImportError;
+use crate::util::fallback_id;
+use crate::{import_value, InputFormat};
+use serde::Serialize;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use tribunal_core::Trace;
+
+/// Where an item came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceRef {
+    pub file: String,
+    /// 1-based line where the item starts.
+    pub line: u64,
+}
+
+/// One unparsed JSON item.
+#[derive(Debug, Clone)]
+pub struct RawItem {
+    pub source: SourceRef,
+    pub text: String,
+}
+
+/// A file or item that could not be read: names the file, line and column.
+#[derive(Debug, Clone, Error, Serialize)]
+#[error("{file}:{line}{}: {message}", column.map(|c| format!(":{c}")).unwrap_or_default())]
+pub struct ReadError {
+    pub file: String,
+    pub line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u64>,
+    pub message: String,
+}
+
+impl RawItem {
+    /// Parses the item and imports the traces it holds.
+    pub fn import(&self, format: InputFormat) -> Result<Vec<Trace>, ReadError> {
+        let value: serde_json::Value = serde_json::from_str(&self.text).map_err(|e| ReadError {
+            file: self.source.file.clone(),
+            line: self.source.line + e.line().saturating_sub(1) as u64,
+            column: Some(e.column() as u64),
+            message: format!("invalid JSON: {}", strip_position(&e.to_string())),
+        })?;
+        let id = fallback_id(&self.source.file, self.source.line);
+        import_value(&value, format, &id).map_err(|e: ImportError| ReadError {
+            file: self.source.file.clone(),
+            line: self.source.line,
+            column: None,
+            message: if e.field.is_empty() {
+                format!("expected {}", e.expected)
+            } else {
+                e.to_string()
+            },
+        })
+    }
+}
+
+fn strip_position(msg: &str) -> &str {
+    match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    }
+}
+
+/// Expands directories into the supported files below them, in name order.
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            out.push(p.clone());
+        } else if p.is_dir() {
+            let mut found = Vec::new();
+            walk(p, &mut found).map_err(|e| io_error(p, e))?;
+            found.sort();
+            out.extend(found);
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(ReadError {
+                file: p.display().to_string(),
+                line: 0,
+                column: None,
+                message: "no such file or directory".into(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("json" | "jsonl" | "ndjson")
+        ) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn io_error(p: &Path, e: io::Error) -> ReadError {
+    ReadError {
+        file: p.display().to_string(),
+        line: 0,
+        column: None,
+        message: e.to_string(),
+    }
+}
+
+/// Reads every path, calling `emit` with each item or error in order. `emit` returns `false`
+/// to stop early. Errors in one file do not stop the others.
+pub fn read_paths(
+    paths: &[PathBuf],
+    mut emit: impl FnMut(Result<RawItem, ReadError>) -> bool,
+) -> Result<(), ReadError> {
+    for path in expand_paths(paths)? {
+        let name = if path.as_os_str() == "-" {
+            "<stdin>".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        let keep_going = if path.as_os_str() == "-" {
+            read_lines(io::stdin().lock(), &name, &mut emit)
+        } else {
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) => {
+                    if !emit(Err(io_error(&path, e))) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            let reader = BufReader::with_capacity(256 * 1024, file);
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("jsonl" | "ndjson") => read_lines(reader, &name, &mut emit),
+                _ => read_document(reader, &name, &mut emit),
+            }
+        };
+        if !keep_going {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// One item per non-empty line.
+pub fn read_lines(
+    mut reader: impl BufRead,
+    file: &str,
+    emit: &mut impl FnMut(Result<RawItem, ReadError>) -> bool,
+) -> bool {
+    let mut line_no = 0u64;
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        line_no += 1;
+        match reader.read_line(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {
+                let text = buf.trim();
+                if text.is_empty() {
+                    continue;
+                }
+                let item = RawItem {
+                    source: SourceRef {
+                        file: file.to_owned(),
+                        line: line_no,
+                    },
+                    text: text.to_owned(),
+                };
+                if !emit(Ok(item)) {
+                    return false;
+                }
+            }
+            Err(e) => {
+                return emit(Err(ReadError {
+                    file: file.to_owned(),
+                    line: line_no,
+                    column: None,
+                    message: e.to_string(),
+                }))
+            }
+        }
+    }
+}
+
+/// A `.json` file: one document, or an array whose elements are split without parsing.
+fn read_document(
+    reader: impl BufRead,
+    file: &str,
+    emit: &mut impl FnMut(Result<RawItem, ReadError>) -> bool,
+) -> bool {
+    let mut bytes = reader.bytes().peekable();
+    let mut line = 1u64;
+    let mut col = 0u64;
+    // Skip leading white space (and a byte-order mark) to see what the document is.
+    while let Some(b) = bytes.peek() {
+        match b {
+            Ok(b'\n') => {
+                line += 1;
+                col = 0;
+            }
+            Ok(b' ' | b'\t' | b'\r' | 0xEF | 0xBB | 0xBF) => col += 1,
+            Ok(_) => break,
+            Err(_) => break,
+        }
+        bytes.next();
+    }
+    let start_line = line;
+    if !matches!(bytes.peek(), Some(Ok(b'['))) {
+        // A single document: read it whole.
+        let mut text = Vec::new();
+        for b in bytes {
+            match b {
+                Ok(b) => text.push(b),
+                Err(e) => return emit(Err(read_err(file, line, e))),
+            }
+        }
+        return emit_text(file, start_line, text, emit);
+    }
+    bytes.next(); // '['
+    col += 1;
+    let mut splitter = Splitter::default();
+    let mut elements_seen = 0usize;
+    // Chat-message arrays are one trace, not a list of traces: held until the end.
+    let mut whole: Option<Vec<u8>> = None;
+    let mut elem = Vec::new();
+    let mut elem_line = line;
+    for b in bytes {
+        let b = match b {
+            Ok(b) => b,
+            Err(e) => return emit(Err(read_err(file, line, e))),
+        };
+        col += 1;
+        match splitter.push(b) {
+            Step::Inside => {
+                if elem.is_empty() {
+                    elem_line = line;
+                }
+                elem.push(b);
+            }
+            Step::Between => {}
+            Step::End | Step::Separator => {
+                let done = matches!(splitter.last, Step::End);
+                let trimmed_len = elem.len();
+                if trimmed_len > 0 {
+                    elements_seen += 1;
+                    if elements_seen == 1 && is_chat_message(&elem) {
+                        whole = Some(Vec::new());
+                    }
+                    match whole.as_mut() {
+                        Some(w) => {
+                            if !w.is_empty() {
+                                w.push(b',');
+                            }
+                            w.extend_from_slice(&elem);
+                        }
+                        None => {
+                            let text = std::mem::take(&mut elem);
+                            if !emit_text(file, elem_line, text, emit) {
+                                return false;
+                            }
+                        }
+                    }
+                    elem.clear();
+                } else if !done || elements_seen > 0 {
+                    return emit(Err(ReadError {
+                        file: file.to_owned(),
+                        line,
+                        column: Some(col),
+                        message: "invalid JSON: expected a value before this separator".into(),
+                    }));
+                }
+                if done {
+                    break;
+                }
+            }
+        }
+        if b == b'\n' {
+            line += 1;
+            col = 0;
+        }
+    }
+    if !matches!(splitter.last, Step::End) {
+        return emit(Err(ReadError {
+            file: file.to_owned(),
+            line,
+            column: Some(col),
+            message: "invalid JSON: the array is not closed (EOF while parsing a list)".into(),
+        }));
+    }
+    if let Some(mut w) = whole {
+        w.insert(0, b'[');
+        w.push(b']');
+        return emit_text(file, start_line, w, emit);
+    }
+    true
+}
+
+fn is_chat_message(elem: &[u8]) -> bool {
+    match serde_json::from_slice::<serde_json::Value>(elem) {
+        Ok(serde_json::Value::Object(o)) => o.contains_key("role"),
+        _ => false,
+    }
+}
+
+fn emit_text(
+    file: &str,
+    line: u64,
+    text: Vec<u8>,
+    emit: &mut impl FnMut(Result<RawItem, ReadError>) -> bool,
+) -> bool {
+    match String::from_utf8(text) {
+        Ok(text) => emit(Ok(RawItem {
+            source: SourceRef {
+                file: file.to_owned(),
+                line,
+            },
+            text,
+        })),
+        Err(_) => emit(Err(ReadError {
+            file: file.to_owned(),
+            line,
+            column: None,
+            message: "not valid UTF-8".into(),
+        })),
+    }
+}
+
+fn read_err(file: &str, line: u64, e: io::Error) -> ReadError {
+    ReadError {
+        file: file.to_owned(),
+        line,
+        column: None,
+        message: e.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Step {
+    /// The byte belongs to an element.
+    Inside,
+    /// White space between elements.
+    #[default]
+    Between,
+    /// A top-level comma.
+    Separator,
+    /// The closing bracket of the array.
+    End,
+}
+
+/// Finds the top-level element boundaries of a JSON array, byte by byte.
+#[derive(Debug, Default)]
+struct Splitter {
+    depth: u32,
+    in_string: bool,
+    escape: bool,
+    last: Step,
+}
+
+impl Splitter {
+    fn push(&mut self, b: u8) -> Step {
+        let step = if self.in_string {
+            if self.escape {
+                self.escape = false;
+            } else if b == b'\\' {
+                self.escape = true;
+            } else if b == b'"' {
+                self.in_string = false;
+            }
+            Step::Inside
+        } else {
+            match b {
+                b'"' => {
+                    self.in_string = true;
+                    Step::Inside
+                }
+                b'[' | b'{' => {
+                    self.depth += 1;
+                    Step::Inside
+                }
+                b']' | b'}' if self.depth > 0 => {
+                    self.depth -= 1;
+                    Step::Inside
+                }
+                b']' => Step::End,
+                b',' if self.depth == 0 => Step::Separator,
+                b' ' | b'\t' | b'\r' | b'\n' if self.depth == 0 => Step::Between,
+                _ => Step::Inside,
+            }
+        };
+        self.last = step;
+        step
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(text: &str) -> Vec<Result<RawItem, ReadError>> {
+        let mut out = Vec::new();
+        read_document(text.as_bytes(), "t.json", &mut |r| {
+            out.push(r);
+            true
+        });
+        out
+    }
+
+    #[test]
+    fn splits_arrays_of_traces_with_their_lines() {
+        let items = collect("[\n {\"messages\": [{\"role\":\"user\",\"content\":\"a, [b]\"}]},\n {\"messages\": []}\n]\n");
+        assert_eq!(items.len(), 2);
+        let first = items[0].as_ref().unwrap();
+        assert_eq!(first.source.line, 2);
+        assert!(first.text.starts_with("{\"messages\""));
+        assert_eq!(items[1].as_ref().unwrap().source.line, 3);
+    }
+
+    #[test]
+    fn chat_arrays_are_one_trace() {
+        let items = collect(
+            "[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"yo\"}]",
+        );
+        assert_eq!(items.len(), 1);
+        let v: serde_json::Value = serde_json::from_str(&items[0].as_ref().unwrap().text).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn unclosed_array_is_an_error_with_position() {
+        let items = collect("[{\"messages\": []},\n");
+        assert_eq!(items.len(), 2);
+        let err = items[1].as_ref().unwrap_err();
+        assert!(err.message.contains("not closed"), "{err}");
+        assert_eq!(err.line, 2);
+    }
+
+    #[test]
+    fn jsonl_errors_name_line_and_column() {
+        let mut out = Vec::new();
+        read_lines(
+            "{\"messages\":[]}\n\n{\"messages\": [}\n".as_bytes(),
+            "d.jsonl",
+            &mut |r| {
+                out.push(r.unwrap());
+                true
+            },
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].source.line, 3);
+        let err = out[1].import(InputFormat::Auto).unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(err.column.is_some());
+        assert!(err.to_string().starts_with("d.jsonl:3:"), "{err}");
+    }
+}

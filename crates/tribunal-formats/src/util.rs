@@ -1,0 +1,206 @@
+//! Small helpers shared by the importers.
+
+use crate::error::ImportError;
+use serde_json::{Map, Value};
+
+/// Text of a message `content`: a string, or a list of parts whose text parts are joined.
+pub fn content_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => {
+            let mut out = String::new();
+            for p in parts {
+                let t = match p {
+                    Value::String(s) => Some(s.as_str()),
+                    Value::Object(o) => o
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .or_else(|| o.get("content").and_then(Value::as_str)),
+                    _ => None,
+                };
+                if let Some(t) = t {
+                    if !out.is_empty() {
+                        out.push('\n');
+                    }
+                    out.push_str(t);
+                }
+            }
+            out
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Tool-call arguments: a JSON string is parsed; a string that is not JSON stays a string.
+pub fn parse_arguments(v: &Value) -> Value {
+    match v {
+        Value::String(s) => {
+            let trimmed = s.trim();
+            if trimmed.is_empty() {
+                Value::Object(Map::new())
+            } else {
+                serde_json::from_str(trimmed).unwrap_or_else(|_| Value::String(s.clone()))
+            }
+        }
+        Value::Null => Value::Object(Map::new()),
+        other => other.clone(),
+    }
+}
+
+pub fn as_object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, ImportError> {
+    v.as_object()
+        .ok_or_else(|| ImportError::new(field, format!("an object, found {}", kind_of(v))))
+}
+
+pub fn as_array<'a>(v: &'a Value, field: &str) -> Result<&'a Vec<Value>, ImportError> {
+    v.as_array()
+        .ok_or_else(|| ImportError::new(field, format!("an array, found {}", kind_of(v))))
+}
+
+pub fn opt_str<'a>(o: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ImportError> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(ImportError::new(
+            key,
+            format!("a string, found {}", kind_of(other)),
+        )),
+    }
+}
+
+pub fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// An id for a trace that has none: stable for the same file and line.
+pub fn fallback_id(file: &str, line: u64) -> String {
+    let name = std::path::Path::new(file)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(file);
+    format!("{name}:{line}")
+}
+
+/// A non-negative integer read exactly: a JSON integer or a decimal string. Integers never go
+/// through `f64` (nanosecond timestamps are above 2^53); a JSON float is truncated, as its
+/// precision is already gone. `null` and `""` are `None`.
+pub fn u64_value(v: &Value, field: &str) -> Result<Option<u64>, ImportError> {
+    let expected = || {
+        ImportError::new(
+            field,
+            format!(
+                "a non-negative integer or a decimal string, found {}",
+                describe(v)
+            ),
+        )
+    };
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                Ok(Some(u))
+            } else if n.is_i64() {
+                Err(expected())
+            } else {
+                match n.as_f64() {
+                    Some(f) if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 => {
+                        Ok(Some(f as u64))
+                    }
+                    _ => Err(expected()),
+                }
+            }
+        }
+        Value::String(s) => {
+            let s = s.trim();
+            if s.is_empty() {
+                Ok(None)
+            } else {
+                s.parse::<u64>().map(Some).map_err(|_| expected())
+            }
+        }
+        _ => Err(expected()),
+    }
+}
+
+/// `kind_of`, plus the value itself when it is a short scalar.
+pub fn describe(v: &Value) -> String {
+    match v {
+        Value::String(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::Bool(b) => format!("{b}"),
+        other => kind_of(other).to_owned(),
+    }
+}
+
+/// A JSON-encoded string decoded; text that is not JSON stays a string.
+pub fn decode_json_str(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))
+}
+
+/// An attribute value that may be JSON-encoded (MLflow double-encodes every attribute).
+pub fn decode_attr(v: &Value) -> Value {
+    match v {
+        Value::String(s) => decode_json_str(s),
+        other => other.clone(),
+    }
+}
+
+/// An id of `bytes` bytes as lowercase hex. Hex (with or without `0x`) is kept; base64 of
+/// exactly `bytes` bytes is converted. `None` when the text is neither.
+pub fn hex_id(s: &str, bytes: usize) -> Option<String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    let s = s.trim();
+    let hex = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    if hex.len() == bytes * 2 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Some(hex.to_ascii_lowercase());
+    }
+    for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+        if let Ok(raw) = engine.decode(s) {
+            if raw.len() == bytes {
+                return Some(raw.iter().map(|b| format!("{b:02x}")).collect());
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn big_integers_stay_exact() {
+        let big = 1_717_000_000_123_456_789u64;
+        assert_eq!(u64_value(&json!(big), "t").unwrap(), Some(big));
+        assert_eq!(u64_value(&json!(big.to_string()), "t").unwrap(), Some(big));
+        let e = u64_value(&json!(-1), "t").unwrap_err();
+        assert_eq!(e.field, "t");
+        assert!(u64_value(&json!("soon"), "t").is_err());
+    }
+
+    #[test]
+    fn ids_become_lowercase_hex() {
+        assert_eq!(
+            hex_id("AAECAwQFBgc=", 8).as_deref(),
+            Some("0001020304050607")
+        );
+        assert_eq!(
+            hex_id("0x00AB0203040506ff", 8).as_deref(),
+            Some("00ab0203040506ff")
+        );
+        assert_eq!(hex_id("nope", 8), None);
+    }
+}

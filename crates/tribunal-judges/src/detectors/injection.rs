@@ -1,0 +1,326 @@
+//! The `prompt_injection` detector: instruction-override phrases, jailbreak personas, system
+//! prompt extraction, concealment and exfiltration requests, fake chat-template tokens and
+//! role headers, invisible Unicode (tag characters, zero-width and bidi controls), and base64
+//! or hex payloads that decode to any of these. Rules come from `rules/injection.toml`.
+//!
+//! Each finding scores what its rule says; a text's score is `1 - Π(1 - s)` over its findings
+//! (overlapping findings of one category count once). By default user content (C1) and
+//! untrusted content — tool results, retrieved documents, other agents (C2) — are scanned;
+//! each finding's `location.provenance` tells policies which one it was.
+
+use super::rules::{resolve_overlaps, Cand, Pseudo, RuleSet, RuleSpec};
+use super::{
+    check_threshold, combined_score, parse_rule_file, Combine, DetectorJudge, FileSettings, Hit, Scanner, Scope,
+    B64_STD, B64_URL,
+};
+use crate::error::JudgeConfigError;
+use crate::registry::params;
+use crate::text::plain_excerpt;
+use crate::Judge;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::LazyLock;
+
+const KIND: &str = "prompt_injection";
+const ENCODED_ID: &str = "encoded_payload";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    settings: FileSettings,
+    encoded: EncodedFile,
+    rule: Vec<RuleSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EncodedFile {
+    min_len: usize,
+    max_len: usize,
+    score: f64,
+    min_inner: f64,
+}
+
+static RULES: LazyLock<Result<RuleFile, String>> =
+    LazyLock::new(|| parse_rule_file("injection.toml", include_str!("../../rules/injection.toml")));
+
+/// Settings of a `prompt_injection` judge. Unset fields take the rule file's defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InjectionSettings {
+    /// Rules added to the built-in ones; one with a built-in id replaces it.
+    pub extra_rules: Vec<RuleSpec>,
+    /// Rule ids to turn off (`encoded_payload` turns decoding off).
+    pub disable: Vec<String>,
+    /// Findings scoring below this are not reported (nor counted in the text's score).
+    pub threshold: Option<f64>,
+    /// Provenance labels to scan (default: user, tool, retrieval, agent).
+    pub provenances: Option<Vec<String>>,
+    /// Fields to scan: `content`, `arguments` (default: both).
+    pub fields: Option<Vec<String>>,
+}
+
+/// Injection rules have no checks written in code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoCheck {}
+
+struct Encoded {
+    rule: u32,
+    min_len: usize,
+    max_len: usize,
+    score: f64,
+    min_inner: f64,
+}
+
+/// Finds injection markers in any text. Build once, scan many times (it is `Send + Sync`).
+pub struct InjectionScanner {
+    rules: RuleSet<NoCheck>,
+    encoded: Option<Encoded>,
+    threshold: f64,
+}
+
+impl InjectionScanner {
+    /// Compiles the built-in rules adjusted by `settings`.
+    pub fn new(settings: &InjectionSettings) -> Result<InjectionScanner, JudgeConfigError> {
+        InjectionScanner::compile(KIND, settings)
+    }
+
+    fn compile(name: &str, s: &InjectionSettings) -> Result<InjectionScanner, JudgeConfigError> {
+        let err = |m: String| JudgeConfigError::invalid(name, m);
+        let file = RULES.as_ref().map_err(|e| err(e.clone()))?;
+        let pseudo = [Pseudo {
+            id: ENCODED_ID,
+            category: "encoded",
+            score: file.encoded.score,
+        }];
+        let rules = RuleSet::compile(&file.rule, &s.extra_rules, &s.disable, &pseudo, &[]).map_err(err)?;
+        let threshold = check_threshold(name, "threshold", s.threshold.unwrap_or(file.settings.threshold))?;
+        let encoded = rules.pseudo(ENCODED_ID).map(|rule| Encoded {
+            rule,
+            min_len: file.encoded.min_len.max(8),
+            max_len: file.encoded.max_len,
+            score: file.encoded.score,
+            min_inner: file.encoded.min_inner,
+        });
+        Ok(InjectionScanner {
+            rules,
+            encoded,
+            threshold,
+        })
+    }
+
+    /// Appends the injection markers found in `text` to `out`, sorted by position.
+    pub fn scan(&self, text: &str, out: &mut Vec<Hit>) {
+        let cands = self.candidates(text, true);
+        self.rules.emit(&cands, self.threshold, out);
+    }
+
+    /// The text's combined score, `1 - Π(1 - s)` over its findings (0 when there are none).
+    pub fn score(&self, text: &str) -> f64 {
+        let mut hits = Vec::new();
+        self.scan(text, &mut hits);
+        combined_score(&hits)
+    }
+
+    /// Ids of the enabled rules.
+    pub fn rule_ids(&self) -> Vec<&str> {
+        self.rules.ids()
+    }
+
+    /// The enabled regex rules, for running them without the prefilter (benchmarks).
+    pub fn regexes(&self) -> Vec<(&str, &regex::Regex)> {
+        self.rules.regexes()
+    }
+
+    fn candidates(&self, text: &str, decode: bool) -> Vec<Cand> {
+        let mut cands: Vec<Cand> = Vec::new();
+        self.rules.for_each_match(text, |i, rule, s, e| {
+            cands.push(Cand {
+                rule: i,
+                start: s,
+                end: e,
+                score: rule.score,
+            })
+        });
+        if decode {
+            if let Some(enc) = &self.encoded {
+                self.decode_runs(enc, text, &mut cands);
+            }
+        }
+        resolve_overlaps(&mut cands, |a, b| {
+            self.rules.rule(a.rule).category == self.rules.rule(b.rule).category
+        });
+        cands
+    }
+
+    /// Decodes long base64 / hex runs and scans what they hide.
+    fn decode_runs(&self, enc: &Encoded, text: &str, out: &mut Vec<Cand>) {
+        let b = text.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if !is_encoded_byte(b[i]) {
+                i += 1;
+                continue;
+            }
+            let s = i;
+            while i < b.len() && is_encoded_byte(b[i]) {
+                i += 1;
+            }
+            let run = &text[s..i];
+            let body = run.trim_end_matches('=');
+            if body.len() < enc.min_len || body.len() > enc.max_len {
+                continue;
+            }
+            let Some(decoded) = decode(body).and_then(|d| String::from_utf8(d).ok()) else {
+                continue;
+            };
+            if !mostly_printable(&decoded) {
+                continue;
+            }
+            let inner: Vec<f64> = self
+                .candidates(&decoded, false)
+                .iter()
+                .map(|c| c.score)
+                .filter(|s| *s >= self.threshold)
+                .collect();
+            let inner_score = 1.0 - inner.iter().fold(1.0, |acc, s| acc * (1.0 - s));
+            if !inner.is_empty() && inner_score >= enc.min_inner {
+                out.push(Cand {
+                    rule: enc.rule,
+                    start: s,
+                    end: i,
+                    score: enc.score.max(inner_score),
+                });
+            }
+        }
+    }
+}
+
+impl Scanner for InjectionScanner {
+    fn scan_text(&self, text: &str, out: &mut Vec<Hit>) {
+        self.scan(text, out)
+    }
+}
+
+fn is_encoded_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')
+}
+
+/// Hex when the run is even-length hex, otherwise base64 (URL-safe when it uses `-`/`_`).
+fn decode(body: &str) -> Option<Vec<u8>> {
+    let bytes = body.as_bytes();
+    if bytes.len() % 2 == 0 && bytes.iter().all(u8::is_ascii_hexdigit) {
+        return Some(
+            bytes
+                .chunks(2)
+                .map(|p| (hex_val(p[0]) << 4) | hex_val(p[1]))
+                .collect(),
+        );
+    }
+    let body = if body.len() % 4 == 1 { &body[..body.len() - 1] } else { body };
+    if body.contains(['-', '_']) {
+        if body.contains(['+', '/']) {
+            return None;
+        }
+        B64_URL.decode(body).ok()
+    } else {
+        B64_STD.decode(body).ok()
+    }
+}
+
+fn hex_val(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        _ => c - b'A' + 10,
+    }
+}
+
+fn mostly_printable(s: &str) -> bool {
+    let (mut total, mut printable) = (0usize, 0usize);
+    for c in s.chars() {
+        total += 1;
+        if !c.is_control() || matches!(c, '\n' | '\r' | '\t') {
+            printable += 1;
+        }
+    }
+    total > 0 && printable * 10 >= total * 9
+}
+
+fn is_invisible(c: char) -> bool {
+    matches!(c as u32, 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x2069 | 0xFEFF)
+}
+
+/// A plain excerpt where invisible characters are made visible: tag characters are decoded
+/// into `[hidden: ...]`, zero-width and bidi controls shown as `<U+XXXX>`. Long excerpts are
+/// cut at 200 characters.
+pub fn visible_excerpt(text: &str, start: usize, end: usize) -> String {
+    let raw = plain_excerpt(text, start, end);
+    let mut out = String::new();
+    let mut hidden = String::new();
+    for c in raw.chars() {
+        let u = c as u32;
+        if (0xE0000..=0xE007F).contains(&u) {
+            if let Some(a) = char::from_u32(u - 0xE0000).filter(|a| a.is_ascii_graphic() || *a == ' ') {
+                hidden.push(a);
+            }
+            continue;
+        }
+        if !hidden.is_empty() {
+            out.push_str(&format!("[hidden: {hidden}]"));
+            hidden.clear();
+        }
+        if is_invisible(c) {
+            out.push_str(&format!("<U+{u:04X}>"));
+        } else {
+            out.push(c);
+        }
+    }
+    if !hidden.is_empty() {
+        out.push_str(&format!("[hidden: {hidden}]"));
+    }
+    if out.chars().count() > 200 {
+        out = out.chars().take(200).collect::<String>() + "…";
+    }
+    out
+}
+
+/// Builds a `prompt_injection` judge. Settings: see [`InjectionSettings`].
+pub fn build(name: &str, params_value: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> {
+    let settings: InjectionSettings = params(name, params_value)?;
+    let scanner = InjectionScanner::compile(name, &settings)?;
+    let file = RULES.as_ref().map_err(|e| JudgeConfigError::invalid(name, e.clone()))?;
+    let scope = Scope::new(
+        name,
+        settings.provenances.as_deref().unwrap_or(&file.settings.provenances),
+        settings.fields.as_deref().unwrap_or(&file.settings.fields),
+        None,
+    )?;
+    Ok(Box::new(DetectorJudge {
+        name: name.to_owned(),
+        scanner,
+        scope,
+        combine: Combine::NoisyOr,
+        excerpt: visible_excerpt,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_hex_and_both_base64_alphabets() {
+        assert_eq!(decode("68656c6c6f20776f726c64").unwrap(), b"hello world");
+        assert_eq!(decode("aGVsbG8gd29ybGQ").unwrap(), b"hello world");
+        assert_eq!(decode("aGVsbG8gd29ybGQ_Pz8").unwrap(), b"hello world???");
+    }
+
+    #[test]
+    fn excerpt_reveals_tag_characters() {
+        let hidden: String = "hi".chars().map(|c| char::from_u32(0xE0000 + c as u32).unwrap()).collect();
+        let text = format!("ok{hidden}\u{200B}");
+        assert_eq!(visible_excerpt(&text, 2, text.len()), "ok[hidden: hi]<U+200B>");
+    }
+}

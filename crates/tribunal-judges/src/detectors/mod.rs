@@ -1,0 +1,237 @@
+//! Detectors: rule-driven scanners that find secrets, PII, injection markers and dangerous
+//! commands in a trace's text. Their rules and thresholds are data (`rules/*.toml`, embedded
+//! at build time and extendable from configuration), not code.
+//!
+//! Each detector has two faces:
+//! - a scanner (`SecretScanner`, `PiiScanner`, `InjectionScanner`, `CommandScanner`) built
+//!   once from typed settings, whose `scan(text, &mut hits)` works on any string without a
+//!   trace — the gate server and the benchmarks call it directly;
+//! - a [`Judge`] (`build(name, params)`) that walks a trace with [`for_each_text`], keeps the
+//!   pieces its scope selects, and returns exactly one [`Feedback`]: the value is the highest
+//!   finding score (for `prompt_injection`, the highest per-text combined score), the
+//!   rationale counts findings per kind, the evidence lists the location ids in order and the
+//!   findings carry their [`Location`] and a safe excerpt.
+//!
+//! The shared machinery — rule specs, compilation, prefilters, overlap handling — lives in
+//! [`rules`].
+
+pub mod commands;
+pub mod injection;
+pub mod pii;
+pub mod rules;
+pub mod secrets;
+
+use crate::error::JudgeConfigError;
+use crate::text::for_each_text;
+use crate::{Judge, JudgeInput};
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use serde::Deserialize;
+use std::sync::Arc;
+use tribunal_core::{Feedback, Finding, Location};
+
+pub use rules::{On, RuleSpec};
+
+/// One detection in a piece of text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// The rule that fired (its id).
+    pub kind: Arc<str>,
+    /// 0..1, from the rule.
+    pub score: f64,
+    /// Byte range within the scanned text.
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Combines independent pieces of evidence into one score: `1 - Π(1 - s)`.
+pub fn combined_score(hits: &[Hit]) -> f64 {
+    let miss = hits
+        .iter()
+        .fold(1.0, |acc, h| acc * (1.0 - h.score.clamp(0.0, 1.0)));
+    round4(1.0 - miss)
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+/// The provenance labels content can carry (see `Provenance::label`).
+pub const PROVENANCES: &[&str] = &["system", "user", "assistant", "tool", "retrieval", "agent"];
+/// The fields text comes from.
+pub const FIELDS: &[&str] = &["content", "arguments"];
+
+/// The `[settings]` table every rule file starts with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileSettings {
+    /// Findings scoring below this are not reported.
+    pub threshold: f64,
+    #[serde(default)]
+    pub provenances: Vec<String>,
+    #[serde(default)]
+    pub fields: Vec<String>,
+}
+
+/// Parses an embedded rule file; the message names the file.
+pub(crate) fn parse_rule_file<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, String> {
+    toml::from_str(text).map_err(|e| format!("built-in rules/{file}: {e}"))
+}
+
+pub(crate) fn check_threshold(name: &str, setting: &str, v: f64) -> Result<f64, JudgeConfigError> {
+    if v.is_finite() && (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(JudgeConfigError::invalid(name, format!("{setting}: {v} is outside 0..1")))
+    }
+}
+
+/// Which pieces of a trace a detector reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    provenances: Vec<String>,
+    fields: Vec<String>,
+    tools: Option<Vec<String>>,
+}
+
+impl Scope {
+    pub(crate) fn new(
+        name: &str,
+        provenances: &[String],
+        fields: &[String],
+        tools: Option<Vec<String>>,
+    ) -> Result<Scope, JudgeConfigError> {
+        for p in provenances {
+            if !PROVENANCES.contains(&p.as_str()) {
+                return Err(JudgeConfigError::invalid(
+                    name,
+                    format!("provenances: unknown provenance {p:?}; valid: {}", PROVENANCES.join(", ")),
+                ));
+            }
+        }
+        for f in fields {
+            if !FIELDS.contains(&f.as_str()) {
+                return Err(JudgeConfigError::invalid(
+                    name,
+                    format!("fields: unknown field {f:?}; valid: {}", FIELDS.join(", ")),
+                ));
+            }
+        }
+        Ok(Scope {
+            provenances: provenances.to_vec(),
+            fields: fields.to_vec(),
+            tools,
+        })
+    }
+
+    fn accepts(&self, loc: &Location) -> bool {
+        self.provenances.iter().any(|p| *p == loc.provenance)
+            && self.fields.iter().any(|f| *f == loc.field)
+            && match (&self.tools, &loc.tool) {
+                (None, _) => true,
+                (Some(tools), Some(t)) => tools.iter().any(|x| x == t),
+                (Some(_), None) => false,
+            }
+    }
+}
+
+/// What the generic detector judge needs from a scanner.
+pub(crate) trait Scanner: Send + Sync {
+    fn scan_text(&self, text: &str, out: &mut Vec<Hit>);
+}
+
+/// How the hits of one text make its score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Combine {
+    /// The strongest hit.
+    Max,
+    /// `1 - Π(1 - s)` over the hits.
+    NoisyOr,
+}
+
+/// The judge every detector uses: scan the texts in scope, collect findings, one feedback.
+pub(crate) struct DetectorJudge<S> {
+    pub name: String,
+    pub scanner: S,
+    pub scope: Scope,
+    pub combine: Combine,
+    pub excerpt: fn(&str, usize, usize) -> String,
+}
+
+impl<S: Scanner> Judge for DetectorJudge<S> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn judge(&self, input: &JudgeInput<'_>) -> Vec<Feedback> {
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut best = 0.0f64;
+        let mut scanned = 0usize;
+        let mut hits: Vec<Hit> = Vec::new();
+        for_each_text(input.trace, input.pending, |t| {
+            if !self.scope.accepts(&t.location) {
+                return;
+            }
+            scanned += 1;
+            hits.clear();
+            self.scanner.scan_text(t.text, &mut hits);
+            if hits.is_empty() {
+                return;
+            }
+            let value = match self.combine {
+                Combine::Max => hits.iter().map(|h| h.score).fold(0.0, f64::max),
+                Combine::NoisyOr => combined_score(&hits),
+            };
+            best = best.max(value);
+            for h in hits.drain(..) {
+                findings.push(Finding {
+                    kind: h.kind.to_string(),
+                    score: h.score,
+                    location: Location {
+                        start: h.start,
+                        end: h.end,
+                        ..t.location.clone()
+                    },
+                    excerpt: (self.excerpt)(t.text, h.start, h.end),
+                });
+            }
+        });
+        let mut evidence: Vec<String> = Vec::new();
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for f in &findings {
+            if !evidence.contains(&f.location.id) {
+                evidence.push(f.location.id.clone());
+            }
+            match counts.iter_mut().find(|(k, _)| *k == f.kind) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((&f.kind, 1)),
+            }
+        }
+        let texts = if scanned == 1 { "text" } else { "texts" };
+        let rationale = if findings.is_empty() {
+            format!("no findings in {scanned} {texts}")
+        } else {
+            let per_kind: Vec<String> = counts.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            let s = if findings.len() == 1 { "" } else { "s" };
+            format!(
+                "{} finding{s} in {scanned} {texts} ({})",
+                findings.len(),
+                per_kind.join(", ")
+            )
+        };
+        let mut fb = Feedback::code(&self.name, self.name.clone(), round4(best))
+            .with_rationale(rationale)
+            .with_evidence(evidence);
+        fb.findings = findings;
+        vec![fb]
+    }
+}
+
+const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+    .with_decode_allow_trailing_bits(true)
+    .with_decode_padding_mode(DecodePaddingMode::Indifferent);
+/// Standard base64, padding optional, trailing bits tolerated.
+pub(crate) const B64_STD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+/// URL-safe base64, padding optional, trailing bits tolerated.
+pub(crate) const B64_URL: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);

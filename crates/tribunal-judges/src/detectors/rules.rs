@@ -1,0 +1,639 @@
+//! The rule engine the detectors share. A rule is data — an id, a regular expression, a
+//! score, optional prefilter literals, where it runs and a named check — and a [`RuleSet`] is
+//! its compiled form, built once, that scans a text in one cheap pass and then runs only the
+//! regular expressions that can match there.
+//!
+//! How a scan stays cheap:
+//! - rules with `prefilter` literals run only when one of their literals occurs in the text.
+//!   The literals of all rules are searched together by one literal-only regex over the
+//!   text's ASCII lower-case form, so a text without candidates costs that one pass;
+//! - rules with `on = "numbers"` run only inside number-like windows (digits with spaces,
+//!   dashes, dots, brackets, slashes, plus signs and upper-case letters) holding at least
+//!   `min_digits` digits, and a text with fewer digits than that is skipped after one count;
+//! - rules with `on = "non_ascii"` run only when the text has a non-ASCII character.
+//!
+//! Rules with `on = "text"` and no prefilter run over every text (the regex crate's own
+//! literal optimisations still apply).
+
+use regex::{bytes, Regex, RegexBuilder};
+use serde::Deserialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::Hit;
+
+/// The most rules one detector instance may hold (the trigger bitset lives on the stack).
+pub const MAX_RULES: usize = 512;
+
+fn default_score() -> f64 {
+    0.8
+}
+
+/// One rule as written in a rule file or in a judge's `extra_rules` setting.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Stable id; it is the finding's `kind` and what `disable` names.
+    pub id: String,
+    /// A regular expression (Rust `regex` syntax).
+    pub pattern: String,
+    /// 0..1: how sure a match of this rule is to be real.
+    #[serde(default = "default_score")]
+    pub score: f64,
+    /// Free grouping label (`shell`, `sql`, `override`, ...). Overlapping findings of the same
+    /// category are merged by some detectors.
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub description: String,
+    /// Literals (matched ignoring ASCII case) one of which must occur in the text before the
+    /// regex runs. Empty: the regex runs on every text.
+    #[serde(default)]
+    pub prefilter: Vec<String>,
+    /// Where the regex runs.
+    #[serde(default)]
+    pub on: On,
+    /// For `on = "numbers"`: the fewest digits a window and a match must hold.
+    #[serde(default)]
+    pub min_digits: usize,
+    /// For `on = "numbers"`: the most digits a match may hold.
+    #[serde(default)]
+    pub max_digits: Option<usize>,
+    /// A named check the match must pass (the detector lists the valid names).
+    #[serde(default)]
+    pub check: Option<String>,
+    /// The capture group reported as the finding; 0 is the whole match.
+    #[serde(default)]
+    pub group: usize,
+}
+
+/// Where a rule's regex runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum On {
+    /// The whole text (after the prefilter, if the rule has one).
+    #[default]
+    Text,
+    /// Number-like windows only. Patterns should not use `^`/`$` (they would anchor to the
+    /// window); `\b` sees one character of context on each side.
+    Numbers,
+    /// The whole text, only when it contains a non-ASCII character.
+    NonAscii,
+}
+
+/// A rule implemented in code (entropy, decoded payloads) that still has an id, a category and
+/// a score, and can be disabled like any other.
+pub(crate) struct Pseudo<'a> {
+    pub id: &'a str,
+    pub category: &'a str,
+    pub score: f64,
+}
+
+/// A compiled rule.
+pub(crate) struct Rule<C> {
+    pub id: Arc<str>,
+    pub category: Arc<str>,
+    pub score: f64,
+    pub check: Option<C>,
+    regex: Option<Regex>,
+    group: usize,
+    on: On,
+    min_digits: usize,
+    max_digits: usize,
+    filtered: bool,
+}
+
+/// One match before checks, overlaps and thresholds are applied.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Cand {
+    pub rule: u32,
+    pub start: usize,
+    pub end: usize,
+    pub score: f64,
+}
+
+/// Compiled rules plus the prefilter that decides which of them run on a text.
+pub(crate) struct RuleSet<C> {
+    rules: Vec<Rule<C>>,
+    text_rules: Vec<usize>,
+    number_rules: Vec<usize>,
+    min_number_digits: usize,
+    /// Lower-cased prefilter literals and the rules each one triggers.
+    literals: Vec<(Vec<u8>, Vec<usize>)>,
+    /// Literal indices by first byte.
+    by_first: Vec<Vec<usize>>,
+    prefilter: Option<bytes::Regex>,
+    /// The literals contain ASCII letters, so search the lower-cased text.
+    lower: bool,
+    n_filtered: usize,
+}
+
+thread_local! {
+    static LOWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+type Bits = [u64; MAX_RULES / 64];
+
+fn bit(bits: &Bits, i: usize) -> bool {
+    bits[i / 64] & (1 << (i % 64)) != 0
+}
+
+impl<C: Copy> RuleSet<C> {
+    /// Merges `extra` into `base` (an extra rule with a built-in id replaces it), removes the
+    /// `disable`d ids, and compiles. Errors are messages that name the rule.
+    pub(crate) fn compile(
+        base: &[RuleSpec],
+        extra: &[RuleSpec],
+        disable: &[String],
+        pseudo: &[Pseudo<'_>],
+        checks: &[(&str, C)],
+    ) -> Result<RuleSet<C>, String> {
+        let mut specs: Vec<RuleSpec> = base.to_vec();
+        let mut seen_extra: Vec<&str> = Vec::new();
+        for e in extra {
+            if e.id.trim().is_empty() {
+                return Err(format!("extra_rules: a rule has an empty id (pattern {:?})", e.pattern));
+            }
+            if seen_extra.contains(&e.id.as_str()) {
+                return Err(format!("extra_rules: rule id {:?} appears twice", e.id));
+            }
+            seen_extra.push(&e.id);
+            if pseudo.iter().any(|p| p.id == e.id) {
+                return Err(format!(
+                    "extra_rules: rule id {:?} is a built-in check implemented in code; pick another id",
+                    e.id
+                ));
+            }
+            match specs.iter_mut().find(|s| s.id == e.id) {
+                Some(s) => *s = e.clone(),
+                None => specs.push(e.clone()),
+            }
+        }
+        for d in disable {
+            let known = specs.iter().any(|s| &s.id == d) || pseudo.iter().any(|p| p.id == d);
+            if !known {
+                let mut ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
+                ids.extend(pseudo.iter().map(|p| p.id));
+                return Err(format!("disable: unknown rule {d:?}; known rules: {}", ids.join(", ")));
+            }
+        }
+        specs.retain(|s| !disable.contains(&s.id));
+        let pseudo: Vec<&Pseudo<'_>> = pseudo.iter().filter(|p| !disable.iter().any(|d| d == p.id)).collect();
+        if specs.len() + pseudo.len() > MAX_RULES {
+            return Err(format!("too many rules ({}); the limit is {MAX_RULES}", specs.len() + pseudo.len()));
+        }
+
+        let mut rules = Vec::with_capacity(specs.len() + pseudo.len());
+        let mut literal_rules: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        for (i, s) in specs.iter().enumerate() {
+            let rule = compile_rule(s, checks)?;
+            if rule.on == On::Numbers && !s.prefilter.is_empty() {
+                return Err(format!("rule {:?}: prefilter does not apply to on = \"numbers\"", s.id));
+            }
+            for lit in &s.prefilter {
+                if lit.is_empty() {
+                    return Err(format!("rule {:?}: empty prefilter literal", s.id));
+                }
+                let key = lit.to_ascii_lowercase().into_bytes();
+                let owners = literal_rules.entry(key).or_default();
+                if !owners.contains(&i) {
+                    owners.push(i);
+                }
+            }
+            rules.push(rule);
+        }
+        for p in pseudo {
+            if !(0.0..=1.0).contains(&p.score) {
+                return Err(format!("rule {:?}: score {} is outside 0..1", p.id, p.score));
+            }
+            rules.push(Rule {
+                id: p.id.into(),
+                category: p.category.into(),
+                score: p.score,
+                check: None,
+                regex: None,
+                group: 0,
+                on: On::Text,
+                min_digits: 0,
+                max_digits: usize::MAX,
+                filtered: false,
+            });
+        }
+
+        let mut literals: Vec<(Vec<u8>, Vec<usize>)> = literal_rules.into_iter().collect();
+        literals.sort();
+        let mut by_first = vec![Vec::new(); 256];
+        for (li, (lit, _)) in literals.iter().enumerate() {
+            by_first[lit[0] as usize].push(li);
+        }
+        let lower = literals.iter().any(|(l, _)| l.iter().any(u8::is_ascii_alphabetic));
+        let prefilter = if literals.is_empty() {
+            None
+        } else {
+            let alternation: Vec<String> = literals
+                .iter()
+                .map(|(l, _)| regex::escape(&String::from_utf8_lossy(l)))
+                .collect();
+            let re = bytes::RegexBuilder::new(&alternation.join("|"))
+                .unicode(false)
+                .build()
+                .map_err(|e| format!("prefilter literals: {e}"))?;
+            Some(re)
+        };
+        let text_rules: Vec<usize> = (0..rules.len())
+            .filter(|&i| rules[i].regex.is_some() && rules[i].on != On::Numbers)
+            .collect();
+        let number_rules: Vec<usize> = (0..rules.len())
+            .filter(|&i| rules[i].regex.is_some() && rules[i].on == On::Numbers)
+            .collect();
+        let min_number_digits = number_rules.iter().map(|&i| rules[i].min_digits).min().unwrap_or(0);
+        let n_filtered = rules.iter().filter(|r| r.filtered).count();
+        Ok(RuleSet {
+            rules,
+            text_rules,
+            number_rules,
+            min_number_digits,
+            literals,
+            by_first,
+            prefilter,
+            lower,
+            n_filtered,
+        })
+    }
+
+    pub(crate) fn rule(&self, i: u32) -> &Rule<C> {
+        &self.rules[i as usize]
+    }
+
+    /// The index of an enabled pseudo rule.
+    pub(crate) fn pseudo(&self, id: &str) -> Option<u32> {
+        self.rules
+            .iter()
+            .position(|r| r.regex.is_none() && &*r.id == id)
+            .map(|i| i as u32)
+    }
+
+    /// Ids of the enabled rules, in order.
+    pub(crate) fn ids(&self) -> Vec<&str> {
+        self.rules.iter().map(|r| &*r.id).collect()
+    }
+
+    /// Every enabled regex rule, for tools that want to run them some other way.
+    pub(crate) fn regexes(&self) -> Vec<(&str, &Regex)> {
+        self.rules
+            .iter()
+            .filter_map(|r| r.regex.as_ref().map(|re| (&*r.id, re)))
+            .collect()
+    }
+
+    /// Calls `f(rule index, rule, start, end)` for every match of every rule that can match
+    /// in `text`. Checks are the caller's business.
+    pub(crate) fn for_each_match(&self, text: &str, mut f: impl FnMut(u32, &Rule<C>, usize, usize)) {
+        let triggered = self.triggered(text);
+        let mut ascii: Option<bool> = None;
+        for &i in &self.text_rules {
+            let r = &self.rules[i];
+            if r.filtered && !bit(&triggered, i) {
+                continue;
+            }
+            if r.on == On::NonAscii && *ascii.get_or_insert_with(|| text.is_ascii()) {
+                continue;
+            }
+            run(r, text, 0, &mut |s, e| f(i as u32, r, s, e));
+        }
+        if !self.number_rules.is_empty() {
+            self.numbers(text, &mut f);
+        }
+    }
+
+    /// Which prefiltered rules have one of their literals in `text`.
+    fn triggered(&self, text: &str) -> Bits {
+        let mut bits: Bits = [0; MAX_RULES / 64];
+        let Some(pre) = &self.prefilter else {
+            return bits;
+        };
+        let mut search = |hay: &[u8]| {
+            let mut remaining = self.n_filtered;
+            let mut at = 0;
+            while let Some(m) = pre.find_at(hay, at) {
+                let p = m.start();
+                for &li in &self.by_first[hay[p] as usize] {
+                    let (lit, owners) = &self.literals[li];
+                    if hay[p..].starts_with(lit) {
+                        for &r in owners {
+                            if !bit(&bits, r) {
+                                bits[r / 64] |= 1 << (r % 64);
+                                remaining -= 1;
+                            }
+                        }
+                    }
+                }
+                if remaining == 0 {
+                    break;
+                }
+                at = p + 1;
+            }
+        };
+        if self.lower {
+            LOWER.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                buf.clear();
+                buf.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+                search(&buf);
+            });
+        } else {
+            search(text.as_bytes());
+        }
+        bits
+    }
+
+    fn numbers(&self, text: &str, f: &mut impl FnMut(u32, &Rule<C>, usize, usize)) {
+        let b = text.as_bytes();
+        if b.iter().filter(|c| c.is_ascii_digit()).count() < self.min_number_digits {
+            return;
+        }
+        let mut i = 0;
+        while i < b.len() {
+            if NUM[b[i] as usize] == 0 {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut digits = 0;
+            while i < b.len() {
+                let c = NUM[b[i] as usize];
+                if c == 0 {
+                    break;
+                }
+                digits += usize::from(c == DIGIT);
+                i += 1;
+            }
+            if digits < self.min_number_digits {
+                continue;
+            }
+            // One character of context either side, so `\b` sees what the full text has.
+            let cs = prev_boundary(text, start);
+            let ce = next_boundary(text, i);
+            let hay = &text[cs..ce];
+            for &ri in &self.number_rules {
+                let r = &self.rules[ri];
+                if digits < r.min_digits {
+                    continue;
+                }
+                run(r, hay, cs, &mut |s, e| {
+                    let n = b[s..e].iter().filter(|c| c.is_ascii_digit()).count();
+                    if n >= r.min_digits && n <= r.max_digits {
+                        f(ri as u32, r, s, e);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Turns the surviving candidates into hits, dropping those scoring below `threshold`.
+    pub(crate) fn emit(&self, cands: &[Cand], threshold: f64, out: &mut Vec<Hit>) {
+        for c in cands {
+            if c.score >= threshold {
+                out.push(Hit {
+                    kind: self.rules[c.rule as usize].id.clone(),
+                    score: c.score,
+                    start: c.start,
+                    end: c.end,
+                });
+            }
+        }
+    }
+}
+
+fn compile_rule<C: Copy>(s: &RuleSpec, checks: &[(&str, C)]) -> Result<Rule<C>, String> {
+    let id = &s.id;
+    if id.trim().is_empty() {
+        return Err(format!("a rule has an empty id (pattern {:?})", s.pattern));
+    }
+    if !(s.score.is_finite() && (0.0..=1.0).contains(&s.score)) {
+        return Err(format!("rule {id:?}: score {} is outside 0..1", s.score));
+    }
+    let regex = RegexBuilder::new(&s.pattern)
+        .build()
+        .map_err(|e| format!("rule {id:?}: invalid pattern: {e}"))?;
+    if s.group >= regex.captures_len() {
+        return Err(format!(
+            "rule {id:?}: group {} but the pattern has {} capture group(s)",
+            s.group,
+            regex.captures_len() - 1
+        ));
+    }
+    let check = match &s.check {
+        None => None,
+        Some(name) => match checks.iter().find(|(n, _)| n == name) {
+            Some((_, c)) => Some(*c),
+            None => {
+                let valid: Vec<&str> = checks.iter().map(|(n, _)| *n).collect();
+                let valid = if valid.is_empty() { "none".to_owned() } else { valid.join(", ") };
+                return Err(format!("rule {id:?}: unknown check {name:?}; valid checks: {valid}"));
+            }
+        },
+    };
+    let min_digits = if s.on == On::Numbers { s.min_digits.max(1) } else { 0 };
+    let max_digits = s.max_digits.unwrap_or(usize::MAX);
+    if max_digits < min_digits {
+        return Err(format!("rule {id:?}: max_digits {max_digits} is below min_digits {min_digits}"));
+    }
+    Ok(Rule {
+        id: id.as_str().into(),
+        category: s.category.as_str().into(),
+        score: s.score,
+        check,
+        regex: Some(regex),
+        group: s.group,
+        on: s.on,
+        min_digits,
+        max_digits,
+        filtered: !s.prefilter.is_empty(),
+    })
+}
+
+fn run<C>(r: &Rule<C>, hay: &str, offset: usize, f: &mut impl FnMut(usize, usize)) {
+    let Some(re) = &r.regex else { return };
+    if r.group == 0 {
+        for m in re.find_iter(hay) {
+            if !m.is_empty() {
+                f(offset + m.start(), offset + m.end());
+            }
+        }
+    } else {
+        for c in re.captures_iter(hay) {
+            if let Some(m) = c.get(r.group).filter(|m| !m.is_empty()) {
+                f(offset + m.start(), offset + m.end());
+            }
+        }
+    }
+}
+
+const DIGIT: u8 = 2;
+
+/// Byte classes of number-like windows: 2 = digit, 1 = may sit inside a number, 0 = breaks it.
+static NUM: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = b'0';
+    while c <= b'9' {
+        t[c as usize] = DIGIT;
+        c += 1;
+    }
+    let mut c = b'A';
+    while c <= b'Z' {
+        t[c as usize] = 1;
+        c += 1;
+    }
+    t[b' ' as usize] = 1;
+    t[b'-' as usize] = 1;
+    t[b'.' as usize] = 1;
+    t[b'(' as usize] = 1;
+    t[b')' as usize] = 1;
+    t[b'/' as usize] = 1;
+    t[b'+' as usize] = 1;
+    t
+};
+
+fn prev_boundary(text: &str, i: usize) -> usize {
+    if i == 0 {
+        return 0;
+    }
+    let mut k = i - 1;
+    while !text.is_char_boundary(k) {
+        k -= 1;
+    }
+    k
+}
+
+fn next_boundary(text: &str, i: usize) -> usize {
+    if i >= text.len() {
+        return text.len();
+    }
+    let mut k = i + 1;
+    while k < text.len() && !text.is_char_boundary(k) {
+        k += 1;
+    }
+    k
+}
+
+/// Drops candidates that overlap a stronger candidate of the same group (`same_group`); on a
+/// tie the earlier, longer one stays. Leaves the survivors sorted by position.
+pub(crate) fn resolve_overlaps(c: &mut Vec<Cand>, same_group: impl Fn(&Cand, &Cand) -> bool) {
+    c.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    if c.len() < 2 {
+        return;
+    }
+    let mut keep = vec![true; c.len()];
+    for i in 0..c.len() {
+        if !keep[i] {
+            continue;
+        }
+        for j in i + 1..c.len() {
+            if c[j].start >= c[i].end {
+                break;
+            }
+            if !keep[j] || !same_group(&c[i], &c[j]) {
+                continue;
+            }
+            if c[j].score > c[i].score {
+                keep[i] = false;
+                break;
+            }
+            keep[j] = false;
+        }
+    }
+    let mut k = keep.iter();
+    c.retain(|_| *k.next().unwrap_or(&true));
+}
+
+/// Shannon entropy in bits per byte.
+pub(crate) fn shannon_entropy(s: &[u8]) -> f64 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in s {
+        counts[b as usize] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(id: &str, pattern: &str) -> RuleSpec {
+        RuleSpec {
+            id: id.into(),
+            pattern: pattern.into(),
+            score: 0.5,
+            category: String::new(),
+            description: String::new(),
+            prefilter: Vec::new(),
+            on: On::Text,
+            min_digits: 0,
+            max_digits: None,
+            check: None,
+            group: 0,
+        }
+    }
+
+    fn matches(rs: &RuleSet<()>, text: &str) -> Vec<(String, usize, usize)> {
+        let mut v = Vec::new();
+        rs.for_each_match(text, |_, r, s, e| v.push((r.id.to_string(), s, e)));
+        v
+    }
+
+    #[test]
+    fn prefilter_literals_gate_rules_and_ignore_case() {
+        let mut a = spec("a", "(?i)sk-ant-[a-z]+");
+        a.prefilter = vec!["SK-ANT-".into()];
+        let mut b = spec("b", "sk-[a-z]+");
+        b.prefilter = vec!["sk-".into()];
+        let rs = RuleSet::<()>::compile(&[a, b], &[], &[], &[], &[]).unwrap();
+        assert!(matches(&rs, "nothing here").is_empty());
+        let m = matches(&rs, "x SK-ANT-abc");
+        assert_eq!(m, vec![("a".into(), 2, 12)]);
+        let m = matches(&rs, "sk-ant-abc");
+        assert_eq!(m.len(), 2, "{m:?}");
+    }
+
+    #[test]
+    fn number_windows_keep_offsets_and_word_boundaries() {
+        let mut r = spec("n", r"(?-u:\b)[0-9]{3}-[0-9]{4}(?-u:\b)");
+        r.on = On::Numbers;
+        r.min_digits = 7;
+        let rs = RuleSet::<()>::compile(&[r], &[], &[], &[], &[]).unwrap();
+        assert_eq!(matches(&rs, "call é 555-1234, ok"), vec![("n".into(), 8, 16)]);
+        // The window starts right after a letter: `\b` must still see the letter.
+        assert!(matches(&rs, "x555-1234").is_empty());
+        assert!(matches(&rs, "55-12").is_empty());
+    }
+
+    #[test]
+    fn overlaps_keep_the_stronger_candidate() {
+        let mut c = vec![
+            Cand { rule: 0, start: 0, end: 10, score: 0.5 },
+            Cand { rule: 1, start: 2, end: 6, score: 0.9 },
+            Cand { rule: 2, start: 20, end: 30, score: 0.1 },
+        ];
+        resolve_overlaps(&mut c, |_, _| true);
+        assert_eq!(c.iter().map(|c| c.rule).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn entropy_of_simple_strings() {
+        assert_eq!(shannon_entropy(b"aaaa"), 0.0);
+        assert!((shannon_entropy(b"abcd") - 2.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,360 @@
+//! The `secrets` detector: provider API keys (AWS, GitHub, Slack, Stripe, OpenAI, Anthropic,
+//! Google), PEM private keys, JWTs, credentials in assignments, URLs and bearer headers, and
+//! high-entropy tokens. Rules and thresholds come from `rules/secrets.toml`; excerpts are
+//! always masked.
+
+use super::rules::{resolve_overlaps, shannon_entropy, Cand, Pseudo, RuleSet, RuleSpec};
+use super::{check_threshold, parse_rule_file, Combine, DetectorJudge, FileSettings, Hit, Scanner, Scope, B64_URL};
+use crate::error::JudgeConfigError;
+use crate::registry::params;
+use crate::text::masked_excerpt;
+use crate::Judge;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::LazyLock;
+
+const KIND: &str = "secrets";
+const ENTROPY_ID: &str = "high_entropy";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    settings: FileSettings,
+    entropy: EntropyFile,
+    checks: ChecksFile,
+    rule: Vec<RuleSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntropyFile {
+    score: f64,
+    threshold: f64,
+    min_len: usize,
+    max_len: usize,
+    max_word_ratio: f64,
+    hex: bool,
+    hex_threshold: f64,
+    common_bigrams: String,
+    ignore_prefixes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChecksFile {
+    placeholders: Vec<String>,
+    min_value_entropy: f64,
+}
+
+static RULES: LazyLock<Result<RuleFile, String>> =
+    LazyLock::new(|| parse_rule_file("secrets.toml", include_str!("../../rules/secrets.toml")));
+
+/// Settings of a `secrets` judge. Every field is optional; unset fields take the rule file's
+/// defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsSettings {
+    /// Rules added to the built-in ones; one with a built-in id replaces it.
+    pub extra_rules: Vec<RuleSpec>,
+    /// Rule ids to turn off (`high_entropy` turns the entropy scan off).
+    pub disable: Vec<String>,
+    /// Findings scoring below this are not reported.
+    pub threshold: Option<f64>,
+    /// Bits per character a token needs to count as high-entropy.
+    pub entropy_threshold: Option<f64>,
+    /// Shortest token the entropy scan considers.
+    pub entropy_min_len: Option<usize>,
+    /// Also flag hex-only tokens (git SHAs, digests) when their entropy is high.
+    pub entropy_hex: Option<bool>,
+    /// Provenance labels to scan (default: all).
+    pub provenances: Option<Vec<String>>,
+    /// Fields to scan: `content`, `arguments` (default: both).
+    pub fields: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Jwt,
+    SecretValue,
+    NotPlaceholder,
+}
+
+const CHECKS: &[(&str, Check)] = &[
+    ("jwt", Check::Jwt),
+    ("secret_value", Check::SecretValue),
+    ("not_placeholder", Check::NotPlaceholder),
+];
+
+struct Entropy {
+    rule: u32,
+    score: f64,
+    threshold: f64,
+    min_len: usize,
+    max_len: usize,
+    max_word_ratio: f64,
+    hex: bool,
+    hex_threshold: f64,
+    /// `bigrams[a * 26 + b]`: the letter pair is common in English.
+    bigrams: Box<[bool; 676]>,
+    ignore_prefixes: Vec<String>,
+}
+
+/// Finds secrets in any text. Build once, scan many times (it is `Send + Sync`).
+pub struct SecretScanner {
+    rules: RuleSet<Check>,
+    entropy: Option<Entropy>,
+    placeholders: Vec<String>,
+    min_value_entropy: f64,
+    threshold: f64,
+}
+
+impl SecretScanner {
+    /// Compiles the built-in rules adjusted by `settings`.
+    pub fn new(settings: &SecretsSettings) -> Result<SecretScanner, JudgeConfigError> {
+        SecretScanner::compile(KIND, settings)
+    }
+
+    fn compile(name: &str, s: &SecretsSettings) -> Result<SecretScanner, JudgeConfigError> {
+        let err = |m: String| JudgeConfigError::invalid(name, m);
+        let file = RULES.as_ref().map_err(|e| err(e.clone()))?;
+        let e = &file.entropy;
+        let pseudo = [Pseudo {
+            id: ENTROPY_ID,
+            category: "entropy",
+            score: e.score,
+        }];
+        let rules = RuleSet::compile(&file.rule, &s.extra_rules, &s.disable, &pseudo, CHECKS).map_err(err)?;
+        let threshold = check_threshold(name, "threshold", s.threshold.unwrap_or(file.settings.threshold))?;
+        let entropy = match rules.pseudo(ENTROPY_ID) {
+            None => None,
+            Some(rule) => {
+                let threshold = s.entropy_threshold.unwrap_or(e.threshold);
+                if !(threshold.is_finite() && threshold >= 0.0) {
+                    return Err(err(format!("entropy_threshold: {threshold} must be a non-negative number")));
+                }
+                let min_len = s.entropy_min_len.unwrap_or(e.min_len);
+                if min_len < 2 || min_len > e.max_len {
+                    return Err(err(format!(
+                        "entropy_min_len: {min_len} must be between 2 and {}",
+                        e.max_len
+                    )));
+                }
+                let mut bigrams = Box::new([false; 676]);
+                for pair in e.common_bigrams.split_whitespace() {
+                    let p = pair.as_bytes();
+                    if p.len() != 2 || !p.iter().all(u8::is_ascii_lowercase) {
+                        return Err(err(format!("built-in rules/secrets.toml: bad bigram {pair:?}")));
+                    }
+                    bigrams[usize::from(p[0] - b'a') * 26 + usize::from(p[1] - b'a')] = true;
+                }
+                Some(Entropy {
+                    rule,
+                    score: e.score,
+                    threshold,
+                    min_len,
+                    max_len: e.max_len,
+                    max_word_ratio: e.max_word_ratio,
+                    hex: s.entropy_hex.unwrap_or(e.hex),
+                    hex_threshold: e.hex_threshold,
+                    bigrams,
+                    ignore_prefixes: e.ignore_prefixes.clone(),
+                })
+            }
+        };
+        Ok(SecretScanner {
+            rules,
+            entropy,
+            placeholders: file.checks.placeholders.iter().map(|p| p.to_lowercase()).collect(),
+            min_value_entropy: file.checks.min_value_entropy,
+            threshold,
+        })
+    }
+
+    /// Appends the secrets found in `text` to `out`, sorted by position. Overlapping findings
+    /// are merged (the higher score wins).
+    pub fn scan(&self, text: &str, out: &mut Vec<Hit>) {
+        let mut cands: Vec<Cand> = Vec::new();
+        self.rules.for_each_match(text, |i, rule, s, e| {
+            if rule.check.is_none_or(|c| self.passes(c, &text[s..e])) {
+                cands.push(Cand {
+                    rule: i,
+                    start: s,
+                    end: e,
+                    score: rule.score,
+                });
+            }
+        });
+        if let Some(e) = &self.entropy {
+            e.scan(text, &mut cands);
+        }
+        resolve_overlaps(&mut cands, |_, _| true);
+        self.rules.emit(&cands, self.threshold, out);
+    }
+
+    /// Ids of the enabled rules.
+    pub fn rule_ids(&self) -> Vec<&str> {
+        self.rules.ids()
+    }
+
+    /// The enabled regex rules, for running them without the prefilter (benchmarks).
+    pub fn regexes(&self) -> Vec<(&str, &regex::Regex)> {
+        self.rules.regexes()
+    }
+
+    fn passes(&self, check: Check, m: &str) -> bool {
+        match check {
+            Check::Jwt => is_jwt(m),
+            Check::NotPlaceholder => self.not_placeholder(m),
+            Check::SecretValue => {
+                m.len() >= 8 && self.not_placeholder(m) && shannon_entropy(m.as_bytes()) >= self.min_value_entropy
+            }
+        }
+    }
+
+    fn not_placeholder(&self, v: &str) -> bool {
+        let lower = v.to_lowercase();
+        let first = v.chars().next();
+        !self.placeholders.iter().any(|p| lower.contains(p.as_str()))
+            && !v.contains(['$', '{', '}', '(', ')', '[', ']', '<', '>'])
+            && !v.chars().all(|c| Some(c) == first)
+    }
+}
+
+impl Scanner for SecretScanner {
+    fn scan_text(&self, text: &str, out: &mut Vec<Hit>) {
+        self.scan(text, out)
+    }
+}
+
+/// Does the first segment decode (base64url) to a JSON object with an `alg` member?
+fn is_jwt(m: &str) -> bool {
+    let Some(header) = m.split('.').next() else {
+        return false;
+    };
+    let Ok(bytes) = B64_URL.decode(header.trim_end_matches('=')) else {
+        return false;
+    };
+    matches!(serde_json::from_slice::<Value>(&bytes), Ok(Value::Object(o)) if o.contains_key("alg"))
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')
+}
+
+impl Entropy {
+    fn scan(&self, text: &str, out: &mut Vec<Cand>) {
+        let b = text.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if !is_token_byte(b[i]) {
+                i += 1;
+                continue;
+            }
+            let run_start = i;
+            while i < b.len() && is_token_byte(b[i]) {
+                i += 1;
+            }
+            let (mut s, mut e) = (run_start, i);
+            while s < e && matches!(b[s], b'/' | b'+' | b'=') {
+                s += 1;
+            }
+            while e > s && matches!(b[e - 1], b'/' | b'+' | b'=') {
+                e -= 1;
+            }
+            let len = e - s;
+            if len < self.min_len || len > self.max_len {
+                continue;
+            }
+            if self.is_secret_like(&b[s..e]) && !self.ignore_prefixes.iter().any(|p| text[..run_start].ends_with(p.as_str())) {
+                out.push(Cand {
+                    rule: self.rule,
+                    start: s,
+                    end: e,
+                    score: self.score,
+                });
+            }
+        }
+    }
+
+    fn is_secret_like(&self, t: &[u8]) -> bool {
+        let (mut digits, mut letters, mut hex_only) = (0usize, 0usize, true);
+        for &c in t {
+            if c.is_ascii_digit() {
+                digits += 1;
+            } else if c.is_ascii_alphabetic() {
+                letters += 1;
+                hex_only &= c.is_ascii_hexdigit();
+            } else {
+                hex_only = false;
+            }
+        }
+        if digits == 0 || letters == 0 {
+            return false;
+        }
+        let threshold = if hex_only {
+            if !self.hex {
+                return false;
+            }
+            self.hex_threshold
+        } else {
+            self.threshold
+        };
+        if shannon_entropy(t) < threshold {
+            return false;
+        }
+        let common = t
+            .windows(2)
+            .filter(|w| {
+                let (a, b) = (w[0].to_ascii_lowercase(), w[1].to_ascii_lowercase());
+                a.is_ascii_lowercase()
+                    && b.is_ascii_lowercase()
+                    && self.bigrams[usize::from(a - b'a') * 26 + usize::from(b - b'a')]
+            })
+            .count();
+        (common as f64) <= self.max_word_ratio * (t.len() - 1) as f64
+    }
+}
+
+/// Builds a `secrets` judge. Settings: see [`SecretsSettings`].
+pub fn build(name: &str, params_value: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> {
+    let settings: SecretsSettings = params(name, params_value)?;
+    let scanner = SecretScanner::compile(name, &settings)?;
+    let file = RULES.as_ref().map_err(|e| JudgeConfigError::invalid(name, e.clone()))?;
+    let scope = Scope::new(
+        name,
+        settings.provenances.as_deref().unwrap_or(&file.settings.provenances),
+        settings.fields.as_deref().unwrap_or(&file.settings.fields),
+        None,
+    )?;
+    Ok(Box::new(DetectorJudge {
+        name: name.to_owned(),
+        scanner,
+        scope,
+        combine: Combine::Max,
+        excerpt: masked_excerpt,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_header_must_be_json_with_alg() {
+        // {"alg":"HS256","typ":"JWT"}
+        assert!(is_jwt("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.sig"));
+        // {"typ":"JWT"} has no alg.
+        assert!(!is_jwt("eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiIxIn0.sig"));
+        assert!(!is_jwt("eyJnot-base64-json.x.y"));
+    }
+
+    #[test]
+    fn placeholders_are_not_secret_values() {
+        let s = SecretScanner::new(&SecretsSettings::default()).unwrap();
+        assert!(!s.passes(Check::SecretValue, "your_api_key_here"));
+        assert!(!s.passes(Check::SecretValue, "${API_KEY}"));
+        assert!(!s.passes(Check::SecretValue, "aaaaaaaaaaaa"));
+        assert!(s.passes(Check::SecretValue, "Zq8vT3mK1pLx9wRb"));
+    }
+}

@@ -1,0 +1,32 @@
+//! The metrics judge: code metrics and detectors, each a [`Judge`] that returns
+//! [`Feedback`] for a trace (and the step it is about to take, if any).
+//!
+//! Adding a judge means one file in `metrics/` or `detectors/` and one line in
+//! [`registry::BUILTINS`].
+
+pub mod detectors;
+pub mod error;
+pub mod metrics;
+pub mod registry;
+pub mod text;
+
+pub use error::JudgeConfigError;
+pub use registry::{build_judge, default_judges, JudgeSpec, BUILTINS};
+use tribunal_core::{Feedback, Pending, Trace};
+
+/// What a judge looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct JudgeInput<'a> {
+    pub trace: &'a Trace,
+    /// The proposed next step, when the trace is being gated before it happens.
+    pub pending: Option<&'a Pending>,
+}
+
+/// A scorer. Judges are built once from configuration and shared across threads.
+pub trait Judge: Send + Sync {
+    /// The instance name (the config table name); feedback names start with it.
+    fn name(&self) -> &str;
+    /// Scores one trace. A judge with nothing to say (no expectations to compare with, say)
+    /// returns no feedback; a judge that fails returns feedback with `error` set.
+    fn judge(&self, input: &JudgeInput<'_>) -> Vec<Feedback>;
+}

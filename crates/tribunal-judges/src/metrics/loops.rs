@@ -1,0 +1,116 @@
+//! `repeated_calls`: loop detection. Counts identical tool calls (same tool, same
+//! arguments up to key order) over the trace and its pending step; the value is the highest
+//! repeat count, and the rationale also gives the longest run of consecutive calls to one
+//! tool.
+
+use crate::{error::JudgeConfigError, registry, Judge, JudgeInput};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use tribunal_core::{Feedback, Pending};
+
+use super::util;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Settings {
+    /// Tools whose calls are not counted (polling, `wait`, ...).
+    ignore_tools: Vec<String>,
+}
+
+pub fn build(name: &str, params: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> {
+    let settings: Settings = registry::params(name, params)?;
+    Ok(Box::new(Loops {
+        name: name.to_owned(),
+        ignore: settings.ignore_tools.into_iter().collect(),
+    }))
+}
+
+struct Loops {
+    name: String,
+    ignore: HashSet<String>,
+}
+
+impl Judge for Loops {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn judge(&self, input: &JudgeInput<'_>) -> Vec<Feedback> {
+        // (tool, canonical arguments, evidence id), in call order.
+        let pending = input
+            .pending
+            .into_iter()
+            .flat_map(|p| p.tool_calls.iter().map(|c| (Pending::ID, c)));
+        let calls: Vec<(&str, String, String)> = input
+            .trace
+            .tool_calls()
+            .map(|(m, c)| (m.id.as_str(), c))
+            .chain(pending)
+            .filter(|(_, c)| !self.ignore.contains(&c.name))
+            .map(|(mid, c)| {
+                (
+                    c.name.as_str(),
+                    util::canonical(&c.arguments),
+                    util::call_id(mid, c),
+                )
+            })
+            .collect();
+        if calls.is_empty() {
+            return vec![Feedback::code(&self.name, &self.name, 0).with_rationale("no tool calls")];
+        }
+
+        let mut groups: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+        for (i, (tool, args, _)) in calls.iter().enumerate() {
+            groups.entry((tool, args.as_str())).or_default().push(i);
+        }
+        // The most repeated call; ties go to the one made first.
+        let (worst_key, worst) = groups
+            .iter()
+            .max_by(|a, b| a.1.len().cmp(&b.1.len()).then(b.1[0].cmp(&a.1[0])))
+            .map(|(k, v)| (*k, v.len()))
+            .unwrap_or((("", ""), 0));
+        let mut repeated: Vec<usize> = groups
+            .values()
+            .filter(|v| v.len() > 1)
+            .flatten()
+            .copied()
+            .collect();
+        repeated.sort_unstable();
+        let evidence: Vec<String> = repeated.iter().map(|&i| calls[i].2.clone()).collect();
+
+        let (run_tool, run) = longest_run(calls.iter().map(|c| c.0));
+        let mut rationale = if worst > 1 {
+            format!(
+                "{}({}) was called {worst} times with identical arguments",
+                worst_key.0,
+                util::short(worst_key.1)
+            )
+        } else {
+            format!("no tool call was repeated among {} calls", calls.len())
+        };
+        rationale.push_str(&format!(
+            "; longest run of consecutive calls to the same tool: {run} × {run_tool}"
+        ));
+        vec![Feedback::code(&self.name, &self.name, worst)
+            .with_rationale(rationale)
+            .with_evidence(evidence)]
+    }
+}
+
+/// The tool with the longest run of consecutive calls, and its length (first on ties).
+fn longest_run<'a>(tools: impl Iterator<Item = &'a str>) -> (&'a str, usize) {
+    let mut best = ("", 0);
+    let mut current = ("", 0);
+    for t in tools {
+        current = if current.0 == t && current.1 > 0 {
+            (t, current.1 + 1)
+        } else {
+            (t, 1)
+        };
+        if current.1 > best.1 {
+            best = current;
+        }
+    }
+    best
+}

@@ -1,0 +1,16 @@
+//! Code metrics: deterministic measurements of a trace (counts, latency, usage, cost,
+//! matching against expectations, schema validity, tool-call correctness, loops).
+//!
+//! Every metric follows the same contract: settings are a typed struct read with
+//! [`crate::registry::params`] (unknown settings are errors), feedback is named after the
+//! judge instance, a metric with nothing to measure returns no feedback, and one that
+//! cannot compute returns [`tribunal_core::Feedback::error`] rather than a guess.
+
+pub mod counts;
+pub mod json_schema;
+pub mod latency;
+pub mod loops;
+pub mod matching;
+pub mod tool_calls;
+pub mod usage;
+mod util;

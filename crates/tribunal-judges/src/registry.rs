@@ -1,0 +1,110 @@
+//! The table of built-in judges and how configuration turns into judge instances.
+
+use crate::error::JudgeConfigError;
+use crate::{detectors, metrics, Judge};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Builds a judge instance named `name` from its parameters.
+pub type BuildFn = fn(name: &str, params: &Value) -> Result<Box<dyn Judge>, JudgeConfigError>;
+
+/// One built-in judge kind.
+pub struct Builtin {
+    pub kind: &'static str,
+    pub description: &'static str,
+    /// Runs without any configuration.
+    pub default_on: bool,
+    pub build: BuildFn,
+}
+
+/// Every built-in judge kind. One line per judge.
+pub const BUILTINS: &[Builtin] = &[
+    Builtin { kind: "step_count", description: "number of messages, spans and tool calls", default_on: true, build: metrics::counts::build },
+    Builtin { kind: "latency", description: "trace duration and slowest span in milliseconds", default_on: true, build: metrics::latency::build },
+    Builtin { kind: "token_usage", description: "input/output tokens summed over LLM spans", default_on: true, build: metrics::usage::build_tokens },
+    Builtin { kind: "cost", description: "USD cost from token usage and the price table", default_on: true, build: metrics::usage::build_cost },
+    Builtin { kind: "exact_match", description: "output equals expectations.expected_response", default_on: true, build: metrics::matching::build_exact },
+    Builtin { kind: "contains", description: "output contains every expectations.expected_facts entry", default_on: true, build: metrics::matching::build_contains },
+    Builtin { kind: "regex_match", description: "output matches a regular expression", default_on: true, build: metrics::matching::build_regex },
+    Builtin { kind: "json_schema", description: "output is JSON valid against a schema", default_on: true, build: metrics::json_schema::build },
+    Builtin { kind: "tool_call_correctness", description: "tool calls match expectations.expected_tool_calls", default_on: true, build: metrics::tool_calls::build_correctness },
+    Builtin { kind: "tool_arguments", description: "tool-call arguments valid against the tools' JSON schemas", default_on: true, build: metrics::tool_calls::build_arguments },
+    Builtin { kind: "repeated_calls", description: "identical tool calls repeated (loops)", default_on: true, build: metrics::loops::build },
+    Builtin { kind: "secrets", description: "API keys, private keys, JWTs, high-entropy tokens", default_on: true, build: detectors::secrets::build },
+    Builtin { kind: "pii", description: "emails, phone numbers, payment cards, IBANs, national ids", default_on: true, build: detectors::pii::build },
+    Builtin { kind: "prompt_injection", description: "injection markers in untrusted content", default_on: true, build: detectors::injection::build },
+    Builtin { kind: "dangerous_commands", description: "destructive shell, SQL and code in tool arguments", default_on: true, build: detectors::commands::build },
+];
+
+/// A judge as configured: an instance name, a built-in kind and its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgeSpec {
+    pub name: String,
+    pub kind: String,
+    pub params: Value,
+}
+
+/// Comma-separated list of the valid kinds, for error messages.
+pub fn valid_kinds() -> String {
+    BUILTINS.iter().map(|b| b.kind).collect::<Vec<_>>().join(", ")
+}
+
+pub fn build_judge(spec: &JudgeSpec) -> Result<Box<dyn Judge>, JudgeConfigError> {
+    let builtin = BUILTINS
+        .iter()
+        .find(|b| b.kind == spec.kind)
+        .ok_or_else(|| JudgeConfigError::UnknownKind {
+            name: spec.name.clone(),
+            kind: spec.kind.clone(),
+            valid: valid_kinds(),
+        })?;
+    (builtin.build)(&spec.name, &spec.params)
+}
+
+/// The judges that run when nothing is configured.
+pub fn default_judges() -> Vec<Box<dyn Judge>> {
+    BUILTINS
+        .iter()
+        .filter(|b| b.default_on)
+        .map(|b| (b.build)(b.kind, &Value::Null).expect("built-in defaults are valid"))
+        .collect()
+}
+
+/// Reads a judge's parameters into its typed settings; unknown settings are errors that
+/// list the valid ones.
+pub fn params<T: DeserializeOwned + Default>(name: &str, v: &Value) -> Result<T, JudgeConfigError> {
+    match v {
+        Value::Null => Ok(T::default()),
+        Value::Object(o) if o.is_empty() => Ok(T::default()),
+        _ => serde_json::from_value(v.clone()).map_err(|e| JudgeConfigError::invalid(name, e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_builds_and_names_are_unique() {
+        let judges = default_judges();
+        assert_eq!(judges.len(), BUILTINS.iter().filter(|b| b.default_on).count());
+        let mut kinds: Vec<_> = BUILTINS.iter().map(|b| b.kind).collect();
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(kinds.len(), BUILTINS.len());
+    }
+
+    #[test]
+    fn unknown_kind_lists_valid_choices() {
+        let spec = JudgeSpec { name: "x".into(), kind: "nope".into(), params: Value::Null };
+        let err = build_judge(&spec).err().unwrap().to_string();
+        assert!(err.contains("nope") && err.contains("secrets") && err.contains("latency"), "{err}");
+    }
+
+    #[test]
+    fn unknown_setting_is_rejected_with_valid_names() {
+        let spec = JudgeSpec { name: "r".into(), kind: "repeated_calls".into(), params: serde_json::json!({"bogus": 1}) };
+        let err = build_judge(&spec).err().unwrap().to_string();
+        assert!(err.contains("bogus"), "{err}");
+    }
+}

@@ -1,0 +1,116 @@
+# C5: unauthorized or excessive tool use: tools not allowed for this agent, denied tools,
+# arguments that break their schema or limits, destructive operations, paths outside the
+# allowed roots.
+package tribunal.pack.c5
+
+import rego.v1
+import data.tribunal.lib
+
+violation contains v if {
+	some c in lib.calls
+	c.name in lib.cfg.tools.denied
+	v := {
+		"rule": "c5.denied_tool",
+		"severity": "block",
+		"message": sprintf("tool %s is denied", [c.name]),
+		"evidence": [c.id],
+	}
+}
+
+allowed_tools := list if {
+	list := lib.cfg.tools.agents[input.context.agent].allowed_tools
+} else := lib.cfg.tools.allowed if {
+	count(lib.cfg.tools.allowed) > 0
+}
+
+violation contains v if {
+	list := allowed_tools
+	some c in lib.calls
+	not c.name in list
+	v := {
+		"rule": "c5.tool_not_allowed",
+		"severity": "block",
+		"message": sprintf("tool %s is not allowed for agent %s", [c.name, object.get(input.context, "agent", "(any)")]),
+		"evidence": [c.id],
+	}
+}
+
+violation contains v if {
+	some f in input.findings
+	f.detector == "tool_arguments"
+	v := {
+		"rule": "c5.invalid_arguments",
+		"severity": "block",
+		"message": sprintf("arguments of %s do not match its schema", [f.tool]),
+		"evidence": [x | some x in [f.id, f.tool_call_id]; x != null],
+	}
+}
+
+# Numeric limits: tools.limits = {"refund": {"amount": {"max": 500, "severity": "escalate"}}}
+violation contains v if {
+	some c in lib.calls
+	some field, limit in lib.cfg.tools.limits[c.name]
+	value := c.arguments[field]
+	is_number(value)
+	value > limit.max
+	v := {
+		"rule": "c5.argument_limit",
+		"severity": object.get(limit, "severity", "escalate"),
+		"message": sprintf("%s.%s = %v is above the limit %v", [c.name, field, value, limit.max]),
+		"evidence": [c.id],
+	}
+}
+
+violation contains v if {
+	some c in lib.calls
+	some field, limit in lib.cfg.tools.limits[c.name]
+	value := c.arguments[field]
+	is_number(value)
+	value < limit.min
+	v := {
+		"rule": "c5.argument_limit",
+		"severity": object.get(limit, "severity", "escalate"),
+		"message": sprintf("%s.%s = %v is below the limit %v", [c.name, field, value, limit.min]),
+		"evidence": [c.id],
+	}
+}
+
+violation contains v if {
+	some c in lib.calls
+	some p in lib.cfg.tools.destructive_patterns
+	regex.match(p, lower(c.name))
+	v := {
+		"rule": "c5.destructive_tool",
+		"severity": "escalate",
+		"message": sprintf("%s is a destructive operation and needs a person's approval", [c.name]),
+		"evidence": [c.id],
+	}
+}
+
+path_keys := {"path", "file", "filename", "file_path", "filepath", "directory", "dir", "target"}
+
+violation contains v if {
+	some c in lib.calls
+	some key in path_keys
+	path := c.arguments[key]
+	is_string(path)
+	bad_path(path)
+	v := {
+		"rule": "c5.path_outside_allowed",
+		"severity": "block",
+		"message": sprintf("%s touches %s, outside the allowed paths", [c.name, path]),
+		"evidence": [c.id],
+	}
+}
+
+bad_path(path) if contains(path, "..")
+
+bad_path(path) if {
+	count(lib.cfg.tools.allowed_paths) > 0
+	not under_allowed(path)
+}
+
+under_allowed(path) if {
+	some root in lib.cfg.tools.allowed_paths
+	startswith(path, root)
+}

@@ -1,0 +1,480 @@
+//! The policy judge: gates written in Rego, evaluated with regorus over
+//! `{trace, pending, scores, findings, context}` with `data.tribunal.config` from configuration.
+//!
+//! A policy is any Rego module that defines a `violation` set of objects
+//! `{rule, severity: "block"|"escalate"|"warn", message, evidence: [ids]}`. The strictest
+//! severity wins. A policy that fails to evaluate or runs out of time produces a
+//! `tribunal.policy_error` violation whose severity follows the fail mode (closed by
+//! default): a broken policy never silently allows.
+
+pub mod input;
+pub mod pack;
+pub mod testing;
+
+pub use input::{policy_input, Context};
+pub use testing::{run_policy_tests, TestOutcome};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+use tribunal_core::{Severity, Violation};
+
+/// What happens when a policy cannot decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailMode {
+    /// Block (the default).
+    #[default]
+    Closed,
+    /// Send to a person.
+    Escalate,
+    /// Allow, with a warning in the verdict.
+    Open,
+}
+
+impl FailMode {
+    pub const NAMES: &'static [&'static str] = &["closed", "escalate", "open"];
+
+    pub fn parse(s: &str) -> Option<FailMode> {
+        match s {
+            "closed" => Some(FailMode::Closed),
+            "escalate" => Some(FailMode::Escalate),
+            "open" => Some(FailMode::Open),
+            _ => None,
+        }
+    }
+
+    pub fn severity(self) -> Severity {
+        match self {
+            FailMode::Closed => Severity::Block,
+            FailMode::Escalate => Severity::Escalate,
+            FailMode::Open => Severity::Warn,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum PolicyError {
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("policy data: {0}")]
+    Data(String),
+}
+
+/// One Rego module's text and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySource {
+    pub path: String,
+    pub text: String,
+}
+
+/// Reads every `.rego` file in a folder (recursively, in name order) and every
+/// `data.json` beside them.
+pub fn load_dir(dir: &Path) -> Result<(Vec<PolicySource>, Vec<(String, Value)>), PolicyError> {
+    let mut files = Vec::new();
+    collect(dir, &mut files).map_err(|source| PolicyError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    files.sort();
+    let mut sources = Vec::new();
+    let mut data = Vec::new();
+    for f in files {
+        let path = f.display().to_string();
+        let text = std::fs::read_to_string(&f).map_err(|source| PolicyError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if f.extension().is_some_and(|e| e == "rego") {
+            sources.push(PolicySource { path, text });
+        } else {
+            let v: Value = serde_json::from_str(&text).map_err(|e| PolicyError::Invalid {
+                path: format!("{path}:{}:{}", e.line(), e.column()),
+                message: format!("invalid JSON data: {e}"),
+            })?;
+            data.push((path, v));
+        }
+    }
+    Ok((sources, data))
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if dir.is_file() {
+        out.push(dir.to_path_buf());
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        if p.is_dir() {
+            collect(&p, out)?;
+        } else if p.extension().is_some_and(|e| e == "rego")
+            || p.file_name().is_some_and(|n| n == "data.json")
+        {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Settings for a policy set.
+#[derive(Debug, Clone)]
+pub struct PolicyOptions {
+    pub fail_mode: FailMode,
+    /// Wall-clock limit for one policy's evaluation.
+    pub timeout: Duration,
+}
+
+impl Default for PolicyOptions {
+    fn default() -> Self {
+        PolicyOptions {
+            fail_mode: FailMode::Closed,
+            timeout: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Compiled policies and their data, ready to be cloned into per-thread evaluators.
+#[derive(Clone)]
+pub struct PolicySet {
+    engine: regorus::Engine,
+    /// Packages that define `violation`, with the file that defines it.
+    gates: Vec<(String, String)>,
+    version: String,
+    options: PolicyOptions,
+    sources: Vec<PolicySource>,
+}
+
+impl std::fmt::Debug for PolicySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicySet")
+            .field("gates", &self.gates)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl PolicySet {
+    /// Compiles the sources. `data` is merged under `data.tribunal.config` in order (later wins),
+    /// after the default pack's data.
+    pub fn new(
+        sources: Vec<PolicySource>,
+        data: &[Value],
+        options: PolicyOptions,
+    ) -> Result<PolicySet, PolicyError> {
+        let mut engine = regorus::Engine::new();
+        engine.set_strict_builtin_errors(false);
+        let mut hasher = Sha256::new();
+        let mut gates = Vec::new();
+        for s in &sources {
+            let package = engine
+                .add_policy(s.path.clone(), s.text.clone())
+                .map_err(|e| PolicyError::Invalid {
+                    path: s.path.clone(),
+                    message: clean_error(&e.to_string()),
+                })?;
+            hasher.update(s.path.as_bytes());
+            hasher.update([0]);
+            hasher.update(s.text.as_bytes());
+            hasher.update([0]);
+            if defines_rule(&s.text, "violation") && !gates.iter().any(|(p, _)| p == &package) {
+                gates.push((package, s.path.clone()));
+            }
+        }
+        let mut merged = pack::default_data();
+        for d in data {
+            deep_merge(&mut merged, d.clone());
+        }
+        hasher.update(merged.to_string().as_bytes());
+        engine
+            .add_data(regorus::Value::from(serde_json::json!({ "tribunal": { "config": merged } })))
+            .map_err(|e| PolicyError::Data(e.to_string()))?;
+        engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+            limit: options.timeout,
+            check_interval: NonZeroU32::new(64).expect("non-zero"),
+        });
+        let digest = hasher.finalize();
+        let version = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Ok(PolicySet {
+            engine,
+            gates,
+            version,
+            options,
+            sources,
+        })
+    }
+
+    /// The default pack alone, with default data.
+    pub fn builtin() -> PolicySet {
+        PolicySet::new(pack::sources(), &[], PolicyOptions::default())
+            .expect("the default policy pack compiles")
+    }
+
+    /// A short hash of every policy text and the merged data.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The packages that act as gates (define `violation`).
+    pub fn gates(&self) -> impl Iterator<Item = &str> {
+        self.gates.iter().map(|(p, _)| p.as_str())
+    }
+
+    pub fn sources(&self) -> &[PolicySource] {
+        &self.sources
+    }
+
+    /// A private copy for one thread: evaluation mutates the engine's input.
+    pub fn evaluator(&self) -> PolicyEvaluator {
+        PolicyEvaluator {
+            engine: self.engine.clone(),
+            gates: self.gates.clone(),
+            fail_mode: self.options.fail_mode,
+        }
+    }
+
+    pub fn fail_mode(&self) -> FailMode {
+        self.options.fail_mode
+    }
+
+    /// The engine with policies and data loaded (for policy unit tests).
+    pub(crate) fn engine(&self) -> &regorus::Engine {
+        &self.engine
+    }
+}
+
+/// Evaluates the gates of a [`PolicySet`] on one input at a time.
+pub struct PolicyEvaluator {
+    engine: regorus::Engine,
+    gates: Vec<(String, String)>,
+    fail_mode: FailMode,
+}
+
+impl PolicyEvaluator {
+    /// Every violation of every gate. Errors become `tribunal.policy_error` violations.
+    pub fn evaluate(&mut self, input: Value) -> Vec<Violation> {
+        self.engine.set_input(regorus::Value::from(input));
+        let mut out = Vec::new();
+        for (package, path) in &self.gates {
+            match self.engine.eval_rule(format!("{package}.violation")) {
+                Ok(v) => {
+                    if let Err(message) = collect_violations(&v, package, &mut out) {
+                        out.push(self.error_violation(path, &message));
+                    }
+                }
+                Err(e) => out.push(self.error_violation(path, &clean_error(&e.to_string()))),
+            }
+        }
+        out
+    }
+
+    fn error_violation(&self, path: &str, message: &str) -> Violation {
+        Violation {
+            rule: "tribunal.policy_error".into(),
+            severity: self.fail_mode.severity(),
+            message: format!("{path}: policy failed to evaluate ({message}); fail mode applies"),
+            evidence: Vec::new(),
+        }
+    }
+}
+
+fn collect_violations(v: &regorus::Value, package: &str, out: &mut Vec<Violation>) -> Result<(), String> {
+    if matches!(v, regorus::Value::Undefined) {
+        return Ok(());
+    }
+    let json = serde_json::to_value(v).map_err(|e| e.to_string())?;
+    let items = match json {
+        Value::Array(items) => items,
+        other => return Err(format!("`violation` must be a set, found {other}")),
+    };
+    let default_rule = package.trim_start_matches("data.");
+    for item in items {
+        out.push(match item {
+            Value::String(message) => Violation {
+                rule: default_rule.to_owned(),
+                severity: Severity::Block,
+                message,
+                evidence: Vec::new(),
+            },
+            Value::Object(o) => {
+                let severity = match o.get("severity").and_then(Value::as_str) {
+                    None => Severity::Block,
+                    Some(s) => Severity::parse(s).ok_or_else(|| {
+                        format!("violation severity {s:?} is not one of block, escalate, warn")
+                    })?,
+                };
+                Violation {
+                    rule: o
+                        .get("rule")
+                        .and_then(Value::as_str)
+                        .unwrap_or(default_rule)
+                        .to_owned(),
+                    severity,
+                    message: o
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    evidence: o
+                        .get("evidence")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|e| e.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }
+            }
+            other => return Err(format!("a violation must be an object or a string, found {other}")),
+        });
+    }
+    Ok(())
+}
+
+/// Does the module text define a rule with this name (at the start of a line)?
+pub(crate) fn defines_rule(text: &str, name: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim_start();
+        l.strip_prefix(name).is_some_and(|rest| {
+            rest.starts_with([' ', '[', '{', ':', '=', '\t']) || rest.is_empty()
+        })
+    })
+}
+
+/// regorus errors can be long and multi-line; keep them readable on one screen.
+fn clean_error(s: &str) -> String {
+    s.trim().to_owned()
+}
+
+/// Deep-merges `b` into `a`: objects merge key by key, anything else is replaced.
+pub fn deep_merge(a: &mut Value, b: Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(existing) => deep_merge(existing, v),
+                    None => {
+                        a.insert(k, v);
+                    }
+                }
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn set(text: &str, mode: FailMode) -> PolicySet {
+        PolicySet::new(
+            vec![PolicySource {
+                path: "t.rego".into(),
+                text: text.into(),
+            }],
+            &[],
+            PolicyOptions {
+                fail_mode: mode,
+                ..PolicyOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn violations_are_read_with_their_severity() {
+        let p = set(
+            r#"package t
+violation contains {"rule": "r1", "severity": "escalate", "message": "m", "evidence": ["m1"]} if input.x > 1
+violation contains "plain" if input.x > 5
+"#,
+            FailMode::Closed,
+        );
+        let mut e = p.evaluator();
+        assert!(e.evaluate(json!({"x": 0})).is_empty());
+        let v = e.evaluate(json!({"x": 2}));
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].severity, Severity::Escalate);
+        assert_eq!(v[0].evidence, vec!["m1"]);
+        let v = e.evaluate(json!({"x": 9}));
+        assert!(v.iter().any(|v| v.rule == "t" && v.severity == Severity::Block));
+    }
+
+    #[test]
+    fn a_failing_policy_follows_the_fail_mode() {
+        let text = r#"package t
+violation contains {"rule": "r", "severity": "nonsense"} if true
+"#;
+        for (mode, sev) in [
+            (FailMode::Closed, Severity::Block),
+            (FailMode::Escalate, Severity::Escalate),
+            (FailMode::Open, Severity::Warn),
+        ] {
+            let v = set(text, mode).evaluator().evaluate(json!({}));
+            assert_eq!(v.len(), 1);
+            assert_eq!(v[0].rule, "tribunal.policy_error");
+            assert_eq!(v[0].severity, sev);
+        }
+    }
+
+    #[test]
+    fn runaway_policies_time_out_closed() {
+        let p = PolicySet::new(
+            vec![PolicySource {
+                path: "slow.rego".into(),
+                text: r#"package slow
+violation contains {"rule": "x", "message": "never"} if {
+  some i in numbers.range(1, 400)
+  some j in numbers.range(1, 400)
+  some k in numbers.range(1, 400)
+  i + j + k < 0
+}
+"#
+                .into(),
+            }],
+            &[],
+            PolicyOptions {
+                fail_mode: FailMode::Closed,
+                timeout: Duration::from_millis(5),
+            },
+        )
+        .unwrap();
+        let v = p.evaluator().evaluate(json!({}));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].rule, "tribunal.policy_error");
+        assert_eq!(v[0].severity, Severity::Block);
+    }
+
+    #[test]
+    fn invalid_policy_names_file_and_line() {
+        let err = PolicySet::new(
+            vec![PolicySource {
+                path: "bad.rego".into(),
+                text: "package bad\n\nviolation contains x if {\n  x := \n}\n".into(),
+            }],
+            &[],
+            PolicyOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("bad.rego"), "{err}");
+        assert!(err.contains(":4") || err.contains(":5"), "{err}");
+    }
+
+    #[test]
+    fn data_merges_over_pack_defaults() {
+        let mut a = json!({"x": {"a": 1, "b": 2}, "l": [1]});
+        deep_merge(&mut a, json!({"x": {"b": 3}, "l": [2, 3]}));
+        assert_eq!(a, json!({"x": {"a": 1, "b": 3}, "l": [2, 3]}));
+    }
+}

@@ -1,0 +1,410 @@
+//! The store: evaluation runs and their per-trace results, kept in SQLite by default
+//! (`.tribunal/tribunal.db`). Queries go through sqlx's `Any` driver with portable SQL
+//! (`$n` placeholders, TEXT/INTEGER/REAL columns), so a PostgreSQL URL works with the same code.
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::path::Path;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("store {location}: {source}")]
+    Open {
+        location: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("store: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("store: cannot create {path}: {source}")]
+    Dir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no run matches {0:?}")]
+    NoSuchRun(String),
+    #[error("{prefix:?} matches several runs: {matches}")]
+    Ambiguous { prefix: String, matches: String },
+}
+
+/// One evaluation run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// The command line that started it.
+    pub command: String,
+    /// Input paths, comma-separated.
+    pub inputs: String,
+    pub policy_version: String,
+    pub config_hash: String,
+    /// `running`, `done` or `failed`.
+    pub status: String,
+    pub total: i64,
+    pub allowed: i64,
+    pub escalated: i64,
+    pub blocked: i64,
+    pub rejected: i64,
+}
+
+/// One trace's result within a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub seq: i64,
+    pub trace_id: String,
+    pub source_file: String,
+    pub source_line: i64,
+    pub decision: String,
+    /// The whole result object as JSON.
+    pub result: String,
+}
+
+/// One input that could not be read or imported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputErrorRecord {
+    pub seq: i64,
+    pub source_file: String,
+    pub source_line: i64,
+    pub message: String,
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS runs (
+        id TEXT PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        command TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        policy_version TEXT NOT NULL,
+        config_hash TEXT NOT NULL,
+        status TEXT NOT NULL,
+        total BIGINT NOT NULL DEFAULT 0,
+        allowed BIGINT NOT NULL DEFAULT 0,
+        escalated BIGINT NOT NULL DEFAULT 0,
+        blocked BIGINT NOT NULL DEFAULT 0,
+        rejected BIGINT NOT NULL DEFAULT 0
+    )",
+    "CREATE TABLE IF NOT EXISTS results (
+        run_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        trace_id TEXT NOT NULL,
+        source_file TEXT NOT NULL,
+        source_line BIGINT NOT NULL,
+        decision TEXT NOT NULL,
+        result TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    )",
+    "CREATE INDEX IF NOT EXISTS results_trace ON results (trace_id)",
+    "CREATE TABLE IF NOT EXISTS input_errors (
+        run_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        source_file TEXT NOT NULL,
+        source_line BIGINT NOT NULL,
+        message TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    )",
+];
+
+/// A connection pool to the store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Opens (and creates) the store. `location` is a database URL (`sqlite://…`,
+    /// `postgres://…`) or a file path for SQLite.
+    pub async fn open(location: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = if location.contains("://") || location.starts_with("sqlite:") {
+            location.to_owned()
+        } else {
+            let path = Path::new(location);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            format!("sqlite://{location}?mode=rwc")
+        };
+        let is_sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 1 } else { 4 })
+            .connect(&url)
+            .await
+            .map_err(|source| StoreError::Open {
+                location: location.to_owned(),
+                source,
+            })?;
+        if is_sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA synchronous = NORMAL").execute(&pool).await?;
+        }
+        for stmt in SCHEMA {
+            sqlx::query(*stmt).execute(&pool).await?;
+        }
+        Ok(Store { pool })
+    }
+
+    pub async fn create_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO runs (id, started_at, finished_at, command, inputs, policy_version,
+                config_hash, status, total, allowed, escalated, blocked, rejected)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&run.id)
+        .bind(&run.started_at)
+        .bind(run.finished_at.clone())
+        .bind(&run.command)
+        .bind(&run.inputs)
+        .bind(&run.policy_version)
+        .bind(&run.config_hash)
+        .bind(&run.status)
+        .bind(run.total)
+        .bind(run.allowed)
+        .bind(run.escalated)
+        .bind(run.blocked)
+        .bind(run.rejected)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes a batch of results in one transaction.
+    pub async fn insert_results(&self, run_id: &str, rows: &[ResultRecord]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO results (run_id, seq, trace_id, source_file, source_line, decision, result)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(run_id)
+            .bind(r.seq)
+            .bind(&r.trace_id)
+            .bind(&r.source_file)
+            .bind(r.source_line)
+            .bind(&r.decision)
+            .bind(&r.result)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn insert_input_errors(
+        &self,
+        run_id: &str,
+        rows: &[InputErrorRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO input_errors (run_id, seq, source_file, source_line, message)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(run_id)
+            .bind(r.seq)
+            .bind(&r.source_file)
+            .bind(r.source_line)
+            .bind(&r.message)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the final counts and status of a run.
+    pub async fn finish_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET finished_at = $2, status = $3, total = $4, allowed = $5,
+                escalated = $6, blocked = $7, rejected = $8 WHERE id = $1",
+        )
+        .bind(&run.id)
+        .bind(run.finished_at.clone())
+        .bind(&run.status)
+        .bind(run.total)
+        .bind(run.allowed)
+        .bind(run.escalated)
+        .bind(run.blocked)
+        .bind(run.rejected)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The most recent runs first.
+    pub async fn list_runs(&self, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{RUN_SELECT} ORDER BY started_at DESC, id DESC LIMIT $1")))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Finds a run by its id or a unique prefix of it.
+    pub async fn find_run(&self, id_or_prefix: &str) -> Result<RunRecord, StoreError> {
+        let pattern = format!("{}%", id_or_prefix.replace(['%', '_'], ""));
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{RUN_SELECT} WHERE id = $1 OR id LIKE $2 ORDER BY id LIMIT 5")))
+            .bind(id_or_prefix)
+            .bind(&pattern)
+            .fetch_all(&self.pool)
+            .await?;
+        let runs: Vec<RunRecord> = rows.iter().map(run_from_row).collect::<Result<_, _>>()?;
+        if let Some(exact) = runs.iter().find(|r| r.id == id_or_prefix) {
+            return Ok(exact.clone());
+        }
+        match runs.len() {
+            0 => Err(StoreError::NoSuchRun(id_or_prefix.to_owned())),
+            1 => Ok(runs.into_iter().next().expect("one run")),
+            _ => Err(StoreError::Ambiguous {
+                prefix: id_or_prefix.to_owned(),
+                matches: runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    pub async fn run_results(&self, run_id: &str) -> Result<Vec<ResultRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, trace_id, source_file, source_line, decision, result
+             FROM results WHERE run_id = $1 ORDER BY seq",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ResultRecord {
+                    seq: r.try_get("seq")?,
+                    trace_id: r.try_get("trace_id")?,
+                    source_file: r.try_get("source_file")?,
+                    source_line: r.try_get("source_line")?,
+                    decision: r.try_get("decision")?,
+                    result: r.try_get("result")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn run_input_errors(&self, run_id: &str) -> Result<Vec<InputErrorRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, source_file, source_line, message FROM input_errors
+             WHERE run_id = $1 ORDER BY seq",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InputErrorRecord {
+                    seq: r.try_get("seq")?,
+                    source_file: r.try_get("source_file")?,
+                    source_line: r.try_get("source_line")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+const RUN_SELECT: &str = "SELECT id, started_at, finished_at, command, inputs, policy_version,
+    config_hash, status, total, allowed, escalated, blocked, rejected FROM runs";
+
+fn run_from_row(r: &AnyRow) -> Result<RunRecord, StoreError> {
+    Ok(RunRecord {
+        id: r.try_get("id")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        command: r.try_get("command")?,
+        inputs: r.try_get("inputs")?,
+        policy_version: r.try_get("policy_version")?,
+        config_hash: r.try_get("config_hash")?,
+        status: r.try_get("status")?,
+        total: r.try_get("total")?,
+        allowed: r.try_get("allowed")?,
+        escalated: r.try_get("escalated")?,
+        blocked: r.try_get("blocked")?,
+        rejected: r.try_get("rejected")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, at: &str) -> RunRecord {
+        RunRecord {
+            id: id.into(),
+            started_at: at.into(),
+            finished_at: None,
+            command: "tribunal eval x".into(),
+            inputs: "x.jsonl".into(),
+            policy_version: "abc".into(),
+            config_hash: "def".into(),
+            status: "running".into(),
+            total: 0,
+            allowed: 0,
+            escalated: 0,
+            blocked: 0,
+            rejected: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_and_results_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/t.db");
+        let store = Store::open(path.to_str().unwrap()).await.unwrap();
+        store.create_run(&run("run-a1", "2026-01-01T00:00:00Z")).await.unwrap();
+        store.create_run(&run("run-b2", "2026-01-02T00:00:00Z")).await.unwrap();
+        let rows: Vec<ResultRecord> = (0..3)
+            .map(|i| ResultRecord {
+                seq: i,
+                trace_id: format!("t{i}"),
+                source_file: "x.jsonl".into(),
+                source_line: i + 1,
+                decision: if i == 1 { "block".into() } else { "allow".into() },
+                result: "{}".into(),
+            })
+            .collect();
+        store.insert_results("run-a1", &rows).await.unwrap();
+        store
+            .insert_input_errors(
+                "run-a1",
+                &[InputErrorRecord { seq: 3, source_file: "x.jsonl".into(), source_line: 4, message: "bad".into() }],
+            )
+            .await
+            .unwrap();
+        let mut done = run("run-a1", "2026-01-01T00:00:00Z");
+        done.status = "done".into();
+        done.total = 3;
+        done.blocked = 1;
+        done.rejected = 1;
+        done.finished_at = Some("2026-01-01T00:00:01Z".into());
+        store.finish_run(&done).await.unwrap();
+
+        let list = store.list_runs(10).await.unwrap();
+        assert_eq!(list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["run-b2", "run-a1"]);
+        let found = store.find_run("run-a").await.unwrap();
+        assert_eq!(found, done);
+        assert!(matches!(store.find_run("run-").await, Err(StoreError::Ambiguous { .. })));
+        assert!(matches!(store.find_run("zzz").await, Err(StoreError::NoSuchRun(_))));
+        let results = store.run_results("run-a1").await.unwrap();
+        assert_eq!(results, rows);
+        assert_eq!(store.run_input_errors("run-a1").await.unwrap()[0].source_line, 4);
+        store.close().await;
+        // Reopening keeps everything.
+        let again = Store::open(path.to_str().unwrap()).await.unwrap();
+        assert_eq!(again.list_runs(10).await.unwrap().len(), 2);
+    }
+}
