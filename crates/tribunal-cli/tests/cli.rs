@@ -51,7 +51,9 @@ fn eval_example_blocks_attacks_and_allows_benign_runs() {
         assert_eq!(verdict(attack), "block", "{attack}");
     }
     assert_eq!(verdict("large-refund"), "escalate");
-    let first = &rows[0];
+    // The MLflow trace: injected retrieval followed by an email to the attacker.
+    assert_eq!(verdict("tr-0f3c9a7e5d2b4c1a8e6f0d9b7a5c3e1f"), "block");
+    let first = rows.iter().find(|r| r["trace_id"] == "order-status").unwrap();
     for key in ["trace_id", "source", "verdict", "feedback", "violations"] {
         assert!(first.get(key).is_some(), "missing {key}");
     }
@@ -66,22 +68,22 @@ fn table_junit_and_runs() {
     assert_eq!(out.status.code(), Some(1));
     let table = text(&out.stdout);
     assert!(table.contains("VERDICT") && table.contains("c2.indirect_injection"), "{table}");
-    assert!(table.contains("12 traces:"), "{table}");
+    assert!(table.contains("13 traces:"), "{table}");
 
     let out = tribunal(dir.path(), &["eval", &example(), "--config", &example_config(), "--db", "t.db", "-f", "junit", "-o", "r.xml"]);
     assert_eq!(out.status.code(), Some(1));
     let xml = std::fs::read_to_string(dir.path().join("r.xml")).unwrap();
     assert!(xml.starts_with("<?xml") && xml.contains("<testsuite ") && xml.contains("<failure "), "{xml}");
-    assert_eq!(xml.matches("<testcase ").count(), 12);
+    assert_eq!(xml.matches("<testcase ").count(), 13);
 
     let out = tribunal(dir.path(), &["runs", "list", "--db", "t.db", "-f", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(runs.as_array().unwrap().len(), 2);
     let id = runs[0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(runs[0]["total"], 12);
+    assert_eq!(runs[0]["total"], 13);
     assert_eq!(runs[0]["status"], "done");
-    let out = tribunal(dir.path(), &["runs", "show", &id[..15], "--db", "t.db"]);
+    let out = tribunal(dir.path(), &["runs", "show", &id[..id.len() - 2], "--db", "t.db"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let shown = text(&out.stdout);
     assert!(shown.contains(&id) && shown.contains("injected-review-exfiltration"), "{shown}");

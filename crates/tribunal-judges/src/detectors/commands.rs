@@ -91,10 +91,7 @@ impl CommandScanner {
 
     /// The category (`shell`, `sql`, `code`, or what an extra rule says) of a rule id.
     pub fn category(&self, id: &str) -> Option<&str> {
-        (0..self.rules.ids().len() as u32)
-            .map(|i| self.rules.rule(i))
-            .find(|r| &*r.id == id)
-            .map(|r| &*r.category)
+        self.rules.find(id).map(|r| &*r.category)
     }
 
     /// Ids of the enabled rules.

@@ -266,6 +266,11 @@ impl<C: Copy> RuleSet<C> {
         &self.rules[i as usize]
     }
 
+    /// The enabled rule with this id.
+    pub(crate) fn find(&self, id: &str) -> Option<&Rule<C>> {
+        self.rules.iter().find(|r| &*r.id == id)
+    }
+
     /// The index of an enabled pseudo rule.
     pub(crate) fn pseudo(&self, id: &str) -> Option<u32> {
         self.rules
