@@ -52,6 +52,15 @@ fn main() {
     let judges = measure(iterations, || {
         std::hint::black_box(evaluator.feedback(&trace, Some(&pending)));
     });
+    let feedback = evaluator.feedback(&trace, Some(&pending));
+    let classes = tribunal_policy::facts::ToolClasses::from_data(&tribunal_policy::pack::default_data()).unwrap();
+    let input_only = measure(iterations, || {
+        let input = tribunal_policy::policy_input(&trace, Some(&pending), &feedback, &ctx, &classes);
+        std::hint::black_box(input);
+    });
+    let policies = measure(iterations, || {
+        std::hint::black_box(policy.evaluate_trace(&trace, Some(&pending), &feedback, &ctx));
+    });
     let full = measure(iterations, || {
         std::hint::black_box(evaluator.evaluate(&trace, Some(&pending), Some(&ctx), &mut policy));
     });
@@ -59,6 +68,8 @@ fn main() {
     println!("gate decision, 20-step trace, default judges + default pack ({iterations} iterations, decision {})", decision.decision);
     println!("  baseline: parse the trace JSON     p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&parse, 0.5)), us(percentile(&parse, 0.99)));
     println!("  judges only (metrics + detectors)  p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&judges, 0.5)), us(percentile(&judges, 0.99)));
+    println!("  policy input (build + convert)     p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&input_only, 0.5)), us(percentile(&input_only, 0.99)));
+    println!("  policies only (input + all gates)  p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&policies, 0.5)), us(percentile(&policies, 0.99)));
     println!("  full decision (judges + policies)  p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&full, 0.5)), us(percentile(&full, 0.99)));
     println!(
         "  p99 / target (100 us): {:.2}   p50 decision / p50 parse: {:.1}x",

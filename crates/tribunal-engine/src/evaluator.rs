@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tribunal_core::{Feedback, Pending, Trace, Verdict};
 use tribunal_formats::SourceRef;
 use tribunal_judges::{Judge, JudgeInput};
-use tribunal_policy::{policy_input, Context, PolicyEvaluator, PolicySet};
+use tribunal_policy::{Context, PolicyEvaluator, PolicySet};
 
 /// The two judges, built once and shared by every worker.
 pub struct Evaluator {
@@ -81,8 +81,7 @@ impl Evaluator {
     ) -> Verdict {
         let feedback = self.feedback(trace, pending);
         let context = context.unwrap_or(&self.context);
-        let input = policy_input(trace, pending, &feedback, context);
-        let violations = policy.evaluate(input);
+        let violations = policy.evaluate_trace(trace, pending, &feedback, context);
         Verdict::combine(feedback, violations)
     }
 

@@ -71,8 +71,15 @@ pub fn run_eval(
     } else {
         options.jobs
     };
-    let (work_tx, work_rx) = bounded::<(u64, Work)>(jobs * 64);
-    let (done_tx, done_rx) = bounded::<(u64, Vec<Event>)>(jobs * 64);
+    // At most `in_flight` items are read but not yet handed out: this bounds the reorder
+    // buffer even when one trace is much slower than the ones after it.
+    let in_flight = jobs * 64;
+    let (work_tx, work_rx) = bounded::<(u64, Work)>(in_flight);
+    let (done_tx, done_rx) = bounded::<(u64, Vec<Event>)>(in_flight);
+    let (permit_tx, permit_rx) = bounded::<()>(in_flight);
+    for _ in 0..in_flight {
+        let _ = permit_tx.send(());
+    }
     let format = options.format;
     let mut summary = Summary::default();
     std::thread::scope(|scope| {
@@ -80,6 +87,9 @@ pub fn run_eval(
         let reader = scope.spawn(move || {
             let mut seq = 0u64;
             read_paths(&paths, |item| {
+                if permit_rx.recv().is_err() {
+                    return false;
+                }
                 let w = match item {
                     Ok(i) => Work::Item(i),
                     Err(e) => Work::Error(e),
@@ -129,6 +139,7 @@ pub fn run_eval(
                     sink(e);
                 }
                 next += 1;
+                let _ = permit_tx.send(());
             }
         }
         match reader.join() {

@@ -19,21 +19,96 @@ pub struct Builtin {
 
 /// Every built-in judge kind. One line per judge.
 pub const BUILTINS: &[Builtin] = &[
-    Builtin { kind: "step_count", description: "number of messages, spans and tool calls", default_on: true, build: metrics::counts::build },
-    Builtin { kind: "latency", description: "trace duration and slowest span in milliseconds", default_on: true, build: metrics::latency::build },
-    Builtin { kind: "token_usage", description: "input/output tokens summed over LLM spans", default_on: true, build: metrics::usage::build_tokens },
-    Builtin { kind: "cost", description: "USD cost from token usage and the price table", default_on: true, build: metrics::usage::build_cost },
-    Builtin { kind: "exact_match", description: "output equals expectations.expected_response", default_on: true, build: metrics::matching::build_exact },
-    Builtin { kind: "contains", description: "output contains every expectations.expected_facts entry", default_on: true, build: metrics::matching::build_contains },
-    Builtin { kind: "regex_match", description: "output matches a regular expression", default_on: true, build: metrics::matching::build_regex },
-    Builtin { kind: "json_schema", description: "output is JSON valid against a schema", default_on: true, build: metrics::json_schema::build },
-    Builtin { kind: "tool_call_correctness", description: "tool calls match expectations.expected_tool_calls", default_on: true, build: metrics::tool_calls::build_correctness },
-    Builtin { kind: "tool_arguments", description: "tool-call arguments valid against the tools' JSON schemas", default_on: true, build: metrics::tool_calls::build_arguments },
-    Builtin { kind: "repeated_calls", description: "identical tool calls repeated (loops)", default_on: true, build: metrics::loops::build },
-    Builtin { kind: "secrets", description: "API keys, private keys, JWTs, high-entropy tokens", default_on: true, build: detectors::secrets::build },
-    Builtin { kind: "pii", description: "emails, phone numbers, payment cards, IBANs, national ids", default_on: true, build: detectors::pii::build },
-    Builtin { kind: "prompt_injection", description: "injection markers in untrusted content", default_on: true, build: detectors::injection::build },
-    Builtin { kind: "dangerous_commands", description: "destructive shell, SQL and code in tool arguments", default_on: true, build: detectors::commands::build },
+    Builtin {
+        kind: "step_count",
+        description: "number of messages, spans and tool calls",
+        default_on: true,
+        build: metrics::counts::build,
+    },
+    Builtin {
+        kind: "latency",
+        description: "trace duration and slowest span in milliseconds",
+        default_on: true,
+        build: metrics::latency::build,
+    },
+    Builtin {
+        kind: "token_usage",
+        description: "input/output tokens summed over LLM spans",
+        default_on: true,
+        build: metrics::usage::build_tokens,
+    },
+    Builtin {
+        kind: "cost",
+        description: "USD cost from token usage and the price table",
+        default_on: true,
+        build: metrics::usage::build_cost,
+    },
+    Builtin {
+        kind: "exact_match",
+        description: "output equals expectations.expected_response",
+        default_on: true,
+        build: metrics::matching::build_exact,
+    },
+    Builtin {
+        kind: "contains",
+        description: "output contains every expectations.expected_facts entry",
+        default_on: true,
+        build: metrics::matching::build_contains,
+    },
+    Builtin {
+        kind: "regex_match",
+        description: "output matches a regular expression",
+        default_on: true,
+        build: metrics::matching::build_regex,
+    },
+    Builtin {
+        kind: "json_schema",
+        description: "output is JSON valid against a schema",
+        default_on: true,
+        build: metrics::json_schema::build,
+    },
+    Builtin {
+        kind: "tool_call_correctness",
+        description: "tool calls match expectations.expected_tool_calls",
+        default_on: true,
+        build: metrics::tool_calls::build_correctness,
+    },
+    Builtin {
+        kind: "tool_arguments",
+        description: "tool-call arguments valid against the tools' JSON schemas",
+        default_on: true,
+        build: metrics::tool_calls::build_arguments,
+    },
+    Builtin {
+        kind: "repeated_calls",
+        description: "identical tool calls repeated (loops)",
+        default_on: true,
+        build: metrics::loops::build,
+    },
+    Builtin {
+        kind: "secrets",
+        description: "API keys, private keys, JWTs, high-entropy tokens",
+        default_on: true,
+        build: detectors::secrets::build,
+    },
+    Builtin {
+        kind: "pii",
+        description: "emails, phone numbers, payment cards, IBANs, national ids",
+        default_on: true,
+        build: detectors::pii::build,
+    },
+    Builtin {
+        kind: "prompt_injection",
+        description: "injection markers in untrusted content",
+        default_on: true,
+        build: detectors::injection::build,
+    },
+    Builtin {
+        kind: "dangerous_commands",
+        description: "destructive shell, SQL and code in tool arguments",
+        default_on: true,
+        build: detectors::commands::build,
+    },
 ];
 
 /// A judge as configured: an instance name, a built-in kind and its parameters.
@@ -46,7 +121,11 @@ pub struct JudgeSpec {
 
 /// Comma-separated list of the valid kinds, for error messages.
 pub fn valid_kinds() -> String {
-    BUILTINS.iter().map(|b| b.kind).collect::<Vec<_>>().join(", ")
+    BUILTINS
+        .iter()
+        .map(|b| b.kind)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn build_judge(spec: &JudgeSpec) -> Result<Box<dyn Judge>, JudgeConfigError> {
@@ -76,7 +155,8 @@ pub fn params<T: DeserializeOwned + Default>(name: &str, v: &Value) -> Result<T,
     match v {
         Value::Null => Ok(T::default()),
         Value::Object(o) if o.is_empty() => Ok(T::default()),
-        _ => serde_json::from_value(v.clone()).map_err(|e| JudgeConfigError::invalid(name, e.to_string())),
+        _ => serde_json::from_value(v.clone())
+            .map_err(|e| JudgeConfigError::invalid(name, e.to_string())),
     }
 }
 
@@ -87,7 +167,10 @@ mod tests {
     #[test]
     fn every_default_builds_and_names_are_unique() {
         let judges = default_judges();
-        assert_eq!(judges.len(), BUILTINS.iter().filter(|b| b.default_on).count());
+        assert_eq!(
+            judges.len(),
+            BUILTINS.iter().filter(|b| b.default_on).count()
+        );
         let mut kinds: Vec<_> = BUILTINS.iter().map(|b| b.kind).collect();
         kinds.sort();
         kinds.dedup();
@@ -96,14 +179,25 @@ mod tests {
 
     #[test]
     fn unknown_kind_lists_valid_choices() {
-        let spec = JudgeSpec { name: "x".into(), kind: "nope".into(), params: Value::Null };
+        let spec = JudgeSpec {
+            name: "x".into(),
+            kind: "nope".into(),
+            params: Value::Null,
+        };
         let err = build_judge(&spec).err().unwrap().to_string();
-        assert!(err.contains("nope") && err.contains("secrets") && err.contains("latency"), "{err}");
+        assert!(
+            err.contains("nope") && err.contains("secrets") && err.contains("latency"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_setting_is_rejected_with_valid_names() {
-        let spec = JudgeSpec { name: "r".into(), kind: "repeated_calls".into(), params: serde_json::json!({"bogus": 1}) };
+        let spec = JudgeSpec {
+            name: "r".into(),
+            kind: "repeated_calls".into(),
+            params: serde_json::json!({"bogus": 1}),
+        };
         let err = build_judge(&spec).err().unwrap().to_string();
         assert!(err.contains("bogus"), "{err}");
     }

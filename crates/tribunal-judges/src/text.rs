@@ -13,7 +13,11 @@ pub struct TextRef<'a> {
 
 /// Calls `f` for every message content and every string inside tool-call arguments, in
 /// trace order, then for the pending step.
-pub fn for_each_text<'a>(trace: &'a Trace, pending: Option<&'a Pending>, mut f: impl FnMut(TextRef<'_>)) {
+pub fn for_each_text<'a>(
+    trace: &'a Trace,
+    pending: Option<&'a Pending>,
+    mut f: impl FnMut(TextRef<'_>),
+) {
     for m in &trace.messages {
         message_texts(m, &mut f);
     }

@@ -1,14 +1,14 @@
 # C1: direct prompt injection or jailbreak in the user's own input.
-package tribunal.pack.c1
+package tribunal.pack
 
 import rego.v1
-import data.tribunal.lib
 
 violation contains v if {
+	some id, score in injection_score
+	score >= cfg.injection.user_threshold
 	some m in input.trace.messages
+	m.id == id
 	m.source == "user"
-	score := lib.injection_score[m.id]
-	score >= lib.cfg.injection.user_threshold
 	v := {
 		"rule": "c1.direct_injection",
 		"severity": "escalate",

@@ -1,14 +1,13 @@
 # C5: unauthorized or excessive tool use: tools not allowed for this agent, denied tools,
 # arguments that break their schema or limits, destructive operations, paths outside the
 # allowed roots.
-package tribunal.pack.c5
+package tribunal.pack
 
 import rego.v1
-import data.tribunal.lib
 
 violation contains v if {
-	some c in lib.calls
-	c.name in lib.cfg.tools.denied
+	some c in calls
+	c.name in cfg.tools.denied
 	v := {
 		"rule": "c5.denied_tool",
 		"severity": "block",
@@ -18,14 +17,14 @@ violation contains v if {
 }
 
 allowed_tools := list if {
-	list := lib.cfg.tools.agents[input.context.agent].allowed_tools
-} else := lib.cfg.tools.allowed if {
-	count(lib.cfg.tools.allowed) > 0
+	list := cfg.tools.agents[input.context.agent].allowed_tools
+} else := cfg.tools.allowed if {
+	count(cfg.tools.allowed) > 0
 }
 
 violation contains v if {
 	list := allowed_tools
-	some c in lib.calls
+	some c in calls
 	not c.name in list
 	v := {
 		"rule": "c5.tool_not_allowed",
@@ -42,14 +41,14 @@ violation contains v if {
 		"rule": "c5.invalid_arguments",
 		"severity": "block",
 		"message": sprintf("arguments of %s do not match its schema", [f.tool]),
-		"evidence": [x | some x in [f.id, f.tool_call_id]; x != null],
+		"evidence": finding_evidence(f),
 	}
 }
 
 # Numeric limits: tools.limits = {"refund": {"amount": {"max": 500, "severity": "escalate"}}}
 violation contains v if {
-	some c in lib.calls
-	some field, limit in lib.cfg.tools.limits[c.name]
+	some c in calls
+	some field, limit in cfg.tools.limits[c.name]
 	value := c.arguments[field]
 	is_number(value)
 	value > limit.max
@@ -62,8 +61,8 @@ violation contains v if {
 }
 
 violation contains v if {
-	some c in lib.calls
-	some field, limit in lib.cfg.tools.limits[c.name]
+	some c in calls
+	some field, limit in cfg.tools.limits[c.name]
 	value := c.arguments[field]
 	is_number(value)
 	value < limit.min
@@ -76,9 +75,8 @@ violation contains v if {
 }
 
 violation contains v if {
-	some c in lib.calls
-	some p in lib.cfg.tools.destructive_patterns
-	regex.match(p, lower(c.name))
+	some c in calls
+	c.destructive
 	v := {
 		"rule": "c5.destructive_tool",
 		"severity": "escalate",
@@ -90,9 +88,10 @@ violation contains v if {
 path_keys := {"path", "file", "filename", "file_path", "filepath", "directory", "dir", "target"}
 
 violation contains v if {
-	some c in lib.calls
-	some key in path_keys
-	path := c.arguments[key]
+	some c in calls
+	is_object(c.arguments)
+	some key, path in c.arguments
+	key in path_keys
 	is_string(path)
 	bad_path(path)
 	v := {
@@ -106,11 +105,11 @@ violation contains v if {
 bad_path(path) if contains(path, "..")
 
 bad_path(path) if {
-	count(lib.cfg.tools.allowed_paths) > 0
+	count(cfg.tools.allowed_paths) > 0
 	not under_allowed(path)
 }
 
 under_allowed(path) if {
-	some root in lib.cfg.tools.allowed_paths
+	some root in cfg.tools.allowed_paths
 	startswith(path, root)
 }

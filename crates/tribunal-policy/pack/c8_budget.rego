@@ -1,10 +1,9 @@
 # C8: loops, runaway cost and budget abuse: counters over the trace.
-package tribunal.pack.c8
+package tribunal.pack
 
 import rego.v1
-import data.tribunal.lib
 
-budget := lib.cfg.budget
+budget := cfg.budget
 
 steps := count(input.trace.messages)
 
@@ -19,7 +18,7 @@ violation contains v if {
 }
 
 violation contains v if {
-	n := count(lib.calls)
+	n := count(calls)
 	n > budget.max_tool_calls
 	v := {
 		"rule": "c8.max_tool_calls",
@@ -30,9 +29,9 @@ violation contains v if {
 }
 
 violation contains v if {
-	some name in {c.name | some c in lib.calls}
-	ids := [c.id | some c in lib.calls; c.name == name]
-	count(ids) > budget.max_calls_per_tool
+	some name, n in input.trace.calls_per_tool
+	n > budget.max_calls_per_tool
+	ids := [c.id | some c in calls; c.name == name]
 	v := {
 		"rule": "c8.max_calls_per_tool",
 		"severity": "block",

@@ -1,20 +1,32 @@
 //! The document policies see as `input`: the trace reduced to what gates reason about, the
-//! pending step, every judge's scores and findings, and the call's context.
+//! pending step, every judge's scores and findings, and the call's context. It is built
+//! directly as a regorus value (no JSON text in between); fields that would be null or empty
+//! are left out.
 //!
 //! ```text
-//! input.trace.messages[i]   {id, index, role, source, name, trusted, content, tool_calls, tool_call_id}
-//! input.trace.tool_calls[i] {id, name, arguments, message_id, index}   (index = message index)
-//! input.trace.spans[i]      {id, parent_id, kind, name, status, duration_ms, model}
-//! input.trace.usage         {input_tokens, output_tokens, total_tokens} | null
-//! input.pending             {kind, content, tool_calls: [{id, name, arguments}]} | null
-//! input.scores[name]        {value, error, evidence}
-//! input.findings[i]         {detector, kind, score, id, field, tool_call_id, tool, source, trusted}
-//! input.context             {agent, user, environment, ...}
+//! input.trace.messages[i]   {id, index, role, source, name?, trusted, content, tool_calls?, tool_call_id?,
+//!                            images?: [{url, host}]}
+//! input.trace.mentions[d]   [{id, index, source, trusted}]: messages that mention URL host or email d
+//! input.trace.calls_per_tool[name]  calls in the trace and the pending step
+//! input.trace.tool_calls[i] {id, name, arguments, message_id, index, sensitive, destructive, hosts?, emails?}
+//! input.trace.spans[i]      {id, parent_id?, kind, name, status, duration_ms?, model?}
+//! input.trace.usage         {input_tokens, output_tokens, total_tokens}        (absent when unknown)
+//! input.pending             {kind, content, tool_calls, images?}                (absent when none)
+//!                           pending tool calls have message_id "pending" and index = number of messages
+//! input.scores[name]        {value, error?, evidence}
+//! input.findings[i]         {detector, kind, score, id, field, tool_call_id?, tool?, source, trusted}
+//! input.context             {agent?, user?, environment?, ...}
 //! ```
+//! `hosts`, `emails`, `images` and `mentions` come from the URL hosts, email addresses and
+//! markdown images found in the text (lower-cased), extracted once so that flow rules are
+//! lookups; `sensitive` and `destructive` come from the tool classes in the policy data.
 
+use crate::facts::{Links, ToolClasses};
+use regorus::Value as R;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
-use tribunal_core::{Feedback, Pending, Trace};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use tribunal_core::{Feedback, Message, Pending, Provenance, ToolCall, Trace};
 
 /// Who is asking: the agent, its user, the environment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -29,104 +41,240 @@ pub struct Context {
     pub extra: Map<String, Value>,
 }
 
+/// An object under construction.
+struct Obj(BTreeMap<R, R>);
+
+impl Obj {
+    fn new() -> Obj {
+        Obj(BTreeMap::new())
+    }
+    fn set(&mut self, k: &str, v: R) -> &mut Obj {
+        self.0.insert(R::from(k), v);
+        self
+    }
+    fn opt(&mut self, k: &str, v: Option<R>) -> &mut Obj {
+        if let Some(v) = v {
+            self.0.insert(R::from(k), v);
+        }
+        self
+    }
+    fn done(&mut self) -> R {
+        R::from(std::mem::take(&mut self.0))
+    }
+}
+
+fn s(v: &str) -> R {
+    R::from(v)
+}
+
+fn strings(v: &[String]) -> Option<R> {
+    (!v.is_empty()).then(|| R::from(v.iter().map(|x| s(x)).collect::<Vec<_>>()))
+}
+
+fn images(v: &[(String, String)]) -> Option<R> {
+    (!v.is_empty()).then(|| {
+        R::from(
+            v.iter()
+                .map(|(url, host)| Obj::new().set("url", s(url)).set("host", s(host)).done())
+                .collect::<Vec<_>>(),
+        )
+    })
+}
+
+fn json(v: &Value) -> R {
+    R::from(v.clone())
+}
+
+fn call_value(c: &ToolCall, message_id: &str, index: usize, classes: &ToolClasses) -> R {
+    let mut links = Links::default();
+    crate::strings_of(&c.arguments, &mut |t| links.scan(t));
+    Obj::new()
+        .set("id", s(&c.id))
+        .set("name", s(&c.name))
+        .set("sensitive", R::from(classes.is_sensitive(&c.name)))
+        .set("destructive", R::from(classes.is_destructive(&c.name)))
+        .set("arguments", json(&c.arguments))
+        .set("message_id", s(message_id))
+        .set("index", R::from(index))
+        .opt("hosts", strings(&links.hosts))
+        .opt("emails", strings(&links.emails))
+        .done()
+}
+
+fn message_value(m: &Message, index: usize, mentions: &mut BTreeMap<String, Vec<R>>) -> R {
+    let name = match &m.provenance {
+        Provenance::Tool { name } | Provenance::Agent { name } => Some(name.as_str()),
+        Provenance::Retrieval { name } => name.as_deref(),
+        _ => m.name.as_deref(),
+    };
+    let mut links = Links::default();
+    links.scan(&m.content);
+    for d in links.hosts.iter().chain(&links.emails) {
+        mentions.entry(d.clone()).or_default().push(
+            Obj::new()
+                .set("id", s(&m.id))
+                .set("index", R::from(index))
+                .set("source", s(m.provenance.label()))
+                .set("trusted", R::from(!m.provenance.is_untrusted()))
+                .done(),
+        );
+    }
+    let mut o = Obj::new();
+    o.set("id", s(&m.id))
+        .set("index", R::from(index))
+        .set("role", s(role(m)))
+        .set("source", s(m.provenance.label()))
+        .set("trusted", R::from(!m.provenance.is_untrusted()))
+        .set("content", s(&m.content))
+        .opt("name", name.filter(|n| !n.is_empty()).map(s))
+        .opt("tool_call_id", m.tool_call_id.as_deref().map(s))
+        .opt("images", images(&links.images));
+    if !m.tool_calls.is_empty() {
+        let calls = m
+            .tool_calls
+            .iter()
+            .map(|c| Obj::new().set("id", s(&c.id)).set("name", s(&c.name)).set("arguments", json(&c.arguments)).done())
+            .collect::<Vec<_>>();
+        o.set("tool_calls", R::from(calls));
+    }
+    o.done()
+}
+
+fn role(m: &Message) -> &'static str {
+    match m.role {
+        tribunal_core::Role::System => "system",
+        tribunal_core::Role::User => "user",
+        tribunal_core::Role::Assistant => "assistant",
+        tribunal_core::Role::Tool => "tool",
+    }
+}
+
 /// Builds the policy input. Pure: the same arguments give the same document.
 pub fn policy_input(
     trace: &Trace,
     pending: Option<&Pending>,
     feedback: &[Feedback],
     context: &Context,
-) -> Value {
+    classes: &ToolClasses,
+) -> R {
     let mut messages = Vec::with_capacity(trace.messages.len());
     let mut tool_calls = Vec::new();
+    let mut mentions: BTreeMap<String, Vec<R>> = BTreeMap::new();
+    let mut per_tool: BTreeMap<&str, u64> = BTreeMap::new();
     for (index, m) in trace.messages.iter().enumerate() {
-        let calls: Vec<Value> = m
-            .tool_calls
-            .iter()
-            .map(|c| json!({"id": c.id, "name": c.name, "arguments": c.arguments}))
-            .collect();
+        messages.push(message_value(m, index, &mut mentions));
         for c in &m.tool_calls {
-            tool_calls.push(json!({
-                "id": c.id, "name": c.name, "arguments": c.arguments,
-                "message_id": m.id, "index": index,
-            }));
+            tool_calls.push(call_value(c, &m.id, index, classes));
+            *per_tool.entry(c.name.as_str()).or_default() += 1;
         }
-        let name = match &m.provenance {
-            tribunal_core::Provenance::Tool { name } | tribunal_core::Provenance::Agent { name } => {
-                Value::String(name.clone())
-            }
-            tribunal_core::Provenance::Retrieval { name } => {
-                name.clone().map(Value::String).unwrap_or(Value::Null)
-            }
-            _ => m.name.clone().map(Value::String).unwrap_or(Value::Null),
-        };
-        messages.push(json!({
-            "id": m.id,
-            "index": index,
-            "role": m.role,
-            "source": m.provenance.label(),
-            "name": name,
-            "trusted": !m.provenance.is_untrusted(),
-            "content": m.content,
-            "tool_calls": calls,
-            "tool_call_id": m.tool_call_id,
-        }));
     }
-    let spans: Vec<Value> = trace
-        .spans
-        .iter()
-        .map(|s| {
-            json!({
-                "id": s.id, "parent_id": s.parent_id, "kind": s.kind, "name": s.name,
-                "status": s.status.code, "duration_ms": s.duration_ms(), "model": s.model,
+    for c in pending.iter().flat_map(|p| &p.tool_calls) {
+        *per_tool.entry(c.name.as_str()).or_default() += 1;
+    }
+    let mut t = Obj::new();
+    t.set("id", s(&trace.id))
+        .set("messages", R::from(messages))
+        .set("tool_calls", R::from(tool_calls))
+        .set(
+            "mentions",
+            R::from(mentions.into_iter().map(|(k, v)| (s(&k), R::from(v))).collect::<BTreeMap<R, R>>()),
+        )
+        .set(
+            "calls_per_tool",
+            R::from(per_tool.into_iter().map(|(k, v)| (s(k), R::from(v))).collect::<BTreeMap<R, R>>()),
+        );
+    if !trace.spans.is_empty() {
+        let spans = trace
+            .spans
+            .iter()
+            .map(|sp| {
+                Obj::new()
+                    .set("id", s(&sp.id))
+                    .opt("parent_id", sp.parent_id.as_deref().map(s))
+                    .set("kind", json(&serde_json::to_value(sp.kind).unwrap_or(Value::Null)))
+                    .set("name", s(&sp.name))
+                    .set("status", s(&sp.status.code))
+                    .opt("duration_ms", sp.duration_ms().map(R::from))
+                    .opt("model", sp.model.as_deref().map(s))
+                    .done()
             })
-        })
-        .collect();
-    let usage = trace.token_usage().map(|u| {
-        json!({"input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "total_tokens": u.total()})
-    });
-    let pending = pending.map(|p| {
-        json!({
-            "kind": p.kind,
-            "content": p.content,
-            "tool_calls": p.tool_calls.iter()
-                .map(|c| json!({"id": c.id, "name": c.name, "arguments": c.arguments}))
-                .collect::<Vec<_>>(),
-        })
-    });
-    let mut scores = Map::new();
+            .collect::<Vec<_>>();
+        t.set("spans", R::from(spans));
+    }
+    if let Some(u) = trace.token_usage() {
+        t.set(
+            "usage",
+            Obj::new()
+                .set("input_tokens", R::from(u.input_tokens))
+                .set("output_tokens", R::from(u.output_tokens))
+                .set("total_tokens", R::from(u.total()))
+                .done(),
+        );
+    }
+    if !trace.tags.is_empty() {
+        t.set("tags", json(&serde_json::to_value(&trace.tags).unwrap_or(Value::Null)));
+    }
+    if !trace.metadata.is_empty() {
+        t.set("metadata", json(&Value::Object(trace.metadata.clone())));
+    }
+
+    let mut root = Obj::new();
+    root.set("trace", t.done());
+    if let Some(p) = pending {
+        let n = trace.messages.len();
+        let mut links = Links::default();
+        links.scan(&p.content);
+        root.set(
+            "pending",
+            Obj::new()
+                .set("kind", s(&p.kind))
+                .set("content", s(&p.content))
+                .set("tool_calls", R::from(p.tool_calls.iter().map(|c| call_value(c, Pending::ID, n, classes)).collect::<Vec<_>>()))
+                .opt("images", images(&links.images))
+                .done(),
+        );
+    }
+    let mut scores = Obj::new();
     let mut findings = Vec::new();
     for f in feedback {
-        scores.insert(
-            f.name.clone(),
-            json!({"value": f.value, "error": f.error, "evidence": f.evidence}),
+        scores.set(
+            &f.name,
+            Obj::new()
+                .set("value", json(&f.value))
+                .opt("error", f.error.as_deref().map(s))
+                .set("evidence", strings(&f.evidence).unwrap_or_else(|| R::from(Vec::<R>::new())))
+                .done(),
         );
         for x in &f.findings {
-            findings.push(json!({
-                "detector": f.name,
-                "kind": x.kind,
-                "score": x.score,
-                "id": x.location.id,
-                "field": x.location.field,
-                "tool_call_id": x.location.tool_call_id,
-                "tool": x.location.tool,
-                "source": x.location.provenance,
-                "trusted": !matches!(x.location.provenance.as_str(), "tool" | "retrieval" | "agent"),
-            }));
+            let untrusted = matches!(x.location.provenance.as_str(), "tool" | "retrieval" | "agent");
+            findings.push(
+                Obj::new()
+                    .set("detector", s(&f.name))
+                    .set("kind", s(&x.kind))
+                    .set("score", R::from(x.score))
+                    .set("id", s(&x.location.id))
+                    .set("field", s(&x.location.field))
+                    .opt("tool_call_id", x.location.tool_call_id.as_deref().map(s))
+                    .opt("tool", x.location.tool.as_deref().map(s))
+                    .set("source", s(&x.location.provenance))
+                    .set("trusted", R::from(!untrusted))
+                    .done(),
+            );
         }
     }
-    json!({
-        "trace": {
-            "id": trace.id,
-            "messages": messages,
-            "tool_calls": tool_calls,
-            "spans": spans,
-            "usage": usage,
-            "tags": trace.tags,
-            "metadata": trace.metadata,
-        },
-        "pending": pending,
-        "scores": scores,
-        "findings": findings,
-        "context": context,
-    })
+    root.set("scores", scores.done());
+    root.set("findings", R::from(findings));
+    root.set("context", json(&serde_json::to_value(context).unwrap_or(Value::Null)));
+    root.done()
+}
+
+/// The same input as JSON (for display and debugging).
+pub fn policy_input_json(
+    trace: &Trace,
+    pending: Option<&Pending>,
+    feedback: &[Feedback],
+    context: &Context,
+    classes: &ToolClasses,
+) -> Value {
+    serde_json::to_value(policy_input(trace, pending, feedback, context, classes)).unwrap_or(Value::Null)
 }

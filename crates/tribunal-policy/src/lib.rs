@@ -7,11 +7,12 @@
 //! `tribunal.policy_error` violation whose severity follows the fail mode (closed by
 //! default): a broken policy never silently allows.
 
+pub mod facts;
 pub mod input;
 pub mod pack;
 pub mod testing;
 
-pub use input::{policy_input, Context};
+pub use input::{policy_input, policy_input_json, Context};
 pub use testing::{run_policy_tests, TestOutcome};
 
 use serde_json::Value;
@@ -147,6 +148,9 @@ pub struct PolicySet {
     engine: regorus::Engine,
     /// Packages that define `violation`, with the file that defines it.
     gates: Vec<(String, String)>,
+    /// One rule that gathers every gate's violations, so a decision is one evaluation.
+    aggregate: Option<String>,
+    classes: facts::ToolClasses,
     version: String,
     options: PolicyOptions,
     sources: Vec<PolicySource>,
@@ -188,23 +192,43 @@ impl PolicySet {
                 gates.push((package, s.path.clone()));
             }
         }
+        // One generated rule gathers every gate's violations as [gate index, violation]: the
+        // gates then share one evaluation (and its cached helper rules).
+        let aggregate = if gates.is_empty() {
+            None
+        } else {
+            let mut text = format!("package {AGGREGATE_PACKAGE}\nimport rego.v1\n");
+            for (i, (package, _)) in gates.iter().enumerate() {
+                text.push_str(&format!("violations contains [{i}, v] if {{\n\tsome v in {package}.violation\n}}\n"));
+            }
+            engine
+                .add_policy("(generated gates)".into(), text)
+                .map_err(|e| PolicyError::Invalid {
+                    path: "(generated gates)".into(),
+                    message: clean_error(&e.to_string()),
+                })?;
+            Some(format!("data.{AGGREGATE_PACKAGE}.violations"))
+        };
         let mut merged = pack::default_data();
         for d in data {
             deep_merge(&mut merged, d.clone());
         }
+        let classes = facts::ToolClasses::from_data(&merged).map_err(PolicyError::Data)?;
         hasher.update(merged.to_string().as_bytes());
         engine
             .add_data(regorus::Value::from(serde_json::json!({ "tribunal": { "config": merged } })))
             .map_err(|e| PolicyError::Data(e.to_string()))?;
         engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
             limit: options.timeout,
-            check_interval: NonZeroU32::new(64).expect("non-zero"),
+            check_interval: NonZeroU32::new(1000).expect("non-zero"),
         });
         let digest = hasher.finalize();
         let version = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         Ok(PolicySet {
             engine,
             gates,
+            aggregate,
+            classes,
             version,
             options,
             sources,
@@ -236,6 +260,8 @@ impl PolicySet {
         PolicyEvaluator {
             engine: self.engine.clone(),
             gates: self.gates.clone(),
+            aggregate: self.aggregate.clone(),
+            classes: self.classes.clone(),
             fail_mode: self.options.fail_mode,
         }
     }
@@ -254,32 +280,92 @@ impl PolicySet {
 pub struct PolicyEvaluator {
     engine: regorus::Engine,
     gates: Vec<(String, String)>,
+    aggregate: Option<String>,
+    classes: facts::ToolClasses,
     fail_mode: FailMode,
 }
 
+const AGGREGATE_PACKAGE: &str = "tribunal_internal.gates";
+
 impl PolicyEvaluator {
-    /// Every violation of every gate. Errors become `tribunal.policy_error` violations.
+    /// Every violation of every gate for a trace. Errors become `tribunal.policy_error`
+    /// violations with the fail mode's severity.
+    pub fn evaluate_trace(
+        &mut self,
+        trace: &tribunal_core::Trace,
+        pending: Option<&tribunal_core::Pending>,
+        feedback: &[tribunal_core::Feedback],
+        context: &Context,
+    ) -> Vec<Violation> {
+        let input = policy_input(trace, pending, feedback, context, &self.classes);
+        self.evaluate_value(input)
+    }
+
+    /// Every violation of every gate for a raw JSON input.
     pub fn evaluate(&mut self, input: Value) -> Vec<Violation> {
-        self.engine.set_input(regorus::Value::from(input));
+        self.evaluate_value(regorus::Value::from(input))
+    }
+
+    fn evaluate_value(&mut self, input: regorus::Value) -> Vec<Violation> {
+        self.engine.set_input(input);
+        if let Some(rule) = &self.aggregate {
+            if let Ok(v) = self.engine.eval_rule(rule.clone()) {
+                if let Some(out) = self.split_aggregate(&v) {
+                    return out;
+                }
+            }
+            // Something failed: evaluate gate by gate to say which one.
+        }
+        self.evaluate_each()
+    }
+
+    fn split_aggregate(&self, v: &regorus::Value) -> Option<Vec<Violation>> {
+        if matches!(v, regorus::Value::Undefined) {
+            return Some(Vec::new());
+        }
+        let Value::Array(pairs) = serde_json::to_value(v).ok()? else {
+            return None;
+        };
+        let mut by_gate: Vec<Vec<Value>> = vec![Vec::new(); self.gates.len()];
+        for pair in pairs {
+            let Value::Array(mut pair) = pair else { return None };
+            if pair.len() != 2 {
+                return None;
+            }
+            let violation = pair.pop()?;
+            let index = pair.pop()?.as_u64()? as usize;
+            by_gate.get_mut(index)?.push(violation);
+        }
+        let mut out = Vec::new();
+        for (items, (package, _)) in by_gate.into_iter().zip(&self.gates) {
+            collect_items(items, package, &mut out).ok()?;
+        }
+        Some(out)
+    }
+
+    fn evaluate_each(&mut self) -> Vec<Violation> {
         let mut out = Vec::new();
         for (package, path) in &self.gates {
             match self.engine.eval_rule(format!("{package}.violation")) {
                 Ok(v) => {
                     if let Err(message) = collect_violations(&v, package, &mut out) {
-                        out.push(self.error_violation(path, &message));
+                        out.push(self.error_violation(package, path, &message));
                     }
                 }
-                Err(e) => out.push(self.error_violation(path, &clean_error(&e.to_string()))),
+                Err(e) => out.push(self.error_violation(package, path, &clean_error(&e.to_string()))),
             }
         }
         out
     }
 
-    fn error_violation(&self, path: &str, message: &str) -> Violation {
+    fn error_violation(&self, package: &str, path: &str, message: &str) -> Violation {
         Violation {
             rule: "tribunal.policy_error".into(),
             severity: self.fail_mode.severity(),
-            message: format!("{path}: policy failed to evaluate ({message}); fail mode applies"),
+            message: format!(
+                "policy {} ({path}) failed to evaluate: {message}; fail mode applies",
+                package.trim_start_matches("data.")
+            ),
             evidence: Vec::new(),
         }
     }
@@ -294,6 +380,10 @@ fn collect_violations(v: &regorus::Value, package: &str, out: &mut Vec<Violation
         Value::Array(items) => items,
         other => return Err(format!("`violation` must be a set, found {other}")),
     };
+    collect_items(items, package, out)
+}
+
+fn collect_items(items: Vec<Value>, package: &str, out: &mut Vec<Violation>) -> Result<(), String> {
     let default_rule = package.trim_start_matches("data.");
     for item in items {
         out.push(match item {
@@ -476,5 +566,15 @@ violation contains {"rule": "x", "message": "never"} if {
         let mut a = json!({"x": {"a": 1, "b": 2}, "l": [1]});
         deep_merge(&mut a, json!({"x": {"b": 3}, "l": [2, 3]}));
         assert_eq!(a, json!({"x": {"a": 1, "b": 3}, "l": [2, 3]}));
+    }
+}
+
+/// Every string inside a JSON value (object keys excluded).
+pub(crate) fn strings_of(v: &Value, f: &mut impl FnMut(&str)) {
+    match v {
+        Value::String(s) => f(s),
+        Value::Array(a) => a.iter().for_each(|x| strings_of(x, f)),
+        Value::Object(o) => o.values().for_each(|x| strings_of(x, f)),
+        _ => {}
     }
 }

@@ -6,7 +6,10 @@
 //! sql, code) lives in `rules/commands.toml`.
 
 use super::rules::{resolve_overlaps, Cand, RuleSet, RuleSpec};
-use super::{check_threshold, parse_rule_file, Combine, DetectorJudge, FileSettings, Hit, Scanner, Scope, PROVENANCES};
+use super::{
+    check_threshold, parse_rule_file, Combine, DetectorJudge, FileSettings, Hit, Scanner, Scope,
+    PROVENANCES,
+};
 use crate::error::JudgeConfigError;
 use crate::registry::params;
 use crate::text::plain_excerpt;
@@ -47,7 +50,10 @@ enum Check {
     SqlNoWhere,
 }
 
-const CHECKS: &[(&str, Check)] = &[("rm_recursive", Check::RmRecursive), ("sql_no_where", Check::SqlNoWhere)];
+const CHECKS: &[(&str, Check)] = &[
+    ("rm_recursive", Check::RmRecursive),
+    ("sql_no_where", Check::SqlNoWhere),
+];
 
 /// Finds dangerous commands in any text. Build once, scan many times (it is `Send + Sync`).
 pub struct CommandScanner {
@@ -64,8 +70,13 @@ impl CommandScanner {
     fn compile(name: &str, s: &CommandsSettings) -> Result<CommandScanner, JudgeConfigError> {
         let err = |m: String| JudgeConfigError::invalid(name, m);
         let file = RULES.as_ref().map_err(|e| err(e.clone()))?;
-        let rules = RuleSet::compile(&file.rule, &s.extra_rules, &s.disable, &[], CHECKS).map_err(err)?;
-        let threshold = check_threshold(name, "threshold", s.threshold.unwrap_or(file.settings.threshold))?;
+        let rules =
+            RuleSet::compile(&file.rule, &s.extra_rules, &s.disable, &[], CHECKS).map_err(err)?;
+        let threshold = check_threshold(
+            name,
+            "threshold",
+            s.threshold.unwrap_or(file.settings.threshold),
+        )?;
         Ok(CommandScanner { rules, threshold })
     }
 
@@ -114,7 +125,8 @@ impl Scanner for CommandScanner {
 fn passes(check: Check, m: &str) -> bool {
     match check {
         Check::RmRecursive => m.split_whitespace().any(|w| {
-            w == "--recursive" || (w.starts_with('-') && !w.starts_with("--") && w.contains(['r', 'R']))
+            w == "--recursive"
+                || (w.starts_with('-') && !w.starts_with("--") && w.contains(['r', 'R']))
         }),
         Check::SqlNoWhere => !m
             .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
@@ -127,7 +139,12 @@ pub fn build(name: &str, params_value: &Value) -> Result<Box<dyn Judge>, JudgeCo
     let settings: CommandsSettings = params(name, params_value)?;
     let scanner = CommandScanner::compile(name, &settings)?;
     let provenances: Vec<String> = PROVENANCES.iter().map(|p| (*p).to_owned()).collect();
-    let scope = Scope::new(name, &provenances, &["arguments".to_owned()], settings.tools.clone())?;
+    let scope = Scope::new(
+        name,
+        &provenances,
+        &["arguments".to_owned()],
+        settings.tools.clone(),
+    )?;
     Ok(Box::new(DetectorJudge {
         name: name.to_owned(),
         scanner,

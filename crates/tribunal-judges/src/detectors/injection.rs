@@ -10,8 +10,8 @@
 
 use super::rules::{resolve_overlaps, Cand, Pseudo, RuleSet, RuleSpec};
 use super::{
-    check_threshold, combined_score, parse_rule_file, Combine, DetectorJudge, FileSettings, Hit, Scanner, Scope,
-    B64_STD, B64_URL,
+    check_threshold, combined_score, parse_rule_file, Combine, DetectorJudge, FileSettings, Hit,
+    Scanner, Scope, B64_STD, B64_URL,
 };
 use crate::error::JudgeConfigError;
 use crate::registry::params;
@@ -94,8 +94,13 @@ impl InjectionScanner {
             category: "encoded",
             score: file.encoded.score,
         }];
-        let rules = RuleSet::compile(&file.rule, &s.extra_rules, &s.disable, &pseudo, &[]).map_err(err)?;
-        let threshold = check_threshold(name, "threshold", s.threshold.unwrap_or(file.settings.threshold))?;
+        let rules =
+            RuleSet::compile(&file.rule, &s.extra_rules, &s.disable, &pseudo, &[]).map_err(err)?;
+        let threshold = check_threshold(
+            name,
+            "threshold",
+            s.threshold.unwrap_or(file.settings.threshold),
+        )?;
         let encoded = rules.pseudo(ENCODED_ID).map(|rule| Encoded {
             rule,
             min_len: file.encoded.min_len.max(8),
@@ -154,25 +159,35 @@ impl InjectionScanner {
         cands
     }
 
-    /// Decodes long base64 / hex runs and scans what they hide.
+    /// Decodes long base64 / hex runs and scans what they hide. Runs are found with a
+    /// branch-free counter; trailing `=` padding belongs to the run.
     fn decode_runs(&self, enc: &Encoded, text: &str, out: &mut Vec<Cand>) {
         let b = text.as_bytes();
+        let min = enc.min_len as u32;
+        let mut run: u32 = 0;
         let mut i = 0;
         while i < b.len() {
-            if !is_encoded_byte(b[i]) {
-                i += 1;
+            run = (run + 1) & ENCODED[b[i] as usize];
+            i += 1;
+            if run < min {
                 continue;
             }
-            let s = i;
-            while i < b.len() && is_encoded_byte(b[i]) {
-                i += 1;
+            let s = i - min as usize;
+            let mut body_end = i;
+            while body_end < b.len() && ENCODED[b[body_end] as usize] != 0 {
+                body_end += 1;
             }
-            let run = &text[s..i];
-            let body = run.trim_end_matches('=');
-            if body.len() < enc.min_len || body.len() > enc.max_len {
+            let mut e = body_end;
+            while e < b.len() && b[e] == b'=' {
+                e += 1;
+            }
+            i = e;
+            run = 0;
+            if body_end - s > enc.max_len {
                 continue;
             }
-            let Some(decoded) = decode(body).and_then(|d| String::from_utf8(d).ok()) else {
+            let Some(decoded) = decode(&text[s..body_end]).and_then(|d| String::from_utf8(d).ok())
+            else {
                 continue;
             };
             if !mostly_printable(&decoded) {
@@ -189,7 +204,7 @@ impl InjectionScanner {
                 out.push(Cand {
                     rule: enc.rule,
                     start: s,
-                    end: i,
+                    end: e,
                     score: enc.score.max(inner_score),
                 });
             }
@@ -203,14 +218,24 @@ impl Scanner for InjectionScanner {
     }
 }
 
-fn is_encoded_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')
-}
+/// `u32::MAX` for base64 (both alphabets) and hex bytes, `=` excluded; 0 for the rest.
+static ENCODED: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'-' || b == b'_' {
+            t[c] = u32::MAX;
+        }
+        c += 1;
+    }
+    t
+};
 
 /// Hex when the run is even-length hex, otherwise base64 (URL-safe when it uses `-`/`_`).
 fn decode(body: &str) -> Option<Vec<u8>> {
     let bytes = body.as_bytes();
-    if bytes.len() % 2 == 0 && bytes.iter().all(u8::is_ascii_hexdigit) {
+    if bytes.len().is_multiple_of(2) && bytes.iter().all(u8::is_ascii_hexdigit) {
         return Some(
             bytes
                 .chunks(2)
@@ -218,7 +243,11 @@ fn decode(body: &str) -> Option<Vec<u8>> {
                 .collect(),
         );
     }
-    let body = if body.len() % 4 == 1 { &body[..body.len() - 1] } else { body };
+    let body = if body.len() % 4 == 1 {
+        &body[..body.len() - 1]
+    } else {
+        body
+    };
     if body.contains(['-', '_']) {
         if body.contains(['+', '/']) {
             return None;
@@ -262,7 +291,9 @@ pub fn visible_excerpt(text: &str, start: usize, end: usize) -> String {
     for c in raw.chars() {
         let u = c as u32;
         if (0xE0000..=0xE007F).contains(&u) {
-            if let Some(a) = char::from_u32(u - 0xE0000).filter(|a| a.is_ascii_graphic() || *a == ' ') {
+            if let Some(a) =
+                char::from_u32(u - 0xE0000).filter(|a| a.is_ascii_graphic() || *a == ' ')
+            {
                 hidden.push(a);
             }
             continue;
@@ -290,10 +321,15 @@ pub fn visible_excerpt(text: &str, start: usize, end: usize) -> String {
 pub fn build(name: &str, params_value: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> {
     let settings: InjectionSettings = params(name, params_value)?;
     let scanner = InjectionScanner::compile(name, &settings)?;
-    let file = RULES.as_ref().map_err(|e| JudgeConfigError::invalid(name, e.clone()))?;
+    let file = RULES
+        .as_ref()
+        .map_err(|e| JudgeConfigError::invalid(name, e.clone()))?;
     let scope = Scope::new(
         name,
-        settings.provenances.as_deref().unwrap_or(&file.settings.provenances),
+        settings
+            .provenances
+            .as_deref()
+            .unwrap_or(&file.settings.provenances),
         settings.fields.as_deref().unwrap_or(&file.settings.fields),
         None,
     )?;
@@ -319,8 +355,14 @@ mod tests {
 
     #[test]
     fn excerpt_reveals_tag_characters() {
-        let hidden: String = "hi".chars().map(|c| char::from_u32(0xE0000 + c as u32).unwrap()).collect();
+        let hidden: String = "hi"
+            .chars()
+            .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+            .collect();
         let text = format!("ok{hidden}\u{200B}");
-        assert_eq!(visible_excerpt(&text, 2, text.len()), "ok[hidden: hi]<U+200B>");
+        assert_eq!(
+            visible_excerpt(&text, 2, text.len()),
+            "ok[hidden: hi]<U+200B>"
+        );
     }
 }

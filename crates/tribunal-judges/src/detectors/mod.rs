@@ -75,7 +75,10 @@ pub(crate) struct FileSettings {
 }
 
 /// Parses an embedded rule file; the message names the file.
-pub(crate) fn parse_rule_file<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, String> {
+pub(crate) fn parse_rule_file<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<T, String> {
     toml::from_str(text).map_err(|e| format!("built-in rules/{file}: {e}"))
 }
 
@@ -83,7 +86,10 @@ pub(crate) fn check_threshold(name: &str, setting: &str, v: f64) -> Result<f64, 
     if v.is_finite() && (0.0..=1.0).contains(&v) {
         Ok(v)
     } else {
-        Err(JudgeConfigError::invalid(name, format!("{setting}: {v} is outside 0..1")))
+        Err(JudgeConfigError::invalid(
+            name,
+            format!("{setting}: {v} is outside 0..1"),
+        ))
     }
 }
 
@@ -106,7 +112,10 @@ impl Scope {
             if !PROVENANCES.contains(&p.as_str()) {
                 return Err(JudgeConfigError::invalid(
                     name,
-                    format!("provenances: unknown provenance {p:?}; valid: {}", PROVENANCES.join(", ")),
+                    format!(
+                        "provenances: unknown provenance {p:?}; valid: {}",
+                        PROVENANCES.join(", ")
+                    ),
                 ));
             }
         }
@@ -126,8 +135,8 @@ impl Scope {
     }
 
     fn accepts(&self, loc: &Location) -> bool {
-        self.provenances.iter().any(|p| *p == loc.provenance)
-            && self.fields.iter().any(|f| *f == loc.field)
+        self.provenances.contains(&loc.provenance)
+            && self.fields.contains(&loc.field)
             && match (&self.tools, &loc.tool) {
                 (None, _) => true,
                 (Some(tools), Some(t)) => tools.iter().any(|x| x == t),

@@ -5,7 +5,9 @@
 //! CPF). Rules, IIN prefixes and IBAN lengths come from `rules/pii.toml`; excerpts are masked.
 
 use super::rules::{resolve_overlaps, Cand, RuleSet, RuleSpec};
-use super::{check_threshold, parse_rule_file, Combine, DetectorJudge, FileSettings, Hit, Scanner, Scope};
+use super::{
+    check_threshold, parse_rule_file, Combine, DetectorJudge, FileSettings, Hit, Scanner, Scope,
+};
 use crate::error::JudgeConfigError;
 use crate::registry::params;
 use crate::text::masked_excerpt;
@@ -37,7 +39,15 @@ struct EmailFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CardFile {
+    issuers: Vec<IssuerFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuerFile {
+    name: String,
     iin: Vec<String>,
+    lengths: Vec<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,12 +104,14 @@ const CHECKS: &[(&str, Check)] = &[
     ("br_cpf", Check::BrCpf),
 ];
 
-/// An IIN prefix range: the first `len` digits of the card, inclusive bounds.
-#[derive(Debug, Clone, Copy)]
+/// An IIN prefix range (the first `len` digits of the card, inclusive bounds) and the card
+/// lengths its issuer uses.
+#[derive(Debug, Clone)]
 struct Iin {
     len: usize,
     lo: u32,
     hi: u32,
+    card_lengths: Vec<usize>,
 }
 
 /// Finds personal data in any text. Build once, scan many times (it is `Send + Sync`).
@@ -121,18 +133,34 @@ impl PiiScanner {
     fn compile(name: &str, s: &PiiSettings) -> Result<PiiScanner, JudgeConfigError> {
         let err = |m: String| JudgeConfigError::invalid(name, m);
         let file = RULES.as_ref().map_err(|e| err(e.clone()))?;
-        let rules = RuleSet::compile(&file.rule, &s.extra_rules, &s.disable, &[], CHECKS).map_err(err)?;
-        let threshold = check_threshold(name, "threshold", s.threshold.unwrap_or(file.settings.threshold))?;
-        let iin = file
-            .card
-            .iin
-            .iter()
-            .map(|r| parse_iin(r).ok_or_else(|| err(format!("built-in rules/pii.toml: bad IIN range {r:?}"))))
-            .collect::<Result<Vec<_>, _>>()?;
+        let rules =
+            RuleSet::compile(&file.rule, &s.extra_rules, &s.disable, &[], CHECKS).map_err(err)?;
+        let threshold = check_threshold(
+            name,
+            "threshold",
+            s.threshold.unwrap_or(file.settings.threshold),
+        )?;
+        let mut iin = Vec::new();
+        for issuer in &file.card.issuers {
+            for r in &issuer.iin {
+                let range = parse_iin(r, &issuer.lengths).ok_or_else(|| {
+                    err(format!(
+                        "built-in rules/pii.toml: bad IIN range {r:?} for {}",
+                        issuer.name
+                    ))
+                })?;
+                iin.push(range);
+            }
+        }
         Ok(PiiScanner {
             rules,
             threshold,
-            ignore_domains: file.email.ignore_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            ignore_domains: file
+                .email
+                .ignore_domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
             iin,
             iban_lengths: file.iban.lengths.clone(),
             nino_invalid: file.nino.invalid_prefixes.clone(),
@@ -192,7 +220,11 @@ impl PiiScanner {
             .ignore_domains
             .iter()
             .any(|d| domain == *d || domain.ends_with(&format!(".{d}")));
-        !local.is_empty() && !local.starts_with('.') && !local.ends_with('.') && !local.contains("..") && !reserved
+        !local.is_empty()
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && !reserved
     }
 
     fn card_ok(&self, m: &str) -> bool {
@@ -201,8 +233,11 @@ impl PiiScanner {
             return false;
         }
         self.iin.iter().any(|r| {
-            let prefix = digits.get(..r.len).map(|p| p.iter().fold(0u32, |acc, d| acc * 10 + u32::from(*d)));
+            let prefix = digits
+                .get(..r.len)
+                .map(|p| p.iter().fold(0u32, |acc, d| acc * 10 + u32::from(*d)));
             prefix.is_some_and(|p| (r.lo..=r.hi).contains(&p))
+                && r.card_lengths.contains(&digits.len())
         })
     }
 
@@ -224,7 +259,7 @@ impl Scanner for PiiScanner {
     }
 }
 
-fn parse_iin(r: &str) -> Option<Iin> {
+fn parse_iin(r: &str, card_lengths: &[usize]) -> Option<Iin> {
     let (lo, hi) = r.split_once('-').unwrap_or((r, r));
     if lo.len() != hi.len() || lo.is_empty() || lo.len() > 6 {
         return None;
@@ -234,12 +269,16 @@ fn parse_iin(r: &str) -> Option<Iin> {
         len: lo.len(),
         lo: lo_n,
         hi: hi_n,
+        card_lengths: card_lengths.to_vec(),
     })
 }
 
 /// The ASCII digits of `s` as numbers 0..=9.
 fn digits_of(s: &str) -> Vec<u8> {
-    s.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect()
+    s.bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| b - b'0')
+        .collect()
 }
 
 /// Every separator in a card number is the same character.
@@ -271,7 +310,7 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    !digits.is_empty() && sum % 10 == 0
+    !digits.is_empty() && sum.is_multiple_of(10)
 }
 
 /// ISO 7064 mod 97-10 over an IBAN without spaces: move the first four characters to the
@@ -343,7 +382,9 @@ fn br_cpf_ok(m: &str) -> bool {
         return false;
     }
     let check = |n: usize| {
-        let sum: u32 = (0..n).map(|i| u32::from(d[i]) * (n as u32 + 1 - i as u32)).sum();
+        let sum: u32 = (0..n)
+            .map(|i| u32::from(d[i]) * (n as u32 + 1 - i as u32))
+            .sum();
         let r = (sum * 10) % 11;
         if r == 10 {
             0
@@ -358,10 +399,15 @@ fn br_cpf_ok(m: &str) -> bool {
 pub fn build(name: &str, params_value: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> {
     let settings: PiiSettings = params(name, params_value)?;
     let scanner = PiiScanner::compile(name, &settings)?;
-    let file = RULES.as_ref().map_err(|e| JudgeConfigError::invalid(name, e.clone()))?;
+    let file = RULES
+        .as_ref()
+        .map_err(|e| JudgeConfigError::invalid(name, e.clone()))?;
     let scope = Scope::new(
         name,
-        settings.provenances.as_deref().unwrap_or(&file.settings.provenances),
+        settings
+            .provenances
+            .as_deref()
+            .unwrap_or(&file.settings.provenances),
         settings.fields.as_deref().unwrap_or(&file.settings.fields),
         None,
     )?;

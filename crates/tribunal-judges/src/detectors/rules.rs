@@ -10,12 +10,18 @@
 //! - rules with `on = "numbers"` run only inside number-like windows (digits with spaces,
 //!   dashes, dots, brackets, slashes, plus signs and upper-case letters) holding at least
 //!   `min_digits` digits, and a text with fewer digits than that is skipped after one count;
-//! - rules with `on = "non_ascii"` run only when the text has a non-ASCII character.
+//! - rules with `on = "non_ascii"` run only when the text has a non-ASCII character;
+//! - rules with `ignore_case = true` are matched against the ASCII lower-cased text (the same
+//!   buffer the prefilter searches) with a lower-case pattern, instead of using `(?i)`: the
+//!   regex crate then sees exact literal prefixes and skips to candidates, where `(?i)` over
+//!   many words defeats its literal optimisations and costs a full automaton pass;
+//! - each number window first goes through one `RegexSet` of all number rules, and only the
+//!   rules it reports run to find their matches.
 //!
 //! Rules with `on = "text"` and no prefilter run over every text (the regex crate's own
 //! literal optimisations still apply).
 
-use regex::{bytes, Regex, RegexBuilder};
+use regex::{bytes, Regex, RegexBuilder, RegexSet};
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -66,6 +72,10 @@ pub struct RuleSpec {
     /// The capture group reported as the finding; 0 is the whole match.
     #[serde(default)]
     pub group: usize,
+    /// Match against the text with ASCII letters lower-cased (byte offsets are unchanged).
+    /// Write the pattern in lower case. Much faster than `(?i)` for phrase lists.
+    #[serde(default)]
+    pub ignore_case: bool,
 }
 
 /// Where a rule's regex runs.
@@ -102,6 +112,7 @@ pub(crate) struct Rule<C> {
     min_digits: usize,
     max_digits: usize,
     filtered: bool,
+    lower: bool,
 }
 
 /// One match before checks, overlaps and thresholds are applied.
@@ -118,13 +129,16 @@ pub(crate) struct RuleSet<C> {
     rules: Vec<Rule<C>>,
     text_rules: Vec<usize>,
     number_rules: Vec<usize>,
+    /// All number rules' patterns, in `number_rules` order: which of them match a window.
+    number_set: Option<RegexSet>,
     min_number_digits: usize,
     /// Lower-cased prefilter literals and the rules each one triggers.
     literals: Vec<(Vec<u8>, Vec<usize>)>,
     /// Literal indices by first byte.
     by_first: Vec<Vec<usize>>,
     prefilter: Option<bytes::Regex>,
-    /// The literals contain ASCII letters, so search the lower-cased text.
+    /// The literals contain ASCII letters or some rule ignores case: build the lower-cased
+    /// text.
     lower: bool,
     n_filtered: usize,
 }
@@ -153,7 +167,10 @@ impl<C: Copy> RuleSet<C> {
         let mut seen_extra: Vec<&str> = Vec::new();
         for e in extra {
             if e.id.trim().is_empty() {
-                return Err(format!("extra_rules: a rule has an empty id (pattern {:?})", e.pattern));
+                return Err(format!(
+                    "extra_rules: a rule has an empty id (pattern {:?})",
+                    e.pattern
+                ));
             }
             if seen_extra.contains(&e.id.as_str()) {
                 return Err(format!("extra_rules: rule id {:?} appears twice", e.id));
@@ -175,13 +192,22 @@ impl<C: Copy> RuleSet<C> {
             if !known {
                 let mut ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
                 ids.extend(pseudo.iter().map(|p| p.id));
-                return Err(format!("disable: unknown rule {d:?}; known rules: {}", ids.join(", ")));
+                return Err(format!(
+                    "disable: unknown rule {d:?}; known rules: {}",
+                    ids.join(", ")
+                ));
             }
         }
         specs.retain(|s| !disable.contains(&s.id));
-        let pseudo: Vec<&Pseudo<'_>> = pseudo.iter().filter(|p| !disable.iter().any(|d| d == p.id)).collect();
+        let pseudo: Vec<&Pseudo<'_>> = pseudo
+            .iter()
+            .filter(|p| !disable.iter().any(|d| d == p.id))
+            .collect();
         if specs.len() + pseudo.len() > MAX_RULES {
-            return Err(format!("too many rules ({}); the limit is {MAX_RULES}", specs.len() + pseudo.len()));
+            return Err(format!(
+                "too many rules ({}); the limit is {MAX_RULES}",
+                specs.len() + pseudo.len()
+            ));
         }
 
         let mut rules = Vec::with_capacity(specs.len() + pseudo.len());
@@ -189,7 +215,10 @@ impl<C: Copy> RuleSet<C> {
         for (i, s) in specs.iter().enumerate() {
             let rule = compile_rule(s, checks)?;
             if rule.on == On::Numbers && !s.prefilter.is_empty() {
-                return Err(format!("rule {:?}: prefilter does not apply to on = \"numbers\"", s.id));
+                return Err(format!(
+                    "rule {:?}: prefilter does not apply to on = \"numbers\"",
+                    s.id
+                ));
             }
             for lit in &s.prefilter {
                 if lit.is_empty() {
@@ -205,7 +234,10 @@ impl<C: Copy> RuleSet<C> {
         }
         for p in pseudo {
             if !(0.0..=1.0).contains(&p.score) {
-                return Err(format!("rule {:?}: score {} is outside 0..1", p.id, p.score));
+                return Err(format!(
+                    "rule {:?}: score {} is outside 0..1",
+                    p.id, p.score
+                ));
             }
             rules.push(Rule {
                 id: p.id.into(),
@@ -218,6 +250,7 @@ impl<C: Copy> RuleSet<C> {
                 min_digits: 0,
                 max_digits: usize::MAX,
                 filtered: false,
+                lower: false,
             });
         }
 
@@ -227,7 +260,10 @@ impl<C: Copy> RuleSet<C> {
         for (li, (lit, _)) in literals.iter().enumerate() {
             by_first[lit[0] as usize].push(li);
         }
-        let lower = literals.iter().any(|(l, _)| l.iter().any(u8::is_ascii_alphabetic));
+        let lower = literals
+            .iter()
+            .any(|(l, _)| l.iter().any(u8::is_ascii_alphabetic))
+            || rules.iter().any(|r| r.lower);
         let prefilter = if literals.is_empty() {
             None
         } else {
@@ -247,12 +283,25 @@ impl<C: Copy> RuleSet<C> {
         let number_rules: Vec<usize> = (0..rules.len())
             .filter(|&i| rules[i].regex.is_some() && rules[i].on == On::Numbers)
             .collect();
-        let min_number_digits = number_rules.iter().map(|&i| rules[i].min_digits).min().unwrap_or(0);
+        let min_number_digits = number_rules
+            .iter()
+            .map(|&i| rules[i].min_digits)
+            .min()
+            .unwrap_or(0);
+        let number_set = if number_rules.is_empty() {
+            None
+        } else {
+            let patterns = number_rules
+                .iter()
+                .map(|&i| rules[i].regex.as_ref().map_or("", |r| r.as_str()));
+            Some(RegexSet::new(patterns).map_err(|e| format!("number rules: {e}"))?)
+        };
         let n_filtered = rules.iter().filter(|r| r.filtered).count();
         Ok(RuleSet {
             rules,
             text_rules,
             number_rules,
+            number_set,
             min_number_digits,
             literals,
             by_first,
@@ -294,8 +343,39 @@ impl<C: Copy> RuleSet<C> {
 
     /// Calls `f(rule index, rule, start, end)` for every match of every rule that can match
     /// in `text`. Checks are the caller's business.
-    pub(crate) fn for_each_match(&self, text: &str, mut f: impl FnMut(u32, &Rule<C>, usize, usize)) {
-        let triggered = self.triggered(text);
+    pub(crate) fn for_each_match(
+        &self,
+        text: &str,
+        mut f: impl FnMut(u32, &Rule<C>, usize, usize),
+    ) {
+        if !self.lower {
+            return self.matches_in(text, None, &mut f);
+        }
+        LOWER.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => {
+                lower_into(&mut buf, text);
+                self.matches_in(text, std::str::from_utf8(&buf).ok(), &mut f);
+                if buf.capacity() > 1 << 20 {
+                    *buf = Vec::new();
+                }
+            }
+            // Re-entered from a callback: use a buffer of our own.
+            Err(_) => {
+                let mut buf = Vec::new();
+                lower_into(&mut buf, text);
+                self.matches_in(text, std::str::from_utf8(&buf).ok(), &mut f)
+            }
+        })
+    }
+
+    /// `lower` is `text` with ASCII letters lower-cased (same length, same offsets).
+    fn matches_in(
+        &self,
+        text: &str,
+        lower: Option<&str>,
+        f: &mut impl FnMut(u32, &Rule<C>, usize, usize),
+    ) {
+        let triggered = self.triggered(lower.unwrap_or(text).as_bytes());
         let mut ascii: Option<bool> = None;
         for &i in &self.text_rules {
             let r = &self.rules[i];
@@ -305,85 +385,89 @@ impl<C: Copy> RuleSet<C> {
             if r.on == On::NonAscii && *ascii.get_or_insert_with(|| text.is_ascii()) {
                 continue;
             }
-            run(r, text, 0, &mut |s, e| f(i as u32, r, s, e));
+            let hay = if r.lower {
+                match lower {
+                    Some(l) => l,
+                    None => continue,
+                }
+            } else {
+                text
+            };
+            run(r, hay, 0, &mut |s, e| f(i as u32, r, s, e));
         }
-        if !self.number_rules.is_empty() {
-            self.numbers(text, &mut f);
+        if let Some(set) = &self.number_set {
+            self.numbers(text, set, f);
         }
     }
 
-    /// Which prefiltered rules have one of their literals in `text`.
-    fn triggered(&self, text: &str) -> Bits {
+    /// Which prefiltered rules have one of their literals in `hay` (lower-cased when any
+    /// literal has letters).
+    fn triggered(&self, hay: &[u8]) -> Bits {
         let mut bits: Bits = [0; MAX_RULES / 64];
         let Some(pre) = &self.prefilter else {
             return bits;
         };
-        let mut search = |hay: &[u8]| {
-            let mut remaining = self.n_filtered;
-            let mut at = 0;
-            while let Some(m) = pre.find_at(hay, at) {
-                let p = m.start();
-                for &li in &self.by_first[hay[p] as usize] {
-                    let (lit, owners) = &self.literals[li];
-                    if hay[p..].starts_with(lit) {
-                        for &r in owners {
-                            if !bit(&bits, r) {
-                                bits[r / 64] |= 1 << (r % 64);
-                                remaining -= 1;
-                            }
+        let mut remaining = self.n_filtered;
+        let mut at = 0;
+        while let Some(m) = pre.find_at(hay, at) {
+            let p = m.start();
+            for &li in &self.by_first[hay[p] as usize] {
+                let (lit, owners) = &self.literals[li];
+                if hay[p..].starts_with(lit) {
+                    for &r in owners {
+                        if !bit(&bits, r) {
+                            bits[r / 64] |= 1 << (r % 64);
+                            remaining -= 1;
                         }
                     }
                 }
-                if remaining == 0 {
-                    break;
-                }
-                at = p + 1;
             }
-        };
-        if self.lower {
-            LOWER.with(|buf| {
-                let mut buf = buf.borrow_mut();
-                buf.clear();
-                buf.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
-                search(&buf);
-            });
-        } else {
-            search(text.as_bytes());
+            if remaining == 0 {
+                break;
+            }
+            at = p + 1;
         }
         bits
     }
 
-    fn numbers(&self, text: &str, f: &mut impl FnMut(u32, &Rule<C>, usize, usize)) {
+    /// Number windows: maximal runs of number-like bytes around the digits. The scan jumps
+    /// from digit to digit, so prose without digits costs one quick pass.
+    fn numbers(&self, text: &str, set: &RegexSet, f: &mut impl FnMut(u32, &Rule<C>, usize, usize)) {
         let b = text.as_bytes();
         if b.iter().filter(|c| c.is_ascii_digit()).count() < self.min_number_digits {
             return;
         }
         let mut i = 0;
-        while i < b.len() {
-            if NUM[b[i] as usize] == 0 {
-                i += 1;
-                continue;
+        while let Some(d) = b[i..].iter().position(u8::is_ascii_digit) {
+            let mut start = i + d;
+            while start > i && NUM[b[start - 1] as usize] != 0 {
+                start -= 1;
             }
-            let start = i;
+            let mut end = start;
             let mut digits = 0;
-            while i < b.len() {
-                let c = NUM[b[i] as usize];
+            while end < b.len() {
+                let c = NUM[b[end] as usize];
                 if c == 0 {
                     break;
                 }
                 digits += usize::from(c == DIGIT);
-                i += 1;
+                end += 1;
             }
+            i = end;
             if digits < self.min_number_digits {
                 continue;
             }
             // One character of context either side, so `\b` sees what the full text has.
             let cs = prev_boundary(text, start);
-            let ce = next_boundary(text, i);
+            let ce = next_boundary(text, end);
             let hay = &text[cs..ce];
-            for &ri in &self.number_rules {
+            let which = set.matches(hay);
+            if !which.matched_any() {
+                continue;
+            }
+            for (k, &ri) in self.number_rules.iter().enumerate() {
                 let r = &self.rules[ri];
-                if digits < r.min_digits {
+                if digits < r.min_digits || !which.matched(k) {
                     continue;
                 }
                 run(r, hay, cs, &mut |s, e| {
@@ -435,15 +519,27 @@ fn compile_rule<C: Copy>(s: &RuleSpec, checks: &[(&str, C)]) -> Result<Rule<C>, 
             Some((_, c)) => Some(*c),
             None => {
                 let valid: Vec<&str> = checks.iter().map(|(n, _)| *n).collect();
-                let valid = if valid.is_empty() { "none".to_owned() } else { valid.join(", ") };
-                return Err(format!("rule {id:?}: unknown check {name:?}; valid checks: {valid}"));
+                let valid = if valid.is_empty() {
+                    "none".to_owned()
+                } else {
+                    valid.join(", ")
+                };
+                return Err(format!(
+                    "rule {id:?}: unknown check {name:?}; valid checks: {valid}"
+                ));
             }
         },
     };
-    let min_digits = if s.on == On::Numbers { s.min_digits.max(1) } else { 0 };
+    let min_digits = if s.on == On::Numbers {
+        s.min_digits.max(1)
+    } else {
+        0
+    };
     let max_digits = s.max_digits.unwrap_or(usize::MAX);
     if max_digits < min_digits {
-        return Err(format!("rule {id:?}: max_digits {max_digits} is below min_digits {min_digits}"));
+        return Err(format!(
+            "rule {id:?}: max_digits {max_digits} is below min_digits {min_digits}"
+        ));
     }
     Ok(Rule {
         id: id.as_str().into(),
@@ -456,6 +552,7 @@ fn compile_rule<C: Copy>(s: &RuleSpec, checks: &[(&str, C)]) -> Result<Rule<C>, 
         min_digits,
         max_digits,
         filtered: !s.prefilter.is_empty(),
+        lower: s.ignore_case,
     })
 }
 
@@ -474,6 +571,11 @@ fn run<C>(r: &Rule<C>, hay: &str, offset: usize, f: &mut impl FnMut(usize, usize
             }
         }
     }
+}
+
+fn lower_into(buf: &mut Vec<u8>, text: &str) {
+    buf.clear();
+    buf.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
 }
 
 const DIGIT: u8 = 2;
@@ -590,6 +692,7 @@ mod tests {
             max_digits: None,
             check: None,
             group: 0,
+            ignore_case: false,
         }
     }
 
@@ -614,12 +717,24 @@ mod tests {
     }
 
     #[test]
+    fn ignore_case_rules_match_the_lower_cased_text_at_the_same_offsets() {
+        let mut r = spec("p", r"ignore\s+previous");
+        r.ignore_case = true;
+        r.prefilter = vec!["ignore".into()];
+        let rs = RuleSet::<()>::compile(&[r], &[], &[], &[], &[]).unwrap();
+        assert_eq!(matches(&rs, "é IGNORE Previous"), vec![("p".into(), 3, 18)]);
+    }
+
+    #[test]
     fn number_windows_keep_offsets_and_word_boundaries() {
         let mut r = spec("n", r"(?-u:\b)[0-9]{3}-[0-9]{4}(?-u:\b)");
         r.on = On::Numbers;
         r.min_digits = 7;
         let rs = RuleSet::<()>::compile(&[r], &[], &[], &[], &[]).unwrap();
-        assert_eq!(matches(&rs, "call é 555-1234, ok"), vec![("n".into(), 8, 16)]);
+        assert_eq!(
+            matches(&rs, "call é 555-1234, ok"),
+            vec![("n".into(), 8, 16)]
+        );
         // The window starts right after a letter: `\b` must still see the letter.
         assert!(matches(&rs, "x555-1234").is_empty());
         assert!(matches(&rs, "55-12").is_empty());
@@ -628,9 +743,24 @@ mod tests {
     #[test]
     fn overlaps_keep_the_stronger_candidate() {
         let mut c = vec![
-            Cand { rule: 0, start: 0, end: 10, score: 0.5 },
-            Cand { rule: 1, start: 2, end: 6, score: 0.9 },
-            Cand { rule: 2, start: 20, end: 30, score: 0.1 },
+            Cand {
+                rule: 0,
+                start: 0,
+                end: 10,
+                score: 0.5,
+            },
+            Cand {
+                rule: 1,
+                start: 2,
+                end: 6,
+                score: 0.9,
+            },
+            Cand {
+                rule: 2,
+                start: 20,
+                end: 30,
+                score: 0.1,
+            },
         ];
         resolve_overlaps(&mut c, |_, _| true);
         assert_eq!(c.iter().map(|c| c.rule).collect::<Vec<_>>(), vec![1, 2]);

@@ -4,7 +4,10 @@
 //! always masked.
 
 use super::rules::{resolve_overlaps, shannon_entropy, Cand, Pseudo, RuleSet, RuleSpec};
-use super::{check_threshold, parse_rule_file, Combine, DetectorJudge, FileSettings, Hit, Scanner, Scope, B64_URL};
+use super::{
+    check_threshold, parse_rule_file, Combine, DetectorJudge, FileSettings, Hit, Scanner, Scope,
+    B64_URL,
+};
 use crate::error::JudgeConfigError;
 use crate::registry::params;
 use crate::text::masked_excerpt;
@@ -124,14 +127,21 @@ impl SecretScanner {
             category: "entropy",
             score: e.score,
         }];
-        let rules = RuleSet::compile(&file.rule, &s.extra_rules, &s.disable, &pseudo, CHECKS).map_err(err)?;
-        let threshold = check_threshold(name, "threshold", s.threshold.unwrap_or(file.settings.threshold))?;
+        let rules = RuleSet::compile(&file.rule, &s.extra_rules, &s.disable, &pseudo, CHECKS)
+            .map_err(err)?;
+        let threshold = check_threshold(
+            name,
+            "threshold",
+            s.threshold.unwrap_or(file.settings.threshold),
+        )?;
         let entropy = match rules.pseudo(ENTROPY_ID) {
             None => None,
             Some(rule) => {
                 let threshold = s.entropy_threshold.unwrap_or(e.threshold);
                 if !(threshold.is_finite() && threshold >= 0.0) {
-                    return Err(err(format!("entropy_threshold: {threshold} must be a non-negative number")));
+                    return Err(err(format!(
+                        "entropy_threshold: {threshold} must be a non-negative number"
+                    )));
                 }
                 let min_len = s.entropy_min_len.unwrap_or(e.min_len);
                 if min_len < 2 || min_len > e.max_len {
@@ -144,7 +154,9 @@ impl SecretScanner {
                 for pair in e.common_bigrams.split_whitespace() {
                     let p = pair.as_bytes();
                     if p.len() != 2 || !p.iter().all(u8::is_ascii_lowercase) {
-                        return Err(err(format!("built-in rules/secrets.toml: bad bigram {pair:?}")));
+                        return Err(err(format!(
+                            "built-in rules/secrets.toml: bad bigram {pair:?}"
+                        )));
                     }
                     bigrams[usize::from(p[0] - b'a') * 26 + usize::from(p[1] - b'a')] = true;
                 }
@@ -165,7 +177,12 @@ impl SecretScanner {
         Ok(SecretScanner {
             rules,
             entropy,
-            placeholders: file.checks.placeholders.iter().map(|p| p.to_lowercase()).collect(),
+            placeholders: file
+                .checks
+                .placeholders
+                .iter()
+                .map(|p| p.to_lowercase())
+                .collect(),
             min_value_entropy: file.checks.min_value_entropy,
             threshold,
         })
@@ -207,7 +224,9 @@ impl SecretScanner {
             Check::Jwt => is_jwt(m),
             Check::NotPlaceholder => self.not_placeholder(m),
             Check::SecretValue => {
-                m.len() >= 8 && self.not_placeholder(m) && shannon_entropy(m.as_bytes()) >= self.min_value_entropy
+                m.len() >= 8
+                    && self.not_placeholder(m)
+                    && shannon_entropy(m.as_bytes()) >= self.min_value_entropy
             }
         }
     }
@@ -238,35 +257,58 @@ fn is_jwt(m: &str) -> bool {
     matches!(serde_json::from_slice::<Value>(&bytes), Ok(Value::Object(o)) if o.contains_key("alg"))
 }
 
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')
-}
+/// `u32::MAX` for bytes that make up entropy tokens (`[A-Za-z0-9+/]`), 0 for the rest.
+static TOKEN: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' {
+            t[c] = u32::MAX;
+        }
+        c += 1;
+    }
+    t
+};
 
 impl Entropy {
+    /// Finds runs of at least `min_len` token bytes with a branch-free run counter (the only
+    /// branch is taken once per long run), then judges each run.
     fn scan(&self, text: &str, out: &mut Vec<Cand>) {
         let b = text.as_bytes();
+        let min = self.min_len as u32;
+        let mut run: u32 = 0;
         let mut i = 0;
         while i < b.len() {
-            if !is_token_byte(b[i]) {
-                i += 1;
+            run = (run + 1) & TOKEN[b[i] as usize];
+            i += 1;
+            if run < min {
                 continue;
             }
-            let run_start = i;
-            while i < b.len() && is_token_byte(b[i]) {
-                i += 1;
+            let run_start = i - min as usize;
+            let mut run_end = i;
+            while run_end < b.len() && TOKEN[b[run_end] as usize] != 0 {
+                run_end += 1;
             }
-            let (mut s, mut e) = (run_start, i);
-            while s < e && matches!(b[s], b'/' | b'+' | b'=') {
+            i = run_end;
+            run = 0;
+            let (mut s, mut e) = (run_start, run_end);
+            while s < e && matches!(b[s], b'/' | b'+') {
                 s += 1;
             }
-            while e > s && matches!(b[e - 1], b'/' | b'+' | b'=') {
+            while e > s && matches!(b[e - 1], b'/' | b'+') {
                 e -= 1;
             }
             let len = e - s;
             if len < self.min_len || len > self.max_len {
                 continue;
             }
-            if self.is_secret_like(&b[s..e]) && !self.ignore_prefixes.iter().any(|p| text[..run_start].ends_with(p.as_str())) {
+            if self.is_secret_like(&b[s..e])
+                && !self
+                    .ignore_prefixes
+                    .iter()
+                    .any(|p| text[..run_start].ends_with(p.as_str()))
+            {
                 out.push(Cand {
                     rule: self.rule,
                     start: s,
@@ -320,10 +362,15 @@ impl Entropy {
 pub fn build(name: &str, params_value: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> {
     let settings: SecretsSettings = params(name, params_value)?;
     let scanner = SecretScanner::compile(name, &settings)?;
-    let file = RULES.as_ref().map_err(|e| JudgeConfigError::invalid(name, e.clone()))?;
+    let file = RULES
+        .as_ref()
+        .map_err(|e| JudgeConfigError::invalid(name, e.clone()))?;
     let scope = Scope::new(
         name,
-        settings.provenances.as_deref().unwrap_or(&file.settings.provenances),
+        settings
+            .provenances
+            .as_deref()
+            .unwrap_or(&file.settings.provenances),
         settings.fields.as_deref().unwrap_or(&file.settings.fields),
         None,
     )?;
@@ -343,7 +390,9 @@ mod tests {
     #[test]
     fn jwt_header_must_be_json_with_alg() {
         // {"alg":"HS256","typ":"JWT"}
-        assert!(is_jwt("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.sig"));
+        assert!(is_jwt(
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.sig"
+        ));
         // {"typ":"JWT"} has no alg.
         assert!(!is_jwt("eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiIxIn0.sig"));
         assert!(!is_jwt("eyJnot-base64-json.x.y"));
