@@ -37,7 +37,10 @@ pub fn extract_final_answer(text: &str) -> (&str, bool) {
 
 /// `normalize_number_str`: drop `$`, `%` and `,`, then `float()`; +inf when that fails.
 pub fn normalize_number_str(s: &str) -> f64 {
-    let cleaned: String = s.chars().filter(|c| !matches!(c, '$' | '%' | ',')).collect();
+    let cleaned: String = s
+        .chars()
+        .filter(|c| !matches!(c, '$' | '%' | ','))
+        .collect();
     py::parse_float(&cleaned).unwrap_or(f64::INFINITY)
 }
 
@@ -46,7 +49,10 @@ pub fn normalize_str(s: &str, remove_punct: bool) -> String {
     let no_spaces: String = s.chars().filter(|c| !py::is_space(*c)).collect();
     let lower = no_spaces.to_lowercase();
     if remove_punct {
-        lower.chars().filter(|c| !c.is_ascii_punctuation()).collect()
+        lower
+            .chars()
+            .filter(|c| !c.is_ascii_punctuation())
+            .collect()
     } else {
         lower
     }
@@ -68,10 +74,13 @@ pub fn question_scorer(model_answer: &str, ground_truth: &str) -> bool {
         if truth.len() != answer.len() {
             return false;
         }
-        return answer.iter().zip(&truth).all(|(a, t)| match py::parse_float(t) {
-            Some(t) => normalize_number_str(a) == t,
-            None => normalize_str(a, false) == normalize_str(t, false),
-        });
+        return answer
+            .iter()
+            .zip(&truth)
+            .all(|(a, t)| match py::parse_float(t) {
+                Some(t) => normalize_number_str(a) == t,
+                None => normalize_str(a, false) == normalize_str(t, false),
+            });
     }
     normalize_str(model_answer, true) == normalize_str(ground_truth, true)
 }

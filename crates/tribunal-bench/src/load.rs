@@ -264,7 +264,8 @@ impl<'a> At<'a> {
     }
 
     pub fn array<'v>(&self, v: &'v Value) -> Result<&'v Vec<Value>, LoadError> {
-        v.as_array().ok_or_else(|| self.error("", "an array", Some(v)))
+        v.as_array()
+            .ok_or_else(|| self.error("", "an array", Some(v)))
     }
 
     /// A required field (present and not null).

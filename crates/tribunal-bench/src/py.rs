@@ -289,12 +289,14 @@ pub fn comb_ratio(c: u64, n: u64, k: u64) -> Option<f64> {
 }
 
 fn ln_comb(n: u64, k: u64) -> f64 {
-    (0..k).map(|i| ((n - i) as f64).ln() - ((i + 1) as f64).ln()).sum()
+    (0..k)
+        .map(|i| ((n - i) as f64).ln() - ((i + 1) as f64).ln())
+        .sum()
 }
 
 /// The success test both τ-bench generations use: `1 - 1e-6 <= reward <= 1 + 1e-6`.
 pub fn is_success(reward: f64) -> bool {
-    (1.0 - 1e-6) <= reward && reward <= (1.0 + 1e-6)
+    ((1.0 - 1e-6)..=(1.0 + 1e-6)).contains(&reward)
 }
 
 #[cfg(test)]

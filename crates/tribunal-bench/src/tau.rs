@@ -6,7 +6,10 @@
 //! [`score`] reproduces the reference `display_metrics`: success is `|reward - 1| <= 1e-6`,
 //! n is the number of distinct `trial` values in the file (global, not per task), and pass^k
 //! is the mean over tasks of C(c, k) / C(n, k) for k = 1..=n, summed in order of first
-//! appearance. The average reward is Python's `sum(rewards) / len(rewards)`.
+//! appearance. The average reward is Python's `sum(rewards) / len(rewards)` with CPython
+//! 3.12+'s compensated `sum()`; with fractional rewards, a run under Python 3.11 or older can
+//! differ in the last digit (for rewards of 0 and 1, which is what τ-bench produces, every
+//! version agrees).
 //!
 //! [`required_outputs`] re-derives the required-outputs part of the reward from the
 //! trajectory: each `task.outputs` string must satisfy
@@ -308,9 +311,14 @@ pub fn load(path: &Path) -> Result<Vec<TauRun>, LoadError> {
     let text = load::read_text(path)?;
     let doc = load::parse_json(&file, &text)?;
     let Value::Array(items) = doc else {
+        let hint = if doc.get("simulations").is_some() {
+            " (this looks like τ²-bench results: use `bench tau2`)"
+        } else {
+            ""
+        };
         return Err(At::new(&file, Some(1), "").error(
             "",
-            "a JSON array of τ-bench runs ({task_id, reward, info, traj, trial})",
+            &format!("a JSON array of τ-bench runs ({{task_id, reward, info, traj, trial}}){hint}"),
             Some(&doc),
         ));
     };

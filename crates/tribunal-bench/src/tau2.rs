@@ -163,10 +163,11 @@ pub fn score(results: &Tau2Results) -> Tau2Report {
     let agent_costs: Vec<Option<f64>> = evaluated.iter().map(|s| s.agent_cost).collect();
     report.avg_agent_cost = py::pandas_mean(&agent_costs);
     report.avg_user_cost = python_mean(evaluated.iter().map(|s| s.user_cost));
-    report.avg_total_cost = python_mean(evaluated.iter().map(|s| match (s.agent_cost, s.user_cost) {
-        (Some(a), Some(u)) => Some(a + u),
-        _ => None,
-    }));
+    report.avg_total_cost =
+        python_mean(evaluated.iter().map(|s| match (s.agent_cost, s.user_cost) {
+            (Some(a), Some(u)) => Some(a + u),
+            _ => None,
+        }));
 
     // groupby("task_id"): sorted by id.
     let mut groups: BTreeMap<&str, TaskBreakdown> = BTreeMap::new();
@@ -334,9 +335,10 @@ pub fn load(path: &Path) -> Result<Tau2Results, LoadError> {
         let task_lines = lines.by_key.get("tasks");
         for (i, t) in root.child("tasks").array(tasks)?.iter().enumerate() {
             let line = task_lines.and_then(|l| l.get(i).copied());
-            results
-                .tasks
-                .push(task_from_value(t, At::new(&file, line, format!("tasks[{i}]")))?);
+            results.tasks.push(task_from_value(
+                t,
+                At::new(&file, line, format!("tasks[{i}]")),
+            )?);
         }
     }
     match sims_dir {
@@ -351,9 +353,9 @@ pub fn load(path: &Path) -> Result<Tau2Results, LoadError> {
             }
         }
         None => {
-            let sims = o.get("simulations").ok_or_else(|| {
-                root.error("simulations", "the list of simulation runs", None)
-            })?;
+            let sims = o
+                .get("simulations")
+                .ok_or_else(|| root.error("simulations", "the list of simulation runs", None))?;
             let sim_lines = lines.by_key.get("simulations");
             for (i, s) in root.child("simulations").array(sims)?.iter().enumerate() {
                 let line = sim_lines.and_then(|l| l.get(i).copied());

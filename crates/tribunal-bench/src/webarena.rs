@@ -152,13 +152,12 @@ pub fn clean_answer(answer: &str) -> String {
             String::new()
         }
     };
-    let unquoted = if (a.starts_with('\'') && a.ends_with('\''))
-        || (a.starts_with('"') && a.ends_with('"'))
-    {
-        inner(a)
-    } else {
-        a.to_owned()
-    };
+    let unquoted =
+        if (a.starts_with('\'') && a.ends_with('\'')) || (a.starts_with('"') && a.ends_with('"')) {
+            inner(a)
+        } else {
+            a.to_owned()
+        };
     unquoted.to_lowercase()
 }
 
@@ -270,17 +269,39 @@ fn tokenize_sentence(sentence: &str, tokens: &mut Vec<String>) {
             continue;
         } else if matches!(
             c,
-            ';' | '@' | '#' | '$' | '%' | '&' | '?' | '!' | '*' | '(' | ')' | '[' | ']' | '{'
-                | '}' | '<' | '>' | '"' | '`' | '«' | '»' | '“' | '”' | '‘' | '’' | '„'
+            ';' | '@'
+                | '#'
+                | '$'
+                | '%'
+                | '&'
+                | '?'
+                | '!'
+                | '*'
+                | '('
+                | ')'
+                | '['
+                | ']'
+                | '{'
+                | '}'
+                | '<'
+                | '>'
+                | '"'
+                | '`'
+                | '«'
+                | '»'
+                | '“'
+                | '”'
+                | '‘'
+                | '’'
+                | '„'
         ) {
             spaced.push(' ');
             spaced.push(c);
             spaced.push(' ');
         } else if c == '\'' {
             // Contractions and possessives start a token: it's -> it 's, don't -> do n't.
-            let in_nt = i > 0
-                && matches!(chars[i - 1], 'n' | 'N')
-                && matches!(next, Some('t' | 'T'));
+            let in_nt =
+                i > 0 && matches!(chars[i - 1], 'n' | 'N') && matches!(next, Some('t' | 'T'));
             if !in_nt {
                 spaced.push(' ');
             }
@@ -448,7 +469,9 @@ impl Unscored {
             Unscored::NeedsLiveSite => {
                 "needs the live site (program_html), not re-scorable offline".into()
             }
-            Unscored::MissingUrl => "needs the final URL (url_match), which the result lacks".into(),
+            Unscored::MissingUrl => {
+                "needs the final URL (url_match), which the result lacks".into()
+            }
             Unscored::UnknownUrlRule(r) => format!("unknown url_note {r:?}, not scored"),
             Unscored::GraderFailed(e) => format!("the LLM grader failed: {e}"),
         }
@@ -482,7 +505,7 @@ impl Partial {
 
     fn outcome(self) -> Outcome {
         match self {
-            Partial::Known(s) if s == 1.0 => Outcome::Pass,
+            Partial::Known(1.0) => Outcome::Pass,
             Partial::Known(_) => Outcome::Fail,
             Partial::Unknown(u) => Outcome::NotScored(u),
         }
@@ -569,10 +592,9 @@ fn evaluator(
             }
             match &result.url {
                 None => Partial::Unknown(Unscored::MissingUrl),
-                Some(url) => Partial::from_bool(url_match(
-                    task.reference_url.as_deref().unwrap_or(""),
-                    url,
-                )),
+                Some(url) => {
+                    Partial::from_bool(url_match(task.reference_url.as_deref().unwrap_or(""), url))
+                }
             }
         }
         EvalType::ProgramHtml => Partial::Unknown(Unscored::NeedsLiveSite),
@@ -594,7 +616,11 @@ pub struct TaskEval {
 
 /// Re-scores one task: the product of its evaluators (a known 0 decides the task even when
 /// another evaluator cannot be run offline).
-pub fn evaluate(task: &TaskConfig, result: &AgentResult, grader: Option<&dyn LlmGrader>) -> TaskEval {
+pub fn evaluate(
+    task: &TaskConfig,
+    result: &AgentResult,
+    grader: Option<&dyn LlmGrader>,
+) -> TaskEval {
     let mut total = Partial::Known(1.0);
     let mut evaluators = Vec::new();
     for &t in &task.eval_types {
@@ -706,7 +732,11 @@ pub fn score(
         }
     }
     let mut by_evaluator = Vec::new();
-    for et in [EvalType::StringMatch, EvalType::UrlMatch, EvalType::ProgramHtml] {
+    for et in [
+        EvalType::StringMatch,
+        EvalType::UrlMatch,
+        EvalType::ProgramHtml,
+    ] {
         let using: Vec<&TaskEval> = per_task
             .iter()
             .filter(|t| t.evaluators.iter().any(|(e, _)| *e == et))
@@ -844,7 +874,11 @@ impl WebArenaReport {
             .map(|t| t.task_id.as_str())
             .collect();
         if !failed.is_empty() {
-            out.push_str(&format!("\nfailed ({}): {}\n", failed.len(), failed.join(", ")));
+            out.push_str(&format!(
+                "\nfailed ({}): {}\n",
+                failed.len(),
+                failed.join(", ")
+            ));
         }
         for m in &self.recorded_mismatches {
             out.push_str(&format!(
@@ -873,6 +907,9 @@ impl WebArenaReport {
 // ---------------------------------------------------------------------------------------
 // Loading
 
+/// The configs of one file, the lines they start on, and their `reference_answers` key orders.
+type ConfigItems<'a> = (Vec<&'a Value>, Vec<u64>, Vec<Option<Vec<String>>>);
+
 /// Reads task configs: a folder of `<id>.json` files (each one config or an array of them),
 /// or one such file.
 pub fn load_tasks(path: &Path) -> Result<Vec<TaskConfig>, LoadError> {
@@ -887,7 +924,7 @@ pub fn load_tasks(path: &Path) -> Result<Vec<TaskConfig>, LoadError> {
         let file = p.display().to_string();
         let text = load::read_text(&p)?;
         let doc = load::parse_json(&file, &text)?;
-        let (items, lines, orders): (Vec<&Value>, Vec<u64>, Vec<Option<Vec<String>>>) = match &doc {
+        let (items, lines, orders): ConfigItems<'_> = match &doc {
             Value::Array(a) => {
                 let orders = serde_json::from_str::<Vec<ConfigProbe>>(&text)
                     .map(|v| v.into_iter().map(ConfigProbe::order).collect())
@@ -914,7 +951,10 @@ pub fn load_tasks(path: &Path) -> Result<Vec<TaskConfig>, LoadError> {
                 return Err(LoadError::invalid(
                     &file,
                     at.line,
-                    format!("task {:?} is configured twice (also in {first})", task.task_id),
+                    format!(
+                        "task {:?} is configured twice (also in {first})",
+                        task.task_id
+                    ),
                 ));
             }
             out.push(task);
@@ -1000,7 +1040,9 @@ fn reference(at: &At<'_>, key: &str, value: &Value) -> Result<Reference, LoadErr
             .enumerate()
             .map(|(i, s)| match s {
                 Value::String(s) => Ok(s.clone()),
-                other => Err(at.child(key).error(&format!("[{i}]"), "a string", Some(other))),
+                other => Err(at
+                    .child(key)
+                    .error(&format!("[{i}]"), "a string", Some(other))),
             })
             .collect()
     };
@@ -1039,14 +1081,14 @@ pub fn load_results(path: &Path) -> Result<Vec<AgentResult>, LoadError> {
             let at = At::new(&file, item.line, "");
             let fallback = if single { stem.as_deref() } else { None };
             let r = result_from_value(&item.value, &at, fallback).map_err(|e| match e {
-                LoadError::Field { field, expected, .. } if item.line.is_none() => {
-                    LoadError::Field {
-                        file: file.clone(),
-                        line: None,
-                        field: format!("[{i}].{field}"),
-                        expected,
-                    }
-                }
+                LoadError::Field {
+                    field, expected, ..
+                } if item.line.is_none() => LoadError::Field {
+                    file: file.clone(),
+                    line: None,
+                    field: format!("[{i}].{field}"),
+                    expected,
+                },
                 other => other,
             })?;
             let here = match item.line {

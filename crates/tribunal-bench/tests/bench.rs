@@ -10,7 +10,9 @@ use tribunal_bench::webarena::{self, Grade, LlmGrader};
 use tribunal_bench::{gaia, py, tau, tau2, GraderError, LoadError, ScoreError};
 
 fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
 }
 
 fn json_file(rel: &str) -> Value {
@@ -90,7 +92,9 @@ fn python_repr_of_floats() {
 fn sums_follow_python_and_numpy() {
     // Python 3.12+ `sum()` is compensated; NumPy's pairwise sum is not, and plain
     // left-to-right addition differs from both.
-    let eleven = floats(&json!([0.37, 0.74, 0.11, 0.48, 0.85, 0.22, 0.59, 0.96, 0.33, 0.7, 0.07]));
+    let eleven = floats(&json!([
+        0.37, 0.74, 0.11, 0.48, 0.85, 0.22, 0.59, 0.96, 0.33, 0.7, 0.07
+    ]));
     assert_eq!(py::sum(eleven.iter().copied()), 5.42);
     assert_eq!(py::numpy_sum(&eleven), 5.420000000000001);
     let twenty = floats(&json!([
@@ -125,7 +129,9 @@ fn tau_pass_hat_k_uses_the_global_trial_count() {
     check_report(&report, "tau/results.expected.json");
     // Task 3 ran twice, but n is the 3 distinct trials of the file: its c=1 gives 1/3 at k=1.
     assert_eq!(report.trials, 3);
-    assert!(report.table().starts_with(&text_file("tau/results.expected.txt")));
+    assert!(report
+        .table()
+        .starts_with(&text_file("tau/results.expected.txt")));
     let t1 = &report.per_task[1];
     assert_eq!((t1.task_id.as_str(), t1.trials, t1.successes), ("1", 3, 2));
     assert_eq!(t1.user_cost, Some(0.008 + 0.0085 + 0.0079));
@@ -143,7 +149,9 @@ fn tau_required_outputs_are_rederived_from_react_trajectories() {
     );
     let report = tau::score(&runs).expect("scores");
     check_report(&report, "tau/react.expected.json");
-    assert!(report.table().contains("recorded r_outputs 0.0 but the trajectory gives 1.0"));
+    assert!(report
+        .table()
+        .contains("recorded r_outputs 0.0 but the trajectory gives 1.0"));
 }
 
 #[test]
@@ -177,9 +185,16 @@ fn tau_rejects_bad_input_with_file_line_and_field() {
     let e = tau::load(&data("tau/bad_reward.json")).expect_err("bad reward");
     assert_eq!(e.line(), Some(9), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("bad_reward.json:9: [1].reward: expected a number, found the string \"high\""), "{msg}");
+    assert!(
+        msg.contains("bad_reward.json:9: [1].reward: expected a number, found the string \"high\""),
+        "{msg}"
+    );
     let e = tau::load(&data("tau/not_an_array.json")).expect_err("object");
-    assert!(e.to_string().contains("expected a JSON array of τ-bench runs"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("expected a JSON array of τ-bench runs"),
+        "{e}"
+    );
     let e = tau::load(&data("tau/broken.json")).expect_err("syntax");
     assert!(matches!(e, LoadError::Json { line: 3, .. }), "{e}");
     assert_eq!(tau::score(&[]), Err(ScoreError::Empty));
@@ -195,13 +210,19 @@ fn tau2_drops_infrastructure_errors_and_applies_the_termination_rule() {
     let report = tau2::score(&results);
     check_report(&report, "tau2/results.expected.json");
     assert!(
-        report.table().starts_with(&text_file("tau2/results.expected.txt")),
+        report
+            .table()
+            .starts_with(&text_file("tau2/results.expected.txt")),
         "{}",
         report.table()
     );
     // Task 3 has 2 evaluated runs (its third was an infrastructure error): k stops at 2.
     assert_eq!(report.max_k, 2);
-    let t3 = report.per_task.iter().find(|t| t.task_id == "3").expect("task 3");
+    let t3 = report
+        .per_task
+        .iter()
+        .find(|t| t.task_id == "3")
+        .expect("task 3");
     assert_eq!((t3.trials, t3.successes), (2, 1));
 }
 
@@ -227,7 +248,10 @@ fn tau2_without_evaluated_runs() {
         }],
     };
     let r = tau2::score(&only_infra);
-    assert_eq!((r.simulations, r.infrastructure_errors, r.avg_reward), (0, 1, 0.0));
+    assert_eq!(
+        (r.simulations, r.infrastructure_errors, r.avg_reward),
+        (0, 1, 0.0)
+    );
     assert!(r.pass_hat_k.0.is_empty());
 }
 
@@ -246,7 +270,10 @@ fn tau2_rejects_bad_input_with_file_line_and_field() {
 
 #[test]
 fn gaia_scorer_rules() {
-    for case in json_file("gaia/scorer_cases.json").as_array().expect("cases") {
+    for case in json_file("gaia/scorer_cases.json")
+        .as_array()
+        .expect("cases")
+    {
         let answer = case["answer"].as_str().expect("answer");
         let truth = case["truth"].as_str().expect("truth");
         assert_eq!(
@@ -260,8 +287,14 @@ fn gaia_scorer_rules() {
 
 #[test]
 fn gaia_final_answer_extraction() {
-    assert_eq!(gaia::extract_final_answer("x\nFINAL ANSWER: 42 "), ("42", true));
-    assert_eq!(gaia::extract_final_answer("Final answer: a\nfinal answer: b"), ("b", true));
+    assert_eq!(
+        gaia::extract_final_answer("x\nFINAL ANSWER: 42 "),
+        ("42", true)
+    );
+    assert_eq!(
+        gaia::extract_final_answer("Final answer: a\nfinal answer: b"),
+        ("b", true)
+    );
     assert_eq!(gaia::extract_final_answer("42"), ("42", false));
 }
 
@@ -275,7 +308,9 @@ fn gaia_accuracy_overall_and_per_level() {
     assert!(by_id("g-007").extracted && by_id("g-007").correct);
     assert_eq!(by_id("g-008").scored_answer.as_deref(), Some("None"));
     assert!(by_id("g-009").missing);
-    assert!(report.table().contains("accuracy: 0.5833333333333334 (7/12)"));
+    assert!(report
+        .table()
+        .contains("accuracy: 0.5833333333333334 (7/12)"));
 }
 
 #[test]
@@ -283,13 +318,25 @@ fn gaia_rejects_unknown_and_duplicate_tasks() {
     let tasks = gaia::load_answers(&data("gaia/answers.jsonl")).expect("answers");
     let subs = gaia::load_submission(&data("gaia/unknown_task.jsonl")).expect("loads");
     let e = gaia::score(&tasks, &subs).expect_err("unknown task");
-    assert!(e.to_string().contains("unknown_task.jsonl:2: task \"g-999\" is not in the answers file"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("unknown_task.jsonl:2: task \"g-999\" is not in the answers file"),
+        "{e}"
+    );
     let e = gaia::load_submission(&data("gaia/duplicate.jsonl")).expect_err("duplicate");
-    assert!(e.to_string().contains("duplicate.jsonl:3: task \"g-001\" is answered twice (first on line 1)"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("duplicate.jsonl:3: task \"g-001\" is answered twice (first on line 1)"),
+        "{e}"
+    );
     let e = gaia::load_submission(&data("gaia/bad_line.jsonl")).expect_err("syntax");
     assert_eq!(e.line(), Some(2), "{e}");
     let e = gaia::load_submission(&data("gaia/no_answer.jsonl")).expect_err("no model_answer");
-    assert!(e.to_string().contains("no_answer.jsonl:1: model_answer: expected"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("no_answer.jsonl:1: model_answer: expected"),
+        "{e}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -300,14 +347,28 @@ fn webarena_matchers() {
     let cases = json_file("webarena/match_cases.json");
     for c in cases["clean"].as_array().expect("clean") {
         let input = c["input"].as_str().expect("input");
-        assert_eq!(webarena::clean_answer(input), c["clean"].as_str().expect("clean"), "{input:?}");
+        assert_eq!(
+            webarena::clean_answer(input),
+            c["clean"].as_str().expect("clean"),
+            "{input:?}"
+        );
     }
     for c in cases["exact_match"].as_array().expect("exact") {
-        let (r, p) = (c["reference"].as_str().expect("r"), c["prediction"].as_str().expect("p"));
-        assert_eq!(webarena::exact_match(r, p), c["match"] == true, "{r:?} vs {p:?}");
+        let (r, p) = (
+            c["reference"].as_str().expect("r"),
+            c["prediction"].as_str().expect("p"),
+        );
+        assert_eq!(
+            webarena::exact_match(r, p),
+            c["match"] == true,
+            "{r:?} vs {p:?}"
+        );
     }
     for c in cases["must_include"].as_array().expect("must_include") {
-        let (r, p) = (c["reference"].as_str().expect("r"), c["prediction"].as_str().expect("p"));
+        let (r, p) = (
+            c["reference"].as_str().expect("r"),
+            c["prediction"].as_str().expect("p"),
+        );
         let tokenize = c["tokenize"] == true;
         assert_eq!(
             webarena::must_include(r, p, tokenize),
@@ -317,8 +378,15 @@ fn webarena_matchers() {
         );
     }
     for c in cases["url_match"].as_array().expect("url_match") {
-        let (r, p) = (c["reference"].as_str().expect("r"), c["prediction"].as_str().expect("p"));
-        assert_eq!(webarena::url_match(r, p), c["match"] == true, "{r:?} vs {p:?}");
+        let (r, p) = (
+            c["reference"].as_str().expect("r"),
+            c["prediction"].as_str().expect("p"),
+        );
+        assert_eq!(
+            webarena::url_match(r, p),
+            c["match"] == true,
+            "{r:?} vs {p:?}"
+        );
     }
 }
 
@@ -328,7 +396,10 @@ fn webarena_tokens() {
         webarena::word_tokenize("there are 0. then 1,000 items (or $5)!"),
         ["there", "are", "0", ".", "then", "1,000", "items", "(", "or", "$", "5", ")", "!"]
     );
-    assert_eq!(webarena::word_tokenize("it's done, isn't it?"), ["it", "'s", "done", ",", "is", "n't", "it", "?"]);
+    assert_eq!(
+        webarena::word_tokenize("it's done, isn't it?"),
+        ["it", "'s", "done", ",", "is", "n't", "it", "?"]
+    );
 }
 
 #[test]
@@ -338,9 +409,18 @@ fn webarena_success_rate_and_unscorable_tasks() {
     let report = webarena::score(&tasks, &results, None).expect("scores");
     check_report(&report, "webarena/results.expected.json");
     let table = report.table();
-    assert!(table.contains("needs an LLM judge (fuzzy_match), not scored (3): 105, 107, 116"), "{table}");
-    assert!(table.contains("needs the live site (program_html), not re-scorable offline (2): 110, 112"), "{table}");
-    assert!(table.contains("success rate: 0.5555555555555556 (5/9 scored tasks)"), "{table}");
+    assert!(
+        table.contains("needs an LLM judge (fuzzy_match), not scored (3): 105, 107, 116"),
+        "{table}"
+    );
+    assert!(
+        table.contains("needs the live site (program_html), not re-scorable offline (2): 110, 112"),
+        "{table}"
+    );
+    assert!(
+        table.contains("success rate: 0.5555555555555556 (5/9 scored tasks)"),
+        "{table}"
+    );
 }
 
 /// A stand-in grader: correct when the prediction (without spaces) is inside the reference.
@@ -376,7 +456,10 @@ fn webarena_reference_answer_order_is_kept() {
     let tasks = webarena::load_tasks(&data("webarena/config_files/116.json")).expect("config");
     assert!(matches!(
         tasks[0].references.as_slice(),
-        [webarena::Reference::MustInclude(_), webarena::Reference::Unachievable]
+        [
+            webarena::Reference::MustInclude(_),
+            webarena::Reference::Unachievable
+        ]
     ));
 }
 
@@ -385,7 +468,11 @@ fn webarena_rejects_bad_input() {
     let tasks = webarena::load_tasks(&data("webarena/config_files")).expect("configs");
     let results = webarena::load_results(&data("webarena/unknown_task.jsonl")).expect("loads");
     let e = webarena::score(&tasks, &results, None).expect_err("unknown task");
-    assert!(e.to_string().contains("unknown_task.jsonl:1: task \"999\" is not in the task configs"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("unknown_task.jsonl:1: task \"999\" is not in the task configs"),
+        "{e}"
+    );
     let e = webarena::load_tasks(&data("webarena/bad_config.json")).expect_err("bad eval type");
     assert!(
         e.to_string().contains("bad_config.json:1: eval.eval_types[0]: expected string_match, url_match or program_html, found the string \"html_match\""),

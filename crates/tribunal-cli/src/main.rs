@@ -8,6 +8,10 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Judging is allocation-heavy (JSON values, policy documents) and multi-threaded.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tribunal", version, about = "Secures and evaluates AI agents: judges execution traces and returns allow, block or escalate.")]
 struct Cli {
@@ -32,6 +36,9 @@ enum Command {
     Runs(commands::runs::RunsCommand),
     /// Write a commented starter tribunal.toml and a policies/ folder.
     Init(commands::init::InitArgs),
+    /// Benchmark results scored with their official metrics: tau, tau2, gaia, webarena.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +49,7 @@ fn main() -> ExitCode {
         Command::Policy(c) => commands::policy::run(cli.config.as_deref(), c),
         Command::Runs(c) => commands::runs::run(cli.config.as_deref(), c),
         Command::Init(a) => commands::init::run(a),
+        Command::Bench(c) => commands::bench::run(c),
     };
     match result {
         Ok(code) => ExitCode::from(code),

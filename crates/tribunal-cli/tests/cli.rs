@@ -64,8 +64,10 @@ fn eval_example_blocks_attacks_and_allows_benign_runs() {
 #[test]
 fn table_junit_and_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let out = tribunal(dir.path(), &["eval", &example(), "--config", &example_config(), "--db", "t.db"]);
+    // The example folder carries its own tribunal.toml, found without --config.
+    let out = tribunal(dir.path(), &["eval", &example(), "--db", "t.db"]);
     assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("using "), "{}", text(&out.stderr));
     let table = text(&out.stdout);
     assert!(table.contains("VERDICT") && table.contains("c2.indirect_injection"), "{table}");
     assert!(table.contains("13 traces:"), "{table}");

@@ -5,6 +5,10 @@
 #[path = "common.rs"]
 mod common;
 
+// The same allocator as the `tribunal` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{BufRead, BufWriter, Write};
 use std::time::Instant;
 use tribunal_engine::{run_eval, Config, Evaluator, Event, RunOptions};
@@ -36,21 +40,26 @@ fn main() {
     let baseline = t.elapsed();
     assert_eq!(parsed, n);
 
-    let cfg = Config::default_with_hash();
-    let evaluator = Evaluator::new(cfg.build_judges().unwrap(), cfg.build_policies(&[]).unwrap(), Context::default());
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let t = Instant::now();
-    let mut results = 0usize;
-    let summary = run_eval(&[path.clone()], evaluator, &RunOptions { format: InputFormat::Auto, jobs }, |e| {
-        if let Event::Result(_) = e {
-            results += 1;
-        }
-    })
-    .unwrap();
-    let eval = t.elapsed();
-    assert_eq!(results, n);
+    let run = |cfg: Config| {
+        let evaluator = Evaluator::new(cfg.build_judges().unwrap(), cfg.build_policies(&[]).unwrap(), Context::default());
+        let t = Instant::now();
+        let mut results = 0usize;
+        let summary = run_eval(&[path.clone()], evaluator, &RunOptions { format: InputFormat::Auto, jobs }, |e| {
+            if let Event::Result(_) = e {
+                results += 1;
+            }
+        })
+        .unwrap();
+        assert_eq!(results, n);
+        (t.elapsed(), summary)
+    };
+    let metrics_only = Config::parse("[policies]\nbuiltin = false\n", "bench").unwrap();
+    let (metrics, _) = run(metrics_only);
+    let (eval, summary) = run(Config::default_with_hash());
     println!("eval throughput: {n} traces, {:.1} MB, {jobs} workers", bytes as f64 / 1e6);
     println!("  baseline (parse with serde_json, 1 thread): {:>7.2} s  {:>9.0} traces/s", baseline.as_secs_f64(), n as f64 / baseline.as_secs_f64());
-    println!("  tribunal eval (judges + policies):          {:>7.2} s  {:>9.0} traces/s", eval.as_secs_f64(), n as f64 / eval.as_secs_f64());
-    println!("  eval time / parse time: {:.2} (target <= 2.0)   verdicts: {:?}", eval.as_secs_f64() / baseline.as_secs_f64(), summary);
+    println!("  eval, code metrics + detectors only:        {:>7.2} s  {:>9.0} traces/s   {:.2}x parse time (target <= 2.0)", metrics.as_secs_f64(), n as f64 / metrics.as_secs_f64(), metrics.as_secs_f64() / baseline.as_secs_f64());
+    println!("  eval, metrics + detectors + default pack:   {:>7.2} s  {:>9.0} traces/s   {:.2}x parse time", eval.as_secs_f64(), n as f64 / eval.as_secs_f64(), eval.as_secs_f64() / baseline.as_secs_f64());
+    println!("  verdicts: {summary:?}");
 }

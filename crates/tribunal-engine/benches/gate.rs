@@ -5,6 +5,10 @@
 #[path = "common.rs"]
 mod common;
 
+// The same allocator as the `tribunal` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 use tribunal_engine::{Config, Evaluator};
 use tribunal_formats::{import_pending, import_value, InputFormat};
@@ -65,7 +69,11 @@ fn main() {
         std::hint::black_box(evaluator.evaluate(&trace, Some(&pending), Some(&ctx), &mut policy));
     });
     let decision = evaluator.evaluate(&trace, Some(&pending), Some(&ctx), &mut policy);
-    println!("gate decision, 20-step trace, default judges + default pack ({iterations} iterations, decision {})", decision.decision);
+    println!(
+        "gate decision, 20-step trace, default judges + default pack ({iterations} iterations, decision {}, gates {})",
+        decision.decision,
+        if evaluator.policies().is_compiled() { "compiled" } else { "interpreted" }
+    );
     println!("  baseline: parse the trace JSON     p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&parse, 0.5)), us(percentile(&parse, 0.99)));
     println!("  judges only (metrics + detectors)  p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&judges, 0.5)), us(percentile(&judges, 0.99)));
     println!("  policy input (build + convert)     p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&input_only, 0.5)), us(percentile(&input_only, 0.99)));

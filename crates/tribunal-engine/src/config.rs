@@ -90,6 +90,9 @@ pub struct PolicySettings {
     pub timeout_ms: u64,
     /// Merged into `data.tribunal.config` over the pack's defaults.
     pub data: toml::Table,
+    /// `auto` (compiled when only the built-in pack is loaded), `always` or `never`:
+    /// whether gates run compiled on regorus's virtual machine or interpreted.
+    pub compile: String,
 }
 
 impl Default for PolicySettings {
@@ -100,6 +103,7 @@ impl Default for PolicySettings {
             fail_mode: "closed".into(),
             timeout_ms: 100,
             data: toml::Table::new(),
+            compile: "auto".into(),
         }
     }
 }
@@ -150,6 +154,16 @@ impl Config {
                     "policies.fail_mode: expected one of {}, found {:?}",
                     FailMode::NAMES.join(", "),
                     cfg.policies.fail_mode
+                ),
+            });
+        }
+        if tribunal_policy::Compile::parse(&cfg.policies.compile).is_none() {
+            return Err(ConfigError::File {
+                path: name.to_owned(),
+                message: format!(
+                    "policies.compile: expected one of {}, found {:?}",
+                    tribunal_policy::Compile::NAMES.join(", "),
+                    cfg.policies.compile
                 ),
             });
         }
@@ -238,6 +252,7 @@ impl Config {
         let options = PolicyOptions {
             fail_mode: FailMode::parse(&self.policies.fail_mode).unwrap_or_default(),
             timeout: std::time::Duration::from_millis(self.policies.timeout_ms.max(1)),
+            compile: tribunal_policy::Compile::parse(&self.policies.compile).unwrap_or_default(),
         };
         Ok(PolicySet::new(sources, &data, options)?)
     }

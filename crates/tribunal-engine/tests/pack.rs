@@ -8,9 +8,10 @@ use tribunal_engine::{Config, Evaluator};
 use tribunal_formats::{import_pending, import_value, InputFormat};
 use tribunal_policy::Context;
 
-fn run_case(file: &str, case: &Value) -> Result<(), String> {
+fn run_case(file: &str, case: &Value, compile: &str) -> Result<(), String> {
     let name = case["name"].as_str().unwrap_or("?");
     let mut cfg = Config::default_with_hash();
+    cfg.policies.compile = compile.to_owned();
     if let Some(data) = case.get("data") {
         cfg.policies.data = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
     }
@@ -76,8 +77,11 @@ fn default_pack_cases() {
             } else {
                 entry.0 += 1;
             }
-            if let Err(e) = run_case(&file, case) {
-                failures.push(e);
+            // Both engines must agree: compiled (the default for the pack) and interpreted.
+            for compile in ["always", "never"] {
+                if let Err(e) = run_case(&file, case, compile) {
+                    failures.push(format!("[{compile}] {e}"));
+                }
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use crate::error::ImportError;
 use crate::util::kind_of;
-use crate::{anthropic, mlflow, openai, otlp};
+use crate::{anthropic, mlflow, openai, otlp, tau};
 use serde_json::Value;
 use tribunal_core::Trace;
 
@@ -15,10 +15,22 @@ pub enum InputFormat {
     Anthropic,
     Mlflow,
     Otlp,
+    /// τ-bench results (an array of runs, or one run).
+    Tau,
+    /// τ²-bench results (`{tasks, simulations}`, or one simulation run).
+    Tau2,
 }
 
 impl InputFormat {
-    pub const NAMES: &'static [&'static str] = &["auto", "openai", "anthropic", "mlflow", "otlp"];
+    pub const NAMES: &'static [&'static str] = &[
+        "auto",
+        "openai",
+        "anthropic",
+        "mlflow",
+        "otlp",
+        "tau",
+        "tau2",
+    ];
 
     pub fn parse(s: &str) -> Option<InputFormat> {
         Some(match s {
@@ -27,6 +39,8 @@ impl InputFormat {
             "anthropic" => InputFormat::Anthropic,
             "mlflow" => InputFormat::Mlflow,
             "otlp" => InputFormat::Otlp,
+            "tau" => InputFormat::Tau,
+            "tau2" => InputFormat::Tau2,
             _ => return None,
         })
     }
@@ -38,6 +52,10 @@ pub fn detect(v: &Value) -> Option<InputFormat> {
         Value::Object(o) => {
             if o.contains_key("resourceSpans") {
                 Some(InputFormat::Otlp)
+            } else if tau::is_tau_result(o) {
+                Some(InputFormat::Tau)
+            } else if tau::is_tau2_results(o) || tau::is_tau2_simulation(o) {
+                Some(InputFormat::Tau2)
             } else if o.contains_key("info")
                 || (o.contains_key("spans") && !o.contains_key("messages"))
             {
@@ -54,7 +72,11 @@ pub fn detect(v: &Value) -> Option<InputFormat> {
         }
         Value::Array(items) => {
             let first = items.first()?.as_object()?;
-            if first.contains_key("role") {
+            if tau::is_tau_result(first) {
+                Some(InputFormat::Tau)
+            } else if tau::is_tau2_simulation(first) {
+                Some(InputFormat::Tau2)
+            } else if first.contains_key("role") {
                 Some(if anthropic::looks_like(items) {
                     InputFormat::Anthropic
                 } else {
@@ -71,7 +93,8 @@ pub fn detect(v: &Value) -> Option<InputFormat> {
 }
 
 const EXPECTED: &str = "a trace: a list of chat messages, an object with `messages`, \
-an MLflow trace (`info` and `data.spans`) or an OTLP request (`resourceSpans`)";
+an MLflow trace (`info` and `data.spans`), an OTLP request (`resourceSpans`), \
+a τ-bench run (`task_id`, `reward`, `traj`) or τ²-bench results (`tasks`, `simulations`)";
 
 /// Turns one JSON document into the traces it holds (an OTLP request or an MLflow list may
 /// hold several). `fallback_id` names traces whose source gives them no id.
@@ -110,6 +133,24 @@ pub fn import_value(
             .collect(),
         (InputFormat::Mlflow, v) => Ok(vec![mlflow::import_trace(v, fallback_id)?]),
         (InputFormat::Otlp, v) => otlp::import_request(v),
+        (InputFormat::Tau, Value::Object(o)) => Ok(vec![tau::import_result(o, fallback_id)?]),
+        (InputFormat::Tau, Value::Array(list)) => tau::import_results(list, fallback_id),
+        (InputFormat::Tau2, Value::Object(o)) if tau::is_tau2_results(o) => {
+            tau::import_tau2_results(o)
+        }
+        (InputFormat::Tau2, Value::Object(o)) => {
+            Ok(vec![tau::import_tau2_simulation(o, None, fallback_id)?])
+        }
+        (InputFormat::Tau2, Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let at = format!("[{i}]");
+                let o = crate::util::as_object(s, &at)?;
+                tau::import_tau2_simulation(o, None, &format!("{fallback_id}#{i}"))
+                    .map_err(|e| e.within(&at))
+            })
+            .collect(),
         (_, other) => Err(ImportError::new(
             "",
             format!("{EXPECTED}; found {}", kind_of(other)),

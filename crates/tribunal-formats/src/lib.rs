@@ -1,5 +1,6 @@
 //! Importers: every supported wire format becomes a [`tribunal_core::Trace`] here, once.
-//! Nothing downstream knows whether a trace came from OTLP, MLflow or a chat log.
+//! Nothing downstream knows whether a trace came from OTLP, MLflow, a chat log or a
+//! benchmark's results file (τ-bench, τ²-bench).
 //!
 //! Adding a format means one module in this folder and one arm in [`InputFormat`].
 
@@ -12,6 +13,7 @@ pub mod otlp;
 pub mod pending;
 pub mod reader;
 pub mod spans;
+pub mod tau;
 mod util;
 
 pub use detect::{detect, import_value, InputFormat};

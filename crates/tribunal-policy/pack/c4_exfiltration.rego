@@ -99,8 +99,7 @@ violation contains v if {
 	some line in split(m.content, "\n")
 	count(trim_space(line)) >= cfg.egress.system_prompt_min_line
 	some c in sensitive_calls
-	some s in strings(c.arguments)
-	contains(s, trim_space(line))
+	contains(c.arguments_text, trim_space(line))
 	v := {
 		"rule": "c4.system_prompt_leak",
 		"severity": "block",

@@ -16,14 +16,21 @@ violation contains v if {
 	}
 }
 
-allowed_tools := list if {
-	list := cfg.tools.agents[input.context.agent].allowed_tools
-} else := cfg.tools.allowed if {
-	count(cfg.tools.allowed) > 0
-}
+# The allow-list that applies: the agent's own, else the global one (when not empty).
+agent_allow_lists := [l |
+	agent := input.context.agent
+	is_string(agent)
+	l := cfg.tools.agents[agent].allowed_tools
+	is_array(l)
+]
+
+global_allow_lists := [l | l := cfg.tools.allowed; is_array(l); count(l) > 0]
+
+allow_lists := array.concat(agent_allow_lists, global_allow_lists)
 
 violation contains v if {
-	list := allowed_tools
+	count(allow_lists) > 0
+	list := allow_lists[0]
 	some c in calls
 	not c.name in list
 	v := {

@@ -21,9 +21,6 @@ sensitive_calls := [c | some c in calls; c.sensitive]
 
 sensitive_call_ids := {c.id | some c in sensitive_calls}
 
-# Every string inside a value.
-strings(v) := [s | walk(v, [_, s]); is_string(s)]
-
 # Where a call sends things: URL hosts and email addresses in its arguments.
 destinations(c) := array.concat(object.get(c, "hosts", []), object.get(c, "emails", []))
 

@@ -8,7 +8,8 @@
 //!                            images?: [{url, host}]}
 //! input.trace.mentions[d]   [{id, index, source, trusted}]: messages that mention URL host or email d
 //! input.trace.calls_per_tool[name]  calls in the trace and the pending step
-//! input.trace.tool_calls[i] {id, name, arguments, message_id, index, sensitive, destructive, hosts?, emails?}
+//! input.trace.tool_calls[i] {id, name, arguments, message_id, index, sensitive, destructive, hosts?, emails?,
+//!                            arguments_text? (every argument string, one per line; sensitive calls only)}
 //! input.trace.spans[i]      {id, parent_id?, kind, name, status, duration_ms?, model?}
 //! input.trace.usage         {input_tokens, output_tokens, total_tokens}        (absent when unknown)
 //! input.pending             {kind, content, tool_calls, images?}                (absent when none)
@@ -88,10 +89,21 @@ fn json(v: &Value) -> R {
 fn call_value(c: &ToolCall, message_id: &str, index: usize, classes: &ToolClasses) -> R {
     let mut links = Links::default();
     crate::strings_of(&c.arguments, &mut |t| links.scan(t));
+    let sensitive = classes.is_sensitive(&c.name);
+    // Every string of a sensitive call's arguments, one per line, for leak checks.
+    let text = sensitive.then(|| {
+        let mut text = String::new();
+        crate::strings_of(&c.arguments, &mut |t| {
+            text.push_str(t);
+            text.push('\n');
+        });
+        s(&text)
+    });
     Obj::new()
+        .opt("arguments_text", text)
         .set("id", s(&c.id))
         .set("name", s(&c.name))
-        .set("sensitive", R::from(classes.is_sensitive(&c.name)))
+        .set("sensitive", R::from(sensitive))
         .set("destructive", R::from(classes.is_destructive(&c.name)))
         .set("arguments", json(&c.arguments))
         .set("message_id", s(message_id))

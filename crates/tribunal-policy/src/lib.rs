@@ -131,6 +131,32 @@ pub struct PolicyOptions {
     pub fail_mode: FailMode,
     /// Wall-clock limit for one policy's evaluation.
     pub timeout: Duration,
+    /// Run the gates compiled on regorus's virtual machine.
+    pub compile: Compile,
+}
+
+/// When gates run compiled on regorus's virtual machine instead of its interpreter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compile {
+    /// Compiled when every gate is from the built-in pack (whose cases are tested on the
+    /// virtual machine); interpreted as soon as other policies are loaded.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl Compile {
+    pub const NAMES: &'static [&'static str] = &["auto", "always", "never"];
+
+    pub fn parse(s: &str) -> Option<Compile> {
+        match s {
+            "auto" => Some(Compile::Auto),
+            "always" => Some(Compile::Always),
+            "never" => Some(Compile::Never),
+            _ => None,
+        }
+    }
 }
 
 impl Default for PolicyOptions {
@@ -138,6 +164,7 @@ impl Default for PolicyOptions {
         PolicyOptions {
             fail_mode: FailMode::Closed,
             timeout: Duration::from_millis(100),
+            compile: Compile::Auto,
         }
     }
 }
@@ -150,6 +177,9 @@ pub struct PolicySet {
     gates: Vec<(String, String)>,
     /// One rule that gathers every gate's violations, so a decision is one evaluation.
     aggregate: Option<String>,
+    /// The aggregate rule compiled for regorus's virtual machine, when it compiles.
+    program: Option<std::sync::Arc<regorus::rvm::program::Program>>,
+    data: regorus::Value,
     classes: facts::ToolClasses,
     version: String,
     options: PolicyOptions,
@@ -215,12 +245,20 @@ impl PolicySet {
         }
         let classes = facts::ToolClasses::from_data(&merged).map_err(PolicyError::Data)?;
         hasher.update(merged.to_string().as_bytes());
+        let data = regorus::Value::from(serde_json::json!({ "tribunal": { "config": merged } }));
         engine
-            .add_data(regorus::Value::from(serde_json::json!({ "tribunal": { "config": merged } })))
+            .add_data(data.clone())
             .map_err(|e| PolicyError::Data(e.to_string()))?;
-        engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
-            limit: options.timeout,
-            check_interval: NonZeroU32::new(1000).expect("non-zero"),
+        engine.set_execution_timer_config(timer(&options));
+        let compile = match options.compile {
+            Compile::Always => true,
+            Compile::Never => false,
+            Compile::Auto => gates.iter().all(|(_, path)| path.starts_with(pack::PREFIX)),
+        };
+        let program = aggregate.as_ref().filter(|_| compile).and_then(|rule| {
+            let entry: regorus::Rc<str> = rule.as_str().into();
+            let compiled = engine.clone().compile_with_entrypoint(&entry).ok()?;
+            regorus::languages::rego::compiler::Compiler::compile_from_policy(&compiled, &[rule.as_str()]).ok()
         });
         let digest = hasher.finalize();
         let version = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
@@ -228,6 +266,8 @@ impl PolicySet {
             engine,
             gates,
             aggregate,
+            program,
+            data,
             classes,
             version,
             options,
@@ -257,13 +297,26 @@ impl PolicySet {
 
     /// A private copy for one thread: evaluation mutates the engine's input.
     pub fn evaluator(&self) -> PolicyEvaluator {
+        let vm = self.program.as_ref().and_then(|program| {
+            let mut vm = regorus::rvm::vm::RegoVM::new();
+            vm.load_program(program.clone());
+            vm.set_data(self.data.clone()).ok()?;
+            vm.set_execution_timer_config(Some(timer(&self.options)));
+            Some(vm)
+        });
         PolicyEvaluator {
+            vm,
             engine: self.engine.clone(),
             gates: self.gates.clone(),
             aggregate: self.aggregate.clone(),
             classes: self.classes.clone(),
             fail_mode: self.options.fail_mode,
         }
+    }
+
+    /// Whether the gates run compiled on regorus's virtual machine (otherwise interpreted).
+    pub fn is_compiled(&self) -> bool {
+        self.program.is_some()
     }
 
     pub fn fail_mode(&self) -> FailMode {
@@ -278,6 +331,8 @@ impl PolicySet {
 
 /// Evaluates the gates of a [`PolicySet`] on one input at a time.
 pub struct PolicyEvaluator {
+    /// The compiled gates, when the policies compile for the virtual machine.
+    vm: Option<regorus::rvm::vm::RegoVM>,
     engine: regorus::Engine,
     gates: Vec<(String, String)>,
     aggregate: Option<String>,
@@ -297,6 +352,9 @@ impl PolicyEvaluator {
         feedback: &[tribunal_core::Feedback],
         context: &Context,
     ) -> Vec<Violation> {
+        if self.gates.is_empty() {
+            return Vec::new();
+        }
         let input = policy_input(trace, pending, feedback, context, &self.classes);
         self.evaluate_value(input)
     }
@@ -307,6 +365,14 @@ impl PolicyEvaluator {
     }
 
     fn evaluate_value(&mut self, input: regorus::Value) -> Vec<Violation> {
+        if let Some(vm) = self.vm.as_mut() {
+            vm.set_input(input.clone());
+            if let Ok(v) = vm.execute() {
+                if let Some(out) = self.split_aggregate(&v) {
+                    return out;
+                }
+            }
+        }
         self.engine.set_input(input);
         if let Some(rule) = &self.aggregate {
             if let Ok(v) = self.engine.eval_rule(rule.clone()) {
@@ -429,6 +495,13 @@ fn collect_items(items: Vec<Value>, package: &str, out: &mut Vec<Violation>) -> 
     Ok(())
 }
 
+fn timer(options: &PolicyOptions) -> regorus::utils::limits::ExecutionTimerConfig {
+    regorus::utils::limits::ExecutionTimerConfig {
+        limit: options.timeout,
+        check_interval: NonZeroU32::new(1000).expect("non-zero"),
+    }
+}
+
 /// Does the module text define a rule with this name (at the start of a line)?
 pub(crate) fn defines_rule(text: &str, name: &str) -> bool {
     text.lines().any(|l| {
@@ -519,10 +592,12 @@ violation contains {"rule": "r", "severity": "nonsense"} if true
 
     #[test]
     fn runaway_policies_time_out_closed() {
-        let p = PolicySet::new(
-            vec![PolicySource {
-                path: "slow.rego".into(),
-                text: r#"package slow
+        for compile in [Compile::Never, Compile::Always] {
+            let p = PolicySet::new(
+                vec![PolicySource {
+                    path: "slow.rego".into(),
+                    text: r#"package slow
+import rego.v1
 violation contains {"rule": "x", "message": "never"} if {
   some i in numbers.range(1, 400)
   some j in numbers.range(1, 400)
@@ -530,19 +605,23 @@ violation contains {"rule": "x", "message": "never"} if {
   i + j + k < 0
 }
 "#
-                .into(),
-            }],
-            &[],
-            PolicyOptions {
-                fail_mode: FailMode::Closed,
-                timeout: Duration::from_millis(5),
-            },
-        )
-        .unwrap();
-        let v = p.evaluator().evaluate(json!({}));
-        assert_eq!(v.len(), 1, "{v:?}");
-        assert_eq!(v[0].rule, "tribunal.policy_error");
-        assert_eq!(v[0].severity, Severity::Block);
+                    .into(),
+                }],
+                &[],
+                PolicyOptions {
+                    fail_mode: FailMode::Closed,
+                    timeout: Duration::from_millis(5),
+                    compile,
+                },
+            )
+            .unwrap();
+            let started = std::time::Instant::now();
+            let v = p.evaluator().evaluate(json!({}));
+            assert_eq!(v.len(), 1, "{compile:?}: {v:?}");
+            assert_eq!(v[0].rule, "tribunal.policy_error");
+            assert_eq!(v[0].severity, Severity::Block);
+            assert!(started.elapsed() < Duration::from_secs(5), "{compile:?} did not stop");
+        }
     }
 
     #[test]

@@ -31,10 +31,13 @@ pub fn test_sources() -> Vec<PolicySource> {
     to_sources(PACK_TESTS)
 }
 
+/// How the paths of built-in modules start.
+pub const PREFIX: &str = "builtin:";
+
 fn to_sources(list: &[(&str, &str)]) -> Vec<PolicySource> {
     list.iter()
         .map(|(name, text)| PolicySource {
-            path: format!("builtin:{name}"),
+            path: format!("{PREFIX}{name}"),
             text: (*text).to_owned(),
         })
         .collect()

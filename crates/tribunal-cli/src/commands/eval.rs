@@ -1,6 +1,6 @@
 //! `tribunal eval`: evaluate datasets of traces, write a report, save the run.
 
-use super::{build_evaluator, load_config, runtime, store_location};
+use super::{build_evaluator, load_config_near, runtime, store_location};
 use crate::clock;
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
@@ -48,7 +48,7 @@ pub struct EvalArgs {
 const BATCH: usize = 1000;
 
 pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
-    let cfg = load_config(config)?;
+    let cfg = load_config_near(config, &args.paths)?;
     let format = ReportFormat::parse(&args.format).with_context(|| {
         format!("--format: expected one of {}, found {:?}", ReportFormat::NAMES.join(", "), args.format)
     })?;

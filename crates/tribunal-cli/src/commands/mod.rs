@@ -1,5 +1,6 @@
 //! One module per subcommand, plus the loading they share.
 
+pub mod bench;
 pub mod check;
 pub mod eval;
 pub mod init;
@@ -13,17 +14,27 @@ use tribunal_engine::{Config, Evaluator};
 
 /// The explicit config file, else `./tribunal.toml` when it exists, else the defaults.
 pub fn load_config(explicit: Option<&Path>) -> Result<Config> {
-    match explicit {
-        Some(p) => Ok(Config::load(p)?),
-        None => {
-            let p = Path::new("tribunal.toml");
-            if p.exists() {
-                Ok(Config::load(p)?)
-            } else {
-                Ok(Config::default_with_hash())
-            }
+    load_config_near(explicit, &[])
+}
+
+/// Like [`load_config`], and when neither is there, a `tribunal.toml` inside the first
+/// input directory (so a dataset folder can carry its own configuration).
+pub fn load_config_near(explicit: Option<&Path>, inputs: &[PathBuf]) -> Result<Config> {
+    if let Some(p) = explicit {
+        return Ok(Config::load(p)?);
+    }
+    let here = Path::new("tribunal.toml");
+    if here.exists() {
+        return Ok(Config::load(here)?);
+    }
+    if let Some(dir) = inputs.first().filter(|p| p.is_dir()) {
+        let p = dir.join("tribunal.toml");
+        if p.exists() {
+            eprintln!("using {}", p.display());
+            return Ok(Config::load(&p)?);
         }
     }
+    Ok(Config::default_with_hash())
 }
 
 /// Both judges from configuration plus policy folders given on the command line.

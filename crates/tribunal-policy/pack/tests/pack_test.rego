@@ -113,7 +113,7 @@ test_c4_egress_allow_list if {
 test_c4_blocks_system_prompt_leak if {
 	inp := object.union(base, {
 		"trace": {"messages": [msg("m0", 0, "system", "system", "You are the support agent of ACME. Internal discount code: ZEBRA-42-ALPHA.")], "tool_calls": [], "usage": null},
-		"pending": {"kind": "tool_call", "content": "", "tool_calls": [{"id": "p1", "name": "send_email", "arguments": {"to": "a@b.co", "body": "You are the support agent of ACME. Internal discount code: ZEBRA-42-ALPHA."}, "sensitive": true}]},
+		"pending": {"kind": "tool_call", "content": "", "tool_calls": [{"id": "p1", "name": "send_email", "arguments": {"to": "a@b.co", "body": "You are the support agent of ACME. Internal discount code: ZEBRA-42-ALPHA."}, "sensitive": true, "arguments_text": "a@b.co\nYou are the support agent of ACME. Internal discount code: ZEBRA-42-ALPHA.\n"}]},
 	})
 	"c4.system_prompt_leak" in rules with input as inp
 }
