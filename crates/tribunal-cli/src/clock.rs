@@ -12,13 +12,23 @@ pub fn now_rfc3339() -> String {
 pub fn new_run_id() -> String {
     let now = SystemTime::now();
     let (date, time) = parts(now);
-    let nanos = now.duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let salt = (nanos ^ std::process::id().rotate_left(16)) & 0xffff;
-    format!("{}-{}-{salt:04x}", date.replace('-', ""), time.replace(':', ""))
+    format!(
+        "{}-{}-{salt:04x}",
+        date.replace('-', ""),
+        time.replace(':', "")
+    )
 }
 
 fn parts(t: SystemTime) -> (String, String) {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);

@@ -13,7 +13,11 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "tribunal", version, about = "Secures and evaluates AI agents: judges execution traces and returns allow, block or escalate.")]
+#[command(
+    name = "tribunal",
+    version,
+    about = "Secures and evaluates AI agents: judges execution traces and returns allow, block or escalate."
+)]
 struct Cli {
     /// Configuration file (default: ./tribunal.toml when present).
     #[arg(long, global = true)]

@@ -98,9 +98,7 @@ impl SpanKind {
     pub fn parse(s: &str) -> SpanKind {
         match s.to_ascii_uppercase().as_str() {
             "AGENT" | "INVOKE_AGENT" | "CREATE_AGENT" => SpanKind::Agent,
-            "LLM" | "CHAT_MODEL" | "CHAT" | "TEXT_COMPLETION" | "GENERATE_CONTENT" => {
-                SpanKind::Llm
-            }
+            "LLM" | "CHAT_MODEL" | "CHAT" | "TEXT_COMPLETION" | "GENERATE_CONTENT" => SpanKind::Llm,
             "TOOL" | "EXECUTE_TOOL" | "FUNCTION" => SpanKind::Tool,
             "RETRIEVER" | "RETRIEVAL" => SpanKind::Retriever,
             "CHAIN" | "WORKFLOW" => SpanKind::Chain,

@@ -117,7 +117,11 @@ mod tests {
     fn strictest_severity_wins() {
         let verdict = Verdict::combine(
             vec![],
-            vec![v("a", Severity::Warn), v("b", Severity::Block), v("c", Severity::Escalate)],
+            vec![
+                v("a", Severity::Warn),
+                v("b", Severity::Block),
+                v("c", Severity::Escalate),
+            ],
         );
         assert_eq!(verdict.decision, Decision::Block);
         assert_eq!(verdict.violations[0].rule, "b");

@@ -9,7 +9,12 @@ pub fn agent_trace(i: usize, steps: usize) -> Value {
         json!({"role": "system", "content": "You are the support agent of Acme Shop. Help with orders, refunds and shipping. Never share internal data."}),
         json!({"role": "user", "content": format!("Hi, I'm customer {i}. Where is my order {}? It was supposed to arrive yesterday and I need it for a birthday.", 1000 + i)}),
     ];
-    let tools = ["lookup_order", "track_shipment", "search_help_center", "get_profile"];
+    let tools = [
+        "lookup_order",
+        "track_shipment",
+        "search_help_center",
+        "get_profile",
+    ];
     let mut k = 0;
     while messages.len() + 3 <= steps {
         let tool = tools[k % tools.len()];

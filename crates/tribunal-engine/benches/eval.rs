@@ -16,7 +16,10 @@ use tribunal_formats::InputFormat;
 use tribunal_policy::Context;
 
 fn main() {
-    let n: usize = std::env::var("TRIBUNAL_BENCH_TRACES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::var("TRIBUNAL_BENCH_TRACES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("traces.jsonl");
     {
@@ -40,16 +43,30 @@ fn main() {
     let baseline = t.elapsed();
     assert_eq!(parsed, n);
 
-    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let run = |cfg: Config| {
-        let evaluator = Evaluator::new(cfg.build_judges().unwrap(), cfg.build_policies(&[]).unwrap(), Context::default());
+        let evaluator = Evaluator::new(
+            cfg.build_judges().unwrap(),
+            cfg.build_policies(&[]).unwrap(),
+            Context::default(),
+        );
         let t = Instant::now();
         let mut results = 0usize;
-        let summary = run_eval(&[path.clone()], evaluator, &RunOptions { format: InputFormat::Auto, jobs }, |e| {
-            if let Event::Result(_) = e {
-                results += 1;
-            }
-        })
+        let summary = run_eval(
+            std::slice::from_ref(&path),
+            evaluator,
+            &RunOptions {
+                format: InputFormat::Auto,
+                jobs,
+            },
+            |e| {
+                if let Event::Result(_) = e {
+                    results += 1;
+                }
+            },
+        )
         .unwrap();
         assert_eq!(results, n);
         (t.elapsed(), summary)
@@ -57,8 +74,15 @@ fn main() {
     let metrics_only = Config::parse("[policies]\nbuiltin = false\n", "bench").unwrap();
     let (metrics, _) = run(metrics_only);
     let (eval, summary) = run(Config::default_with_hash());
-    println!("eval throughput: {n} traces, {:.1} MB, {jobs} workers", bytes as f64 / 1e6);
-    println!("  baseline (parse with serde_json, 1 thread): {:>7.2} s  {:>9.0} traces/s", baseline.as_secs_f64(), n as f64 / baseline.as_secs_f64());
+    println!(
+        "eval throughput: {n} traces, {:.1} MB, {jobs} workers",
+        bytes as f64 / 1e6
+    );
+    println!(
+        "  baseline (parse with serde_json, 1 thread): {:>7.2} s  {:>9.0} traces/s",
+        baseline.as_secs_f64(),
+        n as f64 / baseline.as_secs_f64()
+    );
     println!("  eval, code metrics + detectors only:        {:>7.2} s  {:>9.0} traces/s   {:.2}x parse time (target <= 2.0)", metrics.as_secs_f64(), n as f64 / metrics.as_secs_f64(), metrics.as_secs_f64() / baseline.as_secs_f64());
     println!("  eval, metrics + detectors + default pack:   {:>7.2} s  {:>9.0} traces/s   {:.2}x parse time", eval.as_secs_f64(), n as f64 / eval.as_secs_f64(), eval.as_secs_f64() / baseline.as_secs_f64());
     println!("  verdicts: {summary:?}");

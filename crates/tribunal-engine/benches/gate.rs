@@ -38,15 +38,27 @@ fn us(d: Duration) -> f64 {
 }
 
 fn main() {
-    let iterations: usize = std::env::var("TRIBUNAL_BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
+    let iterations: usize = std::env::var("TRIBUNAL_BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
     let cfg = Config::default_with_hash();
-    let evaluator = Evaluator::new(cfg.build_judges().unwrap(), cfg.build_policies(&[]).unwrap(), Context::default());
+    let evaluator = Evaluator::new(
+        cfg.build_judges().unwrap(),
+        cfg.build_policies(&[]).unwrap(),
+        Context::default(),
+    );
     let doc = common::agent_trace(7, 20);
     let text = doc.to_string();
-    let trace = import_value(&doc, InputFormat::Auto, "bench").unwrap().remove(0);
+    let trace = import_value(&doc, InputFormat::Auto, "bench")
+        .unwrap()
+        .remove(0);
     assert_eq!(trace.messages.len(), 20);
     let pending = import_pending(&serde_json::json!({"name": "send_email", "arguments": {"to": "customer7@example.com", "body": "Your order ships soon."}})).unwrap();
-    let ctx = Context { agent: Some("support".into()), ..Context::default() };
+    let ctx = Context {
+        agent: Some("support".into()),
+        ..Context::default()
+    };
     let mut policy = evaluator.policy_evaluator();
 
     let parse = measure(iterations, || {
@@ -57,9 +69,12 @@ fn main() {
         std::hint::black_box(evaluator.feedback(&trace, Some(&pending)));
     });
     let feedback = evaluator.feedback(&trace, Some(&pending));
-    let classes = tribunal_policy::facts::ToolClasses::from_data(&tribunal_policy::pack::default_data()).unwrap();
+    let classes =
+        tribunal_policy::facts::ToolClasses::from_data(&tribunal_policy::pack::default_data())
+            .unwrap();
     let input_only = measure(iterations, || {
-        let input = tribunal_policy::policy_input(&trace, Some(&pending), &feedback, &ctx, &classes);
+        let input =
+            tribunal_policy::policy_input(&trace, Some(&pending), &feedback, &ctx, &classes);
         std::hint::black_box(input);
     });
     let policies = measure(iterations, || {
@@ -74,11 +89,31 @@ fn main() {
         decision.decision,
         if evaluator.policies().is_compiled() { "compiled" } else { "interpreted" }
     );
-    println!("  baseline: parse the trace JSON     p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&parse, 0.5)), us(percentile(&parse, 0.99)));
-    println!("  judges only (metrics + detectors)  p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&judges, 0.5)), us(percentile(&judges, 0.99)));
-    println!("  policy input (build + convert)     p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&input_only, 0.5)), us(percentile(&input_only, 0.99)));
-    println!("  policies only (input + all gates)  p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&policies, 0.5)), us(percentile(&policies, 0.99)));
-    println!("  full decision (judges + policies)  p50 {:>8.1} us  p99 {:>8.1} us", us(percentile(&full, 0.5)), us(percentile(&full, 0.99)));
+    println!(
+        "  baseline: parse the trace JSON     p50 {:>8.1} us  p99 {:>8.1} us",
+        us(percentile(&parse, 0.5)),
+        us(percentile(&parse, 0.99))
+    );
+    println!(
+        "  judges only (metrics + detectors)  p50 {:>8.1} us  p99 {:>8.1} us",
+        us(percentile(&judges, 0.5)),
+        us(percentile(&judges, 0.99))
+    );
+    println!(
+        "  policy input (build + convert)     p50 {:>8.1} us  p99 {:>8.1} us",
+        us(percentile(&input_only, 0.5)),
+        us(percentile(&input_only, 0.99))
+    );
+    println!(
+        "  policies only (input + all gates)  p50 {:>8.1} us  p99 {:>8.1} us",
+        us(percentile(&policies, 0.5)),
+        us(percentile(&policies, 0.99))
+    );
+    println!(
+        "  full decision (judges + policies)  p50 {:>8.1} us  p99 {:>8.1} us",
+        us(percentile(&full, 0.5)),
+        us(percentile(&full, 0.99))
+    );
     println!(
         "  p99 / target (100 us): {:.2}   p50 decision / p50 parse: {:.1}x",
         us(percentile(&full, 0.99)) / 100.0,

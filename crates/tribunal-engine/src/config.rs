@@ -116,10 +116,7 @@ impl Config {
             message: e.to_string(),
         })?;
         let mut cfg = Config::parse(&text, &path.display().to_string())?;
-        cfg.base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(cfg)
     }
 
@@ -144,7 +141,10 @@ impl Config {
         if !matches!(cfg.eval.fail_on.as_str(), "block" | "escalate") {
             return Err(ConfigError::File {
                 path: name.to_owned(),
-                message: format!("eval.fail_on: expected block or escalate, found {:?}", cfg.eval.fail_on),
+                message: format!(
+                    "eval.fail_on: expected block or escalate, found {:?}",
+                    cfg.eval.fail_on
+                ),
             });
         }
         if FailMode::parse(&cfg.policies.fail_mode).is_none() {
@@ -197,14 +197,22 @@ impl Config {
             let kind = match table.remove("kind") {
                 Some(toml::Value::String(k)) => k,
                 Some(_) => {
-                    return Err(tribunal_judges::JudgeConfigError::invalid(name, "`kind` must be a string").into())
+                    return Err(tribunal_judges::JudgeConfigError::invalid(
+                        name,
+                        "`kind` must be a string",
+                    )
+                    .into())
                 }
                 None => name.clone(),
             };
             let enabled = match table.remove("enabled") {
                 Some(toml::Value::Boolean(b)) => b,
                 Some(_) => {
-                    return Err(tribunal_judges::JudgeConfigError::invalid(name, "`enabled` must be true or false").into())
+                    return Err(tribunal_judges::JudgeConfigError::invalid(
+                        name,
+                        "`enabled` must be true or false",
+                    )
+                    .into())
                 }
                 None => true,
             };
@@ -238,15 +246,23 @@ impl Config {
             sources.extend(tribunal_policy::pack::sources());
         }
         let mut data = Vec::new();
-        for p in self.policies.paths.iter().map(|p| self.base_dir.join(p)).chain(extra.iter().cloned()) {
-            let (s, d) = tribunal_policy::load_dir(&p)?;
-            sources.extend(s.into_iter().filter(|s| !is_test_file(&s.path)));
-            data.extend(d.into_iter().map(|(_, v)| v));
+        for p in self
+            .policies
+            .paths
+            .iter()
+            .map(|p| self.base_dir.join(p))
+            .chain(extra.iter().cloned())
+        {
+            let dir = tribunal_policy::load_dir(&p)?;
+            sources.extend(dir.sources.into_iter().filter(|s| !is_test_file(&s.path)));
+            data.extend(dir.data.into_iter().map(|(_, v)| v));
         }
         if !self.policies.data.is_empty() {
-            data.push(serde_json::to_value(&self.policies.data).map_err(|e| ConfigError::File {
-                path: "policies.data".into(),
-                message: e.to_string(),
+            data.push(serde_json::to_value(&self.policies.data).map_err(|e| {
+                ConfigError::File {
+                    path: "policies.data".into(),
+                    message: e.to_string(),
+                }
             })?);
         }
         let options = PolicyOptions {
@@ -283,14 +299,22 @@ mod tests {
     fn empty_config_runs_every_default_judge_and_the_pack() {
         let cfg = Config::parse("", "t.toml").unwrap();
         let judges = cfg.build_judges().unwrap();
-        assert_eq!(judges.len(), BUILTINS.iter().filter(|b| b.default_on).count());
+        assert_eq!(
+            judges.len(),
+            BUILTINS.iter().filter(|b| b.default_on).count()
+        );
         let policies = cfg.build_policies(&[]).unwrap();
-        assert_eq!(policies.gates().collect::<Vec<_>>(), vec!["data.tribunal.pack"]);
+        assert_eq!(
+            policies.gates().collect::<Vec<_>>(),
+            vec!["data.tribunal.pack"]
+        );
     }
 
     #[test]
     fn unknown_setting_names_line_and_valid_choices() {
-        let err = Config::parse("[eval]\njobs = 2\nfail_onn = \"block\"\n", "t.toml").unwrap_err().to_string();
+        let err = Config::parse("[eval]\njobs = 2\nfail_onn = \"block\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("t.toml:3"), "{err}");
         assert!(err.contains("fail_onn") && err.contains("fail_on"), "{err}");
     }
@@ -311,12 +335,16 @@ mod tests {
         .unwrap();
         let specs = cfg.judge_specs().unwrap();
         assert!(!specs.iter().any(|s| s.name == "pii"));
-        assert!(specs.iter().any(|s| s.name == "strict_loops" && s.kind == "repeated_calls"));
+        assert!(specs
+            .iter()
+            .any(|s| s.name == "strict_loops" && s.kind == "repeated_calls"));
     }
 
     #[test]
     fn bad_fail_mode_lists_choices() {
-        let err = Config::parse("[policies]\nfail_mode = \"maybe\"\n", "t.toml").unwrap_err().to_string();
+        let err = Config::parse("[policies]\nfail_mode = \"maybe\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("closed, escalate, open"), "{err}");
     }
 

@@ -40,7 +40,11 @@ impl TraceResult {
 }
 
 impl Evaluator {
-    pub fn new(judges: Vec<Box<dyn Judge>>, policies: PolicySet, context: Context) -> Arc<Evaluator> {
+    pub fn new(
+        judges: Vec<Box<dyn Judge>>,
+        policies: PolicySet,
+        context: Context,
+    ) -> Arc<Evaluator> {
         Arc::new(Evaluator {
             judges,
             policies,
@@ -65,7 +69,11 @@ impl Evaluator {
         for j in &self.judges {
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| j.judge(&input))) {
                 Ok(f) => out.extend(f),
-                Err(_) => out.push(Feedback::error(j.name(), j.name(), "the judge failed unexpectedly on this trace")),
+                Err(_) => out.push(Feedback::error(
+                    j.name(),
+                    j.name(),
+                    "the judge failed unexpectedly on this trace",
+                )),
             }
         }
         out

@@ -59,14 +59,20 @@ impl<W: Write> Reporter<W> {
             ReportFormat::Jsonl => {
                 let v = match &e {
                     Event::Result(r) => serde_json::to_value(r.as_ref())?,
-                    Event::Rejected(err) => json!({"error": err.to_string(), "source": {"file": err.file, "line": err.line, "column": err.column}}),
+                    Event::Rejected(err) => {
+                        json!({"error": err.to_string(), "source": {"file": err.file, "line": err.line, "column": err.column}})
+                    }
                 };
                 serde_json::to_writer(&mut self.out, &v)?;
                 self.out.write_all(b"\n")
             }
             ReportFormat::Table => {
                 if !self.header_written {
-                    writeln!(self.out, "{:<8}  {:<32}  {:<28}  RULES", "VERDICT", "TRACE", "SOURCE")?;
+                    writeln!(
+                        self.out,
+                        "{:<8}  {:<32}  {:<28}  RULES",
+                        "VERDICT", "TRACE", "SOURCE"
+                    )?;
                     self.header_written = true;
                 }
                 match &e {
@@ -82,7 +88,10 @@ impl<W: Write> Reporter<W> {
                             "{:<8}  {:<32}  {:<28}  {}",
                             r.verdict.as_str(),
                             truncate(&r.trace_id, 32),
-                            truncate(&format!("{}:{}", short_path(&r.source.file), r.source.line), 28),
+                            truncate(
+                                &format!("{}:{}", short_path(&r.source.file), r.source.line),
+                                28
+                            ),
                             dedup(rules).join(", ")
                         )
                     }
@@ -108,7 +117,10 @@ impl<W: Write> Reporter<W> {
                     summary.escalated,
                     summary.blocked,
                     summary.rejected,
-                    info.run_id.as_ref().map(|id| format!(" (run {id})")).unwrap_or_default()
+                    info.run_id
+                        .as_ref()
+                        .map(|id| format!(" (run {id})"))
+                        .unwrap_or_default()
                 )?;
             }
             ReportFormat::Json => {
@@ -163,7 +175,11 @@ fn write_junit(out: &mut impl Write, events: &[Event], s: &Summary) -> io::Resul
                     xml(&err.file),
                     err.line
                 )?;
-                writeln!(out, r#"      <error message="{}" type="input"/>"#, xml(&err.to_string()))?;
+                writeln!(
+                    out,
+                    r#"      <error message="{}" type="input"/>"#,
+                    xml(&err.to_string())
+                )?;
                 writeln!(out, "    </testcase>")?;
             }
         }
@@ -181,7 +197,15 @@ fn write_case(out: &mut impl Write, r: &TraceResult) -> io::Result<()> {
     let body: String = r
         .violations
         .iter()
-        .map(|v| format!("[{:?}] {}: {} (evidence: {})\n", v.severity, v.rule, v.message, v.evidence.join(", ")))
+        .map(|v| {
+            format!(
+                "[{:?}] {}: {} (evidence: {})\n",
+                v.severity,
+                v.rule,
+                v.message,
+                v.evidence.join(", ")
+            )
+        })
         .collect();
     match r.verdict {
         Decision::Block => writeln!(
@@ -190,7 +214,11 @@ fn write_case(out: &mut impl Write, r: &TraceResult) -> io::Result<()> {
             xml(&r.reasons.first().cloned().unwrap_or_default()),
             xml(&body)
         )?,
-        Decision::Escalate => writeln!(out, "      <system-out>escalate\n{}</system-out>", xml(&body))?,
+        Decision::Escalate => writeln!(
+            out,
+            "      <system-out>escalate\n{}</system-out>",
+            xml(&body)
+        )?,
         Decision::Allow => {}
     }
     writeln!(out, "    </testcase>")

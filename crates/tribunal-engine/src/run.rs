@@ -67,7 +67,9 @@ pub fn run_eval(
 ) -> Result<Summary, ReadError> {
     tribunal_formats::reader::expand_paths(paths)?;
     let jobs = if options.jobs == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     } else {
         options.jobs
     };
@@ -115,7 +117,11 @@ pub fn run_eval(
                                 .map(|t| {
                                     let ctx = evaluator.context_for(&t);
                                     let v = evaluator.evaluate(&t, None, ctx.as_ref(), &mut policy);
-                                    Event::Result(Box::new(TraceResult::new(t.id, item.source.clone(), v)))
+                                    Event::Result(Box::new(TraceResult::new(
+                                        t.id,
+                                        item.source.clone(),
+                                        v,
+                                    )))
                                 })
                                 .collect(),
                         },

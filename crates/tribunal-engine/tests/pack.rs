@@ -45,13 +45,18 @@ fn run_case(file: &str, case: &Value, compile: &str) -> Result<(), String> {
     for rule in expect["rules"].as_array().into_iter().flatten() {
         let rule = rule.as_str().unwrap_or("?");
         if !fired.contains(&rule) {
-            return Err(format!("{file} / {name}: rule {rule} did not fire; fired: {fired:?}"));
+            return Err(format!(
+                "{file} / {name}: rule {rule} did not fire; fired: {fired:?}"
+            ));
         }
     }
     for v in &verdict.violations {
         for id in &v.evidence {
             if id != "pending" && !id.starts_with("pending.") && !trace.has_id(id) {
-                return Err(format!("{file} / {name}: evidence {id} of {} is not in the trace", v.rule));
+                return Err(format!(
+                    "{file} / {name}: evidence {id} of {} is not in the trace",
+                    v.rule
+                ));
             }
         }
     }
@@ -61,7 +66,10 @@ fn run_case(file: &str, case: &Value, compile: &str) -> Result<(), String> {
 #[test]
 fn default_pack_cases() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pack");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut failures = Vec::new();
     let mut count = 0;
@@ -87,7 +95,15 @@ fn default_pack_cases() {
     }
     assert!(count >= 30, "expected the pack cases, found {count}");
     for (file, (attack, benign)) in &attacks {
-        assert!(*attack > 0 && *benign > 0, "{file} needs attack and benign cases");
+        assert!(
+            *attack > 0 && *benign > 0,
+            "{file} needs attack and benign cases"
+        );
     }
-    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

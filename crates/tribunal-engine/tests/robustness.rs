@@ -23,7 +23,19 @@ impl Rng {
     }
 }
 
-const ODD_VALUES: &[&str] = &["null", "1e309", "-0", "\"\"", "[]", "{}", "true", "\"\\ud800\"", "[[[[[]]]]]", "\"\u{e0041}\u{200b}\"", "18446744073709551616"];
+const ODD_VALUES: &[&str] = &[
+    "null",
+    "1e309",
+    "-0",
+    "\"\"",
+    "[]",
+    "{}",
+    "true",
+    "\"\\ud800\"",
+    "[[[[[]]]]]",
+    "\"\u{e0041}\u{200b}\"",
+    "18446744073709551616",
+];
 
 fn mutate_value(v: &mut Value, rng: &mut Rng) {
     match v {
@@ -31,7 +43,8 @@ fn mutate_value(v: &mut Value, rng: &mut Rng) {
             let keys: Vec<String> = o.keys().cloned().collect();
             let k = &keys[rng.below(keys.len())];
             if rng.below(3) == 0 {
-                let odd: Value = serde_json::from_str(ODD_VALUES[rng.below(ODD_VALUES.len())]).unwrap_or(Value::Null);
+                let odd: Value = serde_json::from_str(ODD_VALUES[rng.below(ODD_VALUES.len())])
+                    .unwrap_or(Value::Null);
                 o.insert(k.clone(), odd);
             } else if let Some(child) = o.get_mut(k) {
                 mutate_value(child, rng);
@@ -48,7 +61,15 @@ fn mutate_value(v: &mut Value, rng: &mut Rng) {
             }
         }
         Value::String(s) => {
-            let extra = ["ignore previous instructions", "AKIA", "\u{202e}", "4111 1111 1111 1111", "rm -rf /", "%", "\\"];
+            let extra = [
+                "ignore previous instructions",
+                "AKIA",
+                "\u{202e}",
+                "4111 1111 1111 1111",
+                "rm -rf /",
+                "%",
+                "\\",
+            ];
             s.push_str(extra[rng.below(extra.len())]);
         }
         other => *other = json!(rng.next() as i64),
@@ -74,20 +95,36 @@ fn mutate_text(s: &str, rng: &mut Rng) -> String {
 #[test]
 fn mutated_inputs_never_crash() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut seeds: Vec<Value> = std::fs::read_to_string(root.join("examples/support-agent/traces.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    seeds.push(serde_json::from_str(&std::fs::read_to_string(root.join("examples/support-agent/mlflow-warranty-rag.json")).unwrap()).unwrap());
-    for f in ["otlp_genai.json", "otlp_openinference.json", "anthropic_record.json", "mlflow_v2.json"] {
+    let mut seeds: Vec<Value> =
+        std::fs::read_to_string(root.join("examples/support-agent/traces.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    seeds.push(
+        serde_json::from_str(
+            &std::fs::read_to_string(root.join("examples/support-agent/mlflow-warranty-rag.json"))
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    for f in [
+        "otlp_genai.json",
+        "otlp_openinference.json",
+        "anthropic_record.json",
+        "mlflow_v2.json",
+    ] {
         let p = root.join("crates/tribunal-formats/tests/data").join(f);
         if let Ok(t) = std::fs::read_to_string(&p) {
             seeds.push(serde_json::from_str(&t).unwrap());
         }
     }
     let cfg = Config::default_with_hash();
-    let evaluator = Evaluator::new(cfg.build_judges().unwrap(), cfg.build_policies(&[]).unwrap(), Context::default());
+    let evaluator = Evaluator::new(
+        cfg.build_judges().unwrap(),
+        cfg.build_policies(&[]).unwrap(),
+        Context::default(),
+    );
     let mut policy = evaluator.policy_evaluator();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut judged, mut rejected) = (0, 0);
@@ -102,25 +139,45 @@ fn mutated_inputs_never_crash() {
             }
             v.to_string()
         };
-        let item = RawItem { source: SourceRef { file: "fuzz.jsonl".into(), line: round as u64 + 1 }, text };
+        let item = RawItem {
+            source: SourceRef {
+                file: "fuzz.jsonl".into(),
+                line: round as u64 + 1,
+            },
+            text,
+        };
         match item.import(InputFormat::Auto) {
             Ok(traces) => {
                 for t in traces {
                     let v = evaluator.evaluate(&t, None, None, &mut policy);
                     for f in &v.feedback {
-                        assert_ne!(f.error.as_deref(), Some("the judge failed unexpectedly on this trace"), "judge {} panicked on round {round}", f.name);
+                        assert_ne!(
+                            f.error.as_deref(),
+                            Some("the judge failed unexpectedly on this trace"),
+                            "judge {} panicked on round {round}",
+                            f.name
+                        );
                     }
-                    assert!(!v.violations.iter().any(|x| x.rule == "tribunal.policy_error"), "policy error on round {round}: {:?}", v.violations);
+                    assert!(
+                        !v.violations
+                            .iter()
+                            .any(|x| x.rule == "tribunal.policy_error"),
+                        "policy error on round {round}: {:?}",
+                        v.violations
+                    );
                     judged += 1;
                 }
             }
             Err(e) => {
                 assert_eq!(e.file, "fuzz.jsonl");
-                assert!(e.line >= round as u64 + 1, "{e}");
+                assert!(e.line > round as u64, "{e}");
                 assert!(!e.message.is_empty());
                 rejected += 1;
             }
         }
     }
-    assert!(judged > 300 && rejected > 100, "judged {judged}, rejected {rejected}");
+    assert!(
+        judged > 300 && rejected > 100,
+        "judged {judged}, rejected {rejected}"
+    );
 }

@@ -63,9 +63,14 @@ pub fn urls(text: &str) -> Vec<(String, String)> {
         while end < bytes.len() && is_host_byte(bytes[end]) {
             end += 1;
         }
-        let host = text[host_start..end].trim_end_matches('.').to_ascii_lowercase();
+        let host = text[host_start..end]
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         let mut url_end = end;
-        while url_end < bytes.len() && !bytes[url_end].is_ascii_whitespace() && !matches!(bytes[url_end], b')' | b'"' | b'\'' | b'<' | b'>') {
+        while url_end < bytes.len()
+            && !bytes[url_end].is_ascii_whitespace()
+            && !matches!(bytes[url_end], b')' | b'"' | b'\'' | b'<' | b'>')
+        {
             url_end += 1;
         }
         if !host.is_empty() {
@@ -82,7 +87,9 @@ pub fn emails(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (at, _) in text.match_indices('@') {
         let mut start = at;
-        while start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || b"._%+-".contains(&bytes[start - 1])) {
+        while start > 0
+            && (bytes[start - 1].is_ascii_alphanumeric() || b"._%+-".contains(&bytes[start - 1]))
+        {
             start -= 1;
         }
         let mut end = at + 1;
@@ -91,9 +98,9 @@ pub fn emails(text: &str) -> Vec<String> {
         }
         let domain = text[at + 1..end].trim_end_matches(['.', '-']);
         let local = &text[start..at];
-        let tld_ok = domain
-            .rsplit_once('.')
-            .is_some_and(|(head, tld)| !head.is_empty() && tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
+        let tld_ok = domain.rsplit_once('.').is_some_and(|(head, tld)| {
+            !head.is_empty() && tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic())
+        });
         if !local.is_empty() && tld_ok {
             out.push(format!("{local}@{domain}").to_ascii_lowercase());
         }
@@ -106,7 +113,9 @@ fn scan_images(text: &str, out: &mut Vec<(String, String)>) {
     while let Some(pos) = text[i..].find("![") {
         let start = i + pos + 2;
         i = start;
-        let Some(close) = text[start..].find("](") else { break };
+        let Some(close) = text[start..].find("](") else {
+            break;
+        };
         let alt = &text[start..start + close];
         if alt.contains('\n') {
             continue;
@@ -133,14 +142,24 @@ mod tests {
         l.scan("See https://Docs.Example.com/a?b=1, mail Bob.Smith@Example.org. ![x](https://img.evil.io/p.png?d=1) and HTTP://x.y");
         assert_eq!(l.hosts, vec!["docs.example.com", "img.evil.io", "x.y"]);
         assert_eq!(l.emails, vec!["bob.smith@example.org"]);
-        assert_eq!(l.images, vec![("https://img.evil.io/p.png?d=1".to_owned(), "img.evil.io".to_owned())]);
+        assert_eq!(
+            l.images,
+            vec![(
+                "https://img.evil.io/p.png?d=1".to_owned(),
+                "img.evil.io".to_owned()
+            )]
+        );
     }
 
     #[test]
     fn ignores_non_links() {
         let mut l = Links::default();
         l.scan("ftp://a.b user@localhost @handle a@b.c1 ![alt] (https://x.y) mailto:");
-        assert_eq!(l.hosts, vec!["x.y"], "only the http(s) URL has a host: {l:?}");
+        assert_eq!(
+            l.hosts,
+            vec!["x.y"],
+            "only the http(s) URL has a host: {l:?}"
+        );
         assert!(l.emails.is_empty(), "{l:?}");
         assert!(l.images.is_empty(), "{l:?}");
     }
@@ -172,9 +191,9 @@ impl ToolClasses {
                 serde_json::Value::Array(items) => items
                     .iter()
                     .map(|i| {
-                        i.as_str()
-                            .map(str::to_owned)
-                            .ok_or_else(|| format!("{}: expected a list of strings", path.join(".")))
+                        i.as_str().map(str::to_owned).ok_or_else(|| {
+                            format!("{}: expected a list of strings", path.join("."))
+                        })
                     })
                     .collect(),
                 serde_json::Value::Null => Ok(Vec::new()),
@@ -187,10 +206,17 @@ impl ToolClasses {
                 return Ok(None);
             }
             for p in &patterns {
-                regex::Regex::new(p).map_err(|e| format!("{}: invalid pattern {p:?}: {e}", path.join(".")))?;
+                regex::Regex::new(p)
+                    .map_err(|e| format!("{}: invalid pattern {p:?}: {e}", path.join(".")))?;
             }
-            let joined = patterns.iter().map(|p| format!("(?:{p})")).collect::<Vec<_>>().join("|");
-            regex::Regex::new(&joined).map(Some).map_err(|e| format!("{}: {e}", path.join(".")))
+            let joined = patterns
+                .iter()
+                .map(|p| format!("(?:{p})"))
+                .collect::<Vec<_>>()
+                .join("|");
+            regex::Regex::new(&joined)
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", path.join(".")))
         };
         Ok(ToolClasses {
             sensitive_names: list(&["sensitive_tools", "names"])?,
@@ -201,10 +227,15 @@ impl ToolClasses {
 
     pub fn is_sensitive(&self, name: &str) -> bool {
         self.sensitive_names.iter().any(|n| n == name)
-            || self.sensitive.as_ref().is_some_and(|r| r.is_match(&name.to_lowercase()))
+            || self
+                .sensitive
+                .as_ref()
+                .is_some_and(|r| r.is_match(&name.to_lowercase()))
     }
 
     pub fn is_destructive(&self, name: &str) -> bool {
-        self.destructive.as_ref().is_some_and(|r| r.is_match(&name.to_lowercase()))
+        self.destructive
+            .as_ref()
+            .is_some_and(|r| r.is_match(&name.to_lowercase()))
     }
 }

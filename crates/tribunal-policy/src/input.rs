@@ -145,7 +145,13 @@ fn message_value(m: &Message, index: usize, mentions: &mut BTreeMap<String, Vec<
         let calls = m
             .tool_calls
             .iter()
-            .map(|c| Obj::new().set("id", s(&c.id)).set("name", s(&c.name)).set("arguments", json(&c.arguments)).done())
+            .map(|c| {
+                Obj::new()
+                    .set("id", s(&c.id))
+                    .set("name", s(&c.name))
+                    .set("arguments", json(&c.arguments))
+                    .done()
+            })
             .collect::<Vec<_>>();
         o.set("tool_calls", R::from(calls));
     }
@@ -189,11 +195,21 @@ pub fn policy_input(
         .set("tool_calls", R::from(tool_calls))
         .set(
             "mentions",
-            R::from(mentions.into_iter().map(|(k, v)| (s(&k), R::from(v))).collect::<BTreeMap<R, R>>()),
+            R::from(
+                mentions
+                    .into_iter()
+                    .map(|(k, v)| (s(&k), R::from(v)))
+                    .collect::<BTreeMap<R, R>>(),
+            ),
         )
         .set(
             "calls_per_tool",
-            R::from(per_tool.into_iter().map(|(k, v)| (s(k), R::from(v))).collect::<BTreeMap<R, R>>()),
+            R::from(
+                per_tool
+                    .into_iter()
+                    .map(|(k, v)| (s(k), R::from(v)))
+                    .collect::<BTreeMap<R, R>>(),
+            ),
         );
     if !trace.spans.is_empty() {
         let spans = trace
@@ -203,7 +219,10 @@ pub fn policy_input(
                 Obj::new()
                     .set("id", s(&sp.id))
                     .opt("parent_id", sp.parent_id.as_deref().map(s))
-                    .set("kind", json(&serde_json::to_value(sp.kind).unwrap_or(Value::Null)))
+                    .set(
+                        "kind",
+                        json(&serde_json::to_value(sp.kind).unwrap_or(Value::Null)),
+                    )
                     .set("name", s(&sp.name))
                     .set("status", s(&sp.status.code))
                     .opt("duration_ms", sp.duration_ms().map(R::from))
@@ -224,7 +243,10 @@ pub fn policy_input(
         );
     }
     if !trace.tags.is_empty() {
-        t.set("tags", json(&serde_json::to_value(&trace.tags).unwrap_or(Value::Null)));
+        t.set(
+            "tags",
+            json(&serde_json::to_value(&trace.tags).unwrap_or(Value::Null)),
+        );
     }
     if !trace.metadata.is_empty() {
         t.set("metadata", json(&Value::Object(trace.metadata.clone())));
@@ -241,7 +263,15 @@ pub fn policy_input(
             Obj::new()
                 .set("kind", s(&p.kind))
                 .set("content", s(&p.content))
-                .set("tool_calls", R::from(p.tool_calls.iter().map(|c| call_value(c, Pending::ID, n, classes)).collect::<Vec<_>>()))
+                .set(
+                    "tool_calls",
+                    R::from(
+                        p.tool_calls
+                            .iter()
+                            .map(|c| call_value(c, Pending::ID, n, classes))
+                            .collect::<Vec<_>>(),
+                    ),
+                )
                 .opt("images", images(&links.images))
                 .done(),
         );
@@ -254,11 +284,17 @@ pub fn policy_input(
             Obj::new()
                 .set("value", json(&f.value))
                 .opt("error", f.error.as_deref().map(s))
-                .set("evidence", strings(&f.evidence).unwrap_or_else(|| R::from(Vec::<R>::new())))
+                .set(
+                    "evidence",
+                    strings(&f.evidence).unwrap_or_else(|| R::from(Vec::<R>::new())),
+                )
                 .done(),
         );
         for x in &f.findings {
-            let untrusted = matches!(x.location.provenance.as_str(), "tool" | "retrieval" | "agent");
+            let untrusted = matches!(
+                x.location.provenance.as_str(),
+                "tool" | "retrieval" | "agent"
+            );
             findings.push(
                 Obj::new()
                     .set("detector", s(&f.name))
@@ -276,7 +312,10 @@ pub fn policy_input(
     }
     root.set("scores", scores.done());
     root.set("findings", R::from(findings));
-    root.set("context", json(&serde_json::to_value(context).unwrap_or(Value::Null)));
+    root.set(
+        "context",
+        json(&serde_json::to_value(context).unwrap_or(Value::Null)),
+    );
     root.done()
 }
 
@@ -288,5 +327,6 @@ pub fn policy_input_json(
     context: &Context,
     classes: &ToolClasses,
 ) -> Value {
-    serde_json::to_value(policy_input(trace, pending, feedback, context, classes)).unwrap_or(Value::Null)
+    serde_json::to_value(policy_input(trace, pending, feedback, context, classes))
+        .unwrap_or(Value::Null)
 }

@@ -77,9 +77,17 @@ pub struct PolicySource {
     pub text: String,
 }
 
+/// What a policy folder holds.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyDir {
+    pub sources: Vec<PolicySource>,
+    /// `data.json` files: (path, document).
+    pub data: Vec<(String, Value)>,
+}
+
 /// Reads every `.rego` file in a folder (recursively, in name order) and every
 /// `data.json` beside them.
-pub fn load_dir(dir: &Path) -> Result<(Vec<PolicySource>, Vec<(String, Value)>), PolicyError> {
+pub fn load_dir(dir: &Path) -> Result<PolicyDir, PolicyError> {
     let mut files = Vec::new();
     collect(dir, &mut files).map_err(|source| PolicyError::Io {
         path: dir.display().to_string(),
@@ -104,7 +112,7 @@ pub fn load_dir(dir: &Path) -> Result<(Vec<PolicySource>, Vec<(String, Value)>),
             data.push((path, v));
         }
     }
-    Ok((sources, data))
+    Ok(PolicyDir { sources, data })
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -229,7 +237,9 @@ impl PolicySet {
         } else {
             let mut text = format!("package {AGGREGATE_PACKAGE}\nimport rego.v1\n");
             for (i, (package, _)) in gates.iter().enumerate() {
-                text.push_str(&format!("violations contains [{i}, v] if {{\n\tsome v in {package}.violation\n}}\n"));
+                text.push_str(&format!(
+                    "violations contains [{i}, v] if {{\n\tsome v in {package}.violation\n}}\n"
+                ));
             }
             engine
                 .add_policy("(generated gates)".into(), text)
@@ -258,7 +268,11 @@ impl PolicySet {
         let program = aggregate.as_ref().filter(|_| compile).and_then(|rule| {
             let entry: regorus::Rc<str> = rule.as_str().into();
             let compiled = engine.clone().compile_with_entrypoint(&entry).ok()?;
-            regorus::languages::rego::compiler::Compiler::compile_from_policy(&compiled, &[rule.as_str()]).ok()
+            regorus::languages::rego::compiler::Compiler::compile_from_policy(
+                &compiled,
+                &[rule.as_str()],
+            )
+            .ok()
         });
         let digest = hasher.finalize();
         let version = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
@@ -394,7 +408,9 @@ impl PolicyEvaluator {
         };
         let mut by_gate: Vec<Vec<Value>> = vec![Vec::new(); self.gates.len()];
         for pair in pairs {
-            let Value::Array(mut pair) = pair else { return None };
+            let Value::Array(mut pair) = pair else {
+                return None;
+            };
             if pair.len() != 2 {
                 return None;
             }
@@ -418,7 +434,9 @@ impl PolicyEvaluator {
                         out.push(self.error_violation(package, path, &message));
                     }
                 }
-                Err(e) => out.push(self.error_violation(package, path, &clean_error(&e.to_string()))),
+                Err(e) => {
+                    out.push(self.error_violation(package, path, &clean_error(&e.to_string())))
+                }
             }
         }
         out
@@ -437,7 +455,11 @@ impl PolicyEvaluator {
     }
 }
 
-fn collect_violations(v: &regorus::Value, package: &str, out: &mut Vec<Violation>) -> Result<(), String> {
+fn collect_violations(
+    v: &regorus::Value,
+    package: &str,
+    out: &mut Vec<Violation>,
+) -> Result<(), String> {
     if matches!(v, regorus::Value::Undefined) {
         return Ok(());
     }
@@ -489,7 +511,11 @@ fn collect_items(items: Vec<Value>, package: &str, out: &mut Vec<Violation>) -> 
                         .unwrap_or_default(),
                 }
             }
-            other => return Err(format!("a violation must be an object or a string, found {other}")),
+            other => {
+                return Err(format!(
+                    "a violation must be an object or a string, found {other}"
+                ))
+            }
         });
     }
     Ok(())
@@ -534,6 +560,16 @@ pub fn deep_merge(a: &mut Value, b: Value) {
     }
 }
 
+/// Every string inside a JSON value (object keys excluded).
+pub(crate) fn strings_of(v: &Value, f: &mut impl FnMut(&str)) {
+    match v {
+        Value::String(s) => f(s),
+        Value::Array(a) => a.iter().for_each(|x| strings_of(x, f)),
+        Value::Object(o) => o.values().for_each(|x| strings_of(x, f)),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,7 +606,9 @@ violation contains "plain" if input.x > 5
         assert_eq!(v[0].severity, Severity::Escalate);
         assert_eq!(v[0].evidence, vec!["m1"]);
         let v = e.evaluate(json!({"x": 9}));
-        assert!(v.iter().any(|v| v.rule == "t" && v.severity == Severity::Block));
+        assert!(v
+            .iter()
+            .any(|v| v.rule == "t" && v.severity == Severity::Block));
     }
 
     #[test]
@@ -620,7 +658,10 @@ violation contains {"rule": "x", "message": "never"} if {
             assert_eq!(v.len(), 1, "{compile:?}: {v:?}");
             assert_eq!(v[0].rule, "tribunal.policy_error");
             assert_eq!(v[0].severity, Severity::Block);
-            assert!(started.elapsed() < Duration::from_secs(5), "{compile:?} did not stop");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{compile:?} did not stop"
+            );
         }
     }
 
@@ -645,15 +686,5 @@ violation contains {"rule": "x", "message": "never"} if {
         let mut a = json!({"x": {"a": 1, "b": 2}, "l": [1]});
         deep_merge(&mut a, json!({"x": {"b": 3}, "l": [2, 3]}));
         assert_eq!(a, json!({"x": {"a": 1, "b": 3}, "l": [2, 3]}));
-    }
-}
-
-/// Every string inside a JSON value (object keys excluded).
-pub(crate) fn strings_of(v: &Value, f: &mut impl FnMut(&str)) {
-    match v {
-        Value::String(s) => f(s),
-        Value::Array(a) => a.iter().for_each(|x| strings_of(x, f)),
-        Value::Object(o) => o.values().for_each(|x| strings_of(x, f)),
-        _ => {}
     }
 }

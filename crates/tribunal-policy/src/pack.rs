@@ -8,17 +8,35 @@ use serde_json::Value;
 /// (file name, text) of every built-in policy module.
 pub const PACK: &[(&str, &str)] = &[
     ("lib.rego", include_str!("../pack/lib.rego")),
-    ("c1_direct_injection.rego", include_str!("../pack/c1_direct_injection.rego")),
-    ("c2_indirect_injection.rego", include_str!("../pack/c2_indirect_injection.rego")),
-    ("c3_goal_hijack.rego", include_str!("../pack/c3_goal_hijack.rego")),
-    ("c4_exfiltration.rego", include_str!("../pack/c4_exfiltration.rego")),
+    (
+        "c1_direct_injection.rego",
+        include_str!("../pack/c1_direct_injection.rego"),
+    ),
+    (
+        "c2_indirect_injection.rego",
+        include_str!("../pack/c2_indirect_injection.rego"),
+    ),
+    (
+        "c3_goal_hijack.rego",
+        include_str!("../pack/c3_goal_hijack.rego"),
+    ),
+    (
+        "c4_exfiltration.rego",
+        include_str!("../pack/c4_exfiltration.rego"),
+    ),
     ("c5_tool_use.rego", include_str!("../pack/c5_tool_use.rego")),
-    ("c6_dangerous_commands.rego", include_str!("../pack/c6_dangerous_commands.rego")),
+    (
+        "c6_dangerous_commands.rego",
+        include_str!("../pack/c6_dangerous_commands.rego"),
+    ),
     ("c8_budget.rego", include_str!("../pack/c8_budget.rego")),
 ];
 
 /// Rego unit tests of the pack (`test_` rules), run by `tribunal policy test --builtin`.
-pub const PACK_TESTS: &[(&str, &str)] = &[("pack_test.rego", include_str!("../pack/tests/pack_test.rego"))];
+pub const PACK_TESTS: &[(&str, &str)] = &[(
+    "pack_test.rego",
+    include_str!("../pack/tests/pack_test.rego"),
+)];
 
 /// The pack's default `data.tribunal.config`.
 pub const DEFAULT_DATA: &str = include_str!("../pack/data.json");

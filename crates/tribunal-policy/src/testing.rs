@@ -119,7 +119,11 @@ mod pack_tests {
     #[test]
     fn the_default_pack_passes_its_own_tests() {
         let out = run_policy_tests(pack::sources(), pack::test_sources(), &[]).unwrap();
-        assert!(out.len() >= 20, "expected the pack's tests to be found, got {}", out.len());
+        assert!(
+            out.len() >= 20,
+            "expected the pack's tests to be found, got {}",
+            out.len()
+        );
         let failed: Vec<_> = out.iter().filter(|o| !o.passed).collect();
         assert!(failed.is_empty(), "failing pack tests: {failed:#?}");
     }

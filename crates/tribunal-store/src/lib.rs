@@ -142,8 +142,12 @@ impl Store {
                 source,
             })?;
         if is_sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
-            sqlx::query("PRAGMA synchronous = NORMAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&pool)
+                .await?;
         }
         for stmt in SCHEMA {
             sqlx::query(*stmt).execute(&pool).await?;
@@ -176,7 +180,11 @@ impl Store {
     }
 
     /// Writes a batch of results in one transaction.
-    pub async fn insert_results(&self, run_id: &str, rows: &[ResultRecord]) -> Result<(), StoreError> {
+    pub async fn insert_results(
+        &self,
+        run_id: &str,
+        rows: &[ResultRecord],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for r in rows {
             sqlx::query(
@@ -241,21 +249,25 @@ impl Store {
 
     /// The most recent runs first.
     pub async fn list_runs(&self, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{RUN_SELECT} ORDER BY started_at DESC, id DESC LIMIT $1")))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{RUN_SELECT} ORDER BY started_at DESC, id DESC LIMIT $1"
+        )))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(run_from_row).collect()
     }
 
     /// Finds a run by its id or a unique prefix of it.
     pub async fn find_run(&self, id_or_prefix: &str) -> Result<RunRecord, StoreError> {
         let pattern = format!("{}%", id_or_prefix.replace(['%', '_'], ""));
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{RUN_SELECT} WHERE id = $1 OR id LIKE $2 ORDER BY id LIMIT 5")))
-            .bind(id_or_prefix)
-            .bind(&pattern)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{RUN_SELECT} WHERE id = $1 OR id LIKE $2 ORDER BY id LIMIT 5"
+        )))
+        .bind(id_or_prefix)
+        .bind(&pattern)
+        .fetch_all(&self.pool)
+        .await?;
         let runs: Vec<RunRecord> = rows.iter().map(run_from_row).collect::<Result<_, _>>()?;
         if let Some(exact) = runs.iter().find(|r| r.id == id_or_prefix) {
             return Ok(exact.clone());
@@ -265,7 +277,11 @@ impl Store {
             1 => Ok(runs.into_iter().next().expect("one run")),
             _ => Err(StoreError::Ambiguous {
                 prefix: id_or_prefix.to_owned(),
-                matches: runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", "),
+                matches: runs
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
         }
     }
@@ -292,7 +308,10 @@ impl Store {
             .collect()
     }
 
-    pub async fn run_input_errors(&self, run_id: &str) -> Result<Vec<InputErrorRecord>, StoreError> {
+    pub async fn run_input_errors(
+        &self,
+        run_id: &str,
+    ) -> Result<Vec<InputErrorRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, source_file, source_line, message FROM input_errors
              WHERE run_id = $1 ORDER BY seq",
@@ -365,15 +384,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/t.db");
         let store = Store::open(path.to_str().unwrap()).await.unwrap();
-        store.create_run(&run("run-a1", "2026-01-01T00:00:00Z")).await.unwrap();
-        store.create_run(&run("run-b2", "2026-01-02T00:00:00Z")).await.unwrap();
+        store
+            .create_run(&run("run-a1", "2026-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+        store
+            .create_run(&run("run-b2", "2026-01-02T00:00:00Z"))
+            .await
+            .unwrap();
         let rows: Vec<ResultRecord> = (0..3)
             .map(|i| ResultRecord {
                 seq: i,
                 trace_id: format!("t{i}"),
                 source_file: "x.jsonl".into(),
                 source_line: i + 1,
-                decision: if i == 1 { "block".into() } else { "allow".into() },
+                decision: if i == 1 {
+                    "block".into()
+                } else {
+                    "allow".into()
+                },
                 result: "{}".into(),
             })
             .collect();
@@ -381,7 +410,12 @@ mod tests {
         store
             .insert_input_errors(
                 "run-a1",
-                &[InputErrorRecord { seq: 3, source_file: "x.jsonl".into(), source_line: 4, message: "bad".into() }],
+                &[InputErrorRecord {
+                    seq: 3,
+                    source_file: "x.jsonl".into(),
+                    source_line: 4,
+                    message: "bad".into(),
+                }],
             )
             .await
             .unwrap();
@@ -394,14 +428,26 @@ mod tests {
         store.finish_run(&done).await.unwrap();
 
         let list = store.list_runs(10).await.unwrap();
-        assert_eq!(list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["run-b2", "run-a1"]);
+        assert_eq!(
+            list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["run-b2", "run-a1"]
+        );
         let found = store.find_run("run-a").await.unwrap();
         assert_eq!(found, done);
-        assert!(matches!(store.find_run("run-").await, Err(StoreError::Ambiguous { .. })));
-        assert!(matches!(store.find_run("zzz").await, Err(StoreError::NoSuchRun(_))));
+        assert!(matches!(
+            store.find_run("run-").await,
+            Err(StoreError::Ambiguous { .. })
+        ));
+        assert!(matches!(
+            store.find_run("zzz").await,
+            Err(StoreError::NoSuchRun(_))
+        ));
         let results = store.run_results("run-a1").await.unwrap();
         assert_eq!(results, rows);
-        assert_eq!(store.run_input_errors("run-a1").await.unwrap()[0].source_line, 4);
+        assert_eq!(
+            store.run_input_errors("run-a1").await.unwrap()[0].source_line,
+            4
+        );
         store.close().await;
         // Reopening keeps everything.
         let again = Store::open(path.to_str().unwrap()).await.unwrap();

@@ -46,21 +46,31 @@ fn read_json(path: &Path) -> Result<(String, String)> {
 }
 
 fn parse(name: &str, text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{name}:{}:{}: invalid JSON: {e}", e.line(), e.column()))
+    serde_json::from_str(text)
+        .map_err(|e| anyhow::anyhow!("{name}:{}:{}: invalid JSON: {e}", e.line(), e.column()))
 }
 
 pub fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
     let cfg = load_config(config)?;
     let format = InputFormat::parse(&args.input_format).with_context(|| {
-        format!("--input-format: expected one of {}", InputFormat::NAMES.join(", "))
+        format!(
+            "--input-format: expected one of {}",
+            InputFormat::NAMES.join(", ")
+        )
     })?;
     if !matches!(args.fail_on.as_str(), "block" | "escalate") {
-        bail!("--fail-on: expected block or escalate, found {:?}", args.fail_on);
+        bail!(
+            "--fail-on: expected block or escalate, found {:?}",
+            args.fail_on
+        );
     }
     let evaluator = build_evaluator(&cfg, &args.policies)?;
     let (name, text) = read_json(&args.trace)?;
     let item = RawItem {
-        source: SourceRef { file: name.clone(), line: 1 },
+        source: SourceRef {
+            file: name.clone(),
+            line: 1,
+        },
         text,
     };
     let mut traces = item.import(format).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -77,10 +87,13 @@ pub fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         }
     };
     let mut context: Context = match &args.context {
-        None => evaluator.context_for(&trace).unwrap_or_else(|| cfg.context.clone()),
+        None => evaluator
+            .context_for(&trace)
+            .unwrap_or_else(|| cfg.context.clone()),
         Some(p) => {
             let (cname, ctext) = read_json(p)?;
-            serde_json::from_value(parse(&cname, &ctext)?).with_context(|| format!("{cname}: expected an object"))?
+            serde_json::from_value(parse(&cname, &ctext)?)
+                .with_context(|| format!("{cname}: expected an object"))?
         }
     };
     if let Some(a) = args.agent {

@@ -50,13 +50,27 @@ const BATCH: usize = 1000;
 pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
     let cfg = load_config_near(config, &args.paths)?;
     let format = ReportFormat::parse(&args.format).with_context(|| {
-        format!("--format: expected one of {}, found {:?}", ReportFormat::NAMES.join(", "), args.format)
+        format!(
+            "--format: expected one of {}, found {:?}",
+            ReportFormat::NAMES.join(", "),
+            args.format
+        )
     })?;
-    let input_name = args.input_format.clone().unwrap_or_else(|| cfg.eval.input_format.clone());
+    let input_name = args
+        .input_format
+        .clone()
+        .unwrap_or_else(|| cfg.eval.input_format.clone());
     let input_format = InputFormat::parse(&input_name).with_context(|| {
-        format!("--input-format: expected one of {}, found {:?}", InputFormat::NAMES.join(", "), input_name)
+        format!(
+            "--input-format: expected one of {}, found {:?}",
+            InputFormat::NAMES.join(", "),
+            input_name
+        )
     })?;
-    let fail_on = args.fail_on.clone().unwrap_or_else(|| cfg.eval.fail_on.clone());
+    let fail_on = args
+        .fail_on
+        .clone()
+        .unwrap_or_else(|| cfg.eval.fail_on.clone());
     if !matches!(fail_on.as_str(), "block" | "escalate") {
         bail!("--fail-on: expected block or escalate, found {fail_on:?}");
     }
@@ -69,14 +83,22 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
         None
     } else {
         let loc = store_location(&cfg, args.db.as_deref());
-        Some(rt.block_on(Store::open(&loc)).with_context(|| format!("opening the store at {loc}"))?)
+        Some(
+            rt.block_on(Store::open(&loc))
+                .with_context(|| format!("opening the store at {loc}"))?,
+        )
     };
     let mut record = RunRecord {
         id: clock::new_run_id(),
         started_at: clock::now_rfc3339(),
         finished_at: None,
         command: std::env::args().collect::<Vec<_>>().join(" "),
-        inputs: args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","),
+        inputs: args
+            .paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(","),
         policy_version: policy_version.clone(),
         config_hash: cfg.hash.clone(),
         status: "running".into(),
@@ -97,12 +119,15 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let mut reporter = Reporter::new(format, out);
-    let show_progress = !args.no_progress && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    let show_progress =
+        !args.no_progress && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
     let bar = show_progress.then(|| {
         let b = indicatif::ProgressBar::new_spinner();
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos} traces  {per_sec}  {elapsed}  {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos} traces  {per_sec}  {elapsed}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         b.enable_steady_tick(std::time::Duration::from_millis(120));
         b
@@ -198,7 +223,9 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
         run_id: store.as_ref().map(|_| record.id.clone()),
         policy_version,
     };
-    reporter.finish(&summary, &info).context("writing the report")?;
+    reporter
+        .finish(&summary, &info)
+        .context("writing the report")?;
     if format != ReportFormat::Table || args.output.is_some() {
         eprintln!(
             "{} traces: {} allowed, {} escalated, {} blocked; {} inputs rejected{}",
@@ -207,7 +234,10 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
             summary.escalated,
             summary.blocked,
             summary.rejected,
-            info.run_id.as_ref().map(|id| format!(" (run {id})")).unwrap_or_default()
+            info.run_id
+                .as_ref()
+                .map(|id| format!(" (run {id})"))
+                .unwrap_or_default()
         );
     }
     Ok(if summary.rejected > 0 {

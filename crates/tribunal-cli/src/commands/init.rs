@@ -19,7 +19,10 @@ pub fn run(args: InitArgs) -> Result<u8> {
     let files = [
         (args.dir.join("tribunal.toml"), STARTER_CONFIG),
         (args.dir.join("policies/refunds.rego"), STARTER_POLICY),
-        (args.dir.join("policies/refunds_test.rego"), STARTER_POLICY_TEST),
+        (
+            args.dir.join("policies/refunds_test.rego"),
+            STARTER_POLICY_TEST,
+        ),
     ];
     if !args.force {
         if let Some((p, _)) = files.iter().find(|(p, _)| p.exists()) {

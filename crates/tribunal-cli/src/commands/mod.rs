@@ -40,7 +40,9 @@ pub fn load_config_near(explicit: Option<&Path>, inputs: &[PathBuf]) -> Result<C
 /// Both judges from configuration plus policy folders given on the command line.
 pub fn build_evaluator(cfg: &Config, extra_policies: &[PathBuf]) -> Result<Arc<Evaluator>> {
     let judges = cfg.build_judges().context("configuring judges")?;
-    let policies = cfg.build_policies(extra_policies).context("loading policies")?;
+    let policies = cfg
+        .build_policies(extra_policies)
+        .context("loading policies")?;
     Ok(Evaluator::new(judges, policies, cfg.context.clone()))
 }
 
@@ -60,5 +62,7 @@ pub fn store_location(cfg: &Config, db: Option<&Path>) -> String {
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }

@@ -47,7 +47,8 @@ pub fn run(config: Option<&Path>, cmd: PolicyCommand) -> Result<u8> {
         data.push(serde_json::to_value(&cfg.policies.data)?);
     }
     for p in &args.paths {
-        let (sources, d) = load_dir(p)?;
+        let dir = load_dir(p)?;
+        let (sources, d) = (dir.sources, dir.data);
         // Policies and their *_test.rego files load together; `test_` rules run wherever
         // they are defined.
         tests.extend(sources);
@@ -56,11 +57,14 @@ pub fn run(config: Option<&Path>, cmd: PolicyCommand) -> Result<u8> {
     let outcomes = run_policy_tests(policies, tests, &data)?;
     let failed = outcomes.iter().filter(|o| !o.passed).count();
     if args.format == "json" {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-            "passed": outcomes.len() - failed,
-            "failed": failed,
-            "tests": outcomes,
-        }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "passed": outcomes.len() - failed,
+                "failed": failed,
+                "tests": outcomes,
+            }))?
+        );
     } else {
         for o in &outcomes {
             if o.passed {

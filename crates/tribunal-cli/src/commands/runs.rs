@@ -46,11 +46,21 @@ pub fn run(config: Option<&Path>, cmd: RunsCommand) -> Result<u8> {
             if a.format == "json" {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
             } else {
-                println!("{:<22}  {:<20}  {:>7}  {:>7}  {:>9}  {:>7}  {:>8}  STATUS", "RUN", "STARTED", "TRACES", "ALLOWED", "ESCALATED", "BLOCKED", "REJECTED");
+                println!(
+                    "{:<22}  {:<20}  {:>7}  {:>7}  {:>9}  {:>7}  {:>8}  STATUS",
+                    "RUN", "STARTED", "TRACES", "ALLOWED", "ESCALATED", "BLOCKED", "REJECTED"
+                );
                 for r in &runs {
                     println!(
                         "{:<22}  {:<20}  {:>7}  {:>7}  {:>9}  {:>7}  {:>8}  {}",
-                        r.id, r.started_at, r.total, r.allowed, r.escalated, r.blocked, r.rejected, r.status
+                        r.id,
+                        r.started_at,
+                        r.total,
+                        r.allowed,
+                        r.escalated,
+                        r.blocked,
+                        r.rejected,
+                        r.status
                     );
                 }
                 if runs.is_empty() {
@@ -69,15 +79,21 @@ pub fn run(config: Option<&Path>, cmd: RunsCommand) -> Result<u8> {
                     .iter()
                     .map(|r| serde_json::from_str(&r.result).unwrap_or(serde_json::Value::Null))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-                    "run": run, "results": results, "errors": errors,
-                }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "run": run, "results": results, "errors": errors,
+                    }))?
+                );
             } else {
                 println!("run {}  ({})", run.id, run.status);
                 println!("  started   {}", run.started_at);
                 println!("  finished  {}", run.finished_at.as_deref().unwrap_or("-"));
                 println!("  command   {}", run.command);
-                println!("  policies  {}   config {}", run.policy_version, run.config_hash);
+                println!(
+                    "  policies  {}   config {}",
+                    run.policy_version, run.config_hash
+                );
                 println!(
                     "  {} traces: {} allowed, {} escalated, {} blocked; {} inputs rejected\n",
                     run.total, run.allowed, run.escalated, run.blocked, run.rejected
@@ -95,7 +111,13 @@ pub fn run(config: Option<&Path>, cmd: RunsCommand) -> Result<u8> {
                         .collect::<Vec<_>>();
                     let mut uniq = rules.clone();
                     uniq.dedup();
-                    println!("{:<8}  {:<32}  {:<28}  {}", r.decision, r.trace_id, format!("{}:{}", r.source_file, r.source_line), uniq.join(", "));
+                    println!(
+                        "{:<8}  {:<32}  {:<28}  {}",
+                        r.decision,
+                        r.trace_id,
+                        format!("{}:{}", r.source_file, r.source_line),
+                        uniq.join(", ")
+                    );
                 }
                 for e in &errors {
                     println!("REJECTED  {}", e.message);
