@@ -109,19 +109,7 @@ impl<W: Write> Reporter<W> {
         match self.format {
             ReportFormat::Jsonl => {}
             ReportFormat::Table => {
-                writeln!(
-                    self.out,
-                    "\n{} traces: {} allowed, {} escalated, {} blocked; {} inputs rejected{}",
-                    summary.total,
-                    summary.allowed,
-                    summary.escalated,
-                    summary.blocked,
-                    summary.rejected,
-                    info.run_id
-                        .as_ref()
-                        .map(|id| format!(" (run {id})"))
-                        .unwrap_or_default()
-                )?;
+                writeln!(self.out, "\n{}", summary_line(summary, info))?;
             }
             ReportFormat::Json => {
                 let mut results = Vec::new();
@@ -147,6 +135,22 @@ impl<W: Write> Reporter<W> {
         self.out.flush()?;
         Ok(self.out)
     }
+}
+
+/// `N traces: A allowed, E escalated, B blocked; R inputs rejected (run ID)`.
+pub fn summary_line(summary: &Summary, info: &RunInfo) -> String {
+    format!(
+        "{} traces: {} allowed, {} escalated, {} blocked; {} inputs rejected{}",
+        summary.total,
+        summary.allowed,
+        summary.escalated,
+        summary.blocked,
+        summary.rejected,
+        info.run_id
+            .as_ref()
+            .map(|id| format!(" (run {id})"))
+            .unwrap_or_default()
+    )
 }
 
 fn write_junit(out: &mut impl Write, events: &[Event], s: &Summary) -> io::Result<()> {

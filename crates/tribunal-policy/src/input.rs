@@ -4,8 +4,8 @@
 //! are left out.
 //!
 //! ```text
-//! input.trace.messages[i]   {id, index, role, source, name?, trusted, content, tool_calls?, tool_call_id?,
-//!                            images?: [{url, host}]}
+//! input.trace.messages[i]   {id, index, role, source, name?, trusted, content, tool_call_id?,
+//!                            images?: [{url, host}]}   (their tool calls are in input.trace.tool_calls)
 //! input.trace.mentions[d]   [{id, index, source, trusted}]: messages that mention URL host or email d
 //! input.trace.calls_per_tool[name]  calls in the trace and the pending step
 //! input.trace.tool_calls[i] {id, name, arguments, message_id, index, sensitive, destructive, hosts?, emails?,
@@ -42,6 +42,66 @@ pub struct Context {
     pub extra: Map<String, Value>,
 }
 
+/// The field names of the input, allocated once and shared (cloning one is a reference
+/// count increment).
+const KEYS: &[&str] = &[
+    "arguments",
+    "arguments_text",
+    "calls_per_tool",
+    "content",
+    "context",
+    "destructive",
+    "detector",
+    "duration_ms",
+    "emails",
+    "error",
+    "evidence",
+    "field",
+    "findings",
+    "host",
+    "hosts",
+    "id",
+    "images",
+    "index",
+    "input_tokens",
+    "kind",
+    "mentions",
+    "message_id",
+    "messages",
+    "metadata",
+    "model",
+    "name",
+    "output_tokens",
+    "parent_id",
+    "pending",
+    "role",
+    "score",
+    "scores",
+    "sensitive",
+    "source",
+    "spans",
+    "status",
+    "tags",
+    "tool",
+    "tool_call_id",
+    "tool_calls",
+    "total_tokens",
+    "trace",
+    "trusted",
+    "url",
+    "usage",
+    "value",
+];
+
+fn key(k: &str) -> R {
+    static INTERNED: std::sync::OnceLock<Vec<R>> = std::sync::OnceLock::new();
+    let keys = INTERNED.get_or_init(|| KEYS.iter().map(|k| R::from(*k)).collect());
+    match KEYS.binary_search(&k) {
+        Ok(i) => keys[i].clone(),
+        Err(_) => R::from(k),
+    }
+}
+
 /// An object under construction.
 struct Obj(BTreeMap<R, R>);
 
@@ -50,12 +110,12 @@ impl Obj {
         Obj(BTreeMap::new())
     }
     fn set(&mut self, k: &str, v: R) -> &mut Obj {
-        self.0.insert(R::from(k), v);
+        self.0.insert(key(k), v);
         self
     }
     fn opt(&mut self, k: &str, v: Option<R>) -> &mut Obj {
         if let Some(v) = v {
-            self.0.insert(R::from(k), v);
+            self.0.insert(key(k), v);
         }
         self
     }
@@ -82,8 +142,25 @@ fn images(v: &[(String, String)]) -> Option<R> {
     })
 }
 
+/// A JSON value as a regorus value, without an intermediate copy.
 fn json(v: &Value) -> R {
-    R::from(v.clone())
+    match v {
+        Value::Null => R::Null,
+        Value::Bool(b) => R::from(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => R::from(u),
+            (_, Some(i), _) => R::from(i),
+            (_, _, Some(f)) => R::from(f),
+            _ => R::Null,
+        },
+        Value::String(x) => s(x),
+        Value::Array(a) => R::from(a.iter().map(json).collect::<Vec<_>>()),
+        Value::Object(o) => R::from(
+            o.iter()
+                .map(|(k, v)| (s(k), json(v)))
+                .collect::<BTreeMap<R, R>>(),
+        ),
+    }
 }
 
 fn call_value(c: &ToolCall, message_id: &str, index: usize, classes: &ToolClasses) -> R {
@@ -141,20 +218,6 @@ fn message_value(m: &Message, index: usize, mentions: &mut BTreeMap<String, Vec<
         .opt("name", name.filter(|n| !n.is_empty()).map(s))
         .opt("tool_call_id", m.tool_call_id.as_deref().map(s))
         .opt("images", images(&links.images));
-    if !m.tool_calls.is_empty() {
-        let calls = m
-            .tool_calls
-            .iter()
-            .map(|c| {
-                Obj::new()
-                    .set("id", s(&c.id))
-                    .set("name", s(&c.name))
-                    .set("arguments", json(&c.arguments))
-                    .done()
-            })
-            .collect::<Vec<_>>();
-        o.set("tool_calls", R::from(calls));
-    }
     o.done()
 }
 
@@ -329,4 +392,24 @@ pub fn policy_input_json(
 ) -> Value {
     serde_json::to_value(policy_input(trace, pending, feedback, context, classes))
         .unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interned_keys_are_sorted_for_lookup() {
+        let mut sorted = KEYS.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted, KEYS, "KEYS must be sorted and unique");
+    }
+
+    #[test]
+    fn json_numbers_keep_their_kind() {
+        let v: Value = serde_json::json!({"a": 1, "b": -2, "c": 1.5, "d": [true, null, "x"]});
+        let r = json(&v);
+        assert_eq!(serde_json::to_value(&r).unwrap(), v);
+    }
 }

@@ -7,16 +7,16 @@ import data.policies.refunds
 pending(amount) := {"kind": "tool_call", "tool_calls": [{"id": "p1", "name": "refund", "arguments": {"amount": amount}}]}
 
 test_small_refund_is_allowed if {
-	count(refunds.violation) == 0 with input as {"trace": {"messages": []}, "pending": pending(40)}
+	count(refunds.violation) == 0 with input as {"trace": {"tool_calls": []}, "pending": pending(40)}
 }
 
 test_large_refund_escalates if {
-	some v in refunds.violation with input as {"trace": {"messages": []}, "pending": pending(900)}
+	some v in refunds.violation with input as {"trace": {"tool_calls": []}, "pending": pending(900)}
 	v.rule == "refunds.large_refund"
 }
 
 test_second_refund_is_blocked if {
-	earlier := {"id": "m1", "role": "assistant", "tool_calls": [{"id": "c1", "name": "refund", "arguments": {"amount": 10}}]}
-	some v in refunds.violation with input as {"trace": {"messages": [earlier]}, "pending": pending(10)}
+	earlier := {"id": "c1", "name": "refund", "arguments": {"amount": 10}, "message_id": "m1", "index": 1}
+	some v in refunds.violation with input as {"trace": {"tool_calls": [earlier]}, "pending": pending(10)}
 	v.rule == "refunds.second_refund"
 }

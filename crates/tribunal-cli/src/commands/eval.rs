@@ -6,7 +6,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use tribunal_engine::report::{ReportFormat, Reporter, RunInfo};
+use tribunal_engine::report::{summary_line, ReportFormat, Reporter, RunInfo};
 use tribunal_engine::{run_eval, Event, RunOptions};
 use tribunal_formats::InputFormat;
 use tribunal_store::{InputErrorRecord, ResultRecord, RunRecord, Store};
@@ -227,18 +227,7 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
         .finish(&summary, &info)
         .context("writing the report")?;
     if format != ReportFormat::Table || args.output.is_some() {
-        eprintln!(
-            "{} traces: {} allowed, {} escalated, {} blocked; {} inputs rejected{}",
-            summary.total,
-            summary.allowed,
-            summary.escalated,
-            summary.blocked,
-            summary.rejected,
-            info.run_id
-                .as_ref()
-                .map(|id| format!(" (run {id})"))
-                .unwrap_or_default()
-        );
+        eprintln!("{}", summary_line(&summary, &info));
     }
     Ok(if summary.rejected > 0 {
         2

@@ -3,7 +3,7 @@ package policies.refunds
 
 import rego.v1
 
-refund_calls := [c | some m in input.trace.messages; some c in m.tool_calls; c.name == "refund"]
+refund_calls := [c | some c in input.trace.tool_calls; c.name == "refund"]
 
 pending_refunds := [c | some c in input.pending.tool_calls; c.name == "refund"]
 

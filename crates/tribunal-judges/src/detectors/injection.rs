@@ -10,8 +10,8 @@
 
 use super::rules::{resolve_overlaps, Cand, Pseudo, RuleSet, RuleSpec};
 use super::{
-    check_threshold, combined_score, parse_rule_file, Combine, DetectorJudge, FileSettings, Hit,
-    Scanner, Scope, B64_STD, B64_URL,
+    check_threshold, combined_score, parse_rule_file, scoped_judge, Combine, FileSettings, Hit,
+    Scanner, B64_STD, B64_URL,
 };
 use crate::error::JudgeConfigError;
 use crate::registry::params;
@@ -324,22 +324,17 @@ pub fn build(name: &str, params_value: &Value) -> Result<Box<dyn Judge>, JudgeCo
     let file = RULES
         .as_ref()
         .map_err(|e| JudgeConfigError::invalid(name, e.clone()))?;
-    let scope = Scope::new(
+    scoped_judge(
         name,
+        scanner,
         settings
             .provenances
             .as_deref()
             .unwrap_or(&file.settings.provenances),
         settings.fields.as_deref().unwrap_or(&file.settings.fields),
-        None,
-    )?;
-    Ok(Box::new(DetectorJudge {
-        name: name.to_owned(),
-        scanner,
-        scope,
-        combine: Combine::NoisyOr,
-        excerpt: visible_excerpt,
-    }))
+        Combine::NoisyOr,
+        visible_excerpt,
+    )
 }
 
 #[cfg(test)]

@@ -159,6 +159,25 @@ pub(crate) enum Combine {
     NoisyOr,
 }
 
+/// A detector judge whose scope comes from its settings, else from its rule file's defaults.
+pub(crate) fn scoped_judge<S: Scanner + 'static>(
+    name: &str,
+    scanner: S,
+    provenances: &[String],
+    fields: &[String],
+    combine: Combine,
+    excerpt: fn(&str, usize, usize) -> String,
+) -> Result<Box<dyn Judge>, JudgeConfigError> {
+    let scope = Scope::new(name, provenances, fields, None)?;
+    Ok(Box::new(DetectorJudge {
+        name: name.to_owned(),
+        scanner,
+        scope,
+        combine,
+        excerpt,
+    }))
+}
+
 /// The judge every detector uses: scan the texts in scope, collect findings, one feedback.
 pub(crate) struct DetectorJudge<S> {
     pub name: String,

@@ -5,9 +5,7 @@
 //! CPF). Rules, IIN prefixes and IBAN lengths come from `rules/pii.toml`; excerpts are masked.
 
 use super::rules::{resolve_overlaps, Cand, RuleSet, RuleSpec};
-use super::{
-    check_threshold, parse_rule_file, Combine, DetectorJudge, FileSettings, Hit, Scanner, Scope,
-};
+use super::{check_threshold, parse_rule_file, scoped_judge, Combine, FileSettings, Hit, Scanner};
 use crate::error::JudgeConfigError;
 use crate::registry::params;
 use crate::text::masked_excerpt;
@@ -402,22 +400,17 @@ pub fn build(name: &str, params_value: &Value) -> Result<Box<dyn Judge>, JudgeCo
     let file = RULES
         .as_ref()
         .map_err(|e| JudgeConfigError::invalid(name, e.clone()))?;
-    let scope = Scope::new(
+    scoped_judge(
         name,
+        scanner,
         settings
             .provenances
             .as_deref()
             .unwrap_or(&file.settings.provenances),
         settings.fields.as_deref().unwrap_or(&file.settings.fields),
-        None,
-    )?;
-    Ok(Box::new(DetectorJudge {
-        name: name.to_owned(),
-        scanner,
-        scope,
-        combine: Combine::Max,
-        excerpt: masked_excerpt,
-    }))
+        Combine::Max,
+        masked_excerpt,
+    )
 }
 
 #[cfg(test)]
