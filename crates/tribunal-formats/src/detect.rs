@@ -2,7 +2,7 @@
 
 use crate::error::ImportError;
 use crate::util::kind_of;
-use crate::{anthropic, mlflow, openai, otlp, tau};
+use crate::{anthropic, gaia, mlflow, openai, otlp, tau};
 use serde_json::Value;
 use tribunal_core::Trace;
 
@@ -19,6 +19,8 @@ pub enum InputFormat {
     Tau,
     /// τ²-bench results (`{tasks, simulations}`, or one simulation run).
     Tau2,
+    /// GAIA submission lines (`{task_id, model_answer, reasoning_trace?}`).
+    Gaia,
 }
 
 impl InputFormat {
@@ -30,6 +32,7 @@ impl InputFormat {
         "otlp",
         "tau",
         "tau2",
+        "gaia",
     ];
 
     pub fn parse(s: &str) -> Option<InputFormat> {
@@ -41,6 +44,7 @@ impl InputFormat {
             "otlp" => InputFormat::Otlp,
             "tau" => InputFormat::Tau,
             "tau2" => InputFormat::Tau2,
+            "gaia" => InputFormat::Gaia,
             _ => return None,
         })
     }
@@ -56,6 +60,8 @@ pub fn detect(v: &Value) -> Option<InputFormat> {
                 Some(InputFormat::Tau)
             } else if tau::is_tau2_results(o) || tau::is_tau2_simulation(o) {
                 Some(InputFormat::Tau2)
+            } else if gaia::is_gaia_submission(o) {
+                Some(InputFormat::Gaia)
             } else if o.contains_key("info")
                 || (o.contains_key("spans") && !o.contains_key("messages"))
             {
@@ -133,6 +139,7 @@ pub fn import_value(
             .collect(),
         (InputFormat::Mlflow, v) => Ok(vec![mlflow::import_trace(v, fallback_id)?]),
         (InputFormat::Otlp, v) => otlp::import_request(v),
+        (InputFormat::Gaia, Value::Object(o)) => Ok(vec![gaia::import_submission(o, fallback_id)?]),
         (InputFormat::Tau, Value::Object(o)) => Ok(vec![tau::import_result(o, fallback_id)?]),
         (InputFormat::Tau, Value::Array(list)) => tau::import_results(list, fallback_id),
         (InputFormat::Tau2, Value::Object(o)) if tau::is_tau2_results(o) => {

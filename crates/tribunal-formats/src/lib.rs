@@ -7,6 +7,7 @@
 pub mod anthropic;
 pub mod detect;
 pub mod error;
+pub mod gaia;
 pub mod mlflow;
 pub mod openai;
 pub mod otlp;
