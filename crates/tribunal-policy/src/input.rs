@@ -42,66 +42,6 @@ pub struct Context {
     pub extra: Map<String, Value>,
 }
 
-/// The field names of the input, allocated once and shared (cloning one is a reference
-/// count increment).
-const KEYS: &[&str] = &[
-    "arguments",
-    "arguments_text",
-    "calls_per_tool",
-    "content",
-    "context",
-    "destructive",
-    "detector",
-    "duration_ms",
-    "emails",
-    "error",
-    "evidence",
-    "field",
-    "findings",
-    "host",
-    "hosts",
-    "id",
-    "images",
-    "index",
-    "input_tokens",
-    "kind",
-    "mentions",
-    "message_id",
-    "messages",
-    "metadata",
-    "model",
-    "name",
-    "output_tokens",
-    "parent_id",
-    "pending",
-    "role",
-    "score",
-    "scores",
-    "sensitive",
-    "source",
-    "spans",
-    "status",
-    "tags",
-    "tool",
-    "tool_call_id",
-    "tool_calls",
-    "total_tokens",
-    "trace",
-    "trusted",
-    "url",
-    "usage",
-    "value",
-];
-
-fn key(k: &str) -> R {
-    static INTERNED: std::sync::OnceLock<Vec<R>> = std::sync::OnceLock::new();
-    let keys = INTERNED.get_or_init(|| KEYS.iter().map(|k| R::from(*k)).collect());
-    match KEYS.binary_search(&k) {
-        Ok(i) => keys[i].clone(),
-        Err(_) => R::from(k),
-    }
-}
-
 /// An object under construction.
 struct Obj(BTreeMap<R, R>);
 
@@ -110,12 +50,12 @@ impl Obj {
         Obj(BTreeMap::new())
     }
     fn set(&mut self, k: &str, v: R) -> &mut Obj {
-        self.0.insert(key(k), v);
+        self.0.insert(R::from(k), v);
         self
     }
     fn opt(&mut self, k: &str, v: Option<R>) -> &mut Obj {
         if let Some(v) = v {
-            self.0.insert(key(k), v);
+            self.0.insert(R::from(k), v);
         }
         self
     }
@@ -375,10 +315,14 @@ pub fn policy_input(
     }
     root.set("scores", scores.done());
     root.set("findings", R::from(findings));
-    root.set(
-        "context",
-        json(&serde_json::to_value(context).unwrap_or(Value::Null)),
-    );
+    let mut ctx = Obj::new();
+    ctx.opt("agent", context.agent.as_deref().map(s))
+        .opt("user", context.user.as_deref().map(s))
+        .opt("environment", context.environment.as_deref().map(s));
+    for (k, v) in &context.extra {
+        ctx.set(k, json(v));
+    }
+    root.set("context", ctx.done());
     root.done()
 }
 
@@ -397,14 +341,6 @@ pub fn policy_input_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn interned_keys_are_sorted_for_lookup() {
-        let mut sorted = KEYS.to_vec();
-        sorted.sort_unstable();
-        sorted.dedup();
-        assert_eq!(sorted, KEYS, "KEYS must be sorted and unique");
-    }
 
     #[test]
     fn json_numbers_keep_their_kind() {
