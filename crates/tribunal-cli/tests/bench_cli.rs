@@ -235,8 +235,17 @@ fn the_example_scores_and_evaluates() {
 
 #[test]
 fn gaia_submissions_are_traces_for_the_judges() {
-    let out = ok(&["eval", &data("gaia/submission.jsonl"), "--no-store", "-f", "jsonl"]);
-    let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out = ok(&[
+        "eval",
+        &data("gaia/submission.jsonl"),
+        "--no-store",
+        "-f",
+        "jsonl",
+    ]);
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 11, "{out}");
     assert_eq!(rows[0]["trace_id"], "g-001");
     let steps = rows[0]["feedback"]

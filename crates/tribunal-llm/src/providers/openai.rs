@@ -1,0 +1,101 @@
+//! OpenAI Chat Completions (`POST {base}/chat/completions`, `Authorization: Bearer`), also any
+//! OpenAI-compatible server (vLLM, LM Studio, llama.cpp, gateways) through the base URL.
+//! Structured output is `response_format: {type: json_schema, json_schema: {name, schema,
+//! strict}}`. The official endpoint gets `max_completion_tokens`; others get `max_tokens`.
+
+use super::{secret_header, Decoded, Target, Wire};
+use crate::types::{ChatRequest, Usage};
+use crate::uri::Provider;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub(super) fn encode(target: &Target<'_>, request: &ChatRequest) -> Result<Wire, String> {
+    let mut messages = Vec::new();
+    if let Some(system) = &request.system {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    messages.push(json!({"role": "user", "content": request.user}));
+    let mut body = json!({"model": target.model.model(), "messages": messages});
+    if let Some(temperature) = request.temperature {
+        body["temperature"] = json!(temperature);
+    }
+    if let Some(max_tokens) = request.max_tokens {
+        let official = target.base_url == Provider::OpenAi.default_base_url();
+        let field = if official {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        body[field] = json!(max_tokens);
+    }
+    if let Some(schema) = &request.schema {
+        body["response_format"] = json!({
+            "type": "json_schema",
+            "json_schema": {"name": schema.name, "schema": schema.schema, "strict": schema.strict},
+        });
+    }
+    let mut headers = Vec::new();
+    if let Some(key) = target.key {
+        headers.push(secret_header(
+            "authorization",
+            format!("Bearer {}", key.expose()),
+        )?);
+    }
+    Ok(Wire {
+        url: format!("{}/chat/completions", target.base_url),
+        headers,
+        body,
+    })
+}
+
+#[derive(Deserialize)]
+struct Response {
+    #[serde(default)]
+    choices: Vec<Choice>,
+    usage: Option<ResponseUsage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: Message,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    content: Option<String>,
+    refusal: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ResponseUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+pub(super) fn decode(body: &[u8]) -> Result<Decoded, String> {
+    let response: Response =
+        serde_json::from_slice(body).map_err(|e| format!("not a chat completion: {e}"))?;
+    let choice = response
+        .choices
+        .into_iter()
+        .next()
+        .ok_or("no choices in the completion")?;
+    let usage = response.usage.map_or(Usage::default(), |u| Usage {
+        input_tokens: u.prompt_tokens,
+        output_tokens: u.completion_tokens,
+    });
+    let (text, stop_reason) = match (choice.message.content, choice.message.refusal) {
+        (Some(content), _) => (content, choice.finish_reason),
+        (None, Some(refusal)) => (refusal, Some("refusal".to_string())),
+        (None, None) => (String::new(), choice.finish_reason),
+    };
+    Ok(Decoded {
+        text,
+        json: None::<Value>,
+        usage,
+        stop_reason,
+    })
+}

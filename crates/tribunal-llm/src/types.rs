@@ -1,0 +1,178 @@
+//! The provider-independent request and response: prompts, the JSON schema the answer must
+//! follow, sampling settings; the answer's text, its parsed JSON, token usage and latency.
+
+use crate::error::LlmError;
+use crate::uri::ModelUri;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Duration;
+
+/// The JSON schema the answer must follow. `name` becomes OpenAI's `json_schema.name` and
+/// Anthropic's tool name; `strict` is OpenAI's strict mode (the schema must then list every
+/// property as required and set `additionalProperties: false`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseSchema {
+    pub name: String,
+    pub schema: Value,
+    pub strict: bool,
+}
+
+impl ResponseSchema {
+    /// A strict schema named `name`.
+    pub fn new(name: impl Into<String>, schema: Value) -> Self {
+        ResponseSchema {
+            name: name.into(),
+            schema,
+            strict: true,
+        }
+    }
+
+    pub fn lenient(mut self) -> Self {
+        self.strict = false;
+        self
+    }
+}
+
+/// One chat completion: an optional system prompt, one user prompt, an optional answer schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    pub system: Option<String>,
+    pub user: String,
+    pub schema: Option<ResponseSchema>,
+    pub temperature: Option<f64>,
+    /// Upper bound on answer tokens. Anthropic requires one; 1024 is sent when unset.
+    pub max_tokens: Option<u32>,
+}
+
+impl ChatRequest {
+    pub fn new(user: impl Into<String>) -> Self {
+        ChatRequest {
+            system: None,
+            user: user.into(),
+            schema: None,
+            temperature: None,
+            max_tokens: None,
+        }
+    }
+
+    pub fn with_system(mut self, system: impl Into<String>) -> Self {
+        self.system = Some(system.into());
+        self
+    }
+
+    pub fn with_schema(mut self, schema: ResponseSchema) -> Self {
+        self.schema = Some(schema);
+        self
+    }
+
+    pub fn with_temperature(mut self, temperature: f64) -> Self {
+        self.temperature = Some(temperature);
+        self
+    }
+
+    pub fn with_max_tokens(mut self, max_tokens: u32) -> Self {
+        self.max_tokens = Some(max_tokens);
+        self
+    }
+
+    /// A rough token estimate for the tokens-per-minute limit: prompt characters / 4 plus the
+    /// answer budget.
+    pub(crate) fn estimated_tokens(&self) -> u64 {
+        let chars = self.user.len()
+            + self.system.as_ref().map_or(0, String::len)
+            + self
+                .schema
+                .as_ref()
+                .map_or(0, |s| s.schema.to_string().len());
+        (chars as u64).div_ceil(4) + u64::from(self.max_tokens.unwrap_or(512))
+    }
+}
+
+/// Tokens consumed by one call, as reported by the provider (0 when it does not say).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Usage {
+    pub fn total(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
+/// A model's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatResponse {
+    /// The model that answered (`provider:/model` as requested).
+    pub model: ModelUri,
+    /// The answer text; for Anthropic's forced tool call, the tool input serialised as JSON.
+    pub text: String,
+    /// The answer parsed as JSON, if it is JSON (also found inside a fenced block or between
+    /// the first `{` and the last `}`); `None` for prose or malformed JSON.
+    pub json: Option<Value>,
+    pub usage: Usage,
+    /// Time from the first attempt to the answer, including retries and back-off.
+    #[serde(rename = "latency_ms", with = "millis")]
+    pub latency: Duration,
+    /// The provider's stop reason (`stop`, `end_turn`, `tool_use`, `length`, ...), if given.
+    pub stop_reason: Option<String>,
+    /// HTTP attempts made (1 = no retry; 0 = served from the cache).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Served from a [`crate::ResponseCache`].
+    #[serde(default)]
+    pub cached: bool,
+}
+
+impl ChatResponse {
+    /// The parsed JSON answer, or [`LlmError::NotJson`] with the text (truncated).
+    pub fn require_json(&self) -> Result<&Value, LlmError> {
+        self.json.as_ref().ok_or_else(|| LlmError::NotJson {
+            model: self.model.clone(),
+            text: crate::error::truncate(&self.text),
+        })
+    }
+}
+
+/// Finds a JSON answer in model text: the whole text, else the first fenced code block, else
+/// the span from the first `{` to the last `}`. Fragments must be objects or arrays.
+pub fn extract_json(text: &str) -> Option<Value> {
+    let trimmed = text.trim();
+    if let Ok(value) = serde_json::from_str::<Value>(trimmed) {
+        return Some(value);
+    }
+    let structured = |candidate: &str| {
+        serde_json::from_str::<Value>(candidate.trim())
+            .ok()
+            .filter(|v| v.is_object() || v.is_array())
+    };
+    if let Some(start) = trimmed.find("```") {
+        let rest = &trimmed[start + 3..];
+        let body_start = rest.find('\n').map_or(0, |i| i + 1);
+        let body = &rest[body_start..];
+        if let Some(end) = body.find("```") {
+            if let Some(value) = structured(&body[..end]) {
+                return Some(value);
+            }
+        }
+    }
+    let (first, last) = (trimmed.find('{')?, trimmed.rfind('}')?);
+    if first < last {
+        return structured(&trimmed[first..=last]);
+    }
+    None
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
