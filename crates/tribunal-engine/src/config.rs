@@ -62,8 +62,9 @@ impl Default for EvalSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
-    /// SQLite file path or database URL.
-    pub path: String,
+    /// SQLite file path (relative to the config file) or database URL. Unset: the default
+    /// `.tribunal/tribunal.db` in the current directory.
+    pub path: Option<String>,
     /// Save runs at all.
     pub enabled: bool,
 }
@@ -71,7 +72,7 @@ pub struct StoreSettings {
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
-            path: ".tribunal/tribunal.db".into(),
+            path: None,
             enabled: true,
         }
     }

@@ -46,18 +46,19 @@ pub fn build_evaluator(cfg: &Config, extra_policies: &[PathBuf]) -> Result<Arc<E
     Ok(Evaluator::new(judges, policies, cfg.context.clone()))
 }
 
-/// The store location: the command line first, then configuration.
+/// The default store, in the current directory.
+pub const DEFAULT_STORE: &str = ".tribunal/tribunal.db";
+
+/// The store location: the command line first, then configuration (a relative path is
+/// relative to the config file), then `.tribunal/tribunal.db` in the current directory.
 pub fn store_location(cfg: &Config, db: Option<&Path>) -> String {
-    match db {
-        Some(p) => p.display().to_string(),
-        None => {
-            let p = Path::new(&cfg.store.path);
-            if cfg.store.path.contains("://") || p.is_absolute() {
-                cfg.store.path.clone()
-            } else {
-                cfg.base_dir.join(p).display().to_string()
-            }
-        }
+    if let Some(p) = db {
+        return p.display().to_string();
+    }
+    match &cfg.store.path {
+        None => DEFAULT_STORE.to_owned(),
+        Some(path) if path.contains("://") || Path::new(path).is_absolute() => path.clone(),
+        Some(path) => cfg.base_dir.join(path).display().to_string(),
     }
 }
 
