@@ -6,6 +6,7 @@
 
 pub mod detectors;
 pub mod error;
+pub mod llm;
 pub mod metrics;
 pub mod registry;
 pub mod text;

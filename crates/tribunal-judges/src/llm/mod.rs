@@ -1,0 +1,9 @@
+//! The pure half of LLM-as-a-judge: prompts built from a judge's instructions with the
+//! judged trace quoted as data, and verdicts parsed and checked against the judge's declared
+//! output type. Calling a model lives in `tribunal-llm`.
+
+pub mod output;
+pub mod prompt;
+
+pub use output::{parse_verdict, OutputType, Verdict};
+pub use prompt::{JudgePrompt, PromptTemplate, TEMPLATE_VARIABLES};
