@@ -52,6 +52,16 @@ impl Evaluator {
         })
     }
 
+    /// How many traces are worth judging at once: judges that wait on a model want more in
+    /// flight than there are cores.
+    pub fn max_in_flight(&self) -> usize {
+        self.judges
+            .iter()
+            .map(|j| j.max_in_flight())
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn policies(&self) -> &PolicySet {
         &self.policies
     }

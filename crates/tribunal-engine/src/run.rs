@@ -70,6 +70,7 @@ pub fn run_eval(
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
+            .max(evaluator.max_in_flight())
     } else {
         options.jobs
     };

@@ -27,6 +27,12 @@ pub struct JudgeInput<'a> {
 pub trait Judge: Send + Sync {
     /// The instance name (the config table name); feedback names start with it.
     fn name(&self) -> &str;
+    /// How many calls this judge can usefully have in flight (judges that wait on a
+    /// model); 0 for judges that only compute.
+    fn max_in_flight(&self) -> usize {
+        0
+    }
+
     /// Scores one trace. A judge with nothing to say (no expectations to compare with, say)
     /// returns no feedback; a judge that fails returns feedback with `error` set.
     fn judge(&self, input: &JudgeInput<'_>) -> Vec<Feedback>;

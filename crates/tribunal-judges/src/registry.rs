@@ -109,6 +109,12 @@ pub const BUILTINS: &[Builtin] = &[
         default_on: true,
         build: detectors::commands::build,
     },
+    Builtin {
+        kind: "llm",
+        description: "a judge written in plain language, answered by a model",
+        default_on: false,
+        build: crate::llm::judge::build,
+    },
 ];
 
 /// A judge as configured: an instance name, a built-in kind and its parameters.
