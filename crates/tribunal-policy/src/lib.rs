@@ -185,6 +185,8 @@ pub struct PolicySet {
     gates: Vec<(String, String)>,
     /// One rule that gathers every gate's violations, so a decision is one evaluation.
     aggregate: Option<String>,
+    /// Scores the policies read (`input.scores.NAME`), with the first file that reads each.
+    depends_on: Vec<(String, String)>,
     /// The aggregate rule compiled for regorus's virtual machine, when it compiles.
     program: Option<std::sync::Arc<regorus::rvm::program::Program>>,
     data: regorus::Value,
@@ -215,6 +217,7 @@ impl PolicySet {
         engine.set_strict_builtin_errors(false);
         let mut hasher = Sha256::new();
         let mut gates = Vec::new();
+        let mut depends_on: Vec<(String, String)> = Vec::new();
         for s in &sources {
             let package = engine
                 .add_policy(s.path.clone(), s.text.clone())
@@ -228,6 +231,11 @@ impl PolicySet {
             hasher.update([0]);
             if defines_rule(&s.text, "violation") && !gates.iter().any(|(p, _)| p == &package) {
                 gates.push((package, s.path.clone()));
+            }
+            for name in referenced_scores(&s.text) {
+                if !depends_on.iter().any(|(n, _)| n == &name) {
+                    depends_on.push((name, s.path.clone()));
+                }
             }
         }
         // One generated rule gathers every gate's violations as [gate index, violation]: the
@@ -280,6 +288,7 @@ impl PolicySet {
             engine,
             gates,
             aggregate,
+            depends_on,
             program,
             data,
             classes,
@@ -323,6 +332,7 @@ impl PolicySet {
             engine: self.engine.clone(),
             gates: self.gates.clone(),
             aggregate: self.aggregate.clone(),
+            depends_on: self.depends_on.clone(),
             classes: self.classes.clone(),
             fail_mode: self.options.fail_mode,
         }
@@ -350,6 +360,7 @@ pub struct PolicyEvaluator {
     engine: regorus::Engine,
     gates: Vec<(String, String)>,
     aggregate: Option<String>,
+    depends_on: Vec<(String, String)>,
     classes: facts::ToolClasses,
     fail_mode: FailMode,
 }
@@ -370,7 +381,27 @@ impl PolicyEvaluator {
             return Vec::new();
         }
         let input = policy_input(trace, pending, feedback, context, &self.classes);
-        self.evaluate_value(input)
+        let mut out = self.evaluate_value(input);
+        // A model-backed judge that failed leaves the policies that read its score without
+        // an answer: they follow the fail mode instead of deciding on a missing value.
+        for f in feedback {
+            let Some(error) = &f.error else { continue };
+            if f.source.source_type != tribunal_core::SourceType::LlmJudge {
+                continue;
+            }
+            if let Some((_, path)) = self.depends_on.iter().find(|(n, _)| n == &f.name) {
+                out.push(Violation {
+                    rule: "tribunal.judge_error".into(),
+                    severity: self.fail_mode.severity(),
+                    message: format!(
+                        "judge {} failed ({error}); {path} depends on its score; fail mode applies",
+                        f.name
+                    ),
+                    evidence: Vec::new(),
+                });
+            }
+        }
+        out
     }
 
     /// Every violation of every gate for a raw JSON input.
@@ -526,6 +557,27 @@ fn timer(options: &PolicyOptions) -> regorus::utils::limits::ExecutionTimerConfi
         limit: options.timeout,
         check_interval: NonZeroU32::new(1000).expect("non-zero"),
     }
+}
+
+/// Score names a policy reads: `scores.NAME` and `scores["NAME"]`.
+fn referenced_scores(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, _) in text.match_indices("scores") {
+        let rest = &text[i + "scores".len()..];
+        let name: String = if let Some(r) = rest.strip_prefix('.') {
+            r.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        } else if let Some(r) = rest.strip_prefix("[\"") {
+            r.chars().take_while(|c| *c != '"').collect()
+        } else {
+            continue;
+        };
+        if !name.is_empty() && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
 }
 
 /// Does the module text define a rule with this name (at the start of a line)?
@@ -686,5 +738,62 @@ violation contains {"rule": "x", "message": "never"} if {
         let mut a = json!({"x": {"a": 1, "b": 2}, "l": [1]});
         deep_merge(&mut a, json!({"x": {"b": 3}, "l": [2, 3]}));
         assert_eq!(a, json!({"x": {"a": 1, "b": 3}, "l": [2, 3]}));
+    }
+}
+
+#[cfg(test)]
+mod judge_error_tests {
+    use super::*;
+    use tribunal_core::{Feedback, FeedbackSource, SourceType, Trace};
+
+    fn llm_feedback(error: Option<&str>) -> Feedback {
+        Feedback {
+            name: "grounded".into(),
+            value: if error.is_some() {
+                Value::Null
+            } else {
+                Value::String("yes".into())
+            },
+            rationale: None,
+            source: FeedbackSource {
+                source_type: SourceType::LlmJudge,
+                source_id: "openai:/m".into(),
+            },
+            error: error.map(str::to_owned),
+            evidence: vec![],
+            findings: vec![],
+        }
+    }
+
+    #[test]
+    fn a_failed_model_judge_makes_dependent_policies_follow_the_fail_mode() {
+        let policy = PolicySource {
+            path: "g.rego".into(),
+            text: "package g\nimport rego.v1\nviolation contains \"unsupported\" if input.scores.grounded.value == \"no\"\n".into(),
+        };
+        assert_eq!(referenced_scores(&policy.text), vec!["grounded"]);
+        let set = PolicySet::new(vec![policy], &[], PolicyOptions::default()).unwrap();
+        let mut e = set.evaluator();
+        let t = Trace::default();
+        let ctx = Context::default();
+        assert!(e
+            .evaluate_trace(&t, None, &[llm_feedback(None)], &ctx)
+            .is_empty());
+        let v = e.evaluate_trace(&t, None, &[llm_feedback(Some("HTTP 500"))], &ctx);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].rule, "tribunal.judge_error");
+        assert_eq!(v[0].severity, Severity::Block);
+        assert!(v[0].message.contains("HTTP 500") && v[0].message.contains("g.rego"));
+        // A policy that does not read the score is not affected.
+        let other = PolicySource {
+            path: "o.rego".into(),
+            text: "package o\nimport rego.v1\nviolation contains \"x\" if false\n".into(),
+        };
+        let mut e = PolicySet::new(vec![other], &[], PolicyOptions::default())
+            .unwrap()
+            .evaluator();
+        assert!(e
+            .evaluate_trace(&t, None, &[llm_feedback(Some("HTTP 500"))], &ctx)
+            .is_empty());
     }
 }
