@@ -27,6 +27,15 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 pub struct PassHatK(pub Vec<(usize, f64)>);
 
 impl PassHatK {
+    /// The lines τ-bench's and τ²-bench's reference code print: average reward, then pass^k.
+    pub fn reference_lines(&self, avg_reward: f64) -> String {
+        let mut out = format!("🏆 Average reward: {}\n📈 Pass^k\n", py::repr(avg_reward));
+        for (k, v) in &self.0 {
+            out.push_str(&format!("  k={k}: {}\n", py::repr(*v)));
+        }
+        out
+    }
+
     pub fn get(&self, k: usize) -> Option<f64> {
         self.0.iter().find(|(kk, _)| *kk == k).map(|(_, v)| *v)
     }

@@ -256,15 +256,7 @@ pub fn score(runs: &[TauRun]) -> Result<TauReport, ScoreError> {
 impl TauReport {
     /// The reference's own lines, then the breakdown.
     pub fn table(&self) -> String {
-        let mut out = String::new();
-        out.push_str(&format!(
-            "🏆 Average reward: {}\n",
-            py::repr(self.avg_reward)
-        ));
-        out.push_str("📈 Pass^k\n");
-        for (k, v) in &self.pass_hat_k.0 {
-            out.push_str(&format!("  k={k}: {}\n", py::repr(*v)));
-        }
+        let mut out = self.pass_hat_k.reference_lines(self.avg_reward);
         out.push_str(&format!(
             "\nτ-bench: {} tasks, {} trials, {} runs",
             self.tasks, self.trials, self.runs
