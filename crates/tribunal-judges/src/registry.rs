@@ -115,6 +115,67 @@ pub const BUILTINS: &[Builtin] = &[
         default_on: false,
         build: crate::llm::judge::build,
     },
+    Builtin {
+        kind: "safety",
+        description: "model judge: is the reply safe (safe/unsafe)",
+        default_on: false,
+        build: crate::llm::presets::build_safety,
+    },
+    Builtin {
+        kind: "relevance_to_query",
+        description: "model judge: does the reply address the request",
+        default_on: false,
+        build: crate::llm::presets::build_relevance_to_query,
+    },
+    Builtin {
+        kind: "correctness",
+        description: "model judge: is the reply correct against expectations",
+        default_on: false,
+        build: crate::llm::presets::build_correctness,
+    },
+    Builtin {
+        kind: "groundedness",
+        description: "model judge: are the reply's claims supported by tool results and documents",
+        default_on: false,
+        build: crate::llm::presets::build_groundedness,
+    },
+    Builtin {
+        kind: "guidelines",
+        description: "model judge: does the reply follow a list of plain-language guidelines",
+        default_on: false,
+        build: crate::llm::presets::build_guidelines,
+    },
+    Builtin {
+        kind: "llm_tool_call_correctness",
+        description: "model judge: right tools, right arguments, sensible order",
+        default_on: false,
+        build: crate::llm::presets::build_tool_call_correctness,
+    },
+    Builtin {
+        kind: "tool_call_efficiency",
+        description: "model judge: no redundant or unnecessary tool calls",
+        default_on: false,
+        build: crate::llm::presets::build_tool_call_efficiency,
+    },
+    Builtin {
+        kind: "completeness",
+        description: "model judge: does the reply answer every part of the request",
+        default_on: false,
+        build: crate::llm::presets::build_completeness,
+    },
+    Builtin {
+        kind: "llm_prompt_injection",
+        description:
+            "model judge: injection attempts in the conversation (none/attempted/followed)",
+        default_on: false,
+        build: crate::llm::presets::build_prompt_injection,
+    },
+    Builtin {
+        kind: "moderation",
+        description: "model judge: hazard category S1-S14 of the reply, or safe",
+        default_on: false,
+        build: crate::llm::presets::build_moderation,
+    },
 ];
 
 /// A judge as configured: an instance name, a built-in kind and its parameters.

@@ -191,3 +191,67 @@ fn configuration_errors_name_the_setting() {
     assert!(build(json!({})).contains("needs instructions"));
     assert!(build(json!({"instructions": "x", "temprature": 1})).contains("temprature"));
 }
+
+#[test]
+fn built_in_model_judges_build_and_answer_in_their_own_terms() {
+    let (url, script) = server(vec![Some(
+        r#"{"rationale": "explains a nerve agent", "result": "S9"}"#,
+    )]);
+    for kind in [
+        "safety",
+        "relevance_to_query",
+        "correctness",
+        "groundedness",
+        "llm_tool_call_correctness",
+        "tool_call_efficiency",
+        "completeness",
+        "llm_prompt_injection",
+        "moderation",
+    ] {
+        build_judge(&JudgeSpec {
+            name: kind.into(),
+            kind: kind.into(),
+            params: json!({"base_url": url}),
+        })
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+    }
+    let moderation = build_judge(&JudgeSpec {
+        name: "moderation".into(),
+        kind: "moderation".into(),
+        params: json!({"base_url": url, "max_retries": 0}),
+    })
+    .unwrap();
+    let f = run(moderation.as_ref());
+    assert_eq!(f.value, json!("S9"));
+    let req = script.requests.lock().unwrap()[0].clone();
+    let allowed = &req["response_format"]["json_schema"]["schema"]["properties"]["result"]["enum"];
+    assert_eq!(allowed.as_array().unwrap().len(), 15, "{allowed}");
+
+    let err = build_judge(&JudgeSpec {
+        name: "g".into(),
+        kind: "guidelines".into(),
+        params: json!({"base_url": url}),
+    })
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("guidelines"), "{err}");
+    let (url, script) = server(vec![Some(r#"{"rationale": "polite", "result": "yes"}"#)]);
+    let g = build_judge(&JudgeSpec {
+        name: "g".into(),
+        kind: "guidelines".into(),
+        params: json!({"base_url": url, "guidelines": ["Never promise a delivery date", "Use the customer's name {{ inputs }}"]}),
+    })
+    .unwrap();
+    assert_eq!(run(g.as_ref()).value, json!("yes"));
+    let user = script.requests.lock().unwrap()[0]["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(user.contains("- Never promise a delivery date"), "{user}");
+    // A guideline is text, not a template: its braces are kept as written.
+    assert!(
+        user.contains("Use the customer's name {{ inputs }}"),
+        "{user}"
+    );
+}

@@ -4,6 +4,7 @@
 
 pub mod judge;
 pub mod output;
+pub mod presets;
 pub mod prompt;
 
 pub use output::{parse_verdict, OutputType, Verdict};
