@@ -33,6 +33,7 @@ impl Feedback {
             source: FeedbackSource {
                 source_type: SourceType::Code,
                 source_id: judge.to_owned(),
+                version: None,
             },
             error: None,
             evidence: Vec::new(),
@@ -70,6 +71,10 @@ impl Feedback {
 pub struct FeedbackSource {
     pub source_type: SourceType,
     pub source_id: String,
+    /// The version of the judge's definition (a hash of its kind and settings), so results
+    /// can be tied to the judge that produced them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

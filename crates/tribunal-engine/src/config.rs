@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
-use tribunal_judges::{build_judge, Judge, JudgeSpec, BUILTINS};
+use tribunal_judges::{build_versioned, Judge, JudgeSpec, BUILTINS};
 use tribunal_policy::{FailMode, PolicyError, PolicyOptions, PolicySet, PolicySource};
 
 #[derive(Debug, Error)]
@@ -235,7 +235,7 @@ impl Config {
     pub fn build_judges(&self) -> Result<Vec<Box<dyn Judge>>, ConfigError> {
         self.judge_specs()?
             .iter()
-            .map(|s| build_judge(s).map_err(ConfigError::from))
+            .map(|s| build_versioned(s).map_err(ConfigError::from))
             .collect()
     }
 
@@ -339,6 +339,45 @@ mod tests {
         assert!(specs
             .iter()
             .any(|s| s.name == "strict_loops" && s.kind == "repeated_calls"));
+    }
+
+    #[test]
+    fn judges_carry_the_version_of_their_definition() {
+        let a = Config::parse("[judges.repeated_calls]\nignore_tools = []\n", "t.toml").unwrap();
+        let b = Config::parse(
+            "[judges.repeated_calls]\nignore_tools = [\"poll\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let version = |c: &Config| {
+            c.judge_specs()
+                .unwrap()
+                .into_iter()
+                .find(|s| s.name == "repeated_calls")
+                .unwrap()
+                .version()
+        };
+        assert_ne!(version(&a), version(&b));
+        assert_eq!(version(&a), version(&a.clone()));
+        let trace = tribunal_core::Trace {
+            messages: vec![tribunal_core::Message::new(
+                "m0",
+                tribunal_core::Role::User,
+                "hi",
+            )],
+            ..Default::default()
+        };
+        let judges = a.build_judges().unwrap();
+        let input = tribunal_judges::JudgeInput {
+            trace: &trace,
+            pending: None,
+        };
+        let f = judges
+            .iter()
+            .flat_map(|j| j.judge(&input))
+            .find(|f| f.name == "step_count")
+            .unwrap();
+        assert_eq!(f.source.version.as_deref().map(str::len), Some(12));
     }
 
     #[test]

@@ -195,6 +195,54 @@ pub fn valid_kinds() -> String {
         .join(", ")
 }
 
+impl JudgeSpec {
+    /// A short hash of the judge's definition (kind and settings): its version.
+    pub fn version(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.kind.as_bytes());
+        h.update([0]);
+        h.update(self.params.to_string().as_bytes());
+        h.finalize()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// A judge whose feedback carries the version of its definition.
+struct Versioned {
+    inner: Box<dyn Judge>,
+    version: String,
+}
+
+impl Judge for Versioned {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.inner.max_in_flight()
+    }
+
+    fn judge(&self, input: &crate::JudgeInput<'_>) -> Vec<tribunal_core::Feedback> {
+        let mut out = self.inner.judge(input);
+        for f in &mut out {
+            f.source.version = Some(self.version.clone());
+        }
+        out
+    }
+}
+
+/// Builds a judge; its feedback carries the version of its definition.
+pub fn build_versioned(spec: &JudgeSpec) -> Result<Box<dyn Judge>, JudgeConfigError> {
+    let inner = build_judge(spec)?;
+    Ok(Box::new(Versioned {
+        inner,
+        version: spec.version(),
+    }))
+}
+
 pub fn build_judge(spec: &JudgeSpec) -> Result<Box<dyn Judge>, JudgeConfigError> {
     let builtin = BUILTINS
         .iter()

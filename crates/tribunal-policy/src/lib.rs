@@ -758,6 +758,7 @@ mod judge_error_tests {
             source: FeedbackSource {
                 source_type: SourceType::LlmJudge,
                 source_id: "openai:/m".into(),
+                version: None,
             },
             error: error.map(str::to_owned),
             evidence: vec![],

@@ -141,6 +141,7 @@ impl LlmJudge {
             source: FeedbackSource {
                 source_type: SourceType::LlmJudge,
                 source_id: self.model.to_string(),
+                version: None,
             },
             error,
             evidence: Vec::new(),
