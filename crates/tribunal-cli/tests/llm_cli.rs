@@ -18,7 +18,21 @@ async fn chat(Json(body): Json<Value>) -> Json<Value> {
     }))
 }
 
+/// A grader that finds every prediction correct.
+async fn grade(Json(_): Json<Value>) -> Json<Value> {
+    Json(json!({
+        "id": "g", "object": "chat.completion", "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant",
+            "content": "{\"rationale\": \"same facts\", \"result\": \"correct\"}"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    }))
+}
+
 fn server() -> String {
+    serve(Router::new().route("/v1/chat/completions", post(chat)))
+}
+
+fn serve(app: Router) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -28,7 +42,6 @@ fn server() -> String {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
-            let app = Router::new().route("/v1/chat/completions", post(chat));
             axum::serve(listener, app).await.unwrap();
         });
     });
@@ -115,4 +128,38 @@ violation contains {"rule": "grounded.unsupported", "severity": "block", "messag
         (json!("block"), json!("no"))
     );
     assert_eq!(rows[1]["violations"][0]["rule"], "grounded.unsupported");
+}
+
+#[test]
+fn webarena_fuzzy_match_is_graded_by_a_model_when_one_is_given() {
+    let url = serve(Router::new().route("/v1/chat/completions", post(grade)));
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tribunal-bench/tests/data/webarena");
+    let out = Command::new(env!("CARGO_BIN_EXE_tribunal"))
+        .args(["bench", "webarena"])
+        .arg(data.join("results.jsonl"))
+        .arg("--tasks")
+        .arg(data.join("config_files"))
+        .args([
+            "--grader-model",
+            "openai:/gpt-4o-mini",
+            "--grader-base-url",
+            &url,
+            "-f",
+            "json",
+        ])
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The three fuzzy_match tasks are graded now (9 scored without a grader).
+    assert!(v["not_scored"].get("needs_llm_judge").is_none(), "{v}");
+    assert_eq!(v["scored"], 12, "{v}");
+    assert_eq!(v["not_scored"]["needs_live_site"], 2);
 }

@@ -49,6 +49,13 @@ pub struct WebArenaArgs {
     /// The task configs: the config_files/ directory or one JSON array of configs.
     #[arg(long)]
     pub tasks: PathBuf,
+    /// Grade fuzzy_match answers with this model (`provider:/model`, e.g. openai:/gpt-4o-mini);
+    /// without it they are reported as not scored.
+    #[arg(long)]
+    pub grader_model: Option<String>,
+    /// Base URL of the grader's server (an OpenAI-compatible one, for instance).
+    #[arg(long)]
+    pub grader_base_url: Option<String>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -86,9 +93,16 @@ pub fn run(cmd: BenchCommand) -> Result<u8> {
             check_format(&a.output)?;
             let tasks = webarena::load_tasks(&a.tasks)?;
             let results = webarena::load_results(&a.results)?;
-            // No LLM judges exist yet: fuzzy_match tasks are reported as not scored.
-            let report =
-                webarena::score(&tasks, &results, None).map_err(|e| score_error(&a.results, e))?;
+            let grader = match &a.grader_model {
+                Some(model) => Some(ModelGrader::new(model, a.grader_base_url.as_deref())?),
+                None => None,
+            };
+            let report = webarena::score(
+                &tasks,
+                &results,
+                grader.as_ref().map(|g| g as &dyn webarena::LlmGrader),
+            )
+            .map_err(|e| score_error(&a.results, e))?;
             print(&a.output, &report, || report.table())
         }
     }
@@ -116,4 +130,67 @@ fn print(o: &OutputArgs, report: &impl Serialize, table: impl FnOnce() -> String
         print!("{}", table());
     }
     Ok(0)
+}
+
+/// WebArena's fuzzy_match graded by a model: the prediction is quoted as untrusted data and
+/// the answer must be one of correct / partially_correct / incorrect.
+struct ModelGrader {
+    client: tribunal_llm::LlmClient,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl ModelGrader {
+    fn new(model: &str, base_url: Option<&str>) -> Result<ModelGrader> {
+        let uri = tribunal_llm::ModelUri::parse(model)
+            .map_err(|e| anyhow::anyhow!("--grader-model: {e}"))?;
+        let mut config = tribunal_llm::ClientConfig::new(uri);
+        if let Some(url) = base_url {
+            config = config.with_base_url(url.to_owned());
+        }
+        let client = tribunal_llm::LlmClient::new(config)
+            .map_err(|e| anyhow::anyhow!("--grader-model: {e}"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(ModelGrader { client, runtime })
+    }
+}
+
+impl webarena::LlmGrader for ModelGrader {
+    fn grade(
+        &self,
+        question: &str,
+        reference: &str,
+        prediction: &str,
+    ) -> std::result::Result<webarena::Grade, tribunal_bench::GraderError> {
+        use tribunal_judges::llm::{output::OutputType, prompt::quote};
+        let ty = OutputType::OneOf(vec![
+            "correct".into(),
+            "partially_correct".into(),
+            "incorrect".into(),
+        ]);
+        let user = format!(
+            "Grade the predicted answer to the question against the reference answer. \
+             `correct`: it states the same facts as the reference (wording may differ); \
+             `partially_correct`: some but not all; `incorrect`: otherwise.\n\n{}\n\n{}\n\n{}",
+            quote("question", question, 4000),
+            quote("reference", reference, 4000),
+            quote("prediction", prediction, 4000),
+        );
+        let request = tribunal_llm::ChatRequest::new(user)
+            .with_system(tribunal_judges::llm::prompt::SYSTEM_PROMPT)
+            .with_schema(tribunal_llm::ResponseSchema::new("grade", ty.schema()))
+            .with_temperature(0.0);
+        let answer = self
+            .runtime
+            .block_on(self.client.chat(&request))
+            .map_err(|e| tribunal_bench::GraderError(e.to_string()))?;
+        let verdict = tribunal_judges::llm::parse_verdict(&answer.text, &ty)
+            .map_err(tribunal_bench::GraderError)?;
+        Ok(match verdict.result.as_str() {
+            Some("correct") => webarena::Grade::Correct,
+            Some("partially_correct") => webarena::Grade::PartiallyCorrect,
+            _ => webarena::Grade::Incorrect,
+        })
+    }
 }
