@@ -177,27 +177,11 @@ pub fn element_lines(text: &str) -> ElementLines {
     out
 }
 
-/// The `.json` / `.jsonl` / `.ndjson` files directly in a directory and below it, sorted.
+/// The `.json` / `.jsonl` / `.ndjson` files in a directory and below it, sorted (the same
+/// walk `tribunal eval` does).
 pub fn json_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let mut out = Vec::new();
-    walk(dir, &mut out).map_err(|e| LoadError::io(dir.display().to_string(), e))?;
-    out.sort();
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("json" | "jsonl" | "ndjson")
-        ) {
-            out.push(path);
-        }
-    }
-    Ok(())
+    tribunal_formats::reader::json_files(dir)
+        .map_err(|e| LoadError::io(dir.display().to_string(), e))
 }
 
 /// Where a value sits: the file, the line its item starts on, and its JSON path.

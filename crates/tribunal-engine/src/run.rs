@@ -65,7 +65,8 @@ pub fn run_eval(
     options: &RunOptions,
     mut sink: impl FnMut(Event),
 ) -> Result<Summary, ReadError> {
-    tribunal_formats::reader::expand_paths(paths)?;
+    // Directories are walked once, here; a missing path fails before any work starts.
+    let paths = tribunal_formats::reader::expand_paths(paths)?;
     let jobs = if options.jobs == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -86,7 +87,6 @@ pub fn run_eval(
     let format = options.format;
     let mut summary = Summary::default();
     std::thread::scope(|scope| {
-        let paths = paths.to_vec();
         let reader = scope.spawn(move || {
             let mut seq = 0u64;
             read_paths(&paths, |item| {

@@ -80,10 +80,7 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
         if p.as_os_str() == "-" {
             out.push(p.clone());
         } else if p.is_dir() {
-            let mut found = Vec::new();
-            walk(p, &mut found).map_err(|e| io_error(p, e))?;
-            found.sort();
-            out.extend(found);
+            out.extend(json_files(p).map_err(|e| io_error(p, e))?);
         } else if p.exists() {
             out.push(p.clone());
         } else {
@@ -95,6 +92,14 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
             });
         }
     }
+    Ok(out)
+}
+
+/// The `.json`, `.jsonl` and `.ndjson` files in a directory and below it, in name order.
+pub fn json_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    walk(dir, &mut out)?;
+    out.sort();
     Ok(out)
 }
 
