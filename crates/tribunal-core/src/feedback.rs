@@ -22,6 +22,9 @@ pub struct Feedback {
     /// Individual detections behind the value (detectors only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// What the model calls behind the value consumed (model judges only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<ModelUsage>,
 }
 
 impl Feedback {
@@ -38,6 +41,7 @@ impl Feedback {
             error: None,
             evidence: Vec::new(),
             findings: Vec::new(),
+            usage: None,
         }
     }
 
@@ -65,6 +69,20 @@ impl Feedback {
             _ => None,
         }
     }
+}
+
+/// The model calls one model judge made for one piece of feedback. Tokens count only the
+/// calls the provider answered: an answer served from the response cache costs nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelUsage {
+    /// `provider:/model`.
+    pub model: String,
+    /// Model calls made (a repair retry is a second call), cached answers included.
+    pub calls: u32,
+    /// Of those, the calls answered from the response cache.
+    pub cached_calls: u32,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ pub mod pending;
 pub mod trace;
 pub mod verdict;
 
-pub use feedback::{Feedback, FeedbackSource, Finding, Location, SourceType};
+pub use feedback::{Feedback, FeedbackSource, Finding, Location, ModelUsage, SourceType};
 pub use pending::Pending;
 pub use trace::{
     Assessment, Message, Provenance, Role, Span, SpanKind, SpanStatus, TokenUsage, ToolCall,

@@ -4,6 +4,7 @@
 //! Adding a judge means one file in `metrics/` or `detectors/` and one line in
 //! [`registry::BUILTINS`].
 
+pub mod agent;
 pub mod detectors;
 pub mod error;
 pub mod llm;
@@ -31,6 +32,15 @@ pub trait Judge: Send + Sync {
     /// model); 0 for judges that only compute.
     fn max_in_flight(&self) -> usize {
         0
+    }
+
+    /// Gives a judge that calls a model the cache to remember its answers in, so a repeated
+    /// call is answered without the provider. Judges that call no model ignore it.
+    fn set_response_cache(
+        &mut self,
+        _cache: std::sync::Arc<dyn tribunal_llm::ResponseCache>,
+    ) -> Result<(), JudgeConfigError> {
+        Ok(())
     }
 
     /// Scores one trace. A judge with nothing to say (no expectations to compare with, say)

@@ -86,6 +86,36 @@ pub const BUILTINS: &[Builtin] = &[
         build: metrics::loops::build,
     },
     Builtin {
+        kind: "tool_call_precision",
+        description: "share of tool calls that match the reference trajectory",
+        default_on: false,
+        build: metrics::trajectory::build_precision,
+    },
+    Builtin {
+        kind: "tool_call_recall",
+        description: "share of the reference trajectory's calls that were made",
+        default_on: false,
+        build: metrics::trajectory::build_recall,
+    },
+    Builtin {
+        kind: "redundant_calls",
+        description: "calls repeating an earlier successful call",
+        default_on: false,
+        build: metrics::trajectory::build_redundant,
+    },
+    Builtin {
+        kind: "unrecovered_errors",
+        description: "failed calls and steps never followed by a success",
+        default_on: false,
+        build: metrics::trajectory::build_unrecovered,
+    },
+    Builtin {
+        kind: "steps_to_completion",
+        description: "agent steps up to the final answer",
+        default_on: false,
+        build: metrics::trajectory::build_steps,
+    },
+    Builtin {
         kind: "secrets",
         description: "API keys, private keys, JWTs, high-entropy tokens",
         default_on: true,
@@ -111,9 +141,27 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         kind: "llm",
-        description: "a judge written in plain language, answered by a model",
+        description: "a judge written in plain language, answered by a model (an agent judge when its instructions use {{ trace }})",
         default_on: false,
-        build: crate::llm::judge::build,
+        build: crate::agent::judge::build_llm,
+    },
+    Builtin {
+        kind: "agent",
+        description: "agent judge: investigates the trace with read-only tools, then gives a verdict citing span ids",
+        default_on: false,
+        build: crate::agent::judge::build,
+    },
+    Builtin {
+        kind: "requirements",
+        description: "agent judge: each requirement investigated separately, aggregated as share or all met",
+        default_on: false,
+        build: crate::agent::judge::build_requirements,
+    },
+    Builtin {
+        kind: "failure_attribution",
+        description: "agent judge: the step and agent responsible for a failed run's decisive error",
+        default_on: false,
+        build: crate::agent::judge::build_attribution,
     },
     Builtin {
         kind: "safety",
@@ -223,6 +271,13 @@ impl Judge for Versioned {
 
     fn max_in_flight(&self) -> usize {
         self.inner.max_in_flight()
+    }
+
+    fn set_response_cache(
+        &mut self,
+        cache: std::sync::Arc<dyn tribunal_llm::ResponseCache>,
+    ) -> Result<(), JudgeConfigError> {
+        self.inner.set_response_cache(cache)
     }
 
     fn judge(&self, input: &crate::JudgeInput<'_>) -> Vec<tribunal_core::Feedback> {

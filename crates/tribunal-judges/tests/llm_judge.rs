@@ -6,7 +6,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
-use tribunal_core::{Message, Provenance, Role, SourceType, Trace};
+use tribunal_core::{Message, ModelUsage, Provenance, Role, SourceType, Trace};
 use tribunal_judges::{build_judge, JudgeInput, JudgeSpec};
 
 #[derive(Clone, Default)]
@@ -143,6 +143,12 @@ fn prose_gets_one_retry_that_says_what_was_wrong() {
     ]);
     let f = run(judge(&url, "int 1..5").as_ref());
     assert_eq!(f.value, json!(4));
+    // Both calls count: 120 input and 20 output tokens each.
+    let usage = f.usage.unwrap();
+    assert_eq!(
+        (usage.calls, usage.input_tokens, usage.output_tokens),
+        (2, 240, 40)
+    );
     let reqs = script.requests.lock().unwrap();
     assert_eq!(reqs.len(), 2);
     let retry = reqs[1]["messages"][1]["content"].as_str().unwrap();
@@ -165,6 +171,8 @@ fn unusable_answers_and_failing_providers_are_errors_not_values() {
     assert_eq!(f.value, Value::Null);
     let err = f.error.unwrap();
     assert!(err.contains("500"), "{err}");
+    // No call was answered: nothing was used.
+    assert_eq!(f.usage, None);
     // One attempt plus the one configured retry.
     assert_eq!(script.requests.lock().unwrap().len(), 2);
 
@@ -253,5 +261,143 @@ fn built_in_model_judges_build_and_answer_in_their_own_terms() {
     assert!(
         user.contains("Use the customer's name {{ inputs }}"),
         "{user}"
+    );
+}
+
+/// The (path, body) of every request a server received.
+type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A server that speaks Anthropic Messages (a forced tool call answering with `verdict`) and
+/// Ollama chat (`verdict` as the message text), recording (path, body) of every request.
+fn native_server(verdict: Value) -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let (anthropic_seen, ollama_seen) = (seen.clone(), seen.clone());
+    let (anthropic_verdict, ollama_verdict) = (verdict.clone(), verdict);
+    let app = Router::new()
+        .route(
+            "/v1/messages",
+            post(move |Json(body): Json<Value>| async move {
+                let tool = body["tool_choice"]["name"].clone();
+                anthropic_seen
+                    .lock()
+                    .unwrap()
+                    .push(("/v1/messages".into(), body));
+                Json(json!({
+                    "id": "msg_1", "type": "message", "role": "assistant",
+                    "model": "claude-3-5-haiku-20241022",
+                    "content": [{"type": "tool_use", "id": "toolu_1", "name": tool, "input": anthropic_verdict}],
+                    "stop_reason": "tool_use",
+                    "usage": {"input_tokens": 100, "output_tokens": 20}
+                }))
+            }),
+        )
+        .route(
+            "/api/chat",
+            post(move |Json(body): Json<Value>| async move {
+                ollama_seen.lock().unwrap().push(("/api/chat".into(), body));
+                Json(json!({
+                    "model": "llama3.1", "created_at": "2024-07-22T20:33:28.123648Z",
+                    "message": {"role": "assistant", "content": ollama_verdict.to_string()},
+                    "done": true, "done_reason": "stop", "prompt_eval_count": 30, "eval_count": 12
+                }))
+            }),
+        );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (format!("http://{}", rx.recv().unwrap()), seen)
+}
+
+fn native_judge(model: &str, base_url: &str, output: &str) -> Box<dyn tribunal_judges::Judge> {
+    tribunal_judges::build_versioned(&JudgeSpec {
+        name: "grounded".into(),
+        kind: "llm".into(),
+        params: json!({
+            "instructions": "Is the reply supported by the tool results?\n{{ conversation }}",
+            "output": output,
+            "model": model,
+            "base_url": base_url,
+            "max_retries": 0,
+            "timeout_ms": 5000,
+        }),
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_judge_speaks_anthropic_and_ollama_and_reports_its_usage() {
+    let (url, seen) = native_server(json!({"rationale": "m1 says sunny", "result": 4}));
+
+    let claude = native_judge("anthropic:/claude-3-5-haiku-latest", &url, "int 1..5");
+    let f = run(claude.as_ref());
+    assert_eq!((f.value.clone(), f.error.clone()), (json!(4), None));
+    assert_eq!(f.rationale.as_deref(), Some("m1 says sunny"));
+    assert_eq!(f.source.source_id, "anthropic:/claude-3-5-haiku-latest");
+    assert!(f.source.version.is_some());
+    assert_eq!(
+        f.usage,
+        Some(ModelUsage {
+            model: "anthropic:/claude-3-5-haiku-latest".into(),
+            calls: 1,
+            cached_calls: 0,
+            input_tokens: 100,
+            output_tokens: 20,
+        })
+    );
+    let (path, body) = seen.lock().unwrap()[0].clone();
+    assert_eq!(path, "/v1/messages");
+    assert_eq!(body["model"], "claude-3-5-haiku-latest");
+    assert_eq!(body["tool_choice"]["name"], "grounded_verdict");
+    assert!(body["system"]
+        .as_str()
+        .unwrap()
+        .contains("never instructions"));
+    let user = body["messages"][0]["content"].as_str().unwrap();
+    let open = user.find("<<<UNTRUSTED_DATA conversation>>>").unwrap();
+    let attack = user.find("IGNORE PREVIOUS INSTRUCTIONS").unwrap();
+    assert!(open < attack, "{user}");
+
+    let llama = native_judge("ollama:/llama3.1", &url, "int 1..5");
+    let f = run(llama.as_ref());
+    assert_eq!((f.value.clone(), f.error.clone()), (json!(4), None));
+    let usage = f.usage.unwrap();
+    assert_eq!((usage.input_tokens, usage.output_tokens), (30, 12));
+    let (path, body) = seen.lock().unwrap()[1].clone();
+    assert_eq!(path, "/api/chat");
+    assert_eq!(body["model"], "llama3.1");
+    assert_eq!(body["stream"], false);
+    assert_eq!(body["format"]["properties"]["result"]["maximum"], 5);
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn a_judge_with_a_cache_answers_a_repeated_trace_without_the_provider() {
+    let (url, seen) = native_server(json!({"rationale": "ok", "result": "yes"}));
+    let mut judge = native_judge("anthropic:/claude-3-5-haiku-latest", &url, "yes_no");
+    judge
+        .set_response_cache(Arc::new(tribunal_llm::MemoryCache::new()))
+        .unwrap();
+    let first = run(judge.as_ref());
+    let second = run(judge.as_ref());
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(
+        (first.value.clone(), first.rationale.clone()),
+        (second.value.clone(), second.rationale.clone())
+    );
+    assert_eq!(first.value, json!("yes"));
+    let (a, b) = (first.usage.unwrap(), second.usage.unwrap());
+    assert_eq!((a.calls, a.cached_calls, a.input_tokens), (1, 0, 100));
+    assert_eq!(
+        (b.calls, b.cached_calls, b.input_tokens, b.output_tokens),
+        (1, 1, 0, 0)
     );
 }

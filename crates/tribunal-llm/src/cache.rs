@@ -51,9 +51,10 @@ pub trait ResponseCache: Send + Sync {
 }
 
 /// The cache key of `request` sent to `model`: SHA-256 over a versioned, canonical JSON
-/// document holding the model URI, temperature, max tokens, schema and both prompts.
+/// document holding the model URI, temperature, max tokens, schema, both prompts and, for a
+/// tool loop, the later turns and the tools.
 pub fn cache_key(model: &ModelUri, request: &ChatRequest) -> CacheKey {
-    let document = serde_json::json!({
+    let mut document = serde_json::json!({
         "v": "tribunal-llm/1",
         "model": model.to_string(),
         "temperature": request.temperature,
@@ -64,6 +65,13 @@ pub fn cache_key(model: &ModelUri, request: &ChatRequest) -> CacheKey {
         "system": request.system,
         "user": request.user,
     });
+    // Single-prompt requests keep the keys they always had.
+    if !request.turns.is_empty() {
+        document["turns"] = serde_json::to_value(&request.turns).unwrap_or_default();
+    }
+    if !request.tools.is_empty() {
+        document["tools"] = serde_json::to_value(&request.tools).unwrap_or_default();
+    }
     let mut canonical = String::new();
     write_canonical(&document, &mut canonical);
     let digest = Sha256::digest(canonical.as_bytes());

@@ -7,7 +7,7 @@ use crate::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 use crate::cache::{cache_key, ResponseCache};
 use crate::error::{truncate, LlmError};
 use crate::limit::{RateLimiter, RateLimits};
-use crate::providers::{self, normalize_host, Decoded, Target, Wire};
+use crate::providers::{self, normalize_host, Decoded, Expect, Target, Wire};
 use crate::retry::{parse_retry_after, Jitter, RetryPolicy};
 use crate::secret::ApiKey;
 use crate::types::{extract_json, ChatRequest, ChatResponse};
@@ -218,7 +218,9 @@ impl LlmClient {
     }
 
     /// Sends `request`, retrying as the policy allows. A prose or malformed answer is not an
-    /// error here: `json` is `None` (see [`ChatResponse::require_json`]).
+    /// error here: `json` is `None` (see [`ChatResponse::require_json`]). With tools, each
+    /// call is one turn of the caller's loop: the model's calls are in `tool_calls`, and the
+    /// caller sends them back with their results in the next request's `turns`.
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let key = self.cache.as_ref().map(|_| cache_key(&self.model, request));
         if let (Some(cache), Some(key)) = (&self.cache, &key) {
@@ -238,7 +240,10 @@ impl LlmClient {
             setting: "request",
             reason,
         })?;
-        let schema_name = request.schema.as_ref().map(|s| s.name.as_str());
+        let expect = Expect {
+            schema_name: request.schema.as_ref().map(|s| s.name.as_str()),
+            tools: !request.tools.is_empty(),
+        };
         let estimate = request.estimated_tokens();
         let started = Instant::now();
         let mut attempts = 0u32;
@@ -254,7 +259,7 @@ impl LlmClient {
                 })?;
             let outcome = {
                 let _slot = self.limiter.acquire(estimate).await;
-                self.attempt(&wire, schema_name).await
+                self.attempt(&wire, expect).await
             };
             let failure = match outcome {
                 Ok(decoded) => {
@@ -268,6 +273,7 @@ impl LlmClient {
                         usage: decoded.usage,
                         latency: started.elapsed(),
                         stop_reason: decoded.stop_reason,
+                        tool_calls: decoded.tool_calls,
                         attempts,
                         cached: false,
                     };
@@ -300,7 +306,7 @@ impl LlmClient {
         }
     }
 
-    async fn attempt(&self, wire: &Wire, schema_name: Option<&str>) -> Result<Decoded, Failure> {
+    async fn attempt(&self, wire: &Wire, expect: Expect<'_>) -> Result<Decoded, Failure> {
         let mut builder = self.http.post(&wire.url).json(&wire.body);
         for (name, value) in &wire.headers {
             builder = builder.header(name.clone(), value.clone());
@@ -326,11 +332,9 @@ impl LlmClient {
                 retry_after,
             });
         }
-        providers::decode(self.model.provider(), &body, schema_name).map_err(|reason| {
-            Failure::Decode {
-                reason,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            }
+        providers::decode(self.model.provider(), &body, expect).map_err(|reason| Failure::Decode {
+            reason,
+            body: String::from_utf8_lossy(&body).into_owned(),
         })
     }
 

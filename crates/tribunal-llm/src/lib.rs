@@ -3,7 +3,8 @@
 //!
 //! A judge names its model as a [`ModelUri`] (`openai:/gpt-4o-mini`,
 //! `anthropic:/claude-3-5-haiku-latest`, `ollama:/llama3.1`), builds a [`ChatRequest`] (system
-//! and user prompts, a JSON schema for the answer, temperature, max tokens) and sends it through
+//! and user prompts, a JSON schema for the answer, temperature, max tokens; for a tool loop, the
+//! later turns and the tools the model may call) and sends it through
 //! an [`LlmClient`], which adds the resilience every judge needs: bounded concurrency,
 //! requests- and tokens-per-minute limits, a per-attempt timeout, retries with exponential
 //! backoff and full jitter that honour `Retry-After`, and a circuit breaker. Answers can be
@@ -31,5 +32,8 @@ pub use error::LlmError;
 pub use limit::{RateLimiter, RateLimits};
 pub use retry::{parse_retry_after, RetryPolicy};
 pub use secret::ApiKey;
-pub use types::{extract_json, ChatRequest, ChatResponse, ResponseSchema, Usage};
+pub use types::{
+    extract_json, ChatRequest, ChatResponse, ChatTurn, ModelToolCall, ResponseSchema, ToolSpec,
+    Usage,
+};
 pub use uri::{default_model, default_model_from, ModelUri, Provider, DEFAULT_MODEL, MODEL_ENV};

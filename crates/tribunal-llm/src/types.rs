@@ -33,11 +33,88 @@ impl ResponseSchema {
     }
 }
 
-/// One chat completion: an optional system prompt, one user prompt, an optional answer schema.
+/// A tool the model may call: a name (`^[a-zA-Z0-9_-]{1,64}$`), what it does, and the JSON
+/// schema of its arguments (an object schema).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub parameters: Value,
+}
+
+impl ToolSpec {
+    pub fn new(name: impl Into<String>, description: impl Into<String>, parameters: Value) -> Self {
+        ToolSpec {
+            name: name.into(),
+            description: description.into(),
+            parameters,
+        }
+    }
+}
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelToolCall {
+    /// The provider's call id (Ollama gives none: `call_<n>` in answer order).
+    pub id: String,
+    pub name: String,
+    /// The arguments as sent. When the model's argument text is not JSON, this is that text
+    /// as a string, so the caller can tell the model what was wrong.
+    pub arguments: Value,
+}
+
+/// A turn after the first user prompt: what the model said (text and tool calls), what a
+/// tool answered, or more from the user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum ChatTurn {
+    Assistant {
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        text: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ModelToolCall>,
+    },
+    Tool {
+        call_id: String,
+        /// The tool's name (Ollama pairs results by name, not id).
+        name: String,
+        content: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
+    },
+    User {
+        text: String,
+    },
+}
+
+impl ChatTurn {
+    fn chars(&self) -> usize {
+        match self {
+            ChatTurn::Assistant { text, tool_calls } => {
+                text.len()
+                    + tool_calls
+                        .iter()
+                        .map(|c| c.name.len() + c.arguments.to_string().len() + c.id.len())
+                        .sum::<usize>()
+            }
+            ChatTurn::Tool { content, name, .. } => content.len() + name.len(),
+            ChatTurn::User { text } => text.len(),
+        }
+    }
+}
+
+/// One chat completion: an optional system prompt, one user prompt, then any further turns
+/// (a tool loop), the tools the model may call, and an optional answer schema.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     pub system: Option<String>,
     pub user: String,
+    /// The conversation after `user`, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<ChatTurn>,
+    /// Tools offered to the model; it chooses whether to call them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
     pub schema: Option<ResponseSchema>,
     pub temperature: Option<f64>,
     /// Upper bound on answer tokens. Anthropic requires one; 1024 is sent when unset.
@@ -49,6 +126,8 @@ impl ChatRequest {
         ChatRequest {
             system: None,
             user: user.into(),
+            turns: Vec::new(),
+            tools: Vec::new(),
             schema: None,
             temperature: None,
             max_tokens: None,
@@ -75,16 +154,31 @@ impl ChatRequest {
         self
     }
 
-    /// A rough token estimate for the tokens-per-minute limit: prompt characters / 4 plus the
-    /// answer budget.
-    pub(crate) fn estimated_tokens(&self) -> u64 {
-        let chars = self.user.len()
+    pub fn with_tools(mut self, tools: Vec<ToolSpec>) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    /// Characters of prompt text: system, user, later turns, tool definitions and schema.
+    pub fn prompt_chars(&self) -> usize {
+        self.user.len()
             + self.system.as_ref().map_or(0, String::len)
+            + self.turns.iter().map(ChatTurn::chars).sum::<usize>()
+            + self
+                .tools
+                .iter()
+                .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
+                .sum::<usize>()
             + self
                 .schema
                 .as_ref()
-                .map_or(0, |s| s.schema.to_string().len());
-        (chars as u64).div_ceil(4) + u64::from(self.max_tokens.unwrap_or(512))
+                .map_or(0, |s| s.schema.to_string().len())
+    }
+
+    /// A rough token estimate for the tokens-per-minute limit: prompt characters / 4 plus the
+    /// answer budget.
+    pub fn estimated_tokens(&self) -> u64 {
+        (self.prompt_chars() as u64).div_ceil(4) + u64::from(self.max_tokens.unwrap_or(512))
     }
 }
 
@@ -117,6 +211,9 @@ pub struct ChatResponse {
     pub latency: Duration,
     /// The provider's stop reason (`stop`, `end_turn`, `tool_use`, `length`, ...), if given.
     pub stop_reason: Option<String>,
+    /// Calls to the request's tools, in the order the model made them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ModelToolCall>,
     /// HTTP attempts made (1 = no retry; 0 = served from the cache).
     #[serde(default)]
     pub attempts: u32,

@@ -6,8 +6,8 @@
 //! - a scanner (`SecretScanner`, `PiiScanner`, `InjectionScanner`, `CommandScanner`) built
 //!   once from typed settings, whose `scan(text, &mut hits)` works on any string without a
 //!   trace — the gate server and the benchmarks call it directly;
-//! - a [`Judge`] (`build(name, params)`) that walks a trace with [`for_each_text`], keeps the
-//!   pieces its scope selects, and returns exactly one [`Feedback`]: the value is the highest
+//! - a [`Judge`] (`build(name, params)`) that walks the pieces of a trace its scope selects
+//!   (in the order of [`crate::text::for_each_text`]), and returns exactly one [`Feedback`]: the value is the highest
 //!   finding score (for `prompt_injection`, the highest per-text combined score), the
 //!   rationale counts findings per kind, the evidence lists the location ids in order and the
 //!   findings carry their [`Location`] and a safe excerpt.
@@ -22,14 +22,14 @@ pub mod rules;
 pub mod secrets;
 
 use crate::error::JudgeConfigError;
-use crate::text::for_each_text;
+use crate::text::string_leaves;
 use crate::{Judge, JudgeInput};
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use serde::Deserialize;
 use std::sync::Arc;
-use tribunal_core::{Feedback, Finding, Location};
+use tribunal_core::{Feedback, Finding, Location, Pending, Provenance, ToolCall, Trace};
 
 pub use rules::{On, RuleSpec};
 
@@ -134,14 +134,97 @@ impl Scope {
         })
     }
 
-    fn accepts(&self, loc: &Location) -> bool {
-        self.provenances.contains(&loc.provenance)
-            && self.fields.contains(&loc.field)
-            && match (&self.tools, &loc.tool) {
+    fn accepts(&self, provenance: &str, field: &str, tool: Option<&str>) -> bool {
+        self.provenances.iter().any(|p| p == provenance)
+            && self.fields.iter().any(|f| f == field)
+            && match (&self.tools, tool) {
                 (None, _) => true,
                 (Some(tools), Some(t)) => tools.iter().any(|x| x == t),
                 (Some(_), None) => false,
             }
+    }
+}
+
+/// One piece of text in scope, borrowed from the trace: the [`Location`] of a finding is
+/// only built when there is a finding.
+pub(crate) struct Piece<'a> {
+    pub text: &'a str,
+    id: &'a str,
+    field: &'static str,
+    call: Option<&'a ToolCall>,
+    provenance: &'static str,
+}
+
+impl Piece<'_> {
+    pub(crate) fn location(&self, start: usize, end: usize) -> Location {
+        Location {
+            id: self.id.to_owned(),
+            field: self.field.to_owned(),
+            tool_call_id: self.call.map(|c| c.id.clone()),
+            tool: self.call.map(|c| c.name.clone()),
+            provenance: self.provenance.to_owned(),
+            start,
+            end,
+        }
+    }
+}
+
+/// Calls `f` for every text of the trace and the pending step that `scope` reads, in the
+/// order of [`crate::text::for_each_text`]: message contents and the strings inside
+/// tool-call arguments.
+pub(crate) fn for_each_scoped_text<'a>(
+    trace: &'a Trace,
+    pending: Option<&'a Pending>,
+    scope: &Scope,
+    mut f: impl FnMut(&Piece<'_>),
+) {
+    for m in &trace.messages {
+        let provenance = m.provenance.label();
+        pieces(&m.id, provenance, &m.content, &m.tool_calls, scope, &mut f);
+    }
+    if let Some(p) = pending {
+        // The pending step reads as the agent's next turn.
+        let provenance = Provenance::Assistant.label();
+        pieces(
+            Pending::ID,
+            provenance,
+            &p.content,
+            &p.tool_calls,
+            scope,
+            &mut f,
+        );
+    }
+}
+
+fn pieces<'a>(
+    id: &'a str,
+    provenance: &'static str,
+    content: &'a str,
+    calls: &'a [ToolCall],
+    scope: &Scope,
+    f: &mut impl FnMut(&Piece<'_>),
+) {
+    if !content.is_empty() && scope.accepts(provenance, "content", None) {
+        f(&Piece {
+            text: content,
+            id,
+            field: "content",
+            call: None,
+            provenance,
+        });
+    }
+    for c in calls {
+        if scope.accepts(provenance, "arguments", Some(&c.name)) {
+            string_leaves(&c.arguments, &mut |t| {
+                f(&Piece {
+                    text: t,
+                    id,
+                    field: "arguments",
+                    call: Some(c),
+                    provenance,
+                })
+            });
+        }
     }
 }
 
@@ -197,10 +280,7 @@ impl<S: Scanner> Judge for DetectorJudge<S> {
         let mut best = 0.0f64;
         let mut scanned = 0usize;
         let mut hits: Vec<Hit> = Vec::new();
-        for_each_text(input.trace, input.pending, |t| {
-            if !self.scope.accepts(&t.location) {
-                return;
-            }
+        for_each_scoped_text(input.trace, input.pending, &self.scope, |t| {
             scanned += 1;
             hits.clear();
             self.scanner.scan_text(t.text, &mut hits);
@@ -216,11 +296,7 @@ impl<S: Scanner> Judge for DetectorJudge<S> {
                 findings.push(Finding {
                     kind: h.kind.to_string(),
                     score: h.score,
-                    location: Location {
-                        start: h.start,
-                        end: h.end,
-                        ..t.location.clone()
-                    },
+                    location: t.location(h.start, h.end),
                     excerpt: (self.excerpt)(t.text, h.start, h.end),
                 });
             }

@@ -3,7 +3,11 @@
 //! `{result, rationale}`, and the answer is checked against the declared output type. A
 //! broken answer gets one retry that says what was wrong; a judge that still cannot answer
 //! (or whose provider fails) yields feedback with its error, never a made-up value.
+//!
+//! Every feedback carries the usage of the calls behind it: tokens of the calls the provider
+//! answered, and how many answers came from the response cache (which cost nothing).
 
+use super::model::{ClientSettings, ModelHandle};
 use super::output::{parse_verdict, OutputType};
 use super::prompt::PromptTemplate;
 use crate::error::JudgeConfigError;
@@ -12,11 +16,8 @@ use crate::{Judge, JudgeInput};
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Duration;
-use tribunal_core::{Feedback, FeedbackSource, SourceType};
-use tribunal_llm::{
-    ChatRequest, ClientConfig, LlmClient, ModelUri, RateLimits, ResponseSchema, RetryPolicy,
-};
+use tribunal_core::{Feedback, FeedbackSource, ModelUsage, SourceType};
+use tribunal_llm::{ChatRequest, ChatResponse, ResponseCache, ResponseSchema};
 
 /// Settings of an `llm` judge (`[judges.NAME]` with `kind = "llm"`).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -51,12 +52,9 @@ pub struct LlmJudge {
     name: String,
     template: PromptTemplate,
     output: OutputType,
-    model: ModelUri,
-    client: Arc<LlmClient>,
-    runtime: Arc<tokio::runtime::Runtime>,
+    model: ModelHandle,
     temperature: f64,
     max_tokens: Option<u32>,
-    concurrency: usize,
 }
 
 pub fn build(name: &str, v: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> {
@@ -70,83 +68,74 @@ pub fn build(name: &str, v: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> 
     let template = PromptTemplate::new(name, &s.instructions, s.max_chars.unwrap_or(20_000))?;
     let output = OutputType::parse(s.output.as_deref().unwrap_or("yes_no"))
         .map_err(|e| JudgeConfigError::invalid(name, e))?;
-    let model = match &s.model {
-        Some(m) => ModelUri::parse(m)
-            .map_err(|e| JudgeConfigError::invalid(name, format!("model: {e}")))?,
-        None => tribunal_llm::default_model()
-            .map_err(|e| JudgeConfigError::invalid(name, format!("model: {e}")))?,
-    };
-    let concurrency = s.concurrency.unwrap_or(8).max(1);
-    let mut config = ClientConfig::new(model.clone())
-        .with_timeout(Duration::from_millis(s.timeout_ms.unwrap_or(60_000).max(1)))
-        .with_limits(RateLimits {
-            max_concurrency: concurrency,
+    let model = ModelHandle::new(
+        name,
+        &ClientSettings {
+            model: s.model.as_deref(),
+            base_url: s.base_url.as_deref(),
+            api_key_env: s.api_key_env.as_deref(),
+            timeout_ms: s.timeout_ms,
+            max_retries: s.max_retries,
+            concurrency: s.concurrency,
             requests_per_minute: s.requests_per_minute,
             tokens_per_minute: s.tokens_per_minute,
-        })
-        .with_retry(RetryPolicy {
-            max_retries: s.max_retries.unwrap_or(4),
-            ..RetryPolicy::default()
-        });
-    if let Some(url) = &s.base_url {
-        config = config.with_base_url(url.clone());
-    }
-    if let Some(var) = &s.api_key_env {
-        let key = std::env::var(var).map_err(|_| {
-            JudgeConfigError::invalid(name, format!("api_key_env: the variable {var} is not set"))
-        })?;
-        config = config.with_api_key(key);
-    }
-    let client =
-        LlmClient::new(config).map_err(|e| JudgeConfigError::invalid(name, e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("tribunal-llm")
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            JudgeConfigError::invalid(name, format!("cannot start the model client: {e}"))
-        })?;
+        },
+        "tribunal-llm",
+    )?;
     Ok(Box::new(LlmJudge {
         name: name.to_owned(),
         template,
         output,
         model,
-        client: Arc::new(client),
-        runtime: Arc::new(runtime),
         temperature: s.temperature.unwrap_or(0.0),
         max_tokens: s.max_tokens,
-        concurrency,
     }))
 }
 
 impl LlmJudge {
-    fn ask(&self, request: &ChatRequest) -> Result<String, String> {
-        let call = || self.runtime.block_on(self.client.chat(request));
-        // Blocking inside another runtime is not allowed: use a thread of our own then.
-        let result = if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| s.spawn(call).join())
-                .map_err(|_| "the model call failed unexpectedly".to_owned())?
-        } else {
-            call()
-        };
-        result.map(|r| r.text).map_err(|e| e.to_string())
+    /// Sends one request and counts it in `usage`.
+    fn ask(&self, request: &ChatRequest, usage: &mut ModelUsage) -> Result<String, String> {
+        let result = self
+            .model
+            .block_on(|| self.model.client.chat(request))
+            .ok_or_else(|| "the model call failed unexpectedly".to_owned())?;
+        let response = result.map_err(|e| e.to_string())?;
+        count(usage, &response);
+        Ok(response.text)
     }
 
-    fn feedback(&self, value: Value, rationale: Option<String>, error: Option<String>) -> Feedback {
+    fn feedback(
+        &self,
+        value: Value,
+        rationale: Option<String>,
+        error: Option<String>,
+        usage: ModelUsage,
+    ) -> Feedback {
         Feedback {
             name: self.name.clone(),
             value,
             rationale,
             source: FeedbackSource {
                 source_type: SourceType::LlmJudge,
-                source_id: self.model.to_string(),
+                source_id: self.model.model.to_string(),
                 version: None,
             },
             error,
             evidence: Vec::new(),
             findings: Vec::new(),
+            usage: (usage.calls > 0).then_some(usage),
         }
+    }
+}
+
+/// Adds one answer to `usage`: its tokens when the provider answered, a cached call otherwise.
+fn count(usage: &mut ModelUsage, response: &ChatResponse) {
+    usage.calls += 1;
+    if response.cached {
+        usage.cached_calls += 1;
+    } else {
+        usage.input_tokens += response.usage.input_tokens;
+        usage.output_tokens += response.usage.output_tokens;
     }
 }
 
@@ -156,13 +145,24 @@ impl Judge for LlmJudge {
     }
 
     fn max_in_flight(&self) -> usize {
-        self.concurrency
+        self.model.concurrency
+    }
+
+    fn set_response_cache(
+        &mut self,
+        cache: Arc<dyn ResponseCache>,
+    ) -> Result<(), JudgeConfigError> {
+        self.model.set_cache(&self.name, cache)
     }
 
     fn judge(&self, input: &JudgeInput<'_>) -> Vec<Feedback> {
+        let mut usage = ModelUsage {
+            model: self.model.model.to_string(),
+            ..ModelUsage::default()
+        };
         let prompt = match self.template.render(&self.name, input.trace) {
             Ok(p) => p,
-            Err(e) => return vec![self.feedback(Value::Null, None, Some(e.to_string()))],
+            Err(e) => return vec![self.feedback(Value::Null, None, Some(e.to_string()), usage)],
         };
         let schema_name: String = self
             .name
@@ -179,12 +179,12 @@ impl Judge for LlmJudge {
         if let Some(m) = self.max_tokens {
             request = request.with_max_tokens(m);
         }
-        let first = match self.ask(&request) {
+        let first = match self.ask(&request, &mut usage) {
             Ok(t) => t,
-            Err(e) => return vec![self.feedback(Value::Null, None, Some(e))],
+            Err(e) => return vec![self.feedback(Value::Null, None, Some(e), usage)],
         };
         let problem = match parse_verdict(&first, &self.output) {
-            Ok(v) => return vec![self.feedback(v.result, Some(v.rationale), None)],
+            Ok(v) => return vec![self.feedback(v.result, Some(v.rationale), None, usage)],
             Err(problem) => problem,
         };
         // One retry that says what was wrong with the answer.
@@ -192,14 +192,18 @@ impl Judge for LlmJudge {
             "{}\n\nYour previous answer could not be used: {problem}. Answer again with only the JSON object {{\"rationale\": ..., \"result\": ...}}.",
             prompt.user
         );
-        match self.ask(&request).map(|t| parse_verdict(&t, &self.output)) {
-            Ok(Ok(v)) => vec![self.feedback(v.result, Some(v.rationale), None)],
+        match self
+            .ask(&request, &mut usage)
+            .map(|t| parse_verdict(&t, &self.output))
+        {
+            Ok(Ok(v)) => vec![self.feedback(v.result, Some(v.rationale), None, usage)],
             Ok(Err(again)) => vec![self.feedback(
                 Value::Null,
                 None,
                 Some(format!("the judge's answer was unusable twice: {again}")),
+                usage,
             )],
-            Err(e) => vec![self.feedback(Value::Null, None, Some(e))],
+            Err(e) => vec![self.feedback(Value::Null, None, Some(e), usage)],
         }
     }
 }

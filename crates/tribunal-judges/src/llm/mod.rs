@@ -3,6 +3,7 @@
 //! output type. Calling a model lives in `tribunal-llm`.
 
 pub mod judge;
+pub(crate) mod model;
 pub mod output;
 pub mod presets;
 pub mod prompt;

@@ -82,8 +82,24 @@ impl PromptTemplate {
 
     /// Renders the prompt for one trace.
     pub fn render(&self, judge: &str, trace: &Trace) -> Result<JudgePrompt, JudgeConfigError> {
+        self.render_with(judge, trace, &[])
+    }
+
+    /// Renders the prompt for one trace, with `own` giving trusted text of the judge's own
+    /// for some variables instead of quoted trace content (an agent judge replaces
+    /// `{{ trace }}` with a note that the trace is reached through its tools).
+    pub fn render_with(
+        &self,
+        judge: &str,
+        trace: &Trace,
+        own: &[(&str, &str)],
+    ) -> Result<JudgePrompt, JudgeConfigError> {
         let mut values: BTreeMap<&str, String> = BTreeMap::new();
         for name in &self.used {
+            if let Some((_, text)) = own.iter().find(|(n, _)| *n == name.as_str()) {
+                values.insert(name.as_str(), (*text).to_owned());
+                continue;
+            }
             let raw = match name.as_str() {
                 "inputs" => trace
                     .inputs

@@ -1,5 +1,6 @@
 //! Code metrics: deterministic measurements of a trace (counts, latency, usage, cost,
-//! matching against expectations, schema validity, tool-call correctness, loops).
+//! matching against expectations, schema validity, tool-call correctness, loops, trajectory
+//! precision and recall, redundant calls, unrecovered errors, steps to completion).
 //!
 //! Every metric follows the same contract: settings are a typed struct read with
 //! [`crate::registry::params`] (unknown settings are errors), feedback is named after the
@@ -12,5 +13,6 @@ pub mod latency;
 pub mod loops;
 pub mod matching;
 pub mod tool_calls;
+pub mod trajectory;
 pub mod usage;
-mod util;
+pub(crate) mod util;

@@ -17,7 +17,7 @@ use super::util;
 /// How the actual calls are compared with the expected ones.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Mode {
+pub(crate) enum Mode {
     /// The same calls in the same order, nothing more.
     Exact,
     /// The expected calls appear in this order, possibly with other calls between them.
@@ -30,7 +30,7 @@ enum Mode {
 }
 
 impl Mode {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Mode::Exact => "exact",
             Mode::InOrder => "in_order",
@@ -75,9 +75,21 @@ struct Correctness {
 
 /// One entry of `expected_tool_calls`.
 #[derive(Debug)]
-struct Expected {
-    name: String,
-    arguments: Option<Value>,
+pub(crate) struct Expected {
+    pub(crate) name: String,
+    pub(crate) arguments: Option<Value>,
+}
+
+impl Expected {
+    /// Whether a call to `name` with `arguments` is this expected call: same tool and, when
+    /// arguments are compared, the expected arguments contained in the actual ones.
+    pub(crate) fn fits(&self, name: &str, arguments: &Value, compare_arguments: bool) -> bool {
+        self.name == name
+            && match (&self.arguments, compare_arguments) {
+                (Some(args), true) => util::arguments_contain(args, arguments),
+                _ => true,
+            }
+    }
 }
 
 /// One call the agent made.
@@ -100,7 +112,7 @@ struct Outcome {
 
 /// Reads `expected_tool_calls`: a list of tool names or `{name, arguments?}` objects (the
 /// OpenAI `{function: {name, arguments}}` shape too; arguments may be a JSON string).
-fn parse_expected(v: &Value) -> Result<Vec<Expected>, String> {
+pub(crate) fn parse_expected(v: &Value) -> Result<Vec<Expected>, String> {
     let Value::Array(items) = v else {
         return Err(format!(
             "expectations.expected_tool_calls should be a list of tool names or {{name, arguments}} objects, got {}",
@@ -155,11 +167,7 @@ impl Correctness {
 
     /// The same test as [`Correctness::mismatch`], without building the explanation.
     fn matches(&self, e: &Expected, a: &Actual<'_>) -> bool {
-        e.name == a.name
-            && match (&e.arguments, self.compare_arguments) {
-                (Some(args), true) => util::arguments_contain(args, a.arguments),
-                _ => true,
-            }
+        e.fits(a.name, a.arguments, self.compare_arguments)
     }
 
     fn describe(&self, e: &Expected) -> String {
@@ -276,11 +284,7 @@ impl Correctness {
                     .collect()
             })
             .collect();
-        let mut owner: Vec<Option<usize>> = vec![None; actual.len()];
-        for j in 0..expected.len() {
-            let mut seen = vec![false; actual.len()];
-            augment(j, &fits, &mut owner, &mut seen);
-        }
+        let owner = max_matching(&fits, actual.len());
         let mut assigned: Vec<Option<usize>> = vec![None; expected.len()];
         for (k, o) in owner.iter().enumerate() {
             if let Some(j) = o {
@@ -323,6 +327,17 @@ impl Correctness {
         }
         out
     }
+}
+
+/// A maximum matching of expected calls to actual ones: `fits[j]` lists the actual calls
+/// expected call `j` may take; the result gives each actual call its expected call, if any.
+pub(crate) fn max_matching(fits: &[Vec<usize>], actual: usize) -> Vec<Option<usize>> {
+    let mut owner: Vec<Option<usize>> = vec![None; actual];
+    for j in 0..fits.len() {
+        let mut seen = vec![false; actual];
+        augment(j, fits, &mut owner, &mut seen);
+    }
+    owner
 }
 
 /// Kuhn's augmenting path step: tries to give expected call `j` an actual call.

@@ -185,8 +185,9 @@ impl Price {
     }
 }
 
-/// Prices by lower-case model name, searched by exact name then longest prefix.
-struct PriceTable {
+/// Prices by lower-case model name, searched by exact name then longest prefix. The `cost`
+/// judge prices trace usage with it; reports price model judges' own calls with it.
+pub struct PriceTable {
     exact: HashMap<String, Price>,
     /// The same names, longest first, for prefix search.
     by_length: Vec<(String, Price)>,
@@ -211,6 +212,29 @@ impl PriceTable {
             exact.iter().map(|(k, v)| (k.clone(), *v)).collect();
         by_length.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         PriceTable { exact, by_length }
+    }
+
+    /// The built-in prices.
+    pub fn builtin() -> PriceTable {
+        PriceTable::new(&BTreeMap::new())
+    }
+
+    /// The built-in prices with the `prices` setting of a `cost` judge (instance `name`,
+    /// settings `params`) over them, checked as that judge checks them.
+    pub fn from_cost_settings(name: &str, params: &Value) -> Result<PriceTable, JudgeConfigError> {
+        let settings: CostSettings = registry::params(name, params)?;
+        check_prices(name, &settings.prices)?;
+        Ok(PriceTable::new(&settings.prices))
+    }
+
+    /// What `input_tokens` and `output_tokens` of `model` cost in USD; `None` when the model
+    /// has no price. A `provider:/model` URI is priced by its model name.
+    pub fn usd(&self, model: &str, input_tokens: u64, output_tokens: u64) -> Option<f64> {
+        let (_, price) = self.lookup(model)?;
+        Some(price.usd(TokenUsage {
+            input_tokens,
+            output_tokens,
+        }))
     }
 
     /// The price of `model` and the table name it matched. A provider prefix
@@ -241,9 +265,8 @@ impl PriceTable {
     }
 }
 
-pub fn build_cost(name: &str, params: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> {
-    let settings: CostSettings = registry::params(name, params)?;
-    for (model, p) in &settings.prices {
+fn check_prices(name: &str, prices: &BTreeMap<String, Price>) -> Result<(), JudgeConfigError> {
+    for (model, p) in prices {
         for (field, v) in [
             ("input_per_million", p.input_per_million),
             ("output_per_million", p.output_per_million),
@@ -256,6 +279,12 @@ pub fn build_cost(name: &str, params: &Value) -> Result<Box<dyn Judge>, JudgeCon
             }
         }
     }
+    Ok(())
+}
+
+pub fn build_cost(name: &str, params: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> {
+    let settings: CostSettings = registry::params(name, params)?;
+    check_prices(name, &settings.prices)?;
     let default_model = settings.default_model.filter(|m| !m.trim().is_empty());
     Ok(Box::new(Cost {
         name: name.to_owned(),
@@ -426,6 +455,31 @@ mod tests {
         );
         assert!(t.lookup("gpt-4omni").is_none());
         assert!(t.lookup("llama-3").is_none());
+    }
+
+    #[test]
+    fn model_uris_are_priced_by_their_model_and_settings_override_the_table() {
+        let t = PriceTable::builtin();
+        let usd = t.usd("openai:/gpt-4o-mini", 1_000_000, 1_000_000).unwrap();
+        assert!((usd - 0.75).abs() < 1e-12, "{usd}");
+        assert_eq!(t.usd("ollama:/llama3.1", 10, 10), None);
+        let custom = PriceTable::from_cost_settings(
+            "cost",
+            &json!({"prices": {"llama3.1": {"input_per_million": 1.0, "output_per_million": 2.0}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            custom.usd("ollama:/llama3.1", 1_000_000, 500_000),
+            Some(2.0)
+        );
+        let err = PriceTable::from_cost_settings(
+            "cost",
+            &json!({"prices": {"m": {"input_per_million": -1.0, "output_per_million": 2.0}}}),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("non-negative"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The wire protocols, one file each: how a [`ChatRequest`] becomes an HTTP request body and
-//! headers, and how a successful response body becomes a [`Decoded`] answer. Pure: no I/O.
+//! The wire protocols, one file each: how a [`ChatRequest`] (prompts, later turns of a tool
+//! loop, tool definitions, answer schema) becomes an HTTP request body and headers, and how a
+//! successful response body becomes a [`Decoded`] answer with its tool calls. Pure: no I/O.
 //! Adding a protocol means adding a file here and an arm in [`encode`] and [`decode`].
 
 mod anthropic;
@@ -9,7 +10,7 @@ mod openai;
 pub(crate) use ollama::normalize_host;
 
 use crate::secret::ApiKey;
-use crate::types::{ChatRequest, Usage};
+use crate::types::{ChatRequest, ModelToolCall, Usage};
 use crate::uri::{ModelUri, Provider};
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
@@ -30,6 +31,16 @@ pub(crate) struct Decoded {
     pub json: Option<Value>,
     pub usage: Usage,
     pub stop_reason: Option<String>,
+    pub tool_calls: Vec<ModelToolCall>,
+}
+
+/// What the decoder needs to know about the request it answers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expect<'a> {
+    /// The answer schema's name (Anthropic delivers the answer as a call to that tool).
+    pub schema_name: Option<&'a str>,
+    /// The request offered tools of its own, so other tool calls are calls, not the answer.
+    pub tools: bool,
 }
 
 /// Where and how to reach one model.
@@ -52,12 +63,64 @@ pub(crate) fn encode(target: &Target<'_>, request: &ChatRequest) -> Result<Wire,
 pub(crate) fn decode(
     provider: Provider,
     body: &[u8],
-    schema_name: Option<&str>,
+    expect: Expect<'_>,
 ) -> Result<Decoded, String> {
     match provider {
         Provider::OpenAi => openai::decode(body),
-        Provider::Anthropic => anthropic::decode(body, schema_name),
+        Provider::Anthropic => anthropic::decode(body, expect),
         Provider::Ollama => ollama::decode(body),
+    }
+}
+
+/// Tool-call arguments as the model wrote them: a JSON text (empty meaning no arguments) or
+/// already an object. Text that is not JSON is kept as a string for the caller to reject.
+pub(crate) fn arguments_value(raw: Value) -> Value {
+    match raw {
+        Value::String(text) if text.trim().is_empty() => Value::Object(Default::default()),
+        Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        Value::Null => Value::Object(Default::default()),
+        other => other,
+    }
+}
+
+/// A tool call as OpenAI and Ollama send it (`{id?, function: {name, arguments}}`).
+#[derive(serde::Deserialize)]
+pub(crate) struct WireCall {
+    #[serde(default)]
+    id: Option<String>,
+    function: WireFunction,
+}
+
+#[derive(serde::Deserialize)]
+struct WireFunction {
+    name: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+/// The model's calls, numbered `call_<i>` where the provider gives no id.
+pub(crate) fn decode_calls(calls: Option<Vec<WireCall>>) -> Vec<ModelToolCall> {
+    calls
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| ModelToolCall {
+            id: c
+                .id
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(|| format!("call_{i}")),
+            name: c.function.name,
+            arguments: arguments_value(c.function.arguments),
+        })
+        .collect()
+}
+
+/// Arguments for protocols that require an object: anything else is wrapped.
+pub(crate) fn arguments_object(arguments: &Value) -> Value {
+    match arguments {
+        Value::Object(_) => arguments.clone(),
+        Value::Null => Value::Object(Default::default()),
+        other => serde_json::json!({ "value": other }),
     }
 }
 
@@ -136,7 +199,11 @@ mod tests {
         );
         assert_eq!(wire.body["tool_choice"]["name"], "judge_verdict_v1");
         let body = br#"{"content":[{"type":"tool_use","id":"t","name":"judge_verdict_v1","input":{"a":1}}]}"#;
-        let decoded = decode(Provider::Anthropic, body, Some("judge verdict/v1")).expect("decode");
+        let expect = Expect {
+            schema_name: Some("judge verdict/v1"),
+            tools: false,
+        };
+        let decoded = decode(Provider::Anthropic, body, expect).expect("decode");
         assert_eq!(decoded.json, Some(json!({"a": 1})));
     }
 

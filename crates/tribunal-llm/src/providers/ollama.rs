@@ -1,11 +1,13 @@
 //! Ollama (`POST {host}/api/chat`, no key): `stream: false`, structured output through
 //! `format: <schema>`, sampling in `options` (`temperature`, `num_predict`). Usage comes from
-//! `prompt_eval_count` and `eval_count`.
+//! `prompt_eval_count` and `eval_count`. Tools use the OpenAI shape; calls come back in
+//! `message.tool_calls` with object arguments (and usually no id, so they are numbered), and
+//! results go back as `{role: tool, tool_name, content}`.
 
-use super::{Decoded, Target, Wire};
-use crate::types::{ChatRequest, Usage};
+use super::{arguments_object, decode_calls, Decoded, Target, Wire, WireCall};
+use crate::types::{ChatRequest, ChatTurn, Usage};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 pub(super) fn encode(target: &Target<'_>, request: &ChatRequest) -> Result<Wire, String> {
     let mut messages = Vec::new();
@@ -13,7 +15,38 @@ pub(super) fn encode(target: &Target<'_>, request: &ChatRequest) -> Result<Wire,
         messages.push(json!({"role": "system", "content": system}));
     }
     messages.push(json!({"role": "user", "content": request.user}));
+    for turn in &request.turns {
+        messages.push(match turn {
+            ChatTurn::Assistant { text, tool_calls } => {
+                let mut message = json!({"role": "assistant", "content": text});
+                if !tool_calls.is_empty() {
+                    let calls: Vec<Value> = tool_calls
+                        .iter()
+                        .map(|c| json!({"function": {"name": c.name, "arguments": arguments_object(&c.arguments)}}))
+                        .collect();
+                    message["tool_calls"] = Value::Array(calls);
+                }
+                message
+            }
+            ChatTurn::Tool { name, content, .. } => {
+                json!({"role": "tool", "tool_name": name, "content": content})
+            }
+            ChatTurn::User { text } => json!({"role": "user", "content": text}),
+        });
+    }
     let mut body = json!({"model": target.model.model(), "messages": messages, "stream": false});
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| {
+                json!({"type": "function", "function": {
+                    "name": t.name, "description": t.description, "parameters": t.parameters,
+                }})
+            })
+            .collect();
+        body["tools"] = Value::Array(tools);
+    }
     if let Some(schema) = &request.schema {
         body["format"] = schema.schema.clone();
     }
@@ -66,12 +99,15 @@ struct Response {
 struct Message {
     #[serde(default)]
     content: String,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireCall>>,
 }
 
 pub(super) fn decode(body: &[u8]) -> Result<Decoded, String> {
     let response: Response =
         serde_json::from_slice(body).map_err(|e| format!("not an Ollama chat response: {e}"))?;
     let message = response.message.ok_or("no message in the response")?;
+    let tool_calls = decode_calls(message.tool_calls);
     Ok(Decoded {
         text: message.content,
         json: None,
@@ -80,5 +116,6 @@ pub(super) fn decode(body: &[u8]) -> Result<Decoded, String> {
             output_tokens: response.eval_count,
         },
         stop_reason: response.done_reason,
+        tool_calls,
     })
 }

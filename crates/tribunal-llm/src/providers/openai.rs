@@ -2,9 +2,12 @@
 //! OpenAI-compatible server (vLLM, LM Studio, llama.cpp, gateways) through the base URL.
 //! Structured output is `response_format: {type: json_schema, json_schema: {name, schema,
 //! strict}}`. The official endpoint gets `max_completion_tokens`; others get `max_tokens`.
+//! Tools are `tools: [{type: function, function: {name, description, parameters}}]`; the
+//! model's calls come back in `message.tool_calls` with their arguments as JSON text, and
+//! their results go back as `{role: tool, tool_call_id, content}` messages.
 
-use super::{secret_header, Decoded, Target, Wire};
-use crate::types::{ChatRequest, Usage};
+use super::{decode_calls, secret_header, Decoded, Target, Wire, WireCall};
+use crate::types::{ChatRequest, ChatTurn, Usage};
 use crate::uri::Provider;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -15,7 +18,22 @@ pub(super) fn encode(target: &Target<'_>, request: &ChatRequest) -> Result<Wire,
         messages.push(json!({"role": "system", "content": system}));
     }
     messages.push(json!({"role": "user", "content": request.user}));
+    for turn in &request.turns {
+        messages.push(turn_message(turn));
+    }
     let mut body = json!({"model": target.model.model(), "messages": messages});
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| {
+                json!({"type": "function", "function": {
+                    "name": t.name, "description": t.description, "parameters": t.parameters,
+                }})
+            })
+            .collect();
+        body["tools"] = Value::Array(tools);
+    }
     if let Some(temperature) = request.temperature {
         body["temperature"] = json!(temperature);
     }
@@ -48,6 +66,36 @@ pub(super) fn encode(target: &Target<'_>, request: &ChatRequest) -> Result<Wire,
     })
 }
 
+fn turn_message(turn: &ChatTurn) -> Value {
+    match turn {
+        ChatTurn::Assistant { text, tool_calls } => {
+            let mut message = json!({
+                "role": "assistant",
+                "content": if text.is_empty() { Value::Null } else { json!(text) },
+            });
+            if !tool_calls.is_empty() {
+                let calls: Vec<Value> = tool_calls
+                    .iter()
+                    .map(|c| {
+                        let arguments = match &c.arguments {
+                            Value::String(raw) => raw.clone(),
+                            other => other.to_string(),
+                        };
+                        json!({"id": c.id, "type": "function",
+                               "function": {"name": c.name, "arguments": arguments}})
+                    })
+                    .collect();
+                message["tool_calls"] = Value::Array(calls);
+            }
+            message
+        }
+        ChatTurn::Tool {
+            call_id, content, ..
+        } => json!({"role": "tool", "tool_call_id": call_id, "content": content}),
+        ChatTurn::User { text } => json!({"role": "user", "content": text}),
+    }
+}
+
 #[derive(Deserialize)]
 struct Response {
     #[serde(default)]
@@ -65,6 +113,8 @@ struct Choice {
 struct Message {
     content: Option<String>,
     refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireCall>>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +137,7 @@ pub(super) fn decode(body: &[u8]) -> Result<Decoded, String> {
         input_tokens: u.prompt_tokens,
         output_tokens: u.completion_tokens,
     });
+    let tool_calls = decode_calls(choice.message.tool_calls);
     let (text, stop_reason) = match (choice.message.content, choice.message.refusal) {
         (Some(content), _) => (content, choice.finish_reason),
         (None, Some(refusal)) => (refusal, Some("refusal".to_string())),
@@ -97,5 +148,6 @@ pub(super) fn decode(body: &[u8]) -> Result<Decoded, String> {
         json: None::<Value>,
         usage,
         stop_reason,
+        tool_calls,
     })
 }

@@ -1,0 +1,122 @@
+//! A model judge's connection to its model, shared by every judge kind that asks one
+//! (`llm`, `agent`, `requirements`, `failure_attribution`): the client built from the
+//! judge's settings (limits, retries, timeout, key, base URL, optional response cache) and a
+//! small runtime of its own, which the judge's synchronous `judge` call blocks on.
+
+use crate::error::JudgeConfigError;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tribunal_llm::{ClientConfig, LlmClient, ModelUri, RateLimits, ResponseCache, RetryPolicy};
+
+/// The settings every model judge has.
+pub(crate) struct ClientSettings<'a> {
+    pub model: Option<&'a str>,
+    pub base_url: Option<&'a str>,
+    pub api_key_env: Option<&'a str>,
+    pub timeout_ms: Option<u64>,
+    pub max_retries: Option<u32>,
+    pub concurrency: Option<usize>,
+    pub requests_per_minute: Option<u32>,
+    pub tokens_per_minute: Option<u32>,
+}
+
+pub(crate) struct ModelHandle {
+    pub model: ModelUri,
+    /// Calls in flight at once (the judge's `max_in_flight`).
+    pub concurrency: usize,
+    pub client: LlmClient,
+    /// Kept to rebuild the client when a response cache is attached.
+    config: ClientConfig,
+    /// `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl ModelHandle {
+    /// The client for judge `name`; its runtime's threads are called `thread_name`.
+    pub fn new(
+        name: &str,
+        s: &ClientSettings<'_>,
+        thread_name: &str,
+    ) -> Result<ModelHandle, JudgeConfigError> {
+        let invalid = |m: String| JudgeConfigError::invalid(name, m);
+        let model = match s.model {
+            Some(m) => ModelUri::parse(m).map_err(|e| invalid(format!("model: {e}")))?,
+            None => tribunal_llm::default_model().map_err(|e| invalid(format!("model: {e}")))?,
+        };
+        let concurrency = s.concurrency.unwrap_or(8).max(1);
+        let mut config = ClientConfig::new(model.clone())
+            .with_timeout(Duration::from_millis(s.timeout_ms.unwrap_or(60_000).max(1)))
+            .with_limits(RateLimits {
+                max_concurrency: concurrency,
+                requests_per_minute: s.requests_per_minute,
+                tokens_per_minute: s.tokens_per_minute,
+            })
+            .with_retry(RetryPolicy {
+                max_retries: s.max_retries.unwrap_or(4),
+                ..RetryPolicy::default()
+            });
+        if let Some(url) = s.base_url {
+            config = config.with_base_url(url.to_owned());
+        }
+        if let Some(var) = s.api_key_env {
+            let key = std::env::var(var)
+                .map_err(|_| invalid(format!("api_key_env: the variable {var} is not set")))?;
+            config = config.with_api_key(key);
+        }
+        let client = LlmClient::new(config.clone()).map_err(|e| invalid(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(thread_name)
+            .enable_all()
+            .build()
+            .map_err(|e| invalid(format!("cannot start the model client: {e}")))?;
+        Ok(ModelHandle {
+            model,
+            concurrency,
+            client,
+            config,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Answers repeated requests from `cache` from now on.
+    pub fn set_cache(
+        &mut self,
+        name: &str,
+        cache: Arc<dyn ResponseCache>,
+    ) -> Result<(), JudgeConfigError> {
+        self.client = LlmClient::new(self.config.clone())
+            .map_err(|e| JudgeConfigError::invalid(name, e.to_string()))?
+            .with_cache(cache);
+        Ok(())
+    }
+
+    /// Runs the future `make` returns to completion on the judge's runtime. Blocking is not
+    /// allowed on a thread that is inside another runtime, so there it runs on a thread of
+    /// its own. `None` when that thread panicked.
+    pub fn block_on<F, T>(&self, make: impl FnOnce() -> F + Send) -> Option<T>
+    where
+        F: Future<Output = T>,
+        T: Send,
+    {
+        let rt = self.runtime.as_ref()?;
+        let call = || rt.block_on(make());
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| s.spawn(call).join()).ok()
+        } else {
+            Some(call())
+        }
+    }
+}
+
+impl Drop for ModelHandle {
+    /// Without waiting: a judge may be dropped on an async thread (a server swapping
+    /// configurations, say), where waiting for a runtime is not allowed. Calls are
+    /// synchronous, so nothing is left running on it by then.
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
