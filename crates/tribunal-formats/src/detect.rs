@@ -2,7 +2,7 @@
 
 use crate::error::ImportError;
 use crate::util::kind_of;
-use crate::{anthropic, gaia, mlflow, openai, otlp, tau};
+use crate::{anthropic, gaia, mlflow, openai, otlp, tau, webarena};
 use serde_json::Value;
 use tribunal_core::Trace;
 
@@ -21,6 +21,8 @@ pub enum InputFormat {
     Tau2,
     /// GAIA submission lines (`{task_id, model_answer, reasoning_trace?}`).
     Gaia,
+    /// WebArena results (`{task_id, answer, url, trajectory?}`, or `html2json.py`'s dump).
+    Webarena,
 }
 
 impl InputFormat {
@@ -33,6 +35,7 @@ impl InputFormat {
         "tau",
         "tau2",
         "gaia",
+        "webarena",
     ];
 
     pub fn parse(s: &str) -> Option<InputFormat> {
@@ -45,6 +48,7 @@ impl InputFormat {
             "tau" => InputFormat::Tau,
             "tau2" => InputFormat::Tau2,
             "gaia" => InputFormat::Gaia,
+            "webarena" => InputFormat::Webarena,
             _ => return None,
         })
     }
@@ -62,6 +66,11 @@ pub fn detect(v: &Value) -> Option<InputFormat> {
                 Some(InputFormat::Tau2)
             } else if gaia::is_gaia_submission(o) {
                 Some(InputFormat::Gaia)
+            } else if webarena::is_webarena_result(o)
+                || webarena::is_webarena_dump(o)
+                || webarena::is_task_config(o)
+            {
+                Some(InputFormat::Webarena)
             } else if o.contains_key("info")
                 || (o.contains_key("spans") && !o.contains_key("messages"))
             {
@@ -82,6 +91,8 @@ pub fn detect(v: &Value) -> Option<InputFormat> {
                 Some(InputFormat::Tau)
             } else if tau::is_tau2_simulation(first) {
                 Some(InputFormat::Tau2)
+            } else if webarena::is_webarena_result(first) {
+                Some(InputFormat::Webarena)
             } else if first.contains_key("role") {
                 Some(if anthropic::looks_like(items) {
                     InputFormat::Anthropic
@@ -100,7 +111,9 @@ pub fn detect(v: &Value) -> Option<InputFormat> {
 
 const EXPECTED: &str = "a trace: a list of chat messages, an object with `messages`, \
 an MLflow trace (`info` and `data.spans`), an OTLP request (`resourceSpans`), \
-a τ-bench run (`task_id`, `reward`, `traj`) or τ²-bench results (`tasks`, `simulations`)";
+a τ-bench run (`task_id`, `reward`, `traj`), τ²-bench results (`tasks`, `simulations`), \
+a GAIA submission line (`task_id`, `model_answer`) or a WebArena result (`task_id` with \
+`trajectory`, `answer` or `url`)";
 
 /// Turns one JSON document into the traces it holds (an OTLP request or an MLflow list may
 /// hold several). `fallback_id` names traces whose source gives them no id.
@@ -139,6 +152,7 @@ pub fn import_value(
             .collect(),
         (InputFormat::Mlflow, v) => Ok(vec![mlflow::import_trace(v, fallback_id)?]),
         (InputFormat::Otlp, v) => otlp::import_request(v),
+        (InputFormat::Webarena, v) => webarena::import(v, fallback_id),
         (InputFormat::Gaia, Value::Object(o)) => Ok(vec![gaia::import_submission(o, fallback_id)?]),
         (InputFormat::Tau, Value::Object(o)) => Ok(vec![tau::import_result(o, fallback_id)?]),
         (InputFormat::Tau, Value::Array(list)) => tau::import_results(list, fallback_id),

@@ -1,6 +1,6 @@
 //! Importers: every supported wire format becomes a [`tribunal_core::Trace`] here, once.
 //! Nothing downstream knows whether a trace came from OTLP, MLflow, a chat log or a
-//! benchmark's results file (τ-bench, τ²-bench).
+//! benchmark's results file (τ-bench, τ²-bench, GAIA, WebArena).
 //!
 //! Adding a format means one module in this folder and one arm in [`InputFormat`].
 
@@ -16,6 +16,7 @@ pub mod reader;
 pub mod spans;
 pub mod tau;
 mod util;
+pub mod webarena;
 
 pub use detect::{detect, import_value, InputFormat};
 pub use error::ImportError;

@@ -846,6 +846,83 @@ fn event_messages(e: &Value) -> Option<(bool, Vec<Value>)> {
     Some((output, vec![Value::Object(msg)]))
 }
 
+/// One span of an export request with its resource and scope, as a receiver keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanPart {
+    /// Lower-case hex trace id.
+    pub trace_id: String,
+    /// Lower-case hex span id.
+    pub span_id: String,
+    /// `{"resource": .., "scope": .., "span": ..}`
+    pub body: Value,
+}
+
+/// Splits an OTLP/JSON export request into its spans, each with its resource and scope, so
+/// the spans of one trace can arrive in several requests and be put together later with
+/// [`assemble`]. Ids are normalized to lower-case hex.
+pub fn split_request(v: &Value) -> Result<Vec<SpanPart>, ImportError> {
+    let o = as_object(v, "")?;
+    let (rs_name, rs) = field(o, &["resourceSpans", "resource_spans"])
+        .ok_or_else(|| ImportError::new("resourceSpans", "a list of resource spans"))?;
+    let mut out = Vec::new();
+    for (i, r) in as_array(rs, rs_name)?.iter().enumerate() {
+        let at = format!("{rs_name}[{i}]");
+        let ro = as_object(r, &at)?;
+        let resource = ro.get("resource").cloned().unwrap_or(Value::Null);
+        let Some((ss_name, ss)) = field(ro, &["scopeSpans", "scope_spans"]) else {
+            continue;
+        };
+        for (j, s) in as_array(ss, &format!("{at}.{ss_name}"))?.iter().enumerate() {
+            let at = format!("{at}.{ss_name}[{j}]");
+            let so = as_object(s, &at)?;
+            let scope = so.get("scope").cloned().unwrap_or(Value::Null);
+            let Some((_, spans)) = field(so, &["spans"]) else {
+                continue;
+            };
+            for (k, span) in as_array(spans, &format!("{at}.spans"))?.iter().enumerate() {
+                let at = format!("{at}.spans[{k}]");
+                let sp = as_object(span, &at)?;
+                let id = |names: &[&'static str], bytes: usize| -> Result<String, ImportError> {
+                    let (n, v) = field(sp, names).ok_or_else(|| {
+                        ImportError::new(format!("{at}.{}", names[0]), "a hex id")
+                    })?;
+                    v.as_str().and_then(|s| hex_id(s, bytes)).ok_or_else(|| {
+                        ImportError::new(
+                            format!("{at}.{n}"),
+                            format!("a {}-character hex id, found {}", bytes * 2, describe(v)),
+                        )
+                    })
+                };
+                let trace_id = id(&["traceId", "trace_id"], 16)?;
+                let span_id = id(&["spanId", "span_id"], 8)?;
+                out.push(SpanPart {
+                    trace_id,
+                    span_id,
+                    body: serde_json::json!({"resource": resource, "scope": scope, "span": span}),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An export request holding the given span bodies (as made by [`split_request`]).
+pub fn assemble<'a>(bodies: impl IntoIterator<Item = &'a Value>) -> Value {
+    let resource_spans: Vec<Value> = bodies
+        .into_iter()
+        .map(|b| {
+            serde_json::json!({
+                "resource": b.get("resource").cloned().unwrap_or(Value::Null),
+                "scopeSpans": [{
+                    "scope": b.get("scope").cloned().unwrap_or(Value::Null),
+                    "spans": [b.get("span").cloned().unwrap_or(Value::Null)],
+                }],
+            })
+        })
+        .collect();
+    serde_json::json!({ "resourceSpans": resource_spans })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
