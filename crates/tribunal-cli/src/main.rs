@@ -1,7 +1,6 @@
 //! The `tribunal` command: argument parsing and wiring of the library crates. No logic of
 //! its own beyond choosing what to call and which exit code to return.
 
-mod clock;
 mod commands;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +42,16 @@ enum Command {
     /// Benchmark results scored with their official metrics: tau, tau2, gaia, webarena.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Run the server: gate API, OTLP receiver, review queue, REST API, metrics.
+    Serve(commands::serve::ServeArgs),
+    /// API tokens for the server.
+    #[command(subcommand)]
+    Token(commands::serve::TokenCommand),
+    /// The server's decision log.
+    #[command(subcommand)]
+    Audit(commands::serve::AuditCommand),
+    /// Judge stored traces again with a new policy version and show what would change.
+    Replay(commands::serve::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +63,10 @@ fn main() -> ExitCode {
         Command::Runs(c) => commands::runs::run(cli.config.as_deref(), c),
         Command::Init(a) => commands::init::run(a),
         Command::Bench(c) => commands::bench::run(c),
+        Command::Serve(a) => commands::serve::serve(cli.config.as_deref(), a),
+        Command::Token(c) => commands::serve::token(cli.config.as_deref(), c),
+        Command::Audit(c) => commands::serve::audit(cli.config.as_deref(), c),
+        Command::Replay(a) => commands::serve::replay(cli.config.as_deref(), a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -256,3 +256,71 @@ fn gaia_submissions_are_traces_for_the_judges() {
         .unwrap();
     assert!(steps["value"]["steps"].as_u64().unwrap() >= 1);
 }
+
+#[test]
+fn webarena_results_are_traces_for_the_judges() {
+    let results = root()
+        .join("crates/tribunal-formats/tests/data/webarena/results")
+        .display()
+        .to_string();
+    // The folder also holds a task config, which carries no run and is not a rejected input.
+    let o = tribunal(&["eval", &results, "--no-store", "-f", "jsonl"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "one run is blocked: {}",
+        stderr(&o)
+    );
+    let rows: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("jsonl"))
+        .collect();
+    let verdicts: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["trace_id"].as_str().unwrap_or_default(),
+                r["verdict"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("task-201", "allow"),
+            ("task-202", "block"),
+            ("task-205", "allow"),
+            ("task-206", "allow"),
+            ("task-203", "allow"),
+            ("task-204", "allow"),
+        ]
+    );
+    // The page that carried the injected instructions is the evidence.
+    let hijacked = &rows[1];
+    assert!(
+        hijacked["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["rule"] == "c2.indirect_injection" && v["evidence"][0] == "m3"),
+        "{hijacked}"
+    );
+    let steps = hijacked["feedback"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "step_count")
+        .unwrap();
+    assert_eq!(steps["value"]["tool_calls"], 4);
+    // Forcing the format gives the same traces.
+    let o = tribunal(&[
+        "eval",
+        &results,
+        "--no-store",
+        "-f",
+        "jsonl",
+        "--input-format",
+        "webarena",
+    ]);
+    assert_eq!(stdout(&o).lines().count(), 6, "{}", stderr(&o));
+}

@@ -5,8 +5,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use thiserror::Error;
+use tribunal_judges::metrics::usage::PriceTable;
 use tribunal_judges::{build_versioned, Judge, JudgeSpec, BUILTINS};
+use tribunal_llm::ResponseCache;
 use tribunal_policy::{FailMode, PolicyError, PolicyOptions, PolicySet, PolicySource};
 
 #[derive(Debug, Error)]
@@ -47,6 +50,9 @@ pub struct EvalSettings {
     pub jobs: usize,
     /// `auto`, `openai`, `anthropic`, `mlflow` or `otlp`.
     pub input_format: String,
+    /// Keep model judges' answers in the store and answer repeated requests from there
+    /// (only when runs are stored).
+    pub cache: bool,
 }
 
 impl Default for EvalSettings {
@@ -55,6 +61,7 @@ impl Default for EvalSettings {
             fail_on: "block".into(),
             jobs: 0,
             input_format: "auto".into(),
+            cache: true,
         }
     }
 }
@@ -239,6 +246,15 @@ impl Config {
             .collect()
     }
 
+    /// The prices that cost model judges' calls: the `cost` judge's table, with its
+    /// `prices` setting when one is configured.
+    pub fn price_table(&self) -> Result<PriceTable, ConfigError> {
+        match self.judge_specs()?.into_iter().find(|s| s.kind == "cost") {
+            Some(spec) => Ok(PriceTable::from_cost_settings(&spec.name, &spec.params)?),
+            None => Ok(PriceTable::builtin()),
+        }
+    }
+
     /// The policy set: the built-in pack (unless turned off), then every configured folder;
     /// `extra` folders (from the command line) come last.
     pub fn build_policies(&self, extra: &[PathBuf]) -> Result<PolicySet, ConfigError> {
@@ -273,6 +289,18 @@ impl Config {
         };
         Ok(PolicySet::new(sources, &data, options)?)
     }
+}
+
+/// Gives `cache` to every judge that calls a model, so repeated requests are answered
+/// from it.
+pub fn share_response_cache(
+    judges: &mut [Box<dyn Judge>],
+    cache: &Arc<dyn ResponseCache>,
+) -> Result<(), ConfigError> {
+    for judge in judges {
+        judge.set_response_cache(cache.clone())?;
+    }
+    Ok(())
 }
 
 /// `*_test.rego` files hold unit tests: loaded by `policy test`, not by evaluation.
@@ -378,6 +406,23 @@ mod tests {
             .find(|f| f.name == "step_count")
             .unwrap();
         assert_eq!(f.source.version.as_deref().map(str::len), Some(12));
+    }
+
+    #[test]
+    fn model_calls_are_priced_with_the_cost_judges_prices() {
+        let cfg = Config::parse("", "t.toml").unwrap();
+        assert!(cfg.eval.cache);
+        let builtin = cfg.price_table().unwrap();
+        assert_eq!(builtin.usd("ollama:/llama3.1", 1_000_000, 0), None);
+        let cfg = Config::parse(
+            "[eval]\ncache = false\n[judges.cost.prices]\n\"llama3.1\" = { input_per_million = 0.5, output_per_million = 1.0 }\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(!cfg.eval.cache);
+        let prices = cfg.price_table().unwrap();
+        assert_eq!(prices.usd("ollama:/llama3.1", 1_000_000, 0), Some(0.5));
+        assert!(prices.usd("openai:/gpt-4o-mini", 1_000_000, 0).is_some());
     }
 
     #[test]

@@ -66,6 +66,16 @@ impl Evaluator {
         &self.policies
     }
 
+    /// The metrics judge's judges, in configuration order.
+    pub fn judges(&self) -> &[Box<dyn Judge>] {
+        &self.judges
+    }
+
+    /// The configured default context.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
     /// A policy evaluator for one thread.
     pub fn policy_evaluator(&self) -> PolicyEvaluator {
         self.policies.evaluator()

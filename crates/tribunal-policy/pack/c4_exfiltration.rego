@@ -92,13 +92,13 @@ image_leaks(url) if contains(url, "?")
 
 image_leaks(_) if count(cfg.egress.allowed_domains) > 0
 
-# Lines of the system prompt copied into a tool call or a reply.
+# Lines of the system prompt copied into a sensitive tool call.
 violation contains v if {
+	some c in sensitive_calls
 	some m in input.trace.messages
 	m.source == "system"
 	some line in split(m.content, "\n")
 	count(trim_space(line)) >= cfg.egress.system_prompt_min_line
-	some c in sensitive_calls
 	contains(c.arguments_text, trim_space(line))
 	v := {
 		"rule": "c4.system_prompt_leak",

@@ -5,9 +5,11 @@ package tribunal.pack
 
 import rego.v1
 
+# Loops start from the configured lists, which are usually empty, rather than from the calls.
 violation contains v if {
+	some name in cfg.tools.denied
 	some c in calls
-	c.name in cfg.tools.denied
+	c.name == name
 	v := {
 		"rule": "c5.denied_tool",
 		"severity": "block",
@@ -54,8 +56,10 @@ violation contains v if {
 
 # Numeric limits: tools.limits = {"refund": {"amount": {"max": 500, "severity": "escalate"}}}
 violation contains v if {
+	some name, fields in cfg.tools.limits
 	some c in calls
-	some field, limit in cfg.tools.limits[c.name]
+	c.name == name
+	some field, limit in fields
 	value := c.arguments[field]
 	is_number(value)
 	value > limit.max
@@ -68,8 +72,10 @@ violation contains v if {
 }
 
 violation contains v if {
+	some name, fields in cfg.tools.limits
 	some c in calls
-	some field, limit in cfg.tools.limits[c.name]
+	c.name == name
+	some field, limit in fields
 	value := c.arguments[field]
 	is_number(value)
 	value < limit.min
@@ -97,8 +103,7 @@ path_keys := {"path", "file", "filename", "file_path", "filepath", "directory", 
 violation contains v if {
 	some c in calls
 	is_object(c.arguments)
-	some key, path in c.arguments
-	key in path_keys
+	some path in object.filter(c.arguments, path_keys)
 	is_string(path)
 	bad_path(path)
 	v := {

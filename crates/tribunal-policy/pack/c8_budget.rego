@@ -29,8 +29,9 @@ violation contains v if {
 }
 
 violation contains v if {
+	limit := budget.max_calls_per_tool
 	some name, n in input.trace.calls_per_tool
-	n > budget.max_calls_per_tool
+	n > limit
 	ids := [c.id | some c in calls; c.name == name]
 	v := {
 		"rule": "c8.max_calls_per_tool",

@@ -55,8 +55,8 @@ mentioned_by_trusted(d) if {
 # Markdown images in what the agent says: [message id, url, host].
 reply_images contains [m.id, img.url, img.host] if {
 	some m in input.trace.messages
-	m.role == "assistant"
 	some img in m.images
+	m.role == "assistant"
 }
 
 reply_images contains ["pending", img.url, img.host] if {

@@ -27,6 +27,7 @@ use regorus::Value as R;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 use tribunal_core::{Feedback, Message, Pending, Provenance, ToolCall, Trace};
 
 /// Who is asking: the agent, its user, the environment.
@@ -42,6 +43,136 @@ pub struct Context {
     pub extra: Map<String, Value>,
 }
 
+/// The keys and fixed values of the input document, allocated once and shared: a key costs a
+/// reference-count increment instead of a string allocation.
+struct Words {
+    id: R,
+    index: R,
+    role: R,
+    source: R,
+    name: R,
+    trusted: R,
+    content: R,
+    tool_call_id: R,
+    images: R,
+    url: R,
+    host: R,
+    arguments: R,
+    arguments_text: R,
+    sensitive: R,
+    destructive: R,
+    message_id: R,
+    hosts: R,
+    emails: R,
+    messages: R,
+    tool_calls: R,
+    mentions: R,
+    calls_per_tool: R,
+    spans: R,
+    parent_id: R,
+    kind: R,
+    status: R,
+    duration_ms: R,
+    model: R,
+    usage: R,
+    input_tokens: R,
+    output_tokens: R,
+    total_tokens: R,
+    tags: R,
+    metadata: R,
+    trace: R,
+    pending: R,
+    value: R,
+    error: R,
+    evidence: R,
+    detector: R,
+    score: R,
+    field: R,
+    tool: R,
+    scores: R,
+    findings: R,
+    context: R,
+    agent: R,
+    user: R,
+    environment: R,
+    /// Provenance labels and roles.
+    system: R,
+    assistant: R,
+    retrieval: R,
+    empty_list: R,
+}
+
+static WORDS: LazyLock<Words> = LazyLock::new(|| Words {
+    id: s("id"),
+    index: s("index"),
+    role: s("role"),
+    source: s("source"),
+    name: s("name"),
+    trusted: s("trusted"),
+    content: s("content"),
+    tool_call_id: s("tool_call_id"),
+    images: s("images"),
+    url: s("url"),
+    host: s("host"),
+    arguments: s("arguments"),
+    arguments_text: s("arguments_text"),
+    sensitive: s("sensitive"),
+    destructive: s("destructive"),
+    message_id: s("message_id"),
+    hosts: s("hosts"),
+    emails: s("emails"),
+    messages: s("messages"),
+    tool_calls: s("tool_calls"),
+    mentions: s("mentions"),
+    calls_per_tool: s("calls_per_tool"),
+    spans: s("spans"),
+    parent_id: s("parent_id"),
+    kind: s("kind"),
+    status: s("status"),
+    duration_ms: s("duration_ms"),
+    model: s("model"),
+    usage: s("usage"),
+    input_tokens: s("input_tokens"),
+    output_tokens: s("output_tokens"),
+    total_tokens: s("total_tokens"),
+    tags: s("tags"),
+    metadata: s("metadata"),
+    trace: s("trace"),
+    pending: s("pending"),
+    value: s("value"),
+    error: s("error"),
+    evidence: s("evidence"),
+    detector: s("detector"),
+    score: s("score"),
+    field: s("field"),
+    tool: s("tool"),
+    scores: s("scores"),
+    findings: s("findings"),
+    context: s("context"),
+    agent: s("agent"),
+    user: s("user"),
+    environment: s("environment"),
+    system: s("system"),
+    assistant: s("assistant"),
+    retrieval: s("retrieval"),
+    empty_list: R::from(Vec::<R>::new()),
+});
+
+impl Words {
+    /// A provenance label or role as a shared value.
+    fn label(&self, label: &str) -> R {
+        match label {
+            "system" => self.system.clone(),
+            "user" => self.user.clone(),
+            "assistant" => self.assistant.clone(),
+            "tool" => self.tool.clone(),
+            "retrieval" => self.retrieval.clone(),
+            "agent" => self.agent.clone(),
+            other => s(other),
+        }
+    }
+}
+
 /// An object under construction.
 struct Obj(BTreeMap<R, R>);
 
@@ -49,14 +180,19 @@ impl Obj {
     fn new() -> Obj {
         Obj(BTreeMap::new())
     }
-    fn set(&mut self, k: &str, v: R) -> &mut Obj {
-        self.0.insert(R::from(k), v);
+    fn set(&mut self, k: &R, v: R) -> &mut Obj {
+        self.0.insert(k.clone(), v);
         self
     }
-    fn opt(&mut self, k: &str, v: Option<R>) -> &mut Obj {
+    fn opt(&mut self, k: &R, v: Option<R>) -> &mut Obj {
         if let Some(v) = v {
-            self.0.insert(R::from(k), v);
+            self.0.insert(k.clone(), v);
         }
+        self
+    }
+    /// A key that is not one of the document's own (a score name, a context field).
+    fn set_str(&mut self, k: &str, v: R) -> &mut Obj {
+        self.0.insert(s(k), v);
         self
     }
     fn done(&mut self) -> R {
@@ -72,11 +208,11 @@ fn strings(v: &[String]) -> Option<R> {
     (!v.is_empty()).then(|| R::from(v.iter().map(|x| s(x)).collect::<Vec<_>>()))
 }
 
-fn images(v: &[(String, String)]) -> Option<R> {
+fn images(v: &[(String, String)], w: &Words) -> Option<R> {
     (!v.is_empty()).then(|| {
         R::from(
             v.iter()
-                .map(|(url, host)| Obj::new().set("url", s(url)).set("host", s(host)).done())
+                .map(|(url, host)| Obj::new().set(&w.url, s(url)).set(&w.host, s(host)).done())
                 .collect::<Vec<_>>(),
         )
     })
@@ -95,69 +231,80 @@ fn json(v: &Value) -> R {
         },
         Value::String(x) => s(x),
         Value::Array(a) => R::from(a.iter().map(json).collect::<Vec<_>>()),
-        Value::Object(o) => R::from(
-            o.iter()
-                .map(|(k, v)| (s(k), json(v)))
-                .collect::<BTreeMap<R, R>>(),
-        ),
+        Value::Object(o) => json_map(o),
     }
 }
 
-fn call_value(c: &ToolCall, message_id: &str, index: usize, classes: &ToolClasses) -> R {
+fn json_map(o: &Map<String, Value>) -> R {
+    R::from(
+        o.iter()
+            .map(|(k, v)| (s(k), json(v)))
+            .collect::<BTreeMap<R, R>>(),
+    )
+}
+
+fn call_value(c: &ToolCall, message_id: &R, index: usize, classes: &ToolClasses, w: &Words) -> R {
     let mut links = Links::default();
-    crate::strings_of(&c.arguments, &mut |t| links.scan(t));
     let sensitive = classes.is_sensitive(&c.name);
     // Every string of a sensitive call's arguments, one per line, for leak checks.
-    let text = sensitive.then(|| {
-        let mut text = String::new();
-        crate::strings_of(&c.arguments, &mut |t| {
+    let mut text = String::new();
+    crate::strings_of(&c.arguments, &mut |t| {
+        links.scan(t);
+        if sensitive {
             text.push_str(t);
             text.push('\n');
-        });
-        s(&text)
+        }
     });
     Obj::new()
-        .opt("arguments_text", text)
-        .set("id", s(&c.id))
-        .set("name", s(&c.name))
-        .set("sensitive", R::from(sensitive))
-        .set("destructive", R::from(classes.is_destructive(&c.name)))
-        .set("arguments", json(&c.arguments))
-        .set("message_id", s(message_id))
-        .set("index", R::from(index))
-        .opt("hosts", strings(&links.hosts))
-        .opt("emails", strings(&links.emails))
+        .opt(&w.arguments_text, sensitive.then(|| s(&text)))
+        .set(&w.id, s(&c.id))
+        .set(&w.name, s(&c.name))
+        .set(&w.sensitive, R::from(sensitive))
+        .set(&w.destructive, R::from(classes.is_destructive(&c.name)))
+        .set(&w.arguments, json(&c.arguments))
+        .set(&w.message_id, message_id.clone())
+        .set(&w.index, R::from(index))
+        .opt(&w.hosts, strings(&links.hosts))
+        .opt(&w.emails, strings(&links.emails))
         .done()
 }
 
-fn message_value(m: &Message, index: usize, mentions: &mut BTreeMap<String, Vec<R>>) -> R {
+fn message_value(
+    m: &Message,
+    id: &R,
+    index: usize,
+    mentions: &mut BTreeMap<String, Vec<R>>,
+    w: &Words,
+) -> R {
     let name = match &m.provenance {
         Provenance::Tool { name } | Provenance::Agent { name } => Some(name.as_str()),
         Provenance::Retrieval { name } => name.as_deref(),
         _ => m.name.as_deref(),
     };
+    let source = w.label(m.provenance.label());
+    let trusted = R::from(!m.provenance.is_untrusted());
     let mut links = Links::default();
     links.scan(&m.content);
     for d in links.hosts.iter().chain(&links.emails) {
         mentions.entry(d.clone()).or_default().push(
             Obj::new()
-                .set("id", s(&m.id))
-                .set("index", R::from(index))
-                .set("source", s(m.provenance.label()))
-                .set("trusted", R::from(!m.provenance.is_untrusted()))
+                .set(&w.id, id.clone())
+                .set(&w.index, R::from(index))
+                .set(&w.source, source.clone())
+                .set(&w.trusted, trusted.clone())
                 .done(),
         );
     }
     let mut o = Obj::new();
-    o.set("id", s(&m.id))
-        .set("index", R::from(index))
-        .set("role", s(role(m)))
-        .set("source", s(m.provenance.label()))
-        .set("trusted", R::from(!m.provenance.is_untrusted()))
-        .set("content", s(&m.content))
-        .opt("name", name.filter(|n| !n.is_empty()).map(s))
-        .opt("tool_call_id", m.tool_call_id.as_deref().map(s))
-        .opt("images", images(&links.images));
+    o.set(&w.id, id.clone())
+        .set(&w.index, R::from(index))
+        .set(&w.role, w.label(role(m)))
+        .set(&w.source, source)
+        .set(&w.trusted, trusted)
+        .set(&w.content, s(&m.content))
+        .opt(&w.name, name.filter(|n| !n.is_empty()).map(s))
+        .opt(&w.tool_call_id, m.tool_call_id.as_deref().map(s))
+        .opt(&w.images, images(&links.images, w));
     o.done()
 }
 
@@ -178,14 +325,16 @@ pub fn policy_input(
     context: &Context,
     classes: &ToolClasses,
 ) -> R {
+    let w = &*WORDS;
     let mut messages = Vec::with_capacity(trace.messages.len());
     let mut tool_calls = Vec::new();
     let mut mentions: BTreeMap<String, Vec<R>> = BTreeMap::new();
     let mut per_tool: BTreeMap<&str, u64> = BTreeMap::new();
     for (index, m) in trace.messages.iter().enumerate() {
-        messages.push(message_value(m, index, &mut mentions));
+        let id = s(&m.id);
+        messages.push(message_value(m, &id, index, &mut mentions, w));
         for c in &m.tool_calls {
-            tool_calls.push(call_value(c, &m.id, index, classes));
+            tool_calls.push(call_value(c, &id, index, classes, w));
             *per_tool.entry(c.name.as_str()).or_default() += 1;
         }
     }
@@ -193,11 +342,11 @@ pub fn policy_input(
         *per_tool.entry(c.name.as_str()).or_default() += 1;
     }
     let mut t = Obj::new();
-    t.set("id", s(&trace.id))
-        .set("messages", R::from(messages))
-        .set("tool_calls", R::from(tool_calls))
+    t.set(&w.id, s(&trace.id))
+        .set(&w.messages, R::from(messages))
+        .set(&w.tool_calls, R::from(tool_calls))
         .set(
-            "mentions",
+            &w.mentions,
             R::from(
                 mentions
                     .into_iter()
@@ -206,7 +355,7 @@ pub fn policy_input(
             ),
         )
         .set(
-            "calls_per_tool",
+            &w.calls_per_tool,
             R::from(
                 per_tool
                     .into_iter()
@@ -220,79 +369,90 @@ pub fn policy_input(
             .iter()
             .map(|sp| {
                 Obj::new()
-                    .set("id", s(&sp.id))
-                    .opt("parent_id", sp.parent_id.as_deref().map(s))
+                    .set(&w.id, s(&sp.id))
+                    .opt(&w.parent_id, sp.parent_id.as_deref().map(s))
                     .set(
-                        "kind",
+                        &w.kind,
                         json(&serde_json::to_value(sp.kind).unwrap_or(Value::Null)),
                     )
-                    .set("name", s(&sp.name))
-                    .set("status", s(&sp.status.code))
-                    .opt("duration_ms", sp.duration_ms().map(R::from))
-                    .opt("model", sp.model.as_deref().map(s))
+                    .set(&w.name, s(&sp.name))
+                    .set(&w.status, s(&sp.status.code))
+                    .opt(&w.duration_ms, sp.duration_ms().map(R::from))
+                    .opt(&w.model, sp.model.as_deref().map(s))
                     .done()
             })
             .collect::<Vec<_>>();
-        t.set("spans", R::from(spans));
+        t.set(&w.spans, R::from(spans));
     }
     if let Some(u) = trace.token_usage() {
         t.set(
-            "usage",
+            &w.usage,
             Obj::new()
-                .set("input_tokens", R::from(u.input_tokens))
-                .set("output_tokens", R::from(u.output_tokens))
-                .set("total_tokens", R::from(u.total()))
+                .set(&w.input_tokens, R::from(u.input_tokens))
+                .set(&w.output_tokens, R::from(u.output_tokens))
+                .set(&w.total_tokens, R::from(u.total()))
                 .done(),
         );
     }
     if !trace.tags.is_empty() {
         t.set(
-            "tags",
-            json(&serde_json::to_value(&trace.tags).unwrap_or(Value::Null)),
+            &w.tags,
+            R::from(
+                trace
+                    .tags
+                    .iter()
+                    .map(|(k, v)| (s(k), s(v)))
+                    .collect::<BTreeMap<R, R>>(),
+            ),
         );
     }
     if !trace.metadata.is_empty() {
-        t.set("metadata", json(&Value::Object(trace.metadata.clone())));
+        t.set(&w.metadata, json_map(&trace.metadata));
     }
 
     let mut root = Obj::new();
-    root.set("trace", t.done());
+    root.set(&w.trace, t.done());
     if let Some(p) = pending {
         let n = trace.messages.len();
+        let pending_id = s(Pending::ID);
         let mut links = Links::default();
         links.scan(&p.content);
         root.set(
-            "pending",
+            &w.pending,
             Obj::new()
-                .set("kind", s(&p.kind))
-                .set("content", s(&p.content))
+                .set(&w.kind, s(&p.kind))
+                .set(&w.content, s(&p.content))
                 .set(
-                    "tool_calls",
+                    &w.tool_calls,
                     R::from(
                         p.tool_calls
                             .iter()
-                            .map(|c| call_value(c, Pending::ID, n, classes))
+                            .map(|c| call_value(c, &pending_id, n, classes, w))
                             .collect::<Vec<_>>(),
                     ),
                 )
-                .opt("images", images(&links.images))
+                .opt(&w.images, images(&links.images, w))
                 .done(),
         );
     }
     let mut scores = Obj::new();
     let mut findings = Vec::new();
     for f in feedback {
-        scores.set(
+        scores.set_str(
             &f.name,
             Obj::new()
-                .set("value", json(&f.value))
-                .opt("error", f.error.as_deref().map(s))
+                .set(&w.value, json(&f.value))
+                .opt(&w.error, f.error.as_deref().map(s))
                 .set(
-                    "evidence",
-                    strings(&f.evidence).unwrap_or_else(|| R::from(Vec::<R>::new())),
+                    &w.evidence,
+                    strings(&f.evidence).unwrap_or_else(|| w.empty_list.clone()),
                 )
                 .done(),
         );
+        if f.findings.is_empty() {
+            continue;
+        }
+        let detector = s(&f.name);
         for x in &f.findings {
             let untrusted = matches!(
                 x.location.provenance.as_str(),
@@ -300,29 +460,29 @@ pub fn policy_input(
             );
             findings.push(
                 Obj::new()
-                    .set("detector", s(&f.name))
-                    .set("kind", s(&x.kind))
-                    .set("score", R::from(x.score))
-                    .set("id", s(&x.location.id))
-                    .set("field", s(&x.location.field))
-                    .opt("tool_call_id", x.location.tool_call_id.as_deref().map(s))
-                    .opt("tool", x.location.tool.as_deref().map(s))
-                    .set("source", s(&x.location.provenance))
-                    .set("trusted", R::from(!untrusted))
+                    .set(&w.detector, detector.clone())
+                    .set(&w.kind, s(&x.kind))
+                    .set(&w.score, R::from(x.score))
+                    .set(&w.id, s(&x.location.id))
+                    .set(&w.field, s(&x.location.field))
+                    .opt(&w.tool_call_id, x.location.tool_call_id.as_deref().map(s))
+                    .opt(&w.tool, x.location.tool.as_deref().map(s))
+                    .set(&w.source, w.label(&x.location.provenance))
+                    .set(&w.trusted, R::from(!untrusted))
                     .done(),
             );
         }
     }
-    root.set("scores", scores.done());
-    root.set("findings", R::from(findings));
+    root.set(&w.scores, scores.done());
+    root.set(&w.findings, R::from(findings));
     let mut ctx = Obj::new();
-    ctx.opt("agent", context.agent.as_deref().map(s))
-        .opt("user", context.user.as_deref().map(s))
-        .opt("environment", context.environment.as_deref().map(s));
+    ctx.opt(&w.agent, context.agent.as_deref().map(s))
+        .opt(&w.user, context.user.as_deref().map(s))
+        .opt(&w.environment, context.environment.as_deref().map(s));
     for (k, v) in &context.extra {
-        ctx.set(k, json(v));
+        ctx.set_str(k, json(v));
     }
-    root.set("context", ctx.done());
+    root.set(&w.context, ctx.done());
     root.done()
 }
 

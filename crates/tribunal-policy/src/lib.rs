@@ -60,12 +60,9 @@ impl FailMode {
 pub enum PolicyError {
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The reason is part of the message (not a separate source), so it is said once.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("policy data: {0}")]
     Data(String),
 }
@@ -89,18 +86,18 @@ pub struct PolicyDir {
 /// `data.json` beside them.
 pub fn load_dir(dir: &Path) -> Result<PolicyDir, PolicyError> {
     let mut files = Vec::new();
-    collect(dir, &mut files).map_err(|source| PolicyError::Io {
+    collect(dir, &mut files).map_err(|error| PolicyError::Io {
         path: dir.display().to_string(),
-        source,
+        error,
     })?;
     files.sort();
     let mut sources = Vec::new();
     let mut data = Vec::new();
     for f in files {
         let path = f.display().to_string();
-        let text = std::fs::read_to_string(&f).map_err(|source| PolicyError::Io {
+        let text = std::fs::read_to_string(&f).map_err(|error| PolicyError::Io {
             path: path.clone(),
-            source,
+            error,
         })?;
         if f.extension().is_some_and(|e| e == "rego") {
             sources.push(PolicySource { path, text });
@@ -763,6 +760,7 @@ mod judge_error_tests {
             error: error.map(str::to_owned),
             evidence: vec![],
             findings: vec![],
+            usage: None,
         }
     }
 

@@ -8,6 +8,18 @@ use sqlx::{AnyPool, Row};
 use std::path::Path;
 use thiserror::Error;
 
+pub mod clock;
+mod llm_cache;
+mod server;
+pub mod testing;
+
+pub use llm_cache::StoreCache;
+
+pub use server::{
+    AuditRow, EscalationRow, FeedbackRow, GateTraceRow, SpanRecord, TokenRecord, TraceFilter,
+    TraceRow,
+};
+
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("store {location}: {source}")]
@@ -107,6 +119,12 @@ const SCHEMA: &[&str] = &[
         message TEXT NOT NULL,
         PRIMARY KEY (run_id, seq)
     )",
+    "CREATE TABLE IF NOT EXISTS llm_cache (
+        cache_key TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        response TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )",
 ];
 
 /// A connection pool to the store.
@@ -135,6 +153,22 @@ impl Store {
         let is_sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 1 } else { 4 })
+            // A SQLite file does not drop connections; no round trip before every query.
+            .test_before_acquire(!is_sqlite)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    // Per connection: a replaced connection keeps the same durability.
+                    if is_sqlite {
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await
             .map_err(|source| StoreError::Open {
@@ -145,11 +179,8 @@ impl Store {
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(&pool)
                 .await?;
-            sqlx::query("PRAGMA synchronous = NORMAL")
-                .execute(&pool)
-                .await?;
         }
-        for stmt in SCHEMA {
+        for stmt in SCHEMA.iter().chain(server::SCHEMA) {
             sqlx::query(*stmt).execute(&pool).await?;
         }
         Ok(Store { pool })

@@ -2,13 +2,11 @@
 //! default `postgres://postgres@127.0.0.1:5432/test`; `.ci/run` starts the server). Each run
 //! works in a database of its own, created and dropped here.
 
-use sqlx::Connection;
-use tribunal_store::{InputErrorRecord, ResultRecord, RunRecord, Store};
-
-fn admin_url() -> String {
-    std::env::var("TRIBUNAL_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+use std::sync::Arc;
+use std::time::Duration;
+use tribunal_llm::{cache_key, ChatRequest, ChatResponse, ModelUri, ResponseCache, Usage};
+use tribunal_store::testing::TestDatabase;
+use tribunal_store::{InputErrorRecord, ResultRecord, RunRecord, Store, StoreCache};
 
 fn run(id: &str) -> RunRecord {
     RunRecord {
@@ -30,26 +28,10 @@ fn run(id: &str) -> RunRecord {
 
 #[tokio::test]
 async fn runs_and_results_round_trip_on_postgres() {
-    let admin = admin_url();
-    let mut conn = sqlx::PgConnection::connect(&admin)
+    let db = TestDatabase::create("tribunal_test")
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for this test: {e}"));
-    let db = format!(
-        "tribunal_test_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0)
-    );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let url = match admin.rfind('/') {
-        Some(i) => format!("{}/{db}", &admin[..i]),
-        None => panic!("database URL without a path: {admin}"),
-    };
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = db.url.clone();
 
     let store = Store::open(&url).await.unwrap();
     store.create_run(&run("run-a1")).await.unwrap();
@@ -89,8 +71,44 @@ async fn runs_and_results_round_trip_on_postgres() {
     assert_eq!(store.list_runs(5).await.unwrap().len(), 1);
     store.close().await;
 
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {db}")))
-        .execute(&mut conn)
+    db.drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_response_cache_round_trips_on_postgres() {
+    let db = TestDatabase::create("tribunal_cache")
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = db.url.clone();
+
+    let store = Store::open(&url).await.unwrap();
+    let cache: Arc<dyn ResponseCache> = Arc::new(StoreCache::new(
+        store.clone(),
+        tokio::runtime::Handle::current(),
+    ));
+    let model: ModelUri = "anthropic:/claude-3-5-haiku-latest".parse().unwrap();
+    let key = cache_key(&model, &ChatRequest::new("Is the reply grounded?"));
+    assert_eq!(cache.get(&key).await.unwrap(), None);
+    let answer = |result: &str| ChatResponse {
+        model: model.clone(),
+        text: format!("{{\"rationale\": \"r\", \"result\": \"{result}\"}}"),
+        json: Some(serde_json::json!({"rationale": "r", "result": result})),
+        usage: Usage {
+            input_tokens: 100,
+            output_tokens: 20,
+        },
+        latency: Duration::from_millis(200),
+        stop_reason: Some("tool_use".into()),
+        tool_calls: Vec::new(),
+        attempts: 1,
+        cached: false,
+    };
+    cache.put(&key, &answer("yes")).await.unwrap();
+    // The same request again replaces the answer (ON CONFLICT on PostgreSQL too).
+    cache.put(&key, &answer("no")).await.unwrap();
+    assert_eq!(cache.get(&key).await.unwrap(), Some(answer("no")));
+    assert_eq!(store.cached_response_count().await.unwrap(), 1);
+    store.close().await;
+
+    db.drop().await.unwrap();
 }

@@ -1,15 +1,18 @@
 //! `tribunal eval`: evaluate datasets of traces, write a report, save the run.
 
-use super::{build_evaluator, load_config_near, runtime, store_location};
-use crate::clock;
+use super::{load_config_near, store_location};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use tribunal_engine::report::{summary_line, ReportFormat, Reporter, RunInfo};
-use tribunal_engine::{run_eval, Event, RunOptions};
+use std::sync::Arc;
+use tribunal_engine::config::share_response_cache;
+use tribunal_engine::report::{summary_line, usage_line, ReportFormat, Reporter, RunInfo};
+use tribunal_engine::{run_eval, Evaluator, Event, RunOptions};
 use tribunal_formats::InputFormat;
-use tribunal_store::{InputErrorRecord, ResultRecord, RunRecord, Store};
+use tribunal_llm::ResponseCache;
+use tribunal_store::clock;
+use tribunal_store::{InputErrorRecord, ResultRecord, RunRecord, Store, StoreCache};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -37,9 +40,13 @@ pub struct EvalArgs {
     /// Store database (SQLite path or URL); default .tribunal/tribunal.db.
     #[arg(long)]
     pub db: Option<PathBuf>,
-    /// Do not save this run in the store.
+    /// Do not save this run in the store (model judges' answers are not cached either).
     #[arg(long)]
     pub no_store: bool,
+    /// Ask model judges' providers again instead of answering repeated requests from the
+    /// store's response cache (and do not add to it).
+    #[arg(long)]
+    pub no_cache: bool,
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -74,11 +81,21 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
     if !matches!(fail_on.as_str(), "block" | "escalate") {
         bail!("--fail-on: expected block or escalate, found {fail_on:?}");
     }
-    let evaluator = build_evaluator(&cfg, &args.policies)?;
-    let policy_version = evaluator.policies().version().to_owned();
+    let mut judges = cfg.build_judges().context("configuring judges")?;
+    let policies = cfg
+        .build_policies(&args.policies)
+        .context("loading policies")?;
+    let prices = cfg.price_table().context("configuring judges")?;
+    let policy_version = policies.version().to_owned();
 
-    // The store is opened before any work so that a bad location fails fast.
-    let rt = runtime()?;
+    // The store is opened before any work so that a bad location fails fast. Its runtime
+    // has a thread of its own: model judges reach the response cache from their threads
+    // while this one is busy with the run.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tribunal-store")
+        .enable_all()
+        .build()?;
     let store = if args.no_store || !cfg.store.enabled {
         None
     } else {
@@ -88,6 +105,12 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
                 .with_context(|| format!("opening the store at {loc}"))?,
         )
     };
+    if let Some(s) = store.as_ref().filter(|_| cfg.eval.cache && !args.no_cache) {
+        let cache: Arc<dyn ResponseCache> =
+            Arc::new(StoreCache::new(s.clone(), rt.handle().clone()));
+        share_response_cache(&mut judges, &cache).context("configuring judges")?;
+    }
+    let evaluator = Evaluator::new(judges, policies, cfg.context.clone());
     let mut record = RunRecord {
         id: clock::new_run_id(),
         started_at: clock::now_rfc3339(),
@@ -118,7 +141,7 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let mut reporter = Reporter::new(format, out);
+    let mut reporter = Reporter::new(format, out).with_prices(prices);
     let show_progress =
         !args.no_progress && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
     let bar = show_progress.then(|| {
@@ -223,11 +246,15 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
         run_id: store.as_ref().map(|_| record.id.clone()),
         policy_version,
     };
+    let usage = usage_line(reporter.usage());
     reporter
         .finish(&summary, &info)
         .context("writing the report")?;
     if format != ReportFormat::Table || args.output.is_some() {
         eprintln!("{}", summary_line(&summary, &info));
+        if let Some(line) = usage {
+            eprintln!("{line}");
+        }
     }
     Ok(if summary.rejected > 0 {
         2

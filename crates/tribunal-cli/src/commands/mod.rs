@@ -6,6 +6,7 @@ pub mod eval;
 pub mod init;
 pub mod policy;
 pub mod runs;
+pub mod serve;
 
 use anyhow::{Context as _, Result};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Wall-clock time for run records: RFC 3339 timestamps and run ids.
+//! Wall-clock time for stored records: RFC 3339 timestamps, milliseconds and run ids.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -6,6 +6,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub fn now_rfc3339() -> String {
     let (date, time) = parts(SystemTime::now());
     format!("{date}T{time}Z")
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// A sortable, unique run id: `YYYYMMDD-HHMMSS-xxxx`.

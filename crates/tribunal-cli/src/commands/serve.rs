@@ -1,0 +1,412 @@
+//! `tribunal serve`, `tribunal token ...`, `tribunal audit verify` and `tribunal replay`:
+//! the server and the commands that manage what it keeps.
+
+use super::{load_config, store_location};
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tribunal_server::{escalation::ReviewSettings, GateSettings, ProjectSpec, ServerOptions};
+use tribunal_store::Store;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: String,
+    /// The store (SQLite file or database URL); default from configuration, else
+    /// .tribunal/tribunal.db.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// More projects, each with its own configuration: NAME=path/to/tribunal.toml.
+    /// The configuration given with --config (or ./tribunal.toml) is the `default` project.
+    #[arg(long = "project")]
+    pub projects: Vec<String>,
+    /// Extra policy folders for the default project.
+    #[arg(long = "policies", short = 'p')]
+    pub policies: Vec<PathBuf>,
+    /// Policy folders run in shadow mode for the default project: decided and logged,
+    /// never enforced.
+    #[arg(long = "shadow-policies")]
+    pub shadow_policies: Vec<PathBuf>,
+    /// Latency budget for model judges when a gate request names none, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub budget_ms: u64,
+    /// What an exhausted budget means: closed (block), escalate or open (allow, warned).
+    #[arg(long, default_value = "closed")]
+    pub fail_mode: String,
+    /// How long an escalation waits for a reviewer, in seconds.
+    #[arg(long, default_value_t = 900)]
+    pub review_deadline_s: u64,
+    /// What applies when no reviewer decides in time or the queue is full: block or allow.
+    #[arg(long, default_value = "block")]
+    pub review_default: String,
+    /// New escalations per project per minute before the default applies instead.
+    #[arg(long, default_value_t = 30)]
+    pub reviews_per_minute: u32,
+    /// Largest request body in bytes (after decompression).
+    #[arg(long, default_value_t = 8 << 20)]
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting accepted.
+    #[arg(long, default_value_t = 64)]
+    pub max_json_depth: usize,
+    /// Milliseconds without new spans before an ingested trace is judged.
+    #[arg(long, default_value_t = 1000)]
+    pub score_quiet_ms: u64,
+    /// Log lines as text or json (one object per line), on standard error.
+    #[arg(long, default_value = "text")]
+    pub log_format: String,
+    /// error, warn, info (default; one line per request) or debug.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+fn init_logs(format: &str, level: &str) -> Result<()> {
+    let level: tracing::Level = level.parse().map_err(|_| {
+        anyhow::anyhow!("--log-level: expected error, warn, info or debug, found {level:?}")
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr);
+    match format {
+        "text" => builder.with_ansi(false).init(),
+        "json" => builder.json().init(),
+        other => bail!("--log-format: expected text or json, found {other:?}"),
+    }
+    Ok(())
+}
+
+fn parse_project(s: &str) -> Result<ProjectSpec> {
+    let (name, config) = s
+        .split_once('=')
+        .with_context(|| format!("--project: expected NAME=CONFIG, found {s:?}"))?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+    {
+        bail!("--project: the name must be letters, digits, - or _, found {name:?}");
+    }
+    Ok(ProjectSpec {
+        name: name.to_owned(),
+        config: Some(PathBuf::from(config)),
+        ..ProjectSpec::default()
+    })
+}
+
+fn options(config: Option<&Path>, args: &ServeArgs) -> Result<ServerOptions> {
+    let default_config = match config {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from("tribunal.toml")).filter(|p| p.exists()),
+    };
+    let mut projects = vec![ProjectSpec {
+        name: "default".into(),
+        config: default_config,
+        policies: args.policies.clone(),
+        shadow_policies: args.shadow_policies.clone(),
+    }];
+    for p in &args.projects {
+        projects.push(parse_project(p)?);
+    }
+    let fail_mode = tribunal_policy::FailMode::parse(&args.fail_mode).with_context(|| {
+        format!(
+            "--fail-mode: expected closed, escalate or open, found {:?}",
+            args.fail_mode
+        )
+    })?;
+    let default = match args.review_default.as_str() {
+        "block" => tribunal_core::Decision::Block,
+        "allow" => tribunal_core::Decision::Allow,
+        other => bail!("--review-default: expected block or allow, found {other:?}"),
+    };
+    if args.reviews_per_minute == 0 {
+        bail!("--reviews-per-minute: expected at least 1");
+    }
+    Ok(ServerOptions {
+        projects,
+        max_body_bytes: args.max_body_bytes,
+        max_json_depth: args.max_json_depth.max(2),
+        gate: GateSettings {
+            budget: Duration::from_millis(args.budget_ms),
+            fail_mode,
+            ..GateSettings::default()
+        },
+        review: ReviewSettings {
+            deadline: Duration::from_secs(args.review_deadline_s),
+            default,
+            per_minute: args.reviews_per_minute,
+        },
+        score_quiet: Duration::from_millis(args.score_quiet_ms),
+        ..ServerOptions::default()
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    eprintln!("shutting down: finishing requests in flight");
+}
+
+/// SIGHUP reloads every project from its files, like `POST /api/v1/policies/reload`.
+#[cfg(unix)]
+async fn reload_on_hangup(state: std::sync::Arc<tribunal_server::AppState>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let st = state.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            st.projects
+                .iter()
+                .map(|(name, p)| match p.reload() {
+                    Ok(rt) => {
+                        st.audit.append(
+                            name,
+                            "reload",
+                            &serde_json::json!({"by": "SIGHUP",
+                                "policy_version": rt.policy_version(),
+                                "config_hash": rt.config_hash}),
+                        );
+                        format!("project {name}: policy version {}", rt.policy_version())
+                    }
+                    Err(e) => e.message,
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        for line in outcome.unwrap_or_default() {
+            tracing::info!(target: "tribunal::reload", "{line}");
+        }
+    }
+}
+
+pub fn serve(config: Option<&Path>, args: ServeArgs) -> Result<u8> {
+    let cfg = load_config(config)?;
+    let location = store_location(&cfg, args.db.as_deref());
+    let opts = options(config, &args)?;
+    init_logs(&args.log_format, &args.log_level)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let store = Store::open(&location).await?;
+        let (state, background) = tribunal_server::start(store, opts).await?;
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("--listen {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let names: Vec<&str> = state.projects.keys().map(String::as_str).collect();
+        eprintln!(
+            "tribunal serving on http://{addr} (store {location}; projects: {})",
+            names.join(", ")
+        );
+        #[cfg(unix)]
+        tokio::spawn(reload_on_hangup(state.clone()));
+        tribunal_server::serve(listener, state, background, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(0)
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; the secret is printed once and only its hash is kept.
+    Create {
+        /// admin, reviewer, annotator, viewer or agent.
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "default")]
+        project: String,
+        /// A label for people (who or what uses it).
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+}
+
+fn open_store(
+    config: Option<&Path>,
+    db: Option<&Path>,
+) -> Result<(tokio::runtime::Runtime, Store)> {
+    let cfg = load_config(config)?;
+    let location = store_location(&cfg, db);
+    let rt = super::runtime()?;
+    let store = rt.block_on(Store::open(&location))?;
+    Ok((rt, store))
+}
+
+pub fn token(config: Option<&Path>, cmd: TokenCommand) -> Result<u8> {
+    match cmd {
+        TokenCommand::Create {
+            role,
+            project,
+            name,
+            db,
+        } => {
+            let (rt, store) = open_store(config, db.as_deref())?;
+            let (record, secret) = rt.block_on(tribunal_server::auth::create_token(
+                &store, &project, &role, &name,
+            ))?;
+            eprintln!(
+                "created {} (project {}, role {}); the token is shown only now:",
+                record.id, record.project, record.role
+            );
+            println!("{secret}");
+        }
+        TokenCommand::List { db } => {
+            let (rt, store) = open_store(config, db.as_deref())?;
+            let tokens = rt.block_on(store.list_tokens())?;
+            println!(
+                "{:<22} {:<12} {:<10} {:<20} {:<20} name",
+                "id", "project", "role", "created", "revoked"
+            );
+            for t in tokens {
+                println!(
+                    "{:<22} {:<12} {:<10} {:<20} {:<20} {}",
+                    t.id,
+                    t.project,
+                    t.role,
+                    t.created_at,
+                    t.revoked_at.as_deref().unwrap_or("-"),
+                    t.name
+                );
+            }
+        }
+        TokenCommand::Revoke { id, db } => {
+            let (rt, store) = open_store(config, db.as_deref())?;
+            let at = tribunal_store::clock::now_rfc3339();
+            if !rt.block_on(store.revoke_token(&id, &at))? {
+                bail!("no active token {id:?} (see tribunal token list)");
+            }
+            eprintln!("revoked {id}");
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the decision log's hash chain; exit 1 when an entry was edited or removed.
+    Verify {
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn audit(config: Option<&Path>, cmd: AuditCommand) -> Result<u8> {
+    let AuditCommand::Verify { db, json } = cmd;
+    let (rt, store) = open_store(config, db.as_deref())?;
+    let report = rt.block_on(tribunal_server::audit::verify(&store))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if report.ok() {
+        println!(
+            "decision log intact: {} entries, head {} {}",
+            report.entries,
+            report.head_seq,
+            if report.head_hash.is_empty() {
+                "-"
+            } else {
+                &report.head_hash
+            }
+        );
+    } else {
+        println!("decision log damaged ({} entries read):", report.entries);
+        for p in &report.problems {
+            println!("  {p}");
+        }
+    }
+    Ok(if report.ok() { 0 } else { 1 })
+}
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// The new policy version: folders that replace the configuration's policy folders.
+    #[arg(long = "policies", short = 'p', required = true)]
+    pub policies: Vec<PathBuf>,
+    #[arg(long, default_value = "default")]
+    pub project: String,
+    /// How many of the most recent traces.
+    #[arg(long, default_value_t = 10_000)]
+    pub limit: i64,
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// table or json.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+pub fn replay(config: Option<&Path>, args: ReplayArgs) -> Result<u8> {
+    if !matches!(args.format.as_str(), "table" | "json") {
+        bail!("--format: expected table or json, found {:?}", args.format);
+    }
+    let cfg = load_config(config)?;
+    let mut new_cfg = cfg.clone();
+    new_cfg.policies.paths.clear();
+    let evaluator = super::build_evaluator(&new_cfg, &args.policies)?;
+    let (rt, store) = open_store(config, args.db.as_deref())?;
+    let report = rt.block_on(tribunal_server::replay::replay(
+        &store,
+        &args.project,
+        &evaluator,
+        args.limit,
+    ))?;
+    if args.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "replayed {} traces of project {} with policy version {}: {} unchanged, {} changed, {} skipped",
+            report.traces,
+            report.project,
+            report.policy_version,
+            report.unchanged,
+            report.changes.len(),
+            report.skipped
+        );
+        for (t, n) in report.transitions() {
+            println!("  {t}: {n}");
+        }
+        for c in &report.changes {
+            println!(
+                "  {} ({}): {} -> {}  {}",
+                c.trace_id,
+                c.source,
+                c.before,
+                c.after,
+                c.reasons.first().map(String::as_str).unwrap_or("")
+            );
+        }
+    }
+    Ok(0)
+}

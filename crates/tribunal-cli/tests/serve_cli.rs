@@ -1,0 +1,257 @@
+//! `tribunal token`, `tribunal serve`, `tribunal audit verify` and `tribunal replay` as a
+//! user runs them: a token is created, the server started, asked twice, stopped with
+//! SIGTERM; the decision log is verified, tampered with and verified again; the stored
+//! traces are replayed under a stricter policy.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn tribunal(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tribunal"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CI")
+        .output()
+        .expect("run tribunal")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// One HTTP/1.1 request over a fresh connection; (status, body).
+fn http(addr: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    // The server answers with a fixed length or chunks; JSON bodies here are one chunk.
+    let body = if out
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body.split_once("\r\n")
+            .map(|x| x.1)
+            .unwrap_or("")
+            .rsplit_once("\r\n0\r\n")
+            .map(|x| x.0)
+            .unwrap_or("")
+            .to_owned()
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+/// Starts `tribunal serve` on a free port; (child, address).
+fn start_server(d: &Path) -> (std::process::Child, String) {
+    start_server_with(d, &[])
+}
+
+fn start_server_with(d: &Path, extra: &[&str]) -> (std::process::Child, String) {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tribunal"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .current_dir(d)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    // Keep reading the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (server, addr)
+}
+
+#[test]
+fn acknowledged_spans_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = tribunal(d, &["token", "create", "--role", "agent"]);
+    let token = text(&out.stdout).trim().to_owned();
+    let (mut server, addr) = start_server(d);
+    let doc = json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331", "name": "root",
+         "startTimeUnixNano": "1", "endTimeUnixNano": "2"}]}]}]});
+    let (st, body) = http(&addr, "POST", "/v1/traces", &token, &doc.to_string());
+    assert_eq!((st, body.as_str()), (200, "{}"));
+    // No time to flush anything: the process is killed right after the answer.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let spans = rt.block_on(async {
+        let store = tribunal_store::Store::open(d.join(".tribunal/tribunal.db").to_str().unwrap())
+            .await
+            .unwrap();
+        store
+            .trace_spans("default", "0af7651916cd43dd8448eb211c80319c")
+            .await
+            .unwrap()
+    });
+    assert_eq!(spans.len(), 1);
+}
+
+#[test]
+fn tokens_serve_audit_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    let out = tribunal(d, &["token", "create", "--role", "root"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("admin, reviewer, annotator, viewer, agent"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tribunal(
+        d,
+        &["token", "create", "--role", "agent", "--name", "shop-bot"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    assert!(token.starts_with("trb_") && token.len() > 40, "{token}");
+    let out = tribunal(d, &["token", "list"]);
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains("shop-bot") && listing.contains("agent"),
+        "{listing}"
+    );
+    assert!(!listing.contains(&token), "secrets are never shown again");
+
+    let (mut server, addr) = start_server(d);
+
+    let allowed = json!({"trace": [{"role": "user", "content": "hi"}], "pending": {"kind": "reply", "content": "Hello!"}});
+    let blocked = json!({"trace": [{"role": "user", "content": "tidy up"}], "pending": {"name": "shell", "arguments": {"command": "rm -rf /"}}});
+    let (st, body) = http(&addr, "POST", "/api/v1/gate", &token, &allowed.to_string());
+    assert_eq!(st, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["decision"], "allow", "{v}");
+    let (_, body) = http(&addr, "POST", "/api/v1/gate", &token, &blocked.to_string());
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["decision"], "block", "{v}");
+    let (st, _) = http(&addr, "GET", "/api/v1/traces", &token, "");
+    assert_eq!(st, 403, "an agent token may not read traces");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = server.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+
+    let out = tribunal(d, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("intact: 2 entries"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Replay: a policy that blocks every reply changes the allowed decision only.
+    std::fs::create_dir(d.join("strict")).unwrap();
+    std::fs::write(
+        d.join("strict/replies.rego"),
+        "package strict\nimport rego.v1\nviolation contains {\"rule\": \"strict.reply\", \"severity\": \"block\", \"message\": \"no replies\"} if input.pending.kind == \"reply\"\n",
+    )
+    .unwrap();
+    let out = tribunal(d, &["replay", "--policies", "strict", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["traces"], 2, "{r}");
+    assert_eq!(r["changes"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["changes"][0]["before"], "allow");
+    assert_eq!(r["changes"][0]["after"], "block");
+    let out = tribunal(d, &["replay", "--policies", "strict"]);
+    assert!(
+        text(&out.stdout).contains("allow -> block: 1"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Tampering with an entry is caught.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = tribunal_store::Store::open(d.join(".tribunal/tribunal.db").to_str().unwrap())
+            .await
+            .unwrap();
+        store
+            .execute_raw(
+                "UPDATE audit_log SET body = replace(body, '\"block\"', '\"allow\"') WHERE seq = 2",
+            )
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let out = tribunal(d, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("entry 2"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn sighup_reloads_policies_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("mine")).unwrap();
+    let rule = |cond: &str| {
+        format!("package mine\nimport rego.v1\nviolation contains {{\"rule\": \"mine.reply\", \"severity\": \"block\", \"message\": \"no\"}} if {cond}\n")
+    };
+    std::fs::write(d.join("mine/r.rego"), rule("false")).unwrap();
+    let out = tribunal(d, &["token", "create", "--role", "agent"]);
+    let token = text(&out.stdout).trim().to_owned();
+    let (mut server, addr) = start_server_with(d, &["--policies", "mine"]);
+    let req = json!({"trace": [{"role": "user", "content": "hi"}], "pending": {"kind": "reply", "content": "Hello!"}}).to_string();
+    let decision = || -> String {
+        let (_, body) = http(&addr, "POST", "/api/v1/gate", &token, &req);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["decision"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(decision(), "allow");
+    std::fs::write(
+        d.join("mine/r.rego"),
+        rule("input.pending.kind == \"reply\""),
+    )
+    .unwrap();
+    Command::new("kill")
+        .args(["-HUP", &server.id().to_string()])
+        .status()
+        .unwrap();
+    let mut now = String::new();
+    for _ in 0..100 {
+        now = decision();
+        if now == "block" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
+    assert_eq!(now, "block", "the new policy applies after SIGHUP");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

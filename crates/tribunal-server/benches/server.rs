@@ -1,0 +1,239 @@
+//! The server over HTTP on loopback, with the default judges and policy pack:
+//! - gate latency, one request at a time (p50/p99; target p99 ≤ 1 ms);
+//! - gate throughput with several clients, as a ratio to a bare endpoint of the same server
+//!   stack (same router, token check and middleware, a handler that reads the body and
+//!   answers a constant) measured in the same run (target ≥ 0.5);
+//! - OTLP ingest into SQLite, spans per second, protobuf requests of 100 spans.
+//!
+//! `TRIBUNAL_BENCH_ITERATIONS` sets the number of latency samples (default 3000).
+
+#[path = "../../tribunal-engine/benches/common.rs"]
+mod common;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use axum::routing::post;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tribunal_server::ServerOptions;
+use tribunal_store::Store;
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+async fn post_json(c: &reqwest::Client, url: &str, token: &str, body: &Arc<Vec<u8>>) -> Value {
+    let res = c
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.as_ref().clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    res.json().await.unwrap()
+}
+
+/// Requests per second with `clients` concurrent connections for `dur`.
+async fn throughput(
+    url: &str,
+    token: &str,
+    body: Arc<Vec<u8>>,
+    clients: usize,
+    dur: Duration,
+) -> f64 {
+    let stop = Instant::now() + dur;
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (url, token, body) = (url.to_owned(), token.to_owned(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            let mut n = 0u64;
+            while Instant::now() < stop {
+                post_json(&c, &url, &token, &body).await;
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / dur.as_secs_f64()
+}
+
+fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn otlp_batch(batch: u64, spans: u64) -> Vec<u8> {
+    let mut trace_id = [0u8; 16];
+    trace_id[..8].copy_from_slice(&batch.to_be_bytes());
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: (0..spans)
+                    .map(|i| Span {
+                        trace_id: trace_id.to_vec(),
+                        span_id: (i + 1).to_be_bytes().to_vec(),
+                        parent_span_id: if i == 0 {
+                            vec![]
+                        } else {
+                            1u64.to_be_bytes().to_vec()
+                        },
+                        name: format!("chat step {i}"),
+                        start_time_unix_nano: 1_700_000_000_000_000_000 + i * 1_000_000,
+                        end_time_unix_nano: 1_700_000_000_000_500_000 + i * 1_000_000,
+                        attributes: vec![
+                            kv("gen_ai.operation.name", "chat"),
+                            kv("gen_ai.request.model", "gpt-4o-mini"),
+                        ],
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn main() {
+    let iterations: usize = std::env::var("TRIBUNAL_BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("bench.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let (state, background) = tribunal_server::start(
+            store.clone(),
+            ServerOptions {
+                score_quiet: Duration::from_secs(3600),
+                ..ServerOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let bare = axum::Router::new().route(
+            "/bench/bare",
+            post(|body: axum::body::Bytes| async move {
+                std::hint::black_box(body.len());
+                axum::Json(json!({"decision": "allow"}))
+            }),
+        );
+        let app = tribunal_server::router_with(state.clone(), bare);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let token = tribunal_server::auth::create_token(&store, "default", "agent", "bench")
+            .await
+            .unwrap()
+            .1;
+
+        let trace = common::agent_trace(7, 20);
+        let body = Arc::new(
+            json!({"trace": trace, "pending": {"name": "send_email", "arguments": {"to": "customer7@example.com", "body": "Your order ships soon."}}, "context": {"agent": "support"}})
+                .to_string()
+                .into_bytes(),
+        );
+        let gate = format!("{base}/api/v1/gate");
+        let bare = format!("{base}/bench/bare");
+        let client = reqwest::Client::new();
+        let first = post_json(&client, &gate, &token, &body).await;
+        println!(
+            "gate request: {} bytes, 20-step trace; answer: {} bytes, decision {}",
+            body.len(),
+            first.to_string().len(),
+            first["decision"]
+        );
+
+        for (name, url) in [("bare endpoint", &bare), ("gate", &gate)] {
+            for _ in 0..iterations / 10 {
+                post_json(&client, url, &token, &body).await;
+            }
+            let mut samples = Vec::with_capacity(iterations);
+            for _ in 0..iterations {
+                let t = Instant::now();
+                post_json(&client, url, &token, &body).await;
+                samples.push(t.elapsed());
+            }
+            samples.sort();
+            let (p50, p99) = (pct(&samples, 0.5), pct(&samples, 0.99));
+            println!(
+                "{name:<14} latency over HTTP: p50 {:>7.1} µs  p99 {:>7.1} µs{}",
+                us(p50),
+                us(p99),
+                if name == "gate" {
+                    format!(
+                        "  (target p99 ≤ 1000 µs: {})",
+                        if us(p99) <= 1000.0 { "met" } else { "NOT met" }
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+
+        let dur = Duration::from_secs(3);
+        let clients = 8;
+        let bare_rps = throughput(&bare, &token, body.clone(), clients, dur).await;
+        let gate_rps = throughput(&gate, &token, body.clone(), clients, dur).await;
+        println!(
+            "throughput, {clients} clients: bare {bare_rps:.0} req/s, gate {gate_rps:.0} req/s, ratio {:.2} (target ≥ 0.5: {})",
+            gate_rps / bare_rps,
+            if gate_rps / bare_rps >= 0.5 { "met" } else { "NOT met" }
+        );
+
+        let otlp = format!("{base}/v1/traces");
+        let batches = 200u64;
+        let per = 100u64;
+        let payloads: Vec<Vec<u8>> = (0..batches).map(|b| otlp_batch(b, per)).collect();
+        let t = Instant::now();
+        for p in payloads {
+            let res = client
+                .post(&otlp)
+                .bearer_auth(&token)
+                .header("content-type", "application/x-protobuf")
+                .body(p)
+                .send()
+                .await
+                .unwrap();
+            assert!(res.status().is_success());
+        }
+        let el = t.elapsed();
+        println!(
+            "OTLP ingest into SQLite: {} spans in {:.2} s = {:.0} spans/s ({} requests of {per} spans, each durable before its answer)",
+            batches * per,
+            el.as_secs_f64(),
+            (batches * per) as f64 / el.as_secs_f64(),
+            batches
+        );
+        background.shutdown(&state).await;
+    });
+}

@@ -1,0 +1,391 @@
+//! The REST API: traces (list with filters, get), human feedback on traces, evaluation
+//! runs, judges, policies (list, reload), decision-log verification, metrics and the
+//! OpenAPI description. Every query is scoped to the caller's project.
+
+use crate::auth::{Caller, Permission};
+use crate::error::{ApiError, ERROR_CODES};
+use crate::{audit, body, scorer, AppState};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tribunal_store::{clock, FeedbackRow, TraceFilter};
+
+/// Runs written by `tribunal eval` belong to this project.
+pub const DEFAULT_PROJECT: &str = "default";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceQuery {
+    source: Option<String>,
+    decision: Option<String>,
+    since: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+pub async fn list_traces(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    q: Result<Query<TraceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let Query(q) = q.map_err(|e| {
+        ApiError::request(format!(
+            "{e}; filters are source, decision, since, limit, offset"
+        ))
+    })?;
+    if let Some(d) = &q.decision {
+        if !["allow", "escalate", "block"].contains(&d.as_str()) {
+            return Err(ApiError::request(format!(
+                "decision: expected allow, escalate or block, found {d:?}"
+            )));
+        }
+    }
+    if let Some(s) = &q.source {
+        if !["otlp", "gate"].contains(&s.as_str()) {
+            return Err(ApiError::request(format!(
+                "source: expected otlp or gate, found {s:?}"
+            )));
+        }
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) || q.offset.is_some_and(|o| o < 0) {
+        return Err(ApiError::request(
+            "limit: expected 1..1000; offset: expected ≥ 0",
+        ));
+    }
+    let rows = state
+        .store
+        .list_traces(
+            &caller.project,
+            &TraceFilter {
+                source: q.source,
+                decision: q.decision,
+                since: q.since,
+                limit,
+                offset: q.offset.unwrap_or(0),
+            },
+        )
+        .await?;
+    Ok(Json(json!({"traces": rows})))
+}
+
+pub async fn get_trace(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let row = state
+        .store
+        .get_trace(&caller.project, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no trace {id:?} in this project")))?;
+    let (trace, pending) = match row.source.as_str() {
+        "otlp" => (
+            scorer::assemble(&state.store, &caller.project, &id)
+                .await?
+                .map(|t| json!(t))
+                .unwrap_or(Value::Null),
+            Value::Null,
+        ),
+        _ => match row.body.as_deref().and_then(crate::gate::stored_request) {
+            Some((t, p)) => (json!(t), json!(p)),
+            None => (Value::Null, Value::Null),
+        },
+    };
+    let result: Value = row
+        .result
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or(Value::Null);
+    let feedback = state.store.trace_feedback(&caller.project, &id).await?;
+    Ok(Json(json!({
+        "summary": row,
+        "trace": trace,
+        "pending": pending,
+        "result": result,
+        "human_feedback": feedback,
+    })))
+}
+
+pub async fn list_feedback(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let rows = state.store.trace_feedback(&caller.project, &id).await?;
+    Ok(Json(json!({"feedback": rows})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackBody {
+    name: String,
+    value: Value,
+    rationale: Option<String>,
+}
+
+pub async fn add_feedback(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    caller.require(Permission::Annotate)?;
+    body::require_json(&headers)?;
+    let bytes = body::read(&headers, body, 1 << 20).await?;
+    let doc = body::parse_json(&bytes, state.options.max_json_depth)?;
+    let b: FeedbackBody = serde_json::from_value(doc).map_err(|e| {
+        ApiError::request(format!(
+            "{e}; expected {{\"name\": string, \"value\": any, \"rationale\"?: string}}"
+        ))
+    })?;
+    if b.name.trim().is_empty() {
+        return Err(ApiError::request("name: must not be empty"));
+    }
+    if state.store.get_trace(&caller.project, &id).await?.is_none() {
+        return Err(ApiError::not_found(format!(
+            "no trace {id:?} in this project"
+        )));
+    }
+    let row = FeedbackRow {
+        id: crate::auth::random_id("fb_"),
+        project: caller.project.clone(),
+        trace_id: id,
+        name: b.name,
+        value: b.value.to_string(),
+        rationale: b.rationale,
+        author: caller.token_id.clone(),
+        created_at: clock::now_rfc3339(),
+    };
+    state.store.insert_feedback(&row).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(json!(row))))
+}
+
+fn runs_visible(caller: &Caller) -> Result<(), ApiError> {
+    if caller.project == DEFAULT_PROJECT {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(
+            "evaluation runs belong to the default project",
+        ))
+    }
+}
+
+pub async fn list_runs(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    if runs_visible(&caller).is_err() {
+        return Ok(Json(json!({"runs": []})));
+    }
+    Ok(Json(json!({"runs": state.store.list_runs(100).await?})))
+}
+
+pub async fn get_run(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    runs_visible(&caller)?;
+    let run = match state.store.find_run(&id).await {
+        Ok(r) => r,
+        Err(tribunal_store::StoreError::NoSuchRun(_)) => {
+            return Err(ApiError::not_found(format!("no run {id:?}")))
+        }
+        Err(e @ tribunal_store::StoreError::Ambiguous { .. }) => {
+            return Err(ApiError::request(e.to_string()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let results: Vec<Value> = state
+        .store
+        .run_results(&run.id)
+        .await?
+        .iter()
+        .map(|r| serde_json::from_str(&r.result).unwrap_or(Value::Null))
+        .collect();
+    let rejected = state.store.run_input_errors(&run.id).await?;
+    Ok(Json(
+        json!({"run": run, "results": results, "rejected": rejected}),
+    ))
+}
+
+pub async fn list_judges(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let rt = state.project(&caller)?.runtime();
+    Ok(Json(
+        json!({"judges": rt.judges, "config_hash": rt.config_hash}),
+    ))
+}
+
+fn policies_view(rt: &crate::project::Runtime) -> Value {
+    let set = rt.evaluator().policies();
+    json!({
+        "version": set.version(),
+        "gates": set.gates().collect::<Vec<_>>(),
+        "files": set.sources().iter().map(|s| s.path.as_str()).collect::<Vec<_>>(),
+        "shadow": rt.shadow.as_ref().map(|s| json!({
+            "version": s.version(),
+            "gates": s.gates().collect::<Vec<_>>(),
+            "enforced": false,
+        })),
+        "loaded_at": rt.loaded_at,
+    })
+}
+
+pub async fn list_policies(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let rt = state.project(&caller)?.runtime();
+    Ok(Json(policies_view(&rt)))
+}
+
+/// Rebuilds the caller's project from its files; the old version keeps serving on failure.
+pub async fn reload(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Admin)?;
+    let before = state
+        .project(&caller)?
+        .runtime()
+        .policy_version()
+        .to_owned();
+    let st = state.clone();
+    let c = caller.clone();
+    let rt = tokio::task::spawn_blocking(move || st.project(&c).and_then(|p| p.reload()))
+        .await
+        .map_err(|e| ApiError::new("internal", format!("reload failed: {e}")))??;
+    state.audit.append(
+        &caller.project,
+        "reload",
+        &json!({"by": caller.token_id, "policy_version_before": before,
+                "policy_version": rt.policy_version(), "config_hash": rt.config_hash}),
+    );
+    let mut out = policies_view(&rt);
+    out["previous_version"] = json!(before);
+    Ok(Json(out))
+}
+
+pub async fn verify_audit(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Admin)?;
+    let r = audit::verify(&state.store).await?;
+    Ok(Json(json!({"ok": r.ok(), "report": r})))
+}
+
+pub async fn metrics(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Permission::Read)?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    ))
+}
+
+pub async fn openapi(Extension(_caller): Extension<Caller>) -> Json<Value> {
+    Json(openapi_document())
+}
+
+/// The OpenAPI 3.1 description of every route.
+pub fn openapi_document() -> Value {
+    let err = json!({"$ref": "#/components/responses/Error"});
+    let errors = |codes: &[u16]| -> Value {
+        let mut m = serde_json::Map::new();
+        for c in codes {
+            m.insert(c.to_string(), err.clone());
+        }
+        Value::Object(m)
+    };
+    let ok = |desc: &str, extra: &[u16]| -> Value {
+        let mut r = errors(&[401, 403]);
+        for (k, v) in errors(extra).as_object().into_iter().flatten() {
+            r[k] = v.clone();
+        }
+        r["200"] = json!({"description": desc, "content": {"application/json": {}}});
+        r
+    };
+    let id_param = |name: &str| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}});
+    let query = |name: &str, t: &str| json!({"name": name, "in": "query", "schema": {"type": t}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tribunal",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Runtime gate, OTLP receiver, review queue and decision log. Every route but /healthz and /readyz needs `Authorization: Bearer <token>`; a token belongs to one project and has one role (admin, reviewer, annotator, viewer, agent).",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": {
+                "description": "An error; `code` is one of x-error-codes.",
+                "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["error"],
+                    "properties": {"error": {"type": "object", "required": ["code", "message"],
+                        "properties": {"code": {"type": "string", "enum": ERROR_CODES.iter().map(|c| c.0).collect::<Vec<_>>()},
+                                       "message": {"type": "string"}}}}}}}
+            }},
+            "schemas": {"GateRequest": {
+                "type": "object", "required": ["trace"],
+                "properties": {
+                    "trace": {"description": "The trace so far: OpenAI or Anthropic messages, MLflow, OTLP/JSON, or the normalized trace with format = tribunal."},
+                    "pending": {"description": "The step the agent wants to take: a tool call (OpenAI or Anthropic shape) or a reply."},
+                    "context": {"type": "object", "properties": {"agent": {"type": "string"}, "user": {"type": "string"}, "environment": {"type": "string"}}},
+                    "format": {"type": "string", "description": "auto (default), tribunal, openai, anthropic, mlflow, otlp, ..."},
+                    "budget_ms": {"type": "integer", "minimum": 0, "description": "Latency budget for model judges."},
+                    "wait_ms": {"type": "integer", "minimum": 0, "description": "On escalate, how long to wait for a reviewer."}
+                }
+            }}
+        },
+        "security": [{"bearer": []}],
+        "x-error-codes": ERROR_CODES.iter().map(|(c, s, d)| json!({"code": c, "status": s, "meaning": d})).collect::<Vec<_>>(),
+        "paths": {
+            "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "ok"}}}},
+            "/readyz": {"get": {"summary": "Readiness (the store answers)", "security": [], "responses": {"200": {"description": "ready"}, "503": {"description": "store unavailable"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (role: viewer or above)", "responses": ok("text exposition format", &[])}},
+            "/api/v1/gate": {"post": {"summary": "Decide on the agent's next step (role: agent or admin)",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GateRequest"}}}},
+                "responses": ok("decision, reasons, violations, evidence, feedback, decision_id, elapsed_us; escalation when escalated", &[400, 413, 415])}},
+            "/v1/traces": {"post": {"summary": "OTLP/HTTP trace export (protobuf or JSON, gzip allowed; role: agent or admin)",
+                "requestBody": {"required": true, "content": {"application/x-protobuf": {}, "application/json": {}}},
+                "responses": ok("accepted and stored", &[400, 413, 415])}},
+            "/api/v1/traces": {"get": {"summary": "List traces", "parameters": [query("source", "string"), query("decision", "string"), query("since", "string"), query("limit", "integer"), query("offset", "integer")], "responses": ok("traces", &[400])}},
+            "/api/v1/traces/{id}": {"get": {"summary": "One trace with its result and human feedback", "parameters": [id_param("id")], "responses": ok("trace", &[404])}},
+            "/api/v1/traces/{id}/feedback": {
+                "get": {"summary": "Human feedback on a trace", "parameters": [id_param("id")], "responses": ok("feedback", &[])},
+                "post": {"summary": "Add human feedback (role: annotator, reviewer or admin)", "parameters": [id_param("id")],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name", "value"], "properties": {"name": {"type": "string"}, "value": {}, "rationale": {"type": "string"}}}}}},
+                    "responses": {"201": {"description": "created"}, "400": err, "401": err, "403": err, "404": err}}},
+            "/api/v1/runs": {"get": {"summary": "Evaluation runs (default project)", "responses": ok("runs", &[])}},
+            "/api/v1/runs/{id}": {"get": {"summary": "One run with its results", "parameters": [id_param("id")], "responses": ok("run", &[404])}},
+            "/api/v1/judges": {"get": {"summary": "Configured judges and their versions", "responses": ok("judges", &[])}},
+            "/api/v1/policies": {"get": {"summary": "Policy version, gates, files, shadow policies", "responses": ok("policies", &[])}},
+            "/api/v1/policies/reload": {"post": {"summary": "Reload the project's configuration and policies (role: admin)", "responses": ok("new versions", &[400])}},
+            "/api/v1/escalations": {"get": {"summary": "The review queue", "parameters": [query("status", "string"), query("limit", "integer")], "responses": ok("escalations", &[400])}},
+            "/api/v1/escalations/{id}": {"get": {"summary": "One escalation (agents poll here)", "parameters": [id_param("id")], "responses": ok("escalation", &[404])}},
+            "/api/v1/escalations/{id}/decision": {"post": {"summary": "Approve or deny (role: reviewer or admin)", "parameters": [id_param("id")],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["decision"], "properties": {"decision": {"enum": ["approve", "deny"]}, "note": {"type": "string"}}}}}},
+                "responses": ok("the settled escalation", &[400, 404, 409])}},
+            "/api/v1/audit/verify": {"get": {"summary": "Verify the decision log's hash chain (role: admin)", "responses": ok("report", &[])}},
+            "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": ok("OpenAPI 3.1", &[])}}
+        }
+    })
+}

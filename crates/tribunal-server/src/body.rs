@@ -1,0 +1,143 @@
+//! Request bodies: size limit (also after gzip), content type and encoding checks, and JSON
+//! parsing with a depth limit, each failure a 4xx with its own code.
+
+use crate::error::ApiError;
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap};
+use serde_json::Value;
+use std::io::Read;
+
+/// The body, read up to `limit` bytes and gunzipped when `Content-Encoding: gzip`.
+pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let raw = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            "body_too_large",
+            format!("the request body exceeds {limit} bytes"),
+        )
+    })?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match encoding.as_str() {
+        "" | "identity" => Ok(raw),
+        "gzip" | "x-gzip" => gunzip(&raw, limit),
+        other => Err(ApiError::new(
+            "unsupported_media_type",
+            format!("Content-Encoding {other:?} is not supported; use gzip or none"),
+        )),
+    }
+}
+
+fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, ApiError> {
+    let mut out = Vec::with_capacity(raw.len() * 4);
+    let mut dec = flate2::read::GzDecoder::new(raw).take(limit as u64 + 1);
+    dec.read_to_end(&mut out)
+        .map_err(|e| ApiError::new("invalid_gzip", format!("the gzip body is corrupt: {e}")))?;
+    if out.len() > limit {
+        return Err(ApiError::new(
+            "body_too_large",
+            format!("the request body exceeds {limit} bytes after decompression"),
+        ));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// The media type without parameters, lower-cased; `None` when absent.
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
+/// Requires a JSON content type (absent is accepted as JSON).
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    match media_type(headers).as_deref() {
+        None | Some("application/json") => Ok(()),
+        Some(t) if t.ends_with("+json") => Ok(()),
+        Some(t) => Err(ApiError::new(
+            "unsupported_media_type",
+            format!("expected Content-Type application/json, found {t}"),
+        )),
+    }
+}
+
+/// Parses JSON after checking that it nests at most `max_depth` levels.
+pub fn parse_json(bytes: &[u8], max_depth: usize) -> Result<Value, ApiError> {
+    check_depth(bytes, max_depth)?;
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            "invalid_json",
+            format!("line {} column {}: {e}", e.line(), e.column()),
+        )
+    })
+}
+
+/// Counts bracket nesting outside strings, without parsing.
+fn check_depth(bytes: &[u8], max_depth: usize) -> Result<(), ApiError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max_depth {
+                    return Err(ApiError::new(
+                        "too_deep",
+                        format!("the JSON nests deeper than {max_depth} levels"),
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_counts_only_structure() {
+        assert!(parse_json(br#"{"a": "[[[[[[[[[["}"#, 2).is_ok());
+        assert!(parse_json(br#"{"a": "\"[[[["}"#, 2).is_ok());
+        assert_eq!(parse_json(b"[[[1]]]", 2).unwrap_err().code, "too_deep");
+        assert!(parse_json(b"[[[1]]]", 3).is_ok());
+        assert_eq!(parse_json(b"{", 3).unwrap_err().code, "invalid_json");
+    }
+
+    #[test]
+    fn gzip_bombs_stop_at_the_limit() {
+        use flate2::write::GzEncoder;
+        use std::io::Write;
+        let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&vec![b' '; 1 << 20]).unwrap();
+        let gz = enc.finish().unwrap();
+        assert_eq!(gunzip(&gz, 1000).unwrap_err().code, "body_too_large");
+        assert_eq!(gunzip(&gz, 2 << 20).unwrap().len(), 1 << 20);
+        assert_eq!(gunzip(b"not gzip", 1000).unwrap_err().code, "invalid_gzip");
+    }
+}

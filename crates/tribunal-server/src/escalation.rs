@@ -1,0 +1,402 @@
+//! The review queue. An `escalate` decision becomes a pending item; the agent may wait for
+//! the human decision up to `wait_ms` (or poll `GET /api/v1/escalations/{id}` later).
+//! Reviewers approve or deny; an item not decided by its deadline expires and the configured
+//! default applies. New items per project are rate-limited so reviewers are not flooded:
+//! past the limit the escalation is not queued and the default applies at once.
+
+use crate::auth::{Caller, Permission};
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tribunal_core::{Decision, Pending, Trace};
+use tribunal_store::{clock, EscalationRow};
+
+#[derive(Debug, Clone)]
+pub struct ReviewSettings {
+    /// How long an item waits for a reviewer.
+    pub deadline: Duration,
+    /// What applies when no reviewer decided in time, or the queue is full: `block` or
+    /// `allow`.
+    pub default: Decision,
+    /// New items per project per minute.
+    pub per_minute: u32,
+}
+
+impl Default for ReviewSettings {
+    fn default() -> Self {
+        ReviewSettings {
+            deadline: Duration::from_secs(15 * 60),
+            default: Decision::Block,
+            per_minute: 30,
+        }
+    }
+}
+
+/// Rate limits and the agents waiting for a decision.
+pub struct Queue {
+    settings: ReviewSettings,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    waiters: Mutex<HashMap<String, watch::Sender<Option<String>>>>,
+}
+
+impl Queue {
+    pub fn new(settings: ReviewSettings) -> Queue {
+        Queue {
+            settings,
+            buckets: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token from the project's bucket (capacity and refill: `per_minute`).
+    fn admit(&self, project: &str) -> bool {
+        let cap = f64::from(self.settings.per_minute);
+        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, at) = b.entry(project.to_owned()).or_insert((cap, Instant::now()));
+        *tokens = (*tokens + at.elapsed().as_secs_f64() * cap / 60.0).min(cap);
+        *at = Instant::now();
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn subscribe(&self, id: &str) -> watch::Receiver<Option<String>> {
+        let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        w.entry(id.to_owned())
+            .or_insert_with(|| watch::channel(None).0)
+            .subscribe()
+    }
+
+    fn settle(&self, id: &str, status: &str) {
+        let w = self
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        if let Some(tx) = w {
+            let _ = tx.send(Some(status.to_owned()));
+        }
+    }
+}
+
+/// The decision an item's status stands for.
+fn outcome(status: &str, default: Decision) -> Option<Decision> {
+    match status {
+        "approved" => Some(Decision::Allow),
+        "denied" => Some(Decision::Block),
+        "expired" => Some(default),
+        _ => None,
+    }
+}
+
+/// Queues the escalation (or applies the default when the queue is full), then waits up to
+/// `wait` for a reviewer. Rewrites `out.decision` when the matter is settled.
+pub async fn on_escalate(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    decision_seq: i64,
+    trace: &Trace,
+    pending: &Option<Pending>,
+    out: &mut Value,
+    wait: Duration,
+) -> Result<(), ApiError> {
+    let q = &state.reviews;
+    let default = q.settings.default;
+    if !q.admit(&caller.project) {
+        state
+            .metrics
+            .escalations_rate_limited
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        out["escalation"] =
+            json!({"status": "not_queued", "reason": "the review queue's rate limit was reached"});
+        out["decision"] = json!(default);
+        push_reason(
+            out,
+            format!("review queue rate limit reached; default decision {default:?} applies")
+                .to_lowercase(),
+        );
+        return Ok(());
+    }
+    let id = crate::auth::random_id("esc_");
+    let now = clock::now_ms();
+    let row = EscalationRow {
+        id: id.clone(),
+        project: caller.project.clone(),
+        created_at: clock::now_rfc3339(),
+        deadline_ms: now + q.settings.deadline.as_millis() as i64,
+        status: "pending".into(),
+        decision_seq,
+        summary: json!({
+            "trace_id": trace.id,
+            "pending": pending,
+            "reasons": out["reasons"],
+            "violations": out["violations"],
+            "evidence": out["evidence"],
+            "context": out.get("context"),
+        })
+        .to_string(),
+        reviewer: None,
+        note: None,
+        decided_at: None,
+    };
+    let mut rx = q.subscribe(&id);
+    state.store.insert_escalation(&row).await?;
+    state
+        .metrics
+        .escalations_created
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    out["escalation"] = json!({
+        "id": id,
+        "status": "pending",
+        "deadline_ms": row.deadline_ms,
+        "poll": format!("/api/v1/escalations/{id}"),
+    });
+    if wait.is_zero() {
+        return Ok(());
+    }
+    let wait = wait.min(q.settings.deadline);
+    let settled = tokio::time::timeout(wait, rx.wait_for(|s| s.is_some()))
+        .await
+        .ok()
+        .and_then(|r| r.ok().and_then(|s| s.clone()));
+    if let Some(status) = settled {
+        if let Some(d) = outcome(&status, default) {
+            out["escalation"]["status"] = json!(status);
+            out["decision"] = json!(d);
+            push_reason(out, format!("escalation {id} {status}"));
+        }
+    }
+    Ok(())
+}
+
+fn push_reason(out: &mut Value, reason: String) {
+    if let Some(r) = out["reasons"].as_array_mut() {
+        r.push(Value::String(reason));
+    }
+}
+
+fn view(row: &EscalationRow, default: Decision) -> Value {
+    let summary: Value = serde_json::from_str(&row.summary).unwrap_or(Value::Null);
+    json!({
+        "id": row.id,
+        "status": row.status,
+        "decision": outcome(&row.status, default),
+        "created_at": row.created_at,
+        "deadline_ms": row.deadline_ms,
+        "decision_id": row.decision_seq,
+        "summary": summary,
+        "reviewer": row.reviewer,
+        "note": row.note,
+        "decided_at": row.decided_at,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    if let Some(s) = &q.status {
+        if !["pending", "approved", "denied", "expired"].contains(&s.as_str()) {
+            return Err(ApiError::request(format!(
+                "status: expected pending, approved, denied or expired, found {s:?}"
+            )));
+        }
+    }
+    let rows = state
+        .store
+        .list_escalations(
+            &caller.project,
+            q.status.as_deref(),
+            q.limit.unwrap_or(100).clamp(1, 1000),
+        )
+        .await?;
+    let default = state.reviews.settings.default;
+    Ok(Json(
+        json!({"escalations": rows.iter().map(|r| view(r, default)).collect::<Vec<_>>()}),
+    ))
+}
+
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !(crate::auth::allows(&caller.role, Permission::Read)
+        || crate::auth::allows(&caller.role, Permission::Gate))
+    {
+        caller.require(Permission::Read)?;
+    }
+    let row = state
+        .store
+        .get_escalation(&caller.project, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no escalation {id:?} in this project")))?;
+    let row = if row.status == "pending" && row.deadline_ms <= clock::now_ms() {
+        expire(&state, &row).await?;
+        state
+            .store
+            .get_escalation(&caller.project, &id)
+            .await?
+            .unwrap_or(row)
+    } else {
+        row
+    };
+    Ok(Json(view(&row, state.reviews.settings.default)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideBody {
+    decision: String,
+    note: Option<String>,
+}
+
+pub async fn decide(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Review)?;
+    crate::body::require_json(&headers)?;
+    let bytes = crate::body::read(&headers, body, 64 << 10).await?;
+    let doc = crate::body::parse_json(&bytes, 8)?;
+    let b: DecideBody = serde_json::from_value(doc).map_err(|e| {
+        ApiError::request(format!(
+            "{e}; expected {{\"decision\": \"approve\"|\"deny\", \"note\"?: string}}"
+        ))
+    })?;
+    let status = match b.decision.as_str() {
+        "approve" => "approved",
+        "deny" => "denied",
+        other => {
+            return Err(ApiError::request(format!(
+                "decision: expected approve or deny, found {other:?}"
+            )))
+        }
+    };
+    let row = state
+        .store
+        .get_escalation(&caller.project, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no escalation {id:?} in this project")))?;
+    let now = clock::now_ms();
+    if row.status == "pending" && row.deadline_ms <= now {
+        expire(&state, &row).await?;
+    }
+    let decided = state
+        .store
+        .decide_escalation(
+            &caller.project,
+            &id,
+            status,
+            Some(&caller.token_id),
+            b.note.as_deref(),
+            &clock::now_rfc3339(),
+        )
+        .await?;
+    if !decided {
+        let current = state
+            .store
+            .get_escalation(&caller.project, &id)
+            .await?
+            .map(|r| r.status)
+            .unwrap_or_default();
+        return Err(ApiError::new(
+            "conflict",
+            format!("escalation {id} is already {current}"),
+        ));
+    }
+    state.audit.append(
+        &caller.project,
+        "review",
+        &json!({"escalation": id, "decision_id": row.decision_seq, "status": status,
+                "reviewer": caller.token_id, "note": b.note}),
+    );
+    state.reviews.settle(&id, status);
+    let row = state
+        .store
+        .get_escalation(&caller.project, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no escalation {id:?} in this project")))?;
+    Ok(Json(view(&row, state.reviews.settings.default)))
+}
+
+async fn expire(state: &AppState, row: &EscalationRow) -> Result<(), ApiError> {
+    if state
+        .store
+        .decide_escalation(
+            &row.project,
+            &row.id,
+            "expired",
+            None,
+            Some("no reviewer decided before the deadline"),
+            &clock::now_rfc3339(),
+        )
+        .await?
+    {
+        state.audit.append(
+            &row.project,
+            "review",
+            &json!({"escalation": row.id, "decision_id": row.decision_seq, "status": "expired",
+                    "applied": state.reviews.settings.default}),
+        );
+        state.reviews.settle(&row.id, "expired");
+    }
+    Ok(())
+}
+
+/// Expires overdue items once a second until `stop`.
+pub async fn expire_loop(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        match state.store.overdue_escalations(clock::now_ms()).await {
+            Ok(rows) => {
+                for r in rows {
+                    if let Err(e) = expire(&state, &r).await {
+                        tracing::error!(error = %e.message, "expiring an escalation failed");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "listing overdue escalations failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_admits_per_minute_then_refuses() {
+        let q = Queue::new(ReviewSettings {
+            per_minute: 3,
+            ..ReviewSettings::default()
+        });
+        assert!(q.admit("a") && q.admit("a") && q.admit("a"));
+        assert!(!q.admit("a"));
+        assert!(q.admit("b"), "projects have separate buckets");
+    }
+}

@@ -1,0 +1,310 @@
+//! `tribunal serve`: the runtime gate (`POST /api/v1/gate`), the OTLP receiver
+//! (`POST /v1/traces`), the review queue, the hash-chained decision log, the REST API over
+//! traces, runs, judges, policies and feedback, and operations endpoints, on one port.
+//!
+//! Every route except `/healthz` and `/readyz` needs a bearer token; the token decides the
+//! project (whose data alone it sees) and the role (what it may do).
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod batch;
+pub mod body;
+pub mod error;
+pub mod escalation;
+pub mod gate;
+pub mod metrics;
+pub mod otlp;
+pub mod project;
+pub mod replay;
+pub mod scorer;
+
+use auth::Caller;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use error::ApiError;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tribunal_store::Store;
+
+pub use project::{GateSettings, Project, ProjectSpec};
+
+/// Everything `tribunal serve` can be told.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub projects: Vec<ProjectSpec>,
+    /// Largest accepted request body, after decompression.
+    pub max_body_bytes: usize,
+    /// Deepest accepted JSON nesting.
+    pub max_json_depth: usize,
+    pub gate: GateSettings,
+    pub review: escalation::ReviewSettings,
+    /// How long a trace must be quiet (no new spans) before it is judged.
+    pub score_quiet: Duration,
+    /// How long a verified token is trusted without asking the store again.
+    pub token_cache: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            projects: vec![ProjectSpec {
+                name: "default".into(),
+                ..ProjectSpec::default()
+            }],
+            max_body_bytes: 8 << 20,
+            max_json_depth: 64,
+            gate: GateSettings::default(),
+            review: escalation::ReviewSettings::default(),
+            score_quiet: Duration::from_millis(1000),
+            token_cache: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Shared by every request.
+pub struct AppState {
+    pub store: Store,
+    pub projects: HashMap<String, Project>,
+    pub options: ServerOptions,
+    pub metrics: metrics::Metrics,
+    pub audit: audit::AuditLog,
+    pub reviews: escalation::Queue,
+    tokens: Mutex<HashMap<String, (Caller, Instant)>>,
+    /// Gate traces to store, written in batches after the answers.
+    gate_traces: Mutex<Option<tokio::sync::mpsc::UnboundedSender<tribunal_store::GateTraceRow>>>,
+}
+
+impl AppState {
+    pub fn project(&self, caller: &Caller) -> Result<&Project, ApiError> {
+        self.projects.get(&caller.project).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "project {:?} is not served here (start the server with --project {}=CONFIG)",
+                caller.project, caller.project
+            ))
+        })
+    }
+
+    /// Queues a gate trace for the store.
+    pub fn store_gate_trace(&self, row: tribunal_store::GateTraceRow) {
+        let tx = self.gate_traces.lock().unwrap_or_else(|p| p.into_inner());
+        let sent = tx.as_ref().is_some_and(|t| t.send(row).is_ok());
+        if !sent {
+            tracing::error!("the gate trace writer is closed; a trace was not stored");
+        }
+    }
+
+    async fn caller(&self, header: Option<&str>) -> Result<Caller, ApiError> {
+        let key = header.map(auth::hash_secret);
+        if let Some(k) = &key {
+            let cache = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((c, at)) = cache.get(k) {
+                if at.elapsed() < self.options.token_cache {
+                    return Ok(c.clone());
+                }
+            }
+        }
+        let c = auth::authenticate(&self.store, header).await?;
+        if let Some(k) = key {
+            let mut cache = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(k, (c.clone(), Instant::now()));
+        }
+        Ok(c)
+    }
+}
+
+/// A running server's background work, to be stopped after the HTTP side has drained.
+pub struct Background {
+    audit_writer: tokio::task::JoinHandle<()>,
+    trace_writer: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Background {
+    /// Stops the scorer and the review timer, then writes what the decision log still holds.
+    pub async fn shutdown(self, state: &AppState) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        state.audit.close();
+        state
+            .gate_traces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let _ = self.audit_writer.await;
+        let _ = self.trace_writer.await;
+    }
+}
+
+/// Opens the store, loads every project and starts the background tasks.
+pub async fn start(
+    store: Store,
+    options: ServerOptions,
+) -> anyhow::Result<(Arc<AppState>, Background)> {
+    let cache: project::SharedCache = Some(Arc::new(tribunal_store::StoreCache::new(
+        store.clone(),
+        tokio::runtime::Handle::current(),
+    )));
+    let mut projects = HashMap::new();
+    for spec in &options.projects {
+        if projects.contains_key(&spec.name) {
+            anyhow::bail!("project {} is given twice", spec.name);
+        }
+        // Loading compiles policies and may build model clients: off the async threads.
+        let (spec, cache) = (spec.clone(), cache.clone());
+        let p = tokio::task::spawn_blocking(move || Project::load(spec, cache)).await??;
+        projects.insert(p.spec.name.clone(), p);
+    }
+    let (audit, audit_writer) = audit::AuditLog::open(store.clone()).await?;
+    let reviews = escalation::Queue::new(options.review.clone());
+    let (traces_tx, trace_writer) =
+        batch::spawn("gate traces", store.clone(), |store, rows| async move {
+            let result = store.upsert_gate_traces(&rows).await;
+            (rows, result)
+        });
+    let state = Arc::new(AppState {
+        store,
+        projects,
+        options,
+        metrics: metrics::Metrics::default(),
+        audit,
+        reviews,
+        tokens: Mutex::new(HashMap::new()),
+        gate_traces: Mutex::new(Some(traces_tx)),
+    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(scorer::run(state.clone(), stopped.clone())),
+        tokio::spawn(escalation::expire_loop(state.clone(), stopped)),
+    ];
+    Ok((
+        state,
+        Background {
+            audit_writer,
+            trace_writer,
+            tasks,
+            stop,
+        },
+    ))
+}
+
+/// Every route.
+pub fn router(state: Arc<AppState>) -> Router {
+    router_with(state, Router::new())
+}
+
+/// Every route plus `extra` ones behind the same token check and middleware.
+pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
+    let authed = extra
+        .route("/api/v1/gate", post(gate::handle))
+        .route("/v1/traces", post(otlp::handle))
+        .route("/api/v1/traces", get(api::list_traces))
+        .route("/api/v1/traces/{id}", get(api::get_trace))
+        .route(
+            "/api/v1/traces/{id}/feedback",
+            get(api::list_feedback).post(api::add_feedback),
+        )
+        .route("/api/v1/runs", get(api::list_runs))
+        .route("/api/v1/runs/{id}", get(api::get_run))
+        .route("/api/v1/judges", get(api::list_judges))
+        .route("/api/v1/policies", get(api::list_policies))
+        .route("/api/v1/policies/reload", post(api::reload))
+        .route("/api/v1/escalations", get(escalation::list))
+        .route("/api/v1/escalations/{id}", get(escalation::get))
+        .route(
+            "/api/v1/escalations/{id}/decision",
+            post(escalation::decide),
+        )
+        .route("/api/v1/audit/verify", get(api::verify_audit))
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/metrics", get(api::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .merge(authed)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new("method_not_allowed", "this route does not take that method")
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_status,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")).into_response(),
+    }
+}
+
+async fn require_token(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let header = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match state.caller(header).await {
+        Ok(c) => {
+            req.extensions_mut().insert(c);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Counts every answer by status class and logs it (method, path, status, time).
+async fn count_status(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let res = next.run(req).await;
+    let status = res.status().as_u16();
+    state.metrics.status(status);
+    let micros = started.elapsed().as_micros() as u64;
+    if status >= 500 {
+        tracing::error!(target: "tribunal::http", %method, %path, status, micros, "request");
+    } else if status >= 400 {
+        tracing::warn!(target: "tribunal::http", %method, %path, status, micros, "request");
+    } else {
+        tracing::info!(target: "tribunal::http", %method, %path, status, micros, "request");
+    }
+    res
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight and the
+/// background work.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    background: Background,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    background.shutdown(&state).await;
+    Ok(())
+}

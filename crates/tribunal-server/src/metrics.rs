@@ -1,0 +1,220 @@
+//! Prometheus metrics in the text exposition format: decisions by outcome, gate latency,
+//! judge errors, ingested spans and traces, HTTP responses by status class.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// A cumulative histogram of durations.
+pub struct Histogram {
+    counts: Vec<AtomicU64>,
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: BUCKETS.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_us: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
+            self.counts[i].fetch_add(1, Relaxed);
+        }
+        self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (b, c) in BUCKETS.iter().zip(&self.counts) {
+            cumulative += c.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let brace = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{{{s}}}")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "{name}_sum{} {}",
+            brace(labels),
+            self.sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count{} {count}", brace(labels));
+    }
+}
+
+/// Every counter the server keeps.
+#[derive(Default)]
+pub struct Metrics {
+    pub allow: AtomicU64,
+    pub escalate: AtomicU64,
+    pub block: AtomicU64,
+    pub shadow_changed: AtomicU64,
+    pub budget_exceeded: AtomicU64,
+    pub judge_errors: AtomicU64,
+    pub spans_ingested: AtomicU64,
+    pub otlp_requests: AtomicU64,
+    pub traces_scored: AtomicU64,
+    pub escalations_created: AtomicU64,
+    pub escalations_rate_limited: AtomicU64,
+    pub http_2xx: AtomicU64,
+    pub http_4xx: AtomicU64,
+    pub http_5xx: AtomicU64,
+    pub gate_latency: Histogram,
+    pub ingest_latency: Histogram,
+}
+
+impl Metrics {
+    pub fn decision(&self, d: tribunal_core::Decision) {
+        match d {
+            tribunal_core::Decision::Allow => &self.allow,
+            tribunal_core::Decision::Escalate => &self.escalate,
+            tribunal_core::Decision::Block => &self.block,
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    pub fn status(&self, status: u16) {
+        match status {
+            200..=299 => &self.http_2xx,
+            400..=499 => &self.http_4xx,
+            500..=599 => &self.http_5xx,
+            _ => return,
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut o = String::with_capacity(4096);
+        let counter = |o: &mut String, name: &str, help: &str, rows: &[(&str, &AtomicU64)]| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (labels, v) in rows {
+                let l = if labels.is_empty() {
+                    String::new()
+                } else {
+                    format!("{{{labels}}}")
+                };
+                let _ = writeln!(o, "{name}{l} {}", v.load(Relaxed));
+            }
+        };
+        counter(
+            &mut o,
+            "tribunal_decisions_total",
+            "Gate decisions by outcome.",
+            &[
+                ("decision=\"allow\"", &self.allow),
+                ("decision=\"escalate\"", &self.escalate),
+                ("decision=\"block\"", &self.block),
+            ],
+        );
+        counter(
+            &mut o,
+            "tribunal_shadow_changes_total",
+            "Gate decisions the shadow policies would have decided differently.",
+            &[("", &self.shadow_changed)],
+        );
+        counter(
+            &mut o,
+            "tribunal_budget_exceeded_total",
+            "Gate decisions where model judges ran out of their latency budget.",
+            &[("", &self.budget_exceeded)],
+        );
+        counter(
+            &mut o,
+            "tribunal_judge_errors_total",
+            "Judge feedback that carried an error.",
+            &[("", &self.judge_errors)],
+        );
+        counter(
+            &mut o,
+            "tribunal_ingested_spans_total",
+            "Spans accepted by the OTLP receiver.",
+            &[("", &self.spans_ingested)],
+        );
+        counter(
+            &mut o,
+            "tribunal_otlp_requests_total",
+            "OTLP export requests accepted.",
+            &[("", &self.otlp_requests)],
+        );
+        counter(
+            &mut o,
+            "tribunal_traces_scored_total",
+            "Ingested traces judged.",
+            &[("", &self.traces_scored)],
+        );
+        counter(
+            &mut o,
+            "tribunal_escalations_total",
+            "Review items created, and escalations refused by the queue's rate limit.",
+            &[
+                ("outcome=\"queued\"", &self.escalations_created),
+                ("outcome=\"rate_limited\"", &self.escalations_rate_limited),
+            ],
+        );
+        counter(
+            &mut o,
+            "tribunal_http_responses_total",
+            "HTTP responses by status class.",
+            &[
+                ("class=\"2xx\"", &self.http_2xx),
+                ("class=\"4xx\"", &self.http_4xx),
+                ("class=\"5xx\"", &self.http_5xx),
+            ],
+        );
+        let _ = writeln!(
+            o,
+            "# HELP tribunal_gate_latency_seconds Time to decide a gate request.\n# TYPE tribunal_gate_latency_seconds histogram"
+        );
+        self.gate_latency
+            .render(&mut o, "tribunal_gate_latency_seconds", "");
+        let _ = writeln!(
+            o,
+            "# HELP tribunal_ingest_latency_seconds Time to store an OTLP request.\n# TYPE tribunal_ingest_latency_seconds histogram"
+        );
+        self.ingest_latency
+            .render(&mut o, "tribunal_ingest_latency_seconds", "");
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(50));
+        h.observe(Duration::from_micros(700));
+        h.observe(Duration::from_secs(60));
+        let mut o = String::new();
+        h.render(&mut o, "x", "");
+        assert!(o.contains("x_bucket{le=\"0.0001\"} 1\n"));
+        assert!(o.contains("x_bucket{le=\"0.001\"} 2\n"));
+        assert!(o.contains("x_bucket{le=\"10\"} 2\n"));
+        assert!(o.contains("x_bucket{le=\"+Inf\"} 3\n"));
+        assert!(o.contains("x_count 3\n"));
+    }
+}

@@ -1,0 +1,231 @@
+//! `POST /v1/traces`: the OTLP/HTTP trace receiver. Protobuf (`application/x-protobuf`) and
+//! JSON (`application/json`), optionally gzip-encoded. The request is read with the same
+//! importer as OTLP files (so a bad request is refused with the field that is wrong), split
+//! into spans and written in one transaction before the answer: what is acknowledged is on
+//! disk. Spans of one trace may come in several requests; the trace is judged once it has
+//! been quiet for a moment (see `scorer`).
+
+use crate::auth::{Caller, Permission};
+use crate::error::ApiError;
+use crate::{body, AppState};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Instant;
+use tribunal_store::{clock, SpanRecord};
+
+const PROTOBUF: &str = "application/x-protobuf";
+
+/// An OTLP protobuf request as OTLP/JSON.
+pub fn protobuf_to_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    let req = ExportTraceServiceRequest::decode(bytes).map_err(|e| {
+        ApiError::new(
+            "invalid_protobuf",
+            format!("not an OTLP ExportTraceServiceRequest: {e}"),
+        )
+    })?;
+    serde_json::to_value(&req)
+        .map_err(|e| ApiError::new("invalid_protobuf", format!("unreadable span data: {e}")))
+}
+
+/// `google.rpc.Status`, the error body OTLP/HTTP asks for in the request's encoding
+/// (`details` is never sent).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+/// The gRPC status code closest to an HTTP status.
+fn rpc_code(status: StatusCode) -> i32 {
+    match status.as_u16() {
+        400 | 413 | 415 => 3, // INVALID_ARGUMENT
+        401 => 16,            // UNAUTHENTICATED
+        403 => 7,             // PERMISSION_DENIED
+        404 => 5,             // NOT_FOUND
+        429 => 8,             // RESOURCE_EXHAUSTED
+        503 => 14,            // UNAVAILABLE
+        _ => 13,              // INTERNAL
+    }
+}
+
+pub async fn handle(
+    state: State<Arc<AppState>>,
+    caller: Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let protobuf = body::media_type(&headers).as_deref() == Some(PROTOBUF);
+    match receive(state, caller, headers, body).await {
+        Ok(r) => r,
+        // A protobuf client gets its error as a protobuf Status (with the same message).
+        Err(e) if protobuf => {
+            let status = e.status();
+            let message = format!("{}: {}", e.code, e.message);
+            (
+                status,
+                [(header::CONTENT_TYPE, PROTOBUF)],
+                RpcStatus {
+                    code: rpc_code(status),
+                    message,
+                }
+                .encode_to_vec(),
+            )
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn receive(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::Ingest)?;
+    state.project(&caller)?;
+    let protobuf = match body::media_type(&headers).as_deref() {
+        Some(PROTOBUF) => true,
+        Some("application/json") => false,
+        other => {
+            return Err(ApiError::new(
+                "unsupported_media_type",
+                format!(
+                    "expected Content-Type {PROTOBUF} or application/json, found {}",
+                    other.unwrap_or("none")
+                ),
+            ))
+        }
+    };
+    let bytes = body::read(&headers, body, state.options.max_body_bytes).await?;
+    let started = Instant::now();
+    let doc = if protobuf {
+        protobuf_to_json(&bytes)?
+    } else {
+        body::parse_json(&bytes, state.options.max_json_depth)?
+    };
+    let parts = tribunal_formats::otlp::split_request(&doc)
+        .map_err(|e| ApiError::new("invalid_trace", e.to_string()))?;
+    // Read the whole request as traces now, so what is stored can be judged later.
+    tribunal_formats::otlp::import_request(&doc)
+        .map_err(|e| ApiError::new("invalid_trace", e.to_string()))?;
+    let records: Vec<SpanRecord> = parts
+        .into_iter()
+        .map(|p| SpanRecord {
+            trace_id: p.trace_id,
+            span_id: p.span_id,
+            body: p.body.to_string(),
+        })
+        .collect();
+    if !records.is_empty() {
+        state
+            .store
+            .insert_spans(
+                &caller.project,
+                &records,
+                &clock::now_rfc3339(),
+                clock::now_ms(),
+            )
+            .await?;
+    }
+    state
+        .metrics
+        .spans_ingested
+        .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    state
+        .metrics
+        .otlp_requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.ingest_latency.observe(started.elapsed());
+    Ok(if protobuf {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, PROTOBUF)],
+            ExportTraceServiceResponse::default().encode_to_vec(),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{}",
+        )
+            .into_response()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn protobuf_requests_read_like_their_json_form() {
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", "shop")],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        trace_id: vec![0xab; 16],
+                        span_id: vec![0x01; 8],
+                        name: "chat gpt-4o".into(),
+                        kind: 3,
+                        start_time_unix_nano: 1_700_000_000_000_000_000,
+                        end_time_unix_nano: 1_700_000_000_500_000_000,
+                        attributes: vec![
+                            kv("gen_ai.operation.name", "chat"),
+                            kv("gen_ai.request.model", "gpt-4o"),
+                        ],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let doc = protobuf_to_json(&req.encode_to_vec()).unwrap();
+        let traces = tribunal_formats::otlp::import_request(&doc).unwrap();
+        assert_eq!(traces.len(), 1);
+        assert_eq!(traces[0].id, "ab".repeat(16));
+        assert_eq!(traces[0].spans[0].name, "chat gpt-4o");
+        assert_eq!(traces[0].spans[0].duration_ms(), Some(500.0));
+        let parts = tribunal_formats::otlp::split_request(&doc).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].span_id, "01".repeat(8));
+        let again = tribunal_formats::otlp::import_request(&tribunal_formats::otlp::assemble(
+            parts.iter().map(|p| &p.body),
+        ))
+        .unwrap();
+        assert_eq!(again, traces);
+        assert_eq!(
+            protobuf_to_json(b"\xff\xff\xff").unwrap_err().code,
+            "invalid_protobuf"
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! `tribunal replay`: stored traces (from the gate and from OTLP) judged again by a new
+//! policy version, compared with the decision they got at the time.
+
+use crate::scorer;
+use serde::Serialize;
+use tribunal_core::{Decision, Pending, Trace};
+use tribunal_engine::Evaluator;
+use tribunal_store::{Store, StoreError, TraceFilter};
+
+/// One trace whose decision would change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub trace_id: String,
+    pub source: String,
+    pub before: String,
+    pub after: Decision,
+    /// The new decision's reasons.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplayReport {
+    pub project: String,
+    pub policy_version: String,
+    pub traces: usize,
+    pub unchanged: usize,
+    /// Traces that were stored but never judged (or whose data no longer reads).
+    pub skipped: usize,
+    pub changes: Vec<Change>,
+}
+
+impl ReplayReport {
+    /// Counts of changes by `before -> after`.
+    pub fn transitions(&self) -> Vec<(String, usize)> {
+        let mut m: std::collections::BTreeMap<String, usize> = Default::default();
+        for c in &self.changes {
+            *m.entry(format!("{} -> {}", c.before, c.after)).or_default() += 1;
+        }
+        m.into_iter().collect()
+    }
+}
+
+async fn load(
+    store: &Store,
+    project: &str,
+    row: &tribunal_store::TraceRow,
+) -> Result<Option<(Trace, Option<Pending>)>, StoreError> {
+    if row.source == "otlp" {
+        return Ok(scorer::assemble(store, project, &row.trace_id)
+            .await?
+            .map(|t| (t, None)));
+    }
+    Ok(row.body.as_deref().and_then(crate::gate::stored_request))
+}
+
+/// Judges up to `limit` of the project's most recent traces with `evaluator`.
+pub async fn replay(
+    store: &Store,
+    project: &str,
+    evaluator: &Evaluator,
+    limit: i64,
+) -> Result<ReplayReport, StoreError> {
+    let mut report = ReplayReport {
+        project: project.to_owned(),
+        policy_version: evaluator.policies().version().to_owned(),
+        ..ReplayReport::default()
+    };
+    let mut policy = evaluator.policy_evaluator();
+    let mut offset = 0;
+    while (offset as i64) < limit {
+        let page = store
+            .list_traces(
+                project,
+                &TraceFilter {
+                    limit: (limit - offset as i64).min(500),
+                    offset: offset as i64,
+                    ..TraceFilter::default()
+                },
+            )
+            .await?;
+        if page.is_empty() {
+            break;
+        }
+        offset += page.len();
+        for row in &page {
+            report.traces += 1;
+            let Some(before) = row.decision.clone() else {
+                report.skipped += 1;
+                continue;
+            };
+            let Some((trace, pending)) = load(store, project, row).await? else {
+                report.skipped += 1;
+                continue;
+            };
+            let context = evaluator.context_for(&trace);
+            let v = evaluator.evaluate(&trace, pending.as_ref(), context.as_ref(), &mut policy);
+            if v.decision.as_str() == before {
+                report.unchanged += 1;
+            } else {
+                report.changes.push(Change {
+                    trace_id: row.trace_id.clone(),
+                    source: row.source.clone(),
+                    before,
+                    after: v.decision,
+                    reasons: v.reasons,
+                });
+            }
+        }
+    }
+    Ok(report)
+}

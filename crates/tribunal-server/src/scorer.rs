@@ -1,0 +1,121 @@
+//! Judges ingested traces: a trace whose spans have been quiet for `score_quiet` is put
+//! together from its stored spans, judged by its project's judges and policies, and its
+//! result stored. Spans that arrive later mark it for judging again.
+
+use crate::AppState;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tribunal_core::{Trace, Verdict};
+use tribunal_store::{clock, Store, StoreError};
+
+/// Puts a stored trace together from its spans.
+pub async fn assemble(
+    store: &Store,
+    project: &str,
+    trace_id: &str,
+) -> Result<Option<Trace>, StoreError> {
+    let spans = store.trace_spans(project, trace_id).await?;
+    let bodies: Vec<Value> = spans
+        .iter()
+        .filter_map(|s| serde_json::from_str(&s.body).ok())
+        .collect();
+    if bodies.is_empty() {
+        return Ok(None);
+    }
+    let doc = tribunal_formats::otlp::assemble(bodies.iter());
+    match tribunal_formats::otlp::import_request(&doc) {
+        Ok(mut traces) => Ok(traces.pop()),
+        Err(e) => {
+            tracing::error!(trace = %trace_id, error = %e, "stored spans no longer read as a trace");
+            Ok(None)
+        }
+    }
+}
+
+/// The result document stored for a judged trace.
+pub fn result_json(trace: &Trace, verdict: &Verdict, policy_version: &str) -> Value {
+    json!({
+        "trace_id": trace.id,
+        "decision": verdict.decision,
+        "reasons": verdict.reasons,
+        "violations": verdict.violations,
+        "feedback": verdict.feedback,
+        "policy_version": policy_version,
+    })
+}
+
+async fn score_one(
+    state: &Arc<AppState>,
+    project: &str,
+    trace_id: &str,
+    through_ms: i64,
+) -> Result<(), StoreError> {
+    let Some(p) = state.projects.get(project) else {
+        return Ok(());
+    };
+    let Some(trace) = assemble(&state.store, project, trace_id).await? else {
+        return Ok(());
+    };
+    let rt = p.runtime();
+    let judged = tokio::task::spawn_blocking(move || {
+        let context = rt
+            .evaluator()
+            .context_for(&trace)
+            .unwrap_or_else(|| rt.evaluator().context().clone());
+        let feedback = rt.evaluator().feedback(&trace, None);
+        let (violations, _) = rt.gates(&trace, None, &feedback, &context);
+        let verdict = Verdict::combine(feedback, violations);
+        let doc = result_json(&trace, &verdict, rt.policy_version());
+        (verdict.decision, doc)
+    })
+    .await;
+    let (decision, doc) = match judged {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!(trace = %trace_id, error = %e, "judging an ingested trace failed");
+            return Ok(());
+        }
+    };
+    state
+        .store
+        .set_trace_result(
+            project,
+            trace_id,
+            decision.as_str(),
+            &doc.to_string(),
+            through_ms,
+        )
+        .await?;
+    state
+        .metrics
+        .traces_scored
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// Polls for quiet traces until `stop`.
+pub async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    let quiet = state.options.score_quiet;
+    let tick = (quiet / 4).clamp(Duration::from_millis(20), Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+        let through = clock::now_ms() - quiet.as_millis() as i64;
+        let due = match state.store.dirty_traces(through, 64).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "listing traces to judge failed");
+                continue;
+            }
+        };
+        for (project, id) in due {
+            if let Err(e) = score_one(&state, &project, &id, through).await {
+                tracing::error!(trace = %id, error = %e, "storing a trace's result failed");
+            }
+        }
+    }
+}

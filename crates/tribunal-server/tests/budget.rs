@@ -1,0 +1,228 @@
+//! Model judges at the gate: a local server speaking the OpenAI protocol answers slowly or
+//! quickly; the gate keeps its latency budget and fails closed, and a graceful shutdown
+//! lets a request in flight finish.
+
+mod common;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use common::TestServer;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tribunal_server::{ProjectSpec, ServerOptions};
+
+/// Delay in milliseconds; requests answered.
+type ModelState = (Arc<AtomicU64>, Arc<AtomicU64>);
+
+async fn chat(State((delay, calls)): State<ModelState>, Json(_): Json<Value>) -> Json<Value> {
+    calls.fetch_add(1, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(delay.load(Ordering::Relaxed))).await;
+    Json(json!({
+        "id": "c", "object": "chat.completion", "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant",
+            "content": "{\"rationale\": \"fine\", \"result\": \"yes\"}"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    }))
+}
+
+async fn model(delay: Arc<AtomicU64>) -> String {
+    model_counting(delay, Arc::new(AtomicU64::new(0))).await
+}
+
+async fn model_counting(delay: Arc<AtomicU64>, calls: Arc<AtomicU64>) -> String {
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .with_state((delay, calls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+async fn server_with_model_judge(url: &str) -> (TestServer, String) {
+    server_with(url, "").await
+}
+
+async fn server_with(url: &str, extra: &str) -> (TestServer, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(
+        dir.path().join("tribunal.toml"),
+        format!(
+            r#"[judges.safe_reply]
+kind = "llm"
+instructions = "Is the agent's next reply safe? {{{{ outputs }}}}"
+output = "yes_no"
+model = "openai:/gpt-4o-mini"
+base_url = "{url}"
+
+[policies]
+paths = ["policies"]
+{extra}
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("policies/safe.rego"),
+        "package safe\nimport rego.v1\nviolation contains {\"rule\": \"safe.unsafe_reply\", \"severity\": \"block\", \"message\": \"unsafe\"} if input.scores.safe_reply.value == \"no\"\n",
+    )
+    .unwrap();
+    let s = TestServer::start(ServerOptions {
+        projects: vec![ProjectSpec {
+            name: "default".into(),
+            config: Some(dir.path().join("tribunal.toml")),
+            ..Default::default()
+        }],
+        ..ServerOptions::default()
+    })
+    .await;
+    // Keep the configuration folder for the server's lifetime.
+    std::mem::forget(dir);
+    let token = s.token("default", "agent").await;
+    (s, token)
+}
+
+fn request(budget_ms: u64) -> Value {
+    request_with(budget_ms, "hello")
+}
+
+/// Each trace is a new prompt for the model judge, so it is not answered from the cache.
+fn request_with(budget_ms: u64, user: &str) -> Value {
+    json!({"trace": [{"role": "user", "content": user}, {"role": "assistant", "content": format!("You said: {user}")}],
+           "pending": {"kind": "reply", "content": "Hi! How can I help?"},
+           "budget_ms": budget_ms})
+}
+
+async fn gate(s: &TestServer, token: &str, body: &Value) -> (Value, Duration) {
+    let t = Instant::now();
+    let v = TestServer::client()
+        .post(format!("{}/api/v1/gate", s.url))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    (v, t.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_judges_answer_within_the_budget_or_the_gate_fails_closed() {
+    let delay = Arc::new(AtomicU64::new(0));
+    let url = model(delay.clone()).await;
+    let (mut s, token) = server_with_model_judge(&url).await;
+
+    let (v, _) = gate(&s, &token, &request(5000)).await;
+    assert_eq!(v["decision"], "allow", "{v}");
+    assert_eq!(v["budget_exceeded"], false);
+    assert!(
+        v["feedback"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "safe_reply" && f["value"] == "yes"),
+        "{v}"
+    );
+
+    delay.store(3000, Ordering::Relaxed);
+    let (v, took) = gate(&s, &token, &request_with(200, "Hello there.")).await;
+    assert!(
+        took < Duration::from_millis(2000),
+        "the budget was not kept: {took:?}"
+    );
+    assert_eq!(v["decision"], "block", "{v}");
+    assert_eq!(v["budget_exceeded"], true);
+    let rules: Vec<&str> = v["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"tribunal.budget_exceeded"), "{rules:?}");
+    assert!(
+        rules.contains(&"tribunal.judge_error"),
+        "the policy reading the late score follows its fail mode: {rules:?}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_requests_in_flight() {
+    let delay = Arc::new(AtomicU64::new(800));
+    let url = model(delay.clone()).await;
+    let (mut s, token) = server_with_model_judge(&url).await;
+    let (base, t) = (s.url.clone(), token.clone());
+    let in_flight = tokio::spawn(async move {
+        TestServer::client()
+            .post(format!("{base}/api/v1/gate"))
+            .bearer_auth(t)
+            .json(&request(5000))
+            .send()
+            .await
+            .map(|r| r.status())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.stop().await;
+    let status = in_flight
+        .await
+        .unwrap()
+        .expect("the request in flight was answered");
+    assert_eq!(status, 200);
+    // New connections are refused once the server has stopped.
+    assert!(TestServer::client()
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .await
+        .is_err());
+    let r = tribunal_server::audit::verify(&s.store).await.unwrap();
+    assert_eq!((r.ok(), r.entries), (true, 1), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_can_set_the_budget_and_requests_override_it() {
+    let delay = Arc::new(AtomicU64::new(600));
+    let url = model(delay.clone()).await;
+    let (mut s, token) = server_with(&url, "[policies.data.gate]\nbudget_ms = 150").await;
+    let mut body = request(0);
+    body.as_object_mut().unwrap().remove("budget_ms");
+    let (v, took) = gate(&s, &token, &body).await;
+    assert_eq!(
+        (v["decision"].as_str(), v["budget_exceeded"].as_bool()),
+        (Some("block"), Some(true)),
+        "{v}"
+    );
+    assert!(took < Duration::from_millis(550), "{took:?}");
+    let (v, _) = gate(&s, &token, &request_with(5000, "Good morning.")).await;
+    assert_eq!(v["decision"], "allow", "the request's own budget wins: {v}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_requests_are_answered_from_the_store_cache() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let url = model_counting(Arc::new(AtomicU64::new(0)), calls.clone()).await;
+    let (mut s, token) = server_with_model_judge(&url).await;
+    let (first, _) = gate(&s, &token, &request(5000)).await;
+    let (second, _) = gate(&s, &token, &request(5000)).await;
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        1,
+        "the second answer came from the cache"
+    );
+    assert_eq!(first["decision"], second["decision"]);
+    let usage = second["feedback"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "safe_reply")
+        .map(|f| f["usage"].clone())
+        .unwrap();
+    assert_eq!(usage["cached_calls"], 1, "{usage}");
+    s.stop().await;
+}

@@ -1,0 +1,76 @@
+//! A server on a free loopback port with its own SQLite store, and tokens for it.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use tribunal_server::{AppState, ServerOptions};
+use tribunal_store::Store;
+
+pub struct TestServer {
+    pub url: String,
+    pub state: Arc<AppState>,
+    pub store: Store,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(options: ServerOptions) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("t.db").to_str().unwrap())
+            .await
+            .unwrap();
+        Self::start_with(store, dir, options).await
+    }
+
+    pub async fn start_with(
+        store: Store,
+        dir: tempfile::TempDir,
+        options: ServerOptions,
+    ) -> TestServer {
+        let (state, background) = tribunal_server::start(store.clone(), options)
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(tribunal_server::serve(
+            listener,
+            state.clone(),
+            background,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        TestServer {
+            url,
+            state,
+            store,
+            dir,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    pub async fn token(&self, project: &str, role: &str) -> String {
+        tribunal_server::auth::create_token(&self.store, project, role, "test")
+            .await
+            .unwrap()
+            .1
+    }
+
+    /// Graceful shutdown; waits for the server to finish.
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(d) = self.done.take() {
+            d.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn client() -> reqwest::Client {
+        reqwest::Client::builder().no_gzip().build().unwrap()
+    }
+}

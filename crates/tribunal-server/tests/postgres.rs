@@ -1,0 +1,134 @@
+//! The server on a PostgreSQL store (`TRIBUNAL_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/test`; `.ci/run` starts the server): tokens, gate
+//! decisions, the review queue, OTLP ingest and judging, feedback and the decision log go
+//! through the same SQL as on SQLite. The test works in a database of its own.
+
+mod common;
+
+use common::TestServer;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tribunal_server::ServerOptions;
+use tribunal_store::testing::TestDatabase;
+use tribunal_store::Store;
+
+async fn post(s: &TestServer, path: &str, token: &str, body: Value) -> Value {
+    TestServer::client()
+        .post(format!("{}{path}", s.url))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn get(s: &TestServer, path: &str, token: &str) -> (u16, Value) {
+    let r = TestServer::client()
+        .get(format!("{}{path}", s.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_runs_on_postgres() {
+    let db = TestDatabase::create("tribunal_server_test")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(&db.url).await.unwrap();
+    let mut s = TestServer::start_with(
+        store,
+        tempfile::tempdir().unwrap(),
+        ServerOptions {
+            score_quiet: Duration::from_millis(100),
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+
+    let v = post(
+        &s,
+        "/api/v1/gate",
+        &agent,
+        json!({"trace": [{"role": "user", "content": "tidy"}],
+        "pending": {"name": "shell", "arguments": {"command": "rm -rf /"}}}),
+    )
+    .await;
+    assert_eq!(v["decision"], "block", "{v}");
+    let v = post(
+        &s,
+        "/api/v1/gate",
+        &agent,
+        json!({"trace": [{"role": "user", "content": "close my account"}],
+        "pending": {"name": "delete_account", "arguments": {"customer": "C-1"}}}),
+    )
+    .await;
+    assert_eq!(v["decision"], "escalate", "{v}");
+    let id = v["escalation"]["id"].as_str().unwrap().to_owned();
+    let d = post(
+        &s,
+        &format!("/api/v1/escalations/{id}/decision"),
+        &admin,
+        json!({"decision": "deny"}),
+    )
+    .await;
+    assert_eq!(d["status"], "denied", "{d}");
+    assert_eq!(d["decision"], "block");
+
+    let tid = "0af7651916cd43dd8448eb211c80319c";
+    // The second span is sent twice (an exporter retrying): it is kept once.
+    for (span, parent) in [
+        ("b7ad6b7169203331", None),
+        ("b7ad6b7169203332", Some("b7ad6b7169203331")),
+        ("b7ad6b7169203332", Some("b7ad6b7169203331")),
+    ] {
+        let mut sp = json!({"traceId": tid, "spanId": span, "name": "step", "startTimeUnixNano": "1", "endTimeUnixNano": "2"});
+        if let Some(p) = parent {
+            sp["parentSpanId"] = json!(p);
+        }
+        let r = post(
+            &s,
+            "/v1/traces",
+            &agent,
+            json!({"resourceSpans": [{"scopeSpans": [{"spans": [sp]}]}]}),
+        )
+        .await;
+        assert_eq!(r, json!({}));
+    }
+    let mut got = Value::Null;
+    for _ in 0..100 {
+        let (st, v) = get(&s, &format!("/api/v1/traces/{tid}"), &admin).await;
+        if st == 200 && v["summary"]["dirty"] == false {
+            got = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(got["summary"]["span_count"], 2, "{got}");
+    assert_eq!(got["result"]["decision"], "allow", "{got}");
+    let f = TestServer::client()
+        .post(format!("{}/api/v1/traces/{tid}/feedback", s.url))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "correct", "value": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(f.status().as_u16(), 201);
+    let (_, list) = get(&s, "/api/v1/traces?source=otlp", &admin).await;
+    assert_eq!(list["traces"].as_array().unwrap().len(), 1, "{list}");
+
+    s.stop().await;
+    let r = tribunal_server::audit::verify(&s.store).await.unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.entries, 3, "two decisions and one review");
+    s.store.close().await;
+    drop(s);
+    db.drop().await.unwrap();
+}

@@ -1,0 +1,733 @@
+//! What the server keeps: API tokens (hashed), received spans and the traces they make up,
+//! the hash-chained decision log, the review queue and human feedback. Same portable SQL as
+//! the rest of the store; every row belongs to a project.
+
+use crate::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+pub(crate) const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS api_tokens (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        role TEXT NOT NULL,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    )",
+    "CREATE TABLE IF NOT EXISTS spans (
+        project TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        span_id TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (project, trace_id, span_id)
+    )",
+    "CREATE TABLE IF NOT EXISTS traces (
+        project TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        last_seen_ms BIGINT NOT NULL,
+        span_count BIGINT NOT NULL DEFAULT 0,
+        dirty BIGINT NOT NULL DEFAULT 1,
+        decision TEXT,
+        result TEXT,
+        body TEXT,
+        PRIMARY KEY (project, trace_id)
+    )",
+    "CREATE INDEX IF NOT EXISTS traces_dirty ON traces (dirty, last_seen_ms)",
+    "CREATE TABLE IF NOT EXISTS audit_log (
+        seq BIGINT PRIMARY KEY,
+        at TEXT NOT NULL,
+        project TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS audit_head (
+        id BIGINT PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        hash TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS escalations (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        deadline_ms BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        decision_seq BIGINT NOT NULL,
+        summary TEXT NOT NULL,
+        reviewer TEXT,
+        note TEXT,
+        decided_at TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS escalations_status ON escalations (project, status)",
+    "CREATE TABLE IF NOT EXISTS feedback (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        rationale TEXT,
+        author TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS feedback_trace ON feedback (project, trace_id)",
+];
+
+/// An API token as stored: only the SHA-256 of the secret is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub project: String,
+    pub role: String,
+    pub name: String,
+    #[serde(skip_serializing)]
+    pub hash: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// One received span in OTLP/JSON form with its resource and scope
+/// (`{"resource": .., "scope": .., "span": ..}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanRecord {
+    pub trace_id: String,
+    pub span_id: String,
+    pub body: String,
+}
+
+/// A trace the server knows: assembled from spans (`source = "otlp"`) or sent to the gate
+/// (`source = "gate"`, `body` holding the request as received).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceRow {
+    pub project: String,
+    pub trace_id: String,
+    pub source: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub span_count: i64,
+    /// `true` until the spans received so far have been judged.
+    pub dirty: bool,
+    pub decision: Option<String>,
+    #[serde(skip)]
+    pub result: Option<String>,
+    #[serde(skip)]
+    pub body: Option<String>,
+}
+
+/// Filters for listing traces.
+#[derive(Debug, Clone, Default)]
+pub struct TraceFilter {
+    pub source: Option<String>,
+    pub decision: Option<String>,
+    /// RFC 3339 lower bound on `last_seen`.
+    pub since: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// One entry of the decision log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: String,
+    pub project: String,
+    pub kind: String,
+    /// The entry's JSON exactly as hashed.
+    pub body: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// An item of the review queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EscalationRow {
+    pub id: String,
+    pub project: String,
+    pub created_at: String,
+    pub deadline_ms: i64,
+    /// `pending`, `approved`, `denied` or `expired`.
+    pub status: String,
+    pub decision_seq: i64,
+    /// JSON: what was asked and why it was escalated.
+    pub summary: String,
+    pub reviewer: Option<String>,
+    pub note: Option<String>,
+    pub decided_at: Option<String>,
+}
+
+/// A human judgement on a trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackRow {
+    pub id: String,
+    pub project: String,
+    pub trace_id: String,
+    pub name: String,
+    /// JSON value.
+    pub value: String,
+    pub rationale: Option<String>,
+    pub author: String,
+    pub created_at: String,
+}
+
+impl Store {
+    pub async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, project, role, name, hash, created_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&t.id)
+        .bind(&t.project)
+        .bind(&t.role)
+        .bind(&t.name)
+        .bind(&t.hash)
+        .bind(&t.created_at)
+        .bind(t.revoked_at.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The token with this secret hash, revoked or not.
+    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{TOKEN_SELECT} WHERE hash = $1"
+        )))
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{TOKEN_SELECT} ORDER BY created_at, id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// Marks a token revoked; `false` when no unrevoked token has this id.
+    pub async fn revoke_token(&self, id: &str, at: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Stores received spans and marks their traces for judging, in one transaction: when
+    /// this returns, the spans are on disk. A span received twice replaces the first copy.
+    pub async fn insert_spans(
+        &self,
+        project: &str,
+        spans: &[SpanRecord],
+        at: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for s in spans {
+            sqlx::query(
+                "INSERT INTO spans (project, trace_id, span_id, received_at, body)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (project, trace_id, span_id) DO UPDATE
+                 SET received_at = $4, body = $5",
+            )
+            .bind(project)
+            .bind(&s.trace_id)
+            .bind(&s.span_id)
+            .bind(at)
+            .bind(&s.body)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut ids: Vec<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            sqlx::query(
+                "INSERT INTO traces (project, trace_id, source, first_seen, last_seen,
+                    last_seen_ms, span_count, dirty)
+                 VALUES ($1, $2, 'otlp', $3, $3, $4, 0, 1)
+                 ON CONFLICT (project, trace_id) DO UPDATE
+                 SET last_seen = $3, last_seen_ms = $4, dirty = 1",
+            )
+            .bind(project)
+            .bind(id)
+            .bind(at)
+            .bind(at_ms)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE traces SET span_count =
+                    (SELECT COUNT(*) FROM spans WHERE project = $1 AND trace_id = $2)
+                 WHERE project = $1 AND trace_id = $2",
+            )
+            .bind(project)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The spans of one trace, in the order they were received.
+    pub async fn trace_spans(
+        &self,
+        project: &str,
+        trace_id: &str,
+    ) -> Result<Vec<SpanRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT trace_id, span_id, body FROM spans WHERE project = $1 AND trace_id = $2
+             ORDER BY received_at, span_id",
+        )
+        .bind(project)
+        .bind(trace_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SpanRecord {
+                    trace_id: r.try_get("trace_id")?,
+                    span_id: r.try_get("span_id")?,
+                    body: r.try_get("body")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Traces with spans not yet judged whose last span arrived at or before `quiet_before_ms`.
+    pub async fn dirty_traces(
+        &self,
+        quiet_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT project, trace_id FROM traces WHERE dirty = 1 AND last_seen_ms <= $1
+             ORDER BY last_seen_ms LIMIT $2",
+        )
+        .bind(quiet_before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("project")?, r.try_get("trace_id")?)))
+            .collect()
+    }
+
+    /// Records the judgement of a trace. It stays dirty when spans arrived after
+    /// `judged_through_ms` (they are judged in the next round).
+    pub async fn set_trace_result(
+        &self,
+        project: &str,
+        trace_id: &str,
+        decision: &str,
+        result: &str,
+        judged_through_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE traces SET decision = $3, result = $4,
+                dirty = CASE WHEN last_seen_ms > $5 THEN 1 ELSE 0 END
+             WHERE project = $1 AND trace_id = $2",
+        )
+        .bind(project)
+        .bind(trace_id)
+        .bind(decision)
+        .bind(result)
+        .bind(judged_through_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores (or replaces) traces sent to the gate, with their decisions, in one
+    /// transaction.
+    pub async fn upsert_gate_traces(&self, rows: &[GateTraceRow]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            upsert_gate_trace(&mut tx, r).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_traces(
+        &self,
+        project: &str,
+        f: &TraceFilter,
+    ) -> Result<Vec<TraceRow>, StoreError> {
+        let mut sql = format!("{TRACE_SELECT} WHERE project = $1");
+        let mut n = 1;
+        let mut binds: Vec<&str> = Vec::new();
+        for (column, value, op) in [
+            ("source", &f.source, "="),
+            ("decision", &f.decision, "="),
+            ("last_seen", &f.since, ">="),
+        ] {
+            if let Some(v) = value {
+                n += 1;
+                sql.push_str(&format!(" AND {column} {op} ${n}"));
+                binds.push(v);
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY last_seen DESC, trace_id LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        ));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q.bind(f.limit).bind(f.offset).fetch_all(&self.pool).await?;
+        rows.iter().map(trace_from_row).collect()
+    }
+
+    pub async fn get_trace(
+        &self,
+        project: &str,
+        trace_id: &str,
+    ) -> Result<Option<TraceRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{TRACE_SELECT} WHERE project = $1 AND trace_id = $2"
+        )))
+        .bind(project)
+        .bind(trace_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(trace_from_row).transpose()
+    }
+
+    /// The last entry of the decision log: (seq, hash), or (0, "") when empty.
+    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
+            None => (0, String::new()),
+        })
+    }
+
+    /// Appends entries (already chained by the caller) and moves the head, atomically.
+    pub async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO audit_log (seq, at, project, kind, body, prev_hash, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(r.seq)
+            .bind(&r.at)
+            .bind(&r.project)
+            .bind(&r.kind)
+            .bind(&r.body)
+            .bind(&r.prev_hash)
+            .bind(&r.hash)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET seq = $1, hash = $2",
+        )
+        .bind(last.seq)
+        .bind(&last.hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Log entries with `seq > after`, in order, at most `limit`.
+    pub async fn audit_entries(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, project, kind, body, prev_hash, hash FROM audit_log
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    project: r.try_get("project")?,
+                    kind: r.try_get("kind")?,
+                    body: r.try_get("body")?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn insert_escalation(&self, e: &EscalationRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO escalations (id, project, created_at, deadline_ms, status, decision_seq,
+                summary, reviewer, note, decided_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&e.id)
+        .bind(&e.project)
+        .bind(&e.created_at)
+        .bind(e.deadline_ms)
+        .bind(&e.status)
+        .bind(e.decision_seq)
+        .bind(&e.summary)
+        .bind(e.reviewer.clone())
+        .bind(e.note.clone())
+        .bind(e.decided_at.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_escalation(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<Option<EscalationRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ESCALATION_SELECT} WHERE project = $1 AND id = $2"
+        )))
+        .bind(project)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(escalation_from_row).transpose()
+    }
+
+    pub async fn list_escalations(
+        &self,
+        project: &str,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<EscalationRow>, StoreError> {
+        let rows = match status {
+            Some(s) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{ESCALATION_SELECT} WHERE project = $1 AND status = $2
+                     ORDER BY created_at DESC, id LIMIT $3"
+                )))
+                .bind(project)
+                .bind(s)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{ESCALATION_SELECT} WHERE project = $1 ORDER BY created_at DESC, id LIMIT $2"
+                )))
+                .bind(project)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(escalation_from_row).collect()
+    }
+
+    /// Settles a pending item; `false` when it is not pending any more.
+    pub async fn decide_escalation(
+        &self,
+        project: &str,
+        id: &str,
+        status: &str,
+        reviewer: Option<&str>,
+        note: Option<&str>,
+        at: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE escalations SET status = $3, reviewer = $4, note = $5, decided_at = $6
+             WHERE project = $1 AND id = $2 AND status = 'pending'",
+        )
+        .bind(project)
+        .bind(id)
+        .bind(status)
+        .bind(reviewer)
+        .bind(note)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Pending items whose deadline has passed.
+    pub async fn overdue_escalations(&self, now_ms: i64) -> Result<Vec<EscalationRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ESCALATION_SELECT} WHERE status = 'pending' AND deadline_ms <= $1"
+        )))
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(escalation_from_row).collect()
+    }
+
+    pub async fn insert_feedback(&self, f: &FeedbackRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO feedback (id, project, trace_id, name, value, rationale, author, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&f.id)
+        .bind(&f.project)
+        .bind(&f.trace_id)
+        .bind(&f.name)
+        .bind(&f.value)
+        .bind(f.rationale.clone())
+        .bind(&f.author)
+        .bind(&f.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn trace_feedback(
+        &self,
+        project: &str,
+        trace_id: &str,
+    ) -> Result<Vec<FeedbackRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, project, trace_id, name, value, rationale, author, created_at
+             FROM feedback WHERE project = $1 AND trace_id = $2 ORDER BY created_at, id",
+        )
+        .bind(project)
+        .bind(trace_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FeedbackRow {
+                    id: r.try_get("id")?,
+                    project: r.try_get("project")?,
+                    trace_id: r.try_get("trace_id")?,
+                    name: r.try_get("name")?,
+                    value: r.try_get("value")?,
+                    rationale: r.try_get("rationale")?,
+                    author: r.try_get("author")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs one SQL statement as given (maintenance and tests).
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// A cheap query that proves the store answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// A trace sent to the gate, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateTraceRow {
+    pub project: String,
+    pub trace_id: String,
+    /// The gate request as received (the trace in the format it was sent in).
+    pub body: String,
+    pub decision: String,
+    /// The gate's answer.
+    pub result: String,
+    pub at: String,
+    pub at_ms: i64,
+}
+
+async fn upsert_gate_trace(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    r: &GateTraceRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO traces (project, trace_id, source, first_seen, last_seen, last_seen_ms,
+            span_count, dirty, decision, result, body)
+         VALUES ($1, $2, 'gate', $3, $3, $4, 0, 0, $5, $6, $7)
+         ON CONFLICT (project, trace_id) DO UPDATE
+         SET last_seen = $3, last_seen_ms = $4, decision = $5, result = $6, body = $7",
+    )
+    .bind(&r.project)
+    .bind(&r.trace_id)
+    .bind(&r.at)
+    .bind(r.at_ms)
+    .bind(&r.decision)
+    .bind(&r.result)
+    .bind(&r.body)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+const TOKEN_SELECT: &str =
+    "SELECT id, project, role, name, hash, created_at, revoked_at FROM api_tokens";
+
+fn token_from_row(r: &AnyRow) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        id: r.try_get("id")?,
+        project: r.try_get("project")?,
+        role: r.try_get("role")?,
+        name: r.try_get("name")?,
+        hash: r.try_get("hash")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+const TRACE_SELECT: &str = "SELECT project, trace_id, source, first_seen, last_seen, span_count,
+    dirty, decision, result, body FROM traces";
+
+fn trace_from_row(r: &AnyRow) -> Result<TraceRow, StoreError> {
+    let dirty: i64 = r.try_get("dirty")?;
+    Ok(TraceRow {
+        project: r.try_get("project")?,
+        trace_id: r.try_get("trace_id")?,
+        source: r.try_get("source")?,
+        first_seen: r.try_get("first_seen")?,
+        last_seen: r.try_get("last_seen")?,
+        span_count: r.try_get("span_count")?,
+        dirty: dirty != 0,
+        decision: r.try_get("decision")?,
+        result: r.try_get("result")?,
+        body: r.try_get("body")?,
+    })
+}
+
+const ESCALATION_SELECT: &str = "SELECT id, project, created_at, deadline_ms, status,
+    decision_seq, summary, reviewer, note, decided_at FROM escalations";
+
+fn escalation_from_row(r: &AnyRow) -> Result<EscalationRow, StoreError> {
+    Ok(EscalationRow {
+        id: r.try_get("id")?,
+        project: r.try_get("project")?,
+        created_at: r.try_get("created_at")?,
+        deadline_ms: r.try_get("deadline_ms")?,
+        status: r.try_get("status")?,
+        decision_seq: r.try_get("decision_seq")?,
+        summary: r.try_get("summary")?,
+        reviewer: r.try_get("reviewer")?,
+        note: r.try_get("note")?,
+        decided_at: r.try_get("decided_at")?,
+    })
+}

@@ -1,0 +1,64 @@
+//! Throwaway PostgreSQL databases for the tests that run against a real server: the server
+//! is `TRIBUNAL_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`;
+//! `.ci/run` starts one), and each database is created fresh and dropped afterwards.
+
+use sqlx::Connection;
+
+/// A database of its own on the test server.
+pub struct TestDatabase {
+    /// Its URL, for [`crate::Store::open`].
+    pub url: String,
+    name: String,
+    admin: String,
+}
+
+/// The test server's URL.
+pub fn admin_url() -> String {
+    std::env::var("TRIBUNAL_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+impl TestDatabase {
+    /// Creates `PREFIX_<pid>_<nanos>`; the error says which server was needed.
+    pub async fn create(prefix: &str) -> Result<TestDatabase, String> {
+        let admin = admin_url();
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .map_err(|e| format!("PostgreSQL at {admin} is needed for this test: {e}"))?;
+        let name = format!(
+            "{prefix}_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| format!("creating database {name}: {e}"))?;
+        let i = admin
+            .rfind('/')
+            .ok_or_else(|| format!("database URL without a path: {admin}"))?;
+        Ok(TestDatabase {
+            url: format!("{}/{name}", &admin[..i]),
+            name,
+            admin,
+        })
+    }
+
+    /// Drops the database, closing what is still connected to it.
+    pub async fn drop(self) -> Result<(), String> {
+        let mut conn = sqlx::PgConnection::connect(&self.admin)
+            .await
+            .map_err(|e| e.to_string())?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| format!("dropping database {}: {e}", self.name))?;
+        Ok(())
+    }
+}
