@@ -173,6 +173,141 @@ impl Words {
     }
 }
 
+/// Objects of a known set of keys, built by copying a frozen template (regorus's compact
+/// sorted storage) and filling in its values: no tree is built and then flattened, and the
+/// keys are shared. One template per subset of the optional keys, so an absent field is
+/// absent, not null.
+struct Shape<const N: usize, const M: usize> {
+    templates: Vec<regorus::value::Object>,
+}
+
+impl<const N: usize, const M: usize> Shape<N, M> {
+    fn new(required: [&R; N], optional: [&R; M]) -> Self {
+        let templates = (0..1usize << M)
+            .map(|mask| {
+                let mut m = BTreeMap::new();
+                for k in required {
+                    m.insert(k.clone(), R::Null);
+                }
+                for (i, k) in optional.iter().enumerate() {
+                    if mask & (1 << i) != 0 {
+                        m.insert((*k).clone(), R::Null);
+                    }
+                }
+                match R::from(m) {
+                    R::Object(o) => (*o).clone(),
+                    _ => regorus::value::Object::new(),
+                }
+            })
+            .collect();
+        Shape { templates }
+    }
+
+    /// The object with `required[i]` and the present `optional[i]` under the keys given to
+    /// [`Shape::new`], in the same order.
+    fn make(&self, keys: &ShapeKeys<N, M>, required: [R; N], optional: [Option<R>; M]) -> R {
+        let mut mask = 0;
+        for (i, v) in optional.iter().enumerate() {
+            if v.is_some() {
+                mask |= 1 << i;
+            }
+        }
+        let mut o = self.templates[mask].clone();
+        for (k, v) in keys.required.iter().zip(required) {
+            if let Some(slot) = o.get_mut(k) {
+                *slot = v;
+            }
+        }
+        for (k, v) in keys.optional.iter().zip(optional) {
+            if let (Some(v), Some(slot)) = (v, o.get_mut(k)) {
+                *slot = v;
+            }
+        }
+        R::from(o)
+    }
+}
+
+/// The keys of a [`Shape`], in the order its values are given.
+struct ShapeKeys<const N: usize, const M: usize> {
+    required: [R; N],
+    optional: [R; M],
+}
+
+/// A shape with its keys.
+struct Kind<const N: usize, const M: usize> {
+    keys: ShapeKeys<N, M>,
+    shape: Shape<N, M>,
+}
+
+impl<const N: usize, const M: usize> Kind<N, M> {
+    fn new(required: [&R; N], optional: [&R; M]) -> Self {
+        Kind {
+            shape: Shape::new(required, optional),
+            keys: ShapeKeys {
+                required: required.map(R::clone),
+                optional: optional.map(R::clone),
+            },
+        }
+    }
+
+    fn make(&self, required: [R; N], optional: [Option<R>; M]) -> R {
+        self.shape.make(&self.keys, required, optional)
+    }
+}
+
+/// The objects the input is mostly made of, one shape each.
+struct Shapes {
+    /// id, index, role, source, trusted, content; name?, tool_call_id?, images?
+    message: Kind<6, 3>,
+    /// id, name, sensitive, destructive, arguments, message_id, index; arguments_text?, hosts?, emails?
+    call: Kind<7, 3>,
+    /// id, index, source, trusted
+    mention: Kind<4, 0>,
+    /// url, host
+    image: Kind<2, 0>,
+    /// detector, kind, score, id, field, source, trusted; tool_call_id?, tool?
+    finding: Kind<7, 2>,
+    /// value, evidence; error?
+    score: Kind<2, 1>,
+}
+
+static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
+    let w = &*WORDS;
+    Shapes {
+        message: Kind::new(
+            [&w.id, &w.index, &w.role, &w.source, &w.trusted, &w.content],
+            [&w.name, &w.tool_call_id, &w.images],
+        ),
+        call: Kind::new(
+            [
+                &w.id,
+                &w.name,
+                &w.sensitive,
+                &w.destructive,
+                &w.arguments,
+                &w.message_id,
+                &w.index,
+            ],
+            [&w.arguments_text, &w.hosts, &w.emails],
+        ),
+        mention: Kind::new([&w.id, &w.index, &w.source, &w.trusted], []),
+        image: Kind::new([&w.url, &w.host], []),
+        finding: Kind::new(
+            [
+                &w.detector,
+                &w.kind,
+                &w.score,
+                &w.id,
+                &w.field,
+                &w.source,
+                &w.trusted,
+            ],
+            [&w.tool_call_id, &w.tool],
+        ),
+        score: Kind::new([&w.value, &w.evidence], [&w.error]),
+    }
+});
+
 /// An object under construction.
 struct Obj(BTreeMap<R, R>);
 
@@ -208,11 +343,11 @@ fn strings(v: &[String]) -> Option<R> {
     (!v.is_empty()).then(|| R::from(v.iter().map(|x| s(x)).collect::<Vec<_>>()))
 }
 
-fn images(v: &[(String, String)], w: &Words) -> Option<R> {
+fn images(v: &[(String, String)]) -> Option<R> {
     (!v.is_empty()).then(|| {
         R::from(
             v.iter()
-                .map(|(url, host)| Obj::new().set(&w.url, s(url)).set(&w.host, s(host)).done())
+                .map(|(url, host)| SHAPES.image.make([s(url), s(host)], []))
                 .collect::<Vec<_>>(),
         )
     })
@@ -243,7 +378,7 @@ fn json_map(o: &Map<String, Value>) -> R {
     )
 }
 
-fn call_value(c: &ToolCall, message_id: &R, index: usize, classes: &ToolClasses, w: &Words) -> R {
+fn call_value(c: &ToolCall, message_id: &R, index: usize, classes: &ToolClasses) -> R {
     let mut links = Links::default();
     let sensitive = classes.is_sensitive(&c.name);
     // Every string of a sensitive call's arguments, one per line, for leak checks.
@@ -255,18 +390,22 @@ fn call_value(c: &ToolCall, message_id: &R, index: usize, classes: &ToolClasses,
             text.push('\n');
         }
     });
-    Obj::new()
-        .opt(&w.arguments_text, sensitive.then(|| s(&text)))
-        .set(&w.id, s(&c.id))
-        .set(&w.name, s(&c.name))
-        .set(&w.sensitive, R::from(sensitive))
-        .set(&w.destructive, R::from(classes.is_destructive(&c.name)))
-        .set(&w.arguments, json(&c.arguments))
-        .set(&w.message_id, message_id.clone())
-        .set(&w.index, R::from(index))
-        .opt(&w.hosts, strings(&links.hosts))
-        .opt(&w.emails, strings(&links.emails))
-        .done()
+    SHAPES.call.make(
+        [
+            s(&c.id),
+            s(&c.name),
+            R::from(sensitive),
+            R::from(classes.is_destructive(&c.name)),
+            json(&c.arguments),
+            message_id.clone(),
+            R::from(index),
+        ],
+        [
+            sensitive.then(|| s(&text)),
+            strings(&links.hosts),
+            strings(&links.emails),
+        ],
+    )
 }
 
 fn message_value(
@@ -286,26 +425,29 @@ fn message_value(
     let mut links = Links::default();
     links.scan(&m.content);
     for d in links.hosts.iter().chain(&links.emails) {
-        mentions.entry(d.clone()).or_default().push(
-            Obj::new()
-                .set(&w.id, id.clone())
-                .set(&w.index, R::from(index))
-                .set(&w.source, source.clone())
-                .set(&w.trusted, trusted.clone())
-                .done(),
-        );
+        mentions
+            .entry(d.clone())
+            .or_default()
+            .push(SHAPES.mention.make(
+                [id.clone(), R::from(index), source.clone(), trusted.clone()],
+                [],
+            ));
     }
-    let mut o = Obj::new();
-    o.set(&w.id, id.clone())
-        .set(&w.index, R::from(index))
-        .set(&w.role, w.label(role(m)))
-        .set(&w.source, source)
-        .set(&w.trusted, trusted)
-        .set(&w.content, s(&m.content))
-        .opt(&w.name, name.filter(|n| !n.is_empty()).map(s))
-        .opt(&w.tool_call_id, m.tool_call_id.as_deref().map(s))
-        .opt(&w.images, images(&links.images, w));
-    o.done()
+    SHAPES.message.make(
+        [
+            id.clone(),
+            R::from(index),
+            w.label(role(m)),
+            source,
+            trusted,
+            s(&m.content),
+        ],
+        [
+            name.filter(|n| !n.is_empty()).map(s),
+            m.tool_call_id.as_deref().map(s),
+            images(&links.images),
+        ],
+    )
 }
 
 fn role(m: &Message) -> &'static str {
@@ -334,7 +476,7 @@ pub fn policy_input(
         let id = s(&m.id);
         messages.push(message_value(m, &id, index, &mut mentions, w));
         for c in &m.tool_calls {
-            tool_calls.push(call_value(c, &id, index, classes, w));
+            tool_calls.push(call_value(c, &id, index, classes));
             *per_tool.entry(c.name.as_str()).or_default() += 1;
         }
     }
@@ -427,11 +569,11 @@ pub fn policy_input(
                     R::from(
                         p.tool_calls
                             .iter()
-                            .map(|c| call_value(c, &pending_id, n, classes, w))
+                            .map(|c| call_value(c, &pending_id, n, classes))
                             .collect::<Vec<_>>(),
                     ),
                 )
-                .opt(&w.images, images(&links.images, w))
+                .opt(&w.images, images(&links.images))
                 .done(),
         );
     }
@@ -440,14 +582,13 @@ pub fn policy_input(
     for f in feedback {
         scores.set_str(
             &f.name,
-            Obj::new()
-                .set(&w.value, json(&f.value))
-                .opt(&w.error, f.error.as_deref().map(s))
-                .set(
-                    &w.evidence,
+            SHAPES.score.make(
+                [
+                    json(&f.value),
                     strings(&f.evidence).unwrap_or_else(|| w.empty_list.clone()),
-                )
-                .done(),
+                ],
+                [f.error.as_deref().map(s)],
+            ),
         );
         if f.findings.is_empty() {
             continue;
@@ -458,19 +599,21 @@ pub fn policy_input(
                 x.location.provenance.as_str(),
                 "tool" | "retrieval" | "agent"
             );
-            findings.push(
-                Obj::new()
-                    .set(&w.detector, detector.clone())
-                    .set(&w.kind, s(&x.kind))
-                    .set(&w.score, R::from(x.score))
-                    .set(&w.id, s(&x.location.id))
-                    .set(&w.field, s(&x.location.field))
-                    .opt(&w.tool_call_id, x.location.tool_call_id.as_deref().map(s))
-                    .opt(&w.tool, x.location.tool.as_deref().map(s))
-                    .set(&w.source, w.label(&x.location.provenance))
-                    .set(&w.trusted, R::from(!untrusted))
-                    .done(),
-            );
+            findings.push(SHAPES.finding.make(
+                [
+                    detector.clone(),
+                    s(&x.kind),
+                    R::from(x.score),
+                    s(&x.location.id),
+                    s(&x.location.field),
+                    w.label(&x.location.provenance),
+                    R::from(!untrusted),
+                ],
+                [
+                    x.location.tool_call_id.as_deref().map(s),
+                    x.location.tool.as_deref().map(s),
+                ],
+            ));
         }
     }
     root.set(&w.scores, scores.done());
