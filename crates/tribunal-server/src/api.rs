@@ -271,12 +271,15 @@ pub async fn reload(
     let rt = tokio::task::spawn_blocking(move || st.project(&c).and_then(|p| p.reload()))
         .await
         .map_err(|e| ApiError::new("internal", format!("reload failed: {e}")))??;
-    state.audit.append(
-        &caller.project,
-        "reload",
-        &json!({"by": caller.token_id, "policy_version_before": before,
+    state
+        .audit
+        .append(
+            &caller.project,
+            "reload",
+            &json!({"by": caller.token_id, "policy_version_before": before,
                 "policy_version": rt.policy_version(), "config_hash": rt.config_hash}),
-    );
+        )
+        .await;
     let mut out = policies_view(&rt);
     out["previous_version"] = json!(before);
     Ok(Json(out))
@@ -298,7 +301,7 @@ pub async fn metrics(
     caller.require(Permission::Read)?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics.render() + &state.queue_metrics(),
     ))
 }
 

@@ -4,13 +4,12 @@
 //! transaction as the entries, so removing entries at the end is caught too.
 //!
 //! Entries are numbered when the decision is made and written by one task in batches
-//! (`batch.rs`: one transaction per batch), so the gate never waits for the disk; shutdown
-//! drains the queue.
+//! (`batch.rs`: one transaction per batch), so the gate does not wait for the disk unless
+//! the writer is a whole queue behind; shutdown drains the queue.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::sync::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex};
 use tribunal_store::{clock, AuditRow, Store, StoreError};
 
 /// Lower-case hex of some bytes.
@@ -42,31 +41,49 @@ pub fn digest(bytes: &[u8]) -> String {
 pub struct AuditLog {
     /// Next sequence number and the hash of the entry before it; held while an entry is
     /// numbered, chained and queued so the queue order is the chain order.
-    next: Mutex<(i64, String, Option<mpsc::UnboundedSender<AuditRow>>)>,
+    next: Mutex<(i64, String, Option<mpsc::Sender<AuditRow>>)>,
+    /// The writer's queue, for its depth (weak: closing the log still ends the writer).
+    queue: mpsc::WeakSender<AuditRow>,
 }
 
 impl AuditLog {
     /// Continues the chain found in the store and starts the writer task. The returned
     /// handle finishes when every queued entry is written after [`AuditLog::close`].
-    pub async fn open(store: Store) -> Result<(AuditLog, tokio::task::JoinHandle<()>), StoreError> {
+    pub async fn open(
+        store: Store,
+        capacity: usize,
+    ) -> Result<(AuditLog, tokio::task::JoinHandle<()>), StoreError> {
         let (seq, hash) = store.audit_head().await?;
-        let (tx, writer) =
-            crate::batch::spawn("the decision log", store, |store, rows| async move {
+        let (tx, writer) = crate::batch::spawn(
+            "the decision log",
+            store,
+            capacity,
+            |store, rows| async move {
                 let result = store.append_audit(&rows).await;
                 (rows, result)
-            });
+            },
+        );
         Ok((
             AuditLog {
-                next: Mutex::new((seq + 1, hash, Some(tx))),
+                next: Mutex::new((seq + 1, hash, Some(tx.clone()))),
+                queue: tx.downgrade(),
             },
             writer,
         ))
     }
 
-    /// Numbers, chains and queues an entry; returns its sequence number.
-    pub fn append(&self, project: &str, kind: &str, body: &Value) -> i64 {
+    /// Entries numbered but not yet handed to the store.
+    pub fn queued(&self) -> usize {
+        self.queue
+            .upgrade()
+            .map_or(0, |tx| crate::batch::depth(&tx))
+    }
+
+    /// Numbers, chains and queues an entry; returns its sequence number. Waits while the
+    /// queue is full; entries are queued in chain order.
+    pub async fn append(&self, project: &str, kind: &str, body: &Value) -> i64 {
         let body = body.to_string();
-        let mut g = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.next.lock().await;
         let (seq, prev, tx) = &mut *g;
         let hash = entry_hash(prev, &body);
         let row = AuditRow {
@@ -82,7 +99,7 @@ impl AuditLog {
         *seq += 1;
         match tx {
             Some(tx) => {
-                if tx.send(row).is_err() {
+                if tx.send(row).await.is_err() {
                     tracing::error!(seq = n, "decision log writer is gone; entry not written");
                 }
             }
@@ -92,9 +109,8 @@ impl AuditLog {
     }
 
     /// Stops accepting entries; the writer drains what is queued and ends.
-    pub fn close(&self) {
-        let mut g = self.next.lock().unwrap_or_else(|p| p.into_inner());
-        g.2 = None;
+    pub async fn close(&self) {
+        self.next.lock().await.2 = None;
     }
 }
 
@@ -183,11 +199,12 @@ mod tests {
     }
 
     async fn write(store: &Store, n: usize) {
-        let (log, writer) = AuditLog::open(store.clone()).await.unwrap();
+        let (log, writer) = AuditLog::open(store.clone(), 4).await.unwrap();
         for i in 0..n {
-            log.append("default", "gate", &json!({"decision": "allow", "i": i}));
+            log.append("default", "gate", &json!({"decision": "allow", "i": i}))
+                .await;
         }
-        log.close();
+        log.close().await;
         writer.await.unwrap();
     }
 

@@ -1,28 +1,37 @@
 //! One task per kind of record that writes what the request handlers queue, many records per
 //! transaction, retrying a failed write so nothing queued is dropped. Closing the queue
 //! (dropping every sender) lets the task write what is left and end.
+//!
+//! Queues are bounded: when the store falls behind by `capacity` records, a handler waits
+//! for room before it answers, so a server under more load than its store can take slows
+//! down instead of holding an ever-growing backlog in memory.
 
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tribunal_store::{Store, StoreError};
 
-/// Starts a writer. `write` gets the store and a batch and hands the batch back with the
-/// outcome, so a failed batch is retried as it was.
+/// Records a writer takes in one transaction at most.
+const BATCH: usize = 512;
+
+/// Starts a writer with a queue of `capacity` records (at least 1). `write` gets the store
+/// and a batch and hands the batch back with the outcome, so a failed batch is retried as
+/// it was.
 pub fn spawn<T, F, Fut>(
     what: &'static str,
     store: Store,
+    capacity: usize,
     write: F,
-) -> (mpsc::UnboundedSender<T>, tokio::task::JoinHandle<()>)
+) -> (mpsc::Sender<T>, tokio::task::JoinHandle<()>)
 where
     T: Send + 'static,
     F: Fn(Store, Vec<T>) -> Fut + Send + 'static,
     Fut: Future<Output = (Vec<T>, Result<(), StoreError>)> + Send,
 {
-    let (tx, mut rx) = mpsc::unbounded_channel::<T>();
+    let (tx, mut rx) = mpsc::channel::<T>(capacity.max(1));
     let task = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(256);
-        while rx.recv_many(&mut batch, 512).await > 0 {
+        let mut batch = Vec::with_capacity(BATCH.min(capacity.max(1)));
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
             let mut delay = Duration::from_millis(50);
             loop {
                 let (back, result) = write(store.clone(), std::mem::take(&mut batch)).await;
@@ -40,4 +49,50 @@ where
         }
     });
     (tx, task)
+}
+
+/// Records waiting in a queue.
+pub fn depth<T>(tx: &mpsc::Sender<T>) -> usize {
+    tx.max_capacity() - tx.capacity()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tokio::sync::Semaphore;
+
+    #[tokio::test]
+    async fn a_full_queue_makes_senders_wait_until_the_writer_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("t.db").to_str().unwrap())
+            .await
+            .unwrap();
+        // The writer may write only when the test lets it.
+        let gate = Arc::new(Semaphore::new(0));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let (g, w) = (gate.clone(), written.clone());
+        let (tx, task) = spawn("test records", store, 2, move |_store, rows: Vec<u32>| {
+            let (g, w) = (g.clone(), w.clone());
+            async move {
+                g.acquire().await.unwrap().forget();
+                w.lock().unwrap().extend(rows.iter().copied());
+                (rows, Ok(()))
+            }
+        });
+        // The writer takes the first record and waits; two more fill the queue.
+        tx.send(1).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tx.send(2).await.unwrap();
+        tx.send(3).await.unwrap();
+        assert_eq!(depth(&tx), 2);
+        let blocked = tokio::time::timeout(Duration::from_millis(100), tx.send(4)).await;
+        assert!(blocked.is_err(), "a full queue must make the sender wait");
+        // Letting the writer go frees room; every record arrives, in order.
+        gate.add_permits(10);
+        tx.send(4).await.unwrap();
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(*written.lock().unwrap(), vec![1, 2, 3, 4]);
+    }
 }

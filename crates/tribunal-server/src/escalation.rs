@@ -326,12 +326,15 @@ pub async fn decide(
             format!("escalation {id} is already {current}"),
         ));
     }
-    state.audit.append(
-        &caller.project,
-        "review",
-        &json!({"escalation": id, "decision_id": row.decision_seq, "status": status,
+    state
+        .audit
+        .append(
+            &caller.project,
+            "review",
+            &json!({"escalation": id, "decision_id": row.decision_seq, "status": status,
                 "reviewer": caller.token_id, "note": b.note}),
-    );
+        )
+        .await;
     state.reviews.settle(&id, status);
     let row = state
         .store
@@ -354,12 +357,15 @@ async fn expire(state: &AppState, row: &EscalationRow) -> Result<(), ApiError> {
         )
         .await?
     {
-        state.audit.append(
-            &row.project,
-            "review",
-            &json!({"escalation": row.id, "decision_id": row.decision_seq, "status": "expired",
+        state
+            .audit
+            .append(
+                &row.project,
+                "review",
+                &json!({"escalation": row.id, "decision_id": row.decision_seq, "status": "expired",
                     "applied": state.reviews.settings.default}),
-        );
+            )
+            .await;
         state.reviews.settle(&row.id, "expired");
     }
     Ok(())

@@ -223,7 +223,7 @@ pub async fn handle(
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
-    let seq = state.audit.append(&caller.project, "gate", &entry);
+    let seq = state.audit.append(&caller.project, "gate", &entry).await;
     state.metrics.decision(verdict.decision);
     state.metrics.gate_latency.observe(elapsed);
 
@@ -254,7 +254,7 @@ pub async fn handle(
     }
     // Serialized once: the answer and the stored result are the same bytes.
     let answer = out.to_string();
-    store_trace(&state, &caller.project, &trace.id, &bytes, &out, &answer);
+    store_trace(&state, &caller.project, &trace.id, &bytes, &out, &answer).await;
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 
@@ -351,8 +351,8 @@ fn judge_versions(feedback: &[Feedback]) -> Map<String, Value> {
 }
 
 /// Keeps the request (the trace as sent, in its own format) and the answer for listing and
-/// replay, without holding up the answer.
-fn store_trace(
+/// replay, without holding up the answer unless the trace writer is a whole queue behind.
+async fn store_trace(
     state: &Arc<AppState>,
     project: &str,
     trace_id: &str,
@@ -360,13 +360,15 @@ fn store_trace(
     out: &Value,
     answer: &str,
 ) {
-    state.store_gate_trace(tribunal_store::GateTraceRow {
-        project: project.to_owned(),
-        trace_id: trace_id.to_owned(),
-        body: String::from_utf8_lossy(request).into_owned(),
-        decision: out["decision"].as_str().unwrap_or("block").to_owned(),
-        result: answer.to_owned(),
-        at: tribunal_store::clock::now_rfc3339(),
-        at_ms: tribunal_store::clock::now_ms(),
-    });
+    state
+        .store_gate_trace(tribunal_store::GateTraceRow {
+            project: project.to_owned(),
+            trace_id: trace_id.to_owned(),
+            body: String::from_utf8_lossy(request).into_owned(),
+            decision: out["decision"].as_str().unwrap_or("block").to_owned(),
+            result: answer.to_owned(),
+            at: tribunal_store::clock::now_rfc3339(),
+            at_ms: tribunal_store::clock::now_ms(),
+        })
+        .await;
 }

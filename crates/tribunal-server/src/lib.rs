@@ -48,6 +48,9 @@ pub struct ServerOptions {
     pub score_quiet: Duration,
     /// How long a verified token is trusted without asking the store again.
     pub token_cache: Duration,
+    /// Records (decision-log entries, gate traces) each writer may fall behind before
+    /// requests wait for it.
+    pub write_queue: usize,
 }
 
 impl Default for ServerOptions {
@@ -63,6 +66,7 @@ impl Default for ServerOptions {
             review: escalation::ReviewSettings::default(),
             score_quiet: Duration::from_millis(1000),
             token_cache: Duration::from_secs(2),
+            write_queue: 10_000,
         }
     }
 }
@@ -77,7 +81,7 @@ pub struct AppState {
     pub reviews: escalation::Queue,
     tokens: Mutex<HashMap<String, (Caller, Instant)>>,
     /// Gate traces to store, written in batches after the answers.
-    gate_traces: Mutex<Option<tokio::sync::mpsc::UnboundedSender<tribunal_store::GateTraceRow>>>,
+    gate_traces: Mutex<Option<tokio::sync::mpsc::Sender<tribunal_store::GateTraceRow>>>,
 }
 
 impl AppState {
@@ -90,13 +94,41 @@ impl AppState {
         })
     }
 
-    /// Queues a gate trace for the store.
-    pub fn store_gate_trace(&self, row: tribunal_store::GateTraceRow) {
-        let tx = self.gate_traces.lock().unwrap_or_else(|p| p.into_inner());
-        let sent = tx.as_ref().is_some_and(|t| t.send(row).is_ok());
+    /// Queues a gate trace for the store; waits while the queue is full.
+    pub async fn store_gate_trace(&self, row: tribunal_store::GateTraceRow) {
+        let tx = self
+            .gate_traces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let sent = match tx {
+            Some(t) => t.send(row).await.is_ok(),
+            None => false,
+        };
         if !sent {
             tracing::error!("the gate trace writer is closed; a trace was not stored");
         }
+    }
+
+    /// Gauges of the writer queues, in the Prometheus text format.
+    pub fn queue_metrics(&self) -> String {
+        let traces = self
+            .gate_traces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, batch::depth);
+        format!(
+            "# HELP tribunal_write_queue_records Records accepted and waiting for the store, by queue.\n\
+             # TYPE tribunal_write_queue_records gauge\n\
+             tribunal_write_queue_records{{queue=\"decision_log\"}} {}\n\
+             tribunal_write_queue_records{{queue=\"gate_traces\"}} {traces}\n\
+             # HELP tribunal_write_queue_capacity Records each writer queue holds before requests wait.\n\
+             # TYPE tribunal_write_queue_capacity gauge\n\
+             tribunal_write_queue_capacity {}\n",
+            self.audit.queued(),
+            self.options.write_queue.max(1)
+        )
     }
 
     async fn caller(&self, header: Option<&str>) -> Result<Caller, ApiError> {
@@ -136,7 +168,7 @@ impl Background {
         for t in self.tasks {
             let _ = t.await;
         }
-        state.audit.close();
+        state.audit.close().await;
         state
             .gate_traces
             .lock()
@@ -166,13 +198,17 @@ pub async fn start(
         let p = tokio::task::spawn_blocking(move || Project::load(spec, cache)).await??;
         projects.insert(p.spec.name.clone(), p);
     }
-    let (audit, audit_writer) = audit::AuditLog::open(store.clone()).await?;
+    let (audit, audit_writer) = audit::AuditLog::open(store.clone(), options.write_queue).await?;
     let reviews = escalation::Queue::new(options.review.clone());
-    let (traces_tx, trace_writer) =
-        batch::spawn("gate traces", store.clone(), |store, rows| async move {
+    let (traces_tx, trace_writer) = batch::spawn(
+        "gate traces",
+        store.clone(),
+        options.write_queue,
+        |store, rows| async move {
             let result = store.upsert_gate_traces(&rows).await;
             (rows, result)
-        });
+        },
+    );
     let state = Arc::new(AppState {
         store,
         projects,

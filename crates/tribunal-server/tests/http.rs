@@ -194,6 +194,57 @@ async fn tokens_and_roles_route_by_route() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_record_write_queue_slows_requests_and_loses_nothing() {
+    let mut s = TestServer::start(ServerOptions {
+        write_queue: 1,
+        ..ServerOptions::default()
+    })
+    .await;
+    let agent = s.token("default", "agent").await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (url, agent) = (s.url.clone(), agent.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut body = benign();
+            body["trace"][0]["content"] = json!(format!("where is order {i}?"));
+            let res = TestServer::client()
+                .post(format!("{url}/api/v1/gate"))
+                .bearer_auth(agent)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let v: Value = res.json().await.unwrap();
+            v["decision_id"].as_i64().unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "every decision has its own entry: {ids:?}");
+    s.stop().await;
+    let r = tribunal_server::audit::verify(&s.store).await.unwrap();
+    assert!(r.ok() && r.entries == 40, "{r:?}");
+    let stored = s
+        .store
+        .list_traces(
+            "default",
+            &tribunal_store::TraceFilter {
+                source: Some("gate".into()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gate_decides_and_logs_every_decision() {
     let mut s = TestServer::start(ServerOptions::default()).await;
     let agent = s.token("default", "agent").await;
@@ -599,6 +650,11 @@ async fn otlp_json_protobuf_and_gzip_are_stored_assembled_and_judged() {
     let m = m.as_str().unwrap().to_owned();
     assert!(m.contains("tribunal_ingested_spans_total 4"), "{m}");
     assert!(m.contains("tribunal_traces_scored_total"), "{m}");
+    assert!(
+        m.contains("tribunal_write_queue_records{queue=\"decision_log\"}"),
+        "{m}"
+    );
+    assert!(m.contains("tribunal_write_queue_capacity 10000"), "{m}");
     s.stop().await;
 }
 

@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Milliseconds without new spans before an ingested trace is judged.
     #[arg(long, default_value_t = 1000)]
     pub score_quiet_ms: u64,
+    /// Decision-log entries and gate traces each writer may fall behind the requests
+    /// before requests wait for the store.
+    #[arg(long, default_value_t = 10_000)]
+    pub write_queue: usize,
     /// Log lines as text or json (one object per line), on standard error.
     #[arg(long, default_value = "text")]
     pub log_format: String,
@@ -137,6 +141,7 @@ fn options(config: Option<&Path>, args: &ServeArgs) -> Result<ServerOptions> {
             per_minute: args.reviews_per_minute,
         },
         score_quiet: Duration::from_millis(args.score_quiet_ms),
+        write_queue: args.write_queue.max(1),
         ..ServerOptions::default()
     })
 }
@@ -171,26 +176,31 @@ async fn reload_on_hangup(state: std::sync::Arc<tribunal_server::AppState>) {
     };
     while hup.recv().await.is_some() {
         let st = state.clone();
+        // Compiling policies is blocking work; the log entries are written after it.
         let outcome = tokio::task::spawn_blocking(move || {
             st.projects
                 .iter()
-                .map(|(name, p)| match p.reload() {
-                    Ok(rt) => {
-                        st.audit.append(
-                            name,
+                .map(|(name, p)| (name.clone(), p.reload()))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        for (name, result) in outcome.unwrap_or_default() {
+            let line = match result {
+                Ok(rt) => {
+                    state
+                        .audit
+                        .append(
+                            &name,
                             "reload",
                             &serde_json::json!({"by": "SIGHUP",
                                 "policy_version": rt.policy_version(),
                                 "config_hash": rt.config_hash}),
-                        );
-                        format!("project {name}: policy version {}", rt.policy_version())
-                    }
-                    Err(e) => e.message,
-                })
-                .collect::<Vec<_>>()
-        })
-        .await;
-        for line in outcome.unwrap_or_default() {
+                        )
+                        .await;
+                    format!("project {name}: policy version {}", rt.policy_version())
+                }
+                Err(e) => e.message,
+            };
             tracing::info!(target: "tribunal::reload", "{line}");
         }
     }
