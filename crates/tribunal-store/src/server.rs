@@ -353,10 +353,45 @@ impl Store {
 
     /// Stores (or replaces) traces sent to the gate, with their decisions, in one
     /// transaction.
+    /// Stores gate requests, one statement per [`ROWS_PER_INSERT`] traces. A trace sent
+    /// several times in one batch keeps its last request and answer and its first time.
     pub async fn upsert_gate_traces(&self, rows: &[GateTraceRow]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut index: std::collections::HashMap<(&str, &str), usize> = Default::default();
+        // (first time seen in the batch, latest row)
+        let mut latest: Vec<(&str, &GateTraceRow)> = Vec::with_capacity(rows.len());
         for r in rows {
-            upsert_gate_trace(&mut tx, r).await?;
+            match index.entry((r.project.as_str(), r.trace_id.as_str())) {
+                std::collections::hash_map::Entry::Occupied(e) => latest[*e.get()].1 = r,
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(latest.len());
+                    latest.push((r.at.as_str(), r));
+                }
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in latest.chunks(ROWS_PER_INSERT) {
+            let sql = multi_row_insert(
+                "INSERT INTO traces (project, trace_id, source, first_seen, last_seen,
+                    last_seen_ms, span_count, dirty, decision, result, body) VALUES ",
+                "($, $, 'gate', $, $, $, 0, 0, $, $, $)",
+                chunk.len(),
+                " ON CONFLICT (project, trace_id) DO UPDATE
+                  SET last_seen = excluded.last_seen, last_seen_ms = excluded.last_seen_ms,
+                      decision = excluded.decision, result = excluded.result, body = excluded.body",
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (first, r) in chunk {
+                q = q
+                    .bind(&r.project)
+                    .bind(&r.trace_id)
+                    .bind(*first)
+                    .bind(&r.at)
+                    .bind(r.at_ms)
+                    .bind(&r.decision)
+                    .bind(&r.result)
+                    .bind(&r.body);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -426,20 +461,25 @@ impl Store {
             return Ok(());
         };
         let mut tx = self.pool.begin().await?;
-        for r in rows {
-            sqlx::query(
-                "INSERT INTO audit_log (seq, at, project, kind, body, prev_hash, hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(r.seq)
-            .bind(&r.at)
-            .bind(&r.project)
-            .bind(&r.kind)
-            .bind(&r.body)
-            .bind(&r.prev_hash)
-            .bind(&r.hash)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let sql = multi_row_insert(
+                "INSERT INTO audit_log (seq, at, project, kind, body, prev_hash, hash) VALUES ",
+                "($, $, $, $, $, $, $)",
+                chunk.len(),
+                "",
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(r.seq)
+                    .bind(&r.at)
+                    .bind(&r.project)
+                    .bind(&r.kind)
+                    .bind(&r.body)
+                    .bind(&r.prev_hash)
+                    .bind(&r.hash);
+            }
+            q.execute(&mut *tx).await?;
         }
         sqlx::query(
             "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2)
@@ -657,27 +697,30 @@ pub struct GateTraceRow {
     pub at_ms: i64,
 }
 
-async fn upsert_gate_trace(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    r: &GateTraceRow,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO traces (project, trace_id, source, first_seen, last_seen, last_seen_ms,
-            span_count, dirty, decision, result, body)
-         VALUES ($1, $2, 'gate', $3, $3, $4, 0, 0, $5, $6, $7)
-         ON CONFLICT (project, trace_id) DO UPDATE
-         SET last_seen = $3, last_seen_ms = $4, decision = $5, result = $6, body = $7",
-    )
-    .bind(&r.project)
-    .bind(&r.trace_id)
-    .bind(&r.at)
-    .bind(r.at_ms)
-    .bind(&r.decision)
-    .bind(&r.result)
-    .bind(&r.body)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// Rows per multi-row INSERT: few statements per batch, well under the bind-parameter limits
+/// of SQLite and PostgreSQL.
+const ROWS_PER_INSERT: usize = 100;
+
+/// `head` then `rows` copies of `row` (whose `$` are numbered in order, `$1` upwards) then
+/// `tail`.
+fn multi_row_insert(head: &str, row: &str, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * (row.len() + 16) + tail.len());
+    sql.push_str(head);
+    let mut n = 0;
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        for c in row.chars() {
+            sql.push(c);
+            if c == '$' {
+                n += 1;
+                sql.push_str(&n.to_string());
+            }
+        }
+    }
+    sql.push_str(tail);
+    sql
 }
 
 const TOKEN_SELECT: &str =

@@ -1,0 +1,87 @@
+//! Batched writes of the server's records (gate traces, decision-log entries), on SQLite and
+//! on a real PostgreSQL server: batches larger than one statement, and a trace sent several
+//! times within one batch.
+
+use tribunal_store::testing::TestDatabase;
+use tribunal_store::{AuditRow, GateTraceRow, Store, TraceFilter};
+
+fn gate_row(trace: usize, i: usize) -> GateTraceRow {
+    GateTraceRow {
+        project: "default".into(),
+        trace_id: format!("t{trace}"),
+        body: format!("{{\"request\":{i}}}"),
+        decision: if i % 2 == 0 { "allow" } else { "block" }.into(),
+        result: format!("{{\"answer\":{i}}}"),
+        at: format!("2026-11-24T08:{:02}:{:02}Z", i / 60 % 60, i % 60),
+        at_ms: i as i64,
+    }
+}
+
+async fn check(store: &Store) {
+    // 250 requests about 200 traces: more than one statement, and the first 50 traces are
+    // sent twice in the same batch.
+    let rows: Vec<GateTraceRow> = (0..250).map(|i| gate_row(i % 200, i)).collect();
+    store.upsert_gate_traces(&rows).await.unwrap();
+    // A second batch updates a trace stored by the first.
+    store.upsert_gate_traces(&[gate_row(3, 900)]).await.unwrap();
+    let all = store
+        .list_traces(
+            "default",
+            &TraceFilter {
+                source: Some("gate".into()),
+                limit: 1000,
+                ..TraceFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 200);
+    let t7 = store.get_trace("default", "t7").await.unwrap().unwrap();
+    // The later request of the batch wins; the first one's time is kept.
+    assert_eq!(t7.body.as_deref(), Some("{\"request\":207}"));
+    assert_eq!(t7.decision.as_deref(), Some("block"));
+    assert_eq!(t7.first_seen, gate_row(7, 7).at);
+    assert_eq!(t7.last_seen, gate_row(7, 207).at);
+    let t3 = store.get_trace("default", "t3").await.unwrap().unwrap();
+    assert_eq!(t3.body.as_deref(), Some("{\"request\":900}"));
+    assert_eq!(t3.first_seen, gate_row(3, 3).at);
+    let t150 = store.get_trace("default", "t150").await.unwrap().unwrap();
+    assert_eq!(t150.body.as_deref(), Some("{\"request\":150}"));
+
+    let entries: Vec<AuditRow> = (1..=230)
+        .map(|seq| AuditRow {
+            seq,
+            at: "2026-11-24T08:00:00Z".into(),
+            project: "default".into(),
+            kind: "gate".into(),
+            body: format!("{{\"i\":{seq}}}"),
+            prev_hash: format!("h{}", seq - 1),
+            hash: format!("h{seq}"),
+        })
+        .collect();
+    store.append_audit(&entries[..120]).await.unwrap();
+    store.append_audit(&entries[120..]).await.unwrap();
+    assert_eq!(store.audit_head().await.unwrap(), (230, "h230".to_owned()));
+    let back = store.audit_entries(0, 1000).await.unwrap();
+    assert_eq!(back, entries);
+}
+
+#[tokio::test]
+async fn batches_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("b.db").to_str().unwrap())
+        .await
+        .unwrap();
+    check(&store).await;
+}
+
+#[tokio::test]
+async fn batches_on_postgres() {
+    let db = TestDatabase::create("tribunal_batches")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(&db.url).await.unwrap();
+    check(&store).await;
+    store.close().await;
+    db.drop().await.unwrap();
+}
