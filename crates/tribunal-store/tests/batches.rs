@@ -10,7 +10,12 @@ fn gate_row(trace: usize, i: usize) -> GateTraceRow {
         project: "default".into(),
         trace_id: format!("t{trace}"),
         body: format!("{{\"request\":{i}}}"),
-        decision: if i % 2 == 0 { "allow" } else { "block" }.into(),
+        decision: if i.is_multiple_of(2) {
+            "allow"
+        } else {
+            "block"
+        }
+        .into(),
         result: format!("{{\"answer\":{i}}}"),
         at: format!("2026-11-24T08:{:02}:{:02}Z", i / 60 % 60, i % 60),
         at_ms: i as i64,
