@@ -122,6 +122,13 @@ fn tokens_serve_audit_and_replay() {
         "{}",
         text(&out.stderr)
     );
+    let out = tribunal(d, &["serve", "--write-queue", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--write-queue: expected at least 1"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = tribunal(
         d,
         &["token", "create", "--role", "agent", "--name", "shop-bot"],

@@ -178,6 +178,8 @@ impl Words {
 /// keys are shared. One template per subset of the optional keys, so an absent field is
 /// absent, not null.
 struct Shape<const N: usize, const M: usize> {
+    required: [R; N],
+    optional: [R; M],
     templates: Vec<regorus::value::Object>,
 }
 
@@ -200,12 +202,16 @@ impl<const N: usize, const M: usize> Shape<N, M> {
                 }
             })
             .collect();
-        Shape { templates }
+        Shape {
+            required: required.map(R::clone),
+            optional: optional.map(R::clone),
+            templates,
+        }
     }
 
     /// The object with `required[i]` and the present `optional[i]` under the keys given to
     /// [`Shape::new`], in the same order.
-    fn make(&self, keys: &ShapeKeys<N, M>, required: [R; N], optional: [Option<R>; M]) -> R {
+    fn make(&self, required: [R; N], optional: [Option<R>; M]) -> R {
         let mut mask = 0;
         for (i, v) in optional.iter().enumerate() {
             if v.is_some() {
@@ -213,12 +219,12 @@ impl<const N: usize, const M: usize> Shape<N, M> {
             }
         }
         let mut o = self.templates[mask].clone();
-        for (k, v) in keys.required.iter().zip(required) {
+        for (k, v) in self.required.iter().zip(required) {
             if let Some(slot) = o.get_mut(k) {
                 *slot = v;
             }
         }
-        for (k, v) in keys.optional.iter().zip(optional) {
+        for (k, v) in self.optional.iter().zip(optional) {
             if let (Some(v), Some(slot)) = (v, o.get_mut(k)) {
                 *slot = v;
             }
@@ -227,58 +233,30 @@ impl<const N: usize, const M: usize> Shape<N, M> {
     }
 }
 
-/// The keys of a [`Shape`], in the order its values are given.
-struct ShapeKeys<const N: usize, const M: usize> {
-    required: [R; N],
-    optional: [R; M],
-}
-
-/// A shape with its keys.
-struct Kind<const N: usize, const M: usize> {
-    keys: ShapeKeys<N, M>,
-    shape: Shape<N, M>,
-}
-
-impl<const N: usize, const M: usize> Kind<N, M> {
-    fn new(required: [&R; N], optional: [&R; M]) -> Self {
-        Kind {
-            shape: Shape::new(required, optional),
-            keys: ShapeKeys {
-                required: required.map(R::clone),
-                optional: optional.map(R::clone),
-            },
-        }
-    }
-
-    fn make(&self, required: [R; N], optional: [Option<R>; M]) -> R {
-        self.shape.make(&self.keys, required, optional)
-    }
-}
-
 /// The objects the input is mostly made of, one shape each.
 struct Shapes {
     /// id, index, role, source, trusted, content; name?, tool_call_id?, images?
-    message: Kind<6, 3>,
+    message: Shape<6, 3>,
     /// id, name, sensitive, destructive, arguments, message_id, index; arguments_text?, hosts?, emails?
-    call: Kind<7, 3>,
+    call: Shape<7, 3>,
     /// id, index, source, trusted
-    mention: Kind<4, 0>,
+    mention: Shape<4, 0>,
     /// url, host
-    image: Kind<2, 0>,
+    image: Shape<2, 0>,
     /// detector, kind, score, id, field, source, trusted; tool_call_id?, tool?
-    finding: Kind<7, 2>,
+    finding: Shape<7, 2>,
     /// value, evidence; error?
-    score: Kind<2, 1>,
+    score: Shape<2, 1>,
 }
 
 static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
     let w = &*WORDS;
     Shapes {
-        message: Kind::new(
+        message: Shape::new(
             [&w.id, &w.index, &w.role, &w.source, &w.trusted, &w.content],
             [&w.name, &w.tool_call_id, &w.images],
         ),
-        call: Kind::new(
+        call: Shape::new(
             [
                 &w.id,
                 &w.name,
@@ -290,9 +268,9 @@ static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
             ],
             [&w.arguments_text, &w.hosts, &w.emails],
         ),
-        mention: Kind::new([&w.id, &w.index, &w.source, &w.trusted], []),
-        image: Kind::new([&w.url, &w.host], []),
-        finding: Kind::new(
+        mention: Shape::new([&w.id, &w.index, &w.source, &w.trusted], []),
+        image: Shape::new([&w.url, &w.host], []),
+        finding: Shape::new(
             [
                 &w.detector,
                 &w.kind,
@@ -304,7 +282,7 @@ static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
             ],
             [&w.tool_call_id, &w.tool],
         ),
-        score: Kind::new([&w.value, &w.evidence], [&w.error]),
+        score: Shape::new([&w.value, &w.evidence], [&w.error]),
     }
 });
 

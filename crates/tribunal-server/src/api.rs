@@ -301,7 +301,9 @@ pub async fn metrics(
     caller.require(Permission::Read)?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render() + &state.queue_metrics(),
+        state
+            .metrics
+            .render(&state.queue_depths(), state.options.write_queue.max(1)),
     ))
 }
 

@@ -110,25 +110,18 @@ impl AppState {
         }
     }
 
-    /// Gauges of the writer queues, in the Prometheus text format.
-    pub fn queue_metrics(&self) -> String {
+    /// The writer queues and the records waiting in each.
+    pub fn queue_depths(&self) -> [(&'static str, usize); 2] {
         let traces = self
             .gate_traces
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map_or(0, batch::depth);
-        format!(
-            "# HELP tribunal_write_queue_records Records accepted and waiting for the store, by queue.\n\
-             # TYPE tribunal_write_queue_records gauge\n\
-             tribunal_write_queue_records{{queue=\"decision_log\"}} {}\n\
-             tribunal_write_queue_records{{queue=\"gate_traces\"}} {traces}\n\
-             # HELP tribunal_write_queue_capacity Records each writer queue holds before requests wait.\n\
-             # TYPE tribunal_write_queue_capacity gauge\n\
-             tribunal_write_queue_capacity {}\n",
-            self.audit.queued(),
-            self.options.write_queue.max(1)
-        )
+        [
+            ("decision_log", self.audit.queued()),
+            ("gate_traces", traces),
+        ]
     }
 
     async fn caller(&self, header: Option<&str>) -> Result<Caller, ApiError> {

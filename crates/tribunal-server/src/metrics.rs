@@ -105,7 +105,9 @@ impl Metrics {
         .fetch_add(1, Relaxed);
     }
 
-    pub fn render(&self) -> String {
+    /// Every counter and histogram, then the writer queues' gauges: `queues` holds each
+    /// queue's name and the records waiting in it, `capacity` what each may hold.
+    pub fn render(&self, queues: &[(&str, usize)], capacity: usize) -> String {
         let mut o = String::with_capacity(4096);
         let counter = |o: &mut String, name: &str, help: &str, rows: &[(&str, &AtomicU64)]| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -195,6 +197,17 @@ impl Metrics {
         );
         self.ingest_latency
             .render(&mut o, "tribunal_ingest_latency_seconds", "");
+        let _ = writeln!(
+            o,
+            "# HELP tribunal_write_queue_records Records accepted and waiting for the store, by queue.\n# TYPE tribunal_write_queue_records gauge"
+        );
+        for (name, n) in queues {
+            let _ = writeln!(o, "tribunal_write_queue_records{{queue=\"{name}\"}} {n}");
+        }
+        let _ = writeln!(
+            o,
+            "# HELP tribunal_write_queue_capacity Records each writer queue holds before requests wait.\n# TYPE tribunal_write_queue_capacity gauge\ntribunal_write_queue_capacity {capacity}"
+        );
         o
     }
 }

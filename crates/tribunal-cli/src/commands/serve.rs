@@ -126,6 +126,9 @@ fn options(config: Option<&Path>, args: &ServeArgs) -> Result<ServerOptions> {
     if args.reviews_per_minute == 0 {
         bail!("--reviews-per-minute: expected at least 1");
     }
+    if args.write_queue == 0 {
+        bail!("--write-queue: expected at least 1 record");
+    }
     Ok(ServerOptions {
         projects,
         max_body_bytes: args.max_body_bytes,
@@ -141,7 +144,7 @@ fn options(config: Option<&Path>, args: &ServeArgs) -> Result<ServerOptions> {
             per_minute: args.reviews_per_minute,
         },
         score_quiet: Duration::from_millis(args.score_quiet_ms),
-        write_queue: args.write_queue.max(1),
+        write_queue: args.write_queue,
         ..ServerOptions::default()
     })
 }
