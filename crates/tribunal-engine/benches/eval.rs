@@ -74,6 +74,9 @@ fn main() {
     let metrics_only = Config::parse("[policies]\nbuiltin = false\n", "bench").unwrap();
     let (metrics, _) = run(metrics_only);
     let (eval, summary) = run(Config::default_with_hash());
+    let mut unscreened = Config::default_with_hash();
+    unscreened.policies.screen = false;
+    let (gated, _) = run(unscreened);
     println!(
         "eval throughput: {n} traces, {:.1} MB, {jobs} workers",
         bytes as f64 / 1e6
@@ -86,5 +89,6 @@ fn main() {
     let ratio = |d: std::time::Duration| d.as_secs_f64() / baseline.as_secs_f64();
     println!("  eval, code metrics + detectors only:        {:>7.2} s  {:>9.0} traces/s   {:.2}x parse time", metrics.as_secs_f64(), n as f64 / metrics.as_secs_f64(), ratio(metrics));
     println!("  eval as run by default (+ default pack):    {:>7.2} s  {:>9.0} traces/s   {:.2}x parse time (target <= 2.0: {})", eval.as_secs_f64(), n as f64 / eval.as_secs_f64(), ratio(eval), if ratio(eval) <= 2.0 { "met" } else { "NOT met" });
+    println!("  eval with the gates run on every trace (screen off): {:>7.2} s  {:>9.0} traces/s   {:.2}x parse time", gated.as_secs_f64(), n as f64 / gated.as_secs_f64(), ratio(gated));
     println!("  verdicts: {summary:?}");
 }

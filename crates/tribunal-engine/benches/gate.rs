@@ -83,6 +83,32 @@ fn main() {
     let full = measure(iterations, || {
         std::hint::black_box(evaluator.evaluate(&trace, Some(&pending), Some(&ctx), &mut policy));
     });
+    // The same decision with the gates run even when the screen would skip them, and on a
+    // pending call whose destination an earlier tool result mentions (the screen lets it
+    // through, so the gates decide).
+    let mut unscreened = Config::default_with_hash();
+    unscreened.policies.screen = false;
+    let gated = Evaluator::new(
+        unscreened.build_judges().unwrap(),
+        unscreened.build_policies(&[]).unwrap(),
+        Context::default(),
+    );
+    let mut gated_policy = gated.policy_evaluator();
+    let full_gated = measure(iterations, || {
+        std::hint::black_box(gated.evaluate(&trace, Some(&pending), Some(&ctx), &mut gated_policy));
+    });
+    let mut poisoned = trace.clone();
+    poisoned.messages[3]
+        .content
+        .push_str(" Questions: customer7@example.com");
+    let full_flagged = measure(iterations, || {
+        std::hint::black_box(evaluator.evaluate(
+            &poisoned,
+            Some(&pending),
+            Some(&ctx),
+            &mut policy,
+        ));
+    });
     let decision = evaluator.evaluate(&trace, Some(&pending), Some(&ctx), &mut policy);
     println!(
         "gate decision, 20-step trace, default judges + default pack ({iterations} iterations, decision {}, gates {})",
@@ -115,8 +141,19 @@ fn main() {
         us(percentile(&full, 0.99))
     );
     println!(
-        "  p99 / target (100 us): {:.2}   p50 decision / p50 parse: {:.1}x",
+        "  full decision, screen off          p50 {:>8.1} us  p99 {:>8.1} us",
+        us(percentile(&full_gated, 0.5)),
+        us(percentile(&full_gated, 0.99))
+    );
+    println!(
+        "  full decision, screen lets it by   p50 {:>8.1} us  p99 {:>8.1} us  (destination mentioned by a tool result)",
+        us(percentile(&full_flagged, 0.5)),
+        us(percentile(&full_flagged, 0.99))
+    );
+    println!(
+        "  p99 / target (100 us): {:.2} (screen off: {:.2})   p50 decision / p50 parse: {:.1}x",
         us(percentile(&full, 0.99)) / 100.0,
+        us(percentile(&full_gated, 0.99)) / 100.0,
         us(percentile(&full, 0.5)) / us(percentile(&parse, 0.5))
     );
 }

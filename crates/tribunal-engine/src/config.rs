@@ -101,6 +101,9 @@ pub struct PolicySettings {
     /// `auto` (compiled when only the built-in pack is loaded), `always` or `never`:
     /// whether gates run compiled on regorus's virtual machine or interpreted.
     pub compile: String,
+    /// Skip the built-in pack on traces that none of its rules can fire on (checked in
+    /// Rust before the gates run); `false` runs the gates on every trace.
+    pub screen: bool,
 }
 
 impl Default for PolicySettings {
@@ -112,6 +115,7 @@ impl Default for PolicySettings {
             timeout_ms: 100,
             data: toml::Table::new(),
             compile: "auto".into(),
+            screen: true,
         }
     }
 }
@@ -286,6 +290,7 @@ impl Config {
             fail_mode: FailMode::parse(&self.policies.fail_mode).unwrap_or_default(),
             timeout: std::time::Duration::from_millis(self.policies.timeout_ms.max(1)),
             compile: tribunal_policy::Compile::parse(&self.policies.compile).unwrap_or_default(),
+            screen: self.policies.screen,
         };
         Ok(PolicySet::new(sources, &data, options)?)
     }

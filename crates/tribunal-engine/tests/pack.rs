@@ -8,10 +8,11 @@ use tribunal_engine::{Config, Evaluator};
 use tribunal_formats::{import_pending, import_value, InputFormat};
 use tribunal_policy::Context;
 
-fn run_case(file: &str, case: &Value, compile: &str) -> Result<(), String> {
+fn run_case(file: &str, case: &Value, compile: &str, screen: bool) -> Result<(), String> {
     let name = case["name"].as_str().unwrap_or("?");
     let mut cfg = Config::default_with_hash();
     cfg.policies.compile = compile.to_owned();
+    cfg.policies.screen = screen;
     if let Some(data) = case.get("data") {
         cfg.policies.data = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
     }
@@ -85,10 +86,11 @@ fn default_pack_cases() {
             } else {
                 entry.0 += 1;
             }
-            // Both engines must agree: compiled (the default for the pack) and interpreted.
-            for compile in ["always", "never"] {
-                if let Err(e) = run_case(&file, case, compile) {
-                    failures.push(format!("[{compile}] {e}"));
+            // Both engines must agree: compiled (the default for the pack) and interpreted,
+            // and the screen in front of the pack must let every attack through.
+            for (compile, screen) in [("always", true), ("always", false), ("never", false)] {
+                if let Err(e) = run_case(&file, case, compile, screen) {
+                    failures.push(format!("[{compile}, screen {screen}] {e}"));
                 }
             }
         }

@@ -10,6 +10,7 @@
 pub mod facts;
 pub mod input;
 pub mod pack;
+pub mod screen;
 pub mod testing;
 
 pub use input::{policy_input, policy_input_json, Context};
@@ -138,6 +139,8 @@ pub struct PolicyOptions {
     pub timeout: Duration,
     /// Run the gates compiled on regorus's virtual machine.
     pub compile: Compile,
+    /// Skip the built-in pack on traces none of its rules can fire on (see [`screen`]).
+    pub screen: bool,
 }
 
 /// When gates run compiled on regorus's virtual machine instead of its interpreter.
@@ -170,6 +173,7 @@ impl Default for PolicyOptions {
             fail_mode: FailMode::Closed,
             timeout: Duration::from_millis(100),
             compile: Compile::Auto,
+            screen: true,
         }
     }
 }
@@ -188,6 +192,8 @@ pub struct PolicySet {
     program: Option<std::sync::Arc<regorus::rvm::program::Program>>,
     data: regorus::Value,
     classes: facts::ToolClasses,
+    /// Set when the policies are exactly the built-in pack.
+    screen: Option<screen::Screen>,
     version: String,
     options: PolicyOptions,
     sources: Vec<PolicySource>,
@@ -259,6 +265,11 @@ impl PolicySet {
             deep_merge(&mut merged, d.clone());
         }
         let classes = facts::ToolClasses::from_data(&merged).map_err(PolicyError::Data)?;
+        let screen = if options.screen && sources == pack::sources() {
+            screen::Screen::from_data(&merged)
+        } else {
+            None
+        };
         hasher.update(merged.to_string().as_bytes());
         let data = regorus::Value::from(serde_json::json!({ "tribunal": { "config": merged } }));
         engine
@@ -289,6 +300,7 @@ impl PolicySet {
             program,
             data,
             classes,
+            screen,
             version,
             options,
             sources,
@@ -331,8 +343,24 @@ impl PolicySet {
             aggregate: self.aggregate.clone(),
             depends_on: self.depends_on.clone(),
             classes: self.classes.clone(),
+            screen: self.screen.clone(),
             fail_mode: self.options.fail_mode,
         }
+    }
+
+    /// Whether traces the pack cannot fire on skip the evaluation (see [`screen`]).
+    pub fn is_screened(&self) -> bool {
+        self.screen.is_some()
+    }
+
+    /// The screen in front of the pack, when it is used.
+    pub fn screen(&self) -> Option<&screen::Screen> {
+        self.screen.as_ref()
+    }
+
+    /// The tool classes of the policy data.
+    pub fn tool_classes(&self) -> &facts::ToolClasses {
+        &self.classes
     }
 
     /// Whether the gates run compiled on regorus's virtual machine (otherwise interpreted).
@@ -359,6 +387,7 @@ pub struct PolicyEvaluator {
     aggregate: Option<String>,
     depends_on: Vec<(String, String)>,
     classes: facts::ToolClasses,
+    screen: Option<screen::Screen>,
     fail_mode: FailMode,
 }
 
@@ -377,8 +406,16 @@ impl PolicyEvaluator {
         if self.gates.is_empty() {
             return Vec::new();
         }
-        let input = policy_input(trace, pending, feedback, context, &self.classes);
-        let mut out = self.evaluate_value(input);
+        let screened_out = self
+            .screen
+            .as_ref()
+            .is_some_and(|s| !s.may_fire(trace, pending, feedback, context, &self.classes));
+        let mut out = if screened_out {
+            Vec::new()
+        } else {
+            let input = policy_input(trace, pending, feedback, context, &self.classes);
+            self.evaluate_value(input)
+        };
         // A model-backed judge that failed leaves the policies that read its score without
         // an answer: they follow the fail mode instead of deciding on a missing value.
         for f in feedback {
@@ -699,6 +736,7 @@ violation contains {"rule": "x", "message": "never"} if {
                     fail_mode: FailMode::Closed,
                     timeout: Duration::from_millis(5),
                     compile,
+                    screen: true,
                 },
             )
             .unwrap();

@@ -1,0 +1,316 @@
+//! A screen in front of the default pack: for each rule of the pack, a condition that must
+//! hold before the rule can fire, checked in Rust on the trace and the judges' feedback. When
+//! no condition holds, the pack cannot produce a violation and the evaluation (building the
+//! input, running the gates) is skipped. When any holds, the gates run and decide as always:
+//! the screen never produces a violation itself, so the Rego text stays the one definition of
+//! what the pack blocks.
+//!
+//! Each condition is wider than its rule (it may let through a trace that the rule then
+//! allows, never the reverse); `tests/screen.rs` checks that on generated traces. The screen
+//! is only used when the policy set is exactly the built-in pack, and only when the
+//! configuration has the types the pack expects (otherwise the gates run, and report any
+//! error themselves).
+
+use crate::facts::{Links, ToolClasses};
+use crate::input::Context;
+use serde_json::Value;
+use tribunal_core::{Feedback, Pending, Role, ToolCall, Trace};
+
+/// Scores are compared with this much room, so that a rounding difference between Rust and
+/// the policy engine can only make the screen let more through.
+const ROOM: f64 = 1e-9;
+
+/// Argument names the pack reads as file paths (`path_keys` in `c5_tool_use.rego`).
+const PATH_KEYS: &[&str] = &[
+    "path",
+    "file",
+    "filename",
+    "file_path",
+    "filepath",
+    "directory",
+    "dir",
+    "target",
+];
+
+/// The pack's settings the conditions depend on, read once from the merged policy data.
+#[derive(Debug, Clone)]
+pub struct Screen {
+    injection_min: f64,
+    secrets: f64,
+    pii: f64,
+    commands: f64,
+    allowed_domains: bool,
+    allowed_recipients: bool,
+    block_images: bool,
+    system_prompt_min_line: f64,
+    denied: Vec<String>,
+    global_allow_list: bool,
+    agent_allow_lists: Option<serde_json::Map<String, Value>>,
+    limits: bool,
+    max_steps: f64,
+    max_tool_calls: f64,
+    max_calls_per_tool: f64,
+    max_identical_calls: f64,
+    max_total_tokens: f64,
+    max_cost_usd: f64,
+}
+
+impl Screen {
+    /// The screen for the merged `data.tribunal.config`, or `None` when a setting the pack
+    /// reads does not have the type it expects (the gates then always run).
+    pub fn from_data(config: &Value) -> Option<Screen> {
+        let get = |path: &str| path.split('.').try_fold(config, |v, k| v.get(k));
+        let num = |path: &str| get(path).and_then(Value::as_f64);
+        let list = |path: &str| get(path).and_then(Value::as_array);
+        let strings = |path: &str| -> Option<Vec<String>> {
+            list(path)?
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        let agents = match get("tools.agents") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(o)) => Some(o.clone()),
+            Some(_) => return None,
+        };
+        let limits = match get("tools.limits") {
+            None | Some(Value::Null) => false,
+            Some(Value::Object(o)) => !o.is_empty(),
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(_) => return None,
+        };
+        let global_allow_list = match get("tools.allowed") {
+            None | Some(Value::Null) => false,
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(_) => return None,
+        };
+        Some(Screen {
+            injection_min: num("injection.user_threshold")?
+                .min(num("injection.untrusted_threshold")?)
+                .min(num("injection.flow_threshold")?),
+            secrets: num("secrets.threshold")?,
+            pii: num("pii.threshold")?,
+            commands: num("commands.threshold")?,
+            allowed_domains: !list("egress.allowed_domains")?.is_empty(),
+            allowed_recipients: !list("egress.allowed_recipient_domains")?.is_empty(),
+            block_images: !matches!(
+                get("egress.block_markdown_image_urls"),
+                None | Some(Value::Bool(false))
+            ),
+            system_prompt_min_line: num("egress.system_prompt_min_line")?,
+            denied: strings("tools.denied")?,
+            global_allow_list,
+            agent_allow_lists: agents,
+            limits,
+            max_steps: num("budget.max_steps")?,
+            max_tool_calls: num("budget.max_tool_calls")?,
+            max_calls_per_tool: num("budget.max_calls_per_tool")?,
+            max_identical_calls: num("budget.max_identical_calls")?,
+            max_total_tokens: num("budget.max_total_tokens")?,
+            max_cost_usd: num("budget.max_cost_usd")?,
+        })
+    }
+
+    /// Whether any rule of the pack could fire on this trace; `false` means the pack's
+    /// answer is known to be "no violation".
+    pub fn may_fire(
+        &self,
+        trace: &Trace,
+        pending: Option<&Pending>,
+        feedback: &[Feedback],
+        context: &Context,
+        classes: &ToolClasses,
+    ) -> bool {
+        self.findings_may_fire(feedback)
+            || self.budget_may_fire(trace, pending, feedback)
+            || self.calls_may_fire(trace, pending, context, classes)
+            || self.images_may_fire(trace, pending)
+    }
+
+    /// C1–C3 (injection scores), C4 secrets and personal data, C5 invalid arguments, C6.
+    fn findings_may_fire(&self, feedback: &[Feedback]) -> bool {
+        // NaN scores count as reaching the threshold.
+        let at_least = |score: f64, threshold: f64| score.is_nan() || score >= threshold - ROOM;
+        // Injection scores combine per message over every finding, as the pack does:
+        // 1 - prod(1 - s).
+        let mut injection: Vec<(&str, f64)> = Vec::new();
+        for x in feedback
+            .iter()
+            .filter(|f| f.name == "prompt_injection")
+            .flat_map(|f| &f.findings)
+        {
+            let id = x.location.id.as_str();
+            match injection.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, keep)) => *keep *= 1.0 - x.score,
+                None => injection.push((id, 1.0 - x.score)),
+            }
+        }
+        if injection
+            .iter()
+            .any(|(_, keep)| at_least(1.0 - keep, self.injection_min))
+        {
+            return true;
+        }
+        feedback.iter().any(|f| match f.name.as_str() {
+            "secrets" => f.findings.iter().any(|x| at_least(x.score, self.secrets)),
+            "pii" => f
+                .findings
+                .iter()
+                .any(|x| x.location.field == "arguments" && at_least(x.score, self.pii)),
+            "dangerous_commands" => f.findings.iter().any(|x| at_least(x.score, self.commands)),
+            "tool_arguments" => !f.findings.is_empty(),
+            _ => false,
+        })
+    }
+
+    /// C8: counters against the budget.
+    fn budget_may_fire(
+        &self,
+        trace: &Trace,
+        pending: Option<&Pending>,
+        feedback: &[Feedback],
+    ) -> bool {
+        let calls = trace
+            .messages
+            .iter()
+            .map(|m| m.tool_calls.len())
+            .sum::<usize>()
+            + pending.map_or(0, |p| p.tool_calls.len());
+        if trace.messages.len() as f64 > self.max_steps - ROOM
+            || calls as f64 > self.max_tool_calls - ROOM
+            || calls as f64 > self.max_calls_per_tool - ROOM
+        {
+            return true;
+        }
+        if trace
+            .token_usage()
+            .is_some_and(|u| u.total() as f64 > self.max_total_tokens - ROOM)
+        {
+            return true;
+        }
+        feedback.iter().any(|f| match f.name.as_str() {
+            // Anything but a number below the limit (the engine orders values of other
+            // types too) lets the gates decide.
+            "repeated_calls" => !f
+                .value
+                .as_f64()
+                .is_some_and(|n| n < self.max_identical_calls - ROOM),
+            "cost" => f
+                .value
+                .as_f64()
+                .is_some_and(|n| n > self.max_cost_usd - ROOM),
+            _ => false,
+        })
+    }
+
+    /// C3 destinations, C4 egress and system-prompt leaks, C5.
+    fn calls_may_fire(
+        &self,
+        trace: &Trace,
+        pending: Option<&Pending>,
+        context: &Context,
+        classes: &ToolClasses,
+    ) -> bool {
+        let calls: Vec<(usize, &ToolCall)> = trace
+            .messages
+            .iter()
+            .enumerate()
+            .flat_map(|(i, m)| m.tool_calls.iter().map(move |c| (i, c)))
+            .chain(
+                pending
+                    .into_iter()
+                    .flat_map(|p| p.tool_calls.iter().map(|c| (trace.messages.len(), c))),
+            )
+            .collect();
+        if calls.is_empty() {
+            return false;
+        }
+        let agent_list = context.agent.as_deref().is_some_and(|a| {
+            self.agent_allow_lists
+                .as_ref()
+                .is_some_and(|m| m.contains_key(a))
+        });
+        if self.global_allow_list || agent_list || self.limits {
+            return true;
+        }
+        for &(index, c) in &calls {
+            if self.denied.iter().any(|d| d == &c.name) || classes.is_destructive(&c.name) {
+                return true;
+            }
+            if let Value::Object(args) = &c.arguments {
+                if PATH_KEYS
+                    .iter()
+                    .any(|k| args.get(*k).is_some_and(Value::is_string))
+                {
+                    return true;
+                }
+            }
+            let mut links = Links::default();
+            let sensitive = classes.is_sensitive(&c.name);
+            let mut text = String::new();
+            crate::strings_of(&c.arguments, &mut |t| {
+                links.scan(t);
+                if sensitive {
+                    text.push_str(t);
+                    text.push('\n');
+                }
+            });
+            if self.allowed_domains && !links.hosts.is_empty() {
+                return true;
+            }
+            if !sensitive {
+                continue;
+            }
+            if self.allowed_recipients && !links.emails.is_empty() {
+                return true;
+            }
+            if self.system_prompt_copied(trace, &text) {
+                return true;
+            }
+            // A destination that earlier untrusted content mentions.
+            let destinations: Vec<&String> = links.hosts.iter().chain(&links.emails).collect();
+            if !destinations.is_empty()
+                && trace.messages[..index]
+                    .iter()
+                    .filter(|m| m.provenance.is_untrusted())
+                    .any(|m| {
+                        let mut seen = Links::default();
+                        seen.scan(&m.content);
+                        seen.hosts
+                            .iter()
+                            .chain(&seen.emails)
+                            .any(|d| destinations.contains(&d))
+                    })
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Does a line of a system message (long enough to count) appear in `arguments`?
+    fn system_prompt_copied(&self, trace: &Trace, arguments: &str) -> bool {
+        trace
+            .messages
+            .iter()
+            .filter(|m| m.provenance.label() == "system")
+            .flat_map(|m| m.content.split('\n'))
+            .any(|line| {
+                let line = line.trim();
+                // Bytes: never fewer than the characters or UTF-16 units the engine counts.
+                line.len() as f64 >= self.system_prompt_min_line - ROOM && arguments.contains(line)
+            })
+    }
+
+    /// C4: markdown images in what the agent says or is about to say.
+    fn images_may_fire(&self, trace: &Trace, pending: Option<&Pending>) -> bool {
+        self.block_images
+            && trace
+                .messages
+                .iter()
+                .filter(|m| m.role == Role::Assistant)
+                .map(|m| m.content.as_str())
+                .chain(pending.map(|p| p.content.as_str()))
+                .any(|text| text.contains("!["))
+    }
+}
