@@ -1,6 +1,12 @@
 //! The streaming, parallel evaluation of files: a reader thread splits the input into raw
 //! items, worker threads parse, import and judge them, and the caller receives results in
 //! input order. Channels are bounded, so memory stays flat whatever the input size.
+//!
+//! Items travel in chunks (up to [`CHUNK_ITEMS`] items or [`CHUNK_BYTES`] of text) so that
+//! threads hand over work a few times per thousand traces rather than once per trace: on a
+//! small machine, waking a thread per item costs as much as judging it. When a judge waits
+//! on a model, chunks hold one item, so slow items spread over every worker; so they do when
+//! reading standard input, which may be a live stream.
 
 use crate::evaluator::{Evaluator, TraceResult};
 use crossbeam_channel::bounded;
@@ -57,6 +63,31 @@ enum Work {
     Error(ReadError),
 }
 
+/// The most items in one chunk handed to a worker.
+pub const CHUNK_ITEMS: usize = 64;
+/// A chunk is handed over once its items hold this much text.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+fn judge_item(
+    evaluator: &Evaluator,
+    policy: &mut tribunal_policy::PolicyEvaluator,
+    format: InputFormat,
+    w: Work,
+    out: &mut Vec<Event>,
+) {
+    match w {
+        Work::Error(e) => out.push(Event::Rejected(e)),
+        Work::Item(item) => match item.import(format) {
+            Err(e) => out.push(Event::Rejected(e)),
+            Ok(traces) => out.extend(traces.into_iter().map(|t| {
+                let ctx = evaluator.context_for(&t);
+                let v = evaluator.evaluate(&t, None, ctx.as_ref(), policy);
+                Event::Result(Box::new(TraceResult::new(t.id, item.source.clone(), v)))
+            })),
+        },
+    }
+}
+
 /// Evaluates every trace in `paths`, calling `sink` with each event in input order.
 /// Returns an error only when a path cannot be opened at all.
 pub fn run_eval(
@@ -75,10 +106,17 @@ pub fn run_eval(
     } else {
         options.jobs
     };
-    // At most `in_flight` items are read but not yet handed out: this bounds the reorder
+    // Standard input may be a live stream: each trace is judged as soon as it arrives.
+    let streaming = paths.iter().any(|p| p.as_os_str() == "-");
+    let chunk_items = if evaluator.max_in_flight() > 0 || streaming {
+        1
+    } else {
+        CHUNK_ITEMS
+    };
+    // At most `in_flight` chunks are read but not yet handed out: this bounds the reorder
     // buffer even when one trace is much slower than the ones after it.
-    let in_flight = jobs * 64;
-    let (work_tx, work_rx) = bounded::<(u64, Work)>(in_flight);
+    let in_flight = jobs * if chunk_items == 1 { 64 } else { 4 };
+    let (work_tx, work_rx) = bounded::<(u64, Vec<Work>)>(in_flight);
     let (done_tx, done_rx) = bounded::<(u64, Vec<Event>)>(in_flight);
     let (permit_tx, permit_rx) = bounded::<()>(in_flight);
     for _ in 0..in_flight {
@@ -89,18 +127,35 @@ pub fn run_eval(
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
             let mut seq = 0u64;
-            read_paths(&paths, |item| {
+            let mut chunk: Vec<Work> = Vec::with_capacity(chunk_items);
+            let mut bytes = 0usize;
+            let mut send = |chunk: &mut Vec<Work>| -> bool {
                 if permit_rx.recv().is_err() {
                     return false;
                 }
-                let w = match item {
-                    Ok(i) => Work::Item(i),
-                    Err(e) => Work::Error(e),
-                };
-                let ok = work_tx.send((seq, w)).is_ok();
+                let full = std::mem::replace(chunk, Vec::with_capacity(chunk_items));
+                let ok = work_tx.send((seq, full)).is_ok();
                 seq += 1;
                 ok
-            })
+            };
+            let read = read_paths(&paths, |item| {
+                chunk.push(match item {
+                    Ok(i) => {
+                        bytes += i.text.len();
+                        Work::Item(i)
+                    }
+                    Err(e) => Work::Error(e),
+                });
+                if chunk.len() >= chunk_items || bytes >= CHUNK_BYTES {
+                    bytes = 0;
+                    return send(&mut chunk);
+                }
+                true
+            });
+            if !chunk.is_empty() {
+                send(&mut chunk);
+            }
+            read
         });
         for _ in 0..jobs {
             let rx = work_rx.clone();
@@ -108,25 +163,11 @@ pub fn run_eval(
             let evaluator = evaluator.clone();
             scope.spawn(move || {
                 let mut policy = evaluator.policy_evaluator();
-                for (seq, w) in rx {
-                    let events = match w {
-                        Work::Error(e) => vec![Event::Rejected(e)],
-                        Work::Item(item) => match item.import(format) {
-                            Err(e) => vec![Event::Rejected(e)],
-                            Ok(traces) => traces
-                                .into_iter()
-                                .map(|t| {
-                                    let ctx = evaluator.context_for(&t);
-                                    let v = evaluator.evaluate(&t, None, ctx.as_ref(), &mut policy);
-                                    Event::Result(Box::new(TraceResult::new(
-                                        t.id,
-                                        item.source.clone(),
-                                        v,
-                                    )))
-                                })
-                                .collect(),
-                        },
-                    };
+                for (seq, chunk) in rx {
+                    let mut events = Vec::with_capacity(chunk.len());
+                    for w in chunk {
+                        judge_item(&evaluator, &mut policy, format, w, &mut events);
+                    }
                     if tx.send((seq, events)).is_err() {
                         break;
                     }
@@ -160,4 +201,64 @@ pub fn run_eval(
         }
     })?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use std::io::Write;
+
+    /// Results come out in input order across chunks, with a bad line in place.
+    #[test]
+    fn chunks_keep_input_order_and_rejections_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let n = CHUNK_ITEMS * 5 + 7;
+        for i in 0..n {
+            if i == CHUNK_ITEMS * 2 + 3 {
+                writeln!(f, "{{not json").unwrap();
+            } else {
+                writeln!(
+                    f,
+                    r#"{{"id": "t{i}", "messages": [{{"role": "user", "content": "hi {i}"}}]}}"#
+                )
+                .unwrap();
+            }
+        }
+        drop(f);
+        let cfg = Config::default_with_hash();
+        let evaluator = Evaluator::new(
+            cfg.build_judges().unwrap(),
+            cfg.build_policies(&[]).unwrap(),
+            tribunal_policy::Context::default(),
+        );
+        let mut seen = Vec::new();
+        let summary = run_eval(
+            &[path],
+            evaluator,
+            &RunOptions {
+                format: InputFormat::Auto,
+                jobs: 2,
+            },
+            |e| match e {
+                Event::Result(r) => seen.push(r.trace_id.clone()),
+                Event::Rejected(e) => seen.push(format!("rejected line {}", e.line)),
+            },
+        )
+        .unwrap();
+        let expected: Vec<String> = (0..n)
+            .map(|i| {
+                if i == CHUNK_ITEMS * 2 + 3 {
+                    format!("rejected line {}", i + 1)
+                } else {
+                    format!("t{i}")
+                }
+            })
+            .collect();
+        assert_eq!(seen, expected);
+        assert_eq!(summary.total, n as u64 - 1);
+        assert_eq!(summary.rejected, 1);
+    }
 }

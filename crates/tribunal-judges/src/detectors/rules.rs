@@ -5,8 +5,8 @@
 //!
 //! How a scan stays cheap:
 //! - rules with `prefilter` literals run only when one of their literals occurs in the text.
-//!   The literals of all rules are searched together by one literal-only regex over the
-//!   text's ASCII lower-case form, so a text without candidates costs that one pass;
+//!   The literals of all rules are searched together, overlapping, by one Aho-Corasick DFA
+//!   over the text's ASCII lower-case form, so a text costs that one pass;
 //! - rules with `on = "numbers"` run only inside number-like windows (digits with spaces,
 //!   dashes, dots, brackets, slashes, plus signs and upper-case letters) holding at least
 //!   `min_digits` digits, and a text with fewer digits than that is skipped after one count;
@@ -21,7 +21,7 @@
 //! Rules with `on = "text"` and no prefilter run over every text (the regex crate's own
 //! literal optimisations still apply).
 
-use regex::{bytes, Regex, RegexBuilder, RegexSet};
+use regex::{Regex, RegexBuilder, RegexSet};
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -134,9 +134,8 @@ pub(crate) struct RuleSet<C> {
     min_number_digits: usize,
     /// Lower-cased prefilter literals and the rules each one triggers.
     literals: Vec<(Vec<u8>, Vec<usize>)>,
-    /// Literal indices by first byte.
-    by_first: Vec<Vec<usize>>,
-    prefilter: Option<bytes::Regex>,
+    /// Every literal, pattern i being `literals[i]`.
+    prefilter: Option<aho_corasick::AhoCorasick>,
     /// The literals contain ASCII letters or some rule ignores case: build the lower-cased
     /// text.
     lower: bool,
@@ -256,10 +255,6 @@ impl<C: Copy> RuleSet<C> {
 
         let mut literals: Vec<(Vec<u8>, Vec<usize>)> = literal_rules.into_iter().collect();
         literals.sort();
-        let mut by_first = vec![Vec::new(); 256];
-        for (li, (lit, _)) in literals.iter().enumerate() {
-            by_first[lit[0] as usize].push(li);
-        }
         let lower = literals
             .iter()
             .any(|(l, _)| l.iter().any(u8::is_ascii_alphabetic))
@@ -267,15 +262,12 @@ impl<C: Copy> RuleSet<C> {
         let prefilter = if literals.is_empty() {
             None
         } else {
-            let alternation: Vec<String> = literals
-                .iter()
-                .map(|(l, _)| regex::escape(&String::from_utf8_lossy(l)))
-                .collect();
-            let re = bytes::RegexBuilder::new(&alternation.join("|"))
-                .unicode(false)
-                .build()
+            let ac = aho_corasick::AhoCorasick::builder()
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .match_kind(aho_corasick::MatchKind::Standard)
+                .build(literals.iter().map(|(l, _)| l))
                 .map_err(|e| format!("prefilter literals: {e}"))?;
-            Some(re)
+            Some(ac)
         };
         let text_rules: Vec<usize> = (0..rules.len())
             .filter(|&i| rules[i].regex.is_some() && rules[i].on != On::Numbers)
@@ -304,7 +296,6 @@ impl<C: Copy> RuleSet<C> {
             number_set,
             min_number_digits,
             literals,
-            by_first,
             prefilter,
             lower,
             n_filtered,
@@ -408,24 +399,16 @@ impl<C: Copy> RuleSet<C> {
             return bits;
         };
         let mut remaining = self.n_filtered;
-        let mut at = 0;
-        while let Some(m) = pre.find_at(hay, at) {
-            let p = m.start();
-            for &li in &self.by_first[hay[p] as usize] {
-                let (lit, owners) = &self.literals[li];
-                if hay[p..].starts_with(lit) {
-                    for &r in owners {
-                        if !bit(&bits, r) {
-                            bits[r / 64] |= 1 << (r % 64);
-                            remaining -= 1;
-                        }
-                    }
+        for m in pre.find_overlapping_iter(hay) {
+            for &r in &self.literals[m.pattern().as_usize()].1 {
+                if !bit(&bits, r) {
+                    bits[r / 64] |= 1 << (r % 64);
+                    remaining -= 1;
                 }
             }
             if remaining == 0 {
                 break;
             }
-            at = p + 1;
         }
         bits
     }
