@@ -149,13 +149,14 @@ pub fn import_messages(list: &[Value]) -> Result<Vec<Message>, ImportError> {
     // tool_call_id -> tool name, so tool results know which tool produced them.
     let mut call_names: HashMap<String, String> = HashMap::new();
     for (i, raw) in list.iter().enumerate() {
-        let at = format!("[{i}]");
-        let o = as_object(raw, &at)?;
+        // Paths for error messages are only written when there is an error.
+        let at = || format!("[{i}]");
+        let o = raw.as_object().map_or_else(|| as_object(raw, &at()), Ok)?;
         let role_s = opt_str(o, "role")
-            .map_err(|e| e.within(&at))?
+            .map_err(|e| e.within(&at()))?
             .ok_or_else(|| {
                 ImportError::new(
-                    format!("{at}.role"),
+                    format!("{}.role", at()),
                     "one of system, developer, user, assistant, tool",
                 )
             })?;
@@ -166,39 +167,40 @@ pub fn import_messages(list: &[Value]) -> Result<Vec<Message>, ImportError> {
             "tool" | "function" => Role::Tool,
             other => {
                 return Err(ImportError::new(
-                    format!("{at}.role"),
+                    format!("{}.role", at()),
                     format!("one of system, developer, user, assistant, tool; found {other:?}"),
                 ))
             }
         };
-        let id = format!("m{i}");
         let mut msg = Message::new(
-            id.clone(),
+            numbered("m", i),
             role,
             content_text(o.get("content").unwrap_or(&Value::Null)),
         );
         msg.name = opt_str(o, "name")
-            .map_err(|e| e.within(&at))?
+            .map_err(|e| e.within(&at()))?
             .map(str::to_owned);
         if let Some(calls) = o.get("tool_calls").filter(|v| !v.is_null()) {
-            let calls = as_array(calls, &format!("{at}.tool_calls"))?;
+            let calls = calls
+                .as_array()
+                .map_or_else(|| as_array(calls, &format!("{}.tool_calls", at())), Ok)?;
             for (j, c) in calls.iter().enumerate() {
-                let call = import_tool_call(c, &format!("{id}.call{j}"))
-                    .map_err(|e| e.within(&format!("{at}.tool_calls[{j}]")))?;
+                let call = tool_call(c, &|| format!("{}.call{j}", msg.id))
+                    .map_err(|e| e.within(&format!("{}.tool_calls[{j}]", at())))?;
                 call_names.insert(call.id.clone(), call.name.clone());
                 msg.tool_calls.push(call);
             }
         }
         // Legacy single function_call on assistant messages.
         if let Some(fc) = o.get("function_call").filter(|v| !v.is_null()) {
-            let call = import_function(fc, &format!("{id}.call0"), None)
-                .map_err(|e| e.within(&format!("{at}.function_call")))?;
+            let call = import_function(fc, &|| format!("{}.call0", msg.id), None)
+                .map_err(|e| e.within(&format!("{}.function_call", at())))?;
             call_names.insert(call.id.clone(), call.name.clone());
             msg.tool_calls.push(call);
         }
         if role == Role::Tool {
             msg.tool_call_id = opt_str(o, "tool_call_id")
-                .map_err(|e| e.within(&at))?
+                .map_err(|e| e.within(&at()))?
                 .map(str::to_owned);
             let tool = msg
                 .name
@@ -215,7 +217,7 @@ pub fn import_messages(list: &[Value]) -> Result<Vec<Message>, ImportError> {
             }
         }
         if let Some(p) = o.get("provenance").filter(|v| !v.is_null()) {
-            msg.provenance = explicit_provenance(p, &format!("{at}.provenance"))?;
+            msg.provenance = explicit_provenance(p, &format!("{}.provenance", at()))?;
         }
         out.push(msg);
     }
@@ -225,6 +227,11 @@ pub fn import_messages(list: &[Value]) -> Result<Vec<Message>, ImportError> {
 /// One `{id, type:"function", function:{name, arguments}}` tool call; also accepts the flat
 /// `{id, name, arguments}` form.
 pub fn import_tool_call(c: &Value, default_id: &str) -> Result<ToolCall, ImportError> {
+    tool_call(c, &|| default_id.to_owned())
+}
+
+/// [`import_tool_call`] with the default id made only when the call has none.
+fn tool_call(c: &Value, default_id: &dyn Fn() -> String) -> Result<ToolCall, ImportError> {
     let o = as_object(c, "")?;
     let id = opt_str(o, "id")?.map(str::to_owned);
     match o.get("function") {
@@ -235,24 +242,51 @@ pub fn import_tool_call(c: &Value, default_id: &str) -> Result<ToolCall, ImportE
 
 fn import_function(
     f: &Value,
-    default_id: &str,
+    default_id: &dyn Fn() -> String,
     id: Option<String>,
 ) -> Result<ToolCall, ImportError> {
     let o = as_object(f, "")?;
     let name = opt_str(o, "name")?
         .ok_or_else(|| ImportError::new("name", "the name of the called tool"))?;
     Ok(ToolCall {
-        id: id.unwrap_or_else(|| default_id.to_owned()),
+        id: id.unwrap_or_else(default_id),
         name: name.to_owned(),
         arguments: parse_arguments(o.get("arguments").unwrap_or(&Value::Null)),
         span_id: None,
     })
 }
 
+/// `prefix` followed by `n` in decimal, without the formatting machinery (ids are made for
+/// every message of every trace).
+pub(crate) fn numbered(prefix: &str, n: usize) -> String {
+    let mut digits = [0u8; 20];
+    let mut k = digits.len();
+    let mut n = n;
+    loop {
+        k -= 1;
+        digits[k] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut s = String::with_capacity(prefix.len() + digits.len() - k);
+    s.push_str(prefix);
+    s.extend(digits[k..].iter().map(|&d| d as char));
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn numbered_ids() {
+        for n in [0, 7, 10, 99, 12345, usize::MAX] {
+            assert_eq!(numbered("m", n), format!("m{n}"));
+        }
+    }
 
     #[test]
     fn tool_results_carry_the_tool_name_as_provenance() {

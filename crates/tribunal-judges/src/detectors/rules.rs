@@ -5,8 +5,9 @@
 //!
 //! How a scan stays cheap:
 //! - rules with `prefilter` literals run only when one of their literals occurs in the text.
-//!   The literals of all rules are searched together, overlapping, by one Aho-Corasick DFA
-//!   over the text's ASCII lower-case form, so a text costs that one pass;
+//!   The literals of all rules are searched together by one Aho-Corasick automaton (with
+//!   its SIMD prefilter) over the text's ASCII lower-case form, stopping at each position
+//!   where some literal starts, so a text without candidates costs that one quick pass;
 //! - rules with `on = "numbers"` run only inside number-like windows (digits with spaces,
 //!   dashes, dots, brackets, slashes, plus signs and upper-case letters) holding at least
 //!   `min_digits` digits, and a text with fewer digits than that is skipped after one count;
@@ -134,6 +135,8 @@ pub(crate) struct RuleSet<C> {
     min_number_digits: usize,
     /// Lower-cased prefilter literals and the rules each one triggers.
     literals: Vec<(Vec<u8>, Vec<usize>)>,
+    /// Literal indices by first byte.
+    by_first: Vec<Vec<usize>>,
     /// Every literal, pattern i being `literals[i]`.
     prefilter: Option<aho_corasick::AhoCorasick>,
     /// The literals contain ASCII letters or some rule ignores case: build the lower-cased
@@ -259,12 +262,15 @@ impl<C: Copy> RuleSet<C> {
             .iter()
             .any(|(l, _)| l.iter().any(u8::is_ascii_alphabetic))
             || rules.iter().any(|r| r.lower);
+        let mut by_first = vec![Vec::new(); 256];
+        for (li, (lit, _)) in literals.iter().enumerate() {
+            by_first[lit[0] as usize].push(li);
+        }
         let prefilter = if literals.is_empty() {
             None
         } else {
             let ac = aho_corasick::AhoCorasick::builder()
-                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                .match_kind(aho_corasick::MatchKind::Standard)
+                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
                 .build(literals.iter().map(|(l, _)| l))
                 .map_err(|e| format!("prefilter literals: {e}"))?;
             Some(ac)
@@ -296,6 +302,7 @@ impl<C: Copy> RuleSet<C> {
             number_set,
             min_number_digits,
             literals,
+            by_first,
             prefilter,
             lower,
             n_filtered,
@@ -399,16 +406,25 @@ impl<C: Copy> RuleSet<C> {
             return bits;
         };
         let mut remaining = self.n_filtered;
-        for m in pre.find_overlapping_iter(hay) {
-            for &r in &self.literals[m.pattern().as_usize()].1 {
-                if !bit(&bits, r) {
-                    bits[r / 64] |= 1 << (r % 64);
-                    remaining -= 1;
+        let mut at = 0;
+        // The leftmost literal from `at`, then every literal starting at the same place.
+        while let Some(m) = pre.find(aho_corasick::Input::new(hay).span(at..hay.len())) {
+            let p = m.start();
+            for &li in &self.by_first[hay[p] as usize] {
+                let (lit, owners) = &self.literals[li];
+                if hay[p..].starts_with(lit) {
+                    for &r in owners {
+                        if !bit(&bits, r) {
+                            bits[r / 64] |= 1 << (r % 64);
+                            remaining -= 1;
+                        }
+                    }
                 }
             }
             if remaining == 0 {
                 break;
             }
+            at = p + 1;
         }
         bits
     }

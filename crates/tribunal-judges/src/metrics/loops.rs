@@ -37,31 +37,25 @@ impl Judge for Loops {
     }
 
     fn judge(&self, input: &JudgeInput<'_>) -> Vec<Feedback> {
-        // (tool, canonical arguments, evidence id), in call order.
+        // (tool, canonical arguments, message id, call), in call order.
         let pending = input
             .pending
             .into_iter()
             .flat_map(|p| p.tool_calls.iter().map(|c| (Pending::ID, c)));
-        let calls: Vec<(&str, String, String)> = input
+        let calls: Vec<(&str, String, &str, &tribunal_core::ToolCall)> = input
             .trace
             .tool_calls()
             .map(|(m, c)| (m.id.as_str(), c))
             .chain(pending)
             .filter(|(_, c)| !self.ignore.contains(&c.name))
-            .map(|(mid, c)| {
-                (
-                    c.name.as_str(),
-                    util::canonical(&c.arguments),
-                    util::call_id(mid, c),
-                )
-            })
+            .map(|(mid, c)| (c.name.as_str(), util::canonical(&c.arguments), mid, c))
             .collect();
         if calls.is_empty() {
             return vec![Feedback::code(&self.name, &self.name, 0).with_rationale("no tool calls")];
         }
 
         let mut groups: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
-        for (i, (tool, args, _)) in calls.iter().enumerate() {
+        for (i, (tool, args, _, _)) in calls.iter().enumerate() {
             groups.entry((tool, args.as_str())).or_default().push(i);
         }
         // The most repeated call; ties go to the one made first.
@@ -77,7 +71,10 @@ impl Judge for Loops {
             .copied()
             .collect();
         repeated.sort_unstable();
-        let evidence: Vec<String> = repeated.iter().map(|&i| calls[i].2.clone()).collect();
+        let evidence: Vec<String> = repeated
+            .iter()
+            .map(|&i| util::call_id(calls[i].2, calls[i].3))
+            .collect();
 
         let (run_tool, run) = longest_run(calls.iter().map(|c| c.0));
         let mut rationale = if worst > 1 {

@@ -140,14 +140,16 @@ fn write_canonical(v: &Value, out: &mut String) {
         }
         Value::Object(o) => {
             let mut keys: Vec<&String> = o.keys().collect();
-            keys.sort();
+            if !keys.is_sorted() {
+                keys.sort();
+            }
             out.push('{');
             for (i, k) in keys.into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                // A string's JSON text cannot fail to serialize.
-                let _ = write!(out, "{}:", Value::String(k.clone()));
+                write_json_string(k, out);
+                out.push(':');
                 write_canonical(&o[k.as_str()], out);
             }
             out.push('}');
@@ -161,9 +163,22 @@ fn write_canonical(v: &Value, out: &mut String) {
                 let _ = write!(out, "{n}");
             }
         },
+        Value::String(s) => write_json_string(s, out),
         other => {
             let _ = write!(out, "{other}");
         }
+    }
+}
+
+/// `s` as a JSON string literal.
+fn write_json_string(s: &str, out: &mut String) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        // Escaping a string cannot fail.
+        let _ = write!(out, "{}", Value::String(s.to_owned()));
     }
 }
 
@@ -275,6 +290,11 @@ mod tests {
             canonical(&json!({"b": 1.0, "a": [true, null, "x"]})),
             r#"{"a":[true,null,"x"],"b":1}"#
         );
+        // Strings and keys that need escaping are written as JSON writes them.
+        let v = json!({"q\"k": "line\nbreak \\ \u{1}", "é": "ü"});
+        let text = canonical(&v);
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), v);
+        assert_eq!(text, serde_json::to_string(&v).unwrap());
     }
 
     #[test]
