@@ -10,6 +10,7 @@ pub mod error;
 pub mod gaia;
 pub mod mlflow;
 pub mod openai;
+pub mod openai_row;
 pub mod otlp;
 pub mod pending;
 pub mod reader;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use tribunal_core::{Message, Provenance, Role, ToolCall, ToolDef, Trace};
 
 /// Fields of a dataset record that map onto the trace; every other field is kept as metadata.
-const RECORD_FIELDS: &[&str] = &[
+pub(crate) const RECORD_FIELDS: &[&str] = &[
     "id",
     "trace_id",
     "messages",
@@ -160,18 +160,12 @@ pub fn import_messages(list: &[Value]) -> Result<Vec<Message>, ImportError> {
                     "one of system, developer, user, assistant, tool",
                 )
             })?;
-        let role = match role_s {
-            "system" | "developer" => Role::System,
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            "tool" | "function" => Role::Tool,
-            other => {
-                return Err(ImportError::new(
-                    format!("{}.role", at()),
-                    format!("one of system, developer, user, assistant, tool; found {other:?}"),
-                ))
-            }
-        };
+        let role = role_of(role_s).ok_or_else(|| {
+            ImportError::new(
+                format!("{}.role", at()),
+                format!("one of system, developer, user, assistant, tool; found {role_s:?}"),
+            )
+        })?;
         let mut msg = Message::new(
             numbered("m", i),
             role,
@@ -199,22 +193,10 @@ pub fn import_messages(list: &[Value]) -> Result<Vec<Message>, ImportError> {
             msg.tool_calls.push(call);
         }
         if role == Role::Tool {
-            msg.tool_call_id = opt_str(o, "tool_call_id")
+            let tool_call_id = opt_str(o, "tool_call_id")
                 .map_err(|e| e.within(&at()))?
                 .map(str::to_owned);
-            let tool = msg
-                .name
-                .clone()
-                .or_else(|| {
-                    msg.tool_call_id
-                        .as_ref()
-                        .and_then(|c| call_names.get(c).cloned())
-                })
-                .unwrap_or_default();
-            msg.provenance = Provenance::Tool { name: tool.clone() };
-            if msg.name.is_none() && !tool.is_empty() {
-                msg.name = Some(tool);
-            }
+            as_tool_result(&mut msg, tool_call_id, &call_names);
         }
         if let Some(p) = o.get("provenance").filter(|v| !v.is_null()) {
             msg.provenance = explicit_provenance(p, &format!("{}.provenance", at()))?;
@@ -222,6 +204,40 @@ pub fn import_messages(list: &[Value]) -> Result<Vec<Message>, ImportError> {
         out.push(msg);
     }
     Ok(out)
+}
+
+/// The role a chat message's `role` names.
+pub(crate) fn role_of(role: &str) -> Option<Role> {
+    Some(match role {
+        "system" | "developer" => Role::System,
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        "tool" | "function" => Role::Tool,
+        _ => return None,
+    })
+}
+
+/// A tool message: it answers `tool_call_id`; its provenance (and name, when it has none) is
+/// the tool that was called, found among the calls made so far.
+pub(crate) fn as_tool_result(
+    msg: &mut Message,
+    tool_call_id: Option<String>,
+    call_names: &HashMap<String, String>,
+) {
+    msg.tool_call_id = tool_call_id;
+    let tool = msg
+        .name
+        .clone()
+        .or_else(|| {
+            msg.tool_call_id
+                .as_ref()
+                .and_then(|c| call_names.get(c).cloned())
+        })
+        .unwrap_or_default();
+    msg.provenance = Provenance::Tool { name: tool.clone() };
+    if msg.name.is_none() && !tool.is_empty() {
+        msg.name = Some(tool);
+    }
 }
 
 /// One `{id, type:"function", function:{name, arguments}}` tool call; also accepts the flat
@@ -240,7 +256,7 @@ fn tool_call(c: &Value, default_id: &dyn Fn() -> String) -> Result<ToolCall, Imp
     }
 }
 
-fn import_function(
+pub(crate) fn import_function(
     f: &Value,
     default_id: &dyn Fn() -> String,
     id: Option<String>,

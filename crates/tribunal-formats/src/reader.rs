@@ -46,13 +46,16 @@ pub struct ReadError {
 impl RawItem {
     /// Parses the item and imports the traces it holds.
     pub fn import(&self, format: InputFormat) -> Result<Vec<Trace>, ReadError> {
+        let id = fallback_id(&self.source.file, self.source.line);
+        if let Some(trace) = crate::openai_row::read(&self.text, format, &id) {
+            return Ok(vec![trace]);
+        }
         let value: serde_json::Value = serde_json::from_str(&self.text).map_err(|e| ReadError {
             file: self.source.file.clone(),
             line: self.source.line + e.line().saturating_sub(1) as u64,
             column: Some(e.column() as u64),
             message: format!("invalid JSON: {}", strip_position(&e.to_string())),
         })?;
-        let id = fallback_id(&self.source.file, self.source.line);
         import_value(&value, format, &id).map_err(|e: ImportError| ReadError {
             file: self.source.file.clone(),
             line: self.source.line,
