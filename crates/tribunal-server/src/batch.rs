@@ -1,5 +1,5 @@
 //! One task per kind of record that writes what the request handlers queue, many records per
-//! transaction, retrying a failed write so nothing queued is dropped. Closing the queue
+//! transaction (it lets records gather for [`LINGER`] before writing), retrying a failed write so nothing queued is dropped. Closing the queue
 //! (dropping every sender) lets the task write what is left and end.
 //!
 //! Queues are bounded: when the store falls behind by `capacity` records, a handler waits
@@ -13,6 +13,12 @@ use tribunal_store::{Store, StoreError};
 
 /// Records a writer takes in one transaction at most.
 const BATCH: usize = 512;
+
+/// How long a writer lets records gather after the first one before it writes. Handlers
+/// never wait for the write, so this costs them nothing; under load it turns a transaction
+/// (and a wake-up of the writer and of the database thread) per request into one per few
+/// milliseconds.
+const LINGER: Duration = Duration::from_millis(2);
 
 /// Starts a writer with a queue of `capacity` records (at least 1). `write` gets the store
 /// and a batch and hands the batch back with the outcome, so a failed batch is retried as
@@ -32,6 +38,15 @@ where
     let task = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH.min(capacity.max(1)));
         while rx.recv_many(&mut batch, BATCH).await > 0 {
+            if batch.len() < BATCH && !rx.is_closed() {
+                tokio::time::sleep(LINGER).await;
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(record) => batch.push(record),
+                        Err(_) => break,
+                    }
+                }
+            }
             let mut delay = Duration::from_millis(50);
             loop {
                 let (back, result) = write(store.clone(), std::mem::take(&mut batch)).await;
@@ -94,5 +109,31 @@ mod tests {
         drop(tx);
         task.await.unwrap();
         assert_eq!(*written.lock().unwrap(), vec![1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn records_that_arrive_while_the_writer_lingers_share_one_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("t.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let b = batches.clone();
+        let (tx, task) = spawn("test records", store, 100, move |_store, rows: Vec<u32>| {
+            let b = b.clone();
+            async move {
+                b.lock().unwrap().push(rows.clone());
+                (rows, Ok(()))
+            }
+        });
+        tx.send(1).await.unwrap();
+        // The writer takes the first record and lingers; the others arrive meanwhile.
+        tokio::task::yield_now().await;
+        for i in 2..=5 {
+            tx.send(i).await.unwrap();
+        }
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(*batches.lock().unwrap(), vec![vec![1, 2, 3, 4, 5]]);
     }
 }
