@@ -82,24 +82,31 @@ pub fn parse_json(bytes: &[u8], max_depth: usize) -> Result<Value, ApiError> {
     })
 }
 
-/// Counts bracket nesting outside strings, without parsing.
+/// Counts bracket nesting outside strings, without parsing. Inside a string it jumps to the
+/// next quote or backslash.
 fn check_depth(bytes: &[u8], max_depth: usize) -> Result<(), ApiError> {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip the string: to its closing quote, stepping over escapes.
+                i += 1;
+                loop {
+                    match bytes
+                        .get(i..)
+                        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+                    {
+                        Some(k) if bytes[i + k] == b'\\' => i += k + 2,
+                        Some(k) => {
+                            i += k;
+                            break;
+                        }
+                        // Unterminated: the parser reports it.
+                        None => return Ok(()),
+                    }
+                }
             }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max_depth {
@@ -112,6 +119,7 @@ fn check_depth(bytes: &[u8], max_depth: usize) -> Result<(), ApiError> {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     Ok(())
 }
@@ -125,6 +133,19 @@ mod tests {
         assert!(parse_json(br#"{"a": "[[[[[[[[[["}"#, 2).is_ok());
         assert!(parse_json(br#"{"a": "\"[[[["}"#, 2).is_ok());
         assert_eq!(parse_json(b"[[[1]]]", 2).unwrap_err().code, "too_deep");
+        // Brackets inside strings, escaped quotes and backslashes do not count.
+        assert!(check_depth(br#"[{"a": "[[[[\"{{{", "b": "\\", "c": ["x\\\"]]]"]}]"#, 3).is_ok());
+        assert_eq!(
+            check_depth(br#"[{"a": "\\"}, [[["deep"]]]]"#, 3)
+                .unwrap_err()
+                .code,
+            "too_deep"
+        );
+        // Ends inside a string, or on an escape: no panic; the parser says what is wrong.
+        for text in [&br#"["abc"#[..], br#"["abc\"#, br#"["\"#, br#"\"#] {
+            assert!(check_depth(text, 2).is_ok());
+            assert_eq!(parse_json(text, 2).unwrap_err().code, "invalid_json");
+        }
         assert!(parse_json(b"[[[1]]]", 3).is_ok());
         assert_eq!(parse_json(b"{", 3).unwrap_err().code, "invalid_json");
     }
