@@ -214,7 +214,10 @@ impl ToolClasses {
                 .map(|p| format!("(?:{p})"))
                 .collect::<Vec<_>>()
                 .join("|");
-            regex::Regex::new(&joined)
+            // Names are matched ignoring case (no lower-cased copy per call).
+            regex::RegexBuilder::new(&joined)
+                .case_insensitive(true)
+                .build()
                 .map(Some)
                 .map_err(|e| format!("{}: {e}", path.join(".")))
         };
@@ -227,15 +230,10 @@ impl ToolClasses {
 
     pub fn is_sensitive(&self, name: &str) -> bool {
         self.sensitive_names.iter().any(|n| n == name)
-            || self
-                .sensitive
-                .as_ref()
-                .is_some_and(|r| r.is_match(&name.to_lowercase()))
+            || self.sensitive.as_ref().is_some_and(|r| r.is_match(name))
     }
 
     pub fn is_destructive(&self, name: &str) -> bool {
-        self.destructive
-            .as_ref()
-            .is_some_and(|r| r.is_match(&name.to_lowercase()))
+        self.destructive.as_ref().is_some_and(|r| r.is_match(name))
     }
 }

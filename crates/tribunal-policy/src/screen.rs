@@ -233,10 +233,20 @@ impl Screen {
         if self.global_allow_list || agent_list || self.limits {
             return true;
         }
+        // (name, sensitive): each tool's class is looked up once per trace.
+        let mut seen: Vec<(&str, bool)> = Vec::new();
         for &(index, c) in &calls {
-            if self.denied.iter().any(|d| d == &c.name) || classes.is_destructive(&c.name) {
-                return true;
-            }
+            let sensitive = match seen.iter().find(|(n, _)| *n == c.name) {
+                Some(&(_, sensitive)) => sensitive,
+                None => {
+                    if self.denied.iter().any(|d| d == &c.name) || classes.is_destructive(&c.name) {
+                        return true;
+                    }
+                    let sensitive = classes.is_sensitive(&c.name);
+                    seen.push((&c.name, sensitive));
+                    sensitive
+                }
+            };
             if let Value::Object(args) = &c.arguments {
                 if PATH_KEYS
                     .iter()
@@ -246,7 +256,6 @@ impl Screen {
                 }
             }
             let mut links = Links::default();
-            let sensitive = classes.is_sensitive(&c.name);
             let mut text = String::new();
             crate::strings_of(&c.arguments, &mut |t| {
                 links.scan(t);

@@ -5,6 +5,7 @@ use crate::{error::JudgeConfigError, registry, Judge, JudgeInput};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use tribunal_core::{Feedback, Role, SpanKind};
 
 /// `step_count` has no settings.
@@ -65,14 +66,19 @@ impl Judge for Counts {
             .collect();
         let steps = trace.messages.len();
 
-        let rationale = format!(
-            "{steps} messages, {tool_calls} tool calls{}, {llm_calls} LLM calls, {} spans, {} failed tool spans",
-            if per_tool.is_empty() {
-                String::new()
-            } else {
-                let parts: Vec<String> = per_tool.iter().map(|(n, c)| format!("{n} ×{c}")).collect();
-                format!(" ({})", parts.join(", "))
-            },
+        // Written into one string: this judge runs on every trace.
+        let mut rationale = String::with_capacity(96);
+        let _ = write!(rationale, "{steps} messages, {tool_calls} tool calls");
+        for (i, (n, c)) in per_tool.iter().enumerate() {
+            rationale.push_str(if i == 0 { " (" } else { ", " });
+            let _ = write!(rationale, "{n} ×{c}");
+        }
+        if !per_tool.is_empty() {
+            rationale.push(')');
+        }
+        let _ = write!(
+            rationale,
+            ", {llm_calls} LLM calls, {} spans, {} failed tool spans",
             trace.spans.len(),
             error_spans.len(),
         );

@@ -6,7 +6,7 @@
 use crate::{error::JudgeConfigError, registry, Judge, JudgeInput};
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use tribunal_core::{Feedback, Pending};
 
 use super::util;
@@ -54,21 +54,22 @@ impl Judge for Loops {
             return vec![Feedback::code(&self.name, &self.name, 0).with_rationale("no tool calls")];
         }
 
-        let mut groups: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
-        for (i, (tool, args, _, _)) in calls.iter().enumerate() {
-            groups.entry((tool, args.as_str())).or_default().push(i);
-        }
+        // Identical calls side by side (sorted by tool and arguments, then call order): each
+        // run of equal keys is one group, its first element the call made first.
+        let key = |i: usize| (calls[i].0, calls[i].1.as_str());
+        let mut order: Vec<usize> = (0..calls.len()).collect();
+        order.sort_by(|&a, &b| key(a).cmp(&key(b)).then(a.cmp(&b)));
+        let groups: Vec<&[usize]> = order.chunk_by(|&a, &b| key(a) == key(b)).collect();
         // The most repeated call; ties go to the one made first.
         let (worst_key, worst) = groups
             .iter()
-            .max_by(|a, b| a.1.len().cmp(&b.1.len()).then(b.1[0].cmp(&a.1[0])))
-            .map(|(k, v)| (*k, v.len()))
+            .max_by(|a, b| a.len().cmp(&b.len()).then(b[0].cmp(&a[0])))
+            .map(|g| (key(g[0]), g.len()))
             .unwrap_or((("", ""), 0));
         let mut repeated: Vec<usize> = groups
-            .values()
-            .filter(|v| v.len() > 1)
-            .flatten()
-            .copied()
+            .iter()
+            .filter(|g| g.len() > 1)
+            .flat_map(|g| g.iter().copied())
             .collect();
         repeated.sort_unstable();
         let evidence: Vec<String> = repeated
