@@ -275,20 +275,11 @@ pub(crate) fn import_function(
 /// `prefix` followed by `n` in decimal, without the formatting machinery (ids are made for
 /// every message of every trace).
 pub(crate) fn numbered(prefix: &str, n: usize) -> String {
-    let mut digits = [0u8; 20];
-    let mut k = digits.len();
-    let mut n = n;
-    loop {
-        k -= 1;
-        digits[k] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let mut s = String::with_capacity(prefix.len() + digits.len() - k);
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    let mut s = String::with_capacity(prefix.len() + digits.len());
     s.push_str(prefix);
-    s.extend(digits[k..].iter().map(|&d| d as char));
+    s.push_str(digits);
     s
 }
 

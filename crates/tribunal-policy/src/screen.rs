@@ -248,12 +248,17 @@ impl Screen {
                 }
             };
             if let Value::Object(args) = &c.arguments {
-                if PATH_KEYS
+                if args
                     .iter()
-                    .any(|k| args.get(*k).is_some_and(Value::is_string))
+                    .any(|(k, v)| v.is_string() && PATH_KEYS.contains(&k.as_str()))
                 {
                     return true;
                 }
+            }
+            // What is left reads the destinations of sensitive calls, and the hosts of any
+            // call when an allow-list of domains is set.
+            if !sensitive && !self.allowed_domains {
+                continue;
             }
             let mut links = Links::default();
             let mut text = String::new();

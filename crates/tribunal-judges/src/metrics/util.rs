@@ -121,7 +121,7 @@ pub(crate) fn arguments_mismatch(expected: &Value, actual: &Value) -> Option<Str
 /// A key-sorted, whitespace-free JSON text of `v`: equal for values that differ only in key
 /// order (whatever order the map keeps).
 pub(crate) fn canonical(v: &Value) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(64);
     write_canonical(v, &mut out);
     out
 }
@@ -159,9 +159,13 @@ fn write_canonical(v: &Value, out: &mut String) {
             Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 1e15 => {
                 let _ = write!(out, "{}", f as i64);
             }
-            _ => {
-                let _ = write!(out, "{n}");
-            }
+            _ => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => out.push_str(itoa::Buffer::new().format(i)),
+                (_, Some(u)) => out.push_str(itoa::Buffer::new().format(u)),
+                _ => {
+                    let _ = write!(out, "{n}");
+                }
+            },
         },
         Value::String(s) => write_json_string(s, out),
         other => {
@@ -295,6 +299,8 @@ mod tests {
         let text = canonical(&v);
         assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), v);
         assert_eq!(text, serde_json::to_string(&v).unwrap());
+        let v = json!({"i": -5, "u": u64::MAX, "f": 1.5, "z": 0});
+        assert_eq!(canonical(&v), serde_json::to_string(&v).unwrap());
     }
 
     #[test]
