@@ -102,7 +102,8 @@ pub struct PolicySettings {
     /// whether gates run compiled on regorus's virtual machine or interpreted.
     pub compile: String,
     /// Skip the built-in pack on traces that none of its rules can fire on (checked in
-    /// Rust before the gates run); `false` runs the gates on every trace.
+    /// Rust before the gates run; other gates still run); `false` runs every gate on every
+    /// trace.
     pub screen: bool,
 }
 

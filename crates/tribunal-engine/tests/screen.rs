@@ -236,6 +236,18 @@ fn evaluator(config: &str, screen: bool) -> std::sync::Arc<Evaluator> {
     )
 }
 
+/// The same, with a folder of the user's own policies beside the pack.
+fn evaluator_with(config: &str, dir: &std::path::Path, screen: bool) -> std::sync::Arc<Evaluator> {
+    let mut cfg = Config::parse(config, "screen-test.toml").unwrap();
+    cfg.policies.paths = vec![dir.to_path_buf()];
+    cfg.policies.screen = screen;
+    Evaluator::new(
+        cfg.build_judges().unwrap(),
+        cfg.build_policies(&[]).unwrap(),
+        Context::default(),
+    )
+}
+
 fn sorted(mut v: Vec<Violation>) -> Vec<(String, String, Vec<String>, String)> {
     let mut out: Vec<_> = v
         .drain(..)
@@ -313,6 +325,82 @@ fn the_screen_never_hides_a_violation_of_the_pack() {
     );
     assert!(skipped > 0, "the screen skipped none of {total} traces");
     println!("{skipped} of {total} generated traces skipped the gates");
+}
+
+const USER_GATES: &str = r#"
+package acme.gates
+
+import rego.v1
+
+# Reads a helper of the pack and the input directly.
+violation contains v if {
+	some c in data.tribunal.pack.calls
+	c.name == "lookup_order"
+	c.arguments.page >= 2
+	v := {"rule": "acme.deep_paging", "severity": "escalate", "message": sprintf("%s goes %v pages deep", [c.name, c.arguments.page]), "evidence": [c.id]}
+}
+
+violation contains v if {
+	count(input.trace.messages) > 9
+	v := {"rule": "acme.long_run", "severity": "warn", "message": "a long run", "evidence": []}
+}
+"#;
+
+/// With policies of the user's own beside the pack, a trace the screen clears of the pack
+/// still goes through the user's gates, and the violations are those of the unscreened set.
+#[test]
+fn user_gates_still_run_when_the_pack_is_screened() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("acme.rego"), USER_GATES).unwrap();
+    let screened = evaluator_with("", dir.path(), true);
+    let plain = evaluator_with("", dir.path(), false);
+    assert!(screened.policies().is_screened());
+    let screen = screened.policies().screen().unwrap();
+    let (mut with_screen, mut without) = (screened.policy_evaluator(), plain.policy_evaluator());
+    let mut rng = Rng(0x5EED);
+    let (mut cleared_but_flagged, mut user_rules) = (0, BTreeSet::new());
+    for seed in 0..250u64 {
+        let (doc, pending) = trace(&mut rng, seed);
+        let t = import_value(&doc, InputFormat::Auto, "gen")
+            .unwrap()
+            .remove(0);
+        let pending = pending.map(|p| import_pending(&p).unwrap());
+        let context = Context::default();
+        let feedback = screened.feedback(&t, pending.as_ref());
+        let a = with_screen.evaluate_trace(&t, pending.as_ref(), &feedback, &context);
+        let b = without.evaluate_trace(&t, pending.as_ref(), &feedback, &context);
+        let cleared = !screen.may_fire(
+            &t,
+            pending.as_ref(),
+            &feedback,
+            &context,
+            screened.policies().tool_classes(),
+        );
+        if cleared && !a.is_empty() {
+            cleared_but_flagged += 1;
+        }
+        user_rules.extend(
+            a.iter()
+                .filter(|v| v.rule.starts_with("acme."))
+                .map(|v| v.rule.clone()),
+        );
+        assert_eq!(sorted(a), sorted(b), "trace {seed}\n{doc}");
+    }
+    assert_eq!(user_rules.len(), 2, "{user_rules:?}");
+    assert!(
+        cleared_but_flagged > 0,
+        "no trace cleared of the pack met a user gate"
+    );
+
+    // A module of the user's own inside the pack's package changes the pack: no screen.
+    let inside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        inside.path().join("more.rego"),
+        "package tribunal.pack\nimport rego.v1\nviolation contains \"always\" if { true }\n",
+    )
+    .unwrap();
+    let extended = evaluator_with("", inside.path(), true);
+    assert!(!extended.policies().is_screened());
 }
 
 /// Ordinary work (lookups, a reply, an email to the address the user gave) skips the gates,

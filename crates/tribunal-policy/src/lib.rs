@@ -190,6 +190,10 @@ pub struct PolicySet {
     depends_on: Vec<(String, String)>,
     /// The aggregate rule compiled for regorus's virtual machine, when it compiles.
     program: Option<std::sync::Arc<regorus::rvm::program::Program>>,
+    /// The rule gathering the gates that are not the pack's, when the pack is screened and
+    /// there are such gates, and its compiled form.
+    user_aggregate: Option<String>,
+    user_program: Option<std::sync::Arc<regorus::rvm::program::Program>>,
     data: regorus::Value,
     classes: facts::ToolClasses,
     /// Set when the policies are exactly the built-in pack.
@@ -221,6 +225,8 @@ impl PolicySet {
         let mut hasher = Sha256::new();
         let mut gates = Vec::new();
         let mut depends_on: Vec<(String, String)> = Vec::new();
+        // A module of the user's own that joins the pack's package changes the pack.
+        let mut pack_extended = false;
         for s in &sources {
             let package = engine
                 .add_policy(s.path.clone(), s.text.clone())
@@ -228,6 +234,9 @@ impl PolicySet {
                     path: s.path.clone(),
                     message: clean_error(&e.to_string()),
                 })?;
+            if !s.path.starts_with(pack::PREFIX) && package == PACK_PACKAGE {
+                pack_extended = true;
+            }
             hasher.update(s.path.as_bytes());
             hasher.update([0]);
             hasher.update(s.text.as_bytes());
@@ -252,6 +261,15 @@ impl PolicySet {
                     "violations contains [{i}, v] if {{\n\tsome v in {package}.violation\n}}\n"
                 ));
             }
+            // The gates that are not the pack's, under the same indices: what still runs
+            // on a trace the screen clears of the pack.
+            for (i, (package, path)) in gates.iter().enumerate() {
+                if !path.starts_with(pack::PREFIX) {
+                    text.push_str(&format!(
+                        "user_violations contains [{i}, v] if {{\n\tsome v in {package}.violation\n}}\n"
+                    ));
+                }
+            }
             engine
                 .add_policy("(generated gates)".into(), text)
                 .map_err(|e| PolicyError::Invalid {
@@ -260,12 +278,21 @@ impl PolicySet {
                 })?;
             Some(format!("data.{AGGREGATE_PACKAGE}.violations"))
         };
+        let user_gates = gates
+            .iter()
+            .any(|(_, path)| !path.starts_with(pack::PREFIX));
         let mut merged = pack::default_data();
         for d in data {
             deep_merge(&mut merged, d.clone());
         }
         let classes = facts::ToolClasses::from_data(&merged).map_err(PolicyError::Data)?;
-        let screen = if options.screen && sources == pack::sources() {
+        // The screen stands in front of the pack when the pack is loaded as shipped.
+        let builtin: Vec<PolicySource> = sources
+            .iter()
+            .filter(|s| s.path.starts_with(pack::PREFIX))
+            .cloned()
+            .collect();
+        let screen = if options.screen && !pack_extended && builtin == pack::sources() {
             screen::Screen::from_data(&merged)
         } else {
             None
@@ -281,15 +308,23 @@ impl PolicySet {
             Compile::Never => false,
             Compile::Auto => gates.iter().all(|(_, path)| path.starts_with(pack::PREFIX)),
         };
-        let program = aggregate.as_ref().filter(|_| compile).and_then(|rule| {
-            let entry: regorus::Rc<str> = rule.as_str().into();
+        let compile_rule = |rule: &str| {
+            let entry: regorus::Rc<str> = rule.into();
             let compiled = engine.clone().compile_with_entrypoint(&entry).ok()?;
-            regorus::languages::rego::compiler::Compiler::compile_from_policy(
-                &compiled,
-                &[rule.as_str()],
-            )
-            .ok()
-        });
+            regorus::languages::rego::compiler::Compiler::compile_from_policy(&compiled, &[rule])
+                .ok()
+        };
+        let program = aggregate
+            .as_deref()
+            .filter(|_| compile)
+            .and_then(compile_rule);
+        let user_aggregate = user_gates
+            .then(|| format!("data.{AGGREGATE_PACKAGE}.user_violations"))
+            .filter(|_| screen.is_some());
+        let user_program = user_aggregate
+            .as_deref()
+            .filter(|_| compile)
+            .and_then(compile_rule);
         let digest = hasher.finalize();
         let version = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         Ok(PolicySet {
@@ -298,6 +333,8 @@ impl PolicySet {
             aggregate,
             depends_on,
             program,
+            user_aggregate,
+            user_program,
             data,
             classes,
             screen,
@@ -329,18 +366,20 @@ impl PolicySet {
 
     /// A private copy for one thread: evaluation mutates the engine's input.
     pub fn evaluator(&self) -> PolicyEvaluator {
-        let vm = self.program.as_ref().and_then(|program| {
+        let load = |program: &std::sync::Arc<regorus::rvm::program::Program>| {
             let mut vm = regorus::rvm::vm::RegoVM::new();
             vm.load_program(program.clone());
             vm.set_data(self.data.clone()).ok()?;
             vm.set_execution_timer_config(Some(timer(&self.options)));
             Some(vm)
-        });
+        };
         PolicyEvaluator {
-            vm,
+            vm: self.program.as_ref().and_then(load),
+            user_vm: self.user_program.as_ref().and_then(load),
             engine: self.engine.clone(),
             gates: self.gates.clone(),
             aggregate: self.aggregate.clone(),
+            user_aggregate: self.user_aggregate.clone(),
             depends_on: self.depends_on.clone(),
             classes: self.classes.clone(),
             screen: self.screen.clone(),
@@ -382,9 +421,12 @@ impl PolicySet {
 pub struct PolicyEvaluator {
     /// The compiled gates, when the policies compile for the virtual machine.
     vm: Option<regorus::rvm::vm::RegoVM>,
+    /// The compiled gates that are not the pack's (see [`PolicySet`]'s `user_aggregate`).
+    user_vm: Option<regorus::rvm::vm::RegoVM>,
     engine: regorus::Engine,
     gates: Vec<(String, String)>,
     aggregate: Option<String>,
+    user_aggregate: Option<String>,
     depends_on: Vec<(String, String)>,
     classes: facts::ToolClasses,
     screen: Option<screen::Screen>,
@@ -392,6 +434,8 @@ pub struct PolicyEvaluator {
 }
 
 const AGGREGATE_PACKAGE: &str = "tribunal_internal.gates";
+/// The package of the built-in pack, as regorus names it.
+const PACK_PACKAGE: &str = "data.tribunal.pack";
 
 impl PolicyEvaluator {
     /// Every violation of every gate for a trace. Errors become `tribunal.policy_error`
@@ -410,11 +454,15 @@ impl PolicyEvaluator {
             .screen
             .as_ref()
             .is_some_and(|s| !s.may_fire(trace, pending, feedback, context, &self.classes));
-        let mut out = if screened_out {
-            Vec::new()
-        } else {
+        let mut out = if !screened_out {
             let input = policy_input(trace, pending, feedback, context, &self.classes);
             self.evaluate_value(input)
+        } else if self.user_aggregate.is_some() {
+            // The pack cannot fire; the user's own gates still decide.
+            let input = policy_input(trace, pending, feedback, context, &self.classes);
+            self.evaluate_gates(input, true)
+        } else {
+            Vec::new()
         };
         // A model-backed judge that failed leaves the policies that read its score without
         // an answer: they follow the fail mode instead of deciding on a missing value.
@@ -444,7 +492,18 @@ impl PolicyEvaluator {
     }
 
     fn evaluate_value(&mut self, input: regorus::Value) -> Vec<Violation> {
-        if let Some(vm) = self.vm.as_mut() {
+        self.evaluate_gates(input, false)
+    }
+
+    /// Every gate's violations, or with `user_only` those of the gates that are not the
+    /// pack's: one query (compiled when possible), else gate by gate to name a failing one.
+    fn evaluate_gates(&mut self, input: regorus::Value, user_only: bool) -> Vec<Violation> {
+        let vm = if user_only {
+            self.user_vm.as_mut()
+        } else {
+            self.vm.as_mut()
+        };
+        if let Some(vm) = vm {
             vm.set_input(input.clone());
             if let Ok(v) = vm.execute() {
                 if let Some(out) = self.split_aggregate(&v) {
@@ -453,7 +512,12 @@ impl PolicyEvaluator {
             }
         }
         self.engine.set_input(input);
-        if let Some(rule) = &self.aggregate {
+        let rule = if user_only {
+            &self.user_aggregate
+        } else {
+            &self.aggregate
+        };
+        if let Some(rule) = rule {
             if let Ok(v) = self.engine.eval_rule(rule.clone()) {
                 if let Some(out) = self.split_aggregate(&v) {
                     return out;
@@ -461,7 +525,7 @@ impl PolicyEvaluator {
             }
             // Something failed: evaluate gate by gate to say which one.
         }
-        self.evaluate_each()
+        self.evaluate_each(user_only)
     }
 
     fn split_aggregate(&self, v: &regorus::Value) -> Option<Vec<Violation>> {
@@ -490,9 +554,12 @@ impl PolicyEvaluator {
         Some(out)
     }
 
-    fn evaluate_each(&mut self) -> Vec<Violation> {
+    fn evaluate_each(&mut self, user_only: bool) -> Vec<Violation> {
         let mut out = Vec::new();
         for (package, path) in &self.gates {
+            if user_only && path.starts_with(pack::PREFIX) {
+                continue;
+            }
             match self.engine.eval_rule(format!("{package}.violation")) {
                 Ok(v) => {
                     if let Err(message) = collect_violations(&v, package, &mut out) {

@@ -7,9 +7,10 @@
 //!
 //! Each condition is wider than its rule (it may let through a trace that the rule then
 //! allows, never the reverse); `tests/screen.rs` checks that on generated traces. The screen
-//! is only used when the policy set is exactly the built-in pack, and only when the
-//! configuration has the types the pack expects (otherwise the gates run, and report any
-//! error themselves).
+//! is only used when the pack is loaded as shipped (no module of the user's own joins its
+//! package), and only when the configuration has the types the pack expects (otherwise the
+//! gates run, and report any error themselves). Gates of the user's own still run on a trace
+//! the screen clears of the pack.
 
 use crate::facts::{Links, ToolClasses};
 use crate::input::Context;
