@@ -38,19 +38,8 @@ async fn chat(Json(body): Json<Value>) -> Json<Value> {
 
 fn serve() -> String {
     let app = Router::new().route("/v1/chat/completions", post(chat));
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    format!("http://{}/v1", rx.recv().unwrap())
+    let addr = tribunal_llm::testing::serve(app);
+    format!("http://{}/v1", addr)
 }
 
 #[test]

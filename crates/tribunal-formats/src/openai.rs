@@ -264,12 +264,21 @@ pub(crate) fn import_function(
     let o = as_object(f, "")?;
     let name = opt_str(o, "name")?
         .ok_or_else(|| ImportError::new("name", "the name of the called tool"))?;
-    Ok(ToolCall {
-        id: id.unwrap_or_else(default_id),
-        name: name.to_owned(),
-        arguments: parse_arguments(o.get("arguments").unwrap_or(&Value::Null)),
+    Ok(call(
+        id.unwrap_or_else(default_id),
+        name.to_owned(),
+        o.get("arguments"),
+    ))
+}
+
+/// A tool call of a chat message: `arguments` as sent (a JSON string, an object, or absent).
+pub(crate) fn call(id: String, name: String, arguments: Option<&Value>) -> ToolCall {
+    ToolCall {
+        id,
+        name,
+        arguments: parse_arguments(arguments.unwrap_or(&Value::Null)),
         span_id: None,
-    })
+    }
 }
 
 /// `prefix` followed by `n` in decimal, without the formatting machinery (ids are made for

@@ -11,14 +11,13 @@
 
 use crate::detect::{detect, InputFormat};
 use crate::openai::{
-    as_tool_result, explicit_provenance, fill_record_fields, numbered, record_id, role_of,
+    as_tool_result, call, explicit_provenance, fill_record_fields, numbered, record_id, role_of,
 };
-use crate::util::parse_arguments;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use tribunal_core::{Message, Role, ToolCall, Trace};
+use tribunal_core::{Message, Role, Trace};
 
 #[derive(Deserialize)]
 struct Msg {
@@ -132,12 +131,11 @@ fn convert(messages: Vec<Msg>) -> Option<Vec<Message>> {
         let mut msg = Message::new(numbered("m", i), role, m.content.unwrap_or_default());
         msg.name = m.name;
         for (j, c) in m.tool_calls.into_iter().flatten().enumerate() {
-            let call = ToolCall {
-                id: c.id.unwrap_or_else(|| format!("{}.call{j}", msg.id)),
-                name: c.function.name,
-                arguments: parse_arguments(c.function.arguments.as_ref().unwrap_or(&Value::Null)),
-                span_id: None,
-            };
+            let call = call(
+                c.id.unwrap_or_else(|| format!("{}.call{j}", msg.id)),
+                c.function.name,
+                c.function.arguments.as_ref(),
+            );
             call_names.insert(call.id.clone(), call.name.clone());
             msg.tool_calls.push(call);
         }

@@ -216,21 +216,8 @@ fn serve(script: Vec<Vec<ModelToolCall>>) -> String {
         }
     };
     let app = Router::new().route("/v1/chat/completions", post(handler));
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    format!("http://{}/v1", rx.recv().expect("server address"))
+    let addr = tribunal_llm::testing::serve(app);
+    format!("http://{}/v1", addr)
 }
 
 fn micros(d: Duration, n: usize) -> f64 {

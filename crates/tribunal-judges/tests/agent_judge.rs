@@ -67,19 +67,8 @@ fn serve(respond: impl Fn(usize, &Value) -> Value + Send + Sync + 'static) -> (S
         .route("/v1/chat/completions", post(openai))
         .route("/v1/messages", post(anthropic))
         .with_state(model.clone());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    (format!("http://{}", rx.recv().unwrap()), model)
+    let addr = tribunal_llm::testing::serve(app);
+    (format!("http://{}", addr), model)
 }
 
 /// A scripted model: the k-th request gets the k-th reply (the last one repeats).

@@ -49,19 +49,7 @@ fn server(answers: Vec<Option<&str>>) -> (String, Script) {
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
         .with_state(script.clone());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    let addr = rx.recv().unwrap();
+    let addr = tribunal_llm::testing::serve(app);
     (format!("http://{addr}/v1"), script)
 }
 
@@ -302,19 +290,8 @@ fn native_server(verdict: Value) -> (String, Seen) {
                 }))
             }),
         );
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    (format!("http://{}", rx.recv().unwrap()), seen)
+    let addr = tribunal_llm::testing::serve(app);
+    (format!("http://{}", addr), seen)
 }
 
 fn native_judge(model: &str, base_url: &str, output: &str) -> Box<dyn tribunal_judges::Judge> {

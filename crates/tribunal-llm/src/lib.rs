@@ -22,6 +22,8 @@ pub mod limit;
 mod providers;
 pub mod retry;
 pub mod secret;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod types;
 pub mod uri;
 

@@ -33,6 +33,21 @@ impl Links {
     }
 }
 
+/// The links in a tool call's arguments and, for a sensitive call, every argument string one
+/// per line (the text leak checks look in: `arguments_text` in the policy input).
+pub fn argument_facts(arguments: &serde_json::Value, sensitive: bool) -> (Links, String) {
+    let mut links = Links::default();
+    let mut text = String::new();
+    crate::strings_of(arguments, &mut |t| {
+        links.scan(t);
+        if sensitive {
+            text.push_str(t);
+            text.push('\n');
+        }
+    });
+    (links, text)
+}
+
 fn push_unique(v: &mut Vec<String>, s: String) {
     if !v.contains(&s) {
         v.push(s);

@@ -357,17 +357,8 @@ fn json_map(o: &Map<String, Value>) -> R {
 }
 
 fn call_value(c: &ToolCall, message_id: &R, index: usize, classes: &ToolClasses) -> R {
-    let mut links = Links::default();
     let sensitive = classes.is_sensitive(&c.name);
-    // Every string of a sensitive call's arguments, one per line, for leak checks.
-    let mut text = String::new();
-    crate::strings_of(&c.arguments, &mut |t| {
-        links.scan(t);
-        if sensitive {
-            text.push_str(t);
-            text.push('\n');
-        }
-    });
+    let (links, text) = crate::facts::argument_facts(&c.arguments, sensitive);
     SHAPES.call.make(
         [
             s(&c.id),

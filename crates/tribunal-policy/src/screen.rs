@@ -236,6 +236,7 @@ impl Screen {
         }
         // (name, sensitive): each tool's class is looked up once per trace.
         let mut seen: Vec<(&str, bool)> = Vec::new();
+        let mut untrusted: Option<Vec<(usize, Links)>> = None;
         for &(index, c) in &calls {
             let sensitive = match seen.iter().find(|(n, _)| *n == c.name) {
                 Some(&(_, sensitive)) => sensitive,
@@ -261,15 +262,7 @@ impl Screen {
             if !sensitive && !self.allowed_domains {
                 continue;
             }
-            let mut links = Links::default();
-            let mut text = String::new();
-            crate::strings_of(&c.arguments, &mut |t| {
-                links.scan(t);
-                if sensitive {
-                    text.push_str(t);
-                    text.push('\n');
-                }
-            });
+            let (links, text) = crate::facts::argument_facts(&c.arguments, sensitive);
             if self.allowed_domains && !links.hosts.is_empty() {
                 return true;
             }
@@ -282,21 +275,32 @@ impl Screen {
             if self.system_prompt_copied(trace, &text) {
                 return true;
             }
-            // A destination that earlier untrusted content mentions.
+            // A destination that earlier untrusted content mentions (the untrusted messages'
+            // links are read once per trace, when the first sensitive call needs them).
             let destinations: Vec<&String> = links.hosts.iter().chain(&links.emails).collect();
-            if !destinations.is_empty()
-                && trace.messages[..index]
+            if destinations.is_empty() {
+                continue;
+            }
+            let seen = untrusted.get_or_insert_with(|| {
+                trace
+                    .messages
                     .iter()
-                    .filter(|m| m.provenance.is_untrusted())
-                    .any(|m| {
-                        let mut seen = Links::default();
-                        seen.scan(&m.content);
-                        seen.hosts
-                            .iter()
-                            .chain(&seen.emails)
-                            .any(|d| destinations.contains(&d))
+                    .enumerate()
+                    .filter(|(_, m)| m.provenance.is_untrusted())
+                    .map(|(i, m)| {
+                        let mut l = Links::default();
+                        l.scan(&m.content);
+                        (i, l)
                     })
-            {
+                    .collect()
+            });
+            if seen.iter().any(|(i, l)| {
+                *i < index
+                    && l.hosts
+                        .iter()
+                        .chain(&l.emails)
+                        .any(|d| destinations.contains(&d))
+            }) {
                 return true;
             }
         }
