@@ -46,4 +46,11 @@ pub trait Judge: Send + Sync {
     /// Scores one trace. A judge with nothing to say (no expectations to compare with, say)
     /// returns no feedback; a judge that fails returns feedback with `error` set.
     fn judge(&self, input: &JudgeInput<'_>) -> Vec<Feedback>;
+
+    /// [`Judge::judge`] for a caller that sends the same texts again and again (the gate,
+    /// called before every step of an agent with the conversation so far): the judge may
+    /// keep what it computed per text between calls. The feedback is the same.
+    fn judge_memo(&self, input: &JudgeInput<'_>) -> Vec<Feedback> {
+        self.judge(input)
+    }
 }

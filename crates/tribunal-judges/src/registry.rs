@@ -264,6 +264,15 @@ struct Versioned {
     version: String,
 }
 
+impl Versioned {
+    fn versioned(&self, mut out: Vec<tribunal_core::Feedback>) -> Vec<tribunal_core::Feedback> {
+        for f in &mut out {
+            f.source.version = Some(self.version.clone());
+        }
+        out
+    }
+}
+
 impl Judge for Versioned {
     fn name(&self) -> &str {
         self.inner.name()
@@ -281,11 +290,11 @@ impl Judge for Versioned {
     }
 
     fn judge(&self, input: &crate::JudgeInput<'_>) -> Vec<tribunal_core::Feedback> {
-        let mut out = self.inner.judge(input);
-        for f in &mut out {
-            f.source.version = Some(self.version.clone());
-        }
-        out
+        self.versioned(self.inner.judge(input))
+    }
+
+    fn judge_memo(&self, input: &crate::JudgeInput<'_>) -> Vec<tribunal_core::Feedback> {
+        self.versioned(self.inner.judge_memo(input))
     }
 }
 

@@ -942,8 +942,18 @@ fn run(kind: &str, params: Value, t: &Trace, pending: Option<&Pending>) -> Feedb
         params,
     })
     .unwrap();
-    let mut out = judge.judge(&JudgeInput { trace: t, pending });
+    let input = JudgeInput { trace: t, pending };
+    let mut out = judge.judge(&input);
     assert_eq!(out.len(), 1, "exactly one feedback");
+    // The memo gives the same feedback the first time (texts scanned and kept) and the
+    // second (texts found in the memo).
+    for round in ["first", "second"] {
+        assert_eq!(
+            judge.judge_memo(&input),
+            out,
+            "{kind}: judge_memo, {round} call"
+        );
+    }
     out.remove(0)
 }
 

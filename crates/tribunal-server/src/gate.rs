@@ -274,7 +274,9 @@ async fn judge(
     let mut waiting = Vec::new();
     for (i, j) in evaluator.judges().iter().enumerate() {
         if j.max_in_flight() == 0 {
-            slots.push(Some(run_one(j.as_ref(), &input)));
+            // Agents call the gate with the conversation so far at every step: code judges
+            // keep what they found per text between calls.
+            slots.push(Some(run_one(j.as_ref(), &input, true)));
         } else {
             slots.push(None);
             let (ev, t, p) = (evaluator.clone(), trace.clone(), pending.clone());
@@ -285,7 +287,7 @@ async fn judge(
                         trace: &t,
                         pending: p.as_ref().as_ref(),
                     };
-                    run_one(ev.judges()[i].as_ref(), &input)
+                    run_one(ev.judges()[i].as_ref(), &input, false)
                 }),
             ));
         }
@@ -313,8 +315,19 @@ async fn judge(
     (slots.into_iter().flatten().flatten().collect(), late)
 }
 
-fn run_one(j: &dyn tribunal_judges::Judge, input: &tribunal_judges::JudgeInput) -> Vec<Feedback> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| j.judge(input))).unwrap_or_else(|_| {
+fn run_one(
+    j: &dyn tribunal_judges::Judge,
+    input: &tribunal_judges::JudgeInput,
+    memo: bool,
+) -> Vec<Feedback> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if memo {
+            j.judge_memo(input)
+        } else {
+            j.judge(input)
+        }
+    }))
+    .unwrap_or_else(|_| {
         vec![Feedback::error(
             j.name(),
             j.name(),

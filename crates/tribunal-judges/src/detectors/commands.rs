@@ -145,13 +145,13 @@ pub fn build(name: &str, params_value: &Value) -> Result<Box<dyn Judge>, JudgeCo
         &["arguments".to_owned()],
         settings.tools.clone(),
     )?;
-    Ok(Box::new(DetectorJudge {
-        name: name.to_owned(),
+    Ok(Box::new(DetectorJudge::new(
+        name,
         scanner,
         scope,
-        combine: Combine::Max,
-        excerpt: plain_excerpt,
-    }))
+        Combine::Max,
+        plain_excerpt,
+    )))
 }
 
 #[cfg(test)]

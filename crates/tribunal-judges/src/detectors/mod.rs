@@ -17,6 +17,7 @@
 
 pub mod commands;
 pub mod injection;
+mod memo;
 pub mod pii;
 pub mod rules;
 pub mod secrets;
@@ -252,13 +253,9 @@ pub(crate) fn scoped_judge<S: Scanner + 'static>(
     excerpt: fn(&str, usize, usize) -> String,
 ) -> Result<Box<dyn Judge>, JudgeConfigError> {
     let scope = Scope::new(name, provenances, fields, None)?;
-    Ok(Box::new(DetectorJudge {
-        name: name.to_owned(),
-        scanner,
-        scope,
-        combine,
-        excerpt,
-    }))
+    Ok(Box::new(DetectorJudge::new(
+        name, scanner, scope, combine, excerpt,
+    )))
 }
 
 /// The judge every detector uses: scan the texts in scope, collect findings, one feedback.
@@ -268,6 +265,8 @@ pub(crate) struct DetectorJudge<S> {
     pub scope: Scope,
     pub combine: Combine,
     pub excerpt: fn(&str, usize, usize) -> String,
+    /// Hits per text for [`Judge::judge_memo`].
+    memo: memo::ScanMemo,
 }
 
 impl<S: Scanner> Judge for DetectorJudge<S> {
@@ -276,6 +275,33 @@ impl<S: Scanner> Judge for DetectorJudge<S> {
     }
 
     fn judge(&self, input: &JudgeInput<'_>) -> Vec<Feedback> {
+        self.run(input, false)
+    }
+
+    fn judge_memo(&self, input: &JudgeInput<'_>) -> Vec<Feedback> {
+        self.run(input, true)
+    }
+}
+
+impl<S: Scanner> DetectorJudge<S> {
+    pub(crate) fn new(
+        name: &str,
+        scanner: S,
+        scope: Scope,
+        combine: Combine,
+        excerpt: fn(&str, usize, usize) -> String,
+    ) -> DetectorJudge<S> {
+        DetectorJudge {
+            name: name.to_owned(),
+            scanner,
+            scope,
+            combine,
+            excerpt,
+            memo: memo::ScanMemo::new(memo::BUDGET),
+        }
+    }
+
+    fn run(&self, input: &JudgeInput<'_>, memo: bool) -> Vec<Feedback> {
         let mut findings: Vec<Finding> = Vec::new();
         let mut best = 0.0f64;
         let mut scanned = 0usize;
@@ -283,7 +309,13 @@ impl<S: Scanner> Judge for DetectorJudge<S> {
         for_each_scoped_text(input.trace, input.pending, &self.scope, |t| {
             scanned += 1;
             hits.clear();
-            self.scanner.scan_text(t.text, &mut hits);
+            if memo {
+                self.memo.scan(t.text, &mut hits, |text, out| {
+                    self.scanner.scan_text(text, out)
+                });
+            } else {
+                self.scanner.scan_text(t.text, &mut hits);
+            }
             if hits.is_empty() {
                 return;
             }
