@@ -145,9 +145,35 @@ pub fn explicit_provenance(v: &Value, field: &str) -> Result<Provenance, ImportE
 
 /// Imports a list of OpenAI chat messages.
 pub fn import_messages(list: &[Value]) -> Result<Vec<Message>, ImportError> {
-    let mut out = Vec::with_capacity(list.len());
+    import_messages_from(list, 0, HashMap::new())
+}
+
+/// Imports OpenAI chat messages that continue `held`, the messages of a trace already
+/// imported: ids go on from `held`'s count and tool results find the tools called in
+/// `held`. Error paths index into `list`.
+pub fn import_messages_after(
+    held: &[Message],
+    list: &[Value],
+) -> Result<Vec<Message>, ImportError> {
+    let mut call_names = HashMap::new();
+    let answers_earlier_call = list.iter().any(|m| m.get("tool_call_id").is_some());
+    if answers_earlier_call {
+        for c in held.iter().flat_map(|m| &m.tool_calls) {
+            call_names.insert(c.id.clone(), c.name.clone());
+        }
+    }
+    import_messages_from(list, held.len(), call_names)
+}
+
+/// Imports `list`; the first message is number `start` of its trace; `call_names` maps the
+/// ids of tool calls made before it to their tools.
+fn import_messages_from(
+    list: &[Value],
+    start: usize,
     // tool_call_id -> tool name, so tool results know which tool produced them.
-    let mut call_names: HashMap<String, String> = HashMap::new();
+    mut call_names: HashMap<String, String>,
+) -> Result<Vec<Message>, ImportError> {
+    let mut out = Vec::with_capacity(list.len());
     for (i, raw) in list.iter().enumerate() {
         // Paths for error messages are only written when there is an error.
         let at = || format!("[{i}]");
@@ -167,7 +193,7 @@ pub fn import_messages(list: &[Value]) -> Result<Vec<Message>, ImportError> {
             )
         })?;
         let mut msg = Message::new(
-            numbered("m", i),
+            numbered("m", start + i),
             role,
             content_text(o.get("content").unwrap_or(&Value::Null)),
         );
@@ -296,6 +322,29 @@ pub(crate) fn numbered(prefix: &str, n: usize) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn messages_imported_in_parts_equal_the_whole() {
+        let list: Vec<Value> = serde_json::from_value(json!([
+            {"role":"system","content":"You help."},
+            {"role":"user","content":"Weather in Oslo?"},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Oslo\"}"}}]},
+            {"role":"assistant","tool_calls":[{"type":"function","function":{"name":"clock","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":"c1","content":"sunny"},
+            {"role":"assistant","content":"Sunny."}
+        ]))
+        .unwrap();
+        let whole = import_messages(&list).unwrap();
+        assert_eq!(whole[4].name.as_deref(), Some("weather"));
+        for split in 0..=list.len() {
+            let mut parts = import_messages(&list[..split]).unwrap();
+            let rest = import_messages_after(&parts, &list[split..]).unwrap();
+            parts.extend(rest);
+            assert_eq!(parts, whole, "split at {split}");
+        }
+        let e = import_messages_after(&whole, &[json!({"role":"robot"})]).unwrap_err();
+        assert!(e.to_string().contains("[0].role"), "{e}");
+    }
 
     #[test]
     fn numbered_ids() {

@@ -349,9 +349,13 @@ pub fn openapi_document() -> Value {
                                        "message": {"type": "string"}}}}}}}
             }},
             "schemas": {"GateRequest": {
-                "type": "object", "required": ["trace"],
+                "type": "object",
+                "oneOf": [{"required": ["trace"]}, {"required": ["append", "trace_id", "offset"]}],
                 "properties": {
                     "trace": {"description": "The trace so far: OpenAI or Anthropic messages, MLflow, OTLP/JSON, or the normalized trace with format = tribunal."},
+                    "trace_id": {"type": "string", "description": "Names the trace (with trace) or the held trace an append continues."},
+                    "append": {"type": "array", "description": "The messages since the last call (OpenAI chat messages, or normalized ones with format = tribunal), continuing the trace trace_id the gate holds."},
+                    "offset": {"type": "integer", "minimum": 0, "description": "With append: the number of messages the gate holds (the last answer's messages); anything else is refused with offset_mismatch."},
                     "pending": {"description": "The step the agent wants to take: a tool call (OpenAI or Anthropic shape) or a reply."},
                     "context": {"type": "object", "properties": {"agent": {"type": "string"}, "user": {"type": "string"}, "environment": {"type": "string"}}},
                     "format": {"type": "string", "description": "auto (default), tribunal, openai, anthropic, mlflow, otlp, ..."},
@@ -368,7 +372,7 @@ pub fn openapi_document() -> Value {
             "/metrics": {"get": {"summary": "Prometheus metrics (role: viewer or above)", "responses": ok("text exposition format", &[])}},
             "/api/v1/gate": {"post": {"summary": "Decide on the agent's next step (role: agent or admin)",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GateRequest"}}}},
-                "responses": ok("decision, reasons, violations, evidence, feedback, decision_id, elapsed_us; escalation when escalated", &[400, 413, 415])}},
+                "responses": ok("decision, reasons, violations, evidence, feedback, decision_id, trace_id, messages, elapsed_us; escalation when escalated", &[400, 409, 413, 415])}},
             "/v1/traces": {"post": {"summary": "OTLP/HTTP trace export (protobuf or JSON, gzip allowed; role: agent or admin)",
                 "requestBody": {"required": true, "content": {"application/x-protobuf": {}, "application/json": {}}},
                 "responses": ok("accepted and stored", &[400, 413, 415])}},

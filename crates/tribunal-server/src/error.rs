@@ -70,6 +70,16 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the object is not in a state that allows this (e.g. already decided)",
     ),
     (
+        "trace_not_held",
+        409,
+        "an append names a trace the gate does not hold (never sent, idle past the limit, or let go and not stored); send the whole trace",
+    ),
+    (
+        "offset_mismatch",
+        409,
+        "an append's offset is not the number of messages the gate holds for the trace (a retry, or calls out of order); the message says how many it holds",
+    ),
+    (
         "rate_limited",
         429,
         "too many requests of this kind; retry later",

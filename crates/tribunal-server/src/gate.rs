@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,33 +28,51 @@ use tribunal_policy::Context;
 const UNNAMED: &str = "\u{0}unnamed";
 
 /// A parsed gate request.
-pub struct GateRequest {
-    pub trace: Trace,
+pub struct GateRequest<'a> {
+    pub steps: Steps<'a>,
     pub pending: Option<Pending>,
     pub context: Option<Context>,
     pub budget: Option<Duration>,
     pub wait: Duration,
 }
 
+/// What a gate request says of the trace.
+pub enum Steps<'a> {
+    /// The whole trace so far.
+    Whole(Box<Trace>),
+    /// Messages that continue a trace the gate holds: `messages` (chat messages, or
+    /// normalized messages when `tribunal`) start at message number `offset`.
+    Append {
+        trace_id: String,
+        offset: usize,
+        messages: &'a [Value],
+        tribunal: bool,
+    },
+}
+
+const FIELDS: &[&str] = &[
+    "trace",
+    "append",
+    "trace_id",
+    "offset",
+    "pending",
+    "context",
+    "budget_ms",
+    "wait_ms",
+    "format",
+];
+
 /// Reads the request document. `trace` may be in any supported format, or `"format":
-/// "tribunal"` for the normalized trace model.
-pub fn parse_request(v: &Value) -> Result<GateRequest, ApiError> {
+/// "tribunal"` for the normalized trace model; `append` continues a held trace.
+pub fn parse_request(v: &Value) -> Result<GateRequest<'_>, ApiError> {
     let o = v
         .as_object()
         .ok_or_else(|| ApiError::request("the body must be a JSON object with a \"trace\""))?;
     for k in o.keys() {
-        if ![
-            "trace",
-            "pending",
-            "context",
-            "budget_ms",
-            "wait_ms",
-            "format",
-        ]
-        .contains(&k.as_str())
-        {
+        if !FIELDS.contains(&k.as_str()) {
             return Err(ApiError::request(format!(
-                "unknown field {k:?}; expected trace, pending, context, budget_ms, wait_ms, format"
+                "unknown field {k:?}; expected {}",
+                FIELDS.join(", ")
             )));
         }
     }
@@ -83,10 +102,79 @@ pub fn parse_request(v: &Value) -> Result<GateRequest, ApiError> {
         Some(Value::String(s)) => s.as_str(),
         Some(_) => return Err(ApiError::request("format: expected a string")),
     };
-    let trace_value = o.get("trace").ok_or_else(|| {
-        ApiError::request("trace: missing (the trace so far, any supported format)")
-    })?;
-    let trace = if format == "tribunal" {
+    let trace_id = match o.get("trace_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(_) => return Err(ApiError::request("trace_id: expected a non-empty string")),
+    };
+    if o.contains_key("offset") && !o.contains_key("append") {
+        return Err(ApiError::request("offset: only with append"));
+    }
+    let steps = match (o.get("trace"), o.get("append")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::request(
+                "trace, append: give one; trace is the whole trace, append continues one the gate holds",
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::request(
+                "trace: missing (the trace so far, any supported format; or append with trace_id and offset)",
+            ))
+        }
+        (Some(t), None) => Steps::Whole(Box::new(whole_trace(t, format, trace_id)?)),
+        (None, Some(a)) => {
+            let messages = a.as_array().ok_or_else(|| {
+                ApiError::request("append: expected an array of the messages since the last call")
+            })?;
+            let trace_id = trace_id.ok_or_else(|| {
+                ApiError::request("trace_id: missing (append continues the trace of this id)")
+            })?;
+            let offset = match o.get("offset") {
+                Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or(0) as usize,
+                Some(_) => return Err(ApiError::request("offset: expected a whole number ≥ 0")),
+                None => {
+                    return Err(ApiError::request(
+                        "offset: missing (the number of messages the gate already holds: the \"messages\" of the last answer)",
+                    ))
+                }
+            };
+            let tribunal = match format {
+                "tribunal" => true,
+                "auto" | "openai" => false,
+                f => {
+                    return Err(ApiError::request(format!(
+                        "format: append takes OpenAI chat messages (auto, openai) or normalized ones (tribunal), found {f:?}; send other formats whole in trace"
+                    )))
+                }
+            };
+            Steps::Append {
+                trace_id,
+                offset,
+                messages,
+                tribunal,
+            }
+        }
+    };
+    let pending = match o.get("pending") {
+        None | Some(Value::Null) => None,
+        Some(p) => Some(import_pending(p).map_err(|e| ApiError::request(format!("pending: {e}")))?),
+    };
+    Ok(GateRequest {
+        steps,
+        pending,
+        context,
+        budget,
+        wait,
+    })
+}
+
+/// The whole trace of a request, named `trace_id` when given.
+fn whole_trace(
+    trace_value: &Value,
+    format: &str,
+    trace_id: Option<String>,
+) -> Result<Trace, ApiError> {
+    let mut trace = if format == "tribunal" {
         serde_json::from_value::<Trace>(trace_value.clone())
             .map_err(|e| ApiError::new("invalid_trace", format!("trace: {e}")))?
     } else {
@@ -107,34 +195,49 @@ pub fn parse_request(v: &Value) -> Result<GateRequest, ApiError> {
                 format!("trace: expected exactly one trace, found {}", traces.len()),
             ));
         }
-        let mut t = traces.remove(0);
+        traces.remove(0)
+    };
+    if let Some(id) = trace_id {
+        trace.id = id;
+    } else if trace.id == UNNAMED {
         // A trace without an id of its own is named after its content.
-        if t.id == UNNAMED {
-            t.id = format!(
-                "gate-{}",
-                &crate::audit::digest(trace_value.to_string().as_bytes())[..16]
-            );
-        }
-        t
-    };
-    let pending = match o.get("pending") {
-        None | Some(Value::Null) => None,
-        Some(p) => Some(import_pending(p).map_err(|e| ApiError::request(format!("pending: {e}")))?),
-    };
-    Ok(GateRequest {
-        trace,
-        pending,
-        context,
-        budget,
-        wait,
-    })
+        trace.id = format!(
+            "gate-{}",
+            &crate::audit::digest(trace_value.to_string().as_bytes())[..16]
+        );
+    }
+    Ok(trace)
+}
+
+/// The messages of an append, imported after the held ones.
+fn import_append(
+    held: &Trace,
+    messages: &[Value],
+    tribunal: bool,
+) -> Result<Vec<tribunal_core::Message>, ApiError> {
+    if tribunal {
+        messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                tribunal_core::Message::deserialize(m)
+                    .map_err(|e| ApiError::new("invalid_trace", format!("append[{i}]: {e}")))
+            })
+            .collect()
+    } else {
+        tribunal_formats::openai::import_messages_after(&held.messages, messages)
+            .map_err(|e| ApiError::new("invalid_trace", e.within("append").to_string()))
+    }
 }
 
 /// The trace and pending step of a stored gate request.
 pub fn stored_request(body: &str) -> Option<(Trace, Option<Pending>)> {
     let v: Value = serde_json::from_str(body).ok()?;
     let r = parse_request(&v).ok()?;
-    Some((r.trace, r.pending))
+    match r.steps {
+        Steps::Whole(t) => Some((*t, r.pending)),
+        Steps::Append { .. } => None,
+    }
 }
 
 pub async fn handle(
@@ -151,6 +254,37 @@ pub async fn handle(
     let req = parse_request(&doc)?;
     let project = state.project(&caller)?;
     let rt = project.runtime();
+    let appended = matches!(req.steps, Steps::Append { .. });
+    let (trace, inputs_digest) = match req.steps {
+        Steps::Whole(t) => {
+            let t: Arc<Trace> = Arc::from(t);
+            let digest = audit::digest(&bytes);
+            let evicted = state
+                .sessions
+                .hold(&caller.project, t.clone(), digest.clone());
+            for row in evicted {
+                state.store_gate_trace(row).await;
+            }
+            (t, digest)
+        }
+        Steps::Append {
+            trace_id,
+            offset,
+            messages,
+            tribunal,
+        } => {
+            if !state.sessions.holds(&caller.project, &trace_id) {
+                reload(&state, &caller.project, &trace_id).await?;
+            }
+            let taken =
+                state
+                    .sessions
+                    .append(&caller.project, &trace_id, offset, &bytes, |held| {
+                        import_append(held, messages, tribunal)
+                    })?;
+            (taken.trace, taken.digest)
+        }
+    };
     let budget = req
         .budget
         .or(rt.budget)
@@ -159,9 +293,8 @@ pub async fn handle(
     let context = req
         .context
         .clone()
-        .or_else(|| rt.evaluator().context_for(&req.trace))
+        .or_else(|| rt.evaluator().context_for(&trace))
         .unwrap_or_else(|| rt.evaluator().context().clone());
-    let trace = Arc::new(req.trace);
     let pending = Arc::new(req.pending);
 
     let (feedback, late) = judge(rt.evaluator(), &trace, &pending, budget).await;
@@ -200,7 +333,7 @@ pub async fn handle(
         "decision": verdict.decision,
         "rules": verdict.violations.iter().map(|v| v.rule.as_str()).collect::<Vec<_>>(),
         "evidence": evidence,
-        "inputs_digest": audit::digest(&bytes),
+        "inputs_digest": inputs_digest,
         "policy_version": rt.policy_version(),
         "config_hash": rt.config_hash,
         "judge_versions": judge_versions,
@@ -234,6 +367,7 @@ pub async fn handle(
         "evidence": evidence,
         "feedback": verdict.feedback,
         "trace_id": trace.id,
+        "messages": trace.messages.len(),
         "decision_id": seq,
         "policy_version": rt.policy_version(),
         "judge_versions": entry["judge_versions"],
@@ -254,8 +388,44 @@ pub async fn handle(
     }
     // Serialized once: the answer and the stored result are the same bytes.
     let answer = out.to_string();
-    store_trace(&state, &caller.project, &trace.id, &bytes, &out, &answer).await;
+    if appended {
+        // Stored whole, at most every few hundred milliseconds (session.rs).
+        state.sessions.unsaved(
+            &caller.project,
+            &trace.id,
+            crate::session::Unsaved {
+                pending: Some(pending.clone()),
+                decision: verdict.decision.as_str().to_owned(),
+                result: answer.clone(),
+                at: tribunal_store::clock::now_rfc3339(),
+                at_ms: tribunal_store::clock::now_ms(),
+            },
+        );
+    } else {
+        store_trace(&state, &caller.project, &trace.id, &bytes, &out, &answer).await;
+    }
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
+}
+
+/// Reads a trace the gate no longer holds (idle, let go, or held by the server before a
+/// restart) back from the store, when it was stored as a gate request.
+async fn reload(state: &AppState, project: &str, trace_id: &str) -> Result<(), ApiError> {
+    let row = state
+        .store
+        .get_trace(project, trace_id)
+        .await
+        .map_err(|e| ApiError::new("store_unavailable", e.to_string()))?;
+    let Some(body) = row.filter(|r| r.source == "gate").and_then(|r| r.body) else {
+        return Ok(());
+    };
+    if let Some((mut trace, _)) = stored_request(&body) {
+        trace.id = trace_id.to_owned();
+        let digest = audit::digest(body.as_bytes());
+        for row in state.sessions.hold(project, Arc::new(trace), digest) {
+            state.store_gate_trace(row).await;
+        }
+    }
+    Ok(())
 }
 
 /// Runs code judges inline and model judges in parallel under `budget`; returns the
@@ -377,7 +547,10 @@ async fn store_trace(
         .store_gate_trace(tribunal_store::GateTraceRow {
             project: project.to_owned(),
             trace_id: trace_id.to_owned(),
-            body: String::from_utf8_lossy(request).into_owned(),
+            body: std::str::from_utf8(request).map_or_else(
+                |_| String::from_utf8_lossy(request).into_owned(),
+                str::to_owned,
+            ),
             decision: out["decision"].as_str().unwrap_or("block").to_owned(),
             result: answer.to_owned(),
             at: tribunal_store::clock::now_rfc3339(),

@@ -18,6 +18,7 @@ pub mod otlp;
 pub mod project;
 pub mod replay;
 pub mod scorer;
+pub mod session;
 
 use auth::Caller;
 use axum::extract::{Request, State};
@@ -79,6 +80,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     pub audit: audit::AuditLog,
     pub reviews: escalation::Queue,
+    /// Traces held between gate calls, for appends.
+    pub sessions: session::Sessions,
     tokens: Mutex<HashMap<String, (Caller, Instant)>>,
     /// Gate traces to store, written in batches after the answers.
     gate_traces: Mutex<Option<tokio::sync::mpsc::Sender<tribunal_store::GateTraceRow>>>,
@@ -202,6 +205,7 @@ pub async fn start(
             (rows, result)
         },
     );
+    let sessions = session::Sessions::new(options.gate.sessions, options.gate.session_idle);
     let state = Arc::new(AppState {
         store,
         projects,
@@ -209,13 +213,15 @@ pub async fn start(
         metrics: metrics::Metrics::default(),
         audit,
         reviews,
+        sessions,
         tokens: Mutex::new(HashMap::new()),
         gate_traces: Mutex::new(Some(traces_tx)),
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let tasks = vec![
         tokio::spawn(scorer::run(state.clone(), stopped.clone())),
-        tokio::spawn(escalation::expire_loop(state.clone(), stopped)),
+        tokio::spawn(escalation::expire_loop(state.clone(), stopped.clone())),
+        tokio::spawn(session::flush_loop(state.clone(), stopped)),
     ];
     Ok((
         state,

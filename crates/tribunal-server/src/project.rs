@@ -193,6 +193,10 @@ pub struct GateSettings {
     /// What an exhausted budget means: `closed` (block), `escalate` or `open` (allow with a
     /// warning).
     pub fail_mode: tribunal_policy::FailMode,
+    /// Traces held for appends, at most.
+    pub sessions: usize,
+    /// How long a held trace may go without a call before it is let go.
+    pub session_idle: Duration,
 }
 
 impl Default for GateSettings {
@@ -201,6 +205,8 @@ impl Default for GateSettings {
             budget: Duration::from_secs(2),
             max_budget: Duration::from_secs(60),
             fail_mode: tribunal_policy::FailMode::Closed,
+            sessions: 10_000,
+            session_idle: Duration::from_secs(30 * 60),
         }
     }
 }

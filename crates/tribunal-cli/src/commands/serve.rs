@@ -35,6 +35,12 @@ pub struct ServeArgs {
     /// What an exhausted budget means: closed (block), escalate or open (allow, warned).
     #[arg(long, default_value = "closed")]
     pub fail_mode: String,
+    /// Traces the gate holds between calls so agents can send only new steps (`append`).
+    #[arg(long, default_value_t = 10_000)]
+    pub gate_sessions: usize,
+    /// Seconds a held trace may go without a gate call before it is let go.
+    #[arg(long, default_value_t = 1800)]
+    pub gate_session_idle_s: u64,
     /// How long an escalation waits for a reviewer, in seconds.
     #[arg(long, default_value_t = 900)]
     pub review_deadline_s: u64,
@@ -136,6 +142,8 @@ fn options(config: Option<&Path>, args: &ServeArgs) -> Result<ServerOptions> {
         gate: GateSettings {
             budget: Duration::from_millis(args.budget_ms),
             fail_mode,
+            sessions: args.gate_sessions.max(1),
+            session_idle: Duration::from_secs(args.gate_session_idle_s),
             ..GateSettings::default()
         },
         review: ReviewSettings {

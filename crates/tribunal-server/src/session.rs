@@ -1,0 +1,352 @@
+//! Traces the gate holds between calls, so an agent can send only the steps taken since its
+//! last call (`append` with `offset`) instead of the whole conversation every time.
+//!
+//! Every gate call leaves its trace here (by project and trace id). An append is checked
+//! against what is held: the trace must be held and `offset` must equal its message count
+//! (so a retried or out-of-order call is refused, never applied twice); the new messages are
+//! imported against the held ones (ids go on, tool results find their tools) and the
+//! trace is extended in place. Traces idle longer than the limit, and the least recently
+//! used ones beyond the count limit, are let go; a trace let go (or lost in a restart) is
+//! read back from the store when it was stored, else the client is told to send it whole.
+//!
+//! Traces grown by appends are written to the store by [`flush_loop`] (every
+//! [`FLUSH_EVERY`], on eviction and at shutdown) rather than once per call; every decision
+//! is in the decision log at once either way.
+
+use crate::error::ApiError;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tribunal_core::{Pending, Trace};
+use tribunal_store::GateTraceRow;
+
+/// How often traces grown by appends are written to the store.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
+
+/// What the store should hold for a trace grown by appends: its last request (written as
+/// the whole trace in the normalized format) and answer.
+#[derive(Debug, Clone)]
+pub struct Unsaved {
+    pub pending: Option<Arc<Option<Pending>>>,
+    pub decision: String,
+    pub result: String,
+    pub at: String,
+    pub at_ms: i64,
+}
+
+struct Held {
+    trace: Arc<Trace>,
+    /// Changes on every append; an append that read another generation is refused.
+    generation: u64,
+    /// Chained digest of every request that built the trace.
+    digest: String,
+    used: Instant,
+    unsaved: Option<Unsaved>,
+}
+
+/// A trace taken for one gate call.
+pub struct Taken {
+    pub trace: Arc<Trace>,
+    pub digest: String,
+}
+
+pub struct Sessions {
+    map: Mutex<HashMap<(String, String), Held>>,
+    limit: usize,
+    idle: Duration,
+}
+
+impl Sessions {
+    pub fn new(limit: usize, idle: Duration) -> Sessions {
+        Sessions {
+            map: Mutex::new(HashMap::new()),
+            limit: limit.max(1),
+            idle,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Held>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Traces held now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Holds `trace` as sent whole (replacing what was held under its id). Returns rows of
+    /// traces let go to make room that still had to be stored.
+    pub fn hold(&self, project: &str, trace: Arc<Trace>, digest: String) -> Vec<GateTraceRow> {
+        let key = (project.to_owned(), trace.id.clone());
+        let mut map = self.lock();
+        let evicted = if map.contains_key(&key) {
+            Vec::new()
+        } else {
+            self.make_room(&mut map)
+        };
+        let generation = map.get(&key).map_or(0, |h| h.generation + 1);
+        map.insert(
+            key,
+            Held {
+                trace,
+                generation,
+                digest,
+                used: Instant::now(),
+                unsaved: None,
+            },
+        );
+        evicted
+    }
+
+    /// Whether a trace is held.
+    pub fn holds(&self, project: &str, trace_id: &str) -> bool {
+        self.lock()
+            .contains_key(&(project.to_owned(), trace_id.to_owned()))
+    }
+
+    /// Extends a held trace with the messages `import` makes of the request, when `offset`
+    /// is its message count; `body` is the request, chained into the digest.
+    pub fn append(
+        &self,
+        project: &str,
+        trace_id: &str,
+        offset: usize,
+        body: &[u8],
+        import: impl FnOnce(&Trace) -> Result<Vec<tribunal_core::Message>, ApiError>,
+    ) -> Result<Taken, ApiError> {
+        let key = (project.to_owned(), trace_id.to_owned());
+        let (snapshot, generation) = {
+            let map = self.lock();
+            let h = map.get(&key).ok_or_else(|| not_held(trace_id))?;
+            (h.trace.clone(), h.generation)
+        };
+        let held = snapshot.messages.len();
+        if offset != held {
+            return Err(ApiError::new(
+                "offset_mismatch",
+                format!(
+                    "offset: the gate holds {held} messages of trace {trace_id:?}, the append starts at {offset}; send the messages from {held} on"
+                ),
+            ));
+        }
+        let new = import(&snapshot)?;
+        drop(snapshot);
+        let mut map = self.lock();
+        let h = map.get_mut(&key).ok_or_else(|| not_held(trace_id))?;
+        if h.generation != generation {
+            let held = h.trace.messages.len();
+            return Err(ApiError::new(
+                "offset_mismatch",
+                format!(
+                    "offset: trace {trace_id:?} changed during this call (another call extended it); it now holds {held} messages"
+                ),
+            ));
+        }
+        // In place unless a call still reads the trace (then it is copied once).
+        Arc::make_mut(&mut h.trace).messages.extend(new);
+        h.generation += 1;
+        h.digest = crate::audit::entry_hash(&h.digest, &String::from_utf8_lossy(body));
+        h.used = Instant::now();
+        Ok(Taken {
+            trace: h.trace.clone(),
+            digest: h.digest.clone(),
+        })
+    }
+
+    /// Marks a trace grown by an append as to be stored with this answer.
+    pub fn unsaved(&self, project: &str, trace_id: &str, unsaved: Unsaved) {
+        if let Some(h) = self
+            .lock()
+            .get_mut(&(project.to_owned(), trace_id.to_owned()))
+        {
+            h.unsaved = Some(unsaved);
+        }
+    }
+
+    /// Lets go of idle traces and, when the count limit is reached, of the least recently
+    /// used eighth; returns the rows of those that still had to be stored.
+    fn make_room(&self, map: &mut HashMap<(String, String), Held>) -> Vec<GateTraceRow> {
+        if map.len() < self.limit {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        let mut gone: Vec<(String, String)> = map
+            .iter()
+            .filter(|(_, h)| now.duration_since(h.used) > self.idle)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if map.len() - gone.len() >= self.limit {
+            let mut by_use: Vec<(Instant, &(String, String))> =
+                map.iter().map(|(k, h)| (h.used, k)).collect();
+            by_use.sort_unstable_by_key(|(t, _)| *t);
+            let n = (self.limit / 8).max(1);
+            gone = by_use.into_iter().take(n).map(|(_, k)| k.clone()).collect();
+        }
+        gone.into_iter()
+            .filter_map(|k| {
+                let h = map.remove(&k)?;
+                row(&k.0, &h.trace, h.unsaved)
+            })
+            .collect()
+    }
+
+    /// Rows of every trace with an unsaved append (marked saved), and lets go of idle
+    /// traces.
+    pub fn take_unsaved(&self) -> Vec<GateTraceRow> {
+        let now = Instant::now();
+        let mut todo = Vec::new();
+        {
+            let mut map = self.lock();
+            map.retain(|k, h| {
+                if let Some(u) = h.unsaved.take() {
+                    todo.push((k.0.clone(), h.trace.clone(), u));
+                }
+                now.duration_since(h.used) <= self.idle
+            });
+        }
+        // Written outside the lock: a trace is serialized here, not in a gate call.
+        todo.into_iter()
+            .filter_map(|(p, t, u)| row(&p, &t, Some(u)))
+            .collect()
+    }
+}
+
+/// Stores traces grown by appends every [`FLUSH_EVERY`], and what is left when the server
+/// stops.
+pub async fn flush_loop(state: Arc<crate::AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(FLUSH_EVERY) => false,
+            _ = stop.changed() => true,
+        };
+        for row in state.sessions.take_unsaved() {
+            state.store_gate_trace(row).await;
+        }
+        if stopping || *stop.borrow() {
+            return;
+        }
+    }
+}
+
+fn not_held(trace_id: &str) -> ApiError {
+    ApiError::new(
+        "trace_not_held",
+        format!(
+            "trace_id: the gate does not hold trace {trace_id:?} (never sent, idle past the limit or let go); send it whole in \"trace\""
+        ),
+    )
+}
+
+/// The stored form of a trace grown by appends: a gate request with the whole trace in the
+/// normalized format, so listing and replay read it like any other.
+fn row(project: &str, trace: &Trace, unsaved: Option<Unsaved>) -> Option<GateTraceRow> {
+    let u = unsaved?;
+    let body = serde_json::json!({
+        "format": "tribunal",
+        "trace": trace,
+        "pending": u.pending.as_deref().and_then(|p| p.as_ref()),
+    });
+    Some(GateTraceRow {
+        project: project.to_owned(),
+        trace_id: trace.id.clone(),
+        body: body.to_string(),
+        decision: u.decision,
+        result: u.result,
+        at: u.at,
+        at_ms: u.at_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tribunal_core::{Message, Role};
+
+    fn trace(id: &str, n: usize) -> Arc<Trace> {
+        Arc::new(Trace {
+            id: id.into(),
+            messages: (0..n)
+                .map(|i| Message::new(format!("m{i}"), Role::User, "hi"))
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    fn one(t: &Trace) -> Result<Vec<Message>, ApiError> {
+        Ok(vec![Message::new(
+            format!("m{}", t.messages.len()),
+            Role::Assistant,
+            "ok",
+        )])
+    }
+
+    #[test]
+    fn appends_extend_in_place_and_check_the_offset() {
+        let s = Sessions::new(10, Duration::from_secs(60));
+        s.hold("p", trace("t", 2), "d0".into());
+        let a = s.append("p", "t", 2, b"{}", one).unwrap();
+        assert_eq!(a.trace.messages.len(), 3);
+        assert_ne!(a.digest, "d0");
+        let first = Arc::as_ptr(&a.trace);
+        drop(a);
+        let b = s.append("p", "t", 3, b"{}", one).unwrap();
+        assert_eq!(Arc::as_ptr(&b.trace), first, "extended without a copy");
+        // A retry of the same call (offset 3 again) is refused, the trace unchanged.
+        let e = s.append("p", "t", 3, b"{}", one).err().unwrap();
+        assert_eq!(e.code, "offset_mismatch");
+        assert!(e.message.contains("holds 4 messages"), "{}", e.message);
+        // Another project's trace of the same id is not visible.
+        assert_eq!(
+            s.append("q", "t", 4, b"{}", one).err().unwrap().code,
+            "trace_not_held"
+        );
+        // A failed import changes nothing.
+        let e = s
+            .append("p", "t", 4, b"{}", |_| Err(ApiError::request("bad")))
+            .err()
+            .unwrap();
+        assert_eq!(e.code, "invalid_request");
+        assert_eq!(
+            s.append("p", "t", 4, b"{}", one)
+                .unwrap()
+                .trace
+                .messages
+                .len(),
+            5
+        );
+    }
+
+    #[test]
+    fn unsaved_appends_are_taken_once_and_evicted_ones_are_not_lost() {
+        let s = Sessions::new(8, Duration::from_secs(60));
+        s.hold("p", trace("t", 1), "d".into());
+        s.append("p", "t", 1, b"{}", one).unwrap();
+        let u = Unsaved {
+            pending: None,
+            decision: "allow".into(),
+            result: "{}".into(),
+            at: "now".into(),
+            at_ms: 1,
+        };
+        s.unsaved("p", "t", u.clone());
+        let rows = s.take_unsaved();
+        assert_eq!(rows.len(), 1);
+        let body: serde_json::Value = serde_json::from_str(&rows[0].body).unwrap();
+        assert_eq!(body["trace"]["messages"].as_array().unwrap().len(), 2);
+        assert!(s.take_unsaved().is_empty(), "taken once");
+        // Filling the sessions lets the oldest go; its unsaved append comes back as a row.
+        s.unsaved("p", "t", u);
+        let mut evicted = Vec::new();
+        for i in 0..20 {
+            evicted.extend(s.hold("p", trace(&format!("x{i}"), 1), "d".into()));
+        }
+        assert!(s.len() <= 8);
+        assert!(!s.holds("p", "t"));
+        assert_eq!(evicted.len(), 1);
+        assert_eq!(evicted[0].trace_id, "t");
+    }
+}
