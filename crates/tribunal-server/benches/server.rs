@@ -1,8 +1,11 @@
-//! The server over HTTP on loopback, with the default judges and policy pack:
+//! The server over HTTP on loopback, with the default judges and policy pack. Each client is
+//! an agent that asks the gate before every step of a 20-message support conversation (a
+//! new conversation, with new texts, every 19 calls), in two ways: sending the whole
+//! conversation each time, and sending it once then appending each new message.
 //! - gate latency, one request at a time (p50/p99; target p99 ≤ 1 ms);
 //! - gate throughput with several clients, as a ratio to a bare endpoint of the same server
 //!   stack (same router, token check and middleware, a handler that reads the body and
-//!   answers a constant) measured in the same run (target ≥ 0.5);
+//!   answers a constant) sent the same requests in the same run (target ≥ 0.5);
 //! - OTLP ingest into SQLite, spans per second, protobuf requests of 100 spans.
 //!
 //! `TRIBUNAL_BENCH_ITERATIONS` sets the number of latency samples (default 3000).
@@ -19,7 +22,6 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tribunal_server::ServerOptions;
 use tribunal_store::Store;
@@ -32,12 +34,12 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-async fn post_json(c: &reqwest::Client, url: &str, token: &str, body: &Arc<Vec<u8>>) -> Value {
+async fn post_json(c: &reqwest::Client, url: &str, token: &str, body: Vec<u8>) -> Value {
     let res = c
         .post(url)
         .bearer_auth(token)
         .header("content-type", "application/json")
-        .body(body.as_ref().clone())
+        .body(body)
         .send()
         .await
         .unwrap();
@@ -45,23 +47,71 @@ async fn post_json(c: &reqwest::Client, url: &str, token: &str, body: &Arc<Vec<u
     res.json().await.unwrap()
 }
 
-/// Requests per second with `clients` concurrent connections for `dur`.
-async fn throughput(
-    url: &str,
-    token: &str,
-    body: Arc<Vec<u8>>,
-    clients: usize,
-    dur: Duration,
-) -> f64 {
+/// The requests of an agent that asks the gate before each step of its conversations.
+struct Walk {
+    client: usize,
+    round: usize,
+    step: usize,
+    append: bool,
+    messages: Vec<Value>,
+    id: String,
+}
+
+const STEPS: usize = 20;
+
+impl Walk {
+    fn new(client: usize, append: bool) -> Walk {
+        let mut w = Walk {
+            client,
+            round: 0,
+            step: 0,
+            append,
+            messages: Vec::new(),
+            id: String::new(),
+        };
+        w.start_round();
+        w
+    }
+
+    fn start_round(&mut self) {
+        // Distinct customers, orders and ids per client and round: new texts every round.
+        let seed = 1 + self.client * 1_000_000 + self.round;
+        let t = common::agent_trace(seed, STEPS);
+        self.messages = t["messages"].as_array().unwrap().clone();
+        self.id = format!("bench-{}-{}-{}", self.append, self.client, self.round);
+        self.step = 2;
+    }
+
+    /// The next request body.
+    fn next(&mut self) -> Vec<u8> {
+        if self.step > STEPS {
+            self.round += 1;
+            self.start_round();
+        }
+        let n = self.step;
+        let pending = json!({"name": "send_email", "arguments": {"to": format!("customer{}@example.com", self.client), "body": "Your order ships soon."}});
+        let body = if self.append && n > 2 {
+            json!({"trace_id": self.id, "offset": n - 1, "append": [self.messages[n - 1]], "pending": pending, "context": {"agent": "support"}})
+        } else {
+            json!({"trace": {"id": self.id, "messages": &self.messages[..n]}, "pending": pending, "context": {"agent": "support"}})
+        };
+        self.step += 1;
+        body.to_string().into_bytes()
+    }
+}
+
+/// Requests per second with `clients` concurrent agents for `dur`.
+async fn throughput(url: &str, token: &str, append: bool, clients: usize, dur: Duration) -> f64 {
     let stop = Instant::now() + dur;
     let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (url, token, body) = (url.to_owned(), token.to_owned(), body.clone());
+    for client in 0..clients {
+        let (url, token) = (url.to_owned(), token.to_owned());
         tasks.push(tokio::spawn(async move {
             let c = reqwest::Client::new();
+            let mut walk = Walk::new(client, append);
             let mut n = 0u64;
             while Instant::now() < stop {
-                post_json(&c, &url, &token, &body).await;
+                post_json(&c, &url, &token, walk.next()).await;
                 n += 1;
             }
             n
@@ -156,59 +206,67 @@ fn main() {
             .unwrap()
             .1;
 
-        let trace = common::agent_trace(7, 20);
-        let body = Arc::new(
-            json!({"trace": trace, "pending": {"name": "send_email", "arguments": {"to": "customer7@example.com", "body": "Your order ships soon."}}, "context": {"agent": "support"}})
-                .to_string()
-                .into_bytes(),
-        );
         let gate = format!("{base}/api/v1/gate");
         let bare = format!("{base}/bench/bare");
         let client = reqwest::Client::new();
-        let first = post_json(&client, &gate, &token, &body).await;
-        println!(
-            "gate request: {} bytes, 20-step trace; answer: {} bytes, decision {}",
-            body.len(),
-            first.to_string().len(),
-            first["decision"]
-        );
-
-        for (name, url) in [("bare endpoint", &bare), ("gate", &gate)] {
-            for _ in 0..iterations / 10 {
-                post_json(&client, url, &token, &body).await;
+        for append in [false, true] {
+            let way = if append {
+                "appending each step"
+            } else {
+                "whole trace each call"
+            };
+            let mut walk = Walk::new(1000, append);
+            let mut bytes = 0;
+            let mut answer = 0;
+            for _ in 0..STEPS - 1 {
+                let body = walk.next();
+                bytes += body.len();
+                answer += post_json(&client, &gate, &token, body).await.to_string().len();
             }
-            let mut samples = Vec::with_capacity(iterations);
-            for _ in 0..iterations {
-                let t = Instant::now();
-                post_json(&client, url, &token, &body).await;
-                samples.push(t.elapsed());
-            }
-            samples.sort();
-            let (p50, p99) = (pct(&samples, 0.5), pct(&samples, 0.99));
             println!(
-                "{name:<14} latency over HTTP: p50 {:>7.1} µs  p99 {:>7.1} µs{}",
-                us(p50),
-                us(p99),
-                if name == "gate" {
-                    format!(
-                        "  (target p99 ≤ 1000 µs: {})",
-                        if us(p99) <= 1000.0 { "met" } else { "NOT met" }
-                    )
-                } else {
-                    String::new()
+                "{way}: requests of {} bytes, answers of {} bytes on average",
+                bytes / (STEPS - 1),
+                answer / (STEPS - 1)
+            );
+            for (name, url) in [("bare endpoint", &bare), ("gate", &gate)] {
+                // Both endpoints get the same requests.
+                let mut walk = Walk::new(100, append);
+                for _ in 0..iterations / 10 {
+                    post_json(&client, url, &token, walk.next()).await;
                 }
+                let mut samples = Vec::with_capacity(iterations);
+                for _ in 0..iterations {
+                    let body = walk.next();
+                    let t = Instant::now();
+                    post_json(&client, url, &token, body).await;
+                    samples.push(t.elapsed());
+                }
+                samples.sort();
+                let (p50, p99) = (pct(&samples, 0.5), pct(&samples, 0.99));
+                println!(
+                    "  {name:<14} latency over HTTP: p50 {:>7.1} µs  p99 {:>7.1} µs{}",
+                    us(p50),
+                    us(p99),
+                    if name == "gate" {
+                        format!(
+                            "  (target p99 ≤ 1000 µs: {})",
+                            if us(p99) <= 1000.0 { "met" } else { "NOT met" }
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            let dur = Duration::from_secs(3);
+            let clients = 8;
+            let bare_rps = throughput(&bare, &token, append, clients, dur).await;
+            let gate_rps = throughput(&gate, &token, append, clients, dur).await;
+            println!(
+                "  throughput, {clients} clients: bare {bare_rps:.0} req/s, gate {gate_rps:.0} req/s, ratio {:.2} (target ≥ 0.5: {})",
+                gate_rps / bare_rps,
+                if gate_rps / bare_rps >= 0.5 { "met" } else { "NOT met" }
             );
         }
-
-        let dur = Duration::from_secs(3);
-        let clients = 8;
-        let bare_rps = throughput(&bare, &token, body.clone(), clients, dur).await;
-        let gate_rps = throughput(&gate, &token, body.clone(), clients, dur).await;
-        println!(
-            "throughput, {clients} clients: bare {bare_rps:.0} req/s, gate {gate_rps:.0} req/s, ratio {:.2} (target ≥ 0.5: {})",
-            gate_rps / bare_rps,
-            if gate_rps / bare_rps >= 0.5 { "met" } else { "NOT met" }
-        );
 
         let otlp = format!("{base}/v1/traces");
         let batches = 200u64;

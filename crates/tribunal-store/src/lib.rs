@@ -131,6 +131,10 @@ const SCHEMA: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite rather than PostgreSQL: large statements use positional `?` parameters
+    /// (SQLite looks up each numbered `$N` by scanning every parameter name, so binding a
+    /// statement of many numbered parameters costs their count squared).
+    sqlite: bool,
 }
 
 impl Store {
@@ -183,7 +187,10 @@ impl Store {
         for stmt in SCHEMA.iter().chain(server::SCHEMA) {
             sqlx::query(*stmt).execute(&pool).await?;
         }
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            sqlite: is_sqlite,
+        })
     }
 
     pub async fn create_run(&self, run: &RunRecord) -> Result<(), StoreError> {

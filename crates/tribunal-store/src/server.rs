@@ -378,6 +378,7 @@ impl Store {
                 " ON CONFLICT (project, trace_id) DO UPDATE
                   SET last_seen = excluded.last_seen, last_seen_ms = excluded.last_seen_ms,
                       decision = excluded.decision, result = excluded.result, body = excluded.body",
+                self.sqlite,
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (first, r) in chunk {
@@ -467,6 +468,7 @@ impl Store {
                 "($, $, $, $, $, $, $)",
                 chunk.len(),
                 "",
+                self.sqlite,
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in chunk {
@@ -701,21 +703,26 @@ pub struct GateTraceRow {
 /// of SQLite and PostgreSQL.
 const ROWS_PER_INSERT: usize = 100;
 
-/// `head` then `rows` copies of `row` (whose `$` are numbered in order, `$1` upwards) then
-/// `tail`.
-fn multi_row_insert(head: &str, row: &str, rows: usize, tail: &str) -> String {
+/// `head` then `rows` copies of `row` then `tail`. Each `$` of `row` becomes a parameter
+/// bound in order: `?` when `positional` (SQLite), else `$1` upwards (PostgreSQL).
+fn multi_row_insert(head: &str, row: &str, rows: usize, tail: &str, positional: bool) -> String {
     let mut sql = String::with_capacity(head.len() + rows * (row.len() + 16) + tail.len());
     sql.push_str(head);
     let mut n = 0;
+    let mut digits = itoa::Buffer::new();
     for i in 0..rows {
         if i > 0 {
             sql.push_str(", ");
         }
         for c in row.chars() {
-            sql.push(c);
-            if c == '$' {
+            if c != '$' {
+                sql.push(c);
+            } else if positional {
+                sql.push('?');
+            } else {
                 n += 1;
-                sql.push_str(&n.to_string());
+                sql.push('$');
+                sql.push_str(digits.format(n));
             }
         }
     }
@@ -773,4 +780,27 @@ fn escalation_from_row(r: &AnyRow) -> Result<EscalationRow, StoreError> {
         note: r.try_get("note")?,
         decided_at: r.try_get("decided_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::multi_row_insert;
+
+    #[test]
+    fn multi_row_statements_number_parameters_for_postgres_and_not_for_sqlite() {
+        assert_eq!(
+            multi_row_insert(
+                "INSERT INTO t VALUES ",
+                "($, 'x', $)",
+                3,
+                " ON CONFLICT",
+                false
+            ),
+            "INSERT INTO t VALUES ($1, 'x', $2), ($3, 'x', $4), ($5, 'x', $6) ON CONFLICT"
+        );
+        assert_eq!(
+            multi_row_insert("INSERT INTO t VALUES ", "($, 'x', $)", 2, "", true),
+            "INSERT INTO t VALUES (?, 'x', ?), (?, 'x', ?)"
+        );
+    }
 }
