@@ -7,7 +7,6 @@
 //! (`batch.rs`: one transaction per batch), so the gate does not wait for the disk unless
 //! the writer is a whole queue behind; shutdown drains the queue.
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Mutex};
 use tribunal_store::{clock, AuditRow, Store, StoreError};
@@ -81,8 +80,13 @@ impl AuditLog {
 
     /// Numbers, chains and queues an entry; returns its sequence number. Waits while the
     /// queue is full; entries are queued in chain order.
-    pub async fn append(&self, project: &str, kind: &str, body: &Value) -> i64 {
-        let body = body.to_string();
+    pub async fn append(&self, project: &str, kind: &str, body: &impl serde::Serialize) -> i64 {
+        // Entries are plain data (strings, numbers, lists, maps with string keys), which
+        // always serialize.
+        let body = serde_json::to_string(body).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a decision-log entry did not serialize");
+            serde_json::json!({"unserializable": e.to_string()}).to_string()
+        });
         let mut g = self.next.lock().await;
         let (seq, prev, tx) = &mut *g;
         let hash = entry_hash(prev, &body);

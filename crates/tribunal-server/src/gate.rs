@@ -15,8 +15,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -328,27 +328,28 @@ pub async fn handle(
 
     let evidence = evidence_of(&verdict);
     let judge_versions = judge_versions(&verdict.feedback);
-    let mut entry = json!({
-        "trace_id": trace.id,
-        "decision": verdict.decision,
-        "rules": verdict.violations.iter().map(|v| v.rule.as_str()).collect::<Vec<_>>(),
-        "evidence": evidence,
-        "inputs_digest": inputs_digest,
-        "policy_version": rt.policy_version(),
-        "config_hash": rt.config_hash,
-        "judge_versions": judge_versions,
-        "budget_exceeded": !late.is_empty(),
-        "agent": context.agent,
-        "user": context.user,
-        "token": caller.token_id,
-        "elapsed_us": elapsed.as_micros() as u64,
-    });
+    let elapsed_us = elapsed.as_micros() as u64;
+    let entry = Entry {
+        trace_id: &trace.id,
+        decision: verdict.decision,
+        rules: rules(&verdict.violations),
+        evidence: &evidence,
+        inputs_digest: &inputs_digest,
+        policy_version: rt.policy_version(),
+        config_hash: &rt.config_hash,
+        judge_versions: &judge_versions,
+        budget_exceeded: !late.is_empty(),
+        agent: context.agent.as_deref(),
+        user: context.user.as_deref(),
+        token: &caller.token_id,
+        elapsed_us,
+        shadow: shadow_verdict.as_ref().map(|s| EntryShadow {
+            policy_version: rt.shadow.as_ref().map(|p| p.version()),
+            decision: s.decision,
+            rules: rules(&s.violations),
+        }),
+    };
     if let Some(s) = &shadow_verdict {
-        entry["shadow"] = json!({
-            "policy_version": rt.shadow.as_ref().map(|p| p.version()),
-            "decision": s.decision,
-            "rules": s.violations.iter().map(|v| v.rule.as_str()).collect::<Vec<_>>(),
-        });
         if s.decision != verdict.decision {
             state
                 .metrics
@@ -360,34 +361,39 @@ pub async fn handle(
     state.metrics.decision(verdict.decision);
     state.metrics.gate_latency.observe(elapsed);
 
-    let mut out = json!({
-        "decision": verdict.decision,
-        "reasons": verdict.reasons,
-        "violations": verdict.violations,
-        "evidence": evidence,
-        "feedback": verdict.feedback,
-        "trace_id": trace.id,
-        "messages": trace.messages.len(),
-        "decision_id": seq,
-        "policy_version": rt.policy_version(),
-        "judge_versions": entry["judge_versions"],
-        "budget_exceeded": !late.is_empty(),
-        "elapsed_us": elapsed.as_micros() as u64,
-        "context": context,
-    });
-    if let Some(s) = &shadow_verdict {
-        out["shadow"] = json!({
-            "decision": s.decision,
-            "reasons": s.reasons,
-            "violations": s.violations,
-            "enforced": false,
-        });
-    }
-    if verdict.decision == Decision::Escalate {
-        escalation::on_escalate(&state, &caller, seq, &trace, &pending, &mut out, req.wait).await?;
-    }
+    let out = Answer {
+        decision: verdict.decision,
+        reasons: &verdict.reasons,
+        violations: &verdict.violations,
+        evidence: &evidence,
+        feedback: &verdict.feedback,
+        trace_id: &trace.id,
+        messages: trace.messages.len(),
+        decision_id: seq,
+        policy_version: rt.policy_version(),
+        judge_versions: &judge_versions,
+        budget_exceeded: !late.is_empty(),
+        elapsed_us,
+        context: &context,
+        shadow: shadow_verdict.as_ref().map(|s| AnswerShadow {
+            decision: s.decision,
+            reasons: &s.reasons,
+            violations: &s.violations,
+            enforced: false,
+        }),
+    };
     // Serialized once: the answer and the stored result are the same bytes.
-    let answer = out.to_string();
+    let (answer, decision) = if verdict.decision == Decision::Escalate {
+        let mut out =
+            serde_json::to_value(&out).map_err(|e| ApiError::new("internal", e.to_string()))?;
+        escalation::on_escalate(&state, &caller, seq, &trace, &pending, &mut out, req.wait).await?;
+        let decision = out["decision"].as_str().unwrap_or("block").to_owned();
+        (out.to_string(), decision)
+    } else {
+        let answer =
+            serde_json::to_string(&out).map_err(|e| ApiError::new("internal", e.to_string()))?;
+        (answer, verdict.decision.as_str().to_owned())
+    };
     if appended {
         // Stored whole, at most every few hundred milliseconds (session.rs).
         state.sessions.unsaved(
@@ -395,14 +401,22 @@ pub async fn handle(
             &trace.id,
             crate::session::Unsaved {
                 pending: Some(pending.clone()),
-                decision: verdict.decision.as_str().to_owned(),
+                decision: decision.clone(),
                 result: answer.clone(),
                 at: tribunal_store::clock::now_rfc3339(),
                 at_ms: tribunal_store::clock::now_ms(),
             },
         );
     } else {
-        store_trace(&state, &caller.project, &trace.id, &bytes, &out, &answer).await;
+        store_trace(
+            &state,
+            &caller.project,
+            &trace.id,
+            &bytes,
+            decision,
+            &answer,
+        )
+        .await;
     }
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
@@ -523,14 +537,73 @@ pub fn evidence_of(v: &Verdict) -> Vec<String> {
     out
 }
 
-fn judge_versions(feedback: &[Feedback]) -> Map<String, Value> {
+fn judge_versions(feedback: &[Feedback]) -> BTreeMap<&str, &str> {
     let mut m = BTreeMap::new();
     for f in feedback {
         if let Some(v) = &f.source.version {
-            m.insert(f.source.source_id.clone(), Value::String(v.clone()));
+            m.insert(f.source.source_id.as_str(), v.as_str());
         }
     }
-    m.into_iter().collect()
+    m
+}
+
+fn rules(v: &[Violation]) -> Vec<&str> {
+    v.iter().map(|v| v.rule.as_str()).collect()
+}
+
+/// A decision-log entry of a gate decision.
+#[derive(Serialize)]
+struct Entry<'a> {
+    trace_id: &'a str,
+    decision: Decision,
+    rules: Vec<&'a str>,
+    evidence: &'a [String],
+    inputs_digest: &'a str,
+    policy_version: &'a str,
+    config_hash: &'a str,
+    judge_versions: &'a BTreeMap<&'a str, &'a str>,
+    budget_exceeded: bool,
+    agent: Option<&'a str>,
+    user: Option<&'a str>,
+    token: &'a str,
+    elapsed_us: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shadow: Option<EntryShadow<'a>>,
+}
+
+#[derive(Serialize)]
+struct EntryShadow<'a> {
+    policy_version: Option<&'a str>,
+    decision: Decision,
+    rules: Vec<&'a str>,
+}
+
+/// The answer to a gate call (escalations add `escalation`).
+#[derive(Serialize)]
+struct Answer<'a> {
+    decision: Decision,
+    reasons: &'a [String],
+    violations: &'a [Violation],
+    evidence: &'a [String],
+    feedback: &'a [Feedback],
+    trace_id: &'a str,
+    messages: usize,
+    decision_id: i64,
+    policy_version: &'a str,
+    judge_versions: &'a BTreeMap<&'a str, &'a str>,
+    budget_exceeded: bool,
+    elapsed_us: u64,
+    context: &'a Context,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shadow: Option<AnswerShadow<'a>>,
+}
+
+#[derive(Serialize)]
+struct AnswerShadow<'a> {
+    decision: Decision,
+    reasons: &'a [String],
+    violations: &'a [Violation],
+    enforced: bool,
 }
 
 /// Keeps the request (the trace as sent, in its own format) and the answer for listing and
@@ -540,7 +613,7 @@ async fn store_trace(
     project: &str,
     trace_id: &str,
     request: &[u8],
-    out: &Value,
+    decision: String,
     answer: &str,
 ) {
     state
@@ -551,7 +624,7 @@ async fn store_trace(
                 |_| String::from_utf8_lossy(request).into_owned(),
                 str::to_owned,
             ),
-            decision: out["decision"].as_str().unwrap_or("block").to_owned(),
+            decision,
             result: answer.to_owned(),
             at: tribunal_store::clock::now_rfc3339(),
             at_ms: tribunal_store::clock::now_ms(),
