@@ -218,15 +218,20 @@ fn main() {
             let mut walk = Walk::new(1000, append);
             let mut bytes = 0;
             let mut answer = 0;
-            for _ in 0..STEPS - 1 {
+            let mut inside = 0;
+            let calls = 10 * (STEPS - 1);
+            for _ in 0..calls {
                 let body = walk.next();
                 bytes += body.len();
-                answer += post_json(&client, &gate, &token, body).await.to_string().len();
+                let a = post_json(&client, &gate, &token, body).await;
+                answer += a.to_string().len();
+                inside += a["elapsed_us"].as_u64().unwrap_or(0) as usize;
             }
             println!(
-                "{way}: requests of {} bytes, answers of {} bytes on average",
-                bytes / (STEPS - 1),
-                answer / (STEPS - 1)
+                "{way}: requests of {} bytes, answers of {} bytes, {} µs in the gate (elapsed_us) on average",
+                bytes / calls,
+                answer / calls,
+                inside / calls
             );
             for (name, url) in [("bare endpoint", &bare), ("gate", &gate)] {
                 // Both endpoints get the same requests.
