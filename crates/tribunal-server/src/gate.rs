@@ -259,9 +259,10 @@ pub async fn handle(
         Steps::Whole(t) => {
             let t: Arc<Trace> = Arc::from(t);
             let digest = audit::digest(&bytes);
-            let evicted = state
-                .sessions
-                .hold(&caller.project, t.clone(), digest.clone());
+            let evicted =
+                state
+                    .sessions
+                    .hold(&caller.project, t.clone(), digest.clone(), bytes.len());
             for row in evicted {
                 state.store_gate_trace(row).await;
             }
@@ -435,7 +436,10 @@ async fn reload(state: &AppState, project: &str, trace_id: &str) -> Result<(), A
     if let Some((mut trace, _)) = stored_request(&body) {
         trace.id = trace_id.to_owned();
         let digest = audit::digest(body.as_bytes());
-        for row in state.sessions.hold(project, Arc::new(trace), digest) {
+        for row in state
+            .sessions
+            .hold(project, Arc::new(trace), digest, body.len())
+        {
             state.store_gate_trace(row).await;
         }
     }

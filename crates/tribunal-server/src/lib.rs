@@ -205,7 +205,11 @@ pub async fn start(
             (rows, result)
         },
     );
-    let sessions = session::Sessions::new(options.gate.sessions, options.gate.session_idle);
+    let sessions = session::Sessions::new(
+        options.gate.sessions,
+        options.gate.session_idle,
+        options.gate.session_bytes,
+    );
     let state = Arc::new(AppState {
         store,
         projects,

@@ -197,6 +197,8 @@ pub struct GateSettings {
     pub sessions: usize,
     /// How long a held trace may go without a call before it is let go.
     pub session_idle: Duration,
+    /// Bytes of requests the held traces may add up to.
+    pub session_bytes: usize,
 }
 
 impl Default for GateSettings {
@@ -207,6 +209,7 @@ impl Default for GateSettings {
             fail_mode: tribunal_policy::FailMode::Closed,
             sessions: 10_000,
             session_idle: Duration::from_secs(30 * 60),
+            session_bytes: 256 << 20,
         }
     }
 }

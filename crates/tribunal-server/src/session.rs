@@ -15,6 +15,7 @@
 
 use crate::error::ApiError;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tribunal_core::{Pending, Trace};
@@ -42,6 +43,8 @@ struct Held {
     digest: String,
     used: Instant,
     unsaved: Option<Unsaved>,
+    /// Bytes of the requests that built it: what it is counted as against the budget.
+    bytes: usize,
 }
 
 /// A trace taken for one gate call.
@@ -54,15 +57,26 @@ pub struct Sessions {
     map: Mutex<HashMap<(String, String), Held>>,
     limit: usize,
     idle: Duration,
+    /// Budget for the request bytes of all held traces.
+    max_bytes: usize,
+    /// Their sum now (changed only with `map` locked).
+    bytes: AtomicUsize,
 }
 
 impl Sessions {
-    pub fn new(limit: usize, idle: Duration) -> Sessions {
+    pub fn new(limit: usize, idle: Duration, max_bytes: usize) -> Sessions {
         Sessions {
             map: Mutex::new(HashMap::new()),
             limit: limit.max(1),
             idle,
+            max_bytes,
+            bytes: AtomicUsize::new(0),
         }
+    }
+
+    /// Request bytes of the traces held now.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Held>> {
@@ -78,17 +92,32 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Holds `trace` as sent whole (replacing what was held under its id). Returns rows of
+    /// Holds `trace` as sent whole in a request of `size` bytes (replacing what was held
+    /// under its id); a trace larger than the whole budget is not held. Returns rows of
     /// traces let go to make room that still had to be stored.
-    pub fn hold(&self, project: &str, trace: Arc<Trace>, digest: String) -> Vec<GateTraceRow> {
+    pub fn hold(
+        &self,
+        project: &str,
+        trace: Arc<Trace>,
+        digest: String,
+        size: usize,
+    ) -> Vec<GateTraceRow> {
         let key = (project.to_owned(), trace.id.clone());
         let mut map = self.lock();
-        let evicted = if map.contains_key(&key) {
-            Vec::new()
-        } else {
-            self.make_room(&mut map)
+        let mut evicted = Vec::new();
+        let generation = match map.remove(&key) {
+            Some(old) => {
+                self.bytes.fetch_sub(old.bytes, Ordering::Relaxed);
+                evicted.extend(row(&key.0, &old.trace, old.unsaved));
+                old.generation + 1
+            }
+            None => 0,
         };
-        let generation = map.get(&key).map_or(0, |h| h.generation + 1);
+        if size > self.max_bytes {
+            return evicted;
+        }
+        evicted.extend(self.make_room(&mut map, size));
+        self.bytes.fetch_add(size, Ordering::Relaxed);
         map.insert(
             key,
             Held {
@@ -97,6 +126,7 @@ impl Sessions {
                 digest,
                 used: Instant::now(),
                 unsaved: None,
+                bytes: size,
             },
         );
         evicted
@@ -151,6 +181,8 @@ impl Sessions {
         h.generation += 1;
         h.digest = crate::audit::entry_hash(&h.digest, &String::from_utf8_lossy(body));
         h.used = Instant::now();
+        h.bytes += body.len();
+        self.bytes.fetch_add(body.len(), Ordering::Relaxed);
         Ok(Taken {
             trace: h.trace.clone(),
             digest: h.digest.clone(),
@@ -167,31 +199,42 @@ impl Sessions {
         }
     }
 
-    /// Lets go of idle traces and, when the count limit is reached, of the least recently
-    /// used eighth; returns the rows of those that still had to be stored.
-    fn make_room(&self, map: &mut HashMap<(String, String), Held>) -> Vec<GateTraceRow> {
-        if map.len() < self.limit {
+    /// Lets go of idle traces, then of the least recently used ones: an eighth of the
+    /// limit when the count limit is reached, and as many as it takes for `incoming` more
+    /// bytes to fit the budget. Returns the rows of those that still had to be stored.
+    fn make_room(
+        &self,
+        map: &mut HashMap<(String, String), Held>,
+        incoming: usize,
+    ) -> Vec<GateTraceRow> {
+        let over_count = map.len() >= self.limit;
+        let over_bytes = |b: usize| b + incoming > self.max_bytes;
+        if !over_count && !over_bytes(self.bytes()) {
             return Vec::new();
         }
         let now = Instant::now();
-        let mut gone: Vec<(String, String)> = map
+        let mut by_use: Vec<(bool, Instant, (String, String))> = map
             .iter()
-            .filter(|(_, h)| now.duration_since(h.used) > self.idle)
-            .map(|(k, _)| k.clone())
+            .map(|(k, h)| (now.duration_since(h.used) <= self.idle, h.used, k.clone()))
             .collect();
-        if map.len() - gone.len() >= self.limit {
-            let mut by_use: Vec<(Instant, &(String, String))> =
-                map.iter().map(|(k, h)| (h.used, k)).collect();
-            by_use.sort_unstable_by_key(|(t, _)| *t);
-            let n = (self.limit / 8).max(1);
-            gone = by_use.into_iter().take(n).map(|(_, k)| k.clone()).collect();
+        // Idle ones first, then the least recently used.
+        by_use.sort_unstable_by_key(|(fresh, used, _)| (*fresh, *used));
+        let keep_count = if over_count {
+            self.limit - (self.limit / 8).max(1)
+        } else {
+            usize::MAX
+        };
+        let mut rows = Vec::new();
+        for (fresh, _, k) in by_use {
+            if fresh && map.len() <= keep_count && !over_bytes(self.bytes()) {
+                break;
+            }
+            if let Some(h) = map.remove(&k) {
+                self.bytes.fetch_sub(h.bytes, Ordering::Relaxed);
+                rows.extend(row(&k.0, &h.trace, h.unsaved));
+            }
         }
-        gone.into_iter()
-            .filter_map(|k| {
-                let h = map.remove(&k)?;
-                row(&k.0, &h.trace, h.unsaved)
-            })
-            .collect()
+        rows
     }
 
     /// Rows of every trace with an unsaved append (marked saved), and lets go of idle
@@ -205,7 +248,11 @@ impl Sessions {
                 if let Some(u) = h.unsaved.take() {
                     todo.push((k.0.clone(), h.trace.clone(), u));
                 }
-                now.duration_since(h.used) <= self.idle
+                let keep = now.duration_since(h.used) <= self.idle;
+                if !keep {
+                    self.bytes.fetch_sub(h.bytes, Ordering::Relaxed);
+                }
+                keep
             });
         }
         // Written outside the lock: a trace is serialized here, not in a gate call.
@@ -286,8 +333,8 @@ mod tests {
 
     #[test]
     fn appends_extend_in_place_and_check_the_offset() {
-        let s = Sessions::new(10, Duration::from_secs(60));
-        s.hold("p", trace("t", 2), "d0".into());
+        let s = Sessions::new(10, Duration::from_secs(60), 1 << 20);
+        s.hold("p", trace("t", 2), "d0".into(), 100);
         let a = s.append("p", "t", 2, b"{}", one).unwrap();
         assert_eq!(a.trace.messages.len(), 3);
         assert_ne!(a.digest, "d0");
@@ -322,8 +369,8 @@ mod tests {
 
     #[test]
     fn unsaved_appends_are_taken_once_and_evicted_ones_are_not_lost() {
-        let s = Sessions::new(8, Duration::from_secs(60));
-        s.hold("p", trace("t", 1), "d".into());
+        let s = Sessions::new(8, Duration::from_secs(60), 1 << 20);
+        s.hold("p", trace("t", 1), "d".into(), 100);
         s.append("p", "t", 1, b"{}", one).unwrap();
         let u = Unsaved {
             pending: None,
@@ -342,11 +389,34 @@ mod tests {
         s.unsaved("p", "t", u);
         let mut evicted = Vec::new();
         for i in 0..20 {
-            evicted.extend(s.hold("p", trace(&format!("x{i}"), 1), "d".into()));
+            evicted.extend(s.hold("p", trace(&format!("x{i}"), 1), "d".into(), 100));
         }
         assert!(s.len() <= 8);
         assert!(!s.holds("p", "t"));
         assert_eq!(evicted.len(), 1);
         assert_eq!(evicted[0].trace_id, "t");
+    }
+
+    #[test]
+    fn held_bytes_stay_within_the_budget() {
+        let s = Sessions::new(1000, Duration::from_secs(60), 1000);
+        for i in 0..50 {
+            s.hold("p", trace(&format!("t{i}"), 1), "d".into(), 300);
+            assert!(s.bytes() <= 1000, "{}", s.bytes());
+        }
+        assert_eq!(s.len(), 3);
+        // The most recent stay.
+        assert!(s.holds("p", "t49") && s.holds("p", "t47") && !s.holds("p", "t46"));
+        // Appends count too.
+        s.append("p", "t49", 1, &[b' '; 200], one).unwrap();
+        assert_eq!(s.bytes(), 1100);
+        s.hold("p", trace("u", 1), "d".into(), 100);
+        assert!(s.bytes() <= 1000, "{}", s.bytes());
+        // Replacing a trace counts it once; a trace larger than the budget is not held.
+        s.hold("p", trace("u", 1), "d".into(), 100);
+        s.hold("p", trace("u", 1), "d".into(), 100);
+        assert!(s.bytes() <= 1000);
+        s.hold("p", trace("huge", 1), "d".into(), 5000);
+        assert!(!s.holds("p", "huge"));
     }
 }

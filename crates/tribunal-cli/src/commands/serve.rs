@@ -41,6 +41,9 @@ pub struct ServeArgs {
     /// Seconds a held trace may go without a gate call before it is let go.
     #[arg(long, default_value_t = 1800)]
     pub gate_session_idle_s: u64,
+    /// Megabytes of requests the held traces may add up to.
+    #[arg(long, default_value_t = 256)]
+    pub gate_session_mb: usize,
     /// How long an escalation waits for a reviewer, in seconds.
     #[arg(long, default_value_t = 900)]
     pub review_deadline_s: u64,
@@ -144,6 +147,7 @@ fn options(config: Option<&Path>, args: &ServeArgs) -> Result<ServerOptions> {
             fail_mode,
             sessions: args.gate_sessions.max(1),
             session_idle: Duration::from_secs(args.gate_session_idle_s),
+            session_bytes: args.gate_session_mb.saturating_mul(1 << 20),
             ..GateSettings::default()
         },
         review: ReviewSettings {
