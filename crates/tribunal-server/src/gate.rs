@@ -397,17 +397,16 @@ pub async fn handle(
     };
     if appended {
         // Stored whole, at most every few hundred milliseconds (session.rs).
-        state.sessions.unsaved(
-            &caller.project,
-            &trace.id,
-            crate::session::Unsaved {
-                pending: Some(pending.clone()),
-                decision: decision.clone(),
-                result: answer.clone(),
-                at: tribunal_store::clock::now_rfc3339(),
-                at_ms: tribunal_store::clock::now_ms(),
-            },
-        );
+        let unsaved = crate::session::Unsaved {
+            pending: Some(pending.clone()),
+            decision,
+            result: answer.clone(),
+            at: tribunal_store::clock::now_rfc3339(),
+            at_ms: tribunal_store::clock::now_ms(),
+        };
+        if let Some(row) = state.sessions.unsaved(&caller.project, &trace, unsaved) {
+            state.store_gate_trace(row).await;
+        }
     } else {
         store_trace(
             &state,

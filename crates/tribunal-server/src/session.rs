@@ -189,13 +189,20 @@ impl Sessions {
         })
     }
 
-    /// Marks a trace grown by an append as to be stored with this answer.
-    pub fn unsaved(&self, project: &str, trace_id: &str, unsaved: Unsaved) {
-        if let Some(h) = self
-            .lock()
-            .get_mut(&(project.to_owned(), trace_id.to_owned()))
-        {
-            h.unsaved = Some(unsaved);
+    /// Marks a trace grown by an append as to be stored with this answer. When the trace
+    /// was let go meanwhile (by another call making room), returns its row to store now.
+    pub fn unsaved(
+        &self,
+        project: &str,
+        trace: &Arc<Trace>,
+        unsaved: Unsaved,
+    ) -> Option<GateTraceRow> {
+        match self.lock().get_mut(&(project.to_owned(), trace.id.clone())) {
+            Some(h) => {
+                h.unsaved = Some(unsaved);
+                None
+            }
+            None => row(project, trace, Some(unsaved)),
         }
     }
 
@@ -379,14 +386,15 @@ mod tests {
             at: "now".into(),
             at_ms: 1,
         };
-        s.unsaved("p", "t", u.clone());
+        let held = s.append("p", "t", 2, b"{}", one).unwrap().trace;
+        assert!(s.unsaved("p", &held, u.clone()).is_none());
         let rows = s.take_unsaved();
         assert_eq!(rows.len(), 1);
         let body: serde_json::Value = serde_json::from_str(&rows[0].body).unwrap();
-        assert_eq!(body["trace"]["messages"].as_array().unwrap().len(), 2);
+        assert_eq!(body["trace"]["messages"].as_array().unwrap().len(), 3);
         assert!(s.take_unsaved().is_empty(), "taken once");
         // Filling the sessions lets the oldest go; its unsaved append comes back as a row.
-        s.unsaved("p", "t", u);
+        assert!(s.unsaved("p", &held, u.clone()).is_none());
         let mut evicted = Vec::new();
         for i in 0..20 {
             evicted.extend(s.hold("p", trace(&format!("x{i}"), 1), "d".into(), 100));
@@ -395,6 +403,9 @@ mod tests {
         assert!(!s.holds("p", "t"));
         assert_eq!(evicted.len(), 1);
         assert_eq!(evicted[0].trace_id, "t");
+        // An answer for a trace let go meanwhile comes back as a row to store at once.
+        let late = s.unsaved("p", &held, u).expect("a row");
+        assert_eq!(late.trace_id, "t");
     }
 
     #[test]
