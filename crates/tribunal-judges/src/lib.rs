@@ -53,4 +53,32 @@ pub trait Judge: Send + Sync {
     fn judge_memo(&self, input: &JudgeInput<'_>) -> Vec<Feedback> {
         self.judge(input)
     }
+
+    /// [`Judge::judge_memo`] for a trace that grows between calls (the gate holds an agent's
+    /// trace and appends its new steps): `state` is what this judge left in it on an earlier
+    /// call, when the trace's messages then were the first messages of `input.trace`,
+    /// unchanged; or `None`. A judge that keeps per-message work there (detectors, loop
+    /// detection) then reads only the new messages and the pending step. The feedback is the
+    /// same as [`Judge::judge`]'s. A state of another judge, or one that covers more
+    /// messages than the trace has, is not trusted: the judge starts over.
+    fn judge_grown(&self, input: &JudgeInput<'_>, state: &mut GrowState) -> Vec<Feedback> {
+        let _ = state;
+        self.judge_memo(input)
+    }
+}
+
+/// What a judge keeps of one growing trace between calls; see [`Judge::judge_grown`].
+pub type GrowState = Option<Box<dyn std::any::Any + Send + Sync>>;
+
+/// Takes the state of type `S` out of `state` when it covers at most `messages` messages
+/// (by `covered`), else gives a fresh one; the judge puts it back when done.
+pub fn take_state<S: Default + Send + Sync + 'static>(
+    state: &mut GrowState,
+    messages: usize,
+    covered: impl Fn(&S) -> usize,
+) -> Box<S> {
+    match state.take().and_then(|s| s.downcast::<S>().ok()) {
+        Some(s) if covered(&s) <= messages => s,
+        _ => Box::default(),
+    }
 }

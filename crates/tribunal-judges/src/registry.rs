@@ -296,6 +296,14 @@ impl Judge for Versioned {
     fn judge_memo(&self, input: &crate::JudgeInput<'_>) -> Vec<tribunal_core::Feedback> {
         self.versioned(self.inner.judge_memo(input))
     }
+
+    fn judge_grown(
+        &self,
+        input: &crate::JudgeInput<'_>,
+        state: &mut crate::GrowState,
+    ) -> Vec<tribunal_core::Feedback> {
+        self.versioned(self.inner.judge_grown(input, state))
+    }
 }
 
 /// Builds a judge; its feedback carries the version of its definition.

@@ -4,6 +4,8 @@
 //! Provider tokens are assembled with `concat!` so this file holds no contiguous token that a
 //! repository secret scanner would flag.
 
+mod common;
+
 use base64::Engine;
 use serde_json::{json, Value};
 use tribunal_core::{Feedback, Message, Pending, Provenance, Role, ToolCall, Trace};
@@ -953,6 +955,10 @@ fn run(kind: &str, params: Value, t: &Trace, pending: Option<&Pending>) -> Feedb
             out,
             "{kind}: judge_memo, {round} call"
         );
+    }
+    // Judged as a trace that grows one message at a time, the feedback is the same.
+    if let Err(e) = common::check_grown(judge.as_ref(), t, pending) {
+        panic!("{kind}: {e}");
     }
     out.remove(0)
 }

@@ -12,6 +12,8 @@
 //! subsets, in order; `excerpt` is a substring or list of substrings).
 //! `build_error` is a list of substrings of the configuration error.
 
+mod common;
+
 use serde_json::{json, Map, Value};
 use std::path::Path;
 use tribunal_core::{Feedback, Pending, SourceType, Trace};
@@ -186,6 +188,8 @@ fn check(kind: &str, case: &Value) -> Result<(), String> {
         trace: &trace,
         pending: pending.as_ref(),
     });
+    // Judged as a trace that grows one message at a time, the feedback is the same.
+    common::check_grown(judge.as_ref(), &trace, pending.as_ref())?;
     let expect = case.get("expect").ok_or("no expect")?;
     if expect.get("none") == Some(&Value::Bool(true)) {
         return match feedback.as_slice() {

@@ -5,10 +5,14 @@
 //! - gate latency, one request at a time (p50/p99; target p99 ≤ 1 ms);
 //! - gate throughput with several clients, as a ratio to a bare endpoint of the same server
 //!   stack (same router, token check and middleware, a handler that reads the body and
-//!   answers a constant) sent the same requests in the same run (target ≥ 0.5);
+//!   answers a constant) sent the same requests in the same run (target ≥ 0.5). The agents
+//!   run on a runtime of their own (two threads, apart from the server's, as agents run in
+//!   their own processes) and read the decision from each answer as an agent would (into a
+//!   typed struct; the rest of the answer is skipped over, not built into a JSON tree);
 //! - OTLP ingest into SQLite, spans per second, protobuf requests of 100 spans.
 //!
-//! `TRIBUNAL_BENCH_ITERATIONS` sets the number of latency samples (default 3000).
+//! `TRIBUNAL_BENCH_ITERATIONS` sets the number of latency samples (default 3000);
+//! `TRIBUNAL_BENCH_WAYS=whole` or `=append` runs one of the two ways only (for profiling).
 
 #[path = "../../tribunal-engine/benches/common.rs"]
 mod common;
@@ -45,6 +49,27 @@ async fn post_json(c: &reqwest::Client, url: &str, token: &str, body: Vec<u8>) -
         .unwrap();
     assert!(res.status().is_success(), "{}", res.status());
     res.json().await.unwrap()
+}
+
+/// What an agent reads of an answer to decide what to do.
+#[derive(serde::Deserialize)]
+struct Decided {
+    decision: String,
+}
+
+/// Sends one request and reads the decision.
+async fn decide(c: &reqwest::Client, url: &reqwest::Url, token: &str, body: Vec<u8>) -> String {
+    let res = c
+        .post(url.clone())
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let bytes = res.bytes().await.unwrap();
+    serde_json::from_slice::<Decided>(&bytes).unwrap().decision
 }
 
 /// The requests of an agent that asks the gate before each step of its conversations.
@@ -100,28 +125,41 @@ impl Walk {
     }
 }
 
-/// Requests per second with `clients` concurrent agents for `dur`.
-async fn throughput(url: &str, token: &str, append: bool, clients: usize, dur: Duration) -> f64 {
-    let stop = Instant::now() + dur;
-    let mut tasks = Vec::new();
-    for client in 0..clients {
-        let (url, token) = (url.to_owned(), token.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let c = reqwest::Client::new();
-            let mut walk = Walk::new(client, append);
-            let mut n = 0u64;
-            while Instant::now() < stop {
-                post_json(&c, &url, &token, walk.next()).await;
-                n += 1;
+/// Requests per second with `clients` concurrent agents for `dur`. The agents run on a
+/// runtime of their own, on one thread apart from the server's, as agents calling a gate
+/// run in their own process.
+fn throughput(url: &reqwest::Url, token: &str, append: bool, clients: usize, dur: Duration) -> f64 {
+    let (url, token) = (url.clone(), token.to_owned());
+    let agents = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let stop = Instant::now() + dur;
+            let mut tasks = tokio::task::JoinSet::new();
+            for client in 0..clients {
+                let (url, token) = (url.clone(), token.clone());
+                tasks.spawn(async move {
+                    let c = reqwest::Client::new();
+                    let mut walk = Walk::new(client, append);
+                    let mut n = 0u64;
+                    while Instant::now() < stop {
+                        std::hint::black_box(decide(&c, &url, &token, walk.next()).await);
+                        n += 1;
+                    }
+                    n
+                });
             }
-            n
-        }));
-    }
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    total as f64 / dur.as_secs_f64()
+            let mut total = 0;
+            while let Some(n) = tasks.join_next().await {
+                total += n.unwrap();
+            }
+            total
+        })
+    });
+    agents.join().unwrap() as f64 / dur.as_secs_f64()
 }
 
 fn kv(k: &str, v: &str) -> KeyValue {
@@ -206,10 +244,14 @@ fn main() {
             .unwrap()
             .1;
 
-        let gate = format!("{base}/api/v1/gate");
-        let bare = format!("{base}/bench/bare");
+        let gate = reqwest::Url::parse(&format!("{base}/api/v1/gate")).unwrap();
+        let bare = reqwest::Url::parse(&format!("{base}/bench/bare")).unwrap();
         let client = reqwest::Client::new();
+        let ways = std::env::var("TRIBUNAL_BENCH_WAYS").unwrap_or_default();
         for append in [false, true] {
+            if !ways.is_empty() && ways != if append { "append" } else { "whole" } {
+                continue;
+            }
             let way = if append {
                 "appending each step"
             } else {
@@ -223,7 +265,7 @@ fn main() {
             for _ in 0..calls {
                 let body = walk.next();
                 bytes += body.len();
-                let a = post_json(&client, &gate, &token, body).await;
+                let a = post_json(&client, gate.as_str(), &token, body).await;
                 answer += a.to_string().len();
                 inside += a["elapsed_us"].as_u64().unwrap_or(0) as usize;
             }
@@ -237,13 +279,13 @@ fn main() {
                 // Both endpoints get the same requests.
                 let mut walk = Walk::new(100, append);
                 for _ in 0..iterations / 10 {
-                    post_json(&client, url, &token, walk.next()).await;
+                    decide(&client, url, &token, walk.next()).await;
                 }
                 let mut samples = Vec::with_capacity(iterations);
                 for _ in 0..iterations {
                     let body = walk.next();
                     let t = Instant::now();
-                    post_json(&client, url, &token, body).await;
+                    std::hint::black_box(decide(&client, url, &token, body).await);
                     samples.push(t.elapsed());
                 }
                 samples.sort();
@@ -264,8 +306,8 @@ fn main() {
             }
             let dur = Duration::from_secs(3);
             let clients = 8;
-            let bare_rps = throughput(&bare, &token, append, clients, dur).await;
-            let gate_rps = throughput(&gate, &token, append, clients, dur).await;
+            let bare_rps = tokio::task::block_in_place(|| throughput(&bare, &token, append, clients, dur));
+            let gate_rps = tokio::task::block_in_place(|| throughput(&gate, &token, append, clients, dur));
             println!(
                 "  throughput, {clients} clients: bare {bare_rps:.0} req/s, gate {gate_rps:.0} req/s, ratio {:.2} (target ≥ 0.5: {})",
                 gate_rps / bare_rps,

@@ -9,6 +9,7 @@
 
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
+use crate::session::Judged;
 use crate::{audit, body, escalation, AppState};
 use axum::body::Body;
 use axum::extract::State;
@@ -255,18 +256,18 @@ pub async fn handle(
     let project = state.project(&caller)?;
     let rt = project.runtime();
     let appended = matches!(req.steps, Steps::Append { .. });
-    let (trace, inputs_digest) = match req.steps {
+    let (trace, inputs_digest, kept) = match req.steps {
         Steps::Whole(t) => {
             let t: Arc<Trace> = Arc::from(t);
             let digest = audit::digest(&bytes);
-            let evicted =
+            let (evicted, kept) =
                 state
                     .sessions
                     .hold(&caller.project, t.clone(), digest.clone(), bytes.len());
             for row in evicted {
                 state.store_gate_trace(row).await;
             }
-            (t, digest)
+            (t, digest, kept)
         }
         Steps::Append {
             trace_id,
@@ -283,7 +284,7 @@ pub async fn handle(
                     .append(&caller.project, &trace_id, offset, &bytes, |held| {
                         import_append(held, messages, tribunal)
                     })?;
-            (taken.trace, taken.digest)
+            (taken.trace, taken.digest, taken.judged)
         }
     };
     let budget = req
@@ -298,7 +299,9 @@ pub async fn handle(
         .unwrap_or_else(|| rt.evaluator().context().clone());
     let pending = Arc::new(req.pending);
 
-    let (feedback, late) = judge(rt.evaluator(), &trace, &pending, budget).await;
+    let mut judged = Judged::for_evaluator(kept, rt.evaluator());
+    let (feedback, late) = judge(rt.evaluator(), &trace, &pending, budget, &mut judged).await;
+    state.sessions.keep_judged(&caller.project, &trace, judged);
     let (mut violations, shadow) = rt.gates(&trace, pending.as_ref().as_ref(), &feedback, &context);
     if !late.is_empty() {
         state
@@ -435,23 +438,25 @@ async fn reload(state: &AppState, project: &str, trace_id: &str) -> Result<(), A
     if let Some((mut trace, _)) = stored_request(&body) {
         trace.id = trace_id.to_owned();
         let digest = audit::digest(body.as_bytes());
-        for row in state
+        let (evicted, _) = state
             .sessions
-            .hold(project, Arc::new(trace), digest, body.len())
-        {
+            .hold(project, Arc::new(trace), digest, body.len());
+        for row in evicted {
             state.store_gate_trace(row).await;
         }
     }
     Ok(())
 }
 
-/// Runs code judges inline and model judges in parallel under `budget`; returns the
-/// feedback (late judges as errors) and the names of the late judges.
+/// Runs code judges inline (from what they kept of the trace in `judged`) and model judges
+/// in parallel under `budget`; returns the feedback (late judges as errors) and the names
+/// of the late judges.
 async fn judge(
     evaluator: &Arc<tribunal_engine::Evaluator>,
     trace: &Arc<Trace>,
     pending: &Arc<Option<Pending>>,
     budget: Duration,
+    judged: &mut Judged,
 ) -> (Vec<Feedback>, Vec<String>) {
     let input = tribunal_judges::JudgeInput {
         trace,
@@ -459,11 +464,16 @@ async fn judge(
     };
     let mut slots: Vec<Option<Vec<Feedback>>> = Vec::new();
     let mut waiting = Vec::new();
-    for (i, j) in evaluator.judges().iter().enumerate() {
+    for ((i, j), state) in evaluator
+        .judges()
+        .iter()
+        .enumerate()
+        .zip(&mut judged.states)
+    {
         if j.max_in_flight() == 0 {
-            // Agents call the gate with the conversation so far at every step: code judges
-            // keep what they found per text between calls.
-            slots.push(Some(run_one(j.as_ref(), &input, true)));
+            // Agents call the gate before every step of a growing trace: code judges keep
+            // what they found in it, and per text, between calls.
+            slots.push(Some(run_one(j.as_ref(), &input, Some(state))));
         } else {
             slots.push(None);
             let (ev, t, p) = (evaluator.clone(), trace.clone(), pending.clone());
@@ -474,7 +484,7 @@ async fn judge(
                         trace: &t,
                         pending: p.as_ref().as_ref(),
                     };
-                    run_one(ev.judges()[i].as_ref(), &input, false)
+                    run_one(ev.judges()[i].as_ref(), &input, None)
                 }),
             ));
         }
@@ -502,17 +512,15 @@ async fn judge(
     (slots.into_iter().flatten().flatten().collect(), late)
 }
 
+/// One judge's feedback; `grown` is what it kept of the trace, for code judges.
 fn run_one(
     j: &dyn tribunal_judges::Judge,
     input: &tribunal_judges::JudgeInput,
-    memo: bool,
+    grown: Option<&mut tribunal_judges::GrowState>,
 ) -> Vec<Feedback> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        if memo {
-            j.judge_memo(input)
-        } else {
-            j.judge(input)
-        }
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match grown {
+        Some(state) => j.judge_grown(input, state),
+        None => j.judge(input),
     }))
     .unwrap_or_else(|_| {
         vec![Feedback::error(

@@ -16,9 +16,10 @@
 use crate::error::ApiError;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tribunal_core::{Pending, Trace};
+use tribunal_judges::GrowState;
 use tribunal_store::GateTraceRow;
 
 /// How often traces grown by appends are written to the store.
@@ -35,8 +36,35 @@ pub struct Unsaved {
     pub at_ms: i64,
 }
 
+/// What the judges of one evaluator keep of a held trace between calls
+/// ([`tribunal_judges::Judge::judge_grown`]), one state per judge.
+pub struct Judged {
+    /// The evaluator whose judges left the states: after a reload its judges start over.
+    pub evaluator: Weak<tribunal_engine::Evaluator>,
+    pub states: Vec<GrowState>,
+}
+
+impl Judged {
+    /// The states for `evaluator`'s judges: `kept` when its judges left them, else empty.
+    pub fn for_evaluator(
+        kept: Option<Judged>,
+        evaluator: &Arc<tribunal_engine::Evaluator>,
+    ) -> Judged {
+        let mut judged = kept
+            .filter(|j| std::ptr::eq(j.evaluator.as_ptr(), Arc::as_ptr(evaluator)))
+            .unwrap_or_else(|| Judged {
+                evaluator: Arc::downgrade(evaluator),
+                states: Vec::new(),
+            });
+        judged.states.resize_with(evaluator.judges().len(), || None);
+        judged
+    }
+}
+
 struct Held {
     trace: Arc<Trace>,
+    /// What the judges kept of it; taken out by the call that judges it.
+    judged: Option<Judged>,
     /// Changes on every append; an append that read another generation is refused.
     generation: u64,
     /// Chained digest of every request that built the trace.
@@ -51,6 +79,8 @@ struct Held {
 pub struct Taken {
     pub trace: Arc<Trace>,
     pub digest: String,
+    /// What the judges kept of it, when the trace only grew since.
+    pub judged: Option<Judged>,
 }
 
 pub struct Sessions {
@@ -94,27 +124,32 @@ impl Sessions {
 
     /// Holds `trace` as sent whole in a request of `size` bytes (replacing what was held
     /// under its id); a trace larger than the whole budget is not held. Returns rows of
-    /// traces let go to make room that still had to be stored.
+    /// traces let go to make room that still had to be stored, and what the judges kept of
+    /// the trace held before when the new one only continues it (its messages start with
+    /// the held ones).
     pub fn hold(
         &self,
         project: &str,
         trace: Arc<Trace>,
         digest: String,
         size: usize,
-    ) -> Vec<GateTraceRow> {
+    ) -> (Vec<GateTraceRow>, Option<Judged>) {
         let key = (project.to_owned(), trace.id.clone());
         let mut map = self.lock();
         let mut evicted = Vec::new();
-        let generation = match map.remove(&key) {
+        let (generation, judged) = match map.remove(&key) {
             Some(old) => {
                 self.bytes.fetch_sub(old.bytes, Ordering::Relaxed);
+                let judged = old
+                    .judged
+                    .filter(|_| trace.messages.starts_with(&old.trace.messages));
                 evicted.extend(row(&key.0, &old.trace, old.unsaved));
-                old.generation + 1
+                (old.generation + 1, judged)
             }
-            None => 0,
+            None => (0, None),
         };
         if size > self.max_bytes {
-            return evicted;
+            return (evicted, judged);
         }
         evicted.extend(self.make_room(&mut map, size));
         self.bytes.fetch_add(size, Ordering::Relaxed);
@@ -122,6 +157,7 @@ impl Sessions {
             key,
             Held {
                 trace,
+                judged: None,
                 generation,
                 digest,
                 used: Instant::now(),
@@ -129,7 +165,7 @@ impl Sessions {
                 bytes: size,
             },
         );
-        evicted
+        (evicted, judged)
     }
 
     /// Whether a trace is held.
@@ -186,7 +222,18 @@ impl Sessions {
         Ok(Taken {
             trace: h.trace.clone(),
             digest: h.digest.clone(),
+            judged: h.judged.take(),
         })
+    }
+
+    /// Keeps what the judges kept of `trace` for the next call, when `trace` is still the
+    /// one held under its id (no other call changed it meanwhile).
+    pub fn keep_judged(&self, project: &str, trace: &Arc<Trace>, judged: Judged) {
+        if let Some(h) = self.lock().get_mut(&(project.to_owned(), trace.id.clone())) {
+            if Arc::ptr_eq(&h.trace, trace) {
+                h.judged = Some(judged);
+            }
+        }
     }
 
     /// Marks a trace grown by an append as to be stored with this answer. When the trace
@@ -298,16 +345,26 @@ fn not_held(trace_id: &str) -> ApiError {
 /// The stored form of a trace grown by appends: a gate request with the whole trace in the
 /// normalized format, so listing and replay read it like any other.
 fn row(project: &str, trace: &Trace, unsaved: Option<Unsaved>) -> Option<GateTraceRow> {
+    #[derive(serde::Serialize)]
+    struct Stored<'a> {
+        format: &'static str,
+        trace: &'a Trace,
+        pending: Option<&'a Pending>,
+    }
     let u = unsaved?;
-    let body = serde_json::json!({
-        "format": "tribunal",
-        "trace": trace,
-        "pending": u.pending.as_deref().and_then(|p| p.as_ref()),
-    });
+    let body = Stored {
+        format: "tribunal",
+        trace,
+        pending: u.pending.as_deref().and_then(|p| p.as_ref()),
+    };
     Some(GateTraceRow {
         project: project.to_owned(),
         trace_id: trace.id.clone(),
-        body: body.to_string(),
+        body: serde_json::to_string(&body).unwrap_or_else(|e| {
+            // Traces are plain data (string-keyed maps), which always serialize.
+            tracing::error!(error = %e, trace = %trace.id, "a held trace did not serialize");
+            String::new()
+        }),
         decision: u.decision,
         result: u.result,
         at: u.at,
@@ -374,6 +431,80 @@ mod tests {
         );
     }
 
+    /// Judge states marked with a number, to see which ones come back.
+    fn judged(mark: usize) -> Judged {
+        Judged {
+            evaluator: Weak::new(),
+            states: vec![Some(Box::new(mark))],
+        }
+    }
+
+    fn mark(j: Option<Judged>) -> Option<usize> {
+        j.and_then(|mut j| j.states.pop().flatten())
+            .and_then(|s| s.downcast::<usize>().ok())
+            .map(|b| *b)
+    }
+
+    #[test]
+    fn judge_states_follow_the_trace_only_while_it_grows() {
+        let s = Sessions::new(10, Duration::from_secs(60), 1 << 20);
+        let (_, kept) = s.hold("p", trace("t", 2), "d".into(), 100);
+        assert!(kept.is_none(), "nothing kept of a new trace");
+        let a = s.append("p", "t", 2, b"{}", one).unwrap();
+        assert!(a.judged.is_none());
+        s.keep_judged("p", &a.trace, judged(1));
+        drop(a);
+        // The next append finds them; they are taken out for that call.
+        let mut b = s.append("p", "t", 3, b"{}", one).unwrap();
+        assert_eq!(mark(b.judged.take()), Some(1));
+        s.keep_judged("p", &b.trace, judged(2));
+        // Sent whole again with one more message: it continues the held trace.
+        let mut longer = (*b.trace).clone();
+        drop(b);
+        longer.messages.push(Message::new("m4", Role::User, "more"));
+        let (_, kept) = s.hold("p", Arc::new(longer.clone()), "d".into(), 100);
+        assert_eq!(mark(kept), Some(2));
+        // Sent whole with an earlier message changed: the states are dropped.
+        let held = s.append("p", "t", 5, b"{}", one).unwrap().trace;
+        s.keep_judged("p", &held, judged(3));
+        let mut edited = (*held).clone();
+        edited.messages[1].content = "changed".into();
+        let (_, kept) = s.hold("p", Arc::new(edited), "d".into(), 100);
+        assert!(
+            kept.is_none(),
+            "a trace that does not continue the held one starts over"
+        );
+        // States of a trace replaced meanwhile are not kept for the new one.
+        s.keep_judged("p", &held, judged(4));
+        assert!(s.append("p", "t", 6, b"{}", one).unwrap().judged.is_none());
+        // Nor are they seen by another project.
+        s.hold("q", trace("t", 1), "d".into(), 100);
+        let q = s.append("q", "t", 1, b"{}", one).unwrap();
+        assert!(q.judged.is_none());
+    }
+
+    #[test]
+    fn judge_states_serve_only_the_evaluator_that_left_them() {
+        let evaluator = || {
+            tribunal_engine::Evaluator::new(
+                tribunal_judges::default_judges(),
+                tribunal_policy::PolicySet::new(Vec::new(), &[], Default::default()).unwrap(),
+                Default::default(),
+            )
+        };
+        let (a, b) = (evaluator(), evaluator());
+        let n = a.judges().len();
+        let mut kept = Judged::for_evaluator(None, &a);
+        assert_eq!(kept.states.len(), n, "one state per judge");
+        kept.states[0] = Some(Box::new(7usize));
+        let again = Judged::for_evaluator(Some(kept), &a);
+        assert!(again.states[0].is_some(), "the same evaluator continues");
+        // A reloaded configuration (another evaluator) starts over.
+        let other = Judged::for_evaluator(Some(again), &b);
+        assert!(other.states.iter().all(|s| s.is_none()));
+        assert_eq!(other.states.len(), b.judges().len());
+    }
+
     #[test]
     fn unsaved_appends_are_taken_once_and_evicted_ones_are_not_lost() {
         let s = Sessions::new(8, Duration::from_secs(60), 1 << 20);
@@ -397,7 +528,7 @@ mod tests {
         assert!(s.unsaved("p", &held, u.clone()).is_none());
         let mut evicted = Vec::new();
         for i in 0..20 {
-            evicted.extend(s.hold("p", trace(&format!("x{i}"), 1), "d".into(), 100));
+            evicted.extend(s.hold("p", trace(&format!("x{i}"), 1), "d".into(), 100).0);
         }
         assert!(s.len() <= 8);
         assert!(!s.holds("p", "t"));

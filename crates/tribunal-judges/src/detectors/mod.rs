@@ -24,13 +24,13 @@ pub mod secrets;
 
 use crate::error::JudgeConfigError;
 use crate::text::string_leaves;
-use crate::{Judge, JudgeInput};
+use crate::{take_state, GrowState, Judge, JudgeInput};
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use serde::Deserialize;
 use std::sync::Arc;
-use tribunal_core::{Feedback, Finding, Location, Pending, Provenance, ToolCall, Trace};
+use tribunal_core::{Feedback, Finding, Location, Message, Pending, Provenance, ToolCall, Trace};
 
 pub use rules::{On, RuleSpec};
 
@@ -179,21 +179,24 @@ pub(crate) fn for_each_scoped_text<'a>(
     scope: &Scope,
     mut f: impl FnMut(&Piece<'_>),
 ) {
-    for m in &trace.messages {
+    for_each_message_text(&trace.messages, scope, &mut f);
+    for_each_pending_text(pending, scope, &mut f);
+}
+
+/// [`for_each_scoped_text`] over some messages only.
+fn for_each_message_text(messages: &[Message], scope: &Scope, f: &mut impl FnMut(&Piece<'_>)) {
+    for m in messages {
         let provenance = m.provenance.label();
-        pieces(&m.id, provenance, &m.content, &m.tool_calls, scope, &mut f);
+        pieces(&m.id, provenance, &m.content, &m.tool_calls, scope, f);
     }
+}
+
+/// [`for_each_scoped_text`] over the pending step only.
+fn for_each_pending_text(pending: Option<&Pending>, scope: &Scope, f: &mut impl FnMut(&Piece<'_>)) {
     if let Some(p) = pending {
         // The pending step reads as the agent's next turn.
         let provenance = Provenance::Assistant.label();
-        pieces(
-            Pending::ID,
-            provenance,
-            &p.content,
-            &p.tool_calls,
-            scope,
-            &mut f,
-        );
+        pieces(Pending::ID, provenance, &p.content, &p.tool_calls, scope, f);
     }
 }
 
@@ -281,6 +284,56 @@ impl<S: Scanner> Judge for DetectorJudge<S> {
     fn judge_memo(&self, input: &JudgeInput<'_>) -> Vec<Feedback> {
         self.run(input, true)
     }
+
+    fn judge_grown(&self, input: &JudgeInput<'_>, state: &mut GrowState) -> Vec<Feedback> {
+        let messages = &input.trace.messages;
+        let mut grown = take_state::<Grown>(state, messages.len(), |g| g.messages);
+        let mut hits = Vec::new();
+        // A trace judged from its start goes through the memo (its texts may have been seen
+        // in other traces: system prompts, a trace sent whole again); the new messages of a
+        // continued one are scanned once here and kept in the state, so keeping them in the
+        // memo too would only churn memory.
+        let memo = grown.messages == 0;
+        for_each_message_text(&messages[grown.messages..], &self.scope, &mut |t| {
+            self.scan_piece(t, memo, &mut hits, &mut grown.found)
+        });
+        grown.messages = messages.len();
+        let mut now = Found::default();
+        for_each_pending_text(input.pending, &self.scope, &mut |t| {
+            self.scan_piece(t, true, &mut hits, &mut now)
+        });
+        let findings = grown
+            .found
+            .findings
+            .iter()
+            .cloned()
+            .chain(now.findings)
+            .collect();
+        let out = self.feedback(
+            findings,
+            grown.found.scanned + now.scanned,
+            grown.found.best.max(now.best),
+        );
+        *state = Some(grown);
+        vec![out]
+    }
+}
+
+/// What a detector found in some texts.
+#[derive(Default)]
+struct Found {
+    findings: Vec<Finding>,
+    /// The highest per-text value.
+    best: f64,
+    /// Texts scanned.
+    scanned: usize,
+}
+
+/// What a detector keeps of a growing trace: what it found in its first `messages` messages.
+#[derive(Default)]
+struct Grown {
+    messages: usize,
+    found: Found,
 }
 
 impl<S: Scanner> DetectorJudge<S> {
@@ -302,37 +355,44 @@ impl<S: Scanner> DetectorJudge<S> {
     }
 
     fn run(&self, input: &JudgeInput<'_>, memo: bool) -> Vec<Feedback> {
-        let mut findings: Vec<Finding> = Vec::new();
-        let mut best = 0.0f64;
-        let mut scanned = 0usize;
-        let mut hits: Vec<Hit> = Vec::new();
+        let mut found = Found::default();
+        let mut hits = Vec::new();
         for_each_scoped_text(input.trace, input.pending, &self.scope, |t| {
-            scanned += 1;
-            hits.clear();
-            if memo {
-                self.memo.scan(t.text, &mut hits, |text, out| {
-                    self.scanner.scan_text(text, out)
-                });
-            } else {
-                self.scanner.scan_text(t.text, &mut hits);
-            }
-            if hits.is_empty() {
-                return;
-            }
-            let value = match self.combine {
-                Combine::Max => hits.iter().map(|h| h.score).fold(0.0, f64::max),
-                Combine::NoisyOr => combined_score(&hits),
-            };
-            best = best.max(value);
-            for h in hits.drain(..) {
-                findings.push(Finding {
-                    kind: h.kind.to_string(),
-                    score: h.score,
-                    location: t.location(h.start, h.end),
-                    excerpt: (self.excerpt)(t.text, h.start, h.end),
-                });
-            }
+            self.scan_piece(t, memo, &mut hits, &mut found)
         });
+        vec![self.feedback(found.findings, found.scanned, found.best)]
+    }
+
+    /// Scans one text (through the memo when `memo`) into `found`; `hits` is scratch space.
+    fn scan_piece(&self, t: &Piece<'_>, memo: bool, hits: &mut Vec<Hit>, found: &mut Found) {
+        found.scanned += 1;
+        hits.clear();
+        if memo {
+            self.memo
+                .scan(t.text, hits, |text, out| self.scanner.scan_text(text, out));
+        } else {
+            self.scanner.scan_text(t.text, hits);
+        }
+        if hits.is_empty() {
+            return;
+        }
+        let value = match self.combine {
+            Combine::Max => hits.iter().map(|h| h.score).fold(0.0, f64::max),
+            Combine::NoisyOr => combined_score(hits),
+        };
+        found.best = found.best.max(value);
+        for h in hits.drain(..) {
+            found.findings.push(Finding {
+                kind: h.kind.to_string(),
+                score: h.score,
+                location: t.location(h.start, h.end),
+                excerpt: (self.excerpt)(t.text, h.start, h.end),
+            });
+        }
+    }
+
+    /// The one feedback of the detector.
+    fn feedback(&self, findings: Vec<Finding>, scanned: usize, best: f64) -> Feedback {
         let mut evidence: Vec<String> = Vec::new();
         let mut counts: Vec<(&str, usize)> = Vec::new();
         for f in &findings {
@@ -360,7 +420,7 @@ impl<S: Scanner> DetectorJudge<S> {
             .with_rationale(rationale)
             .with_evidence(evidence);
         fb.findings = findings;
-        vec![fb]
+        fb
     }
 }
 

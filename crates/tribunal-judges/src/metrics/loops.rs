@@ -3,11 +3,12 @@
 //! repeat count, and the rationale also gives the longest run of consecutive calls to one
 //! tool.
 
-use crate::{error::JudgeConfigError, registry, Judge, JudgeInput};
+use crate::{error::JudgeConfigError, registry, take_state, GrowState, Judge, JudgeInput};
 use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashSet;
-use tribunal_core::{Feedback, Pending};
+use tribunal_core::{Feedback, Message, Pending, ToolCall};
 
 use super::util;
 
@@ -37,26 +38,72 @@ impl Judge for Loops {
     }
 
     fn judge(&self, input: &JudgeInput<'_>) -> Vec<Feedback> {
+        let canonical: Vec<String> = self
+            .counted(&input.trace.messages)
+            .map(|(_, c)| util::canonical(&c.arguments))
+            .collect();
+        self.decide(input, &canonical)
+    }
+
+    fn judge_grown(&self, input: &JudgeInput<'_>, state: &mut GrowState) -> Vec<Feedback> {
+        let messages = &input.trace.messages;
+        let mut grown = take_state::<Grown>(state, messages.len(), |g| g.messages);
+        let new: Vec<String> = self
+            .counted(&messages[grown.messages..])
+            .map(|(_, c)| util::canonical(&c.arguments))
+            .collect();
+        grown.canonical.extend(new);
+        grown.messages = messages.len();
+        let out = self.decide(input, &grown.canonical);
+        *state = Some(grown);
+        out
+    }
+}
+
+/// What `repeated_calls` keeps of a growing trace: the canonical arguments of the counted
+/// calls of its first `messages` messages.
+#[derive(Default)]
+struct Grown {
+    messages: usize,
+    canonical: Vec<String>,
+}
+
+impl Loops {
+    /// The calls of `messages` that are counted, with the id of their message.
+    fn counted<'a>(
+        &'a self,
+        messages: &'a [Message],
+    ) -> impl Iterator<Item = (&'a str, &'a ToolCall)> + 'a {
+        messages
+            .iter()
+            .flat_map(|m| m.tool_calls.iter().map(move |c| (m.id.as_str(), c)))
+            .filter(|(_, c)| !self.ignore.contains(&c.name))
+    }
+
+    /// The feedback, given the canonical arguments of the trace's counted calls in order.
+    fn decide(&self, input: &JudgeInput<'_>, canonical: &[String]) -> Vec<Feedback> {
         // (tool, canonical arguments, message id, call), in call order.
+        let held = self
+            .counted(&input.trace.messages)
+            .zip(canonical)
+            .map(|((mid, c), k)| (c.name.as_str(), Cow::Borrowed(k.as_str()), mid, c));
         let pending = input
             .pending
             .into_iter()
-            .flat_map(|p| p.tool_calls.iter().map(|c| (Pending::ID, c)));
-        let calls: Vec<(&str, String, &str, &tribunal_core::ToolCall)> = input
-            .trace
-            .tool_calls()
-            .map(|(m, c)| (m.id.as_str(), c))
-            .chain(pending)
+            .flat_map(|p| p.tool_calls.iter().map(|c| (Pending::ID, c)))
             .filter(|(_, c)| !self.ignore.contains(&c.name))
-            .map(|(mid, c)| (c.name.as_str(), util::canonical(&c.arguments), mid, c))
-            .collect();
+            .map(|(mid, c)| {
+                let k = util::canonical(&c.arguments);
+                (c.name.as_str(), Cow::Owned(k), mid, c)
+            });
+        let calls: Vec<(&str, Cow<'_, str>, &str, &ToolCall)> = held.chain(pending).collect();
         if calls.is_empty() {
             return vec![Feedback::code(&self.name, &self.name, 0).with_rationale("no tool calls")];
         }
 
         // Identical calls side by side (sorted by tool and arguments, then call order): each
         // run of equal keys is one group, its first element the call made first.
-        let key = |i: usize| (calls[i].0, calls[i].1.as_str());
+        let key = |i: usize| (calls[i].0, calls[i].1.as_ref());
         let mut order: Vec<usize> = (0..calls.len()).collect();
         order.sort_by(|&a, &b| key(a).cmp(&key(b)).then(a.cmp(&b)));
         let groups: Vec<&[usize]> = order.chunk_by(|&a, &b| key(a) == key(b)).collect();
