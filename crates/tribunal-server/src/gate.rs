@@ -79,10 +79,9 @@ pub fn parse_request(v: &Value) -> Result<GateRequest<'_>, ApiError> {
     }
     let context = match o.get("context") {
         None | Some(Value::Null) => None,
-        Some(c @ Value::Object(_)) => Some(
-            serde_json::from_value(c.clone())
-                .map_err(|e| ApiError::request(format!("context: {e}")))?,
-        ),
+        Some(c @ Value::Object(_)) => {
+            Some(Context::deserialize(c).map_err(|e| ApiError::request(format!("context: {e}")))?)
+        }
         Some(_) => return Err(ApiError::request("context: expected an object")),
     };
     let millis = |key: &str| -> Result<Option<Duration>, ApiError> {
