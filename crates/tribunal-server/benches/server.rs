@@ -38,27 +38,13 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-async fn post_json(c: &reqwest::Client, url: &str, token: &str, body: Vec<u8>) -> Value {
-    let res = c
-        .post(url)
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.status());
-    res.json().await.unwrap()
-}
-
-/// What an agent reads of an answer to decide what to do.
-#[derive(serde::Deserialize)]
-struct Decided {
-    decision: String,
-}
-
-/// Sends one request and reads the decision.
-async fn decide(c: &reqwest::Client, url: &reqwest::Url, token: &str, body: Vec<u8>) -> String {
+/// Sends one request and reads the answer as a `T`.
+async fn send<T: serde::de::DeserializeOwned>(
+    c: &reqwest::Client,
+    url: &reqwest::Url,
+    token: &str,
+    body: Vec<u8>,
+) -> T {
     let res = c
         .post(url.clone())
         .bearer_auth(token)
@@ -69,7 +55,18 @@ async fn decide(c: &reqwest::Client, url: &reqwest::Url, token: &str, body: Vec<
         .unwrap();
     assert!(res.status().is_success(), "{}", res.status());
     let bytes = res.bytes().await.unwrap();
-    serde_json::from_slice::<Decided>(&bytes).unwrap().decision
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// What an agent reads of an answer to decide what to do.
+#[derive(serde::Deserialize)]
+struct Decided {
+    decision: String,
+}
+
+/// Sends one request and reads the decision.
+async fn decide(c: &reqwest::Client, url: &reqwest::Url, token: &str, body: Vec<u8>) -> String {
+    send::<Decided>(c, url, token, body).await.decision
 }
 
 /// The requests of an agent that asks the gate before each step of its conversations.
@@ -265,7 +262,7 @@ fn main() {
             for _ in 0..calls {
                 let body = walk.next();
                 bytes += body.len();
-                let a = post_json(&client, gate.as_str(), &token, body).await;
+                let a: Value = send(&client, &gate, &token, body).await;
                 answer += a.to_string().len();
                 inside += a["elapsed_us"].as_u64().unwrap_or(0) as usize;
             }
