@@ -10,7 +10,9 @@
 //!   (in the order of [`crate::text::for_each_text`]), and returns exactly one [`Feedback`]: the value is the highest
 //!   finding score (for `prompt_injection`, the highest per-text combined score), the
 //!   rationale counts findings per kind, the evidence lists the location ids in order and the
-//!   findings carry their [`Location`] and a safe excerpt.
+//!   findings carry their [`Location`] and a safe excerpt. Given a trace that grows between
+//!   calls ([`Judge::judge_grown`]), it keeps what it found in the messages seen so far and
+//!   scans only the new ones and the pending step.
 //!
 //! The shared machinery — rule specs, compilation, prefilters, overlap handling — lives in
 //! [`rules`].
