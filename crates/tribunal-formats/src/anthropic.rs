@@ -78,13 +78,54 @@ pub fn import_messages(
         out.push(Message::new("system", Role::System, text));
     }
     // tool_use id -> tool name, so results know which tool produced them.
-    let mut call_names: HashMap<String, String> = HashMap::new();
+    import_list(list, 0, HashMap::new(), &mut out)?;
+    Ok(out)
+}
+
+/// Imports Anthropic messages that continue `held`, the messages of a trace already
+/// imported: they are numbered after the held ones (source message numbers go on from the
+/// highest `m<n>` id held) and their tool results find the tools called earlier. Errors are
+/// reported relative to `list`.
+pub fn import_messages_after(
+    held: &[Message],
+    list: &[Value],
+) -> Result<Vec<Message>, ImportError> {
+    let call_names = held
+        .iter()
+        .flat_map(|m| &m.tool_calls)
+        .map(|c| (c.id.clone(), c.name.clone()))
+        .collect();
+    let start = held
+        .iter()
+        .filter_map(|m| source_number(&m.id))
+        .max()
+        .map_or(0, |n| n + 1);
+    let mut out = Vec::with_capacity(list.len());
+    import_list(list, start, call_names, &mut out)?;
+    Ok(out)
+}
+
+/// The source message number of an id this importer gives (`m3`, `m3.1`).
+fn source_number(id: &str) -> Option<usize> {
+    let digits = id.strip_prefix('m')?;
+    let digits = digits.split_once('.').map_or(digits, |(n, _)| n);
+    digits.parse().ok()
+}
+
+/// Imports `list` into `out`; its first message is source message number `start`;
+/// `call_names` maps the ids of tool calls made before it to their tools.
+fn import_list(
+    list: &[Value],
+    start: usize,
+    mut call_names: HashMap<String, String>,
+    out: &mut Vec<Message>,
+) -> Result<(), ImportError> {
     for (i, raw) in list.iter().enumerate() {
-        let at = format!("[{i}]");
-        let produced = import_message(raw, i, &mut call_names).map_err(|e| e.within(&at))?;
+        let produced = import_message(raw, start + i, &mut call_names)
+            .map_err(|e| e.within(&format!("[{i}]")))?;
         out.extend(produced);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One source message: one or more chat messages.
@@ -267,6 +308,45 @@ fn blocks_text(v: &Value, field: &str) -> Result<String, ImportError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn messages_imported_in_parts_equal_the_whole() {
+        let list: Vec<Value> = serde_json::from_value(json!([
+            {"role": "user", "content": "weather in Paris and Rome?"},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "id": "tu1", "name": "weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "name": "weather", "input": {"city": "Rome"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "tu1", "content": "sunny"},
+                {"type": "tool_result", "tool_use_id": "m1.call1", "content": [{"type": "text", "text": "rain"}]},
+                {"type": "text", "text": "thanks"}
+            ]},
+            {"role": "assistant", "content": "Sunny in Paris, rain in Rome."}
+        ]))
+        .unwrap();
+        let system = json!("You help.");
+        let whole = import_messages(&list, Some(&system)).unwrap();
+        assert_eq!(whole[3].name.as_deref(), Some("weather"));
+        for split in 0..=list.len() {
+            let mut parts = import_messages(&list[..split], Some(&system)).unwrap();
+            let rest = import_messages_after(&parts, &list[split..]).unwrap();
+            parts.extend(rest);
+            assert_eq!(parts, whole, "split at {split}");
+        }
+        let e = import_messages_after(&whole, &[json!({"role": "user"}), json!({"role": "robot"})])
+            .unwrap_err();
+        assert!(e.to_string().contains("[1].role"), "{e}");
+        // Ids go on after the highest source number held, whatever else the trace holds.
+        let held = vec![
+            Message::new("system", Role::System, "s"),
+            Message::new("m7.2", Role::Tool, "t"),
+        ];
+        let next =
+            import_messages_after(&held, &[json!({"role": "user", "content": "hi"})]).unwrap();
+        assert_eq!(next[0].id, "m8");
+    }
 
     #[test]
     fn tool_results_split_the_user_turn() {

@@ -354,7 +354,7 @@ pub fn openapi_document() -> Value {
                 "properties": {
                     "trace": {"description": "The trace so far: OpenAI or Anthropic messages, MLflow, OTLP/JSON, or the normalized trace with format = tribunal."},
                     "trace_id": {"type": "string", "description": "Names the trace (with trace) or the held trace an append continues."},
-                    "append": {"type": "array", "description": "The messages since the last call (OpenAI chat messages, or normalized ones with format = tribunal), continuing the trace trace_id the gate holds."},
+                    "append": {"type": "array", "description": "The messages since the last call (OpenAI chat messages; Anthropic messages, with format = anthropic or told apart by their tool_use / tool_result blocks; or normalized ones with format = tribunal), continuing the trace trace_id the gate holds."},
                     "offset": {"type": "integer", "minimum": 0, "description": "With append: the number of messages the gate holds (the last answer's messages); anything else is refused with offset_mismatch."},
                     "pending": {"description": "The step the agent wants to take: a tool call (OpenAI or Anthropic shape) or a reply."},
                     "context": {"type": "object", "properties": {"agent": {"type": "string"}, "user": {"type": "string"}, "environment": {"type": "string"}}},

@@ -41,14 +41,26 @@ pub struct GateRequest<'a> {
 pub enum Steps<'a> {
     /// The whole trace so far.
     Whole(Box<Trace>),
-    /// Messages that continue a trace the gate holds: `messages` (chat messages, or
-    /// normalized messages when `tribunal`) start at message number `offset`.
+    /// Messages that continue a trace the gate holds: `messages`, in `format`, start at
+    /// message number `offset`.
     Append {
         trace_id: String,
         offset: usize,
         messages: &'a [Value],
-        tribunal: bool,
+        format: AppendFormat,
     },
+}
+
+/// What the messages of an append are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendFormat {
+    /// Anthropic messages when they use `tool_use` / `tool_result` blocks, else OpenAI chat
+    /// messages.
+    Auto,
+    OpenAi,
+    Anthropic,
+    /// Normalized messages.
+    Tribunal,
 }
 
 const FIELDS: &[&str] = &[
@@ -138,12 +150,14 @@ pub fn parse_request(v: &Value) -> Result<GateRequest<'_>, ApiError> {
                     ))
                 }
             };
-            let tribunal = match format {
-                "tribunal" => true,
-                "auto" | "openai" => false,
+            let format = match format {
+                "auto" => AppendFormat::Auto,
+                "openai" => AppendFormat::OpenAi,
+                "anthropic" => AppendFormat::Anthropic,
+                "tribunal" => AppendFormat::Tribunal,
                 f => {
                     return Err(ApiError::request(format!(
-                        "format: append takes OpenAI chat messages (auto, openai) or normalized ones (tribunal), found {f:?}; send other formats whole in trace"
+                        "format: append takes OpenAI chat messages (openai), Anthropic messages (anthropic), either told apart by their content (auto) or normalized ones (tribunal), found {f:?}; send other formats whole in trace"
                     )))
                 }
             };
@@ -151,7 +165,7 @@ pub fn parse_request(v: &Value) -> Result<GateRequest<'_>, ApiError> {
                 trace_id,
                 offset,
                 messages,
-                tribunal,
+                format,
             }
         }
     };
@@ -213,21 +227,29 @@ fn whole_trace(
 fn import_append(
     held: &Trace,
     messages: &[Value],
-    tribunal: bool,
+    format: AppendFormat,
 ) -> Result<Vec<tribunal_core::Message>, ApiError> {
-    if tribunal {
-        messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                tribunal_core::Message::deserialize(m)
-                    .map_err(|e| ApiError::new("invalid_trace", format!("append[{i}]: {e}")))
-            })
-            .collect()
-    } else {
-        tribunal_formats::openai::import_messages_after(&held.messages, messages)
-            .map_err(|e| ApiError::new("invalid_trace", e.within("append").to_string()))
-    }
+    use tribunal_formats::{anthropic, openai};
+    let imported = match format {
+        AppendFormat::Tribunal => {
+            return messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    tribunal_core::Message::deserialize(m)
+                        .map_err(|e| ApiError::new("invalid_trace", format!("append[{i}]: {e}")))
+                })
+                .collect()
+        }
+        AppendFormat::Anthropic => anthropic::import_messages_after(&held.messages, messages),
+        AppendFormat::Auto if anthropic::looks_like(messages) => {
+            anthropic::import_messages_after(&held.messages, messages)
+        }
+        AppendFormat::Auto | AppendFormat::OpenAi => {
+            openai::import_messages_after(&held.messages, messages)
+        }
+    };
+    imported.map_err(|e| ApiError::new("invalid_trace", e.within("append").to_string()))
 }
 
 /// The trace and pending step of a stored gate request.
@@ -272,7 +294,7 @@ pub async fn handle(
             trace_id,
             offset,
             messages,
-            tribunal,
+            format,
         } => {
             if !state.sessions.holds(&caller.project, &trace_id) {
                 reload(&state, &caller.project, &trace_id).await?;
@@ -281,7 +303,7 @@ pub async fn handle(
                 state
                     .sessions
                     .append(&caller.project, &trace_id, offset, &bytes, |held| {
-                        import_append(held, messages, tribunal)
+                        import_append(held, messages, format)
                     })?;
             (taken.trace, taken.digest, taken.judged)
         }
