@@ -419,28 +419,22 @@ pub async fn handle(
             serde_json::to_string(&out).map_err(|e| ApiError::new("internal", e.to_string()))?;
         (answer, verdict.decision.as_str().to_owned())
     };
-    if appended {
-        // Stored whole, at most every few hundred milliseconds (session.rs).
-        let unsaved = crate::session::Unsaved {
-            pending: Some(pending.clone()),
-            decision,
-            result: answer.clone(),
-            at: tribunal_store::clock::now_rfc3339(),
-            at_ms: tribunal_store::clock::now_ms(),
-        };
-        if let Some(row) = state.sessions.unsaved(&caller.project, &trace, unsaved) {
-            state.store_gate_trace(row).await;
-        }
-    } else {
-        store_trace(
-            &state,
-            &caller.project,
-            &trace.id,
-            &bytes,
-            decision,
-            &answer,
-        )
-        .await;
+    // Stored with the held trace at the next flush, every few hundred milliseconds
+    // (session.rs): an agent calling again meanwhile has its trace written once. A trace
+    // sent whole is stored as sent; one grown by appends, whole in the normalized format.
+    let unsaved = crate::session::Unsaved {
+        request: (!appended).then(|| match std::str::from_utf8(&bytes) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
+        }),
+        pending: Some(pending.clone()),
+        decision,
+        result: answer.clone(),
+        at: tribunal_store::clock::now_rfc3339(),
+        at_ms: tribunal_store::clock::now_ms(),
+    };
+    if let Some(row) = state.sessions.unsaved(&caller.project, &trace, unsaved) {
+        state.store_gate_trace(row).await;
     }
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
@@ -636,30 +630,4 @@ struct AnswerShadow<'a> {
     reasons: &'a [String],
     violations: &'a [Violation],
     enforced: bool,
-}
-
-/// Keeps the request (the trace as sent, in its own format) and the answer for listing and
-/// replay, without holding up the answer unless the trace writer is a whole queue behind.
-async fn store_trace(
-    state: &Arc<AppState>,
-    project: &str,
-    trace_id: &str,
-    request: &[u8],
-    decision: String,
-    answer: &str,
-) {
-    state
-        .store_gate_trace(tribunal_store::GateTraceRow {
-            project: project.to_owned(),
-            trace_id: trace_id.to_owned(),
-            body: std::str::from_utf8(request).map_or_else(
-                |_| String::from_utf8_lossy(request).into_owned(),
-                str::to_owned,
-            ),
-            decision,
-            result: answer.to_owned(),
-            at: tribunal_store::clock::now_rfc3339(),
-            at_ms: tribunal_store::clock::now_ms(),
-        })
-        .await;
 }

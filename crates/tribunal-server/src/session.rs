@@ -9,9 +9,10 @@
 //! used ones beyond the count limit, are let go; a trace let go (or lost in a restart) is
 //! read back from the store when it was stored, else the client is told to send it whole.
 //!
-//! Traces grown by appends are written to the store by [`flush_loop`] (every
-//! [`FLUSH_EVERY`], on eviction and at shutdown) rather than once per call; every decision
-//! is in the decision log at once either way.
+//! Held traces are written to the store by [`flush_loop`] (every [`FLUSH_EVERY`], on
+//! eviction and at shutdown) rather than once per call: as last sent when sent whole, as the
+//! whole normalized trace when grown by appends. Every decision is in the decision log at
+//! once either way.
 
 use crate::error::ApiError;
 use std::collections::HashMap;
@@ -25,10 +26,12 @@ use tribunal_store::GateTraceRow;
 /// How often traces grown by appends are written to the store.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
-/// What the store should hold for a trace grown by appends: its last request (written as
-/// the whole trace in the normalized format) and answer.
+/// What the store should hold for a held trace: its last request and answer. The request
+/// is `request` as sent when the trace came whole, else (grown by appends) the whole held
+/// trace written in the normalized format with `pending`.
 #[derive(Debug, Clone)]
 pub struct Unsaved {
+    pub request: Option<String>,
     pub pending: Option<Arc<Option<Pending>>>,
     pub decision: String,
     pub result: String,
@@ -137,18 +140,27 @@ impl Sessions {
         let key = (project.to_owned(), trace.id.clone());
         let mut map = self.lock();
         let mut evicted = Vec::new();
-        let (generation, judged) = match map.remove(&key) {
+        let (generation, judged, carried) = match map.remove(&key) {
             Some(old) => {
                 self.bytes.fetch_sub(old.bytes, Ordering::Relaxed);
                 let judged = old
                     .judged
                     .filter(|_| trace.messages.starts_with(&old.trace.messages));
-                evicted.extend(row(&key.0, &old.trace, old.unsaved));
-                (old.generation + 1, judged)
+                // A request kept as sent stays to be stored until this call's own replaces
+                // it; what appends built is written from the trace they built, now.
+                let carried = match old.unsaved {
+                    Some(u) if u.request.is_some() => Some(u),
+                    other => {
+                        evicted.extend(row(&key.0, &old.trace, other));
+                        None
+                    }
+                };
+                (old.generation + 1, judged, carried)
             }
-            None => (0, None),
+            None => (0, None, None),
         };
         if size > self.max_bytes {
+            evicted.extend(row(&key.0, &trace, carried));
             return (evicted, judged);
         }
         evicted.extend(self.make_room(&mut map, size));
@@ -161,7 +173,7 @@ impl Sessions {
                 generation,
                 digest,
                 used: Instant::now(),
-                unsaved: None,
+                unsaved: carried,
                 bytes: size,
             },
         );
@@ -236,8 +248,10 @@ impl Sessions {
         }
     }
 
-    /// Marks a trace grown by an append as to be stored with this answer. When the trace
-    /// was let go meanwhile (by another call making room), returns its row to store now.
+    /// Marks a held trace as to be stored with this request and answer (at the next
+    /// flush: a trace called again within it is written once). When the trace is not held
+    /// (let go meanwhile by another call making room, or too large to hold), returns its row
+    /// to store now.
     pub fn unsaved(
         &self,
         project: &str,
@@ -316,7 +330,7 @@ impl Sessions {
     }
 }
 
-/// Stores traces grown by appends every [`FLUSH_EVERY`], and what is left when the server
+/// Stores held traces marked unsaved every [`FLUSH_EVERY`], and what is left when the server
 /// stops.
 pub async fn flush_loop(state: Arc<crate::AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
@@ -352,19 +366,25 @@ fn row(project: &str, trace: &Trace, unsaved: Option<Unsaved>) -> Option<GateTra
         pending: Option<&'a Pending>,
     }
     let u = unsaved?;
-    let body = Stored {
-        format: "tribunal",
-        trace,
-        pending: u.pending.as_deref().and_then(|p| p.as_ref()),
+    let body = match u.request {
+        Some(request) => request,
+        None => {
+            let body = Stored {
+                format: "tribunal",
+                trace,
+                pending: u.pending.as_deref().and_then(|p| p.as_ref()),
+            };
+            serde_json::to_string(&body).unwrap_or_else(|e| {
+                // Traces are plain data (string-keyed maps), which always serialize.
+                tracing::error!(error = %e, trace = %trace.id, "a held trace did not serialize");
+                String::new()
+            })
+        }
     };
     Some(GateTraceRow {
         project: project.to_owned(),
         trace_id: trace.id.clone(),
-        body: serde_json::to_string(&body).unwrap_or_else(|e| {
-            // Traces are plain data (string-keyed maps), which always serialize.
-            tracing::error!(error = %e, trace = %trace.id, "a held trace did not serialize");
-            String::new()
-        }),
+        body,
         decision: u.decision,
         result: u.result,
         at: u.at,
@@ -511,6 +531,7 @@ mod tests {
         s.hold("p", trace("t", 1), "d".into(), 100);
         s.append("p", "t", 1, b"{}", one).unwrap();
         let u = Unsaved {
+            request: None,
             pending: None,
             decision: "allow".into(),
             result: "{}".into(),
@@ -537,6 +558,54 @@ mod tests {
         // An answer for a trace let go meanwhile comes back as a row to store at once.
         let late = s.unsaved("p", &held, u).expect("a row");
         assert_eq!(late.trace_id, "t");
+    }
+
+    fn sent(request: &str) -> Unsaved {
+        Unsaved {
+            request: Some(request.into()),
+            pending: None,
+            decision: "allow".into(),
+            result: "{}".into(),
+            at: "now".into(),
+            at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_trace_sent_whole_again_and_again_is_stored_once_as_last_sent() {
+        let s = Sessions::new(8, Duration::from_secs(60), 1000);
+        for n in 1..=3 {
+            let t = trace("w", n);
+            assert!(s.hold("p", t.clone(), "d".into(), 100).0.is_empty());
+            assert!(s.unsaved("p", &t, sent(&format!("request {n}"))).is_none());
+        }
+        let rows = s.take_unsaved();
+        assert_eq!(rows.len(), 1, "written once");
+        assert_eq!(rows[0].body, "request 3", "as sent, not re-serialized");
+        assert!(s.take_unsaved().is_empty());
+        // A request not marked yet (its call still judging) leaves the last one to store.
+        s.unsaved("p", &trace("w", 3), sent("request 3"));
+        s.hold("p", trace("w", 4), "d".into(), 100);
+        assert_eq!(s.take_unsaved()[0].body, "request 3");
+        // Appends after a whole request: the grown trace is stored normalized.
+        s.unsaved("p", &trace("w", 4), sent("request 4"));
+        let grown = s.append("p", "w", 4, b"{}", one).unwrap().trace;
+        let mut u = sent("");
+        u.request = None;
+        s.unsaved("p", &grown, u.clone());
+        let rows = s.take_unsaved();
+        let body: serde_json::Value = serde_json::from_str(&rows[0].body).unwrap();
+        assert_eq!(body["trace"]["messages"].as_array().unwrap().len(), 5);
+        // Sent whole after appends: what the appends built is stored at once.
+        s.unsaved("p", &grown, u);
+        let (evicted, _) = s.hold("p", trace("w", 6), "d".into(), 100);
+        assert_eq!(evicted.len(), 1);
+        assert!(evicted[0].body.contains("\"format\":\"tribunal\""));
+        // A trace too large to hold is stored at once, as sent.
+        let big = trace("big", 1);
+        assert!(s.hold("p", big.clone(), "d".into(), 5000).0.is_empty());
+        let row = s.unsaved("p", &big, sent("big request")).expect("a row");
+        assert_eq!(row.body, "big request");
     }
 
     #[test]
