@@ -90,11 +90,7 @@ pub fn import_messages_after(
     held: &[Message],
     list: &[Value],
 ) -> Result<Vec<Message>, ImportError> {
-    let call_names = held
-        .iter()
-        .flat_map(|m| &m.tool_calls)
-        .map(|c| (c.id.clone(), c.name.clone()))
-        .collect();
+    let call_names = crate::util::call_names(held);
     let start = held
         .iter()
         .filter_map(|m| source_number(&m.id))

@@ -155,13 +155,12 @@ pub fn import_messages_after(
     held: &[Message],
     list: &[Value],
 ) -> Result<Vec<Message>, ImportError> {
-    let mut call_names = HashMap::new();
     let answers_earlier_call = list.iter().any(|m| m.get("tool_call_id").is_some());
-    if answers_earlier_call {
-        for c in held.iter().flat_map(|m| &m.tool_calls) {
-            call_names.insert(c.id.clone(), c.name.clone());
-        }
-    }
+    let call_names = if answers_earlier_call {
+        crate::util::call_names(held)
+    } else {
+        HashMap::new()
+    };
     import_messages_from(list, held.len(), call_names)
 }
 

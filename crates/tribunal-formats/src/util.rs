@@ -176,6 +176,18 @@ pub fn hex_id(s: &str, bytes: usize) -> Option<String> {
     None
 }
 
+/// The tools of the calls made in `messages`, by call id: what tool results appended later
+/// answer.
+pub(crate) fn call_names(
+    messages: &[tribunal_core::Message],
+) -> std::collections::HashMap<String, String> {
+    messages
+        .iter()
+        .flat_map(|m| &m.tool_calls)
+        .map(|c| (c.id.clone(), c.name.clone()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

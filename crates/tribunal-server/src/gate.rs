@@ -305,6 +305,9 @@ pub async fn handle(
                     .append(&caller.project, &trace_id, offset, &bytes, |held| {
                         import_append(held, messages, format)
                     })?;
+            for row in taken.evicted {
+                state.store_gate_trace(row).await;
+            }
             (taken.trace, taken.digest, taken.judged)
         }
     };
@@ -427,7 +430,7 @@ pub async fn handle(
             Ok(s) => s.to_owned(),
             Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
         }),
-        pending: Some(pending.clone()),
+        pending: appended.then(|| pending.clone()),
         decision,
         result: answer.clone(),
         at: tribunal_store::clock::now_rfc3339(),

@@ -23,7 +23,7 @@ use tribunal_core::{Pending, Trace};
 use tribunal_judges::GrowState;
 use tribunal_store::GateTraceRow;
 
-/// How often traces grown by appends are written to the store.
+/// How often held traces are written to the store.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 /// What the store should hold for a held trace: its last request and answer. The request
@@ -84,6 +84,8 @@ pub struct Taken {
     pub digest: String,
     /// What the judges kept of it, when the trace only grew since.
     pub judged: Option<Judged>,
+    /// Rows of traces let go to keep the byte budget, still to be stored.
+    pub evicted: Vec<GateTraceRow>,
 }
 
 pub struct Sessions {
@@ -231,11 +233,16 @@ impl Sessions {
         h.used = Instant::now();
         h.bytes += body.len();
         self.bytes.fetch_add(body.len(), Ordering::Relaxed);
-        Ok(Taken {
+        let mut taken = Taken {
             trace: h.trace.clone(),
             digest: h.digest.clone(),
             judged: h.judged.take(),
-        })
+            evicted: Vec::new(),
+        };
+        // The least recently used go first: this trace was just used, so it goes only if it
+        // alone is over the budget (its answer is then stored at once, see `unsaved`).
+        taken.evicted = self.make_room(&mut map, 0);
+        Ok(taken)
     }
 
     /// Keeps what the judges kept of `trace` for the next call, when `trace` is still the
@@ -305,8 +312,8 @@ impl Sessions {
         rows
     }
 
-    /// Rows of every trace with an unsaved append (marked saved), and lets go of idle
-    /// traces.
+    /// Rows of every held trace with an unsaved request (marked saved), and lets go of
+    /// idle traces.
     pub fn take_unsaved(&self) -> Vec<GateTraceRow> {
         let now = Instant::now();
         let mut todo = Vec::new();
@@ -356,8 +363,9 @@ fn not_held(trace_id: &str) -> ApiError {
     )
 }
 
-/// The stored form of a trace grown by appends: a gate request with the whole trace in the
-/// normalized format, so listing and replay read it like any other.
+/// The stored form of a held trace: its last request as sent, or for a trace grown by
+/// appends a gate request with the whole trace in the normalized format, so listing and
+/// replay read it like any other.
 fn row(project: &str, trace: &Trace, unsaved: Option<Unsaved>) -> Option<GateTraceRow> {
     #[derive(serde::Serialize)]
     struct Stored<'a> {
@@ -618,9 +626,14 @@ mod tests {
         assert_eq!(s.len(), 3);
         // The most recent stay.
         assert!(s.holds("p", "t49") && s.holds("p", "t47") && !s.holds("p", "t46"));
-        // Appends count too.
-        s.append("p", "t49", 1, &[b' '; 200], one).unwrap();
-        assert_eq!(s.bytes(), 1100);
+        // Appends count too: the least recently used trace goes to make room, its unsaved
+        // request comes back to be stored.
+        s.unsaved("p", &trace("t47", 1), sent("request t47"));
+        let taken = s.append("p", "t49", 1, &[b' '; 200], one).unwrap();
+        assert!(s.bytes() <= 1000, "{}", s.bytes());
+        assert!(s.holds("p", "t49") && !s.holds("p", "t47"));
+        assert_eq!(taken.evicted.len(), 1);
+        assert_eq!(taken.evicted[0].body, "request t47");
         s.hold("p", trace("u", 1), "d".into(), 100);
         assert!(s.bytes() <= 1000, "{}", s.bytes());
         // Replacing a trace counts it once; a trace larger than the budget is not held.
