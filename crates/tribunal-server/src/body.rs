@@ -74,6 +74,11 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// Parses JSON after checking that it nests at most `max_depth` levels.
 pub fn parse_json(bytes: &[u8], max_depth: usize) -> Result<Value, ApiError> {
     check_depth(bytes, max_depth)?;
+    parse_json_checked(bytes)
+}
+
+/// Parses JSON whose nesting [`check_depth`] has checked.
+pub fn parse_json_checked(bytes: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             "invalid_json",
@@ -84,7 +89,7 @@ pub fn parse_json(bytes: &[u8], max_depth: usize) -> Result<Value, ApiError> {
 
 /// Counts bracket nesting outside strings, without parsing. Inside a string it jumps to the
 /// next quote or backslash.
-fn check_depth(bytes: &[u8], max_depth: usize) -> Result<(), ApiError> {
+pub fn check_depth(bytes: &[u8], max_depth: usize) -> Result<(), ApiError> {
     let mut depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {

@@ -10,7 +10,7 @@
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::session::Judged;
-use crate::{audit, body, escalation, AppState};
+use crate::{audit, body, escalation, resend, AppState};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -19,6 +19,7 @@ use axum::Extension;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tribunal_core::{Decision, Feedback, Pending, SourceType, Trace, Verdict, Violation};
@@ -81,47 +82,9 @@ pub fn parse_request(v: &Value) -> Result<GateRequest<'_>, ApiError> {
     let o = v
         .as_object()
         .ok_or_else(|| ApiError::request("the body must be a JSON object with a \"trace\""))?;
-    for k in o.keys() {
-        if !FIELDS.contains(&k.as_str()) {
-            return Err(ApiError::request(format!(
-                "unknown field {k:?}; expected {}",
-                FIELDS.join(", ")
-            )));
-        }
-    }
-    let context = match o.get("context") {
-        None | Some(Value::Null) => None,
-        Some(c @ Value::Object(_)) => {
-            Some(Context::deserialize(c).map_err(|e| ApiError::request(format!("context: {e}")))?)
-        }
-        Some(_) => return Err(ApiError::request("context: expected an object")),
-    };
-    let millis = |key: &str| -> Result<Option<Duration>, ApiError> {
-        match o.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(|n| Some(Duration::from_millis(n)))
-                .ok_or_else(|| {
-                    ApiError::request(format!("{key}: expected milliseconds (a whole number ≥ 0)"))
-                }),
-        }
-    };
-    let budget = millis("budget_ms")?;
-    let wait = millis("wait_ms")?.unwrap_or_default();
-    let format = match o.get("format") {
-        None => "auto",
-        Some(Value::String(s)) => s.as_str(),
-        Some(_) => return Err(ApiError::request("format: expected a string")),
-    };
-    let trace_id = match o.get("trace_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(_) => return Err(ApiError::request("trace_id: expected a non-empty string")),
-    };
-    if o.contains_key("offset") && !o.contains_key("append") {
-        return Err(ApiError::request("offset: only with append"));
-    }
+    let head = parse_head(o)?;
+    let format = head.format;
+    let trace_id = head.trace_id;
     let steps = match (o.get("trace"), o.get("append")) {
         (Some(_), Some(_)) => {
             return Err(ApiError::request(
@@ -169,16 +132,82 @@ pub fn parse_request(v: &Value) -> Result<GateRequest<'_>, ApiError> {
             }
         }
     };
-    let pending = match o.get("pending") {
-        None | Some(Value::Null) => None,
-        Some(p) => Some(import_pending(p).map_err(|e| ApiError::request(format!("pending: {e}")))?),
-    };
+    let pending = parse_pending(o)?;
     Ok(GateRequest {
         steps,
         pending,
+        context: head.context,
+        budget: head.budget,
+        wait: head.wait,
+    })
+}
+
+/// A request's members besides its trace and pending step.
+struct Head<'a> {
+    context: Option<Context>,
+    budget: Option<Duration>,
+    wait: Duration,
+    format: &'a str,
+    trace_id: Option<String>,
+}
+
+fn parse_pending(o: &serde_json::Map<String, Value>) -> Result<Option<Pending>, ApiError> {
+    match o.get("pending") {
+        None | Some(Value::Null) => Ok(None),
+        Some(p) => Ok(Some(
+            import_pending(p).map_err(|e| ApiError::request(format!("pending: {e}")))?,
+        )),
+    }
+}
+
+fn parse_head(o: &serde_json::Map<String, Value>) -> Result<Head<'_>, ApiError> {
+    for k in o.keys() {
+        if !FIELDS.contains(&k.as_str()) {
+            return Err(ApiError::request(format!(
+                "unknown field {k:?}; expected {}",
+                FIELDS.join(", ")
+            )));
+        }
+    }
+    let context = match o.get("context") {
+        None | Some(Value::Null) => None,
+        Some(c @ Value::Object(_)) => {
+            Some(Context::deserialize(c).map_err(|e| ApiError::request(format!("context: {e}")))?)
+        }
+        Some(_) => return Err(ApiError::request("context: expected an object")),
+    };
+    let millis = |key: &str| -> Result<Option<Duration>, ApiError> {
+        match o.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(|n| Some(Duration::from_millis(n)))
+                .ok_or_else(|| {
+                    ApiError::request(format!("{key}: expected milliseconds (a whole number ≥ 0)"))
+                }),
+        }
+    };
+    let budget = millis("budget_ms")?;
+    let wait = millis("wait_ms")?.unwrap_or_default();
+    let format = match o.get("format") {
+        None => "auto",
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(ApiError::request("format: expected a string")),
+    };
+    let trace_id = match o.get("trace_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(_) => return Err(ApiError::request("trace_id: expected a non-empty string")),
+    };
+    if o.contains_key("offset") && !o.contains_key("append") {
+        return Err(ApiError::request("offset: only with append"));
+    }
+    Ok(Head {
         context,
         budget,
         wait,
+        format,
+        trace_id,
     })
 }
 
@@ -272,66 +301,46 @@ pub async fn handle(
     body::require_json(&headers)?;
     let bytes = body::read(&headers, body, state.options.max_body_bytes).await?;
     let started = Instant::now();
-    let doc = body::parse_json(&bytes, state.options.max_json_depth)?;
-    let req = parse_request(&doc)?;
+    body::check_depth(&bytes, state.options.max_json_depth)?;
     let project = state.project(&caller)?;
-    let rt = project.runtime();
-    let appended = matches!(req.steps, Steps::Append { .. });
-    let (trace, inputs_digest, kept) = match req.steps {
-        Steps::Whole(t) => {
-            let t: Arc<Trace> = Arc::from(t);
-            let digest = audit::digest(&bytes);
-            let (evicted, kept) =
-                state
-                    .sessions
-                    .hold(&caller.project, t.clone(), digest.clone(), bytes.len());
-            for row in evicted {
-                state.store_gate_trace(row).await;
-            }
-            (t, digest, kept)
-        }
-        Steps::Append {
-            trace_id,
-            offset,
-            messages,
-            format,
-        } => {
-            if !state.sessions.holds(&caller.project, &trace_id) {
-                reload(&state, &caller.project, &trace_id).await?;
-            }
-            let taken =
-                state
-                    .sessions
-                    .append(&caller.project, &trace_id, offset, &bytes, |held| {
-                        import_append(held, messages, format)
-                    })?;
+    // A whole trace repeating the one held, with messages added, is read from the new
+    // messages only (resend.rs).
+    let split = (memchr::memmem::find(&bytes, b"\"append\"").is_none())
+        .then(|| resend::split(&bytes))
+        .flatten();
+    let fast = split
+        .as_ref()
+        .and_then(|s| resent(&state, &caller.project, &bytes, s));
+    let (asked, appended, trace, inputs_digest, kept) = match fast {
+        Some((asked, taken)) => {
+            state.metrics.read_new_messages.fetch_add(1, Relaxed);
             for row in taken.evicted {
                 state.store_gate_trace(row).await;
             }
-            (taken.trace, taken.digest, taken.judged)
+            (asked, false, taken.trace, taken.digest, taken.judged)
         }
+        None => read_in_full(&state, &caller.project, &bytes, split.as_ref()).await?,
     };
-    let budget = req
+    let rt = project.runtime();
+    let budget = asked
         .budget
         .or(rt.budget)
         .unwrap_or(state.options.gate.budget)
         .min(state.options.gate.max_budget);
-    let context = req
+    let context = asked
         .context
         .clone()
         .or_else(|| rt.evaluator().context_for(&trace))
         .unwrap_or_else(|| rt.evaluator().context().clone());
-    let pending = Arc::new(req.pending);
+    let pending = Arc::new(asked.pending);
+    let wait = asked.wait;
 
     let mut judged = Judged::for_evaluator(kept, rt.evaluator());
     let (feedback, late) = judge(rt.evaluator(), &trace, &pending, budget, &mut judged).await;
     state.sessions.keep_judged(&caller.project, &trace, judged);
     let (mut violations, shadow) = rt.gates(&trace, pending.as_ref().as_ref(), &feedback, &context);
     if !late.is_empty() {
-        state
-            .metrics
-            .budget_exceeded
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state.metrics.budget_exceeded.fetch_add(1, Relaxed);
         violations.push(Violation {
             rule: "tribunal.budget_exceeded".into(),
             severity: state.options.gate.fail_mode.severity(),
@@ -345,10 +354,7 @@ pub async fn handle(
     }
     let judge_errors = feedback.iter().filter(|f| f.error.is_some()).count() as u64;
     if judge_errors > 0 {
-        state
-            .metrics
-            .judge_errors
-            .fetch_add(judge_errors, std::sync::atomic::Ordering::Relaxed);
+        state.metrics.judge_errors.fetch_add(judge_errors, Relaxed);
     }
     let verdict = Verdict::combine(feedback, violations);
     let shadow_verdict = shadow.map(|v| Verdict::combine(Vec::new(), v));
@@ -379,10 +385,7 @@ pub async fn handle(
     };
     if let Some(s) = &shadow_verdict {
         if s.decision != verdict.decision {
-            state
-                .metrics
-                .shadow_changed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state.metrics.shadow_changed.fetch_add(1, Relaxed);
         }
     }
     let seq = state.audit.append(&caller.project, "gate", &entry).await;
@@ -414,7 +417,7 @@ pub async fn handle(
     let (answer, decision) = if verdict.decision == Decision::Escalate {
         let mut out =
             serde_json::to_value(&out).map_err(|e| ApiError::new("internal", e.to_string()))?;
-        escalation::on_escalate(&state, &caller, seq, &trace, &pending, &mut out, req.wait).await?;
+        escalation::on_escalate(&state, &caller, seq, &trace, &pending, &mut out, wait).await?;
         let decision = out["decision"].as_str().unwrap_or("block").to_owned();
         (out.to_string(), decision)
     } else {
@@ -442,6 +445,110 @@ pub async fn handle(
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 
+/// What a request asks besides its trace.
+struct Asked {
+    pending: Option<Pending>,
+    context: Option<Context>,
+    budget: Option<Duration>,
+    wait: Duration,
+}
+
+/// A whole request that repeats the trace held under its id and adds messages, read from
+/// its new messages only (resend.rs); `None` when it does not qualify, or anything in it
+/// fails (the full read then gives the error).
+fn resent(
+    state: &AppState,
+    project: &str,
+    bytes: &[u8],
+    split: &resend::Split<'_>,
+) -> Option<(Asked, crate::session::Taken)> {
+    let head = parse_head(&split.rest).ok()?;
+    let pending = parse_pending(&split.rest).ok()?;
+    let (held, generation, n) = state.sessions.resent(project, split)?;
+    let new = split.new_messages(n)?;
+    if !split.named && (tribunal_formats::anthropic::looks_like(&new) || (split.list && n == 0)) {
+        return None;
+    }
+    let imported = tribunal_formats::openai::import_messages_after(&held.messages, &new).ok()?;
+    drop(held);
+    let taken = state.sessions.extend_resent(
+        project,
+        &split.trace_id,
+        generation,
+        imported,
+        split.sent(),
+        audit::digest(bytes),
+        bytes.len(),
+    )?;
+    Some((
+        Asked {
+            pending,
+            context: head.context,
+            budget: head.budget,
+            wait: head.wait,
+        },
+        taken,
+    ))
+}
+
+/// Reads a request in full: its trace held (sent whole) or extended (appended).
+async fn read_in_full(
+    state: &AppState,
+    project: &str,
+    bytes: &[u8],
+    split: Option<&resend::Split<'_>>,
+) -> Result<(Asked, bool, Arc<Trace>, String, Option<Judged>), ApiError> {
+    let doc = body::parse_json_checked(bytes)?;
+    let req = parse_request(&doc)?;
+    let asked = Asked {
+        pending: req.pending,
+        context: req.context,
+        budget: req.budget,
+        wait: req.wait,
+    };
+    match req.steps {
+        Steps::Whole(t) => {
+            let t: Arc<Trace> = Arc::from(t);
+            let digest = audit::digest(bytes);
+            // Kept for the next request when it was read as OpenAI chat messages.
+            let sent = split
+                .filter(|s| {
+                    s.named || tribunal_formats::detect(&doc["trace"]) == Some(InputFormat::Openai)
+                })
+                .map(resend::Split::sent);
+            let (evicted, kept) =
+                state
+                    .sessions
+                    .hold(project, t.clone(), digest.clone(), bytes.len(), sent);
+            for row in evicted {
+                state.store_gate_trace(row).await;
+            }
+            state.metrics.read_in_full.fetch_add(1, Relaxed);
+            Ok((asked, false, t, digest, kept))
+        }
+        Steps::Append {
+            trace_id,
+            offset,
+            messages,
+            format,
+        } => {
+            if !state.sessions.holds(project, &trace_id) {
+                reload(state, project, &trace_id).await?;
+            }
+            let taken = state
+                .sessions
+                .append(project, &trace_id, offset, bytes, |held| {
+                    import_append(held, messages, format)
+                })?;
+            for row in taken.evicted {
+                state.store_gate_trace(row).await;
+            }
+            state.metrics.read_appended.fetch_add(1, Relaxed);
+            Ok((asked, true, taken.trace, taken.digest, taken.judged))
+        }
+    }
+}
+
 /// Reads a trace the gate no longer holds (idle, let go, or held by the server before a
 /// restart) back from the store, when it was stored as a gate request.
 async fn reload(state: &AppState, project: &str, trace_id: &str) -> Result<(), ApiError> {
@@ -458,7 +565,7 @@ async fn reload(state: &AppState, project: &str, trace_id: &str) -> Result<(), A
         let digest = audit::digest(body.as_bytes());
         let (evicted, _) = state
             .sessions
-            .hold(project, Arc::new(trace), digest, body.len());
+            .hold(project, Arc::new(trace), digest, body.len(), None);
         for row in evicted {
             state.store_gate_trace(row).await;
         }

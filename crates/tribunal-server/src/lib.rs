@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod otlp;
 pub mod project;
 pub mod replay;
+pub mod resend;
 pub mod scorer;
 pub mod session;
 

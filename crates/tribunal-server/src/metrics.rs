@@ -72,6 +72,10 @@ pub struct Metrics {
     pub block: AtomicU64,
     pub shadow_changed: AtomicU64,
     pub budget_exceeded: AtomicU64,
+    /// Gate requests by how their trace was read.
+    pub read_in_full: AtomicU64,
+    pub read_new_messages: AtomicU64,
+    pub read_appended: AtomicU64,
     pub judge_errors: AtomicU64,
     pub spans_ingested: AtomicU64,
     pub otlp_requests: AtomicU64,
@@ -141,6 +145,16 @@ impl Metrics {
             "tribunal_budget_exceeded_total",
             "Gate decisions where model judges ran out of their latency budget.",
             &[("", &self.budget_exceeded)],
+        );
+        counter(
+            &mut o,
+            "tribunal_gate_reads_total",
+            "Gate requests by how their trace was read: sent whole and read in full, sent whole repeating the held trace and read from its new messages only, or appended.",
+            &[
+                ("read=\"in_full\"", &self.read_in_full),
+                ("read=\"new_messages\"", &self.read_new_messages),
+                ("read=\"appended\"", &self.read_appended),
+            ],
         );
         counter(
             &mut o,

@@ -15,6 +15,7 @@
 //! once either way.
 
 use crate::error::ApiError;
+use crate::resend::{Sent, Split};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -76,6 +77,9 @@ struct Held {
     unsaved: Option<Unsaved>,
     /// Bytes of the requests that built it: what it is counted as against the budget.
     bytes: usize,
+    /// The raw trace of the whole request that last set it, when a repeat of that request
+    /// with more messages can be read from its new messages only (`resend.rs`).
+    sent: Option<Sent>,
 }
 
 /// A trace taken for one gate call.
@@ -131,13 +135,14 @@ impl Sessions {
     /// under its id); a trace larger than the whole budget is not held. Returns rows of
     /// traces let go to make room that still had to be stored, and what the judges kept of
     /// the trace held before when the new one only continues it (its messages start with
-    /// the held ones).
+    /// the held ones). `sent` is the raw trace of the request, when it qualifies.
     pub fn hold(
         &self,
         project: &str,
         trace: Arc<Trace>,
         digest: String,
         size: usize,
+        sent: Option<Sent>,
     ) -> (Vec<GateTraceRow>, Option<Judged>) {
         let key = (project.to_owned(), trace.id.clone());
         let mut map = self.lock();
@@ -177,9 +182,61 @@ impl Sessions {
                 used: Instant::now(),
                 unsaved: carried,
                 bytes: size,
+                sent,
             },
         );
         (evicted, judged)
+    }
+
+    /// The held trace a whole request repeats and continues (see `resend.rs`): with its
+    /// generation and the number of the request's messages it already has.
+    pub fn resent(&self, project: &str, split: &Split<'_>) -> Option<(Arc<Trace>, u64, usize)> {
+        let map = self.lock();
+        let h = map.get(&(project.to_owned(), split.trace_id.clone()))?;
+        let sent = h.sent.as_ref()?;
+        sent.continued_by(split)
+            .then(|| (h.trace.clone(), h.generation, sent.len()))
+    }
+
+    /// Holds the trace of a whole request that repeats and continues the held one of
+    /// `generation` (from [`Sessions::resent`]): the held trace extended by `new`, the
+    /// messages imported from the rest of the request. As [`Sessions::hold`] otherwise
+    /// (digest and size of this request; the judges' states go on). `None` when the trace
+    /// changed meanwhile or the request is too large to hold: then it is read in full.
+    #[allow(clippy::too_many_arguments)]
+    pub fn extend_resent(
+        &self,
+        project: &str,
+        trace_id: &str,
+        generation: u64,
+        new: Vec<tribunal_core::Message>,
+        sent: Sent,
+        digest: String,
+        size: usize,
+    ) -> Option<Taken> {
+        if size > self.max_bytes {
+            return None;
+        }
+        let key = (project.to_owned(), trace_id.to_owned());
+        let mut map = self.lock();
+        let h = map.get_mut(&key).filter(|h| h.generation == generation)?;
+        // In place unless a call still reads the trace (then it is copied once).
+        Arc::make_mut(&mut h.trace).messages.extend(new);
+        h.generation += 1;
+        h.digest = digest;
+        h.used = Instant::now();
+        self.bytes.fetch_sub(h.bytes, Ordering::Relaxed);
+        h.bytes = size;
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        h.sent = Some(sent);
+        let mut taken = Taken {
+            trace: h.trace.clone(),
+            digest: h.digest.clone(),
+            judged: h.judged.take(),
+            evicted: Vec::new(),
+        };
+        taken.evicted = self.make_room(&mut map, 0);
+        Some(taken)
     }
 
     /// Whether a trace is held.
@@ -229,6 +286,7 @@ impl Sessions {
         // In place unless a call still reads the trace (then it is copied once).
         Arc::make_mut(&mut h.trace).messages.extend(new);
         h.generation += 1;
+        h.sent = None;
         h.digest = crate::audit::entry_hash(&h.digest, &String::from_utf8_lossy(body));
         h.used = Instant::now();
         h.bytes += body.len();
@@ -426,7 +484,7 @@ mod tests {
     #[test]
     fn appends_extend_in_place_and_check_the_offset() {
         let s = Sessions::new(10, Duration::from_secs(60), 1 << 20);
-        s.hold("p", trace("t", 2), "d0".into(), 100);
+        s.hold("p", trace("t", 2), "d0".into(), 100, None);
         let a = s.append("p", "t", 2, b"{}", one).unwrap();
         assert_eq!(a.trace.messages.len(), 3);
         assert_ne!(a.digest, "d0");
@@ -476,7 +534,7 @@ mod tests {
     #[test]
     fn judge_states_follow_the_trace_only_while_it_grows() {
         let s = Sessions::new(10, Duration::from_secs(60), 1 << 20);
-        let (_, kept) = s.hold("p", trace("t", 2), "d".into(), 100);
+        let (_, kept) = s.hold("p", trace("t", 2), "d".into(), 100, None);
         assert!(kept.is_none(), "nothing kept of a new trace");
         let a = s.append("p", "t", 2, b"{}", one).unwrap();
         assert!(a.judged.is_none());
@@ -490,14 +548,14 @@ mod tests {
         let mut longer = (*b.trace).clone();
         drop(b);
         longer.messages.push(Message::new("m4", Role::User, "more"));
-        let (_, kept) = s.hold("p", Arc::new(longer.clone()), "d".into(), 100);
+        let (_, kept) = s.hold("p", Arc::new(longer.clone()), "d".into(), 100, None);
         assert_eq!(mark(kept), Some(2));
         // Sent whole with an earlier message changed: the states are dropped.
         let held = s.append("p", "t", 5, b"{}", one).unwrap().trace;
         s.keep_judged("p", &held, judged(3));
         let mut edited = (*held).clone();
         edited.messages[1].content = "changed".into();
-        let (_, kept) = s.hold("p", Arc::new(edited), "d".into(), 100);
+        let (_, kept) = s.hold("p", Arc::new(edited), "d".into(), 100, None);
         assert!(
             kept.is_none(),
             "a trace that does not continue the held one starts over"
@@ -506,7 +564,7 @@ mod tests {
         s.keep_judged("p", &held, judged(4));
         assert!(s.append("p", "t", 6, b"{}", one).unwrap().judged.is_none());
         // Nor are they seen by another project.
-        s.hold("q", trace("t", 1), "d".into(), 100);
+        s.hold("q", trace("t", 1), "d".into(), 100, None);
         let q = s.append("q", "t", 1, b"{}", one).unwrap();
         assert!(q.judged.is_none());
     }
@@ -536,7 +594,7 @@ mod tests {
     #[test]
     fn unsaved_appends_are_taken_once_and_evicted_ones_are_not_lost() {
         let s = Sessions::new(8, Duration::from_secs(60), 1 << 20);
-        s.hold("p", trace("t", 1), "d".into(), 100);
+        s.hold("p", trace("t", 1), "d".into(), 100, None);
         s.append("p", "t", 1, b"{}", one).unwrap();
         let u = Unsaved {
             request: None,
@@ -557,7 +615,10 @@ mod tests {
         assert!(s.unsaved("p", &held, u.clone()).is_none());
         let mut evicted = Vec::new();
         for i in 0..20 {
-            evicted.extend(s.hold("p", trace(&format!("x{i}"), 1), "d".into(), 100).0);
+            evicted.extend(
+                s.hold("p", trace(&format!("x{i}"), 1), "d".into(), 100, None)
+                    .0,
+            );
         }
         assert!(s.len() <= 8);
         assert!(!s.holds("p", "t"));
@@ -584,7 +645,7 @@ mod tests {
         let s = Sessions::new(8, Duration::from_secs(60), 1000);
         for n in 1..=3 {
             let t = trace("w", n);
-            assert!(s.hold("p", t.clone(), "d".into(), 100).0.is_empty());
+            assert!(s.hold("p", t.clone(), "d".into(), 100, None).0.is_empty());
             assert!(s.unsaved("p", &t, sent(&format!("request {n}"))).is_none());
         }
         let rows = s.take_unsaved();
@@ -593,7 +654,7 @@ mod tests {
         assert!(s.take_unsaved().is_empty());
         // A request not marked yet (its call still judging) leaves the last one to store.
         s.unsaved("p", &trace("w", 3), sent("request 3"));
-        s.hold("p", trace("w", 4), "d".into(), 100);
+        s.hold("p", trace("w", 4), "d".into(), 100, None);
         assert_eq!(s.take_unsaved()[0].body, "request 3");
         // Appends after a whole request: the grown trace is stored normalized.
         s.unsaved("p", &trace("w", 4), sent("request 4"));
@@ -606,12 +667,15 @@ mod tests {
         assert_eq!(body["trace"]["messages"].as_array().unwrap().len(), 5);
         // Sent whole after appends: what the appends built is stored at once.
         s.unsaved("p", &grown, u);
-        let (evicted, _) = s.hold("p", trace("w", 6), "d".into(), 100);
+        let (evicted, _) = s.hold("p", trace("w", 6), "d".into(), 100, None);
         assert_eq!(evicted.len(), 1);
         assert!(evicted[0].body.contains("\"format\":\"tribunal\""));
         // A trace too large to hold is stored at once, as sent.
         let big = trace("big", 1);
-        assert!(s.hold("p", big.clone(), "d".into(), 5000).0.is_empty());
+        assert!(s
+            .hold("p", big.clone(), "d".into(), 5000, None)
+            .0
+            .is_empty());
         let row = s.unsaved("p", &big, sent("big request")).expect("a row");
         assert_eq!(row.body, "big request");
     }
@@ -620,7 +684,7 @@ mod tests {
     fn held_bytes_stay_within_the_budget() {
         let s = Sessions::new(1000, Duration::from_secs(60), 1000);
         for i in 0..50 {
-            s.hold("p", trace(&format!("t{i}"), 1), "d".into(), 300);
+            s.hold("p", trace(&format!("t{i}"), 1), "d".into(), 300, None);
             assert!(s.bytes() <= 1000, "{}", s.bytes());
         }
         assert_eq!(s.len(), 3);
@@ -634,13 +698,13 @@ mod tests {
         assert!(s.holds("p", "t49") && !s.holds("p", "t47"));
         assert_eq!(taken.evicted.len(), 1);
         assert_eq!(taken.evicted[0].body, "request t47");
-        s.hold("p", trace("u", 1), "d".into(), 100);
+        s.hold("p", trace("u", 1), "d".into(), 100, None);
         assert!(s.bytes() <= 1000, "{}", s.bytes());
         // Replacing a trace counts it once; a trace larger than the budget is not held.
-        s.hold("p", trace("u", 1), "d".into(), 100);
-        s.hold("p", trace("u", 1), "d".into(), 100);
+        s.hold("p", trace("u", 1), "d".into(), 100, None);
+        s.hold("p", trace("u", 1), "d".into(), 100, None);
         assert!(s.bytes() <= 1000);
-        s.hold("p", trace("huge", 1), "d".into(), 5000);
+        s.hold("p", trace("huge", 1), "d".into(), 5000, None);
         assert!(!s.holds("p", "huge"));
     }
 }

@@ -1077,6 +1077,139 @@ fn injected_conversation() -> (Vec<Value>, Value) {
     (messages, pending)
 }
 
+/// `tribunal_gate_reads_total` for one way of reading.
+async fn reads(s: &TestServer, token: &str, how: &str) -> u64 {
+    let (_, m) = call(s, Method::GET, "/metrics", Some(token), None).await;
+    let prefix = format!("tribunal_gate_reads_total{{read=\"{how}\"}} ");
+    m.as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn gate_reads_a_trace_sent_whole_again_from_its_new_messages() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    let (mut messages, pending) = injected_conversation();
+    // A second call whose result comes after the boundary of a later request.
+    messages.push(json!({"role": "assistant", "content": null, "tool_calls": [
+        {"id": "c2", "type": "function", "function": {"name": "lookup_order", "arguments": "{\"id\": \"42\"}"}}]}));
+    messages.push(json!({"role": "tool", "tool_call_id": "c2", "content": "Order 42: shipped."}));
+
+    // The conversation sent whole at every step under one id (as an object with an id, and
+    // as a bare list with trace_id), and each step under an id of its own (read in full):
+    // the same answers, feedback included.
+    let full_before = reads(&s, &admin, "in_full").await;
+    for n in 2..=messages.len() {
+        let pend = if n % 2 == 0 {
+            pending.clone()
+        } else {
+            Value::Null
+        };
+        let (st, full) = gate(
+            &s,
+            &agent,
+            json!({"trace": {"id": format!("full-{n}"), "messages": &messages[..n]}, "pending": pend}),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{full}");
+        for body in [
+            json!({"trace": {"id": "again", "messages": &messages[..n]}, "pending": pend}),
+            json!({"trace": &messages[..n], "trace_id": "again-list", "pending": pend}),
+        ] {
+            let (st, again) = gate(&s, &agent, body).await;
+            assert_eq!(st, StatusCode::OK, "{again}");
+            for k in ["decision", "violations", "evidence", "feedback", "messages"] {
+                assert_eq!(again[k], full[k], "step {n}: {k}");
+            }
+        }
+    }
+    let steps = messages.len() as u64 - 1;
+    assert_eq!(reads(&s, &admin, "new_messages").await, 2 * (steps - 1));
+    assert_eq!(reads(&s, &admin, "in_full").await - full_before, steps + 2);
+
+    // The same request again: nothing new, read from the held trace.
+    let same = json!({"trace": {"id": "again", "messages": &messages}, "pending": pending});
+    let (_, a) = gate(&s, &agent, same.clone()).await;
+    assert_eq!(reads(&s, &admin, "new_messages").await, 2 * (steps - 1) + 1);
+    assert_eq!(a["decision"], "block", "{a}");
+
+    // An earlier message edited: read in full, and the answer follows the edit.
+    let mut edited = messages.clone();
+    edited[3]["content"] = json!("Order 42: shipped.");
+    let in_full = reads(&s, &admin, "in_full").await;
+    let (_, a) = gate(
+        &s,
+        &agent,
+        json!({"trace": {"id": "again", "messages": &edited}}),
+    )
+    .await;
+    assert_eq!(reads(&s, &admin, "in_full").await, in_full + 1);
+    assert_eq!(a["decision"], "allow", "{a}");
+    // A frame member changed (tags): read in full.
+    let (_, a) = gate(
+        &s,
+        &agent,
+        json!({"trace": {"id": "again", "tags": {"team": "support"}, "messages": &edited}}),
+    )
+    .await;
+    assert_eq!(reads(&s, &admin, "in_full").await, in_full + 2, "{a}");
+    // A new message with Anthropic blocks makes the whole trace read as Anthropic, where
+    // the OpenAI tool messages before it are wrong: read in full, which says so.
+    let mut anthropic = edited.clone();
+    anthropic.push(json!({"role": "assistant", "content": [
+        {"type": "tool_use", "id": "tu1", "name": "lookup_order", "input": {"id": "7"}}]}));
+    let (st, e) = gate(
+        &s,
+        &agent,
+        json!({"trace": {"id": "again", "tags": {"team": "support"}, "messages": &anthropic}}),
+    )
+    .await;
+    assert_eq!(
+        (st, code(&e)),
+        (StatusCode::BAD_REQUEST, "invalid_trace"),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("messages[3].role"),
+        "{e}"
+    );
+
+    // Appends continue a trace sent whole; a whole request after them is read in full.
+    let (_, a) = gate(
+        &s,
+        &agent,
+        json!({"trace": {"id": "mixed", "messages": &messages[..2]}}),
+    )
+    .await;
+    assert_eq!(a["messages"], 2);
+    let (st, a) = gate(
+        &s,
+        &agent,
+        json!({"trace_id": "mixed", "offset": 2, "append": [&messages[2]]}),
+    )
+    .await;
+    assert_eq!((st, &a["messages"]), (StatusCode::OK, &json!(3)), "{a}");
+    let in_full = reads(&s, &admin, "in_full").await;
+    let (_, a) = gate(
+        &s,
+        &agent,
+        json!({"trace": {"id": "mixed", "messages": &messages[..4]}, "pending": pending}),
+    )
+    .await;
+    assert_eq!(reads(&s, &admin, "in_full").await, in_full + 1);
+    assert_eq!(a["decision"], "block", "{a}");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn gate_continues_an_anthropic_trace_from_appended_messages() {
     let mut s = TestServer::start(ServerOptions::default()).await;
