@@ -6,10 +6,10 @@
 //! - gate throughput with several clients, as a ratio to a bare endpoint of the same server
 //!   stack (same router, token check and middleware, a handler that reads the body and
 //!   answers a constant) sent the same requests in the same run (target ≥ 0.5), the two
-//!   measured in alternating rounds. The agents
-//!   run on a runtime of their own (two threads, apart from the server's, as agents run in
-//!   their own processes) and read the decision from each answer as an agent would (into a
-//!   typed struct; the rest of the answer is skipped over, not built into a JSON tree);
+//!   measured in alternating rounds. The agents run on a runtime of their own (two
+//!   threads, apart from the server's, as agents run in their own processes) and read the
+//!   decision from each answer as an agent would (into a typed struct; the rest of the
+//!   answer is skipped over, not built into a JSON tree);
 //! - OTLP ingest into SQLite, spans per second, protobuf requests of 100 spans.
 //!
 //! `TRIBUNAL_BENCH_ITERATIONS` sets the number of latency samples (default 3000);

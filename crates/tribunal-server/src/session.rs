@@ -707,4 +707,49 @@ mod tests {
         s.hold("p", trace("huge", 1), "d".into(), 5000, None);
         assert!(!s.holds("p", "huge"));
     }
+
+    #[test]
+    fn a_resent_trace_continues_only_the_generation_it_read_and_only_until_an_append() {
+        let s = Sessions::new(10, Duration::from_secs(60), 1000);
+        let body = |n: usize| {
+            let msgs: Vec<_> = (0..n)
+                .map(|i| serde_json::json!({"role": "user", "content": format!("m{i}")}))
+                .collect();
+            serde_json::json!({"trace": {"id": "t", "messages": msgs}}).to_string()
+        };
+        let (b1, b2) = (body(1), body(2));
+        let first = crate::resend::split(b1.as_bytes()).unwrap();
+        s.hold("p", trace("t", 1), "d".into(), 100, Some(first.sent()));
+        let next = crate::resend::split(b2.as_bytes()).unwrap();
+        let (held, generation, n) = s.resent("p", &next).unwrap();
+        assert_eq!((held.messages.len(), n), (1, 1));
+        drop(held);
+        let msg = || vec![Message::new("m1", Role::User, "m1")];
+        // Another generation, or a request over the whole budget: not continued.
+        assert!(s
+            .extend_resent(
+                "p",
+                "t",
+                generation + 1,
+                msg(),
+                next.sent(),
+                "d".into(),
+                100
+            )
+            .is_none());
+        assert!(s
+            .extend_resent("p", "t", generation, msg(), next.sent(), "d".into(), 1001)
+            .is_none());
+        let taken = s
+            .extend_resent("p", "t", generation, msg(), next.sent(), "d2".into(), 200)
+            .unwrap();
+        assert_eq!(taken.trace.messages.len(), 2);
+        assert_eq!(taken.digest, "d2");
+        assert_eq!(s.bytes(), 200, "counted as this request");
+        // Continued again by the same request; not after an append changed the trace.
+        assert!(s.resent("p", &next).is_some());
+        s.append("p", "t", 2, b"{}", one).unwrap();
+        assert!(s.resent("p", &next).is_none());
+        assert!(s.resent("q", &next).is_none(), "projects apart");
+    }
 }
