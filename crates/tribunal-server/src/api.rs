@@ -360,7 +360,8 @@ pub fn openapi_document() -> Value {
                     "context": {"type": "object", "properties": {"agent": {"type": "string"}, "user": {"type": "string"}, "environment": {"type": "string"}}},
                     "format": {"type": "string", "description": "auto (default), tribunal, openai, anthropic, mlflow, otlp, ..."},
                     "budget_ms": {"type": "integer", "minimum": 0, "description": "Latency budget for model judges."},
-                    "wait_ms": {"type": "integer", "minimum": 0, "description": "On escalate, how long to wait for a reviewer."}
+                    "wait_ms": {"type": "integer", "minimum": 0, "description": "On escalate, how long to wait for a reviewer."},
+                    "explain": {"type": "boolean", "description": "Answer with every judge's feedback (rationale, evidence, findings, version) and judge_versions besides the scores."}
                 }
             }}
         },
@@ -372,7 +373,7 @@ pub fn openapi_document() -> Value {
             "/metrics": {"get": {"summary": "Prometheus metrics (role: viewer or above)", "responses": ok("text exposition format", &[])}},
             "/api/v1/gate": {"post": {"summary": "Decide on the agent's next step (role: agent or admin)",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GateRequest"}}}},
-                "responses": ok("decision, reasons, violations, evidence, feedback, decision_id, trace_id, messages, elapsed_us; escalation when escalated", &[400, 409, 413, 415])}},
+                "responses": ok("decision, reasons, violations, evidence, scores, decision_id, trace_id, messages, policy_version, budget_exceeded, elapsed_us, context; feedback and judge_versions with explain; escalation when escalated", &[400, 409, 413, 415])}},
             "/v1/traces": {"post": {"summary": "OTLP/HTTP trace export (protobuf or JSON, gzip allowed; role: agent or admin)",
                 "requestBody": {"required": true, "content": {"application/x-protobuf": {}, "application/json": {}}},
                 "responses": ok("accepted and stored", &[400, 413, 415])}},

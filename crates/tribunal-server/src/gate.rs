@@ -36,6 +36,8 @@ pub struct GateRequest<'a> {
     pub context: Option<Context>,
     pub budget: Option<Duration>,
     pub wait: Duration,
+    /// Answer with every judge's feedback and version, not only the scores.
+    pub explain: bool,
 }
 
 /// What a gate request says of the trace.
@@ -74,6 +76,7 @@ const FIELDS: &[&str] = &[
     "budget_ms",
     "wait_ms",
     "format",
+    "explain",
 ];
 
 /// Reads the request document. `trace` may be in any supported format, or `"format":
@@ -139,6 +142,7 @@ pub fn parse_request(v: &Value) -> Result<GateRequest<'_>, ApiError> {
         context: head.context,
         budget: head.budget,
         wait: head.wait,
+        explain: head.explain,
     })
 }
 
@@ -147,6 +151,7 @@ struct Head<'a> {
     context: Option<Context>,
     budget: Option<Duration>,
     wait: Duration,
+    explain: bool,
     format: &'a str,
     trace_id: Option<String>,
 }
@@ -202,10 +207,16 @@ fn parse_head(o: &serde_json::Map<String, Value>) -> Result<Head<'_>, ApiError> 
     if o.contains_key("offset") && !o.contains_key("append") {
         return Err(ApiError::request("offset: only with append"));
     }
+    let explain = match o.get("explain") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::request("explain: expected true or false")),
+    };
     Ok(Head {
         context,
         budget,
         wait,
+        explain,
         format,
         trace_id,
     })
@@ -311,7 +322,7 @@ pub async fn handle(
     let fast = split
         .as_ref()
         .and_then(|s| resent(&state, &caller.project, &bytes, s));
-    let (asked, appended, trace, inputs_digest, kept) = match fast {
+    let (mut asked, appended, trace, inputs_digest, kept) = match fast {
         Some((asked, taken)) => {
             state.metrics.read_new_messages.fetch_add(1, Relaxed);
             for row in taken.evicted {
@@ -332,7 +343,7 @@ pub async fn handle(
         .clone()
         .or_else(|| rt.evaluator().context_for(&trace))
         .unwrap_or_else(|| rt.evaluator().context().clone());
-    let pending = Arc::new(asked.pending);
+    let pending = Arc::new(asked.pending.take());
     let wait = asked.wait;
 
     let mut judged = Judged::for_evaluator(kept, rt.evaluator());
@@ -392,38 +403,44 @@ pub async fn handle(
     state.metrics.decision(verdict.decision);
     state.metrics.gate_latency.observe(elapsed);
 
-    let out = Answer {
-        decision: verdict.decision,
-        reasons: &verdict.reasons,
-        violations: &verdict.violations,
-        evidence: &evidence,
-        feedback: &verdict.feedback,
-        trace_id: &trace.id,
+    let outcome = Outcome {
+        verdict,
+        evidence,
+        trace_id: trace.id.clone(),
         messages: trace.messages.len(),
         decision_id: seq,
-        policy_version: rt.policy_version(),
-        judge_versions: &judge_versions,
+        policy_version: rt.policy_version().to_owned(),
         budget_exceeded: !late.is_empty(),
         elapsed_us,
-        context: &context,
-        shadow: shadow_verdict.as_ref().map(|s| AnswerShadow {
-            decision: s.decision,
-            reasons: &s.reasons,
-            violations: &s.violations,
-            enforced: false,
-        }),
+        context,
+        shadow: shadow_verdict,
     };
-    // Serialized once: the answer and the stored result are the same bytes.
-    let (answer, decision) = if verdict.decision == Decision::Escalate {
-        let mut out =
-            serde_json::to_value(&out).map_err(|e| ApiError::new("internal", e.to_string()))?;
+    let decision = outcome.verdict.decision;
+    let (answer, stored, decision) = if decision == Decision::Escalate {
+        let mut out = serde_json::to_value(outcome.answer(true))
+            .map_err(|e| ApiError::new("internal", e.to_string()))?;
         escalation::on_escalate(&state, &caller, seq, &trace, &pending, &mut out, wait).await?;
         let decision = out["decision"].as_str().unwrap_or("block").to_owned();
-        (out.to_string(), decision)
+        let stored = out.to_string();
+        let answer = if asked.explain {
+            stored.clone()
+        } else {
+            if let Some(o) = out.as_object_mut() {
+                o.remove("feedback");
+                o.remove("judge_versions");
+            }
+            out.to_string()
+        };
+        (answer, crate::session::StoredAnswer::Text(stored), decision)
     } else {
-        let answer =
-            serde_json::to_string(&out).map_err(|e| ApiError::new("internal", e.to_string()))?;
-        (answer, verdict.decision.as_str().to_owned())
+        let answer = serde_json::to_string(&outcome.answer(asked.explain))
+            .map_err(|e| ApiError::new("internal", e.to_string()))?;
+        (
+            answer,
+            // Serialized when stored: once per flush, not per call.
+            crate::session::StoredAnswer::Later(Box::new(outcome)),
+            decision.as_str().to_owned(),
+        )
     };
     // Stored with the held trace at the next flush, every few hundred milliseconds
     // (session.rs): an agent calling again meanwhile has its trace written once. A trace
@@ -435,7 +452,7 @@ pub async fn handle(
         }),
         pending: appended.then(|| pending.clone()),
         decision,
-        result: answer.clone(),
+        result: stored,
         at: tribunal_store::clock::now_rfc3339(),
         at_ms: tribunal_store::clock::now_ms(),
     };
@@ -451,6 +468,7 @@ struct Asked {
     context: Option<Context>,
     budget: Option<Duration>,
     wait: Duration,
+    explain: bool,
 }
 
 /// A whole request that repeats the trace held under its id and adds messages, read from
@@ -486,6 +504,7 @@ fn resent(
             context: head.context,
             budget: head.budget,
             wait: head.wait,
+            explain: head.explain,
         },
         taken,
     ))
@@ -505,6 +524,7 @@ async fn read_in_full(
         context: req.context,
         budget: req.budget,
         wait: req.wait,
+        explain: req.explain,
     };
     match req.steps {
         Steps::Whole(t) => {
@@ -714,24 +734,96 @@ struct EntryShadow<'a> {
     rules: Vec<&'a str>,
 }
 
-/// The answer to a gate call (escalations add `escalation`).
+/// The answer to a gate call (escalations add `escalation`). Every judge's score by name;
+/// the feedback behind them (rationale, evidence, findings, versions) when asked for
+/// (`explain`) and in the stored result.
 #[derive(Serialize)]
 struct Answer<'a> {
     decision: Decision,
     reasons: &'a [String],
     violations: &'a [Violation],
     evidence: &'a [String],
-    feedback: &'a [Feedback],
+    scores: Scores<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feedback: Option<&'a [Feedback]>,
     trace_id: &'a str,
     messages: usize,
     decision_id: i64,
     policy_version: &'a str,
-    judge_versions: &'a BTreeMap<&'a str, &'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    judge_versions: Option<BTreeMap<&'a str, &'a str>>,
     budget_exceeded: bool,
     elapsed_us: u64,
     context: &'a Context,
     #[serde(skip_serializing_if = "Option::is_none")]
     shadow: Option<AnswerShadow<'a>>,
+}
+
+/// Each feedback's value by name (`null` for a judge that failed).
+struct Scores<'a>(&'a [Feedback]);
+
+impl Serialize for Scores<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for f in self.0 {
+            m.serialize_entry(&f.name, &f.value)?;
+        }
+        m.end()
+    }
+}
+
+/// What a gate call decided, owned: the answer is made from it, and the stored result when
+/// its trace is written.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    verdict: Verdict,
+    evidence: Vec<String>,
+    trace_id: String,
+    messages: usize,
+    decision_id: i64,
+    policy_version: String,
+    budget_exceeded: bool,
+    elapsed_us: u64,
+    context: Context,
+    shadow: Option<Verdict>,
+}
+
+impl Outcome {
+    fn answer(&self, explain: bool) -> Answer<'_> {
+        let v = &self.verdict;
+        Answer {
+            decision: v.decision,
+            reasons: &v.reasons,
+            violations: &v.violations,
+            evidence: &self.evidence,
+            scores: Scores(&v.feedback),
+            feedback: explain.then_some(&v.feedback[..]),
+            trace_id: &self.trace_id,
+            messages: self.messages,
+            decision_id: self.decision_id,
+            policy_version: &self.policy_version,
+            judge_versions: explain.then(|| judge_versions(&v.feedback)),
+            budget_exceeded: self.budget_exceeded,
+            elapsed_us: self.elapsed_us,
+            context: &self.context,
+            shadow: self.shadow.as_ref().map(|s| AnswerShadow {
+                decision: s.decision,
+                reasons: &s.reasons,
+                violations: &s.violations,
+                enforced: false,
+            }),
+        }
+    }
+
+    /// The stored result: the answer with everything.
+    pub fn stored(&self) -> String {
+        serde_json::to_string(&self.answer(true)).unwrap_or_else(|e| {
+            // Plain data (string-keyed maps), which always serializes.
+            tracing::error!(error = %e, trace = %self.trace_id, "a gate result did not serialize");
+            String::new()
+        })
+    }
 }
 
 #[derive(Serialize)]

@@ -35,9 +35,26 @@ pub struct Unsaved {
     pub request: Option<String>,
     pub pending: Option<Arc<Option<Pending>>>,
     pub decision: String,
-    pub result: String,
+    pub result: StoredAnswer,
     pub at: String,
     pub at_ms: i64,
+}
+
+/// The answer stored with a held trace: as sent, or what it is made from, serialized when
+/// stored (once per flush rather than on every call).
+#[derive(Debug, Clone)]
+pub enum StoredAnswer {
+    Text(String),
+    Later(Box<crate::gate::Outcome>),
+}
+
+impl StoredAnswer {
+    pub fn into_text(self) -> String {
+        match self {
+            StoredAnswer::Text(t) => t,
+            StoredAnswer::Later(o) => o.stored(),
+        }
+    }
 }
 
 /// What the judges of one evaluator keep of a held trace between calls
@@ -452,7 +469,7 @@ fn row(project: &str, trace: &Trace, unsaved: Option<Unsaved>) -> Option<GateTra
         trace_id: trace.id.clone(),
         body,
         decision: u.decision,
-        result: u.result,
+        result: u.result.into_text(),
         at: u.at,
         at_ms: u.at_ms,
     })
@@ -600,7 +617,7 @@ mod tests {
             request: None,
             pending: None,
             decision: "allow".into(),
-            result: "{}".into(),
+            result: StoredAnswer::Text("{}".into()),
             at: "now".into(),
             at_ms: 1,
         };
@@ -634,7 +651,7 @@ mod tests {
             request: Some(request.into()),
             pending: None,
             decision: "allow".into(),
-            result: "{}".into(),
+            result: StoredAnswer::Text("{}".into()),
             at: "now".into(),
             at_ms: 1,
         }

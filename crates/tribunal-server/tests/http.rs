@@ -1077,6 +1077,77 @@ fn injected_conversation() -> (Vec<Value>, Value) {
     (messages, pending)
 }
 
+#[tokio::test]
+async fn gate_answers_scores_and_explains_on_request() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let viewer = s.token("default", "viewer").await;
+    let (messages, pending) = injected_conversation();
+    let body = json!({"trace": &messages, "trace_id": "scored", "pending": pending});
+    let (st, a) = gate(&s, &agent, body.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{a}");
+    // Every judge's value by name; the feedback behind them only when asked for.
+    let scores = a["scores"].as_object().unwrap();
+    assert!(scores["prompt_injection"].as_f64().unwrap() > 0.5, "{a}");
+    assert!(
+        scores.contains_key("step_count") && scores.contains_key("pii"),
+        "{a}"
+    );
+    assert!(
+        a.get("feedback").is_none() && a.get("judge_versions").is_none(),
+        "{a}"
+    );
+    assert_eq!(a["decision"], "block");
+    assert!(!a["violations"].as_array().unwrap().is_empty());
+
+    let mut explained = body.clone();
+    explained["explain"] = json!(true);
+    explained["trace_id"] = json!("explained");
+    let (_, e) = gate(&s, &agent, explained).await;
+    let feedback = e["feedback"].as_array().unwrap();
+    assert_eq!(feedback.len(), scores.len());
+    for f in feedback {
+        assert_eq!(e["scores"][f["name"].as_str().unwrap()], f["value"], "{f}");
+        assert_eq!(
+            e["judge_versions"][f["source"]["source_id"].as_str().unwrap()],
+            f["source"]["version"]
+        );
+    }
+    for k in ["decision", "violations", "evidence", "scores"] {
+        assert_eq!(e[k], a[k], "{k}");
+    }
+
+    // The stored result has everything, asked for or not.
+    wait_stored(&s, &viewer, "scored").await;
+    let (_, t) = call(
+        &s,
+        Method::GET,
+        "/api/v1/traces/scored",
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(t["result"]["feedback"], e["feedback"], "{t}");
+    assert_eq!(t["result"]["decision_id"], a["decision_id"]);
+
+    let mut bad = body;
+    bad["explain"] = json!("yes");
+    let (st, e) = gate(&s, &agent, bad).await;
+    assert_eq!(
+        (st, code(&e)),
+        (StatusCode::BAD_REQUEST, "invalid_request"),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("explain"),
+        "{e}"
+    );
+    s.stop().await;
+}
+
 /// `tribunal_gate_reads_total` for one way of reading.
 async fn reads(s: &TestServer, token: &str, how: &str) -> u64 {
     let (_, m) = call(s, Method::GET, "/metrics", Some(token), None).await;
@@ -1114,16 +1185,17 @@ async fn gate_reads_a_trace_sent_whole_again_from_its_new_messages() {
         let (st, full) = gate(
             &s,
             &agent,
-            json!({"trace": {"id": format!("full-{n}"), "messages": &messages[..n]}, "pending": pend}),
+            json!({"trace": {"id": format!("full-{n}"), "messages": &messages[..n]}, "pending": pend, "explain": true}),
         )
         .await;
         assert_eq!(st, StatusCode::OK, "{full}");
         for body in [
-            json!({"trace": {"id": "again", "messages": &messages[..n]}, "pending": pend}),
-            json!({"trace": &messages[..n], "trace_id": "again-list", "pending": pend}),
+            json!({"trace": {"id": "again", "messages": &messages[..n]}, "pending": pend, "explain": true}),
+            json!({"trace": &messages[..n], "trace_id": "again-list", "pending": pend, "explain": true}),
         ] {
             let (st, again) = gate(&s, &agent, body).await;
             assert_eq!(st, StatusCode::OK, "{again}");
+            assert!(full["feedback"].is_array());
             for k in ["decision", "violations", "evidence", "feedback", "messages"] {
                 assert_eq!(again[k], full[k], "step {n}: {k}");
             }
