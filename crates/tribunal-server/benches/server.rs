@@ -126,7 +126,15 @@ impl Walk {
 /// Requests per second with `clients` concurrent agents for `dur`. The agents run on a
 /// runtime of their own, on one thread apart from the server's, as agents calling a gate
 /// run in their own process.
-fn throughput(url: &reqwest::Url, token: &str, append: bool, clients: usize, dur: Duration) -> f64 {
+/// Clients are numbered from `first` (their conversations, and so their texts and trace ids,
+/// follow from the number).
+fn throughput(
+    url: &reqwest::Url,
+    token: &str,
+    append: bool,
+    (first, clients): (usize, usize),
+    dur: Duration,
+) -> f64 {
     let (url, token) = (url.clone(), token.to_owned());
     let agents = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -137,7 +145,7 @@ fn throughput(url: &reqwest::Url, token: &str, append: bool, clients: usize, dur
         rt.block_on(async move {
             let stop = Instant::now() + dur;
             let mut tasks = tokio::task::JoinSet::new();
-            for client in 0..clients {
+            for client in first..first + clients {
                 let (url, token) = (url.clone(), token.clone());
                 tasks.spawn(async move {
                     let c = reqwest::Client::new();
@@ -306,9 +314,12 @@ fn main() {
             // a shared host) weighs on both endpoints alike.
             let (rounds, dur, clients) = (4, Duration::from_millis(1500), 8);
             let (mut bare_n, mut gate_n, mut each) = (0.0, 0.0, Vec::new());
-            for _ in 0..rounds {
-                let b = tokio::task::block_in_place(|| throughput(&bare, &token, append, clients, dur));
-                let g = tokio::task::block_in_place(|| throughput(&gate, &token, append, clients, dur));
+            for round in 0..rounds {
+                // Both endpoints get the same requests in a round; every round has clients,
+                // conversations and texts of its own.
+                let who = (10_000 + round * clients, clients);
+                let b = tokio::task::block_in_place(|| throughput(&bare, &token, append, who, dur));
+                let g = tokio::task::block_in_place(|| throughput(&gate, &token, append, who, dur));
                 bare_n += b;
                 gate_n += g;
                 each.push(format!("{:.2}", g / b));

@@ -300,10 +300,19 @@ impl<S: Scanner> Judge for DetectorJudge<S> {
             self.scan_piece(t, memo, &mut hits, &mut grown.found)
         });
         grown.messages = messages.len();
-        let mut now = Found::default();
-        for_each_pending_text(input.pending, &self.scope, &mut |t| {
-            self.scan_piece(t, true, &mut hits, &mut now)
-        });
+        // The same pending step as on the last call (a retry, the trace sent again) finds
+        // what it found then.
+        let now = match (&grown.pending, input.pending) {
+            (Some((last, found)), Some(p)) if last == p => found.clone(),
+            _ => {
+                let mut now = Found::default();
+                for_each_pending_text(input.pending, &self.scope, &mut |t| {
+                    self.scan_piece(t, true, &mut hits, &mut now)
+                });
+                grown.pending = input.pending.map(|p| (p.clone(), now.clone()));
+                now
+            }
+        };
         let findings = grown
             .found
             .findings
@@ -322,7 +331,7 @@ impl<S: Scanner> Judge for DetectorJudge<S> {
 }
 
 /// What a detector found in some texts.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Found {
     findings: Vec<Finding>,
     /// The highest per-text value.
@@ -336,6 +345,8 @@ struct Found {
 struct Grown {
     messages: usize,
     found: Found,
+    /// The last pending step and what it found.
+    pending: Option<(Pending, Found)>,
 }
 
 impl<S: Scanner> DetectorJudge<S> {

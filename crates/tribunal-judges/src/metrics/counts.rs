@@ -1,7 +1,7 @@
 //! `step_count`: how big a trace is — messages, tool calls, LLM calls, spans, failed tool
 //! spans and calls per tool, as one object.
 
-use crate::{error::JudgeConfigError, registry, Judge, JudgeInput};
+use crate::{error::JudgeConfigError, registry, take_state, GrowState, Judge, JudgeInput};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -31,19 +31,66 @@ impl Judge for Counts {
 
     fn judge(&self, input: &JudgeInput<'_>) -> Vec<Feedback> {
         let trace = input.trace;
-        let mut per_tool: BTreeMap<&str, u64> = BTreeMap::new();
-        let mut tool_calls = 0u64;
-        for (_, call) in trace.tool_calls() {
-            *per_tool.entry(call.name.as_str()).or_default() += 1;
-            tool_calls += 1;
-        }
+        let mut tally = Tally::default();
+        tally.add(&trace.messages);
         // Span-only sources (no conversation view): count the tool spans instead.
-        if tool_calls == 0 {
+        if tally.tool_calls == 0 {
             for s in trace.spans.iter().filter(|s| s.kind == SpanKind::Tool) {
-                *per_tool.entry(s.name.as_str()).or_default() += 1;
-                tool_calls += 1;
+                *tally.per_tool.entry(s.name.clone()).or_default() += 1;
+                tally.tool_calls += 1;
             }
         }
+        self.render(input, &tally)
+    }
+
+    fn judge_grown(&self, input: &JudgeInput<'_>, state: &mut GrowState) -> Vec<Feedback> {
+        // Spans are counted whole; a conversation only grows.
+        if !input.trace.spans.is_empty() {
+            *state = None;
+            return self.judge(input);
+        }
+        let messages = &input.trace.messages;
+        let mut tally = take_state::<Tally>(state, messages.len(), |t| t.messages);
+        tally.add(&messages[tally.messages..]);
+        let out = self.render(input, &tally);
+        *state = Some(tally);
+        out
+    }
+}
+
+/// The counts of some messages: what `step_count` keeps of a growing trace.
+#[derive(Default)]
+struct Tally {
+    messages: usize,
+    per_tool: BTreeMap<String, u64>,
+    tool_calls: u64,
+    assistant: usize,
+}
+
+impl Tally {
+    fn add(&mut self, messages: &[tribunal_core::Message]) {
+        for m in messages {
+            for c in &m.tool_calls {
+                match self.per_tool.get_mut(c.name.as_str()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.per_tool.insert(c.name.clone(), 1);
+                    }
+                }
+                self.tool_calls += 1;
+            }
+            if m.role == Role::Assistant {
+                self.assistant += 1;
+            }
+        }
+        self.messages += messages.len();
+    }
+}
+
+impl Counts {
+    fn render(&self, input: &JudgeInput<'_>, tally: &Tally) -> Vec<Feedback> {
+        let trace = input.trace;
+        let (per_tool, tool_calls) = (&tally.per_tool, tally.tool_calls);
         let llm_spans = trace
             .spans
             .iter()
@@ -52,11 +99,7 @@ impl Judge for Counts {
         let llm_calls = if llm_spans > 0 {
             llm_spans
         } else {
-            trace
-                .messages
-                .iter()
-                .filter(|m| m.role == Role::Assistant)
-                .count()
+            tally.assistant
         };
         let error_spans: Vec<String> = trace
             .spans
@@ -83,8 +126,8 @@ impl Judge for Counts {
             error_spans.len(),
         );
         let per_tool: Map<String, Value> = per_tool
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), Value::from(v)))
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(*v)))
             .collect();
         let value = json!({
             "steps": steps,
