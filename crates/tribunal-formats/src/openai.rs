@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use tribunal_core::{Message, Provenance, Role, ToolCall, ToolDef, Trace};
 
 /// Fields of a dataset record that map onto the trace; every other field is kept as metadata.
-pub(crate) const RECORD_FIELDS: &[&str] = &[
+pub const RECORD_FIELDS: &[&str] = &[
     "id",
     "trace_id",
     "messages",

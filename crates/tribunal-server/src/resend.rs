@@ -21,19 +21,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::marker::PhantomData;
-
-/// Members of a trace object, besides `messages`, that leave the format an OpenAI record
-/// and are read the same whatever the messages are.
-const FRAME: &[&str] = &[
-    "id",
-    "trace_id",
-    "inputs",
-    "outputs",
-    "expectations",
-    "metadata",
-    "tags",
-    "tools",
-];
+use tribunal_formats::openai::RECORD_FIELDS;
 
 /// A whole gate request read without building its trace: the raw JSON of the trace's
 /// members and messages, borrowed from the request.
@@ -75,7 +63,9 @@ pub fn split(bytes: &[u8]) -> Option<Split<'_>> {
         // A bare list of messages: its id is the request's.
         RawTrace::List(messages) => (messages, Vec::new(), true, given?),
         RawTrace::Object { frame, messages } => {
-            if frame.iter().any(|(k, _)| !FRAME.contains(k)) {
+            // Only members that leave the format an OpenAI record and are read the same
+            // whatever the messages are.
+            if frame.iter().any(|(k, _)| !RECORD_FIELDS.contains(k)) {
                 return None;
             }
             let id = match given {

@@ -99,6 +99,18 @@ struct Held {
     sent: Option<Sent>,
 }
 
+impl Held {
+    /// Adds messages to the trace (in place unless a call still reads it: then it is
+    /// copied once) as a new generation.
+    fn extend(&mut self, new: Vec<tribunal_core::Message>, digest: String, sent: Option<Sent>) {
+        Arc::make_mut(&mut self.trace).messages.extend(new);
+        self.generation += 1;
+        self.digest = digest;
+        self.sent = sent;
+        self.used = Instant::now();
+    }
+}
+
 /// A trace taken for one gate call.
 pub struct Taken {
     pub trace: Arc<Trace>,
@@ -107,6 +119,18 @@ pub struct Taken {
     pub judged: Option<Judged>,
     /// Rows of traces let go to keep the byte budget, still to be stored.
     pub evicted: Vec<GateTraceRow>,
+}
+
+impl Taken {
+    /// A held trace for this call, with what its judges kept.
+    fn of(h: &mut Held) -> Taken {
+        Taken {
+            trace: h.trace.clone(),
+            digest: h.digest.clone(),
+            judged: h.judged.take(),
+            evicted: Vec::new(),
+        }
+    }
 }
 
 pub struct Sessions {
@@ -237,21 +261,11 @@ impl Sessions {
         let key = (project.to_owned(), trace_id.to_owned());
         let mut map = self.lock();
         let h = map.get_mut(&key).filter(|h| h.generation == generation)?;
-        // In place unless a call still reads the trace (then it is copied once).
-        Arc::make_mut(&mut h.trace).messages.extend(new);
-        h.generation += 1;
-        h.digest = digest;
-        h.used = Instant::now();
+        h.extend(new, digest, Some(sent));
         self.bytes.fetch_sub(h.bytes, Ordering::Relaxed);
         h.bytes = size;
         self.bytes.fetch_add(size, Ordering::Relaxed);
-        h.sent = Some(sent);
-        let mut taken = Taken {
-            trace: h.trace.clone(),
-            digest: h.digest.clone(),
-            judged: h.judged.take(),
-            evicted: Vec::new(),
-        };
+        let mut taken = Taken::of(h);
         taken.evicted = self.make_room(&mut map, 0);
         Some(taken)
     }
@@ -300,20 +314,11 @@ impl Sessions {
                 ),
             ));
         }
-        // In place unless a call still reads the trace (then it is copied once).
-        Arc::make_mut(&mut h.trace).messages.extend(new);
-        h.generation += 1;
-        h.sent = None;
-        h.digest = crate::audit::entry_hash(&h.digest, &String::from_utf8_lossy(body));
-        h.used = Instant::now();
+        let digest = crate::audit::entry_hash(&h.digest, &String::from_utf8_lossy(body));
+        h.extend(new, digest, None);
         h.bytes += body.len();
         self.bytes.fetch_add(body.len(), Ordering::Relaxed);
-        let mut taken = Taken {
-            trace: h.trace.clone(),
-            digest: h.digest.clone(),
-            judged: h.judged.take(),
-            evicted: Vec::new(),
-        };
+        let mut taken = Taken::of(h);
         // The least recently used go first: this trace was just used, so it goes only if it
         // alone is over the budget (its answer is then stored at once, see `unsaved`).
         taken.evicted = self.make_room(&mut map, 0);
