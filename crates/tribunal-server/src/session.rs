@@ -16,7 +16,6 @@
 
 use crate::error::ApiError;
 use crate::resend::{Sent, Split};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -133,8 +132,21 @@ impl Taken {
     }
 }
 
+/// Held traces by (project, trace id).
+type Map = hashbrown::HashMap<(String, String), Held>;
+
+/// A key of [`Map`] to look up without building one: hashes as the tuple of strings does.
+#[derive(Hash)]
+struct KeyRef<'a>(&'a str, &'a str);
+
+impl hashbrown::Equivalent<(String, String)> for KeyRef<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
 pub struct Sessions {
-    map: Mutex<HashMap<(String, String), Held>>,
+    map: Mutex<Map>,
     limit: usize,
     idle: Duration,
     /// Budget for the request bytes of all held traces.
@@ -146,7 +158,7 @@ pub struct Sessions {
 impl Sessions {
     pub fn new(limit: usize, idle: Duration, max_bytes: usize) -> Sessions {
         Sessions {
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(Map::default()),
             limit: limit.max(1),
             idle,
             max_bytes,
@@ -159,7 +171,7 @@ impl Sessions {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Held>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -233,7 +245,7 @@ impl Sessions {
     /// generation and the number of the request's messages it already has.
     pub fn resent(&self, project: &str, split: &Split<'_>) -> Option<(Arc<Trace>, u64, usize)> {
         let map = self.lock();
-        let h = map.get(&(project.to_owned(), split.trace_id.clone()))?;
+        let h = map.get(&KeyRef(project, &split.trace_id))?;
         let sent = h.sent.as_ref()?;
         sent.continued_by(split)
             .then(|| (h.trace.clone(), h.generation, sent.len()))
@@ -258,9 +270,10 @@ impl Sessions {
         if size > self.max_bytes {
             return None;
         }
-        let key = (project.to_owned(), trace_id.to_owned());
         let mut map = self.lock();
-        let h = map.get_mut(&key).filter(|h| h.generation == generation)?;
+        let h = map
+            .get_mut(&KeyRef(project, trace_id))
+            .filter(|h| h.generation == generation)?;
         h.extend(new, digest, Some(sent));
         self.bytes.fetch_sub(h.bytes, Ordering::Relaxed);
         h.bytes = size;
@@ -272,8 +285,7 @@ impl Sessions {
 
     /// Whether a trace is held.
     pub fn holds(&self, project: &str, trace_id: &str) -> bool {
-        self.lock()
-            .contains_key(&(project.to_owned(), trace_id.to_owned()))
+        self.lock().contains_key(&KeyRef(project, trace_id))
     }
 
     /// Extends a held trace with the messages `import` makes of the request, when `offset`
@@ -286,7 +298,7 @@ impl Sessions {
         body: &[u8],
         import: impl FnOnce(&Trace) -> Result<Vec<tribunal_core::Message>, ApiError>,
     ) -> Result<Taken, ApiError> {
-        let key = (project.to_owned(), trace_id.to_owned());
+        let key = KeyRef(project, trace_id);
         let (snapshot, generation) = {
             let map = self.lock();
             let h = map.get(&key).ok_or_else(|| not_held(trace_id))?;
@@ -328,7 +340,7 @@ impl Sessions {
     /// Keeps what the judges kept of `trace` for the next call, when `trace` is still the
     /// one held under its id (no other call changed it meanwhile).
     pub fn keep_judged(&self, project: &str, trace: &Arc<Trace>, judged: Judged) {
-        if let Some(h) = self.lock().get_mut(&(project.to_owned(), trace.id.clone())) {
+        if let Some(h) = self.lock().get_mut(&KeyRef(project, &trace.id)) {
             if Arc::ptr_eq(&h.trace, trace) {
                 h.judged = Some(judged);
             }
@@ -345,7 +357,7 @@ impl Sessions {
         trace: &Arc<Trace>,
         unsaved: Unsaved,
     ) -> Option<GateTraceRow> {
-        match self.lock().get_mut(&(project.to_owned(), trace.id.clone())) {
+        match self.lock().get_mut(&KeyRef(project, &trace.id)) {
             Some(h) => {
                 h.unsaved = Some(unsaved);
                 None
@@ -357,11 +369,7 @@ impl Sessions {
     /// Lets go of idle traces, then of the least recently used ones: an eighth of the
     /// limit when the count limit is reached, and as many as it takes for `incoming` more
     /// bytes to fit the budget. Returns the rows of those that still had to be stored.
-    fn make_room(
-        &self,
-        map: &mut HashMap<(String, String), Held>,
-        incoming: usize,
-    ) -> Vec<GateTraceRow> {
+    fn make_room(&self, map: &mut Map, incoming: usize) -> Vec<GateTraceRow> {
         let over_count = map.len() >= self.limit;
         let over_bytes = |b: usize| b + incoming > self.max_bytes;
         if !over_count && !over_bytes(self.bytes()) {
