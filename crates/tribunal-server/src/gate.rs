@@ -32,6 +32,11 @@ const UNNAMED: &str = "\u{0}unnamed";
 /// A parsed gate request.
 pub struct GateRequest<'a> {
     pub steps: Steps<'a>,
+    pub asked: Asked,
+}
+
+/// What a request asks besides its trace.
+pub struct Asked {
     pub pending: Option<Pending>,
     pub context: Option<Context>,
     pub budget: Option<Duration>,
@@ -85,9 +90,11 @@ pub fn parse_request(v: &Value) -> Result<GateRequest<'_>, ApiError> {
     let o = v
         .as_object()
         .ok_or_else(|| ApiError::request("the body must be a JSON object with a \"trace\""))?;
-    let head = parse_head(o)?;
-    let format = head.format;
-    let trace_id = head.trace_id;
+    let Head {
+        asked,
+        format,
+        trace_id,
+    } = parse_head(o)?;
     let steps = match (o.get("trace"), o.get("append")) {
         (Some(_), Some(_)) => {
             return Err(ApiError::request(
@@ -135,34 +142,14 @@ pub fn parse_request(v: &Value) -> Result<GateRequest<'_>, ApiError> {
             }
         }
     };
-    let pending = parse_pending(o)?;
-    Ok(GateRequest {
-        steps,
-        pending,
-        context: head.context,
-        budget: head.budget,
-        wait: head.wait,
-        explain: head.explain,
-    })
+    Ok(GateRequest { steps, asked })
 }
 
-/// A request's members besides its trace and pending step.
+/// A request's members besides its trace: what it asks, the trace's format and id.
 struct Head<'a> {
-    context: Option<Context>,
-    budget: Option<Duration>,
-    wait: Duration,
-    explain: bool,
+    asked: Asked,
     format: &'a str,
     trace_id: Option<String>,
-}
-
-fn parse_pending(o: &serde_json::Map<String, Value>) -> Result<Option<Pending>, ApiError> {
-    match o.get("pending") {
-        None | Some(Value::Null) => Ok(None),
-        Some(p) => Ok(Some(
-            import_pending(p).map_err(|e| ApiError::request(format!("pending: {e}")))?,
-        )),
-    }
 }
 
 fn parse_head(o: &serde_json::Map<String, Value>) -> Result<Head<'_>, ApiError> {
@@ -212,11 +199,18 @@ fn parse_head(o: &serde_json::Map<String, Value>) -> Result<Head<'_>, ApiError> 
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(ApiError::request("explain: expected true or false")),
     };
+    let pending = match o.get("pending") {
+        None | Some(Value::Null) => None,
+        Some(p) => Some(import_pending(p).map_err(|e| ApiError::request(format!("pending: {e}")))?),
+    };
     Ok(Head {
-        context,
-        budget,
-        wait,
-        explain,
+        asked: Asked {
+            pending,
+            context,
+            budget,
+            wait,
+            explain,
+        },
         format,
         trace_id,
     })
@@ -297,7 +291,7 @@ pub fn stored_request(body: &str) -> Option<(Trace, Option<Pending>)> {
     let v: Value = serde_json::from_str(body).ok()?;
     let r = parse_request(&v).ok()?;
     match r.steps {
-        Steps::Whole(t) => Some((*t, r.pending)),
+        Steps::Whole(t) => Some((*t, r.asked.pending)),
         Steps::Append { .. } => None,
     }
 }
@@ -462,15 +456,6 @@ pub async fn handle(
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 
-/// What a request asks besides its trace.
-struct Asked {
-    pending: Option<Pending>,
-    context: Option<Context>,
-    budget: Option<Duration>,
-    wait: Duration,
-    explain: bool,
-}
-
 /// A whole request that repeats the trace held under its id and adds messages, read from
 /// its new messages only (resend.rs); `None` when it does not qualify, or anything in it
 /// fails (the full read then gives the error).
@@ -480,9 +465,8 @@ fn resent(
     bytes: &[u8],
     split: &resend::Split<'_>,
 ) -> Option<(Asked, crate::session::Taken)> {
-    let head = parse_head(&split.rest).ok()?;
-    let pending = parse_pending(&split.rest).ok()?;
     let (held, generation, n) = state.sessions.resent(project, split)?;
+    let asked = parse_head(&split.rest).ok()?.asked;
     let new = split.new_messages(n)?;
     if !split.named && (tribunal_formats::anthropic::looks_like(&new) || (split.list && n == 0)) {
         return None;
@@ -498,16 +482,7 @@ fn resent(
         audit::digest(bytes),
         bytes.len(),
     )?;
-    Some((
-        Asked {
-            pending,
-            context: head.context,
-            budget: head.budget,
-            wait: head.wait,
-            explain: head.explain,
-        },
-        taken,
-    ))
+    Some((asked, taken))
 }
 
 /// Reads a request in full: its trace held (sent whole) or extended (appended).
@@ -518,15 +493,8 @@ async fn read_in_full(
     split: Option<&resend::Split<'_>>,
 ) -> Result<(Asked, bool, Arc<Trace>, String, Option<Judged>), ApiError> {
     let doc = body::parse_json_checked(bytes)?;
-    let req = parse_request(&doc)?;
-    let asked = Asked {
-        pending: req.pending,
-        context: req.context,
-        budget: req.budget,
-        wait: req.wait,
-        explain: req.explain,
-    };
-    match req.steps {
+    let GateRequest { steps, asked } = parse_request(&doc)?;
+    match steps {
         Steps::Whole(t) => {
             let t: Arc<Trace> = Arc::from(t);
             let digest = audit::digest(bytes);
@@ -759,15 +727,18 @@ struct Answer<'a> {
     shadow: Option<AnswerShadow<'a>>,
 }
 
-/// Each feedback's value by name (`null` for a judge that failed).
+/// Each feedback's value by name (`null` for a judge that failed); of feedback sharing a
+/// name the last counts, as in the policies' `input.scores`.
 struct Scores<'a>(&'a [Feedback]);
 
 impl Serialize for Scores<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for f in self.0 {
-            m.serialize_entry(&f.name, &f.value)?;
+        let mut m = s.serialize_map(None)?;
+        for (i, f) in self.0.iter().enumerate() {
+            if !self.0[i + 1..].iter().any(|g| g.name == f.name) {
+                m.serialize_entry(&f.name, &f.value)?;
+            }
         }
         m.end()
     }
@@ -832,4 +803,22 @@ struct AnswerShadow<'a> {
     reasons: &'a [String],
     violations: &'a [Violation],
     enforced: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_name_each_value_once_the_last_of_a_name_counting() {
+        let feedback = [
+            Feedback::code("j", "a", 1),
+            Feedback::code("j", "b", 2),
+            Feedback::code("j", "a", 3),
+        ];
+        assert_eq!(
+            serde_json::to_string(&Scores(&feedback)).unwrap(),
+            r#"{"b":2,"a":3}"#
+        );
+    }
 }
