@@ -170,7 +170,7 @@ fn tokens_serve_audit_and_replay() {
     let out = tribunal(d, &["audit", "verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert!(
-        text(&out.stdout).contains("intact: 2 entries"),
+        text(&out.stdout).contains("intact: 3 entries"),
         "{}",
         text(&out.stdout)
     );
@@ -207,7 +207,7 @@ fn tokens_serve_audit_and_replay() {
             .unwrap();
         store
             .execute_raw(
-                "UPDATE audit_log SET body = replace(body, '\"block\"', '\"allow\"') WHERE seq = 2",
+                "UPDATE audit_log SET body = replace(body, '\"block\"', '\"allow\"') WHERE seq = 3",
             )
             .await
             .unwrap();
@@ -216,7 +216,7 @@ fn tokens_serve_audit_and_replay() {
     let out = tribunal(d, &["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     assert!(
-        text(&out.stdout).contains("entry 2"),
+        text(&out.stdout).contains("entry 3"),
         "{}",
         text(&out.stdout)
     );

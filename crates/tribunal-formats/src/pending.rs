@@ -13,14 +13,15 @@ use tribunal_core::Pending;
 /// - an assistant message `{role:"assistant", content, tool_calls}`;
 /// - a reply `{"reply": "text"}` or `{"content": "text"}`, or a plain JSON string.
 pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
-    let calls = |list: &Vec<Value>, at: &str| -> Result<Pending, ImportError> {
-        let mut tool_calls = Vec::new();
-        for (i, c) in list.iter().enumerate() {
-            tool_calls.push(
+    let calls = |list: &[Value], at: &str| -> Result<Pending, ImportError> {
+        let tool_calls = list
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
                 import_tool_call(c, &format!("pending.call{i}"))
-                    .map_err(|e| e.within(&format!("{at}[{i}]")))?,
-            );
-        }
+                    .map_err(|e| e.within(&format!("{at}[{i}]")))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Pending {
             kind: "tool_call".into(),
             tool_calls,
@@ -41,7 +42,7 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
             }
             if o.contains_key("function") || (o.contains_key("name") && o.contains_key("arguments"))
             {
-                return calls(&vec![v.clone()], "");
+                return calls(std::slice::from_ref(v), "");
             }
             for key in ["reply", "content"] {
                 if let Some(c) = o.get(key) {

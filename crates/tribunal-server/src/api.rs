@@ -261,25 +261,8 @@ pub async fn reload(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Admin)?;
-    let before = state
-        .project(&caller)?
-        .runtime()
-        .policy_version()
-        .to_owned();
-    let st = state.clone();
-    let c = caller.clone();
-    let rt = tokio::task::spawn_blocking(move || st.project(&c).and_then(|p| p.reload()))
-        .await
-        .map_err(|e| ApiError::new("internal", format!("reload failed: {e}")))??;
-    state
-        .audit
-        .append(
-            &caller.project,
-            "reload",
-            &json!({"by": caller.token_id, "policy_version_before": before,
-                "policy_version": rt.policy_version(), "config_hash": rt.config_hash}),
-        )
-        .await;
+    state.project(&caller)?;
+    let (rt, before) = state.reload(&caller.project, &caller.token_id).await?;
     let mut out = policies_view(&rt);
     out["previous_version"] = json!(before);
     Ok(Json(out))

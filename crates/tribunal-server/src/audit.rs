@@ -24,10 +24,15 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// The hash of an entry: SHA-256 over the previous hash, a newline and the body.
 pub fn entry_hash(prev_hash: &str, body: &str) -> String {
+    chain_hash(prev_hash, body.as_bytes())
+}
+
+/// [`entry_hash`] over bytes.
+pub fn chain_hash(prev_hash: &str, body: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
     h.update(b"\n");
-    h.update(body.as_bytes());
+    h.update(body);
     hex(&h.finalize())
 }
 
@@ -81,6 +86,18 @@ impl AuditLog {
     /// Numbers, chains and queues an entry; returns its sequence number. Waits while the
     /// queue is full; entries are queued in chain order.
     pub async fn append(&self, project: &str, kind: &str, body: &impl serde::Serialize) -> i64 {
+        self.append_at(project, kind, body, clock::now_rfc3339())
+            .await
+    }
+
+    /// [`AuditLog::append`] with the entry's time given (`at`, RFC 3339).
+    pub async fn append_at(
+        &self,
+        project: &str,
+        kind: &str,
+        body: &impl serde::Serialize,
+        at: String,
+    ) -> i64 {
         // Entries are plain data (strings, numbers, lists, maps with string keys), which
         // always serialize.
         let body = serde_json::to_string(body).unwrap_or_else(|e| {
@@ -92,7 +109,7 @@ impl AuditLog {
         let hash = entry_hash(prev, &body);
         let row = AuditRow {
             seq: *seq,
-            at: clock::now_rfc3339(),
+            at,
             project: project.to_owned(),
             kind: kind.to_owned(),
             body,
@@ -116,6 +133,15 @@ impl AuditLog {
     pub async fn close(&self) {
         self.next.lock().await.2 = None;
     }
+}
+
+/// The configuration entry a gate entry names, when it names one.
+fn config_of(body: &str) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        config: Option<i64>,
+    }
+    serde_json::from_str::<Named>(body).ok()?.config
 }
 
 /// What `audit verify` found.
@@ -142,6 +168,8 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
     let mut prev_hash = String::new();
     let mut entries = 0;
     let mut after = 0;
+    // Configuration entries seen so far, by sequence number: their projects.
+    let mut configs: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
     loop {
         let rows = store.audit_entries(after, 1000).await?;
         if rows.is_empty() {
@@ -168,6 +196,22 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
                     "entry {}: its content does not match its hash (edited)",
                     r.seq
                 ));
+            }
+            match r.kind.as_str() {
+                "config" => {
+                    configs.insert(r.seq, r.project.clone());
+                }
+                "gate" => {
+                    if let Some(c) = config_of(&r.body) {
+                        if configs.get(&c) != Some(&r.project) {
+                            problems.push(format!(
+                                "entry {}: the configuration it names (entry {c}) is not an earlier configuration entry of project {}",
+                                r.seq, r.project
+                            ));
+                        }
+                    }
+                }
+                _ => {}
             }
             expected_seq = r.seq + 1;
             prev_hash = r.hash.clone();
@@ -220,6 +264,36 @@ mod tests {
         let r = verify(&s).await.unwrap();
         assert!(r.ok(), "{:?}", r.problems);
         assert_eq!((r.entries, r.head_seq), (8, 8));
+    }
+
+    #[tokio::test]
+    async fn gate_entries_must_name_an_earlier_configuration_of_their_project() {
+        let (_d, s) = store().await;
+        let (log, writer) = AuditLog::open(s.clone(), 4).await.unwrap();
+        let a = log.append("a", "config", &json!({"judges": {}})).await;
+        let b = log.append("b", "config", &json!({"judges": {}})).await;
+        log.append("a", "gate", &json!({"decision": "allow", "config": a}))
+            .await;
+        log.append("b", "gate", &json!({"decision": "allow", "config": b}))
+            .await;
+        // Another project's configuration, a later entry, one that is no configuration.
+        log.append("a", "gate", &json!({"decision": "allow", "config": b}))
+            .await;
+        log.append("a", "gate", &json!({"decision": "allow", "config": 9}))
+            .await;
+        log.append("a", "gate", &json!({"decision": "allow", "config": 3}))
+            .await;
+        log.close().await;
+        writer.await.unwrap();
+        let r = verify(&s).await.unwrap();
+        let named: Vec<&str> = r.problems.iter().map(|p| &p[..8]).collect();
+        assert_eq!(
+            named,
+            ["entry 5:", "entry 6:", "entry 7:"],
+            "{:?}",
+            r.problems
+        );
+        assert!(r.problems[0].contains("(entry 2)") && r.problems[0].contains("project a"));
     }
 
     async fn exec(s: &Store, sql: &str) {

@@ -366,7 +366,6 @@ pub async fn handle(
     let elapsed = started.elapsed();
 
     let evidence = evidence_of(&verdict);
-    let judge_versions = judge_versions(&verdict.feedback);
     let elapsed_us = elapsed.as_micros() as u64;
     let entry = Entry {
         trace_id: &trace.id,
@@ -375,8 +374,7 @@ pub async fn handle(
         evidence: &evidence,
         inputs_digest: &inputs_digest,
         policy_version: rt.policy_version(),
-        config_hash: &rt.config_hash,
-        judge_versions: &judge_versions,
+        config: rt.config_entry(),
         budget_exceeded: !late.is_empty(),
         agent: context.agent.as_deref(),
         user: context.user.as_deref(),
@@ -393,7 +391,12 @@ pub async fn handle(
             state.metrics.shadow_changed.fetch_add(1, Relaxed);
         }
     }
-    let seq = state.audit.append(&caller.project, "gate", &entry).await;
+    // One reading of the clock for the log entry and the stored trace.
+    let (at, at_ms) = tribunal_store::clock::now_both();
+    let seq = state
+        .audit
+        .append_at(&caller.project, "gate", &entry, at.clone())
+        .await;
     state.metrics.decision(verdict.decision);
     state.metrics.gate_latency.observe(elapsed);
 
@@ -447,8 +450,8 @@ pub async fn handle(
         pending: appended.then(|| pending.clone()),
         decision,
         result: stored,
-        at: tribunal_store::clock::now_rfc3339(),
-        at_ms: tribunal_store::clock::now_ms(),
+        at,
+        at_ms,
     };
     if let Some(row) = state.sessions.unsaved(&caller.project, &trace, unsaved) {
         state.store_gate_trace(row).await;
@@ -684,8 +687,9 @@ struct Entry<'a> {
     evidence: &'a [String],
     inputs_digest: &'a str,
     policy_version: &'a str,
-    config_hash: &'a str,
-    judge_versions: &'a BTreeMap<&'a str, &'a str>,
+    /// The `config` entry of the configuration that decided (its hash, policy and judge
+    /// versions).
+    config: i64,
     budget_exceeded: bool,
     agent: Option<&'a str>,
     user: Option<&'a str>,

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tribunal_store::Store;
 
-pub use project::{GateSettings, Project, ProjectSpec};
+pub use project::{GateSettings, Project, ProjectSpec, Runtime};
 
 /// Everything `tribunal serve` can be told.
 #[derive(Debug, Clone)]
@@ -89,6 +89,30 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Rebuilds a project from its files and puts the new version in place, logged as a
+    /// `config` entry (`by`: who or what asked); on failure the running version stays.
+    /// Returns the new version and the policy version it replaced.
+    pub async fn reload(
+        self: &Arc<Self>,
+        name: &str,
+        by: &str,
+    ) -> Result<(Arc<Runtime>, String), ApiError> {
+        let p = self
+            .projects
+            .get(name)
+            .ok_or_else(|| ApiError::not_found(format!("project {name:?} is not served here")))?;
+        let before = p.runtime().policy_version().to_owned();
+        // Compiling policies is blocking work.
+        let st = self.clone();
+        let n = name.to_owned();
+        let rt = tokio::task::spawn_blocking(move || st.projects[&n].rebuild())
+            .await
+            .map_err(|e| ApiError::new("internal", format!("reload failed: {e}")))??;
+        let more = serde_json::json!({"policy_version_before": before});
+        let rt = p.install(&self.audit, Arc::new(rt), by, more).await;
+        Ok((rt, before))
+    }
+
     pub fn project(&self, caller: &Caller) -> Result<&Project, ApiError> {
         self.projects.get(&caller.project).ok_or_else(|| {
             ApiError::not_found(format!(
@@ -222,6 +246,14 @@ pub async fn start(
         tokens: Mutex::new(HashMap::new()),
         gate_traces: Mutex::new(Some(traces_tx)),
     });
+    // Each project's configuration is logged before the first decision that uses it.
+    let mut names: Vec<&String> = state.projects.keys().collect();
+    names.sort();
+    for name in names {
+        let p = &state.projects[name];
+        p.install(&state.audit, p.runtime(), "start", serde_json::json!({}))
+            .await;
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let tasks = vec![
         tokio::spawn(scorer::run(state.clone(), stopped.clone())),

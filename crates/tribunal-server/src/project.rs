@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use anyhow::Context as _;
 use serde::Serialize;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tribunal_core::{Feedback, Pending, Trace, Violation};
 use tribunal_engine::{Config, Evaluator};
@@ -44,6 +44,9 @@ pub struct Runtime {
     pub budget: Option<Duration>,
     pool: Mutex<Vec<PolicyEvaluator>>,
     shadow_pool: Mutex<Vec<PolicyEvaluator>>,
+    /// The decision-log entry that records this version of the configuration, set before it
+    /// takes requests; gate entries name it instead of repeating every version.
+    logged_as: OnceLock<i64>,
 }
 
 /// Where model judges remember their answers (the server's store), unless the project's
@@ -101,7 +104,30 @@ impl Runtime {
             loaded_at: tribunal_store::clock::now_rfc3339(),
             pool: Mutex::new(Vec::new()),
             shadow_pool: Mutex::new(Vec::new()),
+            logged_as: OnceLock::new(),
         })
+    }
+
+    /// What the decision log records of this version (a `config` entry): the policy
+    /// versions, the configuration's hash and every judge's version.
+    pub fn record(&self) -> serde_json::Value {
+        let judges: serde_json::Map<String, serde_json::Value> = self
+            .judges
+            .iter()
+            .map(|j| (j.name.clone(), j.version.clone().into()))
+            .collect();
+        serde_json::json!({
+            "policy_version": self.policy_version(),
+            "shadow_policy_version": self.shadow.as_ref().map(|s| s.version()),
+            "config_hash": self.config_hash,
+            "judges": judges,
+        })
+    }
+
+    /// The sequence number of the `config` entry that records this version (0 before it is
+    /// logged).
+    pub fn config_entry(&self) -> i64 {
+        self.logged_as.get().copied().unwrap_or(0)
     }
 
     pub fn evaluator(&self) -> &Arc<Evaluator> {
@@ -153,6 +179,8 @@ pub struct Project {
 }
 
 impl Project {
+    /// Builds the project's first version; the server logs it ([`Project::install`]) once
+    /// the decision log is open, before it takes requests.
     pub fn load(spec: ProjectSpec, cache: SharedCache) -> anyhow::Result<Project> {
         let rt = Runtime::build(&spec, &cache).with_context(|| format!("project {}", spec.name))?;
         Ok(Project {
@@ -169,17 +197,37 @@ impl Project {
             .clone()
     }
 
-    /// Rebuilds from the files; on failure the running version stays.
-    pub fn reload(&self) -> Result<Arc<Runtime>, ApiError> {
-        let rt = Runtime::build(&self.spec, &self.cache).map_err(|e| {
+    /// Builds a new version from the files (blocking work: policies compile), without
+    /// putting it in place.
+    pub fn rebuild(&self) -> Result<Runtime, ApiError> {
+        Runtime::build(&self.spec, &self.cache).map_err(|e| {
             ApiError::request(format!(
                 "reloading project {} failed, the running version stays: {e:#}",
                 self.spec.name
             ))
-        })?;
-        let rt = Arc::new(rt);
+        })
+    }
+
+    /// Logs `rt` in the decision log as a `config` entry (`by` says what loaded it, `more`
+    /// adds members) and puts it in place: requests from here on use it.
+    pub async fn install(
+        &self,
+        audit: &crate::audit::AuditLog,
+        rt: Arc<Runtime>,
+        by: &str,
+        more: serde_json::Value,
+    ) -> Arc<Runtime> {
+        let mut record = rt.record();
+        if let Some(r) = record.as_object_mut() {
+            r.insert("by".into(), by.into());
+            if let serde_json::Value::Object(more) = more {
+                r.extend(more);
+            }
+        }
+        let seq = audit.append(&self.spec.name, "config", &record).await;
+        let _ = rt.logged_as.set(seq);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = rt.clone();
-        Ok(rt)
+        rt
     }
 }
 

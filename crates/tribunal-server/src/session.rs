@@ -326,7 +326,7 @@ impl Sessions {
                 ),
             ));
         }
-        let digest = crate::audit::entry_hash(&h.digest, &String::from_utf8_lossy(body));
+        let digest = crate::audit::chain_hash(&h.digest, body);
         h.extend(new, digest, None);
         h.bytes += body.len();
         self.bytes.fetch_add(body.len(), Ordering::Relaxed);

@@ -175,7 +175,8 @@ async fn shutdown_finishes_requests_in_flight() {
         .await
         .is_err());
     let r = tribunal_server::audit::verify(&s.store).await.unwrap();
-    assert_eq!((r.ok(), r.entries), (true, 1), "{r:?}");
+    // The configuration logged at start and the decision.
+    assert_eq!((r.ok(), r.entries), (true, 2), "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

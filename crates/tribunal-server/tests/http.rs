@@ -228,7 +228,7 @@ async fn a_one_record_write_queue_slows_requests_and_loses_nothing() {
     assert_eq!(ids.len(), 40, "every decision has its own entry: {ids:?}");
     s.stop().await;
     let r = tribunal_server::audit::verify(&s.store).await.unwrap();
-    assert!(r.ok() && r.entries == 40, "{r:?}");
+    assert!(r.ok() && r.entries == 41, "{r:?}");
     let stored = s
         .store
         .list_traces(
@@ -346,13 +346,23 @@ async fn gate_decides_and_logs_every_decision() {
     s.stop().await;
     // Shutdown wrote every queued entry.
     let r = tribunal_server::audit::verify(&s.store).await.unwrap();
-    assert!(r.ok() && r.entries == 3, "{r:?}");
+    // The configuration logged at start, then the three decisions.
+    assert!(r.ok() && r.entries == 4, "{r:?}");
     let first = s.store.audit_entries(0, 10).await.unwrap();
-    let body: Value = serde_json::from_str(&first[1].body).unwrap();
+    assert_eq!((first[0].kind.as_str(), first[0].seq), ("config", 1));
+    let config: Value = serde_json::from_str(&first[0].body).unwrap();
+    assert_eq!(config["by"], "start");
+    let judges = config["judges"].as_object().unwrap();
+    assert!(
+        judges.contains_key("prompt_injection") && judges.len() >= 6,
+        "{config}"
+    );
+    let body: Value = serde_json::from_str(&first[2].body).unwrap();
     assert_eq!(body["decision"], "block");
     assert!(!body["rules"].as_array().unwrap().is_empty());
     assert_eq!(body["inputs_digest"].as_str().unwrap().len(), 64);
-    assert!(body["policy_version"].is_string() && body["judge_versions"].is_object());
+    assert_eq!(body["policy_version"], config["policy_version"]);
+    assert_eq!(body["config"], 1, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -961,6 +971,32 @@ async fn shadow_policies_decide_without_enforcing_and_reload_swaps_versions() {
         "{m}"
     );
     s.stop().await;
+    // Each version in effect is a configuration entry (the failed reload is none), and
+    // every decision names the one that made it.
+    let entries = s.store.audit_entries(0, 100).await.unwrap();
+    let configs: Vec<(i64, Value)> = entries
+        .iter()
+        .filter(|e| e.kind == "config")
+        .map(|e| (e.seq, serde_json::from_str(&e.body).unwrap()))
+        .collect();
+    assert_eq!(configs.len(), 2, "{entries:?}");
+    assert_eq!(configs[0].1["by"], "start");
+    assert_eq!(configs[0].1["policy_version"], before["version"]);
+    assert!(configs[0].1["shadow_policy_version"].is_string());
+    assert_eq!(configs[1].1["policy_version"], after["version"]);
+    assert_eq!(configs[1].1["policy_version_before"], before["version"]);
+    assert!(configs[1].1["by"].as_str().unwrap().starts_with("tok_"));
+    let named: Vec<i64> = entries
+        .iter()
+        .filter(|e| e.kind == "gate")
+        .map(|e| {
+            serde_json::from_str::<Value>(&e.body).unwrap()["config"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(named, [configs[0].0, configs[1].0]);
+    assert!(tribunal_server::audit::verify(&s.store).await.unwrap().ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -127,7 +127,10 @@ async fn the_server_runs_on_postgres() {
     s.stop().await;
     let r = tribunal_server::audit::verify(&s.store).await.unwrap();
     assert!(r.ok(), "{r:?}");
-    assert_eq!(r.entries, 3, "two decisions and one review");
+    assert_eq!(
+        r.entries, 4,
+        "the configuration, two decisions and one review"
+    );
     s.store.close().await;
     drop(s);
     db.drop().await.unwrap();

@@ -4,14 +4,22 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Now as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
 pub fn now_rfc3339() -> String {
-    let (date, time) = parts(SystemTime::now());
-    format!("{date}T{time}Z")
+    rfc3339(SystemTime::now())
 }
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    millis(SystemTime::now())
+}
+
+/// Now, read once, as both [`now_rfc3339`] and [`now_ms`] give it.
+pub fn now_both() -> (String, i64) {
+    let now = SystemTime::now();
+    (rfc3339(now), millis(now))
+}
+
+fn millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
@@ -19,31 +27,29 @@ pub fn now_ms() -> i64 {
 /// A sortable, unique run id: `YYYYMMDD-HHMMSS-xxxx`.
 pub fn new_run_id() -> String {
     let now = SystemTime::now();
-    let (date, time) = parts(now);
+    let (y, m, d, hh, mm, ss) = fields(now);
     let nanos = now
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let salt = (nanos ^ std::process::id().rotate_left(16)) & 0xffff;
-    format!(
-        "{}-{}-{salt:04x}",
-        date.replace('-', ""),
-        time.replace(':', "")
-    )
+    format!("{y:04}{m:02}{d:02}-{hh:02}{mm:02}{ss:02}-{salt:04x}")
 }
 
-fn parts(t: SystemTime) -> (String, String) {
+fn rfc3339(t: SystemTime) -> String {
+    let (y, m, d, hh, mm, ss) = fields(t);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+}
+
+/// (year, month, day, hour, minute, second) in UTC.
+fn fields(t: SystemTime) -> (i64, u32, u32, i64, i64, i64) {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0) as i64;
-    let days = secs.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    (
-        format!("{y:04}-{m:02}-{d:02}"),
-        format!("{:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60),
-    )
+    (y, m, d, rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
@@ -70,5 +76,13 @@ mod tests {
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(civil_from_days(20_781), (2026, 11, 24));
+    }
+
+    #[test]
+    fn formats() {
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_795_538_766_955);
+        assert_eq!(rfc3339(t), "2026-11-24T16:46:06Z");
+        assert_eq!(millis(t), 1_795_538_766_955);
+        assert!(new_run_id().len() == 20 && new_run_id().as_bytes()[8] == b'-');
     }
 }

@@ -190,30 +190,11 @@ async fn reload_on_hangup(state: std::sync::Arc<tribunal_server::AppState>) {
         return;
     };
     while hup.recv().await.is_some() {
-        let st = state.clone();
-        // Compiling policies is blocking work; the log entries are written after it.
-        let outcome = tokio::task::spawn_blocking(move || {
-            st.projects
-                .iter()
-                .map(|(name, p)| (name.clone(), p.reload()))
-                .collect::<Vec<_>>()
-        })
-        .await;
-        for (name, result) in outcome.unwrap_or_default() {
-            let line = match result {
-                Ok(rt) => {
-                    state
-                        .audit
-                        .append(
-                            &name,
-                            "reload",
-                            &serde_json::json!({"by": "SIGHUP",
-                                "policy_version": rt.policy_version(),
-                                "config_hash": rt.config_hash}),
-                        )
-                        .await;
-                    format!("project {name}: policy version {}", rt.policy_version())
-                }
+        let mut names: Vec<String> = state.projects.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            let line = match state.reload(&name, "SIGHUP").await {
+                Ok((rt, _)) => format!("project {name}: policy version {}", rt.policy_version()),
                 Err(e) => e.message,
             };
             tracing::info!(target: "tribunal::reload", "{line}");
