@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use tribunal_core::{Span, SpanKind, SpanStatus, TokenUsage, Violation};
+use tribunal_core::{Span, SpanKind, SpanStatus, TokenUsage, Trace, Violation};
 use tribunal_engine::{Config, Evaluator};
 use tribunal_formats::{import_pending, import_value, InputFormat};
 use tribunal_policy::Context;
@@ -470,5 +470,73 @@ fn ordinary_traces_skip_the_gates() {
     assert!(
         rules.contains(&"c3.untrusted_destination".to_owned()),
         "{rules:?}"
+    );
+}
+
+/// A trace read message by message, the screen keeping what it read (`ScreenMemo`), gets the
+/// answer of the same trace read whole at every step, with or without a pending step. Now
+/// and then the system prompt arrives only late in the trace, after calls that copied it.
+#[test]
+fn the_screen_reads_a_growing_trace_as_it_reads_it_whole() {
+    let mut answers = [0usize; 2];
+    let mut late_copies = 0;
+    for (c, config) in CONFIGS.iter().enumerate() {
+        let ev = evaluator(config, true);
+        let screen = ev.policies().screen().unwrap();
+        let classes = ev.policies().tool_classes();
+        let mut rng = Rng(0xD1B5_4A32_D192_ED03 ^ (c as u64 + 1));
+        for seed in 0..300u64 {
+            let (mut doc, pending) = trace(&mut rng, seed);
+            let late = rng.chance(30);
+            if late {
+                let messages = doc["messages"].as_array_mut().unwrap();
+                messages[0]["content"] = json!("You are the support agent of Acme Shop.");
+                messages.push(json!({"role": "system", "content": SYSTEM_LINE}));
+            }
+            let t = import_value(&doc, InputFormat::Auto, "gen")
+                .unwrap()
+                .remove(0);
+            let pending = pending.map(|p| import_pending(&p).unwrap());
+            let context = Context {
+                agent: rng.chance(50).then(|| "support".to_owned()),
+                ..Context::default()
+            };
+            let mut memo = tribunal_policy::ScreenMemo::default();
+            let mut prefix = t.clone();
+            let mut before = false;
+            for n in 1..=t.messages.len() {
+                prefix.messages = t.messages[..n].to_vec();
+                let p = if rng.chance(50) {
+                    pending.as_ref()
+                } else {
+                    None
+                };
+                let whole = screen.may_fire(&prefix, p, &[], &context, classes);
+                let grown = screen.may_fire_grown(&mut memo, &prefix, p, &[], &context, classes);
+                assert_eq!(
+                    grown, whole,
+                    "config {c}, trace {seed}, {n} messages, pending {p:?}\n{doc}"
+                );
+                answers[usize::from(whole)] += 1;
+                if late && n == t.messages.len() && whole && !before && p.is_none() {
+                    late_copies += 1;
+                }
+                before = whole;
+            }
+            // A memo of a longer trace is not trusted for a shorter one.
+            let short = Trace {
+                messages: t.messages[..1].to_vec(),
+                ..t.clone()
+            };
+            assert_eq!(
+                screen.may_fire_grown(&mut memo, &short, None, &[], &context, classes),
+                screen.may_fire(&short, None, &[], &context, classes)
+            );
+        }
+    }
+    assert!(answers[0] > 0 && answers[1] > 0, "{answers:?}");
+    assert!(
+        late_copies > 0,
+        "no trace had a call that copies a system prompt arriving later"
     );
 }

@@ -11,6 +11,7 @@ pub mod facts;
 pub mod input;
 pub mod pack;
 pub mod screen;
+pub use screen::ScreenMemo;
 pub mod testing;
 
 pub use input::{policy_input, policy_input_json, Context};
@@ -447,13 +448,27 @@ impl PolicyEvaluator {
         feedback: &[tribunal_core::Feedback],
         context: &Context,
     ) -> Vec<Violation> {
+        let mut memo = ScreenMemo::default();
+        self.evaluate_grown(&mut memo, trace, pending, feedback, context)
+    }
+
+    /// [`PolicyEvaluator::evaluate_trace`] for a trace that grows between calls: `memo` is
+    /// what the screen kept of it on an earlier call by an evaluator of the same policy set,
+    /// when the trace then was a prefix of this one (see [`screen::Screen::may_fire_grown`]).
+    pub fn evaluate_grown(
+        &mut self,
+        memo: &mut ScreenMemo,
+        trace: &tribunal_core::Trace,
+        pending: Option<&tribunal_core::Pending>,
+        feedback: &[tribunal_core::Feedback],
+        context: &Context,
+    ) -> Vec<Violation> {
         if self.gates.is_empty() {
             return Vec::new();
         }
-        let screened_out = self
-            .screen
-            .as_ref()
-            .is_some_and(|s| !s.may_fire(trace, pending, feedback, context, &self.classes));
+        let screened_out = self.screen.as_ref().is_some_and(|s| {
+            !s.may_fire_grown(memo, trace, pending, feedback, context, &self.classes)
+        });
         let mut out = if !screened_out {
             let input = policy_input(trace, pending, feedback, context, &self.classes);
             self.evaluate_value(input)

@@ -122,10 +122,37 @@ impl Screen {
         context: &Context,
         classes: &ToolClasses,
     ) -> bool {
+        self.may_fire_grown(
+            &mut ScreenMemo::default(),
+            trace,
+            pending,
+            feedback,
+            context,
+            classes,
+        )
+    }
+
+    /// [`Screen::may_fire`] for a trace that grows between calls: `memo` is what this screen
+    /// kept of the trace on an earlier call, when its messages then were the first
+    /// messages of `trace`, unchanged (or a new memo). Only the new messages are read; the
+    /// answer is the same.
+    pub fn may_fire_grown(
+        &self,
+        memo: &mut ScreenMemo,
+        trace: &Trace,
+        pending: Option<&Pending>,
+        feedback: &[Feedback],
+        context: &Context,
+        classes: &ToolClasses,
+    ) -> bool {
+        if memo.messages > trace.messages.len() {
+            *memo = ScreenMemo::default();
+        }
+        self.fold(memo, trace, classes);
         self.findings_may_fire(feedback)
             || self.budget_may_fire(trace, pending, feedback)
-            || self.calls_may_fire(trace, pending, context, classes)
-            || self.images_may_fire(trace, pending)
+            || self.calls_may_fire(memo, trace, pending, context, classes)
+            || self.images_may_fire(memo, pending)
     }
 
     /// C1–C3 (injection scores), C4 secrets and personal data, C5 invalid arguments, C6.
@@ -204,26 +231,60 @@ impl Screen {
         })
     }
 
-    /// C3 destinations, C4 egress and system-prompt leaks, C5.
+    /// Reads the messages `memo` has not seen: their tool calls (what each lets fire
+    /// whatever comes after), the argument texts of sensitive calls (a later system message
+    /// may be copied in them), the markdown images of the assistant.
+    fn fold(&self, memo: &mut ScreenMemo, trace: &Trace, classes: &ToolClasses) {
+        let from = memo.messages;
+        memo.messages = trace.messages.len();
+        if from == memo.messages {
+            return;
+        }
+        let new = &trace.messages[from..];
+        if self.block_images && !memo.images {
+            memo.images = new
+                .iter()
+                .any(|m| m.role == Role::Assistant && m.content.contains("!["));
+        }
+        memo.any_calls = memo.any_calls || new.iter().any(|m| !m.tool_calls.is_empty());
+        if memo.fired || !memo.any_calls {
+            return;
+        }
+        // Texts of earlier calls against the new system messages.
+        let earlier = memo.texts.len();
+        if earlier > 0
+            && new
+                .iter()
+                .filter(|m| m.provenance.label() == "system")
+                .any(|m| self.copies_a_line(&m.content, &memo.texts))
+        {
+            memo.fired = true;
+            return;
+        }
+        for (i, m) in new.iter().enumerate() {
+            for c in &m.tool_calls {
+                let (fires, text) = self.call_fires(memo, trace, from + i, c, classes);
+                if fires {
+                    memo.fired = true;
+                    return;
+                }
+                memo.texts.extend(text);
+            }
+        }
+    }
+
+    /// C3 destinations, C4 egress and system-prompt leaks, C5: the calls of the trace (as
+    /// folded into `memo`) and of the pending step.
     fn calls_may_fire(
         &self,
+        memo: &mut ScreenMemo,
         trace: &Trace,
         pending: Option<&Pending>,
         context: &Context,
         classes: &ToolClasses,
     ) -> bool {
-        let calls: Vec<(usize, &ToolCall)> = trace
-            .messages
-            .iter()
-            .enumerate()
-            .flat_map(|(i, m)| m.tool_calls.iter().map(move |c| (i, c)))
-            .chain(
-                pending
-                    .into_iter()
-                    .flat_map(|p| p.tool_calls.iter().map(|c| (trace.messages.len(), c))),
-            )
-            .collect();
-        if calls.is_empty() {
+        let pending_calls = pending.map_or(&[][..], |p| &p.tool_calls[..]);
+        if !memo.any_calls && pending_calls.is_empty() {
             return false;
         }
         let agent_list = context.agent.as_deref().is_some_and(|a| {
@@ -231,80 +292,91 @@ impl Screen {
                 .as_ref()
                 .is_some_and(|m| m.contains_key(a))
         });
-        if self.global_allow_list || agent_list || self.limits {
+        if self.global_allow_list || agent_list || self.limits || memo.fired {
             return true;
         }
-        // (name, sensitive): each tool's class is looked up once per trace.
-        let mut seen: Vec<(&str, bool)> = Vec::new();
-        let mut untrusted: Option<Vec<(usize, Links)>> = None;
-        for &(index, c) in &calls {
-            let sensitive = match seen.iter().find(|(n, _)| *n == c.name) {
-                Some(&(_, sensitive)) => sensitive,
-                None => {
-                    if self.denied.iter().any(|d| d == &c.name) || classes.is_destructive(&c.name) {
-                        return true;
-                    }
-                    let sensitive = classes.is_sensitive(&c.name);
-                    seen.push((&c.name, sensitive));
-                    sensitive
+        let at = trace.messages.len();
+        pending_calls
+            .iter()
+            .any(|c| self.call_fires(memo, trace, at, c, classes).0)
+    }
+
+    /// Whether a call (in message `index`, or the pending step's at the trace's length)
+    /// lets a rule fire; with the argument text of a sensitive call, which a system message
+    /// of the trace may yet appear in.
+    fn call_fires(
+        &self,
+        memo: &mut ScreenMemo,
+        trace: &Trace,
+        index: usize,
+        c: &ToolCall,
+        classes: &ToolClasses,
+    ) -> (bool, Option<String>) {
+        // Each tool's class is looked up once per trace.
+        let sensitive = match memo.tools.iter().find(|(n, _)| *n == c.name) {
+            Some(&(_, sensitive)) => sensitive,
+            None => {
+                if self.denied.iter().any(|d| d == &c.name) || classes.is_destructive(&c.name) {
+                    return (true, None);
                 }
-            };
-            if let Value::Object(args) = &c.arguments {
-                if args
-                    .iter()
-                    .any(|(k, v)| v.is_string() && PATH_KEYS.contains(&k.as_str()))
-                {
-                    return true;
+                let sensitive = classes.is_sensitive(&c.name);
+                memo.tools.push((c.name.clone(), sensitive));
+                sensitive
+            }
+        };
+        if let Value::Object(args) = &c.arguments {
+            if args
+                .iter()
+                .any(|(k, v)| v.is_string() && PATH_KEYS.contains(&k.as_str()))
+            {
+                return (true, None);
+            }
+        }
+        // What is left reads the destinations of sensitive calls, and the hosts of any
+        // call when an allow-list of domains is set.
+        if !sensitive && !self.allowed_domains {
+            return (false, None);
+        }
+        let (links, text) = crate::facts::argument_facts(&c.arguments, sensitive);
+        if self.allowed_domains && !links.hosts.is_empty() {
+            return (true, None);
+        }
+        if !sensitive {
+            return (false, None);
+        }
+        if self.allowed_recipients && !links.emails.is_empty() {
+            return (true, None);
+        }
+        if self.system_prompt_copied(trace, &text) {
+            return (true, None);
+        }
+        // A destination that earlier untrusted content mentions (the untrusted messages'
+        // links are read once, as far as a sensitive call with destinations needs them).
+        let destinations: Vec<&String> = links.hosts.iter().chain(&links.emails).collect();
+        if !destinations.is_empty() {
+            for (i, m) in trace.messages[..index]
+                .iter()
+                .enumerate()
+                .skip(memo.untrusted_read)
+            {
+                if m.provenance.is_untrusted() {
+                    let mut l = Links::default();
+                    l.scan(&m.content);
+                    memo.untrusted.push((i, l));
                 }
             }
-            // What is left reads the destinations of sensitive calls, and the hosts of any
-            // call when an allow-list of domains is set.
-            if !sensitive && !self.allowed_domains {
-                continue;
-            }
-            let (links, text) = crate::facts::argument_facts(&c.arguments, sensitive);
-            if self.allowed_domains && !links.hosts.is_empty() {
-                return true;
-            }
-            if !sensitive {
-                continue;
-            }
-            if self.allowed_recipients && !links.emails.is_empty() {
-                return true;
-            }
-            if self.system_prompt_copied(trace, &text) {
-                return true;
-            }
-            // A destination that earlier untrusted content mentions (the untrusted messages'
-            // links are read once per trace, when the first sensitive call needs them).
-            let destinations: Vec<&String> = links.hosts.iter().chain(&links.emails).collect();
-            if destinations.is_empty() {
-                continue;
-            }
-            let seen = untrusted.get_or_insert_with(|| {
-                trace
-                    .messages
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, m)| m.provenance.is_untrusted())
-                    .map(|(i, m)| {
-                        let mut l = Links::default();
-                        l.scan(&m.content);
-                        (i, l)
-                    })
-                    .collect()
-            });
-            if seen.iter().any(|(i, l)| {
+            memo.untrusted_read = memo.untrusted_read.max(index);
+            if memo.untrusted.iter().any(|(i, l)| {
                 *i < index
                     && l.hosts
                         .iter()
                         .chain(&l.emails)
                         .any(|d| destinations.contains(&d))
             }) {
-                return true;
+                return (true, None);
             }
         }
-        false
+        (false, Some(text))
     }
 
     /// Does a line of a system message (long enough to count) appear in `arguments`?
@@ -313,23 +385,41 @@ impl Screen {
             .messages
             .iter()
             .filter(|m| m.provenance.label() == "system")
-            .flat_map(|m| m.content.split('\n'))
-            .any(|line| {
-                let line = line.trim();
-                // Bytes: never fewer than the characters or UTF-16 units the engine counts.
-                line.len() as f64 >= self.system_prompt_min_line - ROOM && arguments.contains(line)
-            })
+            .any(|m| self.copies_a_line(&m.content, std::slice::from_ref(&arguments)))
     }
 
-    /// C4: markdown images in what the agent says or is about to say.
-    fn images_may_fire(&self, trace: &Trace, pending: Option<&Pending>) -> bool {
-        self.block_images
-            && trace
-                .messages
-                .iter()
-                .filter(|m| m.role == Role::Assistant)
-                .map(|m| m.content.as_str())
-                .chain(pending.map(|p| p.content.as_str()))
-                .any(|text| text.contains("!["))
+    /// Does a line of `system` (long enough to count) appear in any of `texts`?
+    fn copies_a_line(&self, system: &str, texts: &[impl AsRef<str>]) -> bool {
+        system.split('\n').any(|line| {
+            let line = line.trim();
+            // Bytes: never fewer than the characters or UTF-16 units the engine counts.
+            line.len() as f64 >= self.system_prompt_min_line - ROOM
+                && texts.iter().any(|t| t.as_ref().contains(line))
+        })
     }
+
+    /// C4: markdown images in what the agent said (as folded into `memo`) or is about to
+    /// say.
+    fn images_may_fire(&self, memo: &ScreenMemo, pending: Option<&Pending>) -> bool {
+        self.block_images && (memo.images || pending.is_some_and(|p| p.content.contains("![")))
+    }
+}
+
+/// What the screen keeps of a growing trace between calls ([`Screen::may_fire_grown`]):
+/// what its first `messages` messages let fire, each read once.
+#[derive(Debug, Default, Clone)]
+pub struct ScreenMemo {
+    messages: usize,
+    /// A call among them lets a rule fire whatever comes after.
+    fired: bool,
+    any_calls: bool,
+    /// An assistant message among them shows a markdown image.
+    images: bool,
+    /// Argument texts of their sensitive calls.
+    texts: Vec<String>,
+    /// Tools looked up: (name, sensitive).
+    tools: Vec<(String, bool)>,
+    /// Links of the untrusted messages among the first `untrusted_read`.
+    untrusted: Vec<(usize, Links)>,
+    untrusted_read: usize,
 }

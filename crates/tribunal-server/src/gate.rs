@@ -342,8 +342,14 @@ pub async fn handle(
 
     let mut judged = Judged::for_evaluator(kept, rt.evaluator());
     let (feedback, late) = judge(rt.evaluator(), &trace, &pending, budget, &mut judged).await;
+    let (mut violations, shadow) = rt.gates(
+        &mut judged.screen,
+        &trace,
+        pending.as_ref().as_ref(),
+        &feedback,
+        &context,
+    );
     state.sessions.keep_judged(&caller.project, &trace, judged);
-    let (mut violations, shadow) = rt.gates(&trace, pending.as_ref().as_ref(), &feedback, &context);
     if !late.is_empty() {
         state.metrics.budget_exceeded.fetch_add(1, Relaxed);
         violations.push(Violation {

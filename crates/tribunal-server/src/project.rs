@@ -139,16 +139,18 @@ impl Runtime {
     }
 
     /// Runs the enforced gates (and the shadow gates, when configured) over a trace and the
-    /// feedback already gathered, reusing per-thread policy evaluators.
+    /// feedback already gathered, reusing per-thread policy evaluators. `memo` is what the
+    /// screen of the enforced policies kept of the trace, when it grew from one they saw.
     pub fn gates(
         &self,
+        memo: &mut tribunal_policy::ScreenMemo,
         trace: &Trace,
         pending: Option<&Pending>,
         feedback: &[Feedback],
         context: &Context,
     ) -> (Vec<Violation>, Option<Vec<Violation>>) {
         let main = with_pooled(&self.pool, self.evaluator().policies(), |p| {
-            p.evaluate_trace(trace, pending, feedback, context)
+            p.evaluate_grown(memo, trace, pending, feedback, context)
         });
         let shadow = self.shadow.as_ref().map(|set| {
             with_pooled(&self.shadow_pool, set, |p| {

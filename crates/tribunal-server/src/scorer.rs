@@ -65,7 +65,7 @@ async fn score_one(
             .context_for(&trace)
             .unwrap_or_else(|| rt.evaluator().context().clone());
         let feedback = rt.evaluator().feedback(&trace, None);
-        let (violations, _) = rt.gates(&trace, None, &feedback, &context);
+        let (violations, _) = rt.gates(&mut Default::default(), &trace, None, &feedback, &context);
         let verdict = Verdict::combine(feedback, violations);
         let doc = result_json(&trace, &verdict, rt.policy_version());
         (verdict.decision, doc)

@@ -62,6 +62,8 @@ pub struct Judged {
     /// The evaluator whose judges left the states: after a reload its judges start over.
     pub evaluator: Weak<tribunal_engine::Evaluator>,
     pub states: Vec<GrowState>,
+    /// What the screen in front of the evaluator's policy pack kept of the trace.
+    pub screen: tribunal_policy::ScreenMemo,
 }
 
 impl Judged {
@@ -75,6 +77,7 @@ impl Judged {
             .unwrap_or_else(|| Judged {
                 evaluator: Arc::downgrade(evaluator),
                 states: Vec::new(),
+                screen: Default::default(),
             });
         judged.states.resize_with(evaluator.judges().len(), || None);
         judged
@@ -552,6 +555,7 @@ mod tests {
         Judged {
             evaluator: Weak::new(),
             states: vec![Some(Box::new(mark))],
+            screen: Default::default(),
         }
     }
 
