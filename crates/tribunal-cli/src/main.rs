@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Judging is allocation-heavy (JSON values, policy documents) and multi-threaded.
+/// Judging is allocation-heavy (JSON values, policy documents) and multi-threaded. Built
+/// without transparent huge pages (the workspace's `no_thp`): memory the allocator returns
+/// to the system and takes again would otherwise be faulted back 2 MB at a time.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
