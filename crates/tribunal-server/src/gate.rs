@@ -123,26 +123,87 @@ pub fn parse_request(v: &Value) -> Result<GateRequest<'_>, ApiError> {
                     ))
                 }
             };
-            let format = match format {
-                "auto" => AppendFormat::Auto,
-                "openai" => AppendFormat::OpenAi,
-                "anthropic" => AppendFormat::Anthropic,
-                "tribunal" => AppendFormat::Tribunal,
-                f => {
-                    return Err(ApiError::request(format!(
-                        "format: append takes OpenAI chat messages (openai), Anthropic messages (anthropic), either told apart by their content (auto) or normalized ones (tribunal), found {f:?}; send other formats whole in trace"
-                    )))
-                }
-            };
             Steps::Append {
                 trace_id,
                 offset,
                 messages,
-                format,
+                format: append_format(format)?,
             }
         }
     };
     Ok(GateRequest { steps, asked })
+}
+
+fn append_format(format: &str) -> Result<AppendFormat, ApiError> {
+    Ok(match format {
+        "auto" => AppendFormat::Auto,
+        "openai" => AppendFormat::OpenAi,
+        "anthropic" => AppendFormat::Anthropic,
+        "tribunal" => AppendFormat::Tribunal,
+        f => {
+            return Err(ApiError::request(format!(
+                "format: append takes OpenAI chat messages (openai), Anthropic messages (anthropic), either told apart by their content (auto) or normalized ones (tribunal), found {f:?}; send other formats whole in trace"
+            )))
+        }
+    })
+}
+
+/// An append request read straight into its members (the messages and the pending step
+/// as JSON values, for the importers), without a document of the whole request in between.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppendBody<'a> {
+    #[serde(borrow)]
+    trace_id: std::borrow::Cow<'a, str>,
+    offset: usize,
+    append: Vec<Value>,
+    #[serde(default)]
+    pending: Option<Value>,
+    #[serde(default)]
+    context: Option<Context>,
+    #[serde(default, borrow)]
+    format: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    budget_ms: Option<u64>,
+    #[serde(default)]
+    wait_ms: Option<u64>,
+    #[serde(default)]
+    explain: Option<bool>,
+}
+
+/// An append request read by [`AppendBody`].
+struct Appended {
+    asked: Asked,
+    trace_id: String,
+    offset: usize,
+    messages: Vec<Value>,
+    format: AppendFormat,
+}
+
+/// Reads an append request the short way; `None` when it is not a well-formed one (the full
+/// read, [`parse_request`], then names what is wrong).
+fn read_append(bytes: &[u8]) -> Option<Appended> {
+    let b: AppendBody = serde_json::from_slice(bytes).ok()?;
+    if b.trace_id.is_empty() {
+        return None;
+    }
+    let pending = match b.pending {
+        None => None,
+        Some(p) => Some(import_pending(&p).ok()?),
+    };
+    Some(Appended {
+        asked: Asked {
+            pending,
+            context: b.context,
+            budget: b.budget_ms.map(Duration::from_millis),
+            wait: Duration::from_millis(b.wait_ms.unwrap_or(0)),
+            explain: b.explain.unwrap_or(false),
+        },
+        trace_id: b.trace_id.into_owned(),
+        offset: b.offset,
+        messages: b.append,
+        format: append_format(b.format.as_deref().unwrap_or("auto")).ok()?,
+    })
 }
 
 /// A request's members besides its trace: what it asks, the trace's format and id.
@@ -310,9 +371,8 @@ pub async fn handle(
     let project = state.project(&caller)?;
     // A whole trace repeating the one held, with messages added, is read from the new
     // messages only (resend.rs).
-    let split = (memchr::memmem::find(&bytes, b"\"append\"").is_none())
-        .then(|| resend::split(&bytes))
-        .flatten();
+    let append = memchr::memmem::find(&bytes, b"\"append\"").is_some();
+    let split = (!append).then(|| resend::split(&bytes)).flatten();
     let fast = split
         .as_ref()
         .and_then(|s| resent(&state, &caller.project, &bytes, s));
@@ -324,7 +384,7 @@ pub async fn handle(
             }
             (asked, false, taken.trace, taken.digest, taken.judged)
         }
-        None => read_in_full(&state, &caller.project, &bytes, split.as_ref()).await?,
+        None => read_in_full(&state, &caller.project, &bytes, split.as_ref(), append).await?,
     };
     let rt = project.runtime();
     let budget = asked
@@ -494,13 +554,19 @@ fn resent(
     Some((asked, taken))
 }
 
-/// Reads a request in full: its trace held (sent whole) or extended (appended).
+/// Reads a request in full: its trace held (sent whole) or extended (appended). `append`:
+/// the request has an `"append"` member somewhere.
 async fn read_in_full(
     state: &AppState,
     project: &str,
     bytes: &[u8],
     split: Option<&resend::Split<'_>>,
+    append: bool,
 ) -> Result<(Asked, bool, Arc<Trace>, String, Option<Judged>), ApiError> {
+    if let Some(a) = append.then(|| read_append(bytes)).flatten() {
+        let steps = (a.trace_id.as_str(), a.offset, &a.messages[..], a.format);
+        return read_appended(state, project, bytes, a.asked, steps).await;
+    }
     let doc = body::parse_json_checked(bytes)?;
     let GateRequest { steps, asked } = parse_request(&doc)?;
     match steps {
@@ -529,21 +595,33 @@ async fn read_in_full(
             messages,
             format,
         } => {
-            if !state.sessions.holds(project, &trace_id) {
-                reload(state, project, &trace_id).await?;
-            }
-            let taken = state
-                .sessions
-                .append(project, &trace_id, offset, bytes, |held| {
-                    import_append(held, messages, format)
-                })?;
-            for row in taken.evicted {
-                state.store_gate_trace(row).await;
-            }
-            state.metrics.read_appended.fetch_add(1, Relaxed);
-            Ok((asked, true, taken.trace, taken.digest, taken.judged))
+            let steps = (trace_id.as_str(), offset, messages, format);
+            read_appended(state, project, bytes, asked, steps).await
         }
     }
+}
+
+/// Extends the held trace `trace_id` with `messages` (in `format`, from message `offset`).
+async fn read_appended(
+    state: &AppState,
+    project: &str,
+    bytes: &[u8],
+    asked: Asked,
+    (trace_id, offset, messages, format): (&str, usize, &[Value], AppendFormat),
+) -> Result<(Asked, bool, Arc<Trace>, String, Option<Judged>), ApiError> {
+    if !state.sessions.holds(project, trace_id) {
+        reload(state, project, trace_id).await?;
+    }
+    let taken = state
+        .sessions
+        .append(project, trace_id, offset, bytes, |held| {
+            import_append(held, messages, format)
+        })?;
+    for row in taken.evicted {
+        state.store_gate_trace(row).await;
+    }
+    state.metrics.read_appended.fetch_add(1, Relaxed);
+    Ok((asked, true, taken.trace, taken.digest, taken.judged))
 }
 
 /// Reads a trace the gate no longer holds (idle, let go, or held by the server before a
@@ -818,6 +896,70 @@ struct AnswerShadow<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appends_read_the_short_way_as_the_full_read_reads_them_and_only_those() {
+        let msg = r#"{"role": "tool", "tool_call_id": "c1", "content": "in \"transit\""}"#;
+        let same = [
+            format!(r#"{{"trace_id": "t1", "offset": 3, "append": [{msg}]}}"#),
+            format!(
+                r#"{{"append": [{msg}, {msg}], "offset": 0, "trace_id": "t\u0031", "pending": {{"name": "send_email", "arguments": {{"to": "a@b.co"}}}}, "context": {{"agent": "support", "team": "eu"}}, "format": "openai", "budget_ms": 20, "wait_ms": 5, "explain": true}}"#
+            ),
+r#"{"trace_id": "t1", "offset": 1, "append": [], "pending": null, "context": null, "format": "anthropic", "budget_ms": null, "explain": null}"#.to_owned(),
+            format!(
+                r#"{{"trace_id": "t1", "offset": 1, "append": [{msg}], "pending": "Done.", "format": "tribunal"}}"#
+            ),
+        ];
+        for body in &same {
+            let short = read_append(body.as_bytes()).unwrap_or_else(|| panic!("{body}"));
+            let doc: Value = serde_json::from_str(body).unwrap();
+            let full = parse_request(&doc).unwrap();
+            let Steps::Append {
+                trace_id,
+                offset,
+                messages,
+                format,
+            } = full.steps
+            else {
+                panic!("{body}")
+            };
+            assert_eq!(
+                (
+                    short.trace_id.as_str(),
+                    short.offset,
+                    &short.messages[..],
+                    short.format
+                ),
+                (trace_id.as_str(), offset, messages, format),
+                "{body}"
+            );
+            let (a, b) = (&short.asked, &full.asked);
+            assert_eq!(
+                (&a.pending, &a.context, a.budget, a.wait, a.explain),
+                (&b.pending, &b.context, b.budget, b.wait, b.explain),
+                "{body}"
+            );
+        }
+        // What the full read refuses, the short way does not take.
+        let refused = [
+            r#"{"trace_id": "t1", "offset": 1, "append": [], "extra": 1}"#,
+            r#"{"trace_id": "", "offset": 1, "append": []}"#,
+            r#"{"trace_id": "t1", "offset": -1, "append": []}"#,
+            r#"{"trace_id": "t1", "append": []}"#,
+            r#"{"trace_id": "t1", "offset": 1, "append": {}}"#,
+            r#"{"trace_id": "t1", "offset": 1, "append": [], "trace": []}"#,
+            r#"{"trace_id": "t1", "offset": 1, "append": [], "format": "mlflow"}"#,
+            r#"{"trace_id": "t1", "offset": 1, "append": [], "pending": {"x": 1}}"#,
+            r#"{"trace_id": "t1", "offset": 1, "append": [], "context": "eu"}"#,
+            r#"{"trace_id": "t1", "offset": 1, "append": [], "budget_ms": 1.5}"#,
+            r#"{"trace_id": "t1", "offset": 1, "append": [], "explain": "yes"}"#,
+        ];
+        for body in refused {
+            assert!(read_append(body.as_bytes()).is_none(), "{body}");
+            let doc: Value = serde_json::from_str(body).unwrap();
+            assert!(parse_request(&doc).is_err(), "{body}");
+        }
+    }
 
     #[test]
     fn scores_name_each_value_once_the_last_of_a_name_counting() {
