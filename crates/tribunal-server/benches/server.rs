@@ -123,6 +123,17 @@ impl Walk {
     }
 }
 
+/// CPU time this process has used (user and system, all threads), when the system says.
+fn cpu_time() -> Option<Duration> {
+    // /proc/self/stat: utime and stime are fields 14 and 15, in clock ticks (100 per second),
+    // counted after the command name, which may hold spaces but ends at the last ')'.
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// Requests per second with `clients` concurrent agents for `dur`. The agents run on a
 /// runtime of their own, on one thread apart from the server's, as agents calling a gate
 /// run in their own process.
@@ -314,15 +325,25 @@ fn main() {
             // a shared host) weighs on both endpoints alike.
             let (rounds, dur, clients) = (4, Duration::from_millis(1500), 8);
             let (mut bare_n, mut gate_n, mut each) = (0.0, 0.0, Vec::new());
+            // CPU time of the whole process (agents, server, database) per request.
+            let (mut bare_cpu, mut gate_cpu) = (0.0, 0.0);
             for round in 0..rounds {
                 // Both endpoints get the same requests in a round; every round has clients,
                 // conversations and texts of its own.
                 let who = (10_000 + round * clients, clients);
+                let c0 = cpu_time();
                 let b = tokio::task::block_in_place(|| throughput(&bare, &token, append, who, dur));
+                let c1 = cpu_time();
                 let g = tokio::task::block_in_place(|| throughput(&gate, &token, append, who, dur));
+                let c2 = cpu_time();
                 bare_n += b;
                 gate_n += g;
                 each.push(format!("{:.2}", g / b));
+                if let (Some(c0), Some(c1), Some(c2)) = (c0, c1, c2) {
+                    let secs = dur.as_secs_f64();
+                    bare_cpu += (c1 - c0).as_secs_f64() / (b * secs);
+                    gate_cpu += (c2 - c1).as_secs_f64() / (g * secs);
+                }
             }
             let ratio = gate_n / bare_n;
             println!(
@@ -333,6 +354,14 @@ fn main() {
                 each.join(" "),
                 if ratio >= 0.5 { "met" } else { "NOT met" }
             );
+            if gate_cpu > 0.0 {
+                println!(
+                    "  CPU per request, agents and server together: bare {:.1} µs, gate {:.1} µs (bare / gate {:.2})",
+                    bare_cpu / rounds as f64 * 1e6,
+                    gate_cpu / rounds as f64 * 1e6,
+                    bare_cpu / gate_cpu
+                );
+            }
         }
 
         let otlp = format!("{base}/v1/traces");
