@@ -8,9 +8,9 @@
 
 use crate::error::ImportError;
 use crate::openai::{explicit_provenance, fill_record_fields, record_id};
+use crate::util::CallNames;
 use crate::util::{as_array, as_object, kind_of, opt_str, parse_arguments};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use tribunal_core::{Message, Provenance, Role, ToolCall, Trace};
 
 /// Fields of a record that map onto the trace; every other field is kept as metadata.
@@ -78,7 +78,7 @@ pub fn import_messages(
         out.push(Message::new("system", Role::System, text));
     }
     // tool_use id -> tool name, so results know which tool produced them.
-    import_list(list, 0, HashMap::new(), &mut out)?;
+    import_list(list, 0, CallNames::after(&[]), &mut out)?;
     Ok(out)
 }
 
@@ -90,7 +90,7 @@ pub fn import_messages_after(
     held: &[Message],
     list: &[Value],
 ) -> Result<Vec<Message>, ImportError> {
-    let call_names = crate::util::call_names(held);
+    let call_names = CallNames::after(held);
     let start = held
         .iter()
         .filter_map(|m| source_number(&m.id))
@@ -113,7 +113,7 @@ fn source_number(id: &str) -> Option<usize> {
 fn import_list(
     list: &[Value],
     start: usize,
-    mut call_names: HashMap<String, String>,
+    mut call_names: CallNames<'_>,
     out: &mut Vec<Message>,
 ) -> Result<(), ImportError> {
     for (i, raw) in list.iter().enumerate() {
@@ -128,7 +128,7 @@ fn import_list(
 fn import_message(
     raw: &Value,
     i: usize,
-    call_names: &mut HashMap<String, String>,
+    call_names: &mut CallNames<'_>,
 ) -> Result<Vec<Message>, ImportError> {
     let o = as_object(raw, "")?;
     let role = match opt_str(o, "role")? {
@@ -172,7 +172,7 @@ fn import_message(
                     "tool_use" | "server_tool_use" | "mcp_tool_use" => {
                         let call = tool_use(b, &format!("m{i}.call{}", calls.len()))
                             .map_err(|e| e.within(&at))?;
-                        call_names.insert(call.id.clone(), call.name.clone());
+                        call_names.insert(&call);
                         calls.push(call);
                     }
                     k if k == "tool_result" || k.ends_with("_tool_result") => {
@@ -214,7 +214,7 @@ fn import_message(
     let mut out = Vec::with_capacity(results.len() + 1);
     let mut tool_msgs = Vec::with_capacity(results.len());
     for (call_id, content) in results {
-        let tool = call_names.get(&call_id).cloned().unwrap_or_default();
+        let tool = call_names.get(&call_id).unwrap_or_default().to_owned();
         let mut m = Message::new(String::new(), Role::Tool, content);
         m.provenance = Provenance::Tool { name: tool.clone() };
         if !tool.is_empty() {

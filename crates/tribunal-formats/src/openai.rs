@@ -2,9 +2,8 @@
 //! alone or inside a dataset record `{id?, messages, inputs?, outputs?, expectations?, ...}`.
 
 use crate::error::ImportError;
-use crate::util::{as_array, as_object, content_text, opt_str, parse_arguments};
+use crate::util::{as_array, as_object, content_text, opt_str, parse_arguments, CallNames};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use tribunal_core::{Message, Provenance, Role, ToolCall, ToolDef, Trace};
 
 /// Fields of a dataset record that map onto the trace; every other field is kept as metadata.
@@ -145,7 +144,7 @@ pub fn explicit_provenance(v: &Value, field: &str) -> Result<Provenance, ImportE
 
 /// Imports a list of OpenAI chat messages.
 pub fn import_messages(list: &[Value]) -> Result<Vec<Message>, ImportError> {
-    import_messages_from(list, 0, HashMap::new())
+    import_messages_from(list, 0, CallNames::after(&[]))
 }
 
 /// Imports OpenAI chat messages that continue `held`, the messages of a trace already
@@ -155,13 +154,7 @@ pub fn import_messages_after(
     held: &[Message],
     list: &[Value],
 ) -> Result<Vec<Message>, ImportError> {
-    let answers_earlier_call = list.iter().any(|m| m.get("tool_call_id").is_some());
-    let call_names = if answers_earlier_call {
-        crate::util::call_names(held)
-    } else {
-        HashMap::new()
-    };
-    import_messages_from(list, held.len(), call_names)
+    import_messages_from(list, held.len(), CallNames::after(held))
 }
 
 /// Imports `list`; the first message is number `start` of its trace; `call_names` maps the
@@ -170,7 +163,7 @@ fn import_messages_from(
     list: &[Value],
     start: usize,
     // tool_call_id -> tool name, so tool results know which tool produced them.
-    mut call_names: HashMap<String, String>,
+    mut call_names: CallNames<'_>,
 ) -> Result<Vec<Message>, ImportError> {
     let mut out = Vec::with_capacity(list.len());
     for (i, raw) in list.iter().enumerate() {
@@ -206,7 +199,7 @@ fn import_messages_from(
             for (j, c) in calls.iter().enumerate() {
                 let call = tool_call(c, &|| format!("{}.call{j}", msg.id))
                     .map_err(|e| e.within(&format!("{}.tool_calls[{j}]", at())))?;
-                call_names.insert(call.id.clone(), call.name.clone());
+                call_names.insert(&call);
                 msg.tool_calls.push(call);
             }
         }
@@ -214,7 +207,7 @@ fn import_messages_from(
         if let Some(fc) = o.get("function_call").filter(|v| !v.is_null()) {
             let call = import_function(fc, &|| format!("{}.call0", msg.id), None)
                 .map_err(|e| e.within(&format!("{}.function_call", at())))?;
-            call_names.insert(call.id.clone(), call.name.clone());
+            call_names.insert(&call);
             msg.tool_calls.push(call);
         }
         if role == Role::Tool {
@@ -247,7 +240,7 @@ pub(crate) fn role_of(role: &str) -> Option<Role> {
 pub(crate) fn as_tool_result(
     msg: &mut Message,
     tool_call_id: Option<String>,
-    call_names: &HashMap<String, String>,
+    call_names: &CallNames<'_>,
 ) {
     msg.tool_call_id = tool_call_id;
     let tool = msg
@@ -255,8 +248,9 @@ pub(crate) fn as_tool_result(
         .clone()
         .or_else(|| {
             msg.tool_call_id
-                .as_ref()
-                .and_then(|c| call_names.get(c).cloned())
+                .as_deref()
+                .and_then(|c| call_names.get(c))
+                .map(str::to_owned)
         })
         .unwrap_or_default();
     msg.provenance = Provenance::Tool { name: tool.clone() };

@@ -13,10 +13,10 @@ use crate::detect::{detect, InputFormat};
 use crate::openai::{
     as_tool_result, call, explicit_provenance, fill_record_fields, numbered, record_id, role_of,
 };
+use crate::util::CallNames;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use tribunal_core::{Message, Role, Trace};
 
 #[derive(Deserialize)]
@@ -115,20 +115,34 @@ pub fn read(text: &str, format: InputFormat, fallback_id: &str) -> Option<Trace>
             .unwrap_or_else(|| fallback_id.to_owned()),
         ..Trace::default()
     };
-    trace.messages = convert(messages)?;
+    trace.messages = convert(messages, &[])?;
     fill_record_fields(&rest, &mut trace, crate::openai::RECORD_FIELDS).ok()?;
     Some(trace)
 }
 
-fn convert(messages: Vec<Msg>) -> Option<Vec<Message>> {
+/// Chat messages that continue `held` (the messages of a trace already imported, as
+/// [`crate::openai::import_messages_after`] continues them), each given as its raw JSON:
+/// read straight into the trace model when every one is a message this road handles; `None`
+/// otherwise (the caller then imports them the general way, which also writes the errors).
+pub fn messages_after(held: &[Message], raw: &[&str]) -> Option<Vec<Message>> {
+    let messages = raw
+        .iter()
+        .map(|m| serde_json::from_str::<Msg>(m).ok())
+        .collect::<Option<Vec<Msg>>>()?;
+    convert(messages, held)
+}
+
+/// The messages, numbered after `held` (whose calls tool results may answer).
+fn convert(messages: Vec<Msg>, held: &[Message]) -> Option<Vec<Message>> {
     let mut out = Vec::with_capacity(messages.len());
-    let mut call_names: HashMap<String, String> = HashMap::new();
+    let mut call_names = CallNames::after(held);
     for (i, m) in messages.into_iter().enumerate() {
         if m.function_call.is_some() {
             return None;
         }
         let role = role_of(&m.role)?;
-        let mut msg = Message::new(numbered("m", i), role, m.content.unwrap_or_default());
+        let number = held.len() + i;
+        let mut msg = Message::new(numbered("m", number), role, m.content.unwrap_or_default());
         msg.name = m.name;
         for (j, c) in m.tool_calls.into_iter().flatten().enumerate() {
             let call = call(
@@ -136,7 +150,7 @@ fn convert(messages: Vec<Msg>) -> Option<Vec<Message>> {
                 c.function.name,
                 c.function.arguments.as_ref(),
             );
-            call_names.insert(call.id.clone(), call.name.clone());
+            call_names.insert(&call);
             msg.tool_calls.push(call);
         }
         if role == Role::Tool {

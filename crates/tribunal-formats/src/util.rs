@@ -176,16 +176,40 @@ pub fn hex_id(s: &str, bytes: usize) -> Option<String> {
     None
 }
 
-/// The tools of the calls made in `messages`, by call id: what tool results appended later
-/// answer.
-pub(crate) fn call_names(
-    messages: &[tribunal_core::Message],
-) -> std::collections::HashMap<String, String> {
-    messages
-        .iter()
-        .flat_map(|m| &m.tool_calls)
-        .map(|c| (c.id.clone(), c.name.clone()))
-        .collect()
+/// The tools of the calls made so far, by call id, for the tool results that answer them:
+/// the calls of the messages being imported (recorded as they come), then those of `held`,
+/// the messages of the trace imported before (searched from the last, only when a result
+/// asks). A call id given twice names its last call.
+pub(crate) struct CallNames<'a> {
+    held: &'a [tribunal_core::Message],
+    new: std::collections::HashMap<String, String>,
+}
+
+impl<'a> CallNames<'a> {
+    /// Calls made before the messages being imported: those of `held`.
+    pub(crate) fn after(held: &'a [tribunal_core::Message]) -> CallNames<'a> {
+        CallNames {
+            held,
+            new: std::collections::HashMap::new(),
+        }
+    }
+
+    pub(crate) fn insert(&mut self, call: &tribunal_core::ToolCall) {
+        self.new.insert(call.id.clone(), call.name.clone());
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<&str> {
+        match self.new.get(id) {
+            Some(name) => Some(name),
+            None => self
+                .held
+                .iter()
+                .rev()
+                .flat_map(|m| m.tool_calls.iter().rev())
+                .find(|c| c.id == id)
+                .map(|c| c.name.as_str()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,13 @@ fn taken() -> Vec<Value> {
             {"role": "assistant", "content": "done", "refusal": null, "tool_call_id": "ignored"}
         ]}),
         json!({"id": "", "messages": []}),
+        // A call id used twice: its result answers the last call.
+        json!({"id": "t7", "messages": [
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "dup", "function": {"name": "first"}}]},
+            {"role": "tool", "tool_call_id": "dup", "content": "1"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "dup", "function": {"name": "second"}}]},
+            {"role": "tool", "tool_call_id": "dup", "content": "2"}
+        ]}),
         json!({"id": "t6", "messages": [
             {"role": "tool", "content": "doc", "provenance": {"source": "retrieval", "name": "kb"}},
             {"role": "assistant", "content": "plan", "provenance": "agent"},
@@ -122,4 +129,52 @@ fn example_datasets_read_the_same_both_ways() {
         compared >= 5,
         "only {compared} example lines took the direct road"
     );
+}
+
+/// Messages that continue a trace: for every record above split at every point, the direct
+/// road gives what the general importer gives for the same continuation (numbering after
+/// the held messages, tool results finding calls among them), and it leaves the messages it
+/// does not handle to the general road.
+#[test]
+fn continuations_read_the_same_both_ways() {
+    let mut compared = 0;
+    for v in taken() {
+        let messages = v["messages"].as_array().unwrap();
+        let whole = general(&v.to_string(), InputFormat::Openai)
+            .unwrap()
+            .remove(0);
+        for k in 0..=messages.len() {
+            let held = &whole.messages[..k];
+            let rest = &messages[k..];
+            let raw: Vec<String> = rest.iter().map(Value::to_string).collect();
+            let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
+            let direct = openai_row::messages_after(held, &raw)
+                .unwrap_or_else(|| panic!("not taken: {rest:?}"));
+            let general = tribunal_formats::openai::import_messages_after(held, rest).unwrap();
+            assert_eq!(direct, general, "after {k}: {rest:?}");
+            assert_eq!(direct, whole.messages[k..], "after {k}: {rest:?}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 10);
+    // Messages it does not handle (parts, a legacy call, a flat call, an unknown role, a
+    // number for content, a provenance it cannot read) are left aside; the rest of those
+    // records' messages read the same both ways.
+    let mut aside = 0;
+    for v in left() {
+        let Some(messages) = v.get("messages").and_then(Value::as_array) else {
+            continue;
+        };
+        let raw: Vec<String> = messages.iter().map(Value::to_string).collect();
+        let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
+        match openai_row::messages_after(&[], &raw) {
+            Some(direct) => assert_eq!(
+                direct,
+                tribunal_formats::openai::import_messages_after(&[], messages).unwrap(),
+                "{v}"
+            ),
+            None => aside += 1,
+        }
+    }
+    assert_eq!(aside, 6);
 }

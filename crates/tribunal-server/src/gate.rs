@@ -156,7 +156,8 @@ struct AppendBody<'a> {
     #[serde(borrow)]
     trace_id: std::borrow::Cow<'a, str>,
     offset: usize,
-    append: Vec<Value>,
+    #[serde(borrow)]
+    append: Vec<&'a serde_json::value::RawValue>,
     #[serde(default)]
     pending: Option<Value>,
     #[serde(default)]
@@ -172,17 +173,24 @@ struct AppendBody<'a> {
 }
 
 /// An append request read by [`AppendBody`].
-struct Appended {
+struct Appended<'a> {
     asked: Asked,
     trace_id: String,
     offset: usize,
-    messages: Vec<Value>,
+    messages: Vec<&'a serde_json::value::RawValue>,
     format: AppendFormat,
+}
+
+/// The messages of an append: JSON values (the full read) or raw (the short way).
+#[derive(Clone, Copy)]
+enum NewMessages<'a> {
+    Values(&'a [Value]),
+    Raw(&'a [&'a serde_json::value::RawValue]),
 }
 
 /// Reads an append request the short way; `None` when it is not a well-formed one (the full
 /// read, [`parse_request`], then names what is wrong).
-fn read_append(bytes: &[u8]) -> Option<Appended> {
+fn read_append(bytes: &[u8]) -> Option<Appended<'_>> {
     let b: AppendBody = serde_json::from_slice(bytes).ok()?;
     if b.trace_id.is_empty() {
         return None;
@@ -318,13 +326,36 @@ fn whole_trace(
     Ok(trace)
 }
 
-/// The messages of an append, imported after the held ones.
+/// The messages of an append, imported after the held ones. Raw OpenAI chat messages with
+/// plain-text content are read straight into the trace model; the rest as JSON values.
 fn import_append(
     held: &Trace,
-    messages: &[Value],
+    messages: NewMessages<'_>,
     format: AppendFormat,
 ) -> Result<Vec<tribunal_core::Message>, ApiError> {
     use tribunal_formats::{anthropic, openai};
+    let parsed: Vec<Value>;
+    let messages = match messages {
+        NewMessages::Values(v) => v,
+        NewMessages::Raw(raw) => {
+            let texts: Vec<&str> = raw.iter().map(|r| r.get()).collect();
+            if matches!(format, AppendFormat::Auto | AppendFormat::OpenAi) {
+                // Plain-text messages never look like Anthropic's, so `auto` reads them as
+                // OpenAI's too.
+                if let Some(m) =
+                    tribunal_formats::openai_row::messages_after(&held.messages, &texts)
+                {
+                    return Ok(m);
+                }
+            }
+            parsed = texts
+                .iter()
+                .map(|t| serde_json::from_str(t))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ApiError::new("invalid_json", format!("append: {e}")))?;
+            &parsed
+        }
+    };
     let imported = match format {
         AppendFormat::Tribunal => {
             return messages
@@ -536,11 +567,23 @@ fn resent(
 ) -> Option<(Asked, crate::session::Taken)> {
     let (held, generation, n) = state.sessions.resent(project, split)?;
     let asked = parse_head(&split.rest).ok()?.asked;
-    let new = split.new_messages(n)?;
-    if !split.named && (tribunal_formats::anthropic::looks_like(&new) || (split.list && n == 0)) {
+    if !split.named && split.list && n == 0 {
         return None;
     }
-    let imported = tribunal_formats::openai::import_messages_after(&held.messages, &new).ok()?;
+    // Plain-text chat messages straight into the trace model, else as JSON values.
+    let imported = match tribunal_formats::openai_row::messages_after(
+        &held.messages,
+        split.messages.get(n..)?,
+    ) {
+        Some(m) => m,
+        None => {
+            let new = split.new_messages(n)?;
+            if !split.named && tribunal_formats::anthropic::looks_like(&new) {
+                return None;
+            }
+            tribunal_formats::openai::import_messages_after(&held.messages, &new).ok()?
+        }
+    };
     drop(held);
     let taken = state.sessions.extend_resent(
         project,
@@ -564,7 +607,8 @@ async fn read_in_full(
     append: bool,
 ) -> Result<(Asked, bool, Arc<Trace>, String, Option<Judged>), ApiError> {
     if let Some(a) = append.then(|| read_append(bytes)).flatten() {
-        let steps = (a.trace_id.as_str(), a.offset, &a.messages[..], a.format);
+        let messages = NewMessages::Raw(&a.messages);
+        let steps = (a.trace_id.as_str(), a.offset, messages, a.format);
         return read_appended(state, project, bytes, a.asked, steps).await;
     }
     let doc = body::parse_json_checked(bytes)?;
@@ -595,7 +639,12 @@ async fn read_in_full(
             messages,
             format,
         } => {
-            let steps = (trace_id.as_str(), offset, messages, format);
+            let steps = (
+                trace_id.as_str(),
+                offset,
+                NewMessages::Values(messages),
+                format,
+            );
             read_appended(state, project, bytes, asked, steps).await
         }
     }
@@ -607,7 +656,7 @@ async fn read_appended(
     project: &str,
     bytes: &[u8],
     asked: Asked,
-    (trace_id, offset, messages, format): (&str, usize, &[Value], AppendFormat),
+    (trace_id, offset, messages, format): (&str, usize, NewMessages<'_>, AppendFormat),
 ) -> Result<(Asked, bool, Arc<Trace>, String, Option<Judged>), ApiError> {
     if !state.sessions.holds(project, trace_id) {
         reload(state, project, trace_id).await?;
@@ -923,11 +972,16 @@ r#"{"trace_id": "t1", "offset": 1, "append": [], "pending": null, "context": nul
             else {
                 panic!("{body}")
             };
+            let short_messages: Vec<Value> = short
+                .messages
+                .iter()
+                .map(|r| serde_json::from_str(r.get()).unwrap())
+                .collect();
             assert_eq!(
                 (
                     short.trace_id.as_str(),
                     short.offset,
-                    &short.messages[..],
+                    &short_messages[..],
                     short.format
                 ),
                 (trace_id.as_str(), offset, messages, format),
