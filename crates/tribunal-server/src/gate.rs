@@ -711,7 +711,8 @@ async fn judge(
         trace,
         pending: pending.as_ref().as_ref(),
     };
-    let mut slots: Vec<Option<Vec<Feedback>>> = Vec::new();
+    let mut out: Vec<Feedback> = Vec::with_capacity(evaluator.judges().len());
+    // Model judges: where their feedback goes in `out`, their index, their task.
     let mut waiting = Vec::new();
     for ((i, j), state) in evaluator
         .judges()
@@ -722,11 +723,11 @@ async fn judge(
         if j.max_in_flight() == 0 {
             // Agents call the gate before every step of a growing trace: code judges keep
             // what they found in it, and per text, between calls.
-            slots.push(Some(run_one(j.as_ref(), &input, Some(state))));
+            out.extend(run_one(j.as_ref(), &input, Some(state)));
         } else {
-            slots.push(None);
             let (ev, t, p) = (evaluator.clone(), trace.clone(), pending.clone());
             waiting.push((
+                out.len(),
                 i,
                 tokio::task::spawn_blocking(move || {
                     let input = tribunal_judges::JudgeInput {
@@ -741,24 +742,26 @@ async fn judge(
     let mut late = Vec::new();
     if !waiting.is_empty() {
         let deadline = tokio::time::Instant::now() + budget;
-        for (i, handle) in waiting {
+        let mut answered = Vec::with_capacity(waiting.len());
+        for (at, i, handle) in waiting {
             let name = evaluator.judges()[i].name().to_owned();
-            match tokio::time::timeout_at(deadline, handle).await {
-                Ok(Ok(f)) => slots[i] = Some(f),
-                Ok(Err(_)) => {
-                    slots[i] = Some(vec![model_error(&name, "the judge failed unexpectedly")])
-                }
+            let f = match tokio::time::timeout_at(deadline, handle).await {
+                Ok(Ok(f)) => f,
+                Ok(Err(_)) => vec![model_error(&name, "the judge failed unexpectedly")],
                 Err(_) => {
-                    slots[i] = Some(vec![model_error(
-                        &name,
-                        &format!("no answer within the {} ms budget", budget.as_millis()),
-                    )]);
-                    late.push(name);
+                    let message = format!("no answer within the {} ms budget", budget.as_millis());
+                    late.push(name.clone());
+                    vec![model_error(&name, &message)]
                 }
-            }
+            };
+            answered.push((at, f));
+        }
+        // In judge order: from the last, so earlier places do not move.
+        for (at, f) in answered.into_iter().rev() {
+            out.splice(at..at, f);
         }
     }
-    (slots.into_iter().flatten().flatten().collect(), late)
+    (out, late)
 }
 
 /// One judge's feedback; `grown` is what it kept of the trace, for code judges.

@@ -222,5 +222,35 @@ async fn repeated_requests_are_answered_from_the_store_cache() {
         .map(|f| f["usage"].clone())
         .unwrap();
     assert_eq!(usage["cached_calls"], 1, "{usage}");
+    // The model judge's feedback takes its place among the code judges', in the order the
+    // judges are configured.
+    let admin = s.token("default", "admin").await;
+    let judges: Value = TestServer::client()
+        .get(format!("{}/api/v1/judges", s.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let configured: Vec<&str> = judges["judges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    let answered: Vec<&str> = second["feedback"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    let mut rest = configured.iter();
+    assert!(
+        answered.iter().all(|a| rest.any(|c| c == a)),
+        "feedback {answered:?} out of the configured order {configured:?}"
+    );
+    assert!(answered.contains(&"safe_reply") && answered.len() > 3);
     s.stop().await;
 }
