@@ -497,6 +497,9 @@ fn the_screen_reads_a_growing_trace_as_it_reads_it_whole() {
                 .unwrap()
                 .remove(0);
             let pending = pending.map(|p| import_pending(&p).unwrap());
+            // Another step the agent may propose instead, now and then.
+            let (name, args) = call(&mut rng);
+            let other = import_pending(&json!({"name": name, "arguments": args})).unwrap();
             let context = Context {
                 agent: rng.chance(50).then(|| "support".to_owned()),
                 ..Context::default()
@@ -506,10 +509,10 @@ fn the_screen_reads_a_growing_trace_as_it_reads_it_whole() {
             let mut before = false;
             for n in 1..=t.messages.len() {
                 prefix.messages = t.messages[..n].to_vec();
-                let p = if rng.chance(50) {
-                    pending.as_ref()
-                } else {
-                    None
+                let p = match rng.below(4) {
+                    0 | 1 => pending.as_ref(),
+                    2 => Some(&other),
+                    _ => None,
                 };
                 let whole = screen.may_fire(&prefix, p, &[], &context, classes);
                 let grown = screen.may_fire_grown(&mut memo, &prefix, p, &[], &context, classes);

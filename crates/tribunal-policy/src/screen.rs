@@ -337,46 +337,72 @@ impl Screen {
         if !sensitive && !self.allowed_domains {
             return (false, None);
         }
+        if index == trace.messages.len() {
+            // The pending step's call: its facts are kept, for the same call asked again.
+            let kept = matches!(&memo.pending_facts,
+                Some((args, s, _, _)) if *s == sensitive && *args == c.arguments);
+            if !kept {
+                let (links, text) = crate::facts::argument_facts(&c.arguments, sensitive);
+                memo.pending_facts = Some((c.arguments.clone(), sensitive, links, text));
+            }
+            let Some((_, _, links, text)) = &memo.pending_facts else {
+                return (true, None);
+            };
+            let fires = self.facts_fire(&mut memo.untrusted, trace, index, sensitive, links, text);
+            return (fires, None);
+        }
         let (links, text) = crate::facts::argument_facts(&c.arguments, sensitive);
+        let fires = self.facts_fire(&mut memo.untrusted, trace, index, sensitive, &links, &text);
+        (fires, (sensitive && !fires).then_some(text))
+    }
+
+    /// What a call's argument facts (`links`, and `text` for a sensitive call) let fire.
+    fn facts_fire(
+        &self,
+        untrusted: &mut Untrusted,
+        trace: &Trace,
+        index: usize,
+        sensitive: bool,
+        links: &Links,
+        text: &str,
+    ) -> bool {
         if self.allowed_domains && !links.hosts.is_empty() {
-            return (true, None);
+            return true;
         }
         if !sensitive {
-            return (false, None);
+            return false;
         }
         if self.allowed_recipients && !links.emails.is_empty() {
-            return (true, None);
+            return true;
         }
-        if self.system_prompt_copied(trace, &text) {
-            return (true, None);
+        if self.system_prompt_copied(trace, text) {
+            return true;
         }
         // A destination that earlier untrusted content mentions (the untrusted messages'
         // links are read once, as far as a sensitive call with destinations needs them).
         let destinations: Vec<&String> = links.hosts.iter().chain(&links.emails).collect();
-        if !destinations.is_empty() {
-            for (i, m) in trace.messages[..index]
-                .iter()
-                .enumerate()
-                .skip(memo.untrusted_read)
-            {
-                if m.provenance.is_untrusted() {
-                    let mut l = Links::default();
-                    l.scan(&m.content);
-                    memo.untrusted.push((i, l));
-                }
-            }
-            memo.untrusted_read = memo.untrusted_read.max(index);
-            if memo.untrusted.iter().any(|(i, l)| {
-                *i < index
-                    && l.hosts
-                        .iter()
-                        .chain(&l.emails)
-                        .any(|d| destinations.contains(&d))
-            }) {
-                return (true, None);
+        if destinations.is_empty() {
+            return false;
+        }
+        for (i, m) in trace.messages[..index]
+            .iter()
+            .enumerate()
+            .skip(untrusted.read)
+        {
+            if m.provenance.is_untrusted() {
+                let mut l = Links::default();
+                l.scan(&m.content);
+                untrusted.links.push((i, l));
             }
         }
-        (false, Some(text))
+        untrusted.read = untrusted.read.max(index);
+        untrusted.links.iter().any(|(i, l)| {
+            *i < index
+                && l.hosts
+                    .iter()
+                    .chain(&l.emails)
+                    .any(|d| destinations.contains(&d))
+        })
     }
 
     /// Does a line of a system message (long enough to count) appear in `arguments`?
@@ -419,7 +445,14 @@ pub struct ScreenMemo {
     texts: Vec<String>,
     /// Tools looked up: (name, sensitive).
     tools: Vec<(String, bool)>,
-    /// Links of the untrusted messages among the first `untrusted_read`.
-    untrusted: Vec<(usize, Links)>,
-    untrusted_read: usize,
+    untrusted: Untrusted,
+    /// The last pending call's arguments, whether its tool is sensitive, and their facts.
+    pending_facts: Option<(Value, bool, Links, String)>,
+}
+
+/// The links of the untrusted messages among a trace's first `read` messages.
+#[derive(Debug, Default, Clone)]
+struct Untrusted {
+    links: Vec<(usize, Links)>,
+    read: usize,
 }
