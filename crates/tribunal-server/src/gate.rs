@@ -148,8 +148,8 @@ fn append_format(format: &str) -> Result<AppendFormat, ApiError> {
     })
 }
 
-/// An append request read straight into its members (the messages and the pending step
-/// as JSON values, for the importers), without a document of the whole request in between.
+/// An append request read straight into its members (the messages raw, for the importers;
+/// the pending step as a JSON value), without a document of the whole request in between.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AppendBody<'a> {
