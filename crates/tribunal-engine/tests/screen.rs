@@ -480,6 +480,7 @@ fn ordinary_traces_skip_the_gates() {
 fn the_screen_reads_a_growing_trace_as_it_reads_it_whole() {
     let mut answers = [0usize; 2];
     let mut late_copies = 0;
+    let mut decided_by_findings = 0;
     for (c, config) in CONFIGS.iter().enumerate() {
         let ev = evaluator(config, true);
         let screen = ev.policies().screen().unwrap();
@@ -514,17 +515,29 @@ fn the_screen_reads_a_growing_trace_as_it_reads_it_whole() {
                     2 => Some(&other),
                     _ => None,
                 };
-                let whole = screen.may_fire(&prefix, p, &[], &context, classes);
-                let grown = screen.may_fire_grown(&mut memo, &prefix, p, &[], &context, classes);
+                // Now and then with the judges' feedback: when a finding decides, the new
+                // messages are not read, and the memo catches up on a later call.
+                let feedback = if rng.chance(25) {
+                    ev.feedback(&prefix, p)
+                } else {
+                    Vec::new()
+                };
+                let whole = screen.may_fire(&prefix, p, &feedback, &context, classes);
+                let grown =
+                    screen.may_fire_grown(&mut memo, &prefix, p, &feedback, &context, classes);
                 assert_eq!(
                     grown, whole,
                     "config {c}, trace {seed}, {n} messages, pending {p:?}\n{doc}"
                 );
-                answers[usize::from(whole)] += 1;
-                if late && n == t.messages.len() && whole && !before && p.is_none() {
+                let calls = screen.may_fire(&prefix, p, &[], &context, classes);
+                if whole && !calls {
+                    decided_by_findings += 1;
+                }
+                answers[usize::from(calls)] += 1;
+                if late && n == t.messages.len() && calls && !before && p.is_none() {
                     late_copies += 1;
                 }
-                before = whole;
+                before = calls;
             }
             // A memo of a longer trace is not trusted for a shorter one.
             let short = Trace {
@@ -541,5 +554,9 @@ fn the_screen_reads_a_growing_trace_as_it_reads_it_whole() {
     assert!(
         late_copies > 0,
         "no trace had a call that copies a system prompt arriving later"
+    );
+    assert!(
+        decided_by_findings > 0,
+        "the judges' findings never decided before the calls were read"
     );
 }

@@ -148,11 +148,13 @@ impl Screen {
         if memo.messages > trace.messages.len() {
             *memo = ScreenMemo::default();
         }
-        self.fold(memo, trace, classes);
-        self.findings_may_fire(feedback)
-            || self.budget_may_fire(trace, pending, feedback)
-            || self.calls_may_fire(memo, trace, pending, context, classes)
-            || self.images_may_fire(memo, pending)
+        self.findings_may_fire(feedback) || self.budget_may_fire(trace, pending, feedback) || {
+            // The new messages are read only when the cheaper conditions did not decide;
+            // a memo left behind reads them on a later call.
+            self.fold(memo, trace, classes);
+            self.calls_may_fire(memo, trace, pending, context, classes)
+                || self.images_may_fire(memo, pending)
+        }
     }
 
     /// C1–C3 (injection scores), C4 secrets and personal data, C5 invalid arguments, C6.

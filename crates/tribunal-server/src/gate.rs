@@ -71,6 +71,8 @@ pub enum AppendFormat {
     Tribunal,
 }
 
+/// The members of a gate request. An append request is first read by [`AppendBody`], which
+/// must take these same members (any it does not know sends the request to the full read).
 const FIELDS: &[&str] = &[
     "trace",
     "append",
