@@ -106,12 +106,16 @@ fn table_junit_and_runs() {
     // The example folder carries its own tribunal.toml, found without --config.
     let out = tribunal(dir.path(), &["eval", &example(), "--db", "t.db"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("using "),
-        "{}",
-        text(&out.stderr)
-    );
     let table = text(&out.stdout);
+    assert!(
+        table.starts_with("configuration: ")
+            && table
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with("support-agent/tribunal.toml"),
+        "{table}"
+    );
     assert!(
         table.contains("VERDICT") && table.contains("c2.indirect_injection"),
         "{table}"

@@ -6,6 +6,7 @@
 
 pub mod feedback;
 pub mod pending;
+pub mod redact;
 pub mod trace;
 pub mod verdict;
 

@@ -282,6 +282,23 @@ pub struct Assessment {
 }
 
 impl Trace {
+    /// Whether the trace carries anything a judge can read: a message with text or tool
+    /// calls, a span with inputs or outputs, or the trace's own inputs or outputs. A trace
+    /// exported without its content (spans with only names, models and token counts) has
+    /// none.
+    pub fn has_content(&self) -> bool {
+        let some = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_null());
+        self.messages
+            .iter()
+            .any(|m| !m.content.trim().is_empty() || !m.tool_calls.is_empty())
+            || some(&self.inputs)
+            || some(&self.outputs)
+            || self
+                .spans
+                .iter()
+                .any(|s| some(&s.inputs) || some(&s.outputs))
+    }
+
     /// Every tool call in conversation order, with the id of the message that made it.
     pub fn tool_calls(&self) -> impl Iterator<Item = (&Message, &ToolCall)> {
         self.messages

@@ -10,7 +10,7 @@ use thiserror::Error;
 use tribunal_judges::metrics::usage::PriceTable;
 use tribunal_judges::{build_versioned, Judge, JudgeSpec, BUILTINS};
 use tribunal_llm::ResponseCache;
-use tribunal_policy::{FailMode, PolicyError, PolicyOptions, PolicySet, PolicySource};
+use tribunal_policy::{FailMode, JudgeErrors, PolicyError, PolicyOptions, PolicySet, PolicySource};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -39,6 +39,9 @@ pub struct Config {
     /// Hash of the file's text.
     #[serde(skip)]
     pub hash: String,
+    /// The file it was read from; `None` for the built-in defaults.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,6 +108,9 @@ pub struct PolicySettings {
     /// Rust before the gates run; other gates still run); `false` runs every gate on every
     /// trace.
     pub screen: bool,
+    /// `escalate` (default), `block` or `warn`: what a trace with no content to judge gets
+    /// (`tribunal.no_content`), e.g. spans exported without message content.
+    pub no_content: String,
 }
 
 impl Default for PolicySettings {
@@ -117,6 +123,7 @@ impl Default for PolicySettings {
             data: toml::Table::new(),
             compile: "auto".into(),
             screen: true,
+            no_content: "escalate".into(),
         }
     }
 }
@@ -130,7 +137,17 @@ impl Config {
         })?;
         let mut cfg = Config::parse(&text, &path.display().to_string())?;
         cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        cfg.path = Some(path.to_path_buf());
         Ok(cfg)
+    }
+
+    /// The configuration in force, as reports name it: the file's path, or
+    /// `built-in defaults`.
+    pub fn describe(&self) -> String {
+        match &self.path {
+            Some(p) => p.display().to_string(),
+            None => "built-in defaults".to_owned(),
+        }
     }
 
     /// The built-in defaults, as if from an empty file.
@@ -167,6 +184,20 @@ impl Config {
                     "policies.fail_mode: expected one of {}, found {:?}",
                     FailMode::NAMES.join(", "),
                     cfg.policies.fail_mode
+                ),
+            });
+        }
+        if tribunal_core::Severity::parse(&cfg.policies.no_content).is_none()
+            || !matches!(
+                cfg.policies.no_content.as_str(),
+                "escalate" | "block" | "warn"
+            )
+        {
+            return Err(ConfigError::File {
+                path: name.to_owned(),
+                message: format!(
+                    "policies.no_content: expected escalate, block or warn, found {:?}",
+                    cfg.policies.no_content
                 ),
             });
         }
@@ -229,6 +260,9 @@ impl Config {
                 }
                 None => true,
             };
+            // What a failure of the judge does is the policy judge's business.
+            table.remove("optional");
+            table.remove("on_error");
             specs.retain(|s| &s.name != name);
             if !enabled {
                 continue;
@@ -242,6 +276,60 @@ impl Config {
             });
         }
         Ok(specs)
+    }
+
+    /// What each judge's failure does to the decision: `on_error = "block"` (the default,
+    /// or `escalate` when `[policies] fail_mode = "escalate"`), `on_error = "escalate"`, or
+    /// `optional = true` (reported as a warning; the other judges and the gates decide).
+    pub fn judge_errors(&self) -> Result<JudgeErrors, ConfigError> {
+        let mut out = JudgeErrors {
+            default: (FailMode::parse(&self.policies.fail_mode) == Some(FailMode::Escalate))
+                .then_some(tribunal_core::Severity::Escalate),
+            by_judge: BTreeMap::new(),
+        };
+        for (name, table) in &self.judges {
+            let optional = match table.get("optional") {
+                None => false,
+                Some(toml::Value::Boolean(b)) => *b,
+                Some(_) => {
+                    return Err(tribunal_judges::JudgeConfigError::invalid(
+                        name,
+                        "`optional` must be true or false",
+                    )
+                    .into())
+                }
+            };
+            let on_error = match table.get("on_error") {
+                None => None,
+                Some(toml::Value::String(s)) if s == "block" => {
+                    Some(tribunal_core::Severity::Block)
+                }
+                Some(toml::Value::String(s)) if s == "escalate" => {
+                    Some(tribunal_core::Severity::Escalate)
+                }
+                Some(other) => {
+                    return Err(tribunal_judges::JudgeConfigError::invalid(
+                        name,
+                        format!("`on_error` must be \"block\" or \"escalate\", found {other:?}"),
+                    )
+                    .into())
+                }
+            };
+            if optional && on_error.is_some() {
+                return Err(tribunal_judges::JudgeConfigError::invalid(
+                    name,
+                    "`optional = true` and `on_error` contradict each other; keep one",
+                )
+                .into());
+            }
+            if optional {
+                out.by_judge
+                    .insert(name.clone(), tribunal_core::Severity::Warn);
+            } else if let Some(s) = on_error {
+                out.by_judge.insert(name.clone(), s);
+            }
+        }
+        Ok(out)
     }
 
     pub fn build_judges(&self) -> Result<Vec<Box<dyn Judge>>, ConfigError> {
@@ -292,6 +380,9 @@ impl Config {
             timeout: std::time::Duration::from_millis(self.policies.timeout_ms.max(1)),
             compile: tribunal_policy::Compile::parse(&self.policies.compile).unwrap_or_default(),
             screen: self.policies.screen,
+            judge_errors: self.judge_errors()?,
+            no_content: tribunal_core::Severity::parse(&self.policies.no_content)
+                .unwrap_or(tribunal_core::Severity::Escalate),
         };
         Ok(PolicySet::new(sources, &data, options)?)
     }

@@ -24,9 +24,26 @@ pub struct TraceResult {
     pub reasons: Vec<String>,
     pub feedback: Vec<Feedback>,
     pub violations: Vec<tribunal_core::Violation>,
+    /// How long judging took (JUnit's `time`); not part of the stored result.
+    #[serde(skip)]
+    pub elapsed: std::time::Duration,
 }
 
+/// The rule of the violation a judge that gave no usable answer makes.
+pub const JUDGE_ERROR: &str = "tribunal.judge_error";
+
 impl TraceResult {
+    /// The `tribunal.judge_error` violations: judges that gave no usable answer.
+    pub fn judge_errors(&self) -> impl Iterator<Item = &tribunal_core::Violation> {
+        self.violations.iter().filter(|v| v.rule == JUDGE_ERROR)
+    }
+
+    /// Whether a judge that is not optional gave no usable answer.
+    pub fn judge_failed(&self) -> bool {
+        self.judge_errors()
+            .any(|v| v.severity != tribunal_core::Severity::Warn)
+    }
+
     pub fn new(trace_id: String, source: SourceRef, v: Verdict) -> TraceResult {
         TraceResult {
             trace_id,
@@ -35,6 +52,7 @@ impl TraceResult {
             reasons: v.reasons,
             feedback: v.feedback,
             violations: v.violations,
+            elapsed: std::time::Duration::ZERO,
         }
     }
 }

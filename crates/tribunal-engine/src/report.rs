@@ -41,6 +41,17 @@ impl ReportFormat {
 pub struct RunInfo {
     pub run_id: Option<String>,
     pub policy_version: String,
+    /// The configuration in force: its path, or `built-in defaults`.
+    pub config: String,
+    /// The lowest decision that fails the run (`block` or `escalate`).
+    pub fail_on: Option<Decision>,
+}
+
+impl RunInfo {
+    /// Whether a result with this decision fails the run.
+    pub fn fails(&self, d: Decision) -> bool {
+        d != Decision::Allow && d >= self.fail_on.unwrap_or(Decision::Block)
+    }
 }
 
 /// Model calls summed over some feedback. Tokens and cost count the calls the provider
@@ -156,6 +167,8 @@ pub struct Reporter<W: Write> {
     header_written: bool,
     prices: PriceTable,
     usage: UsageTotals,
+    /// The configuration in force, named at the top of the table.
+    config: Option<String>,
 }
 
 impl<W: Write> Reporter<W> {
@@ -168,7 +181,14 @@ impl<W: Write> Reporter<W> {
             header_written: false,
             prices: PriceTable::builtin(),
             usage: UsageTotals::default(),
+            config: None,
         }
+    }
+
+    /// Names the configuration in force at the top of the table.
+    pub fn with_config(mut self, config: impl Into<String>) -> Reporter<W> {
+        self.config = Some(config.into());
+        self
     }
 
     /// Prices model calls with `prices` (see [`crate::Config::price_table`]).
@@ -199,6 +219,9 @@ impl<W: Write> Reporter<W> {
             }
             ReportFormat::Table => {
                 if !self.header_written {
+                    if let Some(c) = &self.config {
+                        writeln!(self.out, "configuration: {c}")?;
+                    }
                     writeln!(
                         self.out,
                         "{:<8}  {:<32}  {:<28}  RULES",
@@ -224,7 +247,11 @@ impl<W: Write> Reporter<W> {
                                 28
                             ),
                             dedup(rules).join(", ")
-                        )
+                        )?;
+                        for v in r.judge_errors() {
+                            writeln!(self.out, "{:<8}  {}", "", v.message)?;
+                        }
+                        Ok(())
                     }
                     Event::Rejected(err) => writeln!(self.out, "{:<8}  {}", "REJECTED", err),
                 }
@@ -254,6 +281,7 @@ impl<W: Write> Reporter<W> {
                 }
                 let doc = json!({
                     "run_id": info.run_id,
+                    "config": info.config,
                     "policy_version": info.policy_version,
                     "summary": summary,
                     "usage": self.usage,
@@ -263,22 +291,29 @@ impl<W: Write> Reporter<W> {
                 serde_json::to_writer_pretty(&mut self.out, &doc)?;
                 self.out.write_all(b"\n")?;
             }
-            ReportFormat::Junit => write_junit(&mut self.out, &self.held, summary, &self.usage)?,
+            ReportFormat::Junit => {
+                write_junit(&mut self.out, &self.held, summary, info, &self.usage)?
+            }
         }
         self.out.flush()?;
         Ok(self.out)
     }
 }
 
-/// `N traces: A allowed, E escalated, B blocked; R inputs rejected (run ID)`.
+/// `N traces: A allowed, E escalated, B blocked; R inputs rejected[; J with judge errors] (run ID)`.
 pub fn summary_line(summary: &Summary, info: &RunInfo) -> String {
     format!(
-        "{} traces: {} allowed, {} escalated, {} blocked; {} inputs rejected{}",
+        "{} traces: {} allowed, {} escalated, {} blocked; {} inputs rejected{}{}",
         summary.total,
         summary.allowed,
         summary.escalated,
         summary.blocked,
         summary.rejected,
+        if summary.judge_errors > 0 {
+            format!("; {} with judge errors", summary.judge_errors)
+        } else {
+            String::new()
+        },
         info.run_id
             .as_ref()
             .map(|id| format!(" (run {id})"))
@@ -319,13 +354,23 @@ fn write_usage_table(out: &mut impl Write, usage: &UsageTotals) -> io::Result<()
     Ok(())
 }
 
-/// Model usage as JUnit suite properties: `tribunal.usage.<judge>.<field>` and
-/// `tribunal.usage.total.<field>`.
-fn write_usage_properties(out: &mut impl Write, usage: &UsageTotals) -> io::Result<()> {
-    if usage.is_empty() {
-        return Ok(());
-    }
+/// JUnit suite properties: `tribunal.config` and `tribunal.policy_version`, and model usage
+/// as `tribunal.usage.<judge>.<field>` and `tribunal.usage.total.<field>`.
+fn write_properties(out: &mut impl Write, info: &RunInfo, usage: &UsageTotals) -> io::Result<()> {
     writeln!(out, "    <properties>")?;
+    writeln!(
+        out,
+        r#"      <property name="tribunal.config" value="{}"/>"#,
+        xml(&info.config)
+    )?;
+    writeln!(
+        out,
+        r#"      <property name="tribunal.policy_version" value="{}"/>"#,
+        xml(&info.policy_version)
+    )?;
+    if usage.is_empty() {
+        return writeln!(out, "    </properties>");
+    }
     let entries = usage
         .judges
         .iter()
@@ -359,32 +404,43 @@ fn write_junit(
     out: &mut impl Write,
     events: &[Event],
     s: &Summary,
+    info: &RunInfo,
     usage: &UsageTotals,
 ) -> io::Result<()> {
+    // A case fails when its decision fails the run; it errs when a judge that is not
+    // optional gave no usable answer, or its input could not be read.
+    let mut failures = 0u64;
+    let mut errors = 0u64;
+    let mut time = 0f64;
+    for e in events {
+        match e {
+            Event::Result(r) => {
+                failures += u64::from(info.fails(r.verdict));
+                errors += u64::from(r.judge_failed());
+                time += r.elapsed.as_secs_f64();
+            }
+            Event::Rejected(_) => errors += 1,
+        }
+    }
+    let tests = s.total + s.rejected;
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
         out,
-        r#"<testsuites name="tribunal" tests="{}" failures="{}" errors="{}">"#,
-        s.total + s.rejected,
-        s.blocked,
-        s.rejected
+        r#"<testsuites name="tribunal" tests="{tests}" failures="{failures}" errors="{errors}" time="{time:.6}">"#,
     )?;
     writeln!(
         out,
-        r#"  <testsuite name="tribunal.eval" tests="{}" failures="{}" errors="{}" skipped="0">"#,
-        s.total + s.rejected,
-        s.blocked,
-        s.rejected
+        r#"  <testsuite name="tribunal.eval" tests="{tests}" failures="{failures}" errors="{errors}" skipped="0" time="{time:.6}">"#,
     )?;
-    write_usage_properties(out, usage)?;
+    write_properties(out, info, usage)?;
     for e in events {
         match e {
-            Event::Result(r) => write_case(out, r)?,
+            Event::Result(r) => write_case(out, r, info)?,
             Event::Rejected(err) => {
                 writeln!(
                     out,
-                    r#"    <testcase classname="{}" name="line {}">"#,
-                    xml(&err.file),
+                    r#"    <testcase classname="{}" name="line {}" time="0">"#,
+                    xml(&class_name(&err.file)),
                     err.line
                 )?;
                 writeln!(
@@ -399,13 +455,47 @@ fn write_junit(
     writeln!(out, "  </testsuite>\n</testsuites>")
 }
 
-fn write_case(out: &mut impl Write, r: &TraceResult) -> io::Result<()> {
+/// A test case's class: the input file, relative to the working directory when it is
+/// inside it, with `/` as separator.
+fn class_name(file: &str) -> String {
+    let path = std::path::Path::new(file);
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(|p| p.to_path_buf()))
+        .unwrap_or_else(|| path.to_path_buf());
+    let mut name = relative
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            std::path::Component::ParentDir => Some("..".to_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    if name.is_empty() {
+        name = file.to_owned();
+    }
+    name
+}
+
+fn write_case(out: &mut impl Write, r: &TraceResult, info: &RunInfo) -> io::Result<()> {
     writeln!(
         out,
-        r#"    <testcase classname="{}" name="{}">"#,
-        xml(&r.source.file),
-        xml(&r.trace_id)
+        r#"    <testcase classname="{}" name="{}" time="{:.6}">"#,
+        xml(&class_name(&r.source.file)),
+        xml(&r.trace_id),
+        r.elapsed.as_secs_f64()
     )?;
+    for v in r
+        .judge_errors()
+        .filter(|v| v.severity != tribunal_core::Severity::Warn)
+    {
+        writeln!(
+            out,
+            r#"      <error message="{}" type="judge_error"/>"#,
+            xml(&v.message)
+        )?;
+    }
     let body: String = r
         .violations
         .iter()
@@ -419,19 +509,20 @@ fn write_case(out: &mut impl Write, r: &TraceResult) -> io::Result<()> {
             )
         })
         .collect();
-    match r.verdict {
-        Decision::Block => writeln!(
+    if info.fails(r.verdict) {
+        writeln!(
             out,
-            r#"      <failure message="{}" type="block">{}</failure>"#,
+            r#"      <failure message="{}" type="{}">{}</failure>"#,
             xml(&r.reasons.first().cloned().unwrap_or_default()),
+            r.verdict.as_str(),
             xml(&body)
-        )?,
-        Decision::Escalate => writeln!(
+        )?;
+    } else if r.verdict == Decision::Escalate {
+        writeln!(
             out,
             "      <system-out>escalate\n{}</system-out>",
             xml(&body)
-        )?,
-        Decision::Allow => {}
+        )?;
     }
     writeln!(out, "    </testcase>")
 }
@@ -505,6 +596,7 @@ mod tests {
             reasons: Vec::new(),
             feedback,
             violations: Vec::new(),
+            elapsed: std::time::Duration::ZERO,
         }))
     }
 
@@ -643,6 +735,7 @@ mod tests {
         r.event(result("a", Vec::new())).unwrap();
         let out =
             String::from_utf8(r.finish(&Summary::default(), &RunInfo::default()).unwrap()).unwrap();
-        assert!(!out.contains("<properties>"), "{out}");
+        assert!(!out.contains("tribunal.usage"), "{out}");
+        assert!(out.contains(r#"<property name="tribunal.config""#), "{out}");
     }
 }

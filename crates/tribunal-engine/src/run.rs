@@ -40,6 +40,8 @@ pub struct Summary {
     pub escalated: u64,
     pub blocked: u64,
     pub rejected: u64,
+    /// Traces on which a judge that is not optional gave no usable answer.
+    pub judge_errors: u64,
 }
 
 impl Summary {
@@ -51,6 +53,9 @@ impl Summary {
                     Decision::Allow => self.allowed += 1,
                     Decision::Escalate => self.escalated += 1,
                     Decision::Block => self.blocked += 1,
+                }
+                if r.judge_failed() {
+                    self.judge_errors += 1;
                 }
             }
             Event::Rejected(_) => self.rejected += 1,
@@ -80,9 +85,12 @@ fn judge_item(
         Work::Item(item) => match item.import(format) {
             Err(e) => out.push(Event::Rejected(e)),
             Ok(traces) => out.extend(traces.into_iter().map(|t| {
+                let started = std::time::Instant::now();
                 let ctx = evaluator.context_for(&t);
                 let v = evaluator.evaluate(&t, None, ctx.as_ref(), policy);
-                Event::Result(Box::new(TraceResult::new(t.id, item.source.clone(), v)))
+                let mut r = TraceResult::new(t.id, item.source.clone(), v);
+                r.elapsed = started.elapsed();
+                Event::Result(Box::new(r))
             })),
         },
     }

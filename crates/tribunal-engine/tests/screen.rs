@@ -38,6 +38,9 @@ const RULES: &[&str] = &[
     "c8.repeated_calls",
     "c8.max_tokens",
     "c8.max_cost",
+    "c9.safety",
+    "c9.moderation",
+    "c9.llm_prompt_injection",
 ];
 
 /// A small deterministic generator (xorshift), so a failure is reproducible by its seed.
@@ -300,7 +303,25 @@ fn the_screen_never_hides_a_violation_of_the_pack() {
                 agent: rng.chance(50).then(|| "support".to_owned()),
                 ..Context::default()
             };
-            let feedback = screened.feedback(&t, pending.as_ref());
+            let mut feedback = screened.feedback(&t, pending.as_ref());
+            // Model judges' answers, as the gate would have them from a model.
+            for (name, answers) in [
+                ("safety", &["safe", "unsafe"][..]),
+                ("moderation", &["safe", "S1", "S14", "S15"][..]),
+                (
+                    "llm_prompt_injection",
+                    &["none", "attempted", "followed"][..],
+                ),
+            ] {
+                if rng.chance(10) {
+                    let answer = rng.pick(answers);
+                    feedback.push(
+                        tribunal_core::Feedback::code(name, name, answer)
+                            .with_rationale("because")
+                            .with_evidence(vec!["m0".into()]),
+                    );
+                }
+            }
             let a = with_screen.evaluate_trace(&t, pending.as_ref(), &feedback, &context);
             let b = without.evaluate_trace(&t, pending.as_ref(), &feedback, &context);
             let screen = screened.policies().screen().unwrap();

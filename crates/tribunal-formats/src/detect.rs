@@ -115,6 +115,115 @@ a τ-bench run (`task_id`, `reward`, `traj`), τ²-bench results (`tasks`, `simu
 a GAIA submission line (`task_id`, `model_answer`) or a WebArena result (`task_id` with \
 `trajectory`, `answer` or `url`)";
 
+impl InputFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            InputFormat::Auto => "auto",
+            InputFormat::Openai => "openai",
+            InputFormat::Anthropic => "anthropic",
+            InputFormat::Mlflow => "mlflow",
+            InputFormat::Otlp => "otlp",
+            InputFormat::Tau => "tau",
+            InputFormat::Tau2 => "tau2",
+            InputFormat::Gaia => "gaia",
+            InputFormat::Webarena => "webarena",
+        }
+    }
+
+    /// What a document of this format has, for error messages.
+    fn marks(self) -> &'static str {
+        match self {
+            InputFormat::Auto => EXPECTED,
+            InputFormat::Openai | InputFormat::Anthropic => {
+                "a list of messages with `role`, or an object with a `messages` list"
+            }
+            InputFormat::Mlflow => {
+                "an MLflow trace: an object with `info`, `data.spans` or `spans`"
+            }
+            InputFormat::Otlp => "an OTLP request: an object with `resourceSpans`",
+            InputFormat::Tau => "a τ-bench run (`task_id`, `reward`, `traj`) or a list of them",
+            InputFormat::Tau2 => "τ²-bench results (`tasks`, `simulations`) or simulation runs",
+            InputFormat::Gaia => "a GAIA submission line (`task_id`, `model_answer`)",
+            InputFormat::Webarena => {
+                "a WebArena result (`task_id` with `trajectory`, `answer` or `url`), task \
+                 config or `html2json.py` dump"
+            }
+        }
+    }
+}
+
+/// Whether `v` has the marks of `format`. A format given explicitly is checked, not
+/// assumed: a document of another kind is rejected, never read as an empty trace.
+pub fn fits(format: InputFormat, v: &Value) -> bool {
+    let messages = |items: &[Value]| {
+        items
+            .iter()
+            .all(|m| m.as_object().is_some_and(|o| o.contains_key("role")))
+    };
+    let mlflow = |o: &serde_json::Map<String, Value>| {
+        o.get("info").is_some_and(Value::is_object)
+            || o.get("spans").is_some_and(Value::is_array)
+            || o.get("data")
+                .and_then(|d| d.get("spans"))
+                .is_some_and(Value::is_array)
+    };
+    let first = |items: &[Value]| items.first().and_then(Value::as_object).cloned();
+    match (format, v) {
+        (InputFormat::Auto, _) => detect(v).is_some(),
+        (InputFormat::Openai | InputFormat::Anthropic, Value::Array(items)) => {
+            !items.is_empty() && messages(items)
+        }
+        (InputFormat::Openai | InputFormat::Anthropic, Value::Object(o)) => o
+            .get("messages")
+            .and_then(Value::as_array)
+            .is_some_and(|m| messages(m)),
+        (InputFormat::Mlflow, Value::Object(o)) => mlflow(o),
+        (InputFormat::Mlflow, Value::Array(items)) => {
+            !items.is_empty() && items.iter().all(|t| t.as_object().is_some_and(mlflow))
+        }
+        (InputFormat::Otlp, Value::Object(o)) => o.contains_key("resourceSpans"),
+        (InputFormat::Tau, Value::Object(o)) => tau::is_tau_result(o),
+        (InputFormat::Tau, Value::Array(items)) => {
+            first(items).is_some_and(|o| tau::is_tau_result(&o))
+        }
+        (InputFormat::Tau2, Value::Object(o)) => {
+            tau::is_tau2_results(o) || tau::is_tau2_simulation(o)
+        }
+        (InputFormat::Tau2, Value::Array(items)) => {
+            first(items).is_some_and(|o| tau::is_tau2_simulation(&o))
+        }
+        (InputFormat::Gaia, Value::Object(o)) => gaia::is_gaia_submission(o),
+        (InputFormat::Webarena, Value::Object(o)) => {
+            webarena::is_webarena_result(o)
+                || webarena::is_webarena_dump(o)
+                || webarena::is_task_config(o)
+        }
+        (InputFormat::Webarena, Value::Array(items)) => {
+            first(items).is_some_and(|o| webarena::is_webarena_result(&o))
+        }
+        _ => false,
+    }
+}
+
+/// [`fits`] as an error naming the format, what it expected and what the input looks like.
+fn check_fits(format: InputFormat, v: &Value) -> Result<(), ImportError> {
+    if fits(format, v) {
+        return Ok(());
+    }
+    let looks = match detect(v) {
+        Some(f) => format!("it looks like {} input", f.name()),
+        None => format!("found {}", kind_of(v)),
+    };
+    Err(ImportError::new(
+        "",
+        format!(
+            "{} input, as the format was given explicitly: {}; {looks}",
+            format.name(),
+            format.marks()
+        ),
+    ))
+}
+
 /// Turns one JSON document into the traces it holds (an OTLP request or an MLflow list may
 /// hold several). `fallback_id` names traces whose source gives them no id.
 pub fn import_value(
@@ -125,7 +234,10 @@ pub fn import_value(
     let format = match format {
         InputFormat::Auto => detect(v)
             .ok_or_else(|| ImportError::new("", format!("{EXPECTED}; found {}", kind_of(v))))?,
-        f => f,
+        f => {
+            check_fits(f, v)?;
+            f
+        }
     };
     match (format, v) {
         (InputFormat::Openai, Value::Array(list)) => Ok(vec![Trace {

@@ -14,7 +14,7 @@
 //! input.trace.usage         {input_tokens, output_tokens, total_tokens}        (absent when unknown)
 //! input.pending             {kind, content, tool_calls, images?}                (absent when none)
 //!                           pending tool calls have message_id "pending" and index = number of messages
-//! input.scores[name]        {value, error?, evidence}
+//! input.scores[name]        {value, error?, evidence, rationale?}
 //! input.findings[i]         {detector, kind, score, id, field, tool_call_id?, tool?, source, trusted}
 //! input.context             {agent?, user?, environment?, ...}
 //! ```
@@ -84,6 +84,7 @@ struct Words {
     pending: R,
     value: R,
     error: R,
+    rationale: R,
     evidence: R,
     detector: R,
     score: R,
@@ -141,6 +142,7 @@ static WORDS: LazyLock<Words> = LazyLock::new(|| Words {
     pending: s("pending"),
     value: s("value"),
     error: s("error"),
+    rationale: s("rationale"),
     evidence: s("evidence"),
     detector: s("detector"),
     score: s("score"),
@@ -246,7 +248,7 @@ struct Shapes {
     /// detector, kind, score, id, field, source, trusted; tool_call_id?, tool?
     finding: Shape<7, 2>,
     /// value, evidence; error?
-    score: Shape<2, 1>,
+    score: Shape<2, 2>,
 }
 
 static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
@@ -282,7 +284,7 @@ static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
             ],
             [&w.tool_call_id, &w.tool],
         ),
-        score: Shape::new([&w.value, &w.evidence], [&w.error]),
+        score: Shape::new([&w.value, &w.evidence], [&w.error, &w.rationale]),
     }
 });
 
@@ -556,7 +558,7 @@ pub fn policy_input(
                     json(&f.value),
                     strings(&f.evidence).unwrap_or_else(|| w.empty_list.clone()),
                 ],
-                [f.error.as_deref().map(s)],
+                [f.error.as_deref().map(s), f.rationale.as_deref().map(s)],
             ),
         );
         if f.findings.is_empty() {

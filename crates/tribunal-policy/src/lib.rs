@@ -142,6 +142,66 @@ pub struct PolicyOptions {
     pub compile: Compile,
     /// Skip the built-in pack on traces none of its rules can fire on (see [`screen`]).
     pub screen: bool,
+    /// What a judge that was asked and gave no usable answer does to the decision.
+    pub judge_errors: JudgeErrors,
+    /// What a trace with nothing to judge (no message text, tool call, span input or
+    /// output, nor a pending step) gets: `tribunal.no_content` at this severity.
+    pub no_content: Severity,
+}
+
+/// What a judge that was asked and gave no usable answer (its feedback carries `error`)
+/// does to the decision: a `tribunal.judge_error` violation, whatever the policies say.
+/// Block unless the judge is configured otherwise; an optional judge's failure is reported
+/// as a warning and leaves the decision to the rest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JudgeErrors {
+    /// The severity for judges not named in `by_judge`; block when unset.
+    pub default: Option<Severity>,
+    /// Per judge (instance name): its severity (`Warn` for an optional judge).
+    pub by_judge: std::collections::BTreeMap<String, Severity>,
+}
+
+impl JudgeErrors {
+    /// The severity of a failure of the judge named `judge`.
+    pub fn severity(&self, judge: &str) -> Severity {
+        self.by_judge
+            .get(judge)
+            .copied()
+            .or(self.default)
+            .unwrap_or(Severity::Block)
+    }
+
+    /// The `tribunal.judge_error` violations for the failed judges among `feedback`, one
+    /// per judge (a judge may give several pieces of feedback).
+    pub fn violations(&self, feedback: &[tribunal_core::Feedback]) -> Vec<Violation> {
+        let mut out: Vec<Violation> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for f in feedback {
+            let Some(error) = &f.error else { continue };
+            // A judge's feedback is named after it, or `judge.part` for its parts.
+            let judge = match f.name.split_once('.') {
+                Some((judge, _)) if !self.by_judge.contains_key(&f.name) => judge,
+                _ => f.name.as_str(),
+            };
+            if seen.contains(&judge) {
+                continue;
+            }
+            seen.push(judge);
+            let severity = self.severity(judge);
+            let consequence = match severity {
+                Severity::Warn => "it is optional, so the others decide",
+                Severity::Escalate => "the decision goes to a person",
+                Severity::Block => "the decision fails closed",
+            };
+            out.push(Violation {
+                rule: "tribunal.judge_error".into(),
+                severity,
+                message: format!("judge {judge} gave no usable answer ({error}); {consequence}"),
+                evidence: Vec::new(),
+            });
+        }
+        out
+    }
 }
 
 /// When gates run compiled on regorus's virtual machine instead of its interpreter.
@@ -175,6 +235,8 @@ impl Default for PolicyOptions {
             timeout: Duration::from_millis(100),
             compile: Compile::Auto,
             screen: true,
+            judge_errors: JudgeErrors::default(),
+            no_content: Severity::Escalate,
         }
     }
 }
@@ -187,8 +249,6 @@ pub struct PolicySet {
     gates: Vec<(String, String)>,
     /// One rule that gathers every gate's violations, so a decision is one evaluation.
     aggregate: Option<String>,
-    /// Scores the policies read (`input.scores.NAME`), with the first file that reads each.
-    depends_on: Vec<(String, String)>,
     /// The aggregate rule compiled for regorus's virtual machine, when it compiles.
     program: Option<std::sync::Arc<regorus::rvm::program::Program>>,
     /// The rule gathering the gates that are not the pack's, when the pack is screened and
@@ -225,7 +285,6 @@ impl PolicySet {
         engine.set_strict_builtin_errors(false);
         let mut hasher = Sha256::new();
         let mut gates = Vec::new();
-        let mut depends_on: Vec<(String, String)> = Vec::new();
         // A module of the user's own that joins the pack's package changes the pack.
         let mut pack_extended = false;
         for s in &sources {
@@ -244,11 +303,6 @@ impl PolicySet {
             hasher.update([0]);
             if defines_rule(&s.text, "violation") && !gates.iter().any(|(p, _)| p == &package) {
                 gates.push((package, s.path.clone()));
-            }
-            for name in referenced_scores(&s.text) {
-                if !depends_on.iter().any(|(n, _)| n == &name) {
-                    depends_on.push((name, s.path.clone()));
-                }
             }
         }
         // One generated rule gathers every gate's violations as [gate index, violation]: the
@@ -332,7 +386,6 @@ impl PolicySet {
             engine,
             gates,
             aggregate,
-            depends_on,
             program,
             user_aggregate,
             user_program,
@@ -381,10 +434,11 @@ impl PolicySet {
             gates: self.gates.clone(),
             aggregate: self.aggregate.clone(),
             user_aggregate: self.user_aggregate.clone(),
-            depends_on: self.depends_on.clone(),
             classes: self.classes.clone(),
             screen: self.screen.clone(),
             fail_mode: self.options.fail_mode,
+            judge_errors: self.options.judge_errors.clone(),
+            no_content: self.options.no_content,
         }
     }
 
@@ -412,6 +466,11 @@ impl PolicySet {
         self.options.fail_mode
     }
 
+    /// What judges' failures do to the decision.
+    pub fn judge_errors(&self) -> &JudgeErrors {
+        &self.options.judge_errors
+    }
+
     /// The engine with policies and data loaded (for policy unit tests).
     pub(crate) fn engine(&self) -> &regorus::Engine {
         &self.engine
@@ -428,10 +487,11 @@ pub struct PolicyEvaluator {
     gates: Vec<(String, String)>,
     aggregate: Option<String>,
     user_aggregate: Option<String>,
-    depends_on: Vec<(String, String)>,
     classes: facts::ToolClasses,
     screen: Option<screen::Screen>,
     fail_mode: FailMode,
+    judge_errors: JudgeErrors,
+    no_content: Severity,
 }
 
 const AGGREGATE_PACKAGE: &str = "tribunal_internal.gates";
@@ -463,40 +523,40 @@ impl PolicyEvaluator {
         feedback: &[tribunal_core::Feedback],
         context: &Context,
     ) -> Vec<Violation> {
+        // A judge that was asked and gave no usable answer fails the decision closed (unless
+        // it is optional), whatever the policies read.
+        let mut out = self.judge_errors.violations(feedback);
+        // Nothing to judge is not a clean trace: the content was not captured.
+        if !trace.has_content()
+            && pending.is_none_or(|p| p.content.trim().is_empty() && p.tool_calls.is_empty())
+        {
+            out.push(Violation {
+                rule: "tribunal.no_content".into(),
+                severity: self.no_content,
+                message: format!(
+                    "trace {} has no content to judge ({} spans, {} messages, none with text, \
+                     tool calls, inputs or outputs); turn on content capture in the agent's \
+                     instrumentation",
+                    trace.id,
+                    trace.spans.len(),
+                    trace.messages.len()
+                ),
+                evidence: trace.spans.iter().take(5).map(|s| s.id.clone()).collect(),
+            });
+        }
         if self.gates.is_empty() {
-            return Vec::new();
+            return out;
         }
         let screened_out = self.screen.as_ref().is_some_and(|s| {
             !s.may_fire_grown(memo, trace, pending, feedback, context, &self.classes)
         });
-        let mut out = if !screened_out {
+        if !screened_out {
             let input = policy_input(trace, pending, feedback, context, &self.classes);
-            self.evaluate_value(input)
+            out.extend(self.evaluate_value(input));
         } else if self.user_aggregate.is_some() {
             // The pack cannot fire; the user's own gates still decide.
             let input = policy_input(trace, pending, feedback, context, &self.classes);
-            self.evaluate_gates(input, true)
-        } else {
-            Vec::new()
-        };
-        // A model-backed judge that failed leaves the policies that read its score without
-        // an answer: they follow the fail mode instead of deciding on a missing value.
-        for f in feedback {
-            let Some(error) = &f.error else { continue };
-            if f.source.source_type != tribunal_core::SourceType::LlmJudge {
-                continue;
-            }
-            if let Some((_, path)) = self.depends_on.iter().find(|(n, _)| n == &f.name) {
-                out.push(Violation {
-                    rule: "tribunal.judge_error".into(),
-                    severity: self.fail_mode.severity(),
-                    message: format!(
-                        "judge {} failed ({error}); {path} depends on its score; fail mode applies",
-                        f.name
-                    ),
-                    evidence: Vec::new(),
-                });
-            }
+            out.extend(self.evaluate_gates(input, true));
         }
         out
     }
@@ -675,27 +735,6 @@ fn timer(options: &PolicyOptions) -> regorus::utils::limits::ExecutionTimerConfi
     }
 }
 
-/// Score names a policy reads: `scores.NAME` and `scores["NAME"]`.
-fn referenced_scores(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for (i, _) in text.match_indices("scores") {
-        let rest = &text[i + "scores".len()..];
-        let name: String = if let Some(r) = rest.strip_prefix('.') {
-            r.chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect()
-        } else if let Some(r) = rest.strip_prefix("[\"") {
-            r.chars().take_while(|c| *c != '"').collect()
-        } else {
-            continue;
-        };
-        if !name.is_empty() && !out.contains(&name) {
-            out.push(name);
-        }
-    }
-    out
-}
-
 /// Does the module text define a rule with this name (at the start of a line)?
 pub(crate) fn defines_rule(text: &str, name: &str) -> bool {
     text.lines().any(|l| {
@@ -819,6 +858,7 @@ violation contains {"rule": "x", "message": "never"} if {
                     timeout: Duration::from_millis(5),
                     compile,
                     screen: true,
+                    ..PolicyOptions::default()
                 },
             )
             .unwrap();
@@ -885,34 +925,123 @@ mod judge_error_tests {
     }
 
     #[test]
-    fn a_failed_model_judge_makes_dependent_policies_follow_the_fail_mode() {
-        let policy = PolicySource {
-            path: "g.rego".into(),
-            text: "package g\nimport rego.v1\nviolation contains \"unsupported\" if input.scores.grounded.value == \"no\"\n".into(),
-        };
-        assert_eq!(referenced_scores(&policy.text), vec!["grounded"]);
-        let set = PolicySet::new(vec![policy], &[], PolicyOptions::default()).unwrap();
-        let mut e = set.evaluator();
+    fn a_failed_judge_fails_closed_whatever_the_policies_read() {
+        // Policies that read the score by name, by iteration, or not at all; and no policy.
+        let texts = [
+            "package g\nimport rego.v1\nviolation contains \"unsupported\" if input.scores.grounded.value == \"no\"\n",
+            "package g\nimport rego.v1\nviolation contains \"unsupported\" if { some name, s in input.scores; name == \"grounded\"; s.value == \"no\" }\n",
+            "package g\nimport rego.v1\nviolation contains \"x\" if false\n",
+        ];
         let t = Trace::default();
-        let ctx = Context::default();
-        assert!(e
-            .evaluate_trace(&t, None, &[llm_feedback(None)], &ctx)
-            .is_empty());
-        let v = e.evaluate_trace(&t, None, &[llm_feedback(Some("HTTP 500"))], &ctx);
-        assert_eq!(v.len(), 1, "{v:?}");
-        assert_eq!(v[0].rule, "tribunal.judge_error");
-        assert_eq!(v[0].severity, Severity::Block);
-        assert!(v[0].message.contains("HTTP 500") && v[0].message.contains("g.rego"));
-        // A policy that does not read the score is not affected.
-        let other = PolicySource {
-            path: "o.rego".into(),
-            text: "package o\nimport rego.v1\nviolation contains \"x\" if false\n".into(),
+        // Something to judge, so only the judge's failure counts.
+        let reply = tribunal_core::Pending {
+            kind: "reply".into(),
+            tool_calls: Vec::new(),
+            content: "hello".into(),
         };
-        let mut e = PolicySet::new(vec![other], &[], PolicyOptions::default())
-            .unwrap()
-            .evaluator();
-        assert!(e
-            .evaluate_trace(&t, None, &[llm_feedback(Some("HTTP 500"))], &ctx)
-            .is_empty());
+        let pending = Some(&reply);
+        let ctx = Context::default();
+        let mut sets: Vec<Vec<PolicySource>> = texts
+            .iter()
+            .map(|t| {
+                vec![PolicySource {
+                    path: "g.rego".into(),
+                    text: (*t).into(),
+                }]
+            })
+            .collect();
+        sets.push(Vec::new());
+        for sources in sets {
+            let set = PolicySet::new(sources.clone(), &[], PolicyOptions::default()).unwrap();
+            let mut e = set.evaluator();
+            assert!(e
+                .evaluate_trace(&t, pending, &[llm_feedback(None)], &ctx)
+                .is_empty());
+            let v = e.evaluate_trace(&t, pending, &[llm_feedback(Some("HTTP 500"))], &ctx);
+            assert_eq!(v.len(), 1, "{sources:?}: {v:?}");
+            assert_eq!(v[0].rule, "tribunal.judge_error");
+            assert_eq!(v[0].severity, Severity::Block);
+            assert!(v[0].message.contains("HTTP 500") && v[0].message.contains("grounded"));
+            // Configured to escalate, or optional (reported, does not decide).
+            for (sev, by_judge) in [
+                (Severity::Escalate, true),
+                (Severity::Warn, true),
+                (Severity::Escalate, false),
+            ] {
+                let judge_errors = if by_judge {
+                    JudgeErrors {
+                        default: None,
+                        by_judge: [("grounded".to_owned(), sev)].into(),
+                    }
+                } else {
+                    JudgeErrors {
+                        default: Some(sev),
+                        by_judge: Default::default(),
+                    }
+                };
+                let options = PolicyOptions {
+                    judge_errors,
+                    ..PolicyOptions::default()
+                };
+                let v = PolicySet::new(sources.clone(), &[], options)
+                    .unwrap()
+                    .evaluator()
+                    .evaluate_trace(&t, pending, &[llm_feedback(Some("HTTP 500"))], &ctx);
+                assert_eq!(v.len(), 1);
+                assert_eq!(v[0].severity, sev);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod no_content_tests {
+    use super::*;
+    use tribunal_core::{Span, Trace};
+
+    #[test]
+    fn a_trace_with_nothing_to_judge_is_escalated_not_allowed() {
+        let ctx = Context::default();
+        let spans_only = Trace {
+            id: "t".into(),
+            spans: vec![Span {
+                id: "s1".into(),
+                name: "chat gpt-4o".into(),
+                ..Span::default()
+            }],
+            ..Trace::default()
+        };
+        for (severity, options) in [
+            (Severity::Escalate, PolicyOptions::default()),
+            (
+                Severity::Block,
+                PolicyOptions {
+                    no_content: Severity::Block,
+                    ..PolicyOptions::default()
+                },
+            ),
+        ] {
+            for sources in [vec![], pack::sources()] {
+                let v = PolicySet::new(sources, &[], options.clone())
+                    .unwrap()
+                    .evaluator()
+                    .evaluate_trace(&spans_only, None, &[], &ctx);
+                assert_eq!(v.len(), 1, "{v:?}");
+                assert_eq!(v[0].rule, "tribunal.no_content");
+                assert_eq!(v[0].severity, severity);
+                assert_eq!(v[0].evidence, vec!["s1"]);
+            }
+        }
+        // Content anywhere counts.
+        let mut with_output = spans_only.clone();
+        with_output.spans[0].outputs = Some(serde_json::json!("hi"));
+        let mut with_inputs = spans_only.clone();
+        with_inputs.inputs = Some(serde_json::json!({"question": "hi"}));
+        for t in [with_output, with_inputs] {
+            assert!(PolicySet::builtin()
+                .evaluator()
+                .evaluate_trace(&t, None, &[], &ctx)
+                .is_empty());
+        }
     }
 }

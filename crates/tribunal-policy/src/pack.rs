@@ -30,6 +30,10 @@ pub const PACK: &[(&str, &str)] = &[
         include_str!("../pack/c6_dangerous_commands.rego"),
     ),
     ("c8_budget.rego", include_str!("../pack/c8_budget.rego")),
+    (
+        "c9_model_judges.rego",
+        include_str!("../pack/c9_model_judges.rego"),
+    ),
 ];
 
 /// Rego unit tests of the pack (`test_` rules), run by `tribunal policy test --builtin`.

@@ -54,6 +54,8 @@ pub struct Screen {
     max_identical_calls: f64,
     max_total_tokens: f64,
     max_cost_usd: f64,
+    /// C9: score names and the answers of theirs the pack acts on.
+    model_judges: Vec<(String, Vec<String>)>,
 }
 
 impl Screen {
@@ -78,6 +80,17 @@ impl Screen {
             None | Some(Value::Null) => false,
             Some(Value::Object(o)) => !o.is_empty(),
             Some(Value::Array(a)) => !a.is_empty(),
+            Some(_) => return None,
+        };
+        let model_judges = match get("model_judges") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Object(o)) => o
+                .iter()
+                .map(|(name, answers)| {
+                    let answers = answers.as_object()?.keys().cloned().collect();
+                    Some((name.clone(), answers))
+                })
+                .collect::<Option<Vec<_>>>()?,
             Some(_) => return None,
         };
         let global_allow_list = match get("tools.allowed") {
@@ -109,6 +122,7 @@ impl Screen {
             max_identical_calls: num("budget.max_identical_calls")?,
             max_total_tokens: num("budget.max_total_tokens")?,
             max_cost_usd: num("budget.max_cost_usd")?,
+            model_judges,
         })
     }
 
@@ -157,7 +171,8 @@ impl Screen {
         }
     }
 
-    /// C1–C3 (injection scores), C4 secrets and personal data, C5 invalid arguments, C6.
+    /// C1–C3 (injection scores), C4 secrets and personal data, C5 invalid arguments, C6, C9
+    /// (model judges' answers).
     fn findings_may_fire(&self, feedback: &[Feedback]) -> bool {
         // NaN scores count as reaching the threshold.
         let at_least = |score: f64, threshold: f64| score.is_nan() || score >= threshold - ROOM;
@@ -181,7 +196,15 @@ impl Screen {
         {
             return true;
         }
+        let model_judge_flags = |f: &Feedback| {
+            f.value.as_str().is_some_and(|answer| {
+                self.model_judges
+                    .iter()
+                    .any(|(name, answers)| *name == f.name && answers.iter().any(|a| a == answer))
+            })
+        };
         feedback.iter().any(|f| match f.name.as_str() {
+            _ if model_judge_flags(f) => true,
             "secrets" => f.findings.iter().any(|x| at_least(x.score, self.secrets)),
             "pii" => f
                 .findings

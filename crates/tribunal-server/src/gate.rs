@@ -445,6 +445,15 @@ pub async fn handle(
     state.sessions.keep_judged(&caller.project, &trace, judged);
     if !late.is_empty() {
         state.metrics.budget_exceeded.fetch_add(1, Relaxed);
+    }
+    // A late judge is a judge that gave no usable answer: its `tribunal.judge_error` says
+    // so; the budget's own violation follows the gate's fail mode unless every late judge
+    // is optional.
+    let judge_errors = rt.evaluator().policies().judge_errors();
+    if late
+        .iter()
+        .any(|name| judge_errors.severity(name) != tribunal_core::Severity::Warn)
+    {
         violations.push(Violation {
             rule: "tribunal.budget_exceeded".into(),
             severity: state.options.gate.fail_mode.severity(),

@@ -54,6 +54,9 @@ pub struct RunRecord {
     pub inputs: String,
     pub policy_version: String,
     pub config_hash: String,
+    /// The configuration in force: its path, or `built-in defaults`.
+    #[serde(default)]
+    pub config: String,
     /// `running`, `done` or `failed`.
     pub status: String,
     pub total: i64,
@@ -98,7 +101,8 @@ const SCHEMA: &[&str] = &[
         allowed BIGINT NOT NULL DEFAULT 0,
         escalated BIGINT NOT NULL DEFAULT 0,
         blocked BIGINT NOT NULL DEFAULT 0,
-        rejected BIGINT NOT NULL DEFAULT 0
+        rejected BIGINT NOT NULL DEFAULT 0,
+        config TEXT NOT NULL DEFAULT ''
     )",
     "CREATE TABLE IF NOT EXISTS results (
         run_id TEXT NOT NULL,
@@ -126,6 +130,13 @@ const SCHEMA: &[&str] = &[
         created_at TEXT NOT NULL
     )",
 ];
+
+/// Columns a store made by an earlier version lacks: a query that fails without the
+/// column, and the statement that adds it.
+const ADDED_COLUMNS: &[(&str, &str)] = &[(
+    "SELECT config FROM runs WHERE 1 = 0",
+    "ALTER TABLE runs ADD COLUMN config TEXT NOT NULL DEFAULT ''",
+)];
 
 /// A connection pool to the store.
 #[derive(Debug, Clone)]
@@ -176,7 +187,7 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|source| StoreError::Open {
-                location: location.to_owned(),
+                location: tribunal_core::redact::secrets(location).into_owned(),
                 source,
             })?;
         if is_sqlite {
@@ -187,6 +198,12 @@ impl Store {
         for stmt in SCHEMA.iter().chain(server::SCHEMA) {
             sqlx::query(*stmt).execute(&pool).await?;
         }
+        // Columns added since a table was first made.
+        for (probe, add) in ADDED_COLUMNS {
+            if sqlx::query(*probe).fetch_optional(&pool).await.is_err() {
+                sqlx::query(*add).execute(&pool).await?;
+            }
+        }
         Ok(Store {
             pool,
             sqlite: is_sqlite,
@@ -196,8 +213,8 @@ impl Store {
     pub async fn create_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO runs (id, started_at, finished_at, command, inputs, policy_version,
-                config_hash, status, total, allowed, escalated, blocked, rejected)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                config_hash, status, total, allowed, escalated, blocked, rejected, config)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&run.id)
         .bind(&run.started_at)
@@ -212,6 +229,7 @@ impl Store {
         .bind(run.escalated)
         .bind(run.blocked)
         .bind(run.rejected)
+        .bind(&run.config)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -375,14 +393,14 @@ impl Store {
 }
 
 const RUN_SELECT: &str = "SELECT id, started_at, finished_at, command, inputs, policy_version,
-    config_hash, status, total, allowed, escalated, blocked, rejected FROM runs";
+    config_hash, status, total, allowed, escalated, blocked, rejected, config FROM runs";
 
 fn run_from_row(r: &AnyRow) -> Result<RunRecord, StoreError> {
     Ok(RunRecord {
         id: r.try_get("id")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
-        command: r.try_get("command")?,
+        command: tribunal_core::redact::secrets(&r.try_get::<String, _>("command")?).into_owned(),
         inputs: r.try_get("inputs")?,
         policy_version: r.try_get("policy_version")?,
         config_hash: r.try_get("config_hash")?,
@@ -392,6 +410,7 @@ fn run_from_row(r: &AnyRow) -> Result<RunRecord, StoreError> {
         escalated: r.try_get("escalated")?,
         blocked: r.try_get("blocked")?,
         rejected: r.try_get("rejected")?,
+        config: r.try_get("config")?,
     })
 }
 
@@ -408,6 +427,7 @@ mod tests {
             inputs: "x.jsonl".into(),
             policy_version: "abc".into(),
             config_hash: "def".into(),
+            config: "built-in defaults".into(),
             status: "running".into(),
             total: 0,
             allowed: 0,

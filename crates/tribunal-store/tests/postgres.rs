@@ -16,6 +16,7 @@ fn run(id: &str) -> RunRecord {
         command: "tribunal eval x".into(),
         inputs: "x.jsonl".into(),
         policy_version: "abc".into(),
+        config: "built-in defaults".into(),
         config_hash: "def".into(),
         status: "running".into(),
         total: 0,

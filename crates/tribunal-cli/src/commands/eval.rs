@@ -100,10 +100,12 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
         None
     } else {
         let loc = store_location(&cfg, args.db.as_deref());
-        Some(
-            rt.block_on(Store::open(&loc))
-                .with_context(|| format!("opening the store at {loc}"))?,
-        )
+        Some(rt.block_on(Store::open(&loc)).with_context(|| {
+            format!(
+                "opening the store at {}",
+                tribunal_core::redact::secrets(&loc)
+            )
+        })?)
     };
     if let Some(s) = store.as_ref().filter(|_| cfg.eval.cache && !args.no_cache) {
         let cache: Arc<dyn ResponseCache> =
@@ -115,7 +117,8 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
         id: clock::new_run_id(),
         started_at: clock::now_rfc3339(),
         finished_at: None,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: tribunal_core::redact::secrets(&std::env::args().collect::<Vec<_>>().join(" "))
+            .into_owned(),
         inputs: args
             .paths
             .iter()
@@ -124,6 +127,7 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
             .join(","),
         policy_version: policy_version.clone(),
         config_hash: cfg.hash.clone(),
+        config: cfg.describe(),
         status: "running".into(),
         total: 0,
         allowed: 0,
@@ -141,7 +145,9 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let mut reporter = Reporter::new(format, out).with_prices(prices);
+    let mut reporter = Reporter::new(format, out)
+        .with_prices(prices)
+        .with_config(cfg.describe());
     let show_progress =
         !args.no_progress && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
     let bar = show_progress.then(|| {
@@ -245,12 +251,19 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
     let info = RunInfo {
         run_id: store.as_ref().map(|_| record.id.clone()),
         policy_version,
+        config: cfg.describe(),
+        fail_on: Some(if fail_on == "escalate" {
+            tribunal_core::Decision::Escalate
+        } else {
+            tribunal_core::Decision::Block
+        }),
     };
     let usage = usage_line(reporter.usage());
     reporter
         .finish(&summary, &info)
         .context("writing the report")?;
     if format != ReportFormat::Table || args.output.is_some() {
+        eprintln!("configuration: {}", info.config);
         eprintln!("{}", summary_line(&summary, &info));
         if let Some(line) = usage {
             eprintln!("{line}");
@@ -258,7 +271,10 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
     }
     Ok(if summary.rejected > 0 {
         2
-    } else if summary.blocked > 0 || (fail_on == "escalate" && summary.escalated > 0) {
+    } else if summary.blocked > 0
+        || summary.judge_errors > 0
+        || (fail_on == "escalate" && summary.escalated > 0)
+    {
         1
     } else {
         0

@@ -13,26 +13,39 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tribunal_engine::{Config, Evaluator};
 
-/// The explicit config file, else `./tribunal.toml` when it exists, else the defaults.
+/// The configuration in force: the explicit file (`--config`), else `TRIBUNAL_CONFIG`, else
+/// the first `tribunal.toml` found from the current directory up through its parents (as
+/// cargo finds `Cargo.toml`), else the built-in defaults.
 pub fn load_config(explicit: Option<&Path>) -> Result<Config> {
     load_config_near(explicit, &[])
 }
 
-/// Like [`load_config`], and when neither is there, a `tribunal.toml` inside the first
-/// input directory (so a dataset folder can carry its own configuration).
+/// Like [`load_config`], looking first beside the first input (in it, for a folder) and up
+/// through its parents, so `eval dir/` and `eval dir/traces.jsonl` find the same file.
 pub fn load_config_near(explicit: Option<&Path>, inputs: &[PathBuf]) -> Result<Config> {
-    if let Some(p) = explicit {
-        return Ok(Config::load(p)?);
+    let env = std::env::var_os("TRIBUNAL_CONFIG").filter(|v| !v.is_empty());
+    if let Some(p) = explicit.map(Path::to_path_buf).or(env.map(PathBuf::from)) {
+        return Ok(Config::load(&p)?);
     }
-    let here = Path::new("tribunal.toml");
-    if here.exists() {
-        return Ok(Config::load(here)?);
+    let mut starts: Vec<PathBuf> = Vec::new();
+    if let Some(input) = inputs.first().filter(|p| p.as_os_str() != "-") {
+        let input = std::path::absolute(input).unwrap_or_else(|_| input.clone());
+        if input.is_dir() {
+            starts.push(input);
+        } else if let Some(parent) = input.parent() {
+            starts.push(parent.to_path_buf());
+        }
     }
-    if let Some(dir) = inputs.first().filter(|p| p.is_dir()) {
-        let p = dir.join("tribunal.toml");
-        if p.exists() {
-            eprintln!("using {}", p.display());
-            return Ok(Config::load(&p)?);
+    if let Ok(cwd) = std::env::current_dir() {
+        starts.push(cwd);
+    }
+    for start in &starts {
+        if let Some(found) = start
+            .ancestors()
+            .map(|d| d.join("tribunal.toml"))
+            .find(|p| p.is_file())
+        {
+            return Ok(Config::load(&found)?);
         }
     }
     Ok(Config::default_with_hash())

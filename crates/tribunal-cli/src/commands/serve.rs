@@ -219,7 +219,8 @@ pub fn serve(config: Option<&Path>, args: ServeArgs) -> Result<u8> {
         let addr = listener.local_addr()?;
         let names: Vec<&str> = state.projects.keys().map(String::as_str).collect();
         eprintln!(
-            "tribunal serving on http://{addr} (store {location}; projects: {})",
+            "tribunal serving on http://{addr} (store {}; projects: {})",
+            tribunal_core::redact::secrets(&location),
             names.join(", ")
         );
         #[cfg(unix)]

@@ -172,3 +172,37 @@ test_c8_cost_and_tokens if {
 	"c8.max_tokens" in r
 	"c8.max_cost" in r
 }
+
+test_c9_blocks_what_model_judges_flag if {
+	scores := {
+		"safety": {"value": "unsafe", "evidence": ["m1"], "rationale": "explains how to make a weapon"},
+		"moderation": {"value": "S9", "evidence": []},
+		"llm_prompt_injection": {"value": "followed", "evidence": ["m2"]},
+	}
+	r := rules with input as object.union(base, {"scores": scores})
+	"c9.safety" in r
+	"c9.moderation" in r
+	"c9.llm_prompt_injection" in r
+	some v in data.tribunal.pack.violation with input as object.union(base, {"scores": scores})
+	v.rule == "c9.safety"
+	v.severity == "block"
+	v.evidence == ["m1"]
+	contains(v.message, "explains how to make a weapon")
+}
+
+test_c9_leaves_safe_answers_alone if {
+	scores := {
+		"safety": {"value": "safe", "evidence": []},
+		"moderation": {"value": "safe", "evidence": []},
+		"llm_prompt_injection": {"value": "none", "evidence": []},
+		"other": {"value": "unsafe", "evidence": []},
+	}
+	count(family("c9")) == 0 with input as object.union(base, {"scores": scores})
+}
+
+test_c9_reports_an_attempted_injection_as_a_warning if {
+	scores := {"llm_prompt_injection": {"value": "attempted", "evidence": ["m1"]}}
+	some v in data.tribunal.pack.violation with input as object.union(base, {"scores": scores})
+	v.rule == "c9.llm_prompt_injection"
+	v.severity == "warn"
+}
