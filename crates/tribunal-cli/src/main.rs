@@ -56,8 +56,25 @@ enum Command {
     Replay(commands::serve::ReplayArgs),
 }
 
+/// Commands that print to a pipe end as other Unix tools do when the reader goes away
+/// (`tribunal check … | head`): quietly, by SIGPIPE, instead of failing on every write.
+/// The server keeps ignoring it: a closed connection is an error on that connection only.
+#[cfg(unix)]
+fn end_quietly_on_broken_pipe() {
+    // SAFETY: restoring the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn end_quietly_on_broken_pipe() {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        end_quietly_on_broken_pipe();
+    }
     let result = match cli.command {
         Command::Eval(a) => commands::eval::run(cli.config.as_deref(), a),
         Command::Check(a) => commands::check::run(cli.config.as_deref(), a),

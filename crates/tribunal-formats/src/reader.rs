@@ -167,44 +167,156 @@ pub fn read_paths(
     Ok(())
 }
 
-/// One item per non-empty line.
+/// The longest line of a JSONL file that is read; a longer one is rejected (its number
+/// given) and skipped, and the lines after it are read.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// One item per non-empty line. A line that is not UTF-8 or is longer than
+/// [`MAX_LINE_BYTES`] is rejected with its number; reading goes on with the next line.
 pub fn read_lines(
-    mut reader: impl BufRead,
+    reader: impl BufRead,
     file: &str,
     emit: &mut impl FnMut(Result<RawItem, ReadError>) -> bool,
 ) -> bool {
+    read_lines_up_to(reader, file, MAX_LINE_BYTES, emit)
+}
+
+/// [`read_lines`] with the line limit given.
+pub fn read_lines_up_to(
+    mut reader: impl BufRead,
+    file: &str,
+    max_line: usize,
+    emit: &mut impl FnMut(Result<RawItem, ReadError>) -> bool,
+) -> bool {
     let mut line_no = 0u64;
-    let mut buf = String::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let err = |line: u64, message: String| ReadError {
+        file: file.to_owned(),
+        line,
+        column: None,
+        message,
+    };
     loop {
         buf.clear();
         line_no += 1;
-        match reader.read_line(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {
-                let text = buf.trim();
-                if text.is_empty() {
-                    continue;
-                }
-                let item = RawItem {
-                    source: SourceRef {
-                        file: file.to_owned(),
-                        line: line_no,
-                    },
-                    text: text.to_owned(),
-                };
-                if !emit(Ok(item)) {
-                    return false;
+        // Read up to the newline, keeping at most `max_line` bytes of it.
+        let mut too_long = false;
+        let mut ended = false;
+        loop {
+            let chunk = match reader.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return emit(Err(err(line_no, e.to_string()))),
+            };
+            if chunk.is_empty() {
+                ended = true;
+                break;
+            }
+            let (part, newline) = match memchr::memchr(b'\n', chunk) {
+                Some(i) => (&chunk[..i], true),
+                None => (chunk, false),
+            };
+            if !too_long {
+                if buf.len() + part.len() > max_line {
+                    too_long = true;
+                    buf.clear();
+                } else {
+                    buf.extend_from_slice(part);
                 }
             }
-            Err(e) => {
-                return emit(Err(ReadError {
-                    file: file.to_owned(),
-                    line: line_no,
-                    column: None,
-                    message: e.to_string(),
-                }))
+            let used = part.len() + usize::from(newline);
+            reader.consume(used);
+            if newline {
+                break;
             }
         }
+        if too_long {
+            if !emit(Err(err(
+                line_no,
+                format!("the line is longer than {max_line} bytes; skipped"),
+            ))) {
+                return false;
+            }
+        } else if !buf.is_empty() {
+            match std::str::from_utf8(&buf) {
+                Err(e) => {
+                    if !emit(Err(ReadError {
+                        file: file.to_owned(),
+                        line: line_no,
+                        column: Some(e.valid_up_to() as u64 + 1),
+                        message: "invalid UTF-8; the line is skipped".into(),
+                    })) {
+                        return false;
+                    }
+                }
+                Ok(text) => {
+                    let text = text.trim();
+                    if !text.is_empty() {
+                        let item = RawItem {
+                            source: SourceRef {
+                                file: file.to_owned(),
+                                line: line_no,
+                            },
+                            text: text.to_owned(),
+                        };
+                        if !emit(Ok(item)) {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+        if ended {
+            return true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    fn read(input: &[u8], max: usize) -> Vec<Result<(u64, String), (u64, String)>> {
+        let mut out = Vec::new();
+        read_lines_up_to(input, "f.jsonl", max, &mut |r| {
+            out.push(match r {
+                Ok(i) => Ok((i.source.line, i.text)),
+                Err(e) => Err((e.line, e.message)),
+            });
+            true
+        });
+        out
+    }
+
+    #[test]
+    fn a_bad_line_is_rejected_with_its_number_and_the_rest_are_read() {
+        let input = b"{\"a\":1}\n{\"b\":\"\xff\xfe\"}\n\n{\"c\":3}\r\n{\"d\":\"0123456789012345678901234567890123456789\"}\n{\"e\":5}";
+        let got = read(input, 32);
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert_eq!(got[0], Ok((1, "{\"a\":1}".into())));
+        assert!(
+            matches!(&got[1], Err((2, m)) if m.contains("UTF-8")),
+            "{got:?}"
+        );
+        assert_eq!(got[2], Ok((4, "{\"c\":3}".into())));
+        assert!(
+            matches!(&got[3], Err((5, m)) if m.contains("longer than 32")),
+            "{got:?}"
+        );
+        assert_eq!(got[4], Ok((6, "{\"e\":5}".into())));
+    }
+
+    #[test]
+    fn lines_split_across_reads_are_whole() {
+        let text = "{\"x\":\"é\"}\n".repeat(50);
+        let reader = io::BufReader::with_capacity(7, text.as_bytes());
+        let mut n = 0;
+        read_lines(reader, "f", &mut |r| {
+            assert_eq!(r.unwrap().text, "{\"x\":\"é\"}");
+            n += 1;
+            true
+        });
+        assert_eq!(n, 50);
     }
 }
 

@@ -221,13 +221,29 @@ impl LlmClient {
     /// error here: `json` is `None` (see [`ChatResponse::require_json`]). With tools, each
     /// call is one turn of the caller's loop: the model's calls are in `tool_calls`, and the
     /// caller sends them back with their results in the next request's `turns`.
+    ///
+    /// Only usable answers are cached: with an answer schema, an answer without JSON is not.
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        self.chat_accepting(request, &|_| true).await
+    }
+
+    /// [`ChatClient::chat`], where `usable` also decides which answers may be cached (and
+    /// which cached answers may be served): an answer the caller cannot use is asked for
+    /// again on the next run instead of being repeated from the cache.
+    pub async fn chat_accepting(
+        &self,
+        request: &ChatRequest,
+        usable: &(dyn Fn(&ChatResponse) -> bool + Sync),
+    ) -> Result<ChatResponse, LlmError> {
+        let usable = |r: &ChatResponse| (request.schema.is_none() || r.json.is_some()) && usable(r);
         let key = self.cache.as_ref().map(|_| cache_key(&self.model, request));
         if let (Some(cache), Some(key)) = (&self.cache, &key) {
             if let Some(mut hit) = cache.get(key).await? {
-                hit.cached = true;
-                hit.attempts = 0;
-                return Ok(hit);
+                if usable(&hit) {
+                    hit.cached = true;
+                    hit.attempts = 0;
+                    return Ok(hit);
+                }
             }
         }
         let target = Target {
@@ -278,7 +294,9 @@ impl LlmClient {
                         cached: false,
                     };
                     if let (Some(cache), Some(key)) = (&self.cache, &key) {
-                        cache.put(key, &response).await?;
+                        if usable(&response) {
+                            cache.put(key, &response).await?;
+                        }
                     }
                     return Ok(response);
                 }

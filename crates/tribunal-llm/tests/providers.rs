@@ -932,6 +932,40 @@ async fn cached_answers_skip_the_provider() {
     assert!(cache.get(&key).await.unwrap().is_some());
 }
 
+#[tokio::test]
+async fn unusable_answers_are_not_cached() {
+    // Prose where JSON was asked for: not cached, asked again.
+    let server = Server::start(vec![
+        ok(openai_answer("I think it is fine.")),
+        ok(openai_answer(GOOD)),
+        ok(openai_answer(GOOD)),
+    ])
+    .await;
+    let cache = Arc::new(MemoryCache::new());
+    let client = client(config("openai:/gpt-4o-mini", &server)).with_cache(cache.clone());
+    let first = client.chat(&judge_request()).await.unwrap();
+    assert!(first.json.is_none());
+    assert_eq!(cache.len(), 0);
+    // JSON the caller cannot use: not cached either.
+    let second = client
+        .chat_accepting(&judge_request(), &|_| false)
+        .await
+        .unwrap();
+    assert!(second.json.is_some() && !second.cached);
+    assert_eq!(cache.len(), 0);
+    let third = client.chat(&judge_request()).await.unwrap();
+    assert!(third.json.is_some() && !third.cached);
+    assert_eq!((server.hits(), cache.len()), (3, 1));
+    // A cached answer the caller cannot use is not served from the cache.
+    server.push(ok(openai_answer(GOOD)));
+    let fourth = client
+        .chat_accepting(&judge_request(), &|_| false)
+        .await
+        .unwrap();
+    assert!(!fourth.cached);
+    assert_eq!(server.hits(), 4);
+}
+
 #[test]
 fn cache_keys_cover_model_parameters_and_prompts() {
     let model: ModelUri = "openai:/gpt-4o-mini".parse().unwrap();

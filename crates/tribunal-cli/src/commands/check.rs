@@ -104,6 +104,7 @@ pub fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
     let verdict = evaluator.evaluate(&trace, pending.as_ref(), Some(&context), &mut policy);
     let elapsed = started.elapsed();
     let out = json!({
+        "config": cfg.describe(),
         "trace_id": trace.id,
         "decision": verdict.decision,
         "reasons": verdict.reasons,

@@ -95,9 +95,11 @@ pub fn build(name: &str, v: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> 
 impl LlmJudge {
     /// Sends one request and counts it in `usage`.
     fn ask(&self, request: &ChatRequest, usage: &mut ModelUsage) -> Result<String, String> {
+        // An answer the judge cannot read is not cached: the next run asks again.
+        let usable = |r: &ChatResponse| parse_verdict(&r.text, &self.output).is_ok();
         let result = self
             .model
-            .block_on(|| self.model.client.chat(request))
+            .block_on(|| self.model.client.chat_accepting(request, &usable))
             .ok_or_else(|| "the model call failed unexpectedly".to_owned())?;
         let response = result.map_err(|e| e.to_string())?;
         count(usage, &response);
