@@ -19,7 +19,7 @@ pub mod tau;
 mod util;
 pub mod webarena;
 
-pub use detect::{detect, import_value, InputFormat};
+pub use detect::{detect, fits, import_value, InputFormat};
 pub use error::ImportError;
 pub use pending::import_pending;
 pub use reader::{read_paths, RawItem, ReadError, SourceRef};
