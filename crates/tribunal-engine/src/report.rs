@@ -426,11 +426,11 @@ fn write_junit(
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
         out,
-        r#"<testsuites name="tribunal" tests="{tests}" failures="{failures}" errors="{errors}" time="{time:.6}">"#,
+        r#"<testsuites name="tribunal" tests="{tests}" failures="{failures}" errors="{errors}" time="{time:.3}">"#,
     )?;
     writeln!(
         out,
-        r#"  <testsuite name="tribunal.eval" tests="{tests}" failures="{failures}" errors="{errors}" skipped="0" time="{time:.6}">"#,
+        r#"  <testsuite name="tribunal.eval" tests="{tests}" failures="{failures}" errors="{errors}" skipped="0" time="{time:.3}">"#,
     )?;
     write_properties(out, info, usage)?;
     for e in events {
@@ -481,7 +481,7 @@ fn class_name(file: &str) -> String {
 fn write_case(out: &mut impl Write, r: &TraceResult, info: &RunInfo) -> io::Result<()> {
     writeln!(
         out,
-        r#"    <testcase classname="{}" name="{}" time="{:.6}">"#,
+        r#"    <testcase classname="{}" name="{}" time="{:.3}">"#,
         xml(&class_name(&r.source.file)),
         xml(&r.trace_id),
         r.elapsed.as_secs_f64()
