@@ -460,6 +460,22 @@ fn u64_attr(attrs: &Map<String, Value>, keys: &[&str]) -> Option<u64> {
 /// returns the tool definitions it declares.
 fn interpret(span: &mut Span, mut attrs: Map<String, Value>, events: Vec<Value>) -> Vec<ToolDef> {
     let mut tools = Vec::new();
+    // The latest GenAI conventions may carry a call's messages on one event (sent as a log
+    // record): they count as the span's own attributes.
+    let mut events = events;
+    events.retain(|e| {
+        if e.get("name").and_then(Value::as_str) != Some(DETAILS_EVENT) {
+            return true;
+        }
+        if let Some(Value::Object(a)) = e.get("attributes") {
+            for (k, v) in a {
+                if k.starts_with("gen_ai.") && !attrs.contains_key(k) {
+                    attrs.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        false
+    });
     // MLflow attributes are JSON-encoded here too.
     let mlflow_keys: Vec<String> = attrs
         .keys()
@@ -844,6 +860,145 @@ fn event_messages(e: &Value) -> Option<(bool, Vec<Value>)> {
         }
     }
     Some((output, vec![Value::Object(msg)]))
+}
+
+/// The GenAI event that carries a whole model call's messages as attributes.
+pub const DETAILS_EVENT: &str = "gen_ai.client.inference.operation.details";
+
+/// A GenAI event received as an OpenTelemetry log record, for the span it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEvent {
+    /// Lower-case hex trace id.
+    pub trace_id: String,
+    /// Lower-case hex span id.
+    pub span_id: String,
+    /// The event in OTLP/JSON span-event form: `{name, timeUnixNano?, attributes}`, the
+    /// record's body as the `body` attribute.
+    pub event: Value,
+}
+
+/// The GenAI events (`gen_ai.*`, named by the record's `eventName` or its `event.name`
+/// attribute) of an OTLP/JSON `ExportLogsServiceRequest` that name their trace and span,
+/// as span events; the number of other records is returned beside them. A record that is
+/// not an object, or ids that are not hex, are errors naming where they are.
+pub fn split_logs(v: &Value) -> Result<(Vec<LogEvent>, usize), ImportError> {
+    let o = as_object(v, "")?;
+    let resource_logs = match field(o, &["resourceLogs", "resource_logs"]) {
+        Some((_, r)) => as_array(r, "resourceLogs")?,
+        None => {
+            return Err(ImportError::new(
+                "resourceLogs",
+                "an OTLP logs request: an object with `resourceLogs`",
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    let mut other = 0;
+    for (i, rl) in resource_logs.iter().enumerate() {
+        let at = format!("resourceLogs[{i}]");
+        let rl = as_object(rl, &at)?;
+        let scopes = match field(rl, &["scopeLogs", "scope_logs"]) {
+            Some((_, s)) => as_array(s, &format!("{at}.scopeLogs"))?,
+            None => continue,
+        };
+        for (j, sl) in scopes.iter().enumerate() {
+            let at = format!("{at}.scopeLogs[{j}]");
+            let sl = as_object(sl, &at)?;
+            let records = match field(sl, &["logRecords", "log_records"]) {
+                Some((_, r)) => as_array(r, &format!("{at}.logRecords"))?,
+                None => continue,
+            };
+            for (k, r) in records.iter().enumerate() {
+                let at = format!("{at}.logRecords[{k}]");
+                let r = as_object(r, &at)?;
+                match log_event(r).map_err(|e| e.within(&at))? {
+                    Some(e) => out.push(e),
+                    None => other += 1,
+                }
+            }
+        }
+    }
+    Ok((out, other))
+}
+
+fn log_event(r: &Map<String, Value>) -> Result<Option<LogEvent>, ImportError> {
+    let attrs: Vec<Value> = match field(r, &["attributes"]) {
+        Some((_, Value::Array(a))) => a.clone(),
+        Some((_, Value::Null)) | None => Vec::new(),
+        Some((_, other)) => {
+            return Err(ImportError::new(
+                "attributes",
+                format!("a list of key-value pairs, found {}", kind_of(other)),
+            ))
+        }
+    };
+    let attr_name = attrs.iter().find_map(|kv| {
+        (kv.get("key").and_then(Value::as_str) == Some("event.name"))
+            .then(|| kv.get("value")?.get("stringValue")?.as_str())
+            .flatten()
+            .map(str::to_owned)
+    });
+    let name = field(r, &["eventName", "event_name"])
+        .and_then(|(_, n)| n.as_str())
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .or(attr_name);
+    let Some(name) = name.filter(|n| n.starts_with("gen_ai.")) else {
+        return Ok(None);
+    };
+    let (Some(trace_id), Some(span_id)) = (
+        id_field(r, &["traceId", "trace_id"], 16, false)?,
+        id_field(r, &["spanId", "span_id"], 8, false)?,
+    ) else {
+        return Ok(None);
+    };
+    let mut attributes: Vec<Value> = attrs
+        .into_iter()
+        .filter(|kv| kv.get("key").and_then(Value::as_str) != Some("event.name"))
+        .collect();
+    if let Some((_, body)) = field(r, &["body"]).filter(|(_, b)| !b.is_null()) {
+        attributes.push(serde_json::json!({"key": "body", "value": body}));
+    }
+    let mut event = Map::new();
+    event.insert("name".into(), Value::String(name));
+    if let Some((_, t)) = field(r, &["timeUnixNano", "time_unix_nano"])
+        .or_else(|| field(r, &["observedTimeUnixNano", "observed_time_unix_nano"]))
+    {
+        event.insert("timeUnixNano".into(), t.clone());
+    }
+    event.insert("attributes".into(), Value::Array(attributes));
+    Ok(Some(LogEvent {
+        trace_id,
+        span_id,
+        event: Value::Object(event),
+    }))
+}
+
+/// Adds received log events to the stored span bodies (`{resource, scope, span}`) whose
+/// span they name, after the span's own events, in the order given.
+pub fn attach_events<'a>(bodies: &mut [Value], events: impl IntoIterator<Item = &'a LogEvent>) {
+    for e in events {
+        let Some(span) = bodies.iter_mut().find_map(|b| {
+            let span = b.get_mut("span")?;
+            let id = span
+                .get("spanId")
+                .or_else(|| span.get("span_id"))?
+                .as_str()?;
+            (id.eq_ignore_ascii_case(&e.span_id)).then_some(span)
+        }) else {
+            continue;
+        };
+        let Some(obj) = span.as_object_mut() else {
+            continue;
+        };
+        match obj
+            .entry("events")
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            Value::Array(list) => list.push(e.event.clone()),
+            other => *other = Value::Array(vec![e.event.clone()]),
+        }
+    }
 }
 
 /// One span of an export request with its resource and scope, as a receiver keeps it.

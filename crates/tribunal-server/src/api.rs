@@ -360,6 +360,9 @@ pub fn openapi_document() -> Value {
             "/v1/traces": {"post": {"summary": "OTLP/HTTP trace export (protobuf or JSON, gzip allowed; role: agent or admin)",
                 "requestBody": {"required": true, "content": {"application/x-protobuf": {}, "application/json": {}}},
                 "responses": ok("accepted and stored", &[400, 413, 415])}},
+            "/v1/logs": {"post": {"summary": "OTLP/HTTP logs export (protobuf or JSON, gzip allowed; role: agent or admin): GenAI events that name a trace and span join that span",
+                "requestBody": {"required": true, "content": {"application/x-protobuf": {}, "application/json": {}}},
+                "responses": ok("accepted and stored", &[400, 413, 415])}},
             "/api/v1/traces": {"get": {"summary": "List traces", "parameters": [query("source", "string"), query("decision", "string"), query("since", "string"), query("limit", "integer"), query("offset", "integer")], "responses": ok("traces", &[400])}},
             "/api/v1/traces/{id}": {"get": {"summary": "One trace with its result and human feedback", "parameters": [id_param("id")], "responses": ok("trace", &[404])}},
             "/api/v1/traces/{id}/feedback": {

@@ -65,6 +65,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the trace could not be read in any supported format",
     ),
     (
+        "invalid_logs",
+        400,
+        "the OTLP logs request could not be read; the message names the record and field",
+    ),
+    (
         "conflict",
         409,
         "the object is not in a state that allows this (e.g. already decided)",

@@ -281,6 +281,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
     let authed = extra
         .route("/api/v1/gate", post(gate::handle))
         .route("/v1/traces", post(otlp::handle))
+        .route("/v1/logs", post(otlp::handle_logs))
         .route("/api/v1/traces", get(api::list_traces))
         .route("/api/v1/traces/{id}", get(api::get_trace))
         .route(

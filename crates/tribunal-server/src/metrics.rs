@@ -78,6 +78,8 @@ pub struct Metrics {
     pub read_appended: AtomicU64,
     pub judge_errors: AtomicU64,
     pub spans_ingested: AtomicU64,
+    /// GenAI events accepted from OTLP log records.
+    pub log_events_ingested: AtomicU64,
     pub otlp_requests: AtomicU64,
     pub traces_scored: AtomicU64,
     pub escalations_created: AtomicU64,
@@ -167,6 +169,12 @@ impl Metrics {
             "tribunal_ingested_spans_total",
             "Spans accepted by the OTLP receiver.",
             &[("", &self.spans_ingested)],
+        );
+        counter(
+            &mut o,
+            "tribunal_ingested_log_events_total",
+            "GenAI events accepted by the OTLP logs receiver.",
+            &[("", &self.log_events_ingested)],
         );
         counter(
             &mut o,

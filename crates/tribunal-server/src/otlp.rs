@@ -1,9 +1,13 @@
-//! `POST /v1/traces`: the OTLP/HTTP trace receiver. Protobuf (`application/x-protobuf`) and
-//! JSON (`application/json`), optionally gzip-encoded. The request is read with the same
-//! importer as OTLP files (so a bad request is refused with the field that is wrong), split
-//! into spans and written in one transaction before the answer: what is acknowledged is on
-//! disk. Spans of one trace may come in several requests; the trace is judged once it has
-//! been quiet for a moment (see `scorer`).
+//! `POST /v1/traces` and `POST /v1/logs`: the OTLP/HTTP receivers. Protobuf
+//! (`application/x-protobuf`) and JSON (`application/json`), optionally gzip-encoded. A trace
+//! request is read with the same importer as OTLP files (so a bad request is refused with the
+//! field that is wrong), split into spans and written in one transaction before the answer:
+//! what is acknowledged is on disk. A logs request keeps the GenAI events among its records
+//! (`gen_ai.user.message`, `gen_ai.choice`, `gen_ai.client.inference.operation.details`…)
+//! that name a trace and span, as instrumentations that send message content as log events
+//! do; they are joined to their span when the trace is assembled. Spans and events of one
+//! trace may come in several requests; the trace is judged once it has been quiet for a
+//! moment (see `scorer`).
 
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
@@ -13,6 +17,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -20,7 +27,7 @@ use prost::Message;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
-use tribunal_store::{clock, SpanRecord};
+use tribunal_store::{clock, SpanEventRecord, SpanRecord};
 
 const PROTOBUF: &str = "application/x-protobuf";
 
@@ -34,6 +41,18 @@ pub fn protobuf_to_json(bytes: &[u8]) -> Result<Value, ApiError> {
     })?;
     serde_json::to_value(&req)
         .map_err(|e| ApiError::new("invalid_protobuf", format!("unreadable span data: {e}")))
+}
+
+/// An OTLP protobuf logs request as OTLP/JSON.
+pub fn logs_protobuf_to_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    let req = ExportLogsServiceRequest::decode(bytes).map_err(|e| {
+        ApiError::new(
+            "invalid_protobuf",
+            format!("not an OTLP ExportLogsServiceRequest: {e}"),
+        )
+    })?;
+    serde_json::to_value(&req)
+        .map_err(|e| ApiError::new("invalid_protobuf", format!("unreadable log data: {e}")))
 }
 
 /// `google.rpc.Status`, the error body OTLP/HTTP asks for in the request's encoding
@@ -66,7 +85,22 @@ pub async fn handle(
     body: Body,
 ) -> Response {
     let protobuf = body::media_type(&headers).as_deref() == Some(PROTOBUF);
-    match receive(state, caller, headers, body).await {
+    answer(protobuf, receive(state, caller, headers, body).await)
+}
+
+/// `POST /v1/logs`.
+pub async fn handle_logs(
+    state: State<Arc<AppState>>,
+    caller: Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let protobuf = body::media_type(&headers).as_deref() == Some(PROTOBUF);
+    answer(protobuf, receive_logs(state, caller, headers, body).await)
+}
+
+fn answer(protobuf: bool, result: Result<Response, ApiError>) -> Response {
+    match result {
         Ok(r) => r,
         // A protobuf client gets its error as a protobuf Status (with the same message).
         Err(e) if protobuf => {
@@ -87,6 +121,97 @@ pub async fn handle(
     }
 }
 
+/// Whether the request is protobuf (else JSON): anything else is a 415.
+fn encoding(headers: &HeaderMap) -> Result<bool, ApiError> {
+    match body::media_type(headers).as_deref() {
+        Some(PROTOBUF) => Ok(true),
+        Some("application/json") => Ok(false),
+        other => Err(ApiError::new(
+            "unsupported_media_type",
+            format!(
+                "expected Content-Type {PROTOBUF} or application/json, found {}",
+                other.unwrap_or("none")
+            ),
+        )),
+    }
+}
+
+/// The answer to an accepted export: an empty response message in the request's encoding.
+fn accepted(protobuf: bool, empty_protobuf: Vec<u8>) -> Response {
+    if protobuf {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, PROTOBUF)],
+            empty_protobuf,
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{}",
+        )
+            .into_response()
+    }
+}
+
+async fn receive_logs(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::Ingest)?;
+    state.project(&caller)?;
+    let protobuf = encoding(&headers)?;
+    let bytes = body::read(&headers, body, state.options.max_body_bytes).await?;
+    let doc = if protobuf {
+        logs_protobuf_to_json(&bytes)?
+    } else {
+        body::parse_json(&bytes, state.options.max_json_depth)?
+    };
+    let (events, _other) = tribunal_formats::otlp::split_logs(&doc)
+        .map_err(|e| ApiError::new("invalid_logs", e.to_string()))?;
+    let records: Vec<SpanEventRecord> = events
+        .into_iter()
+        .map(|e| {
+            let body = e.event.to_string();
+            let time_ns = e
+                .event
+                .get("timeUnixNano")
+                .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()))
+                .and_then(|t| i64::try_from(t).ok())
+                .unwrap_or(0);
+            SpanEventRecord {
+                event_key: crate::audit::digest(body.as_bytes()),
+                trace_id: e.trace_id,
+                span_id: e.span_id,
+                time_ns,
+                body,
+            }
+        })
+        .collect();
+    if !records.is_empty() {
+        state
+            .store
+            .insert_span_events(
+                &caller.project,
+                &records,
+                &clock::now_rfc3339(),
+                clock::now_ms(),
+            )
+            .await?;
+    }
+    state
+        .metrics
+        .log_events_ingested
+        .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    Ok(accepted(
+        protobuf,
+        ExportLogsServiceResponse::default().encode_to_vec(),
+    ))
+}
+
 async fn receive(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -95,19 +220,7 @@ async fn receive(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Ingest)?;
     state.project(&caller)?;
-    let protobuf = match body::media_type(&headers).as_deref() {
-        Some(PROTOBUF) => true,
-        Some("application/json") => false,
-        other => {
-            return Err(ApiError::new(
-                "unsupported_media_type",
-                format!(
-                    "expected Content-Type {PROTOBUF} or application/json, found {}",
-                    other.unwrap_or("none")
-                ),
-            ))
-        }
-    };
+    let protobuf = encoding(&headers)?;
     let bytes = body::read(&headers, body, state.options.max_body_bytes).await?;
     let started = Instant::now();
     let doc = if protobuf {
@@ -148,21 +261,10 @@ async fn receive(
         .otlp_requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     state.metrics.ingest_latency.observe(started.elapsed());
-    Ok(if protobuf {
-        (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, PROTOBUF)],
-            ExportTraceServiceResponse::default().encode_to_vec(),
-        )
-            .into_response()
-    } else {
-        (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            "{}",
-        )
-            .into_response()
-    })
+    Ok(accepted(
+        protobuf,
+        ExportTraceServiceResponse::default().encode_to_vec(),
+    ))
 }
 
 #[cfg(test)]

@@ -17,13 +17,27 @@ pub async fn assemble(
     trace_id: &str,
 ) -> Result<Option<Trace>, StoreError> {
     let spans = store.trace_spans(project, trace_id).await?;
-    let bodies: Vec<Value> = spans
+    let mut bodies: Vec<Value> = spans
         .iter()
         .filter_map(|s| serde_json::from_str(&s.body).ok())
         .collect();
     if bodies.is_empty() {
         return Ok(None);
     }
+    // Events received as log records join their spans.
+    let events: Vec<tribunal_formats::otlp::LogEvent> = store
+        .trace_span_events(project, trace_id)
+        .await?
+        .into_iter()
+        .filter_map(|e| {
+            Some(tribunal_formats::otlp::LogEvent {
+                event: serde_json::from_str(&e.body).ok()?,
+                trace_id: e.trace_id,
+                span_id: e.span_id,
+            })
+        })
+        .collect();
+    tribunal_formats::otlp::attach_events(&mut bodies, &events);
     let doc = tribunal_formats::otlp::assemble(bodies.iter());
     match tribunal_formats::otlp::import_request(&doc) {
         Ok(mut traces) => Ok(traces.pop()),

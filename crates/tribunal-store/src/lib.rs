@@ -11,9 +11,11 @@ use thiserror::Error;
 pub mod clock;
 mod llm_cache;
 mod server;
+mod span_events;
 pub mod testing;
 
 pub use llm_cache::StoreCache;
+pub use span_events::SpanEventRecord;
 
 pub use server::{
     AuditRow, EscalationRow, FeedbackRow, GateTraceRow, SpanRecord, TokenRecord, TraceFilter,
@@ -195,7 +197,11 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        for stmt in SCHEMA.iter().chain(server::SCHEMA) {
+        for stmt in SCHEMA
+            .iter()
+            .chain(server::SCHEMA)
+            .chain(span_events::SCHEMA)
+        {
             sqlx::query(*stmt).execute(&pool).await?;
         }
         // Columns added since a table was first made.

@@ -1,0 +1,114 @@
+//! GenAI events received as OpenTelemetry log records, kept until their trace is judged:
+//! each names its trace and span, and is joined to the span when the trace is assembled.
+//! A record sent twice (an exporter retrying) is kept once.
+
+use crate::{Store, StoreError};
+use sqlx::Row;
+
+pub(crate) const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS span_events (
+        project TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        span_id TEXT NOT NULL,
+        event_key TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        received_ms BIGINT NOT NULL,
+        time_ns BIGINT NOT NULL,
+        position BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (project, trace_id, span_id, event_key)
+    )"];
+
+/// One received event: its trace and span, and the event as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanEventRecord {
+    pub trace_id: String,
+    pub span_id: String,
+    /// The event's identity within its span (a hash of its body), so a resent record
+    /// replaces itself.
+    pub event_key: String,
+    /// When the event happened (Unix nanoseconds; 0 when unknown): events are read in this
+    /// order, then in the order received.
+    pub time_ns: i64,
+    pub body: String,
+}
+
+impl Store {
+    /// Stores received events and marks their traces for judging again, in one
+    /// transaction: when this returns, the events are on disk.
+    pub async fn insert_span_events(
+        &self,
+        project: &str,
+        events: &[SpanEventRecord],
+        at: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (position, e) in events.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO span_events (project, trace_id, span_id, event_key, received_at,
+                    received_ms, time_ns, position, body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (project, trace_id, span_id, event_key) DO NOTHING",
+            )
+            .bind(project)
+            .bind(&e.trace_id)
+            .bind(&e.span_id)
+            .bind(&e.event_key)
+            .bind(at)
+            .bind(at_ms)
+            .bind(e.time_ns)
+            .bind(position as i64)
+            .bind(&e.body)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut ids: Vec<&str> = events.iter().map(|e| e.trace_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            sqlx::query(
+                "INSERT INTO traces (project, trace_id, source, first_seen, last_seen,
+                    last_seen_ms, span_count, dirty)
+                 VALUES ($1, $2, 'otlp', $3, $3, $4, 0, 1)
+                 ON CONFLICT (project, trace_id) DO UPDATE
+                 SET last_seen = $3, last_seen_ms = $4, dirty = 1",
+            )
+            .bind(project)
+            .bind(id)
+            .bind(at)
+            .bind(at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The events of one trace, in the order they were received.
+    pub async fn trace_span_events(
+        &self,
+        project: &str,
+        trace_id: &str,
+    ) -> Result<Vec<SpanEventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT trace_id, span_id, event_key, time_ns, body FROM span_events
+             WHERE project = $1 AND trace_id = $2
+             ORDER BY time_ns, received_ms, position",
+        )
+        .bind(project)
+        .bind(trace_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SpanEventRecord {
+                    trace_id: r.try_get("trace_id")?,
+                    span_id: r.try_get("span_id")?,
+                    event_key: r.try_get("event_key")?,
+                    time_ns: r.try_get("time_ns")?,
+                    body: r.try_get("body")?,
+                })
+            })
+            .collect()
+    }
+}
