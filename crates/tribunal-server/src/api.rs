@@ -23,6 +23,8 @@ pub struct TraceQuery {
     source: Option<String>,
     decision: Option<String>,
     since: Option<String>,
+    rule: Option<String>,
+    q: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
@@ -35,7 +37,7 @@ pub async fn list_traces(
     caller.require(Permission::Read)?;
     let Query(q) = q.map_err(|e| {
         ApiError::request(format!(
-            "{e}; filters are source, decision, since, limit, offset"
+            "{e}; filters are source, decision, since, rule, q, limit, offset"
         ))
     })?;
     if let Some(d) = &q.decision {
@@ -66,6 +68,8 @@ pub async fn list_traces(
                 source: q.source,
                 decision: q.decision,
                 since: q.since,
+                rule: q.rule.filter(|r| !r.is_empty()),
+                text: q.q.filter(|t| !t.is_empty()),
                 limit,
                 offset: q.offset.unwrap_or(0),
             },
@@ -363,7 +367,13 @@ pub fn openapi_document() -> Value {
             "/v1/logs": {"post": {"summary": "OTLP/HTTP logs export (protobuf or JSON, gzip allowed; role: agent or admin): GenAI events that name a trace and span join that span",
                 "requestBody": {"required": true, "content": {"application/x-protobuf": {}, "application/json": {}}},
                 "responses": ok("accepted and stored", &[400, 413, 415])}},
-            "/api/v1/traces": {"get": {"summary": "List traces", "parameters": [query("source", "string"), query("decision", "string"), query("since", "string"), query("limit", "integer"), query("offset", "integer")], "responses": ok("traces", &[400])}},
+            "/api/v1/traces": {"get": {"summary": "List traces, newest first", "parameters": [query("source", "string"), query("decision", "string"), query("since", "string"), query("rule", "string"), query("q", "string"), query("limit", "integer"), query("offset", "integer")], "responses": ok("traces", &[400])}},
+            "/api/v1/sessions": {"post": {"summary": "Sign in to the UI with an API token (not an agent's): sets an HttpOnly, SameSite=Strict session cookie and answers the CSRF token that state-changing requests made with it must send as X-CSRF-Token", "security": [],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}}}},
+                "responses": ok("project, role, token_id, csrf", &[400, 401, 403])}},
+            "/api/v1/session": {
+                "get": {"summary": "The signed-in caller (and the CSRF token, with the session cookie)", "responses": ok("project, role, token_id, csrf", &[])},
+                "delete": {"summary": "Sign out", "responses": ok("signed_out", &[])}},
             "/api/v1/traces/{id}": {"get": {"summary": "One trace with its result and human feedback", "parameters": [id_param("id")], "responses": ok("trace", &[404])}},
             "/api/v1/traces/{id}/feedback": {
                 "get": {"summary": "Human feedback on a trace", "parameters": [id_param("id")], "responses": ok("feedback", &[])},

@@ -15,6 +15,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ),
     ("forbidden", 403, "the token's role may not use this route"),
     (
+        "csrf_failed",
+        403,
+        "a request made with the browser session's cookie lacks the session's X-CSRF-Token header",
+    ),
+    (
         "not_found",
         404,
         "no such route, or no such object in the token's project",

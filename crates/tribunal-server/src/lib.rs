@@ -20,6 +20,7 @@ pub mod replay;
 pub mod resend;
 pub mod scorer;
 pub mod session;
+pub mod ui;
 
 use auth::Caller;
 use axum::extract::{Request, State};
@@ -83,6 +84,8 @@ pub struct AppState {
     pub reviews: escalation::Queue,
     /// Traces held between gate calls, for appends.
     pub sessions: session::Sessions,
+    /// Browsers signed in to the UI.
+    pub web: ui::WebSessions,
     tokens: Mutex<HashMap<String, (Caller, Instant)>>,
     /// Gate traces to store, written in batches after the answers.
     gate_traces: Mutex<Option<tokio::sync::mpsc::Sender<tribunal_store::GateTraceRow>>>,
@@ -243,6 +246,7 @@ pub async fn start(
         audit,
         reviews,
         sessions,
+        web: ui::WebSessions::default(),
         tokens: Mutex::new(HashMap::new()),
         gate_traces: Mutex::new(Some(traces_tx)),
     });
@@ -301,6 +305,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         )
         .route("/api/v1/audit/verify", get(api::verify_audit))
         .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/session", get(ui::current).delete(ui::sign_out))
         .route("/metrics", get(api::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -308,6 +313,9 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         ));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/", get(ui::asset))
+        .route("/ui/{file}", get(ui::asset))
+        .route("/api/v1/sessions", post(ui::sign_in))
         .route("/readyz", get(readyz))
         .merge(authed)
         .fallback(|| async { ApiError::not_found("no such route") })
@@ -338,7 +346,15 @@ async fn require_token(
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.caller(header).await {
+    // A browser signed in to the UI carries a session cookie instead of a token.
+    let caller = match header {
+        None => match ui::from_cookie(&state, req.method(), req.headers()).await {
+            Some(c) => c,
+            None => state.caller(None).await,
+        },
+        Some(_) => state.caller(header).await,
+    };
+    match caller {
         Ok(c) => {
             req.extensions_mut().insert(c);
             next.run(req).await

@@ -128,6 +128,10 @@ pub struct TraceFilter {
     pub decision: Option<String>,
     /// RFC 3339 lower bound on `last_seen`.
     pub since: Option<String>,
+    /// Traces whose result has a violation of this rule.
+    pub rule: Option<String>,
+    /// Traces whose id, stored request or result contains this text.
+    pub text: Option<String>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -405,7 +409,7 @@ impl Store {
     ) -> Result<Vec<TraceRow>, StoreError> {
         let mut sql = format!("{TRACE_SELECT} WHERE project = $1");
         let mut n = 1;
-        let mut binds: Vec<&str> = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
         for (column, value, op) in [
             ("source", &f.source, "="),
             ("decision", &f.decision, "="),
@@ -414,8 +418,22 @@ impl Store {
             if let Some(v) = value {
                 n += 1;
                 sql.push_str(&format!(" AND {column} {op} ${n}"));
-                binds.push(v);
+                binds.push(v.clone());
             }
+        }
+        // A rule is found in the stored result as its serialized member.
+        if let Some(rule) = &f.rule {
+            n += 1;
+            sql.push_str(&format!(" AND result LIKE ${n} ESCAPE '\\'"));
+            let quoted = serde_json::to_string(rule).unwrap_or_default();
+            binds.push(format!("%\"rule\":{}%", like_escape(&quoted)));
+        }
+        if let Some(text) = &f.text {
+            n += 1;
+            sql.push_str(&format!(
+                " AND (trace_id LIKE ${n} ESCAPE '\\' OR body LIKE ${n} ESCAPE '\\' OR result LIKE ${n} ESCAPE '\\')"
+            ));
+            binds.push(format!("%{}%", like_escape(text)));
         }
         sql.push_str(&format!(
             " ORDER BY last_seen DESC, trace_id LIMIT ${} OFFSET ${}",
@@ -803,4 +821,16 @@ mod tests {
             "INSERT INTO t VALUES (?, 'x', ?), (?, 'x', ?)"
         );
     }
+}
+
+/// `text` with LIKE's wildcards and the escape character escaped (escape: backslash).
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

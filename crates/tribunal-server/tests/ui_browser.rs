@@ -1,0 +1,324 @@
+//! The UI in a real headless Chromium, driven over WebDriver (chromedriver): sign in, find a
+//! blocked trace by its rule, open it and see the evidence highlighted, see a trace that
+//! carries markup shown as text, approve an escalation, and check that a viewer cannot reach
+//! the review queue. Screenshots of the pages go to `target/ui-screenshots/`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them when missing).
+
+mod common;
+
+use common::TestServer;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tribunal_server::ServerOptions;
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn browser(profile: &std::path::Path) -> (Driver, Client) {
+    let port = free_port();
+    let driver = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is needed for the UI tests (Debian: apt-get install chromium chromium-driver; .ci/run installs them)");
+    let driver = Driver(driver);
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("chromium is needed for the UI tests (Debian: apt-get install chromium)");
+    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    }))
+    .unwrap();
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let mut last = None;
+    for _ in 0..100 {
+        match ClientBuilder::new(connector.clone())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => return (driver, c),
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    panic!("chromedriver did not start a browser: {last:?}");
+}
+
+async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn sign_in(c: &Client, url: &str, token: &str) {
+    // A full load (a new query string), so no earlier page is still being replaced.
+    c.goto(&format!("{url}/?signin")).await.unwrap();
+    let input = wait_for(c, "#token").await;
+    input.send_keys(token).await.unwrap();
+    c.find(Locator::Css("#signin button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "#filters").await;
+}
+
+async fn gate(s: &TestServer, token: &str, body: Value) -> Value {
+    TestServer::client()
+        .post(format!("{}/api/v1/gate", s.url))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_finds_a_blocked_trace_sees_its_evidence_and_reviews_an_escalation() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    let viewer = s.token("default", "viewer").await;
+
+    let v = gate(&s, &agent, json!({"trace_id": "wipe-disk",
+        "trace": [{"role": "user", "content": "Free up some space"},
+                  {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "shell", "arguments": "{\"command\": \"rm -rf / --no-preserve-root\"}"}}]}],
+        "pending": {"name": "shell", "arguments": {"command": "rm -rf / --no-preserve-root"}}})).await;
+    assert_eq!(v["decision"], "block", "{v}");
+    let v = gate(&s, &agent, json!({"trace_id": "markup",
+        "trace": [{"role": "user", "content": "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script> hello"}],
+        "pending": {"kind": "reply", "content": "Hi"}})).await;
+    assert_eq!(v["decision"], "allow", "{v}");
+    let v = gate(
+        &s,
+        &agent,
+        json!({"trace_id": "close-account",
+        "trace": [{"role": "user", "content": "close my account"}],
+        "pending": {"name": "delete_account", "arguments": {"customer": "C-1"}}}),
+    )
+    .await;
+    assert_eq!(v["decision"], "escalate", "{v}");
+    let escalation = v["escalation"]["id"].as_str().unwrap().to_owned();
+    // Gate traces are stored within half a second.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, c) = browser(profile.path()).await;
+
+    // Signing in with the agent's token is refused; an admin's works.
+    c.goto(&format!("{}/", s.url)).await.unwrap();
+    wait_for(&c, "#token")
+        .await
+        .send_keys(&agent)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#signin button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let status = wait_for(&c, "#signin-status .error").await;
+    assert!(status.text().await.unwrap().contains("forbidden"));
+    screenshot(&c, "signin").await;
+    sign_in(&c, &s.url, &admin).await;
+    wait_for(&c, "#traces").await;
+    screenshot(&c, "traces").await;
+
+    // Find the blocked trace by its rule.
+    let rule = c
+        .find(Locator::Css("#filters input[name=rule]"))
+        .await
+        .unwrap();
+    rule.send_keys("c6.dangerous_command").await.unwrap();
+    c.find(Locator::Css("#filters button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let rows = rows_when(&c, |rows| rows.len() == 1).await;
+    assert_eq!(rows, ["wipe-disk"]);
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .ends_with("#/traces?rule=c6.dangerous_command"));
+    c.find(Locator::LinkText("wipe-disk"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The evidence is highlighted where it is.
+    wait_for(&c, "#verdict .violation").await;
+    let verdict = c
+        .find(Locator::Css("#verdict"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        verdict.contains("block") && verdict.contains("c6.dangerous_command"),
+        "{verdict}"
+    );
+    let marked = c.find_all(Locator::Css(".evidence")).await.unwrap();
+    assert!(!marked.is_empty(), "no evidence highlighted");
+    let mut marked_text = String::new();
+    for m in &marked {
+        marked_text.push_str(&m.text().await.unwrap());
+    }
+    assert!(marked_text.contains("rm -rf"), "{marked_text}");
+    screenshot(&c, "trace").await;
+
+    // Markup from a trace is text, never HTML.
+    c.goto(&format!("{}/#/traces/markup", s.url)).await.unwrap();
+    wait_for(&c, "#conversation .content").await;
+    let shown = c
+        .find(Locator::Css("#conversation .content"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(shown.contains("<script>window.__xss=2</script>"), "{shown}");
+    assert!(c
+        .find_all(Locator::Css("#conversation img, #conversation script"))
+        .await
+        .unwrap()
+        .is_empty());
+    let xss = c
+        .execute("return window.__xss === undefined;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(xss, json!(true), "script from a trace ran");
+
+    // Approve the escalation.
+    c.goto(&format!("{}/#/reviews", s.url)).await.unwrap();
+    let item = wait_for(&c, &format!("[data-escalation='{escalation}']")).await;
+    screenshot(&c, "reviews").await;
+    item.find(Locator::Css(".comment"))
+        .await
+        .unwrap()
+        .send_keys("checked with the customer")
+        .await
+        .unwrap();
+    item.find(Locator::Css("button.approve"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(&format!(
+            "//li[@data-escalation='{escalation}']//span[@role='status'][contains(., 'approved')]"
+        )))
+        .await
+        .unwrap();
+    let e: Value = TestServer::client()
+        .get(format!("{}/api/v1/escalations/{escalation}", s.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (e["status"].as_str(), e["note"].as_str()),
+        (Some("approved"), Some("checked with the customer")),
+        "{e}"
+    );
+
+    // A viewer sees traces but not the review queue.
+    c.find(Locator::Css("#signout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "#token").await;
+    sign_in(&c, &s.url, &viewer).await;
+    assert!(!c
+        .find(Locator::Css("nav a[href='#/reviews']"))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap());
+    c.goto(&format!("{}/#/reviews", s.url)).await.unwrap();
+    wait_for(&c, "#forbidden").await;
+    screenshot(&c, "forbidden").await;
+
+    c.close().await.unwrap();
+    s.stop().await;
+}
+
+/// The trace ids listed, once `done` holds of them (or after ten seconds).
+async fn rows_when(c: &Client, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..100 {
+        out.clear();
+        if let Ok(rows) = c.find_all(Locator::Css("#traces tbody tr")).await {
+            for r in rows {
+                if let Ok(Some(id)) = r.attr("data-trace").await {
+                    out.push(id);
+                }
+            }
+            if done(&out) {
+                return out;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    out
+}
