@@ -2,8 +2,12 @@
 //! (`POST /v1/traces`), the review queue, the hash-chained decision log, the REST API over
 //! traces, runs, judges, policies and feedback, and operations endpoints, on one port.
 //!
-//! Every route except `/healthz` and `/readyz` needs a bearer token; the token decides the
-//! project (whose data alone it sees) and the role (what it may do).
+//! Every route except `/healthz`, `/readyz`, the UI's files and signing in needs a bearer
+//! token or a browser session made from one; the token decides the project (whose data
+//! alone it sees) and the role (what it may do).
+
+// The OpenAPI description is one `json!` document.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod audit;
