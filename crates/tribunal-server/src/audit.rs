@@ -3,13 +3,19 @@
 //! the chain from there on. A head record (last seq and hash) is moved in the same
 //! transaction as the entries, so removing entries at the end is caught too.
 //!
-//! Entries are numbered when the decision is made and written by one task in batches
-//! (`batch.rs`: one transaction per batch), so the gate does not wait for the disk unless
-//! the writer is a whole queue behind; shutdown drains the queue.
+//! Entries are queued to one writer task (`batch.rs`) that writes whatever has gathered in
+//! one transaction and only then wakes each waiting request (group commit): the store
+//! numbers and chains the entries inside that transaction, so a decision is answered only
+//! once its entry is committed, and a number is given once, by a commit. A batch that fails
+//! fails each of its requests (the gate answers 503 `store_unavailable`, never a decision).
 
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, Mutex};
-use tribunal_store::{clock, AuditRow, Store, StoreError};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tribunal_store::{clock, NewAuditEntry, Store, StoreError};
+
+/// How long one batch may take to commit before its requests fail.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Lower-case hex of some bytes.
 pub fn hex(bytes: &[u8]) -> String {
@@ -27,7 +33,7 @@ pub fn entry_hash(prev_hash: &str, body: &str) -> String {
     chain_hash(prev_hash, body.as_bytes())
 }
 
-/// [`entry_hash`] over bytes.
+/// SHA-256 over the previous hash, a newline and some bytes (a running digest).
 pub fn chain_hash(prev_hash: &str, body: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
@@ -41,51 +47,104 @@ pub fn digest(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// Why an entry was not written. The decision it records must not be given.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AuditError {
+    #[error("the decision log could not be written: {0}")]
+    Store(String),
+    #[error("the decision log is closed (the server is stopping)")]
+    Closed,
+}
+
+/// An entry waiting for the writer, and who waits for its number.
+struct Queued {
+    entry: NewAuditEntry,
+    done: oneshot::Sender<Result<i64, AuditError>>,
+}
+
 /// Where new entries go.
 pub struct AuditLog {
-    /// Next sequence number and the hash of the entry before it; held while an entry is
-    /// numbered, chained and queued so the queue order is the chain order.
-    next: Mutex<(i64, String, Option<mpsc::Sender<AuditRow>>)>,
-    /// The writer's queue, for its depth (weak: closing the log still ends the writer).
-    queue: mpsc::WeakSender<AuditRow>,
+    /// The writer's queue; `None` once closed.
+    tx: std::sync::RwLock<Option<mpsc::Sender<Queued>>>,
+    /// The same queue, for its depth (weak: closing the log still ends the writer).
+    queue: mpsc::WeakSender<Queued>,
+}
+
+/// Writes one batch and tells each request its number, or the failure.
+async fn write_batch(store: &Store, batch: Vec<Queued>) {
+    let (entries, waiters): (Vec<NewAuditEntry>, Vec<_>) =
+        batch.into_iter().map(|q| (q.entry, q.done)).unzip();
+    let written = tokio::time::timeout(
+        WRITE_TIMEOUT,
+        store.append_audit(&entries, |seq, e, prev| {
+            let _ = seq;
+            entry_hash(prev, &e.body)
+        }),
+    )
+    .await;
+    let failed = match written {
+        Ok(Ok(first)) => {
+            for (i, w) in waiters.into_iter().enumerate() {
+                let _ = w.send(Ok(first + i as i64));
+            }
+            return;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!(
+            "the store did not commit within {} s",
+            WRITE_TIMEOUT.as_secs()
+        ),
+    };
+    tracing::error!(error = %failed, entries = entries.len(), "writing the decision log failed; the requests fail");
+    for w in waiters {
+        let _ = w.send(Err(AuditError::Store(failed.clone())));
+    }
 }
 
 impl AuditLog {
-    /// Continues the chain found in the store and starts the writer task. The returned
-    /// handle finishes when every queued entry is written after [`AuditLog::close`].
+    /// Starts the writer on `store` (entries continue the chain the store holds). The
+    /// returned handle finishes when every queued entry is written after
+    /// [`AuditLog::close`].
     pub async fn open(
         store: Store,
         capacity: usize,
     ) -> Result<(AuditLog, tokio::task::JoinHandle<()>), StoreError> {
-        let (seq, hash) = store.audit_head().await?;
+        // The store answers before the server starts.
+        store.audit_head().await?;
         let (tx, writer) = crate::batch::spawn(
             "the decision log",
             store,
             capacity,
-            |store, rows| async move {
-                let result = store.append_audit(&rows).await;
-                (rows, result)
+            Duration::ZERO,
+            |store, batch| async move {
+                write_batch(&store, batch).await;
+                (Vec::new(), Ok(()))
             },
         );
         Ok((
             AuditLog {
-                next: Mutex::new((seq + 1, hash, Some(tx.clone()))),
                 queue: tx.downgrade(),
+                tx: std::sync::RwLock::new(Some(tx)),
             },
             writer,
         ))
     }
 
-    /// Entries numbered but not yet handed to the store.
+    /// Entries queued but not yet committed.
     pub fn queued(&self) -> usize {
         self.queue
             .upgrade()
             .map_or(0, |tx| crate::batch::depth(&tx))
     }
 
-    /// Numbers, chains and queues an entry; returns its sequence number. Waits while the
-    /// queue is full; entries are queued in chain order.
-    pub async fn append(&self, project: &str, kind: &str, body: &impl serde::Serialize) -> i64 {
+    /// Writes an entry; returns its sequence number once it is committed. Waits while the
+    /// queue is full.
+    pub async fn append(
+        &self,
+        project: &str,
+        kind: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<i64, AuditError> {
         self.append_at(project, kind, body, clock::now_rfc3339())
             .await
     }
@@ -97,41 +156,36 @@ impl AuditLog {
         kind: &str,
         body: &impl serde::Serialize,
         at: String,
-    ) -> i64 {
-        // Entries are plain data (strings, numbers, lists, maps with string keys), which
-        // always serialize.
-        let body = serde_json::to_string(body).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "a decision-log entry did not serialize");
-            serde_json::json!({"unserializable": e.to_string()}).to_string()
-        });
-        let mut g = self.next.lock().await;
-        let (seq, prev, tx) = &mut *g;
-        let hash = entry_hash(prev, &body);
-        let row = AuditRow {
-            seq: *seq,
+    ) -> Result<i64, AuditError> {
+        let body = serde_json::to_string(body)
+            .map_err(|e| AuditError::Store(format!("the entry did not serialize: {e}")))?;
+        let tx = self
+            .tx
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(AuditError::Closed)?;
+        let (done, committed) = oneshot::channel();
+        let entry = NewAuditEntry {
             at,
             project: project.to_owned(),
             kind: kind.to_owned(),
             body,
-            prev_hash: std::mem::replace(prev, hash.clone()),
-            hash,
         };
-        let n = *seq;
-        *seq += 1;
-        match tx {
-            Some(tx) => {
-                if tx.send(row).await.is_err() {
-                    tracing::error!(seq = n, "decision log writer is gone; entry not written");
-                }
-            }
-            None => tracing::error!(seq = n, "decision log closed; entry not written"),
-        }
-        n
+        tx.send(Queued { entry, done })
+            .await
+            .map_err(|_| AuditError::Closed)?;
+        drop(tx);
+        committed.await.unwrap_or_else(|_| {
+            Err(AuditError::Store(
+                "the writer stopped before writing the entry".into(),
+            ))
+        })
     }
 
-    /// Stops accepting entries; the writer drains what is queued and ends.
-    pub async fn close(&self) {
-        self.next.lock().await.2 = None;
+    /// Stops accepting entries; the writer writes what is queued and ends.
+    pub fn close(&self) {
+        self.tx.write().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -246,44 +300,107 @@ mod tests {
         (dir, s)
     }
 
-    async fn write(store: &Store, n: usize) {
+    async fn write(store: &Store, n: usize) -> Vec<i64> {
         let (log, writer) = AuditLog::open(store.clone(), 4).await.unwrap();
+        let mut seqs = Vec::new();
         for i in 0..n {
-            log.append("default", "gate", &json!({"decision": "allow", "i": i}))
-                .await;
+            seqs.push(
+                log.append("default", "gate", &json!({"decision": "allow", "i": i}))
+                    .await
+                    .unwrap(),
+            );
         }
-        log.close().await;
+        log.close();
         writer.await.unwrap();
+        seqs
     }
 
     #[tokio::test]
     async fn intact_chain_verifies_and_continues_across_restarts() {
         let (_d, s) = store().await;
-        write(&s, 5).await;
-        write(&s, 3).await;
+        assert_eq!(write(&s, 5).await, [1, 2, 3, 4, 5]);
+        assert_eq!(write(&s, 3).await, [6, 7, 8]);
         let r = verify(&s).await.unwrap();
         assert!(r.ok(), "{:?}", r.problems);
         assert_eq!((r.entries, r.head_seq), (8, 8));
     }
 
     #[tokio::test]
+    async fn an_entry_is_numbered_when_it_is_committed() {
+        let (_d, s) = store().await;
+        let (log, writer) = AuditLog::open(s.clone(), 64).await.unwrap();
+        let log = std::sync::Arc::new(log);
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                log.append("default", "gate", &json!({"i": i}))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut seqs = Vec::new();
+        for t in tasks {
+            let seq = t.await.unwrap();
+            seqs.push(seq);
+        }
+        // Every number returned is already in the store, with its own body.
+        let rows = s.audit_entries(0, 100).await.unwrap();
+        for seq in &seqs {
+            assert!(rows.iter().any(|r| r.seq == *seq), "{seq} not written");
+        }
+        seqs.sort();
+        assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+        log.close();
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_fails_the_request_and_gives_no_number() {
+        let (_d, s) = store().await;
+        write(&s, 2).await;
+        let (log, writer) = AuditLog::open(s.clone(), 4).await.unwrap();
+        s.execute_raw("PRAGMA query_only = ON").await.unwrap();
+        let e = log
+            .append("default", "gate", &json!({"decision": "allow"}))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AuditError::Store(_)), "{e:?}");
+        s.execute_raw("PRAGMA query_only = OFF").await.unwrap();
+        // The number the failed entry would have had is given to the next one.
+        assert_eq!(log.append("default", "gate", &json!({})).await, Ok(3));
+        log.close();
+        assert_eq!(
+            log.append("default", "gate", &json!({})).await,
+            Err(AuditError::Closed)
+        );
+        writer.await.unwrap();
+        assert!(verify(&s).await.unwrap().ok());
+    }
+
+    #[tokio::test]
     async fn gate_entries_must_name_an_earlier_configuration_of_their_project() {
         let (_d, s) = store().await;
         let (log, writer) = AuditLog::open(s.clone(), 4).await.unwrap();
-        let a = log.append("a", "config", &json!({"judges": {}})).await;
-        let b = log.append("b", "config", &json!({"judges": {}})).await;
-        log.append("a", "gate", &json!({"decision": "allow", "config": a}))
-            .await;
-        log.append("b", "gate", &json!({"decision": "allow", "config": b}))
-            .await;
-        // Another project's configuration, a later entry, one that is no configuration.
-        log.append("a", "gate", &json!({"decision": "allow", "config": b}))
-            .await;
-        log.append("a", "gate", &json!({"decision": "allow", "config": 9}))
-            .await;
-        log.append("a", "gate", &json!({"decision": "allow", "config": 3}))
-            .await;
-        log.close().await;
+        let a = log
+            .append("a", "config", &json!({"judges": {}}))
+            .await
+            .unwrap();
+        let b = log
+            .append("b", "config", &json!({"judges": {}}))
+            .await
+            .unwrap();
+        for (project, config) in [("a", a), ("b", b), ("a", b), ("a", 9), ("a", 3)] {
+            // Another project's configuration, a later entry, one that is no configuration.
+            log.append(
+                project,
+                "gate",
+                &json!({"decision": "allow", "config": config}),
+            )
+            .await
+            .unwrap();
+        }
+        log.close();
         writer.await.unwrap();
         let r = verify(&s).await.unwrap();
         let named: Vec<&str> = r.problems.iter().map(|p| &p[..8]).collect();
@@ -301,7 +418,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn edits_and_removals_are_detected() {
+    async fn an_edited_body_is_detected() {
         let (_d, s) = store().await;
         write(&s, 6).await;
         exec(
@@ -312,7 +429,10 @@ mod tests {
         let r = verify(&s).await.unwrap();
         assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
         assert!(r.problems[0].contains("entry 3") && r.problems[0].contains("edited"));
+    }
 
+    #[tokio::test]
+    async fn removals_are_detected() {
         let (_d, s) = store().await;
         write(&s, 6).await;
         exec(&s, "DELETE FROM audit_log WHERE seq = 4").await;

@@ -84,7 +84,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         429,
         "too many requests of this kind; retry later",
     ),
-    ("store_unavailable", 503, "the store did not answer"),
+    (
+        "store_unavailable",
+        503,
+        "the store did not answer; for the gate, the decision could not be logged and so is not given",
+    ),
     (
         "internal",
         500,
@@ -129,6 +133,15 @@ impl From<tribunal_store::StoreError> for ApiError {
     fn from(e: tribunal_store::StoreError) -> ApiError {
         tracing::error!(error = %e, "store error");
         ApiError::new("store_unavailable", format!("the store failed: {e}"))
+    }
+}
+
+impl From<crate::audit::AuditError> for ApiError {
+    fn from(e: crate::audit::AuditError) -> ApiError {
+        ApiError::new(
+            "store_unavailable",
+            format!("{e}; the decision is not given, ask again"),
+        )
     }
 }
 

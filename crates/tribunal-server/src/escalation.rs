@@ -334,7 +334,7 @@ pub async fn decide(
             &json!({"escalation": id, "decision_id": row.decision_seq, "status": status,
                 "reviewer": caller.token_id, "note": b.note}),
         )
-        .await;
+        .await?;
     state.reviews.settle(&id, status);
     let row = state
         .store
@@ -365,7 +365,7 @@ async fn expire(state: &AppState, row: &EscalationRow) -> Result<(), ApiError> {
                 &json!({"escalation": row.id, "decision_id": row.decision_seq, "status": "expired",
                     "applied": state.reviews.settings.default}),
             )
-            .await;
+            .await?;
         state.reviews.settle(&row.id, "expired");
     }
     Ok(())

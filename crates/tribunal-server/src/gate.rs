@@ -492,10 +492,12 @@ pub async fn handle(
     }
     // One reading of the clock for the log entry and the stored trace.
     let (at, at_ms) = tribunal_store::clock::now_both();
+    // Answered only once the entry is committed: a decision that cannot be logged is not
+    // given (503 store_unavailable).
     let seq = state
         .audit
         .append_at(&caller.project, "gate", &entry, at.clone())
-        .await;
+        .await?;
     state.metrics.decision(verdict.decision);
     state.metrics.gate_latency.observe(elapsed);
 

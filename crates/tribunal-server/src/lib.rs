@@ -53,6 +53,9 @@ pub struct ServerOptions {
     /// Records (decision-log entries, gate traces) each writer may fall behind before
     /// requests wait for it.
     pub write_queue: usize,
+    /// How long shutdown may take: requests in flight, then the writers. What is not done
+    /// by then is abandoned.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -69,6 +72,7 @@ impl Default for ServerOptions {
             score_quiet: Duration::from_millis(1000),
             token_cache: Duration::from_secs(2),
             write_queue: 10_000,
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -109,7 +113,7 @@ impl AppState {
             .await
             .map_err(|e| ApiError::new("internal", format!("reload failed: {e}")))??;
         let more = serde_json::json!({"policy_version_before": before});
-        let rt = p.install(&self.audit, Arc::new(rt), by, more).await;
+        let rt = p.install(&self.audit, Arc::new(rt), by, more).await?;
         Ok((rt, before))
     }
 
@@ -183,20 +187,37 @@ pub struct Background {
 }
 
 impl Background {
-    /// Stops the scorer and the review timer, then writes what the decision log still holds.
+    /// Stops the scorer and the review timer, then writes what the writers still hold,
+    /// within `options.shutdown_timeout`.
     pub async fn shutdown(self, state: &AppState) {
+        let deadline = tokio::time::Instant::now() + state.options.shutdown_timeout;
+        self.shutdown_by(state, deadline).await;
+    }
+
+    /// [`Background::shutdown`] by `deadline`: whatever is not done by then is abandoned
+    /// (a store that does not answer cannot hold shutdown up).
+    pub async fn shutdown_by(self, state: &AppState, deadline: tokio::time::Instant) {
         let _ = self.stop.send(true);
         for t in self.tasks {
-            let _ = t.await;
+            finish_by(t, deadline, "a background task").await;
         }
-        state.audit.close().await;
+        state.audit.close();
         state
             .gate_traces
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        let _ = self.audit_writer.await;
-        let _ = self.trace_writer.await;
+        finish_by(self.audit_writer, deadline, "the decision log writer").await;
+        finish_by(self.trace_writer, deadline, "the gate trace writer").await;
+    }
+}
+
+/// Waits for a task until `deadline`, then stops it.
+async fn finish_by(task: tokio::task::JoinHandle<()>, deadline: tokio::time::Instant, what: &str) {
+    let abort = task.abort_handle();
+    if tokio::time::timeout_at(deadline, task).await.is_err() {
+        abort.abort();
+        tracing::error!("{what} did not finish by the shutdown deadline; stopped");
     }
 }
 
@@ -225,6 +246,7 @@ pub async fn start(
         "gate traces",
         store.clone(),
         options.write_queue,
+        batch::LINGER,
         |store, rows| async move {
             let result = store.upsert_gate_traces(&rows).await;
             (rows, result)
@@ -252,7 +274,7 @@ pub async fn start(
     for name in names {
         let p = &state.projects[name];
         p.install(&state.audit, p.runtime(), "start", serde_json::json!({}))
-            .await;
+            .await?;
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let tasks = vec![
@@ -366,7 +388,7 @@ async fn count_status(State(state): State<Arc<AppState>>, req: Request, next: Ne
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight and the
-/// background work.
+/// background work, within `options.shutdown_timeout`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
@@ -374,9 +396,28 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    background.shutdown(&state).await;
+    let (signalled, mut heard) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = signalled.send(true);
+    };
+    let served = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+    });
+    // Ends when told to stop (or when the server ended on its own and dropped the signal).
+    let _ = heard.wait_for(|s| *s).await;
+    let deadline = tokio::time::Instant::now() + state.options.shutdown_timeout;
+    let abort = served.abort_handle();
+    match tokio::time::timeout_at(deadline, served).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server task failed"),
+        Err(_) => {
+            abort.abort();
+            tracing::error!("requests were still in flight at the shutdown deadline");
+        }
+    }
+    background.shutdown_by(&state, deadline).await;
     Ok(())
 }

@@ -16,8 +16,8 @@ pub mod testing;
 pub use llm_cache::StoreCache;
 
 pub use server::{
-    AuditRow, EscalationRow, FeedbackRow, GateTraceRow, SpanRecord, TokenRecord, TraceFilter,
-    TraceRow,
+    AuditRow, EscalationRow, FeedbackRow, GateTraceRow, NewAuditEntry, SpanRecord, TokenRecord,
+    TraceFilter, TraceRow,
 };
 
 #[derive(Debug, Error)]

@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// before requests wait for the store.
     #[arg(long, default_value_t = 10_000)]
     pub write_queue: usize,
+    /// Seconds shutdown (SIGTERM, Ctrl-C) may take to finish requests and writes.
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_timeout_s: u64,
     /// Log lines as text or json (one object per line), on standard error.
     #[arg(long, default_value = "text")]
     pub log_format: String,
@@ -157,6 +160,7 @@ fn options(config: Option<&Path>, args: &ServeArgs) -> Result<ServerOptions> {
         },
         score_quiet: Duration::from_millis(args.score_quiet_ms),
         write_queue: args.write_queue,
+        shutdown_timeout: Duration::from_secs(args.shutdown_timeout_s),
         ..ServerOptions::default()
     })
 }
@@ -210,7 +214,7 @@ pub fn serve(config: Option<&Path>, args: ServeArgs) -> Result<u8> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let store = Store::open(&location).await?;
         let (state, background) = tribunal_server::start(store, opts).await?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -226,7 +230,11 @@ pub fn serve(config: Option<&Path>, args: ServeArgs) -> Result<u8> {
         tokio::spawn(reload_on_hangup(state.clone()));
         tribunal_server::serve(listener, state, background, shutdown_signal()).await?;
         anyhow::Ok(())
-    })?;
+    });
+    // Work still running past the shutdown deadline (a model call, a store that does not
+    // answer) does not hold the process.
+    rt.shutdown_timeout(Duration::from_millis(500));
+    served?;
     Ok(0)
 }
 
