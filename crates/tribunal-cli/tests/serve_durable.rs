@@ -1,6 +1,7 @@
 //! `tribunal serve` as a process: an answered decision is in the log even when the process
 //! is killed right after (`kill -9` under load, several times), numbers are never given
-//! twice, and two servers on one PostgreSQL database keep one chain and stop on SIGTERM.
+//! twice, a head kept elsewhere catches a log cut back, and two servers on one PostgreSQL
+//! database keep one chain and stop on SIGTERM.
 
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -247,6 +248,68 @@ fn answered_decisions_survive_kill_9_and_their_numbers_are_never_reused() {
     );
     let out = tribunal(d, &["audit", "verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
+#[test]
+fn a_saved_head_catches_a_log_cut_back_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let token = text(&tribunal(d, &["token", "create", "--role", "agent"]).stdout)
+        .trim()
+        .to_owned();
+    let (mut server, addr) = serve(d, &[]);
+    for i in 0..3 {
+        let (st, v) = gate(&addr, &token, i).unwrap();
+        assert_eq!(st, 200, "{v}");
+    }
+    signal(&server, "-TERM");
+    assert!(wait_ended(&mut server).success());
+
+    let out = tribunal(d, &["audit", "head", "-f", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let head: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(head["seq"], 4, "{head}");
+    assert_eq!(head["hash"].as_str().unwrap().len(), 64, "{head}");
+    let out = tribunal(d, &["audit", "head"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("4 {}", head["hash"].as_str().unwrap())
+    );
+    std::fs::write(d.join("head.json"), serde_json::to_vec(&head).unwrap()).unwrap();
+    let out = tribunal(d, &["audit", "verify", "--head", "head.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
+    // The last entry removed and the head record moved back with it.
+    block_on(async {
+        let store = Store::open(d.join(".tribunal/tribunal.db").to_str().unwrap())
+            .await
+            .unwrap();
+        store
+            .execute_raw("DELETE FROM audit_log WHERE seq = 4")
+            .await
+            .unwrap();
+        store
+            .execute_raw(
+                "UPDATE audit_head SET seq = 3, hash = (SELECT hash FROM audit_log WHERE seq = 3)",
+            )
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let out = tribunal(d, &["audit", "verify"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "consistent in itself: {}",
+        text(&out.stdout)
+    );
+    let out = tribunal(d, &["audit", "verify", "--head", "head.json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("saved head names entry 4"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! The decision log: every gate decision (and every review of one) is an entry whose hash
-//! covers its body and the previous entry's hash, so editing or removing any entry breaks
-//! the chain from there on. A head record (last seq and hash) is moved in the same
-//! transaction as the entries, so removing entries at the end is caught too.
+//! covers all of its columns (sequence number, time, kind, project, body) and the previous
+//! entry's hash, so editing or removing any entry breaks the chain from there on. A head
+//! record (last seq and hash) is moved in the same transaction as the entries, so removing
+//! entries at the end is caught too; a head kept elsewhere (`tribunal audit head`) catches
+//! a log cut back together with its head record.
 //!
 //! Entries are queued to one writer task (`batch.rs`) that writes whatever has gathered in
 //! one transaction and only then wakes each waiting request (group commit): the store
@@ -28,9 +30,26 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// The hash of an entry: SHA-256 over the previous hash, a newline and the body.
-pub fn entry_hash(prev_hash: &str, body: &str) -> String {
-    chain_hash(prev_hash, body.as_bytes())
+/// The hash of an entry: SHA-256 over the tag `tribunal-audit-v2` and then, in this order,
+/// the sequence number (decimal), the time, the kind, the project, the body and the
+/// previous entry's hash, each as its length in bytes (8 bytes, big-endian) followed by
+/// its bytes. Every column is covered and no two different entries encode alike.
+pub fn entry_hash(
+    seq: i64,
+    at: &str,
+    kind: &str,
+    project: &str,
+    body: &str,
+    prev_hash: &str,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(b"tribunal-audit-v2");
+    let seq = seq.to_string();
+    for field in [seq.as_str(), at, kind, project, body, prev_hash] {
+        h.update((field.len() as u64).to_be_bytes());
+        h.update(field.as_bytes());
+    }
+    hex(&h.finalize())
 }
 
 /// SHA-256 over the previous hash, a newline and some bytes (a running digest).
@@ -77,8 +96,7 @@ async fn write_batch(store: &Store, batch: Vec<Queued>) {
     let written = tokio::time::timeout(
         WRITE_TIMEOUT,
         store.append_audit(&entries, |seq, e, prev| {
-            let _ = seq;
-            entry_hash(prev, &e.body)
+            entry_hash(seq, &e.at, &e.kind, &e.project, &e.body, prev)
         }),
     )
     .await;
@@ -198,6 +216,20 @@ fn config_of(body: &str) -> Option<i64> {
     serde_json::from_str::<Named>(body).ok()?.config
 }
 
+/// The log's last entry, as `tribunal audit head` prints it, to be kept elsewhere and
+/// given back to `tribunal audit verify --head`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Head {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// The head the log's head record names.
+pub async fn head(store: &Store) -> Result<Head, StoreError> {
+    let (seq, hash) = store.audit_head().await?;
+    Ok(Head { seq, hash })
+}
+
 /// What `audit verify` found.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct VerifyReport {
@@ -216,12 +248,22 @@ impl VerifyReport {
 
 /// Walks the whole log and checks numbering, links, hashes and the head record.
 pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
+    verify_against(store, None).await
+}
+
+/// [`verify`], and also that the log still holds `saved` (a head kept elsewhere): an entry
+/// with its sequence number and hash.
+pub async fn verify_against(
+    store: &Store,
+    saved: Option<&Head>,
+) -> Result<VerifyReport, StoreError> {
     let (head_seq, head_hash) = store.audit_head().await?;
     let mut problems = Vec::new();
     let mut expected_seq = 1;
     let mut prev_hash = String::new();
     let mut entries = 0;
     let mut after = 0;
+    let mut saved_found = saved.is_none_or(|h| h.seq == 0);
     // Configuration entries seen so far, by sequence number: their projects.
     let mut configs: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
     loop {
@@ -245,11 +287,20 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
                     r.seq - 1
                 ));
             }
-            if entry_hash(&r.prev_hash, &r.body) != r.hash {
+            if entry_hash(r.seq, &r.at, &r.kind, &r.project, &r.body, &r.prev_hash) != r.hash {
                 problems.push(format!(
                     "entry {}: its content does not match its hash (edited)",
                     r.seq
                 ));
+            }
+            if let Some(h) = saved.filter(|h| h.seq == r.seq) {
+                saved_found = true;
+                if h.hash != r.hash {
+                    problems.push(format!(
+                        "entry {}: its hash is not the one the saved head records (the log was rewritten behind the saved head)",
+                        r.seq
+                    ));
+                }
             }
             match r.kind.as_str() {
                 "config" => {
@@ -277,6 +328,17 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
         problems.push(format!(
             "the head record says the log ends at entry {head_seq}, but it ends at entry {last_seq}{}",
             if head_seq > last_seq { " (entries at the end were removed)" } else { "" }
+        ));
+    }
+    if let Some(h) = saved.filter(|_| !saved_found) {
+        problems.push(format!(
+            "the saved head names entry {}, but the log {} (entries were removed)",
+            h.seq,
+            if last_seq < h.seq {
+                format!("ends at entry {last_seq}")
+            } else {
+                format!("has no entry {}", h.seq)
+            }
         ));
     }
     Ok(VerifyReport {
@@ -418,17 +480,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_edited_body_is_detected() {
-        let (_d, s) = store().await;
-        write(&s, 6).await;
-        exec(
-            &s,
-            "UPDATE audit_log SET body = replace(body, 'allow', 'block') WHERE seq = 3",
-        )
-        .await;
-        let r = verify(&s).await.unwrap();
-        assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
-        assert!(r.problems[0].contains("entry 3") && r.problems[0].contains("edited"));
+    async fn an_edit_of_any_column_is_detected() {
+        for (column, edit, problem) in [
+            ("body", "body = replace(body, 'allow', 'block')", "edited"),
+            ("at", "at = '2020-01-01T00:00:00Z'", "edited"),
+            ("kind", "kind = 'review'", "edited"),
+            ("project", "project = 'other'", "edited"),
+            ("prev_hash", "prev_hash = hash", "previous hash"),
+            ("hash", "hash = prev_hash", "edited"),
+            // Two entries swap numbers (the rest of each row kept).
+            ("seq", "", "edited"),
+        ] {
+            let (_d, s) = store().await;
+            write(&s, 6).await;
+            let sql = if column == "seq" {
+                // Through a free number, so the primary key holds at every step.
+                exec(&s, "UPDATE audit_log SET seq = 100 WHERE seq = 3").await;
+                exec(&s, "UPDATE audit_log SET seq = 3 WHERE seq = 4").await;
+                "UPDATE audit_log SET seq = 4 WHERE seq = 100".to_owned()
+            } else {
+                format!("UPDATE audit_log SET {edit} WHERE seq = 3")
+            };
+            exec(&s, &sql).await;
+            let r = verify(&s).await.unwrap();
+            assert!(
+                r.problems
+                    .iter()
+                    .any(|p| p.starts_with("entry 3") && p.contains(problem)),
+                "{column}: {:?}",
+                r.problems
+            );
+        }
     }
 
     #[tokio::test]
@@ -451,5 +533,49 @@ mod tests {
             "{:?}",
             r.problems
         );
+    }
+
+    #[tokio::test]
+    async fn a_saved_head_catches_a_log_cut_back_with_its_head_record() {
+        let (_d, s) = store().await;
+        write(&s, 6).await;
+        let saved = head(&s).await.unwrap();
+        assert_eq!(saved.seq, 6);
+        let r = verify_against(&s, Some(&saved)).await.unwrap();
+        assert!(r.ok(), "{:?}", r.problems);
+        // Entries 5 and 6 removed and the head record moved back to entry 4: the log is
+        // consistent in itself, but not with the head kept elsewhere.
+        exec(&s, "DELETE FROM audit_log WHERE seq > 4").await;
+        exec(
+            &s,
+            "UPDATE audit_head SET seq = 4, hash = (SELECT hash FROM audit_log WHERE seq = 4)",
+        )
+        .await;
+        assert!(verify(&s).await.unwrap().ok());
+        let r = verify_against(&s, Some(&saved)).await.unwrap();
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.contains("names entry 6") && p.contains("ends at entry 4")),
+            "{:?}",
+            r.problems
+        );
+        // Cut back and written again: entry 6 exists but is another entry.
+        write(&s, 2).await;
+        assert!(verify(&s).await.unwrap().ok());
+        let r = verify_against(&s, Some(&saved)).await.unwrap();
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.starts_with("entry 6") && p.contains("saved head")),
+            "{:?}",
+            r.problems
+        );
+        // A log that grew past the saved head still holds it.
+        let (_d, s) = store().await;
+        write(&s, 3).await;
+        let saved = head(&s).await.unwrap();
+        write(&s, 3).await;
+        assert!(verify_against(&s, Some(&saved)).await.unwrap().ok());
     }
 }

@@ -335,33 +335,86 @@ pub enum AuditCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// A head saved earlier (what `tribunal audit head -f json` printed): the log must
+        /// still hold that entry, so a log cut back behind it is caught.
+        #[arg(long)]
+        head: Option<PathBuf>,
+    },
+    /// Print the log's head (last sequence number and hash), to keep elsewhere and give
+    /// to `tribunal audit verify --head` later.
+    Head {
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Output: text or json.
+        #[arg(long, short = 'f', default_value = "text")]
+        format: String,
     },
 }
 
 pub fn audit(config: Option<&Path>, cmd: AuditCommand) -> Result<u8> {
-    let AuditCommand::Verify { db, json } = cmd;
-    let (rt, store) = open_store(config, db.as_deref())?;
-    let report = rt.block_on(tribunal_server::audit::verify(&store))?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else if report.ok() {
-        println!(
-            "decision log intact: {} entries, head {} {}",
-            report.entries,
-            report.head_seq,
-            if report.head_hash.is_empty() {
-                "-"
-            } else {
-                &report.head_hash
+    match cmd {
+        AuditCommand::Head { db, format } => {
+            if !matches!(format.as_str(), "text" | "json") {
+                bail!("--format: expected text or json, found {format:?}");
             }
-        );
-    } else {
-        println!("decision log damaged ({} entries read):", report.entries);
-        for p in &report.problems {
-            println!("  {p}");
+            let (rt, store) = open_store(config, db.as_deref())?;
+            let head = rt.block_on(tribunal_server::audit::head(&store))?;
+            if format == "json" {
+                println!("{}", serde_json::to_string(&head)?);
+            } else {
+                println!(
+                    "{} {}",
+                    head.seq,
+                    if head.hash.is_empty() {
+                        "-"
+                    } else {
+                        &head.hash
+                    }
+                );
+            }
+            Ok(0)
+        }
+        AuditCommand::Verify { db, json, head } => {
+            let saved: Option<tribunal_server::audit::Head> = match &head {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("--head {}", path.display()))?;
+                    Some(serde_json::from_str(&text).with_context(|| {
+                        format!(
+                            "--head {}: expected what `tribunal audit head -f json` prints",
+                            path.display()
+                        )
+                    })?)
+                }
+                None => None,
+            };
+            let (rt, store) = open_store(config, db.as_deref())?;
+            let report = rt.block_on(tribunal_server::audit::verify_against(
+                &store,
+                saved.as_ref(),
+            ))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if report.ok() {
+                println!(
+                    "decision log intact: {} entries, head {} {}",
+                    report.entries,
+                    report.head_seq,
+                    if report.head_hash.is_empty() {
+                        "-"
+                    } else {
+                        &report.head_hash
+                    }
+                );
+            } else {
+                println!("decision log damaged ({} entries read):", report.entries);
+                for p in &report.problems {
+                    println!("  {p}");
+                }
+            }
+            Ok(if report.ok() { 0 } else { 1 })
         }
     }
-    Ok(if report.ok() { 0 } else { 1 })
 }
 
 #[derive(Args)]
