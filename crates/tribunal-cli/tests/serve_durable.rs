@@ -1,7 +1,8 @@
 //! `tribunal serve` as a process: an answered decision is in the log even when the process
 //! is killed right after (`kill -9` under load, several times), numbers are never given
-//! twice, a head kept elsewhere catches a log cut back, and two servers on one PostgreSQL
-//! database keep one chain and stop on SIGTERM.
+//! twice, a head kept elsewhere catches a log cut back, two servers on one PostgreSQL
+//! database keep one chain and stop on SIGTERM, and clients that send half a request do
+//! not keep an agent from its answers.
 
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -348,4 +349,37 @@ fn two_servers_on_one_postgres_database_keep_one_chain_and_stop_on_sigterm() {
     logged.sort();
     assert_eq!(answered, logged, "every answered decision logged, once");
     block_on(db.drop()).unwrap();
+}
+
+#[test]
+fn clients_that_send_half_a_request_do_not_keep_an_agent_from_its_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let token = text(&tribunal(d, &["token", "create", "--role", "agent"]).stdout)
+        .trim()
+        .to_owned();
+    // The server may hold 256 files; more slow clients than that connect.
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!(
+            "ulimit -n 256 && exec '{}' serve --listen 127.0.0.1:0 --max-connections 100 --header-timeout-ms 300",
+            env!("CARGO_BIN_EXE_tribunal")
+        ))
+        .current_dir(d);
+    let (mut server, addr) = start(c);
+    let mut slow = Vec::new();
+    for _ in 0..400 {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.write_all(b"POST /api/v1/gate HTTP/1.1\r\nHost: x\r\nContent-Ty")
+            .unwrap();
+        slow.push(s);
+    }
+    for i in 0..5 {
+        let (st, v) = gate(&addr, &token, i).expect("an answer");
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["decision"], "allow", "{v}");
+    }
+    drop(slow);
+    signal(&server, "-TERM");
+    assert!(wait_ended(&mut server).success());
 }

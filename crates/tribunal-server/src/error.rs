@@ -30,6 +30,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the request body (after decompression) exceeds the server's limit",
     ),
     (
+        "invalid_body",
+        400,
+        "the request body ended before its announced length or did not arrive in time",
+    ),
+    (
         "unsupported_media_type",
         415,
         "the content type or content encoding is not accepted here",

@@ -278,7 +278,7 @@ pub async fn decide(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Review)?;
     crate::body::require_json(&headers)?;
-    let bytes = crate::body::read(&headers, body, 64 << 10).await?;
+    let bytes = crate::body::read(&headers, body, 64 << 10, state.options.body_timeout).await?;
     let doc = crate::body::parse_json(&bytes, 8)?;
     let b: DecideBody = serde_json::from_value(doc).map_err(|e| {
         ApiError::request(format!(

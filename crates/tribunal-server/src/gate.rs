@@ -398,7 +398,13 @@ pub async fn handle(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Gate)?;
     body::require_json(&headers)?;
-    let bytes = body::read(&headers, body, state.options.max_body_bytes).await?;
+    let bytes = body::read(
+        &headers,
+        body,
+        state.options.max_body_bytes,
+        state.options.body_timeout,
+    )
+    .await?;
     let started = Instant::now();
     body::check_depth(&bytes, state.options.max_json_depth)?;
     let project = state.project(&caller)?;

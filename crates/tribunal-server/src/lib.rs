@@ -53,6 +53,13 @@ pub struct ServerOptions {
     /// Records (decision-log entries, gate traces) each writer may fall behind before
     /// requests wait for it.
     pub write_queue: usize,
+    /// Connections served at once; more wait to be accepted until one closes.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's header (and an open connection may
+    /// stay idle between requests) before the connection is closed.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body before the request fails.
+    pub body_timeout: Duration,
     /// How long shutdown may take: requests in flight, then the writers. What is not done
     /// by then is abandoned.
     pub shutdown_timeout: Duration,
@@ -72,6 +79,9 @@ impl Default for ServerOptions {
             score_quiet: Duration::from_millis(1000),
             token_cache: Duration::from_secs(2),
             write_queue: 10_000,
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -389,34 +399,77 @@ async fn count_status(State(state): State<Arc<AppState>>, req: Request, next: Ne
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight and the
 /// background work, within `options.shutdown_timeout`.
+///
+/// At most `options.max_connections` connections are served at once (the others wait in
+/// the listen backlog); a connection whose client does not send a whole request header
+/// within `options.header_timeout` (also between requests) is closed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     background: Background,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
     let app = router(state.clone());
-    let (signalled, mut heard) = tokio::sync::watch::channel(false);
-    let signal = async move {
-        shutdown.await;
-        let _ = signalled.send(true);
-    };
-    let served = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await
-    });
-    // Ends when told to stop (or when the server ended on its own and dropped the signal).
-    let _ = heard.wait_for(|s| *s).await;
+    let limit = state.options.max_connections.clamp(1, 1 << 20);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limit));
+    let header_timeout = state.options.header_timeout;
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+        };
+        let io = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((io, _)) => io,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before it was taken: wait a
+                    // little rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = io.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut closed = closed.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended");
+                    }
+                    return;
+                }
+                _ = closed.wait_for(|c| *c) => {}
+            }
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
     let deadline = tokio::time::Instant::now() + state.options.shutdown_timeout;
-    let abort = served.abort_handle();
-    match tokio::time::timeout_at(deadline, served).await {
-        Ok(Ok(result)) => result?,
-        Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server task failed"),
-        Err(_) => {
-            abort.abort();
-            tracing::error!("requests were still in flight at the shutdown deadline");
-        }
+    let _ = closing.send(true);
+    // Every connection gives its slot back when it ends.
+    let all = u32::try_from(limit).unwrap_or(u32::MAX);
+    if tokio::time::timeout_at(deadline, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::error!("connections were still open at the shutdown deadline");
     }
     background.shutdown_by(&state, deadline).await;
     Ok(())

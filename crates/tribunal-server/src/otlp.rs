@@ -108,7 +108,13 @@ async fn receive(
             ))
         }
     };
-    let bytes = body::read(&headers, body, state.options.max_body_bytes).await?;
+    let bytes = body::read(
+        &headers,
+        body,
+        state.options.max_body_bytes,
+        state.options.body_timeout,
+    )
+    .await?;
     let started = Instant::now();
     let doc = if protobuf {
         protobuf_to_json(&bytes)?

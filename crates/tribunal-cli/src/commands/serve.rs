@@ -66,6 +66,16 @@ pub struct ServeArgs {
     /// before requests wait for the store.
     #[arg(long, default_value_t = 10_000)]
     pub write_queue: usize,
+    /// Connections served at once; more wait to be accepted until one closes.
+    #[arg(long, default_value_t = 512)]
+    pub max_connections: usize,
+    /// Milliseconds a client may take to send a request header (or stay idle between
+    /// requests) before its connection is closed.
+    #[arg(long, default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// Milliseconds a client may take to send a request body before the request fails.
+    #[arg(long, default_value_t = 30_000)]
+    pub body_timeout_ms: u64,
     /// Seconds shutdown (SIGTERM, Ctrl-C) may take to finish requests and writes.
     #[arg(long, default_value_t = 10)]
     pub shutdown_timeout_s: u64,
@@ -141,6 +151,12 @@ fn options(config: Option<&Path>, args: &ServeArgs) -> Result<ServerOptions> {
     if args.write_queue == 0 {
         bail!("--write-queue: expected at least 1 record");
     }
+    if args.max_connections == 0 {
+        bail!("--max-connections: expected at least 1");
+    }
+    if args.header_timeout_ms == 0 || args.body_timeout_ms == 0 {
+        bail!("--header-timeout-ms and --body-timeout-ms: expected at least 1");
+    }
     Ok(ServerOptions {
         projects,
         max_body_bytes: args.max_body_bytes,
@@ -160,6 +176,9 @@ fn options(config: Option<&Path>, args: &ServeArgs) -> Result<ServerOptions> {
         },
         score_quiet: Duration::from_millis(args.score_quiet_ms),
         write_queue: args.write_queue,
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        body_timeout: Duration::from_millis(args.body_timeout_ms),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout_s),
         ..ServerOptions::default()
     })
