@@ -144,7 +144,7 @@ pub async fn add_feedback(
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
     caller.require(Permission::Annotate)?;
     body::require_json(&headers)?;
-    let bytes = body::read(&headers, body, 1 << 20).await?;
+    let bytes = body::read(&headers, body, 1 << 20, state.options.body_timeout).await?;
     let doc = body::parse_json(&bytes, state.options.max_json_depth)?;
     let b: FeedbackBody = serde_json::from_value(doc).map_err(|e| {
         ApiError::request(format!(

@@ -1,15 +1,23 @@
 //! The decision log: every gate decision (and every review of one) is an entry whose hash
-//! covers its body and the previous entry's hash, so editing or removing any entry breaks
-//! the chain from there on. A head record (last seq and hash) is moved in the same
-//! transaction as the entries, so removing entries at the end is caught too.
+//! covers all of its columns (sequence number, time, kind, project, body) and the previous
+//! entry's hash, so editing or removing any entry breaks the chain from there on. A head
+//! record (last seq and hash) is moved in the same transaction as the entries, so removing
+//! entries at the end is caught too; a head kept elsewhere (`tribunal audit head`) catches
+//! a log cut back together with its head record.
 //!
-//! Entries are numbered when the decision is made and written by one task in batches
-//! (`batch.rs`: one transaction per batch), so the gate does not wait for the disk unless
-//! the writer is a whole queue behind; shutdown drains the queue.
+//! Entries are queued to one writer task (`batch.rs`) that writes whatever has gathered in
+//! one transaction and only then wakes each waiting request (group commit): the store
+//! numbers and chains the entries inside that transaction, so a decision is answered only
+//! once its entry is committed, and a number is given once, by a commit. A batch that fails
+//! fails each of its requests (the gate answers 503 `store_unavailable`, never a decision).
 
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, Mutex};
-use tribunal_store::{clock, AuditRow, Store, StoreError};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tribunal_store::{clock, NewAuditEntry, Store, StoreError};
+
+/// How long one batch may take to commit before its requests fail.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Lower-case hex of some bytes.
 pub fn hex(bytes: &[u8]) -> String {
@@ -22,12 +30,29 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// The hash of an entry: SHA-256 over the previous hash, a newline and the body.
-pub fn entry_hash(prev_hash: &str, body: &str) -> String {
-    chain_hash(prev_hash, body.as_bytes())
+/// The hash of an entry: SHA-256 over the tag `tribunal-audit-v2` and then, in this order,
+/// the sequence number (decimal), the time, the kind, the project, the body and the
+/// previous entry's hash, each as its length in bytes (8 bytes, big-endian) followed by
+/// its bytes. Every column is covered and no two different entries encode alike.
+pub fn entry_hash(
+    seq: i64,
+    at: &str,
+    kind: &str,
+    project: &str,
+    body: &str,
+    prev_hash: &str,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(b"tribunal-audit-v2");
+    let seq = seq.to_string();
+    for field in [seq.as_str(), at, kind, project, body, prev_hash] {
+        h.update((field.len() as u64).to_be_bytes());
+        h.update(field.as_bytes());
+    }
+    hex(&h.finalize())
 }
 
-/// [`entry_hash`] over bytes.
+/// SHA-256 over the previous hash, a newline and some bytes (a running digest).
 pub fn chain_hash(prev_hash: &str, body: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
@@ -41,51 +66,103 @@ pub fn digest(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// Why an entry was not written. The decision it records must not be given.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AuditError {
+    #[error("the decision log could not be written: {0}")]
+    Store(String),
+    #[error("the decision log is closed (the server is stopping)")]
+    Closed,
+}
+
+/// An entry waiting for the writer, and who waits for its number.
+struct Queued {
+    entry: NewAuditEntry,
+    done: oneshot::Sender<Result<i64, AuditError>>,
+}
+
 /// Where new entries go.
 pub struct AuditLog {
-    /// Next sequence number and the hash of the entry before it; held while an entry is
-    /// numbered, chained and queued so the queue order is the chain order.
-    next: Mutex<(i64, String, Option<mpsc::Sender<AuditRow>>)>,
-    /// The writer's queue, for its depth (weak: closing the log still ends the writer).
-    queue: mpsc::WeakSender<AuditRow>,
+    /// The writer's queue; `None` once closed.
+    tx: std::sync::RwLock<Option<mpsc::Sender<Queued>>>,
+    /// The same queue, for its depth (weak: closing the log still ends the writer).
+    queue: mpsc::WeakSender<Queued>,
+}
+
+/// Writes one batch and tells each request its number, or the failure.
+async fn write_batch(store: &Store, batch: Vec<Queued>) {
+    let (entries, waiters): (Vec<NewAuditEntry>, Vec<_>) =
+        batch.into_iter().map(|q| (q.entry, q.done)).unzip();
+    let written = tokio::time::timeout(
+        WRITE_TIMEOUT,
+        store.append_audit(&entries, |seq, e, prev| {
+            entry_hash(seq, &e.at, &e.kind, &e.project, &e.body, prev)
+        }),
+    )
+    .await;
+    let failed = match written {
+        Ok(Ok(first)) => {
+            for (i, w) in waiters.into_iter().enumerate() {
+                let _ = w.send(Ok(first + i as i64));
+            }
+            return;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!(
+            "the store did not commit within {} s",
+            WRITE_TIMEOUT.as_secs()
+        ),
+    };
+    tracing::error!(error = %failed, entries = entries.len(), "writing the decision log failed; the requests fail");
+    for w in waiters {
+        let _ = w.send(Err(AuditError::Store(failed.clone())));
+    }
 }
 
 impl AuditLog {
-    /// Continues the chain found in the store and starts the writer task. The returned
-    /// handle finishes when every queued entry is written after [`AuditLog::close`].
+    /// Starts the writer on `store` (entries continue the chain the store holds). The
+    /// returned handle finishes when every queued entry is written after
+    /// [`AuditLog::close`].
     pub async fn open(
         store: Store,
         capacity: usize,
     ) -> Result<(AuditLog, tokio::task::JoinHandle<()>), StoreError> {
-        let (seq, hash) = store.audit_head().await?;
+        // The store answers before the server starts.
+        store.audit_head().await?;
         let (tx, writer) = crate::batch::spawn(
             "the decision log",
             store,
             capacity,
-            |store, rows| async move {
-                let result = store.append_audit(&rows).await;
-                (rows, result)
+            Duration::ZERO,
+            |store, batch| async move {
+                write_batch(&store, batch).await;
+                (Vec::new(), Ok(()))
             },
         );
         Ok((
             AuditLog {
-                next: Mutex::new((seq + 1, hash, Some(tx.clone()))),
                 queue: tx.downgrade(),
+                tx: std::sync::RwLock::new(Some(tx)),
             },
             writer,
         ))
     }
 
-    /// Entries numbered but not yet handed to the store.
+    /// Entries queued but not yet committed.
     pub fn queued(&self) -> usize {
         self.queue
             .upgrade()
             .map_or(0, |tx| crate::batch::depth(&tx))
     }
 
-    /// Numbers, chains and queues an entry; returns its sequence number. Waits while the
-    /// queue is full; entries are queued in chain order.
-    pub async fn append(&self, project: &str, kind: &str, body: &impl serde::Serialize) -> i64 {
+    /// Writes an entry; returns its sequence number once it is committed. Waits while the
+    /// queue is full.
+    pub async fn append(
+        &self,
+        project: &str,
+        kind: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<i64, AuditError> {
         self.append_at(project, kind, body, clock::now_rfc3339())
             .await
     }
@@ -97,41 +174,36 @@ impl AuditLog {
         kind: &str,
         body: &impl serde::Serialize,
         at: String,
-    ) -> i64 {
-        // Entries are plain data (strings, numbers, lists, maps with string keys), which
-        // always serialize.
-        let body = serde_json::to_string(body).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "a decision-log entry did not serialize");
-            serde_json::json!({"unserializable": e.to_string()}).to_string()
-        });
-        let mut g = self.next.lock().await;
-        let (seq, prev, tx) = &mut *g;
-        let hash = entry_hash(prev, &body);
-        let row = AuditRow {
-            seq: *seq,
+    ) -> Result<i64, AuditError> {
+        let body = serde_json::to_string(body)
+            .map_err(|e| AuditError::Store(format!("the entry did not serialize: {e}")))?;
+        let tx = self
+            .tx
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(AuditError::Closed)?;
+        let (done, committed) = oneshot::channel();
+        let entry = NewAuditEntry {
             at,
             project: project.to_owned(),
             kind: kind.to_owned(),
             body,
-            prev_hash: std::mem::replace(prev, hash.clone()),
-            hash,
         };
-        let n = *seq;
-        *seq += 1;
-        match tx {
-            Some(tx) => {
-                if tx.send(row).await.is_err() {
-                    tracing::error!(seq = n, "decision log writer is gone; entry not written");
-                }
-            }
-            None => tracing::error!(seq = n, "decision log closed; entry not written"),
-        }
-        n
+        tx.send(Queued { entry, done })
+            .await
+            .map_err(|_| AuditError::Closed)?;
+        drop(tx);
+        committed.await.unwrap_or_else(|_| {
+            Err(AuditError::Store(
+                "the writer stopped before writing the entry".into(),
+            ))
+        })
     }
 
-    /// Stops accepting entries; the writer drains what is queued and ends.
-    pub async fn close(&self) {
-        self.next.lock().await.2 = None;
+    /// Stops accepting entries; the writer writes what is queued and ends.
+    pub fn close(&self) {
+        self.tx.write().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -142,6 +214,20 @@ fn config_of(body: &str) -> Option<i64> {
         config: Option<i64>,
     }
     serde_json::from_str::<Named>(body).ok()?.config
+}
+
+/// The log's last entry, as `tribunal audit head` prints it, to be kept elsewhere and
+/// given back to `tribunal audit verify --head`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Head {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// The head the log's head record names.
+pub async fn head(store: &Store) -> Result<Head, StoreError> {
+    let (seq, hash) = store.audit_head().await?;
+    Ok(Head { seq, hash })
 }
 
 /// What `audit verify` found.
@@ -162,12 +248,22 @@ impl VerifyReport {
 
 /// Walks the whole log and checks numbering, links, hashes and the head record.
 pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
+    verify_against(store, None).await
+}
+
+/// [`verify`], and also that the log still holds `saved` (a head kept elsewhere): an entry
+/// with its sequence number and hash.
+pub async fn verify_against(
+    store: &Store,
+    saved: Option<&Head>,
+) -> Result<VerifyReport, StoreError> {
     let (head_seq, head_hash) = store.audit_head().await?;
     let mut problems = Vec::new();
     let mut expected_seq = 1;
     let mut prev_hash = String::new();
     let mut entries = 0;
     let mut after = 0;
+    let mut saved_found = saved.is_none_or(|h| h.seq == 0);
     // Configuration entries seen so far, by sequence number: their projects.
     let mut configs: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
     loop {
@@ -191,11 +287,20 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
                     r.seq - 1
                 ));
             }
-            if entry_hash(&r.prev_hash, &r.body) != r.hash {
+            if entry_hash(r.seq, &r.at, &r.kind, &r.project, &r.body, &r.prev_hash) != r.hash {
                 problems.push(format!(
                     "entry {}: its content does not match its hash (edited)",
                     r.seq
                 ));
+            }
+            if let Some(h) = saved.filter(|h| h.seq == r.seq) {
+                saved_found = true;
+                if h.hash != r.hash {
+                    problems.push(format!(
+                        "entry {}: its hash is not the one the saved head records (the log was rewritten behind the saved head)",
+                        r.seq
+                    ));
+                }
             }
             match r.kind.as_str() {
                 "config" => {
@@ -225,6 +330,17 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
             if head_seq > last_seq { " (entries at the end were removed)" } else { "" }
         ));
     }
+    if let Some(h) = saved.filter(|_| !saved_found) {
+        problems.push(format!(
+            "the saved head names entry {}, but the log {} (entries were removed)",
+            h.seq,
+            if last_seq < h.seq {
+                format!("ends at entry {last_seq}")
+            } else {
+                format!("has no entry {}", h.seq)
+            }
+        ));
+    }
     Ok(VerifyReport {
         entries,
         head_seq,
@@ -246,44 +362,107 @@ mod tests {
         (dir, s)
     }
 
-    async fn write(store: &Store, n: usize) {
+    async fn write(store: &Store, n: usize) -> Vec<i64> {
         let (log, writer) = AuditLog::open(store.clone(), 4).await.unwrap();
+        let mut seqs = Vec::new();
         for i in 0..n {
-            log.append("default", "gate", &json!({"decision": "allow", "i": i}))
-                .await;
+            seqs.push(
+                log.append("default", "gate", &json!({"decision": "allow", "i": i}))
+                    .await
+                    .unwrap(),
+            );
         }
-        log.close().await;
+        log.close();
         writer.await.unwrap();
+        seqs
     }
 
     #[tokio::test]
     async fn intact_chain_verifies_and_continues_across_restarts() {
         let (_d, s) = store().await;
-        write(&s, 5).await;
-        write(&s, 3).await;
+        assert_eq!(write(&s, 5).await, [1, 2, 3, 4, 5]);
+        assert_eq!(write(&s, 3).await, [6, 7, 8]);
         let r = verify(&s).await.unwrap();
         assert!(r.ok(), "{:?}", r.problems);
         assert_eq!((r.entries, r.head_seq), (8, 8));
     }
 
     #[tokio::test]
+    async fn an_entry_is_numbered_when_it_is_committed() {
+        let (_d, s) = store().await;
+        let (log, writer) = AuditLog::open(s.clone(), 64).await.unwrap();
+        let log = std::sync::Arc::new(log);
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                log.append("default", "gate", &json!({"i": i}))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut seqs = Vec::new();
+        for t in tasks {
+            let seq = t.await.unwrap();
+            seqs.push(seq);
+        }
+        // Every number returned is already in the store, with its own body.
+        let rows = s.audit_entries(0, 100).await.unwrap();
+        for seq in &seqs {
+            assert!(rows.iter().any(|r| r.seq == *seq), "{seq} not written");
+        }
+        seqs.sort();
+        assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+        log.close();
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_fails_the_request_and_gives_no_number() {
+        let (_d, s) = store().await;
+        write(&s, 2).await;
+        let (log, writer) = AuditLog::open(s.clone(), 4).await.unwrap();
+        s.execute_raw("PRAGMA query_only = ON").await.unwrap();
+        let e = log
+            .append("default", "gate", &json!({"decision": "allow"}))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AuditError::Store(_)), "{e:?}");
+        s.execute_raw("PRAGMA query_only = OFF").await.unwrap();
+        // The number the failed entry would have had is given to the next one.
+        assert_eq!(log.append("default", "gate", &json!({})).await, Ok(3));
+        log.close();
+        assert_eq!(
+            log.append("default", "gate", &json!({})).await,
+            Err(AuditError::Closed)
+        );
+        writer.await.unwrap();
+        assert!(verify(&s).await.unwrap().ok());
+    }
+
+    #[tokio::test]
     async fn gate_entries_must_name_an_earlier_configuration_of_their_project() {
         let (_d, s) = store().await;
         let (log, writer) = AuditLog::open(s.clone(), 4).await.unwrap();
-        let a = log.append("a", "config", &json!({"judges": {}})).await;
-        let b = log.append("b", "config", &json!({"judges": {}})).await;
-        log.append("a", "gate", &json!({"decision": "allow", "config": a}))
-            .await;
-        log.append("b", "gate", &json!({"decision": "allow", "config": b}))
-            .await;
-        // Another project's configuration, a later entry, one that is no configuration.
-        log.append("a", "gate", &json!({"decision": "allow", "config": b}))
-            .await;
-        log.append("a", "gate", &json!({"decision": "allow", "config": 9}))
-            .await;
-        log.append("a", "gate", &json!({"decision": "allow", "config": 3}))
-            .await;
-        log.close().await;
+        let a = log
+            .append("a", "config", &json!({"judges": {}}))
+            .await
+            .unwrap();
+        let b = log
+            .append("b", "config", &json!({"judges": {}}))
+            .await
+            .unwrap();
+        for (project, config) in [("a", a), ("b", b), ("a", b), ("a", 9), ("a", 3)] {
+            // Another project's configuration, a later entry, one that is no configuration.
+            log.append(
+                project,
+                "gate",
+                &json!({"decision": "allow", "config": config}),
+            )
+            .await
+            .unwrap();
+        }
+        log.close();
         writer.await.unwrap();
         let r = verify(&s).await.unwrap();
         let named: Vec<&str> = r.problems.iter().map(|p| &p[..8]).collect();
@@ -301,18 +480,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn edits_and_removals_are_detected() {
-        let (_d, s) = store().await;
-        write(&s, 6).await;
-        exec(
-            &s,
-            "UPDATE audit_log SET body = replace(body, 'allow', 'block') WHERE seq = 3",
-        )
-        .await;
-        let r = verify(&s).await.unwrap();
-        assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
-        assert!(r.problems[0].contains("entry 3") && r.problems[0].contains("edited"));
+    async fn an_edit_of_any_column_is_detected() {
+        for (column, edit, problem) in [
+            ("body", "body = replace(body, 'allow', 'block')", "edited"),
+            ("at", "at = '2020-01-01T00:00:00Z'", "edited"),
+            ("kind", "kind = 'review'", "edited"),
+            ("project", "project = 'other'", "edited"),
+            ("prev_hash", "prev_hash = hash", "previous hash"),
+            ("hash", "hash = prev_hash", "edited"),
+            // Two entries swap numbers (the rest of each row kept).
+            ("seq", "", "edited"),
+        ] {
+            let (_d, s) = store().await;
+            write(&s, 6).await;
+            let sql = if column == "seq" {
+                // Through a free number, so the primary key holds at every step.
+                exec(&s, "UPDATE audit_log SET seq = 100 WHERE seq = 3").await;
+                exec(&s, "UPDATE audit_log SET seq = 3 WHERE seq = 4").await;
+                "UPDATE audit_log SET seq = 4 WHERE seq = 100".to_owned()
+            } else {
+                format!("UPDATE audit_log SET {edit} WHERE seq = 3")
+            };
+            exec(&s, &sql).await;
+            let r = verify(&s).await.unwrap();
+            assert!(
+                r.problems
+                    .iter()
+                    .any(|p| p.starts_with("entry 3") && p.contains(problem)),
+                "{column}: {:?}",
+                r.problems
+            );
+        }
+    }
 
+    #[tokio::test]
+    async fn removals_are_detected() {
         let (_d, s) = store().await;
         write(&s, 6).await;
         exec(&s, "DELETE FROM audit_log WHERE seq = 4").await;
@@ -331,5 +533,49 @@ mod tests {
             "{:?}",
             r.problems
         );
+    }
+
+    #[tokio::test]
+    async fn a_saved_head_catches_a_log_cut_back_with_its_head_record() {
+        let (_d, s) = store().await;
+        write(&s, 6).await;
+        let saved = head(&s).await.unwrap();
+        assert_eq!(saved.seq, 6);
+        let r = verify_against(&s, Some(&saved)).await.unwrap();
+        assert!(r.ok(), "{:?}", r.problems);
+        // Entries 5 and 6 removed and the head record moved back to entry 4: the log is
+        // consistent in itself, but not with the head kept elsewhere.
+        exec(&s, "DELETE FROM audit_log WHERE seq > 4").await;
+        exec(
+            &s,
+            "UPDATE audit_head SET seq = 4, hash = (SELECT hash FROM audit_log WHERE seq = 4)",
+        )
+        .await;
+        assert!(verify(&s).await.unwrap().ok());
+        let r = verify_against(&s, Some(&saved)).await.unwrap();
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.contains("names entry 6") && p.contains("ends at entry 4")),
+            "{:?}",
+            r.problems
+        );
+        // Cut back and written again: entry 6 exists but is another entry.
+        write(&s, 2).await;
+        assert!(verify(&s).await.unwrap().ok());
+        let r = verify_against(&s, Some(&saved)).await.unwrap();
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.starts_with("entry 6") && p.contains("saved head")),
+            "{:?}",
+            r.problems
+        );
+        // A log that grew past the saved head still holds it.
+        let (_d, s) = store().await;
+        write(&s, 3).await;
+        let saved = head(&s).await.unwrap();
+        write(&s, 3).await;
+        assert!(verify_against(&s, Some(&saved)).await.unwrap().ok());
     }
 }

@@ -1,6 +1,9 @@
 //! One task per kind of record that writes what the request handlers queue, many records per
-//! transaction (it lets records gather for [`LINGER`] before writing), retrying a failed write so nothing queued is dropped. Closing the queue
-//! (dropping every sender) lets the task write what is left and end.
+//! transaction: what gathered while the last transaction ran, after letting records gather
+//! for a while longer when the writer is given a linger ([`LINGER`] for records nobody
+//! waits for). A `write` that reports a failure gets its batch back to retry, so nothing
+//! queued is dropped; the decision log handles its failures itself (its requests fail).
+//! Closing the queue (dropping every sender) lets the task write what is left and end.
 //!
 //! Queues are bounded: when the store falls behind by `capacity` records, a handler waits
 //! for room before it answers, so a server under more load than its store can take slows
@@ -14,19 +17,21 @@ use tribunal_store::{Store, StoreError};
 /// Records a writer takes in one transaction at most.
 const BATCH: usize = 512;
 
-/// How long a writer lets records gather after the first one before it writes. Handlers
-/// never wait for the write, so this costs them nothing; under load it turns a transaction
-/// (and a wake-up of the writer and of the database thread) per request into one per few
-/// milliseconds.
-const LINGER: Duration = Duration::from_millis(2);
+/// How long the gate trace writer lets records gather after the first one before it
+/// writes. Handlers never wait for that write, so this costs them nothing; under load it
+/// turns a transaction (and a wake-up of the writer and of the database thread) per request
+/// into one per few milliseconds. The decision log, whose requests wait for the commit,
+/// lingers for no time: entries that arrive while a transaction runs share the next one.
+pub const LINGER: Duration = Duration::from_millis(2);
 
-/// Starts a writer with a queue of `capacity` records (at least 1). `write` gets the store
-/// and a batch and hands the batch back with the outcome, so a failed batch is retried as
-/// it was.
+/// Starts a writer with a queue of `capacity` records (at least 1) that lets records
+/// gather for `linger` after the first. `write` gets the store and a batch and hands the
+/// batch back with the outcome, so a failed batch is retried as it was.
 pub fn spawn<T, F, Fut>(
     what: &'static str,
     store: Store,
     capacity: usize,
+    linger: Duration,
     write: F,
 ) -> (mpsc::Sender<T>, tokio::task::JoinHandle<()>)
 where
@@ -38,8 +43,8 @@ where
     let task = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH.min(capacity.max(1)));
         while rx.recv_many(&mut batch, BATCH).await > 0 {
-            if batch.len() < BATCH && !rx.is_closed() {
-                tokio::time::sleep(LINGER).await;
+            if batch.len() < BATCH && !rx.is_closed() && !linger.is_zero() {
+                tokio::time::sleep(linger).await;
                 while batch.len() < BATCH {
                     match rx.try_recv() {
                         Ok(record) => batch.push(record),
@@ -87,14 +92,20 @@ mod tests {
         let gate = Arc::new(Semaphore::new(0));
         let written = Arc::new(Mutex::new(Vec::new()));
         let (g, w) = (gate.clone(), written.clone());
-        let (tx, task) = spawn("test records", store, 2, move |_store, rows: Vec<u32>| {
-            let (g, w) = (g.clone(), w.clone());
-            async move {
-                g.acquire().await.unwrap().forget();
-                w.lock().unwrap().extend(rows.iter().copied());
-                (rows, Ok(()))
-            }
-        });
+        let (tx, task) = spawn(
+            "test records",
+            store,
+            2,
+            LINGER,
+            move |_store, rows: Vec<u32>| {
+                let (g, w) = (g.clone(), w.clone());
+                async move {
+                    g.acquire().await.unwrap().forget();
+                    w.lock().unwrap().extend(rows.iter().copied());
+                    (rows, Ok(()))
+                }
+            },
+        );
         // The writer takes the first record and waits; two more fill the queue.
         tx.send(1).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -119,13 +130,19 @@ mod tests {
             .unwrap();
         let batches = Arc::new(Mutex::new(Vec::new()));
         let b = batches.clone();
-        let (tx, task) = spawn("test records", store, 100, move |_store, rows: Vec<u32>| {
-            let b = b.clone();
-            async move {
-                b.lock().unwrap().push(rows.clone());
-                (rows, Ok(()))
-            }
-        });
+        let (tx, task) = spawn(
+            "test records",
+            store,
+            100,
+            LINGER,
+            move |_store, rows: Vec<u32>| {
+                let b = b.clone();
+                async move {
+                    b.lock().unwrap().push(rows.clone());
+                    (rows, Ok(()))
+                }
+            },
+        );
         tx.send(1).await.unwrap();
         // The writer takes the first record and lingers; the others arrive meanwhile.
         tokio::task::yield_now().await;

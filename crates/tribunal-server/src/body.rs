@@ -4,17 +4,45 @@
 use crate::error::ApiError;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap};
+use http_body_util::BodyExt;
 use serde_json::Value;
 use std::io::Read;
+use std::time::Duration;
 
-/// The body, read up to `limit` bytes and gunzipped when `Content-Encoding: gzip`.
-pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let raw = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
-            "body_too_large",
-            format!("the request body exceeds {limit} bytes"),
-        )
-    })?;
+/// The body, read up to `limit` bytes within `timeout` and gunzipped when
+/// `Content-Encoding: gzip`. A body that ends early (the client closed the connection) or
+/// does not arrive in time is `invalid_body`; one over the limit is `body_too_large`.
+pub async fn read(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(body, limit);
+    let raw = match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::new(
+                "body_too_large",
+                format!("the request body exceeds {limit} bytes"),
+            ))
+        }
+        Ok(Err(e)) => {
+            return Err(ApiError::new(
+                "invalid_body",
+                format!("the request body could not be read: {e}"),
+            ))
+        }
+        Err(_) => {
+            return Err(ApiError::new(
+                "invalid_body",
+                format!(
+                    "the request body did not arrive within {} ms",
+                    timeout.as_millis()
+                ),
+            ))
+        }
+    };
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())

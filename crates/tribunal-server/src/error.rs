@@ -35,6 +35,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the request body (after decompression) exceeds the server's limit",
     ),
     (
+        "invalid_body",
+        400,
+        "the request body ended before its announced length or did not arrive in time",
+    ),
+    (
         "unsupported_media_type",
         415,
         "the content type or content encoding is not accepted here",
@@ -94,7 +99,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         429,
         "too many requests of this kind; retry later",
     ),
-    ("store_unavailable", 503, "the store did not answer"),
+    (
+        "store_unavailable",
+        503,
+        "the store did not answer; for the gate, the decision could not be logged and so is not given",
+    ),
     (
         "internal",
         500,
@@ -139,6 +148,15 @@ impl From<tribunal_store::StoreError> for ApiError {
     fn from(e: tribunal_store::StoreError) -> ApiError {
         tracing::error!(error = %e, "store error");
         ApiError::new("store_unavailable", format!("the store failed: {e}"))
+    }
+}
+
+impl From<crate::audit::AuditError> for ApiError {
+    fn from(e: crate::audit::AuditError) -> ApiError {
+        ApiError::new(
+            "store_unavailable",
+            format!("{e}; the decision is not given, ask again"),
+        )
     }
 }
 

@@ -278,7 +278,7 @@ pub async fn decide(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Review)?;
     crate::body::require_json(&headers)?;
-    let bytes = crate::body::read(&headers, body, 64 << 10).await?;
+    let bytes = crate::body::read(&headers, body, 64 << 10, state.options.body_timeout).await?;
     let doc = crate::body::parse_json(&bytes, 8)?;
     let b: DecideBody = serde_json::from_value(doc).map_err(|e| {
         ApiError::request(format!(
@@ -334,7 +334,7 @@ pub async fn decide(
             &json!({"escalation": id, "decision_id": row.decision_seq, "status": status,
                 "reviewer": caller.token_id, "note": b.note}),
         )
-        .await;
+        .await?;
     state.reviews.settle(&id, status);
     let row = state
         .store
@@ -365,7 +365,7 @@ async fn expire(state: &AppState, row: &EscalationRow) -> Result<(), ApiError> {
                 &json!({"escalation": row.id, "decision_id": row.decision_seq, "status": "expired",
                     "applied": state.reviews.settings.default}),
             )
-            .await;
+            .await?;
         state.reviews.settle(&row.id, "expired");
     }
     Ok(())

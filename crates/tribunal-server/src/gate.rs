@@ -398,7 +398,13 @@ pub async fn handle(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Gate)?;
     body::require_json(&headers)?;
-    let bytes = body::read(&headers, body, state.options.max_body_bytes).await?;
+    let bytes = body::read(
+        &headers,
+        body,
+        state.options.max_body_bytes,
+        state.options.body_timeout,
+    )
+    .await?;
     let started = Instant::now();
     body::check_depth(&bytes, state.options.max_json_depth)?;
     let project = state.project(&caller)?;
@@ -501,10 +507,12 @@ pub async fn handle(
     }
     // One reading of the clock for the log entry and the stored trace.
     let (at, at_ms) = tribunal_store::clock::now_both();
+    // Answered only once the entry is committed: a decision that cannot be logged is not
+    // given (503 store_unavailable).
     let seq = state
         .audit
         .append_at(&caller.project, "gate", &entry, at.clone())
-        .await;
+        .await?;
     state.metrics.decision(verdict.decision);
     state.metrics.gate_latency.observe(elapsed);
 

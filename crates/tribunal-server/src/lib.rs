@@ -58,6 +58,16 @@ pub struct ServerOptions {
     /// Records (decision-log entries, gate traces) each writer may fall behind before
     /// requests wait for it.
     pub write_queue: usize,
+    /// Connections served at once; more wait to be accepted until one closes.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's header (and an open connection may
+    /// stay idle between requests) before the connection is closed.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body before the request fails.
+    pub body_timeout: Duration,
+    /// How long shutdown may take: requests in flight, then the writers. What is not done
+    /// by then is abandoned.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -74,6 +84,10 @@ impl Default for ServerOptions {
             score_quiet: Duration::from_millis(1000),
             token_cache: Duration::from_secs(2),
             write_queue: 10_000,
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -116,7 +130,7 @@ impl AppState {
             .await
             .map_err(|e| ApiError::new("internal", format!("reload failed: {e}")))??;
         let more = serde_json::json!({"policy_version_before": before});
-        let rt = p.install(&self.audit, Arc::new(rt), by, more).await;
+        let rt = p.install(&self.audit, Arc::new(rt), by, more).await?;
         Ok((rt, before))
     }
 
@@ -190,20 +204,37 @@ pub struct Background {
 }
 
 impl Background {
-    /// Stops the scorer and the review timer, then writes what the decision log still holds.
+    /// Stops the scorer and the review timer, then writes what the writers still hold,
+    /// within `options.shutdown_timeout`.
     pub async fn shutdown(self, state: &AppState) {
+        let deadline = tokio::time::Instant::now() + state.options.shutdown_timeout;
+        self.shutdown_by(state, deadline).await;
+    }
+
+    /// [`Background::shutdown`] by `deadline`: whatever is not done by then is abandoned
+    /// (a store that does not answer cannot hold shutdown up).
+    pub async fn shutdown_by(self, state: &AppState, deadline: tokio::time::Instant) {
         let _ = self.stop.send(true);
         for t in self.tasks {
-            let _ = t.await;
+            finish_by(t, deadline, "a background task").await;
         }
-        state.audit.close().await;
+        state.audit.close();
         state
             .gate_traces
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        let _ = self.audit_writer.await;
-        let _ = self.trace_writer.await;
+        finish_by(self.audit_writer, deadline, "the decision log writer").await;
+        finish_by(self.trace_writer, deadline, "the gate trace writer").await;
+    }
+}
+
+/// Waits for a task until `deadline`, then stops it.
+async fn finish_by(task: tokio::task::JoinHandle<()>, deadline: tokio::time::Instant, what: &str) {
+    let abort = task.abort_handle();
+    if tokio::time::timeout_at(deadline, task).await.is_err() {
+        abort.abort();
+        tracing::error!("{what} did not finish by the shutdown deadline; stopped");
     }
 }
 
@@ -232,6 +263,7 @@ pub async fn start(
         "gate traces",
         store.clone(),
         options.write_queue,
+        batch::LINGER,
         |store, rows| async move {
             let result = store.upsert_gate_traces(&rows).await;
             (rows, result)
@@ -260,7 +292,7 @@ pub async fn start(
     for name in names {
         let p = &state.projects[name];
         p.install(&state.audit, p.runtime(), "start", serde_json::json!({}))
-            .await;
+            .await?;
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let tasks = vec![
@@ -387,17 +419,79 @@ async fn count_status(State(state): State<Arc<AppState>>, req: Request, next: Ne
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight and the
-/// background work.
+/// background work, within `options.shutdown_timeout`.
+///
+/// At most `options.max_connections` connections are served at once (the others wait in
+/// the listen backlog); a connection whose client does not send a whole request header
+/// within `options.header_timeout` (also between requests) is closed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     background: Background,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
     let app = router(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    background.shutdown(&state).await;
+    let limit = state.options.max_connections.clamp(1, 1 << 20);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limit));
+    let header_timeout = state.options.header_timeout;
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+        };
+        let io = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((io, _)) => io,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before it was taken: wait a
+                    // little rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = io.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut closed = closed.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended");
+                    }
+                    return;
+                }
+                _ = closed.wait_for(|c| *c) => {}
+            }
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    let deadline = tokio::time::Instant::now() + state.options.shutdown_timeout;
+    let _ = closing.send(true);
+    // Every connection gives its slot back when it ends.
+    let all = u32::try_from(limit).unwrap_or(u32::MAX);
+    if tokio::time::timeout_at(deadline, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::error!("connections were still open at the shutdown deadline");
+    }
+    background.shutdown_by(&state, deadline).await;
     Ok(())
 }

@@ -164,7 +164,13 @@ async fn receive_logs(
     caller.require(Permission::Ingest)?;
     state.project(&caller)?;
     let protobuf = encoding(&headers)?;
-    let bytes = body::read(&headers, body, state.options.max_body_bytes).await?;
+    let bytes = body::read(
+        &headers,
+        body,
+        state.options.max_body_bytes,
+        state.options.body_timeout,
+    )
+    .await?;
     let doc = if protobuf {
         logs_protobuf_to_json(&bytes)?
     } else {
@@ -221,7 +227,13 @@ async fn receive(
     caller.require(Permission::Ingest)?;
     state.project(&caller)?;
     let protobuf = encoding(&headers)?;
-    let bytes = body::read(&headers, body, state.options.max_body_bytes).await?;
+    let bytes = body::read(
+        &headers,
+        body,
+        state.options.max_body_bytes,
+        state.options.body_timeout,
+    )
+    .await?;
     let started = Instant::now();
     let doc = if protobuf {
         protobuf_to_json(&bytes)?

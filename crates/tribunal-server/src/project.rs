@@ -211,14 +211,15 @@ impl Project {
     }
 
     /// Logs `rt` in the decision log as a `config` entry (`by` says what loaded it, `more`
-    /// adds members) and puts it in place: requests from here on use it.
+    /// adds members) and puts it in place: requests from here on use it. When the entry
+    /// cannot be written the running version stays.
     pub async fn install(
         &self,
         audit: &crate::audit::AuditLog,
         rt: Arc<Runtime>,
         by: &str,
         more: serde_json::Value,
-    ) -> Arc<Runtime> {
+    ) -> Result<Arc<Runtime>, crate::audit::AuditError> {
         let mut record = rt.record();
         if let Some(r) = record.as_object_mut() {
             r.insert("by".into(), by.into());
@@ -226,10 +227,10 @@ impl Project {
                 r.extend(more);
             }
         }
-        let seq = audit.append(&self.spec.name, "config", &record).await;
+        let seq = audit.append(&self.spec.name, "config", &record).await?;
         let _ = rt.logged_as.set(seq);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = rt.clone();
-        rt
+        Ok(rt)
     }
 }
 

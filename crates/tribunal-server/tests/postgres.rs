@@ -140,3 +140,127 @@ async fn the_server_runs_on_postgres() {
     drop(s);
     db.drop().await.unwrap();
 }
+
+async fn gate(url: &str, token: &str, i: usize) -> (u16, Value) {
+    let r = TestServer::client()
+        .post(format!("{url}/api/v1/gate"))
+        .bearer_auth(token)
+        .json(
+            &json!({"trace": [{"role": "user", "content": format!("where is order {i}?")}],
+            "pending": {"kind": "reply", "content": "It has shipped."}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_makes_the_gate_answer_503_never_a_decision() {
+    let db = TestDatabase::create("tribunal_lost")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(&db.url).await.unwrap();
+    let mut s = TestServer::start_with(
+        store,
+        tempfile::tempdir().unwrap(),
+        ServerOptions {
+            token_cache: Duration::from_secs(3600),
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let agent = s.token("default", "agent").await;
+    let (st, v) = gate(&s.url, &agent, 0).await;
+    assert_eq!((st, v["decision"].as_str()), (200, Some("allow")), "{v}");
+
+    db.cut_off().await.unwrap();
+    for i in 1..4 {
+        let (st, v) = gate(&s.url, &agent, i).await;
+        assert_eq!(st, 503, "{v}");
+        assert_eq!(v["error"]["code"], "store_unavailable", "{v}");
+        assert!(v.get("decision").is_none(), "{v}");
+    }
+    db.allow().await.unwrap();
+    let (st, v) = gate(&s.url, &agent, 9).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["decision_id"], 3,
+        "the configuration, then two decisions: {v}"
+    );
+
+    s.stop().await;
+    let r = tribunal_server::audit::verify(&s.store).await.unwrap();
+    assert!(r.ok() && r.entries == 3, "{r:?}");
+    s.store.close().await;
+    drop(s);
+    db.drop().await.unwrap();
+}
+
+/// Two servers on one database (as two processes would be, each with its own connections):
+/// both log into one chain, every decision once, and each stops when told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_database_share_one_chain() {
+    let db = TestDatabase::create("tribunal_two")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let store = Store::open(&db.url).await.unwrap();
+        servers.push(
+            TestServer::start_with(
+                store,
+                tempfile::tempdir().unwrap(),
+                ServerOptions::default(),
+            )
+            .await,
+        );
+    }
+    let agent = servers[0].token("default", "agent").await;
+    let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+    let mut tasks = Vec::new();
+    for c in 0..8 {
+        let (servers, agent) = (urls.clone(), agent.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..25 {
+                let (st, v) = gate(&servers[(c + i) % 2], &agent, c * 100 + i).await;
+                assert_eq!(st, 200, "{v}");
+                ids.push(v["decision_id"].as_i64().unwrap());
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.extend(t.await.unwrap());
+    }
+    for s in &mut servers {
+        tokio::time::timeout(Duration::from_secs(60), s.stop())
+            .await
+            .expect("the server stops");
+    }
+    let store = &servers[0].store;
+    let r = tribunal_server::audit::verify(store).await.unwrap();
+    assert!(r.ok(), "{r:?}");
+    let entries = store.audit_entries(0, 10_000).await.unwrap();
+    assert_eq!(
+        entries.iter().filter(|e| e.kind == "config").count(),
+        2,
+        "each server logs its configuration"
+    );
+    let mut logged: Vec<i64> = entries
+        .iter()
+        .filter(|e| e.kind == "gate")
+        .map(|e| e.seq)
+        .collect();
+    ids.sort();
+    logged.sort();
+    assert_eq!(ids.len(), 200);
+    assert_eq!(ids, logged, "every answered decision is logged, once");
+    for s in &servers {
+        s.store.close().await;
+    }
+    drop(servers);
+    db.drop().await.unwrap();
+}

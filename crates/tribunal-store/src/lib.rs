@@ -18,8 +18,8 @@ pub use llm_cache::StoreCache;
 pub use span_events::SpanEventRecord;
 
 pub use server::{
-    AuditRow, EscalationRow, FeedbackRow, GateTraceRow, SpanRecord, TokenRecord, TraceFilter,
-    TraceRow,
+    AuditRow, EscalationRow, FeedbackRow, GateTraceRow, NewAuditEntry, SpanRecord, TokenRecord,
+    TraceFilter, TraceRow,
 };
 
 #[derive(Debug, Error)]

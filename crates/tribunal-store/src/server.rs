@@ -149,6 +149,16 @@ pub struct AuditRow {
     pub hash: String,
 }
 
+/// A decision-log entry to append: [`Store::append_audit`] numbers and chains it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEntry {
+    pub at: String,
+    pub project: String,
+    pub kind: String,
+    /// The entry's JSON.
+    pub body: String,
+}
+
 /// An item of the review queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EscalationRow {
@@ -474,13 +484,53 @@ impl Store {
         })
     }
 
-    /// Appends entries (already chained by the caller) and moves the head, atomically.
-    pub async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
-        let Some(last) = rows.last() else {
-            return Ok(());
+    /// Numbers, chains and writes entries after the log's head, and moves the head, in one
+    /// transaction; returns the first entry's sequence number (the others follow it in
+    /// order). `hash` gives an entry's hash from its sequence number, the entry and the
+    /// previous entry's hash.
+    ///
+    /// The head row is read and moved inside the transaction, locked on PostgreSQL
+    /// (`FOR UPDATE`) and under SQLite's write lock (`BEGIN IMMEDIATE`), so writers in
+    /// several processes append to one chain, and a number is only ever given by a commit:
+    /// an entry that was not committed leaves no gap and no number to reuse.
+    pub async fn append_audit(
+        &self,
+        entries: &[NewAuditEntry],
+        hash: impl Fn(i64, &NewAuditEntry, &str) -> String,
+    ) -> Result<i64, StoreError> {
+        if entries.is_empty() {
+            return self.audit_head().await.map(|(seq, _)| seq + 1);
+        }
+        let mut tx = if self.sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            self.pool.begin().await?
         };
-        let mut tx = self.pool.begin().await?;
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
+        // The head row exists before it is locked, so two first writers wait on one row.
+        sqlx::query(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '') ON CONFLICT (id) DO NOTHING",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let head = if self.sqlite {
+            "SELECT seq, hash FROM audit_head WHERE id = 1"
+        } else {
+            "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
+        };
+        let row = sqlx::query(head).fetch_one(&mut *tx).await?;
+        let head_seq: i64 = row.try_get("seq")?;
+        let mut prev: String = row.try_get("hash")?;
+        let first = head_seq + 1;
+        let mut chained: Vec<(i64, String, String)> = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let seq = first + i as i64;
+            let h = hash(seq, e, &prev);
+            chained.push((seq, std::mem::replace(&mut prev, h.clone()), h));
+        }
+        for (chunk, links) in entries
+            .chunks(ROWS_PER_INSERT)
+            .zip(chained.chunks(ROWS_PER_INSERT))
+        {
             let sql = multi_row_insert(
                 "INSERT INTO audit_log (seq, at, project, kind, body, prev_hash, hash) VALUES ",
                 "($, $, $, $, $, $, $)",
@@ -489,28 +539,27 @@ impl Store {
                 self.sqlite,
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for r in chunk {
+            for (e, (seq, prev_hash, h)) in chunk.iter().zip(links) {
                 q = q
-                    .bind(r.seq)
-                    .bind(&r.at)
-                    .bind(&r.project)
-                    .bind(&r.kind)
-                    .bind(&r.body)
-                    .bind(&r.prev_hash)
-                    .bind(&r.hash);
+                    .bind(*seq)
+                    .bind(&e.at)
+                    .bind(&e.project)
+                    .bind(&e.kind)
+                    .bind(&e.body)
+                    .bind(prev_hash)
+                    .bind(h);
             }
             q.execute(&mut *tx).await?;
         }
-        sqlx::query(
-            "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2)
-             ON CONFLICT (id) DO UPDATE SET seq = $1, hash = $2",
-        )
-        .bind(last.seq)
-        .bind(&last.hash)
-        .execute(&mut *tx)
-        .await?;
+        if let Some((last, _, h)) = chained.last() {
+            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+                .bind(*last)
+                .bind(h)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(first)
     }
 
     /// Log entries with `seq > after`, in order, at most `limit`.
@@ -800,6 +849,18 @@ fn escalation_from_row(r: &AnyRow) -> Result<EscalationRow, StoreError> {
     })
 }
 
+/// `text` with LIKE's wildcards and the escape character escaped (escape: backslash).
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::multi_row_insert;
@@ -821,16 +882,4 @@ mod tests {
             "INSERT INTO t VALUES (?, 'x', ?), (?, 'x', ?)"
         );
     }
-}
-
-/// `text` with LIKE's wildcards and the escape character escaped (escape: backslash).
-fn like_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }

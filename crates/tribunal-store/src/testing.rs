@@ -47,6 +47,37 @@ impl TestDatabase {
         })
     }
 
+    /// Closes every connection to the database and refuses new ones (`allow` undoes it):
+    /// a store whose server went away.
+    pub async fn cut_off(&self) -> Result<(), String> {
+        self.admin_sql(&format!(
+            "ALTER DATABASE {0} WITH ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{0}'",
+            self.name
+        ))
+        .await
+    }
+
+    /// Accepts connections again after [`TestDatabase::cut_off`].
+    pub async fn allow(&self) -> Result<(), String> {
+        self.admin_sql(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+            self.name
+        ))
+        .await
+    }
+
+    async fn admin_sql(&self, sql: &str) -> Result<(), String> {
+        let mut conn = sqlx::PgConnection::connect(&self.admin)
+            .await
+            .map_err(|e| e.to_string())?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| format!("{sql}: {e}"))?;
+        Ok(())
+    }
+
     /// Drops the database, closing what is still connected to it.
     pub async fn drop(self) -> Result<(), String> {
         let mut conn = sqlx::PgConnection::connect(&self.admin)

@@ -3,7 +3,7 @@
 //! times within one batch.
 
 use tribunal_store::testing::TestDatabase;
-use tribunal_store::{AuditRow, GateTraceRow, Store, TraceFilter};
+use tribunal_store::{AuditRow, GateTraceRow, NewAuditEntry, Store, TraceFilter};
 
 fn gate_row(trace: usize, i: usize) -> GateTraceRow {
     GateTraceRow {
@@ -60,12 +60,26 @@ async fn check(store: &Store) {
             project: "default".into(),
             kind: "gate".into(),
             body: format!("{{\"i\":{seq}}}"),
-            prev_hash: format!("h{}", seq - 1),
+            prev_hash: if seq == 1 {
+                String::new()
+            } else {
+                format!("h{}", seq - 1)
+            },
             hash: format!("h{seq}"),
         })
         .collect();
-    store.append_audit(&entries[..120]).await.unwrap();
-    store.append_audit(&entries[120..]).await.unwrap();
+    let new: Vec<NewAuditEntry> = entries
+        .iter()
+        .map(|e| NewAuditEntry {
+            at: e.at.clone(),
+            project: e.project.clone(),
+            kind: e.kind.clone(),
+            body: e.body.clone(),
+        })
+        .collect();
+    let hash = |seq: i64, _: &NewAuditEntry, _: &str| format!("h{seq}");
+    assert_eq!(store.append_audit(&new[..120], hash).await.unwrap(), 1);
+    assert_eq!(store.append_audit(&new[120..], hash).await.unwrap(), 121);
     assert_eq!(store.audit_head().await.unwrap(), (230, "h230".to_owned()));
     let back = store.audit_entries(0, 1000).await.unwrap();
     assert_eq!(back, entries);

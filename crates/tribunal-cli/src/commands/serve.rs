@@ -66,6 +66,19 @@ pub struct ServeArgs {
     /// before requests wait for the store.
     #[arg(long, default_value_t = 10_000)]
     pub write_queue: usize,
+    /// Connections served at once; more wait to be accepted until one closes.
+    #[arg(long, default_value_t = 512)]
+    pub max_connections: usize,
+    /// Milliseconds a client may take to send a request header (or stay idle between
+    /// requests) before its connection is closed.
+    #[arg(long, default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// Milliseconds a client may take to send a request body before the request fails.
+    #[arg(long, default_value_t = 30_000)]
+    pub body_timeout_ms: u64,
+    /// Seconds shutdown (SIGTERM, Ctrl-C) may take to finish requests and writes.
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_timeout_s: u64,
     /// Log lines as text or json (one object per line), on standard error.
     #[arg(long, default_value = "text")]
     pub log_format: String,
@@ -138,6 +151,12 @@ fn options(config: Option<&Path>, args: &ServeArgs) -> Result<ServerOptions> {
     if args.write_queue == 0 {
         bail!("--write-queue: expected at least 1 record");
     }
+    if args.max_connections == 0 {
+        bail!("--max-connections: expected at least 1");
+    }
+    if args.header_timeout_ms == 0 || args.body_timeout_ms == 0 {
+        bail!("--header-timeout-ms and --body-timeout-ms: expected at least 1");
+    }
     Ok(ServerOptions {
         projects,
         max_body_bytes: args.max_body_bytes,
@@ -157,6 +176,10 @@ fn options(config: Option<&Path>, args: &ServeArgs) -> Result<ServerOptions> {
         },
         score_quiet: Duration::from_millis(args.score_quiet_ms),
         write_queue: args.write_queue,
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        body_timeout: Duration::from_millis(args.body_timeout_ms),
+        shutdown_timeout: Duration::from_secs(args.shutdown_timeout_s),
         ..ServerOptions::default()
     })
 }
@@ -210,7 +233,7 @@ pub fn serve(config: Option<&Path>, args: ServeArgs) -> Result<u8> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let store = Store::open(&location).await?;
         let (state, background) = tribunal_server::start(store, opts).await?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -227,7 +250,11 @@ pub fn serve(config: Option<&Path>, args: ServeArgs) -> Result<u8> {
         tokio::spawn(reload_on_hangup(state.clone()));
         tribunal_server::serve(listener, state, background, shutdown_signal()).await?;
         anyhow::Ok(())
-    })?;
+    });
+    // Work still running past the shutdown deadline (a model call, a store that does not
+    // answer) does not hold the process.
+    rt.shutdown_timeout(Duration::from_millis(500));
+    served?;
     Ok(0)
 }
 
@@ -328,33 +355,86 @@ pub enum AuditCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// A head saved earlier (what `tribunal audit head -f json` printed): the log must
+        /// still hold that entry, so a log cut back behind it is caught.
+        #[arg(long)]
+        head: Option<PathBuf>,
+    },
+    /// Print the log's head (last sequence number and hash), to keep elsewhere and give
+    /// to `tribunal audit verify --head` later.
+    Head {
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Output: text or json.
+        #[arg(long, short = 'f', default_value = "text")]
+        format: String,
     },
 }
 
 pub fn audit(config: Option<&Path>, cmd: AuditCommand) -> Result<u8> {
-    let AuditCommand::Verify { db, json } = cmd;
-    let (rt, store) = open_store(config, db.as_deref())?;
-    let report = rt.block_on(tribunal_server::audit::verify(&store))?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else if report.ok() {
-        println!(
-            "decision log intact: {} entries, head {} {}",
-            report.entries,
-            report.head_seq,
-            if report.head_hash.is_empty() {
-                "-"
-            } else {
-                &report.head_hash
+    match cmd {
+        AuditCommand::Head { db, format } => {
+            if !matches!(format.as_str(), "text" | "json") {
+                bail!("--format: expected text or json, found {format:?}");
             }
-        );
-    } else {
-        println!("decision log damaged ({} entries read):", report.entries);
-        for p in &report.problems {
-            println!("  {p}");
+            let (rt, store) = open_store(config, db.as_deref())?;
+            let head = rt.block_on(tribunal_server::audit::head(&store))?;
+            if format == "json" {
+                println!("{}", serde_json::to_string(&head)?);
+            } else {
+                println!(
+                    "{} {}",
+                    head.seq,
+                    if head.hash.is_empty() {
+                        "-"
+                    } else {
+                        &head.hash
+                    }
+                );
+            }
+            Ok(0)
+        }
+        AuditCommand::Verify { db, json, head } => {
+            let saved: Option<tribunal_server::audit::Head> = match &head {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("--head {}", path.display()))?;
+                    Some(serde_json::from_str(&text).with_context(|| {
+                        format!(
+                            "--head {}: expected what `tribunal audit head -f json` prints",
+                            path.display()
+                        )
+                    })?)
+                }
+                None => None,
+            };
+            let (rt, store) = open_store(config, db.as_deref())?;
+            let report = rt.block_on(tribunal_server::audit::verify_against(
+                &store,
+                saved.as_ref(),
+            ))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if report.ok() {
+                println!(
+                    "decision log intact: {} entries, head {} {}",
+                    report.entries,
+                    report.head_seq,
+                    if report.head_hash.is_empty() {
+                        "-"
+                    } else {
+                        &report.head_hash
+                    }
+                );
+            } else {
+                println!("decision log damaged ({} entries read):", report.entries);
+                for p in &report.problems {
+                    println!("  {p}");
+                }
+            }
+            Ok(if report.ok() { 0 } else { 1 })
         }
     }
-    Ok(if report.ok() { 0 } else { 1 })
 }
 
 #[derive(Args)]

@@ -1,0 +1,385 @@
+//! `tribunal serve` as a process: an answered decision is in the log even when the process
+//! is killed right after (`kill -9` under load, several times), numbers are never given
+//! twice, a head kept elsewhere catches a log cut back, two servers on one PostgreSQL
+//! database keep one chain and stop on SIGTERM, and clients that send half a request do
+//! not keep an agent from its answers.
+
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tribunal_store::testing::TestDatabase;
+use tribunal_store::{AuditRow, Store};
+
+fn tribunal(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tribunal"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CI")
+        .output()
+        .expect("run tribunal")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A server process, killed if the test ends before it does.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+/// Starts `command` (a `tribunal serve` on port 0) and reads its address from the log line
+/// that announces it.
+fn start(mut command: Command) -> (Server, String) {
+    let mut server = Server(command.stderr(Stdio::piped()).spawn().unwrap());
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server announces its address")
+            .unwrap();
+        if let Some(rest) = line.split("serving on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap_or("").to_owned();
+        }
+    };
+    // Keep reading the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (server, addr)
+}
+
+fn serve(dir: &Path, extra: &[&str]) -> (Server, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tribunal"));
+    c.args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .current_dir(dir);
+    start(c)
+}
+
+/// One gate request over a fresh connection: (status, answer), or `None` when the
+/// connection failed or the answer was cut off (the server was killed).
+fn gate(addr: &str, token: &str, i: usize) -> Option<(u16, Value)> {
+    let body = json!({"trace": [{"role": "user", "content": format!("where is order {i}?")}],
+        "pending": {"kind": "reply", "content": "It has shipped."}})
+    .to_string();
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    write!(
+        s,
+        "POST /api/v1/gate HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.get(9..12)?.parse().ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return None;
+    }
+    Some((status, serde_json::from_str(body).ok()?))
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Waits for the process to end; a process that does not end within a minute is killed
+/// and the test fails (a hang guard, not a measure).
+fn wait_ended(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("the server did not end after SIGTERM");
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+async fn all_entries(store: &Store) -> Vec<AuditRow> {
+    let mut all = Vec::new();
+    loop {
+        let after = all.last().map_or(0, |r: &AuditRow| r.seq);
+        let rows = store.audit_entries(after, 1000).await.unwrap();
+        if rows.is_empty() {
+            return all;
+        }
+        all.extend(rows);
+    }
+}
+
+/// Agents asking the gate over and over until told to stop; each answered decision id.
+struct Load {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
+    ids: Arc<Mutex<Vec<i64>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addrs: &[String], token: &str, agents: usize, first: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let ids = Arc::new(Mutex::new(Vec::new()));
+        let threads = (0..agents)
+            .map(|a| {
+                let (stop, answered, ids) = (stop.clone(), answered.clone(), ids.clone());
+                let (addr, token) = (addrs[a % addrs.len()].clone(), token.to_owned());
+                std::thread::spawn(move || {
+                    let mut i = first + a * 100_000;
+                    while !stop.load(Ordering::Relaxed) {
+                        i += 1;
+                        if let Some((200, v)) = gate(&addr, &token, i) {
+                            if let Some(id) = v["decision_id"].as_i64() {
+                                ids.lock().unwrap().push(id);
+                                answered.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            answered,
+            ids,
+            threads,
+        }
+    }
+
+    /// Waits until `n` decisions were answered.
+    fn until(&self, n: usize) {
+        while self.answered.load(Ordering::Relaxed) < n {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn finish(self) -> Vec<i64> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let ids = self.ids.lock().unwrap().clone();
+        ids
+    }
+}
+
+#[test]
+fn answered_decisions_survive_kill_9_and_their_numbers_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let token = text(&tribunal(d, &["token", "create", "--role", "agent"]).stdout)
+        .trim()
+        .to_owned();
+    let mut answered = Vec::new();
+    for round in 0..4 {
+        let (mut server, addr) = serve(d, &[]);
+        let load = Load::start(&[addr], &token, 6, round * 1_000_000);
+        load.until(50 * (round + 1));
+        // Killed while agents keep asking: answers are on their way.
+        server.kill().unwrap();
+        server.wait().unwrap();
+        let ids = load.finish();
+        assert!(!ids.is_empty());
+        answered.extend(ids);
+    }
+    let unique: HashSet<i64> = answered.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        answered.len(),
+        "a decision id was given twice"
+    );
+    let entries = block_on(async {
+        let store = Store::open(d.join(".tribunal/tribunal.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let e = all_entries(&store).await;
+        store.close().await;
+        e
+    });
+    let gates: HashSet<i64> = entries
+        .iter()
+        .filter(|e| e.kind == "gate")
+        .map(|e| e.seq)
+        .collect();
+    let missing: Vec<i64> = unique.difference(&gates).copied().collect();
+    assert!(
+        missing.is_empty(),
+        "answered but not logged: {missing:?} ({} answered)",
+        unique.len()
+    );
+    let out = tribunal(d, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
+#[test]
+fn a_saved_head_catches_a_log_cut_back_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let token = text(&tribunal(d, &["token", "create", "--role", "agent"]).stdout)
+        .trim()
+        .to_owned();
+    let (mut server, addr) = serve(d, &[]);
+    for i in 0..3 {
+        let (st, v) = gate(&addr, &token, i).unwrap();
+        assert_eq!(st, 200, "{v}");
+    }
+    signal(&server, "-TERM");
+    assert!(wait_ended(&mut server).success());
+
+    let out = tribunal(d, &["audit", "head", "-f", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let head: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(head["seq"], 4, "{head}");
+    assert_eq!(head["hash"].as_str().unwrap().len(), 64, "{head}");
+    let out = tribunal(d, &["audit", "head"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("4 {}", head["hash"].as_str().unwrap())
+    );
+    std::fs::write(d.join("head.json"), serde_json::to_vec(&head).unwrap()).unwrap();
+    let out = tribunal(d, &["audit", "verify", "--head", "head.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
+    // The last entry removed and the head record moved back with it.
+    block_on(async {
+        let store = Store::open(d.join(".tribunal/tribunal.db").to_str().unwrap())
+            .await
+            .unwrap();
+        store
+            .execute_raw("DELETE FROM audit_log WHERE seq = 4")
+            .await
+            .unwrap();
+        store
+            .execute_raw(
+                "UPDATE audit_head SET seq = 3, hash = (SELECT hash FROM audit_log WHERE seq = 3)",
+            )
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let out = tribunal(d, &["audit", "verify"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "consistent in itself: {}",
+        text(&out.stdout)
+    );
+    let out = tribunal(d, &["audit", "verify", "--head", "head.json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("saved head names entry 4"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn two_servers_on_one_postgres_database_keep_one_chain_and_stop_on_sigterm() {
+    let db = block_on(TestDatabase::create("tribunal_two_serve")).unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = tribunal(d, &["token", "create", "--role", "agent", "--db", &db.url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    let (mut a, addr_a) = serve(d, &["--db", &db.url]);
+    let (mut b, addr_b) = serve(d, &["--db", &db.url]);
+    let load = Load::start(&[addr_a, addr_b], &token, 6, 0);
+    load.until(300);
+    let ids = load.finish();
+    for server in [&mut a, &mut b] {
+        signal(server, "-TERM");
+        let status = wait_ended(server);
+        assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+    }
+    let out = tribunal(d, &["audit", "verify", "--db", &db.url]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let entries = block_on(async {
+        let store = Store::open(&db.url).await.unwrap();
+        let e = all_entries(&store).await;
+        store.close().await;
+        e
+    });
+    let mut logged: Vec<i64> = entries
+        .iter()
+        .filter(|e| e.kind == "gate")
+        .map(|e| e.seq)
+        .collect();
+    let mut answered = ids.clone();
+    answered.sort();
+    logged.sort();
+    assert_eq!(answered, logged, "every answered decision logged, once");
+    block_on(db.drop()).unwrap();
+}
+
+#[test]
+fn clients_that_send_half_a_request_do_not_keep_an_agent_from_its_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let token = text(&tribunal(d, &["token", "create", "--role", "agent"]).stdout)
+        .trim()
+        .to_owned();
+    // The server may hold 256 files; more slow clients than that connect.
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!(
+            "ulimit -n 256 && exec '{}' serve --listen 127.0.0.1:0 --max-connections 100 --header-timeout-ms 300",
+            env!("CARGO_BIN_EXE_tribunal")
+        ))
+        .current_dir(d);
+    let (mut server, addr) = start(c);
+    let mut slow = Vec::new();
+    for _ in 0..400 {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.write_all(b"POST /api/v1/gate HTTP/1.1\r\nHost: x\r\nContent-Ty")
+            .unwrap();
+        slow.push(s);
+    }
+    for i in 0..5 {
+        let (st, v) = gate(&addr, &token, i).expect("an answer");
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["decision"], "allow", "{v}");
+    }
+    drop(slow);
+    signal(&server, "-TERM");
+    assert!(wait_ended(&mut server).success());
+}
