@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod evaluator;
+mod html;
 pub mod report;
 pub mod run;
 

@@ -20,10 +20,12 @@ pub enum ReportFormat {
     Json,
     Jsonl,
     Junit,
+    /// One self-contained HTML page.
+    Html,
 }
 
 impl ReportFormat {
-    pub const NAMES: &'static [&'static str] = &["table", "json", "jsonl", "junit"];
+    pub const NAMES: &'static [&'static str] = &["table", "json", "jsonl", "junit", "html"];
 
     pub fn parse(s: &str) -> Option<ReportFormat> {
         Some(match s {
@@ -31,6 +33,7 @@ impl ReportFormat {
             "json" => ReportFormat::Json,
             "jsonl" => ReportFormat::Jsonl,
             "junit" => ReportFormat::Junit,
+            "html" => ReportFormat::Html,
             _ => return None,
         })
     }
@@ -256,7 +259,7 @@ impl<W: Write> Reporter<W> {
                     Event::Rejected(err) => writeln!(self.out, "{:<8}  {}", "REJECTED", err),
                 }
             }
-            ReportFormat::Json | ReportFormat::Junit => {
+            ReportFormat::Json | ReportFormat::Junit | ReportFormat::Html => {
                 self.held.push(e);
                 Ok(())
             }
@@ -293,6 +296,9 @@ impl<W: Write> Reporter<W> {
             }
             ReportFormat::Junit => {
                 write_junit(&mut self.out, &self.held, summary, info, &self.usage)?
+            }
+            ReportFormat::Html => {
+                crate::html::write_html(&mut self.out, &self.held, summary, info, &self.usage)?
             }
         }
         self.out.flush()?;

@@ -401,6 +401,313 @@ async function reviewsPage() {
   show(el("h1", {}, "Reviews"), items.length ? list : el("p", {}, "Nothing is waiting for a decision."));
 }
 
+// ---------------------------------------------------------------------------------------
+// Judges
+
+const VARIABLES = ["inputs", "outputs", "expectations", "conversation", "trace"];
+const OUTPUTS = ["yes_no", "bool", "int 1..5", "float 0..1", "one of [safe, unsafe]", "text"];
+
+function usageText(u) {
+  if (!u) return "";
+  const cost = typeof u.cost_usd === "number" ? ` · $${u.cost_usd.toFixed(6)}` : "";
+  return `${u.input_tokens || 0} in + ${u.output_tokens || 0} out tokens${cost}`;
+}
+
+async function judgesPage() {
+  show(el("h1", {}, "Judges"), el("p", {}, "Loading…"));
+  let data;
+  try {
+    data = await api("GET", "/api/v1/judges");
+  } catch (e) {
+    show(el("h1", {}, "Judges"), failure(e));
+    return;
+  }
+  const stored = data.stored || [];
+  const configured = data.judges || [];
+  show(
+    el("h1", {}, "Judges"),
+    can("admin") ? el("p", {}, el("a", { href: "#/judges/new", id: "new-judge", class: "button" }, "New judge")) : null,
+    el("h2", {}, "Made here"),
+    stored.length
+      ? el(
+          "table",
+          { class: "grid", id: "stored-judges" },
+          el("thead", {}, el("tr", {}, ["Judge", "Kind", "Version", "Updated"].map((h) => el("th", { scope: "col" }, h)))),
+          el(
+            "tbody",
+            {},
+            stored.map((j) =>
+              el(
+                "tr",
+                { "data-judge": j.name },
+                el("td", {}, el("a", { href: "#/judges/" + encodeURIComponent(j.name) + "/versions" }, j.name)),
+                el("td", {}, j.kind),
+                el("td", { class: "num" }, "v" + j.latest_version),
+                el("td", {}, j.updated_at || ""),
+              ),
+            ),
+          ),
+        )
+      : el("p", {}, "None yet."),
+    el("h2", {}, "From the configuration"),
+    el(
+      "ul",
+      { id: "configured-judges" },
+      configured.map((j) => el("li", {}, el("code", {}, typeof j === "string" ? j : j.name || text(j)), j.kind ? ` (${j.kind})` : "")),
+    ),
+  );
+}
+
+/** The editor: a new judge (optionally from a built-in) or a new version of one. */
+async function judgeEditor(name, params) {
+  if (!can("admin")) return forbiddenPage("the judge editor");
+  show(el("h1", {}, name ? `Judge ${name}` : "New judge"), el("p", {}, "Loading…"));
+  let builtins = [];
+  let versions = [];
+  try {
+    builtins = (await api("GET", "/api/v1/judges/builtins")).builtins || [];
+    if (name) versions = (await api("GET", `/api/v1/judges/${encodeURIComponent(name)}/versions`)).versions || [];
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 404)) {
+      show(el("h1", {}, "Judge"), failure(e));
+      return;
+    }
+  }
+  const latest = versions[versions.length - 1];
+  const settings = Object.assign({}, latest ? latest.settings : {});
+  const nameInput = el("input", { id: "judge-name", value: name || "", required: true, readonly: !!name, pattern: "[A-Za-z0-9_-]+" });
+  const from = el(
+    "select",
+    { id: "judge-from" },
+    el("option", { value: "" }, "blank"),
+    builtins.filter((b) => b.model_judge).map((b) => el("option", { value: b.kind }, `${b.kind} — ${b.description}`)),
+  );
+  const instructions = el("textarea", { id: "judge-instructions", rows: 10 }, settings.instructions || "");
+  const output = el("input", { id: "judge-output", list: "outputs", value: settings.output || "yes_no" });
+  const outputs = el("datalist", { id: "outputs" }, OUTPUTS.map((o) => el("option", { value: o })));
+  const model = el("input", { id: "judge-model", value: settings.model || "", placeholder: "openai:/gpt-4o-mini" });
+  const extraSettings = Object.assign({}, settings);
+  delete extraSettings.instructions;
+  delete extraSettings.output;
+  delete extraSettings.model;
+  const extra = el("textarea", { id: "judge-extra", rows: 3 }, Object.keys(extraSettings).length ? JSON.stringify(extraSettings) : "");
+  const note = el("input", { id: "judge-note", placeholder: "what changed (optional)" });
+  from.addEventListener("change", () => {
+    const b = builtins.find((x) => x.kind === from.value);
+    if (!b) return;
+    instructions.value = b.instructions || "";
+    output.value = b.output || "yes_no";
+  });
+  const insertButtons = VARIABLES.map((v) =>
+    el(
+      "button",
+      {
+        type: "button",
+        class: "insert",
+        "data-var": v,
+        onclick: () => {
+          const at = instructions.selectionStart ?? instructions.value.length;
+          const token = `{{ ${v} }}`;
+          instructions.value = instructions.value.slice(0, at) + token + instructions.value.slice(instructions.selectionEnd ?? at);
+          instructions.focus();
+          instructions.selectionStart = instructions.selectionEnd = at + token.length;
+        },
+      },
+      `{{ ${v} }}`,
+    ),
+  );
+  const status = el("div", { id: "judge-status", role: "status" });
+  /** The definition as the API takes it, or an error naming the field. */
+  const definition = () => {
+    const s = { instructions: instructions.value, output: output.value.trim() };
+    if (model.value.trim()) s.model = model.value.trim();
+    if (extra.value.trim()) {
+      let more;
+      try {
+        more = JSON.parse(extra.value);
+      } catch (e) {
+        throw new Error("other settings: not JSON: " + e.message);
+      }
+      if (typeof more !== "object" || Array.isArray(more) || more === null) throw new Error("other settings: expected a JSON object");
+      Object.assign(s, more);
+    }
+    return { kind: (latest && latest.kind) || "llm", settings: s };
+  };
+  const traceIds = el("textarea", { id: "try-traces", rows: 3, placeholder: "trace ids, one per line" });
+  const pickRule = el("input", { id: "try-rule", placeholder: "rule, e.g. c6.dangerous_command" });
+  const pickDecision = el("select", { id: "try-decision" }, ["", "allow", "escalate", "block"].map((d) => el("option", { value: d }, d || "any")));
+  const results = el("div", { id: "try-results" });
+  const pick = async () => {
+    const q = new URLSearchParams({ limit: "10" });
+    if (pickRule.value.trim()) q.set("rule", pickRule.value.trim());
+    if (pickDecision.value) q.set("decision", pickDecision.value);
+    try {
+      const r = await api("GET", "/api/v1/traces?" + q.toString());
+      traceIds.value = (r.traces || []).map((t) => t.trace_id).join("\n");
+    } catch (e) {
+      results.replaceChildren(failure(e));
+    }
+  };
+  const tryIt = async () => {
+    const ids = traceIds.value.split(/\s+/).filter(Boolean);
+    results.replaceChildren(el("p", {}, `Trying on ${ids.length} traces…`));
+    try {
+      const body = Object.assign(definition(), { trace_ids: ids });
+      if (name && latest) body.compare = { name, version: latest.version };
+      const r = await api("POST", "/api/v1/judges/try", body);
+      const cell = (fb) => {
+        const f = (fb || [])[0];
+        if (!f) return el("td", {}, "—");
+        return el("td", {}, f.error ? el("span", { class: "error" }, "error: " + f.error) : text(f.value));
+      };
+      results.replaceChildren(
+        el(
+          "table",
+          { class: "grid", id: "try-table" },
+          el("thead", {}, el("tr", {}, ["Trace", "Value", "Rationale", "Evidence", "Tokens and cost", latest ? `v${latest.version}` : null].filter(Boolean).map((h) => el("th", { scope: "col" }, h)))),
+          el(
+            "tbody",
+            {},
+            r.results.map((row) => {
+              const f = (row.feedback || [])[0] || {};
+              return el(
+                "tr",
+                { "data-trace": row.trace_id },
+                el("td", {}, el("a", { href: "#/traces/" + encodeURIComponent(row.trace_id) }, row.trace_id)),
+                cell(row.feedback),
+                el("td", {}, f.rationale || ""),
+                el("td", {}, (f.evidence || []).join(", ")),
+                el("td", {}, usageText(row.usage)),
+                latest ? cell(row.compare && row.compare.feedback) : null,
+              );
+            }),
+          ),
+        ),
+        el("p", { id: "try-totals" }, "Total: " + usageText(r.totals)),
+      );
+    } catch (e) {
+      results.replaceChildren(failure(e));
+    }
+  };
+  const save = async () => {
+    const n = nameInput.value.trim();
+    try {
+      const body = Object.assign(definition(), note.value.trim() ? { note: note.value.trim() } : {});
+      const r = await api("POST", `/api/v1/judges/${encodeURIComponent(n)}/versions`, body);
+      status.replaceChildren(`Saved ${r.name} v${r.version}`);
+      location.hash = "#/judges/" + encodeURIComponent(r.name) + "/versions";
+    } catch (e) {
+      status.replaceChildren(failure(e));
+    }
+  };
+  show(
+    el("p", {}, el("a", { href: "#/judges" }, "← Judges")),
+    el("h1", {}, name ? `Judge ${name}` : "New judge", latest ? el("span", { class: "dim" }, ` (editing v${latest.version})`) : null),
+    el(
+      "form",
+      { id: "judge-form", class: "card editor", onsubmit: (ev) => { ev.preventDefault(); save(); } },
+      el("label", { for: "judge-name" }, "Name"),
+      nameInput,
+      name ? null : el("label", { for: "judge-from" }, "Start from"),
+      name ? null : from,
+      el("label", { for: "judge-instructions" }, "Instructions"),
+      el("div", { class: "inserts", role: "group", "aria-label": "Insert a template variable" }, insertButtons),
+      instructions,
+      el("label", { for: "judge-output" }, "Output"),
+      output,
+      outputs,
+      el("label", { for: "judge-model" }, "Model (provider:/model)"),
+      model,
+      el("label", { for: "judge-extra" }, "Other settings (JSON: base_url, temperature, max_tokens, timeout_ms, …)"),
+      extra,
+      el("label", { for: "judge-note" }, "Note"),
+      note,
+      el("button", { type: "submit", id: "judge-save" }, "Save as a new version"),
+      status,
+    ),
+    el(
+      "section",
+      { class: "card", id: "try" },
+      el("h2", {}, "Try it"),
+      el("div", { class: "filters" }, el("label", {}, "Rule", pickRule), el("label", {}, "Decision", pickDecision), el("button", { type: "button", id: "try-pick", onclick: pick }, "Pick traces")),
+      traceIds,
+      el("button", { type: "button", id: "try-run", onclick: tryIt }, "Try"),
+      results,
+    ),
+  );
+  if (params.get("from")) {
+    from.value = params.get("from");
+    from.dispatchEvent(new Event("change"));
+  }
+}
+
+async function judgeVersions(name, params) {
+  show(el("h1", {}, `Judge ${name}`), el("p", {}, "Loading…"));
+  let versions;
+  try {
+    versions = (await api("GET", `/api/v1/judges/${encodeURIComponent(name)}/versions`)).versions || [];
+  } catch (e) {
+    show(el("h1", {}, `Judge ${name}`), failure(e));
+    return;
+  }
+  const last = versions.length ? versions[versions.length - 1].version : 0;
+  const fromV = Number(params.get("from") || Math.max(1, last - 1));
+  const toV = Number(params.get("to") || last);
+  const diff = el("div", { id: "judge-diff" });
+  if (versions.length > 1) {
+    try {
+      const d = await api("GET", `/api/v1/judges/${encodeURIComponent(name)}/diff?from=${fromV}&to=${toV}`);
+      diff.replaceChildren(
+        el("h2", {}, `Changes from v${d.from} to v${d.to}`),
+        el("ul", {}, (d.changes || []).map((c) => el("li", {}, el("code", {}, c.path), ": ", el("del", {}, text(c.from)), " → ", el("ins", {}, text(c.to))))),
+        el("pre", { class: "diff" }, d.text || ""),
+      );
+    } catch (e) {
+      diff.replaceChildren(failure(e));
+    }
+  }
+  const rollback = (v) => async () => {
+    try {
+      const r = await api("POST", `/api/v1/judges/${encodeURIComponent(name)}/rollback`, { version: v });
+      location.hash = `#/judges/${encodeURIComponent(name)}/versions?from=${v}&to=${r.version}&r=${Date.now()}`;
+    } catch (e) {
+      diff.replaceChildren(failure(e));
+    }
+  };
+  show(
+    el("p", {}, el("a", { href: "#/judges" }, "← Judges")),
+    el("h1", {}, `Judge ${name}`),
+    can("admin") ? el("p", {}, el("a", { href: `#/judges/${encodeURIComponent(name)}`, id: "edit-judge" }, "Edit (new version)")) : null,
+    el(
+      "table",
+      { class: "grid", id: "versions" },
+      el("thead", {}, el("tr", {}, ["Version", "Hash", "Kind", "Note", "Saved", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el(
+        "tbody",
+        {},
+        versions.map((v) =>
+          el(
+            "tr",
+            { "data-version": v.version },
+            el("td", {}, "v" + v.version),
+            el("td", {}, el("code", {}, v.hash)),
+            el("td", {}, v.kind),
+            el("td", {}, v.note || ""),
+            el("td", {}, `${v.created_at} by ${v.created_by || "?"}`),
+            el(
+              "td",
+              {},
+              el("a", { href: `#/judges/${encodeURIComponent(name)}/versions?from=${v.version}&to=${last}` }, "diff"),
+              can("admin") && v.version !== last ? el("button", { type: "button", class: "rollback", onclick: rollback(v.version) }, "Roll back to this") : null,
+            ),
+          ),
+        ),
+      ),
+    ),
+    diff,
+  );
+}
+
 function forbiddenPage(what) {
   show(el("h1", {}, "Not allowed"), el("p", { id: "forbidden" }, `A ${state.role} may not open ${what}.`));
 }
@@ -435,6 +742,10 @@ async function route() {
   if (parts[0] === "signin") return signInPage();
   if (parts[0] === "traces" && parts[1]) return tracePage(decodeURIComponent(parts[1]));
   if (parts[0] === "reviews") return can("review") ? reviewsPage() : forbiddenPage("reviews");
+  if (parts[0] === "judges" && parts[1] === "new") return judgeEditor(null, params);
+  if (parts[0] === "judges" && parts[1] && parts[2] === "versions") return judgeVersions(decodeURIComponent(parts[1]), params);
+  if (parts[0] === "judges" && parts[1]) return judgeEditor(decodeURIComponent(parts[1]), params);
+  if (parts[0] === "judges") return judgesPage();
   return tracesPage(params);
 }
 

@@ -19,7 +19,7 @@ pub struct EvalArgs {
     /// Trace files (.json, .jsonl, .ndjson), directories of them, or - for JSONL on stdin.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Report format: table, json, jsonl or junit.
+    /// Report format: table, json, jsonl, junit or html (one self-contained page).
     #[arg(long, short = 'f', default_value = "table")]
     pub format: String,
     /// Write the report here instead of standard output.
