@@ -36,6 +36,9 @@ enum Command {
     /// Policy tools.
     #[command(subcommand)]
     Policy(commands::policy::PolicyCommand),
+    /// Reports over what the server did (`report value`).
+    #[command(subcommand)]
+    Report(commands::report::ReportCommand),
     /// Past evaluation runs in the store.
     #[command(subcommand)]
     Runs(commands::runs::RunsCommand),
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Check(a) => commands::check::run(cli.config.as_deref(), a),
         Command::Policy(c) => commands::policy::run(cli.config.as_deref(), c),
         Command::Runs(c) => commands::runs::run(cli.config.as_deref(), c),
+        Command::Report(c) => commands::report::run(cli.config.as_deref(), c),
         Command::Init(a) => commands::init::run(a),
         Command::Bench(c) => commands::bench::run(c),
         Command::Serve(a) => commands::serve::serve(cli.config.as_deref(), a),

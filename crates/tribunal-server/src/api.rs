@@ -224,6 +224,27 @@ pub async fn get_run(
     ))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueQuery {
+    since: Option<String>,
+}
+
+/// `GET /api/v1/report/value?since=30d`: what the gate did for the caller's project.
+pub async fn value_report(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    q: Result<Query<ValueQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let Query(q) = q.map_err(|e| ApiError::request(format!("{e}; the filter is since")))?;
+    let now = tribunal_store::clock::now_ms();
+    let since =
+        crate::value::since(q.since.as_deref().unwrap_or("30d"), now).map_err(ApiError::request)?;
+    let report = crate::value::value_report(&state.store, &caller.project, &since, now).await?;
+    Ok(Json(json!(report)))
+}
+
 pub async fn list_judges(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -368,6 +389,7 @@ pub fn openapi_document() -> Value {
                 "requestBody": {"required": true, "content": {"application/x-protobuf": {}, "application/json": {}}},
                 "responses": ok("accepted and stored", &[400, 413, 415])}},
             "/api/v1/traces": {"get": {"summary": "List traces, newest first", "parameters": [query("source", "string"), query("decision", "string"), query("since", "string"), query("rule", "string"), query("q", "string"), query("limit", "integer"), query("offset", "integer")], "responses": ok("traces", &[400])}},
+            "/api/v1/report/value": {"get": {"summary": "The value report: decisions over time, top rules, blocked actions by kind, escalations and time to decide, gate latency percentiles, model judges' cost, adoption (role: viewer or above)", "parameters": [query("since", "string")], "responses": ok("project, since, decisions, over_time, top_rules, blocked_by_kind, escalations, gate_latency, judges, adoption", &[400])}},
             "/api/v1/sessions": {"post": {"summary": "Sign in to the UI with an API token (not an agent's): sets an HttpOnly, SameSite=Strict session cookie and answers the CSRF token that state-changing requests made with it must send as X-CSRF-Token", "security": [],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}}}},
                 "responses": ok("project, role, token_id, csrf", &[400, 401, 403])}},

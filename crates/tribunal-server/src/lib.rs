@@ -25,6 +25,7 @@ pub mod resend;
 pub mod scorer;
 pub mod session;
 pub mod ui;
+pub mod value;
 
 use auth::Caller;
 use axum::extract::{Request, State};
@@ -342,6 +343,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route("/api/v1/audit/verify", get(api::verify_audit))
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/session", get(ui::current).delete(ui::sign_out))
+        .route("/api/v1/report/value", get(api::value_report))
         .route("/metrics", get(api::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -279,6 +279,18 @@ async fn a_person_finds_a_blocked_trace_sees_its_evidence_and_reviews_an_escalat
         "{e}"
     );
 
+    // The dashboard counts the decisions.
+    c.goto(&format!("{}/#/dashboard?since=1d", s.url))
+        .await
+        .unwrap();
+    let figures = wait_for(&c, "#figures").await.text().await.unwrap();
+    assert!(
+        figures.starts_with("3\ndecisions") || figures.contains("3\ndecisions"),
+        "{figures}"
+    );
+    assert!(c.find(Locator::Css("figure svg")).await.is_ok());
+    screenshot(&c, "dashboard").await;
+
     // A viewer sees traces but not the review queue.
     c.find(Locator::Css("#signout"))
         .await

@@ -36,6 +36,49 @@ pub fn new_run_id() -> String {
     format!("{y:04}{m:02}{d:02}-{hh:02}{mm:02}{ss:02}-{salt:04x}")
 }
 
+/// A time in milliseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339_from_ms(ms: i64) -> String {
+    let t = if ms >= 0 {
+        UNIX_EPOCH + std::time::Duration::from_millis(ms as u64)
+    } else {
+        UNIX_EPOCH
+    };
+    rfc3339(t)
+}
+
+/// Seconds since the Unix epoch of a `YYYY-MM-DDTHH:MM:SS…` UTC timestamp (fractions and a
+/// trailing `Z` ignored), as the store writes them; `None` for anything else.
+pub fn parse_rfc3339_secs(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// (year, month, day) to days since 1970-01-01, the inverse of [`civil_from_days`].
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 fn rfc3339(t: SystemTime) -> String {
     let (y, m, d, hh, mm, ss) = fields(t);
     format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
@@ -84,5 +127,16 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-24T16:46:06Z");
         assert_eq!(millis(t), 1_795_538_766_955);
         assert!(new_run_id().len() == 20 && new_run_id().as_bytes()[8] == b'-');
+        assert_eq!(rfc3339_from_ms(1_795_538_766_955), "2026-11-24T16:46:06Z");
+        assert_eq!(
+            parse_rfc3339_secs("2026-11-24T16:46:06Z"),
+            Some(1_795_538_766)
+        );
+        for days in [-800_000, -1, 0, 11_016, 19_723, 20_781, 900_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m as i64, d as i64), days);
+        }
+        assert_eq!(parse_rfc3339_secs("yesterday"), None);
+        assert_eq!(parse_rfc3339_secs("2026-13-01T00:00:00Z"), None);
     }
 }

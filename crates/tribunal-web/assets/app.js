@@ -708,6 +708,96 @@ async function judgeVersions(name, params) {
   );
 }
 
+// ---------------------------------------------------------------------------------------
+// Dashboard
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs, ...children) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+/** Horizontal bars, each labelled with its name and count (readable without colour). */
+function barChart(title, rows) {
+  const max = Math.max(1, ...rows.map((r) => r[1]));
+  const h = 22 * Math.max(1, rows.length) + 8;
+  const chart = svg("svg", { role: "img", "aria-label": title, width: 560, height: h, viewBox: `0 0 560 ${h}` });
+  rows.forEach(([name, n], i) => {
+    const y = 4 + 22 * i;
+    const w = Math.round((n / max) * 300);
+    chart.append(
+      svg("text", { x: 0, y: y + 13 }, name),
+      svg("rect", { x: 200, y, width: w, height: 16, fill: "#5b6472" }),
+      svg("text", { x: 206 + w, y: y + 13 }, String(n)),
+    );
+  });
+  return el("figure", { class: "card" }, el("figcaption", {}, title), chart);
+}
+
+async function dashboardPage(params) {
+  const since = params.get("since") || "30d";
+  show(el("h1", {}, "Dashboard"), el("p", {}, "Loading…"));
+  let r;
+  try {
+    r = await api("GET", "/api/v1/report/value?since=" + encodeURIComponent(since));
+  } catch (e) {
+    show(el("h1", {}, "Dashboard"), failure(e));
+    return;
+  }
+  const d = r.decisions;
+  const a = r.adoption;
+  const l = r.gate_latency;
+  const e = r.escalations;
+  const fig = (label, value) => el("div", { class: "figure" }, el("div", { class: "value" }, value === null || value === undefined ? "—" : String(value)), el("div", { class: "label" }, label));
+  const windows = el("nav", { class: "pager", "aria-label": "Window" }, ["1d", "7d", "30d", "90d"].map((w) => el("a", { href: "#/dashboard?since=" + w, "aria-current": w === since ? "page" : null }, w)));
+  show(
+    el("h1", {}, "Dashboard"),
+    windows,
+    el("p", { class: "dim" }, `since ${r.since}`),
+    el(
+      "section",
+      { class: "figures", id: "figures" },
+      fig("decisions", d.allow + d.escalate + d.block),
+      fig("blocked", d.block),
+      fig("escalated", d.escalate),
+      fig("gate p99 (µs)", l.p99_us),
+      fig("escalations decided in (p50 s)", e.decide_seconds_p50),
+      fig("cost per 1,000 decisions ($)", a.cost_per_thousand_decisions_usd === null ? null : a.cost_per_thousand_decisions_usd.toFixed(4)),
+      fig("first decision after start (s)", a.seconds_from_start_to_first_decision),
+    ),
+    barChart("Decisions", [["allow", d.allow], ["escalate", d.escalate], ["block", d.block]]),
+    r.blocked_by_kind.length ? barChart("Blocked actions by kind", r.blocked_by_kind) : null,
+    r.top_rules.length ? barChart("Top rules", r.top_rules.slice(0, 10)) : null,
+    el(
+      "section",
+      { class: "card" },
+      el("h2", {}, "Over time"),
+      el(
+        "table",
+        { class: "grid", id: "over-time" },
+        el("thead", {}, el("tr", {}, ["When", "allow", "escalate", "block"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, r.over_time.map((b) => el("tr", {}, el("td", {}, b.at), el("td", { class: "num" }, b.allow), el("td", { class: "num" }, b.escalate), el("td", { class: "num" }, b.block)))),
+      ),
+    ),
+    r.judges.length
+      ? el(
+          "section",
+          { class: "card" },
+          el("h2", {}, "Model judges"),
+          el(
+            "table",
+            { class: "grid" },
+            el("thead", {}, el("tr", {}, ["Judge", "Model", "Calls", "Input tokens", "Output tokens", "Cost ($)"].map((h) => el("th", { scope: "col" }, h)))),
+            el("tbody", {}, r.judges.map((j) => el("tr", {}, el("td", {}, j.judge), el("td", {}, j.model), el("td", { class: "num" }, j.calls), el("td", { class: "num" }, j.input_tokens), el("td", { class: "num" }, j.output_tokens), el("td", { class: "num" }, j.cost_usd.toFixed(6))))),
+          ),
+        )
+      : null,
+  );
+}
+
 function forbiddenPage(what) {
   show(el("h1", {}, "Not allowed"), el("p", { id: "forbidden" }, `A ${state.role} may not open ${what}.`));
 }
@@ -746,6 +836,7 @@ async function route() {
   if (parts[0] === "judges" && parts[1] && parts[2] === "versions") return judgeVersions(decodeURIComponent(parts[1]), params);
   if (parts[0] === "judges" && parts[1]) return judgeEditor(decodeURIComponent(parts[1]), params);
   if (parts[0] === "judges") return judgesPage();
+  if (parts[0] === "dashboard") return dashboardPage(params);
   return tracesPage(params);
 }
 

@@ -5,6 +5,7 @@ pub mod check;
 pub mod eval;
 pub mod init;
 pub mod policy;
+pub mod report;
 pub mod runs;
 pub mod serve;
 
