@@ -534,19 +534,12 @@ fn write_case(out: &mut impl Write, r: &TraceResult, info: &RunInfo) -> io::Resu
 }
 
 fn xml(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
-            c => o.push(c),
-        }
-    }
-    o
+    escape(s)
+}
+
+/// Text for HTML or XML: `&`, `<`, `>`, `"` and `'` as entities, control characters dropped.
+pub fn escape(s: &str) -> String {
+    crate::html::escape(s)
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -155,27 +155,41 @@ fn accepted(protobuf: bool, empty_protobuf: Vec<u8>) -> Response {
     }
 }
 
-async fn receive_logs(
-    State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
+/// An export request's permission, encoding and body, read as OTLP/JSON (`from_protobuf`
+/// converts the protobuf form); whether it was protobuf, to answer in kind.
+async fn read_export(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
+    from_protobuf: fn(&[u8]) -> Result<Value, ApiError>,
+) -> Result<(bool, Value), ApiError> {
     caller.require(Permission::Ingest)?;
-    state.project(&caller)?;
-    let protobuf = encoding(&headers)?;
+    state.project(caller)?;
+    let protobuf = encoding(headers)?;
     let bytes = body::read(
-        &headers,
+        headers,
         body,
         state.options.max_body_bytes,
         state.options.body_timeout,
     )
     .await?;
     let doc = if protobuf {
-        logs_protobuf_to_json(&bytes)?
+        from_protobuf(&bytes)?
     } else {
         body::parse_json(&bytes, state.options.max_json_depth)?
     };
+    Ok((protobuf, doc))
+}
+
+async fn receive_logs(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (protobuf, doc) =
+        read_export(&state, &caller, &headers, body, logs_protobuf_to_json).await?;
     let (events, _other) = tribunal_formats::otlp::split_logs(&doc)
         .map_err(|e| ApiError::new("invalid_logs", e.to_string()))?;
     let records: Vec<SpanEventRecord> = events
@@ -224,22 +238,8 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::Ingest)?;
-    state.project(&caller)?;
-    let protobuf = encoding(&headers)?;
-    let bytes = body::read(
-        &headers,
-        body,
-        state.options.max_body_bytes,
-        state.options.body_timeout,
-    )
-    .await?;
+    let (protobuf, doc) = read_export(&state, &caller, &headers, body, protobuf_to_json).await?;
     let started = Instant::now();
-    let doc = if protobuf {
-        protobuf_to_json(&bytes)?
-    } else {
-        body::parse_json(&bytes, state.options.max_json_depth)?
-    };
     let parts = tribunal_formats::otlp::split_request(&doc)
         .map_err(|e| ApiError::new("invalid_trace", e.to_string()))?;
     // Read the whole request as traces now, so what is stored can be judged later.

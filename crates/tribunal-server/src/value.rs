@@ -385,12 +385,7 @@ pub fn text(r: &ValueReport) -> String {
 
 /// The report as one self-contained HTML page (no script, nothing outside the file).
 pub fn html(r: &ValueReport) -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
+    let esc = tribunal_engine::report::escape;
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Tribunal value report</title>\
 <style>body{{font:15px/1.45 system-ui,sans-serif;max-width:960px;margin:1.5rem auto;padding:0 1rem}}\

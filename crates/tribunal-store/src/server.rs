@@ -265,23 +265,15 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let mut ids: Vec<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = mark_otlp_traces(
+            &mut tx,
+            project,
+            spans.iter().map(|s| s.trace_id.as_str()),
+            at,
+            at_ms,
+        )
+        .await?;
         for id in ids {
-            sqlx::query(
-                "INSERT INTO traces (project, trace_id, source, first_seen, last_seen,
-                    last_seen_ms, span_count, dirty)
-                 VALUES ($1, $2, 'otlp', $3, $3, $4, 0, 1)
-                 ON CONFLICT (project, trace_id) DO UPDATE
-                 SET last_seen = $3, last_seen_ms = $4, dirty = 1",
-            )
-            .bind(project)
-            .bind(id)
-            .bind(at)
-            .bind(at_ms)
-            .execute(&mut *tx)
-            .await?;
             sqlx::query(
                 "UPDATE traces SET span_count =
                     (SELECT COUNT(*) FROM spans WHERE project = $1 AND trace_id = $2)
@@ -859,6 +851,36 @@ fn like_escape(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Marks the OTLP traces `ids` (made when new) as seen at `at` and to be judged again, in
+/// `tx`; returns the ids, each once.
+pub(crate) async fn mark_otlp_traces<'a>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    project: &str,
+    ids: impl Iterator<Item = &'a str>,
+    at: &str,
+    at_ms: i64,
+) -> Result<Vec<&'a str>, StoreError> {
+    let mut ids: Vec<&str> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in &ids {
+        sqlx::query(
+            "INSERT INTO traces (project, trace_id, source, first_seen, last_seen,
+                last_seen_ms, span_count, dirty)
+             VALUES ($1, $2, 'otlp', $3, $3, $4, 0, 1)
+             ON CONFLICT (project, trace_id) DO UPDATE
+             SET last_seen = $3, last_seen_ms = $4, dirty = 1",
+        )
+        .bind(project)
+        .bind(*id)
+        .bind(at)
+        .bind(at_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(ids)
 }
 
 #[cfg(test)]

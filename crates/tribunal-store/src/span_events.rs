@@ -62,24 +62,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let mut ids: Vec<&str> = events.iter().map(|e| e.trace_id.as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        for id in ids {
-            sqlx::query(
-                "INSERT INTO traces (project, trace_id, source, first_seen, last_seen,
-                    last_seen_ms, span_count, dirty)
-                 VALUES ($1, $2, 'otlp', $3, $3, $4, 0, 1)
-                 ON CONFLICT (project, trace_id) DO UPDATE
-                 SET last_seen = $3, last_seen_ms = $4, dirty = 1",
-            )
-            .bind(project)
-            .bind(id)
-            .bind(at)
-            .bind(at_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
+        crate::server::mark_otlp_traces(
+            &mut tx,
+            project,
+            events.iter().map(|e| e.trace_id.as_str()),
+            at,
+            at_ms,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
