@@ -1,0 +1,10 @@
+//! Human labels and how far they can be trusted. This crate is pure (no I/O, no clock): the
+//! store holds labels, this crate computes from them.
+//!
+//! [`agreement`]: percent agreement, Cohen's κ (unweighted, linear and quadratic weights for
+//! ordered labels), Fleiss' κ, Krippendorff's α (nominal, ordinal, interval; missing labels
+//! allowed), and a seeded bootstrap interval for any of them. A figure that cannot be
+//! computed from its input (one category, one rating per item, no items) is
+//! [`agreement::NotComputable`] with the reason, never a NaN.
+
+pub mod agreement;
