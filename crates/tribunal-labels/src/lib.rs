@@ -1,6 +1,10 @@
 //! Human labels and how far they can be trusted. This crate is pure (no I/O, no clock): the
 //! store holds labels, this crate computes from them.
 //!
+//! [`schema`]: label schemas (pass/fail, categorical, numeric, text, pairwise) and typed
+//! values. [`queue`]: who labels what next (overlap, locks that time out, skips, gold items,
+//! blind mode) and which items go to review.
+//!
 //! [`agreement`]: percent agreement, Cohen's κ (unweighted, linear and quadratic weights for
 //! ordered labels), Fleiss' κ, Krippendorff's α (nominal, ordinal, interval; missing labels
 //! allowed), and a seeded bootstrap interval for any of them. A figure that cannot be
@@ -8,3 +12,5 @@
 //! [`agreement::NotComputable`] with the reason, never a NaN.
 
 pub mod agreement;
+pub mod queue;
+pub mod schema;
