@@ -40,6 +40,9 @@ pub(crate) const SCHEMA: &[&str] = &[
         PRIMARY KEY (project, trace_id)
     )",
     "CREATE INDEX IF NOT EXISTS traces_dirty ON traces (dirty, last_seen_ms)",
+    // The trace list: newest first, all of a project or one decision of it.
+    "CREATE INDEX IF NOT EXISTS traces_recent ON traces (project, last_seen, trace_id)",
+    "CREATE INDEX IF NOT EXISTS traces_by_decision ON traces (project, decision, last_seen, trace_id)",
     "CREATE TABLE IF NOT EXISTS audit_log (
         seq BIGINT PRIMARY KEY,
         at TEXT NOT NULL,
