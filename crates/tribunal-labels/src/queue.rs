@@ -33,6 +33,9 @@ pub enum Next {
         gold: bool,
         until_ms: i64,
     },
+    /// Nothing free now, but items held by others may come free (a skip or a lock that
+    /// times out): ask again after `until_ms` at the latest.
+    Wait { until_ms: i64 },
     /// Nothing left for this person.
     Done,
 }
@@ -158,6 +161,9 @@ impl Queue {
                 });
             }
         }
+        // The earliest time a lock held by someone else ends on an item this person could
+        // still label.
+        let mut wait: Option<i64> = None;
         for id in &self.order {
             let s = self
                 .items
@@ -171,6 +177,10 @@ impl Queue {
             }
             s.locks.retain(|_, until| *until > now_ms);
             if s.labels.len() + s.locks.len() >= overlap {
+                if s.labels.len() < overlap {
+                    let soonest = s.locks.values().copied().min().unwrap_or(now_ms);
+                    wait = Some(wait.map_or(soonest, |w| w.min(soonest)));
+                }
                 continue;
             }
             s.locks.insert(person.to_owned(), until_ms);
@@ -183,7 +193,10 @@ impl Queue {
                 until_ms,
             });
         }
-        Ok(Next::Done)
+        Ok(match wait {
+            Some(until_ms) => Next::Wait { until_ms },
+            None => Next::Done,
+        })
     }
 
     /// Records `person`'s label of `item` (which they were given). A lock that timed out
@@ -324,6 +337,42 @@ impl Queue {
         s.final_label = Some((value, by.to_owned()));
         s.locks.clear();
         Ok(())
+    }
+
+    /// Puts back a label recorded earlier (when a queue is read again from the store).
+    pub fn restore_label(&mut self, person: &str, item: &str, value: Value) {
+        if let Some(s) = self.items.get_mut(item) {
+            if !s.labels.iter().any(|(who, _)| who == person) {
+                s.labels.push((person.to_owned(), value));
+            }
+        } else if self.gold.contains_key(item) {
+            self.people
+                .entry(person.to_owned())
+                .or_default()
+                .gold_done
+                .insert(item.to_owned());
+            self.gold_answers
+                .insert((person.to_owned(), item.to_owned()), value);
+        }
+    }
+
+    /// Puts back a skip recorded earlier.
+    pub fn restore_skip(&mut self, person: &str, item: &str) {
+        if let Some(s) = self.items.get_mut(item) {
+            s.skipped.insert(person.to_owned());
+        }
+    }
+
+    /// Puts back a final label recorded earlier.
+    pub fn restore_final(&mut self, item: &str, value: Value, by: &str) {
+        if let Some(s) = self.items.get_mut(item) {
+            s.final_label = Some((value, by.to_owned()));
+        }
+    }
+
+    /// Whether `item` is one of the queue's gold items.
+    pub fn is_gold(&self, item: &str) -> bool {
+        self.gold.contains_key(item)
     }
 
     /// The adjudicated label of `item` and who decided it.

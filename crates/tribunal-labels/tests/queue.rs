@@ -56,6 +56,8 @@ fn overlap_three_over_a_thousand_items_and_ten_people() {
                 Next::Done => {
                     done.insert(p.clone());
                 }
+                // Someone else holds what is left; they will label, skip or let it go.
+                Next::Wait { .. } => {}
                 Next::Item { item, gold, .. } => holding[who] = Some((item, gold)),
             },
             Some((item, gold)) => {

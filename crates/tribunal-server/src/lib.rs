@@ -17,6 +17,7 @@ pub mod body;
 pub mod error;
 pub mod escalation;
 pub mod gate;
+pub mod labels;
 pub mod metrics;
 pub mod otlp;
 pub mod project;
@@ -105,6 +106,8 @@ pub struct AppState {
     pub sessions: session::Sessions,
     /// Browsers signed in to the UI.
     pub web: ui::WebSessions,
+    /// Labeling queues in use.
+    pub label_queues: labels::Queues,
     tokens: Mutex<HashMap<String, (Caller, Instant)>>,
     /// Gate traces to store, written in batches after the answers.
     gate_traces: Mutex<Option<tokio::sync::mpsc::Sender<tribunal_store::GateTraceRow>>>,
@@ -284,6 +287,7 @@ pub async fn start(
         reviews,
         sessions,
         web: ui::WebSessions::default(),
+        label_queues: labels::Queues::default(),
         tokens: Mutex::new(HashMap::new()),
         gate_traces: Mutex::new(Some(traces_tx)),
     });
@@ -344,6 +348,27 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/session", get(ui::current).delete(ui::sign_out))
         .route("/api/v1/report/value", get(api::value_report))
+        .route(
+            "/api/v1/label-schemas",
+            get(labels::list_schemas).post(labels::create_schema),
+        )
+        .route(
+            "/api/v1/queues",
+            get(labels::list_queues).post(labels::create_queue),
+        )
+        .route("/api/v1/queues/{id}/next", post(labels::next))
+        .route("/api/v1/queues/{id}/labels", get(labels::labels))
+        .route("/api/v1/queues/{id}/review", get(labels::review))
+        .route("/api/v1/queues/{id}/agreement", get(labels::agreement))
+        .route(
+            "/api/v1/queues/{id}/items/{item}/label",
+            post(labels::label),
+        )
+        .route("/api/v1/queues/{id}/items/{item}/skip", post(labels::skip))
+        .route(
+            "/api/v1/queues/{id}/items/{item}/adjudicate",
+            post(labels::adjudicate),
+        )
         .route("/metrics", get(api::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

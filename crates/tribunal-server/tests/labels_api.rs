@@ -1,0 +1,335 @@
+//! Labeling over the API: schemas, a queue with overlap 3 worked by six annotators at once
+//! (every item ends with three labels from three people), blind mode, skips, review and
+//! adjudication, agreement figures, the role matrix, bad input, and a queue read back from
+//! the store.
+
+mod common;
+
+use common::TestServer;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use tribunal_server::ServerOptions;
+
+async fn call(
+    s: &TestServer,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let c = TestServer::client();
+    let url = format!("{}{path}", s.url);
+    let r = match method {
+        "POST" => c.post(url).json(&body.unwrap_or(json!({}))),
+        _ => c.get(url),
+    };
+    let r = r.bearer_auth(token).send().await.unwrap();
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_annotators_label_a_queue_with_overlap_three() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let admin = s.token("default", "admin").await;
+    let reviewer = s.token("default", "reviewer").await;
+    let viewer = s.token("default", "viewer").await;
+    let agent = s.token("default", "agent").await;
+    let mut annotators = Vec::new();
+    for _ in 0..6 {
+        annotators.push(s.token("default", "annotator").await);
+    }
+    let schema = json!({"name": "helpful", "type": "categorical", "options": ["yes", "no", "partly"], "instructions": "Was the reply helpful?"});
+    assert_eq!(
+        call(
+            &s,
+            &annotators[0],
+            "POST",
+            "/api/v1/label-schemas",
+            Some(schema.clone())
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &s,
+            &admin,
+            "POST",
+            "/api/v1/label-schemas",
+            Some(schema.clone())
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        call(&s, &admin, "POST", "/api/v1/label-schemas", Some(schema))
+            .await
+            .0,
+        409
+    );
+    let (st, v) = call(
+        &s,
+        &admin,
+        "POST",
+        "/api/v1/label-schemas",
+        Some(json!({"name": "x", "type": "categorical", "options": ["one"]})),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("options"),
+        "{v}"
+    );
+
+    let items: Vec<String> = (0..60).map(|i| format!("t{i}")).collect();
+    let gold: serde_json::Map<String, Value> =
+        (0..5).map(|i| (format!("g{i}"), json!("yes"))).collect();
+    let queue = json!({"id": "q1", "schema": "helpful", "items": items, "overlap": 3, "blind": true, "gold": gold, "gold_rate": 0.1});
+    assert_eq!(
+        call(&s, &admin, "POST", "/api/v1/queues", Some(queue.clone()))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        call(&s, &admin, "POST", "/api/v1/queues", Some(queue))
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        call(
+            &s,
+            &admin,
+            "POST",
+            "/api/v1/queues",
+            Some(json!({"id": "q2", "schema": "nope", "items": ["a"]}))
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        call(
+            &s,
+            &admin,
+            "POST",
+            "/api/v1/queues",
+            Some(json!({"id": "q2", "schema": "helpful", "items": []}))
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        call(&s, &viewer, "POST", "/api/v1/queues/q1/next", None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(call(&s, &agent, "GET", "/api/v1/queues", None).await.0, 403);
+    assert_eq!(
+        call(&s, &annotators[0], "POST", "/api/v1/queues/nope/next", None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        call(
+            &s,
+            &annotators[0],
+            "POST",
+            "/api/v1/queues/q1/items/t1/label",
+            Some(json!({"value": "yes"}))
+        )
+        .await
+        .0,
+        409,
+        "not held"
+    );
+
+    // Six people at once; each labels by a rule of their own; two of them skip every seventh
+    // item (so every item still has three people left for it).
+    let mut tasks = Vec::new();
+    for (n, token) in annotators.iter().enumerate() {
+        let (url, token) = (s.url.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = TestServer::client();
+            let mut done = 0;
+            for step in 0.. {
+                let v: Value = c
+                    .post(format!("{url}/api/v1/queues/q1/next"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if v["done"] == true {
+                    break;
+                }
+                if v["wait_until_ms"].is_number() {
+                    // Items held by others may come free.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+                let item = v["item"].as_str().unwrap().to_owned();
+                if n < 2 && step % 7 == 6 && !item.starts_with('g') {
+                    let r = c
+                        .post(format!("{url}/api/v1/queues/q1/items/{item}/skip"))
+                        .bearer_auth(&token)
+                        .json(&json!({"reason": "not sure"}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                    continue;
+                }
+                let value = if item.starts_with('g') {
+                    "yes"
+                } else if (n + item.len()) % 3 == 0 {
+                    "no"
+                } else {
+                    "yes"
+                };
+                let r = c
+                    .post(format!("{url}/api/v1/queues/q1/items/{item}/label"))
+                    .bearer_auth(&token)
+                    .json(&json!({"value": value}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201, "{item}: {}", r.text().await.unwrap());
+                done += 1;
+            }
+            done
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap() > 0);
+    }
+    let (_, all) = call(&s, &reviewer, "GET", "/api/v1/queues/q1/labels", None).await;
+    let items = all["items"].as_array().unwrap();
+    assert_eq!(items.len(), 60);
+    for it in items {
+        let people: HashSet<&str> = it["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["person"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            (people.len(), it["labels"].as_array().unwrap().len()),
+            (3, 3),
+            "{it}"
+        );
+    }
+
+    // Blind: an annotator's view holds only their own labels.
+    let (_, mine) = call(&s, &annotators[0], "GET", "/api/v1/queues/q1/labels", None).await;
+    let (me, _) = {
+        let (_, who) = call(&s, &annotators[0], "GET", "/api/v1/session", None).await;
+        (who["token_id"].as_str().unwrap().to_owned(), ())
+    };
+    for it in mine["items"].as_array().unwrap() {
+        for l in it["labels"].as_array().unwrap() {
+            assert_eq!(l["person"], me.as_str());
+        }
+        assert!(it["final"].is_null());
+    }
+    let bad = call(&s, &annotators[0], "POST", "/api/v1/queues/q1/next", None).await;
+    assert_eq!(bad.1["done"], true);
+
+    // Review: disagreements go to a reviewer; adjudication is final.
+    assert_eq!(
+        call(&s, &annotators[0], "GET", "/api/v1/queues/q1/review", None)
+            .await
+            .0,
+        403
+    );
+    let (_, rv) = call(&s, &reviewer, "GET", "/api/v1/queues/q1/review", None).await;
+    let disputed = rv["items"].as_array().unwrap();
+    assert!(!disputed.is_empty(), "{rv}");
+    let first = disputed[0]["item"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(
+            &s,
+            &reviewer,
+            "POST",
+            &format!("/api/v1/queues/q1/items/{first}/adjudicate"),
+            Some(json!({"value": "maybe"}))
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        call(
+            &s,
+            &reviewer,
+            "POST",
+            &format!("/api/v1/queues/q1/items/{first}/adjudicate"),
+            Some(json!({"value": "no"}))
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        call(
+            &s,
+            &reviewer,
+            "POST",
+            &format!("/api/v1/queues/q1/items/{first}/adjudicate"),
+            Some(json!({"value": "yes"}))
+        )
+        .await
+        .0,
+        409
+    );
+    let (_, rv2) = call(&s, &reviewer, "GET", "/api/v1/queues/q1/review", None).await;
+    assert_eq!(rv2["items"].as_array().unwrap().len(), disputed.len() - 1);
+
+    // Agreement and gold.
+    let (st, ag) = call(&s, &reviewer, "GET", "/api/v1/queues/q1/agreement", None).await;
+    assert_eq!(st, 200);
+    assert_eq!(ag["items_complete"], 60);
+    assert!(
+        ag["krippendorff_alpha"].is_number() && ag["fleiss_kappa"].is_number(),
+        "{ag}"
+    );
+    assert!(
+        ag["people"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["gold"]["right"].as_u64() > Some(0)),
+        "{ag}"
+    );
+
+    // Read back from the store: the same labels and the final one.
+    s.state.label_queues.0.lock().unwrap().clear();
+    let (_, again) = call(&s, &reviewer, "GET", "/api/v1/queues/q1/labels", None).await;
+    let again = again["items"].as_array().unwrap();
+    let sorted = |v: &Value| {
+        let mut l: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
+        l.sort();
+        l
+    };
+    for (x, y) in again.iter().zip(all["items"].as_array().unwrap()) {
+        assert_eq!(x["item"], y["item"]);
+        assert_eq!(sorted(&x["labels"]), sorted(&y["labels"]));
+    }
+    let fin = again.iter().find(|x| x["item"] == first.as_str()).unwrap();
+    assert_eq!(fin["final"]["value"], "no", "{fin}");
+    s.stop().await;
+}
