@@ -1,6 +1,6 @@
 //! Evaluation that cannot flatter: pairwise accuracy where a tie in score counts as a miss,
 //! always beside a length-only baseline (the reply with more words wins; equal lengths are a
-//! miss) and chance (0.5), with a seeded bootstrap 95 % interval; per-subset accuracy when
+//! miss), its opposite (the shorter reply wins) and chance (0.5), with a seeded bootstrap 95 % interval; per-subset accuracy when
 //! records name a subset; best-of-N selection accuracy over groups of candidates.
 //!
 //! A record's expected winner is `chosen`, or `rejected` when its soft label is below 0.5.
@@ -30,6 +30,9 @@ pub struct Evaluation {
     pub n: usize,
     pub model: Accuracy,
     pub length_baseline: Accuracy,
+    /// The opposite baseline (the shorter reply wins; equal lengths miss), shown so that a
+    /// length bias in either direction is visible.
+    pub shorter_baseline: Accuracy,
     pub chance: f64,
     /// Pairs labelled as ties, not scored.
     pub ties_skipped: usize,
@@ -77,6 +80,7 @@ pub fn evaluate(
 ) -> Evaluation {
     let mut model_hits = Vec::new();
     let mut length_hits = Vec::new();
+    let mut shorter_hits = Vec::new();
     let mut by_subset: BTreeMap<String, Vec<bool>> = BTreeMap::new();
     let mut ties_skipped = 0;
     let mut score_ties = 0;
@@ -91,11 +95,12 @@ pub fn evaluate(
         }
         let h = hit(chosen_wins, c, s);
         model_hits.push(h);
-        length_hits.push(hit(
-            chosen_wins,
+        let (lc, lr) = (
             reply_words(&r.chosen) as f64,
             reply_words(&r.rejected) as f64,
-        ));
+        );
+        length_hits.push(hit(chosen_wins, lc, lr));
+        shorter_hits.push(hit(chosen_wins, -lc, -lr));
         if let Some(name) = &r.subset {
             by_subset.entry(name.clone()).or_default().push(h);
         }
@@ -108,6 +113,7 @@ pub fn evaluate(
         n: model_hits.len(),
         model: accuracy(&model_hits, samples, seed),
         length_baseline: accuracy(&length_hits, samples, seed),
+        shorter_baseline: accuracy(&shorter_hits, samples, seed),
         chance: 0.5,
         ties_skipped,
         score_ties,

@@ -5,6 +5,8 @@ pub mod check;
 pub mod eval;
 pub mod init;
 pub mod policy;
+pub mod prefs;
+pub mod rm;
 pub mod runs;
 pub mod serve;
 

@@ -50,6 +50,8 @@ fn length_baseline_picks_the_longer_reply_and_equal_lengths_miss() {
     assert_eq!(e.ties_skipped, 1);
     assert_eq!(e.length_baseline.correct, 2);
     assert_eq!(e.length_baseline.accuracy, 0.5);
+    // Shorter wins only on row 2; the equal lengths miss both ways.
+    assert_eq!(e.shorter_baseline.correct, 1);
 }
 
 #[test]
