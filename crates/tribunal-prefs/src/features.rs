@@ -50,8 +50,8 @@ impl FeatureSettings {
     }
 
     pub(crate) fn check(&self) -> Result<(), String> {
-        if !(4..=26).contains(&self.bits) {
-            return Err(format!("bits is {}, expected 4 to 26", self.bits));
+        if !(4..=24).contains(&self.bits) {
+            return Err(format!("bits is {}, expected 4 to 24", self.bits));
         }
         if self.chars && (self.char_min == 0 || self.char_min > self.char_max) {
             return Err(format!(

@@ -23,11 +23,34 @@ impl Message {
 }
 
 /// A prompt or a reply: plain text, or a list of messages (TRL's "conversational" form).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Turns {
     Text(String),
     Messages(Vec<Message>),
+}
+
+impl<'de> Deserialize<'de> for Turns {
+    /// Text or a list of messages, with the message's own error (a missing `content`, an
+    /// unknown field) rather than "no variant matched".
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(Turns::Text(s)),
+            v @ serde_json::Value::Array(_) => Vec::<Message>::deserialize(v)
+                .map(Turns::Messages)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "expected text or a list of {{role, content}} messages, found {}",
+                match other {
+                    serde_json::Value::Null => "null",
+                    serde_json::Value::Bool(_) => "a boolean",
+                    serde_json::Value::Number(_) => "a number",
+                    _ => "an object",
+                }
+            ))),
+        }
+    }
 }
 
 impl Default for Turns {
