@@ -47,6 +47,12 @@ enum Command {
     /// Benchmark results scored with their official metrics: tau, tau2, gaia, webarena.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Preference data files (convert between TRL, hh-rlhf, UltraFeedback and JSONL).
+    #[command(subcommand)]
+    Prefs(commands::prefs::PrefsCommand),
+    /// Reward models: train a Bradley–Terry model on preference pairs, evaluate it.
+    #[command(subcommand)]
+    Rm(commands::rm::RmCommand),
     /// Run the server: gate API, OTLP receiver, review queue, REST API, metrics.
     Serve(commands::serve::ServeArgs),
     /// API tokens for the server.
@@ -86,6 +92,8 @@ fn main() -> ExitCode {
         Command::Report(c) => commands::report::run(cli.config.as_deref(), c),
         Command::Init(a) => commands::init::run(a),
         Command::Bench(c) => commands::bench::run(c),
+        Command::Prefs(c) => commands::prefs::run(c),
+        Command::Rm(c) => commands::rm::run(c),
         Command::Serve(a) => commands::serve::serve(cli.config.as_deref(), a),
         Command::Token(c) => commands::serve::token(cli.config.as_deref(), c),
         Command::Audit(c) => commands::serve::audit(cli.config.as_deref(), c),

@@ -5,7 +5,9 @@ pub mod check;
 pub mod eval;
 pub mod init;
 pub mod policy;
+pub mod prefs;
 pub mod report;
+pub mod rm;
 pub mod runs;
 pub mod serve;
 

@@ -1,0 +1,201 @@
+//! `tribunal prefs convert`, `tribunal rm train` and `tribunal rm eval` with the real binary
+//! on small fixtures.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tribunal-prefs/tests/data")
+        .join(name)
+}
+
+fn tribunal(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tribunal"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CI")
+        .output()
+        .expect("run tribunal")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Pairs where the polite, helpful reply wins whatever its length.
+fn write_pairs(path: &Path, n: usize, offset: usize) {
+    let topics = ["bread", "chess", "music", "rust", "taxes", "travel"];
+    let good = [
+        "Sure, here is how to start with {t}: go step by step.",
+        "Happy to help with {t}, the key idea is simple.",
+        "{t}: begin small and practise.",
+    ];
+    let bad = [
+        "I can't help with {t}.",
+        "No. Figure out {t} yourself, I will not explain anything about it to you today.",
+        "Whatever.",
+    ];
+    let mut out = String::new();
+    for i in offset..offset + n {
+        let t = topics[i % topics.len()];
+        let row = serde_json::json!({
+            "prompt": format!("Tell me about {t}."),
+            "chosen": good[(i / 6) % good.len()].replace("{t}", t),
+            "rejected": bad[(i / 18) % bad.len()].replace("{t}", t),
+        });
+        out.push_str(&row.to_string());
+        out.push('\n');
+    }
+    std::fs::write(path, out).expect("write pairs");
+}
+
+#[test]
+fn prefs_convert_round_trips_hh_rlhf_through_jsonl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hh = fixture("hh.jsonl");
+    let out = tribunal(
+        dir.path(),
+        &[
+            "prefs",
+            "convert",
+            &hh.display().to_string(),
+            "--from",
+            "hh-rlhf",
+            "--to",
+            "jsonl",
+            "-o",
+            "r.jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let records = std::fs::read_to_string(dir.path().join("r.jsonl")).expect("output");
+    assert_eq!(records.lines().count(), 4);
+    assert!(records.contains(r#""kind":"import""#));
+    let out = tribunal(
+        dir.path(),
+        &[
+            "prefs",
+            "convert",
+            "r.jsonl",
+            "--from",
+            "jsonl",
+            "--to",
+            "hh-rlhf",
+            "-o",
+            "back.jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read(dir.path().join("back.jsonl")).expect("output"),
+        std::fs::read(&hh).expect("fixture")
+    );
+}
+
+#[test]
+fn prefs_convert_lists_rejected_rows_and_writes_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = fixture("bad_hh.jsonl").display().to_string();
+    let out = tribunal(
+        dir.path(),
+        &[
+            "prefs", "convert", &bad, "--from", "hh-rlhf", "--to", "trl", "-o", "t.jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains(":2: field `rejected`: missing"), "{err}");
+    assert!(err.contains(":5: field `chosen`"), "{err}");
+    let written = std::fs::read_to_string(dir.path().join("t.jsonl")).expect("output");
+    assert_eq!(written.lines().count(), 2);
+    let out = tribunal(
+        dir.path(),
+        &[
+            "prefs", "convert", &bad, "--from", "hh", "--to", "trl", "-o", "t.jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown format `hh`"));
+}
+
+#[test]
+fn rm_train_and_eval_report_accuracy_beside_the_baselines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_pairs(&dir.path().join("train.jsonl"), 120, 0);
+    write_pairs(&dir.path().join("test.jsonl"), 36, 200);
+    let train = |out: &str| {
+        tribunal(
+            dir.path(),
+            &[
+                "rm",
+                "train",
+                "train.jsonl",
+                "-o",
+                out,
+                "--seed",
+                "7",
+                "--holdout",
+                "0.3",
+                "--bits",
+                "12",
+                "--epochs",
+                "3",
+                "-f",
+                "json",
+            ],
+        )
+    };
+    let out = train("rm.json");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["pairs"], 84);
+    assert_eq!(report["held_out"], 36);
+    assert_eq!(report["epoch_loss"].as_array().map(Vec::len), Some(3));
+    assert!(
+        report["evaluation"]["model"]["accuracy"].as_f64() > Some(0.9),
+        "{report}"
+    );
+    // The same seed writes the same model, byte for byte.
+    assert_eq!(train("again.json").status.code(), Some(0));
+    let model = std::fs::read(dir.path().join("rm.json")).expect("model");
+    assert_eq!(
+        model,
+        std::fs::read(dir.path().join("again.json")).expect("model")
+    );
+    let saved: Value = serde_json::from_slice(&model).expect("model json");
+    assert_eq!(saved["training"]["seed"], 7);
+    assert_eq!(saved["features"]["bits"], 12);
+
+    let out = tribunal(
+        dir.path(),
+        &["rm", "eval", "rm.json", "test.jsonl", "-f", "json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let e: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(e["n"], 36);
+    assert_eq!(e["chance"], 0.5);
+    assert!(e["model"]["accuracy"].as_f64() > Some(0.9), "{e}");
+    assert!(e["model"]["ci_low"].as_f64() <= e["model"]["accuracy"].as_f64());
+    assert!(e["length_baseline"]["accuracy"].as_f64().is_some());
+    let out = tribunal(dir.path(), &["rm", "eval", "rm.json", "test.jsonl"]);
+    let table = text(&out.stdout);
+    for label in ["accuracy", "length baseline", "chance", "95% CI"] {
+        assert!(table.contains(label), "{table}");
+    }
+}
+
+#[test]
+fn rm_eval_refuses_a_file_that_is_not_a_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("m.json"), r#"{"kind":"something-else"}"#).expect("write");
+    write_pairs(&dir.path().join("test.jsonl"), 3, 0);
+    let out = tribunal(dir.path(), &["rm", "eval", "m.json", "test.jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("m.json"),
+        "{}",
+        text(&out.stderr)
+    );
+}
