@@ -157,10 +157,8 @@ impl ValueBuilder {
             return;
         };
         match row.kind.as_str() {
-            "config" => {
-                if self.report.adoption.first_start.is_none() {
-                    self.report.adoption.first_start = Some(row.at.clone());
-                }
+            "config" if self.report.adoption.first_start.is_none() => {
+                self.report.adoption.first_start = Some(row.at.clone());
             }
             "gate" => {
                 if self.report.adoption.first_gate_decision.is_none() {

@@ -191,7 +191,7 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
                 }
                 let value = if item.starts_with('g') {
                     "yes"
-                } else if (n + item.len()) % 3 == 0 {
+                } else if (n + item.len()).is_multiple_of(3) {
                     "no"
                 } else {
                     "yes"
