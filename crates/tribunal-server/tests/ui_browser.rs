@@ -217,6 +217,17 @@ async fn a_person_finds_a_blocked_trace_sees_its_evidence_and_reviews_an_escalat
         marked_text.push_str(&m.text().await.unwrap());
     }
     assert!(marked_text.contains("rm -rf"), "{marked_text}");
+    let shown = c
+        .find(Locator::Css("#main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !shown.contains("null") && !shown.contains("undefined"),
+        "{shown}"
+    );
     screenshot(&c, "trace").await;
 
     // Markup from a trace is text, never HTML.
@@ -333,4 +344,124 @@ async fn rows_when(c: &Client, done: impl Fn(&[String]) -> bool) -> Vec<String> 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_annotator_labels_five_items_with_the_keyboard_only() {
+    use fantoccini::key::Key;
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    let annotator = s.token("default", "annotator").await;
+    let mut items = Vec::new();
+    for i in 0..5 {
+        let id = format!("conv-{i}");
+        gate(&s, &agent, json!({"trace_id": id, "trace": [{"role": "user", "content": format!("question {i}")}, {"role": "assistant", "content": format!("answer {i}")}]})).await;
+        items.push(id);
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let c = TestServer::client();
+    for (path, body) in [
+        (
+            "/api/v1/label-schemas",
+            json!({"name": "helpful", "type": "categorical", "options": ["good", "bad", "unclear"], "instructions": "Was the answer helpful?"}),
+        ),
+        (
+            "/api/v1/queues",
+            json!({"id": "q", "schema": "helpful", "items": items}),
+        ),
+    ] {
+        let r = c
+            .post(format!("{}{path}", s.url))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, b) = browser(profile.path()).await;
+    sign_in(&b, &s.url, &annotator).await;
+    b.goto(&format!("{}/#/queues/q/label", s.url))
+        .await
+        .unwrap();
+    wait_for(&b, "#label-pad #label-item").await;
+    let shown = b
+        .find(Locator::Css("#main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !shown.contains("null") && !shown.contains("undefined"),
+        "{shown}"
+    );
+    screenshot(&b, "labeling").await;
+    let submit: String = [
+        char::from(Key::Control),
+        char::from(Key::Enter),
+        char::from(Key::Null),
+    ]
+    .into_iter()
+    .collect();
+    let mut seen = Vec::new();
+    for round in 0..5 {
+        let item = wait_for(&b, "#label-item").await.text().await.unwrap();
+        assert!(!seen.contains(&item), "round {round}: {item} again");
+        seen.push(item.clone());
+        let pad = b.find(Locator::Css("#label-pad")).await.unwrap();
+        // "2" picks the second option, the right arrow then the left one come back to it.
+        pad.send_keys("2").await.unwrap();
+        let pad = b.find(Locator::Css("#label-pad")).await.unwrap();
+        pad.send_keys(&format!(
+            "{}{}",
+            char::from(Key::Right),
+            char::from(Key::Left)
+        ))
+        .await
+        .unwrap();
+        let chosen = b
+            .find(Locator::Css(".choice.chosen"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(chosen.contains("bad"), "{chosen}");
+        let pad = b.find(Locator::Css("#label-pad")).await.unwrap();
+        pad.send_keys(&submit).await.unwrap();
+        // The next item (or the end) replaces this one.
+        for _ in 0..100 {
+            let now = match b.find(Locator::Css("#label-item")).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if now != item {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    wait_for(&b, "#label-done").await;
+    let labels: Value = c
+        .get(format!("{}/api/v1/queues/q/labels", s.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let values: Vec<&Value> = labels["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["labels"].as_array().unwrap())
+        .map(|l| &l["value"])
+        .collect();
+    assert_eq!(values, vec![&json!("bad"); 5], "{labels}");
+    b.close().await.unwrap();
+    s.stop().await;
 }

@@ -25,7 +25,7 @@ function el(tag, attrs, ...children) {
 
 function show(...nodes) {
   const main = document.getElementById("main");
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
   main.focus();
 }
 
@@ -67,7 +67,9 @@ async function api(method, path, body) {
   }
   if (!r.ok) {
     const err = (data && data.error) || {};
-    if (r.status === 401) {
+    // A session that ended while in use: back to signing in (the first probe of a page
+    // that is not signed in renders the form itself).
+    if (r.status === 401 && state.role) {
       state.role = null;
       location.hash = "#/signin";
     }
@@ -798,6 +800,167 @@ async function dashboardPage(params) {
   );
 }
 
+// ---------------------------------------------------------------------------------------
+// Labeling
+
+async function queuesPage() {
+  show(el("h1", {}, "Labeling"), el("p", {}, "Loading…"));
+  let data;
+  try {
+    data = await api("GET", "/api/v1/queues");
+  } catch (e) {
+    show(el("h1", {}, "Labeling"), failure(e));
+    return;
+  }
+  const queues = data.queues || [];
+  show(
+    el("h1", {}, "Labeling"),
+    queues.length
+      ? el(
+          "ul",
+          { id: "queues" },
+          queues.map((q) =>
+            el(
+              "li",
+              { "data-queue": q.id },
+              el("a", { href: `#/queues/${encodeURIComponent(q.id)}/label` }, q.id),
+              ` — ${q.schema}, ${q.items} items, ${q.overlap} per item${q.blind ? ", blind" : ""}`,
+            ),
+          ),
+        )
+      : el("p", {}, "No queue is assigned to you."),
+  );
+}
+
+/** The choices a schema offers as keys 1…n, or null for numbers and text. */
+function choicesOf(schema) {
+  switch (schema.type) {
+    case "pass_fail":
+      return [["pass", true], ["fail", false]];
+    case "pairwise":
+      return [["A is better", "a"], ["B is better", "b"], ["tie", "tie"]];
+    case "categorical":
+      return schema.multiple ? null : schema.options.map((o) => [o, o]);
+    default:
+      return null;
+  }
+}
+
+async function labelPage(id) {
+  if (!can("annotate")) return forbiddenPage("labeling");
+  let current = null;
+  let chosen = 0;
+  const status = el("p", { id: "label-status", role: "status" });
+  const help = el(
+    "div",
+    { id: "label-help", class: "card", hidden: true },
+    el("h2", {}, "Keys"),
+    el("ul", {}, ["1–9: pick an option", "← →: move between options", "Ctrl+Enter: submit and open the next item", "s: skip (asks for a reason)", "?: show or hide these keys"].map((k) => el("li", {}, k))),
+  );
+  const pad = el("section", { id: "label-pad", class: "card", tabindex: "0", "aria-label": "Item to label" });
+  const load = async () => {
+    let r;
+    try {
+      r = await api("POST", `/api/v1/queues/${encodeURIComponent(id)}/next`);
+    } catch (e) {
+      pad.replaceChildren(failure(e));
+      return;
+    }
+    if (r.done) {
+      current = null;
+      pad.replaceChildren(el("p", { id: "label-done" }, "Nothing left to label in this queue. Thank you."));
+      return;
+    }
+    if (r.wait_until_ms) {
+      current = null;
+      pad.replaceChildren(el("p", {}, "Others hold the remaining items; trying again shortly."));
+      setTimeout(load, 2000);
+      return;
+    }
+    current = r;
+    chosen = 0;
+    render();
+    pad.focus();
+  };
+  const render = () => {
+    const schema = current.schema;
+    const choices = choicesOf(schema);
+    const messages = (current.trace && current.trace.messages) || [];
+    pad.replaceChildren(
+      ...[
+      el("p", { class: "dim" }, `item `, el("code", { id: "label-item" }, current.item)),
+      el("p", { class: "instructions" }, schema.instructions || ""),
+      el("ol", { class: "messages" }, messages.map((m) => messageView(m, new Set()))),
+      choices
+        ? el(
+            "div",
+            { class: "choices", role: "radiogroup", "aria-label": schema.name },
+            choices.map(([label], i) =>
+              el("button", { type: "button", role: "radio", "aria-checked": String(i === chosen), class: "choice" + (i === chosen ? " chosen" : ""), "data-index": i, onclick: () => { chosen = i; render(); pad.focus(); } }, `${i + 1} ${label}`),
+            ),
+          )
+        : el("input", { id: "label-value", type: schema.type === "numeric" ? "number" : "text", "aria-label": "label" }),
+      schema.comment ? el("input", { id: "label-comment", placeholder: "comment (optional)", "aria-label": "comment" }) : null,
+      el("button", { type: "button", id: "label-submit", onclick: submit }, "Submit (Ctrl+Enter)"),
+      ].filter(Boolean),
+    );
+  };
+  const submit = async () => {
+    if (!current) return;
+    const choices = choicesOf(current.schema);
+    let value;
+    if (choices) value = choices[chosen][1];
+    else {
+      const raw = document.getElementById("label-value").value;
+      value = current.schema.type === "numeric" ? Number(raw) : raw;
+      if (current.schema.type === "categorical") value = raw.split(",").map((x) => x.trim()).filter(Boolean);
+    }
+    const comment = document.getElementById("label-comment");
+    try {
+      await api("POST", `/api/v1/queues/${encodeURIComponent(id)}/items/${encodeURIComponent(current.item)}/label`, { value, comment: comment && comment.value ? comment.value : undefined });
+      status.replaceChildren(`Labelled ${current.item}`);
+      await load();
+    } catch (e) {
+      status.replaceChildren(failure(e));
+    }
+  };
+  const skip = async () => {
+    if (!current) return;
+    const reason = window.prompt("Why skip this item?");
+    if (!reason) return;
+    try {
+      await api("POST", `/api/v1/queues/${encodeURIComponent(id)}/items/${encodeURIComponent(current.item)}/skip`, { reason });
+      status.replaceChildren(`Skipped ${current.item}`);
+      await load();
+    } catch (e) {
+      status.replaceChildren(failure(e));
+    }
+  };
+  pad.addEventListener("keydown", (ev) => {
+    if (!current) return;
+    const choices = choicesOf(current.schema);
+    const inField = ev.target instanceof HTMLInputElement;
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+      ev.preventDefault();
+      submit();
+    } else if (ev.key === "?" && !inField) {
+      help.hidden = !help.hidden;
+    } else if (ev.key === "s" && !inField) {
+      skip();
+    } else if (choices && !inField && /^[1-9]$/.test(ev.key) && Number(ev.key) <= choices.length) {
+      chosen = Number(ev.key) - 1;
+      render();
+      pad.focus();
+    } else if (choices && !inField && (ev.key === "ArrowRight" || ev.key === "ArrowLeft")) {
+      chosen = (chosen + (ev.key === "ArrowRight" ? 1 : choices.length - 1)) % choices.length;
+      render();
+      pad.focus();
+    }
+  });
+  show(el("p", {}, el("a", { href: "#/queues" }, "← Labeling")), el("h1", {}, `Queue ${id}`), el("p", { class: "dim" }, "Press ? for the keys."), help, pad, status);
+  await load();
+}
+
 function forbiddenPage(what) {
   show(el("h1", {}, "Not allowed"), el("p", { id: "forbidden" }, `A ${state.role} may not open ${what}.`));
 }
@@ -837,6 +1000,8 @@ async function route() {
   if (parts[0] === "judges" && parts[1]) return judgeEditor(decodeURIComponent(parts[1]), params);
   if (parts[0] === "judges") return judgesPage();
   if (parts[0] === "dashboard") return dashboardPage(params);
+  if (parts[0] === "queues" && parts[1] && parts[2] === "label") return labelPage(decodeURIComponent(parts[1]));
+  if (parts[0] === "queues") return can("annotate") ? queuesPage() : forbiddenPage("labeling");
   return tracesPage(params);
 }
 
