@@ -505,3 +505,48 @@ fn a_closed_pipe_ends_the_command_quietly() {
 fn libc_sigpipe() -> i32 {
     13
 }
+
+#[test]
+fn the_server_log_never_shows_the_database_password() {
+    use std::io::{BufRead, BufReader};
+    let base = std::env::var("TRIBUNAL_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let secret = "tr1bunal-s3rve-secret";
+    let (url, secret) = match base
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+    {
+        Some((userinfo, _)) if userinfo.contains(':') => {
+            (base.clone(), userinfo.split_once(':').unwrap().1.to_owned())
+        }
+        _ => (
+            base.replacen('@', &format!(":{secret}@"), 1),
+            secret.to_owned(),
+        ),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tribunal"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", &url])
+        .current_dir(dir.path())
+        .env_remove("TRIBUNAL_CONFIG")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    for line in BufReader::new(server.stderr.take().unwrap())
+        .lines()
+        .take(500)
+    {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("serving on") {
+            break;
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(log.contains("serving on") && log.contains(":***@"), "{log}");
+    assert!(!log.contains(&format!(":{secret}@")), "{log}");
+}
