@@ -87,7 +87,24 @@ impl Queue {
             let _ = tx.send(Some(status.to_owned()));
         }
     }
+
+    /// Wakes the agent waiting here for `id`, if any, to read its stored status: another
+    /// server on the same store settled it.
+    pub fn wake(&self, id: &str) {
+        self.settle(id, "settled elsewhere");
+    }
+
+    fn forget(&self, id: &str) {
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
 }
+
+/// How often an agent waiting on a shared store reads its item's status, in case the
+/// message from the server that settled it was lost.
+const POLL: Duration = Duration::from_millis(500);
 
 /// The decision an item's status stands for.
 fn outcome(status: &str, default: Decision) -> Option<Decision> {
@@ -150,7 +167,10 @@ pub async fn on_escalate(
         decided_at: None,
     };
     let mut rx = q.subscribe(&id);
-    state.store.insert_escalation(&row).await?;
+    if let Err(e) = state.store.insert_escalation(&row).await {
+        q.forget(&id);
+        return Err(e.into());
+    }
     state
         .metrics
         .escalations_created
@@ -162,14 +182,13 @@ pub async fn on_escalate(
         "poll": format!("/api/v1/escalations/{id}"),
     });
     if wait.is_zero() {
+        q.forget(&id);
         return Ok(());
     }
     let wait = wait.min(q.settings.deadline);
-    let settled = tokio::time::timeout(wait, rx.wait_for(|s| s.is_some()))
-        .await
-        .ok()
-        .and_then(|r| r.ok().and_then(|s| s.clone()));
-    if let Some(status) = settled {
+    let settled = wait_settled(state, &caller.project, &id, &mut rx, wait).await;
+    q.forget(&id);
+    if let Some(status) = settled? {
         if let Some(d) = outcome(&status, default) {
             out["escalation"]["status"] = json!(status);
             out["decision"] = json!(d);
@@ -177,6 +196,45 @@ pub async fn on_escalate(
         }
     }
     Ok(())
+}
+
+/// Waits up to `wait` for item `id` to be settled and returns its stored status, or `None`
+/// when it is still pending. Woken when this server (or, through [`crate::peers`], another
+/// one) settles it; on a shared store the status is also read every [`POLL`].
+async fn wait_settled(
+    state: &AppState,
+    project: &str,
+    id: &str,
+    rx: &mut watch::Receiver<Option<String>>,
+    wait: Duration,
+) -> Result<Option<String>, ApiError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let shared = state.store.is_shared();
+    let mut listening = true;
+    loop {
+        let until = if shared {
+            (tokio::time::Instant::now() + POLL).min(deadline)
+        } else {
+            deadline
+        };
+        if listening {
+            if let Ok(Err(_)) = tokio::time::timeout_at(until, rx.changed()).await {
+                // Settled here: no more wake-ups will come.
+                listening = false;
+            }
+        } else {
+            tokio::time::sleep_until(until).await;
+        }
+        // The decision the agent gets is the one stored.
+        if let Some(row) = state.store.get_escalation(project, id).await? {
+            if row.status != "pending" {
+                return Ok(Some(row.status));
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+    }
 }
 
 fn push_reason(out: &mut Value, reason: String) {
@@ -336,6 +394,7 @@ pub async fn decide(
         )
         .await?;
     state.reviews.settle(&id, status);
+    crate::peers::reviewed(&state, &id).await;
     let row = state
         .store
         .get_escalation(&caller.project, &id)
@@ -367,6 +426,7 @@ async fn expire(state: &AppState, row: &EscalationRow) -> Result<(), ApiError> {
             )
             .await?;
         state.reviews.settle(&row.id, "expired");
+        crate::peers::reviewed(state, &row.id).await;
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ pub mod escalation;
 pub mod gate;
 pub mod metrics;
 pub mod otlp;
+pub mod peers;
 pub mod project;
 pub mod replay;
 pub mod resend;
@@ -104,6 +105,8 @@ pub struct AppState {
     pub sessions: session::Sessions,
     /// Browsers signed in to the UI.
     pub web: ui::WebSessions,
+    /// This process, among the servers sharing a PostgreSQL store.
+    pub instance: String,
     tokens: Mutex<HashMap<String, (Caller, Instant)>>,
     /// Gate traces to store, written in batches after the answers.
     gate_traces: Mutex<Option<tokio::sync::mpsc::Sender<tribunal_store::GateTraceRow>>>,
@@ -112,8 +115,20 @@ pub struct AppState {
 impl AppState {
     /// Rebuilds a project from its files and puts the new version in place, logged as a
     /// `config` entry (`by`: who or what asked); on failure the running version stays.
-    /// Returns the new version and the policy version it replaced.
+    /// Returns the new version and the policy version it replaced. The other servers on a
+    /// shared store are told to reload the project too.
     pub async fn reload(
+        self: &Arc<Self>,
+        name: &str,
+        by: &str,
+    ) -> Result<(Arc<Runtime>, String), ApiError> {
+        let done = self.reload_here(name, by).await?;
+        peers::reloaded(self, name, by).await;
+        Ok(done)
+    }
+
+    /// [`AppState::reload`] in this process only.
+    pub async fn reload_here(
         self: &Arc<Self>,
         name: &str,
         by: &str,
@@ -283,6 +298,7 @@ pub async fn start(
         reviews,
         sessions,
         web: ui::WebSessions::default(),
+        instance: auth::random_id("srv_"),
         tokens: Mutex::new(HashMap::new()),
         gate_traces: Mutex::new(Some(traces_tx)),
     });
@@ -298,7 +314,8 @@ pub async fn start(
     let tasks = vec![
         tokio::spawn(scorer::run(state.clone(), stopped.clone())),
         tokio::spawn(escalation::expire_loop(state.clone(), stopped.clone())),
-        tokio::spawn(session::flush_loop(state.clone(), stopped)),
+        tokio::spawn(session::flush_loop(state.clone(), stopped.clone())),
+        tokio::spawn(peers::listen(state.clone(), stopped)),
     ];
     Ok((
         state,
