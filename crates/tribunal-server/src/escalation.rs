@@ -2,7 +2,8 @@
 //! the human decision up to `wait_ms` (or poll `GET /api/v1/escalations/{id}` later).
 //! Reviewers approve or deny; an item not decided by its deadline expires and the configured
 //! default applies. New items per project are rate-limited so reviewers are not flooded:
-//! past the limit the escalation is not queued and the default applies at once.
+//! past the limit the escalation is not queued and the default applies at once; the gate
+//! logs and counts that default as the decision, marked `rate_limited`.
 
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
@@ -70,6 +71,12 @@ impl Queue {
         }
     }
 
+    /// The decision that applies at once when `project`'s bucket is empty (the escalation is
+    /// then not queued); `None` when a new item may be queued, which takes a token.
+    pub fn rate_limited(&self, project: &str) -> Option<Decision> {
+        (!self.admit(project)).then_some(self.settings.default)
+    }
+
     fn subscribe(&self, id: &str) -> watch::Receiver<Option<String>> {
         let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
         w.entry(id.to_owned())
@@ -116,8 +123,25 @@ fn outcome(status: &str, default: Decision) -> Option<Decision> {
     }
 }
 
-/// Queues the escalation (or applies the default when the queue is full), then waits up to
-/// `wait` for a reviewer. Rewrites `out.decision` when the matter is settled.
+/// An escalation past the queue's rate limit ([`Queue::rate_limited`]): not queued, and
+/// `default` is the decision. Rewrites `out` to say so.
+pub fn not_queued(state: &AppState, out: &mut Value, default: Decision) {
+    state
+        .metrics
+        .escalations_rate_limited
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    out["escalation"] =
+        json!({"status": "not_queued", "reason": "the review queue's rate limit was reached"});
+    out["decision"] = json!(default);
+    push_reason(
+        out,
+        format!("review queue rate limit reached; default decision {default:?} applies")
+            .to_lowercase(),
+    );
+}
+
+/// Queues the escalation (admitted by [`Queue::rate_limited`]), then waits up to `wait` for
+/// a reviewer. Rewrites `out.decision` when the matter is settled.
 pub async fn on_escalate(
     state: &Arc<AppState>,
     caller: &Caller,
@@ -129,21 +153,6 @@ pub async fn on_escalate(
 ) -> Result<(), ApiError> {
     let q = &state.reviews;
     let default = q.settings.default;
-    if !q.admit(&caller.project) {
-        state
-            .metrics
-            .escalations_rate_limited
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        out["escalation"] =
-            json!({"status": "not_queued", "reason": "the review queue's rate limit was reached"});
-        out["decision"] = json!(default);
-        push_reason(
-            out,
-            format!("review queue rate limit reached; default decision {default:?} applies")
-                .to_lowercase(),
-        );
-        return Ok(());
-    }
     let id = crate::auth::random_id("esc_");
     let now = clock::now_ms();
     let row = EscalationRow {
@@ -463,6 +472,7 @@ mod tests {
         });
         assert!(q.admit("a") && q.admit("a") && q.admit("a"));
         assert!(!q.admit("a"));
+        assert_eq!(q.rate_limited("a"), Some(Decision::Block));
         assert!(q.admit("b"), "projects have separate buckets");
     }
 }

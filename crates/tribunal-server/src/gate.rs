@@ -481,9 +481,18 @@ pub async fn handle(
 
     let evidence = evidence_of(&verdict);
     let elapsed_us = elapsed.as_micros() as u64;
+    // An escalation past the review queue's rate limit is not queued: the default applies
+    // at once, and that is the decision logged and counted.
+    let limited = if verdict.decision == Decision::Escalate {
+        state.reviews.rate_limited(&caller.project)
+    } else {
+        None
+    };
+    let answered = limited.unwrap_or(verdict.decision);
     let entry = Entry {
         trace_id: &trace.id,
-        decision: verdict.decision,
+        decision: answered,
+        rate_limited: limited.is_some(),
         rules: rules(&verdict.violations),
         evidence: &evidence,
         inputs_digest: &inputs_digest,
@@ -513,7 +522,7 @@ pub async fn handle(
         .audit
         .append_at(&caller.project, "gate", &entry, at.clone())
         .await?;
-    state.metrics.decision(verdict.decision);
+    state.metrics.decision(answered);
     state.metrics.gate_latency.observe(elapsed);
 
     let outcome = Outcome {
@@ -532,7 +541,13 @@ pub async fn handle(
     let (answer, stored, decision) = if decision == Decision::Escalate {
         let mut out = serde_json::to_value(outcome.answer(true))
             .map_err(|e| ApiError::new("internal", e.to_string()))?;
-        escalation::on_escalate(&state, &caller, seq, &trace, &pending, &mut out, wait).await?;
+        match limited {
+            Some(default) => escalation::not_queued(&state, &mut out, default),
+            None => {
+                escalation::on_escalate(&state, &caller, seq, &trace, &pending, &mut out, wait)
+                    .await?
+            }
+        }
         let decision = out["decision"].as_str().unwrap_or("block").to_owned();
         let stored = out.to_string();
         let answer = if asked.explain {
@@ -837,7 +852,11 @@ fn rules(v: &[Violation]) -> Vec<&str> {
 #[derive(Serialize)]
 struct Entry<'a> {
     trace_id: &'a str,
+    /// The decision answered: for an escalation past the review queue's rate limit, the
+    /// default that applied (`rate_limited`).
     decision: Decision,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    rate_limited: bool,
     rules: Vec<&'a str>,
     evidence: &'a [String],
     inputs_digest: &'a str,
