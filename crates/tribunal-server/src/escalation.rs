@@ -6,7 +6,7 @@
 //! logs and counts that default as the decision, marked `rate_limited`.
 
 use crate::auth::{Caller, Permission};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
@@ -389,7 +389,7 @@ pub async fn decide(
             .map(|r| r.status)
             .unwrap_or_default();
         return Err(ApiError::new(
-            "conflict",
+            Code::Conflict,
             format!("escalation {id} is already {current}"),
         ));
     }

@@ -8,7 +8,7 @@
 //! gate's own fail mode (closed: block), so a gate call never silently allows.
 
 use crate::auth::{Caller, Permission};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::session::Judged;
 use crate::{audit, body, escalation, resend, AppState};
 use axum::body::Body;
@@ -295,7 +295,7 @@ fn whole_trace(
 ) -> Result<Trace, ApiError> {
     let mut trace = if format == "tribunal" {
         serde_json::from_value::<Trace>(trace_value.clone())
-            .map_err(|e| ApiError::new("invalid_trace", format!("trace: {e}")))?
+            .map_err(|e| ApiError::new(Code::InvalidTrace, format!("trace: {e}")))?
     } else {
         let f = InputFormat::parse(format).ok_or_else(|| {
             ApiError::request(format!(
@@ -306,11 +306,11 @@ fn whole_trace(
         let mut traces = import_value(trace_value, f, UNNAMED).map_err(|e| {
             let e = e.to_string();
             let e = e.strip_prefix(": ").unwrap_or(&e).to_owned();
-            ApiError::new("invalid_trace", format!("trace: {e}"))
+            ApiError::new(Code::InvalidTrace, format!("trace: {e}"))
         })?;
         if traces.len() != 1 {
             return Err(ApiError::new(
-                "invalid_trace",
+                Code::InvalidTrace,
                 format!("trace: expected exactly one trace, found {}", traces.len()),
             ));
         }
@@ -354,7 +354,7 @@ fn import_append(
                 .iter()
                 .map(|t| serde_json::from_str(t))
                 .collect::<Result<_, _>>()
-                .map_err(|e| ApiError::new("invalid_json", format!("append: {e}")))?;
+                .map_err(|e| ApiError::new(Code::InvalidJson, format!("append: {e}")))?;
             &parsed
         }
     };
@@ -365,7 +365,7 @@ fn import_append(
                 .enumerate()
                 .map(|(i, m)| {
                     tribunal_core::Message::deserialize(m)
-                        .map_err(|e| ApiError::new("invalid_trace", format!("append[{i}]: {e}")))
+                        .map_err(|e| ApiError::new(Code::InvalidTrace, format!("append[{i}]: {e}")))
                 })
                 .collect()
         }
@@ -377,7 +377,7 @@ fn import_append(
             openai::import_messages_after(&held.messages, messages)
         }
     };
-    imported.map_err(|e| ApiError::new("invalid_trace", e.within("append").to_string()))
+    imported.map_err(|e| ApiError::new(Code::InvalidTrace, e.within("append").to_string()))
 }
 
 /// The trace and pending step of a stored gate request.
@@ -540,7 +540,7 @@ pub async fn handle(
     let decision = outcome.verdict.decision;
     let (answer, stored, decision) = if decision == Decision::Escalate {
         let mut out = serde_json::to_value(outcome.answer(true))
-            .map_err(|e| ApiError::new("internal", e.to_string()))?;
+            .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
         match limited {
             Some(default) => escalation::not_queued(&state, &mut out, default),
             None => {
@@ -562,7 +562,7 @@ pub async fn handle(
         (answer, crate::session::StoredAnswer::Text(stored), decision)
     } else {
         let answer = serde_json::to_string(&outcome.answer(asked.explain))
-            .map_err(|e| ApiError::new("internal", e.to_string()))?;
+            .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
         (
             answer,
             // Serialized when stored: once per flush, not per call.
@@ -714,7 +714,7 @@ async fn reload(state: &AppState, project: &str, trace_id: &str) -> Result<(), A
         .store
         .get_trace(project, trace_id)
         .await
-        .map_err(|e| ApiError::new("store_unavailable", e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::StoreUnavailable, e.to_string()))?;
     let Some(body) = row.filter(|r| r.source == "gate").and_then(|r| r.body) else {
         return Ok(());
     };

@@ -34,7 +34,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use error::ApiError;
+use error::{ApiError, Code};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -143,7 +143,7 @@ impl AppState {
         let n = name.to_owned();
         let rt = tokio::task::spawn_blocking(move || st.projects[&n].rebuild())
             .await
-            .map_err(|e| ApiError::new("internal", format!("reload failed: {e}")))??;
+            .map_err(|e| ApiError::new(Code::Internal, format!("reload failed: {e}")))??;
         let more = serde_json::json!({"policy_version_before": before});
         let rt = p.install(&self.audit, Arc::new(rt), by, more).await?;
         Ok((rt, before))
@@ -373,7 +373,10 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .merge(authed)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new("method_not_allowed", "this route does not take that method")
+            ApiError::new(
+                Code::MethodNotAllowed,
+                "this route does not take that method",
+            )
         })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
