@@ -197,7 +197,7 @@ pub async fn on_escalate(
     let wait = wait.min(q.settings.deadline);
     let settled = wait_settled(state, &caller.project, &id, &mut rx, wait).await;
     q.forget(&id);
-    if let Some(status) = settled? {
+    if let Some(status) = settled {
         if let Some(d) = outcome(&status, default) {
             out["escalation"]["status"] = json!(status);
             out["decision"] = json!(d);
@@ -208,15 +208,17 @@ pub async fn on_escalate(
 }
 
 /// Waits up to `wait` for item `id` to be settled and returns its stored status, or `None`
-/// when it is still pending. Woken when this server (or, through [`crate::peers`], another
-/// one) settles it; on a shared store the status is also read every [`POLL`].
+/// when it is still pending (or the store could not say: the decision is already logged, so
+/// the agent gets the escalation to poll rather than an error). Woken when this server (or,
+/// through [`crate::peers`], another one) settles it; on a shared store the status is also
+/// read every [`POLL`].
 async fn wait_settled(
     state: &AppState,
     project: &str,
     id: &str,
     rx: &mut watch::Receiver<Option<String>>,
     wait: Duration,
-) -> Result<Option<String>, ApiError> {
+) -> Option<String> {
     let deadline = tokio::time::Instant::now() + wait;
     let shared = state.store.is_shared();
     let mut listening = true;
@@ -235,13 +237,15 @@ async fn wait_settled(
             tokio::time::sleep_until(until).await;
         }
         // The decision the agent gets is the one stored.
-        if let Some(row) = state.store.get_escalation(project, id).await? {
-            if row.status != "pending" {
-                return Ok(Some(row.status));
+        match state.store.get_escalation(project, id).await {
+            Ok(Some(row)) if row.status != "pending" => return Some(row.status),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, escalation = id, "reading a waited-for escalation failed")
             }
         }
         if tokio::time::Instant::now() >= deadline {
-            return Ok(None);
+            return None;
         }
     }
 }
