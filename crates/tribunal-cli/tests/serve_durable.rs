@@ -505,6 +505,23 @@ fn two_servers_on_one_postgres_database_share_reviews_and_reloads() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(seen, after, "B runs the version A reloaded");
+    // SIGHUP on B reaches A.
+    std::fs::write(
+        d.join("mine/r.rego"),
+        rule("input.pending.kind == \"tool_call\""),
+    )
+    .unwrap();
+    signal(&b, "-HUP");
+    let mut third = after.clone();
+    for _ in 0..600 {
+        third = version(&addr_a);
+        if third != after {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_ne!(third, after, "A reloaded after SIGHUP on B");
+    assert_eq!(third, version(&addr_b));
 
     for server in [&mut a, &mut b] {
         signal(server, "-TERM");
@@ -520,7 +537,11 @@ fn two_servers_on_one_postgres_database_share_reviews_and_reloads() {
     });
     let reloads = entries
         .iter()
-        .filter(|e| e.kind == "config" && e.body.contains(&after))
+        .filter(|e| {
+            e.kind == "config"
+                && serde_json::from_str::<Value>(&e.body).unwrap()["policy_version"]
+                    == after.as_str()
+        })
         .count();
     assert_eq!(
         reloads, 2,
