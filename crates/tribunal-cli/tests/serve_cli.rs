@@ -1,7 +1,8 @@
 //! `tribunal token`, `tribunal serve`, `tribunal audit verify` and `tribunal replay` as a
 //! user runs them: a token is created, the server started, asked twice, stopped with
 //! SIGTERM; the decision log is verified, tampered with and verified again; the stored
-//! traces are replayed under a stricter policy.
+//! traces are replayed under a stricter policy, and under the same one reproduce every
+//! decision the gate gave.
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -261,4 +262,136 @@ fn sighup_reloads_policies_without_a_restart() {
     assert_eq!(now, "block", "the new policy applies after SIGHUP");
     server.kill().unwrap();
     server.wait().unwrap();
+}
+
+/// Every decision the gate gave, reproduced by `tribunal replay` over the stored traffic with
+/// the same configuration: whole traces, traces grown by appends, decisions that hang on the
+/// request's context, and an escalation (compared as the gate's `escalate`, whatever the
+/// review made of it).
+#[test]
+fn replay_reproduces_every_decision_the_gate_gave() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("mine")).unwrap();
+    // Interns may not reply: decided by the context sent with the request only.
+    std::fs::write(
+        d.join("mine/r.rego"),
+        "package mine\nimport rego.v1\nviolation contains {\"rule\": \"mine.intern\", \"severity\": \"block\", \"message\": \"interns may not reply\"} if {\n\tinput.context.agent == \"intern\"\n\tinput.pending.kind == \"reply\"\n}\n",
+    )
+    .unwrap();
+    let token = |role: &str| {
+        text(&tribunal(d, &["token", "create", "--role", role]).stdout)
+            .trim()
+            .to_owned()
+    };
+    let (agent, reviewer) = (token("agent"), token("reviewer"));
+    let (mut server, addr) = start_server_with(d, &["--policies", "mine"]);
+    let mut gave: std::collections::BTreeMap<String, String> = Default::default();
+    let mut ask = |body: Value| -> Value {
+        let (st, answer) = http(&addr, "POST", "/api/v1/gate", &agent, &body.to_string());
+        assert_eq!(st, 200, "{answer}");
+        let v: Value = serde_json::from_str(&answer).unwrap();
+        gave.insert(
+            v["trace_id"].as_str().unwrap().to_owned(),
+            v["decision"].as_str().unwrap().to_owned(),
+        );
+        v
+    };
+    let reply = json!({"kind": "reply", "content": "It has shipped."});
+    // Whole traces: allowed, blocked by the pack, blocked by the context.
+    ask(
+        json!({"trace_id": "w-allow", "trace": [{"role": "user", "content": "where is my order?"}], "pending": reply}),
+    );
+    ask(
+        json!({"trace_id": "w-block", "trace": [{"role": "user", "content": "tidy up"}],
+        "pending": {"name": "shell", "arguments": {"command": "rm -rf /"}}}),
+    );
+    ask(
+        json!({"trace_id": "w-intern", "trace": [{"role": "user", "content": "hi"}], "pending": reply,
+        "context": {"agent": "intern"}}),
+    );
+    // Traces grown by appends (stored whole, normalized): one ends allowed, one blocked by
+    // its context, one by the pack.
+    for (id, context, last) in [
+        ("a-allow", json!({"agent": "support"}), reply.clone()),
+        ("a-intern", json!({"agent": "intern"}), reply.clone()),
+        (
+            "a-block",
+            json!({"agent": "support"}),
+            json!({"name": "shell", "arguments": {"command": "rm -rf /"}}),
+        ),
+    ] {
+        let v = ask(
+            json!({"trace_id": id, "trace": [{"role": "user", "content": "hello"}],
+            "pending": {"kind": "reply", "content": "Hi!"}, "context": context}),
+        );
+        let n = v["messages"].as_u64().unwrap();
+        let v = ask(json!({"trace_id": id, "offset": n, "append": [
+            {"role": "assistant", "content": "Hi!"},
+            {"role": "user", "content": "and now?"}], "pending": last, "context": context}));
+        assert!(v["messages"].as_u64().unwrap() > n, "{v}");
+    }
+    // An escalation, approved by a reviewer while the agent waits.
+    let waiting = {
+        let (addr, agent) = (addr.clone(), agent.clone());
+        std::thread::spawn(move || {
+            let body = json!({"trace_id": "e-approved", "trace": [{"role": "user", "content": "close my account"}],
+                "pending": {"name": "delete_account", "arguments": {"customer": "C-1"}}, "wait_ms": 60_000});
+            http(&addr, "POST", "/api/v1/gate", &agent, &body.to_string())
+        })
+    };
+    let mut id = String::new();
+    for _ in 0..600 {
+        let (_, body) = http(
+            &addr,
+            "GET",
+            "/api/v1/escalations?status=pending",
+            &reviewer,
+            "",
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if let Some(e) = v["escalations"].as_array().and_then(|a| a.first()) {
+            id = e["id"].as_str().unwrap().to_owned();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (st, body) = http(
+        &addr,
+        "POST",
+        &format!("/api/v1/escalations/{id}/decision"),
+        &reviewer,
+        &json!({"decision": "approve"}).to_string(),
+    );
+    assert_eq!(st, 200, "{body}");
+    let (_, answer) = waiting.join().unwrap();
+    let v: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(v["decision"], "allow", "{v}");
+    gave.insert("e-approved".into(), "escalate".into());
+    let distinct: std::collections::BTreeSet<&String> = gave.values().collect();
+    assert_eq!(
+        distinct.len(),
+        3,
+        "allow, block and escalate were all given: {gave:?}"
+    );
+
+    // Stopped with SIGTERM: every held trace is stored.
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+    let out = tribunal(d, &["replay", "--policies", "mine", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["changes"], json!([]), "{r}");
+    assert_eq!(
+        (
+            r["traces"].as_u64(),
+            r["unchanged"].as_u64(),
+            r["skipped"].as_u64()
+        ),
+        (Some(gave.len() as u64), Some(gave.len() as u64), Some(0)),
+        "{r}"
+    );
 }

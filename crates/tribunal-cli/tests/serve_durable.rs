@@ -2,7 +2,9 @@
 //! is killed right after (`kill -9` under load, several times), numbers are never given
 //! twice, a head kept elsewhere catches a log cut back, two servers on one PostgreSQL
 //! database keep one chain and stop on SIGTERM, and clients that send half a request do
-//! not keep an agent from its answers.
+//! not keep an agent from its answers. Two servers on one PostgreSQL database share reviews
+//! (an escalation raised on one and decided on the other wakes the agent waiting on the
+//! first) and reloads.
 
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -104,6 +106,38 @@ fn gate(addr: &str, token: &str, i: usize) -> Option<(u16, Value)> {
         return None;
     }
     Some((status, serde_json::from_str(body).ok()?))
+}
+
+/// One request over a fresh connection: (status, JSON answer).
+fn http(addr: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        // The answers here are one chunk.
+        body.split_once("\r\n")
+            .map(|x| x.1)
+            .unwrap_or("")
+            .rsplit_once("\r\n0\r\n")
+            .map(|x| x.0)
+            .unwrap_or("")
+    } else {
+        body
+    };
+    let v = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    (status, v)
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -382,4 +416,138 @@ fn clients_that_send_half_a_request_do_not_keep_an_agent_from_its_answers() {
     drop(slow);
     signal(&server, "-TERM");
     assert!(wait_ended(&mut server).success());
+}
+
+#[test]
+fn two_servers_on_one_postgres_database_share_reviews_and_reloads() {
+    let db = block_on(TestDatabase::create("tribunal_two_share")).unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("mine")).unwrap();
+    let rule = |cond: &str| {
+        format!("package mine\nimport rego.v1\nviolation contains {{\"rule\": \"mine.reply\", \"severity\": \"block\", \"message\": \"no\"}} if {cond}\n")
+    };
+    std::fs::write(d.join("mine/r.rego"), rule("false")).unwrap();
+    let token = |role: &str| {
+        let out = tribunal(d, &["token", "create", "--role", role, "--db", &db.url]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+    let (agent, reviewer, admin) = (token("agent"), token("reviewer"), token("admin"));
+    let args = ["--db", db.url.as_str(), "--policies", "mine"];
+    let (mut a, addr_a) = serve(d, &args);
+    let (mut b, addr_b) = serve(d, &args);
+
+    // 1. An agent waits on A; a reviewer approves on B; the agent gets `allow` from A.
+    let waiting = {
+        let (addr, agent) = (addr_a.clone(), agent.clone());
+        std::thread::spawn(move || {
+            let body = json!({"trace": [{"role": "user", "content": "close my account"}],
+                "pending": {"name": "delete_account", "arguments": {"customer": "C-1"}},
+                "wait_ms": 60_000});
+            http(&addr, "POST", "/api/v1/gate", &agent, &body.to_string())
+        })
+    };
+    let mut id = String::new();
+    for _ in 0..600 {
+        let (st, v) = http(
+            &addr_b,
+            "GET",
+            "/api/v1/escalations?status=pending",
+            &reviewer,
+            "",
+        );
+        assert_eq!(st, 200, "{v}");
+        if let Some(e) = v["escalations"].as_array().and_then(|a| a.first()) {
+            id = e["id"].as_str().unwrap().to_owned();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!id.is_empty(), "the escalation raised on A is listed on B");
+    let (st, v) = http(
+        &addr_b,
+        "POST",
+        &format!("/api/v1/escalations/{id}/decision"),
+        &reviewer,
+        &json!({"decision": "approve"}).to_string(),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, answered) = waiting.join().unwrap();
+    assert_eq!(st, 200, "{answered}");
+    assert_eq!(answered["decision"], "allow", "{answered}");
+    assert_eq!(answered["escalation"]["id"], id.as_str(), "{answered}");
+    assert_eq!(answered["escalation"]["status"], "approved", "{answered}");
+
+    // 2. A reload on A reaches B.
+    let version = |addr: &str| {
+        let (st, v) = http(addr, "GET", "/api/v1/policies", &admin, "");
+        assert_eq!(st, 200, "{v}");
+        v["version"].as_str().unwrap().to_owned()
+    };
+    let before = version(&addr_b);
+    assert_eq!(before, version(&addr_a));
+    std::fs::write(
+        d.join("mine/r.rego"),
+        rule("input.pending.kind == \"reply\""),
+    )
+    .unwrap();
+    let (st, v) = http(&addr_a, "POST", "/api/v1/policies/reload", &admin, "");
+    assert_eq!(st, 200, "{v}");
+    let after = v["version"].as_str().unwrap().to_owned();
+    assert_ne!(after, before, "{v}");
+    let mut seen = before.clone();
+    for _ in 0..600 {
+        seen = version(&addr_b);
+        if seen != before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(seen, after, "B runs the version A reloaded");
+    // SIGHUP on B reaches A.
+    std::fs::write(
+        d.join("mine/r.rego"),
+        rule("input.pending.kind == \"tool_call\""),
+    )
+    .unwrap();
+    signal(&b, "-HUP");
+    let mut third = after.clone();
+    for _ in 0..600 {
+        third = version(&addr_a);
+        if third != after {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_ne!(third, after, "A reloaded after SIGHUP on B");
+    assert_eq!(third, version(&addr_b));
+
+    for server in [&mut a, &mut b] {
+        signal(server, "-TERM");
+        let status = wait_ended(server);
+        assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+    }
+    // Each server logged its own `config` entry for the reload.
+    let entries = block_on(async {
+        let store = Store::open(&db.url).await.unwrap();
+        let e = all_entries(&store).await;
+        store.close().await;
+        e
+    });
+    let reloads = entries
+        .iter()
+        .filter(|e| {
+            e.kind == "config"
+                && serde_json::from_str::<Value>(&e.body).unwrap()["policy_version"]
+                    == after.as_str()
+        })
+        .count();
+    assert_eq!(
+        reloads, 2,
+        "one config entry per server for the new version"
+    );
+    let out = tribunal(d, &["audit", "verify", "--db", &db.url]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    block_on(db.drop()).unwrap();
 }

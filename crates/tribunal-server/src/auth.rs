@@ -1,7 +1,7 @@
 //! Access control: bearer tokens (`trb_` + 32 random bytes, base64url), stored as SHA-256
 //! hashes, each bound to one project and one role. Routes name the permission they need.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use tribunal_store::{clock, Store, StoreError, TokenRecord};
@@ -53,7 +53,7 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::new(
-                "forbidden",
+                Code::Forbidden,
                 format!("a token with role {:?} may not do this", self.role),
             ))
         }
@@ -127,7 +127,7 @@ pub enum CreateTokenError {
 pub async fn authenticate(store: &Store, header: Option<&str>) -> Result<Caller, ApiError> {
     let Some(h) = header else {
         return Err(ApiError::new(
-            "unauthenticated",
+            Code::Unauthenticated,
             "missing Authorization: Bearer <token> header",
         ));
     };
@@ -138,7 +138,7 @@ pub async fn authenticate(store: &Store, header: Option<&str>) -> Result<Caller,
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
             ApiError::new(
-                "unauthenticated",
+                Code::Unauthenticated,
                 "the Authorization header must be \"Bearer <token>\"",
             )
         })?;
@@ -148,8 +148,11 @@ pub async fn authenticate(store: &Store, header: Option<&str>) -> Result<Caller,
             project: t.project,
             role: t.role,
         }),
-        Some(_) => Err(ApiError::new("unauthenticated", "this token was revoked")),
-        None => Err(ApiError::new("unauthenticated", "unknown token")),
+        Some(_) => Err(ApiError::new(
+            Code::Unauthenticated,
+            "this token was revoked",
+        )),
+        None => Err(ApiError::new(Code::Unauthenticated, "unknown token")),
     }
 }
 

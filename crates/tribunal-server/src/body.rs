@@ -1,7 +1,7 @@
 //! Request bodies: size limit (also after gzip), content type and encoding checks, and JSON
 //! parsing with a depth limit, each failure a 4xx with its own code.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap};
 use http_body_util::BodyExt;
@@ -23,19 +23,19 @@ pub async fn read(
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(ApiError::new(
-                "body_too_large",
+                Code::BodyTooLarge,
                 format!("the request body exceeds {limit} bytes"),
             ))
         }
         Ok(Err(e)) => {
             return Err(ApiError::new(
-                "invalid_body",
+                Code::InvalidBody,
                 format!("the request body could not be read: {e}"),
             ))
         }
         Err(_) => {
             return Err(ApiError::new(
-                "invalid_body",
+                Code::InvalidBody,
                 format!(
                     "the request body did not arrive within {} ms",
                     timeout.as_millis()
@@ -53,7 +53,7 @@ pub async fn read(
         "" | "identity" => Ok(raw),
         "gzip" | "x-gzip" => gunzip(&raw, limit),
         other => Err(ApiError::new(
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             format!("Content-Encoding {other:?} is not supported; use gzip or none"),
         )),
     }
@@ -63,10 +63,10 @@ fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, ApiError> {
     let mut out = Vec::with_capacity(raw.len() * 4);
     let mut dec = flate2::read::GzDecoder::new(raw).take(limit as u64 + 1);
     dec.read_to_end(&mut out)
-        .map_err(|e| ApiError::new("invalid_gzip", format!("the gzip body is corrupt: {e}")))?;
+        .map_err(|e| ApiError::new(Code::InvalidGzip, format!("the gzip body is corrupt: {e}")))?;
     if out.len() > limit {
         return Err(ApiError::new(
-            "body_too_large",
+            Code::BodyTooLarge,
             format!("the request body exceeds {limit} bytes after decompression"),
         ));
     }
@@ -93,7 +93,7 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
         None | Some("application/json") => Ok(()),
         Some(t) if t.ends_with("+json") => Ok(()),
         Some(t) => Err(ApiError::new(
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             format!("expected Content-Type application/json, found {t}"),
         )),
     }
@@ -109,7 +109,7 @@ pub fn parse_json(bytes: &[u8], max_depth: usize) -> Result<Value, ApiError> {
 pub fn parse_json_checked(bytes: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
-            "invalid_json",
+            Code::InvalidJson,
             format!("line {} column {}: {e}", e.line(), e.column()),
         )
     })
@@ -144,7 +144,7 @@ pub fn check_depth(bytes: &[u8], max_depth: usize) -> Result<(), ApiError> {
                 depth += 1;
                 if depth > max_depth {
                     return Err(ApiError::new(
-                        "too_deep",
+                        Code::TooDeep,
                         format!("the JSON nests deeper than {max_depth} levels"),
                     ));
                 }
@@ -165,22 +165,22 @@ mod tests {
     fn depth_counts_only_structure() {
         assert!(parse_json(br#"{"a": "[[[[[[[[[["}"#, 2).is_ok());
         assert!(parse_json(br#"{"a": "\"[[[["}"#, 2).is_ok());
-        assert_eq!(parse_json(b"[[[1]]]", 2).unwrap_err().code, "too_deep");
+        assert_eq!(parse_json(b"[[[1]]]", 2).unwrap_err().code, Code::TooDeep);
         // Brackets inside strings, escaped quotes and backslashes do not count.
         assert!(check_depth(br#"[{"a": "[[[[\"{{{", "b": "\\", "c": ["x\\\"]]]"]}]"#, 3).is_ok());
         assert_eq!(
             check_depth(br#"[{"a": "\\"}, [[["deep"]]]]"#, 3)
                 .unwrap_err()
                 .code,
-            "too_deep"
+            Code::TooDeep
         );
         // Ends inside a string, or on an escape: no panic; the parser says what is wrong.
         for text in [&br#"["abc"#[..], br#"["abc\"#, br#"["\"#, br#"\"#] {
             assert!(check_depth(text, 2).is_ok());
-            assert_eq!(parse_json(text, 2).unwrap_err().code, "invalid_json");
+            assert_eq!(parse_json(text, 2).unwrap_err().code, Code::InvalidJson);
         }
         assert!(parse_json(b"[[[1]]]", 3).is_ok());
-        assert_eq!(parse_json(b"{", 3).unwrap_err().code, "invalid_json");
+        assert_eq!(parse_json(b"{", 3).unwrap_err().code, Code::InvalidJson);
     }
 
     #[test]
@@ -190,8 +190,11 @@ mod tests {
         let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(&vec![b' '; 1 << 20]).unwrap();
         let gz = enc.finish().unwrap();
-        assert_eq!(gunzip(&gz, 1000).unwrap_err().code, "body_too_large");
+        assert_eq!(gunzip(&gz, 1000).unwrap_err().code, Code::BodyTooLarge);
         assert_eq!(gunzip(&gz, 2 << 20).unwrap().len(), 1 << 20);
-        assert_eq!(gunzip(b"not gzip", 1000).unwrap_err().code, "invalid_gzip");
+        assert_eq!(
+            gunzip(b"not gzip", 1000).unwrap_err().code,
+            Code::InvalidGzip
+        );
     }
 }

@@ -2,10 +2,11 @@
 //! the human decision up to `wait_ms` (or poll `GET /api/v1/escalations/{id}` later).
 //! Reviewers approve or deny; an item not decided by its deadline expires and the configured
 //! default applies. New items per project are rate-limited so reviewers are not flooded:
-//! past the limit the escalation is not queued and the default applies at once.
+//! past the limit the escalation is not queued and the default applies at once; the gate
+//! logs and counts that default as the decision, marked `rate_limited`.
 
 use crate::auth::{Caller, Permission};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
@@ -70,6 +71,12 @@ impl Queue {
         }
     }
 
+    /// The decision that applies at once when `project`'s bucket is empty (the escalation is
+    /// then not queued); `None` when a new item may be queued, which takes a token.
+    pub fn rate_limited(&self, project: &str) -> Option<Decision> {
+        (!self.admit(project)).then_some(self.settings.default)
+    }
+
     fn subscribe(&self, id: &str) -> watch::Receiver<Option<String>> {
         let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
         w.entry(id.to_owned())
@@ -87,7 +94,24 @@ impl Queue {
             let _ = tx.send(Some(status.to_owned()));
         }
     }
+
+    /// Wakes the agent waiting here for `id`, if any, to read its stored status: another
+    /// server on the same store settled it.
+    pub fn wake(&self, id: &str) {
+        self.settle(id, "settled elsewhere");
+    }
+
+    fn forget(&self, id: &str) {
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
 }
+
+/// How often an agent waiting on a shared store reads its item's status, in case the
+/// message from the server that settled it was lost.
+const POLL: Duration = Duration::from_millis(500);
 
 /// The decision an item's status stands for.
 fn outcome(status: &str, default: Decision) -> Option<Decision> {
@@ -99,8 +123,25 @@ fn outcome(status: &str, default: Decision) -> Option<Decision> {
     }
 }
 
-/// Queues the escalation (or applies the default when the queue is full), then waits up to
-/// `wait` for a reviewer. Rewrites `out.decision` when the matter is settled.
+/// An escalation past the queue's rate limit ([`Queue::rate_limited`]): not queued, and
+/// `default` is the decision. Rewrites `out` to say so.
+pub fn not_queued(state: &AppState, out: &mut Value, default: Decision) {
+    state
+        .metrics
+        .escalations_rate_limited
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    out["escalation"] =
+        json!({"status": "not_queued", "reason": "the review queue's rate limit was reached"});
+    out["decision"] = json!(default);
+    push_reason(
+        out,
+        format!("review queue rate limit reached; default decision {default:?} applies")
+            .to_lowercase(),
+    );
+}
+
+/// Queues the escalation (admitted by [`Queue::rate_limited`]), then waits up to `wait` for
+/// a reviewer. Rewrites `out.decision` when the matter is settled.
 pub async fn on_escalate(
     state: &Arc<AppState>,
     caller: &Caller,
@@ -112,21 +153,6 @@ pub async fn on_escalate(
 ) -> Result<(), ApiError> {
     let q = &state.reviews;
     let default = q.settings.default;
-    if !q.admit(&caller.project) {
-        state
-            .metrics
-            .escalations_rate_limited
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        out["escalation"] =
-            json!({"status": "not_queued", "reason": "the review queue's rate limit was reached"});
-        out["decision"] = json!(default);
-        push_reason(
-            out,
-            format!("review queue rate limit reached; default decision {default:?} applies")
-                .to_lowercase(),
-        );
-        return Ok(());
-    }
     let id = crate::auth::random_id("esc_");
     let now = clock::now_ms();
     let row = EscalationRow {
@@ -150,7 +176,10 @@ pub async fn on_escalate(
         decided_at: None,
     };
     let mut rx = q.subscribe(&id);
-    state.store.insert_escalation(&row).await?;
+    if let Err(e) = state.store.insert_escalation(&row).await {
+        q.forget(&id);
+        return Err(e.into());
+    }
     state
         .metrics
         .escalations_created
@@ -162,13 +191,12 @@ pub async fn on_escalate(
         "poll": format!("/api/v1/escalations/{id}"),
     });
     if wait.is_zero() {
+        q.forget(&id);
         return Ok(());
     }
     let wait = wait.min(q.settings.deadline);
-    let settled = tokio::time::timeout(wait, rx.wait_for(|s| s.is_some()))
-        .await
-        .ok()
-        .and_then(|r| r.ok().and_then(|s| s.clone()));
+    let settled = wait_settled(state, &caller.project, &id, &mut rx, wait).await;
+    q.forget(&id);
     if let Some(status) = settled {
         if let Some(d) = outcome(&status, default) {
             out["escalation"]["status"] = json!(status);
@@ -177,6 +205,49 @@ pub async fn on_escalate(
         }
     }
     Ok(())
+}
+
+/// Waits up to `wait` for item `id` to be settled and returns its stored status, or `None`
+/// when it is still pending (or the store could not say: the decision is already logged, so
+/// the agent gets the escalation to poll rather than an error). Woken when this server (or,
+/// through [`crate::peers`], another one) settles it; on a shared store the status is also
+/// read every [`POLL`].
+async fn wait_settled(
+    state: &AppState,
+    project: &str,
+    id: &str,
+    rx: &mut watch::Receiver<Option<String>>,
+    wait: Duration,
+) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let shared = state.store.is_shared();
+    let mut listening = true;
+    loop {
+        let until = if shared {
+            (tokio::time::Instant::now() + POLL).min(deadline)
+        } else {
+            deadline
+        };
+        if listening {
+            if let Ok(Err(_)) = tokio::time::timeout_at(until, rx.changed()).await {
+                // Settled here: no more wake-ups will come.
+                listening = false;
+            }
+        } else {
+            tokio::time::sleep_until(until).await;
+        }
+        // The decision the agent gets is the one stored.
+        match state.store.get_escalation(project, id).await {
+            Ok(Some(row)) if row.status != "pending" => return Some(row.status),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, escalation = id, "reading a waited-for escalation failed")
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+    }
 }
 
 fn push_reason(out: &mut Value, reason: String) {
@@ -322,7 +393,7 @@ pub async fn decide(
             .map(|r| r.status)
             .unwrap_or_default();
         return Err(ApiError::new(
-            "conflict",
+            Code::Conflict,
             format!("escalation {id} is already {current}"),
         ));
     }
@@ -336,6 +407,7 @@ pub async fn decide(
         )
         .await?;
     state.reviews.settle(&id, status);
+    crate::peers::reviewed(&state, &id).await;
     let row = state
         .store
         .get_escalation(&caller.project, &id)
@@ -367,6 +439,7 @@ async fn expire(state: &AppState, row: &EscalationRow) -> Result<(), ApiError> {
             )
             .await?;
         state.reviews.settle(&row.id, "expired");
+        crate::peers::reviewed(state, &row.id).await;
     }
     Ok(())
 }
@@ -403,6 +476,7 @@ mod tests {
         });
         assert!(q.admit("a") && q.admit("a") && q.admit("a"));
         assert!(!q.admit("a"));
+        assert_eq!(q.rate_limited("a"), Some(Decision::Block));
         assert!(q.admit("b"), "projects have separate buckets");
     }
 }

@@ -8,7 +8,7 @@
 //! gate's own fail mode (closed: block), so a gate call never silently allows.
 
 use crate::auth::{Caller, Permission};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::session::Judged;
 use crate::{audit, body, escalation, resend, AppState};
 use axum::body::Body;
@@ -295,7 +295,7 @@ fn whole_trace(
 ) -> Result<Trace, ApiError> {
     let mut trace = if format == "tribunal" {
         serde_json::from_value::<Trace>(trace_value.clone())
-            .map_err(|e| ApiError::new("invalid_trace", format!("trace: {e}")))?
+            .map_err(|e| ApiError::new(Code::InvalidTrace, format!("trace: {e}")))?
     } else {
         let f = InputFormat::parse(format).ok_or_else(|| {
             ApiError::request(format!(
@@ -306,11 +306,11 @@ fn whole_trace(
         let mut traces = import_value(trace_value, f, UNNAMED).map_err(|e| {
             let e = e.to_string();
             let e = e.strip_prefix(": ").unwrap_or(&e).to_owned();
-            ApiError::new("invalid_trace", format!("trace: {e}"))
+            ApiError::new(Code::InvalidTrace, format!("trace: {e}"))
         })?;
         if traces.len() != 1 {
             return Err(ApiError::new(
-                "invalid_trace",
+                Code::InvalidTrace,
                 format!("trace: expected exactly one trace, found {}", traces.len()),
             ));
         }
@@ -354,7 +354,7 @@ fn import_append(
                 .iter()
                 .map(|t| serde_json::from_str(t))
                 .collect::<Result<_, _>>()
-                .map_err(|e| ApiError::new("invalid_json", format!("append: {e}")))?;
+                .map_err(|e| ApiError::new(Code::InvalidJson, format!("append: {e}")))?;
             &parsed
         }
     };
@@ -365,7 +365,7 @@ fn import_append(
                 .enumerate()
                 .map(|(i, m)| {
                     tribunal_core::Message::deserialize(m)
-                        .map_err(|e| ApiError::new("invalid_trace", format!("append[{i}]: {e}")))
+                        .map_err(|e| ApiError::new(Code::InvalidTrace, format!("append[{i}]: {e}")))
                 })
                 .collect()
         }
@@ -377,7 +377,7 @@ fn import_append(
             openai::import_messages_after(&held.messages, messages)
         }
     };
-    imported.map_err(|e| ApiError::new("invalid_trace", e.within("append").to_string()))
+    imported.map_err(|e| ApiError::new(Code::InvalidTrace, e.within("append").to_string()))
 }
 
 /// The trace and pending step of a stored gate request.
@@ -481,9 +481,18 @@ pub async fn handle(
 
     let evidence = evidence_of(&verdict);
     let elapsed_us = elapsed.as_micros() as u64;
+    // An escalation past the review queue's rate limit is not queued: the default applies
+    // at once, and that is the decision logged and counted.
+    let limited = if verdict.decision == Decision::Escalate {
+        state.reviews.rate_limited(&caller.project)
+    } else {
+        None
+    };
+    let answered = limited.unwrap_or(verdict.decision);
     let entry = Entry {
         trace_id: &trace.id,
-        decision: verdict.decision,
+        decision: answered,
+        rate_limited: limited.is_some(),
         rules: rules(&verdict.violations),
         evidence: &evidence,
         inputs_digest: &inputs_digest,
@@ -513,7 +522,7 @@ pub async fn handle(
         .audit
         .append_at(&caller.project, "gate", &entry, at.clone())
         .await?;
-    state.metrics.decision(verdict.decision);
+    state.metrics.decision(answered);
     state.metrics.gate_latency.observe(elapsed);
 
     let outcome = Outcome {
@@ -531,8 +540,14 @@ pub async fn handle(
     let decision = outcome.verdict.decision;
     let (answer, stored, decision) = if decision == Decision::Escalate {
         let mut out = serde_json::to_value(outcome.answer(true))
-            .map_err(|e| ApiError::new("internal", e.to_string()))?;
-        escalation::on_escalate(&state, &caller, seq, &trace, &pending, &mut out, wait).await?;
+            .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+        match limited {
+            Some(default) => escalation::not_queued(&state, &mut out, default),
+            None => {
+                escalation::on_escalate(&state, &caller, seq, &trace, &pending, &mut out, wait)
+                    .await?
+            }
+        }
         let decision = out["decision"].as_str().unwrap_or("block").to_owned();
         let stored = out.to_string();
         let answer = if asked.explain {
@@ -547,7 +562,7 @@ pub async fn handle(
         (answer, crate::session::StoredAnswer::Text(stored), decision)
     } else {
         let answer = serde_json::to_string(&outcome.answer(asked.explain))
-            .map_err(|e| ApiError::new("internal", e.to_string()))?;
+            .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
         (
             answer,
             // Serialized when stored: once per flush, not per call.
@@ -699,7 +714,7 @@ async fn reload(state: &AppState, project: &str, trace_id: &str) -> Result<(), A
         .store
         .get_trace(project, trace_id)
         .await
-        .map_err(|e| ApiError::new("store_unavailable", e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::StoreUnavailable, e.to_string()))?;
     let Some(body) = row.filter(|r| r.source == "gate").and_then(|r| r.body) else {
         return Ok(());
     };
@@ -837,7 +852,11 @@ fn rules(v: &[Violation]) -> Vec<&str> {
 #[derive(Serialize)]
 struct Entry<'a> {
     trace_id: &'a str,
+    /// The decision answered: for an escalation past the review queue's rate limit, the
+    /// default that applied (`rate_limited`).
     decision: Decision,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    rate_limited: bool,
     rules: Vec<&'a str>,
     evidence: &'a [String],
     inputs_digest: &'a str,

@@ -5,7 +5,7 @@
 //! to the store before answering. A person is a token: one token per person.
 
 use crate::auth::{Caller, Permission};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -49,7 +49,7 @@ pub async fn create_schema(
         .await?
     {
         return Err(ApiError::new(
-            "conflict",
+            Code::Conflict,
             format!(
                 "the project has a label schema named {:?} already",
                 schema.name
@@ -152,7 +152,7 @@ pub async fn create_queue(
         .await?
     {
         return Err(ApiError::new(
-            "conflict",
+            Code::Conflict,
             format!("the project has a queue {:?} already", q.id),
         ));
     }
@@ -227,7 +227,7 @@ async fn with_queue<T>(
         .map(|(_, b)| b)
         .ok_or_else(|| ApiError::not_found(format!("no queue {id:?} in this project")))?;
     let def: NewQueue = serde_json::from_str(&body)
-        .map_err(|e| ApiError::new("internal", format!("stored queue {id}: {e}")))?;
+        .map_err(|e| ApiError::new(Code::Internal, format!("stored queue {id}: {e}")))?;
     let schema = schema_of(state, project, &def.schema).await?;
     let mut q = Queue::new(
         Settings {
@@ -263,9 +263,9 @@ async fn with_queue<T>(
 
 fn refused(e: QueueError) -> ApiError {
     match e {
-        QueueError::NotAllowed(_) => ApiError::new("forbidden", e.to_string()),
+        QueueError::NotAllowed(_) => ApiError::new(Code::Forbidden, e.to_string()),
         QueueError::NoSuchItem(_) => ApiError::not_found(e.to_string()),
-        _ => ApiError::new("conflict", e.to_string()),
+        _ => ApiError::new(Code::Conflict, e.to_string()),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod gate;
 pub mod labels;
 pub mod metrics;
 pub mod otlp;
+pub mod peers;
 pub mod project;
 pub mod replay;
 pub mod resend;
@@ -35,7 +36,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use error::ApiError;
+use error::{ApiError, Code};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -108,6 +109,8 @@ pub struct AppState {
     pub web: ui::WebSessions,
     /// Labeling queues in use.
     pub label_queues: labels::Queues,
+    /// This process, among the servers sharing a PostgreSQL store.
+    pub instance: String,
     tokens: Mutex<HashMap<String, (Caller, Instant)>>,
     /// Gate traces to store, written in batches after the answers.
     gate_traces: Mutex<Option<tokio::sync::mpsc::Sender<tribunal_store::GateTraceRow>>>,
@@ -116,8 +119,20 @@ pub struct AppState {
 impl AppState {
     /// Rebuilds a project from its files and puts the new version in place, logged as a
     /// `config` entry (`by`: who or what asked); on failure the running version stays.
-    /// Returns the new version and the policy version it replaced.
+    /// Returns the new version and the policy version it replaced. The other servers on a
+    /// shared store are told to reload the project too.
     pub async fn reload(
+        self: &Arc<Self>,
+        name: &str,
+        by: &str,
+    ) -> Result<(Arc<Runtime>, String), ApiError> {
+        let done = self.reload_here(name, by).await?;
+        peers::reloaded(self, name, by).await;
+        Ok(done)
+    }
+
+    /// [`AppState::reload`] in this process only.
+    pub async fn reload_here(
         self: &Arc<Self>,
         name: &str,
         by: &str,
@@ -132,7 +147,7 @@ impl AppState {
         let n = name.to_owned();
         let rt = tokio::task::spawn_blocking(move || st.projects[&n].rebuild())
             .await
-            .map_err(|e| ApiError::new("internal", format!("reload failed: {e}")))??;
+            .map_err(|e| ApiError::new(Code::Internal, format!("reload failed: {e}")))??;
         let more = serde_json::json!({"policy_version_before": before});
         let rt = p.install(&self.audit, Arc::new(rt), by, more).await?;
         Ok((rt, before))
@@ -288,6 +303,7 @@ pub async fn start(
         sessions,
         web: ui::WebSessions::default(),
         label_queues: labels::Queues::default(),
+        instance: auth::random_id("srv_"),
         tokens: Mutex::new(HashMap::new()),
         gate_traces: Mutex::new(Some(traces_tx)),
     });
@@ -303,7 +319,8 @@ pub async fn start(
     let tasks = vec![
         tokio::spawn(scorer::run(state.clone(), stopped.clone())),
         tokio::spawn(escalation::expire_loop(state.clone(), stopped.clone())),
-        tokio::spawn(session::flush_loop(state.clone(), stopped)),
+        tokio::spawn(session::flush_loop(state.clone(), stopped.clone())),
+        tokio::spawn(peers::listen(state.clone(), stopped)),
     ];
     Ok((
         state,
@@ -383,7 +400,10 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .merge(authed)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new("method_not_allowed", "this route does not take that method")
+            ApiError::new(
+                Code::MethodNotAllowed,
+                "this route does not take that method",
+            )
         })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

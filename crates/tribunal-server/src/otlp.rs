@@ -10,7 +10,7 @@
 //! moment (see `scorer`).
 
 use crate::auth::{Caller, Permission};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::{body, AppState};
 use axum::body::Body;
 use axum::extract::State;
@@ -35,24 +35,24 @@ const PROTOBUF: &str = "application/x-protobuf";
 pub fn protobuf_to_json(bytes: &[u8]) -> Result<Value, ApiError> {
     let req = ExportTraceServiceRequest::decode(bytes).map_err(|e| {
         ApiError::new(
-            "invalid_protobuf",
+            Code::InvalidProtobuf,
             format!("not an OTLP ExportTraceServiceRequest: {e}"),
         )
     })?;
     serde_json::to_value(&req)
-        .map_err(|e| ApiError::new("invalid_protobuf", format!("unreadable span data: {e}")))
+        .map_err(|e| ApiError::new(Code::InvalidProtobuf, format!("unreadable span data: {e}")))
 }
 
 /// An OTLP protobuf logs request as OTLP/JSON.
 pub fn logs_protobuf_to_json(bytes: &[u8]) -> Result<Value, ApiError> {
     let req = ExportLogsServiceRequest::decode(bytes).map_err(|e| {
         ApiError::new(
-            "invalid_protobuf",
+            Code::InvalidProtobuf,
             format!("not an OTLP ExportLogsServiceRequest: {e}"),
         )
     })?;
     serde_json::to_value(&req)
-        .map_err(|e| ApiError::new("invalid_protobuf", format!("unreadable log data: {e}")))
+        .map_err(|e| ApiError::new(Code::InvalidProtobuf, format!("unreadable log data: {e}")))
 }
 
 /// `google.rpc.Status`, the error body OTLP/HTTP asks for in the request's encoding
@@ -127,7 +127,7 @@ fn encoding(headers: &HeaderMap) -> Result<bool, ApiError> {
         Some(PROTOBUF) => Ok(true),
         Some("application/json") => Ok(false),
         other => Err(ApiError::new(
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             format!(
                 "expected Content-Type {PROTOBUF} or application/json, found {}",
                 other.unwrap_or("none")
@@ -191,7 +191,7 @@ async fn receive_logs(
     let (protobuf, doc) =
         read_export(&state, &caller, &headers, body, logs_protobuf_to_json).await?;
     let (events, _other) = tribunal_formats::otlp::split_logs(&doc)
-        .map_err(|e| ApiError::new("invalid_logs", e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::InvalidLogs, e.to_string()))?;
     let records: Vec<SpanEventRecord> = events
         .into_iter()
         .map(|e| {
@@ -241,10 +241,10 @@ async fn receive(
     let (protobuf, doc) = read_export(&state, &caller, &headers, body, protobuf_to_json).await?;
     let started = Instant::now();
     let parts = tribunal_formats::otlp::split_request(&doc)
-        .map_err(|e| ApiError::new("invalid_trace", e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::InvalidTrace, e.to_string()))?;
     // Read the whole request as traces now, so what is stored can be judged later.
     tribunal_formats::otlp::import_request(&doc)
-        .map_err(|e| ApiError::new("invalid_trace", e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::InvalidTrace, e.to_string()))?;
     let records: Vec<SpanRecord> = parts
         .into_iter()
         .map(|p| SpanRecord {
@@ -339,7 +339,7 @@ mod tests {
         assert_eq!(again, traces);
         assert_eq!(
             protobuf_to_json(b"\xff\xff\xff").unwrap_err().code,
-            "invalid_protobuf"
+            Code::InvalidProtobuf
         );
     }
 }

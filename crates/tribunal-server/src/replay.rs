@@ -1,10 +1,15 @@
 //! `tribunal replay`: stored traces (from the gate and from OTLP) judged again by a new
-//! policy version, compared with the decision they got at the time.
+//! policy version, compared with the decision they got at the time. A gate trace is judged
+//! as the gate judged it: its stored request (a trace grown by appends is stored whole, in
+//! the normalized format), with the context the gate used (kept in the stored answer), and
+//! compared with the gate's own decision (`escalate` for an escalation, whatever a reviewer,
+//! the deadline or the queue's rate limit then made of it).
 
 use crate::scorer;
 use serde::Serialize;
 use tribunal_core::{Decision, Pending, Trace};
 use tribunal_engine::Evaluator;
+use tribunal_policy::Context;
 use tribunal_store::{Store, StoreError, TraceFilter};
 
 /// One trace whose decision would change.
@@ -53,6 +58,28 @@ async fn load(
     Ok(row.body.as_deref().and_then(crate::gate::stored_request))
 }
 
+/// What the gate decided of a stored trace and with which context, from its stored answer:
+/// `escalate` when it escalated (the stored decision is then what the review made of it).
+fn as_decided(row: &tribunal_store::TraceRow) -> Option<(String, Option<Context>)> {
+    let stored = row.decision.clone()?;
+    let answer: Option<serde_json::Value> = row
+        .result
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok());
+    let Some(answer) = answer.filter(|_| row.source != "otlp") else {
+        return Some((stored, None));
+    };
+    let decision = if answer.get("escalation").is_some() {
+        Decision::Escalate.as_str().to_owned()
+    } else {
+        stored
+    };
+    let context = answer
+        .get("context")
+        .and_then(|c| serde_json::from_value::<Context>(c.clone()).ok());
+    Some((decision, context))
+}
+
 /// Judges up to `limit` of the project's most recent traces with `evaluator`.
 pub async fn replay(
     store: &Store,
@@ -84,7 +111,7 @@ pub async fn replay(
         offset += page.len();
         for row in &page {
             report.traces += 1;
-            let Some(before) = row.decision.clone() else {
+            let Some((before, context)) = as_decided(row) else {
                 report.skipped += 1;
                 continue;
             };
@@ -92,7 +119,7 @@ pub async fn replay(
                 report.skipped += 1;
                 continue;
             };
-            let context = evaluator.context_for(&trace);
+            let context = context.or_else(|| evaluator.context_for(&trace));
             let v = evaluator.evaluate(&trace, pending.as_ref(), context.as_ref(), &mut policy);
             if v.decision.as_str() == before {
                 report.unchanged += 1;

@@ -14,7 +14,7 @@
 //! whole normalized trace when grown by appends. Every decision is in the decision log at
 //! once either way.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::resend::{Sent, Split};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -310,7 +310,7 @@ impl Sessions {
         let held = snapshot.messages.len();
         if offset != held {
             return Err(ApiError::new(
-                "offset_mismatch",
+                Code::OffsetMismatch,
                 format!(
                     "offset: the gate holds {held} messages of trace {trace_id:?}, the append starts at {offset}; send the messages from {held} on"
                 ),
@@ -323,7 +323,7 @@ impl Sessions {
         if h.generation != generation {
             let held = h.trace.messages.len();
             return Err(ApiError::new(
-                "offset_mismatch",
+                Code::OffsetMismatch,
                 format!(
                     "offset: trace {trace_id:?} changed during this call (another call extended it); it now holds {held} messages"
                 ),
@@ -447,7 +447,7 @@ pub async fn flush_loop(state: Arc<crate::AppState>, mut stop: tokio::sync::watc
 
 fn not_held(trace_id: &str) -> ApiError {
     ApiError::new(
-        "trace_not_held",
+        Code::TraceNotHeld,
         format!(
             "trace_id: the gate does not hold trace {trace_id:?} (never sent, idle past the limit or let go); send it whole in \"trace\""
         ),
@@ -527,19 +527,19 @@ mod tests {
         assert_eq!(Arc::as_ptr(&b.trace), first, "extended without a copy");
         // A retry of the same call (offset 3 again) is refused, the trace unchanged.
         let e = s.append("p", "t", 3, b"{}", one).err().unwrap();
-        assert_eq!(e.code, "offset_mismatch");
+        assert_eq!(e.code, Code::OffsetMismatch);
         assert!(e.message.contains("holds 4 messages"), "{}", e.message);
         // Another project's trace of the same id is not visible.
         assert_eq!(
             s.append("q", "t", 4, b"{}", one).err().unwrap().code,
-            "trace_not_held"
+            Code::TraceNotHeld
         );
         // A failed import changes nothing.
         let e = s
             .append("p", "t", 4, b"{}", |_| Err(ApiError::request("bad")))
             .err()
             .unwrap();
-        assert_eq!(e.code, "invalid_request");
+        assert_eq!(e.code, Code::InvalidRequest);
         assert_eq!(
             s.append("p", "t", 4, b"{}", one)
                 .unwrap()

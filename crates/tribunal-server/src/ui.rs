@@ -7,7 +7,7 @@
 //! request), or after `SESSION_HOURS`.
 
 use crate::auth::{self, Caller};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -84,7 +84,7 @@ pub async fn sign_in(
     let caller = auth::authenticate(&state.store, Some(&header)).await?;
     if caller.role == "agent" {
         return Err(ApiError::new(
-            "forbidden",
+            Code::Forbidden,
             "an agent's token cannot sign in to the UI; use a viewer, annotator, reviewer or admin token",
         ));
     }
@@ -108,7 +108,7 @@ pub async fn sign_in(
     let mut res = Json(describe(&caller, Some(&csrf))).into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(|e| ApiError::new("internal", e.to_string()))?,
+        HeaderValue::from_str(&cookie).map_err(|e| ApiError::new(Code::Internal, e.to_string()))?,
     );
     Ok(res)
 }
@@ -179,7 +179,7 @@ pub async fn from_cookie(
     };
     let Some(session) = session.filter(|s| s.expires > Instant::now()) else {
         return Some(Err(ApiError::new(
-            "unauthenticated",
+            Code::Unauthenticated,
             "the session has ended; sign in again",
         )));
     };
@@ -191,7 +191,7 @@ pub async fn from_cookie(
             .unwrap_or_default();
         if !constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
             return Some(Err(ApiError::new(
-                "csrf_failed",
+                Code::CsrfFailed,
                 "a request made with the session cookie must carry the session's X-CSRF-Token header",
             )));
         }
@@ -202,7 +202,7 @@ pub async fn from_cookie(
         Ok(_) => {
             state.web.lock().remove(&key);
             Some(Err(ApiError::new(
-                "unauthenticated",
+                Code::Unauthenticated,
                 "the token this session signed in with was revoked",
             )))
         }

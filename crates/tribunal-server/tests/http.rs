@@ -868,7 +868,33 @@ async fn escalations_wait_for_reviewers_expire_and_are_rate_limited() {
     .await;
     assert_eq!(v["escalation"]["status"], "not_queued", "{v}");
     assert_eq!(v["decision"], "block");
+    let limited_id = v["decision_id"].as_i64().unwrap();
+    // Logged and counted as the decision the agent got.
+    let admin = s.token("default", "admin").await;
+    let (_, m) = call(&s, Method::GET, "/metrics", Some(&admin), None).await;
+    let metrics = m.as_str().unwrap_or_default();
+    for line in [
+        "tribunal_decisions_total{decision=\"escalate\"} 3",
+        "tribunal_decisions_total{decision=\"block\"} 1",
+        "tribunal_escalations_total{outcome=\"rate_limited\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     s.stop().await;
+    let limited = s
+        .store
+        .audit_entries(limited_id - 1, 1)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(limited.seq, limited_id);
+    let body: Value = serde_json::from_str(&limited.body).unwrap();
+    assert_eq!(
+        (body["decision"].as_str(), body["rate_limited"].as_bool()),
+        (Some("block"), Some(true)),
+        "{body}"
+    );
     let r = tribunal_server::audit::verify(&s.store).await.unwrap();
     assert!(r.ok(), "{r:?}");
     let kinds: Vec<String> = s

@@ -11,12 +11,14 @@ use thiserror::Error;
 pub mod clock;
 mod labels;
 mod llm_cache;
+mod notify;
 mod server;
 mod span_events;
 pub mod testing;
 
 pub use labels::LabelEvent;
 pub use llm_cache::StoreCache;
+pub use notify::{Notification, Notifications};
 pub use span_events::SpanEventRecord;
 
 pub use server::{
@@ -150,6 +152,8 @@ pub struct Store {
     /// (SQLite looks up each numbered `$N` by scanning every parameter name, so binding a
     /// statement of many numbered parameters costs their count squared).
     sqlite: bool,
+    /// Where it is, for connections of their own (listening for notifications).
+    url: notify::Url,
 }
 
 impl Store {
@@ -216,6 +220,7 @@ impl Store {
         Ok(Store {
             pool,
             sqlite: is_sqlite,
+            url: notify::Url::new(&url),
         })
     }
 
