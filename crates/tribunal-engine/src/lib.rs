@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod evaluator;
+pub mod judge_toml;
 pub mod report;
 pub mod run;
 

@@ -9,11 +9,13 @@ use std::path::Path;
 use thiserror::Error;
 
 pub mod clock;
+mod judges;
 mod llm_cache;
 mod server;
 mod span_events;
 pub mod testing;
 
+pub use judges::{Appended, JudgeVersionRow, NewJudgeVersion};
 pub use llm_cache::StoreCache;
 pub use span_events::SpanEventRecord;
 
@@ -201,6 +203,7 @@ impl Store {
             .iter()
             .chain(server::SCHEMA)
             .chain(span_events::SCHEMA)
+            .chain(judges::SCHEMA)
         {
             sqlx::query(*stmt).execute(&pool).await?;
         }
