@@ -80,9 +80,14 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the OTLP logs request could not be read; the message names the record and field",
     ),
     (
+        "invalid_judge",
+        400,
+        "a judge definition does not build (unknown kind, or a setting that is unknown, missing or of the wrong type); the message names it",
+    ),
+    (
         "conflict",
         409,
-        "the object is not in a state that allows this (e.g. already decided)",
+        "the object is not in a state that allows this (e.g. already decided, or a judge version equal to the latest)",
     ),
     (
         "trace_not_held",
