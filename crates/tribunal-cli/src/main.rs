@@ -61,6 +61,9 @@ enum Command {
     /// The server's decision log.
     #[command(subcommand)]
     Audit(commands::serve::AuditCommand),
+    /// Judges stored by the server's Judge Builder, to and from tribunal.toml tables.
+    #[command(subcommand)]
+    Judges(commands::judges::JudgesCommand),
     /// Judge stored traces again with a new policy version and show what would change.
     Replay(commands::serve::ReplayArgs),
 }
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         Command::Policy(c) => commands::policy::run(cli.config.as_deref(), c),
         Command::Runs(c) => commands::runs::run(cli.config.as_deref(), c),
         Command::Report(c) => commands::report::run(cli.config.as_deref(), c),
+        Command::Judges(c) => commands::judges::run(cli.config.as_deref(), c),
         Command::Init(a) => commands::init::run(a),
         Command::Bench(c) => commands::bench::run(c),
         Command::Prefs(c) => commands::prefs::run(c),

@@ -237,45 +237,58 @@ impl Config {
             })
             .collect();
         for (name, table) in &self.judges {
-            let mut table = table.clone();
-            let kind = match table.remove("kind") {
-                Some(toml::Value::String(k)) => k,
-                Some(_) => {
-                    return Err(tribunal_judges::JudgeConfigError::invalid(
-                        name,
-                        "`kind` must be a string",
-                    )
-                    .into())
-                }
-                None => name.clone(),
-            };
-            let enabled = match table.remove("enabled") {
-                Some(toml::Value::Boolean(b)) => b,
-                Some(_) => {
-                    return Err(tribunal_judges::JudgeConfigError::invalid(
-                        name,
-                        "`enabled` must be true or false",
-                    )
-                    .into())
-                }
-                None => true,
-            };
-            // What a failure of the judge does is the policy judge's business.
-            table.remove("optional");
-            table.remove("on_error");
             specs.retain(|s| &s.name != name);
-            if !enabled {
-                continue;
+            if let Some(spec) = self.table_spec(name, table)? {
+                specs.push(spec);
             }
-            let params = serde_json::to_value(&table)
-                .map_err(|e| tribunal_judges::JudgeConfigError::invalid(name, e.to_string()))?;
-            specs.push(JudgeSpec {
-                name: name.clone(),
-                kind,
-                params,
-            });
         }
         Ok(specs)
+    }
+
+    /// The judge a `[judges.NAME]` table declares: its `kind` (NAME when absent) and its
+    /// settings (the other keys but `enabled`, `optional` and `on_error`); `None` when it
+    /// says `enabled = false`.
+    pub fn table_spec(
+        &self,
+        name: &str,
+        table: &toml::Table,
+    ) -> Result<Option<JudgeSpec>, ConfigError> {
+        let mut table = table.clone();
+        let kind = match table.remove("kind") {
+            Some(toml::Value::String(k)) => k,
+            Some(_) => {
+                return Err(tribunal_judges::JudgeConfigError::invalid(
+                    name,
+                    "`kind` must be a string",
+                )
+                .into())
+            }
+            None => name.to_owned(),
+        };
+        let enabled = match table.remove("enabled") {
+            Some(toml::Value::Boolean(b)) => b,
+            Some(_) => {
+                return Err(tribunal_judges::JudgeConfigError::invalid(
+                    name,
+                    "`enabled` must be true or false",
+                )
+                .into())
+            }
+            None => true,
+        };
+        // What a failure of the judge does is the policy judge's business.
+        table.remove("optional");
+        table.remove("on_error");
+        if !enabled {
+            return Ok(None);
+        }
+        let params = serde_json::to_value(&table)
+            .map_err(|e| tribunal_judges::JudgeConfigError::invalid(name, e.to_string()))?;
+        Ok(Some(JudgeSpec {
+            name: name.to_owned(),
+            kind,
+            params,
+        }))
     }
 
     /// What each judge's failure does to the decision: `on_error = "block"` (the default,

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod evaluator;
 mod html;
+pub mod judge_toml;
 pub mod report;
 pub mod run;
 

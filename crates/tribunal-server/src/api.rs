@@ -12,6 +12,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use tribunal_core::{Pending, Trace};
 use tribunal_store::{clock, FeedbackRow, TraceFilter};
 
 /// Runs written by `tribunal eval` belong to this project.
@@ -89,18 +90,9 @@ pub async fn get_trace(
         .get_trace(&caller.project, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no trace {id:?} in this project")))?;
-    let (trace, pending) = match row.source.as_str() {
-        "otlp" => (
-            scorer::assemble(&state.store, &caller.project, &id)
-                .await?
-                .map(|t| json!(t))
-                .unwrap_or(Value::Null),
-            Value::Null,
-        ),
-        _ => match row.body.as_deref().and_then(crate::gate::stored_request) {
-            Some((t, p)) => (json!(t), json!(p)),
-            None => (Value::Null, Value::Null),
-        },
+    let (trace, pending) = match stored_trace(&state.store, &row).await? {
+        Some((t, p)) => (json!(t), json!(p)),
+        None => (Value::Null, Value::Null),
     };
     let result: Value = row
         .result
@@ -115,6 +107,21 @@ pub async fn get_trace(
         "result": result,
         "human_feedback": feedback,
     })))
+}
+
+/// The trace a stored row holds (and the step it was about to take, for gate traces):
+/// OTLP traces put together from their spans, gate traces read from their request. `None`
+/// when what is stored no longer reads as a trace.
+pub async fn stored_trace(
+    store: &tribunal_store::Store,
+    row: &tribunal_store::TraceRow,
+) -> Result<Option<(Trace, Option<Pending>)>, tribunal_store::StoreError> {
+    Ok(match row.source.as_str() {
+        "otlp" => scorer::assemble(store, &row.project, &row.trace_id)
+            .await?
+            .map(|t| (t, None)),
+        _ => row.body.as_deref().and_then(crate::gate::stored_request),
+    })
 }
 
 pub async fn list_feedback(
@@ -251,8 +258,9 @@ pub async fn list_judges(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Read)?;
     let rt = state.project(&caller)?.runtime();
+    let stored = crate::judges::stored_summary(&state, &caller.project).await?;
     Ok(Json(
-        json!({"judges": rt.judges, "config_hash": rt.config_hash}),
+        json!({"judges": rt.judges, "config_hash": rt.config_hash, "stored": stored}),
     ))
 }
 
@@ -417,7 +425,20 @@ pub fn openapi_document() -> Value {
                     "responses": {"201": {"description": "created"}, "400": err, "401": err, "403": err, "404": err}}},
             "/api/v1/runs": {"get": {"summary": "Evaluation runs (default project)", "responses": ok("runs", &[])}},
             "/api/v1/runs/{id}": {"get": {"summary": "One run with its results", "parameters": [id_param("id")], "responses": ok("run", &[404])}},
-            "/api/v1/judges": {"get": {"summary": "Configured judges and their versions", "responses": ok("judges", &[])}},
+            "/api/v1/judges": {"get": {"summary": "Configured judges and their versions (judges, config_hash), and the judges stored in the Judge Builder with their latest version (stored: [{name, kind, latest_version, hash, updated_at}])", "responses": ok("judges", &[])}},
+            "/api/v1/judges/builtins": {"get": {"summary": "Built-in judge kinds to start from: {builtins: [{kind, description, model_judge, instructions, output}]}; instructions and output are null for code judges", "responses": ok("builtins", &[])}},
+            "/api/v1/judges/{name}/versions": {
+                "get": {"summary": "A stored judge's versions, oldest first: {name, versions: [{version, kind, settings, hash, note, created_at, created_by}]}", "parameters": [id_param("name")], "responses": ok("versions", &[400, 404])},
+                "post": {"summary": "Store a new version (role: admin); built first, so a bad kind or setting is invalid_judge and nothing is stored; 409 when it equals the latest version", "parameters": [id_param("name")],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["kind", "settings"], "properties": {"kind": {"type": "string"}, "settings": {"type": "object"}, "note": {"type": "string"}}}}}},
+                    "responses": {"201": {"description": "{name, version, hash}"}, "400": err, "401": err, "403": err, "409": err}}},
+            "/api/v1/judges/{name}/diff": {"get": {"summary": "What changed between two versions: {name, from, to, changes: [{path, from, to}], text} (text: a unified diff of their tribunal.toml tables)", "parameters": [id_param("name"), {"name": "from", "in": "query", "required": true, "schema": {"type": "integer"}}, {"name": "to", "in": "query", "required": true, "schema": {"type": "integer"}}], "responses": ok("diff", &[400, 404])}},
+            "/api/v1/judges/{name}/rollback": {"post": {"summary": "Store a new version equal to an earlier one, noted \"rollback to N\" (role: admin)", "parameters": [id_param("name")],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["version"], "properties": {"version": {"type": "integer"}}}}}},
+                "responses": {"201": {"description": "{name, version, hash}"}, "400": err, "401": err, "403": err, "404": err, "409": err}}},
+            "/api/v1/judges/try": {"post": {"summary": "Run a judge definition (and optionally a stored version, to compare) on 1 to 50 stored traces of the project (role: annotator, reviewer or admin): {results: [{trace_id, feedback, usage, compare: {feedback, usage} | null}], totals, compare_totals, version_hash}; usage is {calls, cached_calls, input_tokens, output_tokens, cost_usd}",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["kind", "settings", "trace_ids"], "properties": {"kind": {"type": "string"}, "settings": {"type": "object"}, "trace_ids": {"type": "array", "minItems": 1, "maxItems": 50, "items": {"type": "string"}}, "compare": {"type": "object", "required": ["name", "version"], "properties": {"name": {"type": "string"}, "version": {"type": "integer"}}}, "name": {"type": "string"}}}}}},
+                "responses": ok("results", &[400, 404])}},
             "/api/v1/policies": {"get": {"summary": "Policy version, gates, files, shadow policies", "responses": ok("policies", &[])}},
             "/api/v1/policies/reload": {"post": {"summary": "Reload the project's configuration and policies (role: admin)", "responses": ok("new versions", &[400])}},
             "/api/v1/escalations": {"get": {"summary": "The review queue", "parameters": [query("status", "string"), query("limit", "integer")], "responses": ok("escalations", &[400])}},

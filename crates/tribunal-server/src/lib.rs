@@ -17,6 +17,7 @@ pub mod body;
 pub mod error;
 pub mod escalation;
 pub mod gate;
+pub mod judges;
 pub mod labels;
 pub mod metrics;
 pub mod otlp;
@@ -353,6 +354,14 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route("/api/v1/runs", get(api::list_runs))
         .route("/api/v1/runs/{id}", get(api::get_run))
         .route("/api/v1/judges", get(api::list_judges))
+        .route("/api/v1/judges/builtins", get(judges::builtins))
+        .route("/api/v1/judges/try", post(judges::try_judge))
+        .route(
+            "/api/v1/judges/{name}/versions",
+            get(judges::versions).post(judges::add_version),
+        )
+        .route("/api/v1/judges/{name}/diff", get(judges::diff))
+        .route("/api/v1/judges/{name}/rollback", post(judges::rollback))
         .route("/api/v1/policies", get(api::list_policies))
         .route("/api/v1/policies/reload", post(api::reload))
         .route("/api/v1/escalations", get(escalation::list))

@@ -9,6 +9,7 @@ use std::path::Path;
 use thiserror::Error;
 
 pub mod clock;
+mod judges;
 mod labels;
 mod llm_cache;
 mod notify;
@@ -16,6 +17,7 @@ mod server;
 mod span_events;
 pub mod testing;
 
+pub use judges::{Appended, JudgeVersionRow, NewJudgeVersion};
 pub use labels::LabelEvent;
 pub use llm_cache::StoreCache;
 pub use notify::{Notification, Notifications};
@@ -208,6 +210,7 @@ impl Store {
             .chain(server::SCHEMA)
             .chain(span_events::SCHEMA)
             .chain(labels::SCHEMA)
+            .chain(judges::SCHEMA)
         {
             sqlx::query(*stmt).execute(&pool).await?;
         }

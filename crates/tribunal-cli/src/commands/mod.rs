@@ -4,6 +4,7 @@ pub mod bench;
 pub mod check;
 pub mod eval;
 pub mod init;
+pub mod judges;
 pub mod policy;
 pub mod prefs;
 pub mod report;

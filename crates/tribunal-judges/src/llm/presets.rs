@@ -156,3 +156,22 @@ preset_builders! {
     build_prompt_injection => PROMPT_INJECTION,
     build_moderation => MODERATION,
 }
+
+/// The preset behind a built-in model judge kind (`safety`, `moderation`, ...); `None` for
+/// other kinds. The `guidelines` preset's instructions hold `__GUIDELINES__` where the
+/// judge's `guidelines` setting goes.
+pub fn for_kind(kind: &str) -> Option<&'static Preset> {
+    Some(match kind {
+        "safety" => &SAFETY,
+        "relevance_to_query" => &RELEVANCE_TO_QUERY,
+        "correctness" => &CORRECTNESS,
+        "groundedness" => &GROUNDEDNESS,
+        "guidelines" => &GUIDELINES,
+        "llm_tool_call_correctness" => &TOOL_CALL_CORRECTNESS,
+        "tool_call_efficiency" => &TOOL_CALL_EFFICIENCY,
+        "completeness" => &COMPLETENESS,
+        "llm_prompt_injection" => &PROMPT_INJECTION,
+        "moderation" => &MODERATION,
+        _ => return None,
+    })
+}
