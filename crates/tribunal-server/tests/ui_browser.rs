@@ -465,3 +465,182 @@ async fn an_annotator_labels_five_items_with_the_keyboard_only() {
     b.close().await.unwrap();
     s.stop().await;
 }
+
+/// A model server speaking the OpenAI protocol that finds a reply unhelpful when it says
+/// "no idea".
+async fn model_server() -> String {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(|axum::Json(body): axum::Json<Value>| async move {
+            let user = body["messages"][1]["content"].as_str().unwrap_or_default().to_owned();
+            let result = if user.contains("no idea") { "no" } else { "yes" };
+            axum::Json(json!({
+                "id": "c", "object": "chat.completion", "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant",
+                    "content": format!("{{\"rationale\": \"read the reply\", \"result\": \"{result}\"}}")}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 40, "completion_tokens": 8, "total_tokens": 48}
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judge_is_built_tried_on_three_traces_saved_and_changed() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    let viewer = s.token("default", "viewer").await;
+    let model = model_server().await;
+    for (id, reply) in [
+        ("helpful-1", "Your order ships tomorrow."),
+        ("helpful-2", "Refunds take 5 days."),
+        ("clueless", "I have no idea."),
+    ] {
+        gate(&s, &agent, json!({"trace_id": id, "trace": [{"role": "user", "content": "help me"}, {"role": "assistant", "content": reply}]})).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, b) = browser(profile.path()).await;
+    sign_in(&b, &s.url, &admin).await;
+    b.goto(&format!("{}/#/judges/new", s.url)).await.unwrap();
+    wait_for(&b, "#judge-form").await;
+    b.find(Locator::Css("#judge-name"))
+        .await
+        .unwrap()
+        .send_keys("helpful")
+        .await
+        .unwrap();
+    let instructions = b.find(Locator::Css("#judge-instructions")).await.unwrap();
+    instructions
+        .send_keys("Is the assistant's reply helpful? ")
+        .await
+        .unwrap();
+    b.find(Locator::Css("button.insert[data-var='conversation']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let text = b
+        .execute(
+            "return document.getElementById('judge-instructions').value;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        text,
+        json!("Is the assistant's reply helpful? {{ conversation }}")
+    );
+    b.find(Locator::Css("#judge-model"))
+        .await
+        .unwrap()
+        .send_keys("openai:/gpt-4o-mini")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#judge-extra"))
+        .await
+        .unwrap()
+        .send_keys(&json!({"base_url": model, "max_retries": 0}).to_string())
+        .await
+        .unwrap();
+    b.find(Locator::Css("#try-traces"))
+        .await
+        .unwrap()
+        .send_keys("helpful-1\nhelpful-2\nclueless")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#try-run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&b, "#try-table tbody tr[data-trace='clueless']").await;
+    let table = b
+        .find(Locator::Css("#try-table"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (id, want) in [
+        ("helpful-1", "yes"),
+        ("helpful-2", "yes"),
+        ("clueless", "no"),
+    ] {
+        let cell = b
+            .find(Locator::Css(&format!(
+                "#try-table tbody tr[data-trace='{id}'] td:nth-child(2)"
+            )))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(cell, want, "{id}: {table}");
+    }
+    assert!(
+        table.contains("40 in + 8 out tokens"),
+        "tokens and cost per trace: {table}"
+    );
+    screenshot(&b, "judge-try").await;
+    b.find(Locator::Css("#judge-save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&b, "#versions tr[data-version='1']").await;
+
+    // A second version from the editor, then its diff against the first.
+    b.find(Locator::Css("#edit-judge"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let instructions = wait_for(&b, "#judge-instructions").await;
+    instructions
+        .send_keys(" Answer no when it is vague.")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#judge-note"))
+        .await
+        .unwrap()
+        .send_keys("stricter")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#judge-save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&b, "#versions tr[data-version='2']").await;
+    let diff = wait_for(&b, "#judge-diff").await.text().await.unwrap();
+    assert!(
+        diff.contains("settings.instructions") && diff.contains("Answer no when it is vague"),
+        "{diff}"
+    );
+    screenshot(&b, "judge-versions").await;
+
+    // A viewer cannot reach the editor.
+    b.find(Locator::Css("#signout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&b, "#token").await;
+    sign_in(&b, &s.url, &viewer).await;
+    b.goto(&format!("{}/#/judges/new", s.url)).await.unwrap();
+    wait_for(&b, "#forbidden").await;
+    b.close().await.unwrap();
+    s.stop().await;
+}
