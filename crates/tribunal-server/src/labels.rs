@@ -261,6 +261,35 @@ async fn with_queue<T>(
     Ok(f(q, s))
 }
 
+/// Writes what `caller` did to `item` of queue `id` to the store.
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    item: &str,
+    kind: &str,
+    value: Option<String>,
+    comment: Option<String>,
+    now: i64,
+) -> Result<(), ApiError> {
+    let event = LabelEvent {
+        queue_id: id.to_owned(),
+        item: item.to_owned(),
+        person: caller.token_id.clone(),
+        kind: kind.to_owned(),
+        value,
+        comment,
+        at: clock::rfc3339_from_ms(now),
+        at_ms: now,
+    };
+    state
+        .store
+        .insert_label_event(&caller.project, &event)
+        .await?;
+    Ok(())
+}
+
 fn refused(e: QueueError) -> ApiError {
     match e {
         QueueError::NotAllowed(_) => ApiError::new(Code::Forbidden, e.to_string()),
@@ -340,23 +369,20 @@ pub async fn label(
     })
     .await?
     .map_err(refused)?;
-    let event = LabelEvent {
-        queue_id: id,
-        item,
-        person: caller.token_id.clone(),
-        kind: "label".into(),
-        value: Some(value.to_string()),
-        comment: b.comment,
-        at: clock::rfc3339_from_ms(now),
-        at_ms: now,
-    };
-    state
-        .store
-        .insert_label_event(&caller.project, &event)
-        .await?;
+    record(
+        &state,
+        &caller,
+        &id,
+        &item,
+        "label",
+        Some(value.to_string()),
+        b.comment,
+        now,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"item": event.item, "value": value})),
+        Json(json!({"item": item, "value": value})),
     )
         .into_response())
 }
@@ -385,23 +411,17 @@ pub async fn skip(
     })
     .await?
     .map_err(refused)?;
-    let now = clock::now_ms();
-    state
-        .store
-        .insert_label_event(
-            &caller.project,
-            &LabelEvent {
-                queue_id: id,
-                item: item.clone(),
-                person: caller.token_id.clone(),
-                kind: "skip".into(),
-                value: Some(b.reason),
-                comment: None,
-                at: clock::rfc3339_from_ms(now),
-                at_ms: now,
-            },
-        )
-        .await?;
+    record(
+        &state,
+        &caller,
+        &id,
+        &item,
+        "skip",
+        Some(b.reason),
+        None,
+        clock::now_ms(),
+    )
+    .await?;
     Ok(Json(json!({"item": item, "skipped": true})))
 }
 
@@ -499,23 +519,18 @@ pub async fn adjudicate(
     })
     .await?
     .map_err(refused)?;
-    let now = clock::now_ms();
-    state
-        .store
-        .insert_label_event(
-            &caller.project,
-            &LabelEvent {
-                queue_id: id,
-                item: item.clone(),
-                person: caller.token_id.clone(),
-                kind: "final".into(),
-                value: Some(value.to_string()),
-                comment: b.note,
-                at: clock::rfc3339_from_ms(now),
-                at_ms: now,
-            },
-        )
-        .await?;
+    let final_value = Some(value.to_string());
+    record(
+        &state,
+        &caller,
+        &id,
+        &item,
+        "final",
+        final_value,
+        b.note,
+        clock::now_ms(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"item": item, "final": value, "by": caller.token_id})),
