@@ -607,3 +607,100 @@ pub async fn agreement(
     .await?;
     Ok(Json(out))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+/// The final label of an item and how it was decided: adjudicated by a reviewer, or the
+/// unanimous label of everyone who labelled it once all labels are in.
+fn final_of(q: &Queue, item: &str, labels: &[(String, Value)]) -> Option<Value> {
+    if let Some((v, by)) = q.final_label(item) {
+        return Some(json!({"value": v, "by": by, "how": "adjudicated"}));
+    }
+    (labels.len() >= q.settings.overlap && !labels.is_empty() && !queue::disagree(labels, 0.0))
+        .then(|| json!({"value": labels[0].1, "by": labels.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), "how": "unanimous"}))
+}
+
+/// `GET /api/v1/queues/{id}/export?format=jsonl|mlflow` (reviewers): one JSON line per
+/// item (`jsonl`: its labels and final label) or per label (`mlflow`: MLflow assessments
+/// with a HUMAN source, the schema's name as the assessment name; final labels carry
+/// `metadata.final`).
+pub async fn export(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    q: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::Review)?;
+    let Query(eq) = q.map_err(|e| ApiError::request(format!("{e}; the parameter is format")))?;
+    let format = eq.format.unwrap_or_else(|| "jsonl".into());
+    if !matches!(format.as_str(), "jsonl" | "mlflow") {
+        return Err(ApiError::request(format!(
+            "format: expected jsonl or mlflow, found {format:?}"
+        )));
+    }
+    let events = state.store.label_events(&caller.project, &id).await?;
+    let lines = with_queue(&state, &caller.project, &id, |q, schema| {
+        let mut out = Vec::new();
+        for (item, labels) in q.all_labels() {
+            let fin = final_of(q, item, labels);
+            if format == "jsonl" {
+                let labels: Vec<Value> = labels
+                    .iter()
+                    .map(|(p, v)| json!({"person": p, "value": v}))
+                    .collect();
+                out.push(json!({"queue": id, "schema": schema.name, "item": item, "labels": labels, "final": fin}));
+                continue;
+            }
+            let comment = |person: &str, kind: &str| {
+                events
+                    .iter()
+                    .find(|e| e.item == item && e.person == person && e.kind == kind)
+                    .and_then(|e| e.comment.clone())
+            };
+            let time = |person: &str, kind: &str| {
+                events
+                    .iter()
+                    .find(|e| e.item == item && e.person == person && e.kind == kind)
+                    .map_or(0, |e| e.at_ms)
+            };
+            for (person, value) in labels {
+                out.push(json!({
+                    "assessment_name": schema.name,
+                    "trace_id": item,
+                    "source": {"source_type": "HUMAN", "source_id": person},
+                    "create_time_ms": time(person, "label"),
+                    "feedback": {"value": value},
+                    "rationale": comment(person, "label"),
+                    "metadata": {"queue": id},
+                }));
+            }
+            if let Some((value, by)) = q.final_label(item) {
+                out.push(json!({
+                    "assessment_name": schema.name,
+                    "trace_id": item,
+                    "source": {"source_type": "HUMAN", "source_id": by},
+                    "create_time_ms": time(by, "final"),
+                    "feedback": {"value": value},
+                    "rationale": comment(by, "final"),
+                    "metadata": {"queue": id, "final": "adjudicated"},
+                }));
+            }
+        }
+        out
+    })
+    .await?;
+    let mut text = String::new();
+    for l in lines {
+        text.push_str(&l.to_string());
+        text.push('\n');
+    }
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        text,
+    )
+        .into_response())
+}

@@ -311,6 +311,47 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
         "{ag}"
     );
 
+    // Export: one line per item with its final label (adjudicated or unanimous), and MLflow
+    // assessments with a HUMAN source.
+    let c = TestServer::client();
+    let export = |format: &str| {
+        c.get(format!("{}/api/v1/queues/q1/export?format={format}", s.url))
+            .bearer_auth(&reviewer)
+            .send()
+    };
+    let jsonl = export("jsonl").await.unwrap().text().await.unwrap();
+    let rows: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 60);
+    let adjudicated = rows.iter().find(|r| r["item"] == first.as_str()).unwrap();
+    assert_eq!(adjudicated["final"]["how"], "adjudicated", "{adjudicated}");
+    assert!(
+        rows.iter().any(|r| r["final"]["how"] == "unanimous"),
+        "{jsonl}"
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r["final"].is_null() || r["final"]["value"].is_string()));
+    let mlflow = export("mlflow").await.unwrap().text().await.unwrap();
+    let assessments: Vec<Value> = mlflow
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(assessments.len(), 181, "180 labels and one final label");
+    assert!(assessments
+        .iter()
+        .all(|a| a["source"]["source_type"] == "HUMAN" && a["assessment_name"] == "helpful"));
+    assert_eq!(export("csv").await.unwrap().status(), 400);
+    let r = c
+        .get(format!("{}/api/v1/queues/q1/export", s.url))
+        .bearer_auth(&annotators[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
     // Read back from the store: the same labels and the final one.
     s.state.label_queues.0.lock().unwrap().clear();
     let (_, again) = call(&s, &reviewer, "GET", "/api/v1/queues/q1/labels", None).await;
