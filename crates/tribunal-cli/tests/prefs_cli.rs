@@ -199,3 +199,90 @@ fn rm_eval_refuses_a_file_that_is_not_a_model() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_trained_reward_model_is_a_judge_policies_can_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_pairs(&dir.path().join("train.jsonl"), 120, 0);
+    let out = tribunal(
+        dir.path(),
+        &[
+            "rm",
+            "train",
+            "train.jsonl",
+            "-o",
+            "rm.json",
+            "--seed",
+            "7",
+            "--bits",
+            "12",
+            "--epochs",
+            "3",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/reward.rego"),
+        "package reward\nimport rego.v1\nviolation contains {\"rule\": \"reward.low\", \"severity\": \"escalate\", \"message\": \"a reply people would not prefer\"} if input.scores.preferred.value < 0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("tribunal.toml"),
+        "[judges.preferred]\nkind = \"reward_model\"\npath = \"rm.json\"\n\n[policies]\npaths = [\"policies\"]\n",
+    )
+    .unwrap();
+    let traces = [
+        serde_json::json!({"id": "kind", "messages": [{"role": "user", "content": "Tell me about chess."}, {"role": "assistant", "content": "Happy to help with chess, the key idea is simple."}]}),
+        serde_json::json!({"id": "rude", "messages": [{"role": "user", "content": "Tell me about chess."}, {"role": "assistant", "content": "I can't help with chess."}]}),
+    ];
+    std::fs::write(
+        dir.path().join("t.jsonl"),
+        traces
+            .iter()
+            .map(|t| t.to_string() + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
+    // Run from elsewhere: the model's path is relative to the configuration file.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("t.jsonl");
+    let out = tribunal(
+        elsewhere.path(),
+        &["eval", data.to_str().unwrap(), "--no-store", "-f", "jsonl"],
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let score = |r: &serde_json::Value| {
+        r["feedback"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "preferred")
+            .and_then(|f| f["value"].as_f64())
+            .unwrap_or_else(|| panic!("no reward in {r}"))
+    };
+    assert!(score(&rows[0]) > 0.0 && score(&rows[1]) < 0.0, "{rows:?}");
+    assert_eq!(rows[0]["verdict"], "allow");
+    assert_eq!(rows[1]["verdict"], "escalate");
+    // A missing model file is a configuration error naming the setting.
+    std::fs::write(
+        dir.path().join("tribunal.toml"),
+        "[judges.preferred]\nkind = \"reward_model\"\npath = \"nope.json\"\n",
+    )
+    .unwrap();
+    let out = tribunal(dir.path(), &["eval", "t.jsonl", "--no-store"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("path: cannot open") && err.contains("nope.json"),
+        "{err}"
+    );
+}

@@ -238,7 +238,16 @@ impl Config {
             .collect();
         for (name, table) in &self.judges {
             specs.retain(|s| &s.name != name);
-            if let Some(spec) = self.table_spec(name, table)? {
+            if let Some(mut spec) = self.table_spec(name, table)? {
+                // Files a judge reads are relative to the configuration file, like policy
+                // folders and the store.
+                if let Some(Value::String(path)) = spec.params.get_mut("path") {
+                    if Path::new(path.as_str()).is_relative()
+                        && !self.base_dir.as_os_str().is_empty()
+                    {
+                        *path = self.base_dir.join(&*path).display().to_string();
+                    }
+                }
                 specs.push(spec);
             }
         }

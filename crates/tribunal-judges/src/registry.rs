@@ -116,6 +116,12 @@ pub const BUILTINS: &[Builtin] = &[
         build: metrics::trajectory::build_steps,
     },
     Builtin {
+        kind: "reward_model",
+        description: "a reward model trained with `tribunal rm train` scores the reply",
+        default_on: false,
+        build: metrics::reward_model::build,
+    },
+    Builtin {
         kind: "secrets",
         description: "API keys, private keys, JWTs, high-entropy tokens",
         default_on: true,

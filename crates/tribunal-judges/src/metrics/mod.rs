@@ -12,6 +12,7 @@ pub mod json_schema;
 pub mod latency;
 pub mod loops;
 pub mod matching;
+pub mod reward_model;
 pub mod tool_calls;
 pub mod trajectory;
 pub mod usage;
