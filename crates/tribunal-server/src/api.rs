@@ -301,6 +301,37 @@ pub async fn reload(
     Ok(Json(out))
 }
 
+/// `GET /api/v1/audit/entries/{seq}`: one decision-log entry of the caller's project, with
+/// its place in the chain.
+pub async fn audit_entry(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(seq): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let n: i64 = seq.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+        ApiError::request(format!(
+            "seq: expected a positive entry number, found {seq:?}"
+        ))
+    })?;
+    let row = state
+        .store
+        .audit_entries(n - 1, 1)
+        .await?
+        .into_iter()
+        .find(|r| r.seq == n && r.project == caller.project)
+        .ok_or_else(|| ApiError::not_found(format!("no decision-log entry {n} in this project")))?;
+    let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::String(row.body.clone()));
+    Ok(Json(json!({
+        "seq": row.seq,
+        "at": row.at,
+        "kind": row.kind,
+        "body": body,
+        "prev_hash": row.prev_hash,
+        "hash": row.hash,
+    })))
+}
+
 pub async fn verify_audit(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -412,6 +443,7 @@ pub fn openapi_document() -> Value {
             "/api/v1/queues/{id}/items/{item}/adjudicate": {"post": {"summary": "A reviewer's final label {value, note?}; the item never comes back", "parameters": [id_param("id"), id_param("item")], "responses": ok("item, final, by", &[400, 403, 404, 409])}},
             "/api/v1/queues/{id}/export": {"get": {"summary": "The queue's labels as JSON lines: per item with its labels and final label (format=jsonl), or as MLflow assessments with a HUMAN source (format=mlflow) (role: reviewer or admin)", "parameters": [id_param("id"), query("format", "string")], "responses": ok("application/x-ndjson", &[400, 403, 404])}},
             "/api/v1/queues/{id}/agreement": {"get": {"summary": "Agreement over complete items: Krippendorff's alpha, Fleiss' kappa, unanimity, labels and gold accuracy per person (role: reviewer or admin)", "parameters": [id_param("id")], "responses": ok("items_complete, percent_unanimous, krippendorff_alpha, fleiss_kappa, people", &[403, 404])}},
+            "/api/v1/audit/entries/{seq}": {"get": {"summary": "One decision-log entry of the caller's project (role: viewer or above)", "parameters": [id_param("seq")], "responses": ok("seq, at, kind, body, prev_hash, hash", &[400, 404])}},
             "/api/v1/sessions": {"post": {"summary": "Sign in to the UI with an API token (not an agent's): sets an HttpOnly, SameSite=Strict session cookie and answers the CSRF token that state-changing requests made with it must send as X-CSRF-Token", "security": [],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}}}},
                 "responses": ok("project, role, token_id, csrf", &[400, 401, 403])}},

@@ -371,6 +371,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
             post(escalation::decide),
         )
         .route("/api/v1/audit/verify", get(api::verify_audit))
+        .route("/api/v1/audit/entries/{seq}", get(api::audit_entry))
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/session", get(ui::current).delete(ui::sign_out))
         .route("/api/v1/report/value", get(api::value_report))

@@ -217,16 +217,25 @@ async fn a_person_finds_a_blocked_trace_sees_its_evidence_and_reviews_an_escalat
         marked_text.push_str(&m.text().await.unwrap());
     }
     assert!(marked_text.contains("rm -rf"), "{marked_text}");
-    let shown = c
-        .find(Locator::Css("#main"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // No absent part shows as text (the log entry's JSON body may hold nulls of its own).
+    for part in ["#verdict", "#conversation", "#judges"] {
+        let shown = c
+            .find(Locator::Css(part))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !shown.contains("null") && !shown.contains("undefined"),
+            "{part}: {shown}"
+        );
+    }
+    // The decision-log entry behind the answer.
+    let entry = wait_for(&c, "#log-entry").await.text().await.unwrap();
     assert!(
-        !shown.contains("null") && !shown.contains("undefined"),
-        "{shown}"
+        entry.contains("Decision-log entry") && entry.contains("c6.dangerous_command"),
+        "{entry}"
     );
     screenshot(&c, "trace").await;
 

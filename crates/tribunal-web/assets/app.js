@@ -325,6 +325,22 @@ async function tracePage(id) {
     el("h2", {}, `Spans (${spans.length})`),
     spanTree(spans, evidence),
   );
+  // The decision-log entry of the gate's decision, when there is one.
+  let logEntry = null;
+  if (typeof result.decision_id === "number") {
+    try {
+      const entry = await api("GET", "/api/v1/audit/entries/" + result.decision_id);
+      logEntry = el(
+        "section",
+        { class: "card", id: "log-entry" },
+        el("h2", {}, `Decision-log entry ${entry.seq}`),
+        el("p", { class: "dim" }, `${entry.kind} at ${entry.at} · hash `, el("code", {}, entry.hash.slice(0, 16)), " · previous ", el("code", {}, (entry.prev_hash || "").slice(0, 16))),
+        el("pre", { class: "content" }, JSON.stringify(entry.body, null, 2)),
+      );
+    } catch (e) {
+      logEntry = el("section", { class: "card", id: "log-entry" }, failure(e));
+    }
+  }
   show(
     el("p", {}, el("a", { href: "#/traces" }, "← Traces")),
     el("h1", {}, "Trace ", el("code", {}, id)),
@@ -333,6 +349,7 @@ async function tracePage(id) {
     conversation,
     judges,
     spans.length ? tree : null,
+    logEntry,
   );
   const at = new URLSearchParams(location.hash.split("?")[1] || "").get("at");
   const target = at && (document.getElementById("msg-" + at) || document.getElementById("call-" + at));
