@@ -240,6 +240,7 @@ fn a_trained_reward_model_is_a_judge_policies_can_read() {
     let traces = [
         serde_json::json!({"id": "kind", "messages": [{"role": "user", "content": "Tell me about chess."}, {"role": "assistant", "content": "Happy to help with chess, the key idea is simple."}]}),
         serde_json::json!({"id": "rude", "messages": [{"role": "user", "content": "Tell me about chess."}, {"role": "assistant", "content": "I can't help with chess."}]}),
+        serde_json::json!({"id": "waiting", "messages": [{"role": "user", "content": "Tell me about chess."}]}),
     ];
     std::fs::write(
         dir.path().join("t.jsonl"),
@@ -272,6 +273,13 @@ fn a_trained_reward_model_is_a_judge_policies_can_read() {
     assert!(score(&rows[0]) > 0.0 && score(&rows[1]) < 0.0, "{rows:?}");
     assert_eq!(rows[0]["verdict"], "allow");
     assert_eq!(rows[1]["verdict"], "escalate");
+    // No reply yet: nothing to score, and nothing failed.
+    assert_eq!(rows[2]["verdict"], "allow", "{}", rows[2]);
+    assert!(
+        !rows[2]["feedback"].to_string().contains("preferred"),
+        "{}",
+        rows[2]
+    );
     // A missing model file is a configuration error naming the setting.
     std::fs::write(
         dir.path().join("tribunal.toml"),

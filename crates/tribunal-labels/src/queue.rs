@@ -252,6 +252,14 @@ impl Queue {
         Ok(())
     }
 
+    /// Takes back a label `person` just gave (when it could not be recorded), so the item
+    /// is theirs to label again.
+    pub fn withdraw(&mut self, person: &str, item: &str) {
+        if let Some(s) = self.items.get_mut(item) {
+            s.labels.retain(|(who, _)| who != person);
+        }
+    }
+
     /// `person` passes on `item`: it goes to someone else and never back to them.
     pub fn skip(&mut self, person: &str, item: &str) -> Result<(), QueueError> {
         self.allowed(person)?;

@@ -180,6 +180,19 @@ fn disagreements_go_to_review_once_and_adjudication_is_final() {
 }
 
 #[test]
+fn a_withdrawn_label_leaves_the_item_to_be_labelled_again() {
+    let mut q = Queue::new(settings(1, 0.0, false), vec!["a".into()], BTreeMap::new());
+    let Next::Item { item, .. } = q.next("ann", 0).unwrap() else {
+        panic!()
+    };
+    q.submit("ann", &item, json!(1), 1).unwrap();
+    assert_eq!(q.next("bob", 2).unwrap(), Next::Done);
+    q.withdraw("ann", &item);
+    assert!(q.labels_for("ann", "a", true).is_empty());
+    assert!(matches!(q.next("ann", 3).unwrap(), Next::Item { .. }));
+}
+
+#[test]
 fn people_outside_the_queue_and_unheld_items_are_refused() {
     let mut s = settings(1, 0.0, false);
     s.people = Some(vec!["ann".into()]);

@@ -369,17 +369,15 @@ pub async fn label(
     })
     .await?
     .map_err(refused)?;
-    record(
-        &state,
-        &caller,
-        &id,
-        &item,
-        "label",
-        Some(value.to_string()),
-        b.comment,
-        now,
-    )
-    .await?;
+    // A label the store did not take is taken back: nothing is answered that is not kept.
+    let label = Some(value.to_string());
+    if let Err(e) = record(&state, &caller, &id, &item, "label", label, b.comment, now).await {
+        with_queue(&state, &caller.project, &id, |q, _| {
+            q.withdraw(&caller.token_id, &item)
+        })
+        .await?;
+        return Err(e);
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({"item": item, "value": value})),

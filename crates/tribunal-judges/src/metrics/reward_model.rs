@@ -1,7 +1,7 @@
 //! `reward_model`: a reward model trained with `tribunal rm train` (Bradley–Terry over
 //! preference pairs, `tribunal-prefs`) scores the agent's reply given the user's last
 //! message. The reply is the pending reply when there is one, else the last assistant
-//! message with text. The score is the model's reward (higher is preferred); policies read it
+//! message with text; a trace with neither gets no feedback from it. The score is the model's reward (higher is preferred); policies read it
 //! as `input.scores.NAME.value`.
 
 use crate::{error::JudgeConfigError, registry, Judge, JudgeInput};
@@ -70,14 +70,9 @@ impl Judge for RewardJudge {
                 .find(|m| m.role == Role::Assistant && !m.content.trim().is_empty())
             {
                 Some(m) => (m.content.clone(), m.id.clone()),
-                // Nothing to score is not a score: the judge says so.
-                None => {
-                    return vec![Feedback::error(
-                        &self.name,
-                        &self.name,
-                        "no reply to score: the trace has no assistant text and no pending reply",
-                    )]
-                }
+                // No reply yet (a pending tool call, say): nothing to score, and nothing
+                // failed, so no feedback, as other judges do when they do not apply.
+                None => return Vec::new(),
             },
         };
         let prompt = trace
