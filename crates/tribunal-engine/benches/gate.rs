@@ -9,8 +9,10 @@ mod common;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tribunal_engine::{Config, Evaluator};
+use tribunal_core::{Pending, Trace};
+use tribunal_engine::{Ask, Config, Evaluator, Session};
 use tribunal_formats::{import_pending, import_value, InputFormat};
 use tribunal_policy::Context;
 
@@ -31,6 +33,21 @@ fn measure(iterations: usize, mut f: impl FnMut()) -> Vec<Duration> {
     }
     out.sort();
     out
+}
+
+/// One decision on a trace seen whole.
+fn decide(
+    ev: &Arc<Evaluator>,
+    trace: &Arc<Trace>,
+    pending: &Arc<Pending>,
+    ctx: &Context,
+) -> tribunal_core::Verdict {
+    let ask = Ask {
+        pending: Some(pending.clone()),
+        context: Some(ctx.clone()),
+        budget: None,
+    };
+    Session::new(trace.clone()).decide(ev, ask).verdict
 }
 
 fn us(d: Duration) -> f64 {
@@ -60,6 +77,8 @@ fn main() {
         ..Context::default()
     };
     let mut policy = evaluator.policy_evaluator();
+    let shared = Arc::new(trace.clone());
+    let pending_arc = Arc::new(pending.clone());
 
     let parse = measure(iterations, || {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -81,7 +100,7 @@ fn main() {
         std::hint::black_box(policy.evaluate_trace(&trace, Some(&pending), &feedback, &ctx));
     });
     let full = measure(iterations, || {
-        std::hint::black_box(evaluator.evaluate(&trace, Some(&pending), Some(&ctx), &mut policy));
+        std::hint::black_box(decide(&evaluator, &shared, &pending_arc, &ctx));
     });
     // The same decision with the gates run even when the screen would skip them, and on a
     // pending call whose destination an earlier tool result mentions (the screen lets it
@@ -93,23 +112,54 @@ fn main() {
         unscreened.build_policies(&[]).unwrap(),
         Context::default(),
     );
-    let mut gated_policy = gated.policy_evaluator();
     let full_gated = measure(iterations, || {
-        std::hint::black_box(gated.evaluate(&trace, Some(&pending), Some(&ctx), &mut gated_policy));
+        std::hint::black_box(decide(&gated, &shared, &pending_arc, &ctx));
     });
     let mut poisoned = trace.clone();
     poisoned.messages[3]
         .content
         .push_str(" Questions: customer7@example.com");
+    let poisoned = Arc::new(poisoned);
     let full_flagged = measure(iterations, || {
-        std::hint::black_box(evaluator.evaluate(
-            &poisoned,
-            Some(&pending),
-            Some(&ctx),
-            &mut policy,
-        ));
+        std::hint::black_box(decide(&evaluator, &poisoned, &pending_arc, &ctx));
     });
-    let decision = evaluator.evaluate(&trace, Some(&pending), Some(&ctx), &mut policy);
+    // A held trace: the session decided at every step before, and this call adds the 20th
+    // message (only the new step is the work; the setup is not timed).
+    let mut held = Vec::with_capacity(iterations);
+    let step = |timed: &mut Vec<Duration>| {
+        let mut prefix = trace.clone();
+        let last = prefix.messages.pop().unwrap();
+        let mut session = Session::new(Trace {
+            messages: Vec::new(),
+            ..prefix.clone()
+        });
+        for m in prefix.messages {
+            session.extend([m]);
+            let ask = Ask {
+                pending: Some(pending_arc.clone()),
+                context: Some(ctx.clone()),
+                budget: None,
+            };
+            std::hint::black_box(session.decide(&evaluator, ask));
+        }
+        let ask = Ask {
+            pending: Some(pending_arc.clone()),
+            context: Some(ctx.clone()),
+            budget: None,
+        };
+        let t = Instant::now();
+        session.extend([last]);
+        std::hint::black_box(session.decide(&evaluator, ask));
+        timed.push(t.elapsed());
+    };
+    for _ in 0..iterations / 10 {
+        step(&mut Vec::new());
+    }
+    for _ in 0..iterations {
+        step(&mut held);
+    }
+    held.sort();
+    let decision = decide(&evaluator, &shared, &pending_arc, &ctx);
     println!(
         "gate decision, 20-step trace, default judges + default pack ({iterations} iterations, decision {}, gates {})",
         decision.decision,
@@ -151,8 +201,14 @@ fn main() {
         us(percentile(&full_flagged, 0.99))
     );
     println!(
-        "  p99 / target (100 us): {:.2} (screen off: {:.2})   p50 decision / p50 parse: {:.1}x",
+        "  held trace, one new step (session) p50 {:>8.1} us  p99 {:>8.1} us",
+        us(percentile(&held, 0.5)),
+        us(percentile(&held, 0.99))
+    );
+    println!(
+        "  p99 / target (100 us): whole {:.2}, held {:.2} (screen off: {:.2})   p50 decision / p50 parse: {:.1}x",
         us(percentile(&full, 0.99)) / 100.0,
+        us(percentile(&held, 0.99)) / 100.0,
         us(percentile(&full_gated, 0.99)) / 100.0,
         us(percentile(&full, 0.5)) / us(percentile(&parse, 0.5))
     );

@@ -1,17 +1,24 @@
 //! One trace in, one verdict out: every judge, then every gate, then the combination.
 
 use serde::Serialize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tribunal_core::{Feedback, Pending, Trace, Verdict};
 use tribunal_formats::SourceRef;
 use tribunal_judges::{Judge, JudgeInput};
 use tribunal_policy::{Context, PolicyEvaluator, PolicySet};
 
-/// The two judges, built once and shared by every worker.
+/// The two judges, built once and shared by every worker and every held trace; decisions
+/// are made through [`crate::Session::decide`].
 pub struct Evaluator {
     judges: Vec<Box<dyn Judge>>,
     policies: PolicySet,
+    /// Policies decided and reported beside the enforced ones, never enforced.
+    shadow: Option<PolicySet>,
     context: Context,
+    /// Policy evaluators ready for use (regorus engines are not shared between threads):
+    /// one per thread deciding at once, made when first needed.
+    pool: Mutex<Vec<PolicyEvaluator>>,
+    shadow_pool: Mutex<Vec<PolicyEvaluator>>,
 }
 
 /// The result for one trace, as reports and the store keep it.
@@ -63,11 +70,40 @@ impl Evaluator {
         policies: PolicySet,
         context: Context,
     ) -> Arc<Evaluator> {
+        Evaluator::with_shadow(judges, policies, None, context)
+    }
+
+    /// An evaluator whose decisions also report what `shadow` policies would decide.
+    pub fn with_shadow(
+        judges: Vec<Box<dyn Judge>>,
+        policies: PolicySet,
+        shadow: Option<PolicySet>,
+        context: Context,
+    ) -> Arc<Evaluator> {
         Arc::new(Evaluator {
             judges,
             policies,
+            shadow,
             context,
+            pool: Mutex::new(Vec::new()),
+            shadow_pool: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The shadow policies, when there are any.
+    pub fn shadow(&self) -> Option<&PolicySet> {
+        self.shadow.as_ref()
+    }
+
+    /// Runs `f` with a policy evaluator of the enforced policies taken from the pool.
+    pub fn with_policy<T>(&self, f: impl FnOnce(&mut PolicyEvaluator) -> T) -> T {
+        with_pooled(&self.pool, &self.policies, f)
+    }
+
+    /// Runs `f` with a policy evaluator of the shadow policies, when there are any.
+    pub fn with_shadow_policy<T>(&self, f: impl FnOnce(&mut PolicyEvaluator) -> T) -> Option<T> {
+        let set = self.shadow.as_ref()?;
+        Some(with_pooled(&self.shadow_pool, set, f))
     }
 
     /// How many traces are worth judging at once: judges that wait on a model want more in
@@ -94,7 +130,8 @@ impl Evaluator {
         &self.context
     }
 
-    /// A policy evaluator for one thread.
+    /// A policy evaluator of the enforced policies for the caller to keep (tests comparing
+    /// policy sets); decisions take theirs from the pool.
     pub fn policy_evaluator(&self) -> PolicyEvaluator {
         self.policies.evaluator()
     }
@@ -103,32 +140,10 @@ impl Evaluator {
     /// feedback, never skipped.
     pub fn feedback(&self, trace: &Trace, pending: Option<&Pending>) -> Vec<Feedback> {
         let input = JudgeInput { trace, pending };
-        let mut out = Vec::new();
-        for j in &self.judges {
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| j.judge(&input))) {
-                Ok(f) => out.extend(f),
-                Err(_) => out.push(Feedback::error(
-                    j.name(),
-                    j.name(),
-                    "the judge failed unexpectedly on this trace",
-                )),
-            }
-        }
-        out
-    }
-
-    /// Judges, gates and combines.
-    pub fn evaluate(
-        &self,
-        trace: &Trace,
-        pending: Option<&Pending>,
-        context: Option<&Context>,
-        policy: &mut PolicyEvaluator,
-    ) -> Verdict {
-        let feedback = self.feedback(trace, pending);
-        let context = context.unwrap_or(&self.context);
-        let violations = policy.evaluate_trace(trace, pending, &feedback, context);
-        Verdict::combine(feedback, violations)
+        self.judges
+            .iter()
+            .flat_map(|j| crate::session::run_one(j.as_ref(), &input, None))
+            .collect()
     }
 
     /// The context from configuration, with the trace's own `agent`/`user` metadata over it.
@@ -147,4 +162,16 @@ impl Evaluator {
         }
         Some(c)
     }
+}
+
+fn with_pooled<T>(
+    pool: &Mutex<Vec<PolicyEvaluator>>,
+    set: &PolicySet,
+    f: impl FnOnce(&mut PolicyEvaluator) -> T,
+) -> T {
+    let taken = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let mut ev = taken.unwrap_or_else(|| set.evaluator());
+    let out = f(&mut ev);
+    pool.lock().unwrap_or_else(|p| p.into_inner()).push(ev);
+    out
 }

@@ -8,7 +8,9 @@ mod html;
 pub mod judge_toml;
 pub mod report;
 pub mod run;
+pub mod session;
 
 pub use config::{Config, ConfigError};
 pub use evaluator::{Evaluator, TraceResult};
 pub use run::{run_eval, Event, RunOptions, Summary};
+pub use session::{Ask, Budget, Decided, Kept, Session};

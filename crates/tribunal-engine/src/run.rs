@@ -9,6 +9,7 @@
 //! reading standard input, which may be a live stream.
 
 use crate::evaluator::{Evaluator, TraceResult};
+use crate::session::{Ask, Session};
 use crossbeam_channel::bounded;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -73,22 +74,16 @@ pub const CHUNK_ITEMS: usize = 64;
 /// A chunk is handed over once its items hold this much text.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
-fn judge_item(
-    evaluator: &Evaluator,
-    policy: &mut tribunal_policy::PolicyEvaluator,
-    format: InputFormat,
-    w: Work,
-    out: &mut Vec<Event>,
-) {
+fn judge_item(evaluator: &Arc<Evaluator>, format: InputFormat, w: Work, out: &mut Vec<Event>) {
     match w {
         Work::Error(e) => out.push(Event::Rejected(e)),
         Work::Item(item) => match item.import(format) {
             Err(e) => out.push(Event::Rejected(e)),
             Ok(traces) => out.extend(traces.into_iter().map(|t| {
                 let started = std::time::Instant::now();
-                let ctx = evaluator.context_for(&t);
-                let v = evaluator.evaluate(&t, None, ctx.as_ref(), policy);
-                let mut r = TraceResult::new(t.id, item.source.clone(), v);
+                let id = t.id.clone();
+                let decided = Session::new(t).decide(evaluator, Ask::default());
+                let mut r = TraceResult::new(id, item.source.clone(), decided.verdict);
                 r.elapsed = started.elapsed();
                 Event::Result(Box::new(r))
             })),
@@ -170,11 +165,10 @@ pub fn run_eval(
             let tx = done_tx.clone();
             let evaluator = evaluator.clone();
             scope.spawn(move || {
-                let mut policy = evaluator.policy_evaluator();
                 for (seq, chunk) in rx {
                     let mut events = Vec::with_capacity(chunk.len());
                     for w in chunk {
-                        judge_item(&evaluator, &mut policy, format, w, &mut events);
+                        judge_item(&evaluator, format, w, &mut events);
                     }
                     if tx.send((seq, events)).is_err() {
                         break;

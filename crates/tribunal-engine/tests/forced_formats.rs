@@ -112,7 +112,6 @@ fn a_forced_format_never_turns_other_input_into_an_allowed_empty_trace() {
         cfg.build_policies(&[]).unwrap(),
         cfg.context.clone(),
     );
-    let mut policy = evaluator.policy_evaluator();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let formats: Vec<InputFormat> = InputFormat::NAMES[1..]
         .iter()
@@ -136,7 +135,9 @@ fn a_forced_format_never_turns_other_input_into_an_allowed_empty_trace() {
                     );
                     for t in traces {
                         judged += 1;
-                        let verdict = evaluator.evaluate(&t, None, None, &mut policy);
+                        let mut session = tribunal_engine::Session::new(t);
+                        let verdict = session.decide(&evaluator, Default::default()).verdict;
+                        let t = session.trace();
                         if verdict.decision == Decision::Allow {
                             assert!(
                                 t.has_content(),

@@ -32,8 +32,14 @@ fn run_case(file: &str, case: &Value, compile: &str, screen: bool) -> Result<(),
         .get("context")
         .map(|c| serde_json::from_value(c.clone()).expect("context"))
         .unwrap_or_default();
-    let mut policy = evaluator.policy_evaluator();
-    let verdict = evaluator.evaluate(&trace, pending.as_ref(), Some(&context), &mut policy);
+    let ask = tribunal_engine::Ask {
+        pending: pending.map(std::sync::Arc::new),
+        context: Some(context),
+        budget: None,
+    };
+    let mut session = tribunal_engine::Session::new(trace);
+    let verdict = session.decide(&evaluator, ask).verdict;
+    let trace = session.trace();
     let fired: Vec<&str> = verdict.violations.iter().map(|v| v.rule.as_str()).collect();
     let expect = &case["expect"];
     let decision = expect["decision"].as_str().unwrap_or("?");

@@ -125,7 +125,6 @@ fn mutated_inputs_never_crash() {
         cfg.build_policies(&[]).unwrap(),
         Context::default(),
     );
-    let mut policy = evaluator.policy_evaluator();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut judged, mut rejected) = (0, 0);
     for round in 0..1500 {
@@ -149,7 +148,9 @@ fn mutated_inputs_never_crash() {
         match item.import(InputFormat::Auto) {
             Ok(traces) => {
                 for t in traces {
-                    let v = evaluator.evaluate(&t, None, None, &mut policy);
+                    let v = tribunal_engine::Session::new(t)
+                        .decide(&evaluator, Default::default())
+                        .verdict;
                     for f in &v.feedback {
                         assert_ne!(
                             f.error.as_deref(),

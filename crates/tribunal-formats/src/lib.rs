@@ -5,6 +5,7 @@
 //! Adding a format means one module in this folder and one arm in [`InputFormat`].
 
 pub mod anthropic;
+pub mod continuation;
 pub mod detect;
 pub mod error;
 pub mod gaia;
@@ -19,6 +20,7 @@ pub mod tau;
 mod util;
 pub mod webarena;
 
+pub use continuation::Continuation;
 pub use detect::{detect, fits, import_value, InputFormat};
 pub use error::ImportError;
 pub use pending::import_pending;

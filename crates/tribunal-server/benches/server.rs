@@ -13,7 +13,10 @@
 //! - OTLP ingest into SQLite, spans per second, protobuf requests of 100 spans.
 //!
 //! `TRIBUNAL_BENCH_ITERATIONS` sets the number of latency samples (default 3000);
-//! `TRIBUNAL_BENCH_WAYS=whole` or `=append` runs one of the two ways only (for profiling).
+//! `TRIBUNAL_BENCH_WAYS=whole` or `=append` runs one of the two ways only (for profiling);
+//! `TRIBUNAL_BENCH_STEPS` sets the conversation's length (default 20) and
+//! `TRIBUNAL_BENCH_SHAPE=long` makes its messages like real agents' (200–2,000 characters
+//! each: about 9.5 KB at 5 steps, 38 KB at 20, 190 KB at 100) instead of short ones.
 
 #[path = "../../tribunal-engine/benches/common.rs"]
 mod common;
@@ -80,7 +83,22 @@ struct Walk {
     id: String,
 }
 
-const STEPS: usize = 20;
+/// The conversation's length (`TRIBUNAL_BENCH_STEPS`).
+fn steps() -> usize {
+    static STEPS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *STEPS.get_or_init(|| {
+        std::env::var("TRIBUNAL_BENCH_STEPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n >= 3)
+            .unwrap_or(20)
+    })
+}
+
+/// Whether messages are as long as real agents' (`TRIBUNAL_BENCH_SHAPE=long`).
+fn long() -> bool {
+    std::env::var("TRIBUNAL_BENCH_SHAPE").is_ok_and(|v| v == "long")
+}
 
 impl Walk {
     fn new(client: usize, append: bool) -> Walk {
@@ -99,7 +117,11 @@ impl Walk {
     fn start_round(&mut self) {
         // Distinct customers, orders and ids per client and round: new texts every round.
         let seed = 1 + self.client * 1_000_000 + self.round;
-        let t = common::agent_trace(seed, STEPS);
+        let t = if long() {
+            common::long_agent_trace(seed, steps())
+        } else {
+            common::agent_trace(seed, steps())
+        };
         self.messages = t["messages"].as_array().unwrap().clone();
         self.id = format!("bench-{}-{}-{}", self.append, self.client, self.round);
         self.step = 2;
@@ -107,7 +129,7 @@ impl Walk {
 
     /// The next request body.
     fn next(&mut self) -> Vec<u8> {
-        if self.step > STEPS {
+        if self.step > steps() {
             self.round += 1;
             self.start_round();
         }
@@ -278,7 +300,7 @@ fn main() {
             let mut bytes = 0;
             let mut answer = 0;
             let mut inside = 0;
-            let calls = 10 * (STEPS - 1);
+            let calls = 10 * (steps() - 1);
             for _ in 0..calls {
                 let body = walk.next();
                 bytes += body.len();
@@ -287,7 +309,9 @@ fn main() {
                 inside += a["elapsed_us"].as_u64().unwrap_or(0) as usize;
             }
             println!(
-                "{way}: requests of {} bytes, answers of {} bytes, {} µs in the gate (elapsed_us) on average",
+                "{way}, {} steps{}: requests of {} bytes, answers of {} bytes, {} µs in the gate (elapsed_us) on average",
+                steps(),
+                if long() { " (long messages)" } else { "" },
                 bytes / calls,
                 answer / calls,
                 inside / calls
@@ -308,9 +332,10 @@ fn main() {
                 samples.sort();
                 let (p50, p99) = (pct(&samples, 0.5), pct(&samples, 0.99));
                 println!(
-                    "  {name:<14} latency over HTTP: p50 {:>7.1} µs  p99 {:>7.1} µs{}",
+                    "  {name:<14} latency over HTTP: p50 {:>7.1} µs  p99 {:>7.1} µs  p99/p50 {:.1}{}",
                     us(p50),
                     us(p99),
+                    us(p99) / us(p50),
                     if name == "gate" {
                         format!(
                             "  (target p99 ≤ 1000 µs: {})",

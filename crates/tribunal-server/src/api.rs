@@ -270,7 +270,7 @@ fn policies_view(rt: &crate::project::Runtime) -> Value {
         "version": set.version(),
         "gates": set.gates().collect::<Vec<_>>(),
         "files": set.sources().iter().map(|s| s.path.as_str()).collect::<Vec<_>>(),
-        "shadow": rt.shadow.as_ref().map(|s| json!({
+        "shadow": rt.shadow().map(|s| json!({
             "version": s.version(),
             "gates": s.gates().collect::<Vec<_>>(),
             "enforced": false,

@@ -147,7 +147,7 @@ pub async fn on_escalate(
     caller: &Caller,
     decision_seq: i64,
     trace: &Trace,
-    pending: &Option<Pending>,
+    pending: Option<&Pending>,
     out: &mut Value,
     wait: Duration,
 ) -> Result<(), ApiError> {

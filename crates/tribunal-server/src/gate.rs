@@ -9,21 +9,21 @@
 
 use crate::auth::{Caller, Permission};
 use crate::error::{ApiError, Code};
-use crate::session::Judged;
-use crate::{audit, body, escalation, resend, AppState};
+use crate::{audit, body, escalation, AppState};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tribunal_core::{Decision, Feedback, Pending, SourceType, Trace, Verdict, Violation};
-use tribunal_formats::{import_pending, import_value, InputFormat};
+use tribunal_core::{Decision, Feedback, Pending, Trace, Verdict, Violation};
+use tribunal_formats::{import_pending, import_value, Continuation, InputFormat};
 use tribunal_policy::Context;
 
 /// The id given to a trace that has none, replaced by one derived from its content.
@@ -49,30 +49,17 @@ pub struct Asked {
 pub enum Steps<'a> {
     /// The whole trace so far.
     Whole(Box<Trace>),
-    /// Messages that continue a trace the gate holds: `messages`, in `format`, start at
-    /// message number `offset`.
+    /// Messages that continue a trace the gate holds: `messages` (raw, one per message), in
+    /// `format`, start at message number `offset`.
     Append {
         trace_id: String,
         offset: usize,
-        messages: &'a [Value],
-        format: AppendFormat,
+        messages: Vec<&'a RawValue>,
+        format: Continuation,
     },
 }
 
-/// What the messages of an append are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AppendFormat {
-    /// Anthropic messages when they use `tool_use` / `tool_result` blocks, else OpenAI chat
-    /// messages.
-    Auto,
-    OpenAi,
-    Anthropic,
-    /// Normalized messages.
-    Tribunal,
-}
-
-/// The members of a gate request. An append request is first read by [`AppendBody`], which
-/// must take these same members (any it does not know sends the request to the full read).
+/// The members of a gate request.
 const FIELDS: &[&str] = &[
     "trace",
     "append",
@@ -86,18 +73,44 @@ const FIELDS: &[&str] = &[
     "explain",
 ];
 
-/// Reads the request document. `trace` may be in any supported format, or `"format":
-/// "tribunal"` for the normalized trace model; `append` continues a held trace.
-pub fn parse_request(v: &Value) -> Result<GateRequest<'_>, ApiError> {
-    let o = v
-        .as_object()
-        .ok_or_else(|| ApiError::request("the body must be a JSON object with a \"trace\""))?;
+/// Reads a gate request, once: its members raw, each read by what it is (the messages of an
+/// append stay raw for [`tribunal_formats::continuation`]). `trace` may be in any supported
+/// format, or `"format": "tribunal"` for the normalized trace model; `append` continues a
+/// held trace.
+pub fn read_request(bytes: &[u8]) -> Result<GateRequest<'_>, ApiError> {
+    let members: BTreeMap<String, &RawValue> = serde_json::from_slice(bytes).map_err(|e| {
+        if e.classify() == serde_json::error::Category::Data {
+            ApiError::request("the body must be a JSON object with a \"trace\"")
+        } else {
+            ApiError::new(
+                Code::InvalidJson,
+                format!("line {} column {}: {e}", e.line(), e.column()),
+            )
+        }
+    })?;
+    let mut head = serde_json::Map::new();
+    for (k, v) in &members {
+        if !FIELDS.contains(&k.as_str()) {
+            return Err(ApiError::request(format!(
+                "unknown field {k:?}; expected {}",
+                FIELDS.join(", ")
+            )));
+        }
+        if k != "trace" && k != "append" {
+            let value = serde_json::from_str(v.get())
+                .map_err(|e| ApiError::new(Code::InvalidJson, format!("{k}: {e}")))?;
+            head.insert(k.clone(), value);
+        }
+    }
+    if head.contains_key("offset") && !members.contains_key("append") {
+        return Err(ApiError::request("offset: only with append"));
+    }
     let Head {
         asked,
         format,
         trace_id,
-    } = parse_head(o)?;
-    let steps = match (o.get("trace"), o.get("append")) {
+    } = parse_head(&head)?;
+    let steps = match (members.get("trace"), members.get("append")) {
         (Some(_), Some(_)) => {
             return Err(ApiError::request(
                 "trace, append: give one; trace is the whole trace, append continues one the gate holds",
@@ -108,15 +121,19 @@ pub fn parse_request(v: &Value) -> Result<GateRequest<'_>, ApiError> {
                 "trace: missing (the trace so far, any supported format; or append with trace_id and offset)",
             ))
         }
-        (Some(t), None) => Steps::Whole(Box::new(whole_trace(t, format, trace_id)?)),
+        (Some(t), None) => {
+            let t: Value = serde_json::from_str(t.get())
+                .map_err(|e| ApiError::new(Code::InvalidJson, format!("trace: {e}")))?;
+            Steps::Whole(Box::new(whole_trace(&t, format, trace_id)?))
+        }
         (None, Some(a)) => {
-            let messages = a.as_array().ok_or_else(|| {
+            let messages: Vec<&RawValue> = serde_json::from_str(a.get()).map_err(|_| {
                 ApiError::request("append: expected an array of the messages since the last call")
             })?;
             let trace_id = trace_id.ok_or_else(|| {
                 ApiError::request("trace_id: missing (append continues the trace of this id)")
             })?;
-            let offset = match o.get("offset") {
+            let offset = match head.get("offset") {
                 Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or(0) as usize,
                 Some(_) => return Err(ApiError::request("offset: expected a whole number ≥ 0")),
                 None => {
@@ -125,95 +142,20 @@ pub fn parse_request(v: &Value) -> Result<GateRequest<'_>, ApiError> {
                     ))
                 }
             };
+            let format = Continuation::parse(format).ok_or_else(|| {
+                ApiError::request(format!(
+                    "format: append takes OpenAI chat messages (openai), Anthropic messages (anthropic), either told apart by their content (auto) or normalized ones (tribunal), found {format:?}; send other formats whole in trace"
+                ))
+            })?;
             Steps::Append {
                 trace_id,
                 offset,
                 messages,
-                format: append_format(format)?,
+                format,
             }
         }
     };
     Ok(GateRequest { steps, asked })
-}
-
-fn append_format(format: &str) -> Result<AppendFormat, ApiError> {
-    Ok(match format {
-        "auto" => AppendFormat::Auto,
-        "openai" => AppendFormat::OpenAi,
-        "anthropic" => AppendFormat::Anthropic,
-        "tribunal" => AppendFormat::Tribunal,
-        f => {
-            return Err(ApiError::request(format!(
-                "format: append takes OpenAI chat messages (openai), Anthropic messages (anthropic), either told apart by their content (auto) or normalized ones (tribunal), found {f:?}; send other formats whole in trace"
-            )))
-        }
-    })
-}
-
-/// An append request read straight into its members (the messages raw, for the importers;
-/// the pending step as a JSON value), without a document of the whole request in between.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AppendBody<'a> {
-    #[serde(borrow)]
-    trace_id: std::borrow::Cow<'a, str>,
-    offset: usize,
-    #[serde(borrow)]
-    append: Vec<&'a serde_json::value::RawValue>,
-    #[serde(default)]
-    pending: Option<Value>,
-    #[serde(default)]
-    context: Option<Context>,
-    #[serde(default, borrow)]
-    format: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    budget_ms: Option<u64>,
-    #[serde(default)]
-    wait_ms: Option<u64>,
-    #[serde(default)]
-    explain: Option<bool>,
-}
-
-/// An append request read by [`AppendBody`].
-struct Appended<'a> {
-    asked: Asked,
-    trace_id: String,
-    offset: usize,
-    messages: Vec<&'a serde_json::value::RawValue>,
-    format: AppendFormat,
-}
-
-/// The messages of an append: JSON values (the full read) or raw (the short way).
-#[derive(Clone, Copy)]
-enum NewMessages<'a> {
-    Values(&'a [Value]),
-    Raw(&'a [&'a serde_json::value::RawValue]),
-}
-
-/// Reads an append request the short way; `None` when it is not a well-formed one (the full
-/// read, [`parse_request`], then names what is wrong).
-fn read_append(bytes: &[u8]) -> Option<Appended<'_>> {
-    let b: AppendBody = serde_json::from_slice(bytes).ok()?;
-    if b.trace_id.is_empty() {
-        return None;
-    }
-    let pending = match b.pending {
-        None => None,
-        Some(p) => Some(import_pending(&p).ok()?),
-    };
-    Some(Appended {
-        asked: Asked {
-            pending,
-            context: b.context,
-            budget: b.budget_ms.map(Duration::from_millis),
-            wait: Duration::from_millis(b.wait_ms.unwrap_or(0)),
-            explain: b.explain.unwrap_or(false),
-        },
-        trace_id: b.trace_id.into_owned(),
-        offset: b.offset,
-        messages: b.append,
-        format: append_format(b.format.as_deref().unwrap_or("auto")).ok()?,
-    })
 }
 
 /// A request's members besides its trace: what it asks, the trace's format and id.
@@ -224,14 +166,6 @@ struct Head<'a> {
 }
 
 fn parse_head(o: &serde_json::Map<String, Value>) -> Result<Head<'_>, ApiError> {
-    for k in o.keys() {
-        if !FIELDS.contains(&k.as_str()) {
-            return Err(ApiError::request(format!(
-                "unknown field {k:?}; expected {}",
-                FIELDS.join(", ")
-            )));
-        }
-    }
     let context = match o.get("context") {
         None | Some(Value::Null) => None,
         Some(c @ Value::Object(_)) => {
@@ -262,9 +196,6 @@ fn parse_head(o: &serde_json::Map<String, Value>) -> Result<Head<'_>, ApiError> 
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         Some(_) => return Err(ApiError::request("trace_id: expected a non-empty string")),
     };
-    if o.contains_key("offset") && !o.contains_key("append") {
-        return Err(ApiError::request("offset: only with append"));
-    }
     let explain = match o.get("explain") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -328,62 +259,9 @@ fn whole_trace(
     Ok(trace)
 }
 
-/// The messages of an append, imported after the held ones. Raw OpenAI chat messages with
-/// plain-text content are read straight into the trace model; the rest as JSON values.
-fn import_append(
-    held: &Trace,
-    messages: NewMessages<'_>,
-    format: AppendFormat,
-) -> Result<Vec<tribunal_core::Message>, ApiError> {
-    use tribunal_formats::{anthropic, openai};
-    let parsed: Vec<Value>;
-    let messages = match messages {
-        NewMessages::Values(v) => v,
-        NewMessages::Raw(raw) => {
-            let texts: Vec<&str> = raw.iter().map(|r| r.get()).collect();
-            if matches!(format, AppendFormat::Auto | AppendFormat::OpenAi) {
-                // Plain-text messages never look like Anthropic's, so `auto` reads them as
-                // OpenAI's too.
-                if let Some(m) =
-                    tribunal_formats::openai_row::messages_after(&held.messages, &texts)
-                {
-                    return Ok(m);
-                }
-            }
-            parsed = texts
-                .iter()
-                .map(|t| serde_json::from_str(t))
-                .collect::<Result<_, _>>()
-                .map_err(|e| ApiError::new(Code::InvalidJson, format!("append: {e}")))?;
-            &parsed
-        }
-    };
-    let imported = match format {
-        AppendFormat::Tribunal => {
-            return messages
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    tribunal_core::Message::deserialize(m)
-                        .map_err(|e| ApiError::new(Code::InvalidTrace, format!("append[{i}]: {e}")))
-                })
-                .collect()
-        }
-        AppendFormat::Anthropic => anthropic::import_messages_after(&held.messages, messages),
-        AppendFormat::Auto if anthropic::looks_like(messages) => {
-            anthropic::import_messages_after(&held.messages, messages)
-        }
-        AppendFormat::Auto | AppendFormat::OpenAi => {
-            openai::import_messages_after(&held.messages, messages)
-        }
-    };
-    imported.map_err(|e| ApiError::new(Code::InvalidTrace, e.within("append").to_string()))
-}
-
 /// The trace and pending step of a stored gate request.
 pub fn stored_request(body: &str) -> Option<(Trace, Option<Pending>)> {
-    let v: Value = serde_json::from_str(body).ok()?;
-    let r = parse_request(&v).ok()?;
+    let r = read_request(body.as_bytes()).ok()?;
     match r.steps {
         Steps::Whole(t) => Some((*t, r.asked.pending)),
         Steps::Append { .. } => None,
@@ -408,75 +286,58 @@ pub async fn handle(
     let started = Instant::now();
     body::check_depth(&bytes, state.options.max_json_depth)?;
     let project = state.project(&caller)?;
-    // A whole trace repeating the one held, with messages added, is read from the new
-    // messages only (resend.rs).
-    let append = memchr::memmem::find(&bytes, b"\"append\"").is_some();
-    let split = (!append).then(|| resend::split(&bytes)).flatten();
-    let fast = split
-        .as_ref()
-        .and_then(|s| resent(&state, &caller.project, &bytes, s));
-    let (mut asked, appended, trace, inputs_digest, kept) = match fast {
-        Some((asked, taken)) => {
-            state.metrics.read_new_messages.fetch_add(1, Relaxed);
-            for row in taken.evicted {
-                state.store_gate_trace(row).await;
-            }
-            (asked, false, taken.trace, taken.digest, taken.judged)
-        }
-        None => read_in_full(&state, &caller.project, &bytes, split.as_ref(), append).await?,
-    };
+    let request = read_request(&bytes)?;
+    let (mut asked, appended, trace, inputs_digest, kept) =
+        hold(&state, &caller.project, &bytes, request).await?;
     let rt = project.runtime();
     let budget = asked
         .budget
         .or(rt.budget)
         .unwrap_or(state.options.gate.budget)
         .min(state.options.gate.max_budget);
-    let context = asked
-        .context
-        .clone()
-        .or_else(|| rt.evaluator().context_for(&trace))
-        .unwrap_or_else(|| rt.evaluator().context().clone());
-    let pending = Arc::new(asked.pending.take());
+    let pending = asked.pending.take().map(Arc::new);
     let wait = asked.wait;
 
-    let mut judged = Judged::for_evaluator(kept, rt.evaluator());
-    let (feedback, late) = judge(rt.evaluator(), &trace, &pending, budget, &mut judged).await;
-    let (mut violations, shadow) = rt.gates(
-        &mut judged.screen,
-        &trace,
-        pending.as_ref().as_ref(),
-        &feedback,
-        &context,
-    );
-    state.sessions.keep_judged(&caller.project, &trace, judged);
+    let ask = tribunal_engine::Ask {
+        pending: pending.clone(),
+        context: asked.context.clone(),
+        budget: Some(tribunal_engine::Budget {
+            limit: budget,
+            late: state.options.gate.fail_mode.severity(),
+        }),
+    };
+    let session = tribunal_engine::Session::resume(trace, kept);
+    let evaluator = rt.evaluator().clone();
+    // Model judges wait on their providers: the decision is then made off the runtime's
+    // workers. Code judges and policies decide inline.
+    let (session, decided) = if evaluator.max_in_flight() > 0 {
+        tokio::task::spawn_blocking(move || decide(session, &evaluator, ask))
+            .await
+            .map_err(|e| ApiError::new(Code::Internal, format!("the decision failed: {e}")))?
+    } else {
+        decide(session, &evaluator, ask)
+    };
+    let (trace, kept) = session.into_parts();
+    if let Some(kept) = kept {
+        state.sessions.keep_judged(&caller.project, &trace, kept);
+    }
+    let tribunal_engine::Decided {
+        verdict,
+        shadow: shadow_verdict,
+        late,
+        context,
+    } = decided;
     if !late.is_empty() {
         state.metrics.budget_exceeded.fetch_add(1, Relaxed);
     }
-    // A late judge is a judge that gave no usable answer: its `tribunal.judge_error` says
-    // so; the budget's own violation follows the gate's fail mode unless every late judge
-    // is optional.
-    let judge_errors = rt.evaluator().policies().judge_errors();
-    if late
+    let judge_errors = verdict
+        .feedback
         .iter()
-        .any(|name| judge_errors.severity(name) != tribunal_core::Severity::Warn)
-    {
-        violations.push(Violation {
-            rule: "tribunal.budget_exceeded".into(),
-            severity: state.options.gate.fail_mode.severity(),
-            message: format!(
-                "model judges {} did not answer within the {} ms budget; the gate's fail mode applies",
-                late.join(", "),
-                budget.as_millis()
-            ),
-            evidence: Vec::new(),
-        });
-    }
-    let judge_errors = feedback.iter().filter(|f| f.error.is_some()).count() as u64;
+        .filter(|f| f.error.is_some())
+        .count() as u64;
     if judge_errors > 0 {
         state.metrics.judge_errors.fetch_add(judge_errors, Relaxed);
     }
-    let verdict = Verdict::combine(feedback, violations);
-    let shadow_verdict = shadow.map(|v| Verdict::combine(Vec::new(), v));
     let elapsed = started.elapsed();
 
     let evidence = evidence_of(&verdict);
@@ -504,7 +365,7 @@ pub async fn handle(
         token: &caller.token_id,
         elapsed_us,
         shadow: shadow_verdict.as_ref().map(|s| EntryShadow {
-            policy_version: rt.shadow.as_ref().map(|p| p.version()),
+            policy_version: rt.shadow().map(|p| p.version()),
             decision: s.decision,
             rules: rules(&s.violations),
         }),
@@ -544,8 +405,16 @@ pub async fn handle(
         match limited {
             Some(default) => escalation::not_queued(&state, &mut out, default),
             None => {
-                escalation::on_escalate(&state, &caller, seq, &trace, &pending, &mut out, wait)
-                    .await?
+                escalation::on_escalate(
+                    &state,
+                    &caller,
+                    seq,
+                    &trace,
+                    pending.as_deref(),
+                    &mut out,
+                    wait,
+                )
+                .await?
             }
         }
         let decision = out["decision"].as_str().unwrap_or("block").to_owned();
@@ -590,77 +459,33 @@ pub async fn handle(
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 
-/// A whole request that repeats the trace held under its id and adds messages, read from
-/// its new messages only (resend.rs); `None` when it does not qualify, or anything in it
-/// fails (the full read then gives the error).
-fn resent(
-    state: &AppState,
-    project: &str,
-    bytes: &[u8],
-    split: &resend::Split<'_>,
-) -> Option<(Asked, crate::session::Taken)> {
-    let (held, generation, n) = state.sessions.resent(project, split)?;
-    let asked = parse_head(&split.rest).ok()?.asked;
-    if !split.named && split.list && n == 0 {
-        return None;
-    }
-    // Plain-text chat messages straight into the trace model, else as JSON values.
-    let imported = match tribunal_formats::openai_row::messages_after(
-        &held.messages,
-        split.messages.get(n..)?,
-    ) {
-        Some(m) => m,
-        None => {
-            let new = split.new_messages(n)?;
-            if !split.named && tribunal_formats::anthropic::looks_like(&new) {
-                return None;
-            }
-            tribunal_formats::openai::import_messages_after(&held.messages, &new).ok()?
-        }
-    };
-    drop(held);
-    let taken = state.sessions.extend_resent(
-        project,
-        &split.trace_id,
-        generation,
-        imported,
-        split.sent(),
-        audit::digest(bytes),
-        bytes.len(),
-    )?;
-    Some((asked, taken))
-}
+/// What a request's trace is once it is held: asked, appended or not, the trace, the
+/// chained digest of the requests that built it, what the judges kept of it.
+type Held = (
+    Asked,
+    bool,
+    Arc<Trace>,
+    String,
+    Option<tribunal_engine::Kept>,
+);
 
-/// Reads a request in full: its trace held (sent whole) or extended (appended). `append`:
-/// the request has an `"append"` member somewhere.
-async fn read_in_full(
+/// Holds a request's trace: sent whole (what the judges kept of the trace held before goes
+/// on when the new one continues it), or extended by an append.
+async fn hold(
     state: &AppState,
     project: &str,
     bytes: &[u8],
-    split: Option<&resend::Split<'_>>,
-    append: bool,
-) -> Result<(Asked, bool, Arc<Trace>, String, Option<Judged>), ApiError> {
-    if let Some(a) = append.then(|| read_append(bytes)).flatten() {
-        let messages = NewMessages::Raw(&a.messages);
-        let steps = (a.trace_id.as_str(), a.offset, messages, a.format);
-        return read_appended(state, project, bytes, a.asked, steps).await;
-    }
-    let doc = body::parse_json_checked(bytes)?;
-    let GateRequest { steps, asked } = parse_request(&doc)?;
+    request: GateRequest<'_>,
+) -> Result<Held, ApiError> {
+    let GateRequest { steps, asked } = request;
     match steps {
         Steps::Whole(t) => {
             let t: Arc<Trace> = Arc::from(t);
             let digest = audit::digest(bytes);
-            // Kept for the next request when it was read as OpenAI chat messages.
-            let sent = split
-                .filter(|s| {
-                    s.named || tribunal_formats::detect(&doc["trace"]) == Some(InputFormat::Openai)
-                })
-                .map(resend::Split::sent);
             let (evicted, kept) =
                 state
                     .sessions
-                    .hold(project, t.clone(), digest.clone(), bytes.len(), sent);
+                    .hold(project, t.clone(), digest.clone(), bytes.len());
             for row in evicted {
                 state.store_gate_trace(row).await;
             }
@@ -673,12 +498,7 @@ async fn read_in_full(
             messages,
             format,
         } => {
-            let steps = (
-                trace_id.as_str(),
-                offset,
-                NewMessages::Values(messages),
-                format,
-            );
+            let steps = (trace_id.as_str(), offset, messages.as_slice(), format);
             read_appended(state, project, bytes, asked, steps).await
         }
     }
@@ -690,15 +510,16 @@ async fn read_appended(
     project: &str,
     bytes: &[u8],
     asked: Asked,
-    (trace_id, offset, messages, format): (&str, usize, NewMessages<'_>, AppendFormat),
-) -> Result<(Asked, bool, Arc<Trace>, String, Option<Judged>), ApiError> {
+    (trace_id, offset, messages, format): (&str, usize, &[&RawValue], Continuation),
+) -> Result<Held, ApiError> {
     if !state.sessions.holds(project, trace_id) {
         reload(state, project, trace_id).await?;
     }
     let taken = state
         .sessions
         .append(project, trace_id, offset, bytes, |held| {
-            import_append(held, messages, format)
+            tribunal_formats::continuation::messages_after(&held.messages, messages, format)
+                .map_err(|e| ApiError::new(Code::InvalidTrace, e.within("append").to_string()))
         })?;
     for row in taken.evicted {
         state.store_gate_trace(row).await;
@@ -723,7 +544,7 @@ async fn reload(state: &AppState, project: &str, trace_id: &str) -> Result<(), A
         let digest = audit::digest(body.as_bytes());
         let (evicted, _) = state
             .sessions
-            .hold(project, Arc::new(trace), digest, body.len(), None);
+            .hold(project, Arc::new(trace), digest, body.len());
         for row in evicted {
             state.store_gate_trace(row).await;
         }
@@ -731,96 +552,14 @@ async fn reload(state: &AppState, project: &str, trace_id: &str) -> Result<(), A
     Ok(())
 }
 
-/// Runs code judges inline (from what they kept of the trace in `judged`) and model judges
-/// in parallel under `budget`; returns the feedback (late judges as errors) and the names
-/// of the late judges.
-async fn judge(
+/// One decision of a held trace's session.
+fn decide(
+    mut session: tribunal_engine::Session,
     evaluator: &Arc<tribunal_engine::Evaluator>,
-    trace: &Arc<Trace>,
-    pending: &Arc<Option<Pending>>,
-    budget: Duration,
-    judged: &mut Judged,
-) -> (Vec<Feedback>, Vec<String>) {
-    let input = tribunal_judges::JudgeInput {
-        trace,
-        pending: pending.as_ref().as_ref(),
-    };
-    let mut out: Vec<Feedback> = Vec::with_capacity(evaluator.judges().len());
-    // Model judges: where their feedback goes in `out`, their index, their task.
-    let mut waiting = Vec::new();
-    for ((i, j), state) in evaluator
-        .judges()
-        .iter()
-        .enumerate()
-        .zip(&mut judged.states)
-    {
-        if j.max_in_flight() == 0 {
-            // Agents call the gate before every step of a growing trace: code judges keep
-            // what they found in it, and per text, between calls.
-            out.extend(run_one(j.as_ref(), &input, Some(state)));
-        } else {
-            let (ev, t, p) = (evaluator.clone(), trace.clone(), pending.clone());
-            waiting.push((
-                out.len(),
-                i,
-                tokio::task::spawn_blocking(move || {
-                    let input = tribunal_judges::JudgeInput {
-                        trace: &t,
-                        pending: p.as_ref().as_ref(),
-                    };
-                    run_one(ev.judges()[i].as_ref(), &input, None)
-                }),
-            ));
-        }
-    }
-    let mut late = Vec::new();
-    if !waiting.is_empty() {
-        let deadline = tokio::time::Instant::now() + budget;
-        let mut answered = Vec::with_capacity(waiting.len());
-        for (at, i, handle) in waiting {
-            let name = evaluator.judges()[i].name().to_owned();
-            let f = match tokio::time::timeout_at(deadline, handle).await {
-                Ok(Ok(f)) => f,
-                Ok(Err(_)) => vec![model_error(&name, "the judge failed unexpectedly")],
-                Err(_) => {
-                    let message = format!("no answer within the {} ms budget", budget.as_millis());
-                    late.push(name.clone());
-                    vec![model_error(&name, &message)]
-                }
-            };
-            answered.push((at, f));
-        }
-        // In judge order: from the last, so earlier places do not move.
-        for (at, f) in answered.into_iter().rev() {
-            out.splice(at..at, f);
-        }
-    }
-    (out, late)
-}
-
-/// One judge's feedback; `grown` is what it kept of the trace, for code judges.
-fn run_one(
-    j: &dyn tribunal_judges::Judge,
-    input: &tribunal_judges::JudgeInput,
-    grown: Option<&mut tribunal_judges::GrowState>,
-) -> Vec<Feedback> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match grown {
-        Some(state) => j.judge_grown(input, state),
-        None => j.judge(input),
-    }))
-    .unwrap_or_else(|_| {
-        vec![Feedback::error(
-            j.name(),
-            j.name(),
-            "the judge failed unexpectedly on this trace",
-        )]
-    })
-}
-
-fn model_error(name: &str, message: &str) -> Feedback {
-    let mut f = Feedback::error(name, name, message);
-    f.source.source_type = SourceType::LlmJudge;
-    f
+    ask: tribunal_engine::Ask,
+) -> (tribunal_engine::Session, tribunal_engine::Decided) {
+    let decided = session.decide(evaluator, ask);
+    (session, decided)
 }
 
 /// Every id the violations cite, once, in order.
@@ -988,72 +727,100 @@ mod tests {
     use super::*;
 
     #[test]
-    fn appends_read_the_short_way_as_the_full_read_reads_them_and_only_those() {
+    fn one_reader_takes_every_member_and_names_what_is_wrong() {
         let msg = r#"{"role": "tool", "tool_call_id": "c1", "content": "in \"transit\""}"#;
-        let same = [
-            format!(r#"{{"trace_id": "t1", "offset": 3, "append": [{msg}]}}"#),
-            format!(
-                r#"{{"append": [{msg}, {msg}], "offset": 0, "trace_id": "t\u0031", "pending": {{"name": "send_email", "arguments": {{"to": "a@b.co"}}}}, "context": {{"agent": "support", "team": "eu"}}, "format": "openai", "budget_ms": 20, "wait_ms": 5, "explain": true}}"#
-            ),
-r#"{"trace_id": "t1", "offset": 1, "append": [], "pending": null, "context": null, "format": "anthropic", "budget_ms": null, "explain": null}"#.to_owned(),
-            format!(
-                r#"{{"trace_id": "t1", "offset": 1, "append": [{msg}], "pending": "Done.", "format": "tribunal"}}"#
-            ),
-        ];
-        for body in &same {
-            let short = read_append(body.as_bytes()).unwrap_or_else(|| panic!("{body}"));
-            let doc: Value = serde_json::from_str(body).unwrap();
-            let full = parse_request(&doc).unwrap();
-            let Steps::Append {
-                trace_id,
-                offset,
-                messages,
-                format,
-            } = full.steps
-            else {
-                panic!("{body}")
-            };
-            let short_messages: Vec<Value> = short
-                .messages
-                .iter()
-                .map(|r| serde_json::from_str(r.get()).unwrap())
-                .collect();
-            assert_eq!(
-                (
-                    short.trace_id.as_str(),
-                    short.offset,
-                    &short_messages[..],
-                    short.format
-                ),
-                (trace_id.as_str(), offset, messages, format),
-                "{body}"
-            );
-            let (a, b) = (&short.asked, &full.asked);
-            assert_eq!(
-                (&a.pending, &a.context, a.budget, a.wait, a.explain),
-                (&b.pending, &b.context, b.budget, b.wait, b.explain),
-                "{body}"
-            );
-        }
-        // What the full read refuses, the short way does not take.
+        let body = format!(
+            r#"{{"append": [{msg}, {msg}], "offset": 0, "trace_id": "t\u0031", "pending": {{"name": "send_email", "arguments": {{"to": "a@b.co"}}}}, "context": {{"agent": "support", "team": "eu"}}, "format": "openai", "budget_ms": 20, "wait_ms": 5, "explain": true}}"#
+        );
+        let r = read_request(body.as_bytes()).unwrap();
+        let Steps::Append {
+            trace_id,
+            offset,
+            messages,
+            format,
+        } = r.steps
+        else {
+            panic!("{body}")
+        };
+        assert_eq!(
+            (trace_id.as_str(), offset, messages.len(), format),
+            ("t1", 0, 2, Continuation::OpenAi)
+        );
+        assert_eq!(messages[0].get(), msg, "messages stay as sent");
+        let a = r.asked;
+        assert_eq!(a.pending.unwrap().tool_calls[0].name, "send_email");
+        assert_eq!(a.context.unwrap().agent.as_deref(), Some("support"));
+        assert_eq!(
+            (a.budget, a.wait, a.explain),
+            (
+                Some(Duration::from_millis(20)),
+                Duration::from_millis(5),
+                true
+            )
+        );
+        let whole =
+            read_request(br#"{"trace": [{"role": "user", "content": "hi"}], "trace_id": "w"}"#)
+                .unwrap();
+        let Steps::Whole(t) = whole.steps else {
+            panic!("whole")
+        };
+        assert_eq!((t.id.as_str(), t.messages.len()), ("w", 1));
+
+        // Each refusal names the member and what was expected.
         let refused = [
-            r#"{"trace_id": "t1", "offset": 1, "append": [], "extra": 1}"#,
-            r#"{"trace_id": "", "offset": 1, "append": []}"#,
-            r#"{"trace_id": "t1", "offset": -1, "append": []}"#,
-            r#"{"trace_id": "t1", "append": []}"#,
-            r#"{"trace_id": "t1", "offset": 1, "append": {}}"#,
-            r#"{"trace_id": "t1", "offset": 1, "append": [], "trace": []}"#,
-            r#"{"trace_id": "t1", "offset": 1, "append": [], "format": "mlflow"}"#,
-            r#"{"trace_id": "t1", "offset": 1, "append": [], "pending": {"x": 1}}"#,
-            r#"{"trace_id": "t1", "offset": 1, "append": [], "context": "eu"}"#,
-            r#"{"trace_id": "t1", "offset": 1, "append": [], "budget_ms": 1.5}"#,
-            r#"{"trace_id": "t1", "offset": 1, "append": [], "explain": "yes"}"#,
+            (
+                r#"{"trace_id": "t1", "offset": 1, "append": [], "extra": 1}"#,
+                "unknown field \"extra\"",
+            ),
+            (
+                r#"{"trace_id": "", "offset": 1, "append": []}"#,
+                "trace_id: expected a non-empty string",
+            ),
+            (
+                r#"{"trace_id": "t1", "offset": -1, "append": []}"#,
+                "offset: expected a whole number",
+            ),
+            (r#"{"trace_id": "t1", "append": []}"#, "offset: missing"),
+            (
+                r#"{"trace_id": "t1", "offset": 1, "append": {}}"#,
+                "append: expected an array",
+            ),
+            (
+                r#"{"trace_id": "t1", "offset": 1, "append": [], "trace": []}"#,
+                "trace, append: give one",
+            ),
+            (
+                r#"{"trace_id": "t1", "offset": 1, "append": [], "format": "mlflow"}"#,
+                "format: append takes",
+            ),
+            (
+                r#"{"trace_id": "t1", "offset": 1, "append": [], "pending": {"x": 1}}"#,
+                "pending:",
+            ),
+            (
+                r#"{"trace_id": "t1", "offset": 1, "append": [], "context": "eu"}"#,
+                "context: expected an object",
+            ),
+            (
+                r#"{"trace_id": "t1", "offset": 1, "append": [], "budget_ms": 1.5}"#,
+                "budget_ms: expected milliseconds",
+            ),
+            (
+                r#"{"trace_id": "t1", "offset": 1, "append": [], "explain": "yes"}"#,
+                "explain: expected true or false",
+            ),
+            (r#"{"trace": [], "offset": 1}"#, "offset: only with append"),
+            (r#"[1, 2]"#, "must be a JSON object"),
+            (r#"{}"#, "trace: missing"),
         ];
-        for body in refused {
-            assert!(read_append(body.as_bytes()).is_none(), "{body}");
-            let doc: Value = serde_json::from_str(body).unwrap();
-            assert!(parse_request(&doc).is_err(), "{body}");
+        for (body, says) in refused {
+            let e = read_request(body.as_bytes())
+                .err()
+                .unwrap_or_else(|| panic!("{body}"));
+            assert!(e.message.contains(says), "{body}: {}", e.message);
         }
+        let e = read_request(b"{\"trace\": [").err().unwrap();
+        assert!(e.message.contains("line 1"), "{}", e.message);
     }
 
     #[test]

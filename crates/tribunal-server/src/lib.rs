@@ -24,7 +24,6 @@ pub mod otlp;
 pub mod peers;
 pub mod project;
 pub mod replay;
-pub mod resend;
 pub mod scorer;
 pub mod session;
 pub mod ui;

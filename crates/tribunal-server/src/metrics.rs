@@ -74,7 +74,6 @@ pub struct Metrics {
     pub budget_exceeded: AtomicU64,
     /// Gate requests by how their trace was read.
     pub read_in_full: AtomicU64,
-    pub read_new_messages: AtomicU64,
     pub read_appended: AtomicU64,
     pub judge_errors: AtomicU64,
     pub spans_ingested: AtomicU64,
@@ -151,10 +150,9 @@ impl Metrics {
         counter(
             &mut o,
             "tribunal_gate_reads_total",
-            "Gate requests by how their trace was read: sent whole and read in full, sent whole repeating the held trace and read from its new messages only, or appended.",
+            "Gate requests by how their trace came: sent whole, or appended to a held trace.",
             &[
                 ("read=\"in_full\"", &self.read_in_full),
-                ("read=\"new_messages\"", &self.read_new_messages),
                 ("read=\"appended\"", &self.read_appended),
             ],
         );

@@ -6,11 +6,10 @@ use crate::error::ApiError;
 use anyhow::Context as _;
 use serde::Serialize;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
-use tribunal_core::{Feedback, Pending, Trace, Violation};
 use tribunal_engine::{Config, Evaluator};
-use tribunal_policy::{Context, PolicyEvaluator, PolicySet};
+use tribunal_policy::PolicySet;
 
 /// How a project is configured on the command line: `NAME=CONFIG` plus policy folders.
 #[derive(Debug, Clone, Default)]
@@ -35,15 +34,12 @@ pub struct JudgeInfo {
 /// Everything built from one version of a project's configuration.
 pub struct Runtime {
     evaluator: Arc<Evaluator>,
-    pub shadow: Option<PolicySet>,
     pub judges: Vec<JudgeInfo>,
     pub config_hash: String,
     pub loaded_at: String,
     /// The model judges' latency budget the project's policies ask for
     /// (`[policies.data.gate] budget_ms`), used when a request names none.
     pub budget: Option<Duration>,
-    pool: Mutex<Vec<PolicyEvaluator>>,
-    shadow_pool: Mutex<Vec<PolicyEvaluator>>,
     /// The decision-log entry that records this version of the configuration, set before it
     /// takes requests; gate entries name it instead of repeating every version.
     logged_as: OnceLock<i64>,
@@ -97,13 +93,10 @@ impl Runtime {
         };
         Ok(Runtime {
             budget,
-            evaluator: Evaluator::new(built, policies, cfg.context.clone()),
-            shadow,
+            evaluator: Evaluator::with_shadow(built, policies, shadow, cfg.context.clone()),
             judges,
             config_hash: cfg.hash.clone(),
             loaded_at: tribunal_store::clock::now_rfc3339(),
-            pool: Mutex::new(Vec::new()),
-            shadow_pool: Mutex::new(Vec::new()),
             logged_as: OnceLock::new(),
         })
     }
@@ -118,7 +111,7 @@ impl Runtime {
             .collect();
         serde_json::json!({
             "policy_version": self.policy_version(),
-            "shadow_policy_version": self.shadow.as_ref().map(|s| s.version()),
+            "shadow_policy_version": self.shadow().map(|s| s.version()),
             "config_hash": self.config_hash,
             "judges": judges,
         })
@@ -138,39 +131,10 @@ impl Runtime {
         self.evaluator().policies().version()
     }
 
-    /// Runs the enforced gates (and the shadow gates, when configured) over a trace and the
-    /// feedback already gathered, reusing per-thread policy evaluators. `memo` is what the
-    /// screen of the enforced policies kept of the trace, when it grew from one they saw.
-    pub fn gates(
-        &self,
-        memo: &mut tribunal_policy::ScreenMemo,
-        trace: &Trace,
-        pending: Option<&Pending>,
-        feedback: &[Feedback],
-        context: &Context,
-    ) -> (Vec<Violation>, Option<Vec<Violation>>) {
-        let main = with_pooled(&self.pool, self.evaluator().policies(), |p| {
-            p.evaluate_grown(memo, trace, pending, feedback, context)
-        });
-        let shadow = self.shadow.as_ref().map(|set| {
-            with_pooled(&self.shadow_pool, set, |p| {
-                p.evaluate_trace(trace, pending, feedback, context)
-            })
-        });
-        (main, shadow)
+    /// The shadow policies, when the project has any.
+    pub fn shadow(&self) -> Option<&PolicySet> {
+        self.evaluator.shadow()
     }
-}
-
-fn with_pooled<T>(
-    pool: &Mutex<Vec<PolicyEvaluator>>,
-    set: &PolicySet,
-    f: impl FnOnce(&mut PolicyEvaluator) -> T,
-) -> T {
-    let taken = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-    let mut ev = taken.unwrap_or_else(|| set.evaluator());
-    let out = f(&mut ev);
-    pool.lock().unwrap_or_else(|p| p.into_inner()).push(ev);
-    out
 }
 
 /// A project and its current runtime.

@@ -8,7 +8,7 @@
 use crate::scorer;
 use serde::Serialize;
 use tribunal_core::{Decision, Pending, Trace};
-use tribunal_engine::Evaluator;
+use tribunal_engine::{Ask, Evaluator, Session};
 use tribunal_policy::Context;
 use tribunal_store::{Store, StoreError, TraceFilter};
 
@@ -84,7 +84,7 @@ fn as_decided(row: &tribunal_store::TraceRow) -> Option<(String, Option<Context>
 pub async fn replay(
     store: &Store,
     project: &str,
-    evaluator: &Evaluator,
+    evaluator: &std::sync::Arc<Evaluator>,
     limit: i64,
 ) -> Result<ReplayReport, StoreError> {
     let mut report = ReplayReport {
@@ -92,7 +92,6 @@ pub async fn replay(
         policy_version: evaluator.policies().version().to_owned(),
         ..ReplayReport::default()
     };
-    let mut policy = evaluator.policy_evaluator();
     let mut offset = 0;
     while (offset as i64) < limit {
         let page = store
@@ -119,8 +118,12 @@ pub async fn replay(
                 report.skipped += 1;
                 continue;
             };
-            let context = context.or_else(|| evaluator.context_for(&trace));
-            let v = evaluator.evaluate(&trace, pending.as_ref(), context.as_ref(), &mut policy);
+            let ask = Ask {
+                pending: pending.map(std::sync::Arc::new),
+                context,
+                budget: None,
+            };
+            let v = Session::new(trace).decide(evaluator, ask).verdict;
             if v.decision.as_str() == before {
                 report.unchanged += 1;
             } else {

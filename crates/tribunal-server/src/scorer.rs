@@ -74,14 +74,10 @@ async fn score_one(
     };
     let rt = p.runtime();
     let judged = tokio::task::spawn_blocking(move || {
-        let context = rt
-            .evaluator()
-            .context_for(&trace)
-            .unwrap_or_else(|| rt.evaluator().context().clone());
-        let feedback = rt.evaluator().feedback(&trace, None);
-        let (violations, _) = rt.gates(&mut Default::default(), &trace, None, &feedback, &context);
-        let verdict = Verdict::combine(feedback, violations);
-        let doc = result_json(&trace, &verdict, rt.policy_version());
+        let mut session = tribunal_engine::Session::new(trace);
+        let verdict = session.decide(rt.evaluator(), Default::default()).verdict;
+        let trace = session.trace();
+        let doc = result_json(trace, &verdict, rt.policy_version());
         (verdict.decision, doc)
     })
     .await;

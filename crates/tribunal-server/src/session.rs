@@ -15,12 +15,11 @@
 //! once either way.
 
 use crate::error::{ApiError, Code};
-use crate::resend::{Sent, Split};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tribunal_core::{Pending, Trace};
-use tribunal_judges::GrowState;
+use tribunal_engine::Kept;
 use tribunal_store::GateTraceRow;
 
 /// How often held traces are written to the store.
@@ -32,7 +31,7 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone)]
 pub struct Unsaved {
     pub request: Option<String>,
-    pub pending: Option<Arc<Option<Pending>>>,
+    pub pending: Option<Option<Arc<Pending>>>,
     pub decision: String,
     pub result: StoredAnswer,
     pub at: String,
@@ -56,38 +55,10 @@ impl StoredAnswer {
     }
 }
 
-/// What the judges of one evaluator keep of a held trace between calls
-/// ([`tribunal_judges::Judge::judge_grown`]), one state per judge.
-pub struct Judged {
-    /// The evaluator whose judges left the states: after a reload its judges start over.
-    pub evaluator: Weak<tribunal_engine::Evaluator>,
-    pub states: Vec<GrowState>,
-    /// What the screen in front of the evaluator's policy pack kept of the trace.
-    pub screen: tribunal_policy::ScreenMemo,
-}
-
-impl Judged {
-    /// The states for `evaluator`'s judges: `kept` when its judges left them, else empty.
-    pub fn for_evaluator(
-        kept: Option<Judged>,
-        evaluator: &Arc<tribunal_engine::Evaluator>,
-    ) -> Judged {
-        let mut judged = kept
-            .filter(|j| std::ptr::eq(j.evaluator.as_ptr(), Arc::as_ptr(evaluator)))
-            .unwrap_or_else(|| Judged {
-                evaluator: Arc::downgrade(evaluator),
-                states: Vec::new(),
-                screen: Default::default(),
-            });
-        judged.states.resize_with(evaluator.judges().len(), || None);
-        judged
-    }
-}
-
 struct Held {
     trace: Arc<Trace>,
     /// What the judges kept of it; taken out by the call that judges it.
-    judged: Option<Judged>,
+    judged: Option<Kept>,
     /// Changes on every append; an append that read another generation is refused.
     generation: u64,
     /// Chained digest of every request that built the trace.
@@ -96,19 +67,15 @@ struct Held {
     unsaved: Option<Unsaved>,
     /// Bytes of the requests that built it: what it is counted as against the budget.
     bytes: usize,
-    /// The raw trace of the whole request that last set it, when a repeat of that request
-    /// with more messages can be read from its new messages only (`resend.rs`).
-    sent: Option<Sent>,
 }
 
 impl Held {
     /// Adds messages to the trace (in place unless a call still reads it: then it is
     /// copied once) as a new generation.
-    fn extend(&mut self, new: Vec<tribunal_core::Message>, digest: String, sent: Option<Sent>) {
+    fn extend(&mut self, new: Vec<tribunal_core::Message>, digest: String) {
         Arc::make_mut(&mut self.trace).messages.extend(new);
         self.generation += 1;
         self.digest = digest;
-        self.sent = sent;
         self.used = Instant::now();
     }
 }
@@ -118,7 +85,7 @@ pub struct Taken {
     pub trace: Arc<Trace>,
     pub digest: String,
     /// What the judges kept of it, when the trace only grew since.
-    pub judged: Option<Judged>,
+    pub judged: Option<Kept>,
     /// Rows of traces let go to keep the byte budget, still to be stored.
     pub evicted: Vec<GateTraceRow>,
 }
@@ -191,15 +158,14 @@ impl Sessions {
     /// under its id); a trace larger than the whole budget is not held. Returns rows of
     /// traces let go to make room that still had to be stored, and what the judges kept of
     /// the trace held before when the new one only continues it (its messages start with
-    /// the held ones). `sent` is the raw trace of the request, when it qualifies.
+    /// the held ones).
     pub fn hold(
         &self,
         project: &str,
         trace: Arc<Trace>,
         digest: String,
         size: usize,
-        sent: Option<Sent>,
-    ) -> (Vec<GateTraceRow>, Option<Judged>) {
+    ) -> (Vec<GateTraceRow>, Option<Kept>) {
         let key = (project.to_owned(), trace.id.clone());
         let mut map = self.lock();
         let mut evicted = Vec::new();
@@ -238,52 +204,9 @@ impl Sessions {
                 used: Instant::now(),
                 unsaved: carried,
                 bytes: size,
-                sent,
             },
         );
         (evicted, judged)
-    }
-
-    /// The held trace a whole request repeats and continues (see `resend.rs`): with its
-    /// generation and the number of the request's messages it already has.
-    pub fn resent(&self, project: &str, split: &Split<'_>) -> Option<(Arc<Trace>, u64, usize)> {
-        let map = self.lock();
-        let h = map.get(&KeyRef(project, &split.trace_id))?;
-        let sent = h.sent.as_ref()?;
-        sent.continued_by(split)
-            .then(|| (h.trace.clone(), h.generation, sent.len()))
-    }
-
-    /// Holds the trace of a whole request that repeats and continues the held one of
-    /// `generation` (from [`Sessions::resent`]): the held trace extended by `new`, the
-    /// messages imported from the rest of the request. As [`Sessions::hold`] otherwise
-    /// (digest and size of this request; the judges' states go on). `None` when the trace
-    /// changed meanwhile or the request is too large to hold: then it is read in full.
-    #[allow(clippy::too_many_arguments)]
-    pub fn extend_resent(
-        &self,
-        project: &str,
-        trace_id: &str,
-        generation: u64,
-        new: Vec<tribunal_core::Message>,
-        sent: Sent,
-        digest: String,
-        size: usize,
-    ) -> Option<Taken> {
-        if size > self.max_bytes {
-            return None;
-        }
-        let mut map = self.lock();
-        let h = map
-            .get_mut(&KeyRef(project, trace_id))
-            .filter(|h| h.generation == generation)?;
-        h.extend(new, digest, Some(sent));
-        self.bytes.fetch_sub(h.bytes, Ordering::Relaxed);
-        h.bytes = size;
-        self.bytes.fetch_add(size, Ordering::Relaxed);
-        let mut taken = Taken::of(h);
-        taken.evicted = self.make_room(&mut map, 0);
-        Some(taken)
     }
 
     /// Whether a trace is held.
@@ -330,7 +253,7 @@ impl Sessions {
             ));
         }
         let digest = crate::audit::chain_hash(&h.digest, body);
-        h.extend(new, digest, None);
+        h.extend(new, digest);
         h.bytes += body.len();
         self.bytes.fetch_add(body.len(), Ordering::Relaxed);
         let mut taken = Taken::of(h);
@@ -342,7 +265,7 @@ impl Sessions {
 
     /// Keeps what the judges kept of `trace` for the next call, when `trace` is still the
     /// one held under its id (no other call changed it meanwhile).
-    pub fn keep_judged(&self, project: &str, trace: &Arc<Trace>, judged: Judged) {
+    pub fn keep_judged(&self, project: &str, trace: &Arc<Trace>, judged: Kept) {
         if let Some(h) = self.lock().get_mut(&KeyRef(project, &trace.id)) {
             if Arc::ptr_eq(&h.trace, trace) {
                 h.judged = Some(judged);
@@ -471,7 +394,7 @@ fn row(project: &str, trace: &Trace, unsaved: Option<Unsaved>) -> Option<GateTra
             let body = Stored {
                 format: "tribunal",
                 trace,
-                pending: u.pending.as_deref().and_then(|p| p.as_ref()),
+                pending: u.pending.as_ref().and_then(|p| p.as_deref()),
             };
             serde_json::to_string(&body).unwrap_or_else(|e| {
                 // Traces are plain data (string-keyed maps), which always serialize.
@@ -517,7 +440,7 @@ mod tests {
     #[test]
     fn appends_extend_in_place_and_check_the_offset() {
         let s = Sessions::new(10, Duration::from_secs(60), 1 << 20);
-        s.hold("p", trace("t", 2), "d0".into(), 100, None);
+        s.hold("p", trace("t", 2), "d0".into(), 100);
         let a = s.append("p", "t", 2, b"{}", one).unwrap();
         assert_eq!(a.trace.messages.len(), 3);
         assert_ne!(a.digest, "d0");
@@ -550,25 +473,40 @@ mod tests {
         );
     }
 
-    /// Judge states marked with a number, to see which ones come back.
-    fn judged(mark: usize) -> Judged {
-        Judged {
-            evaluator: Weak::new(),
-            states: vec![Some(Box::new(mark))],
-            screen: Default::default(),
-        }
+    /// Evaluators without judges or policies: which one left a state marks it.
+    fn evaluators() -> &'static [Arc<tribunal_engine::Evaluator>] {
+        static EVALUATORS: std::sync::OnceLock<Vec<Arc<tribunal_engine::Evaluator>>> =
+            std::sync::OnceLock::new();
+        EVALUATORS.get_or_init(|| {
+            (0..5)
+                .map(|_| {
+                    tribunal_engine::Evaluator::new(
+                        Vec::new(),
+                        tribunal_policy::PolicySet::new(Vec::new(), &[], Default::default())
+                            .unwrap(),
+                        Default::default(),
+                    )
+                })
+                .collect()
+        })
     }
 
-    fn mark(j: Option<Judged>) -> Option<usize> {
-        j.and_then(|mut j| j.states.pop().flatten())
-            .and_then(|s| s.downcast::<usize>().ok())
-            .map(|b| *b)
+    /// What a session kept after deciding with evaluator `mark`.
+    fn judged(mark: usize) -> Kept {
+        let mut session = tribunal_engine::Session::new(trace("k", 1));
+        session.decide(&evaluators()[mark], Default::default());
+        session.into_parts().1.unwrap()
+    }
+
+    fn mark(j: Option<Kept>) -> Option<usize> {
+        let j = j?;
+        evaluators().iter().position(|e| j.is_for(e))
     }
 
     #[test]
     fn judge_states_follow_the_trace_only_while_it_grows() {
         let s = Sessions::new(10, Duration::from_secs(60), 1 << 20);
-        let (_, kept) = s.hold("p", trace("t", 2), "d".into(), 100, None);
+        let (_, kept) = s.hold("p", trace("t", 2), "d".into(), 100);
         assert!(kept.is_none(), "nothing kept of a new trace");
         let a = s.append("p", "t", 2, b"{}", one).unwrap();
         assert!(a.judged.is_none());
@@ -582,14 +520,14 @@ mod tests {
         let mut longer = (*b.trace).clone();
         drop(b);
         longer.messages.push(Message::new("m4", Role::User, "more"));
-        let (_, kept) = s.hold("p", Arc::new(longer.clone()), "d".into(), 100, None);
+        let (_, kept) = s.hold("p", Arc::new(longer.clone()), "d".into(), 100);
         assert_eq!(mark(kept), Some(2));
         // Sent whole with an earlier message changed: the states are dropped.
         let held = s.append("p", "t", 5, b"{}", one).unwrap().trace;
         s.keep_judged("p", &held, judged(3));
         let mut edited = (*held).clone();
         edited.messages[1].content = "changed".into();
-        let (_, kept) = s.hold("p", Arc::new(edited), "d".into(), 100, None);
+        let (_, kept) = s.hold("p", Arc::new(edited), "d".into(), 100);
         assert!(
             kept.is_none(),
             "a trace that does not continue the held one starts over"
@@ -598,37 +536,15 @@ mod tests {
         s.keep_judged("p", &held, judged(4));
         assert!(s.append("p", "t", 6, b"{}", one).unwrap().judged.is_none());
         // Nor are they seen by another project.
-        s.hold("q", trace("t", 1), "d".into(), 100, None);
+        s.hold("q", trace("t", 1), "d".into(), 100);
         let q = s.append("q", "t", 1, b"{}", one).unwrap();
         assert!(q.judged.is_none());
     }
 
     #[test]
-    fn judge_states_serve_only_the_evaluator_that_left_them() {
-        let evaluator = || {
-            tribunal_engine::Evaluator::new(
-                tribunal_judges::default_judges(),
-                tribunal_policy::PolicySet::new(Vec::new(), &[], Default::default()).unwrap(),
-                Default::default(),
-            )
-        };
-        let (a, b) = (evaluator(), evaluator());
-        let n = a.judges().len();
-        let mut kept = Judged::for_evaluator(None, &a);
-        assert_eq!(kept.states.len(), n, "one state per judge");
-        kept.states[0] = Some(Box::new(7usize));
-        let again = Judged::for_evaluator(Some(kept), &a);
-        assert!(again.states[0].is_some(), "the same evaluator continues");
-        // A reloaded configuration (another evaluator) starts over.
-        let other = Judged::for_evaluator(Some(again), &b);
-        assert!(other.states.iter().all(|s| s.is_none()));
-        assert_eq!(other.states.len(), b.judges().len());
-    }
-
-    #[test]
     fn unsaved_appends_are_taken_once_and_evicted_ones_are_not_lost() {
         let s = Sessions::new(8, Duration::from_secs(60), 1 << 20);
-        s.hold("p", trace("t", 1), "d".into(), 100, None);
+        s.hold("p", trace("t", 1), "d".into(), 100);
         s.append("p", "t", 1, b"{}", one).unwrap();
         let u = Unsaved {
             request: None,
@@ -649,10 +565,7 @@ mod tests {
         assert!(s.unsaved("p", &held, u.clone()).is_none());
         let mut evicted = Vec::new();
         for i in 0..20 {
-            evicted.extend(
-                s.hold("p", trace(&format!("x{i}"), 1), "d".into(), 100, None)
-                    .0,
-            );
+            evicted.extend(s.hold("p", trace(&format!("x{i}"), 1), "d".into(), 100).0);
         }
         assert!(s.len() <= 8);
         assert!(!s.holds("p", "t"));
@@ -679,7 +592,7 @@ mod tests {
         let s = Sessions::new(8, Duration::from_secs(60), 1000);
         for n in 1..=3 {
             let t = trace("w", n);
-            assert!(s.hold("p", t.clone(), "d".into(), 100, None).0.is_empty());
+            assert!(s.hold("p", t.clone(), "d".into(), 100).0.is_empty());
             assert!(s.unsaved("p", &t, sent(&format!("request {n}"))).is_none());
         }
         let rows = s.take_unsaved();
@@ -688,7 +601,7 @@ mod tests {
         assert!(s.take_unsaved().is_empty());
         // A request not marked yet (its call still judging) leaves the last one to store.
         s.unsaved("p", &trace("w", 3), sent("request 3"));
-        s.hold("p", trace("w", 4), "d".into(), 100, None);
+        s.hold("p", trace("w", 4), "d".into(), 100);
         assert_eq!(s.take_unsaved()[0].body, "request 3");
         // Appends after a whole request: the grown trace is stored normalized.
         s.unsaved("p", &trace("w", 4), sent("request 4"));
@@ -701,15 +614,12 @@ mod tests {
         assert_eq!(body["trace"]["messages"].as_array().unwrap().len(), 5);
         // Sent whole after appends: what the appends built is stored at once.
         s.unsaved("p", &grown, u);
-        let (evicted, _) = s.hold("p", trace("w", 6), "d".into(), 100, None);
+        let (evicted, _) = s.hold("p", trace("w", 6), "d".into(), 100);
         assert_eq!(evicted.len(), 1);
         assert!(evicted[0].body.contains("\"format\":\"tribunal\""));
         // A trace too large to hold is stored at once, as sent.
         let big = trace("big", 1);
-        assert!(s
-            .hold("p", big.clone(), "d".into(), 5000, None)
-            .0
-            .is_empty());
+        assert!(s.hold("p", big.clone(), "d".into(), 5000).0.is_empty());
         let row = s.unsaved("p", &big, sent("big request")).expect("a row");
         assert_eq!(row.body, "big request");
     }
@@ -718,7 +628,7 @@ mod tests {
     fn held_bytes_stay_within_the_budget() {
         let s = Sessions::new(1000, Duration::from_secs(60), 1000);
         for i in 0..50 {
-            s.hold("p", trace(&format!("t{i}"), 1), "d".into(), 300, None);
+            s.hold("p", trace(&format!("t{i}"), 1), "d".into(), 300);
             assert!(s.bytes() <= 1000, "{}", s.bytes());
         }
         assert_eq!(s.len(), 3);
@@ -732,58 +642,13 @@ mod tests {
         assert!(s.holds("p", "t49") && !s.holds("p", "t47"));
         assert_eq!(taken.evicted.len(), 1);
         assert_eq!(taken.evicted[0].body, "request t47");
-        s.hold("p", trace("u", 1), "d".into(), 100, None);
+        s.hold("p", trace("u", 1), "d".into(), 100);
         assert!(s.bytes() <= 1000, "{}", s.bytes());
         // Replacing a trace counts it once; a trace larger than the budget is not held.
-        s.hold("p", trace("u", 1), "d".into(), 100, None);
-        s.hold("p", trace("u", 1), "d".into(), 100, None);
+        s.hold("p", trace("u", 1), "d".into(), 100);
+        s.hold("p", trace("u", 1), "d".into(), 100);
         assert!(s.bytes() <= 1000);
-        s.hold("p", trace("huge", 1), "d".into(), 5000, None);
+        s.hold("p", trace("huge", 1), "d".into(), 5000);
         assert!(!s.holds("p", "huge"));
-    }
-
-    #[test]
-    fn a_resent_trace_continues_only_the_generation_it_read_and_only_until_an_append() {
-        let s = Sessions::new(10, Duration::from_secs(60), 1000);
-        let body = |n: usize| {
-            let msgs: Vec<_> = (0..n)
-                .map(|i| serde_json::json!({"role": "user", "content": format!("m{i}")}))
-                .collect();
-            serde_json::json!({"trace": {"id": "t", "messages": msgs}}).to_string()
-        };
-        let (b1, b2) = (body(1), body(2));
-        let first = crate::resend::split(b1.as_bytes()).unwrap();
-        s.hold("p", trace("t", 1), "d".into(), 100, Some(first.sent()));
-        let next = crate::resend::split(b2.as_bytes()).unwrap();
-        let (held, generation, n) = s.resent("p", &next).unwrap();
-        assert_eq!((held.messages.len(), n), (1, 1));
-        drop(held);
-        let msg = || vec![Message::new("m1", Role::User, "m1")];
-        // Another generation, or a request over the whole budget: not continued.
-        assert!(s
-            .extend_resent(
-                "p",
-                "t",
-                generation + 1,
-                msg(),
-                next.sent(),
-                "d".into(),
-                100
-            )
-            .is_none());
-        assert!(s
-            .extend_resent("p", "t", generation, msg(), next.sent(), "d".into(), 1001)
-            .is_none());
-        let taken = s
-            .extend_resent("p", "t", generation, msg(), next.sent(), "d2".into(), 200)
-            .unwrap();
-        assert_eq!(taken.trace.messages.len(), 2);
-        assert_eq!(taken.digest, "d2");
-        assert_eq!(s.bytes(), 200, "counted as this request");
-        // Continued again by the same request; not after an append changed the trace.
-        assert!(s.resent("p", &next).is_some());
-        s.append("p", "t", 2, b"{}", one).unwrap();
-        assert!(s.resent("p", &next).is_none());
-        assert!(s.resent("q", &next).is_none(), "projects apart");
     }
 }

@@ -1224,7 +1224,7 @@ async fn reads(s: &TestServer, token: &str, how: &str) -> u64 {
 }
 
 #[tokio::test]
-async fn gate_reads_a_trace_sent_whole_again_from_its_new_messages() {
+async fn gate_judges_a_trace_sent_whole_again_as_it_judges_it_fresh() {
     let mut s = TestServer::start(ServerOptions::default()).await;
     let agent = s.token("default", "agent").await;
     let admin = s.token("default", "admin").await;
@@ -1235,8 +1235,8 @@ async fn gate_reads_a_trace_sent_whole_again_from_its_new_messages() {
     messages.push(json!({"role": "tool", "tool_call_id": "c2", "content": "Order 42: shipped."}));
 
     // The conversation sent whole at every step under one id (as an object with an id, and
-    // as a bare list with trace_id), and each step under an id of its own (read in full):
-    // the same answers, feedback included.
+    // as a bare list with trace_id: the judges go on from what they kept), and each step
+    // under an id of its own (judged fresh): the same answers, feedback included.
     let full_before = reads(&s, &admin, "in_full").await;
     for n in 2..=messages.len() {
         let pend = if n % 2 == 0 {
@@ -1264,13 +1264,11 @@ async fn gate_reads_a_trace_sent_whole_again_from_its_new_messages() {
         }
     }
     let steps = messages.len() as u64 - 1;
-    assert_eq!(reads(&s, &admin, "new_messages").await, 2 * (steps - 1));
-    assert_eq!(reads(&s, &admin, "in_full").await - full_before, steps + 2);
+    assert_eq!(reads(&s, &admin, "in_full").await - full_before, 3 * steps);
 
-    // The same request again: nothing new, read from the held trace.
+    // The same request again: nothing new.
     let same = json!({"trace": {"id": "again", "messages": &messages}, "pending": pending});
     let (_, a) = gate(&s, &agent, same.clone()).await;
-    assert_eq!(reads(&s, &admin, "new_messages").await, 2 * (steps - 1) + 1);
     assert_eq!(a["decision"], "block", "{a}");
 
     // An earlier message edited: read in full, and the answer follows the edit.
@@ -1294,7 +1292,7 @@ async fn gate_reads_a_trace_sent_whole_again_from_its_new_messages() {
     .await;
     assert_eq!(reads(&s, &admin, "in_full").await, in_full + 2, "{a}");
     // A new message with Anthropic blocks makes the whole trace read as Anthropic, where
-    // the OpenAI tool messages before it are wrong: read in full, which says so.
+    // the OpenAI tool messages before it are wrong: the answer says so.
     let mut anthropic = edited.clone();
     anthropic.push(json!({"role": "assistant", "content": [
         {"type": "tool_use", "id": "tu1", "name": "lookup_order", "input": {"id": "7"}}]}));

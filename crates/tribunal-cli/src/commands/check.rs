@@ -6,8 +6,10 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 use tribunal_core::Decision;
+use tribunal_engine::{Ask, Session};
 use tribunal_formats::{import_pending, InputFormat, RawItem, SourceRef};
 use tribunal_policy::Context;
 
@@ -99,13 +101,18 @@ pub fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
     if let Some(a) = args.agent {
         context.agent = Some(a);
     }
-    let mut policy = evaluator.policy_evaluator();
     let started = Instant::now();
-    let verdict = evaluator.evaluate(&trace, pending.as_ref(), Some(&context), &mut policy);
+    let trace_id = trace.id.clone();
+    let ask = Ask {
+        pending: pending.map(Arc::new),
+        context: Some(context),
+        budget: None,
+    };
+    let verdict = Session::new(trace).decide(&evaluator, ask).verdict;
     let elapsed = started.elapsed();
     let out = json!({
         "config": cfg.describe(),
-        "trace_id": trace.id,
+        "trace_id": trace_id,
         "decision": verdict.decision,
         "reasons": verdict.reasons,
         "violations": verdict.violations,

@@ -1,0 +1,165 @@
+//! Messages that continue a trace already imported (the gate's appends): in any format the
+//! gate accepts, they become trace messages here, numbered after the held ones, their tool
+//! results finding the calls they answer among the held messages.
+//!
+//! One entry, [`messages_after`], for every format. Plain-text OpenAI chat messages are read
+//! straight into the trace model without a JSON tree (`openai_row`); anything else is read
+//! as JSON values by its format's importer.
+
+use crate::{anthropic, openai, openai_row, ImportError};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use tribunal_core::Message;
+
+/// What the continuing messages are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Continuation {
+    /// Anthropic messages when they use `tool_use` / `tool_result` blocks, else OpenAI chat
+    /// messages.
+    Auto,
+    OpenAi,
+    Anthropic,
+    /// Normalized messages (the trace model's own).
+    Tribunal,
+}
+
+impl Continuation {
+    /// The names a request may give, in the order [`Continuation::parse`] knows them.
+    pub const NAMES: &'static [&'static str] = &["auto", "openai", "anthropic", "tribunal"];
+
+    pub fn parse(name: &str) -> Option<Continuation> {
+        Some(match name {
+            "auto" => Continuation::Auto,
+            "openai" => Continuation::OpenAi,
+            "anthropic" => Continuation::Anthropic,
+            "tribunal" => Continuation::Tribunal,
+            _ => return None,
+        })
+    }
+}
+
+/// The messages `new` (raw JSON, one per message) that continue `held`, in `format`.
+/// Errors name the message (`[i]`) and field.
+pub fn messages_after(
+    held: &[Message],
+    new: &[&RawValue],
+    format: Continuation,
+) -> Result<Vec<Message>, ImportError> {
+    if matches!(format, Continuation::Auto | Continuation::OpenAi) {
+        // Plain-text messages never look like Anthropic's, so `auto` reads them as OpenAI's.
+        let texts: Vec<&str> = new.iter().map(|r| r.get()).collect();
+        if let Some(m) = openai_row::messages_after(held, &texts) {
+            return Ok(m);
+        }
+    }
+    if format == Continuation::Tribunal {
+        return new
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                Message::deserialize(*m)
+                    .map_err(|e| ImportError::new(format!("[{i}]"), format!("a message: {e}")))
+            })
+            .collect();
+    }
+    let values = new
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            serde_json::from_str::<Value>(m.get())
+                .map_err(|e| ImportError::new(format!("[{i}]"), format!("JSON: {e}")))
+        })
+        .collect::<Result<Vec<Value>, _>>()?;
+    match format {
+        Continuation::Anthropic => anthropic::import_messages_after(held, &values),
+        Continuation::Auto if anthropic::looks_like(&values) => {
+            anthropic::import_messages_after(held, &values)
+        }
+        _ => openai::import_messages_after(held, &values),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use tribunal_core::Role;
+
+    fn raw(v: &[Value]) -> Vec<Box<RawValue>> {
+        v.iter()
+            .map(|m| RawValue::from_string(m.to_string()).unwrap())
+            .collect()
+    }
+
+    fn after(held: &[Message], v: &[Value], f: Continuation) -> Result<Vec<Message>, ImportError> {
+        let boxed = raw(v);
+        let refs: Vec<&RawValue> = boxed.iter().map(|b| b.as_ref()).collect();
+        messages_after(held, &refs, f)
+    }
+
+    #[test]
+    fn every_format_continues_the_held_messages() {
+        let held = openai::import_messages_after(
+            &[],
+            &[
+                json!({"role": "user", "content": "refund order 7"}),
+                json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{\"order\": 7}"}}]}),
+            ],
+        )
+        .unwrap();
+        // An OpenAI tool result finds its call among the held messages.
+        let m = after(
+            &held,
+            &[json!({"role": "tool", "tool_call_id": "c1", "content": "paid"})],
+            Continuation::Auto,
+        )
+        .unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].id, "m2");
+        assert_eq!(m[0].role, Role::Tool);
+        assert_eq!(m[0].name.as_deref(), Some("lookup"));
+        // The same with structured content goes the JSON-value way, with the same result.
+        let structured = after(
+            &held,
+            &[json!({"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "paid"}]})],
+            Continuation::OpenAi,
+        )
+        .unwrap();
+        assert_eq!(structured[0].name.as_deref(), Some("lookup"));
+        assert_eq!(structured[0].content, "paid");
+        // Anthropic blocks are told apart in auto and read as Anthropic's.
+        let anth = after(
+            &held,
+            &[json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "paid"}]})],
+            Continuation::Auto,
+        )
+        .unwrap();
+        assert_eq!(anth.len(), 1);
+        assert_eq!(anth[0].role, Role::Tool);
+        assert_eq!(anth[0].id, "m2");
+        // Normalized messages are taken as they are.
+        let norm = after(
+            &held,
+            &[serde_json::to_value(&held[0]).unwrap()],
+            Continuation::Tribunal,
+        )
+        .unwrap();
+        assert_eq!(norm[0], held[0]);
+    }
+
+    #[test]
+    fn a_bad_message_is_named_by_its_place() {
+        let e = after(
+            &[],
+            &[json!({"role": "user", "content": "hi"}), json!({"role": 7})],
+            Continuation::OpenAi,
+        )
+        .unwrap_err();
+        assert!(e.field.starts_with("[1]"), "{e}");
+        let e = after(&[], &[json!({"id": 3})], Continuation::Tribunal).unwrap_err();
+        assert_eq!(e.field, "[0]", "{e}");
+        assert_eq!(Continuation::parse("openai"), Some(Continuation::OpenAi));
+        assert_eq!(Continuation::parse("mlflow"), None);
+    }
+}
