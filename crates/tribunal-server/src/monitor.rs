@@ -963,8 +963,7 @@ async fn round(
                         "error",
                         None,
                         Some(&fb.to_string()),
-                        &at,
-                        at_ms,
+                        (&at, at_ms),
                     )
                     .await?;
             }
@@ -988,8 +987,7 @@ async fn round(
                 status,
                 Some(&value.to_string()),
                 Some(&json!(fb).to_string()),
-                &at,
-                at_ms,
+                (&at, at_ms),
             )
             .await?;
     }

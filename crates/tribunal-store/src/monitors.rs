@@ -440,7 +440,7 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Records the judge's result on a claimed trace.
+    /// Records the judge's result on a claimed trace, judged at `(at, at_ms)`.
     pub async fn finish_monitor_result(
         &self,
         monitor_id: &str,
@@ -448,8 +448,7 @@ impl Store {
         status: &str,
         value: Option<&str>,
         feedback: Option<&str>,
-        at: &str,
-        at_ms: i64,
+        (at, at_ms): (&str, i64),
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE monitor_results SET status = $3, value = $4, feedback = $5, at = $6, at_ms = $7
