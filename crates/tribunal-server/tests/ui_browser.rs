@@ -772,3 +772,81 @@ async fn a_judge_is_switched_on_for_live_traffic_from_the_monitoring_page() {
     b.close().await.unwrap();
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policies_page_shows_rules_runs_tests_and_tries_a_change() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    let v = gate(
+        &s,
+        &agent,
+        json!({"trace_id": "wipe",
+        "trace": [{"role": "user", "content": "Free up some space"}],
+        "pending": {"name": "shell", "arguments": {"command": "rm -rf / --no-preserve-root"}}}),
+    )
+    .await;
+    assert_eq!(v["decision"], "block", "{v}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, b) = browser(profile.path()).await;
+    sign_in(&b, &s.url, &admin).await;
+    b.goto(&format!("{}/#/policies", s.url)).await.unwrap();
+    let row = wait_for(&b, "#policy-rules tr[data-rule='c6.dangerous_command']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(row.contains("block"), "{row}");
+    let shadow = wait_for(&b, "#shadow-status").await.text().await.unwrap();
+    assert!(shadow.contains("No shadow policies"), "{shadow}");
+    b.find(Locator::Css("#run-policy-tests"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let summary = wait_for(&b, "#policy-tests-summary")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(summary.ends_with("passed, 0 failed"), "{summary}");
+    // Dangerous commands escalate instead: the stored blocked trace would change.
+    b.find(Locator::Css(
+        "#try-module option[value='builtin:c6_dangerous_commands.rego']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let area = b.find(Locator::Css("#try-text")).await.unwrap();
+    let text = area.prop("value").await.unwrap().unwrap_or_default();
+    assert!(text.contains("c6.dangerous_command"), "{text}");
+    let softer = text.replace("\"severity\": \"block\"", "\"severity\": \"escalate\"");
+    b.execute(
+        "document.getElementById('try-text').value = arguments[0];",
+        vec![json!(softer)],
+    )
+    .await
+    .unwrap();
+    b.find(Locator::Css("#try-run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let changed = wait_for(&b, "#try-changes tr[data-trace='wipe']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        changed.contains("block") && changed.contains("escalate"),
+        "{changed}"
+    );
+    screenshot(&b, "policies").await;
+    b.close().await.unwrap();
+    s.stop().await;
+}
