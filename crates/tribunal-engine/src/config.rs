@@ -373,6 +373,17 @@ impl Config {
     /// The policy set: the built-in pack (unless turned off), then every configured folder;
     /// `extra` folders (from the command line) come last.
     pub fn build_policies(&self, extra: &[PathBuf]) -> Result<PolicySet, ConfigError> {
+        self.build_policies_with(extra, None)
+    }
+
+    /// [`Config::build_policies`] with one module's text in place of the file at its path
+    /// (or added, when no loaded module has that path): a policy change tried before it is
+    /// written.
+    pub fn build_policies_with(
+        &self,
+        extra: &[PathBuf],
+        replace: Option<&PolicySource>,
+    ) -> Result<PolicySet, ConfigError> {
         let mut sources: Vec<PolicySource> = Vec::new();
         if self.policies.builtin {
             sources.extend(tribunal_policy::pack::sources());
@@ -396,6 +407,12 @@ impl Config {
                     message: e.to_string(),
                 }
             })?);
+        }
+        if let Some(r) = replace {
+            match sources.iter_mut().find(|s| s.path == r.path) {
+                Some(s) => s.text = r.text.clone(),
+                None => sources.push(r.clone()),
+            }
         }
         let options = PolicyOptions {
             fail_mode: FailMode::parse(&self.policies.fail_mode).unwrap_or_default(),

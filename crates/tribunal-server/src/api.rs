@@ -100,8 +100,10 @@ pub async fn get_trace(
         .and_then(|r| serde_json::from_str(r).ok())
         .unwrap_or(Value::Null);
     let feedback = state.store.trace_feedback(&caller.project, &id).await?;
+    let monitors = crate::monitor::trace_results(&state, &caller.project, &id).await;
     Ok(Json(json!({
         "summary": row,
+        "monitors": monitors,
         "trace": trace,
         "pending": pending,
         "result": result,
@@ -378,7 +380,7 @@ pub fn openapi_document() -> Value {
     };
     let id_param = |name: &str| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}});
     let query = |name: &str, t: &str| json!({"name": name, "in": "query", "schema": {"type": t}});
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Tribunal",
@@ -482,5 +484,10 @@ pub fn openapi_document() -> Value {
             "/api/v1/audit/verify": {"get": {"summary": "Verify the decision log's hash chain (role: admin)", "responses": ok("report", &[])}},
             "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": ok("OpenAPI 3.1", &[])}}
         }
-    })
+    });
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        paths.extend(crate::monitor::openapi_paths());
+        paths.extend(crate::policies::openapi_paths());
+    }
+    doc
 }

@@ -64,6 +64,7 @@ codes! {
     InvalidTrace = ("invalid_trace", 400, "the trace could not be read in any supported format"),
     InvalidLogs = ("invalid_logs", 400, "the OTLP logs request could not be read; the message names the record and field"),
     InvalidJudge = ("invalid_judge", 400, "a judge definition does not build (unknown kind, or a setting that is unknown, missing or of the wrong type); the message names it"),
+    InvalidPolicy = ("invalid_policy", 400, "a policy module tried in place of one of the project's does not compile; the message names the file, line and column"),
     Conflict = ("conflict", 409, "the object is not in a state that allows this (e.g. already decided, or a judge version equal to the latest)"),
     TraceNotHeld = ("trace_not_held", 409, "an append names a trace the gate does not hold (never sent, idle past the limit, or let go and not stored); send the whole trace"),
     OffsetMismatch = ("offset_mismatch", 409, "an append's offset is not the number of messages the gate holds for the trace (a retry, or calls out of order); the message says how many it holds"),

@@ -47,7 +47,7 @@ pub async fn builtins(Extension(caller): Extension<Caller>) -> Result<Json<Value
     Ok(Json(json!({ "builtins": list })))
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     if judge_toml::valid_name(name) {
         Ok(())
     } else {
@@ -63,7 +63,7 @@ fn invalid_judge(what: impl std::fmt::Display) -> ApiError {
 
 /// Checks a definition and builds it (off the async threads: a model judge starts its
 /// client); the spec (canonical settings) and the judge.
-async fn build(
+pub(crate) async fn build(
     name: &str,
     kind: &str,
     settings: &Value,
@@ -79,7 +79,7 @@ async fn build(
 }
 
 /// Reads a JSON body of type `T`; `shape` is shown when it does not fit.
-async fn json_body<T: serde::de::DeserializeOwned>(
+pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
     state: &AppState,
     headers: &HeaderMap,
     body: axum::body::Body,
@@ -91,7 +91,7 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     serde_json::from_value(doc).map_err(|e| ApiError::request(format!("{e}; expected {shape}")))
 }
 
-fn settings_of(row: &JudgeVersionRow) -> Result<Value, ApiError> {
+pub(crate) fn settings_of(row: &JudgeVersionRow) -> Result<Value, ApiError> {
     serde_json::from_str(&row.settings).map_err(|e| {
         ApiError::new(
             Code::Internal,
@@ -377,11 +377,14 @@ impl Usage {
     }
 }
 
-type Loaded = Arc<(Trace, Option<Pending>)>;
+pub(crate) type Loaded = Arc<(Trace, Option<Pending>)>;
 
 /// Runs `judge` on every trace through `Judge::judge` on the blocking pool, as many at once
 /// as the judge takes (`max_in_flight`, at least one); feedback in trace order.
-async fn run_on(judge: Arc<dyn Judge>, traces: &[Loaded]) -> Result<Vec<Vec<Feedback>>, ApiError> {
+pub(crate) async fn run_on(
+    judge: Arc<dyn Judge>,
+    traces: &[Loaded],
+) -> Result<Vec<Vec<Feedback>>, ApiError> {
     let permits = Arc::new(tokio::sync::Semaphore::new(judge.max_in_flight().max(1)));
     let mut tasks = Vec::with_capacity(traces.len());
     for t in traces {
@@ -408,7 +411,10 @@ async fn run_on(judge: Arc<dyn Judge>, traces: &[Loaded]) -> Result<Vec<Vec<Feed
 }
 
 /// Gives a model judge the server's response cache, as the project's judges have it.
-fn with_cache(mut judge: Box<dyn Judge>, state: &AppState) -> Result<Arc<dyn Judge>, ApiError> {
+pub(crate) fn with_cache(
+    mut judge: Box<dyn Judge>,
+    state: &AppState,
+) -> Result<Arc<dyn Judge>, ApiError> {
     let cache: Arc<dyn tribunal_llm::ResponseCache> = Arc::new(tribunal_store::StoreCache::new(
         state.store.clone(),
         tokio::runtime::Handle::current(),

@@ -20,8 +20,10 @@ pub mod gate;
 pub mod judges;
 pub mod labels;
 pub mod metrics;
+pub mod monitor;
 pub mod otlp;
 pub mod peers;
+pub mod policies;
 pub mod project;
 pub mod replay;
 pub mod scorer;
@@ -34,7 +36,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use error::{ApiError, Code};
 use std::collections::HashMap;
@@ -320,6 +322,7 @@ pub async fn start(
         tokio::spawn(scorer::run(state.clone(), stopped.clone())),
         tokio::spawn(escalation::expire_loop(state.clone(), stopped.clone())),
         tokio::spawn(session::flush_loop(state.clone(), stopped.clone())),
+        tokio::spawn(monitor::run(state.clone(), stopped.clone())),
         tokio::spawn(peers::listen(state.clone(), stopped)),
     ];
     Ok((
@@ -361,8 +364,25 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         )
         .route("/api/v1/judges/{name}/diff", get(judges::diff))
         .route("/api/v1/judges/{name}/rollback", post(judges::rollback))
+        .route("/api/v1/monitors", get(monitor::list).post(monitor::create))
+        .route(
+            "/api/v1/monitors/{id}",
+            axum::routing::patch(monitor::update),
+        )
+        .route("/api/v1/monitors/{id}/results", get(monitor::results))
+        .route(
+            "/api/v1/monitors/{id}/alerts",
+            get(monitor::list_alerts).post(monitor::add_alert),
+        )
+        .route(
+            "/api/v1/monitors/{id}/alerts/{alert}",
+            delete(monitor::delete_alert),
+        )
         .route("/api/v1/policies", get(api::list_policies))
         .route("/api/v1/policies/reload", post(api::reload))
+        .route("/api/v1/policies/modules", get(policies::modules))
+        .route("/api/v1/policies/test", post(policies::run_tests))
+        .route("/api/v1/policies/try", post(policies::try_change))
         .route("/api/v1/escalations", get(escalation::list))
         .route("/api/v1/escalations/{id}", get(escalation::get))
         .route(

@@ -264,3 +264,92 @@ async fn two_servers_on_one_database_share_one_chain() {
     drop(servers);
     db.drop().await.unwrap();
 }
+
+/// Two servers on one database with one monitor switched on: every gate trace is judged
+/// once, by whichever server claimed it, and the results and their buckets read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_judge_each_monitored_trace_once() {
+    let db = TestDatabase::create("tribunal_monitor_two")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let store = Store::open(&db.url).await.unwrap();
+        servers.push(
+            TestServer::start_with(
+                store,
+                tempfile::tempdir().unwrap(),
+                ServerOptions::default(),
+            )
+            .await,
+        );
+    }
+    let agent = servers[0].token("default", "agent").await;
+    let admin = servers[0].token("default", "admin").await;
+    let v = post(
+        &servers[0],
+        "/api/v1/judges/shipped/versions",
+        &admin,
+        json!({"kind": "regex_match", "settings": {"pattern": "shipped"}}),
+    )
+    .await;
+    assert_eq!(v["version"], 1, "{v}");
+    let m = post(
+        &servers[1],
+        "/api/v1/monitors",
+        &admin,
+        json!({"judge": "shipped", "sample_rate": 1.0, "pass_threshold": 0.5}),
+    )
+    .await;
+    let id = m["id"].as_str().unwrap_or_else(|| panic!("{m}")).to_owned();
+    assert_eq!(m["sample_rate"], 1.0, "{m}");
+    let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+    for i in 0..40 {
+        let (st, v) = gate(&urls[i % 2], &agent, 5000 + i).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let mut last = Value::Null;
+    for n in 0..300 {
+        let (st, v) = get(
+            &servers[n % 2],
+            &format!("/api/v1/monitors/{id}/results?limit=100"),
+            &admin,
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        last = v;
+        if last["totals"]["judged"] == 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last["totals"]["judged"], 40, "{last}");
+    let windows: i64 = last["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            w["pass"].as_i64().unwrap() + w["fail"].as_i64().unwrap() + w["error"].as_i64().unwrap()
+        })
+        .sum();
+    assert_eq!(windows, 40, "{last}");
+    let rows = servers[0]
+        .store
+        .latest_monitor_results(&id, 1000)
+        .await
+        .unwrap();
+    let mut traces: Vec<&str> = rows.iter().map(|r| r.trace_id.as_str()).collect();
+    traces.sort();
+    traces.dedup();
+    assert_eq!(traces.len(), 40, "each trace judged once");
+    for s in &mut servers {
+        tokio::time::timeout(Duration::from_secs(60), s.stop())
+            .await
+            .expect("the server stops");
+    }
+    for s in &servers {
+        s.store.close().await;
+    }
+    drop(servers);
+    db.drop().await.unwrap();
+}

@@ -653,3 +653,200 @@ async fn a_judge_is_built_tried_on_three_traces_saved_and_changed() {
     b.close().await.unwrap();
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judge_is_switched_on_for_live_traffic_from_the_monitoring_page() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    // A stored judge: passes replies that mention a refund.
+    let r = TestServer::client()
+        .post(format!("{}/api/v1/judges/refunds/versions", s.url))
+        .bearer_auth(&admin)
+        .json(&json!({"kind": "regex_match", "settings": {"pattern": "(?i)refund"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, b) = browser(profile.path()).await;
+    sign_in(&b, &s.url, &admin).await;
+    b.goto(&format!("{}/#/monitors", s.url)).await.unwrap();
+    wait_for(&b, "#monitor-form").await;
+    let rate = b.find(Locator::Css("#monitor-rate")).await.unwrap();
+    rate.clear().await.unwrap();
+    rate.send_keys("1").await.unwrap();
+    b.find(Locator::Css("#monitor-on"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&b, "#monitor-empty").await;
+
+    // Live gate traffic after the switch.
+    for (id, reply) in [
+        ("live-ok", "Your refund is on its way."),
+        ("live-bad", "Please call the shop."),
+    ] {
+        gate(&s, &agent, json!({"trace_id": id, "trace": [{"role": "user", "content": "money back?"}, {"role": "assistant", "content": reply}]})).await;
+    }
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        b.find(Locator::Css("#monitor-refresh"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        rows = match b.find_all(Locator::Css("#monitor-results tbody tr")).await {
+            Ok(r) => {
+                let mut t = Vec::new();
+                for e in r {
+                    t.push(e.text().await.unwrap_or_default());
+                }
+                t
+            }
+            Err(_) => Vec::new(),
+        };
+        if rows.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("live-ok") && r.contains("pass")),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("live-bad") && r.contains("fail")),
+        "{rows:?}"
+    );
+    let rate = wait_for(&b, "#monitor-pass-rate")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(rate.contains("50.0 %"), "{rate}");
+    wait_for(&b, "#monitor-chart").await;
+    screenshot(&b, "monitor").await;
+    // The result links to its trace, which shows it.
+    b.find(Locator::Css("#monitor-results tr[data-trace='live-bad'] a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let seen = wait_for(&b, "#monitored").await.text().await.unwrap();
+    assert!(seen.contains("fail"), "{seen}");
+    // The monitors list shows it switched on; switching it off from the page sticks.
+    b.goto(&format!("{}/#/monitors", s.url)).await.unwrap();
+    let switch = wait_for(&b, "#monitors input.switch").await;
+    assert_eq!(
+        switch.prop("checked").await.unwrap().as_deref(),
+        Some("true")
+    );
+    switch.click().await.unwrap();
+    wait_for(&b, "#monitor-status").await;
+    let mut off = false;
+    for _ in 0..50 {
+        let v: Value = TestServer::client()
+            .get(format!("{}/api/v1/monitors", s.url))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["monitors"][0]["enabled"] == false {
+            off = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(off, "the switch did not turn the monitor off");
+    b.close().await.unwrap();
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policies_page_shows_rules_runs_tests_and_tries_a_change() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    let v = gate(
+        &s,
+        &agent,
+        json!({"trace_id": "wipe",
+        "trace": [{"role": "user", "content": "Free up some space"}],
+        "pending": {"name": "shell", "arguments": {"command": "rm -rf / --no-preserve-root"}}}),
+    )
+    .await;
+    assert_eq!(v["decision"], "block", "{v}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, b) = browser(profile.path()).await;
+    sign_in(&b, &s.url, &admin).await;
+    b.goto(&format!("{}/#/policies", s.url)).await.unwrap();
+    let row = wait_for(&b, "#policy-rules tr[data-rule='c6.dangerous_command']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(row.contains("block"), "{row}");
+    let shadow = wait_for(&b, "#shadow-status").await.text().await.unwrap();
+    assert!(shadow.contains("No shadow policies"), "{shadow}");
+    b.find(Locator::Css("#run-policy-tests"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let summary = wait_for(&b, "#policy-tests-summary")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(summary.ends_with("passed, 0 failed"), "{summary}");
+    // Dangerous commands escalate instead: the stored blocked trace would change.
+    b.find(Locator::Css(
+        "#try-module option[value='builtin:c6_dangerous_commands.rego']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let area = b.find(Locator::Css("#try-text")).await.unwrap();
+    let text = area.prop("value").await.unwrap().unwrap_or_default();
+    assert!(text.contains("c6.dangerous_command"), "{text}");
+    let softer = text.replace("\"severity\": \"block\"", "\"severity\": \"escalate\"");
+    b.execute(
+        "document.getElementById('try-text').value = arguments[0];",
+        vec![json!(softer)],
+    )
+    .await
+    .unwrap();
+    b.find(Locator::Css("#try-run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let changed = wait_for(&b, "#try-changes tr[data-trace='wipe']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        changed.contains("block") && changed.contains("escalate"),
+        "{changed}"
+    );
+    screenshot(&b, "policies").await;
+    b.close().await.unwrap();
+    s.stop().await;
+}

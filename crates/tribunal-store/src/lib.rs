@@ -12,6 +12,7 @@ pub mod clock;
 mod judges;
 mod labels;
 mod llm_cache;
+mod monitors;
 mod notify;
 mod server;
 mod span_events;
@@ -20,6 +21,9 @@ pub mod testing;
 pub use judges::{Appended, JudgeVersionRow, NewJudgeVersion};
 pub use labels::LabelEvent;
 pub use llm_cache::StoreCache;
+pub use monitors::{
+    AlertRow, ClaimContext, Claimed, DeliveryRow, MonitorResultRow, MonitorRow, ResultBucket,
+};
 pub use notify::{Notification, Notifications};
 pub use span_events::SpanEventRecord;
 
@@ -211,6 +215,7 @@ impl Store {
             .chain(span_events::SCHEMA)
             .chain(labels::SCHEMA)
             .chain(judges::SCHEMA)
+            .chain(monitors::SCHEMA)
         {
             sqlx::query(*stmt).execute(&pool).await?;
         }

@@ -415,31 +415,7 @@ impl Store {
         let mut sql = format!("{TRACE_SELECT} WHERE project = $1");
         let mut n = 1;
         let mut binds: Vec<String> = Vec::new();
-        for (column, value, op) in [
-            ("source", &f.source, "="),
-            ("decision", &f.decision, "="),
-            ("last_seen", &f.since, ">="),
-        ] {
-            if let Some(v) = value {
-                n += 1;
-                sql.push_str(&format!(" AND {column} {op} ${n}"));
-                binds.push(v.clone());
-            }
-        }
-        // A rule is found in the stored result as its serialized member.
-        if let Some(rule) = &f.rule {
-            n += 1;
-            sql.push_str(&format!(" AND result LIKE ${n} ESCAPE '\\'"));
-            let quoted = serde_json::to_string(rule).unwrap_or_default();
-            binds.push(format!("%\"rule\":{}%", like_escape(&quoted)));
-        }
-        if let Some(text) = &f.text {
-            n += 1;
-            sql.push_str(&format!(
-                " AND (trace_id LIKE ${n} ESCAPE '\\' OR body LIKE ${n} ESCAPE '\\' OR result LIKE ${n} ESCAPE '\\')"
-            ));
-            binds.push(format!("%{}%", like_escape(text)));
-        }
+        filter_clauses(f, &mut sql, &mut n, &mut binds);
         sql.push_str(&format!(
             " ORDER BY last_seen DESC, trace_id LIMIT ${} OFFSET ${}",
             n + 1,
@@ -842,6 +818,43 @@ fn escalation_from_row(r: &AnyRow) -> Result<EscalationRow, StoreError> {
         note: r.try_get("note")?,
         decided_at: r.try_get("decided_at")?,
     })
+}
+
+/// Appends `AND ...` conditions for `f`'s source, decision, since, rule and text to `sql`,
+/// numbering parameters after `n` and pushing their values to `binds` (the trace list and
+/// the monitors use the same filter).
+pub(crate) fn filter_clauses(
+    f: &TraceFilter,
+    sql: &mut String,
+    n: &mut usize,
+    binds: &mut Vec<String>,
+) {
+    for (column, value, op) in [
+        ("source", &f.source, "="),
+        ("decision", &f.decision, "="),
+        ("last_seen", &f.since, ">="),
+    ] {
+        if let Some(v) = value {
+            *n += 1;
+            sql.push_str(&format!(" AND {column} {op} ${n}", n = *n));
+            binds.push(v.clone());
+        }
+    }
+    // A rule is found in the stored result as its serialized member.
+    if let Some(rule) = &f.rule {
+        *n += 1;
+        sql.push_str(&format!(" AND result LIKE ${n} ESCAPE '\\'", n = *n));
+        let quoted = serde_json::to_string(rule).unwrap_or_default();
+        binds.push(format!("%\"rule\":{}%", like_escape(&quoted)));
+    }
+    if let Some(text) = &f.text {
+        *n += 1;
+        sql.push_str(&format!(
+                " AND (trace_id LIKE ${n} ESCAPE '\\' OR body LIKE ${n} ESCAPE '\\' OR result LIKE ${n} ESCAPE '\\')",
+                n = *n
+            ));
+        binds.push(format!("%{}%", like_escape(text)));
+    }
 }
 
 /// `text` with LIKE's wildcards and the escape character escaped (escape: backslash).

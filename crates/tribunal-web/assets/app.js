@@ -341,6 +341,14 @@ async function tracePage(id) {
       logEntry = el("section", { class: "card", id: "log-entry" }, failure(e));
     }
   }
+  const monitored = (t.monitors || []).length
+    ? el(
+        "section",
+        { class: "card", id: "monitored" },
+        el("h2", {}, "Monitoring"),
+        el("ul", {}, t.monitors.map((x) => el("li", {}, el("span", { class: "tag result " + x.status }, x.status), " ", text(x.value), " · judge version ", String(x.judge_version), " ", el("code", {}, (x.judge_hash || "").slice(0, 12)), x.rationale ? " · " + x.rationale : ""))),
+      )
+    : null;
   show(
     el("p", {}, el("a", { href: "#/traces" }, "← Traces")),
     el("h1", {}, "Trace ", el("code", {}, id)),
@@ -348,6 +356,7 @@ async function tracePage(id) {
     verdict,
     conversation,
     judges,
+    monitored,
     spans.length ? tree : null,
     logEntry,
   );
@@ -978,6 +987,365 @@ async function labelPage(id) {
   await load();
 }
 
+// ---------------------------------------------------------------------------------------
+// Monitoring: stored judges switched on for incoming traces, their results, their alerts.
+
+function pct(v) {
+  return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + " %";
+}
+
+function filterText(f) {
+  const parts = Object.entries(f || {}).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`);
+  return parts.length ? parts.join(", ") : "all traces";
+}
+
+/** Pass rate per window as bars labelled with the rate and the counts (not colour alone). */
+function passRateChart(windows) {
+  const h = 22 * Math.max(1, windows.length) + 8;
+  const chart = svg("svg", { role: "img", "aria-label": "Pass rate over time", width: 620, height: h, viewBox: `0 0 620 ${h}` });
+  windows.forEach((w, i) => {
+    const y = 4 + 22 * i;
+    const width = Math.round((w.pass_rate || 0) * 260);
+    chart.append(
+      svg("text", { x: 0, y: y + 13 }, w.start.replace("T", " ").slice(0, 16)),
+      svg("rect", { x: 150, y, width, height: 16, fill: "#1d6b35" }),
+      svg("rect", { x: 150, y, width: 260, height: 16, fill: "none", stroke: "#5b6472" }),
+      svg("text", { x: 418, y: y + 13 }, `${pct(w.pass_rate)} (${w.pass} pass, ${w.fail} fail, ${w.error} error)`),
+    );
+  });
+  return el("figure", { class: "card", id: "monitor-chart" }, el("figcaption", {}, "Pass rate over time"), chart);
+}
+
+async function monitorsPage() {
+  show(el("h1", {}, "Monitoring"), el("p", {}, "Loading…"));
+  let monitors, judges;
+  try {
+    [monitors, judges] = await Promise.all([api("GET", "/api/v1/monitors"), api("GET", "/api/v1/judges")]);
+  } catch (e) {
+    show(el("h1", {}, "Monitoring"), failure(e));
+    return;
+  }
+  const status = el("p", { id: "monitor-status", role: "status" });
+  const toggle = (m) =>
+    el("input", {
+      type: "checkbox",
+      class: "switch",
+      "aria-label": `Monitor ${m.judge} switched on`,
+      "data-monitor": m.id,
+      checked: m.enabled,
+      disabled: !can("admin"),
+      onchange: async (ev) => {
+        try {
+          await api("PATCH", "/api/v1/monitors/" + encodeURIComponent(m.id), { enabled: ev.target.checked });
+          status.textContent = `${m.judge}: switched ${ev.target.checked ? "on" : "off"}.`;
+        } catch (e) {
+          ev.target.checked = !ev.target.checked;
+          status.replaceChildren(failure(e));
+        }
+      },
+    });
+  const list = monitors.monitors.length
+    ? el(
+        "table",
+        { class: "grid", id: "monitors" },
+        el("thead", {}, el("tr", {}, ["On", "Judge", "Version", "Sample", "Filter", "Alerts"].map((h) => el("th", { scope: "col" }, h)))),
+        el(
+          "tbody",
+          {},
+          monitors.monitors.map((m) =>
+            el(
+              "tr",
+              { "data-monitor": m.id },
+              el("td", {}, toggle(m)),
+              el("td", {}, el("a", { href: "#/monitors/" + encodeURIComponent(m.id) }, m.judge)),
+              el("td", { class: "num" }, "v" + m.version),
+              el("td", { class: "num" }, pct(m.sample_rate)),
+              el("td", {}, filterText(m.filter)),
+              el("td", {}, (m.alerts || []).map((a) => el("span", { class: "tag" + (a.firing ? " firing" : "") }, `${a.kind}${a.firing ? " FIRING" : ""}`))),
+            ),
+          ),
+        ),
+      )
+    : el("p", {}, "No judge is monitoring traces yet.");
+  let form = null;
+  const stored = judges.stored || [];
+  if (can("admin")) {
+    const judge = el("select", { name: "judge", id: "monitor-judge" }, stored.map((j) => el("option", { value: j.name }, `${j.name} (v${j.latest_version})`)));
+    const rate = el("input", { name: "sample_rate", id: "monitor-rate", type: "number", min: 0, max: 1, step: "0.01", value: "1" });
+    const source = el("select", { name: "source" }, ["", "gate", "otlp"].map((o) => el("option", { value: o }, o || "any")));
+    const decision = el("select", { name: "decision" }, ["", "allow", "escalate", "block"].map((o) => el("option", { value: o }, o || "any")));
+    const rule = el("input", { name: "rule", placeholder: "rule" });
+    const q = el("input", { name: "q", placeholder: "text" });
+    const threshold = el("input", { name: "pass_threshold", type: "number", step: "any", value: "0.5" });
+    form = el(
+      "form",
+      {
+        id: "monitor-form",
+        class: "card filters",
+        onsubmit: async (ev) => {
+          ev.preventDefault();
+          try {
+            const m = await api("POST", "/api/v1/monitors", {
+              judge: judge.value,
+              sample_rate: Number(rate.value),
+              pass_threshold: Number(threshold.value),
+              filter: { source: source.value || null, decision: decision.value || null, rule: rule.value || null, q: q.value || null },
+            });
+            location.hash = "#/monitors/" + encodeURIComponent(m.id);
+          } catch (e) {
+            status.replaceChildren(failure(e));
+          }
+        },
+      },
+      el("label", {}, "Judge", judge),
+      el("label", {}, "Sample rate (0–1)", rate),
+      el("label", {}, "Source", source),
+      el("label", {}, "Decision", decision),
+      el("label", {}, "Rule", rule),
+      el("label", {}, "Text", q),
+      el("label", {}, "Pass at or above", threshold),
+      el("button", { type: "submit", id: "monitor-on", disabled: !stored.length }, "Switch on"),
+    );
+  }
+  show(
+    el("h1", {}, "Monitoring"),
+    el("p", { class: "dim" }, "A stored judge version judges incoming gate and OTLP traces, off the request path."),
+    list,
+    form ? el("h2", {}, "Switch a judge on") : null,
+    form,
+    status,
+  );
+}
+
+async function monitorPage(id) {
+  show(el("h1", {}, "Monitor"), el("p", {}, "Loading…"));
+  let r;
+  try {
+    r = await api("GET", `/api/v1/monitors/${encodeURIComponent(id)}/results?window=3600&bucket=300&limit=50`);
+  } catch (e) {
+    show(el("p", {}, el("a", { href: "#/monitors" }, "← Monitoring")), el("h1", {}, "Monitor"), failure(e));
+    return;
+  }
+  const m = r.monitor;
+  const t = r.totals;
+  const figure = (label, value, idAttr) => el("div", { class: "figure", id: idAttr }, el("div", { class: "value" }, String(value)), el("div", { class: "label" }, label));
+  const latest = r.latest.length
+    ? el(
+        "table",
+        { class: "grid", id: "monitor-results" },
+        el("thead", {}, el("tr", {}, ["Trace", "Result", "Value", "Rationale", "Version", "At"].map((h) => el("th", { scope: "col" }, h)))),
+        el(
+          "tbody",
+          {},
+          r.latest.map((x) =>
+            el(
+              "tr",
+              { "data-trace": x.trace_id, class: "result-" + x.status },
+              el("td", {}, el("a", { href: "#/traces/" + encodeURIComponent(x.trace_id) }, x.trace_id)),
+              el("td", {}, el("span", { class: "tag result " + x.status }, x.status)),
+              el("td", {}, x.error ? "error: " + text(x.error) : text(x.value)),
+              el("td", {}, x.rationale || ""),
+              el("td", {}, "v" + x.judge_version, " ", el("code", {}, (x.judge_hash || "").slice(0, 12))),
+              el("td", {}, x.at),
+            ),
+          ),
+        ),
+      )
+    : el("p", { id: "monitor-empty" }, "No results yet: they appear as traces arrive.");
+  const alertsList = await api("GET", `/api/v1/monitors/${encodeURIComponent(id)}/alerts`).then(
+    (a) => a.alerts,
+    () => [],
+  );
+  const alerts = el(
+    "section",
+    { class: "card", id: "alerts" },
+    el("h2", {}, "Alerts"),
+    alertsList.length
+      ? el(
+          "ul",
+          {},
+          alertsList.map((a) =>
+            el(
+              "li",
+              { "data-alert": a.id },
+              el("strong", {}, a.firing ? "FIRING " : "ok "),
+              `${a.kind}${a.kind === "block" ? (a.rule ? " of " + a.rule : " of any rule") : " above " + pct(a.threshold)} over ${a.last_n ? "the last " + a.last_n + " results" : a.minutes + " minutes"} → `,
+              el("code", {}, a.webhook_url),
+              el(
+                "ul",
+                {},
+                (a.deliveries || []).map((d) => el("li", { class: "dim" }, `${d.created_at} ${d.event}: ${d.status} after ${d.attempts} attempt(s)${d.last_status ? ", HTTP " + d.last_status : ""}${d.last_error ? ", " + d.last_error : ""}`)),
+              ),
+            ),
+          ),
+        )
+      : el("p", {}, "No alert rules."),
+    can("admin") ? alertForm(id) : null,
+  );
+  show(
+    el("p", {}, el("a", { href: "#/monitors" }, "← Monitoring")),
+    el("h1", {}, "Monitor ", el("code", {}, m.judge), ` v${m.version}`),
+    el("p", { class: "summary" }, `${m.enabled ? "switched on" : "switched off"} · sample ${pct(m.sample_rate)} · ${filterText(m.filter)} · since ${m.since}`),
+    el(
+      "div",
+      { class: "figures" },
+      figure("judged (last hour)", t.judged, "monitor-judged"),
+      figure("pass rate", pct(t.pass_rate), "monitor-pass-rate"),
+      figure("failed", t.fail, "monitor-failed"),
+      figure("errors", t.error, "monitor-errors"),
+    ),
+    r.windows.length ? passRateChart(r.windows) : null,
+    el("h2", {}, "Latest results"),
+    latest,
+    alerts,
+    el("p", {}, el("a", { href: "#/monitors/" + encodeURIComponent(id) + "?r=" + Date.now(), id: "monitor-refresh" }, "Refresh")),
+  );
+}
+
+function alertForm(id) {
+  const kind = el("select", { name: "kind" }, ["failure_rate", "error_rate", "block"].map((k) => el("option", { value: k }, k)));
+  const threshold = el("input", { name: "threshold", type: "number", min: 0, max: 1, step: "0.01", value: "0.2" });
+  const lastN = el("input", { name: "last_n", type: "number", min: 1, value: "20" });
+  const rule = el("input", { name: "rule", placeholder: "rule (block only)" });
+  const url = el("input", { name: "webhook_url", type: "url", placeholder: "https://…", required: true });
+  const status = el("p", { role: "status" });
+  return el(
+    "form",
+    {
+      class: "filters",
+      id: "alert-form",
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        const body = { kind: kind.value, last_n: Number(lastN.value), webhook_url: url.value };
+        if (kind.value === "block") {
+          if (rule.value) body.rule = rule.value;
+        } else body.threshold = Number(threshold.value);
+        try {
+          const a = await api("POST", `/api/v1/monitors/${encodeURIComponent(id)}/alerts`, body);
+          status.replaceChildren("Added. Signing secret (shown once): ", el("code", { id: "alert-secret" }, a.secret));
+        } catch (e) {
+          status.replaceChildren(failure(e));
+        }
+      },
+    },
+    el("label", {}, "Kind", kind),
+    el("label", {}, "Rate above", threshold),
+    el("label", {}, "Over the last N results", lastN),
+    el("label", {}, "Rule", rule),
+    el("label", {}, "Webhook URL", url),
+    el("button", { type: "submit" }, "Add alert"),
+    status,
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// Policies: modules and rules, Rego unit tests, a changed module tried on stored traces.
+
+async function policiesPage() {
+  show(el("h1", {}, "Policies"), el("p", {}, "Loading…"));
+  let p;
+  try {
+    p = await api("GET", "/api/v1/policies/modules");
+  } catch (e) {
+    show(el("h1", {}, "Policies"), failure(e));
+    return;
+  }
+  const rules = el(
+    "table",
+    { class: "grid", id: "policy-rules" },
+    el("thead", {}, el("tr", {}, ["Rule", "Severity", "Description", "Module"].map((h) => el("th", { scope: "col" }, h)))),
+    el(
+      "tbody",
+      {},
+      p.rules.map((r) =>
+        el("tr", { "data-rule": r.rule }, el("td", {}, el("code", {}, r.rule)), el("td", {}, r.severity ? el("span", { class: "badge " + r.severity }, r.severity) : "—"), el("td", {}, r.description || ""), el("td", {}, el("code", {}, r.file))),
+      ),
+    ),
+  );
+  const testsOut = el("div", { id: "policy-tests", role: "status" });
+  const runTests = el(
+    "button",
+    {
+      type: "button",
+      id: "run-policy-tests",
+      onclick: async () => {
+        testsOut.replaceChildren("Running…");
+        try {
+          const t = await api("POST", "/api/v1/policies/test");
+          testsOut.replaceChildren(
+            el("p", { id: "policy-tests-summary" }, `${t.passed} passed, ${t.failed} failed`),
+            el(
+              "table",
+              { class: "grid" },
+              el("tbody", {}, t.tests.map((x) => el("tr", { class: x.passed ? "test-pass" : "test-fail" }, el("td", {}, x.passed ? "PASS" : "FAIL"), el("td", {}, el("code", {}, x.name)), el("td", {}, x.file), el("td", {}, x.detail || "")))),
+            ),
+          );
+        } catch (e) {
+          testsOut.replaceChildren(failure(e));
+        }
+      },
+    },
+    "Run the policy tests",
+  );
+  let tryForm = null;
+  if (can("admin")) {
+    const module = el("select", { id: "try-module" }, p.modules.map((m) => el("option", { value: m.path }, m.path)));
+    const textArea = el("textarea", { id: "try-text", rows: 16, spellcheck: "false", "aria-label": "Module text" });
+    const fill = () => {
+      const m = p.modules.find((x) => x.path === module.value);
+      textArea.value = m ? m.text : "";
+    };
+    module.addEventListener("change", fill);
+    fill();
+    const out = el("div", { id: "try-result", role: "status" });
+    tryForm = el(
+      "form",
+      {
+        class: "card editor",
+        id: "try-policy",
+        onsubmit: async (ev) => {
+          ev.preventDefault();
+          out.replaceChildren("Replaying…");
+          try {
+            const r = await api("POST", "/api/v1/policies/try", { path: module.value, text: textArea.value });
+            out.replaceChildren(
+              el("p", { id: "try-summary" }, `${r.traces} traces replayed: ${r.changes.length} would change, ${r.unchanged} unchanged, ${r.skipped} skipped (policy version ${r.policy_version}, enforced ${r.enforced_version}).`),
+              el("ul", {}, r.transitions.map((t) => el("li", {}, `${t.change}: ${t.count}`))),
+              el(
+                "table",
+                { class: "grid", id: "try-changes" },
+                el("thead", {}, el("tr", {}, ["Trace", "Before", "After", "Reasons"].map((h) => el("th", { scope: "col" }, h)))),
+                el("tbody", {}, r.changes.map((c) => el("tr", { "data-trace": c.trace_id }, el("td", {}, el("a", { href: "#/traces/" + encodeURIComponent(c.trace_id) }, c.trace_id)), el("td", {}, badge(c.before)), el("td", {}, badge(c.after)), el("td", {}, (c.reasons || []).join("; "))))),
+              ),
+            );
+          } catch (e) {
+            out.replaceChildren(failure(e));
+          }
+        },
+      },
+      el("h2", {}, "Try a change"),
+      el("p", { class: "dim" }, "Edit a module and replay the project's stored traces with it; nothing is enforced or written."),
+      el("label", {}, "Module ", module),
+      textArea,
+      el("button", { type: "submit", id: "try-run" }, "Replay stored traces"),
+      out,
+    );
+  }
+  show(
+    el("h1", {}, "Policies"),
+    el("p", { class: "summary" }, `Enforced version ${p.version} · loaded ${p.loaded_at} · ${p.modules.length} modules`),
+    el(
+      "p",
+      { id: "shadow-status" },
+      p.shadow ? `Shadow policies: version ${p.shadow.version}, gates ${p.shadow.gates.join(", ") || "none"} — decided and logged, not enforced.` : "No shadow policies.",
+    ),
+    el("h2", {}, "Rules"),
+    rules,
+    el("section", { class: "card" }, el("h2", {}, "Tests"), runTests, testsOut),
+    tryForm,
+  );
+}
+
 function forbiddenPage(what) {
   show(el("h1", {}, "Not allowed"), el("p", { id: "forbidden" }, `A ${state.role} may not open ${what}.`));
 }
@@ -1017,6 +1385,9 @@ async function route() {
   if (parts[0] === "judges" && parts[1]) return judgeEditor(decodeURIComponent(parts[1]), params);
   if (parts[0] === "judges") return judgesPage();
   if (parts[0] === "dashboard") return dashboardPage(params);
+  if (parts[0] === "monitors" && parts[1]) return monitorPage(decodeURIComponent(parts[1]));
+  if (parts[0] === "monitors") return monitorsPage();
+  if (parts[0] === "policies") return policiesPage();
   if (parts[0] === "queues" && parts[1] && parts[2] === "label") return labelPage(decodeURIComponent(parts[1]));
   if (parts[0] === "queues") return can("annotate") ? queuesPage() : forbiddenPage("labeling");
   return tracesPage(params);
