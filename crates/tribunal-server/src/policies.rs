@@ -119,7 +119,7 @@ pub async fn modules(
         "loaded_at": rt.loaded_at,
         "modules": modules,
         "rules": rules,
-        "shadow": rt.shadow.as_ref().map(|s| json!({
+        "shadow": rt.shadow().map(|s| json!({
             "version": s.version(),
             "gates": s.gates().collect::<Vec<_>>(),
             "files": s.sources().iter().filter(|x| !x.path.starts_with(pack::PREFIX)).map(|x| x.path.as_str()).collect::<Vec<_>>(),
