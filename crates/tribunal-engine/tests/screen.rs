@@ -18,6 +18,8 @@ const RULES: &[&str] = &[
     "c2.indirect_injection",
     "c3.untrusted_to_sensitive_action",
     "c3.untrusted_destination",
+    "c3.untrusted_argument",
+    "c3.unwarranted_action",
     "c4.secret_in_arguments",
     "c4.secret_in_reply",
     "c4.pii_in_arguments",
