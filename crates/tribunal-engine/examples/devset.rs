@@ -7,7 +7,8 @@
 //! cargo run -p tribunal-engine --example devset -- TRACES.jsonl [--pack DIR] [--rules]
 //! ```
 //! `--pack DIR` judges with the pack in DIR (its `.rego` files and `data.json`) instead of
-//! the built-in one, e.g. an older version of it; `--rules` also counts the rules that fired.
+//! the built-in one, e.g. an older version of it; `--rules` also counts the rules that fired;
+//! `--list` prints each trace's id, kind and decision.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -19,7 +20,7 @@ fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let file = args
         .first()
-        .ok_or("usage: devset TRACES.jsonl [--pack DIR] [--rules]")?;
+        .ok_or("usage: devset TRACES.jsonl [--pack DIR] [--rules] [--list]")?;
     let mut cfg = Config::default_with_hash();
     if let Some(i) = args.iter().position(|a| a == "--pack") {
         let dir = args.get(i + 1).ok_or("--pack: expected a folder")?;
@@ -27,13 +28,15 @@ fn main() -> Result<(), String> {
         cfg.policies.paths = vec![dir.into()];
     }
     let show_rules = args.iter().any(|a| a == "--rules");
+    let list = args.iter().any(|a| a == "--list");
     let evaluator = Evaluator::new(
         cfg.build_judges().map_err(|e| e.to_string())?,
         cfg.build_policies(&[]).map_err(|e| e.to_string())?,
         Context::default(),
     );
     let mut policy = evaluator.policy_evaluator();
-    let reader = std::io::BufReader::new(std::fs::File::open(file).map_err(|e| format!("{file}: {e}"))?);
+    let reader =
+        std::io::BufReader::new(std::fs::File::open(file).map_err(|e| format!("{file}: {e}"))?);
     // kind -> (traces, flagged)
     let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut rules: BTreeMap<(String, String), usize> = BTreeMap::new();
@@ -53,6 +56,9 @@ fn main() -> Result<(), String> {
             .remove(0);
         let verdict = evaluator.evaluate(&trace, None, None, &mut policy);
         let flagged = verdict.decision.as_str() != "allow";
+        if list {
+            println!("{}\t{kind}\t{}", trace.id, verdict.decision.as_str());
+        }
         let c = counts.entry(kind.clone()).or_default();
         c.0 += 1;
         c.1 += usize::from(flagged);

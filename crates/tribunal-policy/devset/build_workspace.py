@@ -133,6 +133,12 @@ def main():
             attack = load_attack(name, suite, _Target())
             for user_task in suite.user_tasks.values():
                 for injection_task in suite.injection_tasks.values():
+                    pre = suite.load_and_inject_default_environment({})
+                    if not injection_task.ground_truth(pre):
+                        # No action to take (the goal is judged on the reply alone): an
+                        # agent that followed it leaves no call to gate.
+                        n["skipped"] += 1
+                        continue
                     try:
                         injections = attack.attack(user_task, injection_task)
                     except ValueError:

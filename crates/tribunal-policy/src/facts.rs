@@ -289,7 +289,11 @@ fn configured_class(name: &str, v: &serde_json::Value) -> Result<Class, String> 
                 set(class, on)?;
             }
         }
-        _ => return Err(format!("{at}: expected a list of classes or an object of booleans")),
+        _ => {
+            return Err(format!(
+                "{at}: expected a list of classes or an object of booleans"
+            ))
+        }
     }
     c.state_changing |= c.external || c.destructive;
     c.sensitive = c.state_changing;
@@ -491,9 +495,14 @@ impl ToolClasses {
 /// not read-only is destructive and open-world unless it says otherwise.
 fn annotated_class(a: &serde_json::Map<String, serde_json::Value>) -> Option<Class> {
     let hint = |k: &str| a.get(k).and_then(serde_json::Value::as_bool);
-    if ["readOnlyHint", "destructiveHint", "openWorldHint", "idempotentHint"]
-        .iter()
-        .all(|k| hint(k).is_none())
+    if [
+        "readOnlyHint",
+        "destructiveHint",
+        "openWorldHint",
+        "idempotentHint",
+    ]
+    .iter()
+    .all(|k| hint(k).is_none())
     {
         return None;
     }
@@ -554,24 +563,42 @@ mod class_tests {
             annotations: annotations.as_object().cloned().unwrap_or_default(),
         };
         let tools = [
-            def("archive", "", json!({"readOnlyHint": false, "openWorldHint": false})),
+            def(
+                "archive",
+                "",
+                json!({"readOnlyHint": false, "openWorldHint": false}),
+            ),
             def("send_report", "", json!({"readOnlyHint": true})),
-            def("frob", "Deletes the given records. Irreversible.", json!({})),
+            def(
+                "frob",
+                "Deletes the given records. Irreversible.",
+                json!({}),
+            ),
         ];
         let c = classes(json!({}));
         let k = c.class_of("archive", &tools);
         assert_eq!(k.from, "annotations");
         assert!(k.state_changing && k.destructive && !k.external, "{k:?}");
         let k = c.class_of("send_report", &tools);
-        assert!(k.read_only && !k.external, "annotations win over the name: {k:?}");
+        assert!(
+            k.read_only && !k.external,
+            "annotations win over the name: {k:?}"
+        );
         let k = c.class_of("frob", &tools);
         assert_eq!((k.from, k.destructive), ("description", true));
-        let c = classes(json!({"tools": {"classes": {"send_report": ["external"]}, "verbs": {"destructive": ["frobnicate"]}}}));
+        let c = classes(
+            json!({"tools": {"classes": {"send_report": ["external"]}, "verbs": {"destructive": ["frobnicate"]}}}),
+        );
         let k = c.class_of("send_report", &tools);
         assert_eq!((k.from, k.external, k.read_only), ("config", true, false));
-        assert!(c.class_of("frobnicate_all", &[]).destructive, "verbs are data");
-        assert!(ToolClasses::from_data(&json!({"tools": {"classes": {"x": ["flying"]}}}))
-            .unwrap_err()
-            .contains("tools.classes.x"));
+        assert!(
+            c.class_of("frobnicate_all", &[]).destructive,
+            "verbs are data"
+        );
+        assert!(
+            ToolClasses::from_data(&json!({"tools": {"classes": {"x": ["flying"]}}}))
+                .unwrap_err()
+                .contains("tools.classes.x")
+        );
     }
 }

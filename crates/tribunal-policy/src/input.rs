@@ -433,7 +433,9 @@ fn call_value(c: &ToolCall, at: &At, classes: &ToolClasses, idents: &mut Message
     let sources = (!facts.sources.is_empty()).then(|| {
         let mut by_arg: BTreeMap<R, Vec<R>> = BTreeMap::new();
         for (arg, src) in &facts.sources {
-            let first = src.first.and_then(|i| at.trace.messages.get(i).map(|m| (i, m)));
+            let first = src
+                .first
+                .and_then(|i| at.trace.messages.get(i).map(|m| (i, m)));
             by_arg.entry(s(arg)).or_default().push(SHAPES.source.make(
                 [
                     s(src.kind),

@@ -88,18 +88,36 @@ pub fn identifiers(text: &str, min_amount: Option<f64>, out: &mut Vec<Ident>) {
     if text.contains("://") || text.contains("www.") {
         for m in URL.find_iter(text) {
             let raw = m.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?']);
-            push("url", m.start(), m.start() + raw.len(), normal_url(raw), &mut taken);
+            push(
+                "url",
+                m.start(),
+                m.start() + raw.len(),
+                normal_url(raw),
+                &mut taken,
+            );
         }
     }
     if has(b'@') {
         for e in crate::facts::email_spans(text) {
-            push("email", e.0, e.1, text[e.0..e.1].to_ascii_lowercase(), &mut taken);
+            push(
+                "email",
+                e.0,
+                e.1,
+                text[e.0..e.1].to_ascii_lowercase(),
+                &mut taken,
+            );
         }
     }
     if !text.bytes().any(|b| b.is_ascii_digit()) {
         if has(b'/') || has(b'\\') {
             for m in PATH.find_iter(text) {
-                push("path", m.start(), m.end(), m.as_str().to_owned(), &mut taken);
+                push(
+                    "path",
+                    m.start(),
+                    m.end(),
+                    m.as_str().to_owned(),
+                    &mut taken,
+                );
             }
         }
         return;
@@ -134,7 +152,13 @@ pub fn identifiers(text: &str, min_amount: Option<f64>, out: &mut Vec<Ident>) {
     }
     if has(b'/') || has(b'\\') {
         for m in PATH.find_iter(text) {
-            push("path", m.start(), m.end(), m.as_str().to_owned(), &mut taken);
+            push(
+                "path",
+                m.start(),
+                m.end(),
+                m.as_str().to_owned(),
+                &mut taken,
+            );
         }
     }
     for m in ID.find_iter(text) {
@@ -162,7 +186,10 @@ fn only_digits(s: &str) -> String {
 }
 
 fn amount(s: &str) -> Option<f64> {
-    s.replace(',', "").parse::<f64>().ok().filter(|v| v.is_finite())
+    s.replace(',', "")
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
 }
 
 fn number_text(v: f64) -> String {
@@ -253,7 +280,12 @@ pub struct MessageIdents {
 }
 
 impl MessageIdents {
-    fn of<'a>(&'a mut self, messages: &[Message], i: usize, min_amount: Option<f64>) -> &'a [Ident] {
+    fn of<'a>(
+        &'a mut self,
+        messages: &[Message],
+        i: usize,
+        min_amount: Option<f64>,
+    ) -> &'a [Ident] {
         if self.read.len() < messages.len() {
             self.read.resize(messages.len(), None);
         }
@@ -305,8 +337,8 @@ impl MessageIdents {
 
 /// Words of tool names that say nothing about what the user asked for.
 const PLAIN_WORDS: &[&str] = &[
-    "get", "set", "do", "new", "the", "by", "to", "of", "for", "from", "with", "and", "my",
-    "item", "items", "data", "info", "tool", "api", "all", "one",
+    "get", "set", "do", "new", "the", "by", "to", "of", "for", "from", "with", "and", "my", "item",
+    "items", "data", "info", "tool", "api", "all", "one",
 ];
 
 /// What the pack knows of one tool call besides its name and arguments.
@@ -350,25 +382,22 @@ pub fn call_facts(
         })
         .collect();
     let after_untrusted = before.iter().position(|m| m.provenance.is_untrusted());
-    let warranted = sources
-        .iter()
-        .any(|(_, s)| s.vouched && s.kind != "amount")
-        || {
-            let words: Vec<String> = crate::facts::name_words(&call.name)
-                .into_iter()
-                .filter(|w| w.len() > 2 && !PLAIN_WORDS.contains(&w.as_str()))
-                .collect();
-            before
-                .iter()
-                .filter(|m| m.provenance.label() == "user")
-                .any(|m| {
-                    crate::facts::name_words(&m.content).iter().any(|u| {
-                        words.iter().any(|w| {
-                            same_word(u, w) || classes.synonyms(w).iter().any(|s| same_word(u, s))
-                        })
+    let warranted = sources.iter().any(|(_, s)| s.vouched && s.kind != "amount") || {
+        let words: Vec<String> = crate::facts::name_words(&call.name)
+            .into_iter()
+            .filter(|w| w.len() > 2 && !PLAIN_WORDS.contains(&w.as_str()))
+            .collect();
+        before
+            .iter()
+            .filter(|m| m.provenance.label() == "user")
+            .any(|m| {
+                crate::facts::name_words(&m.content).iter().any(|u| {
+                    words.iter().any(|w| {
+                        same_word(u, w) || classes.synonyms(w).iter().any(|s| same_word(u, s))
                     })
                 })
-        };
+            })
+    };
     CallFacts {
         class,
         sources,
@@ -391,7 +420,9 @@ mod tests {
     fn kinds(text: &str) -> Vec<(&'static str, String, bool)> {
         let mut v = Vec::new();
         identifiers(text, Some(100.0), &mut v);
-        v.into_iter().map(|i| (i.kind, i.value, i.in_text)).collect()
+        v.into_iter()
+            .map(|i| (i.kind, i.value, i.in_text))
+            .collect()
     }
 
     #[test]
@@ -405,7 +436,9 @@ mod tests {
             ("amount", "1200"),
         ] {
             assert!(
-                found.iter().any(|(k, v, t)| *k == want.0 && v == want.1 && *t),
+                found
+                    .iter()
+                    .any(|(k, v, t)| *k == want.0 && v == want.1 && *t),
                 "{want:?} in {found:?}"
             );
         }
@@ -419,7 +452,10 @@ mod tests {
         assert_eq!(get("emma@example.com"), Some(false));
         assert_eq!(get("a@b.com"), Some(false));
         assert_eq!(get("evil@attacker.io"), Some(true), "{f:?}");
-        assert_eq!(kinds("US133000000121212121212")[0].1, "US133000000121212121212");
+        assert_eq!(
+            kinds("US133000000121212121212")[0].1,
+            "US133000000121212121212"
+        );
         assert!(!kinds("US133000000121212121212")[0].2);
     }
 
