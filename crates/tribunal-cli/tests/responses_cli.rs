@@ -63,7 +63,10 @@ fn eval_reads_a_jsonl_of_responses_items() {
         let bad = verdict("injected");
         assert_eq!(bad["verdict"], "block", "{bad}");
         assert!(bad.to_string().contains("c2.indirect_injection"), "{bad}");
-        assert!(!stderr.contains("rejected"), "{stderr}");
+        assert!(
+            stderr.contains("2 allowed, 0 escalated, 1 blocked; 0 inputs rejected"),
+            "{stderr}"
+        );
     }
     // A document of another kind given as responses is refused with the reason.
     std::fs::write(
@@ -81,9 +84,13 @@ fn eval_reads_a_jsonl_of_responses_items() {
             "responses",
         ],
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("chat.jsonl:1"), "{stderr}");
-    assert!(stderr.contains("responses input"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("chat.jsonl:1: expected responses input")
+            && stdout.contains("looks like openai"),
+        "{stdout}"
+    );
 }
 
 /// One HTTP/1.1 request over a fresh connection; (status, body).
