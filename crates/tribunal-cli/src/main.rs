@@ -66,6 +66,9 @@ enum Command {
     Judges(commands::judges::JudgesCommand),
     /// Judge stored traces again with a new policy version and show what would change.
     Replay(commands::serve::ReplayArgs),
+    /// MCP servers behind the gate (`mcp proxy -- COMMAND`).
+    #[command(subcommand)]
+    Mcp(commands::mcp::McpCommand),
 }
 
 /// Commands that print to a pipe end as other Unix tools do when the reader goes away
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
         Command::Token(c) => commands::serve::token(cli.config.as_deref(), c),
         Command::Audit(c) => commands::serve::audit(cli.config.as_deref(), c),
         Command::Replay(a) => commands::serve::replay(cli.config.as_deref(), a),
+        Command::Mcp(c) => commands::mcp::run(c),
     };
     match result {
         Ok(code) => ExitCode::from(code),

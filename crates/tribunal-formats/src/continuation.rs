@@ -6,7 +6,7 @@
 //! straight into the trace model without a JSON tree (`openai_row`); anything else is read
 //! as JSON values by its format's importer.
 
-use crate::{anthropic, openai, openai_row, ImportError};
+use crate::{anthropic, openai, openai_row, responses, ImportError};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -15,24 +15,28 @@ use tribunal_core::Message;
 /// What the continuing messages are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Continuation {
-    /// Anthropic messages when they use `tool_use` / `tool_result` blocks, else OpenAI chat
-    /// messages.
+    /// Anthropic messages when they use `tool_use` / `tool_result` blocks, Responses API
+    /// items when they use its item types, else OpenAI chat messages.
     Auto,
     OpenAi,
     Anthropic,
+    /// Responses API / Agents SDK items (`message`, `function_call`, `function_call_output`).
+    Responses,
     /// Normalized messages (the trace model's own).
     Tribunal,
 }
 
 impl Continuation {
     /// The names a request may give, in the order [`Continuation::parse`] knows them.
-    pub const NAMES: &'static [&'static str] = &["auto", "openai", "anthropic", "tribunal"];
+    pub const NAMES: &'static [&'static str] =
+        &["auto", "openai", "anthropic", "responses", "tribunal"];
 
     pub fn parse(name: &str) -> Option<Continuation> {
         Some(match name {
             "auto" => Continuation::Auto,
             "openai" => Continuation::OpenAi,
             "anthropic" => Continuation::Anthropic,
+            "responses" => Continuation::Responses,
             "tribunal" => Continuation::Tribunal,
             _ => return None,
         })
@@ -75,6 +79,10 @@ pub fn messages_after(
         Continuation::Anthropic => anthropic::import_messages_after(held, &values),
         Continuation::Auto if anthropic::looks_like(&values) => {
             anthropic::import_messages_after(held, &values)
+        }
+        Continuation::Responses => responses::import_messages_after(held, &values),
+        Continuation::Auto if responses::looks_like(&values) => {
+            responses::import_messages_after(held, &values)
         }
         _ => openai::import_messages_after(held, &values),
     }
@@ -138,6 +146,16 @@ mod tests {
         assert_eq!(anth.len(), 1);
         assert_eq!(anth[0].role, Role::Tool);
         assert_eq!(anth[0].id, "m2");
+        // Responses API items: a function call's output finds its call.
+        let resp = after(
+            &held,
+            &[json!({"type": "function_call_output", "call_id": "c1", "output": "paid"})],
+            Continuation::Auto,
+        )
+        .unwrap();
+        assert_eq!(resp.len(), 1);
+        assert_eq!(resp[0].role, Role::Tool);
+        assert_eq!(resp[0].name.as_deref(), Some("lookup"));
         // Normalized messages are taken as they are.
         let norm = after(
             &held,

@@ -2,7 +2,7 @@
 
 use crate::error::ImportError;
 use crate::util::kind_of;
-use crate::{anthropic, gaia, mlflow, openai, otlp, tau, webarena};
+use crate::{anthropic, gaia, mlflow, openai, otlp, responses, tau, webarena};
 use serde_json::Value;
 use tribunal_core::Trace;
 
@@ -23,6 +23,9 @@ pub enum InputFormat {
     Gaia,
     /// WebArena results (`{task_id, answer, url, trajectory?}`, or `html2json.py`'s dump).
     Webarena,
+    /// OpenAI Responses API / Agents SDK items (`message`, `function_call`,
+    /// `function_call_output`, `reasoning`), as a list or `{items | input + output}`.
+    Responses,
 }
 
 impl InputFormat {
@@ -36,6 +39,7 @@ impl InputFormat {
         "tau2",
         "gaia",
         "webarena",
+        "responses",
     ];
 
     pub fn parse(s: &str) -> Option<InputFormat> {
@@ -49,6 +53,7 @@ impl InputFormat {
             "tau2" => InputFormat::Tau2,
             "gaia" => InputFormat::Gaia,
             "webarena" => InputFormat::Webarena,
+            "responses" => InputFormat::Responses,
             _ => return None,
         })
     }
@@ -71,6 +76,8 @@ pub fn detect(v: &Value) -> Option<InputFormat> {
                 || webarena::is_task_config(o)
             {
                 Some(InputFormat::Webarena)
+            } else if responses::is_record(o) {
+                Some(InputFormat::Responses)
             } else if o.contains_key("info")
                 || (o.contains_key("spans") && !o.contains_key("messages"))
             {
@@ -93,6 +100,8 @@ pub fn detect(v: &Value) -> Option<InputFormat> {
                 Some(InputFormat::Tau2)
             } else if webarena::is_webarena_result(first) {
                 Some(InputFormat::Webarena)
+            } else if responses::looks_like(items) {
+                Some(InputFormat::Responses)
             } else if first.contains_key("role") {
                 Some(if anthropic::looks_like(items) {
                     InputFormat::Anthropic
@@ -112,7 +121,8 @@ pub fn detect(v: &Value) -> Option<InputFormat> {
 const EXPECTED: &str = "a trace: a list of chat messages, an object with `messages`, \
 an MLflow trace (`info` and `data.spans`), an OTLP request (`resourceSpans`), \
 a τ-bench run (`task_id`, `reward`, `traj`), τ²-bench results (`tasks`, `simulations`), \
-a GAIA submission line (`task_id`, `model_answer`) or a WebArena result (`task_id` with \
+a GAIA submission line (`task_id`, `model_answer`), Responses API items (`function_call`, \
+`function_call_output`, `message`) or a WebArena result (`task_id` with \
 `trajectory`, `answer` or `url`)";
 
 impl InputFormat {
@@ -127,6 +137,7 @@ impl InputFormat {
             InputFormat::Tau2 => "tau2",
             InputFormat::Gaia => "gaia",
             InputFormat::Webarena => "webarena",
+            InputFormat::Responses => "responses",
         }
     }
 
@@ -144,6 +155,10 @@ impl InputFormat {
             InputFormat::Tau => "a τ-bench run (`task_id`, `reward`, `traj`) or a list of them",
             InputFormat::Tau2 => "τ²-bench results (`tasks`, `simulations`) or simulation runs",
             InputFormat::Gaia => "a GAIA submission line (`task_id`, `model_answer`)",
+            InputFormat::Responses => {
+                "Responses API items (`message`, `function_call`, `function_call_output`), \
+                 a list or an object with `items` or `input`/`output`"
+            }
             InputFormat::Webarena => {
                 "a WebArena result (`task_id` with `trajectory`, `answer` or `url`), task \
                  config or `html2json.py` dump"
@@ -201,6 +216,7 @@ pub fn fits(format: InputFormat, v: &Value) -> bool {
         (InputFormat::Webarena, Value::Array(items)) => {
             first(items).is_some_and(|o| webarena::is_webarena_result(&o))
         }
+        (InputFormat::Responses, v) => responses::fits(v),
         _ => false,
     }
 }
@@ -265,6 +281,12 @@ pub fn import_value(
         (InputFormat::Mlflow, v) => Ok(vec![mlflow::import_trace(v, fallback_id)?]),
         (InputFormat::Otlp, v) => otlp::import_request(v),
         (InputFormat::Webarena, v) => webarena::import(v, fallback_id),
+        (InputFormat::Responses, Value::Array(list)) => {
+            Ok(vec![responses::import_list(list, fallback_id)?])
+        }
+        (InputFormat::Responses, Value::Object(o)) => {
+            Ok(vec![responses::import_record(o, fallback_id)?])
+        }
         (InputFormat::Gaia, Value::Object(o)) => Ok(vec![gaia::import_submission(o, fallback_id)?]),
         (InputFormat::Tau, Value::Object(o)) => Ok(vec![tau::import_result(o, fallback_id)?]),
         (InputFormat::Tau, Value::Array(list)) => tau::import_results(list, fallback_id),

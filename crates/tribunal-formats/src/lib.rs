@@ -15,6 +15,7 @@ pub mod openai_row;
 pub mod otlp;
 pub mod pending;
 pub mod reader;
+pub mod responses;
 pub mod spans;
 pub mod tau;
 mod util;

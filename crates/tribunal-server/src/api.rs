@@ -356,12 +356,47 @@ pub async fn metrics(
     ))
 }
 
-pub async fn openapi(Extension(_caller): Extension<Caller>) -> Json<Value> {
+/// The description is public: clients are generated from it before anyone has a token.
+pub async fn openapi() -> Json<Value> {
     Json(openapi_document())
 }
 
-/// The OpenAPI 3.1 description of every route.
+/// `operationId` of a route: the method and the path's words (`get_escalations_by_id`).
+fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_owned();
+    for part in path.trim_start_matches("/api/v1").split('/') {
+        if part.is_empty() {
+            continue;
+        }
+        id.push('_');
+        match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            Some(name) => {
+                id.push_str("by_");
+                id.push_str(name);
+            }
+            None => id.extend(
+                part.chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+            ),
+        }
+    }
+    id
+}
+
+/// The OpenAPI 3.1 description of every route, each operation with an `operationId`.
 pub fn openapi_document() -> Value {
+    let mut doc = describe();
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, ops) in paths.iter_mut() {
+            for (method, op) in ops.as_object_mut().into_iter().flatten() {
+                op["operationId"] = Value::String(operation_id(method, path));
+            }
+        }
+    }
+    doc
+}
+
+fn describe() -> Value {
     let err = json!({"$ref": "#/components/responses/Error"});
     let errors = |codes: &[u16]| -> Value {
         let mut m = serde_json::Map::new();
@@ -385,7 +420,7 @@ pub fn openapi_document() -> Value {
         "info": {
             "title": "Tribunal",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Runtime gate, OTLP receiver, review queue and decision log. Every route but /healthz and /readyz needs `Authorization: Bearer <token>`; a token belongs to one project and has one role (admin, reviewer, annotator, viewer, agent).",
+            "description": "Runtime gate, OTLP receiver, review queue and decision log. Every route but /healthz, /readyz and this description needs `Authorization: Bearer <token>`; a token belongs to one project and has one role (admin, reviewer, annotator, viewer, agent).",
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -482,7 +517,7 @@ pub fn openapi_document() -> Value {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["decision"], "properties": {"decision": {"enum": ["approve", "deny"]}, "note": {"type": "string"}}}}}},
                 "responses": ok("the settled escalation", &[400, 404, 409])}},
             "/api/v1/audit/verify": {"get": {"summary": "Verify the decision log's hash chain (role: admin)", "responses": ok("report", &[])}},
-            "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": ok("OpenAPI 3.1", &[])}}
+            "/api/v1/openapi.json": {"get": {"summary": "This document (no token needed)", "security": [], "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}}}
         }
     });
     if let Some(paths) = doc["paths"].as_object_mut() {

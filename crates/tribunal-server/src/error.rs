@@ -126,7 +126,15 @@ impl From<crate::audit::AuditError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
-        (self.status(), axum::Json(body)).into_response()
+        let mut r = (self.status(), axum::Json(body)).into_response();
+        if self.code == Code::Unauthenticated {
+            // RFC 9110 §11.6.1: a 401 names the scheme that would be accepted.
+            r.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"tribunal\""),
+            );
+        }
+        r
     }
 }
 

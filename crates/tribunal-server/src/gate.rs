@@ -144,7 +144,7 @@ pub fn read_request(bytes: &[u8]) -> Result<GateRequest<'_>, ApiError> {
             };
             let format = Continuation::parse(format).ok_or_else(|| {
                 ApiError::request(format!(
-                    "format: append takes OpenAI chat messages (openai), Anthropic messages (anthropic), either told apart by their content (auto) or normalized ones (tribunal), found {format:?}; send other formats whole in trace"
+                    "format: append takes OpenAI chat messages (openai), Anthropic messages (anthropic), Responses API items (responses), any of these told apart by their content (auto) or normalized ones (tribunal), found {format:?}; send other formats whole in trace"
                 ))
             })?;
             Steps::Append {

@@ -391,7 +391,6 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         )
         .route("/api/v1/audit/verify", get(api::verify_audit))
         .route("/api/v1/audit/entries/{seq}", get(api::audit_entry))
-        .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/session", get(ui::current).delete(ui::sign_out))
         .route("/api/v1/report/value", get(api::value_report))
         .route(
@@ -427,6 +426,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route("/ui/{file}", get(ui::asset))
         .route("/api/v1/sessions", post(ui::sign_in))
         .route("/readyz", get(readyz))
+        .route("/api/v1/openapi.json", get(api::openapi))
         .merge(authed)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {

@@ -5,6 +5,7 @@ pub mod check;
 pub mod eval;
 pub mod init;
 pub mod judges;
+pub mod mcp;
 pub mod policy;
 pub mod prefs;
 pub mod report;

@@ -1,0 +1,26 @@
+"""Client of the Tribunal runtime gate (`tribunal serve`): ask before every agent step.
+
+>>> from tribunal import Gate
+>>> gate = Gate("http://127.0.0.1:7878", token=os.environ["TRIBUNAL_TOKEN"])
+>>> decision = gate.check(messages, pending={"name": "shell", "arguments": {"command": "ls"}})
+>>> decision.decision            # "allow", "block" or "escalate"
+
+Adapters: :mod:`tribunal.adapters.openai_agents` (a tool input guardrail for the OpenAI
+Agents SDK) and :mod:`tribunal.adapters.langgraph` (`ToolNode(wrap_tool_call=...)`).
+"""
+
+from ._client import AsyncGate, Gate, Messages
+from ._types import Blocked, Decision, Escalation, GateError, GateUnavailable, TribunalError
+
+__all__ = [
+    "AsyncGate",
+    "Blocked",
+    "Decision",
+    "Escalation",
+    "Gate",
+    "GateError",
+    "GateUnavailable",
+    "Messages",
+    "TribunalError",
+]
+__version__ = "0.1.0"

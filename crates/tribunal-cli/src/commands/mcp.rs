@@ -1,0 +1,104 @@
+//! `tribunal mcp proxy`: an MCP server behind the gate (tribunal-mcp).
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+use tribunal_mcp::{Proxy, Settings};
+
+#[derive(Subcommand)]
+pub enum McpCommand {
+    /// Run an MCP server behind the gate: the command after `--` over stdio, or an upstream
+    /// Streamable HTTP endpoint (`--upstream URL --listen ADDR`). Every tools/call is asked
+    /// about at a running `tribunal serve` before the server sees it.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Args)]
+pub struct ProxyArgs {
+    /// The gate's base URL (else TRIBUNAL_GATE_URL, else http://127.0.0.1:7878).
+    #[arg(long)]
+    pub gate: Option<String>,
+    /// An agent token of the gate (else TRIBUNAL_TOKEN).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// The session's trace id at the gate (default: a new one).
+    #[arg(long)]
+    pub trace_id: Option<String>,
+    /// The agent name the gate is told (`context.agent`).
+    #[arg(long, default_value = "mcp")]
+    pub agent: String,
+    /// The file pinning each tool's description by hash.
+    #[arg(long, default_value = ".tribunal/mcp-pins.json")]
+    pub pins: PathBuf,
+    /// Seconds an escalated call is held for a reviewer before it is refused.
+    #[arg(long, default_value_t = 300)]
+    pub wait_s: u64,
+    /// Seconds one gate request may take (besides the wait for a reviewer).
+    #[arg(long, default_value_t = 30)]
+    pub timeout_s: u64,
+    /// The upstream server's Streamable HTTP endpoint (`http://127.0.0.1:9000/mcp`); the
+    /// proxy then serves HTTP on `--listen` instead of running a command.
+    #[arg(long, requires = "listen")]
+    pub upstream: Option<String>,
+    /// Where the HTTP proxy listens (`127.0.0.1:7879`).
+    #[arg(long, requires = "upstream")]
+    pub listen: Option<String>,
+    /// The MCP server's command and its arguments.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+pub fn run(c: McpCommand) -> Result<u8> {
+    match c {
+        McpCommand::Proxy(a) => proxy(a),
+    }
+}
+
+fn proxy(a: ProxyArgs) -> Result<u8> {
+    if a.command.is_empty() == a.upstream.is_none() {
+        bail!(
+            "give the MCP server's command (tribunal mcp proxy [OPTIONS] -- COMMAND [ARGS...]) \
+             or its HTTP endpoint (--upstream URL --listen ADDR), not both"
+        );
+    }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let trace_id = a.trace_id.unwrap_or_else(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        format!("mcp-{}-{}", now.as_millis(), std::process::id())
+    });
+    let settings = Settings {
+        gate: a
+            .gate
+            .or_else(|| env("TRIBUNAL_GATE_URL"))
+            .unwrap_or_else(|| "http://127.0.0.1:7878".into()),
+        token: a.token.or_else(|| env("TRIBUNAL_TOKEN")),
+        trace_id,
+        agent: a.agent,
+        pins: a.pins,
+        wait: Duration::from_secs(a.wait_s),
+        timeout: Duration::from_secs(a.timeout_s),
+    };
+    let proxy = Proxy::new(settings)?;
+    if let (Some(upstream), Some(listen)) = (a.upstream, a.listen) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("--listen {listen}"))?;
+            eprintln!(
+                "tribunal mcp proxy listening on http://{} (upstream {upstream})",
+                listener.local_addr()?
+            );
+            tribunal_mcp::http::serve(proxy, upstream, listener).await?;
+            anyhow::Ok(())
+        })?;
+        return Ok(0);
+    }
+    let code = tribunal_mcp::stdio::run(proxy, &a.command)?;
+    Ok(u8::try_from(code).unwrap_or(1))
+}

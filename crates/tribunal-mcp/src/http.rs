@@ -1,0 +1,183 @@
+//! The Streamable HTTP transport: the proxy listens where the client connects and passes
+//! each request on to the upstream server's MCP endpoint after [`Proxy`] has seen it.
+//!
+//! A `POST` carrying a `tools/call` the gate refuses is answered by the proxy (a JSON
+//! response with the JSON-RPC error). Other `POST`s go upstream with the MCP headers
+//! (`Mcp-Session-Id`, `MCP-Protocol-Version`, `Accept`, `Authorization`, `Last-Event-ID`);
+//! the answer, JSON or a server-sent event stream, is read whole so its messages are
+//! recorded, then passed back with its status and headers. `DELETE` (the end of a session)
+//! is passed on; `GET` (a stream the server opens on its own) is answered `405`, which the
+//! protocol allows, so nothing reaches the client unseen.
+
+use crate::{Action, Proxy};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Headers passed both ways.
+const PASSED: &[&str] = &[
+    "content-type",
+    "accept",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "authorization",
+    "last-event-id",
+];
+
+struct Upstream {
+    proxy: Proxy,
+    url: String,
+    http: reqwest::Client,
+}
+
+/// Serves the proxy on `listener` until the process ends.
+pub async fn serve(
+    proxy: Proxy,
+    upstream: String,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
+    let state = Arc::new(Upstream {
+        proxy,
+        url: upstream,
+        http: reqwest::Client::new(),
+    });
+    let app = axum::Router::new().fallback(handle).with_state(state);
+    axum::serve(listener, app).await
+}
+
+async fn handle(
+    axum::extract::State(up): axum::extract::State<Arc<Upstream>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if method == Method::GET {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [("allow", "POST, DELETE")],
+            "this proxy does not relay server-initiated streams",
+        )
+            .into_response();
+    }
+    if method == Method::POST {
+        if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+            let msgs: Vec<&Value> = match &v {
+                Value::Array(a) => a.iter().collect(),
+                v => vec![v],
+            };
+            for m in msgs {
+                if let Action::Reply(r) = up.proxy.from_client(m).await {
+                    // One refused call answers the whole request (batches hold one call
+                    // in practice; the rest are not sent either).
+                    let mut resp = (StatusCode::OK, r.to_string()).into_response();
+                    resp.headers_mut()
+                        .insert("content-type", HeaderValue::from_static("application/json"));
+                    if let Some(s) = headers.get("mcp-session-id") {
+                        resp.headers_mut().insert("mcp-session-id", s.clone());
+                    }
+                    return resp;
+                }
+            }
+        }
+    }
+    let reqwest_method = match method {
+        Method::POST => reqwest::Method::POST,
+        Method::DELETE => reqwest::Method::DELETE,
+        _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    };
+    let mut req = up.http.request(reqwest_method, &up.url).body(body.to_vec());
+    for name in PASSED {
+        if let Some(v) = headers.get(*name).and_then(|v| v.to_str().ok()) {
+            req = req.header(*name, v);
+        }
+    }
+    let answer = match req.send().await {
+        Ok(a) => a,
+        Err(e) => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                format!("the upstream MCP server did not answer: {e}"),
+            )
+                .into_response()
+        }
+    };
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out = HeaderMap::new();
+    for name in PASSED {
+        if let Some(v) = answer.headers().get(*name).and_then(|v| v.to_str().ok()) {
+            if let (Ok(n), Ok(v)) = (HeaderName::try_from(*name), HeaderValue::from_str(v)) {
+                out.insert(n, v);
+            }
+        }
+    }
+    let text = match answer.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                format!("the upstream MCP server's answer broke off: {e}"),
+            )
+                .into_response()
+        }
+    };
+    let sse = out
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/event-stream"));
+    for m in messages(&text, sse) {
+        up.proxy.from_server(&m).await;
+    }
+    (status, out, text).into_response()
+}
+
+/// The JSON-RPC messages of an answer: the JSON body, or each event's `data` lines.
+fn messages(body: &[u8], sse: bool) -> Vec<Value> {
+    let text = String::from_utf8_lossy(body);
+    let mut out = Vec::new();
+    let mut push = |s: &str| match serde_json::from_str::<Value>(s) {
+        Ok(Value::Array(a)) => out.extend(a),
+        Ok(v) => out.push(v),
+        Err(_) => {}
+    };
+    if !sse {
+        push(&text);
+        return out;
+    }
+    let mut data = String::new();
+    for line in text.lines().chain(std::iter::once("")) {
+        if let Some(d) = line.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(d.strip_prefix(' ').unwrap_or(d));
+        } else if line.trim().is_empty() && !data.is_empty() {
+            push(&data);
+            data.clear();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_streams_give_each_events_message() {
+        let body = b"event: message\r\nid: 1\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\r\ndata: \"result\":{}}\r\n\r\n: ping\n\ndata: {\"id\":2}\n";
+        let got = messages(body, true);
+        assert_eq!(
+            got,
+            vec![
+                serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {}}),
+                serde_json::json!({"id": 2})
+            ]
+        );
+        assert_eq!(
+            messages(b"{\"id\":3}", false),
+            vec![serde_json::json!({"id": 3})]
+        );
+    }
+}

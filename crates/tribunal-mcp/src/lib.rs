@@ -1,0 +1,519 @@
+//! The MCP gateway: a proxy between an MCP client and an MCP server that asks a running
+//! Tribunal gate (`tribunal serve`) about every `tools/call` before the server sees it.
+//!
+//! - A call the gate does not allow never reaches the server: the client gets a JSON-RPC
+//!   error saying it was refused and not to work around it. An escalation is held until a
+//!   reviewer decides or the wait ends (then refused). A gate that cannot be asked refuses
+//!   (fail closed).
+//! - The session is one trace at the gate (sent once, then continued with `append`): each
+//!   allowed call is an assistant tool call, each result an untrusted tool message, so later
+//!   calls are judged with what the tools returned.
+//! - `tools/list` answers are recorded as untrusted content (the gate's detectors read the
+//!   descriptions for injected instructions), and each tool's description is pinned by its
+//!   SHA-256 in a pin file: a description that changes later ("rug pull") is flagged on
+//!   standard error, recorded in the trace, and calls to that tool are refused until the
+//!   pin is removed.
+//!
+//! [`Proxy`] holds this logic apart from the transport; [`stdio`] runs it between a client
+//! on standard input/output and a server command, [`http`] between a Streamable HTTP client
+//! and an upstream server's endpoint.
+
+pub mod http;
+pub mod stdio;
+
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The JSON-RPC error code of a call the gate refused (in the server-defined range).
+pub const REFUSED: i64 = -32001;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a JSON object of tool names to description hashes: {detail}")]
+    Pins { path: String, detail: String },
+    #[error("the MCP server command is missing (give it after --)")]
+    NoCommand,
+}
+
+/// Where the gate is and how the proxy asks it.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The gate server's base URL (`http://127.0.0.1:7878`).
+    pub gate: String,
+    pub token: Option<String>,
+    /// The trace id of this session at the gate.
+    pub trace_id: String,
+    /// The agent name given to the gate as `context.agent`.
+    pub agent: String,
+    /// The file that pins tool descriptions.
+    pub pins: PathBuf,
+    /// How long a call is held for a reviewer when the gate escalates.
+    pub wait: Duration,
+    /// How long one gate request may take.
+    pub timeout: Duration,
+}
+
+/// What the proxy does with a message from the client.
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    /// Pass it to the server.
+    Forward,
+    /// Answer the client with this message instead.
+    Reply(Value),
+}
+
+/// The gate's answer to one call.
+#[derive(Debug, Clone)]
+struct Verdict {
+    allowed: bool,
+    decision: String,
+    reasons: Vec<String>,
+    rules: Vec<String>,
+}
+
+/// The trace held at the gate: the session's messages (OpenAI chat messages), how many of
+/// them were sent and how many the gate counts.
+#[derive(Debug, Default)]
+struct Held {
+    messages: Vec<Value>,
+    sent: usize,
+    count: Option<usize>,
+}
+
+/// Tool names to the SHA-256 of their descriptions.
+#[derive(Debug, Default)]
+struct Pins {
+    hashes: BTreeMap<String, String>,
+}
+
+impl Pins {
+    fn load(path: &PathBuf) -> Result<Pins, Error> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Pins::default()),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: path.display().to_string(),
+                    source: e,
+                })
+            }
+        };
+        let bad = |detail: String| Error::Pins {
+            path: path.display().to_string(),
+            detail,
+        };
+        let v: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let o = v.as_object().ok_or_else(|| bad("not an object".into()))?;
+        let mut hashes = BTreeMap::new();
+        for (k, v) in o {
+            let h = v
+                .as_str()
+                .ok_or_else(|| bad(format!("{k}: expected a hex string")))?;
+            hashes.insert(k.clone(), h.to_owned());
+        }
+        Ok(Pins { hashes })
+    }
+
+    fn save(&self, path: &PathBuf) -> Result<(), Error> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+                path: dir.display().to_string(),
+                source: e,
+            })?;
+        }
+        let doc: Map<String, Value> = self
+            .hashes
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let text = serde_json::to_string_pretty(&Value::Object(doc)).unwrap_or_default();
+        std::fs::write(path, text + "\n").map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })
+    }
+}
+
+/// The SHA-256 (hex) of a tool's description.
+pub fn description_hash(description: &str) -> String {
+    let d = Sha256::digest(description.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The gateway's state and decisions, whatever the transport.
+pub struct Proxy {
+    settings: Settings,
+    http: reqwest::Client,
+    held: tokio::sync::Mutex<Held>,
+    pins: Mutex<Pins>,
+    /// Request ids (as JSON text) of forwarded `tools/call`s, to their tool names.
+    calls: Mutex<HashMap<String, String>>,
+    /// Request ids of forwarded `tools/list`s.
+    lists: Mutex<HashMap<String, ()>>,
+    /// Tools whose description changed from the pinned one.
+    changed: Mutex<BTreeMap<String, String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Proxy {
+    pub fn new(settings: Settings) -> Result<Proxy, Error> {
+        let pins = Pins::load(&settings.pins)?;
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout + settings.wait)
+            .build()
+            .unwrap_or_default();
+        let first = json!({"role": "system", "content": format!(
+            "Tool calls of the MCP client {} through tribunal mcp proxy.", settings.agent)});
+        Ok(Proxy {
+            settings,
+            http,
+            held: tokio::sync::Mutex::new(Held {
+                messages: vec![first],
+                ..Held::default()
+            }),
+            pins: Mutex::new(pins),
+            calls: Mutex::new(HashMap::new()),
+            lists: Mutex::new(HashMap::new()),
+            changed: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Tools whose description changed since they were pinned, with the new hash.
+    pub fn changed_tools(&self) -> BTreeMap<String, String> {
+        lock(&self.changed).clone()
+    }
+
+    /// Decides about a message from the client: a `tools/call` is asked about at the gate.
+    pub async fn from_client(&self, msg: &Value) -> Action {
+        let Some(method) = msg.get("method").and_then(Value::as_str) else {
+            return Action::Forward;
+        };
+        let Some(id) = msg.get("id") else {
+            // A notification: nothing to answer.
+            return Action::Forward;
+        };
+        match method {
+            "tools/list" => {
+                lock(&self.lists).insert(id.to_string(), ());
+                Action::Forward
+            }
+            "tools/call" => self.call(id, msg.get("params")).await,
+            _ => Action::Forward,
+        }
+    }
+
+    async fn call(&self, id: &Value, params: Option<&Value>) -> Action {
+        let name = params
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let arguments = params
+            .and_then(|p| p.get("arguments"))
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        if let Some(hash) = lock(&self.changed).get(&name) {
+            return Action::Reply(refusal(
+                id,
+                &name,
+                &format!(
+                    "the description of {name} changed since it was pinned (now sha256 {hash}); \
+                     a person must review the tool and remove its pin from {}",
+                    self.settings.pins.display()
+                ),
+                json!({"decision": "block", "rules": ["mcp.tool_description_changed"]}),
+            ));
+        }
+        let call_id = format!("mcp-{}", id.to_string().trim_matches('"'));
+        let pending = json!({"id": call_id, "name": name, "arguments": arguments});
+        let mut held = self.held.lock().await;
+        let verdict = match self.ask(&mut held, &pending).await {
+            Ok(v) => v,
+            Err(why) => Verdict {
+                allowed: false,
+                decision: "block".into(),
+                reasons: vec![format!(
+                    "the Tribunal gate could not be asked ({why}); failing closed"
+                )],
+                rules: vec![],
+            },
+        };
+        if !verdict.allowed {
+            let data = json!({"decision": verdict.decision, "reasons": verdict.reasons, "rules": verdict.rules});
+            return Action::Reply(refusal(id, &name, &verdict.reasons.join("; "), data));
+        }
+        let args_text = match &arguments {
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        held.messages.push(json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": args_text}}]}));
+        lock(&self.calls).insert(id.to_string(), name);
+        Action::Forward
+    }
+
+    /// Records what the server answered: tool results and tool lists.
+    pub async fn from_server(&self, msg: &Value) {
+        let Some(id) = msg.get("id").filter(|_| msg.get("method").is_none()) else {
+            return;
+        };
+        let key = id.to_string();
+        let tool = lock(&self.calls).remove(&key);
+        if let Some(tool) = tool {
+            let content = result_text(msg);
+            let call_id = format!("mcp-{}", key.trim_matches('"'));
+            self.held.lock().await.messages.push(
+                json!({"role": "tool", "tool_call_id": call_id, "name": tool, "content": content}),
+            );
+            return;
+        }
+        if lock(&self.lists).remove(&key).is_some() {
+            if let Some(tools) = msg.pointer("/result/tools").and_then(Value::as_array) {
+                self.tools_listed(tools).await;
+            }
+        }
+    }
+
+    async fn tools_listed(&self, tools: &[Value]) {
+        let mut lines = Vec::new();
+        let mut flagged = Vec::new();
+        {
+            let mut pins = lock(&self.pins);
+            let mut new = false;
+            for t in tools {
+                let name = t.get("name").and_then(Value::as_str).unwrap_or_default();
+                let desc = t.get("description").and_then(Value::as_str).unwrap_or("");
+                lines.push(format!("{name}: {desc}"));
+                let hash = description_hash(desc);
+                match pins.hashes.get(name) {
+                    None => {
+                        pins.hashes.insert(name.to_owned(), hash);
+                        new = true;
+                    }
+                    Some(h) if *h == hash => {}
+                    Some(_) => flagged.push((name.to_owned(), hash)),
+                }
+            }
+            if new {
+                if let Err(e) = pins.save(&self.settings.pins) {
+                    eprintln!("tribunal mcp proxy: pinning tool descriptions failed: {e}");
+                }
+            }
+        }
+        let mut held = self.held.lock().await;
+        held.messages
+            .push(json!({"role": "tool", "name": "mcp.tools_list",
+            "tool_call_id": "mcp-tools-list", "content": lines.join("\n")}));
+        for (name, hash) in flagged {
+            eprintln!(
+                "tribunal mcp proxy: the description of tool {name:?} changed since it was pinned \
+                 (sha256 {hash}); its calls are refused until its pin is removed from {}",
+                self.settings.pins.display()
+            );
+            held.messages.push(json!({"role": "system", "content": format!(
+                "The MCP server changed the description of tool {name} since it was pinned; calls to it are refused.")}));
+            lock(&self.changed).insert(name, hash);
+        }
+    }
+
+    /// Asks the gate about `pending` after the held messages: an append of the messages
+    /// not yet sent when the gate holds the trace, else the whole trace.
+    async fn ask(&self, held: &mut Held, pending: &Value) -> Result<Verdict, String> {
+        let s = &self.settings;
+        let mut body = json!({
+            "trace_id": s.trace_id,
+            "pending": pending,
+            "context": {"agent": s.agent},
+            "wait_ms": s.wait.as_millis() as u64,
+        });
+        let whole = |body: &mut Value, held: &Held| {
+            body["trace"] = Value::Array(held.messages.clone());
+            if let Some(o) = body.as_object_mut() {
+                o.remove("append");
+                o.remove("offset");
+            }
+        };
+        match held.count {
+            Some(n) => {
+                body["offset"] = json!(n);
+                body["append"] = Value::Array(held.messages[held.sent..].to_vec());
+            }
+            None => whole(&mut body, held),
+        }
+        let mut answer = self.post(&body).await?;
+        if answer.is_none() {
+            // 409: the gate holds another count, or no longer holds the trace.
+            whole(&mut body, held);
+            answer = self.post(&body).await?;
+        }
+        let v = answer.ok_or("the gate answered 409 to the whole trace")?;
+        held.sent = held.messages.len();
+        held.count = v
+            .get("messages")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize);
+        let decision = v
+            .get("decision")
+            .and_then(Value::as_str)
+            .unwrap_or("block")
+            .to_owned();
+        let strings = |k: &str| -> Vec<String> {
+            v.get(k)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let rules = v
+            .get("violations")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.get("rule").and_then(Value::as_str))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut reasons = strings("reasons");
+        if decision == "escalate" {
+            reasons.push("escalated for review and not approved within the wait".into());
+        }
+        Ok(Verdict {
+            allowed: decision == "allow",
+            decision,
+            reasons,
+            rules,
+        })
+    }
+
+    /// One gate request, retried on connection failures and 5xx; `None` on 409.
+    async fn post(&self, body: &Value) -> Result<Option<Value>, String> {
+        let s = &self.settings;
+        let url = format!("{}/api/v1/gate", s.gate.trim_end_matches('/'));
+        let mut last = String::new();
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            let mut req = self.http.post(&url).json(body);
+            if let Some(t) = &s.token {
+                req = req.bearer_auth(t);
+            }
+            match req.send().await {
+                Err(e) => last = e.to_string(),
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let text = r.text().await.unwrap_or_default();
+                    match status {
+                        200 => {
+                            return serde_json::from_str(&text)
+                                .map(Some)
+                                .map_err(|e| format!("the gate's answer is not JSON: {e}"))
+                        }
+                        409 => return Ok(None),
+                        429 | 500..=599 => last = format!("{status}: {text}"),
+                        _ => return Err(format!("{status}: {text}")),
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+/// The JSON-RPC error answering a refused call.
+fn refusal(id: &Value, tool: &str, why: &str, data: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {
+        "code": REFUSED,
+        "message": format!(
+            "The call to {tool} was refused by the Tribunal gate: {why}. Do not retry it and do \
+             not try to reach the same result with other tools or arguments; tell the user it \
+             was refused."),
+        "data": data,
+    }})
+}
+
+/// The text of a `tools/call` answer: its text content, structured content, or error.
+fn result_text(msg: &Value) -> String {
+    if let Some(e) = msg.get("error") {
+        return e
+            .get("message")
+            .and_then(Value::as_str)
+            .map_or_else(|| e.to_string(), str::to_owned);
+    }
+    let r = msg.get("result").unwrap_or(&Value::Null);
+    let mut parts: Vec<String> = r
+        .get("content")
+        .and_then(Value::as_array)
+        .map(|c| {
+            c.iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if parts.is_empty() {
+        if let Some(s) = r.get("structuredContent") {
+            parts.push(s.to_string());
+        }
+    }
+    parts.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_a_json_rpc_error_that_tells_the_agent_not_to_work_around_it() {
+        let r = refusal(&json!(7), "send_email", "c4.exfiltration", json!({}));
+        assert_eq!(r["id"], 7);
+        assert_eq!(r["error"]["code"], REFUSED);
+        let m = r["error"]["message"].as_str().unwrap();
+        assert!(m.contains("refused") && m.contains("Do not retry") && m.contains("send_email"));
+    }
+
+    #[test]
+    fn result_text_reads_content_structured_content_and_errors() {
+        let ok = json!({"id": 1, "result": {"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}});
+        assert_eq!(result_text(&ok), "a\nb");
+        let structured = json!({"id": 1, "result": {"content": [], "structuredContent": {"n": 1}}});
+        assert_eq!(result_text(&structured), "{\"n\":1}");
+        let err = json!({"id": 1, "error": {"code": -1, "message": "boom"}});
+        assert_eq!(result_text(&err), "boom");
+    }
+
+    #[test]
+    fn pins_round_trip_and_a_bad_file_names_itself() {
+        let dir = std::env::temp_dir().join(format!("tribunal-mcp-pins-{}", std::process::id()));
+        let path = dir.join("pins.json");
+        let mut p = Pins::default();
+        p.hashes
+            .insert("search".into(), description_hash("Searches."));
+        p.save(&path).unwrap();
+        assert_eq!(Pins::load(&path).unwrap().hashes, p.hashes);
+        std::fs::write(&path, "[1]").unwrap();
+        let e = Pins::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("pins.json") && e.contains("not an object"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
