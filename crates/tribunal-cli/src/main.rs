@@ -100,7 +100,7 @@ fn main() -> ExitCode {
         Command::Judges(c) => commands::judges::run(cli.config.as_deref(), c),
         Command::Init(a) => commands::init::run(a),
         Command::Bench(c) => commands::bench::run(c),
-        Command::Prefs(c) => commands::prefs::run(c),
+        Command::Prefs(c) => commands::prefs::run(cli.config.as_deref(), c),
         Command::Rm(c) => commands::rm::run(c),
         Command::Constitution(c) => commands::constitution::run(c),
         Command::Serve(a) => commands::serve::serve(cli.config.as_deref(), a),

@@ -13,6 +13,7 @@ mod judges;
 mod labels;
 mod llm_cache;
 mod notify;
+mod prefs;
 mod server;
 mod span_events;
 pub mod testing;
@@ -21,6 +22,7 @@ pub use judges::{Appended, JudgeVersionRow, NewJudgeVersion};
 pub use labels::LabelEvent;
 pub use llm_cache::StoreCache;
 pub use notify::{Notification, Notifications};
+pub use prefs::{PreferenceInsert, PreferenceRow};
 pub use span_events::SpanEventRecord;
 
 pub use server::{
@@ -211,6 +213,7 @@ impl Store {
             .chain(span_events::SCHEMA)
             .chain(labels::SCHEMA)
             .chain(judges::SCHEMA)
+            .chain(prefs::SCHEMA)
         {
             sqlx::query(*stmt).execute(&pool).await?;
         }
