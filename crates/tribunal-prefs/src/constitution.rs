@@ -274,6 +274,7 @@ impl Constitution {
     /// A. The soft label is the share of the two asks that preferred A; `chosen` is A unless
     /// both preferred B. A pair whose answer flips with the order is marked inconsistent
     /// (the model followed the position, not the replies) and has a soft label of 0.5.
+    #[allow(clippy::too_many_arguments)] // the pair, its origin and the two answers
     pub fn comparison(
         &self,
         model: &str,
