@@ -53,6 +53,10 @@ enum Command {
     /// Reward models: train a Bradley–Terry model on preference pairs, evaluate it.
     #[command(subcommand)]
     Rm(commands::rm::RmCommand),
+    /// Constitutions: critique and revise replies against principles, compare replies in
+    /// both orders; the results are preference records.
+    #[command(subcommand)]
+    Constitution(commands::constitution::ConstitutionCommand),
     /// Run the server: gate API, OTLP receiver, review queue, REST API, metrics.
     Serve(commands::serve::ServeArgs),
     /// API tokens for the server.
@@ -99,8 +103,9 @@ fn main() -> ExitCode {
         Command::Judges(c) => commands::judges::run(cli.config.as_deref(), c),
         Command::Init(a) => commands::init::run(a),
         Command::Bench(c) => commands::bench::run(c),
-        Command::Prefs(c) => commands::prefs::run(c),
+        Command::Prefs(c) => commands::prefs::run(cli.config.as_deref(), c),
         Command::Rm(c) => commands::rm::run(c),
+        Command::Constitution(c) => commands::constitution::run(c),
         Command::Serve(a) => commands::serve::serve(cli.config.as_deref(), a),
         Command::Token(c) => commands::serve::token(cli.config.as_deref(), c),
         Command::Audit(c) => commands::serve::audit(cli.config.as_deref(), c),

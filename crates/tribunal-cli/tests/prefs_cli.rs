@@ -294,3 +294,74 @@ fn a_trained_reward_model_is_a_judge_policies_can_read() {
         "{err}"
     );
 }
+
+#[test]
+fn prefs_import_stores_each_pair_once_and_export_reads_them_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hh = fixture("hh.jsonl").display().to_string();
+    let import = |file: &str, format: &str| {
+        tribunal(
+            dir.path(),
+            &["prefs", "import", file, "--format", format, "--db", "p.db"],
+        )
+    };
+    let out = import(&hh, "hh-rlhf");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("4 records added, 0 already stored, 0 rejected"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The same pairs again: counted, not added.
+    let out = import(&hh, "hh-rlhf");
+    assert!(
+        text(&out.stderr).contains("0 records added, 4 already stored"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Bad rows are named and left out; the good ones go in.
+    let bad = fixture("bad_hh.jsonl").display().to_string();
+    let out = import(&bad, "hh-rlhf");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bad_hh.jsonl:") && err.contains("field `"),
+        "{err}"
+    );
+    let export = |args: &[&str]| {
+        let mut a = vec!["prefs", "export", "--db", "p.db", "-o", "out.jsonl"];
+        a.extend_from_slice(args);
+        let out = tribunal(dir.path(), &a);
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+        std::fs::read_to_string(dir.path().join("out.jsonl")).expect("output")
+    };
+    // The four pairs export as they came in, first.
+    let hh_back = export(&["--format", "hh-rlhf", "--source", "hh-rlhf"]);
+    let original = std::fs::read_to_string(&hh).expect("fixture");
+    assert!(hh_back.starts_with(&original), "{hh_back}");
+    let trl = export(&["--format", "trl", "--source", "nope"]);
+    assert!(trl.is_empty());
+    // Records made by a constitution keep their provenance and are their own source.
+    let records = fixture("records.jsonl").display().to_string();
+    let out = import(&records, "jsonl");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let all = export(&["--format", "jsonl"]);
+    let n = all.lines().count();
+    let again = tribunal(
+        dir.path(),
+        &[
+            "prefs",
+            "import",
+            "out.jsonl",
+            "--format",
+            "jsonl",
+            "--db",
+            "p.db",
+        ],
+    );
+    assert!(
+        text(&again.stderr).contains(&format!("0 records added, {n} already stored")),
+        "{}",
+        text(&again.stderr)
+    );
+}

@@ -122,6 +122,12 @@ pub const BUILTINS: &[Builtin] = &[
         build: metrics::reward_model::build,
     },
     Builtin {
+        kind: "constitution",
+        description: "a model checks the reply against the principles of a constitution file",
+        default_on: false,
+        build: crate::llm::constitution::build,
+    },
+    Builtin {
         kind: "secrets",
         description: "API keys, private keys, JWTs, high-entropy tokens",
         default_on: true,

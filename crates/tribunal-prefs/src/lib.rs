@@ -1,5 +1,8 @@
 //! Preference data and reward models.
 //!
+//! - [`constitution`]: constitutions (principles with critique and revision requests),
+//!   versioned by content hash, and the preference records their critiques and comparisons
+//!   make.
 //! - [`record`]: a preference record (prompt, chosen, rejected, labels, provenance) and its
 //!   content id.
 //! - [`formats`]: TRL, hh-rlhf, UltraFeedback-binarized and the record's own JSONL, read
@@ -14,6 +17,7 @@
 //! Nothing here reads a clock, a file or the network: callers pass readers and writers in.
 //! Training is deterministic for a seed.
 
+pub mod constitution;
 pub mod eval;
 pub mod features;
 pub mod formats;
@@ -21,6 +25,7 @@ pub mod model;
 pub mod record;
 mod rng;
 
+pub use constitution::{Constitution, ConstitutionError, Principle};
 pub use eval::{best_of_n, evaluate, holdout_split, Accuracy, BestOfN, BestOfNGroup, Evaluation};
 pub use features::FeatureSettings;
 pub use formats::{export, import, ExportError, Format, ImportError, Imported, RejectedRow};

@@ -134,6 +134,10 @@ pub struct Provenance {
     pub order_shown: Option<OrderShown>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_trace_ids: Vec<String>,
+    /// A model asked in both orders gave answers that flip with the order (position bias):
+    /// the pair says more about the model than about the replies.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inconsistent: bool,
 }
 
 /// One pairwise preference. `chosen` is the reply preferred over `rejected` (for a soft

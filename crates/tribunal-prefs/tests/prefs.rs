@@ -1,6 +1,7 @@
 //! tribunal-prefs on small fixtures (`tests/data/`) and generated pairs.
 
 mod prefs {
+    pub mod constitution;
     pub mod eval;
     pub mod formats;
     pub mod model;

@@ -14,6 +14,7 @@ mod labels;
 mod llm_cache;
 mod monitors;
 mod notify;
+mod prefs;
 mod server;
 mod span_events;
 pub mod testing;
@@ -25,6 +26,7 @@ pub use monitors::{
     AlertRow, ClaimContext, Claimed, DeliveryRow, MonitorResultRow, MonitorRow, ResultBucket,
 };
 pub use notify::{Notification, Notifications};
+pub use prefs::{PreferenceInsert, PreferenceRow};
 pub use span_events::SpanEventRecord;
 
 pub use server::{
@@ -216,6 +218,7 @@ impl Store {
             .chain(labels::SCHEMA)
             .chain(judges::SCHEMA)
             .chain(monitors::SCHEMA)
+            .chain(prefs::SCHEMA)
         {
             sqlx::query(*stmt).execute(&pool).await?;
         }

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod constitution;
 pub mod eval;
 pub mod init;
 pub mod judges;

@@ -2,6 +2,7 @@
 //! judged trace quoted as data, and verdicts parsed and checked against the judge's declared
 //! output type. Calling a model lives in `tribunal-llm`.
 
+pub mod constitution;
 pub mod judge;
 pub(crate) mod model;
 pub mod output;

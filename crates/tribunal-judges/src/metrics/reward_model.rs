@@ -60,29 +60,12 @@ impl Judge for RewardJudge {
     }
 
     fn judge(&self, input: &JudgeInput<'_>) -> Vec<Feedback> {
-        let trace = input.trace;
-        let (reply, id) = match input.pending.filter(|p| !p.content.trim().is_empty()) {
-            Some(p) => (p.content.clone(), tribunal_core::Pending::ID.to_owned()),
-            None => match trace
-                .messages
-                .iter()
-                .rev()
-                .find(|m| m.role == Role::Assistant && !m.content.trim().is_empty())
-            {
-                Some(m) => (m.content.clone(), m.id.clone()),
-                // No reply yet (a pending tool call, say): nothing to score, and nothing
-                // failed, so no feedback, as other judges do when they do not apply.
-                None => return Vec::new(),
-            },
+        // No reply yet (a pending tool call, say): nothing to score, and nothing failed, so
+        // no feedback, as other judges do when they do not apply.
+        let Some(Reply { text, id, prompt }) = reply(input) else {
+            return Vec::new();
         };
-        let prompt = trace
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == Role::User)
-            .map(|m| m.content.clone())
-            .unwrap_or_default();
-        let score = self.model.score(&Turns::Text(prompt), &Turns::Text(reply));
+        let score = self.model.score(&Turns::Text(prompt), &Turns::Text(text));
         vec![Feedback::code(&self.name, &self.name, score)
             .with_rationale(format!(
                 "reward {score:.4} for the reply {id} ({})",
@@ -90,4 +73,34 @@ impl Judge for RewardJudge {
             ))
             .with_evidence(vec![id])]
     }
+}
+
+/// The reply a judge of replies reads: the pending reply when there is one, else the last
+/// assistant message with text, with the user's last message as its prompt.
+pub(crate) struct Reply {
+    pub text: String,
+    /// `pending` or the message's id.
+    pub id: String,
+    pub prompt: String,
+}
+
+pub(crate) fn reply(input: &JudgeInput<'_>) -> Option<Reply> {
+    let trace = input.trace;
+    let (text, id) = match input.pending.filter(|p| !p.content.trim().is_empty()) {
+        Some(p) => (p.content.clone(), tribunal_core::Pending::ID.to_owned()),
+        None => trace
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::Assistant && !m.content.trim().is_empty())
+            .map(|m| (m.content.clone(), m.id.clone()))?,
+    };
+    let prompt = trace
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map(|m| m.content.clone())
+        .unwrap_or_default();
+    Some(Reply { text, id, prompt })
 }
