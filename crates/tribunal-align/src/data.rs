@@ -97,7 +97,7 @@ pub struct Example {
 pub struct Minimums {
     /// Usable labels in all.
     pub total: usize,
-    /// Labels of each of at least two classes.
+    /// Labels of each of at least two classes (0: one class is enough, as for calibration).
     pub per_class: usize,
 }
 
@@ -261,7 +261,7 @@ impl Dataset {
     fn check(&self, min: Minimums) -> Result<(), Refusal> {
         let have = self.examples.len();
         let classes = self.classes();
-        if classes.len() == 1 {
+        if classes.len() == 1 && min.per_class > 0 {
             let (class, _) = classes.iter().next().map(|(c, n)| (c.clone(), *n)).unwrap_or_default();
             return Err(Refusal::OneClass {
                 class,
