@@ -221,7 +221,8 @@ mod tests {
             .collect();
         let e = calibrate(&few, 0.9, 0.9).unwrap_err();
         assert!(
-            e.to_string().contains("at least 22 are needed") && e.to_string().ends_with("label 1 more"),
+            e.to_string().contains("at least 22 are needed")
+                && e.to_string().ends_with("label 1 more"),
             "{e}"
         );
         let bad: Vec<Scored> = (0..200)

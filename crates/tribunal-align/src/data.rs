@@ -39,9 +39,13 @@ impl LabelType {
                 Value::String(s) => match s.to_ascii_lowercase().as_str() {
                     "yes" | "pass" | "true" => Ok(Value::Bool(true)),
                     "no" | "fail" | "false" => Ok(Value::Bool(false)),
-                    _ => Err(format!("expected pass/fail (true/false, yes/no), found {s:?}")),
+                    _ => Err(format!(
+                        "expected pass/fail (true/false, yes/no), found {s:?}"
+                    )),
                 },
-                other => Err(format!("expected pass/fail (true/false, yes/no), found {other}")),
+                other => Err(format!(
+                    "expected pass/fail (true/false, yes/no), found {other}"
+                )),
             },
             LabelType::Categorical { options } => match v.as_str() {
                 Some(s) if options.iter().any(|o| o == s) => Ok(v.clone()),
@@ -122,7 +126,9 @@ pub enum Refusal {
     },
     #[error("every usable label is {class}: labels of at least two classes are needed; label at least {more} items that are not {class}")]
     OneClass { class: String, more: usize },
-    #[error("too few labels of class {class}: {have}, at least {need} are needed; label {more} more")]
+    #[error(
+        "too few labels of class {class}: {have}, at least {need} are needed; label {more} more"
+    )]
     RareClass {
         class: String,
         have: usize,
@@ -202,12 +208,16 @@ impl Dataset {
                 }
             };
             if r.inputs.is_null() && r.outputs.is_null() {
-                *skipped.entry("nothing to judge (no inputs or outputs)".into()).or_default() += 1;
+                *skipped
+                    .entry("nothing to judge (no inputs or outputs)".into())
+                    .or_default() += 1;
                 continue;
             }
             if by_id.contains_key(&r.id) {
                 // The later label of an item replaces the earlier (a final label after review).
-                *skipped.entry("replaced by a later label of the same item".into()).or_default() += 1;
+                *skipped
+                    .entry("replaced by a later label of the same item".into())
+                    .or_default() += 1;
             }
             by_id.insert(
                 r.id.clone(),
@@ -262,7 +272,11 @@ impl Dataset {
         let have = self.examples.len();
         let classes = self.classes();
         if classes.len() == 1 && min.per_class > 0 {
-            let (class, _) = classes.iter().next().map(|(c, n)| (c.clone(), *n)).unwrap_or_default();
+            let (class, _) = classes
+                .iter()
+                .next()
+                .map(|(c, n)| (c.clone(), *n))
+                .unwrap_or_default();
             return Err(Refusal::OneClass {
                 class,
                 more: min.per_class,
@@ -373,12 +387,17 @@ mod tests {
         // 10 true, 30 false: 3 and 9 held out.
         let held_true = a.held_out.iter().filter(|e| e.label == json!(true)).count();
         assert_eq!((held_true, a.held_out.len()), (3, 12));
-        assert!(a.train.iter().all(|t| a.held_out.iter().all(|h| h.id != t.id)));
+        assert!(a
+            .train
+            .iter()
+            .all(|t| a.held_out.iter().all(|h| h.id != t.id)));
     }
 
     #[test]
     fn unusable_labels_are_counted_and_refusals_say_what_is_missing() {
-        let mut records: Vec<_> = (0..30).map(|i| rec(i, json!(if i % 2 == 0 { "yes" } else { "fail" }))).collect();
+        let mut records: Vec<_> = (0..30)
+            .map(|i| rec(i, json!(if i % 2 == 0 { "yes" } else { "fail" })))
+            .collect();
         records.push(rec(100, json!("maybe")));
         records.push(rec(101, Value::Null));
         let d = Dataset::build(records, "j", &LabelType::PassFail, Minimums::default()).unwrap();
@@ -389,27 +408,63 @@ mod tests {
 
         let few: Vec<_> = (0..12).map(|i| rec(i, json!(i % 2 == 0))).collect();
         let e = Dataset::build(few, "j", &LabelType::PassFail, Minimums::default()).unwrap_err();
-        assert_eq!(e, Refusal::TooFew { have: 12, read: 12, need: 20, more: 8 });
+        assert_eq!(
+            e,
+            Refusal::TooFew {
+                have: 12,
+                read: 12,
+                need: 20,
+                more: 8
+            }
+        );
         assert!(e.to_string().contains("label 8 more"), "{e}");
 
         let one: Vec<_> = (0..50).map(|i| rec(i, json!(true))).collect();
         let e = Dataset::build(one, "j", &LabelType::PassFail, Minimums::default()).unwrap_err();
-        assert_eq!(e, Refusal::OneClass { class: "true".into(), more: 5 });
+        assert_eq!(
+            e,
+            Refusal::OneClass {
+                class: "true".into(),
+                more: 5
+            }
+        );
 
         let rare: Vec<_> = (0..50).map(|i| rec(i, json!(i < 2))).collect();
         let e = Dataset::build(rare, "j", &LabelType::PassFail, Minimums::default()).unwrap_err();
-        assert!(matches!(e, Refusal::RareClass { have: 2, more: 3, .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                Refusal::RareClass {
+                    have: 2,
+                    more: 3,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
 
         let numeric: Vec<_> = (0..30)
-            .map(|i| LabelRecord { label_type: Some("numeric".into()), ..rec(i, json!(i % 5)) })
+            .map(|i| LabelRecord {
+                label_type: Some("numeric".into()),
+                ..rec(i, json!(i % 5))
+            })
             .collect();
-        let e = Dataset::build(numeric, "refund", &LabelType::PassFail, Minimums::default()).unwrap_err();
-        assert!(e.to_string().contains("numeric labels (30 of them) but judge refund answers pass_fail"), "{e}");
+        let e = Dataset::build(numeric, "refund", &LabelType::PassFail, Minimums::default())
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("numeric labels (30 of them) but judge refund answers pass_fail"),
+            "{e}"
+        );
 
         let other: Vec<_> = (0..30)
-            .map(|i| LabelRecord { judge: Some("tone".into()), ..rec(i, json!(i % 2 == 0)) })
+            .map(|i| LabelRecord {
+                judge: Some("tone".into()),
+                ..rec(i, json!(i % 2 == 0))
+            })
             .collect();
-        let e = Dataset::build(other, "refund", &LabelType::PassFail, Minimums::default()).unwrap_err();
+        let e =
+            Dataset::build(other, "refund", &LabelType::PassFail, Minimums::default()).unwrap_err();
         assert!(matches!(e, Refusal::OtherJudge { count: 30, .. }), "{e:?}");
     }
 

@@ -182,15 +182,27 @@ mod tests {
             k: 1,
             examples: Vec::new(),
         };
-        let s = m.sync(&[ex("a", "refund laptop 40 days", false), ex("b", "shipping address", true)]);
+        let s = m.sync(&[
+            ex("a", "refund laptop 40 days", false),
+            ex("b", "shipping address", true),
+        ]);
         assert_eq!(s.added, ["a", "b"]);
-        let s = m.sync(&[ex("b", "shipping address", true), ex("c", "refund phone 10 days", true)]);
-        assert_eq!((s.added, s.removed), (vec!["c".to_owned()], vec!["a".to_owned()]));
+        let s = m.sync(&[
+            ex("b", "shipping address", true),
+            ex("c", "refund phone 10 days", true),
+        ]);
+        assert_eq!(
+            (s.added, s.removed),
+            (vec!["c".to_owned()], vec!["a".to_owned()])
+        );
         assert_eq!(m.guidelines.len(), 1);
         let q = |n: &str, t: &str| format!("[{n}] {t}");
         let text = m.prompt_addition("refund a phone", None, &q);
         assert!(text.contains("- Refunds after 30 days fail."), "{text}");
-        assert!(text.contains("[example_inputs] refund phone 10 days") && text.contains("because c"), "{text}");
+        assert!(
+            text.contains("[example_inputs] refund phone 10 days") && text.contains("because c"),
+            "{text}"
+        );
         assert!(!text.contains("shipping"), "{text}");
         // Leave-one-out: an item never sees its own label.
         let text = m.prompt_addition("refund a phone", Some("c"), &q);

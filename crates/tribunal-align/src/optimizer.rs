@@ -28,7 +28,13 @@ impl Context<'_> {
         candidate: &Candidate,
         items: &[Example],
     ) -> Result<Vec<Outcome>, ModelError> {
-        evaluate(self.judge, self.label_type, candidate, items, &mut self.usage)
+        evaluate(
+            self.judge,
+            self.label_type,
+            candidate,
+            items,
+            &mut self.usage,
+        )
     }
 
     pub fn reflect(&mut self, prompt: &str) -> Result<String, ModelError> {
@@ -97,14 +103,16 @@ pub struct Optimized {
 /// The optimizers, by name.
 pub const OPTIMIZERS: &[(&str, fn() -> Box<dyn Optimizer>)] = &[
     ("memory", || Box::new(optimizers::memory::Memory::default())),
-    (
-        "instructions",
-        || Box::new(optimizers::instructions::Instructions::default()),
-    ),
+    ("instructions", || {
+        Box::new(optimizers::instructions::Instructions::default())
+    }),
 ];
 
 pub fn optimizer(name: &str) -> Option<Box<dyn Optimizer>> {
-    OPTIMIZERS.iter().find(|(n, _)| *n == name).map(|(_, f)| f())
+    OPTIMIZERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| f())
 }
 
 /// The outcome of an alignment run.
@@ -170,7 +178,13 @@ pub fn align(
         return Err(AlignError::Leak(m.id.clone()));
     }
     let mut usage_scoring = Usage::default();
-    let before = evaluate(judge_of(&mut cx), label_type, start, &split.held_out, &mut usage_scoring)?;
+    let before = evaluate(
+        judge_of(&mut cx),
+        label_type,
+        start,
+        &split.held_out,
+        &mut usage_scoring,
+    )?;
     let after = evaluate(
         judge_of(&mut cx),
         label_type,

@@ -111,11 +111,7 @@ pub fn scores(outcomes: &[Outcome]) -> Scores {
 
 /// Agreement after minus before on the same items, with a paired bootstrap 95 % interval
 /// (2,000 resamples, seeded).
-pub fn difference(
-    before: &[Outcome],
-    after: &[Outcome],
-    seed: u64,
-) -> Result<Interval, String> {
+pub fn difference(before: &[Outcome], after: &[Outcome], seed: u64) -> Result<Interval, String> {
     if before.len() != after.len() || before.iter().zip(after).any(|(b, a)| b.id != a.id) {
         return Err("before and after were not scored on the same items".into());
     }
@@ -214,7 +210,16 @@ mod tests {
         assert_eq!(s.confusion.counts, [[2, 1, 0], [0, 2, 1]]);
         // κ on the five answered: po = 0.8, pe = (3*2 + 2*3)/25 = 0.48.
         assert!((s.kappa.unwrap() - (0.8 - 0.48) / 0.52).abs() < 1e-12);
-        let after: Vec<Outcome> = before.iter().map(|b| o(b.id.parse().unwrap(), b.expected == json!(true), Some(b.expected == json!(true)))).collect();
+        let after: Vec<Outcome> = before
+            .iter()
+            .map(|b| {
+                o(
+                    b.id.parse().unwrap(),
+                    b.expected == json!(true),
+                    Some(b.expected == json!(true)),
+                )
+            })
+            .collect();
         let d = difference(&before, &after, 1).unwrap();
         assert!((d.value - 2.0 / 6.0).abs() < 1e-12);
         assert!(d.low <= d.value && d.value <= d.high && d.low >= 0.0);

@@ -89,7 +89,13 @@ fn start() -> Candidate {
 
 #[test]
 fn memory_alignment_uses_only_train_labels_and_reports_held_out() {
-    let data = Dataset::build(records(60), "refund", &LabelType::PassFail, Minimums::default()).unwrap();
+    let data = Dataset::build(
+        records(60),
+        "refund",
+        &LabelType::PassFail,
+        Minimums::default(),
+    )
+    .unwrap();
     let split = data.split(0.3, 42);
     let mut judge = Scripted::default();
     let mut refl = Replies(
@@ -97,23 +103,53 @@ fn memory_alignment_uses_only_train_labels_and_reports_held_out() {
         Vec::new(),
     );
     let opt = optimizer("memory").unwrap();
-    let out = align(opt.as_ref(), &start(), &split, &mut judge, &mut refl, &LabelType::PassFail, 42).unwrap();
+    let out = align(
+        opt.as_ref(),
+        &start(),
+        &split,
+        &mut judge,
+        &mut refl,
+        &LabelType::PassFail,
+        42,
+    )
+    .unwrap();
 
     // No held-out label, id or rationale reached the judge's definition or the reflection.
     for c in &judge.seen {
         for m in &c.alignment.examples {
-            assert!(split.train.iter().any(|t| t.id == m.id), "{} is not train", m.id);
+            assert!(
+                split.train.iter().any(|t| t.id == m.id),
+                "{} is not train",
+                m.id
+            );
         }
     }
     for h in &split.held_out {
         let reason = h.rationale.clone().unwrap();
-        assert!(refl.1.iter().all(|p| !p.contains(&reason)), "{reason} leaked");
-        assert!(serde_json::to_string(&out.candidate).unwrap().find(&reason).is_none());
+        assert!(
+            refl.1.iter().all(|p| !p.contains(&reason)),
+            "{reason} leaked"
+        );
+        assert!(serde_json::to_string(&out.candidate)
+            .unwrap()
+            .find(&reason)
+            .is_none());
     }
-    assert!(refl.1[0].contains("reason-of-t"), "train cases are shown to the reflection model");
+    assert!(
+        refl.1[0].contains("reason-of-t"),
+        "train cases are shown to the reflection model"
+    );
     assert_eq!(out.candidate.alignment.examples.len(), split.train.len());
-    assert_eq!(out.candidate.alignment.guidelines, ["Refunds requested after 30 days fail."]);
-    assert!(out.after.agreement > out.before.agreement, "{:?} {:?}", out.before, out.after);
+    assert_eq!(
+        out.candidate.alignment.guidelines,
+        ["Refunds requested after 30 days fail."]
+    );
+    assert!(
+        out.after.agreement > out.before.agreement,
+        "{:?} {:?}",
+        out.before,
+        out.after
+    );
     assert_eq!(out.after.agreement, 1.0);
     let d = out.difference.unwrap();
     assert!(d.low > 0.0 && d.value > 0.3, "{d:?}");
@@ -121,13 +157,30 @@ fn memory_alignment_uses_only_train_labels_and_reports_held_out() {
     assert_eq!(out.usage_scoring.calls, 2 * split.held_out.len() as u64);
 
     // Aligning again with more labels adds to the memory and reflects only on the new ones.
-    let more = Dataset::build(records(70), "refund", &LabelType::PassFail, Minimums::default()).unwrap();
+    let more = Dataset::build(
+        records(70),
+        "refund",
+        &LabelType::PassFail,
+        Minimums::default(),
+    )
+    .unwrap();
     let mut split2 = more.split(0.3, 42);
-    split2.train.retain(|e| !split.held_out.iter().any(|h| h.id == e.id));
+    split2
+        .train
+        .retain(|e| !split.held_out.iter().any(|h| h.id == e.id));
     split2.held_out = split.held_out.clone();
     let mut judge2 = Scripted::default();
     let mut refl2 = Replies(vec![], Vec::new());
-    let again = align(opt.as_ref(), &out.candidate, &split2, &mut judge2, &mut refl2, &LabelType::PassFail, 42).unwrap();
+    let again = align(
+        opt.as_ref(),
+        &out.candidate,
+        &split2,
+        &mut judge2,
+        &mut refl2,
+        &LabelType::PassFail,
+        42,
+    )
+    .unwrap();
     let new_ids: Vec<&str> = split2
         .train
         .iter()
@@ -135,7 +188,11 @@ fn memory_alignment_uses_only_train_labels_and_reports_held_out() {
         .map(|e| e.id.as_str())
         .collect();
     assert!(!new_ids.is_empty());
-    assert!(again.notes[0].contains(&format!("{} added", new_ids.len())), "{:?}", again.notes);
+    assert!(
+        again.notes[0].contains(&format!("{} added", new_ids.len())),
+        "{:?}",
+        again.notes
+    );
     // The judge already knows the rule: no disagreement, so no reflection was needed.
     assert!(refl2.1.is_empty());
     assert_eq!(again.usage_optimizing.calls, new_ids.len() as u64);
@@ -143,7 +200,13 @@ fn memory_alignment_uses_only_train_labels_and_reports_held_out() {
 
 #[test]
 fn instruction_rewrites_are_kept_only_when_they_beat_the_current_ones() {
-    let data = Dataset::build(records(40), "refund", &LabelType::PassFail, Minimums::default()).unwrap();
+    let data = Dataset::build(
+        records(40),
+        "refund",
+        &LabelType::PassFail,
+        Minimums::default(),
+    )
+    .unwrap();
     let split = data.split(0.3, 1);
     let opt = optimizer("instructions").unwrap();
 
@@ -158,12 +221,33 @@ fn instruction_rewrites_are_kept_only_when_they_beat_the_current_ones() {
         ],
         Vec::new(),
     );
-    let out = align(opt.as_ref(), &start(), &split, &mut judge, &mut refl, &LabelType::PassFail, 1).unwrap();
-    assert!(out.candidate.instructions.starts_with("Refunds after 30 days fail."));
-    assert!(out.notes.iter().any(|n| n.contains("changes the template variables")), "{:?}", out.notes);
+    let out = align(
+        opt.as_ref(),
+        &start(),
+        &split,
+        &mut judge,
+        &mut refl,
+        &LabelType::PassFail,
+        1,
+    )
+    .unwrap();
+    assert!(out
+        .candidate
+        .instructions
+        .starts_with("Refunds after 30 days fail."));
+    assert!(
+        out.notes
+            .iter()
+            .any(|n| n.contains("changes the template variables")),
+        "{:?}",
+        out.notes
+    );
     assert_eq!(out.after.agreement, 1.0);
     // The judge was scored on train for the current and two tried rewrites, then on held-out.
-    assert_eq!(judge.calls as usize, 3 * split.train.len() + 2 * split.held_out.len());
+    assert_eq!(
+        judge.calls as usize,
+        3 * split.train.len() + 2 * split.held_out.len()
+    );
 
     let mut judge = Scripted::default();
     let mut refl = Replies(
@@ -174,10 +258,23 @@ fn instruction_rewrites_are_kept_only_when_they_beat_the_current_ones() {
         ],
         Vec::new(),
     );
-    let out = align(opt.as_ref(), &start(), &split, &mut judge, &mut refl, &LabelType::PassFail, 1).unwrap();
+    let out = align(
+        opt.as_ref(),
+        &start(),
+        &split,
+        &mut judge,
+        &mut refl,
+        &LabelType::PassFail,
+        1,
+    )
+    .unwrap();
     assert_eq!(out.candidate, start());
     assert_eq!(out.before, out.after);
-    assert!(out.notes.iter().any(|n| n.contains("no rewrite beat")), "{:?}", out.notes);
+    assert!(
+        out.notes.iter().any(|n| n.contains("no rewrite beat")),
+        "{:?}",
+        out.notes
+    );
 }
 
 #[test]

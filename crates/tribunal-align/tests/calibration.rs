@@ -32,7 +32,11 @@ fn draw(rng: &mut Rng, n: usize) -> Vec<Scored> {
 
 /// Agreement with people above `t`, from the curve.
 fn population_agreement(t: f64) -> f64 {
-    let above: Vec<f64> = CURVE.iter().filter(|(c, _)| *c >= t).map(|(_, p)| *p).collect();
+    let above: Vec<f64> = CURVE
+        .iter()
+        .filter(|(c, _)| *c >= t)
+        .map(|(_, p)| *p)
+        .collect();
     above.iter().sum::<f64>() / above.len() as f64
 }
 
@@ -53,9 +57,13 @@ fn agreement_on_trusted_answers_meets_the_target_in_nine_splits_of_ten() {
                 continue;
             }
         };
-        let trusted: Vec<&Scored> = held.iter().filter(|s| s.confidence >= t.threshold).collect();
+        let trusted: Vec<&Scored> = held
+            .iter()
+            .filter(|s| s.confidence >= t.threshold)
+            .collect();
         coverage += trusted.len() as f64 / held.len() as f64;
-        let agreement = trusted.iter().filter(|s| s.agrees).count() as f64 / trusted.len().max(1) as f64;
+        let agreement =
+            trusted.iter().filter(|s| s.agrees).count() as f64 / trusted.len().max(1) as f64;
         if agreement >= target {
             met += 1;
         }
@@ -71,7 +79,10 @@ fn agreement_on_trusted_answers_meets_the_target_in_nine_splits_of_ten() {
     // Among the splits that trusted anything (the refused ones trust nothing, so they cannot
     // fall short), and over all splits counting a refusal as meeting the target vacuously.
     assert!(met * 10 >= decided * 9, "{met} of {decided}");
-    assert!(population_met * 10 >= decided * 9, "{population_met} of {decided}");
+    assert!(
+        population_met * 10 >= decided * 9,
+        "{population_met} of {decided}"
+    );
     assert!((met + refused) * 10 >= splits * 9);
     // The guarantee is not met by trusting nothing: most splits give a useful threshold.
     assert!(decided * 10 >= splits * 9, "{refused} refused");

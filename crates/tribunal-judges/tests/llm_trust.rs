@@ -35,13 +35,18 @@ async fn chat(State(s): State<Script>, Json(body): Json<Value>) -> Json<Value> {
 
 fn server(answers: &[&str]) -> (String, Script) {
     let script = Script {
-        answers: Arc::new(Mutex::new(answers.iter().map(|a| (*a).to_owned()).collect())),
+        answers: Arc::new(Mutex::new(
+            answers.iter().map(|a| (*a).to_owned()).collect(),
+        )),
         requests: Arc::default(),
     };
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
         .with_state(script.clone());
-    (format!("http://{}/v1", tribunal_llm::testing::serve(app)), script)
+    (
+        format!("http://{}/v1", tribunal_llm::testing::serve(app)),
+        script,
+    )
 }
 
 fn judge(url: &str, extra: Value) -> Result<Box<dyn tribunal_judges::Judge>, String> {
@@ -52,7 +57,10 @@ fn judge(url: &str, extra: Value) -> Result<Box<dyn tribunal_judges::Judge>, Str
         "max_retries": 0,
         "timeout_ms": 5000,
     });
-    params.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    params
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     build_judge(&JudgeSpec {
         name: "refund".into(),
         kind: "llm".into(),
@@ -66,7 +74,11 @@ fn trace() -> Trace {
         id: "t1".into(),
         inputs: Some(json!("I want a refund for my laptop after 45 days")),
         messages: vec![
-            Message::new("m0", Role::User, "I want a refund for my laptop after 45 days"),
+            Message::new(
+                "m0",
+                Role::User,
+                "I want a refund for my laptop after 45 days",
+            ),
             Message::new("m1", Role::Assistant, "Refund approved."),
         ],
         ..Trace::default()
@@ -75,7 +87,11 @@ fn trace() -> Trace {
 
 fn run(j: &dyn tribunal_judges::Judge) -> tribunal_core::Feedback {
     let t = trace();
-    j.judge(&JudgeInput { trace: &t, pending: None }).remove(0)
+    j.judge(&JudgeInput {
+        trace: &t,
+        pending: None,
+    })
+    .remove(0)
 }
 
 fn user_text(req: &Value) -> String {
@@ -108,10 +124,17 @@ fn aligned_prompt_carries_guidelines_and_the_nearest_expert_example() {
     let reqs = script.requests.lock().unwrap();
     let user = user_text(&reqs[0]);
     assert!(user.contains("- Refunds after 30 days fail."), "{user}");
-    assert!(user.contains("refund for a laptop after 40 days") && user.contains("Expert reason: outside the window"), "{user}");
+    assert!(
+        user.contains("refund for a laptop after 40 days")
+            && user.contains("Expert reason: outside the window"),
+        "{user}"
+    );
     assert!(!user.contains("shipping"), "{user}");
     // Remembered trace content is quoted as data like the judged trace.
-    assert!(user.contains("<<<UNTRUSTED_DATA example_inputs>>>"), "{user}");
+    assert!(
+        user.contains("<<<UNTRUSTED_DATA example_inputs>>>"),
+        "{user}"
+    );
 }
 
 #[test]
@@ -124,10 +147,18 @@ fn sampled_answers_give_a_confidence_and_low_confidence_is_not_trusted() {
         r#"{"rationale": "r5", "result": "yes"}"#,
     ];
     let (url, script) = server(&answers);
-    let f = run(judge(&url, json!({"samples": 5, "trust_threshold": 0.8, "temperature": 1.0})).unwrap().as_ref());
+    let f = run(judge(
+        &url,
+        json!({"samples": 5, "trust_threshold": 0.8, "temperature": 1.0}),
+    )
+    .unwrap()
+    .as_ref());
     assert_eq!(f.value, Value::Null);
     let e = f.error.unwrap();
-    assert!(e.starts_with("not trusted: answer \"yes\" has confidence 0.60: 3 of 5"), "{e}");
+    assert!(
+        e.starts_with("not trusted: answer \"yes\" has confidence 0.60: 3 of 5"),
+        "{e}"
+    );
     assert_eq!(f.usage.unwrap().calls, 5);
     let reqs = script.requests.lock().unwrap();
     assert_eq!(reqs.len(), 5);
@@ -136,18 +167,35 @@ fn sampled_answers_give_a_confidence_and_low_confidence_is_not_trusted() {
     drop(reqs);
 
     let (url, _) = server(&answers);
-    let f = run(judge(&url, json!({"samples": 5, "trust_threshold": 0.6})).unwrap().as_ref());
+    let f = run(judge(&url, json!({"samples": 5, "trust_threshold": 0.6}))
+        .unwrap()
+        .as_ref());
     assert_eq!(f.value, json!("yes"));
     assert!(f.error.is_none());
-    assert_eq!(f.rationale.as_deref(), Some("r1 (confidence 0.60: 3 of 5 sampled answers agree)"));
+    assert_eq!(
+        f.rationale.as_deref(),
+        Some("r1 (confidence 0.60: 3 of 5 sampled answers agree)")
+    );
 }
 
 #[test]
 fn trust_settings_are_checked() {
-    let e = judge("http://127.0.0.1:9/v1", json!({"trust_threshold": 0.9})).err().unwrap();
-    assert!(e.contains("trust_threshold: needs samples of 2 or more"), "{e}");
-    let e = judge("http://127.0.0.1:9/v1", json!({"samples": 0})).err().unwrap();
+    let e = judge("http://127.0.0.1:9/v1", json!({"trust_threshold": 0.9}))
+        .err()
+        .unwrap();
+    assert!(
+        e.contains("trust_threshold: needs samples of 2 or more"),
+        "{e}"
+    );
+    let e = judge("http://127.0.0.1:9/v1", json!({"samples": 0}))
+        .err()
+        .unwrap();
     assert!(e.contains("samples: expected 1 to 50"), "{e}");
-    let e = judge("http://127.0.0.1:9/v1", json!({"alignment": {"exampels": []}})).err().unwrap();
+    let e = judge(
+        "http://127.0.0.1:9/v1",
+        json!({"alignment": {"exampels": []}}),
+    )
+    .err()
+    .unwrap();
     assert!(e.contains("exampels"), "{e}");
 }

@@ -80,7 +80,8 @@ impl Optimizer for Instructions {
                 wrong.join("\n")
             );
             if !tried.is_empty() {
-                prompt.push_str("\nThese rewrites were proposed already; propose a different one:\n");
+                prompt
+                    .push_str("\nThese rewrites were proposed already; propose a different one:\n");
                 for t in &tried {
                     prompt.push_str(&format!("---\n{t}\n"));
                 }
@@ -88,10 +89,17 @@ impl Optimizer for Instructions {
             prompt.push_str("\nRewrite the instructions so the judge reaches the experts' answers in cases like these. Answer with only a JSON object {\"instructions\": \"...\"}.");
             let text = cx.reflect(&prompt)?;
             let Some(proposal) = json_in(&text)
-                .and_then(|v| v.get("instructions").and_then(|s| s.as_str()).map(str::to_owned))
+                .and_then(|v| {
+                    v.get("instructions")
+                        .and_then(|s| s.as_str())
+                        .map(str::to_owned)
+                })
                 .filter(|s| !s.trim().is_empty())
             else {
-                notes.push(format!("rewrite {}: no instructions in the answer", round + 1));
+                notes.push(format!(
+                    "rewrite {}: no instructions in the answer",
+                    round + 1
+                ));
                 continue;
             };
             if variables(&proposal) != wanted {
@@ -114,7 +122,10 @@ impl Optimizer for Instructions {
             tried.push(proposal);
         }
         if best.0 > base {
-            notes.push(format!("kept the rewrite with train agreement {:.3}", best.0));
+            notes.push(format!(
+                "kept the rewrite with train agreement {:.3}",
+                best.0
+            ));
         } else {
             notes.push("no rewrite beat the current instructions: kept".into());
         }
@@ -131,7 +142,9 @@ mod tests {
 
     #[test]
     fn template_variables_are_found() {
-        let v = variables("Judge {{ outputs }} for {{inputs}} {% if x %}{{ outputs | upper }}{% endif %}");
+        let v = variables(
+            "Judge {{ outputs }} for {{inputs}} {% if x %}{{ outputs | upper }}{% endif %}",
+        );
         assert_eq!(v.into_iter().collect::<Vec<_>>(), ["inputs", "outputs"]);
     }
 }

@@ -91,7 +91,8 @@ impl Optimizer for Memory {
             self.max_guidelines
         ));
         let text = cx.reflect(&prompt)?;
-        let proposed: Vec<String> = match json_in(&text).and_then(|v| v.get("guidelines").cloned()) {
+        let proposed: Vec<String> = match json_in(&text).and_then(|v| v.get("guidelines").cloned())
+        {
             Some(serde_json::Value::Array(list)) => list
                 .iter()
                 .filter_map(|g| g.as_str())
@@ -99,7 +100,9 @@ impl Optimizer for Memory {
                 .filter(|g| !g.is_empty())
                 .collect(),
             _ => {
-                notes.push("the reflection model's answer had no guidelines list; none added".into());
+                notes.push(
+                    "the reflection model's answer had no guidelines list; none added".into(),
+                );
                 Vec::new()
             }
         };

@@ -71,7 +71,12 @@ impl Trust {
     }
 
     /// Asks `samples` times and answers with the most common answer and its confidence.
-    pub fn sampled(&self, judge: &LlmJudge, prompt: &JudgePrompt, mut usage: ModelUsage) -> Feedback {
+    pub fn sampled(
+        &self,
+        judge: &LlmJudge,
+        prompt: &JudgePrompt,
+        mut usage: ModelUsage,
+    ) -> Feedback {
         let mut answers: Vec<(Value, Option<String>)> = Vec::new();
         let mut errors: Vec<String> = Vec::new();
         for i in 0..self.samples {
@@ -92,7 +97,12 @@ impl Trust {
         let values: Vec<Value> = answers.iter().map(|(v, _)| v.clone()).collect();
         let Some((value, share)) = majority(&values) else {
             let e = errors.first().cloned().unwrap_or_default();
-            return judge.feedback(Value::Null, None, Some(format!("no sampled answer: {e}")), usage);
+            return judge.feedback(
+                Value::Null,
+                None,
+                Some(format!("no sampled answer: {e}")),
+                usage,
+            );
         };
         // Samples that failed count against the confidence.
         let confidence = share * values.len() as f64 / self.samples as f64;
