@@ -11,6 +11,7 @@ use thiserror::Error;
 pub mod clock;
 mod judges;
 mod labels;
+mod lineage;
 mod llm_cache;
 mod notify;
 mod server;
@@ -211,6 +212,7 @@ impl Store {
             .chain(span_events::SCHEMA)
             .chain(labels::SCHEMA)
             .chain(judges::SCHEMA)
+            .chain(lineage::SCHEMA)
         {
             sqlx::query(*stmt).execute(&pool).await?;
         }
