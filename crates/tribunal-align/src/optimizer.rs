@@ -100,8 +100,11 @@ pub struct Optimized {
     pub notes: Vec<String>,
 }
 
+/// Makes an optimizer with its default settings.
+pub type MakeOptimizer = fn() -> Box<dyn Optimizer>;
+
 /// The optimizers, by name.
-pub const OPTIMIZERS: &[(&str, fn() -> Box<dyn Optimizer>)] = &[
+pub const OPTIMIZERS: &[(&str, MakeOptimizer)] = &[
     ("memory", || Box::new(optimizers::memory::Memory::default())),
     ("instructions", || {
         Box::new(optimizers::instructions::Instructions::default())
