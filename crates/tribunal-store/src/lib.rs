@@ -11,6 +11,7 @@ use thiserror::Error;
 pub mod clock;
 mod judges;
 mod labels;
+mod lineage;
 mod llm_cache;
 mod monitors;
 mod notify;
@@ -219,6 +220,7 @@ impl Store {
             .chain(judges::SCHEMA)
             .chain(monitors::SCHEMA)
             .chain(prefs::SCHEMA)
+            .chain(lineage::SCHEMA)
         {
             sqlx::query(*stmt).execute(&pool).await?;
         }

@@ -1,4 +1,4 @@
-//! `tribunal judges export|import`: judge versions stored by the server's Judge Builder to
+//! `tribunal judges export|import` (and `align|calibrate|report|rollback`, in `align.rs`): judge versions stored by the server's Judge Builder to
 //! and from `[judges.NAME]` tables of a `tribunal.toml`.
 
 use super::{load_config, runtime, store_location};
@@ -14,6 +14,15 @@ pub enum JudgesCommand {
     Export(ExportArgs),
     /// Store a new version of each [judges.NAME] table of FILE that differs from the latest.
     Import(ImportArgs),
+    /// Fit an llm judge to expert labels; report before/after on held-out labels and store
+    /// the aligned judge as a new version with its lineage.
+    Align(super::align::AlignArgs),
+    /// Choose the confidence threshold above which the judge's answers are trusted.
+    Calibrate(super::align::CalibrateArgs),
+    /// Every version of a judge with its alignment and calibration figures.
+    Report(super::align::ReportArgs),
+    /// Make an earlier version the latest again (as a new version).
+    Rollback(super::align::RollbackArgs),
 }
 
 #[derive(Args)]
@@ -44,6 +53,26 @@ pub fn run(config: Option<&Path>, cmd: JudgesCommand) -> Result<u8> {
     let cfg = load_config(config)?;
     let rt = runtime()?;
     match cmd {
+        JudgesCommand::Align(a) => {
+            let at = store_location(&cfg, a.db.as_deref());
+            drop(rt);
+            return super::align::run_align(&at, a);
+        }
+        JudgesCommand::Calibrate(a) => {
+            let at = store_location(&cfg, a.db.as_deref());
+            drop(rt);
+            return super::align::run_calibrate(&at, a);
+        }
+        JudgesCommand::Report(a) => {
+            let at = store_location(&cfg, a.db.as_deref());
+            drop(rt);
+            return super::align::run_report(&at, a);
+        }
+        JudgesCommand::Rollback(a) => {
+            let at = store_location(&cfg, a.db.as_deref());
+            drop(rt);
+            return super::align::run_rollback(&at, a);
+        }
         JudgesCommand::Export(a) => {
             let store = rt.block_on(Store::open(&store_location(&cfg, a.db.as_deref())))?;
             let mut rows = rt.block_on(store.latest_judge_versions(&a.project))?;

@@ -1,5 +1,6 @@
 //! One module per subcommand, plus the loading they share.
 
+pub mod align;
 pub mod bench;
 pub mod check;
 pub mod constitution;

@@ -46,6 +46,12 @@ pub struct LlmSettings {
     pub tokens_per_minute: Option<u32>,
     /// Longest quoted trace value, in characters (default 20,000).
     pub max_chars: Option<usize>,
+    /// What `tribunal judges align` added: guidelines and remembered expert examples.
+    pub alignment: Option<tribunal_align::Alignment>,
+    /// Answers sampled per trace; above 1 the judge's confidence is the share that agree.
+    pub samples: Option<u32>,
+    /// Answers with a lower confidence are not trusted (from `tribunal judges calibrate`).
+    pub trust_threshold: Option<f64>,
 }
 
 pub struct LlmJudge {
@@ -55,6 +61,7 @@ pub struct LlmJudge {
     model: ModelHandle,
     temperature: f64,
     max_tokens: Option<u32>,
+    trust: super::trust::Trust,
 }
 
 pub fn build(name: &str, v: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> {
@@ -68,6 +75,7 @@ pub fn build(name: &str, v: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> 
     let template = PromptTemplate::new(name, &s.instructions, s.max_chars.unwrap_or(20_000))?;
     let output = OutputType::parse(s.output.as_deref().unwrap_or("yes_no"))
         .map_err(|e| JudgeConfigError::invalid(name, e))?;
+    let trust = super::trust::Trust::new(name, &s)?;
     let model = ModelHandle::new(
         name,
         &ClientSettings {
@@ -89,6 +97,7 @@ pub fn build(name: &str, v: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> 
         model,
         temperature: s.temperature.unwrap_or(0.0),
         max_tokens: s.max_tokens,
+        trust,
     }))
 }
 
@@ -106,7 +115,7 @@ impl LlmJudge {
         Ok(response.text)
     }
 
-    fn feedback(
+    pub(super) fn feedback(
         &self,
         value: Value,
         rationale: Option<String>,
@@ -163,9 +172,27 @@ impl Judge for LlmJudge {
             ..ModelUsage::default()
         };
         let prompt = match self.template.render(&self.name, input.trace) {
-            Ok(p) => p,
+            Ok(p) => self.trust.extend(p, input.trace),
             Err(e) => return vec![self.feedback(Value::Null, None, Some(e.to_string()), usage)],
         };
+        if self.trust.samples > 1 {
+            return vec![self.trust.sampled(self, &prompt, usage)];
+        }
+        let (value, rationale, error) = self.answer(&prompt, &mut usage);
+        vec![self.feedback(value, rationale, error, usage)]
+    }
+}
+
+impl LlmJudge {
+    /// One answer to `prompt` (with one retry for an unusable answer): the value and
+    /// rationale, or the error.
+    pub(super) fn answer(
+        &self,
+        prompt: &super::prompt::JudgePrompt,
+        usage: &mut ModelUsage,
+    ) -> (Value, Option<String>, Option<String>) {
+        let prompt = prompt.clone();
+        let usage_ref = usage;
         let schema_name: String = self
             .name
             .chars()
@@ -181,12 +208,12 @@ impl Judge for LlmJudge {
         if let Some(m) = self.max_tokens {
             request = request.with_max_tokens(m);
         }
-        let first = match self.ask(&request, &mut usage) {
+        let first = match self.ask(&request, usage_ref) {
             Ok(t) => t,
-            Err(e) => return vec![self.feedback(Value::Null, None, Some(e), usage)],
+            Err(e) => return (Value::Null, None, Some(e)),
         };
         let problem = match parse_verdict(&first, &self.output) {
-            Ok(v) => return vec![self.feedback(v.result, Some(v.rationale), None, usage)],
+            Ok(v) => return (v.result, Some(v.rationale), None),
             Err(problem) => problem,
         };
         // One retry that says what was wrong with the answer.
@@ -195,17 +222,16 @@ impl Judge for LlmJudge {
             prompt.user
         );
         match self
-            .ask(&request, &mut usage)
+            .ask(&request, usage_ref)
             .map(|t| parse_verdict(&t, &self.output))
         {
-            Ok(Ok(v)) => vec![self.feedback(v.result, Some(v.rationale), None, usage)],
-            Ok(Err(again)) => vec![self.feedback(
+            Ok(Ok(v)) => (v.result, Some(v.rationale), None),
+            Ok(Err(again)) => (
                 Value::Null,
                 None,
                 Some(format!("the judge's answer was unusable twice: {again}")),
-                usage,
-            )],
-            Err(e) => vec![self.feedback(Value::Null, None, Some(e), usage)],
+            ),
+            Err(e) => (Value::Null, None, Some(e)),
         }
     }
 }

@@ -8,6 +8,8 @@ pub(crate) mod model;
 pub mod output;
 pub mod presets;
 pub mod prompt;
+mod trust;
 
 pub use output::{parse_verdict, OutputType, Verdict};
 pub use prompt::{JudgePrompt, PromptTemplate, TEMPLATE_VARIABLES};
+pub use trust::sampled_confidence;
