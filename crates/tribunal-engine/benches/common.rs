@@ -91,7 +91,11 @@ fn prose(seed: usize, len: usize) -> String {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         out.push_str(WORDS[(x >> 33) % WORDS.len()]);
-        out.push(if (x >> 20).is_multiple_of(13) { '.' } else { ' ' });
+        out.push(if (x >> 20).is_multiple_of(13) {
+            '.'
+        } else {
+            ' '
+        });
     }
     out
 }
