@@ -64,10 +64,7 @@ violation contains v if {
 # word of the tool's name (or a synonym in cfg.alignment.synonyms) is in the user's
 # messages, and no identifier it passes came from the user or the operator. The severity is
 # cfg.alignment.tools[name] when set ("off" turns the rule off for that tool), else
-# cfg.alignment.severity. A browsing agent clicks, scrolls and navigates because of the page
-# it just read, which is untrusted by nature: those browser actions are off by default (the
-# values they carry are still checked by c3.untrusted_argument), while `type` and `goto` keep
-# the rule.
+# cfg.alignment.severity.
 alignment_severity(name) := s if {
 	s := cfg.alignment.tools[name]
 	is_string(s)
