@@ -166,7 +166,7 @@ fn import_info(info: &Map<String, Value>, trace: &mut Trace) -> Result<(), Impor
 }
 
 /// One assessment; `None` for one marked `valid: false` (superseded by a later one).
-fn import_assessment(v: &Value) -> Result<Option<Assessment>, ImportError> {
+pub fn import_assessment(v: &Value) -> Result<Option<Assessment>, ImportError> {
     let o = as_object(v, "")?;
     if o.get("valid") == Some(&Value::Bool(false)) {
         return Ok(None);

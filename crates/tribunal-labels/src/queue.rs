@@ -68,8 +68,31 @@ struct Person {
     served: u64,
     gold_served: u64,
     gold_done: HashSet<String>,
+    /// Every item (gold or not) this person was ever given: an item given again after its
+    /// lock timed out counts once.
+    given: HashSet<String>,
     /// The item or gold item this person holds, and until when.
     holding: Option<(String, bool, i64)>,
+}
+
+impl Person {
+    /// `item` is given to this person until `until_ms`.
+    fn give(&mut self, item: &str, gold: bool, until_ms: i64) {
+        if self.given.insert(item.to_owned()) {
+            self.served += 1;
+            if gold {
+                self.gold_served += 1;
+            }
+        }
+        self.holding = Some((item.to_owned(), gold, until_ms));
+    }
+
+    /// This person is done with `item` (labelled or skipped it).
+    fn release(&mut self, item: &str) {
+        if self.holding.as_ref().is_some_and(|(i, _, _)| i == item) {
+            self.holding = None;
+        }
+    }
 }
 
 /// One queue's state.
@@ -151,9 +174,7 @@ impl Queue {
                 .cloned()
             {
                 let person_state = self.people.get_mut(person).expect("made above");
-                person_state.served += 1;
-                person_state.gold_served += 1;
-                person_state.holding = Some((g.clone(), true, until_ms));
+                person_state.give(&g, true, until_ms);
                 return Ok(Next::Item {
                     item: g,
                     gold: true,
@@ -185,8 +206,7 @@ impl Queue {
             }
             s.locks.insert(person.to_owned(), until_ms);
             let person_state = self.people.get_mut(person).expect("made above");
-            person_state.served += 1;
-            person_state.holding = Some((id.clone(), false, until_ms));
+            person_state.give(id, false, until_ms);
             return Ok(Next::Item {
                 item: id.clone(),
                 gold: false,
@@ -311,7 +331,7 @@ impl Queue {
         (!answered.is_empty()).then(|| (answered.iter().filter(|c| **c).count(), answered.len()))
     }
 
-    /// How many items `person` was given and how many of those were gold.
+    /// How many distinct items `person` was given and how many of those were gold.
     pub fn served(&self, person: &str) -> (u64, u64) {
         self.people
             .get(person)
@@ -347,9 +367,35 @@ impl Queue {
         Ok(())
     }
 
+    /// Puts back an item given to `person` until `until_ms` (when a queue is read again
+    /// from the store, or brought up to date with what other servers did).
+    pub fn restore_lock(&mut self, person: &str, item: &str, gold: bool, until_ms: i64) {
+        let done = self.items.get(item).is_some_and(|s| {
+            s.final_label.is_some()
+                || s.skipped.contains(person)
+                || s.labels.iter().any(|(who, _)| who == person)
+        });
+        if !gold && done {
+            return;
+        }
+        if let Some(s) = self.items.get_mut(item) {
+            s.locks.insert(person.to_owned(), until_ms);
+        } else if !gold {
+            return;
+        }
+        self.people
+            .entry(person.to_owned())
+            .or_default()
+            .give(item, gold, until_ms);
+    }
+
     /// Puts back a label recorded earlier (when a queue is read again from the store).
     pub fn restore_label(&mut self, person: &str, item: &str, value: Value) {
+        if let Some(p) = self.people.get_mut(person) {
+            p.release(item);
+        }
         if let Some(s) = self.items.get_mut(item) {
+            s.locks.remove(person);
             if !s.labels.iter().any(|(who, _)| who == person) {
                 s.labels.push((person.to_owned(), value));
             }
@@ -366,7 +412,11 @@ impl Queue {
 
     /// Puts back a skip recorded earlier.
     pub fn restore_skip(&mut self, person: &str, item: &str) {
+        if let Some(p) = self.people.get_mut(person) {
+            p.release(item);
+        }
         if let Some(s) = self.items.get_mut(item) {
+            s.locks.remove(person);
             s.skipped.insert(person.to_owned());
         }
     }
@@ -375,6 +425,7 @@ impl Queue {
     pub fn restore_final(&mut self, item: &str, value: Value, by: &str) {
         if let Some(s) = self.items.get_mut(item) {
             s.final_label = Some((value, by.to_owned()));
+            s.locks.clear();
         }
     }
 

@@ -11,11 +11,14 @@ use serde_json::Value;
 pub enum Kind {
     /// Passes or fails: `true` / `false`.
     PassFail,
-    /// One of the options, or (with `multiple`) any non-empty set of them.
+    /// One of the options, or (with `multiple`) any non-empty set of them. With `ordered`,
+    /// the options are a scale in the order given (agreement is then weighted by distance).
     Categorical {
         options: Vec<String>,
         #[serde(default)]
         multiple: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ordered: bool,
     },
     /// A number within a range (inclusive).
     Numeric { min: f64, max: f64 },
@@ -69,7 +72,14 @@ impl Schema {
             return err("name", "letters, digits, _ or -, not empty");
         }
         match &self.kind {
-            Kind::Categorical { options, .. } => {
+            Kind::Categorical {
+                options,
+                multiple,
+                ordered,
+            } => {
+                if *multiple && *ordered {
+                    return err("ordered", "a scale takes one option, not several");
+                }
                 if options.len() < 2 {
                     return err("options", "at least two options");
                 }
@@ -107,6 +117,7 @@ impl Schema {
                 Kind::Categorical {
                     options,
                     multiple: false,
+                    ..
                 },
                 Value::String(s),
             ) => {
@@ -123,6 +134,7 @@ impl Schema {
                 Kind::Categorical {
                     options,
                     multiple: true,
+                    ..
                 },
                 Value::Array(list),
             ) => {

@@ -405,7 +405,10 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route("/api/v1/queues/{id}/labels", get(labels::labels))
         .route("/api/v1/queues/{id}/review", get(labels::review))
         .route("/api/v1/queues/{id}/agreement", get(labels::agreement))
-        .route("/api/v1/queues/{id}/export", get(labels::export))
+        .route("/api/v1/queues/{id}", get(labels::get_queue))
+        .route("/api/v1/queues/{id}/export", get(labels::transfer::export))
+        .route("/api/v1/queues/{id}/import", post(labels::transfer::import))
+        .route("/api/v1/queues/{id}/items/{item}", get(labels::item))
         .route(
             "/api/v1/queues/{id}/items/{item}/label",
             post(labels::label),

@@ -353,7 +353,7 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
     assert_eq!(r.status(), 403);
 
     // Read back from the store: the same labels and the final one.
-    s.state.label_queues.0.lock().unwrap().clear();
+    s.state.label_queues.clear();
     let (_, again) = call(&s, &reviewer, "GET", "/api/v1/queues/q1/labels", None).await;
     let again = again["items"].as_array().unwrap();
     let sorted = |v: &Value| {

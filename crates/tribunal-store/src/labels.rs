@@ -1,7 +1,13 @@
-//! Human labels: label schemas, labeling queues and what people did in them (labels, skips,
-//! final labels), kept as an append-only record from which a queue's state is read again.
+//! Human labels: label schemas, labeling queues and what people did in them (items given,
+//! labels, skips, final labels), kept as a record from which a queue's state is read again.
 //! A person labels an item of a queue once and skips it once (the primary keys say so, for
 //! every server on the database).
+//!
+//! Every change to a queue is made in a [`QueueChange`]: a transaction that first raises the
+//! queue's `version`, which locks the queue's row (PostgreSQL) or the database (SQLite) until
+//! it ends, and stamps what it writes with that version. Changes to one queue therefore
+//! happen one after the other whichever server makes them, and a server brings its copy of a
+//! queue up to date by reading what was written since the version it last saw.
 
 use crate::{Store, StoreError};
 use sqlx::Row;
@@ -20,6 +26,7 @@ pub(crate) const SCHEMA: &[&str] = &[
         body TEXT NOT NULL,
         created_at TEXT NOT NULL,
         created_by TEXT NOT NULL,
+        version BIGINT NOT NULL DEFAULT 0,
         PRIMARY KEY (project, id)
     )",
     "CREATE TABLE IF NOT EXISTS label_events (
@@ -32,11 +39,14 @@ pub(crate) const SCHEMA: &[&str] = &[
         comment TEXT,
         at TEXT NOT NULL,
         at_ms BIGINT NOT NULL,
+        version BIGINT NOT NULL DEFAULT 0,
         PRIMARY KEY (project, queue_id, item, person, kind)
     )",
 ];
 
-/// One thing a person did in a queue: `label`, `skip` or `final`.
+/// One thing a person did in a queue: `lock` (was given the item; `value` says until when,
+/// and whether it is a gold item; given again, the row is replaced), `label`, `skip` or
+/// `final`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LabelEvent {
     pub queue_id: String,
@@ -48,6 +58,83 @@ pub struct LabelEvent {
     pub comment: Option<String>,
     pub at: String,
     pub at_ms: i64,
+    /// The version of the queue that wrote it.
+    pub version: i64,
+}
+
+const EVENT_SELECT: &str = "SELECT queue_id, item, person, kind, value, comment, at, at_ms, version
+    FROM label_events WHERE project = $1 AND queue_id = $2 AND version > $3
+    ORDER BY version, at_ms, item, person";
+
+fn event_from_row(r: &sqlx::any::AnyRow) -> Result<LabelEvent, StoreError> {
+    Ok(LabelEvent {
+        queue_id: r.try_get("queue_id")?,
+        item: r.try_get("item")?,
+        person: r.try_get("person")?,
+        kind: r.try_get("kind")?,
+        value: r.try_get("value")?,
+        comment: r.try_get("comment")?,
+        at: r.try_get("at")?,
+        at_ms: r.try_get("at_ms")?,
+        version: r.try_get("version")?,
+    })
+}
+
+/// A change to one queue under way (see the module's comment). Dropped without
+/// [`QueueChange::commit`], nothing of it is kept.
+pub struct QueueChange {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    project: String,
+    queue_id: String,
+    /// The version this change writes.
+    pub version: i64,
+}
+
+impl QueueChange {
+    /// What was written to the queue after `version` (by any server), in order.
+    pub async fn events_since(&mut self, version: i64) -> Result<Vec<LabelEvent>, StoreError> {
+        let rows = sqlx::query(EVENT_SELECT)
+            .bind(&self.project)
+            .bind(&self.queue_id)
+            .bind(version)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// Writes what a person did, stamped with this change's version; `false` when they did
+    /// that to the item already (a `lock` replaces the earlier one instead).
+    pub async fn record(&mut self, e: &LabelEvent) -> Result<bool, StoreError> {
+        let on_conflict = if e.kind == "lock" {
+            "DO UPDATE SET value = excluded.value, at = excluded.at, at_ms = excluded.at_ms,
+             version = excluded.version"
+        } else {
+            "DO NOTHING"
+        };
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO label_events (project, queue_id, item, person, kind, value, comment, at, at_ms, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (project, queue_id, item, person, kind) {on_conflict}"
+        )))
+        .bind(&self.project)
+        .bind(&self.queue_id)
+        .bind(&e.item)
+        .bind(&e.person)
+        .bind(&e.kind)
+        .bind(e.value.clone())
+        .bind(e.comment.clone())
+        .bind(&e.at)
+        .bind(e.at_ms)
+        .bind(self.version)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
 }
 
 impl Store {
@@ -120,29 +207,46 @@ impl Store {
             .collect()
     }
 
-    /// Records what a person did; `false` when they did that to the item already.
-    pub async fn insert_label_event(
+    /// Starts a change to a queue; `None` when the project has no such queue.
+    pub async fn begin_queue_change(
         &self,
         project: &str,
-        e: &LabelEvent,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO label_events (project, queue_id, item, person, kind, value, comment, at, at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (project, queue_id, item, person, kind) DO NOTHING",
+        queue_id: &str,
+    ) -> Result<Option<QueueChange>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE label_queues SET version = version + 1 WHERE project = $1 AND id = $2
+             RETURNING version",
         )
         .bind(project)
-        .bind(&e.queue_id)
-        .bind(&e.item)
-        .bind(&e.person)
-        .bind(&e.kind)
-        .bind(e.value.clone())
-        .bind(e.comment.clone())
-        .bind(&e.at)
-        .bind(e.at_ms)
-        .execute(&self.pool)
+        .bind(queue_id)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(QueueChange {
+            tx,
+            project: project.to_owned(),
+            queue_id: queue_id.to_owned(),
+            version: row.try_get("version")?,
+        }))
+    }
+
+    /// What was written to a queue after `version`, in the order it was written.
+    pub async fn label_events_since(
+        &self,
+        project: &str,
+        queue_id: &str,
+        version: i64,
+    ) -> Result<Vec<LabelEvent>, StoreError> {
+        let rows = sqlx::query(EVENT_SELECT)
+            .bind(project)
+            .bind(queue_id)
+            .bind(version)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
     }
 
     /// Everything people did in a queue, in order.
@@ -151,27 +255,6 @@ impl Store {
         project: &str,
         queue_id: &str,
     ) -> Result<Vec<LabelEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT queue_id, item, person, kind, value, comment, at, at_ms FROM label_events
-             WHERE project = $1 AND queue_id = $2 ORDER BY at_ms, item, person",
-        )
-        .bind(project)
-        .bind(queue_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LabelEvent {
-                    queue_id: r.try_get("queue_id")?,
-                    item: r.try_get("item")?,
-                    person: r.try_get("person")?,
-                    kind: r.try_get("kind")?,
-                    value: r.try_get("value")?,
-                    comment: r.try_get("comment")?,
-                    at: r.try_get("at")?,
-                    at_ms: r.try_get("at_ms")?,
-                })
-            })
-            .collect()
+        self.label_events_since(project, queue_id, -1).await
     }
 }

@@ -21,7 +21,7 @@ mod span_events;
 pub mod testing;
 
 pub use judges::{Appended, JudgeVersionRow, NewJudgeVersion};
-pub use labels::LabelEvent;
+pub use labels::{LabelEvent, QueueChange};
 pub use llm_cache::StoreCache;
 pub use monitors::{
     AlertRow, ClaimContext, Claimed, DeliveryRow, MonitorResultRow, MonitorRow, ResultBucket,
@@ -148,10 +148,20 @@ const SCHEMA: &[&str] = &[
 
 /// Columns a store made by an earlier version lacks: a query that fails without the
 /// column, and the statement that adds it.
-const ADDED_COLUMNS: &[(&str, &str)] = &[(
-    "SELECT config FROM runs WHERE 1 = 0",
-    "ALTER TABLE runs ADD COLUMN config TEXT NOT NULL DEFAULT ''",
-)];
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    (
+        "SELECT config FROM runs WHERE 1 = 0",
+        "ALTER TABLE runs ADD COLUMN config TEXT NOT NULL DEFAULT ''",
+    ),
+    (
+        "SELECT version FROM label_queues WHERE 1 = 0",
+        "ALTER TABLE label_queues ADD COLUMN version BIGINT NOT NULL DEFAULT 0",
+    ),
+    (
+        "SELECT version FROM label_events WHERE 1 = 0",
+        "ALTER TABLE label_events ADD COLUMN version BIGINT NOT NULL DEFAULT 0",
+    ),
+];
 
 /// A connection pool to the store.
 #[derive(Debug, Clone)]

@@ -1,0 +1,511 @@
+//! What a queue's items are and where they come from. An item is a stored trace, one span
+//! of a trace, a trace of an eval run, or a pair of outputs to compare (two traces, or two
+//! texts with the prompt they answer). A queue is filled from a list (given in the request,
+//! or read from a file by the page or the command line), from a trace filter, from an eval
+//! run, or from a judge's low-confidence results. When the queue's schema is tied to a
+//! judge, each item keeps the judge's value as it was when the queue was filled, so people
+//! can be measured against the judge and routed to review when they disagree with it.
+
+use crate::error::ApiError;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tribunal_store::{Store, TraceFilter};
+
+/// One item of a queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<String>,
+    /// The eval run whose result for `trace` is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<Pair>,
+    /// The tied judge's value when the queue was filled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_value: Option<Value>,
+}
+
+/// Two outputs to compare: `a` and `b` are each a trace (`{"trace": id}`) or a text
+/// (`{"text": …}`), answering `prompt` when given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pair {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    pub a: Side,
+    pub b: Side,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Side {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+fn id_ok(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 512 && !id.chars().any(char::is_control)
+}
+
+fn side(v: &Value, at: &str) -> Result<Side, String> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| format!("{at}: expected {{\"trace\": id}} or {{\"text\": …}}"))?;
+    if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "trace" | "text")) {
+        return Err(format!("{at}.{k}: unknown member; expected trace or text"));
+    }
+    let text = |k: &str| -> Result<Option<String>, String> {
+        match obj.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(format!("{at}.{k}: expected a string")),
+        }
+    };
+    let s = Side {
+        trace: text("trace")?,
+        text: text("text")?,
+    };
+    match (&s.trace, &s.text) {
+        (Some(t), None) if id_ok(t) => Ok(s),
+        (None, Some(_)) => Ok(s),
+        _ => Err(format!(
+            "{at}: expected exactly one of trace (an id) or text"
+        )),
+    }
+}
+
+/// Reads one item as given: a trace id, or an object with `trace` (and `span` or `run`), or
+/// `pair`, and an optional `id`. `at` names it in errors (`items[3]`).
+pub fn read_item(v: &Value, at: &str) -> Result<Item, String> {
+    if let Value::String(t) = v {
+        if !id_ok(t) {
+            return Err(format!("{at}: a trace id of 1 to 512 characters"));
+        }
+        return Ok(Item {
+            id: t.clone(),
+            trace: Some(t.clone()),
+            span: None,
+            run: None,
+            pair: None,
+            judge_value: None,
+        });
+    }
+    let obj = v.as_object().ok_or_else(|| {
+        format!("{at}: expected a trace id or an object with trace, span, run or pair")
+    })?;
+    if let Some(k) = obj.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "id" | "trace" | "span" | "run" | "pair" | "judge_value"
+        )
+    }) {
+        return Err(format!(
+            "{at}.{k}: unknown member; expected id, trace, span, run or pair"
+        ));
+    }
+    let text = |k: &str| -> Result<Option<String>, String> {
+        match obj.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if id_ok(s) => Ok(Some(s.clone())),
+            Some(_) => Err(format!("{at}.{k}: expected an id of 1 to 512 characters")),
+        }
+    };
+    let (trace, span, run) = (text("trace")?, text("span")?, text("run")?);
+    let pair = match obj.get("pair") {
+        None | Some(Value::Null) => None,
+        Some(p) => {
+            let o = p
+                .as_object()
+                .ok_or_else(|| format!("{at}.pair: expected {{prompt?, a, b}}"))?;
+            if let Some(k) = o
+                .keys()
+                .find(|k| !matches!(k.as_str(), "prompt" | "a" | "b"))
+            {
+                return Err(format!(
+                    "{at}.pair.{k}: unknown member; expected prompt, a or b"
+                ));
+            }
+            let prompt = match o.get("prompt") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(_) => return Err(format!("{at}.pair.prompt: expected a string")),
+            };
+            let a = side(o.get("a").unwrap_or(&Value::Null), &format!("{at}.pair.a"))?;
+            let b = side(o.get("b").unwrap_or(&Value::Null), &format!("{at}.pair.b"))?;
+            Some(Pair { prompt, a, b })
+        }
+    };
+    if pair.is_some() == trace.is_some() {
+        return Err(format!("{at}: expected either trace or pair"));
+    }
+    if span.is_some() && run.is_some() {
+        return Err(format!("{at}: a span item cannot also name a run"));
+    }
+    let id = match (text("id")?, &pair) {
+        (Some(id), _) => id,
+        (None, Some(p)) => {
+            let canon = serde_json::to_string(p).unwrap_or_default();
+            let h = Sha256::digest(canon.as_bytes());
+            format!("pair-{}", crate::audit::hex(&h[..8]))
+        }
+        (None, None) => match (&trace, &span) {
+            (Some(t), Some(s)) => format!("{t}/{s}"),
+            (Some(t), None) => t.clone(),
+            _ => unreachable!("trace is set when pair is not"),
+        },
+    };
+    Ok(Item {
+        id,
+        trace,
+        span,
+        run,
+        pair,
+        judge_value: obj.get("judge_value").cloned(),
+    })
+}
+
+/// Reads the items of a request, refusing duplicate ids.
+pub fn read_items(values: &[Value]) -> Result<Vec<Item>, ApiError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(values.len());
+    for (i, v) in values.iter().enumerate() {
+        let item = read_item(v, &format!("items[{i}]")).map_err(ApiError::request)?;
+        if !seen.insert(item.id.clone()) {
+            return Err(ApiError::request(format!(
+                "items[{i}]: the id {:?} is in the list twice",
+                item.id
+            )));
+        }
+        out.push(item);
+    }
+    Ok(out)
+}
+
+/// Where to take a queue's items from.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Source {
+    /// Stored traces that match a filter, newest first.
+    Filter(FilterSpec),
+    /// The traces of an eval run (by id or a unique prefix).
+    Run(String),
+    /// Traces where a sampled judge's confidence was below a threshold.
+    LowConfidence(LowConfidence),
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSpec {
+    pub source: Option<String>,
+    pub decision: Option<String>,
+    pub rule: Option<String>,
+    pub text: Option<String>,
+    pub since: Option<String>,
+    #[serde(default = "hundred")]
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LowConfidence {
+    pub judge: String,
+    pub below: f64,
+    /// Look in this eval run's results rather than the stored traces.
+    #[serde(default)]
+    pub run: Option<String>,
+    #[serde(default = "hundred")]
+    pub limit: i64,
+}
+
+fn hundred() -> i64 {
+    100
+}
+
+/// The most traces one fill looks at.
+const SCAN: i64 = 10_000;
+
+/// The confidence `judge`'s feedback in a stored result states: the share of its sampled
+/// answers that agreed (`None` when it was not sampled). An answer not trusted (`value`
+/// null, error naming the threshold) counts with the confidence it states.
+fn confidence(result: &Value, judge: &str) -> Option<f64> {
+    let f = judge_feedback(result, judge)?;
+    let text = [f.get("rationale"), f.get("error")]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    tribunal_judges::llm::sampled_confidence(&text)
+}
+
+fn judge_feedback<'a>(result: &'a Value, judge: &str) -> Option<&'a Value> {
+    result["feedback"]
+        .as_array()?
+        .iter()
+        .find(|f| f["name"].as_str() == Some(judge))
+}
+
+/// The judge's value in a stored result, when it gave one.
+pub fn judge_value(result: &str, judge: &str) -> Option<Value> {
+    let v: Value = serde_json::from_str(result).ok()?;
+    judge_feedback(&v, judge)
+        .map(|f| f["value"].clone())
+        .filter(|v| !v.is_null())
+}
+
+/// Items taken from `source` (at most `SCAN` traces are looked at).
+pub async fn fill(store: &Store, project: &str, source: &Source) -> Result<Vec<Item>, ApiError> {
+    let trace_item = |id: String, run: Option<String>| Item {
+        id: id.clone(),
+        trace: Some(id),
+        span: None,
+        run,
+        pair: None,
+        judge_value: None,
+    };
+    match source {
+        Source::Filter(f) => {
+            if !(1..=SCAN).contains(&f.limit) {
+                return Err(ApiError::request(format!(
+                    "from.filter.limit: 1 to {SCAN}, found {}",
+                    f.limit
+                )));
+            }
+            let rows = store
+                .list_traces(
+                    project,
+                    &TraceFilter {
+                        source: f.source.clone(),
+                        decision: f.decision.clone(),
+                        since: f.since.clone(),
+                        rule: f.rule.clone(),
+                        text: f.text.clone(),
+                        limit: f.limit,
+                        offset: 0,
+                    },
+                )
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| trace_item(r.trace_id, None))
+                .collect())
+        }
+        Source::Run(run) => {
+            let record = store
+                .find_run(run)
+                .await
+                .map_err(|e| ApiError::not_found(format!("from.run: {e}")))?;
+            let mut seen = std::collections::HashSet::new();
+            Ok(store
+                .run_results(&record.id)
+                .await?
+                .into_iter()
+                .filter(|r| seen.insert(r.trace_id.clone()))
+                .map(|r| trace_item(r.trace_id, Some(record.id.clone())))
+                .collect())
+        }
+        Source::LowConfidence(lc) => {
+            if !(0.0..=1.0).contains(&lc.below) {
+                return Err(ApiError::request(format!(
+                    "from.low_confidence.below: a confidence in 0..1, found {}",
+                    lc.below
+                )));
+            }
+            let results: Vec<(String, Option<String>, String)> = match &lc.run {
+                Some(run) => {
+                    let record = store.find_run(run).await.map_err(|e| {
+                        ApiError::not_found(format!("from.low_confidence.run: {e}"))
+                    })?;
+                    store
+                        .run_results(&record.id)
+                        .await?
+                        .into_iter()
+                        .map(|r| (r.trace_id, Some(record.id.clone()), r.result))
+                        .collect()
+                }
+                None => store
+                    .list_traces(
+                        project,
+                        &TraceFilter {
+                            limit: SCAN,
+                            ..TraceFilter::default()
+                        },
+                    )
+                    .await?
+                    .into_iter()
+                    .filter_map(|r| Some((r.trace_id, None, r.result?)))
+                    .collect(),
+            };
+            let mut out = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for (trace, run, result) in results {
+                let Ok(v) = serde_json::from_str::<Value>(&result) else {
+                    continue;
+                };
+                if confidence(&v, &lc.judge).is_some_and(|c| c < lc.below)
+                    && seen.insert(trace.clone())
+                {
+                    out.push(trace_item(trace, run));
+                    if out.len() as i64 >= lc.limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Sets each trace item's judge value from its stored result (the eval run's, or the stored
+/// trace's), unless the item already names one.
+pub async fn attach_judge_values(
+    store: &Store,
+    project: &str,
+    judge: &str,
+    items: &mut [Item],
+) -> Result<(), ApiError> {
+    let mut runs: std::collections::HashMap<String, std::collections::HashMap<String, String>> =
+        std::collections::HashMap::new();
+    for item in items.iter_mut() {
+        if item.judge_value.is_some() {
+            continue;
+        }
+        let Some(trace) = &item.trace else { continue };
+        let result = match &item.run {
+            Some(run) => {
+                if !runs.contains_key(run) {
+                    let rows = store.run_results(run).await?;
+                    runs.insert(
+                        run.clone(),
+                        rows.into_iter().map(|r| (r.trace_id, r.result)).collect(),
+                    );
+                }
+                runs[run].get(trace).cloned()
+            }
+            None => store
+                .get_trace(project, trace)
+                .await?
+                .and_then(|r| r.result),
+        };
+        item.judge_value = result.as_deref().and_then(|r| judge_value(r, judge));
+    }
+    Ok(())
+}
+
+/// What a person is shown for an item: its trace (assembled from spans or as sent to the
+/// gate), its span, an eval run's result, or the two sides of a pair.
+pub async fn content(store: &Store, project: &str, item: &Item) -> Result<Value, ApiError> {
+    let mut out = json!({"id": item.id});
+    if let Some(trace) = &item.trace {
+        out["trace"] = stored_trace(store, project, trace).await?;
+    }
+    if let (Some(trace), Some(span)) = (&item.trace, &item.span) {
+        let spans = store.trace_spans(project, trace).await?;
+        out["span"] = spans
+            .iter()
+            .find(|s| &s.span_id == span)
+            .and_then(|s| serde_json::from_str(&s.body).ok())
+            .unwrap_or(json!({"span_id": span, "missing": true}));
+    }
+    if let (Some(trace), Some(run)) = (&item.trace, &item.run) {
+        let result = store
+            .run_results(run)
+            .await?
+            .into_iter()
+            .find(|r| &r.trace_id == trace);
+        out["run"] = match result {
+            Some(r) => json!({
+                "id": run,
+                "source": {"file": r.source_file, "line": r.source_line},
+                "decision": r.decision,
+                "result": serde_json::from_str::<Value>(&r.result).unwrap_or(Value::Null),
+            }),
+            None => json!({"id": run, "missing": true}),
+        };
+    }
+    if let Some(p) = &item.pair {
+        let mut sides = serde_json::Map::new();
+        for (name, s) in [("a", &p.a), ("b", &p.b)] {
+            let v = match (&s.trace, &s.text) {
+                (Some(t), _) => {
+                    json!({"trace_id": t, "trace": stored_trace(store, project, t).await?})
+                }
+                (None, Some(text)) => json!({"text": text}),
+                (None, None) => Value::Null,
+            };
+            sides.insert(name.to_owned(), v);
+        }
+        out["pair"] = json!({"prompt": p.prompt, "a": sides["a"], "b": sides["b"]});
+    }
+    Ok(out)
+}
+
+/// A stored trace as the trace model (`null` when the store does not have it).
+pub async fn stored_trace(store: &Store, project: &str, trace: &str) -> Result<Value, ApiError> {
+    Ok(match store.get_trace(project, trace).await? {
+        Some(row) => match row.source.as_str() {
+            "otlp" => crate::scorer::assemble(store, project, trace)
+                .await?
+                .map(|t| json!(t))
+                .unwrap_or(Value::Null),
+            _ => row
+                .body
+                .as_deref()
+                .and_then(crate::gate::stored_request)
+                .map(|(t, _)| json!(t))
+                .unwrap_or(Value::Null),
+        },
+        None => Value::Null,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_are_read_in_every_form_and_errors_name_the_member() {
+        let t = read_item(&json!("t1"), "items[0]").unwrap();
+        assert_eq!((t.id.as_str(), t.trace.as_deref()), ("t1", Some("t1")));
+        let s = read_item(&json!({"trace": "t1", "span": "s9"}), "items[1]").unwrap();
+        assert_eq!(s.id, "t1/s9");
+        let p = json!({"pair": {"prompt": "hi", "a": {"text": "x"}, "b": {"trace": "t2"}}});
+        let a = read_item(&p, "items[2]").unwrap();
+        let b = read_item(&p, "items[3]").unwrap();
+        assert!(a.id.starts_with("pair-") && a.id == b.id, "{}", a.id);
+        for (bad, says) in [
+            (json!(7), "items[0]: expected a trace id"),
+            (
+                json!({"trace": "t", "pair": {}}),
+                "items[0]: expected either",
+            ),
+            (json!({"tracee": "t"}), "items[0].tracee: unknown member"),
+            (
+                json!({"pair": {"a": {"text": "x"}, "b": {"text": "y", "trace": "t"}}}),
+                "items[0].pair.b: expected exactly one",
+            ),
+            (json!({"pair": {"a": {"text": "x"}}}), "items[0].pair.b:"),
+            (json!({"trace": ""}), "items[0].trace: expected an id"),
+        ] {
+            let e = read_item(&bad, "items[0]").unwrap_err();
+            assert!(e.starts_with(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_sampled_judges_confidence_is_read_from_its_feedback() {
+        let r = json!({"feedback": [
+            {"name": "tone", "value": "ok", "rationale": "polite (confidence 0.60: 3 of 5 sampled answers agree)"},
+            {"name": "other", "value": 1}
+        ]});
+        assert_eq!(confidence(&r, "tone"), Some(0.6));
+        assert_eq!(confidence(&r, "other"), None);
+        assert_eq!(confidence(&r, "missing"), None);
+        assert_eq!(judge_value(&r.to_string(), "other"), Some(json!(1)));
+    }
+}

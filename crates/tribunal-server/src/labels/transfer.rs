@@ -1,0 +1,404 @@
+//! Labels in and out. Out: a queue's labels as JSONL (one line per item with its labels and
+//! final label, and who decided it and how) or as MLflow assessments (HUMAN source, the
+//! schema's name as the assessment's name) to log into MLflow. In: JSONL lines in the export's
+//! form, single labels (`{item, person, value, comment?}`), MLflow assessments, or MLflow
+//! trace exports, which carry their assessments; the assessments of the schema's name from
+//! people are taken. A bad line is refused with its number and field; the others go in.
+
+use super::held::{change, final_record, read, Did, Held};
+use super::{body, how_of, Body};
+use crate::auth::{Caller, Permission};
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+/// The final label of an item and how it was decided: by a reviewer (accepted, adjudicated
+/// or corrected), or the unanimous label of everyone who labelled it once all labels are in.
+fn final_of(h: &Held, item: &str, labels: &[(String, Value)]) -> Option<Value> {
+    if let Some((v, by)) = h.queue.final_label(item) {
+        return Some(json!({"value": v, "by": by, "how": how_of(h, item, by)}));
+    }
+    (labels.len() >= h.def.overlap
+        && !labels.is_empty()
+        && !tribunal_labels::queue::disagree(labels, 0.0))
+    .then(|| {
+        json!({"value": labels[0].1, "by": labels.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), "how": "unanimous"})
+    })
+}
+
+fn lines(h: &Held, mlflow: bool) -> String {
+    let mut out = String::new();
+    let note = |item: &str, person: &str, kind: &str| {
+        h.notes
+            .get(&(item.to_owned(), person.to_owned(), kind.to_owned()))
+            .cloned()
+    };
+    for (item, labels) in h.queue.all_labels() {
+        let it = h.items.get(item);
+        let fin = final_of(h, item, labels);
+        if !mlflow {
+            let labels: Vec<Value> = labels
+                .iter()
+                .map(|(p, v)| {
+                    json!({"person": p, "value": v,
+                        "comment": note(item, p, "label").and_then(|n| n.comment)})
+                })
+                .collect();
+            let line = json!({"queue": h.def.id, "schema": h.schema.name, "item": item,
+                "trace": it.and_then(|i| i.trace.clone()), "span": it.and_then(|i| i.span.clone()),
+                "pair": it.and_then(|i| i.pair.clone()), "labels": labels, "final": fin});
+            out.push_str(&line.to_string());
+            out.push('\n');
+            continue;
+        }
+        let trace = it
+            .and_then(|i| i.trace.clone())
+            .unwrap_or_else(|| item.to_owned());
+        let span = it.and_then(|i| i.span.clone());
+        let mut push = |person: &str, kind: &str, value: &Value, meta: Value| {
+            let n = note(item, person, kind);
+            let line = json!({
+                "assessment_name": h.schema.name,
+                "trace_id": trace,
+                "span_id": span,
+                "source": {"source_type": "HUMAN", "source_id": person},
+                "create_time_ms": n.as_ref().map_or(0, |n| n.at_ms),
+                "feedback": {"value": value},
+                "rationale": n.and_then(|n| n.comment),
+                "metadata": meta,
+            });
+            out.push_str(&line.to_string());
+            out.push('\n');
+        };
+        for (person, value) in labels {
+            push(person, "label", value, json!({"queue": h.def.id}));
+        }
+        if let Some((value, by)) = h.queue.final_label(item) {
+            push(
+                by,
+                "final",
+                value,
+                json!({"queue": h.def.id, "final": how_of(h, item, by)}),
+            );
+        }
+    }
+    out
+}
+
+/// `GET /api/v1/queues/{id}/export?format=jsonl|mlflow` (reviewers).
+pub async fn export(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    q: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::Review)?;
+    let Query(eq) = q.map_err(|e| ApiError::request(format!("{e}; the parameter is format")))?;
+    let format = eq.format.unwrap_or_else(|| "jsonl".into());
+    if !matches!(format.as_str(), "jsonl" | "mlflow") {
+        return Err(ApiError::request(format!(
+            "format: expected jsonl or mlflow, found {format:?}"
+        )));
+    }
+    let text = read(&state, &caller.project, &id, |h| {
+        lines(h, format == "mlflow")
+    })
+    .await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        text,
+    )
+        .into_response())
+}
+
+/// A label read from a line: on which item, by whom, and whether it is a final label.
+#[derive(Debug, Clone, PartialEq)]
+struct Imported {
+    item: String,
+    person: String,
+    value: Value,
+    comment: Option<String>,
+    final_how: Option<String>,
+}
+
+/// The labels a line holds for `schema` (`Ok(vec![])` for a line about something else).
+fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
+    let o = v.as_object().ok_or("expected a JSON object".to_owned())?;
+    let text = |k: &str| -> Result<Option<String>, String> {
+        match o.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(format!("{k}: expected a string")),
+        }
+    };
+    // An MLflow trace export: its assessments.
+    if let Some(info) = o.get("info").filter(|i| i.is_object()) {
+        let trace = tribunal_formats::mlflow::import_trace(v, "")
+            .map_err(|e| format!("{}: expected {}", e.field, e.expected))?;
+        let trace_id = info["trace_id"]
+            .as_str()
+            .or(info["request_id"].as_str())
+            .map(str::to_owned)
+            .unwrap_or(trace.id.clone());
+        return Ok(trace
+            .assessments
+            .iter()
+            .filter(|a| a.name == schema && a.source_type == "HUMAN")
+            .map(|a| Imported {
+                item: match &a.span_id {
+                    Some(s) => format!("{trace_id}/{s}"),
+                    None => trace_id.clone(),
+                },
+                person: if a.source_id.is_empty() {
+                    "imported".to_owned()
+                } else {
+                    a.source_id.clone()
+                },
+                value: a.value.clone(),
+                comment: a.rationale.clone(),
+                final_how: None,
+            })
+            .collect());
+    }
+    // An MLflow assessment.
+    if o.contains_key("assessment_name") {
+        let a = tribunal_formats::mlflow::import_assessment(v)
+            .map_err(|e| format!("{}: expected {}", e.field, e.expected))?;
+        let Some(a) = a.filter(|a| a.name == schema && a.source_type == "HUMAN") else {
+            return Ok(vec![]);
+        };
+        let trace = text("trace_id")?.ok_or("trace_id: expected the trace's id")?;
+        let is_final = o
+            .get("metadata")
+            .and_then(|m| m.get("final"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        return Ok(vec![Imported {
+            item: match &a.span_id {
+                Some(s) => format!("{trace}/{s}"),
+                None => trace,
+            },
+            person: if a.source_id.is_empty() {
+                "imported".to_owned()
+            } else {
+                a.source_id
+            },
+            value: a.value,
+            comment: a.rationale,
+            final_how: is_final,
+        }]);
+    }
+    let item = text("item")?.ok_or("item: expected the item's id")?;
+    // A line of this server's JSONL export.
+    if let Some(list) = o.get("labels") {
+        if text("schema")?.is_some_and(|s| s != schema) {
+            return Ok(vec![]);
+        }
+        let list = list.as_array().ok_or("labels: expected a list")?;
+        let mut out = Vec::new();
+        for (i, l) in list.iter().enumerate() {
+            let person = l["person"]
+                .as_str()
+                .ok_or(format!("labels[{i}].person: expected a string"))?;
+            out.push(Imported {
+                item: item.clone(),
+                person: person.to_owned(),
+                value: l.get("value").cloned().unwrap_or(Value::Null),
+                comment: l["comment"].as_str().map(str::to_owned),
+                final_how: None,
+            });
+        }
+        if let Some(f) = o.get("final").filter(|f| !f.is_null()) {
+            let how = f["how"].as_str().unwrap_or("adjudicated");
+            if how != "unanimous" {
+                let by = f["by"]
+                    .as_str()
+                    .ok_or("final.by: expected who decided it")?;
+                out.push(Imported {
+                    item: item.clone(),
+                    person: by.to_owned(),
+                    value: f.get("value").cloned().unwrap_or(Value::Null),
+                    comment: None,
+                    final_how: Some(how.to_owned()),
+                });
+            }
+        }
+        return Ok(out);
+    }
+    // One label.
+    let person = text("person")?.ok_or("person: expected who gave the label")?;
+    Ok(vec![Imported {
+        item,
+        person,
+        value: o.get("value").cloned().ok_or("value: expected the label")?,
+        comment: text("comment")?,
+        final_how: None,
+    }])
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportBody {
+    /// JSONL text.
+    lines: String,
+}
+
+/// `POST /api/v1/queues/{id}/import` (admin): `{"lines": "<JSONL>"}`. Labels go to the
+/// queue's items as given by the people they name; a label a person already gave is kept.
+pub async fn import(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    b: Body<ImportBody>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::Admin)?;
+    let b = body(b, "{lines: JSONL text}")?;
+    let report = change(&state, &caller.project, &id, |h, _| {
+        let mut did = Vec::new();
+        let mut refused: Vec<Value> = Vec::new();
+        let (mut imported, mut kept, mut other) = (0usize, 0usize, 0usize);
+        for (n, line) in b.lines.lines().enumerate() {
+            let no = n + 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let labels = serde_json::from_str::<Value>(line)
+                .map_err(|e| format!("not JSON: {e}"))
+                .and_then(|v| read_line(&v, &h.schema.name));
+            let labels = match labels {
+                Ok(l) if l.is_empty() => {
+                    other += 1;
+                    continue;
+                }
+                Ok(l) => l,
+                Err(e) => {
+                    refused.push(json!({"line": no, "error": e}));
+                    continue;
+                }
+            };
+            for l in labels {
+                if !h.items.contains_key(&l.item) && !h.queue.is_gold(&l.item) {
+                    refused.push(json!({"line": no, "error": format!("item: {:?} is not in this queue", l.item)}));
+                    continue;
+                }
+                let value = match h.schema.value(&l.value) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        refused.push(json!({"line": no, "error": e.to_string()}));
+                        continue;
+                    }
+                };
+                if let Some(how) = &l.final_how {
+                    if h.queue.final_label(&l.item).is_some() {
+                        kept += 1;
+                        continue;
+                    }
+                    h.queue.restore_final(&l.item, value.clone(), &l.person);
+                    did.push(Did {
+                        item: l.item,
+                        person: l.person,
+                        kind: "final",
+                        value: Some(final_record(&value, how)),
+                        comment: l.comment,
+                    });
+                    imported += 1;
+                    continue;
+                }
+                if h
+                    .queue
+                    .labels_for("", &l.item, true)
+                    .iter()
+                    .any(|(p, _)| *p == l.person)
+                {
+                    kept += 1;
+                    continue;
+                }
+                h.queue.restore_label(&l.person, &l.item, value.clone());
+                did.push(Did {
+                    item: l.item,
+                    person: l.person,
+                    kind: "label",
+                    value: Some(value.to_string()),
+                    comment: l.comment,
+                });
+                imported += 1;
+            }
+        }
+        let report = json!({"imported": imported, "already_there": kept,
+            "other_lines": other, "refused": refused});
+        Ok((report, did))
+    })
+    .await?;
+    let status =
+        if report["imported"] == 0 && !report["refused"].as_array().is_some_and(Vec::is_empty) {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+    Ok((status, Json(report)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_form_gives_its_labels() {
+        let one = json!({"item": "t1", "person": "ann", "value": "yes", "comment": "fine"});
+        assert_eq!(
+            read_line(&one, "helpful").unwrap(),
+            vec![Imported {
+                item: "t1".into(),
+                person: "ann".into(),
+                value: json!("yes"),
+                comment: Some("fine".into()),
+                final_how: None
+            }]
+        );
+        let export = json!({"schema": "helpful", "item": "t2", "labels": [{"person": "a", "value": "no"}],
+            "final": {"value": "yes", "by": "rev", "how": "corrected"}});
+        let l = read_line(&export, "helpful").unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[1].final_how.as_deref(), Some("corrected"));
+        assert!(read_line(&export, "other").unwrap().is_empty());
+        let assessment = json!({"assessment_name": "helpful", "trace_id": "tr-1",
+            "source": {"source_type": "HUMAN", "source_id": "bob"}, "feedback": {"value": "no"}, "rationale": "off"});
+        let l = read_line(&assessment, "helpful").unwrap();
+        assert_eq!((l[0].item.as_str(), l[0].person.as_str()), ("tr-1", "bob"));
+        let judge = json!({"assessment_name": "helpful", "trace_id": "tr-1",
+            "source": {"source_type": "LLM_JUDGE", "source_id": "gpt"}, "feedback": {"value": "no"}});
+        assert!(read_line(&judge, "helpful").unwrap().is_empty());
+        let trace = json!({"info": {"trace_id": "tr-9", "assessments": [
+            {"assessment_name": "helpful", "source": {"source_type": "HUMAN", "source_id": "cy"}, "feedback": {"value": "yes"}},
+            {"assessment_name": "other", "source": {"source_type": "HUMAN", "source_id": "cy"}, "feedback": {"value": 1}}
+        ]}, "data": {"spans": []}});
+        let l = read_line(&trace, "helpful").unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!((l[0].item.as_str(), l[0].person.as_str()), ("tr-9", "cy"));
+        for (bad, says) in [
+            (json!([1]), "expected a JSON object"),
+            (json!({"person": "a", "value": 1}), "item:"),
+            (json!({"item": "t", "value": 1}), "person:"),
+            (json!({"item": "t", "person": "p"}), "value:"),
+            (
+                json!({"assessment_name": "helpful", "source": {"source_type": "HUMAN"}, "feedback": {"value": 1}}),
+                "trace_id:",
+            ),
+        ] {
+            let e = read_line(&bad, "helpful").unwrap_err();
+            assert!(e.starts_with(says), "{bad}: {e}");
+        }
+    }
+}
