@@ -231,13 +231,14 @@ async fn overlap_three_on(servers: &[TestServer], items: usize) {
         "each label the annotators gave was kept, once"
     );
     assert!(!w.skipped.is_empty(), "some items were skipped");
-    // Gold items came at the set rate for everyone (±1 percentage point).
+    // Gold items came at the set rate for everyone: within one percentage point, or one
+    // item for people given fewer than a hundred.
     for p in &people {
         let given = &w.given[p];
         let gold = given.iter().filter(|i| i.starts_with('g')).count();
         let rate = gold as f64 / given.len() as f64;
         assert!(
-            (rate - 0.1).abs() <= 0.01,
+            (rate - 0.1).abs() <= 0.01f64.max(1.0 / given.len() as f64),
             "{p}: {gold} gold of {}",
             given.len()
         );

@@ -62,6 +62,21 @@ pub struct LabelEvent {
     pub version: i64,
 }
 
+impl LabelEvent {
+    /// The event as the queue's state takes it in.
+    pub fn to_event(&self) -> tribunal_labels::state::Event {
+        tribunal_labels::state::Event {
+            item: self.item.clone(),
+            person: self.person.clone(),
+            kind: self.kind.clone(),
+            value: self.value.clone(),
+            comment: self.comment.clone(),
+            at_ms: self.at_ms,
+            version: self.version,
+        }
+    }
+}
+
 const EVENT_SELECT: &str = "SELECT queue_id, item, person, kind, value, comment, at, at_ms, version
     FROM label_events WHERE project = $1 AND queue_id = $2 AND version > $3
     ORDER BY version, at_ms, item, person";

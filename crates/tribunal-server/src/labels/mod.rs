@@ -2,10 +2,9 @@
 //! rules (overlap, locks, skips, gold items, blind mode) are `tribunal-labels`'s; what a
 //! queue's items are and where they come from is [`items`]; each server's copy of a queue
 //! and how it stays the same as every other server's is [`held`]; the agreement and quality
-//! figures are [`figures`]; labels in and out of other tools are [`transfer`]. A person is a
+//! figures are `tribunal_labels::figures`; labels in and out of other tools are [`transfer`]. A person is a
 //! token: one token per person.
 
-pub mod figures;
 pub mod held;
 pub mod items;
 pub mod transfer;
@@ -17,13 +16,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use held::{change, def_of, final_record, read, schema_of, Did, QueueDef};
+use held::{change, def_of, read, schema_of, Did, QueueDef};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tribunal_labels::figures;
 use tribunal_labels::queue::{Next, QueueError};
 use tribunal_labels::schema::Schema;
+use tribunal_labels::state::final_record;
 use tribunal_store::clock;
 
 pub use held::Queues;
@@ -159,7 +160,7 @@ pub async fn create_queue(
         )));
     }
     let mut list = match (&q.items, &q.from) {
-        (Some(list), None) => items::read_items(list)?,
+        (Some(list), None) => items::read_items(list).map_err(ApiError::request)?,
         (None, Some(source)) => items::fill(&state.store, &caller.project, source).await?,
         _ => {
             return Err(ApiError::request(
@@ -485,7 +486,7 @@ pub async fn labels(
                     .collect();
                 let fin = if all || !q.settings.blind {
                     q.final_label(item)
-                        .map(|(v, by)| json!({"value": v, "by": by, "how": how_of(h, item, by)}))
+                        .map(|(v, by)| json!({"value": v, "by": by, "how": h.how(item, by)}))
                 } else {
                     None
                 };
@@ -496,13 +497,6 @@ pub async fn labels(
     })
     .await??;
     Ok(Json(json!({ "items": out })))
-}
-
-fn how_of(h: &held::Held, item: &str, by: &str) -> String {
-    h.notes
-        .get(&(item.to_owned(), by.to_owned(), "final".to_owned()))
-        .and_then(|n| n.detail.clone())
-        .unwrap_or_else(|| "adjudicated".to_owned())
 }
 
 #[derive(Deserialize)]
@@ -565,7 +559,7 @@ pub async fn item(
         let fin = h
             .queue
             .final_label(&item)
-            .map(|(v, by)| json!({"value": v, "by": by, "how": how_of(h, &item, by)}));
+            .map(|(v, by)| json!({"value": v, "by": by, "how": h.how(&item, by)}));
         (it, labels, fin)
     })
     .await?;
@@ -590,9 +584,9 @@ pub struct AdjudicateBody {
 }
 
 /// `POST /api/v1/queues/{id}/items/{item}/adjudicate` (reviewers): the final label; the
-/// item never comes back. It records how it was decided: `accepted` (what people settled
-/// on), `adjudicated` (one of the labels people gave, where they disagreed) or `corrected`
-/// (a label nobody gave).
+/// item never comes back. It records how it was decided: `accepted` (the label everyone
+/// gave, e.g. where people stand against the judge), `adjudicated` (one of the labels people
+/// gave, where they disagreed) or `corrected` (a label nobody gave).
 pub async fn adjudicate(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -608,7 +602,10 @@ pub async fn adjudicate(
             .value(&b.value)
             .map_err(|e| ApiError::request(e.to_string()))?;
         let labels = h.queue.labels_for("", &item, true);
-        let how = if figures::consensus(h, &item, &labels).as_ref() == Some(&value) {
+        let unanimous = !labels.is_empty()
+            && !tribunal_labels::queue::disagree(&labels, 0.0)
+            && labels[0].1 == value;
+        let how = if unanimous {
             "accepted"
         } else if labels.iter().any(|(_, v)| *v == value) {
             "adjudicated"

@@ -5,8 +5,8 @@
 //! trace exports, which carry their assessments; the assessments of the schema's name from
 //! people are taken. A bad line is refused with its number and field; the others go in.
 
-use super::held::{change, final_record, read, Did, Held};
-use super::{body, how_of, Body};
+use super::held::{change, read, Did};
+use super::{body, Body};
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::AppState;
@@ -17,84 +17,12 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use tribunal_labels::state::final_record;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     format: Option<String>,
-}
-
-/// The final label of an item and how it was decided: by a reviewer (accepted, adjudicated
-/// or corrected), or the unanimous label of everyone who labelled it once all labels are in.
-fn final_of(h: &Held, item: &str, labels: &[(String, Value)]) -> Option<Value> {
-    if let Some((v, by)) = h.queue.final_label(item) {
-        return Some(json!({"value": v, "by": by, "how": how_of(h, item, by)}));
-    }
-    (labels.len() >= h.def.overlap
-        && !labels.is_empty()
-        && !tribunal_labels::queue::disagree(labels, 0.0))
-    .then(|| {
-        json!({"value": labels[0].1, "by": labels.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), "how": "unanimous"})
-    })
-}
-
-fn lines(h: &Held, mlflow: bool) -> String {
-    let mut out = String::new();
-    let note = |item: &str, person: &str, kind: &str| {
-        h.notes
-            .get(&(item.to_owned(), person.to_owned(), kind.to_owned()))
-            .cloned()
-    };
-    for (item, labels) in h.queue.all_labels() {
-        let it = h.items.get(item);
-        let fin = final_of(h, item, labels);
-        if !mlflow {
-            let labels: Vec<Value> = labels
-                .iter()
-                .map(|(p, v)| {
-                    json!({"person": p, "value": v,
-                        "comment": note(item, p, "label").and_then(|n| n.comment)})
-                })
-                .collect();
-            let line = json!({"queue": h.def.id, "schema": h.schema.name, "item": item,
-                "trace": it.and_then(|i| i.trace.clone()), "span": it.and_then(|i| i.span.clone()),
-                "pair": it.and_then(|i| i.pair.clone()), "labels": labels, "final": fin});
-            out.push_str(&line.to_string());
-            out.push('\n');
-            continue;
-        }
-        let trace = it
-            .and_then(|i| i.trace.clone())
-            .unwrap_or_else(|| item.to_owned());
-        let span = it.and_then(|i| i.span.clone());
-        let mut push = |person: &str, kind: &str, value: &Value, meta: Value| {
-            let n = note(item, person, kind);
-            let line = json!({
-                "assessment_name": h.schema.name,
-                "trace_id": trace,
-                "span_id": span,
-                "source": {"source_type": "HUMAN", "source_id": person},
-                "create_time_ms": n.as_ref().map_or(0, |n| n.at_ms),
-                "feedback": {"value": value},
-                "rationale": n.and_then(|n| n.comment),
-                "metadata": meta,
-            });
-            out.push_str(&line.to_string());
-            out.push('\n');
-        };
-        for (person, value) in labels {
-            push(person, "label", value, json!({"queue": h.def.id}));
-        }
-        if let Some((value, by)) = h.queue.final_label(item) {
-            push(
-                by,
-                "final",
-                value,
-                json!({"queue": h.def.id, "final": how_of(h, item, by)}),
-            );
-        }
-    }
-    out
 }
 
 /// `GET /api/v1/queues/{id}/export?format=jsonl|mlflow` (reviewers).
@@ -113,7 +41,7 @@ pub async fn export(
         )));
     }
     let text = read(&state, &caller.project, &id, |h| {
-        lines(h, format == "mlflow")
+        h.export(format == "mlflow")
     })
     .await?;
     Ok((

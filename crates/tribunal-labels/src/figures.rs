@@ -5,12 +5,12 @@
 //! against people (agreement and κ with a bootstrap 95 % interval). A figure that cannot be
 //! computed (one category, one label per item) says why instead of a number.
 
-use super::held::Held;
+use crate::agreement::{self, Label, Level, NotComputable, Weights};
+use crate::queue;
+use crate::schema::{Kind, Schema};
+use crate::state::QueueState;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use tribunal_labels::agreement::{self, Label, Level, NotComputable, Weights};
-use tribunal_labels::queue;
-use tribunal_labels::schema::{Kind, Schema};
 
 /// The level of measurement of a schema's labels.
 pub fn level(schema: &Schema) -> Option<Level> {
@@ -60,7 +60,7 @@ fn interval(r: Result<agreement::WithInterval, NotComputable>) -> Value {
 
 /// The label people settled on for an item: the reviewer's final label, else the label of a
 /// strict majority of its labels once all are in.
-pub fn consensus(held: &Held, item: &str, labels: &[(String, Value)]) -> Option<Value> {
+pub fn consensus(held: &QueueState, item: &str, labels: &[(String, Value)]) -> Option<Value> {
     if let Some((v, _)) = held.queue.final_label(item) {
         return Some(v.clone());
     }
@@ -84,7 +84,7 @@ pub fn consensus(held: &Held, item: &str, labels: &[(String, Value)]) -> Option<
 /// further apart than the queue's spread), or people settled on another label than the
 /// tied judge gave. Numbers disagree when further apart than `spread`.
 pub fn review_reason(
-    held: &Held,
+    held: &QueueState,
     item: &str,
     labels: &[(String, Value)],
     spread: f64,
@@ -119,7 +119,7 @@ fn median(v: &mut [i64]) -> Option<i64> {
 }
 
 /// Every figure of a queue.
-pub fn figures(held: &Held) -> Value {
+pub fn figures(held: &QueueState) -> Value {
     let schema = &held.schema;
     let Some(level) = level(schema) else {
         return json!({"schema": schema.name, "not_computable": "free-text labels have no agreement figures"});
@@ -327,7 +327,7 @@ pub fn figures(held: &Held) -> Value {
 
 /// The tied judge's value against the label people settled on, over the items that have
 /// both: agreement and Cohen's κ, each with a seeded bootstrap 95 % interval.
-fn judge_against_people(held: &Held) -> Value {
+fn judge_against_people(held: &QueueState) -> Value {
     let Some(judge) = held.schema.judge.clone() else {
         return json!({"not_computable": "the schema is not tied to a judge"});
     };

@@ -1,0 +1,287 @@
+//! A queue's state as people's work left it: the queue (who labels what next), its schema
+//! and items, and what went with each thing people did (comments, times, skip reasons, how a
+//! final label was decided), rebuilt from the record of events the store keeps. Taking in an
+//! event twice changes nothing, so a copy brought up to date from any point equals one read
+//! whole. Also what people settled on for each item and why an item needs a reviewer, and the
+//! labels written out as JSONL or as MLflow assessments.
+
+use crate::items::{read_items, Item};
+use crate::queue::{self, Queue, Settings};
+use crate::schema::Schema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+
+/// A queue as stored: how it was made and what it holds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct QueueDef {
+    pub id: String,
+    pub schema: String,
+    /// Items in the forms [`read_items`] takes (a bare trace id, or an item object).
+    pub items: Vec<Value>,
+    #[serde(default)]
+    pub gold: BTreeMap<String, Value>,
+    pub overlap: usize,
+    pub lock_s: u64,
+    #[serde(default)]
+    pub gold_rate: f64,
+    #[serde(default)]
+    pub blind: bool,
+    #[serde(default)]
+    pub people: Option<Vec<String>>,
+    /// Numeric labels further apart than this disagree.
+    #[serde(default)]
+    pub spread: f64,
+    /// Items where people's label differs from the tied judge's value go to review.
+    #[serde(default)]
+    pub review_against_judge: bool,
+    /// Where the items came from, as asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Value>,
+}
+
+/// What went with a thing a person did: a comment (a label's or a reviewer's note), when,
+/// and the skip's reason or how a final label was decided.
+#[derive(Debug, Clone)]
+pub struct Note {
+    pub comment: Option<String>,
+    pub at_ms: i64,
+    pub detail: Option<String>,
+}
+
+/// A final label as stored: the value and how it was decided (`accepted`, `corrected` or
+/// `adjudicated`). Older stores hold the bare value.
+pub fn final_record(value: &Value, how: &str) -> String {
+    serde_json::json!({"value": value, "how": how}).to_string()
+}
+
+fn read_final(v: Value) -> (Value, String) {
+    match v {
+        Value::Object(mut o) if o.contains_key("how") && o.contains_key("value") => {
+            let how = o
+                .get("how")
+                .and_then(Value::as_str)
+                .unwrap_or("adjudicated")
+                .to_owned();
+            (o.remove("value").unwrap_or(Value::Null), how)
+        }
+        other => (other, "adjudicated".to_owned()),
+    }
+}
+
+/// One thing a person did, as the store records it: `lock` (was given the item; `value` is
+/// `{until_ms, gold}`), `label`, `skip` (`value` is the reason) or `final`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub item: String,
+    pub person: String,
+    pub kind: String,
+    /// JSON text (locks, labels, final labels) or the reason of a skip.
+    pub value: Option<String>,
+    pub comment: Option<String>,
+    pub at_ms: i64,
+    /// The version of the queue that wrote it.
+    pub version: i64,
+}
+
+/// A queue's state.
+#[derive(Debug, Clone)]
+pub struct QueueState {
+    pub def: QueueDef,
+    pub schema: Schema,
+    pub items: HashMap<String, Item>,
+    pub queue: Queue,
+    /// When each person was last given each item, by (person, item).
+    pub given_at: HashMap<(String, String), i64>,
+    /// How long each label took from the item being given: (person, milliseconds).
+    pub took_ms: Vec<(String, i64)>,
+    /// What went with each thing a person did, by (item, person, kind).
+    pub notes: HashMap<(String, String, String), Note>,
+    /// The last version of the queue taken in.
+    pub version: i64,
+}
+
+/// What people settled on for an item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Settled {
+    pub value: Value,
+    /// Who decided it: the reviewer, or everyone who labelled it.
+    pub by: Vec<String>,
+    /// `accepted`, `adjudicated`, `corrected` (by a reviewer) or `unanimous`.
+    pub how: String,
+}
+
+impl QueueState {
+    /// An empty state of the queue `def` asks for; the error names a stored item that does
+    /// not read.
+    pub fn new(def: QueueDef, schema: Schema) -> Result<QueueState, String> {
+        let items = read_items(&def.items)?;
+        let queue = Queue::new(
+            Settings {
+                overlap: def.overlap,
+                lock_ms: (def.lock_s * 1000) as i64,
+                gold_rate: def.gold_rate,
+                blind: def.blind,
+                people: def.people.clone(),
+            },
+            items.iter().map(|i| i.id.clone()).collect(),
+            def.gold.clone(),
+        );
+        Ok(QueueState {
+            def,
+            schema,
+            items: items.into_iter().map(|i| (i.id.clone(), i)).collect(),
+            queue,
+            given_at: HashMap::new(),
+            took_ms: Vec::new(),
+            notes: HashMap::new(),
+            version: -1,
+        })
+    }
+
+    /// Brings the copy up to date with `events` (written after `self.version`, in order).
+    pub fn take_in(&mut self, events: &[Event]) {
+        for e in events {
+            let value = e
+                .value
+                .as_deref()
+                .and_then(|v| serde_json::from_str::<Value>(v).ok());
+            let q = &mut self.queue;
+            let mut detail = None;
+            match e.kind.as_str() {
+                "lock" => {
+                    let v = value.unwrap_or(Value::Null);
+                    let until = v["until_ms"].as_i64().unwrap_or(e.at_ms);
+                    q.restore_lock(&e.person, &e.item, v["gold"] == true, until);
+                    self.given_at
+                        .insert((e.person.clone(), e.item.clone()), e.at_ms);
+                }
+                "label" => {
+                    if let Some(v) = value {
+                        q.restore_label(&e.person, &e.item, v);
+                    }
+                    if let Some(at) = self.given_at.get(&(e.person.clone(), e.item.clone())) {
+                        self.took_ms.push((e.person.clone(), (e.at_ms - at).max(0)));
+                    }
+                }
+                "skip" => q.restore_skip(&e.person, &e.item),
+                "final" => {
+                    if let Some(v) = value {
+                        let (v, how) = read_final(v);
+                        q.restore_final(&e.item, v, &e.person);
+                        detail = Some(how);
+                    }
+                }
+                _ => {}
+            }
+            if e.kind == "skip" {
+                detail = e.value.clone();
+            }
+            self.notes.insert(
+                (e.item.clone(), e.person.clone(), e.kind.clone()),
+                Note {
+                    comment: e.comment.clone(),
+                    at_ms: e.at_ms,
+                    detail,
+                },
+            );
+            self.version = self.version.max(e.version);
+        }
+    }
+
+    /// How the final label `by` gave `item` was decided.
+    pub fn how(&self, item: &str, by: &str) -> String {
+        self.notes
+            .get(&(item.to_owned(), by.to_owned(), "final".to_owned()))
+            .and_then(|n| n.detail.clone())
+            .unwrap_or_else(|| "adjudicated".to_owned())
+    }
+
+    /// What people settled on for `item`: a reviewer's final label, or the unanimous label
+    /// of everyone who labelled it once all labels are in.
+    pub fn settled(&self, item: &str) -> Option<Settled> {
+        if let Some((v, by)) = self.queue.final_label(item) {
+            return Some(Settled {
+                value: v.clone(),
+                by: vec![by.clone()],
+                how: self.how(item, by),
+            });
+        }
+        let labels = self.queue.labels_for("", item, true);
+        (labels.len() >= self.def.overlap && !labels.is_empty() && !queue::disagree(&labels, 0.0))
+            .then(|| Settled {
+                value: labels[0].1.clone(),
+                by: labels.iter().map(|(p, _)| p.clone()).collect(),
+                how: "unanimous".to_owned(),
+            })
+    }
+
+    /// Every item's labels as JSON lines: per item with its labels and settled label, or
+    /// (`mlflow`) one MLflow assessment per label with a HUMAN source and the schema's name,
+    /// final labels marked in `metadata.final`.
+    pub fn export(&self, mlflow: bool) -> String {
+        let mut out = String::new();
+        let note = |item: &str, person: &str, kind: &str| {
+            self.notes
+                .get(&(item.to_owned(), person.to_owned(), kind.to_owned()))
+                .cloned()
+        };
+        for (item, labels) in self.queue.all_labels() {
+            let it = self.items.get(item);
+            if !mlflow {
+                let labels: Vec<Value> = labels
+                    .iter()
+                    .map(|(p, v)| {
+                        json!({"person": p, "value": v,
+                            "comment": note(item, p, "label").and_then(|n| n.comment)})
+                    })
+                    .collect();
+                let fin = self.settled(item).map(|s| {
+                    let by = if s.how == "unanimous" {
+                        json!(s.by)
+                    } else {
+                        json!(s.by[0])
+                    };
+                    json!({"value": s.value, "by": by, "how": s.how})
+                });
+                let line = json!({"queue": self.def.id, "schema": self.schema.name, "item": item,
+                    "trace": it.and_then(|i| i.trace.clone()), "span": it.and_then(|i| i.span.clone()),
+                    "pair": it.and_then(|i| i.pair.clone()), "labels": labels, "final": fin});
+                out.push_str(&line.to_string());
+                out.push('\n');
+                continue;
+            }
+            let trace = it
+                .and_then(|i| i.trace.clone())
+                .unwrap_or_else(|| item.to_owned());
+            let span = it.and_then(|i| i.span.clone());
+            let mut push = |person: &str, kind: &str, value: &Value, meta: Value| {
+                let n = note(item, person, kind);
+                let line = json!({
+                    "assessment_name": self.schema.name,
+                    "trace_id": trace,
+                    "span_id": span,
+                    "source": {"source_type": "HUMAN", "source_id": person},
+                    "create_time_ms": n.as_ref().map_or(0, |n| n.at_ms),
+                    "feedback": {"value": value},
+                    "rationale": n.and_then(|n| n.comment),
+                    "metadata": meta,
+                });
+                out.push_str(&line.to_string());
+                out.push('\n');
+            };
+            for (person, value) in labels {
+                push(person, "label", value, json!({"queue": self.def.id}));
+            }
+            if let Some((value, by)) = self.queue.final_label(item) {
+                push(
+                    by,
+                    "final",
+                    value,
+                    json!({"queue": self.def.id, "final": self.how(item, by)}),
+                );
+            }
+        }
+        out
+    }
+}
