@@ -68,6 +68,9 @@ enum Command {
     /// Judges stored by the server's Judge Builder, to and from tribunal.toml tables.
     #[command(subcommand)]
     Judges(commands::judges::JudgesCommand),
+    /// Labeling queues in the store: list them, export their labels.
+    #[command(subcommand)]
+    Labels(commands::labels::LabelsCommand),
     /// Judge stored traces again with a new policy version and show what would change.
     Replay(commands::serve::ReplayArgs),
     /// MCP servers behind the gate (`mcp proxy -- COMMAND`).
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
         Command::Runs(c) => commands::runs::run(cli.config.as_deref(), c),
         Command::Report(c) => commands::report::run(cli.config.as_deref(), c),
         Command::Judges(c) => commands::judges::run(cli.config.as_deref(), c),
+        Command::Labels(c) => commands::labels::run(cli.config.as_deref(), c),
         Command::Init(a) => commands::init::run(a),
         Command::Bench(c) => commands::bench::run(c),
         Command::Prefs(c) => commands::prefs::run(cli.config.as_deref(), c),

@@ -264,6 +264,40 @@ impl Store {
         rows.iter().map(event_from_row).collect()
     }
 
+    /// A queue's state rebuilt from everything people did in it; `None` when the project
+    /// has no such queue.
+    pub async fn queue_state(
+        &self,
+        project: &str,
+        queue_id: &str,
+    ) -> Result<Option<tribunal_labels::state::QueueState>, StoreError> {
+        let stored = |message: String| StoreError::Stored {
+            what: format!("queue {queue_id}"),
+            message,
+        };
+        let Some((_, body)) = self
+            .label_queues(project)
+            .await?
+            .into_iter()
+            .find(|(i, _)| i == queue_id)
+        else {
+            return Ok(None);
+        };
+        let def: tribunal_labels::state::QueueDef =
+            serde_json::from_str(&body).map_err(|e| stored(e.to_string()))?;
+        let schema = self
+            .label_schemas(project)
+            .await?
+            .into_iter()
+            .find(|(n, _)| *n == def.schema)
+            .ok_or_else(|| stored(format!("its schema {:?} is not stored", def.schema)))?;
+        let schema = serde_json::from_str(&schema.1).map_err(|e| stored(e.to_string()))?;
+        let mut state = tribunal_labels::state::QueueState::new(def, schema).map_err(stored)?;
+        let events = self.label_events(project, queue_id).await?;
+        state.take_in(&events.iter().map(LabelEvent::to_event).collect::<Vec<_>>());
+        Ok(Some(state))
+    }
+
     /// Everything people did in a queue, in order.
     pub async fn label_events(
         &self,

@@ -53,6 +53,9 @@ pub enum StoreError {
     },
     #[error("no run matches {0:?}")]
     NoSuchRun(String),
+    /// Something stored that does not read (a queue whose schema is gone, say).
+    #[error("stored {what}: {message}")]
+    Stored { what: String, message: String },
     #[error("{prefix:?} matches several runs: {matches}")]
     Ambiguous { prefix: String, matches: String },
 }

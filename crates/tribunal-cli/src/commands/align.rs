@@ -24,8 +24,10 @@ pub struct AlignArgs {
     #[arg(long, default_value = "memory")]
     pub optimizer: String,
     /// JSONL labels: {"id", "inputs", "outputs", "label", "rationale"?, "type"?, "judge"?}.
+    /// Without it, the settled labels of the store's queues whose schema is tied to the
+    /// judge (final labels after review, or unanimous ones) on their stored traces.
     #[arg(long)]
-    pub labels: PathBuf,
+    pub labels: Option<PathBuf>,
     /// Share of the labels held out to score before and after.
     #[arg(long, default_value_t = 0.3)]
     pub holdout: f64,
@@ -55,9 +57,10 @@ pub struct CalibrateArgs {
     /// Answers sampled per item; the confidence is the share that agree.
     #[arg(long, default_value_t = 5)]
     pub samples: u32,
-    /// JSONL labels (as for align); use labels the judge was not aligned on.
+    /// JSONL labels (as for align); use labels the judge was not aligned on. Without it,
+    /// the settled labels of the queues tied to the judge, as for align.
     #[arg(long)]
-    pub labels: PathBuf,
+    pub labels: Option<PathBuf>,
     #[arg(long)]
     pub db: Option<PathBuf>,
     #[arg(long, default_value = "default")]
@@ -132,6 +135,26 @@ fn label_type(name: &str, settings: &serde_json::Map<String, Value>) -> Result<L
             ),
         },
     )
+}
+
+/// The labels from `--labels FILE`, or from the store's queues tied to the judge; with a
+/// name for them in messages.
+fn labels_for(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    project: &str,
+    judge: &str,
+    file: Option<&Path>,
+) -> Result<(Vec<LabelRecord>, String)> {
+    match file {
+        Some(path) => Ok((read_labels(path)?, path.display().to_string())),
+        None => {
+            let (records, about) =
+                rt.block_on(super::labels::judge_labels(store, project, judge))?;
+            eprintln!("{judge}: labels from the store: {about}");
+            Ok((records, format!("store labels of {judge}")))
+        }
+    }
 }
 
 fn read_labels(path: &Path) -> Result<Vec<LabelRecord>> {
@@ -342,11 +365,11 @@ pub fn run_align(store_at: &str, a: AlignArgs) -> Result<u8> {
     let row = rt.block_on(latest(&store, &a.project, &a.name))?;
     let base = settings_of(&row)?;
     let ty = label_type(&a.name, &base)?;
-    let records = read_labels(&a.labels)?;
+    let (records, source) = labels_for(&rt, &store, &a.project, &a.name, a.labels.as_deref())?;
     let data = match Dataset::build(records, &a.name, &ty, Minimums::default()) {
         Ok(d) => d,
         Err(refusal) => {
-            eprintln!("{}: {refusal}", a.labels.display());
+            eprintln!("{source}: {refusal}");
             return Ok(1);
         }
     };
@@ -426,7 +449,7 @@ pub fn run_align(store_at: &str, a: AlignArgs) -> Result<u8> {
         "optimizer": out.optimizer,
         "settings": {"holdout": a.holdout, "seed": a.seed, "reflection_model": a.reflection_model},
         "labels": {
-            "file": a.labels.display().to_string(),
+            "file": source,
             "read": data.read,
             "skipped": data.skipped,
             "train": out.train_ids,
@@ -443,7 +466,7 @@ pub fn run_align(store_at: &str, a: AlignArgs) -> Result<u8> {
         "aligned with {} on {} labels of {}",
         out.optimizer,
         out.train_ids.len(),
-        a.labels.display()
+        source
     );
     match rt.block_on(store_version(
         &store, &a.project, &a.name, &settings, note, &lineage,
@@ -466,8 +489,9 @@ pub fn run_calibrate(store_at: &str, a: CalibrateArgs) -> Result<u8> {
     let row = rt.block_on(latest(&store, &a.project, &a.name))?;
     let base = settings_of(&row)?;
     let ty = label_type(&a.name, &base)?;
+    let (records, source) = labels_for(&rt, &store, &a.project, &a.name, a.labels.as_deref())?;
     let data = match Dataset::build(
-        read_labels(&a.labels)?,
+        records,
         &a.name,
         &ty,
         Minimums {
@@ -477,7 +501,7 @@ pub fn run_calibrate(store_at: &str, a: CalibrateArgs) -> Result<u8> {
     ) {
         Ok(d) => d,
         Err(refusal) => {
-            eprintln!("{}: {refusal}", a.labels.display());
+            eprintln!("{source}: {refusal}");
             return Ok(1);
         }
     };
@@ -534,7 +558,7 @@ pub fn run_calibrate(store_at: &str, a: CalibrateArgs) -> Result<u8> {
         "command": "calibrate",
         "from_version": row.version,
         "settings": {"target_agreement": a.target_agreement, "confidence": a.confidence, "samples": a.samples},
-        "labels": {"file": a.labels.display().to_string(), "read": data.read, "skipped": data.skipped, "used": items.len()},
+        "labels": {"file": source, "read": data.read, "skipped": data.skipped, "used": items.len()},
         "calibration": t,
         "usage": {"calibrating": usage},
     });

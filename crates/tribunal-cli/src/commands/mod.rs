@@ -7,6 +7,7 @@ pub mod constitution;
 pub mod eval;
 pub mod init;
 pub mod judges;
+pub mod labels;
 pub mod mcp;
 pub mod policy;
 pub mod prefs;

@@ -24,6 +24,116 @@ pub enum PrefsCommand {
     /// Export the store's preference records in a format, optionally only one source (the
     /// format a record was imported from, or `constitution`) or subset.
     Export(ExportArgs),
+    /// Preference records from a pairwise labeling queue: each pair people settled on (a
+    /// reviewer's final label, or everyone's same answer) becomes a record with the people as
+    /// its provenance; a tie is kept as a tie. Stored as source `human`.
+    FromQueue(FromQueueArgs),
+}
+
+#[derive(Args)]
+pub struct FromQueueArgs {
+    /// The queue's id (its schema must be pairwise).
+    pub queue: String,
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    #[arg(long, default_value = "default")]
+    pub project: String,
+}
+
+/// The text of one side of a pair: its text, or the stored trace's last reply.
+async fn side_text(
+    store: &Store,
+    project: &str,
+    side: &tribunal_labels::items::Side,
+) -> Result<Option<String>> {
+    if let Some(t) = &side.text {
+        return Ok(Some(t.clone()));
+    }
+    let Some(trace) = &side.trace else {
+        return Ok(None);
+    };
+    Ok(super::labels::trace_text(store, project, trace)
+        .await?
+        .map(|(_, out)| match out {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        }))
+}
+
+/// The records a pairwise queue's settled labels make, and how many pairs gave none (not
+/// settled, or a side whose trace is not stored).
+async fn from_queue(
+    store: &Store,
+    project: &str,
+    queue: &str,
+) -> Result<(Vec<PreferenceRecord>, usize)> {
+    let Some(q) = store.queue_state(project, queue).await? else {
+        anyhow::bail!("no queue {queue:?} in project {project:?}");
+    };
+    if !matches!(q.schema.kind, tribunal_labels::schema::Kind::Pairwise) {
+        anyhow::bail!(
+            "queue {queue:?} labels with schema {:?}, which is not pairwise",
+            q.schema.name
+        );
+    }
+    let (mut out, mut left) = (Vec::new(), 0usize);
+    let mut ids: Vec<&String> = q.items.keys().collect();
+    ids.sort();
+    for id in ids {
+        let item = &q.items[id];
+        let (Some(pair), Some(settled)) = (&item.pair, q.settled(id)) else {
+            left += 1;
+            continue;
+        };
+        let (Some(a), Some(b)) = (
+            side_text(store, project, &pair.a).await?,
+            side_text(store, project, &pair.b).await?,
+        ) else {
+            left += 1;
+            continue;
+        };
+        let prompt = match (&pair.prompt, &pair.a.trace) {
+            (Some(p), _) => p.clone(),
+            (None, Some(t)) => super::labels::trace_text(store, project, t)
+                .await?
+                .and_then(|(i, _)| i.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            (None, None) => String::new(),
+        };
+        let b_won = settled.value == "b";
+        let tie = settled.value == "tie";
+        let (chosen, rejected) = if b_won { (b, a) } else { (a, b) };
+        out.push(PreferenceRecord {
+            prompt: tribunal_prefs::Turns::Text(prompt),
+            chosen: tribunal_prefs::Turns::Text(chosen),
+            rejected: tribunal_prefs::Turns::Text(rejected),
+            margin: None,
+            soft_label: tie.then_some(0.5),
+            tie,
+            score_chosen: None,
+            score_rejected: None,
+            prompt_id: None,
+            subset: Some(queue.to_owned()),
+            provenance: tribunal_prefs::Provenance {
+                kind: ProvenanceKind::Human,
+                annotator: Some(settled.by.join(",")),
+                version: Some(format!("{} ({})", q.schema.name, settled.how)),
+                // The page shows side a first.
+                order_shown: Some(if b_won {
+                    tribunal_prefs::record::OrderShown::RejectedFirst
+                } else {
+                    tribunal_prefs::record::OrderShown::ChosenFirst
+                }),
+                source_trace_ids: [&pair.a.trace, &pair.b.trace]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect(),
+                ..Default::default()
+            },
+        });
+    }
+    Ok((out, left))
 }
 
 #[derive(Args)]
@@ -172,6 +282,37 @@ pub fn run(config: Option<&Path>, cmd: PrefsCommand) -> Result<u8> {
                 records.len(),
                 a.output.display(),
                 a.format
+            );
+            Ok(0)
+        }
+        PrefsCommand::FromQueue(a) => {
+            let cfg = super::load_config(config)?;
+            let rt = super::runtime()?;
+            let location = super::store_location(&cfg, a.db.as_deref());
+            let (records, left, done) = rt.block_on(async {
+                let store = Store::open(&location).await?;
+                let (records, left) = from_queue(&store, &a.project, &a.queue).await?;
+                let mut rows = Vec::with_capacity(records.len());
+                for r in &records {
+                    rows.push(PreferenceRow {
+                        content_id: r.content_id(),
+                        source: "human".into(),
+                        subset: r.subset.clone(),
+                        record: serde_json::to_string(r)?,
+                    });
+                }
+                let done = store
+                    .insert_preferences(&rows, &tribunal_store::clock::now_rfc3339())
+                    .await?;
+                store.close().await;
+                anyhow::Ok((records, left, done))
+            })?;
+            eprintln!(
+                "queue {}: {} preference records ({} added, {} already stored); {left} pairs not settled or without their traces",
+                a.queue,
+                records.len(),
+                done.added,
+                done.duplicates
             );
             Ok(0)
         }

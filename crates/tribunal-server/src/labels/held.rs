@@ -67,13 +67,16 @@ pub async fn def_of(state: &AppState, project: &str, id: &str) -> Result<QueueDe
 }
 
 async fn load(state: &AppState, project: &str, id: &str) -> Result<QueueState, ApiError> {
-    let def = def_of(state, project, id).await?;
-    let schema = schema_of(state, project, &def.schema).await?;
-    let mut held = QueueState::new(def, schema)
-        .map_err(|e| ApiError::new(Code::Internal, format!("stored queue {id}: {e}")))?;
-    let events = state.store.label_events(project, id).await?;
-    held.take_in(&events.iter().map(LabelEvent::to_event).collect::<Vec<_>>());
-    Ok(held)
+    match state.store.queue_state(project, id).await {
+        Ok(Some(q)) => Ok(q),
+        Ok(None) => Err(ApiError::not_found(format!(
+            "no queue {id:?} in this project"
+        ))),
+        Err(e @ tribunal_store::StoreError::Stored { .. }) => {
+            Err(ApiError::new(Code::Internal, e.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Runs `f` on the queue's copy, brought up to date first.
