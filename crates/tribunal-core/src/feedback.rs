@@ -27,7 +27,18 @@ pub struct Feedback {
     pub usage: Option<ModelUsage>,
 }
 
+/// How the error of an answer a judge was not sure enough of begins (a sampled judge's
+/// confidence below its calibrated threshold): people should decide, not the judge.
+pub const UNTRUSTED: &str = "not trusted: ";
+
 impl Feedback {
+    /// Whether this is an answer the judge was not sure enough of (see [`UNTRUSTED`]).
+    pub fn is_untrusted(&self) -> bool {
+        self.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with(UNTRUSTED))
+    }
+
     pub fn code(judge: &str, name: impl Into<String>, value: impl Into<Value>) -> Feedback {
         Feedback {
             name: name.into(),

@@ -288,6 +288,7 @@ impl Config {
         // What a failure of the judge does is the policy judge's business.
         table.remove("optional");
         table.remove("on_error");
+        table.remove("on_untrusted");
         if !enabled {
             return Ok(None);
         }
@@ -307,7 +308,7 @@ impl Config {
         let mut out = JudgeErrors {
             default: (FailMode::parse(&self.policies.fail_mode) == Some(FailMode::Escalate))
                 .then_some(tribunal_core::Severity::Escalate),
-            by_judge: BTreeMap::new(),
+            ..JudgeErrors::default()
         };
         for (name, table) in &self.judges {
             let optional = match table.get("optional") {
@@ -349,6 +350,33 @@ impl Config {
                     .insert(name.clone(), tribunal_core::Severity::Warn);
             } else if let Some(s) = on_error {
                 out.by_judge.insert(name.clone(), s);
+            }
+            // An answer the judge was not sure enough of: people decide unless it says
+            // otherwise.
+            let on_untrusted = match table.get("on_untrusted") {
+                None => None,
+                Some(toml::Value::String(s)) => match s.as_str() {
+                    "escalate" => Some(tribunal_core::Severity::Escalate),
+                    "block" => Some(tribunal_core::Severity::Block),
+                    "warn" => Some(tribunal_core::Severity::Warn),
+                    _ => None,
+                },
+                Some(_) => None,
+            };
+            match (table.get("on_untrusted"), on_untrusted) {
+                (Some(other), None) => {
+                    return Err(tribunal_judges::JudgeConfigError::invalid(
+                        name,
+                        format!(
+                            "`on_untrusted` must be \"escalate\", \"block\" or \"warn\", found {other:?}"
+                        ),
+                    )
+                    .into())
+                }
+                (_, Some(s)) => {
+                    out.untrusted.insert(name.clone(), s);
+                }
+                _ => {}
             }
         }
         Ok(out)

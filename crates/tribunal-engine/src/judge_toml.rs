@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use tribunal_judges::JudgeSpec;
 
 /// Keys of a `[judges.NAME]` table that are not the judge's settings.
-pub const RESERVED_KEYS: &[&str] = &["kind", "enabled", "optional", "on_error"];
+pub const RESERVED_KEYS: &[&str] = &["kind", "enabled", "optional", "on_error", "on_untrusted"];
 
 /// Why a definition cannot be a `[judges.NAME]` table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -429,6 +429,16 @@ impl Queue {
         }
     }
 
+    /// Adds an item at the end of the queue; `false` when it is in the queue already.
+    pub fn add_item(&mut self, item: &str) -> bool {
+        if self.items.contains_key(item) || self.gold.contains_key(item) {
+            return false;
+        }
+        self.items.insert(item.to_owned(), ItemState::default());
+        self.order.push(item.to_owned());
+        true
+    }
+
     /// Whether `item` is one of the queue's gold items.
     pub fn is_gold(&self, item: &str) -> bool {
         self.gold.contains_key(item)

@@ -38,6 +38,10 @@ pub struct QueueDef {
     /// Where the items came from, as asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Value>,
+    /// Traces whose answer from this judge was not trusted (below its calibrated
+    /// threshold) are added to the queue as they are judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untrusted_from: Option<String>,
 }
 
 /// What went with a thing a person did: a comment (a label's or a reviewer's note), when,
@@ -70,7 +74,8 @@ fn read_final(v: Value) -> (Value, String) {
 }
 
 /// One thing a person did, as the store records it: `lock` (was given the item; `value` is
-/// `{until_ms, gold}`), `label`, `skip` (`value` is the reason) or `final`.
+/// `{until_ms, gold}`), `label`, `skip` (`value` is the reason), `final`, or `add` (an item
+/// added after the queue was made; `value` is the item).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub item: String,
@@ -165,6 +170,14 @@ impl QueueState {
                     }
                 }
                 "skip" => q.restore_skip(&e.person, &e.item),
+                "add" => {
+                    if let Some(item) = value.and_then(|v| crate::items::read_item(&v, "item").ok())
+                    {
+                        if q.add_item(&item.id) {
+                            self.items.insert(item.id.clone(), item);
+                        }
+                    }
+                }
                 "final" => {
                     if let Some(v) = value {
                         let (v, how) = read_final(v);

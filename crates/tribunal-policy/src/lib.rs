@@ -152,13 +152,17 @@ pub struct PolicyOptions {
 /// What a judge that was asked and gave no usable answer (its feedback carries `error`)
 /// does to the decision: a `tribunal.judge_error` violation, whatever the policies say.
 /// Block unless the judge is configured otherwise; an optional judge's failure is reported
-/// as a warning and leaves the decision to the rest.
+/// as a warning and leaves the decision to the rest. An answer the judge was not sure
+/// enough of (below its calibrated trust threshold) is `tribunal.judge_untrusted` instead:
+/// people decide (escalate) unless the judge says otherwise (`on_untrusted`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JudgeErrors {
     /// The severity for judges not named in `by_judge`; block when unset.
     pub default: Option<Severity>,
     /// Per judge (instance name): its severity (`Warn` for an optional judge).
     pub by_judge: std::collections::BTreeMap<String, Severity>,
+    /// Per judge: the severity of an answer it was not sure enough of; escalate when unset.
+    pub untrusted: std::collections::BTreeMap<String, Severity>,
 }
 
 impl JudgeErrors {
@@ -171,8 +175,8 @@ impl JudgeErrors {
             .unwrap_or(Severity::Block)
     }
 
-    /// The `tribunal.judge_error` violations for the failed judges among `feedback`, one
-    /// per judge (a judge may give several pieces of feedback).
+    /// The `tribunal.judge_error` (or `tribunal.judge_untrusted`) violations for the failed
+    /// judges among `feedback`, one per judge (a judge may give several pieces of feedback).
     pub fn violations(&self, feedback: &[tribunal_core::Feedback]) -> Vec<Violation> {
         let mut out: Vec<Violation> = Vec::new();
         let mut seen: Vec<&str> = Vec::new();
@@ -187,16 +191,35 @@ impl JudgeErrors {
                 continue;
             }
             seen.push(judge);
-            let severity = self.severity(judge);
+            let untrusted = f.is_untrusted();
+            let severity = if untrusted {
+                self.untrusted
+                    .get(judge)
+                    .copied()
+                    .unwrap_or(Severity::Escalate)
+            } else {
+                self.severity(judge)
+            };
             let consequence = match severity {
                 Severity::Warn => "it is optional, so the others decide",
                 Severity::Escalate => "the decision goes to a person",
                 Severity::Block => "the decision fails closed",
             };
+            let (rule, message) = if untrusted {
+                (
+                    "tribunal.judge_untrusted",
+                    format!("judge {judge} was not sure enough ({error}); {consequence}"),
+                )
+            } else {
+                (
+                    "tribunal.judge_error",
+                    format!("judge {judge} gave no usable answer ({error}); {consequence}"),
+                )
+            };
             out.push(Violation {
-                rule: "tribunal.judge_error".into(),
+                rule: rule.into(),
                 severity,
-                message: format!("judge {judge} gave no usable answer ({error}); {consequence}"),
+                message,
                 evidence: Vec::new(),
             });
         }
@@ -972,11 +995,12 @@ mod judge_error_tests {
                     JudgeErrors {
                         default: None,
                         by_judge: [("grounded".to_owned(), sev)].into(),
+                        ..JudgeErrors::default()
                     }
                 } else {
                     JudgeErrors {
                         default: Some(sev),
-                        by_judge: Default::default(),
+                        ..JudgeErrors::default()
                     }
                 };
                 let options = PolicyOptions {

@@ -337,6 +337,13 @@ pub async fn handle(
         .count() as u64;
     if judge_errors > 0 {
         state.metrics.judge_errors.fetch_add(judge_errors, Relaxed);
+        let untrusted = crate::labels::untrusted_judges(&verdict.feedback);
+        if !untrusted.is_empty() {
+            let (state, project, trace) = (state.clone(), caller.project.clone(), trace.id.clone());
+            tokio::spawn(async move {
+                crate::labels::collect_untrusted(&state, &project, &trace, &untrusted).await;
+            });
+        }
     }
     let elapsed = started.elapsed();
 

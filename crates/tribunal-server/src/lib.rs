@@ -408,6 +408,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route("/api/v1/queues/{id}", get(labels::get_queue))
         .route("/api/v1/queues/{id}/export", get(labels::transfer::export))
         .route("/api/v1/queues/{id}/import", post(labels::transfer::import))
+        .route("/api/v1/queues/{id}/items", post(labels::add_items))
         .route("/api/v1/queues/{id}/items/{item}", get(labels::item))
         .route(
             "/api/v1/queues/{id}/items/{item}/label",

@@ -78,10 +78,11 @@ async fn score_one(
         let verdict = session.decide(rt.evaluator(), Default::default()).verdict;
         let trace = session.trace();
         let doc = result_json(trace, &verdict, rt.policy_version());
-        (verdict.decision, doc)
+        let untrusted = crate::labels::untrusted_judges(&verdict.feedback);
+        (verdict.decision, doc, untrusted)
     })
     .await;
-    let (decision, doc) = match judged {
+    let (decision, doc, untrusted) = match judged {
         Ok(x) => x,
         Err(e) => {
             tracing::error!(trace = %trace_id, error = %e, "judging an ingested trace failed");
@@ -102,6 +103,9 @@ async fn score_one(
         .metrics
         .traces_scored
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if !untrusted.is_empty() {
+        crate::labels::collect_untrusted(state, project, trace_id, &untrusted).await;
+    }
     Ok(())
 }
 

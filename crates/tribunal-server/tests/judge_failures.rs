@@ -197,3 +197,104 @@ async fn the_gate_and_the_otlp_scorer_never_allow_when_a_judge_fails() {
         }
     }
 }
+
+/// A sampled judge whose answers disagree among themselves is not trusted: the gate
+/// escalates (or does what `on_untrusted` says) and the trace joins the labeling queue that
+/// collects that judge's untrusted answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_answer_goes_to_people_and_to_the_labeling_queue() {
+    let turn = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let url = serve(Router::new().route(
+        "/v1/chat/completions",
+        post(move || {
+            let n = turn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                let result = if n % 3 == 0 { "no" } else { "yes" };
+                answer(&json!({"rationale": "unsure", "result": result}).to_string())
+            }
+        }),
+    ))
+    .await;
+    for (on_untrusted, expected) in [("", "escalate"), ("on_untrusted = \"block\"\n", "block")] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("tribunal.toml"),
+            format!(
+                "[judges.safe_reply]\nkind = \"llm\"\ninstructions = \"Is the reply safe? {{{{ conversation }}}}\"\noutput = \"yes_no\"\nmodel = \"openai:/gpt-4o-mini\"\nbase_url = \"{url}\"\nmax_retries = 0\nsamples = 3\ntrust_threshold = 0.9\n{on_untrusted}"
+            ),
+        )
+        .unwrap();
+        let mut s = TestServer::start(ServerOptions {
+            projects: vec![ProjectSpec {
+                name: "default".into(),
+                config: Some(dir.path().join("tribunal.toml")),
+                ..Default::default()
+            }],
+            ..ServerOptions::default()
+        })
+        .await;
+        let agent = s.token("default", "agent").await;
+        let admin = s.token("default", "admin").await;
+        let v = call(
+            &s,
+            &admin,
+            "POST",
+            "/api/v1/label-schemas",
+            Some(json!({"name": "safe", "type": "pass_fail", "judge": "safe_reply"})),
+        )
+        .await;
+        assert_eq!(v["name"], "safe", "{v}");
+        let v = call(
+            &s,
+            &admin,
+            "POST",
+            "/api/v1/queues",
+            Some(json!({"id": "unsure", "schema": "safe", "untrusted_from": "safe_reply"})),
+        )
+        .await;
+        assert_eq!(v["items"], 0, "{v}");
+        let v = call(
+            &s,
+            &agent,
+            "POST",
+            "/api/v1/gate",
+            Some(json!({
+                "trace_id": "doubt-1",
+                "trace": [{"role": "user", "content": "hello"}],
+                "pending": {"kind": "reply", "content": "Hi! How can I help?"},
+                "wait_ms": 0,
+            })),
+        )
+        .await;
+        assert_eq!(v["decision"], expected, "{on_untrusted}: {v}");
+        assert!(
+            v["violations"]
+                .to_string()
+                .contains("tribunal.judge_untrusted"),
+            "{v}"
+        );
+        let mut got = Value::Null;
+        for _ in 0..100 {
+            got = call(&s, &admin, "GET", "/api/v1/queues/unsure", None).await;
+            if got["items"] == 1 || got["progress"]["labels_needed"] == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        assert_eq!(
+            got["progress"]["labels_needed"], 1,
+            "the untrusted trace joined the queue: {got}"
+        );
+        // Items can be added by hand too; one the queue has is not added again.
+        let v = call(
+            &s,
+            &admin,
+            "POST",
+            "/api/v1/queues/unsure/items",
+            Some(json!({"items": ["doubt-1", "other-7"]})),
+        )
+        .await;
+        assert_eq!(v["added"], 1, "{v}");
+        s.stop().await;
+    }
+}

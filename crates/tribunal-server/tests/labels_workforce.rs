@@ -145,6 +145,18 @@ async fn work_the_queue(
                     Some(json!({"value": value})),
                 )
                 .await;
+                // On a slow machine a lock can time out before the label arrives and the
+                // place go to someone else: the label is refused, never counted twice.
+                if st == 409 {
+                    assert!(
+                        v["error"]["message"]
+                            .as_str()
+                            .unwrap()
+                            .contains("does not hold"),
+                        "{v}"
+                    );
+                    continue;
+                }
                 assert_eq!(st, 201, "{item}: {v}");
                 w.labelled.push((person.clone(), item));
             }
@@ -191,7 +203,7 @@ async fn overlap_three_on(servers: &[TestServer], items: usize) {
     let gold: serde_json::Map<String, Value> =
         (0..60).map(|i| (format!("g{i}"), json!("yes"))).collect();
     let (st, v) = call(&urls[1], &admin, "POST", "/api/v1/queues",
-        Some(json!({"id": "big", "schema": "helpful", "items": list, "overlap": 3, "lock_s": 1, "gold": gold, "gold_rate": 0.1, "blind": true}))).await;
+        Some(json!({"id": "big", "schema": "helpful", "items": list, "overlap": 3, "lock_s": 2, "gold": gold, "gold_rate": 0.1, "blind": true}))).await;
     assert_eq!(st, 201, "{v}");
 
     let w = work_the_queue(urls.clone(), people.clone(), leavers.clone(), "big", 23).await;

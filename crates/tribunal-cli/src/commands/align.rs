@@ -550,7 +550,7 @@ pub fn run_calibrate(store_at: &str, a: CalibrateArgs) -> Result<u8> {
         t.threshold, t.trusted, t.items, t.coverage, t.agreement, t.p_value, t.tested
     );
     println!(
-        "answers below {} are not trusted: the judge reports them as errors, which its on_error decides (set on_error = \"escalate\" to send them to people)",
+        "answers below {} are not trusted: tribunal.judge_untrusted sends them to people (on_untrusted = \"block\" or \"warn\" to change that), and queues with untrusted_from collect them",
         t.threshold
     );
     settings.insert("trust_threshold".into(), Value::from(t.threshold));

@@ -111,7 +111,7 @@ pub fn run(config: Option<&Path>, cmd: LabelsCommand) -> Result<u8> {
                     "{}  schema {}  {} items × {overlap}  {labels} labels  {settled} settled",
                     q.def.id,
                     q.schema.name,
-                    q.def.items.len()
+                    q.items.len()
                 );
             }
             Ok(0)

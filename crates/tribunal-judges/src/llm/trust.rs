@@ -121,7 +121,8 @@ impl Trust {
                 Value::Null,
                 Some(format!("{rationale} ({note})")),
                 Some(format!(
-                    "not trusted: answer {value} has {note}, below the calibrated threshold {t}; escalate to people"
+                    "{}answer {value} has {note}, below the calibrated threshold {t}; escalate to people",
+                    tribunal_core::feedback::UNTRUSTED
                 )),
                 usage,
             ),

@@ -108,6 +108,9 @@ pub struct NewQueue {
     spread: f64,
     #[serde(default)]
     review_against_judge: bool,
+    /// Add the traces whose answer from this judge was not trusted, as they are judged.
+    #[serde(default)]
+    untrusted_from: Option<String>,
 }
 
 fn one() -> usize {
@@ -162,13 +165,14 @@ pub async fn create_queue(
     let mut list = match (&q.items, &q.from) {
         (Some(list), None) => items::read_items(list).map_err(ApiError::request)?,
         (None, Some(source)) => items::fill(&state.store, &caller.project, source).await?,
+        (None, None) if q.untrusted_from.is_some() => Vec::new(),
         _ => {
             return Err(ApiError::request(
                 "items or from: give the items, or where to take them from (not both)",
             ))
         }
     };
-    if list.is_empty() {
+    if list.is_empty() && q.untrusted_from.is_none() {
         return Err(ApiError::request(
             "items: at least one item (the source gave none)",
         ));
@@ -204,6 +208,7 @@ pub async fn create_queue(
         spread: q.spread,
         review_against_judge: q.review_against_judge,
         from: q.from.as_ref().and_then(|f| serde_json::to_value(f).ok()),
+        untrusted_from: q.untrusted_from,
     };
     let text = serde_json::to_string(&def).map_err(|e| ApiError::request(e.to_string()))?;
     if !state
@@ -250,7 +255,8 @@ fn hidden(id: &str) -> ApiError {
 fn summary(def: &QueueDef) -> Value {
     json!({"id": def.id, "schema": def.schema, "items": def.items.len(), "overlap": def.overlap,
         "blind": def.blind, "gold_rate": def.gold_rate, "lock_s": def.lock_s, "spread": def.spread,
-        "review_against_judge": def.review_against_judge, "people": def.people, "from": def.from})
+        "review_against_judge": def.review_against_judge, "people": def.people, "from": def.from,
+        "untrusted_from": def.untrusted_from})
 }
 
 /// `GET /api/v1/queues`: the queues the caller may work on (all, for reviewers and admins).
@@ -299,9 +305,10 @@ pub async fn get_queue(
             }
         }
         let mut v = summary(&h.def);
+        v["items"] = json!(h.items.len());
         v["schema_definition"] = json!(h.schema);
         v["progress"] = json!({
-            "labels": labels, "labels_needed": h.def.items.len() * overlap,
+            "labels": labels, "labels_needed": h.items.len() * overlap,
             "items_complete": complete, "final": finals, "in_review": review, "mine": mine,
         });
         if all {
@@ -643,6 +650,107 @@ pub async fn agreement(
     Ok(Json(
         read(&state, &caller.project, &id, figures::figures).await?,
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddItems {
+    items: Vec<Value>,
+}
+
+/// Adds `items` to a queue (those it has already are left as they are); answers how many
+/// were added.
+async fn add(
+    state: &AppState,
+    project: &str,
+    id: &str,
+    items: Vec<items::Item>,
+) -> Result<usize, ApiError> {
+    change(state, project, id, |h, _| {
+        let mut did = Vec::new();
+        for item in items {
+            if h.items.contains_key(&item.id) || h.queue.is_gold(&item.id) {
+                continue;
+            }
+            let pairwise = matches!(h.schema.kind, tribunal_labels::schema::Kind::Pairwise);
+            if pairwise != item.pair.is_some() {
+                return Err(ApiError::request(format!(
+                    "items: {:?} does not fit the schema {:?} (pairwise schemas label pairs, others do not)",
+                    item.id, h.schema.name
+                )));
+            }
+            did.push(Did {
+                item: item.id.clone(),
+                person: "tribunal".into(),
+                kind: "add",
+                value: Some(serde_json::to_string(&item).unwrap_or_default()),
+                comment: None,
+            });
+        }
+        Ok((did.len(), did))
+    })
+    .await
+}
+
+/// `POST /api/v1/queues/{id}/items` (admin): `{items: [...]}` in the forms a queue is made
+/// with, added at the end of the queue.
+pub async fn add_items(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    b: Body<AddItems>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::Admin)?;
+    let b = body(b, "{items: [...]}")?;
+    let list = items::read_items(&b.items).map_err(ApiError::request)?;
+    let added = add(&state, &caller.project, &id, list).await?;
+    Ok((StatusCode::OK, Json(json!({"added": added}))).into_response())
+}
+
+/// The judges among `feedback` whose answer was not trusted.
+pub fn untrusted_judges(feedback: &[tribunal_core::Feedback]) -> Vec<String> {
+    let mut out: Vec<String> = feedback
+        .iter()
+        .filter(|f| f.is_untrusted())
+        .map(|f| f.name.split('.').next().unwrap_or(&f.name).to_owned())
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Adds `trace` to every queue of the project that collects the untrusted answers of one of
+/// `judges`. A failure is logged: the decision it came with stands.
+pub async fn collect_untrusted(state: &AppState, project: &str, trace: &str, judges: &[String]) {
+    let queues = match state.store.label_queues(project).await {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::error!(error = %e, trace, "reading the labeling queues failed");
+            return;
+        }
+    };
+    for (id, body) in queues {
+        let Ok(def) = serde_json::from_str::<QueueDef>(&body) else {
+            continue;
+        };
+        if !def
+            .untrusted_from
+            .as_ref()
+            .is_some_and(|j| judges.contains(j))
+        {
+            continue;
+        }
+        let item = items::Item {
+            id: trace.to_owned(),
+            trace: Some(trace.to_owned()),
+            span: None,
+            run: None,
+            pair: None,
+            judge_value: None,
+        };
+        if let Err(e) = add(state, project, &id, vec![item]).await {
+            tracing::error!(queue = %id, trace, error = %e.message, "adding an untrusted answer to its queue failed");
+        }
+    }
 }
 
 /// The queue's definition, for routes that need it before reading the queue.
