@@ -91,7 +91,8 @@ fn people_label(db: &str) {
             ], "pending": {"kind": "reply", "content": "Anything else?"}})).await;
         }
         call(&url, &admin, "/api/v1/label-schemas", json!({"name": "refund_ok", "type": "pass_fail", "judge": "refund", "comment": true})).await;
-        let items: Vec<String> = (0..40).map(|i| format!("r{i:02}")).collect();
+        // The judge said yes to every refund when the queue was filled.
+        let items: Vec<Value> = (0..40).map(|i| json!({"trace": format!("r{i:02}"), "judge_value": true})).collect();
         call(&url, &admin, "/api/v1/queues", json!({"id": "refunds", "schema": "refund_ok", "items": items})).await;
         loop {
             let v = call(&url, &ann, "/api/v1/queues/refunds/next", json!({})).await;
@@ -100,6 +101,10 @@ fn people_label(db: &str) {
             let days = (i * 7) % 60;
             call(&url, &ann, &format!("/api/v1/queues/refunds/items/{item}/label"),
                 json!({"value": days < 30, "comment": format!("{days} days")})).await;
+        }
+        // A reviewer settles two items: the judge is right on one of them.
+        for (item, value) in [("r00", true), ("r05", false)] {
+            call(&url, &admin, &format!("/api/v1/queues/refunds/items/{item}/adjudicate"), json!({"value": value})).await;
         }
         call(&url, &admin, "/api/v1/label-schemas", json!({"name": "better", "type": "pairwise"})).await;
         call(&url, &admin, "/api/v1/queues", json!({"id": "pairs", "schema": "better", "overlap": 2, "items": [
@@ -150,7 +155,16 @@ fn labels_from_the_servers_queues_feed_align_exports_and_preferences() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 40);
+    assert_eq!(lines.len(), 42, "40 labels and 2 final labels");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(
+                |l| l["metadata"]["final"] == "corrected" || l["metadata"]["final"] == "accepted"
+            )
+            .count(),
+        2
+    );
     assert!(lines
         .iter()
         .all(|l| l["assessment_name"] == "refund_ok" && l["source"]["source_type"] == "HUMAN"));
@@ -198,6 +212,34 @@ fn labels_from_the_servers_queues_feed_align_exports_and_preferences() {
         "{said}"
     );
     assert!(said.contains("refund: stored as version 2"), "{said}");
+    // People and the judge side by side.
+    let out = tribunal(
+        dir,
+        &[
+            "judges",
+            "report",
+            "refund",
+            "--hourly-rate",
+            "60",
+            "--db",
+            &db,
+        ],
+    );
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(said.contains("people and the judge (queues refunds): 40 items; the judge answered 40, people labelled 40 (0 sent to people as untrusted)"), "{said}");
+    assert!(
+        said.contains("against 2 adjudicated labels: judge agreement 0.500 ["),
+        "{said}"
+    );
+    assert!(
+        said.contains("people agreement 1.000 [1.000, 1.000] on 2 labels"),
+        "{said}"
+    );
+    assert!(
+        said.contains("  people: median ") && said.contains(" per item at 60 an hour"),
+        "{said}"
+    );
     let out = tribunal(dir, &["judges", "align", "other", "--db", &db]);
     assert!(!out.status.success());
 

@@ -369,3 +369,72 @@ fn judge_against_people(held: &QueueState) -> Value {
         })),
     })
 }
+
+/// The two roads to a label for one judge, over the queues whose schema is tied to it: how
+/// many items the judge answered and how many people labelled (and how many the judge sent
+/// to people as untrusted), and, on the items a reviewer decided, how often each road agreed
+/// with the final label (with bootstrap 95 % intervals), and how long people took per item.
+pub fn hybrid(judge: &str, queues: &[QueueState]) -> Value {
+    let mut names = Vec::new();
+    let (mut items, mut judged, mut labelled, mut untrusted) = (0usize, 0usize, 0usize, 0usize);
+    let mut judge_vs_final: Vec<(Label, Label)> = Vec::new();
+    let mut people_vs_final: Vec<(Label, Label)> = Vec::new();
+    let mut took: Vec<i64> = Vec::new();
+    let mut adjudicated = 0usize;
+    for q in queues {
+        let collects = q.def.untrusted_from.as_deref() == Some(judge);
+        if q.schema.judge.as_deref() != Some(judge) && !collects {
+            continue;
+        }
+        names.push(q.def.id.clone());
+        took.extend(q.took_ms.iter().map(|(_, ms)| *ms));
+        for (id, item) in &q.items {
+            items += 1;
+            let labels = q.queue.labels_for("", id, true);
+            labelled += usize::from(!labels.is_empty());
+            if collects {
+                untrusted += 1;
+            }
+            let judge_value = item
+                .judge_value
+                .as_ref()
+                .and_then(|v| q.schema.value(v).ok());
+            judged += usize::from(judge_value.is_some());
+            let Some((fin, _)) = q.queue.final_label(id) else {
+                continue;
+            };
+            adjudicated += 1;
+            let fin = as_label(&q.schema, fin);
+            if let Some(j) = judge_value {
+                judge_vs_final.push((as_label(&q.schema, &j), fin.clone()));
+            }
+            for (_, v) in labels {
+                people_vs_final.push((as_label(&q.schema, &v), fin.clone()));
+            }
+        }
+    }
+    let agreement = |pairs: &[(Label, Label)]| {
+        interval(agreement::bootstrap(pairs, 1000, 11, |s| {
+            if s.is_empty() {
+                return Err(NotComputable("no item".into()));
+            }
+            Ok(s.iter().filter(|(a, b)| a == b).count() as f64 / s.len() as f64)
+        }))
+    };
+    json!({
+        "judge": judge,
+        "queues": names,
+        "items": items,
+        "judge_answered": judged,
+        "people_labelled": labelled,
+        "sent_to_people_as_untrusted": untrusted,
+        "adjudicated": {
+            "items": adjudicated,
+            "judge_items": judge_vs_final.len(),
+            "judge_agreement": agreement(&judge_vs_final),
+            "people_labels": people_vs_final.len(),
+            "people_agreement": agreement(&people_vs_final),
+        },
+        "people_time_per_item_ms": median(&mut took),
+    })
+}

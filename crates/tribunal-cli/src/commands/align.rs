@@ -70,6 +70,13 @@ pub struct CalibrateArgs {
 #[derive(Args)]
 pub struct ReportArgs {
     pub name: String,
+    /// What an hour of a person's labeling costs, to put a cost on people's labels.
+    #[arg(long)]
+    pub hourly_rate: Option<f64>,
+    /// Prices per million input and output tokens, to put a cost on the judge's answers
+    /// (from the token counts in the stored results of the queues' traces).
+    #[arg(long, num_args = 2, value_names = ["IN", "OUT"])]
+    pub price: Option<Vec<f64>>,
     #[arg(long)]
     pub db: Option<PathBuf>,
     #[arg(long, default_value = "default")]
@@ -644,7 +651,109 @@ pub fn run_report(store_at: &str, a: ReportArgs) -> Result<u8> {
             _ => {}
         }
     }
+    hybrid_report(&rt, &store, &a)?;
     Ok(0)
+}
+
+/// People and the judge side by side, from the store's queues tied to the judge.
+fn hybrid_report(rt: &tokio::runtime::Runtime, store: &Store, a: &ReportArgs) -> Result<()> {
+    let queues = rt.block_on(super::labels::queues(store, &a.project))?;
+    let h = tribunal_labels::figures::hybrid(&a.name, &queues);
+    if h["items"] == 0 {
+        println!(
+            "people and the judge: no labeling queue is tied to {}",
+            a.name
+        );
+        return Ok(());
+    }
+    let share = |v: &Value| match v["value"].as_f64() {
+        Some(x) => format!(
+            "{x:.3} [{:.3}, {:.3}]",
+            v["low"].as_f64().unwrap_or(f64::NAN),
+            v["high"].as_f64().unwrap_or(f64::NAN)
+        ),
+        None => format!(
+            "not computable ({})",
+            v["not_computable"].as_str().unwrap_or("?")
+        ),
+    };
+    let adj = &h["adjudicated"];
+    println!(
+        "people and the judge (queues {}): {} items; the judge answered {}, people labelled {} ({} sent to people as untrusted)",
+        h["queues"].as_array().map(|q| q.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default(),
+        h["items"], h["judge_answered"], h["people_labelled"], h["sent_to_people_as_untrusted"]
+    );
+    println!(
+        "  against {} adjudicated labels: judge agreement {} on {} items, people agreement {} on {} labels",
+        adj["items"],
+        share(&adj["judge_agreement"]),
+        adj["judge_items"],
+        share(&adj["people_agreement"]),
+        adj["people_labels"]
+    );
+    if let Some(ms) = h["people_time_per_item_ms"].as_i64() {
+        let cost = a
+            .hourly_rate
+            .map(|r| {
+                format!(
+                    ", {:.4} per item at {r} an hour",
+                    r * ms as f64 / 3_600_000.0
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "  people: median {:.1} s per item{cost}",
+            ms as f64 / 1000.0
+        );
+    }
+    // The judge's tokens per item, from the stored results of the queues' traces.
+    let mut per_item: Vec<(u64, u64)> = Vec::new();
+    for q in queues.iter().filter(|q| {
+        q.schema.judge.as_deref() == Some(a.name.as_str())
+            || q.def.untrusted_from.as_deref() == Some(a.name.as_str())
+    }) {
+        for item in q.items.values() {
+            let Some(trace) = &item.trace else { continue };
+            let Some(row) = rt.block_on(store.get_trace(&a.project, trace))? else {
+                continue;
+            };
+            let Some(result) = row
+                .result
+                .and_then(|r| serde_json::from_str::<Value>(&r).ok())
+            else {
+                continue;
+            };
+            if let Some(f) = tribunal_labels::items::judge_feedback(&result, &a.name) {
+                let u = &f["usage"];
+                if u.is_object() {
+                    per_item.push((
+                        u["input_tokens"].as_u64().unwrap_or(0),
+                        u["output_tokens"].as_u64().unwrap_or(0),
+                    ));
+                }
+            }
+        }
+    }
+    if !per_item.is_empty() {
+        let n = per_item.len() as f64;
+        let (i, o) = per_item
+            .iter()
+            .fold((0u64, 0u64), |(a, b), (x, y)| (a + x, b + y));
+        let cost = match a.price.as_deref() {
+            Some([pi, po]) => format!(
+                ", {:.6} per item",
+                (i as f64 * pi + o as f64 * po) / 1e6 / n
+            ),
+            _ => String::new(),
+        };
+        println!(
+            "  judge: {:.0} input and {:.0} output tokens per item over {} stored answers{cost}",
+            i as f64 / n,
+            o as f64 / n,
+            per_item.len()
+        );
+    }
+    Ok(())
 }
 
 pub fn run_rollback(store_at: &str, a: RollbackArgs) -> Result<u8> {
