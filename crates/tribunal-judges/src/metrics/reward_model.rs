@@ -3,6 +3,12 @@
 //! message. The reply is the pending reply when there is one, else the last assistant
 //! message with text; a trace with neither gets no feedback from it. The score is the model's reward (higher is preferred); policies read it
 //! as `input.scores.NAME.value`.
+//!
+//! Pairwise (`against = "expected_response"`, or another expectations key, or
+//! `"previous_reply"`): the reply is compared with a second one, the trace's expected
+//! response or the assistant's reply before it, and the value is the probability that the
+//! reply is preferred, σ(reward(reply) − reward(other)). A trace without the second reply
+//! gets no feedback from it.
 
 use crate::{error::JudgeConfigError, registry, Judge, JudgeInput};
 use serde::Deserialize;
@@ -15,10 +21,20 @@ use tribunal_prefs::{RewardModel, Turns};
 struct Settings {
     /// The model file `tribunal rm train` wrote.
     path: String,
+    /// Compare the reply with a second one: `previous_reply`, or an expectations key such
+    /// as `expected_response`.
+    #[serde(default)]
+    against: Option<String>,
 }
 
 pub fn build(name: &str, params: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> {
-    let Settings { path } = registry::params(name, params)?;
+    let Settings { path, against } = registry::params(name, params)?;
+    if against.as_deref().is_some_and(|a| a.trim().is_empty()) {
+        return Err(JudgeConfigError::invalid(
+            name,
+            "against: `previous_reply` or an expectations key such as `expected_response`",
+        ));
+    }
     if path.is_empty() {
         return Err(JudgeConfigError::invalid(
             name,
@@ -45,6 +61,7 @@ pub fn build(name: &str, params: &Value) -> Result<Box<dyn Judge>, JudgeConfigEr
         name: name.to_owned(),
         model,
         trained_on,
+        against,
     }))
 }
 
@@ -52,6 +69,33 @@ struct RewardJudge {
     name: String,
     model: RewardModel,
     trained_on: String,
+    against: Option<String>,
+}
+
+impl RewardJudge {
+    /// The second reply a pairwise judge compares with, and what it is.
+    fn other(&self, input: &JudgeInput<'_>, reply_id: &str) -> Option<(String, String)> {
+        let against = self.against.as_deref()?;
+        if against == "previous_reply" {
+            let trace = input.trace;
+            let mut replies = trace
+                .messages
+                .iter()
+                .rev()
+                .filter(|m| m.role == Role::Assistant && !m.content.trim().is_empty())
+                .filter(|m| m.id != reply_id);
+            return replies
+                .next()
+                .map(|m| (m.content.clone(), format!("the previous reply {}", m.id)));
+        }
+        let v = input.trace.expectations.as_ref()?.get(against)?;
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Null => return None,
+            other => other.to_string(),
+        };
+        Some((text, format!("expectations.{against}")))
+    }
 }
 
 impl Judge for RewardJudge {
@@ -65,6 +109,23 @@ impl Judge for RewardJudge {
         let Some(Reply { text, id, prompt }) = reply(input) else {
             return Vec::new();
         };
+        if self.against.is_some() {
+            let Some((other, what)) = self.other(input, &id) else {
+                return Vec::new();
+            };
+            let prompt = Turns::Text(prompt);
+            let (a, b) = (
+                self.model.score(&prompt, &Turns::Text(text)),
+                self.model.score(&prompt, &Turns::Text(other)),
+            );
+            let p = tribunal_prefs::model::sigmoid(a - b);
+            return vec![Feedback::code(&self.name, &self.name, p)
+                .with_rationale(format!(
+                    "the reply {id} is preferred to {what} with probability {p:.4} (rewards {a:.4} and {b:.4}; {})",
+                    self.trained_on
+                ))
+                .with_evidence(vec![id])];
+        }
         let score = self.model.score(&Turns::Text(prompt), &Turns::Text(text));
         vec![Feedback::code(&self.name, &self.name, score)
             .with_rationale(format!(
