@@ -357,6 +357,13 @@ pub async fn metrics(
 }
 
 /// The description is public: clients are generated from it before anyone has a token.
+/// `GET /api/v1/errors/{code}`: what an error code means (the `link` of every error).
+pub async fn error_code(Path(code): Path<String>) -> Result<Json<Value>, ApiError> {
+    crate::error::Code::parse(&code)
+        .map(|c| Json(c.describe()))
+        .ok_or_else(|| ApiError::not_found(format!("no error code {code:?}")))
+}
+
 pub async fn openapi() -> Json<Value> {
     Json(openapi_document())
 }
@@ -393,6 +400,7 @@ pub fn openapi_document() -> Value {
             }
         }
     }
+    crate::schemas::complete(&mut doc);
     doc
 }
 
@@ -428,9 +436,11 @@ fn describe() -> Value {
                 "description": "An error; `code` is one of x-error-codes.",
                 "content": {"application/json": {"schema": {
                     "type": "object", "required": ["error"],
-                    "properties": {"error": {"type": "object", "required": ["code", "message"],
+                    "properties": {"error": {"type": "object", "required": ["code", "message", "type", "link"],
                         "properties": {"code": {"type": "string", "enum": ERROR_CODES.iter().map(|c| c.0).collect::<Vec<_>>()},
-                                       "message": {"type": "string"}}}}}}}
+                                       "message": {"type": "string"},
+                                       "type": {"type": "string", "enum": ["invalid_request", "auth", "system", "internal"]},
+                                       "link": {"type": "string", "description": "GET it for the code's meaning"}}}}}}}
             }},
             "schemas": {"GateRequest": {
                 "type": "object",
@@ -520,6 +530,9 @@ fn describe() -> Value {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["decision"], "properties": {"decision": {"enum": ["approve", "deny"]}, "note": {"type": "string"}}}}}},
                 "responses": ok("the settled escalation", &[400, 404, 409])}},
             "/api/v1/audit/verify": {"get": {"summary": "Verify the decision log's hash chain (role: admin)", "responses": ok("report", &[])}},
+            "/": {"get": {"summary": "The web UI's page (no token needed; the page signs in with one)", "security": [], "responses": {"200": {"description": "the page"}}}},
+            "/ui/{file}": {"get": {"summary": "The web UI's script and style sheet (no token needed)", "security": [], "parameters": [id_param("file")], "responses": {"200": {"description": "the file"}, "404": err.clone()}}},
+            "/api/v1/errors/{code}": {"get": {"summary": "What an error code means: the link of every error answer (no token needed)", "security": [], "parameters": [id_param("code")], "responses": {"200": {"description": "the code, its status, type and meaning"}, "404": err.clone()}}},
             "/api/v1/openapi.json": {"get": {"summary": "This document (no token needed)", "security": [], "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}}}
         }
     });

