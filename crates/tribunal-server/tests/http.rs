@@ -2002,7 +2002,7 @@ async fn real_answers_validate_against_their_openapi_schemas() {
     .await;
     assert_eq!(v["decision"], "block");
     let _ = wait_scored(&s, &admin, tid).await;
-    wait_stored(&s, &admin, &v["trace_id"].as_str().unwrap().to_owned()).await;
+    wait_stored(&s, &admin, v["trace_id"].as_str().unwrap()).await;
     let gate_trace = {
         let (_, v) = gate(&s, &agent, benign()).await;
         let id = v["trace_id"].as_str().unwrap().to_owned();
@@ -2119,7 +2119,16 @@ async fn real_answers_validate_against_their_openapi_schemas() {
 
     // Errors, wherever they come from, in the one shape (query strings and bodies refused
     // by their extractors too), each with a link that describes its code.
-    let errors: Vec<(&str, &str, String, Option<&str>, Option<Value>, u16)> = vec![
+    /// Method, route, path, token, body, status.
+    type Refused<'a> = (
+        &'a str,
+        &'a str,
+        String,
+        Option<&'a str>,
+        Option<Value>,
+        u16,
+    );
+    let errors: Vec<Refused> = vec![
         (
             "GET",
             "/api/v1/escalations",
