@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 
-from conftest import tribunal_bin
+from conftest import start_server, tribunal_bin
 
 SERVER = str(Path(__file__).parent / "mcp" / "server.py")
 INJECTION = (
@@ -60,7 +60,7 @@ def test_a_call_goes_through_and_a_harmful_one_is_refused(server: Any, tmp_path:
         raise AssertionError("the harmful call was not refused")
 
     tools, ok, refused = asyncio.run(session_run(params(server, tmp_path), steps))
-    assert {t.name for t in tools.tools} == {"search", "read_ticket", "send_email", "run_command"}
+    assert {t.name for t in tools.tools} == {"search", "read_ticket", "send_email", "run_command", "close_ticket"}
     assert text(ok) == "3 tickets match 'printer'."
     assert refused.code == -32001
     assert "refused by the Tribunal gate" in refused.message and "Do not retry" in refused.message
@@ -123,6 +123,57 @@ def test_a_changed_tool_description_is_flagged_and_its_calls_refused(server: Any
     assert "mcp.tool_description_changed" in refused.data["rules"]
     assert "changed since it was pinned" in refused.message
     assert 'tool "search" changed since it was pinned' in log.read_text()
+
+
+HINT_POLICY = """
+package mcp_hints
+
+import rego.v1
+
+# A tool its MCP server marks destructive needs a person; one marked read-only is let through.
+violation contains v if {
+	some c in input.pending.tool_calls
+	input.trace.tools[c.name].annotations.destructiveHint == true
+	v := {
+		"rule": "mcp_hints.destructive_tool",
+		"severity": "block",
+		"message": sprintf("%s is marked destructive by its MCP server", [c.name]),
+		"evidence": [c.id],
+	}
+}
+"""
+
+
+def test_tool_annotations_from_tools_list_are_read_by_policies(tmp_path: Path) -> None:
+    import subprocess
+
+    d = tmp_path / "srv"
+    (d / "policies").mkdir(parents=True)
+    (d / "policies" / "mcp_hints.rego").write_text(HINT_POLICY)
+    (d / "tribunal.toml").write_text('[policies]\npaths = ["policies"]\n')
+    proc, srv = start_server(d)
+    try:
+        async def steps(s: ClientSession) -> Any:
+            await s.list_tools()
+            ok = await s.call_tool("search", {"query": "printer"})
+            try:
+                await s.call_tool("close_ticket", {"ticket_id": "42"})
+            except MCPError as e:
+                return ok, e
+            raise AssertionError("the call to a tool marked destructive was not refused")
+
+        ok, refused = asyncio.run(session_run(params(srv, tmp_path, trace="hints"), steps))
+        assert text(ok) == "3 tickets match 'printer'."
+        assert refused.code == -32001
+        assert refused.data["rules"] == ["mcp_hints.destructive_tool"], refused.data
+        assert "marked destructive by its MCP server" in refused.message
+        assert sent(tmp_path) == []
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _free_port() -> int:

@@ -261,6 +261,11 @@ pub struct ToolDef {
     pub description: String,
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub parameters: Value,
+    /// What the tool's provider says of it (MCP tool annotations: `readOnlyHint`,
+    /// `destructiveHint`, `idempotentHint`, `openWorldHint`, `title`), as given. Hints from
+    /// the tool's provider, not facts: policies read them as claims.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub annotations: Value,
 }
 
 /// A label or score attached to the trace by its source (MLflow assessments, human labels).

@@ -103,8 +103,20 @@ pub fn import_tool_defs(v: &Value) -> Result<Vec<ToolDef>, ImportError> {
             parameters: f
                 .get("parameters")
                 .or_else(|| f.get("input_schema"))
+                .or_else(|| f.get("inputSchema"))
                 .cloned()
                 .unwrap_or(Value::Null),
+            // MCP tool annotations, on the tool or beside its function.
+            annotations: match f.get("annotations").or_else(|| o.get("annotations")) {
+                None | Some(Value::Null) => Value::Null,
+                Some(a @ Value::Object(_)) => a.clone(),
+                Some(_) => {
+                    return Err(ImportError::new(
+                        format!("{at}.annotations"),
+                        "an object of the tool's annotations (readOnlyHint, destructiveHint, ...)",
+                    ))
+                }
+            },
         });
     }
     Ok(out)

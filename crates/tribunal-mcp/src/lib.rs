@@ -9,7 +9,9 @@
 //!   allowed call is an assistant tool call, each result an untrusted tool message, so later
 //!   calls are judged with what the tools returned.
 //! - `tools/list` answers are recorded as untrusted content (the gate's detectors read the
-//!   descriptions for injected instructions), and each tool's description is pinned by its
+//!   descriptions for injected instructions) and as the trace's tool definitions, with each
+//!   tool's MCP annotations (`readOnlyHint`, `destructiveHint`, `openWorldHint`...) that
+//!   policies read as `input.trace.tools[name].annotations`; each tool's description is pinned by its
 //!   SHA-256 in a pin file: a description that changes later ("rug pull") is flagged on
 //!   standard error, recorded in the trace, and calls to that tool are refused until the
 //!   pin is removed.
@@ -82,12 +84,14 @@ struct Verdict {
 }
 
 /// The trace held at the gate: the session's messages (OpenAI chat messages), how many of
-/// them were sent and how many the gate counts.
+/// them were sent and how many the gate counts, and the tools the server listed (OpenAI
+/// tool definitions with their MCP annotations).
 #[derive(Debug, Default)]
 struct Held {
     messages: Vec<Value>,
     sent: usize,
     count: Option<usize>,
+    tools: Vec<Value>,
 }
 
 /// Tool names to the SHA-256 of their descriptions.
@@ -313,7 +317,13 @@ impl Proxy {
                 }
             }
         }
+        let defs = tool_defs(tools);
         let mut held = self.held.lock().await;
+        if defs != held.tools {
+            // Tool definitions travel with the whole trace: the next call sends it again.
+            held.tools = defs;
+            held.count = None;
+        }
         held.messages
             .push(json!({"role": "tool", "name": "mcp.tools_list",
             "tool_call_id": "mcp-tools-list", "content": lines.join("\n")}));
@@ -340,7 +350,11 @@ impl Proxy {
             "wait_ms": s.wait.as_millis() as u64,
         });
         let whole = |body: &mut Value, held: &Held| {
-            body["trace"] = Value::Array(held.messages.clone());
+            body["trace"] = if held.tools.is_empty() {
+                Value::Array(held.messages.clone())
+            } else {
+                json!({"messages": held.messages, "tools": held.tools})
+            };
             if let Some(o) = body.as_object_mut() {
                 o.remove("append");
                 o.remove("offset");
@@ -438,6 +452,29 @@ impl Proxy {
     }
 }
 
+/// The tools of a `tools/list` answer as OpenAI tool definitions, each with its MCP
+/// annotations when it has any.
+fn tool_defs(tools: &[Value]) -> Vec<Value> {
+    tools
+        .iter()
+        .filter_map(|t| {
+            let name = t.get("name").and_then(Value::as_str)?;
+            let mut function = json!({"name": name});
+            if let Some(d) = t.get("description").and_then(Value::as_str) {
+                function["description"] = json!(d);
+            }
+            if let Some(s) = t.get("inputSchema").filter(|s| s.is_object()) {
+                function["parameters"] = s.clone();
+            }
+            let mut def = json!({"type": "function", "function": function});
+            if let Some(a) = t.get("annotations").filter(|a| a.is_object()) {
+                def["annotations"] = a.clone();
+            }
+            Some(def)
+        })
+        .collect()
+}
+
 /// The JSON-RPC error answering a refused call.
 fn refusal(id: &Value, tool: &str, why: &str, data: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {
@@ -487,6 +524,33 @@ mod tests {
         assert_eq!(r["error"]["code"], REFUSED);
         let m = r["error"]["message"].as_str().unwrap();
         assert!(m.contains("refused") && m.contains("Do not retry") && m.contains("send_email"));
+    }
+
+    #[test]
+    fn listed_tools_become_definitions_with_their_annotations() {
+        let listed = [
+            json!({"name": "drop_table", "description": "Drops a table.", "inputSchema": {"type": "object"},
+                   "annotations": {"destructiveHint": true, "readOnlyHint": false, "openWorldHint": false}}),
+            json!({"name": "search"}),
+            json!({"description": "no name: left out"}),
+        ];
+        let defs = tool_defs(&listed);
+        assert_eq!(defs.len(), 2);
+        assert_eq!(defs[0]["function"]["name"], "drop_table");
+        assert_eq!(defs[0]["function"]["parameters"]["type"], "object");
+        assert_eq!(defs[0]["annotations"]["destructiveHint"], true);
+        assert!(defs[1].get("annotations").is_none());
+        // The gate reads them as the trace's tool definitions.
+        let doc = json!({"messages": [{"role": "user", "content": "hi"}], "tools": defs});
+        let traces =
+            tribunal_formats::import_value(&doc, tribunal_formats::InputFormat::Auto, "t").unwrap();
+        let tools = &traces[0].tools;
+        assert_eq!(tools.len(), 2);
+        assert_eq!(
+            tools[0].annotations,
+            json!({"destructiveHint": true, "readOnlyHint": false, "openWorldHint": false})
+        );
+        assert!(tools[1].annotations.is_null());
     }
 
     #[test]

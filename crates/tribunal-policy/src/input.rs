@@ -11,6 +11,9 @@
 //! input.trace.tool_calls[i] {id, name, arguments, message_id, index, sensitive, destructive, hosts?, emails?,
 //!                            arguments_text? (every argument string, one per line; sensitive calls only)}
 //! input.trace.spans[i]      {id, parent_id?, kind, name, status, duration_ms?, model?}
+//! input.trace.tools[name]   {description?, annotations?}   the tools offered (absent when none);
+//!                           annotations as their provider gave them (MCP: readOnlyHint,
+//!                           destructiveHint, idempotentHint, openWorldHint, title)
 //! input.trace.usage         {input_tokens, output_tokens, total_tokens}        (absent when unknown)
 //! input.pending             {kind, content, tool_calls, images?}                (absent when none)
 //!                           pending tool calls have message_id "pending" and index = number of messages
@@ -497,6 +500,23 @@ pub fn policy_input(
             .collect::<Vec<_>>();
         t.set(&w.spans, R::from(spans));
     }
+    if !trace.tools.is_empty() {
+        let tools: BTreeMap<R, R> = trace
+            .tools
+            .iter()
+            .map(|d| {
+                let mut o = Obj::new();
+                if !d.description.is_empty() {
+                    o.set_str("description", s(&d.description));
+                }
+                if !d.annotations.is_null() {
+                    o.set_str("annotations", json(&d.annotations));
+                }
+                (s(&d.name), o.done())
+            })
+            .collect();
+        t.set_str("tools", R::from(tools));
+    }
     if let Some(u) = trace.token_usage() {
         t.set(
             &w.usage,
@@ -615,6 +635,41 @@ pub fn policy_input_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offered_tools_and_their_annotations_are_in_the_input() {
+        let mut trace = Trace {
+            id: "t".into(),
+            ..Default::default()
+        };
+        let classes = ToolClasses::default();
+        let context = Context::default();
+        let bare = policy_input_json(&trace, None, &[], &context, &classes);
+        assert!(bare["trace"].get("tools").is_none(), "{bare}");
+        trace.tools = vec![
+            tribunal_core::ToolDef {
+                name: "drop_table".into(),
+                description: "Drops a table.".into(),
+                parameters: Value::Null,
+                annotations: serde_json::json!({"destructiveHint": true, "openWorldHint": false}),
+            },
+            tribunal_core::ToolDef {
+                name: "search".into(),
+                description: String::new(),
+                parameters: Value::Null,
+                annotations: Value::Null,
+            },
+        ];
+        let v = policy_input_json(&trace, None, &[], &context, &classes);
+        assert_eq!(
+            v["trace"]["tools"],
+            serde_json::json!({
+                "drop_table": {"description": "Drops a table.",
+                               "annotations": {"destructiveHint": true, "openWorldHint": false}},
+                "search": {}
+            })
+        );
+    }
 
     #[test]
     fn json_numbers_keep_their_kind() {

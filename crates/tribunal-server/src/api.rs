@@ -357,6 +357,13 @@ pub async fn metrics(
 }
 
 /// The description is public: clients are generated from it before anyone has a token.
+/// `GET /api/v1/errors/{code}`: what an error code means (the `link` of every error).
+pub async fn error_code(Path(code): Path<String>) -> Result<Json<Value>, ApiError> {
+    crate::error::Code::parse(&code)
+        .map(|c| Json(c.describe()))
+        .ok_or_else(|| ApiError::not_found(format!("no error code {code:?}")))
+}
+
 pub async fn openapi() -> Json<Value> {
     Json(openapi_document())
 }
@@ -393,6 +400,7 @@ pub fn openapi_document() -> Value {
             }
         }
     }
+    crate::schemas::complete(&mut doc);
     doc
 }
 
@@ -428,16 +436,20 @@ fn describe() -> Value {
                 "description": "An error; `code` is one of x-error-codes.",
                 "content": {"application/json": {"schema": {
                     "type": "object", "required": ["error"],
-                    "properties": {"error": {"type": "object", "required": ["code", "message"],
+                    "properties": {"error": {"type": "object", "required": ["code", "message", "type", "link"],
                         "properties": {"code": {"type": "string", "enum": ERROR_CODES.iter().map(|c| c.0).collect::<Vec<_>>()},
-                                       "message": {"type": "string"}}}}}}}
+                                       "message": {"type": "string"},
+                                       "type": {"type": "string", "enum": ["invalid_request", "auth", "system", "internal"]},
+                                       "link": {"type": "string", "description": "GET it for the code's meaning"}}}}}}}
             }},
             "schemas": {"GateRequest": {
                 "type": "object",
-                "oneOf": [{"required": ["trace"]}, {"required": ["append", "trace_id", "offset"]}],
+                "oneOf": [{"required": ["trace"]}, {"required": ["append", "trace_id", "offset"]}, {"required": ["otlp_trace_id"]},
+                          {"description": "With a traceparent header: the trace of that id, received over OTLP", "not": {"anyOf": [{"required": ["trace"]}, {"required": ["append"]}, {"required": ["otlp_trace_id"]}]}}],
                 "properties": {
                     "trace": {"description": "The trace so far: OpenAI or Anthropic messages, MLflow, OTLP/JSON, or the normalized trace with format = tribunal."},
                     "trace_id": {"type": "string", "description": "Names the trace (with trace) or the held trace an append continues."},
+                    "otlp_trace_id": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$", "description": "A trace received over OTLP (/v1/traces, /v1/logs): the gate puts it together from its stored spans and events and decides the pending step with it; nothing else of the trace is sent. A W3C traceparent header does the same for a body with neither trace, append nor otlp_trace_id. 404 when no span of it was received."},
                     "append": {"type": "array", "description": "The messages since the last call (OpenAI chat messages; Anthropic messages, with format = anthropic or told apart by their tool_use / tool_result blocks; or normalized ones with format = tribunal), continuing the trace trace_id the gate holds."},
                     "offset": {"type": "integer", "minimum": 0, "description": "With append: the number of messages the gate holds (the last answer's messages); anything else is refused with offset_mismatch."},
                     "pending": {"description": "The step the agent wants to take: a tool call (OpenAI or Anthropic shape) or a reply."},
@@ -456,8 +468,9 @@ fn describe() -> Value {
             "/readyz": {"get": {"summary": "Readiness (the store answers)", "security": [], "responses": {"200": {"description": "ready"}, "503": {"description": "store unavailable"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics (role: viewer or above)", "responses": ok("text exposition format", &[])}},
             "/api/v1/gate": {"post": {"summary": "Decide on the agent's next step (role: agent or admin)",
+                "parameters": [{"name": "traceparent", "in": "header", "schema": {"type": "string"}, "description": "W3C trace context: when the body has neither trace, append nor otlp_trace_id, the trace of this id received over OTLP is judged"}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GateRequest"}}}},
-                "responses": ok("decision, reasons, violations, evidence, scores, decision_id, trace_id, messages, policy_version, budget_exceeded, elapsed_us, context; feedback and judge_versions with explain; escalation when escalated", &[400, 409, 413, 415])}},
+                "responses": ok("decision, reasons, violations, evidence, scores, decision_id, trace_id, messages, policy_version, budget_exceeded, elapsed_us, context; feedback and judge_versions with explain; escalation when escalated", &[400, 404, 409, 413, 415])}},
             "/v1/traces": {"post": {"summary": "OTLP/HTTP trace export (protobuf or JSON, gzip allowed; role: agent or admin)",
                 "requestBody": {"required": true, "content": {"application/x-protobuf": {}, "application/json": {}}},
                 "responses": ok("accepted and stored", &[400, 413, 415])}},
@@ -520,6 +533,9 @@ fn describe() -> Value {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["decision"], "properties": {"decision": {"enum": ["approve", "deny"]}, "note": {"type": "string"}}}}}},
                 "responses": ok("the settled escalation", &[400, 404, 409])}},
             "/api/v1/audit/verify": {"get": {"summary": "Verify the decision log's hash chain (role: admin)", "responses": ok("report", &[])}},
+            "/": {"get": {"summary": "The web UI's page (no token needed; the page signs in with one)", "security": [], "responses": {"200": {"description": "the page"}}}},
+            "/ui/{file}": {"get": {"summary": "The web UI's script and style sheet (no token needed)", "security": [], "parameters": [id_param("file")], "responses": {"200": {"description": "the file"}, "404": err.clone()}}},
+            "/api/v1/errors/{code}": {"get": {"summary": "What an error code means: the link of every error answer (no token needed)", "security": [], "parameters": [id_param("code")], "responses": {"200": {"description": "the code, its status, type and meaning"}, "404": err.clone()}}},
             "/api/v1/openapi.json": {"get": {"summary": "This document (no token needed)", "security": [], "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}}}
         }
     });

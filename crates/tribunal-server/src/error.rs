@@ -1,5 +1,7 @@
 //! The API's errors: one table of codes, each with its HTTP status. Every error body is
-//! `{"error": {"code": "...", "message": "..."}}` and the message says what was wrong.
+//! `{"error": {"code": "...", "message": "...", "type": "...", "link": "..."}}`: the message
+//! says what was wrong, `type` the kind of error (`invalid_request`, `auth`, `system`,
+//! `internal`) and `link` where the code is described (`/api/v1/errors/{code}`).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -73,6 +75,53 @@ codes! {
     Internal = ("internal", 500, "an unexpected failure; the server log has details"),
 }
 
+impl Code {
+    /// The kind of error: the request is wrong (`invalid_request`), the caller may not
+    /// (`auth`), the server cannot now (`system`), or it failed (`internal`).
+    pub const fn kind(self) -> &'static str {
+        match self {
+            Code::Unauthenticated | Code::Forbidden | Code::CsrfFailed => "auth",
+            Code::StoreUnavailable => "system",
+            Code::Internal => "internal",
+            _ => "invalid_request",
+        }
+    }
+
+    /// The code of a name as the API writes it.
+    pub fn parse(name: &str) -> Option<Code> {
+        Code::ALL.iter().copied().find(|c| c.as_str() == name)
+    }
+
+    /// The code an HTTP error status stands for when nothing more is known (an error
+    /// answered by the HTTP layer rather than by a handler).
+    pub fn of_status(status: u16) -> Code {
+        match status {
+            400 | 422 => Code::InvalidRequest,
+            401 => Code::Unauthenticated,
+            403 => Code::Forbidden,
+            404 => Code::NotFound,
+            405 => Code::MethodNotAllowed,
+            409 => Code::Conflict,
+            413 => Code::BodyTooLarge,
+            415 => Code::UnsupportedMediaType,
+            429 => Code::RateLimited,
+            503 => Code::StoreUnavailable,
+            _ => Code::Internal,
+        }
+    }
+
+    /// Where the code is described: a route of the API that needs no token.
+    pub fn link(self) -> String {
+        format!("/api/v1/errors/{}", self.as_str())
+    }
+
+    /// The description served at [`Code::link`].
+    pub fn describe(self) -> serde_json::Value {
+        json!({"code": self.as_str(), "status": self.status(), "type": self.kind(),
+               "meaning": self.meaning(), "link": self.link()})
+    }
+}
+
 impl std::fmt::Display for Code {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -125,7 +174,12 @@ impl From<crate::audit::AuditError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        let body = json!({"error": {
+            "code": self.code.as_str(),
+            "message": self.message,
+            "type": self.code.kind(),
+            "link": self.code.link(),
+        }});
         let mut r = (self.status(), axum::Json(body)).into_response();
         if self.code == Code::Unauthenticated {
             // RFC 9110 §11.6.1: a 401 names the scheme that would be accepted.
@@ -157,6 +211,42 @@ mod tests {
             assert_eq!(ApiError::new(*code, "x").status().as_u16(), status);
             assert!(StatusCode::from_u16(status).is_ok(), "{name}: {status}");
         }
+    }
+
+    #[test]
+    fn every_error_body_has_message_code_type_and_link() {
+        for code in Code::ALL {
+            let r = ApiError::new(*code, "what was wrong").into_response();
+            assert_eq!(r.status().as_u16(), code.status());
+            let body = futures_body(r);
+            let e = &body["error"];
+            assert_eq!(e["code"], code.as_str());
+            assert_eq!(e["message"], "what was wrong");
+            assert!(
+                ["invalid_request", "auth", "system", "internal"]
+                    .contains(&e["type"].as_str().unwrap()),
+                "{body}"
+            );
+            assert_eq!(e["link"], format!("/api/v1/errors/{code}"));
+            assert_eq!(Code::parse(code.as_str()), Some(*code));
+        }
+        for status in [400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503] {
+            let c = Code::of_status(status);
+            assert_eq!(
+                c.status(),
+                if status == 422 { 400 } else { status },
+                "{status}"
+            );
+        }
+    }
+
+    fn futures_body(r: Response) -> serde_json::Value {
+        let bytes = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(axum::body::to_bytes(r.into_body(), 1 << 16))
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
     }
 
     /// The README's table of error codes is this table: every row a code with its status

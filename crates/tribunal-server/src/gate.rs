@@ -6,6 +6,10 @@
 //! a judge still running when the budget ends becomes an error feedback, policies that read
 //! its score follow their fail mode, and the gate adds `tribunal.budget_exceeded` with the
 //! gate's own fail mode (closed: block), so a gate call never silently allows.
+//!
+//! A call may also name a trace received over OTLP (`otlp_trace_id`, or a W3C `traceparent`
+//! header when the body has no trace of its own) and send only the pending step: the gate
+//! puts the trace together from its stored spans and events, as the OTLP scorer does.
 
 use crate::auth::{Caller, Permission};
 use crate::error::{ApiError, Code};
@@ -57,6 +61,8 @@ pub enum Steps<'a> {
         messages: Vec<&'a RawValue>,
         format: Continuation,
     },
+    /// The trace whose spans arrived over OTLP under this id (32 lowercase hex digits).
+    Otlp { trace_id: String },
 }
 
 /// The members of a gate request.
@@ -71,6 +77,7 @@ const FIELDS: &[&str] = &[
     "wait_ms",
     "format",
     "explain",
+    "otlp_trace_id",
 ];
 
 /// Reads a gate request, once: its members raw, each read by what it is (the messages of an
@@ -78,6 +85,15 @@ const FIELDS: &[&str] = &[
 /// format, or `"format": "tribunal"` for the normalized trace model; `append` continues a
 /// held trace.
 pub fn read_request(bytes: &[u8]) -> Result<GateRequest<'_>, ApiError> {
+    read_request_with(bytes, None)
+}
+
+/// [`read_request`] of a request that came with a W3C `traceparent` header: a body with
+/// neither `trace`, `append` nor `otlp_trace_id` names the header's trace.
+pub fn read_request_with<'a>(
+    bytes: &'a [u8],
+    traceparent: Option<&str>,
+) -> Result<GateRequest<'a>, ApiError> {
     let members: BTreeMap<String, &RawValue> = serde_json::from_slice(bytes).map_err(|e| {
         if e.classify() == serde_json::error::Category::Data {
             ApiError::request("the body must be a JSON object with a \"trace\"")
@@ -110,7 +126,41 @@ pub fn read_request(bytes: &[u8]) -> Result<GateRequest<'_>, ApiError> {
         format,
         trace_id,
     } = parse_head(&head)?;
+    let otlp = match head.get("otlp_trace_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(otlp_trace_id(s).ok_or_else(|| {
+            ApiError::request(format!(
+                "otlp_trace_id: expected 32 hexadecimal digits (an OpenTelemetry trace id, not all zeros), found {s:?}"
+            ))
+        })?),
+        Some(_) => return Err(ApiError::request("otlp_trace_id: expected a string")),
+    };
+    if let Some(id) = otlp {
+        if members.contains_key("trace") || members.contains_key("append") {
+            return Err(ApiError::request(
+                "otlp_trace_id: give it alone; the gate puts that trace together from the spans it received, so trace and append do not go with it",
+            ));
+        }
+        if trace_id.is_some() {
+            return Err(ApiError::request(
+                "trace_id: not with otlp_trace_id (the trace is named by its OpenTelemetry id)",
+            ));
+        }
+        return Ok(GateRequest {
+            steps: Steps::Otlp { trace_id: id },
+            asked,
+        });
+    }
     let steps = match (members.get("trace"), members.get("append")) {
+        (None, None) if traceparent.is_some() && trace_id.is_none() => {
+            let header = traceparent.unwrap_or_default();
+            let id = parse_traceparent(header).ok_or_else(|| {
+                ApiError::request(format!(
+                    "traceparent: expected a W3C trace context header (version-traceid-spanid-flags, e.g. 00-<32 hex>-<16 hex>-01), found {header:?}; or send the trace in trace"
+                ))
+            })?;
+            Steps::Otlp { trace_id: id }
+        }
         (Some(_), Some(_)) => {
             return Err(ApiError::request(
                 "trace, append: give one; trace is the whole trace, append continues one the gate holds",
@@ -118,7 +168,7 @@ pub fn read_request(bytes: &[u8]) -> Result<GateRequest<'_>, ApiError> {
         }
         (None, None) => {
             return Err(ApiError::request(
-                "trace: missing (the trace so far, any supported format; or append with trace_id and offset)",
+                "trace: missing (the trace so far, any supported format; or append with trace_id and offset; or otlp_trace_id naming a trace sent over OTLP)",
             ))
         }
         (Some(t), None) => {
@@ -156,6 +206,35 @@ pub fn read_request(bytes: &[u8]) -> Result<GateRequest<'_>, ApiError> {
         }
     };
     Ok(GateRequest { steps, asked })
+}
+
+/// An OpenTelemetry trace id: 32 hexadecimal digits, not all zeros; lowercased as the OTLP
+/// importer writes it.
+fn otlp_trace_id(s: &str) -> Option<String> {
+    let ok =
+        s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0');
+    ok.then(|| s.to_ascii_lowercase())
+}
+
+/// The trace id of a W3C `traceparent` header (`00-<trace id>-<parent id>-<flags>`; a later
+/// version may add fields after these; version `ff` is invalid).
+pub fn parse_traceparent(header: &str) -> Option<String> {
+    let mut parts = header.trim().split('-');
+    let version = parts.next()?;
+    let trace = parts.next()?;
+    let parent = parts.next()?;
+    let flags = parts.next()?;
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex(version, 2) || version.eq_ignore_ascii_case("ff") || !hex(flags, 2) {
+        return None;
+    }
+    if !hex(parent, 16) || parent.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    if version == "00" && parts.next().is_some() {
+        return None;
+    }
+    otlp_trace_id(trace)
 }
 
 /// A request's members besides its trace: what it asks, the trace's format and id.
@@ -264,7 +343,7 @@ pub fn stored_request(body: &str) -> Option<(Trace, Option<Pending>)> {
     let r = read_request(body.as_bytes()).ok()?;
     match r.steps {
         Steps::Whole(t) => Some((*t, r.asked.pending)),
-        Steps::Append { .. } => None,
+        Steps::Append { .. } | Steps::Otlp { .. } => None,
     }
 }
 
@@ -286,7 +365,13 @@ pub async fn handle(
     let started = Instant::now();
     body::check_depth(&bytes, state.options.max_json_depth)?;
     let project = state.project(&caller)?;
-    let request = read_request(&bytes)?;
+    let traceparent = match headers.get("traceparent") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::request("traceparent: expected a W3C trace context header in ASCII")
+        })?),
+    };
+    let request = read_request_with(&bytes, traceparent)?;
     let (mut asked, appended, trace, inputs_digest, kept) =
         hold(&state, &caller.project, &bytes, request).await?;
     let rt = project.runtime();
@@ -466,8 +551,10 @@ pub async fn handle(
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 
-/// What a request's trace is once it is held: asked, appended or not, the trace, the
-/// chained digest of the requests that built it, what the judges kept of it.
+/// What a request's trace is once it is held: asked, whether it is stored as the whole
+/// normalized trace (grown by appends, or put together from OTLP spans) rather than as the
+/// request, the trace, the chained digest of the inputs that built it, what the judges kept
+/// of it.
 type Held = (
     Asked,
     bool,
@@ -507,6 +594,29 @@ async fn hold(
         } => {
             let steps = (trace_id.as_str(), offset, messages.as_slice(), format);
             read_appended(state, project, bytes, asked, steps).await
+        }
+        Steps::Otlp { trace_id } => {
+            let trace = crate::scorer::assemble(&state.store, project, &trace_id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "otlp_trace_id: no spans of trace {trace_id} were received in this project (export them to /v1/traces first: flush the span processor before asking), or they no longer read as a trace"
+                    ))
+                })?;
+            // The digest covers what was judged: the trace as put together, and the request.
+            let text = serde_json::to_vec(&trace)
+                .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+            let digest = audit::chain_hash(&audit::digest(&text), bytes);
+            let t = Arc::new(trace);
+            let (evicted, kept) =
+                state
+                    .sessions
+                    .hold(project, t.clone(), digest.clone(), text.len());
+            for row in evicted {
+                state.store_gate_trace(row).await;
+            }
+            state.metrics.read_from_spans.fetch_add(1, Relaxed);
+            Ok((asked, true, t, digest, kept))
         }
     }
 }

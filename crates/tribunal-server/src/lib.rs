@@ -26,6 +26,7 @@ pub mod peers;
 pub mod policies;
 pub mod project;
 pub mod replay;
+pub mod schemas;
 pub mod scorer;
 pub mod session;
 pub mod ui;
@@ -431,6 +432,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route("/api/v1/sessions", post(ui::sign_in))
         .route("/readyz", get(readyz))
         .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/errors/{code}", get(api::error_code))
         .merge(authed)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
@@ -439,6 +441,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
                 "this route does not take that method",
             )
         })
+        .layer(axum::middleware::from_fn(uniform_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_status,
@@ -481,6 +484,60 @@ async fn require_token(
 }
 
 /// Counts every answer by status class and logs it (method, path, status, time).
+/// Every error answered in the API's one shape: an error the HTTP layer answered in plain
+/// text (a query string, path or body that its extractor refused) becomes the JSON error of
+/// its status, with the text as its message; and an OTLP export sent as protobuf gets its
+/// error as a protobuf `google.rpc.Status`, whoever answered it (the token check too).
+async fn uniform_errors(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let otlp_protobuf = (path == "/v1/traces" || path == "/v1/logs")
+        && body::media_type(req.headers()).as_deref() == Some(otlp::PROTOBUF);
+    let res = next.run(req).await;
+    let status = res.status();
+    if !status.is_client_error() && !status.is_server_error() {
+        return res;
+    }
+    let media = body::media_type(res.headers()).unwrap_or_default();
+    if media == otlp::PROTOBUF || (media == "application/json" && !otlp_protobuf) {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 16)
+        .await
+        .unwrap_or_default();
+    let error = if media == "application/json" {
+        // The API's own error, to be re-encoded.
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let code = v["error"]["code"]
+            .as_str()
+            .and_then(Code::parse)
+            .unwrap_or_else(|| Code::of_status(status.as_u16()));
+        let message = v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        ApiError::new(code, message)
+    } else {
+        let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+        let text = if text.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_owned()
+        } else {
+            text
+        };
+        ApiError::new(Code::of_status(status.as_u16()), text)
+    };
+    let mut out = if otlp_protobuf {
+        otlp::protobuf_error(&error)
+    } else {
+        error.into_response()
+    };
+    if let Some(v) = parts.headers.get(axum::http::header::WWW_AUTHENTICATE) {
+        out.headers_mut()
+            .insert(axum::http::header::WWW_AUTHENTICATE, v.clone());
+    }
+    out
+}
+
 async fn count_status(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();

@@ -75,6 +75,7 @@ pub struct Metrics {
     /// Gate requests by how their trace was read.
     pub read_in_full: AtomicU64,
     pub read_appended: AtomicU64,
+    pub read_from_spans: AtomicU64,
     pub judge_errors: AtomicU64,
     pub spans_ingested: AtomicU64,
     /// GenAI events accepted from OTLP log records.
@@ -150,10 +151,11 @@ impl Metrics {
         counter(
             &mut o,
             "tribunal_gate_reads_total",
-            "Gate requests by how their trace came: sent whole, or appended to a held trace.",
+            "Gate requests by how their trace came: sent whole, appended to a held trace, or put together from spans received over OTLP.",
             &[
                 ("read=\"in_full\"", &self.read_in_full),
                 ("read=\"appended\"", &self.read_appended),
+                ("read=\"from_spans\"", &self.read_from_spans),
             ],
         );
         counter(

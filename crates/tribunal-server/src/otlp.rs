@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tribunal_store::{clock, SpanEventRecord, SpanRecord};
 
-const PROTOBUF: &str = "application/x-protobuf";
+pub const PROTOBUF: &str = "application/x-protobuf";
 
 /// An OTLP protobuf request as OTLP/JSON.
 pub fn protobuf_to_json(bytes: &[u8]) -> Result<Value, ApiError> {
@@ -102,23 +102,26 @@ pub async fn handle_logs(
 fn answer(protobuf: bool, result: Result<Response, ApiError>) -> Response {
     match result {
         Ok(r) => r,
-        // A protobuf client gets its error as a protobuf Status (with the same message).
-        Err(e) if protobuf => {
-            let status = e.status();
-            let message = format!("{}: {}", e.code, e.message);
-            (
-                status,
-                [(header::CONTENT_TYPE, PROTOBUF)],
-                RpcStatus {
-                    code: rpc_code(status),
-                    message,
-                }
-                .encode_to_vec(),
-            )
-                .into_response()
-        }
+        Err(e) if protobuf => protobuf_error(&e),
         Err(e) => e.into_response(),
     }
+}
+
+/// An error as a protobuf client gets it: a `google.rpc.Status` with the error's code and
+/// message, at the error's HTTP status.
+pub fn protobuf_error(e: &ApiError) -> Response {
+    let status = e.status();
+    let message = format!("{}: {}", e.code, e.message);
+    (
+        status,
+        [(header::CONTENT_TYPE, PROTOBUF)],
+        RpcStatus {
+            code: rpc_code(status),
+            message,
+        }
+        .encode_to_vec(),
+    )
+        .into_response()
 }
 
 /// Whether the request is protobuf (else JSON): anything else is a 415.

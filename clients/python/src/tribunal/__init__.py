@@ -5,11 +5,14 @@
 >>> decision = gate.check(messages, pending={"name": "shell", "arguments": {"command": "ls"}})
 >>> decision.decision            # "allow", "block" or "escalate"
 
+An agent already traced with OpenTelemetry (spans exported to the server's `/v1/traces`)
+sends only the step: `gate.check(pending=tool_call)` inside its span names the current trace.
+
 Adapters: :mod:`tribunal.adapters.openai_agents` (a tool input guardrail for the OpenAI
 Agents SDK) and :mod:`tribunal.adapters.langgraph` (`ToolNode(wrap_tool_call=...)`).
 """
 
-from ._client import AsyncGate, Gate, Messages
+from ._client import AsyncGate, Gate, Messages, otel_trace_id
 from ._types import Blocked, Decision, Escalation, GateError, GateUnavailable, TribunalError
 
 __all__ = [
@@ -22,5 +25,6 @@ __all__ = [
     "GateUnavailable",
     "Messages",
     "TribunalError",
+    "otel_trace_id",
 ]
 __version__ = "0.1.0"

@@ -5,6 +5,11 @@ an `append` of its new messages (with the `offset` the gate expects) and sent wh
 when the gate answers `409` (it no longer holds the trace, or holds a different count).
 Connection failures, timeouts, `429` and `5xx` answers are retried with exponential
 backoff; when every try fails the client decides by its fail mode: `block` by default.
+
+A conversation the gate already receives over OpenTelemetry (spans exported to the server's
+`/v1/traces`) need not be sent again: `check(pending=...)` without messages names the
+current OpenTelemetry trace (or `trace=` names one), and the gate judges the step with the
+spans it holds. The span processors are flushed first so the finished spans are there.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -24,6 +30,64 @@ from ._types import Decision, Escalation, GateError, GateUnavailable
 Messages = Union[Sequence[Mapping[str, Any]], Mapping[str, Any]]
 """A trace: a list of messages (OpenAI chat, Anthropic, Responses API items), or any trace
 document the gate reads."""
+
+OtelTrace = Any
+"""An OpenTelemetry trace the gate received over OTLP: its id (32 hexadecimal digits or an
+int), a W3C `traceparent` value, or a span or span context of it."""
+
+_HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
+_TRACEPARENT = re.compile(r"^[0-9a-fA-F]{2}-([0-9a-fA-F]{32})-[0-9a-fA-F]{16}-[0-9a-fA-F]{2}")
+
+
+def otel_trace_id(trace: OtelTrace = None) -> str:
+    """The OpenTelemetry trace id (32 lowercase hex digits) that `trace` names, or of the
+    current span when `trace` is None. Raises ValueError when there is none."""
+    if trace is None:
+        try:
+            from opentelemetry import trace as otel
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ValueError(
+                "no messages and no trace: naming the current OpenTelemetry trace needs "
+                "opentelemetry-api (pip install 'tribunal-gate[otel]')"
+            ) from e
+        trace = otel.get_current_span().get_span_context()
+    ctx = trace.get_span_context() if hasattr(trace, "get_span_context") else trace
+    if hasattr(ctx, "trace_id") and not isinstance(ctx, (str, int)):
+        if not getattr(ctx, "is_valid", True) or not ctx.trace_id:
+            raise ValueError(
+                "no messages and no valid OpenTelemetry span is current: send the messages, "
+                "or call inside a span, or name the trace with trace="
+            )
+        return format(ctx.trace_id, "032x")
+    if isinstance(trace, bool):
+        raise ValueError("trace: expected a trace id, a traceparent or a span, found a bool")
+    if isinstance(trace, int):
+        if not 0 < trace < 2**128:
+            raise ValueError(f"trace: {trace} is not a valid OpenTelemetry trace id")
+        return format(trace, "032x")
+    if isinstance(trace, str):
+        t = trace.strip()
+        if _HEX32.match(t) and set(t) != {"0"}:
+            return t.lower()
+        m = _TRACEPARENT.match(t)
+        if m and set(m.group(1)) != {"0"}:
+            return m.group(1).lower()
+    raise ValueError(
+        f"trace: expected 32 hex digits, a W3C traceparent (00-<trace id>-<span id>-<flags>) "
+        f"or an OpenTelemetry span, found {trace!r}"
+    )
+
+
+def _flush_otel(timeout_ms: int) -> None:
+    """Exports the spans that ended so far (the global tracer provider's processors), so the
+    gate has them; nothing when OpenTelemetry's SDK is not in use."""
+    try:
+        from opentelemetry import trace as otel
+    except ImportError:  # pragma: no cover - depends on the environment
+        return
+    flush = getattr(otel.get_tracer_provider(), "force_flush", None)
+    if callable(flush):
+        flush(timeout_ms)
 
 FailMode = Literal["block", "allow", "raise"]
 
@@ -100,13 +164,14 @@ class _Core:
 
     def plan(
         self,
-        messages: Messages,
+        messages: Optional[Messages],
         pending: Any,
         trace_id: Optional[str],
         context: Optional[Mapping[str, Any]],
         explain: bool,
         format: Optional[str],
         whole: bool,
+        otlp: Optional[str] = None,
     ) -> _Plan:
         body: Dict[str, Any] = {}
         if pending is not None:
@@ -122,6 +187,11 @@ class _Core:
         if self.escalation_wait > 0:
             # The server waits for a reviewer up to its own deadline; the rest is polled.
             body["wait_ms"] = int(min(self.escalation_wait, max(self.timeout - 1.0, 0.0)) * 1000)
+        if messages is None:
+            # The trace is the one the gate received over OTLP.
+            body.pop("format", None)
+            body["otlp_trace_id"] = otlp
+            return _Plan(body, [], False)
         if isinstance(messages, Mapping):
             # A trace document: always sent whole.
             body["trace"] = dict(messages)
@@ -205,6 +275,27 @@ class _Core:
         )
 
 
+def _otlp_of(
+    messages: Optional[Messages],
+    trace: OtelTrace,
+    trace_id: Optional[str],
+    flush: bool,
+    timeout: float,
+) -> Optional[str]:
+    """The OpenTelemetry trace id a call names (None when it sends its messages); flushes
+    the finished spans first when asked."""
+    if messages is not None:
+        if trace is not None:
+            raise ValueError("messages, trace: give one (trace names a trace sent over OpenTelemetry)")
+        return None
+    if trace_id is not None:
+        raise ValueError("trace_id: only with messages (a trace sent over OpenTelemetry is named by trace)")
+    otlp = otel_trace_id(trace)
+    if flush:
+        _flush_otel(int(timeout * 1000))
+    return otlp
+
+
 def _error_of(r: httpx.Response) -> "tuple[str, str]":
     try:
         e = r.json().get("error", {})
@@ -266,21 +357,28 @@ class Gate:
 
     def check(
         self,
-        messages: Messages,
+        messages: Optional[Messages] = None,
         pending: Any = None,
         *,
         trace_id: Optional[str] = None,
         context: Optional[Mapping[str, Any]] = None,
         explain: bool = False,
         format: Optional[str] = None,
+        trace: OtelTrace = None,
+        flush: bool = True,
     ) -> Decision:
         """Asks the gate about `pending` (a tool call `{name, arguments}`, an assistant
         message, or a reply text) after `messages`. With `trace_id`, later calls for the
-        same conversation send only its new messages."""
+        same conversation send only its new messages.
+
+        Without `messages`, the trace is one the gate received over OpenTelemetry: `trace`
+        (an id, a `traceparent`, a span), else the current span's trace. Finished spans are
+        flushed to the exporter first unless `flush=False`."""
         c = self._core
-        plan = c.plan(messages, pending, trace_id, context, explain, format, whole=False)
+        otlp = _otlp_of(messages, trace, trace_id, flush, c.timeout)
+        plan = c.plan(messages, pending, trace_id, context, explain, format, whole=False, otlp=otlp)
         out = self._send(plan.body)
-        if out.conflict:
+        if out.conflict and otlp is None:
             plan = c.plan(messages, pending, trace_id, context, explain, format, whole=True)
             out = self._send(plan.body)
         if out.failure is not None or out.answer is None:
@@ -291,7 +389,7 @@ class Gate:
             d = self.wait(d, c.escalation_wait)
         return d
 
-    def enforce(self, messages: Messages, pending: Any = None, **kw: Any) -> Decision:
+    def enforce(self, messages: Optional[Messages] = None, pending: Any = None, **kw: Any) -> Decision:
         """`check`, raising :class:`Blocked` unless the step is allowed."""
         return self.check(messages, pending, **kw).raise_for_block()
 
@@ -392,18 +490,27 @@ class AsyncGate:
 
     async def check(
         self,
-        messages: Messages,
+        messages: Optional[Messages] = None,
         pending: Any = None,
         *,
         trace_id: Optional[str] = None,
         context: Optional[Mapping[str, Any]] = None,
         explain: bool = False,
         format: Optional[str] = None,
+        trace: OtelTrace = None,
+        flush: bool = True,
     ) -> Decision:
         c = self._core
-        plan = c.plan(messages, pending, trace_id, context, explain, format, whole=False)
+        # The current span is read here (it lives in this task's context); flushing the
+        # exporters blocks, so it runs off the event loop.
+        otlp = _otlp_of(messages, trace, trace_id, False, c.timeout)
+        if otlp is not None and flush:
+            await asyncio.get_running_loop().run_in_executor(
+                None, _flush_otel, int(c.timeout * 1000)
+            )
+        plan = c.plan(messages, pending, trace_id, context, explain, format, whole=False, otlp=otlp)
         out = await self._send(plan.body)
-        if out.conflict:
+        if out.conflict and otlp is None:
             plan = c.plan(messages, pending, trace_id, context, explain, format, whole=True)
             out = await self._send(plan.body)
         if out.failure is not None or out.answer is None:
@@ -414,7 +521,9 @@ class AsyncGate:
             d = await self.wait(d, c.escalation_wait)
         return d
 
-    async def enforce(self, messages: Messages, pending: Any = None, **kw: Any) -> Decision:
+    async def enforce(
+        self, messages: Optional[Messages] = None, pending: Any = None, **kw: Any
+    ) -> Decision:
         return (await self.check(messages, pending, **kw)).raise_for_block()
 
     async def escalation(self, id: str) -> Dict[str, Any]:
