@@ -505,6 +505,39 @@ pub fn responses() -> Vec<(&'static str, u16, &'static str, Option<Value>)> {
             Some(obj(&[("id", string()), ("items", int())])),
         ),
         (
+            "get_queues_by_id",
+            200,
+            j,
+            Some(obj(&[
+                ("id", string()),
+                ("schema", string()),
+                ("items", int()),
+                ("progress", object()),
+            ])),
+        ),
+        (
+            "post_queues_by_id_items",
+            200,
+            j,
+            Some(obj(&[("added", int())])),
+        ),
+        (
+            "get_queues_by_id_items_by_item",
+            200,
+            j,
+            Some(obj(&[("id", string()), ("labels", list(object()))])),
+        ),
+        (
+            "post_queues_by_id_import",
+            200,
+            j,
+            Some(obj(&[
+                ("imported", int()),
+                ("already_there", int()),
+                ("refused", list(object())),
+            ])),
+        ),
+        (
             "post_queues_by_id_next",
             200,
             j,
