@@ -1,5 +1,6 @@
 //! `tribunal serve` as a process: an answered decision is in the log even when the process
-//! is killed right after (`kill -9` under load, several times), numbers are never given
+//! is killed right after (`kill -9` under load, several times, on SQLite and on
+//! PostgreSQL), numbers are never given
 //! twice, a head kept elsewhere catches a log cut back, two servers on one PostgreSQL
 //! database keep one chain and stop on SIGTERM, and clients that send half a request do
 //! not keep an agent from its answers. Two servers on one PostgreSQL database share reviews
@@ -237,16 +238,18 @@ impl Load {
     }
 }
 
-#[test]
-fn answered_decisions_survive_kill_9_and_their_numbers_are_never_reused() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let token = text(&tribunal(d, &["token", "create", "--role", "agent"]).stdout)
-        .trim()
-        .to_owned();
+/// Rounds of: a server on `store` (extra `serve` arguments), agents asking it, the server
+/// killed with SIGKILL while they do. Then every decision id any agent received is checked:
+/// given once, in the log (read from `url`), and the log verifies.
+fn kill_9_rounds(d: &Path, store: &[&str], url: &str, rounds: usize) {
+    let mut args = vec!["token", "create", "--role", "agent"];
+    args.extend(store);
+    let out = tribunal(d, &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
     let mut answered = Vec::new();
-    for round in 0..4 {
-        let (mut server, addr) = serve(d, &[]);
+    for round in 0..rounds {
+        let (mut server, addr) = serve(d, store);
         let load = Load::start(&[addr], &token, 6, round * 1_000_000);
         load.until(50 * (round + 1));
         // Killed while agents keep asking: answers are on their way.
@@ -263,9 +266,7 @@ fn answered_decisions_survive_kill_9_and_their_numbers_are_never_reused() {
         "a decision id was given twice"
     );
     let entries = block_on(async {
-        let store = Store::open(d.join(".tribunal/tribunal.db").to_str().unwrap())
-            .await
-            .unwrap();
+        let store = Store::open(url).await.unwrap();
         let e = all_entries(&store).await;
         store.close().await;
         e
@@ -281,8 +282,26 @@ fn answered_decisions_survive_kill_9_and_their_numbers_are_never_reused() {
         "answered but not logged: {missing:?} ({} answered)",
         unique.len()
     );
-    let out = tribunal(d, &["audit", "verify"]);
+    let mut args = vec!["audit", "verify"];
+    args.extend(store);
+    let out = tribunal(d, &args);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
+#[test]
+fn answered_decisions_survive_kill_9_and_their_numbers_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join(".tribunal/tribunal.db");
+    kill_9_rounds(d, &[], db.to_str().unwrap(), 4);
+}
+
+#[test]
+fn answered_decisions_survive_kill_9_on_postgres() {
+    let db = block_on(TestDatabase::create("tribunal_kill_pg")).unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    kill_9_rounds(dir.path(), &["--db", &db.url], &db.url, 4);
+    block_on(db.drop()).unwrap();
 }
 
 #[test]

@@ -7,11 +7,13 @@
 pub mod feedback;
 pub mod pending;
 pub mod redact;
+pub mod size;
 pub mod trace;
 pub mod verdict;
 
 pub use feedback::{Feedback, FeedbackSource, Finding, Location, ModelUsage, SourceType};
 pub use pending::Pending;
+pub use size::Heap;
 pub use trace::{
     Assessment, Message, Provenance, Role, Span, SpanKind, SpanStatus, TokenUsage, ToolCall,
     ToolDef, Trace,

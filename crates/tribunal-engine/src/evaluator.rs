@@ -1,5 +1,6 @@
 //! One trace in, one verdict out: every judge, then every gate, then the combination.
 
+use crate::pool::JudgePool;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use tribunal_core::{Feedback, Pending, Trace, Verdict};
@@ -19,7 +20,14 @@ pub struct Evaluator {
     /// one per thread deciding at once, made when first needed.
     pool: Mutex<Vec<PolicyEvaluator>>,
     shadow_pool: Mutex<Vec<PolicyEvaluator>>,
+    /// The threads model judges run on under a deadline.
+    judge_pool: JudgePool,
 }
+
+/// Judges that wait in the judge pool's queue per thread, at most.
+const QUEUED_PER_THREAD: usize = 16;
+/// The most threads an evaluator's judge pool runs.
+pub const MAX_JUDGE_THREADS: usize = 256;
 
 /// The result for one trace, as reports and the store keep it.
 #[derive(Debug, Clone, Serialize)]
@@ -80,7 +88,15 @@ impl Evaluator {
         shadow: Option<PolicySet>,
         context: Context,
     ) -> Arc<Evaluator> {
+        // As many threads as the model judges may have calls in flight: more would only
+        // wait on their clients' limits.
+        let threads = judges
+            .iter()
+            .map(|j| j.max_in_flight())
+            .sum::<usize>()
+            .clamp(1, MAX_JUDGE_THREADS);
         Arc::new(Evaluator {
+            judge_pool: JudgePool::new(threads, threads * QUEUED_PER_THREAD),
             judges,
             policies,
             shadow,
@@ -88,6 +104,11 @@ impl Evaluator {
             pool: Mutex::new(Vec::new()),
             shadow_pool: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The threads model judges run on when a decision has a deadline.
+    pub fn judge_pool(&self) -> &JudgePool {
+        &self.judge_pool
     }
 
     /// The shadow policies, when there are any.

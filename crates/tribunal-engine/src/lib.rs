@@ -6,11 +6,13 @@ pub mod config;
 pub mod evaluator;
 mod html;
 pub mod judge_toml;
+pub mod pool;
 pub mod report;
 pub mod run;
 pub mod session;
 
 pub use config::{Config, ConfigError};
 pub use evaluator::{Evaluator, TraceResult};
+pub use pool::JudgePool;
 pub use run::{run_eval, Event, RunOptions, Summary};
 pub use session::{Ask, Budget, Decided, Kept, Session};

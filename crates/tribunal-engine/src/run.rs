@@ -82,7 +82,7 @@ fn judge_item(evaluator: &Arc<Evaluator>, format: InputFormat, w: Work, out: &mu
             Ok(traces) => out.extend(traces.into_iter().map(|t| {
                 let started = std::time::Instant::now();
                 let id = t.id.clone();
-                let decided = Session::new(t).decide(evaluator, Ask::default());
+                let decided = Session::new(t).decide_once(evaluator, Ask::default());
                 let mut r = TraceResult::new(id, item.source.clone(), decided.verdict);
                 r.elapsed = started.elapsed();
                 Event::Result(Box::new(r))

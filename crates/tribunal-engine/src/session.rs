@@ -12,7 +12,9 @@ use crate::evaluator::Evaluator;
 use std::sync::mpsc;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
-use tribunal_core::{Feedback, Message, Pending, Severity, SourceType, Trace, Verdict, Violation};
+use tribunal_core::{
+    Feedback, Heap, Message, Pending, Severity, SourceType, Trace, Verdict, Violation,
+};
 use tribunal_judges::{GrowState, Judge, JudgeInput};
 use tribunal_policy::{Context, ScreenMemo};
 
@@ -25,6 +27,8 @@ pub struct Kept {
     evaluator: Weak<Evaluator>,
     states: Vec<GrowState>,
     screen: ScreenMemo,
+    /// Roughly the memory the states and the memo take, as of the last decision.
+    bytes: usize,
 }
 
 impl Kept {
@@ -37,9 +41,29 @@ impl Kept {
                 evaluator: Arc::downgrade(evaluator),
                 states: Vec::new(),
                 screen: ScreenMemo::default(),
+                bytes: 0,
             });
         kept.states.resize_with(evaluator.judges().len(), || None);
         kept
+    }
+
+    /// Roughly how many bytes of memory the judges' states and the screen's memo take,
+    /// with what they point to: what a holder of sessions counts against its limit.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn measure(&mut self, evaluator: &Evaluator) -> usize {
+        let states: usize = evaluator
+            .judges()
+            .iter()
+            .zip(&self.states)
+            .map(|(j, s)| j.state_bytes(s))
+            .sum();
+        std::mem::size_of::<Kept>()
+            + self.states.capacity() * std::mem::size_of::<GrowState>()
+            + states
+            + self.screen.heap()
     }
 
     /// Whether the states were left by `evaluator`'s judges.
@@ -116,66 +140,97 @@ impl Session {
     }
 
     /// Judges the trace with `ask`'s pending step: code judges from what they kept, model
-    /// judges under the budget (each on a thread of its own, so the slowest bounds the
+    /// judges under the budget (on the evaluator's judge pool, so the slowest bounds the
     /// wait), then the enforced and shadow policies. Blocks for as long as model judges run:
     /// call it off an async runtime's workers when the evaluator has model judges.
     pub fn decide(&mut self, evaluator: &Arc<Evaluator>, ask: Ask) -> Decided {
         let mut kept = Kept::for_evaluator(self.kept.take(), evaluator);
-        let trace = &self.trace;
-        let context = ask
-            .context
-            .or_else(|| evaluator.context_for(trace))
-            .unwrap_or_else(|| evaluator.context().clone());
-        let (feedback, late) = judge(evaluator, trace, &ask.pending, ask.budget, &mut kept);
-        let pending = ask.pending.as_deref();
-        let policies = evaluator.policies();
-        let mut violations = evaluator.with_policy(|p| {
-            p.evaluate_grown(&mut kept.screen, trace, pending, &feedback, &context)
-        });
-        let shadow = evaluator.with_shadow_policy(|p| {
-            Verdict::combine(
-                Vec::new(),
-                p.evaluate_trace(trace, pending, &feedback, &context),
-            )
-        });
-        if let Some(budget) = ask.budget {
-            // A late judge already has its `tribunal.judge_error`; the budget's own violation
-            // follows the gate's fail mode unless every late judge is optional.
-            let errors = policies.judge_errors();
-            if late
-                .iter()
-                .any(|name| errors.severity(name) != Severity::Warn)
-            {
-                violations.push(Violation {
-                    rule: BUDGET_EXCEEDED.into(),
-                    severity: budget.late,
-                    message: format!(
-                        "model judges {} did not answer within the {} ms budget; the gate's fail mode applies",
-                        late.join(", "),
-                        budget.limit.as_millis()
-                    ),
-                    evidence: Vec::new(),
-                });
-            }
-        }
+        let decided = decide(evaluator, &self.trace, ask, Some(&mut kept));
+        kept.bytes = kept.measure(evaluator);
         self.kept = Some(kept);
-        Decided {
-            verdict: Verdict::combine(feedback, violations),
-            shadow,
-            late,
-            context,
-        }
+        decided
+    }
+
+    /// [`Session::decide`] for a trace decided once (an evaluation run, a check, a replay):
+    /// the same decision, without keeping what the judges and the screen read for a next
+    /// call.
+    pub fn decide_once(self, evaluator: &Arc<Evaluator>, ask: Ask) -> Decided {
+        let mut kept = self
+            .kept
+            .filter(|k| k.is_for(evaluator))
+            .map(|k| Kept::for_evaluator(Some(k), evaluator));
+        decide(evaluator, &self.trace, ask, kept.as_mut())
     }
 }
 
-/// Code judges inline from what they kept; model judges inline without a budget, each on a
-/// thread of its own with one. Feedback in judge order; late judges as errors.
+/// One decision of `trace`; with `kept`, code judges and the screen go on from it and leave
+/// what they read there.
+fn decide(
+    evaluator: &Arc<Evaluator>,
+    trace: &Arc<Trace>,
+    ask: Ask,
+    mut kept: Option<&mut Kept>,
+) -> Decided {
+    let context = ask
+        .context
+        .or_else(|| evaluator.context_for(trace))
+        .unwrap_or_else(|| evaluator.context().clone());
+    let (feedback, late) = judge(
+        evaluator,
+        trace,
+        &ask.pending,
+        ask.budget,
+        kept.as_mut().map(|k| &mut k.states[..]),
+    );
+    let pending = ask.pending.as_deref();
+    let policies = evaluator.policies();
+    let mut violations = evaluator.with_policy(|p| match kept {
+        Some(k) => p.evaluate_grown(&mut k.screen, trace, pending, &feedback, &context),
+        None => p.evaluate_trace(trace, pending, &feedback, &context),
+    });
+    let shadow = evaluator.with_shadow_policy(|p| {
+        Verdict::combine(
+            Vec::new(),
+            p.evaluate_trace(trace, pending, &feedback, &context),
+        )
+    });
+    if let Some(budget) = ask.budget {
+        // A late judge already has its `tribunal.judge_error`; the budget's own violation
+        // follows the gate's fail mode unless every late judge is optional.
+        let errors = policies.judge_errors();
+        if late
+            .iter()
+            .any(|name| errors.severity(name) != Severity::Warn)
+        {
+            violations.push(Violation {
+                rule: BUDGET_EXCEEDED.into(),
+                severity: budget.late,
+                message: format!(
+                    "model judges {} did not answer within the {} ms budget; the gate's fail mode applies",
+                    late.join(", "),
+                    budget.limit.as_millis()
+                ),
+                evidence: Vec::new(),
+            });
+        }
+    }
+    Decided {
+        verdict: Verdict::combine(feedback, violations),
+        shadow,
+        late,
+        context,
+    }
+}
+
+/// Code judges inline, from what they kept when `states` are given; model judges inline
+/// without a budget, on the evaluator's judge pool with one. Feedback in judge order; late
+/// judges (not answered in time, or refused by a full pool) as errors.
 fn judge(
     evaluator: &Arc<Evaluator>,
     trace: &Arc<Trace>,
     pending: &Option<Arc<Pending>>,
     budget: Option<Budget>,
-    kept: &mut Kept,
+    mut states: Option<&mut [GrowState]>,
 ) -> (Vec<Feedback>, Vec<String>) {
     let input = JudgeInput {
         trace,
@@ -183,46 +238,50 @@ fn judge(
     };
     let judges = evaluator.judges();
     let mut out: Vec<Feedback> = Vec::with_capacity(judges.len());
+    let deadline = budget.map(|b| Instant::now() + b.limit);
     // Model judges waited for: where their feedback goes in `out`, their index.
     let mut waiting = Vec::new();
     let (tx, rx) = mpsc::channel::<(usize, Vec<Feedback>)>();
-    for ((i, j), state) in judges.iter().enumerate().zip(&mut kept.states) {
-        if j.max_in_flight() == 0 {
-            out.extend(run_one(j.as_ref(), &input, Some(state)));
-        } else if budget.is_none() {
-            out.extend(run_one(j.as_ref(), &input, None));
-        } else {
-            let (ev, t, p, tx) = (
-                evaluator.clone(),
-                trace.clone(),
-                pending.clone(),
-                tx.clone(),
-            );
-            let started = std::thread::Builder::new()
-                .name(format!("judge {}", j.name()))
-                .spawn(move || {
-                    let input = JudgeInput {
-                        trace: &t,
-                        pending: p.as_deref(),
-                    };
-                    let _ = tx.send((i, run_one(ev.judges()[i].as_ref(), &input, None)));
-                });
-            if started.is_err() {
-                out.push(model_error(j.name(), "the judge could not be started"));
+    for (i, j) in judges.iter().enumerate() {
+        let deadline = match deadline {
+            Some(d) if j.max_in_flight() > 0 => d,
+            _ => {
+                // Model judges keep nothing between calls.
+                let state = states
+                    .as_mut()
+                    .filter(|_| j.max_in_flight() == 0)
+                    .and_then(|s| s.get_mut(i));
+                out.extend(run_one(j.as_ref(), &input, state));
                 continue;
             }
-            waiting.push((out.len(), i));
+        };
+        let (ev, t, p, tx) = (
+            evaluator.clone(),
+            trace.clone(),
+            pending.clone(),
+            tx.clone(),
+        );
+        let submitted = evaluator.judge_pool().submit(deadline, move || {
+            let input = JudgeInput {
+                trace: &t,
+                pending: p.as_deref(),
+            };
+            let _ = tx.send((i, run_one(ev.judges()[i].as_ref(), &input, None)));
+        });
+        // A judge the pool cannot take now is late like one that did not answer.
+        if submitted.is_ok() {
+            waiting.push((out.len(), i, true));
+        } else {
+            waiting.push((out.len(), i, false));
         }
     }
     drop(tx);
     let mut late = Vec::new();
-    if let Some(budget) = budget.filter(|_| !waiting.is_empty()) {
-        let deadline = Instant::now() + budget.limit;
+    if let (Some(budget), Some(deadline)) = (budget, deadline.filter(|_| !waiting.is_empty())) {
         let mut answered: Vec<Option<Vec<Feedback>>> = vec![None; judges.len()];
-        let mut left = waiting.len();
+        let mut left = waiting.iter().filter(|w| w.2).count();
         while left > 0 {
-            let now = Instant::now();
-            let Some(wait) = deadline.checked_duration_since(now) else {
+            let Some(wait) = deadline.checked_duration_since(Instant::now()) else {
                 break;
             };
             match rx.recv_timeout(wait) {
@@ -234,14 +293,21 @@ fn judge(
             }
         }
         // In judge order: from the last, so earlier places do not move.
-        for (at, i) in waiting.into_iter().rev() {
+        for (at, i, taken) in waiting.into_iter().rev() {
             let name = judges[i].name();
             let f = answered[i].take().unwrap_or_else(|| {
                 late.push(name.to_owned());
-                let message = format!(
-                    "no answer within the {} ms budget",
-                    budget.limit.as_millis()
-                );
+                let message = if taken {
+                    format!(
+                        "no answer within the {} ms budget",
+                        budget.limit.as_millis()
+                    )
+                } else {
+                    format!(
+                        "not started within the {} ms budget: every judge thread is busy",
+                        budget.limit.as_millis()
+                    )
+                };
                 vec![model_error(name, &message)]
             });
             out.splice(at..at, f);

@@ -65,10 +65,26 @@ pub trait Judge: Send + Sync {
         let _ = state;
         self.judge_memo(input)
     }
+
+    /// Roughly how many bytes `state` (left by this judge's [`Judge::judge_grown`]) takes,
+    /// with what it points to: what a holder of growing traces counts against its memory
+    /// limit. A judge that keeps no state of its own never sees one.
+    fn state_bytes(&self, state: &GrowState) -> usize {
+        // A state of a judge that does not say: counted at a fixed size.
+        state.as_ref().map_or(0, |_| 256)
+    }
 }
 
 /// What a judge keeps of one growing trace between calls; see [`Judge::judge_grown`].
 pub type GrowState = Option<Box<dyn std::any::Any + Send + Sync>>;
+
+/// [`Judge::state_bytes`] of a state of type `S` (a state of another type: a fixed size).
+pub fn state_bytes<S: tribunal_core::Heap + 'static>(state: &GrowState) -> usize {
+    state.as_ref().map_or(0, |s| match s.downcast_ref::<S>() {
+        Some(s) => std::mem::size_of::<S>() + tribunal_core::size::ALLOCATION + s.heap(),
+        None => 256,
+    })
+}
 
 /// Takes the state of type `S` out of `state` when it covers at most `messages` messages
 /// (by `covered`), else gives a fresh one; the judge puts it back when done.

@@ -316,6 +316,10 @@ impl Judge for Versioned {
     ) -> Vec<tribunal_core::Feedback> {
         self.versioned(self.inner.judge_grown(input, state))
     }
+
+    fn state_bytes(&self, state: &crate::GrowState) -> usize {
+        self.inner.state_bytes(state)
+    }
 }
 
 /// Builds a judge; its feedback carries the version of its definition.

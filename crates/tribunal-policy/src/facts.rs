@@ -12,6 +12,12 @@ pub struct Links {
     pub images: Vec<(String, String)>,
 }
 
+impl tribunal_core::Heap for Links {
+    fn heap(&self) -> usize {
+        self.hosts.heap() + self.emails.heap() + self.images.heap()
+    }
+}
+
 impl Links {
     pub fn is_empty(&self) -> bool {
         self.hosts.is_empty() && self.emails.is_empty() && self.images.is_empty()

@@ -475,6 +475,21 @@ pub struct ScreenMemo {
     pending_facts: Option<(Value, bool, Links, String)>,
 }
 
+impl tribunal_core::Heap for ScreenMemo {
+    fn heap(&self) -> usize {
+        self.texts.heap()
+            + self.tools.heap()
+            + self.untrusted.links.heap()
+            + self.pending_facts.as_ref().map_or(0, |(v, _, l, s)| {
+                std::mem::size_of::<(Value, bool, Links, String)>()
+                    + tribunal_core::size::ALLOCATION
+                    + v.heap()
+                    + l.heap()
+                    + s.heap()
+            })
+    }
+}
+
 /// The links of the untrusted messages among a trace's first `read` messages.
 #[derive(Debug, Default, Clone)]
 struct Untrusted {

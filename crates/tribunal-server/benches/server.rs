@@ -160,15 +160,15 @@ fn cpu_time() -> Option<Duration> {
 /// runtime of their own, on one thread apart from the server's, as agents calling a gate
 /// run in their own process.
 /// Clients are numbered from `first` (their conversations, and so their texts and trace ids,
-/// follow from the number).
+/// follow from the number) and spread over `urls` (servers) by number.
 fn throughput(
-    url: &reqwest::Url,
+    urls: &[reqwest::Url],
     token: &str,
     append: bool,
     (first, clients): (usize, usize),
     dur: Duration,
 ) -> f64 {
-    let (url, token) = (url.clone(), token.to_owned());
+    let (urls, token) = (urls.to_vec(), token.to_owned());
     let agents = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -179,7 +179,7 @@ fn throughput(
             let stop = Instant::now() + dur;
             let mut tasks = tokio::task::JoinSet::new();
             for client in first..first + clients {
-                let (url, token) = (url.clone(), token.clone());
+                let (url, token) = (urls[client % urls.len()].clone(), token.clone());
                 tasks.spawn(async move {
                     let c = reqwest::Client::new();
                     let mut walk = Walk::new(client, append);
@@ -357,9 +357,9 @@ fn main() {
                 // conversations and texts of its own.
                 let who = (10_000 + round * clients, clients);
                 let c0 = cpu_time();
-                let b = tokio::task::block_in_place(|| throughput(&bare, &token, append, who, dur));
+                let b = tokio::task::block_in_place(|| throughput(std::slice::from_ref(&bare), &token, append, who, dur));
                 let c1 = cpu_time();
-                let g = tokio::task::block_in_place(|| throughput(&gate, &token, append, who, dur));
+                let g = tokio::task::block_in_place(|| throughput(std::slice::from_ref(&gate), &token, append, who, dur));
                 let c2 = cpu_time();
                 bare_n += b;
                 gate_n += g;
@@ -414,5 +414,85 @@ fn main() {
             batches
         );
         background.shutdown(&state).await;
+        if std::env::var("TRIBUNAL_BENCH_POSTGRES").is_ok() {
+            two_servers_on_postgres(&ways).await;
+        }
     });
+}
+
+/// Starts a server on `url`'s store, on this runtime, listening on loopback: its state,
+/// background tasks and gate URL.
+async fn server_on(
+    url: &str,
+) -> (
+    std::sync::Arc<tribunal_server::AppState>,
+    tribunal_server::Background,
+    reqwest::Url,
+) {
+    let store = Store::open(url).await.unwrap();
+    let (state, background) = tribunal_server::start(
+        store,
+        ServerOptions {
+            score_quiet: Duration::from_secs(3600),
+            ..ServerOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let app = tribunal_server::router(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gate = format!("http://{}/api/v1/gate", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (state, background, reqwest::Url::parse(&gate).unwrap())
+}
+
+/// Gate throughput of one server on a PostgreSQL database, and of two servers sharing one
+/// (the agents spread over both, every decision committed to the one chain before its
+/// answer), in alternating rounds (`TRIBUNAL_BENCH_POSTGRES`; the database server is the
+/// tests' one, `TRIBUNAL_TEST_POSTGRES_URL`). Both servers run in this process, so they share
+/// its cores: the figure shows what sharing the database and its chain costs, not what a
+/// second machine adds.
+async fn two_servers_on_postgres(ways: &str) {
+    let db = tribunal_store::testing::TestDatabase::create("tribunal_bench")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (a, a_bg, gate_a) = server_on(&db.url).await;
+    let (b, b_bg, gate_b) = server_on(&db.url).await;
+    let token = tribunal_server::auth::create_token(&a.store, "default", "agent", "bench")
+        .await
+        .unwrap()
+        .1;
+    for append in [false, true] {
+        if !ways.is_empty() && ways != if append { "append" } else { "whole" } {
+            continue;
+        }
+        let (rounds, dur, clients) = (3, Duration::from_millis(1500), 8);
+        let (mut one_n, mut two_n) = (0.0, 0.0);
+        for round in 0..rounds {
+            let who = (50_000 + round * 2 * clients, clients);
+            let one = [gate_a.clone()];
+            let two = [gate_a.clone(), gate_b.clone()];
+            one_n += tokio::task::block_in_place(|| throughput(&one, &token, append, who, dur));
+            let who = (who.0 + clients, clients);
+            two_n += tokio::task::block_in_place(|| throughput(&two, &token, append, who, dur));
+        }
+        println!(
+            "PostgreSQL, {}, {clients} clients: one server {:.0} req/s, two servers on one database {:.0} req/s, ratio {:.2}",
+            if append { "appending each step" } else { "whole trace each call" },
+            one_n / rounds as f64,
+            two_n / rounds as f64,
+            two_n / one_n
+        );
+    }
+    a_bg.shutdown(&a).await;
+    b_bg.shutdown(&b).await;
+    let r = tribunal_server::audit::verify(&a.store).await.unwrap();
+    println!(
+        "  the shared log after both: {} entries, chain {}",
+        r.entries,
+        if r.ok() { "verifies" } else { "BROKEN" }
+    );
+    a.store.close().await;
+    b.store.close().await;
+    db.drop().await.unwrap();
 }

@@ -404,7 +404,9 @@ pub async fn handle(
     };
     let (trace, kept) = session.into_parts();
     if let Some(kept) = kept {
-        state.sessions.keep_judged(&caller.project, &trace, kept);
+        for row in state.sessions.keep_judged(&caller.project, &trace, kept) {
+            state.store_gate_trace(row).await;
+        }
     }
     let tribunal_engine::Decided {
         verdict,
@@ -545,7 +547,7 @@ pub async fn handle(
         at,
         at_ms,
     };
-    if let Some(row) = state.sessions.unsaved(&caller.project, &trace, unsaved) {
+    for row in state.sessions.unsaved(&caller.project, &trace, unsaved) {
         state.store_gate_trace(row).await;
     }
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
@@ -576,10 +578,7 @@ async fn hold(
         Steps::Whole(t) => {
             let t: Arc<Trace> = Arc::from(t);
             let digest = audit::digest(bytes);
-            let (evicted, kept) =
-                state
-                    .sessions
-                    .hold(project, t.clone(), digest.clone(), bytes.len());
+            let (evicted, kept) = state.sessions.hold(project, t.clone(), digest.clone());
             for row in evicted {
                 state.store_gate_trace(row).await;
             }
@@ -659,9 +658,7 @@ async fn reload(state: &AppState, project: &str, trace_id: &str) -> Result<(), A
     if let Some((mut trace, _)) = stored_request(&body) {
         trace.id = trace_id.to_owned();
         let digest = audit::digest(body.as_bytes());
-        let (evicted, _) = state
-            .sessions
-            .hold(project, Arc::new(trace), digest, body.len());
+        let (evicted, _) = state.sessions.hold(project, Arc::new(trace), digest);
         for row in evicted {
             state.store_gate_trace(row).await;
         }
@@ -819,6 +816,19 @@ impl Outcome {
                 enforced: false,
             }),
         }
+    }
+
+    /// Roughly the memory it takes, with what it points to.
+    pub fn bytes(&self) -> usize {
+        use tribunal_core::Heap;
+        std::mem::size_of::<Outcome>()
+            + self.verdict.heap()
+            + self.evidence.heap()
+            + self.trace_id.heap()
+            + self.policy_version.heap()
+            + self.shadow.heap()
+            // The context: a few names and settings.
+            + 256
     }
 
     /// The stored result: the answer with everything.

@@ -123,7 +123,7 @@ pub async fn replay(
                 context,
                 budget: None,
             };
-            let v = Session::new(trace).decide(evaluator, ask).verdict;
+            let v = Session::new(trace).decide_once(evaluator, ask).verdict;
             if v.decision.as_str() == before {
                 report.unchanged += 1;
             } else {

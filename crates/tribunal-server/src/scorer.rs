@@ -74,10 +74,12 @@ async fn score_one(
     };
     let rt = p.runtime();
     let judged = tokio::task::spawn_blocking(move || {
-        let mut session = tribunal_engine::Session::new(trace);
-        let verdict = session.decide(rt.evaluator(), Default::default()).verdict;
-        let trace = session.trace();
-        let doc = result_json(trace, &verdict, rt.policy_version());
+        let trace = std::sync::Arc::new(trace);
+        let session = tribunal_engine::Session::new(trace.clone());
+        let verdict = session
+            .decide_once(rt.evaluator(), Default::default())
+            .verdict;
+        let doc = result_json(&trace, &verdict, rt.policy_version());
         let untrusted = crate::labels::untrusted_judges(&verdict.feedback);
         (verdict.decision, doc, untrusted)
     })

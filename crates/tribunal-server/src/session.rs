@@ -18,7 +18,8 @@ use crate::error::{ApiError, Code};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tribunal_core::{Pending, Trace};
+use tribunal_core::size::ALLOCATION;
+use tribunal_core::{Heap, Pending, Trace};
 use tribunal_engine::Kept;
 use tribunal_store::GateTraceRow;
 
@@ -47,6 +48,14 @@ pub enum StoredAnswer {
 }
 
 impl StoredAnswer {
+    /// Roughly the memory it takes.
+    fn bytes(&self) -> usize {
+        match self {
+            StoredAnswer::Text(t) => t.heap(),
+            StoredAnswer::Later(o) => o.bytes(),
+        }
+    }
+
     pub fn into_text(self) -> String {
         match self {
             StoredAnswer::Text(t) => t,
@@ -54,6 +63,26 @@ impl StoredAnswer {
         }
     }
 }
+
+impl Unsaved {
+    /// Roughly the memory it takes beyond the trace it belongs to.
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Unsaved>()
+            + self.request.heap()
+            + self
+                .pending
+                .as_ref()
+                .and_then(|p| p.as_deref())
+                .map_or(0, |p| p.footprint())
+            + self.decision.heap()
+            + self.result.bytes()
+            + self.at.heap()
+    }
+}
+
+/// What a held trace costs besides its trace, its judges' states and its unsaved answer:
+/// the entry in the map, its key and digest.
+const ENTRY: usize = std::mem::size_of::<((String, String), Held)>() + 8 + 64 + 3 * ALLOCATION;
 
 struct Held {
     trace: Arc<Trace>,
@@ -65,7 +94,14 @@ struct Held {
     digest: String,
     used: Instant,
     unsaved: Option<Unsaved>,
-    /// Bytes of the requests that built it: what it is counted as against the budget.
+    /// Memory of the trace (its footprint, grown with each append).
+    trace_bytes: usize,
+    /// Memory of what its judges and screen kept, as of the last decision.
+    kept_bytes: usize,
+    /// Memory of the key's strings.
+    key_bytes: usize,
+    /// What it is counted as against the budget now: everything above and the unsaved
+    /// request and answer.
     bytes: usize,
 }
 
@@ -77,6 +113,15 @@ impl Held {
         self.generation += 1;
         self.digest = digest;
         self.used = Instant::now();
+    }
+
+    /// What it costs now.
+    fn cost(&self) -> usize {
+        ENTRY
+            + self.key_bytes
+            + self.trace_bytes
+            + self.kept_bytes
+            + self.unsaved.as_ref().map_or(0, Unsaved::bytes)
     }
 }
 
@@ -119,7 +164,8 @@ pub struct Sessions {
     map: Mutex<Map>,
     limit: usize,
     idle: Duration,
-    /// Budget for the request bytes of all held traces.
+    /// Budget for the memory of everything held: traces, what their judges kept, their
+    /// answers still to be stored.
     max_bytes: usize,
     /// Their sum now (changed only with `map` locked).
     bytes: AtomicUsize,
@@ -136,9 +182,18 @@ impl Sessions {
         }
     }
 
-    /// Request bytes of the traces held now.
+    /// Memory held now, as estimated: every held trace, what its judges kept, its answer
+    /// still to be stored.
     pub fn bytes(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Counts `h` at what it costs now.
+    fn recount(&self, h: &mut Held) {
+        let now = h.cost();
+        self.bytes.fetch_add(now, Ordering::Relaxed);
+        self.bytes.fetch_sub(h.bytes, Ordering::Relaxed);
+        h.bytes = now;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
@@ -154,19 +209,19 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Holds `trace` as sent whole in a request of `size` bytes (replacing what was held
-    /// under its id); a trace larger than the whole budget is not held. Returns rows of
-    /// traces let go to make room that still had to be stored, and what the judges kept of
-    /// the trace held before when the new one only continues it (its messages start with
-    /// the held ones).
+    /// Holds `trace` as sent whole (replacing what was held under its id); a trace larger
+    /// than the whole budget is not held. Returns rows of traces let go to make room that
+    /// still had to be stored, and what the judges kept of the trace held before when the
+    /// new one only continues it (its messages start with the held ones).
     pub fn hold(
         &self,
         project: &str,
         trace: Arc<Trace>,
         digest: String,
-        size: usize,
     ) -> (Vec<GateTraceRow>, Option<Kept>) {
         let key = (project.to_owned(), trace.id.clone());
+        let trace_bytes = trace.footprint();
+        let key_bytes = key.0.heap() + key.1.heap();
         let mut map = self.lock();
         let mut evicted = Vec::new();
         let (generation, judged, carried) = match map.remove(&key) {
@@ -188,24 +243,28 @@ impl Sessions {
             }
             None => (0, None, None),
         };
+        let mut held = Held {
+            trace,
+            judged: None,
+            generation,
+            digest,
+            used: Instant::now(),
+            unsaved: carried,
+            trace_bytes,
+            // What the judges kept of the trace before goes on with this call, and is
+            // counted again once it is kept.
+            kept_bytes: 0,
+            key_bytes,
+            bytes: 0,
+        };
+        let size = held.cost();
         if size > self.max_bytes {
-            evicted.extend(row(&key.0, &trace, carried));
+            evicted.extend(row(&key.0, &held.trace, held.unsaved));
             return (evicted, judged);
         }
         evicted.extend(self.make_room(&mut map, size));
-        self.bytes.fetch_add(size, Ordering::Relaxed);
-        map.insert(
-            key,
-            Held {
-                trace,
-                judged: None,
-                generation,
-                digest,
-                used: Instant::now(),
-                unsaved: carried,
-                bytes: size,
-            },
-        );
+        self.recount(&mut held);
+        map.insert(key, held);
         (evicted, judged)
     }
 
@@ -241,6 +300,7 @@ impl Sessions {
         }
         let new = import(&snapshot)?;
         drop(snapshot);
+        let new_bytes: usize = new.iter().map(|m| m.footprint()).sum();
         let mut map = self.lock();
         let h = map.get_mut(&key).ok_or_else(|| not_held(trace_id))?;
         if h.generation != generation {
@@ -254,8 +314,8 @@ impl Sessions {
         }
         let digest = crate::audit::chain_hash(&h.digest, body);
         h.extend(new, digest);
-        h.bytes += body.len();
-        self.bytes.fetch_add(body.len(), Ordering::Relaxed);
+        h.trace_bytes += new_bytes;
+        self.recount(h);
         let mut taken = Taken::of(h);
         // The least recently used go first: this trace was just used, so it goes only if it
         // alone is over the budget (its answer is then stored at once, see `unsaved`).
@@ -264,43 +324,60 @@ impl Sessions {
     }
 
     /// Keeps what the judges kept of `trace` for the next call, when `trace` is still the
-    /// one held under its id (no other call changed it meanwhile).
-    pub fn keep_judged(&self, project: &str, trace: &Arc<Trace>, judged: Kept) {
-        if let Some(h) = self.lock().get_mut(&KeyRef(project, &trace.id)) {
-            if Arc::ptr_eq(&h.trace, trace) {
-                h.judged = Some(judged);
-            }
+    /// one held under its id (no other call changed it meanwhile), counted against the
+    /// budget. Returns rows of traces let go to make room that still had to be stored.
+    pub fn keep_judged(
+        &self,
+        project: &str,
+        trace: &Arc<Trace>,
+        judged: Kept,
+    ) -> Vec<GateTraceRow> {
+        let mut map = self.lock();
+        let Some(h) = map.get_mut(&KeyRef(project, &trace.id)) else {
+            return Vec::new();
+        };
+        if !Arc::ptr_eq(&h.trace, trace) {
+            return Vec::new();
         }
+        h.kept_bytes = judged.bytes();
+        h.judged = Some(judged);
+        self.recount(h);
+        self.make_room(&mut map, 0)
     }
 
     /// Marks a held trace as to be stored with this request and answer (at the next
     /// flush: a trace called again within it is written once). When the trace is not held
     /// (let go meanwhile by another call making room, or too large to hold), returns its row
-    /// to store now.
+    /// to store now; with it, rows of traces let go to make room for the answer.
     pub fn unsaved(
         &self,
         project: &str,
         trace: &Arc<Trace>,
         unsaved: Unsaved,
-    ) -> Option<GateTraceRow> {
-        match self.lock().get_mut(&KeyRef(project, &trace.id)) {
+    ) -> Vec<GateTraceRow> {
+        let mut map = self.lock();
+        match map.get_mut(&KeyRef(project, &trace.id)) {
             Some(h) => {
                 h.unsaved = Some(unsaved);
-                None
+                self.recount(h);
+                self.make_room(&mut map, 0)
             }
-            None => row(project, trace, Some(unsaved)),
+            None => row(project, trace, Some(unsaved)).into_iter().collect(),
         }
     }
 
     /// Lets go of idle traces, then of the least recently used ones: an eighth of the
-    /// limit when the count limit is reached, and as many as it takes for `incoming` more
-    /// bytes to fit the budget. Returns the rows of those that still had to be stored.
+    /// limit when the count limit is reached, and when `incoming` more bytes do not fit the
+    /// budget, as many as it takes for them to fit in seven eighths of it (so the sort this
+    /// takes is not made again on the next call). Returns the rows of those that still had
+    /// to be stored.
     fn make_room(&self, map: &mut Map, incoming: usize) -> Vec<GateTraceRow> {
         let over_count = map.len() >= self.limit;
-        let over_bytes = |b: usize| b + incoming > self.max_bytes;
-        if !over_count && !over_bytes(self.bytes()) {
+        if !over_count && self.bytes() + incoming <= self.max_bytes {
             return Vec::new();
         }
+        let low = self.max_bytes - self.max_bytes / 8;
+        let over_bytes = |b: usize| b + incoming > low;
         let now = Instant::now();
         let mut by_use: Vec<(bool, Instant, (String, String))> = map
             .iter()
@@ -338,7 +415,9 @@ impl Sessions {
                     todo.push((k.0.clone(), h.trace.clone(), u));
                 }
                 let keep = now.duration_since(h.used) <= self.idle;
-                if !keep {
+                if keep {
+                    self.recount(h);
+                } else {
                     self.bytes.fetch_sub(h.bytes, Ordering::Relaxed);
                 }
                 keep
@@ -440,7 +519,7 @@ mod tests {
     #[test]
     fn appends_extend_in_place_and_check_the_offset() {
         let s = Sessions::new(10, Duration::from_secs(60), 1 << 20);
-        s.hold("p", trace("t", 2), "d0".into(), 100);
+        s.hold("p", trace("t", 2), "d0".into());
         let a = s.append("p", "t", 2, b"{}", one).unwrap();
         assert_eq!(a.trace.messages.len(), 3);
         assert_ne!(a.digest, "d0");
@@ -506,7 +585,7 @@ mod tests {
     #[test]
     fn judge_states_follow_the_trace_only_while_it_grows() {
         let s = Sessions::new(10, Duration::from_secs(60), 1 << 20);
-        let (_, kept) = s.hold("p", trace("t", 2), "d".into(), 100);
+        let (_, kept) = s.hold("p", trace("t", 2), "d".into());
         assert!(kept.is_none(), "nothing kept of a new trace");
         let a = s.append("p", "t", 2, b"{}", one).unwrap();
         assert!(a.judged.is_none());
@@ -520,14 +599,14 @@ mod tests {
         let mut longer = (*b.trace).clone();
         drop(b);
         longer.messages.push(Message::new("m4", Role::User, "more"));
-        let (_, kept) = s.hold("p", Arc::new(longer.clone()), "d".into(), 100);
+        let (_, kept) = s.hold("p", Arc::new(longer.clone()), "d".into());
         assert_eq!(mark(kept), Some(2));
         // Sent whole with an earlier message changed: the states are dropped.
         let held = s.append("p", "t", 5, b"{}", one).unwrap().trace;
         s.keep_judged("p", &held, judged(3));
         let mut edited = (*held).clone();
         edited.messages[1].content = "changed".into();
-        let (_, kept) = s.hold("p", Arc::new(edited), "d".into(), 100);
+        let (_, kept) = s.hold("p", Arc::new(edited), "d".into());
         assert!(
             kept.is_none(),
             "a trace that does not continue the held one starts over"
@@ -536,7 +615,7 @@ mod tests {
         s.keep_judged("p", &held, judged(4));
         assert!(s.append("p", "t", 6, b"{}", one).unwrap().judged.is_none());
         // Nor are they seen by another project.
-        s.hold("q", trace("t", 1), "d".into(), 100);
+        s.hold("q", trace("t", 1), "d".into());
         let q = s.append("q", "t", 1, b"{}", one).unwrap();
         assert!(q.judged.is_none());
     }
@@ -544,7 +623,7 @@ mod tests {
     #[test]
     fn unsaved_appends_are_taken_once_and_evicted_ones_are_not_lost() {
         let s = Sessions::new(8, Duration::from_secs(60), 1 << 20);
-        s.hold("p", trace("t", 1), "d".into(), 100);
+        s.hold("p", trace("t", 1), "d".into());
         s.append("p", "t", 1, b"{}", one).unwrap();
         let u = Unsaved {
             request: None,
@@ -555,24 +634,24 @@ mod tests {
             at_ms: 1,
         };
         let held = s.append("p", "t", 2, b"{}", one).unwrap().trace;
-        assert!(s.unsaved("p", &held, u.clone()).is_none());
+        assert!(s.unsaved("p", &held, u.clone()).is_empty());
         let rows = s.take_unsaved();
         assert_eq!(rows.len(), 1);
         let body: serde_json::Value = serde_json::from_str(&rows[0].body).unwrap();
         assert_eq!(body["trace"]["messages"].as_array().unwrap().len(), 3);
         assert!(s.take_unsaved().is_empty(), "taken once");
         // Filling the sessions lets the oldest go; its unsaved append comes back as a row.
-        assert!(s.unsaved("p", &held, u.clone()).is_none());
+        assert!(s.unsaved("p", &held, u.clone()).is_empty());
         let mut evicted = Vec::new();
         for i in 0..20 {
-            evicted.extend(s.hold("p", trace(&format!("x{i}"), 1), "d".into(), 100).0);
+            evicted.extend(s.hold("p", trace(&format!("x{i}"), 1), "d".into()).0);
         }
         assert!(s.len() <= 8);
         assert!(!s.holds("p", "t"));
         assert_eq!(evicted.len(), 1);
         assert_eq!(evicted[0].trace_id, "t");
         // An answer for a trace let go meanwhile comes back as a row to store at once.
-        let late = s.unsaved("p", &held, u).expect("a row");
+        let late = s.unsaved("p", &held, u).pop().expect("a row");
         assert_eq!(late.trace_id, "t");
     }
 
@@ -589,11 +668,11 @@ mod tests {
 
     #[test]
     fn a_trace_sent_whole_again_and_again_is_stored_once_as_last_sent() {
-        let s = Sessions::new(8, Duration::from_secs(60), 1000);
+        let s = Sessions::new(8, Duration::from_secs(60), 64 << 10);
         for n in 1..=3 {
             let t = trace("w", n);
-            assert!(s.hold("p", t.clone(), "d".into(), 100).0.is_empty());
-            assert!(s.unsaved("p", &t, sent(&format!("request {n}"))).is_none());
+            assert!(s.hold("p", t.clone(), "d".into()).0.is_empty());
+            assert!(s.unsaved("p", &t, sent(&format!("request {n}"))).is_empty());
         }
         let rows = s.take_unsaved();
         assert_eq!(rows.len(), 1, "written once");
@@ -601,7 +680,7 @@ mod tests {
         assert!(s.take_unsaved().is_empty());
         // A request not marked yet (its call still judging) leaves the last one to store.
         s.unsaved("p", &trace("w", 3), sent("request 3"));
-        s.hold("p", trace("w", 4), "d".into(), 100);
+        s.hold("p", trace("w", 4), "d".into());
         assert_eq!(s.take_unsaved()[0].body, "request 3");
         // Appends after a whole request: the grown trace is stored normalized.
         s.unsaved("p", &trace("w", 4), sent("request 4"));
@@ -614,41 +693,166 @@ mod tests {
         assert_eq!(body["trace"]["messages"].as_array().unwrap().len(), 5);
         // Sent whole after appends: what the appends built is stored at once.
         s.unsaved("p", &grown, u);
-        let (evicted, _) = s.hold("p", trace("w", 6), "d".into(), 100);
+        let (evicted, _) = s.hold("p", trace("w", 6), "d".into());
         assert_eq!(evicted.len(), 1);
         assert!(evicted[0].body.contains("\"format\":\"tribunal\""));
         // A trace too large to hold is stored at once, as sent.
-        let big = trace("big", 1);
-        assert!(s.hold("p", big.clone(), "d".into(), 5000).0.is_empty());
-        let row = s.unsaved("p", &big, sent("big request")).expect("a row");
+        let big = sized("big", 100 << 10);
+        assert!(s.hold("p", big.clone(), "d".into()).0.is_empty());
+        let row = s
+            .unsaved("p", &big, sent("big request"))
+            .pop()
+            .expect("a row");
         assert_eq!(row.body, "big request");
+    }
+
+    /// A trace of one message of `content` bytes.
+    fn sized(id: &str, content: usize) -> Arc<Trace> {
+        Arc::new(Trace {
+            id: id.into(),
+            messages: vec![Message::new("m0", Role::User, "x".repeat(content))],
+            ..Default::default()
+        })
+    }
+
+    impl Sessions {
+        /// What everything held costs, counted afresh.
+        fn recounted(&self) -> usize {
+            self.lock().values().map(Held::cost).sum()
+        }
     }
 
     #[test]
     fn held_bytes_stay_within_the_budget() {
-        let s = Sessions::new(1000, Duration::from_secs(60), 1000);
+        let cost = {
+            let s = Sessions::new(10, Duration::from_secs(60), 1 << 30);
+            s.hold("p", sized("t0", 3000), "d".into());
+            s.bytes()
+        };
+        assert!(cost > 3000, "the text counts: {cost}");
+        let max = cost * 7 / 2;
+        let s = Sessions::new(1000, Duration::from_secs(60), max);
         for i in 0..50 {
-            s.hold("p", trace(&format!("t{i}"), 1), "d".into(), 300);
-            assert!(s.bytes() <= 1000, "{}", s.bytes());
+            s.hold("p", sized(&format!("t{i}"), 3000), "d".into());
+            assert!(s.bytes() <= max, "{}", s.bytes());
         }
         assert_eq!(s.len(), 3);
         // The most recent stay.
         assert!(s.holds("p", "t49") && s.holds("p", "t47") && !s.holds("p", "t46"));
         // Appends count too: the least recently used trace goes to make room, its unsaved
         // request comes back to be stored.
-        s.unsaved("p", &trace("t47", 1), sent("request t47"));
-        let taken = s.append("p", "t49", 1, &[b' '; 200], one).unwrap();
-        assert!(s.bytes() <= 1000, "{}", s.bytes());
-        assert!(s.holds("p", "t49") && !s.holds("p", "t47"));
+        assert!(s
+            .unsaved("p", &sized("t47", 3000), sent("request t47"))
+            .is_empty());
+        let taken = s
+            .append("p", "t49", 1, b"{}", |_| {
+                Ok(vec![Message::new("m1", Role::Assistant, "y".repeat(2500))])
+            })
+            .unwrap();
+        assert!(s.bytes() <= max, "{}", s.bytes());
+        assert!(
+            s.holds("p", "t49") && s.holds("p", "t48") && !s.holds("p", "t47"),
+            "{} {} {} {} of {max}",
+            s.holds("p", "t49"),
+            s.holds("p", "t48"),
+            s.holds("p", "t47"),
+            s.bytes()
+        );
         assert_eq!(taken.evicted.len(), 1);
         assert_eq!(taken.evicted[0].body, "request t47");
-        s.hold("p", trace("u", 1), "d".into(), 100);
-        assert!(s.bytes() <= 1000, "{}", s.bytes());
+        assert_eq!(s.bytes(), s.recounted());
         // Replacing a trace counts it once; a trace larger than the budget is not held.
-        s.hold("p", trace("u", 1), "d".into(), 100);
-        s.hold("p", trace("u", 1), "d".into(), 100);
-        assert!(s.bytes() <= 1000);
-        s.hold("p", trace("huge", 1), "d".into(), 5000);
+        for _ in 0..3 {
+            s.hold("p", sized("u", 100), "d".into());
+        }
+        assert!(s.bytes() <= max);
+        assert_eq!(s.bytes(), s.recounted());
+        s.hold("p", sized("huge", 4 * cost), "d".into());
         assert!(!s.holds("p", "huge"));
+        // Answers waiting for the next flush count until they are stored.
+        let before = s.bytes();
+        assert!(s
+            .unsaved("p", &sized("u", 100), sent(&"r".repeat(500)))
+            .is_empty());
+        assert!(s.bytes() >= before + 500, "{before} {}", s.bytes());
+        assert_eq!(s.take_unsaved().len(), 1);
+        assert_eq!(s.bytes(), before);
+    }
+
+    /// A trace of `calls` assistant tool calls, each with `size` bytes of arguments.
+    fn with_calls(id: &str, calls: usize, size: usize) -> Trace {
+        let mut t = Trace {
+            id: id.into(),
+            messages: vec![Message::new("m0", Role::User, "go")],
+            ..Default::default()
+        };
+        for i in 0..calls {
+            let mut m = Message::new(format!("m{}", i + 1), Role::Assistant, "");
+            m.tool_calls.push(tribunal_core::ToolCall {
+                id: format!("c{i}"),
+                name: "write".into(),
+                arguments: serde_json::json!({"n": i, "text": "z".repeat(size)}),
+                span_id: None,
+            });
+            t.messages.push(m);
+        }
+        t
+    }
+
+    #[test]
+    fn what_judges_keep_counts_against_the_budget() {
+        // The default judges: `repeated_calls` keeps the canonical arguments of every call,
+        // about as large as the trace itself.
+        let evaluator = tribunal_engine::Evaluator::new(
+            tribunal_judges::default_judges(),
+            tribunal_policy::PolicySet::new(Vec::new(), &[], Default::default()).unwrap(),
+            Default::default(),
+        );
+        let trace_cost = {
+            let s = Sessions::new(10, Duration::from_secs(60), 1 << 30);
+            s.hold("p", Arc::new(with_calls("t", 20, 2000)), "d".into());
+            s.bytes()
+        };
+        let max = trace_cost * 10;
+        let s = Sessions::new(10_000, Duration::from_secs(60), max);
+        let mut kept_sizes = Vec::new();
+        for i in 0..40 {
+            let t = Arc::new(with_calls(&format!("t{i}"), 20, 2000));
+            let (_, kept) = s.hold("p", t.clone(), "d".into());
+            assert!(kept.is_none());
+            let mut session = tribunal_engine::Session::resume(t.clone(), None);
+            session.decide(&evaluator, Default::default());
+            let (t, kept) = session.into_parts();
+            let kept = kept.expect("the judges kept their states");
+            kept_sizes.push(kept.bytes());
+            s.keep_judged("p", &t, kept);
+            assert!(s.bytes() <= max, "{} > {max}", s.bytes());
+            assert_eq!(s.bytes(), s.recounted());
+        }
+        let kept = kept_sizes[0];
+        assert!(
+            kept * 2 > trace_cost,
+            "the states are large: {kept} against a trace of {trace_cost}"
+        );
+        // Counted with their states, fewer traces fit than the trace bytes alone allow.
+        assert!(s.len() < 10, "{} held", s.len());
+        assert!(s.len() >= 3, "{} held", s.len());
+        // The states follow their trace: an append takes them out, a new decision puts
+        // back larger ones, counted again.
+        let last = "t39";
+        let mut taken = s
+            .append("p", last, 21, b"{}", |t| {
+                Ok(with_calls("x", 22, 2000).messages[t.messages.len()..].to_vec())
+            })
+            .unwrap();
+        let mut session =
+            tribunal_engine::Session::resume(taken.trace.clone(), taken.judged.take());
+        session.decide(&evaluator, Default::default());
+        let (t, kept) = session.into_parts();
+        let kept = kept.unwrap();
+        assert!(kept.bytes() > kept_sizes[39], "it grew with the trace");
+        s.keep_judged("p", &t, kept);
+        assert!(s.bytes() <= max);
+        assert_eq!(s.bytes(), s.recounted());
     }
 }

@@ -108,7 +108,7 @@ pub fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         context: Some(context),
         budget: None,
     };
-    let verdict = Session::new(trace).decide(&evaluator, ask).verdict;
+    let verdict = Session::new(trace).decide_once(&evaluator, ask).verdict;
     let elapsed = started.elapsed();
     let out = json!({
         "config": cfg.describe(),

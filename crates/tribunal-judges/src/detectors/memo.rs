@@ -17,7 +17,7 @@ const SHARDS: usize = 16;
 
 /// Bytes of text (and hits) one detector keeps, over both generations, at most about twice
 /// this.
-pub(crate) const BUDGET: usize = 16 << 20;
+pub(crate) const BUDGET: usize = 4 << 20;
 
 /// Texts shorter than this are scanned every time: hashing and locking would cost about
 /// as much as the scan.

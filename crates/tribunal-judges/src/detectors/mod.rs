@@ -26,7 +26,7 @@ pub mod secrets;
 
 use crate::error::JudgeConfigError;
 use crate::text::string_leaves;
-use crate::{take_state, GrowState, Judge, JudgeInput};
+use crate::{state_bytes, take_state, GrowState, Judge, JudgeInput};
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
@@ -328,6 +328,10 @@ impl<S: Scanner> Judge for DetectorJudge<S> {
         *state = Some(grown);
         vec![out]
     }
+
+    fn state_bytes(&self, state: &GrowState) -> usize {
+        state_bytes::<Grown>(state)
+    }
 }
 
 /// What a detector found in some texts.
@@ -347,6 +351,18 @@ struct Grown {
     found: Found,
     /// The last pending step and what it found.
     pending: Option<(Pending, Found)>,
+}
+
+impl tribunal_core::Heap for Found {
+    fn heap(&self) -> usize {
+        self.findings.heap()
+    }
+}
+
+impl tribunal_core::Heap for Grown {
+    fn heap(&self) -> usize {
+        self.found.heap() + self.pending.heap()
+    }
 }
 
 impl<S: Scanner> DetectorJudge<S> {

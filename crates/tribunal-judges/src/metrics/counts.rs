@@ -1,7 +1,9 @@
 //! `step_count`: how big a trace is — messages, tool calls, LLM calls, spans, failed tool
 //! spans and calls per tool, as one object.
 
-use crate::{error::JudgeConfigError, registry, take_state, GrowState, Judge, JudgeInput};
+use crate::{
+    error::JudgeConfigError, registry, state_bytes, take_state, GrowState, Judge, JudgeInput,
+};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -55,6 +57,16 @@ impl Judge for Counts {
         let out = self.render(input, &tally);
         *state = Some(tally);
         out
+    }
+
+    fn state_bytes(&self, state: &GrowState) -> usize {
+        state_bytes::<Tally>(state)
+    }
+}
+
+impl tribunal_core::Heap for Tally {
+    fn heap(&self) -> usize {
+        self.per_tool.heap()
     }
 }
 

@@ -3,7 +3,9 @@
 //! repeat count, and the rationale also gives the longest run of consecutive calls to one
 //! tool.
 
-use crate::{error::JudgeConfigError, registry, take_state, GrowState, Judge, JudgeInput};
+use crate::{
+    error::JudgeConfigError, registry, state_bytes, take_state, GrowState, Judge, JudgeInput,
+};
 use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -57,6 +59,16 @@ impl Judge for Loops {
         let out = self.decide(input, &grown.canonical);
         *state = Some(grown);
         out
+    }
+
+    fn state_bytes(&self, state: &GrowState) -> usize {
+        state_bytes::<Grown>(state)
+    }
+}
+
+impl tribunal_core::Heap for Grown {
+    fn heap(&self) -> usize {
+        self.canonical.heap()
     }
 }
 
