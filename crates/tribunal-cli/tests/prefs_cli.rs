@@ -280,6 +280,60 @@ fn a_trained_reward_model_is_a_judge_policies_can_read() {
         "{}",
         rows[2]
     );
+    // Pairwise: the reply against the expected response, or against the reply before it.
+    std::fs::write(
+        dir.path().join("tribunal.toml"),
+        "[judges.vs_expected]\nkind = \"reward_model\"\npath = \"rm.json\"\nagainst = \"expected_response\"\n\n[judges.vs_previous]\nkind = \"reward_model\"\npath = \"rm.json\"\nagainst = \"previous_reply\"\n",
+    )
+    .unwrap();
+    let (kind, rude) = (
+        "Happy to help with chess, the key idea is simple.",
+        "I can't help with chess.",
+    );
+    let pairs = [
+        serde_json::json!({"id": "better", "expectations": {"expected_response": rude}, "messages": [{"role": "user", "content": "Tell me about chess."}, {"role": "assistant", "content": rude}, {"role": "assistant", "content": kind}]}),
+        serde_json::json!({"id": "worse", "expectations": {"expected_response": kind}, "messages": [{"role": "user", "content": "Tell me about chess."}, {"role": "assistant", "content": kind}, {"role": "assistant", "content": rude}]}),
+        serde_json::json!({"id": "alone", "messages": [{"role": "user", "content": "Tell me about chess."}, {"role": "assistant", "content": kind}]}),
+    ];
+    std::fs::write(
+        dir.path().join("pairs.jsonl"),
+        pairs
+            .iter()
+            .map(|t| t.to_string() + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
+    let out = tribunal(
+        dir.path(),
+        &["eval", "pairs.jsonl", "--no-store", "-f", "jsonl"],
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let p = |r: &serde_json::Value, name: &str| {
+        r["feedback"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .and_then(|f| f["value"].as_f64())
+    };
+    for name in ["vs_expected", "vs_previous"] {
+        let (better, worse) = (p(&rows[0], name).unwrap(), p(&rows[1], name).unwrap());
+        assert!(
+            better > 0.5 && worse < 0.5 && (better + worse - 1.0).abs() < 1e-9,
+            "{name}: {rows:?}"
+        );
+    }
+    // Nothing to compare with: no feedback from either.
+    assert_eq!(
+        (p(&rows[2], "vs_expected"), p(&rows[2], "vs_previous")),
+        (None, None),
+        "{}",
+        rows[2]
+    );
+
     // A missing model file is a configuration error naming the setting.
     std::fs::write(
         dir.path().join("tribunal.toml"),

@@ -607,10 +607,7 @@ async fn hold(
                 .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
             let digest = audit::chain_hash(&audit::digest(&text), bytes);
             let t = Arc::new(trace);
-            let (evicted, kept) =
-                state
-                    .sessions
-                    .hold(project, t.clone(), digest.clone(), text.len());
+            let (evicted, kept) = state.sessions.hold(project, t.clone(), digest.clone());
             for row in evicted {
                 state.store_gate_trace(row).await;
             }
