@@ -1197,6 +1197,13 @@ async fn an_admin_builds_a_queue_two_people_label_a_reviewer_decides_and_the_fig
         "{shown}"
     );
     screenshot(&b, "queue-figures").await;
+    b.execute(
+        "document.getElementById('people').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(&b, "queue-figures-people").await;
     // The export links give the labels with the session's cookie.
     let href = b
         .find(Locator::Css("#export-jsonl"))
@@ -1443,6 +1450,247 @@ async fn an_annotator_labels_pairs_from_a_file_with_the_keyboard() {
     let want: BTreeMap<String, String> =
         given.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
     assert_eq!(got, want, "{labels}");
+    b.close().await.unwrap();
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_annotator_page_shows_a_span_and_an_eval_run_result() {
+    use tribunal_store::{ResultRecord, RunRecord};
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    let annotator = s.token("default", "annotator").await;
+    let tid = "5b8efff798038103d269b633813fc60c";
+    let span = json!({"traceId": tid, "spanId": "eee19b7ec3c1b174", "name": "chat",
+    "startTimeUnixNano": "1000000", "endTimeUnixNano": "251000000",
+    "attributes": [
+        {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+        {"key": "gen_ai.request.model", "value": {"stringValue": "small-model-7"}},
+        {"key": "gen_ai.prompt.0.role", "value": {"stringValue": "user"}},
+        {"key": "gen_ai.prompt.0.content", "value": {"stringValue": "where is my parcel?"}},
+        {"key": "gen_ai.completion.0.role", "value": {"stringValue": "assistant"}},
+        {"key": "gen_ai.completion.0.content", "value": {"stringValue": "On its way."}}
+    ]});
+    let c = TestServer::client();
+    let r = c
+        .post(format!("{}/v1/traces", s.url))
+        .bearer_auth(&agent)
+        .json(&json!({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.store
+        .create_run(&RunRecord {
+            id: "run-x".into(),
+            started_at: "2026-12-01T10:00:00Z".into(),
+            finished_at: Some("2026-12-01T10:01:00Z".into()),
+            command: "tribunal eval runs.jsonl".into(),
+            inputs: "runs.jsonl".into(),
+            policy_version: "p".into(),
+            config_hash: "c".into(),
+            config: "built-in defaults".into(),
+            status: "done".into(),
+            total: 1,
+            allowed: 0,
+            escalated: 0,
+            blocked: 1,
+            rejected: 0,
+        })
+        .await
+        .unwrap();
+    s.store
+        .insert_results(
+            "run-x",
+            &[ResultRecord {
+                seq: 0,
+                trace_id: "run-t0".into(),
+                source_file: "runs.jsonl".into(),
+                source_line: 7,
+                decision: "block".into(),
+                result: json!({"trace_id": "run-t0", "decision": "block",
+                    "violations": [{"rule": "c6.dangerous_command", "severity": "block", "message": "a command that wipes the disk"}],
+                    "feedback": [{"name": "tone", "value": "polite"}]})
+                .to_string(),
+            }],
+        )
+        .await
+        .unwrap();
+    for (path, body) in [
+        (
+            "/api/v1/label-schemas",
+            json!({"name": "ok", "type": "pass_fail", "instructions": "Is this step right?"}),
+        ),
+        (
+            "/api/v1/queues",
+            json!({"id": "mixed", "schema": "ok", "items": [{"trace": tid, "span": "eee19b7ec3c1b174"}, {"trace": "run-t0", "run": "run-x"}]}),
+        ),
+    ] {
+        let r = c
+            .post(format!("{}{path}", s.url))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{path}");
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, b) = browser(profile.path()).await;
+    sign_in(&b, &s.url, &annotator).await;
+    b.goto(&format!("{}/#/queues/mixed/label", s.url))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let item = wait_for(&b, "#label-item").await.text().await.unwrap();
+        let pad = b.find(Locator::Css("#label-pad")).await.unwrap();
+        let shown = pad.text().await.unwrap();
+        if item == "run-t0" {
+            let run = wait_for(&b, "#item-run").await.text().await.unwrap();
+            assert!(
+                run.contains("c6.dangerous_command")
+                    && run.contains("runs.jsonl:7")
+                    && run.contains("block"),
+                "{run}"
+            );
+            // The judge's value does not sway the person.
+            assert!(!shown.contains("polite"), "{shown}");
+            screenshot(&b, "labeling-run").await;
+        } else {
+            assert_eq!(item, format!("{tid}/eee19b7ec3c1b174"));
+            let span = wait_for(&b, "#item-span").await.text().await.unwrap();
+            assert!(
+                span.contains("chat")
+                    && span.contains("small-model-7")
+                    && span.contains("250.0 ms"),
+                "{span}"
+            );
+            assert!(shown.contains("where is my parcel?"), "{shown}");
+            screenshot(&b, "labeling-span").await;
+        }
+        assert!(
+            !shown.contains("null") && !shown.contains("undefined"),
+            "{shown}"
+        );
+        pad.send_keys("2").await.unwrap();
+        let pad = b.find(Locator::Css("#label-pad")).await.unwrap();
+        pad.send_keys(&ctrl_enter()).await.unwrap();
+        seen.push(item.clone());
+        for _ in 0..100 {
+            let now = match b.find(Locator::Css("#label-item")).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if now != item {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    wait_for(&b, "#label-done").await;
+    let labels = get_json(&s, &admin, "/api/v1/queues/mixed/labels").await;
+    let values: Vec<&Value> = labels["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["labels"][0]["value"])
+        .collect();
+    assert_eq!(values, vec![&json!(false); 2], "{labels}");
+
+    // A schema tied to the judge: a person finds the run's trace rude, the judge polite; the
+    // figures page gives the judge against people as the API does, with its interval.
+    for (path, body) in [
+        (
+            "/api/v1/label-schemas",
+            json!({"name": "tone_label", "type": "categorical", "options": ["polite", "rude"], "judge": "tone"}),
+        ),
+        (
+            "/api/v1/queues",
+            json!({"id": "tone", "schema": "tone_label", "from": {"run": "run-x"}, "review_against_judge": true}),
+        ),
+    ] {
+        let r = c
+            .post(format!("{}{path}", s.url))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{path}");
+    }
+    let next: Value = c
+        .post(format!("{}/api/v1/queues/tone/next", s.url))
+        .bearer_auth(&annotator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next["item"], "run-t0", "{next}");
+    let r = c
+        .post(format!("{}/api/v1/queues/tone/items/run-t0/label", s.url))
+        .bearer_auth(&annotator)
+        .json(&json!({"value": "rude"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    sign_in(&b, &s.url, &admin).await;
+    b.goto(&format!("{}/#/queues/tone/figures", s.url))
+        .await
+        .unwrap();
+    let shown = wait_for(&b, "#judge-agreement").await;
+    let f = get_json(&s, &admin, "/api/v1/queues/tone/agreement").await;
+    let want = f["judge"]["agreement"]["value"].as_f64().unwrap();
+    let fig = shown.find(Locator::Css(".fig")).await.unwrap();
+    assert_eq!(
+        fig.attr("data-value")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap(),
+        want
+    );
+    let text = shown.text().await.unwrap();
+    assert!(text.contains("95 % interval"), "{text}");
+    let kappa = b
+        .find(Locator::Css("#judge-kappa"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    match f["judge"]["kappa"]["not_computable"].as_str() {
+        Some(why) => assert!(
+            kappa.contains("not computable") && kappa.contains(why),
+            "{kappa}"
+        ),
+        None => assert!(kappa.contains("95 % interval"), "{kappa}"),
+    }
+    // One label per item: the agreement figures among people cannot be computed either.
+    let alpha = b
+        .find(Locator::Css("#fig-alpha"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let why = f["krippendorff_alpha"]["not_computable"].as_str().unwrap();
+    assert!(
+        alpha.contains("not computable") && alpha.contains(why),
+        "{alpha}"
+    );
+    b.execute(
+        "document.getElementById('judge-figures').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(&b, "queue-figures-judge").await;
     b.close().await.unwrap();
     s.stop().await;
 }

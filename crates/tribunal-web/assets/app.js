@@ -907,6 +907,8 @@ function conversationView(trace, idAttr) {
 function spanView(span) {
   if (!span) return null;
   if (span.missing) return el("p", { class: "error" }, `Span ${span.span_id} is not stored.`);
+  // A stored span is the OTLP span with its resource and scope around it.
+  if (span.span && typeof span.span === "object") span = span.span;
   const start = Number(span.startTimeUnixNano || 0);
   const end = Number(span.endTimeUnixNano || 0);
   const attrs = span.attributes || [];
@@ -1385,7 +1387,7 @@ async function newQueuePage() {
     "select",
     { name: "schema", id: "queue-schema" },
     schemas.map((s) => el("option", { value: s.name }, `${s.name} (${s.type})`)),
-    el("option", { value: "" }, "＋ a new schema…"),
+    el("option", { value: "" }, "New schema…"),
   );
   const [schemaBox, schemaValue] = schemaForm();
   // A hidden fieldset is also disabled, so its fields are not checked on submit.
