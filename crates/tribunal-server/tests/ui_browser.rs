@@ -1276,6 +1276,32 @@ async fn an_admin_builds_a_queue_two_people_label_a_reviewer_decides_and_the_fig
     assert!(result.contains("line 2: not JSON"), "{result}");
     let labels = get_json(&s, &admin, "/api/v1/queues/refunds/labels").await;
     assert!(labels.to_string().contains("outside-expert"), "{labels}");
+
+    // A second queue that collects a judge's untrusted answers as they come: it starts empty.
+    b.goto(&format!("{}/#/queues/new", s.url)).await.unwrap();
+    wait_for(&b, "#build-queue").await;
+    field("#queue-id").await.send_keys("doubts").await.unwrap();
+    assert!(!visible(&b, "#schema-new").await, "helpful is picked");
+    field("input[name=from][value=untrusted]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    field("input[name=untrusted_from]")
+        .await
+        .send_keys("tone")
+        .await
+        .unwrap();
+    field("#build-submit").await.click().await.unwrap();
+    let built = wait_for(&b, "#build-status p").await.text().await.unwrap();
+    assert!(built.contains("doubts built with 0 items"), "{built}");
+    let q = get_json(&s, &admin, "/api/v1/queues/doubts").await;
+    assert_eq!(
+        (&q["untrusted_from"], &q["schema"]),
+        (&json!("tone"), &json!("helpful")),
+        "{q}"
+    );
+
     b.goto(&format!("{}/#/queues", s.url)).await.unwrap();
     wait_for(&b, "#queues tr[data-queue=refunds]").await;
     screenshot(&b, "queues-admin").await;

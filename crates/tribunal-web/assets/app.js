@@ -1412,6 +1412,7 @@ async function newQueuePage() {
     run: input("lc_run", { placeholder: "eval run (optional)" }),
     limit: input("lc_limit", { type: "number", min: 1, value: "100" }),
   };
+  const untrustedJudge = input("untrusted_from", { placeholder: "judge name" });
   const file = el("input", { type: "file", name: "items_file", id: "items-file", accept: ".jsonl,.txt,.json,text/plain" });
   const fileNote = el("span", { id: "items-file-status", class: "dim", role: "status" });
   let fileItems = null;
@@ -1431,8 +1432,9 @@ async function newQueuePage() {
     run: el("div", { class: "filters source-panel", "data-source": "run" }, el("label", {}, "Eval run", run)),
     low_confidence: el("div", { class: "filters source-panel", "data-source": "low_confidence" }, el("label", {}, "Judge", lc.judge), el("label", {}, "Confidence below", lc.below), el("label", {}, "In eval run", lc.run), el("label", {}, "At most", lc.limit)),
     file: el("div", { class: "filters source-panel", "data-source": "file" }, el("label", {}, "File (JSONL, or one trace id per line)", file), fileNote),
+    untrusted: el("div", { class: "filters source-panel", "data-source": "untrusted" }, el("label", {}, "Judge", untrustedJudge), el("span", { class: "dim" }, "The queue starts empty; each trace whose answer from this judge was not trusted joins it as it comes.")),
   };
-  const labels = { filter: "Traces that match a filter", run: "The traces of an eval run", low_confidence: "A judge's low-confidence results", file: "A file of items" };
+  const labels = { filter: "Traces that match a filter", run: "The traces of an eval run", low_confidence: "A judge's low-confidence results", file: "A file of items", untrusted: "A judge's untrusted answers, as they come" };
   const sourceRadios = Object.keys(panels).map((k, i) => el("label", { class: "check" }, el("input", { type: "radio", name: "from", value: k, checked: i === 0 }), " ", labels[k]));
   const chosenSource = () => (form.querySelector("input[name=from]:checked") || { value: "filter" }).value;
   const syncSource = () => {
@@ -1478,7 +1480,8 @@ async function newQueuePage() {
           const spec = { judge: lc.judge.value.trim(), below: Number(lc.below.value), limit: Number(lc.limit.value) };
           if (lc.run.value.trim()) spec.run = lc.run.value.trim();
           body.from = { low_confidence: spec };
-        } else {
+        } else if (src === "untrusted") body.untrusted_from = untrustedJudge.value.trim();
+        else {
           if (!fileItems) {
             status.replaceChildren(el("p", { class: "error" }, "items: choose a file of items first"));
             return;
@@ -1553,6 +1556,7 @@ async function figuresPage(id) {
     queue.review_against_judge ? " · people reviewed against the judge" : "",
     queue.people ? ` · people: ${queue.people.join(", ")}` : " · every annotator",
     queue.from ? ` · ${fromText(queue.from)}` : "",
+    queue.untrusted_from ? ` · collects the answers ${queue.untrusted_from} did not trust` : "",
   );
   const progress = el(
     "div",
