@@ -10,6 +10,7 @@ mod common;
 use common::TestServer;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -92,8 +93,9 @@ async fn screenshot(c: &Client, name: &str) {
 }
 
 async fn sign_in(c: &Client, url: &str, token: &str) {
-    // A full load (a new query string), so no earlier page is still being replaced.
-    c.goto(&format!("{url}/?signin")).await.unwrap();
+    // A full load (a new query string), so no earlier page is still being replaced; the
+    // sign-in page also when someone is signed in already.
+    c.goto(&format!("{url}/?signin#/signin")).await.unwrap();
     let input = wait_for(c, "#token").await;
     input.send_keys(token).await.unwrap();
     c.find(Locator::Css("#signin button[type=submit]"))
@@ -847,6 +849,874 @@ async fn the_policies_page_shows_rules_runs_tests_and_tries_a_change() {
         "{changed}"
     );
     screenshot(&b, "policies").await;
+    b.close().await.unwrap();
+    s.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Labeling: the admin builds queues, annotators label, a reviewer decides, the figures.
+
+/// The token id behind a secret (what queues name people by).
+async fn token_id(s: &TestServer, token: &str) -> String {
+    let v: Value = TestServer::client()
+        .get(format!("{}/api/v1/session", s.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["token_id"].as_str().unwrap().to_owned()
+}
+
+async fn get_json(s: &TestServer, token: &str, path: &str) -> Value {
+    let r = TestServer::client()
+        .get(format!("{}{path}", s.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
+fn ctrl_enter() -> String {
+    use fantoccini::key::Key;
+    [
+        char::from(Key::Control),
+        char::from(Key::Enter),
+        char::from(Key::Null),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// Works queue `q` with the keyboard only until it is done: for each item, `key` says which
+/// number key picks its label. Gives the items in the order they came.
+async fn label_all(b: &Client, url: &str, q: &str, key: impl Fn(usize) -> char) -> Vec<String> {
+    b.goto(&format!("{url}/#/queues/{q}/label")).await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        // The next item, or the end.
+        let mut item = None;
+        for _ in 0..200 {
+            if b.find(Locator::Css("#label-done")).await.is_ok() {
+                break;
+            }
+            if let Ok(e) = b.find(Locator::Css("#label-item")).await {
+                let now = e.text().await.unwrap_or_default();
+                if !now.is_empty() && seen.last() != Some(&now) {
+                    item = Some(now);
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let Some(item) = item else {
+            wait_for(b, "#label-done").await;
+            return seen;
+        };
+        assert!(!seen.contains(&item), "{item} given twice");
+        let pad = b.find(Locator::Css("#label-pad")).await.unwrap();
+        pad.send_keys(&key(seen.len()).to_string()).await.unwrap();
+        let pad = b.find(Locator::Css("#label-pad")).await.unwrap();
+        pad.send_keys(&ctrl_enter()).await.unwrap();
+        seen.push(item);
+    }
+}
+
+async fn visible(b: &Client, css: &str) -> bool {
+    match b.find(Locator::Css(css)).await {
+        Ok(e) => e.is_displayed().await.unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_builds_a_queue_two_people_label_a_reviewer_decides_and_the_figures_show() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    let reviewer = s.token("default", "reviewer").await;
+    let ann = [
+        s.token("default", "annotator").await,
+        s.token("default", "annotator").await,
+    ];
+    let ann_ids = [token_id(&s, &ann[0]).await, token_id(&s, &ann[1]).await];
+    for i in 0..4 {
+        gate(&s, &agent, json!({"trace_id": format!("refund-{i}"), "trace": [{"role": "user", "content": format!("I want a refund for order {i}")}, {"role": "assistant", "content": "It is on its way back to you."}]})).await;
+    }
+    gate(&s, &agent, json!({"trace_id": "weather", "trace": [{"role": "user", "content": "Will it rain?"}, {"role": "assistant", "content": "Yes."}]})).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, b) = browser(profile.path()).await;
+
+    // The admin sees every labeling page in the navigation and builds the queue, with a
+    // schema made on the spot, from the traces that mention a refund.
+    sign_in(&b, &s.url, &admin).await;
+    for link in [
+        "nav a[href='#/queues']",
+        "nav a[href='#/queues?review']",
+        "nav a[href='#/queues/new']",
+    ] {
+        assert!(visible(&b, link).await, "admin: {link}");
+    }
+    b.find(Locator::Css("nav a[href='#/queues/new']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&b, "#build-queue").await;
+    let field = |css: &'static str| {
+        let b = b.clone();
+        async move { b.find(Locator::Css(css)).await.unwrap() }
+    };
+    field("#queue-id").await.send_keys("refunds").await.unwrap();
+    assert!(visible(&b, "#schema-new").await, "no schema yet: make one");
+    field("#schema-name")
+        .await
+        .send_keys("helpful")
+        .await
+        .unwrap();
+    field("#schema-type")
+        .await
+        .select_by_value("categorical")
+        .await
+        .unwrap();
+    field("#schema-options")
+        .await
+        .send_keys("good, bad")
+        .await
+        .unwrap();
+    field("#schema-instructions")
+        .await
+        .send_keys("Was the answer helpful?")
+        .await
+        .unwrap();
+    field("input[name=f_text]")
+        .await
+        .send_keys("refund")
+        .await
+        .unwrap();
+    let overlap = field("input[name=overlap]").await;
+    overlap.clear().await.unwrap();
+    overlap.send_keys("2").await.unwrap();
+    field("input[name=people]")
+        .await
+        .send_keys(&ann_ids.join(", "))
+        .await
+        .unwrap();
+    screenshot(&b, "queue-build").await;
+    field("#build-submit").await.click().await.unwrap();
+    let built = wait_for(&b, "#build-status p").await.text().await.unwrap();
+    assert!(built.contains("refunds built with 4 items"), "{built}");
+    let q = get_json(&s, &admin, "/api/v1/queues/refunds").await;
+    assert_eq!(
+        (&q["schema"], &q["items"], &q["overlap"], &q["people"]),
+        (&json!("helpful"), &json!(4), &json!(2), &json!(ann_ids)),
+        "{q}"
+    );
+    assert_eq!(
+        q["from"],
+        json!({"filter": {"text": "refund", "source": null, "decision": null, "rule": null, "since": null, "limit": 100}}),
+        "{q}"
+    );
+
+    // Two annotators label with the keyboard: the first finds every answer good, the second
+    // finds the first item it gets bad.
+    sign_in(&b, &s.url, &ann[0]).await;
+    assert!(visible(&b, "nav a[href='#/queues']").await);
+    assert!(!visible(&b, "nav a[href='#/queues?review']").await);
+    assert!(!visible(&b, "nav a[href='#/queues/new']").await);
+    b.goto(&format!("{}/#/queues", s.url)).await.unwrap();
+    let row = wait_for(&b, "#queues tr[data-queue=refunds]").await;
+    assert!(row.text().await.unwrap().contains("0 of 8 labels"));
+    screenshot(&b, "queues-annotator").await;
+    let first = label_all(&b, &s.url, "refunds", |_| '1').await;
+    assert_eq!(first.len(), 4, "{first:?}");
+    sign_in(&b, &s.url, &ann[1]).await;
+    let second = label_all(&b, &s.url, "refunds", |n| if n == 0 { '2' } else { '1' }).await;
+    assert_eq!(second.len(), 4, "{second:?}");
+    let disputed = second[0].clone();
+
+    // The reviewer finds the queue under label review, opens the disputed item, sees both
+    // labels and picks one with the keyboard; the item leaves the list.
+    sign_in(&b, &s.url, &reviewer).await;
+    assert!(visible(&b, "nav a[href='#/queues?review']").await);
+    assert!(!visible(&b, "nav a[href='#/queues/new']").await);
+    b.find(Locator::Css("nav a[href='#/queues?review']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let row = wait_for(&b, "#queues tr[data-queue=refunds] .in-review").await;
+    assert_eq!(row.text().await.unwrap(), "1");
+    b.find(Locator::Css(
+        "#queues tr[data-queue=refunds] a[href$='/review']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let card = wait_for(&b, &format!(".review-item[data-item='{disputed}']")).await;
+    let items = b.find_all(Locator::Css(".review-item")).await.unwrap();
+    assert_eq!(items.len(), 1);
+    let shown = card.text().await.unwrap();
+    assert!(
+        shown.contains("people disagree")
+            && shown.contains(&ann_ids[0])
+            && shown.contains(&ann_ids[1])
+            && shown.contains("Consensus: none")
+            && shown.contains("Judge: none"),
+        "{shown}"
+    );
+    card.send_keys(&char::from(fantoccini::key::Key::Enter).to_string())
+        .await
+        .unwrap();
+    let content = wait_for(&b, ".review-content .messages").await;
+    assert!(content.text().await.unwrap().contains(&format!(
+        "I want a refund for order {}",
+        &disputed["refund-".len()..]
+    )));
+    screenshot(&b, "label-review").await;
+    let picks = b
+        .find_all(Locator::Css(".review-item .pick"))
+        .await
+        .unwrap();
+    let mut bad = None;
+    for (i, p) in picks.iter().enumerate() {
+        if p.text().await.unwrap().ends_with("Pick bad") {
+            bad = Some(i + 1);
+        }
+    }
+    let bad = bad.expect("a button picks bad");
+    let card = b.find(Locator::Css(".review-item")).await.unwrap();
+    card.send_keys(&bad.to_string()).await.unwrap();
+    let empty = wait_for(&b, "#review-empty").await;
+    assert!(empty.is_displayed().await.unwrap());
+    let status = wait_for(&b, "#review-status").await.text().await.unwrap();
+    assert!(status.contains("adjudicated as bad"), "{status}");
+    assert_eq!(
+        get_json(&s, &reviewer, "/api/v1/queues/refunds/review").await["items"],
+        json!([])
+    );
+    let item = get_json(
+        &s,
+        &reviewer,
+        &format!("/api/v1/queues/refunds/items/{disputed}"),
+    )
+    .await;
+    assert_eq!(
+        (&item["final"]["value"], &item["final"]["how"]),
+        (&json!("bad"), &json!("adjudicated")),
+        "{item}"
+    );
+    // It does not come back.
+    b.goto(&format!("{}/?again#/queues/refunds/review", s.url))
+        .await
+        .unwrap();
+    wait_for(&b, "#review-empty").await;
+
+    // The figures page shows what the API gives.
+    b.goto(&format!("{}/#/queues/refunds/figures", s.url))
+        .await
+        .unwrap();
+    wait_for(&b, "#agreement").await;
+    let f = get_json(&s, &reviewer, "/api/v1/queues/refunds/agreement").await;
+    for (css, key) in [
+        ("#fig-percent", "percent_agreement"),
+        ("#fig-kappa", "cohen_kappa_mean"),
+        ("#fig-alpha", "krippendorff_alpha"),
+        ("#fig-fleiss", "fleiss_kappa"),
+    ] {
+        let v = f[key].as_f64().unwrap_or_else(|| panic!("{key}: {f}"));
+        let shown = b.find(Locator::Css(&format!("{css} .fig"))).await.unwrap();
+        assert_eq!(
+            shown
+                .attr("data-value")
+                .await
+                .unwrap()
+                .unwrap()
+                .parse::<f64>()
+                .unwrap(),
+            v,
+            "{key}"
+        );
+        assert_eq!(shown.text().await.unwrap(), format!("{v:.3}"), "{key}");
+    }
+    assert_eq!(f["percent_agreement"], json!(0.75), "{f}");
+    for p in f["people"].as_array().unwrap() {
+        let person = p["person"].as_str().unwrap();
+        let row = b
+            .find(Locator::Css(&format!("#people tr[data-person='{person}']")))
+            .await
+            .unwrap();
+        let labels = row
+            .find(Locator::Css(".person-labels"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(labels, p["labels"].to_string(), "{person}");
+        let agreement = row
+            .find(Locator::Css(".person-agreement .fig"))
+            .await
+            .unwrap()
+            .attr("data-value")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            agreement.parse::<f64>().unwrap(),
+            p["agreement_with_others"].as_f64().unwrap()
+        );
+    }
+    assert_eq!(f["people"].as_array().unwrap().len(), 2, "{f}");
+    // The schema has no judge: said so, with the API's reason.
+    let judge = wait_for(&b, "#judge-figures").await.text().await.unwrap();
+    let reason = f["judge"]["not_computable"].as_str().unwrap();
+    assert!(
+        judge.contains("not computable") && judge.contains(reason),
+        "{judge}"
+    );
+    let shown = b
+        .find(Locator::Css("#main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !shown.contains("null") && !shown.contains("undefined") && !shown.contains("NaN"),
+        "{shown}"
+    );
+    screenshot(&b, "queue-figures").await;
+    b.execute(
+        "document.getElementById('people').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(&b, "queue-figures-people").await;
+    // The export links give the labels with the session's cookie.
+    let href = b
+        .find(Locator::Css("#export-jsonl"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let text = b
+        .execute(
+            "return fetch(arguments[0]).then(r => r.text());",
+            vec![json!(href)],
+        )
+        .await
+        .unwrap();
+    let lines: Vec<Value> = text
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines
+        .iter()
+        .any(|l| l["item"] == json!(disputed) && l["final"]["how"] == "adjudicated"));
+    let mlflow = b
+        .find(Locator::Css("#export-mlflow"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(mlflow.ends_with("/api/v1/queues/refunds/export?format=mlflow"));
+    // A reviewer reads the figures but does not import.
+    assert!(b.find(Locator::Css("#import-form")).await.is_err());
+
+    // The admin imports an outside label, and sees a bad line refused by its number.
+    sign_in(&b, &s.url, &admin).await;
+    b.goto(&format!("{}/#/queues/refunds/figures", s.url))
+        .await
+        .unwrap();
+    let area = wait_for(&b, "#import-lines").await;
+    let other = first.iter().find(|i| **i != disputed).unwrap();
+    area.send_keys(&format!(
+        "{}\nnot json\n",
+        json!({"item": other, "person": "outside-expert", "value": "good"})
+    ))
+    .await
+    .unwrap();
+    b.find(Locator::Css("#import-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let summary = wait_for(&b, "#import-summary").await.text().await.unwrap();
+    assert!(
+        summary.starts_with("1 imported") && summary.contains("1 refused"),
+        "{summary}"
+    );
+    let result = b
+        .find(Locator::Css("#import-result"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(result.contains("line 2: not JSON"), "{result}");
+    let labels = get_json(&s, &admin, "/api/v1/queues/refunds/labels").await;
+    assert!(labels.to_string().contains("outside-expert"), "{labels}");
+
+    // A second queue that collects a judge's untrusted answers as they come: it starts empty.
+    b.goto(&format!("{}/#/queues/new", s.url)).await.unwrap();
+    wait_for(&b, "#build-queue").await;
+    field("#queue-id").await.send_keys("doubts").await.unwrap();
+    assert!(!visible(&b, "#schema-new").await, "helpful is picked");
+    field("input[name=from][value=untrusted]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    field("input[name=untrusted_from]")
+        .await
+        .send_keys("tone")
+        .await
+        .unwrap();
+    field("#build-submit").await.click().await.unwrap();
+    let built = wait_for(&b, "#build-status p").await.text().await.unwrap();
+    assert!(built.contains("doubts built with 0 items"), "{built}");
+    let q = get_json(&s, &admin, "/api/v1/queues/doubts").await;
+    assert_eq!(
+        (&q["untrusted_from"], &q["schema"]),
+        (&json!("tone"), &json!("helpful")),
+        "{q}"
+    );
+
+    b.goto(&format!("{}/#/queues", s.url)).await.unwrap();
+    wait_for(&b, "#queues tr[data-queue=refunds]").await;
+    screenshot(&b, "queues-admin").await;
+    b.close().await.unwrap();
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_annotator_labels_pairs_from_a_file_with_the_keyboard() {
+    use fantoccini::key::Key;
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    let annotator = s.token("default", "annotator").await;
+    gate(&s, &agent, json!({"trace_id": "long-reply", "trace": [{"role": "user", "content": "How do I reset my password?"}, {"role": "assistant", "content": "Open Settings, then Security, then Reset."}]})).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let c = TestServer::client();
+    let r = c
+        .post(format!("{}/api/v1/label-schemas", s.url))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "better", "type": "pairwise", "instructions": "Which reply is better?", "comment": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // The admin builds the queue from a file: a pair of texts and a stored trace against a
+    // text, with a comment line and a blank line.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pairs.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "# two pairs\n{}\n\n{}\n",
+            json!({"id": "greet", "pair": {"prompt": "Say hi to <b>Ann</b>", "a": {"text": "Hello Ann!"}, "b": {"text": "Go away."}}}),
+            json!({"id": "reset", "pair": {"prompt": "How do I reset my password?", "a": {"trace": "long-reply"}, "b": {"text": "Ask someone."}}}),
+        ),
+    )
+    .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, b) = browser(profile.path()).await;
+    sign_in(&b, &s.url, &admin).await;
+    b.goto(&format!("{}/#/queues/new", s.url)).await.unwrap();
+    wait_for(&b, "#build-queue").await;
+    b.find(Locator::Css("#queue-id"))
+        .await
+        .unwrap()
+        .send_keys("pairs")
+        .await
+        .unwrap();
+    assert!(!visible(&b, "#schema-new").await, "a schema is picked");
+    b.find(Locator::Css("input[name=from][value=file]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(visible(&b, "#items-file").await);
+    assert!(!visible(&b, "input[name=f_text]").await);
+    b.find(Locator::Css("#items-file"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    let read = wait_for(&b, "#items-file-status").await;
+    for _ in 0..100 {
+        if !read.text().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(read.text().await.unwrap(), "2 items read from pairs.jsonl");
+    b.find(Locator::Css("#build-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let built = wait_for(&b, "#build-status p").await.text().await.unwrap();
+    assert!(built.contains("pairs built with 2 items"), "{built}");
+
+    // The annotator: 2 (B) for the first pair; for the second, 3 (tie) then the right arrow
+    // comes round to A.
+    sign_in(&b, &s.url, &annotator).await;
+    b.goto(&format!("{}/#/queues/pairs/label", s.url))
+        .await
+        .unwrap();
+    let mut given = BTreeMap::new();
+    for round in 0..2 {
+        let item = wait_for(&b, "#label-item").await.text().await.unwrap();
+        assert!(!given.contains_key(&item), "{item} again");
+        let a = wait_for(&b, "#side-a").await;
+        let bb = wait_for(&b, "#side-b").await;
+        let (ax, ay, aw, _) = a.rectangle().await.unwrap();
+        let (bx, by, _, _) = bb.rectangle().await.unwrap();
+        assert!(
+            bx >= ax + aw && (by - ay).abs() < 1.0,
+            "side by side: {ax},{ay} {bx},{by}"
+        );
+        let prompt = b
+            .find(Locator::Css("#pair-prompt"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let pad = b.find(Locator::Css("#label-pad")).await.unwrap();
+        let expect = if item == "greet" {
+            // Markup in the prompt is text.
+            assert!(prompt.contains("Say hi to <b>Ann</b>"), "{prompt}");
+            assert!(bb.text().await.unwrap().contains("Go away."));
+            pad.send_keys("2").await.unwrap();
+            "b"
+        } else {
+            assert_eq!(item, "reset");
+            let side = a.text().await.unwrap();
+            assert!(
+                side.contains("long-reply") && side.contains("Open Settings, then Security"),
+                "{side}"
+            );
+            pad.send_keys("3").await.unwrap();
+            let pad = b.find(Locator::Css("#label-pad")).await.unwrap();
+            pad.send_keys(&char::from(Key::Right).to_string())
+                .await
+                .unwrap();
+            "a"
+        };
+        let chosen = b
+            .find(Locator::Css(".choice.chosen"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let label = if expect == "a" {
+            "1 A is better"
+        } else {
+            "2 B is better"
+        };
+        assert!(chosen.ends_with(label), "{chosen}");
+        if round == 0 {
+            screenshot(&b, "labeling-pair").await;
+        }
+        let pad = b.find(Locator::Css("#label-pad")).await.unwrap();
+        pad.send_keys(&ctrl_enter()).await.unwrap();
+        given.insert(item.clone(), expect);
+        for _ in 0..100 {
+            let now = match b.find(Locator::Css("#label-item")).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if now != item {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    wait_for(&b, "#label-done").await;
+    let labels = get_json(&s, &admin, "/api/v1/queues/pairs/labels").await;
+    let got: BTreeMap<String, String> = labels["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["item"].as_str().unwrap().to_owned(),
+                i["labels"][0]["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, String> =
+        given.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
+    assert_eq!(got, want, "{labels}");
+    b.close().await.unwrap();
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_annotator_page_shows_a_span_and_an_eval_run_result() {
+    use tribunal_store::{ResultRecord, RunRecord};
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    let annotator = s.token("default", "annotator").await;
+    let tid = "5b8efff798038103d269b633813fc60c";
+    let span = json!({"traceId": tid, "spanId": "eee19b7ec3c1b174", "name": "chat",
+    "startTimeUnixNano": "1000000", "endTimeUnixNano": "251000000",
+    "attributes": [
+        {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+        {"key": "gen_ai.request.model", "value": {"stringValue": "small-model-7"}},
+        {"key": "gen_ai.prompt.0.role", "value": {"stringValue": "user"}},
+        {"key": "gen_ai.prompt.0.content", "value": {"stringValue": "where is my parcel?"}},
+        {"key": "gen_ai.completion.0.role", "value": {"stringValue": "assistant"}},
+        {"key": "gen_ai.completion.0.content", "value": {"stringValue": "On its way."}}
+    ]});
+    let c = TestServer::client();
+    let r = c
+        .post(format!("{}/v1/traces", s.url))
+        .bearer_auth(&agent)
+        .json(&json!({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.store
+        .create_run(&RunRecord {
+            id: "run-x".into(),
+            started_at: "2026-12-01T10:00:00Z".into(),
+            finished_at: Some("2026-12-01T10:01:00Z".into()),
+            command: "tribunal eval runs.jsonl".into(),
+            inputs: "runs.jsonl".into(),
+            policy_version: "p".into(),
+            config_hash: "c".into(),
+            config: "built-in defaults".into(),
+            status: "done".into(),
+            total: 1,
+            allowed: 0,
+            escalated: 0,
+            blocked: 1,
+            rejected: 0,
+        })
+        .await
+        .unwrap();
+    s.store
+        .insert_results(
+            "run-x",
+            &[ResultRecord {
+                seq: 0,
+                trace_id: "run-t0".into(),
+                source_file: "runs.jsonl".into(),
+                source_line: 7,
+                decision: "block".into(),
+                result: json!({"trace_id": "run-t0", "decision": "block",
+                    "violations": [{"rule": "c6.dangerous_command", "severity": "block", "message": "a command that wipes the disk"}],
+                    "feedback": [{"name": "tone", "value": "polite"}]})
+                .to_string(),
+            }],
+        )
+        .await
+        .unwrap();
+    for (path, body) in [
+        (
+            "/api/v1/label-schemas",
+            json!({"name": "ok", "type": "pass_fail", "instructions": "Is this step right?"}),
+        ),
+        (
+            "/api/v1/queues",
+            json!({"id": "mixed", "schema": "ok", "items": [{"trace": tid, "span": "eee19b7ec3c1b174"}, {"trace": "run-t0", "run": "run-x"}]}),
+        ),
+    ] {
+        let r = c
+            .post(format!("{}{path}", s.url))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{path}");
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, b) = browser(profile.path()).await;
+    sign_in(&b, &s.url, &annotator).await;
+    b.goto(&format!("{}/#/queues/mixed/label", s.url))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let item = wait_for(&b, "#label-item").await.text().await.unwrap();
+        let pad = b.find(Locator::Css("#label-pad")).await.unwrap();
+        let shown = pad.text().await.unwrap();
+        if item == "run-t0" {
+            let run = wait_for(&b, "#item-run").await.text().await.unwrap();
+            assert!(
+                run.contains("c6.dangerous_command")
+                    && run.contains("runs.jsonl:7")
+                    && run.contains("block"),
+                "{run}"
+            );
+            // The judge's value does not sway the person.
+            assert!(!shown.contains("polite"), "{shown}");
+            screenshot(&b, "labeling-run").await;
+        } else {
+            assert_eq!(item, format!("{tid}/eee19b7ec3c1b174"));
+            let span = wait_for(&b, "#item-span").await.text().await.unwrap();
+            assert!(
+                span.contains("chat")
+                    && span.contains("small-model-7")
+                    && span.contains("250.0 ms"),
+                "{span}"
+            );
+            assert!(shown.contains("where is my parcel?"), "{shown}");
+            screenshot(&b, "labeling-span").await;
+        }
+        assert!(
+            !shown.contains("null") && !shown.contains("undefined"),
+            "{shown}"
+        );
+        pad.send_keys("2").await.unwrap();
+        let pad = b.find(Locator::Css("#label-pad")).await.unwrap();
+        pad.send_keys(&ctrl_enter()).await.unwrap();
+        seen.push(item.clone());
+        for _ in 0..100 {
+            let now = match b.find(Locator::Css("#label-item")).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if now != item {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    wait_for(&b, "#label-done").await;
+    let labels = get_json(&s, &admin, "/api/v1/queues/mixed/labels").await;
+    let values: Vec<&Value> = labels["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["labels"][0]["value"])
+        .collect();
+    assert_eq!(values, vec![&json!(false); 2], "{labels}");
+
+    // A schema tied to the judge: a person finds the run's trace rude, the judge polite; the
+    // figures page gives the judge against people as the API does, with its interval.
+    for (path, body) in [
+        (
+            "/api/v1/label-schemas",
+            json!({"name": "tone_label", "type": "categorical", "options": ["polite", "rude"], "judge": "tone"}),
+        ),
+        (
+            "/api/v1/queues",
+            json!({"id": "tone", "schema": "tone_label", "from": {"run": "run-x"}, "review_against_judge": true}),
+        ),
+    ] {
+        let r = c
+            .post(format!("{}{path}", s.url))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{path}");
+    }
+    let next: Value = c
+        .post(format!("{}/api/v1/queues/tone/next", s.url))
+        .bearer_auth(&annotator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next["item"], "run-t0", "{next}");
+    let r = c
+        .post(format!("{}/api/v1/queues/tone/items/run-t0/label", s.url))
+        .bearer_auth(&annotator)
+        .json(&json!({"value": "rude"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    sign_in(&b, &s.url, &admin).await;
+    b.goto(&format!("{}/#/queues/tone/figures", s.url))
+        .await
+        .unwrap();
+    let shown = wait_for(&b, "#judge-agreement").await;
+    let f = get_json(&s, &admin, "/api/v1/queues/tone/agreement").await;
+    let want = f["judge"]["agreement"]["value"].as_f64().unwrap();
+    let fig = shown.find(Locator::Css(".fig")).await.unwrap();
+    assert_eq!(
+        fig.attr("data-value")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap(),
+        want
+    );
+    let text = shown.text().await.unwrap();
+    assert!(text.contains("95 % interval"), "{text}");
+    let kappa = b
+        .find(Locator::Css("#judge-kappa"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    match f["judge"]["kappa"]["not_computable"].as_str() {
+        Some(why) => assert!(
+            kappa.contains("not computable") && kappa.contains(why),
+            "{kappa}"
+        ),
+        None => assert!(kappa.contains("95 % interval"), "{kappa}"),
+    }
+    // One label per item: the agreement figures among people cannot be computed either.
+    let alpha = b
+        .find(Locator::Css("#fig-alpha"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let why = f["krippendorff_alpha"]["not_computable"].as_str().unwrap();
+    assert!(
+        alpha.contains("not computable") && alpha.contains(why),
+        "{alpha}"
+    );
+    b.execute(
+        "document.getElementById('judge-figures').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(&b, "queue-figures-judge").await;
     b.close().await.unwrap();
     s.stop().await;
 }

@@ -2,7 +2,7 @@
 // page as text (textContent), never parsed as HTML.
 "use strict";
 
-const state = { role: null, project: null, csrf: null };
+const state = { role: null, project: null, csrf: null, token_id: null };
 
 // ---------------------------------------------------------------------------------------
 // DOM helpers
@@ -42,10 +42,11 @@ function badge(decision) {
 // API
 
 class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, data) {
     super(message);
     this.status = status;
     this.code = code;
+    this.data = data;
   }
 }
 
@@ -73,7 +74,7 @@ async function api(method, path, body) {
       state.role = null;
       location.hash = "#/signin";
     }
-    throw new ApiError(r.status, err.code || "error", err.message || r.statusText);
+    throw new ApiError(r.status, err.code || "error", err.message || r.statusText, data);
   }
   return data;
 }
@@ -107,7 +108,7 @@ function signInPage(message) {
         ev.preventDefault();
         try {
           const s = await api("POST", "/api/v1/sessions", { token: input.value });
-          Object.assign(state, { role: s.role, project: s.project, csrf: s.csrf });
+          Object.assign(state, { role: s.role, project: s.project, csrf: s.csrf, token_id: s.token_id });
           input.value = "";
           chrome();
           location.hash = "#/traces";
@@ -827,35 +828,35 @@ async function dashboardPage(params) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Labeling
+// Labeling: the queues (annotators see theirs, reviewers and admins all), the annotator's
+// page worked with the keyboard, the reviewer's page of disagreements, the admin's page that
+// builds a queue, and a queue's figures with its labels out and in.
 
-async function queuesPage() {
-  show(el("h1", {}, "Labeling"), el("p", {}, "Loading…"));
-  let data;
-  try {
-    data = await api("GET", "/api/v1/queues");
-  } catch (e) {
-    show(el("h1", {}, "Labeling"), failure(e));
-    return;
+const q$ = (id) => `/api/v1/queues/${encodeURIComponent(id)}`;
+
+/** A label as a person reads it: pass/fail for booleans, options joined, "—" for none. */
+function valueText(schema, v) {
+  if (v === null || v === undefined) return "—";
+  if (schema && schema.type === "pass_fail" && typeof v === "boolean") return v ? "pass" : "fail";
+  if (schema && schema.type === "pairwise") return { a: "A is better", b: "B is better", tie: "tie" }[v] || text(v);
+  if (Array.isArray(v)) return v.map(text).join(", ");
+  return text(v);
+}
+
+/** A figure from the agreement API: a number (three decimals, the exact value kept in
+ * `data-value`), "not computable" with its reason, or "—" when absent. */
+function figureText(v, digits) {
+  if (typeof v === "number") return el("span", { class: "fig", "data-value": String(v) }, v.toFixed(digits === undefined ? 3 : digits));
+  if (v && typeof v === "object" && v.not_computable) return el("span", { class: "not-computable", title: v.not_computable }, "not computable: ", el("span", { class: "reason" }, v.not_computable));
+  return el("span", { class: "dim" }, "—");
+}
+
+/** A value with its bootstrap interval, or why it has none. */
+function intervalText(v) {
+  if (v && typeof v.value === "number") {
+    return el("span", {}, figureText(v.value), el("span", { class: "dim interval" }, ` (95 % interval ${v.low.toFixed(3)} to ${v.high.toFixed(3)}, ${v.resamples} resamples)`));
   }
-  const queues = data.queues || [];
-  show(
-    el("h1", {}, "Labeling"),
-    queues.length
-      ? el(
-          "ul",
-          { id: "queues" },
-          queues.map((q) =>
-            el(
-              "li",
-              { "data-queue": q.id },
-              el("a", { href: `#/queues/${encodeURIComponent(q.id)}/label` }, q.id),
-              ` — ${q.schema}, ${q.items} items, ${q.overlap} per item${q.blind ? ", blind" : ""}`,
-            ),
-          ),
-        )
-      : el("p", {}, "No queue is assigned to you."),
-  );
+  return figureText(v);
 }
 
 /** The choices a schema offers as keys 1…n, or null for numbers and text. */
@@ -872,6 +873,163 @@ function choicesOf(schema) {
   }
 }
 
+/** A control for a value of `schema` (for a correction), and how to read it back. */
+function valueControl(schema, idAttr) {
+  const choices = choicesOf(schema);
+  if (choices) {
+    const s = el("select", { id: idAttr, "aria-label": "value" }, choices.map(([label], i) => el("option", { value: String(i) }, label)));
+    return [s, () => choices[Number(s.value)][1]];
+  }
+  if (schema.type === "numeric") {
+    const i = el("input", { id: idAttr, type: "number", step: "any", min: schema.min, max: schema.max, "aria-label": "value" });
+    return [i, () => (i.value.trim() === "" ? null : Number(i.value))];
+  }
+  const placeholder = schema.type === "categorical" ? "options, separated by commas" : "value";
+  const i = el("input", { id: idAttr, placeholder, "aria-label": "value" });
+  if (schema.type === "categorical") return [i, () => i.value.split(",").map((x) => x.trim()).filter(Boolean)];
+  return [i, () => i.value];
+}
+
+/** Flattens an OTLP attribute value to text. */
+function anyValue(v) {
+  if (!v || typeof v !== "object") return text(v);
+  for (const k of ["stringValue", "intValue", "doubleValue", "boolValue"]) if (k in v) return text(v[k]);
+  if (v.arrayValue) return (v.arrayValue.values || []).map(anyValue).join(", ");
+  return text(v);
+}
+
+function conversationView(trace, idAttr) {
+  const messages = (trace && trace.messages) || [];
+  if (!trace) return el("p", { class: "dim" }, "This trace is not stored.");
+  return messages.length ? el("ol", { class: "messages", id: idAttr }, messages.map((m) => messageView(m, new Set()))) : el("p", { class: "dim" }, "No messages.");
+}
+
+function spanView(span) {
+  if (!span) return null;
+  if (span.missing) return el("p", { class: "error" }, `Span ${span.span_id} is not stored.`);
+  // A stored span is the OTLP span with its resource and scope around it.
+  if (span.span && typeof span.span === "object") span = span.span;
+  const start = Number(span.startTimeUnixNano || 0);
+  const end = Number(span.endTimeUnixNano || 0);
+  const attrs = span.attributes || [];
+  return el(
+    "section",
+    { class: "card span-item", id: "item-span" },
+    el("h3", {}, "Span ", el("strong", {}, span.name || span.spanId || "?"), " ", span.kind ? el("span", { class: "tag" }, text(span.kind)) : null, start && end ? el("span", { class: "dim" }, ` ${((end - start) / 1e6).toFixed(1)} ms`) : null),
+    attrs.length
+      ? el("table", { class: "grid attributes" }, el("tbody", {}, attrs.map((a) => el("tr", {}, el("th", { scope: "row" }, el("code", {}, a.key)), el("td", {}, el("pre", {}, anyValue(a.value)))))))
+      : el("pre", {}, JSON.stringify(span, null, 2)),
+  );
+}
+
+function runView(run) {
+  if (!run) return null;
+  if (run.missing) return el("p", { class: "error" }, `Eval run ${run.id} has no result for this trace.`);
+  const result = run.result || {};
+  const violations = result.violations || [];
+  return el(
+    "section",
+    { class: "card run-item", id: "item-run" },
+    el("h3", {}, "Eval run result ", badge(run.decision)),
+    el("p", { class: "meta" }, "run ", el("code", {}, run.id), run.source && run.source.file ? ` · ${run.source.file}:${run.source.line}` : ""),
+    violations.length
+      ? el("ul", { class: "violations" }, violations.map((v) => el("li", { class: "violation " + v.severity }, el("code", {}, v.rule), " ", el("span", { class: "severity" }, v.severity), " ", v.message)))
+      : el("p", {}, "No rule fired."),
+  );
+}
+
+function sideView(name, side) {
+  const title = name === "a" ? "A" : "B";
+  let body;
+  if (!side) body = el("p", { class: "error" }, "missing");
+  else if (typeof side.text === "string") body = el("pre", { class: "content side-text" }, side.text);
+  else body = el("div", {}, el("p", { class: "meta" }, "trace ", el("code", {}, side.trace_id)), conversationView(side.trace));
+  return el("section", { class: "side card", id: "side-" + name, "aria-label": "Output " + title }, el("h3", {}, title), body);
+}
+
+/** What an item shows: a pair side by side, an eval run's result, a span, a trace. */
+function itemContent(content) {
+  if (!content) return el("p", { class: "dim" }, "Nothing to show.");
+  if (content.pair) {
+    const p = content.pair;
+    return el(
+      "div",
+      { class: "item-content" },
+      p.prompt ? el("section", { class: "card", id: "pair-prompt" }, el("h3", {}, "Prompt"), el("pre", { class: "content" }, p.prompt)) : null,
+      el("div", { class: "pair" }, sideView("a", p.a), sideView("b", p.b)),
+    );
+  }
+  return el(
+    "div",
+    { class: "item-content" },
+    runView(content.run),
+    spanView(content.span),
+    content.span ? el("h3", {}, "The trace it belongs to") : null,
+    conversationView(content.trace || null, "item-conversation"),
+  );
+}
+
+async function queuesPage(params) {
+  const reviewOnly = params && params.has("review");
+  const title = reviewOnly ? "Label review" : can("review") ? "Labeling queues" : "My queues";
+  show(el("h1", {}, title), el("p", {}, "Loading…"));
+  let data;
+  try {
+    data = await api("GET", "/api/v1/queues");
+  } catch (e) {
+    show(el("h1", {}, title), failure(e));
+    return;
+  }
+  const queues = data.queues || [];
+  // Each queue's progress (the caller's own, and for reviewers everyone's).
+  const details = await Promise.all(queues.map((q) => api("GET", q$(q.id)).catch(() => null)));
+  const rows = queues
+    .map((q, i) => [q, details[i]])
+    .filter(([, d]) => !reviewOnly || (d && d.progress.in_review > 0));
+  const table = el(
+    "table",
+    { class: "grid", id: "queues" },
+    el(
+      "thead",
+      {},
+      el("tr", {}, ["Queue", "Schema", "Items", "People per item", "Progress", can("review") ? "In review" : null, ""].filter((h) => h !== null).map((h) => el("th", { scope: "col" }, h))),
+    ),
+    el(
+      "tbody",
+      {},
+      rows.map(([q, d]) => {
+        const p = d ? d.progress : null;
+        const actions = [
+          el("a", { href: `#/queues/${encodeURIComponent(q.id)}/label`, class: "button" }, "Label"),
+          can("review") ? el("a", { href: `#/queues/${encodeURIComponent(q.id)}/review`, class: "button" }, "Review") : null,
+          can("review") ? el("a", { href: `#/queues/${encodeURIComponent(q.id)}/figures`, class: "button" }, "Figures") : null,
+        ];
+        return el(
+          "tr",
+          { "data-queue": q.id },
+          el("td", {}, el("strong", {}, q.id), q.blind ? el("span", { class: "tag" }, " blind") : null),
+          el("td", {}, el("code", {}, q.schema)),
+          el("td", { class: "num" }, q.items),
+          el("td", { class: "num" }, q.overlap),
+          el(
+            "td",
+            { class: "progress" },
+            p ? el("progress", { max: p.labels_needed, value: p.labels, "aria-label": "labels given" }) : null,
+            p ? ` ${p.labels} of ${p.labels_needed} labels · ${p.mine} yours${can("review") ? ` · ${p.final} final` : ""}` : "—",
+          ),
+          can("review") ? el("td", { class: "num in-review" }, p ? p.in_review : "—") : null,
+          el("td", { class: "actions" }, actions),
+        );
+      }),
+    ),
+  );
+  show(
+    el("h1", {}, title),
+    can("admin") && !reviewOnly ? el("p", {}, el("a", { href: "#/queues/new", class: "button", id: "new-queue" }, "Build a queue")) : null,
+    rows.length ? table : el("p", { id: "no-queues" }, reviewOnly ? "No queue has items waiting for a reviewer." : can("review") ? "No queue yet." : "No queue is assigned to you."),
+  );
+}
+
 async function labelPage(id) {
   if (!can("annotate")) return forbiddenPage("labeling");
   let current = null;
@@ -881,13 +1039,13 @@ async function labelPage(id) {
     "div",
     { id: "label-help", class: "card", hidden: true },
     el("h2", {}, "Keys"),
-    el("ul", {}, ["1–9: pick an option", "← →: move between options", "Ctrl+Enter: submit and open the next item", "s: skip (asks for a reason)", "?: show or hide these keys"].map((k) => el("li", {}, k))),
+    el("ul", {}, ["1–9: pick an option (for pairs: 1 A, 2 B, 3 tie)", "← →: move between options", "Ctrl+Enter: submit and open the next item", "s: skip (asks for a reason)", "?: show or hide these keys"].map((k) => el("li", {}, k))),
   );
   const pad = el("section", { id: "label-pad", class: "card", tabindex: "0", "aria-label": "Item to label" });
   const load = async () => {
     let r;
     try {
-      r = await api("POST", `/api/v1/queues/${encodeURIComponent(id)}/next`);
+      r = await api("POST", `${q$(id)}/next`);
     } catch (e) {
       pad.replaceChildren(failure(e));
       return;
@@ -908,26 +1066,36 @@ async function labelPage(id) {
     render();
     pad.focus();
   };
-  const render = () => {
+  // The item's content is drawn once per item; only the choices are drawn again.
+  const choicesBox = el("div");
+  const drawChoices = () => {
     const schema = current.schema;
     const choices = choicesOf(schema);
-    const messages = (current.trace && current.trace.messages) || [];
-    pad.replaceChildren(
-      ...[
-      el("p", { class: "dim" }, `item `, el("code", { id: "label-item" }, current.item)),
-      el("p", { class: "instructions" }, schema.instructions || ""),
-      el("ol", { class: "messages" }, messages.map((m) => messageView(m, new Set()))),
+    choicesBox.replaceChildren(
       choices
         ? el(
             "div",
             { class: "choices", role: "radiogroup", "aria-label": schema.name },
             choices.map(([label], i) =>
-              el("button", { type: "button", role: "radio", "aria-checked": String(i === chosen), class: "choice" + (i === chosen ? " chosen" : ""), "data-index": i, onclick: () => { chosen = i; render(); pad.focus(); } }, `${i + 1} ${label}`),
+              el("button", { type: "button", role: "radio", "aria-checked": String(i === chosen), class: "choice" + (i === chosen ? " chosen" : ""), "data-index": i, onclick: () => { chosen = i; drawChoices(); pad.focus(); } }, `${i + 1} ${label}`),
             ),
           )
-        : el("input", { id: "label-value", type: schema.type === "numeric" ? "number" : "text", "aria-label": "label" }),
-      schema.comment ? el("input", { id: "label-comment", placeholder: "comment (optional)", "aria-label": "comment" }) : null,
-      el("button", { type: "button", id: "label-submit", onclick: submit }, "Submit (Ctrl+Enter)"),
+        : el("input", { id: "label-value", type: schema.type === "numeric" ? "number" : "text", step: "any", "aria-label": "label", placeholder: schema.type === "categorical" ? "options, separated by commas" : schema.type === "numeric" ? `${schema.min} to ${schema.max}` : "" }),
+    );
+  };
+  const render = () => {
+    const schema = current.schema;
+    const content = current.content || { trace: current.trace };
+    const kind = content.pair ? "pair" : content.run ? "eval run result" : content.span ? "span" : "trace";
+    drawChoices();
+    pad.replaceChildren(
+      ...[
+        el("p", { class: "dim" }, `${kind} · item `, el("code", { id: "label-item" }, current.item)),
+        el("p", { class: "instructions" }, schema.instructions || ""),
+        itemContent(content),
+        choicesBox,
+        schema.comment ? el("input", { id: "label-comment", placeholder: "comment (optional)", "aria-label": "comment" }) : null,
+        el("button", { type: "button", id: "label-submit", onclick: submit }, "Submit (Ctrl+Enter)"),
       ].filter(Boolean),
     );
   };
@@ -943,7 +1111,7 @@ async function labelPage(id) {
     }
     const comment = document.getElementById("label-comment");
     try {
-      await api("POST", `/api/v1/queues/${encodeURIComponent(id)}/items/${encodeURIComponent(current.item)}/label`, { value, comment: comment && comment.value ? comment.value : undefined });
+      await api("POST", `${q$(id)}/items/${encodeURIComponent(current.item)}/label`, { value, comment: comment && comment.value ? comment.value : undefined });
       status.replaceChildren(`Labelled ${current.item}`);
       await load();
     } catch (e) {
@@ -955,7 +1123,7 @@ async function labelPage(id) {
     const reason = window.prompt("Why skip this item?");
     if (!reason) return;
     try {
-      await api("POST", `/api/v1/queues/${encodeURIComponent(id)}/items/${encodeURIComponent(current.item)}/skip`, { reason });
+      await api("POST", `${q$(id)}/items/${encodeURIComponent(current.item)}/skip`, { reason });
       status.replaceChildren(`Skipped ${current.item}`);
       await load();
     } catch (e) {
@@ -975,16 +1143,602 @@ async function labelPage(id) {
       skip();
     } else if (choices && !inField && /^[1-9]$/.test(ev.key) && Number(ev.key) <= choices.length) {
       chosen = Number(ev.key) - 1;
-      render();
+      drawChoices();
       pad.focus();
     } else if (choices && !inField && (ev.key === "ArrowRight" || ev.key === "ArrowLeft")) {
+      ev.preventDefault();
       chosen = (chosen + (ev.key === "ArrowRight" ? 1 : choices.length - 1)) % choices.length;
-      render();
+      drawChoices();
       pad.focus();
     }
   });
   show(el("p", {}, el("a", { href: "#/queues" }, "← Labeling")), el("h1", {}, `Queue ${id}`), el("p", { class: "dim" }, "Press ? for the keys."), help, pad, status);
   await load();
+}
+
+// The reviewer's page: items whose labels disagree, decided one by one.
+
+async function queueReviewPage(id) {
+  if (!can("review")) return forbiddenPage("label review");
+  const back = el("p", {}, el("a", { href: "#/queues?review" }, "← Label review"), " · ", el("a", { href: `#/queues/${encodeURIComponent(id)}/figures` }, "Figures"));
+  show(back, el("h1", {}, `Review ${id}`), el("p", {}, "Loading…"));
+  let queue, data;
+  try {
+    [queue, data] = await Promise.all([api("GET", q$(id)), api("GET", `${q$(id)}/review`)]);
+  } catch (e) {
+    show(back, el("h1", {}, `Review ${id}`), failure(e));
+    return;
+  }
+  const schema = queue.schema_definition;
+  const status = el("p", { id: "review-status", role: "status" });
+  const help = el(
+    "div",
+    { id: "review-help", class: "card", hidden: true },
+    el("h2", {}, "Keys"),
+    el("ul", {}, ["↓ or j, ↑ or k: next or previous item", "Enter or o: open or close the item's content", "a: accept the consensus", "1–9: pick the label people gave in that place", "c: correct (type a label and a note, then Enter)", "?: show or hide these keys"].map((k) => el("li", {}, k))),
+  );
+  const empty = el("p", { id: "review-empty" }, "Nothing waits for a reviewer in this queue.");
+  const list = el("ul", { id: "review-items", class: "reviews" });
+  const items = () => [...list.querySelectorAll(".review-item")];
+
+  const card = (it) => {
+    const distinct = [];
+    for (const l of it.labels) if (!distinct.some((d) => JSON.stringify(d) === JSON.stringify(l.value))) distinct.push(l.value);
+    const note = el("input", { class: "note", placeholder: "note (optional)", "aria-label": "note" });
+    const [control, read] = valueControl(schema, null);
+    control.classList.add("correct-value");
+    const out = el("span", { role: "status", class: "item-status" });
+    const content = el("div", { class: "review-content", hidden: true });
+    const li = el("li", { class: "card review-item", tabindex: "0", "data-item": it.item, "aria-label": `Item ${it.item}: ${it.why}` });
+    const decide = async (value) => {
+      try {
+        const r = await api("POST", `${q$(id)}/items/${encodeURIComponent(it.item)}/adjudicate`, { value, note: note.value || undefined });
+        const next = li.nextElementSibling || li.previousElementSibling;
+        li.remove();
+        status.replaceChildren(`${it.item}: ${r.how} as ${valueText(schema, r.final)}`);
+        if (next) next.focus();
+        else list.replaceWith(empty);
+      } catch (e) {
+        out.replaceChildren(failure(e));
+      }
+    };
+    const open = async () => {
+      if (!content.hidden) {
+        content.hidden = true;
+        return;
+      }
+      content.hidden = false;
+      content.replaceChildren("Loading…");
+      try {
+        const c = await api("GET", `${q$(id)}/items/${encodeURIComponent(it.item)}`);
+        content.replaceChildren(itemContent(c));
+      } catch (e) {
+        content.replaceChildren(failure(e));
+      }
+    };
+    const correct = el(
+      "form",
+      {
+        class: "filters correct",
+        onsubmit: (ev) => {
+          ev.preventDefault();
+          const v = read();
+          if (v === null || v === "" || (Array.isArray(v) && !v.length)) {
+            out.replaceChildren(el("span", { class: "error" }, "Give the corrected label first."));
+            return;
+          }
+          decide(v);
+        },
+      },
+      el("label", {}, "Correct to", control),
+      el("button", { type: "submit", class: "correct-submit" }, "Correct"),
+    );
+    li.append(
+      el("div", { class: "meta" }, el("code", { class: "item-id" }, it.item), el("span", { class: "tag why" }, it.why)),
+      el(
+        "table",
+        { class: "grid labels" },
+        el("thead", {}, el("tr", {}, ["Person", "Label", "Comment"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, it.labels.map((l) => el("tr", { "data-person": l.person }, el("td", {}, el("code", {}, l.person)), el("td", { class: "value" }, valueText(schema, l.value)), el("td", {}, l.comment || "")))),
+      ),
+      el(
+        "p",
+        { class: "judge-consensus" },
+        "Judge: ",
+        el("strong", { class: "judge-value" }, it.judge_value === null || it.judge_value === undefined ? "none" : valueText(schema, it.judge_value)),
+        " · Consensus: ",
+        el("strong", { class: "consensus" }, it.consensus === null || it.consensus === undefined ? "none" : valueText(schema, it.consensus)),
+      ),
+      el(
+        "div",
+        { class: "choices" },
+        el("button", { type: "button", class: "open", onclick: open }, "Open (Enter)"),
+        el("button", { type: "button", class: "accept", disabled: it.consensus === null || it.consensus === undefined, onclick: () => decide(it.consensus) }, "Accept consensus (a)"),
+        distinct.map((v, i) => el("button", { type: "button", class: "pick", "data-index": i, onclick: () => decide(v) }, `${i + 1} Pick ${valueText(schema, v)}`)),
+      ),
+      correct,
+      note,
+      out,
+      content,
+    );
+    li.addEventListener("keydown", (ev) => {
+      if (ev.target !== li) return;
+      if (ev.key === "Enter" || ev.key === "o") {
+        ev.preventDefault();
+        open();
+      } else if (ev.key === "a" && it.consensus !== null && it.consensus !== undefined) {
+        decide(it.consensus);
+      } else if (/^[1-9]$/.test(ev.key) && Number(ev.key) <= distinct.length) {
+        decide(distinct[Number(ev.key) - 1]);
+      } else if (ev.key === "c") {
+        ev.preventDefault();
+        control.focus();
+      } else return;
+      ev.stopPropagation();
+    });
+    return li;
+  };
+  list.append(...data.items.map(card));
+  list.addEventListener("keydown", (ev) => {
+    const all = items();
+    const at = all.indexOf(document.activeElement);
+    if (ev.key === "?" && !(ev.target instanceof HTMLInputElement)) {
+      help.hidden = !help.hidden;
+    } else if (at >= 0 && (ev.key === "ArrowDown" || ev.key === "j")) {
+      ev.preventDefault();
+      (all[at + 1] || all[at]).focus();
+    } else if (at >= 0 && (ev.key === "ArrowUp" || ev.key === "k")) {
+      ev.preventDefault();
+      (all[at - 1] || all[at]).focus();
+    }
+  });
+  show(
+    back,
+    el("h1", {}, `Review ${id}`),
+    el("p", { class: "dim" }, `Schema ${schema.name}: the items whose labels disagree${queue.review_against_judge ? " or go against the judge" : ""}. A decided item leaves the list and never comes back. Press ? for the keys.`),
+    help,
+    data.items.length ? list : empty,
+    status,
+  );
+  const first = items()[0];
+  if (first) first.focus();
+}
+
+// The admin's page: a queue built from a schema (picked or made here) and its items.
+
+/** Reads a file of items: JSONL (a trace id as a JSON string, or an item object) or one
+ * trace id per line. A line that looks like JSON but is not is refused with its number. */
+function readItemsFile(textContent) {
+  const items = [];
+  const lines = textContent.split(/\r?\n/);
+  for (let n = 0; n < lines.length; n++) {
+    const line = lines[n].trim();
+    if (!line || line.startsWith("#")) continue;
+    if (line.startsWith("{") || line.startsWith('"')) {
+      try {
+        items.push(JSON.parse(line));
+      } catch (e) {
+        throw new Error(`line ${n + 1}: not JSON (${e.message})`);
+      }
+    } else items.push(line);
+  }
+  return items;
+}
+
+function schemaForm() {
+  const name = el("input", { name: "schema_name", id: "schema-name", placeholder: "helpful", required: true });
+  const type = el("select", { name: "schema_type", id: "schema-type" }, ["pass_fail", "categorical", "numeric", "text", "pairwise"].map((t) => el("option", { value: t }, t)));
+  const options = el("input", { name: "schema_options", id: "schema-options", placeholder: "good, bad, unclear" });
+  const multiple = el("input", { type: "checkbox", name: "schema_multiple" });
+  const ordered = el("input", { type: "checkbox", name: "schema_ordered" });
+  const min = el("input", { type: "number", step: "any", name: "schema_min", value: "1" });
+  const max = el("input", { type: "number", step: "any", name: "schema_max", value: "5" });
+  const instructions = el("input", { name: "schema_instructions", id: "schema-instructions", placeholder: "What the person is asked" });
+  const comment = el("input", { type: "checkbox", name: "schema_comment" });
+  const judge = el("input", { name: "schema_judge", placeholder: "judge name (optional)" });
+  const cat = el("span", { class: "filters" }, el("label", {}, "Options", options), el("label", { class: "check" }, el("span", {}, "Several"), multiple), el("label", { class: "check" }, el("span", {}, "A scale (ordered)"), ordered));
+  const num = el("span", { class: "filters" }, el("label", {}, "Min", min), el("label", {}, "Max", max));
+  const sync = () => {
+    cat.hidden = type.value !== "categorical";
+    num.hidden = type.value !== "numeric";
+  };
+  type.addEventListener("change", sync);
+  sync();
+  const box = el(
+    "fieldset",
+    { id: "schema-new", class: "filters" },
+    el("legend", {}, "New label schema"),
+    el("label", {}, "Name", name),
+    el("label", {}, "Type", type),
+    cat,
+    num,
+    el("label", {}, "Instructions", instructions),
+    el("label", { class: "check" }, el("span", {}, "Comment allowed"), comment),
+    el("label", {}, "Tied to judge", judge),
+  );
+  const value = () => {
+    const s = { name: name.value.trim(), type: type.value, instructions: instructions.value, comment: comment.checked };
+    if (judge.value.trim()) s.judge = judge.value.trim();
+    if (type.value === "categorical") {
+      s.options = options.value.split(",").map((x) => x.trim()).filter(Boolean);
+      s.multiple = multiple.checked;
+      if (ordered.checked) s.ordered = true;
+    }
+    if (type.value === "numeric") Object.assign(s, { min: Number(min.value), max: Number(max.value) });
+    return s;
+  };
+  return [box, value];
+}
+
+async function newQueuePage() {
+  if (!can("admin")) return forbiddenPage("building a queue");
+  const back = el("p", {}, el("a", { href: "#/queues" }, "← Labeling"));
+  show(back, el("h1", {}, "Build a queue"), el("p", {}, "Loading…"));
+  let schemas;
+  try {
+    schemas = (await api("GET", "/api/v1/label-schemas")).schemas || [];
+  } catch (e) {
+    show(back, el("h1", {}, "Build a queue"), failure(e));
+    return;
+  }
+  const status = el("div", { id: "build-status", role: "status" });
+  const id = el("input", { name: "id", id: "queue-id", required: true, pattern: "[A-Za-z0-9_\\-]+", placeholder: "letters, digits, _ or -" });
+  const schemaPick = el(
+    "select",
+    { name: "schema", id: "queue-schema" },
+    schemas.map((s) => el("option", { value: s.name }, `${s.name} (${s.type})`)),
+    el("option", { value: "" }, "New schema…"),
+  );
+  const [schemaBox, schemaValue] = schemaForm();
+  // A hidden fieldset is also disabled, so its fields are not checked on submit.
+  const syncSchema = () => (schemaBox.hidden = schemaBox.disabled = schemaPick.value !== "");
+  schemaPick.addEventListener("change", syncSchema);
+  syncSchema();
+
+  // Where the items come from.
+  const input = (name, attrs) => el("input", Object.assign({ name }, attrs || {}));
+  const f = {
+    source: el("select", { name: "f_source" }, ["", "gate", "otlp"].map((o) => el("option", { value: o }, o || "any"))),
+    decision: el("select", { name: "f_decision" }, ["", "allow", "escalate", "block"].map((o) => el("option", { value: o }, o || "any"))),
+    rule: input("f_rule", { placeholder: "c2.indirect_injection" }),
+    text: input("f_text", { placeholder: "words in the trace" }),
+    since: input("f_since", { placeholder: "2026-01-01T00:00:00Z" }),
+    limit: input("f_limit", { type: "number", min: 1, max: 10000, value: "100" }),
+  };
+  const run = input("run", { placeholder: "run id or a unique prefix" });
+  const lc = {
+    judge: input("lc_judge", { placeholder: "judge name" }),
+    below: input("lc_below", { type: "number", min: 0, max: 1, step: "0.01", value: "0.6" }),
+    run: input("lc_run", { placeholder: "eval run (optional)" }),
+    limit: input("lc_limit", { type: "number", min: 1, value: "100" }),
+  };
+  const untrustedJudge = input("untrusted_from", { placeholder: "judge name" });
+  const file = el("input", { type: "file", name: "items_file", id: "items-file", accept: ".jsonl,.txt,.json,text/plain" });
+  const fileNote = el("span", { id: "items-file-status", class: "dim", role: "status" });
+  let fileItems = null;
+  file.addEventListener("change", async () => {
+    fileItems = null;
+    const chosen = file.files && file.files[0];
+    if (!chosen) return fileNote.replaceChildren("");
+    try {
+      fileItems = readItemsFile(await chosen.text());
+      fileNote.replaceChildren(`${fileItems.length} items read from ${chosen.name}`);
+    } catch (e) {
+      fileNote.replaceChildren(el("span", { class: "error" }, `${chosen.name}: ${e.message}`));
+    }
+  });
+  const panels = {
+    filter: el("div", { class: "filters source-panel", "data-source": "filter" }, el("label", {}, "Source", f.source), el("label", {}, "Decision", f.decision), el("label", {}, "Rule", f.rule), el("label", {}, "Text", f.text), el("label", {}, "Since", f.since), el("label", {}, "At most", f.limit)),
+    run: el("div", { class: "filters source-panel", "data-source": "run" }, el("label", {}, "Eval run", run)),
+    low_confidence: el("div", { class: "filters source-panel", "data-source": "low_confidence" }, el("label", {}, "Judge", lc.judge), el("label", {}, "Confidence below", lc.below), el("label", {}, "In eval run", lc.run), el("label", {}, "At most", lc.limit)),
+    file: el("div", { class: "filters source-panel", "data-source": "file" }, el("label", {}, "File (JSONL, or one trace id per line)", file), fileNote),
+    untrusted: el("div", { class: "filters source-panel", "data-source": "untrusted" }, el("label", {}, "Judge", untrustedJudge), el("span", { class: "dim" }, "The queue starts empty; each trace whose answer from this judge was not trusted joins it as it comes.")),
+  };
+  const labels = { filter: "Traces that match a filter", run: "The traces of an eval run", low_confidence: "A judge's low-confidence results", file: "A file of items", untrusted: "A judge's untrusted answers, as they come" };
+  const sourceRadios = Object.keys(panels).map((k, i) => el("label", { class: "check" }, el("input", { type: "radio", name: "from", value: k, checked: i === 0 }), " ", labels[k]));
+  const chosenSource = () => (form.querySelector("input[name=from]:checked") || { value: "filter" }).value;
+  const syncSource = () => {
+    for (const [k, p] of Object.entries(panels)) p.hidden = k !== chosenSource();
+  };
+
+  // Settings.
+  const overlap = input("overlap", { type: "number", min: 1, max: 50, value: "1" });
+  const people = input("people", { placeholder: "token ids, separated by commas (empty: every annotator)", size: 40 });
+  const blind = el("input", { type: "checkbox", name: "blind" });
+  const lock = input("lock_s", { type: "number", min: 1, value: "600" });
+  const spread = input("spread", { type: "number", min: 0, step: "any", value: "0" });
+  const againstJudge = el("input", { type: "checkbox", name: "review_against_judge" });
+  const goldRate = input("gold_rate", { type: "number", min: 0, max: 0.5, step: "0.01", value: "0" });
+  const gold = el("textarea", { name: "gold", rows: 3, placeholder: '{"trace-id": "known answer", …}', "aria-label": "gold items" });
+
+  const form = el(
+    "form",
+    {
+      id: "build-queue",
+      class: "card editor",
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        status.replaceChildren("Building…");
+        const body = { id: id.value.trim(), overlap: Number(overlap.value), lock_s: Number(lock.value), blind: blind.checked, spread: Number(spread.value), review_against_judge: againstJudge.checked, gold_rate: Number(goldRate.value) };
+        const who = people.value.split(",").map((x) => x.trim()).filter(Boolean);
+        if (who.length) body.people = who;
+        if (gold.value.trim()) {
+          try {
+            body.gold = JSON.parse(gold.value);
+          } catch (e) {
+            status.replaceChildren(el("p", { class: "error" }, `gold: not a JSON object (${e.message})`));
+            return;
+          }
+        }
+        const src = chosenSource();
+        if (src === "filter") {
+          const spec = { limit: Number(f.limit.value) };
+          for (const k of ["source", "decision", "rule", "text", "since"]) if (f[k].value.trim()) spec[k] = f[k].value.trim();
+          body.from = { filter: spec };
+        } else if (src === "run") body.from = { run: run.value.trim() };
+        else if (src === "low_confidence") {
+          const spec = { judge: lc.judge.value.trim(), below: Number(lc.below.value), limit: Number(lc.limit.value) };
+          if (lc.run.value.trim()) spec.run = lc.run.value.trim();
+          body.from = { low_confidence: spec };
+        } else if (src === "untrusted") body.untrusted_from = untrustedJudge.value.trim();
+        else {
+          if (!fileItems) {
+            status.replaceChildren(el("p", { class: "error" }, "items: choose a file of items first"));
+            return;
+          }
+          body.items = fileItems;
+        }
+        try {
+          if (schemaPick.value === "") {
+            const s = await api("POST", "/api/v1/label-schemas", schemaValue());
+            body.schema = s.name;
+          } else body.schema = schemaPick.value;
+          const r = await api("POST", "/api/v1/queues", body);
+          status.replaceChildren(
+            el("p", { id: "built" }, `Queue ${r.id} built with ${r.items} items${r.with_judge_value ? `, ${r.with_judge_value} with the judge's value` : ""}. `, el("a", { href: `#/queues/${encodeURIComponent(r.id)}/figures` }, "Open it")),
+          );
+        } catch (e) {
+          status.replaceChildren(failure(e));
+        }
+      },
+    },
+    el("fieldset", { class: "filters" }, el("legend", {}, "Queue"), el("label", {}, "Id", id), el("label", {}, "Label schema", schemaPick)),
+    schemaBox,
+    el("fieldset", {}, el("legend", {}, "Items"), el("div", { class: "filters", role: "radiogroup" }, sourceRadios), ...Object.values(panels)),
+    el(
+      "fieldset",
+      { class: "filters" },
+      el("legend", {}, "Settings"),
+      el("label", {}, "People per item", overlap),
+      el("label", {}, "Who may label", people),
+      el("label", { class: "check" }, el("span", {}, "Blind (nobody sees others' labels)"), blind),
+      el("label", {}, "Lock (seconds)", lock),
+      el("label", {}, "Numbers disagree above", spread),
+      el("label", { class: "check" }, el("span", {}, "Review people against the judge"), againstJudge),
+      el("label", {}, "Gold rate (0–0.5)", goldRate),
+      el("label", {}, "Gold items", gold),
+    ),
+    el("button", { type: "submit", id: "build-submit" }, "Build the queue"),
+    status,
+  );
+  form.addEventListener("change", (ev) => {
+    if (ev.target.name === "from") syncSource();
+  });
+  syncSource();
+  show(back, el("h1", {}, "Build a queue"), el("p", { class: "dim" }, "Pick a label schema (or make one), say where the items come from, and how people work on them."), form);
+  id.focus();
+}
+
+// A queue's figures: settings, progress, agreement, people, the judge, and labels out and in.
+
+async function figuresPage(id) {
+  if (!can("review")) return forbiddenPage("a queue's figures");
+  const back = el("p", {}, el("a", { href: "#/queues" }, "← Labeling"), " · ", el("a", { href: `#/queues/${encodeURIComponent(id)}/review` }, "Review"));
+  show(back, el("h1", {}, `Queue ${id}`), el("p", {}, "Loading…"));
+  let queue, f;
+  try {
+    [queue, f] = await Promise.all([api("GET", q$(id)), api("GET", `${q$(id)}/agreement`)]);
+  } catch (e) {
+    show(back, el("h1", {}, `Queue ${id}`), failure(e));
+    return;
+  }
+  const p = queue.progress;
+  const schema = queue.schema_definition;
+  const fig = (label, v, idAttr) => el("div", { class: "figure", id: idAttr }, el("div", { class: "value" }, v instanceof Node ? v : String(v)), el("div", { class: "label" }, label));
+  const th = (...hs) => el("thead", {}, el("tr", {}, hs.map((h) => el("th", { scope: "col" }, h))));
+  const settings = el(
+    "p",
+    { class: "summary", id: "queue-settings" },
+    `Schema ${queue.schema} (${schema.type}) · ${queue.items} items · ${queue.overlap} per item · lock ${queue.lock_s} s`,
+    queue.blind ? " · blind" : "",
+    queue.gold_rate ? ` · gold ${pct(queue.gold_rate)}` : "",
+    queue.spread ? ` · numbers disagree above ${queue.spread}` : "",
+    queue.review_against_judge ? " · people reviewed against the judge" : "",
+    queue.people ? ` · people: ${queue.people.join(", ")}` : " · every annotator",
+    queue.from ? ` · ${fromText(queue.from)}` : "",
+    queue.untrusted_from ? ` · collects the answers ${queue.untrusted_from} did not trust` : "",
+  );
+  const progress = el(
+    "div",
+    { class: "figures", id: "queue-progress" },
+    fig("labels given", `${p.labels} of ${p.labels_needed}`, "progress-labels"),
+    fig("items complete", p.items_complete, "progress-complete"),
+    fig("final labels", p.final, "progress-final"),
+    fig("in review", p.in_review, "progress-review"),
+  );
+  let agreement;
+  if (f.not_computable) {
+    agreement = el("p", { class: "not-computable", id: "agreement-none" }, "not computable: ", f.not_computable);
+  } else {
+    agreement = el(
+      "div",
+      {},
+      el(
+        "div",
+        { class: "figures", id: "agreement" },
+        fig("percent agreement", figureText(f.percent_agreement), "fig-percent"),
+        fig("Cohen's κ (mean over pairs)", figureText(f.cohen_kappa_mean), "fig-kappa"),
+        fig(`Krippendorff's α (${f.level})`, figureText(f.krippendorff_alpha), "fig-alpha"),
+        fig("Fleiss' κ", figureText(f.fleiss_kappa), "fig-fleiss"),
+        fig("unanimous items", f.percent_unanimous === null ? "—" : pct(f.percent_unanimous), "fig-unanimous"),
+      ),
+      el("p", { class: "dim" }, `${f.items_complete} of ${f.items} labelled items have all their labels.`),
+      el("h3", {}, "Pairs of people"),
+      f.pairs.length
+        ? el(
+            "table",
+            { class: "grid", id: "pairs" },
+            th("Person", "Person", "Shared items", "Agreement", "Cohen's κ", f.pairs.some((x) => x.weighted_kappa) ? "Weighted κ (linear / quadratic)" : null),
+            el(
+              "tbody",
+              {},
+              f.pairs.map((x) =>
+                el(
+                  "tr",
+                  { "data-a": x.a, "data-b": x.b },
+                  el("td", {}, el("code", {}, x.a)),
+                  el("td", {}, el("code", {}, x.b)),
+                  el("td", { class: "num" }, x.items),
+                  el("td", { class: "num pair-agreement" }, figureText(x.percent_agreement)),
+                  el("td", { class: "num pair-kappa" }, figureText(x.cohen_kappa)),
+                  x.weighted_kappa ? el("td", { class: "num" }, figureText(x.weighted_kappa.linear), " / ", figureText(x.weighted_kappa.quadratic)) : null,
+                ),
+              ),
+            ),
+          )
+        : el("p", { class: "dim" }, "No two people share an item yet."),
+    );
+  }
+  const ms = (v) => (typeof v === "number" ? `${(v / 1000).toFixed(1)} s` : "—");
+  const peopleTable = (f.people || []).length
+    ? el(
+        "table",
+        { class: "grid", id: "people" },
+        th("Person", "Labels", "Skips", "Gold accuracy", "Agreement with others", "Time per item (median / mean)", "Labels per hour"),
+        el(
+          "tbody",
+          {},
+          f.people.map((x) =>
+            el(
+              "tr",
+              { "data-person": x.person },
+              el("td", {}, el("code", {}, x.person)),
+              el("td", { class: "num person-labels" }, x.labels),
+              el("td", { class: "num person-skips" }, x.skips),
+              el("td", { class: "num person-gold" }, x.gold ? [figureText(x.gold.accuracy), ` (${x.gold.right} of ${x.gold.of})`] : el("span", { class: "dim" }, "no gold item")),
+              el("td", { class: "num person-agreement" }, figureText(x.agreement_with_others)),
+              el("td", { class: "num" }, `${ms(x.time_per_item_ms.median)} / ${ms(x.time_per_item_ms.mean)}`),
+              el("td", { class: "num" }, typeof x.labels_per_hour === "number" ? x.labels_per_hour.toFixed(1) : "—"),
+            ),
+          ),
+        ),
+      )
+    : el("p", { class: "dim" }, "Nobody has labelled yet.");
+  const j = f.judge || { not_computable: "no figures" };
+  const judge = j.not_computable
+    ? el("p", { class: "not-computable", id: "judge-figures" }, "not computable: ", j.not_computable)
+    : el(
+        "table",
+        { class: "grid", id: "judge-figures" },
+        el(
+          "tbody",
+          {},
+          el("tr", {}, el("th", { scope: "row" }, "Judge"), el("td", {}, el("code", {}, j.judge))),
+          el("tr", {}, el("th", { scope: "row" }, "Items with the judge's value and people's label"), el("td", { class: "num" }, j.items)),
+          el("tr", {}, el("th", { scope: "row" }, "Agreement"), el("td", { id: "judge-agreement" }, intervalText(j.agreement))),
+          el("tr", {}, el("th", { scope: "row" }, "Cohen's κ"), el("td", { id: "judge-kappa" }, intervalText(j.kappa))),
+          j.judge_values_not_fitting_the_schema ? el("tr", {}, el("th", { scope: "row" }, "Judge values that do not fit the schema"), el("td", { class: "num" }, j.judge_values_not_fitting_the_schema)) : null,
+        ),
+      );
+  const perItem = (f.per_item || []).length
+    ? el(
+        "details",
+        { id: "per-item" },
+        el("summary", {}, `Per item (${f.per_item.length})`),
+        el("table", { class: "grid" }, th("Item", "Labels", "Share agreeing", "Review"), el("tbody", {}, f.per_item.map((x) => el("tr", { "data-item": x.item }, el("td", {}, el("code", {}, x.item)), el("td", { class: "num" }, x.labels), el("td", { class: "num" }, figureText(x.agreement)), el("td", {}, x.review || ""))))),
+      )
+    : null;
+  const exports = el(
+    "p",
+    { id: "exports" },
+    "Export the labels: ",
+    el("a", { href: `${q$(id)}/export?format=jsonl`, download: `${id}.jsonl`, class: "button", id: "export-jsonl" }, "JSONL"),
+    " ",
+    el("a", { href: `${q$(id)}/export?format=mlflow`, download: `${id}-mlflow.jsonl`, class: "button", id: "export-mlflow" }, "MLflow assessments"),
+  );
+  show(
+    back,
+    el("h1", {}, `Queue ${id}`),
+    settings,
+    el("h2", {}, "Progress"),
+    progress,
+    el("h2", {}, "Agreement"),
+    agreement,
+    el("h2", {}, "People"),
+    peopleTable,
+    el("h2", {}, "The judge against people"),
+    judge,
+    perItem,
+    el("h2", {}, "Labels out and in"),
+    exports,
+    can("admin") ? importForm(id) : null,
+  );
+}
+
+/** Where a queue's items came from, in words. */
+function fromText(from) {
+  if (from.filter) {
+    const parts = Object.entries(from.filter).filter(([k, v]) => v !== null && v !== undefined && k !== "limit").map(([k, v]) => `${k}=${v}`);
+    return `from ${parts.length ? "the traces where " + parts.join(", ") : "all traces"} (at most ${from.filter.limit})`;
+  }
+  if (from.run) return `from eval run ${from.run}`;
+  if (from.low_confidence) {
+    const lc = from.low_confidence;
+    return `from ${lc.judge}'s results with a confidence below ${lc.below}${lc.run ? " in eval run " + lc.run : ""} (at most ${lc.limit})`;
+  }
+  return "";
+}
+
+function importForm(id) {
+  const lines = el("textarea", { id: "import-lines", rows: 5, spellcheck: "false", placeholder: "JSONL: export lines, {item, person, value, comment?}, MLflow assessments or trace exports", "aria-label": "labels to import" });
+  const file = el("input", { type: "file", id: "import-file", accept: ".jsonl,.json,.txt" });
+  file.addEventListener("change", async () => {
+    const chosen = file.files && file.files[0];
+    if (chosen) lines.value = await chosen.text();
+  });
+  const out = el("div", { id: "import-result", role: "status" });
+  return el(
+    "form",
+    {
+      class: "card editor",
+      id: "import-form",
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        out.replaceChildren("Importing…");
+        try {
+          const r = await api("POST", `${q$(id)}/import`, { lines: lines.value });
+          out.replaceChildren(report(r));
+        } catch (e) {
+          // Nothing imported: the answer still lists the refused lines.
+          out.replaceChildren(e.data && Array.isArray(e.data.refused) ? report(e.data) : failure(e));
+        }
+      },
+    },
+    el("h3", {}, "Import labels"),
+    el("label", {}, "From a file ", file),
+    lines,
+    el("button", { type: "submit", id: "import-submit" }, "Import"),
+    out,
+  );
+}
+
+function report(r) {
+  return el(
+    "div",
+    {},
+    el("p", { id: "import-summary" }, `${r.imported} imported, ${r.already_there} already there, ${r.other_lines} lines about something else, ${r.refused.length} refused.`),
+    r.refused.length ? el("ul", { class: "error" }, r.refused.map((x) => el("li", {}, `line ${x.line}: ${x.error}`))) : null,
+  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1365,7 +2119,7 @@ async function route() {
   if (!state.role) {
     try {
       const s = await api("GET", "/api/v1/session");
-      Object.assign(state, { role: s.role, project: s.project, csrf: s.csrf });
+      Object.assign(state, { role: s.role, project: s.project, csrf: s.csrf, token_id: s.token_id });
     } catch (_) {
       chrome();
       signInPage();
@@ -1388,8 +2142,11 @@ async function route() {
   if (parts[0] === "monitors" && parts[1]) return monitorPage(decodeURIComponent(parts[1]));
   if (parts[0] === "monitors") return monitorsPage();
   if (parts[0] === "policies") return policiesPage();
+  if (parts[0] === "queues" && parts[1] === "new") return newQueuePage();
   if (parts[0] === "queues" && parts[1] && parts[2] === "label") return labelPage(decodeURIComponent(parts[1]));
-  if (parts[0] === "queues") return can("annotate") ? queuesPage() : forbiddenPage("labeling");
+  if (parts[0] === "queues" && parts[1] && parts[2] === "review") return queueReviewPage(decodeURIComponent(parts[1]));
+  if (parts[0] === "queues" && parts[1]) return figuresPage(decodeURIComponent(parts[1]));
+  if (parts[0] === "queues") return can("annotate") ? queuesPage(params) : forbiddenPage("labeling");
   return tracesPage(params);
 }
 
@@ -1397,7 +2154,7 @@ document.getElementById("signout").addEventListener("click", async () => {
   try {
     await api("DELETE", "/api/v1/session");
   } finally {
-    Object.assign(state, { role: null, project: null, csrf: null });
+    Object.assign(state, { role: null, project: null, csrf: null, token_id: null });
     chrome();
     location.hash = "#/signin";
   }
