@@ -206,6 +206,14 @@ impl Constitution {
         self.principles.iter().find(|p| p.id == id)
     }
 
+    /// Whether `record` was made by an older version of this constitution (same name,
+    /// another version): what was built from it should be built again.
+    pub fn is_stale(&self, record: &crate::PreferenceRecord) -> bool {
+        let p = &record.provenance;
+        p.constitution.as_deref() == Some(self.name.as_str())
+            && p.constitution_version.as_deref() != Some(self.version.as_str())
+    }
+
     /// The first 12 hex digits of the version, for messages.
     pub fn short_version(&self) -> &str {
         let hex = self
@@ -244,6 +252,7 @@ impl Constitution {
             kind: ProvenanceKind::Constitution,
             model: Some(model.to_owned()),
             constitution_version: Some(self.version.clone()),
+            constitution: Some(self.name.clone()),
             principle: Some(principle.to_owned()),
             source_trace_ids: trace_ids.to_vec(),
             ..Provenance::default()

@@ -110,6 +110,28 @@ pub struct TrainSummary {
     pub epoch_loss: Vec<f64>,
     /// The objective (mean loss plus the L2 term) on the training pairs after training.
     pub final_loss: f64,
+    /// Records made by constitutions, by constitution name and version: a model trained on
+    /// an older version of a constitution is stale.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub constitutions: std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>>,
+}
+
+/// How many of `records` each constitution version made, by constitution name.
+pub fn constitutions_of(
+    records: &[PreferenceRecord],
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>> {
+    let mut out: std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>> =
+        Default::default();
+    for r in records {
+        let p = &r.provenance;
+        if let (Some(name), Some(version)) = (&p.constitution, &p.constitution_version) {
+            *out.entry(name.clone())
+                .or_default()
+                .entry(version.clone())
+                .or_default() += 1;
+        }
+    }
+    out
 }
 
 /// `log(1 + e^x)` without overflow or loss for large `|x|`.
@@ -348,6 +370,7 @@ impl RewardModel {
             use_soft_labels: settings.use_soft_labels,
             epoch_loss,
             final_loss,
+            constitutions: constitutions_of(records),
         });
         Ok(model)
     }

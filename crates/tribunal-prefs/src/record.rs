@@ -128,6 +128,10 @@ pub struct Provenance {
     pub version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub constitution_version: Option<String>,
+    /// The name of the constitution that made it (with `constitution_version`, tells a
+    /// record made by an older version of the same constitution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constitution: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principle: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -28,6 +28,21 @@ pub enum ConstitutionCommand {
     Critique(CritiqueArgs),
     /// Check a constitution file and print its name, version and principles.
     Show(ShowArgs),
+    /// What was built from an older version of this constitution: stored preference records
+    /// and reward models (`--model`) are listed as current or stale. Exit 1 when anything is
+    /// stale.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    pub constitution: PathBuf,
+    /// Reward model files (`tribunal rm train -o …`) to check.
+    #[arg(long)]
+    pub model: Vec<PathBuf>,
+    /// The store whose preference records are checked.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -87,7 +102,67 @@ pub fn run(cmd: ConstitutionCommand) -> Result<u8> {
             Ok(0)
         }
         ConstitutionCommand::Critique(a) => critique(a),
+        ConstitutionCommand::Status(a) => status(a),
     }
+}
+
+/// Current and stale things built from a constitution.
+fn status(a: StatusArgs) -> Result<u8> {
+    let c = load(&a.constitution)?;
+    println!("{} {}", c.name, c.version);
+    let mut stale = false;
+    let cfg = super::load_config(None)?;
+    let location = super::store_location(&cfg, a.db.as_deref());
+    let rows = super::runtime()?.block_on(async {
+        let store = tribunal_store::Store::open(&location).await?;
+        let rows = store.preferences(Some("constitution"), None).await;
+        store.close().await;
+        rows
+    })?;
+    let (mut current, mut old) = (0usize, std::collections::BTreeMap::<String, usize>::new());
+    for row in &rows {
+        let r: PreferenceRecord = serde_json::from_str(&row.record)
+            .with_context(|| format!("the stored record {} is not a preference record", row.content_id))?;
+        if r.provenance.constitution.as_deref() != Some(c.name.as_str()) {
+            continue;
+        }
+        if c.is_stale(&r) {
+            *old.entry(r.provenance.constitution_version.clone().unwrap_or_default())
+                .or_default() += 1;
+        } else {
+            current += 1;
+        }
+    }
+    println!("stored preference records: {current} current");
+    for (version, n) in &old {
+        stale = true;
+        println!("stored preference records: {n} stale (made by version {version})");
+    }
+    for path in &a.model {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let m = tribunal_prefs::RewardModel::load(std::io::BufReader::new(file))
+            .with_context(|| format!("reading {}", path.display()))?;
+        let versions = m
+            .training
+            .as_ref()
+            .and_then(|t| t.constitutions.get(&c.name))
+            .cloned()
+            .unwrap_or_default();
+        let older: Vec<String> = versions
+            .iter()
+            .filter(|(v, _)| **v != c.version)
+            .map(|(v, n)| format!("{n} records of version {v}"))
+            .collect();
+        if versions.is_empty() {
+            println!("{}: trained on no record of this constitution", path.display());
+        } else if older.is_empty() {
+            println!("{}: current", path.display());
+        } else {
+            stale = true;
+            println!("{}: stale, trained on {}", path.display(), older.join(", "));
+        }
+    }
+    Ok(u8::from(stale))
 }
 
 pub fn load(path: &Path) -> Result<Constitution> {

@@ -159,6 +159,9 @@ pub struct ExportArgs {
     /// Only records of this subset.
     #[arg(long)]
     pub subset: Option<String>,
+    /// Leave out records made by an older version of this constitution (a file).
+    #[arg(long)]
+    pub drop_stale: Option<PathBuf>,
     #[arg(long)]
     pub db: Option<PathBuf>,
 }
@@ -272,6 +275,16 @@ pub fn run(config: Option<&Path>, cmd: PrefsCommand) -> Result<u8> {
                     )
                 })?;
                 records.push(r);
+            }
+            if let Some(path) = &a.drop_stale {
+                let c = super::constitution::load(path)?;
+                let before = records.len();
+                records.retain(|r| !c.is_stale(r));
+                eprintln!(
+                    "{} records made by an older version of {} left out",
+                    before - records.len(),
+                    c.name
+                );
             }
             let file = File::create(&a.output)
                 .with_context(|| format!("creating {}", a.output.display()))?;
