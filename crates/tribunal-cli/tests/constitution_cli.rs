@@ -205,8 +205,8 @@ fn critique_and_revision_make_preference_records_with_provenance() {
     assert!(said.contains("stored preference records: 1 current") && said.contains("rm.json: current"), "{said}");
     let changed = dir.path().join("changed.toml");
     let text = std::fs::read_to_string(&c).unwrap();
-    let edited = text.replacen("harm", "hurt", 1);
-    assert_ne!(edited, text, "the fixture names harm");
+    let edited = text.replacen("help anyone hurt", "help any person hurt", 1);
+    assert_ne!(edited, text, "the fixture has that principle");
     std::fs::write(&changed, edited).unwrap();
     let (code, said, err) = run(&["constitution", "status", changed.to_str().unwrap(), "--model", "rm.json", "--db", &db]);
     assert_eq!(code, Some(1), "{said}{err}");
