@@ -926,6 +926,12 @@ async fn every_labeling_route_keeps_to_its_roles() {
         ),
         (
             "POST",
+            "/api/v1/queues/q/items".into(),
+            Some(json!({"items": ["t3"]})),
+            &["admin"],
+        ),
+        (
+            "POST",
             "/api/v1/queues/q/items/t9/adjudicate".into(),
             Some(json!({"value": true})),
             &["admin", "reviewer"],
