@@ -196,26 +196,88 @@ fn critique_and_revision_make_preference_records_with_provenance() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (code, _, err) = run(&["prefs", "import", "out.jsonl", "--format", "jsonl", "--db", &db]);
+    let (code, _, err) = run(&[
+        "prefs",
+        "import",
+        "out.jsonl",
+        "--format",
+        "jsonl",
+        "--db",
+        &db,
+    ]);
     assert_eq!(code, Some(0), "{err}");
-    let (code, _, err) = run(&["rm", "train", "out.jsonl", "-o", "rm.json", "--seed", "1", "--bits", "10", "--epochs", "1"]);
+    let (code, _, err) = run(&[
+        "rm",
+        "train",
+        "out.jsonl",
+        "-o",
+        "rm.json",
+        "--seed",
+        "1",
+        "--bits",
+        "10",
+        "--epochs",
+        "1",
+    ]);
     assert_eq!(code, Some(0), "{err}");
-    let (code, said, err) = run(&["constitution", "status", c.to_str().unwrap(), "--model", "rm.json", "--db", &db]);
+    let (code, said, err) = run(&[
+        "constitution",
+        "status",
+        c.to_str().unwrap(),
+        "--model",
+        "rm.json",
+        "--db",
+        &db,
+    ]);
     assert_eq!(code, Some(0), "{said}{err}");
-    assert!(said.contains("stored preference records: 1 current") && said.contains("rm.json: current"), "{said}");
+    assert!(
+        said.contains("stored preference records: 1 current") && said.contains("rm.json: current"),
+        "{said}"
+    );
     let changed = dir.path().join("changed.toml");
     let text = std::fs::read_to_string(&c).unwrap();
     let edited = text.replacen("help anyone hurt", "help any person hurt", 1);
     assert_ne!(edited, text, "the fixture has that principle");
     std::fs::write(&changed, edited).unwrap();
-    let (code, said, err) = run(&["constitution", "status", changed.to_str().unwrap(), "--model", "rm.json", "--db", &db]);
+    let (code, said, err) = run(&[
+        "constitution",
+        "status",
+        changed.to_str().unwrap(),
+        "--model",
+        "rm.json",
+        "--db",
+        &db,
+    ]);
     assert_eq!(code, Some(1), "{said}{err}");
-    assert!(said.contains("stored preference records: 0 current"), "{said}");
-    assert!(said.contains("stored preference records: 1 stale (made by version sha256:"), "{said}");
-    assert!(said.contains("rm.json: stale, trained on 1 records of version sha256:"), "{said}");
-    let (code, _, err) = run(&["prefs", "export", "--format", "jsonl", "-o", "fresh.jsonl", "--drop-stale", changed.to_str().unwrap(), "--db", &db]);
+    assert!(
+        said.contains("stored preference records: 0 current"),
+        "{said}"
+    );
+    assert!(
+        said.contains("stored preference records: 1 stale (made by version sha256:"),
+        "{said}"
+    );
+    assert!(
+        said.contains("rm.json: stale, trained on 1 records of version sha256:"),
+        "{said}"
+    );
+    let (code, _, err) = run(&[
+        "prefs",
+        "export",
+        "--format",
+        "jsonl",
+        "-o",
+        "fresh.jsonl",
+        "--drop-stale",
+        changed.to_str().unwrap(),
+        "--db",
+        &db,
+    ]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(err.contains("1 records made by an older version of"), "{err}");
+    assert!(
+        err.contains("1 records made by an older version of"),
+        "{err}"
+    );
     assert_eq!(jsonl(&dir.path().join("fresh.jsonl")).len(), 0);
 }
 

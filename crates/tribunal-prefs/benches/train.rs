@@ -82,7 +82,12 @@ fn main() {
 
     let replies: Vec<(Turns, Turns)> = big
         .iter()
-        .flat_map(|r| [(r.prompt.clone(), r.chosen.clone()), (r.prompt.clone(), r.rejected.clone())])
+        .flat_map(|r| {
+            [
+                (r.prompt.clone(), r.chosen.clone()),
+                (r.prompt.clone(), r.rejected.clone()),
+            ]
+        })
         .collect();
     let t = Instant::now();
     let mut sum = 0.0;

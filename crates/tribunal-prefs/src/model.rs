@@ -113,7 +113,8 @@ pub struct TrainSummary {
     /// Records made by constitutions, by constitution name and version: a model trained on
     /// an older version of a constitution is stale.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub constitutions: std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>>,
+    pub constitutions:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>>,
 }
 
 /// How many of `records` each constitution version made, by constitution name.

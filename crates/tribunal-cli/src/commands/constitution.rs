@@ -121,14 +121,23 @@ fn status(a: StatusArgs) -> Result<u8> {
     })?;
     let (mut current, mut old) = (0usize, std::collections::BTreeMap::<String, usize>::new());
     for row in &rows {
-        let r: PreferenceRecord = serde_json::from_str(&row.record)
-            .with_context(|| format!("the stored record {} is not a preference record", row.content_id))?;
+        let r: PreferenceRecord = serde_json::from_str(&row.record).with_context(|| {
+            format!(
+                "the stored record {} is not a preference record",
+                row.content_id
+            )
+        })?;
         if r.provenance.constitution.as_deref() != Some(c.name.as_str()) {
             continue;
         }
         if c.is_stale(&r) {
-            *old.entry(r.provenance.constitution_version.clone().unwrap_or_default())
-                .or_default() += 1;
+            *old.entry(
+                r.provenance
+                    .constitution_version
+                    .clone()
+                    .unwrap_or_default(),
+            )
+            .or_default() += 1;
         } else {
             current += 1;
         }
@@ -154,7 +163,10 @@ fn status(a: StatusArgs) -> Result<u8> {
             .map(|(v, n)| format!("{n} records of version {v}"))
             .collect();
         if versions.is_empty() {
-            println!("{}: trained on no record of this constitution", path.display());
+            println!(
+                "{}: trained on no record of this constitution",
+                path.display()
+            );
         } else if older.is_empty() {
             println!("{}: current", path.display());
         } else {
