@@ -320,6 +320,16 @@ impl Queue {
             .map(|id| (id.as_str(), self.items[id].labels.as_slice()))
     }
 
+    /// Every answer people gave to gold items: ((person, gold item), answer).
+    pub fn gold_answers(&self) -> impl Iterator<Item = (&(String, String), &Value)> {
+        self.gold_answers.iter()
+    }
+
+    /// The gold items with their known answers.
+    pub fn gold(&self) -> &BTreeMap<String, Value> {
+        &self.gold
+    }
+
     /// `person`'s share of correct gold answers, when they answered any.
     pub fn gold_accuracy(&self, person: &str) -> Option<(usize, usize)> {
         let answered: Vec<bool> = self

@@ -297,4 +297,59 @@ impl QueueState {
         }
         out
     }
+
+    /// The queues of one schema as one state, for figures over the schema: each item named
+    /// `queue/item`, with its labels, final label, notes and times; an item counts as
+    /// complete at the smallest overlap among the queues. `None` without queues.
+    pub fn merged(states: &[&QueueState]) -> Option<QueueState> {
+        let first = states.first()?;
+        let name = |q: &QueueState, item: &str| format!("{}/{}", q.def.id, item);
+        let mut items = Vec::new();
+        let mut gold = BTreeMap::new();
+        for q in states {
+            for (id, item) in &q.items {
+                let mut item = item.clone();
+                item.id = name(q, id);
+                items.push(serde_json::to_value(&item).unwrap_or(Value::Null));
+            }
+            for (g, v) in q.queue.gold() {
+                gold.insert(name(q, g), v.clone());
+            }
+        }
+        let def = QueueDef {
+            id: format!("schema {}", first.schema.name),
+            schema: first.schema.name.clone(),
+            items,
+            gold,
+            overlap: states.iter().map(|q| q.def.overlap).min().unwrap_or(1),
+            lock_s: first.def.lock_s,
+            gold_rate: 0.0,
+            blind: false,
+            people: None,
+            spread: first.def.spread,
+            review_against_judge: states.iter().any(|q| q.def.review_against_judge),
+            from: None,
+            untrusted_from: None,
+        };
+        let mut out = QueueState::new(def, first.schema.clone()).ok()?;
+        for q in states {
+            for (item, labels) in q.queue.all_labels() {
+                for (p, v) in labels {
+                    out.queue.restore_label(p, &name(q, item), v.clone());
+                }
+                if let Some((v, by)) = q.queue.final_label(item) {
+                    out.queue.restore_final(&name(q, item), v.clone(), by);
+                }
+            }
+            for ((p, g), v) in q.queue.gold_answers() {
+                out.queue.restore_label(p, &name(q, g), v.clone());
+            }
+            for ((item, p, kind), n) in &q.notes {
+                out.notes
+                    .insert((name(q, item), p.clone(), kind.clone()), n.clone());
+            }
+            out.took_ms.extend(q.took_ms.iter().cloned());
+        }
+        Some(out)
+    }
 }

@@ -482,6 +482,7 @@ fn describe() -> Value {
             "/api/v1/label-schemas": {
                 "get": {"summary": "The project's label schemas (role: viewer or above)", "responses": ok("schemas", &[])},
                 "post": {"summary": "Add a label schema {name, type: pass_fail|categorical|numeric|text|pairwise, options?, multiple?, min?, max?, instructions, comment?, judge?} (role: admin)", "responses": ok("the schema", &[400, 403, 409])}},
+            "/api/v1/label-schemas/{name}/agreement": {"get": {"summary": "The agreement and quality figures over every queue of the schema, as if they were one (items named queue/item) (role: reviewer or admin)", "parameters": [id_param("name")], "responses": ok("schema, queues, items_complete, percent_agreement, cohen_kappa_mean, krippendorff_alpha, fleiss_kappa, pairs, people, per_item, judge", &[403, 404])}},
             "/api/v1/queues": {
                 "get": {"summary": "Labeling queues the caller may work on (reviewers and admins: all)", "responses": ok("queues", &[])},
                 "post": {"summary": "Add a labeling queue {id, schema, items | from: {filter: {source?, decision?, rule?, text?, since?, limit?}} | {run: id} | {low_confidence: {judge, below, run?, limit?}}, overlap?, lock_s?, gold?, gold_rate?, blind?, people?, spread?, review_against_judge?, untrusted_from?}; items are trace ids or {id?, trace, span? | run?} or {id?, pair: {prompt?, a: {trace | text}, b}} (role: admin)", "responses": ok("id, items, with_judge_value", &[400, 403, 404, 409])}},

@@ -399,6 +399,10 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
             get(labels::list_schemas).post(labels::create_schema),
         )
         .route(
+            "/api/v1/label-schemas/{name}/agreement",
+            get(labels::schema_agreement),
+        )
+        .route(
             "/api/v1/queues",
             get(labels::list_queues).post(labels::create_queue),
         )

@@ -493,6 +493,12 @@ pub fn responses() -> Vec<(&'static str, u16, &'static str, Option<Value>)> {
             Some(obj(&[("name", string())])),
         ),
         (
+            "get_label_schemas_by_name_agreement",
+            200,
+            j,
+            Some(obj(&[("schema", string()), ("queues", list(string()))])),
+        ),
+        (
             "get_queues",
             200,
             j,

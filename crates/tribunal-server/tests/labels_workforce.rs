@@ -798,6 +798,31 @@ async fn labels_go_out_and_come_back_the_same() {
     let (_, third) = call(&url, &reviewer, "GET", "/api/v1/queues/third/labels", None).await;
     let (_, first) = call(&url, &reviewer, "GET", "/api/v1/queues/first/labels", None).await;
     assert_eq!(third, first);
+    // Per schema: the three queues' figures as one.
+    let (st, all) = call(
+        &url,
+        &reviewer,
+        "GET",
+        "/api/v1/label-schemas/grade/agreement",
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{all}");
+    assert_eq!(all["queues"], json!(["first", "second", "third"]), "{all}");
+    assert_eq!(all["items_complete"], 24, "{all}");
+    assert_eq!(
+        all["percent_agreement"], f["percent_agreement"],
+        "the same labels three times"
+    );
+    let (st, _) = call(
+        &url,
+        &admin,
+        "GET",
+        "/api/v1/label-schemas/nope/agreement",
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
     // An MLflow trace export carries its assessments.
     let trace = json!({"info": {"trace_id": "t7", "assessments": [
         {"assessment_name": "grade", "source": {"source_type": "HUMAN", "source_id": "expert"}, "feedback": {"value": "high"}, "rationale": "clear"},
@@ -923,6 +948,12 @@ async fn every_labeling_route_keeps_to_its_roles() {
             "/api/v1/queues/q/import".into(),
             Some(json!({"lines": ""})),
             &["admin"],
+        ),
+        (
+            "GET",
+            "/api/v1/label-schemas/ok/agreement".into(),
+            None,
+            &["admin", "reviewer"],
         ),
         (
             "POST",

@@ -753,6 +753,37 @@ pub async fn collect_untrusted(state: &AppState, project: &str, trace: &str, jud
     }
 }
 
+/// `GET /api/v1/label-schemas/{name}/agreement` (reviewers): the figures over every queue
+/// of the schema, as if its queues were one (items named `queue/item`).
+pub async fn schema_agreement(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Review)?;
+    schema_of(&state, &caller.project, &name).await?;
+    let mut states = Vec::new();
+    for (id, body) in state.store.label_queues(&caller.project).await? {
+        let Ok(def) = serde_json::from_str::<QueueDef>(&body) else {
+            continue;
+        };
+        if def.schema == name {
+            if let Some(q) = state.store.queue_state(&caller.project, &id).await? {
+                states.push(q);
+            }
+        }
+    }
+    let refs: Vec<&tribunal_labels::state::QueueState> = states.iter().collect();
+    let Some(merged) = tribunal_labels::state::QueueState::merged(&refs) else {
+        return Ok(Json(
+            json!({"schema": name, "queues": [], "not_computable": "the schema has no queue"}),
+        ));
+    };
+    let mut out = figures::figures(&merged);
+    out["queues"] = json!(states.iter().map(|q| q.def.id.clone()).collect::<Vec<_>>());
+    Ok(Json(out))
+}
+
 /// The queue's definition, for routes that need it before reading the queue.
 pub async fn queue_def(state: &AppState, project: &str, id: &str) -> Result<QueueDef, ApiError> {
     def_of(state, project, id).await
