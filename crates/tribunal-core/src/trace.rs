@@ -261,6 +261,10 @@ pub struct ToolDef {
     pub description: String,
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub parameters: Value,
+    /// MCP tool annotations as the source gave them (`readOnlyHint`, `destructiveHint`,
+    /// `openWorldHint`, `idempotentHint`, `title`); empty when it gave none.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub annotations: Map<String, Value>,
 }
 
 /// A label or score attached to the trace by its source (MLflow assessments, human labels).

@@ -81,7 +81,9 @@ pub fn fill_record_fields(
 }
 
 /// Tool definitions in OpenAI's `{type:"function", function:{name, description, parameters}}`
-/// form, or the flat `{name, description, parameters|input_schema}` form.
+/// form, or the flat `{name, description, parameters|input_schema}` form, or MCP's
+/// `tools/list` form `{name, description, inputSchema, annotations}`; MCP annotations
+/// (`readOnlyHint`, `destructiveHint`, `openWorldHint`, `idempotentHint`) are kept.
 pub fn import_tool_defs(v: &Value) -> Result<Vec<ToolDef>, ImportError> {
     let mut out = Vec::new();
     for (i, t) in as_array(v, "")?.iter().enumerate() {
@@ -103,8 +105,13 @@ pub fn import_tool_defs(v: &Value) -> Result<Vec<ToolDef>, ImportError> {
             parameters: f
                 .get("parameters")
                 .or_else(|| f.get("input_schema"))
+                .or_else(|| f.get("inputSchema"))
                 .cloned()
                 .unwrap_or(Value::Null),
+            annotations: match f.get("annotations").or_else(|| o.get("annotations")) {
+                None | Some(Value::Null) => Map::new(),
+                Some(a) => as_object(a, &format!("{at}.annotations"))?.clone(),
+            },
         });
     }
     Ok(out)
