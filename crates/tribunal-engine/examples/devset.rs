@@ -34,7 +34,6 @@ fn main() -> Result<(), String> {
         cfg.build_policies(&[]).map_err(|e| e.to_string())?,
         Context::default(),
     );
-    let mut policy = evaluator.policy_evaluator();
     let reader =
         std::io::BufReader::new(std::fs::File::open(file).map_err(|e| format!("{file}: {e}"))?);
     // kind -> (traces, flagged)
@@ -54,7 +53,9 @@ fn main() -> Result<(), String> {
         let trace = import_value(&v, InputFormat::Auto, &format!("{file}:{}", n + 1))
             .map_err(|e| format!("{file}:{}: {e}", n + 1))?
             .remove(0);
-        let verdict = evaluator.evaluate(&trace, None, None, &mut policy);
+        let mut session = tribunal_engine::Session::new(trace);
+        let verdict = session.decide(&evaluator, Default::default()).verdict;
+        let trace = session.trace();
         let flagged = verdict.decision.as_str() != "allow";
         if list {
             println!("{}\t{kind}\t{}", trace.id, verdict.decision.as_str());
