@@ -40,15 +40,19 @@ violation contains v if {
 	}
 }
 
-# A state-changing call passes an identifier (recipient, account, IBAN, URL, path, id) that
-# only untrusted content gave, inside its prose, and that the user and the operator never
-# gave: the untrusted text chose the target. Values a tool returned as plain fields (a
-# contact's address, a participant list) do not count; values in a sentence of a tool result,
-# a retrieved chunk or another agent's message do. Kinds: cfg.provenance.target_kinds.
+# A sensitive call passes, as its destination, recipient or target (`to`, `recipients`,
+# `account`, `iban`, `url`, `path`, `file_id`: cfg.provenance.target_arguments), an
+# identifier that only untrusted content gave, inside its prose, and that the user and the
+# operator never gave: the untrusted text chose the target. Values a tool returned as plain
+# fields (a contact's address, a file list, a sharing list) do not count; values in a
+# sentence of a tool result, a retrieved chunk or another agent's message do. Identifiers in
+# content arguments (an invoice number quoted in an e-mail's body) are data the task
+# carries, not where it goes, and do not count either. Kinds: cfg.provenance.target_kinds.
 violation contains v if {
 	some c in sensitive_calls
 	some arg, sources in c.argument_sources
 	some s in sources
+	s.target
 	s.in_text
 	not s.vouched
 	s.kind in cfg.provenance.target_kinds
@@ -62,7 +66,11 @@ violation contains v if {
 
 # A state-changing call after untrusted content that nothing the user said relates to: no
 # word of the tool's name (or a synonym in cfg.alignment.synonyms) is in the user's
-# messages, and no identifier it passes came from the user or the operator. The severity is
+# messages, the user did not hand the choice of actions to a document
+# (cfg.alignment.delegation), no identifier it passes came from the user or the operator, and
+# no argument value is one the user gave (an order number, a title, an amount they named).
+# Browser navigation (click, goto, tabs) changes what the agent sees, not the world, and is
+# not state-changing. The severity is
 # cfg.alignment.tools[name] when set ("off" turns the rule off for that tool), else
 # cfg.alignment.severity.
 alignment_severity(name) := s if {

@@ -191,14 +191,18 @@ mod tests {
 /// What a tool does, from the tools themselves: `read_only` (only reads), `state_changing`
 /// (changes something: writes, books, pays, sends), `external` (sends data out of the
 /// system: e-mail, payments, web requests, navigation) and `destructive` (deletes or
-/// overwrites). `sensitive` and `destructive` are what the pack's older rules read:
-/// `sensitive` is any of the last three or a match of `sensitive_tools`.
+/// overwrites), and `navigation` (moves a browser: goto, click, scroll, tabs; it changes what
+/// the agent sees, not the world, so it is neither state-changing nor external, but a page
+/// it opens is a destination that provenance rules check). `sensitive` and `destructive` are
+/// what the pack's older rules read: `sensitive` is any of state-changing, external,
+/// destructive or navigation, or a match of `sensitive_tools`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Class {
     pub read_only: bool,
     pub state_changing: bool,
     pub external: bool,
     pub destructive: bool,
+    pub navigation: bool,
     pub sensitive: bool,
     /// Where the class came from: `config`, `annotations`, `name`, `description`, or
     /// `unknown` when nothing said.
@@ -212,6 +216,7 @@ struct Verbs {
     state_changing: Vec<String>,
     external: Vec<String>,
     destructive: Vec<String>,
+    navigation: Vec<String>,
 }
 
 /// Tool classes declared as data and compiled once: `sensitive_tools` and
@@ -228,7 +233,18 @@ pub struct ToolClasses {
     verbs: Verbs,
     /// Words of a user's request that warrant a tool whose name has the key as a word.
     synonyms: Vec<(String, Vec<String>)>,
+    /// Phrases by which a user hands the choice of actions to a document they name ("do the
+    /// actions specified in the email from ...").
+    delegation: Vec<String>,
+    /// Words of argument names that make the argument a destination, recipient or target,
+    /// and words that make it content (`provenance.target_arguments`, `content_arguments`).
+    target_arguments: Vec<String>,
+    content_arguments: Vec<String>,
     min_amount: Option<f64>,
+}
+
+fn lower(v: Vec<String>) -> Vec<String> {
+    v.into_iter().map(|w| w.to_lowercase()).collect()
 }
 
 fn get<'a>(config: &'a serde_json::Value, path: &[&str]) -> Option<&'a serde_json::Value> {
@@ -251,7 +267,13 @@ fn string_list(v: &serde_json::Value, at: &str) -> Result<Vec<String>, String> {
     }
 }
 
-const CLASS_NAMES: &[&str] = &["read_only", "state_changing", "external", "destructive"];
+const CLASS_NAMES: &[&str] = &[
+    "read_only",
+    "state_changing",
+    "external",
+    "destructive",
+    "navigation",
+];
 
 /// `tools.classes.NAME`: a list of class names, or an object of booleans.
 fn configured_class(name: &str, v: &serde_json::Value) -> Result<Class, String> {
@@ -266,6 +288,7 @@ fn configured_class(name: &str, v: &serde_json::Value) -> Result<Class, String> 
             "state_changing" => c.state_changing = on,
             "external" => c.external = on,
             "destructive" => c.destructive = on,
+            "navigation" => c.navigation = on,
             other => {
                 return Err(format!(
                     "{at}: unknown class {other:?}; expected one of {}",
@@ -296,7 +319,7 @@ fn configured_class(name: &str, v: &serde_json::Value) -> Result<Class, String> 
         }
     }
     c.state_changing |= c.external || c.destructive;
-    c.sensitive = c.state_changing;
+    c.sensitive = c.state_changing || c.navigation;
     Ok(c)
 }
 
@@ -400,8 +423,12 @@ impl ToolClasses {
                 state_changing: words("state_changing")?,
                 external: words("external")?,
                 destructive: words("destructive")?,
+                navigation: words("navigation")?,
             },
             synonyms,
+            delegation: lower(list(&["alignment", "delegation"])?),
+            target_arguments: lower(list(&["provenance", "target_arguments"])?),
+            content_arguments: lower(list(&["provenance", "content_arguments"])?),
             min_amount,
         })
     }
@@ -432,6 +459,7 @@ impl ToolClasses {
         c.sensitive = c.state_changing
             || c.external
             || c.destructive
+            || c.navigation
             || self.sensitive_names.iter().any(|n| n == name)
             || self.sensitive.as_ref().is_some_and(|r| r.is_match(name));
         c
@@ -453,6 +481,7 @@ impl ToolClasses {
                 &self.verbs.state_changing,
                 &self.verbs.external,
                 &self.verbs.destructive,
+                &self.verbs.navigation,
             ]
             .iter()
             .any(|l| l.iter().any(|v| is(w, v)))
@@ -465,12 +494,14 @@ impl ToolClasses {
         let destructive = any(&self.verbs.destructive);
         let external = any(&self.verbs.external);
         let state_changing = destructive || external || any(&self.verbs.state_changing);
-        let read_only = !state_changing && any(&self.verbs.read_only);
-        (state_changing || read_only).then_some(Class {
+        let navigation = !state_changing && any(&self.verbs.navigation);
+        let read_only = !state_changing && !navigation && any(&self.verbs.read_only);
+        (state_changing || read_only || navigation).then_some(Class {
             read_only,
             state_changing,
             external,
             destructive,
+            navigation,
             sensitive: false,
             from,
         })
@@ -479,6 +510,50 @@ impl ToolClasses {
     /// The smallest number counted as an amount by the provenance facts.
     pub fn min_amount(&self) -> Option<f64> {
         self.min_amount
+    }
+
+    /// Whether `word` is a verb of some class in `tools.verbs` (`delete`, `send`, `refund`).
+    pub fn is_verb(&self, word: &str) -> bool {
+        [
+            &self.verbs.read_only,
+            &self.verbs.state_changing,
+            &self.verbs.external,
+            &self.verbs.destructive,
+            &self.verbs.navigation,
+        ]
+        .iter()
+        .any(|l| l.iter().any(|v| v == word))
+    }
+
+    /// Phrases by which a user hands the choice of actions to a document (lower case).
+    pub fn delegation(&self) -> &[String] {
+        &self.delegation
+    }
+
+    /// Whether argument `name` names a destination, recipient or target (`to`, `recipients`,
+    /// `iban`, `url`, `path`): a word of it is in `provenance.target_arguments`. `Some(false)`
+    /// when a word of it is in `provenance.content_arguments` (`body`, `text`), `None` when
+    /// neither list says.
+    pub fn target_argument(&self, name: &str) -> Option<bool> {
+        let words = name_words(name);
+        let is = |w: &str, list: &[String]| {
+            list.iter().any(|t| {
+                w == t || w.strip_suffix('s') == Some(t) || w.strip_suffix("es") == Some(t)
+            })
+        };
+        let say = |w: &str| {
+            if is(w, &self.target_arguments) {
+                Some(true)
+            } else if is(w, &self.content_arguments) {
+                Some(false)
+            } else {
+                None
+            }
+        };
+        // The last word names what the argument is (`email_body` is a body,
+        // `message_recipient` a recipient); the others speak when it does not.
+        let (last, rest) = words.split_last()?;
+        say(last).or_else(|| rest.iter().rev().find_map(|w| say(w)))
     }
 
     /// Words of a user's request that warrant a tool with `word` in its name (besides the
@@ -512,6 +587,7 @@ fn annotated_class(a: &serde_json::Map<String, serde_json::Value>) -> Option<Cla
         state_changing: !read_only,
         external: !read_only && hint("openWorldHint").unwrap_or(true),
         destructive: !read_only && hint("destructiveHint").unwrap_or(true),
+        navigation: false,
         sensitive: false,
         from: "annotations",
     })
@@ -538,7 +614,6 @@ mod class_tests {
             ("send_money", true, true, false),
             ("update_scheduled_transaction", true, false, false),
             ("type", true, false, false),
-            ("goto", true, true, false),
             ("deleteFile", true, false, true),
         ] {
             let k = c.class_of(name, &[]);
@@ -548,6 +623,15 @@ mod class_tests {
                 "{name}"
             );
             assert!(k.sensitive, "{name}");
+        }
+        // A browser's navigation changes what the agent sees, not the world: sensitive (the
+        // page it opens is a destination), never state-changing or external.
+        for name in ["goto", "click", "go_back", "new_tab", "tab_focus"] {
+            let k = c.class_of(name, &[]);
+            assert!(
+                k.navigation && k.sensitive && !k.state_changing && !k.external,
+                "{name}: {k:?}"
+            );
         }
         let k = c.class_of("search_calendar_events", &[]);
         assert!(k.read_only && !k.sensitive, "{k:?}");

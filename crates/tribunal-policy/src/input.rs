@@ -9,8 +9,8 @@
 //! input.trace.mentions[d]   [{id, index, source, trusted}]: messages that mention URL host or email d
 //! input.trace.calls_per_tool[name]  calls in the trace and the pending step
 //! input.trace.tool_calls[i] {id, name, arguments, message_id, index, sensitive, destructive,
-//!                            read_only, state_changing, external, class_from, warranted,
-//!                            after_untrusted?, argument_sources?, hosts?, emails?,
+//!                            read_only, state_changing, external, navigation, class_from,
+//!                            warranted, requested, after_untrusted?, argument_sources?, hosts?, emails?,
 //!                            arguments_text? (every argument string, one per line; sensitive calls only)}
 //! input.trace.spans[i]      {id, parent_id?, kind, name, status, duration_ms?, model?}
 //! input.trace.usage         {input_tokens, output_tokens, total_tokens}        (absent when unknown)
@@ -24,17 +24,22 @@
 //! markdown images found in the text (lower-cased), extracted once so that flow rules are
 //! lookups; `sensitive` and `destructive` come from the tool classes in the policy data.
 //!
-//! A call's class (`read_only`, `state_changing`, `external`, `destructive`) comes from
-//! `tools.classes` in the policy data, else the MCP annotations of the trace's tool
+//! A call's class (`read_only`, `state_changing`, `external`, `destructive`, `navigation`)
+//! comes from `tools.classes` in the policy data, else the MCP annotations of the trace's tool
 //! definitions, else the words of the tool's name or description (`tools.verbs`);
 //! `class_from` says which. `argument_sources[arg]` lists the identifiers in argument `arg`
-//! (see [`crate::provenance`]) as `{kind, value, vouched, in_text, id?, index?, source?,
-//! trusted?}`: `id`, `index`, `source` and `trusted` describe the earliest message before the
-//! call that carries the value (the agent's own messages do not count), `vouched` says a
-//! user or system message before the call carries it, `in_text` that an untrusted one
-//! carries it inside prose. `after_untrusted` is the index of the first untrusted message
-//! before the call; `warranted` says the user's request relates to the call (a word of its
-//! name or a synonym in `alignment.synonyms`, or an identifier the user or operator gave).
+//! (see [`crate::provenance`]) as `{kind, value, vouched, in_text, target, id?, index?,
+//! source?, trusted?}`: `id`, `index`, `source` and `trusted` describe the earliest message
+//! before the call that carries the value (the agent's own messages do not count), `vouched`
+//! says a user or system message before the call carries it, `in_text` that an untrusted one
+//! carries it inside prose and none carries it as a plain field, `target` that the argument
+//! is a destination, recipient or target rather than content (`provenance.target_arguments`,
+//! `provenance.content_arguments`). `after_untrusted` is the index of the first untrusted
+//! message before the call; `requested` says the user's words name the call's action (a verb
+//! of `tools.verbs` in its name, or a synonym in `alignment.synonyms`); `warranted` says the
+//! user's request relates to the call (`requested`, another word of its name, a delegation
+//! phrase of `alignment.delegation`, an identifier the user or operator gave, or an argument
+//! value the user gave: an order number, a title, an amount they named).
 
 use crate::facts::{Links, ToolClasses};
 use crate::provenance::{call_facts, MessageIdents};
@@ -116,6 +121,9 @@ struct Words {
     external: R,
     class_from: R,
     warranted: R,
+    requested: R,
+    navigation: R,
+    target: R,
     after_untrusted: R,
     argument_sources: R,
     vouched: R,
@@ -183,6 +191,9 @@ static WORDS: LazyLock<Words> = LazyLock::new(|| Words {
     external: s("external"),
     class_from: s("class_from"),
     warranted: s("warranted"),
+    requested: s("requested"),
+    navigation: s("navigation"),
+    target: s("target"),
     after_untrusted: s("after_untrusted"),
     argument_sources: s("argument_sources"),
     vouched: s("vouched"),
@@ -273,11 +284,11 @@ struct Shapes {
     /// id, index, role, source, trusted, content; name?, tool_call_id?, images?
     message: Shape<6, 3>,
     /// id, name, sensitive, destructive, arguments, message_id, index, read_only,
-    /// state_changing, external, class_from, warranted; arguments_text?, hosts?, emails?,
-    /// after_untrusted?, argument_sources?
-    call: Shape<12, 5>,
-    /// kind, value, vouched, in_text; id?, index?, source?, trusted?
-    source: Shape<4, 4>,
+    /// state_changing, external, navigation, class_from, warranted, requested;
+    /// arguments_text?, hosts?, emails?, after_untrusted?, argument_sources?
+    call: Shape<14, 5>,
+    /// kind, value, vouched, in_text, target; id?, index?, source?, trusted?
+    source: Shape<5, 4>,
     /// id, index, source, trusted
     mention: Shape<4, 0>,
     /// url, host
@@ -307,8 +318,10 @@ static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
                 &w.read_only,
                 &w.state_changing,
                 &w.external,
+                &w.navigation,
                 &w.class_from,
                 &w.warranted,
+                &w.requested,
             ],
             [
                 &w.arguments_text,
@@ -319,7 +332,7 @@ static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
             ],
         ),
         source: Shape::new(
-            [&w.kind, &w.value, &w.vouched, &w.in_text],
+            [&w.kind, &w.value, &w.vouched, &w.in_text, &w.target],
             [&w.id, &w.index, &w.source, &w.trusted],
         ),
         mention: Shape::new([&w.id, &w.index, &w.source, &w.trusted], []),
@@ -442,6 +455,7 @@ fn call_value(c: &ToolCall, at: &At, classes: &ToolClasses, idents: &mut Message
                     s(&src.value),
                     R::from(src.vouched),
                     R::from(src.in_text),
+                    R::from(src.target),
                 ],
                 [
                     first.map(|(_, m)| s(&m.id)),
@@ -470,8 +484,10 @@ fn call_value(c: &ToolCall, at: &At, classes: &ToolClasses, idents: &mut Message
             R::from(class.read_only),
             R::from(class.state_changing),
             R::from(class.external),
+            R::from(class.navigation),
             s(class.from),
             R::from(facts.warranted),
+            R::from(facts.requested),
         ],
         [
             sensitive.then(|| s(&text)),

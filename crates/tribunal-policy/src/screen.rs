@@ -374,7 +374,7 @@ impl Screen {
                 classes,
                 &mut memo.idents,
             );
-            if facts.untrusted_prose_value()
+            if facts.untrusted_target()
                 || (class.state_changing && facts.after_untrusted.is_some() && !facts.warranted)
             {
                 return (true, None);
