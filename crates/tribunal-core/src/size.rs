@@ -166,7 +166,10 @@ impl Heap for Span {
 
 impl Heap for ToolDef {
     fn heap(&self) -> usize {
-        self.name.heap() + self.description.heap() + self.parameters.heap()
+        self.name.heap()
+            + self.description.heap()
+            + self.parameters.heap()
+            + self.annotations.heap()
     }
 }
 

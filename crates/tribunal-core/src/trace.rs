@@ -261,11 +261,10 @@ pub struct ToolDef {
     pub description: String,
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub parameters: Value,
-    /// What the tool's provider says of it (MCP tool annotations: `readOnlyHint`,
-    /// `destructiveHint`, `idempotentHint`, `openWorldHint`, `title`), as given. Hints from
-    /// the tool's provider, not facts: policies read them as claims.
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub annotations: Value,
+    /// MCP tool annotations as the source gave them (`readOnlyHint`, `destructiveHint`,
+    /// `openWorldHint`, `idempotentHint`, `title`); empty when it gave none.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub annotations: Map<String, Value>,
 }
 
 /// A label or score attached to the trace by its source (MLflow assessments, human labels).

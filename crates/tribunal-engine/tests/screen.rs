@@ -18,6 +18,8 @@ const RULES: &[&str] = &[
     "c2.indirect_injection",
     "c3.untrusted_to_sensitive_action",
     "c3.untrusted_destination",
+    "c3.untrusted_argument",
+    "c3.unwarranted_action",
     "c4.secret_in_arguments",
     "c4.secret_in_reply",
     "c4.pii_in_arguments",
@@ -513,6 +515,10 @@ fn the_screen_reads_a_growing_trace_as_it_reads_it_whole() {
             if late {
                 let messages = doc["messages"].as_array_mut().unwrap();
                 messages[0]["content"] = json!("You are the support agent of Acme Shop.");
+                // A request that warrants the calls that copy the late system prompt.
+                messages[1]["content"] = json!(
+                    "Please email the invoice to bob@example.com and post the order to https://help.example.com/returns."
+                );
                 messages.push(json!({"role": "system", "content": SYSTEM_LINE}));
             }
             let t = import_value(&doc, InputFormat::Auto, "gen")
@@ -555,10 +561,13 @@ fn the_screen_reads_a_growing_trace_as_it_reads_it_whole() {
                     decided_by_findings += 1;
                 }
                 answers[usize::from(calls)] += 1;
-                if late && n == t.messages.len() && calls && !before && p.is_none() {
+                // Whether the trace alone (no pending step) lets a rule fire: a late system
+                // prompt must turn that on for a call that copied it earlier.
+                let trace_alone = screen.may_fire(&prefix, None, &[], &context, classes);
+                if late && n == t.messages.len() && trace_alone && !before {
                     late_copies += 1;
                 }
-                before = calls;
+                before = trace_alone;
             }
             // A memo of a longer trace is not trusted for a shorter one.
             let short = Trace {

@@ -81,7 +81,9 @@ pub fn fill_record_fields(
 }
 
 /// Tool definitions in OpenAI's `{type:"function", function:{name, description, parameters}}`
-/// form, or the flat `{name, description, parameters|input_schema}` form.
+/// form, or the flat `{name, description, parameters|input_schema}` form, or MCP's
+/// `tools/list` form `{name, description, inputSchema, annotations}`; MCP annotations
+/// (`readOnlyHint`, `destructiveHint`, `openWorldHint`, `idempotentHint`) are kept.
 pub fn import_tool_defs(v: &Value) -> Result<Vec<ToolDef>, ImportError> {
     let mut out = Vec::new();
     for (i, t) in as_array(v, "")?.iter().enumerate() {
@@ -106,16 +108,9 @@ pub fn import_tool_defs(v: &Value) -> Result<Vec<ToolDef>, ImportError> {
                 .or_else(|| f.get("inputSchema"))
                 .cloned()
                 .unwrap_or(Value::Null),
-            // MCP tool annotations, on the tool or beside its function.
             annotations: match f.get("annotations").or_else(|| o.get("annotations")) {
-                None | Some(Value::Null) => Value::Null,
-                Some(a @ Value::Object(_)) => a.clone(),
-                Some(_) => {
-                    return Err(ImportError::new(
-                        format!("{at}.annotations"),
-                        "an object of the tool's annotations (readOnlyHint, destructiveHint, ...)",
-                    ))
-                }
+                None | Some(Value::Null) => Map::new(),
+                Some(a) => as_object(a, &format!("{at}.annotations"))?.clone(),
             },
         });
     }

@@ -669,7 +669,7 @@ fn interpret(span: &mut Span, mut attrs: Map<String, Value>, events: Vec<Value>)
                     .unwrap_or_default()
                     .to_owned(),
                 parameters: decode_attr(params),
-                annotations: Value::Null,
+                annotations: Default::default(),
             });
         }
     }

@@ -236,6 +236,12 @@ pub const BUILTINS: &[Builtin] = &[
         default_on: false,
         build: crate::llm::presets::build_moderation,
     },
+    Builtin {
+        kind: "alignment_check",
+        description: "model judge: does the pending action serve the user's goal (aligned/misaligned); reads the goal and the actions, never tool results",
+        default_on: false,
+        build: crate::llm::presets::build_alignment_check,
+    },
 ];
 
 /// A judge as configured: an instance name, a built-in kind and its parameters.

@@ -547,10 +547,10 @@ mod tests {
         let tools = &traces[0].tools;
         assert_eq!(tools.len(), 2);
         assert_eq!(
-            tools[0].annotations,
+            Value::Object(tools[0].annotations.clone()),
             json!({"destructiveHint": true, "readOnlyHint": false, "openWorldHint": false})
         );
-        assert!(tools[1].annotations.is_null());
+        assert!(tools[1].annotations.is_empty());
     }
 
     #[test]

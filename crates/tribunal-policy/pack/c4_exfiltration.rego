@@ -31,6 +31,12 @@ violation contains v if {
 	}
 }
 
+# Personal data passed to a tool that acts on the world is a leak when it did not come from
+# the user: a card number or IBAN read from a tool result and sent out. When the user gave
+# every value of that kind the call passes (pay this IBAN, book with my card), the flow is
+# the task itself, not a leak, and the rule stays silent. cfg.pii.traced_kinds maps a
+# finding's kind to the identifier kinds of the argument provenance that carry it; kinds it
+# does not list (ssn, national ids) are always flagged.
 violation contains v if {
 	some f in input.findings
 	f.detector == "pii"
@@ -38,11 +44,23 @@ violation contains v if {
 	f.score >= cfg.pii.threshold
 	not f.kind in cfg.pii.allowed_kinds_in_arguments
 	f.tool_call_id in sensitive_call_ids
+	not user_gave_personal_data(f.tool_call_id, f.kind)
 	v := {
 		"rule": "c4.pii_in_arguments",
 		"severity": "block",
 		"message": sprintf("personal data (%s) is passed to tool %s", [f.kind, f.tool]),
 		"evidence": finding_evidence(f),
+	}
+}
+
+user_gave_personal_data(call_id, kind) if {
+	some c in sensitive_calls
+	c.id == call_id
+	kinds := object.get(cfg.pii.traced_kinds, kind, [])
+	found := [s | some l in c.argument_sources; some s in l; s.kind in kinds]
+	count(found) > 0
+	every s in found {
+		s.vouched
 	}
 }
 

@@ -87,12 +87,22 @@ violation contains v if {
 	}
 }
 
+# A destructive call needs a person's approval, unless the user's own words asked for that
+# action (`requested`: "find and delete the largest file"): the user is the person, and the
+# request is the approval. cfg.tools.destructive_when_requested sets the severity then
+# ("off" by default; "escalate" asks a person every time). Which file a requested deletion
+# hits is the provenance rules' and the alignment judge's question.
+destructive_severity(c) := cfg.tools.destructive_when_requested if c.requested
+
+else := "escalate"
+
 violation contains v if {
 	some c in calls
 	c.destructive
+	destructive_severity(c) != "off"
 	v := {
 		"rule": "c5.destructive_tool",
-		"severity": "escalate",
+		"severity": destructive_severity(c),
 		"message": sprintf("%s is a destructive operation and needs a person's approval", [c.name]),
 		"evidence": [c.id],
 	}

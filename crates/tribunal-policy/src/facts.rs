@@ -104,6 +104,14 @@ pub fn urls(text: &str) -> Vec<(String, String)> {
 
 /// Lower-cased email addresses.
 pub fn emails(text: &str) -> Vec<String> {
+    email_spans(text)
+        .into_iter()
+        .map(|(s, e)| text[s..e].to_ascii_lowercase())
+        .collect()
+}
+
+/// Where the email addresses of `text` are: byte ranges.
+pub fn email_spans(text: &str) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     for (at, _) in text.match_indices('@') {
@@ -123,7 +131,7 @@ pub fn emails(text: &str) -> Vec<String> {
             !head.is_empty() && tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic())
         });
         if !local.is_empty() && tld_ok {
-            out.push(format!("{local}@{domain}").to_ascii_lowercase());
+            out.push((start, at + 1 + domain.len()));
         }
     }
     out
@@ -186,39 +194,180 @@ mod tests {
     }
 }
 
-/// Tool classes declared as data (`data.tribunal.config.sensitive_tools` and
-/// `tools.destructive_patterns`) and compiled once, so that each tool call in the policy
-/// input says whether it is `sensitive` (acts on the world: sends, pays, deletes, runs) and
-/// whether it is `destructive`.
+/// What a tool does, from the tools themselves: `read_only` (only reads), `state_changing`
+/// (changes something: writes, books, pays, sends), `external` (sends data out of the
+/// system: e-mail, payments, web requests, navigation) and `destructive` (deletes or
+/// overwrites), and `navigation` (moves a browser: goto, click, scroll, tabs; it changes what
+/// the agent sees, not the world, so it is neither state-changing nor external, but a page
+/// it opens is a destination that provenance rules check). `sensitive` and `destructive` are
+/// what the pack's older rules read: `sensitive` is any of state-changing, external,
+/// destructive or navigation, or a match of `sensitive_tools`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Class {
+    pub read_only: bool,
+    pub state_changing: bool,
+    pub external: bool,
+    pub destructive: bool,
+    pub navigation: bool,
+    pub sensitive: bool,
+    /// Where the class came from: `config`, `annotations`, `name`, `description`, or
+    /// `unknown` when nothing said.
+    pub from: &'static str,
+}
+
+/// A class holds nothing on the heap (its `from` is static text).
+impl tribunal_core::Heap for Class {
+    fn heap(&self) -> usize {
+        0
+    }
+}
+
+/// Verbs (and nouns) of tool names, one list per class: `data.tribunal.config.tools.verbs`.
+#[derive(Debug, Clone, Default)]
+struct Verbs {
+    read_only: Vec<String>,
+    state_changing: Vec<String>,
+    external: Vec<String>,
+    destructive: Vec<String>,
+    navigation: Vec<String>,
+}
+
+/// Tool classes declared as data and compiled once: `sensitive_tools` and
+/// `tools.destructive_patterns` (name patterns), `tools.classes` (per tool, always wins),
+/// `tools.verbs` (the words of tool names and descriptions that give a class), together with
+/// what the provenance and alignment facts read (`provenance.min_amount`,
+/// `alignment.synonyms`).
 #[derive(Debug, Clone, Default)]
 pub struct ToolClasses {
     sensitive_names: Vec<String>,
     sensitive: Option<regex::Regex>,
     destructive: Option<regex::Regex>,
+    configured: Vec<(String, Class)>,
+    verbs: Verbs,
+    /// Words of a user's request that warrant a tool whose name has the key as a word.
+    synonyms: Vec<(String, Vec<String>)>,
+    /// Phrases by which a user hands the choice of actions to a document they name ("do the
+    /// actions specified in the email from ...").
+    delegation: Vec<String>,
+    /// Words of argument names that make the argument a destination, recipient or target,
+    /// and words that make it content (`provenance.target_arguments`, `content_arguments`).
+    target_arguments: Vec<String>,
+    content_arguments: Vec<String>,
+    min_amount: Option<f64>,
+}
+
+fn lower(v: Vec<String>) -> Vec<String> {
+    v.into_iter().map(|w| w.to_lowercase()).collect()
+}
+
+fn get<'a>(config: &'a serde_json::Value, path: &[&str]) -> Option<&'a serde_json::Value> {
+    path.iter()
+        .try_fold(config, |v, p| v.get(p))
+        .filter(|v| !v.is_null())
+}
+
+fn string_list(v: &serde_json::Value, at: &str) -> Result<Vec<String>, String> {
+    match v {
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("{at}: expected a list of strings"))
+            })
+            .collect(),
+        _ => Err(format!("{at}: expected a list of strings")),
+    }
+}
+
+const CLASS_NAMES: &[&str] = &[
+    "read_only",
+    "state_changing",
+    "external",
+    "destructive",
+    "navigation",
+];
+
+/// `tools.classes.NAME`: a list of class names, or an object of booleans.
+fn configured_class(name: &str, v: &serde_json::Value) -> Result<Class, String> {
+    let at = format!("tools.classes.{name}");
+    let mut c = Class {
+        from: "config",
+        ..Class::default()
+    };
+    let mut set = |class: &str, on: bool| -> Result<(), String> {
+        match class {
+            "read_only" => c.read_only = on,
+            "state_changing" => c.state_changing = on,
+            "external" => c.external = on,
+            "destructive" => c.destructive = on,
+            "navigation" => c.navigation = on,
+            other => {
+                return Err(format!(
+                    "{at}: unknown class {other:?}; expected one of {}",
+                    CLASS_NAMES.join(", ")
+                ))
+            }
+        }
+        Ok(())
+    };
+    match v {
+        serde_json::Value::Array(_) => {
+            for class in string_list(v, &at)? {
+                set(&class, true)?;
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (class, on) in o {
+                let on = on
+                    .as_bool()
+                    .ok_or_else(|| format!("{at}.{class}: expected true or false"))?;
+                set(class, on)?;
+            }
+        }
+        _ => {
+            return Err(format!(
+                "{at}: expected a list of classes or an object of booleans"
+            ))
+        }
+    }
+    c.state_changing |= c.external || c.destructive;
+    c.sensitive = c.state_changing || c.navigation;
+    Ok(c)
+}
+
+/// The words of a tool name: `send_money`, `sendMoney` and `send-money` give `send`, `money`.
+pub fn name_words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for ch in name.chars() {
+        if !ch.is_alphanumeric() {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if ch.is_uppercase() && prev_lower && !cur.is_empty() {
+            words.push(std::mem::take(&mut cur));
+        }
+        prev_lower = ch.is_lowercase() || ch.is_ascii_digit();
+        cur.extend(ch.to_lowercase());
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
 }
 
 impl ToolClasses {
     /// Reads the classes from the merged policy data. Errors name the data field.
     pub fn from_data(config: &serde_json::Value) -> Result<ToolClasses, String> {
         let list = |path: &[&str]| -> Result<Vec<String>, String> {
-            let mut v = config;
-            for p in path {
-                match v.get(p) {
-                    Some(x) => v = x,
-                    None => return Ok(Vec::new()),
-                }
-            }
-            match v {
-                serde_json::Value::Array(items) => items
-                    .iter()
-                    .map(|i| {
-                        i.as_str().map(str::to_owned).ok_or_else(|| {
-                            format!("{}: expected a list of strings", path.join("."))
-                        })
-                    })
-                    .collect(),
-                serde_json::Value::Null => Ok(Vec::new()),
-                _ => Err(format!("{}: expected a list of strings", path.join("."))),
+            match get(config, path) {
+                None => Ok(Vec::new()),
+                Some(v) => string_list(v, &path.join(".")),
             }
         };
         let compile = |path: &[&str]| -> Result<Option<regex::Regex>, String> {
@@ -242,19 +391,311 @@ impl ToolClasses {
                 .map(Some)
                 .map_err(|e| format!("{}: {e}", path.join(".")))
         };
+        let words = |class: &str| -> Result<Vec<String>, String> {
+            Ok(list(&["tools", "verbs", class])?
+                .into_iter()
+                .map(|w| w.to_lowercase())
+                .collect())
+        };
+        let configured = match get(config, &["tools", "classes"]) {
+            None => Vec::new(),
+            Some(serde_json::Value::Object(o)) => o
+                .iter()
+                .map(|(name, v)| Ok((name.clone(), configured_class(name, v)?)))
+                .collect::<Result<Vec<_>, String>>()?,
+            Some(_) => return Err("tools.classes: expected an object of tool names".into()),
+        };
+        let synonyms = match get(config, &["alignment", "synonyms"]) {
+            None => Vec::new(),
+            Some(serde_json::Value::Object(o)) => o
+                .iter()
+                .map(|(word, v)| {
+                    let list = string_list(v, &format!("alignment.synonyms.{word}"))?;
+                    Ok((
+                        word.to_lowercase(),
+                        list.into_iter().map(|w| w.to_lowercase()).collect(),
+                    ))
+                })
+                .collect::<Result<Vec<_>, String>>()?,
+            Some(_) => return Err("alignment.synonyms: expected an object of word lists".into()),
+        };
+        let min_amount = match get(config, &["provenance", "min_amount"]) {
+            None => None,
+            Some(v) => Some(
+                v.as_f64()
+                    .ok_or("provenance.min_amount: expected a number")?,
+            ),
+        };
         Ok(ToolClasses {
             sensitive_names: list(&["sensitive_tools", "names"])?,
             sensitive: compile(&["sensitive_tools", "patterns"])?,
             destructive: compile(&["tools", "destructive_patterns"])?,
+            configured,
+            verbs: Verbs {
+                read_only: words("read_only")?,
+                state_changing: words("state_changing")?,
+                external: words("external")?,
+                destructive: words("destructive")?,
+                navigation: words("navigation")?,
+            },
+            synonyms,
+            delegation: lower(list(&["alignment", "delegation"])?),
+            target_arguments: lower(list(&["provenance", "target_arguments"])?),
+            content_arguments: lower(list(&["provenance", "content_arguments"])?),
+            min_amount,
         })
     }
 
-    pub fn is_sensitive(&self, name: &str) -> bool {
-        self.sensitive_names.iter().any(|n| n == name)
-            || self.sensitive.as_ref().is_some_and(|r| r.is_match(name))
+    /// The class of tool `name`: from configuration, else from the MCP annotations of its
+    /// definition in `tools`, else from the words of its name, else of its description.
+    pub fn class_of(&self, name: &str, tools: &[tribunal_core::ToolDef]) -> Class {
+        if let Some((_, c)) = self.configured.iter().find(|(n, _)| n == name) {
+            let mut c = *c;
+            c.sensitive |= self.sensitive_names.iter().any(|n| n == name);
+            return c;
+        }
+        let def = tools.iter().find(|t| t.name == name);
+        let mut c = def
+            .and_then(|d| annotated_class(&d.annotations))
+            .or_else(|| self.worded_class(&name_words(name), "name"))
+            .or_else(|| {
+                let d = def.filter(|d| !d.description.is_empty())?;
+                // The first sentence says what the tool does.
+                let first = d.description.split(['.', '\n']).next().unwrap_or("");
+                self.worded_class(&name_words(first), "description")
+            })
+            .unwrap_or(Class {
+                from: "unknown",
+                ..Class::default()
+            });
+        c.destructive |= self.destructive.as_ref().is_some_and(|r| r.is_match(name));
+        c.sensitive = c.state_changing
+            || c.external
+            || c.destructive
+            || c.navigation
+            || self.sensitive_names.iter().any(|n| n == name)
+            || self.sensitive.as_ref().is_some_and(|r| r.is_match(name));
+        c
     }
 
-    pub fn is_destructive(&self, name: &str) -> bool {
-        self.destructive.as_ref().is_some_and(|r| r.is_match(name))
+    fn worded_class(&self, words: &[String], from: &'static str) -> Option<Class> {
+        // `deletes`, `deleted` and `delete` are one verb.
+        let is = |w: &str, v: &str| {
+            w == v
+                || ["s", "es", "d", "ed"]
+                    .iter()
+                    .any(|end| w.strip_suffix(end) == Some(v))
+        };
+        // The first word is the verb when it is a known one (`lookup_order` reads); else any
+        // word of the name says what the tool does (`user_delete`).
+        let known = |w: &String| {
+            [
+                &self.verbs.read_only,
+                &self.verbs.state_changing,
+                &self.verbs.external,
+                &self.verbs.destructive,
+                &self.verbs.navigation,
+            ]
+            .iter()
+            .any(|l| l.iter().any(|v| is(w, v)))
+        };
+        let words = match words.first() {
+            Some(first) if known(first) => &words[..1],
+            _ => words,
+        };
+        let any = |list: &[String]| words.iter().any(|w| list.iter().any(|v| is(w, v)));
+        let destructive = any(&self.verbs.destructive);
+        let external = any(&self.verbs.external);
+        let state_changing = destructive || external || any(&self.verbs.state_changing);
+        let navigation = !state_changing && any(&self.verbs.navigation);
+        let read_only = !state_changing && !navigation && any(&self.verbs.read_only);
+        (state_changing || read_only || navigation).then_some(Class {
+            read_only,
+            state_changing,
+            external,
+            destructive,
+            navigation,
+            sensitive: false,
+            from,
+        })
+    }
+
+    /// The smallest number counted as an amount by the provenance facts.
+    pub fn min_amount(&self) -> Option<f64> {
+        self.min_amount
+    }
+
+    /// Whether `word` is a verb of some class in `tools.verbs` (`delete`, `send`, `refund`).
+    pub fn is_verb(&self, word: &str) -> bool {
+        [
+            &self.verbs.read_only,
+            &self.verbs.state_changing,
+            &self.verbs.external,
+            &self.verbs.destructive,
+            &self.verbs.navigation,
+        ]
+        .iter()
+        .any(|l| l.iter().any(|v| v == word))
+    }
+
+    /// Phrases by which a user hands the choice of actions to a document (lower case).
+    pub fn delegation(&self) -> &[String] {
+        &self.delegation
+    }
+
+    /// Whether argument `name` names a destination, recipient or target (`to`, `recipients`,
+    /// `iban`, `url`, `path`): a word of it is in `provenance.target_arguments`. `Some(false)`
+    /// when a word of it is in `provenance.content_arguments` (`body`, `text`), `None` when
+    /// neither list says.
+    pub fn target_argument(&self, name: &str) -> Option<bool> {
+        let words = name_words(name);
+        let is = |w: &str, list: &[String]| {
+            list.iter().any(|t| {
+                w == t || w.strip_suffix('s') == Some(t) || w.strip_suffix("es") == Some(t)
+            })
+        };
+        let say = |w: &str| {
+            if is(w, &self.target_arguments) {
+                Some(true)
+            } else if is(w, &self.content_arguments) {
+                Some(false)
+            } else {
+                None
+            }
+        };
+        // The last word names what the argument is (`email_body` is a body,
+        // `message_recipient` a recipient); the others speak when it does not.
+        let (last, rest) = words.split_last()?;
+        say(last).or_else(|| rest.iter().rev().find_map(|w| say(w)))
+    }
+
+    /// Words of a user's request that warrant a tool with `word` in its name (besides the
+    /// word itself).
+    pub fn synonyms(&self, word: &str) -> &[String] {
+        self.synonyms
+            .iter()
+            .find(|(w, _)| w == word)
+            .map_or(&[], |(_, l)| &l[..])
+    }
+}
+
+/// A class from MCP tool annotations, when they carry any hint. As in MCP, a tool that is
+/// not read-only is destructive and open-world unless it says otherwise.
+fn annotated_class(a: &serde_json::Map<String, serde_json::Value>) -> Option<Class> {
+    let hint = |k: &str| a.get(k).and_then(serde_json::Value::as_bool);
+    if [
+        "readOnlyHint",
+        "destructiveHint",
+        "openWorldHint",
+        "idempotentHint",
+    ]
+    .iter()
+    .all(|k| hint(k).is_none())
+    {
+        return None;
+    }
+    let read_only = hint("readOnlyHint").unwrap_or(false);
+    Some(Class {
+        read_only,
+        state_changing: !read_only,
+        external: !read_only && hint("openWorldHint").unwrap_or(true),
+        destructive: !read_only && hint("destructiveHint").unwrap_or(true),
+        navigation: false,
+        sensitive: false,
+        from: "annotations",
+    })
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+    use serde_json::json;
+    use tribunal_core::ToolDef;
+
+    fn classes(extra: serde_json::Value) -> ToolClasses {
+        let mut data = crate::pack::default_data();
+        crate::deep_merge(&mut data, extra);
+        ToolClasses::from_data(&data).unwrap()
+    }
+
+    #[test]
+    fn names_give_classes_without_configuration() {
+        let c = classes(json!({}));
+        for (name, state, external, destructive) in [
+            ("update_password", true, false, false),
+            ("issue_refund", true, false, false),
+            ("send_money", true, true, false),
+            ("update_scheduled_transaction", true, false, false),
+            ("type", true, false, false),
+            ("deleteFile", true, false, true),
+        ] {
+            let k = c.class_of(name, &[]);
+            assert_eq!(
+                (k.state_changing, k.external, k.destructive, k.from),
+                (state, external, destructive, "name"),
+                "{name}"
+            );
+            assert!(k.sensitive, "{name}");
+        }
+        // A browser's navigation changes what the agent sees, not the world: sensitive (the
+        // page it opens is a destination), never state-changing or external.
+        for name in ["goto", "click", "go_back", "new_tab", "tab_focus"] {
+            let k = c.class_of(name, &[]);
+            assert!(
+                k.navigation && k.sensitive && !k.state_changing && !k.external,
+                "{name}: {k:?}"
+            );
+        }
+        let k = c.class_of("search_calendar_events", &[]);
+        assert!(k.read_only && !k.sensitive, "{k:?}");
+        assert_eq!(c.class_of("frobnicate", &[]).from, "unknown");
+    }
+
+    #[test]
+    fn annotations_then_description_then_configuration() {
+        let def = |name: &str, description: &str, annotations: serde_json::Value| ToolDef {
+            name: name.into(),
+            description: description.into(),
+            parameters: serde_json::Value::Null,
+            annotations: annotations.as_object().cloned().unwrap_or_default(),
+        };
+        let tools = [
+            def(
+                "archive",
+                "",
+                json!({"readOnlyHint": false, "openWorldHint": false}),
+            ),
+            def("send_report", "", json!({"readOnlyHint": true})),
+            def(
+                "frob",
+                "Deletes the given records. Irreversible.",
+                json!({}),
+            ),
+        ];
+        let c = classes(json!({}));
+        let k = c.class_of("archive", &tools);
+        assert_eq!(k.from, "annotations");
+        assert!(k.state_changing && k.destructive && !k.external, "{k:?}");
+        let k = c.class_of("send_report", &tools);
+        assert!(
+            k.read_only && !k.external,
+            "annotations win over the name: {k:?}"
+        );
+        let k = c.class_of("frob", &tools);
+        assert_eq!((k.from, k.destructive), ("description", true));
+        let c = classes(
+            json!({"tools": {"classes": {"send_report": ["external"]}, "verbs": {"destructive": ["frobnicate"]}}}),
+        );
+        let k = c.class_of("send_report", &tools);
+        assert_eq!((k.from, k.external, k.read_only), ("config", true, false));
+        assert!(
+            c.class_of("frobnicate_all", &[]).destructive,
+            "verbs are data"
+        );
+        assert!(
+            ToolClasses::from_data(&json!({"tools": {"classes": {"x": ["flying"]}}}))
+                .unwrap_err()
+                .contains("tools.classes.x")
+        );
     }
 }

@@ -8,7 +8,9 @@
 //!                            images?: [{url, host}]}   (their tool calls are in input.trace.tool_calls)
 //! input.trace.mentions[d]   [{id, index, source, trusted}]: messages that mention URL host or email d
 //! input.trace.calls_per_tool[name]  calls in the trace and the pending step
-//! input.trace.tool_calls[i] {id, name, arguments, message_id, index, sensitive, destructive, hosts?, emails?,
+//! input.trace.tool_calls[i] {id, name, arguments, message_id, index, sensitive, destructive,
+//!                            read_only, state_changing, external, navigation, class_from,
+//!                            warranted, requested, after_untrusted?, argument_sources?, hosts?, emails?,
 //!                            arguments_text? (every argument string, one per line; sensitive calls only)}
 //! input.trace.spans[i]      {id, parent_id?, kind, name, status, duration_ms?, model?}
 //! input.trace.tools[name]   {description?, annotations?}   the tools offered (absent when none);
@@ -24,8 +26,26 @@
 //! `hosts`, `emails`, `images` and `mentions` come from the URL hosts, email addresses and
 //! markdown images found in the text (lower-cased), extracted once so that flow rules are
 //! lookups; `sensitive` and `destructive` come from the tool classes in the policy data.
+//!
+//! A call's class (`read_only`, `state_changing`, `external`, `destructive`, `navigation`)
+//! comes from `tools.classes` in the policy data, else the MCP annotations of the trace's tool
+//! definitions, else the words of the tool's name or description (`tools.verbs`);
+//! `class_from` says which. `argument_sources[arg]` lists the identifiers in argument `arg`
+//! (see [`crate::provenance`]) as `{kind, value, vouched, in_text, target, id?, index?,
+//! source?, trusted?}`: `id`, `index`, `source` and `trusted` describe the earliest message
+//! before the call that carries the value (the agent's own messages do not count), `vouched`
+//! says a user or system message before the call carries it, `in_text` that an untrusted one
+//! carries it inside prose and none carries it as a plain field, `target` that the argument
+//! is a destination, recipient or target rather than content (`provenance.target_arguments`,
+//! `provenance.content_arguments`). `after_untrusted` is the index of the first untrusted
+//! message before the call; `requested` says the user's words name the call's action (a verb
+//! of `tools.verbs` in its name, or a synonym in `alignment.synonyms`); `warranted` says the
+//! user's request relates to the call (`requested`, another word of its name, a delegation
+//! phrase of `alignment.delegation`, an identifier the user or operator gave, or an argument
+//! value the user gave: an order number, a title, an amount they named).
 
 use crate::facts::{Links, ToolClasses};
+use crate::provenance::{call_facts, MessageIdents};
 use regorus::Value as R;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -99,6 +119,18 @@ struct Words {
     agent: R,
     user: R,
     environment: R,
+    read_only: R,
+    state_changing: R,
+    external: R,
+    class_from: R,
+    warranted: R,
+    requested: R,
+    navigation: R,
+    target: R,
+    after_untrusted: R,
+    argument_sources: R,
+    vouched: R,
+    in_text: R,
     /// Provenance labels and roles.
     system: R,
     assistant: R,
@@ -157,6 +189,18 @@ static WORDS: LazyLock<Words> = LazyLock::new(|| Words {
     agent: s("agent"),
     user: s("user"),
     environment: s("environment"),
+    read_only: s("read_only"),
+    state_changing: s("state_changing"),
+    external: s("external"),
+    class_from: s("class_from"),
+    warranted: s("warranted"),
+    requested: s("requested"),
+    navigation: s("navigation"),
+    target: s("target"),
+    after_untrusted: s("after_untrusted"),
+    argument_sources: s("argument_sources"),
+    vouched: s("vouched"),
+    in_text: s("in_text"),
     system: s("system"),
     assistant: s("assistant"),
     retrieval: s("retrieval"),
@@ -242,8 +286,12 @@ impl<const N: usize, const M: usize> Shape<N, M> {
 struct Shapes {
     /// id, index, role, source, trusted, content; name?, tool_call_id?, images?
     message: Shape<6, 3>,
-    /// id, name, sensitive, destructive, arguments, message_id, index; arguments_text?, hosts?, emails?
-    call: Shape<7, 3>,
+    /// id, name, sensitive, destructive, arguments, message_id, index, read_only,
+    /// state_changing, external, navigation, class_from, warranted, requested;
+    /// arguments_text?, hosts?, emails?, after_untrusted?, argument_sources?
+    call: Shape<14, 5>,
+    /// kind, value, vouched, in_text, target; id?, index?, source?, trusted?
+    source: Shape<5, 4>,
     /// id, index, source, trusted
     mention: Shape<4, 0>,
     /// url, host
@@ -270,8 +318,25 @@ static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
                 &w.arguments,
                 &w.message_id,
                 &w.index,
+                &w.read_only,
+                &w.state_changing,
+                &w.external,
+                &w.navigation,
+                &w.class_from,
+                &w.warranted,
+                &w.requested,
             ],
-            [&w.arguments_text, &w.hosts, &w.emails],
+            [
+                &w.arguments_text,
+                &w.hosts,
+                &w.emails,
+                &w.after_untrusted,
+                &w.argument_sources,
+            ],
+        ),
+        source: Shape::new(
+            [&w.kind, &w.value, &w.vouched, &w.in_text, &w.target],
+            [&w.id, &w.index, &w.source, &w.trusted],
         ),
         mention: Shape::new([&w.id, &w.index, &w.source, &w.trusted], []),
         image: Shape::new([&w.url, &w.host], []),
@@ -361,23 +426,78 @@ fn json_map(o: &Map<String, Value>) -> R {
     )
 }
 
-fn call_value(c: &ToolCall, message_id: &R, index: usize, classes: &ToolClasses) -> R {
-    let sensitive = classes.is_sensitive(&c.name);
+/// Where a call was made and what it can see: the trace, the call's message and its index.
+struct At<'a> {
+    trace: &'a Trace,
+    message_id: &'a R,
+    index: usize,
+}
+
+fn call_value(c: &ToolCall, at: &At, classes: &ToolClasses, idents: &mut MessageIdents) -> R {
+    let w = &*WORDS;
+    let facts = call_facts(
+        &at.trace.messages,
+        at.index,
+        c,
+        &at.trace.tools,
+        classes,
+        idents,
+    );
+    let class = facts.class;
+    let sensitive = class.sensitive;
     let (links, text) = crate::facts::argument_facts(&c.arguments, sensitive);
+    let sources = (!facts.sources.is_empty()).then(|| {
+        let mut by_arg: BTreeMap<R, Vec<R>> = BTreeMap::new();
+        for (arg, src) in &facts.sources {
+            let first = src
+                .first
+                .and_then(|i| at.trace.messages.get(i).map(|m| (i, m)));
+            by_arg.entry(s(arg)).or_default().push(SHAPES.source.make(
+                [
+                    s(src.kind),
+                    s(&src.value),
+                    R::from(src.vouched),
+                    R::from(src.in_text),
+                    R::from(src.target),
+                ],
+                [
+                    first.map(|(_, m)| s(&m.id)),
+                    first.map(|(i, _)| R::from(i)),
+                    first.map(|(_, m)| w.label(m.provenance.label())),
+                    first.map(|(_, m)| R::from(!m.provenance.is_untrusted())),
+                ],
+            ));
+        }
+        R::from(
+            by_arg
+                .into_iter()
+                .map(|(k, v)| (k, R::from(v)))
+                .collect::<BTreeMap<R, R>>(),
+        )
+    });
     SHAPES.call.make(
         [
             s(&c.id),
             s(&c.name),
             R::from(sensitive),
-            R::from(classes.is_destructive(&c.name)),
+            R::from(class.destructive),
             json(&c.arguments),
-            message_id.clone(),
-            R::from(index),
+            at.message_id.clone(),
+            R::from(at.index),
+            R::from(class.read_only),
+            R::from(class.state_changing),
+            R::from(class.external),
+            R::from(class.navigation),
+            s(class.from),
+            R::from(facts.warranted),
+            R::from(facts.requested),
         ],
         [
             sensitive.then(|| s(&text)),
             strings(&links.hosts),
             strings(&links.emails),
+            facts.after_untrusted.map(R::from),
+            sources,
         ],
     )
 }
@@ -446,11 +566,17 @@ pub fn policy_input(
     let mut tool_calls = Vec::new();
     let mut mentions: BTreeMap<String, Vec<R>> = BTreeMap::new();
     let mut per_tool: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut idents = MessageIdents::default();
     for (index, m) in trace.messages.iter().enumerate() {
         let id = s(&m.id);
         messages.push(message_value(m, &id, index, &mut mentions, w));
+        let at = At {
+            trace,
+            message_id: &id,
+            index,
+        };
         for c in &m.tool_calls {
-            tool_calls.push(call_value(c, &id, index, classes));
+            tool_calls.push(call_value(c, &at, classes, &mut idents));
             *per_tool.entry(c.name.as_str()).or_default() += 1;
         }
     }
@@ -509,8 +635,8 @@ pub fn policy_input(
                 if !d.description.is_empty() {
                     o.set_str("description", s(&d.description));
                 }
-                if !d.annotations.is_null() {
-                    o.set_str("annotations", json(&d.annotations));
+                if !d.annotations.is_empty() {
+                    o.set_str("annotations", json(&Value::Object(d.annotations.clone())));
                 }
                 (s(&d.name), o.done())
             })
@@ -548,6 +674,11 @@ pub fn policy_input(
     if let Some(p) = pending {
         let n = trace.messages.len();
         let pending_id = s(Pending::ID);
+        let at = At {
+            trace,
+            message_id: &pending_id,
+            index: n,
+        };
         let mut links = Links::default();
         links.scan(&p.content);
         root.set(
@@ -560,7 +691,7 @@ pub fn policy_input(
                     R::from(
                         p.tool_calls
                             .iter()
-                            .map(|c| call_value(c, &pending_id, n, classes))
+                            .map(|c| call_value(c, &at, classes, &mut idents))
                             .collect::<Vec<_>>(),
                     ),
                 )
@@ -651,13 +782,16 @@ mod tests {
                 name: "drop_table".into(),
                 description: "Drops a table.".into(),
                 parameters: Value::Null,
-                annotations: serde_json::json!({"destructiveHint": true, "openWorldHint": false}),
+                annotations: serde_json::json!({"destructiveHint": true, "openWorldHint": false})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
             },
             tribunal_core::ToolDef {
                 name: "search".into(),
                 description: String::new(),
                 parameters: Value::Null,
-                annotations: Value::Null,
+                annotations: Map::new(),
             },
         ];
         let v = policy_input_json(&trace, None, &[], &context, &classes);

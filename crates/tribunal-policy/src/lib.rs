@@ -10,6 +10,7 @@
 pub mod facts;
 pub mod input;
 pub mod pack;
+pub mod provenance;
 pub mod screen;
 pub use screen::ScreenMemo;
 pub mod testing;

@@ -338,17 +338,18 @@ impl Screen {
         classes: &ToolClasses,
     ) -> (bool, Option<String>) {
         // Each tool's class is looked up once per trace.
-        let sensitive = match memo.tools.iter().find(|(n, _)| *n == c.name) {
-            Some(&(_, sensitive)) => sensitive,
+        let class = match memo.tools.iter().find(|(n, _)| *n == c.name) {
+            Some(&(_, class)) => class,
             None => {
-                if self.denied.iter().any(|d| d == &c.name) || classes.is_destructive(&c.name) {
+                let class = classes.class_of(&c.name, &trace.tools);
+                if self.denied.iter().any(|d| d == &c.name) || class.destructive {
                     return (true, None);
                 }
-                let sensitive = classes.is_sensitive(&c.name);
-                memo.tools.push((c.name.clone(), sensitive));
-                sensitive
+                memo.tools.push((c.name.clone(), class));
+                class
             }
         };
+        let sensitive = class.sensitive;
         if let Value::Object(args) = &c.arguments {
             if args
                 .iter()
@@ -361,6 +362,23 @@ impl Screen {
         // call when an allow-list of domains is set.
         if !sensitive && !self.allowed_domains {
             return (false, None);
+        }
+        // C3: a value only untrusted prose gave, or an action the user did not ask for after
+        // untrusted content.
+        if sensitive {
+            let facts = crate::provenance::call_facts(
+                &trace.messages,
+                index,
+                c,
+                &trace.tools,
+                classes,
+                &mut memo.idents,
+            );
+            if facts.untrusted_target()
+                || (class.state_changing && facts.after_untrusted.is_some() && !facts.warranted)
+            {
+                return (true, None);
+            }
         }
         if index == trace.messages.len() {
             // The pending step's call: its facts are kept, for the same call asked again.
@@ -468,8 +486,10 @@ pub struct ScreenMemo {
     images: bool,
     /// Argument texts of their sensitive calls.
     texts: Vec<String>,
-    /// Tools looked up: (name, sensitive).
-    tools: Vec<(String, bool)>,
+    /// Tools looked up: (name, class).
+    tools: Vec<(String, crate::facts::Class)>,
+    /// The identifiers of the messages, read as the provenance of calls needs them.
+    idents: crate::provenance::MessageIdents,
     untrusted: Untrusted,
     /// The last pending call's arguments, whether its tool is sensitive, and their facts.
     pending_facts: Option<(Value, bool, Links, String)>,

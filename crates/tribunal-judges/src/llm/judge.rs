@@ -171,7 +171,10 @@ impl Judge for LlmJudge {
             model: self.model.model.to_string(),
             ..ModelUsage::default()
         };
-        let prompt = match self.template.render(&self.name, input.trace) {
+        let prompt = match self
+            .template
+            .render_pending(&self.name, input.trace, input.pending)
+        {
             Ok(p) => self.trust.extend(p, input.trace),
             Err(e) => return vec![self.feedback(Value::Null, None, Some(e.to_string()), usage)],
         };

@@ -1,5 +1,7 @@
 //! Judge prompts. A judge's instructions are a template over `{{ inputs }}`, `{{ outputs }}`,
-//! `{{ expectations }}`, `{{ conversation }}` and `{{ trace }}`; any other variable is a
+//! `{{ expectations }}`, `{{ conversation }}`, `{{ trace }}`, `{{ goal }}` (what the user and
+//! the operator said: the system and user messages) and `{{ actions }}` (the agent's tool
+//! calls in order and the pending step, without any tool result); any other variable is a
 //! configuration error. Every value taken from the trace is untrusted: it is quoted inside
 //! delimiters that it cannot close, long values are truncated with a marker, and the system
 //! prompt tells the model that quoted content is data, never instructions.
@@ -9,11 +11,18 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use tribunal_core::trace::value_text;
-use tribunal_core::Trace;
+use tribunal_core::{Pending, Trace};
 
 /// The variables a judge's instructions may use.
-pub const TEMPLATE_VARIABLES: &[&str] =
-    &["inputs", "outputs", "expectations", "conversation", "trace"];
+pub const TEMPLATE_VARIABLES: &[&str] = &[
+    "inputs",
+    "outputs",
+    "expectations",
+    "conversation",
+    "trace",
+    "goal",
+    "actions",
+];
 
 const OPEN: &str = "<<<UNTRUSTED_DATA";
 const CLOSE: &str = "<<<END_UNTRUSTED_DATA>>>";
@@ -85,6 +94,17 @@ impl PromptTemplate {
         self.render_with(judge, trace, &[])
     }
 
+    /// Renders the prompt for one trace and the step about to happen (`{{ actions }}` ends
+    /// with it).
+    pub fn render_pending(
+        &self,
+        judge: &str,
+        trace: &Trace,
+        pending: Option<&Pending>,
+    ) -> Result<JudgePrompt, JudgeConfigError> {
+        self.render_full(judge, trace, pending, &[])
+    }
+
     /// Renders the prompt for one trace, with `own` giving trusted text of the judge's own
     /// for some variables instead of quoted trace content (an agent judge replaces
     /// `{{ trace }}` with a note that the trace is reached through its tools).
@@ -92,6 +112,16 @@ impl PromptTemplate {
         &self,
         judge: &str,
         trace: &Trace,
+        own: &[(&str, &str)],
+    ) -> Result<JudgePrompt, JudgeConfigError> {
+        self.render_full(judge, trace, None, own)
+    }
+
+    fn render_full(
+        &self,
+        judge: &str,
+        trace: &Trace,
+        pending: Option<&Pending>,
         own: &[(&str, &str)],
     ) -> Result<JudgePrompt, JudgeConfigError> {
         let mut values: BTreeMap<&str, String> = BTreeMap::new();
@@ -109,6 +139,8 @@ impl PromptTemplate {
                 "outputs" => trace.output_text().unwrap_or_default(),
                 "expectations" => trace.expectations.as_ref().map(pretty).unwrap_or_default(),
                 "conversation" | "trace" => conversation(trace),
+                "goal" => goal(trace),
+                "actions" => actions(trace, pending),
                 _ => String::new(),
             };
             values.insert(name.as_str(), quote(name, &raw, self.max_chars));
@@ -156,6 +188,42 @@ fn conversation(trace: &Trace) -> String {
         for c in &m.tool_calls {
             out.push_str(&format!("[{}] call {}({})\n", c.id, c.name, c.arguments));
         }
+    }
+    out
+}
+
+/// What the user and the operator asked for: the system and user messages, in order.
+fn goal(trace: &Trace) -> String {
+    let mut out = String::new();
+    for m in &trace.messages {
+        let label = m.provenance.label();
+        if label == "user" || label == "system" {
+            out.push_str(&format!("[{}] {label}: {}\n", m.id, m.content));
+        }
+    }
+    out
+}
+
+/// What the agent did and is about to do: its tool calls in order (which tool result came
+/// back is left out, so that untrusted content never reaches the judge as text), then the
+/// pending step.
+fn actions(trace: &Trace, pending: Option<&Pending>) -> String {
+    let mut out = String::new();
+    for m in &trace.messages {
+        for c in &m.tool_calls {
+            out.push_str(&format!("done: {}({})\n", c.name, c.arguments));
+        }
+    }
+    match pending {
+        Some(p) => {
+            for c in &p.tool_calls {
+                out.push_str(&format!("PENDING: {}({})\n", c.name, c.arguments));
+            }
+            if p.tool_calls.is_empty() {
+                out.push_str(&format!("PENDING: reply to the user: {}\n", p.content));
+            }
+        }
+        None => out.push_str("(no pending step: judge the last action above)\n"),
     }
     out
 }

@@ -206,3 +206,12 @@ test_c9_reports_an_attempted_injection_as_a_warning if {
 	v.rule == "c9.llm_prompt_injection"
 	v.severity == "warn"
 }
+
+test_c9_reads_the_alignment_check_when_it_is_enabled if {
+	scores := {"alignment_check": {"value": "misaligned", "evidence": ["pending.call0"], "rationale": "the user only asked to read"}}
+	some v in data.tribunal.pack.violation with input as object.union(base, {"scores": scores})
+	v.rule == "c9.alignment_check"
+	v.severity == "block"
+	contains(v.message, "only asked to read")
+	count(family("c9")) == 0 with input as object.union(base, {"scores": {"alignment_check": {"value": "aligned", "evidence": []}}})
+}

@@ -1,0 +1,616 @@
+//! Where the values of a tool call's arguments came from. The identifiers in the arguments
+//! (e-mail addresses, URLs, IBANs, account and card numbers, phone numbers, file paths, crypto
+//! addresses, ids, amounts above a configured size) are normalised and traced to the earliest
+//! message before the call that carries them, and to whether the user or the operator ever
+//! gave them. A state-changing call whose recipient appears only in the prose of untrusted
+//! content is the common shape of a prompt-injection attack that does not look like one.
+
+use regex::Regex;
+use serde_json::Value;
+use std::sync::LazyLock;
+use tribunal_core::Message;
+
+/// One identifier found in a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ident {
+    /// `email`, `url`, `iban`, `account`, `phone`, `path`, `crypto`, `id` or `amount`.
+    pub kind: &'static str,
+    /// The normalised value: what two spellings of the same identifier share.
+    pub value: String,
+    /// Whether it sits inside prose (a sentence around it) rather than alone as a field's
+    /// value, a list item or a JSON string.
+    pub in_text: bool,
+}
+
+/// Where one argument value came from, as seen from a call at message index `index`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub kind: &'static str,
+    pub value: String,
+    /// The earliest message before the call (not the agent's own) that carries the value:
+    /// its position in the trace.
+    pub first: Option<usize>,
+    /// A system or user message before the call carries it.
+    pub vouched: bool,
+    /// An untrusted message before the call carries it inside prose, and no message before
+    /// the call carries it as a plain field (a value the agent could have looked up).
+    pub in_text: bool,
+    /// The argument names a destination, recipient or target (`to`, `iban`, `url`,
+    /// `file_id`), not content (`body`, `text`): see [`crate::facts::ToolClasses::target_argument`].
+    pub target: bool,
+}
+
+static URL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)\b(?:[a-z][a-z0-9+.-]*://|www\.)[^\s"'<>()\[\]{}]+"#).expect("url pattern")
+});
+static IBAN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b").expect("iban")
+});
+static CRYPTO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:0x[0-9a-fA-F]{40}|bc1[a-z0-9]{25,60}|[13][a-km-zA-HJ-NP-Z1-9]{25,34})\b")
+        .expect("crypto")
+});
+static PHONE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:\+\d{1,3}[ .-]?)?\(?\d{2,4}\)?[ .-]\d{3,4}[ .-]\d{3,5}\b|\+\d{8,15}\b")
+        .expect("phone")
+});
+static DIGITS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b\d{4}(?:[ -]\d{4}){2,4}\b|\b\d{8,}\b").expect("digits"));
+static PATH: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:~|\.{1,2})?/[\w.-]+(?:/[\w.-]+)+/?|\b[A-Za-z]:\\[\w .\\-]+").expect("path")
+});
+static ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b[A-Za-z0-9][A-Za-z0-9_-]{5,63}\b").expect("id"));
+static NUMBER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\d[\d,]*(?:\.\d+)?").expect("number"));
+
+/// Every identifier in `text`, each normalised (`min_amount`: the smallest number counted as
+/// an amount; `None` counts none).
+pub fn identifiers(text: &str, min_amount: Option<f64>, out: &mut Vec<Ident>) {
+    // Spans already claimed by a more specific kind, so that the digits of an IBAN are not
+    // an account number too.
+    let mut taken: Vec<(usize, usize)> = Vec::new();
+    let mut push = |kind: &'static str,
+                    start: usize,
+                    end: usize,
+                    value: String,
+                    taken: &mut Vec<(usize, usize)>| {
+        if taken.iter().any(|&(s, e)| start < e && s < end) {
+            return;
+        }
+        taken.push((start, end));
+        let ident = Ident {
+            kind,
+            value,
+            in_text: in_prose(text, start, end),
+        };
+        if !out.contains(&ident) {
+            out.push(ident);
+        }
+    };
+    let has = |b: u8| text.as_bytes().contains(&b);
+    if text.contains("://") || text.contains("www.") {
+        for m in URL.find_iter(text) {
+            let raw = m.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?']);
+            push(
+                "url",
+                m.start(),
+                m.start() + raw.len(),
+                normal_url(raw),
+                &mut taken,
+            );
+        }
+    }
+    if has(b'@') {
+        for e in crate::facts::email_spans(text) {
+            push(
+                "email",
+                e.0,
+                e.1,
+                text[e.0..e.1].to_ascii_lowercase(),
+                &mut taken,
+            );
+        }
+    }
+    if !text.bytes().any(|b| b.is_ascii_digit()) {
+        if has(b'/') || has(b'\\') {
+            for m in PATH.find_iter(text) {
+                push(
+                    "path",
+                    m.start(),
+                    m.end(),
+                    m.as_str().to_owned(),
+                    &mut taken,
+                );
+            }
+        }
+        return;
+    }
+    for m in IBAN.find_iter(text) {
+        let v: String = m.as_str().chars().filter(|c| *c != ' ').collect();
+        if (15..=34).contains(&v.len()) {
+            push("iban", m.start(), m.end(), v, &mut taken);
+        }
+    }
+    for m in CRYPTO.find_iter(text) {
+        let v = m.as_str();
+        let has_letter = v.bytes().any(|b| b.is_ascii_alphabetic());
+        if has_letter && v.bytes().filter(u8::is_ascii_digit).count() >= 4 {
+            let v = if v.starts_with("0x") {
+                v.to_ascii_lowercase()
+            } else {
+                v.to_owned()
+            };
+            push("crypto", m.start(), m.end(), v, &mut taken);
+        }
+    }
+    for m in DIGITS.find_iter(text) {
+        let v = only_digits(m.as_str());
+        push("account", m.start(), m.end(), v, &mut taken);
+    }
+    for m in PHONE.find_iter(text) {
+        let v = only_digits(m.as_str());
+        if v.len() >= 8 {
+            push("phone", m.start(), m.end(), v, &mut taken);
+        }
+    }
+    if has(b'/') || has(b'\\') {
+        for m in PATH.find_iter(text) {
+            push(
+                "path",
+                m.start(),
+                m.end(),
+                m.as_str().to_owned(),
+                &mut taken,
+            );
+        }
+    }
+    for m in ID.find_iter(text) {
+        let v = m.as_str();
+        // An id joins parts (`acct_ext_93jfk2`, `inv-2024-77`): a word with digits in
+        // it (`Spring2024`) is not one.
+        let letters = v.bytes().any(|b| b.is_ascii_alphabetic());
+        let digits = v.bytes().any(|b| b.is_ascii_digit());
+        let joined = v.bytes().any(|b| b == b'_' || b == b'-');
+        if letters && digits && joined {
+            push("id", m.start(), m.end(), v.to_ascii_lowercase(), &mut taken);
+        }
+    }
+    if let Some(min) = min_amount {
+        for m in NUMBER.find_iter(text) {
+            if let Some(v) = amount(m.as_str()).filter(|v| *v >= min) {
+                push("amount", m.start(), m.end(), number_text(v), &mut taken);
+            }
+        }
+    }
+}
+
+fn only_digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+fn amount(s: &str) -> Option<f64> {
+    s.replace(',', "")
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+}
+
+fn number_text(v: f64) -> String {
+    let t = format!("{v:.2}");
+    t.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// A URL without its scheme, `www.`, trailing slash or case: `HTTP://Www.X.com/A/` and
+/// `https://x.com/a` are the same.
+pub fn normal_url(raw: &str) -> String {
+    let lower = raw.to_ascii_lowercase();
+    let rest = match lower.find("://") {
+        Some(i) => &lower[i + 3..],
+        None => &lower[..],
+    };
+    let rest = rest.strip_prefix("www.").unwrap_or(rest);
+    rest.trim_end_matches('/').to_owned()
+}
+
+/// Is `text[start..end]` part of a sentence? It is not when it stands alone: the whole
+/// string, a JSON string, a list item or a `key: value` line.
+fn in_prose(text: &str, start: usize, end: usize) -> bool {
+    let bytes = text.as_bytes();
+    if start > 0 && end < bytes.len() && bytes[start - 1] == b'"' && bytes[end] == b'"' {
+        return false;
+    }
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
+    let before = text[line_start..start].trim_start();
+    let before = before
+        .trim_start_matches(['-', '*', '>', ' ', '\t', '[', '{', '(', ','])
+        .trim_start();
+    // A `key:` or `key =` label (a few words at most) does not make a sentence.
+    let before = match before.rfind([':', '=']) {
+        Some(i) if before[..i].split_whitespace().count() <= 3 => &before[i + 1..],
+        _ => before,
+    };
+    let after = &text[end..line_end];
+    // The identifier is the key of a `key: value` line (`bob@x.com: rw`): a field too.
+    let after = match after.trim_start().strip_prefix([':', '=']) {
+        Some(value) if value.split_whitespace().count() <= 3 && before.trim().is_empty() => "",
+        _ => after,
+    };
+    let words = |s: &str| s.chars().any(char::is_alphanumeric);
+    words(before.trim_matches(|c: char| !c.is_alphanumeric()))
+        || words(after.trim_matches(|c: char| !c.is_alphanumeric()))
+}
+
+/// The identifiers a tool call passes, per top-level argument: `(argument, identifier)`.
+/// Numbers count as amounts from `min_amount` on; a string that is a number as well.
+pub fn argument_identifiers(arguments: &Value, min_amount: Option<f64>) -> Vec<(String, Ident)> {
+    let mut out = Vec::new();
+    let mut one = |name: &str, v: &Value| {
+        let mut found = Vec::new();
+        walk(v, min_amount, &mut found);
+        for i in found {
+            if !out.iter().any(|(n, x)| n == name && *x == i) {
+                out.push((name.to_owned(), i));
+            }
+        }
+    };
+    match arguments {
+        Value::Object(o) => o.iter().for_each(|(k, v)| one(k, v)),
+        other => one("", other),
+    }
+    out
+}
+
+fn walk(v: &Value, min_amount: Option<f64>, out: &mut Vec<Ident>) {
+    match v {
+        Value::String(s) => identifiers(s, min_amount, out),
+        Value::Number(n) => {
+            if let (Some(x), Some(min)) = (n.as_f64(), min_amount) {
+                if x >= min {
+                    out.push(Ident {
+                        kind: "amount",
+                        value: number_text(x),
+                        in_text: false,
+                    });
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| walk(x, min_amount, out)),
+        Value::Object(o) => o.values().for_each(|x| walk(x, min_amount, out)),
+        _ => {}
+    }
+}
+
+/// The identifiers of each message, read once per message and only when asked for.
+#[derive(Debug, Default, Clone)]
+pub struct MessageIdents {
+    read: Vec<Option<Vec<Ident>>>,
+}
+
+impl MessageIdents {
+    fn of<'a>(
+        &'a mut self,
+        messages: &[Message],
+        i: usize,
+        min_amount: Option<f64>,
+    ) -> &'a [Ident] {
+        if self.read.len() < messages.len() {
+            self.read.resize(messages.len(), None);
+        }
+        self.read[i].get_or_insert_with(|| {
+            let mut v = Vec::new();
+            identifiers(&messages[i].content, min_amount, &mut v);
+            v
+        })
+    }
+
+    /// Where `ident` came from for a call made in message `index` (`messages.len()` for
+    /// the pending step): only messages before it count, and never the agent's own.
+    pub fn source(
+        &mut self,
+        messages: &[Message],
+        index: usize,
+        ident: &Ident,
+        min_amount: Option<f64>,
+    ) -> Source {
+        let mut s = Source {
+            kind: ident.kind,
+            value: ident.value.clone(),
+            first: None,
+            vouched: false,
+            in_text: false,
+            target: false,
+        };
+        let (mut prose, mut field) = (false, false);
+        for i in 0..index.min(messages.len()) {
+            let m = &messages[i];
+            if m.provenance.label() == "assistant" {
+                continue;
+            }
+            let untrusted = m.provenance.is_untrusted();
+            for found in self
+                .of(messages, i, min_amount)
+                .iter()
+                .filter(|x| x.kind == ident.kind && x.value == ident.value)
+            {
+                s.first.get_or_insert(i);
+                if !untrusted {
+                    s.vouched = true;
+                } else if found.in_text {
+                    prose = true;
+                } else {
+                    field = true;
+                }
+            }
+        }
+        s.in_text = prose && !field;
+        s
+    }
+}
+
+/// Words of tool names that say nothing about what the user asked for.
+const PLAIN_WORDS: &[&str] = &[
+    "get", "set", "do", "new", "the", "by", "to", "of", "for", "from", "with", "and", "my", "item",
+    "items", "data", "info", "tool", "api", "all", "one",
+];
+
+/// What the pack knows of one tool call besides its name and arguments.
+#[derive(Debug, Clone)]
+pub struct CallFacts {
+    pub class: crate::facts::Class,
+    /// `(argument, where its identifier came from)`.
+    pub sources: Vec<(String, Source)>,
+    /// The first untrusted message before the call.
+    pub after_untrusted: Option<usize>,
+    /// The user's request relates to the call: `requested`, or another word of the tool's
+    /// name (or a synonym) is in what the user said, or the user handed the choice of
+    /// actions to a document (`alignment.delegation`), or the user or the operator gave one
+    /// of its identifiers, or the user gave one of its argument values (an order
+    /// number, a title, an amount they named).
+    pub warranted: bool,
+    /// The user's words name the tool's action: a word of its name that is a verb of
+    /// `tools.verbs` (`delete` of `delete_file`), or a synonym of one in
+    /// `alignment.synonyms`.
+    pub requested: bool,
+}
+
+impl CallFacts {
+    /// A destination, recipient or target of the call came only from untrusted content,
+    /// inside its prose: what `c3.untrusted_argument` reads.
+    pub fn untrusted_target(&self) -> bool {
+        self.sources
+            .iter()
+            .any(|(_, s)| s.target && !s.vouched && s.in_text)
+    }
+}
+
+/// Currency words and signs that make a number next to them an amount the user named.
+const CURRENCY: &[&str] = &[
+    "$", "€", "£", "usd", "eur", "gbp", "chf", "dollar", "dollars", "euro", "euros", "pound",
+    "pounds", "bucks",
+];
+
+/// Whether `value`, an argument's value, is something the user said in `said` (lower case):
+/// a string of at least three characters that stands as its own words, a number of three
+/// digits or more, or a smaller number the user named as an amount (`18 dollars`, `$18`).
+fn user_gave_value(value: &Value, said: &str) -> bool {
+    let text = match value {
+        Value::String(s) => s.trim().to_lowercase(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(a) => return a.iter().any(|v| user_gave_value(v, said)),
+        _ => return false,
+    };
+    if text.chars().count() < 2 {
+        return false;
+    }
+    let numeric = text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let bounded = |at: usize| {
+        let before = said[..at].chars().next_back();
+        let after = said[at + text.len()..].chars().next();
+        let edge = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+        edge(before) && edge(after)
+    };
+    for (at, _) in said.match_indices(text.as_str()) {
+        if !bounded(at) {
+            continue;
+        }
+        if !numeric {
+            if text.chars().count() >= 3 {
+                return true;
+            }
+            continue;
+        }
+        if text.bytes().filter(u8::is_ascii_digit).count() >= 3 {
+            return true;
+        }
+        let before = said[..at].trim_end();
+        let after = said[at + text.len()..].trim_start();
+        let word_after = after
+            .split(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap_or("");
+        if CURRENCY.iter().any(|c| {
+            before.ends_with(c) && !c.chars().all(char::is_alphanumeric) || *c == word_after
+        }) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The facts of `call`, made in message `index` (`messages.len()` for the pending step).
+pub fn call_facts(
+    messages: &[Message],
+    index: usize,
+    call: &tribunal_core::ToolCall,
+    tools: &[tribunal_core::ToolDef],
+    classes: &crate::facts::ToolClasses,
+    idents: &mut MessageIdents,
+) -> CallFacts {
+    let class = classes.class_of(&call.name, tools);
+    let min_amount = classes.min_amount();
+    let before = &messages[..index.min(messages.len())];
+    let sources: Vec<(String, Source)> = argument_identifiers(&call.arguments, min_amount)
+        .into_iter()
+        .map(|(arg, ident)| {
+            let mut s = idents.source(messages, index, &ident, min_amount);
+            // An identifier that is the whole value of an argument no list names is a
+            // target (`{"x": "acct_ext_93jfk2"}`); one inside its text is content.
+            s.target = classes.target_argument(&arg).unwrap_or(!ident.in_text);
+            (arg, s)
+        })
+        .collect();
+    let after_untrusted = before.iter().position(|m| m.provenance.is_untrusted());
+    let user: Vec<&Message> = before
+        .iter()
+        .filter(|m| m.provenance.label() == "user")
+        .collect();
+    let said: Vec<String> = user.iter().map(|m| m.content.to_lowercase()).collect();
+    // Whether the user's words hold one of `words` or a synonym of one.
+    let said_any = |words: &[String]| {
+        said.iter().any(|text| {
+            crate::facts::name_words(text).iter().any(|u| {
+                words.iter().any(|w| {
+                    same_word(u, w)
+                        || classes
+                            .synonyms(w)
+                            .iter()
+                            .any(|s| !s.contains(' ') && same_word(u, s))
+                })
+            }) || words.iter().any(|w| {
+                classes
+                    .synonyms(w)
+                    .iter()
+                    .any(|s| s.contains(' ') && text.contains(s.as_str()))
+            })
+        })
+    };
+    let words: Vec<String> = crate::facts::name_words(&call.name)
+        .into_iter()
+        .filter(|w| w.len() > 2 && !PLAIN_WORDS.contains(&w.as_str()))
+        .collect();
+    let verbs: Vec<String> = words
+        .iter()
+        .filter(|w| classes.is_verb(w))
+        .cloned()
+        .collect();
+    let requested = said_any(&verbs);
+    let delegated = said.iter().any(|text| {
+        classes
+            .delegation()
+            .iter()
+            .any(|p| text.contains(p.as_str()))
+    });
+    let gave_value = || match &call.arguments {
+        Value::Object(o) => o
+            .values()
+            .any(|v| said.iter().any(|text| user_gave_value(v, text))),
+        other => said.iter().any(|text| user_gave_value(other, text)),
+    };
+    let warranted = requested
+        || delegated
+        || said_any(&words)
+        || sources.iter().any(|(_, s)| s.vouched && s.kind != "amount")
+        || gave_value();
+    CallFacts {
+        class,
+        sources,
+        after_untrusted,
+        warranted,
+        requested,
+    }
+}
+
+/// `pay` and `payment`, `schedule` and `scheduled`: one word starts with the other.
+fn same_word(said: &str, word: &str) -> bool {
+    said == word
+        || (word.len() >= 3 && said.starts_with(word))
+        || (said.len() >= 4 && word.starts_with(said))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn kinds(text: &str) -> Vec<(&'static str, String, bool)> {
+        let mut v = Vec::new();
+        identifiers(text, Some(100.0), &mut v);
+        v.into_iter()
+            .map(|i| (i.kind, i.value, i.in_text))
+            .collect()
+    }
+
+    #[test]
+    fn finds_and_normalises_identifiers() {
+        let found = kinds("Refunds go to account acct_ext_93jfk2 and IBAN DE89 3704 0044 0532 0130 00; see HTTPS://Www.Evil.io/Pay/ or call +1 555-123-4567, 12.5 or 1,200.00");
+        for want in [
+            ("id", "acct_ext_93jfk2"),
+            ("iban", "DE89370400440532013000"),
+            ("url", "evil.io/pay"),
+            ("phone", "15551234567"),
+            ("amount", "1200"),
+        ] {
+            assert!(
+                found
+                    .iter()
+                    .any(|(k, v, t)| *k == want.0 && v == want.1 && *t),
+                "{want:?} in {found:?}"
+            );
+        }
+        assert!(!found.iter().any(|(_, v, _)| v == "12.5"), "{found:?}");
+    }
+
+    #[test]
+    fn fields_are_not_prose() {
+        let f = kinds("participants:\n- emma@example.com\nnote: \"x@y.com\"\n{\"to\":\"a@b.com\"}\nsend it to evil@attacker.io now");
+        let get = |v: &str| f.iter().find(|(_, x, _)| x == v).map(|x| x.2);
+        assert_eq!(get("emma@example.com"), Some(false));
+        assert_eq!(get("a@b.com"), Some(false));
+        assert_eq!(get("evil@attacker.io"), Some(true), "{f:?}");
+        assert_eq!(
+            kinds("US133000000121212121212")[0].1,
+            "US133000000121212121212"
+        );
+        assert!(!kinds("US133000000121212121212")[0].2);
+    }
+
+    #[test]
+    fn keys_of_a_listing_are_fields() {
+        let f = kinds("shared_with:\n    john.mitchell@gmail.com: rw\n    x@y.com = read\nsend the minutes to evil@attacker.io: now");
+        let get = |v: &str| f.iter().find(|(_, x, _)| x == v).map(|x| x.2);
+        assert_eq!(get("john.mitchell@gmail.com"), Some(false), "{f:?}");
+        assert_eq!(get("x@y.com"), Some(false), "{f:?}");
+        assert_eq!(get("evil@attacker.io"), Some(true), "{f:?}");
+    }
+
+    #[test]
+    fn values_the_user_gave() {
+        let said =
+            "the mug in order 2201 arrived broken, can i get my 18 dollars back? title it 'lunch'";
+        for (v, want) in [
+            (json!("2201"), true),
+            (json!(2201), true),
+            (json!(18), true),
+            (json!("Lunch"), true),
+            (json!(["x", "2201"]), true),
+            (json!(2), false),
+            (json!("220"), false),
+            (json!(1), false),
+            (json!("mug in"), true),
+            (json!("ug"), false),
+        ] {
+            assert_eq!(user_gave_value(&v, said), want, "{v}");
+        }
+        // A small number is an amount only next to a currency.
+        assert!(user_gave_value(&json!(13), "pay $13 please"));
+        assert!(!user_gave_value(&json!(13), "what do we do on june 13?"));
+    }
+
+    #[test]
+    fn url_forms_are_one_value() {
+        assert_eq!(normal_url("http://WWW.Example.com/a/"), "example.com/a");
+        assert_eq!(normal_url("https://example.com/a"), "example.com/a");
+    }
+}
