@@ -3,7 +3,7 @@
 
 mod commands;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -76,6 +76,34 @@ enum Command {
     /// MCP servers behind the gate (`mcp proxy -- COMMAND`).
     #[command(subcommand)]
     Mcp(commands::mcp::McpCommand),
+    /// Print shell completions for bash, zsh or fish on standard output
+    /// (`tribunal completions bash > /etc/bash_completion.d/tribunal`).
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+/// The shells completions are written for.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// Writes the completion script for `shell` to standard output.
+fn completions(shell: Shell) -> anyhow::Result<u8> {
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut command = Cli::command();
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut command, "tribunal", &mut out);
+    std::io::Write::flush(&mut out)?;
+    Ok(0)
 }
 
 /// Commands that print to a pipe end as other Unix tools do when the reader goes away
@@ -115,6 +143,7 @@ fn main() -> ExitCode {
         Command::Audit(c) => commands::serve::audit(cli.config.as_deref(), c),
         Command::Replay(a) => commands::serve::replay(cli.config.as_deref(), a),
         Command::Mcp(c) => commands::mcp::run(c),
+        Command::Completions { shell } => completions(shell),
     };
     match result {
         Ok(code) => ExitCode::from(code),
