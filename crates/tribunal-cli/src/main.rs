@@ -120,8 +120,40 @@ fn end_quietly_on_broken_pipe() {
 #[cfg(not(unix))]
 fn end_quietly_on_broken_pipe() {}
 
+/// The environment variable an invalid value came from, when it did not come from the command
+/// line (`TRIBUNAL_BUDGET_MS=soon tribunal serve`): clap's message names only the flag.
+fn value_from_env(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let flag = format!("--{long}");
+    if std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}="))) {
+        return None;
+    }
+    let command = Cli::command();
+    let var = command
+        .get_subcommands()
+        .flat_map(|sub| sub.get_arguments())
+        .chain(command.get_arguments())
+        .filter(|a| a.get_long() == Some(long))
+        .find_map(|a| a.get_env().filter(|v| std::env::var_os(v).is_some()))?;
+    Some(var.to_string_lossy().into_owned())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match value_from_env(&e) {
+            Some(var) => {
+                let _ = e.print();
+                eprintln!("(the value came from the environment variable {var})");
+                return ExitCode::from(2);
+            }
+            None => e.exit(),
+        },
+    };
     if !matches!(cli.command, Command::Serve(_)) {
         end_quietly_on_broken_pipe();
     }
