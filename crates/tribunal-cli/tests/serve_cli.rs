@@ -447,6 +447,7 @@ fn serve_flags_come_from_the_environment_and_the_command_line_wins() {
         ("TRIBUNAL_PROJECTS", "alpha=other.toml,beta=other.toml"),
         ("TRIBUNAL_MAX_BODY_BYTES", "300"),
         ("TRIBUNAL_LOG_FORMAT", "json"),
+        ("TRIBUNAL_METRICS_LISTEN", "127.0.0.1:0"),
     ];
     let big = json!({"trace": [{"role": "user", "content": "x".repeat(400)}],
         "pending": {"kind": "reply", "content": "ok"}})
@@ -460,6 +461,22 @@ fn serve_flags_come_from_the_environment_and_the_command_line_wins() {
     assert!(!addr.ends_with(":7878"), "{first}");
     assert!(first.contains("env.db"), "{first}");
     assert!(first.contains("alpha") && first.contains("beta"), "{first}");
+    // The metrics address, announced next, answers without a token.
+    let announced = log
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the metrics address");
+    let metrics_addr = announced
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address in {announced:?}"))
+        .to_owned();
+    assert_ne!(metrics_addr, addr);
+    let (st, body) = http(&metrics_addr, "GET", "/metrics", "", "");
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("tribunal_build_info{version="), "{body}");
+    let (st, _) = http(&addr, "GET", "/metrics", "", "");
+    assert_eq!(st, 401);
     let (st, body) = http(&addr, "POST", "/api/v1/gate", &token, &small);
     assert_eq!(st, 200, "{body}");
     let (st, body) = http(&addr, "POST", "/api/v1/gate", &token, &big);

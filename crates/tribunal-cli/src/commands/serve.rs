@@ -14,6 +14,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7878", env = "TRIBUNAL_LISTEN")]
     pub listen: String,
+    /// A second address serving only `/metrics`, without a token (for a scraper on a
+    /// private network); `/metrics` on --listen still asks for one.
+    #[arg(long, env = "TRIBUNAL_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// The store (SQLite file or database URL); default from configuration, else
     /// .tribunal/tribunal.db.
     #[arg(long, env = "TRIBUNAL_DB")]
@@ -254,12 +258,35 @@ pub fn serve(config: Option<&Path>, args: ServeArgs) -> Result<u8> {
             .await
             .with_context(|| format!("--listen {}", args.listen))?;
         let addr = listener.local_addr()?;
+        let metrics = match &args.metrics_listen {
+            Some(at) => Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("--metrics-listen {at}"))?,
+            ),
+            None => None,
+        };
         let names: Vec<&str> = state.projects.keys().map(String::as_str).collect();
         eprintln!(
             "tribunal serving on http://{addr} (store {}; projects: {})",
             tribunal_core::redact::secrets(&location),
             names.join(", ")
         );
+        if let Some(metrics) = metrics {
+            eprintln!(
+                "metrics without a token on http://{}/metrics",
+                metrics.local_addr()?
+            );
+            // Ends with the process: a scrape in flight at shutdown is simply cut.
+            let state = state.clone();
+            tokio::spawn(async move {
+                let served =
+                    tribunal_server::serve_metrics(metrics, state, std::future::pending()).await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the metrics address stopped serving");
+                }
+            });
+        }
         #[cfg(unix)]
         tokio::spawn(reload_on_hangup(state.clone()));
         tribunal_server::serve(listener, state, background, shutdown_signal()).await?;
