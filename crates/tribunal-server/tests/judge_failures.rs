@@ -209,7 +209,7 @@ async fn an_untrusted_answer_goes_to_people_and_to_the_labeling_queue() {
         post(move || {
             let n = turn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async move {
-                let result = if n % 3 == 0 { "no" } else { "yes" };
+                let result = if n.is_multiple_of(3) { "no" } else { "yes" };
                 answer(&json!({"rationale": "unsure", "result": result}).to_string())
             }
         }),
