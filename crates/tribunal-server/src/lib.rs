@@ -556,31 +556,6 @@ async fn count_status(State(state): State<Arc<AppState>>, req: Request, next: Ne
     res
 }
 
-/// The routes of the separate metrics address: `GET /metrics` without a token, for a
-/// scraper on a private network; everything else is `404`.
-pub fn metrics_router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/metrics", get(api::metrics_open))
-        .fallback(|| async {
-            ApiError::not_found("only /metrics is served on the metrics address")
-        })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(Code::MethodNotAllowed, "/metrics takes GET")
-        })
-        .with_state(state)
-}
-
-/// Serves [`metrics_router`] on `listener` until `shutdown` resolves.
-pub async fn serve_metrics(
-    listener: tokio::net::TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, metrics_router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
 /// Serves until `shutdown` resolves, then finishes the requests in flight and the
 /// background work, within `options.shutdown_timeout`.
 ///

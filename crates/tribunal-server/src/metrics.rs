@@ -1,11 +1,16 @@
 //! Prometheus metrics in the text exposition format: decisions by project and outcome,
 //! policy violations by project and rule, judge errors by project and judge, gate latency,
-//! ingested spans and traces, HTTP responses by status class, and the build.
+//! ingested spans and traces, HTTP responses by status class, and the build; and the
+//! separate token-free metrics address (`--metrics-listen`).
 
+use crate::error::{ApiError, Code};
+use crate::AppState;
+use axum::routing::get;
+use axum::Router;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A label value as the exposition format quotes it: `\`, `"` and line feeds escaped.
@@ -315,6 +320,31 @@ impl Metrics {
         );
         o
     }
+}
+
+/// The routes of the separate metrics address: `GET /metrics` without a token, for a
+/// scraper on a private network; everything else is `404`.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(crate::api::metrics_open))
+        .fallback(|| async {
+            ApiError::not_found("only /metrics is served on the metrics address")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(Code::MethodNotAllowed, "/metrics takes GET")
+        })
+        .with_state(state)
+}
+
+/// Serves [`metrics_router`] on `listener` until `shutdown` resolves.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, metrics_router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 #[cfg(test)]

@@ -140,7 +140,7 @@ async fn the_metrics_address_serves_metrics_without_a_token_and_nothing_else() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(tribunal_server::serve_metrics(
+    let served = tokio::spawn(tribunal_server::metrics::serve_metrics(
         listener,
         s.state.clone(),
         async move {

@@ -281,7 +281,8 @@ pub fn serve(config: Option<&Path>, args: ServeArgs) -> Result<u8> {
             let state = state.clone();
             tokio::spawn(async move {
                 let served =
-                    tribunal_server::serve_metrics(metrics, state, std::future::pending()).await;
+                    tribunal_server::metrics::serve_metrics(metrics, state, std::future::pending())
+                        .await;
                 if let Err(e) = served {
                     tracing::error!(error = %e, "the metrics address stopped serving");
                 }
