@@ -3,7 +3,7 @@
 
 mod commands;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -76,6 +76,34 @@ enum Command {
     /// MCP servers behind the gate (`mcp proxy -- COMMAND`).
     #[command(subcommand)]
     Mcp(commands::mcp::McpCommand),
+    /// Print shell completions for bash, zsh or fish on standard output
+    /// (`tribunal completions bash > /etc/bash_completion.d/tribunal`).
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+/// The shells completions are written for.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// Writes the completion script for `shell` to standard output.
+fn completions(shell: Shell) -> anyhow::Result<u8> {
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut command = Cli::command();
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut command, "tribunal", &mut out);
+    std::io::Write::flush(&mut out)?;
+    Ok(0)
 }
 
 /// Commands that print to a pipe end as other Unix tools do when the reader goes away
@@ -92,8 +120,40 @@ fn end_quietly_on_broken_pipe() {
 #[cfg(not(unix))]
 fn end_quietly_on_broken_pipe() {}
 
+/// The environment variable an invalid value came from, when it did not come from the command
+/// line (`TRIBUNAL_BUDGET_MS=soon tribunal serve`): clap's message names only the flag.
+fn value_from_env(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let flag = format!("--{long}");
+    if std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}="))) {
+        return None;
+    }
+    let command = Cli::command();
+    let var = command
+        .get_subcommands()
+        .flat_map(|sub| sub.get_arguments())
+        .chain(command.get_arguments())
+        .filter(|a| a.get_long() == Some(long))
+        .find_map(|a| a.get_env().filter(|v| std::env::var_os(v).is_some()))?;
+    Some(var.to_string_lossy().into_owned())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match value_from_env(&e) {
+            Some(var) => {
+                let _ = e.print();
+                eprintln!("(the value came from the environment variable {var})");
+                return ExitCode::from(2);
+            }
+            None => e.exit(),
+        },
+    };
     if !matches!(cli.command, Command::Serve(_)) {
         end_quietly_on_broken_pipe();
     }
@@ -115,6 +175,7 @@ fn main() -> ExitCode {
         Command::Audit(c) => commands::serve::audit(cli.config.as_deref(), c),
         Command::Replay(a) => commands::serve::replay(cli.config.as_deref(), a),
         Command::Mcp(c) => commands::mcp::run(c),
+        Command::Completions { shell } => completions(shell),
     };
     match result {
         Ok(code) => ExitCode::from(code),

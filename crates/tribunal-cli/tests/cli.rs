@@ -361,3 +361,31 @@ fn fail_on_escalate() {
         Some(1)
     );
 }
+
+#[test]
+fn completions_name_the_subcommands_for_each_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tribunal(dir.path(), &["completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let bash = text(&out.stdout);
+    assert!(bash.contains("complete -F"), "{bash}");
+    for sub in ["eval", "check", "serve", "completions", "mcp"] {
+        assert!(bash.contains(sub), "bash completions lack {sub}");
+    }
+    // Flags of a subcommand are completed too.
+    assert!(bash.contains("--listen"), "serve flags missing");
+    for (shell, marker) in [
+        ("zsh", "#compdef tribunal"),
+        ("fish", "complete -c tribunal"),
+    ] {
+        let out = tribunal(dir.path(), &["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("serve"), "{shell}");
+    }
+    let out = tribunal(dir.path(), &["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("bash") && err.contains("fish"), "{err}");
+}

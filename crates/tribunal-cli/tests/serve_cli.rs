@@ -60,9 +60,28 @@ fn start_server(d: &Path) -> (std::process::Child, String) {
 }
 
 fn start_server_with(d: &Path, extra: &[&str]) -> (std::process::Child, String) {
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let (server, addr, _, _) = spawn_server(d, &args, &[]);
+    (server, addr)
+}
+
+/// `tribunal serve ARGS` with the environment variables `envs` added; (child, address, the
+/// first log line, the log lines after it as they come).
+fn spawn_server(
+    d: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    String,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_tribunal"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
+        .arg("serve")
+        .args(args)
+        .envs(envs.iter().copied())
         .current_dir(d)
         .stderr(Stdio::piped())
         .spawn()
@@ -76,8 +95,13 @@ fn start_server_with(d: &Path, extra: &[&str]) -> (std::process::Child, String) 
         .unwrap_or_else(|| panic!("no address in {first:?}"))
         .to_owned();
     // Keep reading the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (server, addr)
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (server, addr, first, rx)
 }
 
 #[test]
@@ -394,4 +418,111 @@ fn replay_reproduces_every_decision_the_gate_gave() {
         (Some(gave.len() as u64), Some(gave.len() as u64), Some(0)),
         "{r}"
     );
+}
+
+/// Every `serve` flag can come from a `TRIBUNAL_*` variable (for containers); a flag on the
+/// command line wins over its variable.
+#[test]
+fn serve_flags_come_from_the_environment_and_the_command_line_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("other.toml"), "").unwrap();
+    let out = tribunal(d, &["token", "create", "--role", "agent", "--db", "env.db"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    let out = tribunal(
+        d,
+        &["token", "create", "--role", "viewer", "--db", "env.db"],
+    );
+    let viewer = text(&out.stdout).trim().to_owned();
+    std::fs::write(
+        d.join("conf.toml"),
+        "[judges.from_env_config]\nkind = \"secrets\"\n",
+    )
+    .unwrap();
+    let env = [
+        ("TRIBUNAL_CONFIG", "conf.toml"),
+        ("TRIBUNAL_LISTEN", "127.0.0.1:0"),
+        ("TRIBUNAL_DB", "env.db"),
+        ("TRIBUNAL_PROJECTS", "alpha=other.toml,beta=other.toml"),
+        ("TRIBUNAL_MAX_BODY_BYTES", "300"),
+        ("TRIBUNAL_LOG_FORMAT", "json"),
+        ("TRIBUNAL_METRICS_LISTEN", "127.0.0.1:0"),
+    ];
+    let big = json!({"trace": [{"role": "user", "content": "x".repeat(400)}],
+        "pending": {"kind": "reply", "content": "ok"}})
+    .to_string();
+    let small = json!({"trace": [{"role": "user", "content": "hi"}],
+        "pending": {"kind": "reply", "content": "ok"}})
+    .to_string();
+
+    // Only variables: the address, the store, the projects, the body limit and the log format.
+    let (mut server, addr, first, log) = spawn_server(d, &[], &env);
+    assert!(!addr.ends_with(":7878"), "{first}");
+    assert!(first.contains("env.db"), "{first}");
+    assert!(first.contains("alpha") && first.contains("beta"), "{first}");
+    // The metrics address, announced next, answers without a token.
+    let announced = log
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the metrics address");
+    let metrics_addr = announced
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address in {announced:?}"))
+        .to_owned();
+    assert_ne!(metrics_addr, addr);
+    let (st, body) = http(&metrics_addr, "GET", "/metrics", "", "");
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("tribunal_build_info{version="), "{body}");
+    let (st, _) = http(&addr, "GET", "/metrics", "", "");
+    assert_eq!(st, 401);
+    let (st, body) = http(&addr, "POST", "/api/v1/gate", &token, &small);
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = http(&addr, "POST", "/api/v1/gate", &token, &big);
+    assert_eq!(st, 413, "{body}");
+    // The default project is configured by the file TRIBUNAL_CONFIG names.
+    let (st, body) = http(&addr, "GET", "/api/v1/judges", &viewer, "");
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("from_env_config"), "{body}");
+    let line = log
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a request log line");
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert!(v.is_object(), "{line}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // A flag given on the command line wins over its variable.
+    let (mut server, addr, first, _log) = spawn_server(
+        d,
+        &[
+            "--max-body-bytes",
+            "100000",
+            "--project",
+            "gamma=other.toml",
+        ],
+        &env,
+    );
+    assert!(
+        first.contains("gamma") && !first.contains("alpha"),
+        "{first}"
+    );
+    let (st, body) = http(&addr, "POST", "/api/v1/gate", &token, &big);
+    assert_eq!(st, 200, "{body}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // A bad value from a variable is refused before anything starts.
+    let out = Command::new(env!("CARGO_BIN_EXE_tribunal"))
+        .arg("serve")
+        .envs(env)
+        .env("TRIBUNAL_BUDGET_MS", "soon")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("soon") && err.contains("budget-ms"), "{err}");
+    assert!(err.contains("TRIBUNAL_BUDGET_MS"), "{err}");
 }

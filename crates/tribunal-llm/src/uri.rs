@@ -1,5 +1,6 @@
-//! Model names as `provider:/model` URIs (`openai:/gpt-4o-mini`), the provider table (key and
-//! base-URL environment variables, default endpoints) and the default judge model.
+//! Model names as `provider:/model` URIs (`openai:/gpt-4o-mini`, also written
+//! `openai:gpt-4o-mini` or `openai/gpt-4o-mini`), the provider table (key and base-URL
+//! environment variables, default endpoints) and the default judge model.
 
 use crate::error::LlmError;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -84,8 +85,10 @@ impl FromStr for Provider {
     }
 }
 
-/// `provider:/model`. The model part is passed to the provider verbatim and may contain `/`
-/// (`openai:/meta-llama/Llama-3.1-8B-Instruct` on an OpenAI-compatible server).
+/// `provider:/model`, also accepted as `provider:model` or `provider/model` and always shown in
+/// the first form. The model part is passed to the provider verbatim and may contain `/` or `:`
+/// (`openai:/meta-llama/Llama-3.1-8B-Instruct` on an OpenAI-compatible server,
+/// `ollama:llama3.1:8b`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelUri {
     provider: Provider,
@@ -107,10 +110,19 @@ impl ModelUri {
             valid: Provider::valid_names(),
         };
         let trimmed = uri.trim();
-        let Some((provider, model)) = trimmed.split_once(":/") else {
-            return Err(invalid("missing \":/\" between provider and model".into()));
+        // The provider ends at the first `:` or `/`; `provider:/model`, `provider:model` and
+        // `provider/model` all name the same model.
+        let Some(at) = trimmed.find([':', '/']) else {
+            return Err(invalid(
+                "missing \":/\", \":\" or \"/\" between provider and model".into(),
+            ));
         };
-        let provider: Provider = provider.parse().map_err(invalid)?;
+        let (provider, rest) = trimmed.split_at(at);
+        let model = match rest.strip_prefix(":/") {
+            Some(model) => model,
+            None => &rest[1..],
+        };
+        let provider: Provider = provider.trim().parse().map_err(invalid)?;
         let model = model.trim();
         if model.is_empty() {
             return Err(invalid("empty model name".into()));

@@ -278,11 +278,38 @@ fn model_uris_parse_and_bad_ones_name_the_providers() {
         assert_eq!((uri.provider(), uri.model()), (provider, model));
         assert_eq!(uri.to_string(), text);
     }
+    // The short forms name the same model and are shown in the canonical `provider:/model` form.
+    for (text, canonical) in [
+        ("openai:gpt-4o-mini", "openai:/gpt-4o-mini"),
+        ("openai/gpt-4o-mini", "openai:/gpt-4o-mini"),
+        (
+            "Anthropic:claude-3-5-haiku-latest",
+            "anthropic:/claude-3-5-haiku-latest",
+        ),
+        ("ollama:llama3.1:8b", "ollama:/llama3.1:8b"),
+        ("ollama/llama3.1:8b", "ollama:/llama3.1:8b"),
+        (
+            "openai/meta-llama/Llama-3.1-8B-Instruct",
+            "openai:/meta-llama/Llama-3.1-8B-Instruct",
+        ),
+        (
+            "openai:meta-llama/Llama-3.1-8B-Instruct",
+            "openai:/meta-llama/Llama-3.1-8B-Instruct",
+        ),
+    ] {
+        let uri = ModelUri::parse(text).expect(text);
+        assert_eq!(uri.to_string(), canonical, "{text}");
+        assert_eq!(uri, ModelUri::parse(canonical).unwrap(), "{text}");
+    }
     for bad in [
         "gpt-4o-mini",
         "mistral:/large",
+        "mistral:large",
+        "mistral/large",
+        "meta-llama/Llama-3.1-8B-Instruct",
         "openai:/",
-        "openai:gpt-4o",
+        "openai:",
+        "openai/",
         "",
     ] {
         let err = ModelUri::parse(bad).expect_err(bad).to_string();

@@ -348,12 +348,21 @@ pub async fn metrics(
     Extension(caller): Extension<Caller>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Permission::Read)?;
-    Ok((
+    Ok(metrics_text(&state))
+}
+
+/// `/metrics` on the separate metrics address (`--metrics-listen`): no token asked.
+pub async fn metrics_open(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    metrics_text(&state)
+}
+
+fn metrics_text(state: &AppState) -> impl IntoResponse {
+    (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state
             .metrics
             .render(&state.queue_depths(), state.options.write_queue.max(1)),
-    ))
+    )
 }
 
 /// The description is public: clients are generated from it before anyone has a token.

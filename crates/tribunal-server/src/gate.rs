@@ -423,7 +423,9 @@ pub async fn handle(
         .filter(|f| f.error.is_some())
         .count() as u64;
     if judge_errors > 0 {
-        state.metrics.judge_errors.fetch_add(judge_errors, Relaxed);
+        state
+            .metrics
+            .judge_errors(&caller.project, &verdict.feedback);
         let untrusted = crate::labels::untrusted_judges(&verdict.feedback);
         if !untrusted.is_empty() {
             let (state, project, trace) = (state.clone(), caller.project.clone(), trace.id.clone());
@@ -477,7 +479,10 @@ pub async fn handle(
         .audit
         .append_at(&caller.project, "gate", &entry, at.clone())
         .await?;
-    state.metrics.decision(answered);
+    state.metrics.decision(&caller.project, answered);
+    state
+        .metrics
+        .violations(&caller.project, &verdict.violations);
     state.metrics.gate_latency.observe(elapsed);
 
     let outcome = Outcome {

@@ -1,9 +1,74 @@
-//! Prometheus metrics in the text exposition format: decisions by outcome, gate latency,
-//! judge errors, ingested spans and traces, HTTP responses by status class.
+//! Prometheus metrics in the text exposition format: decisions by project and outcome,
+//! policy violations by project and rule, judge errors by project and judge, gate latency,
+//! ingested spans and traces, HTTP responses by status class, and the build; and the
+//! separate token-free metrics address (`--metrics-listen`).
 
+use crate::error::{ApiError, Code};
+use crate::AppState;
+use axum::routing::get;
+use axum::Router;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// A label value as the exposition format quotes it: `\`, `"` and line feeds escaped.
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A counter with labels: one count per distinct set of label values. The label sets are
+/// bounded by configuration (projects, judges, policy rules), never by request data alone.
+#[derive(Default)]
+pub struct Family {
+    counts: Mutex<BTreeMap<Vec<(&'static str, String)>, u64>>,
+}
+
+impl Family {
+    /// Adds `n` to the count of the label set `labels` (name, value).
+    pub fn add(&self, labels: &[(&'static str, &str)], n: u64) {
+        let key: Vec<(&'static str, String)> =
+            labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        *counts.entry(key).or_insert(0) += n;
+    }
+
+    /// The count of one label set (0 when never counted).
+    pub fn get(&self, labels: &[(&'static str, &str)]) -> u64 {
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts
+            .iter()
+            .find(|(k, _)| {
+                k.len() == labels.len()
+                    && k.iter()
+                        .zip(labels)
+                        .all(|((a, b), (c, d))| a == c && b == d)
+            })
+            .map_or(0, |(_, n)| *n)
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        for (labels, n) in counts.iter() {
+            let labels: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                .collect();
+            let _ = writeln!(out, "{name}{{{}}} {n}", labels.join(","));
+        }
+    }
+}
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 const BUCKETS: &[f64] = &[
@@ -67,21 +132,24 @@ impl Histogram {
 /// Every counter the server keeps.
 #[derive(Default)]
 pub struct Metrics {
-    pub allow: AtomicU64,
-    pub escalate: AtomicU64,
-    pub block: AtomicU64,
+    /// Gate decisions by `project` and `decision`.
+    pub decisions: Family,
+    /// Policy violations in the gate's decisions by `project` and `rule`.
+    pub violations: Family,
     pub shadow_changed: AtomicU64,
     pub budget_exceeded: AtomicU64,
     /// Gate requests by how their trace was read.
     pub read_in_full: AtomicU64,
     pub read_appended: AtomicU64,
     pub read_from_spans: AtomicU64,
-    pub judge_errors: AtomicU64,
+    /// Judge feedback that carried an error, by `project` and `judge`.
+    pub judge_errors: Family,
     pub spans_ingested: AtomicU64,
     /// GenAI events accepted from OTLP log records.
     pub log_events_ingested: AtomicU64,
     pub otlp_requests: AtomicU64,
-    pub traces_scored: AtomicU64,
+    /// Ingested traces judged, by `project`.
+    pub traces_scored: Family,
     pub escalations_created: AtomicU64,
     pub escalations_rate_limited: AtomicU64,
     pub http_2xx: AtomicU64,
@@ -92,13 +160,30 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn decision(&self, d: tribunal_core::Decision) {
-        match d {
-            tribunal_core::Decision::Allow => &self.allow,
-            tribunal_core::Decision::Escalate => &self.escalate,
-            tribunal_core::Decision::Block => &self.block,
+    pub fn decision(&self, project: &str, d: tribunal_core::Decision) {
+        let decision = match d {
+            tribunal_core::Decision::Allow => "allow",
+            tribunal_core::Decision::Escalate => "escalate",
+            tribunal_core::Decision::Block => "block",
+        };
+        self.decisions
+            .add(&[("project", project), ("decision", decision)], 1);
+    }
+
+    /// One gate decision's violations, each counted under its rule.
+    pub fn violations(&self, project: &str, violations: &[tribunal_core::Violation]) {
+        for v in violations {
+            self.violations
+                .add(&[("project", project), ("rule", &v.rule)], 1);
         }
-        .fetch_add(1, Relaxed);
+    }
+
+    /// The judges whose feedback carried an error.
+    pub fn judge_errors(&self, project: &str, feedback: &[tribunal_core::Feedback]) {
+        for f in feedback.iter().filter(|f| f.error.is_some()) {
+            self.judge_errors
+                .add(&[("project", project), ("judge", &f.name)], 1);
+        }
     }
 
     pub fn status(&self, status: u16) {
@@ -126,15 +211,20 @@ impl Metrics {
                 let _ = writeln!(o, "{name}{l} {}", v.load(Relaxed));
             }
         };
-        counter(
+        let _ = writeln!(
+            o,
+            "# HELP tribunal_build_info The running build: version of tribunal.\n# TYPE tribunal_build_info gauge\ntribunal_build_info{{version=\"{}\"}} 1",
+            escape(env!("CARGO_PKG_VERSION"))
+        );
+        self.decisions.render(
             &mut o,
             "tribunal_decisions_total",
-            "Gate decisions by outcome.",
-            &[
-                ("decision=\"allow\"", &self.allow),
-                ("decision=\"escalate\"", &self.escalate),
-                ("decision=\"block\"", &self.block),
-            ],
+            "Gate decisions by project and outcome.",
+        );
+        self.violations.render(
+            &mut o,
+            "tribunal_violations_total",
+            "Policy violations in gate decisions, by project and rule.",
         );
         counter(
             &mut o,
@@ -158,11 +248,10 @@ impl Metrics {
                 ("read=\"from_spans\"", &self.read_from_spans),
             ],
         );
-        counter(
+        self.judge_errors.render(
             &mut o,
             "tribunal_judge_errors_total",
-            "Judge feedback that carried an error.",
-            &[("", &self.judge_errors)],
+            "Judge feedback that carried an error, by project and judge.",
         );
         counter(
             &mut o,
@@ -182,11 +271,10 @@ impl Metrics {
             "OTLP export requests accepted.",
             &[("", &self.otlp_requests)],
         );
-        counter(
+        self.traces_scored.render(
             &mut o,
             "tribunal_traces_scored_total",
-            "Ingested traces judged.",
-            &[("", &self.traces_scored)],
+            "Ingested traces judged, by project.",
         );
         counter(
             &mut o,
@@ -234,6 +322,31 @@ impl Metrics {
     }
 }
 
+/// The routes of the separate metrics address: `GET /metrics` without a token, for a
+/// scraper on a private network; everything else is `404`.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(crate::api::metrics_open))
+        .fallback(|| async {
+            ApiError::not_found("only /metrics is served on the metrics address")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(Code::MethodNotAllowed, "/metrics takes GET")
+        })
+        .with_state(state)
+}
+
+/// Serves [`metrics_router`] on `listener` until `shutdown` resolves.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, metrics_router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +364,25 @@ mod tests {
         assert!(o.contains("x_bucket{le=\"10\"} 2\n"));
         assert!(o.contains("x_bucket{le=\"+Inf\"} 3\n"));
         assert!(o.contains("x_count 3\n"));
+    }
+
+    #[test]
+    fn families_count_each_label_set_and_escape_values() {
+        let f = Family::default();
+        f.add(&[("project", "a"), ("rule", "r.one")], 1);
+        f.add(&[("project", "a"), ("rule", "r.one")], 2);
+        f.add(&[("project", "b"), ("rule", "say \"hi\"\\\n")], 1);
+        assert_eq!(f.get(&[("project", "a"), ("rule", "r.one")]), 3);
+        assert_eq!(f.get(&[("project", "c"), ("rule", "r.one")]), 0);
+        let mut o = String::new();
+        f.render(&mut o, "x_total", "help");
+        assert!(
+            o.contains("x_total{project=\"a\",rule=\"r.one\"} 3\n"),
+            "{o}"
+        );
+        assert!(
+            o.contains("x_total{project=\"b\",rule=\"say \\\"hi\\\"\\\\\\n\"} 1\n"),
+            "{o}"
+        );
     }
 }

@@ -101,10 +101,7 @@ async fn score_one(
             through_ms,
         )
         .await?;
-    state
-        .metrics
-        .traces_scored
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.traces_scored.add(&[("project", project)], 1);
     if !untrusted.is_empty() {
         crate::labels::collect_untrusted(state, project, trace_id, &untrusted).await;
     }

@@ -657,7 +657,10 @@ async fn otlp_json_protobuf_and_gzip_are_stored_assembled_and_judged() {
     let (_, m) = call(&s, Method::GET, "/metrics", Some(&viewer), None).await;
     let m = m.as_str().unwrap().to_owned();
     assert!(m.contains("tribunal_ingested_spans_total 4"), "{m}");
-    assert!(m.contains("tribunal_traces_scored_total"), "{m}");
+    assert!(
+        m.contains("tribunal_traces_scored_total{project=\"default\"} 2"),
+        "{m}"
+    );
     assert!(
         m.contains("tribunal_write_queue_records{queue=\"decision_log\"}"),
         "{m}"
@@ -872,8 +875,8 @@ async fn escalations_wait_for_reviewers_expire_and_are_rate_limited() {
     let (_, m) = call(&s, Method::GET, "/metrics", Some(&admin), None).await;
     let metrics = m.as_str().unwrap_or_default();
     for line in [
-        "tribunal_decisions_total{decision=\"escalate\"} 3",
-        "tribunal_decisions_total{decision=\"block\"} 1",
+        "tribunal_decisions_total{project=\"default\",decision=\"escalate\"} 3",
+        "tribunal_decisions_total{project=\"default\",decision=\"block\"} 1",
         "tribunal_escalations_total{outcome=\"rate_limited\"} 1",
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");

@@ -12,78 +12,91 @@ use tribunal_store::Store;
 #[derive(Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:7878")]
+    #[arg(long, default_value = "127.0.0.1:7878", env = "TRIBUNAL_LISTEN")]
     pub listen: String,
+    /// A second address serving only `/metrics`, without a token (for a scraper on a
+    /// private network); `/metrics` on --listen still asks for one.
+    #[arg(long, env = "TRIBUNAL_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// The store (SQLite file or database URL); default from configuration, else
     /// .tribunal/tribunal.db.
-    #[arg(long)]
+    #[arg(long, env = "TRIBUNAL_DB")]
     pub db: Option<PathBuf>,
     /// More projects, each with its own configuration: NAME=path/to/tribunal.toml.
     /// The configuration given with --config (or ./tribunal.toml) is the `default` project.
-    #[arg(long = "project")]
+    #[arg(long = "project", env = "TRIBUNAL_PROJECTS", value_delimiter = ',')]
     pub projects: Vec<String>,
     /// Extra policy folders for the default project.
-    #[arg(long = "policies", short = 'p')]
+    #[arg(
+        long = "policies",
+        short = 'p',
+        env = "TRIBUNAL_POLICIES",
+        value_delimiter = ','
+    )]
     pub policies: Vec<PathBuf>,
     /// Policy folders run in shadow mode for the default project: decided and logged,
     /// never enforced.
-    #[arg(long = "shadow-policies")]
+    #[arg(
+        long = "shadow-policies",
+        env = "TRIBUNAL_SHADOW_POLICIES",
+        value_delimiter = ','
+    )]
     pub shadow_policies: Vec<PathBuf>,
     /// Latency budget for model judges when a gate request names none, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, env = "TRIBUNAL_BUDGET_MS")]
     pub budget_ms: u64,
     /// What an exhausted budget means: closed (block), escalate or open (allow, warned).
-    #[arg(long, default_value = "closed")]
+    #[arg(long, default_value = "closed", env = "TRIBUNAL_FAIL_MODE")]
     pub fail_mode: String,
     /// Traces the gate holds between calls so agents can send only new steps (`append`).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, env = "TRIBUNAL_GATE_SESSIONS")]
     pub gate_sessions: usize,
     /// Seconds a held trace may go without a gate call before it is let go.
-    #[arg(long, default_value_t = 1800)]
+    #[arg(long, default_value_t = 1800, env = "TRIBUNAL_GATE_SESSION_IDLE_S")]
     pub gate_session_idle_s: u64,
     /// Megabytes of requests the held traces may add up to.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, env = "TRIBUNAL_GATE_SESSION_MB")]
     pub gate_session_mb: usize,
     /// How long an escalation waits for a reviewer, in seconds.
-    #[arg(long, default_value_t = 900)]
+    #[arg(long, default_value_t = 900, env = "TRIBUNAL_REVIEW_DEADLINE_S")]
     pub review_deadline_s: u64,
     /// What applies when no reviewer decides in time or the queue is full: block or allow.
-    #[arg(long, default_value = "block")]
+    #[arg(long, default_value = "block", env = "TRIBUNAL_REVIEW_DEFAULT")]
     pub review_default: String,
     /// New escalations per project per minute before the default applies instead.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, env = "TRIBUNAL_REVIEWS_PER_MINUTE")]
     pub reviews_per_minute: u32,
     /// Largest request body in bytes (after decompression).
-    #[arg(long, default_value_t = 8 << 20)]
+    #[arg(long, default_value_t = 8 << 20, env = "TRIBUNAL_MAX_BODY_BYTES")]
     pub max_body_bytes: usize,
     /// Deepest JSON nesting accepted.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, env = "TRIBUNAL_MAX_JSON_DEPTH")]
     pub max_json_depth: usize,
     /// Milliseconds without new spans before an ingested trace is judged.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, env = "TRIBUNAL_SCORE_QUIET_MS")]
     pub score_quiet_ms: u64,
     /// Decision-log entries and gate traces each writer may fall behind the requests
     /// before requests wait for the store.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, env = "TRIBUNAL_WRITE_QUEUE")]
     pub write_queue: usize,
     /// Connections served at once; more wait to be accepted until one closes.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, env = "TRIBUNAL_MAX_CONNECTIONS")]
     pub max_connections: usize,
     /// Milliseconds a client may take to send a request header (or stay idle between
     /// requests) before its connection is closed.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, env = "TRIBUNAL_HEADER_TIMEOUT_MS")]
     pub header_timeout_ms: u64,
     /// Milliseconds a client may take to send a request body before the request fails.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = 30_000, env = "TRIBUNAL_BODY_TIMEOUT_MS")]
     pub body_timeout_ms: u64,
     /// Seconds shutdown (SIGTERM, Ctrl-C) may take to finish requests and writes.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, env = "TRIBUNAL_SHUTDOWN_TIMEOUT_S")]
     pub shutdown_timeout_s: u64,
     /// Log lines as text or json (one object per line), on standard error.
-    #[arg(long, default_value = "text")]
+    #[arg(long, default_value = "text", env = "TRIBUNAL_LOG_FORMAT")]
     pub log_format: String,
     /// error, warn, info (default; one line per request) or debug.
-    #[arg(long, default_value = "info")]
+    #[arg(long, default_value = "info", env = "TRIBUNAL_LOG_LEVEL")]
     pub log_level: String,
 }
 
@@ -121,9 +134,14 @@ fn parse_project(s: &str) -> Result<ProjectSpec> {
 }
 
 fn options(config: Option<&Path>, args: &ServeArgs) -> Result<ServerOptions> {
+    // As for the store's location (`load_config`): --config, else TRIBUNAL_CONFIG, else
+    // ./tribunal.toml when present.
+    let from_env = std::env::var_os("TRIBUNAL_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
     let default_config = match config {
         Some(p) => Some(p.to_path_buf()),
-        None => Some(PathBuf::from("tribunal.toml")).filter(|p| p.exists()),
+        None => from_env.or_else(|| Some(PathBuf::from("tribunal.toml")).filter(|p| p.exists())),
     };
     let mut projects = vec![ProjectSpec {
         name: "default".into(),
@@ -240,12 +258,36 @@ pub fn serve(config: Option<&Path>, args: ServeArgs) -> Result<u8> {
             .await
             .with_context(|| format!("--listen {}", args.listen))?;
         let addr = listener.local_addr()?;
+        let metrics = match &args.metrics_listen {
+            Some(at) => Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("--metrics-listen {at}"))?,
+            ),
+            None => None,
+        };
         let names: Vec<&str> = state.projects.keys().map(String::as_str).collect();
         eprintln!(
             "tribunal serving on http://{addr} (store {}; projects: {})",
             tribunal_core::redact::secrets(&location),
             names.join(", ")
         );
+        if let Some(metrics) = metrics {
+            eprintln!(
+                "metrics without a token on http://{}/metrics",
+                metrics.local_addr()?
+            );
+            // Ends with the process: a scrape in flight at shutdown is simply cut.
+            let state = state.clone();
+            tokio::spawn(async move {
+                let served =
+                    tribunal_server::metrics::serve_metrics(metrics, state, std::future::pending())
+                        .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the metrics address stopped serving");
+                }
+            });
+        }
         #[cfg(unix)]
         tokio::spawn(reload_on_hangup(state.clone()));
         tribunal_server::serve(listener, state, background, shutdown_signal()).await?;

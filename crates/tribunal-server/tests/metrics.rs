@@ -1,0 +1,174 @@
+//! `/metrics` against a real server: decisions by project, violations by rule, judge errors
+//! by judge, the build, and the separate token-free metrics address.
+
+mod common;
+
+use common::TestServer;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tribunal_server::{ProjectSpec, ServerOptions};
+
+/// A project whose policy blocks every reply with rule `shop.no_replies`, and whose model
+/// judge `tone` points at a port nobody listens on (so it always fails).
+fn shop_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/v1", l.local_addr().unwrap())
+    };
+    std::fs::create_dir(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("policies/p.rego"),
+        "package shop\nimport rego.v1\nviolation contains {\"rule\": \"shop.no_replies\", \"severity\": \"block\", \"message\": \"no\"} if input.pending.kind == \"reply\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("tribunal.toml"),
+        format!(
+            r#"[judges.tone]
+kind = "llm"
+instructions = "Is the reply polite? {{{{ conversation }}}}"
+output = "yes_no"
+model = "openai:/gpt-4o-mini"
+base_url = "{refused}"
+max_retries = 0
+timeout_ms = 2000
+
+[policies]
+paths = ["policies"]
+"#
+        ),
+    )
+    .unwrap();
+    dir.join("tribunal.toml")
+}
+
+async fn get(url: &str, token: Option<&str>) -> (StatusCode, String) {
+    let mut req = TestServer::client().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.unwrap();
+    (res.status(), res.text().await.unwrap())
+}
+
+async fn gate(s: &TestServer, token: &str, pending: Value) -> Value {
+    TestServer::client()
+        .post(format!("{}/api/v1/gate", s.url))
+        .bearer_auth(token)
+        .json(&json!({"trace": [{"role": "user", "content": "hi"}], "pending": pending}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn has_line(metrics: &str, line: &str) -> bool {
+    metrics.lines().any(|l| l == line)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_carry_project_rule_and_judge_labels_and_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = shop_config(dir.path());
+    let mut s = TestServer::start(ServerOptions {
+        projects: vec![
+            ProjectSpec {
+                name: "default".into(),
+                ..Default::default()
+            },
+            ProjectSpec {
+                name: "shop".into(),
+                config: Some(shop),
+                ..Default::default()
+            },
+        ],
+        ..ServerOptions::default()
+    })
+    .await;
+    let shop_agent = s.token("shop", "agent").await;
+    let default_agent = s.token("default", "agent").await;
+    let viewer = s.token("default", "viewer").await;
+
+    let v = gate(
+        &s,
+        &shop_agent,
+        json!({"kind": "reply", "content": "hello"}),
+    )
+    .await;
+    assert_eq!(v["decision"], "block", "{v}");
+    let v = gate(
+        &s,
+        &shop_agent,
+        json!({"kind": "reply", "content": "again"}),
+    )
+    .await;
+    assert_eq!(v["decision"], "block", "{v}");
+    let v = gate(
+        &s,
+        &default_agent,
+        json!({"kind": "reply", "content": "hello"}),
+    )
+    .await;
+    assert_eq!(v["decision"], "allow", "{v}");
+
+    let (st, m) = get(&format!("{}/metrics", s.url), Some(&viewer)).await;
+    assert_eq!(st, StatusCode::OK, "{m}");
+    for line in [
+        "tribunal_decisions_total{project=\"shop\",decision=\"block\"} 2",
+        "tribunal_decisions_total{project=\"default\",decision=\"allow\"} 1",
+        "tribunal_violations_total{project=\"shop\",rule=\"shop.no_replies\"} 2",
+        "tribunal_judge_errors_total{project=\"shop\",judge=\"tone\"} 2",
+        &format!(
+            "tribunal_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+    ] {
+        assert!(has_line(&m, line), "{line} in\n{m}");
+    }
+    // Nothing was counted for a project under another's name.
+    assert!(!m.contains("project=\"default\",rule="), "{m}");
+    assert!(!m.contains("project=\"default\",judge="), "{m}");
+    assert!(m.contains("# TYPE tribunal_build_info gauge"), "{m}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_address_serves_metrics_without_a_token_and_nothing_else() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(tribunal_server::metrics::serve_metrics(
+        listener,
+        s.state.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let agent = s.token("default", "agent").await;
+    let v = gate(&s, &agent, json!({"kind": "reply", "content": "hello"})).await;
+    assert_eq!(v["decision"], "allow", "{v}");
+
+    let (st, m) = get(&format!("{metrics_url}/metrics"), None).await;
+    assert_eq!(st, StatusCode::OK, "{m}");
+    assert!(
+        has_line(
+            &m,
+            "tribunal_decisions_total{project=\"default\",decision=\"allow\"} 1"
+        ),
+        "{m}"
+    );
+    // The API is not on the metrics address, and the main address still asks for a token.
+    let (st, body) = get(&format!("{metrics_url}/api/v1/traces"), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "not_found", "{v}");
+    let (st, _) = get(&format!("{}/metrics", s.url), None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
+    s.stop().await;
+}
