@@ -165,7 +165,9 @@ def test_tool_annotations_from_tools_list_are_read_by_policies(tmp_path: Path) -
         ok, refused = asyncio.run(session_run(params(srv, tmp_path, trace="hints"), steps))
         assert text(ok) == "3 tickets match 'printer'."
         assert refused.code == -32001
-        assert refused.data["rules"] == ["mcp_hints.destructive_tool"], refused.data
+        # The project's policy reads the annotations, and so does the pack's tool class.
+        assert "mcp_hints.destructive_tool" in refused.data["rules"], refused.data
+        assert "c5.destructive_tool" in refused.data["rules"], refused.data
         assert "marked destructive by its MCP server" in refused.message
         assert sent(tmp_path) == []
     finally:

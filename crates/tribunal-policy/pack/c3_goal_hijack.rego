@@ -78,7 +78,16 @@ alignment_severity(name) := s if {
 	is_string(s)
 } else := cfg.alignment.severity
 
+# Without a request from the user (a trace of tool traffic only, as an MCP gateway sees it)
+# there is nothing to measure the call against, and the rule stays silent.
+user_asked if {
+	some m in input.trace.messages
+	m.role == "user"
+	m.content != ""
+}
+
 violation contains v if {
+	user_asked
 	some c in calls
 	c.state_changing
 	not c.warranted
