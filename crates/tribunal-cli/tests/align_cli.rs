@@ -4,12 +4,14 @@
 //! guideline. These runs check the mechanics (train labels only, nothing held out in any
 //! prompt, a new version with lineage, rollback, refusals); they measure no model's quality.
 
+mod common;
+
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
+use common::{text, tribunal};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Default)]
@@ -58,21 +60,6 @@ fn server() -> (String, Seen) {
         format!("http://{}/v1", tribunal_llm::testing::serve(app)),
         seen,
     )
-}
-
-fn tribunal(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tribunal"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CI")
-        .env_remove("TRIBUNAL_CONFIG")
-        .env("OPENAI_API_KEY", "sk-test")
-        .output()
-        .expect("run tribunal")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn label(i: usize) -> Value {

@@ -4,26 +4,12 @@
 //! from-queue` (a pairwise queue's settled labels as preference records). The model is a
 //! local scripted server; nothing here measures a model's quality.
 
+mod common;
+
 use axum::routing::post;
 use axum::{Json, Router};
+use common::{text, tribunal};
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn tribunal(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tribunal"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CI")
-        .env_remove("TRIBUNAL_CONFIG")
-        .env("OPENAI_API_KEY", "sk-test")
-        .output()
-        .expect("run tribunal")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 async fn chat(Json(body): Json<Value>) -> Json<Value> {
     let system = body["messages"][0]["content"].as_str().unwrap_or_default();

@@ -5,28 +5,10 @@
 
 mod common;
 
-use common::TestServer;
+use common::{call, TestServer};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use tribunal_server::ServerOptions;
-
-async fn call(
-    s: &TestServer,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let c = TestServer::client();
-    let url = format!("{}{path}", s.url);
-    let r = match method {
-        "POST" => c.post(url).json(&body.unwrap_or(json!({}))),
-        _ => c.get(url),
-    };
-    let r = r.bearer_auth(token).send().await.unwrap();
-    let st = r.status().as_u16();
-    (st, r.json().await.unwrap_or(Value::Null))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_annotators_label_a_queue_with_overlap_three() {
@@ -42,7 +24,7 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
     let schema = json!({"name": "helpful", "type": "categorical", "options": ["yes", "no", "partly"], "instructions": "Was the reply helpful?"});
     assert_eq!(
         call(
-            &s,
+            &s.url,
             &annotators[0],
             "POST",
             "/api/v1/label-schemas",
@@ -54,7 +36,7 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
     );
     assert_eq!(
         call(
-            &s,
+            &s.url,
             &admin,
             "POST",
             "/api/v1/label-schemas",
@@ -65,13 +47,19 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
         201
     );
     assert_eq!(
-        call(&s, &admin, "POST", "/api/v1/label-schemas", Some(schema))
-            .await
-            .0,
+        call(
+            &s.url,
+            &admin,
+            "POST",
+            "/api/v1/label-schemas",
+            Some(schema)
+        )
+        .await
+        .0,
         409
     );
     let (st, v) = call(
-        &s,
+        &s.url,
         &admin,
         "POST",
         "/api/v1/label-schemas",
@@ -89,20 +77,26 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
         (0..5).map(|i| (format!("g{i}"), json!("yes"))).collect();
     let queue = json!({"id": "q1", "schema": "helpful", "items": items, "overlap": 3, "blind": true, "gold": gold, "gold_rate": 0.1});
     assert_eq!(
-        call(&s, &admin, "POST", "/api/v1/queues", Some(queue.clone()))
-            .await
-            .0,
+        call(
+            &s.url,
+            &admin,
+            "POST",
+            "/api/v1/queues",
+            Some(queue.clone())
+        )
+        .await
+        .0,
         201
     );
     assert_eq!(
-        call(&s, &admin, "POST", "/api/v1/queues", Some(queue))
+        call(&s.url, &admin, "POST", "/api/v1/queues", Some(queue))
             .await
             .0,
         409
     );
     assert_eq!(
         call(
-            &s,
+            &s.url,
             &admin,
             "POST",
             "/api/v1/queues",
@@ -114,7 +108,7 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
     );
     assert_eq!(
         call(
-            &s,
+            &s.url,
             &admin,
             "POST",
             "/api/v1/queues",
@@ -125,21 +119,30 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
         400
     );
     assert_eq!(
-        call(&s, &viewer, "POST", "/api/v1/queues/q1/next", None)
+        call(&s.url, &viewer, "POST", "/api/v1/queues/q1/next", None)
             .await
             .0,
         403
     );
-    assert_eq!(call(&s, &agent, "GET", "/api/v1/queues", None).await.0, 403);
     assert_eq!(
-        call(&s, &annotators[0], "POST", "/api/v1/queues/nope/next", None)
-            .await
-            .0,
+        call(&s.url, &agent, "GET", "/api/v1/queues", None).await.0,
+        403
+    );
+    assert_eq!(
+        call(
+            &s.url,
+            &annotators[0],
+            "POST",
+            "/api/v1/queues/nope/next",
+            None
+        )
+        .await
+        .0,
         404
     );
     assert_eq!(
         call(
-            &s,
+            &s.url,
             &annotators[0],
             "POST",
             "/api/v1/queues/q1/items/t1/label",
@@ -212,7 +215,7 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
     for t in tasks {
         assert!(t.await.unwrap() > 0);
     }
-    let (_, all) = call(&s, &reviewer, "GET", "/api/v1/queues/q1/labels", None).await;
+    let (_, all) = call(&s.url, &reviewer, "GET", "/api/v1/queues/q1/labels", None).await;
     let items = all["items"].as_array().unwrap();
     assert_eq!(items.len(), 60);
     for it in items {
@@ -230,9 +233,16 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
     }
 
     // Blind: an annotator's view holds only their own labels.
-    let (_, mine) = call(&s, &annotators[0], "GET", "/api/v1/queues/q1/labels", None).await;
+    let (_, mine) = call(
+        &s.url,
+        &annotators[0],
+        "GET",
+        "/api/v1/queues/q1/labels",
+        None,
+    )
+    .await;
     let (me, _) = {
-        let (_, who) = call(&s, &annotators[0], "GET", "/api/v1/session", None).await;
+        let (_, who) = call(&s.url, &annotators[0], "GET", "/api/v1/session", None).await;
         (who["token_id"].as_str().unwrap().to_owned(), ())
     };
     for it in mine["items"].as_array().unwrap() {
@@ -241,23 +251,36 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
         }
         assert!(it["final"].is_null());
     }
-    let bad = call(&s, &annotators[0], "POST", "/api/v1/queues/q1/next", None).await;
+    let bad = call(
+        &s.url,
+        &annotators[0],
+        "POST",
+        "/api/v1/queues/q1/next",
+        None,
+    )
+    .await;
     assert_eq!(bad.1["done"], true);
 
     // Review: disagreements go to a reviewer; adjudication is final.
     assert_eq!(
-        call(&s, &annotators[0], "GET", "/api/v1/queues/q1/review", None)
-            .await
-            .0,
+        call(
+            &s.url,
+            &annotators[0],
+            "GET",
+            "/api/v1/queues/q1/review",
+            None
+        )
+        .await
+        .0,
         403
     );
-    let (_, rv) = call(&s, &reviewer, "GET", "/api/v1/queues/q1/review", None).await;
+    let (_, rv) = call(&s.url, &reviewer, "GET", "/api/v1/queues/q1/review", None).await;
     let disputed = rv["items"].as_array().unwrap();
     assert!(!disputed.is_empty(), "{rv}");
     let first = disputed[0]["item"].as_str().unwrap().to_owned();
     assert_eq!(
         call(
-            &s,
+            &s.url,
             &reviewer,
             "POST",
             &format!("/api/v1/queues/q1/items/{first}/adjudicate"),
@@ -269,7 +292,7 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
     );
     assert_eq!(
         call(
-            &s,
+            &s.url,
             &reviewer,
             "POST",
             &format!("/api/v1/queues/q1/items/{first}/adjudicate"),
@@ -281,7 +304,7 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
     );
     assert_eq!(
         call(
-            &s,
+            &s.url,
             &reviewer,
             "POST",
             &format!("/api/v1/queues/q1/items/{first}/adjudicate"),
@@ -291,11 +314,18 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
         .0,
         409
     );
-    let (_, rv2) = call(&s, &reviewer, "GET", "/api/v1/queues/q1/review", None).await;
+    let (_, rv2) = call(&s.url, &reviewer, "GET", "/api/v1/queues/q1/review", None).await;
     assert_eq!(rv2["items"].as_array().unwrap().len(), disputed.len() - 1);
 
     // Agreement and gold.
-    let (st, ag) = call(&s, &reviewer, "GET", "/api/v1/queues/q1/agreement", None).await;
+    let (st, ag) = call(
+        &s.url,
+        &reviewer,
+        "GET",
+        "/api/v1/queues/q1/agreement",
+        None,
+    )
+    .await;
     assert_eq!(st, 200);
     assert_eq!(ag["items_complete"], 60);
     assert!(
@@ -354,7 +384,7 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
 
     // Read back from the store: the same labels and the final one.
     s.state.label_queues.clear();
-    let (_, again) = call(&s, &reviewer, "GET", "/api/v1/queues/q1/labels", None).await;
+    let (_, again) = call(&s.url, &reviewer, "GET", "/api/v1/queues/q1/labels", None).await;
     let again = again["items"].as_array().unwrap();
     let sorted = |v: &Value| {
         let mut l: Vec<String> = v

@@ -6,35 +6,13 @@
 
 mod common;
 
-use common::TestServer;
+use common::{call, TestServer};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 use tribunal_server::ServerOptions;
 use tribunal_store::testing::TestDatabase;
 use tribunal_store::{ResultRecord, RunRecord, Store};
-
-async fn call(
-    url: &str,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let c = TestServer::client();
-    let u = format!("{url}{path}");
-    let r = match method {
-        "POST" => c.post(u).json(&body.unwrap_or(json!({}))),
-        _ => c.get(u),
-    };
-    let r = r.bearer_auth(token).send().await.unwrap();
-    let st = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        st,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 /// Two servers, each with its own connection pool, on one store.
 async fn two_servers(location: &str) -> Vec<TestServer> {

@@ -714,6 +714,7 @@ pub fn untrusted_judges(feedback: &[tribunal_core::Feedback]) -> Vec<String> {
         .filter(|f| f.is_untrusted())
         .map(|f| f.name.split('.').next().unwrap_or(&f.name).to_owned())
         .collect();
+    out.sort();
     out.dedup();
     out
 }

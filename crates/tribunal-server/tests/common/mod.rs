@@ -74,3 +74,27 @@ impl TestServer {
         reqwest::Client::builder().no_gzip().build().unwrap()
     }
 }
+
+/// A GET or POST (with a JSON body) as `token`: the status and the answer as JSON (a body
+/// that is not JSON comes back as a JSON string).
+pub async fn call(
+    url: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let c = TestServer::client();
+    let u = format!("{url}{path}");
+    let r = match method {
+        "POST" => c.post(u).json(&body.unwrap_or(serde_json::json!({}))),
+        _ => c.get(u),
+    };
+    let r = r.bearer_auth(token).send().await.unwrap();
+    let st = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        st,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
