@@ -31,6 +31,13 @@ pub struct Remembered {
     pub rationale: Option<String>,
 }
 
+impl Remembered {
+    /// The text an item is found by: its inputs and reply.
+    pub fn text(&self) -> String {
+        format!("{} {}", self.inputs, self.outputs)
+    }
+}
+
 impl From<&Example> for Remembered {
     fn from(e: &Example) -> Self {
         Remembered {
@@ -59,6 +66,10 @@ pub struct Alignment {
     pub k: usize,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<Remembered>,
+    /// Find similar examples by this embeddings model (`openai:/text-embedding-3-small`,
+    /// `ollama:/nomic-embed-text`) instead of BM25.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<String>,
 }
 
 /// What [`Alignment::sync`] changed.
@@ -109,10 +120,7 @@ impl Alignment {
             .iter()
             .filter(|m| Some(m.id.as_str()) != exclude)
             .collect();
-        let docs: Vec<String> = pool
-            .iter()
-            .map(|m| format!("{} {}", m.inputs, m.outputs))
-            .collect();
+        let docs: Vec<String> = pool.iter().map(|m| m.text()).collect();
         let index = Index::new(docs.iter().map(String::as_str));
         index
             .top(query, self.k)
@@ -121,15 +129,44 @@ impl Alignment {
             .collect()
     }
 
+    /// The `k` remembered examples whose vectors (`vectors[i]` for `examples[i]`) are most
+    /// like `query` by cosine similarity, best first; ties keep the examples' order.
+    pub fn nearest_by_vectors<V: AsRef<[f32]>>(
+        &self,
+        query: &[f32],
+        vectors: &[V],
+        exclude: Option<&str>,
+    ) -> Vec<&Remembered> {
+        let mut scored: Vec<(f64, usize)> = self
+            .examples
+            .iter()
+            .zip(vectors)
+            .enumerate()
+            .filter(|(_, (m, _))| Some(m.id.as_str()) != exclude)
+            .map(|(i, (_, v))| (cosine(query, v.as_ref()), i))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored
+            .into_iter()
+            .take(self.k)
+            .map(|(_, i)| &self.examples[i])
+            .collect()
+    }
+
     /// The text added after the judge's rendered instructions for an item whose inputs and
-    /// reply read `query`. `quote` quotes untrusted text (trace content) as the judge's
-    /// prompts do.
+    /// reply read `query` (examples found by BM25). `quote` quotes untrusted text (trace
+    /// content) as the judge's prompts do.
     pub fn prompt_addition(
         &self,
         query: &str,
         exclude: Option<&str>,
         quote: &dyn Fn(&str, &str) -> String,
     ) -> String {
+        self.render(&self.nearest(query, exclude), quote)
+    }
+
+    /// The guidelines and the worked examples `near`, as added to the prompt.
+    pub fn render(&self, near: &[&Remembered], quote: &dyn Fn(&str, &str) -> String) -> String {
         let mut out = String::new();
         if !self.guidelines.is_empty() {
             out.push_str("\n\nGuidelines from expert reviewers:\n");
@@ -137,7 +174,6 @@ impl Alignment {
                 out.push_str(&format!("- {g}\n"));
             }
         }
-        let near = self.nearest(query, exclude);
         if !near.is_empty() {
             out.push_str(
                 "\n\nWorked examples: similar cases experts labelled, with their answers and reasons.\n",
@@ -157,6 +193,25 @@ impl Alignment {
             out.push_str("\nNow judge the case above in the same way.");
         }
         out
+    }
+}
+
+/// Cosine similarity; 0 for a zero vector or vectors of different lengths.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() {
+        return 0.0;
+    }
+    let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
     }
 }
 
@@ -181,6 +236,7 @@ mod tests {
             guidelines: vec!["Refunds after 30 days fail.".into()],
             k: 1,
             examples: Vec::new(),
+            embeddings: None,
         };
         let s = m.sync(&[
             ex("a", "refund laptop 40 days", false),
@@ -207,5 +263,17 @@ mod tests {
         // Leave-one-out: an item never sees its own label.
         let text = m.prompt_addition("refund a phone", Some("c"), &q);
         assert!(!text.contains("because c"), "{text}");
+        // By vectors: the nearest by cosine, whatever the words.
+        let vectors = [vec![1.0f32, 0.0], vec![0.6, 0.8]];
+        let near = m.nearest_by_vectors(&[0.0, 1.0], &vectors, None);
+        assert_eq!(
+            near.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["c"]
+        );
+        let near = m.nearest_by_vectors(&[0.0, 1.0], &vectors, Some("c"));
+        assert_eq!(
+            near.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
     }
 }

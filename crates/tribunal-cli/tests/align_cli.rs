@@ -36,17 +36,36 @@ async fn chat(State(seen): State<Seen>, Json(body): Json<Value>) -> Json<Value> 
         .filter(|m| m["role"] == "user")
         .filter_map(|m| m["content"].as_str())
         .collect();
+    let logprobs = body["logprobs"] == json!(true);
+    let mut probability = 0.97;
     let text = if system.contains("You improve the instructions") {
         r#"{"guidelines": ["A refund requested after 30 days or more fails."]}"#.to_owned()
     } else {
         let knows = user.contains("after 30 days or more fails");
         let days = days_in(&user).unwrap_or(0);
-        let pass = !knows || days < 30;
+        let mut pass = !knows || days < 30;
+        // Asked for token probabilities, the model is unsure near the window's edge, and
+        // wrong there.
+        if logprobs && (27..=33).contains(&days) {
+            pass = !pass;
+            probability = 0.5;
+        }
         json!({"rationale": "scripted", "result": if pass { "yes" } else { "no" }}).to_string()
     };
+    let mut choice = json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"});
+    if logprobs {
+        let at = text.find("\"result\":").unwrap();
+        let (head, tail) = text.split_at(at + text[at + 9..].find('"').unwrap() + 10);
+        let (value, rest) = tail.split_at(tail.find('"').unwrap_or(0));
+        choice["logprobs"] = json!({"content": [
+            {"token": head, "logprob": 0.0},
+            {"token": value, "logprob": f64::ln(probability)},
+            {"token": rest, "logprob": 0.0},
+        ]});
+    }
     Json(json!({
         "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [choice],
         "usage": {"prompt_tokens": 200, "completion_tokens": 20, "total_tokens": 220}
     }))
 }
@@ -267,6 +286,8 @@ fn calibration_stores_a_threshold_or_refuses_with_too_few_items() {
             "refund",
             "--labels",
             "cal.jsonl",
+            "--confidence-from",
+            "samples",
             "--samples",
             "3",
             "--target-agreement",
@@ -290,6 +311,48 @@ fn calibration_stores_a_threshold_or_refuses_with_too_few_items() {
     let now = text(&out.stdout);
     assert!(
         now.contains("trust_threshold = 1") && now.contains("samples = 3"),
+        "{now}"
+    );
+
+    // By default the provider's token probabilities give the confidence where it gives
+    // them: one answer per item, and the unsure answers near the edge are not trusted.
+    write_labels(&dir.join("cal2.jsonl"), (200..300).map(label));
+    let out = tribunal(
+        dir,
+        &[
+            "judges",
+            "calibrate",
+            "refund",
+            "--labels",
+            "cal2.jsonl",
+            "--target-agreement",
+            "0.9",
+            "--confidence",
+            "0.9",
+            "--db",
+            &db,
+        ],
+    );
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}\n{}", text(&out.stderr));
+    let edge = (200..300)
+        .filter(|i| (27..=33).contains(&((i * 7) % 60)))
+        .count();
+    assert!(edge > 0);
+    assert!(
+        said.contains("one answer each (confidence: the probability of the answer's tokens)")
+            && said.contains(&format!(
+                "threshold 0.97: {} of 100 calibration items trusted",
+                100 - edge
+            )),
+        "{said}"
+    );
+    let out = tribunal(dir, &["judges", "export", "--name", "refund", "--db", &db]);
+    let now = text(&out.stdout);
+    assert!(
+        now.contains("trust_threshold = 0.97")
+            && now.contains("confidence = \"logprobs\"")
+            && !now.contains("samples ="),
         "{now}"
     );
 }

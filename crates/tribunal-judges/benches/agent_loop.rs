@@ -175,6 +175,7 @@ impl ChatModel for InProcess {
                 tool_calls: calls,
                 attempts: 1,
                 cached: false,
+                logprobs: None,
             })
         })
     }

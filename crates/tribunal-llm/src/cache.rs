@@ -69,6 +69,9 @@ pub fn cache_key(model: &ModelUri, request: &ChatRequest) -> CacheKey {
     if !request.turns.is_empty() {
         document["turns"] = serde_json::to_value(&request.turns).unwrap_or_default();
     }
+    if request.logprobs {
+        document["logprobs"] = serde_json::Value::Bool(true);
+    }
     if !request.tools.is_empty() {
         document["tools"] = serde_json::to_value(&request.tools).unwrap_or_default();
     }

@@ -260,8 +260,81 @@ impl LlmClient {
             schema_name: request.schema.as_ref().map(|s| s.name.as_str()),
             tools: !request.tools.is_empty(),
         };
-        let estimate = request.estimated_tokens();
         let started = Instant::now();
+        let provider = self.model.provider();
+        let (decoded, attempts) = self
+            .exchange(
+                &wire,
+                request.estimated_tokens(),
+                &|body| providers::decode(provider, body, expect),
+                &|d: &Decoded| d.usage.total(),
+            )
+            .await?;
+        let json = decoded.json.or_else(|| extract_json(&decoded.text));
+        let response = ChatResponse {
+            model: self.model.clone(),
+            text: decoded.text,
+            json,
+            usage: decoded.usage,
+            latency: started.elapsed(),
+            stop_reason: decoded.stop_reason,
+            tool_calls: decoded.tool_calls,
+            attempts,
+            cached: false,
+            logprobs: decoded.logprobs,
+        };
+        if let (Some(cache), Some(key)) = (&self.cache, &key) {
+            if usable(&response) {
+                cache.put(key, &response).await?;
+            }
+        }
+        Ok(response)
+    }
+
+    /// One vector per text from the model's embeddings endpoint (OpenAI and compatible
+    /// servers, Ollama), with the same limits, breaker and retries as chat.
+    pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let target = Target {
+            model: &self.model,
+            base_url: &self.base_url,
+            key: self.key.as_ref(),
+        };
+        let wire =
+            providers::embeddings::encode(&target, texts).map_err(|reason| LlmError::Config {
+                model: self.model.clone(),
+                setting: "model",
+                reason,
+            })?;
+        let estimate = texts
+            .iter()
+            .map(|t| t.len() as u64)
+            .sum::<u64>()
+            .div_ceil(4);
+        let provider = self.model.provider();
+        let count = texts.len();
+        let (vectors, _) = self
+            .exchange(
+                &wire,
+                estimate,
+                &|body| providers::embeddings::decode(provider, body, count),
+                &|_| estimate,
+            )
+            .await?;
+        Ok(vectors)
+    }
+
+    /// Sends `wire` under the client's limits and circuit breaker, retrying as the policy
+    /// allows; `decode` reads a successful body, `used` says how many tokens it cost.
+    async fn exchange<T>(
+        &self,
+        wire: &Wire,
+        estimate: u64,
+        decode: &(dyn Fn(&[u8]) -> Result<T, String> + Sync),
+        used: &(dyn Fn(&T) -> u64 + Sync),
+    ) -> Result<(T, u32), LlmError> {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
@@ -275,30 +348,13 @@ impl LlmClient {
                 })?;
             let outcome = {
                 let _slot = self.limiter.acquire(estimate).await;
-                self.attempt(&wire, expect).await
+                self.attempt(wire, decode).await
             };
             let failure = match outcome {
-                Ok(decoded) => {
+                Ok(value) => {
                     permit.success();
-                    self.limiter.settle(estimate, decoded.usage.total());
-                    let json = decoded.json.or_else(|| extract_json(&decoded.text));
-                    let response = ChatResponse {
-                        model: self.model.clone(),
-                        text: decoded.text,
-                        json,
-                        usage: decoded.usage,
-                        latency: started.elapsed(),
-                        stop_reason: decoded.stop_reason,
-                        tool_calls: decoded.tool_calls,
-                        attempts,
-                        cached: false,
-                    };
-                    if let (Some(cache), Some(key)) = (&self.cache, &key) {
-                        if usable(&response) {
-                            cache.put(key, &response).await?;
-                        }
-                    }
-                    return Ok(response);
+                    self.limiter.settle(estimate, used(&value));
+                    return Ok((value, attempts));
                 }
                 Err(failure) => failure,
             };
@@ -324,7 +380,11 @@ impl LlmClient {
         }
     }
 
-    async fn attempt(&self, wire: &Wire, expect: Expect<'_>) -> Result<Decoded, Failure> {
+    async fn attempt<T>(
+        &self,
+        wire: &Wire,
+        decode: &(dyn Fn(&[u8]) -> Result<T, String> + Sync),
+    ) -> Result<T, Failure> {
         let mut builder = self.http.post(&wire.url).json(&wire.body);
         for (name, value) in &wire.headers {
             builder = builder.header(name.clone(), value.clone());
@@ -350,7 +410,7 @@ impl LlmClient {
                 retry_after,
             });
         }
-        providers::decode(self.model.provider(), &body, expect).map_err(|reason| Failure::Decode {
+        decode(&body).map_err(|reason| Failure::Decode {
             reason,
             body: String::from_utf8_lossy(&body).into_owned(),
         })

@@ -35,7 +35,7 @@ pub use limit::{RateLimiter, RateLimits};
 pub use retry::{parse_retry_after, RetryPolicy};
 pub use secret::ApiKey;
 pub use types::{
-    extract_json, ChatRequest, ChatResponse, ChatTurn, ModelToolCall, ResponseSchema, ToolSpec,
-    Usage,
+    extract_json, value_probability, ChatRequest, ChatResponse, ChatTurn, ModelToolCall,
+    ResponseSchema, TokenLogprob, ToolSpec, Usage,
 };
 pub use uri::{default_model, default_model_from, ModelUri, Provider, DEFAULT_MODEL, MODEL_ENV};

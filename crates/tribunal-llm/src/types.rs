@@ -119,6 +119,10 @@ pub struct ChatRequest {
     pub temperature: Option<f64>,
     /// Upper bound on answer tokens. Anthropic requires one; 1024 is sent when unset.
     pub max_tokens: Option<u32>,
+    /// Ask for each answer token's log-probability (OpenAI and compatible servers; other
+    /// providers answer without them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub logprobs: bool,
 }
 
 impl ChatRequest {
@@ -131,7 +135,14 @@ impl ChatRequest {
             schema: None,
             temperature: None,
             max_tokens: None,
+            logprobs: false,
         }
+    }
+
+    /// Asks for the answer tokens' log-probabilities.
+    pub fn with_logprobs(mut self) -> Self {
+        self.logprobs = true;
+        self
     }
 
     pub fn with_system(mut self, system: impl Into<String>) -> Self {
@@ -220,6 +231,73 @@ pub struct ChatResponse {
     /// Served from a [`crate::ResponseCache`].
     #[serde(default)]
     pub cached: bool,
+    /// The answer's tokens with their log-probabilities, when asked for and given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<Vec<TokenLogprob>>,
+}
+
+/// One answer token and its natural-log probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprob {
+    pub token: String,
+    pub logprob: f64,
+}
+
+/// The probability the model gave the value of the top-level member `key` of its JSON
+/// answer: the product of the probabilities of the tokens that overlap the value's text
+/// (`"yes"`, `4`, `true`). `None` when the member is not found in the tokens' text.
+pub fn value_probability(tokens: &[TokenLogprob], key: &str) -> Option<f64> {
+    let text: String = tokens.iter().map(|t| t.token.as_str()).collect();
+    let (start, end) = value_span(&text, key)?;
+    let mut at = 0usize;
+    let mut sum = 0.0;
+    let mut any = false;
+    for t in tokens {
+        let (from, to) = (at, at + t.token.len());
+        at = to;
+        if from < end && to > start && t.logprob.is_finite() {
+            sum += t.logprob;
+            any = true;
+        }
+    }
+    any.then(|| sum.exp().clamp(0.0, 1.0))
+}
+
+/// Byte span of the value of `"key":` in a JSON text (a string without its quotes' outside
+/// whitespace, or a bare literal).
+fn value_span(text: &str, key: &str) -> Option<(usize, usize)> {
+    let quoted = format!("\"{key}\"");
+    let mut from = 0;
+    while let Some(i) = text[from..].find(&quoted) {
+        let after = from + i + quoted.len();
+        let rest = &text[after..];
+        let trimmed = rest.trim_start();
+        if let Some(value) = trimmed.strip_prefix(':') {
+            let value_at = after + (rest.len() - trimmed.len()) + 1;
+            let v = value.trim_start();
+            let start = value_at + (value.len() - v.len());
+            let end = if let Some(body) = v.strip_prefix('"') {
+                let mut escaped = false;
+                let mut close = None;
+                for (j, c) in body.char_indices() {
+                    match c {
+                        '\\' if !escaped => escaped = true,
+                        '"' if !escaped => {
+                            close = Some(j);
+                            break;
+                        }
+                        _ => escaped = false,
+                    }
+                }
+                start + 1 + close? + 1
+            } else {
+                start + v.find([',', '}', '\n', ' ']).unwrap_or(v.len())
+            };
+            return (end > start).then_some((start, end));
+        }
+        from = after;
+    }
+    None
 }
 
 impl ChatResponse {
@@ -271,5 +349,49 @@ mod millis {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(token: &str, p: f64) -> TokenLogprob {
+        TokenLogprob {
+            token: token.into(),
+            logprob: p.ln(),
+        }
+    }
+
+    #[test]
+    fn the_result_value_probability_is_the_product_of_its_tokens() {
+        // {"rationale": "a \"quoted\" word", "result": "yes"}
+        let tokens = [
+            t("{\"rationale\": \"a \\\"quoted\\\" word\", \"", 0.5),
+            t("result", 1.0),
+            t("\": \"", 1.0),
+            t("y", 0.9),
+            t("es", 0.8),
+            t("\"}", 1.0),
+        ];
+        let p = value_probability(&tokens, "result").unwrap();
+        assert!((p - 0.72).abs() < 1e-9, "{p}");
+        // A bare number, the member written first.
+        let tokens = [
+            t("{\"result\": ", 1.0),
+            t("4", 0.6),
+            t(", \"rationale\": \"x\"}", 0.1),
+        ];
+        let p = value_probability(&tokens, "result").unwrap();
+        assert!((p - 0.6).abs() < 1e-9, "{p}");
+        // A key that only appears inside another string is not the member.
+        assert_eq!(
+            value_probability(
+                &[t("{\"rationale\": \"no \\\"result\\\" here\"}", 1.0)],
+                "result"
+            ),
+            None
+        );
+        assert_eq!(value_probability(&[], "result"), None);
     }
 }

@@ -1062,3 +1062,96 @@ fn retry_after_seconds_and_http_dates() {
         assert_eq!(parse_retry_after(bad, now), None, "{bad}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings and log-probabilities
+
+#[tokio::test]
+async fn embeddings_come_back_in_input_order_after_a_retry() {
+    let server = Server::start(vec![
+        status(503, json!({"error": {"message": "overloaded"}})),
+        // Out of order on purpose: the index says which input a vector is for.
+        ok(json!({"object": "list", "data": [
+            {"object": "embedding", "index": 1, "embedding": [0.0, 1.0]},
+            {"object": "embedding", "index": 0, "embedding": [1.0, 0.0]},
+        ]})),
+    ])
+    .await;
+    let openai = client(config("openai:/text-embedding-3-small", &server));
+    let vectors = openai
+        .embed(&["first".to_owned(), "second".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(vectors, vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
+    assert_eq!(server.hits(), 2);
+    let (path, headers, body) = server.request(1);
+    assert_eq!(path, "/v1/embeddings");
+    assert_eq!(
+        body,
+        json!({"model": "text-embedding-3-small", "input": ["first", "second"]})
+    );
+    assert!(headers.get("authorization").is_some());
+}
+
+#[tokio::test]
+async fn embeddings_from_ollama_and_refusals() {
+    let server = Server::start(vec![ok(json!({"embeddings": [[0.5, 0.5]]}))]).await;
+    let ollama = client(config("ollama:/nomic-embed-text", &server));
+    assert_eq!(
+        ollama.embed(&["x".to_owned()]).await.unwrap(),
+        vec![vec![0.5, 0.5]]
+    );
+    assert_eq!(server.request(0).0, "/api/embed");
+
+    // A wrong count of vectors is a decode error, not a silent mismatch.
+    let server = Server::start(vec![ok(
+        json!({"data": [{"index": 0, "embedding": [1.0]}]}),
+    )])
+    .await;
+    let e = client_err(
+        client(config("openai:/text-embedding-3-small", &server))
+            .embed(&["a".to_owned(), "b".to_owned()])
+            .await,
+    );
+    assert!(e.contains("no embedding for input 1"), "{e}");
+
+    let server = Server::start(vec![]).await;
+    let e = client_err(
+        client(config("anthropic:/claude-3-5-haiku-latest", &server))
+            .embed(&["a".to_owned()])
+            .await,
+    );
+    assert!(e.contains("anthropic has no embeddings endpoint"), "{e}");
+    assert_eq!(server.hits(), 0);
+}
+
+fn client_err<T: std::fmt::Debug>(r: Result<T, LlmError>) -> String {
+    r.unwrap_err().to_string()
+}
+
+#[tokio::test]
+async fn log_probabilities_are_asked_for_and_read() {
+    let mut answer = openai_answer(GOOD);
+    answer["choices"][0]["logprobs"] = json!({"content": [
+        {"token": "{", "logprob": -0.01, "top_logprobs": []},
+        {"token": "…", "logprob": -0.2, "bytes": [226, 128, 166]},
+    ]});
+    let server = Server::start(vec![ok(answer)]).await;
+    let response = client_for(&server)
+        .chat(&judge_request().with_logprobs())
+        .await
+        .unwrap();
+    assert_eq!(server.request(0).2["logprobs"], json!(true));
+    let tokens = response.logprobs.unwrap();
+    assert_eq!(tokens.len(), 2);
+    assert_eq!((tokens[1].token.as_str(), tokens[1].logprob), ("…", -0.2));
+    // Without asking, nothing is sent.
+    let server = Server::start(vec![ok(openai_answer(GOOD))]).await;
+    let plain = client_for(&server).chat(&judge_request()).await.unwrap();
+    assert!(server.request(0).2.get("logprobs").is_none());
+    assert_eq!(plain.logprobs, None);
+}
+
+fn client_for(server: &Server) -> LlmClient {
+    client(config("openai:/gpt-4o-mini", server))
+}

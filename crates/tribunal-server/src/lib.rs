@@ -29,6 +29,7 @@ pub mod replay;
 pub mod schemas;
 pub mod scorer;
 pub mod session;
+pub mod tuning;
 pub mod ui;
 pub mod value;
 

@@ -136,6 +136,7 @@ mod tests {
             tool_calls: Vec::new(),
             attempts: 2,
             cached: false,
+            logprobs: None,
         }
     }
 

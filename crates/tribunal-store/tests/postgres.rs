@@ -103,6 +103,7 @@ async fn the_response_cache_round_trips_on_postgres() {
         tool_calls: Vec::new(),
         attempts: 1,
         cached: false,
+        logprobs: None,
     };
     cache.put(&key, &answer("yes")).await.unwrap();
     // The same request again replaces the answer (ON CONFLICT on PostgreSQL too).

@@ -1,20 +1,17 @@
 //! `tribunal judges align|calibrate|report|rollback`: a stored `llm` judge fitted to expert
 //! labels (a new version with its lineage), its trust threshold chosen on labels, the figures
-//! of every version, and a return to an earlier version. The statistics live in
-//! `tribunal-align`; this module supplies the real judge and reflection model.
+//! of every version, and a return to an earlier version. The flows live in
+//! `tribunal_server::tuning` (the Judge Builder runs the same); this module reads arguments
+//! and label files and prints.
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
-use tribunal_align::calibrate::{calibrate, Scored};
-use tribunal_align::data::{parse_jsonl, Dataset, LabelRecord, LabelType, Minimums};
-use tribunal_align::model::{Answer, Candidate, JudgeModel, ModelError, Reflector, Usage};
-use tribunal_align::{align, optimizer, Alignment, Example, OPTIMIZERS};
-use tribunal_core::{Message, Role, Trace};
-use tribunal_judges::llm::OutputType;
-use tribunal_judges::{JudgeInput, JudgeSpec};
-use tribunal_store::{clock, Appended, JudgeVersionRow, NewJudgeVersion, Store};
+use tribunal_align::data::{parse_jsonl, LabelRecord};
+use tribunal_align::model::Usage;
+use tribunal_server::tuning::{self, AlignOptions, CalibrateOptions, GivenLabels};
+use tribunal_store::{clock, Appended, NewJudgeVersion, Store};
 
 #[derive(Args)]
 pub struct AlignArgs {
@@ -36,6 +33,10 @@ pub struct AlignArgs {
     /// The reflection model (`provider:/model`); default: the judge's model.
     #[arg(long)]
     pub reflection_model: Option<String>,
+    /// Find the remembered examples most like a judged item by this embeddings model
+    /// (`openai:/text-embedding-3-small`, `ollama:/nomic-embed-text`) instead of BM25.
+    #[arg(long)]
+    pub embeddings: Option<String>,
     /// Prices per million input and output tokens, to print the cost of aligning.
     #[arg(long, num_args = 2, value_names = ["IN", "OUT"])]
     pub price: Option<Vec<f64>>,
@@ -54,7 +55,11 @@ pub struct CalibrateArgs {
     /// Probability that the target holds.
     #[arg(long, default_value_t = 0.9)]
     pub confidence: f64,
-    /// Answers sampled per item; the confidence is the share that agree.
+    /// Where a confidence comes from: auto (the provider's token log-probabilities where it
+    /// gives them, else samples), logprobs, or samples.
+    #[arg(long, default_value = "auto")]
+    pub confidence_from: String,
+    /// Answers sampled per item when the confidence comes from samples: the share that agree.
     #[arg(long, default_value_t = 5)]
     pub samples: u32,
     /// JSONL labels (as for align); use labels the judge was not aligned on. Without it,
@@ -95,73 +100,15 @@ pub struct RollbackArgs {
     pub project: String,
 }
 
-async fn latest(store: &Store, project: &str, name: &str) -> Result<JudgeVersionRow> {
-    let rows = store.judge_versions(project, name).await?;
-    let Some(row) = rows.into_iter().last() else {
-        bail!("no stored judge {name:?} in project {project:?}; store it first with `tribunal judges import tribunal.toml`");
-    };
-    if row.kind != "llm" {
-        bail!(
-            "judge {name} is of kind {}; only llm judges can be aligned or calibrated",
-            row.kind
-        );
-    }
-    Ok(row)
-}
-
-fn settings_of(row: &JudgeVersionRow) -> Result<serde_json::Map<String, Value>> {
-    match serde_json::from_str(&row.settings)
-        .with_context(|| format!("stored settings of {} version {}", row.name, row.version))?
-    {
-        Value::Object(m) => Ok(m),
-        _ => bail!(
-            "stored settings of {} version {}: expected an object",
-            row.name,
-            row.version
-        ),
-    }
-}
-
-/// What labels must look like for the judge's declared output.
-fn label_type(name: &str, settings: &serde_json::Map<String, Value>) -> Result<LabelType> {
-    let output = settings
-        .get("output")
-        .and_then(Value::as_str)
-        .unwrap_or("yes_no");
-    Ok(
-        match OutputType::parse(output).map_err(|e| anyhow::anyhow!("judges.{name}.output: {e}"))? {
-            OutputType::YesNo | OutputType::Bool => LabelType::PassFail,
-            OutputType::OneOf(options) => LabelType::Categorical { options },
-            OutputType::Int { min, max } => LabelType::Numeric {
-                min: min as f64,
-                max: max as f64,
-            },
-            OutputType::Float { min, max } => LabelType::Numeric { min, max },
-            OutputType::Text => bail!(
-                "judge {name} answers free text: there is no agreement to measure; give it an output type (yes_no, `one of a, b`, int MIN..MAX)"
-            ),
-        },
-    )
-}
-
-/// The labels from `--labels FILE`, or from the store's queues tied to the judge; with a
-/// name for them in messages.
-fn labels_for(
-    rt: &tokio::runtime::Runtime,
-    store: &Store,
-    project: &str,
-    judge: &str,
-    file: Option<&Path>,
-) -> Result<(Vec<LabelRecord>, String)> {
-    match file {
-        Some(path) => Ok((read_labels(path)?, path.display().to_string())),
-        None => {
-            let (records, about) =
-                rt.block_on(super::labels::judge_labels(store, project, judge))?;
-            eprintln!("{judge}: labels from the store: {about}");
-            Ok((records, format!("store labels of {judge}")))
-        }
-    }
+/// The labels of `--labels FILE`; without it the flows read the store's.
+fn labels_for(file: Option<&Path>) -> Result<Option<GivenLabels>> {
+    file.map(|path| {
+        Ok(GivenLabels {
+            records: read_labels(path)?,
+            source: path.display().to_string(),
+        })
+    })
+    .transpose()
 }
 
 fn read_labels(path: &Path) -> Result<Vec<LabelRecord>> {
@@ -170,141 +117,7 @@ fn read_labels(path: &Path) -> Result<Vec<LabelRecord>> {
     parse_jsonl(&text).map_err(|(line, e)| anyhow::anyhow!("{}:{line}: {e}", path.display()))
 }
 
-/// The trace a label's example stands for: its inputs as the user's message and the
-/// reply as the agent's.
-fn trace_of(e: &Example) -> Trace {
-    let inputs = tribunal_align::memory::text_of(&e.inputs);
-    let outputs = tribunal_align::memory::text_of(&e.outputs);
-    Trace {
-        id: e.id.clone(),
-        inputs: (!e.inputs.is_null()).then(|| e.inputs.clone()),
-        outputs: (!e.outputs.is_null()).then(|| e.outputs.clone()),
-        messages: vec![
-            Message::new("m0", Role::User, inputs),
-            Message::new("m1", Role::Assistant, outputs),
-        ],
-        ..Trace::default()
-    }
-}
-
-/// The judge's settings with a candidate's instructions and alignment.
-fn with_candidate(
-    base: &serde_json::Map<String, Value>,
-    c: &Candidate,
-) -> Result<serde_json::Map<String, Value>> {
-    let mut s = base.clone();
-    s.insert("instructions".into(), Value::from(c.instructions.clone()));
-    if c.alignment.is_empty() {
-        s.remove("alignment");
-    } else {
-        s.insert("alignment".into(), serde_json::to_value(&c.alignment)?);
-    }
-    Ok(s)
-}
-
-/// The stored judge, built with a candidate's definition and run on one example.
-struct StoredJudge {
-    name: String,
-    base: serde_json::Map<String, Value>,
-}
-
-impl StoredJudge {
-    fn run(
-        &self,
-        settings: serde_json::Map<String, Value>,
-        e: &Example,
-    ) -> Result<Answer, ModelError> {
-        let judge = tribunal_judges::build_judge(&JudgeSpec {
-            name: self.name.clone(),
-            kind: "llm".into(),
-            params: Value::Object(settings),
-        })
-        .map_err(|e| ModelError(e.to_string()))?;
-        let trace = trace_of(e);
-        let f = judge
-            .judge(&JudgeInput {
-                trace: &trace,
-                pending: None,
-            })
-            .into_iter()
-            .next()
-            .ok_or_else(|| ModelError("the judge gave no feedback".into()))?;
-        let usage = f
-            .usage
-            .as_ref()
-            .map(|u| Usage {
-                calls: u64::from(u.calls),
-                input_tokens: u.input_tokens,
-                output_tokens: u.output_tokens,
-                cached_calls: u64::from(u.cached_calls),
-            })
-            .unwrap_or_default();
-        Ok(Answer {
-            value: (f.error.is_none() && !f.value.is_null()).then_some(f.value),
-            rationale: f.rationale.unwrap_or_default(),
-            error: f.error,
-            usage,
-        })
-    }
-}
-
-impl JudgeModel for StoredJudge {
-    fn judge(&mut self, c: &Candidate, e: &Example) -> Result<Answer, ModelError> {
-        let settings = with_candidate(&self.base, c).map_err(|e| ModelError(e.to_string()))?;
-        self.run(settings, e)
-    }
-}
-
-/// The reflection model, reached like the judge's own (same base URL and key).
-struct Reflection {
-    client: tribunal_llm::LlmClient,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Reflection {
-    fn new(settings: &serde_json::Map<String, Value>, model: Option<&str>) -> Result<Reflection> {
-        let uri = match model.or(settings.get("model").and_then(Value::as_str)) {
-            Some(m) => tribunal_llm::ModelUri::parse(m)?,
-            None => tribunal_llm::default_model()?,
-        };
-        let mut config = tribunal_llm::ClientConfig::new(uri);
-        if let Some(url) = settings.get("base_url").and_then(Value::as_str) {
-            config = config.with_base_url(url);
-        }
-        if let Some(var) = settings.get("api_key_env").and_then(Value::as_str) {
-            if let Ok(key) = std::env::var(var) {
-                config = config.with_api_key(key);
-            }
-        }
-        Ok(Reflection {
-            client: tribunal_llm::LlmClient::new(config)?,
-            rt: super::runtime()?,
-        })
-    }
-}
-
-impl Reflector for Reflection {
-    fn reflect(&mut self, prompt: &str) -> Result<(String, Usage), ModelError> {
-        let request = tribunal_llm::ChatRequest::new(prompt)
-            .with_system("You improve the instructions of an evaluator so that it agrees with expert reviewers. Answer only with the JSON object requested.")
-            .with_temperature(0.7);
-        let r = self
-            .rt
-            .block_on(self.client.chat(&request))
-            .map_err(|e| ModelError(format!("reflection model: {e}")))?;
-        Ok((
-            r.text,
-            Usage {
-                calls: 1,
-                input_tokens: r.usage.input_tokens,
-                output_tokens: r.usage.output_tokens,
-                cached_calls: u64::from(r.cached),
-            },
-        ))
-    }
-}
-
-fn usage_line(what: &str, u: &Usage, price: Option<&[f64]>) -> String {
+pub fn usage_line(what: &str, u: &Usage, price: Option<&[f64]>) -> String {
     let cost = match price {
         Some([i, o]) => format!(", cost {:.4}", u.cost(*i, *o)),
         _ => String::new(),
@@ -315,120 +128,52 @@ fn usage_line(what: &str, u: &Usage, price: Option<&[f64]>) -> String {
     )
 }
 
-async fn store_version(
-    store: &Store,
-    project: &str,
-    name: &str,
-    settings: &serde_json::Map<String, Value>,
-    note: String,
-    lineage: &Value,
-) -> Result<Appended> {
-    let spec = JudgeSpec {
-        name: name.to_owned(),
-        kind: "llm".into(),
-        params: Value::Object(settings.clone()),
-    };
-    // The new definition must build before it is stored.
-    tribunal_judges::build_versioned(&spec)?;
-    let row = NewJudgeVersion {
-        project: project.to_owned(),
-        name: name.to_owned(),
-        kind: "llm".into(),
-        settings: Value::Object(settings.clone()).to_string(),
-        hash: spec.version(),
-        note,
-        created_at: clock::now_rfc3339(),
-        created_by: "cli".into(),
-    };
-    let appended = store.append_judge_version(&row).await?;
-    if let Appended::Added(v) = appended {
-        store
-            .insert_judge_lineage(project, name, v, &lineage.to_string())
-            .await?;
-    }
-    Ok(appended)
-}
-
 pub fn run_align(store_at: &str, a: AlignArgs) -> Result<u8> {
-    let Some(opt) = optimizer(&a.optimizer) else {
-        bail!(
-            "--optimizer: unknown {:?}; expected one of {}",
-            a.optimizer,
-            OPTIMIZERS
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    };
-    if !(a.holdout > 0.0 && a.holdout < 1.0) {
-        bail!(
-            "--holdout: expected a share between 0 and 1, found {}",
-            a.holdout
-        );
-    }
     let rt = super::runtime()?;
     let store = rt.block_on(Store::open(store_at))?;
-    let row = rt.block_on(latest(&store, &a.project, &a.name))?;
-    let base = settings_of(&row)?;
-    let ty = label_type(&a.name, &base)?;
-    let (records, source) = labels_for(&rt, &store, &a.project, &a.name, a.labels.as_deref())?;
-    let data = match Dataset::build(records, &a.name, &ty, Minimums::default()) {
-        Ok(d) => d,
+    let labels = labels_for(a.labels.as_deref())?;
+    let run = rt.block_on(tuning::align_judge(
+        &store,
+        AlignOptions {
+            project: a.project.clone(),
+            name: a.name.clone(),
+            optimizer: a.optimizer.clone(),
+            labels,
+            holdout: a.holdout,
+            seed: a.seed,
+            reflection_model: a.reflection_model.clone(),
+            embeddings: a.embeddings.clone(),
+            created_by: "cli".into(),
+        },
+    ))?;
+    let r = match run {
+        Ok(r) => r,
         Err(refusal) => {
-            eprintln!("{source}: {refusal}");
+            eprintln!("{refusal}");
             return Ok(1);
         }
     };
-    let split = data.split(a.holdout, a.seed);
+    if let Some(found) = &r.found {
+        eprintln!("{}: labels from the store: {found}", r.name);
+    }
+    let out = &r.aligned;
     println!(
         "{}: {} labels read, {} usable ({} train, {} held out, seed {})",
-        a.name,
-        data.read,
-        data.examples.len(),
-        split.train.len(),
-        split.held_out.len(),
-        a.seed
+        r.name,
+        r.read,
+        r.usable,
+        out.train_ids.len(),
+        out.held_out_ids.len(),
+        r.seed
     );
-    for (why, n) in &data.skipped {
+    for (why, n) in &r.skipped {
         println!("  skipped {n}: {why}");
     }
-    let start = Candidate {
-        instructions: base
-            .get("instructions")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        alignment: match base.get("alignment") {
-            Some(v) => serde_json::from_value::<Alignment>(v.clone()).with_context(|| {
-                format!("stored alignment of {} version {}", a.name, row.version)
-            })?,
-            None => Alignment::default(),
-        },
-    };
-    let mut judge = StoredJudge {
-        name: a.name.clone(),
-        base: base.clone(),
-    };
-    let mut reflector = Reflection::new(&base, a.reflection_model.as_deref())?;
-    drop(rt);
-    let out = match align(
-        opt.as_ref(),
-        &start,
-        &split,
-        &mut judge,
-        &mut reflector,
-        &ty,
-        a.seed,
-    ) {
-        Ok(o) => o,
-        Err(e) => bail!("aligning {}: {e}", a.name),
-    };
     println!("optimizer {}:", out.optimizer);
     for n in &out.notes {
         println!("  {n}");
     }
-    println!("held-out, version {} (before):", row.version);
+    println!("held-out, version {} (before):", r.from_version);
     print!("{}", tribunal_align::report::text(&out.before));
     println!("held-out, aligned (after):");
     print!("{}", tribunal_align::report::text(&out.after));
@@ -448,110 +193,58 @@ pub fn run_align(store_at: &str, a: AlignArgs) -> Result<u8> {
         "{}",
         usage_line("scoring (held-out)", &out.usage_scoring, price)
     );
-
-    let settings = with_candidate(&base, &out.candidate)?;
-    let lineage = json!({
-        "command": "align",
-        "from_version": row.version,
-        "optimizer": out.optimizer,
-        "settings": {"holdout": a.holdout, "seed": a.seed, "reflection_model": a.reflection_model},
-        "labels": {
-            "file": source,
-            "read": data.read,
-            "skipped": data.skipped,
-            "train": out.train_ids,
-            "held_out": out.held_out_ids,
-        },
-        "notes": out.notes,
-        "before": out.before,
-        "after": out.after,
-        "difference": out.difference,
-        "usage": {"aligning": out.usage_optimizing, "scoring": out.usage_scoring},
-    });
-    let rt = super::runtime()?;
-    let note = format!(
-        "aligned with {} on {} labels of {}",
-        out.optimizer,
-        out.train_ids.len(),
-        source
-    );
-    match rt.block_on(store_version(
-        &store, &a.project, &a.name, &settings, note, &lineage,
-    ))? {
-        Appended::Added(v) => println!(
-            "{}: stored as version {v} (roll back with `tribunal judges rollback {} --to {}`)",
-            a.name, a.name, row.version
-        ),
-        Appended::Unchanged(v) => println!("{}: unchanged, same as version {v}", a.name),
+    if r.unchanged {
+        println!("{}: unchanged, same as version {}", r.name, r.version);
+    } else {
+        println!(
+            "{}: stored as version {} (roll back with `tribunal judges rollback {} --to {}`)",
+            r.name, r.version, r.name, r.from_version
+        );
     }
     Ok(0)
 }
 
 pub fn run_calibrate(store_at: &str, a: CalibrateArgs) -> Result<u8> {
-    if a.samples < 2 {
-        bail!("--samples: at least 2 (the confidence is the share of sampled answers that agree)");
-    }
     let rt = super::runtime()?;
     let store = rt.block_on(Store::open(store_at))?;
-    let row = rt.block_on(latest(&store, &a.project, &a.name))?;
-    let base = settings_of(&row)?;
-    let ty = label_type(&a.name, &base)?;
-    let (records, source) = labels_for(&rt, &store, &a.project, &a.name, a.labels.as_deref())?;
-    let data = match Dataset::build(
-        records,
-        &a.name,
-        &ty,
-        Minimums {
-            total: 1,
-            per_class: 0,
+    let labels = labels_for(a.labels.as_deref())?;
+    let run = rt.block_on(tuning::calibrate_judge(
+        &store,
+        CalibrateOptions {
+            project: a.project.clone(),
+            name: a.name.clone(),
+            target_agreement: a.target_agreement,
+            confidence: a.confidence,
+            confidence_from: a.confidence_from.clone(),
+            samples: a.samples,
+            labels,
+            created_by: "cli".into(),
         },
-    ) {
-        Ok(d) => d,
+    ))?;
+    let r = match run {
+        Ok(r) => r,
         Err(refusal) => {
-            eprintln!("{source}: {refusal}");
+            eprintln!("{refusal}");
             return Ok(1);
         }
     };
-    let mut settings = base.clone();
-    settings.insert("samples".into(), Value::from(a.samples));
-    settings.remove("trust_threshold");
-    let judge = StoredJudge {
-        name: a.name.clone(),
-        base: base.clone(),
-    };
-    let mut items = Vec::new();
-    let mut usage = Usage::default();
-    let mut unanswered = 0;
-    for e in &data.examples {
-        let answer = judge
-            .run(settings.clone(), e)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        usage.add(&answer.usage);
-        let Some(confidence) = tribunal_judges::llm::sampled_confidence(&answer.rationale) else {
-            unanswered += 1;
-            continue;
-        };
-        let agrees = answer
-            .value
-            .as_ref()
-            .and_then(|v| ty.normalize(v).ok())
-            .is_some_and(|v| v == e.label);
-        items.push(Scored { confidence, agrees });
+    if let Some(found) = &r.found {
+        eprintln!("{}: labels from the store: {found}", r.name);
     }
-    println!(
-        "{}: {} labelled items judged with {} samples each ({unanswered} without an answer, left out)",
-        a.name,
-        data.examples.len(),
-        a.samples
-    );
-    println!("{}", usage_line("calibrating", &usage, None));
-    let t = match calibrate(&items, a.target_agreement, a.confidence) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{}: {e}", a.name);
-            return Ok(1);
-        }
+    let how = if r.confidence_from == "samples" {
+        format!(
+            "{} samples each (confidence: the share that agree)",
+            r.samples
+        )
+    } else {
+        "one answer each (confidence: the probability of the answer's tokens)".to_owned()
     };
+    println!(
+        "{}: {} labelled items judged with {how} ({} without a confidence, left out)",
+        r.name, r.items, r.unanswered
+    );
+    println!("{}", usage_line("calibrating", &r.usage, None));
+    let t = &r.threshold;
     println!(
         "threshold {}: {} of {} calibration items trusted (coverage {:.3}), agreement {:.3} on them (p = {:.4}, {} thresholds tested)",
         t.threshold, t.trusted, t.items, t.coverage, t.agreement, t.p_value, t.tested
@@ -560,24 +253,10 @@ pub fn run_calibrate(store_at: &str, a: CalibrateArgs) -> Result<u8> {
         "answers below {} are not trusted: tribunal.judge_untrusted sends them to people (on_untrusted = \"block\" or \"warn\" to change that), and queues with untrusted_from collect them",
         t.threshold
     );
-    settings.insert("trust_threshold".into(), Value::from(t.threshold));
-    let lineage = json!({
-        "command": "calibrate",
-        "from_version": row.version,
-        "settings": {"target_agreement": a.target_agreement, "confidence": a.confidence, "samples": a.samples},
-        "labels": {"file": source, "read": data.read, "skipped": data.skipped, "used": items.len()},
-        "calibration": t,
-        "usage": {"calibrating": usage},
-    });
-    let note = format!(
-        "calibrated: trust answers with confidence >= {} (agreement >= {} with probability {})",
-        t.threshold, a.target_agreement, a.confidence
-    );
-    match rt.block_on(store_version(
-        &store, &a.project, &a.name, &settings, note, &lineage,
-    ))? {
-        Appended::Added(v) => println!("{}: stored as version {v}", a.name),
-        Appended::Unchanged(v) => println!("{}: unchanged, same as version {v}", a.name),
+    if r.unchanged {
+        println!("{}: unchanged, same as version {}", r.name, r.version);
+    } else {
+        println!("{}: stored as version {}", r.name, r.version);
     }
     Ok(0)
 }
@@ -657,7 +336,7 @@ pub fn run_report(store_at: &str, a: ReportArgs) -> Result<u8> {
 
 /// People and the judge side by side, from the store's queues tied to the judge.
 fn hybrid_report(rt: &tokio::runtime::Runtime, store: &Store, a: &ReportArgs) -> Result<()> {
-    let queues = rt.block_on(super::labels::queues(store, &a.project))?;
+    let queues = rt.block_on(tuning::queues(store, &a.project))?;
     let h = tribunal_labels::figures::hybrid(&a.name, &queues);
     if h["items"] == 0 {
         println!(

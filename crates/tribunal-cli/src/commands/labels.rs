@@ -6,9 +6,7 @@
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use tribunal_labels::state::QueueState;
 use tribunal_store::Store;
 
 #[derive(Subcommand)]
@@ -43,46 +41,7 @@ pub struct ExportArgs {
     pub project: String,
 }
 
-/// Every queue of the project, rebuilt from the store.
-pub async fn queues(store: &Store, project: &str) -> Result<Vec<QueueState>> {
-    let mut out = Vec::new();
-    for (id, _) in store.label_queues(project).await? {
-        if let Some(q) = store.queue_state(project, &id).await? {
-            out.push(q);
-        }
-    }
-    Ok(out)
-}
-
-/// A stored trace's first user message and last reply (its own inputs and outputs when it
-/// carries them); `None` when the store does not hold the trace.
-pub async fn trace_text(
-    store: &Store,
-    project: &str,
-    trace: &str,
-) -> Result<Option<(Value, Value)>> {
-    let t = tribunal_server::labels::items::stored_trace(store, project, trace)
-        .await
-        .map_err(|e| anyhow::anyhow!("reading trace {trace}: {}", e.message))?;
-    if t.is_null() {
-        return Ok(None);
-    }
-    let messages = t["messages"].as_array().cloned().unwrap_or_default();
-    let of = |role: &str, last: bool| {
-        let mut it = messages.iter().filter(|m| m["role"] == role);
-        let m = if last { it.next_back() } else { it.next() };
-        m.map(|m| m["content"].clone()).unwrap_or(Value::Null)
-    };
-    let inputs = match &t["inputs"] {
-        Value::Null => of("user", false),
-        v => v.clone(),
-    };
-    let outputs = match &t["outputs"] {
-        Value::Null => of("assistant", true),
-        v => v.clone(),
-    };
-    Ok(Some((inputs, outputs)))
-}
+pub use tribunal_server::tuning::{queues, trace_text};
 
 pub fn run(config: Option<&Path>, cmd: LabelsCommand) -> Result<u8> {
     let cfg = super::load_config(config)?;
@@ -139,54 +98,4 @@ pub fn run(config: Option<&Path>, cmd: LabelsCommand) -> Result<u8> {
             Ok(0)
         }
     }
-}
-
-/// The settled labels of every queue whose schema is tied to `judge`, as alignment labels:
-/// the item's stored trace gives the inputs and outputs; items without one are counted.
-pub async fn judge_labels(
-    store: &Store,
-    project: &str,
-    judge: &str,
-) -> Result<(Vec<tribunal_align::data::LabelRecord>, String)> {
-    let mut out = Vec::new();
-    let (mut queues_used, mut without_trace, mut unsettled) = (Vec::new(), 0usize, 0usize);
-    for q in queues(store, project).await? {
-        if q.schema.judge.as_deref() != Some(judge) {
-            continue;
-        }
-        queues_used.push(q.def.id.clone());
-        for (item, _) in q.queue.all_labels() {
-            let Some(s) = q.settled(item) else {
-                unsettled += 1;
-                continue;
-            };
-            let Some(trace) = q.items.get(item).and_then(|i| i.trace.clone()) else {
-                without_trace += 1;
-                continue;
-            };
-            let Some((inputs, outputs)) = trace_text(store, project, &trace).await? else {
-                without_trace += 1;
-                continue;
-            };
-            let comment = s.by.iter().find_map(|p| {
-                q.notes
-                    .get(&(item.to_owned(), p.clone(), "label".to_owned()))
-                    .and_then(|n| n.comment.clone())
-            });
-            out.push(tribunal_align::data::LabelRecord {
-                id: item.to_owned(),
-                inputs,
-                outputs,
-                label: s.value,
-                rationale: comment,
-                label_type: None,
-                judge: Some(judge.to_owned()),
-            });
-        }
-    }
-    if queues_used.is_empty() {
-        bail!("no labeling queue of project {project:?} has a schema tied to judge {judge:?}; tie a schema to it (\"judge\": {judge:?}) and label, or give --labels FILE");
-    }
-    let about = json!({"queues": queues_used, "settled": out.len(), "not_settled": unsettled, "without_stored_trace": without_trace});
-    Ok((out, about.to_string()))
 }

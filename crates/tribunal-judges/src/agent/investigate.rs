@@ -392,6 +392,7 @@ mod tests {
                     tool_calls: calls,
                     attempts: 1,
                     cached: false,
+                    logprobs: None,
                 })
             })
         }

@@ -52,6 +52,30 @@ pub struct LlmSettings {
     pub samples: Option<u32>,
     /// Answers with a lower confidence are not trusted (from `tribunal judges calibrate`).
     pub trust_threshold: Option<f64>,
+    /// Where the confidence comes from: `logprobs` (the answer tokens' probability; OpenAI
+    /// and compatible servers) or `samples` (agreeing sampled answers). Default: `samples`
+    /// when `samples` > 1, else `logprobs` when a `trust_threshold` is set.
+    pub confidence: Option<String>,
+}
+
+/// One answer: its value and rationale, or the error; with the probability of the
+/// answer's tokens when log-probabilities were asked for and given.
+pub(super) struct Answered {
+    pub value: Value,
+    pub rationale: Option<String>,
+    pub error: Option<String>,
+    pub confidence: Option<f64>,
+}
+
+impl Answered {
+    fn failed(error: String) -> Answered {
+        Answered {
+            value: Value::Null,
+            rationale: None,
+            error: Some(error),
+            confidence: None,
+        }
+    }
 }
 
 pub struct LlmJudge {
@@ -75,7 +99,6 @@ pub fn build(name: &str, v: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> 
     let template = PromptTemplate::new(name, &s.instructions, s.max_chars.unwrap_or(20_000))?;
     let output = OutputType::parse(s.output.as_deref().unwrap_or("yes_no"))
         .map_err(|e| JudgeConfigError::invalid(name, e))?;
-    let trust = super::trust::Trust::new(name, &s)?;
     let model = ModelHandle::new(
         name,
         &ClientSettings {
@@ -90,6 +113,7 @@ pub fn build(name: &str, v: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> 
         },
         "tribunal-llm",
     )?;
+    let trust = super::trust::Trust::new(name, &s, model.model.provider())?;
     Ok(Box::new(LlmJudge {
         name: name.to_owned(),
         template,
@@ -102,8 +126,13 @@ pub fn build(name: &str, v: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> 
 }
 
 impl LlmJudge {
-    /// Sends one request and counts it in `usage`.
-    fn ask(&self, request: &ChatRequest, usage: &mut ModelUsage) -> Result<String, String> {
+    /// Sends one request and counts it in `usage`; the answer's text and, when asked for,
+    /// the probability of its `result` tokens.
+    fn ask(
+        &self,
+        request: &ChatRequest,
+        usage: &mut ModelUsage,
+    ) -> Result<(String, Option<f64>), String> {
         // An answer the judge cannot read is not cached: the next run asks again.
         let usable = |r: &ChatResponse| parse_verdict(&r.text, &self.output).is_ok();
         let result = self
@@ -112,7 +141,11 @@ impl LlmJudge {
             .ok_or_else(|| "the model call failed unexpectedly".to_owned())?;
         let response = result.map_err(|e| e.to_string())?;
         count(usage, &response);
-        Ok(response.text)
+        let confidence = response
+            .logprobs
+            .as_deref()
+            .and_then(|tokens| tribunal_llm::value_probability(tokens, "result"));
+        Ok((response.text, confidence))
     }
 
     pub(super) fn feedback(
@@ -175,25 +208,35 @@ impl Judge for LlmJudge {
             .template
             .render_pending(&self.name, input.trace, input.pending)
         {
-            Ok(p) => self.trust.extend(p, input.trace),
+            Ok(p) => match self.trust.extend(p, input.trace) {
+                Ok(p) => p,
+                Err(e) => return vec![self.feedback(Value::Null, None, Some(e), usage)],
+            },
             Err(e) => return vec![self.feedback(Value::Null, None, Some(e.to_string()), usage)],
         };
-        if self.trust.samples > 1 {
-            return vec![self.trust.sampled(self, &prompt, usage)];
+        use super::trust::ConfidenceFrom;
+        match self.trust.from {
+            Some(ConfidenceFrom::Samples) => vec![self.trust.sampled(self, &prompt, usage)],
+            Some(ConfidenceFrom::Logprobs) => {
+                vec![self.trust.by_logprobs(self, &prompt, usage)]
+            }
+            None => {
+                let a = self.answer(&prompt, &mut usage, false);
+                vec![self.feedback(a.value, a.rationale, a.error, usage)]
+            }
         }
-        let (value, rationale, error) = self.answer(&prompt, &mut usage);
-        vec![self.feedback(value, rationale, error, usage)]
     }
 }
 
 impl LlmJudge {
     /// One answer to `prompt` (with one retry for an unusable answer): the value and
-    /// rationale, or the error.
+    /// rationale, or the error; with `logprobs`, the probability of the answer's tokens.
     pub(super) fn answer(
         &self,
         prompt: &super::prompt::JudgePrompt,
         usage: &mut ModelUsage,
-    ) -> (Value, Option<String>, Option<String>) {
+        logprobs: bool,
+    ) -> Answered {
         let prompt = prompt.clone();
         let usage_ref = usage;
         let schema_name: String = self
@@ -208,15 +251,24 @@ impl LlmJudge {
                 self.output.schema(),
             ))
             .with_temperature(self.temperature);
+        if logprobs {
+            request = request.with_logprobs();
+        }
         if let Some(m) = self.max_tokens {
             request = request.with_max_tokens(m);
         }
-        let first = match self.ask(&request, usage_ref) {
+        let ok = |v: super::output::Verdict, confidence| Answered {
+            value: v.result,
+            rationale: Some(v.rationale),
+            error: None,
+            confidence,
+        };
+        let (first, confidence) = match self.ask(&request, usage_ref) {
             Ok(t) => t,
-            Err(e) => return (Value::Null, None, Some(e)),
+            Err(e) => return Answered::failed(e),
         };
         let problem = match parse_verdict(&first, &self.output) {
-            Ok(v) => return (v.result, Some(v.rationale), None),
+            Ok(v) => return ok(v, confidence),
             Err(problem) => problem,
         };
         // One retry that says what was wrong with the answer.
@@ -224,17 +276,14 @@ impl LlmJudge {
             "{}\n\nYour previous answer could not be used: {problem}. Answer again with only the JSON object {{\"rationale\": ..., \"result\": ...}}.",
             prompt.user
         );
-        match self
-            .ask(&request, usage_ref)
-            .map(|t| parse_verdict(&t, &self.output))
-        {
-            Ok(Ok(v)) => (v.result, Some(v.rationale), None),
-            Ok(Err(again)) => (
-                Value::Null,
-                None,
-                Some(format!("the judge's answer was unusable twice: {again}")),
-            ),
-            Err(e) => (Value::Null, None, Some(e)),
+        match self.ask(&request, usage_ref) {
+            Ok((text, confidence)) => match parse_verdict(&text, &self.output) {
+                Ok(v) => ok(v, confidence),
+                Err(again) => {
+                    Answered::failed(format!("the judge's answer was unusable twice: {again}"))
+                }
+            },
+            Err(e) => Answered::failed(e),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! output type. Calling a model lives in `tribunal-llm`.
 
 pub mod constitution;
+mod embed;
 pub mod judge;
 pub(crate) mod model;
 pub mod output;

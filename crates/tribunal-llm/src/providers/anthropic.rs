@@ -217,5 +217,6 @@ pub(super) fn decode(body: &[u8], expect: Expect<'_>) -> Result<Decoded, String>
         usage,
         stop_reason: response.stop_reason,
         tool_calls,
+        logprobs: None,
     })
 }

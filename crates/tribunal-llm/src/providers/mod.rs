@@ -4,13 +4,14 @@
 //! Adding a protocol means adding a file here and an arm in [`encode`] and [`decode`].
 
 mod anthropic;
+pub(crate) mod embeddings;
 mod ollama;
 mod openai;
 
 pub(crate) use ollama::normalize_host;
 
 use crate::secret::ApiKey;
-use crate::types::{ChatRequest, ModelToolCall, Usage};
+use crate::types::{ChatRequest, ModelToolCall, TokenLogprob, Usage};
 use crate::uri::{ModelUri, Provider};
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
@@ -32,6 +33,7 @@ pub(crate) struct Decoded {
     pub usage: Usage,
     pub stop_reason: Option<String>,
     pub tool_calls: Vec<ModelToolCall>,
+    pub logprobs: Option<Vec<TokenLogprob>>,
 }
 
 /// What the decoder needs to know about the request it answers.

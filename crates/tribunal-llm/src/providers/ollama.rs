@@ -117,5 +117,6 @@ pub(super) fn decode(body: &[u8]) -> Result<Decoded, String> {
         },
         stop_reason: response.done_reason,
         tool_calls,
+        logprobs: None,
     })
 }

@@ -7,7 +7,7 @@
 //! their results go back as `{role: tool, tool_call_id, content}` messages.
 
 use super::{decode_calls, secret_header, Decoded, Target, Wire, WireCall};
-use crate::types::{ChatRequest, ChatTurn, Usage};
+use crate::types::{ChatRequest, ChatTurn, TokenLogprob, Usage};
 use crate::uri::Provider;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -45,6 +45,9 @@ pub(super) fn encode(target: &Target<'_>, request: &ChatRequest) -> Result<Wire,
             "max_tokens"
         };
         body[field] = json!(max_tokens);
+    }
+    if request.logprobs {
+        body["logprobs"] = json!(true);
     }
     if let Some(schema) = &request.schema {
         body["response_format"] = json!({
@@ -107,6 +110,14 @@ struct Response {
 struct Choice {
     message: Message,
     finish_reason: Option<String>,
+    #[serde(default)]
+    logprobs: Option<ChoiceLogprobs>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceLogprobs {
+    #[serde(default)]
+    content: Option<Vec<TokenLogprob>>,
 }
 
 #[derive(Deserialize)]
@@ -138,6 +149,7 @@ pub(super) fn decode(body: &[u8]) -> Result<Decoded, String> {
         output_tokens: u.completion_tokens,
     });
     let tool_calls = decode_calls(choice.message.tool_calls);
+    let logprobs = choice.logprobs.and_then(|l| l.content);
     let (text, stop_reason) = match (choice.message.content, choice.message.refusal) {
         (Some(content), _) => (content, choice.finish_reason),
         (None, Some(refusal)) => (refusal, Some("refusal".to_string())),
@@ -149,5 +161,6 @@ pub(super) fn decode(body: &[u8]) -> Result<Decoded, String> {
         usage,
         stop_reason,
         tool_calls,
+        logprobs,
     })
 }
