@@ -70,7 +70,9 @@ codes! {
     Conflict = ("conflict", 409, "the object is not in a state that allows this (e.g. already decided, or a judge version equal to the latest)"),
     TraceNotHeld = ("trace_not_held", 409, "an append names a trace the gate does not hold (never sent, idle past the limit, or let go and not stored); send the whole trace"),
     OffsetMismatch = ("offset_mismatch", 409, "an append's offset is not the number of messages the gate holds for the trace (a retry, or calls out of order); the message says how many it holds"),
+    NotEnoughLabels = ("not_enough_labels", 422, "too few labels, labels of one class only, or labels of another type than the judge's output, to align or calibrate it; the message says how many more are needed"),
     RateLimited = ("rate_limited", 429, "too many requests of this kind; retry later"),
+    AlignmentFailed = ("alignment_failed", 502, "aligning a judge could not finish: its model or the reflection model failed or answered unusably; the message says which"),
     StoreUnavailable = ("store_unavailable", 503, "the store did not answer; for the gate, the decision could not be logged and so is not given"),
     Internal = ("internal", 500, "an unexpected failure; the server log has details"),
 }
@@ -81,7 +83,7 @@ impl Code {
     pub const fn kind(self) -> &'static str {
         match self {
             Code::Unauthenticated | Code::Forbidden | Code::CsrfFailed => "auth",
-            Code::StoreUnavailable => "system",
+            Code::StoreUnavailable | Code::AlignmentFailed => "system",
             Code::Internal => "internal",
             _ => "invalid_request",
         }

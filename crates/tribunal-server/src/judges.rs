@@ -527,3 +527,140 @@ pub async fn try_judge(
         "version_hash": spec.version(),
     })))
 }
+
+/// The latest version of a stored `llm` judge whose output can be compared with labels.
+async fn alignable(
+    state: &AppState,
+    project: &str,
+    name: &str,
+) -> Result<JudgeVersionRow, ApiError> {
+    check_name(name)?;
+    let Some(row) = state.store.judge_versions(project, name).await?.pop() else {
+        return Err(ApiError::not_found(format!(
+            "no stored judge {name:?} in this project"
+        )));
+    };
+    if row.kind != "llm" {
+        return Err(ApiError::request(format!(
+            "judge {name} is of kind {}; only llm judges can be aligned or calibrated",
+            row.kind
+        )));
+    }
+    let settings =
+        crate::tuning::settings_of(&row).map_err(|e| ApiError::request(e.to_string()))?;
+    crate::tuning::label_type(name, &settings).map_err(|e| ApiError::request(e.to_string()))?;
+    Ok(row)
+}
+
+/// `GET /api/v1/judges/{name}/align`: how many settled labels the store holds for the judge
+/// (from the queues whose schema is tied to it), to align with.
+pub async fn align_status(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = alignable(&state, &caller.project, &name).await?;
+    let (labels, found, reason) =
+        match crate::tuning::label_count(&state.store, &caller.project, &name).await {
+            Ok((n, found)) => (n, found, None),
+            Err(e) => (0, Value::Null, Some(e.to_string())),
+        };
+    Ok(Json(json!({
+        "name": name,
+        "latest_version": row.version,
+        "labels": labels,
+        "found": found,
+        "reason": reason,
+        "optimizers": tribunal_align::OPTIMIZERS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlignBody {
+    optimizer: Option<String>,
+    holdout: Option<f64>,
+    seed: Option<u64>,
+    reflection_model: Option<String>,
+    embeddings: Option<String>,
+}
+
+/// `POST /api/v1/judges/{name}/align`: aligns the judge's latest version with the store's
+/// labels and stores the result as a new version with its lineage; answers the before and
+/// after figures on the held-out labels.
+pub async fn align(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Permission::Admin)?;
+    let b: AlignBody = json_body(
+        &state,
+        &headers,
+        body,
+        "{\"optimizer\"?: string, \"holdout\"?: number, \"seed\"?: integer, \"reflection_model\"?: string, \"embeddings\"?: string}",
+    )
+    .await?;
+    alignable(&state, &caller.project, &name).await?;
+    let optimizer = b.optimizer.unwrap_or_else(|| "memory".into());
+    if tribunal_align::optimizer(&optimizer).is_none() {
+        return Err(ApiError::request(format!(
+            "optimizer: unknown {optimizer:?}; expected one of {}",
+            tribunal_align::OPTIMIZERS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let holdout = b.holdout.unwrap_or(0.3);
+    if !(holdout > 0.0 && holdout < 1.0) {
+        return Err(ApiError::request(format!(
+            "holdout: expected a share between 0 and 1, found {holdout}"
+        )));
+    }
+    for (field, uri) in [
+        ("reflection_model", &b.reflection_model),
+        ("embeddings", &b.embeddings),
+    ] {
+        if let Some(u) = uri {
+            tribunal_llm::ModelUri::parse(u)
+                .map_err(|e| ApiError::request(format!("{field}: {e}")))?;
+        }
+    }
+    if let Err(e) = crate::tuning::label_count(&state.store, &caller.project, &name).await {
+        return Err(ApiError::new(Code::NotEnoughLabels, e.to_string()));
+    }
+    let run = crate::tuning::align_judge(
+        &state.store,
+        crate::tuning::AlignOptions {
+            project: caller.project.clone(),
+            name: name.clone(),
+            optimizer,
+            labels: None,
+            holdout,
+            seed: b.seed.unwrap_or(0),
+            reflection_model: b.reflection_model,
+            embeddings: b.embeddings,
+            created_by: caller.token_id.clone(),
+        },
+    )
+    .await;
+    match run {
+        Ok(Ok(r)) => Ok((
+            if r.unchanged {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            },
+            Json(
+                serde_json::to_value(&r)
+                    .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?,
+            ),
+        )),
+        Ok(Err(refusal)) => Err(ApiError::new(Code::NotEnoughLabels, refusal.0)),
+        Err(e) => Err(ApiError::new(Code::AlignmentFailed, format!("{e:#}"))),
+    }
+}

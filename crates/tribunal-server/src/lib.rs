@@ -366,6 +366,10 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         )
         .route("/api/v1/judges/{name}/diff", get(judges::diff))
         .route("/api/v1/judges/{name}/rollback", post(judges::rollback))
+        .route(
+            "/api/v1/judges/{name}/align",
+            get(judges::align_status).post(judges::align),
+        )
         .route("/api/v1/monitors", get(monitor::list).post(monitor::create))
         .route(
             "/api/v1/monitors/{id}",

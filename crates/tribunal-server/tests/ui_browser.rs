@@ -1720,3 +1720,242 @@ async fn the_annotator_page_shows_a_span_and_an_eval_run_result() {
     b.close().await.unwrap();
     s.stop().await;
 }
+
+/// A scripted model: as a judge it approves every refund until its prompt carries the
+/// guideline about the 30-day window; as the reflection model it proposes that guideline.
+async fn refund_model_server() -> String {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(|axum::Json(body): axum::Json<Value>| async move {
+            let messages = body["messages"].as_array().cloned().unwrap_or_default();
+            let all: String = messages.iter().filter_map(|m| m["content"].as_str()).collect();
+            let content = if all.contains("You improve the instructions") {
+                json!({"guidelines": ["A refund requested after 30 days or more fails."]}).to_string()
+            } else {
+                let days: u32 = all
+                    .split("after ")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(0);
+                let pass = !all.contains("after 30 days or more fails") || days < 30;
+                json!({"rationale": "scripted", "result": if pass { "yes" } else { "no" }}).to_string()
+            };
+            axum::Json(json!({
+                "id": "c", "object": "chat.completion", "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 40, "completion_tokens": 8, "total_tokens": 48}
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_aligns_a_judge_with_the_labels_people_gave_from_its_page() {
+    use common::call;
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let (agent, admin) = (
+        s.token("default", "agent").await,
+        s.token("default", "admin").await,
+    );
+    let annotator = s.token("default", "annotator").await;
+    let model = refund_model_server().await;
+    for i in 0..40 {
+        let days = (i * 7) % 60;
+        gate(
+            &s,
+            &agent,
+            json!({"trace_id": format!("r{i:02}"), "trace": [
+            {"role": "user", "content": format!("refund request after {days} days (case {i})")},
+            {"role": "assistant", "content": "Refund approved."}
+        ], "pending": {"kind": "reply", "content": "Anything else?"}}),
+        )
+        .await;
+    }
+    let (st, v) = call(&s.url, &admin, "POST", "/api/v1/judges/refund/versions", Some(json!({
+        "kind": "llm",
+        "settings": {"instructions": "Does the reply follow the refund policy?\n{{ inputs }}\n{{ outputs }}",
+            "output": "yes_no", "model": "openai:/gpt-4o-mini", "base_url": model, "max_retries": 0}
+    }))).await;
+    assert_eq!(st, 201, "{v}");
+    // Before any labels: nothing to align with, and the API says why.
+    let (st, v) = call(&s.url, &admin, "GET", "/api/v1/judges/refund/align", None).await;
+    assert_eq!((st, &v["labels"]), (200, &json!(0)), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("no labeling queue"),
+        "{v}"
+    );
+    let (st, v) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/judges/refund/align",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (422, Some("not_enough_labels")),
+        "{v}"
+    );
+
+    call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/label-schemas",
+        Some(json!({"name": "refund_ok", "type": "pass_fail", "judge": "refund"})),
+    )
+    .await;
+    let items: Vec<Value> = (0..40)
+        .map(|i| json!({"trace": format!("r{i:02}")}))
+        .collect();
+    let (st, v) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/queues",
+        Some(json!({"id": "refunds", "schema": "refund_ok", "items": items})),
+    )
+    .await;
+    assert!(st < 300, "{v}");
+    loop {
+        let (_, v) = call(
+            &s.url,
+            &annotator,
+            "POST",
+            "/api/v1/queues/refunds/next",
+            Some(json!({})),
+        )
+        .await;
+        let Some(item) = v["item"].as_str() else {
+            break;
+        };
+        let i: usize = item[1..].parse().unwrap();
+        let (st, v) = call(
+            &s.url,
+            &annotator,
+            "POST",
+            &format!("/api/v1/queues/refunds/items/{item}/label"),
+            Some(json!({"value": (i * 7) % 60 < 30})),
+        )
+        .await;
+        assert!(st < 300, "{v}");
+    }
+    // Refusals name the field; only an admin may store a new version.
+    let (st, v) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/judges/refund/align",
+        Some(json!({"holdout": 2})),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("holdout"),
+        "{v}"
+    );
+    let (st, _) = call(
+        &s.url,
+        &annotator,
+        "POST",
+        "/api/v1/judges/refund/align",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, _) = call(&s.url, &admin, "GET", "/api/v1/judges/nobody/align", None).await;
+    assert_eq!(st, 404);
+
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, b) = browser(profile.path()).await;
+    sign_in(&b, &s.url, &admin).await;
+    b.goto(&format!("{}/#/judges/refund/versions", s.url))
+        .await
+        .unwrap();
+    let button = wait_for(&b, "#align-run").await;
+    assert_eq!(button.text().await.unwrap(), "Align with 40 labels");
+    b.find(Locator::Css("#align-holdout"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    b.find(Locator::Css("#align-holdout"))
+        .await
+        .unwrap()
+        .send_keys("0.5")
+        .await
+        .unwrap();
+    button.click().await.unwrap();
+    let table = wait_for(&b, "#align-table").await.text().await.unwrap();
+    let cells = |row: &str| -> Vec<String> {
+        table
+            .lines()
+            .find(|l| l.starts_with(row))
+            .map(|l| l.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    // Half held out, stratified by label (21 of 40 with seed 0): the judge approved every
+    // refund before, and follows the window after.
+    assert_eq!(cells("items"), ["items", "21", "21"], "{table}");
+    let agreement = cells("agreement");
+    let (before, after): (f64, f64) =
+        (agreement[1].parse().unwrap(), agreement[2].parse().unwrap());
+    assert!(before < 0.8 && after == 1.0, "{table}");
+    let said = b
+        .find(Locator::Css("#align-result"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        said.contains("Stored as v2 (from v1)") && said.contains("19 to align on, 21 held out"),
+        "{said}"
+    );
+    assert!(said.contains("bootstrap 95% interval"), "{said}");
+    let confusion = b
+        .find(Locator::Css("#align-confusion-after"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(confusion.contains("no answer"), "{confusion}");
+    screenshot(&b, "judge-align").await;
+    b.find(Locator::Css("#align-see-version"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&b, "#versions tr[data-version='2']").await;
+    let diff = wait_for(&b, "#judge-diff").await.text().await.unwrap();
+    assert!(diff.contains("alignment"), "{diff}");
+    // The new version's lineage names the held-out labels, none of which it remembers.
+    let v = get_json(&s, &admin, "/api/v1/judges/refund/versions").await;
+    let latest = v["versions"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(latest["version"], 2);
+    let settings = &latest["settings"];
+    let remembered: Vec<&str> = settings["alignment"]["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(remembered.len(), 19);
+    let held_out: Vec<String> = (0..40)
+        .map(|i| format!("r{i:02}"))
+        .filter(|id| !remembered.contains(&id.as_str()))
+        .collect();
+    assert_eq!(held_out.len(), 21);
+    b.close().await.unwrap();
+    s.stop().await;
+}

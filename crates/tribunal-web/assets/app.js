@@ -734,6 +734,93 @@ async function judgeVersions(name, params) {
       ),
     ),
     diff,
+    can("admin") ? await alignSection(name) : null,
+  );
+}
+
+/** A confusion matrix: rows are the experts' labels, columns the judge's answers. */
+function confusionTable(c, id) {
+  const cols = [...c.classes, "no answer"];
+  return el(
+    "table",
+    { class: "grid confusion", id },
+    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "experts \\ judge"), cols.map((k) => el("th", { scope: "col" }, k)))),
+    el("tbody", {}, c.classes.map((k, i) => el("tr", {}, el("th", { scope: "row" }, k), (c.counts[i] || []).map((n) => el("td", {}, String(n)))))),
+  );
+}
+
+function fixed(v, digits) {
+  return typeof v === "number" ? v.toFixed(digits) : "—";
+}
+
+/** Aligning an llm judge with the people's labels from the queues tied to it. */
+async function alignSection(name) {
+  let status;
+  try {
+    status = await api("GET", `/api/v1/judges/${encodeURIComponent(name)}/align`);
+  } catch (_) {
+    return null; // not an llm judge, or one whose output cannot be compared with labels
+  }
+  const out = el("div", { id: "align-result", "aria-live": "polite" });
+  const optimizer = el("select", { id: "align-optimizer" }, status.optimizers.map((o) => el("option", { value: o }, o)));
+  const holdout = el("input", { id: "align-holdout", type: "number", min: "0.05", max: "0.95", step: "0.05", value: "0.3" });
+  const seed = el("input", { id: "align-seed", type: "number", min: "0", step: "1", value: "0" });
+  const button = el("button", { type: "button", id: "align-run", disabled: status.labels === 0 }, `Align with ${status.labels} labels`);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    out.replaceChildren(el("p", {}, "Aligning: the judge answers the train labels, then both versions answer the held-out labels…"));
+    try {
+      const r = await api("POST", `/api/v1/judges/${encodeURIComponent(name)}/align`, {
+        optimizer: optimizer.value,
+        holdout: Number(holdout.value),
+        seed: Number(seed.value),
+      });
+      const a = r.aligned;
+      const row = (what, f) => el("tr", {}, el("th", { scope: "row" }, what), el("td", {}, f(a.before)), el("td", {}, f(a.after)));
+      const d = a.difference;
+      const usage = (u) => `${u.calls} model calls, ${u.input_tokens} input and ${u.output_tokens} output tokens`;
+      out.replaceChildren(
+        el("h3", {}, r.unchanged ? `Unchanged: the aligned judge equals v${r.version}` : `Stored as v${r.version} (from v${r.from_version})`),
+        el("p", {}, `${r.usable} usable labels of ${r.read}: ${a.train_ids.length} to align on, ${a.held_out_ids.length} held out (seed ${r.seed}).`),
+        el(
+          "table",
+          { class: "grid", id: "align-table" },
+          el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Held-out figure"), el("th", { scope: "col" }, `Before (v${r.from_version})`), el("th", { scope: "col" }, "After"))),
+          el(
+            "tbody",
+            {},
+            row("items", (s) => String(s.items)),
+            row("agreement", (s) => fixed(s.agreement, 3)),
+            row("Cohen's κ", (s) => (s.kappa === null || s.kappa === undefined ? `not computable (${s.kappa_note || "?"})` : s.kappa.toFixed(3))),
+            row("no answer", (s) => String(s.no_answer)),
+          ),
+        ),
+        el(
+          "p",
+          { id: "align-difference" },
+          d ? `Agreement difference (after − before): ${d.value >= 0 ? "+" : ""}${d.value.toFixed(3)}, bootstrap 95% interval [${d.low.toFixed(3)}, ${d.high.toFixed(3)}]` : "Agreement difference: not computable",
+        ),
+        el("div", { class: "cols" }, el("div", {}, el("h4", {}, "Before"), confusionTable(a.before.confusion, "align-confusion-before")), el("div", {}, el("h4", {}, "After"), confusionTable(a.after.confusion, "align-confusion-after"))),
+        el("ul", {}, a.notes.map((n) => el("li", {}, n))),
+        el("p", {}, `Aligning: ${usage(a.usage_optimizing)}. Scoring: ${usage(a.usage_scoring)}.`),
+        r.unchanged ? null : el("p", {}, el("a", { href: `#/judges/${encodeURIComponent(name)}/versions?from=${r.from_version}&to=${r.version}&r=${Date.now()}`, id: "align-see-version" }, `See v${r.version} and what changed`)),
+      );
+    } catch (e) {
+      out.replaceChildren(failure(e));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  const where = status.labels
+    ? `Settled labels from ${((status.found || {}).queues || []).join(", ")}; the held-out share is never shown to the judge while aligning.`
+    : status.reason || "No settled labels yet.";
+  return el(
+    "section",
+    { class: "card", id: "align" },
+    el("h2", {}, "Align with expert labels"),
+    el("p", {}, where),
+    el("div", { class: "row" }, el("label", {}, "Optimizer ", optimizer), el("label", {}, "Held out ", holdout), el("label", {}, "Seed ", seed), button),
+    out,
   );
 }
 
