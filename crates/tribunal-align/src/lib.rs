@@ -6,7 +6,7 @@
 //! split, and refusals when the labels cannot support a claim. [`optimizer`]: the
 //! [`optimizer::Optimizer`] interface, the alignment run (optimize on train, score before and
 //! after on held-out) and the registry; [`optimizers`] has one file per optimizer (`memory`,
-//! `instructions`). [`memory`]: guidelines and worked examples added to a judge's prompt, with
+//! `instructions`, `isotonic` with the monotone map of [`isotonic`]). [`memory`]: guidelines and worked examples added to a judge's prompt, with
 //! [`bm25`] to find the examples. [`report`]: agreement, Cohen's κ, the confusion matrix and a
 //! bootstrap interval of the difference. [`calibrate`]: trust-or-escalate thresholds by
 //! fixed-sequence testing.
@@ -14,6 +14,7 @@
 pub mod bm25;
 pub mod calibrate;
 pub mod data;
+pub mod isotonic;
 pub mod memory;
 pub mod model;
 pub mod optimizer;

@@ -70,6 +70,9 @@ pub struct Alignment {
     /// `ollama:/nomic-embed-text`) instead of BM25.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embeddings: Option<String>,
+    /// Maps a numeric answer to the experts' scale (from the `isotonic` optimizer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_map: Option<crate::isotonic::ValueMap>,
 }
 
 /// What [`Alignment::sync`] changed.
@@ -82,7 +85,7 @@ pub struct Synced {
 
 impl Alignment {
     pub fn is_empty(&self) -> bool {
-        self.guidelines.is_empty() && self.examples.is_empty()
+        self.guidelines.is_empty() && self.examples.is_empty() && self.value_map.is_none()
     }
 
     /// Makes the memory hold exactly `train`: new labels are added, labels no longer given
@@ -237,6 +240,7 @@ mod tests {
             k: 1,
             examples: Vec::new(),
             embeddings: None,
+            value_map: None,
         };
         let s = m.sync(&[
             ex("a", "refund laptop 40 days", false),

@@ -109,6 +109,7 @@ pub const OPTIMIZERS: &[(&str, MakeOptimizer)] = &[
     ("instructions", || {
         Box::new(optimizers::instructions::Instructions::default())
     }),
+    ("isotonic", || Box::new(optimizers::isotonic::Isotonic)),
 ];
 
 pub fn optimizer(name: &str) -> Option<Box<dyn Optimizer>> {

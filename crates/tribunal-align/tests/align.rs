@@ -280,9 +280,100 @@ fn instruction_rewrites_are_kept_only_when_they_beat_the_current_ones() {
 #[test]
 fn optimizers_are_listed_by_name() {
     let names: Vec<&str> = tribunal_align::OPTIMIZERS.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["memory", "instructions"]);
+    assert_eq!(names, ["memory", "instructions", "isotonic"]);
     for n in names {
         assert_eq!(optimizer(n).unwrap().name(), n);
     }
     assert!(optimizer("simba").is_none());
+}
+
+/// A judge on a 1..5 scale that is one point too lenient below 5 (and says 5 for 4 and 5),
+/// with the map applied when the candidate carries one.
+struct Lenient;
+
+impl JudgeModel for Lenient {
+    fn judge(&mut self, c: &Candidate, item: &Example) -> Result<Answer, ModelError> {
+        let truth = item.inputs.as_str().unwrap().split(' ').nth(1).unwrap();
+        let truth: f64 = truth.parse().unwrap();
+        let raw = (truth + 1.0).min(5.0);
+        let value = match &c.alignment.value_map {
+            Some(m) => m.apply(raw).round(),
+            None => raw,
+        };
+        Ok(Answer {
+            value: Some(json!(value)),
+            rationale: "scripted".into(),
+            error: None,
+            usage: Usage {
+                calls: 1,
+                input_tokens: 10,
+                output_tokens: 2,
+                cached_calls: 0,
+            },
+        })
+    }
+}
+
+#[test]
+fn an_isotonic_map_puts_a_lenient_judge_on_the_experts_scale() {
+    let recs: Vec<LabelRecord> = (0..60)
+        .map(|i| LabelRecord {
+            id: format!("n{i:02}"),
+            inputs: json!(format!("quality {} case{i}", 1 + i % 5)),
+            outputs: json!("reply"),
+            label: json!(1 + i % 5),
+            rationale: None,
+            label_type: None,
+            judge: None,
+        })
+        .collect();
+    let ty = LabelType::Numeric { min: 1.0, max: 5.0 };
+    let data = Dataset::build(recs, "quality", &ty, Minimums::default()).unwrap();
+    let split = data.split(0.3, 7);
+    let mut judge = Lenient;
+    let mut nobody = Replies(Vec::new(), Vec::new());
+    let out = align(
+        optimizer("isotonic").unwrap().as_ref(),
+        &start(),
+        &split,
+        &mut judge,
+        &mut nobody,
+        &ty,
+        7,
+    )
+    .unwrap();
+    let map = out.candidate.alignment.value_map.as_ref().unwrap();
+    // 2 -> 1, 3 -> 2, 4 -> 3, and 5 stands for 4 and 5 alike (4.5: the best the order allows).
+    assert_eq!(
+        (map.apply(2.0), map.apply(3.0), map.apply(4.0)),
+        (1.0, 2.0, 3.0)
+    );
+    assert!((map.apply(5.0) - 4.5).abs() < 0.1, "{map:?}");
+    assert!(out.before.agreement <= 0.25, "{:?}", out.before);
+    assert!(out.after.agreement >= 0.75, "{:?}", out.after);
+    assert!(nobody.1.is_empty(), "no reflection model is asked");
+    assert!(
+        out.notes.iter().any(|n| n.starts_with("isotonic:")),
+        "{:?}",
+        out.notes
+    );
+    // Not for judges that do not answer with numbers.
+    let pass_fail = Dataset::build(
+        records(40),
+        "refund",
+        &LabelType::PassFail,
+        Minimums::default(),
+    )
+    .unwrap();
+    let e = align(
+        optimizer("isotonic").unwrap().as_ref(),
+        &start(),
+        &pass_fail.split(0.3, 1),
+        &mut Scripted::default(),
+        &mut Replies(Vec::new(), Vec::new()),
+        &LabelType::PassFail,
+        1,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("not a number"), "{e}");
 }

@@ -415,3 +415,21 @@ fn trust_settings_are_checked() {
     .unwrap();
     assert!(e.contains("exampels"), "{e}");
 }
+
+#[test]
+fn a_value_map_puts_numeric_answers_on_the_experts_scale() {
+    let (url, _) = server(&[r#"{"rationale": "fine", "result": 5}"#]);
+    let map = json!({"alignment": {"value_map": {"steps": [
+        {"up_to": 2, "value": 1}, {"up_to": 3, "value": 2}, {"up_to": 4, "value": 3}, {"up_to": 5, "value": 4.4}
+    ]}}, "output": "int 1..5"});
+    let f = run(judge(&url, map).unwrap().as_ref());
+    assert_eq!((f.value, f.error), (json!(4), None));
+    // A map that is not a list of steps is refused when the judge is built.
+    let e = judge(
+        &url,
+        json!({"alignment": {"value_map": {"steps": [{"upto": 2}]}}}),
+    )
+    .err()
+    .unwrap();
+    assert!(e.contains("upto"), "{e}");
+}

@@ -603,18 +603,13 @@ pub async fn align(
         "{\"optimizer\"?: string, \"holdout\"?: number, \"seed\"?: integer, \"reflection_model\"?: string, \"embeddings\"?: string}",
     )
     .await?;
-    alignable(&state, &caller.project, &name).await?;
+    let row = alignable(&state, &caller.project, &name).await?;
     let optimizer = b.optimizer.unwrap_or_else(|| "memory".into());
-    if tribunal_align::optimizer(&optimizer).is_none() {
-        return Err(ApiError::request(format!(
-            "optimizer: unknown {optimizer:?}; expected one of {}",
-            tribunal_align::OPTIMIZERS
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
+    let settings =
+        crate::tuning::settings_of(&row).map_err(|e| ApiError::request(e.to_string()))?;
+    let ty = crate::tuning::label_type(&name, &settings)
+        .map_err(|e| ApiError::request(e.to_string()))?;
+    crate::tuning::check_optimizer(&optimizer, &ty).map_err(ApiError::request)?;
     let holdout = b.holdout.unwrap_or(0.3);
     if !(holdout > 0.0 && holdout < 1.0) {
         return Err(ApiError::request(format!(

@@ -33,7 +33,7 @@ pub struct GivenLabels {
 pub struct AlignOptions {
     pub project: String,
     pub name: String,
-    /// `memory` or `instructions`.
+    /// `memory`, `instructions` or `isotonic`.
     pub optimizer: String,
     /// Without them, the store's labels of the queues tied to the judge.
     pub labels: Option<GivenLabels>,
@@ -438,20 +438,27 @@ pub async fn label_count(store: &Store, project: &str, judge: &str) -> Result<(u
     Ok((records.len(), found))
 }
 
-/// Aligns the latest version of a stored `llm` judge and stores the result as a new version
-/// with its lineage. `Ok(Err(refusal))` when the labels do not allow a claim.
-pub async fn align_judge(store: &Store, o: AlignOptions) -> Result<Result<AlignRun, Refusal>> {
-    if optimizer(&o.optimizer).is_none() {
-        bail!(
-            "optimizer: unknown {:?}; expected one of {}",
-            o.optimizer,
+/// Whether `optimizer` exists and fits a judge whose labels are of type `ty`.
+pub fn check_optimizer(name: &str, ty: &LabelType) -> Result<(), String> {
+    if optimizer(name).is_none() {
+        return Err(format!(
+            "optimizer: unknown {name:?}; expected one of {}",
             OPTIMIZERS
                 .iter()
                 .map(|(n, _)| *n)
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        ));
     }
+    if name == "isotonic" && !matches!(ty, LabelType::Numeric { .. }) {
+        return Err("optimizer: isotonic maps numeric answers to the experts' scale; this judge's output is not a number (use memory or instructions)".into());
+    }
+    Ok(())
+}
+
+/// Aligns the latest version of a stored `llm` judge and stores the result as a new version
+/// with its lineage. `Ok(Err(refusal))` when the labels do not allow a claim.
+pub async fn align_judge(store: &Store, o: AlignOptions) -> Result<Result<AlignRun, Refusal>> {
     if !(o.holdout > 0.0 && o.holdout < 1.0) {
         bail!(
             "holdout: expected a share between 0 and 1, found {}",
@@ -464,6 +471,7 @@ pub async fn align_judge(store: &Store, o: AlignOptions) -> Result<Result<AlignR
     let row = latest(store, &o.project, &o.name).await?;
     let base = settings_of(&row)?;
     let ty = label_type(&o.name, &base)?;
+    check_optimizer(&o.optimizer, &ty).map_err(|e| anyhow::anyhow!(e))?;
     let (records, source, found) = labels_of(store, &o.project, &o.name, o.labels).await?;
     let data = match Dataset::build(records, &o.name, &ty, Minimums::default()) {
         Ok(d) => d,

@@ -1,6 +1,7 @@
 //! One file per optimizer; each is listed in [`crate::optimizer::OPTIMIZERS`].
 
 pub mod instructions;
+pub mod isotonic;
 pub mod memory;
 
 use serde_json::Value;

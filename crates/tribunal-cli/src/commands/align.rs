@@ -17,7 +17,8 @@ use tribunal_store::{clock, Appended, NewJudgeVersion, Store};
 pub struct AlignArgs {
     /// The stored judge (an `llm` judge; `tribunal judges import` stores one).
     pub name: String,
-    /// memory (expert examples and guidelines in the prompt) or instructions (rewrites).
+    /// memory (expert examples and guidelines in the prompt), instructions (rewrites) or
+    /// isotonic (a monotone map of numeric answers to the experts' scale).
     #[arg(long, default_value = "memory")]
     pub optimizer: String,
     /// JSONL labels: {"id", "inputs", "outputs", "label", "rationale"?, "type"?, "judge"?}.

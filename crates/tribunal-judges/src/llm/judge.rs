@@ -258,7 +258,7 @@ impl LlmJudge {
             request = request.with_max_tokens(m);
         }
         let ok = |v: super::output::Verdict, confidence| Answered {
-            value: v.result,
+            value: self.trust.map_value(v.result, &self.output),
             rationale: Some(v.rationale),
             error: None,
             confidence,

@@ -11,6 +11,7 @@
 use super::embed::Embedder;
 use super::judge::{LlmJudge, LlmSettings};
 use super::model::ClientSettings;
+use super::output::OutputType;
 use super::prompt::{quote, JudgePrompt};
 use crate::error::JudgeConfigError;
 use serde_json::Value;
@@ -115,6 +116,23 @@ impl Trust {
             threshold: s.trust_threshold,
             max_chars: s.max_chars.unwrap_or(20_000),
         })
+    }
+
+    /// A numeric answer on the experts' scale when the alignment carries a value map
+    /// (rounded for whole-number outputs, kept in the output's range).
+    pub fn map_value(&self, value: Value, output: &OutputType) -> Value {
+        let Some(map) = self.alignment.as_ref().and_then(|a| a.value_map.as_ref()) else {
+            return value;
+        };
+        let Some(x) = value.as_f64() else {
+            return value;
+        };
+        let y = map.apply(x);
+        match output {
+            OutputType::Int { min, max } => Value::from((y.round() as i64).clamp(*min, *max)),
+            OutputType::Float { min, max } => Value::from(y.clamp(*min, *max)),
+            _ => value,
+        }
     }
 
     /// The prompt with the alignment's guidelines and worked examples added; an error when
