@@ -37,6 +37,9 @@ const CLAIM_LIMIT: i64 = 64;
 /// How far before the cursor traces are still looked at: rows another server committed
 /// after newer ones, and OTLP traces judged after their quiet time.
 const GRACE: Duration = Duration::from_secs(600);
+/// A claim still unfinished this long after it was made is taken over by another round: its
+/// server stopped or died while judging (a judge's own calls give up well before).
+const RECLAIM_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Webhook attempts per delivery, and the wait before the second (doubled each time).
 const WEBHOOK_ATTEMPTS: u32 = 5;
 const WEBHOOK_BACKOFF: Duration = Duration::from_millis(250);
@@ -730,7 +733,10 @@ pub fn sign(key: &[u8], body: &[u8]) -> String {
     crate::audit::hex(&outer.finalize())
 }
 
-async fn check_alerts(state: &Arc<AppState>, m: &MonitorRow) {
+/// Evaluates the monitor's alert rules after a round: all of them when the round judged
+/// traces, else only those over a time window, whose results age out without traffic (a
+/// firing alert resolves when its window no longer holds the failures).
+async fn check_alerts(state: &Arc<AppState>, m: &MonitorRow, judged: bool) {
     let alerts = match state.store.monitor_alerts(&m.id).await {
         Ok(a) => a,
         Err(e) => {
@@ -739,6 +745,9 @@ async fn check_alerts(state: &Arc<AppState>, m: &MonitorRow) {
         }
     };
     for a in alerts {
+        if !judged && (a.last_n.is_some() || a.minutes.is_none()) {
+            continue;
+        }
         let recent = match (a.last_n, a.minutes) {
             (Some(n), _) => state.store.latest_monitor_results(&m.id, n).await,
             (None, Some(min)) => {
@@ -939,16 +948,29 @@ async fn round(
         .store
         .claim_monitor_traces(m, &filter.trace_filter(), &ctx, |id| sampled(id, rate))
         .await?;
+    // Claims a stopped server left unfinished are judged here.
+    let stale = state
+        .store
+        .reclaim_stale_monitor_claims(&m.id, at_ms - RECLAIM_AFTER.as_millis() as i64, &ctx)
+        .await?;
+    if !stale.is_empty() {
+        tracing::warn!(monitor = %m.id, traces = stale.len(), "judging traces another server claimed and did not finish");
+    }
+    let to_judge = claimed
+        .into_iter()
+        .filter(|c| c.sampled)
+        .map(|c| c.trace_id)
+        .chain(stale);
     let mut ids = Vec::new();
     let mut traces: Vec<Loaded> = Vec::new();
-    for c in claimed.into_iter().filter(|c| c.sampled) {
-        let loaded = match state.store.get_trace(&m.project, &c.trace_id).await? {
+    for trace_id in to_judge {
+        let loaded = match state.store.get_trace(&m.project, &trace_id).await? {
             Some(row) => api::stored_trace(&state.store, &row).await?,
             None => None,
         };
         match loaded {
             Some(t) => {
-                ids.push(c.trace_id);
+                ids.push(trace_id);
                 traces.push(Arc::new(t));
             }
             None => {
@@ -959,7 +981,7 @@ async fn round(
                     .store
                     .finish_monitor_result(
                         &m.id,
-                        &c.trace_id,
+                        &trace_id,
                         "error",
                         None,
                         Some(&fb.to_string()),
@@ -1016,8 +1038,7 @@ pub async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
             .filter(|m| state.projects.contains_key(&m.project))
         {
             match round(&state, m, &mut cache).await {
-                Ok(n) if n > 0 => check_alerts(&state, m).await,
-                Ok(_) => {}
+                Ok(n) => check_alerts(&state, m, n > 0).await,
                 Err(e) => {
                     tracing::error!(monitor = %m.id, error = %e.message, "a monitoring round failed")
                 }

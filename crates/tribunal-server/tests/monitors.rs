@@ -969,3 +969,101 @@ async fn the_policies_page_lists_rules_runs_tests_and_replays_a_changed_module()
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_left_by_a_stopped_server_is_judged_and_a_time_window_alert_resolves_without_traffic(
+) {
+    let (hook, got) = receiver().await;
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let admin = s.token("default", "admin").await;
+    let agent = s.token("default", "agent").await;
+    refund_judge(&s, &admin, "refunds").await;
+    // Sent before this server's monitor is switched on, so only a claim brings it in.
+    gate(&s, &agent, "lost", "Your refund is on its way.").await;
+    for _ in 0..100 {
+        let row = s.store.get_trace("default", "lost").await.unwrap();
+        if row.is_some_and(|r| r.body.is_some() && r.decision.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (st, m) = req(
+        &s,
+        &admin,
+        "POST",
+        "/api/v1/monitors",
+        Some(json!({"judge": "refunds"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{m}");
+    let id = m["id"].as_str().unwrap().to_owned();
+    // Another server claimed "lost" twenty minutes ago and stopped before judging it.
+    let long_ago = tribunal_store::clock::now_ms() - 20 * 60_000;
+    s.store
+        .execute_raw(&format!(
+            "INSERT INTO monitor_results (monitor_id, trace_id, status, trace_decision, rules, judge_version,
+                 judge_hash, value, feedback, claimed_by, at, at_ms, project)
+             VALUES ('{id}', 'lost', 'claimed', 'allow', '[]', 1, 'h', NULL, NULL, 'a-stopped-server',
+                 '2026-01-01T00:00:00Z', {long_ago}, 'default')"
+        ))
+        .await
+        .unwrap();
+    // An alert over the last minute of results: one failure in it fires the alert.
+    let (st, a) = req(
+        &s,
+        &admin,
+        "POST",
+        &format!("/api/v1/monitors/{id}/alerts"),
+        Some(json!({"kind": "failure_rate", "threshold": 0.0, "minutes": 1, "webhook_url": hook, "secret": "s3cret-s3cret-s3cret"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{a}");
+    gate(&s, &agent, "fresh", "No.").await;
+    let r = results_until(&s, &admin, &id, "both judged", |v| {
+        v["totals"]["judged"] == 2
+    })
+    .await;
+    let lost = r["latest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["trace_id"] == "lost")
+        .unwrap()
+        .clone();
+    assert_eq!(lost["status"], "pass", "{lost}");
+    let fired = wait_received(&got, 1).await;
+    assert!(
+        fired[0].1.contains("\"event\":\"firing\""),
+        "{}",
+        fired[0].1
+    );
+    // No more traffic: the failure leaves the one-minute window and the alert resolves.
+    s.store
+        .execute_raw(&format!(
+            "UPDATE monitor_results SET at_ms = at_ms - 120000 WHERE monitor_id = '{id}'"
+        ))
+        .await
+        .unwrap();
+    let mut resolved = false;
+    for _ in 0..300 {
+        resolved = got
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, b)| b.contains("\"event\":\"resolved\""));
+        if resolved {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        resolved,
+        "{:?}",
+        got.lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect::<Vec<_>>()
+    );
+    s.stop().await;
+}

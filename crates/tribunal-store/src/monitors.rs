@@ -74,6 +74,7 @@ pub(crate) const SCHEMA: &[&str] = &[
         updated_at TEXT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS alert_deliveries_alert ON alert_deliveries (alert_id, created_at)",
+    "CREATE INDEX IF NOT EXISTS monitor_results_open ON monitor_results (monitor_id, status, at_ms)",
 ];
 
 /// A judge version switched on for incoming traces.
@@ -438,6 +439,69 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(claimed)
+    }
+
+    /// Takes over up to `ctx.limit` claims of the monitor that are still unfinished and were
+    /// made before `before_ms` (their server stopped or died while judging), so every claimed
+    /// trace is judged in the end. Locks the monitor's row first, as claims do, so two servers
+    /// never take over the same claim.
+    pub async fn reclaim_stale_monitor_claims(
+        &self,
+        monitor_id: &str,
+        before_ms: i64,
+        ctx: &ClaimContext<'_>,
+    ) -> Result<Vec<String>, StoreError> {
+        // Looked for without a lock first: almost always there are none.
+        let any = sqlx::query(
+            "SELECT trace_id FROM monitor_results
+             WHERE monitor_id = $1 AND status = 'claimed' AND at_ms < $2 LIMIT 1",
+        )
+        .bind(monitor_id)
+        .bind(before_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let locked =
+            sqlx::query("UPDATE monitors SET cursor_ms = cursor_ms WHERE id = $1 AND enabled = 1")
+                .bind(monitor_id)
+                .execute(&mut *tx)
+                .await?;
+        if locked.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT trace_id FROM monitor_results
+             WHERE monitor_id = $1 AND status = 'claimed' AND at_ms < $2
+             ORDER BY at_ms, trace_id LIMIT $3",
+        )
+        .bind(monitor_id)
+        .bind(before_ms)
+        .bind(ctx.limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut taken = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let trace_id: String = r.try_get("trace_id")?;
+            sqlx::query(
+                "UPDATE monitor_results SET claimed_by = $3, at = $4, at_ms = $5, judge_hash = $6
+                 WHERE monitor_id = $1 AND trace_id = $2 AND status = 'claimed'",
+            )
+            .bind(monitor_id)
+            .bind(&trace_id)
+            .bind(ctx.instance)
+            .bind(ctx.at)
+            .bind(ctx.at_ms)
+            .bind(ctx.judge_hash)
+            .execute(&mut *tx)
+            .await?;
+            taken.push(trace_id);
+        }
+        tx.commit().await?;
+        Ok(taken)
     }
 
     /// Records the judge's result on a claimed trace, judged at `(at, at_ms)`.
