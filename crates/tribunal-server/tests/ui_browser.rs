@@ -693,8 +693,27 @@ async fn a_judge_is_switched_on_for_live_traffic_from_the_monitoring_page() {
     ] {
         gate(&s, &agent, json!({"trace_id": id, "trace": [{"role": "user", "content": "money back?"}, {"role": "assistant", "content": reply}]})).await;
     }
+    // And an agent's OpenTelemetry spans: judged by the monitor once the trace is quiet.
+    let otlp_trace = "7a8e0f1c2b3d4e5f60718293a4b5c6d7";
+    let span = json!({"traceId": otlp_trace, "spanId": "a1b2c3d4e5f60718", "name": "chat",
+        "startTimeUnixNano": "1000000", "endTimeUnixNano": "251000000",
+        "attributes": [
+            {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+            {"key": "gen_ai.prompt.0.role", "value": {"stringValue": "user"}},
+            {"key": "gen_ai.prompt.0.content", "value": {"stringValue": "money back for order 9?"}},
+            {"key": "gen_ai.completion.0.role", "value": {"stringValue": "assistant"}},
+            {"key": "gen_ai.completion.0.content", "value": {"stringValue": "A refund for order 9 is on its way."}}
+        ]});
+    let r = TestServer::client()
+        .post(format!("{}/v1/traces", s.url))
+        .bearer_auth(&agent)
+        .json(&json!({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let mut rows = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..150 {
         b.find(Locator::Css("#monitor-refresh"))
             .await
             .unwrap()
@@ -712,15 +731,20 @@ async fn a_judge_is_switched_on_for_live_traffic_from_the_monitoring_page() {
             }
             Err(_) => Vec::new(),
         };
-        if rows.len() == 2 {
+        if rows.len() == 3 {
             break;
         }
     }
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows.len(), 3, "{rows:?}");
     assert!(
         rows.iter()
             .any(|r| r.contains("live-ok") && r.contains("pass")),
         "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.contains(otlp_trace) && r.contains("pass")),
+        "the OTLP trace is judged too: {rows:?}"
     );
     assert!(
         rows.iter()
@@ -732,7 +756,7 @@ async fn a_judge_is_switched_on_for_live_traffic_from_the_monitoring_page() {
         .text()
         .await
         .unwrap();
-    assert!(rate.contains("50.0 %"), "{rate}");
+    assert!(rate.contains("66.7 %"), "{rate}");
     wait_for(&b, "#monitor-chart").await;
     screenshot(&b, "monitor").await;
     // The result links to its trace, which shows it.
