@@ -759,6 +759,15 @@ async fn a_judge_is_switched_on_for_live_traffic_from_the_monitoring_page() {
     assert!(rate.contains("66.7 %"), "{rate}");
     wait_for(&b, "#monitor-chart").await;
     screenshot(&b, "monitor").await;
+    // The dashboard shows the monitor's results over its window.
+    b.goto(&format!("{}/#/dashboard?since=1d", s.url)).await.unwrap();
+    let row = wait_for(&b, "#dashboard-monitors tbody tr").await.text().await.unwrap();
+    assert!(
+        row.contains("refunds v1") && row.contains("on") && row.contains(" 3 ") && row.contains("66.7 %"),
+        "{row}"
+    );
+    b.back().await.unwrap();
+    wait_for(&b, "#monitor-results").await;
     // The result links to its trace, which shows it.
     b.find(Locator::Css("#monitor-results tr[data-trace='live-bad'] a"))
         .await

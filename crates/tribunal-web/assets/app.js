@@ -869,6 +869,7 @@ async function dashboardPage(params) {
   const e = r.escalations;
   const fig = (label, value) => el("div", { class: "figure" }, el("div", { class: "value" }, value === null || value === undefined ? "—" : String(value)), el("div", { class: "label" }, label));
   const windows = el("nav", { class: "pager", "aria-label": "Window" }, ["1d", "7d", "30d", "90d"].map((w) => el("a", { href: "#/dashboard?since=" + w, "aria-current": w === since ? "page" : null }, w)));
+  const monitors = await monitorsOnDashboard(since);
   show(
     el("h1", {}, "Dashboard"),
     windows,
@@ -911,6 +912,57 @@ async function dashboardPage(params) {
           ),
         )
       : null,
+    monitors,
+  );
+}
+
+const WINDOW_SECONDS = { "1d": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400 };
+
+/** Each monitor's results over the dashboard's window: judged, pass and error rates. */
+async function monitorsOnDashboard(since) {
+  let list;
+  try {
+    list = (await api("GET", "/api/v1/monitors")).monitors || [];
+  } catch (_) {
+    return null;
+  }
+  if (!list.length) return null;
+  const window = WINDOW_SECONDS[since] || 30 * 86400;
+  const rows = await Promise.all(
+    list.map(async (m) => {
+      try {
+        const r = await api("GET", `/api/v1/monitors/${encodeURIComponent(m.id)}/results?window=${window}&bucket=${Math.ceil(window / 100)}&limit=1`);
+        return [m, r.totals];
+      } catch (e) {
+        return [m, null];
+      }
+    }),
+  );
+  const pct = (v) => (typeof v === "number" ? (100 * v).toFixed(1) + " %" : "—");
+  return el(
+    "section",
+    { class: "card", id: "dashboard-monitors" },
+    el("h2", {}, "Live monitors"),
+    el(
+      "table",
+      { class: "grid" },
+      el("thead", {}, el("tr", {}, ["Judge", "State", "Judged", "Pass rate", "Error rate"].map((h) => el("th", { scope: "col" }, h)))),
+      el(
+        "tbody",
+        {},
+        rows.map(([m, t]) =>
+          el(
+            "tr",
+            { "data-monitor": m.id },
+            el("td", {}, el("a", { href: "#/monitors/" + encodeURIComponent(m.id) }, `${m.judge} v${m.version}`)),
+            el("td", {}, m.enabled ? "on" : "off"),
+            el("td", { class: "num" }, t ? t.judged : "—"),
+            el("td", { class: "num" }, t ? pct(t.pass_rate) : "—"),
+            el("td", { class: "num" }, t ? pct(t.error_rate) : "—"),
+          ),
+        ),
+      ),
+    ),
   );
 }
 
