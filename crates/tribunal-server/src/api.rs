@@ -432,6 +432,8 @@ fn describe() -> Value {
     };
     let id_param = |name: &str| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}});
     let query = |name: &str, t: &str| json!({"name": name, "in": "query", "schema": {"type": t}});
+    let one_of = |name: &str, values: &[&str]| json!({"name": name, "in": "query", "schema": {"type": "string", "enum": values}});
+    let ranged = |name: &str, min: i64, max: i64| json!({"name": name, "in": "query", "schema": {"type": "integer", "minimum": min, "maximum": max}});
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
@@ -441,17 +443,22 @@ fn describe() -> Value {
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "responses": {"Error": {
+            "responses": {"Unauthenticated": {
+                "description": "No bearer token, or one that is unknown or revoked (code unauthenticated).",
+                "headers": {"WWW-Authenticate": {"required": true, "description": "The scheme that is accepted: Bearer realm=\"tribunal\"", "schema": {"type": "string", "pattern": "^Bearer "}}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+            }, "Error": {
                 "description": "An error; `code` is one of x-error-codes.",
-                "content": {"application/json": {"schema": {
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+            }},
+            "schemas": {"Error": {
                     "type": "object", "required": ["error"],
                     "properties": {"error": {"type": "object", "required": ["code", "message", "type", "link"],
                         "properties": {"code": {"type": "string", "enum": ERROR_CODES.iter().map(|c| c.0).collect::<Vec<_>>()},
                                        "message": {"type": "string"},
                                        "type": {"type": "string", "enum": ["invalid_request", "auth", "system", "internal"]},
-                                       "link": {"type": "string", "description": "GET it for the code's meaning"}}}}}}}
-            }},
-            "schemas": {"GateRequest": {
+                                       "link": {"type": "string", "description": "GET it for the code's meaning"}}}}},
+                "GateRequest": {
                 "type": "object",
                 "oneOf": [{"required": ["trace"]}, {"required": ["append", "trace_id", "offset"]}, {"required": ["otlp_trace_id"]},
                           {"description": "With a traceparent header: the trace of that id, received over OTLP", "not": {"anyOf": [{"required": ["trace"]}, {"required": ["append"]}, {"required": ["otlp_trace_id"]}]}}],
@@ -486,7 +493,7 @@ fn describe() -> Value {
             "/v1/logs": {"post": {"summary": "OTLP/HTTP logs export (protobuf or JSON, gzip allowed; role: agent or admin): GenAI events that name a trace and span join that span",
                 "requestBody": {"required": true, "content": {"application/x-protobuf": {}, "application/json": {}}},
                 "responses": ok("accepted and stored", &[400, 413, 415])}},
-            "/api/v1/traces": {"get": {"summary": "List traces, newest first", "parameters": [query("source", "string"), query("decision", "string"), query("since", "string"), query("rule", "string"), query("q", "string"), query("limit", "integer"), query("offset", "integer")], "responses": ok("traces", &[400])}},
+            "/api/v1/traces": {"get": {"summary": "List traces, newest first", "parameters": [one_of("source", &["otlp", "gate"]), one_of("decision", &["allow", "escalate", "block"]), query("since", "string"), query("rule", "string"), query("q", "string"), ranged("limit", 1, 1000), ranged("offset", 0, i64::MAX)], "responses": ok("traces", &[400])}},
             "/api/v1/report/value": {"get": {"summary": "The value report: decisions over time, top rules, blocked actions by kind, escalations and time to decide, gate latency percentiles, model judges' cost, adoption (role: viewer or above)", "parameters": [query("since", "string")], "responses": ok("project, since, decisions, over_time, top_rules, blocked_by_kind, escalations, gate_latency, judges, adoption", &[400])}},
             "/api/v1/label-schemas": {
                 "get": {"summary": "The project's label schemas (role: viewer or above)", "responses": ok("schemas", &[])},
@@ -538,7 +545,7 @@ fn describe() -> Value {
                 "responses": ok("results", &[400, 404])}},
             "/api/v1/policies": {"get": {"summary": "Policy version, gates, files, shadow policies", "responses": ok("policies", &[])}},
             "/api/v1/policies/reload": {"post": {"summary": "Reload the project's configuration and policies (role: admin)", "responses": ok("new versions", &[400])}},
-            "/api/v1/escalations": {"get": {"summary": "The review queue", "parameters": [query("status", "string"), query("limit", "integer")], "responses": ok("escalations", &[400])}},
+            "/api/v1/escalations": {"get": {"summary": "The review queue", "parameters": [one_of("status", &["pending", "approved", "denied", "expired"]), ranged("limit", 1, 1000)], "responses": ok("escalations", &[400])}},
             "/api/v1/escalations/{id}": {"get": {"summary": "One escalation (agents poll here)", "parameters": [id_param("id")], "responses": ok("escalation", &[404])}},
             "/api/v1/escalations/{id}/decision": {"post": {"summary": "Approve or deny (role: reviewer or admin)", "parameters": [id_param("id")],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["decision"], "properties": {"decision": {"enum": ["approve", "deny"]}, "note": {"type": "string"}}}}}},
