@@ -434,6 +434,13 @@ fn describe() -> Value {
     let query = |name: &str, t: &str| json!({"name": name, "in": "query", "schema": {"type": t}});
     let one_of = |name: &str, values: &[&str]| json!({"name": name, "in": "query", "schema": {"type": "string", "enum": values}});
     let ranged = |name: &str, min: i64, max: i64| json!({"name": name, "in": "query", "schema": {"type": "integer", "minimum": min, "maximum": max}});
+    let error_schema = json!({
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["code", "message", "type", "link"],
+            "properties": {"code": {"type": "string", "enum": ERROR_CODES.iter().map(|c| c.0).collect::<Vec<_>>()},
+                           "message": {"type": "string"},
+                           "type": {"type": "string", "enum": ["invalid_request", "auth", "system", "internal"]},
+                           "link": {"type": "string", "description": "GET it for the code's meaning"}}}}});
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
@@ -446,19 +453,12 @@ fn describe() -> Value {
             "responses": {"Unauthenticated": {
                 "description": "No bearer token, or one that is unknown or revoked (code unauthenticated).",
                 "headers": {"WWW-Authenticate": {"required": true, "description": "The scheme that is accepted: Bearer realm=\"tribunal\"", "schema": {"type": "string", "pattern": "^Bearer "}}},
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+                "content": {"application/json": {"schema": error_schema}}
             }, "Error": {
                 "description": "An error; `code` is one of x-error-codes.",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+                "content": {"application/json": {"schema": error_schema}}
             }},
-            "schemas": {"Error": {
-                    "type": "object", "required": ["error"],
-                    "properties": {"error": {"type": "object", "required": ["code", "message", "type", "link"],
-                        "properties": {"code": {"type": "string", "enum": ERROR_CODES.iter().map(|c| c.0).collect::<Vec<_>>()},
-                                       "message": {"type": "string"},
-                                       "type": {"type": "string", "enum": ["invalid_request", "auth", "system", "internal"]},
-                                       "link": {"type": "string", "description": "GET it for the code's meaning"}}}}},
-                "GateRequest": {
+            "schemas": {"GateRequest": {
                 "type": "object",
                 "oneOf": [{"required": ["trace"]}, {"required": ["append", "trace_id", "offset"]}, {"required": ["otlp_trace_id"]},
                           {"description": "With a traceparent header: the trace of that id, received over OTLP", "not": {"anyOf": [{"required": ["trace"]}, {"required": ["append"]}, {"required": ["otlp_trace_id"]}]}}],
