@@ -86,6 +86,29 @@ def test_a_growing_conversation_is_sent_as_appends_with_the_held_offset(server: 
     assert rec.statuses == [200, 200]
 
 
+def test_tool_definitions_travel_with_the_trace_and_new_ones_send_it_whole(server: Any) -> None:
+    rec = Recorder()
+    gate = Gate(server.url, token=server.agent_token, client=rec.client())
+    tid = gate.new_trace_id()
+    search = {"type": "function", "function": {"name": "search", "parameters": {"type": "object"}},
+              "annotations": {"readOnlyHint": True}}
+    wipe = {"type": "function", "function": {"name": "wipe_disk"}, "annotations": {"destructiveHint": True}}
+    msgs = list(CHAT)
+    assert gate.check(msgs, pending=SEARCH, trace_id=tid, tools=[search]).allowed
+    msgs.append({"role": "assistant", "content": "Looking it up."})
+    assert gate.check(msgs, pending=SEARCH, trace_id=tid, tools=[search]).allowed
+    # A destructive tool listed later: the trace goes whole with it, and its call waits for a person.
+    d = gate.check(msgs, pending={"name": "wipe_disk", "arguments": {}}, trace_id=tid, tools=[search, wipe])
+    assert d.decision == "escalate" and "c5.destructive_tool" in d.rules, d
+    _decide(server, "deny", [])  # settled, so later tests' reviewers see only their own
+    first, second, third = rec.bodies
+    assert first["trace"] == {"messages": CHAT, "tools": [search]}
+    assert "trace" not in second and second["append"] == msgs[2:]
+    assert third["trace"] == {"messages": msgs, "tools": [search, wipe]}
+    with pytest.raises(ValueError, match="tools"):
+        gate.check({"messages": CHAT}, pending=SEARCH, tools=[search])
+
+
 def test_an_offset_the_gate_does_not_hold_is_answered_by_sending_the_whole_trace(server: Any) -> None:
     rec = Recorder()
     mine = Gate(server.url, token=server.agent_token, client=rec.client())

@@ -432,6 +432,35 @@ fn describe() -> Value {
     };
     let id_param = |name: &str| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}});
     let query = |name: &str, t: &str| json!({"name": name, "in": "query", "schema": {"type": t}});
+    // A JSON body of this schema.
+    let body = |schema: Value| json!({"required": true, "content": {"application/json": {"schema": schema}}});
+    let strict = |required: &[&str], properties: Value| json!({"type": "object", "required": required, "properties": properties, "additionalProperties": false});
+    let label_schema = json!({"type": "object", "required": ["name", "type"], "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+        "type": {"enum": ["pass_fail", "categorical", "numeric", "text", "pairwise"]},
+        "options": {"type": "array", "items": {"type": "string"}}, "multiple": {"type": "boolean"}, "ordered": {"type": "boolean"},
+        "min": {"type": "number"}, "max": {"type": "number"},
+        "instructions": {"type": "string"}, "comment": {"type": "boolean"}, "judge": {"type": "string"}}});
+    let new_queue = strict(
+        &["id", "schema"],
+        json!({
+        "id": {"type": "string"}, "schema": {"type": "string"},
+        "items": {"type": "array", "description": "trace ids, {id?, trace, span? | run?} or {id?, pair: {prompt?, a, b}}"},
+        "from": {"type": "object", "description": "{filter: {source?, decision?, rule?, text?, since?, limit?}} | {run: id} | {low_confidence: {judge, below, run?, limit?}}"},
+        "gold": {"type": "object"}, "overlap": {"type": "integer", "minimum": 0}, "lock_s": {"type": "integer", "minimum": 0},
+        "gold_rate": {"type": "number"}, "blind": {"type": "boolean"}, "people": {"type": "array", "items": {"type": "string"}},
+        "spread": {"type": "number"}, "review_against_judge": {"type": "boolean"}, "untrusted_from": {"type": "string"}}),
+    );
+    let judge_name = json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"}});
+    let one_of = |name: &str, values: &[&str]| json!({"name": name, "in": "query", "schema": {"type": "string", "enum": values}});
+    let ranged = |name: &str, min: i64, max: i64| json!({"name": name, "in": "query", "schema": {"type": "integer", "minimum": min, "maximum": max}});
+    let error_schema = json!({
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["code", "message", "type", "link"],
+            "properties": {"code": {"type": "string", "enum": ERROR_CODES.iter().map(|c| c.0).collect::<Vec<_>>()},
+                           "message": {"type": "string"},
+                           "type": {"type": "string", "enum": ["invalid_request", "auth", "system", "internal"]},
+                           "link": {"type": "string", "description": "GET it for the code's meaning"}}}}});
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
@@ -441,15 +470,13 @@ fn describe() -> Value {
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "responses": {"Error": {
+            "responses": {"Unauthenticated": {
+                "description": "No bearer token, or one that is unknown or revoked (code unauthenticated).",
+                "headers": {"WWW-Authenticate": {"required": true, "description": "The scheme that is accepted: Bearer realm=\"tribunal\"", "schema": {"type": "string", "pattern": "^Bearer "}}},
+                "content": {"application/json": {"schema": error_schema}}
+            }, "Error": {
                 "description": "An error; `code` is one of x-error-codes.",
-                "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["error"],
-                    "properties": {"error": {"type": "object", "required": ["code", "message", "type", "link"],
-                        "properties": {"code": {"type": "string", "enum": ERROR_CODES.iter().map(|c| c.0).collect::<Vec<_>>()},
-                                       "message": {"type": "string"},
-                                       "type": {"type": "string", "enum": ["invalid_request", "auth", "system", "internal"]},
-                                       "link": {"type": "string", "description": "GET it for the code's meaning"}}}}}}}
+                "content": {"application/json": {"schema": error_schema}}
             }},
             "schemas": {"GateRequest": {
                 "type": "object",
@@ -486,28 +513,28 @@ fn describe() -> Value {
             "/v1/logs": {"post": {"summary": "OTLP/HTTP logs export (protobuf or JSON, gzip allowed; role: agent or admin): GenAI events that name a trace and span join that span",
                 "requestBody": {"required": true, "content": {"application/x-protobuf": {}, "application/json": {}}},
                 "responses": ok("accepted and stored", &[400, 413, 415])}},
-            "/api/v1/traces": {"get": {"summary": "List traces, newest first", "parameters": [query("source", "string"), query("decision", "string"), query("since", "string"), query("rule", "string"), query("q", "string"), query("limit", "integer"), query("offset", "integer")], "responses": ok("traces", &[400])}},
+            "/api/v1/traces": {"get": {"summary": "List traces, newest first", "parameters": [one_of("source", &["otlp", "gate"]), one_of("decision", &["allow", "escalate", "block"]), query("since", "string"), query("rule", "string"), query("q", "string"), ranged("limit", 1, 1000), ranged("offset", 0, i64::MAX)], "responses": ok("traces", &[400])}},
             "/api/v1/report/value": {"get": {"summary": "The value report: decisions over time, top rules, blocked actions by kind, escalations and time to decide, gate latency percentiles, model judges' cost, adoption (role: viewer or above)", "parameters": [query("since", "string")], "responses": ok("project, since, decisions, over_time, top_rules, blocked_by_kind, escalations, gate_latency, judges, adoption", &[400])}},
             "/api/v1/label-schemas": {
                 "get": {"summary": "The project's label schemas (role: viewer or above)", "responses": ok("schemas", &[])},
-                "post": {"summary": "Add a label schema {name, type: pass_fail|categorical|numeric|text|pairwise, options?, multiple?, min?, max?, instructions, comment?, judge?} (role: admin)", "responses": ok("the schema", &[400, 403, 409])}},
+                "post": {"summary": "Add a label schema {name, type: pass_fail|categorical|numeric|text|pairwise, options?, multiple?, min?, max?, instructions, comment?, judge?} (role: admin)", "requestBody": body(label_schema), "responses": ok("the schema", &[400, 403, 409])}},
             "/api/v1/label-schemas/{name}/agreement": {"get": {"summary": "The agreement and quality figures over every queue of the schema, as if they were one (items named queue/item) (role: reviewer or admin)", "parameters": [id_param("name")], "responses": ok("schema, queues, items_complete, percent_agreement, cohen_kappa_mean, krippendorff_alpha, fleiss_kappa, pairs, people, per_item, judge", &[403, 404])}},
             "/api/v1/queues": {
                 "get": {"summary": "Labeling queues the caller may work on (reviewers and admins: all)", "responses": ok("queues", &[])},
-                "post": {"summary": "Add a labeling queue {id, schema, items | from: {filter: {source?, decision?, rule?, text?, since?, limit?}} | {run: id} | {low_confidence: {judge, below, run?, limit?}}, overlap?, lock_s?, gold?, gold_rate?, blind?, people?, spread?, review_against_judge?, untrusted_from?}; items are trace ids or {id?, trace, span? | run?} or {id?, pair: {prompt?, a: {trace | text}, b}} (role: admin)", "responses": ok("id, items, with_judge_value", &[400, 403, 404, 409])}},
+                "post": {"summary": "Add a labeling queue {id, schema, items | from: {filter: {source?, decision?, rule?, text?, since?, limit?}} | {run: id} | {low_confidence: {judge, below, run?, limit?}}, overlap?, lock_s?, gold?, gold_rate?, blind?, people?, spread?, review_against_judge?, untrusted_from?}; items are trace ids or {id?, trace, span? | run?} or {id?, pair: {prompt?, a: {trace | text}, b}} (role: admin)", "requestBody": body(new_queue), "responses": ok("id, items, with_judge_value", &[400, 403, 404, 409])}},
             "/api/v1/queues/{id}": {"get": {"summary": "The queue's settings, schema and progress (annotators: only queues they are named on or open to all)", "parameters": [id_param("id")], "responses": ok("id, schema, items, overlap, blind, progress", &[403, 404])}},
-            "/api/v1/queues/{id}/items": {"post": {"summary": "Add items {items: [...]} in the forms a queue is made with, at the end of the queue; items it has are left as they are (role: admin)", "parameters": [id_param("id")], "responses": ok("added", &[400, 403, 404])}},
+            "/api/v1/queues/{id}/items": {"post": {"summary": "Add items {items: [...]} in the forms a queue is made with, at the end of the queue; items it has are left as they are (role: admin)", "parameters": [id_param("id")], "requestBody": body(strict(&["items"], json!({"items": {"type": "array"}}))), "responses": ok("added", &[400, 403, 404])}},
             "/api/v1/queues/{id}/items/{item}": {"get": {"summary": "What the item shows (trace, span, run result or pair), its labels, final label and the tied judge's value (role: reviewer or admin)", "parameters": [id_param("id"), id_param("item")], "responses": ok("id, trace?, span?, run?, pair?, labels, final, judge_value", &[403, 404])}},
-            "/api/v1/queues/{id}/import": {"post": {"summary": "Import labels {lines: JSONL}: this server's export lines, {item, person, value, comment?}, MLflow assessments or MLflow trace exports (HUMAN assessments of the schema's name); bad lines are refused with their number (role: admin)", "parameters": [id_param("id")], "responses": ok("imported, already_there, other_lines, refused", &[400, 403, 404])}},
+            "/api/v1/queues/{id}/import": {"post": {"summary": "Import labels {lines: JSONL}: this server's export lines, {item, person, value, comment?}, MLflow assessments or MLflow trace exports (HUMAN assessments of the schema's name); bad lines are refused with their number (role: admin)", "parameters": [id_param("id")], "requestBody": body(strict(&["lines"], json!({"lines": {"type": "string"}}))), "responses": ok("imported, already_there, other_lines, refused", &[400, 403, 404])}},
             "/api/v1/queues/{id}/next": {"post": {"summary": "The caller's next item, locked for them, with its trace; or wait_until_ms, or done (role: annotator or above)", "parameters": [id_param("id")], "responses": ok("done, item, until_ms, schema, trace | wait_until_ms", &[403, 404])}},
-            "/api/v1/queues/{id}/items/{item}/label": {"post": {"summary": "Label the item the caller holds {value, comment?}", "parameters": [id_param("id"), id_param("item")], "responses": ok("item, value", &[400, 403, 404, 409])}},
-            "/api/v1/queues/{id}/items/{item}/skip": {"post": {"summary": "Pass on the item the caller holds {reason}; it goes to someone else", "parameters": [id_param("id"), id_param("item")], "responses": ok("item, skipped", &[400, 403, 404, 409])}},
+            "/api/v1/queues/{id}/items/{item}/label": {"post": {"summary": "Label the item the caller holds {value, comment?}", "parameters": [id_param("id"), id_param("item")], "requestBody": body(strict(&["value"], json!({"value": {}, "comment": {"type": "string"}}))), "responses": ok("item, value", &[400, 403, 404, 409])}},
+            "/api/v1/queues/{id}/items/{item}/skip": {"post": {"summary": "Pass on the item the caller holds {reason}; it goes to someone else", "parameters": [id_param("id"), id_param("item")], "requestBody": body(strict(&["reason"], json!({"reason": {"type": "string"}}))), "responses": ok("item, skipped", &[400, 403, 404, 409])}},
             "/api/v1/queues/{id}/labels": {"get": {"summary": "The queue's labels (blind queues: an annotator gets only their own)", "parameters": [id_param("id")], "responses": ok("items", &[404])}},
             "/api/v1/queues/{id}/review": {"get": {"summary": "Items whose labels disagree and are not adjudicated (role: reviewer or admin)", "parameters": [id_param("id"), query("spread", "number")], "responses": ok("items", &[403, 404])}},
-            "/api/v1/queues/{id}/items/{item}/adjudicate": {"post": {"summary": "A reviewer's final label {value, note?}; the item never comes back", "parameters": [id_param("id"), id_param("item")], "responses": ok("item, final, by", &[400, 403, 404, 409])}},
-            "/api/v1/queues/{id}/export": {"get": {"summary": "The queue's labels as JSON lines: per item with its labels and final label (format=jsonl), or as MLflow assessments with a HUMAN source (format=mlflow) (role: reviewer or admin)", "parameters": [id_param("id"), query("format", "string")], "responses": ok("application/x-ndjson", &[400, 403, 404])}},
+            "/api/v1/queues/{id}/items/{item}/adjudicate": {"post": {"summary": "A reviewer's final label {value, note?}; the item never comes back", "parameters": [id_param("id"), id_param("item")], "requestBody": body(strict(&["value"], json!({"value": {}, "note": {"type": "string"}}))), "responses": ok("item, final, by", &[400, 403, 404, 409])}},
+            "/api/v1/queues/{id}/export": {"get": {"summary": "The queue's labels as JSON lines: per item with its labels and final label (format=jsonl), or as MLflow assessments with a HUMAN source (format=mlflow) (role: reviewer or admin)", "parameters": [id_param("id"), one_of("format", &["jsonl", "mlflow"])], "responses": ok("application/x-ndjson", &[400, 403, 404])}},
             "/api/v1/queues/{id}/agreement": {"get": {"summary": "Agreement and quality: percent agreement, Cohen's kappa per pair (weighted for ordered labels), Fleiss' kappa, Krippendorff's alpha, per person (labels, skips, gold accuracy, time per item, labels per hour), per item, and the tied judge against people with bootstrap 95% intervals (role: reviewer or admin)", "parameters": [id_param("id")], "responses": ok("items_complete, percent_agreement, cohen_kappa_mean, krippendorff_alpha, fleiss_kappa, pairs, people, per_item, judge", &[403, 404])}},
-            "/api/v1/audit/entries/{seq}": {"get": {"summary": "One decision-log entry of the caller's project (role: viewer or above)", "parameters": [id_param("seq")], "responses": ok("seq, at, kind, body, prev_hash, hash", &[400, 404])}},
+            "/api/v1/audit/entries/{seq}": {"get": {"summary": "One decision-log entry of the caller's project (role: viewer or above)", "parameters": [json!({"name": "seq", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^0*[1-9][0-9]*$"}})], "responses": ok("seq, at, kind, body, prev_hash, hash", &[400, 404])}},
             "/api/v1/sessions": {"post": {"summary": "Sign in to the UI with an API token (not an agent's): sets an HttpOnly, SameSite=Strict session cookie and answers the CSRF token that state-changing requests made with it must send as X-CSRF-Token", "security": [],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}}}},
                 "responses": ok("project, role, token_id, csrf", &[400, 401, 403])}},
@@ -525,12 +552,12 @@ fn describe() -> Value {
             "/api/v1/judges": {"get": {"summary": "Configured judges and their versions (judges, config_hash), and the judges stored in the Judge Builder with their latest version (stored: [{name, kind, latest_version, hash, updated_at}])", "responses": ok("judges", &[])}},
             "/api/v1/judges/builtins": {"get": {"summary": "Built-in judge kinds to start from: {builtins: [{kind, description, model_judge, instructions, output}]}; instructions and output are null for code judges", "responses": ok("builtins", &[])}},
             "/api/v1/judges/{name}/versions": {
-                "get": {"summary": "A stored judge's versions, oldest first: {name, versions: [{version, kind, settings, hash, note, created_at, created_by}]}", "parameters": [id_param("name")], "responses": ok("versions", &[400, 404])},
-                "post": {"summary": "Store a new version (role: admin); built first, so a bad kind or setting is invalid_judge and nothing is stored; 409 when it equals the latest version", "parameters": [id_param("name")],
+                "get": {"summary": "A stored judge's versions, oldest first: {name, versions: [{version, kind, settings, hash, note, created_at, created_by}]}", "parameters": [judge_name], "responses": ok("versions", &[400, 404])},
+                "post": {"summary": "Store a new version (role: admin); built first, so a bad kind or setting is invalid_judge and nothing is stored; 409 when it equals the latest version", "parameters": [judge_name],
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["kind", "settings"], "properties": {"kind": {"type": "string"}, "settings": {"type": "object"}, "note": {"type": "string"}}}}}},
                     "responses": {"201": {"description": "{name, version, hash}"}, "400": err, "401": err, "403": err, "409": err}}},
-            "/api/v1/judges/{name}/diff": {"get": {"summary": "What changed between two versions: {name, from, to, changes: [{path, from, to}], text} (text: a unified diff of their tribunal.toml tables)", "parameters": [id_param("name"), {"name": "from", "in": "query", "required": true, "schema": {"type": "integer"}}, {"name": "to", "in": "query", "required": true, "schema": {"type": "integer"}}], "responses": ok("diff", &[400, 404])}},
-            "/api/v1/judges/{name}/rollback": {"post": {"summary": "Store a new version equal to an earlier one, noted \"rollback to N\" (role: admin)", "parameters": [id_param("name")],
+            "/api/v1/judges/{name}/diff": {"get": {"summary": "What changed between two versions: {name, from, to, changes: [{path, from, to}], text} (text: a unified diff of their tribunal.toml tables)", "parameters": [judge_name, {"name": "from", "in": "query", "required": true, "schema": {"type": "integer"}}, {"name": "to", "in": "query", "required": true, "schema": {"type": "integer"}}], "responses": ok("diff", &[400, 404])}},
+            "/api/v1/judges/{name}/rollback": {"post": {"summary": "Store a new version equal to an earlier one, noted \"rollback to N\" (role: admin)", "parameters": [judge_name],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["version"], "properties": {"version": {"type": "integer"}}}}}},
                 "responses": {"201": {"description": "{name, version, hash}"}, "400": err, "401": err, "403": err, "404": err, "409": err}}},
             "/api/v1/judges/{name}/align": {
@@ -543,7 +570,7 @@ fn describe() -> Value {
                 "responses": ok("results", &[400, 404])}},
             "/api/v1/policies": {"get": {"summary": "Policy version, gates, files, shadow policies", "responses": ok("policies", &[])}},
             "/api/v1/policies/reload": {"post": {"summary": "Reload the project's configuration and policies (role: admin)", "responses": ok("new versions", &[400])}},
-            "/api/v1/escalations": {"get": {"summary": "The review queue", "parameters": [query("status", "string"), query("limit", "integer")], "responses": ok("escalations", &[400])}},
+            "/api/v1/escalations": {"get": {"summary": "The review queue", "parameters": [one_of("status", &["pending", "approved", "denied", "expired"]), ranged("limit", 1, 1000)], "responses": ok("escalations", &[400])}},
             "/api/v1/escalations/{id}": {"get": {"summary": "One escalation (agents poll here)", "parameters": [id_param("id")], "responses": ok("escalation", &[404])}},
             "/api/v1/escalations/{id}/decision": {"post": {"summary": "Approve or deny (role: reviewer or admin)", "parameters": [id_param("id")],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["decision"], "properties": {"decision": {"enum": ["approve", "deny"]}, "note": {"type": "string"}}}}}},

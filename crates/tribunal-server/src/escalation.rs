@@ -273,6 +273,7 @@ fn view(row: &EscalationRow, default: Decision) -> Value {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<String>,
     limit: Option<i64>,
@@ -281,9 +282,17 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Read)?;
+    let Query(q) =
+        q.map_err(|e| ApiError::request(format!("{e}; the filters are status and limit")))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::request(format!(
+            "limit: expected 1 to 1000, found {limit}"
+        )));
+    }
     if let Some(s) = &q.status {
         if !["pending", "approved", "denied", "expired"].contains(&s.as_str()) {
             return Err(ApiError::request(format!(
@@ -293,11 +302,7 @@ pub async fn list(
     }
     let rows = state
         .store
-        .list_escalations(
-            &caller.project,
-            q.status.as_deref(),
-            q.limit.unwrap_or(100).clamp(1, 1000),
-        )
+        .list_escalations(&caller.project, q.status.as_deref(), limit)
         .await?;
     let default = state.reviews.settings.default;
     Ok(Json(

@@ -634,7 +634,8 @@ pub fn responses() -> Vec<(&'static str, u16, &'static str, Option<Value>)> {
 
 /// Completes an OpenAPI document: each operation's success answer gets its status,
 /// content type and schema from [`responses`] (the status the route really answers with
-/// replaces the one described, if they differ).
+/// replaces the one described, if they differ), and an operation that reads a query string
+/// or a body documents the `400` answering one it cannot read.
 pub fn complete(doc: &mut Value) {
     let table = responses();
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
@@ -648,6 +649,11 @@ pub fn complete(doc: &mut Value) {
             let Some((_, status, media, schema)) = table.iter().find(|(i, ..)| *i == id) else {
                 continue;
             };
+            let takes_input = op.get("requestBody").is_some()
+                || op
+                    .get("parameters")
+                    .and_then(Value::as_array)
+                    .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                 continue;
             };
@@ -673,6 +679,21 @@ pub fn complete(doc: &mut Value) {
                 }
             }
             responses.insert(status.to_string(), answer);
+            if responses.contains_key("401") {
+                // A 401 names the accepted scheme in WWW-Authenticate.
+                responses.insert(
+                    "401".into(),
+                    json!({"$ref": "#/components/responses/Unauthenticated"}),
+                );
+            }
+            if takes_input && !responses.contains_key("400") {
+                // A query string or body the server cannot read is answered with the one
+                // error shape, whatever the operation.
+                responses.insert(
+                    "400".into(),
+                    json!({"$ref": "#/components/responses/Error"}),
+                );
+            }
         }
     }
 }
@@ -744,6 +765,15 @@ mod tests {
                 .unwrap_or_else(|| panic!("{id} ({method} {path}) has no answer in schemas.rs"));
             let answer = &op["responses"][status.to_string()];
             assert!(answer.is_object(), "{id}: no {status} answer");
+            let reads_query = op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+            if reads_query || op.get("requestBody").is_some() {
+                assert!(
+                    op["responses"]["400"].is_object(),
+                    "{id}: reads input but documents no 400"
+                );
+            }
             match schema {
                 Some(s) => assert_eq!(&answer["content"][*media]["schema"], s, "{id}"),
                 None => assert!(answer.get("content").is_none(), "{id}"),

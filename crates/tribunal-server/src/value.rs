@@ -399,17 +399,22 @@ pub fn since(spec: &str, now_ms: i64) -> Result<String, String> {
     if clock::parse_rfc3339_secs(spec).is_some() {
         return Ok(spec.to_owned());
     }
-    let (n, unit) = spec.split_at(spec.len().saturating_sub(1));
+    let unit_at = spec.char_indices().last().map_or(0, |(i, _)| i);
+    let (n, unit) = spec.split_at(unit_at);
     let n: i64 = n
         .parse()
-        .map_err(|_| format!("since: expected a number of days, hours or minutes (30d, 12h, 45m) or an RFC 3339 time, found {spec:?}"))?;
-    let ms = match unit {
-        "d" => n * 86_400_000,
-        "h" => n * 3_600_000,
-        "m" => n * 60_000,
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| format!("since: expected a number of days, hours or minutes (30d, 12h, 45m) or an RFC 3339 time, found {spec:?}"))?;
+    let per = match unit {
+        "d" => 86_400_000,
+        "h" => 3_600_000,
+        "m" => 60_000,
         _ => return Err(format!("since: expected a unit d, h or m, found {spec:?}")),
     };
-    Ok(clock::rfc3339_from_ms(now_ms - ms))
+    // A window longer than the clock reaches back starts at the epoch.
+    let ms = n.saturating_mul(per);
+    Ok(clock::rfc3339_from_ms(now_ms.saturating_sub(ms)))
 }
 
 /// The report for `project` since `since` (RFC 3339), read from the store.
@@ -592,5 +597,14 @@ mod tests {
         );
         assert!(since("soon", now).unwrap_err().contains("since"));
         assert!(since("3w", now).is_err());
+        // Whatever the text, an answer rather than a panic.
+        assert!(since("-5d", now).is_err());
+        assert!(since("5é", now).unwrap_err().contains("unit"));
+        assert!(since("é", now).is_err());
+        assert!(since("", now).is_err());
+        assert_eq!(
+            since("9223372036854775807d", now).unwrap(),
+            "1970-01-01T00:00:00Z"
+        );
     }
 }

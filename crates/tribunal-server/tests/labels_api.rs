@@ -71,6 +71,23 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
         v["error"]["message"].as_str().unwrap().contains("options"),
         "{v}"
     );
+    // A field that no schema of its type has is refused, not dropped.
+    let (st, v) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/label-schemas",
+        Some(json!({"name": "y", "type": "text", "min": 1})),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("min: not a field of a text label schema"),
+        "{v}"
+    );
 
     let items: Vec<String> = (0..60).map(|i| format!("t{i}")).collect();
     let gold: serde_json::Map<String, Value> =

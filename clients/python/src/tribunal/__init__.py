@@ -9,7 +9,9 @@ An agent already traced with OpenTelemetry (spans exported to the server's `/v1/
 sends only the step: `gate.check(pending=tool_call)` inside its span names the current trace.
 
 Adapters: :mod:`tribunal.adapters.openai_agents` (a tool input guardrail for the OpenAI
-Agents SDK) and :mod:`tribunal.adapters.langgraph` (`ToolNode(wrap_tool_call=...)`).
+Agents SDK), :mod:`tribunal.adapters.langgraph` (`ToolNode(wrap_tool_call=...)`) and
+:mod:`tribunal.adapters.mcp` (`GatedSession`, an MCP client session whose tool calls are
+gated).
 """
 
 from ._client import AsyncGate, Gate, Messages, otel_trace_id

@@ -106,6 +106,8 @@ class _Held:
 
     sent: List[str] = field(default_factory=list)
     count: int = 0
+    tools: Optional[str] = None
+    """The tool definitions the gate holds with the trace (canonical JSON), if any."""
 
 
 @dataclass
@@ -113,6 +115,7 @@ class _Plan:
     body: Dict[str, Any]
     raw: List[str]
     appended: bool
+    tools: Optional[str] = None
 
 
 @dataclass
@@ -172,6 +175,7 @@ class _Core:
         format: Optional[str],
         whole: bool,
         otlp: Optional[str] = None,
+        tools: Optional[Sequence[Mapping[str, Any]]] = None,
     ) -> _Plan:
         body: Dict[str, Any] = {}
         if pending is not None:
@@ -187,6 +191,11 @@ class _Core:
         if self.escalation_wait > 0:
             # The server waits for a reviewer up to its own deadline; the rest is polled.
             body["wait_ms"] = int(min(self.escalation_wait, max(self.timeout - 1.0, 0.0)) * 1000)
+        if tools is not None and not isinstance(messages, Sequence):
+            raise ValueError(
+                "tools: only with a list of messages (a trace document carries its own tools, "
+                "and a trace received over OpenTelemetry has its spans' tools)"
+            )
         if messages is None:
             # The trace is the one the gate received over OTLP.
             body.pop("format", None)
@@ -199,25 +208,29 @@ class _Core:
                 body["trace_id"] = trace_id
             return _Plan(body, [], False)
         raw = [_canon(m) for m in messages]
+        defs = [dict(t) for t in tools] if tools else None
+        canon_tools = _canon(defs) if defs else None
         held = self.held.get(trace_id) if trace_id else None
         if (
             not whole
             and held is not None
+            and held.tools == canon_tools
             and len(raw) >= len(held.sent)
             and raw[: len(held.sent)] == held.sent
         ):
             body["trace_id"] = trace_id
             body["offset"] = held.count
             body["append"] = list(messages[len(held.sent) :])
-            return _Plan(body, raw, True)
-        body["trace"] = list(messages)
+            return _Plan(body, raw, True, canon_tools)
+        # Tool definitions travel with the whole trace: new ones send it again.
+        body["trace"] = {"messages": list(messages), "tools": defs} if defs else list(messages)
         if trace_id:
             body["trace_id"] = trace_id
-        return _Plan(body, raw, False)
+        return _Plan(body, raw, False, canon_tools)
 
     def remember(self, trace_id: Optional[str], plan: _Plan, d: Decision) -> None:
         if trace_id and plan.raw and d.messages is not None:
-            self.held[trace_id] = _Held(sent=plan.raw, count=int(d.messages))
+            self.held[trace_id] = _Held(sent=plan.raw, count=int(d.messages), tools=plan.tools)
 
     def read(self, r: httpx.Response) -> _Outcome:
         """Interprets an answer: `None` failure means final; raises GateError on 4xx."""
@@ -366,6 +379,7 @@ class Gate:
         format: Optional[str] = None,
         trace: OtelTrace = None,
         flush: bool = True,
+        tools: Optional[Sequence[Mapping[str, Any]]] = None,
     ) -> Decision:
         """Asks the gate about `pending` (a tool call `{name, arguments}`, an assistant
         message, or a reply text) after `messages`. With `trace_id`, later calls for the
@@ -373,13 +387,18 @@ class Gate:
 
         Without `messages`, the trace is one the gate received over OpenTelemetry: `trace`
         (an id, a `traceparent`, a span), else the current span's trace. Finished spans are
-        flushed to the exporter first unless `flush=False`."""
+        flushed to the exporter first unless `flush=False`.
+
+        `tools` are the agent's tool definitions (OpenAI function tools, each with its MCP
+        `annotations` when it has any), held with the trace: policies read them as
+        `input.trace.tools`, and the gate's tool classes read their annotations. Changed
+        definitions send the trace whole again."""
         c = self._core
         otlp = _otlp_of(messages, trace, trace_id, flush, c.timeout)
-        plan = c.plan(messages, pending, trace_id, context, explain, format, whole=False, otlp=otlp)
+        plan = c.plan(messages, pending, trace_id, context, explain, format, whole=False, otlp=otlp, tools=tools)
         out = self._send(plan.body)
         if out.conflict and otlp is None:
-            plan = c.plan(messages, pending, trace_id, context, explain, format, whole=True)
+            plan = c.plan(messages, pending, trace_id, context, explain, format, whole=True, tools=tools)
             out = self._send(plan.body)
         if out.failure is not None or out.answer is None:
             return c.unavailable(out.failure or "no answer")
@@ -499,6 +518,7 @@ class AsyncGate:
         format: Optional[str] = None,
         trace: OtelTrace = None,
         flush: bool = True,
+        tools: Optional[Sequence[Mapping[str, Any]]] = None,
     ) -> Decision:
         c = self._core
         # The current span is read here (it lives in this task's context); flushing the
@@ -508,10 +528,10 @@ class AsyncGate:
             await asyncio.get_running_loop().run_in_executor(
                 None, _flush_otel, int(c.timeout * 1000)
             )
-        plan = c.plan(messages, pending, trace_id, context, explain, format, whole=False, otlp=otlp)
+        plan = c.plan(messages, pending, trace_id, context, explain, format, whole=False, otlp=otlp, tools=tools)
         out = await self._send(plan.body)
         if out.conflict and otlp is None:
-            plan = c.plan(messages, pending, trace_id, context, explain, format, whole=True)
+            plan = c.plan(messages, pending, trace_id, context, explain, format, whole=True, tools=tools)
             out = await self._send(plan.body)
         if out.failure is not None or out.answer is None:
             return c.unavailable(out.failure or "no answer")

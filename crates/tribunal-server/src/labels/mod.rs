@@ -40,10 +40,14 @@ fn body<T>(b: Body<T>, expected: &str) -> Result<T, ApiError> {
 pub async fn create_schema(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    b: Body<Schema>,
+    b: Body<Value>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Admin)?;
-    let schema = body(b, "a label schema {name, type, …}")?;
+    let expected = "a label schema {name, type, …}";
+    let raw = body(b, expected)?;
+    foreign_schema_fields(&raw)?;
+    let schema: Schema = serde_json::from_value(raw)
+        .map_err(|e| ApiError::request(format!("{e}; expected {expected}")))?;
     schema
         .check()
         .map_err(|e| ApiError::request(e.to_string()))?;
@@ -62,6 +66,37 @@ pub async fn create_schema(
         ));
     }
     Ok((StatusCode::CREATED, Json(json!(schema))).into_response())
+}
+
+/// Refuses a field that no label schema of the body's type has (`options` on a `text`
+/// schema), rather than dropping it unread.
+fn foreign_schema_fields(raw: &Value) -> Result<(), ApiError> {
+    let (Some(o), Some(kind)) = (raw.as_object(), raw.get("type").and_then(Value::as_str)) else {
+        return Ok(());
+    };
+    let own: &[&str] = match kind {
+        "categorical" => &["options", "multiple", "ordered"],
+        "numeric" => &["min", "max"],
+        "pass_fail" | "text" | "pairwise" => &[],
+        // An unknown type is reported by the schema's reader.
+        _ => return Ok(()),
+    };
+    let common = ["name", "type", "instructions", "comment", "judge"];
+    match o
+        .keys()
+        .find(|k| !common.contains(&k.as_str()) && !own.contains(&k.as_str()))
+    {
+        Some(k) => Err(ApiError::request(format!(
+            "{k}: not a field of a {kind} label schema (its fields: {})",
+            common
+                .iter()
+                .chain(own)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `GET /api/v1/label-schemas`.
