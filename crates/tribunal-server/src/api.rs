@@ -26,6 +26,8 @@ pub struct TraceQuery {
     since: Option<String>,
     rule: Option<String>,
     q: Option<String>,
+    judge: Option<String>,
+    value: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
@@ -38,7 +40,7 @@ pub async fn list_traces(
     caller.require(Permission::Read)?;
     let Query(q) = q.map_err(|e| {
         ApiError::request(format!(
-            "{e}; filters are source, decision, since, rule, q, limit, offset"
+            "{e}; filters are source, decision, since, rule, q, judge, value, limit, offset"
         ))
     })?;
     if let Some(d) = &q.decision {
@@ -55,6 +57,21 @@ pub async fn list_traces(
             )));
         }
     }
+    let judge = q.judge.filter(|j| !j.is_empty());
+    let judge_value = match (&judge, q.value.filter(|v| !v.is_empty())) {
+        (None, Some(_)) => {
+            return Err(ApiError::request(
+                "value: a judge's value needs the judge (judge=NAME&value=...)",
+            ))
+        }
+        // `true`, `4`, `"yes"` as JSON; anything else is the text itself.
+        (_, Some(v)) => Some(
+            serde_json::from_str::<Value>(&v)
+                .unwrap_or(Value::String(v))
+                .to_string(),
+        ),
+        (_, None) => None,
+    };
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) || q.offset.is_some_and(|o| o < 0) {
         return Err(ApiError::request(
@@ -71,6 +88,8 @@ pub async fn list_traces(
                 since: q.since,
                 rule: q.rule.filter(|r| !r.is_empty()),
                 text: q.q.filter(|t| !t.is_empty()),
+                judge,
+                judge_value,
                 limit,
                 offset: q.offset.unwrap_or(0),
             },
@@ -513,7 +532,7 @@ fn describe() -> Value {
             "/v1/logs": {"post": {"summary": "OTLP/HTTP logs export (protobuf or JSON, gzip allowed; role: agent or admin): GenAI events that name a trace and span join that span",
                 "requestBody": {"required": true, "content": {"application/x-protobuf": {}, "application/json": {}}},
                 "responses": ok("accepted and stored", &[400, 413, 415])}},
-            "/api/v1/traces": {"get": {"summary": "List traces, newest first", "parameters": [one_of("source", &["otlp", "gate"]), one_of("decision", &["allow", "escalate", "block"]), query("since", "string"), query("rule", "string"), query("q", "string"), ranged("limit", 1, 1000), ranged("offset", 0, i64::MAX)], "responses": ok("traces", &[400])}},
+            "/api/v1/traces": {"get": {"summary": "List traces, newest first; judge (with value, JSON or text) keeps the traces that judge answered, in their own result or a monitor's", "parameters": [one_of("source", &["otlp", "gate"]), one_of("decision", &["allow", "escalate", "block"]), query("since", "string"), query("rule", "string"), query("q", "string"), query("judge", "string"), query("value", "string"), ranged("limit", 1, 1000), ranged("offset", 0, i64::MAX)], "responses": ok("traces", &[400])}},
             "/api/v1/report/value": {"get": {"summary": "The value report: decisions over time, top rules, blocked actions by kind, escalations and time to decide, gate latency percentiles, model judges' cost, adoption (role: viewer or above)", "parameters": [query("since", "string")], "responses": ok("project, since, decisions, over_time, top_rules, blocked_by_kind, escalations, gate_latency, judges, adoption", &[400])}},
             "/api/v1/label-schemas": {
                 "get": {"summary": "The project's label schemas (role: viewer or above)", "responses": ok("schemas", &[])},

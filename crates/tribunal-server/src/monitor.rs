@@ -101,6 +101,8 @@ impl MonitorFilter {
             since: None,
             rule: self.rule.clone(),
             text: self.q.clone(),
+            judge: None,
+            judge_value: None,
             limit: CLAIM_LIMIT,
             offset: 0,
         }

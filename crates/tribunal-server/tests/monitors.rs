@@ -1031,6 +1031,52 @@ async fn a_claim_left_by_a_stopped_server_is_judged_and_a_time_window_alert_reso
         .unwrap()
         .clone();
     assert_eq!(lost["status"], "pass", "{lost}");
+    // The trace list keeps the traces a judge answered with a value: a monitor's ...
+    let ids = |v: &Value| -> Vec<String> {
+        v["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["trace_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (st, v) = req(
+        &s,
+        &admin,
+        "GET",
+        "/api/v1/traces?judge=refunds&value=true",
+        None,
+    )
+    .await;
+    assert_eq!((st, ids(&v)), (200, vec!["lost".to_owned()]), "{v}");
+    let (_, v) = req(
+        &s,
+        &admin,
+        "GET",
+        "/api/v1/traces?judge=refunds&value=false",
+        None,
+    )
+    .await;
+    assert_eq!(ids(&v), ["fresh"], "{v}");
+    let (_, v) = req(&s, &admin, "GET", "/api/v1/traces?judge=refunds", None).await;
+    assert_eq!(ids(&v).len(), 2, "{v}");
+    let (_, v) = req(&s, &admin, "GET", "/api/v1/traces?judge=nobody", None).await;
+    assert!(ids(&v).is_empty(), "{v}");
+    let (st, v) = req(&s, &admin, "GET", "/api/v1/traces?value=true", None).await;
+    assert_eq!((st, code(&v)), (400, "invalid_request"), "{v}");
+    // ... or the gate's own judges, in the trace's result.
+    let (_, t) = req(&s, &admin, "GET", "/api/v1/traces/fresh", None).await;
+    let f = &t["result"]["feedback"][0];
+    let (name, value) = (f["name"].as_str().unwrap(), f["value"].to_string());
+    let (_, v) = req(
+        &s,
+        &admin,
+        "GET",
+        &format!("/api/v1/traces?judge={name}&value={}", urlencode(&value)),
+        None,
+    )
+    .await;
+    assert!(ids(&v).contains(&"fresh".to_owned()), "{name}={value}: {v}");
     let fired = wait_received(&got, 1).await;
     assert!(
         fired[0].1.contains("\"event\":\"firing\""),
@@ -1066,4 +1112,13 @@ async fn a_claim_left_by_a_stopped_server_is_judged_and_a_time_window_alert_reso
             .collect::<Vec<_>>()
     );
     s.stop().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -696,14 +696,14 @@ async fn a_judge_is_switched_on_for_live_traffic_from_the_monitoring_page() {
     // And an agent's OpenTelemetry spans: judged by the monitor once the trace is quiet.
     let otlp_trace = "7a8e0f1c2b3d4e5f60718293a4b5c6d7";
     let span = json!({"traceId": otlp_trace, "spanId": "a1b2c3d4e5f60718", "name": "chat",
-        "startTimeUnixNano": "1000000", "endTimeUnixNano": "251000000",
-        "attributes": [
-            {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
-            {"key": "gen_ai.prompt.0.role", "value": {"stringValue": "user"}},
-            {"key": "gen_ai.prompt.0.content", "value": {"stringValue": "money back for order 9?"}},
-            {"key": "gen_ai.completion.0.role", "value": {"stringValue": "assistant"}},
-            {"key": "gen_ai.completion.0.content", "value": {"stringValue": "A refund for order 9 is on its way."}}
-        ]});
+    "startTimeUnixNano": "1000000", "endTimeUnixNano": "251000000",
+    "attributes": [
+        {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+        {"key": "gen_ai.prompt.0.role", "value": {"stringValue": "user"}},
+        {"key": "gen_ai.prompt.0.content", "value": {"stringValue": "money back for order 9?"}},
+        {"key": "gen_ai.completion.0.role", "value": {"stringValue": "assistant"}},
+        {"key": "gen_ai.completion.0.content", "value": {"stringValue": "A refund for order 9 is on its way."}}
+    ]});
     let r = TestServer::client()
         .post(format!("{}/v1/traces", s.url))
         .bearer_auth(&agent)
@@ -760,10 +760,19 @@ async fn a_judge_is_switched_on_for_live_traffic_from_the_monitoring_page() {
     wait_for(&b, "#monitor-chart").await;
     screenshot(&b, "monitor").await;
     // The dashboard shows the monitor's results over its window.
-    b.goto(&format!("{}/#/dashboard?since=1d", s.url)).await.unwrap();
-    let row = wait_for(&b, "#dashboard-monitors tbody tr").await.text().await.unwrap();
+    b.goto(&format!("{}/#/dashboard?since=1d", s.url))
+        .await
+        .unwrap();
+    let row = wait_for(&b, "#dashboard-monitors tbody tr")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(
-        row.contains("refunds v1") && row.contains("on") && row.contains(" 3 ") && row.contains("66.7 %"),
+        row.contains("refunds v1")
+            && row.contains("on")
+            && row.contains(" 3 ")
+            && row.contains("66.7 %"),
         "{row}"
     );
     b.back().await.unwrap();

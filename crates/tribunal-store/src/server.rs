@@ -135,6 +135,10 @@ pub struct TraceFilter {
     pub rule: Option<String>,
     /// Traces whose id, stored request or result contains this text.
     pub text: Option<String>,
+    /// Traces this judge answered (in the trace's own result, or a monitor's result)...
+    pub judge: Option<String>,
+    /// ...with this value (compact JSON: `true`, `"yes"`, `4`).
+    pub judge_value: Option<String>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -784,7 +788,7 @@ fn token_from_row(r: &AnyRow) -> Result<TokenRecord, StoreError> {
 }
 
 const TRACE_SELECT: &str = "SELECT project, trace_id, source, first_seen, last_seen, span_count,
-    dirty, decision, result, body FROM traces";
+    dirty, decision, result, body FROM traces t";
 
 fn trace_from_row(r: &AnyRow) -> Result<TraceRow, StoreError> {
     let dirty: i64 = r.try_get("dirty")?;
@@ -846,6 +850,37 @@ pub(crate) fn filter_clauses(
         sql.push_str(&format!(" AND result LIKE ${n} ESCAPE '\\'", n = *n));
         let quoted = serde_json::to_string(rule).unwrap_or_default();
         binds.push(format!("%\"rule\":{}%", like_escape(&quoted)));
+    }
+    // A judge's answer is found as its feedback's serialized `name` and `value` members in
+    // the trace's result, or as a monitor's result on the trace (the trace table is `t`).
+    if let Some(judge) = &f.judge {
+        let name = serde_json::to_string(judge).unwrap_or_default();
+        let value = f.judge_value.as_deref();
+        let pattern = match value {
+            Some(v) => format!(
+                "%\"name\":{},\"value\":{}%",
+                like_escape(&name),
+                like_escape(v)
+            ),
+            None => format!("%\"name\":{},\"value\":%", like_escape(&name)),
+        };
+        let (a, b) = (*n + 1, *n + 2);
+        *n += 2;
+        binds.push(pattern);
+        binds.push(judge.clone());
+        let monitored = match value {
+            Some(v) => {
+                *n += 1;
+                binds.push(v.to_owned());
+                format!("r.value = ${}", *n)
+            }
+            None => "r.status IN ('pass', 'fail')".to_owned(),
+        };
+        sql.push_str(&format!(
+            " AND (t.result LIKE ${a} ESCAPE '\\' OR EXISTS (SELECT 1 FROM monitor_results r \
+             JOIN monitors m ON m.id = r.monitor_id WHERE r.project = t.project \
+             AND r.trace_id = t.trace_id AND m.judge_name = ${b} AND {monitored}))"
+        ));
     }
     if let Some(text) = &f.text {
         *n += 1;

@@ -128,7 +128,7 @@ function signInPage(message) {
   input.focus();
 }
 
-const FILTERS = ["source", "decision", "rule", "q", "since"];
+const FILTERS = ["source", "decision", "rule", "q", "since", "judge", "value"];
 
 async function tracesPage(params) {
   const form = el("form", { id: "filters", class: "filters", role: "search" });
@@ -143,6 +143,8 @@ async function tracesPage(params) {
     field("rule", "Rule", input("rule", "c2.indirect_injection")),
     field("q", "Text", input("q", "words in the trace")),
     field("since", "Since", input("since", "2026-01-01T00:00:00Z")),
+    field("judge", "Judge", input("judge", "refund_policy")),
+    field("value", "Judge's value", input("value", "false")),
     el("button", { type: "submit" }, "Filter"),
   );
   form.addEventListener("submit", (ev) => {

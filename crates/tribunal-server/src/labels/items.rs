@@ -97,6 +97,8 @@ pub async fn fill(store: &Store, project: &str, source: &Source) -> Result<Vec<I
                         since: f.since.clone(),
                         rule: f.rule.clone(),
                         text: f.text.clone(),
+                        judge: None,
+                        judge_value: None,
                         limit: f.limit,
                         offset: 0,
                     },
