@@ -51,7 +51,7 @@
 //! agent made it up or took it from somewhere the trace does not show).
 
 use crate::facts::{Links, ToolClasses};
-use crate::provenance::{call_facts, MessageIdents};
+use crate::provenance::{call_facts, MessageFacts};
 use regorus::Value as R;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -441,7 +441,7 @@ struct At<'a> {
     index: usize,
 }
 
-fn call_value(c: &ToolCall, at: &At, classes: &ToolClasses, idents: &mut MessageIdents) -> R {
+fn call_value(c: &ToolCall, at: &At, classes: &ToolClasses, idents: &mut MessageFacts) -> R {
     let w = &*WORDS;
     let facts = call_facts(
         &at.trace.messages,
@@ -514,6 +514,7 @@ fn message_value(
     m: &Message,
     id: &R,
     index: usize,
+    links: &Links,
     mentions: &mut BTreeMap<String, Vec<R>>,
     w: &Words,
 ) -> R {
@@ -524,8 +525,6 @@ fn message_value(
     };
     let source = w.label(m.provenance.label());
     let trusted = R::from(!m.provenance.is_untrusted());
-    let mut links = Links::default();
-    links.scan(&m.content);
     for d in links.hosts.iter().chain(&links.emails) {
         mentions
             .entry(d.clone())
@@ -569,22 +568,37 @@ pub fn policy_input(
     context: &Context,
     classes: &ToolClasses,
 ) -> R {
+    let mut facts = MessageFacts::default();
+    policy_input_with(trace, pending, feedback, context, classes, &mut facts)
+}
+
+/// [`policy_input`] with the facts of the trace's messages read so far (`facts`, kept
+/// between calls on a trace that grows: only new messages are read).
+pub fn policy_input_with(
+    trace: &Trace,
+    pending: Option<&Pending>,
+    feedback: &[Feedback],
+    context: &Context,
+    classes: &ToolClasses,
+    facts: &mut MessageFacts,
+) -> R {
     let w = &*WORDS;
+    let min_amount = classes.min_amount();
     let mut messages = Vec::with_capacity(trace.messages.len());
     let mut tool_calls = Vec::new();
     let mut mentions: BTreeMap<String, Vec<R>> = BTreeMap::new();
     let mut per_tool: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut idents = MessageIdents::default();
     for (index, m) in trace.messages.iter().enumerate() {
         let id = s(&m.id);
-        messages.push(message_value(m, &id, index, &mut mentions, w));
+        let links = &facts.of(&trace.messages, index, min_amount).links;
+        messages.push(message_value(m, &id, index, links, &mut mentions, w));
         let at = At {
             trace,
             message_id: &id,
             index,
         };
         for c in &m.tool_calls {
-            tool_calls.push(call_value(c, &at, classes, &mut idents));
+            tool_calls.push(call_value(c, &at, classes, facts));
             *per_tool.entry(c.name.as_str()).or_default() += 1;
         }
     }
@@ -699,7 +713,7 @@ pub fn policy_input(
                     R::from(
                         p.tool_calls
                             .iter()
-                            .map(|c| call_value(c, &at, classes, &mut idents))
+                            .map(|c| call_value(c, &at, classes, facts))
                             .collect::<Vec<_>>(),
                     ),
                 )
@@ -780,7 +794,9 @@ fn copied_from(
         let i = trace.messages.iter().position(|m| m.id == at.id)?;
         (trace.messages[i].content.as_str(), i)
     };
-    let found = text.get(at.start..at.end).filter(|t| !t.trim().is_empty())?;
+    let found = text
+        .get(at.start..at.end)
+        .filter(|t| !t.trim().is_empty())?;
     let mut from: Vec<&'static str> = Vec::new();
     for m in &trace.messages[..before] {
         let label = m.provenance.label();
