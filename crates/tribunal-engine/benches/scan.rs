@@ -9,7 +9,8 @@
 //! Each measurement is taken `TRIBUNAL_BENCH_ROUNDS` times (5 by default), the rounds
 //! interleaved, and the fastest of each is compared: on a shared machine, other work only
 //! ever adds time. `TRIBUNAL_BENCH_TRACES` sets the number of traces (500 by default),
-//! `TRIBUNAL_BENCH_STEPS` the fewest messages a trace has (11 by default; 11 to 13).
+//! `TRIBUNAL_BENCH_STEPS` the fewest messages a trace has (13 by default: 13 to 15, about
+//! 14 KB).
 
 #[path = "common.rs"]
 mod common;
@@ -53,8 +54,8 @@ fn for_each_text(trace: &Trace, mut f: impl FnMut(&str)) {
 
 fn main() {
     let n = env("TRIBUNAL_BENCH_TRACES", 500);
-    // 11 to 13 messages: about 14 KB a trace.
-    let steps = env("TRIBUNAL_BENCH_STEPS", 11);
+    // 13 to 15 messages: about 14 KB a trace.
+    let steps = env("TRIBUNAL_BENCH_STEPS", 13);
     let rounds = env("TRIBUNAL_BENCH_ROUNDS", 5).max(1);
     let texts: Vec<String> = (0..n)
         .map(|i| common::long_agent_trace(i, steps + i % 3).to_string())
