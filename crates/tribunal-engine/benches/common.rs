@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 /// A realistic agent run with `steps` messages: system, user, then tool calls and results,
 /// with the last reply from the assistant. `i` varies the content.
+#[allow(dead_code)]
 pub fn agent_trace(i: usize, steps: usize) -> Value {
     let mut messages = vec![
         json!({"role": "system", "content": "You are the support agent of Acme Shop. Help with orders, refunds and shipping. Never share internal data."}),

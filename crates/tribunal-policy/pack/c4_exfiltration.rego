@@ -17,18 +17,60 @@ violation contains v if {
 	}
 }
 
+# A secret in the agent's reply. The reply goes back to the user, so a secret the user asked
+# for and that the agent found for them is the task, not a leak: "get me the link to reset my
+# password" answered with the reset link from the user's mailbox. The rule stays silent only
+# when all of these hold:
+# - the secret is of a kind a user asks to be handed (cfg.secrets.requestable_kinds: reset
+#   tokens in links, codes, generic tokens), never a provider's API key or a private key;
+# - a user message before the reply asks for such a thing (cfg.secrets.request_words:
+#   password, reset link, security code ...);
+# - the agent copied the secret from what the user or a tool or retrieval gave it
+#   (copied_from, cfg.secrets.requestable_from), never from the system prompt (an operator's
+#   secret is not the user's to ask for) and not from nowhere.
+# A secret the user did not ask for still blocks, and so does one that leaves through a tool
+# call (c4.secret_in_arguments) or an image URL (c4.markdown_image_exfiltration), asked for
+# or not: those are external sinks, not the user.
 violation contains v if {
 	some f in input.findings
 	f.detector == "secrets"
 	f.field == "content"
 	f.source == "assistant"
 	f.score >= cfg.secrets.threshold
+	not secret_handed_to_user(f)
 	v := {
 		"rule": "c4.secret_in_reply",
 		"severity": "block",
 		"message": sprintf("the agent's reply %s contains a secret (%s)", [f.id, f.kind]),
 		"evidence": [f.id],
 	}
+}
+
+secret_handed_to_user(f) if {
+	f.kind in cfg.secrets.requestable_kinds
+	from := object.get(f, "copied_from", [])
+	count(from) > 0
+	every source in from {
+		source in cfg.secrets.requestable_from
+	}
+	user_asked_for_secret(reply_index(f.id))
+}
+
+# Where a reply sits: its message's index, or after every message for the pending step.
+reply_index(id) := count(input.trace.messages) if id == "pending"
+
+reply_index(id) := m.index if {
+	some m in input.trace.messages
+	m.id == id
+}
+
+user_asked_for_secret(before) if {
+	some m in input.trace.messages
+	m.index < before
+	m.source == "user"
+	said := lower(m.content)
+	some word in cfg.secrets.request_words
+	contains(said, word)
 }
 
 # Personal data passed to a tool that acts on the world is a leak when it did not come from

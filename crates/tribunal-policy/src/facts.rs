@@ -26,15 +26,27 @@ impl Links {
     /// Adds the links found in `text`.
     pub fn scan(&mut self, text: &str) {
         if text.contains("://") {
-            for (_, host) in urls(text) {
-                push_unique(&mut self.hosts, host);
-            }
-            scan_images(text, &mut self.images);
+            self.scan_urls(text);
         }
         if text.contains('@') {
             for e in emails(text) {
                 push_unique(&mut self.emails, e);
             }
+        }
+    }
+
+    /// Adds the hosts of `text`'s URLs and its markdown images.
+    pub(crate) fn scan_urls(&mut self, text: &str) {
+        for (_, host) in urls(text) {
+            push_unique(&mut self.hosts, host);
+        }
+        scan_images(text, &mut self.images);
+    }
+
+    /// Adds an e-mail address (lower case).
+    pub(crate) fn add_email(&mut self, email: &str) {
+        if !self.emails.iter().any(|e| e == email) {
+            self.emails.push(email.to_owned());
         }
     }
 }

@@ -20,7 +20,8 @@
 //! input.pending             {kind, content, tool_calls, images?}                (absent when none)
 //!                           pending tool calls have message_id "pending" and index = number of messages
 //! input.scores[name]        {value, error?, evidence, rationale?}
-//! input.findings[i]         {detector, kind, score, id, field, tool_call_id?, tool?, source, trusted}
+//! input.findings[i]         {detector, kind, score, id, field, tool_call_id?, tool?, source, trusted,
+//!                            copied_from?}
 //! input.context             {agent?, user?, environment?, ...}
 //! ```
 //! `hosts`, `emails`, `images` and `mentions` come from the URL hosts, email addresses and
@@ -43,9 +44,14 @@
 //! user's request relates to the call (`requested`, another word of its name, a delegation
 //! phrase of `alignment.delegation`, an identifier the user or operator gave, or an argument
 //! value the user gave: an order number, a title, an amount they named).
+//!
+//! A finding in the agent's own text (a reply or the pending one) has `copied_from`: the
+//! sources (`system`, `user`, `tool`, ...) of the earlier messages, not the agent's own, whose
+//! content carries the found text, in order of first appearance; empty when none does (the
+//! agent made it up or took it from somewhere the trace does not show).
 
 use crate::facts::{Links, ToolClasses};
-use crate::provenance::{call_facts, MessageIdents};
+use crate::provenance::{call_facts, MessageFacts};
 use regorus::Value as R;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -113,6 +119,7 @@ struct Words {
     score: R,
     field: R,
     tool: R,
+    copied_from: R,
     scores: R,
     findings: R,
     context: R,
@@ -183,6 +190,7 @@ static WORDS: LazyLock<Words> = LazyLock::new(|| Words {
     score: s("score"),
     field: s("field"),
     tool: s("tool"),
+    copied_from: s("copied_from"),
     scores: s("scores"),
     findings: s("findings"),
     context: s("context"),
@@ -296,8 +304,8 @@ struct Shapes {
     mention: Shape<4, 0>,
     /// url, host
     image: Shape<2, 0>,
-    /// detector, kind, score, id, field, source, trusted; tool_call_id?, tool?
-    finding: Shape<7, 2>,
+    /// detector, kind, score, id, field, source, trusted; tool_call_id?, tool?, copied_from?
+    finding: Shape<7, 3>,
     /// value, evidence; error?
     score: Shape<2, 2>,
 }
@@ -350,7 +358,7 @@ static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
                 &w.source,
                 &w.trusted,
             ],
-            [&w.tool_call_id, &w.tool],
+            [&w.tool_call_id, &w.tool, &w.copied_from],
         ),
         score: Shape::new([&w.value, &w.evidence], [&w.error, &w.rationale]),
     }
@@ -433,7 +441,7 @@ struct At<'a> {
     index: usize,
 }
 
-fn call_value(c: &ToolCall, at: &At, classes: &ToolClasses, idents: &mut MessageIdents) -> R {
+fn call_value(c: &ToolCall, at: &At, classes: &ToolClasses, idents: &mut MessageFacts) -> R {
     let w = &*WORDS;
     let facts = call_facts(
         &at.trace.messages,
@@ -506,6 +514,7 @@ fn message_value(
     m: &Message,
     id: &R,
     index: usize,
+    links: &Links,
     mentions: &mut BTreeMap<String, Vec<R>>,
     w: &Words,
 ) -> R {
@@ -516,8 +525,6 @@ fn message_value(
     };
     let source = w.label(m.provenance.label());
     let trusted = R::from(!m.provenance.is_untrusted());
-    let mut links = Links::default();
-    links.scan(&m.content);
     for d in links.hosts.iter().chain(&links.emails) {
         mentions
             .entry(d.clone())
@@ -561,22 +568,37 @@ pub fn policy_input(
     context: &Context,
     classes: &ToolClasses,
 ) -> R {
+    let mut facts = MessageFacts::default();
+    policy_input_with(trace, pending, feedback, context, classes, &mut facts)
+}
+
+/// [`policy_input`] with the facts of the trace's messages read so far (`facts`, kept
+/// between calls on a trace that grows: only new messages are read).
+pub fn policy_input_with(
+    trace: &Trace,
+    pending: Option<&Pending>,
+    feedback: &[Feedback],
+    context: &Context,
+    classes: &ToolClasses,
+    facts: &mut MessageFacts,
+) -> R {
     let w = &*WORDS;
+    let min_amount = classes.min_amount();
     let mut messages = Vec::with_capacity(trace.messages.len());
     let mut tool_calls = Vec::new();
     let mut mentions: BTreeMap<String, Vec<R>> = BTreeMap::new();
     let mut per_tool: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut idents = MessageIdents::default();
     for (index, m) in trace.messages.iter().enumerate() {
         let id = s(&m.id);
-        messages.push(message_value(m, &id, index, &mut mentions, w));
+        let links = &facts.of(&trace.messages, index, min_amount).links;
+        messages.push(message_value(m, &id, index, links, &mut mentions, w));
         let at = At {
             trace,
             message_id: &id,
             index,
         };
         for c in &m.tool_calls {
-            tool_calls.push(call_value(c, &at, classes, &mut idents));
+            tool_calls.push(call_value(c, &at, classes, facts));
             *per_tool.entry(c.name.as_str()).or_default() += 1;
         }
     }
@@ -691,7 +713,7 @@ pub fn policy_input(
                     R::from(
                         p.tool_calls
                             .iter()
-                            .map(|c| call_value(c, &at, classes, &mut idents))
+                            .map(|c| call_value(c, &at, classes, facts))
                             .collect::<Vec<_>>(),
                     ),
                 )
@@ -734,6 +756,9 @@ pub fn policy_input(
                 [
                     x.location.tool_call_id.as_deref().map(s),
                     x.location.tool.as_deref().map(s),
+                    copied_from(trace, pending, &x.location).map(|from| {
+                        R::from(from.into_iter().map(|l| w.label(l)).collect::<Vec<_>>())
+                    }),
                 ],
             ));
         }
@@ -749,6 +774,40 @@ pub fn policy_input(
     }
     root.set(&w.context, ctx.done());
     root.done()
+}
+
+/// For a finding in the agent's own content (a reply, or the pending step's): the sources of
+/// the earlier messages, not the agent's own, whose content carries the found text, in order
+/// of first appearance. `None` for findings elsewhere (arguments, others' messages) and when
+/// the location does not point into the text.
+fn copied_from(
+    trace: &Trace,
+    pending: Option<&Pending>,
+    at: &tribunal_core::Location,
+) -> Option<Vec<&'static str>> {
+    if at.field != "content" || at.provenance != Provenance::Assistant.label() {
+        return None;
+    }
+    let (text, before) = if at.id == Pending::ID {
+        (pending?.content.as_str(), trace.messages.len())
+    } else {
+        let i = trace.messages.iter().position(|m| m.id == at.id)?;
+        (trace.messages[i].content.as_str(), i)
+    };
+    let found = text
+        .get(at.start..at.end)
+        .filter(|t| !t.trim().is_empty())?;
+    let mut from: Vec<&'static str> = Vec::new();
+    for m in &trace.messages[..before] {
+        let label = m.provenance.label();
+        if label != Provenance::Assistant.label()
+            && !from.contains(&label)
+            && m.content.contains(found)
+        {
+            from.push(label);
+        }
+    }
+    Some(from)
 }
 
 /// The same input as JSON (for display and debugging).

@@ -15,7 +15,7 @@ pub mod screen;
 pub use screen::ScreenMemo;
 pub mod testing;
 
-pub use input::{policy_input, policy_input_json, Context};
+pub use input::{policy_input, policy_input_json, policy_input_with, Context};
 pub use testing::{run_policy_tests, TestOutcome};
 
 use serde_json::Value;
@@ -574,12 +574,14 @@ impl PolicyEvaluator {
         let screened_out = self.screen.as_ref().is_some_and(|s| {
             !s.may_fire_grown(memo, trace, pending, feedback, context, &self.classes)
         });
+        // The messages' facts, read by the screen or an earlier call, are read once.
+        let facts = memo.facts_for(trace);
         if !screened_out {
-            let input = policy_input(trace, pending, feedback, context, &self.classes);
+            let input = policy_input_with(trace, pending, feedback, context, &self.classes, facts);
             out.extend(self.evaluate_value(input));
         } else if self.user_aggregate.is_some() {
             // The pack cannot fire; the user's own gates still decide.
-            let input = policy_input(trace, pending, feedback, context, &self.classes);
+            let input = policy_input_with(trace, pending, feedback, context, &self.classes, facts);
             out.extend(self.evaluate_gates(input, true));
         }
         out
@@ -792,7 +794,7 @@ pub fn deep_merge(a: &mut Value, b: Value) {
 }
 
 /// Every string inside a JSON value (object keys excluded).
-pub(crate) fn strings_of(v: &Value, f: &mut impl FnMut(&str)) {
+pub fn strings_of(v: &Value, f: &mut impl FnMut(&str)) {
     match v {
         Value::String(s) => f(s),
         Value::Array(a) => a.iter().for_each(|x| strings_of(x, f)),

@@ -64,9 +64,218 @@ static ID: LazyLock<Regex> =
 static NUMBER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\d[\d,]*(?:\.\d+)?").expect("number"));
 
+/// What one text carries: its links (URL hosts, e-mail addresses, markdown images) and its
+/// identifiers, read in one pass over the text (see [`identifiers`]).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TextFacts {
+    pub links: crate::facts::Links,
+    pub idents: Vec<Ident>,
+}
+
+impl tribunal_core::Heap for Ident {
+    fn heap(&self) -> usize {
+        self.value.heap()
+    }
+}
+
+impl tribunal_core::Heap for TextFacts {
+    fn heap(&self) -> usize {
+        self.links.heap() + self.idents.heap()
+    }
+}
+
+impl TextFacts {
+    /// The links and identifiers of `text` (`min_amount` as for [`identifiers`]): the same
+    /// as [`crate::facts::Links::scan`] and [`identifiers`], from one pass over the text
+    /// that also serves both (e-mail addresses are found once).
+    pub fn of(text: &str, min_amount: Option<f64>) -> TextFacts {
+        let mut f = TextFacts::default();
+        let marks = Marks::of(text);
+        if marks.scheme {
+            f.links.scan_urls(text);
+        }
+        scan(text, &marks, min_amount, &mut f.idents, Some(&mut f.links));
+        f
+    }
+}
+
+/// What one pass over a text's bytes finds out about it: which extractors can find
+/// anything there. Each is run only where its first characters occur, so prose without
+/// digits, `@`, `/` or `://` costs that one pass.
+#[derive(Debug, Default)]
+struct Marks {
+    at: bool,
+    /// `://`
+    scheme: bool,
+    /// `www.`
+    www: bool,
+    digit: bool,
+    /// `/` or `\`
+    slash: bool,
+    /// Two upper-case letters, then a digit: where an IBAN starts.
+    iban: bool,
+    /// A run of 26 or more ASCII letters and digits: the shortest crypto address.
+    long_run: bool,
+    /// Runs of 3 and 4 or more digits: the least a phone and an account number hold.
+    digits3: bool,
+    digits4: bool,
+    /// Runs of `[A-Za-z0-9_-]`, six bytes or more, holding a letter, a digit and a `_` or
+    /// `-`: the only places an id can be.
+    ids: Vec<(usize, usize)>,
+    /// Runs of the characters IBANs, account and phone numbers and amounts are written with
+    /// (digits, upper-case letters, spaces, `+ . - ( ) ,`, and any non-ASCII character, as
+    /// `\d` reads Unicode digits) that hold a digit: the only places those can be.
+    numbers: Vec<(usize, usize)>,
+}
+
+fn number_byte(c: u8) -> bool {
+    c.is_ascii_digit()
+        || c.is_ascii_uppercase()
+        || matches!(c, b' ' | b'+' | b'.' | b'-' | b'(' | b')' | b',')
+        || c >= 0x80
+}
+
+impl Marks {
+    fn of(text: &str) -> Marks {
+        let b = text.as_bytes();
+        let mut m = Marks::default();
+        let (mut alnum_run, mut digit_run) = (0usize, 0usize);
+        // The current run of id characters: where it starts, and what it holds.
+        let mut tok: Option<usize> = None;
+        let (mut letter, mut digit, mut joiner) = (false, false, false);
+        // The current number window: where it starts, and whether it holds a digit.
+        let mut win: Option<usize> = None;
+        let mut win_digit = false;
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if c.is_ascii_lowercase() {
+                // Prose is mostly runs of small letters: taken whole, with the effect of
+                // each of their bytes below (they end a number window and a digit run, and
+                // lengthen a run of letters and digits and one of id characters).
+                let run = i;
+                while i < b.len() && b[i].is_ascii_lowercase() {
+                    i += 1;
+                }
+                if let Some(start) = win.take() {
+                    if win_digit {
+                        m.numbers.push((start, run));
+                    }
+                }
+                digit_run = 0;
+                alnum_run += i - run;
+                m.long_run |= alnum_run >= 26;
+                if tok.is_none() {
+                    tok = Some(run);
+                    (digit, joiner) = (false, false);
+                }
+                letter = true;
+                continue;
+            }
+            if number_byte(c) {
+                if win.is_none() {
+                    win = Some(i);
+                    win_digit = false;
+                }
+                win_digit |= c.is_ascii_digit() || c >= 0x80;
+            } else if let Some(start) = win.take() {
+                if win_digit {
+                    m.numbers.push((start, i));
+                }
+            }
+            let is_digit = c.is_ascii_digit();
+            let is_alpha = c.is_ascii_alphabetic();
+            // `\d` reads Unicode digits too: a non-ASCII byte counts as one (wider, never
+            // narrower, than what the patterns match).
+            if is_digit || c >= 0x80 {
+                m.digit |= is_digit;
+                digit_run += 1;
+                m.digits3 |= digit_run >= 3;
+                m.digits4 |= digit_run >= 4;
+                m.iban |= i >= 2 && b[i - 1].is_ascii_uppercase() && b[i - 2].is_ascii_uppercase();
+            } else {
+                digit_run = 0;
+            }
+            if is_digit || is_alpha {
+                alnum_run += 1;
+                m.long_run |= alnum_run >= 26;
+            } else {
+                alnum_run = 0;
+                match c {
+                    b'@' => m.at = true,
+                    b'/' | b'\\' => m.slash = true,
+                    b':' => m.scheme |= b[i + 1..].starts_with(b"//"),
+                    b'.' => m.www |= i >= 3 && &b[i - 3..i] == b"www",
+                    _ => {}
+                }
+            }
+            if is_digit || is_alpha || c == b'_' || c == b'-' {
+                let start = *tok.get_or_insert(i);
+                if start == i {
+                    (letter, digit, joiner) = (false, false, false);
+                }
+                letter |= is_alpha;
+                digit |= is_digit;
+                joiner |= c == b'_' || c == b'-';
+            } else if let Some(start) = tok.take() {
+                if letter && digit && joiner && i - start >= 6 {
+                    m.ids.push((start, i));
+                }
+            }
+            i += 1;
+        }
+        if let Some(start) = tok {
+            if letter && digit && joiner && b.len() - start >= 6 {
+                m.ids.push((start, b.len()));
+            }
+        }
+        if let Some(start) = win {
+            if win_digit {
+                m.numbers.push((start, b.len()));
+            }
+        }
+        m
+    }
+}
+
+/// The matches of `re` in `text` that lie in `spans` (runs of the characters its matches are
+/// made of, so no match crosses a span's edge), in order: the same as `re.find_iter(text)`
+/// over those runs, with the text around each run still read for `\b`.
+fn find_in<'t>(
+    re: &Regex,
+    text: &'t str,
+    spans: &[(usize, usize)],
+    mut f: impl FnMut(regex::Match<'t>),
+) {
+    for &(start, end) in spans {
+        let context = end + text[end..].chars().next().map_or(0, char::len_utf8);
+        let hay = &text[..context];
+        let mut at = start;
+        while let Some(m) = re.find_at(hay, at) {
+            if m.start() >= end {
+                break;
+            }
+            at = m.end().max(at + 1);
+            f(m);
+        }
+    }
+}
+
 /// Every identifier in `text`, each normalised (`min_amount`: the smallest number counted as
 /// an amount; `None` counts none).
 pub fn identifiers(text: &str, min_amount: Option<f64>, out: &mut Vec<Ident>) {
+    scan(text, &Marks::of(text), min_amount, out, None);
+}
+
+/// [`identifiers`] with the text's marks read; with `links`, the e-mail addresses found go
+/// there too.
+fn scan(
+    text: &str,
+    marks: &Marks,
+    min_amount: Option<f64>,
+    out: &mut Vec<Ident>,
+    mut links: Option<&mut crate::facts::Links>,
+) {
     // Spans already claimed by a more specific kind, so that the digits of an IBAN are not
     // an account number too.
     let mut taken: Vec<(usize, usize)> = Vec::new();
@@ -88,8 +297,7 @@ pub fn identifiers(text: &str, min_amount: Option<f64>, out: &mut Vec<Ident>) {
             out.push(ident);
         }
     };
-    let has = |b: u8| text.as_bytes().contains(&b);
-    if text.contains("://") || text.contains("www.") {
+    if marks.scheme || marks.www {
         for m in URL.find_iter(text) {
             let raw = m.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?']);
             push(
@@ -101,19 +309,17 @@ pub fn identifiers(text: &str, min_amount: Option<f64>, out: &mut Vec<Ident>) {
             );
         }
     }
-    if has(b'@') {
+    if marks.at {
         for e in crate::facts::email_spans(text) {
-            push(
-                "email",
-                e.0,
-                e.1,
-                text[e.0..e.1].to_ascii_lowercase(),
-                &mut taken,
-            );
+            let value = text[e.0..e.1].to_ascii_lowercase();
+            if let Some(l) = links.as_deref_mut() {
+                l.add_email(&value);
+            }
+            push("email", e.0, e.1, value, &mut taken);
         }
     }
-    if !text.bytes().any(|b| b.is_ascii_digit()) {
-        if has(b'/') || has(b'\\') {
+    if !marks.digit {
+        if marks.slash {
             for m in PATH.find_iter(text) {
                 push(
                     "path",
@@ -126,35 +332,43 @@ pub fn identifiers(text: &str, min_amount: Option<f64>, out: &mut Vec<Ident>) {
         }
         return;
     }
-    for m in IBAN.find_iter(text) {
-        let v: String = m.as_str().chars().filter(|c| *c != ' ').collect();
-        if (15..=34).contains(&v.len()) {
-            push("iban", m.start(), m.end(), v, &mut taken);
+    if marks.iban {
+        find_in(&IBAN, text, &marks.numbers, |m| {
+            let v: String = m.as_str().chars().filter(|c| *c != ' ').collect();
+            if (15..=34).contains(&v.len()) {
+                push("iban", m.start(), m.end(), v, &mut taken);
+            }
+        });
+    }
+    if marks.long_run {
+        for m in CRYPTO.find_iter(text) {
+            let v = m.as_str();
+            let has_letter = v.bytes().any(|b| b.is_ascii_alphabetic());
+            if has_letter && v.bytes().filter(u8::is_ascii_digit).count() >= 4 {
+                let v = if v.starts_with("0x") {
+                    v.to_ascii_lowercase()
+                } else {
+                    v.to_owned()
+                };
+                push("crypto", m.start(), m.end(), v, &mut taken);
+            }
         }
     }
-    for m in CRYPTO.find_iter(text) {
-        let v = m.as_str();
-        let has_letter = v.bytes().any(|b| b.is_ascii_alphabetic());
-        if has_letter && v.bytes().filter(u8::is_ascii_digit).count() >= 4 {
-            let v = if v.starts_with("0x") {
-                v.to_ascii_lowercase()
-            } else {
-                v.to_owned()
-            };
-            push("crypto", m.start(), m.end(), v, &mut taken);
-        }
+    if marks.digits4 {
+        find_in(&DIGITS, text, &marks.numbers, |m| {
+            let v = only_digits(m.as_str());
+            push("account", m.start(), m.end(), v, &mut taken);
+        });
     }
-    for m in DIGITS.find_iter(text) {
-        let v = only_digits(m.as_str());
-        push("account", m.start(), m.end(), v, &mut taken);
+    if marks.digits3 {
+        find_in(&PHONE, text, &marks.numbers, |m| {
+            let v = only_digits(m.as_str());
+            if v.len() >= 8 {
+                push("phone", m.start(), m.end(), v, &mut taken);
+            }
+        });
     }
-    for m in PHONE.find_iter(text) {
-        let v = only_digits(m.as_str());
-        if v.len() >= 8 {
-            push("phone", m.start(), m.end(), v, &mut taken);
-        }
-    }
-    if has(b'/') || has(b'\\') {
+    if marks.slash {
         for m in PATH.find_iter(text) {
             push(
                 "path",
@@ -165,23 +379,23 @@ pub fn identifiers(text: &str, min_amount: Option<f64>, out: &mut Vec<Ident>) {
             );
         }
     }
-    for m in ID.find_iter(text) {
+    find_in(&ID, text, &marks.ids, |m| {
         let v = m.as_str();
-        // An id joins parts (`acct_ext_93jfk2`, `inv-2024-77`): a word with digits in
-        // it (`Spring2024`) is not one.
+        // An id joins parts (`acct_ext_93jfk2`, `inv-2024-77`): a word with digits in it
+        // (`Spring2024`) is not one.
         let letters = v.bytes().any(|b| b.is_ascii_alphabetic());
         let digits = v.bytes().any(|b| b.is_ascii_digit());
         let joined = v.bytes().any(|b| b == b'_' || b == b'-');
         if letters && digits && joined {
             push("id", m.start(), m.end(), v.to_ascii_lowercase(), &mut taken);
         }
-    }
+    });
     if let Some(min) = min_amount {
-        for m in NUMBER.find_iter(text) {
+        find_in(&NUMBER, text, &marks.numbers, |m| {
             if let Some(v) = amount(m.as_str()).filter(|v| *v >= min) {
                 push("amount", m.start(), m.end(), number_text(v), &mut taken);
             }
-        }
+        });
     }
 }
 
@@ -197,6 +411,11 @@ fn amount(s: &str) -> Option<f64> {
 }
 
 fn number_text(v: f64) -> String {
+    // Whole numbers (most amounts) print as integers: the same text, without formatting
+    // a float exactly.
+    if v.fract() == 0.0 && v > 0.0 && v < 9e15 {
+        return (v as i64).to_string();
+    }
     let t = format!("{v:.2}");
     t.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
@@ -221,6 +440,16 @@ fn in_prose(text: &str, start: usize, end: usize) -> bool {
         return false;
     }
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    // A word before it on its line, with no `:` or `=` in between, makes a sentence (no
+    // label can take that word away): the common case, decided without reading the line.
+    for c in text[line_start..start].chars().rev() {
+        if c == ':' || c == '=' {
+            break;
+        }
+        if c.is_alphanumeric() {
+            return true;
+        }
+    }
     let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
     let before = text[line_start..start].trim_start();
     let before = before
@@ -282,27 +511,42 @@ fn walk(v: &Value, min_amount: Option<f64>, out: &mut Vec<Ident>) {
     }
 }
 
-/// The identifiers of each message, read once per message and only when asked for.
+/// The facts of each message ([`TextFacts`]: its links and identifiers), read once per
+/// message and only when asked for, and kept while the trace grows: a trace judged again
+/// with new messages reads only those.
 #[derive(Debug, Default, Clone)]
-pub struct MessageIdents {
-    read: Vec<Option<Vec<Ident>>>,
+pub struct MessageFacts {
+    read: Vec<Option<TextFacts>>,
 }
 
-impl MessageIdents {
-    fn of<'a>(
+impl tribunal_core::Heap for MessageFacts {
+    fn heap(&self) -> usize {
+        self.read.heap()
+    }
+}
+
+impl MessageFacts {
+    /// The facts of message `i` of `messages`.
+    pub fn of<'a>(
         &'a mut self,
         messages: &[Message],
         i: usize,
         min_amount: Option<f64>,
-    ) -> &'a [Ident] {
+    ) -> &'a TextFacts {
         if self.read.len() < messages.len() {
             self.read.resize(messages.len(), None);
         }
-        self.read[i].get_or_insert_with(|| {
-            let mut v = Vec::new();
-            identifiers(&messages[i].content, min_amount, &mut v);
-            v
-        })
+        self.read[i].get_or_insert_with(|| TextFacts::of(&messages[i].content, min_amount))
+    }
+
+    /// How many messages the facts were kept for: more than a trace has means they were
+    /// read from another trace.
+    pub fn len(&self) -> usize {
+        self.read.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.read.is_empty()
     }
 
     /// Where `ident` came from for a call made in message `index` (`messages.len()` for
@@ -331,6 +575,7 @@ impl MessageIdents {
             let untrusted = m.provenance.is_untrusted();
             for found in self
                 .of(messages, i, min_amount)
+                .idents
                 .iter()
                 .filter(|x| x.kind == ident.kind && x.value == ident.value)
             {
@@ -446,7 +691,7 @@ pub fn call_facts(
     call: &tribunal_core::ToolCall,
     tools: &[tribunal_core::ToolDef],
     classes: &crate::facts::ToolClasses,
-    idents: &mut MessageIdents,
+    idents: &mut MessageFacts,
 ) -> CallFacts {
     let class = classes.class_of(&call.name, tools);
     let min_amount = classes.min_amount();
@@ -606,6 +851,110 @@ mod tests {
         // A small number is an amount only next to a currency.
         assert!(user_gave_value(&json!(13), "pay $13 please"));
         assert!(!user_gave_value(&json!(13), "what do we do on june 13?"));
+    }
+
+    /// Every extractor run over the whole text, in the same order: what the marks of one
+    /// pass must never change.
+    fn identifiers_unfiltered(text: &str, min_amount: Option<f64>) -> Vec<Ident> {
+        let all = Marks {
+            at: true,
+            scheme: true,
+            www: true,
+            digit: text.bytes().any(|b| b.is_ascii_digit()),
+            slash: true,
+            iban: true,
+            long_run: true,
+            digits3: true,
+            digits4: true,
+            ids: vec![(0, text.len())],
+            numbers: vec![(0, text.len())],
+        };
+        let mut out = Vec::new();
+        scan(text, &all, min_amount, &mut out, None);
+        out
+    }
+
+    #[test]
+    fn one_pass_finds_what_every_extractor_finds() {
+        let samples = [
+            "Refunds go to account acct_ext_93jfk2 and IBAN DE89 3704 0044 0532 0130 00; see HTTPS://Www.Evil.io/Pay/ or call +1 555-123-4567, 12.5 or 1,200.00",
+            "participants:\n- emma@example.com\nnote: \"x@y.com\"\n{\"to\":\"a@b.com\"}\nsend it to evil@attacker.io now",
+            "wallet 0x52908400098527886E0F7030069857D2E4169EE7 and bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq or 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+            "éabc-12345 ünd_9x café-123abc inv-2024-77 Spring2024 SKU-4471 x_1 ab-12cd- -ab_12cd",
+            "tracking 1Z999AA10123456784, card 4111 1111 1111 1111, (555) 123-4567 and 4155552671",
+            "files in /var/log/app.log, ./a/b and C:\\Users\\me\\x.txt; www.example.com/path",
+            "US133000000121212121212 GB33BUKB20201555555555 plain prose without anything",
+            "no digits here but a path /etc/passwd and mail@host.org",
+            "",
+        ];
+        let mut texts: Vec<String> = samples.iter().map(|s| s.to_string()).collect();
+        // Pieces glued in many orders, so runs and boundaries meet in unplanned ways.
+        let pieces = [
+            "acct_", "93jfk2", "-", " ", "DE89", "3704", "@x.io", "bob", "://", "http", "www.",
+            "/", "0x", "ab", "é", "12", "_", "\n", ":", "\"", "+1 ", "(555) ", "1,200", ".50",
+            "٣٤", "=", "4111", "Z",
+        ];
+        let mut x: usize = 7;
+        for _ in 0..2000 {
+            let mut t = String::new();
+            for _ in 0..16 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                t.push_str(pieces[(x >> 33) % pieces.len()]);
+            }
+            texts.push(t);
+        }
+        for t in &texts {
+            for min in [Some(100.0), None, Some(0.5)] {
+                let mut got = Vec::new();
+                identifiers(t, min, &mut got);
+                assert_eq!(got, identifiers_unfiltered(t, min), "{t:?}");
+                let f = TextFacts::of(t, min);
+                assert_eq!(f.idents, got, "{t:?}");
+                let mut links = crate::facts::Links::default();
+                links.scan(t);
+                assert_eq!(f.links, links, "{t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn message_facts_are_read_once_and_kept() {
+        let msg = |content: &str| Message::new("m", tribunal_core::Role::User, content);
+        let mut messages = vec![msg(
+            "pay DE89 3704 0044 0532 0130 00 via https://bank.example",
+        )];
+        let mut facts = MessageFacts::default();
+        assert_eq!(
+            facts.of(&messages, 0, None).links.hosts,
+            vec!["bank.example"]
+        );
+        assert_eq!(facts.len(), 1);
+        // What was read stays read: the trace grows, its first message is not read again
+        // (a changed first message would show if it were).
+        messages[0].content = "nothing".into();
+        messages.push(msg("mail bob@example.com"));
+        assert_eq!(facts.of(&messages, 0, None).idents[1].kind, "iban");
+        assert_eq!(
+            facts.of(&messages, 1, None).links.emails,
+            vec!["bob@example.com"]
+        );
+        assert_eq!(facts.len(), 2);
+    }
+
+    #[test]
+    fn amounts_print_as_their_shortest_text() {
+        for (v, want) in [
+            (1200.0, "1200"),
+            (12.5, "12.5"),
+            (0.125, "0.12"),
+            (10123456784.0, "10123456784"),
+            (-3.0, "-3"),
+            (100.10, "100.1"),
+        ] {
+            assert_eq!(number_text(v), want, "{v}");
+        }
     }
 
     #[test]

@@ -391,18 +391,39 @@ impl Screen {
             let Some((_, _, links, text)) = &memo.pending_facts else {
                 return (true, None);
             };
-            let fires = self.facts_fire(&mut memo.untrusted, trace, index, sensitive, links, text);
+            let fires = self.facts_fire(
+                &mut memo.untrusted,
+                &mut memo.idents,
+                classes,
+                trace,
+                index,
+                sensitive,
+                links,
+                text,
+            );
             return (fires, None);
         }
         let (links, text) = crate::facts::argument_facts(&c.arguments, sensitive);
-        let fires = self.facts_fire(&mut memo.untrusted, trace, index, sensitive, &links, &text);
+        let fires = self.facts_fire(
+            &mut memo.untrusted,
+            &mut memo.idents,
+            classes,
+            trace,
+            index,
+            sensitive,
+            &links,
+            &text,
+        );
         (fires, (sensitive && !fires).then_some(text))
     }
 
     /// What a call's argument facts (`links`, and `text` for a sensitive call) let fire.
+    #[allow(clippy::too_many_arguments)]
     fn facts_fire(
         &self,
         untrusted: &mut Untrusted,
+        facts: &mut crate::provenance::MessageFacts,
+        classes: &ToolClasses,
         trace: &Trace,
         index: usize,
         sensitive: bool,
@@ -433,18 +454,19 @@ impl Screen {
             .skip(untrusted.read)
         {
             if m.provenance.is_untrusted() {
-                let mut l = Links::default();
-                l.scan(&m.content);
-                untrusted.links.push((i, l));
+                untrusted.messages.push(i);
             }
         }
         untrusted.read = untrusted.read.max(index);
-        untrusted.links.iter().any(|(i, l)| {
-            *i < index
-                && l.hosts
+        let min_amount = classes.min_amount();
+        untrusted.messages.iter().any(|&i| {
+            i < index && {
+                let l = &facts.of(&trace.messages, i, min_amount).links;
+                l.hosts
                     .iter()
                     .chain(&l.emails)
                     .any(|d| destinations.contains(&d))
+            }
         })
     }
 
@@ -488,8 +510,9 @@ pub struct ScreenMemo {
     texts: Vec<String>,
     /// Tools looked up: (name, class).
     tools: Vec<(String, crate::facts::Class)>,
-    /// The identifiers of the messages, read as the provenance of calls needs them.
-    idents: crate::provenance::MessageIdents,
+    /// The facts of the messages (links, identifiers), read as the provenance of calls and
+    /// the policy input need them.
+    idents: crate::provenance::MessageFacts,
     untrusted: Untrusted,
     /// The last pending call's arguments, whether its tool is sensitive, and their facts.
     pending_facts: Option<(Value, bool, Links, String)>,
@@ -499,7 +522,8 @@ impl tribunal_core::Heap for ScreenMemo {
     fn heap(&self) -> usize {
         self.texts.heap()
             + self.tools.heap()
-            + self.untrusted.links.heap()
+            + self.idents.heap()
+            + self.untrusted.messages.heap()
             + self.pending_facts.as_ref().map_or(0, |(v, _, l, s)| {
                 std::mem::size_of::<(Value, bool, Links, String)>()
                     + tribunal_core::size::ALLOCATION
@@ -510,9 +534,21 @@ impl tribunal_core::Heap for ScreenMemo {
     }
 }
 
-/// The links of the untrusted messages among a trace's first `read` messages.
+impl ScreenMemo {
+    /// The facts of `trace`'s messages read so far, for the policy input: dropped when they
+    /// cover more messages than the trace has (they were read from another trace).
+    pub fn facts_for(&mut self, trace: &Trace) -> &mut crate::provenance::MessageFacts {
+        if self.idents.len() > trace.messages.len() {
+            self.idents = crate::provenance::MessageFacts::default();
+        }
+        &mut self.idents
+    }
+}
+
+/// The untrusted messages among a trace's first `read` messages (their links are in the
+/// memo's message facts).
 #[derive(Debug, Default, Clone)]
 struct Untrusted {
-    links: Vec<(usize, Links)>,
+    messages: Vec<usize>,
     read: usize,
 }

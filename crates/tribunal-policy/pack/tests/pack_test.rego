@@ -83,6 +83,65 @@ test_c4_blocks_secret_in_reply if {
 	"c4.secret_in_reply" in rules with input as object.union(base, {"findings": [f]})
 }
 
+# A reply holding a secret of `kind` that the agent copied from `from` (copied_from), after
+# the user said `said`: the user asked for the reset link in their mailbox and the agent hands
+# it back, or variations of it.
+secret_reply(said, kind, from) := object.union(base, {
+	"trace": {
+		"messages": [
+			msg("m0", 0, "user", "user", said),
+			msg("m1", 1, "tool", "tool", "body: click https://techservices.com/reset?token=asfbuy3y2cdaqhvei to reset"),
+			msg("m2", 2, "assistant", "assistant", "https://techservices.com/reset?token=asfbuy3y2cdaqhvei"),
+		],
+		"tool_calls": [],
+		"usage": null,
+	},
+	"findings": [{"detector": "secrets", "kind": kind, "score": 0.7, "id": "m2", "field": "content", "tool_call_id": null, "tool": null, "source": "assistant", "trusted": true, "copied_from": from}],
+})
+
+asked_for_reset := "Please get me the link to reset my TechServices password."
+
+test_c4_allows_secret_the_user_asked_for_in_the_reply if {
+	count(family("c4")) == 0 with input as secret_reply(asked_for_reset, "generic_api_key", ["tool"])
+}
+
+test_c4_blocks_reply_secret_the_user_did_not_ask_for if {
+	"c4.secret_in_reply" in rules with input as secret_reply("Summarise my inbox", "generic_api_key", ["tool"])
+}
+
+test_c4_blocks_reply_secret_from_the_system_prompt_or_nowhere if {
+	"c4.secret_in_reply" in rules with input as secret_reply(asked_for_reset, "generic_api_key", ["system", "tool"])
+	"c4.secret_in_reply" in rules with input as secret_reply(asked_for_reset, "generic_api_key", [])
+	inp := secret_reply(asked_for_reset, "generic_api_key", ["tool"])
+	f := object.remove(inp.findings[0], ["copied_from"])
+	"c4.secret_in_reply" in rules with input as object.union(inp, {"findings": [f]})
+}
+
+test_c4_blocks_provider_key_in_reply_even_when_asked if {
+	"c4.secret_in_reply" in rules with input as secret_reply(asked_for_reset, "aws_access_key_id", ["tool"])
+}
+
+test_c4_blocks_requested_secret_sent_out if {
+	f := object.union(secret_finding, {"kind": "generic_api_key", "tool": "send_email", "copied_from": ["tool"]})
+	inp := object.union(secret_reply(asked_for_reset, "generic_api_key", ["tool"]), {"findings": [f]})
+	"c4.secret_in_arguments" in rules with input as inp
+}
+
+test_c4_user_asks_before_the_reply if {
+	# The pending reply after a later request is handed back; the reply m2 came before the
+	# request and still counts as unasked.
+	inp := secret_reply("Summarise my inbox", "generic_api_key", ["tool"])
+	later := array.concat(inp.trace.messages, [msg("m3", 3, "user", "user", "now what is my password?")])
+	f := object.union(inp.findings[0], {"id": "pending"})
+	asked := object.union(inp, {
+		"trace": {"messages": later},
+		"pending": {"kind": "reply", "content": "https://techservices.com/reset?token=asfbuy3y2cdaqhvei", "tool_calls": []},
+		"findings": [f],
+	})
+	count(family("c4")) == 0 with input as asked
+	"c4.secret_in_reply" in rules with input as object.union(asked, {"findings": [inp.findings[0]]})
+}
+
 test_c4_allows_email_address_as_recipient if {
 	f := {"detector": "pii", "kind": "email", "score": 0.9, "id": "m2", "field": "arguments", "tool_call_id": "c1", "tool": "send_email", "source": "assistant", "trusted": true}
 	count(family("c4")) == 0 with input as object.union(base, {"findings": [f]})
