@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::sync::Arc;
 use tribunal_server::{AppState, ServerOptions};
 use tribunal_store::Store;
