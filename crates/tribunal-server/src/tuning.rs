@@ -381,6 +381,8 @@ impl Reflector for Reflection {
     }
 }
 
+/// Stores a new version with its lineage: its number, and whether it equals the latest
+/// (then nothing is stored).
 pub async fn store_version(
     store: &Store,
     project: &str,
@@ -389,7 +391,7 @@ pub async fn store_version(
     note: String,
     lineage: &Value,
     created_by: &str,
-) -> Result<Appended> {
+) -> Result<(i64, bool)> {
     let spec = JudgeSpec {
         name: name.to_owned(),
         kind: "llm".into(),
@@ -407,13 +409,15 @@ pub async fn store_version(
         created_at: clock::now_rfc3339(),
         created_by: created_by.to_owned(),
     };
-    let appended = store.append_judge_version(&row).await?;
-    if let Appended::Added(v) = appended {
-        store
-            .insert_judge_lineage(project, name, v, &lineage.to_string())
-            .await?;
+    match store.append_judge_version(&row).await? {
+        Appended::Added(v) => {
+            store
+                .insert_judge_lineage(project, name, v, &lineage.to_string())
+                .await?;
+            Ok((v, false))
+        }
+        Appended::Unchanged(v) => Ok((v, true)),
     }
-    Ok(appended)
 }
 
 /// The labels to use: the given ones, or the store's for `judge`.
@@ -546,7 +550,7 @@ pub async fn align_judge(store: &Store, o: AlignOptions) -> Result<Result<AlignR
         split.train.len(),
         source
     );
-    let (version, unchanged) = match store_version(
+    let (version, unchanged) = store_version(
         store,
         &o.project,
         &o.name,
@@ -555,11 +559,7 @@ pub async fn align_judge(store: &Store, o: AlignOptions) -> Result<Result<AlignR
         &lineage,
         &o.created_by,
     )
-    .await?
-    {
-        Appended::Added(v) => (v, false),
-        Appended::Unchanged(v) => (v, true),
-    };
+    .await?;
     Ok(Ok(AlignRun {
         name: o.name,
         from_version: row.version,
@@ -701,7 +701,7 @@ pub async fn calibrate_judge(
         "calibrated: trust answers with confidence >= {} (agreement >= {} with probability {}; confidence from {from})",
         t.threshold, o.target_agreement, o.confidence
     );
-    let (version, unchanged) = match store_version(
+    let (version, unchanged) = store_version(
         store,
         &o.project,
         &o.name,
@@ -710,11 +710,7 @@ pub async fn calibrate_judge(
         &lineage,
         &o.created_by,
     )
-    .await?
-    {
-        Appended::Added(v) => (v, false),
-        Appended::Unchanged(v) => (v, true),
-    };
+    .await?;
     Ok(Ok(CalibrateRun {
         name: o.name,
         from_version: row.version,
