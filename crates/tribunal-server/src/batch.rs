@@ -71,6 +71,36 @@ where
     (tx, task)
 }
 
+/// How often the store's write-ahead log is checkpointed (SQLite).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Checkpoints a SQLite store's log every [`CHECKPOINT_EVERY`] from a connection of its
+/// own, so that no commit a request waits for (the decision log's) stops to copy pages and
+/// `fsync` the database file; until `stop`. Does nothing on PostgreSQL.
+pub async fn checkpoints(store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut checkpointer = match store.wal_checkpointer().await {
+        Ok(Some(c)) => c,
+        Ok(None) => return,
+        Err(e) => {
+            // The commits go on checkpointing by themselves.
+            tracing::warn!(error = %e, "the log checkpointer did not start");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = checkpointer.checkpoint().await {
+            tracing::warn!(error = %e, "checkpointing the store's log failed");
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
 /// Records waiting in a queue.
 pub fn depth<T>(tx: &mpsc::Sender<T>) -> usize {
     tx.max_capacity() - tx.capacity()

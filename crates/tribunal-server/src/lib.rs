@@ -325,6 +325,7 @@ pub async fn start(
         tokio::spawn(escalation::expire_loop(state.clone(), stopped.clone())),
         tokio::spawn(session::flush_loop(state.clone(), stopped.clone())),
         tokio::spawn(monitor::run(state.clone(), stopped.clone())),
+        tokio::spawn(batch::checkpoints(state.store.clone(), stopped.clone())),
         tokio::spawn(peers::listen(state.clone(), stopped)),
     ];
     Ok((

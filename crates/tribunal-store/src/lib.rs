@@ -8,6 +8,7 @@ use sqlx::{AnyPool, Row};
 use std::path::Path;
 use thiserror::Error;
 
+mod checkpoint;
 pub mod clock;
 mod judges;
 mod labels;
@@ -20,6 +21,7 @@ mod server;
 mod span_events;
 pub mod testing;
 
+pub use checkpoint::{Checkpoint, WalCheckpointer, BACKSTOP_PAGES};
 pub use judges::{Appended, JudgeVersionRow, NewJudgeVersion};
 pub use labels::{LabelEvent, QueueChange};
 pub use llm_cache::StoreCache;
@@ -176,6 +178,9 @@ pub struct Store {
     sqlite: bool,
     /// Where it is, for connections of their own (listening for notifications).
     url: notify::Url,
+    /// SQLite: the log's length in pages at which a commit checkpoints it, for every
+    /// connection the pool makes (raised while a [`WalCheckpointer`] runs).
+    autocheckpoint: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Store {
@@ -196,11 +201,15 @@ impl Store {
             format!("sqlite://{location}?mode=rwc")
         };
         let is_sqlite = url.starts_with("sqlite:");
+        let autocheckpoint =
+            std::sync::Arc::new(std::sync::atomic::AtomicI64::new(checkpoint::DEFAULT_PAGES));
+        let pages = autocheckpoint.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 1 } else { 4 })
             // A SQLite file does not drop connections; no round trip before every query.
             .test_before_acquire(!is_sqlite)
             .after_connect(move |conn, _| {
+                let pages = pages.load(std::sync::atomic::Ordering::Relaxed);
                 Box::pin(async move {
                     // Per connection: a replaced connection keeps the same durability.
                     if is_sqlite {
@@ -210,6 +219,11 @@ impl Store {
                         sqlx::query("PRAGMA busy_timeout = 5000")
                             .execute(&mut *conn)
                             .await?;
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "PRAGMA wal_autocheckpoint = {pages}"
+                        )))
+                        .execute(&mut *conn)
+                        .await?;
                     }
                     Ok(())
                 })
@@ -247,6 +261,7 @@ impl Store {
             pool,
             sqlite: is_sqlite,
             url: notify::Url::new(&url),
+            autocheckpoint,
         })
     }
 

@@ -74,7 +74,7 @@ impl Url {
         Url(url.into())
     }
 
-    fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

@@ -364,9 +364,9 @@ impl Store {
         Ok(())
     }
 
-    /// Stores (or replaces) traces sent to the gate, with their decisions, in one
-    /// transaction.
-    /// Stores gate requests, one statement per [`ROWS_PER_INSERT`] traces. A trace sent
+    /// Stores (or replaces) traces sent to the gate, with their decisions, in transactions
+    /// of at most [`BYTES_PER_TRANSACTION`] (or one trace), one statement per
+    /// [`ROWS_PER_INSERT`] traces. A trace sent
     /// several times in one batch keeps its last request and answer and its first time.
     pub async fn upsert_gate_traces(&self, rows: &[GateTraceRow]) -> Result<(), StoreError> {
         let mut index: std::collections::HashMap<(&str, &str), usize> = Default::default();
@@ -381,6 +381,31 @@ impl Store {
                 }
             }
         }
+        // Transactions of about `BYTES_PER_TRANSACTION` each, so that a batch of large
+        // traces holds the connection (and SQLite's write lock) for a few hundred
+        // kilobytes at a time, and the decision log's commits, which requests wait for,
+        // come in between. Each row stands alone: a batch retried after a failure writes
+        // what was already committed again, to the same values.
+        let mut rest = latest.as_slice();
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let n = rest
+                .iter()
+                .take_while(|(_, r)| {
+                    let fits = bytes == 0 || bytes + r.body.len() <= BYTES_PER_TRANSACTION;
+                    bytes += r.body.len() + r.result.len();
+                    fits
+                })
+                .count();
+            let (group, after) = rest.split_at(n);
+            rest = after;
+            self.upsert_gate_group(group).await?;
+        }
+        Ok(())
+    }
+
+    /// One transaction of [`Store::upsert_gate_traces`]: (first seen, row) pairs.
+    async fn upsert_gate_group(&self, latest: &[(&str, &GateTraceRow)]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for chunk in latest.chunks(ROWS_PER_INSERT) {
             let sql = multi_row_insert(
@@ -744,6 +769,10 @@ pub struct GateTraceRow {
 /// Rows per multi-row INSERT: few statements per batch, well under the bind-parameter limits
 /// of SQLite and PostgreSQL.
 const ROWS_PER_INSERT: usize = 100;
+
+/// Bytes of gate traces written in one transaction at most (a single larger trace is
+/// written alone).
+const BYTES_PER_TRANSACTION: usize = 256 * 1024;
 
 /// `head` then `rows` copies of `row` then `tail`. Each `$` of `row` becomes a parameter
 /// bound in order: `?` when `positional` (SQLite), else `$1` upwards (PostgreSQL).

@@ -53,6 +53,25 @@ async fn check(store: &Store) {
     let t150 = store.get_trace("default", "t150").await.unwrap().unwrap();
     assert_eq!(t150.body.as_deref(), Some("{\"request\":150}"));
 
+    // Large traces: a batch of more bytes than one transaction takes is written in several,
+    // every trace with its last request, one sent twice in the batch too.
+    let big = |trace: usize, i: usize| GateTraceRow {
+        body: format!("{{\"request\":{i},\"pad\":\"{}\"}}", "x".repeat(60_000)),
+        ..gate_row(trace, i)
+    };
+    let rows: Vec<GateTraceRow> = (0..13).map(|i| big(1000 + i % 12, 1000 + i)).collect();
+    store.upsert_gate_traces(&rows).await.unwrap();
+    for t in 1000..1012 {
+        let got = store
+            .get_trace("default", &format!("t{t}"))
+            .await
+            .unwrap()
+            .unwrap();
+        let want = if t == 1000 { 1012 } else { t };
+        assert_eq!(got.body, Some(big(t, want).body), "trace t{t}");
+        assert_eq!(got.first_seen, gate_row(t, t).at);
+    }
+
     let entries: Vec<AuditRow> = (1..=230)
         .map(|seq| AuditRow {
             seq,
