@@ -517,11 +517,14 @@ fn walk(v: &Value, min_amount: Option<f64>, out: &mut Vec<Ident>) {
 #[derive(Debug, Default, Clone)]
 pub struct MessageFacts {
     read: Vec<Option<TextFacts>>,
+    /// A user message's text in lower case and its words, read once for every call that
+    /// asks whether the user requested it.
+    said: Vec<Option<(String, Vec<String>)>>,
 }
 
 impl tribunal_core::Heap for MessageFacts {
     fn heap(&self) -> usize {
-        self.read.heap()
+        self.read.heap() + self.said.heap()
     }
 }
 
@@ -537,6 +540,18 @@ impl MessageFacts {
             self.read.resize(messages.len(), None);
         }
         self.read[i].get_or_insert_with(|| TextFacts::of(&messages[i].content, min_amount))
+    }
+
+    /// Message `i`'s text in lower case and its words, read once.
+    fn said(&mut self, messages: &[Message], i: usize) -> &(String, Vec<String>) {
+        if self.said.len() < messages.len() {
+            self.said.resize(messages.len(), None);
+        }
+        self.said[i].get_or_insert_with(|| {
+            let lower = messages[i].content.to_lowercase();
+            let words = crate::facts::name_words(&lower);
+            (lower, words)
+        })
     }
 
     /// How many messages the facts were kept for: more than a trace has means they were
@@ -707,15 +722,22 @@ pub fn call_facts(
         })
         .collect();
     let after_untrusted = before.iter().position(|m| m.provenance.is_untrusted());
-    let user: Vec<&Message> = before
-        .iter()
-        .filter(|m| m.provenance.label() == "user")
+    let users: Vec<usize> = (0..before.len())
+        .filter(|&i| before[i].provenance.label() == "user")
         .collect();
-    let said: Vec<String> = user.iter().map(|m| m.content.to_lowercase()).collect();
+    for &i in &users {
+        idents.said(messages, i);
+    }
+    let kept: &MessageFacts = idents;
+    let said_words: Vec<&(String, Vec<String>)> = users
+        .iter()
+        .filter_map(|&i| kept.said.get(i).and_then(Option::as_ref))
+        .collect();
+    let said: Vec<&str> = said_words.iter().map(|(t, _)| t.as_str()).collect();
     // Whether the user's words hold one of `words` or a synonym of one.
     let said_any = |words: &[String]| {
-        said.iter().any(|text| {
-            crate::facts::name_words(text).iter().any(|u| {
+        said_words.iter().any(|(text, said)| {
+            said.iter().any(|u| {
                 words.iter().any(|w| {
                     same_word(u, w)
                         || classes
