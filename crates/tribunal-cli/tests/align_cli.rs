@@ -434,3 +434,32 @@ fn too_few_one_class_and_other_type_labels_are_refused() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn calibration_against_a_model_that_cannot_be_reached_fails_instead_of_choosing() {
+    // Nothing listens on port 9: the first answer fails, which says nothing about
+    // log-probabilities, so the command fails rather than switching to samples.
+    let (d, db) = setup("http://127.0.0.1:9/v1");
+    let dir = d.path();
+    write_labels(&dir.join("cal.jsonl"), (100..140).map(label));
+    let out = tribunal(
+        dir,
+        &[
+            "judges",
+            "calibrate",
+            "refund",
+            "--labels",
+            "cal.jsonl",
+            "--db",
+            &db,
+        ],
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(err.contains("judging refund:"), "{err}");
+    let out = tribunal(dir, &["judges", "export", "--name", "refund", "--db", &db]);
+    assert!(
+        !text(&out.stdout).contains("trust_threshold"),
+        "nothing stored"
+    );
+}

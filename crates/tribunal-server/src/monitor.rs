@@ -40,6 +40,8 @@ const GRACE: Duration = Duration::from_secs(600);
 /// A claim still unfinished this long after it was made is taken over by another round: its
 /// server stopped or died while judging (a judge's own calls give up well before).
 const RECLAIM_AFTER: Duration = Duration::from_secs(15 * 60);
+/// How often a monitor without new results has its time-window alerts looked at.
+const IDLE_ALERT_CHECK: Duration = Duration::from_secs(1);
 /// Webhook attempts per delivery, and the wait before the second (doubled each time).
 const WEBHOOK_ATTEMPTS: u32 = 5;
 const WEBHOOK_BACKOFF: Duration = Duration::from_millis(250);
@@ -1022,6 +1024,7 @@ async fn round(
 /// their alerts, until `stop`.
 pub async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     let mut cache: HashMap<String, Built> = HashMap::new();
+    let mut idle_checked: HashMap<String, std::time::Instant> = HashMap::new();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -1035,12 +1038,23 @@ pub async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
             }
         };
         cache.retain(|id, _| monitors.iter().any(|m| &m.id == id));
+        idle_checked.retain(|id, _| monitors.iter().any(|m| &m.id == id));
         for m in monitors
             .iter()
             .filter(|m| state.projects.contains_key(&m.project))
         {
             match round(&state, m, &mut cache).await {
-                Ok(n) => check_alerts(&state, m, n > 0).await,
+                Ok(n) if n > 0 => check_alerts(&state, m, true).await,
+                // Without traffic, time windows are looked at once a second.
+                Ok(_) => {
+                    let due = idle_checked
+                        .get(&m.id)
+                        .is_none_or(|t| t.elapsed() >= IDLE_ALERT_CHECK);
+                    if due {
+                        idle_checked.insert(m.id.clone(), std::time::Instant::now());
+                        check_alerts(&state, m, false).await;
+                    }
+                }
                 Err(e) => {
                     tracing::error!(monitor = %m.id, error = %e.message, "a monitoring round failed")
                 }

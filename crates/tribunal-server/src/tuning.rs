@@ -633,33 +633,39 @@ pub async fn calibrate_judge(
     // agreement among samples.
     let run = tokio::task::spawn_blocking(move || -> Result<_> {
         let mut usage = Usage::default();
+        // The first item's answer when it was asked with log-probabilities to find out
+        // whether the provider gives them: kept as that item's answer.
+        let mut first: Option<Answer> = None;
         let mut settings = match forced {
             Some(true) => by_logprobs.clone(),
             Some(false) => by_samples.clone(),
-            None => {
-                let probe = examples.first().map(|e| judge.run(by_logprobs.clone(), e));
-                match probe {
-                    Some(Ok(a))
-                        if tribunal_judges::llm::sampled_confidence(&a.rationale).is_some() =>
-                    {
-                        by_logprobs.clone()
-                    }
-                    // The judge cannot ask for them (its provider gives none), or the
-                    // provider answered without them.
-                    Some(Ok(a)) => {
-                        usage.add(&a.usage);
-                        by_samples.clone()
-                    }
-                    _ => by_samples.clone(),
+            None => match examples.first().map(|e| judge.run(by_logprobs.clone(), e)) {
+                // A model that failed says nothing about log-probabilities.
+                Some(Ok(a)) if a.error.is_some() && a.value.is_none() => {
+                    bail!("judging {name}: {}", a.error.unwrap_or_default())
                 }
-            }
+                Some(Ok(a)) if tribunal_judges::llm::sampled_confidence(&a.rationale).is_some() => {
+                    first = Some(a);
+                    by_logprobs.clone()
+                }
+                // The provider answered without them.
+                Some(Ok(a)) => {
+                    usage.add(&a.usage);
+                    by_samples.clone()
+                }
+                // The judge cannot ask for them (its provider gives none).
+                _ => by_samples.clone(),
+            },
         };
         let mut items = Vec::new();
         let mut unanswered = 0;
         for e in &examples {
-            let answer = judge
-                .run(settings.clone(), e)
-                .map_err(|e| anyhow::anyhow!("judging {name}: {e}"))?;
+            let answer = match first.take() {
+                Some(a) => a,
+                None => judge
+                    .run(settings.clone(), e)
+                    .map_err(|e| anyhow::anyhow!("judging {name}: {e}"))?,
+            };
             usage.add(&answer.usage);
             let Some(confidence) = tribunal_judges::llm::sampled_confidence(&answer.rationale)
             else {

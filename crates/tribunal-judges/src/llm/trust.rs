@@ -34,6 +34,8 @@ pub(super) struct Trust {
     alignment: Option<Alignment>,
     /// Set when the alignment finds similar examples by an embeddings model.
     embedder: Option<Embedder>,
+    /// The remembered examples' vectors, once asked for.
+    remembered: std::sync::OnceLock<Vec<std::sync::Arc<Vec<f32>>>>,
     pub samples: u32,
     /// `None`: answers carry no confidence.
     pub from: Option<ConfidenceFrom>,
@@ -111,6 +113,7 @@ impl Trust {
         Ok(Trust {
             alignment,
             embedder,
+            remembered: std::sync::OnceLock::new(),
             samples,
             from,
             threshold: s.trust_threshold,
@@ -151,12 +154,20 @@ impl Trust {
         let addition = match &self.embedder {
             None => a.prompt_addition(&query, None, &quote),
             Some(e) => {
-                let mut texts: Vec<String> = a.examples.iter().map(|m| m.text()).collect();
-                texts.push(query);
-                let vectors = e.embed(&texts)?;
-                let (q, examples) = vectors.split_last().ok_or("no query embedding")?;
+                let (examples, q) = match self.remembered.get() {
+                    Some(kept) => (kept.clone(), e.embed(&[query])?.pop()),
+                    None => {
+                        let mut texts: Vec<String> = a.examples.iter().map(|m| m.text()).collect();
+                        texts.push(query);
+                        let mut vectors = e.embed(&texts)?;
+                        let q = vectors.pop();
+                        let _ = self.remembered.set(vectors.clone());
+                        (vectors, q)
+                    }
+                };
+                let q = q.ok_or("no query embedding")?;
                 let examples: Vec<&[f32]> = examples.iter().map(|v| v.as_slice()).collect();
-                a.render(&a.nearest_by_vectors(q, &examples, None), &quote)
+                a.render(&a.nearest_by_vectors(&q, &examples, None), &quote)
             }
         };
         prompt.user.push_str(&addition);
