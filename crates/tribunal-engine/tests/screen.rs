@@ -496,9 +496,39 @@ fn ordinary_traces_skip_the_gates() {
     );
 }
 
+/// Tool definitions whose annotations give some of the generated calls another class than
+/// their names do.
+fn offered_tools() -> Vec<tribunal_core::ToolDef> {
+    let def = |name: &str, description: &str, annotations: Value| tribunal_core::ToolDef {
+        name: name.into(),
+        description: description.into(),
+        parameters: Value::Null,
+        annotations: annotations.as_object().cloned().unwrap_or_default(),
+    };
+    vec![
+        def(
+            "lookup_order",
+            "Deletes an order.",
+            json!({"destructiveHint": true, "readOnlyHint": false}),
+        ),
+        def(
+            "admin_console",
+            "Reads the console.",
+            json!({"readOnlyHint": true}),
+        ),
+        def(
+            "refund",
+            "",
+            json!({"openWorldHint": true, "readOnlyHint": false}),
+        ),
+    ]
+}
+
 /// A trace read message by message, the screen keeping what it read (`ScreenMemo`), gets the
-/// answer of the same trace read whole at every step, with or without a pending step. Now
-/// and then the system prompt arrives only late in the trace, after calls that copied it.
+/// answer of the same trace read whole at every step, with or without a pending step, and
+/// the policy input built from what it kept is the input built whole. Now and then the
+/// system prompt arrives only late in the trace, after calls that copied it, and the tools
+/// offered change between calls.
 #[test]
 fn the_screen_reads_a_growing_trace_as_it_reads_it_whole() {
     let mut answers = [0usize; 2];
@@ -537,6 +567,14 @@ fn the_screen_reads_a_growing_trace_as_it_reads_it_whole() {
             let mut before = false;
             for n in 1..=t.messages.len() {
                 prefix.messages = t.messages[..n].to_vec();
+                // Now and then the agent offers other tools than on the call before.
+                if rng.chance(15) {
+                    prefix.tools = if prefix.tools.is_empty() {
+                        offered_tools()
+                    } else {
+                        Vec::new()
+                    };
+                }
                 let p = match rng.below(4) {
                     0 | 1 => pending.as_ref(),
                     2 => Some(&other),
@@ -554,6 +592,20 @@ fn the_screen_reads_a_growing_trace_as_it_reads_it_whole() {
                     screen.may_fire_grown(&mut memo, &prefix, p, &feedback, &context, classes);
                 assert_eq!(
                     grown, whole,
+                    "config {c}, trace {seed}, {n} messages, pending {p:?}\n{doc}"
+                );
+                // The policy input built from what the memo kept is the input built whole.
+                let kept = tribunal_policy::policy_input_with(
+                    &prefix,
+                    p,
+                    &feedback,
+                    &context,
+                    classes,
+                    memo.facts_for(&prefix),
+                );
+                assert_eq!(
+                    serde_json::to_value(kept).unwrap(),
+                    tribunal_policy::policy_input_json(&prefix, p, &feedback, &context, classes),
                     "config {c}, trace {seed}, {n} messages, pending {p:?}\n{doc}"
                 );
                 let calls = screen.may_fire(&prefix, p, &[], &context, classes);

@@ -206,6 +206,44 @@ mod tests {
     }
 }
 
+/// What a call's class reads of the tools a trace offers (name, description, annotations):
+/// facts kept between calls on a growing trace hold only while the same tools are offered.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Offered(Vec<(String, String, serde_json::Map<String, serde_json::Value>)>);
+
+impl Offered {
+    pub fn of(tools: &[tribunal_core::ToolDef]) -> Offered {
+        Offered(
+            tools
+                .iter()
+                .map(|d| (d.name.clone(), d.description.clone(), d.annotations.clone()))
+                .collect(),
+        )
+    }
+
+    /// Whether `tools` are the tools these were taken from, as a call's class reads them.
+    pub fn same(&self, tools: &[tribunal_core::ToolDef]) -> bool {
+        self.0.len() == tools.len()
+            && self
+                .0
+                .iter()
+                .zip(tools)
+                .all(|((n, d, a), t)| *n == t.name && *d == t.description && *a == t.annotations)
+    }
+}
+
+impl tribunal_core::Heap for Offered {
+    fn heap(&self) -> usize {
+        self.0.capacity()
+            * std::mem::size_of::<(String, String, serde_json::Map<String, serde_json::Value>)>()
+            + self
+                .0
+                .iter()
+                .map(|(n, d, a)| n.heap() + d.heap() + a.heap())
+                .sum::<usize>()
+    }
+}
+
 /// What a tool does, from the tools themselves: `read_only` (only reads), `state_changing`
 /// (changes something: writes, books, pays, sends), `external` (sends data out of the
 /// system: e-mail, payments, web requests, navigation) and `destructive` (deletes or

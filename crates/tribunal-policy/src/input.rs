@@ -515,7 +515,7 @@ fn message_value(
     id: &R,
     index: usize,
     links: &Links,
-    mentions: &mut BTreeMap<String, Vec<R>>,
+    mentions: &mut Vec<(String, R)>,
     w: &Words,
 ) -> R {
     let name = match &m.provenance {
@@ -526,13 +526,13 @@ fn message_value(
     let source = w.label(m.provenance.label());
     let trusted = R::from(!m.provenance.is_untrusted());
     for d in links.hosts.iter().chain(&links.emails) {
-        mentions
-            .entry(d.clone())
-            .or_default()
-            .push(SHAPES.mention.make(
+        mentions.push((
+            d.clone(),
+            SHAPES.mention.make(
                 [id.clone(), R::from(index), source.clone(), trusted.clone()],
                 [],
-            ));
+            ),
+        ));
     }
     SHAPES.message.make(
         [
@@ -549,6 +549,96 @@ fn message_value(
             images(&links.images),
         ],
     )
+}
+
+/// What the input keeps of a trace's messages between calls while the trace grows (see
+/// [`MessageFacts`]): each message's value, its tool calls' values and its mentions, built
+/// for the tools the trace offered then.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Built {
+    /// The tools offered when the values were built.
+    tools: crate::facts::Offered,
+    tools_value: Option<R>,
+    messages: Vec<BuiltMessage>,
+}
+
+#[derive(Debug, Clone)]
+struct BuiltMessage {
+    value: R,
+    calls: Vec<R>,
+    mentions: Vec<(String, R)>,
+}
+
+impl Built {
+    fn for_tools(tools: &[tribunal_core::ToolDef]) -> Built {
+        let tools_value = (!tools.is_empty()).then(|| {
+            R::from(
+                tools
+                    .iter()
+                    .map(|d| {
+                        let mut o = Obj::new();
+                        if !d.description.is_empty() {
+                            o.set_str("description", s(&d.description));
+                        }
+                        if !d.annotations.is_empty() {
+                            o.set_str("annotations", json_map(&d.annotations));
+                        }
+                        (s(&d.name), o.done())
+                    })
+                    .collect::<BTreeMap<R, R>>(),
+            )
+        });
+        Built {
+            tools: crate::facts::Offered::of(tools),
+            tools_value,
+            messages: Vec::new(),
+        }
+    }
+
+    /// Whether what was built holds for `trace`: no more messages than it has, built for the
+    /// tools it offers.
+    fn serves(&self, trace: &Trace) -> bool {
+        self.messages.len() <= trace.messages.len() && self.tools.same(&trace.tools)
+    }
+}
+
+impl tribunal_core::Heap for Built {
+    fn heap(&self) -> usize {
+        let tools = self.tools.heap();
+        let messages: usize = self
+            .messages
+            .iter()
+            .map(|m| {
+                value_heap(&m.value)
+                    + m.calls.iter().map(value_heap).sum::<usize>()
+                    + m.mentions
+                        .iter()
+                        .map(|(d, v)| d.heap() + value_heap(v))
+                        .sum::<usize>()
+                    + (m.calls.capacity() + m.mentions.capacity()) * std::mem::size_of::<R>()
+            })
+            .sum();
+        tools
+            + self.tools_value.as_ref().map_or(0, value_heap)
+            + messages
+            + self.messages.capacity() * std::mem::size_of::<BuiltMessage>()
+    }
+}
+
+/// Roughly the heap a policy value holds. Object keys are not counted: they are the input's
+/// shared words, or names the trace itself holds.
+fn value_heap(v: &R) -> usize {
+    use tribunal_core::size::ALLOCATION;
+    let r = std::mem::size_of::<R>();
+    match v {
+        R::String(x) => x.len() + ALLOCATION + 16,
+        R::Array(a) => ALLOCATION + 16 + a.len() * r + a.iter().map(value_heap).sum::<usize>(),
+        R::Set(a) => ALLOCATION + 16 + a.len() * (r + 16) + a.iter().map(value_heap).sum::<usize>(),
+        R::Object(o) => {
+            ALLOCATION + 16 + o.len() * (2 * r + 16) + o.values().map(value_heap).sum::<usize>()
+        }
+        _ => 0,
+    }
 }
 
 fn role(m: &Message) -> &'static str {
@@ -584,25 +674,52 @@ pub fn policy_input_with(
 ) -> R {
     let w = &*WORDS;
     let min_amount = classes.min_amount();
-    let mut messages = Vec::with_capacity(trace.messages.len());
-    let mut tool_calls = Vec::new();
-    let mut mentions: BTreeMap<String, Vec<R>> = BTreeMap::new();
-    let mut per_tool: BTreeMap<&str, u64> = BTreeMap::new();
-    for (index, m) in trace.messages.iter().enumerate() {
+    // What was built of the messages on an earlier call stays: a message's value, its
+    // calls' and its mentions depend only on it, the messages before it, the tools offered
+    // and the tool classes.
+    let mut built = std::mem::take(&mut facts.built);
+    if !built.serves(trace) {
+        built = Built::for_tools(&trace.tools);
+    }
+    for index in built.messages.len()..trace.messages.len() {
+        let m = &trace.messages[index];
         let id = s(&m.id);
         let links = &facts.of(&trace.messages, index, min_amount).links;
-        messages.push(message_value(m, &id, index, links, &mut mentions, w));
+        let mut mentions = Vec::new();
+        let value = message_value(m, &id, index, links, &mut mentions, w);
         let at = At {
             trace,
             message_id: &id,
             index,
         };
-        for c in &m.tool_calls {
-            tool_calls.push(call_value(c, &at, classes, facts));
-            *per_tool.entry(c.name.as_str()).or_default() += 1;
+        let calls = m
+            .tool_calls
+            .iter()
+            .map(|c| call_value(c, &at, classes, facts))
+            .collect();
+        built.messages.push(BuiltMessage {
+            value,
+            calls,
+            mentions,
+        });
+    }
+    let mut messages = Vec::with_capacity(trace.messages.len());
+    let mut tool_calls = Vec::new();
+    let mut mentions: BTreeMap<&str, Vec<R>> = BTreeMap::new();
+    for b in &built.messages {
+        messages.push(b.value.clone());
+        tool_calls.extend(b.calls.iter().cloned());
+        for (d, mention) in &b.mentions {
+            mentions.entry(d).or_default().push(mention.clone());
         }
     }
-    for c in pending.iter().flat_map(|p| &p.tool_calls) {
+    let mut per_tool: BTreeMap<&str, u64> = BTreeMap::new();
+    for c in trace
+        .messages
+        .iter()
+        .flat_map(|m| &m.tool_calls)
+        .chain(pending.iter().flat_map(|p| &p.tool_calls))
+    {
         *per_tool.entry(c.name.as_str()).or_default() += 1;
     }
     let mut t = Obj::new();
@@ -614,7 +731,7 @@ pub fn policy_input_with(
             R::from(
                 mentions
                     .into_iter()
-                    .map(|(k, v)| (s(&k), R::from(v)))
+                    .map(|(k, v)| (s(k), R::from(v)))
                     .collect::<BTreeMap<R, R>>(),
             ),
         )
@@ -648,22 +765,8 @@ pub fn policy_input_with(
             .collect::<Vec<_>>();
         t.set(&w.spans, R::from(spans));
     }
-    if !trace.tools.is_empty() {
-        let tools: BTreeMap<R, R> = trace
-            .tools
-            .iter()
-            .map(|d| {
-                let mut o = Obj::new();
-                if !d.description.is_empty() {
-                    o.set_str("description", s(&d.description));
-                }
-                if !d.annotations.is_empty() {
-                    o.set_str("annotations", json(&Value::Object(d.annotations.clone())));
-                }
-                (s(&d.name), o.done())
-            })
-            .collect();
-        t.set_str("tools", R::from(tools));
+    if let Some(tools) = &built.tools_value {
+        t.set_str("tools", tools.clone());
     }
     if let Some(u) = trace.token_usage() {
         t.set(
@@ -773,6 +876,7 @@ pub fn policy_input_with(
         ctx.set_str(k, json(v));
     }
     root.set(&w.context, ctx.done());
+    facts.built = built;
     root.done()
 }
 

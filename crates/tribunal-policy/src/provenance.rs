@@ -520,11 +520,13 @@ pub struct MessageFacts {
     /// A user message's text in lower case and its words, read once for every call that
     /// asks whether the user requested it.
     said: Vec<Option<(String, Vec<String>)>>,
+    /// What the policy input built of the messages (see [`crate::input`]).
+    pub(crate) built: crate::input::Built,
 }
 
 impl tribunal_core::Heap for MessageFacts {
     fn heap(&self) -> usize {
-        self.read.heap() + self.said.heap()
+        self.read.heap() + self.said.heap() + self.built.heap()
     }
 }
 

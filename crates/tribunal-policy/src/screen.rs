@@ -159,9 +159,7 @@ impl Screen {
         context: &Context,
         classes: &ToolClasses,
     ) -> bool {
-        if memo.messages > trace.messages.len() {
-            *memo = ScreenMemo::default();
-        }
+        memo.fit(trace);
         self.findings_may_fire(feedback) || self.budget_may_fire(trace, pending, feedback) || {
             // The new messages are read only when the cheaper conditions did not decide;
             // a memo left behind reads them on a later call.
@@ -516,12 +514,15 @@ pub struct ScreenMemo {
     untrusted: Untrusted,
     /// The last pending call's arguments, whether its tool is sensitive, and their facts.
     pending_facts: Option<(Value, bool, Links, String)>,
+    /// The tools the trace offered when it was read.
+    offered: crate::facts::Offered,
 }
 
 impl tribunal_core::Heap for ScreenMemo {
     fn heap(&self) -> usize {
         self.texts.heap()
             + self.tools.heap()
+            + self.offered.heap()
             + self.idents.heap()
             + self.untrusted.messages.heap()
             + self.pending_facts.as_ref().map_or(0, |(v, _, l, s)| {
@@ -538,10 +539,23 @@ impl ScreenMemo {
     /// The facts of `trace`'s messages read so far, for the policy input: dropped when they
     /// cover more messages than the trace has (they were read from another trace).
     pub fn facts_for(&mut self, trace: &Trace) -> &mut crate::provenance::MessageFacts {
+        self.fit(trace);
         if self.idents.len() > trace.messages.len() {
             self.idents = crate::provenance::MessageFacts::default();
         }
         &mut self.idents
+    }
+
+    /// Starts over when what was kept cannot be of `trace` grown: it covers more messages
+    /// than the trace has, or it was read with other tools offered (a call's class reads
+    /// them).
+    fn fit(&mut self, trace: &Trace) {
+        if self.messages > trace.messages.len() || !self.offered.same(&trace.tools) {
+            *self = ScreenMemo {
+                offered: crate::facts::Offered::of(&trace.tools),
+                ..ScreenMemo::default()
+            };
+        }
     }
 }
 
