@@ -522,12 +522,32 @@ pub struct MessageFacts {
     said: Vec<Option<(String, Vec<String>)>>,
     /// What the policy input built of the messages (see [`crate::input`]).
     pub(crate) built: crate::input::Built,
+    /// Where each identifier of the first `indexed` messages occurs (the agent's own
+    /// messages left out): by a hash of its kind and value, (message, place in its
+    /// identifiers) in message order. A call's sources are then looked up, not searched.
+    occurs: std::collections::HashMap<u64, Vec<(u32, u32)>>,
+    indexed: usize,
 }
 
 impl tribunal_core::Heap for MessageFacts {
     fn heap(&self) -> usize {
-        self.read.heap() + self.said.heap() + self.built.heap()
+        let occurs = self.occurs.capacity() * (std::mem::size_of::<(u64, Vec<(u32, u32)>)>() + 1)
+            + self
+                .occurs
+                .values()
+                .map(|v| tribunal_core::size::ALLOCATION + v.capacity() * 8)
+                .sum::<usize>();
+        self.read.heap() + self.said.heap() + self.built.heap() + occurs
     }
+}
+
+/// The key of an identifier in [`MessageFacts`]'s index.
+fn ident_key(kind: &str, value: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    kind.hash(&mut h);
+    value.hash(&mut h);
+    h.finish()
 }
 
 impl MessageFacts {
@@ -584,30 +604,54 @@ impl MessageFacts {
             target: false,
         };
         let (mut prose, mut field) = (false, false);
-        for i in 0..index.min(messages.len()) {
-            let m = &messages[i];
-            if m.provenance.label() == "assistant" {
-                continue;
+        let before = index.min(messages.len());
+        self.index_to(messages, before, min_amount);
+        let hits = self
+            .occurs
+            .get(&ident_key(ident.kind, &ident.value))
+            .map_or(&[][..], Vec::as_slice);
+        for &(i, j) in hits {
+            let i = i as usize;
+            if i >= before {
+                break;
             }
-            let untrusted = m.provenance.is_untrusted();
-            for found in self
-                .of(messages, i, min_amount)
-                .idents
-                .iter()
+            let Some(found) = self.read[i]
+                .as_ref()
+                .and_then(|f| f.idents.get(j as usize))
                 .filter(|x| x.kind == ident.kind && x.value == ident.value)
-            {
-                s.first.get_or_insert(i);
-                if !untrusted {
-                    s.vouched = true;
-                } else if found.in_text {
-                    prose = true;
-                } else {
-                    field = true;
-                }
+            else {
+                continue;
+            };
+            s.first.get_or_insert(i);
+            if !messages[i].provenance.is_untrusted() {
+                s.vouched = true;
+            } else if found.in_text {
+                prose = true;
+            } else {
+                field = true;
             }
         }
         s.in_text = prose && !field;
         s
+    }
+
+    /// Indexes the identifiers of the messages before `end` not indexed yet.
+    fn index_to(&mut self, messages: &[Message], end: usize, min_amount: Option<f64>) {
+        while self.indexed < end {
+            let i = self.indexed;
+            self.indexed += 1;
+            if messages[i].provenance.label() == "assistant" {
+                continue;
+            }
+            self.of(messages, i, min_amount);
+            let idents = self.read[i].as_ref().map_or(&[][..], |f| &f.idents[..]);
+            for (j, x) in idents.iter().enumerate() {
+                self.occurs
+                    .entry(ident_key(x.kind, &x.value))
+                    .or_default()
+                    .push((i as u32, j as u32));
+            }
+        }
     }
 }
 
@@ -802,6 +846,101 @@ fn same_word(said: &str, word: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Where `ident` came from, every message before `index` searched.
+    fn searched(messages: &[Message], index: usize, ident: &Ident) -> Source {
+        let mut s = Source {
+            kind: ident.kind,
+            value: ident.value.clone(),
+            first: None,
+            vouched: false,
+            in_text: false,
+            target: false,
+        };
+        let (mut prose, mut field) = (false, false);
+        for (i, m) in messages.iter().enumerate().take(index) {
+            if m.provenance.label() == "assistant" {
+                continue;
+            }
+            for x in TextFacts::of(&m.content, Some(100.0)).idents {
+                if x.kind == ident.kind && x.value == ident.value {
+                    s.first.get_or_insert(i);
+                    if !m.provenance.is_untrusted() {
+                        s.vouched = true;
+                    } else if x.in_text {
+                        prose = true;
+                    } else {
+                        field = true;
+                    }
+                }
+            }
+        }
+        s.in_text = prose && !field;
+        s
+    }
+
+    /// The sources looked up in the index of a trace that grows are the sources found by
+    /// searching every message before the call, for calls at every position.
+    #[test]
+    fn sources_looked_up_are_sources_searched() {
+        use tribunal_core::Provenance;
+        let values = [
+            "acct_ext_93jfk2",
+            "DE89 3704 0044 0532 0130 00",
+            "https://Pay.Example.com/x",
+            "bob@example.com",
+            "+1 555-123-4567",
+            "1,200.00",
+            "/home/bob/notes.txt",
+        ];
+        let provenances = [
+            Provenance::User,
+            Provenance::Tool {
+                name: "search".into(),
+            },
+            Provenance::Assistant,
+            Provenance::System,
+            Provenance::Retrieval { name: None },
+        ];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut checked = 0;
+        for _ in 0..40 {
+            let mut messages = Vec::new();
+            let mut kept = MessageFacts::default();
+            for i in 0..12 {
+                let v = values[next(values.len())];
+                let content = match next(3) {
+                    0 => format!("Please send it to {v} today, thanks."),
+                    1 => format!("{{\"to\": \"{v}\", \"n\": 3}}"),
+                    _ => format!("- {v}\n- {}", values[next(values.len())]),
+                };
+                let mut m = Message::new(format!("m{i}"), tribunal_core::Role::Tool, content);
+                m.provenance = provenances[next(provenances.len())].clone();
+                messages.push(m);
+                // Calls now and then: at every message so far, with every value.
+                for index in [messages.len(), next(messages.len() + 1)] {
+                    for v in values {
+                        for ident in TextFacts::of(v, Some(100.0)).idents {
+                            let looked_up = kept.source(&messages, index, &ident, Some(100.0));
+                            assert_eq!(
+                                looked_up,
+                                searched(&messages, index, &ident),
+                                "{v} at {index}"
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+    }
 
     fn kinds(text: &str) -> Vec<(&'static str, String, bool)> {
         let mut v = Vec::new();
