@@ -560,6 +560,8 @@ pub(crate) struct Built {
     tools: crate::facts::Offered,
     tools_value: Option<R>,
     messages: Vec<BuiltMessage>,
+    /// The heap of `messages`' values, counted as they are built.
+    messages_heap: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -592,6 +594,7 @@ impl Built {
             tools: crate::facts::Offered::of(tools),
             tools_value,
             messages: Vec::new(),
+            messages_heap: 0,
         }
     }
 
@@ -604,24 +607,23 @@ impl Built {
 
 impl tribunal_core::Heap for Built {
     fn heap(&self) -> usize {
-        let tools = self.tools.heap();
-        let messages: usize = self
-            .messages
-            .iter()
-            .map(|m| {
-                value_heap(&m.value)
-                    + m.calls.iter().map(value_heap).sum::<usize>()
-                    + m.mentions
-                        .iter()
-                        .map(|(d, v)| d.heap() + value_heap(v))
-                        .sum::<usize>()
-                    + (m.calls.capacity() + m.mentions.capacity()) * std::mem::size_of::<R>()
-            })
-            .sum();
-        tools
+        self.tools.heap()
             + self.tools_value.as_ref().map_or(0, value_heap)
-            + messages
+            + self.messages_heap
             + self.messages.capacity() * std::mem::size_of::<BuiltMessage>()
+    }
+}
+
+impl BuiltMessage {
+    fn heap(&self) -> usize {
+        value_heap(&self.value)
+            + self.calls.iter().map(value_heap).sum::<usize>()
+            + self
+                .mentions
+                .iter()
+                .map(|(d, v)| tribunal_core::Heap::heap(d) + value_heap(v))
+                .sum::<usize>()
+            + (self.calls.capacity() + self.mentions.capacity()) * std::mem::size_of::<R>()
     }
 }
 
@@ -697,11 +699,13 @@ pub fn policy_input_with(
             .iter()
             .map(|c| call_value(c, &at, classes, facts))
             .collect();
-        built.messages.push(BuiltMessage {
+        let b = BuiltMessage {
             value,
             calls,
             mentions,
-        });
+        };
+        built.messages_heap += b.heap();
+        built.messages.push(b);
     }
     let mut messages = Vec::with_capacity(trace.messages.len());
     let mut tool_calls = Vec::new();

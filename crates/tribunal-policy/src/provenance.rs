@@ -782,21 +782,22 @@ pub fn call_facts(
     let said: Vec<&str> = said_words.iter().map(|(t, _)| t.as_str()).collect();
     // Whether the user's words hold one of `words` or a synonym of one.
     let said_any = |words: &[String]| {
+        // The words and their one-word synonyms, compared word by word; longer synonyms
+        // are looked for in the text.
+        let (mut single, mut phrases): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+        for w in words {
+            single.push(w);
+            for s in classes.synonyms(w) {
+                if s.contains(' ') {
+                    phrases.push(s);
+                } else {
+                    single.push(s);
+                }
+            }
+        }
         said_words.iter().any(|(text, said)| {
-            said.iter().any(|u| {
-                words.iter().any(|w| {
-                    same_word(u, w)
-                        || classes
-                            .synonyms(w)
-                            .iter()
-                            .any(|s| !s.contains(' ') && same_word(u, s))
-                })
-            }) || words.iter().any(|w| {
-                classes
-                    .synonyms(w)
-                    .iter()
-                    .any(|s| s.contains(' ') && text.contains(s.as_str()))
-            })
+            said.iter().any(|u| single.iter().any(|w| same_word(u, w)))
+                || phrases.iter().any(|p| text.contains(p))
         })
     };
     let words: Vec<String> = crate::facts::name_words(&call.name)
