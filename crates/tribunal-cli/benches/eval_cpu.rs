@@ -14,7 +14,8 @@
 //! interleaved; the smallest of each is compared, since other work on a shared machine only
 //! ever adds time. `TRIBUNAL_BENCH_TRACES` sets the number of traces (20,000 by default, about
 //! 290 MB).
-//! The target: eval at most 3 times the parse's CPU.
+//! `TRIBUNAL_BENCH_BIN` measures another `tribunal` binary instead of this build's (an older
+//! build, to compare). The target: eval at most 3 times the parse's CPU.
 
 #[path = "../../tribunal-engine/benches/common.rs"]
 mod common;
@@ -102,7 +103,8 @@ fn main() {
         w.flush().unwrap();
     }
     let bytes = std::fs::metadata(&path).unwrap().len();
-    let tribunal = env!("CARGO_BIN_EXE_tribunal");
+    let tribunal = std::env::var_os("TRIBUNAL_BENCH_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_tribunal").into());
     let me = std::env::current_exe().unwrap();
 
     let parse = || {
@@ -116,7 +118,7 @@ fn main() {
     let eval = |store: bool, round: usize| {
         let cwd = dir.path().join(format!("run-{round}-{store}"));
         std::fs::create_dir_all(&cwd).unwrap();
-        let mut cmd = Command::new(tribunal);
+        let mut cmd = Command::new(&tribunal);
         cmd.arg("eval").arg(&path);
         if !store {
             cmd.arg("--no-store");
