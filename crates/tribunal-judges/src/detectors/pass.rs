@@ -13,21 +13,25 @@
 //! searches each text alone, as it would without the others.
 //!
 //! The kept passes are found by the text's address and length and confirmed by comparing
-//! the text with a copy kept beside the pass, so a text at the address of a dropped one is
-//! never taken for it.
+//! the text, ASCII case ignored, with the lower-cased copy kept in the pass (everything a
+//! pass holds follows from that copy), so a text at the address of a dropped one is never
+//! taken for it.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 /// Prefilter literals (lower-cased, sorted, without repeats) and the automaton that finds
-/// them.
+/// them: an Aho-Corasick DFA reporting every literal ending at each byte, pattern `i` being
+/// `lits[i]`.
 pub(crate) struct Literals {
     lits: Vec<Box<[u8]>>,
-    /// Literal indices by first byte.
-    by_first: Vec<Vec<u32>>,
-    ac: Option<AhoCorasick>,
+    dfa: Option<DFA>,
+    /// The longest literal's length.
+    max_len: usize,
     /// This is the built-in table: its passes are kept per thread.
     shared: bool,
 }
@@ -45,25 +49,21 @@ impl Literals {
             .collect();
         lits.sort();
         lits.dedup();
-        let mut by_first = vec![Vec::new(); 256];
-        for (i, l) in lits.iter().enumerate() {
-            by_first[l[0] as usize].push(i as u32);
-        }
-        let ac = if lits.is_empty() {
+        let dfa = if lits.is_empty() {
             None
         } else {
             Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::LeftmostFirst)
-                    .kind(Some(AhoCorasickKind::DFA))
+                DFA::builder()
+                    .match_kind(MatchKind::Standard)
+                    .prefilter(false)
                     .build(&lits)
                     .map_err(|e| format!("prefilter literals: {e}"))?,
             )
         };
         Ok(Literals {
+            max_len: lits.iter().map(|l| l.len()).max().unwrap_or(0),
             lits,
-            by_first,
-            ac,
+            dfa,
             shared,
         })
     }
@@ -93,29 +93,70 @@ impl Literals {
 
     /// Sets in `found` (cleared first) the bit of every literal that occurs in `hay`, the
     /// lower-cased text.
+    ///
+    /// The text is cut into [`STREAMS`] parts walked by the automaton side by side, so the
+    /// processor overlaps their table lookups; each part reads on into the next one by the
+    /// longest literal's length less one, so every occurrence lies wholly in some part.
     fn search(&self, hay: &[u8], found: &mut Vec<u64>) {
         found.clear();
         found.resize(self.lits.len().div_ceil(64), 0);
-        let Some(ac) = &self.ac else { return };
-        let mut remaining = self.lits.len();
-        let mut at = 0;
-        // The leftmost literal from `at`, then every literal starting at the same place.
-        while let Some(m) = ac.find(Input::new(hay).span(at..hay.len())) {
-            let p = m.start();
-            for &li in &self.by_first[hay[p] as usize] {
-                let li = li as usize;
-                if !is_set(found, li) && hay[p..].starts_with(&self.lits[li]) {
+        let Some(dfa) = &self.dfa else { return };
+        let Ok(start) = dfa.start_state(Anchored::No) else {
+            return;
+        };
+        let mut sid = start;
+        let mut report = |sid| {
+            if dfa.is_match(sid) {
+                for k in 0..dfa.match_len(sid) {
+                    let li = dfa.match_pattern(sid, k).as_usize();
                     found[li / 64] |= 1 << (li % 64);
-                    remaining -= 1;
                 }
             }
-            if remaining == 0 {
-                break;
+        };
+        let n = hay.len();
+        // Short texts in one part: the overlaps would cost more than they save.
+        if n < SPLIT_MIN {
+            for &b in hay {
+                sid = dfa.next_state(Anchored::No, sid, b);
+                if dfa.is_special(sid) {
+                    report(sid);
+                }
             }
-            at = p + 1;
+            return;
+        }
+        let part = n.div_ceil(STREAMS);
+        let overlap = self.max_len.saturating_sub(1);
+        let mut at = [0usize; STREAMS];
+        let mut end = [0usize; STREAMS];
+        for j in 0..STREAMS {
+            at[j] = (j * part).min(n);
+            end[j] = ((j + 1) * part + overlap).min(n).max(at[j]);
+        }
+        let common = (0..STREAMS).map(|j| end[j] - at[j]).min().unwrap_or(0);
+        let mut sid = [start; STREAMS];
+        for k in 0..common {
+            for j in 0..STREAMS {
+                sid[j] = dfa.next_state(Anchored::No, sid[j], hay[at[j] + k]);
+                if dfa.is_special(sid[j]) {
+                    report(sid[j]);
+                }
+            }
+        }
+        for j in 0..STREAMS {
+            for &b in &hay[at[j] + common..end[j]] {
+                sid[j] = dfa.next_state(Anchored::No, sid[j], b);
+                if dfa.is_special(sid[j]) {
+                    report(sid[j]);
+                }
+            }
         }
     }
 }
+
+/// How many parts of a text the literal search walks side by side.
+const STREAMS: usize = 4;
+/// Texts shorter than this are walked in one part.
+const SPLIT_MIN: usize = 256;
 
 /// Whether bit `i` is set.
 pub(crate) fn is_set(bits: &[u64], i: usize) -> bool {
@@ -206,10 +247,11 @@ fn lower_into(buf: &mut String, text: &str) {
 const MIN_KEPT_TEXT: usize = 24;
 /// Texts longer than this are read every time.
 const MAX_KEPT_TEXT: usize = 256 << 10;
-/// Passes kept per thread, at most.
-const KEPT_SLOTS: usize = 512;
-/// Bytes of kept texts (each kept twice: as given and lower-cased) per thread, at most.
-const KEPT_BYTES: usize = 4 << 20;
+/// Passes kept per thread, at most: the texts of a long trace, few enough to stay in the
+/// processor's caches.
+const KEPT_SLOTS: usize = 128;
+/// Bytes of kept texts per thread, at most.
+const KEPT_BYTES: usize = 1 << 20;
 
 #[derive(Default)]
 struct Scratch {
@@ -221,7 +263,7 @@ struct Scratch {
 struct Slot {
     /// The text's address and length when it was read.
     key: (usize, usize),
-    text: Vec<u8>,
+    /// The text with ASCII letters lower-cased; empty when the slot is free.
     lower: String,
     found: Vec<u64>,
 }
@@ -247,7 +289,14 @@ impl Kept {
     fn find_or_read(&mut self, table: &Literals, text: &str) -> usize {
         let key = (text.as_ptr() as usize, text.len());
         let i = match self.by_key.get(&key) {
-            Some(&i) if self.slots[i].text == text.as_bytes() => return i,
+            Some(&i)
+                if self.slots[i]
+                    .lower
+                    .as_bytes()
+                    .eq_ignore_ascii_case(text.as_bytes()) =>
+            {
+                return i
+            }
             Some(&i) => {
                 self.evict(i);
                 i
@@ -264,16 +313,15 @@ impl Kept {
         };
         // Within the byte budget: forget the oldest texts after this slot.
         let mut k = (i + 1) % KEPT_SLOTS;
-        while self.bytes + 2 * text.len() > KEPT_BYTES && k != i {
+        while self.bytes + text.len() > KEPT_BYTES && k != i {
             self.evict(k);
             k = (k + 1) % KEPT_SLOTS;
         }
         let s = &mut self.slots[i];
         s.key = key;
-        s.text.extend_from_slice(text.as_bytes());
         lower_into(&mut s.lower, text);
         table.search(s.lower.as_bytes(), &mut s.found);
-        self.bytes += 2 * text.len();
+        self.bytes += text.len();
         self.by_key.insert(key, i);
         i
     }
@@ -283,18 +331,17 @@ impl Kept {
         let Some(s) = self.slots.get_mut(i) else {
             return;
         };
-        if s.text.is_empty() {
+        if s.lower.is_empty() {
             return;
         }
         if self.by_key.get(&s.key) == Some(&i) {
             self.by_key.remove(&s.key);
         }
-        self.bytes -= 2 * s.text.len();
+        self.bytes -= s.lower.len();
         s.key = (0, 0);
-        s.text.clear();
         s.lower.clear();
-        // A long text's buffers are not kept for the next one.
-        if s.text.capacity() > 64 << 10 {
+        // A long text's buffer is not kept for the next one.
+        if s.lower.capacity() > 64 << 10 {
             *s = Slot::default();
         }
     }
@@ -490,6 +537,13 @@ mod tests {
         buf.clear();
         buf.push_str(a);
         assert!(!scan(injection, &buf).is_empty());
+        // The same letters in other cases read the kept pass and find what the text finds
+        // read alone.
+        let (secrets_alone, injection_alone) = (&scanners[0].1, &scanners[2].1);
+        buf.make_ascii_uppercase();
+        assert_eq!(buf.as_ptr(), at);
+        assert_eq!(scan(secrets, &buf), scan(secrets_alone, &buf));
+        assert_eq!(scan(injection, &buf), scan(injection_alone, &buf));
     }
 
     #[test]
@@ -504,9 +558,9 @@ mod tests {
                 let k = k.borrow();
                 assert!(k.bytes <= KEPT_BYTES, "{}", k.bytes);
                 assert!(k.slots.len() <= KEPT_SLOTS);
-                let held: usize = k.slots.iter().map(|s| 2 * s.text.len()).sum();
+                let held: usize = k.slots.iter().map(|s| s.lower.len()).sum();
                 assert_eq!(held, k.bytes);
-                assert!(k.by_key.len() <= k.slots.iter().filter(|s| !s.text.is_empty()).count());
+                assert!(k.by_key.len() <= k.slots.iter().filter(|s| !s.lower.is_empty()).count());
             });
         }
     }
@@ -522,6 +576,22 @@ mod tests {
             for i in 0..table.len() {
                 let lit = std::str::from_utf8(table.literal(i)).unwrap();
                 assert_eq!(is_set(&found, i), t.contains(lit), "{lit:?} in {t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_literal_is_found_wherever_the_parts_of_the_text_meet() {
+        let table = builtin().unwrap();
+        let lit = "developer instructions";
+        let i = table.index(lit.as_bytes()).unwrap();
+        for len in [SPLIT_MIN, 301, 640, 1001] {
+            for at in 0..=len - lit.len() {
+                let mut t = "x".repeat(len);
+                t.replace_range(at..at + lit.len(), lit);
+                let mut found = Vec::new();
+                table.search(t.as_bytes(), &mut found);
+                assert!(is_set(&found, i), "at {at} of {len}");
             }
         }
     }
