@@ -5,10 +5,10 @@
 //!
 //! How a scan stays cheap:
 //! - rules with `prefilter` literals run only when one of their literals occurs in the text.
-//!   The literals are searched together by one Aho-Corasick automaton over the text's ASCII
-//!   lower-case form, stopping at each position where some literal starts, so a text
-//!   without candidates costs that one quick pass. The built-in detectors share one
-//!   automaton over all their literals and one such pass per text ([`super::pass`]);
+//!   The literals are searched together by one Aho-Corasick DFA over the text's ASCII
+//!   lower-case form, which tells which literals occur in one walk of the text. The
+//!   built-in detectors share one automaton over all their literals and one such walk per
+//!   text ([`super::pass`]);
 //! - rules with `on = "numbers"` run only inside number-like windows (digits with spaces,
 //!   dashes, dots, brackets, slashes, plus signs and upper-case letters) holding at least
 //!   `min_digits` digits, and a text with fewer digits than that is skipped after one count;
