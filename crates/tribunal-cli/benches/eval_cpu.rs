@@ -14,8 +14,9 @@
 //! interleaved; the smallest of each is compared, since other work on a shared machine only
 //! ever adds time. `TRIBUNAL_BENCH_TRACES` sets the number of traces (20,000 by default, about
 //! 290 MB).
-//! `TRIBUNAL_BENCH_BIN` measures another `tribunal` binary instead of this build's (an older
-//! build, to compare). The target: eval at most 3 times the parse's CPU.
+//! `TRIBUNAL_BENCH_BIN` measures another `tribunal` binary instead of this build's;
+//! `TRIBUNAL_BENCH_COMPARE` names one more (an older build) measured in the same rounds, both
+//! ways. The target: eval at most 3 times the parse's CPU.
 
 #[path = "../../tribunal-engine/benches/common.rs"]
 mod common;
@@ -115,10 +116,11 @@ fn main() {
             .stderr(Stdio::piped());
         measure(cmd, "the parse")
     };
-    let eval = |store: bool, round: usize| {
+    let compare = std::env::var_os("TRIBUNAL_BENCH_COMPARE");
+    let eval = |bin: &std::ffi::OsStr, store: bool, round: usize| {
         let cwd = dir.path().join(format!("run-{round}-{store}"));
         std::fs::create_dir_all(&cwd).unwrap();
-        let mut cmd = Command::new(&tribunal);
+        let mut cmd = Command::new(bin);
         cmd.arg("eval").arg(&path);
         if !store {
             cmd.arg("--no-store");
@@ -133,10 +135,15 @@ fn main() {
         m
     };
     let (mut p, mut e, mut ns) = (vec![], vec![], vec![]);
+    let (mut ce, mut cns) = (vec![], vec![]);
     for round in 0..rounds {
         p.push(parse());
-        e.push(eval(true, round));
-        ns.push(eval(false, round));
+        e.push(eval(&tribunal, true, round));
+        ns.push(eval(&tribunal, false, round));
+        if let Some(other) = &compare {
+            ce.push(eval(other, true, round));
+            cns.push(eval(other, false, round));
+        }
     }
     let best = |v: &[(Duration, Duration)]| {
         let cpu = v.iter().map(|m| m.0).min().unwrap_or_default();
@@ -168,4 +175,23 @@ fn main() {
         nst_wall,
         nst / base
     );
+    if let Some(other) = &compare {
+        let (oe, oe_wall) = best(&ce);
+        let (ons, ons_wall) = best(&cns);
+        println!("  compared with {}:", other.to_string_lossy());
+        println!(
+            "    eval FILE            {:>7.2} s CPU  ({:.2} s wall)   {:.2}x   (measured binary: {:.2}x its CPU)",
+            oe,
+            oe_wall,
+            oe / base,
+            ev / oe
+        );
+        println!(
+            "    eval FILE --no-store {:>7.2} s CPU  ({:.2} s wall)   {:.2}x   (measured binary: {:.2}x its CPU)",
+            ons,
+            ons_wall,
+            ons / base,
+            nst / ons
+        );
+    }
 }
