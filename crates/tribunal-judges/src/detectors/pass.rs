@@ -34,6 +34,9 @@ pub(crate) struct Literals {
     max_len: usize,
     /// This is the built-in table: its passes are kept per thread.
     shared: bool,
+    /// Tests' reference: search each literal on its own instead of walking the automaton.
+    #[cfg(test)]
+    naive: bool,
 }
 
 impl Literals {
@@ -65,6 +68,8 @@ impl Literals {
             lits,
             dfa,
             shared,
+            #[cfg(test)]
+            naive: false,
         })
     }
 
@@ -78,6 +83,13 @@ impl Literals {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lits.len()
+    }
+
+    /// The same literals searched one by one, as the tests' reference.
+    #[cfg(test)]
+    pub(crate) fn naive(mut self) -> Literals {
+        self.naive = true;
+        self
     }
 
     /// The literal at `i`.
@@ -100,6 +112,15 @@ impl Literals {
     fn search(&self, hay: &[u8], found: &mut Vec<u64>) {
         found.clear();
         found.resize(self.lits.len().div_ceil(64), 0);
+        #[cfg(test)]
+        if self.naive {
+            for (i, l) in self.lits.iter().enumerate() {
+                if hay.windows(l.len()).any(|w| w == &l[..]) {
+                    found[i / 64] |= 1 << (i % 64);
+                }
+            }
+            return;
+        }
         let Some(dfa) = &self.dfa else { return };
         let Ok(start) = dfa.start_state(Anchored::No) else {
             return;
@@ -357,7 +378,8 @@ mod tests {
     use super::*;
 
     /// The four default detectors, each reading texts through the shared pass (`.0`) and
-    /// alone with a table of its own, as before the pass was shared (`.1`).
+    /// alone (`.1`): with a table of its own, not kept, whose literals are searched one by
+    /// one, so the reference shares neither the automaton nor the kept passes.
     #[allow(clippy::type_complexity)]
     fn scanners() -> Vec<(
         Box<dyn Fn(&str, &mut Vec<Hit>)>,

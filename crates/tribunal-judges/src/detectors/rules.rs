@@ -343,8 +343,8 @@ impl<C: Copy> RuleSet<C> {
         }
     }
 
-    /// The same set searching its literals with a table of its own, as a set with literals
-    /// outside the built-in table does.
+    /// The same set searching its literals with a table of its own, one literal at a time
+    /// (the tests' reference for the shared pass).
     #[cfg(test)]
     pub(crate) fn alone(mut self) -> RuleSet<C> {
         if let Some(t) = &self.table {
@@ -355,7 +355,8 @@ impl<C: Copy> RuleSet<C> {
                 .collect();
             let own = Arc::new(
                 Literals::new(literals.iter().map(|(l, _)| l.clone()), false)
-                    .expect("the literals compiled before"),
+                    .expect("the literals compiled before")
+                    .naive(),
             );
             self.owners = owners_in(&own, literals);
             self.table = Some(own);
