@@ -30,6 +30,11 @@ struct RuleFile {
 static RULES: LazyLock<Result<RuleFile, String>> =
     LazyLock::new(|| parse_rule_file("commands.toml", include_str!("../../rules/commands.toml")));
 
+/// The prefilter literals of the built-in rules; `None` when the rule file does not parse.
+pub(crate) fn builtin_literals() -> Option<Vec<String>> {
+    Some(super::literals_of(&RULES.as_ref().ok()?.rule))
+}
+
 /// Settings of a `dangerous_commands` judge. Unset fields take the rule file's defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -103,6 +108,19 @@ impl CommandScanner {
     /// The category (`shell`, `sql`, `code`, or what an extra rule says) of a rule id.
     pub fn category(&self, id: &str) -> Option<&str> {
         self.rules.find(id).map(|r| &*r.category)
+    }
+
+    /// The same scanner reading each text alone, with an automaton of its own.
+    #[cfg(test)]
+    pub(crate) fn alone(mut self) -> CommandScanner {
+        self.rules = self.rules.alone();
+        self
+    }
+
+    /// Whether it reads texts through the pass the built-in detectors share.
+    #[cfg(test)]
+    pub(crate) fn shares_pass(&self) -> bool {
+        self.rules.shares_pass()
     }
 
     /// Ids of the enabled rules.

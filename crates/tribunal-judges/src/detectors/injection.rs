@@ -45,6 +45,11 @@ struct EncodedFile {
 static RULES: LazyLock<Result<RuleFile, String>> =
     LazyLock::new(|| parse_rule_file("injection.toml", include_str!("../../rules/injection.toml")));
 
+/// The prefilter literals of the built-in rules; `None` when the rule file does not parse.
+pub(crate) fn builtin_literals() -> Option<Vec<String>> {
+    Some(super::literals_of(&RULES.as_ref().ok()?.rule))
+}
+
 /// Settings of a `prompt_injection` judge. Unset fields take the rule file's defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -126,6 +131,19 @@ impl InjectionScanner {
         let mut hits = Vec::new();
         self.scan(text, &mut hits);
         combined_score(&hits)
+    }
+
+    /// The same scanner reading each text alone, with an automaton of its own.
+    #[cfg(test)]
+    pub(crate) fn alone(mut self) -> InjectionScanner {
+        self.rules = self.rules.alone();
+        self
+    }
+
+    /// Whether it reads texts through the pass the built-in detectors share.
+    #[cfg(test)]
+    pub(crate) fn shares_pass(&self) -> bool {
+        self.rules.shares_pass()
     }
 
     /// Ids of the enabled rules.

@@ -20,6 +20,7 @@
 pub mod commands;
 pub mod injection;
 mod memo;
+mod pass;
 pub mod pii;
 pub mod rules;
 pub mod secrets;
@@ -83,6 +84,14 @@ pub(crate) fn parse_rule_file<T: serde::de::DeserializeOwned>(
     text: &str,
 ) -> Result<T, String> {
     toml::from_str(text).map_err(|e| format!("built-in rules/{file}: {e}"))
+}
+
+/// Every prefilter literal of some rules.
+pub(crate) fn literals_of(rules: &[RuleSpec]) -> Vec<String> {
+    rules
+        .iter()
+        .flat_map(|r| r.prefilter.iter().cloned())
+        .collect()
 }
 
 pub(crate) fn check_threshold(name: &str, setting: &str, v: f64) -> Result<f64, JudgeConfigError> {

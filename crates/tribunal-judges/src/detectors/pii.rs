@@ -63,6 +63,11 @@ struct NinoFile {
 static RULES: LazyLock<Result<RuleFile, String>> =
     LazyLock::new(|| parse_rule_file("pii.toml", include_str!("../../rules/pii.toml")));
 
+/// The prefilter literals of the built-in rules; `None` when the rule file does not parse.
+pub(crate) fn builtin_literals() -> Option<Vec<String>> {
+    Some(super::literals_of(&RULES.as_ref().ok()?.rule))
+}
+
 /// Settings of a `pii` judge. Unset fields take the rule file's defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -181,6 +186,19 @@ impl PiiScanner {
         });
         resolve_overlaps(&mut cands, |_, _| true);
         self.rules.emit(&cands, self.threshold, out);
+    }
+
+    /// The same scanner reading each text alone, with an automaton of its own.
+    #[cfg(test)]
+    pub(crate) fn alone(mut self) -> PiiScanner {
+        self.rules = self.rules.alone();
+        self
+    }
+
+    /// Whether it reads texts through the pass the built-in detectors share.
+    #[cfg(test)]
+    pub(crate) fn shares_pass(&self) -> bool {
+        self.rules.shares_pass()
     }
 
     /// Ids of the enabled rules.

@@ -5,9 +5,10 @@
 //!
 //! How a scan stays cheap:
 //! - rules with `prefilter` literals run only when one of their literals occurs in the text.
-//!   The literals of all rules are searched together by one Aho-Corasick automaton (with
-//!   its SIMD prefilter) over the text's ASCII lower-case form, stopping at each position
-//!   where some literal starts, so a text without candidates costs that one quick pass;
+//!   The literals are searched together by one Aho-Corasick DFA over the text's ASCII
+//!   lower-case form, which tells which literals occur in one walk of the text. The
+//!   built-in detectors share one automaton over all their literals and one such walk per
+//!   text ([`super::pass`]);
 //! - rules with `on = "numbers"` run only inside number-like windows (digits with spaces,
 //!   dashes, dots, brackets, slashes, plus signs and upper-case letters) holding at least
 //!   `min_digits` digits, and a text with fewer digits than that is skipped after one count;
@@ -24,10 +25,10 @@
 
 use regex::{Regex, RegexBuilder, RegexSet};
 use serde::Deserialize;
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::pass::{self, Literals};
 use super::Hit;
 
 /// The most rules one detector instance may hold (the trigger bitset lives on the stack).
@@ -133,20 +134,12 @@ pub(crate) struct RuleSet<C> {
     /// All number rules' patterns, in `number_rules` order: which of them match a window.
     number_set: Option<RegexSet>,
     min_number_digits: usize,
-    /// Lower-cased prefilter literals and the rules each one triggers.
-    literals: Vec<(Vec<u8>, Vec<usize>)>,
-    /// Literal indices by first byte.
-    by_first: Vec<Vec<usize>>,
-    /// Every literal, pattern i being `literals[i]`.
-    prefilter: Option<aho_corasick::AhoCorasick>,
-    /// The literals contain ASCII letters or some rule ignores case: build the lower-cased
-    /// text.
-    lower: bool,
-    n_filtered: usize,
-}
-
-thread_local! {
-    static LOWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The literals searched for the prefilter: the built-in table every detector shares
+    /// (see [`super::pass`]), or a table of this set's own when some literal is not in it.
+    /// `None` when no rule has literals nor ignores case.
+    table: Option<Arc<Literals>>,
+    /// The literals of `table` this set uses (by index) and the rules each one triggers.
+    owners: Vec<(usize, Vec<usize>)>,
 }
 
 type Bits = [u64; MAX_RULES / 64];
@@ -258,22 +251,21 @@ impl<C: Copy> RuleSet<C> {
 
         let mut literals: Vec<(Vec<u8>, Vec<usize>)> = literal_rules.into_iter().collect();
         literals.sort();
-        let lower = literals
-            .iter()
-            .any(|(l, _)| l.iter().any(u8::is_ascii_alphabetic))
-            || rules.iter().any(|r| r.lower);
-        let mut by_first = vec![Vec::new(); 256];
-        for (li, (lit, _)) in literals.iter().enumerate() {
-            by_first[lit[0] as usize].push(li);
-        }
-        let prefilter = if literals.is_empty() {
-            None
+        let (table, owners) = if literals.is_empty() && !rules.iter().any(|r| r.lower) {
+            (None, Vec::new())
         } else {
-            let ac = aho_corasick::AhoCorasick::builder()
-                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-                .build(literals.iter().map(|(l, _)| l))
-                .map_err(|e| format!("prefilter literals: {e}"))?;
-            Some(ac)
+            let shared = pass::builtin()
+                .filter(|t| literals.iter().all(|(l, _)| t.index(l).is_some()))
+                .cloned();
+            let table = match shared {
+                Some(t) => t,
+                None => Arc::new(Literals::new(
+                    literals.iter().map(|(l, _)| l.clone()),
+                    false,
+                )?),
+            };
+            let owners = owners_in(&table, literals);
+            (Some(table), owners)
         };
         let text_rules: Vec<usize> = (0..rules.len())
             .filter(|&i| rules[i].regex.is_some() && rules[i].on != On::Numbers)
@@ -294,18 +286,14 @@ impl<C: Copy> RuleSet<C> {
                 .map(|&i| rules[i].regex.as_ref().map_or("", |r| r.as_str()));
             Some(RegexSet::new(patterns).map_err(|e| format!("number rules: {e}"))?)
         };
-        let n_filtered = rules.iter().filter(|r| r.filtered).count();
         Ok(RuleSet {
             rules,
             text_rules,
             number_rules,
             number_set,
             min_number_digits,
-            literals,
-            by_first,
-            prefilter,
-            lower,
-            n_filtered,
+            table,
+            owners,
         })
     }
 
@@ -346,24 +334,40 @@ impl<C: Copy> RuleSet<C> {
         text: &str,
         mut f: impl FnMut(u32, &Rule<C>, usize, usize),
     ) {
-        if !self.lower {
-            return self.matches_in(text, None, &mut f);
+        match &self.table {
+            None => self.matches_in(text, None, &[0; MAX_RULES / 64], &mut f),
+            Some(table) => pass::with_pass(table, text, |p| {
+                let triggered = self.triggered(p.found);
+                self.matches_in(text, Some(p.lower), &triggered, &mut f)
+            }),
         }
-        LOWER.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut buf) => {
-                lower_into(&mut buf, text);
-                self.matches_in(text, std::str::from_utf8(&buf).ok(), &mut f);
-                if buf.capacity() > 1 << 20 {
-                    *buf = Vec::new();
-                }
-            }
-            // Re-entered from a callback: use a buffer of our own.
-            Err(_) => {
-                let mut buf = Vec::new();
-                lower_into(&mut buf, text);
-                self.matches_in(text, std::str::from_utf8(&buf).ok(), &mut f)
-            }
-        })
+    }
+
+    /// The same set searching its literals with a table of its own, one literal at a time
+    /// (the tests' reference for the shared pass).
+    #[cfg(test)]
+    pub(crate) fn alone(mut self) -> RuleSet<C> {
+        if let Some(t) = &self.table {
+            let literals: Vec<(Vec<u8>, Vec<usize>)> = self
+                .owners
+                .iter()
+                .map(|(li, rules)| (t.literal(*li).to_vec(), rules.clone()))
+                .collect();
+            let own = Arc::new(
+                Literals::new(literals.iter().map(|(l, _)| l.clone()), false)
+                    .expect("the literals compiled before")
+                    .naive(),
+            );
+            self.owners = owners_in(&own, literals);
+            self.table = Some(own);
+        }
+        self
+    }
+
+    /// Whether it reads texts through the pass the built-in detectors share.
+    #[cfg(test)]
+    pub(crate) fn shares_pass(&self) -> bool {
+        self.table.as_ref().is_some_and(|t| t.is_shared())
     }
 
     /// `lower` is `text` with ASCII letters lower-cased (same length, same offsets).
@@ -371,13 +375,13 @@ impl<C: Copy> RuleSet<C> {
         &self,
         text: &str,
         lower: Option<&str>,
+        triggered: &Bits,
         f: &mut impl FnMut(u32, &Rule<C>, usize, usize),
     ) {
-        let triggered = self.triggered(lower.unwrap_or(text).as_bytes());
         let mut ascii: Option<bool> = None;
         for &i in &self.text_rules {
             let r = &self.rules[i];
-            if r.filtered && !bit(&triggered, i) {
+            if r.filtered && !bit(triggered, i) {
                 continue;
             }
             if r.on == On::NonAscii && *ascii.get_or_insert_with(|| text.is_ascii()) {
@@ -398,33 +402,15 @@ impl<C: Copy> RuleSet<C> {
         }
     }
 
-    /// Which prefiltered rules have one of their literals in `hay` (lower-cased when any
-    /// literal has letters).
-    fn triggered(&self, hay: &[u8]) -> Bits {
+    /// Which prefiltered rules have one of their literals among those `found` in the text.
+    fn triggered(&self, found: &[u64]) -> Bits {
         let mut bits: Bits = [0; MAX_RULES / 64];
-        let Some(pre) = &self.prefilter else {
-            return bits;
-        };
-        let mut remaining = self.n_filtered;
-        let mut at = 0;
-        // The leftmost literal from `at`, then every literal starting at the same place.
-        while let Some(m) = pre.find(aho_corasick::Input::new(hay).span(at..hay.len())) {
-            let p = m.start();
-            for &li in &self.by_first[hay[p] as usize] {
-                let (lit, owners) = &self.literals[li];
-                if hay[p..].starts_with(lit) {
-                    for &r in owners {
-                        if !bit(&bits, r) {
-                            bits[r / 64] |= 1 << (r % 64);
-                            remaining -= 1;
-                        }
-                    }
+        for (li, rules) in &self.owners {
+            if pass::is_set(found, *li) {
+                for &r in rules {
+                    bits[r / 64] |= 1 << (r % 64);
                 }
             }
-            if remaining == 0 {
-                break;
-            }
-            at = p + 1;
         }
         bits
     }
@@ -492,6 +478,14 @@ impl<C: Copy> RuleSet<C> {
             }
         }
     }
+}
+
+/// Each literal's index in `table` with the rules it triggers.
+fn owners_in(table: &Literals, literals: Vec<(Vec<u8>, Vec<usize>)>) -> Vec<(usize, Vec<usize>)> {
+    literals
+        .into_iter()
+        .filter_map(|(l, rules)| Some((table.index(&l)?, rules)))
+        .collect()
 }
 
 fn compile_rule<C: Copy>(s: &RuleSpec, checks: &[(&str, C)]) -> Result<Rule<C>, String> {
@@ -570,11 +564,6 @@ fn run<C>(r: &Rule<C>, hay: &str, offset: usize, f: &mut impl FnMut(usize, usize
             }
         }
     }
-}
-
-fn lower_into(buf: &mut Vec<u8>, text: &str) {
-    buf.clear();
-    buf.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
 }
 
 const DIGIT: u8 = 2;
