@@ -560,8 +560,9 @@ pub(crate) struct Built {
     tools: crate::facts::Offered,
     tools_value: Option<R>,
     messages: Vec<BuiltMessage>,
-    /// The heap of `messages`' values, counted as they are built.
-    messages_heap: usize,
+    /// The heap of the values of the first `.0` messages, counted when first asked for (a
+    /// trace judged once never asks).
+    messages_heap: std::cell::Cell<(usize, usize)>,
 }
 
 #[derive(Debug, Clone)]
@@ -594,7 +595,7 @@ impl Built {
             tools: crate::facts::Offered::of(tools),
             tools_value,
             messages: Vec::new(),
-            messages_heap: 0,
+            messages_heap: Default::default(),
         }
     }
 
@@ -607,9 +608,17 @@ impl Built {
 
 impl tribunal_core::Heap for Built {
     fn heap(&self) -> usize {
+        let (counted, mut bytes) = self.messages_heap.get();
+        if counted < self.messages.len() {
+            bytes += self.messages[counted..]
+                .iter()
+                .map(BuiltMessage::heap)
+                .sum::<usize>();
+            self.messages_heap.set((self.messages.len(), bytes));
+        }
         self.tools.heap()
             + self.tools_value.as_ref().map_or(0, value_heap)
-            + self.messages_heap
+            + bytes
             + self.messages.capacity() * std::mem::size_of::<BuiltMessage>()
     }
 }
@@ -699,13 +708,11 @@ pub fn policy_input_with(
             .iter()
             .map(|c| call_value(c, &at, classes, facts))
             .collect();
-        let b = BuiltMessage {
+        built.messages.push(BuiltMessage {
             value,
             calls,
             mentions,
-        };
-        built.messages_heap += b.heap();
-        built.messages.push(b);
+        });
     }
     let mut messages = Vec::with_capacity(trace.messages.len());
     let mut tool_calls = Vec::new();
