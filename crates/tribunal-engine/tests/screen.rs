@@ -601,7 +601,7 @@ fn the_screen_reads_a_growing_trace_as_it_reads_it_whole() {
                     &feedback,
                     &context,
                     classes,
-                    memo.facts_for(&prefix),
+                    memo.facts(),
                 );
                 assert_eq!(
                     serde_json::to_value(kept).unwrap(),

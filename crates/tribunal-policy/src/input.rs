@@ -552,13 +552,12 @@ fn message_value(
 }
 
 /// What the input keeps of a trace's messages between calls while the trace grows (see
-/// [`MessageFacts`]): each message's value, its tool calls' values and its mentions, built
-/// for the tools the trace offered then.
+/// [`MessageFacts`], which starts over when the tools offered change): each message's value,
+/// its tool calls' values and its mentions, and the tools offered.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Built {
-    /// The tools offered when the values were built.
-    tools: crate::facts::Offered,
-    tools_value: Option<R>,
+    /// `None` until built for a trace.
+    tools_value: Option<Option<R>>,
     messages: Vec<BuiltMessage>,
     /// The heap of the values of the first `.0` messages, counted when first asked for (a
     /// trace judged once never asks).
@@ -573,8 +572,8 @@ struct BuiltMessage {
 }
 
 impl Built {
-    fn for_tools(tools: &[tribunal_core::ToolDef]) -> Built {
-        let tools_value = (!tools.is_empty()).then(|| {
+    fn tools_value(tools: &[tribunal_core::ToolDef]) -> Option<R> {
+        (!tools.is_empty()).then(|| {
             R::from(
                 tools
                     .iter()
@@ -590,19 +589,12 @@ impl Built {
                     })
                     .collect::<BTreeMap<R, R>>(),
             )
-        });
-        Built {
-            tools: crate::facts::Offered::of(tools),
-            tools_value,
-            messages: Vec::new(),
-            messages_heap: Default::default(),
-        }
+        })
     }
 
-    /// Whether what was built holds for `trace`: no more messages than it has, built for the
-    /// tools it offers.
-    fn serves(&self, trace: &Trace) -> bool {
-        self.messages.len() <= trace.messages.len() && self.tools.same(&trace.tools)
+    /// How many messages were built.
+    pub(crate) fn len(&self) -> usize {
+        self.messages.len()
     }
 }
 
@@ -616,8 +608,11 @@ impl tribunal_core::Heap for Built {
                 .sum::<usize>();
             self.messages_heap.set((self.messages.len(), bytes));
         }
-        self.tools.heap()
-            + self.tools_value.as_ref().map_or(0, value_heap)
+        self.tools_value
+            .iter()
+            .flatten()
+            .map(value_heap)
+            .sum::<usize>()
             + bytes
             + self.messages.capacity() * std::mem::size_of::<BuiltMessage>()
     }
@@ -688,10 +683,12 @@ pub fn policy_input_with(
     // What was built of the messages on an earlier call stays: a message's value, its
     // calls' and its mentions depend only on it, the messages before it, the tools offered
     // and the tool classes.
+    facts.fit(trace);
     let mut built = std::mem::take(&mut facts.built);
-    if !built.serves(trace) {
-        built = Built::for_tools(&trace.tools);
-    }
+    let tools_value = built
+        .tools_value
+        .get_or_insert_with(|| Built::tools_value(&trace.tools))
+        .clone();
     for index in built.messages.len()..trace.messages.len() {
         let m = &trace.messages[index];
         let id = s(&m.id);
@@ -776,8 +773,8 @@ pub fn policy_input_with(
             .collect::<Vec<_>>();
         t.set(&w.spans, R::from(spans));
     }
-    if let Some(tools) = &built.tools_value {
-        t.set_str("tools", tools.clone());
+    if let Some(tools) = tools_value {
+        t.set_str("tools", tools);
     }
     if let Some(u) = trace.token_usage() {
         t.set(

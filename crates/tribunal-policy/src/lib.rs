@@ -575,7 +575,7 @@ impl PolicyEvaluator {
             !s.may_fire_grown(memo, trace, pending, feedback, context, &self.classes)
         });
         // The messages' facts, read by the screen or an earlier call, are read once.
-        let facts = memo.facts_for(trace);
+        let facts = memo.facts();
         if !screened_out {
             let input = policy_input_with(trace, pending, feedback, context, &self.classes, facts);
             out.extend(self.evaluate_value(input));

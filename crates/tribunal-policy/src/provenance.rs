@@ -527,6 +527,8 @@ pub struct MessageFacts {
     /// identifiers) in message order. A call's sources are then looked up, not searched.
     occurs: std::collections::HashMap<u64, Vec<(u32, u32)>>,
     indexed: usize,
+    /// The tools the trace offered when the facts were read (the calls' values read them).
+    offered: crate::facts::Offered,
 }
 
 impl tribunal_core::Heap for MessageFacts {
@@ -537,7 +539,45 @@ impl tribunal_core::Heap for MessageFacts {
                 .values()
                 .map(|v| tribunal_core::size::ALLOCATION + v.capacity() * 8)
                 .sum::<usize>();
-        self.read.heap() + self.said.heap() + self.built.heap() + occurs
+        self.read.heap() + self.said.heap() + self.built.heap() + self.offered.heap() + occurs
+    }
+}
+
+/// Where an identifier came from, told occurrence by occurrence in message order.
+struct Tally {
+    source: Source,
+    prose: bool,
+    field: bool,
+}
+
+impl Tally {
+    fn new(ident: &Ident) -> Tally {
+        Tally {
+            source: Source {
+                kind: ident.kind,
+                value: ident.value.clone(),
+                first: None,
+                vouched: false,
+                in_text: false,
+                target: false,
+            },
+            prose: false,
+            field: false,
+        }
+    }
+
+    /// The identifier occurs in message `i`, of an untrusted source or not, inside prose or
+    /// as a plain value.
+    fn saw(&mut self, i: usize, untrusted: bool, in_text: bool) {
+        self.source.first.get_or_insert(i);
+        if !untrusted {
+            self.source.vouched = true;
+        } else if in_text {
+            self.prose = true;
+        } else {
+            self.field = true;
+        }
+        self.source.in_text = self.prose && !self.field;
     }
 }
 
@@ -576,6 +616,22 @@ impl MessageFacts {
         })
     }
 
+    /// Starts over unless the facts can be of `trace` grown: they cover no more messages
+    /// than it has and were read with the same tools offered. Returns whether they were
+    /// kept.
+    pub fn fit(&mut self, trace: &tribunal_core::Trace) -> bool {
+        let kept = self.read.len() <= trace.messages.len()
+            && self.built.len() <= trace.messages.len()
+            && self.offered.same(&trace.tools);
+        if !kept {
+            *self = MessageFacts {
+                offered: crate::facts::Offered::of(&trace.tools),
+                ..MessageFacts::default()
+            };
+        }
+        kept
+    }
+
     /// How many messages the facts were kept for: more than a trace has means they were
     /// read from another trace.
     pub fn len(&self) -> usize {
@@ -595,15 +651,7 @@ impl MessageFacts {
         ident: &Ident,
         min_amount: Option<f64>,
     ) -> Source {
-        let mut s = Source {
-            kind: ident.kind,
-            value: ident.value.clone(),
-            first: None,
-            vouched: false,
-            in_text: false,
-            target: false,
-        };
-        let (mut prose, mut field) = (false, false);
+        let mut tally = Tally::new(ident);
         let before = index.min(messages.len());
         self.index_to(messages, before, min_amount);
         let hits = self
@@ -622,17 +670,9 @@ impl MessageFacts {
             else {
                 continue;
             };
-            s.first.get_or_insert(i);
-            if !messages[i].provenance.is_untrusted() {
-                s.vouched = true;
-            } else if found.in_text {
-                prose = true;
-            } else {
-                field = true;
-            }
+            tally.saw(i, messages[i].provenance.is_untrusted(), found.in_text);
         }
-        s.in_text = prose && !field;
-        s
+        tally.source
     }
 
     /// Indexes the identifiers of the messages before `end` not indexed yet.
@@ -850,34 +890,18 @@ mod tests {
 
     /// Where `ident` came from, every message before `index` searched.
     fn searched(messages: &[Message], index: usize, ident: &Ident) -> Source {
-        let mut s = Source {
-            kind: ident.kind,
-            value: ident.value.clone(),
-            first: None,
-            vouched: false,
-            in_text: false,
-            target: false,
-        };
-        let (mut prose, mut field) = (false, false);
+        let mut tally = Tally::new(ident);
         for (i, m) in messages.iter().enumerate().take(index) {
             if m.provenance.label() == "assistant" {
                 continue;
             }
             for x in TextFacts::of(&m.content, Some(100.0)).idents {
                 if x.kind == ident.kind && x.value == ident.value {
-                    s.first.get_or_insert(i);
-                    if !m.provenance.is_untrusted() {
-                        s.vouched = true;
-                    } else if x.in_text {
-                        prose = true;
-                    } else {
-                        field = true;
-                    }
+                    tally.saw(i, m.provenance.is_untrusted(), x.in_text);
                 }
             }
         }
-        s.in_text = prose && !field;
-        s
+        tally.source
     }
 
     /// The sources looked up in the index of a trace that grows are the sources found by

@@ -514,15 +514,12 @@ pub struct ScreenMemo {
     untrusted: Untrusted,
     /// The last pending call's arguments, whether its tool is sensitive, and their facts.
     pending_facts: Option<(Value, bool, Links, String)>,
-    /// The tools the trace offered when it was read.
-    offered: crate::facts::Offered,
 }
 
 impl tribunal_core::Heap for ScreenMemo {
     fn heap(&self) -> usize {
         self.texts.heap()
             + self.tools.heap()
-            + self.offered.heap()
             + self.idents.heap()
             + self.untrusted.messages.heap()
             + self.pending_facts.as_ref().map_or(0, |(v, _, l, s)| {
@@ -536,13 +533,9 @@ impl tribunal_core::Heap for ScreenMemo {
 }
 
 impl ScreenMemo {
-    /// The facts of `trace`'s messages read so far, for the policy input: dropped when they
-    /// cover more messages than the trace has (they were read from another trace).
-    pub fn facts_for(&mut self, trace: &Trace) -> &mut crate::provenance::MessageFacts {
-        self.fit(trace);
-        if self.idents.len() > trace.messages.len() {
-            self.idents = crate::provenance::MessageFacts::default();
-        }
+    /// The facts of `trace`'s messages read so far, for the policy input (which checks
+    /// they can be of this trace, see [`crate::provenance::MessageFacts::fit`]).
+    pub fn facts(&mut self) -> &mut crate::provenance::MessageFacts {
         &mut self.idents
     }
 
@@ -550,9 +543,13 @@ impl ScreenMemo {
     /// than the trace has, or it was read with other tools offered (a call's class reads
     /// them).
     fn fit(&mut self, trace: &Trace) {
-        if self.messages > trace.messages.len() || !self.offered.same(&trace.tools) {
+        if self.messages > trace.messages.len() {
+            *self = ScreenMemo::default();
+        }
+        if !self.idents.fit(trace) {
+            let idents = std::mem::take(&mut self.idents);
             *self = ScreenMemo {
-                offered: crate::facts::Offered::of(&trace.tools),
+                idents,
                 ..ScreenMemo::default()
             };
         }
