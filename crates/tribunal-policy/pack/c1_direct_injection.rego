@@ -4,6 +4,7 @@ package tribunal.pack
 import rego.v1
 
 violation contains v if {
+	not skip["c1.direct_injection"]
 	some id, score in injection_score
 	score >= cfg.injection.user_threshold
 	some m in input.trace.messages

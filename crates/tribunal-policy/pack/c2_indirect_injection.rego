@@ -5,6 +5,7 @@ package tribunal.pack
 import rego.v1
 
 violation contains v if {
+	not skip["c2.indirect_injection"]
 	some id, score in injection_score
 	score >= cfg.injection.untrusted_threshold
 	some m in input.trace.messages

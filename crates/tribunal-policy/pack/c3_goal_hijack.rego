@@ -5,6 +5,7 @@ import rego.v1
 
 # A sensitive call after untrusted content that carries injection markers.
 violation contains v if {
+	not skip["c3.untrusted_to_sensitive_action"]
 	some id, score in injection_score
 	score >= cfg.injection.flow_threshold
 	some m in input.trace.messages
@@ -25,6 +26,7 @@ violation contains v if {
 # gave only as a field's value (a sender, a participant list) is data the agent looked up,
 # not an instruction, and does not count.
 violation contains v if {
+	not skip["c3.untrusted_destination"]
 	some c in sensitive_calls
 	some d in destinations(c)
 	some m in input.trace.mentions[d]
@@ -49,6 +51,7 @@ violation contains v if {
 # content arguments (an invoice number quoted in an e-mail's body) are data the task
 # carries, not where it goes, and do not count either. Kinds: cfg.provenance.target_kinds.
 violation contains v if {
+	not skip["c3.untrusted_argument"]
 	some c in sensitive_calls
 	some arg, sources in c.argument_sources
 	some s in sources
@@ -87,6 +90,7 @@ user_asked if {
 }
 
 violation contains v if {
+	not skip["c3.unwarranted_action"]
 	user_asked
 	some c in calls
 	c.state_changing

@@ -5,6 +5,7 @@ package tribunal.pack
 import rego.v1
 
 violation contains v if {
+	not skip["c4.secret_in_arguments"]
 	some f in input.findings
 	f.detector == "secrets"
 	f.field == "arguments"
@@ -32,6 +33,7 @@ violation contains v if {
 # call (c4.secret_in_arguments) or an image URL (c4.markdown_image_exfiltration), asked for
 # or not: those are external sinks, not the user.
 violation contains v if {
+	not skip["c4.secret_in_reply"]
 	some f in input.findings
 	f.detector == "secrets"
 	f.field == "content"
@@ -80,6 +82,7 @@ user_asked_for_secret(before) if {
 # finding's kind to the identifier kinds of the argument provenance that carry it; kinds it
 # does not list (ssn, national ids) are always flagged.
 violation contains v if {
+	not skip["c4.pii_in_arguments"]
 	some f in input.findings
 	f.detector == "pii"
 	f.field == "arguments"
@@ -108,6 +111,7 @@ user_gave_personal_data(call_id, kind) if {
 
 # URLs to hosts outside the allow-list (only when an allow-list is configured).
 violation contains v if {
+	not skip["c4.egress_domain"]
 	count(cfg.egress.allowed_domains) > 0
 	some c in calls
 	some host in c.hosts
@@ -122,6 +126,7 @@ violation contains v if {
 
 # Email recipients outside the allowed domains (only when configured).
 violation contains v if {
+	not skip["c4.external_recipient"]
 	count(cfg.egress.allowed_recipient_domains) > 0
 	some c in sensitive_calls
 	some addr in c.emails
@@ -136,6 +141,7 @@ violation contains v if {
 
 # Markdown images in replies load a URL as soon as they are shown: data in the URL leaks.
 violation contains v if {
+	not skip["c4.markdown_image_exfiltration"]
 	cfg.egress.block_markdown_image_urls
 	some [id, url, host] in reply_images
 	not domain_allowed(host, cfg.egress.allowed_domains)
@@ -154,6 +160,7 @@ image_leaks(_) if count(cfg.egress.allowed_domains) > 0
 
 # Lines of the system prompt copied into a sensitive tool call.
 violation contains v if {
+	not skip["c4.system_prompt_leak"]
 	some c in sensitive_calls
 	some m in input.trace.messages
 	m.source == "system"

@@ -7,6 +7,7 @@ import rego.v1
 
 # Loops start from the configured lists, which are usually empty, rather than from the calls.
 violation contains v if {
+	not skip["c5.denied_tool"]
 	some name in cfg.tools.denied
 	some c in calls
 	c.name == name
@@ -31,6 +32,7 @@ global_allow_lists := [l | l := cfg.tools.allowed; is_array(l); count(l) > 0]
 allow_lists := array.concat(agent_allow_lists, global_allow_lists)
 
 violation contains v if {
+	not skip["c5.tool_not_allowed"]
 	count(allow_lists) > 0
 	list := allow_lists[0]
 	some c in calls
@@ -44,6 +46,7 @@ violation contains v if {
 }
 
 violation contains v if {
+	not skip["c5.invalid_arguments"]
 	some f in input.findings
 	f.detector == "tool_arguments"
 	v := {
@@ -56,6 +59,7 @@ violation contains v if {
 
 # Numeric limits: tools.limits = {"refund": {"amount": {"max": 500, "severity": "escalate"}}}
 violation contains v if {
+	not skip["c5.argument_limit"]
 	some name, fields in cfg.tools.limits
 	some c in calls
 	c.name == name
@@ -72,6 +76,7 @@ violation contains v if {
 }
 
 violation contains v if {
+	not skip["c5.argument_limit"]
 	some name, fields in cfg.tools.limits
 	some c in calls
 	c.name == name
@@ -97,6 +102,7 @@ destructive_severity(c) := cfg.tools.destructive_when_requested if c.requested
 else := "escalate"
 
 violation contains v if {
+	not skip["c5.destructive_tool"]
 	some c in calls
 	c.destructive
 	destructive_severity(c) != "off"
@@ -111,6 +117,7 @@ violation contains v if {
 path_keys := {"path", "file", "filename", "file_path", "filepath", "directory", "dir", "target"}
 
 violation contains v if {
+	not skip["c5.path_outside_allowed"]
 	some c in calls
 	is_object(c.arguments)
 	some path in object.filter(c.arguments, path_keys)

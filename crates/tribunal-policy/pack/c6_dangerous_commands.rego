@@ -4,6 +4,7 @@ package tribunal.pack
 import rego.v1
 
 violation contains v if {
+	not skip["c6.dangerous_command"]
 	some f in input.findings
 	f.detector == "dangerous_commands"
 	f.score >= cfg.commands.threshold

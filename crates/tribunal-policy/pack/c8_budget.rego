@@ -8,6 +8,7 @@ budget := cfg.budget
 steps := count(input.trace.messages)
 
 violation contains v if {
+	not skip["c8.max_steps"]
 	steps > budget.max_steps
 	v := {
 		"rule": "c8.max_steps",
@@ -18,6 +19,7 @@ violation contains v if {
 }
 
 violation contains v if {
+	not skip["c8.max_tool_calls"]
 	n := count(calls)
 	n > budget.max_tool_calls
 	v := {
@@ -29,6 +31,7 @@ violation contains v if {
 }
 
 violation contains v if {
+	not skip["c8.max_calls_per_tool"]
 	limit := budget.max_calls_per_tool
 	some name, n in input.trace.calls_per_tool
 	n > limit
@@ -42,6 +45,7 @@ violation contains v if {
 }
 
 violation contains v if {
+	not skip["c8.repeated_calls"]
 	score := input.scores.repeated_calls
 	score.value >= budget.max_identical_calls
 	v := {
@@ -53,6 +57,7 @@ violation contains v if {
 }
 
 violation contains v if {
+	not skip["c8.max_tokens"]
 	total := input.trace.usage.total_tokens
 	total > budget.max_total_tokens
 	v := {
@@ -64,6 +69,7 @@ violation contains v if {
 }
 
 violation contains v if {
+	not skip["c8.max_cost"]
 	cost := input.scores.cost.value
 	is_number(cost)
 	cost > budget.max_cost_usd

@@ -7,6 +7,7 @@ package tribunal.pack
 import rego.v1
 
 violation contains v if {
+	not skip["c9"]
 	some name, answers in cfg.model_judges
 	s := input.scores[name]
 	is_string(s.value)

@@ -7,6 +7,14 @@ import rego.v1
 
 cfg := data.tribunal.config
 
+# Rules known not to fire on this input, which are then not evaluated: the screen in front of
+# the pack (tribunal-policy's screen.rs) checks in Rust a condition wider than each rule and
+# names, in input.screen.skip, the rules whose condition does not hold (the model judges'
+# rules as "c9"). An input without it runs every rule.
+default skip := {}
+
+skip := input.screen.skip
+
 default pending_calls := []
 
 pending_calls := input.pending.tool_calls if is_array(input.pending.tool_calls)

@@ -460,6 +460,7 @@ impl PolicySet {
             user_aggregate: self.user_aggregate.clone(),
             classes: self.classes.clone(),
             screen: self.screen.clone(),
+            skips: screen::SkipValues::default(),
             fail_mode: self.options.fail_mode,
             judge_errors: self.options.judge_errors.clone(),
             no_content: self.options.no_content,
@@ -513,6 +514,8 @@ pub struct PolicyEvaluator {
     user_aggregate: Option<String>,
     classes: facts::ToolClasses,
     screen: Option<screen::Screen>,
+    /// The policy input's `screen` values made so far (see [`screen::Fires`]).
+    skips: screen::SkipValues,
     fail_mode: FailMode,
     judge_errors: JudgeErrors,
     no_content: Severity,
@@ -571,13 +574,22 @@ impl PolicyEvaluator {
         if self.gates.is_empty() {
             return out;
         }
-        let screened_out = self.screen.as_ref().is_some_and(|s| {
-            !s.may_fire_grown(memo, trace, pending, feedback, context, &self.classes)
-        });
+        let fires = self
+            .screen
+            .as_ref()
+            .map(|s| s.fires_grown(memo, trace, pending, feedback, context, &self.classes));
         // The messages' facts, read by the screen or an earlier call, are read once.
         let facts = memo.facts();
-        if !screened_out {
-            let input = policy_input_with(trace, pending, feedback, context, &self.classes, facts);
+        if fires.is_none_or(|f| f.any()) {
+            let mut input =
+                policy_input_with(trace, pending, feedback, context, &self.classes, facts);
+            if let Some(fires) = fires {
+                // The rules the screen knows cannot fire are not evaluated.
+                let screen = self.skips.value(fires);
+                if let Ok(fields) = input.as_object_mut() {
+                    fields.insert(regorus::Value::from("screen"), screen);
+                }
+            }
             out.extend(self.evaluate_value(input));
         } else if self.user_aggregate.is_some() {
             // The pack cannot fire; the user's own gates still decide.
