@@ -387,6 +387,56 @@ mod tests {
         assert_eq!((r.entries, r.head_seq), (8, 8));
     }
 
+    /// Two stores on one SQLite file (two servers) write one chain, one after the other
+    /// and both at once.
+    #[tokio::test]
+    async fn two_stores_on_one_file_write_one_chain() {
+        let (d, a) = store().await;
+        let b = Store::open(d.path().join("a.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let mut seqs = Vec::new();
+        for round in 0..6 {
+            for (s, n) in [(&a, 3), (&b, round % 3)] {
+                let (log, writer) = AuditLog::open(s.clone(), 4).await.unwrap();
+                for i in 0..n {
+                    seqs.push(
+                        log.append("default", "gate", &json!({"round": round, "i": i}))
+                            .await
+                            .unwrap(),
+                    );
+                }
+                log.close();
+                writer.await.unwrap();
+            }
+        }
+        // Both at once, too.
+        let (la, wa) = AuditLog::open(a.clone(), 64).await.unwrap();
+        let (lb, wb) = AuditLog::open(b.clone(), 64).await.unwrap();
+        let (la, lb) = (std::sync::Arc::new(la), std::sync::Arc::new(lb));
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            let log = if i % 2 == 0 { la.clone() } else { lb.clone() };
+            tasks.push(tokio::spawn(async move {
+                log.append("default", "gate", &json!({"both": i}))
+                    .await
+                    .unwrap()
+            }));
+        }
+        for t in tasks {
+            seqs.push(t.await.unwrap());
+        }
+        la.close();
+        lb.close();
+        wa.await.unwrap();
+        wb.await.unwrap();
+        seqs.sort();
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+        let r = verify(&a).await.unwrap();
+        assert!(r.ok(), "{:?}", r.problems);
+        assert_eq!(r.entries, seqs.len() as i64);
+    }
+
     #[tokio::test]
     async fn an_entry_is_numbered_when_it_is_committed() {
         let (_d, s) = store().await;
