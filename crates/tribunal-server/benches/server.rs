@@ -2,10 +2,11 @@
 //! an agent that asks the gate before every step of a 20-message support conversation (a
 //! new conversation, with new texts, every 19 calls), in two ways: sending the whole
 //! conversation each time, and sending it once then appending each new message.
-//! - gate latency, one request at a time (p50/p99; target p99 ≤ 1 ms);
+//! - gate latency, one request at a time (p50/p99; targets p99 ≤ 0.75 ms with the decision
+//!   committed before the answer, and no stalls: p99 within 3× of p50);
 //! - gate throughput with several clients, as a ratio to a bare endpoint of the same server
 //!   stack (same router, token check and middleware, a handler that reads the body and
-//!   answers a constant) sent the same requests in the same run (target ≥ 0.5), the two
+//!   answers a constant) sent the same requests in the same run (target ≥ 0.45), the two
 //!   measured in alternating rounds. The agents run on a runtime of their own (two
 //!   threads, apart from the server's, as agents run in their own processes) and read the
 //!   decision from each answer as an agent would (into a typed struct; the rest of the
@@ -338,8 +339,9 @@ fn main() {
                     us(p99) / us(p50),
                     if name == "gate" {
                         format!(
-                            "  (target p99 ≤ 1000 µs: {})",
-                            if us(p99) <= 1000.0 { "met" } else { "NOT met" }
+                            "  (targets p99 ≤ 750 µs: {}; p99/p50 ≤ 3: {})",
+                            if us(p99) <= 750.0 { "met" } else { "NOT met" },
+                            if us(p99) <= 3.0 * us(p50) { "met" } else { "NOT met" }
                         )
                     } else {
                         String::new()
@@ -372,12 +374,12 @@ fn main() {
             }
             let ratio = gate_n / bare_n;
             println!(
-                "  throughput, {clients} clients, {rounds} alternating rounds of {:.1} s: bare {:.0} req/s, gate {:.0} req/s, ratio {ratio:.2} (rounds {}; target ≥ 0.5: {})",
+                "  throughput, {clients} clients, {rounds} alternating rounds of {:.1} s: bare {:.0} req/s, gate {:.0} req/s, ratio {ratio:.2} (rounds {}; target ≥ 0.45: {})",
                 dur.as_secs_f64(),
                 bare_n / rounds as f64,
                 gate_n / rounds as f64,
                 each.join(" "),
-                if ratio >= 0.5 { "met" } else { "NOT met" }
+                if ratio >= 0.45 { "met" } else { "NOT met" }
             );
             if gate_cpu > 0.0 {
                 println!(
