@@ -23,6 +23,9 @@
 //! input.findings[i]         {detector, kind, score, id, field, tool_call_id?, tool?, source, trusted,
 //!                            copied_from?}
 //! input.context             {agent?, user?, environment?, ...}
+//! input.screen.skip[rule]   true for each rule of the built-in pack known not to fire
+//!                           (absent when the screen is off or the pack is not screened;
+//!                           added by the evaluator, see `crate::screen`)
 //! ```
 //! `hosts`, `emails`, `images` and `mentions` come from the URL hosts, email addresses and
 //! markdown images found in the text (lower-cased), extracted once so that flow rules are
