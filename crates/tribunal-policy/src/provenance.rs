@@ -529,6 +529,9 @@ pub struct MessageFacts {
     indexed: usize,
     /// The tools the trace offered when the facts were read (the calls' values read them).
     offered: crate::facts::Offered,
+    /// The facts of the pending step's calls, by (index, name, arguments): see
+    /// [`call_facts`].
+    pending_calls: Vec<(usize, String, serde_json::Value, CallFacts)>,
 }
 
 impl tribunal_core::Heap for MessageFacts {
@@ -539,7 +542,28 @@ impl tribunal_core::Heap for MessageFacts {
                 .values()
                 .map(|v| tribunal_core::size::ALLOCATION + v.capacity() * 8)
                 .sum::<usize>();
-        self.read.heap() + self.said.heap() + self.built.heap() + self.offered.heap() + occurs
+        let pending = self
+            .pending_calls
+            .iter()
+            .map(|(_, name, args, facts)| {
+                std::mem::size_of::<(usize, String, serde_json::Value, CallFacts)>()
+                    + name.heap()
+                    + args.heap()
+                    + tribunal_core::size::ALLOCATION
+                    + facts.sources.capacity() * std::mem::size_of::<(String, Source)>()
+                    + facts
+                        .sources
+                        .iter()
+                        .map(|(arg, s)| arg.heap() + s.value.heap())
+                        .sum::<usize>()
+            })
+            .sum::<usize>();
+        self.read.heap()
+            + self.said.heap()
+            + self.built.heap()
+            + self.offered.heap()
+            + occurs
+            + pending
     }
 }
 
@@ -786,7 +810,45 @@ fn user_gave_value(value: &Value, said: &str) -> bool {
 }
 
 /// The facts of `call`, made in message `index` (`messages.len()` for the pending step).
+/// The pending step's are kept in `idents` while the trace has no more messages: the screen
+/// and the policy input ask for the same call in one decision.
 pub fn call_facts(
+    messages: &[Message],
+    index: usize,
+    call: &tribunal_core::ToolCall,
+    tools: &[tribunal_core::ToolDef],
+    classes: &crate::facts::ToolClasses,
+    idents: &mut MessageFacts,
+) -> CallFacts {
+    if index < messages.len() {
+        return read_call_facts(messages, index, call, tools, classes, idents);
+    }
+    if let Some((.., facts)) = idents
+        .pending_calls
+        .iter()
+        .find(|(i, name, args, _)| *i == index && *name == call.name && *args == call.arguments)
+    {
+        return facts.clone();
+    }
+    let facts = read_call_facts(messages, index, call, tools, classes, idents);
+    let kept = &mut idents.pending_calls;
+    kept.retain(|(i, ..)| *i == index);
+    if kept.len() >= PENDING_KEPT {
+        kept.remove(0);
+    }
+    kept.push((
+        index,
+        call.name.clone(),
+        call.arguments.clone(),
+        facts.clone(),
+    ));
+    facts
+}
+
+/// Pending calls whose facts [`MessageFacts`] keeps at most.
+const PENDING_KEPT: usize = 8;
+
+fn read_call_facts(
     messages: &[Message],
     index: usize,
     call: &tribunal_core::ToolCall,
