@@ -12,38 +12,15 @@ use tribunal_engine::{Config, Evaluator};
 use tribunal_formats::{import_pending, import_value, InputFormat};
 use tribunal_policy::Context;
 
-/// Every rule of the default pack.
-const RULES: &[&str] = &[
-    "c1.direct_injection",
-    "c2.indirect_injection",
-    "c3.untrusted_to_sensitive_action",
-    "c3.untrusted_destination",
-    "c3.untrusted_argument",
-    "c3.unwarranted_action",
-    "c4.secret_in_arguments",
-    "c4.secret_in_reply",
-    "c4.pii_in_arguments",
-    "c4.egress_domain",
-    "c4.external_recipient",
-    "c4.markdown_image_exfiltration",
-    "c4.system_prompt_leak",
-    "c5.denied_tool",
-    "c5.tool_not_allowed",
-    "c5.invalid_arguments",
-    "c5.argument_limit",
-    "c5.destructive_tool",
-    "c5.path_outside_allowed",
-    "c6.dangerous_command",
-    "c8.max_steps",
-    "c8.max_tool_calls",
-    "c8.max_calls_per_tool",
-    "c8.repeated_calls",
-    "c8.max_tokens",
-    "c8.max_cost",
-    "c9.safety",
-    "c9.moderation",
-    "c9.llm_prompt_injection",
-];
+/// Every rule of the default pack: the screen's names, the model judges' rules by judge.
+fn rules() -> Vec<&'static str> {
+    let mut rules: Vec<&str> = tribunal_policy::screen::RULES
+        .into_iter()
+        .filter(|r| *r != "c9")
+        .collect();
+    rules.extend(["c9.safety", "c9.moderation", "c9.llm_prompt_injection"]);
+    rules
+}
 
 /// A small deterministic generator (xorshift), so a failure is reproducible by its seed.
 struct Rng(u64);
@@ -341,7 +318,10 @@ fn the_screen_never_hides_a_violation_of_the_pack() {
             );
         }
     }
-    let missing: Vec<_> = RULES.iter().filter(|r| !fired.contains(**r)).collect();
+    let missing: Vec<_> = rules()
+        .into_iter()
+        .filter(|r| !fired.contains(*r))
+        .collect();
     assert!(
         missing.is_empty(),
         "the generated traces never make these rules fire: {missing:?} (fired: {fired:?})"

@@ -541,7 +541,7 @@ impl PolicyEvaluator {
 
     /// [`PolicyEvaluator::evaluate_trace`] for a trace that grows between calls: `memo` is
     /// what the screen kept of it on an earlier call by an evaluator of the same policy set,
-    /// when the trace then was a prefix of this one (see [`screen::Screen::may_fire_grown`]).
+    /// when the trace then was a prefix of this one (see [`screen::Screen::fires_grown`]).
     pub fn evaluate_grown(
         &mut self,
         memo: &mut ScreenMemo,

@@ -301,21 +301,6 @@ impl Screen {
         )
     }
 
-    /// [`Screen::may_fire`] for a trace that grows between calls (see
-    /// [`Screen::fires_grown`]).
-    pub fn may_fire_grown(
-        &self,
-        memo: &mut ScreenMemo,
-        trace: &Trace,
-        pending: Option<&Pending>,
-        feedback: &[Feedback],
-        context: &Context,
-        classes: &ToolClasses,
-    ) -> bool {
-        self.fires_grown(memo, trace, pending, feedback, context, classes)
-            .any()
-    }
-
     /// [`Screen::fires`] for a trace that grows between calls: `memo` is what this screen
     /// kept of the trace on an earlier call, when its messages then were the first
     /// messages of `trace`, unchanged (or a new memo). Only the new messages are read; the
@@ -716,7 +701,7 @@ impl Screen {
     }
 }
 
-/// What the screen keeps of a growing trace between calls ([`Screen::may_fire_grown`]):
+/// What the screen keeps of a growing trace between calls ([`Screen::fires_grown`]):
 /// what its first `messages` messages let fire, each read once.
 #[derive(Debug, Default, Clone)]
 pub struct ScreenMemo {
