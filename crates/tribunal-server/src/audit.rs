@@ -5,16 +5,18 @@
 //! entries at the end is caught too; a head kept elsewhere (`tribunal audit head`) catches
 //! a log cut back together with its head record.
 //!
-//! Entries are queued to one writer task (`batch.rs`) that writes whatever has gathered in
-//! one transaction and only then wakes each waiting request (group commit): the store
-//! numbers and chains the entries inside that transaction, so a decision is answered only
-//! once its entry is committed, and a number is given once, by a commit. A batch that fails
-//! fails each of its requests (the gate answers 503 `store_unavailable`, never a decision).
+//! Entries are queued to one writer that writes whatever has gathered in one transaction
+//! and only then wakes each waiting request (group commit): on a SQLite file a thread with
+//! a connection of its own ([`LogConnection`]), else a task on the store's pool
+//! (`batch.rs`). The entries are numbered and chained inside that transaction, so a
+//! decision is answered only once its entry is committed, and a number is given once, by a
+//! commit. A batch that fails fails each of its requests (the gate answers 503
+//! `store_unavailable`, never a decision).
 
 use sha2::{Digest, Sha256};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use tribunal_store::{clock, NewAuditEntry, Store, StoreError};
+use tribunal_store::{clock, LogConnection, NewAuditEntry, Store, StoreError};
 
 /// How long one batch may take to commit before its requests fail.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,34 +91,81 @@ pub struct AuditLog {
     queue: mpsc::WeakSender<Queued>,
 }
 
-/// Writes one batch and tells each request its number, or the failure.
+/// Writes one batch through the store's pool and tells each request its number, or the
+/// failure.
 async fn write_batch(store: &Store, batch: Vec<Queued>) {
     let (entries, waiters): (Vec<NewAuditEntry>, Vec<_>) =
         batch.into_iter().map(|q| (q.entry, q.done)).unzip();
-    let written = tokio::time::timeout(
-        WRITE_TIMEOUT,
-        store.append_audit(&entries, |seq, e, prev| {
-            entry_hash(seq, &e.at, &e.kind, &e.project, &e.body, prev)
-        }),
-    )
-    .await;
-    let failed = match written {
-        Ok(Ok(first)) => {
+    let written = tokio::time::timeout(WRITE_TIMEOUT, store.append_audit(&entries, hash_of)).await;
+    let written = match written {
+        Ok(w) => w.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "the store did not commit within {} s",
+            WRITE_TIMEOUT.as_secs()
+        )),
+    };
+    tell(waiters, written);
+}
+
+fn hash_of(seq: i64, e: &NewAuditEntry, prev: &str) -> String {
+    entry_hash(seq, &e.at, &e.kind, &e.project, &e.body, prev)
+}
+
+/// Tells each request of a batch its number (the first entry's `first`, the others in
+/// order) or why the batch was not written.
+fn tell(waiters: Vec<oneshot::Sender<Result<i64, AuditError>>>, written: Result<i64, String>) {
+    match written {
+        Ok(first) => {
             for (i, w) in waiters.into_iter().enumerate() {
                 let _ = w.send(Ok(first + i as i64));
             }
-            return;
         }
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => format!(
-            "the store did not commit within {} s",
-            WRITE_TIMEOUT.as_secs()
-        ),
-    };
-    tracing::error!(error = %failed, entries = entries.len(), "writing the decision log failed; the requests fail");
-    for w in waiters {
-        let _ = w.send(Err(AuditError::Store(failed.clone())));
+        Err(failed) => {
+            tracing::error!(error = %failed, entries = waiters.len(), "writing the decision log failed; the requests fail");
+            for w in waiters {
+                let _ = w.send(Err(AuditError::Store(failed.clone())));
+            }
+        }
     }
+}
+
+/// Starts the writer on the log's own SQLite connection: a thread that takes whatever has
+/// gathered in the queue, commits it in one transaction and wakes its requests.
+fn spawn_on(
+    mut conn: LogConnection,
+    capacity: usize,
+) -> Result<(mpsc::Sender<Queued>, tokio::task::JoinHandle<()>), StoreError> {
+    let (tx, mut rx) = mpsc::channel::<Queued>(capacity.max(1));
+    let (ended, end) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("decision-log".into())
+        .spawn(move || {
+            let mut batch = Vec::new();
+            while let Some(first) = rx.blocking_recv() {
+                batch.push(first);
+                while batch.len() < crate::batch::BATCH {
+                    match rx.try_recv() {
+                        Ok(q) => batch.push(q),
+                        Err(_) => break,
+                    }
+                }
+                let (entries, waiters): (Vec<NewAuditEntry>, Vec<_>) =
+                    batch.drain(..).map(|q| (q.entry, q.done)).unzip();
+                let written = conn
+                    .append(&entries, hash_of, Instant::now() + WRITE_TIMEOUT)
+                    .map_err(|e| e.to_string());
+                tell(waiters, written);
+            }
+            let _ = ended.send(());
+        })
+        .map_err(|e| StoreError::Stored {
+            what: "the decision log's writer".into(),
+            message: format!("the thread did not start: {e}"),
+        })?;
+    let writer = tokio::spawn(async move {
+        let _ = end.await;
+    });
+    Ok((tx, writer))
 }
 
 impl AuditLog {
@@ -129,16 +178,21 @@ impl AuditLog {
     ) -> Result<(AuditLog, tokio::task::JoinHandle<()>), StoreError> {
         // The store answers before the server starts.
         store.audit_head().await?;
-        let (tx, writer) = crate::batch::spawn(
-            "the decision log",
-            store,
-            capacity,
-            Duration::ZERO,
-            |store, batch| async move {
-                write_batch(&store, batch).await;
-                (Vec::new(), Ok(()))
-            },
-        );
+        // A SQLite file is written from a connection of the log's own, without the pool's
+        // hand-offs to its worker thread; PostgreSQL through the pool.
+        let (tx, writer) = match store.log_connection()? {
+            Some(conn) => spawn_on(conn, capacity)?,
+            None => crate::batch::spawn(
+                "the decision log",
+                store,
+                capacity,
+                Duration::ZERO,
+                |store, batch| async move {
+                    write_batch(&store, batch).await;
+                    (Vec::new(), Ok(()))
+                },
+            ),
+        };
         Ok((
             AuditLog {
                 queue: tx.downgrade(),
@@ -353,6 +407,7 @@ pub async fn verify_against(
 mod tests {
     use super::*;
     use serde_json::json;
+    use tribunal_store::testing::FAIL_LOG_WRITES;
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -472,13 +527,13 @@ mod tests {
         let (_d, s) = store().await;
         write(&s, 2).await;
         let (log, writer) = AuditLog::open(s.clone(), 4).await.unwrap();
-        s.execute_raw("PRAGMA query_only = ON").await.unwrap();
+        s.execute_raw(FAIL_LOG_WRITES).await.unwrap();
         let e = log
             .append("default", "gate", &json!({"decision": "allow"}))
             .await
             .unwrap_err();
         assert!(matches!(e, AuditError::Store(_)), "{e:?}");
-        s.execute_raw("PRAGMA query_only = OFF").await.unwrap();
+        s.execute_raw("DROP TRIGGER fail_log_writes").await.unwrap();
         // The number the failed entry would have had is given to the next one.
         assert_eq!(log.append("default", "gate", &json!({})).await, Ok(3));
         log.close();

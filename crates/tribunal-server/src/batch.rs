@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tribunal_store::{Store, StoreError};
 
 /// Records a writer takes in one transaction at most.
-const BATCH: usize = 512;
+pub(crate) const BATCH: usize = 512;
 
 /// How long the gate trace writer lets records gather after the first one before it
 /// writes. Handlers never wait for that write, so this costs them nothing; under load it

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tribunal_server::ServerOptions;
+use tribunal_store::testing::FAIL_LOG_WRITES;
 
 fn benign(i: usize) -> Value {
     json!({"trace": [{"role": "user", "content": format!("where is order {i}?")}],
@@ -38,8 +39,8 @@ async fn a_decision_that_cannot_be_logged_is_not_given() {
     assert_eq!((st, v["decision"].as_str()), (200, Some("allow")), "{v}");
     let first = v["decision_id"].as_i64().unwrap();
 
-    // The store turns read-only (the server's only SQLite connection).
-    s.store.execute_raw("PRAGMA query_only = ON").await.unwrap();
+    // Decision-log writes fail (from every connection).
+    s.store.execute_raw(FAIL_LOG_WRITES).await.unwrap();
     for i in 1..4 {
         let (st, v) = gate(&s, &agent, &benign(i)).await;
         assert_eq!(st, 503, "{v}");
@@ -47,7 +48,7 @@ async fn a_decision_that_cannot_be_logged_is_not_given() {
         assert!(v.get("decision").is_none(), "{v}");
     }
     s.store
-        .execute_raw("PRAGMA query_only = OFF")
+        .execute_raw("DROP TRIGGER fail_log_writes")
         .await
         .unwrap();
 

@@ -112,7 +112,7 @@ impl Store {
     }
 
     async fn try_append_judge_version(&self, v: &NewJudgeVersion) -> Result<Appended, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let latest = sqlx::query(
             "SELECT version, hash FROM judge_versions WHERE project = $1 AND name = $2
              ORDER BY version DESC LIMIT 1",

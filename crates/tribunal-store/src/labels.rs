@@ -228,7 +228,7 @@ impl Store {
         project: &str,
         queue_id: &str,
     ) -> Result<Option<QueueChange>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "UPDATE label_queues SET version = version + 1 WHERE project = $1 AND id = $2
              RETURNING version",

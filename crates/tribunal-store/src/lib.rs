@@ -19,6 +19,8 @@ mod notify;
 mod prefs;
 mod server;
 mod span_events;
+mod sqlite_log;
+pub use sqlite_log::LogConnection;
 pub mod testing;
 
 pub use checkpoint::{Checkpoint, WalCheckpointer, BACKSTOP_PAGES};
@@ -181,6 +183,8 @@ pub struct Store {
     /// SQLite: the log's length in pages at which a commit checkpoints it, for every
     /// connection the pool makes (raised while a [`WalCheckpointer`] runs).
     autocheckpoint: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// SQLite: the database file, for the decision log's own connection (`None` in memory).
+    file: Option<String>,
 }
 
 impl Store {
@@ -260,8 +264,23 @@ impl Store {
         Ok(Store {
             pool,
             sqlite: is_sqlite,
+            file: sqlite_log::file_of(&url),
             url: notify::Url::new(&url),
             autocheckpoint,
+        })
+    }
+
+    /// A transaction that writes. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), waiting for it like any write: a transaction that read first could not
+    /// take it once another connection (the decision log's own, say) had committed since,
+    /// and would fail instead of waiting.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(if self.sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            self.pool.begin().await?
         })
     }
 
@@ -296,7 +315,7 @@ impl Store {
         run_id: &str,
         rows: &[ResultRecord],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for r in rows {
             sqlx::query(
                 "INSERT INTO results (run_id, seq, trace_id, source_file, source_line, decision, result)
@@ -321,7 +340,7 @@ impl Store {
         run_id: &str,
         rows: &[InputErrorRecord],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for r in rows {
             sqlx::query(
                 "INSERT INTO input_errors (run_id, seq, source_file, source_line, message)

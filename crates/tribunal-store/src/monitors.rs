@@ -365,7 +365,7 @@ impl Store {
         ctx: &ClaimContext<'_>,
         sample: impl Fn(&str) -> bool,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Takes the row lock (PostgreSQL) or the write lock (SQLite) before reading.
         let locked =
             sqlx::query("UPDATE monitors SET cursor_ms = cursor_ms WHERE id = $1 AND enabled = 1")
@@ -463,7 +463,7 @@ impl Store {
         if any.is_none() {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let locked =
             sqlx::query("UPDATE monitors SET cursor_ms = cursor_ms WHERE id = $1 AND enabled = 1")
                 .bind(monitor_id)

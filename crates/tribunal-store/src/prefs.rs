@@ -42,7 +42,7 @@ impl Store {
         rows: &[PreferenceRow],
         at: &str,
     ) -> Result<PreferenceInsert, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let next: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS m FROM preferences")
             .fetch_one(&mut *tx)
             .await?

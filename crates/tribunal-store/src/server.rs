@@ -256,7 +256,7 @@ impl Store {
         at: &str,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for s in spans {
             sqlx::query(
                 "INSERT INTO spans (project, trace_id, span_id, received_at, body)
@@ -406,7 +406,7 @@ impl Store {
 
     /// One transaction of [`Store::upsert_gate_traces`]: (first seen, row) pairs.
     async fn upsert_gate_group(&self, latest: &[(&str, &GateTraceRow)]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in latest.chunks(ROWS_PER_INSERT) {
             let sql = multi_row_insert(
                 "INSERT INTO traces (project, trace_id, source, first_seen, last_seen,
@@ -501,11 +501,7 @@ impl Store {
         if entries.is_empty() {
             return self.audit_head().await.map(|(seq, _)| seq + 1);
         }
-        let mut tx = if self.sqlite {
-            self.pool.begin_with("BEGIN IMMEDIATE").await?
-        } else {
-            self.pool.begin().await?
-        };
+        let mut tx = self.begin_write().await?;
         // The head row exists before it is locked, so two first writers wait on one row.
         sqlx::query(
             "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '') ON CONFLICT (id) DO NOTHING",

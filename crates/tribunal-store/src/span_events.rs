@@ -42,7 +42,7 @@ impl Store {
         at: &str,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (position, e) in events.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO span_events (project, trace_id, span_id, event_key, received_at,

@@ -93,3 +93,8 @@ impl TestDatabase {
         Ok(())
     }
 }
+
+/// Makes every write of a decision-log entry fail, from any connection to the database,
+/// until `DROP TRIGGER fail_log_writes`.
+pub const FAIL_LOG_WRITES: &str = "CREATE TRIGGER fail_log_writes BEFORE INSERT ON audit_log \
+     BEGIN SELECT RAISE(ABORT, 'the test makes decision-log writes fail'); END";
