@@ -309,50 +309,63 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a batch of results in one transaction.
+    /// Writes a batch of results in one transaction, many rows per statement.
     pub async fn insert_results(
         &self,
         run_id: &str,
         rows: &[ResultRecord],
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        for r in rows {
-            sqlx::query(
-                "INSERT INTO results (run_id, seq, trace_id, source_file, source_line, decision, result)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(run_id)
-            .bind(r.seq)
-            .bind(&r.trace_id)
-            .bind(&r.source_file)
-            .bind(r.source_line)
-            .bind(&r.decision)
-            .bind(&r.result)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in rows.chunks(server::ROWS_PER_INSERT) {
+            let sql = server::multi_row_insert(
+                "INSERT INTO results (run_id, seq, trace_id, source_file, source_line, decision, result) VALUES ",
+                "($, $, $, $, $, $, $)",
+                chunk.len(),
+                "",
+                self.sqlite,
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(run_id)
+                    .bind(r.seq)
+                    .bind(&r.trace_id)
+                    .bind(&r.source_file)
+                    .bind(r.source_line)
+                    .bind(&r.decision)
+                    .bind(&r.result);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
+    /// Writes a batch of input errors in one transaction, many rows per statement.
     pub async fn insert_input_errors(
         &self,
         run_id: &str,
         rows: &[InputErrorRecord],
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        for r in rows {
-            sqlx::query(
-                "INSERT INTO input_errors (run_id, seq, source_file, source_line, message)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(run_id)
-            .bind(r.seq)
-            .bind(&r.source_file)
-            .bind(r.source_line)
-            .bind(&r.message)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in rows.chunks(server::ROWS_PER_INSERT) {
+            let sql = server::multi_row_insert(
+                "INSERT INTO input_errors (run_id, seq, source_file, source_line, message) VALUES ",
+                "($, $, $, $, $)",
+                chunk.len(),
+                "",
+                self.sqlite,
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(run_id)
+                    .bind(r.seq)
+                    .bind(&r.source_file)
+                    .bind(r.source_line)
+                    .bind(&r.message);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -524,7 +537,8 @@ mod tests {
             .create_run(&run("run-b2", "2026-01-02T00:00:00Z"))
             .await
             .unwrap();
-        let rows: Vec<ResultRecord> = (0..3)
+        // Several multi-row statements' worth.
+        let rows: Vec<ResultRecord> = (0..250)
             .map(|i| ResultRecord {
                 seq: i,
                 trace_id: format!("t{i}"),

@@ -764,7 +764,7 @@ pub struct GateTraceRow {
 
 /// Rows per multi-row INSERT: few statements per batch, well under the bind-parameter limits
 /// of SQLite and PostgreSQL.
-const ROWS_PER_INSERT: usize = 100;
+pub(crate) const ROWS_PER_INSERT: usize = 100;
 
 /// Bytes of gate traces written in one transaction at most (a single larger trace is
 /// written alone).
@@ -772,7 +772,13 @@ const BYTES_PER_TRANSACTION: usize = 256 * 1024;
 
 /// `head` then `rows` copies of `row` then `tail`. Each `$` of `row` becomes a parameter
 /// bound in order: `?` when `positional` (SQLite), else `$1` upwards (PostgreSQL).
-fn multi_row_insert(head: &str, row: &str, rows: usize, tail: &str, positional: bool) -> String {
+pub(crate) fn multi_row_insert(
+    head: &str,
+    row: &str,
+    rows: usize,
+    tail: &str,
+    positional: bool,
+) -> String {
     let mut sql = String::with_capacity(head.len() + rows * (row.len() + 16) + tail.len());
     sql.push_str(head);
     let mut n = 0;

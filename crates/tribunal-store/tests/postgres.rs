@@ -36,7 +36,8 @@ async fn runs_and_results_round_trip_on_postgres() {
 
     let store = Store::open(&url).await.unwrap();
     store.create_run(&run("run-a1")).await.unwrap();
-    let rows: Vec<ResultRecord> = (0..3)
+    // Several multi-row statements' worth.
+    let rows: Vec<ResultRecord> = (0..250)
         .map(|i| ResultRecord {
             seq: i,
             trace_id: format!("t{i}"),
