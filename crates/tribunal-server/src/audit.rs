@@ -137,6 +137,7 @@ fn spawn_on(
 ) -> Result<(mpsc::Sender<Queued>, tokio::task::JoinHandle<()>), StoreError> {
     let (tx, mut rx) = mpsc::channel::<Queued>(capacity.max(1));
     let (ended, end) = oneshot::channel::<()>();
+    let conn_path = conn.path().to_owned();
     std::thread::Builder::new()
         .name("decision-log".into())
         .spawn(move || {
@@ -158,9 +159,9 @@ fn spawn_on(
             }
             let _ = ended.send(());
         })
-        .map_err(|e| StoreError::Stored {
-            what: "the decision log's writer".into(),
-            message: format!("the thread did not start: {e}"),
+        .map_err(|e| StoreError::Log {
+            path: conn_path,
+            message: format!("its writer thread did not start: {e}"),
         })?;
     let writer = tokio::spawn(async move {
         let _ = end.await;
@@ -532,7 +533,14 @@ mod tests {
             .append("default", "gate", &json!({"decision": "allow"}))
             .await
             .unwrap_err();
-        assert!(matches!(e, AuditError::Store(_)), "{e:?}");
+        // The error names the file and what SQLite said.
+        let AuditError::Store(message) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            message.contains("a.db") && message.contains("the test makes decision-log writes fail"),
+            "{message}"
+        );
         s.execute_raw("DROP TRIGGER fail_log_writes").await.unwrap();
         // The number the failed entry would have had is given to the next one.
         assert_eq!(log.append("default", "gate", &json!({})).await, Ok(3));

@@ -62,6 +62,9 @@ pub enum StoreError {
     Stored { what: String, message: String },
     #[error("{prefix:?} matches several runs: {matches}")]
     Ambiguous { prefix: String, matches: String },
+    /// The decision log's own connection to a SQLite file failed (`path`: the file).
+    #[error("decision log in {path}: {message}")]
+    Log { path: String, message: String },
 }
 
 /// One evaluation run.

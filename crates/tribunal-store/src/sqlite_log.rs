@@ -86,9 +86,9 @@ pub(crate) fn file_of(url: &str) -> Option<String> {
 
 impl LogConnection {
     fn open(path: &str, autocheckpoint: Arc<AtomicI64>) -> Result<LogConnection, StoreError> {
-        let failed = |message: String| StoreError::Stored {
-            what: format!("decision log connection to {path}"),
-            message,
+        let failed = |message: String| StoreError::Log {
+            path: path.to_owned(),
+            message: format!("cannot open a connection: {message}"),
         };
         let c_path = CString::new(path).map_err(|_| failed("the path holds a NUL byte".into()))?;
         let mut db = ptr::null_mut();
@@ -122,6 +122,11 @@ impl LogConnection {
             conn.statements.push(stmt);
         }
         Ok(conn)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     fn message(&self) -> String {
@@ -253,8 +258,8 @@ impl LogConnection {
                         let _ = self.step(ROLLBACK, |_| {});
                     }
                     if !f.busy() || Instant::now() + pause > deadline {
-                        return Err(StoreError::Stored {
-                            what: format!("decision log in {}", self.path),
+                        return Err(StoreError::Log {
+                            path: self.path.clone(),
                             message: f.message,
                         });
                     }
