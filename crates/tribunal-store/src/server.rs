@@ -6,6 +6,7 @@ use crate::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use std::collections::HashMap;
 
 pub(crate) const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS api_tokens (
@@ -256,21 +257,38 @@ impl Store {
         at: &str,
         at_ms: i64,
     ) -> Result<(), StoreError> {
+        // The last copy of a span sent twice in one request is the one kept; one statement
+        // may not update a row twice (PostgreSQL), so earlier copies are dropped first.
+        let mut last = HashMap::with_capacity(spans.len());
+        for (i, s) in spans.iter().enumerate() {
+            last.insert((s.trace_id.as_str(), s.span_id.as_str()), i);
+        }
+        let kept: Vec<&SpanRecord> = spans
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| last[&(s.trace_id.as_str(), s.span_id.as_str())] == *i)
+            .map(|(_, s)| s)
+            .collect();
         let mut tx = self.begin_write().await?;
-        for s in spans {
-            sqlx::query(
-                "INSERT INTO spans (project, trace_id, span_id, received_at, body)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (project, trace_id, span_id) DO UPDATE
-                 SET received_at = $4, body = $5",
-            )
-            .bind(project)
-            .bind(&s.trace_id)
-            .bind(&s.span_id)
-            .bind(at)
-            .bind(&s.body)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in kept.chunks(ROWS_PER_INSERT) {
+            let sql = multi_row_insert(
+                "INSERT INTO spans (project, trace_id, span_id, received_at, body) VALUES ",
+                "($, $, $, $, $)",
+                chunk.len(),
+                " ON CONFLICT (project, trace_id, span_id) DO UPDATE
+                 SET received_at = excluded.received_at, body = excluded.body",
+                self.sqlite,
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for s in chunk {
+                q = q
+                    .bind(project)
+                    .bind(&s.trace_id)
+                    .bind(&s.span_id)
+                    .bind(at)
+                    .bind(&s.body);
+            }
+            q.execute(&mut *tx).await?;
         }
         let ids = mark_otlp_traces(
             &mut tx,

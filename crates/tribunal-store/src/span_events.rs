@@ -43,24 +43,31 @@ impl Store {
         at_ms: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        for (position, e) in events.iter().enumerate() {
-            sqlx::query(
+        // An event sent twice keeps its first copy (`DO NOTHING`, also within one statement).
+        let numbered: Vec<(usize, &SpanEventRecord)> = events.iter().enumerate().collect();
+        for chunk in numbered.chunks(crate::server::ROWS_PER_INSERT) {
+            let sql = crate::server::multi_row_insert(
                 "INSERT INTO span_events (project, trace_id, span_id, event_key, received_at,
-                    received_ms, time_ns, position, body)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (project, trace_id, span_id, event_key) DO NOTHING",
-            )
-            .bind(project)
-            .bind(&e.trace_id)
-            .bind(&e.span_id)
-            .bind(&e.event_key)
-            .bind(at)
-            .bind(at_ms)
-            .bind(e.time_ns)
-            .bind(position as i64)
-            .bind(&e.body)
-            .execute(&mut *tx)
-            .await?;
+                    received_ms, time_ns, position, body) VALUES ",
+                "($, $, $, $, $, $, $, $, $)",
+                chunk.len(),
+                " ON CONFLICT (project, trace_id, span_id, event_key) DO NOTHING",
+                self.sqlite,
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (position, e) in chunk {
+                q = q
+                    .bind(project)
+                    .bind(&e.trace_id)
+                    .bind(&e.span_id)
+                    .bind(&e.event_key)
+                    .bind(at)
+                    .bind(at_ms)
+                    .bind(e.time_ns)
+                    .bind(*position as i64)
+                    .bind(&e.body);
+            }
+            q.execute(&mut *tx).await?;
         }
         crate::server::mark_otlp_traces(
             &mut tx,

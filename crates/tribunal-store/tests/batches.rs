@@ -1,9 +1,11 @@
-//! Batched writes of the server's records (gate traces, decision-log entries), on SQLite and
-//! on a real PostgreSQL server: batches larger than one statement, and a trace sent several
-//! times within one batch.
+//! Batched writes of the server's records (gate traces, decision-log entries, received spans
+//! and their events), on SQLite and on a real PostgreSQL server: batches larger than one
+//! statement, and a record sent several times within one batch.
 
 use tribunal_store::testing::TestDatabase;
-use tribunal_store::{AuditRow, GateTraceRow, NewAuditEntry, Store, TraceFilter};
+use tribunal_store::{
+    AuditRow, GateTraceRow, NewAuditEntry, SpanEventRecord, SpanRecord, Store, TraceFilter,
+};
 
 fn gate_row(trace: usize, i: usize) -> GateTraceRow {
     GateTraceRow {
@@ -102,6 +104,54 @@ async fn check(store: &Store) {
     assert_eq!(store.audit_head().await.unwrap(), (230, "h230".to_owned()));
     let back = store.audit_entries(0, 1000).await.unwrap();
     assert_eq!(back, entries);
+
+    // 250 spans of one request over two traces, ten of trace "s0" sent twice within the
+    // same statement's rows (the later copy is kept), then one again in a later request.
+    let span = |trace: usize, id: usize, copy: usize| SpanRecord {
+        trace_id: format!("s{trace}"),
+        span_id: format!("{id:016x}"),
+        body: format!("{{\"copy\":{copy}}}"),
+    };
+    let mut spans: Vec<SpanRecord> = (0..240).map(|i| span(i % 2, i, 0)).collect();
+    spans.extend((0..10).map(|i| span(0, 220 + 2 * i, 1)));
+    store
+        .insert_spans("default", &spans, "2026-11-24T08:00:00Z", 1)
+        .await
+        .unwrap();
+    store
+        .insert_spans("default", &[span(0, 4, 2)], "2026-11-24T08:00:01Z", 2)
+        .await
+        .unwrap();
+    let s0 = store.trace_spans("default", "s0").await.unwrap();
+    assert_eq!(s0.len(), 120);
+    for s in &s0 {
+        let id = usize::from_str_radix(&s.span_id, 16).unwrap();
+        let copy = match id {
+            4 => 2,
+            id if id >= 220 => 1,
+            _ => 0,
+        };
+        assert_eq!(s.body, format!("{{\"copy\":{copy}}}"), "span {id}");
+    }
+    assert_eq!(store.trace_spans("default", "s1").await.unwrap().len(), 120);
+
+    // 230 events, one sent twice in the request: its first copy stays.
+    let event = |i: usize, copy: usize| SpanEventRecord {
+        trace_id: "s0".into(),
+        span_id: format!("{:016x}", i % 3),
+        event_key: format!("e{i}"),
+        time_ns: i as i64,
+        body: format!("{{\"event\":{i},\"copy\":{copy}}}"),
+    };
+    let mut events: Vec<SpanEventRecord> = (0..229).map(|i| event(i, 0)).collect();
+    events.push(event(7, 1));
+    store
+        .insert_span_events("default", &events, "2026-11-24T08:00:02Z", 3)
+        .await
+        .unwrap();
+    let back = store.trace_span_events("default", "s0").await.unwrap();
+    assert_eq!(back.len(), 229);
+    assert!(back.iter().all(|e| e.body.ends_with("\"copy\":0}")));
 }
 
 #[tokio::test]
