@@ -288,27 +288,44 @@ static TOKEN: [u32; 256] = {
     t
 };
 
+/// Calls `f(start, end)` for each maximal run of token bytes (`[A-Za-z0-9+/]`) of `min` bytes
+/// or more, in order. Such a run holds one of the bytes at `min - 1`, `2 min - 1`, … counted
+/// from where the last run ended, so only those are looked at until one is a token byte; the
+/// run around it is then found by walking both ways. Prose, whose words are shorter than
+/// `min`, costs about one look per `min` bytes.
+fn for_each_run(b: &[u8], min: usize, mut f: impl FnMut(usize, usize)) {
+    let min = min.max(1);
+    // Where the next run may start: nothing before it is part of a run not yet reported.
+    let mut from = 0;
+    let mut probe = min - 1;
+    while probe < b.len() {
+        if TOKEN[b[probe] as usize] == 0 {
+            from = probe + 1;
+            probe += min;
+            continue;
+        }
+        let mut start = probe;
+        while start > from && TOKEN[b[start - 1] as usize] != 0 {
+            start -= 1;
+        }
+        let mut end = probe + 1;
+        while end < b.len() && TOKEN[b[end] as usize] != 0 {
+            end += 1;
+        }
+        if end - start >= min {
+            f(start, end);
+        }
+        // `b[end]` is not a token byte (or the text ends there).
+        from = end + 1;
+        probe = end + min;
+    }
+}
+
 impl Entropy {
-    /// Finds runs of at least `min_len` token bytes with a branch-free run counter (the only
-    /// branch is taken once per long run), then judges each run.
+    /// Finds the maximal runs of at least `min_len` token bytes, then judges each run.
     fn scan(&self, text: &str, out: &mut Vec<Cand>) {
         let b = text.as_bytes();
-        let min = self.min_len as u32;
-        let mut run: u32 = 0;
-        let mut i = 0;
-        while i < b.len() {
-            run = (run + 1) & TOKEN[b[i] as usize];
-            i += 1;
-            if run < min {
-                continue;
-            }
-            let run_start = i - min as usize;
-            let mut run_end = i;
-            while run_end < b.len() && TOKEN[b[run_end] as usize] != 0 {
-                run_end += 1;
-            }
-            i = run_end;
-            run = 0;
+        for_each_run(b, self.min_len, |run_start, run_end| {
             let (mut s, mut e) = (run_start, run_end);
             while s < e && matches!(b[s], b'/' | b'+') {
                 s += 1;
@@ -318,7 +335,7 @@ impl Entropy {
             }
             let len = e - s;
             if len < self.min_len || len > self.max_len {
-                continue;
+                return;
             }
             if self.is_secret_like(&b[s..e])
                 && !self
@@ -333,7 +350,7 @@ impl Entropy {
                     score: self.score,
                 });
             }
-        }
+        });
     }
 
     fn is_secret_like(&self, t: &[u8]) -> bool {
@@ -398,6 +415,63 @@ pub fn build(name: &str, params_value: &Value) -> Result<Box<dyn Judge>, JudgeCo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The maximal runs of token bytes of `min` or more, read byte by byte.
+    fn runs_read_bytewise(b: &[u8], min: usize) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut start = None;
+        for i in 0..=b.len() {
+            let token = i < b.len() && TOKEN[b[i] as usize] != 0;
+            match (token, start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    if i - s >= min {
+                        out.push((s, i));
+                    }
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn runs_found_by_probing_are_the_runs_read_byte_by_byte() {
+        // Texts of token and other bytes in every mix, runs of every length around `min`.
+        let alphabet = b"aZ5+/ -._\n";
+        let mut seed: u64 = 7;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        for case in 0..4000 {
+            let len = next(120);
+            // Some texts mostly token bytes, some mostly not.
+            let token_share = next(10);
+            let b: Vec<u8> = (0..len)
+                .map(|_| {
+                    if next(10) < token_share {
+                        alphabet[next(5)]
+                    } else {
+                        alphabet[5 + next(alphabet.len() - 5)]
+                    }
+                })
+                .collect();
+            for min in [1, 2, 3, 5, 8, 20] {
+                let mut got = Vec::new();
+                for_each_run(&b, min, |s, e| got.push((s, e)));
+                assert_eq!(
+                    got,
+                    runs_read_bytewise(&b, min),
+                    "case {case}, min {min}: {:?}",
+                    String::from_utf8_lossy(&b)
+                );
+            }
+        }
+    }
 
     #[test]
     fn jwt_header_must_be_json_with_alg() {
