@@ -178,47 +178,23 @@ impl InjectionScanner {
     }
 
     /// Decodes long base64 / hex runs and scans what they hide; trailing `=` padding belongs
-    /// to the run. A run of `min_len` bytes must cover the last byte of any window of that
-    /// length it starts in, so the search looks at one byte per window and only walks the
-    /// text around a byte that could belong to a run.
+    /// to the run.
     fn decode_runs(&self, enc: &Encoded, text: &str, out: &mut Vec<Cand>) {
         let b = text.as_bytes();
-        let min = enc.min_len.max(1);
-        let in_run = |c: u8| ENCODED[c as usize] != 0;
-        // Invariant: `i == 0` or `b[i - 1]` is not part of a run.
-        let mut i = 0;
-        while i + min <= b.len() {
-            let probe = i + min - 1;
-            if !in_run(b[probe]) {
-                i = probe + 1;
-                continue;
-            }
-            let mut s = probe;
-            while s > i && in_run(b[s - 1]) {
-                s -= 1;
-            }
-            let mut body_end = probe + 1;
-            while body_end < b.len() && in_run(b[body_end]) {
-                body_end += 1;
-            }
-            if body_end - s < min {
-                i = body_end + 1;
-                continue;
-            }
+        super::for_each_run(b, enc.min_len, &ENCODED, |s, body_end| {
             let mut e = body_end;
             while e < b.len() && b[e] == b'=' {
                 e += 1;
             }
-            i = e;
             if body_end - s > enc.max_len {
-                continue;
+                return;
             }
             let Some(decoded) = decode(&text[s..body_end]).and_then(|d| String::from_utf8(d).ok())
             else {
-                continue;
+                return;
             };
             if !mostly_printable(&decoded) {
-                continue;
+                return;
             }
             let inner: Vec<f64> = self
                 .candidates(&decoded, false)
@@ -235,7 +211,7 @@ impl InjectionScanner {
                     score: enc.score.max(inner_score),
                 });
             }
-        }
+        });
     }
 }
 

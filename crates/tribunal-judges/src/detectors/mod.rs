@@ -469,3 +469,42 @@ const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
 pub(crate) const B64_STD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
 /// URL-safe base64, padding optional, trailing bits tolerated.
 pub(crate) const B64_URL: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+
+/// Calls `f(start, end)` for each maximal run of `min` bytes or more whose `table` entries
+/// are not zero, in order. Such a run holds one of the bytes at `min - 1`, `2 min - 1`, …
+/// counted from where the last run ended, so only those are looked at until one is in
+/// `table`; the run around it is then found by walking both ways. Prose, whose words are
+/// shorter than `min`, costs about one look per `min` bytes.
+pub(crate) fn for_each_run(
+    b: &[u8],
+    min: usize,
+    table: &[u32; 256],
+    mut f: impl FnMut(usize, usize),
+) {
+    let min = min.max(1);
+    let member = |c: u8| table[c as usize] != 0;
+    // Where the next run may start: nothing before it is part of a run not yet reported.
+    let mut from = 0;
+    let mut probe = min - 1;
+    while probe < b.len() {
+        if !member(b[probe]) {
+            from = probe + 1;
+            probe += min;
+            continue;
+        }
+        let mut start = probe;
+        while start > from && member(b[start - 1]) {
+            start -= 1;
+        }
+        let mut end = probe + 1;
+        while end < b.len() && member(b[end]) {
+            end += 1;
+        }
+        if end - start >= min {
+            f(start, end);
+        }
+        // `b[end]` is not in the table (or the text ends there).
+        from = end + 1;
+        probe = end + min;
+    }
+}

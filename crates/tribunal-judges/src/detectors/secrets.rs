@@ -288,44 +288,11 @@ static TOKEN: [u32; 256] = {
     t
 };
 
-/// Calls `f(start, end)` for each maximal run of token bytes (`[A-Za-z0-9+/]`) of `min` bytes
-/// or more, in order. Such a run holds one of the bytes at `min - 1`, `2 min - 1`, … counted
-/// from where the last run ended, so only those are looked at until one is a token byte; the
-/// run around it is then found by walking both ways. Prose, whose words are shorter than
-/// `min`, costs about one look per `min` bytes.
-fn for_each_run(b: &[u8], min: usize, mut f: impl FnMut(usize, usize)) {
-    let min = min.max(1);
-    // Where the next run may start: nothing before it is part of a run not yet reported.
-    let mut from = 0;
-    let mut probe = min - 1;
-    while probe < b.len() {
-        if TOKEN[b[probe] as usize] == 0 {
-            from = probe + 1;
-            probe += min;
-            continue;
-        }
-        let mut start = probe;
-        while start > from && TOKEN[b[start - 1] as usize] != 0 {
-            start -= 1;
-        }
-        let mut end = probe + 1;
-        while end < b.len() && TOKEN[b[end] as usize] != 0 {
-            end += 1;
-        }
-        if end - start >= min {
-            f(start, end);
-        }
-        // `b[end]` is not a token byte (or the text ends there).
-        from = end + 1;
-        probe = end + min;
-    }
-}
-
 impl Entropy {
     /// Finds the maximal runs of at least `min_len` token bytes, then judges each run.
     fn scan(&self, text: &str, out: &mut Vec<Cand>) {
         let b = text.as_bytes();
-        for_each_run(b, self.min_len, |run_start, run_end| {
+        super::for_each_run(b, self.min_len, &TOKEN, |run_start, run_end| {
             let (mut s, mut e) = (run_start, run_end);
             while s < e && matches!(b[s], b'/' | b'+') {
                 s += 1;
@@ -462,7 +429,7 @@ mod tests {
                 .collect();
             for min in [1, 2, 3, 5, 8, 20] {
                 let mut got = Vec::new();
-                for_each_run(&b, min, |s, e| got.push((s, e)));
+                super::super::for_each_run(&b, min, &TOKEN, |s, e| got.push((s, e)));
                 assert_eq!(
                     got,
                     runs_read_bytewise(&b, min),
