@@ -47,7 +47,7 @@ pub struct LogConnection {
 
 // SAFETY: the connection is opened in SQLite's multi-thread mode, where one connection may
 // be used from any thread as long as no two threads use it at once; `LogConnection` is not
-// `Sync` and every use takes `&mut self`.
+// `Sync` (it holds raw pointers), so only the thread that holds it can use it.
 unsafe impl Send for LogConnection {}
 
 /// A failed SQLite call: its result code and the connection's message.
