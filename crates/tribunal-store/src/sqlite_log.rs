@@ -81,7 +81,14 @@ pub(crate) fn file_of(url: &str) -> Option<String> {
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     let memory =
         path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory");
-    (!memory).then(|| path.to_owned())
+    if memory {
+        return None;
+    }
+    // Decoded as the pool's driver decodes it (`%3F` for a `?` in a file name).
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()?;
+    Some(path.into_owned())
 }
 
 impl LogConnection {
@@ -407,5 +414,9 @@ mod tests {
         assert_eq!(file_of("sqlite::memory:"), None);
         assert_eq!(file_of("sqlite://x.db?mode=memory&cache=shared"), None);
         assert_eq!(file_of("postgres://localhost/test"), None);
+        assert_eq!(
+            file_of("sqlite://a%3Fb/c%20d.db?mode=rwc").as_deref(),
+            Some("a?b/c d.db")
+        );
     }
 }
