@@ -319,27 +319,26 @@ impl Store {
         rows: &[ResultRecord],
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        for chunk in rows.chunks(server::ROWS_PER_INSERT) {
-            let sql = server::multi_row_insert(
+        server::insert_rows(
+            &mut tx,
+            self.sqlite,
+            (
                 "INSERT INTO results (run_id, seq, trace_id, source_file, source_line, decision, result) VALUES ",
                 "($, $, $, $, $, $, $)",
-                chunk.len(),
                 "",
-                self.sqlite,
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for r in chunk {
-                q = q
-                    .bind(run_id)
+            ),
+            rows,
+            |q, r| {
+                q.bind(run_id)
                     .bind(r.seq)
                     .bind(&r.trace_id)
                     .bind(&r.source_file)
                     .bind(r.source_line)
                     .bind(&r.decision)
-                    .bind(&r.result);
-            }
-            q.execute(&mut *tx).await?;
-        }
+                    .bind(&r.result)
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -351,25 +350,24 @@ impl Store {
         rows: &[InputErrorRecord],
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        for chunk in rows.chunks(server::ROWS_PER_INSERT) {
-            let sql = server::multi_row_insert(
+        server::insert_rows(
+            &mut tx,
+            self.sqlite,
+            (
                 "INSERT INTO input_errors (run_id, seq, source_file, source_line, message) VALUES ",
                 "($, $, $, $, $)",
-                chunk.len(),
                 "",
-                self.sqlite,
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for r in chunk {
-                q = q
-                    .bind(run_id)
+            ),
+            rows,
+            |q, r| {
+                q.bind(run_id)
                     .bind(r.seq)
                     .bind(&r.source_file)
                     .bind(r.source_line)
-                    .bind(&r.message);
-            }
-            q.execute(&mut *tx).await?;
-        }
+                    .bind(&r.message)
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

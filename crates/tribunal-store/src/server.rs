@@ -270,26 +270,25 @@ impl Store {
             .map(|(_, s)| s)
             .collect();
         let mut tx = self.begin_write().await?;
-        for chunk in kept.chunks(ROWS_PER_INSERT) {
-            let sql = multi_row_insert(
+        insert_rows(
+            &mut tx,
+            self.sqlite,
+            (
                 "INSERT INTO spans (project, trace_id, span_id, received_at, body) VALUES ",
                 "($, $, $, $, $)",
-                chunk.len(),
                 " ON CONFLICT (project, trace_id, span_id) DO UPDATE
                  SET received_at = excluded.received_at, body = excluded.body",
-                self.sqlite,
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for s in chunk {
-                q = q
-                    .bind(project)
+            ),
+            &kept,
+            |q, s| {
+                q.bind(project)
                     .bind(&s.trace_id)
                     .bind(&s.span_id)
                     .bind(at)
-                    .bind(&s.body);
-            }
-            q.execute(&mut *tx).await?;
-        }
+                    .bind(&s.body)
+            },
+        )
+        .await?;
         let ids = mark_otlp_traces(
             &mut tx,
             project,
@@ -425,31 +424,30 @@ impl Store {
     /// One transaction of [`Store::upsert_gate_traces`]: (first seen, row) pairs.
     async fn upsert_gate_group(&self, latest: &[(&str, &GateTraceRow)]) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        for chunk in latest.chunks(ROWS_PER_INSERT) {
-            let sql = multi_row_insert(
+        insert_rows(
+            &mut tx,
+            self.sqlite,
+            (
                 "INSERT INTO traces (project, trace_id, source, first_seen, last_seen,
                     last_seen_ms, span_count, dirty, decision, result, body) VALUES ",
                 "($, $, 'gate', $, $, $, 0, 0, $, $, $)",
-                chunk.len(),
                 " ON CONFLICT (project, trace_id) DO UPDATE
                   SET last_seen = excluded.last_seen, last_seen_ms = excluded.last_seen_ms,
                       decision = excluded.decision, result = excluded.result, body = excluded.body",
-                self.sqlite,
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (first, r) in chunk {
-                q = q
-                    .bind(&r.project)
+            ),
+            latest,
+            |q, (first, r)| {
+                q.bind(&r.project)
                     .bind(&r.trace_id)
                     .bind(*first)
                     .bind(&r.at)
                     .bind(r.at_ms)
                     .bind(&r.decision)
                     .bind(&r.result)
-                    .bind(&r.body);
-            }
-            q.execute(&mut *tx).await?;
-        }
+                    .bind(&r.body)
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -541,30 +539,28 @@ impl Store {
             let h = hash(seq, e, &prev);
             chained.push((seq, std::mem::replace(&mut prev, h.clone()), h));
         }
-        for (chunk, links) in entries
-            .chunks(ROWS_PER_INSERT)
-            .zip(chained.chunks(ROWS_PER_INSERT))
-        {
-            let sql = multi_row_insert(
+        let rows: Vec<(&NewAuditEntry, &(i64, String, String))> =
+            entries.iter().zip(&chained).collect();
+        insert_rows(
+            &mut tx,
+            self.sqlite,
+            (
                 "INSERT INTO audit_log (seq, at, project, kind, body, prev_hash, hash) VALUES ",
                 "($, $, $, $, $, $, $)",
-                chunk.len(),
                 "",
-                self.sqlite,
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (e, (seq, prev_hash, h)) in chunk.iter().zip(links) {
-                q = q
-                    .bind(*seq)
+            ),
+            &rows,
+            |q, (e, (seq, prev_hash, h))| {
+                q.bind(*seq)
                     .bind(&e.at)
                     .bind(&e.project)
                     .bind(&e.kind)
                     .bind(&e.body)
                     .bind(prev_hash)
-                    .bind(h);
-            }
-            q.execute(&mut *tx).await?;
-        }
+                    .bind(h)
+            },
+        )
+        .await?;
         if let Some((last, _, h)) = chained.last() {
             sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
                 .bind(*last)
@@ -782,7 +778,7 @@ pub struct GateTraceRow {
 
 /// Rows per multi-row INSERT: few statements per batch, well under the bind-parameter limits
 /// of SQLite and PostgreSQL.
-pub(crate) const ROWS_PER_INSERT: usize = 100;
+const ROWS_PER_INSERT: usize = 100;
 
 /// Bytes of gate traces written in one transaction at most (a single larger trace is
 /// written alone).
@@ -790,13 +786,30 @@ const BYTES_PER_TRANSACTION: usize = 256 * 1024;
 
 /// `head` then `rows` copies of `row` then `tail`. Each `$` of `row` becomes a parameter
 /// bound in order: `?` when `positional` (SQLite), else `$1` upwards (PostgreSQL).
-pub(crate) fn multi_row_insert(
-    head: &str,
-    row: &str,
-    rows: usize,
-    tail: &str,
-    positional: bool,
-) -> String {
+/// A statement being bound.
+pub(crate) type AnyQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Writes `rows` on `conn` (a transaction's) in multi-row statements of
+/// [`ROWS_PER_INSERT`] rows each: `head`, one `row` per record (each `$` a parameter), then
+/// `tail`. `bind` binds one record's parameters in the order of `row`'s `$`s.
+pub(crate) async fn insert_rows<T>(
+    conn: &mut sqlx::AnyConnection,
+    sqlite: bool,
+    (head, row, tail): (&str, &str, &str),
+    rows: &[T],
+    bind: impl Fn(AnyQuery, &T) -> AnyQuery,
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = multi_row_insert(head, row, chunk.len(), tail, sqlite);
+        let q = chunk
+            .iter()
+            .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), &bind);
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+fn multi_row_insert(head: &str, row: &str, rows: usize, tail: &str, positional: bool) -> String {
     let mut sql = String::with_capacity(head.len() + rows * (row.len() + 16) + tail.len());
     sql.push_str(head);
     let mut n = 0;

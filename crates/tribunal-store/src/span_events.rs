@@ -45,19 +45,18 @@ impl Store {
         let mut tx = self.begin_write().await?;
         // An event sent twice keeps its first copy (`DO NOTHING`, also within one statement).
         let numbered: Vec<(usize, &SpanEventRecord)> = events.iter().enumerate().collect();
-        for chunk in numbered.chunks(crate::server::ROWS_PER_INSERT) {
-            let sql = crate::server::multi_row_insert(
+        crate::server::insert_rows(
+            &mut tx,
+            self.sqlite,
+            (
                 "INSERT INTO span_events (project, trace_id, span_id, event_key, received_at,
                     received_ms, time_ns, position, body) VALUES ",
                 "($, $, $, $, $, $, $, $, $)",
-                chunk.len(),
                 " ON CONFLICT (project, trace_id, span_id, event_key) DO NOTHING",
-                self.sqlite,
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (position, e) in chunk {
-                q = q
-                    .bind(project)
+            ),
+            &numbered,
+            |q, (position, e)| {
+                q.bind(project)
                     .bind(&e.trace_id)
                     .bind(&e.span_id)
                     .bind(&e.event_key)
@@ -65,10 +64,10 @@ impl Store {
                     .bind(at_ms)
                     .bind(e.time_ns)
                     .bind(*position as i64)
-                    .bind(&e.body);
-            }
-            q.execute(&mut *tx).await?;
-        }
+                    .bind(&e.body)
+            },
+        )
+        .await?;
         crate::server::mark_otlp_traces(
             &mut tx,
             project,
