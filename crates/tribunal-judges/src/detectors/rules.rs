@@ -416,39 +416,18 @@ impl<C: Copy> RuleSet<C> {
     }
 
     /// Number windows: maximal runs of number-like bytes around the digits. The scan jumps
-    /// from digit to digit, so prose without digits costs one quick pass.
+    /// from digit to digit, eight bytes at a time, so prose without digits costs one quick
+    /// pass.
     fn numbers(&self, text: &str, set: &RegexSet, f: &mut impl FnMut(u32, &Rule<C>, usize, usize)) {
         let b = text.as_bytes();
-        if b.iter().filter(|c| c.is_ascii_digit()).count() < self.min_number_digits {
-            return;
-        }
-        let mut i = 0;
-        while let Some(d) = b[i..].iter().position(u8::is_ascii_digit) {
-            let mut start = i + d;
-            while start > i && NUM[b[start - 1] as usize] != 0 {
-                start -= 1;
-            }
-            let mut end = start;
-            let mut digits = 0;
-            while end < b.len() {
-                let c = NUM[b[end] as usize];
-                if c == 0 {
-                    break;
-                }
-                digits += usize::from(c == DIGIT);
-                end += 1;
-            }
-            i = end;
-            if digits < self.min_number_digits {
-                continue;
-            }
+        for_each_number_window(b, self.min_number_digits, |start, end, digits| {
             // One character of context either side, so `\b` sees what the full text has.
             let cs = prev_boundary(text, start);
             let ce = next_boundary(text, end);
             let hay = &text[cs..ce];
             let which = set.matches(hay);
             if !which.matched_any() {
-                continue;
+                return;
             }
             for (k, &ri) in self.number_rules.iter().enumerate() {
                 let r = &self.rules[ri];
@@ -462,7 +441,7 @@ impl<C: Copy> RuleSet<C> {
                     }
                 });
             }
-        }
+        });
     }
 
     /// Turns the surviving candidates into hits, dropping those scoring below `threshold`.
@@ -567,6 +546,59 @@ fn run<C>(r: &Rule<C>, hay: &str, offset: usize, f: &mut impl FnMut(usize, usize
 }
 
 const DIGIT: u8 = 2;
+
+/// Calls `f(start, end, digits)` for each maximal run of number-like bytes ([`NUM`]) that
+/// holds at least `min_digits` digits (and at least one), in order.
+pub(crate) fn for_each_number_window(
+    b: &[u8],
+    min_digits: usize,
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let mut i = 0;
+    while let Some(d) = next_digit(b, i) {
+        let mut start = d;
+        while start > i && NUM[b[start - 1] as usize] != 0 {
+            start -= 1;
+        }
+        let mut end = d;
+        let mut digits = 0;
+        while end < b.len() {
+            let c = NUM[b[end] as usize];
+            if c == 0 {
+                break;
+            }
+            digits += usize::from(c == DIGIT);
+            end += 1;
+        }
+        i = end;
+        if digits >= min_digits {
+            f(start, end, digits);
+        }
+    }
+}
+
+/// The first ASCII digit in `b` at or after `from`, looked for eight bytes at a time.
+pub(crate) fn next_digit(b: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut i = from;
+    while let Some(word) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        // The high bit of every byte strictly between `/` and `:` (bytes of 0x80 and above
+        // excluded): each byte's sums stay within the byte, so the test is exact.
+        let low = x & (ONES * 0x7f);
+        let below = (ONES * (0x7f + b':' as u64)).wrapping_sub(low);
+        let above = low + ONES * (0x7f - b'/' as u64);
+        let digits = below & above & !x & (ONES * 0x80);
+        if digits != 0 {
+            return Some(i + digits.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    b.get(i..)?
+        .iter()
+        .position(u8::is_ascii_digit)
+        .map(|d| i + d)
+}
 
 /// Byte classes of number-like windows: 2 = digit, 1 = may sit inside a number, 0 = breaks it.
 static NUM: [u8; 256] = {
@@ -726,6 +758,73 @@ mod tests {
         // The window starts right after a letter: `\b` must still see the letter.
         assert!(matches(&rs, "x555-1234").is_empty());
         assert!(matches(&rs, "55-12").is_empty());
+    }
+
+    /// The windows read byte by byte: the reference for [`for_each_number_window`].
+    fn windows_read_bytewise(b: &[u8], min: usize) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if NUM[b[i] as usize] == 0 {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < b.len() && NUM[b[i] as usize] != 0 {
+                i += 1;
+            }
+            let digits = b[start..i].iter().filter(|c| c.is_ascii_digit()).count();
+            if digits >= min.max(1) {
+                out.push((start, i, digits));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn number_windows_found_word_at_a_time_are_the_windows_read_byte_by_byte() {
+        // Digits, the bytes around them (`/` and `:` border the digits' range), number-like
+        // bytes, letters and non-ASCII bytes whose low seven bits are digits.
+        let alphabet = b"0189/:ABZ -.()+ax\xb0\xb9\xff\n";
+        let mut seed: u64 = 11;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        for case in 0..4000 {
+            let len = next(70);
+            let digit_share = next(10);
+            let b: Vec<u8> = (0..len)
+                .map(|_| {
+                    if next(10) < digit_share {
+                        alphabet[next(4)]
+                    } else {
+                        alphabet[4 + next(alphabet.len() - 4)]
+                    }
+                })
+                .collect();
+            for from in 0..=b.len() {
+                assert_eq!(
+                    next_digit(&b, from),
+                    b[from..]
+                        .iter()
+                        .position(u8::is_ascii_digit)
+                        .map(|d| from + d),
+                    "case {case}, from {from}: {b:?}"
+                );
+            }
+            for min in [0, 1, 2, 6, 13] {
+                let mut got = Vec::new();
+                for_each_number_window(&b, min, |s, e, d| got.push((s, e, d)));
+                assert_eq!(
+                    got,
+                    windows_read_bytewise(&b, min),
+                    "case {case}, min {min}: {b:?}"
+                );
+            }
+        }
     }
 
     #[test]
