@@ -470,17 +470,54 @@ pub(crate) const B64_STD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDA
 /// URL-safe base64, padding optional, trailing bits tolerated.
 pub(crate) const B64_URL: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
 
+/// [`for_each_run`] for `min` of 15 or more.
+fn for_each_long_run(b: &[u8], min: usize, table: &[u32; 256], mut f: impl FnMut(usize, usize)) {
+    let member = |c: u8| table[c as usize] != 0;
+    // Where the next run may start: nothing before it is part of a run not yet reported.
+    let mut from = 0;
+    let mut block = 0;
+    while let Some(w) = b.get(block..block + 8) {
+        let all = w.iter().fold(u32::MAX, |acc, &c| acc & table[c as usize]);
+        if all == 0 {
+            block += 8;
+            continue;
+        }
+        let mut start = block;
+        while start > from && member(b[start - 1]) {
+            start -= 1;
+        }
+        let mut end = block + 8;
+        while end < b.len() && member(b[end]) {
+            end += 1;
+        }
+        if end - start >= min {
+            f(start, end);
+        }
+        // `b[end]` is not in the table (or the text ends there): the next run starts after
+        // it and holds the first whole block from there.
+        from = end + 1;
+        block = from.div_ceil(8) * 8;
+    }
+}
+
 /// Calls `f(start, end)` for each maximal run of `min` bytes or more whose `table` entries
-/// are not zero, in order. Such a run holds one of the bytes at `min - 1`, `2 min - 1`, …
-/// counted from where the last run ended, so only those are looked at until one is in
-/// `table`; the run around it is then found by walking both ways. Prose, whose words are
-/// shorter than `min`, costs about one look per `min` bytes.
+/// are not zero, in order.
+///
+/// A run of 15 bytes or more holds a whole block of eight bytes at a multiple of eight, so
+/// for such lengths only those blocks are looked at, eight bytes at once without a branch
+/// per byte, until one is all in the table; the run around it is then found by walking both
+/// ways. Shorter runs hold one of the bytes at `min - 1`, `2 min - 1`, … counted from where
+/// the last run ended, so only those are looked at. Prose, whose words are shorter than
+/// `min`, costs about one look per byte, or per `min` bytes.
 pub(crate) fn for_each_run(
     b: &[u8],
     min: usize,
     table: &[u32; 256],
     mut f: impl FnMut(usize, usize),
 ) {
+    if min >= 15 {
+        return for_each_long_run(b, min, table, f);
+    }
     let min = min.max(1);
     let member = |c: u8| table[c as usize] != 0;
     // Where the next run may start: nothing before it is part of a run not yet reported.

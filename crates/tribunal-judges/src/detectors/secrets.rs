@@ -404,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn runs_found_by_probing_are_the_runs_read_byte_by_byte() {
+    fn runs_found_by_skipping_are_the_runs_read_byte_by_byte() {
         // Texts of token and other bytes in every mix, runs of every length around `min`.
         let alphabet = b"aZ5+/ -._\n";
         let mut seed: u64 = 7;
@@ -427,7 +427,7 @@ mod tests {
                     }
                 })
                 .collect();
-            for min in [1, 2, 3, 5, 8, 20] {
+            for min in [1, 2, 3, 5, 8, 14, 15, 16, 20, 24, 40] {
                 let mut got = Vec::new();
                 super::super::for_each_run(&b, min, &TOKEN, |s, e| got.push((s, e)));
                 assert_eq!(
