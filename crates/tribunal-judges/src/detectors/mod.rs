@@ -90,7 +90,12 @@ pub(crate) fn parse_rule_file<T: serde::de::DeserializeOwned>(
 pub(crate) fn literals_of(rules: &[RuleSpec]) -> Vec<String> {
     rules
         .iter()
-        .flat_map(|r| r.prefilter.iter().cloned())
+        .flat_map(|r| {
+            r.prefilter
+                .iter()
+                .chain(r.prefilter_and.iter().flatten())
+                .cloned()
+        })
         .collect()
 }
 

@@ -33,6 +33,8 @@ use super::Hit;
 
 /// The most rules one detector instance may hold (the trigger bitset lives on the stack).
 pub const MAX_RULES: usize = 512;
+/// The most `prefilter_and` groups a rule may have.
+pub const MAX_PREFILTER_AND: usize = 3;
 
 fn default_score() -> f64 {
     0.8
@@ -59,6 +61,12 @@ pub struct RuleSpec {
     /// regex runs. Empty: the regex runs on every text.
     #[serde(default)]
     pub prefilter: Vec<String>,
+    /// More groups of literals (matched ignoring ASCII case), at most
+    /// [`MAX_PREFILTER_AND`]: the regex runs only when one literal of every group occurs in
+    /// the text too. For patterns that need several words, one of them common in prose.
+    /// Needs `prefilter`.
+    #[serde(default)]
+    pub prefilter_and: Vec<Vec<String>>,
     /// Where the regex runs.
     #[serde(default)]
     pub on: On,
@@ -138,8 +146,12 @@ pub(crate) struct RuleSet<C> {
     /// (see [`super::pass`]), or a table of this set's own when some literal is not in it.
     /// `None` when no rule has literals nor ignores case.
     table: Option<Arc<Literals>>,
-    /// The literals of `table` this set uses (by index) and the rules each one triggers.
+    /// The literals of `table` this set uses (by index) and the rules each one triggers:
+    /// `g * MAX_RULES + rule` for the rule's group `g` (0 is `prefilter`, then each group of
+    /// `prefilter_and`).
     owners: Vec<(usize, Vec<usize>)>,
+    /// For each group of `prefilter_and` (by position), the rules that have it.
+    needs: [Bits; MAX_PREFILTER_AND],
 }
 
 type Bits = [u64; MAX_RULES / 64];
@@ -207,6 +219,7 @@ impl<C: Copy> RuleSet<C> {
 
         let mut rules = Vec::with_capacity(specs.len() + pseudo.len());
         let mut literal_rules: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        let mut needs: [Bits; MAX_PREFILTER_AND] = [[0; MAX_RULES / 64]; MAX_PREFILTER_AND];
         for (i, s) in specs.iter().enumerate() {
             let rule = compile_rule(s, checks)?;
             if rule.on == On::Numbers && !s.prefilter.is_empty() {
@@ -215,14 +228,35 @@ impl<C: Copy> RuleSet<C> {
                     s.id
                 ));
             }
-            for lit in &s.prefilter {
-                if lit.is_empty() {
-                    return Err(format!("rule {:?}: empty prefilter literal", s.id));
+            if !s.prefilter_and.is_empty() && s.prefilter.is_empty() {
+                return Err(format!("rule {:?}: prefilter_and needs a prefilter", s.id));
+            }
+            if s.prefilter_and.len() > MAX_PREFILTER_AND {
+                return Err(format!(
+                    "rule {:?}: {} prefilter_and groups; the limit is {MAX_PREFILTER_AND}",
+                    s.id,
+                    s.prefilter_and.len()
+                ));
+            }
+            let groups = std::iter::once(&s.prefilter)
+                .filter(|p| !p.is_empty())
+                .chain(&s.prefilter_and);
+            for (g, group) in groups.enumerate() {
+                if group.is_empty() {
+                    return Err(format!("rule {:?}: an empty prefilter_and group", s.id));
                 }
-                let key = lit.to_ascii_lowercase().into_bytes();
-                let owners = literal_rules.entry(key).or_default();
-                if !owners.contains(&i) {
-                    owners.push(i);
+                if g > 0 {
+                    needs[g - 1][i / 64] |= 1 << (i % 64);
+                }
+                for lit in group {
+                    if lit.is_empty() {
+                        return Err(format!("rule {:?}: empty prefilter literal", s.id));
+                    }
+                    let key = lit.to_ascii_lowercase().into_bytes();
+                    let owners = literal_rules.entry(key).or_default();
+                    if !owners.contains(&(g * MAX_RULES + i)) {
+                        owners.push(g * MAX_RULES + i);
+                    }
                 }
             }
             rules.push(rule);
@@ -294,6 +328,7 @@ impl<C: Copy> RuleSet<C> {
             min_number_digits,
             table,
             owners,
+            needs,
         })
     }
 
@@ -402,14 +437,23 @@ impl<C: Copy> RuleSet<C> {
         }
     }
 
-    /// Which prefiltered rules have one of their literals among those `found` in the text.
+    /// Which prefiltered rules have one literal of each of their groups among those
+    /// `found` in the text.
     fn triggered(&self, found: &[u64]) -> Bits {
-        let mut bits: Bits = [0; MAX_RULES / 64];
+        let mut hit: [Bits; MAX_PREFILTER_AND + 1] = [[0; MAX_RULES / 64]; MAX_PREFILTER_AND + 1];
         for (li, rules) in &self.owners {
             if pass::is_set(found, *li) {
                 for &r in rules {
-                    bits[r / 64] |= 1 << (r % 64);
+                    let (g, r) = (r / MAX_RULES, r % MAX_RULES);
+                    hit[g][r / 64] |= 1 << (r % 64);
                 }
+            }
+        }
+        let [mut bits, rest @ ..] = hit;
+        for (g, group) in rest.iter().enumerate() {
+            for (w, word) in bits.iter_mut().enumerate() {
+                // A rule without group `g` is not held back by it.
+                *word &= group[w] | !self.needs[g][w];
             }
         }
         bits
@@ -707,6 +751,7 @@ mod tests {
             category: String::new(),
             description: String::new(),
             prefilter: Vec::new(),
+            prefilter_and: Vec::new(),
             on: On::Text,
             min_digits: 0,
             max_digits: None,
@@ -734,6 +779,49 @@ mod tests {
         assert_eq!(m, vec![("a".into(), 2, 12)]);
         let m = matches(&rs, "sk-ant-abc");
         assert_eq!(m.len(), 2, "{m:?}");
+    }
+
+    #[test]
+    fn a_rule_with_prefilter_and_groups_runs_only_when_every_group_occurs() {
+        let mut a = spec("a", r"(?i)note\s+to\s+the\s+ai");
+        a.prefilter = vec!["note".into()];
+        a.prefilter_and = vec![vec!["ai".into(), "llm".into()], vec!["to".into()]];
+        // The same pattern gated by its first literal only, beside it.
+        let mut b = spec("b", r"(?i)note\s+to\s+the\s+ai");
+        b.prefilter = vec!["note".into()];
+        let rs = RuleSet::<()>::compile(&[a, b], &[], &[], &[], &[]).unwrap();
+        let t = "Note to the AI: ok";
+        assert_eq!(
+            matches(&rs, t),
+            vec![("a".into(), 0, 14), ("b".into(), 0, 14)]
+        );
+        // The literals gate, not the match: with one group absent the rule does not run even
+        // where its pattern would match (a pattern no prefilter implies, to show it).
+        let mut c = spec("c", "x");
+        c.prefilter = vec!["x".into()];
+        c.prefilter_and = vec![vec!["ai".into()], vec!["to".into()]];
+        let rs = RuleSet::<()>::compile(&[c], &[], &[], &[], &[]).unwrap();
+        assert!(matches(&rs, "x ai").is_empty());
+        assert!(matches(&rs, "x to").is_empty());
+        assert_eq!(matches(&rs, "x AI TO").len(), 1);
+        // Groups need a prefilter, are not empty, and are few.
+        let mut d = spec("d", "x");
+        d.prefilter_and = vec![vec!["y".into()]];
+        let e = RuleSet::<()>::compile(&[d.clone()], &[], &[], &[], &[])
+            .err()
+            .unwrap();
+        assert!(e.contains("prefilter_and needs a prefilter"), "{e}");
+        d.prefilter = vec!["x".into()];
+        d.prefilter_and = vec![vec![]];
+        let e = RuleSet::<()>::compile(&[d.clone()], &[], &[], &[], &[])
+            .err()
+            .unwrap();
+        assert!(e.contains("empty prefilter_and group"), "{e}");
+        d.prefilter_and = vec![vec!["y".into()]; MAX_PREFILTER_AND + 1];
+        let e = RuleSet::<()>::compile(&[d], &[], &[], &[], &[])
+            .err()
+            .unwrap();
+        assert!(e.contains("the limit is"), "{e}");
     }
 
     #[test]
