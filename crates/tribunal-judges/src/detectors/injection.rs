@@ -46,7 +46,7 @@ static RULES: LazyLock<Result<RuleFile, String>> =
     LazyLock::new(|| parse_rule_file("injection.toml", include_str!("../../rules/injection.toml")));
 
 /// The prefilter literals of the built-in rules; `None` when the rule file does not parse.
-pub(crate) fn builtin_literals() -> Option<Vec<String>> {
+pub(crate) fn builtin_literals() -> Option<Vec<Vec<u8>>> {
     Some(super::literals_of(&RULES.as_ref().ok()?.rule))
 }
 

@@ -87,14 +87,14 @@ pub(crate) fn parse_rule_file<T: serde::de::DeserializeOwned>(
 }
 
 /// Every prefilter literal of some rules.
-pub(crate) fn literals_of(rules: &[RuleSpec]) -> Vec<String> {
+pub(crate) fn literals_of(rules: &[RuleSpec]) -> Vec<Vec<u8>> {
     rules
         .iter()
         .flat_map(|r| {
             r.prefilter
                 .iter()
                 .chain(r.prefilter_and.iter().flatten())
-                .cloned()
+                .map(|l| rules::literal_key(l, r.prefilter_words))
         })
         .collect()
 }

@@ -25,10 +25,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 /// Prefilter literals (lower-cased, sorted, without repeats) and the automaton that finds
-/// them: an Aho-Corasick DFA reporting every literal ending at each byte, pattern `i` being
-/// `lits[i]`.
+/// them: an Aho-Corasick DFA reporting every literal ending at each byte. A literal whose key
+/// starts with [`WORD`] is found only where it starts a word.
 pub(crate) struct Literals {
+    /// The keys: each literal, lower-cased, after [`WORD`] when it must start a word.
     lits: Vec<Box<[u8]>>,
+    /// The automaton's patterns (pattern `i` is `pats[i]`): each literal's text once, with
+    /// the keys it stands for.
+    pats: Vec<Pat>,
     dfa: Option<DFA>,
     /// The longest literal's length.
     max_len: usize,
@@ -39,8 +43,33 @@ pub(crate) struct Literals {
     naive: bool,
 }
 
+/// The first byte of a literal's key when the literal must start a word: the byte before it
+/// is not an ASCII letter, digit or `_` (or it starts the text).
+pub(crate) const WORD: u8 = 0;
+
+/// One literal text of the automaton and the keys it reports.
+struct Pat {
+    len: usize,
+    /// The key of the literal found anywhere, and of the literal found at a word's start.
+    anywhere: Option<usize>,
+    word: Option<usize>,
+}
+
+/// Whether a byte is part of a word, as `(?-u:\b)` reads words.
+fn word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The literal of a key, and whether it must start a word.
+fn literal_of(key: &[u8]) -> (&[u8], bool) {
+    match key.split_first() {
+        Some((&WORD, rest)) => (rest, true),
+        _ => (key, false),
+    }
+}
+
 impl Literals {
-    /// A table of `lits` (lower-cased here). Errors are messages.
+    /// A table of `lits` (lower-cased here; see [`WORD`]). Errors are messages.
     pub(crate) fn new(
         lits: impl IntoIterator<Item = Vec<u8>>,
         shared: bool,
@@ -50,22 +79,44 @@ impl Literals {
             .filter(|l| !l.is_empty())
             .map(|l| l.to_ascii_lowercase().into_boxed_slice())
             .collect();
+        lits.retain(|l| !literal_of(l).0.is_empty());
         lits.sort();
         lits.dedup();
-        let dfa = if lits.is_empty() {
+        let mut texts: Vec<&[u8]> = lits.iter().map(|l| literal_of(l).0).collect();
+        texts.sort();
+        texts.dedup();
+        let mut pats: Vec<Pat> = texts
+            .iter()
+            .map(|t| Pat {
+                len: t.len(),
+                anywhere: None,
+                word: None,
+            })
+            .collect();
+        for (i, key) in lits.iter().enumerate() {
+            let (text, word) = literal_of(key);
+            let p = &mut pats[texts.binary_search(&text).expect("every text is listed")];
+            if word {
+                p.word = Some(i);
+            } else {
+                p.anywhere = Some(i);
+            }
+        }
+        let dfa = if texts.is_empty() {
             None
         } else {
             Some(
                 DFA::builder()
                     .match_kind(MatchKind::Standard)
                     .prefilter(false)
-                    .build(&lits)
+                    .build(&texts)
                     .map_err(|e| format!("prefilter literals: {e}"))?,
             )
         };
         Ok(Literals {
-            max_len: lits.iter().map(|l| l.len()).max().unwrap_or(0),
+            max_len: texts.iter().map(|l| l.len()).max().unwrap_or(0),
             lits,
+            pats,
             dfa,
             shared,
             #[cfg(test)]
@@ -114,8 +165,11 @@ impl Literals {
         found.resize(self.lits.len().div_ceil(64), 0);
         #[cfg(test)]
         if self.naive {
-            for (i, l) in self.lits.iter().enumerate() {
-                if hay.windows(l.len()).any(|w| w == &l[..]) {
+            for (i, key) in self.lits.iter().enumerate() {
+                let (l, word) = literal_of(key);
+                let at =
+                    |s: usize| hay[s..].starts_with(l) && !(word && s > 0 && word_byte(hay[s - 1]));
+                if (0..hay.len()).any(at) {
                     found[i / 64] |= 1 << (i % 64);
                 }
             }
@@ -126,21 +180,30 @@ impl Literals {
             return;
         };
         let mut sid = start;
-        let mut report = |sid| {
+        // The literals of state `sid`, which `hay` holds ending before `end`.
+        let mut report = |sid, end: usize| {
             if dfa.is_match(sid) {
                 for k in 0..dfa.match_len(sid) {
-                    let li = dfa.match_pattern(sid, k).as_usize();
-                    found[li / 64] |= 1 << (li % 64);
+                    let p = &self.pats[dfa.match_pattern(sid, k).as_usize()];
+                    if let Some(i) = p.anywhere {
+                        found[i / 64] |= 1 << (i % 64);
+                    }
+                    if let Some(i) = p.word {
+                        let s = end - p.len;
+                        if s == 0 || !word_byte(hay[s - 1]) {
+                            found[i / 64] |= 1 << (i % 64);
+                        }
+                    }
                 }
             }
         };
         let n = hay.len();
         // Short texts in one part: the overlaps would cost more than they save.
         if n < SPLIT_MIN {
-            for &b in hay {
+            for (k, &b) in hay.iter().enumerate() {
                 sid = dfa.next_state(Anchored::No, sid, b);
                 if dfa.is_special(sid) {
-                    report(sid);
+                    report(sid, k + 1);
                 }
             }
             return;
@@ -159,15 +222,15 @@ impl Literals {
             for j in 0..STREAMS {
                 sid[j] = dfa.next_state(Anchored::No, sid[j], hay[at[j] + k]);
                 if dfa.is_special(sid[j]) {
-                    report(sid[j]);
+                    report(sid[j], at[j] + k + 1);
                 }
             }
         }
         for j in 0..STREAMS {
-            for &b in &hay[at[j] + common..end[j]] {
+            for (k, &b) in hay[at[j] + common..end[j]].iter().enumerate() {
                 sid[j] = dfa.next_state(Anchored::No, sid[j], b);
                 if dfa.is_special(sid[j]) {
-                    report(sid[j]);
+                    report(sid[j], at[j] + common + k + 1);
                 }
             }
         }
@@ -195,7 +258,7 @@ pub(crate) fn builtin() -> Option<&'static Arc<Literals>> {
             super::injection::builtin_literals(),
             super::commands::builtin_literals(),
         ] {
-            lits.extend(file?.into_iter().map(String::into_bytes));
+            lits.extend(file?);
         }
         Literals::new(lits, true).ok().map(Arc::new)
     });
@@ -482,7 +545,11 @@ mod tests {
             super::super::injection::builtin_literals(),
             super::super::commands::builtin_literals(),
         ] {
-            v.extend(file.unwrap());
+            v.extend(
+                file.unwrap()
+                    .iter()
+                    .map(|k| String::from_utf8(literal_of(k).0.to_vec()).unwrap()),
+            );
         }
         v
     }
@@ -662,11 +729,13 @@ mod tests {
                         continue;
                     }
                     matched = true;
+                    let occurs = |l: &String| {
+                        lower.match_indices(&l.to_ascii_lowercase()).any(|(s, _)| {
+                            !r.prefilter_words || s == 0 || !word_byte(lower.as_bytes()[s - 1])
+                        })
+                    };
                     for group in std::iter::once(&r.prefilter).chain(&r.prefilter_and) {
-                        if !group
-                            .iter()
-                            .any(|l| lower.contains(&l.to_ascii_lowercase()))
-                        {
+                        if !group.iter().any(occurs) {
                             missed.push(format!(
                                 "{name}, rule {}: the pattern matches {t:?}, where none of {group:?} occurs",
                                 r.id
@@ -695,8 +764,16 @@ mod tests {
             let mut found = Vec::new();
             table.search(t.as_bytes(), &mut found);
             for i in 0..table.len() {
-                let lit = std::str::from_utf8(table.literal(i)).unwrap();
-                assert_eq!(is_set(&found, i), t.contains(lit), "{lit:?} in {t:?}");
+                let (lit, word) = literal_of(table.literal(i));
+                let lit = std::str::from_utf8(lit).unwrap();
+                let expected = t
+                    .match_indices(lit)
+                    .any(|(s, _)| !word || s == 0 || !word_byte(t.as_bytes()[s - 1]));
+                assert_eq!(
+                    is_set(&found, i),
+                    expected,
+                    "{lit:?} (word: {word}) in {t:?}"
+                );
             }
         }
     }

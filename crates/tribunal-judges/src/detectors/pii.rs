@@ -64,7 +64,7 @@ static RULES: LazyLock<Result<RuleFile, String>> =
     LazyLock::new(|| parse_rule_file("pii.toml", include_str!("../../rules/pii.toml")));
 
 /// The prefilter literals of the built-in rules; `None` when the rule file does not parse.
-pub(crate) fn builtin_literals() -> Option<Vec<String>> {
+pub(crate) fn builtin_literals() -> Option<Vec<Vec<u8>>> {
     Some(super::literals_of(&RULES.as_ref().ok()?.rule))
 }
 

@@ -67,6 +67,11 @@ pub struct RuleSpec {
     /// Needs `prefilter`.
     #[serde(default)]
     pub prefilter_and: Vec<Vec<String>>,
+    /// The literals of `prefilter` and `prefilter_and` count only where they start a word
+    /// (after a byte that is not an ASCII letter, digit or `_`, or at the text's start), as
+    /// in patterns whose words follow `(?-u:\b)` or `\s`.
+    #[serde(default)]
+    pub prefilter_words: bool,
     /// Where the regex runs.
     #[serde(default)]
     pub on: On,
@@ -252,7 +257,13 @@ impl<C: Copy> RuleSet<C> {
                     if lit.is_empty() {
                         return Err(format!("rule {:?}: empty prefilter literal", s.id));
                     }
-                    let key = lit.to_ascii_lowercase().into_bytes();
+                    if lit.as_bytes()[0] == pass::WORD {
+                        return Err(format!(
+                            "rule {:?}: a prefilter literal starts with a NUL character",
+                            s.id
+                        ));
+                    }
+                    let key = literal_key(lit, s.prefilter_words);
                     let owners = literal_rules.entry(key).or_default();
                     if !owners.contains(&(g * MAX_RULES + i)) {
                         owners.push(g * MAX_RULES + i);
@@ -501,6 +512,16 @@ impl<C: Copy> RuleSet<C> {
             }
         }
     }
+}
+
+/// The key of a prefilter literal in a [`Literals`] table.
+pub(crate) fn literal_key(lit: &str, at_word_start: bool) -> Vec<u8> {
+    let mut key = Vec::with_capacity(lit.len() + 1);
+    if at_word_start {
+        key.push(pass::WORD);
+    }
+    key.extend(lit.to_ascii_lowercase().into_bytes());
+    key
 }
 
 /// Each literal's index in `table` with the rules it triggers.
@@ -752,6 +773,7 @@ mod tests {
             description: String::new(),
             prefilter: Vec::new(),
             prefilter_and: Vec::new(),
+            prefilter_words: false,
             on: On::Text,
             min_digits: 0,
             max_digits: None,
@@ -822,6 +844,30 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.contains("the limit is"), "{e}");
+    }
+
+    #[test]
+    fn word_literals_count_only_where_they_start_a_word() {
+        // A pattern no literal implies, to show what the literals gate.
+        let mut r = spec("w", "x");
+        r.prefilter = vec!["act".into()];
+        r.prefilter_words = true;
+        // The same literal anywhere, in another rule of the same set.
+        let mut a = spec("a", "x");
+        a.prefilter = vec!["act".into()];
+        let rs = RuleSet::<()>::compile(&[r.clone(), a], &[], &[], &[], &[]).unwrap();
+        let ids = |t: &str| -> Vec<String> { matches(&rs, t).into_iter().map(|m| m.0).collect() };
+        assert_eq!(ids("x contact"), vec!["a"]);
+        assert_eq!(ids("x ACT"), vec!["w", "a"]);
+        assert_eq!(ids("act x"), vec!["w", "a"]);
+        assert_eq!(ids("x _act"), vec!["a"]);
+        assert_eq!(ids("x -act"), vec!["w", "a"]);
+        assert_eq!(ids("x 2act"), vec!["a"]);
+        r.prefilter = vec!["\0act".into()];
+        let e = RuleSet::<()>::compile(&[r], &[], &[], &[], &[])
+            .err()
+            .unwrap();
+        assert!(e.contains("NUL"), "{e}");
     }
 
     #[test]
