@@ -1,6 +1,8 @@
 //! Gate decision latency in-process: every default judge plus the default policy pack on a
 //! 20-step trace with a pending tool call. Prints p50/p99 against the 100 µs target and
 //! against parsing the same trace's JSON (the baseline, measured in the same run).
+//! `TRIBUNAL_BENCH_SHAPE=long` makes the messages like real agents' (200–2,000 characters,
+//! about 38 KB in all) instead of short ones.
 
 #[path = "common.rs"]
 mod common;
@@ -65,7 +67,12 @@ fn main() {
         cfg.build_policies(&[]).unwrap(),
         Context::default(),
     );
-    let doc = common::agent_trace(7, 20);
+    let long = std::env::var("TRIBUNAL_BENCH_SHAPE").is_ok_and(|v| v == "long");
+    let doc = if long {
+        common::long_agent_trace(7, 20)
+    } else {
+        common::agent_trace(7, 20)
+    };
     let text = doc.to_string();
     let trace = import_value(&doc, InputFormat::Auto, "bench")
         .unwrap()
@@ -161,7 +168,9 @@ fn main() {
     held.sort();
     let decision = decide(&evaluator, &shared, &pending_arc, &ctx);
     println!(
-        "gate decision, 20-step trace, default judges + default pack ({iterations} iterations, decision {}, gates {})",
+        "gate decision, 20-step trace ({} messages, {} bytes), default judges + default pack ({iterations} iterations, decision {}, gates {})",
+        if long { "long" } else { "short" },
+        text.len(),
         decision.decision,
         if evaluator.policies().is_compiled() { "compiled" } else { "interpreted" }
     );
