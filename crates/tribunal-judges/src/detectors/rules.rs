@@ -58,7 +58,9 @@ pub struct RuleSpec {
     #[serde(default)]
     pub description: String,
     /// Literals (matched ignoring ASCII case) one of which must occur in the text before the
-    /// regex runs. Empty: the regex runs on every text.
+    /// regex runs. Empty: the regex runs on every text. Every text the pattern matches must
+    /// hold one of them, or the rule misses it: for a pattern that allows any spacing (`\s+`),
+    /// take single words, not phrases with a space.
     #[serde(default)]
     pub prefilter: Vec<String>,
     /// More groups of literals (matched ignoring ASCII case), at most
