@@ -1,26 +1,26 @@
 //! One pass per text for the prefilters of every detector.
 //!
-//! Each rule set needs two things from a text before its regular expressions run: the text
-//! with ASCII letters lower-cased, and which of its prefilter literals occur in it. The
-//! literals of the built-in rule files of every detector (secrets, PII, prompt injection,
-//! dangerous commands) make one [`Literals`] table searched by one automaton, and the result
-//! for a text — its lower-cased form and the set of literals found — is kept per thread for
-//! the texts seen last, so the detectors judging one trace after another read each text
-//! once between them.
+//! Each rule set needs two things from a text before its regular expressions run: which of
+//! its prefilter literals occur in it, and, for the rules that ignore case and may run, the
+//! text with ASCII letters lower-cased. The literals of the built-in rule files of every
+//! detector (secrets, PII, prompt injection, dangerous commands) make one [`Literals`] table
+//! searched by one automaton that ignores ASCII case, over the text as written; the result
+//! for a text — the set of literals found, and its lower-cased form once a rule asked for it
+//! — is kept per thread for the texts seen last, so the detectors judging one trace after
+//! another read each text once between them.
 //!
 //! A rule set whose literals are all in the built-in table reads the shared pass; one with
 //! literals of its own (extra rules in a custom detector) builds a table of its own and
 //! searches each text alone, as it would without the others.
 //!
 //! The kept passes are found by the text's address and length and confirmed by comparing
-//! the text, ASCII case ignored, with the lower-cased copy kept in the pass (everything a
-//! pass holds follows from that copy), so a text at the address of a dropped one is never
-//! taken for it.
+//! the text with the copy kept in the pass (everything a pass holds follows from that copy),
+//! so a text at the address of a dropped one is never taken for it.
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind};
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
@@ -108,6 +108,7 @@ impl Literals {
             Some(
                 DFA::builder()
                     .match_kind(MatchKind::Standard)
+                    .ascii_case_insensitive(true)
                     .prefilter(false)
                     .build(&texts)
                     .map_err(|e| format!("prefilter literals: {e}"))?,
@@ -167,8 +168,11 @@ impl Literals {
         if self.naive {
             for (i, key) in self.lits.iter().enumerate() {
                 let (l, word) = literal_of(key);
-                let at =
-                    |s: usize| hay[s..].starts_with(l) && !(word && s > 0 && word_byte(hay[s - 1]));
+                let at = |s: usize| {
+                    hay.get(s..s + l.len())
+                        .is_some_and(|w| w.eq_ignore_ascii_case(l))
+                        && !(word && s > 0 && word_byte(hay[s - 1]))
+                };
                 if (0..hay.len()).any(at) {
                     found[i / 64] |= 1 << (i % 64);
                 }
@@ -265,11 +269,19 @@ pub(crate) fn builtin() -> Option<&'static Arc<Literals>> {
     TABLE.as_ref()
 }
 
-/// A text read once: its ASCII lower-cased form (same length, same offsets) and the
-/// literals of a table found in it.
+/// A text read once: the literals of a table found in it, and its ASCII lower-cased form
+/// (same length, same offsets) made when first asked for.
 pub(crate) struct Pass<'a> {
-    pub lower: &'a str,
+    text: &'a str,
+    lower: &'a OnceCell<String>,
     pub found: &'a [u64],
+}
+
+impl Pass<'_> {
+    /// The text with ASCII letters lower-cased.
+    pub(crate) fn lower(&self) -> &str {
+        self.lower.get_or_init(|| self.text.to_ascii_lowercase())
+    }
 }
 
 /// Calls `f` with the pass of `table` over `text`: from this thread's kept passes when the
@@ -283,6 +295,7 @@ pub(crate) fn with_pass<R>(table: &Literals, text: &str, f: impl FnOnce(Pass<'_>
             let i = kept.find_or_read(table, text);
             let s = &kept.slots[i];
             f(Pass {
+                text,
                 lower: &s.lower,
                 found: &s.found,
             })
@@ -292,39 +305,29 @@ pub(crate) fn with_pass<R>(table: &Literals, text: &str, f: impl FnOnce(Pass<'_>
     })
 }
 
-/// The pass over `text`, read now into this thread's scratch buffers.
+/// The pass over `text`, read now into this thread's scratch buffer.
 fn read_now<R>(table: &Literals, text: &str, f: impl FnOnce(Pass<'_>) -> R) -> R {
+    let lower = OnceCell::new();
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut s) => {
-            let s = &mut *s;
-            lower_into(&mut s.lower, text);
-            table.search(s.lower.as_bytes(), &mut s.found);
-            let out = f(Pass {
-                lower: &s.lower,
-                found: &s.found,
-            });
-            if s.lower.capacity() > 1 << 20 {
-                s.lower = String::new();
-            }
-            out
-        }
-        // Re-entered from a callback: buffers of our own.
-        Err(_) => {
-            let (mut lower, mut found) = (String::new(), Vec::new());
-            lower_into(&mut lower, text);
-            table.search(lower.as_bytes(), &mut found);
+        Ok(mut found) => {
+            table.search(text.as_bytes(), &mut found);
             f(Pass {
+                text,
+                lower: &lower,
+                found: &found,
+            })
+        }
+        // Re-entered from a callback: a buffer of our own.
+        Err(_) => {
+            let mut found = Vec::new();
+            table.search(text.as_bytes(), &mut found);
+            f(Pass {
+                text,
                 lower: &lower,
                 found: &found,
             })
         }
     })
-}
-
-fn lower_into(buf: &mut String, text: &str) {
-    buf.clear();
-    buf.push_str(text);
-    buf.make_ascii_lowercase();
 }
 
 /// Texts shorter than this are read every time: looking them up would cost about as much.
@@ -334,21 +337,18 @@ const MAX_KEPT_TEXT: usize = 256 << 10;
 /// Passes kept per thread, at most: the texts of a long trace, few enough to stay in the
 /// processor's caches.
 const KEPT_SLOTS: usize = 128;
-/// Bytes of kept texts per thread, at most.
+/// Bytes of kept texts per thread, at most (their lower-cased forms, when made, as many
+/// again).
 const KEPT_BYTES: usize = 1 << 20;
-
-#[derive(Default)]
-struct Scratch {
-    lower: String,
-    found: Vec<u64>,
-}
 
 #[derive(Default)]
 struct Slot {
     /// The text's address and length when it was read.
     key: (usize, usize),
-    /// The text with ASCII letters lower-cased; empty when the slot is free.
-    lower: String,
+    /// A copy of the text; empty when the slot is free.
+    text: String,
+    /// The text with ASCII letters lower-cased, once asked for.
+    lower: OnceCell<String>,
     found: Vec<u64>,
 }
 
@@ -364,7 +364,7 @@ struct Kept {
 
 thread_local! {
     static KEPT: RefCell<Kept> = RefCell::new(Kept::default());
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Kept {
@@ -373,14 +373,7 @@ impl Kept {
     fn find_or_read(&mut self, table: &Literals, text: &str) -> usize {
         let key = (text.as_ptr() as usize, text.len());
         let i = match self.by_key.get(&key) {
-            Some(&i)
-                if self.slots[i]
-                    .lower
-                    .as_bytes()
-                    .eq_ignore_ascii_case(text.as_bytes()) =>
-            {
-                return i
-            }
+            Some(&i) if self.slots[i].text == text => return i,
             Some(&i) => {
                 self.evict(i);
                 i
@@ -403,8 +396,9 @@ impl Kept {
         }
         let s = &mut self.slots[i];
         s.key = key;
-        lower_into(&mut s.lower, text);
-        table.search(s.lower.as_bytes(), &mut s.found);
+        s.text.push_str(text);
+        s.lower = OnceCell::new();
+        table.search(text.as_bytes(), &mut s.found);
         self.bytes += text.len();
         self.by_key.insert(key, i);
         i
@@ -415,17 +409,18 @@ impl Kept {
         let Some(s) = self.slots.get_mut(i) else {
             return;
         };
-        if s.lower.is_empty() {
+        if s.text.is_empty() {
             return;
         }
         if self.by_key.get(&s.key) == Some(&i) {
             self.by_key.remove(&s.key);
         }
-        self.bytes -= s.lower.len();
+        self.bytes -= s.text.len();
         s.key = (0, 0);
-        s.lower.clear();
+        s.text.clear();
+        s.lower = OnceCell::new();
         // A long text's buffer is not kept for the next one.
-        if s.lower.capacity() > 64 << 10 {
+        if s.text.capacity() > 64 << 10 {
             *s = Slot::default();
         }
     }
@@ -642,14 +637,14 @@ mod tests {
             .map(|i| format!("{i:>6} {}", "x".repeat(20_000 + i % 7)))
             .collect();
         for t in &texts {
-            with_pass(table, t, |p| assert_eq!(p.lower.len(), t.len()));
+            with_pass(table, t, |p| assert_eq!(p.lower().len(), t.len()));
             KEPT.with(|k| {
                 let k = k.borrow();
                 assert!(k.bytes <= KEPT_BYTES, "{}", k.bytes);
                 assert!(k.slots.len() <= KEPT_SLOTS);
-                let held: usize = k.slots.iter().map(|s| s.lower.len()).sum();
+                let held: usize = k.slots.iter().map(|s| s.text.len()).sum();
                 assert_eq!(held, k.bytes);
-                assert!(k.by_key.len() <= k.slots.iter().filter(|s| !s.lower.is_empty()).count());
+                assert!(k.by_key.len() <= k.slots.iter().filter(|s| !s.text.is_empty()).count());
             });
         }
     }
@@ -760,9 +755,14 @@ mod tests {
         let table = builtin().unwrap();
         let pieces = pieces();
         for seed in 0..300 {
-            let t = text(&pieces, seed).to_ascii_lowercase();
+            let as_written = text(&pieces, seed);
+            let t = as_written.to_ascii_lowercase();
             let mut found = Vec::new();
             table.search(t.as_bytes(), &mut found);
+            // The text as written: the search ignores ASCII case.
+            let mut found_as_written = Vec::new();
+            table.search(as_written.as_bytes(), &mut found_as_written);
+            assert_eq!(found_as_written, found, "{as_written:?}");
             for i in 0..table.len() {
                 let (lit, word) = literal_of(table.literal(i));
                 let lit = std::str::from_utf8(lit).unwrap();

@@ -386,7 +386,7 @@ impl<C: Copy> RuleSet<C> {
             None => self.matches_in(text, None, &[0; MAX_RULES / 64], &mut f),
             Some(table) => pass::with_pass(table, text, |p| {
                 let triggered = self.triggered(p.found);
-                self.matches_in(text, Some(p.lower), &triggered, &mut f)
+                self.matches_in(text, Some(&p), &triggered, &mut f)
             }),
         }
     }
@@ -418,11 +418,11 @@ impl<C: Copy> RuleSet<C> {
         self.table.as_ref().is_some_and(|t| t.is_shared())
     }
 
-    /// `lower` is `text` with ASCII letters lower-cased (same length, same offsets).
+    /// `pass` gives `text` with ASCII letters lower-cased (same length, same offsets).
     fn matches_in(
         &self,
         text: &str,
-        lower: Option<&str>,
+        pass: Option<&pass::Pass<'_>>,
         triggered: &Bits,
         f: &mut impl FnMut(u32, &Rule<C>, usize, usize),
     ) {
@@ -436,8 +436,8 @@ impl<C: Copy> RuleSet<C> {
                 continue;
             }
             let hay = if r.lower {
-                match lower {
-                    Some(l) => l,
+                match pass {
+                    Some(p) => p.lower(),
                     None => continue,
                 }
             } else {
