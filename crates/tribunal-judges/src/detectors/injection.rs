@@ -158,18 +158,20 @@ impl InjectionScanner {
 
     fn candidates(&self, text: &str, decode: bool) -> Vec<Cand> {
         let mut cands: Vec<Cand> = Vec::new();
-        self.rules.for_each_match(text, |i, rule, s, e| {
+        let mut add = |i, rule: &super::rules::Rule<NoCheck>, s, e| {
             cands.push(Cand {
                 rule: i,
                 start: s,
                 end: e,
                 score: rule.score,
             })
-        });
-        if decode {
-            if let Some(enc) = &self.encoded {
-                self.decode_runs(enc, text, &mut cands);
+        };
+        match self.encoded.as_ref().filter(|_| decode) {
+            Some(enc) => {
+                let runs = self.rules.for_each_match_with_runs(text, &mut add);
+                self.decode_runs(enc, text, &runs, &mut cands);
             }
+            None => self.rules.for_each_match(text, add),
         }
         resolve_overlaps(&mut cands, |a, b| {
             self.rules.rule(a.rule).category == self.rules.rule(b.rule).category
@@ -179,9 +181,11 @@ impl InjectionScanner {
 
     /// Decodes long base64 / hex runs and scans what they hide; trailing `=` padding belongs
     /// to the run.
-    fn decode_runs(&self, enc: &Encoded, text: &str, out: &mut Vec<Cand>) {
+    /// `long` are the text's long runs ([`super::pass::Pass::long_runs`]), the runs of
+    /// encoded bytes when `min_len` is that long too.
+    fn decode_runs(&self, enc: &Encoded, text: &str, long: &[(usize, usize)], out: &mut Vec<Cand>) {
         let b = text.as_bytes();
-        super::for_each_run(b, enc.min_len, &ENCODED, |s, body_end| {
+        let mut each = |s: usize, body_end: usize| {
             let mut e = body_end;
             while e < b.len() && b[e] == b'=' {
                 e += 1;
@@ -211,7 +215,13 @@ impl InjectionScanner {
                     score: enc.score.max(inner_score),
                 });
             }
-        });
+        };
+        if enc.min_len < super::LONG_RUN {
+            return super::for_each_run(b, enc.min_len, &super::RUN_BYTES, each);
+        }
+        for &(s, e) in long.iter().filter(|(s, e)| e - s >= enc.min_len) {
+            each(s, e);
+        }
     }
 }
 
@@ -220,20 +230,6 @@ impl Scanner for InjectionScanner {
         self.scan(text, out)
     }
 }
-
-/// `u32::MAX` for base64 (both alphabets) and hex bytes, `=` excluded; 0 for the rest.
-static ENCODED: [u32; 256] = {
-    let mut t = [0u32; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'-' || b == b'_' {
-            t[c] = u32::MAX;
-        }
-        c += 1;
-    }
-    t
-};
 
 /// Hex when the run is even-length hex, otherwise base64 (URL-safe when it uses `-`/`_`).
 fn decode(body: &str) -> Option<Vec<u8>> {

@@ -475,6 +475,26 @@ pub(crate) const B64_STD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDA
 /// URL-safe base64, padding optional, trailing bits tolerated.
 pub(crate) const B64_URL: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
 
+/// Bytes of base64 (both alphabets) and hex runs: letters, digits, `+ / - _`. The runs of
+/// these a text holds are found once per text ([`pass::Pass::long_runs`]); the secrets'
+/// token runs (without `-` and `_`) lie within them.
+pub(crate) static RUN_BYTES: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'-' || b == b'_' {
+            t[c] = u32::MAX;
+        }
+        c += 1;
+    }
+    t
+};
+
+/// The shortest run of [`RUN_BYTES`] found once per text: a scanner that wants shorter runs
+/// looks for them itself.
+pub(crate) const LONG_RUN: usize = 15;
+
 /// [`for_each_run`] for `min` of 15 or more.
 fn for_each_long_run(b: &[u8], min: usize, table: &[u32; 256], mut f: impl FnMut(usize, usize)) {
     let member = |c: u8| table[c as usize] != 0;

@@ -274,6 +274,7 @@ pub(crate) fn builtin() -> Option<&'static Arc<Literals>> {
 pub(crate) struct Pass<'a> {
     text: &'a str,
     lower: &'a OnceCell<String>,
+    runs: &'a OnceCell<Vec<(usize, usize)>>,
     pub found: &'a [u64],
 }
 
@@ -281,6 +282,21 @@ impl Pass<'_> {
     /// The text with ASCII letters lower-cased.
     pub(crate) fn lower(&self) -> &str {
         self.lower.get_or_init(|| self.text.to_ascii_lowercase())
+    }
+
+    /// The maximal runs of [`super::RUN_BYTES`] of [`super::LONG_RUN`] bytes or more, in
+    /// order.
+    pub(crate) fn long_runs(&self) -> &[(usize, usize)] {
+        self.runs.get_or_init(|| {
+            let mut runs = Vec::new();
+            super::for_each_run(
+                self.text.as_bytes(),
+                super::LONG_RUN,
+                &super::RUN_BYTES,
+                |s, e| runs.push((s, e)),
+            );
+            runs
+        })
     }
 }
 
@@ -297,6 +313,7 @@ pub(crate) fn with_pass<R>(table: &Literals, text: &str, f: impl FnOnce(Pass<'_>
             f(Pass {
                 text,
                 lower: &s.lower,
+                runs: &s.runs,
                 found: &s.found,
             })
         }
@@ -307,13 +324,14 @@ pub(crate) fn with_pass<R>(table: &Literals, text: &str, f: impl FnOnce(Pass<'_>
 
 /// The pass over `text`, read now into this thread's scratch buffer.
 fn read_now<R>(table: &Literals, text: &str, f: impl FnOnce(Pass<'_>) -> R) -> R {
-    let lower = OnceCell::new();
+    let (lower, runs) = (OnceCell::new(), OnceCell::new());
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut found) => {
             table.search(text.as_bytes(), &mut found);
             f(Pass {
                 text,
                 lower: &lower,
+                runs: &runs,
                 found: &found,
             })
         }
@@ -324,6 +342,7 @@ fn read_now<R>(table: &Literals, text: &str, f: impl FnOnce(Pass<'_>) -> R) -> R
             f(Pass {
                 text,
                 lower: &lower,
+                runs: &runs,
                 found: &found,
             })
         }
@@ -349,6 +368,8 @@ struct Slot {
     text: String,
     /// The text with ASCII letters lower-cased, once asked for.
     lower: OnceCell<String>,
+    /// Its long runs, once asked for.
+    runs: OnceCell<Vec<(usize, usize)>>,
     found: Vec<u64>,
 }
 
@@ -398,6 +419,7 @@ impl Kept {
         s.key = key;
         s.text.push_str(text);
         s.lower = OnceCell::new();
+        s.runs = OnceCell::new();
         table.search(text.as_bytes(), &mut s.found);
         self.bytes += text.len();
         self.by_key.insert(key, i);
@@ -419,6 +441,7 @@ impl Kept {
         s.key = (0, 0);
         s.text.clear();
         s.lower = OnceCell::new();
+        s.runs = OnceCell::new();
         // A long text's buffer is not kept for the next one.
         if s.text.capacity() > 64 << 10 {
             *s = Slot::default();

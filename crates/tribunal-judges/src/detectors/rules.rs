@@ -391,6 +391,33 @@ impl<C: Copy> RuleSet<C> {
         }
     }
 
+    /// [`RuleSet::for_each_match`], answering the text's long runs as well (see
+    /// [`super::pass::Pass::long_runs`]), from the same pass.
+    pub(crate) fn for_each_match_with_runs(
+        &self,
+        text: &str,
+        mut f: impl FnMut(u32, &Rule<C>, usize, usize),
+    ) -> Vec<(usize, usize)> {
+        match &self.table {
+            None => {
+                self.matches_in(text, None, &[0; MAX_RULES / 64], &mut f);
+                let mut runs = Vec::new();
+                super::for_each_run(
+                    text.as_bytes(),
+                    super::LONG_RUN,
+                    &super::RUN_BYTES,
+                    |s, e| runs.push((s, e)),
+                );
+                runs
+            }
+            Some(table) => pass::with_pass(table, text, |p| {
+                let triggered = self.triggered(p.found);
+                self.matches_in(text, Some(&p), &triggered, &mut f);
+                p.long_runs().to_vec()
+            }),
+        }
+    }
+
     /// The same set searching its literals with a table of its own, one literal at a time
     /// (the tests' reference for the shared pass).
     #[cfg(test)]

@@ -196,7 +196,7 @@ impl SecretScanner {
     /// are merged (the higher score wins).
     pub fn scan(&self, text: &str, out: &mut Vec<Hit>) {
         let mut cands: Vec<Cand> = Vec::new();
-        self.rules.for_each_match(text, |i, rule, s, e| {
+        let runs = self.rules.for_each_match_with_runs(text, |i, rule, s, e| {
             if rule.check.is_none_or(|c| self.passes(c, &text[s..e])) {
                 cands.push(Cand {
                     rule: i,
@@ -207,7 +207,7 @@ impl SecretScanner {
             }
         });
         if let Some(e) = &self.entropy {
-            e.scan(text, &mut cands);
+            e.scan(text, &runs, &mut cands);
         }
         resolve_overlaps(&mut cands, |_, _| true);
         self.rules.emit(&cands, self.threshold, out);
@@ -288,11 +288,23 @@ static TOKEN: [u32; 256] = {
     t
 };
 
+/// Calls `f(start, end)` for each maximal run of `min` token bytes or more (`min` at least
+/// [`super::LONG_RUN`]), found within `long`, the text's long runs: the bytes either side of
+/// a long run are not run bytes, so not token bytes either, and the runs found within one
+/// are the text's own.
+fn token_runs(b: &[u8], long: &[(usize, usize)], min: usize, mut f: impl FnMut(usize, usize)) {
+    for &(s, e) in long.iter().filter(|(s, e)| e - s >= min) {
+        super::for_each_run(&b[s..e], min, &TOKEN, |a, z| f(s + a, s + z));
+    }
+}
+
 impl Entropy {
     /// Finds the maximal runs of at least `min_len` token bytes, then judges each run.
-    fn scan(&self, text: &str, out: &mut Vec<Cand>) {
+    /// `long` are the text's long runs ([`super::pass::Pass::long_runs`]): token runs that
+    /// long lie within them, so only they are read when `min_len` is that long too.
+    fn scan(&self, text: &str, long: &[(usize, usize)], out: &mut Vec<Cand>) {
         let b = text.as_bytes();
-        super::for_each_run(b, self.min_len, &TOKEN, |run_start, run_end| {
+        let judge = |run_start: usize, run_end: usize| {
             let (mut s, mut e) = (run_start, run_end);
             while s < e && matches!(b[s], b'/' | b'+') {
                 s += 1;
@@ -317,7 +329,11 @@ impl Entropy {
                     score: self.score,
                 });
             }
-        });
+        };
+        if self.min_len < super::LONG_RUN {
+            return super::for_each_run(b, self.min_len, &TOKEN, judge);
+        }
+        token_runs(b, long, self.min_len, judge);
     }
 
     fn is_secret_like(&self, t: &[u8]) -> bool {
@@ -433,6 +449,50 @@ mod tests {
                 assert_eq!(
                     got,
                     runs_read_bytewise(&b, min),
+                    "case {case}, min {min}: {:?}",
+                    String::from_utf8_lossy(&b)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn token_runs_found_within_long_runs_are_the_token_runs_of_the_text() {
+        // Token bytes, the run bytes that are not token bytes (`-`, `_`), and others.
+        let alphabet = b"aZ5+/-_ .\n";
+        let mut seed: u64 = 3;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        for case in 0..3000 {
+            let len = next(160);
+            let dense = next(10);
+            let b: Vec<u8> = (0..len)
+                .map(|_| {
+                    if next(10) < dense {
+                        alphabet[next(5)]
+                    } else {
+                        alphabet[next(alphabet.len())]
+                    }
+                })
+                .collect();
+            let mut long = Vec::new();
+            super::super::for_each_run(
+                &b,
+                super::super::LONG_RUN,
+                &super::super::RUN_BYTES,
+                |s, e| long.push((s, e)),
+            );
+            for min in [15, 16, 20, 24, 40] {
+                let (mut got, mut want) = (Vec::new(), Vec::new());
+                token_runs(&b, &long, min, |s, e| got.push((s, e)));
+                super::super::for_each_run(&b, min, &TOKEN, |s, e| want.push((s, e)));
+                assert_eq!(
+                    got,
+                    want,
                     "case {case}, min {min}: {:?}",
                     String::from_utf8_lossy(&b)
                 );
