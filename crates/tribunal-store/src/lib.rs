@@ -213,6 +213,14 @@ impl Store {
         let pages = autocheckpoint.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 1 } else { 4 })
+            // No idle timeout nor lifetime, so no maintenance task: sqlx's walks the idle
+            // connections by a count that a release racing an acquire can leave at
+            // `usize::MAX` for a moment, and it then spins on a runtime worker without
+            // yielding, holding every task queued there (seen as a gate request that never
+            // got its answer). A SQLite file keeps its one connection; PostgreSQL's few are
+            // checked before each use (`test_before_acquire`) and replaced when broken.
+            .idle_timeout(None)
+            .max_lifetime(None)
             // A SQLite file does not drop connections; no round trip before every query.
             .test_before_acquire(!is_sqlite)
             .after_connect(move |conn, _| {
@@ -523,6 +531,20 @@ mod tests {
             blocked: 0,
             rejected: 0,
         }
+    }
+
+    /// No idle timeout nor lifetime: sqlx then starts no maintenance task, whose walk over
+    /// the idle connections can spin on a runtime worker (see `Store::open`).
+    #[tokio::test]
+    async fn the_pool_runs_no_maintenance_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("t.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let options = store.pool.options();
+        assert_eq!(options.get_idle_timeout(), None);
+        assert_eq!(options.get_max_lifetime(), None);
+        assert_eq!(options.get_min_connections(), 0);
     }
 
     #[tokio::test]
