@@ -495,9 +495,23 @@ pub(crate) static RUN_BYTES: [u32; 256] = {
 /// looks for them itself.
 pub(crate) const LONG_RUN: usize = 15;
 
+/// The maximal run of `table` bytes around `b[at]` (one of them), not reaching back before
+/// `from`.
+fn run_around(b: &[u8], from: usize, at: usize, table: &[u32; 256]) -> (usize, usize) {
+    let member = |c: u8| table[c as usize] != 0;
+    let mut start = at;
+    while start > from && member(b[start - 1]) {
+        start -= 1;
+    }
+    let mut end = at + 1;
+    while end < b.len() && member(b[end]) {
+        end += 1;
+    }
+    (start, end)
+}
+
 /// [`for_each_run`] for `min` of 15 or more.
 fn for_each_long_run(b: &[u8], min: usize, table: &[u32; 256], mut f: impl FnMut(usize, usize)) {
-    let member = |c: u8| table[c as usize] != 0;
     // Where the next run may start: nothing before it is part of a run not yet reported.
     let mut from = 0;
     let mut block = 0;
@@ -507,14 +521,7 @@ fn for_each_long_run(b: &[u8], min: usize, table: &[u32; 256], mut f: impl FnMut
             block += 8;
             continue;
         }
-        let mut start = block;
-        while start > from && member(b[start - 1]) {
-            start -= 1;
-        }
-        let mut end = block + 8;
-        while end < b.len() && member(b[end]) {
-            end += 1;
-        }
+        let (start, end) = run_around(b, from, block, table);
         if end - start >= min {
             f(start, end);
         }
@@ -554,19 +561,48 @@ pub(crate) fn for_each_run(
             probe += min;
             continue;
         }
-        let mut start = probe;
-        while start > from && member(b[start - 1]) {
-            start -= 1;
-        }
-        let mut end = probe + 1;
-        while end < b.len() && member(b[end]) {
-            end += 1;
-        }
+        let (start, end) = run_around(b, from, probe, table);
         if end - start >= min {
             f(start, end);
         }
         // `b[end]` is not in the table (or the text ends there).
         from = end + 1;
         probe = end + min;
+    }
+}
+
+/// Generated texts for the tests that compare a fast scan with a byte-by-byte one.
+#[cfg(test)]
+pub(crate) mod generated {
+    /// `count` texts of up to `max_len` bytes drawn from `alphabet`, from `seed`: each text
+    /// takes its bytes from the first `dense` of the alphabet in a share of its own (none to
+    /// nine tenths) and from the rest otherwise, so runs of every length occur.
+    pub(crate) fn texts(
+        seed: u64,
+        count: usize,
+        max_len: usize,
+        alphabet: &[u8],
+        dense: usize,
+    ) -> impl Iterator<Item = Vec<u8>> + '_ {
+        let mut seed = seed;
+        let mut next = move |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        (0..count).map(move |_| {
+            let len = next(max_len);
+            let share = next(10);
+            (0..len)
+                .map(|_| {
+                    if next(10) < share {
+                        alphabet[next(dense)]
+                    } else {
+                        alphabet[dense + next(alphabet.len() - dense)]
+                    }
+                })
+                .collect()
+        })
     }
 }

@@ -322,30 +322,24 @@ pub(crate) fn with_pass<R>(table: &Literals, text: &str, f: impl FnOnce(Pass<'_>
     })
 }
 
-/// The pass over `text`, read now into this thread's scratch buffer.
+/// The pass over `text`, read now into this thread's scratch buffer (a buffer of its own
+/// when re-entered from a callback).
 fn read_now<R>(table: &Literals, text: &str, f: impl FnOnce(Pass<'_>) -> R) -> R {
     let (lower, runs) = (OnceCell::new(), OnceCell::new());
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut found) => {
-            table.search(text.as_bytes(), &mut found);
-            f(Pass {
-                text,
-                lower: &lower,
-                runs: &runs,
-                found: &found,
-            })
-        }
-        // Re-entered from a callback: a buffer of our own.
-        Err(_) => {
-            let mut found = Vec::new();
-            table.search(text.as_bytes(), &mut found);
-            f(Pass {
-                text,
-                lower: &lower,
-                runs: &runs,
-                found: &found,
-            })
-        }
+    SCRATCH.with(|cell| {
+        let mut own = Vec::new();
+        let mut scratch = cell.try_borrow_mut();
+        let found = match &mut scratch {
+            Ok(kept) => &mut **kept,
+            Err(_) => &mut own,
+        };
+        table.search(text.as_bytes(), found);
+        f(Pass {
+            text,
+            lower: &lower,
+            runs: &runs,
+            found,
+        })
     })
 }
 

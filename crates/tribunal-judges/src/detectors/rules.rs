@@ -949,25 +949,7 @@ mod tests {
         // Digits, the bytes around them (`/` and `:` border the digits' range), number-like
         // bytes, letters and non-ASCII bytes whose low seven bits are digits.
         let alphabet = b"0189/:ABZ -.()+ax\xb0\xb9\xff\n";
-        let mut seed: u64 = 11;
-        let mut next = |n: usize| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as usize % n
-        };
-        for case in 0..4000 {
-            let len = next(70);
-            let digit_share = next(10);
-            let b: Vec<u8> = (0..len)
-                .map(|_| {
-                    if next(10) < digit_share {
-                        alphabet[next(4)]
-                    } else {
-                        alphabet[4 + next(alphabet.len() - 4)]
-                    }
-                })
-                .collect();
+        for (case, b) in super::super::generated::texts(11, 4000, 70, alphabet, 4).enumerate() {
             for from in 0..=b.len() {
                 assert_eq!(
                     next_digit(&b, from),

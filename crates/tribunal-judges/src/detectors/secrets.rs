@@ -423,26 +423,7 @@ mod tests {
     fn runs_found_by_skipping_are_the_runs_read_byte_by_byte() {
         // Texts of token and other bytes in every mix, runs of every length around `min`.
         let alphabet = b"aZ5+/ -._\n";
-        let mut seed: u64 = 7;
-        let mut next = |n: usize| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as usize % n
-        };
-        for case in 0..4000 {
-            let len = next(120);
-            // Some texts mostly token bytes, some mostly not.
-            let token_share = next(10);
-            let b: Vec<u8> = (0..len)
-                .map(|_| {
-                    if next(10) < token_share {
-                        alphabet[next(5)]
-                    } else {
-                        alphabet[5 + next(alphabet.len() - 5)]
-                    }
-                })
-                .collect();
+        for (case, b) in super::super::generated::texts(7, 4000, 120, alphabet, 5).enumerate() {
             for min in [1, 2, 3, 5, 8, 14, 15, 16, 20, 24, 40] {
                 let mut got = Vec::new();
                 super::super::for_each_run(&b, min, &TOKEN, |s, e| got.push((s, e)));
@@ -460,25 +441,7 @@ mod tests {
     fn token_runs_found_within_long_runs_are_the_token_runs_of_the_text() {
         // Token bytes, the run bytes that are not token bytes (`-`, `_`), and others.
         let alphabet = b"aZ5+/-_ .\n";
-        let mut seed: u64 = 3;
-        let mut next = |n: usize| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as usize % n
-        };
-        for case in 0..3000 {
-            let len = next(160);
-            let dense = next(10);
-            let b: Vec<u8> = (0..len)
-                .map(|_| {
-                    if next(10) < dense {
-                        alphabet[next(5)]
-                    } else {
-                        alphabet[next(alphabet.len())]
-                    }
-                })
-                .collect();
+        for (case, b) in super::super::generated::texts(3, 3000, 160, alphabet, 5).enumerate() {
             let mut long = Vec::new();
             super::super::for_each_run(
                 &b,
