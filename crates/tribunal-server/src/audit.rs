@@ -8,15 +8,21 @@
 //! Entries are queued to one writer that writes whatever has gathered in one transaction
 //! and only then wakes each waiting request (group commit): on a SQLite file a thread with
 //! a connection of its own ([`LogConnection`]), else a task on the store's pool
-//! (`batch.rs`). The entries are numbered and chained inside that transaction, so a
+//! (`batch.rs`). On a SQLite file, a request that is the only one appending and finds the
+//! connection free commits its entry itself, on its own thread, with no hand-off to the
+//! writer and back; it queues its entry instead when another connection holds the file's
+//! write lock (the writer waits for it, a runtime worker does not). Requests that append
+//! together go through the writer and share its commits. The entries are numbered and chained inside that transaction, so a
 //! decision is answered only once its entry is committed, and a number is given once, by a
 //! commit. A batch that fails fails each of its requests (the gate answers 503
 //! `store_unavailable`, never a decision).
 
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use tribunal_store::{clock, LogConnection, NewAuditEntry, Store, StoreError};
+use tribunal_store::{clock, Attempt, LogConnection, NewAuditEntry, Store, StoreError};
 
 /// How long one batch may take to commit before its requests fail.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,6 +95,33 @@ pub struct AuditLog {
     tx: std::sync::RwLock<Option<mpsc::Sender<Queued>>>,
     /// The same queue, for its depth (weak: closing the log still ends the writer).
     queue: mpsc::WeakSender<Queued>,
+    /// The log's own SQLite connection, shared by its writer and requests that find it
+    /// free (`None` when the log is written through the pool).
+    conn: Option<Arc<Mutex<LogConnection>>>,
+    /// Requests between the start of [`AuditLog::append_at`] and its answer.
+    appending: AtomicUsize,
+    /// Entries committed by their own request.
+    here: std::sync::atomic::AtomicU64,
+}
+
+/// A request counted in [`AuditLog::appending`] while it lives.
+struct Appending<'a> {
+    count: &'a AtomicUsize,
+    /// No other request was appending when this one began.
+    alone: bool,
+}
+
+impl<'a> Appending<'a> {
+    fn enter(count: &'a AtomicUsize) -> Appending<'a> {
+        let alone = count.fetch_add(1, Ordering::Relaxed) == 0;
+        Appending { count, alone }
+    }
+}
+
+impl Drop for Appending<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Writes one batch through the store's pool and tells each request its number, or the
@@ -129,15 +162,21 @@ fn tell(waiters: Vec<oneshot::Sender<Result<i64, AuditError>>>, written: Result<
     }
 }
 
+/// The connection, once no one else uses it (a panic while it was held leaves it usable:
+/// a transaction left open is rolled back by the next attempt).
+fn lock(conn: &Mutex<LogConnection>) -> std::sync::MutexGuard<'_, LogConnection> {
+    conn.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Starts the writer on the log's own SQLite connection: a thread that takes whatever has
 /// gathered in the queue, commits it in one transaction and wakes its requests.
 fn spawn_on(
-    mut conn: LogConnection,
+    conn: Arc<Mutex<LogConnection>>,
     capacity: usize,
 ) -> Result<(mpsc::Sender<Queued>, tokio::task::JoinHandle<()>), StoreError> {
     let (tx, mut rx) = mpsc::channel::<Queued>(capacity.max(1));
     let (ended, end) = oneshot::channel::<()>();
-    let conn_path = conn.path().to_owned();
+    let conn_path = lock(&conn).path().to_owned();
     std::thread::Builder::new()
         .name("decision-log".into())
         .spawn(move || {
@@ -152,7 +191,7 @@ fn spawn_on(
                 }
                 let (entries, waiters): (Vec<NewAuditEntry>, Vec<_>) =
                     batch.drain(..).map(|q| (q.entry, q.done)).unzip();
-                let written = conn
+                let written = lock(&conn)
                     .append(&entries, hash_of, Instant::now() + WRITE_TIMEOUT)
                     .map_err(|e| e.to_string());
                 tell(waiters, written);
@@ -181,8 +220,9 @@ impl AuditLog {
         store.audit_head().await?;
         // A SQLite file is written from a connection of the log's own, without the pool's
         // hand-offs to its worker thread; PostgreSQL through the pool.
-        let (tx, writer) = match store.log_connection()? {
-            Some(conn) => spawn_on(conn, capacity)?,
+        let conn = store.log_connection()?.map(|c| Arc::new(Mutex::new(c)));
+        let (tx, writer) = match &conn {
+            Some(conn) => spawn_on(conn.clone(), capacity)?,
             None => crate::batch::spawn(
                 "the decision log",
                 store,
@@ -198,9 +238,17 @@ impl AuditLog {
             AuditLog {
                 queue: tx.downgrade(),
                 tx: std::sync::RwLock::new(Some(tx)),
+                conn,
+                appending: AtomicUsize::new(0),
+                here: std::sync::atomic::AtomicU64::new(0),
             },
             writer,
         ))
+    }
+
+    /// Entries committed by their own request rather than by the writer.
+    pub fn committed_here(&self) -> u64 {
+        self.here.load(Ordering::Relaxed)
     }
 
     /// Entries queued but not yet committed.
@@ -238,13 +286,17 @@ impl AuditLog {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or(AuditError::Closed)?;
-        let (done, committed) = oneshot::channel();
         let entry = NewAuditEntry {
             at,
             project: project.to_owned(),
             kind: kind.to_owned(),
             body,
         };
+        let appending = Appending::enter(&self.appending);
+        if let Some(seq) = self.commit_here(&tx, &entry, appending.alone)? {
+            return Ok(seq);
+        }
+        let (done, committed) = oneshot::channel();
         tx.send(Queued { entry, done })
             .await
             .map_err(|_| AuditError::Closed)?;
@@ -254,6 +306,39 @@ impl AuditLog {
                 "the writer stopped before writing the entry".into(),
             ))
         })
+    }
+
+    /// Commits `entry` on this thread when no other request is appending (else it shares
+    /// the writer's next commit with them) and the log's connection is free; `None` when it
+    /// is to be queued (nothing written).
+    fn commit_here(
+        &self,
+        tx: &mpsc::Sender<Queued>,
+        entry: &NewAuditEntry,
+        alone: bool,
+    ) -> Result<Option<i64>, AuditError> {
+        let Some(conn) = &self.conn else {
+            return Ok(None);
+        };
+        if !alone || crate::batch::depth(tx) > 0 {
+            return Ok(None);
+        }
+        let mut conn = match conn.try_lock() {
+            Ok(c) => c,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(None),
+        };
+        match conn.append_now(std::slice::from_ref(entry), hash_of) {
+            Ok(Attempt::Written(seq)) => {
+                self.here.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(seq))
+            }
+            Ok(Attempt::Busy) => Ok(None),
+            Err(e) => {
+                tracing::error!(error = %e, entries = 1, "writing the decision log failed; the request fails");
+                Err(AuditError::Store(e.to_string()))
+            }
+        }
     }
 
     /// Stops accepting entries; the writer writes what is queued and ends.
@@ -521,6 +606,75 @@ mod tests {
         assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
         log.close();
         writer.await.unwrap();
+    }
+
+    /// A request alone commits its entry itself; while another connection holds the file's
+    /// write lock it leaves the entry to the writer, which waits for the lock, instead of
+    /// waiting on a runtime worker: on a runtime of one thread, the task that releases the
+    /// lock still runs, and the entry is written then.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_alone_commits_itself_and_never_waits_for_a_lock_on_the_runtime() {
+        let (d, s) = store().await;
+        let (log, writer) = AuditLog::open(s.clone(), 4).await.unwrap();
+        assert_eq!(log.append("default", "gate", &json!({"i": 1})).await, Ok(1));
+        assert_eq!(log.committed_here(), 1);
+        let lock = tribunal_store::testing::WriteLock::take(&d.path().join("a.db"))
+            .await
+            .unwrap();
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            lock.release().await.unwrap();
+        });
+        assert_eq!(log.append("default", "gate", &json!({"i": 2})).await, Ok(2));
+        release.await.unwrap();
+        // The second entry went through the writer.
+        assert_eq!(log.committed_here(), 1);
+        assert_eq!(log.append("default", "gate", &json!({"i": 3})).await, Ok(3));
+        assert_eq!(log.committed_here(), 2);
+        log.close();
+        writer.await.unwrap();
+        let r = verify(&s).await.unwrap();
+        assert!(r.ok(), "{:?}", r.problems);
+        assert_eq!(r.entries, 3);
+    }
+
+    /// Requests appending together share the writer's commits; one alone commits itself;
+    /// both kinds make one chain with every number given once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_committed_here_and_by_the_writer_make_one_chain() {
+        let (_d, s) = store().await;
+        let (log, writer) = AuditLog::open(s.clone(), 64).await.unwrap();
+        let log = std::sync::Arc::new(log);
+        let mut seqs = Vec::new();
+        for round in 0..20 {
+            // A burst, then one alone.
+            let mut tasks = Vec::new();
+            for i in 0..(round % 5) * 4 {
+                let log = log.clone();
+                tasks.push(tokio::spawn(async move {
+                    log.append("default", "gate", &json!({"round": round, "i": i}))
+                        .await
+                        .unwrap()
+                }));
+            }
+            for t in tasks {
+                seqs.push(t.await.unwrap());
+            }
+            seqs.push(
+                log.append("default", "gate", &json!({"alone": round}))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert!(log.committed_here() >= 20, "{}", log.committed_here());
+        assert!((log.committed_here() as usize) < seqs.len());
+        seqs.sort();
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+        log.close();
+        writer.await.unwrap();
+        let r = verify(&s).await.unwrap();
+        assert!(r.ok(), "{:?}", r.problems);
+        assert_eq!(r.entries, seqs.len() as i64);
     }
 
     #[tokio::test]

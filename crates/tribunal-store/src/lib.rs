@@ -20,7 +20,7 @@ mod prefs;
 mod server;
 mod span_events;
 mod sqlite_log;
-pub use sqlite_log::LogConnection;
+pub use sqlite_log::{Attempt, LogConnection};
 pub mod testing;
 
 pub use checkpoint::{Checkpoint, WalCheckpointer, BACKSTOP_PAGES};

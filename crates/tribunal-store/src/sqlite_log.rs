@@ -34,6 +34,15 @@ const MOVE_HEAD: usize = 4;
 const COMMIT: usize = 5;
 const ROLLBACK: usize = 6;
 
+/// What one append without waiting did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Committed; the first entry's number.
+    Written(i64),
+    /// Another connection held the write lock: nothing was written.
+    Busy,
+}
+
 /// A SQLite connection for appending to the decision log. It belongs to one thread at a
 /// time (it is `Send`, not `Sync`).
 pub struct LogConnection {
@@ -256,25 +265,51 @@ impl LogConnection {
     ) -> Result<i64, StoreError> {
         let mut pause = Duration::from_micros(20);
         loop {
-            match self.try_append(entries, &hash) {
+            match self.attempt(entries, &hash) {
                 Ok(first) => return Ok(first),
-                Err(f) => {
-                    // SAFETY: the handle is open. Outside a transaction already when the
-                    // failure ended it (or it never began), else rolled back here.
-                    if unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) } == 0 {
-                        let _ = self.step(ROLLBACK, |_| {});
-                    }
-                    if !f.busy() || Instant::now() + pause > deadline {
-                        return Err(StoreError::Log {
-                            path: self.path.clone(),
-                            message: f.message,
-                        });
-                    }
+                Err(f) if f.busy() && Instant::now() + pause <= deadline => {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(2));
                 }
+                Err(f) => return Err(self.failure(f)),
             }
         }
+    }
+
+    /// [`LogConnection::append`] without waiting: while another connection holds the write
+    /// lock, [`Attempt::Busy`] at once, with nothing written.
+    pub fn append_now(
+        &mut self,
+        entries: &[NewAuditEntry],
+        hash: impl Fn(i64, &NewAuditEntry, &str) -> String,
+    ) -> Result<Attempt, StoreError> {
+        match self.attempt(entries, &hash) {
+            Ok(first) => Ok(Attempt::Written(first)),
+            Err(f) if f.busy() => Ok(Attempt::Busy),
+            Err(f) => Err(self.failure(f)),
+        }
+    }
+
+    fn failure(&self, f: Failed) -> StoreError {
+        StoreError::Log {
+            path: self.path.clone(),
+            message: f.message,
+        }
+    }
+
+    /// One try of the transaction; a failed one is rolled back.
+    fn attempt(
+        &mut self,
+        entries: &[NewAuditEntry],
+        hash: &impl Fn(i64, &NewAuditEntry, &str) -> String,
+    ) -> Result<i64, Failed> {
+        self.try_append(entries, hash).inspect_err(|_| {
+            // SAFETY: the handle is open. Outside a transaction already when the failure
+            // ended it (or it never began), else rolled back here.
+            if unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) } == 0 {
+                let _ = self.step(ROLLBACK, |_| {});
+            }
+        })
     }
 
     fn try_append(

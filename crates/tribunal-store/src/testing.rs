@@ -98,3 +98,32 @@ impl TestDatabase {
 /// until `DROP TRIGGER fail_log_writes`.
 pub const FAIL_LOG_WRITES: &str = "CREATE TRIGGER fail_log_writes BEFORE INSERT ON audit_log \
      BEGIN SELECT RAISE(ABORT, 'the test makes decision-log writes fail'); END";
+
+/// A SQLite file's write lock, held by a connection of its own (`BEGIN IMMEDIATE`) until
+/// [`WriteLock::release`]: every other writer of the file waits meanwhile.
+pub struct WriteLock(sqlx::SqliteConnection);
+
+impl WriteLock {
+    /// Takes the write lock of the SQLite file at `path`.
+    pub async fn take(path: &std::path::Path) -> Result<WriteLock, String> {
+        use sqlx::sqlite::SqliteConnectOptions;
+        let mut conn =
+            sqlx::SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
+                .await
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .map_err(|e| format!("cannot take the write lock of {}: {e}", path.display()))?;
+        Ok(WriteLock(conn))
+    }
+
+    /// Lets other writers go on.
+    pub async fn release(mut self) -> Result<(), String> {
+        sqlx::query("ROLLBACK")
+            .execute(&mut self.0)
+            .await
+            .map_err(|e| format!("cannot release the write lock: {e}"))?;
+        self.0.close().await.map_err(|e| e.to_string())
+    }
+}
