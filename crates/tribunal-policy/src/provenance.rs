@@ -635,7 +635,10 @@ impl MessageFacts {
         }
         self.said[i].get_or_insert_with(|| {
             let lower = messages[i].content.to_lowercase();
-            let words = crate::facts::name_words(&lower);
+            let mut words = crate::facts::name_words(&lower);
+            // Sorted, for `says`.
+            words.sort_unstable();
+            words.dedup();
             (lower, words)
         })
     }
@@ -898,8 +901,7 @@ fn read_call_facts(
             }
         }
         said_words.iter().any(|(text, said)| {
-            said.iter().any(|u| single.iter().any(|w| same_word(u, w)))
-                || phrases.iter().any(|p| text.contains(p))
+            single.iter().any(|w| says(said, w)) || phrases.iter().any(|p| text.contains(p))
         })
     };
     let words: Vec<String> = crate::facts::name_words(&call.name)
@@ -945,10 +947,64 @@ fn same_word(said: &str, word: &str) -> bool {
         || (said.len() >= 4 && word.starts_with(said))
 }
 
+/// Whether one of the words of `said` (sorted, without repeats) is [`same_word`] as
+/// `word`, found by binary search: the words that start with `word` follow one another
+/// from where `word` would be, and a word `word` starts with is one of its prefixes.
+fn says(said: &[String], word: &str) -> bool {
+    let at = said.partition_point(|s| s.as_str() < word);
+    if said
+        .get(at)
+        .is_some_and(|s| s == word || (word.len() >= 3 && s.starts_with(word)))
+    {
+        return true;
+    }
+    (4..=word.len()).any(|n| {
+        word.is_char_boundary(n)
+            && said
+                .binary_search_by(|s| s.as_str().cmp(&word[..n]))
+                .is_ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `says` finds what comparing with every word finds.
+    #[test]
+    fn a_word_found_by_search_is_a_word_found_one_by_one() {
+        let pieces = [
+            "re", "fund", "s", "send", "money", "pay", "ment", "é", "a", "ed",
+        ];
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut word = |next: &mut dyn FnMut(usize) -> usize| -> String {
+            (0..1 + next(3))
+                .map(|_| pieces[next(pieces.len())])
+                .collect()
+        };
+        let (mut found, mut missed) = (0, 0);
+        for _ in 0..3000 {
+            let mut said: Vec<String> = (0..next(12)).map(|_| word(&mut next)).collect();
+            said.sort_unstable();
+            said.dedup();
+            let w = word(&mut next);
+            let want = said.iter().any(|s| same_word(s, &w));
+            assert_eq!(says(&said, &w), want, "{w:?} in {said:?}");
+            if want {
+                found += 1;
+            } else {
+                missed += 1;
+            }
+        }
+        assert!(found > 300 && missed > 300, "{found} found, {missed} not");
+    }
 
     /// Where `ident` came from, every message before `index` searched.
     fn searched(messages: &[Message], index: usize, ident: &Ident) -> Source {
