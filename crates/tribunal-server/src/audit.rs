@@ -8,10 +8,10 @@
 //! Entries are queued to one writer that writes whatever has gathered in one transaction
 //! and only then wakes each waiting request (group commit): on a SQLite file a thread with
 //! a connection of its own ([`LogConnection`]), else a task on the store's pool
-//! (`batch.rs`). On a SQLite file, a request that is the only one appending and finds the
+//! (`batch.rs`). On a SQLite file, a request that is the only one under way and finds the
 //! connection free commits its entry itself, on its own thread, with no hand-off to the
 //! writer and back; it queues its entry instead when another connection holds the file's
-//! write lock (the writer waits for it, a runtime worker does not). Requests that append
+//! write lock (the writer waits for it, a runtime worker does not). Requests under way
 //! together go through the writer and share its commits. The entries are numbered and chained inside that transaction, so a
 //! decision is answered only once its entry is committed, and a number is given once, by a
 //! commit. A batch that fails fails each of its requests (the gate answers 503
@@ -98,29 +98,18 @@ pub struct AuditLog {
     /// The log's own SQLite connection, shared by its writer and requests that find it
     /// free (`None` when the log is written through the pool).
     conn: Option<Arc<Mutex<LogConnection>>>,
-    /// Requests between the start of [`AuditLog::append_at`] and its answer.
-    appending: AtomicUsize,
+    /// Requests under way that append to the log ([`AuditLog::under_way`]).
+    active: AtomicUsize,
     /// Entries committed by their own request.
     here: std::sync::atomic::AtomicU64,
 }
 
-/// A request counted in [`AuditLog::appending`] while it lives.
-struct Appending<'a> {
-    count: &'a AtomicUsize,
-    /// No other request was appending when this one began.
-    alone: bool,
-}
+/// A request counted as under way while this lives.
+pub struct UnderWay<'a>(&'a AtomicUsize);
 
-impl<'a> Appending<'a> {
-    fn enter(count: &'a AtomicUsize) -> Appending<'a> {
-        let alone = count.fetch_add(1, Ordering::Relaxed) == 0;
-        Appending { count, alone }
-    }
-}
-
-impl Drop for Appending<'_> {
+impl Drop for UnderWay<'_> {
     fn drop(&mut self) {
-        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -239,11 +228,19 @@ impl AuditLog {
                 queue: tx.downgrade(),
                 tx: std::sync::RwLock::new(Some(tx)),
                 conn,
-                appending: AtomicUsize::new(0),
+                active: AtomicUsize::new(0),
                 here: std::sync::atomic::AtomicU64::new(0),
             },
             writer,
         ))
+    }
+
+    /// Counts a request as under way until the returned guard is dropped: a gate request,
+    /// from its start to its answer. While others are, an entry is left to the writer to
+    /// share a commit with theirs; a request alone commits its own.
+    pub fn under_way(&self) -> UnderWay<'_> {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        UnderWay(&self.active)
     }
 
     /// Entries committed by their own request rather than by the writer.
@@ -292,8 +289,9 @@ impl AuditLog {
             kind: kind.to_owned(),
             body,
         };
-        let appending = Appending::enter(&self.appending);
-        if let Some(seq) = self.commit_here(&tx, &entry, appending.alone)? {
+        // At most this request under way: no other entry is coming to share a commit with.
+        let alone = self.active.load(Ordering::Relaxed) <= 1;
+        if let Some(seq) = self.commit_here(&tx, &entry, alone)? {
             return Ok(seq);
         }
         let (done, committed) = oneshot::channel();
@@ -308,9 +306,9 @@ impl AuditLog {
         })
     }
 
-    /// Commits `entry` on this thread when no other request is appending (else it shares
-    /// the writer's next commit with them) and the log's connection is free; `None` when it
-    /// is to be queued (nothing written).
+    /// Commits `entry` on this thread when no other request is under way (else it shares
+    /// the writer's next commit with theirs) and the log's connection is free; `None` when
+    /// it is to be queued (nothing written).
     fn commit_here(
         &self,
         tx: &mpsc::Sender<Queued>,
@@ -638,7 +636,7 @@ mod tests {
         assert_eq!(r.entries, 3);
     }
 
-    /// Requests appending together share the writer's commits; one alone commits itself;
+    /// Requests under way together share the writer's commits; one alone commits itself;
     /// both kinds make one chain with every number given once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn entries_committed_here_and_by_the_writer_make_one_chain() {
@@ -652,6 +650,9 @@ mod tests {
             for i in 0..(round % 5) * 4 {
                 let log = log.clone();
                 tasks.push(tokio::spawn(async move {
+                    let _under_way = log.under_way();
+                    // The burst's requests are all under way before they append.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                     log.append("default", "gate", &json!({"round": round, "i": i}))
                         .await
                         .unwrap()

@@ -354,6 +354,8 @@ pub async fn handle(
     body: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Gate)?;
+    // Counted from here to the answer: the log lets concurrent requests share a commit.
+    let _under_way = state.audit.under_way();
     body::require_json(&headers)?;
     let bytes = body::read(
         &headers,
