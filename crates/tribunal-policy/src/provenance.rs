@@ -940,16 +940,12 @@ fn read_call_facts(
     }
 }
 
-/// `pay` and `payment`, `schedule` and `scheduled`: one word starts with the other.
-fn same_word(said: &str, word: &str) -> bool {
-    said == word
-        || (word.len() >= 3 && said.starts_with(word))
-        || (said.len() >= 4 && word.starts_with(said))
-}
-
-/// Whether one of the words of `said` (sorted, without repeats) is [`same_word`] as
-/// `word`, found by binary search: the words that start with `word` follow one another
-/// from where `word` would be, and a word `word` starts with is one of its prefixes.
+/// Whether one of the words of `said` (sorted, without repeats) is the same word as
+/// `word`: equal to it, or starting with it (`word` of 3 bytes or more), or a word of 4
+/// bytes or more that `word` starts with (`pay` and `payment`, `schedule` and `scheduled`).
+/// Found by binary search: the words that start
+/// with `word` follow one another from where `word` would be, and a word `word` starts
+/// with is one of its prefixes.
 fn says(said: &[String], word: &str) -> bool {
     let at = said.partition_point(|s| s.as_str() < word);
     if said
@@ -971,6 +967,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The rule `says` follows, word against word.
+    fn same_word(said: &str, word: &str) -> bool {
+        said == word
+            || (word.len() >= 3 && said.starts_with(word))
+            || (said.len() >= 4 && word.starts_with(said))
+    }
+
     /// `says` finds what comparing with every word finds.
     #[test]
     fn a_word_found_by_search_is_a_word_found_one_by_one() {
@@ -984,7 +987,7 @@ mod tests {
             seed ^= seed << 17;
             (seed % n as u64) as usize
         };
-        let mut word = |next: &mut dyn FnMut(usize) -> usize| -> String {
+        let word = |next: &mut dyn FnMut(usize) -> usize| -> String {
             (0..1 + next(3))
                 .map(|_| pieces[next(pieces.len())])
                 .collect()
