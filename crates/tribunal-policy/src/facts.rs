@@ -304,6 +304,29 @@ pub struct ToolClasses {
     target_arguments: Vec<String>,
     content_arguments: Vec<String>,
     min_amount: Option<f64>,
+    /// Classes of tools the trace does not define, by name, as worked out once.
+    by_name: ByName,
+}
+
+/// [`ToolClasses::class_of`]'s answers for tools known by their name alone (no definition,
+/// or one without annotations nor description), which depend on nothing else. Bounded; a
+/// copy of the classes starts empty.
+#[derive(Default)]
+struct ByName(std::sync::RwLock<std::collections::HashMap<String, Class>>);
+
+/// Names [`ByName`] keeps at most.
+const BY_NAME: usize = 4096;
+
+impl Clone for ByName {
+    fn clone(&self) -> ByName {
+        ByName::default()
+    }
+}
+
+impl std::fmt::Debug for ByName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ByName")
+    }
 }
 
 fn lower(v: Vec<String>) -> Vec<String> {
@@ -493,18 +516,37 @@ impl ToolClasses {
             target_arguments: lower(list(&["provenance", "target_arguments"])?),
             content_arguments: lower(list(&["provenance", "content_arguments"])?),
             min_amount,
+            by_name: ByName::default(),
         })
     }
 
     /// The class of tool `name`: from configuration, else from the MCP annotations of its
     /// definition in `tools`, else from the words of its name, else of its description.
     pub fn class_of(&self, name: &str, tools: &[tribunal_core::ToolDef]) -> Class {
+        let def = tools.iter().find(|t| t.name == name);
+        if def.is_some_and(|d| !d.annotations.is_empty() || !d.description.is_empty()) {
+            return self.work_out(name, def);
+        }
+        let known = self.by_name.0.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = known.get(name) {
+            return *c;
+        }
+        drop(known);
+        let c = self.work_out(name, None);
+        let mut known = self.by_name.0.write().unwrap_or_else(|p| p.into_inner());
+        if known.len() < BY_NAME {
+            known.insert(name.to_owned(), c);
+        }
+        c
+    }
+
+    /// [`ToolClasses::class_of`] worked out, with the tool's definition when there is one.
+    fn work_out(&self, name: &str, def: Option<&tribunal_core::ToolDef>) -> Class {
         if let Some((_, c)) = self.configured.iter().find(|(n, _)| n == name) {
             let mut c = *c;
             c.sensitive |= self.sensitive_names.iter().any(|n| n == name);
             return c;
         }
-        let def = tools.iter().find(|t| t.name == name);
         let mut c = def
             .and_then(|d| annotated_class(&d.annotations))
             .or_else(|| self.worded_class(&name_words(name), "name"))
@@ -699,6 +741,44 @@ mod class_tests {
         let k = c.class_of("search_calendar_events", &[]);
         assert!(k.read_only && !k.sensitive, "{k:?}");
         assert_eq!(c.class_of("frobnicate", &[]).from, "unknown");
+    }
+
+    /// The classes kept by name are the classes worked out, whatever order the names come
+    /// in and whether a trace defines the tool or not.
+    #[test]
+    fn a_class_kept_by_name_is_the_class_worked_out() {
+        let c = classes(json!({"tools": {"classes": {"frobnicate": ["external"]}}}));
+        let described = ToolDef {
+            name: "zork".into(),
+            description: "Deletes the order.".into(),
+            parameters: serde_json::Value::Null,
+            annotations: Default::default(),
+        };
+        let bare = ToolDef {
+            description: String::new(),
+            ..described.clone()
+        };
+        let names = ["zork", "send_money", "frobnicate", "goto", "wipe_disk", "x"];
+        for round in 0..3 {
+            for name in names {
+                let want = c.work_out(name, None);
+                assert_eq!(c.class_of(name, &[]), want, "{name}, round {round}");
+                assert_eq!(
+                    c.class_of(name, std::slice::from_ref(&bare)),
+                    want,
+                    "{name}"
+                );
+            }
+            // A definition that says more is read, not the class kept for the name.
+            let k = c.class_of("zork", std::slice::from_ref(&described));
+            assert_eq!(k, c.work_out("zork", Some(&described)));
+            assert!(k.destructive && !c.class_of("zork", &[]).destructive);
+        }
+        // A copy starts over and answers alike.
+        let copy = c.clone();
+        for name in names {
+            assert_eq!(copy.class_of(name, &[]), c.class_of(name, &[]), "{name}");
+        }
     }
 
     #[test]
