@@ -166,6 +166,31 @@ fn main() {
         step(&mut held);
     }
     held.sort();
+    // Every step of a held trace timed, not only the last: a step that adds a tool's
+    // result (read for identifiers and scanned by the detectors) costs more than one
+    // that adds an assistant's message.
+    let mut every = Vec::new();
+    let rounds = (iterations / trace.messages.len()).max(10);
+    for round in 0..rounds + rounds / 10 {
+        let mut session = Session::new(Trace {
+            messages: Vec::new(),
+            ..trace.clone()
+        });
+        for m in trace.messages.iter().cloned() {
+            let ask = Ask {
+                pending: Some(pending_arc.clone()),
+                context: Some(ctx.clone()),
+                budget: None,
+            };
+            let t = Instant::now();
+            session.extend([m]);
+            std::hint::black_box(session.decide(&evaluator, ask));
+            if round >= rounds / 10 {
+                every.push(t.elapsed());
+            }
+        }
+    }
+    every.sort();
     let decision = decide(&evaluator, &shared, &pending_arc, &ctx);
     println!(
         "gate decision, 20-step trace ({} messages, {} bytes), default judges + default pack ({iterations} iterations, decision {}, gates {})",
@@ -213,6 +238,13 @@ fn main() {
         "  held trace, one new step (session) p50 {:>8.1} us  p99 {:>8.1} us",
         us(percentile(&held, 0.5)),
         us(percentile(&held, 0.99))
+    );
+    println!(
+        "  held trace, every step (session)   p50 {:>8.1} us  p99 {:>8.1} us  ({} steps of {} traces grown message by message)",
+        us(percentile(&every, 0.5)),
+        us(percentile(&every, 0.99)),
+        every.len(),
+        every.len() / trace.messages.len()
     );
     println!(
         "  p99 / target (100 us): whole {:.2}, held {:.2} (screen off: {:.2})   p50 decision / p50 parse: {:.1}x",

@@ -940,13 +940,26 @@ fn read_call_facts(
     }
 }
 
-/// Whether one of the words of `said` (sorted, without repeats) is the same word as
-/// `word`: equal to it, or starting with it (`word` of 3 bytes or more), or a word of 4
-/// bytes or more that `word` starts with (`pay` and `payment`, `schedule` and `scheduled`).
-/// Found by binary search: the words that start
-/// with `word` follow one another from where `word` would be, and a word `word` starts
-/// with is one of its prefixes.
+/// Whether `said`, a word the user said, is `word`: equal to it, or starting with it
+/// (`word` of 3 bytes or more), or a word of 4 bytes or more that `word` starts with (`pay`
+/// and `payment`, `schedule` and `scheduled`).
+fn same_word(said: &str, word: &str) -> bool {
+    said == word
+        || (word.len() >= 3 && said.starts_with(word))
+        || (said.len() >= 4 && word.starts_with(said))
+}
+
+/// Words of a request up to which [`says`] compares them one by one.
+const FEW_WORDS: usize = 48;
+
+/// Whether one of the words of `said` (sorted, without repeats) is [`same_word`] as
+/// `word`. Past [`FEW_WORDS`] found by binary search: the words that start with `word`
+/// follow one another from where `word` would be, and a word `word` starts with is one of
+/// its prefixes.
 fn says(said: &[String], word: &str) -> bool {
+    if said.len() <= FEW_WORDS {
+        return said.iter().any(|s| same_word(s, word));
+    }
     let at = said.partition_point(|s| s.as_str() < word);
     if said
         .get(at)
@@ -967,14 +980,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The rule `says` follows, word against word.
-    fn same_word(said: &str, word: &str) -> bool {
-        said == word
-            || (word.len() >= 3 && said.starts_with(word))
-            || (said.len() >= 4 && word.starts_with(said))
-    }
-
-    /// `says` finds what comparing with every word finds.
+    /// `says` finds what comparing with every word finds, for few words and for many.
     #[test]
     fn a_word_found_by_search_is_a_word_found_one_by_one() {
         let pieces = [
@@ -992,11 +998,12 @@ mod tests {
                 .map(|_| pieces[next(pieces.len())])
                 .collect()
         };
-        let (mut found, mut missed) = (0, 0);
+        let (mut found, mut missed, mut many) = (0, 0, 0);
         for _ in 0..3000 {
-            let mut said: Vec<String> = (0..next(12)).map(|_| word(&mut next)).collect();
+            let mut said: Vec<String> = (0..next(128)).map(|_| word(&mut next)).collect();
             said.sort_unstable();
             said.dedup();
+            many += usize::from(said.len() > FEW_WORDS);
             let w = word(&mut next);
             let want = said.iter().any(|s| same_word(s, &w));
             assert_eq!(says(&said, &w), want, "{w:?} in {said:?}");
@@ -1007,6 +1014,7 @@ mod tests {
             }
         }
         assert!(found > 300 && missed > 300, "{found} found, {missed} not");
+        assert!(many > 1000, "{many} of many words");
     }
 
     /// Where `ident` came from, every message before `index` searched.
