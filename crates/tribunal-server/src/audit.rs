@@ -12,13 +12,13 @@
 //! connection free commits its entry itself, on its own thread, with no hand-off to the
 //! writer and back; it queues its entry instead when another connection holds the file's
 //! write lock (the writer waits for it, a runtime worker does not). Requests under way
-//! together go through the writer and share its commits. The entries are numbered and chained inside that transaction, so a
-//! decision is answered only once its entry is committed, and a number is given once, by a
-//! commit. A batch that fails fails each of its requests (the gate answers 503
+//! together go through the writer and share its commits. Either way the entries are
+//! numbered and chained inside the transaction that writes them, so a decision is answered
+//! only once its entry is committed, and a number is given once, by a commit. A batch that fails fails each of its requests (the gate answers 503
 //! `store_unavailable`, never a decision).
 
 use sha2::{Digest, Sha256};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -101,7 +101,7 @@ pub struct AuditLog {
     /// Requests under way that append to the log ([`AuditLog::under_way`]).
     active: AtomicUsize,
     /// Entries committed by their own request.
-    here: std::sync::atomic::AtomicU64,
+    here: AtomicU64,
 }
 
 /// A request counted as under way while this lives.
@@ -151,8 +151,8 @@ fn tell(waiters: Vec<oneshot::Sender<Result<i64, AuditError>>>, written: Result<
     }
 }
 
-/// The connection, once no one else uses it (a panic while it was held leaves it usable:
-/// a transaction left open is rolled back by the next attempt).
+/// The connection, once no one else uses it. A panic while it was held leaves it usable:
+/// a transaction it left open makes the next attempt fail, which rolls it back.
 fn lock(conn: &Mutex<LogConnection>) -> std::sync::MutexGuard<'_, LogConnection> {
     conn.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -229,7 +229,7 @@ impl AuditLog {
                 tx: std::sync::RwLock::new(Some(tx)),
                 conn,
                 active: AtomicUsize::new(0),
-                here: std::sync::atomic::AtomicU64::new(0),
+                here: AtomicU64::new(0),
             },
             writer,
         ))
