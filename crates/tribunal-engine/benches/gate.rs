@@ -130,6 +130,12 @@ fn main() {
     let full_flagged = measure(iterations, || {
         std::hint::black_box(decide(&evaluator, &poisoned, &pending_arc, &ctx));
     });
+    // What every step of a held trace asks.
+    let held_ask = || Ask {
+        pending: Some(pending_arc.clone()),
+        context: Some(ctx.clone()),
+        budget: None,
+    };
     // A held trace: the session decided at every step before, and this call adds the 20th
     // message (only the new step is the work; the setup is not timed).
     let mut held = Vec::with_capacity(iterations);
@@ -142,18 +148,10 @@ fn main() {
         });
         for m in prefix.messages {
             session.extend([m]);
-            let ask = Ask {
-                pending: Some(pending_arc.clone()),
-                context: Some(ctx.clone()),
-                budget: None,
-            };
+            let ask = held_ask();
             std::hint::black_box(session.decide(&evaluator, ask));
         }
-        let ask = Ask {
-            pending: Some(pending_arc.clone()),
-            context: Some(ctx.clone()),
-            budget: None,
-        };
+        let ask = held_ask();
         let t = Instant::now();
         session.extend([last]);
         std::hint::black_box(session.decide(&evaluator, ask));
@@ -177,11 +175,7 @@ fn main() {
             ..trace.clone()
         });
         for m in trace.messages.iter().cloned() {
-            let ask = Ask {
-                pending: Some(pending_arc.clone()),
-                context: Some(ctx.clone()),
-                budget: None,
-            };
+            let ask = held_ask();
             let t = Instant::now();
             session.extend([m]);
             std::hint::black_box(session.decide(&evaluator, ask));

@@ -980,19 +980,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Numbers below `n` from a xorshift generator started at `seed`: the same every run.
+    fn picker(mut seed: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        }
+    }
+
     /// `says` finds what comparing with every word finds, for few words and for many.
     #[test]
     fn a_word_found_by_search_is_a_word_found_one_by_one() {
         let pieces = [
             "re", "fund", "s", "send", "money", "pay", "ment", "é", "a", "ed",
         ];
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = picker(0x2545_F491_4F6C_DD1Du64);
         let word = |next: &mut dyn FnMut(usize) -> usize| -> String {
             (0..1 + next(3))
                 .map(|_| pieces[next(pieces.len())])
@@ -1056,13 +1060,7 @@ mod tests {
             Provenance::System,
             Provenance::Retrieval { name: None },
         ];
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = picker(0x9E37_79B9_7F4A_7C15u64);
         let mut checked = 0;
         for _ in 0..40 {
             let mut messages = Vec::new();
