@@ -201,6 +201,39 @@ fn main() {
         }
     }
     every.sort();
+    // A long conversation: a held trace of 100 user turns and answers (about 110 KB), grown
+    // by 200 more messages. Each step's pending call is weighed against every user turn
+    // before it, so what a step costs shows whether that reading grows with the turns.
+    let many_turns = {
+        let mut messages = Vec::new();
+        for k in 0..100 {
+            let turn = common::long_agent_trace(500_000 + k, 5);
+            messages.push(turn["messages"][1].clone());
+            messages.push(
+                serde_json::json!({"role": "assistant", "content": turn["messages"][2]["content"]}),
+            );
+        }
+        let doc = serde_json::json!({"id": "turns", "messages": messages});
+        let mut session = Session::new(
+            import_value(&doc, InputFormat::Auto, "bench")
+                .unwrap()
+                .remove(0),
+        );
+        std::hint::black_box(session.decide(&evaluator, held_ask()));
+        let mut timed = Vec::new();
+        for k in 0..200 {
+            // The agent's next message (the third of a generated run).
+            let m = fresh().messages.swap_remove(2);
+            let t = Instant::now();
+            session.extend([m]);
+            std::hint::black_box(session.decide(&evaluator, held_ask()));
+            if k >= 20 {
+                timed.push(t.elapsed());
+            }
+        }
+        timed.sort();
+        timed
+    };
     let decision = decide(&evaluator, &shared, &pending_arc, &ctx);
     println!(
         "gate decision, 20-step trace ({} messages, {} bytes), default judges + default pack ({iterations} iterations, decision {}, gates {})",
@@ -255,6 +288,12 @@ fn main() {
         us(percentile(&every, 0.99)),
         every.len(),
         every.len() / trace.messages.len()
+    );
+    println!(
+        "  held trace of 100 user turns, one new step p50 {:>8.1} us  p99 {:>8.1} us  ({} steps)",
+        us(percentile(&many_turns, 0.5)),
+        us(percentile(&many_turns, 0.99)),
+        many_turns.len()
     );
     println!(
         "  p99 / target (100 us): whole {:.2}, held {:.2} (screen off: {:.2})   p50 decision / p50 parse: {:.1}x",

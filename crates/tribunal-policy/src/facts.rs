@@ -296,6 +296,9 @@ pub struct ToolClasses {
     verbs: Verbs,
     /// Words of a user's request that warrant a tool whose name has the key as a word.
     synonyms: Vec<(String, Vec<String>)>,
+    /// The synonyms of more than one word, each once, sorted: what is looked for in a
+    /// user's text rather than among its words.
+    phrases: Vec<String>,
     /// Phrases by which a user hands the choice of actions to a document they name ("do the
     /// actions specified in the email from ...").
     delegation: Vec<String>,
@@ -306,6 +309,20 @@ pub struct ToolClasses {
     min_amount: Option<f64>,
     /// Classes of tools the trace does not define, by name, as worked out once.
     by_name: ByName,
+    id: ClassesId,
+}
+
+/// Tells one set of classes from another where answers read with them are kept
+/// ([`crate::provenance::MessageFacts`]): drawn anew for each set built, and the same for a
+/// copy, whose settings are the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClassesId(u64);
+
+impl Default for ClassesId {
+    fn default() -> ClassesId {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        ClassesId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// [`ToolClasses::class_of`]'s answers for tools known by their name alone (no definition,
@@ -478,7 +495,7 @@ impl ToolClasses {
                 .collect::<Result<Vec<_>, String>>()?,
             Some(_) => return Err("tools.classes: expected an object of tool names".into()),
         };
-        let synonyms = match get(config, &["alignment", "synonyms"]) {
+        let synonyms: Vec<(String, Vec<String>)> = match get(config, &["alignment", "synonyms"]) {
             None => Vec::new(),
             Some(serde_json::Value::Object(o)) => o
                 .iter()
@@ -499,6 +516,12 @@ impl ToolClasses {
                     .ok_or("provenance.min_amount: expected a number")?,
             ),
         };
+        let mut phrases: Vec<String> = synonyms
+            .iter()
+            .flat_map(|(_, list)| list.iter().filter(|s| s.contains(' ')).cloned())
+            .collect();
+        phrases.sort_unstable();
+        phrases.dedup();
         Ok(ToolClasses {
             sensitive_names: list(&["sensitive_tools", "names"])?,
             sensitive: compile(&["sensitive_tools", "patterns"])?,
@@ -512,12 +535,19 @@ impl ToolClasses {
                 navigation: words("navigation")?,
             },
             synonyms,
+            phrases,
             delegation: lower(list(&["alignment", "delegation"])?),
             target_arguments: lower(list(&["provenance", "target_arguments"])?),
             content_arguments: lower(list(&["provenance", "content_arguments"])?),
             min_amount,
             by_name: ByName::default(),
+            id: ClassesId::default(),
         })
+    }
+
+    /// Which set of classes this is (a copy is the same set).
+    pub(crate) fn id(&self) -> ClassesId {
+        self.id
     }
 
     /// The class of tool `name`: from configuration, else from the MCP annotations of its
@@ -663,6 +693,11 @@ impl ToolClasses {
 
     /// Words of a user's request that warrant a tool with `word` in its name (besides the
     /// word itself).
+    /// The synonyms of more than one word (see [`ToolClasses::synonyms`]), each once, sorted.
+    pub(crate) fn phrases(&self) -> &[String] {
+        &self.phrases
+    }
+
     pub fn synonyms(&self, word: &str) -> &[String] {
         self.synonyms
             .iter()

@@ -532,6 +532,77 @@ pub struct MessageFacts {
     /// The facts of the pending step's calls, by (index, name, arguments): see
     /// [`call_facts`].
     pending_calls: Vec<(usize, String, serde_json::Value, CallFacts)>,
+    /// What a user message's text holds of the classes' phrases (see [`Heard`]), read once.
+    heard: Vec<Option<Heard>>,
+    /// What the user's messages say of the names of calls asked about lately.
+    names: Vec<(String, Named)>,
+    /// What the user's messages say of the pending step's calls asked about lately, by
+    /// (name, arguments).
+    warrants: Vec<(String, serde_json::Value, Given)>,
+    /// The classes `heard`, `names` and `warrants` were read with.
+    classes_of: Option<crate::facts::ClassesId>,
+}
+
+/// What the user's messages before a call say of it: whether one asks for what its name
+/// does (a verb of the name, or a synonym), names it (any word of the name), hands the
+/// choice of actions to a document, or gives one of its argument values.
+///
+/// What depends on the name alone is kept by name ([`Named`]), what depends on the
+/// arguments for the pending step's calls; both are read on from the first user message
+/// not yet read, so a call asked about again as the trace grows (often the same at every
+/// step) reads each user message once, and a new call to a tool called before reads the
+/// user's words once for its name.
+#[derive(Debug, Default, Clone, Copy)]
+struct Warrant {
+    requested: bool,
+    named: bool,
+    delegated: bool,
+    gave_value: bool,
+}
+
+/// What the user's messages before `upto` say of a tool's name (see [`Warrant`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct Named {
+    upto: usize,
+    requested: bool,
+    named: bool,
+}
+
+/// What the user's messages before `upto` say of a call's arguments, and whether one hands
+/// the choice of actions to a document (see [`Warrant`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct Given {
+    upto: usize,
+    delegated: bool,
+    gave_value: bool,
+}
+
+/// What a user message's text holds that depends on the classes, not on a call: whether
+/// it hands the choice of actions to a document (`alignment.delegation`), and which of the
+/// synonyms of more than one word it holds (bit `k` for [`ToolClasses::phrases`]`[k]`).
+///
+/// [`ToolClasses::phrases`]: crate::facts::ToolClasses::phrases
+#[derive(Debug, Clone)]
+struct Heard {
+    delegates: bool,
+    phrases: Vec<u64>,
+}
+
+/// Calls whose [`Given`] [`MessageFacts`] keeps at most.
+const WARRANTS_KEPT: usize = 2;
+/// Names whose [`Named`] [`MessageFacts`] keeps at most.
+const NAMES_KEPT: usize = 32;
+
+impl tribunal_core::Heap for CallFacts {
+    fn heap(&self) -> usize {
+        tribunal_core::size::ALLOCATION
+            + self.sources.capacity() * std::mem::size_of::<(String, Source)>()
+            + self
+                .sources
+                .iter()
+                .map(|(arg, s)| arg.heap() + s.value.heap())
+                .sum::<usize>()
+    }
 }
 
 impl tribunal_core::Heap for MessageFacts {
@@ -549,21 +620,34 @@ impl tribunal_core::Heap for MessageFacts {
                 std::mem::size_of::<(usize, String, serde_json::Value, CallFacts)>()
                     + name.heap()
                     + args.heap()
-                    + tribunal_core::size::ALLOCATION
-                    + facts.sources.capacity() * std::mem::size_of::<(String, Source)>()
-                    + facts
-                        .sources
-                        .iter()
-                        .map(|(arg, s)| arg.heap() + s.value.heap())
-                        .sum::<usize>()
+                    + facts.heap()
             })
             .sum::<usize>();
+        let names = self.names.capacity() * std::mem::size_of::<(String, Named)>()
+            + self.names.iter().map(|(n, _)| n.heap()).sum::<usize>();
+        let warrants = self.warrants.capacity()
+            * std::mem::size_of::<(String, serde_json::Value, Given)>()
+            + self
+                .warrants
+                .iter()
+                .map(|(name, args, _)| name.heap() + args.heap())
+                .sum::<usize>();
+        let heard = self.heard.capacity() * std::mem::size_of::<Option<Heard>>()
+            + self
+                .heard
+                .iter()
+                .flatten()
+                .map(|h| h.phrases.capacity() * 8)
+                .sum::<usize>();
         self.read.heap()
             + self.said.heap()
+            + heard
             + self.built.heap()
             + self.offered.heap()
             + occurs
             + pending
+            + warrants
+            + names
     }
 }
 
@@ -641,6 +725,114 @@ impl MessageFacts {
             words.dedup();
             (lower, words)
         })
+    }
+
+    /// Forgets what was read with other classes than `classes`.
+    fn read_with(&mut self, classes: &crate::facts::ToolClasses) {
+        if self.classes_of != Some(classes.id()) {
+            self.heard.clear();
+            self.names.clear();
+            self.warrants.clear();
+            self.classes_of = Some(classes.id());
+        }
+    }
+
+    /// Reads user message `i` for what [`Heard`] keeps of it, once (after
+    /// [`MessageFacts::read_with`]).
+    fn hear(&mut self, messages: &[Message], i: usize, classes: &crate::facts::ToolClasses) {
+        if self.heard.len() < messages.len() {
+            self.heard.resize(messages.len(), None);
+        }
+        if self.heard[i].is_some() {
+            return;
+        }
+        let text = &self.said(messages, i).0;
+        let mut phrases = vec![0u64; classes.phrases().len().div_ceil(64)];
+        for (k, p) in classes.phrases().iter().enumerate() {
+            if text.contains(p.as_str()) {
+                phrases[k / 64] |= 1 << (k % 64);
+            }
+        }
+        let delegates = classes
+            .delegation()
+            .iter()
+            .any(|p| text.contains(p.as_str()));
+        self.heard[i] = Some(Heard { delegates, phrases });
+    }
+
+    /// What the user's messages before message `index` say of `call` (see [`Warrant`]),
+    /// read on from what was kept of its name and of the same call.
+    fn warrant(
+        &mut self,
+        messages: &[Message],
+        index: usize,
+        call: &tribunal_core::ToolCall,
+        classes: &crate::facts::ToolClasses,
+    ) -> Warrant {
+        self.read_with(classes);
+        let end = index.min(messages.len());
+        let user = |i: usize| messages[i].provenance.label() == "user";
+        let kept = self
+            .names
+            .iter()
+            .position(|(name, n)| n.upto <= end && *name == call.name);
+        let mut n = kept.map_or_else(Named::default, |k| self.names.remove(k).1);
+        if (n.upto..end).any(user) {
+            let words: Vec<String> = crate::facts::name_words(&call.name)
+                .into_iter()
+                .filter(|w| w.len() > 2 && !PLAIN_WORDS.contains(&w.as_str()))
+                .collect();
+            let verbs: Vec<String> = words
+                .iter()
+                .filter(|w| classes.is_verb(w))
+                .cloned()
+                .collect();
+            let (verbs, words) = (Spelled::of(&verbs, classes), Spelled::of(&words, classes));
+            for i in (n.upto..end).filter(|&i| user(i)) {
+                self.hear(messages, i, classes);
+                let (Some((_, said)), Some(heard)) = (&self.said[i], &self.heard[i]) else {
+                    continue;
+                };
+                n.requested = n.requested || verbs.said(said, heard);
+                n.named = n.named || words.said(said, heard);
+            }
+        }
+        n.upto = n.upto.max(end);
+        if self.names.len() >= NAMES_KEPT {
+            self.names.remove(0);
+        }
+        self.names.push((call.name.clone(), n));
+        let kept = self.warrants.iter().position(|(name, args, g)| {
+            g.upto <= end && *name == call.name && *args == call.arguments
+        });
+        let mut g = kept.map_or_else(Given::default, |k| self.warrants.remove(k).2);
+        if (g.upto..end).any(user) {
+            let values = Values::of(&call.arguments);
+            for i in (g.upto..end).filter(|&i| user(i)) {
+                self.hear(messages, i, classes);
+                let (Some((text, _)), Some(heard)) = (&self.said[i], &self.heard[i]) else {
+                    continue;
+                };
+                g.delegated = g.delegated || heard.delegates;
+                g.gave_value = g.gave_value || values.said_in(text);
+            }
+        }
+        g.upto = g.upto.max(end);
+        // Kept for the pending step's calls, which an agent asks about again at its next
+        // step; a call the trace made is read when its message is new.
+        if index >= messages.len() {
+            if self.warrants.len() >= WARRANTS_KEPT {
+                self.warrants.remove(0);
+            }
+            self.warrants
+                .push((call.name.clone(), call.arguments.clone(), g));
+        }
+        Warrant {
+            requested: n.requested,
+            named: n.named,
+            delegated: g.delegated,
+            gave_value: g.gave_value,
+        }
     }
 
     /// Starts over unless the facts can be of `trace` grown: they cover no more messages
@@ -764,27 +956,66 @@ const CURRENCY: &[&str] = &[
     "pounds", "bucks",
 ];
 
-/// Whether `value`, an argument's value, is something the user said in `said` (lower case):
-/// a string of at least three characters that stands as its own words, a number of three
-/// digits or more, or a smaller number the user named as an amount (`18 dollars`, `$18`).
-fn user_gave_value(value: &Value, said: &str) -> bool {
-    let text = match value {
-        Value::String(s) => s.trim().to_lowercase(),
-        Value::Number(n) => n.to_string(),
-        Value::Array(a) => return a.iter().any(|v| user_gave_value(v, said)),
-        _ => return false,
-    };
-    if text.chars().count() < 2 {
-        return false;
+/// Argument values as a user may have given them: each string (trimmed, in lower case) or
+/// number of two characters or more among an object's members or an array's items, with
+/// whether it is a number and a searcher made for it once, then run over each user message.
+struct Values(Vec<(String, bool, memchr::memmem::Finder<'static>)>);
+
+impl Values {
+    /// The values of a call's `arguments`: an object's members, or the value itself.
+    fn of(arguments: &Value) -> Values {
+        let mut out = Vec::new();
+        match arguments {
+            Value::Object(o) => o.values().for_each(|v| Values::add(v, &mut out)),
+            other => Values::add(other, &mut out),
+        }
+        Values(out)
     }
-    let numeric = text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+
+    fn add(value: &Value, out: &mut Vec<(String, bool, memchr::memmem::Finder<'static>)>) {
+        let text = match value {
+            Value::String(s) => s.trim().to_lowercase(),
+            Value::Number(n) => n.to_string(),
+            Value::Array(a) => return a.iter().for_each(|v| Values::add(v, out)),
+            _ => return,
+        };
+        if text.chars().count() < 2 {
+            return;
+        }
+        let numeric = text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        let finder = memchr::memmem::Finder::new(text.as_bytes()).into_owned();
+        out.push((text, numeric, finder));
+    }
+
+    /// Whether the user said one of the values in `said` (lower case).
+    fn said_in(&self, said: &str) -> bool {
+        self.0
+            .iter()
+            .any(|(text, numeric, finder)| said_value(text, *numeric, finder, said))
+    }
+}
+
+/// Whether `value`, an argument's value, is something the user said in `said` (lower case):
+/// see [`said_value`].
+#[cfg(test)]
+fn user_gave_value(value: &Value, said: &str) -> bool {
+    let mut values = Vec::new();
+    Values::add(value, &mut values);
+    Values(values).said_in(said)
+}
+
+/// Whether `text` (a value, trimmed and in lower case; `numeric` when it is a number;
+/// `finder` finds it) is something the user said in `said` (lower case): a string of at
+/// least three characters that stands as its own words, a number of three digits or more,
+/// or a smaller number the user named as an amount (`18 dollars`, `$18`).
+fn said_value(text: &str, numeric: bool, finder: &memchr::memmem::Finder<'_>, said: &str) -> bool {
     let bounded = |at: usize| {
         let before = said[..at].chars().next_back();
         let after = said[at + text.len()..].chars().next();
         let edge = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
         edge(before) && edge(after)
     };
-    for (at, _) in said.match_indices(text.as_str()) {
+    for at in finder.find_iter(said.as_bytes()) {
         if !bounded(at) {
             continue;
         }
@@ -873,70 +1104,54 @@ fn read_call_facts(
         })
         .collect();
     let after_untrusted = before.iter().position(|m| m.provenance.is_untrusted());
-    let users: Vec<usize> = (0..before.len())
-        .filter(|&i| before[i].provenance.label() == "user")
-        .collect();
-    for &i in &users {
-        idents.said(messages, i);
-    }
-    let kept: &MessageFacts = idents;
-    let said_words: Vec<&(String, Vec<String>)> = users
-        .iter()
-        .filter_map(|&i| kept.said.get(i).and_then(Option::as_ref))
-        .collect();
-    let said: Vec<&str> = said_words.iter().map(|(t, _)| t.as_str()).collect();
-    // Whether the user's words hold one of `words` or a synonym of one.
-    let said_any = |words: &[String]| {
-        // The words and their one-word synonyms, compared word by word; longer synonyms
-        // are looked for in the text.
-        let (mut single, mut phrases): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
-        for w in words {
-            single.push(w);
-            for s in classes.synonyms(w) {
-                if s.contains(' ') {
-                    phrases.push(s);
-                } else {
-                    single.push(s);
-                }
-            }
-        }
-        said_words.iter().any(|(text, said)| {
-            single.iter().any(|w| says(said, w)) || phrases.iter().any(|p| text.contains(p))
-        })
-    };
-    let words: Vec<String> = crate::facts::name_words(&call.name)
-        .into_iter()
-        .filter(|w| w.len() > 2 && !PLAIN_WORDS.contains(&w.as_str()))
-        .collect();
-    let verbs: Vec<String> = words
-        .iter()
-        .filter(|w| classes.is_verb(w))
-        .cloned()
-        .collect();
-    let requested = said_any(&verbs);
-    let delegated = said.iter().any(|text| {
-        classes
-            .delegation()
-            .iter()
-            .any(|p| text.contains(p.as_str()))
-    });
-    let gave_value = || match &call.arguments {
-        Value::Object(o) => o
-            .values()
-            .any(|v| said.iter().any(|text| user_gave_value(v, text))),
-        other => said.iter().any(|text| user_gave_value(other, text)),
-    };
-    let warranted = requested
-        || delegated
-        || said_any(&words)
+    let w = idents.warrant(messages, index, call, classes);
+    let warranted = w.requested
+        || w.delegated
+        || w.named
         || sources.iter().any(|(_, s)| s.vouched && s.kind != "amount")
-        || gave_value();
+        || w.gave_value;
     CallFacts {
         class,
         sources,
         after_untrusted,
         warranted,
-        requested,
+        requested: w.requested,
+    }
+}
+
+/// Words and their synonyms as a user may say them: one-word forms, compared word by word,
+/// and the places among the classes' phrases of the longer ones.
+struct Spelled<'a> {
+    single: Vec<&'a str>,
+    phrases: Vec<usize>,
+}
+
+impl<'a> Spelled<'a> {
+    fn of(words: &'a [String], classes: &'a crate::facts::ToolClasses) -> Spelled<'a> {
+        let (mut single, mut phrases) = (Vec::new(), Vec::new());
+        for w in words {
+            single.push(w.as_str());
+            for s in classes.synonyms(w) {
+                if s.contains(' ') {
+                    phrases.extend(classes.phrases().binary_search(s).ok());
+                } else {
+                    single.push(s.as_str());
+                }
+            }
+        }
+        Spelled { single, phrases }
+    }
+
+    /// Whether a user message (its sorted words `said`, and what was `heard` of its text)
+    /// holds one of the words or a synonym of one.
+    fn said(&self, said: &[String], heard: &Heard) -> bool {
+        self.single.iter().any(|w| says(said, w))
+            || self.phrases.iter().any(|&k| {
+                heard
+                    .phrases
+                    .get(k / 64)
+                    .is_some_and(|b| b & (1 << (k % 64)) != 0)
+            })
     }
 }
 
@@ -1092,6 +1307,172 @@ mod tests {
             }
         }
         assert!(checked > 1000, "{checked}");
+    }
+
+    /// Whether the user's messages among `before` warrant `call` (vouched sources aside)
+    /// and whether they ask for it, every message read now.
+    fn warrant_read_afresh(
+        before: &[Message],
+        call: &tribunal_core::ToolCall,
+        classes: &crate::facts::ToolClasses,
+    ) -> (bool, bool) {
+        let said: Vec<(String, Vec<String>)> = before
+            .iter()
+            .filter(|m| m.provenance.label() == "user")
+            .map(|m| {
+                let lower = m.content.to_lowercase();
+                let mut words = crate::facts::name_words(&lower);
+                words.sort_unstable();
+                words.dedup();
+                (lower, words)
+            })
+            .collect();
+        let words: Vec<String> = crate::facts::name_words(&call.name)
+            .into_iter()
+            .filter(|w| w.len() > 2 && !PLAIN_WORDS.contains(&w.as_str()))
+            .collect();
+        let verbs: Vec<String> = words
+            .iter()
+            .filter(|w| classes.is_verb(w))
+            .cloned()
+            .collect();
+        // A word or a synonym of one, as a word of the text or (more than one word) in it.
+        let says_one_of = |words: &[String], text: &str, said: &[String]| {
+            words.iter().any(|w| {
+                says(said, w)
+                    || classes.synonyms(w).iter().any(|s| {
+                        if s.contains(' ') {
+                            text.contains(s.as_str())
+                        } else {
+                            says(said, s)
+                        }
+                    })
+            })
+        };
+        let any = |f: &dyn Fn(&str, &[String]) -> bool| said.iter().any(|(t, w)| f(t, w));
+        let requested = any(&|t, w| says_one_of(&verbs, t, w));
+        let named = any(&|t, w| says_one_of(&words, t, w));
+        let delegated = any(&|t, _| classes.delegation().iter().any(|p| t.contains(p.as_str())));
+        let gave = any(&|t, _| match &call.arguments {
+            Value::Object(o) => o.values().any(|v| user_gave_value(v, t)),
+            other => user_gave_value(other, t),
+        });
+        (requested || named || delegated || gave, requested)
+    }
+
+    /// What the user's messages say of a call, read on message by message as the trace grows
+    /// and kept for the pending step's calls, is what reading them all afresh finds, for the
+    /// pending step's calls and calls anywhere; classes of other settings read afresh.
+    #[test]
+    fn kept_call_facts_are_call_facts_read_afresh() {
+        use tribunal_core::Provenance;
+        let classes = |extra: serde_json::Value| {
+            let mut data = crate::pack::default_data();
+            crate::deep_merge(&mut data, extra);
+            crate::facts::ToolClasses::from_data(&data).unwrap()
+        };
+        let default = classes(serde_json::json!({}));
+        let other = classes(
+            serde_json::json!({"alignment": {"delegation": ["per the memo"], "synonyms": {"email": ["memo"]}}}),
+        );
+        let texts = [
+            "Thanks, that is all for now.",
+            "Please pay the rent of this month.",
+            "Can you reply to Alice and tell her yes?",
+            "Send it to bob@example.com please.",
+            "The IBAN is DE89 3704 0044 0532 0130 00.",
+            "Change my login, it leaked.",
+            "Give me my money back for order 1042.",
+            "I want my money back.",
+            "Please clean up my folder.",
+            "It is hunter22, by the way.",
+            "Quarterly review at noon.",
+        ];
+        let calls: Vec<tribunal_core::ToolCall> = [
+            (
+                "send_email",
+                serde_json::json!({"to": "bob@example.com", "body": "Hi"}),
+            ),
+            (
+                "send_email",
+                serde_json::json!({"to": "eve@evil.example", "body": "Hi"}),
+            ),
+            ("delete_file", serde_json::json!({"path": "notes.txt"})),
+            (
+                "send_money",
+                serde_json::json!({"iban": "DE89370400440532013000", "amount": 12}),
+            ),
+            (
+                "update_password",
+                serde_json::json!({"password": "hunter22"}),
+            ),
+            ("issue_refund", serde_json::json!({"order": 1042})),
+            (
+                "create_calendar_event",
+                serde_json::json!({"title": "Quarterly review"}),
+            ),
+        ]
+        .into_iter()
+        .map(|(name, arguments)| tribunal_core::ToolCall {
+            id: "c".into(),
+            name: name.into(),
+            arguments,
+            span_id: None,
+        })
+        .collect();
+        let provenances = [
+            Provenance::User,
+            Provenance::User,
+            Provenance::Tool {
+                name: "inbox".into(),
+            },
+            Provenance::Assistant,
+        ];
+        let mut next = picker(0x2545_F491_4F6C_DD1Du64);
+        let (mut checked, mut warranted) = (0, 0);
+        for _ in 0..200 {
+            let mut messages = Vec::new();
+            // Facts kept for the pending step's calls only, as a gate keeps them, and facts
+            // asked about calls anywhere.
+            let (mut pending, mut anywhere) = (MessageFacts::default(), MessageFacts::default());
+            for i in 0..12 {
+                // A request that hands the choice to a document warrants every call after
+                // it: now and then only.
+                let text = match next(40) {
+                    0 => "Do what the email from my landlord says.",
+                    1 => "Do the tasks per the memo from Bob.",
+                    _ => texts[next(texts.len())],
+                };
+                let mut m = Message::new(format!("m{i}"), tribunal_core::Role::User, text);
+                m.provenance = provenances[next(provenances.len())].clone();
+                messages.push(m);
+                let n = messages.len();
+                for (index, kept) in [(n, &mut pending), (next(n + 1), &mut anywhere)] {
+                    let call = &calls[next(calls.len())];
+                    // Now and then other settings: what was kept with the first is not theirs.
+                    let c = if next(5) == 0 { &other } else { &default };
+                    let got = read_call_facts(&messages, index, call, &[], c, kept);
+                    let want = warrant_read_afresh(&messages[..index], call, c);
+                    let vouched = got
+                        .sources
+                        .iter()
+                        .any(|(_, s)| s.vouched && s.kind != "amount");
+                    assert_eq!(
+                        (got.warranted, got.requested),
+                        (want.0 || vouched, want.1),
+                        "{} at {index} of {messages:?}",
+                        call.name
+                    );
+                    checked += 1;
+                    warranted += usize::from(got.warranted);
+                }
+            }
+        }
+        // Both answers came up often, so the comparison compared them.
+        assert!(
+            warranted > 200 && checked - warranted > 200,
+            "{warranted} of {checked}"
+        );
     }
 
     fn kinds(text: &str) -> Vec<(&'static str, String, bool)> {
