@@ -637,7 +637,8 @@ impl tribunal_core::Heap for MessageFacts {
                 .heard
                 .iter()
                 .flatten()
-                .map(|h| h.phrases.capacity() * 8)
+                .filter(|h| h.phrases.capacity() > 0)
+                .map(|h| tribunal_core::size::ALLOCATION + h.phrases.capacity() * 8)
                 .sum::<usize>();
         self.read.heap()
             + self.said.heap()
