@@ -541,6 +541,19 @@ pub struct MessageFacts {
     warrants: Vec<(String, serde_json::Value, Given)>,
     /// The classes `heard`, `names` and `warrants` were read with.
     classes_of: Option<crate::facts::ClassesId>,
+    /// What the entries of `read`, `said` and `heard` and the lists of `occurs` hold on the
+    /// heap, counted as they are made (none changes after), so measuring a held trace's
+    /// facts does not walk them all at every step.
+    counted: Counted,
+}
+
+/// See [`MessageFacts::counted`].
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Counted {
+    read: usize,
+    said: usize,
+    heard: usize,
+    occurs: usize,
 }
 
 /// What the user's messages before a call say of it: whether one asks for what its name
@@ -608,11 +621,7 @@ impl tribunal_core::Heap for CallFacts {
 impl tribunal_core::Heap for MessageFacts {
     fn heap(&self) -> usize {
         let occurs = self.occurs.capacity() * (std::mem::size_of::<(u64, Vec<(u32, u32)>)>() + 1)
-            + self
-                .occurs
-                .values()
-                .map(|v| tribunal_core::size::ALLOCATION + v.capacity() * 8)
-                .sum::<usize>();
+            + self.counted.occurs;
         let pending = self
             .pending_calls
             .iter()
@@ -632,16 +641,24 @@ impl tribunal_core::Heap for MessageFacts {
                 .iter()
                 .map(|(name, args, _)| name.heap() + args.heap())
                 .sum::<usize>();
-        let heard = self.heard.capacity() * std::mem::size_of::<Option<Heard>>()
-            + self
-                .heard
-                .iter()
-                .flatten()
-                .filter(|h| h.phrases.capacity() > 0)
-                .map(|h| tribunal_core::size::ALLOCATION + h.phrases.capacity() * 8)
-                .sum::<usize>();
-        self.read.heap()
-            + self.said.heap()
+        let heard =
+            self.heard.capacity() * std::mem::size_of::<Option<Heard>>() + self.counted.heard;
+        let slots = |capacity: usize, size: usize| {
+            if capacity == 0 {
+                0
+            } else {
+                tribunal_core::size::ALLOCATION + capacity * size
+            }
+        };
+        slots(
+            self.read.capacity(),
+            std::mem::size_of::<Option<TextFacts>>(),
+        ) + self.counted.read
+            + slots(
+                self.said.capacity(),
+                std::mem::size_of::<Option<(String, Vec<String>)>>(),
+            )
+            + self.counted.said
             + heard
             + self.built.heap()
             + self.offered.heap()
@@ -710,7 +727,12 @@ impl MessageFacts {
         if self.read.len() < messages.len() {
             self.read.resize(messages.len(), None);
         }
-        self.read[i].get_or_insert_with(|| TextFacts::of(&messages[i].content, min_amount))
+        let counted = &mut self.counted;
+        self.read[i].get_or_insert_with(|| {
+            let facts = TextFacts::of(&messages[i].content, min_amount);
+            counted.read += tribunal_core::Heap::heap(&facts);
+            facts
+        })
     }
 
     /// Message `i`'s text in lower case and its words, read once.
@@ -718,20 +740,46 @@ impl MessageFacts {
         if self.said.len() < messages.len() {
             self.said.resize(messages.len(), None);
         }
+        let counted = &mut self.counted;
         self.said[i].get_or_insert_with(|| {
             let lower = messages[i].content.to_lowercase();
             let mut words = crate::facts::name_words(&lower);
             // Sorted, for `says`.
             words.sort_unstable();
             words.dedup();
-            (lower, words)
+            let said = (lower, words);
+            counted.said += tribunal_core::Heap::heap(&said);
+            said
         })
+    }
+
+    /// [`MessageFacts::counted`] counted now, entry by entry.
+    #[cfg(test)]
+    fn counted_afresh(&self) -> Counted {
+        use tribunal_core::Heap;
+        Counted {
+            read: self.read.iter().flatten().map(Heap::heap).sum(),
+            said: self.said.iter().flatten().map(Heap::heap).sum(),
+            heard: self
+                .heard
+                .iter()
+                .flatten()
+                .filter(|h| h.phrases.capacity() > 0)
+                .map(|h| tribunal_core::size::ALLOCATION + h.phrases.capacity() * 8)
+                .sum(),
+            occurs: self
+                .occurs
+                .values()
+                .map(|v| tribunal_core::size::ALLOCATION + v.capacity() * 8)
+                .sum(),
+        }
     }
 
     /// Forgets what was read with other classes than `classes`.
     fn read_with(&mut self, classes: &crate::facts::ToolClasses) {
         if self.classes_of != Some(classes.id()) {
             self.heard.clear();
+            self.counted.heard = 0;
             self.names.clear();
             self.warrants.clear();
             self.classes_of = Some(classes.id());
@@ -758,6 +806,9 @@ impl MessageFacts {
             .delegation()
             .iter()
             .any(|p| text.contains(p.as_str()));
+        if phrases.capacity() > 0 {
+            self.counted.heard += tribunal_core::size::ALLOCATION + phrases.capacity() * 8;
+        }
         self.heard[i] = Some(Heard { delegates, phrases });
     }
 
@@ -906,10 +957,15 @@ impl MessageFacts {
             self.of(messages, i, min_amount);
             let idents = self.read[i].as_ref().map_or(&[][..], |f| &f.idents[..]);
             for (j, x) in idents.iter().enumerate() {
-                self.occurs
-                    .entry(ident_key(x.kind, &x.value))
-                    .or_default()
-                    .push((i as u32, j as u32));
+                let at = self.occurs.entry(ident_key(x.kind, &x.value)).or_default();
+                let before = at.capacity();
+                at.push((i as u32, j as u32));
+                self.counted.occurs += (at.capacity() - before) * 8
+                    + if before == 0 {
+                        tribunal_core::size::ALLOCATION
+                    } else {
+                        0
+                    };
             }
         }
     }
@@ -1363,7 +1419,8 @@ mod tests {
 
     /// What the user's messages say of a call, read on message by message as the trace grows
     /// and kept for the pending step's calls, is what reading them all afresh finds, for the
-    /// pending step's calls and calls anywhere; classes of other settings read afresh.
+    /// pending step's calls and calls anywhere; classes of other settings read afresh. The
+    /// bytes the kept facts were counted as they were made are the bytes they hold.
     #[test]
     fn kept_call_facts_are_call_facts_read_afresh() {
         use tribunal_core::Provenance;
@@ -1453,6 +1510,8 @@ mod tests {
                     // Now and then other settings: what was kept with the first is not theirs.
                     let c = if next(5) == 0 { &other } else { &default };
                     let got = read_call_facts(&messages, index, call, &[], c, kept);
+                    // What the facts hold, counted as it was made, is what they hold.
+                    assert_eq!(kept.counted, kept.counted_afresh());
                     let want = warrant_read_afresh(&messages[..index], call, c);
                     let vouched = got
                         .sources
