@@ -565,6 +565,20 @@ pub(crate) struct Built {
     /// The heap of the values of the first `.0` messages, counted when first asked for (a
     /// trace judged once never asks).
     messages_heap: std::cell::Cell<(usize, usize)>,
+    gathered: Gathered,
+}
+
+/// The built messages' values, their calls' values, their mentions by domain and their
+/// calls per tool, gathered for the first `upto` messages. The input takes the lists as
+/// they are (shared, not copied), and the next call of a growing trace adds its new
+/// messages to them, so assembling the input does not go over every message again.
+#[derive(Debug, Default, Clone)]
+struct Gathered {
+    upto: usize,
+    messages: Option<R>,
+    tool_calls: Option<R>,
+    mentions: BTreeMap<String, R>,
+    per_tool: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -611,12 +625,35 @@ impl tribunal_core::Heap for Built {
                 .sum::<usize>();
             self.messages_heap.set((self.messages.len(), bytes));
         }
+        // The gathered lists hold the values counted above; only the lists are theirs.
+        let g = &self.gathered;
+        let list = |v: &R| match v {
+            R::Array(a) => {
+                tribunal_core::size::ALLOCATION + 16 + a.len() * std::mem::size_of::<R>()
+            }
+            _ => 0,
+        };
+        let gathered = g
+            .messages
+            .iter()
+            .chain(&g.tool_calls)
+            .map(list)
+            .sum::<usize>()
+            + g.mentions
+                .iter()
+                .map(|(k, v)| k.heap() + list(v) + 2 * std::mem::size_of::<R>() + 16)
+                .sum::<usize>()
+            + g.per_tool
+                .keys()
+                .map(|k| k.heap() + std::mem::size_of::<(String, u64)>() + 16)
+                .sum::<usize>();
         self.tools_value
             .iter()
             .flatten()
             .map(value_heap)
             .sum::<usize>()
             + bytes
+            + gathered
             + self.messages.capacity() * std::mem::size_of::<BuiltMessage>()
     }
 }
@@ -714,35 +751,50 @@ pub fn policy_input_with(
             mentions,
         });
     }
-    let mut messages = Vec::with_capacity(trace.messages.len());
-    let mut tool_calls = Vec::new();
-    let mut mentions: BTreeMap<&str, Vec<R>> = BTreeMap::new();
-    for b in &built.messages {
-        messages.push(b.value.clone());
-        tool_calls.extend(b.calls.iter().cloned());
+    let g = &mut built.gathered;
+    let list = || R::from(Vec::<R>::new());
+    let messages = g.messages.get_or_insert_with(list);
+    let tool_calls = g.tool_calls.get_or_insert_with(list);
+    for (b, m) in built.messages[g.upto..]
+        .iter()
+        .zip(&trace.messages[g.upto..])
+    {
+        if let Ok(a) = messages.as_array_mut() {
+            a.push(b.value.clone());
+        }
+        if let Ok(a) = tool_calls.as_array_mut() {
+            a.extend(b.calls.iter().cloned());
+        }
         for (d, mention) in &b.mentions {
-            mentions.entry(d).or_default().push(mention.clone());
+            if let Ok(a) = g
+                .mentions
+                .entry(d.clone())
+                .or_insert_with(list)
+                .as_array_mut()
+            {
+                a.push(mention.clone());
+            }
+        }
+        for c in &m.tool_calls {
+            *g.per_tool.entry(c.name.clone()).or_default() += 1;
         }
     }
-    let mut per_tool: BTreeMap<&str, u64> = BTreeMap::new();
-    for c in trace
-        .messages
-        .iter()
-        .flat_map(|m| &m.tool_calls)
-        .chain(pending.iter().flat_map(|p| &p.tool_calls))
-    {
+    g.upto = built.messages.len();
+    let mut per_tool: BTreeMap<&str, u64> =
+        g.per_tool.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    for c in pending.iter().flat_map(|p| &p.tool_calls) {
         *per_tool.entry(c.name.as_str()).or_default() += 1;
     }
     let mut t = Obj::new();
     t.set(&w.id, s(&trace.id))
-        .set(&w.messages, R::from(messages))
-        .set(&w.tool_calls, R::from(tool_calls))
+        .set(&w.messages, messages.clone())
+        .set(&w.tool_calls, tool_calls.clone())
         .set(
             &w.mentions,
             R::from(
-                mentions
-                    .into_iter()
-                    .map(|(k, v)| (s(k), R::from(v)))
+                g.mentions
+                    .iter()
+                    .map(|(k, v)| (s(k), v.clone()))
                     .collect::<BTreeMap<R, R>>(),
             ),
         )

@@ -618,7 +618,11 @@ impl PolicyEvaluator {
         };
         if let Some(vm) = vm {
             vm.set_input(input.clone());
-            if let Ok(v) = vm.execute() {
+            let done = vm.execute();
+            // The input's lists are shared with what the policy input keeps of a growing
+            // trace: let go of them, so the next call extends them in place.
+            vm.set_input(regorus::Value::Null);
+            if let Ok(v) = done {
                 if let Some(out) = self.split_aggregate(&v) {
                     return out;
                 }
