@@ -759,21 +759,20 @@ pub fn policy_input_with(
         .iter()
         .zip(&trace.messages[g.upto..])
     {
-        if let Ok(a) = messages.as_array_mut() {
-            a.push(b.value.clone());
-        }
-        if let Ok(a) = tool_calls.as_array_mut() {
-            a.extend(b.calls.iter().cloned());
-        }
+        // Made as lists above: never anything else.
+        const LIST: &str = "a gathered list";
+        messages.as_array_mut().expect(LIST).push(b.value.clone());
+        tool_calls
+            .as_array_mut()
+            .expect(LIST)
+            .extend(b.calls.iter().cloned());
         for (d, mention) in &b.mentions {
-            if let Ok(a) = g
-                .mentions
+            g.mentions
                 .entry(d.clone())
                 .or_insert_with(list)
                 .as_array_mut()
-            {
-                a.push(mention.clone());
-            }
+                .expect(LIST)
+                .push(mention.clone());
         }
         for c in &m.tool_calls {
             *g.per_tool.entry(c.name.clone()).or_default() += 1;
