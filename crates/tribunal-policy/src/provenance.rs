@@ -742,12 +742,7 @@ impl MessageFacts {
         }
         let counted = &mut self.counted;
         self.said[i].get_or_insert_with(|| {
-            let lower = messages[i].content.to_lowercase();
-            let mut words = crate::facts::name_words(&lower);
-            // Sorted, for `says`.
-            words.sort_unstable();
-            words.dedup();
-            let said = (lower, words);
+            let said = said_of(&messages[i].content);
             counted.said += tribunal_core::Heap::heap(&said);
             said
         })
@@ -830,15 +825,7 @@ impl MessageFacts {
             .position(|(name, n)| n.upto <= end && *name == call.name);
         let mut n = kept.map_or_else(Named::default, |k| self.names.remove(k).1);
         if (n.upto..end).any(user) {
-            let words: Vec<String> = crate::facts::name_words(&call.name)
-                .into_iter()
-                .filter(|w| w.len() > 2 && !PLAIN_WORDS.contains(&w.as_str()))
-                .collect();
-            let verbs: Vec<String> = words
-                .iter()
-                .filter(|w| classes.is_verb(w))
-                .cloned()
-                .collect();
+            let (words, verbs) = telling_words(&call.name, classes);
             let (verbs, words) = (Spelled::of(&verbs, classes), Spelled::of(&words, classes));
             for i in (n.upto..end).filter(|&i| user(i)) {
                 self.hear(messages, i, classes);
@@ -969,6 +956,30 @@ impl MessageFacts {
             }
         }
     }
+}
+
+/// A user's text in lower case and its words, sorted and each once (for [`says`]).
+fn said_of(text: &str) -> (String, Vec<String>) {
+    let lower = text.to_lowercase();
+    let mut words = crate::facts::name_words(&lower);
+    words.sort_unstable();
+    words.dedup();
+    (lower, words)
+}
+
+/// The words of tool `name` that can tell what it does (not [`PLAIN_WORDS`], three letters
+/// or more), and those of them that are verbs of `classes`.
+fn telling_words(name: &str, classes: &crate::facts::ToolClasses) -> (Vec<String>, Vec<String>) {
+    let words: Vec<String> = crate::facts::name_words(name)
+        .into_iter()
+        .filter(|w| w.len() > 2 && !PLAIN_WORDS.contains(&w.as_str()))
+        .collect();
+    let verbs = words
+        .iter()
+        .filter(|w| classes.is_verb(w))
+        .cloned()
+        .collect();
+    (words, verbs)
 }
 
 /// Words of tool names that say nothing about what the user asked for.
@@ -1376,23 +1387,9 @@ mod tests {
         let said: Vec<(String, Vec<String>)> = before
             .iter()
             .filter(|m| m.provenance.label() == "user")
-            .map(|m| {
-                let lower = m.content.to_lowercase();
-                let mut words = crate::facts::name_words(&lower);
-                words.sort_unstable();
-                words.dedup();
-                (lower, words)
-            })
+            .map(|m| said_of(&m.content))
             .collect();
-        let words: Vec<String> = crate::facts::name_words(&call.name)
-            .into_iter()
-            .filter(|w| w.len() > 2 && !PLAIN_WORDS.contains(&w.as_str()))
-            .collect();
-        let verbs: Vec<String> = words
-            .iter()
-            .filter(|w| classes.is_verb(w))
-            .cloned()
-            .collect();
+        let (words, verbs) = telling_words(&call.name, classes);
         // A word or a synonym of one, as a word of the text or (more than one word) in it.
         let says_one_of = |words: &[String], text: &str, said: &[String]| {
             words.iter().any(|w| {
