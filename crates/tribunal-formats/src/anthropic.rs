@@ -169,7 +169,7 @@ fn import_message(
                             texts.push(t.to_owned());
                         }
                     }
-                    "tool_use" | "server_tool_use" | "mcp_tool_use" => {
+                    k if is_tool_use(k) => {
                         let call = tool_use(b, &format!("m{i}.call{}", calls.len()))
                             .map_err(|e| e.within(&at))?;
                         call_names.insert(&call);
@@ -250,8 +250,14 @@ fn import_message(
     Ok(out)
 }
 
+/// Whether a content block of this type is a tool call (`tool_use`, and the server's and
+/// MCP connector's own kinds of it).
+pub(crate) fn is_tool_use(kind: &str) -> bool {
+    matches!(kind, "tool_use" | "server_tool_use" | "mcp_tool_use")
+}
+
 /// A `tool_use {id, name, input}` block.
-fn tool_use(b: &Map<String, Value>, default_id: &str) -> Result<ToolCall, ImportError> {
+pub(crate) fn tool_use(b: &Map<String, Value>, default_id: &str) -> Result<ToolCall, ImportError> {
     let name = opt_str(b, "name")?
         .ok_or_else(|| ImportError::new("name", "the name of the called tool"))?;
     Ok(ToolCall {

@@ -1,14 +1,24 @@
 //! Import errors name the field that was wrong and what was expected there.
 
-use thiserror::Error;
-
 /// A document that is valid JSON but not a valid trace.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{field}: expected {expected}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportError {
     /// JSON path of the offending field, e.g. `messages[2].tool_calls[0].function.name`.
     pub field: String,
     pub expected: String,
+}
+
+impl std::error::Error for ImportError {}
+
+/// `field: expected what`, or `expected what` for the document itself.
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "expected {}", self.expected)
+        } else {
+            write!(f, "{}: expected {}", self.field, self.expected)
+        }
+    }
 }
 
 impl ImportError {

@@ -1,48 +1,58 @@
 //! The pending step: the tool call or reply an agent wants to make next, in the shapes
 //! agents naturally have at hand.
+//!
+//! A tool call is never read as anything less: a shape that holds a call this reader does
+//! not know is an error, not a reply, so the gate never judges a call without it.
 
+use crate::anthropic::{is_tool_use, tool_use};
 use crate::error::ImportError;
 use crate::openai::import_tool_call;
 use crate::util::{as_array, content_text, kind_of};
-use serde_json::Value;
-use tribunal_core::Pending;
+use serde_json::{Map, Value};
+use tribunal_core::{Pending, ToolCall};
 
 /// Reads a pending step from any of:
-/// - an OpenAI tool call `{id, type:"function", function:{name, arguments}}` or `{name, arguments}`;
+/// - an OpenAI tool call `{id, type:"function", function:{name, arguments}}` or
+///   `{name, arguments}` (`arguments` may be left out when the tool takes none);
+/// - an Anthropic `tool_use` block `{type:"tool_use", id, name, input}`, or `{name, input}`;
+/// - an MCP `tools/call` request `{method:"tools/call", params:{name, arguments}}`;
 /// - a list of such tool calls, or `{"tool_calls": [...]}`;
-/// - an assistant message `{role:"assistant", content, tool_calls}`;
+/// - an assistant message: OpenAI's `{role:"assistant", content, tool_calls}`, or
+///   Anthropic's, whose `content` blocks hold text and `tool_use` blocks;
 /// - a reply `{"reply": "text"}` or `{"content": "text"}`, or a plain JSON string.
 pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
-    let calls = |list: &[Value], at: &str| -> Result<Pending, ImportError> {
-        let tool_calls = list
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                import_tool_call(c, &format!("pending.call{i}"))
-                    .map_err(|e| e.within(&format!("{at}[{i}]")))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Pending {
-            kind: "tool_call".into(),
-            tool_calls,
-            content: String::new(),
-        })
-    };
     match v {
         Value::String(s) => Ok(reply(s.clone())),
         Value::Array(list) => calls(list, ""),
         Value::Object(o) => {
+            if o.get("method").and_then(Value::as_str) == Some("tools/call") {
+                let params = o.get("params").ok_or_else(|| {
+                    ImportError::new("params", "the called tool's name and arguments")
+                })?;
+                return one(params, "params");
+            }
             if let Some(tc) = o.get("tool_calls").filter(|v| !v.is_null()) {
                 let mut p = calls(as_array(tc, "tool_calls")?, "tool_calls")?;
-                p.content = content_text(o.get("content").unwrap_or(&Value::Null));
+                p.content = message_text(o)?;
                 if p.tool_calls.is_empty() {
                     p.kind = "reply".into();
                 }
                 return Ok(p);
             }
-            if o.contains_key("function") || (o.contains_key("name") && o.contains_key("arguments"))
-            {
-                return calls(std::slice::from_ref(v), "");
+            if let Some(Value::Array(blocks)) = o.get("content") {
+                let uses: Vec<Value> = blocks
+                    .iter()
+                    .filter(|b| block_type(b).is_some_and(is_tool_use))
+                    .cloned()
+                    .collect();
+                if !uses.is_empty() {
+                    let mut p = calls(&uses, "content")?;
+                    p.content = content_text(&Value::Array(blocks.clone()));
+                    return Ok(p);
+                }
+            }
+            if is_call(o) {
+                return one(v, "");
             }
             for key in ["reply", "content"] {
                 if let Some(c) = o.get(key) {
@@ -51,14 +61,94 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
             }
             Err(ImportError::new(
                 "",
-                "a pending step: a tool call {name, arguments}, {tool_calls: [...]}, \
-                 an assistant message, or {reply: text}",
+                "a pending step: a tool call {name, arguments}, a tool_use block, a tools/call \
+                 request, {tool_calls: [...]}, an assistant message, or {reply: text}",
             ))
         }
         other => Err(ImportError::new(
             "",
             format!("a pending tool call or reply, found {}", kind_of(other)),
         )),
+    }
+}
+
+/// The text of an assistant message that also lists `tool_calls`; its content may not hold
+/// calls of its own (two lists of calls in one step would leave one unjudged).
+fn message_text(o: &Map<String, Value>) -> Result<String, ImportError> {
+    let content = o.get("content").unwrap_or(&Value::Null);
+    if let Value::Array(blocks) = content {
+        if let Some(j) = blocks
+            .iter()
+            .position(|b| block_type(b).is_some_and(is_tool_use))
+        {
+            return Err(ImportError::new(
+                format!("content[{j}]"),
+                "text only, when the message lists its calls in tool_calls",
+            ));
+        }
+    }
+    Ok(content_text(content))
+}
+
+/// The `type` of a content block, when it is an object with one.
+fn block_type(b: &Value) -> Option<&str> {
+    b.get("type").and_then(Value::as_str)
+}
+
+/// Whether an object is one tool call: OpenAI's (`function`, or `name` with `arguments`),
+/// a `tool_use` block, or a bare `{name, arguments | input}` with nothing of a message.
+fn is_call(o: &Map<String, Value>) -> bool {
+    o.contains_key("function")
+        || o.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(is_tool_use)
+        || (o.contains_key("name") && o.contains_key("arguments"))
+        || (o.contains_key("name")
+            && !["role", "content", "reply"]
+                .iter()
+                .any(|k| o.contains_key(*k)))
+}
+
+/// A pending step of the tool calls in `list` (`at` names the list in errors).
+fn calls(list: &[Value], at: &str) -> Result<Pending, ImportError> {
+    let tool_calls = list
+        .iter()
+        .enumerate()
+        .map(|(i, c)| call(c, i).map_err(|e| e.within(&format!("{at}[{i}]"))))
+        .collect::<Result<_, _>>()?;
+    Ok(Pending {
+        kind: "tool_call".into(),
+        tool_calls,
+        content: String::new(),
+    })
+}
+
+/// A pending step of the one tool call `c` (`at` names it in errors; empty: the step).
+fn one(c: &Value, at: &str) -> Result<Pending, ImportError> {
+    let call = call(c, 0).map_err(|e| if at.is_empty() { e } else { e.within(at) })?;
+    Ok(Pending {
+        kind: "tool_call".into(),
+        tool_calls: vec![call],
+        content: String::new(),
+    })
+}
+
+/// The `i`th call of a pending step: a `tool_use` block (or `{name, input}`) reads its
+/// `input`, any other call its `arguments`.
+fn call(c: &Value, i: usize) -> Result<ToolCall, ImportError> {
+    let id = format!("pending.call{i}");
+    match c {
+        Value::Object(o)
+            if o.get("type")
+                .and_then(Value::as_str)
+                .is_some_and(is_tool_use)
+                || (o.contains_key("input")
+                    && !o.contains_key("arguments")
+                    && !o.contains_key("function")) =>
+        {
+            tool_use(o, &id)
+        }
+        _ => import_tool_call(c, &id),
     }
 }
 
@@ -92,5 +182,79 @@ mod tests {
         let e =
             import_pending(&json!({"tool_calls":[{"function":{"arguments":"{}"}}]})).unwrap_err();
         assert!(e.field.starts_with("tool_calls[0]"), "{e}");
+    }
+
+    /// The name and arguments of each call of a pending step.
+    fn calls_of(p: &Pending) -> Vec<(&str, &Value)> {
+        p.tool_calls
+            .iter()
+            .map(|c| (c.name.as_str(), &c.arguments))
+            .collect()
+    }
+
+    #[test]
+    fn a_call_in_any_known_shape_is_read_with_its_arguments() {
+        let args = json!({"command": "rm -rf /"});
+        let block = json!({"type": "tool_use", "id": "tu1", "name": "shell", "input": args});
+        let shapes = [
+            // Anthropic: an assistant message of content blocks, one block, a list of them.
+            json!({"role": "assistant", "content": [{"type": "text", "text": "cleaning up"}, block]}),
+            json!({"content": [block]}),
+            block.clone(),
+            json!([block]),
+            json!({"type": "mcp_tool_use", "id": "tu1", "name": "shell", "input": args}),
+            json!({"name": "shell", "input": args}),
+            // MCP: a tools/call request.
+            json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "shell", "arguments": args}}),
+            // OpenAI, as before.
+            json!({"name": "shell", "arguments": args}),
+            json!({"name": "shell", "arguments": args.to_string()}),
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "shell", "arguments": args.to_string()}}]}),
+        ];
+        for shape in shapes {
+            let p = import_pending(&shape).unwrap_or_else(|e| panic!("{shape}: {e}"));
+            assert_eq!(p.kind, "tool_call", "{shape}");
+            assert_eq!(calls_of(&p), vec![("shell", &args)], "{shape}");
+        }
+        let p = import_pending(&json!({"role": "assistant", "content": [{"type": "text", "text": "cleaning up"}, block]})).unwrap();
+        assert_eq!(
+            (p.content.as_str(), p.tool_calls[0].id.as_str()),
+            ("cleaning up", "tu1")
+        );
+        // A tool that takes no arguments.
+        let p = import_pending(&json!({"name": "list_files"})).unwrap();
+        assert_eq!(calls_of(&p), vec![("list_files", &json!({}))]);
+        // A message with a name is still a reply.
+        let p =
+            import_pending(&json!({"role": "assistant", "name": "bot", "content": "hi"})).unwrap();
+        assert_eq!((p.kind.as_str(), p.content.as_str()), ("reply", "hi"));
+    }
+
+    #[test]
+    fn a_call_that_cannot_be_read_is_an_error_not_a_reply() {
+        for (shape, field) in [
+            (json!({"method": "tools/call"}), "params"),
+            (
+                json!({"method": "tools/call", "params": {"arguments": {}}}),
+                "params.name",
+            ),
+            (
+                json!({"role": "assistant", "content": [{"type": "tool_use", "input": {}}]}),
+                "content[0].name",
+            ),
+            (
+                json!({"role": "assistant", "content": [{"type": "tool_use", "name": "a", "input": {}}], "tool_calls": [{"name": "b", "arguments": {}}]}),
+                "content[0]",
+            ),
+            (
+                json!([{"type": "tool_use", "name": "a"}, {"type": "tool_use"}]),
+                "[1].name",
+            ),
+        ] {
+            let e = import_pending(&shape).unwrap_err();
+            assert_eq!(e.field, field, "{shape}: {e}");
+        }
+        let e = import_pending(&json!({"x": 1})).unwrap_err();
+        assert!(e.to_string().starts_with("expected a pending step"), "{e}");
     }
 }

@@ -1351,6 +1351,53 @@ async fn gate_judges_a_trace_sent_whole_again_as_it_judges_it_fresh() {
     s.stop().await;
 }
 
+/// A pending call is judged with its arguments whatever shape the agent has it in: an
+/// Anthropic assistant turn or `tool_use` block and an MCP `tools/call` request are blocked
+/// as the OpenAI call is, and a shape that holds a call the gate cannot read is refused,
+/// never judged as a reply.
+#[tokio::test]
+async fn gate_judges_a_pending_call_in_every_shape_agents_send() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let command = json!({"command": "rm -rf / --no-preserve-root"});
+    let block = json!({"type": "tool_use", "id": "tu1", "name": "shell", "input": &command});
+    let shapes = [
+        json!({"name": "shell", "arguments": &command}),
+        json!({"role": "assistant", "content": [{"type": "text", "text": "Cleaning up."}, &block]}),
+        block.clone(),
+        json!([&block]),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "shell", "arguments": &command}}),
+    ];
+    for (i, pending) in shapes.iter().enumerate() {
+        let (st, a) = gate(
+            &s,
+            &agent,
+            json!({"trace": [{"role": "user", "content": "clean the build folder"}],
+                   "trace_id": format!("shape-{i}"), "pending": pending}),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{pending}: {a}");
+        assert_eq!(a["decision"], "block", "{pending}: {a}");
+        assert!(
+            a["reasons"].to_string().contains("dangerous_command"),
+            "{pending}: {a}"
+        );
+    }
+    let (st, e) = gate(
+        &s,
+        &agent,
+        json!({"trace": [{"role": "user", "content": "clean up"}],
+               "pending": {"role": "assistant", "content": [{"type": "tool_use", "input": &command}]}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(
+        e["error"]["message"], "pending: content[0].name: expected the name of the called tool",
+        "{e}"
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn gate_continues_an_anthropic_trace_from_appended_messages() {
     let mut s = TestServer::start(ServerOptions::default()).await;
