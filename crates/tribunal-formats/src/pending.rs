@@ -17,7 +17,8 @@ use tribunal_core::{Pending, ToolCall};
 /// - an Anthropic `tool_use` block `{type:"tool_use", id, name, input}`, or `{name, input}`;
 /// - an MCP `tools/call` request `{method:"tools/call", params:{name, arguments}}`;
 /// - a list of such tool calls, or `{"tool_calls": [...]}`;
-/// - an assistant message: OpenAI's `{role:"assistant", content, tool_calls}`, or
+/// - an assistant message: OpenAI's `{role:"assistant", content, tool_calls}` (or its older
+///   single `function_call`), or
 ///   Anthropic's, whose `content` blocks hold text and `tool_use` blocks;
 /// - a reply `{"reply": "text"}` or `{"content": "text"}`, or a plain JSON string.
 pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
@@ -31,8 +32,20 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
                 })?;
                 return one(params, "params");
             }
-            if let Some(tc) = o.get("tool_calls").filter(|v| !v.is_null()) {
-                let mut p = calls(as_array(tc, "tool_calls")?, "tool_calls")?;
+            let listed = o.get("tool_calls").filter(|v| !v.is_null());
+            let legacy = o.get("function_call").filter(|v| !v.is_null());
+            if listed.is_some() || legacy.is_some() {
+                let mut p = match listed {
+                    Some(tc) => calls(as_array(tc, "tool_calls")?, "tool_calls")?,
+                    None => calls(&[], "tool_calls")?,
+                };
+                // OpenAI's older single `function_call`, after the listed calls.
+                if let Some(fc) = legacy {
+                    let i = p.tool_calls.len();
+                    let id = format!("pending.call{i}");
+                    let call = import_tool_call(fc, &id).map_err(|e| e.within("function_call"))?;
+                    p.tool_calls.push(call);
+                }
                 p.content = message_text(o)?;
                 if p.tool_calls.is_empty() {
                     p.kind = "reply".into();
@@ -210,6 +223,9 @@ mod tests {
             json!({"name": "shell", "arguments": args}),
             json!({"name": "shell", "arguments": args.to_string()}),
             json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "shell", "arguments": args.to_string()}}]}),
+            json!({"role": "assistant", "content": "", "function_call": {"name": "shell", "arguments": args.to_string()}}),
+            // The Responses API's function call item.
+            json!({"type": "function_call", "call_id": "call_1", "name": "shell", "arguments": args.to_string()}),
         ];
         for shape in shapes {
             let p = import_pending(&shape).unwrap_or_else(|e| panic!("{shape}: {e}"));

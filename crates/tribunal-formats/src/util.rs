@@ -33,6 +33,11 @@ pub fn content_text(v: &Value) -> String {
 }
 
 /// Tool-call arguments: a JSON string is parsed; a string that is not JSON stays a string.
+///
+/// Control characters written raw inside the JSON's strings (strict JSON wants them escaped)
+/// are read as if escaped: Python's `json.loads(strict=False)`, LangChain's default for tool
+/// calls, and other lenient readers take them, so the tool gets the arguments and the judges
+/// must see them too, not a string.
 pub fn parse_arguments(v: &Value) -> Value {
     match v {
         Value::String(s) => {
@@ -40,12 +45,40 @@ pub fn parse_arguments(v: &Value) -> Value {
             if trimmed.is_empty() {
                 Value::Object(Map::new())
             } else {
-                serde_json::from_str(trimmed).unwrap_or_else(|_| Value::String(s.clone()))
+                serde_json::from_str(trimmed)
+                    .ok()
+                    .or_else(|| with_controls_escaped(trimmed))
+                    .unwrap_or_else(|| Value::String(s.clone()))
             }
         }
         Value::Null => Value::Object(Map::new()),
         other => other.clone(),
     }
+}
+
+/// `text` read as JSON with the control characters inside its strings escaped; `None` when
+/// it has none or still does not read.
+fn with_controls_escaped(text: &str) -> Option<Value> {
+    if !text.bytes().any(|b| b < 0x20) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let (mut in_string, mut escaped) = (false, false);
+    for ch in text.chars() {
+        if in_string && !escaped && (ch as u32) < 0x20 {
+            out.push_str(&format!("\\u{:04x}", ch as u32));
+            continue;
+        }
+        out.push(ch);
+        if escaped {
+            escaped = false;
+        } else if in_string && ch == '\\' {
+            escaped = true;
+        } else if ch == '"' {
+            in_string = !in_string;
+        }
+    }
+    serde_json::from_str(&out).ok()
 }
 
 pub fn as_object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, ImportError> {
@@ -238,5 +271,25 @@ mod tests {
             Some("00ab0203040506ff")
         );
         assert_eq!(hex_id("nope", 8), None);
+    }
+
+    #[test]
+    fn arguments_with_raw_control_characters_are_read_as_lenient_readers_read_them() {
+        // What Python's json.loads(s, strict=False) answers for each.
+        let read = |s: &str| parse_arguments(&Value::String(s.to_owned()));
+        assert_eq!(
+            read("{\"amount\": 900, \"note\": \"a\tb\nc\"}"),
+            serde_json::json!({"amount": 900, "note": "a\tb\nc"})
+        );
+        // An escaped quote does not end the string; raw characters between strings are
+        // JSON's own white space.
+        assert_eq!(
+            read("{\"q\": \"say \\\"hi\\\"\u{1}\",\n\t\"n\": 1}"),
+            serde_json::json!({"q": "say \"hi\"\u{1}", "n": 1})
+        );
+        // Still not JSON: kept as the string it is.
+        for s in ["{\"a\": \"b\t", "{\"a\": \\\t}", "rm -rf /\t"] {
+            assert_eq!(read(s), Value::String(s.to_owned()), "{s:?}");
+        }
     }
 }

@@ -58,14 +58,15 @@ violation contains v if {
 }
 
 # Numeric limits: tools.limits = {"refund": {"amount": {"max": 500, "severity": "escalate"}}}
+# A number sent as a string ("900", " 9e2 ") counts as that number: tools that coerce their
+# arguments (pydantic models, JavaScript) act on the number.
 violation contains v if {
 	not skip["c5.argument_limit"]
 	some name, fields in cfg.tools.limits
 	some c in calls
 	c.name == name
 	some field, limit in fields
-	value := c.arguments[field]
-	is_number(value)
+	value := as_number(c.arguments[field])
 	value > limit.max
 	v := {
 		"rule": "c5.argument_limit",
@@ -142,3 +143,8 @@ under_allowed(path) if {
 	some root in cfg.tools.allowed_paths
 	startswith(path, root)
 }
+
+# A number, or the number a string spells (undefined for any other string).
+as_number(x) := x if is_number(x)
+
+as_number(x) := to_number(trim_space(x)) if is_string(x)

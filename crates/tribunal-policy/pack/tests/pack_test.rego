@@ -198,6 +198,14 @@ test_c5_refund_limit_escalates if {
 	count(family("c5")) == 0 with input as tool_call_input("refund", {"amount": 20}) with data.tribunal.config.tools.limits as limits
 }
 
+test_c5_refund_limit_reads_a_number_sent_as_a_string if {
+	limits := {"refund": {"amount": {"max": 500}}}
+	"c5.argument_limit" in rules with input as tool_call_input("refund", {"amount": "900"}) with data.tribunal.config.tools.limits as limits
+	"c5.argument_limit" in rules with input as tool_call_input("refund", {"amount": " 9e2 "}) with data.tribunal.config.tools.limits as limits
+	count(family("c5")) == 0 with input as tool_call_input("refund", {"amount": "20"}) with data.tribunal.config.tools.limits as limits
+	count(family("c5")) == 0 with input as tool_call_input("refund", {"amount": "a lot"}) with data.tribunal.config.tools.limits as limits
+}
+
 test_c5_destructive_tool_escalates if {
 	inp := object.union(base, {"pending": {"kind": "tool_call", "content": "", "tool_calls": [{"id": "p1", "name": "delete_account", "arguments": {"id": 3}, "destructive": true}]}})
 	"c5.destructive_tool" in rules with input as inp
