@@ -7,7 +7,7 @@
 use crate::anthropic::{is_tool_use, tool_use};
 use crate::error::ImportError;
 use crate::openai::import_tool_call;
-use crate::util::{as_array, content_text, kind_of};
+use crate::util::{as_array, content_text, kind_of, parse_arguments};
 use serde_json::{Map, Value};
 use tribunal_core::{Pending, ToolCall};
 
@@ -146,20 +146,48 @@ fn one(c: &Value, at: &str) -> Result<Pending, ImportError> {
     })
 }
 
-/// The `i`th call of a pending step: a `tool_use` block (or `{name, input}`) reads its
-/// `input`, any other call its `arguments`.
+/// The members a tool call's arguments go by: OpenAI's and MCP's `arguments`, Anthropic's
+/// `input`, LangChain's and Gemini's `args`.
+const ARGUMENT_KEYS: [&str; 3] = ["arguments", "input", "args"];
+/// The other members a call without arguments may have.
+const CALL_KEYS: [&str; 6] = ["id", "call_id", "type", "name", "status", "_meta"];
+
+/// The `i`th call of a pending step. A call takes its arguments from the one member of
+/// [`ARGUMENT_KEYS`] it has; one with none has no arguments, unless it has a member that is
+/// not a call's, which may be them under a name not read here: that is an error, so that a
+/// call is never judged without what it is given.
 fn call(c: &Value, i: usize) -> Result<ToolCall, ImportError> {
     let id = format!("pending.call{i}");
-    match c {
-        Value::Object(o)
-            if o.get("type")
-                .and_then(Value::as_str)
-                .is_some_and(is_tool_use)
-                || (o.contains_key("input")
-                    && !o.contains_key("arguments")
-                    && !o.contains_key("function")) =>
-        {
-            tool_use(o, &id)
+    let o = match c {
+        Value::Object(o) if !o.contains_key("function") => o,
+        _ => return import_tool_call(c, &id),
+    };
+    let mut given = ARGUMENT_KEYS.iter().filter(|k| o.contains_key(**k));
+    let key = given.next();
+    if let Some(other) = given.next() {
+        return Err(ImportError::new(
+            *other,
+            format!(
+                "the call's arguments once, in {} alone",
+                key.unwrap_or(other)
+            ),
+        ));
+    }
+    if key.is_none() {
+        if let Some(k) = o.keys().find(|k| !CALL_KEYS.contains(&k.as_str())) {
+            return Err(ImportError::new(
+                k.as_str(),
+                "a tool call's arguments in `arguments`, `input` or `args`, or no other member \
+                 than id, call_id, type, name and status",
+            ));
+        }
+    }
+    match key {
+        Some(&"input") => tool_use(o, &id),
+        Some(&"args") => {
+            let mut call = import_tool_call(c, &id)?;
+            call.arguments = parse_arguments(&o["args"]);
+            Ok(call)
         }
         _ => import_tool_call(c, &id),
     }
@@ -217,6 +245,8 @@ mod tests {
             json!([block]),
             json!({"type": "mcp_tool_use", "id": "tu1", "name": "shell", "input": args}),
             json!({"name": "shell", "input": args}),
+            // LangChain's and Gemini's calls.
+            json!({"name": "shell", "args": args, "id": "call_9", "type": "tool_call"}),
             // MCP: a tools/call request.
             json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "shell", "arguments": args}}),
             // OpenAI, as before.
