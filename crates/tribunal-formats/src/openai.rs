@@ -293,9 +293,13 @@ pub(crate) fn import_function(
     Ok(call(
         id.unwrap_or_else(default_id),
         name.to_owned(),
-        o.get("arguments"),
+        ARGUMENT_KEYS.iter().find_map(|k| o.get(*k)),
     ))
 }
+
+/// The members a tool call's arguments go by, in the order they are looked for: OpenAI's
+/// and MCP's `arguments`, Anthropic's `input`, LangChain's and Gemini's `args`.
+pub(crate) const ARGUMENT_KEYS: [&str; 3] = ["arguments", "input", "args"];
 
 /// A tool call of a chat message: `arguments` as sent (a JSON string, an object, or absent).
 pub(crate) fn call(id: String, name: String, arguments: Option<&Value>) -> ToolCall {
@@ -372,6 +376,27 @@ mod tests {
         assert!(m[2].provenance.is_untrusted());
         assert_eq!(m[3].content, "It is sunny.");
         assert_eq!(m[3].id, "m3");
+    }
+
+    #[test]
+    fn a_call_written_with_input_or_args_keeps_its_arguments() {
+        let msgs = json!([
+            {"role":"user","content":"clean up"},
+            {"role":"assistant","content":null,"tool_calls":[
+                {"id":"c1","name":"shell","args":{"command":"rm -rf /"},"type":"tool_call"},
+                {"id":"c2","name":"shell","input":{"command":"ls"}},
+                {"id":"c3","type":"function","function":{"name":"shell","arguments":"{\"command\":\"pwd\"}"}}]}
+        ]);
+        let m = import_messages(msgs.as_array().unwrap()).unwrap();
+        let args: Vec<&Value> = m[1].tool_calls.iter().map(|c| &c.arguments).collect();
+        assert_eq!(
+            args,
+            [
+                &json!({"command":"rm -rf /"}),
+                &json!({"command":"ls"}),
+                &json!({"command":"pwd"})
+            ]
+        );
     }
 
     #[test]

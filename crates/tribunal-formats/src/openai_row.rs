@@ -47,7 +47,9 @@ struct Call {
 #[derive(Deserialize)]
 struct Function {
     name: String,
-    #[serde(default)]
+    /// Read under the same names as the general reader's (`openai::ARGUMENT_KEYS`); a call
+    /// that has two of them is left to that reader.
+    #[serde(default, alias = "input", alias = "args")]
     arguments: Option<Value>,
 }
 

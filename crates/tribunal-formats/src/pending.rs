@@ -4,10 +4,10 @@
 //! A tool call is never read as anything less: a shape that holds a call this reader does
 //! not know is an error, not a reply, so the gate never judges a call without it.
 
-use crate::anthropic::{is_tool_use, tool_use};
+use crate::anthropic::is_tool_use;
 use crate::error::ImportError;
-use crate::openai::import_tool_call;
-use crate::util::{as_array, content_text, kind_of, parse_arguments};
+use crate::openai::{import_tool_call, ARGUMENT_KEYS};
+use crate::util::{as_array, content_text, kind_of};
 use serde_json::{Map, Value};
 use tribunal_core::{Pending, ToolCall};
 
@@ -146,9 +146,6 @@ fn one(c: &Value, at: &str) -> Result<Pending, ImportError> {
     })
 }
 
-/// The members a tool call's arguments go by: OpenAI's and MCP's `arguments`, Anthropic's
-/// `input`, LangChain's and Gemini's `args`.
-const ARGUMENT_KEYS: [&str; 3] = ["arguments", "input", "args"];
 /// The other members a call without arguments may have.
 const CALL_KEYS: [&str; 6] = ["id", "call_id", "type", "name", "status", "_meta"];
 
@@ -157,40 +154,30 @@ const CALL_KEYS: [&str; 6] = ["id", "call_id", "type", "name", "status", "_meta"
 /// not a call's, which may be them under a name not read here: that is an error, so that a
 /// call is never judged without what it is given.
 fn call(c: &Value, i: usize) -> Result<ToolCall, ImportError> {
-    let id = format!("pending.call{i}");
-    let o = match c {
-        Value::Object(o) if !o.contains_key("function") => o,
-        _ => return import_tool_call(c, &id),
-    };
-    let mut given = ARGUMENT_KEYS.iter().filter(|k| o.contains_key(**k));
-    let key = given.next();
-    if let Some(other) = given.next() {
-        return Err(ImportError::new(
-            *other,
-            format!(
-                "the call's arguments once, in {} alone",
-                key.unwrap_or(other)
-            ),
-        ));
-    }
-    if key.is_none() {
-        if let Some(k) = o.keys().find(|k| !CALL_KEYS.contains(&k.as_str())) {
-            return Err(ImportError::new(
-                k.as_str(),
-                "a tool call's arguments in `arguments`, `input` or `args`, or no other member \
-                 than id, call_id, type, name and status",
-            ));
+    if let Value::Object(o) = c {
+        if !o.contains_key("function") {
+            let mut given = ARGUMENT_KEYS.iter().filter(|k| o.contains_key(**k));
+            match (given.next(), given.next()) {
+                (Some(one), Some(other)) => {
+                    return Err(ImportError::new(
+                        *other,
+                        format!("the call's arguments once, in {one} alone"),
+                    ))
+                }
+                (None, _) => {
+                    if let Some(k) = o.keys().find(|k| !CALL_KEYS.contains(&k.as_str())) {
+                        return Err(ImportError::new(
+                            k.as_str(),
+                            "a tool call's arguments in `arguments`, `input` or `args`, or no \
+                             other member than id, call_id, type, name and status",
+                        ));
+                    }
+                }
+                _ => {}
+            }
         }
     }
-    match key {
-        Some(&"input") => tool_use(o, &id),
-        Some(&"args") => {
-            let mut call = import_tool_call(c, &id)?;
-            call.arguments = parse_arguments(&o["args"]);
-            Ok(call)
-        }
-        _ => import_tool_call(c, &id),
-    }
+    import_tool_call(c, &format!("pending.call{i}"))
 }
 
 fn reply(content: String) -> Pending {
