@@ -45,6 +45,8 @@ pub struct Caller {
     pub token_id: String,
     pub project: String,
     pub role: String,
+    /// The agent the token is bound to, if it is.
+    pub agent: Option<String>,
 }
 
 impl Caller {
@@ -86,8 +88,27 @@ pub async fn create_token(
     role: &str,
     name: &str,
 ) -> Result<(TokenRecord, String), CreateTokenError> {
+    create_token_for(store, project, role, name, None).await
+}
+
+/// [`create_token`], for an `agent` token bound to one agent when `agent` is given.
+pub async fn create_token_for(
+    store: &Store,
+    project: &str,
+    role: &str,
+    name: &str,
+    agent: Option<&str>,
+) -> Result<(TokenRecord, String), CreateTokenError> {
     if !ROLES.contains(&role) {
         return Err(CreateTokenError::Role(role.to_owned()));
+    }
+    if let Some(a) = agent {
+        if role != "agent" {
+            return Err(CreateTokenError::AgentRole(role.to_owned()));
+        }
+        if a.trim().is_empty() || a.chars().any(char::is_control) || a.len() > 200 {
+            return Err(CreateTokenError::Agent(a.to_owned()));
+        }
     }
     if project.is_empty()
         || !project
@@ -108,6 +129,7 @@ pub async fn create_token(
         hash: hash_secret(&secret),
         created_at: clock::now_rfc3339(),
         revoked_at: None,
+        agent: agent.map(str::to_owned),
     };
     store.insert_token(&record).await?;
     Ok((record, secret))
@@ -119,6 +141,10 @@ pub enum CreateTokenError {
     Role(String),
     #[error("--project: expected letters, digits, - or _, found {0:?}")]
     Project(String),
+    #[error("--agent: only an agent token speaks for an agent; this one's role is {0:?}")]
+    AgentRole(String),
+    #[error("--agent: expected an agent's name (at most 200 characters, no control characters), found {0:?}")]
+    Agent(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -147,6 +173,7 @@ pub async fn authenticate(store: &Store, header: Option<&str>) -> Result<Caller,
             token_id: t.id,
             project: t.project,
             role: t.role,
+            agent: t.agent,
         }),
         Some(_) => Err(ApiError::new(
             Code::Unauthenticated,

@@ -39,6 +39,26 @@ pub struct GateRequest<'a> {
     pub asked: Asked,
 }
 
+/// A token bound to an agent speaks for that agent alone: its requests are judged as that
+/// agent's (`context.agent` filled in when left out), and one that names another agent is
+/// refused, so an agent cannot leave its own allow-list by naming another or none.
+fn speak_for(caller: &Caller, context: &mut Option<Context>) -> Result<(), ApiError> {
+    let Some(agent) = &caller.agent else {
+        return Ok(());
+    };
+    let context = context.get_or_insert_with(Context::default);
+    match &context.agent {
+        Some(named) if named != agent => Err(ApiError::new(
+            Code::AgentMismatch,
+            format!("context.agent: this token speaks for agent {agent:?}, not {named:?}"),
+        )),
+        _ => {
+            context.agent = Some(agent.clone());
+            Ok(())
+        }
+    }
+}
+
 /// What a request asks besides its trace.
 pub struct Asked {
     pub pending: Option<Pending>,
@@ -373,7 +393,8 @@ pub async fn handle(
             ApiError::request("traceparent: expected a W3C trace context header in ASCII")
         })?),
     };
-    let request = read_request_with(&bytes, traceparent)?;
+    let mut request = read_request_with(&bytes, traceparent)?;
+    speak_for(&caller, &mut request.asked.context)?;
     let (mut asked, appended, trace, inputs_digest, kept) =
         hold(&state, &caller.project, &bytes, request).await?;
     let rt = project.runtime();

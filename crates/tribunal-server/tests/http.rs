@@ -1351,6 +1351,104 @@ async fn gate_judges_a_trace_sent_whole_again_as_it_judges_it_fresh() {
     s.stop().await;
 }
 
+/// An agent token bound to an agent speaks for it alone: without a context the agent's own
+/// allow-list applies, a context naming another agent (one with a wider list) is refused
+/// with `agent_mismatch`, and the decision log names the bound agent. A token that is not
+/// bound names its agent in the request, as before.
+#[tokio::test]
+async fn a_token_bound_to_an_agent_cannot_leave_its_allow_list() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.toml"),
+        "[policies.data.tools.agents.support]\nallowed_tools = [\"lookup_order\"]\n\
+         [policies.data.tools.agents.ops]\nallowed_tools = [\"lookup_order\", \"refund\"]\n",
+    )
+    .unwrap();
+    let mut s = TestServer::start(ServerOptions {
+        projects: vec![ProjectSpec {
+            name: "default".into(),
+            config: Some(dir.path().join("t.toml")),
+            ..Default::default()
+        }],
+        ..ServerOptions::default()
+    })
+    .await;
+    let (record, support) = tribunal_server::auth::create_token_for(
+        &s.store,
+        "default",
+        "agent",
+        "support bot",
+        Some("support"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(record.agent.as_deref(), Some("support"));
+    let unbound = s.token("default", "agent").await;
+    let refund = |context: Value| {
+        json!({"trace": [{"role": "user", "content": "refund order 42"}],
+               "pending": {"name": "refund", "arguments": {"order": "42"}}, "context": context})
+    };
+    // Bound: no context, or its own name, is judged as the support agent.
+    for context in [
+        Value::Null,
+        json!({"user": "u1"}),
+        json!({"agent": "support"}),
+    ] {
+        let (st, a) = gate(&s, &support, refund(context.clone())).await;
+        assert_eq!(st, StatusCode::OK, "{context}: {a}");
+        assert_eq!(a["decision"], "block", "{context}: {a}");
+        assert!(
+            a["reasons"].to_string().contains("c5.tool_not_allowed"),
+            "{context}: {a}"
+        );
+        assert_eq!(a["context"]["agent"], "support", "{a}");
+    }
+    let (st, a) = gate(
+        &s,
+        &support,
+        refund(json!({"agent": "support"}))
+            .as_object()
+            .map(|o| {
+                let mut o = o.clone();
+                o["pending"] = json!({"name": "lookup_order", "arguments": {"order": "42"}});
+                Value::Object(o)
+            })
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (st, a["decision"].as_str()),
+        (StatusCode::OK, Some("allow")),
+        "{a}"
+    );
+    // Naming the agent with the wider list is refused, and nothing is logged for it.
+    let (st, e) = gate(&s, &support, refund(json!({"agent": "ops"}))).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(code(&e), "agent_mismatch", "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("\"ops\""),
+        "{e}"
+    );
+    // An unbound token names its agent itself.
+    let (st, a) = gate(&s, &unbound, refund(json!({"agent": "ops"}))).await;
+    assert_eq!(
+        (st, a["decision"].as_str()),
+        (StatusCode::OK, Some("allow")),
+        "{a}"
+    );
+    // Only an agent token is bound to an agent.
+    assert!(tribunal_server::auth::create_token_for(
+        &s.store,
+        "default",
+        "admin",
+        "x",
+        Some("support")
+    )
+    .await
+    .is_err());
+    s.stop().await;
+}
+
 /// A pending call is judged with its arguments whatever shape the agent has it in: an
 /// Anthropic assistant turn or `tool_use` block and an MCP `tools/call` request are blocked
 /// as the OpenAI call is, and a shape that holds a call the gate cannot read is refused,

@@ -171,6 +171,10 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
         "SELECT version FROM label_events WHERE 1 = 0",
         "ALTER TABLE label_events ADD COLUMN version BIGINT NOT NULL DEFAULT 0",
     ),
+    (
+        "SELECT agent FROM api_tokens WHERE 1 = 0",
+        "ALTER TABLE api_tokens ADD COLUMN agent TEXT",
+    ),
 ];
 
 /// A connection pool to the store.

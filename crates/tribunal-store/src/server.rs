@@ -95,6 +95,10 @@ pub struct TokenRecord {
     pub hash: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    /// The agent an `agent` token speaks for: the gate judges its requests as that agent's
+    /// and refuses ones that name another. `None`: the request names its agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 /// One received span in OTLP/JSON form with its resource and scope
@@ -201,8 +205,8 @@ pub struct FeedbackRow {
 impl Store {
     pub async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO api_tokens (id, project, role, name, hash, created_at, revoked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO api_tokens (id, project, role, name, hash, created_at, revoked_at, agent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&t.id)
         .bind(&t.project)
@@ -211,6 +215,7 @@ impl Store {
         .bind(&t.hash)
         .bind(&t.created_at)
         .bind(t.revoked_at.clone())
+        .bind(t.agent.clone())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -835,7 +840,7 @@ fn multi_row_insert(head: &str, row: &str, rows: usize, tail: &str, positional: 
 }
 
 const TOKEN_SELECT: &str =
-    "SELECT id, project, role, name, hash, created_at, revoked_at FROM api_tokens";
+    "SELECT id, project, role, name, hash, created_at, revoked_at, agent FROM api_tokens";
 
 fn token_from_row(r: &AnyRow) -> Result<TokenRecord, StoreError> {
     Ok(TokenRecord {
@@ -846,6 +851,7 @@ fn token_from_row(r: &AnyRow) -> Result<TokenRecord, StoreError> {
         hash: r.try_get("hash")?,
         created_at: r.try_get("created_at")?,
         revoked_at: r.try_get("revoked_at")?,
+        agent: r.try_get("agent")?,
     })
 }
 

@@ -312,6 +312,10 @@ pub enum TokenCommand {
         /// A label for people (who or what uses it).
         #[arg(long, default_value = "")]
         name: String,
+        /// Bind an agent token to this agent: the gate judges its requests as this agent's
+        /// (its allow-list applies) and refuses ones whose context names another.
+        #[arg(long)]
+        agent: Option<String>,
         #[arg(long)]
         db: Option<PathBuf>,
     },
@@ -345,14 +349,23 @@ pub fn token(config: Option<&Path>, cmd: TokenCommand) -> Result<u8> {
             role,
             project,
             name,
+            agent,
             db,
         } => {
             let (rt, store) = open_store(config, db.as_deref())?;
-            let (record, secret) = rt.block_on(tribunal_server::auth::create_token(
-                &store, &project, &role, &name,
+            let (record, secret) = rt.block_on(tribunal_server::auth::create_token_for(
+                &store,
+                &project,
+                &role,
+                &name,
+                agent.as_deref(),
             ))?;
+            let bound = match &record.agent {
+                Some(a) => format!(", agent {a}"),
+                None => String::new(),
+            };
             eprintln!(
-                "created {} (project {}, role {}); the token is shown only now:",
+                "created {} (project {}, role {}{bound}); the token is shown only now:",
                 record.id, record.project, record.role
             );
             println!("{secret}");
@@ -361,17 +374,18 @@ pub fn token(config: Option<&Path>, cmd: TokenCommand) -> Result<u8> {
             let (rt, store) = open_store(config, db.as_deref())?;
             let tokens = rt.block_on(store.list_tokens())?;
             println!(
-                "{:<22} {:<12} {:<10} {:<20} {:<20} name",
-                "id", "project", "role", "created", "revoked"
+                "{:<22} {:<12} {:<10} {:<20} {:<20} {:<16} name",
+                "id", "project", "role", "created", "revoked", "agent"
             );
             for t in tokens {
                 println!(
-                    "{:<22} {:<12} {:<10} {:<20} {:<20} {}",
+                    "{:<22} {:<12} {:<10} {:<20} {:<20} {:<16} {}",
                     t.id,
                     t.project,
                     t.role,
                     t.created_at,
                     t.revoked_at.as_deref().unwrap_or("-"),
+                    t.agent.as_deref().unwrap_or("-"),
                     t.name
                 );
             }
