@@ -91,14 +91,7 @@ pub fn urls(text: &str) -> Vec<(String, String)> {
             i = at + 3;
             continue;
         };
-        let host_start = at + 3;
-        let mut end = host_start;
-        while end < bytes.len() && is_host_byte(bytes[end]) {
-            end += 1;
-        }
-        let host = text[host_start..end]
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
+        let (host, end) = host_at(text, at + 3);
         let mut url_end = end;
         while url_end < bytes.len()
             && !bytes[url_end].is_ascii_whitespace()
@@ -114,6 +107,39 @@ pub fn urls(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The host of a URL whose authority starts at `start`, as a browser or an HTTP client reads
+/// it, and where the authority ends: after any `user:password@` (up to the last `@`), an
+/// IPv6 literal without its brackets, or a name whose non-ASCII letters are kept (an
+/// internationalised name is a host too, not the end of one); lower-cased, without its port
+/// or a final dot. The authority ends at `/`, `\`, `?`, `#`, white space or a quote.
+fn host_at(text: &str, start: usize) -> (String, usize) {
+    let bytes = text.as_bytes();
+    let mut end = start;
+    while end < bytes.len()
+        && !bytes[end].is_ascii_whitespace()
+        && !matches!(
+            bytes[end],
+            b'/' | b'\\' | b'?' | b'#' | b')' | b'"' | b'\'' | b'<' | b'>'
+        )
+    {
+        end += 1;
+    }
+    let authority = &text[start..end];
+    let after_user = authority.rfind('@').map_or(0, |a| a + 1);
+    let rest = &authority[after_user..];
+    let host = match rest.strip_prefix('[') {
+        Some(literal) => literal.split(']').next().unwrap_or(""),
+        None => {
+            let len = rest
+                .bytes()
+                .take_while(|&b| is_host_byte(b) || b >= 0x80)
+                .count();
+            rest[..len].trim_end_matches('.')
+        }
+    };
+    (host.to_ascii_lowercase(), end)
+}
+
 /// Lower-cased email addresses.
 pub fn emails(text: &str) -> Vec<String> {
     email_spans(text)
@@ -127,8 +153,17 @@ pub fn email_spans(text: &str) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     for (at, _) in text.match_indices('@') {
-        let mut start = at;
-        while start > 0
+        // A quoted local part: `"a@b.c"@d.e` is an address at d.e (the quote opens the
+        // text or follows a space or an address list's punctuation).
+        let quoted = (at > 1 && bytes[at - 1] == b'"')
+            .then(|| text[..at - 1].rfind('"'))
+            .flatten()
+            .filter(|&open| {
+                open + 1 < at - 1 && (open == 0 || b" \t\r\n<,:;(".contains(&bytes[open - 1]))
+            });
+        let mut start = quoted.unwrap_or(at);
+        while quoted.is_none()
+            && start > 0
             && (bytes[start - 1].is_ascii_alphanumeric() || b"._%+-".contains(&bytes[start - 1]))
         {
             start -= 1;
@@ -190,6 +225,37 @@ mod tests {
                 "img.evil.io".to_owned()
             )]
         );
+    }
+
+    #[test]
+    fn a_host_is_read_as_clients_read_it() {
+        let hosts = |t: &str| urls(t).into_iter().map(|(_, h)| h).collect::<Vec<_>>();
+        for (url, host) in [
+            ("https://trusted.com@evil.example/x", "evil.example"),
+            ("https://trusted.com:pw@evil.example/x", "evil.example"),
+            ("https://a:b@Trusted.com/x", "trusted.com"),
+            ("https://trusted.com%2F@evil.example/", "evil.example"),
+            ("https://evil.example\\@trusted.com/x", "evil.example"),
+            ("https://trusted.com#@evil.example", "trusted.com"),
+            ("https://trusted.com?@evil.example", "trusted.com"),
+            ("https://evil.example:443/x", "evil.example"),
+            ("https://[2001:DB8::1]:8443/x", "2001:db8::1"),
+            ("https://ëvil.example/x", "ëvil.example"),
+            ("https://evil.example./x", "evil.example"),
+        ] {
+            assert_eq!(hosts(url), vec![host], "{url}");
+        }
+        let mut l = Links::default();
+        l.scan(r#"send to "a@trusted.com"@evil.example and b@trusted.com"#);
+        assert!(
+            l.emails.iter().any(|e| e.ends_with("@evil.example")),
+            "{l:?}"
+        );
+        assert!(l.emails.contains(&"b@trusted.com".to_owned()), "{l:?}");
+        // A handle in quotes is not an address.
+        let mut l = Links::default();
+        l.scan(r#"{"handle":"@evil.example", "empty": ""@evil.example}"#);
+        assert!(l.emails.is_empty(), "{l:?}");
     }
 
     #[test]
