@@ -87,6 +87,10 @@ impl CommandScanner {
 
     /// Appends the dangerous commands found in `text` to `out`, sorted by position.
     /// Overlapping findings of the same category are merged (the higher score wins).
+    ///
+    /// A text with quotes or backslashes is also read as the shell reads its words once it
+    /// has removed them (`r\m -rf /`, `'r''m' -rf /` and `"rm" -rf /` run `rm -rf /`); what
+    /// is found there is reported at the same place in the text as written.
     pub fn scan(&self, text: &str, out: &mut Vec<Hit>) {
         let mut cands: Vec<Cand> = Vec::new();
         self.rules.for_each_match(text, |i, rule, s, e| {
@@ -99,6 +103,19 @@ impl CommandScanner {
                 });
             }
         });
+        if let Some((plain, origin)) = unquoted(text) {
+            self.rules.for_each_match(&plain, |i, rule, s, e| {
+                if rule.check.is_none_or(|c| passes(c, &plain[s..e])) {
+                    cands.push(Cand {
+                        rule: i,
+                        start: origin[s],
+                        end: origin[e - 1] + 1,
+                        score: rule.score,
+                    });
+                }
+            });
+            cands.sort_by_key(|c| (c.start, c.end));
+        }
         resolve_overlaps(&mut cands, |a, b| {
             self.rules.rule(a.rule).category == self.rules.rule(b.rule).category
         });
@@ -138,6 +155,34 @@ impl Scanner for CommandScanner {
     fn scan_text(&self, text: &str, out: &mut Vec<Hit>) {
         self.scan(text, out)
     }
+}
+
+/// `text` without the quotes and backslashes the shell removes from its words (every `'`
+/// and `"`, a `\` before a letter, digit, `-` or `/`), with the place in `text` of each byte
+/// kept; `None` when there are none.
+fn unquoted(text: &str) -> Option<(String, Vec<usize>)> {
+    let b = text.as_bytes();
+    let dropped = |i: usize| match b[i] {
+        b'\'' | b'"' => true,
+        b'\\' => b
+            .get(i + 1)
+            .is_some_and(|n| n.is_ascii_alphanumeric() || matches!(n, b'-' | b'/')),
+        _ => false,
+    };
+    if !(0..b.len()).any(dropped) {
+        return None;
+    }
+    let mut plain = Vec::with_capacity(b.len());
+    let mut origin = Vec::with_capacity(b.len());
+    for i in 0..b.len() {
+        if !dropped(i) {
+            plain.push(b[i]);
+            origin.push(i);
+        }
+    }
+    // Only ASCII bytes were taken out, so what is left is still UTF-8.
+    let plain = String::from_utf8(plain).ok()?;
+    Some((plain, origin))
 }
 
 fn passes(check: Check, m: &str) -> bool {
