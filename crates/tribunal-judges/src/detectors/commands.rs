@@ -174,9 +174,9 @@ fn unquoted(text: &str) -> Option<(String, Vec<usize>)> {
     }
     let mut plain = Vec::with_capacity(b.len());
     let mut origin = Vec::with_capacity(b.len());
-    for i in 0..b.len() {
+    for (i, &byte) in b.iter().enumerate() {
         if !dropped(i) {
-            plain.push(b[i]);
+            plain.push(byte);
             origin.push(i);
         }
     }
