@@ -109,7 +109,8 @@ fn block_type(b: &Value) -> Option<&str> {
 }
 
 /// Whether an object is one tool call: OpenAI's (`function`, or `name` with `arguments`),
-/// a `tool_use` block, or a bare `{name, arguments | input}` with nothing of a message.
+/// a `tool_use` block, or any other object with a `name` and nothing of a message (`role`,
+/// `content`, `reply`), whose arguments [`call`] reads or refuses.
 fn is_call(o: &Map<String, Value>) -> bool {
     o.contains_key("function")
         || o.get("type")
