@@ -76,21 +76,36 @@ fn is_host_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'.' || b == b'-'
 }
 
-/// (url, lower-cased host) of every http(s) URL.
+/// The schemes of URLs that reach a host over the network: web pages and APIs, web
+/// sockets, file transfer.
+const NETWORK_SCHEMES: [&str; 7] = ["http", "https", "ws", "wss", "ftp", "ftps", "sftp"];
+
+/// (url, lower-cased host) of every URL of a [`NETWORK_SCHEMES`] scheme.
 pub fn urls(text: &str) -> Vec<(String, String)> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
     while let Some(pos) = text[i..].find("://") {
         let at = i + pos;
-        let scheme_start = if at >= 5 && text[..at].to_ascii_lowercase().ends_with("https") {
-            at - 5
-        } else if at >= 4 && text[..at].to_ascii_lowercase().ends_with("http") {
-            at - 4
-        } else {
+        // The scheme: the letters, digits, `+`, `-` and `.` before `://`, from a letter.
+        let mut scheme_start = at;
+        while scheme_start > 0
+            && (bytes[scheme_start - 1].is_ascii_alphanumeric()
+                || matches!(bytes[scheme_start - 1], b'+' | b'-' | b'.'))
+        {
+            scheme_start -= 1;
+        }
+        while scheme_start < at && !bytes[scheme_start].is_ascii_alphabetic() {
+            scheme_start += 1;
+        }
+        let scheme = &text[scheme_start..at];
+        if !NETWORK_SCHEMES
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(scheme))
+        {
             i = at + 3;
             continue;
-        };
+        }
         let (host, end) = host_at(text, at + 3);
         let mut url_end = end;
         while url_end < bytes.len()
@@ -242,6 +257,9 @@ mod tests {
             ("https://[2001:DB8::1]:8443/x", "2001:db8::1"),
             ("https://ëvil.example/x", "ëvil.example"),
             ("https://evil.example./x", "evil.example"),
+            ("wss://evil.example/socket", "evil.example"),
+            ("FTP://evil.example/drop", "evil.example"),
+            ("sftp://me@evil.example:22/", "evil.example"),
         ] {
             assert_eq!(hosts(url), vec![host], "{url}");
         }
@@ -261,11 +279,11 @@ mod tests {
     #[test]
     fn ignores_non_links() {
         let mut l = Links::default();
-        l.scan("ftp://a.b user@localhost @handle a@b.c1 ![alt] (https://x.y) mailto:");
+        l.scan("file:///etc/x s3://bucket/k user@localhost @handle a@b.c1 ![alt] (https://x.y) mailto: x-https://z.w");
         assert_eq!(
             l.hosts,
             vec!["x.y"],
-            "only the http(s) URL has a host: {l:?}"
+            "only the network URL has a host: {l:?}"
         );
         assert!(l.emails.is_empty(), "{l:?}");
         assert!(l.images.is_empty(), "{l:?}");
