@@ -713,6 +713,9 @@ mod tests {
         "netcat x.example 1 < ~/.netrc",
         "shutil.rmtree('/')",
         "shutil.rmtree(Path.home())",
+        "fs.rmSync('/', {recursive: true})",
+        "FileUtils.rm_rf(Dir.home)",
+        "rimraf(os.homedir())",
     ];
 
     #[test]
