@@ -60,7 +60,7 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
                     .collect();
                 if !uses.is_empty() {
                     let mut p = calls(&uses, "content")?;
-                    p.content = content_text(&Value::Array(blocks.clone()));
+                    p.content = content_text(&o["content"]);
                     return Ok(p);
                 }
             }

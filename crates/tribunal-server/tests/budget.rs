@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tribunal_server::{ProjectSpec, ServerOptions};
 
 /// Delay in milliseconds; requests answered.
 type ModelState = (Arc<AtomicU64>, Arc<AtomicU64>);
@@ -71,15 +70,7 @@ paths = ["policies"]
         "package safe\nimport rego.v1\nviolation contains {\"rule\": \"safe.unsafe_reply\", \"severity\": \"block\", \"message\": \"unsafe\"} if input.scores.safe_reply.value == \"no\"\n",
     )
     .unwrap();
-    let s = TestServer::start(ServerOptions {
-        projects: vec![ProjectSpec {
-            name: "default".into(),
-            config: Some(dir.path().join("tribunal.toml")),
-            ..Default::default()
-        }],
-        ..ServerOptions::default()
-    })
-    .await;
+    let s = TestServer::start_for(&dir.path().join("tribunal.toml")).await;
     // Keep the configuration folder for the server's lifetime.
     std::mem::forget(dir);
     let token = s.token("default", "agent").await;

@@ -1364,15 +1364,7 @@ async fn a_token_bound_to_an_agent_cannot_leave_its_allow_list() {
          [policies.data.tools.agents.ops]\nallowed_tools = [\"lookup_order\", \"refund\"]\n",
     )
     .unwrap();
-    let mut s = TestServer::start(ServerOptions {
-        projects: vec![ProjectSpec {
-            name: "default".into(),
-            config: Some(dir.path().join("t.toml")),
-            ..Default::default()
-        }],
-        ..ServerOptions::default()
-    })
-    .await;
+    let mut s = TestServer::start_for(&dir.path().join("t.toml")).await;
     let (record, support) = tribunal_server::auth::create_token_for(
         &s.store,
         "default",

@@ -224,15 +224,7 @@ async fn an_untrusted_answer_goes_to_people_and_to_the_labeling_queue() {
             ),
         )
         .unwrap();
-        let mut s = TestServer::start(ServerOptions {
-            projects: vec![ProjectSpec {
-                name: "default".into(),
-                config: Some(dir.path().join("tribunal.toml")),
-                ..Default::default()
-            }],
-            ..ServerOptions::default()
-        })
-        .await;
+        let mut s = TestServer::start_for(&dir.path().join("tribunal.toml")).await;
         let agent = s.token("default", "agent").await;
         let admin = s.token("default", "admin").await;
         let v = call(

@@ -10,7 +10,6 @@ use axum::{Json, Router};
 use common::TestServer;
 use serde_json::{json, Value};
 use std::time::Duration;
-use tribunal_server::{ProjectSpec, ServerOptions};
 
 /// A model server that takes requests and never answers.
 async fn hanging_model() -> String {
@@ -58,15 +57,7 @@ concurrency = {CONCURRENCY}
         ),
     )
     .unwrap();
-    let mut s = TestServer::start(ServerOptions {
-        projects: vec![ProjectSpec {
-            name: "default".into(),
-            config: Some(dir.path().join("tribunal.toml")),
-            ..Default::default()
-        }],
-        ..ServerOptions::default()
-    })
-    .await;
+    let mut s = TestServer::start_for(&dir.path().join("tribunal.toml")).await;
     let token = s.token("default", "agent").await;
     let call = |i: usize| {
         let (url, token) = (s.url.clone(), token.clone());

@@ -26,6 +26,20 @@ impl TestServer {
         Self::start_with(store, dir, options).await
     }
 
+    /// A server whose default project reads the configuration file `config` (whose folder
+    /// the caller keeps for the server's lifetime).
+    pub async fn start_for(config: &std::path::Path) -> TestServer {
+        Self::start(ServerOptions {
+            projects: vec![tribunal_server::ProjectSpec {
+                name: "default".into(),
+                config: Some(config.to_owned()),
+                ..Default::default()
+            }],
+            ..ServerOptions::default()
+        })
+        .await
+    }
+
     pub async fn start_with(
         store: Store,
         dir: tempfile::TempDir,
