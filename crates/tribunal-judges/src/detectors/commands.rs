@@ -88,9 +88,10 @@ impl CommandScanner {
     /// Appends the dangerous commands found in `text` to `out`, sorted by position.
     /// Overlapping findings of the same category are merged (the higher score wins).
     ///
-    /// A text with quotes or backslashes is also read as the shell reads its words once it
-    /// has removed them (`r\m -rf /`, `'r''m' -rf /` and `"rm" -rf /` run `rm -rf /`); what
-    /// is found there is reported at the same place in the text as written.
+    /// A text is also read as the shell reads its words before running them (`r\m -rf /`,
+    /// `'r''m' -rf /`, `$(echo rm) -rf /`, `x=rm; $x -rf /`, `rm${IFS}-rf${IFS}/` and
+    /// `{rm,-rf,/}` run `rm -rf /`; see [`as_shell_reads`]); what is found there is reported
+    /// at the same place in the text as written.
     pub fn scan(&self, text: &str, out: &mut Vec<Hit>) {
         let mut cands: Vec<Cand> = Vec::new();
         self.rules.for_each_match(text, |i, rule, s, e| {
@@ -103,7 +104,7 @@ impl CommandScanner {
                 });
             }
         });
-        if let Some((plain, origin)) = unquoted(text) {
+        if let Some((plain, origin)) = as_shell_reads(text) {
             self.rules.for_each_match(&plain, |i, rule, s, e| {
                 if rule.check.is_none_or(|c| passes(c, &plain[s..e])) {
                     cands.push(Cand {
@@ -157,32 +158,304 @@ impl Scanner for CommandScanner {
     }
 }
 
-/// `text` without the quotes and backslashes the shell removes from its words (every `'`
-/// and `"`, a `\` before a letter, digit, `-` or `/`), with the place in `text` of each byte
-/// kept; `None` when there are none.
-fn unquoted(text: &str) -> Option<(String, Vec<usize>)> {
-    let b = text.as_bytes();
-    let dropped = |i: usize| match b[i] {
-        b'\'' | b'"' => true,
-        b'\\' => b
-            .get(i + 1)
-            .is_some_and(|n| n.is_ascii_alphanumeric() || matches!(n, b'-' | b'/')),
-        _ => false,
-    };
-    if !(0..b.len()).any(dropped) {
+/// How deep `$(echo …)` inside `$(echo …)` is read.
+const MAX_NESTING: usize = 4;
+
+/// `text` as the shell reads its words before running them, as far as that can be told
+/// without running anything, with the place in `text` of each byte kept; `None` when it
+/// reads the same:
+/// - the quotes and backslashes the shell removes (every `'` and `"`, a `\` before a letter,
+///   digit, `-` or `/`) are gone;
+/// - `$IFS` and `${IFS}` are a space;
+/// - `$NAME` and `${NAME}` are the value the text assigns to `NAME` (`NAME=value`, quoted or
+///   not, the last assignment in the text; an empty one too);
+/// - `$(echo …)`, `` `echo …` `` and `$(printf FORMAT …)` are the words they print;
+/// - a brace list `{a,b,c}` is its words.
+///
+/// Bytes put in for a `$…` stand at the place of its `$`.
+fn as_shell_reads(text: &str) -> Option<(String, Vec<usize>)> {
+    if !text
+        .bytes()
+        .any(|b| matches!(b, b'\'' | b'"' | b'\\' | b'$' | b'`' | b'{'))
+    {
         return None;
     }
-    let mut plain = Vec::with_capacity(b.len());
-    let mut origin = Vec::with_capacity(b.len());
-    for (i, &byte) in b.iter().enumerate() {
-        if !dropped(i) {
-            plain.push(byte);
-            origin.push(i);
+    let vars = assignments(text);
+    let mut out = Reading {
+        text: text.as_bytes(),
+        vars: &vars,
+        plain: Vec::with_capacity(text.len()),
+        origin: Vec::with_capacity(text.len()),
+        changed: false,
+    };
+    out.read(0, text.len(), 0);
+    if !out.changed {
+        return None;
+    }
+    // Only ASCII bytes were taken out or put in, and whole values of the text, so what is
+    // left is still UTF-8.
+    let plain = String::from_utf8(out.plain).ok()?;
+    Some((plain, out.origin))
+}
+
+struct Reading<'a> {
+    text: &'a [u8],
+    vars: &'a [(&'a str, String)],
+    plain: Vec<u8>,
+    origin: Vec<usize>,
+    changed: bool,
+}
+
+impl Reading<'_> {
+    fn push(&mut self, b: u8, at: usize) {
+        self.plain.push(b);
+        self.origin.push(at);
+    }
+
+    /// Reads `text[from..to]` into `plain`.
+    fn read(&mut self, from: usize, to: usize, depth: usize) {
+        let b = self.text;
+        let mut i = from;
+        while i < to {
+            match b[i] {
+                b'\'' | b'"' => {
+                    self.changed = true;
+                    i += 1;
+                }
+                b'\\'
+                    if i + 1 < to
+                        && (b[i + 1].is_ascii_alphanumeric()
+                            || matches!(b[i + 1], b'-' | b'/')) =>
+                {
+                    self.changed = true;
+                    i += 1;
+                }
+                b'$' => i = self.dollar(i, to, depth),
+                b'`' => i = self.backquoted(i, to, depth),
+                b'{' => i = self.brace_list(i, to),
+                byte => {
+                    self.push(byte, i);
+                    i += 1;
+                }
+            }
         }
     }
-    // Only ASCII bytes were taken out, so what is left is still UTF-8.
-    let plain = String::from_utf8(plain).ok()?;
-    Some((plain, origin))
+
+    /// Reads the `$…` at `i`; returns where reading goes on.
+    fn dollar(&mut self, i: usize, to: usize, depth: usize) -> usize {
+        let b = self.text;
+        let (name, next) = match b.get(i + 1) {
+            Some(b'{') => match b[i + 2..to].iter().position(|&c| c == b'}') {
+                Some(n) => (&b[i + 2..i + 2 + n], i + 3 + n),
+                None => (&b[i..i], i),
+            },
+            Some(b'(') if b.get(i + 2) != Some(&b'(') => {
+                return match closing(b, i + 2, to, b'(', b')') {
+                    Some(end) if depth < MAX_NESTING && self.printed(i, i + 2, end, depth) => {
+                        end + 1
+                    }
+                    _ => {
+                        self.push(b'$', i);
+                        i + 1
+                    }
+                };
+            }
+            _ => {
+                let n = b[i + 1..to]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                    .count();
+                (&b[i + 1..i + 1 + n], i + 1 + n)
+            }
+        };
+        let value = if name == b"IFS" {
+            Some(" ")
+        } else {
+            self.vars
+                .iter()
+                .rev()
+                .find(|(n, _)| n.as_bytes() == name)
+                .map(|(_, v)| v.as_str())
+        };
+        match value {
+            Some(v) if !name.is_empty() => {
+                self.changed = true;
+                for &c in v.as_bytes() {
+                    self.push(c, i);
+                }
+                next
+            }
+            _ => {
+                self.push(b'$', i);
+                i + 1
+            }
+        }
+    }
+
+    /// Reads the `` `…` `` at `i`; returns where reading goes on.
+    fn backquoted(&mut self, i: usize, to: usize, depth: usize) -> usize {
+        match self.text[i + 1..to].iter().position(|&c| c == b'`') {
+            Some(n) if depth < MAX_NESTING && self.printed(i, i + 1, i + 1 + n, depth) => i + 2 + n,
+            _ => {
+                self.push(b'`', i);
+                i + 1
+            }
+        }
+    }
+
+    /// When `text[from..to]` is an `echo` or a `printf`, reads what it prints, its first byte
+    /// standing at `at` (where the substitution starts).
+    fn printed(&mut self, at: usize, from: usize, to: usize, depth: usize) -> bool {
+        let b = self.text;
+        let mut words = Words { b, at: from, to };
+        let Some((s, e)) = words.next() else {
+            return false;
+        };
+        let command = &b[s..e];
+        let mut start = match command {
+            b"echo" => {
+                let mut start = words.at;
+                // Its options, if any.
+                while let Some((s, e)) = words.next() {
+                    if b[s] == b'-' && b[s + 1..e].iter().all(|c| matches!(c, b'n' | b'e' | b'E')) {
+                        start = words.at;
+                    } else {
+                        break;
+                    }
+                }
+                start
+            }
+            // The format, when it only places the arguments.
+            b"printf" => match words.next() {
+                Some((s, e)) if b[s..e].contains(&b'%') => words.at,
+                Some((s, _)) => s,
+                None => return false,
+            },
+            _ => return false,
+        };
+        while start < to && b[start].is_ascii_whitespace() {
+            start += 1;
+        }
+        self.changed = true;
+        let first = self.origin.len();
+        self.read(start, to, depth + 1);
+        if let Some(o) = self.origin.get_mut(first) {
+            *o = at;
+        }
+        true
+    }
+
+    /// Reads a brace list `{a,b}` at `i` as its words; returns where reading goes on.
+    fn brace_list(&mut self, i: usize, to: usize) -> usize {
+        let b = self.text;
+        let end = b[i + 1..to]
+            .iter()
+            .position(|c| matches!(c, b'}' | b'{') || c.is_ascii_whitespace())
+            .map(|n| i + 1 + n);
+        match end {
+            Some(end) if b[end] == b'}' && b[i + 1..end].contains(&b',') => {
+                self.changed = true;
+                for (k, &c) in b.iter().enumerate().take(end).skip(i + 1) {
+                    self.push(if c == b',' { b' ' } else { c }, k);
+                }
+                end + 1
+            }
+            _ => {
+                self.push(b'{', i);
+                i + 1
+            }
+        }
+    }
+}
+
+/// The words of `b[at..to]`, split at ASCII whitespace.
+struct Words<'a> {
+    b: &'a [u8],
+    at: usize,
+    to: usize,
+}
+
+impl Iterator for Words<'_> {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        while self.at < self.to && self.b[self.at].is_ascii_whitespace() {
+            self.at += 1;
+        }
+        let s = self.at;
+        while self.at < self.to && !self.b[self.at].is_ascii_whitespace() {
+            self.at += 1;
+        }
+        (self.at > s).then_some((s, self.at))
+    }
+}
+
+/// The index of the `close` that ends the `open` before `from`, nested ones skipped.
+fn closing(b: &[u8], from: usize, to: usize, open: u8, close: u8) -> Option<usize> {
+    let mut level = 0usize;
+    for (k, &c) in b[from..to].iter().enumerate() {
+        if c == open {
+            level += 1;
+        } else if c == close {
+            if level == 0 {
+                return Some(from + k);
+            }
+            level -= 1;
+        }
+    }
+    None
+}
+
+/// The shell variables `text` assigns (`NAME=value` at the start of a word), in order, each
+/// value as the shell reads it (quotes removed).
+fn assignments(text: &str) -> Vec<(&str, String)> {
+    let b = text.as_bytes();
+    let mut vars = Vec::new();
+    let mut i = 0;
+    while let Some(n) = b[i..].iter().position(|&c| c == b'=') {
+        let eq = i + n;
+        i = eq + 1;
+        let name_start = b[..eq]
+            .iter()
+            .rposition(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+            .map_or(0, |p| p + 1);
+        let name = &text[name_start..eq];
+        let starts_word = name_start == 0
+            || matches!(b[name_start - 1], b';' | b'&' | b'|' | b'(' | b'{' | b'`')
+            || b[name_start - 1].is_ascii_whitespace();
+        if name.is_empty() || name.as_bytes()[0].is_ascii_digit() || !starts_word {
+            continue;
+        }
+        let mut value = Vec::new();
+        let mut k = eq + 1;
+        while k < b.len() {
+            match b[k] {
+                q @ (b'\'' | b'"') => match b[k + 1..].iter().position(|&c| c == q) {
+                    Some(len) => {
+                        value.extend_from_slice(&b[k + 1..k + 1 + len]);
+                        k += len + 2;
+                    }
+                    None => break,
+                },
+                b'\\' if k + 1 < b.len() => {
+                    value.push(b[k + 1]);
+                    k += 2;
+                }
+                c if c.is_ascii_whitespace() || matches!(c, b';' | b'&' | b'|' | b')' | b'`') => {
+                    break
+                }
+                c => {
+                    value.push(c);
+                    k += 1;
+                }
+            }
+        }
+        if let Ok(value) = String::from_utf8(value) {
+            vars.push((name, value));
+        }
+        i = k.max(i);
+    }
+    vars
 }
 
 fn passes(check: Check, m: &str) -> bool {
@@ -220,6 +493,38 @@ pub fn build(name: &str, params_value: &Value) -> Result<Box<dyn Judge>, JudgeCo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_text_is_read_without_panics_and_with_places_in_order() {
+        let alphabet: Vec<char> = "rm -f/$(){},'\"\\`=;xeécho IFS\n".chars().collect();
+        let scanner = CommandScanner::new(&CommandsSettings::default()).unwrap();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut read = 0;
+        for _ in 0..20_000 {
+            let len = (next() % 28) as usize;
+            let text: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            if let Some((plain, origin)) = as_shell_reads(&text) {
+                read += 1;
+                assert_eq!(plain.len(), origin.len(), "{text:?}");
+                assert!(origin.windows(2).all(|w| w[0] <= w[1]), "{text:?}");
+                assert!(origin.iter().all(|&o| o < text.len()), "{text:?}");
+            }
+            let mut out = Vec::new();
+            scanner.scan(&text, &mut out);
+            for h in &out {
+                assert!(text.get(h.start..h.end).is_some(), "{text:?} {h:?}");
+            }
+        }
+        assert!(read > 1_000, "only {read} texts were read another way");
+    }
 
     #[test]
     fn checks() {
