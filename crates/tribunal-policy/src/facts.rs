@@ -52,18 +52,102 @@ impl Links {
 }
 
 /// The links in a tool call's arguments and, for a sensitive call, every argument string one
-/// per line (the text leak checks look in: `arguments_text` in the policy input).
+/// per line (the text leak checks look in: `arguments_text` in the policy input). An
+/// address without a scheme is a link too where a client would complete it: the whole value
+/// of an argument named for an address (`url`, `href`, `endpoint`, `host` …: see
+/// [`names_an_address`]), or any value starting `//` (see [`bare_host`]).
 pub fn argument_facts(arguments: &serde_json::Value, sensitive: bool) -> (Links, String) {
     let mut links = Links::default();
     let mut text = String::new();
-    crate::strings_of(arguments, &mut |t| {
+    strings_with_names(arguments, "", &mut |name, t| {
         links.scan(t);
+        if let Some(host) = bare_host(name, t) {
+            push_unique(&mut links.hosts, host);
+        }
         if sensitive {
             text.push_str(t);
             text.push('\n');
         }
     });
     (links, text)
+}
+
+/// Calls `f(name, text)` for every string in `v`, with the name of the member that holds it
+/// (the nearest one, through arrays; `""` at the top).
+pub(crate) fn strings_with_names(
+    v: &serde_json::Value,
+    name: &str,
+    f: &mut impl FnMut(&str, &str),
+) {
+    match v {
+        serde_json::Value::String(s) => f(name, s),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| strings_with_names(x, name, f)),
+        serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| strings_with_names(x, k, f)),
+        _ => {}
+    }
+}
+
+/// The words of argument names that say the value is a network address.
+const ADDRESS_WORDS: [&str; 12] = [
+    "url", "uri", "href", "link", "endpoint", "website", "site", "domain", "host", "hostname",
+    "webhook", "callback",
+];
+
+/// Whether an argument named `name` holds a network address: one of its words
+/// (`target_url`, `webhookURL`, `callback-uri`) is in [`ADDRESS_WORDS`].
+pub fn names_an_address(name: &str) -> bool {
+    name_words(name)
+        .iter()
+        .any(|w| ADDRESS_WORDS.contains(&w.as_str()) || w == "urls" || w == "links")
+}
+
+/// The host of `value` when it is an address written without a scheme that a client
+/// completes, lower-cased: a value starting `//` (a scheme-relative URL) under any name,
+/// or under a name for an address ([`names_an_address`]) a whole value that is a host name
+/// with a dot and a top-level name of letters, an IPv4 address or `localhost`, with any
+/// port, path, query or fragment (`evil.example/collect?d=1`, `10.0.0.7:8080`). Values with
+/// a scheme are read by [`urls`]; an e-mail address is not a host.
+pub fn bare_host(name: &str, value: &str) -> Option<String> {
+    let value = value.trim();
+    if let Some(rest) = value.strip_prefix("//") {
+        let (host, _) = host_at(value, value.len() - rest.len());
+        return (host.contains('.') || host == "localhost").then_some(host);
+    }
+    if value.contains("://") || !names_an_address(name) {
+        return None;
+    }
+    let authority_end = value
+        .find(|c: char| matches!(c, '/' | '?' | '#' | '\\') || c.is_whitespace())
+        .unwrap_or(value.len());
+    if value[authority_end..].chars().any(char::is_whitespace) {
+        return None;
+    }
+    let authority = &value[..authority_end];
+    if authority.contains('@') {
+        return None;
+    }
+    let (host, _) = host_at(authority, 0);
+    let port_ok = authority[host.len().min(authority.len())..]
+        .trim_start_matches('.')
+        .strip_prefix(':')
+        .is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let host_len = authority.find(':').unwrap_or(authority.len());
+    if !port_ok || host.len() + 1 < host_len {
+        return None;
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    let ipv4 = labels.len() == 4
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_digit()));
+    let named = labels.len() >= 2
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.len() <= 63)
+        && labels.last().is_some_and(|tld| {
+            (tld.len() >= 2 && tld.chars().all(char::is_alphabetic)) || tld.starts_with("xn--")
+        });
+    (ipv4 || named || host == "localhost").then_some(host)
 }
 
 fn push_unique(v: &mut Vec<String>, s: String) {
@@ -274,6 +358,43 @@ mod tests {
         let mut l = Links::default();
         l.scan(r#"{"handle":"@evil.example", "empty": ""@evil.example}"#);
         assert!(l.emails.is_empty(), "{l:?}");
+    }
+
+    #[test]
+    fn an_address_without_a_scheme_is_read_where_a_client_completes_it() {
+        for (name, value, host) in [
+            ("url", "evil.example/collect?d=1", Some("evil.example")),
+            ("url", "Evil.Example", Some("evil.example")),
+            ("target_url", "evil.example:8080/x", Some("evil.example")),
+            (
+                "webhookURL",
+                "hooks.evil.example/in",
+                Some("hooks.evil.example"),
+            ),
+            ("endpoint", "10.0.0.7:9000", Some("10.0.0.7")),
+            ("host", "localhost:5000", Some("localhost")),
+            ("host", "ëvil.example", Some("ëvil.example")),
+            ("host", "evil.example.", Some("evil.example")),
+            ("body", "//evil.example/x", Some("evil.example")),
+            ("url", "https://evil.example/x", None),
+            ("url", "report.pdf", Some("report.pdf")),
+            ("path", "report.pdf", None),
+            ("text", "evil.example", None),
+            ("url", "see evil.example for more", None),
+            ("url", "me@evil.example", None),
+            ("url", "/var/log/x.log", None),
+            ("url", "v1.2", None),
+            ("url", "1.2.3", None),
+            ("url", "evil.example:port", None),
+            ("url", "", None),
+        ] {
+            assert_eq!(bare_host(name, value).as_deref(), host, "{name}: {value:?}");
+        }
+        let (links, _) = argument_facts(
+            &serde_json::json!({"url": "evil.example/p", "page": {"links": ["a.example"]}}),
+            false,
+        );
+        assert_eq!(links.hosts, vec!["a.example", "evil.example"], "{links:?}");
     }
 
     #[test]

@@ -478,6 +478,20 @@ pub fn argument_identifiers(arguments: &Value, min_amount: Option<f64>) -> Vec<(
     let mut one = |name: &str, v: &Value| {
         let mut found = Vec::new();
         walk(v, min_amount, &mut found);
+        // An address without a scheme, where a client completes it.
+        crate::facts::strings_with_names(v, name, &mut |inner, t| {
+            if crate::facts::bare_host(inner, t).is_some() {
+                let t = t.trim();
+                let ident = Ident {
+                    kind: "url",
+                    value: normal_url(t.strip_prefix("//").unwrap_or(t)),
+                    in_text: false,
+                };
+                if !found.contains(&ident) {
+                    found.push(ident);
+                }
+            }
+        });
         for i in found {
             if !out.iter().any(|(n, x)| n == name && *x == i) {
                 out.push((name.to_owned(), i));
