@@ -113,7 +113,12 @@ pub fn bare_host(name: &str, value: &str) -> Option<String> {
         let (host, _) = host_at(value, value.len() - rest.len());
         return (host.contains('.') || host == "localhost").then_some(host);
     }
-    if value.contains("://") || !names_an_address(name) {
+    // Prose, and values without a dot, are not addresses: settled before the name is read.
+    if value.bytes().any(|b| b.is_ascii_whitespace())
+        || !(value.contains('.') || value.starts_with("localhost"))
+        || value.contains("://")
+        || !names_an_address(name)
+    {
         return None;
     }
     let authority_end = value
