@@ -523,6 +523,45 @@ fn an_address_without_a_scheme_is_a_destination() {
     }
 }
 
+/// Arguments that only lenient readers read (Python's `json` takes `Infinity`, `NaN` and
+/// `1e309`; partial-JSON readers close a cut-off text) are judged as the tool gets them.
+#[test]
+fn arguments_only_lenient_readers_read_meet_the_limits() {
+    let screened = evaluator(CONFIGS[1], true);
+    let mut policy = evaluator(CONFIGS[1], false).policy_evaluator();
+    let t = import_value(
+        &json!({"messages": [{"role": "user", "content": "Refund order 1042, it arrived broken."}]}),
+        InputFormat::Auto,
+        "t",
+    )
+    .unwrap()
+    .remove(0);
+    let context = Context::default();
+    for (arguments, limited) in [
+        ("{\"order_id\": \"1042\", \"amount\": 1e309}", true),
+        ("{\"order_id\": \"1042\", \"amount\": Infinity}", true),
+        ("{\"order_id\": \"1042\", \"amount\": NaN}", true),
+        ("{\"order_id\": \"1042\", \"amount\": 900", true),
+        ("{\"order_id\": \"1042\", \"amount\": 900 and more", true),
+        ("{\"order_id\": \"1042\", \"amount\": 120", false),
+    ] {
+        let pending = import_pending(&json!({"name": "refund", "arguments": arguments})).unwrap();
+        let feedback = screened.feedback(&t, Some(&pending));
+        let vs = policy.evaluate_trace(&t, Some(&pending), &feedback, &context);
+        assert!(vs.iter().all(|v| v.message.len() < 200), "{vs:?}");
+        let rules: Vec<String> = vs.into_iter().map(|v| v.rule).collect();
+        assert_eq!(
+            rules.contains(&"c5.argument_limit".to_owned()),
+            limited,
+            "{arguments}: {rules:?}"
+        );
+        assert!(
+            screen_lets_through(&screened, &t, &pending, &context),
+            "{arguments}"
+        );
+    }
+}
+
 fn screen_lets_through(
     screened: &Evaluator,
     t: &Trace,

@@ -48,12 +48,111 @@ pub fn parse_arguments(v: &Value) -> Value {
                 serde_json::from_str(trimmed)
                     .ok()
                     .or_else(|| with_controls_escaped(trimmed))
+                    .or_else(|| leniently(s.trim_start()))
                     .unwrap_or_else(|| Value::String(s.clone()))
             }
         }
         Value::Null => Value::Object(Map::new()),
         other => other.clone(),
     }
+}
+
+/// The number a double cannot hold (`Infinity`, `1e309`) is read as: the largest double,
+/// of its sign, so that every limit sees it above (or below) itself.
+const HUGE: &str = "1.7976931348623157e308";
+
+/// An object or array as lenient readers read a model's arguments, `None` when even they
+/// cannot: Python's `json` module takes `NaN`, `Infinity` and `-Infinity` and makes numbers
+/// too large for a double infinite, and the partial-JSON readers of agent frameworks close
+/// what a cut-off text left open (a string, arrays, objects; a dangling `,` is dropped and a
+/// key without its value gets `null`). Infinite numbers are read as [`HUGE`] of their sign;
+/// `NaN`, which no number stands for, as the string `"NaN"`.
+fn leniently(text: &str) -> Option<Value> {
+    if !text.starts_with(['{', '[']) {
+        return None;
+    }
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut open: Vec<u8> = Vec::new();
+    let (mut in_string, mut escaped) = (false, false);
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+            if c < 0x20 {
+                out.push_str(&format!("\\u{c:04x}"));
+            } else {
+                let ch_len = text[i..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&text[i..i + ch_len]);
+                i += ch_len;
+                continue;
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'{' | b'[' => open.push(c),
+            b'}' | b']' => {
+                open.pop();
+            }
+            _ => {}
+        }
+        let word_len = b[i..]
+            .iter()
+            .take_while(|x| x.is_ascii_alphanumeric() || matches!(x, b'.' | b'+' | b'-'))
+            .count();
+        if word_len > 0 && (c.is_ascii_alphanumeric() || c == b'-') {
+            let word = &text[i..i + word_len];
+            match word {
+                "NaN" => out.push_str("\"NaN\""),
+                "Infinity" => out.push_str(HUGE),
+                "-Infinity" => {
+                    out.push('-');
+                    out.push_str(HUGE);
+                }
+                _ => match word.parse::<f64>() {
+                    Ok(x) if x.is_infinite() => {
+                        if x < 0.0 {
+                            out.push('-');
+                        }
+                        out.push_str(HUGE);
+                    }
+                    _ => out.push_str(word),
+                },
+            }
+            i += word_len;
+            continue;
+        }
+        out.push(c as char);
+        i += 1;
+    }
+    // What a cut-off text left open.
+    if in_string {
+        if escaped {
+            out.pop();
+        }
+        out.push('"');
+    }
+    let dangling = out.trim_end();
+    let dangling_len = dangling.len();
+    out.truncate(dangling_len);
+    if out.ends_with(',') {
+        out.pop();
+    } else if out.ends_with(':') {
+        out.push_str("null");
+    }
+    for o in open.iter().rev() {
+        out.push(if *o == b'{' { '}' } else { ']' });
+    }
+    serde_json::from_str(&out).ok()
 }
 
 /// `text` read as JSON with the control characters inside its strings escaped; `None` when
@@ -288,7 +387,52 @@ mod tests {
             serde_json::json!({"q": "say \"hi\"\u{1}", "n": 1})
         );
         // Still not JSON: kept as the string it is.
-        for s in ["{\"a\": \"b\t", "{\"a\": \\\t}", "rm -rf /\t"] {
+        for s in ["{\"a\": \\\t}", "rm -rf /\t"] {
+            assert_eq!(read(s), Value::String(s.to_owned()), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn arguments_only_lenient_readers_read_are_read_as_they_read_them() {
+        let read = |s: &str| parse_arguments(&Value::String(s.to_owned()));
+        let huge = f64::MAX;
+        // Python's json.loads: NaN, Infinity, and numbers too large for a double.
+        assert_eq!(
+            read("{\"amount\": 1e309, \"fee\": -1E400, \"n\": 2}"),
+            serde_json::json!({"amount": huge, "fee": -huge, "n": 2})
+        );
+        assert_eq!(
+            read("{\"amount\": Infinity, \"min\": -Infinity, \"x\": NaN, \"s\": \"NaN Infinity 1e999\"}"),
+            serde_json::json!({"amount": huge, "min": -huge, "x": "NaN", "s": "NaN Infinity 1e999"})
+        );
+        // Cut off: what was left open is closed, as partial-JSON readers do.
+        for (cut, whole) in [
+            ("{\"amount\": 900", serde_json::json!({"amount": 900})),
+            (
+                "{\"path\": \"../../etc/passwd",
+                serde_json::json!({"path": "../../etc/passwd"}),
+            ),
+            ("{\"a\": \"b\t", serde_json::json!({"a": "b\t"})),
+            (
+                "{\"to\": [\"x@evil.example\", ",
+                serde_json::json!({"to": ["x@evil.example"]}),
+            ),
+            (
+                "{\"to\": {\"addr\": \"é\", \"k\":",
+                serde_json::json!({"to": {"addr": "é", "k": null}}),
+            ),
+            ("[1, 2", serde_json::json!([1, 2])),
+            ("{\"q\": \"a\\", serde_json::json!({"q": "a"})),
+        ] {
+            assert_eq!(read(cut), whole, "{cut:?}");
+        }
+        // Nothing reads these: kept as the strings they are.
+        for s in [
+            "{\"a\" 1}",
+            "{\"a\": nope}",
+            "[1, 2]]",
+            "Infinity and beyond",
+        ] {
             assert_eq!(read(s), Value::String(s.to_owned()), "{s:?}");
         }
     }

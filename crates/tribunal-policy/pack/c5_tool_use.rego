@@ -71,7 +71,7 @@ violation contains v if {
 	v := {
 		"rule": "c5.argument_limit",
 		"severity": object.get(limit, "severity", "escalate"),
-		"message": sprintf("%s.%s = %v is above the limit %v", [c.name, field, value, limit.max]),
+		"message": sprintf("%s.%s = %v is above the limit %v", [c.name, field, shown(value), limit.max]),
 		"evidence": [c.id],
 	}
 }
@@ -144,7 +144,70 @@ under_allowed(path) if {
 	startswith(path, root)
 }
 
-# A number, or the number a string spells (undefined for any other string).
+# A number, or the number a string spells in decimal (undefined for any other string,
+# "NaN" and "Infinity" included).
 as_number(x) := x if is_number(x)
 
-as_number(x) := to_number(trim_space(x)) if is_string(x)
+as_number(x) := to_number(trim_space(x)) if {
+	is_string(x)
+	regex.match(`^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$`, x)
+}
+
+# A limited value the limit cannot be checked against (one that is not a number and spells
+# none: "NaN", "lots", a list), and a call of a limited tool whose arguments could not be
+# read at all, go to a person too: the tool may still act on a number the gate did not see.
+# (A number too large for a double, such as 1e309 or Infinity, is read as the largest one
+# and meets the limit above.)
+violation contains v if {
+	not skip["c5.argument_limit"]
+	some name, fields in cfg.tools.limits
+	some c in calls
+	c.name == name
+	some field, limit in fields
+	value := c.arguments[field]
+	value != null
+	not as_number(value)
+	v := {
+		"rule": "c5.argument_limit",
+		"severity": object.get(limit, "severity", "escalate"),
+		"message": sprintf("%s.%s = %v is not a number its limit can be checked against", [c.name, field, value]),
+		"evidence": [c.id],
+	}
+}
+
+violation contains v if {
+	not skip["c5.argument_limit"]
+	some name, fields in cfg.tools.limits
+	some c in calls
+	c.name == name
+	is_string(c.arguments)
+	v := {
+		"rule": "c5.argument_limit",
+		"severity": limits_severity(fields),
+		"message": sprintf("the arguments of %s could not be read, so its limits cannot be checked", [c.name]),
+		"evidence": [c.id],
+	}
+}
+
+# A value as a message shows it: a number too large for a double (1e309, Infinity, read as
+# the largest one) as such, not as its 309 digits.
+shown(x) := "a number too large to hold" if too_large(x)
+
+shown(x) := x if not too_large(x)
+
+too_large(x) if {
+	is_number(x)
+	abs(x) >= 1.7976931348623157e308
+}
+
+# The strictest severity of a tool's limits.
+limits_severity(fields) := "block" if {
+	some limit in fields
+	object.get(limit, "severity", "escalate") == "block"
+}
+
+limits_severity(fields) := "escalate" if {
+	every limit in fields {
+		object.get(limit, "severity", "escalate") != "block"
+	}
+}

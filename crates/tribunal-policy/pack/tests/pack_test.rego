@@ -198,12 +198,26 @@ test_c5_refund_limit_escalates if {
 	count(family("c5")) == 0 with input as tool_call_input("refund", {"amount": 20}) with data.tribunal.config.tools.limits as limits
 }
 
+test_c5_a_limit_that_cannot_be_checked_goes_to_a_person if {
+	limits := {"refund": {"amount": {"max": 500}}}
+	"c5.argument_limit" in rules with input as tool_call_input("refund", {"amount": "NaN"}) with data.tribunal.config.tools.limits as limits
+	"c5.argument_limit" in rules with input as tool_call_input("refund", {"amount": "Infinity"}) with data.tribunal.config.tools.limits as limits
+	"c5.argument_limit" in rules with input as tool_call_input("refund", {"amount": [900]}) with data.tribunal.config.tools.limits as limits
+	"c5.argument_limit" in rules with input as tool_call_input("refund", "{\"amount\": 900 oops") with data.tribunal.config.tools.limits as limits
+	vs := data.tribunal.pack.violation with input as tool_call_input("refund", "not json") with data.tribunal.config.tools.limits as {"refund": {"amount": {"max": 500, "severity": "block"}}}
+	some v in vs
+	v.rule == "c5.argument_limit"
+	v.severity == "block"
+	count(family("c5")) == 0 with input as tool_call_input("refund", {"amount": null, "note": "NaN"}) with data.tribunal.config.tools.limits as limits
+	count(family("c5")) == 0 with input as tool_call_input("lookup", "not json") with data.tribunal.config.tools.limits as limits
+}
+
 test_c5_refund_limit_reads_a_number_sent_as_a_string if {
 	limits := {"refund": {"amount": {"max": 500}}}
 	"c5.argument_limit" in rules with input as tool_call_input("refund", {"amount": "900"}) with data.tribunal.config.tools.limits as limits
 	"c5.argument_limit" in rules with input as tool_call_input("refund", {"amount": " 9e2 "}) with data.tribunal.config.tools.limits as limits
 	count(family("c5")) == 0 with input as tool_call_input("refund", {"amount": "20"}) with data.tribunal.config.tools.limits as limits
-	count(family("c5")) == 0 with input as tool_call_input("refund", {"amount": "a lot"}) with data.tribunal.config.tools.limits as limits
+	"c5.argument_limit" in rules with input as tool_call_input("refund", {"amount": "a lot"}) with data.tribunal.config.tools.limits as limits
 }
 
 test_c5_destructive_tool_escalates if {
