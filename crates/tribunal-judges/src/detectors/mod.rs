@@ -33,7 +33,9 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use serde::Deserialize;
 use std::sync::Arc;
-use tribunal_core::{Feedback, Finding, Location, Message, Pending, Provenance, ToolCall, Trace};
+use tribunal_core::{
+    Feedback, Finding, Location, Message, Pending, Provenance, ToolCall, ToolDef, Trace,
+};
 
 pub use rules::{On, RuleSpec};
 
@@ -63,8 +65,11 @@ fn round4(x: f64) -> f64 {
 
 /// The provenance labels content can carry (see `Provenance::label`).
 pub const PROVENANCES: &[&str] = &["system", "user", "assistant", "tool", "retrieval", "agent"];
-/// The fields text comes from.
-pub const FIELDS: &[&str] = &["content", "arguments"];
+/// The fields text comes from: message contents, the strings of tool-call arguments, and
+/// the tools' definitions the trace carries (their descriptions and their parameters'),
+/// which the servers offering the tools wrote (provenance `tool`; a finding's id there is
+/// `tools.<name>`).
+pub const FIELDS: &[&str] = &["content", "arguments", "tools"];
 
 /// The `[settings]` table every rule file starts with.
 #[derive(Debug, Clone, Deserialize)]
@@ -195,8 +200,62 @@ pub(crate) fn for_each_scoped_text<'a>(
     scope: &Scope,
     mut f: impl FnMut(&Piece<'_>),
 ) {
+    for_each_tool_text(&trace.tools, scope, &mut f);
     for_each_message_text(&trace.messages, scope, &mut f);
     for_each_pending_text(pending, scope, &mut f);
+}
+
+/// [`for_each_scoped_text`] over the tools' definitions only: each tool's description and
+/// every `description` string inside its parameters' schema.
+fn for_each_tool_text(tools: &[ToolDef], scope: &Scope, f: &mut impl FnMut(&Piece<'_>)) {
+    let provenance = "tool";
+    if tools.is_empty() || !scope.accepts(provenance, "tools", None) {
+        return;
+    }
+    for tool in tools {
+        let id = format!("tools.{}", tool.name);
+        let mut piece = |text: &str| {
+            if !text.is_empty() {
+                f(&Piece {
+                    text,
+                    id: &id,
+                    field: "tools",
+                    call: None,
+                    provenance,
+                })
+            }
+        };
+        piece(&tool.description);
+        descriptions_in(&tool.parameters, &mut piece);
+    }
+}
+
+/// Every string under a `description` key in a JSON schema.
+fn descriptions_in(schema: &serde_json::Value, f: &mut impl FnMut(&str)) {
+    match schema {
+        serde_json::Value::Object(o) => {
+            for (k, v) in o {
+                match v {
+                    serde_json::Value::String(text) if k == "description" => f(text),
+                    other => descriptions_in(other, f),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| descriptions_in(v, f)),
+        _ => {}
+    }
+}
+
+/// A fingerprint of what [`for_each_tool_text`] reads, to tell a held trace's tools changed.
+fn tools_fingerprint(tools: &[ToolDef]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for t in tools {
+        t.name.hash(&mut h);
+        t.description.hash(&mut h);
+        descriptions_in(&t.parameters, &mut |d| d.hash(&mut h));
+    }
+    h.finish()
 }
 
 /// [`for_each_scoped_text`] over some messages only.
@@ -310,6 +369,18 @@ impl<S: Scanner> Judge for DetectorJudge<S> {
         // continued one are scanned once here and kept in the state, so keeping them in the
         // memo too would only churn memory.
         let memo = grown.messages == 0;
+        // The tools' definitions, read again only when they change.
+        let tools = &input.trace.tools;
+        let print = (!tools.is_empty()).then(|| tools_fingerprint(tools));
+        if grown.tools.as_ref().map(|(p, _)| *p) != print {
+            grown.tools = print.map(|p| {
+                let mut found = Found::default();
+                for_each_tool_text(tools, &self.scope, &mut |t| {
+                    self.scan_piece(t, true, &mut hits, &mut found)
+                });
+                (p, found)
+            });
+        }
         for_each_message_text(&messages[grown.messages..], &self.scope, &mut |t| {
             self.scan_piece(t, memo, &mut hits, &mut grown.found)
         });
@@ -327,17 +398,20 @@ impl<S: Scanner> Judge for DetectorJudge<S> {
                 now
             }
         };
-        let findings = grown
-            .found
-            .findings
-            .iter()
-            .cloned()
+        let tools = grown.tools.as_ref().map(|(_, f)| f);
+        let findings = tools
+            .into_iter()
+            .flat_map(|f| f.findings.iter().cloned())
+            .chain(grown.found.findings.iter().cloned())
             .chain(now.findings)
             .collect();
         let out = self.feedback(
             findings,
-            grown.found.scanned + now.scanned,
-            grown.found.best.max(now.best),
+            tools.map_or(0, |f| f.scanned) + grown.found.scanned + now.scanned,
+            tools
+                .map_or(0.0, |f| f.best)
+                .max(grown.found.best)
+                .max(now.best),
         );
         *state = Some(grown);
         vec![out]
@@ -363,6 +437,8 @@ struct Found {
 struct Grown {
     messages: usize,
     found: Found,
+    /// What the tools' definitions gave, with their fingerprint.
+    tools: Option<(u64, Found)>,
     /// The last pending step and what it found.
     pending: Option<(Pending, Found)>,
 }
@@ -375,7 +451,7 @@ impl tribunal_core::Heap for Found {
 
 impl tribunal_core::Heap for Grown {
     fn heap(&self) -> usize {
-        self.found.heap() + self.pending.heap()
+        self.found.heap() + self.pending.heap() + self.tools.as_ref().map_or(0, |(_, f)| f.heap())
     }
 }
 

@@ -296,3 +296,14 @@ test_c9_reads_the_alignment_check_when_it_is_enabled if {
 	contains(v.message, "only asked to read")
 	count(family("c9")) == 0 with input as object.union(base, {"scores": {"alignment_check": {"value": "aligned", "evidence": []}}})
 }
+
+test_c2_blocks_instructions_in_a_tool_definition if {
+	f := {"detector": "prompt_injection", "kind": "hidden_instruction", "score": 0.9, "id": "tools.get_weather", "field": "tools", "source": "tool", "trusted": false}
+	vs := data.tribunal.pack.violation with input as object.union(base, {"findings": [f]})
+	some v in vs
+	v.rule == "c2.indirect_injection"
+	v.evidence == ["tools.get_weather"]
+	contains(v.message, "tool get_weather")
+	weak := object.union(f, {"score": 0.1})
+	count(family("c2")) == 0 with input as object.union(base, {"findings": [weak]})
+}
