@@ -346,11 +346,15 @@ impl Trace {
         total
     }
 
-    /// Does this trace have a span or message with this id?
+    /// Does this trace have a span, message, tool call or tool definition (`tools.<name>`)
+    /// with this id?
     pub fn has_id(&self, id: &str) -> bool {
         self.spans.iter().any(|s| s.id == id)
             || self.messages.iter().any(|m| m.id == id)
             || self.tool_calls().any(|(_, c)| c.id == id)
+            || id
+                .strip_prefix("tools.")
+                .is_some_and(|name| self.tools.iter().any(|t| t.name == name))
     }
 }
 
