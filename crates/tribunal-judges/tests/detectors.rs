@@ -791,6 +791,8 @@ fn commands_table() {
         ("rm_rf", "c=\"rm -rf\"; ${c} /", ""),
         ("rm_rf", "export DIR=; rm -rf $DIR/", ""),
         ("rm_rf", "rm${IFS}-rf${IFS}/", ""),
+        ("rm_rf", "${x:-rm} -rf /", ""),
+        ("rm_rf", "${cmd-\"rm\"} -rf ~", ""),
         ("rm_rf", "{rm,-rf,/}", ""),
         (
             "curl_pipe_shell",
@@ -903,6 +905,8 @@ fn commands_table() {
         "ls {src,tests}/*.rs",
         "dir=/tmp/out; rm -rf ${dir}/cache",
         "echo ${HOME}",
+        "rm -rf ${DIR:-./build}",
+        "n=rm; echo ${n:-x} is set",
     ];
     check_table(
         "dangerous_commands",

@@ -168,7 +168,8 @@ const MAX_NESTING: usize = 4;
 ///   digit, `-` or `/`) are gone;
 /// - `$IFS` and `${IFS}` are a space;
 /// - `$NAME` and `${NAME}` are the value the text assigns to `NAME` (`NAME=value`, quoted or
-///   not, the last assignment in the text; an empty one too);
+///   not, the last assignment in the text; an empty one too), and `${NAME:-word}` is `word`
+///   when the text assigns none;
 /// - `$(echo …)`, `` `echo …` `` and `$(printf FORMAT …)` are the words they print;
 /// - a brace list `{a,b,c}` is its words.
 ///
@@ -268,6 +269,15 @@ impl Reading<'_> {
                 (&b[i + 1..i + 1 + n], i + 1 + n)
             }
         };
+        // `${NAME:-word}` and `${NAME-word}` (also with `=`): the word when NAME has no value
+        // here.
+        let (name, default) = match name.iter().position(|&c| c == b'-' || c == b'=') {
+            Some(k) if b.get(i + 1) == Some(&b'{') => {
+                let head = name[..k].strip_suffix(b":").unwrap_or(&name[..k]);
+                (head, std::str::from_utf8(&name[k + 1..]).ok())
+            }
+            _ => (name, None),
+        };
         let value = if name == b"IFS" {
             Some(" ")
         } else {
@@ -276,12 +286,15 @@ impl Reading<'_> {
                 .rev()
                 .find(|(n, _)| n.as_bytes() == name)
                 .map(|(_, v)| v.as_str())
+                .or(default)
         };
         match value {
             Some(v) if !name.is_empty() => {
                 self.changed = true;
                 for &c in v.as_bytes() {
-                    self.push(c, i);
+                    if !matches!(c, b'\'' | b'"') {
+                        self.push(c, i);
+                    }
                 }
                 next
             }
