@@ -1,6 +1,8 @@
 //! Facts extracted from text once, in Rust, so gates can reason about them with set lookups
 //! instead of scanning strings: URL hosts, email addresses and markdown image URLs.
 
+use std::collections::HashMap;
+
 /// What a piece of text points at.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Links {
@@ -128,13 +130,7 @@ pub fn bare_host(name: &str, value: &str) -> Option<String> {
     {
         return None;
     }
-    let authority_end = value
-        .find(|c: char| matches!(c, '/' | '?' | '#' | '\\') || c.is_whitespace())
-        .unwrap_or(value.len());
-    if value[authority_end..].chars().any(char::is_whitespace) {
-        return None;
-    }
-    let authority = &value[..authority_end];
+    let authority = &value[..value.find(['/', '?', '#', '\\']).unwrap_or(value.len())];
     if authority.contains('@') {
         return None;
     }
@@ -323,36 +319,45 @@ fn scan_images(text: &str, out: &mut Vec<(String, String)>) {
             out.push(entry);
         }
     };
-    let mut definitions: Option<Vec<(String, &str)>> = None;
+    // Where a part of `text` ends, as an index into it.
+    let end_of = |part: &str| part.as_ptr() as usize - text.as_ptr() as usize + part.len();
+    let mut definitions: Option<HashMap<String, &str>> = None;
+    // Each search starts after what the last one read, so a text is read about once.
     let mut i = 0;
     while let Some(pos) = text[i..].find("![") {
         let start = i + pos + 2;
-        i = start;
         let Some(alt_len) = text[start..].find(']') else {
             break;
         };
+        i = start + alt_len + 1;
         let alt = &text[start..start + alt_len];
         if alt.lines().skip(1).any(|l| l.trim().is_empty()) {
             continue;
         }
-        let after = &text[start + alt_len + 1..];
+        let after = &text[i..];
         if let Some(rest) = after.strip_prefix('(') {
             if let Some(dest) = destination(rest) {
+                i = i.max(end_of(dest));
                 push(dest);
             }
             continue;
         }
         let label = match after.strip_prefix('[') {
             Some(rest) => match rest.find(']') {
-                Some(0) => alt,
-                Some(n) => &rest[..n],
+                Some(n) => {
+                    i += n + 2;
+                    if n == 0 {
+                        alt
+                    } else {
+                        &rest[..n]
+                    }
+                }
                 None => continue,
             },
             None => alt,
         };
         let defs = definitions.get_or_insert_with(|| reference_definitions(text));
-        let key = label_key(label);
-        if let Some((_, dest)) = defs.iter().find(|(k, _)| *k == key) {
+        if let Some(dest) = defs.get(&label_key(label)) {
             push(dest);
         }
     }
@@ -365,12 +370,17 @@ fn scan_images(text: &str, out: &mut Vec<(String, String)>) {
         {
             continue;
         }
-        let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
+        // A tag ends at its `>`, looked for only so far.
+        let window = &tag[..tag.floor_char_boundary(MAX_TAG)];
+        let tag = &window[..window.find('>').unwrap_or(window.len())];
         if let Some(src) = attribute(tag, "src") {
             push(src);
         }
     }
 }
+
+/// The longest HTML tag read for an image's source.
+const MAX_TAG: usize = 4096;
 
 /// A markdown link destination at the start of `rest` (after the `(`): in `<…>`, or up to
 /// white space or the `)` that closes the link (balanced parentheses kept).
@@ -406,9 +416,9 @@ fn label_key(label: &str) -> String {
 }
 
 /// The link reference definitions of `text`: lines `[label]: destination`, indented by up
-/// to three spaces; (label key, destination).
-fn reference_definitions(text: &str) -> Vec<(String, &str)> {
-    let mut defs = Vec::new();
+/// to three spaces, by label key (the first definition of a label holds).
+fn reference_definitions(text: &str) -> HashMap<String, &str> {
+    let mut defs = HashMap::new();
     for line in text.lines() {
         let indent = line.len() - line.trim_start_matches(' ').len();
         let Some(rest) = line[indent..].strip_prefix('[') else {
@@ -424,7 +434,7 @@ fn reference_definitions(text: &str) -> Vec<(String, &str)> {
             continue;
         };
         if !dest.is_empty() {
-            defs.push((label_key(&rest[..n]), dest));
+            defs.entry(label_key(&rest[..n])).or_insert(dest);
         }
     }
     defs
@@ -615,6 +625,21 @@ mod tests {
         ] {
             assert_eq!(images(text), one(url, "evil.example"), "{text:?}");
         }
+        // Long and broken markup is read once through, without panics (a tag cut inside a
+        // character, a destination that never ends).
+        let long_tag = format!("<img alt={} src=//evil.example/x?d=1>", "é".repeat(3000));
+        let long_dest = format!("![a](https://evil.example/x?d={}", "é".repeat(5000));
+        for text in [
+            "![".repeat(50_000),
+            "<img ".repeat(50_000),
+            "![a](".repeat(20_000),
+            "![a][".repeat(20_000),
+            long_tag,
+            long_dest.clone(),
+        ] {
+            let _ = images(&text);
+        }
+        assert_eq!(images(&long_dest).len(), 1);
         for text in [
             "![a\n\nb](https://evil.example/p?d=1)",
             "[1]: https://evil.example/p?d=1",
