@@ -246,16 +246,15 @@ fn descriptions_in(schema: &serde_json::Value, f: &mut impl FnMut(&str)) {
     }
 }
 
-/// A fingerprint of what [`for_each_tool_text`] reads, to tell a held trace's tools changed.
-fn tools_fingerprint(tools: &[ToolDef]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for t in tools {
-        t.name.hash(&mut h);
-        t.description.hash(&mut h);
-        descriptions_in(&t.parameters, &mut |d| d.hash(&mut h));
-    }
-    h.finish()
+/// Whether [`for_each_tool_text`] reads `kept` from `tools`, in order: a held trace's tools
+/// have not changed for this detector.
+fn same_tool_texts(tools: &[ToolDef], scope: &Scope, kept: &[String]) -> bool {
+    let (mut k, mut same) = (0, true);
+    for_each_tool_text(tools, scope, &mut |p| {
+        same = same && kept.get(k).is_some_and(|t| t == p.text);
+        k += 1;
+    });
+    same && k == kept.len()
 }
 
 /// [`for_each_scoped_text`] over some messages only.
@@ -371,15 +370,17 @@ impl<S: Scanner> Judge for DetectorJudge<S> {
         let memo = grown.messages == 0;
         // The tools' definitions, read again only when they change.
         let tools = &input.trace.tools;
-        let print = (!tools.is_empty()).then(|| tools_fingerprint(tools));
-        if grown.tools.as_ref().map(|(p, _)| *p) != print {
-            grown.tools = print.map(|p| {
-                let mut found = Found::default();
-                for_each_tool_text(tools, &self.scope, &mut |t| {
-                    self.scan_piece(t, true, &mut hits, &mut found)
-                });
-                (p, found)
+        if !grown
+            .tools
+            .as_ref()
+            .is_some_and(|(kept, _)| same_tool_texts(tools, &self.scope, kept))
+        {
+            let (mut texts, mut found) = (Vec::new(), Found::default());
+            for_each_tool_text(tools, &self.scope, &mut |t| {
+                texts.push(t.text.to_owned());
+                self.scan_piece(t, true, &mut hits, &mut found)
             });
+            grown.tools = Some((texts, found));
         }
         for_each_message_text(&messages[grown.messages..], &self.scope, &mut |t| {
             self.scan_piece(t, memo, &mut hits, &mut grown.found)
@@ -437,8 +438,8 @@ struct Found {
 struct Grown {
     messages: usize,
     found: Found,
-    /// What the tools' definitions gave, with their fingerprint.
-    tools: Option<(u64, Found)>,
+    /// The texts of the tools' definitions this detector read, and what they gave.
+    tools: Option<(Vec<String>, Found)>,
     /// The last pending step and what it found.
     pending: Option<(Pending, Found)>,
 }
@@ -451,7 +452,7 @@ impl tribunal_core::Heap for Found {
 
 impl tribunal_core::Heap for Grown {
     fn heap(&self) -> usize {
-        self.found.heap() + self.pending.heap() + self.tools.as_ref().map_or(0, |(_, f)| f.heap())
+        self.found.heap() + self.pending.heap() + self.tools.heap()
     }
 }
 
