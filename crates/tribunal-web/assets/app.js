@@ -321,6 +321,31 @@ async function tracePage(id) {
         )
       : null,
   );
+  // The tools the trace offers: their definitions are untrusted text the agent reads.
+  const offered = trace.tools || [];
+  const tools = offered.length
+    ? el(
+        "section",
+        { class: "card", id: "tools" },
+        el("h2", {}, `Tools offered (${offered.length})`),
+        el(
+          "ul",
+          { class: "tools" },
+          offered.map((d) => {
+            const cited = evidence.has("tools." + d.name);
+            return el(
+              "li",
+              { id: "tool-" + d.name, class: "tool untrusted" + (cited ? " evidence" : "") },
+              el("strong", {}, d.name),
+              " ",
+              cited ? el("span", { class: "tag evidence-tag" }, "evidence") : null,
+              d.description ? el("pre", { class: "content" }, text(d.description)) : null,
+              d.parameters ? el("pre", { class: "args" }, text(d.parameters)) : null,
+            );
+          }),
+        ),
+      )
+    : null;
   const spans = trace.spans || [];
   const tree = el(
     "section",
@@ -358,13 +383,18 @@ async function tracePage(id) {
     el("p", { class: "summary" }, `${t.summary.source} · first seen ${t.summary.first_seen} · last seen ${t.summary.last_seen}`),
     verdict,
     conversation,
+    tools,
     judges,
     monitored,
     spans.length ? tree : null,
     logEntry,
   );
   const at = new URLSearchParams(location.hash.split("?")[1] || "").get("at");
-  const target = at && (document.getElementById("msg-" + at) || document.getElementById("call-" + at));
+  const target =
+    at &&
+    (document.getElementById("msg-" + at) ||
+      document.getElementById("call-" + at) ||
+      (at.startsWith("tools.") && document.getElementById("tool-" + at.slice(6))));
   if (target) target.scrollIntoView();
 }
 
