@@ -209,6 +209,7 @@ async fn a_person_finds_a_blocked_trace_sees_its_evidence_and_reviews_an_escalat
         .await
         .unwrap();
     assert_eq!(cited, "tools.get_weather");
+    screenshot(&c, "trace-tools").await;
 
     // Approve the escalation.
     c.goto(&format!("{}/#/reviews", s.url)).await.unwrap();
