@@ -628,6 +628,8 @@ fn injection_table() {
         "Attention to detail matters.".into(),
         "From now on the office opens at 9.".into(),
         "Family emoji: 👨\u{200D}👩\u{200D}👧 and café".into(),
+        "Break hints: variáveis \u{200B}\u{200B}em um template \u{200B}aqui, 日本語\u{200B}です"
+            .into(),
         "<div><p>Hello</p></div><data>1</data>".into(),
         format!("attachment: {benign_b64}"),
         "The quick brown fox jumps over the lazy dog. We forget things; that is normal.".into(),

@@ -107,10 +107,11 @@ impl CommandScanner {
         if let Some((plain, origin)) = as_shell_reads(text) {
             self.rules.for_each_match(&plain, |i, rule, s, e| {
                 if rule.check.is_none_or(|c| passes(c, &plain[s..e])) {
+                    let (start, end) = super::as_written(text, &origin, s, e);
                     cands.push(Cand {
                         rule: i,
-                        start: origin[s],
-                        end: origin[e - 1] + 1,
+                        start,
+                        end,
                         score: rule.score,
                     });
                 }

@@ -24,6 +24,7 @@ mod pass;
 pub mod pii;
 pub mod rules;
 pub mod secrets;
+mod view;
 
 use crate::error::JudgeConfigError;
 use crate::text::string_leaves;
@@ -102,6 +103,15 @@ pub(crate) fn literals_of(rules: &[RuleSpec]) -> Vec<Vec<u8>> {
                 .map(|l| rules::literal_key(l, r.prefilter_words))
         })
         .collect()
+}
+
+/// The span of `text` as written that bytes `s..e` of another reading of it come from
+/// (`origin`: the place in `text` of each byte read, never decreasing; `s < e`): from the
+/// character of the first byte to the end of the character of the last.
+pub(crate) fn as_written(text: &str, origin: &[usize], s: usize, e: usize) -> (usize, usize) {
+    let start = text.floor_char_boundary(origin[s]);
+    let end = text.ceil_char_boundary(origin[e - 1] + 1);
+    (start, end.max(start))
 }
 
 pub(crate) fn check_threshold(name: &str, setting: &str, v: f64) -> Result<f64, JudgeConfigError> {
