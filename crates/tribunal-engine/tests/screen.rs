@@ -280,10 +280,24 @@ fn the_screen_never_hides_a_violation_of_the_pack() {
                 });
             }
             let pending = pending.map(|p| import_pending(&p).unwrap());
-            let context = Context {
+            let mut context = Context {
                 agent: rng.chance(50).then(|| "support".to_owned()),
                 ..Context::default()
             };
+            // Tools the gate found changed since they were pinned, now and then (an empty
+            // object, or changes of a tool the trace may not offer, too).
+            if rng.chance(8) {
+                let changes = match rng.below(3) {
+                    0 => json!({}),
+                    1 => {
+                        json!({"lookup": {"pinned": "a", "now": "b", "pinned_at": "2026-12-01T10:00:00Z"}})
+                    }
+                    _ => {
+                        json!({"send_email": {"pinned": "c", "now": "d", "pinned_at": "2026-12-01T10:00:00Z"}})
+                    }
+                };
+                context.extra.insert("tool_changes".into(), changes);
+            }
             let mut feedback = screened.feedback(&t, pending.as_ref());
             // Model judges' answers, as the gate would have them from a model.
             for (name, answers) in [

@@ -34,6 +34,10 @@ pub const PACK: &[(&str, &str)] = &[
         "c9_model_judges.rego",
         include_str!("../pack/c9_model_judges.rego"),
     ),
+    (
+        "c12_tool_definitions.rego",
+        include_str!("../pack/c12_tool_definitions.rego"),
+    ),
 ];
 
 /// Rego unit tests of the pack (`test_` rules), run by `tribunal policy test --builtin`.

@@ -18,6 +18,16 @@ use crate::input::Context;
 use serde_json::Value;
 use tribunal_core::{Feedback, Pending, Role, ToolCall, Trace};
 
+/// C12: the gate named tools whose definition changed since it was pinned
+/// (`context.tool_changes`; anything there but an empty object or null lets the rule run).
+fn context_fires(context: &Context) -> Fires {
+    match context.extra.get("tool_changes") {
+        None | Some(Value::Null) => Fires::NONE,
+        Some(Value::Object(o)) if o.is_empty() => Fires::NONE,
+        Some(_) => Fires::TOOL_DEFINITION_CHANGED,
+    }
+}
+
 /// Scores are compared with this much room, so that a rounding difference between Rust and
 /// the policy engine can only make the screen let more through.
 const ROOM: f64 = 1e-9;
@@ -36,7 +46,7 @@ const PATH_KEYS: &[&str] = &[
 
 /// The rules of the pack, by the name their guard reads in `input.screen.skip` (the model
 /// judges' rules, `c9.<judge>`, share "c9"); the position of a name is its bit in [`Fires`].
-pub const RULES: [&str; 27] = [
+pub const RULES: [&str; 28] = [
     "c1.direct_injection",
     "c2.indirect_injection",
     "c3.untrusted_to_sensitive_action",
@@ -64,6 +74,7 @@ pub const RULES: [&str; 27] = [
     "c8.max_tokens",
     "c8.max_cost",
     "c9",
+    "c12.tool_definition_changed",
 ];
 
 /// The rules of the pack whose condition holds: those that may fire (one bit per name of
@@ -100,6 +111,7 @@ impl Fires {
     pub const MAX_TOKENS: Fires = Fires(1 << 24);
     pub const MAX_COST: Fires = Fires(1 << 25);
     pub const MODEL_JUDGES: Fires = Fires(1 << 26);
+    pub const TOOL_DEFINITION_CHANGED: Fires = Fires(1 << 27);
 
     /// Whether any rule may fire.
     pub fn any(self) -> bool {
@@ -320,6 +332,7 @@ impl Screen {
             | self.budget_fires(trace, pending, feedback)
             | self.calls_fire(memo, trace, pending, context, classes)
             | self.images_fire(memo, pending)
+            | context_fires(context)
     }
 
     /// C1–C3 (injection scores), C4 secrets and personal data, C5 invalid arguments, C6, C9

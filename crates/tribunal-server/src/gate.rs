@@ -397,6 +397,7 @@ pub async fn handle(
     speak_for(&caller, &mut request.asked.context)?;
     let (mut asked, appended, trace, inputs_digest, kept) =
         hold(&state, &caller.project, &bytes, request).await?;
+    pin_tools(&state, &caller.project, &mut asked, &trace.tools).await?;
     let rt = project.runtime();
     let budget = asked
         .budget
@@ -595,6 +596,39 @@ type Held = (
 
 /// Holds a request's trace: sent whole (what the judges kept of the trace held before goes
 /// on when the new one continues it), or extended by an append.
+/// Names in `context.tool_changes` the tools offered whose definition differs from the one
+/// pinned for the agent (see [`crate::tool_pins`]); the gate alone sets it.
+async fn pin_tools(
+    state: &AppState,
+    project: &str,
+    asked: &mut Asked,
+    tools: &[tribunal_core::ToolDef],
+) -> Result<(), ApiError> {
+    if let Some(c) = asked.context.as_mut() {
+        c.extra.remove(crate::tool_pins::CONTEXT_KEY);
+    }
+    if tools.is_empty() {
+        return Ok(());
+    }
+    let agent = asked
+        .context
+        .as_ref()
+        .and_then(|c| c.agent.as_deref())
+        .unwrap_or("");
+    let changes = state
+        .tool_pins
+        .changes(&state.store, project, agent, tools)
+        .await?;
+    if !changes.is_empty() {
+        asked
+            .context
+            .get_or_insert_with(Context::default)
+            .extra
+            .insert(crate::tool_pins::CONTEXT_KEY.into(), Value::Object(changes));
+    }
+    Ok(())
+}
+
 async fn hold(
     state: &AppState,
     project: &str,

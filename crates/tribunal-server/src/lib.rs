@@ -29,6 +29,7 @@ pub mod replay;
 pub mod schemas;
 pub mod scorer;
 pub mod session;
+pub mod tool_pins;
 pub mod tuning;
 pub mod ui;
 pub mod value;
@@ -113,6 +114,8 @@ pub struct AppState {
     pub web: ui::WebSessions,
     /// Labeling queues in use.
     pub label_queues: labels::Queues,
+    /// What this server last read of the tool definitions pinned in the store.
+    pub tool_pins: tool_pins::Pins,
     /// This process, among the servers sharing a PostgreSQL store.
     pub instance: String,
     tokens: Mutex<HashMap<String, (Caller, Instant)>>,
@@ -307,6 +310,7 @@ pub async fn start(
         sessions,
         web: ui::WebSessions::default(),
         label_queues: labels::Queues::default(),
+        tool_pins: tool_pins::Pins::default(),
         instance: auth::random_id("srv_"),
         tokens: Mutex::new(HashMap::new()),
         gate_traces: Mutex::new(Some(traces_tx)),
@@ -390,6 +394,9 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route("/api/v1/policies/modules", get(policies::modules))
         .route("/api/v1/policies/test", post(policies::run_tests))
         .route("/api/v1/policies/try", post(policies::try_change))
+        .route("/api/v1/tools/pins", get(tool_pins::list))
+        .route("/api/v1/tools/pins/approve", post(tool_pins::approve))
+        .route("/api/v1/tools/pins/remove", post(tool_pins::remove))
         .route("/api/v1/escalations", get(escalation::list))
         .route("/api/v1/escalations/{id}", get(escalation::get))
         .route(

@@ -106,6 +106,21 @@ fn gate_answer() -> Value {
     a
 }
 
+fn tool_pin() -> Value {
+    obj(&[
+        ("agent", string()),
+        ("tool", string()),
+        ("hash", string()),
+        ("definition", any()),
+        ("pinned_at", string()),
+        ("changed", {
+            let mut c = obj(&[("hash", string()), ("definition", any()), ("at", string())]);
+            c["type"] = json!(["object", "null"]);
+            c
+        }),
+    ])
+}
+
 fn escalation() -> Value {
     obj(&[
         ("id", string()),
@@ -446,6 +461,23 @@ pub fn responses() -> Vec<(&'static str, u16, &'static str, Option<Value>)> {
                     list(obj(&[("change", string()), ("count", int())])),
                 ),
                 ("changes", json!({"type": "array"})),
+            ])),
+        ),
+        (
+            "get_tools_pins",
+            200,
+            j,
+            Some(obj(&[("pins", list(tool_pin()))])),
+        ),
+        ("post_tools_pins_approve", 200, j, Some(tool_pin())),
+        (
+            "post_tools_pins_remove",
+            200,
+            j,
+            Some(obj(&[
+                ("removed", boolean()),
+                ("tool", string()),
+                ("agent", string()),
             ])),
         ),
         (

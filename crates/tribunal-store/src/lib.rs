@@ -20,6 +20,7 @@ mod prefs;
 mod server;
 mod span_events;
 mod sqlite_log;
+mod tool_pins;
 pub use sqlite_log::{Attempt, LogConnection};
 pub mod testing;
 
@@ -33,6 +34,7 @@ pub use monitors::{
 pub use notify::{Notification, Notifications};
 pub use prefs::{PreferenceInsert, PreferenceRow};
 pub use span_events::SpanEventRecord;
+pub use tool_pins::{ToolChange, ToolPin};
 
 pub use server::{
     AuditRow, EscalationRow, FeedbackRow, GateTraceRow, NewAuditEntry, SpanRecord, TokenRecord,
@@ -267,6 +269,7 @@ impl Store {
             .chain(monitors::SCHEMA)
             .chain(prefs::SCHEMA)
             .chain(lineage::SCHEMA)
+            .chain(tool_pins::SCHEMA)
         {
             sqlx::query(*stmt).execute(&pool).await?;
         }

@@ -307,3 +307,16 @@ test_c2_blocks_instructions_in_a_tool_definition if {
 	weak := object.union(f, {"score": 0.1})
 	count(family("c2")) == 0 with input as object.union(base, {"findings": [weak]})
 }
+
+changed_tool := object.union(base, {"context": {"agent": "support", "tool_changes": {"lookup": {"pinned": "aa", "now": "bb", "pinned_at": "2026-12-01T10:00:00Z"}}}})
+
+test_c12_blocks_a_tool_whose_definition_changed if {
+	some v in data.tribunal.pack.violation with input as changed_tool
+	v.rule == "c12.tool_definition_changed"
+	v.severity == "block"
+	v.evidence == ["tools.lookup"]
+}
+
+test_c12_is_quiet_without_changes if {
+	count(family("c12")) == 0 with input as object.union(base, {"context": {"tool_changes": {}}})
+}
