@@ -459,7 +459,54 @@ async function reviewsPage() {
       );
     }),
   );
-  show(el("h1", {}, "Reviews"), items.length ? list : el("p", {}, "Nothing is waiting for a decision."));
+  show(
+    el("h1", {}, "Reviews"),
+    items.length ? list : el("p", {}, "Nothing is waiting for a decision."),
+    await toolChangesSection(),
+  );
+}
+
+// Tool definitions that changed since the gate pinned them: every step of an agent offered
+// one is blocked until a reviewer approves the new definition (or an admin removes the pin).
+async function toolChangesSection() {
+  let data;
+  try {
+    data = await api("GET", "/api/v1/tools/pins?changed=true");
+  } catch (e) {
+    return el("section", { id: "tool-changes" }, el("h2", {}, "Changed tool definitions"), failure(e));
+  }
+  const pins = data.pins || [];
+  const definition = (d) => el("pre", { class: "content untrusted" }, JSON.stringify(d, null, 2));
+  const cards = pins.map((p) => {
+    const status = el("span", { role: "status" });
+    const act = (path, body, done) => async () => {
+      try {
+        await api("POST", path, body);
+        status.replaceChildren(done);
+      } catch (e) {
+        status.replaceChildren(failure(e));
+      }
+    };
+    return el(
+      "li",
+      { class: "card", "data-pin": `${p.agent}/${p.tool}` },
+      el("div", {}, el("code", {}, p.tool), " offered to ", el("strong", {}, p.agent || "agents that name none")),
+      el("p", { class: "dim" }, `pinned ${p.pinned_at} (sha256 ${p.hash.slice(0, 12)}…) · changed ${p.changed.at} (sha256 ${p.changed.hash.slice(0, 12)}…)`),
+      el("div", { class: "side-by-side" },
+        el("div", { class: "pinned" }, el("h3", {}, "Pinned"), definition(p.definition)),
+        el("div", { class: "changed" }, el("h3", {}, "Now offered (untrusted)"), definition(p.changed.definition)),
+      ),
+      can("review") ? el("button", { type: "button", class: "approve", onclick: act("/api/v1/tools/pins/approve", { tool: p.tool, agent: p.agent, hash: p.changed.hash }, "approved: the new definition is pinned") }, "Approve the new definition") : null,
+      can("admin") ? el("button", { type: "button", class: "deny", onclick: act("/api/v1/tools/pins/remove", { tool: p.tool, agent: p.agent }, "pin removed") }, "Remove the pin") : null,
+      status,
+    );
+  });
+  return el(
+    "section",
+    { id: "tool-changes" },
+    el("h2", {}, "Changed tool definitions"),
+    pins.length ? el("ul", { class: "reviews" }, cards) : el("p", {}, "No tool definition changed since it was pinned."),
+  );
 }
 
 // ---------------------------------------------------------------------------------------
