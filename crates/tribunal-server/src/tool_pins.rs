@@ -1,8 +1,8 @@
 //! Tool definitions pinned at the gate (C12, "rug pull"): the first definition of each tool
 //! a trace offers an agent is pinned in the store (`tribunal_store::ToolPin`, per project
 //! and agent); a request that offers a definition with another hash has the tool named in
-//! `context.tool_changes`, which the pack's `c12.tool_definition_changed` reads, until a
-//! person approves the new definition (`POST /api/v1/tools/pins/approve`, `tribunal tools
+//! `context.tool_changes`, which the pack's `c12.tool_definition_changed` reads (a call of
+//! such a tool is blocked), until a person approves the new definition (`POST /api/v1/tools/pins/approve`, `tribunal tools
 //! approve`) or removes the pin. The context is stored with the answer, so a replay judges
 //! the step as the gate did.
 //!

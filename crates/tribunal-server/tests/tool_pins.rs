@@ -1,6 +1,6 @@
 //! Tool definitions pinned at the gate (C12, a "rug pull"): the first definition of a tool
-//! offered to an agent is pinned; a later request offering another definition of it is
-//! blocked (`c12.tool_definition_changed`, evidence `tools.<name>`) until a reviewer
+//! offered to an agent is pinned; a later call of that tool offered with another definition
+//! is blocked (`c12.tool_definition_changed`, evidence `tools.<name>`) until a reviewer
 //! approves the new definition by its hash; replay judges the stored traffic as the gate
 //! did. On PostgreSQL, two servers share the pins.
 
@@ -65,11 +65,12 @@ async fn a_tool_whose_definition_changed_is_blocked_until_a_reviewer_approves_it
     let v = gate(&s.url, &agent, request("changed", POISONED, "support")).await;
     assert_eq!(v["decision"], "block", "{v}");
     assert_eq!(rules(&v), ["c12.tool_definition_changed"], "{v}");
-    assert_eq!(
-        v["violations"][0]["evidence"],
-        json!(["tools.lookup"]),
-        "{v}"
-    );
+    assert_eq!(v["violations"][0]["evidence"][0], "tools.lookup", "{v}");
+    // A call to another tool goes on.
+    let mut other = request("other-tool", POISONED, "support");
+    other["pending"] = json!({"name": "define", "arguments": {"word": "ephemeral"}});
+    let v = gate(&s.url, &agent, other).await;
+    assert_eq!(v["decision"], "allow", "{v}");
     // An agent cannot clear it by sending the context member itself.
     let mut forged = request("forged", POISONED, "support");
     forged["context"]["tool_changes"] = json!({});

@@ -308,13 +308,21 @@ test_c2_blocks_instructions_in_a_tool_definition if {
 	count(family("c2")) == 0 with input as object.union(base, {"findings": [weak]})
 }
 
-changed_tool := object.union(base, {"context": {"agent": "support", "tool_changes": {"lookup": {"pinned": "aa", "now": "bb", "pinned_at": "2026-12-01T10:00:00Z"}}}})
+changed_tool := object.union(base, {
+	"pending": {"kind": "tool_call", "content": "", "tool_calls": [call("p1", 1, "lookup", {"q": "ephemeral"})]},
+	"context": {"agent": "support", "tool_changes": {"lookup": {"pinned": "aa", "now": "bb", "pinned_at": "2026-12-01T10:00:00Z"}}},
+})
 
 test_c12_blocks_a_tool_whose_definition_changed if {
 	some v in data.tribunal.pack.violation with input as changed_tool
 	v.rule == "c12.tool_definition_changed"
 	v.severity == "block"
-	v.evidence == ["tools.lookup"]
+	v.evidence == ["tools.lookup", "p1"]
+}
+
+test_c12_lets_calls_of_other_tools_go_on if {
+	other := object.union(changed_tool, {"pending": {"kind": "tool_call", "content": "", "tool_calls": [call("p1", 1, "define", {"word": "ephemeral"})]}})
+	count(family("c12")) == 0 with input as other
 }
 
 test_c12_is_quiet_without_changes if {
