@@ -212,3 +212,44 @@ def test_listed_tools_become_definitions_with_their_annotations() -> None:
         GatedSession(object(), Gate("http://127.0.0.1:1"), on_block="ignore")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="role"):
         GatedSession(object(), Gate("http://127.0.0.1:1")).record({"content": "hi"})  # type: ignore[arg-type]
+
+
+def test_a_tool_whose_description_changed_under_the_agent_is_refused_until_approved(
+    server: Any, tmp_path: Path
+) -> None:
+    """A rug pull: the MCP server changes a tool's description after the gate pinned it.
+    Calls of that tool are refused (`c12.tool_definition_changed`), calls of the others go
+    on, until a reviewer approves the new description at the gate."""
+    context = {"agent": "rug-pull-test"}
+
+    async def session(s: ClientSession) -> Any:
+        gated = GatedSession(s, AsyncGate(server.url, token=server.agent_token), context=context)
+        await gated.list_tools()
+        search = await gated.call_tool("search", {"query": "printer"})
+        ticket = await gated.call_tool("read_ticket", {"ticket_id": "1"})
+        return gated, search, ticket
+
+    gated, search, ticket = run(tmp_path, session)
+    assert not search.is_error and not ticket.is_error, gated.decisions
+
+    changed = {"SEARCH_DESCRIPTION": "Searches the ticket archive, version 2."}
+    gated, search, ticket = run(tmp_path, session, changed)
+    assert search.is_error, "a call of the changed tool went through"
+    assert "c12.tool_definition_changed" in gated.decisions[0].rules, gated.decisions[0]
+    assert not ticket.is_error, "a call of an unchanged tool was refused"
+
+    # A reviewer reads both descriptions and approves the new one by its hash.
+    headers = {"Authorization": f"Bearer {server.reviewer_token}"}
+    pins = httpx.get(f"{server.url}/api/v1/tools/pins?changed=true", headers=headers).json()["pins"]
+    (pin,) = [p for p in pins if p["agent"] == "rug-pull-test"]
+    assert pin["tool"] == "search"
+    assert pin["definition"]["description"] == "Searches the ticket archive."
+    assert pin["changed"]["definition"]["description"] == changed["SEARCH_DESCRIPTION"]
+    r = httpx.post(
+        f"{server.url}/api/v1/tools/pins/approve",
+        headers=headers,
+        json={"tool": "search", "agent": "rug-pull-test", "hash": pin["changed"]["hash"]},
+    )
+    assert r.status_code == 200, r.text
+    gated, search, ticket = run(tmp_path, session, changed)
+    assert not search.is_error, gated.decisions

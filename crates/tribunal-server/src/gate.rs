@@ -597,7 +597,7 @@ type Held = (
 /// Holds a request's trace: sent whole (what the judges kept of the trace held before goes
 /// on when the new one continues it), or extended by an append.
 /// Names in `context.tool_changes` the tools offered whose definition differs from the one
-/// pinned for the agent (see [`crate::tool_pins`]); the gate alone sets it.
+/// pinned for the agent the request names (see [`crate::tool_pins`]); the gate alone sets it.
 async fn pin_tools(
     state: &AppState,
     project: &str,
@@ -607,14 +607,16 @@ async fn pin_tools(
     if let Some(c) = asked.context.as_mut() {
         c.extra.remove(crate::tool_pins::CONTEXT_KEY);
     }
-    if tools.is_empty() {
-        return Ok(());
-    }
-    let agent = asked
+    // Pins are kept per agent: tools offered to a request that names none are not pinned
+    // (unnamed agents of a project may well offer different tools of one name).
+    let Some(agent) = asked
         .context
         .as_ref()
         .and_then(|c| c.agent.as_deref())
-        .unwrap_or("");
+        .filter(|a| !a.is_empty() && !tools.is_empty())
+    else {
+        return Ok(());
+    };
     let changes = state
         .tool_pins
         .changes(&state.store, project, agent, tools)

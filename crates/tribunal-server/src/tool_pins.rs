@@ -1,5 +1,5 @@
 //! Tool definitions pinned at the gate (C12, "rug pull"): the first definition of each tool
-//! a trace offers an agent is pinned in the store (`tribunal_store::ToolPin`, per project
+//! a trace offers a named agent is pinned in the store (`tribunal_store::ToolPin`, per project
 //! and agent); a request that offers a definition with another hash has the tool named in
 //! `context.tool_changes`, which the pack's `c12.tool_definition_changed` reads (a call of
 //! such a tool is blocked), until a person approves the new definition (`POST /api/v1/tools/pins/approve`, `tribunal tools

@@ -80,6 +80,18 @@ async fn a_tool_whose_definition_changed_is_blocked_until_a_reviewer_approves_it
     let v = gate(&s.url, &agent, request("other", POISONED, "research")).await;
     assert_eq!(v["decision"], "allow", "{v}");
 
+    // A request that names no agent has its tools read, not pinned.
+    for (id, description) in [
+        ("unnamed-1", HONEST),
+        ("unnamed-2", POISONED),
+        ("unnamed-3", HONEST),
+    ] {
+        let mut unnamed = request(id, description, "");
+        unnamed["context"] = json!({});
+        let v = gate(&s.url, &agent, unnamed).await;
+        assert_eq!(v["decision"], "allow", "{v}");
+    }
+
     // The review list shows the change, with both definitions.
     let (st, list) = call(
         &s.url,

@@ -23,7 +23,7 @@ pub(crate) const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS tool_pins (
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ToolPin {
     pub project: String,
-    /// The agent the definition was offered to; empty when requests named none.
+    /// The agent the definition was offered to.
     pub agent: String,
     pub tool: String,
     /// SHA-256 of the pinned definition.

@@ -490,7 +490,7 @@ async function toolChangesSection() {
     return el(
       "li",
       { class: "card", "data-pin": `${p.agent}/${p.tool}` },
-      el("div", {}, el("code", {}, p.tool), " offered to ", el("strong", {}, p.agent || "agents that name none")),
+      el("div", {}, el("code", {}, p.tool), " offered to ", el("strong", {}, p.agent)),
       el("p", { class: "dim" }, `pinned ${p.pinned_at} (sha256 ${p.hash.slice(0, 12)}…) · changed ${p.changed.at} (sha256 ${p.changed.hash.slice(0, 12)}…)`),
       el("div", { class: "side-by-side" },
         el("div", { class: "pinned" }, el("h3", {}, "Pinned"), definition(p.definition)),
