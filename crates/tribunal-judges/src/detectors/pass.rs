@@ -132,6 +132,11 @@ impl Literals {
     }
 
     /// The number of literals.
+    pub(crate) fn count(&self) -> usize {
+        self.lits.len()
+    }
+
+    /// The number of literals.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lits.len()
@@ -247,6 +252,7 @@ const STREAMS: usize = 4;
 const SPLIT_MIN: usize = 256;
 
 /// Whether bit `i` is set.
+#[cfg(test)]
 pub(crate) fn is_set(bits: &[u64], i: usize) -> bool {
     bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
 }

@@ -157,6 +157,10 @@ pub(crate) struct RuleSet<C> {
     /// `g * MAX_RULES + rule` for the rule's group `g` (0 is `prefilter`, then each group of
     /// `prefilter_and`).
     owners: Vec<(usize, Vec<usize>)>,
+    /// For each literal of `table` (by index), its position in `owners` (`u32::MAX` when
+    /// this set does not use it): a text's literals are looked up, not every literal of
+    /// the set.
+    owner_of: Vec<u32>,
     /// For each group of `prefilter_and` (by position), the rules that have it.
     needs: [Bits; MAX_PREFILTER_AND],
 }
@@ -339,6 +343,7 @@ impl<C: Copy> RuleSet<C> {
             number_rules,
             number_set,
             min_number_digits,
+            owner_of: owner_index(table.as_deref(), &owners),
             table,
             owners,
             needs,
@@ -434,6 +439,7 @@ impl<C: Copy> RuleSet<C> {
                     .naive(),
             );
             self.owners = owners_in(&own, literals);
+            self.owner_of = owner_index(Some(&own), &self.owners);
             self.table = Some(own);
         }
         self
@@ -481,9 +487,15 @@ impl<C: Copy> RuleSet<C> {
     /// `found` in the text.
     fn triggered(&self, found: &[u64]) -> Bits {
         let mut hit: [Bits; MAX_PREFILTER_AND + 1] = [[0; MAX_RULES / 64]; MAX_PREFILTER_AND + 1];
-        for (li, rules) in &self.owners {
-            if pass::is_set(found, *li) {
-                for &r in rules {
+        for (w, &word) in found.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let li = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let Some(&o) = self.owner_of.get(li).filter(|&&o| o != u32::MAX) else {
+                    continue;
+                };
+                for &r in &self.owners[o as usize].1 {
                     let (g, r) = (r / MAX_RULES, r % MAX_RULES);
                     hit[g][r / 64] |= 1 << (r % 64);
                 }
@@ -554,6 +566,18 @@ pub(crate) fn literal_key(lit: &str, at_word_start: bool) -> Vec<u8> {
 }
 
 /// Each literal's index in `table` with the rules it triggers.
+/// For each literal of `table`, its position in `owners` (`u32::MAX` for none).
+fn owner_index(table: Option<&Literals>, owners: &[(usize, Vec<usize>)]) -> Vec<u32> {
+    let Some(table) = table else {
+        return Vec::new();
+    };
+    let mut at = vec![u32::MAX; table.count()];
+    for (o, (li, _)) in owners.iter().enumerate() {
+        at[*li] = o as u32;
+    }
+    at
+}
+
 fn owners_in(table: &Literals, literals: Vec<(Vec<u8>, Vec<usize>)>) -> Vec<(usize, Vec<usize>)> {
     literals
         .into_iter()
