@@ -8,7 +8,8 @@
 //!
 //! Each server keeps what it last read of a pin for a few seconds, with the definition it
 //! was read for, so an agent sending the same tools on every call costs one comparison per
-//! tool; an approval on another server reaches this one within that time.
+//! tool; an approval on another server reaches this one within that time. What a server
+//! keeps is bounded (100,000 pins, 16 MB of definitions), past which it reads again.
 
 use crate::auth::{Caller, Permission};
 use crate::error::{ApiError, Code};
@@ -26,15 +27,24 @@ use tribunal_core::ToolDef;
 
 /// How long a pin read from the store is trusted.
 const FRESH: Duration = Duration::from_secs(5);
-/// Pins kept in memory, at most; past it the table starts over.
+/// Pins kept in memory, at most, and bytes of their definitions; past either the table
+/// starts over.
 const MAX_KEPT: usize = 100_000;
+const MAX_KEPT_BYTES: usize = 16 << 20;
 
 /// The key of a context member the gate sets.
 pub const CONTEXT_KEY: &str = "tool_changes";
 
 #[derive(Default)]
 pub struct Pins {
-    kept: Mutex<HashMap<(String, String, String), Kept>>,
+    kept: Mutex<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    pins: HashMap<(String, String, String), Kept>,
+    /// Bytes of the definitions held.
+    bytes: usize,
 }
 
 struct Kept {
@@ -73,7 +83,8 @@ impl Pins {
             let key = (project.to_owned(), agent.to_owned(), tool.name.clone());
             let known = {
                 let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-                kept.get(&key)
+                kept.pins
+                    .get(&key)
                     .filter(|k| k.definition == definition && k.read.elapsed() < FRESH)
                     .map(|k| (k.pinned.clone(), k.pinned_at.clone()))
             };
@@ -84,10 +95,12 @@ impl Pins {
                         .see_tool(project, agent, &tool.name, &hash, &definition)
                         .await?;
                     let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-                    if kept.len() >= MAX_KEPT {
-                        kept.clear();
+                    if kept.pins.len() >= MAX_KEPT || kept.bytes + definition.len() > MAX_KEPT_BYTES
+                    {
+                        *kept = Table::default();
                     }
-                    kept.insert(
+                    kept.bytes += definition.len();
+                    if let Some(old) = kept.pins.insert(
                         key,
                         Kept {
                             definition,
@@ -95,7 +108,9 @@ impl Pins {
                             pinned_at: pin.pinned_at.clone(),
                             read: Instant::now(),
                         },
-                    );
+                    ) {
+                        kept.bytes -= old.definition.len();
+                    }
                     (pin.hash, pin.pinned_at)
                 }
             };
@@ -112,7 +127,12 @@ impl Pins {
     /// Forgets what this server read of a pin (after a person changed it here).
     pub fn forget(&self, project: &str, agent: &str, tool: &str) {
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        kept.remove(&(project.to_owned(), agent.to_owned(), tool.to_owned()));
+        if let Some(old) =
+            kept.pins
+                .remove(&(project.to_owned(), agent.to_owned(), tool.to_owned()))
+        {
+            kept.bytes -= old.definition.len();
+        }
     }
 }
 
