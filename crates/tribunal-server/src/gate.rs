@@ -594,8 +594,6 @@ type Held = (
     Option<tribunal_engine::Kept>,
 );
 
-/// Holds a request's trace: sent whole (what the judges kept of the trace held before goes
-/// on when the new one continues it), or extended by an append.
 /// Names in `context.tool_changes` the tools offered whose definition differs from the one
 /// pinned for the agent the request names (see [`crate::tool_pins`]); the gate alone sets it.
 async fn pin_tools(
@@ -631,6 +629,8 @@ async fn pin_tools(
     Ok(())
 }
 
+/// Holds a request's trace: sent whole (what the judges kept of the trace held before goes
+/// on when the new one continues it), or extended by an append.
 async fn hold(
     state: &AppState,
     project: &str,
