@@ -74,7 +74,8 @@ const COLUMNS: &str = "project, agent, tool, hash, definition, pinned_at, change
 impl Store {
     /// The pin of a tool for an agent after this definition was seen: pinned now when the
     /// tool had none (the first writer wins when servers race), and the definition recorded
-    /// as the pin's change when its hash differs from the pinned one.
+    /// as the pin's change when its hash differs from the pinned one. Only reads when the
+    /// definition is the pinned one or the change already recorded.
     pub async fn see_tool(
         &self,
         project: &str,
@@ -84,22 +85,36 @@ impl Store {
         definition: &str,
     ) -> Result<ToolPin, StoreError> {
         let now = crate::clock::now_rfc3339();
-        sqlx::query(
-            "INSERT INTO tool_pins (project, agent, tool, hash, definition, pinned_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(project)
-        .bind(agent)
-        .bind(tool)
-        .bind(hash)
-        .bind(definition)
-        .bind(&now)
-        .execute(&self.pool)
-        .await?;
+        let pin = match self.tool_pin(project, agent, tool).await? {
+            Some(pin) => pin,
+            None => {
+                sqlx::query(
+                    "INSERT INTO tool_pins (project, agent, tool, hash, definition, pinned_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(project)
+                .bind(agent)
+                .bind(tool)
+                .bind(hash)
+                .bind(definition)
+                .bind(&now)
+                .execute(&self.pool)
+                .await?;
+                self.tool_pin(project, agent, tool)
+                    .await?
+                    .ok_or_else(|| StoreError::Stored {
+                        what: "tool pin".into(),
+                        message: format!("the pin of {tool:?} was removed while it was read"),
+                    })?
+            }
+        };
+        let recorded = pin.hash == hash || pin.changed.as_ref().is_some_and(|c| c.hash == hash);
+        if recorded {
+            return Ok(pin);
+        }
         sqlx::query(
             "UPDATE tool_pins SET changed_hash = $4, changed_definition = $5, changed_at = $6
-             WHERE project = $1 AND agent = $2 AND tool = $3 AND hash <> $4
-               AND (changed_hash IS NULL OR changed_hash <> $4)",
+             WHERE project = $1 AND agent = $2 AND tool = $3 AND hash <> $4",
         )
         .bind(project)
         .bind(agent)
@@ -109,15 +124,12 @@ impl Store {
         .bind(&now)
         .execute(&self.pool)
         .await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM tool_pins WHERE project = $1 AND agent = $2 AND tool = $3"
-        )))
-        .bind(project)
-        .bind(agent)
-        .bind(tool)
-        .fetch_one(&self.pool)
-        .await?;
-        pin_of(&row)
+        self.tool_pin(project, agent, tool)
+            .await?
+            .ok_or_else(|| StoreError::Stored {
+                what: "tool pin".into(),
+                message: format!("the pin of {tool:?} was removed while it was read"),
+            })
     }
 
     /// The pin of one tool, if any.
