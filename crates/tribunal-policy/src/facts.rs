@@ -244,7 +244,25 @@ fn host_at(text: &str, start: usize) -> (String, usize) {
             rest[..len].trim_end_matches('.')
         }
     };
-    (host.to_ascii_lowercase(), end)
+    (fold_host(host), end)
+}
+
+/// A host name as clients resolve it (UTS #46 mapping, the parts that matter here):
+/// lower-cased, and when it is not ASCII, compatibility forms read as what they stand for
+/// (NFKC: `ｅｖｉｌ` is `evil`) and the ideographic full stops as dots (`evil。example` is
+/// `evil.example`).
+pub fn fold_host(host: &str) -> String {
+    if host.is_ascii() {
+        return host.to_ascii_lowercase();
+    }
+    use unicode_normalization::UnicodeNormalization;
+    host.nfkc()
+        .map(|c| match c {
+            '\u{3002}' | '\u{FF0E}' | '\u{FF61}' => '.',
+            c => c,
+        })
+        .collect::<String>()
+        .to_lowercase()
 }
 
 /// Lower-cased email addresses.
@@ -515,6 +533,13 @@ mod tests {
             ("https://evil.example:443/x", "evil.example"),
             ("https://[2001:DB8::1]:8443/x", "2001:db8::1"),
             ("https://ëvil.example/x", "ëvil.example"),
+            ("https://ÉVIL.example/x", "évil.example"),
+            (
+                "https://\u{FF45}\u{FF56}\u{FF49}\u{FF4C}\u{3002}example/x",
+                "evil.example",
+            ),
+            ("https://evil\u{FF0E}example/x", "evil.example"),
+            ("https://evil\u{FF61}example/x", "evil.example"),
             ("https://evil.example./x", "evil.example"),
             ("wss://evil.example/socket", "evil.example"),
             ("FTP://evil.example/drop", "evil.example"),

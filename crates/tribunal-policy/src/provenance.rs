@@ -423,6 +423,7 @@ fn number_text(v: f64) -> String {
 
 /// A URL without its scheme, `www.`, trailing slash or case: `HTTP://Www.X.com/A/` and
 /// `https://x.com/a` are the same.
+/// A host that is not ASCII is read as clients resolve it (`crate::facts::fold_host`).
 pub fn normal_url(raw: &str) -> String {
     let lower = raw.to_ascii_lowercase();
     let rest = match lower.find("://") {
@@ -430,7 +431,14 @@ pub fn normal_url(raw: &str) -> String {
         None => &lower[..],
     };
     let rest = rest.strip_prefix("www.").unwrap_or(rest);
-    rest.trim_end_matches('/').to_owned()
+    let rest = rest.trim_end_matches('/');
+    if rest.is_ascii() {
+        return rest.to_owned();
+    }
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = crate::facts::fold_host(&rest[..host_end]);
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    format!("{host}{}", &rest[host_end..])
 }
 
 /// Is `text[start..end]` part of a sentence? It is not when it stands alone: the whole
@@ -1729,5 +1737,13 @@ mod tests {
     fn url_forms_are_one_value() {
         assert_eq!(normal_url("http://WWW.Example.com/a/"), "example.com/a");
         assert_eq!(normal_url("https://example.com/a"), "example.com/a");
+        // A host as clients resolve it: full-width letters, ideographic full stops.
+        for written in [
+            "https://\u{FF45}\u{FF56}\u{FF49}\u{FF4C}\u{3002}example/Collect",
+            "https://evil\u{FF0E}EXAMPLE/Collect/",
+            "https://www\u{3002}evil\u{3002}example/Collect",
+        ] {
+            assert_eq!(normal_url(written), "evil.example/collect", "{written}");
+        }
     }
 }
