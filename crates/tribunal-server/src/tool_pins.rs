@@ -1,10 +1,10 @@
 //! Tool definitions pinned at the gate (C12, "rug pull"): the first definition of each tool
-//! a trace offers a named agent is pinned in the store (`tribunal_store::ToolPin`, per project
-//! and agent); a request that offers a definition with another hash has the tool named in
-//! `context.tool_changes`, which the pack's `c12.tool_definition_changed` reads (a call of
-//! such a tool is blocked), until a person approves the new definition (`POST /api/v1/tools/pins/approve`, `tribunal tools
-//! approve`) or removes the pin. The context is stored with the answer, so a replay judges
-//! the step as the gate did.
+//! a trace offers a named agent is pinned in the store (`tribunal_store::ToolPin`, per
+//! project and agent); a request that offers a definition with another hash has the tool
+//! named in `context.tool_changes`, which the pack's `c12.tool_definition_changed` reads (a
+//! call of such a tool is blocked), until a person approves the new definition
+//! (`POST /api/v1/tools/pins/approve`, or the UI's Reviews page) or removes the pin. The
+//! context is stored with the answer, so a replay judges the step as the gate did.
 //!
 //! Each server keeps what it last read of a pin for a few seconds, with the definition it
 //! was read for, so an agent sending the same tools on every call costs one comparison per
@@ -48,8 +48,11 @@ struct Table {
 }
 
 struct Kept {
-    /// The definition as last seen (canonical JSON) and the pin then.
-    definition: String,
+    /// The definition as last seen, the hash of its canonical JSON and its length, the pin
+    /// then.
+    tool: ToolDef,
+    hash: String,
+    bytes: usize,
     pinned: String,
     pinned_at: String,
     read: Instant,
@@ -79,39 +82,39 @@ impl Pins {
     ) -> Result<Map<String, Value>, ApiError> {
         let mut changes = Map::new();
         for tool in tools {
-            let (definition, hash) = fingerprint(tool);
             let key = (project.to_owned(), agent.to_owned(), tool.name.clone());
             let known = {
                 let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
                 kept.pins
                     .get(&key)
-                    .filter(|k| k.definition == definition && k.read.elapsed() < FRESH)
-                    .map(|k| (k.pinned.clone(), k.pinned_at.clone()))
+                    .filter(|k| k.tool == *tool && k.read.elapsed() < FRESH)
+                    .map(|k| (k.hash.clone(), k.pinned.clone(), k.pinned_at.clone()))
             };
-            let (pinned, pinned_at) = match known {
+            let (hash, pinned, pinned_at) = match known {
                 Some(p) => p,
                 None => {
+                    let (definition, hash) = fingerprint(tool);
                     let pin = store
                         .see_tool(project, agent, &tool.name, &hash, &definition)
                         .await?;
+                    let bytes = definition.len();
                     let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-                    if kept.pins.len() >= MAX_KEPT || kept.bytes + definition.len() > MAX_KEPT_BYTES
-                    {
+                    if kept.pins.len() >= MAX_KEPT || kept.bytes + bytes > MAX_KEPT_BYTES {
                         *kept = Table::default();
                     }
-                    kept.bytes += definition.len();
-                    if let Some(old) = kept.pins.insert(
-                        key,
-                        Kept {
-                            definition,
-                            pinned: pin.hash.clone(),
-                            pinned_at: pin.pinned_at.clone(),
-                            read: Instant::now(),
-                        },
-                    ) {
-                        kept.bytes -= old.definition.len();
+                    kept.bytes += bytes;
+                    let entry = Kept {
+                        tool: tool.clone(),
+                        hash: hash.clone(),
+                        bytes,
+                        pinned: pin.hash.clone(),
+                        pinned_at: pin.pinned_at.clone(),
+                        read: Instant::now(),
+                    };
+                    if let Some(old) = kept.pins.insert(key, entry) {
+                        kept.bytes -= old.bytes;
                     }
-                    (pin.hash, pin.pinned_at)
+                    (hash, pin.hash, pin.pinned_at)
                 }
             };
             if pinned != hash {
@@ -131,7 +134,7 @@ impl Pins {
             kept.pins
                 .remove(&(project.to_owned(), agent.to_owned(), tool.to_owned()))
         {
-            kept.bytes -= old.definition.len();
+            kept.bytes -= old.bytes;
         }
     }
 }

@@ -466,8 +466,8 @@ async function reviewsPage() {
   );
 }
 
-// Tool definitions that changed since the gate pinned them: every step of an agent offered
-// one is blocked until a reviewer approves the new definition (or an admin removes the pin).
+// Tool definitions that changed since the gate pinned them: calls of such a tool are
+// blocked until a reviewer approves the new definition (or an admin removes the pin).
 async function toolChangesSection() {
   let data;
   try {
