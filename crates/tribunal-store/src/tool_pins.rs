@@ -85,6 +85,10 @@ impl Store {
         definition: &str,
     ) -> Result<ToolPin, StoreError> {
         let now = crate::clock::now_rfc3339();
+        let gone = || StoreError::Stored {
+            what: "tool pin".into(),
+            message: format!("the pin of {tool:?} was removed while it was read"),
+        };
         let pin = match self.tool_pin(project, agent, tool).await? {
             Some(pin) => pin,
             None => {
@@ -102,10 +106,7 @@ impl Store {
                 .await?;
                 self.tool_pin(project, agent, tool)
                     .await?
-                    .ok_or_else(|| StoreError::Stored {
-                        what: "tool pin".into(),
-                        message: format!("the pin of {tool:?} was removed while it was read"),
-                    })?
+                    .ok_or_else(gone)?
             }
         };
         let recorded = pin.hash == hash || pin.changed.as_ref().is_some_and(|c| c.hash == hash);
@@ -124,12 +125,7 @@ impl Store {
         .bind(&now)
         .execute(&self.pool)
         .await?;
-        self.tool_pin(project, agent, tool)
-            .await?
-            .ok_or_else(|| StoreError::Stored {
-                what: "tool pin".into(),
-                message: format!("the pin of {tool:?} was removed while it was read"),
-            })
+        self.tool_pin(project, agent, tool).await?.ok_or_else(gone)
     }
 
     /// The pin of one tool, if any.
