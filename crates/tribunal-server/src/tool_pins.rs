@@ -193,9 +193,36 @@ struct PinBody {
     hash: Option<String>,
 }
 
-fn read_body(bytes: &[u8], what: &str) -> Result<PinBody, ApiError> {
-    let doc = crate::body::parse_json(bytes, 4)?;
+/// The JSON body of a change to a pin (`what`: the shape expected, for the error).
+async fn read_body(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    what: &str,
+) -> Result<PinBody, ApiError> {
+    crate::body::require_json(headers)?;
+    let bytes = crate::body::read(headers, body, 64 << 10, state.options.body_timeout).await?;
+    let doc = crate::body::parse_json(&bytes, 4)?;
     serde_json::from_value(doc).map_err(|e| ApiError::request(format!("{e}; expected {what}")))
+}
+
+/// After a person changed a pin: this server reads it again, and the change is logged as a
+/// `tool_pin` entry (`entry` with the tool, the agent and who).
+async fn settled(
+    state: &AppState,
+    caller: &Caller,
+    b: &PinBody,
+    mut entry: Value,
+) -> Result<(), ApiError> {
+    state.tool_pins.forget(&caller.project, &b.agent, &b.tool);
+    entry["tool"] = json!(b.tool);
+    entry["agent"] = json!(b.agent);
+    entry["by"] = json!(caller.token_id);
+    state
+        .audit
+        .append(&caller.project, "tool_pin", &entry)
+        .await?;
+    Ok(())
 }
 
 /// `POST /api/v1/tools/pins/approve` `{tool, agent?, hash}`: the changed definition with
@@ -207,12 +234,11 @@ pub async fn approve(
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Review)?;
-    crate::body::require_json(&headers)?;
-    let bytes = crate::body::read(&headers, body, 64 << 10, state.options.body_timeout).await?;
     let what = "{\"tool\": string, \"agent\"?: string, \"hash\": the changed definition's sha256}";
-    let b = read_body(&bytes, what)?;
+    let b = read_body(&state, &headers, body, what).await?;
     let hash = b
         .hash
+        .clone()
         .ok_or_else(|| ApiError::request(format!("hash: missing; expected {what}")))?;
     let pin = state
         .store
@@ -238,16 +264,13 @@ pub async fn approve(
             format!("tool {:?}: {now}, not {hash}", b.tool),
         ));
     }
-    state.tool_pins.forget(&caller.project, &b.agent, &b.tool);
-    state
-        .audit
-        .append(
-            &caller.project,
-            "tool_pin",
-            &json!({"tool": b.tool, "agent": b.agent, "approved": hash, "replaced": pin.hash,
-                "by": caller.token_id}),
-        )
-        .await?;
+    settled(
+        &state,
+        &caller,
+        &b,
+        json!({"approved": hash, "replaced": pin.hash}),
+    )
+    .await?;
     let pin = state
         .store
         .tool_pin(&caller.project, &b.agent, &b.tool)
@@ -264,9 +287,13 @@ pub async fn remove(
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Admin)?;
-    crate::body::require_json(&headers)?;
-    let bytes = crate::body::read(&headers, body, 64 << 10, state.options.body_timeout).await?;
-    let b = read_body(&bytes, "{\"tool\": string, \"agent\"?: string}")?;
+    let what = "{\"tool\": string, \"agent\"?: string}";
+    let b = read_body(&state, &headers, body, what).await?;
+    if b.hash.is_some() {
+        return Err(ApiError::request(format!(
+            "hash: a pin is removed whatever its definition; expected {what}"
+        )));
+    }
     if !state
         .store
         .remove_tool_pin(&caller.project, &b.agent, &b.tool)
@@ -277,15 +304,7 @@ pub async fn remove(
             b.tool, b.agent
         )));
     }
-    state.tool_pins.forget(&caller.project, &b.agent, &b.tool);
-    state
-        .audit
-        .append(
-            &caller.project,
-            "tool_pin",
-            &json!({"tool": b.tool, "agent": b.agent, "removed": true, "by": caller.token_id}),
-        )
-        .await?;
+    settled(&state, &caller, &b, json!({"removed": true})).await?;
     Ok(Json(
         json!({"removed": true, "tool": b.tool, "agent": b.agent}),
     ))

@@ -190,6 +190,19 @@ async fn a_tool_whose_definition_changed_is_blocked_until_a_reviewer_approves_it
 
     // Removing a pin takes an admin; the next definition is pinned again.
     let rm = json!({"tool": "lookup", "agent": "support"});
+    let (st, e) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/tools/pins/remove",
+        Some(json!({"tool": "lookup", "agent": "support", "hash": "x"})),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{e}"
+    );
     let (st, _) = call(
         &s.url,
         &reviewer,
