@@ -102,7 +102,9 @@ pub struct PolicySettings {
     /// Merged into `data.tribunal.config` over the pack's defaults.
     pub data: toml::Table,
     /// `auto` (compiled when only the built-in pack is loaded), `always` or `never`:
-    /// whether gates run compiled on regorus's virtual machine or interpreted.
+    /// whether gates run compiled on regorus's virtual machine or interpreted. `always`
+    /// interprets policies of the user's own with a rule using `else`, which the virtual
+    /// machine can leave undefined.
     pub compile: String,
     /// Skip the built-in pack on traces that none of its rules can fire on (checked in
     /// Rust before the gates run; other gates still run); `false` runs every gate on every

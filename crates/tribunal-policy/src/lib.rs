@@ -235,6 +235,10 @@ pub enum Compile {
     /// virtual machine); interpreted as soon as other policies are loaded.
     #[default]
     Auto,
+    /// Compiled, unless a policy of the user's own has a rule with `else`: the virtual
+    /// machine leaves such a rule undefined when a body before the `else` iterates and
+    /// fails, where the interpreter (and OPA) take the `else`, so a gate reading it would
+    /// let through what it should stop. Those policies run interpreted.
     Always,
     Never,
 }
@@ -295,6 +299,22 @@ impl std::fmt::Debug for PolicySet {
             .field("version", &self.version)
             .finish()
     }
+}
+
+/// The file and line of the first `else` in a rule of a policy that is not the built-in
+/// pack's (whose cases are checked on the virtual machine and the interpreter alike).
+fn else_after_a_body(engine: &mut regorus::Engine) -> Option<(String, u32)> {
+    use regorus::unstable::Rule;
+    engine.get_modules().iter().find_map(|m| {
+        m.policy.iter().find_map(|r| match r.as_ref() {
+            Rule::Spec { bodies, .. } => bodies
+                .iter()
+                .find(|b| b.is_else)
+                .map(|b| (b.span.source.get_path().clone(), b.span.line))
+                .filter(|(path, _)| !path.starts_with(pack::PREFIX)),
+            _ => None,
+        })
+    })
 }
 
 impl PolicySet {
@@ -383,7 +403,7 @@ impl PolicySet {
             .map_err(|e| PolicyError::Data(e.to_string()))?;
         engine.set_execution_timer_config(timer(&options));
         let compile = match options.compile {
-            Compile::Always => true,
+            Compile::Always => else_after_a_body(&mut engine).is_none(),
             Compile::Never => false,
             Compile::Auto => gates.iter().all(|(_, path)| path.starts_with(pack::PREFIX)),
         };
@@ -904,6 +924,7 @@ violation contains {"rule": "x", "message": "never"} if {
                 },
             )
             .unwrap();
+            assert_eq!(p.is_compiled(), compile == Compile::Always);
             let started = std::time::Instant::now();
             let v = p.evaluator().evaluate(json!({}));
             assert_eq!(v.len(), 1, "{compile:?}: {v:?}");
@@ -914,6 +935,56 @@ violation contains {"rule": "x", "message": "never"} if {
                 "{compile:?} did not stop"
             );
         }
+    }
+
+    /// A rule with `else` whose first body iterates and fails takes its `else` whatever
+    /// `compile` says (regorus's virtual machine left it undefined, and the gate allowed).
+    #[test]
+    fn a_rule_with_else_takes_it_when_compiled_too() {
+        let text = r#"package custom
+import rego.v1
+kind := "big" if {
+    some c in input.calls
+    c == "issue_refund"
+} else := "small"
+size(calls) := "big" if {
+    some c in calls
+    c == "issue_refund"
+} else := "small"
+violation contains {"rule": "custom.kind", "severity": "block"} if kind == "small"
+violation contains {"rule": "custom.size", "severity": "block"} if size(input.calls) == "small"
+"#;
+        for compile in [Compile::Never, Compile::Auto, Compile::Always] {
+            let p = PolicySet::new(
+                vec![PolicySource {
+                    path: "custom.rego".into(),
+                    text: text.into(),
+                }],
+                &[],
+                PolicyOptions {
+                    compile,
+                    ..PolicyOptions::default()
+                },
+            )
+            .unwrap();
+            let mut rules: Vec<String> = p
+                .evaluator()
+                .evaluate(json!({"calls": ["lookup"]}))
+                .into_iter()
+                .map(|v| v.rule)
+                .collect();
+            rules.sort();
+            assert_eq!(rules, ["custom.kind", "custom.size"], "{compile:?}");
+            assert!(!p.is_compiled(), "{compile:?}");
+        }
+        let mut engine = regorus::Engine::new();
+        engine
+            .add_policy("custom.rego".into(), text.into())
+            .unwrap();
+        assert_eq!(
+            else_after_a_body(&mut engine),
+            Some(("custom.rego".to_owned(), 6))
+        );
     }
 
     #[test]
