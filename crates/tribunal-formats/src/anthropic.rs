@@ -143,6 +143,18 @@ fn import_message(
         }
         None => return Err(ImportError::new("role", "one of user, assistant")),
     };
+    // Calls written OpenAI's way would be left unread here: an error, never a message
+    // without its calls.
+    if let Some(k) = crate::openai::CALL_FIELDS
+        .iter()
+        .find(|k| o.contains_key(**k))
+    {
+        return Err(ImportError::new(
+            *k,
+            "tool calls as tool_use blocks of the content (an Anthropic message), or a trace \
+             in OpenAI's format",
+        ));
+    }
     let mut texts: Vec<String> = Vec::new();
     let mut calls: Vec<ToolCall> = Vec::new();
     // (tool_use_id, content) of each tool_result block, in order.

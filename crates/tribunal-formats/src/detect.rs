@@ -78,16 +78,22 @@ pub fn detect(v: &Value) -> Option<InputFormat> {
                 Some(InputFormat::Webarena)
             } else if responses::is_record(o) {
                 Some(InputFormat::Responses)
-            } else if o.contains_key("info")
-                || (o.contains_key("spans") && !o.contains_key("messages"))
+            } else if let Some(Value::Array(msgs)) = o
+                .get("messages")
+                .filter(|_| !o.contains_key("spans") && !o.contains_key("data"))
             {
-                Some(InputFormat::Mlflow)
-            } else if let Some(Value::Array(msgs)) = o.get("messages") {
-                Some(if o.contains_key("system") || anthropic::looks_like(msgs) {
+                // A record of chat messages, whatever other fields it carries (`info`,
+                // `system`): the messages say whose they are; a top-level `system` prompt is
+                // Anthropic's unless a message is OpenAI's only.
+                let anthropic = anthropic::looks_like(msgs)
+                    || (o.contains_key("system") && !openai::looks_like(msgs));
+                Some(if anthropic {
                     InputFormat::Anthropic
                 } else {
                     InputFormat::Openai
                 })
+            } else if o.contains_key("info") || o.contains_key("spans") {
+                Some(InputFormat::Mlflow)
             } else {
                 None
             }

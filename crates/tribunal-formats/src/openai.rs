@@ -301,6 +301,24 @@ pub(crate) fn import_function(
 /// and MCP's `arguments`, Anthropic's `input`, LangChain's and Gemini's `args`.
 pub(crate) const ARGUMENT_KEYS: [&str; 3] = ["arguments", "input", "args"];
 
+/// The members only an OpenAI chat message has: its calls, and the call a tool message
+/// answers.
+pub(crate) const CALL_FIELDS: [&str; 3] = ["tool_calls", "function_call", "tool_call_id"];
+
+/// Whether some message is written in OpenAI's way only: it has one of [`CALL_FIELDS`], or
+/// the role `tool` or `function`.
+pub(crate) fn looks_like(msgs: &[Value]) -> bool {
+    msgs.iter().filter_map(Value::as_object).any(|m| {
+        CALL_FIELDS
+            .iter()
+            .any(|k| m.get(*k).is_some_and(|v| !v.is_null()))
+            || matches!(
+                m.get("role").and_then(Value::as_str),
+                Some("tool" | "function")
+            )
+    })
+}
+
 /// A tool call of a chat message: `arguments` as sent (a JSON string, an object, or absent).
 pub(crate) fn call(id: String, name: String, arguments: Option<&Value>) -> ToolCall {
     ToolCall {

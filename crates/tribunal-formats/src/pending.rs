@@ -65,7 +65,12 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
                 }
             }
             if is_call(o) {
-                return one(v, "");
+                // Text sent beside the call is judged with it.
+                let mut p = one(v, "")?;
+                if let Some(text) = ["content", "reply"].iter().find_map(|k| o.get(*k)) {
+                    p.content = content_text(text);
+                }
+                return Ok(p);
             }
             for key in ["reply", "content"] {
                 if let Some(c) = o.get(key) {
@@ -108,15 +113,16 @@ fn block_type(b: &Value) -> Option<&str> {
     b.get("type").and_then(Value::as_str)
 }
 
-/// Whether an object is one tool call: OpenAI's (`function`, or `name` with `arguments`),
-/// a `tool_use` block, or any other object with a `name` and nothing of a message (`role`,
-/// `content`, `reply`), whose arguments [`call`] reads or refuses.
+/// Whether an object is one tool call: OpenAI's (`function`, or `name` with arguments under
+/// any of [`ARGUMENT_KEYS`], whatever else it holds), a `tool_use` block, or any other object
+/// with a `name` and nothing of a message (`role`, `content`, `reply`), whose arguments
+/// [`call`] reads or refuses.
 fn is_call(o: &Map<String, Value>) -> bool {
     o.contains_key("function")
         || o.get("type")
             .and_then(Value::as_str)
             .is_some_and(is_tool_use)
-        || (o.contains_key("name") && o.contains_key("arguments"))
+        || (o.contains_key("name") && ARGUMENT_KEYS.iter().any(|k| o.contains_key(*k)))
         || (o.contains_key("name")
             && !["role", "content", "reply"]
                 .iter()
@@ -193,6 +199,34 @@ fn reply(content: String) -> Pending {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A call whose arguments are under `input` or `args`, sent with text beside it, is a
+    /// call (it was read as a reply, its arguments dropped), and the text is judged too.
+    #[test]
+    fn a_call_with_text_beside_it_is_a_call() {
+        for v in [
+            json!({"name": "shell", "input": {"command": "rm -rf /"}, "content": ""}),
+            json!({"name": "shell", "args": {"command": "rm -rf /"}, "content": "ok"}),
+            json!({"name": "shell", "input": {"command": "rm -rf /"}, "reply": "ok"}),
+            json!({"name": "shell", "arguments": {"command": "rm -rf /"}, "content": "ok"}),
+        ] {
+            let p = import_pending(&v).unwrap();
+            assert_eq!(p.kind, "tool_call", "{v}");
+            assert_eq!(
+                p.tool_calls[0].arguments,
+                json!({"command": "rm -rf /"}),
+                "{v}"
+            );
+            assert_eq!(
+                p.content,
+                v.get("content")
+                    .or(v.get("reply"))
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+            );
+        }
+    }
 
     #[test]
     fn accepts_the_usual_shapes() {

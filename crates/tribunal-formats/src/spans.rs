@@ -81,19 +81,29 @@ pub fn root_span(spans: &[Span]) -> Option<&Span> {
         .find(|s| s.parent_id.as_deref().is_none_or(|p| !ids.contains(p)))
 }
 
+/// Whether a span of one of `kinds` is above `span`, so that what `span` holds is part of
+/// that span's step rather than a step of the conversation. A span on a parent cycle (its
+/// own parent, or a chain of parents leading back to it, as a malformed or hostile file may
+/// hold) has nothing above it: it is read as a step, never hidden under itself.
 fn has_ancestor(span: &Span, by_id: &HashMap<&str, &Span>, kinds: &[SpanKind]) -> bool {
+    let mut chain: Vec<&Span> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::from([span.id.as_str()]);
     let mut cur = span.parent_id.as_deref();
-    // Bounded walk: a malformed file may hold a parent cycle.
-    for _ in 0..by_id.len() {
-        let Some(parent) = cur.and_then(|p| by_id.get(p)) else {
+    while let Some(p) = cur {
+        if p == span.id {
             return false;
-        };
-        if kinds.contains(&parent.kind) {
-            return true;
         }
+        if !seen.insert(p) {
+            // A cycle above the span, not through it: the spans before it are above it.
+            break;
+        }
+        let Some(parent) = by_id.get(p) else {
+            break;
+        };
+        chain.push(parent);
         cur = parent.parent_id.as_deref();
     }
-    false
+    chain.iter().any(|parent| kinds.contains(&parent.kind))
 }
 
 /// A chat message recognised in a span payload, before it gets an id.
@@ -773,6 +783,44 @@ mod tests {
         );
         assert_eq!(msgs[4].content, "It is sunny.");
         assert!(msgs.iter().all(|m| m.span_id.is_some()));
+    }
+
+    /// A span that is its own parent, or on a cycle of parents, is read as a step: before,
+    /// it found itself above itself and what it held (a tool call) was left out.
+    #[test]
+    fn spans_on_a_parent_cycle_are_read() {
+        let tool = |id: &str, parent: &str| {
+            let mut t = span(id, Some(parent), SpanKind::Tool, 3);
+            t.inputs = Some(json!({"command": "rm -rf /"}));
+            t.outputs = Some(json!("done"));
+            t
+        };
+        let mut l = span("l", None, SpanKind::Llm, 1);
+        l.inputs = Some(json!([{"role": "user", "content": "free up disk space"}]));
+        l.outputs = Some(json!("on it"));
+        let calls = |spans: &[Span]| -> Vec<String> {
+            conversation_from_spans(spans)
+                .iter()
+                .flat_map(|m| m.tool_calls.iter().map(|c| c.arguments.to_string()))
+                .collect()
+        };
+        // Its own parent.
+        assert_eq!(calls(&[l.clone(), tool("t", "t")]).len(), 1);
+        // Two tool spans each the other's parent: both read.
+        assert_eq!(calls(&[l.clone(), tool("t", "u"), tool("u", "t")]).len(), 2);
+        // The model's span and the tool's, each the other's parent.
+        let mut l2 = l.clone();
+        l2.parent_id = Some("t".into());
+        let both = conversation_from_spans(&[l2, tool("t", "l")]);
+        assert!(both.iter().any(|m| m.content == "free up disk space"));
+        assert!(both.iter().any(|m| !m.tool_calls.is_empty()));
+        // Below a cycle it is not on, a tool span is still part of the tool above it.
+        assert_eq!(
+            calls(&[l.clone(), tool("t", "u"), tool("u", "t"), tool("v", "t")]).len(),
+            2
+        );
+        // A span that shares its parent's id is not its own ancestor either.
+        assert_eq!(calls(&[l, tool("t", "l"), tool("t", "t")]).len(), 2);
     }
 
     #[test]

@@ -51,6 +51,46 @@ fn every_fixture_is_detected() {
     }
 }
 
+/// A record of OpenAI chat messages stays one when it carries other fields: `info` made it
+/// an MLflow trace of no messages, `system` an Anthropic record whose `tool_calls` were left
+/// unread; the call was lost either way.
+#[test]
+fn chat_records_with_other_fields_keep_their_calls() {
+    let messages = json!([
+        {"role": "user", "content": "clean up"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "shell", "arguments": "{\"command\": \"rm -rf /\"}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "done"}
+    ]);
+    for extra in [
+        json!({"info": {"source": "prod"}}),
+        json!({"system": "be nice"}),
+        json!({"info": {"source": "prod"}, "system": "be nice"}),
+    ] {
+        let mut v = extra.clone();
+        v["messages"] = messages.clone();
+        assert_eq!(detect(&v), Some(InputFormat::Openai), "{extra}");
+        let t = &import_value(&v, InputFormat::Auto, "f:1").unwrap()[0];
+        let calls: Vec<_> = t.tool_calls().map(|(_, c)| c.name.as_str()).collect();
+        assert_eq!(calls, ["shell"], "{extra}");
+    }
+    // Read as Anthropic's, a message with OpenAI's calls is an error naming them.
+    let mut v = json!({"system": "be nice"});
+    v["messages"] = messages.clone();
+    let e = import_value(&v, InputFormat::Anthropic, "f:1").unwrap_err();
+    assert_eq!(e.field, "messages[1].tool_calls");
+    // An Anthropic record with a system prompt is still one.
+    assert_eq!(
+        detect(&json!({"system": "s", "messages": [{"role": "user", "content": "hi"}]})),
+        Some(InputFormat::Anthropic)
+    );
+    // An MLflow trace is still one.
+    assert_eq!(
+        detect(&json!({"info": {}, "data": {"spans": []}})),
+        Some(InputFormat::Mlflow)
+    );
+}
+
 #[test]
 fn mlflow_v3() {
     let t = import_one("mlflow_v3.json");

@@ -50,6 +50,8 @@ fn taken() -> Vec<Value> {
             {"role": "assistant", "content": null, "tool_calls": [{"id": "dup", "function": {"name": "second"}}]},
             {"role": "tool", "tool_call_id": "dup", "content": "2"}
         ]}),
+        // Fields of other formats beside OpenAI's messages: kept as metadata.
+        json!({"info": {"trace_id": "x"}, "messages": [{"role": "user", "content": "hi"}]}),
         json!({"id": "t6", "messages": [
             {"role": "tool", "content": "doc", "provenance": {"source": "retrieval", "name": "kb"}},
             {"role": "assistant", "content": "plan", "provenance": "agent"},
@@ -68,7 +70,6 @@ fn left() -> Vec<Value> {
         json!({"messages": [{"role": "robot", "content": "?"}]}),
         json!({"messages": [{"role": "user", "content": 7}]}),
         json!({"system": "Anthropic style", "messages": [{"role": "user", "content": "hi"}]}),
-        json!({"info": {"trace_id": "x"}, "messages": [{"role": "user", "content": "hi"}]}),
         json!({"task_id": "1", "termination_reason": "done", "messages": [{"role": "user", "content": "hi"}]}),
         json!({"messages": "not a list"}),
         json!({"messages": [{"role": "user", "content": "hi"}], "tags": ["not", "an", "object"]}),

@@ -62,10 +62,16 @@ fn message_texts(m: &Message, f: &mut impl FnMut(TextRef<'_>)) {
     }
 }
 
-/// Every string inside a JSON value (object keys excluded).
+/// Every string inside a JSON value (object keys excluded). A list of two strings or more
+/// and nothing else — a command and its arguments, `["rm", "-rf", "/"]` — is one text, its
+/// strings joined by spaces: the program it runs reads them together.
 pub fn string_leaves(v: &Value, f: &mut impl FnMut(&str)) {
     match v {
         Value::String(s) => f(s),
+        Value::Array(a) if a.len() >= 2 && a.iter().all(Value::is_string) => {
+            let words: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+            f(&words.join(" "))
+        }
         Value::Array(a) => a.iter().for_each(|x| string_leaves(x, f)),
         Value::Object(o) => o.values().for_each(|x| string_leaves(x, f)),
         _ => {}
