@@ -7,6 +7,7 @@
 //! `tribunal.policy_error` violation whose severity follows the fail mode (closed by
 //! default): a broken policy never silently allows.
 
+mod data_check;
 pub mod facts;
 pub mod input;
 pub mod pack;
@@ -382,6 +383,7 @@ impl PolicySet {
             .any(|(_, path)| !path.starts_with(pack::PREFIX));
         let mut merged = pack::default_data();
         for d in data {
+            data_check::check(d, &merged).map_err(PolicyError::Data)?;
             deep_merge(&mut merged, d.clone());
         }
         let classes = facts::ToolClasses::from_data(&merged).map_err(PolicyError::Data)?;
