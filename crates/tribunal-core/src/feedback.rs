@@ -39,6 +39,12 @@ impl Feedback {
             .is_some_and(|e| e.starts_with(UNTRUSTED))
     }
 
+    /// The kind of judge that gave this: its own name unless the instance is named
+    /// otherwise.
+    pub fn kind(&self) -> &str {
+        self.source.kind.as_deref().unwrap_or(&self.name)
+    }
+
     pub fn code(judge: &str, name: impl Into<String>, value: impl Into<Value>) -> Feedback {
         Feedback {
             name: name.into(),
@@ -48,6 +54,7 @@ impl Feedback {
                 source_type: SourceType::Code,
                 source_id: judge.to_owned(),
                 version: None,
+                kind: None,
             },
             error: None,
             evidence: Vec::new(),
@@ -104,6 +111,10 @@ pub struct FeedbackSource {
     /// can be tied to the judge that produced them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The judge's kind, when the instance has a name of its own (`[judges.strict_secrets]
+    /// kind = "secrets"`): the policies read its findings and answers as that kind's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -280,12 +280,15 @@ impl JudgeSpec {
 struct Versioned {
     inner: Box<dyn Judge>,
     version: String,
+    /// The kind, when the instance is named otherwise.
+    kind: Option<String>,
 }
 
 impl Versioned {
     fn versioned(&self, mut out: Vec<tribunal_core::Feedback>) -> Vec<tribunal_core::Feedback> {
         for f in &mut out {
             f.source.version = Some(self.version.clone());
+            f.source.kind.clone_from(&self.kind);
         }
         out
     }
@@ -334,6 +337,7 @@ pub fn build_versioned(spec: &JudgeSpec) -> Result<Box<dyn Judge>, JudgeConfigEr
     Ok(Box::new(Versioned {
         inner,
         version: spec.version(),
+        kind: (spec.kind != spec.name).then(|| spec.kind.clone()),
     }))
 }
 

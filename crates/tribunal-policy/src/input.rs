@@ -119,6 +119,7 @@ struct Words {
     rationale: R,
     evidence: R,
     detector: R,
+    judge: R,
     score: R,
     field: R,
     tool: R,
@@ -190,6 +191,7 @@ static WORDS: LazyLock<Words> = LazyLock::new(|| Words {
     rationale: s("rationale"),
     evidence: s("evidence"),
     detector: s("detector"),
+    judge: s("judge"),
     score: s("score"),
     field: s("field"),
     tool: s("tool"),
@@ -307,10 +309,11 @@ struct Shapes {
     mention: Shape<4, 0>,
     /// url, host
     image: Shape<2, 0>,
-    /// detector, kind, score, id, field, source, trusted; tool_call_id?, tool?, copied_from?
-    finding: Shape<7, 3>,
-    /// value, evidence; error?
-    score: Shape<2, 2>,
+    /// detector, kind, score, id, field, source, trusted; tool_call_id?, tool?, copied_from?,
+    /// judge?
+    finding: Shape<7, 4>,
+    /// value, evidence; error?, rationale?, kind?
+    score: Shape<2, 3>,
 }
 
 static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
@@ -361,9 +364,9 @@ static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
                 &w.source,
                 &w.trusted,
             ],
-            [&w.tool_call_id, &w.tool, &w.copied_from],
+            [&w.tool_call_id, &w.tool, &w.copied_from, &w.judge],
         ),
-        score: Shape::new([&w.value, &w.evidence], [&w.error, &w.rationale]),
+        score: Shape::new([&w.value, &w.evidence], [&w.error, &w.rationale, &w.kind]),
     }
 });
 
@@ -896,13 +899,20 @@ pub fn policy_input_with(
                     json(&f.value),
                     strings(&f.evidence).unwrap_or_else(|| w.empty_list.clone()),
                 ],
-                [f.error.as_deref().map(s), f.rationale.as_deref().map(s)],
+                [
+                    f.error.as_deref().map(s),
+                    f.rationale.as_deref().map(s),
+                    f.source.kind.as_deref().map(s),
+                ],
             ),
         );
         if f.findings.is_empty() {
             continue;
         }
-        let detector = s(&f.name);
+        // The detector's kind (`secrets`), which the pack reads; the instance's own name
+        // beside it when it has one.
+        let detector = s(f.kind());
+        let judge = f.source.kind.is_some().then(|| s(&f.name));
         for x in &f.findings {
             let untrusted = matches!(
                 x.location.provenance.as_str(),
@@ -924,6 +934,7 @@ pub fn policy_input_with(
                     copied_from(trace, pending, &x.location).map(|from| {
                         R::from(from.into_iter().map(|l| w.label(l)).collect::<Vec<_>>())
                     }),
+                    judge.clone(),
                 ],
             ));
         }

@@ -1031,6 +1031,7 @@ mod judge_error_tests {
                 source_type: SourceType::LlmJudge,
                 source_id: "openai:/m".into(),
                 version: None,
+                kind: None,
             },
             error: error.map(str::to_owned),
             evidence: vec![],

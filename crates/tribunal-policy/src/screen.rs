@@ -346,7 +346,7 @@ impl Screen {
         let mut injection: Vec<(&str, f64)> = Vec::new();
         for x in feedback
             .iter()
-            .filter(|f| f.name == "prompt_injection")
+            .filter(|f| f.kind() == "prompt_injection")
             .flat_map(|f| &f.findings)
         {
             let id = x.location.id.as_str();
@@ -371,14 +371,14 @@ impl Screen {
             f.value.as_str().is_some_and(|answer| {
                 self.model_judges
                     .iter()
-                    .any(|(name, answers)| *name == f.name && answers.iter().any(|a| a == answer))
+                    .any(|(kind, answers)| kind == f.kind() && answers.iter().any(|a| a == answer))
             })
         };
         for f in feedback {
             if model_judge_flags(f) {
                 fires |= Fires::MODEL_JUDGES;
             }
-            fires |= match f.name.as_str() {
+            fires |= match f.kind() {
                 "secrets" if f.findings.iter().any(|x| at_least(x.score, self.secrets)) => {
                     Fires::SECRET_IN_ARGUMENTS | Fires::SECRET_IN_REPLY
                 }

@@ -55,6 +55,7 @@ fn feedback(name: &str, value: Value, error: Option<&str>) -> Feedback {
             source_type: SourceType::LlmJudge,
             source_id: "openai:/gpt-4o-mini".into(),
             version: None,
+            kind: None,
         },
         error: error.map(str::to_owned),
         evidence: Vec::new(),

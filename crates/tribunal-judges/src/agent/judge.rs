@@ -391,6 +391,7 @@ impl AgentJudge {
             source_type: SourceType::LlmJudge,
             source_id: self.model.model.to_string(),
             version: None,
+            kind: None,
         };
         fb.usage = usage(&self.model.model, &effort);
         fb
@@ -511,6 +512,7 @@ impl AgentJudge {
             source_type: SourceType::LlmJudge,
             source_id: self.model.model.to_string(),
             version: None,
+            kind: None,
         };
         summary.usage = (total.calls + total.cached_calls > 0).then_some(total);
         out.insert(0, summary);

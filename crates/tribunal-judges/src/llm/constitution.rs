@@ -420,6 +420,7 @@ impl ConstitutionJudge {
                 source_type: SourceType::LlmJudge,
                 source_id: self.critic.model(),
                 version: None,
+                kind: None,
             },
             error,
             evidence,

@@ -163,6 +163,7 @@ impl LlmJudge {
                 source_type: SourceType::LlmJudge,
                 source_id: self.model.model.to_string(),
                 version: None,
+                kind: None,
             },
             error,
             evidence: Vec::new(),
