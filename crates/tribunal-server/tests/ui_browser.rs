@@ -339,6 +339,75 @@ async fn a_reviewer_sees_a_changed_tool_definition_and_approves_it() {
     s.stop().await;
 }
 
+/// A trace whose spans loop (a span its own parent, two spans each the other's parent, one
+/// id used twice) or nest 1,500 deep opens, and every span is listed once: the page recursed
+/// without end or crashed the tab before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_whose_spans_loop_or_nest_deep_shows_every_span() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let viewer = s.token("default", "viewer").await;
+    let span = |id: String, parent: Option<String>, name: &str| json!({"id": id, "parent_id": parent, "kind": "tool", "name": name});
+    let mut spans = vec![
+        json!({"id": "root", "kind": "agent", "name": "root"}),
+        span("self".into(), Some("self".into()), "its own parent"),
+        span("x".into(), Some("y".into()), "loop x"),
+        span("y".into(), Some("x".into()), "loop y"),
+        span("root".into(), Some("root".into()), "a second root"),
+    ];
+    for i in 0..1500 {
+        let parent = if i == 0 {
+            "root".to_owned()
+        } else {
+            format!("d{}", i - 1)
+        };
+        spans.push(span(format!("d{i}"), Some(parent), &format!("step {i}")));
+    }
+    let total = spans.len();
+    let v = gate(
+        &s,
+        &agent,
+        json!({"trace_id": "loops", "format": "tribunal",
+            "trace": {"id": "loops", "messages": [{"id": "m0", "role": "user", "content": "hi", "provenance": {"source": "user"}}], "spans": spans},
+            "pending": {"reply": "hello"}}),
+    )
+    .await;
+    assert!(v["decision"].is_string(), "{v}");
+
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, c) = browser(profile.path()).await;
+    sign_in(&c, &s.url, &viewer).await;
+    c.goto(&format!("{}/#/traces/loops", s.url)).await.unwrap();
+    wait_for(&c, "ul.tree").await;
+    let count = c
+        .execute(
+            "return document.querySelectorAll('ul.tree li').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(count, json!(total));
+    let text = wait_for(&c, "ul.tree").await.text().await.unwrap();
+    for shown in [
+        "its own parent",
+        "loop x",
+        "loop y",
+        "a second root",
+        "step 1499",
+        "depth 1501",
+    ] {
+        assert!(text.contains(shown), "{shown} missing");
+    }
+    // A link with a malformed escape opens a page, not a script error.
+    c.goto(&format!("{}/?again#/traces/%E0%A4%A", s.url))
+        .await
+        .unwrap();
+    let h1 = wait_for(&c, "h1").await.text().await.unwrap();
+    assert_eq!(h1, "Trace");
+    c.close().await.unwrap();
+    s.stop().await;
+}
+
 /// The trace ids listed, once `done` holds of them (or after ten seconds).
 async fn rows_when(c: &Client, done: impl Fn(&[String]) -> bool) -> Vec<String> {
     let mut out = Vec::new();
@@ -475,6 +544,70 @@ async fn an_annotator_labels_five_items_with_the_keyboard_only() {
         .map(|l| &l["value"])
         .collect();
     assert_eq!(values, vec![&json!("bad"); 5], "{labels}");
+    b.close().await.unwrap();
+    s.stop().await;
+}
+
+/// Submitting a number label with the field empty asks for a number: it was recorded as 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_number_is_not_a_label() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    let annotator = s.token("default", "annotator").await;
+    gate(&s, &agent, json!({"trace_id": "n1", "trace": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})).await;
+    let c = TestServer::client();
+    for (path, body) in [
+        (
+            "/api/v1/label-schemas",
+            json!({"name": "score", "type": "numeric", "min": 0, "max": 5}),
+        ),
+        (
+            "/api/v1/queues",
+            json!({"id": "nq", "schema": "score", "items": ["n1"]}),
+        ),
+    ] {
+        let r = c
+            .post(format!("{}{path}", s.url))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, b) = browser(profile.path()).await;
+    sign_in(&b, &s.url, &annotator).await;
+    b.goto(&format!("{}/#/queues/nq/label", s.url))
+        .await
+        .unwrap();
+    wait_for(&b, "#label-value").await;
+    wait_for(&b, "#label-submit").await.click().await.unwrap();
+    let said = wait_for(&b, "#label-status").await.text().await.unwrap();
+    assert_eq!(said, "Give a number first.");
+    let labels = get_json(&s, &admin, "/api/v1/queues/nq/labels").await;
+    assert!(
+        labels["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["labels"].as_array().is_none_or(|l| l.is_empty())),
+        "{labels}"
+    );
+    wait_for(&b, "#label-value")
+        .await
+        .send_keys("3")
+        .await
+        .unwrap();
+    wait_for(&b, "#label-submit").await.click().await.unwrap();
+    wait_for(&b, "#label-done").await;
+    let labels = get_json(&s, &admin, "/api/v1/queues/nq/labels").await;
+    assert_eq!(
+        labels["items"][0]["labels"][0]["value"],
+        json!(3),
+        "{labels}"
+    );
     b.close().await.unwrap();
     s.stop().await;
 }

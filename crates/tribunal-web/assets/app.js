@@ -398,15 +398,21 @@ async function tracePage(id) {
   if (target) target.scrollIntoView();
 }
 
+// The span tree, built without recursion: each span is shown once, whatever its parent links
+// say. Spans below the deepest level shown are listed at it with their depth; spans that no
+// root reaches (a span that is its own parent, a loop of parents) are shown at the top,
+// marked, with what hangs below them.
+const SPAN_DEPTH = 40;
+
 function spanTree(spans, evidence) {
   const children = new Map();
   const ids = new Set(spans.map((s) => s.id));
   for (const s of spans) {
-    const parent = s.parent_id && ids.has(s.parent_id) ? s.parent_id : "";
+    const parent = s.parent_id && ids.has(s.parent_id) && s.parent_id !== s.id ? s.parent_id : "";
     if (!children.has(parent)) children.set(parent, []);
     children.get(parent).push(s);
   }
-  const node = (s) =>
+  const item = (s, depth, note) =>
     el(
       "li",
       { class: evidence.has(s.id) ? "evidence" : "" },
@@ -414,9 +420,32 @@ function spanTree(spans, evidence) {
       " ",
       s.name,
       s.start_ns && s.end_ns ? el("span", { class: "dim" }, ` ${((s.end_ns - s.start_ns) / 1e6).toFixed(1)} ms`) : null,
-      children.has(s.id) ? el("ul", {}, children.get(s.id).map(node)) : null,
+      depth > SPAN_DEPTH ? el("span", { class: "dim" }, ` depth ${depth}`) : null,
+      note ? el("span", { class: "dim" }, ` ${note}`) : null,
     );
-  return el("ul", { class: "tree" }, (children.get("") || []).map(node));
+  const top = el("ul", { class: "tree" });
+  const seen = new Set();
+  const place = (root, note) => {
+    const stack = [[root, top, 1]];
+    while (stack.length) {
+      const [s, list, depth] = stack.pop();
+      if (seen.has(s)) continue;
+      seen.add(s);
+      const li = item(s, depth, depth === 1 ? note : "");
+      list.appendChild(li);
+      const kids = (children.get(s.id) || []).filter((c) => !seen.has(c));
+      if (!kids.length) continue;
+      let under = list;
+      if (depth < SPAN_DEPTH) {
+        under = el("ul", {});
+        li.appendChild(under);
+      }
+      for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i], under, depth + 1]);
+    }
+  };
+  for (const s of children.get("") || []) place(s, "");
+  for (const s of spans) if (!seen.has(s)) place(s, "(its parents loop)");
+  return top;
 }
 
 async function reviewsPage() {
@@ -1324,6 +1353,12 @@ async function labelPage(id) {
     if (choices) value = choices[chosen][1];
     else {
       const raw = document.getElementById("label-value").value;
+      if (current.schema.type === "numeric") {
+        if (raw.trim() === "" || !Number.isFinite(Number(raw))) {
+          status.replaceChildren("Give a number first.");
+          return;
+        }
+      }
       value = current.schema.type === "numeric" ? Number(raw) : raw;
       if (current.schema.type === "categorical") value = raw.split(",").map((x) => x.trim()).filter(Boolean);
     }
@@ -2349,21 +2384,29 @@ async function route() {
   const [path, qs] = hash.split("?");
   const params = new URLSearchParams(qs || "");
   const parts = path.split("/").filter(Boolean);
+  // A link with a malformed escape opens the page it names as written.
+  const decode = (part) => {
+    try {
+      return decodeURIComponent(part);
+    } catch (_) {
+      return part;
+    }
+  };
   if (parts[0] === "signin") return signInPage();
-  if (parts[0] === "traces" && parts[1]) return tracePage(decodeURIComponent(parts[1]));
+  if (parts[0] === "traces" && parts[1]) return tracePage(decode(parts[1]));
   if (parts[0] === "reviews") return can("review") ? reviewsPage() : forbiddenPage("reviews");
   if (parts[0] === "judges" && parts[1] === "new") return judgeEditor(null, params);
-  if (parts[0] === "judges" && parts[1] && parts[2] === "versions") return judgeVersions(decodeURIComponent(parts[1]), params);
-  if (parts[0] === "judges" && parts[1]) return judgeEditor(decodeURIComponent(parts[1]), params);
+  if (parts[0] === "judges" && parts[1] && parts[2] === "versions") return judgeVersions(decode(parts[1]), params);
+  if (parts[0] === "judges" && parts[1]) return judgeEditor(decode(parts[1]), params);
   if (parts[0] === "judges") return judgesPage();
   if (parts[0] === "dashboard") return dashboardPage(params);
-  if (parts[0] === "monitors" && parts[1]) return monitorPage(decodeURIComponent(parts[1]));
+  if (parts[0] === "monitors" && parts[1]) return monitorPage(decode(parts[1]));
   if (parts[0] === "monitors") return monitorsPage();
   if (parts[0] === "policies") return policiesPage();
   if (parts[0] === "queues" && parts[1] === "new") return newQueuePage();
-  if (parts[0] === "queues" && parts[1] && parts[2] === "label") return labelPage(decodeURIComponent(parts[1]));
-  if (parts[0] === "queues" && parts[1] && parts[2] === "review") return queueReviewPage(decodeURIComponent(parts[1]));
-  if (parts[0] === "queues" && parts[1]) return figuresPage(decodeURIComponent(parts[1]));
+  if (parts[0] === "queues" && parts[1] && parts[2] === "label") return labelPage(decode(parts[1]));
+  if (parts[0] === "queues" && parts[1] && parts[2] === "review") return queueReviewPage(decode(parts[1]));
+  if (parts[0] === "queues" && parts[1]) return figuresPage(decode(parts[1]));
   if (parts[0] === "queues") return can("annotate") ? queuesPage(params) : forbiddenPage("labeling");
   return tracesPage(params);
 }
