@@ -406,7 +406,7 @@ const LEET_WORDS: &[&str] = &[
 /// Reads the words of `text` written with digits or signs for letters as those letters,
 /// where that makes one of [`LEET_WORDS`]; whether one did. Each byte stays at its place.
 fn read_leet(text: &mut String) -> bool {
-    // SAFETY-free: only ASCII bytes are replaced by ASCII bytes.
+    // Only ASCII bytes are replaced, by ASCII bytes.
     let mut b = std::mem::take(text).into_bytes();
     let word = |c: u8| c.is_ascii_alphabetic() || leet(c).is_some();
     let mut changed = false;
@@ -437,9 +437,9 @@ fn read_leet(text: &mut String) -> bool {
                 let found =
                     std::str::from_utf8(&read).is_ok_and(|r| LEET_WORDS.binary_search(&r).is_ok());
                 if found {
-                    for (k, c) in w.to_vec().into_iter().enumerate() {
-                        if leet(c).is_some() {
-                            b[i + k] = read[k];
+                    for (k, &r) in read.iter().enumerate() {
+                        if leet(b[i + k]).is_some() {
+                            b[i + k] = r;
                         }
                     }
                     changed = true;
