@@ -198,7 +198,11 @@ pub async fn create_queue(
         )));
     }
     let mut list = match (&q.items, &q.from) {
-        (Some(list), None) => items::read_items(list).map_err(ApiError::request)?,
+        (Some(list), None) => {
+            let list = items::read_items(list).map_err(ApiError::request)?;
+            items::check_runs(&caller.project, &list)?;
+            list
+        }
         (None, Some(source)) => items::fill(&state.store, &caller.project, source).await?,
         (None, None) if q.untrusted_from.is_some() => Vec::new(),
         _ => {
@@ -738,6 +742,7 @@ pub async fn add_items(
     caller.require(Permission::Admin)?;
     let b = body(b, "{items: [...]}")?;
     let list = items::read_items(&b.items).map_err(ApiError::request)?;
+    items::check_runs(&caller.project, &list)?;
     let added = add(&state, &caller.project, &id, list).await?;
     Ok((StatusCode::OK, Json(json!({"added": added}))).into_response())
 }
