@@ -29,22 +29,23 @@ use tribunal_store::clock;
 
 pub use held::Queues;
 
-type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+/// The JSON body of a labeling route, read bounded and timed like every body
+/// ([`crate::body::JsonBody`]).
+type Body = crate::body::JsonBody;
 
-fn body<T>(b: Body<T>, expected: &str) -> Result<T, ApiError> {
-    b.map(|Json(x)| x)
-        .map_err(|e| ApiError::request(format!("{e}; expected {expected}")))
+fn body<T: serde::de::DeserializeOwned>(b: Body, expected: &str) -> Result<T, ApiError> {
+    b.to(expected)
 }
 
 /// `POST /api/v1/label-schemas` (admin).
 pub async fn create_schema(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    b: Body<Value>,
+    b: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Admin)?;
     let expected = "a label schema {name, type, …}";
-    let raw = body(b, expected)?;
+    let raw: Value = body(b, expected)?;
     foreign_schema_fields(&raw)?;
     let schema: Schema = serde_json::from_value(raw)
         .map_err(|e| ApiError::request(format!("{e}; expected {expected}")))?;
@@ -159,10 +160,10 @@ fn ten_minutes() -> u64 {
 pub async fn create_queue(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    b: Body<NewQueue>,
+    b: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Admin)?;
-    let q = body(
+    let q: NewQueue = body(
         b,
         "{id, schema, items | from, overlap?, lock_s?, gold?, gold_rate?, blind?, people?, spread?, review_against_judge?}",
     )?;
@@ -438,10 +439,10 @@ pub async fn label(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path((id, item)): Path<(String, String)>,
-    b: Body<LabelBody>,
+    b: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Annotate)?;
-    let b = body(b, "{value, comment?}")?;
+    let b: LabelBody = body(b, "{value, comment?}")?;
     let person = caller.token_id.clone();
     let value = change(&state, &caller.project, &id, |h, now| {
         let value = h
@@ -486,10 +487,10 @@ pub async fn skip(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path((id, item)): Path<(String, String)>,
-    b: Body<SkipBody>,
+    b: Body,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Annotate)?;
-    let b = body(b, "{reason}")?;
+    let b: SkipBody = body(b, "{reason}")?;
     if b.reason.trim().is_empty() {
         return Err(ApiError::request("reason: say why the item is skipped"));
     }
@@ -637,10 +638,10 @@ pub async fn adjudicate(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path((id, item)): Path<(String, String)>,
-    b: Body<AdjudicateBody>,
+    b: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Review)?;
-    let b = body(b, "{value, note?}")?;
+    let b: AdjudicateBody = body(b, "{value, note?}")?;
     let by = caller.token_id.clone();
     let (value, how) = change(&state, &caller.project, &id, |h, _| {
         let value = h
@@ -737,10 +738,10 @@ pub async fn add_items(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    b: Body<AddItems>,
+    b: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Admin)?;
-    let b = body(b, "{items: [...]}")?;
+    let b: AddItems = body(b, "{items: [...]}")?;
     let list = items::read_items(&b.items).map_err(ApiError::request)?;
     items::check_runs(&caller.project, &list)?;
     let added = add(&state, &caller.project, &id, list).await?;

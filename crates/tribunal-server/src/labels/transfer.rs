@@ -189,10 +189,10 @@ pub async fn import(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    b: Body<ImportBody>,
+    b: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Admin)?;
-    let b = body(b, "{lines: JSONL text}")?;
+    let b: ImportBody = body(b, "{lines: JSONL text}")?;
     let report = change(&state, &caller.project, &id, |h, _| {
         let mut did = Vec::new();
         let mut refused: Vec<Value> = Vec::new();
