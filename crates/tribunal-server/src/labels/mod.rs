@@ -149,6 +149,9 @@ pub struct NewQueue {
     untrusted_from: Option<String>,
 }
 
+/// The longest an item stays locked for the person given it: 7 days.
+const MAX_LOCK_S: u64 = 7 * 86_400;
+
 fn one() -> usize {
     1
 }
@@ -174,6 +177,12 @@ pub async fn create_queue(
             .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
     {
         return Err(ApiError::request("id: letters, digits, _ or -"));
+    }
+    if !(1..=MAX_LOCK_S).contains(&q.lock_s) {
+        return Err(ApiError::request(format!(
+            "lock_s: expected 1 to {MAX_LOCK_S} seconds (7 days), found {}",
+            q.lock_s
+        )));
     }
     if q.overlap == 0 || q.overlap > 50 {
         return Err(ApiError::request("overlap: 1..50 people per item"));
