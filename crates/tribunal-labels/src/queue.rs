@@ -165,7 +165,7 @@ impl Queue {
                 });
             }
         }
-        let until_ms = now_ms + lock_ms;
+        let until_ms = now_ms.saturating_add(lock_ms);
         if self.gold_turn(&p) {
             if let Some(g) = self
                 .gold

@@ -124,7 +124,7 @@ impl QueueState {
         let queue = Queue::new(
             Settings {
                 overlap: def.overlap,
-                lock_ms: (def.lock_s * 1000) as i64,
+                lock_ms: i64::try_from(def.lock_s.saturating_mul(1000)).unwrap_or(i64::MAX),
                 gold_rate: def.gold_rate,
                 blind: def.blind,
                 people: def.people.clone(),

@@ -224,3 +224,26 @@ fn people_outside_the_queue_and_unheld_items_are_refused() {
         Err(QueueError::AlreadyLabelled { .. })
     ));
 }
+
+/// A lock too long to count in milliseconds holds the item for as long as time can say,
+/// without overflowing; the next person gets another item.
+#[test]
+fn a_huge_lock_saturates_instead_of_overflowing() {
+    let mut q = Queue::new(
+        Settings {
+            lock_ms: i64::MAX,
+            ..settings(1, 0.0, false)
+        },
+        vec!["a".into(), "b".into()],
+        BTreeMap::new(),
+    );
+    let now = 1_800_000_000_000;
+    let Next::Item { item, until_ms, .. } = q.next("p1", now).unwrap() else {
+        panic!("an item")
+    };
+    assert_eq!(until_ms, i64::MAX);
+    let Next::Item { item: other, .. } = q.next("p2", now + 1).unwrap() else {
+        panic!("another item")
+    };
+    assert_ne!(item, other, "a lock does not wrap into the past");
+}

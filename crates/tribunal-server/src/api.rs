@@ -202,12 +202,24 @@ pub async fn add_feedback(
 }
 
 fn runs_visible(caller: &Caller) -> Result<(), ApiError> {
-    if caller.project == DEFAULT_PROJECT {
+    run_visible_in(&caller.project, "")
+}
+
+/// Whether `project` may read evaluation runs: they belong to the default project, and any
+/// other project is answered `not_found` (its message starting with `field` when given), as
+/// if the run did not exist. Every route reading a run (its page, a labeling queue's items)
+/// asks this first.
+pub(crate) fn run_visible_in(project: &str, field: &str) -> Result<(), ApiError> {
+    if project == DEFAULT_PROJECT {
         Ok(())
-    } else {
+    } else if field.is_empty() {
         Err(ApiError::not_found(
             "evaluation runs belong to the default project",
         ))
+    } else {
+        Err(ApiError::not_found(format!(
+            "{field}: no such run in this project (evaluation runs belong to the default project)"
+        )))
     }
 }
 

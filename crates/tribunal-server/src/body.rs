@@ -115,6 +115,66 @@ pub fn parse_json_checked(bytes: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
+/// A JSON request body read as every route reads one: a JSON content type (absent is taken
+/// as JSON, anything else is `415 unsupported_media_type`), at most `LIMIT` bytes and never
+/// more than `--max-body-bytes` (`413 body_too_large`, also after gzip), arriving within
+/// `--body-timeout-ms` (`400 invalid_body`), nesting at most `--max-json-depth` levels.
+/// Handlers take this (or call [`json`]) instead of axum's `Json`, which reads any size
+/// for as long as the client takes. [`JsonBody::to`] reads the document as the route's
+/// type.
+pub struct JsonBody<const LIMIT: usize = { usize::MAX }>(pub Value);
+
+impl<const LIMIT: usize> axum::extract::FromRequest<std::sync::Arc<crate::AppState>>
+    for JsonBody<LIMIT>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &std::sync::Arc<crate::AppState>,
+    ) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        document(state, &parts.headers, body, LIMIT)
+            .await
+            .map(JsonBody)
+    }
+}
+
+impl<const LIMIT: usize> JsonBody<LIMIT> {
+    /// The document as a `T`; `shape` is shown when it does not fit.
+    pub fn to<T: serde::de::DeserializeOwned>(self, shape: &str) -> Result<T, ApiError> {
+        shaped(self.0, shape)
+    }
+}
+
+/// Reads a JSON body as [`JsonBody`] does (`limit` capped by `--max-body-bytes`).
+pub async fn document(
+    state: &crate::AppState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Value, ApiError> {
+    require_json(headers)?;
+    let limit = limit.min(state.options.max_body_bytes);
+    let bytes = read(headers, body, limit, state.options.body_timeout).await?;
+    parse_json(&bytes, state.options.max_json_depth)
+}
+
+/// Reads a JSON body of type `T` as [`JsonBody`] does; `shape` is shown when it does not fit.
+pub async fn json<T: serde::de::DeserializeOwned>(
+    state: &crate::AppState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    shape: &str,
+) -> Result<T, ApiError> {
+    shaped(document(state, headers, body, limit).await?, shape)
+}
+
+fn shaped<T: serde::de::DeserializeOwned>(doc: Value, shape: &str) -> Result<T, ApiError> {
+    serde_json::from_value(doc).map_err(|e| ApiError::request(format!("{e}; expected {shape}")))
+}
+
 /// Counts bracket nesting outside strings, without parsing. Inside a string it jumps to the
 /// next quote or backslash.
 pub fn check_depth(bytes: &[u8], max_depth: usize) -> Result<(), ApiError> {

@@ -85,10 +85,7 @@ pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
     body: axum::body::Body,
     shape: &str,
 ) -> Result<T, ApiError> {
-    body::require_json(headers)?;
-    let bytes = body::read(headers, body, MAX_BODY, state.options.body_timeout).await?;
-    let doc = body::parse_json(&bytes, state.options.max_json_depth)?;
-    serde_json::from_value(doc).map_err(|e| ApiError::request(format!("{e}; expected {shape}")))
+    body::json(state, headers, body, MAX_BODY, shape).await
 }
 
 pub(crate) fn settings_of(row: &JudgeVersionRow) -> Result<Value, ApiError> {

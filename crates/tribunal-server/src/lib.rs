@@ -463,7 +463,11 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
             state.clone(),
             count_status,
         ))
-        .layer(axum::extract::DefaultBodyLimit::disable())
+        // Bodies are read by `body::JsonBody` (or `body::read`), bounded and timed; axum's
+        // own extractors, should one be used, stop at the same size.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.options.max_body_bytes,
+        ))
         .with_state(state)
 }
 

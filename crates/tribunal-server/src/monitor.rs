@@ -435,9 +435,9 @@ pub async fn results(
         )));
     }
     let bucket = q.bucket.unwrap_or((window / 12).max(1));
-    if bucket < 1 || window / bucket > 1000 {
+    if !(1..=window).contains(&bucket) || window / bucket > 1000 {
         return Err(ApiError::request(format!(
-            "bucket: expected at least 1 second and at most 1000 buckets per window, found {bucket}"
+            "bucket: expected 1 to {window} seconds (the window) and at most 1000 buckets per window, found {bucket}"
         )));
     }
     let limit = q.limit.unwrap_or(20);

@@ -2398,3 +2398,127 @@ async fn real_answers_validate_against_their_openapi_schemas() {
     }
     s.stop().await;
 }
+
+/// Sends `method path` with `Content-Length: 1000` and only part of its body, then waits:
+/// the status the server answers with, or `None` when it says nothing within `wait`.
+async fn stalled(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    token: &str,
+    wait: Duration,
+) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.url.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"items\": ["
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64];
+    match tokio::time::timeout(wait, conn.read(&mut buf)).await {
+        Ok(Ok(n)) if n >= 12 => std::str::from_utf8(&buf[9..12]).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Every route that takes a body reads it bounded by `--max-body-bytes` and within
+/// `--body-timeout-ms`, sign-in (which needs no token) and the labeling routes included:
+/// each route of the OpenAPI description that takes a body answers a body that stalls
+/// within the timeout; sign-in and a labeling route answer too large a body `413`, a body
+/// that stalls `400 invalid_body`, another content type `415` and too deep a body `too_deep`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_body_is_read_bounded_and_timed() {
+    let mut s = TestServer::start(ServerOptions {
+        max_body_bytes: 4096,
+        max_json_depth: 16,
+        body_timeout: Duration::from_millis(300),
+        ..ServerOptions::default()
+    })
+    .await;
+    let admin = s.token("default", "admin").await;
+    let wait = Duration::from_secs(3);
+    let (_, doc) = call(&s, Method::GET, "/api/v1/openapi.json", None, None).await;
+    let mut walked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ["post", "put", "patch"] {
+            if ops.get(method).is_none() {
+                continue;
+            }
+            let mut concrete = String::new();
+            let mut in_param = false;
+            for c in path.chars() {
+                match c {
+                    '{' => in_param = true,
+                    '}' => {
+                        in_param = false;
+                        concrete.push('x');
+                    }
+                    _ if !in_param => concrete.push(c),
+                    _ => {}
+                }
+            }
+            let m = method.to_ascii_uppercase();
+            let answered = stalled(&s, &m, &concrete, &admin, wait).await;
+            assert!(
+                answered.is_some(),
+                "{m} {path} waits for a body that stalls"
+            );
+            walked += 1;
+        }
+    }
+    assert!(walked >= 20, "{walked} routes with a body");
+
+    for path in [
+        "/api/v1/sessions",
+        "/api/v1/label-schemas",
+        "/api/v1/queues",
+    ] {
+        assert_eq!(
+            stalled(&s, "POST", path, &admin, wait).await,
+            Some(400),
+            "{path}"
+        );
+        let big = format!("{{\"token\": \"{}\"}}", "a".repeat(5000)).into_bytes();
+        let cases: Vec<(&str, Vec<u8>, StatusCode, &str)> = vec![
+            (
+                "application/json",
+                big,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+            ),
+            (
+                "text/plain",
+                b"{}".to_vec(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+            ),
+            (
+                "application/json",
+                format!("{}{}", "[".repeat(40), "]".repeat(40)).into_bytes(),
+                StatusCode::BAD_REQUEST,
+                "too_deep",
+            ),
+        ];
+        for (ct, body, status, want) in cases {
+            let (st, v) = raw(&s, path, &admin, ct, None, body).await;
+            assert_eq!((st, code(&v)), (status, want), "{path} {ct}: {v}");
+        }
+    }
+    // Sign-in takes a few kilobytes, whatever the server's limit.
+    let (st, v) = raw(
+        &s,
+        "/api/v1/sessions",
+        "",
+        "application/json",
+        None,
+        format!("{{\"token\": \"{}\"}}", "a".repeat(3000)).into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+        "{v}"
+    );
+    s.stop().await;
+}

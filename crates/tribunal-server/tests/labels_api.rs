@@ -135,6 +135,33 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
         .0,
         400
     );
+    // A lock time outside 1 second to 7 days is refused, naming the field.
+    for lock_s in [
+        json!(0),
+        json!(9_223_372_036_854_775u64),
+        json!(7 * 86_400 + 1),
+    ] {
+        let (st, v) = call(
+            &s.url,
+            &admin,
+            "POST",
+            "/api/v1/queues",
+            Some(json!({"id": "qlock", "schema": "helpful", "items": ["a"], "lock_s": lock_s})),
+        )
+        .await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("lock_s:"),
+            "{v}"
+        );
+    }
     assert_eq!(
         call(&s.url, &viewer, "POST", "/api/v1/queues/q1/next", None)
             .await

@@ -417,9 +417,10 @@ async fn queues_fill_from_filters_runs_and_doubtful_judges_and_people_meet_the_j
             let Some(item) = v["item"].as_str() else {
                 break;
             };
-            assert_eq!(
-                v["content"]["run"]["result"]["feedback"][0]["name"], "tone",
-                "{v}"
+            assert_eq!(v["content"]["run"]["decision"], "allow", "{v}");
+            assert!(
+                v["content"]["run"]["result"].get("feedback").is_none(),
+                "the judges' values are not shown: {v}"
             );
             assert!(
                 v["content"].get("judge_value").is_none(),
@@ -968,5 +969,186 @@ async fn every_labeling_route_keeps_to_its_roles() {
     }
     let (_, list) = call(&url, &outsider, "GET", "/api/v1/queues", None).await;
     assert_eq!(list["queues"].as_array().unwrap().len(), 0, "{list}");
+    s.stop().await;
+}
+
+/// Eval runs belong to the default project: another project's queue cannot name one, by
+/// an empty prefix, an id, an item, or low-confidence results; a queue made before runs
+/// were checked shows none; and a run item shows its decision, rules and source line, never
+/// the judges' values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_of_another_project_see_no_eval_run() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let url = s.url.clone();
+    let admin = s.token("default", "admin").await;
+    let annotator = s.token("default", "annotator").await;
+    let shop_admin = s.token("shop", "admin").await;
+    let shop_annotator = s.token("shop", "annotator").await;
+    s.store.create_run(&run_record("run-secret")).await.unwrap();
+    let result = json!({"trace_id": "t-secret", "verdict": "block",
+        "reasons": ["c4.secret: a key in the reply"],
+        "violations": [{"rule": "c4.secret", "severity": "block", "message": "a key in the reply", "evidence": ["m1"]}],
+        "feedback": [{"name": "tone", "value": "confidential-value", "rationale": "confidential-rationale (confidence 0.40: 2 of 5 sampled answers agree)"}]});
+    s.store
+        .insert_results(
+            "run-secret",
+            &[ResultRecord {
+                seq: 0,
+                trace_id: "t-secret".into(),
+                source_file: "secret.jsonl".into(),
+                source_line: 7,
+                decision: "block".into(),
+                result: result.to_string(),
+            }],
+        )
+        .await
+        .unwrap();
+    let schema = json!({"name": "ok", "type": "pass_fail", "judge": "tone"});
+    for t in [&admin, &shop_admin] {
+        let (st, v) = call(
+            &url,
+            t,
+            "POST",
+            "/api/v1/label-schemas",
+            Some(schema.clone()),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+    }
+    let message = |v: &Value| v["error"]["message"].as_str().unwrap_or("").to_owned();
+
+    // An empty prefix would match any run: refused everywhere.
+    for (t, from, field) in [
+        (&shop_admin, json!({"run": ""}), "from.run"),
+        (&admin, json!({"run": " "}), "from.run"),
+        (
+            &admin,
+            json!({"low_confidence": {"judge": "tone", "below": 0.9, "run": ""}}),
+            "from.low_confidence.run",
+        ),
+    ] {
+        let (st, v) = call(
+            &url,
+            t,
+            "POST",
+            "/api/v1/queues",
+            Some(json!({"id": "qsteal", "schema": "ok", "from": from})),
+        )
+        .await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{v}"
+        );
+        assert!(message(&v).starts_with(field), "{v}");
+    }
+    // Another project finds no run, however it names it.
+    for (body, field) in [
+        (
+            json!({"id": "qsteal", "schema": "ok", "from": {"run": "run-secret"}}),
+            "from.run",
+        ),
+        (
+            json!({"id": "qsteal", "schema": "ok", "from": {"run": "run"}}),
+            "from.run",
+        ),
+        (
+            json!({"id": "qsteal", "schema": "ok", "from": {"low_confidence": {"judge": "tone", "below": 0.9, "run": "run-secret"}}}),
+            "from.low_confidence.run",
+        ),
+        (
+            json!({"id": "qsteal", "schema": "ok", "items": ["t-other", {"trace": "t-secret", "run": "run-secret"}]}),
+            "items[1].run",
+        ),
+    ] {
+        let (st, v) = call(&url, &shop_admin, "POST", "/api/v1/queues", Some(body)).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{v}"
+        );
+        assert!(message(&v).starts_with(field), "{v}");
+        assert!(!v.to_string().contains("confidential"), "{v}");
+    }
+    let (st, v) = call(
+        &url,
+        &shop_admin,
+        "POST",
+        "/api/v1/queues",
+        Some(json!({"id": "shopq", "schema": "ok", "items": ["t-other"]})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = call(
+        &url,
+        &shop_admin,
+        "POST",
+        "/api/v1/queues/shopq/items",
+        Some(json!({"items": [{"trace": "t-secret", "run": "run-secret"}]})),
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{v}"
+    );
+    assert!(message(&v).starts_with("items[0].run"), "{v}");
+
+    // A queue stored before runs were checked shows the shop's annotator nothing of the run.
+    let old = json!({"id": "qold", "schema": "ok", "items": [{"trace": "t-secret", "run": "run-secret"}],
+        "overlap": 1, "lock_s": 600});
+    assert!(s
+        .store
+        .insert_label_queue(
+            "shop",
+            "qold",
+            &old.to_string(),
+            "2026-12-01T10:00:00Z",
+            "test"
+        )
+        .await
+        .unwrap());
+    let (st, v) = call(
+        &url,
+        &shop_annotator,
+        "POST",
+        "/api/v1/queues/qold/next",
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["content"]["run"],
+        json!({"id": "run-secret", "missing": true}),
+        "{v}"
+    );
+    assert!(!v.to_string().contains("block"), "{v}");
+
+    // The default project's annotator sees the run's decision, rules and source line, and
+    // no judge's value or rationale.
+    let (st, v) = call(
+        &url,
+        &admin,
+        "POST",
+        "/api/v1/queues",
+        Some(json!({"id": "mine", "schema": "ok", "from": {"run": "run-secret"}})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = call(&url, &annotator, "POST", "/api/v1/queues/mine/next", None).await;
+    assert_eq!(st, 200, "{v}");
+    let run = &v["content"]["run"];
+    assert_eq!(run["decision"], "block", "{v}");
+    assert_eq!(
+        run["source"],
+        json!({"file": "secret.jsonl", "line": 7}),
+        "{v}"
+    );
+    assert_eq!(run["result"]["violations"][0]["rule"], "c4.secret", "{v}");
+    assert_eq!(
+        run["result"]["reasons"][0], "c4.secret: a key in the reply",
+        "{v}"
+    );
+    assert!(!v.to_string().contains("confidential"), "{v}");
     s.stop().await;
 }

@@ -321,6 +321,9 @@ async fn monitor_routes_roles_csrf_bad_input_missing_and_conflicts() {
         "limit=x",
         "nope=1",
         "window=3600&bucket=1",
+        "bucket=9223372036854775807",
+        "window=3600&bucket=3601",
+        "bucket=-5",
     ] {
         let (st, v) = req(
             &s,
@@ -331,6 +334,16 @@ async fn monitor_routes_roles_csrf_bad_input_missing_and_conflicts() {
         )
         .await;
         assert_eq!((st, code(&v)), (400, "invalid_request"), "{q}: {v}");
+        let field = q.split('=').next().unwrap();
+        let field = if q.contains("bucket") {
+            "bucket"
+        } else {
+            field
+        };
+        assert!(
+            v["error"]["message"].as_str().unwrap_or("").contains(field),
+            "{q}: {v}"
+        );
     }
     let (st, v) = req(
         &s,

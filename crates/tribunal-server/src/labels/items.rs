@@ -70,6 +70,37 @@ fn confidence(result: &Value, judge: &str) -> Option<f64> {
     tribunal_judges::llm::sampled_confidence(&text)
 }
 
+/// The eval run `run` (an id or a unique prefix of one) names, for a queue of `project`
+/// (`field` names where the request gave it): an empty prefix is refused, and a project
+/// that may not read runs finds none.
+async fn find_run(
+    store: &Store,
+    project: &str,
+    run: &str,
+    field: &str,
+) -> Result<tribunal_store::RunRecord, ApiError> {
+    if run.trim().is_empty() {
+        return Err(ApiError::request(format!(
+            "{field}: a run id or a prefix of one, found an empty string"
+        )));
+    }
+    crate::api::run_visible_in(project, field)?;
+    store.find_run(run).await.map_err(|e| match e {
+        tribunal_store::StoreError::Ambiguous { .. } => ApiError::request(format!("{field}: {e}")),
+        e => ApiError::not_found(format!("{field}: {e}")),
+    })
+}
+
+/// Refuses items naming an eval run that `project` may not read (`items[i].run`).
+pub fn check_runs(project: &str, items: &[Item]) -> Result<(), ApiError> {
+    for (i, item) in items.iter().enumerate() {
+        if item.run.is_some() {
+            crate::api::run_visible_in(project, &format!("items[{i}].run"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Items taken from `source` (at most `SCAN` traces are looked at).
 pub async fn fill(store: &Store, project: &str, source: &Source) -> Result<Vec<Item>, ApiError> {
     let trace_item = |id: String, run: Option<String>| Item {
@@ -110,10 +141,7 @@ pub async fn fill(store: &Store, project: &str, source: &Source) -> Result<Vec<I
                 .collect())
         }
         Source::Run(run) => {
-            let record = store
-                .find_run(run)
-                .await
-                .map_err(|e| ApiError::not_found(format!("from.run: {e}")))?;
+            let record = find_run(store, project, run, "from.run").await?;
             let mut seen = std::collections::HashSet::new();
             Ok(store
                 .run_results(&record.id)
@@ -132,9 +160,7 @@ pub async fn fill(store: &Store, project: &str, source: &Source) -> Result<Vec<I
             }
             let results: Vec<(String, Option<String>, String)> = match &lc.run {
                 Some(run) => {
-                    let record = store.find_run(run).await.map_err(|e| {
-                        ApiError::not_found(format!("from.low_confidence.run: {e}"))
-                    })?;
+                    let record = find_run(store, project, run, "from.low_confidence.run").await?;
                     store
                         .run_results(&record.id)
                         .await?
@@ -192,6 +218,7 @@ pub async fn attach_judge_values(
         let Some(trace) = &item.trace else { continue };
         let result = match &item.run {
             Some(run) => {
+                crate::api::run_visible_in(project, "items.run")?;
                 if !runs.contains_key(run) {
                     let rows = store.run_results(run).await?;
                     runs.insert(
@@ -227,18 +254,18 @@ pub async fn content(store: &Store, project: &str, item: &Item) -> Result<Value,
             .unwrap_or(json!({"span_id": span, "missing": true}));
     }
     if let (Some(trace), Some(run)) = (&item.trace, &item.run) {
-        let result = store
-            .run_results(run)
-            .await?
-            .into_iter()
-            .find(|r| &r.trace_id == trace);
+        // A project that may not read runs is shown none (a queue made before runs were
+        // checked may name one).
+        let result = match crate::api::run_visible_in(project, "") {
+            Ok(()) => store
+                .run_results(run)
+                .await?
+                .into_iter()
+                .find(|r| &r.trace_id == trace),
+            Err(_) => None,
+        };
         out["run"] = match result {
-            Some(r) => json!({
-                "id": run,
-                "source": {"file": r.source_file, "line": r.source_line},
-                "decision": r.decision,
-                "result": serde_json::from_str::<Value>(&r.result).unwrap_or(Value::Null),
-            }),
+            Some(r) => run_shown(run, &r),
             None => json!({"id": run, "missing": true}),
         };
     }
@@ -257,6 +284,20 @@ pub async fn content(store: &Store, project: &str, item: &Item) -> Result<Value,
         out["pair"] = json!({"prompt": p.prompt, "a": sides["a"], "b": sides["b"]});
     }
     Ok(out)
+}
+
+/// What a person is shown of an eval run's result for a trace: its decision, the rules that
+/// fired (`result.violations`) with the reasons the decision gives, and its source line;
+/// never the judges' feedback (values, rationales), so it does not sway the label.
+fn run_shown(run: &str, r: &tribunal_store::ResultRecord) -> Value {
+    let result = serde_json::from_str::<Value>(&r.result).unwrap_or(Value::Null);
+    let part = |key: &str| result.get(key).cloned().unwrap_or(json!([]));
+    json!({
+        "id": run,
+        "source": {"file": r.source_file, "line": r.source_line},
+        "decision": r.decision,
+        "result": {"violations": part("violations"), "reasons": part("reasons")},
+    })
 }
 
 /// A stored trace as the trace model (`null` when the store does not have it).

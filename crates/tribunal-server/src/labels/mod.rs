@@ -29,22 +29,23 @@ use tribunal_store::clock;
 
 pub use held::Queues;
 
-type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+/// The JSON body of a labeling route, read bounded and timed like every body
+/// ([`crate::body::JsonBody`]).
+type Body = crate::body::JsonBody;
 
-fn body<T>(b: Body<T>, expected: &str) -> Result<T, ApiError> {
-    b.map(|Json(x)| x)
-        .map_err(|e| ApiError::request(format!("{e}; expected {expected}")))
+fn body<T: serde::de::DeserializeOwned>(b: Body, expected: &str) -> Result<T, ApiError> {
+    b.to(expected)
 }
 
 /// `POST /api/v1/label-schemas` (admin).
 pub async fn create_schema(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    b: Body<Value>,
+    b: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Admin)?;
     let expected = "a label schema {name, type, …}";
-    let raw = body(b, expected)?;
+    let raw: Value = body(b, expected)?;
     foreign_schema_fields(&raw)?;
     let schema: Schema = serde_json::from_value(raw)
         .map_err(|e| ApiError::request(format!("{e}; expected {expected}")))?;
@@ -148,6 +149,9 @@ pub struct NewQueue {
     untrusted_from: Option<String>,
 }
 
+/// The longest an item stays locked for the person given it: 7 days.
+const MAX_LOCK_S: u64 = 7 * 86_400;
+
 fn one() -> usize {
     1
 }
@@ -159,10 +163,10 @@ fn ten_minutes() -> u64 {
 pub async fn create_queue(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    b: Body<NewQueue>,
+    b: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Admin)?;
-    let q = body(
+    let q: NewQueue = body(
         b,
         "{id, schema, items | from, overlap?, lock_s?, gold?, gold_rate?, blind?, people?, spread?, review_against_judge?}",
     )?;
@@ -173,6 +177,12 @@ pub async fn create_queue(
             .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
     {
         return Err(ApiError::request("id: letters, digits, _ or -"));
+    }
+    if !(1..=MAX_LOCK_S).contains(&q.lock_s) {
+        return Err(ApiError::request(format!(
+            "lock_s: expected 1 to {MAX_LOCK_S} seconds (7 days), found {}",
+            q.lock_s
+        )));
     }
     if q.overlap == 0 || q.overlap > 50 {
         return Err(ApiError::request("overlap: 1..50 people per item"));
@@ -198,7 +208,11 @@ pub async fn create_queue(
         )));
     }
     let mut list = match (&q.items, &q.from) {
-        (Some(list), None) => items::read_items(list).map_err(ApiError::request)?,
+        (Some(list), None) => {
+            let list = items::read_items(list).map_err(ApiError::request)?;
+            items::check_runs(&caller.project, &list)?;
+            list
+        }
         (None, Some(source)) => items::fill(&state.store, &caller.project, source).await?,
         (None, None) if q.untrusted_from.is_some() => Vec::new(),
         _ => {
@@ -434,10 +448,10 @@ pub async fn label(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path((id, item)): Path<(String, String)>,
-    b: Body<LabelBody>,
+    b: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Annotate)?;
-    let b = body(b, "{value, comment?}")?;
+    let b: LabelBody = body(b, "{value, comment?}")?;
     let person = caller.token_id.clone();
     let value = change(&state, &caller.project, &id, |h, now| {
         let value = h
@@ -482,10 +496,10 @@ pub async fn skip(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path((id, item)): Path<(String, String)>,
-    b: Body<SkipBody>,
+    b: Body,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Annotate)?;
-    let b = body(b, "{reason}")?;
+    let b: SkipBody = body(b, "{reason}")?;
     if b.reason.trim().is_empty() {
         return Err(ApiError::request("reason: say why the item is skipped"));
     }
@@ -633,10 +647,10 @@ pub async fn adjudicate(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path((id, item)): Path<(String, String)>,
-    b: Body<AdjudicateBody>,
+    b: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Review)?;
-    let b = body(b, "{value, note?}")?;
+    let b: AdjudicateBody = body(b, "{value, note?}")?;
     let by = caller.token_id.clone();
     let (value, how) = change(&state, &caller.project, &id, |h, _| {
         let value = h
@@ -733,11 +747,12 @@ pub async fn add_items(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    b: Body<AddItems>,
+    b: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Admin)?;
-    let b = body(b, "{items: [...]}")?;
+    let b: AddItems = body(b, "{items: [...]}")?;
     let list = items::read_items(&b.items).map_err(ApiError::request)?;
+    items::check_runs(&caller.project, &list)?;
     let added = add(&state, &caller.project, &id, list).await?;
     Ok((StatusCode::OK, Json(json!({"added": added}))).into_response())
 }

@@ -149,7 +149,22 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
             });
         }
         if let Some(f) = o.get("final").filter(|f| !f.is_null()) {
-            let how = f["how"].as_str().unwrap_or("adjudicated");
+            let how = match f.get("how") {
+                None | Some(Value::Null) => "adjudicated",
+                Some(Value::String(h))
+                    if ["accepted", "adjudicated", "corrected", "unanimous"]
+                        .contains(&h.as_str()) =>
+                {
+                    h.as_str()
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "final.how: expected accepted, adjudicated or corrected, found {other}"
+                    ))
+                }
+            };
+            // A unanimous final label (as exported) is the people's labels agreeing: it is
+            // made again from them, not imported.
             if how != "unanimous" {
                 let by = f["by"]
                     .as_str()
@@ -189,10 +204,10 @@ pub async fn import(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    b: Body<ImportBody>,
+    b: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Admin)?;
-    let b = body(b, "{lines: JSONL text}")?;
+    let b: ImportBody = body(b, "{lines: JSONL text}")?;
     let report = change(&state, &caller.project, &id, |h, _| {
         let mut did = Vec::new();
         let mut refused: Vec<Value> = Vec::new();
@@ -323,6 +338,14 @@ mod tests {
             (
                 json!({"assessment_name": "helpful", "source": {"source_type": "HUMAN"}, "feedback": {"value": 1}}),
                 "trace_id:",
+            ),
+            (
+                json!({"item": "t", "labels": [], "final": {"value": "yes", "by": "rev", "how": "overruled"}}),
+                "final.how:",
+            ),
+            (
+                json!({"item": "t", "labels": [], "final": {"value": "yes", "by": "rev", "how": 3}}),
+                "final.how:",
             ),
         ] {
             let e = read_line(&bad, "helpful").unwrap_err();
