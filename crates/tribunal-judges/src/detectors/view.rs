@@ -43,9 +43,7 @@ pub(crate) fn as_a_model_reads(text: &str) -> Option<(String, Vec<usize>)> {
     } else {
         fold(text)
     };
-    if leet_words(read.as_bytes()) {
-        changed |= read_leet(&mut read);
-    }
+    changed |= read_leet(&mut read);
     if spaced_letters(read.as_bytes()) {
         if let Some((joined, kept)) = join_spaced_letters(&read) {
             let origin = kept.iter().map(|&k| origin[k]).collect();
@@ -283,27 +281,34 @@ fn leet(b: u8) -> Option<(u8, Option<u8>)> {
     })
 }
 
-/// Whether a digit or sign that may stand for a letter touches an ASCII letter somewhere
-/// (read a window at a time, as [`spaced_letters`] is).
-fn leet_words(b: &[u8]) -> bool {
+/// A byte that may stand for a letter, or a digit close to one: a test the compiler turns
+/// into vector instructions (the exact set is [`leet`]'s).
+fn leetish(c: u8) -> bool {
+    (c.wrapping_sub(b'0') < 8) | (c == b'@') | (c == b'$')
+}
+
+/// The first place at or after `from` where a byte that may stand for a letter touches an
+/// ASCII letter (read a window at a time, as [`spaced_letters`] is).
+fn next_leet_touch(b: &[u8], from: usize) -> Option<usize> {
     const W: usize = 32;
-    let is_leet = |c: u8| matches!(c, b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'@' | b'$');
     let at = |p: usize| {
-        is_leet(b[p]) && ((p > 0 && letter(b[p - 1])) || b.get(p + 1).is_some_and(|&c| letter(c)))
+        leetish(b[p]) && ((p > 0 && letter(b[p - 1])) || b.get(p + 1).is_some_and(|&c| letter(c)))
     };
-    let mut i = 0;
+    let mut i = from.max(1) - 1;
     while i + W + 2 <= b.len() {
         let w: &[u8; W + 2] = b[i..i + W + 2].try_into().expect("a window");
         let mut any = false;
         for k in 1..=W {
-            any |= is_leet(w[k]) & (letter(w[k - 1]) | letter(w[k + 1]));
+            any |= leetish(w[k]) & (letter(w[k - 1]) | letter(w[k + 1]));
         }
         if any {
-            return true;
+            if let Some(p) = (i + 1..=i + W).find(|&p| p >= from && at(p)) {
+                return Some(p);
+            }
         }
         i += W;
     }
-    (i.saturating_sub(1)..b.len()).any(at)
+    (from.max(i)..b.len()).find(|&p| at(p))
 }
 
 /// The words injections are written with, as [`read_leet`] reads them (sorted).
@@ -403,54 +408,78 @@ const LEET_WORDS: &[&str] = &[
     "your",
 ];
 
-/// Reads the words of `text` written with digits or signs for letters as those letters,
-/// where that makes one of [`LEET_WORDS`]; whether one did. Each byte stays at its place.
-fn read_leet(text: &mut String) -> bool {
-    // Only ASCII bytes are replaced, by ASCII bytes.
-    let mut b = std::mem::take(text).into_bytes();
-    let word = |c: u8| c.is_ascii_alphabetic() || leet(c).is_some();
-    let mut changed = false;
-    let mut i = 0;
-    while i < b.len() {
-        if !word(b[i]) || (i > 0 && b[i - 1].is_ascii_alphanumeric()) {
-            i += 1;
+/// Calls `f` with the place and the letters of each word of `b` written with digits or signs
+/// for letters that reads as one of [`LEET_WORDS`] (`1` read as `i`, else as `l`). A word is
+/// a run of ASCII letters and [`leet`] bytes between bytes that are not letters or digits.
+fn for_each_leet_word(b: &[u8], mut f: impl FnMut(usize, &[u8])) {
+    const LONGEST: usize = 16;
+    let part = |c: u8| c.is_ascii_alphabetic() || leet(c).is_some();
+    let mut from = 0;
+    while let Some(q) = next_leet_touch(b, from) {
+        let mut start = q;
+        while start > 0 && part(b[start - 1]) && q - start < LONGEST {
+            start -= 1;
+        }
+        let end = q + b[q..]
+            .iter()
+            .take(LONGEST + 1)
+            .take_while(|&&c| part(c))
+            .count();
+        from = end.max(q + 1);
+        let alone = (start == 0 || !b[start - 1].is_ascii_alphanumeric())
+            && b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
+        let w = &b[start..end];
+        if !alone || w.len() > LONGEST || !w.iter().any(u8::is_ascii_alphabetic) {
             continue;
         }
-        let end = i + b[i..].iter().take_while(|&&c| word(c)).count();
-        // A word of letters and digits is a word only up to an alphanumeric byte.
-        let whole = b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
-        let w = &b[i..end];
-        if whole
-            && w.len() <= 16
-            && w.iter().any(u8::is_ascii_alphabetic)
-            && w.iter().any(|&c| leet(c).is_some())
-        {
-            for other in [false, true] {
-                let read: Vec<u8> = w
-                    .iter()
-                    .map(|&c| match leet(c) {
-                        Some((_, Some(l))) if other => l,
-                        Some((a, _)) => a,
-                        None => c.to_ascii_lowercase(),
-                    })
-                    .collect();
-                let found =
-                    std::str::from_utf8(&read).is_ok_and(|r| LEET_WORDS.binary_search(&r).is_ok());
-                if found {
-                    for (k, &r) in read.iter().enumerate() {
-                        if leet(b[i + k]).is_some() {
-                            b[i + k] = r;
-                        }
-                    }
-                    changed = true;
-                    break;
-                }
+        let mut read = [0u8; LONGEST];
+        for other in [false, true] {
+            for (k, &c) in w.iter().enumerate() {
+                read[k] = match leet(c) {
+                    Some((_, Some(l))) if other => l,
+                    Some((a, _)) => a,
+                    None => c.to_ascii_lowercase(),
+                };
+            }
+            let r = &read[..w.len()];
+            if LEET_WORDS.binary_search_by(|x| x.as_bytes().cmp(r)).is_ok() {
+                f(start, r);
+                break;
             }
         }
-        i = end.max(i + 1);
+    }
+}
+
+/// Reads the words of `text` written with digits or signs for letters as those letters,
+/// where that makes one of [`LEET_WORDS`]; whether one did. Each byte stays at its place
+/// (the word's letters keep their case).
+fn read_leet(text: &mut String) -> bool {
+    let mut found: Vec<(usize, Vec<u8>)> = Vec::new();
+    for_each_leet_word(text.as_bytes(), |at, letters| {
+        found.push((at, letters.to_vec()))
+    });
+    if found.is_empty() {
+        return false;
+    }
+    // Only ASCII bytes are replaced, by ASCII bytes.
+    let mut b = std::mem::take(text).into_bytes();
+    for (at, letters) in found {
+        for (k, &r) in letters.iter().enumerate() {
+            if leet(b[at + k]).is_some() {
+                b[at + k] = r;
+            }
+        }
     }
     *text = String::from_utf8(b).expect("ASCII bytes replaced by ASCII bytes");
-    changed
+    true
+}
+
+/// Whether some word of `b` is written with digits or signs for letters of a word
+/// injections use.
+fn leet_words(b: &[u8]) -> bool {
+    let mut any = false;
+    for_each_leet_word(b, |_, _| any = true);
+    any
 }
 
 /// `text` with the separators between letters written one by one left out, and the byte
@@ -576,16 +605,34 @@ mod tests {
         assert_eq!(w, LEET_WORDS, "LEET_WORDS is searched by bisection");
     }
 
-    /// The window-at-a-time test finds a digit at a letter wherever it is.
+    /// The window-at-a-time search finds a digit at a letter wherever it is, as a
+    /// byte-by-byte one does.
     #[test]
-    fn leet_words_are_found_at_every_offset() {
+    fn digits_at_letters_are_found_at_every_offset() {
+        let bytewise = |b: &[u8], from: usize| {
+            (from..b.len()).find(|&p| {
+                leetish(b[p])
+                    && ((p > 0 && letter(b[p - 1])) || b.get(p + 1).is_some_and(|&c| letter(c)))
+            })
+        };
         for pad in 0..80 {
+            for text in [
+                format!("{} 1gn0re", "-".repeat(pad)),
+                format!("{} x1", "-".repeat(pad)),
+                format!("{} 12 34 a b 9", "-".repeat(pad)),
+                format!("{}a1{}b2", "-".repeat(pad), " ".repeat(pad)),
+            ] {
+                let b = text.as_bytes();
+                for from in [0, pad / 2, pad, pad + 1, pad + 3] {
+                    assert_eq!(
+                        next_leet_touch(b, from),
+                        bytewise(b, from),
+                        "{text:?} {from}"
+                    );
+                }
+            }
             let text = format!("{} 1gn0re", "-".repeat(pad));
             assert!(leet_words(text.as_bytes()), "{text:?}");
-            let text = format!("{} x1", "-".repeat(pad));
-            assert!(leet_words(text.as_bytes()), "{text:?}");
-            let text = format!("{} 12 34 a b", "-".repeat(pad));
-            assert!(!leet_words(text.as_bytes()), "{text:?}");
         }
     }
 
