@@ -4,7 +4,7 @@
 //! the retry loop. The only module here that does I/O.
 
 use crate::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
-use crate::cache::{cache_key, ResponseCache};
+use crate::cache::{cache_key, CacheKey, ResponseCache};
 use crate::error::{truncate, LlmError};
 use crate::limit::{RateLimiter, RateLimits};
 use crate::providers::{self, normalize_host, Decoded, Expect, Target, Wire};
@@ -213,6 +213,12 @@ impl LlmClient {
         &self.base_url
     }
 
+    /// The key under which this client caches the answer to `request`: it names the
+    /// endpoint too, so answers from different servers never stand in for each other.
+    pub fn cache_key(&self, request: &ChatRequest) -> CacheKey {
+        cache_key(&self.model, &self.base_url, request)
+    }
+
     pub fn breaker_state(&self) -> BreakerState {
         self.breaker.state()
     }
@@ -236,7 +242,7 @@ impl LlmClient {
         usable: &(dyn Fn(&ChatResponse) -> bool + Sync),
     ) -> Result<ChatResponse, LlmError> {
         let usable = |r: &ChatResponse| (request.schema.is_none() || r.json.is_some()) && usable(r);
-        let key = self.cache.as_ref().map(|_| cache_key(&self.model, request));
+        let key = self.cache.as_ref().map(|_| self.cache_key(request));
         if let (Some(cache), Some(key)) = (&self.cache, &key) {
             if let Some(mut hit) = cache.get(key).await? {
                 if usable(&hit) {

@@ -955,8 +955,35 @@ async fn cached_answers_skip_the_provider() {
     assert_eq!(second.json, first.json);
     assert_eq!((server.hits(), cache.len()), (1, 1));
 
-    let key = cache_key(client.model(), &judge_request());
+    let key = client.cache_key(&judge_request());
     assert!(cache.get(&key).await.unwrap().is_some());
+}
+
+/// An answer from one endpoint is never served for another: two clients of one model with
+/// different base URLs, one cache, the same request, both servers asked.
+#[tokio::test]
+async fn clients_of_different_endpoints_do_not_share_cached_answers() {
+    let real = Server::start(vec![]).await;
+    real.always(ok(openai_answer(r#"{"score": 0.9, "reason": "real"}"#)));
+    let other = Server::start(vec![]).await;
+    other.always(ok(openai_answer(r#"{"score": 0.1, "reason": "poisoned"}"#)));
+    let cache = Arc::new(MemoryCache::new());
+    let poisoner = client(config("openai:/gpt-4o-mini", &other)).with_cache(cache.clone());
+    let judge = client(config("openai:/gpt-4o-mini", &real)).with_cache(cache.clone());
+    let first = poisoner.chat(&judge_request()).await.unwrap();
+    assert_eq!(first.json.as_ref().unwrap()["reason"], "poisoned");
+    let answer = judge.chat(&judge_request()).await.unwrap();
+    assert!(!answer.cached);
+    assert_eq!(answer.json.as_ref().unwrap()["reason"], "real");
+    assert_eq!((other.hits(), real.hits(), cache.len()), (1, 1, 2));
+    assert_ne!(
+        poisoner.cache_key(&judge_request()),
+        judge.cache_key(&judge_request())
+    );
+    // Each is still answered from the cache the second time.
+    let again = judge.chat(&judge_request()).await.unwrap();
+    assert!(again.cached);
+    assert_eq!(again.json.as_ref().unwrap()["reason"], "real");
 }
 
 #[tokio::test]
@@ -994,19 +1021,23 @@ async fn unusable_answers_are_not_cached() {
 }
 
 #[test]
-fn cache_keys_cover_model_parameters_and_prompts() {
+fn cache_keys_cover_model_endpoint_parameters_and_prompts() {
+    const OPENAI: &str = "https://api.openai.com/v1";
     let model: ModelUri = "openai:/gpt-4o-mini".parse().unwrap();
     let base = judge_request();
-    let key = cache_key(&model, &base);
+    let key = cache_key(&model, OPENAI, &base);
     assert_eq!(key.as_str().len(), 64);
-    assert_eq!(key, cache_key(&model, &base.clone()), "stable");
+    assert_eq!(key, cache_key(&model, OPENAI, &base.clone()), "stable");
     let variants = [
-        cache_key(&"openai:/gpt-4o".parse().unwrap(), &base),
-        cache_key(&model, &base.clone().with_temperature(0.7)),
-        cache_key(&model, &base.clone().with_max_tokens(201)),
-        cache_key(&model, &base.clone().with_system("Be kind.")),
+        cache_key(&"openai:/gpt-4o".parse().unwrap(), OPENAI, &base),
+        cache_key(&model, "http://127.0.0.1:9/v1", &base),
+        cache_key(&"ollama:/gpt-4o-mini".parse().unwrap(), OPENAI, &base),
+        cache_key(&model, OPENAI, &base.clone().with_temperature(0.7)),
+        cache_key(&model, OPENAI, &base.clone().with_max_tokens(201)),
+        cache_key(&model, OPENAI, &base.clone().with_system("Be kind.")),
         cache_key(
             &model,
+            OPENAI,
             &ChatRequest {
                 user: "other".into(),
                 ..base.clone()
@@ -1014,6 +1045,7 @@ fn cache_keys_cover_model_parameters_and_prompts() {
         ),
         cache_key(
             &model,
+            OPENAI,
             &ChatRequest {
                 schema: None,
                 ..base.clone()
@@ -1021,6 +1053,7 @@ fn cache_keys_cover_model_parameters_and_prompts() {
         ),
         cache_key(
             &model,
+            OPENAI,
             &base.clone().with_schema(verdict_schema().lenient()),
         ),
     ];
