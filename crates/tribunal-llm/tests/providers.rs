@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tribunal_llm::{
     cache_key, default_model_from, parse_retry_after, ApiKey, BreakerConfig, BreakerState,
-    ChatRequest, ClientConfig, LlmClient, LlmError, MemoryCache, ModelUri, Provider, RateLimiter,
-    RateLimits, ResponseCache, ResponseSchema, RetryPolicy,
+    ChatRequest, ClientConfig, LlmClient, LlmError, MemoryCache, ModelUri, Origin, Provider,
+    RateLimiter, RateLimits, ResponseCache, ResponseSchema, RetryPolicy,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -366,6 +366,113 @@ fn keys_and_base_urls_come_from_settings_then_environment() {
     let err = missing.unwrap_err().to_string();
     assert!(
         err.contains("ANTHROPIC_API_KEY") && err.contains("anthropic:/claude-3-5-haiku-latest"),
+        "{err}"
+    );
+}
+
+/// Settings a request to a server gave: the environment's key goes to the provider's own
+/// endpoint or the one the environment names, never to a base URL the request chose.
+#[tokio::test]
+async fn the_environment_key_never_goes_to_a_base_url_a_request_chose() {
+    let attacker = Server::start(vec![]).await;
+    attacker.always(ok(openai_answer(GOOD)));
+    let operator = Server::start(vec![]).await;
+    operator.always(ok(openai_answer(GOOD)));
+    let operator_base = format!("{}/v1", operator.base);
+    let env = |k: &str| match k {
+        "OPENAI_API_KEY" => Some(KEY.to_string()),
+        "OPENAI_BASE_URL" => Some(format!("{operator_base}/")),
+        _ => None,
+    };
+    let model = || -> ModelUri { "openai:/gpt-4o-mini".parse().unwrap() };
+    let send = |config: ClientConfig, server: &Server| {
+        let client = LlmClient::with_env(config.with_retry(RetryPolicy::none()), env).unwrap();
+        let before = server.hits();
+        async move {
+            client.chat(&ChatRequest::new("hi")).await.unwrap();
+            before
+        }
+    };
+    // A request's base URL: no key.
+    let at = send(
+        ClientConfig::new(model())
+            .with_origin(Origin::Request)
+            .with_base_url(format!("{}/v1", attacker.base)),
+        &attacker,
+    )
+    .await;
+    let (_, headers, _) = attacker.request(at);
+    assert!(headers.get("authorization").is_none(), "{headers:?}");
+    // The operator's endpoint, named by the environment or again by the request: the key.
+    for config in [
+        ClientConfig::new(model()).with_origin(Origin::Request),
+        ClientConfig::new(model())
+            .with_origin(Origin::Request)
+            .with_base_url(operator_base.clone()),
+    ] {
+        let at = send(config, &operator).await;
+        let (_, headers, _) = operator.request(at);
+        assert_eq!(headers["authorization"], format!("Bearer {KEY}"));
+    }
+    // The operator's own settings keep the environment's key wherever they point.
+    let at = send(
+        ClientConfig::new(model()).with_base_url(format!("{}/v1", attacker.base)),
+        &attacker,
+    )
+    .await;
+    let (_, headers, _) = attacker.request(at);
+    assert_eq!(headers["authorization"], format!("Bearer {KEY}"));
+    // A key given explicitly is the caller's choice and is sent.
+    let at = send(
+        ClientConfig::new(model())
+            .with_origin(Origin::Request)
+            .with_base_url(format!("{}/v1", attacker.base))
+            .with_api_key("sk-chosen"),
+        &attacker,
+    )
+    .await;
+    let (_, headers, _) = attacker.request(at);
+    assert_eq!(headers["authorization"], "Bearer sk-chosen");
+}
+
+#[tokio::test]
+async fn errors_can_leave_out_what_the_server_answered() {
+    let server = Server::start(vec![]).await;
+    server.always(status(
+        400,
+        json!({"error": {"message": "internal-secret-page"}}),
+    ));
+    let err = client(config("openai:/gpt-4o-mini", &server).with_retry(RetryPolicy::none()))
+        .chat(&judge_request())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("internal-secret-page"), "{err}");
+    let err = client(
+        config("openai:/gpt-4o-mini", &server)
+            .with_retry(RetryPolicy::none())
+            .without_quoted_answers(),
+    )
+    .chat(&judge_request())
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("HTTP 400") && !err.contains("internal-secret-page"),
+        "{err}"
+    );
+    server.always(ok(json!({"surprise": "internal-secret-page"})));
+    let err = client(
+        config("openai:/gpt-4o-mini", &server)
+            .with_retry(RetryPolicy::none())
+            .without_quoted_answers(),
+    )
+    .chat(&judge_request())
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("unexpected response") && !err.contains("internal-secret-page"),
         "{err}"
     );
 }
