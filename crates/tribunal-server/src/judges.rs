@@ -632,6 +632,7 @@ pub async fn align_status(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
     let row = alignable(&state, &caller.project, &name).await?;
     let (labels, found, reason) =
         match crate::tuning::label_count(&state.store, &caller.project, &name).await {

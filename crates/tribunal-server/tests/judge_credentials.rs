@@ -2,7 +2,8 @@
 //! judge definition tried through the API (`POST /api/v1/judges/try`) may set `base_url`,
 //! `api_key_env` or `path` only with an admin token; even then the server's own key
 //! (`OPENAI_API_KEY`) is not sent to a base URL the request gave; non-admins never read what
-//! a model server answered in an error. The server's environment holds a key and a secret of its own here, so this file is
+//! a model server answered in an error. `GET /api/v1/judges/{name}/align` needs the read
+//! role. The server's environment holds a key and a secret of its own here, so this file is
 //! a test binary of its own, and its one test sets them before any thread starts.
 
 mod common;
@@ -239,7 +240,7 @@ async fn run() {
     assert!(error.contains("HTTP 400"), "{error}");
     assert!(!v.to_string().contains(BODY), "{v}");
 
-    // Adding a version stays an admin's.
+    // Adding a version stays an admin's; the alignment status needs the read role.
     let (st, v) = post(
         &annotator,
         "/api/v1/judges/mine/versions",
@@ -247,5 +248,11 @@ async fn run() {
     )
     .await;
     assert_eq!((st, code(&v)), (403, "forbidden"), "{v}");
+    let (st, v) = get(&agent, "/api/v1/judges/failing/align").await;
+    assert_eq!((st, code(&v)), (403, "forbidden"), "{v}");
+    assert!(v.get("latest_version").is_none(), "{v}");
+    let (st, v) = get(&viewer, "/api/v1/judges/failing/align").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["latest_version"], 1, "{v}");
     s.stop().await;
 }
