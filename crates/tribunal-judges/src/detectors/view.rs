@@ -437,9 +437,9 @@ fn read_leet(text: &mut String) -> bool {
                 let found =
                     std::str::from_utf8(&read).is_ok_and(|r| LEET_WORDS.binary_search(&r).is_ok());
                 if found {
-                    for (k, c) in w.to_vec().into_iter().enumerate() {
-                        if leet(c).is_some() {
-                            b[i + k] = read[k];
+                    for (k, &r) in read.iter().enumerate() {
+                        if leet(b[i + k]).is_some() {
+                            b[i + k] = r;
                         }
                     }
                     changed = true;
