@@ -13,7 +13,9 @@ pub mod registry;
 pub mod text;
 
 pub use error::JudgeConfigError;
-pub use registry::{build_judge, build_versioned, default_judges, JudgeSpec, BUILTINS};
+pub use registry::{
+    build_judge, build_versioned, build_versioned_as, default_judges, JudgeSpec, BUILTINS,
+};
 use tribunal_core::{Feedback, Pending, Trace};
 
 /// What a judge looks at.

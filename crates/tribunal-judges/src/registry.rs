@@ -341,6 +341,16 @@ pub fn build_versioned(spec: &JudgeSpec) -> Result<Box<dyn Judge>, JudgeConfigEr
     }))
 }
 
+/// [`build_versioned`] for a definition whose model clients are set up by `trust`: one
+/// sent in a request to a server is built with [`crate::llm::ClientTrust`]'s
+/// `Origin::Request`, so the environment's key never goes to a base URL the request gave.
+pub fn build_versioned_as(
+    spec: &JudgeSpec,
+    trust: crate::llm::ClientTrust,
+) -> Result<Box<dyn Judge>, JudgeConfigError> {
+    crate::llm::model::with_trust(trust, || build_versioned(spec))
+}
+
 pub fn build_judge(spec: &JudgeSpec) -> Result<Box<dyn Judge>, JudgeConfigError> {
     let builtin = BUILTINS
         .iter()

@@ -1,5 +1,5 @@
 //! The response cache interface: [`ResponseCache`] (async get/put by [`CacheKey`]), the key
-//! function (SHA-256 over the model URI, the request parameters and the prompts, in a
+//! function (SHA-256 over the model URI, the endpoint, the request parameters and the prompts, in a
 //! canonical JSON form with sorted object keys) and an in-memory implementation.
 
 use crate::types::{ChatRequest, ChatResponse};
@@ -50,13 +50,18 @@ pub trait ResponseCache: Send + Sync {
     ) -> BoxFuture<'a, Result<(), CacheError>>;
 }
 
-/// The cache key of `request` sent to `model`: SHA-256 over a versioned, canonical JSON
-/// document holding the model URI, temperature, max tokens, schema, both prompts and, for a
-/// tool loop, the later turns and the tools.
-pub fn cache_key(model: &ModelUri, request: &ChatRequest) -> CacheKey {
+/// The cache key of `request` sent to `model` at `base_url`: SHA-256 over a versioned,
+/// canonical JSON document holding the model URI (with its provider), the endpoint,
+/// temperature, max tokens, schema, both prompts and, for a tool loop, the later turns and
+/// the tools. The endpoint is part of it so that an answer from one server is never served
+/// for another (a judge tried against a server of someone's choosing must not fill the cache
+/// of the judge that asks the real provider).
+pub fn cache_key(model: &ModelUri, base_url: &str, request: &ChatRequest) -> CacheKey {
     let mut document = serde_json::json!({
-        "v": "tribunal-llm/1",
+        "v": "tribunal-llm/2",
         "model": model.to_string(),
+        "provider": model.provider().to_string(),
+        "endpoint": base_url,
         "temperature": request.temperature,
         "max_tokens": request.max_tokens,
         "schema": request.schema.as_ref().map(|s| serde_json::json!({

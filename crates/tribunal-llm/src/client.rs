@@ -2,9 +2,13 @@
 //! `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`, `OLLAMA_HOST`), then runs each
 //! call through the cache, the circuit breaker, the rate limiter, a per-attempt timeout and
 //! the retry loop. The only module here that does I/O.
+//!
+//! Settings that came from a request to a server ([`Origin::Request`]) are not trusted with
+//! the environment's key: it goes only to the provider's own endpoint or to the one the
+//! environment names, never to a base URL the request chose.
 
 use crate::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
-use crate::cache::{cache_key, ResponseCache};
+use crate::cache::{cache_key, CacheKey, ResponseCache};
 use crate::error::{truncate, LlmError};
 use crate::limit::{RateLimiter, RateLimits};
 use crate::providers::{self, normalize_host, Decoded, Expect, Target, Wire};
@@ -18,6 +22,20 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
+/// Who chose a client's settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// The operator: a configuration file, the environment, the command line.
+    #[default]
+    Operator,
+    /// A request to a server, from whoever holds a token there. The environment's key
+    /// (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`) is attached only when the request goes to the
+    /// provider's default endpoint or to the one the environment names (`OPENAI_BASE_URL`, …),
+    /// never to another base URL the request gave; a key given explicitly
+    /// ([`ClientConfig::with_api_key`]) is the caller's own choice and is always sent.
+    Request,
+}
+
 /// Settings for one model. Unset key and base URL are taken from the environment.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -30,6 +48,11 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     pub limits: RateLimits,
     pub breaker: BreakerConfig,
+    /// Who chose these settings; see [`Origin`].
+    pub origin: Origin,
+    /// Whether errors quote what the model server answered (its error message, an answer
+    /// that does not decode). Off for callers who must not read a server's answers.
+    pub quote_answers: bool,
 }
 
 impl ClientConfig {
@@ -42,7 +65,20 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             limits: RateLimits::default(),
             breaker: BreakerConfig::default(),
+            origin: Origin::Operator,
+            quote_answers: true,
         }
+    }
+
+    pub fn with_origin(mut self, origin: Origin) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    /// Errors say what failed (status, attempts) without quoting the server's answer.
+    pub fn without_quoted_answers(mut self) -> Self {
+        self.quote_answers = false;
+        self
     }
 
     pub fn with_api_key(mut self, key: impl Into<ApiKey>) -> Self {
@@ -89,6 +125,7 @@ pub struct LlmClient {
     breaker: CircuitBreaker,
     jitter: Jitter,
     cache: Option<Arc<dyn ResponseCache>>,
+    quote_answers: bool,
 }
 
 impl fmt::Debug for LlmClient {
@@ -152,11 +189,16 @@ impl LlmClient {
     ) -> Result<Self, LlmError> {
         let provider = config.model.provider();
         let nonempty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let explicit_base = config.base_url.or_else(|| nonempty(provider.base_env()));
-        let base_url = match (&explicit_base, provider) {
-            (Some(url), Provider::Ollama) => normalize_host(url),
-            (Some(url), _) => url.trim().trim_end_matches('/').to_string(),
-            (None, _) => provider.default_base_url().to_string(),
+        let normalize = |url: &str| match provider {
+            Provider::Ollama => normalize_host(url),
+            _ => url.trim().trim_end_matches('/').to_string(),
+        };
+        let env_base = nonempty(provider.base_env());
+        let requested_base = config.base_url.is_some();
+        let explicit_base = config.base_url.or_else(|| env_base.clone());
+        let base_url = match &explicit_base {
+            Some(url) => normalize(url),
+            None => provider.default_base_url().to_string(),
         };
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(LlmError::Config {
@@ -165,9 +207,15 @@ impl LlmClient {
                 reason: format!("{base_url:?} is not an http(s) URL"),
             });
         }
+        // The environment's key is the operator's: it goes where the operator sends requests.
+        let operator_endpoint = config.origin == Origin::Operator
+            || !requested_base
+            || base_url == normalize(provider.default_base_url())
+            || env_base.as_deref().map(normalize).as_ref() == Some(&base_url);
         let key = config.api_key.or_else(|| {
             provider
                 .key_env()
+                .filter(|_| operator_endpoint)
                 .and_then(|name| nonempty(name).map(ApiKey::new))
         });
         // The hosted services need a key; self-hosted and compatible servers may not.
@@ -195,6 +243,7 @@ impl LlmClient {
             breaker: CircuitBreaker::new(config.breaker),
             jitter: Jitter::from_clock(),
             cache: None,
+            quote_answers: config.quote_answers,
             model: config.model,
         })
     }
@@ -211,6 +260,12 @@ impl LlmClient {
 
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The key under which this client caches the answer to `request`: it names the
+    /// endpoint too, so answers from different servers never stand in for each other.
+    pub fn cache_key(&self, request: &ChatRequest) -> CacheKey {
+        cache_key(&self.model, &self.base_url, request)
     }
 
     pub fn breaker_state(&self) -> BreakerState {
@@ -236,7 +291,7 @@ impl LlmClient {
         usable: &(dyn Fn(&ChatResponse) -> bool + Sync),
     ) -> Result<ChatResponse, LlmError> {
         let usable = |r: &ChatResponse| (request.schema.is_none() || r.json.is_some()) && usable(r);
-        let key = self.cache.as_ref().map(|_| cache_key(&self.model, request));
+        let key = self.cache.as_ref().map(|_| self.cache_key(request));
         if let (Some(cache), Some(key)) = (&self.cache, &key) {
             if let Some(mut hit) = cache.get(key).await? {
                 if usable(&hit) {
@@ -424,6 +479,14 @@ impl LlmClient {
             };
             truncate(&redacted)
         };
+        // What the server said, unless this client's caller may not read it.
+        let quoted = |text: &str| {
+            if self.quote_answers {
+                clean(text)
+            } else {
+                NOT_QUOTED.to_string()
+            }
+        };
         let model = self.model.clone();
         match failure {
             Failure::Status {
@@ -433,7 +496,7 @@ impl LlmClient {
             } => LlmError::Status {
                 model,
                 status,
-                body: clean(&body),
+                body: quoted(&body),
                 attempts,
                 retry_after,
             },
@@ -449,12 +512,15 @@ impl LlmClient {
             },
             Failure::Decode { reason, body } => LlmError::Decode {
                 model,
-                reason: clean(&reason),
-                body: clean(&body),
+                reason: quoted(&reason),
+                body: quoted(&body),
             },
         }
     }
 }
+
+/// What an error says in place of the server's answer when it may not quote it.
+const NOT_QUOTED: &str = "(the server's answer is not shown)";
 
 /// `retry-after-ms` (OpenAI) or `retry-after` (seconds or HTTP date).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {

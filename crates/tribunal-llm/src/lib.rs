@@ -29,7 +29,7 @@ pub mod uri;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use cache::{cache_key, BoxFuture, CacheError, CacheKey, MemoryCache, ResponseCache};
-pub use client::{ClientConfig, LlmClient};
+pub use client::{ClientConfig, LlmClient, Origin};
 pub use error::LlmError;
 pub use limit::{RateLimiter, RateLimits};
 pub use retry::{parse_retry_after, RetryPolicy};

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tribunal_llm::{
     cache_key, default_model_from, parse_retry_after, ApiKey, BreakerConfig, BreakerState,
-    ChatRequest, ClientConfig, LlmClient, LlmError, MemoryCache, ModelUri, Provider, RateLimiter,
-    RateLimits, ResponseCache, ResponseSchema, RetryPolicy,
+    ChatRequest, ClientConfig, LlmClient, LlmError, MemoryCache, ModelUri, Origin, Provider,
+    RateLimiter, RateLimits, ResponseCache, ResponseSchema, RetryPolicy,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -366,6 +366,113 @@ fn keys_and_base_urls_come_from_settings_then_environment() {
     let err = missing.unwrap_err().to_string();
     assert!(
         err.contains("ANTHROPIC_API_KEY") && err.contains("anthropic:/claude-3-5-haiku-latest"),
+        "{err}"
+    );
+}
+
+/// Settings a request to a server gave: the environment's key goes to the provider's own
+/// endpoint or the one the environment names, never to a base URL the request chose.
+#[tokio::test]
+async fn the_environment_key_never_goes_to_a_base_url_a_request_chose() {
+    let attacker = Server::start(vec![]).await;
+    attacker.always(ok(openai_answer(GOOD)));
+    let operator = Server::start(vec![]).await;
+    operator.always(ok(openai_answer(GOOD)));
+    let operator_base = format!("{}/v1", operator.base);
+    let env = |k: &str| match k {
+        "OPENAI_API_KEY" => Some(KEY.to_string()),
+        "OPENAI_BASE_URL" => Some(format!("{operator_base}/")),
+        _ => None,
+    };
+    let model = || -> ModelUri { "openai:/gpt-4o-mini".parse().unwrap() };
+    let send = |config: ClientConfig, server: &Server| {
+        let client = LlmClient::with_env(config.with_retry(RetryPolicy::none()), env).unwrap();
+        let before = server.hits();
+        async move {
+            client.chat(&ChatRequest::new("hi")).await.unwrap();
+            before
+        }
+    };
+    // A request's base URL: no key.
+    let at = send(
+        ClientConfig::new(model())
+            .with_origin(Origin::Request)
+            .with_base_url(format!("{}/v1", attacker.base)),
+        &attacker,
+    )
+    .await;
+    let (_, headers, _) = attacker.request(at);
+    assert!(headers.get("authorization").is_none(), "{headers:?}");
+    // The operator's endpoint, named by the environment or again by the request: the key.
+    for config in [
+        ClientConfig::new(model()).with_origin(Origin::Request),
+        ClientConfig::new(model())
+            .with_origin(Origin::Request)
+            .with_base_url(operator_base.clone()),
+    ] {
+        let at = send(config, &operator).await;
+        let (_, headers, _) = operator.request(at);
+        assert_eq!(headers["authorization"], format!("Bearer {KEY}"));
+    }
+    // The operator's own settings keep the environment's key wherever they point.
+    let at = send(
+        ClientConfig::new(model()).with_base_url(format!("{}/v1", attacker.base)),
+        &attacker,
+    )
+    .await;
+    let (_, headers, _) = attacker.request(at);
+    assert_eq!(headers["authorization"], format!("Bearer {KEY}"));
+    // A key given explicitly is the caller's choice and is sent.
+    let at = send(
+        ClientConfig::new(model())
+            .with_origin(Origin::Request)
+            .with_base_url(format!("{}/v1", attacker.base))
+            .with_api_key("sk-chosen"),
+        &attacker,
+    )
+    .await;
+    let (_, headers, _) = attacker.request(at);
+    assert_eq!(headers["authorization"], "Bearer sk-chosen");
+}
+
+#[tokio::test]
+async fn errors_can_leave_out_what_the_server_answered() {
+    let server = Server::start(vec![]).await;
+    server.always(status(
+        400,
+        json!({"error": {"message": "internal-secret-page"}}),
+    ));
+    let err = client(config("openai:/gpt-4o-mini", &server).with_retry(RetryPolicy::none()))
+        .chat(&judge_request())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("internal-secret-page"), "{err}");
+    let err = client(
+        config("openai:/gpt-4o-mini", &server)
+            .with_retry(RetryPolicy::none())
+            .without_quoted_answers(),
+    )
+    .chat(&judge_request())
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("HTTP 400") && !err.contains("internal-secret-page"),
+        "{err}"
+    );
+    server.always(ok(json!({"surprise": "internal-secret-page"})));
+    let err = client(
+        config("openai:/gpt-4o-mini", &server)
+            .with_retry(RetryPolicy::none())
+            .without_quoted_answers(),
+    )
+    .chat(&judge_request())
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("unexpected response") && !err.contains("internal-secret-page"),
         "{err}"
     );
 }
@@ -955,8 +1062,35 @@ async fn cached_answers_skip_the_provider() {
     assert_eq!(second.json, first.json);
     assert_eq!((server.hits(), cache.len()), (1, 1));
 
-    let key = cache_key(client.model(), &judge_request());
+    let key = client.cache_key(&judge_request());
     assert!(cache.get(&key).await.unwrap().is_some());
+}
+
+/// An answer from one endpoint is never served for another: two clients of one model with
+/// different base URLs, one cache, the same request, both servers asked.
+#[tokio::test]
+async fn clients_of_different_endpoints_do_not_share_cached_answers() {
+    let real = Server::start(vec![]).await;
+    real.always(ok(openai_answer(r#"{"score": 0.9, "reason": "real"}"#)));
+    let other = Server::start(vec![]).await;
+    other.always(ok(openai_answer(r#"{"score": 0.1, "reason": "poisoned"}"#)));
+    let cache = Arc::new(MemoryCache::new());
+    let poisoner = client(config("openai:/gpt-4o-mini", &other)).with_cache(cache.clone());
+    let judge = client(config("openai:/gpt-4o-mini", &real)).with_cache(cache.clone());
+    let first = poisoner.chat(&judge_request()).await.unwrap();
+    assert_eq!(first.json.as_ref().unwrap()["reason"], "poisoned");
+    let answer = judge.chat(&judge_request()).await.unwrap();
+    assert!(!answer.cached);
+    assert_eq!(answer.json.as_ref().unwrap()["reason"], "real");
+    assert_eq!((other.hits(), real.hits(), cache.len()), (1, 1, 2));
+    assert_ne!(
+        poisoner.cache_key(&judge_request()),
+        judge.cache_key(&judge_request())
+    );
+    // Each is still answered from the cache the second time.
+    let again = judge.chat(&judge_request()).await.unwrap();
+    assert!(again.cached);
+    assert_eq!(again.json.as_ref().unwrap()["reason"], "real");
 }
 
 #[tokio::test]
@@ -994,19 +1128,23 @@ async fn unusable_answers_are_not_cached() {
 }
 
 #[test]
-fn cache_keys_cover_model_parameters_and_prompts() {
+fn cache_keys_cover_model_endpoint_parameters_and_prompts() {
+    const OPENAI: &str = "https://api.openai.com/v1";
     let model: ModelUri = "openai:/gpt-4o-mini".parse().unwrap();
     let base = judge_request();
-    let key = cache_key(&model, &base);
+    let key = cache_key(&model, OPENAI, &base);
     assert_eq!(key.as_str().len(), 64);
-    assert_eq!(key, cache_key(&model, &base.clone()), "stable");
+    assert_eq!(key, cache_key(&model, OPENAI, &base.clone()), "stable");
     let variants = [
-        cache_key(&"openai:/gpt-4o".parse().unwrap(), &base),
-        cache_key(&model, &base.clone().with_temperature(0.7)),
-        cache_key(&model, &base.clone().with_max_tokens(201)),
-        cache_key(&model, &base.clone().with_system("Be kind.")),
+        cache_key(&"openai:/gpt-4o".parse().unwrap(), OPENAI, &base),
+        cache_key(&model, "http://127.0.0.1:9/v1", &base),
+        cache_key(&"ollama:/gpt-4o-mini".parse().unwrap(), OPENAI, &base),
+        cache_key(&model, OPENAI, &base.clone().with_temperature(0.7)),
+        cache_key(&model, OPENAI, &base.clone().with_max_tokens(201)),
+        cache_key(&model, OPENAI, &base.clone().with_system("Be kind.")),
         cache_key(
             &model,
+            OPENAI,
             &ChatRequest {
                 user: "other".into(),
                 ..base.clone()
@@ -1014,6 +1152,7 @@ fn cache_keys_cover_model_parameters_and_prompts() {
         ),
         cache_key(
             &model,
+            OPENAI,
             &ChatRequest {
                 schema: None,
                 ..base.clone()
@@ -1021,6 +1160,7 @@ fn cache_keys_cover_model_parameters_and_prompts() {
         ),
         cache_key(
             &model,
+            OPENAI,
             &base.clone().with_schema(verdict_schema().lenient()),
         ),
     ];

@@ -178,18 +178,19 @@ async fn ollama_pairs_results_by_tool_name_and_numbers_calls() {
 
 #[test]
 fn turns_and_tools_are_part_of_the_cache_key() {
+    const BASE: &str = "https://api.openai.com/v1";
     let model: ModelUri = "openai:/gpt-4o-mini".parse().unwrap();
     let plain = ChatRequest::new("Investigate.").with_system("Be careful.");
     let with_tools = plain.clone().with_tools(request().tools);
     let with_turns = request();
     let keys = [
-        cache_key(&model, &plain),
-        cache_key(&model, &with_tools),
-        cache_key(&model, &with_turns),
+        cache_key(&model, BASE, &plain),
+        cache_key(&model, BASE, &with_tools),
+        cache_key(&model, BASE, &with_turns),
     ];
     assert_ne!(keys[0], keys[1]);
     assert_ne!(keys[1], keys[2]);
     let mut shorter = request();
     shorter.turns.pop();
-    assert_ne!(cache_key(&model, &shorter), keys[2]);
+    assert_ne!(cache_key(&model, BASE, &shorter), keys[2]);
 }

@@ -50,6 +50,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whether the caller's role grants `p`.
+    pub fn may(&self, p: Permission) -> bool {
+        allows(&self.role, p)
+    }
+
     pub fn require(&self, p: Permission) -> Result<(), ApiError> {
         if allows(&self.role, p) {
             Ok(())

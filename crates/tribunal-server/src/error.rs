@@ -51,7 +51,7 @@ macro_rules! codes {
 
 codes! {
     Unauthenticated = ("unauthenticated", 401, "no bearer token, or a token that is unknown or revoked"),
-    Forbidden = ("forbidden", 403, "the token's role may not use this route"),
+    Forbidden = ("forbidden", 403, "the token's role may not use this route, or may not set a field it sent (the message names it)"),
     AgentMismatch = ("agent_mismatch", 403, "the gate request's context names another agent than the one its token is bound to"),
     CsrfFailed = ("csrf_failed", 403, "a request made with the browser session's cookie lacks the session's X-CSRF-Token header"),
     NotFound = ("not_found", 404, "no such route, or no such object in the token's project"),

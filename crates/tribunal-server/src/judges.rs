@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use tribunal_core::{Feedback, Pending, Trace};
 use tribunal_engine::judge_toml;
+use tribunal_judges::llm::ClientTrust;
 use tribunal_judges::metrics::usage::PriceTable;
 use tribunal_judges::{Judge, JudgeInput, JudgeSpec, BUILTINS};
 use tribunal_store::{clock, Appended, JudgeVersionRow, NewJudgeVersion};
@@ -61,6 +62,60 @@ fn invalid_judge(what: impl std::fmt::Display) -> ApiError {
     ApiError::new(Code::InvalidJudge, what.to_string())
 }
 
+/// Settings of a judge definition that choose where its model requests go, which credential
+/// they carry or what the server reads, with what they do: in a definition sent to the
+/// server, only an admin may give them (anyone else could send the server's API key, or any
+/// environment variable, to a server of their own, or read the server's files).
+pub(crate) const ADMIN_SETTINGS: &[(&str, &str)] = &[
+    (
+        "base_url",
+        "it chooses the server the judge's model requests go to",
+    ),
+    (
+        "api_key_env",
+        "it chooses the environment variable whose value is sent as the API key",
+    ),
+    (
+        "path",
+        "it names a file on the server for the judge to read",
+    ),
+];
+
+/// Refuses a definition from a caller who is not an admin when it gives one of
+/// [`ADMIN_SETTINGS`]: `403 forbidden` naming the setting.
+pub(crate) fn check_admin_settings(caller: &Caller, settings: &Value) -> Result<(), ApiError> {
+    if caller.may(Permission::Admin) {
+        return Ok(());
+    }
+    let Value::Object(o) = settings else {
+        return Ok(());
+    };
+    match ADMIN_SETTINGS.iter().find(|(k, _)| o.contains_key(*k)) {
+        None => Ok(()),
+        Some((key, why)) => Err(ApiError::new(
+            Code::Forbidden,
+            format!(
+                "settings.{key}: only an admin token may set {key} in a judge definition sent to the server ({why}); a token with role {:?} may not",
+                caller.role
+            ),
+        )),
+    }
+}
+
+/// What the model clients of a judge built for `caller` may do: a definition the request
+/// sent is not trusted with the environment's key at a base URL it gave, and only an admin
+/// reads what a model server answered in errors.
+fn trust_for(caller: &Caller, from_request: bool) -> ClientTrust {
+    ClientTrust {
+        origin: if from_request {
+            tribunal_llm::Origin::Request
+        } else {
+            tribunal_llm::Origin::Operator
+        },
+        quote_answers: caller.may(Permission::Admin),
+    }
+}
+
 /// Checks a definition and builds it (off the async threads: a model judge starts its
 /// client); the spec (canonical settings) and the judge.
 pub(crate) async fn build(
@@ -68,10 +123,20 @@ pub(crate) async fn build(
     kind: &str,
     settings: &Value,
 ) -> Result<(JudgeSpec, Box<dyn Judge>), ApiError> {
+    build_as(name, kind, settings, ClientTrust::OPERATOR).await
+}
+
+/// [`build`] with the model clients set up by `trust`.
+async fn build_as(
+    name: &str,
+    kind: &str,
+    settings: &Value,
+    trust: ClientTrust,
+) -> Result<(JudgeSpec, Box<dyn Judge>), ApiError> {
     let settings = judge_toml::check_settings(settings).map_err(invalid_judge)?;
     let spec = judge_toml::spec(name, kind, &settings);
     let s = spec.clone();
-    let judge = tokio::task::spawn_blocking(move || tribunal_judges::build_versioned(&s))
+    let judge = tokio::task::spawn_blocking(move || tribunal_judges::build_versioned_as(&s, trust))
         .await
         .map_err(|e| ApiError::new(Code::Internal, format!("building the judge failed: {e}")))?
         .map_err(invalid_judge)?;
@@ -211,7 +276,8 @@ pub async fn add_version(
         "{\"kind\": string, \"settings\": object, \"note\"?: string}",
     )
     .await?;
-    let (spec, judge) = build(&name, &b.kind, &b.settings).await?;
+    check_admin_settings(&caller, &b.settings)?;
+    let (spec, judge) = build_as(&name, &b.kind, &b.settings, trust_for(&caller, true)).await?;
     drop(judge);
     append(&state, &caller, &spec, b.note.unwrap_or_default()).await
 }
@@ -444,21 +510,28 @@ pub async fn try_judge(
             b.trace_ids.len()
         )));
     }
-    let (spec, judge) = build(&name, &b.kind, &b.settings).await?;
+    check_admin_settings(&caller, &b.settings)?;
+    let (spec, judge) = build_as(&name, &b.kind, &b.settings, trust_for(&caller, true)).await?;
     let judge = with_cache(judge, &state)?;
     let compare = match &b.compare {
         None => None,
         Some(c) => {
             check_name(&c.name).map_err(|e| ApiError::request(format!("compare.{}", e.message)))?;
             let row = version_row(&state, &caller.project, &c.name, c.version).await?;
-            let (_, j) = build(&c.name, &row.kind, &settings_of(&row)?)
-                .await
-                .map_err(|e| {
-                    invalid_judge(format!(
-                        "compare: {} version {} no longer builds: {}",
-                        c.name, c.version, e.message
-                    ))
-                })?;
+            // A stored version is an admin's: its settings are trusted as the operator's.
+            let (_, j) = build_as(
+                &c.name,
+                &row.kind,
+                &settings_of(&row)?,
+                trust_for(&caller, false),
+            )
+            .await
+            .map_err(|e| {
+                invalid_judge(format!(
+                    "compare: {} version {} no longer builds: {}",
+                    c.name, c.version, e.message
+                ))
+            })?;
             Some(with_cache(j, &state)?)
         }
     };
@@ -556,6 +629,7 @@ pub async fn align_status(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
     let row = alignable(&state, &caller.project, &name).await?;
     let (labels, found, reason) =
         match crate::tuning::label_count(&state.store, &caller.project, &name).await {

@@ -533,6 +533,7 @@ async fn trying_an_llm_judge_on_stored_gate_traces_against_a_stored_version() {
         "compare": {"name": "refunds", "version": 1},
         "name": "refunds",
     });
+    // Only an admin may send a draft to a server of its choosing.
     let (st, v) = req(
         &s,
         &annotator,
@@ -541,6 +542,10 @@ async fn trying_an_llm_judge_on_stored_gate_traces_against_a_stored_version() {
         Some(body.clone()),
     )
     .await;
+    assert_eq!((st, code(&v)), (403, "forbidden"), "{v}");
+    assert!(message(&v).contains("settings.base_url"), "{v}");
+    assert_eq!(requests.load(Ordering::SeqCst), 0);
+    let (st, v) = req(&s, &admin, "POST", "/api/v1/judges/try", Some(body.clone())).await;
     assert_eq!(st, 200, "{v}");
     let price = tribunal_judges::metrics::usage::PriceTable::builtin()
         .usd("openai:/gpt-4o-mini", 1000, 50)
@@ -583,14 +588,14 @@ async fn trying_an_llm_judge_on_stored_gate_traces_against_a_stored_version() {
     assert_eq!(requests.load(Ordering::SeqCst), 6);
 
     // Trying again is answered from the store's response cache.
-    let (st, v) = req(&s, &annotator, "POST", "/api/v1/judges/try", Some(body)).await;
+    let (st, v) = req(&s, &admin, "POST", "/api/v1/judges/try", Some(body)).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(requests.load(Ordering::SeqCst), 6);
     assert_eq!(v["totals"]["cached_calls"], 3);
     assert_eq!(v["results"][0]["feedback"][0]["value"], "yes");
 
     // Without a comparison, compare is null; a bad setting is refused before any call.
-    let (st, v) = req(&s, &annotator, "POST", "/api/v1/judges/try", Some(json!({
+    let (st, v) = req(&s, &admin, "POST", "/api/v1/judges/try", Some(json!({
         "kind": "llm", "settings": settings("Refund handled? {{ conversation }}"), "trace_ids": ["tr-2"],
     }))).await;
     assert_eq!(st, 200, "{v}");
@@ -601,7 +606,7 @@ async fn trying_an_llm_judge_on_stored_gate_traces_against_a_stored_version() {
     bad["output"] = json!("sometimes");
     let (st, v) = req(
         &s,
-        &annotator,
+        &admin,
         "POST",
         "/api/v1/judges/try",
         Some(json!({
@@ -615,7 +620,7 @@ async fn trying_an_llm_judge_on_stored_gate_traces_against_a_stored_version() {
     bad["temperature_typo"] = json!(1);
     let (st, v) = req(
         &s,
-        &annotator,
+        &admin,
         "POST",
         "/api/v1/judges/try",
         Some(json!({

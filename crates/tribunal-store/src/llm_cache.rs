@@ -1,5 +1,5 @@
 //! The store as the response cache of model judges: one row per answered request in
-//! `llm_cache`, keyed by [`tribunal_llm::cache_key`] (model, parameters and prompts), holding
+//! `llm_cache`, keyed by [`tribunal_llm::cache_key`] (model, endpoint, parameters and prompts), holding
 //! the answer as JSON. Re-running an evaluation then asks the provider nothing it was already
 //! asked.
 //!
@@ -122,6 +122,8 @@ mod tests {
     use std::time::Duration;
     use tribunal_llm::{cache_key, ChatRequest, ModelUri, Usage};
 
+    const BASE: &str = "https://api.openai.com/v1";
+
     fn answer(model: &ModelUri, text: &str) -> ChatResponse {
         ChatResponse {
             model: model.clone(),
@@ -148,8 +150,8 @@ mod tests {
         let cache: Arc<dyn ResponseCache> =
             Arc::new(StoreCache::new(store.clone(), Handle::current()));
         let model: ModelUri = "openai:/gpt-4o-mini".parse().unwrap();
-        let key = cache_key(&model, &ChatRequest::new("Is it sunny?"));
-        let other = cache_key(&model, &ChatRequest::new("Is it raining?"));
+        let key = cache_key(&model, BASE, &ChatRequest::new("Is it sunny?"));
+        let other = cache_key(&model, BASE, &ChatRequest::new("Is it raining?"));
         assert_eq!(cache.get(&key).await.unwrap(), None);
 
         let first = answer(&model, r#"{"rationale": "yes", "result": "yes"}"#);
@@ -182,7 +184,7 @@ mod tests {
         let cache = StoreCache::new(store.clone(), Handle::current());
         store.close().await;
         let model: ModelUri = "openai:/gpt-4o-mini".parse().unwrap();
-        let key = cache_key(&model, &ChatRequest::new("x"));
+        let key = cache_key(&model, BASE, &ChatRequest::new("x"));
         let err = cache.get(&key).await.unwrap_err().to_string();
         assert!(err.starts_with("response cache: store"), "{err}");
     }

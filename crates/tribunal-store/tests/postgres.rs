@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tribunal_llm::{cache_key, ChatRequest, ChatResponse, ModelUri, ResponseCache, Usage};
+
+const BASE: &str = "https://api.anthropic.com";
 use tribunal_store::testing::TestDatabase;
 use tribunal_store::{InputErrorRecord, ResultRecord, RunRecord, Store, StoreCache};
 
@@ -89,7 +91,7 @@ async fn the_response_cache_round_trips_on_postgres() {
         tokio::runtime::Handle::current(),
     ));
     let model: ModelUri = "anthropic:/claude-3-5-haiku-latest".parse().unwrap();
-    let key = cache_key(&model, &ChatRequest::new("Is the reply grounded?"));
+    let key = cache_key(&model, BASE, &ChatRequest::new("Is the reply grounded?"));
     assert_eq!(cache.get(&key).await.unwrap(), None);
     let answer = |result: &str| ChatResponse {
         model: model.clone(),

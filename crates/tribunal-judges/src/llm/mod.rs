@@ -11,6 +11,7 @@ pub mod presets;
 pub mod prompt;
 mod trust;
 
+pub use model::ClientTrust;
 pub use output::{parse_verdict, OutputType, Verdict};
 pub use prompt::{JudgePrompt, PromptTemplate, TEMPLATE_VARIABLES};
 pub use trust::sampled_confidence;

@@ -4,10 +4,49 @@
 //! small runtime of its own, which the judge's synchronous `judge` call blocks on.
 
 use crate::error::JudgeConfigError;
+use std::cell::Cell;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tribunal_llm::{ClientConfig, LlmClient, ModelUri, RateLimits, ResponseCache, RetryPolicy};
+use tribunal_llm::{
+    ClientConfig, LlmClient, ModelUri, Origin, RateLimits, ResponseCache, RetryPolicy,
+};
+
+/// What the model clients of the judges being built may do: who chose their settings (a
+/// definition sent in a request to a server is [`Origin::Request`]: the environment's key is
+/// not sent to a base URL it gave) and whether their errors may quote what a model server
+/// answered. See [`crate::registry::build_versioned_as`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientTrust {
+    pub origin: Origin,
+    pub quote_answers: bool,
+}
+
+impl ClientTrust {
+    /// A definition of the operator's (configuration file, command line): trusted.
+    pub const OPERATOR: ClientTrust = ClientTrust {
+        origin: Origin::Operator,
+        quote_answers: true,
+    };
+}
+
+thread_local! {
+    /// The trust of the judges built on this thread now; [`ClientTrust::OPERATOR`] outside
+    /// [`with_trust`].
+    static TRUST: Cell<ClientTrust> = const { Cell::new(ClientTrust::OPERATOR) };
+}
+
+/// Runs `build` with the model clients it makes set up by `trust`.
+pub(crate) fn with_trust<T>(trust: ClientTrust, build: impl FnOnce() -> T) -> T {
+    struct Restore(ClientTrust);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            TRUST.with(|t| t.set(self.0));
+        }
+    }
+    let _restore = Restore(TRUST.with(|t| t.replace(trust)));
+    build()
+}
 
 /// The settings every model judge has.
 pub(crate) struct ClientSettings<'a> {
@@ -56,6 +95,11 @@ impl ModelHandle {
                 max_retries: s.max_retries.unwrap_or(4),
                 ..RetryPolicy::default()
             });
+        let trust = TRUST.with(Cell::get);
+        config = config.with_origin(trust.origin);
+        if !trust.quote_answers {
+            config = config.without_quoted_answers();
+        }
         if let Some(url) = s.base_url {
             config = config.with_base_url(url.to_owned());
         }
