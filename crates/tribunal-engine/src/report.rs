@@ -76,11 +76,11 @@ pub struct UsageTotal {
 
 impl UsageTotal {
     fn add(&mut self, u: &ModelUsage, prices: &PriceTable) {
-        self.calls += u64::from(u.calls);
-        self.cached_calls += u64::from(u.cached_calls);
-        self.input_tokens += u.input_tokens;
-        self.output_tokens += u.output_tokens;
-        if u.input_tokens + u.output_tokens > 0 {
+        self.calls = self.calls.saturating_add(u64::from(u.calls));
+        self.cached_calls = self.cached_calls.saturating_add(u64::from(u.cached_calls));
+        self.input_tokens = self.input_tokens.saturating_add(u.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(u.output_tokens);
+        if u.input_tokens > 0 || u.output_tokens > 0 {
             match prices.usd(&u.model, u.input_tokens, u.output_tokens) {
                 Some(usd) => self.cost_usd += usd,
                 None => {
