@@ -1,7 +1,7 @@
 //! `tribunal check`: one trace and (optionally) the step the agent wants to take next,
 //! judged as the runtime gate would; the verdict is printed as JSON.
 
-use super::{build_evaluator, load_config};
+use super::{build_evaluator, load_config_near};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use serde_json::{json, Value};
@@ -53,7 +53,7 @@ fn parse(name: &str, text: &str) -> Result<Value> {
 }
 
 pub fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
-    let cfg = load_config(config)?;
+    let cfg = load_config_near(config, std::slice::from_ref(&args.trace))?;
     let format = InputFormat::parse(&args.input_format).with_context(|| {
         format!(
             "--input-format: expected one of {}",
