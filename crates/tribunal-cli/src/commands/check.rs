@@ -44,6 +44,11 @@ fn read_json(path: &Path) -> Result<(String, String)> {
     } else {
         std::fs::read_to_string(path).with_context(|| format!("reading {name}"))?
     };
+    // A byte-order mark may start the file.
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    };
     Ok((name, text))
 }
 
