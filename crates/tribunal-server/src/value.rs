@@ -593,7 +593,7 @@ mod tests {
         let mut b = ValueBuilder::new("p", "2026-01-02T00:00:00Z", true);
         b.audit(&entry(
             1,
-            "2026-01-01T09:05:00Z",
+            "2026-01-02T09:05:00Z",
             "gate",
             json!({"decision": "allow", "rules": [], "elapsed_us": 900}),
         ));
