@@ -180,7 +180,14 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The message may quote input (a file name, a trace's text): control characters
+            // are shown, not sent to the terminal.
+            let message = format!("{e:#}");
+            let lines: Vec<_> = message
+                .lines()
+                .map(tribunal_core::terminal::escape)
+                .collect();
+            eprintln!("error: {}", lines.join("\n"));
             ExitCode::from(2)
         }
     }

@@ -8,6 +8,7 @@ pub mod feedback;
 pub mod pending;
 pub mod redact;
 pub mod size;
+pub mod terminal;
 pub mod trace;
 pub mod verdict;
 

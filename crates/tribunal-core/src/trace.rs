@@ -140,8 +140,16 @@ pub struct TokenUsage {
 }
 
 impl TokenUsage {
+    /// Input plus output tokens, saturating: a total too large to count is still larger
+    /// than every budget.
     pub fn total(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
+
+    /// Adds `other` to these counts, saturating.
+    pub fn add(&mut self, other: TokenUsage) {
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
     }
 }
 
@@ -335,13 +343,11 @@ impl Trace {
         (end >= start).then(|| (end - start) as f64 / 1e6)
     }
 
-    /// Token usage summed over spans that report it.
+    /// Token usage summed over spans that report it (saturating).
     pub fn token_usage(&self) -> Option<TokenUsage> {
         let mut total: Option<TokenUsage> = None;
         for u in self.spans.iter().filter_map(|s| s.usage) {
-            let t = total.get_or_insert_with(TokenUsage::default);
-            t.input_tokens += u.input_tokens;
-            t.output_tokens += u.output_tokens;
+            total.get_or_insert_with(TokenUsage::default).add(u);
         }
         total
     }
@@ -364,5 +370,30 @@ pub fn value_text(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_counts_saturate() {
+        let max = TokenUsage {
+            input_tokens: u64::MAX,
+            output_tokens: u64::MAX,
+        };
+        assert_eq!(max.total(), u64::MAX);
+        let mut trace = Trace::default();
+        for n in [i64::MAX as u64, i64::MAX as u64, 2] {
+            trace.spans.push(Span {
+                usage: Some(TokenUsage {
+                    input_tokens: n,
+                    output_tokens: 0,
+                }),
+                ..Span::default()
+            });
+        }
+        assert_eq!(trace.token_usage().unwrap().input_tokens, u64::MAX);
     }
 }

@@ -604,4 +604,33 @@ mod tests {
         let cfg = Config::parse(STARTER_CONFIG, "starter").unwrap();
         cfg.build_judges().unwrap();
     }
+
+    /// Every setting the starter shows commented out (`# key = value`, `# [table]`) is
+    /// valid once a user uncomments it.
+    #[test]
+    fn starter_config_is_valid_with_every_commented_setting() {
+        let mut uncommented = 0;
+        let text: String = STARTER_CONFIG
+            .lines()
+            .map(|l| {
+                let Some(rest) = l.strip_prefix("# ") else {
+                    return format!("{l}\n");
+                };
+                let key = rest.split(" = ").next().unwrap_or("");
+                let setting = (rest.starts_with('[') && rest.ends_with(']'))
+                    || (rest.contains(" = ")
+                        && !key.is_empty()
+                        && key.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+                if setting {
+                    uncommented += 1;
+                    format!("{rest}\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        assert!(uncommented >= 4, "{text}");
+        let cfg = Config::parse(&text, "starter").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        cfg.build_judges().unwrap_or_else(|e| panic!("{e}\n{text}"));
+    }
 }

@@ -17,7 +17,8 @@ ui-monospace,monospace}pre{white-space:pre-wrap;word-break:break-word;margin:0}.
 font-weight:700}.escalate{color:#8a5a00;font-weight:700}.allow{color:#1d6b35}details{margin:.2rem 0}\
 .error{color:#a1111b}svg text{font:12px system-ui,sans-serif}.dim{color:#5b6472}";
 
-/// `&`, `<`, `>`, `"` and `'` as entities; control characters dropped.
+/// `&`, `<`, `>`, `"` and `'` as entities; control characters but tab and line feed dropped,
+/// and U+FFFE and U+FFFF, which XML 1.0 does not allow, so JUnit reports parse.
 pub(crate) fn escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
@@ -28,6 +29,7 @@ pub(crate) fn escape(s: &str) -> String {
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&#39;"),
             c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
+            '\u{fffe}' | '\u{ffff}' => {}
             c => o.push(c),
         }
     }

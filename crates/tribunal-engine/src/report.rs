@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
+use tribunal_core::terminal::escape as for_terminal;
 use tribunal_core::{Decision, ModelUsage};
 use tribunal_judges::metrics::usage::PriceTable;
 
@@ -76,11 +77,11 @@ pub struct UsageTotal {
 
 impl UsageTotal {
     fn add(&mut self, u: &ModelUsage, prices: &PriceTable) {
-        self.calls += u64::from(u.calls);
-        self.cached_calls += u64::from(u.cached_calls);
-        self.input_tokens += u.input_tokens;
-        self.output_tokens += u.output_tokens;
-        if u.input_tokens + u.output_tokens > 0 {
+        self.calls = self.calls.saturating_add(u64::from(u.calls));
+        self.cached_calls = self.cached_calls.saturating_add(u64::from(u.cached_calls));
+        self.input_tokens = self.input_tokens.saturating_add(u.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(u.output_tokens);
+        if u.input_tokens > 0 || u.output_tokens > 0 {
             match prices.usd(&u.model, u.input_tokens, u.output_tokens) {
                 Some(usd) => self.cost_usd += usd,
                 None => {
@@ -159,7 +160,7 @@ pub fn usage_line(usage: &UsageTotals) -> Option<String> {
                 .join(", ")
         ));
     }
-    Some(line)
+    Some(for_terminal(&line).into_owned())
 }
 
 /// Writes one report as events arrive.
@@ -221,17 +222,7 @@ impl<W: Write> Reporter<W> {
                 self.out.write_all(b"\n")
             }
             ReportFormat::Table => {
-                if !self.header_written {
-                    if let Some(c) = &self.config {
-                        writeln!(self.out, "configuration: {c}")?;
-                    }
-                    writeln!(
-                        self.out,
-                        "{:<8}  {:<32}  {:<28}  RULES",
-                        "VERDICT", "TRACE", "SOURCE"
-                    )?;
-                    self.header_written = true;
-                }
+                self.write_table_header()?;
                 match &e {
                     Event::Result(r) => {
                         let rules: Vec<&str> = r
@@ -249,14 +240,19 @@ impl<W: Write> Reporter<W> {
                                 &format!("{}:{}", short_path(&r.source.file), r.source.line),
                                 28
                             ),
-                            dedup(rules).join(", ")
+                            for_terminal(&dedup(rules).join(", "))
                         )?;
                         for v in r.judge_errors() {
-                            writeln!(self.out, "{:<8}  {}", "", v.message)?;
+                            writeln!(self.out, "{:<8}  {}", "", for_terminal(&v.message))?;
                         }
                         Ok(())
                     }
-                    Event::Rejected(err) => writeln!(self.out, "{:<8}  {}", "REJECTED", err),
+                    Event::Rejected(err) => writeln!(
+                        self.out,
+                        "{:<8}  {}",
+                        "REJECTED",
+                        for_terminal(&err.to_string())
+                    ),
                 }
             }
             ReportFormat::Json | ReportFormat::Junit | ReportFormat::Html => {
@@ -266,10 +262,28 @@ impl<W: Write> Reporter<W> {
         }
     }
 
+    /// The table's header (the configuration, then the column names), once.
+    fn write_table_header(&mut self) -> io::Result<()> {
+        if self.header_written {
+            return Ok(());
+        }
+        if let Some(c) = &self.config {
+            writeln!(self.out, "configuration: {}", for_terminal(c))?;
+        }
+        writeln!(
+            self.out,
+            "{:<8}  {:<32}  {:<28}  RULES",
+            "VERDICT", "TRACE", "SOURCE"
+        )?;
+        self.header_written = true;
+        Ok(())
+    }
+
     pub fn finish(mut self, summary: &Summary, info: &RunInfo) -> io::Result<W> {
         match self.format {
             ReportFormat::Jsonl => {}
             ReportFormat::Table => {
+                self.write_table_header()?;
                 writeln!(self.out, "\n{}", summary_line(summary, info))?;
                 write_usage_table(&mut self.out, &self.usage)?;
             }
@@ -542,9 +556,11 @@ pub fn escape(s: &str) -> String {
     crate::html::escape(s)
 }
 
+/// `s` for a table cell of `n` characters: control characters visible, cut with `…`.
 fn truncate(s: &str, n: usize) -> String {
+    let s = for_terminal(s);
     if s.chars().count() <= n {
-        s.to_owned()
+        s.into_owned()
     } else {
         let mut t: String = s.chars().take(n - 1).collect();
         t.push('…');

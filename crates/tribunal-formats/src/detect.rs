@@ -247,8 +247,32 @@ fn check_fits(format: InputFormat, v: &Value) -> Result<(), ImportError> {
 }
 
 /// Turns one JSON document into the traces it holds (an OTLP request or an MLflow list may
-/// hold several). `fallback_id` names traces whose source gives them no id.
+/// hold several). `fallback_id` names traces whose source gives them no id. A document that
+/// holds no trace (an OTLP request without spans, an empty list) is an error, but for the
+/// files that sit beside runs in a benchmark's folder: the `results.json` of τ²-bench's
+/// directory layout (its simulations are files of their own) and WebArena's task configs.
 pub fn import_value(
+    v: &Value,
+    format: InputFormat,
+    fallback_id: &str,
+) -> Result<Vec<Trace>, ImportError> {
+    let traces = import_any(v, format, fallback_id)?;
+    let companion = v
+        .as_object()
+        .is_some_and(|o| tau::is_tau2_results(o) || webarena::is_task_config(o));
+    if traces.is_empty() && !companion {
+        return Err(ImportError::new(
+            "",
+            format!(
+                "a document holding at least one trace; found {} holding none",
+                kind_of(v)
+            ),
+        ));
+    }
+    Ok(traces)
+}
+
+fn import_any(
     v: &Value,
     format: InputFormat,
     fallback_id: &str,

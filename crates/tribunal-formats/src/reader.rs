@@ -112,13 +112,20 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         if path.is_dir() {
             walk(&path, out)?;
         } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
+            extension(&path).as_deref(),
             Some("json" | "jsonl" | "ndjson")
         ) {
             out.push(path);
         }
     }
     Ok(())
+}
+
+/// A file's extension in lower case (`T.JSONL` is a JSONL file).
+fn extension(path: &Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
 }
 
 fn io_error(p: &Path, e: io::Error) -> ReadError {
@@ -155,7 +162,7 @@ pub fn read_paths(
                 }
             };
             let reader = BufReader::with_capacity(256 * 1024, file);
-            match path.extension().and_then(|e| e.to_str()) {
+            match extension(&path).as_deref() {
                 Some("jsonl" | "ndjson") => read_lines(reader, &name, &mut emit),
                 _ => read_document(reader, &name, &mut emit),
             }
@@ -250,6 +257,12 @@ pub fn read_lines_up_to(
                     }
                 }
                 Ok(text) => {
+                    // A byte-order mark may start the file.
+                    let text = if line_no == 1 {
+                        text.strip_prefix('\u{feff}').unwrap_or(text)
+                    } else {
+                        text
+                    };
                     let text = text.trim();
                     if !text.is_empty() {
                         let item = RawItem {

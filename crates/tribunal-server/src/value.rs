@@ -292,7 +292,8 @@ impl ValueBuilder {
         r.escalations.decide_seconds_p50 = percentile(&self.decide_secs, 0.50);
         r.escalations.decide_seconds_p90 = percentile(&self.decide_secs, 0.90);
         r.judges = self.judges.into_values().collect();
-        let cost: f64 = r.judges.iter().map(|j| j.cost_usd).sum();
+        // Summed from +0.0: an empty `sum` of floats is -0.0, which prints as `-0.0000`.
+        let cost: f64 = r.judges.iter().fold(0.0, |sum, j| sum + j.cost_usd);
         let decisions = r.decisions.total();
         let a = &mut r.adoption;
         a.seconds_from_start_to_first_decision = match (&a.first_start, &a.first_gate_decision) {
@@ -346,7 +347,8 @@ pub fn text(r: &ValueReport) -> String {
         a.seconds_from_start_to_first_decision.map_or("-".to_owned(), |s| s.to_string()),
         a.traces_judged,
         a.incidents_blocked,
-        a.cost_per_thousand_decisions_usd.map_or("-".to_owned(), |c| format!("{c:.4}"))
+        a.cost_per_thousand_decisions_usd
+            .map_or("-".to_owned(), |c| format!("{:.4}", c + 0.0))
     ));
     if !r.blocked_by_kind.is_empty() {
         o.push_str("\nblocked by kind\n");
@@ -584,6 +586,22 @@ mod tests {
         assert!(r.judges[0].cost_usd > 0.0);
         let per_thousand = r.adoption.cost_per_thousand_decisions_usd.unwrap();
         assert!((per_thousand - r.judges[0].cost_usd / 3.0 * 1000.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn no_model_calls_cost_nothing_not_minus_nothing() {
+        let mut b = ValueBuilder::new("p", "2026-01-02T00:00:00Z", true);
+        b.audit(&entry(
+            1,
+            "2026-01-02T09:05:00Z",
+            "gate",
+            json!({"decision": "allow", "rules": [], "elapsed_us": 900}),
+        ));
+        let r = b.finish();
+        let text = text(&r);
+        assert!(text.contains("; $0.0000 per 1,000 decisions"), "{text}");
+        let c = r.adoption.cost_per_thousand_decisions_usd.unwrap();
+        assert!(c == 0.0 && c.is_sign_positive(), "{c}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `tribunal check`: one trace and (optionally) the step the agent wants to take next,
 //! judged as the runtime gate would; the verdict is printed as JSON.
 
-use super::{build_evaluator, load_config};
+use super::{build_evaluator, load_config_near};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use serde_json::{json, Value};
@@ -44,6 +44,11 @@ fn read_json(path: &Path) -> Result<(String, String)> {
     } else {
         std::fs::read_to_string(path).with_context(|| format!("reading {name}"))?
     };
+    // A byte-order mark may start the file.
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    };
     Ok((name, text))
 }
 
@@ -53,7 +58,7 @@ fn parse(name: &str, text: &str) -> Result<Value> {
 }
 
 pub fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
-    let cfg = load_config(config)?;
+    let cfg = load_config_near(config, std::slice::from_ref(&args.trace))?;
     let format = InputFormat::parse(&args.input_format).with_context(|| {
         format!(
             "--input-format: expected one of {}",

@@ -6,6 +6,7 @@ use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tribunal_core::terminal::escape as for_terminal;
 use tribunal_engine::config::share_response_cache;
 use tribunal_engine::report::{summary_line, usage_line, ReportFormat, Reporter, RunInfo};
 use tribunal_engine::{run_eval, Evaluator, Event, RunOptions};
@@ -135,16 +136,18 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
         blocked: 0,
         rejected: 0,
     };
-    if let Some(s) = &store {
-        rt.block_on(s.create_run(&record))?;
-    }
-
+    // The report's file is opened before the run is recorded, so that a run is never left
+    // running by an output that cannot be written.
     let out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
+    if let Some(s) = &store {
+        rt.block_on(s.create_run(&record))?;
+    }
+
     let mut reporter = Reporter::new(format, out)
         .with_prices(prices)
         .with_config(cfg.describe());
@@ -192,9 +195,9 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
             }
             Event::Rejected(e) => {
                 if let Some(b) = &bar {
-                    b.println(format!("rejected: {e}"));
+                    b.println(format!("rejected: {}", for_terminal(&e.to_string())));
                 } else if args.output.is_some() || format != ReportFormat::Table {
-                    eprintln!("rejected: {e}");
+                    eprintln!("rejected: {}", for_terminal(&e.to_string()));
                 }
                 if store.is_some() {
                     errors.push(InputErrorRecord {
@@ -234,11 +237,19 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
         }
     };
     if let Some(e) = failure {
+        if let Some(s) = &store {
+            record.status = "failed".into();
+            record.finished_at = Some(clock::now_rfc3339());
+            let _ = rt.block_on(s.finish_run(&record));
+        }
         return Err(e);
     }
+    // No trace and no rejected input: the inputs hold nothing to judge, which is an error
+    // (a gate pointed at the wrong folder must not pass).
+    let empty = summary.total == 0 && summary.rejected == 0;
     if let Some(s) = &store {
         flush(&rt, s, &record.id, &mut results, &mut errors)?;
-        record.status = "done".into();
+        record.status = if empty { "failed" } else { "done" }.into();
         record.finished_at = Some(clock::now_rfc3339());
         record.total = summary.total as i64;
         record.allowed = summary.allowed as i64;
@@ -263,11 +274,14 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
         .finish(&summary, &info)
         .context("writing the report")?;
     if format != ReportFormat::Table || args.output.is_some() {
-        eprintln!("configuration: {}", info.config);
+        eprintln!("configuration: {}", for_terminal(&info.config));
         eprintln!("{}", summary_line(&summary, &info));
         if let Some(line) = usage {
             eprintln!("{line}");
         }
+    }
+    if empty {
+        bail!("no traces found in {}", record.inputs.replace(',', ", "));
     }
     Ok(if summary.rejected > 0 {
         2

@@ -118,7 +118,8 @@ fn train(a: TrainArgs) -> Result<u8> {
         },
         other => bail!("--optimizer: expected adam or sgd, found {other:?}"),
     };
-    let imported = read(&a.data, a.format)?;
+    let imported = read_pairs(&a.data, a.format)?;
+    let rejected = imported.rejected.len();
     let (train, held) = match a.holdout {
         Some(f) if !(0.0..1.0).contains(&f) => bail!("--holdout: expected 0 to 1, found {f}"),
         Some(f) => holdout_split(&imported.records, f, a.seed),
@@ -182,7 +183,27 @@ fn train(a: TrainArgs) -> Result<u8> {
             print!("{}", table(e));
         }
     }
-    Ok(0)
+    Ok(exit_code(rejected))
+}
+
+/// Reads preference pairs as `prefs` does (rejected rows named on stderr); no pair at all is
+/// an error.
+fn read_pairs(path: &std::path::Path, format: Format) -> Result<tribunal_prefs::Imported> {
+    let imported = read(path, format)?;
+    if imported.records.is_empty() {
+        bail!(
+            "{}: no preference pairs read ({} rows rejected)",
+            path.display(),
+            imported.rejected.len()
+        );
+    }
+    Ok(imported)
+}
+
+/// 1 when rows were rejected (named on stderr and left out), as `prefs import` and
+/// `prefs convert` do; else 0.
+fn exit_code(rejected: usize) -> u8 {
+    u8::from(rejected > 0)
 }
 
 fn timed_evaluate(
@@ -212,14 +233,14 @@ fn eval(a: EvalArgs) -> Result<u8> {
     let file = File::open(&a.model).with_context(|| format!("opening {}", a.model.display()))?;
     let model = RewardModel::load(BufReader::new(file))
         .with_context(|| format!("reading {}", a.model.display()))?;
-    let imported = read(&a.data, a.format)?;
+    let imported = read_pairs(&a.data, a.format)?;
     let e = timed_evaluate(&model, &imported.records, a.bootstrap, a.bootstrap_seed);
     if a.report == "json" {
         println!("{}", serde_json::to_string_pretty(&e)?);
     } else {
         print!("{}", table(&e));
     }
-    Ok(0)
+    Ok(exit_code(imported.rejected.len()))
 }
 
 fn line(name: &str, a: &Accuracy) -> String {

@@ -4,6 +4,7 @@ use super::{load_config, runtime, store_location};
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
+use tribunal_core::terminal::escape as for_terminal;
 use tribunal_store::Store;
 
 #[derive(Subcommand)]
@@ -89,7 +90,15 @@ pub fn run(config: Option<&Path>, cmd: RunsCommand) -> Result<u8> {
                 println!("run {}  ({})", run.id, run.status);
                 println!("  started   {}", run.started_at);
                 println!("  finished  {}", run.finished_at.as_deref().unwrap_or("-"));
-                println!("  command   {}", run.command);
+                println!("  command   {}", for_terminal(&run.command));
+                println!(
+                    "  configuration  {}",
+                    if run.config.is_empty() {
+                        "(not recorded)".into()
+                    } else {
+                        for_terminal(&run.config)
+                    }
+                );
                 println!(
                     "  policies  {}   config {}",
                     run.policy_version, run.config_hash
@@ -113,14 +122,14 @@ pub fn run(config: Option<&Path>, cmd: RunsCommand) -> Result<u8> {
                     uniq.dedup();
                     println!(
                         "{:<8}  {:<32}  {:<28}  {}",
-                        r.decision,
-                        r.trace_id,
-                        format!("{}:{}", r.source_file, r.source_line),
-                        uniq.join(", ")
+                        for_terminal(&r.decision),
+                        for_terminal(&r.trace_id),
+                        for_terminal(&format!("{}:{}", r.source_file, r.source_line)),
+                        for_terminal(&uniq.join(", "))
                     );
                 }
                 for e in &errors {
-                    println!("REJECTED  {}", e.message);
+                    println!("REJECTED  {}", for_terminal(&e.message));
                 }
             }
         }

@@ -195,14 +195,23 @@ pub async fn investigate<M: ChatModel + ?Sized>(
                 output_tokens: 0,
             }
         };
-        effort.usage.input_tokens += used.input_tokens;
-        effort.usage.output_tokens += used.output_tokens;
+        effort.usage.input_tokens = effort.usage.input_tokens.saturating_add(used.input_tokens);
+        effort.usage.output_tokens = effort
+            .usage
+            .output_tokens
+            .saturating_add(used.output_tokens);
         if response.cached {
             effort.cached_calls += 1;
         } else {
             effort.provider_calls += 1;
-            effort.billed.input_tokens += response.usage.input_tokens;
-            effort.billed.output_tokens += response.usage.output_tokens;
+            effort.billed.input_tokens = effort
+                .billed
+                .input_tokens
+                .saturating_add(response.usage.input_tokens);
+            effort.billed.output_tokens = effort
+                .billed
+                .output_tokens
+                .saturating_add(response.usage.output_tokens);
         }
 
         if response.tool_calls.is_empty() {

@@ -469,8 +469,8 @@ impl AgentJudge {
             if let Some(u) = &fb.usage {
                 total.calls += u.calls;
                 total.cached_calls += u.cached_calls;
-                total.input_tokens += u.input_tokens;
-                total.output_tokens += u.output_tokens;
+                total.input_tokens = total.input_tokens.saturating_add(u.input_tokens);
+                total.output_tokens = total.output_tokens.saturating_add(u.output_tokens);
             }
             match (&fb.error, fb.value.as_str()) {
                 (Some(_), _) => failed.push(r.id.clone()),

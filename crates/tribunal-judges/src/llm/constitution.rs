@@ -244,8 +244,12 @@ impl Critic {
         if response.cached {
             usage.cached_calls += 1;
         } else {
-            usage.input_tokens += response.usage.input_tokens;
-            usage.output_tokens += response.usage.output_tokens;
+            usage.input_tokens = usage
+                .input_tokens
+                .saturating_add(response.usage.input_tokens);
+            usage.output_tokens = usage
+                .output_tokens
+                .saturating_add(response.usage.output_tokens);
         }
         let value = parse(&response.text).map_err(|e| format!("unusable answer: {e}"))?;
         Ok((value, response.text))

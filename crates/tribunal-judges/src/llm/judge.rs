@@ -179,8 +179,12 @@ fn count(usage: &mut ModelUsage, response: &ChatResponse) {
     if response.cached {
         usage.cached_calls += 1;
     } else {
-        usage.input_tokens += response.usage.input_tokens;
-        usage.output_tokens += response.usage.output_tokens;
+        usage.input_tokens = usage
+            .input_tokens
+            .saturating_add(response.usage.input_tokens);
+        usage.output_tokens = usage
+            .output_tokens
+            .saturating_add(response.usage.output_tokens);
     }
 }
 

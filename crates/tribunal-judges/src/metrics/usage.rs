@@ -119,8 +119,7 @@ fn usage_value(v: &Value, field: &str) -> Result<TokenUsage, String> {
             let mut total = TokenUsage::default();
             for (i, item) in items.iter().enumerate() {
                 let u = usage_value(item, &format!("{field}[{i}]"))?;
-                total.input_tokens += u.input_tokens;
-                total.output_tokens += u.output_tokens;
+                total.add(u);
             }
             Ok(total)
         }
@@ -357,8 +356,7 @@ impl Cost {
         })?;
         let usd = price.usd(usage);
         let entry = tally.by_model.entry(table_name).or_default();
-        entry.usage.input_tokens += usage.input_tokens;
-        entry.usage.output_tokens += usage.output_tokens;
+        entry.usage.add(usage);
         entry.usd += usd;
         Ok(usd)
     }

@@ -141,13 +141,16 @@ pub fn import<R: BufRead>(mut reader: R, format: Format) -> Result<Imported, Imp
             break;
         }
         let text = match std::str::from_utf8(&buf) {
-            Ok(t) => t.trim_end_matches(['\n', '\r']),
+            // A byte-order mark may start the file.
+            Ok(t) if line == 1 => t.strip_prefix('\u{feff}').unwrap_or(t),
+            Ok(t) => t,
             Err(e) => {
                 out.rejected
                     .push(reject(line, "line", format!("not UTF-8: {e}")));
                 continue;
             }
         };
+        let text = text.trim_end_matches(['\n', '\r']);
         if text.trim().is_empty() {
             continue;
         }

@@ -1,0 +1,324 @@
+//! Inputs a user or an attacker controls, end to end: counts too large to add, empty or
+//! trace-less inputs, control characters in ids, byte-order marks.
+
+mod common;
+
+use common::{text, tribunal};
+use serde_json::{json, Value};
+
+/// An OTLP chat span with input and output text and `input_tokens` as given.
+fn chat_span(i: usize, input_tokens: &str) -> Value {
+    json!({
+        "traceId": "0af7651916cd43dd8448eb211c80319c",
+        "spanId": format!("b7ad6b716920333{i}"),
+        "name": "chat gpt-4o-mini",
+        "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+        "attributes": [
+            {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+            {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o-mini"}},
+            {"key": "input.value", "value": {"stringValue": "What is the weather?"}},
+            {"key": "output.value", "value": {"stringValue": "Sunny."}},
+            {"key": "gen_ai.usage.input_tokens", "value": {"intValue": input_tokens}}
+        ]
+    })
+}
+
+fn rows(stdout: &[u8]) -> Vec<Value> {
+    text(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn token_counts_too_large_to_add_saturate_and_exceed_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = i64::MAX.to_string();
+    let spans: Vec<Value> = [max.as_str(), max.as_str(), "2"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| chat_span(i, n))
+        .collect();
+    let otlp = json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]});
+    std::fs::write(dir.path().join("spans.json"), otlp.to_string()).unwrap();
+    let out = tribunal(
+        dir.path(),
+        &["eval", "spans.json", "--no-store", "-f", "jsonl"],
+    );
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let rows = rows(&out.stdout);
+    assert_eq!(rows.len(), 1, "{stderr}");
+    let row = &rows[0];
+    assert_eq!(row["verdict"], "block", "{row}");
+    assert!(
+        row["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["rule"] == "c8.max_tokens"),
+        "{row}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+}
+
+/// A small chat trace as one JSONL line.
+fn chat_line(id: &str) -> String {
+    json!({
+        "id": id,
+        "messages": [
+            {"role": "user", "content": "Where is my order?"},
+            {"role": "assistant", "content": "It ships tomorrow."}
+        ]
+    })
+    .to_string()
+}
+
+/// `tribunal eval PATH` in `dir` without a store: its exit code, stdout and stderr.
+fn eval(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut all = vec!["eval"];
+    all.extend_from_slice(args);
+    all.push("--no-store");
+    let out = tribunal(dir, &all);
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn inputs_without_traces_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("empty.jsonl"), "").unwrap();
+    std::fs::write(d.join("list.json"), "[]").unwrap();
+    std::fs::write(d.join("otlp.json"), r#"{"resourceSpans":[]}"#).unwrap();
+    std::fs::create_dir(d.join("nothing")).unwrap();
+    std::fs::write(d.join("nothing/notes.txt"), chat_line("t")).unwrap();
+    for input in ["empty.jsonl", "list.json", "nothing"] {
+        let (code, stdout, stderr) = eval(d, &[input]);
+        assert_eq!(code, Some(2), "{input}: {stdout} {stderr}");
+        assert!(
+            stderr.contains(&format!("no traces found in {input}")),
+            "{input}: {stderr}"
+        );
+        // The table still names the configuration it would have used.
+        assert!(
+            stdout.starts_with("configuration: built-in defaults\n"),
+            "{input}: {stdout}"
+        );
+    }
+    // A document that holds no trace is rejected, named by its file and line.
+    let (code, stdout, stderr) = eval(d, &["otlp.json", "-f", "jsonl"]);
+    assert_eq!(code, Some(2), "{stdout} {stderr}");
+    assert!(stderr.contains("otlp.json:1: "), "{stderr}");
+    assert!(stderr.contains("holding none"), "{stderr}");
+}
+
+#[test]
+fn a_line_that_imports_no_trace_is_rejected_with_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let odd = json!({"messages": [{"role": "user", "content": "hi"}], "resourceSpans": []});
+    let text = format!("{}\n{}\n{}\n", chat_line("a"), odd, chat_line("b"));
+    std::fs::write(d.join("t.jsonl"), text).unwrap();
+    let (code, stdout, stderr) = eval(d, &["t.jsonl", "-f", "jsonl"]);
+    assert_eq!(code, Some(2), "{stdout} {stderr}");
+    let rows = rows(stdout.as_bytes());
+    assert_eq!(rows.len(), 3, "{stdout}");
+    assert_eq!(rows[1]["source"]["line"], 2, "{stdout}");
+    assert!(rows[1]["error"].as_str().unwrap().contains("t.jsonl:2: "));
+    assert!(stderr.contains("2 traces: "), "{stderr}");
+    assert!(stderr.contains("1 inputs rejected"), "{stderr}");
+}
+
+#[test]
+fn extensions_are_read_whatever_their_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("in")).unwrap();
+    std::fs::write(
+        d.join("in/T.JSONL"),
+        format!("{}\n{}\n", chat_line("a"), chat_line("b")),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = eval(d, &["in", "-f", "jsonl"]);
+    assert_eq!(code, Some(0), "{stdout} {stderr}");
+    assert_eq!(rows(stdout.as_bytes()).len(), 2, "{stdout}");
+}
+
+#[test]
+fn check_reads_the_configuration_beside_its_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("case")).unwrap();
+    std::fs::create_dir(d.join("elsewhere")).unwrap();
+    std::fs::write(
+        d.join("case/tribunal.toml"),
+        "[policies.data.tools]\nlimits = { refund = { amount = { max = 10, severity = \"escalate\" } } }\n",
+    )
+    .unwrap();
+    let trace = json!({"messages": [
+        {"role": "user", "content": "Please refund order 1234, it arrived broken."},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "refund", "arguments": "{\"order\": \"1234\", \"amount\": 50}"}}]}
+    ]});
+    std::fs::write(d.join("case/trace.json"), trace.to_string()).unwrap();
+    let out = tribunal(&d.join("elsewhere"), &["check", "../case/trace.json"]);
+    let answer: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    assert!(
+        answer["config"]
+            .as_str()
+            .unwrap()
+            .ends_with("tribunal.toml"),
+        "{answer}"
+    );
+    assert_eq!(answer["decision"], "escalate", "{answer}");
+    assert!(
+        answer["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["rule"] == "c5.argument_limit"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn control_characters_in_ids_cannot_rewrite_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let id = "\u{1b}[2K\rallow     refund-ok\u{1b}[8m";
+    let line = json!({"id": id, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello \u{202e}dlrow"}
+    ]});
+    std::fs::write(d.join("t.jsonl"), format!("{line}\n")).unwrap();
+    let (code, stdout, stderr) = eval(d, &["t.jsonl"]);
+    assert_eq!(code, Some(0), "{stdout} {stderr}");
+    assert!(!stdout.contains(['\u{1b}', '\r', '\u{202e}']), "{stdout:?}");
+    assert!(stdout.contains("\\u{1b}[2K\\u{d}allow"), "{stdout}");
+    // The stored run shows the same.
+    let out = tribunal(d, &["eval", "t.jsonl", "--db", "t.db"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = tribunal(d, &["runs", "list", "--db", "t.db", "-f", "json"]);
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = runs[0]["id"].as_str().unwrap().to_owned();
+    let out = tribunal(d, &["runs", "show", &run, "--db", "t.db"]);
+    let shown = text(&out.stdout);
+    assert!(!shown.contains(['\u{1b}', '\r']), "{shown:?}");
+    assert!(shown.contains("\\u{1b}[2K\\u{d}allow"), "{shown}");
+    // It names the configuration in force, as the README says.
+    assert!(
+        shown.contains("configuration  built-in defaults"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn junit_leaves_out_characters_xml_does_not_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let line = json!({"id": "a\u{fffe}b\u{ffff}c\u{1}", "messages": [
+        {"role": "user", "content": "hi \u{ffff}"},
+        {"role": "assistant", "content": "hello"}
+    ]});
+    std::fs::write(d.join("t.jsonl"), format!("{line}\n")).unwrap();
+    let (code, _, stderr) = eval(d, &["t.jsonl", "-f", "junit", "-o", "r.xml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let xml = std::fs::read_to_string(d.join("r.xml")).unwrap();
+    assert!(xml.contains("abc"), "{xml}");
+    assert!(!xml.contains(['\u{fffe}', '\u{ffff}', '\u{1}']), "{xml:?}");
+    // An XML parser reads it, where one is at hand.
+    if let Ok(out) = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])",
+        ])
+        .arg(d.join("r.xml"))
+        .output()
+    {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn byte_order_marks_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("t.jsonl"), format!("\u{feff}{}\n", chat_line("a"))).unwrap();
+    let (code, stdout, stderr) = eval(d, &["t.jsonl", "-f", "jsonl"]);
+    assert_eq!(code, Some(0), "{stdout} {stderr}");
+    assert_eq!(rows(stdout.as_bytes()).len(), 1, "{stdout}");
+
+    std::fs::write(d.join("trace.json"), format!("\u{feff}{}", chat_line("a"))).unwrap();
+    std::fs::write(
+        d.join("call.json"),
+        format!(
+            "\u{feff}{}",
+            json!({"name": "lookup_order", "arguments": {"order": "1"}})
+        ),
+    )
+    .unwrap();
+    let out = tribunal(d, &["check", "trace.json", "--pending", "call.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let pair = json!({"prompt": "Say hi", "chosen": "Hi!", "rejected": "No."});
+    std::fs::write(d.join("p.jsonl"), format!("\u{feff}{pair}\n")).unwrap();
+    let out = tribunal(
+        d,
+        &[
+            "prefs", "convert", "p.jsonl", "--from", "trl", "--to", "jsonl", "-o", "o.jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_output_that_cannot_be_written_leaves_no_run_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("t.jsonl"), format!("{}\n", chat_line("a"))).unwrap();
+    // A folder that does not exist.
+    let out = tribunal(
+        d,
+        &["eval", "t.jsonl", "--db", "t.db", "-o", "missing/r.xml"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("missing/r.xml"));
+    let out = tribunal(d, &["runs", "list", "--db", "t.db", "-f", "json"]);
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] != "running"),
+        "{runs}"
+    );
+}
+
+#[test]
+fn reward_model_commands_fail_on_rejected_rows_and_on_no_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = json!({"prompt": "Say hi", "chosen": "Hi there!", "rejected": "No."});
+    let mut lines = vec![good.to_string()];
+    lines.extend((0..5).map(|i| format!("{{\"prompt\": {i}}}")));
+    std::fs::write(d.join("p.jsonl"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(d.join("empty.jsonl"), "").unwrap();
+    let out = tribunal(
+        d,
+        &["rm", "train", "p.jsonl", "--format", "trl", "-o", "rm.json"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("5 rows rejected"));
+    let out = tribunal(d, &["rm", "eval", "rm.json", "p.jsonl", "--format", "trl"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let out = tribunal(d, &["rm", "eval", "rm.json", "empty.jsonl"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("empty.jsonl: no preference pairs"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tribunal(d, &["rm", "train", "empty.jsonl", "-o", "rm2.json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
