@@ -2522,3 +2522,54 @@ async fn every_body_is_read_bounded_and_timed() {
     );
     s.stop().await;
 }
+
+/// Trace ids a client gives (the gate's `trace_id`, an append's, a trace's own id) are ids a
+/// browser can open: not `.` nor `..`, no control characters, at most 512 bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_ids_a_browser_cannot_open_are_refused() {
+    let s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let long = "x".repeat(513);
+    for (id, says) in [
+        (".", "\".\""),
+        ("..", "\"..\""),
+        ("a\u{0}b", "U+0000"),
+        ("a\nb", "U+000A"),
+        ("a\u{7f}b", "U+007F"),
+        ("a\u{85}b", "U+0085"),
+        (long.as_str(), "513 bytes"),
+    ] {
+        let mut whole = benign();
+        whole["trace_id"] = json!(id);
+        let append = json!({"trace_id": id, "offset": 0,
+            "append": [{"role": "user", "content": "hi"}]});
+        for body in [whole, append] {
+            let (st, v) = call(&s, Method::POST, "/api/v1/gate", Some(&agent), Some(body)).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{id:?}: {v}");
+            assert_eq!(code(&v), "invalid_request", "{v}");
+            let m = v["error"]["message"].as_str().unwrap();
+            assert!(m.starts_with("trace_id: expected"), "{m}");
+            assert!(m.contains(says), "{id:?}: {m}");
+        }
+        // A trace's own id.
+        let own = json!({"format": "tribunal", "trace": {"id": id, "messages": [
+            {"id": "m0", "role": "user", "content": "hi", "provenance": {"source": "user"}}]}});
+        let (st, v) = call(&s, Method::POST, "/api/v1/gate", Some(&agent), Some(own)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{id:?}: {v}");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(m.starts_with("trace.id: expected"), "{m}");
+    }
+    // 512 bytes, dots inside an id and any other character are fine.
+    for id in [
+        "y".repeat(512),
+        "a..b".to_owned(),
+        "...".to_owned(),
+        "ünï/cødé 1".to_owned(),
+    ] {
+        let mut whole = benign();
+        whole["trace_id"] = json!(id);
+        let (st, v) = call(&s, Method::POST, "/api/v1/gate", Some(&agent), Some(whole)).await;
+        assert_eq!(st, StatusCode::OK, "{id:?}: {v}");
+        assert_eq!(v["trace_id"], json!(id));
+    }
+}
