@@ -73,11 +73,22 @@ pub async fn list_traces(
         (_, None) => None,
     };
     let limit = q.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) || q.offset.is_some_and(|o| o < 0) {
-        return Err(ApiError::request(
-            "limit: expected 1..1000; offset: expected ≥ 0",
-        ));
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::request(format!(
+            "limit: expected 1..1000, found {limit}"
+        )));
     }
+    if let Some(o) = q.offset.filter(|o| *o < 0) {
+        return Err(ApiError::request(format!(
+            "offset: expected a whole number ≥ 0, found {o}"
+        )));
+    }
+    let since = q
+        .since
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| crate::value::since(&s, clock::now_ms()))
+        .transpose()
+        .map_err(ApiError::request)?;
     let rows = state
         .store
         .list_traces(
@@ -85,7 +96,7 @@ pub async fn list_traces(
             &TraceFilter {
                 source: q.source,
                 decision: q.decision,
-                since: q.since,
+                since,
                 rule: q.rule.filter(|r| !r.is_empty()),
                 text: q.q.filter(|t| !t.is_empty()),
                 judge,

@@ -338,6 +338,45 @@ async fn gate_decides_and_logs_every_decision() {
         (st, code(&bad_filter)),
         (StatusCode::BAD_REQUEST, "invalid_request")
     );
+    // `since` is a window or an RFC 3339 time (or date), anything else a 400 naming it; a
+    // bad paging value is named alone.
+    for (query, found) in [
+        ("since=30d", Ok(3)),
+        ("since=2000-01-01", Ok(3)),
+        ("since=2000-01-01T00:00:00.5%2B02:00", Ok(3)),
+        ("since=2999-01-01T00:00:00Z", Ok(0)),
+        ("since=garbage", Err("since: expected")),
+        ("since=3w", Err("since: expected")),
+        ("since=2026-01-01T00:00:00junk", Err("since: expected")),
+        ("offset=-50", Err("offset: expected")),
+        ("limit=0", Err("limit: expected")),
+    ] {
+        let (st, v) = call(
+            &s,
+            Method::GET,
+            &format!("/api/v1/traces?source=gate&{query}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+        match found {
+            Ok(n) => {
+                assert_eq!(st, StatusCode::OK, "{query}: {v}");
+                assert_eq!(v["traces"].as_array().unwrap().len(), n, "{query}: {v}");
+            }
+            Err(says) => {
+                assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request"));
+                let m = v["error"]["message"].as_str().unwrap();
+                assert!(m.starts_with(says), "{query}: {m}");
+                let other = if says.starts_with("limit") {
+                    "offset"
+                } else {
+                    "limit"
+                };
+                assert!(!m.contains(other), "{query}: {m}");
+            }
+        }
+    }
 
     let (_, v) = call(&s, Method::GET, "/api/v1/audit/verify", Some(&admin), None).await;
     assert_eq!(v["ok"], true, "{v}");
