@@ -390,20 +390,24 @@ pub async fn metrics(
     Extension(caller): Extension<Caller>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Permission::Read)?;
-    Ok(metrics_text(&state))
+    Ok(metrics_text(&state, Some(&caller.project)))
 }
 
-/// `/metrics` on the separate metrics address (`--metrics-listen`): no token asked.
+/// `/metrics` on the separate metrics address (`--metrics-listen`): no token asked, every
+/// project's series (the address is the operator's).
 pub async fn metrics_open(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    metrics_text(&state)
+    metrics_text(&state, None)
 }
 
-fn metrics_text(state: &AppState) -> impl IntoResponse {
+/// The metrics, of `project` only when given.
+fn metrics_text(state: &AppState, project: Option<&str>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state
-            .metrics
-            .render(&state.queue_depths(), state.options.write_queue.max(1)),
+        state.metrics.render(
+            &state.queue_depths(),
+            state.options.write_queue.max(1),
+            project,
+        ),
     )
 }
 
