@@ -182,14 +182,14 @@ pub async fn add_feedback(
     body: axum::body::Body,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
     caller.require(Permission::Annotate)?;
-    body::require_json(&headers)?;
-    let bytes = body::read(&headers, body, 1 << 20, state.options.body_timeout).await?;
-    let doc = body::parse_json(&bytes, state.options.max_json_depth)?;
-    let b: FeedbackBody = serde_json::from_value(doc).map_err(|e| {
-        ApiError::request(format!(
-            "{e}; expected {{\"name\": string, \"value\": any, \"rationale\"?: string}}"
-        ))
-    })?;
+    let b: FeedbackBody = body::json(
+        &state,
+        &headers,
+        body,
+        1 << 20,
+        "{\"name\": string, \"value\": any, \"rationale\"?: string}",
+    )
+    .await?;
     if b.name.trim().is_empty() {
         return Err(ApiError::request("name: must not be empty"));
     }

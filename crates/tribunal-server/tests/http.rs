@@ -2612,3 +2612,34 @@ async fn trace_ids_a_browser_cannot_open_are_refused() {
         assert_eq!(v["trace_id"], json!(id));
     }
 }
+
+/// The tool-pin, escalation and feedback routes read their bodies as every route does:
+/// `--max-body-bytes` bounds them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pin_review_and_feedback_bodies_obey_the_body_limit() {
+    let mut s = TestServer::start(ServerOptions {
+        max_body_bytes: 4096,
+        ..ServerOptions::default()
+    })
+    .await;
+    let admin = s.token("default", "admin").await;
+    let big = format!("{{\"note\": \"{}\"}}", "a".repeat(5000)).into_bytes();
+    for path in [
+        "/api/v1/tools/pins/approve",
+        "/api/v1/tools/pins/remove",
+        "/api/v1/escalations/x/decision",
+        "/api/v1/traces/x/feedback",
+    ] {
+        let (st, v) = raw(&s, path, &admin, "application/json", None, big.clone()).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            "{path}: {v}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("4096"),
+            "{path}: {v}"
+        );
+    }
+    s.stop().await;
+}
