@@ -73,11 +73,22 @@ pub async fn list_traces(
         (_, None) => None,
     };
     let limit = q.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) || q.offset.is_some_and(|o| o < 0) {
-        return Err(ApiError::request(
-            "limit: expected 1..1000; offset: expected ≥ 0",
-        ));
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::request(format!(
+            "limit: expected 1..1000, found {limit}"
+        )));
     }
+    if let Some(o) = q.offset.filter(|o| *o < 0) {
+        return Err(ApiError::request(format!(
+            "offset: expected a whole number ≥ 0, found {o}"
+        )));
+    }
+    let since = q
+        .since
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| crate::value::since(&s, clock::now_ms()))
+        .transpose()
+        .map_err(ApiError::request)?;
     let rows = state
         .store
         .list_traces(
@@ -85,7 +96,7 @@ pub async fn list_traces(
             &TraceFilter {
                 source: q.source,
                 decision: q.decision,
-                since: q.since,
+                since,
                 rule: q.rule.filter(|r| !r.is_empty()),
                 text: q.q.filter(|t| !t.is_empty()),
                 judge,
@@ -171,14 +182,14 @@ pub async fn add_feedback(
     body: axum::body::Body,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
     caller.require(Permission::Annotate)?;
-    body::require_json(&headers)?;
-    let bytes = body::read(&headers, body, 1 << 20, state.options.body_timeout).await?;
-    let doc = body::parse_json(&bytes, state.options.max_json_depth)?;
-    let b: FeedbackBody = serde_json::from_value(doc).map_err(|e| {
-        ApiError::request(format!(
-            "{e}; expected {{\"name\": string, \"value\": any, \"rationale\"?: string}}"
-        ))
-    })?;
+    let b: FeedbackBody = body::json(
+        &state,
+        &headers,
+        body,
+        1 << 20,
+        "{\"name\": string, \"value\": any, \"rationale\"?: string}",
+    )
+    .await?;
     if b.name.trim().is_empty() {
         return Err(ApiError::request("name: must not be empty"));
     }
@@ -379,20 +390,24 @@ pub async fn metrics(
     Extension(caller): Extension<Caller>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Permission::Read)?;
-    Ok(metrics_text(&state))
+    Ok(metrics_text(&state, Some(&caller.project)))
 }
 
-/// `/metrics` on the separate metrics address (`--metrics-listen`): no token asked.
+/// `/metrics` on the separate metrics address (`--metrics-listen`): no token asked, every
+/// project's series (the address is the operator's).
 pub async fn metrics_open(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    metrics_text(&state)
+    metrics_text(&state, None)
 }
 
-fn metrics_text(state: &AppState) -> impl IntoResponse {
+/// The metrics, of `project` only when given.
+fn metrics_text(state: &AppState, project: Option<&str>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state
-            .metrics
-            .render(&state.queue_depths(), state.options.write_queue.max(1)),
+        state.metrics.render(
+            &state.queue_depths(),
+            state.options.write_queue.max(1),
+            project,
+        ),
     )
 }
 

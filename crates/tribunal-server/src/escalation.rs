@@ -353,14 +353,14 @@ pub async fn decide(
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Review)?;
-    crate::body::require_json(&headers)?;
-    let bytes = crate::body::read(&headers, body, 64 << 10, state.options.body_timeout).await?;
-    let doc = crate::body::parse_json(&bytes, 8)?;
-    let b: DecideBody = serde_json::from_value(doc).map_err(|e| {
-        ApiError::request(format!(
-            "{e}; expected {{\"decision\": \"approve\"|\"deny\", \"note\"?: string}}"
-        ))
-    })?;
+    let b: DecideBody = crate::body::json(
+        &state,
+        &headers,
+        body,
+        64 << 10,
+        "{\"decision\": \"approve\"|\"deny\", \"note\"?: string}",
+    )
+    .await?;
     let status = match b.decision.as_str() {
         "approve" => "approved",
         "deny" => "denied",

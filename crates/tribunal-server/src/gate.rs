@@ -114,6 +114,43 @@ pub fn read_request_with<'a>(
     bytes: &'a [u8],
     traceparent: Option<&str>,
 ) -> Result<GateRequest<'a>, ApiError> {
+    read_members(bytes, traceparent, true)
+}
+
+/// The longest trace id a client may give, in bytes.
+pub const MAX_TRACE_ID_BYTES: usize = 512;
+
+/// Checks a trace id that a client gives (the gate's `trace_id`, a trace's own id): not `.`
+/// nor `..` (a browser resolves `/api/v1/traces/..` to another path), no control characters
+/// (C0, DEL, C1), at most [`MAX_TRACE_ID_BYTES`] bytes. `field` names where it came from.
+/// Every trace id a client names enters here.
+pub fn check_trace_id(id: &str, field: &str) -> Result<(), ApiError> {
+    let wrong = if id.is_empty() {
+        Some("is empty".to_owned())
+    } else if id == "." || id == ".." {
+        Some(format!("is {id:?}, which a URL path cannot name"))
+    } else if let Some(c) = id.chars().find(|c| c.is_control()) {
+        Some(format!("holds the control character U+{:04X}", c as u32))
+    } else if id.len() > MAX_TRACE_ID_BYTES {
+        Some(format!("is {} bytes long", id.len()))
+    } else {
+        None
+    };
+    match wrong {
+        None => Ok(()),
+        Some(w) => Err(ApiError::request(format!(
+            "{field}: expected a trace id of 1 to {MAX_TRACE_ID_BYTES} bytes without control characters, other than \".\" and \"..\"; it {w}"
+        ))),
+    }
+}
+
+/// Reads a request's members; with `check_ids`, the trace ids a client gives are checked
+/// (a stored request is read as it was accepted).
+fn read_members<'a>(
+    bytes: &'a [u8],
+    traceparent: Option<&str>,
+    check_ids: bool,
+) -> Result<GateRequest<'a>, ApiError> {
     let members: BTreeMap<String, &RawValue> = serde_json::from_slice(bytes).map_err(|e| {
         if e.classify() == serde_json::error::Category::Data {
             ApiError::request("the body must be a JSON object with a \"trace\"")
@@ -146,6 +183,9 @@ pub fn read_request_with<'a>(
         format,
         trace_id,
     } = parse_head(&head)?;
+    if let (true, Some(id)) = (check_ids, &trace_id) {
+        check_trace_id(id, "trace_id")?;
+    }
     let otlp = match head.get("otlp_trace_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(otlp_trace_id(s).ok_or_else(|| {
@@ -194,7 +234,12 @@ pub fn read_request_with<'a>(
         (Some(t), None) => {
             let t: Value = serde_json::from_str(t.get())
                 .map_err(|e| ApiError::new(Code::InvalidJson, format!("trace: {e}")))?;
-            Steps::Whole(Box::new(whole_trace(&t, format, trace_id)?))
+            let named = trace_id.is_some();
+            let trace = whole_trace(&t, format, trace_id)?;
+            if check_ids && !named {
+                check_trace_id(&trace.id, "trace.id")?;
+            }
+            Steps::Whole(Box::new(trace))
         }
         (None, Some(a)) => {
             let messages: Vec<&RawValue> = serde_json::from_str(a.get()).map_err(|_| {
@@ -360,7 +405,7 @@ fn whole_trace(
 
 /// The trace and pending step of a stored gate request.
 pub fn stored_request(body: &str) -> Option<(Trace, Option<Pending>)> {
-    let r = read_request(body.as_bytes()).ok()?;
+    let r = read_members(body.as_bytes(), None, false).ok()?;
     match r.steps {
         Steps::Whole(t) => Some((*t, r.asked.pending)),
         Steps::Append { .. } | Steps::Otlp { .. } => None,

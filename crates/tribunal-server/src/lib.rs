@@ -110,8 +110,6 @@ pub struct AppState {
     pub reviews: escalation::Queue,
     /// Traces held between gate calls, for appends.
     pub sessions: session::Sessions,
-    /// Browsers signed in to the UI.
-    pub web: ui::WebSessions,
     /// Labeling queues in use.
     pub label_queues: labels::Queues,
     /// What this server last read of the tool definitions pinned in the store.
@@ -308,7 +306,6 @@ pub async fn start(
         audit,
         reviews,
         sessions,
-        web: ui::WebSessions::default(),
         label_queues: labels::Queues::default(),
         tool_pins: tool_pins::Pins::default(),
         instance: auth::random_id("srv_"),

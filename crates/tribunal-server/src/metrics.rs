@@ -57,10 +57,15 @@ impl Family {
             .map_or(0, |(_, n)| *n)
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
+    /// The counter's series; with `project`, only those of that project (label sets with a
+    /// `project` label of another value are left out).
+    fn render(&self, out: &mut String, name: &str, help: &str, project: Option<&str>) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        for (labels, n) in counts.iter() {
+        let shown = |labels: &[(&'static str, String)]| {
+            project.is_none_or(|p| labels.iter().all(|(k, v)| *k != "project" || v == p))
+        };
+        for (labels, n) in counts.iter().filter(|(l, _)| shown(l)) {
             let labels: Vec<String> = labels
                 .iter()
                 .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
@@ -197,8 +202,15 @@ impl Metrics {
     }
 
     /// Every counter and histogram, then the writer queues' gauges: `queues` holds each
-    /// queue's name and the records waiting in it, `capacity` what each may hold.
-    pub fn render(&self, queues: &[(&str, usize)], capacity: usize) -> String {
+    /// queue's name and the records waiting in it, `capacity` what each may hold. With
+    /// `project`, the series labelled by project are that project's only (a token's view);
+    /// without, every project's (the operator's metrics address).
+    pub fn render(
+        &self,
+        queues: &[(&str, usize)],
+        capacity: usize,
+        project: Option<&str>,
+    ) -> String {
         let mut o = String::with_capacity(4096);
         let counter = |o: &mut String, name: &str, help: &str, rows: &[(&str, &AtomicU64)]| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -220,11 +232,13 @@ impl Metrics {
             &mut o,
             "tribunal_decisions_total",
             "Gate decisions by project and outcome.",
+            project,
         );
         self.violations.render(
             &mut o,
             "tribunal_violations_total",
             "Policy violations in gate decisions, by project and rule.",
+            project,
         );
         counter(
             &mut o,
@@ -252,6 +266,7 @@ impl Metrics {
             &mut o,
             "tribunal_judge_errors_total",
             "Judge feedback that carried an error, by project and judge.",
+            project,
         );
         counter(
             &mut o,
@@ -275,6 +290,7 @@ impl Metrics {
             &mut o,
             "tribunal_traces_scored_total",
             "Ingested traces judged, by project.",
+            project,
         );
         counter(
             &mut o,
@@ -375,7 +391,7 @@ mod tests {
         assert_eq!(f.get(&[("project", "a"), ("rule", "r.one")]), 3);
         assert_eq!(f.get(&[("project", "c"), ("rule", "r.one")]), 0);
         let mut o = String::new();
-        f.render(&mut o, "x_total", "help");
+        f.render(&mut o, "x_total", "help", None);
         assert!(
             o.contains("x_total{project=\"a\",rule=\"r.one\"} 3\n"),
             "{o}"

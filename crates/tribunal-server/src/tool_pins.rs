@@ -200,10 +200,7 @@ async fn read_body(
     body: axum::body::Body,
     what: &str,
 ) -> Result<PinBody, ApiError> {
-    crate::body::require_json(headers)?;
-    let bytes = crate::body::read(headers, body, 64 << 10, state.options.body_timeout).await?;
-    let doc = crate::body::parse_json(&bytes, 4)?;
-    serde_json::from_value(doc).map_err(|e| ApiError::request(format!("{e}; expected {what}")))
+    crate::body::json(state, headers, body, 64 << 10, what).await
 }
 
 /// After a person changed a pin: this server reads it again, and the change is logged as a

@@ -1,10 +1,11 @@
 //! The web UI's side of the server: its files (`GET /`, `GET /ui/*`, from `tribunal-web`)
 //! served with a content security policy, and browser sessions. A person signs in with an
 //! API token (`POST /api/v1/sessions`); the answer sets an HttpOnly, SameSite=Strict cookie
-//! naming a session held here, and gives a CSRF token that every state-changing request made
+//! naming a session kept in the store (by the hash of the cookie's value, so every server on
+//! the database knows it), and gives a CSRF token that every state-changing request made
 //! with the cookie must repeat in `X-CSRF-Token`. Agents' tokens cannot sign in: agents have
 //! no UI. A session ends when it is signed out, when its token is revoked (checked on every
-//! request), or after `SESSION_HOURS`.
+//! request, in the query that reads the session), or after `SESSION_HOURS`.
 
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, Code};
@@ -14,35 +15,13 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use tribunal_store::{clock, WebSession};
 
 /// The cookie that names a browser session.
 pub const COOKIE: &str = "tribunal_session";
 /// How long a session lasts.
 pub const SESSION_HOURS: u64 = 12;
-
-/// A signed-in browser.
-#[derive(Debug, Clone)]
-struct WebSession {
-    /// The hash of the token it signed in with (checked again on every request, so a
-    /// revoked token ends its sessions).
-    token_hash: String,
-    caller: Caller,
-    csrf: String,
-    expires: Instant,
-}
-
-/// Browser sessions by the hash of their cookie value.
-#[derive(Debug, Default)]
-pub struct WebSessions(Mutex<HashMap<String, WebSession>>);
-
-impl WebSessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, WebSession>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
 
 /// `GET /` and `GET /ui/*`: the UI's files.
 pub async fn asset(uri: Uri) -> Response {
@@ -93,17 +72,18 @@ pub async fn sign_in(
     }
     let id = crate::audit::hex(&auth::random_bytes::<32>());
     let csrf = crate::audit::hex(&auth::random_bytes::<32>());
+    let now = clock::now_ms();
     let session = WebSession {
+        id_hash: auth::hash_secret(&id),
         token_hash: auth::hash_secret(body.token.trim()),
-        caller: caller.clone(),
+        token_id: caller.token_id.clone(),
+        project: caller.project.clone(),
+        role: caller.role.clone(),
+        agent: caller.agent.clone(),
         csrf: csrf.clone(),
-        expires: Instant::now() + Duration::from_secs(SESSION_HOURS * 3600),
+        expires_ms: now + (SESSION_HOURS * 3600 * 1000) as i64,
     };
-    {
-        let mut sessions = state.web.lock();
-        sessions.retain(|_, s| s.expires > Instant::now());
-        sessions.insert(auth::hash_secret(&id), session);
-    }
+    state.store.insert_web_session(&session, now).await?;
     let cookie = format!(
         "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         SESSION_HOURS * 3600
@@ -121,28 +101,35 @@ pub async fn current(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-) -> Json<Value> {
-    let csrf = cookie(&headers).and_then(|id| {
-        state
-            .web
-            .lock()
-            .get(&auth::hash_secret(id))
-            .map(|s| s.csrf.clone())
-    });
-    Json(describe(&caller, csrf.as_deref()))
+) -> Result<Json<Value>, ApiError> {
+    let csrf = match cookie(&headers) {
+        Some(id) => state
+            .store
+            .web_session(&auth::hash_secret(id), clock::now_ms())
+            .await?
+            .map(|s| s.session.csrf),
+        None => None,
+    };
+    Ok(Json(describe(&caller, csrf.as_deref())))
 }
 
 /// `DELETE /api/v1/session`: signs out.
-pub async fn sign_out(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub async fn sign_out(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(id) = cookie(&headers) {
-        state.web.lock().remove(&auth::hash_secret(id));
+        state
+            .store
+            .remove_web_session(&auth::hash_secret(id))
+            .await?;
     }
     let mut res = Json(json!({"signed_out": true})).into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("tribunal_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
     );
-    res
+    Ok(res)
 }
 
 fn describe(caller: &Caller, csrf: Option<&str>) -> Value {
@@ -176,16 +163,17 @@ pub async fn from_cookie(
 ) -> Option<Result<Caller, ApiError>> {
     let id = cookie(headers)?;
     let key = auth::hash_secret(id);
-    let session = {
-        let sessions = state.web.lock();
-        sessions.get(&key).cloned()
+    let live = match state.store.web_session(&key, clock::now_ms()).await {
+        Ok(live) => live,
+        Err(e) => return Some(Err(e.into())),
     };
-    let Some(session) = session.filter(|s| s.expires > Instant::now()) else {
+    let Some(live) = live else {
         return Some(Err(ApiError::new(
             Code::Unauthenticated,
             "the session has ended; sign in again",
         )));
     };
+    let session = live.session;
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe {
         let sent = headers
@@ -200,17 +188,21 @@ pub async fn from_cookie(
         }
     }
     // The token behind the session must still be valid (revocation ends the session).
-    match state.store.token_by_hash(&session.token_hash).await {
-        Ok(Some(t)) if t.revoked_at.is_none() => Some(Ok(session.caller)),
-        Ok(_) => {
-            state.web.lock().remove(&key);
-            Some(Err(ApiError::new(
-                Code::Unauthenticated,
-                "the token this session signed in with was revoked",
-            )))
+    if !live.token_valid {
+        if let Err(e) = state.store.remove_web_session(&key).await {
+            tracing::warn!(error = %e, "ending a session of a revoked token failed");
         }
-        Err(e) => Some(Err(e.into())),
+        return Some(Err(ApiError::new(
+            Code::Unauthenticated,
+            "the token this session signed in with was revoked",
+        )));
     }
+    Some(Ok(Caller {
+        token_id: session.token_id,
+        project: session.project,
+        role: session.role,
+        agent: session.agent,
+    }))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -397,9 +397,15 @@ pre{{font:13px ui-monospace,monospace;white-space:pre-wrap}}</style></head><body
 
 /// `30d`, `12h`, `45m` or an RFC 3339 time, as the RFC 3339 lower bound of the window.
 pub fn since(spec: &str, now_ms: i64) -> Result<String, String> {
+    since_as(spec, now_ms, "since")
+}
+
+/// [`since`] of a value given in `field` (named by the error), as the store writes times
+/// (`YYYY-MM-DDTHH:MM:SSZ`, UTC, so that stored times compare with it as text).
+pub fn since_as(spec: &str, now_ms: i64, field: &str) -> Result<String, String> {
     let spec = spec.trim();
-    if clock::parse_rfc3339_secs(spec).is_some() {
-        return Ok(spec.to_owned());
+    if let Some(secs) = rfc3339_secs(spec) {
+        return Ok(clock::rfc3339_from_ms(secs.saturating_mul(1000)));
     }
     let unit_at = spec.char_indices().last().map_or(0, |(i, _)| i);
     let (n, unit) = spec.split_at(unit_at);
@@ -407,16 +413,59 @@ pub fn since(spec: &str, now_ms: i64) -> Result<String, String> {
         .parse()
         .ok()
         .filter(|n| *n >= 0)
-        .ok_or_else(|| format!("since: expected a number of days, hours or minutes (30d, 12h, 45m) or an RFC 3339 time, found {spec:?}"))?;
+        .ok_or_else(|| format!("{field}: expected a number of days, hours or minutes (30d, 12h, 45m) or an RFC 3339 time, found {spec:?}"))?;
     let per = match unit {
         "d" => 86_400_000,
         "h" => 3_600_000,
         "m" => 60_000,
-        _ => return Err(format!("since: expected a unit d, h or m, found {spec:?}")),
+        _ => {
+            return Err(format!(
+                "{field}: expected a unit d, h or m, found {spec:?}"
+            ))
+        }
     };
     // A window longer than the clock reaches back starts at the epoch.
     let ms = n.saturating_mul(per);
     Ok(clock::rfc3339_from_ms(now_ms.saturating_sub(ms)))
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 time (`YYYY-MM-DDTHH:MM:SS`, an optional
+/// fraction, then `Z` or an offset `±HH:MM`) or date (`YYYY-MM-DD`, its midnight in UTC);
+/// `None` for anything else.
+fn rfc3339_secs(s: &str) -> Option<i64> {
+    if s.len() == 10 {
+        return clock::parse_rfc3339_secs(&format!("{s}T00:00:00"));
+    }
+    let secs = clock::parse_rfc3339_secs(s.get(..19)?)?;
+    let mut rest = &s[19..];
+    if let Some(r) = rest.strip_prefix('.') {
+        let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &r[digits..];
+    }
+    let offset = match rest.as_bytes() {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let num = |a: u8, b: u8| -> Option<i64> {
+                (a.is_ascii_digit() && b.is_ascii_digit())
+                    .then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+            };
+            let (h, m) = (num(*h1, *h2)?, num(*m1, *m2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let off = h * 3600 + m * 60;
+            if *sign == b'+' {
+                off
+            } else {
+                -off
+            }
+        }
+        _ => return None,
+    };
+    Some(secs - offset)
 }
 
 /// The report for `project` since `since` (RFC 3339), read from the store.
@@ -614,6 +663,28 @@ mod tests {
             "2026-01-01T00:00:00Z"
         );
         assert!(since("soon", now).unwrap_err().contains("since"));
+        assert_eq!(
+            since("2026-01-01T02:30:00.25+02:00", now).unwrap(),
+            "2026-01-01T00:30:00Z"
+        );
+        assert_eq!(
+            since("2026-01-01T00:00:00-01:00", now).unwrap(),
+            "2026-01-01T01:00:00Z"
+        );
+        assert_eq!(since("2026-01-02", now).unwrap(), "2026-01-02T00:00:00Z");
+        for bad in [
+            "2026-01-01T00:00:00",
+            "2026-1-01",
+            "2026-01-01T00:00:00garbage",
+            "2026-01-01T00:00:00.Z",
+            "2026-01-01T00:00:00+2:00",
+            "2026-13-01T00:00:00Z",
+        ] {
+            assert!(since(bad, now).is_err(), "{bad}");
+        }
+        assert!(since_as("x", now, "from.filter.since")
+            .unwrap_err()
+            .starts_with("from.filter.since: "));
         assert!(since("3w", now).is_err());
         // Whatever the text, an answer rather than a panic.
         assert!(since("-5d", now).is_err());

@@ -338,6 +338,45 @@ async fn gate_decides_and_logs_every_decision() {
         (st, code(&bad_filter)),
         (StatusCode::BAD_REQUEST, "invalid_request")
     );
+    // `since` is a window or an RFC 3339 time (or date), anything else a 400 naming it; a
+    // bad paging value is named alone.
+    for (query, found) in [
+        ("since=30d", Ok(3)),
+        ("since=2000-01-01", Ok(3)),
+        ("since=2000-01-01T00:00:00.5%2B02:00", Ok(3)),
+        ("since=2999-01-01T00:00:00Z", Ok(0)),
+        ("since=garbage", Err("since: expected")),
+        ("since=3w", Err("since: expected")),
+        ("since=2026-01-01T00:00:00junk", Err("since: expected")),
+        ("offset=-50", Err("offset: expected")),
+        ("limit=0", Err("limit: expected")),
+    ] {
+        let (st, v) = call(
+            &s,
+            Method::GET,
+            &format!("/api/v1/traces?source=gate&{query}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+        match found {
+            Ok(n) => {
+                assert_eq!(st, StatusCode::OK, "{query}: {v}");
+                assert_eq!(v["traces"].as_array().unwrap().len(), n, "{query}: {v}");
+            }
+            Err(says) => {
+                assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request"));
+                let m = v["error"]["message"].as_str().unwrap();
+                assert!(m.starts_with(says), "{query}: {m}");
+                let other = if says.starts_with("limit") {
+                    "offset"
+                } else {
+                    "limit"
+                };
+                assert!(!m.contains(other), "{query}: {m}");
+            }
+        }
+    }
 
     let (_, v) = call(&s, Method::GET, "/api/v1/audit/verify", Some(&admin), None).await;
     assert_eq!(v["ok"], true, "{v}");
@@ -2520,5 +2559,87 @@ async fn every_body_is_read_bounded_and_timed() {
         (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
         "{v}"
     );
+    s.stop().await;
+}
+
+/// Trace ids a client gives (the gate's `trace_id`, an append's, a trace's own id) are ids a
+/// browser can open: not `.` nor `..`, no control characters, at most 512 bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_ids_a_browser_cannot_open_are_refused() {
+    let s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let long = "x".repeat(513);
+    for (id, says) in [
+        (".", "\".\""),
+        ("..", "\"..\""),
+        ("a\u{0}b", "U+0000"),
+        ("a\nb", "U+000A"),
+        ("a\u{7f}b", "U+007F"),
+        ("a\u{85}b", "U+0085"),
+        (long.as_str(), "513 bytes"),
+    ] {
+        let mut whole = benign();
+        whole["trace_id"] = json!(id);
+        let append = json!({"trace_id": id, "offset": 0,
+            "append": [{"role": "user", "content": "hi"}]});
+        for body in [whole, append] {
+            let (st, v) = call(&s, Method::POST, "/api/v1/gate", Some(&agent), Some(body)).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{id:?}: {v}");
+            assert_eq!(code(&v), "invalid_request", "{v}");
+            let m = v["error"]["message"].as_str().unwrap();
+            assert!(m.starts_with("trace_id: expected"), "{m}");
+            assert!(m.contains(says), "{id:?}: {m}");
+        }
+        // A trace's own id.
+        let own = json!({"format": "tribunal", "trace": {"id": id, "messages": [
+            {"id": "m0", "role": "user", "content": "hi", "provenance": {"source": "user"}}]}});
+        let (st, v) = call(&s, Method::POST, "/api/v1/gate", Some(&agent), Some(own)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{id:?}: {v}");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(m.starts_with("trace.id: expected"), "{m}");
+    }
+    // 512 bytes, dots inside an id and any other character are fine.
+    for id in [
+        "y".repeat(512),
+        "a..b".to_owned(),
+        "...".to_owned(),
+        "ünï/cødé 1".to_owned(),
+    ] {
+        let mut whole = benign();
+        whole["trace_id"] = json!(id);
+        let (st, v) = call(&s, Method::POST, "/api/v1/gate", Some(&agent), Some(whole)).await;
+        assert_eq!(st, StatusCode::OK, "{id:?}: {v}");
+        assert_eq!(v["trace_id"], json!(id));
+    }
+}
+
+/// The tool-pin, escalation and feedback routes read their bodies as every route does:
+/// `--max-body-bytes` bounds them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pin_review_and_feedback_bodies_obey_the_body_limit() {
+    let mut s = TestServer::start(ServerOptions {
+        max_body_bytes: 4096,
+        ..ServerOptions::default()
+    })
+    .await;
+    let admin = s.token("default", "admin").await;
+    let big = format!("{{\"note\": \"{}\"}}", "a".repeat(5000)).into_bytes();
+    for path in [
+        "/api/v1/tools/pins/approve",
+        "/api/v1/tools/pins/remove",
+        "/api/v1/escalations/x/decision",
+        "/api/v1/traces/x/feedback",
+    ] {
+        let (st, v) = raw(&s, path, &admin, "application/json", None, big.clone()).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            "{path}: {v}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("4096"),
+            "{path}: {v}"
+        );
+    }
     s.stop().await;
 }

@@ -365,6 +365,37 @@ async fn queues_fill_from_filters_runs_and_doubtful_judges_and_people_meet_the_j
     )
     .await;
     assert_eq!((st, v["items"].as_u64()), (201, Some(2)), "{v}");
+    // `since` is a time or a window, read as the trace list reads it.
+    for (id, since, items) in [
+        ("recent", json!("30d"), 2),
+        ("recent-utc", json!("2000-01-01T00:00:00+02:00"), 2),
+    ] {
+        let (st, v) = call(
+            &url,
+            &admin,
+            "POST",
+            "/api/v1/queues",
+            Some(json!({"id": id, "schema": "safe", "from": {"filter": {"decision": "block", "since": since}}})),
+        )
+        .await;
+        assert_eq!((st, v["items"].as_u64()), (201, Some(items)), "{id}: {v}");
+    }
+    let (st, v) = call(
+        &url,
+        &admin,
+        "POST",
+        "/api/v1/queues",
+        Some(json!({"id": "future", "schema": "safe", "from": {"filter": {"since": "2999-01-01T00:00:00Z"}}})),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the source gave none"),
+        "{v}"
+    );
     let (_, v) = call(&url, &a1, "POST", "/api/v1/queues/blocked/next", None).await;
     assert!(v["item"].as_str().unwrap().starts_with("gate-"), "{v}");
     assert_eq!(
@@ -585,6 +616,10 @@ async fn queues_fill_from_filters_runs_and_doubtful_judges_and_people_meet_the_j
         (
             json!({"id": "x4", "schema": "safe", "from": {"filter": {"limit": 0}}}),
             "from.filter.limit",
+        ),
+        (
+            json!({"id": "x4b", "schema": "safe", "from": {"filter": {"since": "garbage"}}}),
+            "from.filter.since: expected",
         ),
         (
             json!({"id": "x5", "schema": "safe", "items": ["a"], "review_against_judge": true}),

@@ -69,7 +69,7 @@ fn has_line(metrics: &str, line: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_carry_project_rule_and_judge_labels_and_the_build() {
+async fn metrics_carry_project_rule_and_judge_labels_and_each_token_sees_its_project() {
     let dir = tempfile::tempdir().unwrap();
     let shop = shop_config(dir.path());
     let mut s = TestServer::start(ServerOptions {
@@ -113,24 +113,57 @@ async fn metrics_carry_project_rule_and_judge_labels_and_the_build() {
     .await;
     assert_eq!(v["decision"], "allow", "{v}");
 
-    let (st, m) = get(&format!("{}/metrics", s.url), Some(&viewer)).await;
-    assert_eq!(st, StatusCode::OK, "{m}");
-    for line in [
+    let shop_lines = [
         "tribunal_decisions_total{project=\"shop\",decision=\"block\"} 2",
-        "tribunal_decisions_total{project=\"default\",decision=\"allow\"} 1",
         "tribunal_violations_total{project=\"shop\",rule=\"shop.no_replies\"} 2",
         "tribunal_judge_errors_total{project=\"shop\",judge=\"tone\"} 2",
-        &format!(
-            "tribunal_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        ),
-    ] {
+    ];
+    let default_line = "tribunal_decisions_total{project=\"default\",decision=\"allow\"} 1";
+    let build = format!(
+        "tribunal_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    // A project's token shows that project's series only.
+    let shop_viewer = s.token("shop", "viewer").await;
+    let (st, m) = get(&format!("{}/metrics", s.url), Some(&shop_viewer)).await;
+    assert_eq!(st, StatusCode::OK, "{m}");
+    for line in shop_lines.iter().copied().chain([build.as_str()]) {
         assert!(has_line(&m, line), "{line} in\n{m}");
     }
+    assert!(!m.contains("project=\"default\""), "{m}");
+    let (st, m) = get(&format!("{}/metrics", s.url), Some(&viewer)).await;
+    assert_eq!(st, StatusCode::OK, "{m}");
+    assert!(has_line(&m, default_line), "{m}");
+    assert!(has_line(&m, &build), "{m}");
+    assert!(!m.contains("shop"), "{m}");
     // Nothing was counted for a project under another's name.
     assert!(!m.contains("project=\"default\",rule="), "{m}");
     assert!(!m.contains("project=\"default\",judge="), "{m}");
     assert!(m.contains("# TYPE tribunal_build_info gauge"), "{m}");
+
+    // The operator's metrics address shows every project.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(tribunal_server::metrics::serve_metrics(
+        listener,
+        s.state.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let (st, m) = get(&format!("{metrics_url}/metrics"), None).await;
+    assert_eq!(st, StatusCode::OK, "{m}");
+    for line in shop_lines
+        .iter()
+        .copied()
+        .chain([default_line, build.as_str()])
+    {
+        assert!(has_line(&m, line), "{line} in\n{m}");
+    }
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
     s.stop().await;
 }
 

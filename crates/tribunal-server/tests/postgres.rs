@@ -353,3 +353,113 @@ async fn two_servers_judge_each_monitored_trace_once() {
     drop(servers);
     db.drop().await.unwrap();
 }
+
+/// A browser session is kept in the database: signed in on one server, it is used (a read,
+/// a state-changing request with its CSRF token) and signed out on another, after which the
+/// first refuses it too; revoking its token ends a session on every server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_session_holds_across_servers_on_one_database() {
+    use reqwest::header::{COOKIE, SET_COOKIE};
+    let db = TestDatabase::create("tribunal_web_sessions")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let store = Store::open(&db.url).await.unwrap();
+        servers.push(
+            TestServer::start_with(
+                store,
+                tempfile::tempdir().unwrap(),
+                ServerOptions::default(),
+            )
+            .await,
+        );
+    }
+    let (a, b) = (&servers[0].url, &servers[1].url);
+    let admin = servers[0].token("default", "admin").await;
+    let c = TestServer::client();
+    let sign_in = |url: String| {
+        let (c, admin) = (c.clone(), admin.clone());
+        async move {
+            let r = c
+                .post(format!("{url}/api/v1/sessions"))
+                .json(&json!({ "token": admin }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let cookie = r.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+            let pair = cookie.split(';').next().unwrap().to_owned();
+            let v: Value = r.json().await.unwrap();
+            (pair, v["csrf"].as_str().unwrap().to_owned())
+        }
+    };
+    let read = |url: &str, pair: &str| {
+        c.get(format!("{url}/api/v1/traces"))
+            .header(COOKIE, pair)
+            .send()
+    };
+
+    let (pair, csrf) = sign_in(a.clone()).await;
+    assert_eq!(read(a, &pair).await.unwrap().status(), 200);
+    // On the other server: a read, the session's CSRF token, a state-changing request.
+    assert_eq!(read(b, &pair).await.unwrap().status(), 200);
+    let me: Value = c
+        .get(format!("{b}/api/v1/session"))
+        .header(COOKIE, &pair)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["csrf"], json!(csrf), "{me}");
+    let reload = |csrf: &str| {
+        c.post(format!("{b}/api/v1/policies/reload"))
+            .header(COOKIE, &pair)
+            .header("x-csrf-token", csrf)
+            .send()
+    };
+    assert_eq!(reload("0000").await.unwrap().status(), 403);
+    assert_eq!(reload(&csrf).await.unwrap().status(), 200);
+    // Signed out on the other server: the first refuses the cookie.
+    let r = c
+        .delete(format!("{b}/api/v1/session"))
+        .header(COOKIE, &pair)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for url in [a, b] {
+        let r = read(url, &pair).await.unwrap();
+        assert_eq!(r.status(), 401, "{url}");
+    }
+
+    // Revoking the token ends its sessions on every server.
+    let (pair, _) = sign_in(b.clone()).await;
+    assert_eq!(read(a, &pair).await.unwrap().status(), 200);
+    let me: Value = c
+        .get(format!("{a}/api/v1/session"))
+        .header(COOKIE, &pair)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    servers[0]
+        .store
+        .revoke_token(me["token_id"].as_str().unwrap(), "2026-01-01T00:00:00Z")
+        .await
+        .unwrap();
+    for url in [a, b] {
+        assert_eq!(read(url, &pair).await.unwrap().status(), 401, "{url}");
+    }
+    for s in &mut servers {
+        s.stop().await;
+        s.store.close().await;
+    }
+    drop(servers);
+    db.drop().await.unwrap();
+}

@@ -21,6 +21,7 @@ mod server;
 mod span_events;
 mod sqlite_log;
 mod tool_pins;
+mod web_sessions;
 pub use sqlite_log::{Attempt, LogConnection};
 pub mod testing;
 
@@ -35,6 +36,7 @@ pub use notify::{Notification, Notifications};
 pub use prefs::{PreferenceInsert, PreferenceRow};
 pub use span_events::SpanEventRecord;
 pub use tool_pins::{ToolChange, ToolPin};
+pub use web_sessions::{LiveWebSession, WebSession};
 
 pub use server::{
     AuditRow, EscalationRow, FeedbackRow, GateTraceRow, NewAuditEntry, SpanRecord, TokenRecord,
@@ -270,6 +272,7 @@ impl Store {
             .chain(prefs::SCHEMA)
             .chain(lineage::SCHEMA)
             .chain(tool_pins::SCHEMA)
+            .chain(web_sessions::SCHEMA)
         {
             sqlx::query(*stmt).execute(&pool).await?;
         }

@@ -241,7 +241,8 @@ impl Store {
         rows.iter().map(token_from_row).collect()
     }
 
-    /// Marks a token revoked; `false` when no unrevoked token has this id.
+    /// Marks a token revoked and ends the browser sessions signed in with it; `false` when
+    /// no unrevoked token has this id.
     pub async fn revoke_token(&self, id: &str, at: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
@@ -250,6 +251,7 @@ impl Store {
         .bind(at)
         .execute(&self.pool)
         .await?;
+        self.remove_web_sessions_of_token(id).await?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -125,7 +125,18 @@ pub async fn fill(store: &Store, project: &str, source: &Source) -> Result<Vec<I
                     &TraceFilter {
                         source: f.source.clone(),
                         decision: f.decision.clone(),
-                        since: f.since.clone(),
+                        since: f
+                            .since
+                            .as_deref()
+                            .map(|s| {
+                                crate::value::since_as(
+                                    s,
+                                    tribunal_store::clock::now_ms(),
+                                    "from.filter.since",
+                                )
+                            })
+                            .transpose()
+                            .map_err(ApiError::request)?,
                         rule: f.rule.clone(),
                         text: f.text.clone(),
                         judge: None,
