@@ -287,28 +287,60 @@ fn leetish(c: u8) -> bool {
     (c.wrapping_sub(b'0') < 8) | (c == b'@') | (c == b'$')
 }
 
-/// The first place at or after `from` where a byte that may stand for a letter touches an
-/// ASCII letter (read a window at a time, as [`spaced_letters`] is).
-fn next_leet_touch(b: &[u8], from: usize) -> Option<usize> {
-    const W: usize = 32;
-    let at = |p: usize| {
-        leetish(b[p]) && ((p > 0 && letter(b[p - 1])) || b.get(p + 1).is_some_and(|&c| letter(c)))
-    };
-    let mut i = from.max(1) - 1;
-    while i + W + 2 <= b.len() {
-        let w: &[u8; W + 2] = b[i..i + W + 2].try_into().expect("a window");
-        let mut any = false;
-        for k in 1..=W {
-            any |= leetish(w[k]) & (letter(w[k - 1]) | letter(w[k + 1]));
-        }
-        if any {
-            if let Some(p) = (i + 1..=i + W).find(|&p| p >= from && at(p)) {
-                return Some(p);
+/// Bytes read a window at a time by [`touches`].
+const W: usize = 32;
+
+/// The places where a byte that may stand for a letter touches an ASCII letter in the
+/// window of [`W`] bytes from `i` (bit `k` for place `i + k`; `b[i - 1..i + W + 1]` must be
+/// in bounds).
+fn touches(b: &[u8], i: usize) -> u32 {
+    let w: &[u8; W + 2] = b[i - 1..i + W + 1].try_into().expect("a window");
+    let hit = |k: usize| leetish(w[k + 1]) & (letter(w[k]) | letter(w[k + 2]));
+    // Most windows have none: a test over the whole window first (vector instructions),
+    // then the places of a window that has some.
+    let mut any = false;
+    for k in 0..W {
+        any |= hit(k);
+    }
+    if !any {
+        return 0;
+    }
+    (0..W).fold(0, |mask, k| mask | (u32::from(hit(k)) << k))
+}
+
+/// Whether the byte at `p` may stand for a letter and touches one (at the text's ends too).
+fn touch_at(b: &[u8], p: usize) -> bool {
+    leetish(b[p]) && ((p > 0 && letter(b[p - 1])) || b.get(p + 1).is_some_and(|&c| letter(c)))
+}
+
+/// Calls `f` with each place where a byte that may stand for a letter touches an ASCII
+/// letter, in order; `f` answers the place to go on from.
+fn for_each_leet_touch(b: &[u8], mut f: impl FnMut(usize) -> usize) {
+    let mut from = 0;
+    // Place 0, then places 1.. in whole windows, then the rest one by one.
+    let mut p = 0;
+    if !b.is_empty() && touch_at(b, 0) {
+        from = f(0);
+    }
+    let mut i = 1;
+    while i + W < b.len() {
+        let mut mask = touches(b, i);
+        while mask != 0 {
+            let q = i + mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if q >= from {
+                from = f(q);
             }
         }
         i += W;
     }
-    (from.max(i)..b.len()).find(|&p| at(p))
+    p = p.max(i);
+    while p < b.len() {
+        if p >= from && touch_at(b, p) {
+            from = f(p);
+        }
+        p += 1;
+    }
 }
 
 /// The words injections are written with, as [`read_leet`] reads them (sorted).
@@ -414,23 +446,18 @@ const LEET_WORDS: &[&str] = &[
 fn for_each_leet_word(b: &[u8], mut f: impl FnMut(usize, &[u8])) {
     const LONGEST: usize = 16;
     let part = |c: u8| c.is_ascii_alphabetic() || leet(c).is_some();
-    let mut from = 0;
-    while let Some(q) = next_leet_touch(b, from) {
+    for_each_leet_touch(b, |q| {
         let mut start = q;
         while start > 0 && part(b[start - 1]) && q - start < LONGEST {
             start -= 1;
         }
-        let end = q + b[q..]
-            .iter()
-            .take(LONGEST + 1)
-            .take_while(|&&c| part(c))
-            .count();
-        from = end.max(q + 1);
+        let end = q + b[q..].iter().take(LONGEST + 1).take_while(|&&c| part(c)).count();
+        let next = end.max(q + 1);
         let alone = (start == 0 || !b[start - 1].is_ascii_alphanumeric())
             && b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
         let w = &b[start..end];
         if !alone || w.len() > LONGEST || !w.iter().any(u8::is_ascii_alphabetic) {
-            continue;
+            return next;
         }
         let mut read = [0u8; LONGEST];
         for other in [false, true] {
@@ -447,7 +474,8 @@ fn for_each_leet_word(b: &[u8], mut f: impl FnMut(usize, &[u8])) {
                 break;
             }
         }
-    }
+        next
+    });
 }
 
 /// Reads the words of `text` written with digits or signs for letters as those letters,
@@ -623,13 +651,18 @@ mod tests {
                 format!("{}a1{}b2", "-".repeat(pad), " ".repeat(pad)),
             ] {
                 let b = text.as_bytes();
-                for from in [0, pad / 2, pad, pad + 1, pad + 3] {
-                    assert_eq!(
-                        next_leet_touch(b, from),
-                        bytewise(b, from),
-                        "{text:?} {from}"
-                    );
+                let mut found = Vec::new();
+                for_each_leet_touch(b, |p| {
+                    found.push(p);
+                    p + 1
+                });
+                let mut want = Vec::new();
+                let mut from = 0;
+                while let Some(p) = bytewise(b, from) {
+                    want.push(p);
+                    from = p + 1;
                 }
+                assert_eq!(found, want, "{text:?}");
             }
             let text = format!("{} 1gn0re", "-".repeat(pad));
             assert!(leet_words(text.as_bytes()), "{text:?}");
