@@ -451,7 +451,11 @@ fn for_each_leet_word(b: &[u8], mut f: impl FnMut(usize, &[u8])) {
         while start > 0 && part(b[start - 1]) && q - start < LONGEST {
             start -= 1;
         }
-        let end = q + b[q..].iter().take(LONGEST + 1).take_while(|&&c| part(c)).count();
+        let end = q + b[q..]
+            .iter()
+            .take(LONGEST + 1)
+            .take_while(|&&c| part(c))
+            .count();
         let next = end.max(q + 1);
         let alone = (start == 0 || !b[start - 1].is_ascii_alphanumeric())
             && b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
