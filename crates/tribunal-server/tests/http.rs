@@ -1340,7 +1340,7 @@ async fn gate_judges_a_trace_sent_whole_again_as_it_judges_it_fresh() {
     .await;
     assert_eq!(reads(&s, &admin, "in_full").await, in_full + 2, "{a}");
     // A new message with Anthropic blocks makes the whole trace read as Anthropic, where
-    // the OpenAI tool messages before it are wrong: the answer says so.
+    // the OpenAI calls and tool messages before it are wrong: the answer names the first.
     let mut anthropic = edited.clone();
     anthropic.push(json!({"role": "assistant", "content": [
         {"type": "tool_use", "id": "tu1", "name": "lookup_order", "input": {"id": "7"}}]}));
@@ -1359,7 +1359,7 @@ async fn gate_judges_a_trace_sent_whole_again_as_it_judges_it_fresh() {
         e["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("messages[3].role"),
+            .contains("messages[2].tool_calls"),
         "{e}"
     );
 
