@@ -78,10 +78,9 @@ pub fn detect(v: &Value) -> Option<InputFormat> {
                 Some(InputFormat::Webarena)
             } else if responses::is_record(o) {
                 Some(InputFormat::Responses)
-            } else if let Some(Value::Array(msgs)) = o
-                .get("messages")
-                .filter(|_| !o.contains_key("spans") && !o.contains_key("data"))
-            {
+            } else if let Some(Value::Array(msgs)) = o.get("messages").filter(|_| {
+                !o.contains_key("spans") && !o.get("data").is_some_and(|d| d.get("spans").is_some())
+            }) {
                 // A record of chat messages, whatever other fields it carries (`info`,
                 // `system`): the messages say whose they are; a top-level `system` prompt is
                 // Anthropic's unless a message is OpenAI's only.

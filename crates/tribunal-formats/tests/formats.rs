@@ -64,6 +64,7 @@ fn chat_records_with_other_fields_keep_their_calls() {
     ]);
     for extra in [
         json!({"info": {"source": "prod"}}),
+        json!({"data": {"customer": "acme"}}),
         json!({"system": "be nice"}),
         json!({"info": {"source": "prod"}, "system": "be nice"}),
     ] {
