@@ -79,7 +79,7 @@ pub fn detect(v: &Value) -> Option<InputFormat> {
             } else if responses::is_record(o) {
                 Some(InputFormat::Responses)
             } else if let Some(Value::Array(msgs)) = o.get("messages").filter(|_| {
-                !o.contains_key("spans") && !o.get("data").is_some_and(|d| d.get("spans").is_some())
+                !o.contains_key("spans") && o.get("data").is_none_or(|d| d.get("spans").is_none())
             }) {
                 // A record of chat messages, whatever other fields it carries (`info`,
                 // `system`): the messages say whose they are; a top-level `system` prompt is
