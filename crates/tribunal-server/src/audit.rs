@@ -16,13 +16,17 @@
 //! numbered and chained inside the transaction that writes them, so a decision is answered
 //! only once its entry is committed, and a number is given once, by a commit. A batch that fails fails each of its requests (the gate answers 503
 //! `store_unavailable`, never a decision).
+//!
+//! A change a person makes (a review's decision, a tool pin approved or removed) is
+//! written with its entry in one transaction of the store's ([`AuditLog::record`]): the
+//! change stands exactly when its entry is in the log.
 
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use tribunal_store::{clock, Attempt, LogConnection, NewAuditEntry, Store, StoreError};
+use tribunal_store::{clock, Attempt, LogConnection, Logged, NewAuditEntry, Store, StoreError};
 
 /// How long one batch may take to commit before its requests fail.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -131,6 +135,14 @@ async fn write_batch(store: &Store, batch: Vec<Queued>) {
 
 fn hash_of(seq: i64, e: &NewAuditEntry, prev: &str) -> String {
     entry_hash(seq, &e.at, &e.kind, &e.project, &e.body, prev)
+}
+
+/// `entry` chained as every entry of the log is, for the store to write with a change.
+pub fn logged(entry: &NewAuditEntry) -> Logged<'_> {
+    Logged {
+        entry,
+        hash: hash_of,
+    }
 }
 
 /// Tells each request of a batch its number (the first entry's `first`, the others in
@@ -337,6 +349,28 @@ impl AuditLog {
                 Err(AuditError::Store(e.to_string()))
             }
         }
+    }
+
+    /// The entry that records a change a person makes, for the store to write in the
+    /// change's own transaction ([`Logged`]). Refused once the log is closed, as
+    /// [`AuditLog::append`] is.
+    pub fn record(
+        &self,
+        project: &str,
+        kind: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<NewAuditEntry, AuditError> {
+        if self.tx.read().unwrap_or_else(|p| p.into_inner()).is_none() {
+            return Err(AuditError::Closed);
+        }
+        let body = serde_json::to_string(body)
+            .map_err(|e| AuditError::Store(format!("the entry did not serialize: {e}")))?;
+        Ok(NewAuditEntry {
+            at: clock::now_rfc3339(),
+            project: project.to_owned(),
+            kind: kind.to_owned(),
+            body,
+        })
     }
 
     /// Stops accepting entries; the writer writes what is queued and ends.

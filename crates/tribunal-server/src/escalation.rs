@@ -379,6 +379,13 @@ pub async fn decide(
     if row.status == "pending" && row.deadline_ms <= now {
         expire(&state, &row).await?;
     }
+    // The decision stands exactly when its log entry is written: one transaction.
+    let entry = state.audit.record(
+        &caller.project,
+        "review",
+        &json!({"escalation": id, "decision_id": row.decision_seq, "status": status,
+            "reviewer": caller.token_id, "note": b.note}),
+    )?;
     let decided = state
         .store
         .decide_escalation(
@@ -387,10 +394,11 @@ pub async fn decide(
             status,
             Some(&caller.token_id),
             b.note.as_deref(),
-            &clock::now_rfc3339(),
+            &entry.at,
+            crate::audit::logged(&entry),
         )
         .await?;
-    if !decided {
+    if decided.is_none() {
         let current = state
             .store
             .get_escalation(&caller.project, &id)
@@ -402,15 +410,6 @@ pub async fn decide(
             format!("escalation {id} is already {current}"),
         ));
     }
-    state
-        .audit
-        .append(
-            &caller.project,
-            "review",
-            &json!({"escalation": id, "decision_id": row.decision_seq, "status": status,
-                "reviewer": caller.token_id, "note": b.note}),
-        )
-        .await?;
     state.reviews.settle(&id, status);
     crate::peers::reviewed(&state, &id).await;
     let row = state
@@ -422,6 +421,12 @@ pub async fn decide(
 }
 
 async fn expire(state: &AppState, row: &EscalationRow) -> Result<(), ApiError> {
+    let entry = state.audit.record(
+        &row.project,
+        "review",
+        &json!({"escalation": row.id, "decision_id": row.decision_seq, "status": "expired",
+            "applied": state.reviews.settings.default}),
+    )?;
     if state
         .store
         .decide_escalation(
@@ -430,19 +435,12 @@ async fn expire(state: &AppState, row: &EscalationRow) -> Result<(), ApiError> {
             "expired",
             None,
             Some("no reviewer decided before the deadline"),
-            &clock::now_rfc3339(),
+            &entry.at,
+            crate::audit::logged(&entry),
         )
         .await?
+        .is_some()
     {
-        state
-            .audit
-            .append(
-                &row.project,
-                "review",
-                &json!({"escalation": row.id, "decision_id": row.decision_seq, "status": "expired",
-                    "applied": state.reviews.settings.default}),
-            )
-            .await?;
         state.reviews.settle(&row.id, "expired");
         crate::peers::reviewed(state, &row.id).await;
     }

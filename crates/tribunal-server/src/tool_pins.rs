@@ -203,23 +203,18 @@ async fn read_body(
     crate::body::json(state, headers, body, 64 << 10, what).await
 }
 
-/// After a person changed a pin: this server reads it again, and the change is logged as a
-/// `tool_pin` entry (`entry` with the tool, the agent and who).
-async fn settled(
+/// The `tool_pin` entry that records a person's change to a pin (`entry` with the tool,
+/// the agent and who), written in the change's own transaction.
+fn pin_entry(
     state: &AppState,
     caller: &Caller,
     b: &PinBody,
     mut entry: Value,
-) -> Result<(), ApiError> {
-    state.tool_pins.forget(&caller.project, &b.agent, &b.tool);
+) -> Result<tribunal_store::NewAuditEntry, ApiError> {
     entry["tool"] = json!(b.tool);
     entry["agent"] = json!(b.agent);
     entry["by"] = json!(caller.token_id);
-    state
-        .audit
-        .append(&caller.project, "tool_pin", &entry)
-        .await?;
-    Ok(())
+    Ok(state.audit.record(&caller.project, "tool_pin", &entry)?)
 }
 
 /// `POST /api/v1/tools/pins/approve` `{tool, agent?, hash}`: the changed definition with
@@ -247,11 +242,23 @@ pub async fn approve(
                 b.tool, b.agent
             ))
         })?;
-    if !state
+    let entry = pin_entry(
+        &state,
+        &caller,
+        &b,
+        json!({"approved": hash, "replaced": pin.hash}),
+    )?;
+    let approved = state
         .store
-        .approve_tool_change(&caller.project, &b.agent, &b.tool, &hash)
-        .await?
-    {
+        .approve_tool_change(
+            &caller.project,
+            &b.agent,
+            &b.tool,
+            &hash,
+            crate::audit::logged(&entry),
+        )
+        .await?;
+    if approved.is_none() {
         let now = match &pin.changed {
             Some(c) => format!("its change is sha256 {}", c.hash),
             None => "it has no change".to_owned(),
@@ -261,13 +268,7 @@ pub async fn approve(
             format!("tool {:?}: {now}, not {hash}", b.tool),
         ));
     }
-    settled(
-        &state,
-        &caller,
-        &b,
-        json!({"approved": hash, "replaced": pin.hash}),
-    )
-    .await?;
+    state.tool_pins.forget(&caller.project, &b.agent, &b.tool);
     let pin = state
         .store
         .tool_pin(&caller.project, &b.agent, &b.tool)
@@ -291,17 +292,24 @@ pub async fn remove(
             "hash: a pin is removed whatever its definition; expected {what}"
         )));
     }
-    if !state
+    let entry = pin_entry(&state, &caller, &b, json!({"removed": true}))?;
+    if state
         .store
-        .remove_tool_pin(&caller.project, &b.agent, &b.tool)
+        .remove_tool_pin(
+            &caller.project,
+            &b.agent,
+            &b.tool,
+            crate::audit::logged(&entry),
+        )
         .await?
+        .is_none()
     {
         return Err(ApiError::not_found(format!(
             "no pin of tool {:?} for agent {:?}",
             b.tool, b.agent
         )));
     }
-    settled(&state, &caller, &b, json!({"removed": true})).await?;
+    state.tool_pins.forget(&caller.project, &b.agent, &b.tool);
     Ok(Json(
         json!({"removed": true, "tool": b.tool, "agent": b.agent}),
     ))
@@ -358,10 +366,21 @@ mod tests {
             .unwrap()
             .is_empty());
         // Approved: the new definition is the pin, the old one a change.
-        assert!(store
-            .approve_tool_change("p", "a", "lookup", &new)
-            .await
-            .unwrap());
+        let entry = tribunal_store::NewAuditEntry {
+            at: "2026-01-01T00:00:00Z".into(),
+            project: "p".into(),
+            kind: "tool_pin".into(),
+            body: "{}".into(),
+        };
+        let logged = crate::audit::logged(&entry);
+        assert_eq!(
+            store
+                .approve_tool_change("p", "a", "lookup", &new, logged)
+                .await
+                .unwrap(),
+            Some(1),
+            "the change and its entry, the log's first"
+        );
         pins.forget("p", "a", "lookup");
         assert!(pins
             .changes(&store, "p", "a", &poisoned)

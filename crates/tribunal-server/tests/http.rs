@@ -776,6 +776,81 @@ async fn projects_see_nothing_of_each_other() {
     s.stop().await;
 }
 
+/// A review's decision stands exactly when its log entry is written: when the entry cannot
+/// be, the reviewer gets 503 and the escalation stays pending (an agent waiting on it is
+/// not let through by a decision the log does not hold).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_that_cannot_be_logged_does_not_stand() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let reviewer = s.token("default", "reviewer").await;
+    let (_, v) = call(
+        &s,
+        Method::POST,
+        "/api/v1/gate",
+        Some(&agent),
+        Some(destructive()),
+    )
+    .await;
+    assert_eq!(v["decision"], "escalate", "{v}");
+    let poll = v["escalation"]["poll"].as_str().unwrap().to_owned();
+    let decide = format!("{poll}/decision");
+    s.store
+        .execute_raw(
+            "CREATE TRIGGER fail_reviews BEFORE INSERT ON audit_log WHEN NEW.kind = 'review'
+             BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        )
+        .await
+        .unwrap();
+    let (st, v) = call(
+        &s,
+        Method::POST,
+        &decide,
+        Some(&reviewer),
+        Some(json!({"decision": "approve"})),
+    )
+    .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+        "{v}"
+    );
+    let (_, p) = call(&s, Method::GET, &poll, Some(&agent), None).await;
+    assert_eq!(p["status"], "pending", "{p}");
+
+    s.store
+        .execute_raw("DROP TRIGGER fail_reviews")
+        .await
+        .unwrap();
+    let (st, v) = call(
+        &s,
+        Method::POST,
+        &decide,
+        Some(&reviewer),
+        Some(json!({"decision": "deny"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, p) = call(&s, Method::GET, &poll, Some(&agent), None).await;
+    assert_eq!(
+        (p["status"].as_str(), p["decision"].as_str()),
+        (Some("denied"), Some("block")),
+        "{p}"
+    );
+    let reviews: Vec<_> = s
+        .store
+        .audit_entries(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "review")
+        .collect();
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    assert!(reviews[0].body.contains("\"denied\""), "{reviews:?}");
+    assert!(tribunal_server::audit::verify(&s.store).await.unwrap().ok());
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escalations_wait_for_reviewers_expire_and_are_rate_limited() {
     let mut s = TestServer::start(ServerOptions {

@@ -314,3 +314,96 @@ async fn servers_on_one_postgres_database_share_the_pins() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Fails every write of a decision-log entry of `kind`, as a full disk would.
+fn failing_entries_of(kind: &str) -> String {
+    format!(
+        "CREATE TRIGGER fail_{kind} BEFORE INSERT ON audit_log WHEN NEW.kind = '{kind}'
+         BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+}
+
+/// A person's change to a pin stands exactly when its log entry is written: when the entry
+/// cannot be, the change is refused (503) and the pin is as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_change_that_cannot_be_logged_does_not_stand() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let reviewer = s.token("default", "reviewer").await;
+    let admin = s.token("default", "admin").await;
+    gate(&s.url, &agent, request("first", HONEST, "support")).await;
+    let v = gate(&s.url, &agent, request("changed", POISONED, "support")).await;
+    assert_eq!(v["decision"], "block", "{v}");
+    let (_, list) = call(&s.url, &reviewer, "GET", "/api/v1/tools/pins", None).await;
+    let hash = list["pins"][0]["changed"]["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    s.store
+        .execute_raw(&failing_entries_of("tool_pin"))
+        .await
+        .unwrap();
+    let approve = json!({"tool": "lookup", "agent": "support", "hash": hash});
+    let (st, v) = call(
+        &s.url,
+        &reviewer,
+        "POST",
+        "/api/v1/tools/pins/approve",
+        Some(approve.clone()),
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (503, Some("store_unavailable")),
+        "{v}"
+    );
+    let remove = json!({"tool": "lookup", "agent": "support"});
+    let (st, v) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/tools/pins/remove",
+        Some(remove.clone()),
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (503, Some("store_unavailable")),
+        "{v}"
+    );
+    // Neither stood: the change still waits and the poisoned definition is still blocked.
+    let (_, list) = call(&s.url, &reviewer, "GET", "/api/v1/tools/pins", None).await;
+    assert_eq!(list["pins"][0]["changed"]["hash"], json!(hash), "{list}");
+    let v = gate(&s.url, &agent, request("still", POISONED, "support")).await;
+    assert_eq!(v["decision"], "block", "{v}");
+
+    // Once entries can be written, the same approval stands and is logged.
+    s.store
+        .execute_raw("DROP TRIGGER fail_tool_pin")
+        .await
+        .unwrap();
+    let (st, v) = call(
+        &s.url,
+        &reviewer,
+        "POST",
+        "/api/v1/tools/pins/approve",
+        Some(approve),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let v = gate(&s.url, &agent, request("approved", POISONED, "support")).await;
+    assert_eq!(v["decision"], "allow", "{v}");
+    let pins: Vec<_> = s
+        .store
+        .audit_entries(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "tool_pin")
+        .collect();
+    assert_eq!(pins.len(), 1, "{pins:?}");
+    assert!(pins[0].body.contains(&hash), "{pins:?}");
+    assert!(tribunal_server::audit::verify(&s.store).await.unwrap().ok());
+    s.stop().await;
+}

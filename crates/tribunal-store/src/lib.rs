@@ -39,8 +39,8 @@ pub use tool_pins::{ToolChange, ToolPin};
 pub use web_sessions::{LiveWebSession, WebSession};
 
 pub use server::{
-    AuditRow, EscalationRow, FeedbackRow, GateTraceRow, NewAuditEntry, SpanRecord, TokenRecord,
-    TraceFilter, TraceRow,
+    AuditRow, EscalationRow, FeedbackRow, GateTraceRow, Logged, NewAuditEntry, SpanRecord,
+    TokenRecord, TraceFilter, TraceRow,
 };
 
 #[derive(Debug, Error)]

@@ -171,6 +171,16 @@ pub struct NewAuditEntry {
     pub body: String,
 }
 
+/// A decision-log entry that records a change, written in the change's own transaction
+/// (see [`Store::decide_escalation`], [`Store::approve_tool_change`],
+/// [`Store::remove_tool_pin`]).
+#[derive(Clone, Copy)]
+pub struct Logged<'a> {
+    pub entry: &'a NewAuditEntry,
+    /// The entry's hash from its number, the entry and the previous entry's hash.
+    pub hash: fn(i64, &NewAuditEntry, &str) -> String,
+}
+
 /// An item of the review queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EscalationRow {
@@ -525,56 +535,7 @@ impl Store {
             return self.audit_head().await.map(|(seq, _)| seq + 1);
         }
         let mut tx = self.begin_write().await?;
-        // The head row exists before it is locked, so two first writers wait on one row.
-        sqlx::query(
-            "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '') ON CONFLICT (id) DO NOTHING",
-        )
-        .execute(&mut *tx)
-        .await?;
-        let head = if self.sqlite {
-            "SELECT seq, hash FROM audit_head WHERE id = 1"
-        } else {
-            "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
-        };
-        let row = sqlx::query(head).fetch_one(&mut *tx).await?;
-        let head_seq: i64 = row.try_get("seq")?;
-        let mut prev: String = row.try_get("hash")?;
-        let first = head_seq + 1;
-        let mut chained: Vec<(i64, String, String)> = Vec::with_capacity(entries.len());
-        for (i, e) in entries.iter().enumerate() {
-            let seq = first + i as i64;
-            let h = hash(seq, e, &prev);
-            chained.push((seq, std::mem::replace(&mut prev, h.clone()), h));
-        }
-        let rows: Vec<(&NewAuditEntry, &(i64, String, String))> =
-            entries.iter().zip(&chained).collect();
-        insert_rows(
-            &mut tx,
-            self.sqlite,
-            (
-                "INSERT INTO audit_log (seq, at, project, kind, body, prev_hash, hash) VALUES ",
-                "($, $, $, $, $, $, $)",
-                "",
-            ),
-            &rows,
-            |q, (e, (seq, prev_hash, h))| {
-                q.bind(*seq)
-                    .bind(&e.at)
-                    .bind(&e.project)
-                    .bind(&e.kind)
-                    .bind(&e.body)
-                    .bind(prev_hash)
-                    .bind(h)
-            },
-        )
-        .await?;
-        if let Some((last, _, h)) = chained.last() {
-            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-                .bind(*last)
-                .bind(h)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let first = append_in(&mut tx, self.sqlite, entries, &hash).await?;
         tx.commit().await?;
         Ok(first)
     }
@@ -671,7 +632,10 @@ impl Store {
         rows.iter().map(escalation_from_row).collect()
     }
 
-    /// Settles a pending item; `false` when it is not pending any more.
+    /// Settles a pending item and writes `log`'s entry, which records it, in the same
+    /// transaction: the entry's number, or `None` (nothing written) when the item is not
+    /// pending any more.
+    #[allow(clippy::too_many_arguments)]
     pub async fn decide_escalation(
         &self,
         project: &str,
@@ -680,20 +644,44 @@ impl Store {
         reviewer: Option<&str>,
         note: Option<&str>,
         at: &str,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        log: Logged<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        let change = sqlx::query(
             "UPDATE escalations SET status = $3, reviewer = $4, note = $5, decided_at = $6
              WHERE project = $1 AND id = $2 AND status = 'pending'",
         )
-        .bind(project)
-        .bind(id)
-        .bind(status)
-        .bind(reviewer)
-        .bind(note)
-        .bind(at)
-        .execute(&self.pool)
+        .bind(project.to_owned())
+        .bind(id.to_owned())
+        .bind(status.to_owned())
+        .bind(reviewer.map(str::to_owned))
+        .bind(note.map(str::to_owned))
+        .bind(at.to_owned());
+        self.change_logged(change, log).await
+    }
+
+    /// Runs `change`; when it changed one row, appends `log`'s entry in the same
+    /// transaction and commits both, so a change a person made is in the store exactly
+    /// when its entry is in the log. The entry's number, or `None` when the change changed
+    /// nothing (nothing is written).
+    pub(crate) async fn change_logged(
+        &self,
+        change: AnyQuery,
+        log: Logged<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        if change.execute(&mut *tx).await?.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let seq = append_in(
+            &mut tx,
+            self.sqlite,
+            std::slice::from_ref(log.entry),
+            &log.hash,
+        )
         .await?;
-        Ok(done.rows_affected() > 0)
+        tx.commit().await?;
+        Ok(Some(seq))
     }
 
     /// Pending items whose deadline has passed.
@@ -795,6 +783,68 @@ const BYTES_PER_TRANSACTION: usize = 256 * 1024;
 /// bound in order: `?` when `positional` (SQLite), else `$1` upwards (PostgreSQL).
 /// A statement being bound.
 pub(crate) type AnyQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Numbers, chains and writes `entries` after the log's head and moves the head, inside
+/// `tx` (a write transaction); returns the first entry's number. See
+/// [`Store::append_audit`].
+pub(crate) async fn append_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sqlite: bool,
+    entries: &[NewAuditEntry],
+    hash: &impl Fn(i64, &NewAuditEntry, &str) -> String,
+) -> Result<i64, StoreError> {
+    // The head row exists before it is locked, so two first writers wait on one row.
+    sqlx::query(
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '') ON CONFLICT (id) DO NOTHING",
+    )
+    .execute(&mut **tx)
+    .await?;
+    let head = if sqlite {
+        "SELECT seq, hash FROM audit_head WHERE id = 1"
+    } else {
+        "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
+    };
+    let row = sqlx::query(head).fetch_one(&mut **tx).await?;
+    let head_seq: i64 = row.try_get("seq")?;
+    let mut prev: String = row.try_get("hash")?;
+    let first = head_seq + 1;
+    let mut chained: Vec<(i64, String, String)> = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        let seq = first + i as i64;
+        let h = hash(seq, e, &prev);
+        chained.push((seq, std::mem::replace(&mut prev, h.clone()), h));
+    }
+    let rows: Vec<(&NewAuditEntry, &(i64, String, String))> =
+        entries.iter().zip(&chained).collect();
+    insert_rows(
+        tx,
+        sqlite,
+        (
+            "INSERT INTO audit_log (seq, at, project, kind, body, prev_hash, hash) VALUES ",
+            "($, $, $, $, $, $, $)",
+            "",
+        ),
+        &rows,
+        |q, (e, (seq, prev_hash, h))| {
+            q.bind(*seq)
+                .bind(&e.at)
+                .bind(&e.project)
+                .bind(&e.kind)
+                .bind(&e.body)
+                .bind(prev_hash)
+                .bind(h)
+        },
+    )
+    .await?;
+    if let Some((last, _, h)) = chained.last() {
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(*last)
+            .bind(h)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(first)
+}
 
 /// Writes `rows` on `conn` (a transaction's) in multi-row statements of
 /// [`ROWS_PER_INSERT`] rows each: `head`, one `row` per record (each `$` a parameter), then

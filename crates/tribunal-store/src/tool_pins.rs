@@ -3,7 +3,7 @@
 //! a change, which stands until a person approves it (the changed definition becomes the
 //! pinned one) or removes the pin.
 
-use crate::{Store, StoreError};
+use crate::{Logged, Store, StoreError};
 use sqlx::Row;
 
 pub(crate) const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS tool_pins (
@@ -167,44 +167,45 @@ impl Store {
     }
 
     /// Approves the change of a pin whose changed definition has hash `hash` (the one a
-    /// person reviewed): it becomes the pinned definition. `false` when the pin has no
-    /// change with that hash (none, or a newer one came since).
+    /// person reviewed): it becomes the pinned definition, and `log`'s entry is written in
+    /// the same transaction. The entry's number, or `None` (nothing written) when the pin
+    /// has no change with that hash (none, or a newer one came since).
     pub async fn approve_tool_change(
         &self,
         project: &str,
         agent: &str,
         tool: &str,
         hash: &str,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        log: Logged<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        let change = sqlx::query(
             "UPDATE tool_pins SET hash = changed_hash, definition = changed_definition,
                  pinned_at = $5, changed_hash = NULL, changed_definition = NULL, changed_at = NULL
              WHERE project = $1 AND agent = $2 AND tool = $3 AND changed_hash = $4",
         )
-        .bind(project)
-        .bind(agent)
-        .bind(tool)
-        .bind(hash)
-        .bind(crate::clock::now_rfc3339())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .bind(project.to_owned())
+        .bind(agent.to_owned())
+        .bind(tool.to_owned())
+        .bind(hash.to_owned())
+        .bind(crate::clock::now_rfc3339());
+        self.change_logged(change, log).await
     }
 
-    /// Removes a pin: the next definition seen is pinned. `false` when there was none.
+    /// Removes a pin (the next definition seen is pinned) and writes `log`'s entry in the
+    /// same transaction. The entry's number, or `None` (nothing written) when there was no
+    /// pin.
     pub async fn remove_tool_pin(
         &self,
         project: &str,
         agent: &str,
         tool: &str,
-    ) -> Result<bool, StoreError> {
-        let done =
+        log: Logged<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        let change =
             sqlx::query("DELETE FROM tool_pins WHERE project = $1 AND agent = $2 AND tool = $3")
-                .bind(project)
-                .bind(agent)
-                .bind(tool)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+                .bind(project.to_owned())
+                .bind(agent.to_owned())
+                .bind(tool.to_owned());
+        self.change_logged(change, log).await
     }
 }
