@@ -204,18 +204,7 @@ async fn two_servers_on_one_database_share_one_chain() {
     let db = TestDatabase::create("tribunal_two")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut servers = Vec::new();
-    for _ in 0..2 {
-        let store = Store::open(&db.url).await.unwrap();
-        servers.push(
-            TestServer::start_with(
-                store,
-                tempfile::tempdir().unwrap(),
-                ServerOptions::default(),
-            )
-            .await,
-        );
-    }
+    let mut servers = TestServer::on_database(&db.url, 2).await;
     let agent = servers[0].token("default", "agent").await;
     let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
     let mut tasks = Vec::new();
@@ -272,18 +261,7 @@ async fn two_servers_judge_each_monitored_trace_once() {
     let db = TestDatabase::create("tribunal_monitor_two")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut servers = Vec::new();
-    for _ in 0..2 {
-        let store = Store::open(&db.url).await.unwrap();
-        servers.push(
-            TestServer::start_with(
-                store,
-                tempfile::tempdir().unwrap(),
-                ServerOptions::default(),
-            )
-            .await,
-        );
-    }
+    let mut servers = TestServer::on_database(&db.url, 2).await;
     let agent = servers[0].token("default", "agent").await;
     let admin = servers[0].token("default", "admin").await;
     let v = post(
@@ -363,18 +341,7 @@ async fn a_browser_session_holds_across_servers_on_one_database() {
     let db = TestDatabase::create("tribunal_web_sessions")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut servers = Vec::new();
-    for _ in 0..2 {
-        let store = Store::open(&db.url).await.unwrap();
-        servers.push(
-            TestServer::start_with(
-                store,
-                tempfile::tempdir().unwrap(),
-                ServerOptions::default(),
-            )
-            .await,
-        );
-    }
+    let mut servers = TestServer::on_database(&db.url, 2).await;
     let (a, b) = (&servers[0].url, &servers[1].url);
     let admin = servers[0].token("default", "admin").await;
     let c = TestServer::client();

@@ -9,7 +9,7 @@ mod common;
 
 use common::browser::{browser, sign_in, wait_for};
 
-use common::TestServer;
+use common::{call, TestServer};
 use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -409,6 +409,14 @@ async fn a_trace_whose_spans_loop_or_nest_deep_shows_every_span() {
 }
 
 /// The trace ids listed, once `done` holds of them (or after ten seconds).
+/// Creates a label schema and a queue on it, as `admin`.
+async fn schema_and_queue(s: &TestServer, admin: &str, schema: Value, queue: Value) {
+    for (path, body) in [("/api/v1/label-schemas", schema), ("/api/v1/queues", queue)] {
+        let (st, v) = call(&s.url, admin, "POST", path, Some(body)).await;
+        assert_eq!(st, 201, "{path}: {v}");
+    }
+}
+
 async fn rows_when(c: &Client, done: impl Fn(&[String]) -> bool) -> Vec<String> {
     let mut out = Vec::new();
     for _ in 0..100 {
@@ -443,25 +451,7 @@ async fn an_annotator_labels_five_items_with_the_keyboard_only() {
     }
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let c = TestServer::client();
-    for (path, body) in [
-        (
-            "/api/v1/label-schemas",
-            json!({"name": "helpful", "type": "categorical", "options": ["good", "bad", "unclear"], "instructions": "Was the answer helpful?"}),
-        ),
-        (
-            "/api/v1/queues",
-            json!({"id": "q", "schema": "helpful", "items": items}),
-        ),
-    ] {
-        let r = c
-            .post(format!("{}{path}", s.url))
-            .bearer_auth(&admin)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
+    schema_and_queue(&s, &admin, json!({"name": "helpful", "type": "categorical", "options": ["good", "bad", "unclear"], "instructions": "Was the answer helpful?"}), json!({"id": "q", "schema": "helpful", "items": items})).await;
     let profile = tempfile::tempdir().unwrap();
     let (_driver, b) = browser(profile.path()).await;
     sign_in(&b, &s.url, &annotator).await;
@@ -556,26 +546,13 @@ async fn an_empty_number_is_not_a_label() {
     let admin = s.token("default", "admin").await;
     let annotator = s.token("default", "annotator").await;
     gate(&s, &agent, json!({"trace_id": "n1", "trace": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})).await;
-    let c = TestServer::client();
-    for (path, body) in [
-        (
-            "/api/v1/label-schemas",
-            json!({"name": "score", "type": "numeric", "min": 0, "max": 5}),
-        ),
-        (
-            "/api/v1/queues",
-            json!({"id": "nq", "schema": "score", "items": ["n1"]}),
-        ),
-    ] {
-        let r = c
-            .post(format!("{}{path}", s.url))
-            .bearer_auth(&admin)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
+    schema_and_queue(
+        &s,
+        &admin,
+        json!({"name": "score", "type": "numeric", "min": 0, "max": 5}),
+        json!({"id": "nq", "schema": "score", "items": ["n1"]}),
+    )
+    .await;
     let profile = tempfile::tempdir().unwrap();
     let (_driver, b) = browser(profile.path()).await;
     sign_in(&b, &s.url, &annotator).await;
@@ -1720,25 +1697,7 @@ async fn the_annotator_page_shows_a_span_and_an_eval_run_result() {
         )
         .await
         .unwrap();
-    for (path, body) in [
-        (
-            "/api/v1/label-schemas",
-            json!({"name": "ok", "type": "pass_fail", "instructions": "Is this step right?"}),
-        ),
-        (
-            "/api/v1/queues",
-            json!({"id": "mixed", "schema": "ok", "items": [{"trace": tid, "span": "eee19b7ec3c1b174"}, {"trace": "run-t0", "run": "run-x"}]}),
-        ),
-    ] {
-        let r = c
-            .post(format!("{}{path}", s.url))
-            .bearer_auth(&admin)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "{path}");
-    }
+    schema_and_queue(&s, &admin, json!({"name": "ok", "type": "pass_fail", "instructions": "Is this step right?"}), json!({"id": "mixed", "schema": "ok", "items": [{"trace": tid, "span": "eee19b7ec3c1b174"}, {"trace": "run-t0", "run": "run-x"}]})).await;
     let profile = tempfile::tempdir().unwrap();
     let (_driver, b) = browser(profile.path()).await;
     sign_in(&b, &s.url, &annotator).await;
@@ -1804,25 +1763,7 @@ async fn the_annotator_page_shows_a_span_and_an_eval_run_result() {
 
     // A schema tied to the judge: a person finds the run's trace rude, the judge polite; the
     // figures page gives the judge against people as the API does, with its interval.
-    for (path, body) in [
-        (
-            "/api/v1/label-schemas",
-            json!({"name": "tone_label", "type": "categorical", "options": ["polite", "rude"], "judge": "tone"}),
-        ),
-        (
-            "/api/v1/queues",
-            json!({"id": "tone", "schema": "tone_label", "from": {"run": "run-x"}, "review_against_judge": true}),
-        ),
-    ] {
-        let r = c
-            .post(format!("{}{path}", s.url))
-            .bearer_auth(&admin)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "{path}");
-    }
+    schema_and_queue(&s, &admin, json!({"name": "tone_label", "type": "categorical", "options": ["polite", "rude"], "judge": "tone"}), json!({"id": "tone", "schema": "tone_label", "from": {"run": "run-x"}, "review_against_judge": true})).await;
     let next: Value = c
         .post(format!("{}/api/v1/queues/tone/next", s.url))
         .bearer_auth(&annotator)

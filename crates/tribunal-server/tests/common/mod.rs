@@ -69,6 +69,24 @@ impl TestServer {
         }
     }
 
+    /// `n` servers on the database at `url`, each with a store (connections) of its own, as
+    /// processes sharing one PostgreSQL database are.
+    pub async fn on_database(url: &str, n: usize) -> Vec<TestServer> {
+        let mut servers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let store = Store::open(url).await.unwrap();
+            servers.push(
+                Self::start_with(
+                    store,
+                    tempfile::tempdir().unwrap(),
+                    ServerOptions::default(),
+                )
+                .await,
+            );
+        }
+        servers
+    }
+
     pub async fn token(&self, project: &str, role: &str) -> String {
         tribunal_server::auth::create_token(&self.store, project, role, "test")
             .await
