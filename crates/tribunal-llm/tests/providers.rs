@@ -438,39 +438,32 @@ async fn the_environment_key_never_goes_to_a_base_url_a_request_chose() {
 #[tokio::test]
 async fn errors_can_leave_out_what_the_server_answered() {
     let server = Server::start(vec![]).await;
+    let failure = |quoted: bool| {
+        let mut c = config("openai:/gpt-4o-mini", &server).with_retry(RetryPolicy::none());
+        if !quoted {
+            c = c.without_quoted_answers();
+        }
+        async move {
+            client(c)
+                .chat(&judge_request())
+                .await
+                .unwrap_err()
+                .to_string()
+        }
+    };
     server.always(status(
         400,
         json!({"error": {"message": "internal-secret-page"}}),
     ));
-    let err = client(config("openai:/gpt-4o-mini", &server).with_retry(RetryPolicy::none()))
-        .chat(&judge_request())
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = failure(true).await;
     assert!(err.contains("internal-secret-page"), "{err}");
-    let err = client(
-        config("openai:/gpt-4o-mini", &server)
-            .with_retry(RetryPolicy::none())
-            .without_quoted_answers(),
-    )
-    .chat(&judge_request())
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = failure(false).await;
     assert!(
         err.contains("HTTP 400") && !err.contains("internal-secret-page"),
         "{err}"
     );
     server.always(ok(json!({"surprise": "internal-secret-page"})));
-    let err = client(
-        config("openai:/gpt-4o-mini", &server)
-            .with_retry(RetryPolicy::none())
-            .without_quoted_answers(),
-    )
-    .chat(&judge_request())
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = failure(false).await;
     assert!(
         err.contains("unexpected response") && !err.contains("internal-secret-page"),
         "{err}"
