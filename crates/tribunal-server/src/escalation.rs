@@ -125,11 +125,11 @@ fn outcome(status: &str, default: Decision) -> Option<Decision> {
 
 /// An escalation past the queue's rate limit ([`Queue::rate_limited`]): not queued, and
 /// `default` is the decision. Rewrites `out` to say so.
-pub fn not_queued(state: &AppState, out: &mut Value, default: Decision) {
+pub fn not_queued(state: &AppState, project: &str, out: &mut Value, default: Decision) {
     state
         .metrics
-        .escalations_rate_limited
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        .escalations
+        .add(&[("project", project), ("outcome", "rate_limited")], 1);
     out["escalation"] =
         json!({"status": "not_queued", "reason": "the review queue's rate limit was reached"});
     out["decision"] = json!(default);
@@ -182,8 +182,8 @@ pub async fn on_escalate(
     }
     state
         .metrics
-        .escalations_created
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        .escalations
+        .add(&[("project", &caller.project), ("outcome", "queued")], 1);
     out["escalation"] = json!({
         "id": id,
         "status": "pending",
