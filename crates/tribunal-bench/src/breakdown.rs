@@ -2,6 +2,7 @@
 //! which fail every trial, which are flaky, and what each task cost.
 
 use serde::Serialize;
+use tribunal_core::terminal::escape;
 
 /// How a task behaved across its trials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,14 +85,18 @@ pub(crate) fn add_cost(total: &mut Option<f64>, cost: Option<f64>) {
     }
 }
 
-/// The per-task lines every multi-trial report prints after the official numbers.
+/// The per-task lines every multi-trial report prints after the official numbers; task ids
+/// come from the results file and are escaped for the terminal.
 pub(crate) fn render(tasks: &[TaskBreakdown], out: &mut String) {
     let s = ConsistencySummary::of(tasks);
     let list = |ids: &[String]| {
         if ids.is_empty() {
             "-".to_owned()
         } else {
-            ids.join(", ")
+            ids.iter()
+                .map(|id| escape(id))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     };
     out.push_str(&format!(
@@ -114,7 +119,9 @@ pub(crate) fn render(tasks: &[TaskBreakdown], out: &mut String) {
             };
             out.push_str(&format!(
                 "{:<12}  {:>6}  {:>6}  {cost}\n",
-                t.task_id, t.trials, t.successes
+                escape(&t.task_id),
+                t.trials,
+                t.successes
             ));
         }
     }

@@ -22,6 +22,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use tribunal_core::terminal::escape;
 
 /// The marker GAIA's prompt asks answers to end with.
 pub const FINAL_ANSWER: &str = "final answer:";
@@ -218,6 +219,7 @@ pub fn score(tasks: &[GaiaTask], submissions: &[GaiaSubmission]) -> Result<GaiaR
 }
 
 impl GaiaReport {
+    /// The report as text, task ids escaped for the terminal.
     pub fn table(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
@@ -246,11 +248,11 @@ impl GaiaReport {
                 l.tasks
             ));
         }
-        let wrong: Vec<&str> = self
+        let wrong: Vec<_> = self
             .per_task
             .iter()
             .filter(|r| !r.correct)
-            .map(|r| r.task_id.as_str())
+            .map(|r| escape(&r.task_id))
             .collect();
         if !wrong.is_empty() {
             out.push_str(&format!(

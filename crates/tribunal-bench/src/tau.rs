@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use tribunal_core::terminal::escape;
 
 /// One run of one task, as the scorer needs it.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -280,7 +281,11 @@ impl TauReport {
                     "  task {} trial {}: not said: {}\n",
                     m.task_id,
                     m.trial,
-                    m.outputs.join(", ")
+                    m.outputs
+                        .iter()
+                        .map(|o| escape(o))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             for m in &o.mismatches {

@@ -22,6 +22,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use tribunal_core::terminal::escape;
 
 /// The termination reason of runs excluded from every metric.
 pub const INFRASTRUCTURE_ERROR: &str = "infrastructure_error";
@@ -273,7 +274,7 @@ impl Tau2Report {
         let ends: Vec<String> = self
             .terminations
             .iter()
-            .map(|(k, v)| format!("{k} {v}"))
+            .map(|(k, v)| format!("{} {v}", escape(k)))
             .collect();
         if !ends.is_empty() {
             out.push_str(&format!("terminations: {}\n", ends.join(", ")));
@@ -281,9 +282,9 @@ impl Tau2Report {
         for z in &self.zeroed_by_termination {
             out.push_str(&format!(
                 "  {} (task {}): ended with {}, reward counted as 0 (recorded {})\n",
-                z.simulation_id,
-                z.task_id,
-                z.termination_reason,
+                escape(&z.simulation_id),
+                escape(&z.task_id),
+                escape(&z.termination_reason),
                 z.recorded_reward
                     .map(py::repr)
                     .unwrap_or_else(|| "none".into())

@@ -32,8 +32,10 @@ use crate::py;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use tribunal_core::terminal::escape;
 
 // ---------------------------------------------------------------------------------------
 // The LLM grader interface
@@ -850,10 +852,13 @@ impl WebArenaReport {
                 }
             ));
         }
-        let mut reasons: BTreeMap<Unscored, Vec<&str>> = BTreeMap::new();
+        let mut reasons: BTreeMap<Unscored, Vec<Cow<'_, str>>> = BTreeMap::new();
         for t in &self.per_task {
             if let Outcome::NotScored(u) = &t.outcome {
-                reasons.entry(u.clone()).or_default().push(&t.task_id);
+                reasons
+                    .entry(u.clone())
+                    .or_default()
+                    .push(escape(&t.task_id));
             }
         }
         if !reasons.is_empty() {
@@ -861,17 +866,17 @@ impl WebArenaReport {
             for (u, ids) in &reasons {
                 out.push_str(&format!(
                     "  {} ({}): {}\n",
-                    u.describe(),
+                    escape(&u.describe()),
                     ids.len(),
                     ids.join(", ")
                 ));
             }
         }
-        let failed: Vec<&str> = self
+        let failed: Vec<Cow<'_, str>> = self
             .per_task
             .iter()
             .filter(|t| t.outcome == Outcome::Fail)
-            .map(|t| t.task_id.as_str())
+            .map(|t| escape(&t.task_id))
             .collect();
         if !failed.is_empty() {
             out.push_str(&format!(
@@ -883,7 +888,7 @@ impl WebArenaReport {
         for m in &self.recorded_mismatches {
             out.push_str(&format!(
                 "task {}: recorded score {} but re-scored {}\n",
-                m.task_id,
+                escape(&m.task_id),
                 py::repr(m.recorded),
                 py::repr(m.rescored)
             ));

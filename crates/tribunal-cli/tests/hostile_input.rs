@@ -322,3 +322,218 @@ fn reward_model_commands_fail_on_rejected_rows_and_on_no_pairs() {
     let out = tribunal(d, &["rm", "train", "empty.jsonl", "-o", "rm2.json"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+/// What a crafted name holds: erase the line, return to its start, write a fake answer.
+const CRAFTED: &str = "\u{1b}[2K\rPASS";
+/// How [`CRAFTED`] looks once escaped for the terminal.
+const CRAFTED_SHOWN: &str = "\\u{1b}[2K\\u{d}PASS";
+
+/// `out`'s stdout, checked to hold no raw escape or carriage return and to show `CRAFTED`
+/// escaped.
+fn shows_crafted_escaped(what: &str, out: &std::process::Output) -> String {
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains(['\u{1b}', '\r']),
+        "{what}: {stdout:?} {}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains(CRAFTED_SHOWN),
+        "{what}: {stdout:?} {}",
+        text(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn policy_test_output_escapes_file_names_from_the_policy_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("policies")).unwrap();
+    std::fs::write(
+        d.join(format!("policies/{CRAFTED}_test.rego")),
+        "package crafted\nimport rego.v1\ntest_fails if { 1 == 2 }\n",
+    )
+    .unwrap();
+    let out = tribunal(d, &["policy", "test", "policies"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = shows_crafted_escaped("policy test", &out);
+    assert!(
+        stdout.contains("FAIL  data.crafted.test_fails  ("),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn judges_import_and_report_escape_names_and_notes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // TOML quoted keys hold any character; the file's name goes into the version's note.
+    let file = format!("{CRAFTED}.toml");
+    let escaped_key = "\\u001b[2K\\rPASS";
+    std::fs::write(
+        d.join(&file),
+        format!(
+            "[judges.\"{escaped_key}\"]\nenabled = false\n\n[judges.\"loops{escaped_key}\"]\nkind = \"repeated_calls\"\n\n[judges.steps]\nkind = \"repeated_calls\"\n"
+        ),
+    )
+    .unwrap();
+    let out = tribunal(d, &["judges", "import", &file, "--db", "j.db"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = shows_crafted_escaped("judges import", &out);
+    assert!(
+        stdout.contains(&format!("{CRAFTED_SHOWN}: enabled = false, skipped")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("loops{CRAFTED_SHOWN}: added version 1")),
+        "{stdout}"
+    );
+    let out = tribunal(d, &["judges", "report", "steps", "--db", "j.db"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = shows_crafted_escaped("judges report", &out);
+    assert!(
+        stdout.contains(&format!("imported from {CRAFTED_SHOWN}.toml")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn labels_list_escapes_queue_ids_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("l.db");
+    let db = db.to_str().unwrap().to_owned();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = tribunal_store::Store::open(&db).await.unwrap();
+        let (state, background) =
+            tribunal_server::start(store.clone(), tribunal_server::ServerOptions::default())
+                .await
+                .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(tribunal_server::serve(
+            listener,
+            state,
+            background,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let admin = tribunal_server::auth::create_token(&store, "default", "admin", "t")
+            .await
+            .unwrap()
+            .1;
+        let client = reqwest::Client::new();
+        for (path, body) in [
+            (
+                "/api/v1/label-schemas",
+                json!({"name": "better", "type": "pairwise"}),
+            ),
+            (
+                "/api/v1/queues",
+                json!({"id": "pairs", "schema": "better",
+                    "items": [{"id": "p1", "pair": {"prompt": "Greet me",
+                        "a": {"text": "Hello!"}, "b": {"text": "What."}}}]}),
+            ),
+        ] {
+            let r = client
+                .post(format!("{url}{path}"))
+                .bearer_auth(&admin)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            assert!(
+                status.is_success(),
+                "{path}: {status} {}",
+                r.text().await.unwrap()
+            );
+        }
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+        // The server refuses such an id; a row written to the shared database by other
+        // means holds whatever it was given.
+        let (_, body) = store.label_queues("default").await.unwrap().remove(0);
+        let mut def: Value = serde_json::from_str(&body).unwrap();
+        let id = format!("pairs{CRAFTED}");
+        def["id"] = json!(id);
+        let added = store
+            .insert_label_queue(
+                "default",
+                &id,
+                &def.to_string(),
+                "2026-01-01T00:00:00Z",
+                "t",
+            )
+            .await
+            .unwrap();
+        assert!(added);
+        store.close().await;
+    });
+    let out = tribunal(dir.path(), &["labels", "list", "--db", &db]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = shows_crafted_escaped("labels list", &out);
+    assert!(
+        stdout.contains(&format!("pairs{CRAFTED_SHOWN}  schema better  1 items")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("pairs  schema better  1 items"), "{stdout}");
+}
+
+#[test]
+fn bench_tables_escape_task_ids_from_the_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let id = format!("g-1{CRAFTED}");
+    std::fs::write(
+        d.join("answers.jsonl"),
+        format!(
+            "{}\n",
+            json!({"task_id": id, "Level": 1, "Final answer": "1000", "file_name": ""})
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("submission.jsonl"),
+        format!("{}\n", json!({"task_id": id, "model_answer": "12"})),
+    )
+    .unwrap();
+    let out = tribunal(
+        d,
+        &[
+            "bench",
+            "gaia",
+            "submission.jsonl",
+            "--answers",
+            "answers.jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = shows_crafted_escaped("bench gaia", &out);
+    assert!(
+        stdout.contains(&format!("incorrect (1): g-1{CRAFTED_SHOWN}\n")),
+        "{stdout}"
+    );
+    // The JSON output keeps the id as it is.
+    let out = tribunal(
+        d,
+        &[
+            "bench",
+            "gaia",
+            "submission.jsonl",
+            "--answers",
+            "answers.jsonl",
+            "-f",
+            "json",
+        ],
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["per_task"][0]["task_id"], id.as_str(), "{report}");
+}

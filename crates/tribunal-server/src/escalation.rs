@@ -125,11 +125,11 @@ fn outcome(status: &str, default: Decision) -> Option<Decision> {
 
 /// An escalation past the queue's rate limit ([`Queue::rate_limited`]): not queued, and
 /// `default` is the decision. Rewrites `out` to say so.
-pub fn not_queued(state: &AppState, out: &mut Value, default: Decision) {
+pub fn not_queued(state: &AppState, project: &str, out: &mut Value, default: Decision) {
     state
         .metrics
-        .escalations_rate_limited
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        .escalations
+        .add(&[("project", project), ("outcome", "rate_limited")], 1);
     out["escalation"] =
         json!({"status": "not_queued", "reason": "the review queue's rate limit was reached"});
     out["decision"] = json!(default);
@@ -182,8 +182,8 @@ pub async fn on_escalate(
     }
     state
         .metrics
-        .escalations_created
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        .escalations
+        .add(&[("project", &caller.project), ("outcome", "queued")], 1);
     out["escalation"] = json!({
         "id": id,
         "status": "pending",
@@ -447,12 +447,26 @@ async fn expire(state: &AppState, row: &EscalationRow) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Expires overdue items once a second until `stop`.
+/// How often the expiry task lets go of the browser sessions that have ended.
+const WEB_SESSION_SWEEP: Duration = Duration::from_secs(60);
+
+/// Expires overdue items twice a second until `stop`; on its first round and then once every
+/// [`WEB_SESSION_SWEEP`], also deletes the stored browser sessions that have ended, so they
+/// do not pile up when nobody signs in.
 pub async fn expire_loop(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    let mut swept: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        if swept.is_none_or(|t| t.elapsed() >= WEB_SESSION_SWEEP) {
+            swept = Some(Instant::now());
+            match state.store.remove_ended_web_sessions(clock::now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(sessions = n, "ended browser sessions removed"),
+                Err(e) => tracing::error!(error = %e, "removing ended browser sessions failed"),
+            }
         }
         match state.store.overdue_escalations(clock::now_ms()).await {
             Ok(rows) => {

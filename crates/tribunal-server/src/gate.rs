@@ -13,6 +13,7 @@
 
 use crate::auth::{Caller, Permission};
 use crate::error::{ApiError, Code};
+use crate::metrics::GateRead;
 use crate::{audit, body, escalation, AppState};
 use axum::body::Body;
 use axum::extract::State;
@@ -23,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tribunal_core::{Decision, Feedback, Pending, Trace, Verdict, Violation};
@@ -484,7 +484,10 @@ pub async fn handle(
         context,
     } = decided;
     if !late.is_empty() {
-        state.metrics.budget_exceeded.fetch_add(1, Relaxed);
+        state
+            .metrics
+            .budget_exceeded
+            .add(&[("project", &caller.project)], 1);
     }
     let judge_errors = verdict
         .feedback
@@ -537,7 +540,10 @@ pub async fn handle(
     };
     if let Some(s) = &shadow_verdict {
         if s.decision != verdict.decision {
-            state.metrics.shadow_changed.fetch_add(1, Relaxed);
+            state
+                .metrics
+                .shadow_changed
+                .add(&[("project", &caller.project)], 1);
         }
     }
     // One reading of the clock for the log entry and the stored trace.
@@ -571,7 +577,7 @@ pub async fn handle(
         let mut out = serde_json::to_value(outcome.answer(true))
             .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
         match limited {
-            Some(default) => escalation::not_queued(&state, &mut out, default),
+            Some(default) => escalation::not_queued(&state, &caller.project, &mut out, default),
             None => {
                 escalation::on_escalate(
                     &state,
@@ -691,7 +697,7 @@ async fn hold(
             for row in evicted {
                 state.store_gate_trace(row).await;
             }
-            state.metrics.read_in_full.fetch_add(1, Relaxed);
+            state.metrics.gate_read(project, GateRead::InFull);
             Ok((asked, false, t, digest, kept))
         }
         Steps::Append {
@@ -720,7 +726,7 @@ async fn hold(
             for row in evicted {
                 state.store_gate_trace(row).await;
             }
-            state.metrics.read_from_spans.fetch_add(1, Relaxed);
+            state.metrics.gate_read(project, GateRead::FromSpans);
             Ok((asked, true, t, digest, kept))
         }
     }
@@ -746,7 +752,7 @@ async fn read_appended(
     for row in taken.evicted {
         state.store_gate_trace(row).await;
     }
-    state.metrics.read_appended.fetch_add(1, Relaxed);
+    state.metrics.gate_read(project, GateRead::Appended);
     Ok((asked, true, taken.trace, taken.digest, taken.judged))
 }
 

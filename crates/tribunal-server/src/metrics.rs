@@ -1,7 +1,10 @@
 //! Prometheus metrics in the text exposition format: decisions by project and outcome,
-//! policy violations by project and rule, judge errors by project and judge, gate latency,
-//! ingested spans and traces, HTTP responses by status class, and the build; and the
-//! separate token-free metrics address (`--metrics-listen`).
+//! policy violations by project and rule, judge errors by project and judge, and every other
+//! count of a project's requests by project; gate and ingest latency, HTTP responses by
+//! status class and the writer queues for the whole server; and the build. A project's
+//! token sees the series of its project and the build only: the server-wide series add up
+//! every project's traffic, so only the separate token-free metrics address
+//! (`--metrics-listen`), the operator's, shows them.
 
 use crate::error::{ApiError, Code};
 use crate::AppState;
@@ -134,29 +137,53 @@ impl Histogram {
     }
 }
 
-/// Every counter the server keeps.
+/// How a gate request's trace came, the `read` label of `tribunal_gate_reads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateRead {
+    /// Sent whole.
+    InFull,
+    /// Appended to a held trace.
+    Appended,
+    /// Put together from spans received over OTLP.
+    FromSpans,
+}
+
+impl GateRead {
+    fn label(self) -> &'static str {
+        match self {
+            GateRead::InFull => "in_full",
+            GateRead::Appended => "appended",
+            GateRead::FromSpans => "from_spans",
+        }
+    }
+}
+
+/// Every counter the server keeps. Counts of a project's requests are families labelled by
+/// `project`; the plain atomics and histograms are the whole server's.
 #[derive(Default)]
 pub struct Metrics {
     /// Gate decisions by `project` and `decision`.
     pub decisions: Family,
     /// Policy violations in the gate's decisions by `project` and `rule`.
     pub violations: Family,
-    pub shadow_changed: AtomicU64,
-    pub budget_exceeded: AtomicU64,
-    /// Gate requests by how their trace was read.
-    pub read_in_full: AtomicU64,
-    pub read_appended: AtomicU64,
-    pub read_from_spans: AtomicU64,
+    /// Gate decisions the shadow policies would have changed, by `project`.
+    pub shadow_changed: Family,
+    /// Gate decisions whose model judges ran out of budget, by `project`.
+    pub budget_exceeded: Family,
+    /// Gate requests by `project` and how their trace was read (`read`).
+    pub gate_reads: Family,
     /// Judge feedback that carried an error, by `project` and `judge`.
     pub judge_errors: Family,
-    pub spans_ingested: AtomicU64,
-    /// GenAI events accepted from OTLP log records.
-    pub log_events_ingested: AtomicU64,
-    pub otlp_requests: AtomicU64,
+    /// Spans accepted over OTLP, by `project`.
+    pub spans_ingested: Family,
+    /// GenAI events accepted from OTLP log records, by `project`.
+    pub log_events_ingested: Family,
+    /// OTLP export requests accepted, by `project`.
+    pub otlp_requests: Family,
     /// Ingested traces judged, by `project`.
     pub traces_scored: Family,
-    pub escalations_created: AtomicU64,
-    pub escalations_rate_limited: AtomicU64,
+    /// Escalations by `project` and `outcome`: `queued`, or `rate_limited` (not queued).
+    pub escalations: Family,
     pub http_2xx: AtomicU64,
     pub http_4xx: AtomicU64,
     pub http_5xx: AtomicU64,
@@ -191,6 +218,12 @@ impl Metrics {
         }
     }
 
+    /// A gate request of `project` whose trace was read as `how`.
+    pub fn gate_read(&self, project: &str, how: GateRead) {
+        self.gate_reads
+            .add(&[("project", project), ("read", how.label())], 1);
+    }
+
     pub fn status(&self, status: u16) {
         match status {
             200..=299 => &self.http_2xx,
@@ -203,8 +236,10 @@ impl Metrics {
 
     /// Every counter and histogram, then the writer queues' gauges: `queues` holds each
     /// queue's name and the records waiting in it, `capacity` what each may hold. With
-    /// `project`, the series labelled by project are that project's only (a token's view);
-    /// without, every project's (the operator's metrics address).
+    /// `project` (a token's view), that project's series and the build only: the series of
+    /// the whole server (HTTP responses, latency histograms, writer queues) count other
+    /// projects' traffic too and are left out. Without (the operator's metrics address),
+    /// every project's series and the server's.
     pub fn render(
         &self,
         queues: &[(&str, usize)],
@@ -240,27 +275,23 @@ impl Metrics {
             "Policy violations in gate decisions, by project and rule.",
             project,
         );
-        counter(
+        self.shadow_changed.render(
             &mut o,
             "tribunal_shadow_changes_total",
-            "Gate decisions the shadow policies would have decided differently.",
-            &[("", &self.shadow_changed)],
+            "Gate decisions the shadow policies would have decided differently, by project.",
+            project,
         );
-        counter(
+        self.budget_exceeded.render(
             &mut o,
             "tribunal_budget_exceeded_total",
-            "Gate decisions where model judges ran out of their latency budget.",
-            &[("", &self.budget_exceeded)],
+            "Gate decisions where model judges ran out of their latency budget, by project.",
+            project,
         );
-        counter(
+        self.gate_reads.render(
             &mut o,
             "tribunal_gate_reads_total",
-            "Gate requests by how their trace came: sent whole, appended to a held trace, or put together from spans received over OTLP.",
-            &[
-                ("read=\"in_full\"", &self.read_in_full),
-                ("read=\"appended\"", &self.read_appended),
-                ("read=\"from_spans\"", &self.read_from_spans),
-            ],
+            "Gate requests by project and how their trace came: sent whole, appended to a held trace, or put together from spans received over OTLP.",
+            project,
         );
         self.judge_errors.render(
             &mut o,
@@ -268,23 +299,23 @@ impl Metrics {
             "Judge feedback that carried an error, by project and judge.",
             project,
         );
-        counter(
+        self.spans_ingested.render(
             &mut o,
             "tribunal_ingested_spans_total",
-            "Spans accepted by the OTLP receiver.",
-            &[("", &self.spans_ingested)],
+            "Spans accepted by the OTLP receiver, by project.",
+            project,
         );
-        counter(
+        self.log_events_ingested.render(
             &mut o,
             "tribunal_ingested_log_events_total",
-            "GenAI events accepted by the OTLP logs receiver.",
-            &[("", &self.log_events_ingested)],
+            "GenAI events accepted by the OTLP logs receiver, by project.",
+            project,
         );
-        counter(
+        self.otlp_requests.render(
             &mut o,
             "tribunal_otlp_requests_total",
-            "OTLP export requests accepted.",
-            &[("", &self.otlp_requests)],
+            "OTLP export requests accepted, by project.",
+            project,
         );
         self.traces_scored.render(
             &mut o,
@@ -292,15 +323,15 @@ impl Metrics {
             "Ingested traces judged, by project.",
             project,
         );
-        counter(
+        self.escalations.render(
             &mut o,
             "tribunal_escalations_total",
-            "Review items created, and escalations refused by the queue's rate limit.",
-            &[
-                ("outcome=\"queued\"", &self.escalations_created),
-                ("outcome=\"rate_limited\"", &self.escalations_rate_limited),
-            ],
+            "Review items created, and escalations refused by the queue's rate limit, by project.",
+            project,
         );
+        if project.is_some() {
+            return o;
+        }
         counter(
             &mut o,
             "tribunal_http_responses_total",

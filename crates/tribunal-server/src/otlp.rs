@@ -228,7 +228,7 @@ async fn receive_logs(
     state
         .metrics
         .log_events_ingested
-        .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        .add(&[("project", &caller.project)], records.len() as u64);
     Ok(accepted(
         protobuf,
         ExportLogsServiceResponse::default().encode_to_vec(),
@@ -267,14 +267,12 @@ async fn receive(
             )
             .await?;
     }
+    let project = [("project", caller.project.as_str())];
     state
         .metrics
         .spans_ingested
-        .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    state
-        .metrics
-        .otlp_requests
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        .add(&project, records.len() as u64);
+    state.metrics.otlp_requests.add(&project, 1);
     state.metrics.ingest_latency.observe(started.elapsed());
     Ok(accepted(
         protobuf,

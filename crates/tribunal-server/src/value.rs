@@ -311,12 +311,18 @@ impl ValueBuilder {
     }
 }
 
-/// The report as text, for a terminal.
+/// The report as text, for a terminal: the names it quotes from the store (rules, kinds,
+/// judges, models, the project) escaped with [`tribunal_core::terminal::escape`].
 pub fn text(r: &ValueReport) -> String {
+    let shown = tribunal_core::terminal::escape;
     let mut o = String::new();
     let opt = |v: Option<u64>| v.map_or("-".to_owned(), |x| x.to_string());
     let optf = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x:.1}"));
-    o.push_str(&format!("project {} since {}\n\n", r.project, r.since));
+    o.push_str(&format!(
+        "project {} since {}\n\n",
+        shown(&r.project),
+        shown(&r.since)
+    ));
     let d = &r.decisions;
     o.push_str(&format!(
         "decisions      {} ({} allowed, {} escalated, {} blocked)\n",
@@ -353,13 +359,13 @@ pub fn text(r: &ValueReport) -> String {
     if !r.blocked_by_kind.is_empty() {
         o.push_str("\nblocked by kind\n");
         for (k, n) in &r.blocked_by_kind {
-            o.push_str(&format!("  {n:>7}  {k}\n"));
+            o.push_str(&format!("  {n:>7}  {}\n", shown(k)));
         }
     }
     if !r.top_rules.is_empty() {
         o.push_str("\ntop rules\n");
         for (k, n) in &r.top_rules {
-            o.push_str(&format!("  {n:>7}  {k}\n"));
+            o.push_str(&format!("  {n:>7}  {}\n", shown(k)));
         }
     }
     if !r.judges.is_empty() {
@@ -367,7 +373,12 @@ pub fn text(r: &ValueReport) -> String {
         for j in &r.judges {
             o.push_str(&format!(
                 "  {:<24} {:<28} {:>6} calls {:>9} in {:>8} out  ${:.6}\n",
-                j.judge, j.model, j.calls, j.input_tokens, j.output_tokens, j.cost_usd
+                shown(&j.judge),
+                shown(&j.model),
+                j.calls,
+                j.input_tokens,
+                j.output_tokens,
+                j.cost_usd
             ));
         }
     }
@@ -651,6 +662,20 @@ mod tests {
         assert!(text.contains("; $0.0000 per 1,000 decisions"), "{text}");
         let c = r.adoption.cost_per_thousand_decisions_usd.unwrap();
         assert!(c == 0.0 && c.is_sign_positive(), "{c}");
+    }
+
+    #[test]
+    fn names_from_the_log_are_escaped_for_the_terminal() {
+        let mut b = ValueBuilder::new("p", "2026-01-02T00:00:00Z", true);
+        b.audit(&entry(
+            1,
+            "2026-01-02T09:05:00Z",
+            "gate",
+            json!({"decision": "block", "rules": ["shop.x\u{1b}[2K\rallow"], "elapsed_us": 900}),
+        ));
+        let text = text(&b.finish());
+        assert!(!text.contains(['\u{1b}', '\r']), "{text:?}");
+        assert!(text.contains("  shop.x\\u{1b}[2K\\u{d}allow\n"), "{text}");
     }
 
     #[test]

@@ -205,3 +205,114 @@ async fn the_metrics_address_serves_metrics_without_a_token_and_nothing_else() {
     served.await.unwrap().unwrap();
     s.stop().await;
 }
+
+/// The sample lines of a metrics text (comments left out).
+fn samples(metrics: &str) -> Vec<&str> {
+    metrics.lines().filter(|l| !l.starts_with('#')).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projects_token_sees_nothing_of_another_projects_traffic() {
+    let mut s = TestServer::start(ServerOptions {
+        projects: vec![
+            ProjectSpec {
+                name: "default".into(),
+                ..Default::default()
+            },
+            ProjectSpec {
+                name: "shop".into(),
+                ..Default::default()
+            },
+        ],
+        ..ServerOptions::default()
+    })
+    .await;
+    let shop_agent = s.token("shop", "agent").await;
+    let default_viewer = s.token("default", "viewer").await;
+    let build = format!(
+        "tribunal_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let (st, before) = get(&format!("{}/metrics", s.url), Some(&default_viewer)).await;
+    assert_eq!(st, StatusCode::OK, "{before}");
+    // The shop project's traffic: gate requests, an OTLP export and a refused request.
+    for content in ["hello", "again"] {
+        let v = gate(
+            &s,
+            &shop_agent,
+            json!({"kind": "reply", "content": content}),
+        )
+        .await;
+        assert_eq!(v["decision"], "allow", "{v}");
+    }
+    let span = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+        "name": "chat", "startTimeUnixNano": "1", "endTimeUnixNano": "2"
+    }]}]}]});
+    let r = TestServer::client()
+        .post(format!("{}/v1/traces", s.url))
+        .bearer_auth(&shop_agent)
+        .json(&span)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let (st, _) = get(&format!("{}/api/v1/traces", s.url), Some(&shop_agent)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // The default project's token sees exactly what it saw before: its own series (none yet)
+    // and the build, no total over the server.
+    let (st, after) = get(&format!("{}/metrics", s.url), Some(&default_viewer)).await;
+    assert_eq!(st, StatusCode::OK, "{after}");
+    assert_eq!(samples(&after), samples(&before), "{after}");
+    for line in samples(&after) {
+        assert!(
+            line == build || line.contains("project=\"default\""),
+            "{line} in\n{after}"
+        );
+    }
+
+    // The shop's own view counts its requests under its name, without the server's series.
+    let shop_viewer = s.token("shop", "viewer").await;
+    let (_, m) = get(&format!("{}/metrics", s.url), Some(&shop_viewer)).await;
+    for line in [
+        "tribunal_decisions_total{project=\"shop\",decision=\"allow\"} 2",
+        "tribunal_gate_reads_total{project=\"shop\",read=\"in_full\"} 2",
+        "tribunal_ingested_spans_total{project=\"shop\"} 1",
+        "tribunal_otlp_requests_total{project=\"shop\"} 1",
+    ] {
+        assert!(has_line(&m, line), "{line} in\n{m}");
+    }
+    assert!(!m.contains("tribunal_http_responses_total{"), "{m}");
+    assert!(!m.contains("tribunal_gate_latency_seconds_count"), "{m}");
+    assert!(!m.contains("tribunal_write_queue_records{"), "{m}");
+
+    // The operator's metrics address shows the server's series as well.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(tribunal_server::metrics::serve_metrics(
+        listener,
+        s.state.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let (st, m) = get(&format!("{metrics_url}/metrics"), None).await;
+    assert_eq!(st, StatusCode::OK, "{m}");
+    for line in [
+        "tribunal_gate_reads_total{project=\"shop\",read=\"in_full\"} 2",
+        "tribunal_gate_latency_seconds_count 2",
+        "tribunal_http_responses_total{class=\"4xx\"} 1",
+    ] {
+        assert!(has_line(&m, line), "{line} in\n{m}");
+    }
+    assert!(
+        m.contains("tribunal_write_queue_records{queue=\"decision_log\"}"),
+        "{m}"
+    );
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
+    s.stop().await;
+}

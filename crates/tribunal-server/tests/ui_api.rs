@@ -231,3 +231,45 @@ async fn traces_filter_by_rule_and_text() {
     assert_eq!(list("q=rm%20-rf").await, ["wipe"]);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_browser_sessions_are_removed_without_anyone_signing_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tribunal_store::Store::open(dir.path().join("t.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let now = tribunal_store::clock::now_ms();
+    let session = |id: &str, expires_ms: i64| tribunal_store::WebSession {
+        id_hash: id.into(),
+        token_hash: "h".into(),
+        token_id: "t1".into(),
+        project: "default".into(),
+        role: "viewer".into(),
+        agent: None,
+        csrf: "c".into(),
+        expires_ms,
+    };
+    // Stored before the server starts, as a server that stopped would have left them.
+    store
+        .insert_web_session(&session("ended", now - 1_000), 0)
+        .await
+        .unwrap();
+    store
+        .insert_web_session(&session("live", now + 3_600_000), 0)
+        .await
+        .unwrap();
+    // Looked up as of time 0, a row is found for as long as it is stored.
+    assert!(store.web_session("ended", 0).await.unwrap().is_some());
+    let mut s = TestServer::start_with(store.clone(), dir, ServerOptions::default()).await;
+    let mut waited = Duration::ZERO;
+    while store.web_session("ended", 0).await.unwrap().is_some() {
+        assert!(
+            waited < Duration::from_secs(10),
+            "the ended session is still stored"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
+    assert!(store.web_session("live", now).await.unwrap().is_some());
+    s.stop().await;
+}

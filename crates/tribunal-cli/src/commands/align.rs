@@ -10,6 +10,8 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tribunal_align::data::{parse_jsonl, LabelRecord};
 use tribunal_align::model::Usage;
+use tribunal_align::report::Scores;
+use tribunal_core::terminal::escape as for_terminal;
 use tribunal_server::tuning::{self, AlignOptions, CalibrateOptions, GivenLabels};
 use tribunal_store::{clock, Appended, NewJudgeVersion, Store};
 
@@ -118,6 +120,15 @@ fn read_labels(path: &Path) -> Result<Vec<LabelRecord>> {
     parse_jsonl(&text).map_err(|(line, e)| anyhow::anyhow!("{}:{line}: {e}", path.display()))
 }
 
+/// The text of `scores`, its class names (labels people gave) escaped for the terminal.
+fn scores_text(scores: &Scores) -> String {
+    let mut shown = scores.clone();
+    for c in &mut shown.confusion.classes {
+        *c = for_terminal(c).into_owned();
+    }
+    tribunal_align::report::text(&shown)
+}
+
 pub fn usage_line(what: &str, u: &Usage, price: Option<&[f64]>) -> String {
     let cost = match price {
         Some([i, o]) => format!(", cost {:.4}", u.cost(*i, *o)),
@@ -150,17 +161,18 @@ pub fn run_align(store_at: &str, a: AlignArgs) -> Result<u8> {
     let r = match run {
         Ok(r) => r,
         Err(refusal) => {
-            eprintln!("{refusal}");
+            eprintln!("{}", for_terminal(&refusal.to_string()));
             return Ok(1);
         }
     };
     if let Some(found) = &r.found {
-        eprintln!("{}: labels from the store: {found}", r.name);
+        eprintln!("{}: labels from the store: {found}", for_terminal(&r.name));
     }
     let out = &r.aligned;
+    let name = for_terminal(&r.name);
     println!(
         "{}: {} labels read, {} usable ({} train, {} held out, seed {})",
-        r.name,
+        name,
         r.read,
         r.usable,
         out.train_ids.len(),
@@ -168,16 +180,16 @@ pub fn run_align(store_at: &str, a: AlignArgs) -> Result<u8> {
         r.seed
     );
     for (why, n) in &r.skipped {
-        println!("  skipped {n}: {why}");
+        println!("  skipped {n}: {}", for_terminal(why));
     }
-    println!("optimizer {}:", out.optimizer);
+    println!("optimizer {}:", for_terminal(&out.optimizer));
     for n in &out.notes {
-        println!("  {n}");
+        println!("  {}", for_terminal(n));
     }
     println!("held-out, version {} (before):", r.from_version);
-    print!("{}", tribunal_align::report::text(&out.before));
+    print!("{}", scores_text(&out.before));
     println!("held-out, aligned (after):");
-    print!("{}", tribunal_align::report::text(&out.after));
+    print!("{}", scores_text(&out.after));
     match &out.difference {
         Some(d) => println!(
             "agreement difference (after - before): {:+.3}, bootstrap 95% interval [{:+.3}, {:+.3}]",
@@ -195,11 +207,11 @@ pub fn run_align(store_at: &str, a: AlignArgs) -> Result<u8> {
         usage_line("scoring (held-out)", &out.usage_scoring, price)
     );
     if r.unchanged {
-        println!("{}: unchanged, same as version {}", r.name, r.version);
+        println!("{name}: unchanged, same as version {}", r.version);
     } else {
         println!(
-            "{}: stored as version {} (roll back with `tribunal judges rollback {} --to {}`)",
-            r.name, r.version, r.name, r.from_version
+            "{name}: stored as version {} (roll back with `tribunal judges rollback {name} --to {}`)",
+            r.version, r.from_version
         );
     }
     Ok(0)
@@ -225,12 +237,12 @@ pub fn run_calibrate(store_at: &str, a: CalibrateArgs) -> Result<u8> {
     let r = match run {
         Ok(r) => r,
         Err(refusal) => {
-            eprintln!("{refusal}");
+            eprintln!("{}", for_terminal(&refusal.to_string()));
             return Ok(1);
         }
     };
     if let Some(found) = &r.found {
-        eprintln!("{}: labels from the store: {found}", r.name);
+        eprintln!("{}: labels from the store: {found}", for_terminal(&r.name));
     }
     let how = if r.confidence_from == "samples" {
         format!(
@@ -240,9 +252,10 @@ pub fn run_calibrate(store_at: &str, a: CalibrateArgs) -> Result<u8> {
     } else {
         "one answer each (confidence: the probability of the answer's tokens)".to_owned()
     };
+    let name = for_terminal(&r.name);
     println!(
-        "{}: {} labelled items judged with {how} ({} without a confidence, left out)",
-        r.name, r.items, r.unanswered
+        "{name}: {} labelled items judged with {how} ({} without a confidence, left out)",
+        r.items, r.unanswered
     );
     println!("{}", usage_line("calibrating", &r.usage, None));
     let t = &r.threshold;
@@ -255,9 +268,9 @@ pub fn run_calibrate(store_at: &str, a: CalibrateArgs) -> Result<u8> {
         t.threshold
     );
     if r.unchanged {
-        println!("{}: unchanged, same as version {}", r.name, r.version);
+        println!("{name}: unchanged, same as version {}", r.version);
     } else {
-        println!("{}: stored as version {}", r.name, r.version);
+        println!("{name}: stored as version {}", r.version);
     }
     Ok(0)
 }
@@ -270,11 +283,15 @@ pub fn run_report(store_at: &str, a: ReportArgs) -> Result<u8> {
         bail!("no stored judge {:?} in project {:?}", a.name, a.project);
     }
     let lineage = rt.block_on(store.judge_lineage(&a.project, &a.name))?;
-    println!("{} ({} versions)", a.name, versions.len());
+    // Notes, dates and hashes are stored text that the API and imports write.
+    println!("{} ({} versions)", for_terminal(&a.name), versions.len());
     for v in &versions {
         println!(
             "version {} ({}, {}): {}",
-            v.version, v.created_at, v.hash, v.note
+            v.version,
+            for_terminal(&v.created_at),
+            for_terminal(&v.hash),
+            for_terminal(&v.note)
         );
         let Some((_, body)) = lineage.iter().find(|(n, _)| *n == v.version) else {
             continue;
@@ -295,7 +312,7 @@ pub fn run_report(store_at: &str, a: ReportArgs) -> Result<u8> {
                 println!(
                     "  aligned from version {} with {} on {} train labels; held-out ({} items): before {}; after {}",
                     l["from_version"],
-                    l["optimizer"].as_str().unwrap_or("?"),
+                    for_terminal(l["optimizer"].as_str().unwrap_or("?")),
                     l["labels"]["train"].as_array().map_or(0, Vec::len),
                     l["after"]["items"],
                     fig(&l["before"]),
@@ -311,8 +328,11 @@ pub fn run_report(store_at: &str, a: ReportArgs) -> Result<u8> {
                 }
                 for (what, u) in l["usage"].as_object().into_iter().flatten() {
                     println!(
-                        "  {what}: {} calls, {} input and {} output tokens",
-                        u["calls"], u["input_tokens"], u["output_tokens"]
+                        "  {}: {} calls, {} input and {} output tokens",
+                        for_terminal(what),
+                        u["calls"],
+                        u["input_tokens"],
+                        u["output_tokens"]
                     );
                 }
             }
@@ -342,7 +362,7 @@ fn hybrid_report(rt: &tokio::runtime::Runtime, store: &Store, a: &ReportArgs) ->
     if h["items"] == 0 {
         println!(
             "people and the judge: no labeling queue is tied to {}",
-            a.name
+            for_terminal(&a.name)
         );
         return Ok(());
     }
@@ -360,7 +380,7 @@ fn hybrid_report(rt: &tokio::runtime::Runtime, store: &Store, a: &ReportArgs) ->
     let adj = &h["adjudicated"];
     println!(
         "people and the judge (queues {}): {} items; the judge answered {}, people labelled {} ({} sent to people as untrusted)",
-        h["queues"].as_array().map(|q| q.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default(),
+        h["queues"].as_array().map(|q| q.iter().filter_map(Value::as_str).map(for_terminal).collect::<Vec<_>>().join(", ")).unwrap_or_default(),
         h["items"], h["judge_answered"], h["people_labelled"], h["sent_to_people_as_untrusted"]
     );
     println!(
@@ -453,10 +473,14 @@ pub fn run_rollback(store_at: &str, a: RollbackArgs) -> Result<u8> {
         created_by: "cli".into(),
     };
     match rt.block_on(store.append_judge_version(&row))? {
-        Appended::Added(v) => println!("{}: version {v} is version {} again", a.name, a.to),
+        Appended::Added(v) => println!(
+            "{}: version {v} is version {} again",
+            for_terminal(&a.name),
+            a.to
+        ),
         Appended::Unchanged(v) => println!(
             "{}: the latest (version {v}) is already that definition",
-            a.name
+            for_terminal(&a.name)
         ),
     }
     Ok(0)

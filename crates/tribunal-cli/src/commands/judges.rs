@@ -5,6 +5,7 @@ use super::{load_config, runtime, store_location};
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
+use tribunal_core::terminal::escape as for_terminal;
 use tribunal_engine::{judge_toml, Config};
 use tribunal_store::{clock, Appended, NewJudgeVersion, Store};
 
@@ -116,8 +117,9 @@ pub fn run(config: Option<&Path>, cmd: JudgesCommand) -> Result<u8> {
                 tribunal_judges::build_versioned(s)?;
             }
             let store = rt.block_on(Store::open(&store_location(&cfg, a.db.as_deref())))?;
+            // Judge names are the file's table keys, which TOML lets hold any character.
             for name in &disabled {
-                println!("{name}: enabled = false, skipped");
+                println!("{}: enabled = false, skipped", for_terminal(name));
             }
             for s in &specs {
                 let hash = s.version();
@@ -131,10 +133,11 @@ pub fn run(config: Option<&Path>, cmd: JudgesCommand) -> Result<u8> {
                     created_at: clock::now_rfc3339(),
                     created_by: "cli".into(),
                 };
+                let name = for_terminal(&s.name);
                 match rt.block_on(store.append_judge_version(&row))? {
-                    Appended::Added(v) => println!("{}: added version {v} ({hash})", s.name),
+                    Appended::Added(v) => println!("{name}: added version {v} ({hash})"),
                     Appended::Unchanged(v) => {
-                        println!("{}: unchanged, same as version {v} ({hash})", s.name)
+                        println!("{name}: unchanged, same as version {v} ({hash})")
                     }
                 }
             }

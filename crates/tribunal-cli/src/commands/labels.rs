@@ -7,6 +7,7 @@
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
+use tribunal_core::terminal::escape as for_terminal;
 use tribunal_store::Store;
 
 #[derive(Subcommand)]
@@ -68,8 +69,8 @@ pub fn run(config: Option<&Path>, cmd: LabelsCommand) -> Result<u8> {
                     .count();
                 println!(
                     "{}  schema {}  {} items × {overlap}  {labels} labels  {settled} settled",
-                    q.def.id,
-                    q.schema.name,
+                    for_terminal(&q.def.id),
+                    for_terminal(&q.schema.name),
                     q.items.len()
                 );
             }

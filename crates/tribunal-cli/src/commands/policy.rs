@@ -4,6 +4,7 @@ use super::load_config;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
+use tribunal_core::terminal::escape as for_terminal;
 use tribunal_policy::{load_dir, pack, run_policy_tests, PolicySource};
 
 #[derive(Subcommand)]
@@ -66,11 +67,13 @@ pub fn run(config: Option<&Path>, cmd: PolicyCommand) -> Result<u8> {
             }))?
         );
     } else {
+        // Test names, files and failure details come from the policy files.
         for o in &outcomes {
+            let (name, file) = (for_terminal(&o.name), for_terminal(&o.file));
             if o.passed {
-                println!("PASS  {}  ({})", o.name, o.file);
+                println!("PASS  {name}  ({file})");
             } else {
-                println!("FAIL  {}  ({}): {}", o.name, o.file, o.detail);
+                println!("FAIL  {name}  ({file}): {}", for_terminal(&o.detail));
             }
         }
         println!("{} passed, {} failed", outcomes.len() - failed, failed);
