@@ -5,7 +5,8 @@
 //!
 //! Settings that came from a request to a server ([`Origin::Request`]) are not trusted with
 //! the environment's key: it goes only to the provider's own endpoint or to the one the
-//! environment names, never to a base URL the request chose.
+//! environment names, never to a base URL the request chose, whether the key is found by
+//! the provider's own variable or by an `api_key_env` that names it.
 
 use crate::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 use crate::cache::{cache_key, CacheKey, ResponseCache};
@@ -31,8 +32,11 @@ pub enum Origin {
     /// A request to a server, from whoever holds a token there. The environment's key
     /// (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`) is attached only when the request goes to the
     /// provider's default endpoint or to the one the environment names (`OPENAI_BASE_URL`, …),
-    /// never to another base URL the request gave; a key given explicitly
-    /// ([`ClientConfig::with_api_key`]) is the caller's own choice and is always sent.
+    /// never to another base URL the request gave. The same holds for a key read from a
+    /// variable the request named ([`ClientConfig::with_api_key_env`]) when that variable is
+    /// one a provider's key is read from (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`). A key given
+    /// explicitly ([`ClientConfig::with_api_key`]), or read from another variable, is the
+    /// caller's own choice and is always sent.
     Request,
 }
 
@@ -41,6 +45,8 @@ pub enum Origin {
 pub struct ClientConfig {
     pub model: ModelUri,
     pub api_key: Option<ApiKey>,
+    /// The environment variable to read the key from, when `api_key` is unset.
+    pub api_key_env: Option<String>,
     /// OpenAI: up to and including `/v1`; Anthropic and Ollama: the host.
     pub base_url: Option<String>,
     /// Per attempt: connecting, sending and reading the whole answer.
@@ -60,6 +66,7 @@ impl ClientConfig {
         ClientConfig {
             model,
             api_key: None,
+            api_key_env: None,
             base_url: None,
             timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
@@ -83,6 +90,13 @@ impl ClientConfig {
 
     pub fn with_api_key(mut self, key: impl Into<ApiKey>) -> Self {
         self.api_key = Some(key.into());
+        self
+    }
+
+    /// Reads the key from the environment variable `name` (an error when it is unset); see
+    /// [`Origin::Request`] for where such a key is sent.
+    pub fn with_api_key_env(mut self, name: impl Into<String>) -> Self {
+        self.api_key_env = Some(name.into());
         self
     }
 
@@ -212,7 +226,21 @@ impl LlmClient {
             || !requested_base
             || base_url == normalize(provider.default_base_url())
             || env_base.as_deref().map(normalize).as_ref() == Some(&base_url);
-        let key = config.api_key.or_else(|| {
+        let named_key = match &config.api_key_env {
+            None => None,
+            Some(name) => {
+                let key = nonempty(name).ok_or_else(|| LlmError::Config {
+                    model: config.model.clone(),
+                    setting: "api_key_env",
+                    reason: format!("the variable {name} is not set"),
+                })?;
+                let providers_key = Provider::ALL
+                    .iter()
+                    .any(|p| p.key_env() == Some(name.as_str()));
+                (operator_endpoint || !providers_key).then(|| ApiKey::new(key))
+            }
+        };
+        let key = config.api_key.or(named_key).or_else(|| {
             provider
                 .key_env()
                 .filter(|_| operator_endpoint)

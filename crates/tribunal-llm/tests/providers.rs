@@ -381,6 +381,8 @@ async fn the_environment_key_never_goes_to_a_base_url_a_request_chose() {
     let operator_base = format!("{}/v1", operator.base);
     let env = |k: &str| match k {
         "OPENAI_API_KEY" => Some(KEY.to_string()),
+        "ANTHROPIC_API_KEY" => Some("sk-ant-env".to_string()),
+        "OTHER_KEY" => Some("sk-other".to_string()),
         "OPENAI_BASE_URL" => Some(format!("{operator_base}/")),
         _ => None,
     };
@@ -433,6 +435,43 @@ async fn the_environment_key_never_goes_to_a_base_url_a_request_chose() {
     .await;
     let (_, headers, _) = attacker.request(at);
     assert_eq!(headers["authorization"], "Bearer sk-chosen");
+    // A variable the request named: a provider's key variable is the environment's key
+    // (kept from a base URL the request chose); any other variable is the caller's choice.
+    let named = |var: &str, origin: Origin, base: &str| {
+        ClientConfig::new(model())
+            .with_origin(origin)
+            .with_base_url(base.to_owned())
+            .with_api_key_env(var)
+    };
+    let attacker_base = format!("{}/v1", attacker.base);
+    for var in ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"] {
+        let at = send(named(var, Origin::Request, &attacker_base), &attacker).await;
+        let (_, headers, _) = attacker.request(at);
+        assert!(headers.get("authorization").is_none(), "{var}: {headers:?}");
+    }
+    let at = send(
+        named("OPENAI_API_KEY", Origin::Request, &operator_base),
+        &operator,
+    )
+    .await;
+    let (_, headers, _) = operator.request(at);
+    assert_eq!(headers["authorization"], format!("Bearer {KEY}"));
+    for (var, origin, sent) in [
+        ("OTHER_KEY", Origin::Request, "sk-other"),
+        ("OPENAI_API_KEY", Origin::Operator, KEY),
+        ("ANTHROPIC_API_KEY", Origin::Operator, "sk-ant-env"),
+    ] {
+        let at = send(named(var, origin, &attacker_base), &attacker).await;
+        let (_, headers, _) = attacker.request(at);
+        assert_eq!(headers["authorization"], format!("Bearer {sent}"), "{var}");
+    }
+    let err = LlmClient::with_env(named("NO_SUCH_KEY", Origin::Request, &attacker_base), env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("api_key_env") && err.contains("NO_SUCH_KEY"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -20,8 +20,11 @@
 //! on standard input/output and a server command, [`http`] between a Streamable HTTP client
 //! and an upstream server's endpoint.
 
+pub mod agent_name;
 pub mod http;
 pub mod stdio;
+
+pub use agent_name::{default_agent_name, Upstream};
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};

@@ -102,31 +102,38 @@ pub(crate) fn check_admin_settings(caller: &Caller, settings: &Value) -> Result<
     }
 }
 
-/// What the model clients of a judge built for `caller` may do: a definition the request
-/// sent is not trusted with the environment's key at a base URL it gave, and only an admin
-/// reads what a model server answered in errors.
-fn trust_for(caller: &Caller, from_request: bool) -> ClientTrust {
+/// What the model clients of a definition that did not come from the operator's own
+/// configuration may do: one sent in a request, and every stored version (the store holds
+/// what admin tokens saved through this API, and versions derived from them), wherever it
+/// runs (tries, monitors, alignment). Such a definition's `base_url` never gets the
+/// environment's provider key, whether found by the provider's variable or by an
+/// `api_key_env` naming it, unless it is the provider's default endpoint or the one the
+/// environment names (`OPENAI_BASE_URL`, …). `quote_answers`: whether errors may quote
+/// what a model server answered.
+pub(crate) fn stored_trust(quote_answers: bool) -> ClientTrust {
     ClientTrust {
-        origin: if from_request {
-            tribunal_llm::Origin::Request
-        } else {
-            tribunal_llm::Origin::Operator
-        },
-        quote_answers: caller.may(Permission::Admin),
+        origin: tribunal_llm::Origin::Request,
+        quote_answers,
     }
 }
 
-/// Checks a definition and builds it (off the async threads: a model judge starts its
-/// client); the spec (canonical settings) and the judge.
-pub(crate) async fn build(
-    name: &str,
-    kind: &str,
-    settings: &Value,
-) -> Result<(JudgeSpec, Box<dyn Judge>), ApiError> {
-    build_as(name, kind, settings, ClientTrust::OPERATOR).await
+/// [`stored_trust`] for a judge built for `caller`: only an admin reads what a model
+/// server answered in errors.
+fn trust_for(caller: &Caller) -> ClientTrust {
+    stored_trust(caller.may(Permission::Admin))
 }
 
-/// [`build`] with the model clients set up by `trust`.
+/// Builds a stored version (off the async threads) with [`stored_trust`], its errors
+/// quoting what a model server answered.
+pub(crate) async fn build_stored(
+    row: &JudgeVersionRow,
+) -> Result<(JudgeSpec, Box<dyn Judge>), ApiError> {
+    build_as(&row.name, &row.kind, &settings_of(row)?, stored_trust(true)).await
+}
+
+/// Checks a definition and builds it (off the async threads: a model judge starts its
+/// client) with its model clients set up by `trust`; the spec (canonical settings) and the
+/// judge.
 async fn build_as(
     name: &str,
     kind: &str,
@@ -277,7 +284,7 @@ pub async fn add_version(
     )
     .await?;
     check_admin_settings(&caller, &b.settings)?;
-    let (spec, judge) = build_as(&name, &b.kind, &b.settings, trust_for(&caller, true)).await?;
+    let (spec, judge) = build_as(&name, &b.kind, &b.settings, trust_for(&caller)).await?;
     drop(judge);
     append(&state, &caller, &spec, b.note.unwrap_or_default()).await
 }
@@ -511,27 +518,21 @@ pub async fn try_judge(
         )));
     }
     check_admin_settings(&caller, &b.settings)?;
-    let (spec, judge) = build_as(&name, &b.kind, &b.settings, trust_for(&caller, true)).await?;
+    let (spec, judge) = build_as(&name, &b.kind, &b.settings, trust_for(&caller)).await?;
     let judge = with_cache(judge, &state)?;
     let compare = match &b.compare {
         None => None,
         Some(c) => {
             check_name(&c.name).map_err(|e| ApiError::request(format!("compare.{}", e.message)))?;
             let row = version_row(&state, &caller.project, &c.name, c.version).await?;
-            // A stored version is an admin's: its settings are trusted as the operator's.
-            let (_, j) = build_as(
-                &c.name,
-                &row.kind,
-                &settings_of(&row)?,
-                trust_for(&caller, false),
-            )
-            .await
-            .map_err(|e| {
-                invalid_judge(format!(
-                    "compare: {} version {} no longer builds: {}",
-                    c.name, c.version, e.message
-                ))
-            })?;
+            let (_, j) = build_as(&c.name, &row.kind, &settings_of(&row)?, trust_for(&caller))
+                .await
+                .map_err(|e| {
+                    invalid_judge(format!(
+                        "compare: {} version {} no longer builds: {}",
+                        c.name, c.version, e.message
+                    ))
+                })?;
             Some(with_cache(j, &state)?)
         }
     };

@@ -259,7 +259,7 @@ pub async fn create(
     let filter = b.filter.unwrap_or_default().check()?;
     let row = judge_version(&state, &caller.project, &b.judge, b.version).await?;
     // A stored version that no longer builds is refused now, not at the first trace.
-    judges::build(&row.name, &row.kind, &judges::settings_of(&row)?).await?;
+    judges::build_stored(&row).await?;
     let enabled = b.enabled.unwrap_or(true);
     if enabled {
         let dup = state
@@ -339,7 +339,7 @@ pub async fn update(
     }
     if let Some(v) = b.version {
         let row = judge_version(&state, &caller.project, &m.judge_name, Some(v)).await?;
-        judges::build(&row.name, &row.kind, &judges::settings_of(&row)?).await?;
+        judges::build_stored(&row).await?;
         m.judge_version = v;
     }
     let (now, now_ms) = clock::now_both();
@@ -914,7 +914,7 @@ async fn built_judge(
                 m.judge_name, m.judge_version
             ))
         })?;
-    let (_, judge) = judges::build(&row.name, &row.kind, &judges::settings_of(&row)?).await?;
+    let (_, judge) = judges::build_stored(&row).await?;
     let judge = judges::with_cache(judge, state)?;
     cache.insert(
         m.id.clone(),

@@ -280,11 +280,14 @@ impl StoredJudge {
         settings: serde_json::Map<String, Value>,
         e: &Example,
     ) -> Result<Answer, ModelError> {
-        let judge = tribunal_judges::build_judge(&JudgeSpec {
-            name: self.name.clone(),
-            kind: "llm".into(),
-            params: Value::Object(settings),
-        })
+        let judge = tribunal_judges::build_versioned_as(
+            &JudgeSpec {
+                name: self.name.clone(),
+                kind: "llm".into(),
+                params: Value::Object(settings),
+            },
+            crate::judges::stored_trust(true),
+        )
         .map_err(|e| ModelError(e.to_string()))?;
         let trace = trace_of(e);
         let f = judge
@@ -336,14 +339,15 @@ impl Reflection {
             Some(m) => tribunal_llm::ModelUri::parse(m)?,
             None => tribunal_llm::default_model()?,
         };
-        let mut config = tribunal_llm::ClientConfig::new(uri);
+        // Stored settings: their base URL gets the environment's key only where the
+        // operator sends requests (see `crate::judges::stored_trust`).
+        let mut config =
+            tribunal_llm::ClientConfig::new(uri).with_origin(tribunal_llm::Origin::Request);
         if let Some(url) = settings.get("base_url").and_then(Value::as_str) {
             config = config.with_base_url(url);
         }
         if let Some(var) = settings.get("api_key_env").and_then(Value::as_str) {
-            if let Ok(key) = std::env::var(var) {
-                config = config.with_api_key(key);
-            }
+            config = config.with_api_key_env(var);
         }
         Ok(Reflection {
             client: tribunal_llm::LlmClient::new(config)?,

@@ -1,8 +1,9 @@
 //! Who may choose where a judge's model requests go and which credential they carry. A
 //! judge definition tried through the API (`POST /api/v1/judges/try`) may set `base_url`,
 //! `api_key_env` or `path` only with an admin token; even then the server's own key
-//! (`OPENAI_API_KEY`) is not sent to a base URL the request gave; non-admins never read what
-//! a model server answered in an error. `GET /api/v1/judges/{name}/align` needs the read
+//! (`OPENAI_API_KEY`) is not sent to a base URL the request gave, nor to the base URL of a
+//! version an admin stored through the API, wherever it runs (a try, a monitor); non-admins
+//! never read what a model server answered in an error. `GET /api/v1/judges/{name}/align` needs the read
 //! role. The server's environment holds a key and a secret of its own here, so this file is
 //! a test binary of its own, and its one test sets them before any thread starts.
 
@@ -214,6 +215,103 @@ async fn run() {
     assert_eq!(
         seen.lock().unwrap().last().unwrap().as_deref(),
         Some(format!("Bearer {SECRET}").as_str())
+    );
+
+    // Naming the provider's key variable does not send the server's key there either (each
+    // definition below differs, so that no answer comes from the response cache).
+    let mark = seen.lock().unwrap().len();
+    let (st, v) = post(
+        &admin,
+        "/api/v1/judges/try",
+        json!({"kind": "llm", "settings": llm(json!({"base_url": attacker_v1, "api_key_env": "OPENAI_API_KEY", "temperature": 0.3})), "trace_ids": ["t1"]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["results"][0]["feedback"][0]["value"], "yes", "{v}");
+    assert_eq!(
+        seen.lock().unwrap()[mark..],
+        [None],
+        "the server's key was sent"
+    );
+
+    // A version an admin stored through the API is not the operator's configuration: its
+    // base URL gets no key of the server's wherever the version runs, compared in a try
+    // or watching traces in a monitor.
+    for (name, extra) in [
+        (
+            "elsewhere",
+            json!({"base_url": attacker_v1, "temperature": 0.2}),
+        ),
+        (
+            "elsewhere_named",
+            json!({"base_url": attacker_v1, "api_key_env": "OPENAI_API_KEY", "temperature": 0.7}),
+        ),
+    ] {
+        let (st, v) = post(
+            &admin,
+            &format!("/api/v1/judges/{name}/versions"),
+            json!({"kind": "llm", "settings": llm(extra)}),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+        let mark = seen.lock().unwrap().len();
+        let (st, v) = post(
+            &admin,
+            "/api/v1/judges/try",
+            json!({"kind": "repeated_calls", "settings": {}, "trace_ids": ["t1"],
+                "compare": {"name": name, "version": 1}}),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(
+            v["results"][0]["compare"]["feedback"][0]["value"], "yes",
+            "{v}"
+        );
+        assert_eq!(
+            seen.lock().unwrap()[mark..],
+            [None],
+            "{name}: the server's key was sent"
+        );
+    }
+    let (st, v) = post(
+        &admin,
+        "/api/v1/judges/watched/versions",
+        json!({"kind": "llm", "settings": llm(json!({"base_url": attacker_v1, "temperature": 0.1}))}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let mark = seen.lock().unwrap().len();
+    let (st, v_monitor) = post(&admin, "/api/v1/monitors", json!({"judge": "watched"})).await;
+    assert_eq!(st, 201, "{v_monitor}");
+    let (st, v) = post(
+        &agent,
+        "/api/v1/gate",
+        json!({"trace_id": "t2", "trace": [
+            {"role": "user", "content": "hello again"},
+            {"role": "assistant", "content": "hi again"}]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let mut judged = false;
+    for _ in 0..500 {
+        if seen.lock().unwrap().len() > mark {
+            judged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let monitor = v_monitor["id"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        judged,
+        "the monitor never asked its model: {}",
+        get(&admin, &format!("/api/v1/monitors/{monitor}/results"))
+            .await
+            .1
+    );
+    assert_eq!(
+        seen.lock().unwrap()[mark..],
+        [None],
+        "the monitor sent the server's key"
     );
 
     // What a model server answered in an error is shown to admins only: a stored version

@@ -25,9 +25,14 @@ pub struct ProxyArgs {
     /// The session's trace id at the gate (default: a new one).
     #[arg(long)]
     pub trace_id: Option<String>,
-    /// The agent name the gate is told (`context.agent`).
-    #[arg(long, default_value = "mcp")]
-    pub agent: String,
+    /// The agent name the gate is told (`context.agent`), under which it pins this server's
+    /// tool definitions. Default: one per upstream server, `mcp:` with the program and its
+    /// first argument (or the URL's host, port and path) and a hash of the whole command
+    /// line (or URL), e.g. `mcp:npx server-github#1a2b3c4d`; the same command line keeps
+    /// its name across restarts. Give a name when the command line changes from run to run
+    /// (a temporary path, a port) or when several proxies are one agent.
+    #[arg(long)]
+    pub agent: Option<String>,
     /// The file pinning each tool's description by hash.
     #[arg(long, default_value = ".tribunal/mcp-pins.json")]
     pub pins: PathBuf,
@@ -76,11 +81,17 @@ fn proxy(a: ProxyArgs) -> Result<u8> {
             .unwrap_or_else(|| "http://127.0.0.1:7878".into()),
         token: a.token.or_else(|| env("TRIBUNAL_TOKEN")),
         trace_id,
-        agent: a.agent,
+        agent: a.agent.unwrap_or_else(|| {
+            tribunal_mcp::default_agent_name(match &a.upstream {
+                Some(url) => tribunal_mcp::Upstream::Url(url),
+                None => tribunal_mcp::Upstream::Command(&a.command),
+            })
+        }),
         pins: a.pins,
         wait: Duration::from_secs(a.wait_s),
         timeout: Duration::from_secs(a.timeout_s),
     };
+    let agent = settings.agent.clone();
     let proxy = Proxy::new(settings)?;
     if let (Some(upstream), Some(listen)) = (a.upstream, a.listen) {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -91,7 +102,7 @@ fn proxy(a: ProxyArgs) -> Result<u8> {
                 .await
                 .with_context(|| format!("--listen {listen}"))?;
             eprintln!(
-                "tribunal mcp proxy listening on http://{} (upstream {upstream})",
+                "tribunal mcp proxy listening on http://{} (upstream {upstream}, agent {agent:?})",
                 listener.local_addr()?
             );
             tribunal_mcp::http::serve(proxy, upstream, listener).await?;
@@ -99,6 +110,7 @@ fn proxy(a: ProxyArgs) -> Result<u8> {
         })?;
         return Ok(0);
     }
+    eprintln!("tribunal mcp proxy: the gate knows this server as agent {agent:?}");
     let code = tribunal_mcp::stdio::run(proxy, &a.command)?;
     Ok(u8::try_from(code).unwrap_or(1))
 }

@@ -104,9 +104,12 @@ impl ModelHandle {
             config = config.with_base_url(url.to_owned());
         }
         if let Some(var) = s.api_key_env {
-            let key = std::env::var(var)
-                .map_err(|_| invalid(format!("api_key_env: the variable {var} is not set")))?;
-            config = config.with_api_key(key);
+            if std::env::var(var).map_or(true, |v| v.trim().is_empty()) {
+                return Err(invalid(format!(
+                    "api_key_env: the variable {var} is not set"
+                )));
+            }
+            config = config.with_api_key_env(var);
         }
         let client = LlmClient::new(config.clone()).map_err(|e| invalid(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,0 +1,84 @@
+//! `tribunal mcp proxy` against a stand-in gate that records the agent each proxy names:
+//! without `--agent`, proxies of different upstream servers are different agents (the gate
+//! pins tool definitions per agent), and the same server keeps its name across runs.
+
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// A gate that blocks every call and records each request's `context.agent`.
+fn gate() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let agents = Arc::new(Mutex::new(Vec::new()));
+    let seen = agents.clone();
+    let app = Router::new().route(
+        "/api/v1/gate",
+        post(move |Json(body): Json<Value>| {
+            seen.lock().unwrap().push(body["context"]["agent"].clone());
+            async { Json(json!({"decision": "block", "reasons": ["stand-in gate"]})) }
+        }),
+    );
+    (
+        format!("http://{}", tribunal_llm::testing::serve(app)),
+        agents,
+    )
+}
+
+/// Runs a stdio proxy in front of `upstream` (with `extra` options), sends one
+/// `tools/call` and answers the agent name the gate was told.
+fn agent_of(gate: &(String, Arc<Mutex<Vec<Value>>>), extra: &[&str], upstream: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tribunal"))
+        .args(["mcp", "proxy", "--gate", &gate.0, "--wait-s", "0"])
+        .args(extra)
+        .arg("--")
+        .args(upstream)
+        .current_dir(dir.path())
+        .env_remove("TRIBUNAL_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "search", "arguments": {"query": "x"}}});
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{call}").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("-32001"),
+        "the call was not refused: {stdout} {stderr}"
+    );
+    let agents = gate.1.lock().unwrap();
+    let agent = agents.last().cloned().unwrap();
+    assert!(
+        stderr.contains(agent.as_str().unwrap()),
+        "the proxy does not say its agent name: {stderr}"
+    );
+    agent
+}
+
+#[test]
+fn proxies_of_different_servers_are_different_agents() {
+    let gate = gate();
+    let cat = ["cat"];
+    let sh = ["sh", "-c", "cat"];
+    let a = agent_of(&gate, &[], &cat);
+    let b = agent_of(&gate, &[], &sh);
+    assert_ne!(a, b, "two servers share one agent's tool pins");
+    for (agent, upstream) in [(&a, &cat[..]), (&b, &sh[..])] {
+        let args: Vec<String> = upstream.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(
+            agent.as_str(),
+            Some(tribunal_mcp::default_agent_name(tribunal_mcp::Upstream::Command(&args)).as_str())
+        );
+    }
+    assert!(a.as_str().unwrap().starts_with("mcp:cat#"), "{a}");
+    assert_eq!(agent_of(&gate, &[], &cat), a, "a restart changed the name");
+    assert_eq!(agent_of(&gate, &["--agent", "support"], &cat), "support");
+}
