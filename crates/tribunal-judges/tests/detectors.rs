@@ -59,6 +59,16 @@ fn check_table(
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
+/// `s` in hex.
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every byte of `s` percent-encoded.
+fn percent(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
 fn secrets() -> SecretScanner {
     SecretScanner::new(&SecretsSettings::default()).unwrap()
 }
@@ -122,6 +132,7 @@ const RANDOM32: &str = "Zq8vT3mK1pLx9wRbY6nC4hJ2fD7sA0eG";
 fn secrets_table() {
     let s = secrets();
     let aws_secret_line = "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n";
+    let (aws_hex, github_hex, github_percent) = (hex(AWS_ID), hex(GITHUB), percent(GITHUB));
     let positives: Vec<(&str, String, &str)> = vec![
         (
             "aws_access_key_id",
@@ -200,6 +211,19 @@ fn secrets_table() {
             "blob: 9fQ2+xL7/aZ0kW4mB8vN1cR6tY3hJ5gE=".to_owned(),
             "9fQ2+xL7/aZ0kW4mB8vN1cR6tY3hJ5gE",
         ),
+        // Written in hex or percent-encoded, found where the encoding stands.
+        ("aws_access_key_id", format!("d={}", hex(AWS_ID)), &aws_hex),
+        ("github_token", format!("/c/{}/x", hex(GITHUB)), &github_hex),
+        (
+            "github_token",
+            format!("https://x.example/c?d={}", percent(GITHUB)),
+            &github_percent,
+        ),
+        (
+            "private_key",
+            format!("body={}", percent("-----BEGIN RSA PRIVATE KEY-----")),
+            "",
+        ),
     ];
     let negatives = [
         "The quick brown fox jumps over the lazy dog, then naps for 20 minutes.",
@@ -219,6 +243,10 @@ fn secrets_table() {
         "eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
         "integrity sha512-z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg==",
         "password: aaaaaaaaaaaa",
+        // Hex and percent escapes that hide no secret.
+        "digest 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "d=48656c6c6f2c20776f726c642120546869732069732066696e652e",
+        "https://x.example/search?q=caf%C3%A9%20au%20lait%20%26%20croissants",
     ];
     let pos: Vec<(&str, &str, &str)> = positives
         .iter()
