@@ -603,7 +603,7 @@ fn always_true(condition: &str) -> bool {
         Some((a, b)) => {
             !a.is_empty()
                 && a == b
-                && !a.contains(|c: char| matches!(c, '<' | '>' | '!' | '='))
+                && !a.contains(['<', '>', '!', '='])
                 && !a.contains("and")
                 && !a.contains("or")
         }

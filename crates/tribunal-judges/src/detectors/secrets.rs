@@ -310,7 +310,7 @@ const MIN_PERCENT_ESCAPES: usize = 4;
 /// The printable ASCII text a run of hex digits (even length, at least [`MIN_HEX_RUN`])
 /// encodes; `None` for other runs (digests and ids decode to bytes that are not text).
 fn hex_text(b: &[u8]) -> Option<String> {
-    if b.len() < MIN_HEX_RUN || b.len() % 2 != 0 || !b.iter().all(u8::is_ascii_hexdigit) {
+    if b.len() < MIN_HEX_RUN || !b.len().is_multiple_of(2) || !b.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     let text: Vec<u8> = b
