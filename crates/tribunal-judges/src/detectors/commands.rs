@@ -53,11 +53,26 @@ pub struct CommandsSettings {
 enum Check {
     RmRecursive,
     SqlNoWhere,
+    GitPushProtected,
 }
 
 const CHECKS: &[(&str, Check)] = &[
     ("rm_recursive", Check::RmRecursive),
     ("sql_no_where", Check::SqlNoWhere),
+    ("git_push_protected", Check::GitPushProtected),
+];
+
+/// Branches a team shares, which a push must not rewrite or delete.
+const SHARED_BRANCHES: &[&str] = &[
+    "main",
+    "master",
+    "trunk",
+    "develop",
+    "development",
+    "production",
+    "prod",
+    "stable",
+    "release",
 ];
 
 /// Finds dangerous commands in any text. Build once, scan many times (it is `Send + Sync`).
@@ -89,7 +104,8 @@ impl CommandScanner {
     /// Overlapping findings of the same category are merged (the higher score wins).
     ///
     /// A text is also read as the shell reads its words before running them (`r\m -rf /`,
-    /// `'r''m' -rf /`, `$(echo rm) -rf /`, `x=rm; $x -rf /`, `rm${IFS}-rf${IFS}/` and
+    /// `'r''m' -rf /`, `$(echo rm) -rf /`, `$(printf '\x72\x6d') -rf /`, `$'\162\155' -rf /`,
+    /// `x=rm; $x -rf /`, `rm${IFS}-rf${IFS}/` and
     /// `{rm,-rf,/}` run `rm -rf /`; see [`as_shell_reads`]); what is found there is reported
     /// at the same place in the text as written.
     pub fn scan(&self, text: &str, out: &mut Vec<Hit>) {
@@ -171,7 +187,9 @@ const MAX_NESTING: usize = 4;
 /// - `$NAME` and `${NAME}` are the value the text assigns to `NAME` (`NAME=value`, quoted or
 ///   not, the last assignment in the text; an empty one too), and `${NAME:-word}` is `word`
 ///   when the text assigns none;
-/// - `$(echo …)`, `` `echo …` `` and `$(printf FORMAT …)` are the words they print;
+/// - `$(echo …)`, `` `echo …` `` and `$(printf FORMAT …)` are the words they print, with
+///   `\xHH` and `\NNN` read as the bytes they name in a printf format and after `echo -e`;
+/// - `$'…'` is what it quotes, with `\xHH` and `\NNN` read as the bytes they name;
 /// - a brace list `{a,b,c}` is its words.
 ///
 /// Bytes put in for a `$…` stand at the place of its `$`.
@@ -189,6 +207,7 @@ fn as_shell_reads(text: &str) -> Option<(String, Vec<usize>)> {
         plain: Vec::with_capacity(text.len()),
         origin: Vec::with_capacity(text.len()),
         changed: false,
+        escapes: false,
     };
     out.read(0, text.len(), 0);
     if !out.changed {
@@ -206,6 +225,8 @@ struct Reading<'a> {
     plain: Vec<u8>,
     origin: Vec<usize>,
     changed: bool,
+    /// Inside what `printf` or `echo -e` prints: `\xHH` and `\NNN` are the bytes they name.
+    escapes: bool,
 }
 
 impl Reading<'_> {
@@ -223,6 +244,12 @@ impl Reading<'_> {
                 b'\'' | b'"' => {
                     self.changed = true;
                     i += 1;
+                }
+                b'\\' if self.escapes && escaped_byte(&b[i..to]).is_some() => {
+                    let (byte, len) = escaped_byte(&b[i..to]).unwrap_or((b'\\', 1));
+                    self.changed = true;
+                    self.push(byte, i);
+                    i += len;
                 }
                 b'\\'
                     if i + 1 < to
@@ -251,6 +278,18 @@ impl Reading<'_> {
                 Some(n) => (&b[i + 2..i + 2 + n], i + 3 + n),
                 None => (&b[i..i], i),
             },
+            Some(b'\'') => {
+                return match b[i + 2..to].iter().position(|&c| c == b'\'') {
+                    Some(n) => {
+                        self.ansi_c_quoted(i + 2, i + 2 + n);
+                        i + 3 + n
+                    }
+                    None => {
+                        self.push(b'$', i);
+                        i + 1
+                    }
+                };
+            }
             Some(b'(') if b.get(i + 2) != Some(&b'(') => {
                 return match closing(b, i + 2, to, b'(', b')') {
                     Some(end) if depth < MAX_NESTING && self.printed(i, i + 2, end, depth) => {
@@ -306,6 +345,30 @@ impl Reading<'_> {
         }
     }
 
+    /// Reads the inside of `$'…'` (`text[from..to]`), where `\xHH`, `\NNN` and `\c` are
+    /// the bytes they name.
+    fn ansi_c_quoted(&mut self, from: usize, to: usize) {
+        self.changed = true;
+        let b = self.text;
+        let mut i = from;
+        while i < to {
+            match escaped_byte(&b[i..to]) {
+                Some((byte, len)) => {
+                    self.push(byte, i);
+                    i += len;
+                }
+                None if b[i] == b'\\' && i + 1 < to => {
+                    self.push(b[i + 1], i);
+                    i += 2;
+                }
+                None => {
+                    self.push(b[i], i);
+                    i += 1;
+                }
+            }
+        }
+    }
+
     /// Reads the `` `…` `` at `i`; returns where reading goes on.
     fn backquoted(&mut self, i: usize, to: usize, depth: usize) -> usize {
         match self.text[i + 1..to].iter().position(|&c| c == b'`') {
@@ -326,23 +389,24 @@ impl Reading<'_> {
             return false;
         };
         let command = &b[s..e];
-        let mut start = match command {
+        let (mut start, escapes) = match command {
             b"echo" => {
-                let mut start = words.at;
+                let (mut start, mut escapes) = (words.at, false);
                 // Its options, if any.
                 while let Some((s, e)) = words.next() {
                     if b[s] == b'-' && b[s + 1..e].iter().all(|c| matches!(c, b'n' | b'e' | b'E')) {
                         start = words.at;
+                        escapes |= b[s + 1..e].contains(&b'e');
                     } else {
                         break;
                     }
                 }
-                start
+                (start, escapes)
             }
             // The format, when it only places the arguments.
             b"printf" => match words.next() {
-                Some((s, e)) if b[s..e].contains(&b'%') => words.at,
-                Some((s, _)) => s,
+                Some((s, e)) if b[s..e].contains(&b'%') => (words.at, false),
+                Some((s, _)) => (s, true),
                 None => return false,
             },
             _ => return false,
@@ -352,7 +416,9 @@ impl Reading<'_> {
         }
         self.changed = true;
         let first = self.origin.len();
+        let outer = std::mem::replace(&mut self.escapes, escapes);
         self.read(start, to, depth + 1);
+        self.escapes = outer;
         if let Some(o) = self.origin.get_mut(first) {
             *o = at;
         }
@@ -380,6 +446,28 @@ impl Reading<'_> {
             }
         }
     }
+}
+
+/// The ASCII byte a `\xHH` (one or two hex digits) or `\NNN` (one to three octal digits) at the
+/// start of `b` names, and its length; `None` for other bytes, NUL and non-ASCII bytes.
+fn escaped_byte(b: &[u8]) -> Option<(u8, usize)> {
+    if b.first() != Some(&b'\\') {
+        return None;
+    }
+    let (radix, digits, skip) = match b.get(1)? {
+        b'x' => (16, 2, 2),
+        b'0'..=b'7' => (8, 3, 1),
+        _ => return None,
+    };
+    let run = b[skip..]
+        .iter()
+        .take(digits)
+        .take_while(|c| char::from(**c).is_digit(radix))
+        .count();
+    let text = std::str::from_utf8(&b[skip..skip + run]).ok()?;
+    let value = u32::from_str_radix(text, radix).ok()?;
+    let byte = u8::try_from(value).ok().filter(|v| (1..0x80).contains(v))?;
+    Some((byte, skip + run))
 }
 
 /// The words of `b[at..to]`, split at ASCII whitespace.
@@ -478,10 +566,84 @@ fn passes(check: Check, m: &str) -> bool {
             w == "--recursive"
                 || (w.starts_with('-') && !w.starts_with("--") && w.contains(['r', 'R']))
         }),
-        Check::SqlNoWhere => !m
-            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-            .any(|w| w.eq_ignore_ascii_case("where")),
+        Check::SqlNoWhere => match where_clause(m) {
+            None => true,
+            Some(condition) => always_true(condition),
+        },
+        Check::GitPushProtected => rewrites_shared_branch(m),
     }
+}
+
+/// What follows the first `WHERE` word of a statement, if it has one.
+fn where_clause(m: &str) -> Option<&str> {
+    let b = m.as_bytes();
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    (0..b.len().saturating_sub(4)).find_map(|i| {
+        let starts = i == 0 || !word(b[i - 1]);
+        let ends = b.get(i + 5).is_none_or(|&c| !word(c));
+        (starts && ends && b[i..i + 5].eq_ignore_ascii_case(b"where")).then(|| &m[i + 5..])
+    })
+}
+
+/// Whether a WHERE condition holds for every row: `true`, `1`, or one comparison of a value
+/// with itself (`1=1`, `'a' = 'a'`, `id = id`).
+fn always_true(condition: &str) -> bool {
+    let c: String = condition
+        .trim()
+        .trim_end_matches(';')
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let c = c.trim_matches(|c| c == '(' || c == ')');
+    if c == "true" || c == "1" {
+        return true;
+    }
+    match c.split_once('=') {
+        Some((a, b)) => {
+            !a.is_empty()
+                && a == b
+                && !a.contains(['<', '>', '!', '='])
+                && !a.contains("and")
+                && !a.contains("or")
+        }
+        None => false,
+    }
+}
+
+/// Whether a `git push …` force-pushes onto, deletes or mirrors over a shared branch
+/// ([`SHARED_BRANCHES`], and `release/…`, `release-…`).
+fn rewrites_shared_branch(m: &str) -> bool {
+    let Some(at) = m.find("push") else {
+        return false;
+    };
+    let words: Vec<&str> = m[at + 4..]
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c| c == '"' || c == '\''))
+        .collect();
+    let short =
+        |w: &str, flag: char| w.starts_with('-') && !w.starts_with("--") && w[1..].contains(flag);
+    let force = words
+        .iter()
+        .any(|w| *w == "--force" || w.starts_with("--force-with-lease") || short(w, 'f'));
+    let delete = words.iter().any(|w| *w == "--delete" || short(w, 'd'));
+    if words.contains(&"--mirror") || (force && words.contains(&"--all")) {
+        return true;
+    }
+    // The words that are not options: the remote, then the refspecs.
+    let refspecs = words.iter().filter(|w| !w.starts_with('-')).skip(1);
+    refspecs.into_iter().any(|spec| {
+        let (plus, spec) = match spec.strip_prefix('+') {
+            Some(rest) => (true, rest),
+            None => (false, *spec),
+        };
+        let (src, dst) = spec.split_once(':').unwrap_or((spec, spec));
+        let dst = dst.strip_prefix("refs/heads/").unwrap_or(dst);
+        let shared = SHARED_BRANCHES.contains(&dst)
+            || dst.starts_with("release/")
+            || dst.starts_with("release-");
+        shared && (force || plus || delete || src.is_empty())
+    })
 }
 
 /// Builds a `dangerous_commands` judge. Settings: see [`CommandsSettings`].
@@ -548,5 +710,39 @@ mod tests {
         assert!(passes(Check::SqlNoWhere, "DELETE FROM users"));
         assert!(!passes(Check::SqlNoWhere, "DELETE FROM users WHERE id = 1"));
         assert!(passes(Check::SqlNoWhere, "UPDATE t SET somewhere = 1"));
+        assert!(passes(Check::SqlNoWhere, "DELETE FROM users WHERE 1=1"));
+        assert!(passes(
+            Check::SqlNoWhere,
+            "DELETE FROM users where ( 1 = 1 );"
+        ));
+        assert!(passes(Check::SqlNoWhere, "DELETE FROM users WHERE TRUE"));
+        assert!(passes(
+            Check::SqlNoWhere,
+            "UPDATE t SET a = 1 WHERE 'x'='x'"
+        ));
+        assert!(!passes(
+            Check::SqlNoWhere,
+            "DELETE FROM users WHERE 1=1 AND id=5"
+        ));
+        assert!(!passes(
+            Check::SqlNoWhere,
+            "DELETE FROM users WHERE id = 10"
+        ));
+        assert!(!passes(Check::SqlNoWhere, "DELETE FROM t WHERE a >= a"));
+        let git = |m| passes(Check::GitPushProtected, m);
+        assert!(git("git push --force origin main"));
+        assert!(git("git push origin main -f"));
+        assert!(git("git push origin +master"));
+        assert!(git("git push -f origin HEAD:refs/heads/main"));
+        assert!(git("git push --force-with-lease origin release/2.1"));
+        assert!(git("git push origin --delete main"));
+        assert!(git("git push origin :master"));
+        assert!(git("git push --mirror https://example.com/repo.git"));
+        assert!(git("git push --all --force origin"));
+        assert!(!git("git push origin main"));
+        assert!(!git("git push -u origin feature/x"));
+        assert!(!git("git push --force-with-lease origin my-feature"));
+        assert!(!git("git push origin --delete old-feature"));
+        assert!(!git("git push --force origin"));
     }
 }

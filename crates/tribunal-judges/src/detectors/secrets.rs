@@ -209,6 +209,25 @@ impl SecretScanner {
         if let Some(e) = &self.entropy {
             e.scan(text, &runs, &mut cands);
         }
+        // A secret written in hex or percent-encoded is found by the rules in what it decodes
+        // to, and reported where its encoding stands.
+        let found = cands.len();
+        for &(s, e) in &runs {
+            let run = &text.as_bytes()[s..e];
+            for hex in run.split(|c| !c.is_ascii_hexdigit()) {
+                // The place of this piece of the run in the text.
+                let at = s + (hex.as_ptr() as usize - run.as_ptr() as usize);
+                if let Some(decoded) = hex_text(hex) {
+                    self.scan_decoded(&decoded, &mut cands, |ds, de| (at + 2 * ds, at + 2 * de));
+                }
+            }
+        }
+        if let Some((decoded, from)) = percent_decoded(text) {
+            self.scan_decoded(&decoded, &mut cands, |ds, de| (from[ds].0, from[de - 1].1));
+        }
+        if cands.len() > found {
+            cands.sort_by_key(|c| (c.start, c.end));
+        }
         resolve_overlaps(&mut cands, |_, _| true);
         self.rules.emit(&cands, self.threshold, out);
     }
@@ -248,6 +267,26 @@ impl SecretScanner {
         }
     }
 
+    /// The rules' matches in a decoded text, placed in the text as written by `place`.
+    fn scan_decoded(
+        &self,
+        decoded: &str,
+        cands: &mut Vec<Cand>,
+        place: impl Fn(usize, usize) -> (usize, usize),
+    ) {
+        self.rules.for_each_match(decoded, |i, rule, s, e| {
+            if rule.check.is_none_or(|c| self.passes(c, &decoded[s..e])) {
+                let (start, end) = place(s, e);
+                cands.push(Cand {
+                    rule: i,
+                    start,
+                    end,
+                    score: rule.score,
+                });
+            }
+        });
+    }
+
     fn not_placeholder(&self, v: &str) -> bool {
         let lower = v.to_lowercase();
         let first = v.chars().next();
@@ -261,6 +300,67 @@ impl Scanner for SecretScanner {
     fn scan_text(&self, text: &str, out: &mut Vec<Hit>) {
         self.scan(text, out)
     }
+}
+
+/// The fewest hex digits a run must hold to be read as the text it encodes.
+const MIN_HEX_RUN: usize = 32;
+/// The fewest `%XX` escapes a text must hold to be read percent-decoded.
+const MIN_PERCENT_ESCAPES: usize = 4;
+
+/// The printable ASCII text a run of hex digits (even length, at least [`MIN_HEX_RUN`])
+/// encodes; `None` for other runs (digests and ids decode to bytes that are not text).
+fn hex_text(b: &[u8]) -> Option<String> {
+    if b.len() < MIN_HEX_RUN || !b.len().is_multiple_of(2) || !b.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let text: Vec<u8> = b
+        .chunks_exact(2)
+        .map(|pair| (hex_value(pair[0]) << 4) | hex_value(pair[1]))
+        .collect();
+    text.iter()
+        .all(|&c| c == b'\n' || c == b'\r' || c == b'\t' || (0x20..0x7f).contains(&c))
+        .then(|| String::from_utf8(text).ok())
+        .flatten()
+}
+
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => digit.to_ascii_lowercase() - b'a' + 10,
+    }
+}
+
+/// `text` with its `%XX` escapes of ASCII bytes read as those bytes, and for each byte the
+/// span of `text` it comes from (an escape, or a byte as written); `None` when it holds fewer
+/// than [`MIN_PERCENT_ESCAPES`].
+fn percent_decoded(text: &str) -> Option<(String, Vec<(usize, usize)>)> {
+    let b = text.as_bytes();
+    let escape = |i: usize| {
+        (b[i] == b'%'
+            && b.get(i + 1).is_some_and(|c| (b'0'..=b'7').contains(c))
+            && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        .then(|| (hex_value(b[i + 1]) << 4) | hex_value(b[i + 2]))
+    };
+    let escapes = memchr::memchr_iter(b'%', b)
+        .filter(|&i| escape(i).is_some())
+        .take(MIN_PERCENT_ESCAPES)
+        .count();
+    if escapes < MIN_PERCENT_ESCAPES {
+        return None;
+    }
+    let (mut plain, mut from) = (Vec::with_capacity(b.len()), Vec::with_capacity(b.len()));
+    let mut i = 0;
+    while i < b.len() {
+        let (c, len) = escape(i).map_or((b[i], 1), |c| (c, 3));
+        plain.push(c);
+        from.push((i, i + len));
+        i += len;
+    }
+    // Only ASCII bytes were put in, each for a whole escape, so the text is still UTF-8; a
+    // match starts and ends on whole characters of it, and so on character boundaries of
+    // `text`.
+    Some((String::from_utf8(plain).ok()?, from))
 }
 
 /// Does the first segment decode (base64url) to a JSON object with an `alg` member?
