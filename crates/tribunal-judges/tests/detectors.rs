@@ -952,6 +952,10 @@ fn commands_table() {
             "",
         ),
         ("windows_delete_root", "del /f /s /q C:\\*.*", ""),
+        // Any drive, either slash, after a tab, a quote or a non-breaking space.
+        ("windows_delete_root", "ri\t\"Z:/\" -Recurse -Force", ""),
+        ("windows_delete_root", "erase\u{a0}s:/*", ""),
+        ("windows_delete_root", "rm -r -fo 'e:\\'", ""),
         ("windows_delete_root", "rd /s /q C:\\", ""),
         ("windows_delete_root", "RMDIR /S /Q D:\\", ""),
         ("windows_delete_root", "format C: /q /y", ""),

@@ -212,7 +212,7 @@ impl SecretScanner {
         // A secret written in hex or percent-encoded is found by the rules in what it decodes
         // to, and reported where its encoding stands.
         let found = cands.len();
-        for &(s, e) in &runs {
+        for &(s, e) in runs.iter().filter(|(s, e)| e - s >= MIN_HEX_RUN) {
             let run = &text.as_bytes()[s..e];
             for hex in run.split(|c| !c.is_ascii_hexdigit()) {
                 // The place of this piece of the run in the text.
