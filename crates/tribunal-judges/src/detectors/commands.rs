@@ -672,7 +672,10 @@ mod tests {
 
     #[test]
     fn any_text_is_read_without_panics_and_with_places_in_order() {
-        let alphabet: Vec<char> = "rm -f/$(){},'\"\\`=;xeécho IFS\n".chars().collect();
+        // With what printf formats, `echo -e` and `$'…'` escapes are made of.
+        let alphabet: Vec<char> = "rm -f/$(){},'\"\\`=;xeécho IFS\n0172printf"
+            .chars()
+            .collect();
         let scanner = CommandScanner::new(&CommandsSettings::default()).unwrap();
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = || {
