@@ -5,6 +5,7 @@
 //! definition of one covering the other).
 
 use sha2::{Digest, Sha256};
+use std::path::PathBuf;
 
 /// The MCP server a proxy stands in front of.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +101,32 @@ fn clean(s: &str) -> String {
     }
 }
 
+/// The pin file every proxy of one folder shared when none was given: read once by a proxy
+/// whose own file ([`default_pins_path`]) does not exist yet, so pins made there still hold.
+pub const SHARED_PINS: &str = ".tribunal/mcp-pins.json";
+
+/// Where a proxy of `agent` pins its tools' descriptions when no file is given: a file of
+/// its own under `.tribunal/mcp-pins/`, named after the agent (ASCII letters, digits, `.`,
+/// `-` and `_` kept, other characters as `_`, at most 64) and the first 8 hex digits of the
+/// SHA-256 of the whole name, so proxies of different agents started in one folder never
+/// share pins, and names that read alike still get files of their own.
+pub fn default_pins_path(agent: &str) -> PathBuf {
+    let readable: String = agent
+        .chars()
+        .take(READABLE_CHARS)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let digest = Sha256::digest(agent.as_bytes());
+    let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    PathBuf::from(".tribunal/mcp-pins").join(format!("{readable}-{short}.json"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +198,26 @@ mod tests {
         assert!(name.chars().count() <= 4 + READABLE_CHARS + 1 + 9, "{name}");
         assert!(!name.chars().any(char::is_control), "{name}");
         assert!(command(&["srv", "a\nb"]).starts_with("mcp:srv a?b#"));
+    }
+
+    #[test]
+    fn each_agent_pins_in_a_file_of_its_own() {
+        let a = default_pins_path("mcp:npx server-github#1a2b3c4d");
+        let b = default_pins_path("mcp:npx server-slack#5e6f7a8b");
+        assert_ne!(a, b);
+        assert_eq!(a, default_pins_path("mcp:npx server-github#1a2b3c4d"));
+        let name = a.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("mcp_npx_server-github_1a2b3c4d-"),
+            "{name}"
+        );
+        assert!(a.starts_with(".tribunal/mcp-pins"));
+        // Names that read alike are told apart by their hash; none leaves the folder.
+        assert_ne!(default_pins_path("a/b"), default_pins_path("a:b"));
+        let up = default_pins_path("../../etc/passwd");
+        assert_eq!(
+            up.parent().unwrap(),
+            std::path::Path::new(".tribunal/mcp-pins")
+        );
     }
 }

@@ -24,7 +24,7 @@ pub mod agent_name;
 pub mod http;
 pub mod stdio;
 
-pub use agent_name::{default_agent_name, Upstream};
+pub use agent_name::{default_agent_name, default_pins_path, Upstream, SHARED_PINS};
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -62,6 +62,8 @@ pub struct Settings {
     pub agent: String,
     /// The file that pins tool descriptions.
     pub pins: PathBuf,
+    /// A file whose pins are taken as the starting ones while `pins` does not exist yet.
+    pub pins_from: Option<PathBuf>,
     /// How long a call is held for a reviewer when the gate escalates.
     pub wait: Duration,
     /// How long one gate request may take.
@@ -104,6 +106,15 @@ struct Pins {
 }
 
 impl Pins {
+    /// The pins in `path`; while it does not exist, those of `from` (when given and it
+    /// exists), else none.
+    fn load_or(path: &PathBuf, from: Option<&PathBuf>) -> Result<Pins, Error> {
+        match from {
+            Some(from) if !path.exists() => Pins::load(from),
+            _ => Pins::load(path),
+        }
+    }
+
     fn load(path: &PathBuf) -> Result<Pins, Error> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -177,7 +188,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Proxy {
     pub fn new(settings: Settings) -> Result<Proxy, Error> {
-        let pins = Pins::load(&settings.pins)?;
+        let pins = Pins::load_or(&settings.pins, settings.pins_from.as_ref())?;
         let http = reqwest::Client::builder()
             .timeout(settings.timeout + settings.wait)
             .build()

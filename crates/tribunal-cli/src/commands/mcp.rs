@@ -33,9 +33,11 @@ pub struct ProxyArgs {
     /// (a temporary path, a port) or when several proxies are one agent.
     #[arg(long)]
     pub agent: Option<String>,
-    /// The file pinning each tool's description by hash.
-    #[arg(long, default_value = ".tribunal/mcp-pins.json")]
-    pub pins: PathBuf,
+    /// The file pinning each tool's description by hash. Default: one per agent,
+    /// `.tribunal/mcp-pins/<agent>-<hash>.json` (started, the first time, from the pins of
+    /// `.tribunal/mcp-pins.json` when that file exists).
+    #[arg(long)]
+    pub pins: Option<PathBuf>,
     /// Seconds an escalated call is held for a reviewer before it is refused.
     #[arg(long, default_value_t = 300)]
     pub wait_s: u64,
@@ -74,6 +76,12 @@ fn proxy(a: ProxyArgs) -> Result<u8> {
             .unwrap_or_default();
         format!("mcp-{}-{}", now.as_millis(), std::process::id())
     });
+    let agent = a.agent.unwrap_or_else(|| {
+        tribunal_mcp::default_agent_name(match &a.upstream {
+            Some(url) => tribunal_mcp::Upstream::Url(url),
+            None => tribunal_mcp::Upstream::Command(&a.command),
+        })
+    });
     let settings = Settings {
         gate: a
             .gate
@@ -81,13 +89,14 @@ fn proxy(a: ProxyArgs) -> Result<u8> {
             .unwrap_or_else(|| "http://127.0.0.1:7878".into()),
         token: a.token.or_else(|| env("TRIBUNAL_TOKEN")),
         trace_id,
-        agent: a.agent.unwrap_or_else(|| {
-            tribunal_mcp::default_agent_name(match &a.upstream {
-                Some(url) => tribunal_mcp::Upstream::Url(url),
-                None => tribunal_mcp::Upstream::Command(&a.command),
-            })
-        }),
-        pins: a.pins,
+        pins_from: a
+            .pins
+            .is_none()
+            .then(|| PathBuf::from(tribunal_mcp::SHARED_PINS)),
+        pins: a
+            .pins
+            .unwrap_or_else(|| tribunal_mcp::default_pins_path(&agent)),
+        agent,
         wait: Duration::from_secs(a.wait_s),
         timeout: Duration::from_secs(a.timeout_s),
     };
