@@ -750,6 +750,8 @@ fn commands_table() {
         ("fork_bomb", "bomb() { bomb | bomb & }; bomb", ""),
         ("chmod_777_root", "chmod -R 777 /", ""),
         ("chmod_777_root", "chmod -R 000 /etc", ""),
+        ("chmod_777_root", "chmod 777 /etc", ""),
+        ("chmod_777_root", "sudo chmod a+rwx /usr/", ""),
         ("chmod_777_root", "sudo chown -R nobody:nogroup /", ""),
         (
             "curl_pipe_shell",
@@ -1121,6 +1123,9 @@ fn commands_table() {
         "json.loads(data)",
         "chmod 644 file.txt",
         "chmod -R 755 ./dist",
+        "chmod 777 /tmp/build",
+        "chmod 777 /etc/app/cache",
+        "chmod 755 /usr/local/bin",
         "chown -R www-data:www-data /var/www/app",
         "chmod -R 000 ./secrets",
         "the history of Rome",
