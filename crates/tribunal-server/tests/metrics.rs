@@ -64,6 +64,34 @@ async fn gate(s: &TestServer, token: &str, pending: Value) -> Value {
         .unwrap()
 }
 
+/// The operator's metrics address (`--metrics-listen`) of a test server.
+struct OperatorMetrics {
+    url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl OperatorMetrics {
+    async fn start(s: &TestServer) -> OperatorMetrics {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(tribunal_server::metrics::serve_metrics(
+            listener,
+            s.state.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        OperatorMetrics { url, stop, served }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.served.await.unwrap().unwrap();
+    }
+}
+
 fn has_line(metrics: &str, line: &str) -> bool {
     metrics.lines().any(|l| l == line)
 }
@@ -143,16 +171,8 @@ async fn metrics_carry_project_rule_and_judge_labels_and_each_token_sees_its_pro
     assert!(m.contains("# TYPE tribunal_build_info gauge"), "{m}");
 
     // The operator's metrics address shows every project.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let metrics_url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(tribunal_server::metrics::serve_metrics(
-        listener,
-        s.state.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let metrics = OperatorMetrics::start(&s).await;
+    let metrics_url = metrics.url.clone();
     let (st, m) = get(&format!("{metrics_url}/metrics"), None).await;
     assert_eq!(st, StatusCode::OK, "{m}");
     for line in shop_lines
@@ -162,24 +182,15 @@ async fn metrics_carry_project_rule_and_judge_labels_and_each_token_sees_its_pro
     {
         assert!(has_line(&m, line), "{line} in\n{m}");
     }
-    let _ = stop.send(());
-    served.await.unwrap().unwrap();
+    metrics.stop().await;
     s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_address_serves_metrics_without_a_token_and_nothing_else() {
     let mut s = TestServer::start(ServerOptions::default()).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let metrics_url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(tribunal_server::metrics::serve_metrics(
-        listener,
-        s.state.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let metrics = OperatorMetrics::start(&s).await;
+    let metrics_url = metrics.url.clone();
     let agent = s.token("default", "agent").await;
     let v = gate(&s, &agent, json!({"kind": "reply", "content": "hello"})).await;
     assert_eq!(v["decision"], "allow", "{v}");
@@ -201,8 +212,7 @@ async fn the_metrics_address_serves_metrics_without_a_token_and_nothing_else() {
     let (st, _) = get(&format!("{}/metrics", s.url), None).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 
-    let _ = stop.send(());
-    served.await.unwrap().unwrap();
+    metrics.stop().await;
     s.stop().await;
 }
 
@@ -289,16 +299,8 @@ async fn a_projects_token_sees_nothing_of_another_projects_traffic() {
     assert!(!m.contains("tribunal_write_queue_records{"), "{m}");
 
     // The operator's metrics address shows the server's series as well.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let metrics_url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(tribunal_server::metrics::serve_metrics(
-        listener,
-        s.state.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let metrics = OperatorMetrics::start(&s).await;
+    let metrics_url = metrics.url.clone();
     let (st, m) = get(&format!("{metrics_url}/metrics"), None).await;
     assert_eq!(st, StatusCode::OK, "{m}");
     for line in [
@@ -312,7 +314,6 @@ async fn a_projects_token_sees_nothing_of_another_projects_traffic() {
         m.contains("tribunal_write_queue_records{queue=\"decision_log\"}"),
         "{m}"
     );
-    let _ = stop.send(());
-    served.await.unwrap().unwrap();
+    metrics.stop().await;
     s.stop().await;
 }
