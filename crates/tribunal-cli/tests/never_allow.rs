@@ -550,3 +550,53 @@ fn the_server_log_never_shows_the_database_password() {
     assert!(log.contains("serving on") && log.contains(":***@"), "{log}");
     assert!(!log.contains(&format!(":{secret}@")), "{log}");
 }
+
+#[test]
+fn a_policy_deciding_under_a_name_the_gate_does_not_read_is_an_error_not_an_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(
+        dir.path().join("tribunal.toml"),
+        "[policies]\npaths = [\"policies\"]\n",
+    )
+    .unwrap();
+    // Conftest's way of writing it: a `deny` set that the gate does not read.
+    std::fs::write(
+        dir.path().join("policies/refunds.rego"),
+        "package refunds\nimport rego.v1\n\ndeny contains msg if {\n\tsome c in input.pending.tool_calls\n\tc.name == \"refund\"\n\tmsg := \"no refunds\"\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("t.json"),
+        r#"{"messages": [{"role": "user", "content": "refund order 7"}, {"role": "assistant", "content": "", "tool_calls": [{"id": "1", "type": "function", "function": {"name": "refund", "arguments": "{}"}}]}]}"#,
+    )
+    .unwrap();
+    for args in [
+        &["check", "t.json"][..],
+        &["eval", "t.json", "--no-store"],
+        &["policy", "test", "policies"],
+    ] {
+        let out = tribunal(dir.path(), args);
+        let err = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}{err}",
+            text(&out.stdout)
+        );
+        assert!(
+            err.contains("refunds.rego:4") && err.contains("`deny` is not read by the gate"),
+            "{args:?}: {err}"
+        );
+        assert!(!text(&out.stdout).contains("\"allow\""), "{args:?}");
+    }
+    // Written as a gate, the same rule blocks.
+    std::fs::write(
+        dir.path().join("policies/refunds.rego"),
+        "package refunds\nimport rego.v1\n\nviolation contains msg if {\n\tsome c in input.trace.tool_calls\n\tc.name == \"refund\"\n\tmsg := \"no refunds\"\n}\n",
+    )
+    .unwrap();
+    let out = tribunal(dir.path(), &["check", "t.json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("no refunds"));
+}

@@ -13,6 +13,7 @@ pub mod input;
 pub mod pack;
 pub mod provenance;
 pub mod screen;
+mod unread;
 pub use screen::ScreenMemo;
 pub mod testing;
 
@@ -332,6 +333,7 @@ impl PolicySet {
         let mut gates = Vec::new();
         // A module of the user's own that joins the pack's package changes the pack.
         let mut pack_extended = false;
+        let mut packages = Vec::with_capacity(sources.len());
         for s in &sources {
             let package = engine
                 .add_policy(s.path.clone(), s.text.clone())
@@ -347,9 +349,18 @@ impl PolicySet {
             hasher.update(s.text.as_bytes());
             hasher.update([0]);
             if defines_rule(&s.text, "violation") && !gates.iter().any(|(p, _)| p == &package) {
-                gates.push((package, s.path.clone()));
+                gates.push((package.clone(), s.path.clone()));
             }
+            packages.push(package);
         }
+        let gate_packages: Vec<String> = gates.iter().map(|(p, _)| p.clone()).collect();
+        let own = sources
+            .iter()
+            .zip(&packages)
+            .filter(|(s, _)| !s.path.starts_with(pack::PREFIX))
+            .map(|(s, p)| (s.path.as_str(), s.text.as_str(), p.as_str()));
+        unread::check(own, &gate_packages)
+            .map_err(|(path, message)| PolicyError::Invalid { path, message })?;
         // One generated rule gathers every gate's violations as [gate index, violation]: the
         // gates then share one evaluation (and its cached helper rules).
         let aggregate = if gates.is_empty() {
@@ -766,8 +777,10 @@ fn collect_items(items: Vec<Value>, package: &str, out: &mut Vec<Violation>) -> 
                         .unwrap_or(default_rule)
                         .to_owned(),
                     severity,
+                    // `msg` is Conftest's name for it.
                     message: o
                         .get("message")
+                        .or_else(|| o.get("msg"))
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_owned(),
@@ -880,6 +893,52 @@ violation contains "plain" if input.x > 5
         assert!(v
             .iter()
             .any(|v| v.rule == "t" && v.severity == Severity::Block));
+    }
+
+    #[test]
+    fn a_module_that_decides_under_a_name_the_gate_does_not_read_is_refused() {
+        let load = |sources: Vec<(&str, &str)>| {
+            PolicySet::new(
+                sources
+                    .into_iter()
+                    .map(|(path, text)| PolicySource {
+                        path: path.into(),
+                        text: text.into(),
+                    })
+                    .collect(),
+                &[],
+                PolicyOptions::default(),
+            )
+        };
+        let conftest = "package mine\nimport rego.v1\n\ndeny contains msg if {\n  input.x > 1\n  msg := \"no\"\n}\n";
+        match load(vec![("policies/mine.rego", conftest)]) {
+            Err(PolicyError::Invalid { path, message }) => {
+                assert_eq!(path, "policies/mine.rego:4");
+                assert!(
+                    message.contains("`deny` is not read by the gate"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected the module refused, got {other:?}"),
+        }
+        // Read from a gate's `violation`, the same rule is a helper.
+        let gate = "package gate\nimport rego.v1\nimport data.mine\nviolation contains m if some m in mine.deny\n";
+        let p = load(vec![
+            ("policies/mine.rego", conftest),
+            ("policies/gate.rego", gate),
+        ])
+        .unwrap();
+        let v = p.evaluator().evaluate(json!({"x": 2}));
+        assert_eq!((v.len(), v[0].message.as_str()), (1, "no"));
+        // Conftest's `msg` is read as the message.
+        let p = set(
+            "package t\nviolation contains {\"msg\": \"too large\"} if input.x > 1\n",
+            FailMode::Closed,
+        );
+        assert_eq!(
+            p.evaluator().evaluate(json!({"x": 2}))[0].message,
+            "too large"
+        );
     }
 
     #[test]
