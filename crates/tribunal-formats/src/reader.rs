@@ -5,7 +5,10 @@
 //! - `.jsonl` / `.ndjson` / standard input: one item per non-empty line.
 //! - `.json` holding an array of traces: one item per element, split without parsing.
 //! - `.json` holding one trace (an object, or a list of chat messages): one item.
-//! - a directory: every `.json`, `.jsonl` and `.ndjson` file below it, in name order.
+//! - a directory: every `.json`, `.jsonl` and `.ndjson` file below it, in name order, and
+//!   each of them compressed with gzip (`.jsonl.gz`, …).
+//! - a gzip file (known by its first bytes, whatever its name) is read as what it holds,
+//!   by the name without `.gz`.
 
 use crate::error::ImportError;
 use crate::util::fallback_id;
@@ -83,7 +86,10 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
         if p.as_os_str() == "-" {
             out.push(p.clone());
         } else if p.is_dir() {
-            out.extend(json_files(p).map_err(|e| io_error(p, e))?);
+            let mut files = Vec::new();
+            walk(p, &mut files, true).map_err(|e| io_error(p, e))?;
+            files.sort();
+            out.extend(files);
         } else if p.exists() {
             out.push(p.clone());
         } else {
@@ -101,20 +107,27 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
 /// The `.json`, `.jsonl` and `.ndjson` files in a directory and below it, in name order.
 pub fn json_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    walk(dir, &mut out)?;
+    walk(dir, &mut out, false)?;
     out.sort();
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+/// Collects the JSON files below `dir`, and with `gz` the gzip-compressed ones too.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, gz: bool) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, gz)?;
         } else if matches!(
             extension(&path).as_deref(),
             Some("json" | "jsonl" | "ndjson")
-        ) {
+        ) || gz
+            && extension(&path).as_deref() == Some("gz")
+            && matches!(
+                extension(Path::new(path.file_stem().unwrap_or_default())).as_deref(),
+                Some("json" | "jsonl" | "ndjson")
+            )
+        {
             out.push(path);
         }
     }
@@ -126,6 +139,43 @@ fn extension(path: &Path) -> Option<String> {
     path.extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
+}
+
+/// The first bytes of every gzip member.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Reads one opened file, as lines or as one document by its extension (the name without
+/// `.gz` when the file is gzip, which its first bytes tell).
+fn read_file(
+    file: File,
+    path: &Path,
+    name: &str,
+    emit: &mut impl FnMut(Result<RawItem, ReadError>) -> bool,
+) -> bool {
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let gzip = match reader.fill_buf() {
+        Ok(head) => head.starts_with(&GZIP_MAGIC),
+        Err(e) => return emit(Err(io_error(path, e))),
+    };
+    let kind = if gzip && extension(path).as_deref() == Some("gz") {
+        extension(Path::new(path.file_stem().unwrap_or_default()))
+    } else {
+        extension(path)
+    };
+    let lines = matches!(kind.as_deref(), Some("jsonl" | "ndjson"));
+    if gzip {
+        let reader =
+            BufReader::with_capacity(256 * 1024, flate2::bufread::MultiGzDecoder::new(reader));
+        if lines {
+            read_lines(reader, name, emit)
+        } else {
+            read_document(reader, name, emit)
+        }
+    } else if lines {
+        read_lines(reader, name, emit)
+    } else {
+        read_document(reader, name, emit)
+    }
 }
 
 fn io_error(p: &Path, e: io::Error) -> ReadError {
@@ -152,19 +202,9 @@ pub fn read_paths(
         let keep_going = if path.as_os_str() == "-" {
             read_lines(io::stdin().lock(), &name, &mut emit)
         } else {
-            let file = match File::open(&path) {
-                Ok(f) => f,
-                Err(e) => {
-                    if !emit(Err(io_error(&path, e))) {
-                        return Ok(());
-                    }
-                    continue;
-                }
-            };
-            let reader = BufReader::with_capacity(256 * 1024, file);
-            match extension(&path).as_deref() {
-                Some("jsonl" | "ndjson") => read_lines(reader, &name, &mut emit),
-                _ => read_document(reader, &name, &mut emit),
+            match File::open(&path) {
+                Ok(file) => read_file(file, &path, &name, &mut emit),
+                Err(e) => emit(Err(io_error(&path, e))),
             }
         };
         if !keep_going {
@@ -602,5 +642,114 @@ mod tests {
         assert_eq!(err.line, 3);
         assert!(err.column.is_some());
         assert!(err.to_string().starts_with("d.jsonl:3:"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod gzip_tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// Every item and error read from `paths`, as `file:line text` or `file:line error`.
+    fn read_all(paths: &[PathBuf], root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        read_paths(paths, |r| {
+            let strip = |f: &str| {
+                f.strip_prefix(&format!("{}/", root.display()))
+                    .unwrap_or(f)
+                    .to_owned()
+            };
+            out.push(match r {
+                Ok(i) => format!("{}:{} {}", strip(&i.source.file), i.source.line, i.text),
+                Err(e) => format!("{}:{} error {}", strip(&e.file), e.line, e.message),
+            });
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn compressed_trace_files_are_read_as_what_they_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("a.jsonl.gz"),
+            gzip(b"{\"id\":\"a1\"}\n\n{\"id\":\"a2\"}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("b.json.gz"),
+            gzip(b"[{\"id\":\"b1\"}, {\"id\":\"b2\"}]"),
+        )
+        .unwrap();
+        // Two gzip members one after the other are one file, as `cat x.gz y.gz` makes it.
+        let mut two = gzip(b"{\"id\":\"c1\"}\n");
+        two.extend(gzip(b"{\"id\":\"c2\"}\n"));
+        std::fs::write(d.join("c.NDJSON.GZ"), two).unwrap();
+        // Compressed without saying so: known by its first bytes.
+        std::fs::write(d.join("d.jsonl"), gzip(b"{\"id\":\"d1\"}\n")).unwrap();
+        // Not trace files: left out of the folder's reading.
+        std::fs::write(d.join("notes.txt.gz"), gzip(b"hello")).unwrap();
+        std::fs::write(d.join("README.md"), b"# traces").unwrap();
+        let got = read_all(&[d.to_path_buf()], d);
+        assert_eq!(
+            got,
+            [
+                "a.jsonl.gz:1 {\"id\":\"a1\"}",
+                "a.jsonl.gz:3 {\"id\":\"a2\"}",
+                "b.json.gz:1 {\"id\":\"b1\"}",
+                "b.json.gz:1 {\"id\":\"b2\"}",
+                "c.NDJSON.GZ:1 {\"id\":\"c1\"}",
+                "c.NDJSON.GZ:2 {\"id\":\"c2\"}",
+                "d.jsonl:1 {\"id\":\"d1\"}",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_damaged_compressed_file_keeps_what_was_read_and_names_where_it_broke() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let body: String = (0..2000)
+            .map(|i| format!("{{\"id\":\"t{i}\"}}\n"))
+            .collect();
+        let whole = gzip(body.as_bytes());
+        // Cut short, and with its middle overwritten.
+        std::fs::write(d.join("cut.jsonl.gz"), &whole[..whole.len() / 2]).unwrap();
+        let mut bad = whole.clone();
+        let mid = bad.len() / 2;
+        bad[mid..mid + 64].fill(0xff);
+        std::fs::write(d.join("bad.jsonl.gz"), bad).unwrap();
+        for name in ["cut.jsonl.gz", "bad.jsonl.gz"] {
+            let got = read_all(&[d.join(name)], d);
+            let (last, read) = got.split_last().unwrap();
+            assert!(
+                last.starts_with(&format!("{name}:")) && last.contains(" error "),
+                "{name}: {last}"
+            );
+            assert!(
+                read.len() > 100 && read.len() < 2000,
+                "{name}: {} items",
+                read.len()
+            );
+            // What came before the damage is read as written; a damaged middle may read as
+            // other bytes (deflate finds it only at the checksum), which are judged as any
+            // malformed line is, and the file's error still says it is damaged.
+            let whole = if name == "cut.jsonl.gz" {
+                read.len()
+            } else {
+                100
+            };
+            for (i, g) in read[..whole].iter().enumerate() {
+                assert_eq!(g, &format!("{name}:{} {{\"id\":\"t{i}\"}}", i + 1));
+            }
+        }
     }
 }
