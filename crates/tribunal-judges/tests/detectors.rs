@@ -1653,3 +1653,21 @@ fn injection_judge_reads_the_tools_definitions() {
     );
     assert!(off.findings.is_empty(), "{off:?}");
 }
+
+/// Public values that look random are not secrets: a `0x` address is hex (ignored like any
+/// hex run), and the body of an OpenSSH public key follows its key type.
+#[test]
+fn public_addresses_and_keys_are_not_secrets() {
+    let s = secrets();
+    for text in [
+        "send 1.9 ETH to 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed today",
+        "key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOmvT7h3kqfJ2c9ZbWq8XyH4nL0pR6sV1tU5wE3dF2gK ci",
+        "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQC7vT9kX2mQ8pL4wR6nB1cY5tH3jF0gE9sD2aK7uI4oP",
+    ] {
+        let hits = found(|t, o| s.scan(t, o), text);
+        assert!(hits.is_empty(), "{text}: {hits:?}");
+    }
+    // The same random body elsewhere is still found.
+    let body = "AAAAC3NzaC1lZDI1NTE5AAAAIOmvT7h3kqfJ2c9ZbWq8XyH4nL0pR6sV1tU5wE3dF2gK";
+    assert!(!found(|t, o| s.scan(t, o), &format!("token {body}")).is_empty());
+}

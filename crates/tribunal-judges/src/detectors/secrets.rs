@@ -438,7 +438,12 @@ impl Entropy {
 
     fn is_secret_like(&self, t: &[u8]) -> bool {
         let (mut digits, mut letters, mut hex_only) = (0usize, 0usize, true);
-        for &c in t {
+        // `0x` only says that hex follows (an address, a hash): the digits are what count.
+        let body = t
+            .strip_prefix(b"0x")
+            .or_else(|| t.strip_prefix(b"0X"))
+            .unwrap_or(t);
+        for &c in body {
             if c.is_ascii_digit() {
                 digits += 1;
             } else if c.is_ascii_alphabetic() {
