@@ -766,6 +766,9 @@ struct Verbs {
     external: Vec<String>,
     destructive: Vec<String>,
     navigation: Vec<String>,
+    /// Words that, after a read-only verb, name the web page a tool opens (`get_webpage`,
+    /// `read_url`): `tools.page_words`. Such a tool navigates.
+    pages: Vec<String>,
 }
 
 /// Tool classes declared as data and compiled once: `sensitive_tools` and
@@ -1019,6 +1022,7 @@ impl ToolClasses {
                 external: words("external")?,
                 destructive: words("destructive")?,
                 navigation: words("navigation")?,
+                pages: lower(list(&["tools", "page_words"])?),
             },
             synonyms,
             phrases,
@@ -1107,6 +1111,14 @@ impl ToolClasses {
             .iter()
             .any(|l| l.iter().any(|v| is(w, v)))
         };
+        // A read-only verb of a web page (`get_webpage`, `fetch_url`) opens that page, as a
+        // browser's `goto` does.
+        let opens_page = words.split_first().is_some_and(|(first, rest)| {
+            self.verbs.read_only.iter().any(|v| is(first, v))
+                && rest
+                    .iter()
+                    .any(|w| self.verbs.pages.iter().any(|v| is(w, v)))
+        });
         let words = match words.first() {
             Some(first) if known(first) => &words[..1],
             _ => words,
@@ -1115,7 +1127,7 @@ impl ToolClasses {
         let destructive = any(&self.verbs.destructive);
         let external = any(&self.verbs.external);
         let state_changing = destructive || external || any(&self.verbs.state_changing);
-        let navigation = !state_changing && any(&self.verbs.navigation);
+        let navigation = !state_changing && (opens_page || any(&self.verbs.navigation));
         let read_only = !state_changing && !navigation && any(&self.verbs.read_only);
         (state_changing || read_only || navigation).then_some(Class {
             read_only,
@@ -1259,6 +1271,22 @@ mod class_tests {
                 "{name}: {k:?}"
             );
         }
+        // Reading a web page by its address opens it, as `goto` does.
+        for name in [
+            "get_webpage",
+            "fetch_url",
+            "read_website",
+            "getWebpageContent",
+        ] {
+            let k = c.class_of(name, &[]);
+            assert!(
+                k.navigation && k.sensitive && !k.read_only && !k.state_changing,
+                "{name}: {k:?}"
+            );
+        }
+        // A search of the web names no page: it reads.
+        let k = c.class_of("search_web", &[]);
+        assert!(k.read_only && !k.navigation, "{k:?}");
         let k = c.class_of("search_calendar_events", &[]);
         assert!(k.read_only && !k.sensitive, "{k:?}");
         assert_eq!(c.class_of("frobnicate", &[]).from, "unknown");

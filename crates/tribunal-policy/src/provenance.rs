@@ -1232,17 +1232,34 @@ fn read_call_facts(
     let class = classes.class_of(&call.name, tools);
     let min_amount = classes.min_amount();
     let before = &messages[..index.min(messages.len())];
-    let sources: Vec<(String, Source)> = argument_identifiers(&call.arguments, min_amount)
-        .into_iter()
-        .map(|(arg, ident)| {
-            let mut s = idents.source(messages, index, &ident, min_amount);
-            // An identifier that is the whole value of an argument no list names is a
-            // target (`{"x": "acct_ext_93jfk2"}`); one inside its text is content.
-            s.target = classes.target_argument(&arg).unwrap_or(!ident.in_text);
-            (arg, s)
-        })
-        .collect();
-    let mut sources = sources;
+    let mut sources: Vec<(String, Source)> = Vec::new();
+    for (arg, ident) in argument_identifiers(&call.arguments, min_amount) {
+        let mut s = idents.source(messages, index, &ident, min_amount);
+        // An identifier that is the whole value of an argument no list names is a
+        // target (`{"x": "acct_ext_93jfk2"}`); one inside its text is content.
+        s.target = classes.target_argument(&arg).unwrap_or(!ident.in_text);
+        // A URL no message gave whole, made of one a message gave and a query the agent
+        // added (`poll.example/vote?email=…`), goes where that message said: it is traced
+        // by its address without the query too.
+        let base = (ident.kind == "url" && s.first.is_none())
+            .then(|| ident.value.split(['?', '#']).next().unwrap_or_default())
+            .filter(|b| !b.is_empty() && b.len() < ident.value.len())
+            .map(|b| b.trim_end_matches('/').to_owned());
+        let target = s.target;
+        sources.push((arg.clone(), s));
+        if let Some(base) = base {
+            let base = Ident {
+                kind: "url",
+                value: base,
+                in_text: ident.in_text,
+            };
+            let mut s = idents.source(messages, index, &base, min_amount);
+            if s.first.is_some() {
+                s.target = target;
+                sources.push((arg, s));
+            }
+        }
+    }
     // A target no identifier kind reads (a user, a channel, a hotel) is traced as a name.
     if let Value::Object(args) = &call.arguments {
         for (arg, v) in args {
