@@ -49,13 +49,7 @@ pub async fn builtins(Extension(caller): Extension<Caller>) -> Result<Json<Value
 }
 
 pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
-    if judge_toml::valid_name(name) {
-        Ok(())
-    } else {
-        Err(ApiError::request(format!(
-            "name: expected 1 to 128 letters, digits, _ or -, found {name:?}"
-        )))
-    }
+    judge_toml::check_name(name).map_err(|e| ApiError::request(e.to_string()))
 }
 
 fn invalid_judge(what: impl std::fmt::Display) -> ApiError {
