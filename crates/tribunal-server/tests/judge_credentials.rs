@@ -3,7 +3,8 @@
 //! `api_key_env` or `path` only with an admin token; even then the server's own key
 //! (`OPENAI_API_KEY`) is not sent to a base URL the request gave, nor to the base URL of a
 //! version an admin stored through the API, wherever it runs (a try, a monitor); non-admins
-//! never read what a model server answered in an error. `GET /api/v1/judges/{name}/align` needs the read
+//! never read what a model server answered in an error, nor does anyone in a monitor's
+//! results, which every role reads. `GET /api/v1/judges/{name}/align` needs the read
 //! role. The server's environment holds a key and a secret of its own here, so this file is
 //! a test binary of its own, and its one test sets them before any thread starts.
 
@@ -337,6 +338,53 @@ async fn run() {
     let error = v["results"][0]["compare"]["feedback"][0]["error"].to_string();
     assert!(error.contains("HTTP 400"), "{error}");
     assert!(!v.to_string().contains(BODY), "{v}");
+
+    // A monitor of that version: its results, which every role of the project reads, say
+    // the model server failed without quoting what it answered.
+    let (st, v) = post(&admin, "/api/v1/monitors", json!({"judge": "failing"})).await;
+    assert_eq!(st, 201, "{v}");
+    let failing = v["id"].as_str().unwrap_or_default().to_owned();
+    let (st, v) = post(
+        &agent,
+        "/api/v1/gate",
+        json!({"trace_id": "t3", "trace": [
+            {"role": "user", "content": "one more"},
+            {"role": "assistant", "content": "sure"}]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let results = format!("/api/v1/monitors/{failing}/results?limit=100");
+    let mut judged = Value::Null;
+    for _ in 0..500 {
+        let (st, v) = get(&admin, &results).await;
+        assert_eq!(st, 200, "{v}");
+        let latest = v["latest"].as_array().cloned().unwrap_or_default();
+        if latest.iter().any(|r| r["trace_id"] == "t3") {
+            judged = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t3 = judged["latest"]
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["trace_id"] == "t3").cloned())
+        .unwrap_or_else(|| panic!("the failing monitor never judged t3: {judged}"));
+    assert_eq!(t3["status"], "error", "{t3}");
+    for token in [&viewer, &annotator, &reviewer, &admin] {
+        let (st, v) = get(token, &results).await;
+        assert_eq!(st, 200, "{v}");
+        let error = v["latest"]
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["trace_id"] == "t3"))
+            .map(|r| r["error"].to_string())
+            .unwrap_or_default();
+        assert!(error.contains("HTTP 400"), "{error}");
+        assert!(!v.to_string().contains(BODY), "{v}");
+        let (st, v) = get(token, "/api/v1/traces/t3").await;
+        assert_eq!(st, 200, "{v}");
+        assert!(v["monitors"].to_string().contains("HTTP 400"), "{v}");
+        assert!(!v.to_string().contains(BODY), "{v}");
+    }
 
     // Adding a version stays an admin's; the alignment status needs the read role.
     let (st, v) = post(
