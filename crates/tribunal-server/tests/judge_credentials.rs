@@ -191,6 +191,26 @@ async fn run() {
     assert!(messages.iter().all(|m| !m.contains(SECRET)));
     assert_eq!(seen.lock().unwrap().len(), 0, "no request left the server");
 
+    // A constitution given as its TOML text names no file: anyone who may try may try it
+    // (its model, a local Ollama endpoint nobody serves here, fails as a judge error).
+    let constitution = "name = \"c\"\n[[principles]]\nid = \"kind\"\ntext = \"Be kind.\"\ncritique = \"Say how it is unkind.\"\nrevision = \"Make it kind.\"\n";
+    for token in [&annotator, &reviewer] {
+        let (st, v) = post(
+            token,
+            "/api/v1/judges/try",
+            json!({"kind": "constitution", "trace_ids": ["t1"], "settings": {
+                "text": constitution, "model": "ollama:/critic", "max_retries": 0,
+                "timeout_ms": 5000}}),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        let feedback = &v["results"][0]["feedback"][0];
+        assert!(
+            feedback["value"] == "pass" || feedback["error"].is_string(),
+            "{v}"
+        );
+    }
+
     // An admin may try a draft against another server, which then gets no key of the
     // server's; a key the admin names explicitly is the admin's choice.
     let (st, v) = post(
