@@ -502,3 +502,65 @@ fn the_constitution_judge_in_tribunal_toml_lets_a_policy_block_and_fails_closed(
         rows[1]
     );
 }
+
+#[test]
+fn show_and_status_escape_the_constitutions_text_for_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    // TOML escapes: ESC, CR and a right-to-left override reach the parsed text raw.
+    std::fs::write(
+        dir.path().join("c.toml"),
+        r#"name = "clear\u001b[2J"
+[[principles]]
+id = "flip"
+text = "Say \u202edeneppah\u202c nothing.\rallowed"
+critique = "c"
+revision = "r"
+"#,
+    )
+    .unwrap();
+    let db = dir.path().join("p.db").to_str().unwrap().to_owned();
+    let run = |args: &[&str]| {
+        let out = tribunal(dir.path(), args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let raw = |s: &str| s.contains(['\u{1b}', '\r', '\u{202e}', '\u{202c}', '\u{7}']);
+
+    let (code, said, err) = run(&["constitution", "show", "c.toml"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!raw(&said), "{said:?}");
+    assert!(said.starts_with("clear\\u{1b}[2J sha256:"), "{said}");
+    assert!(
+        said.contains("flip\tSay \\u{202e}deneppah\\u{202c} nothing.\\u{d}allowed\n"),
+        "{said}"
+    );
+
+    // A stored record of this constitution made by a version whose name holds controls.
+    std::fs::write(
+        dir.path().join("r.jsonl"),
+        format!(
+            "{}\n",
+            json!({"prompt": "p", "chosen": "a", "rejected": "b", "provenance": {
+                "kind": "constitution", "constitution": "clear\u{1b}[2J",
+                "constitution_version": "old\u{1b}]0;owned\u{7}\u{202e}"}})
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(&[
+        "prefs", "import", "r.jsonl", "--format", "jsonl", "--db", &db,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, said, err) = run(&["constitution", "status", "c.toml", "--db", &db]);
+    assert_eq!(code, Some(1), "{said}{err}");
+    assert!(!raw(&said), "{said:?}");
+    assert!(said.starts_with("clear\\u{1b}[2J sha256:"), "{said}");
+    assert!(
+        said.contains(
+            "stored preference records: 1 stale (made by version old\\u{1b}]0;owned\\u{7}\\u{202e})"
+        ),
+        "{said}"
+    );
+}

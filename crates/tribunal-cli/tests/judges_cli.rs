@@ -177,3 +177,54 @@ fn import_export_round_trip_and_changes() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn import_refuses_table_names_the_store_and_the_api_refuse() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let db = dir.join("j.db");
+    let db = db.to_str().unwrap();
+    let long = "j".repeat(129);
+    let long_shown = format!("\"{long}\"");
+    for (file, table, shown) in [
+        ("spaced.toml", "\"bad name\"".to_owned(), "\"bad name\""),
+        ("dotted.toml", "\"a.b\"".to_owned(), "\"a.b\""),
+        ("long.toml", long.clone(), long_shown.as_str()),
+        // A disabled table is refused too: the file is not one the store could hold.
+        (
+            "escape.toml",
+            "\"x\\u001b[2J\"".to_owned(),
+            "\"x\\u{1b}[2J\"",
+        ),
+    ] {
+        std::fs::write(
+            dir.join(file),
+            format!(
+                "[judges.good]\nkind = \"repeated_calls\"\n[judges.{table}]\nkind = \"repeated_calls\"\nenabled = {}\n",
+                file != "escape.toml"
+            ),
+        )
+        .unwrap();
+        let out = tribunal(dir, &["judges", "import", file, "--db", db]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        assert!(
+            err.contains(&format!("{file}: [judges.{shown}]")),
+            "{file}: {err}"
+        );
+        assert!(
+            err.contains("name: expected 1 to 128 letters, digits, _ or -, found"),
+            "{file}: {err}"
+        );
+        assert!(!err.contains('\u{1b}'), "{file}: {err}");
+        assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
+    }
+    // Nothing was stored, not even the valid table beside the bad one.
+    let out = tribunal(dir, &["judges", "export", "--db", db]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("[judges."),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -15,7 +15,7 @@ pub const RESERVED_KEYS: &[&str] = &["kind", "enabled", "optional", "on_error", 
 /// Why a definition cannot be a `[judges.NAME]` table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JudgeTomlError {
-    #[error("name: expected letters, digits, _ or -, found {0:?}")]
+    #[error("name: expected 1 to 128 letters, digits, _ or -, found {0:?}")]
     Name(String),
     #[error("settings: expected an object of settings, found {0}")]
     NotAnObject(&'static str),
@@ -34,6 +34,16 @@ pub fn valid_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Checks that `name` can name a judge ([`valid_name`]): the one check of judge names, in
+/// `[judges.NAME]` tables written or imported and in the server's judge API.
+pub fn check_name(name: &str) -> Result<(), JudgeTomlError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(JudgeTomlError::Name(name.to_owned()))
+    }
 }
 
 /// `v` with every object's keys in sorted order.
@@ -114,9 +124,7 @@ pub fn spec(name: &str, kind: &str, settings: &Value) -> JudgeSpec {
 /// The `[judges.NAME]` table of a definition: `kind` first, then the settings (strings with
 /// line breaks as multi-line strings, one line of text per line of the table).
 pub fn table_text(name: &str, kind: &str, settings: &Value) -> Result<String, JudgeTomlError> {
-    if !valid_name(name) {
-        return Err(JudgeTomlError::Name(name.to_owned()));
-    }
+    check_name(name)?;
     let settings = check_settings(settings)?;
     let mut out = format!("[judges.{name}]\nkind = {}\n", basic_string(kind));
     if let Value::Object(o) = &settings {

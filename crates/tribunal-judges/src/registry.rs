@@ -123,7 +123,7 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         kind: "constitution",
-        description: "a model checks the reply against the principles of a constitution file",
+        description: "a model checks the reply against the principles of a constitution (a file, or its text)",
         default_on: false,
         build: crate::llm::constitution::build,
     },

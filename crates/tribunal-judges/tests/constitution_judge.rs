@@ -234,3 +234,55 @@ fn a_trace_without_a_reply_is_not_judged_and_bad_files_are_named() {
     .to_string();
     assert!(err.contains("sample"), "{err}");
 }
+
+#[test]
+fn the_constitution_may_be_given_as_text_instead_of_a_file() {
+    let (url, script) = server(harmful_only);
+    let text = std::fs::read_to_string(fixture()).unwrap();
+    let spec = |params: Value| JudgeSpec {
+        name: "principles".into(),
+        kind: "constitution".into(),
+        params,
+    };
+    let inline = build_judge(&spec(json!({
+        "text": text, "model": "openai:/critic", "base_url": url, "max_retries": 1,
+    })))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let from_file = judge(&url, json!({}));
+    for j in [&inline, &from_file] {
+        let bad = run(
+            j.as_ref(),
+            &trace("t2", "Use a crowbar on the lock at night."),
+        );
+        assert_eq!(bad.value, json!("fail"), "{bad:?}");
+        let r = bad.rationale.unwrap();
+        assert!(
+            r.starts_with("constitution helpful-harmless (") && r.contains("violates harmless"),
+            "{r}"
+        );
+    }
+    assert_eq!(script.prompts.lock().unwrap().len(), 6);
+
+    // Both, neither, or text that is not a constitution: refused, naming the settings.
+    let err = |params: Value| {
+        build_judge(&spec(params))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let both = err(json!({"text": text, "path": fixture(), "model": "openai:/m", "base_url": url}));
+    assert!(both.contains("path and text"), "{both}");
+    let neither = err(json!({"model": "openai:/m", "base_url": url}));
+    assert!(
+        neither.contains("path: the constitution file is required"),
+        "{neither}"
+    );
+    let bad = err(
+        json!({"text": "name = \"x\"\n[[principles]]\nid = \"a\"\ntext = \"t\"\n",
+        "model": "openai:/m", "base_url": url}),
+    );
+    assert!(
+        bad.contains("text:2") && bad.contains("principles[0].critique"),
+        "{bad}"
+    );
+}

@@ -81,12 +81,32 @@ fn test_rule_names(text: &str) -> Vec<String> {
     names
 }
 
+/// The package a module declares, as written (`a.b`, `a["b"]`): the words after `package`
+/// up to the end of the line or a `#` comment outside a string.
 fn package_of(text: &str) -> Option<String> {
     text.lines().find_map(|l| {
-        l.trim_start()
-            .strip_prefix("package ")
-            .map(|p| p.trim().to_owned())
+        let rest = l.trim_start().strip_prefix("package")?;
+        if !rest.starts_with([' ', '\t']) {
+            return None;
+        }
+        let package = without_comment(rest).trim();
+        (!package.is_empty()).then(|| package.to_owned())
     })
+}
+
+/// `line` up to its `#` comment; a `#` inside a double-quoted string is not one.
+fn without_comment(line: &str) -> &str {
+    let (mut in_string, mut escaped) = (false, false);
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '#' if !in_string => return &line[..i],
+            _ => {}
+        }
+    }
+    line
 }
 
 #[cfg(test)]
@@ -108,6 +128,34 @@ mod tests {
         assert!(out[0].passed, "{out:?}");
         assert!(!out[1].passed);
         assert_eq!(out[1].name, "data.p_test.test_small_is_big");
+    }
+
+    #[test]
+    fn the_package_name_leaves_out_a_trailing_comment() {
+        assert_eq!(package_of("package foo # note").as_deref(), Some("foo"));
+        assert_eq!(package_of("package\tfoo.bar#x").as_deref(), Some("foo.bar"));
+        assert_eq!(
+            package_of("# package nope\npackage a[\"b#c\"] # d").as_deref(),
+            Some("a[\"b#c\"]")
+        );
+        assert_eq!(
+            package_of("package a[\"q\\\"#\"]#e").as_deref(),
+            Some("a[\"q\\\"#\"]")
+        );
+        assert_eq!(package_of("packages x\npackage # none"), None);
+
+        let policy = PolicySource {
+            path: "p.rego".into(),
+            text: "package p # the policy\nimport rego.v1\nbig if input.n > 10\n".into(),
+        };
+        let tests = PolicySource {
+            path: "p_test.rego".into(),
+            text: "package p_test # tests of p\nimport rego.v1\nimport data.p\ntest_big if p.big with input as {\"n\": 11}\n".into(),
+        };
+        let out = run_policy_tests(vec![policy], vec![tests], &[]).unwrap();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].name, "data.p_test.test_big");
+        assert!(out[0].passed, "{out:?}");
     }
 }
 

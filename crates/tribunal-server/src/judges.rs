@@ -49,13 +49,7 @@ pub async fn builtins(Extension(caller): Extension<Caller>) -> Result<Json<Value
 }
 
 pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
-    if judge_toml::valid_name(name) {
-        Ok(())
-    } else {
-        Err(ApiError::request(format!(
-            "name: expected 1 to 128 letters, digits, _ or -, found {name:?}"
-        )))
-    }
+    judge_toml::check_name(name).map_err(|e| ApiError::request(e.to_string()))
 }
 
 fn invalid_judge(what: impl std::fmt::Display) -> ApiError {
@@ -123,12 +117,19 @@ fn trust_for(caller: &Caller) -> ClientTrust {
     stored_trust(caller.may(Permission::Admin))
 }
 
-/// Builds a stored version (off the async threads) with [`stored_trust`], its errors
-/// quoting what a model server answered.
+/// Builds a stored version (off the async threads) with [`stored_trust`]: its errors quote
+/// what a model server answered only when `quote_answers` (when they go to an admin alone).
 pub(crate) async fn build_stored(
     row: &JudgeVersionRow,
+    quote_answers: bool,
 ) -> Result<(JudgeSpec, Box<dyn Judge>), ApiError> {
-    build_as(&row.name, &row.kind, &settings_of(row)?, stored_trust(true)).await
+    build_as(
+        &row.name,
+        &row.kind,
+        &settings_of(row)?,
+        stored_trust(quote_answers),
+    )
+    .await
 }
 
 /// Checks a definition and builds it (off the async threads: a model judge starts its

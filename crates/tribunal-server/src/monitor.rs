@@ -258,8 +258,9 @@ pub async fn create(
     let threshold = check_threshold(b.pass_threshold.unwrap_or(0.5))?;
     let filter = b.filter.unwrap_or_default().check()?;
     let row = judge_version(&state, &caller.project, &b.judge, b.version).await?;
-    // A stored version that no longer builds is refused now, not at the first trace.
-    judges::build_stored(&row).await?;
+    // A stored version that no longer builds is refused now, not at the first trace (the
+    // caller is an admin).
+    judges::build_stored(&row, true).await?;
     let enabled = b.enabled.unwrap_or(true);
     if enabled {
         let dup = state
@@ -339,7 +340,7 @@ pub async fn update(
     }
     if let Some(v) = b.version {
         let row = judge_version(&state, &caller.project, &m.judge_name, Some(v)).await?;
-        judges::build_stored(&row).await?;
+        judges::build_stored(&row, true).await?;
         m.judge_version = v;
     }
     let (now, now_ms) = clock::now_both();
@@ -914,7 +915,9 @@ async fn built_judge(
                 m.judge_name, m.judge_version
             ))
         })?;
-    let (_, judge) = judges::build_stored(&row).await?;
+    // Its results, errors included, are read by every role of the project: they never
+    // quote what a model server answered.
+    let (_, judge) = judges::build_stored(&row, false).await?;
     let judge = judges::with_cache(judge, state)?;
     cache.insert(
         m.id.clone(),

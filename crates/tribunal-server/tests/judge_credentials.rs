@@ -3,7 +3,8 @@
 //! `api_key_env` or `path` only with an admin token; even then the server's own key
 //! (`OPENAI_API_KEY`) is not sent to a base URL the request gave, nor to the base URL of a
 //! version an admin stored through the API, wherever it runs (a try, a monitor); non-admins
-//! never read what a model server answered in an error. `GET /api/v1/judges/{name}/align` needs the read
+//! never read what a model server answered in an error, nor does anyone in a monitor's
+//! results, which every role reads. `GET /api/v1/judges/{name}/align` needs the read
 //! role. The server's environment holds a key and a secret of its own here, so this file is
 //! a test binary of its own, and its one test sets them before any thread starts.
 
@@ -190,6 +191,26 @@ async fn run() {
     assert!(messages.iter().all(|m| !m.contains(SECRET)));
     assert_eq!(seen.lock().unwrap().len(), 0, "no request left the server");
 
+    // A constitution given as its TOML text names no file: anyone who may try may try it
+    // (its model, a local Ollama endpoint nobody serves here, fails as a judge error).
+    let constitution = "name = \"c\"\n[[principles]]\nid = \"kind\"\ntext = \"Be kind.\"\ncritique = \"Say how it is unkind.\"\nrevision = \"Make it kind.\"\n";
+    for token in [&annotator, &reviewer] {
+        let (st, v) = post(
+            token,
+            "/api/v1/judges/try",
+            json!({"kind": "constitution", "trace_ids": ["t1"], "settings": {
+                "text": constitution, "model": "ollama:/critic", "max_retries": 0,
+                "timeout_ms": 5000}}),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        let feedback = &v["results"][0]["feedback"][0];
+        assert!(
+            feedback["value"] == "pass" || feedback["error"].is_string(),
+            "{v}"
+        );
+    }
+
     // An admin may try a draft against another server, which then gets no key of the
     // server's; a key the admin names explicitly is the admin's choice.
     let (st, v) = post(
@@ -337,6 +358,53 @@ async fn run() {
     let error = v["results"][0]["compare"]["feedback"][0]["error"].to_string();
     assert!(error.contains("HTTP 400"), "{error}");
     assert!(!v.to_string().contains(BODY), "{v}");
+
+    // A monitor of that version: its results, which every role of the project reads, say
+    // the model server failed without quoting what it answered.
+    let (st, v) = post(&admin, "/api/v1/monitors", json!({"judge": "failing"})).await;
+    assert_eq!(st, 201, "{v}");
+    let failing = v["id"].as_str().unwrap_or_default().to_owned();
+    let (st, v) = post(
+        &agent,
+        "/api/v1/gate",
+        json!({"trace_id": "t3", "trace": [
+            {"role": "user", "content": "one more"},
+            {"role": "assistant", "content": "sure"}]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let results = format!("/api/v1/monitors/{failing}/results?limit=100");
+    let mut judged = Value::Null;
+    for _ in 0..500 {
+        let (st, v) = get(&admin, &results).await;
+        assert_eq!(st, 200, "{v}");
+        let latest = v["latest"].as_array().cloned().unwrap_or_default();
+        if latest.iter().any(|r| r["trace_id"] == "t3") {
+            judged = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t3 = judged["latest"]
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["trace_id"] == "t3").cloned())
+        .unwrap_or_else(|| panic!("the failing monitor never judged t3: {judged}"));
+    assert_eq!(t3["status"], "error", "{t3}");
+    for token in [&viewer, &annotator, &reviewer, &admin] {
+        let (st, v) = get(token, &results).await;
+        assert_eq!(st, 200, "{v}");
+        let error = v["latest"]
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["trace_id"] == "t3"))
+            .map(|r| r["error"].to_string())
+            .unwrap_or_default();
+        assert!(error.contains("HTTP 400"), "{error}");
+        assert!(!v.to_string().contains(BODY), "{v}");
+        let (st, v) = get(token, "/api/v1/traces/t3").await;
+        assert_eq!(st, 200, "{v}");
+        assert!(v["monitors"].to_string().contains("HTTP 400"), "{v}");
+        assert!(!v.to_string().contains(BODY), "{v}");
+    }
 
     // Adding a version stays an admin's; the alignment status needs the read role.
     let (st, v) = post(

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use tribunal_core::terminal::escape as for_terminal;
 use tribunal_core::{ModelUsage, Role, Trace};
 use tribunal_formats::InputFormat;
 use tribunal_judges::llm::constitution::{
@@ -95,9 +96,11 @@ pub fn run(cmd: ConstitutionCommand) -> Result<u8> {
     match cmd {
         ConstitutionCommand::Show(a) => {
             let c = load(&a.constitution)?;
-            println!("{} {}", c.name, c.version);
+            // The name and the principles are the file's text: escaped for the terminal, one
+            // principle a line.
+            println!("{} {}", for_terminal(&c.name), c.version);
             for p in &c.principles {
-                println!("{}\t{}", p.id, p.text);
+                println!("{}\t{}", for_terminal(&p.id), for_terminal(&p.text));
             }
             Ok(0)
         }
@@ -109,7 +112,7 @@ pub fn run(cmd: ConstitutionCommand) -> Result<u8> {
 /// Current and stale things built from a constitution.
 fn status(a: StatusArgs) -> Result<u8> {
     let c = load(&a.constitution)?;
-    println!("{} {}", c.name, c.version);
+    println!("{} {}", for_terminal(&c.name), c.version);
     let mut stale = false;
     let cfg = super::load_config(None)?;
     let location = super::store_location(&cfg, a.db.as_deref());
@@ -145,7 +148,10 @@ fn status(a: StatusArgs) -> Result<u8> {
     println!("stored preference records: {current} current");
     for (version, n) in &old {
         stale = true;
-        println!("stored preference records: {n} stale (made by version {version})");
+        println!(
+            "stored preference records: {n} stale (made by version {})",
+            for_terminal(version)
+        );
     }
     for path in &a.model {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -160,18 +166,17 @@ fn status(a: StatusArgs) -> Result<u8> {
         let older: Vec<String> = versions
             .iter()
             .filter(|(v, _)| **v != c.version)
-            .map(|(v, n)| format!("{n} records of version {v}"))
+            .map(|(v, n)| format!("{n} records of version {}", for_terminal(v)))
             .collect();
+        let shown = path.display().to_string();
+        let shown = for_terminal(&shown);
         if versions.is_empty() {
-            println!(
-                "{}: trained on no record of this constitution",
-                path.display()
-            );
+            println!("{shown}: trained on no record of this constitution");
         } else if older.is_empty() {
-            println!("{}: current", path.display());
+            println!("{shown}: current");
         } else {
             stale = true;
-            println!("{}: stale, trained on {}", path.display(), older.join(", "));
+            println!("{shown}: stale, trained on {}", older.join(", "));
         }
     }
     Ok(u8::from(stale))

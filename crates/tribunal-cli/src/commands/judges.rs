@@ -109,6 +109,16 @@ pub fn run(config: Option<&Path>, cmd: JudgesCommand) -> Result<u8> {
         }
         JudgesCommand::Import(a) => {
             let file = Config::load(&a.file)?;
+            // Table keys are names the store and the server's API take only when valid.
+            for name in file.judges.keys() {
+                judge_toml::check_name(name).with_context(|| {
+                    format!(
+                        "{}: [judges.{}]",
+                        for_terminal(&a.file.display().to_string()),
+                        for_terminal(&format!("{name:?}"))
+                    )
+                })?;
+            }
             let (specs, disabled) = judge_toml::declared(&file)?;
             // Every table must build before anything is stored.
             for s in &specs {
@@ -117,7 +127,6 @@ pub fn run(config: Option<&Path>, cmd: JudgesCommand) -> Result<u8> {
                 tribunal_judges::build_versioned(s)?;
             }
             let store = rt.block_on(Store::open(&store_location(&cfg, a.db.as_deref())))?;
-            // Judge names are the file's table keys, which TOML lets hold any character.
             for name in &disabled {
                 println!("{}: enabled = false, skipped", for_terminal(name));
             }

@@ -264,7 +264,10 @@ impl Critic {
 #[serde(deny_unknown_fields)]
 struct JudgeSettings {
     /// The constitution file (relative to the configuration).
-    path: String,
+    path: Option<String>,
+    /// Or the constitution's TOML text itself, when no file is named (a definition sent to
+    /// a server by a role that may not name the server's files).
+    text: Option<String>,
     /// How many principles to check per reply, drawn with `seed` (default: all).
     sample: Option<usize>,
     #[serde(default)]
@@ -282,17 +285,30 @@ struct JudgeSettings {
 /// Builds a `constitution` judge (`[judges.NAME]` with `kind = "constitution"`).
 pub fn build(name: &str, v: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> {
     let s: JudgeSettings = params(name, v)?;
-    if s.path.is_empty() {
-        return Err(JudgeConfigError::invalid(
-            name,
-            "path: the constitution file is required",
-        ));
-    }
-    let text = std::fs::read_to_string(&s.path).map_err(|e| {
-        JudgeConfigError::invalid(name, format!("path: cannot read {}: {e}", s.path))
-    })?;
-    let constitution = Constitution::parse(&s.path, &text)
-        .map_err(|e| JudgeConfigError::invalid(name, format!("path: {e}")))?;
+    let constitution = match (s.path.filter(|p| !p.is_empty()), s.text) {
+        (Some(_), Some(_)) => {
+            return Err(JudgeConfigError::invalid(
+                name,
+                "path and text: give the constitution once, as a file (path) or as its TOML text (text)",
+            ))
+        }
+        (None, None) => {
+            return Err(JudgeConfigError::invalid(
+                name,
+                "path: the constitution file is required (or its TOML text as text)",
+            ))
+        }
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                JudgeConfigError::invalid(name, format!("path: cannot read {path}: {e}"))
+            })?;
+            Constitution::parse(&path, &text)
+                .map_err(|e| JudgeConfigError::invalid(name, format!("path: {e}")))?
+        }
+        // Errors read `text:LINE: field …`, the line within the setting.
+        (None, Some(text)) => Constitution::parse("text", &text)
+            .map_err(|e| JudgeConfigError::invalid(name, e.to_string()))?,
+    };
     if s.sample == Some(0) {
         return Err(JudgeConfigError::invalid(
             name,
