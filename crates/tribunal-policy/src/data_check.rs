@@ -31,6 +31,7 @@ pub fn check(user: &Value, defaults: &Value) -> Result<(), String> {
 const OPEN: &[&str] = &[
     "alignment.synonyms",
     "alignment.tools",
+    "commands.severities",
     "pii.traced_kinds",
     "model_judges",
     "model_judges.*",
@@ -50,6 +51,7 @@ fn value(pat: &str, at: &str, v: &Value, d: Option<&Value>) -> Result<(), String
         }
         "alignment.severity"
         | "alignment.tools.*"
+        | "commands.severities.*"
         | "tools.definition_changed"
         | "tools.destructive_when_requested" => return severity(at, v, true),
         "tools.agents.*" => {
@@ -205,6 +207,7 @@ mod tests {
                 "secrets": {"threshold": 0.7},
                 "model_judges": {"my_judge": {"bad": "escalate"}},
                 "alignment": {"tools": {"send_email": "off"}, "synonyms": {"invoice": ["bill"]}},
+                "commands": {"severities": {"git_discard_changes": "block", "helm_uninstall": "off"}},
                 "refunds": {"anything": ["the user's own data"]}
             }),
             &d,
@@ -242,6 +245,14 @@ mod tests {
             (
                 json!({"tools": {"limits": {"refund": {"amount": {"max": 5, "severity": "blockk"}}}}}),
                 "tools.limits.refund.amount.severity: expected block, escalate or warn",
+            ),
+            (
+                json!({"commands": {"severities": {"rm_rf": "stop"}}}),
+                "commands.severities.rm_rf: expected block, escalate, warn or off",
+            ),
+            (
+                json!({"commands": {"severities": ["rm_rf"]}}),
+                "commands.severities: expected a table",
             ),
             (
                 json!({"provenance": {"severity": "off"}}),

@@ -235,6 +235,17 @@ test_c6_dangerous_command if {
 	"c6.dangerous_command" in rules with input as object.union(base, {"findings": [f]})
 }
 
+test_c6_severity_per_kind if {
+	f := {"detector": "dangerous_commands", "kind": "git_discard_changes", "score": 0.7, "id": "pending", "field": "arguments", "tool_call_id": "p1", "tool": "shell", "source": "assistant", "trusted": true}
+	inp := object.union(base, {"findings": [f]})
+	some v in data.tribunal.pack.violation with input as inp
+	v.rule == "c6.dangerous_command"
+	v.severity == "escalate"
+	some w in data.tribunal.pack.violation with input as inp with data.tribunal.config.commands.severities as {}
+	w.severity == "block"
+	count(family("c6")) == 0 with input as inp with data.tribunal.config.commands.severities as {"git_discard_changes": "off"}
+}
+
 test_c8_repeated_calls if {
 	inp := object.union(base, {"scores": {"repeated_calls": {"value": 4, "error": null, "evidence": ["m1", "m3"]}}})
 	"c8.repeated_calls" in rules with input as inp
