@@ -1254,6 +1254,10 @@ fn commands_table() {
         ("rm_rf", "rm -rf ./*", ""),
         ("rm_rf", "cd ~ && rm -rf *", ""),
         ("rm_rf", "cd / && sudo rm -rf ../../*", ""),
+        ("rm_rf", "rm -rf build /", ""),
+        ("rm_rf", "rm -rf ./build /etc", ""),
+        ("rm_rf", "sudo rm -rf /tmp/x ~ ./dist", ""),
+        ("rm_rf", "rm -r -f -- node_modules \"$HOME\"", ""),
     ];
     let negatives = [
         "rm -rf ./build",
@@ -1314,6 +1318,9 @@ fn commands_table() {
         "rm -rf ${DIR:-./build}",
         "n=rm; echo ${n:-x} is set",
         "rm -rf /tmp/build /var/tmp/cache",
+        "rm -rf ./build ./dist",
+        "rm -rf build\ncd /",
+        "rm -rf build && cd /",
         "sudo rm -rf /var/lib/app/cache /etc/nginx/sites-enabled/old",
         "rm -rf /home/u/proj/node_modules",
         "rm -f /etc/motd",
