@@ -368,7 +368,8 @@ fn policy_test_output_escapes_file_names_from_the_policy_folder() {
 fn judges_import_and_report_escape_names_and_notes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // TOML quoted keys hold any character; the file's name goes into the version's note.
+    // TOML quoted keys hold any character: such a name is refused, and the refusal shows it
+    // escaped. The file's name goes into the version's note.
     let file = format!("{CRAFTED}.toml");
     let escaped_key = "\\u001b[2K\\rPASS";
     std::fs::write(
@@ -379,16 +380,28 @@ fn judges_import_and_report_escape_names_and_notes() {
     )
     .unwrap();
     let out = tribunal(d, &["judges", "import", &file, "--db", "j.db"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains(['\u{1b}', '\r']), "{err:?}");
+    assert!(
+        err.contains(&format!("{CRAFTED_SHOWN}.toml: [judges.")),
+        "{err}"
+    );
+    // Valid names in a file of that name: stored, and the note shows the file escaped.
+    std::fs::write(
+        d.join(&file),
+        "[judges.steps]\nkind = \"repeated_calls\"\n\n[judges.loops]\nenabled = false\nkind = \"repeated_calls\"\n",
+    )
+    .unwrap();
+    let out = tribunal(d, &["judges", "import", &file, "--db", "j.db"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let stdout = shows_crafted_escaped("judges import", &out);
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains(['\u{1b}', '\r']), "{stdout:?}");
     assert!(
-        stdout.contains(&format!("{CRAFTED_SHOWN}: enabled = false, skipped")),
+        stdout.contains("loops: enabled = false, skipped"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains(&format!("loops{CRAFTED_SHOWN}: added version 1")),
-        "{stdout}"
-    );
+    assert!(stdout.contains("steps: added version 1"), "{stdout}");
     let out = tribunal(d, &["judges", "report", "steps", "--db", "j.db"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = shows_crafted_escaped("judges report", &out);
