@@ -83,7 +83,7 @@ fn test_rule_names(text: &str) -> Vec<String> {
 
 /// The package a module declares, as written (`a.b`, `a["b"]`): the words after `package`
 /// up to the end of the line or a `#` comment outside a string.
-fn package_of(text: &str) -> Option<String> {
+pub fn package_of(text: &str) -> Option<String> {
     text.lines().find_map(|l| {
         let rest = l.trim_start().strip_prefix("package")?;
         if !rest.starts_with([' ', '\t']) {

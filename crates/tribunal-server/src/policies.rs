@@ -83,13 +83,6 @@ pub fn rules_of(source: &PolicySource) -> Vec<Value> {
     out
 }
 
-fn package_of(text: &str) -> Option<String> {
-    text.lines()
-        .map(str::trim)
-        .find_map(|l| l.strip_prefix("package "))
-        .map(|p| p.trim().to_owned())
-}
-
 /// `GET /api/v1/policies/modules`: the enforced modules with their text and rules, the
 /// test files found beside them, and the shadow policies' status.
 pub async fn modules(
@@ -107,7 +100,7 @@ pub async fn modules(
             json!({
                 "path": s.path,
                 "builtin": s.path.starts_with(pack::PREFIX),
-                "package": package_of(&s.text),
+                "package": tribunal_policy::testing::package_of(&s.text),
                 "text": s.text,
                 "rules": rules_of(s),
             })

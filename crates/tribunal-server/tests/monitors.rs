@@ -777,7 +777,7 @@ async fn the_policies_page_lists_rules_runs_tests_and_replays_a_changed_module()
     std::fs::create_dir_all(&mine).unwrap();
     std::fs::write(
         mine.join("refunds.rego"),
-        "# Refunds: a reply that promises money waits for a person.\npackage mine\nimport rego.v1\nviolation contains {\"rule\": \"mine.refund_promise\", \"severity\": \"escalate\", \"message\": \"a refund is promised\"} if {\n\tsome m in input.trace.messages\n\tm.role == \"assistant\"\n\tcontains(m.content, \"cheque\")\n}\n",
+        "# Refunds: a reply that promises money waits for a person.\npackage mine # refunds\nimport rego.v1\nviolation contains {\"rule\": \"mine.refund_promise\", \"severity\": \"escalate\", \"message\": \"a refund is promised\"} if {\n\tsome m in input.trace.messages\n\tm.role == \"assistant\"\n\tcontains(m.content, \"cheque\")\n}\n",
     )
     .unwrap();
     std::fs::write(
@@ -810,7 +810,9 @@ async fn the_policies_page_lists_rules_runs_tests_and_replays_a_changed_module()
             .cloned()
             .unwrap_or(Value::Null)
     };
-    assert_eq!(find("c6.dangerous_command")["severity"], "block");
+    assert_eq!(find("c4.secret_in_arguments")["severity"], "block");
+    // c6's severity comes from the pack's data (per kind of command), not the rule's text.
+    assert_eq!(find("c6.dangerous_command")["severity"], Value::Null);
     assert!(find("c6.dangerous_command")["description"]
         .as_str()
         .unwrap()
@@ -819,6 +821,12 @@ async fn the_policies_page_lists_rules_runs_tests_and_replays_a_changed_module()
     assert_eq!(
         find("mine.refund_promise")["description"],
         "Refunds: a reply that promises money waits for a person."
+    );
+    let modules = p["modules"].as_array().cloned().unwrap_or_default();
+    assert!(
+        modules.iter().any(|m| m["package"] == "mine"
+            && m["path"].as_str().unwrap_or("").ends_with("refunds.rego")),
+        "{p}"
     );
     assert_eq!(p["shadow"]["enforced"], false);
     assert!(
@@ -893,7 +901,8 @@ async fn the_policies_page_lists_rules_runs_tests_and_replays_a_changed_module()
     let softer = c6["text"]
         .as_str()
         .unwrap()
-        .replace("\"severity\": \"block\"", "\"severity\": \"escalate\"");
+        .replace("f.kind, \"block\")", "f.kind, \"escalate\")");
+    assert!(softer.contains("f.kind, \"escalate\")"), "{softer}");
     let (st, r) = req(
         &s,
         &admin,

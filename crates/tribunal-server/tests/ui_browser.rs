@@ -980,7 +980,9 @@ async fn the_policies_page_shows_rules_runs_tests_and_tries_a_change() {
     let area = b.find(Locator::Css("#try-text")).await.unwrap();
     let text = area.prop("value").await.unwrap().unwrap_or_default();
     assert!(text.contains("c6.dangerous_command"), "{text}");
-    let softer = text.replace("\"severity\": \"block\"", "\"severity\": \"escalate\"");
+    // The pack's default severity for a dangerous command, changed in the module's text.
+    let softer = text.replace("f.kind, \"block\")", "f.kind, \"escalate\")");
+    assert_ne!(softer, text);
     b.execute(
         "document.getElementById('try-text').value = arguments[0];",
         vec![json!(softer)],
