@@ -814,12 +814,7 @@ fn timer(options: &PolicyOptions) -> regorus::utils::limits::ExecutionTimerConfi
 
 /// Does the module text define a rule with this name (at the start of a line)?
 pub(crate) fn defines_rule(text: &str, name: &str) -> bool {
-    text.lines().any(|l| {
-        let l = l.trim_start();
-        l.strip_prefix(name).is_some_and(|rest| {
-            rest.starts_with([' ', '[', '{', ':', '=', '\t']) || rest.is_empty()
-        })
-    })
+    text.lines().any(|l| unread::rule_name(l) == Some(name))
 }
 
 /// regorus errors can be long and multi-line; keep them readable on one screen.

@@ -985,11 +985,15 @@ impl MessageFacts {
             in_text: false,
         });
         let finder = memchr::memmem::Finder::new(name.as_bytes());
+        // One buffer for every message's lower-cased text.
+        let mut lower = String::new();
         for (i, m) in messages[..index.min(messages.len())].iter().enumerate() {
             if m.provenance.label() == "assistant" || m.content.len() < name.len() {
                 continue;
             }
-            let lower = m.content.to_ascii_lowercase();
+            lower.clear();
+            lower.push_str(&m.content);
+            lower.make_ascii_lowercase();
             for at in finder.find_iter(lower.as_bytes()) {
                 let end = at + name.len();
                 let edge = |c: Option<char>| {

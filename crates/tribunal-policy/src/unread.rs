@@ -15,7 +15,7 @@ const DECIDING_PREFIXES: [&str; 3] = ["deny_", "warn_", "violation_"];
 
 /// The name of the rule a line of Rego defines, when it starts a rule (`name contains`,
 /// `name[`, `name if`, `name :=`, `default name := …`, …).
-fn rule_name(line: &str) -> Option<&str> {
+pub(crate) fn rule_name(line: &str) -> Option<&str> {
     let l = line.trim_start();
     let l = l.strip_prefix("default ").map_or(l, str::trim_start);
     let end = l
