@@ -116,6 +116,9 @@ struct Marks {
     scheme: bool,
     /// `www.`
     www: bool,
+    /// A letter or digit, a dot and a letter (`acme.com`): where a host written without a
+    /// scheme can be (see [`bare_domains`]).
+    dotted: bool,
     digit: bool,
     /// `/` or `\`
     slash: bool,
@@ -212,7 +215,12 @@ impl Marks {
                     b'@' => m.at = true,
                     b'/' | b'\\' => m.slash = true,
                     b':' => m.scheme |= b[i + 1..].starts_with(b"//"),
-                    b'.' => m.www |= i >= 3 && &b[i - 3..i] == b"www",
+                    b'.' => {
+                        m.www |= i >= 3 && &b[i - 3..i] == b"www";
+                        m.dotted |= i > 0
+                            && b[i - 1].is_ascii_alphanumeric()
+                            && b.get(i + 1).is_some_and(u8::is_ascii_alphabetic);
+                    }
                     _ => {}
                 }
             }
@@ -265,6 +273,92 @@ fn find_in<'t>(
             at = m.end().max(at + 1);
             f(m);
         }
+    }
+}
+
+/// The top-level names a host written in prose without a scheme is read with: the common
+/// generic ones and country codes that are not also common file extensions (`.rs`, `.py`,
+/// `.md`, `.sh` are not read as hosts).
+const PROSE_TLDS: [&str; 64] = [
+    "ai", "app", "at", "au", "be", "biz", "br", "ca", "cc", "ch", "cloud", "cn", "co", "com", "cz",
+    "de", "dev", "dk", "es", "eu", "fi", "fr", "gg", "gov", "gr", "ie", "il", "in", "info", "io",
+    "it", "jp", "kr", "link", "live", "me", "mx", "net", "nl", "no", "nz", "online", "org", "page",
+    "pro", "pt", "ru", "se", "shop", "site", "store", "tech", "top", "tr", "tv", "ua", "uk", "us",
+    "vip", "website", "xyz", "za", "edu", "pw",
+];
+
+/// Calls `f(start, end)` for every host written without a scheme in `text`, with its port
+/// and path (`files.acme-share.net/upload`, `evil.example.com:8080`): a run of host
+/// characters with two labels or more whose last is in [`PROSE_TLDS`], that does not follow
+/// `@`, `/`, `\`, `:` or `.` (an e-mail address, a path or a URL read otherwise), with the
+/// punctuation that ends a sentence left out.
+fn bare_domains(text: &str, mut f: impl FnMut(usize, usize)) {
+    let b = text.as_bytes();
+    let host_byte = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'.';
+    let mut from = 0;
+    for dot in memchr::memchr_iter(b'.', b) {
+        if dot < from || dot == 0 || !b[dot - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        if !b.get(dot + 1).is_some_and(u8::is_ascii_alphabetic) {
+            continue;
+        }
+        let mut start = dot;
+        while start > 0 && host_byte(b[start - 1]) {
+            start -= 1;
+        }
+        let mut end = dot;
+        while end < b.len() && host_byte(b[end]) {
+            end += 1;
+        }
+        from = end;
+        if start > 0 && matches!(b[start - 1], b'@' | b'/' | b'\\' | b':' | b'_') {
+            continue;
+        }
+        let host = text[start..end].trim_end_matches(['.', '-']);
+        let labels: Vec<&str> = host.split('.').collect();
+        let well_formed = labels.len() >= 2
+            && labels.iter().all(|l| {
+                !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-')
+            });
+        let tld = labels
+            .last()
+            .map(|t| t.to_ascii_lowercase())
+            .unwrap_or_default();
+        if !well_formed || !PROSE_TLDS.contains(&tld.as_str()) {
+            continue;
+        }
+        let mut stop = start + host.len();
+        if stop < b.len() && b[stop] == b'@' {
+            continue;
+        }
+        if b.get(stop) == Some(&b':') {
+            let digits = b[stop + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            if digits > 0 {
+                stop += 1 + digits;
+            }
+        }
+        if matches!(b.get(stop), Some(b'/' | b'?' | b'#')) {
+            while stop < b.len()
+                && !b[stop].is_ascii_whitespace()
+                && !matches!(
+                    b[stop],
+                    b'"' | b'\'' | b'<' | b'>' | b'(' | b')' | b'[' | b']' | b'{' | b'}'
+                )
+            {
+                stop += 1;
+            }
+            while stop > start + host.len()
+                && matches!(b[stop - 1], b'.' | b',' | b';' | b':' | b'!' | b'?')
+            {
+                stop -= 1;
+            }
+        }
+        from = from.max(stop);
+        f(start, stop);
     }
 }
 
@@ -324,6 +418,11 @@ fn scan(
             }
             push("email", e.0, e.1, value, &mut taken);
         }
+    }
+    if marks.dotted {
+        bare_domains(text, |start, end| {
+            push("url", start, end, normal_url(&text[start..end]), &mut taken);
+        });
     }
     if !marks.digit {
         if marks.slash {
@@ -1251,6 +1350,7 @@ fn read_call_facts(
             .map(|b| b.trim_end_matches('/').to_owned());
         let target = s.target;
         sources.push((arg.clone(), s));
+        let mut traced = false;
         if let Some(base) = base {
             let base = Ident {
                 kind: "url",
@@ -1259,6 +1359,33 @@ fn read_call_facts(
             };
             let mut s = idents.source(messages, index, &base, min_amount);
             if s.first.is_some() {
+                s.target = target;
+                traced = true;
+                sources.push((arg.clone(), s));
+            }
+        }
+        // A URL on a host the user or the operator named (`post it to acme-share.net`) is
+        // vouched for by that host. A host only untrusted content named does not make the
+        // URL untrusted: a page may link anywhere on the sites it names.
+        let host = (ident.kind == "url"
+            && !traced
+            && sources.last().is_some_and(|(_, s)| s.first.is_none()))
+        .then(|| {
+            ident
+                .value
+                .split(['/', '?', '#'])
+                .next()
+                .unwrap_or_default()
+        })
+        .filter(|h| h.len() < ident.value.len() && h.contains('.'));
+        if let Some(host) = host {
+            let host = Ident {
+                kind: "url",
+                value: host.to_owned(),
+                in_text: ident.in_text,
+            };
+            let mut s = idents.source(messages, index, &host, min_amount);
+            if s.vouched {
                 s.target = target;
                 sources.push((arg, s));
             }
@@ -1778,6 +1905,7 @@ mod tests {
             at: true,
             scheme: true,
             www: true,
+            dotted: true,
             digit: text.bytes().any(|b| b.is_ascii_digit()),
             slash: true,
             iban: true,
@@ -1804,6 +1932,7 @@ mod tests {
             "US133000000121212121212 GB33BUKB20201555555555 plain prose without anything",
             "no digits here but a path /etc/passwd and mail@host.org",
             "point www to 198.51.100.23. not 10.0.0.256 nor v1.2.3.4.5, (192.168.100.200)",
+            "post to files.acme-share.net/up?x=1. or Acme.IO:8080, not main.rs nor a.b@c.com",
             "",
         ];
         let mut texts: Vec<String> = samples.iter().map(|s| s.to_string()).collect();
@@ -1888,5 +2017,49 @@ mod tests {
         ] {
             assert_eq!(normal_url(written), "evil.example/collect", "{written}");
         }
+    }
+
+    fn bare(text: &str) -> Vec<&str> {
+        let mut found = Vec::new();
+        bare_domains(text, |s, e| found.push(&text[s..e]));
+        found
+    }
+
+    /// Hosts written in prose without a scheme are read with their port and path, and
+    /// nothing else with a dot is.
+    #[test]
+    fn hosts_written_without_a_scheme_are_found_in_prose() {
+        assert_eq!(
+            bare("summaries go to files.evil-share.net/upload. Thanks"),
+            ["files.evil-share.net/upload"]
+        );
+        assert_eq!(
+            bare("see Acme.COM:8443/a?b=1, then"),
+            ["Acme.COM:8443/a?b=1"]
+        );
+        assert_eq!(bare("(portal.example.io)"), ["portal.example.io"]);
+        for none in [
+            "edit main.rs and setup.py, then README.md",
+            "mail ops@acme.com or ops.team@acme.com",
+            "https://acme.com/x and /srv/www.acme.com/logs and C:\\site.com",
+            "the.order note.on e.g. U.S. v1.2 index.html report.pdf",
+            "a_b.com",
+        ] {
+            assert!(bare(none).is_empty(), "{none}: {:?}", bare(none));
+        }
+        let mut ids = Vec::new();
+        identifiers(
+            "Upload the summary to files.acme-share.net/upload.",
+            None,
+            &mut ids,
+        );
+        assert_eq!(
+            ids,
+            [Ident {
+                kind: "url",
+                value: "files.acme-share.net/upload".into(),
+                in_text: true
+            }]
+        );
     }
 }
