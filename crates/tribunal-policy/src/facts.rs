@@ -81,6 +81,84 @@ pub fn argument_facts(arguments: &serde_json::Value, sensitive: bool) -> (Links,
     (links, text)
 }
 
+/// Argument names that hold a shell's commands or an interpreter's code.
+const COMMAND_ARGUMENTS: [&str; 8] = [
+    "command", "cmd", "commands", "script", "code", "input", "args", "argv",
+];
+
+/// Programs that run the command after them (`sudo pip install x` is `pip install`).
+const WRAPPERS: [&str; 8] = [
+    "sudo", "env", "nohup", "time", "exec", "command", "nice", "doas",
+];
+
+/// Subcommand words that say only that something runs (`npm run`, `docker exec`), not what it
+/// changes.
+const RUNNING_WORDS: [&str; 4] = ["run", "exec", "execute", "x"];
+
+/// The program and subcommand words of every simple command in a shell call's arguments
+/// (those named in [`COMMAND_ARGUMENTS`], else every string): `pip install x && git push`
+/// gives `[pip, install]` and `[git, push]`; `python -m pip install x` gives `[pip, install]`.
+pub fn command_words(arguments: &serde_json::Value) -> Vec<Vec<String>> {
+    let mut texts: Vec<String> = Vec::new();
+    let mut named = false;
+    strings_with_names(arguments, "", &mut |name, t| {
+        let is_command = COMMAND_ARGUMENTS.contains(&name.to_ascii_lowercase().as_str());
+        if is_command && !named {
+            texts.clear();
+            named = true;
+        }
+        if is_command || !named {
+            texts.push(t.to_owned());
+        }
+    });
+    let mut out = Vec::new();
+    for text in &texts {
+        for piece in text.split(['\n', ';', '&', '|', '(', ')', '`', '{', '}']) {
+            let mut tokens = piece
+                .split_whitespace()
+                .map(|t| t.trim_matches(['"', '\'']))
+                .filter(|t| !t.is_empty())
+                .peekable();
+            // Assignments and wrappers before the program.
+            while let Some(t) = tokens.peek() {
+                let assignment = t.split_once('=').is_some_and(|(k, _)| {
+                    !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                });
+                if assignment || WRAPPERS.contains(t) || t.starts_with('-') {
+                    tokens.next();
+                } else {
+                    break;
+                }
+            }
+            let Some(first) = tokens.next() else { continue };
+            let mut program = first
+                .rsplit(['/', '\\'])
+                .next()
+                .unwrap_or(first)
+                .to_ascii_lowercase();
+            let mut rest: Vec<&str> = tokens.collect();
+            // `python -m pip install x` runs pip.
+            if program.starts_with("python") && rest.first() == Some(&"-m") && rest.len() > 1 {
+                program = rest[1].to_ascii_lowercase();
+                rest.drain(..2);
+            }
+            let mut words = name_words(&program);
+            if let Some(sub) = rest.iter().find(|t| !t.starts_with('-')) {
+                let sub = sub.to_ascii_lowercase();
+                if sub.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
+                    && !RUNNING_WORDS.contains(&sub.as_str())
+                {
+                    words.extend(name_words(&sub));
+                }
+            }
+            if !words.is_empty() {
+                out.push(words);
+            }
+        }
+    }
+    out
+}
+
 /// Calls `f(name, text)` for every string in `v`, with the name of the member that holds it
 /// (the nearest one, through arrays; `""` at the top).
 pub(crate) fn strings_with_names(
@@ -796,6 +874,10 @@ pub struct ToolClasses {
     target_arguments: Vec<String>,
     content_arguments: Vec<String>,
     min_amount: Option<f64>,
+    /// Words of tool names that make the tool a shell or an interpreter (`Bash`,
+    /// `run_terminal_cmd`): `tools.shell_words`. Such a tool's class is read from the
+    /// commands it is given ([`ToolClasses::call_class`]).
+    shell_words: Vec<String>,
     /// Classes of tools the trace does not define, by name, as worked out once.
     by_name: ByName,
     id: ClassesId,
@@ -1027,6 +1109,7 @@ impl ToolClasses {
             synonyms,
             phrases,
             delegation: lower(list(&["alignment", "delegation"])?),
+            shell_words: lower(list(&["tools", "shell_words"])?),
             target_arguments: lower(list(&["provenance", "target_arguments"])?),
             content_arguments: lower(list(&["provenance", "content_arguments"])?),
             min_amount,
@@ -1060,6 +1143,46 @@ impl ToolClasses {
         c
     }
 
+    /// Whether tool `name` is a shell or an interpreter: a word of its name is one of
+    /// `tools.shell_words` (`Bash`, `run_shell`, `execute_command`).
+    pub fn is_shell(&self, name: &str) -> bool {
+        !self.shell_words.is_empty()
+            && name_words(name)
+                .iter()
+                .any(|w| self.shell_words.iter().any(|s| s == w))
+    }
+
+    /// The class of one call: the class of its tool ([`ToolClasses::class_of`]), except for
+    /// a shell whose class its name or nothing gave. A shell's name says nothing of what a
+    /// command changes (`run_shell` runs `ls` and `git push` alike), so such a call is
+    /// sensitive, and state-changing or external only when one of its commands says so by
+    /// its program and subcommand words (`pip install`, `git push`, `npm publish`:
+    /// [`command_words`]) read as tool names are read.
+    pub fn call_class(
+        &self,
+        call: &tribunal_core::ToolCall,
+        tools: &[tribunal_core::ToolDef],
+    ) -> Class {
+        let class = self.class_of(&call.name, tools);
+        if !matches!(class.from, "name" | "unknown" | "description") || !self.is_shell(&call.name) {
+            return class;
+        }
+        let mut c = Class {
+            sensitive: true,
+            destructive: class.destructive,
+            from: "command",
+            ..Class::default()
+        };
+        for words in command_words(&call.arguments) {
+            if let Some(k) = self.worded_class(&words, "command") {
+                c.state_changing |= k.state_changing;
+                c.external |= k.external;
+            }
+        }
+        c.read_only = !c.state_changing && !c.destructive;
+        c
+    }
+
     /// [`ToolClasses::class_of`] worked out, with the tool's definition when there is one.
     fn work_out(&self, name: &str, def: Option<&tribunal_core::ToolDef>) -> Class {
         if let Some((_, c)) = self.configured.iter().find(|(n, _)| n == name) {
@@ -1086,7 +1209,8 @@ impl ToolClasses {
             || c.destructive
             || c.navigation
             || self.sensitive_names.iter().any(|n| n == name)
-            || self.sensitive.as_ref().is_some_and(|r| r.is_match(name));
+            || self.sensitive.as_ref().is_some_and(|r| r.is_match(name))
+            || self.is_shell(name);
         c
     }
 
@@ -1241,6 +1365,63 @@ mod class_tests {
         let mut data = crate::pack::default_data();
         crate::deep_merge(&mut data, extra);
         ToolClasses::from_data(&data).unwrap()
+    }
+
+    /// A shell's call takes its class from its commands' program and subcommand words;
+    /// configuration and annotations still win, and other tools keep their name's class.
+    #[test]
+    fn shells_are_classed_by_their_commands() {
+        let words = |v: serde_json::Value| command_words(&v);
+        assert_eq!(
+            words(
+                json!({"command": "cd src && FOO=1 sudo -E pip install a; python3 -m pip install b | tee log", "description": "Remove all"})
+            ),
+            [
+                vec!["cd", "src"],
+                vec!["pip", "install"],
+                vec!["pip", "install"],
+                vec!["tee", "log"]
+            ]
+        );
+        assert_eq!(words(json!({"command": "npm run deploy"})), [vec!["npm"]]);
+        assert_eq!(
+            words(json!(["git push --force", "/usr/bin/ls -la"])),
+            [vec!["git", "push"], vec!["ls"]]
+        );
+        let c = classes(json!({}));
+        let call = |name: &str, command: &str| tribunal_core::ToolCall {
+            id: "c".into(),
+            name: name.into(),
+            arguments: json!({ "command": command }),
+            span_id: None,
+        };
+        for (name, command, state) in [
+            ("Bash", "pip install x", true),
+            ("Bash", "pytest -q && git status", false),
+            ("run_shell", "ls -la", false),
+            ("run_shell", "git push origin main", true),
+            ("execute_command", "sed -i s/a/b/ f.py", false),
+            ("run_terminal_cmd", "npm publish", true),
+        ] {
+            let k = c.call_class(&call(name, command), &[]);
+            assert!(k.sensitive && c.is_shell(name), "{name}");
+            assert_eq!(
+                (k.state_changing, k.from),
+                (state, "command"),
+                "{name}: {command}"
+            );
+        }
+        // Not a shell: the name's class, whatever the arguments.
+        let k = c.call_class(&call("update_profile", "ls"), &[]);
+        assert!(k.state_changing && k.from == "name");
+        // Configuration wins over the commands.
+        let c = classes(json!({"tools": {"classes": {"Bash": ["read_only"]}}}));
+        let k = c.call_class(&call("Bash", "git push"), &[]);
+        assert!(!k.state_changing && k.from == "config");
+        // A user who empties the shell words gets names read as before.
+        let c = classes(json!({"tools": {"shell_words": []}}));
+        assert!(!c.is_shell("Bash"));
+        assert!(c.call_class(&call("run_shell", "ls"), &[]).state_changing);
     }
 
     #[test]

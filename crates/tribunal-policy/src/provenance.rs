@@ -960,13 +960,20 @@ impl MessageFacts {
         self.read_with(classes);
         let end = index.min(messages.len());
         let user = |i: usize| messages[i].provenance.label() == "user";
+        // What the user said of a shell's call depends on its commands, of any other call on
+        // its tool's name: kept under that key.
+        let (words, verbs) = telling_words(call, classes);
+        let key = if classes.is_shell(&call.name) {
+            format!("{}\0{}", call.name, words.join(" "))
+        } else {
+            call.name.clone()
+        };
         let kept = self
             .names
             .iter()
-            .position(|(name, n)| n.upto <= end && *name == call.name);
+            .position(|(name, n)| n.upto <= end && *name == key);
         let mut n = kept.map_or_else(Named::default, |k| self.names.remove(k).1);
         if (n.upto..end).any(user) {
-            let (words, verbs) = telling_words(&call.name, classes);
             let (verbs, words) = (Spelled::of(&verbs, classes), Spelled::of(&words, classes));
             for i in (n.upto..end).filter(|&i| user(i)) {
                 self.hear(messages, i, classes);
@@ -981,7 +988,7 @@ impl MessageFacts {
         if self.names.len() >= NAMES_KEPT {
             self.names.remove(0);
         }
-        self.names.push((call.name.clone(), n));
+        self.names.push((key, n));
         let kept = self.warrants.iter().position(|(name, args, g)| {
             g.upto <= end && *name == call.name && *args == call.arguments
         });
@@ -1143,8 +1150,20 @@ fn said_of(text: &str) -> (String, Vec<String>) {
 
 /// The words of tool `name` that can tell what it does (not [`PLAIN_WORDS`], three letters
 /// or more), and those of them that are verbs of `classes`.
-fn telling_words(name: &str, classes: &crate::facts::ToolClasses) -> (Vec<String>, Vec<String>) {
-    let words: Vec<String> = crate::facts::name_words(name)
+fn telling_words(
+    call: &tribunal_core::ToolCall,
+    classes: &crate::facts::ToolClasses,
+) -> (Vec<String>, Vec<String>) {
+    // A shell's name tells nothing of a call: its commands' program and subcommand words do.
+    let words = if classes.is_shell(&call.name) {
+        crate::facts::command_words(&call.arguments)
+            .into_iter()
+            .flatten()
+            .collect()
+    } else {
+        crate::facts::name_words(&call.name)
+    };
+    let words: Vec<String> = words
         .into_iter()
         .filter(|w| w.len() > 2 && !PLAIN_WORDS.contains(&w.as_str()))
         .collect();
@@ -1332,7 +1351,7 @@ fn read_call_facts(
     classes: &crate::facts::ToolClasses,
     idents: &mut MessageFacts,
 ) -> CallFacts {
-    let class = classes.class_of(&call.name, tools);
+    let class = classes.call_class(call, tools);
     let min_amount = classes.min_amount();
     let before = &messages[..index.min(messages.len())];
     let mut sources: Vec<(String, Source)> = Vec::new();
@@ -1632,7 +1651,7 @@ mod tests {
             .filter(|m| m.provenance.label() == "user")
             .map(|m| said_of(&m.content))
             .collect();
-        let (words, verbs) = telling_words(&call.name, classes);
+        let (words, verbs) = telling_words(call, classes);
         // A word or a synonym of one, as a word of the text or (more than one word) in it.
         let says_one_of = |words: &[String], text: &str, said: &[String]| {
             words.iter().any(|w| {

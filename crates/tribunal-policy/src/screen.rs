@@ -586,7 +586,7 @@ impl Screen {
             if facts.untrusted_target() {
                 fires |= Fires::UNTRUSTED_ARGUMENT;
             }
-            if class.state_changing && facts.after_untrusted.is_some() && !facts.warranted {
+            if facts.class.state_changing && facts.after_untrusted.is_some() && !facts.warranted {
                 fires |= Fires::UNWARRANTED_ACTION;
             }
         }
