@@ -98,6 +98,8 @@ const RUNNING_WORDS: [&str; 4] = ["run", "exec", "execute", "x"];
 /// The program and subcommand words of every simple command in a shell call's arguments
 /// (those named in [`COMMAND_ARGUMENTS`], else every string): `pip install x && git push`
 /// gives `[pip, install]` and `[git, push]`; `python -m pip install x` gives `[pip, install]`.
+/// A call with no such argument but an `action` (a computer-use tool's `left_click`,
+/// `type`, `screenshot`) gives that action's words.
 pub fn command_words(arguments: &serde_json::Value) -> Vec<Vec<String>> {
     let mut texts: Vec<String> = Vec::new();
     let mut named = false;
@@ -112,6 +114,13 @@ pub fn command_words(arguments: &serde_json::Value) -> Vec<Vec<String>> {
         }
     });
     let mut out = Vec::new();
+    // A computer-use tool says what it does by its `action` (`left_click`, `type`).
+    if !named {
+        if let Some(action) = arguments.get("action").and_then(serde_json::Value::as_str) {
+            out.extend(Some(name_words(action)).filter(|w| !w.is_empty()));
+            return out;
+        }
+    }
     for text in &texts {
         for piece in text.split(['\n', ';', '&', '|', '(', ')', '`', '{', '}']) {
             let mut tokens = piece
@@ -1143,8 +1152,8 @@ impl ToolClasses {
         c
     }
 
-    /// Whether tool `name` is a shell or an interpreter: a word of its name is one of
-    /// `tools.shell_words` (`Bash`, `run_shell`, `execute_command`).
+    /// Whether tool `name` is a shell or a computer-use tool: a word of its name is one of
+    /// `tools.shell_words` (`Bash`, `run_shell`, `execute_command`, `computer`).
     pub fn is_shell(&self, name: &str) -> bool {
         !self.shell_words.is_empty()
             && name_words(name)
@@ -1177,9 +1186,11 @@ impl ToolClasses {
             if let Some(k) = self.worded_class(&words, "command") {
                 c.state_changing |= k.state_changing;
                 c.external |= k.external;
+                c.navigation |= k.navigation;
             }
         }
-        c.read_only = !c.state_changing && !c.destructive;
+        c.navigation &= !c.state_changing;
+        c.read_only = !c.state_changing && !c.destructive && !c.navigation;
         c
     }
 
@@ -1411,6 +1422,19 @@ mod class_tests {
                 "{name}: {command}"
             );
         }
+        // A computer-use tool: its action's words.
+        let act = |action: &str| tribunal_core::ToolCall {
+            id: "c".into(),
+            name: "computer".into(),
+            arguments: json!({"action": action, "text": "git push"}),
+            span_id: None,
+        };
+        let k = c.call_class(&act("type"), &[]);
+        assert!(k.sensitive && k.state_changing && !k.navigation);
+        let k = c.call_class(&act("left_click"), &[]);
+        assert!(k.sensitive && k.navigation && !k.state_changing);
+        let k = c.call_class(&act("screenshot"), &[]);
+        assert!(k.sensitive && k.read_only);
         // Not a shell: the name's class, whatever the arguments.
         let k = c.call_class(&call("update_profile", "ls"), &[]);
         assert!(k.state_changing && k.from == "name");
