@@ -838,6 +838,31 @@ pub struct Class {
     pub from: &'static str,
 }
 
+impl Class {
+    /// This class with the risks of `other` it lacks (state-changing, external, destructive,
+    /// navigation) added; `from` is `other`'s when it added any.
+    fn with_risks_of(self, other: Class) -> Class {
+        let adds = (other.state_changing && !self.state_changing)
+            || (other.external && !self.external)
+            || (other.destructive && !self.destructive)
+            || (other.navigation && !self.navigation && !self.state_changing);
+        if !adds {
+            return self;
+        }
+        let state_changing = self.state_changing || other.state_changing;
+        let navigation = (self.navigation || other.navigation) && !state_changing;
+        Class {
+            read_only: !state_changing && !navigation,
+            state_changing,
+            external: self.external || other.external,
+            destructive: self.destructive || other.destructive,
+            navigation,
+            sensitive: self.sensitive || other.sensitive,
+            from: other.from,
+        }
+    }
+}
+
 /// A class holds nothing on the heap (its `from` is static text).
 impl tribunal_core::Heap for Class {
     fn heap(&self) -> usize {
@@ -1201,19 +1226,24 @@ impl ToolClasses {
             c.sensitive |= self.sensitive_names.iter().any(|n| n == name);
             return c;
         }
-        let mut c = def
-            .and_then(|d| annotated_class(&d.annotations))
-            .or_else(|| self.worded_class(&name_words(name), "name"))
-            .or_else(|| {
-                let d = def.filter(|d| !d.description.is_empty())?;
-                // The first sentence says what the tool does.
-                let first = d.description.split(['.', '\n']).next().unwrap_or("");
-                self.worded_class(&name_words(first), "description")
-            })
-            .unwrap_or(Class {
+        let annotated = def.and_then(|d| annotated_class(&d.annotations));
+        let worded = self.worded_class(&name_words(name), "name").or_else(|| {
+            let d = def.filter(|d| !d.description.is_empty())?;
+            // The first sentence says what the tool does.
+            let first = d.description.split(['.', '\n']).next().unwrap_or("");
+            self.worded_class(&name_words(first), "description")
+        });
+        // Annotations are the tool server's word about its own tool: they add what the name
+        // does not say (`archive` is destructive), and never take away what it does
+        // (`update_password` marked read-only still changes something). Configuration is
+        // the operator's, and wins over both.
+        let mut c = match (annotated, worded) {
+            (Some(a), Some(w)) => a.with_risks_of(w),
+            (a, w) => a.or(w).unwrap_or(Class {
                 from: "unknown",
                 ..Class::default()
-            });
+            }),
+        };
         c.destructive |= self.destructive.as_ref().is_some_and(|r| r.is_match(name));
         c.sensitive = c.state_changing
             || c.external
@@ -1560,11 +1590,30 @@ mod class_tests {
         let k = c.class_of("archive", &tools);
         assert_eq!(k.from, "annotations");
         assert!(k.state_changing && k.destructive && !k.external, "{k:?}");
+        // Annotations do not take away what the name says.
         let k = c.class_of("send_report", &tools);
         assert!(
-            k.read_only && !k.external,
-            "annotations win over the name: {k:?}"
+            !k.read_only && k.external && k.state_changing && k.sensitive && k.from == "name",
+            "the name's risk stays: {k:?}"
         );
+        // And they add what the name does not say, and mark read-only what it leaves open.
+        let more = [
+            def("get_report", "", json!({"readOnlyHint": false})),
+            def("get_summary", "", json!({"readOnlyHint": true})),
+            def("zork", "", json!({"readOnlyHint": true})),
+            def("update_password", "", json!({"readOnlyHint": true})),
+        ];
+        let k = c.class_of("get_report", &more);
+        assert!(
+            k.state_changing && k.destructive && k.external && k.from == "annotations",
+            "{k:?}"
+        );
+        let k = c.class_of("get_summary", &more);
+        assert!(k.read_only && !k.sensitive, "{k:?}");
+        let k = c.class_of("zork", &more);
+        assert!(k.read_only && k.from == "annotations", "{k:?}");
+        let k = c.class_of("update_password", &more);
+        assert!(k.state_changing && k.sensitive, "{k:?}");
         let k = c.class_of("frob", &tools);
         assert_eq!((k.from, k.destructive), ("description", true));
         let c = classes(
