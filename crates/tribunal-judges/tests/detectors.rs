@@ -1258,6 +1258,11 @@ fn commands_table() {
         ("rm_rf", "rm -rf ./build /etc", ""),
         ("rm_rf", "sudo rm -rf /tmp/x ~ ./dist", ""),
         ("rm_rf", "rm -r -f -- node_modules \"$HOME\"", ""),
+        // The flags after the targets, or split around them.
+        ("rm_rf", "rm / -rf", "rm / -rf"),
+        ("rm_rf", "sudo rm ~ -r -f", ""),
+        ("rm_rf", "rm --force / --recursive", ""),
+        ("rm_rf", "rm -f ./build ~/ -R && echo done", ""),
     ];
     let negatives = [
         "rm -rf ./build",
@@ -1405,6 +1410,10 @@ fn commands_table() {
         "rm -rf ./build/",
         "rm -rf .venv node_modules",
         "rm -rf ../other-project/target",
+        "rm build -rf",
+        "rm ./dist -r -f",
+        "rm -f ~/notes.txt -v",
+        "rm / -f",
     ];
     check_table(
         "dangerous_commands",
