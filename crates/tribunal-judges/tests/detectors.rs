@@ -1263,6 +1263,22 @@ fn commands_table() {
         ("rm_rf", "sudo rm ~ -r -f", ""),
         ("rm_rf", "rm --force / --recursive", ""),
         ("rm_rf", "rm -f ./build ~/ -R && echo done", ""),
+        // Every uncommitted change thrown away.
+        ("git_discard_changes", "git checkout -- .", ""),
+        ("git_discard_changes", "git checkout .", ""),
+        ("git_discard_changes", "git checkout HEAD -- :/", ""),
+        ("git_discard_changes", "git checkout -f feature/x", ""),
+        ("git_discard_changes", "git restore .", ""),
+        ("git_discard_changes", "git restore --staged --worktree .", ""),
+        ("git_discard_changes", "cd repo && git restore -SW ':/'", ""),
+        ("git_discard_changes", "git switch --discard-changes main", ""),
+        ("git_discard_changes", "git stash clear", ""),
+        ("git_discard_changes", "while git stash drop; do :; done", ""),
+        (
+            "git_discard_changes",
+            "for i in $(seq 5); do git stash drop; done",
+            "",
+        ),
     ];
     let negatives = [
         "rm -rf ./build",
@@ -1414,6 +1430,17 @@ fn commands_table() {
         "rm ./dist -r -f",
         "rm -f ~/notes.txt -v",
         "rm / -f",
+        "git checkout -- src/one.rs",
+        "git checkout main",
+        "git checkout -b feature/login",
+        "git checkout -p .",
+        "git restore --staged .",
+        "git restore src/one.rs",
+        "git switch -c feature/login",
+        "git stash list",
+        "git stash pop",
+        "git stash drop stash@{1}",
+        "git stash && git pull --rebase && git stash pop",
     ];
     check_table(
         "dangerous_commands",

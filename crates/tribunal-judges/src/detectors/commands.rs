@@ -610,19 +610,39 @@ fn short_flag(w: &str, flag: char) -> bool {
         && w[1..].contains(flag)
 }
 
-/// Whether a `git … reset --hard` or `git … clean …` throws work away: a reset (the pattern
-/// holds `--hard`), or a clean that is forced and neither a dry run nor interactive.
+/// Whether a git step the pattern found throws work away: a reset (the pattern holds
+/// `--hard`), a stash step (the pattern holds `clear`, or `drop` in a loop), a clean that is
+/// forced and neither a dry run nor interactive, a checkout or a switch that is forced
+/// (`-f`, `--force`, `--discard-changes`), or a checkout or restore of the whole tree
+/// (`.`, `:/`, `*`) that is not interactive (`-p`) and, for restore, reaches the working
+/// tree (no `--staged`, or `--worktree` with it).
 fn git_discards(m: &str) -> bool {
     let words: Vec<&str> = m.split_whitespace().map(unquoted).collect();
-    let Some(at) = words.iter().position(|w| *w == "clean" || *w == "reset") else {
+    let Some(at) = words.iter().position(|w| {
+        matches!(
+            *w,
+            "clean" | "reset" | "checkout" | "restore" | "switch" | "stash"
+        )
+    }) else {
         return false;
     };
-    if words[at] == "reset" {
-        return true;
-    }
     let opts = &words[at + 1..];
     let any = |long: &str, short: char| opts.iter().any(|w| *w == long || short_flag(w, short));
-    any("--force", 'f') && !any("--dry-run", 'n') && !any("--interactive", 'i')
+    // A path that names every file.
+    let whole_tree = opts
+        .iter()
+        .any(|w| matches!(*w, "." | "./" | ":/" | ":/." | "*" | "./*" | ":/*" | ":(top)"));
+    match words[at] {
+        "reset" | "stash" => true,
+        "clean" => any("--force", 'f') && !any("--dry-run", 'n') && !any("--interactive", 'i'),
+        "switch" => opts.contains(&"--discard-changes") || any("--force", 'f'),
+        "checkout" => any("--force", 'f') || (whole_tree && !any("--patch", 'p')),
+        _ => {
+            let staged = any("--staged", 'S');
+            let worktree = any("--worktree", 'W');
+            whole_tree && !any("--patch", 'p') && (!staged || worktree)
+        }
+    }
 }
 
 /// Interpreters and shells that run the file named as their first argument.
@@ -1023,5 +1043,21 @@ mod tests {
         assert!(!passes(Check::GitDiscards, "git clean -fdn"));
         assert!(!passes(Check::GitDiscards, "git clean -d"));
         assert!(!passes(Check::GitDiscards, "git clean -fi"));
+        let discards = |m| passes(Check::GitDiscards, m);
+        assert!(discards("git checkout -- ."));
+        assert!(discards("git checkout HEAD~2 -- ':/'"));
+        assert!(discards("git checkout -f main"));
+        assert!(discards("git restore ."));
+        assert!(discards("git restore -SW ."));
+        assert!(discards("git restore --source=HEAD --staged --worktree :/"));
+        assert!(discards("git switch --discard-changes main"));
+        assert!(discards("git stash clear"));
+        assert!(!discards("git checkout -- src/one.rs"));
+        assert!(!discards("git checkout main"));
+        assert!(!discards("git checkout -b feature/x"));
+        assert!(!discards("git checkout -p ."));
+        assert!(!discards("git restore --staged ."));
+        assert!(!discards("git restore src/one.rs"));
+        assert!(!discards("git switch main"));
     }
 }
