@@ -1,9 +1,11 @@
 //! The `dangerous_commands` detector: destructive shell (recursive rm of / or ~, mkfs, dd to a
-//! device, fork bombs, chmod -R 777 /, curl | sh and a download run by a later command,
-//! reverse shells, the environment or credentials sent out, reading /etc/shadow, history
-//! wiping, git reset --hard, cloud and cluster teardown), SQL (DROP, TRUNCATE, DELETE or
-//! UPDATE without WHERE, GRANT ALL) and code (os.system, subprocess with shell=True, eval of
-//! input, unpickling, credentials sent by a one-liner) in tool-call arguments,
+//! device, fork bombs, chmod -R 777 /, curl | sh and a download run by a later command, in
+//! PowerShell and cmd too, reverse shells, the environment or credentials sent out, also
+//! through a file saved first, reading /etc/shadow or writing /etc/sudoers, history wiping,
+//! the firewall turned off, git reset --hard and checkout -- ., every container or volume
+//! removed, cloud and cluster teardown), SQL (DROP, TRUNCATE, DELETE or UPDATE without WHERE,
+//! GRANT ALL, a framework's database reset) and code (os.system, subprocess with shell=True,
+//! eval of input, unpickling, credentials sent by a one-liner) in tool-call arguments,
 //! the pending step included. A finding's kind is its rule id; the rule's category (shell,
 //! sql, code) lives in `rules/commands.toml`.
 
