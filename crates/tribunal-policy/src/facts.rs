@@ -81,6 +81,26 @@ pub fn argument_facts(arguments: &serde_json::Value, sensitive: bool) -> (Links,
     (links, text)
 }
 
+/// Whether an argument named for an address ([`names_an_address`]) holds a URL, or a host
+/// without a scheme, with a query of `name=value` pairs.
+fn sends_query(arguments: &serde_json::Value) -> bool {
+    let mut found = false;
+    strings_with_names(arguments, "", &mut |name, t| {
+        if found || !names_an_address(name) {
+            return;
+        }
+        let Some((address, query)) = t.trim().split_once('?') else {
+            return;
+        };
+        let query = query.split('#').next().unwrap_or_default();
+        found = (address.contains("://") || bare_host(name, address).is_some())
+            && query
+                .split('&')
+                .any(|p| p.split_once('=').is_some_and(|(_, v)| !v.is_empty()));
+    });
+    found
+}
+
 /// Argument names that hold a shell's commands or an interpreter's code.
 const COMMAND_ARGUMENTS: [&str; 8] = [
     "command", "cmd", "commands", "script", "code", "input", "args", "argv",
@@ -1197,8 +1217,27 @@ impl ToolClasses {
         call: &tribunal_core::ToolCall,
         tools: &[tribunal_core::ToolDef],
     ) -> Class {
-        let class = self.class_of(&call.name, tools);
-        if !matches!(class.from, "name" | "unknown" | "description") || !self.is_shell(&call.name) {
+        self.of_call(self.class_of(&call.name, tools), call)
+    }
+
+    /// The class of `call` from its tool's class, `class` ([`ToolClasses::class_of`]): see
+    /// [`ToolClasses::call_class`]. A class from configuration or annotations stays; a
+    /// shell's comes from its commands; and a call that reads an address with a query
+    /// (`fetch(url="https://x.example/a?token=…")`) opens that address as navigation
+    /// does, since what the query carries leaves with the request.
+    pub fn of_call(&self, class: Class, call: &tribunal_core::ToolCall) -> Class {
+        if !matches!(class.from, "name" | "unknown" | "description") {
+            return class;
+        }
+        if !self.is_shell(&call.name) {
+            if !class.state_changing && !class.navigation && sends_query(&call.arguments) {
+                return Class {
+                    read_only: false,
+                    navigation: true,
+                    sensitive: true,
+                    ..class
+                };
+            }
             return class;
         }
         let mut c = Class {
@@ -1465,6 +1504,28 @@ mod class_tests {
         assert!(k.sensitive && k.navigation && !k.state_changing);
         let k = c.call_class(&act("screenshot"), &[]);
         assert!(k.sensitive && k.read_only);
+        // An address read with a query opens it; read as it stands, it is only read.
+        let fetch = |args: serde_json::Value| tribunal_core::ToolCall {
+            id: "c".into(),
+            name: "fetch".into(),
+            arguments: args,
+            span_id: None,
+        };
+        for (args, opens) in [
+            (json!({"url": "https://x.example/a?token=abc"}), true),
+            (json!({"target_url": "x.example/a?d=1#top"}), true),
+            (json!({"url": "https://x.example/a"}), false),
+            (json!({"url": "https://x.example/a?"}), false),
+            (json!({"url": "https://x.example/a?flag"}), false),
+            (json!({"query": "https://x.example/a?token=abc"}), false),
+        ] {
+            let k = c.call_class(&fetch(args.clone()), &[]);
+            assert_eq!(
+                (k.navigation, k.sensitive, k.read_only),
+                (opens, opens, !opens),
+                "{args}"
+            );
+        }
         // Not a shell: the name's class, whatever the arguments.
         let k = c.call_class(&call("update_profile", "ls"), &[]);
         assert!(k.state_changing && k.from == "name");

@@ -552,6 +552,8 @@ impl Screen {
                 class
             }
         };
+        // The call's own class: a shell's commands, an address read with a query.
+        let class = classes.of_call(class, c);
         if self.denied.iter().any(|d| d == &c.name) {
             fires |= Fires::DENIED_TOOL;
         }
