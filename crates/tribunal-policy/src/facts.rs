@@ -853,7 +853,8 @@ pub struct Class {
     pub destructive: bool,
     pub navigation: bool,
     pub sensitive: bool,
-    /// Where the class came from: `config`, `annotations`, `name`, `description`, or
+    /// Where the class came from: `config`, `annotations`, `name`, `description`, `command` (a
+    /// shell's call, read from its commands), or
     /// `unknown` when nothing said.
     pub from: &'static str,
 }
