@@ -34,6 +34,7 @@ violation contains v if {
 	m.index < c.index
 	not mentioned_by_trusted(d)
 	not field_address(c, d)
+	not vouched_host(c, d)
 	v := {
 		"rule": "c3.untrusted_destination",
 		"severity": "block",
@@ -105,6 +106,18 @@ violation contains v if {
 		"evidence": [m.id, c.id],
 	}
 }
+
+# The call passes a URL on host d that the user or the operator vouched for (argument
+# provenance: a link on a site the user named, opened without a query).
+vouched_host(c, d) if {
+	some l in c.argument_sources
+	some s in l
+	s.kind == "url"
+	s.vouched
+	url_host(s.value) == d
+}
+
+url_host(v) := split(split(split(split(v, "/")[0], "?")[0], "#")[0], ":")[0]
 
 field_address(c, d) if {
 	some l in c.argument_sources

@@ -1115,6 +1115,32 @@ impl MessageFacts {
     }
 
     /// Indexes the identifiers of the messages before `end` not indexed yet.
+    /// Whether a user or system message before `index` gave a URL on `host`, or the host
+    /// itself (with or without a scheme).
+    pub fn host_vouched(
+        &mut self,
+        messages: &[Message],
+        index: usize,
+        host: &str,
+        min_amount: Option<f64>,
+    ) -> bool {
+        let before = index.min(messages.len());
+        if !host.contains('.') {
+            return false;
+        }
+        self.index_to(messages, before, min_amount);
+        (0..before).any(|i| {
+            let p = &messages[i].provenance;
+            !p.is_untrusted()
+                && p.label() != "assistant"
+                && self.read.get(i).and_then(Option::as_ref).is_some_and(|f| {
+                    f.idents
+                        .iter()
+                        .any(|x| x.kind == "url" && url_host(&x.value) == host)
+                })
+        })
+    }
+
     fn index_to(&mut self, messages: &[Message], end: usize, min_amount: Option<f64>) {
         while self.indexed < end {
             let i = self.indexed;
@@ -1137,6 +1163,12 @@ impl MessageFacts {
             }
         }
     }
+}
+
+/// The host of a normalised URL (`investors.acme.com` of `investors.acme.com:8443/q3?x=1`).
+fn url_host(url: &str) -> &str {
+    let authority = url.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.split(':').next().unwrap_or(authority)
 }
 
 /// A user's text in lower case and its words, sorted and each once (for [`says`]).
@@ -1368,8 +1400,22 @@ fn read_call_facts(
             .filter(|b| !b.is_empty() && b.len() < ident.value.len())
             .map(|b| b.trim_end_matches('/').to_owned());
         let target = s.target;
+        // A URL on a host the user or the operator gave (`post it to acme-share.net`, `the
+        // investor site, investors.acme.com`) is vouched for by that host when the agent made
+        // it (no message gave it whole), or when the call only opens it as a link, without a
+        // query. A URL untrusted content gave whole for a call that sends or changes
+        // something, or a query added to a page's link, is not: a shared site's other pages
+        // are not the user's.
+        let composed = s.first.is_none() && base.is_none();
+        let link = class.navigation && !ident.value.contains('?');
+        if ident.kind == "url"
+            && !s.vouched
+            && (composed || link)
+            && idents.host_vouched(messages, index, url_host(&ident.value), min_amount)
+        {
+            s.vouched = true;
+        }
         sources.push((arg.clone(), s));
-        let mut traced = false;
         if let Some(base) = base {
             let base = Ident {
                 kind: "url",
@@ -1379,34 +1425,12 @@ fn read_call_facts(
             let mut s = idents.source(messages, index, &base, min_amount);
             if s.first.is_some() {
                 s.target = target;
-                traced = true;
-                sources.push((arg.clone(), s));
-            }
-        }
-        // A URL on a host the user or the operator named (`post it to acme-share.net`) is
-        // vouched for by that host. A host only untrusted content named does not make the
-        // URL untrusted: a page may link anywhere on the sites it names.
-        let host = (ident.kind == "url"
-            && !traced
-            && sources.last().is_some_and(|(_, s)| s.first.is_none()))
-        .then(|| {
-            ident
-                .value
-                .split(['/', '?', '#'])
-                .next()
-                .unwrap_or_default()
-        })
-        .filter(|h| h.len() < ident.value.len() && h.contains('.'));
-        if let Some(host) = host {
-            let host = Ident {
-                kind: "url",
-                value: host.to_owned(),
-                in_text: ident.in_text,
-            };
-            let mut s = idents.source(messages, index, &host, min_amount);
-            if s.vouched {
-                s.target = target;
                 sources.push((arg, s));
+            } else if idents.host_vouched(messages, index, url_host(&ident.value), min_amount) {
+                // Made by the agent on a host the user gave.
+                if let Some((_, s)) = sources.last_mut() {
+                    s.vouched = true;
+                }
             }
         }
     }
