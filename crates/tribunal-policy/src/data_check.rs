@@ -114,6 +114,9 @@ fn value(pat: &str, at: &str, v: &Value, d: Option<&Value>) -> Result<(), String
                 Ok(())
             }
         },
+        Value::Number(_) if pat.rsplit('.').next().is_some_and(|k| k.ends_with("threshold")) => {
+            score(at, v)
+        }
         Value::Number(_) => number(at, v),
         Value::Bool(_) => v
             .is_boolean()
@@ -135,6 +138,20 @@ fn number(at: &str, v: &Value) -> Result<(), String> {
     v.is_number()
         .then_some(())
         .ok_or_else(|| expected(at, "a number", v))
+}
+
+/// A threshold on the detectors' scores, which run from 0 to 1: one above 1 would never
+/// fire (the rule reading it silently off), one below 0 always.
+fn score(at: &str, v: &Value) -> Result<(), String> {
+    number(at, v)?;
+    match v.as_f64() {
+        Some(x) if (0.0..=1.0).contains(&x) => Ok(()),
+        _ => Err(expected(
+            at,
+            "a number from 0 to 1 (findings score from 0 to 1)",
+            v,
+        )),
+    }
 }
 
 fn strings(at: &str, v: &Value) -> Result<(), String> {
@@ -269,6 +286,14 @@ mod tests {
             (
                 json!({"budget": {"max_steps": "200"}}),
                 "budget.max_steps: expected a number",
+            ),
+            (
+                json!({"secrets": {"threshold": 3}}),
+                "secrets.threshold: expected a number from 0 to 1 (findings score from 0 to 1), found the number 3",
+            ),
+            (
+                json!({"injection": {"flow_threshold": -0.5}}),
+                "injection.flow_threshold: expected a number from 0 to 1",
             ),
             (
                 json!({"model_judges": {"safety": {"unsafe": "stop"}}}),
