@@ -13,7 +13,7 @@
 
 use crate::error::ImportError;
 use crate::openai::{fill_record_fields, record_id};
-use crate::util::{as_array, as_object, kind_of, opt_str, parse_arguments, CallNames};
+use crate::util::{as_array, as_object, kind_of, opt_str, parse_arguments, part_text, CallNames};
 use serde_json::{json, Map, Value};
 use tribunal_core::{Message, Provenance, Role, ToolCall, Trace};
 
@@ -374,7 +374,7 @@ fn tool_message(id: String, call_id: &str, tool: &str, content: String) -> Messa
 }
 
 /// The text of a string or of content parts (`input_text`, `output_text`, `summary_text`,
-/// `refusal`; images and files carry no text), joined with newlines.
+/// `refusal`; images and files carry no text; see [`part_text`]), joined with newlines.
 fn parts_text(v: &Value, field: &str) -> Result<String, ImportError> {
     match v {
         Value::Null => Ok(String::new()),
@@ -386,10 +386,16 @@ fn parts_text(v: &Value, field: &str) -> Result<String, ImportError> {
                     Value::String(s) => out.push(s.clone()),
                     Value::Object(o) => {
                         let at = format!("{field}[{j}]");
+                        let before = out.len();
                         for key in ["text", "refusal"] {
                             if let Some(t) = opt_str(o, key).map_err(|e| e.within(&at))? {
                                 out.push(t.to_owned());
                             }
+                        }
+                        if out.len() == before {
+                            // Images and files carry no text; a part of another kind is
+                            // read as its JSON text rather than dropped.
+                            part_text(o, &mut out);
                         }
                     }
                     other => {
