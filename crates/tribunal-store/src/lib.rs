@@ -231,6 +231,24 @@ impl Store {
             .max_lifetime(None)
             // A SQLite file does not drop connections; no round trip before every query.
             .test_before_acquire(!is_sqlite)
+            // A transaction the database rolled back by itself (SQLite does on a full disk,
+            // an I/O error or a trigger's RAISE(ROLLBACK)) makes the ROLLBACK of its dropped
+            // `Transaction` fail, and sqlx then goes on counting it open: every later
+            // transaction on the connection would fail ("non-zero transaction depth"), and
+            // a SQLite file has this one connection. Such a connection is closed instead of
+            // reused; the pool opens a new one.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    if !conn.is_in_transaction() {
+                        return Ok(true);
+                    }
+                    // A dropped transaction's rollback may still be queued: once the
+                    // connection answers, it has run.
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
             .after_connect(move |conn, _| {
                 let pages = pages.load(std::sync::atomic::Ordering::Relaxed);
                 Box::pin(async move {

@@ -173,3 +173,31 @@ async fn batches_on_postgres() {
     store.close().await;
     db.drop().await.unwrap();
 }
+
+/// A write whose transaction the database rolls back by itself (SQLite does on a full disk
+/// or an I/O error; here a trigger's `RAISE(ROLLBACK)` does) fails, and the writes after it
+/// go through once the cause is gone: the store's connection is not left believing it is
+/// still inside the transaction, which made every later write fail until a restart.
+#[tokio::test]
+async fn a_write_the_database_rolled_back_by_itself_does_not_stop_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("full.db").to_str().unwrap())
+        .await
+        .unwrap();
+    store
+        .execute_raw(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON traces \
+             BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END",
+        )
+        .await
+        .unwrap();
+    let err = store.upsert_gate_traces(&[gate_row(1, 1)]).await.unwrap_err();
+    assert!(err.to_string().contains("disk is full"), "{err}");
+    store.execute_raw("DROP TRIGGER disk_full").await.unwrap();
+    for i in 2..5 {
+        store.upsert_gate_traces(&[gate_row(i, i)]).await.unwrap();
+    }
+    let t3 = store.get_trace("default", "t3").await.unwrap().unwrap();
+    assert_eq!(t3.body.as_deref(), Some("{\"request\":3}"));
+    assert!(store.get_trace("default", "t1").await.unwrap().is_none());
+}
