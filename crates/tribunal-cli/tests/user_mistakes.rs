@@ -121,3 +121,26 @@ fn a_policy_folder_without_policies_is_an_error() {
     let out = tribunal(dir.path(), &["eval", "t.jsonl", "--no-store", "-p", "more"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 }
+
+/// A folder of traces where one entry cannot be read (a link to a file that was moved): it
+/// is rejected by name and the other traces are judged; the run exits 2 for the rejection.
+#[cfg(unix)]
+#[test]
+fn an_unreadable_entry_in_a_folder_is_rejected_and_the_rest_judged() {
+    let dir = setup("");
+    std::fs::create_dir(dir.path().join("traces")).unwrap();
+    std::fs::write(dir.path().join("traces/a.jsonl"), format!("{TRACE}\n")).unwrap();
+    std::os::unix::fs::symlink(
+        dir.path().join("moved.jsonl"),
+        dir.path().join("traces/b.jsonl"),
+    )
+    .unwrap();
+    let out = tribunal(dir.path(), &["eval", "traces", "--no-store"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stdout.contains("block") && stdout.contains("a.jsonl:1"), "{stdout}");
+    assert!(
+        stdout.contains("REJECTED") && stdout.contains("b.jsonl") && stdout.contains("1 inputs rejected"),
+        "{stdout}{stderr}"
+    );
+}
