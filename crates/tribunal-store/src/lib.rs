@@ -216,6 +216,25 @@ impl Store {
             format!("sqlite://{location}?mode=rwc")
         };
         let is_sqlite = url.starts_with("sqlite:");
+        let open_error = |source| StoreError::Open {
+            location: tribunal_core::redact::secrets(location).into_owned(),
+            source,
+        };
+        if is_sqlite && !url.contains(":memory:") && !url.contains("mode=memory") {
+            // The pool retries a connection that fails for its whole acquire timeout (30 s)
+            // and then says only that it timed out: one connection first names at once a
+            // file that is no database, or that cannot be written (read-only, or in a
+            // folder where its write-ahead log cannot be made).
+            use sqlx::Connection;
+            let mut probe = sqlx::AnyConnection::connect(&url)
+                .await
+                .map_err(open_error)?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&mut probe)
+                .await
+                .map_err(open_error)?;
+            let _ = probe.close().await;
+        }
         let autocheckpoint =
             std::sync::Arc::new(std::sync::atomic::AtomicI64::new(checkpoint::DEFAULT_PAGES));
         let pages = autocheckpoint.clone();
@@ -271,10 +290,7 @@ impl Store {
             })
             .connect(&url)
             .await
-            .map_err(|source| StoreError::Open {
-                location: tribunal_core::redact::secrets(location).into_owned(),
-                source,
-            })?;
+            .map_err(open_error)?;
         if is_sqlite {
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(&pool)

@@ -201,3 +201,28 @@ async fn a_write_the_database_rolled_back_by_itself_does_not_stop_later_writes()
     assert_eq!(t3.body.as_deref(), Some("{\"request\":3}"));
     assert!(store.get_trace("default", "t1").await.unwrap().is_none());
 }
+
+/// A store path naming a file that is not a SQLite database (a trace file, a damaged
+/// database) is an error that says so at once, not a 30-second wait for a pool.
+#[tokio::test]
+async fn a_file_that_is_no_database_is_named_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traces.jsonl");
+    std::fs::write(
+        &path,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]} and more text than a header\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = Store::open(path.to_str().unwrap()).await.err().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = err.to_string();
+    assert!(
+        err.contains("traces.jsonl") && err.contains("not a database"),
+        "{err}"
+    );
+}
