@@ -144,3 +144,28 @@ fn an_unreadable_entry_in_a_folder_is_rejected_and_the_rest_judged() {
         "{stdout}{stderr}"
     );
 }
+
+/// A data.json that is not an object (a list, a string) took the place of all the policy
+/// data, the pack's defaults included, and every rule reading them stopped firing: the
+/// dangerous command below was allowed. It is an error naming the file.
+#[test]
+fn a_data_file_that_is_not_an_object_is_an_error() {
+    let dir = setup("[policies]\npaths = [\"policies\"]\n");
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    for data in ["[\"admin_console\"]", "\"denied\"", "null"] {
+        std::fs::write(dir.path().join("policies/data.json"), data).unwrap();
+        let err = refused(dir.path());
+        assert!(
+            err.contains("policies/data.json: the data: expected a JSON object"),
+            "{data}: {err}"
+        );
+    }
+    std::fs::write(
+        dir.path().join("policies/data.json"),
+        "{\"tools\": {\"denied\": [\"admin_console\"]}}",
+    )
+    .unwrap();
+    let out = tribunal(dir.path(), &["eval", "t.jsonl", "--no-store"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("c6.dangerous_command"));
+}

@@ -12,9 +12,24 @@
 use serde_json::Value;
 use tribunal_core::Severity;
 
+/// A document of user data is an object whose keys are merged into the data policies read:
+/// anything else would take the place of all of it, the pack's defaults included, and
+/// leave every rule reading them undefined.
+pub fn document(user: &Value) -> Result<(), String> {
+    match user {
+        Value::Object(_) => Ok(()),
+        other => Err(expected(
+            "the data",
+            "a JSON object (its keys are merged into data.tribunal.config)",
+            other,
+        )),
+    }
+}
+
 /// Checks one document of user data against the pack's `defaults`; the error names the
 /// path (`tools.limits.refund.amount.max`) and what was expected.
 pub fn check(user: &Value, defaults: &Value) -> Result<(), String> {
+    document(user)?;
     let (Value::Object(user), Value::Object(defaults)) = (user, defaults) else {
         return Ok(());
     };
@@ -230,6 +245,14 @@ mod tests {
             &d,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn data_that_is_not_an_object_is_refused() {
+        for v in [json!([1, 2]), json!("hello"), json!(null), json!(3)] {
+            let e = err(v.clone());
+            assert!(e.starts_with("the data: expected a JSON object"), "{v}: {e}");
+        }
     }
 
     #[test]
