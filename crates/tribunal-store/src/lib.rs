@@ -66,6 +66,9 @@ pub enum StoreError {
     Stored { what: String, message: String },
     #[error("{prefix:?} matches several runs: {matches}")]
     Ambiguous { prefix: String, matches: String },
+    /// A SQLite file moved or deleted since the store opened it (`path`: where it was).
+    #[error("store {path}: {}", sqlite_log::MOVED)]
+    Moved { path: String },
     /// The decision log's own connection to a SQLite file failed (`path`: the file).
     #[error("decision log in {path}: {message}")]
     Log { path: String, message: String },
@@ -196,6 +199,23 @@ pub struct Store {
     autocheckpoint: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// SQLite: the database file, for the decision log's own connection (`None` in memory).
     file: Option<String>,
+    /// SQLite: the file's device and inode when it was opened, to tell that it was moved or
+    /// deleted since.
+    identity: Option<(u64, u64)>,
+}
+
+/// A file's device and inode (`None` where they cannot be read).
+fn identity_of(path: &str) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 impl Store {
@@ -316,10 +336,12 @@ impl Store {
                 sqlx::query(*add).execute(&pool).await?;
             }
         }
+        let file = sqlite_log::file_of(&url);
         Ok(Store {
             pool,
             sqlite: is_sqlite,
-            file: sqlite_log::file_of(&url),
+            identity: file.as_deref().and_then(identity_of),
+            file,
             url: notify::Url::new(&url),
             autocheckpoint,
         })
@@ -332,6 +354,11 @@ impl Store {
     pub(crate) async fn begin_write(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        if let (Some(path), Some(opened)) = (&self.file, self.identity) {
+            if identity_of(path) != Some(opened) {
+                return Err(StoreError::Moved { path: path.clone() });
+            }
+        }
         Ok(if self.sqlite {
             self.pool.begin_with("BEGIN IMMEDIATE").await?
         } else {

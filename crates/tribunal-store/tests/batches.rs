@@ -226,3 +226,40 @@ async fn a_file_that_is_no_database_is_named_at_once() {
         "{err}"
     );
 }
+
+/// A SQLite file deleted (or moved) while the store has it open still takes writes that no
+/// one reads again: the decision log's connection and the pool's write transactions refuse
+/// it, so nothing is answered as stored that is lost.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_database_file_deleted_while_open_takes_no_more_writes() {
+    use tribunal_store::NewAuditEntry;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gone.db");
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    let mut log = store.log_connection().unwrap().expect("a SQLite file");
+    let entry = NewAuditEntry {
+        at: "2026-01-01T00:00:00Z".into(),
+        project: "default".into(),
+        kind: "gate".into(),
+        body: "{}".into(),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let hash = |seq: i64, _: &NewAuditEntry, prev: &str| format!("{seq}:{prev}");
+    assert_eq!(log.append(std::slice::from_ref(&entry), hash, deadline).unwrap(), 1);
+    store.upsert_gate_traces(&[gate_row(1, 1)]).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let err = log
+        .append(std::slice::from_ref(&entry), hash, deadline)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("moved or deleted while open"), "{err}");
+    let err = store
+        .upsert_gate_traces(&[gate_row(2, 2)])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("moved or deleted while open"), "{err}");
+}
