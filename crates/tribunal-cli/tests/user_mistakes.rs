@@ -169,3 +169,27 @@ fn a_data_file_that_is_not_an_object_is_an_error() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("c6.dangerous_command"));
 }
+
+/// `check` judges one trace; given a file of several (JSONL), it says so and names the
+/// command that judges each, rather than "invalid JSON: trailing characters".
+#[test]
+fn check_given_a_file_of_traces_names_the_command_for_it() {
+    let dir = setup("");
+    std::fs::write(dir.path().join("two.jsonl"), format!("{TRACE}\n{TRACE}\n")).unwrap();
+    let out = tribunal(dir.path(), &["check", "two.jsonl"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("two.jsonl: holds more than one JSON document")
+            && err.contains("tribunal eval two.jsonl"),
+        "{err}"
+    );
+    // One trace a line, one line: judged.
+    let out = tribunal(dir.path(), &["check", "t.jsonl"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // Damaged JSON is still reported where it is.
+    std::fs::write(dir.path().join("bad.json"), "{\"messages\": [}").unwrap();
+    let out = tribunal(dir.path(), &["check", "bad.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("bad.json:1:"), "{}", text(&out.stderr));
+}
