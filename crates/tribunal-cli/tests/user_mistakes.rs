@@ -22,12 +22,7 @@ fn setup(config: &str) -> tempfile::TempDir {
 fn refused(dir: &Path) -> String {
     let out = tribunal(dir, &["eval", "t.jsonl", "--no-store"]);
     let err = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{err}\n{}",
-        text(&out.stdout)
-    );
+    assert_eq!(out.status.code(), Some(2), "{err}\n{}", text(&out.stdout));
     let out = tribunal(dir, &["check", "t.jsonl"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
     err
@@ -38,7 +33,10 @@ fn a_judge_table_under_a_name_no_judge_has_is_an_error_naming_its_line_and_the_k
     // Meant to turn the loop detector off: a misspelt name turned nothing off.
     let dir = setup("[eval]\njobs = 1\n\n[judges.repeated_call]\nenabled = false\n");
     let err = refused(dir.path());
-    assert!(err.contains("tribunal.toml:4: [judges.repeated_call]"), "{err}");
+    assert!(
+        err.contains("tribunal.toml:4: [judges.repeated_call]"),
+        "{err}"
+    );
     assert!(err.contains("did you mean \"repeated_calls\"?"), "{err}");
     assert!(
         err.contains("known names: step_count, latency,") && err.contains("secrets"),
@@ -49,12 +47,16 @@ fn a_judge_table_under_a_name_no_judge_has_is_an_error_naming_its_line_and_the_k
     let dir = setup("[judges.refunds]\nkind = \"lmm\"\ninstructions = \"ok?\"\n");
     let err = refused(dir.path());
     assert!(
-        err.contains("tribunal.toml:1: [judges.refunds]: unknown judge kind \"lmm\" (did you mean \"llm\"?)"),
+        err.contains(
+            "tribunal.toml:1: [judges.refunds]: unknown judge kind \"lmm\" (did you mean \"llm\"?)"
+        ),
         "{err}"
     );
 
     // A setting of the wrong type names the file and line of its judge's table.
-    let dir = setup("[policies]\nfail_mode = \"closed\"\n[judges.secrets]\nentropy_threshold = \"high\"\n");
+    let dir = setup(
+        "[policies]\nfail_mode = \"closed\"\n[judges.secrets]\nentropy_threshold = \"high\"\n",
+    );
     let err = refused(dir.path());
     assert!(
         err.contains("tribunal.toml:3: judges.secrets: invalid type: string \"high\""),
@@ -82,7 +84,8 @@ fn a_threshold_outside_its_range_is_an_error_not_a_rule_that_never_fires() {
         "{err}"
     );
     // In range, the same settings load.
-    let dir = setup("[policies.data.secrets]\nthreshold = 1\n[judges.secrets]\nentropy_threshold = 6\n");
+    let dir =
+        setup("[policies.data.secrets]\nthreshold = 1\n[judges.secrets]\nentropy_threshold = 6\n");
     let out = tribunal(dir.path(), &["eval", "t.jsonl", "--no-store"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 }
@@ -115,7 +118,11 @@ fn a_policy_folder_without_policies_is_an_error() {
     .unwrap();
     let out = tribunal(dir.path(), &["eval", "t.jsonl", "--no-store", "-p", "more"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("more: no policies here"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("more: no policies here"),
+        "{}",
+        text(&out.stderr)
+    );
     // A folder of data alone is data for the other policies.
     std::fs::write(dir.path().join("more/data.json"), "{\"refunds\": {}}").unwrap();
     let out = tribunal(dir.path(), &["eval", "t.jsonl", "--no-store", "-p", "more"]);
@@ -138,9 +145,14 @@ fn an_unreadable_entry_in_a_folder_is_rejected_and_the_rest_judged() {
     let out = tribunal(dir.path(), &["eval", "traces", "--no-store"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
-    assert!(stdout.contains("block") && stdout.contains("a.jsonl:1"), "{stdout}");
     assert!(
-        stdout.contains("REJECTED") && stdout.contains("b.jsonl") && stdout.contains("1 inputs rejected"),
+        stdout.contains("block") && stdout.contains("a.jsonl:1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("REJECTED")
+            && stdout.contains("b.jsonl")
+            && stdout.contains("1 inputs rejected"),
         "{stdout}{stderr}"
     );
 }
@@ -191,5 +203,9 @@ fn check_given_a_file_of_traces_names_the_command_for_it() {
     std::fs::write(dir.path().join("bad.json"), "{\"messages\": [}").unwrap();
     let out = tribunal(dir.path(), &["check", "bad.json"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("bad.json:1:"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("bad.json:1:"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -392,7 +392,8 @@ impl Config {
     /// or `escalate` when `[policies] fail_mode = "escalate"`), `on_error = "escalate"`, or
     /// `optional = true` (reported as a warning; the other judges and the gates decide).
     pub fn judge_errors(&self) -> Result<JudgeErrors, ConfigError> {
-        self.judge_errors_unplaced().map_err(|e| self.judge_error(e))
+        self.judge_errors_unplaced()
+            .map_err(|e| self.judge_error(e))
     }
 
     fn judge_errors_unplaced(&self) -> Result<JudgeErrors, tribunal_judges::JudgeConfigError> {
@@ -409,8 +410,7 @@ impl Config {
                     return Err(tribunal_judges::JudgeConfigError::invalid(
                         name,
                         "`optional` must be true or false",
-                    )
-                    )
+                    ))
                 }
             };
             let on_error = match table.get("on_error") {
@@ -425,16 +425,14 @@ impl Config {
                     return Err(tribunal_judges::JudgeConfigError::invalid(
                         name,
                         format!("`on_error` must be \"block\" or \"escalate\", found {other:?}"),
-                    )
-                    )
+                    ))
                 }
             };
             if optional && on_error.is_some() {
                 return Err(tribunal_judges::JudgeConfigError::invalid(
                     name,
                     "`optional = true` and `on_error` contradict each other; keep one",
-                )
-                );
+                ));
             }
             if optional {
                 out.by_judge
@@ -650,16 +648,24 @@ mod tests {
 
     #[test]
     fn unknown_judge_names_valid_kinds() {
-        let err = Config::parse("[eval]\njobs = 1\n[judges.sekrets]\nthreshold = 1\n", "t.toml")
-            .unwrap_err()
-            .to_string();
+        let err = Config::parse(
+            "[eval]\njobs = 1\n[judges.sekrets]\nthreshold = 1\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("t.toml:3: [judges.sekrets]"), "{err}");
         assert!(err.contains("did you mean \"secrets\"?"), "{err}");
         assert!(err.contains("known names: step_count,"), "{err}");
         let err = Config::parse("[judges.mine]\nkind = \"lmm\"\n", "t.toml")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("t.toml:1: [judges.mine]: unknown judge kind \"lmm\" (did you mean \"llm\"?)"), "{err}");
+        assert!(
+            err.starts_with(
+                "t.toml:1: [judges.mine]: unknown judge kind \"lmm\" (did you mean \"llm\"?)"
+            ),
+            "{err}"
+        );
         // A judge of one's own under any name, with its kind.
         Config::parse("[judges.mine]\nkind = \"llm\"\n", "t.toml").unwrap();
     }

@@ -73,7 +73,10 @@ pub fn part_text(o: &Map<String, Value>, out: &mut Vec<String>) {
         found = true;
     }
     if let Some(source) = o.get("source").and_then(Value::as_object) {
-        match (source.get("type").and_then(Value::as_str), source.get("data")) {
+        match (
+            source.get("type").and_then(Value::as_str),
+            source.get("data"),
+        ) {
             (Some("text"), Some(Value::String(data))) => {
                 out.push(data.clone());
                 found = true;

@@ -693,9 +693,12 @@ fn anthropic_blocks_in_a_trace_read_as_openai_are_an_error() {
         {"role": "user", "content": "tidy up"},
         {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "shell", "input": {"command": "rm -rf /"}}]},
     ]);
-    let e = import_value(&v, InputFormat::Openai, "f:1").unwrap_err().to_string();
+    let e = import_value(&v, InputFormat::Openai, "f:1")
+        .unwrap_err()
+        .to_string();
     assert!(
-        e.contains("[1].content[0]") && e.contains("tool_use and tool_result blocks are Anthropic's"),
+        e.contains("[1].content[0]")
+            && e.contains("tool_use and tool_result blocks are Anthropic's"),
         "{e}"
     );
     // Detected, it is an Anthropic trace with its call.

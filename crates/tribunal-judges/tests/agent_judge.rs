@@ -353,7 +353,9 @@ fn a_rejected_answer_is_not_quoted_where_answers_may_not_be_read() {
         origin: tribunal_llm::Origin::Request,
         quote_answers: false,
     };
-    let f = one(tribunal_judges::build_versioned_as(&spec, hidden).unwrap().as_ref());
+    let f = one(tribunal_judges::build_versioned_as(&spec, hidden)
+        .unwrap()
+        .as_ref());
     let error = f.error.unwrap();
     assert!(
         error.contains("turn limit (2 turns")
@@ -531,7 +533,9 @@ fn failure_attribution_names_a_real_step_and_agent() {
     let results = tool_messages(&requests[2]);
     let rejection = &results.last().unwrap().1;
     assert!(
-        rejection.contains("does not appear in the trace (its agents are researcher, writer): \"ghost\""),
+        rejection.contains(
+            "does not appear in the trace (its agents are researcher, writer): \"ghost\""
+        ),
         "{rejection}"
     );
     let user = requests[0]["messages"][1]["content"].as_str().unwrap();

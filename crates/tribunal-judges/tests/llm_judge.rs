@@ -509,18 +509,37 @@ fn an_unusable_answer_is_not_quoted_where_answers_may_not_be_read() {
     let prose = format!("I will not answer in JSON, {WORDS}.");
     let wrong = format!(r#"{{"rationale": "r", "result": "{WORDS}"}}"#);
     for (kind, output, answer, problem) in [
-        ("llm", "yes_no", prose.as_str(), "the answer is not a JSON object"),
-        ("llm", "yes_no", wrong.as_str(), "the result is not yes or no"),
-        ("llm", "int 1..5", wrong.as_str(), "the result is not an integer"),
+        (
+            "llm",
+            "yes_no",
+            prose.as_str(),
+            "the answer is not a JSON object",
+        ),
+        (
+            "llm",
+            "yes_no",
+            wrong.as_str(),
+            "the result is not yes or no",
+        ),
+        (
+            "llm",
+            "int 1..5",
+            wrong.as_str(),
+            "the result is not an integer",
+        ),
         ("llm", "text", wrong.as_str(), "has no confidence"),
-        ("constitution", "", prose.as_str(), "the answer is not a JSON object"),
+        (
+            "constitution",
+            "",
+            prose.as_str(),
+            "the answer is not a JSON object",
+        ),
     ] {
         let (url, _) = server(vec![Some(answer)]);
         let operator = build_judge(&spec(kind, &url, output)).unwrap();
         let error = run(operator.as_ref()).error.unwrap();
         assert!(error.contains(problem) && error.contains(WORDS), "{error}");
-        let judge =
-            tribunal_judges::build_versioned_as(&spec(kind, &url, output), hidden).unwrap();
+        let judge = tribunal_judges::build_versioned_as(&spec(kind, &url, output), hidden).unwrap();
         let f = run(judge.as_ref());
         assert_eq!(f.value, Value::Null);
         let error = f.error.unwrap();

@@ -129,7 +129,12 @@ fn value(pat: &str, at: &str, v: &Value, d: Option<&Value>) -> Result<(), String
                 Ok(())
             }
         },
-        Value::Number(_) if pat.rsplit('.').next().is_some_and(|k| k.ends_with("threshold")) => {
+        Value::Number(_)
+            if pat
+                .rsplit('.')
+                .next()
+                .is_some_and(|k| k.ends_with("threshold")) =>
+        {
             score(at, v)
         }
         Value::Number(_) => number(at, v),
@@ -251,7 +256,10 @@ mod tests {
     fn data_that_is_not_an_object_is_refused() {
         for v in [json!([1, 2]), json!("hello"), json!(null), json!(3)] {
             let e = err(v.clone());
-            assert!(e.starts_with("the data: expected a JSON object"), "{v}: {e}");
+            assert!(
+                e.starts_with("the data: expected a JSON object"),
+                "{v}: {e}"
+            );
         }
     }
 

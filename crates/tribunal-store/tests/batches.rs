@@ -191,7 +191,10 @@ async fn a_write_the_database_rolled_back_by_itself_does_not_stop_later_writes()
         )
         .await
         .unwrap();
-    let err = store.upsert_gate_traces(&[gate_row(1, 1)]).await.unwrap_err();
+    let err = store
+        .upsert_gate_traces(&[gate_row(1, 1)])
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("disk is full"), "{err}");
     store.execute_raw("DROP TRIGGER disk_full").await.unwrap();
     for i in 2..5 {
@@ -246,7 +249,11 @@ async fn a_database_file_deleted_while_open_takes_no_more_writes() {
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let hash = |seq: i64, _: &NewAuditEntry, prev: &str| format!("{seq}:{prev}");
-    assert_eq!(log.append(std::slice::from_ref(&entry), hash, deadline).unwrap(), 1);
+    assert_eq!(
+        log.append(std::slice::from_ref(&entry), hash, deadline)
+            .unwrap(),
+        1
+    );
     store.upsert_gate_traces(&[gate_row(1, 1)]).await.unwrap();
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

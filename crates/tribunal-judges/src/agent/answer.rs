@@ -83,7 +83,9 @@ impl AnswerKind {
     pub fn parse(&self, args: &Value, tools: &TraceTools<'_>) -> Result<FinalAnswer, Unusable> {
         let Value::Object(obj) = args else {
             return Err(match args {
-                Value::String(raw) => Unusable::quoting("the answer is not valid JSON", excerpt(raw)),
+                Value::String(raw) => {
+                    Unusable::quoting("the answer is not valid JSON", excerpt(raw))
+                }
                 other => Unusable::quoting("the answer must be a JSON object", other.to_string()),
             });
         };
@@ -131,7 +133,11 @@ impl AnswerKind {
                 };
                 let agent = match obj.get("agent") {
                     Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
-                    _ => return Err(Unusable::new("the answer needs `agent`, the agent at fault")),
+                    _ => {
+                        return Err(Unusable::new(
+                            "the answer needs `agent`, the agent at fault",
+                        ))
+                    }
                 };
                 let reason = text(obj.get("reason"));
                 if reason.trim().is_empty() {

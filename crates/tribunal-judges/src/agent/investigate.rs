@@ -107,7 +107,7 @@ pub struct Outcome {
 pub struct Failure {
     pub message: String,
     /// Why the last answer the model gave was rejected, when it gave one.
-    pub rejected: Option<Unusable>,
+    pub rejected: Option<Box<Unusable>>,
     pub effort: Effort,
 }
 
@@ -151,7 +151,7 @@ pub async fn investigate<M: ChatModel + ?Sized>(
     let mut last_problem: Option<Unusable> = None;
     let fail = |message: String, effort: &Effort, last: &Option<Unusable>| Failure {
         message,
-        rejected: last.clone(),
+        rejected: last.clone().map(Box::new),
         effort: effort.clone(),
     };
 

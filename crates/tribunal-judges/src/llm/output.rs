@@ -241,7 +241,9 @@ impl OutputType {
                 .map(|c| json!(c))
                 .ok_or_else(|| bad(format!("the result is not one of {}", choices.join(", ")))),
             (OutputType::Text, Value::String(s)) => Ok(json!(s)),
-            (t, _) => Err(bad(format!("the result does not fit the output type {t:?}"))),
+            (t, _) => Err(bad(format!(
+                "the result does not fit the output type {t:?}"
+            ))),
         }
     }
 }
