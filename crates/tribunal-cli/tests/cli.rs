@@ -305,7 +305,9 @@ fn config_and_policy_errors_are_clear() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
-        err.contains("sekrets") && err.contains("valid kinds") && err.contains("secrets"),
+        err.contains("tribunal.toml:1: [judges.sekrets]")
+            && err.contains("known names")
+            && err.contains("secrets"),
         "{err}"
     );
 

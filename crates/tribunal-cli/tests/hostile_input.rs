@@ -384,7 +384,7 @@ fn judges_import_and_report_escape_names_and_notes() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(!err.contains(['\u{1b}', '\r']), "{err:?}");
     assert!(
-        err.contains(&format!("{CRAFTED_SHOWN}.toml: [judges.")),
+        err.contains(&format!("{CRAFTED_SHOWN}.toml:1: [judges.")),
         "{err}"
     );
     // Valid names in a file of that name: stored, and the note shows the file escaped.

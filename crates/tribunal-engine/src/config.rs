@@ -18,6 +18,12 @@ pub enum ConfigError {
     File { path: String, message: String },
     #[error(transparent)]
     Judge(#[from] tribunal_judges::JudgeConfigError),
+    /// A judge's table in a file: `at` is `FILE:LINE` of its `[judges.NAME]` header.
+    #[error("{at}: {source}")]
+    JudgeAt {
+        at: String,
+        source: tribunal_judges::JudgeConfigError,
+    },
     #[error(transparent)]
     Policy(#[from] PolicyError),
 }
@@ -42,6 +48,16 @@ pub struct Config {
     /// The file it was read from; `None` for the built-in defaults.
     #[serde(skip)]
     pub path: Option<PathBuf>,
+    /// `FILE:LINE` of each `[judges.NAME]` table, for errors about it.
+    #[serde(skip)]
+    judge_at: BTreeMap<String, String>,
+}
+
+/// The `judges` tables' names with where each is written.
+#[derive(Deserialize)]
+struct JudgeNames {
+    #[serde(default)]
+    judges: BTreeMap<toml::Spanned<String>, serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -170,6 +186,20 @@ impl Config {
             message: e.message().to_owned(),
         })?;
         cfg.hash = short_hash(text);
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        if let Ok(names) = toml::from_str::<JudgeNames>(text) {
+            cfg.judge_at = names
+                .judges
+                .keys()
+                .map(|k| {
+                    (
+                        k.get_ref().clone(),
+                        format!("{name}:{}", line_of(k.span().start)),
+                    )
+                })
+                .collect();
+        }
+        cfg.check_judge_names(name)?;
         if !matches!(cfg.eval.fail_on.as_str(), "block" | "escalate") {
             return Err(ConfigError::File {
                 path: name.to_owned(),
@@ -226,6 +256,58 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Every `[judges.NAME]` table either names a built-in judge or says which kind of
+    /// judge it adds (`kind = "..."`): a misspelt name (`[judges.repeated_call]
+    /// enabled = false`) would otherwise change nothing while the user believes it did.
+    fn check_judge_names(&self, file: &str) -> Result<(), ConfigError> {
+        for (name, table) in &self.judges {
+            let kind = match table.get("kind") {
+                None => name.as_str(),
+                Some(toml::Value::String(kind)) => kind.as_str(),
+                // Reported with the table's other settings.
+                Some(_) => continue,
+            };
+            if BUILTINS.iter().any(|b| b.kind == kind) {
+                continue;
+            }
+            let at = self
+                .judge_at
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| file.to_owned());
+            let known = tribunal_judges::registry::valid_kinds();
+            let message = if table.contains_key("kind") {
+                format!(
+                    "[judges.{name}]: unknown judge kind {kind:?}{}; known kinds: {known}",
+                    did_you_mean(kind)
+                )
+            } else {
+                format!(
+                    "[judges.{name}]: no built-in judge is named {name:?}{}; known names: {known} \
+                     (a judge of your own takes any name and says its kind: kind = \"llm\", ...)",
+                    did_you_mean(kind)
+                )
+            };
+            return Err(ConfigError::File { path: at, message });
+        }
+        Ok(())
+    }
+
+    /// `error` about a judge, with the file and line of its table when it has one.
+    fn judge_error(&self, error: tribunal_judges::JudgeConfigError) -> ConfigError {
+        let name = match &error {
+            tribunal_judges::JudgeConfigError::UnknownKind { name, .. }
+            | tribunal_judges::JudgeConfigError::Invalid { name, .. } => name,
+        };
+        match self.judge_at.get(name) {
+            Some(at) => ConfigError::JudgeAt {
+                at: at.clone(),
+                source: error,
+            },
+            None => ConfigError::Judge(error),
+        }
+    }
+
     /// The judge instances: every default built-in, changed, disabled or added to by the
     /// `[judges.*]` tables.
     pub fn judge_specs(&self) -> Result<Vec<JudgeSpec>, ConfigError> {
@@ -240,7 +322,10 @@ impl Config {
             .collect();
         for (name, table) in &self.judges {
             specs.retain(|s| &s.name != name);
-            if let Some(mut spec) = self.table_spec(name, table)? {
+            if let Some(mut spec) = self.table_spec(name, table).map_err(|e| match e {
+                ConfigError::Judge(e) => self.judge_error(e),
+                other => other,
+            })? {
                 // Files a judge reads are relative to the configuration file, like policy
                 // folders and the store.
                 if let Some(Value::String(path)) = spec.params.get_mut("path") {
@@ -307,6 +392,11 @@ impl Config {
     /// or `escalate` when `[policies] fail_mode = "escalate"`), `on_error = "escalate"`, or
     /// `optional = true` (reported as a warning; the other judges and the gates decide).
     pub fn judge_errors(&self) -> Result<JudgeErrors, ConfigError> {
+        self.judge_errors_unplaced()
+            .map_err(|e| self.judge_error(e))
+    }
+
+    fn judge_errors_unplaced(&self) -> Result<JudgeErrors, tribunal_judges::JudgeConfigError> {
         let mut out = JudgeErrors {
             default: (FailMode::parse(&self.policies.fail_mode) == Some(FailMode::Escalate))
                 .then_some(tribunal_core::Severity::Escalate),
@@ -320,8 +410,7 @@ impl Config {
                     return Err(tribunal_judges::JudgeConfigError::invalid(
                         name,
                         "`optional` must be true or false",
-                    )
-                    .into())
+                    ))
                 }
             };
             let on_error = match table.get("on_error") {
@@ -336,16 +425,14 @@ impl Config {
                     return Err(tribunal_judges::JudgeConfigError::invalid(
                         name,
                         format!("`on_error` must be \"block\" or \"escalate\", found {other:?}"),
-                    )
-                    .into())
+                    ))
                 }
             };
             if optional && on_error.is_some() {
                 return Err(tribunal_judges::JudgeConfigError::invalid(
                     name,
                     "`optional = true` and `on_error` contradict each other; keep one",
-                )
-                .into());
+                ));
             }
             if optional {
                 out.by_judge
@@ -373,7 +460,7 @@ impl Config {
                             "`on_untrusted` must be \"escalate\", \"block\" or \"warn\", found {other:?}"
                         ),
                     )
-                    .into())
+                    )
                 }
                 (_, Some(s)) => {
                     out.untrusted.insert(name.clone(), s);
@@ -387,7 +474,7 @@ impl Config {
     pub fn build_judges(&self) -> Result<Vec<Box<dyn Judge>>, ConfigError> {
         self.judge_specs()?
             .iter()
-            .map(|s| build_versioned(s).map_err(ConfigError::from))
+            .map(|s| build_versioned(s).map_err(|e| self.judge_error(e)))
             .collect()
     }
 
@@ -395,7 +482,8 @@ impl Config {
     /// `prices` setting when one is configured.
     pub fn price_table(&self) -> Result<PriceTable, ConfigError> {
         match self.judge_specs()?.into_iter().find(|s| s.kind == "cost") {
-            Some(spec) => Ok(PriceTable::from_cost_settings(&spec.name, &spec.params)?),
+            Some(spec) => PriceTable::from_cost_settings(&spec.name, &spec.params)
+                .map_err(|e| self.judge_error(e)),
             None => Ok(PriceTable::builtin()),
         }
     }
@@ -427,7 +515,18 @@ impl Config {
             .chain(extra.iter().cloned())
         {
             let dir = tribunal_policy::load_dir(&p)?;
+            let before = sources.len();
             sources.extend(dir.sources.into_iter().filter(|s| !is_test_file(&s.path)));
+            // A folder named for policies that holds none (a wrong path, files not yet
+            // written, only tests) would leave every trace to the other gates.
+            if sources.len() == before && dir.data.is_empty() {
+                return Err(ConfigError::File {
+                    path: p.display().to_string(),
+                    message: "no policies here: expected .rego modules (other than *_test.rego \
+                              unit tests) or a data.json file"
+                        .into(),
+                });
+            }
             data.extend(dir.data.into_iter().map(|(_, v)| v));
         }
         if !self.policies.data.is_empty() {
@@ -455,6 +554,39 @@ impl Config {
         };
         Ok(PolicySet::new(sources, &data, options)?)
     }
+}
+
+/// ` (did you mean "NAME"?)` for the built-in judge whose name is closest to `name`
+/// (a letter or two apart, or one name inside the other), else nothing.
+fn did_you_mean(name: &str) -> String {
+    let distance = |a: &str, b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let here = row[j + 1];
+                row[j + 1] = (row[j + 1] + 1)
+                    .min(row[j] + 1)
+                    .min(prev + usize::from(ca != *cb));
+                prev = here;
+            }
+        }
+        row[b.len()]
+    };
+    let lower = name.to_ascii_lowercase();
+    BUILTINS
+        .iter()
+        .map(|b| {
+            let d = distance(&lower, b.kind);
+            let inside = lower.len() >= 4 && (b.kind.contains(&lower) || lower.contains(b.kind));
+            (if inside { d.min(1) } else { d }, b.kind)
+        })
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, kind)| format!(" (did you mean {kind:?}?)"))
+        .unwrap_or_default()
 }
 
 /// Gives `cache` to every judge that calls a model, so repeated requests are answered
@@ -516,9 +648,40 @@ mod tests {
 
     #[test]
     fn unknown_judge_names_valid_kinds() {
-        let cfg = Config::parse("[judges.sekrets]\nthreshold = 1\n", "t.toml").unwrap();
+        let err = Config::parse(
+            "[eval]\njobs = 1\n[judges.sekrets]\nthreshold = 1\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("t.toml:3: [judges.sekrets]"), "{err}");
+        assert!(err.contains("did you mean \"secrets\"?"), "{err}");
+        assert!(err.contains("known names: step_count,"), "{err}");
+        let err = Config::parse("[judges.mine]\nkind = \"lmm\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "t.toml:1: [judges.mine]: unknown judge kind \"lmm\" (did you mean \"llm\"?)"
+            ),
+            "{err}"
+        );
+        // A judge of one's own under any name, with its kind.
+        Config::parse("[judges.mine]\nkind = \"llm\"\n", "t.toml").unwrap();
+    }
+
+    #[test]
+    fn a_judge_table_that_does_not_build_names_its_file_and_line() {
+        let cfg = Config::parse(
+            "[eval]\njobs = 1\n\n[judges.secrets]\nentropy_threshold = \"high\"\n",
+            "t.toml",
+        )
+        .unwrap();
         let err = cfg.build_judges().err().unwrap().to_string();
-        assert!(err.contains("sekrets") && err.contains("secrets"), "{err}");
+        assert!(err.starts_with("t.toml:4: judges.secrets: "), "{err}");
+        let cfg = Config::parse("[judges.pii]\noptional = 1\n", "t.toml").unwrap();
+        let err = cfg.judge_errors().err().unwrap().to_string();
+        assert!(err.starts_with("t.toml:1: judges.pii: `optional`"), "{err}");
     }
 
     #[test]

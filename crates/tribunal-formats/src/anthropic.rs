@@ -9,7 +9,7 @@
 use crate::error::ImportError;
 use crate::openai::{explicit_provenance, fill_record_fields, record_id};
 use crate::util::CallNames;
-use crate::util::{as_array, as_object, kind_of, opt_str, parse_arguments};
+use crate::util::{as_array, as_object, kind_of, opt_str, parse_arguments, part_text};
 use serde_json::{Map, Value};
 use tribunal_core::{Message, Provenance, Role, ToolCall, Trace};
 
@@ -159,6 +159,9 @@ fn import_message(
     let mut calls: Vec<ToolCall> = Vec::new();
     // (tool_use_id, content) of each tool_result block, in order.
     let mut results: Vec<(String, String)> = Vec::new();
+    // Search results given with the turn (Anthropic's `search_result` blocks): retrieved
+    // content, untrusted, a message of their own each.
+    let mut retrieved: Vec<String> = Vec::new();
     match o.get("content") {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) => texts.push(s.clone()),
@@ -202,8 +205,17 @@ fn import_message(
                         };
                         results.push((id.to_owned(), content));
                     }
-                    // Thinking, images, documents and other blocks carry no chat text.
-                    _ => {}
+                    "search_result" => {
+                        let mut text = Vec::new();
+                        part_text(b, &mut text);
+                        if let Some(Value::String(source)) = b.get("source") {
+                            text.push(source.clone());
+                        }
+                        retrieved.push(text.join("\n"));
+                    }
+                    // Documents give their text; thinking and media none; a block of
+                    // another kind is read as its JSON text rather than dropped.
+                    _ => part_text(b, &mut texts),
                 }
             }
         }
@@ -224,7 +236,12 @@ fn import_message(
     let name = opt_str(o, "name")?.map(str::to_owned);
 
     let mut out = Vec::with_capacity(results.len() + 1);
-    let mut tool_msgs = Vec::with_capacity(results.len());
+    let mut tool_msgs = Vec::with_capacity(results.len() + retrieved.len());
+    for content in retrieved {
+        let mut m = Message::new(String::new(), role, content);
+        m.provenance = Provenance::Retrieval { name: None };
+        tool_msgs.push(m);
+    }
     for (call_id, content) in results {
         let tool = call_names.get(&call_id).unwrap_or_default().to_owned();
         let mut m = Message::new(String::new(), Role::Tool, content);
@@ -280,8 +297,8 @@ pub(crate) fn tool_use(b: &Map<String, Value>, default_id: &str) -> Result<ToolC
     })
 }
 
-/// Text of a string or of a list of blocks (text blocks joined with newlines; other blocks,
-/// such as images, skipped).
+/// Text of a string or of a list of blocks (text blocks joined with newlines; documents and
+/// search results give their text, images none; see [`part_text`]).
 fn blocks_text(v: &Value, field: &str) -> Result<String, ImportError> {
     match v {
         Value::Null => Ok(String::new()),
@@ -292,10 +309,10 @@ fn blocks_text(v: &Value, field: &str) -> Result<String, ImportError> {
                 match b {
                     Value::String(s) => parts.push(s.clone()),
                     Value::Object(o) => {
-                        if let Some(t) =
-                            opt_str(o, "text").map_err(|e| e.within(&format!("{field}[{j}]")))?
-                        {
-                            parts.push(t.to_owned());
+                        match opt_str(o, "text").map_err(|e| e.within(&format!("{field}[{j}]")))? {
+                            Some(t) => parts.push(t.to_owned()),
+                            // Documents, search results and blocks of other kinds.
+                            None => part_text(o, &mut parts),
                         }
                     }
                     other => {

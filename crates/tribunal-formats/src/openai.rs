@@ -191,11 +191,24 @@ fn import_messages_from(
                 format!("one of system, developer, user, assistant, tool; found {role_s:?}"),
             )
         })?;
-        let mut msg = Message::new(
-            numbered("m", start + i),
-            role,
-            content_text(o.get("content").unwrap_or(&Value::Null)),
-        );
+        let content = o.get("content").unwrap_or(&Value::Null);
+        if let Some(j) = content.as_array().and_then(|parts| {
+            parts.iter().position(|p| {
+                p.get("type").and_then(Value::as_str).is_some_and(|t| {
+                    crate::anthropic::is_tool_use(t)
+                        || t == "tool_result"
+                        || t.ends_with("_tool_result")
+                })
+            })
+        }) {
+            // Read as text, the call would not be a call and the result not a tool's.
+            return Err(ImportError::new(
+                format!("{}.content[{j}]", at()),
+                "an OpenAI content part; tool_use and tool_result blocks are Anthropic's \
+                 (read this trace as anthropic, or let its format be detected)",
+            ));
+        }
+        let mut msg = Message::new(numbered("m", start + i), role, content_text(content));
         msg.name = opt_str(o, "name")
             .map_err(|e| e.within(&at()))?
             .map(str::to_owned);

@@ -90,7 +90,9 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
             walk(p, &mut files, true).map_err(|e| io_error(p, e))?;
             files.sort();
             out.extend(files);
-        } else if p.exists() {
+        } else if p.symlink_metadata().is_ok() {
+            // A link to nothing is rejected when it is read, like a file that cannot be
+            // opened, and the other files are still read.
             out.push(p.clone());
         } else {
             return Err(ReadError {

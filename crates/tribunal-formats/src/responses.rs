@@ -8,14 +8,17 @@
 //! built-in tool's call such as `mcp_call`) an assistant message holding the call, a
 //! `*_output` item a tool message answering the call it names. `reasoning` items are not
 //! part of the conversation: their summaries are kept in the trace's metadata under
-//! `reasoning` (`{item, id, summary}`, `item` the index of the reasoning item). Other items
-//! (images, references) are skipped and their index is not used.
+//! `reasoning` (`{item, id, summary}`, `item` the index of the reasoning item). The tools an
+//! `mcp_list_tools` item lists are the trace's tool definitions (read for injections like
+//! any), and an `mcp_approval_request` is the call it asks to make. References to earlier
+//! items are skipped and their index is not used; an item of a kind this reader does not
+//! know is read as untrusted content (a tool message named by its type), never dropped.
 
 use crate::error::ImportError;
 use crate::openai::{fill_record_fields, record_id};
-use crate::util::{as_array, as_object, kind_of, opt_str, parse_arguments, CallNames};
+use crate::util::{as_array, as_object, kind_of, opt_str, parse_arguments, part_text, CallNames};
 use serde_json::{json, Map, Value};
-use tribunal_core::{Message, Provenance, Role, ToolCall, Trace};
+use tribunal_core::{Message, Provenance, Role, ToolCall, ToolDef, Trace};
 
 /// Fields of a record that map onto the trace; every other field is kept as metadata.
 const RECORD_FIELDS: &[&str] = &[
@@ -119,6 +122,8 @@ pub struct Items {
     pub messages: Vec<Message>,
     /// `{item, id, summary}` of each `reasoning` item.
     pub reasoning: Vec<Value>,
+    /// The tools `mcp_list_tools` items list.
+    pub tools: Vec<ToolDef>,
 }
 
 /// Imports a list of items as a trace named `id`.
@@ -130,6 +135,7 @@ pub fn import_list(list: &[Value], id: &str) -> Result<Trace, ImportError> {
     let mut trace = Trace {
         id: id.to_owned(),
         messages: items.messages,
+        tools: items.tools,
         ..Trace::default()
     };
     if !items.reasoning.is_empty() {
@@ -147,6 +153,7 @@ pub fn import_record(obj: &Map<String, Value>, fallback_id: &str) -> Result<Trac
         ..Trace::default()
     };
     let mut reasoning = Vec::new();
+    let mut listed = Vec::new();
     let mut start = 0;
     let mut names = CallNames::after(&[]);
     let mut messages = Vec::new();
@@ -163,6 +170,7 @@ pub fn import_record(obj: &Map<String, Value>, fallback_id: &str) -> Result<Trac
                 let got = import_from(list, start, &mut names).map_err(|e| e.within(key))?;
                 messages.extend(got.messages);
                 reasoning.extend(got.reasoning);
+                listed.extend(got.tools);
                 start += list.len();
             }
         }
@@ -172,6 +180,7 @@ pub fn import_record(obj: &Map<String, Value>, fallback_id: &str) -> Result<Trac
     }
     trace.messages = messages;
     fill_record_fields(obj, &mut trace, RECORD_FIELDS)?;
+    trace.tools.extend(listed);
     if !reasoning.is_empty() {
         trace
             .metadata
@@ -285,7 +294,17 @@ fn item(
             let tool = names.get(call_id).unwrap_or_default().to_owned();
             tool_message(id, call_id, &tool, content)
         }
-        "function_call" | "custom_tool_call" => {
+        "mcp_list_tools" => {
+            // What an MCP server says its tools do: untrusted, read like every tool
+            // definition a trace carries.
+            if let Some(tools) = o.get("tools").filter(|v| !v.is_null()) {
+                out.tools
+                    .extend(crate::openai::import_tool_defs(tools).map_err(|e| e.within("tools"))?);
+            }
+            return Ok(());
+        }
+        "item_reference" => return Ok(()),
+        "function_call" | "custom_tool_call" | "mcp_approval_request" => {
             let name = opt_str(o, "name")?
                 .ok_or_else(|| ImportError::new("name", "the name of the called function"))?;
             let call_id = opt_str(o, "call_id")?
@@ -355,7 +374,20 @@ fn item(
             m.tool_calls.push(call);
             m
         }
-        _ => return Ok(()),
+        other => {
+            // What the API gave the model in an item of a kind not known here: judged as
+            // untrusted content rather than left out.
+            let mut rest = o.clone();
+            for k in ["type", "id", "status"] {
+                rest.remove(k);
+            }
+            let mut m = Message::new(id, Role::Tool, Value::Object(rest).to_string());
+            m.provenance = Provenance::Tool {
+                name: other.to_owned(),
+            };
+            m.name = Some(other.to_owned());
+            m
+        }
     };
     out.messages.push(message);
     Ok(())
@@ -374,7 +406,7 @@ fn tool_message(id: String, call_id: &str, tool: &str, content: String) -> Messa
 }
 
 /// The text of a string or of content parts (`input_text`, `output_text`, `summary_text`,
-/// `refusal`; images and files carry no text), joined with newlines.
+/// `refusal`; images and files carry no text; see [`part_text`]), joined with newlines.
 fn parts_text(v: &Value, field: &str) -> Result<String, ImportError> {
     match v {
         Value::Null => Ok(String::new()),
@@ -386,10 +418,16 @@ fn parts_text(v: &Value, field: &str) -> Result<String, ImportError> {
                     Value::String(s) => out.push(s.clone()),
                     Value::Object(o) => {
                         let at = format!("{field}[{j}]");
+                        let before = out.len();
                         for key in ["text", "refusal"] {
                             if let Some(t) = opt_str(o, key).map_err(|e| e.within(&at))? {
                                 out.push(t.to_owned());
                             }
+                        }
+                        if out.len() == before {
+                            // Images and files carry no text; a part of another kind is
+                            // read as its JSON text rather than dropped.
+                            part_text(o, &mut out);
                         }
                     }
                     other => {

@@ -3,33 +3,104 @@
 use crate::error::ImportError;
 use serde_json::{Map, Value};
 
-/// Text of a message `content`: a string, or a list of parts whose text parts are joined.
+/// Text of a message `content`: a string, or a list of parts whose texts are joined with
+/// newlines (see [`part_text`]); any other value is read as its JSON text.
 pub fn content_text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Array(parts) => {
-            let mut out = String::new();
+            let mut out = Vec::new();
             for p in parts {
-                let t = match p {
-                    Value::String(s) => Some(s.as_str()),
-                    Value::Object(o) => o
-                        .get("text")
-                        .and_then(Value::as_str)
-                        .or_else(|| o.get("content").and_then(Value::as_str)),
-                    _ => None,
-                };
-                if let Some(t) = t {
-                    if !out.is_empty() {
-                        out.push('\n');
-                    }
-                    out.push_str(t);
+                match p {
+                    Value::String(s) => out.push(s.clone()),
+                    Value::Object(o) => part_text(o, &mut out),
+                    Value::Null => {}
+                    Value::Array(_) => out.push(content_text(p)),
+                    other => out.push(other.to_string()),
                 }
             }
-            out
+            out.join("\n")
         }
         other => other.to_string(),
     }
+}
+
+/// Content parts that carry no text a judge reads: media and the model's own reasoning.
+const NO_TEXT_PARTS: &[&str] = &[
+    "image",
+    "image_url",
+    "input_image",
+    "audio",
+    "input_audio",
+    "video",
+    "video_url",
+    "file",
+    "input_file",
+    "thinking",
+    "redacted_thinking",
+    "reasoning",
+];
+
+/// Adds the text of one content part (or block) to `out`: its `text` (or the `text.value`
+/// the Assistants API writes), a `refusal`, its nested `content` (a string or parts, as in
+/// tool results and search results), a text document's `source.data`. Media, reasoning and
+/// tool calls carry none. Any other part is read as its JSON text: a part of a kind this reader
+/// does not know may still hold what a model reads (an injection, a secret), so it is
+/// judged rather than dropped.
+pub fn part_text(o: &Map<String, Value>, out: &mut Vec<String>) {
+    match o.get("text") {
+        Some(Value::String(t)) => return out.push(t.clone()),
+        Some(Value::Object(t)) if t.get("value").is_some_and(Value::is_string) => {
+            return out.push(t["value"].as_str().unwrap_or_default().to_owned())
+        }
+        _ => {}
+    }
+    if let Some(Value::String(r)) = o.get("refusal") {
+        return out.push(r.clone());
+    }
+    let kind = o.get("type").and_then(Value::as_str).unwrap_or_default();
+    // A call is read as a call by the readers of calls, not as text.
+    if NO_TEXT_PARTS.contains(&kind)
+        || crate::anthropic::is_tool_use(kind)
+        || (kind.is_empty() && NO_TEXT_PARTS.iter().any(|k| o.contains_key(*k)))
+    {
+        return;
+    }
+    let mut found = false;
+    if let Some(c) = o.get("content").filter(|c| c.is_string() || c.is_array()) {
+        out.push(content_text(c));
+        found = true;
+    }
+    if let Some(source) = o.get("source").and_then(Value::as_object) {
+        match (
+            source.get("type").and_then(Value::as_str),
+            source.get("data"),
+        ) {
+            (Some("text"), Some(Value::String(data))) => {
+                out.push(data.clone());
+                found = true;
+            }
+            (Some("content"), _) => {
+                if let Some(c) = source.get("content") {
+                    out.push(content_text(c));
+                    found = true;
+                }
+            }
+            // Base64 media (a PDF, an image) and URLs: no text here.
+            _ => found = true,
+        }
+    }
+    if found {
+        // A search result's title and a document's title and context come with it.
+        for key in ["title", "context"] {
+            if let Some(Value::String(t)) = o.get(key) {
+                out.push(t.clone());
+            }
+        }
+        return;
+    }
+    out.push(Value::Object(o.clone()).to_string());
 }
 
 /// Tool-call arguments: a JSON string is parsed; a string that is not JSON stays a string.

@@ -332,6 +332,43 @@ fn invented_span_ids_until_the_turns_run_out_are_a_judge_error() {
     assert_eq!(model.requests.lock().unwrap().len(), 3);
 }
 
+/// Built for someone who may not read what a model server answers, the judge says why the
+/// last answer was rejected without the ids, values or text the model wrote.
+#[test]
+fn a_rejected_answer_is_not_quoted_where_answers_may_not_be_read() {
+    let (url, _) = script(vec![submit(
+        json!({"rationale": "r", "result": "yes", "span_ids": ["invented-4711"]}),
+    )]);
+    let params = json!({
+        "model": "openai:/gpt-4o-mini", "base_url": format!("{url}/v1"), "max_retries": 0,
+        "instructions": "Did the agents answer correctly? Investigate {{ trace }}.",
+        "max_turns": 2,
+    });
+    let spec = JudgeSpec {
+        name: "probe".into(),
+        kind: "agent".into(),
+        params,
+    };
+    let hidden = tribunal_judges::llm::ClientTrust {
+        origin: tribunal_llm::Origin::Request,
+        quote_answers: false,
+    };
+    let f = one(tribunal_judges::build_versioned_as(&spec, hidden)
+        .unwrap()
+        .as_ref());
+    let error = f.error.unwrap();
+    assert!(
+        error.contains("turn limit (2 turns")
+            && error.contains("cites ids that do not exist")
+            && error.contains(tribunal_judges::llm::ANSWER_NOT_SHOWN)
+            && !error.contains("invented-4711"),
+        "{error}"
+    );
+    // The operator's own judge quotes them.
+    let f = one(judge("agent", &url, json!({"max_turns": 2})).as_ref());
+    assert!(f.error.unwrap().contains("\"invented-4711\""));
+}
+
 #[test]
 fn a_model_that_loops_is_stopped() {
     let (url, model) = script(vec![calls(&[("list_spans", r#"{"kind": "tool"}"#)])]);
@@ -398,7 +435,7 @@ fn malformed_tool_calls_get_errors_the_model_can_act_on() {
         wrong_type["content"]
             .as_str()
             .unwrap()
-            .contains("\"maybe\" is not yes or no"),
+            .contains("the result is not yes or no: \"maybe\""),
         "{wrong_type}"
     );
 }
@@ -496,7 +533,9 @@ fn failure_attribution_names_a_real_step_and_agent() {
     let results = tool_messages(&requests[2]);
     let rejection = &results.last().unwrap().1;
     assert!(
-        rejection.contains("\"ghost\" does not appear") && rejection.contains("researcher, writer"),
+        rejection.contains(
+            "does not appear in the trace (its agents are researcher, writer): \"ghost\""
+        ),
         "{rejection}"
     );
     let user = requests[0]["messages"][1]["content"].as_str().unwrap();

@@ -301,6 +301,17 @@ fn secrets_settings_change_behaviour() {
 
     let strict = SecretScanner::new(&settings(json!({"entropy_threshold": 5.5}))).unwrap();
     assert_eq!(kinds(&strict), ["github_token"]);
+    // Six bits is the most a run of the 64 token characters holds: a threshold above it
+    // would turn the scan off without saying so.
+    SecretScanner::new(&settings(json!({"entropy_threshold": 6.0}))).unwrap();
+    let err = SecretScanner::new(&settings(json!({"entropy_threshold": 6.5})))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("entropy_threshold: 6.5 is above 6") && err.contains("high_entropy"),
+        "{err}"
+    );
 
     let no_entropy = SecretScanner::new(&settings(json!({"disable": ["high_entropy"]}))).unwrap();
     assert_eq!(kinds(&no_entropy), ["github_token"]);

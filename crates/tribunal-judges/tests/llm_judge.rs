@@ -471,3 +471,79 @@ fn a_malformed_alignment_answer_is_an_error_not_a_verdict() {
         assert!(f.error.is_some(), "{bad}: {f:?}");
     }
 }
+
+/// A model judge built for someone who may not read what a model server answers (a
+/// non-admin's try on a server, a monitor's results): an answer it cannot use is an error
+/// that says what was wrong, without the model's words. The operator's judge quotes them.
+#[test]
+fn an_unusable_answer_is_not_quoted_where_answers_may_not_be_read() {
+    const WORDS: &str = "model-words-4711";
+    let hidden = tribunal_judges::llm::ClientTrust {
+        origin: tribunal_llm::Origin::Request,
+        quote_answers: false,
+    };
+    let spec = |kind: &str, url: &str, output: &str| JudgeSpec {
+        name: "grounded".into(),
+        kind: kind.into(),
+        params: if kind == "constitution" {
+            json!({
+                "text": "name = \"c\"\n[[principles]]\nid = \"kind\"\ntext = \"Be kind.\"\ncritique = \"Is it unkind?\"\nrevision = \"Make it kind.\"\n",
+                "model": "openai:/gpt-4o-mini", "base_url": url, "max_retries": 0,
+            })
+        } else if output == "text" {
+            // Calibrated: an answer without a confidence (no token log-probabilities
+            // here) is not trusted, and the error says so.
+            json!({
+                "instructions": "Summarize the reply.\n{{ conversation }}",
+                "output": output, "model": "openai:/gpt-4o-mini", "base_url": url,
+                "max_retries": 0, "trust_threshold": 0.9,
+            })
+        } else {
+            json!({
+                "instructions": "Is the reply supported?\n{{ conversation }}",
+                "output": output, "model": "openai:/gpt-4o-mini", "base_url": url,
+                "max_retries": 0,
+            })
+        },
+    };
+    let prose = format!("I will not answer in JSON, {WORDS}.");
+    let wrong = format!(r#"{{"rationale": "r", "result": "{WORDS}"}}"#);
+    for (kind, output, answer, problem) in [
+        (
+            "llm",
+            "yes_no",
+            prose.as_str(),
+            "the answer is not a JSON object",
+        ),
+        (
+            "llm",
+            "yes_no",
+            wrong.as_str(),
+            "the result is not yes or no",
+        ),
+        (
+            "llm",
+            "int 1..5",
+            wrong.as_str(),
+            "the result is not an integer",
+        ),
+        ("llm", "text", wrong.as_str(), "has no confidence"),
+        (
+            "constitution",
+            "",
+            prose.as_str(),
+            "the answer is not a JSON object",
+        ),
+    ] {
+        let (url, _) = server(vec![Some(answer)]);
+        let operator = build_judge(&spec(kind, &url, output)).unwrap();
+        let error = run(operator.as_ref()).error.unwrap();
+        assert!(error.contains(problem) && error.contains(WORDS), "{error}");
+        let judge = tribunal_judges::build_versioned_as(&spec(kind, &url, output), hidden).unwrap();
+        let f = run(judge.as_ref());
+        assert_eq!(f.value, Value::Null);
+        let error = f.error.unwrap();
+        assert!(error.contains(problem), "{kind} {output}: {error}");
+        assert!(!error.contains(WORDS), "{kind} {output}: {error}");
+    }
+}

@@ -12,9 +12,24 @@
 use serde_json::Value;
 use tribunal_core::Severity;
 
+/// A document of user data is an object whose keys are merged into the data policies read:
+/// anything else would take the place of all of it, the pack's defaults included, and
+/// leave every rule reading them undefined.
+pub fn document(user: &Value) -> Result<(), String> {
+    match user {
+        Value::Object(_) => Ok(()),
+        other => Err(expected(
+            "the data",
+            "a JSON object (its keys are merged into data.tribunal.config)",
+            other,
+        )),
+    }
+}
+
 /// Checks one document of user data against the pack's `defaults`; the error names the
 /// path (`tools.limits.refund.amount.max`) and what was expected.
 pub fn check(user: &Value, defaults: &Value) -> Result<(), String> {
+    document(user)?;
     let (Value::Object(user), Value::Object(defaults)) = (user, defaults) else {
         return Ok(());
     };
@@ -114,6 +129,14 @@ fn value(pat: &str, at: &str, v: &Value, d: Option<&Value>) -> Result<(), String
                 Ok(())
             }
         },
+        Value::Number(_)
+            if pat
+                .rsplit('.')
+                .next()
+                .is_some_and(|k| k.ends_with("threshold")) =>
+        {
+            score(at, v)
+        }
         Value::Number(_) => number(at, v),
         Value::Bool(_) => v
             .is_boolean()
@@ -135,6 +158,20 @@ fn number(at: &str, v: &Value) -> Result<(), String> {
     v.is_number()
         .then_some(())
         .ok_or_else(|| expected(at, "a number", v))
+}
+
+/// A threshold on the detectors' scores, which run from 0 to 1: one above 1 would never
+/// fire (the rule reading it silently off), one below 0 always.
+fn score(at: &str, v: &Value) -> Result<(), String> {
+    number(at, v)?;
+    match v.as_f64() {
+        Some(x) if (0.0..=1.0).contains(&x) => Ok(()),
+        _ => Err(expected(
+            at,
+            "a number from 0 to 1 (findings score from 0 to 1)",
+            v,
+        )),
+    }
 }
 
 fn strings(at: &str, v: &Value) -> Result<(), String> {
@@ -216,6 +253,17 @@ mod tests {
     }
 
     #[test]
+    fn data_that_is_not_an_object_is_refused() {
+        for v in [json!([1, 2]), json!("hello"), json!(null), json!(3)] {
+            let e = err(v.clone());
+            assert!(
+                e.starts_with("the data: expected a JSON object"),
+                "{v}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn values_of_the_wrong_type_and_misspelt_keys_are_named() {
         for (user, want) in [
             (
@@ -269,6 +317,14 @@ mod tests {
             (
                 json!({"budget": {"max_steps": "200"}}),
                 "budget.max_steps: expected a number",
+            ),
+            (
+                json!({"secrets": {"threshold": 3}}),
+                "secrets.threshold: expected a number from 0 to 1 (findings score from 0 to 1), found the number 3",
+            ),
+            (
+                json!({"injection": {"flow_threshold": -0.5}}),
+                "injection.flow_threshold: expected a number from 0 to 1",
             ),
             (
                 json!({"model_judges": {"safety": {"unsafe": "stop"}}}),

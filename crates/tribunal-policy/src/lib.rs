@@ -111,6 +111,9 @@ pub fn load_dir(dir: &Path) -> Result<PolicyDir, PolicyError> {
                 path: format!("{path}:{}:{}", e.line(), e.column()),
                 message: format!("invalid JSON data: {e}"),
             })?;
+            if let Err(message) = data_check::document(&v) {
+                return Err(PolicyError::Invalid { path, message });
+            }
             data.push((path, v));
         }
     }

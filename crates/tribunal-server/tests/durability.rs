@@ -70,6 +70,35 @@ async fn a_decision_that_cannot_be_logged_is_not_given() {
     assert_eq!(gates, 2);
 }
 
+/// The store's file deleted while the server runs (a cleanup job, a volume swapped): the
+/// log's connection would go on committing to a file no one reads again, and every decision
+/// answered since would be lost at the next start. The gate answers `store_unavailable`.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_file_deleted_while_serving_gives_no_decision() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let (st, v) = gate(&s, &agent, &benign(0)).await;
+    assert_eq!((st, v["decision"].as_str()), (200, Some("allow")), "{v}");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(s.dir.path().join(format!("t.db{suffix}")));
+    }
+    for i in 1..4 {
+        let (st, v) = gate(&s, &agent, &benign(i)).await;
+        assert_eq!(st, 503, "{v}");
+        assert_eq!(v["error"]["code"], "store_unavailable", "{v}");
+        assert!(v.get("decision").is_none(), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("moved or deleted while open"),
+            "{v}"
+        );
+    }
+    s.stop().await;
+}
+
 /// Sends `head` and then `body` over a raw connection, optionally closing the sending side
 /// afterwards; returns the status and the answer's body.
 async fn raw_request(url: &str, head: &str, body: &[u8], close_write: bool) -> (u16, String) {

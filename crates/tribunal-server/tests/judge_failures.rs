@@ -88,10 +88,13 @@ model = "openai:/gpt-4o-mini"
 base_url = "{url}"
 max_retries = 0
 timeout_ms = 5000
-
-[policies]
-paths = ["policies"]
-"#
+{}"#,
+            // A folder without policies is an error: no policy of one's own is no folder.
+            if policy.is_empty() {
+                ""
+            } else {
+                "\n[policies]\npaths = [\"policies\"]\n"
+            }
         ),
     )
     .unwrap();

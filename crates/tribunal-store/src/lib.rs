@@ -66,6 +66,9 @@ pub enum StoreError {
     Stored { what: String, message: String },
     #[error("{prefix:?} matches several runs: {matches}")]
     Ambiguous { prefix: String, matches: String },
+    /// A SQLite file moved or deleted since the store opened it (`path`: where it was).
+    #[error("store {path}: {}", sqlite_log::MOVED)]
+    Moved { path: String },
     /// The decision log's own connection to a SQLite file failed (`path`: the file).
     #[error("decision log in {path}: {message}")]
     Log { path: String, message: String },
@@ -196,6 +199,23 @@ pub struct Store {
     autocheckpoint: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// SQLite: the database file, for the decision log's own connection (`None` in memory).
     file: Option<String>,
+    /// SQLite: the file's device and inode when it was opened, to tell that it was moved or
+    /// deleted since.
+    identity: Option<(u64, u64)>,
+}
+
+/// A file's device and inode (`None` where they cannot be read).
+fn identity_of(path: &str) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 impl Store {
@@ -216,6 +236,25 @@ impl Store {
             format!("sqlite://{location}?mode=rwc")
         };
         let is_sqlite = url.starts_with("sqlite:");
+        let open_error = |source| StoreError::Open {
+            location: tribunal_core::redact::secrets(location).into_owned(),
+            source,
+        };
+        if is_sqlite && !url.contains(":memory:") && !url.contains("mode=memory") {
+            // The pool retries a connection that fails for its whole acquire timeout (30 s)
+            // and then says only that it timed out: one connection first names at once a
+            // file that is no database, or that cannot be written (read-only, or in a
+            // folder where its write-ahead log cannot be made).
+            use sqlx::Connection;
+            let mut probe = sqlx::AnyConnection::connect(&url)
+                .await
+                .map_err(open_error)?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&mut probe)
+                .await
+                .map_err(open_error)?;
+            let _ = probe.close().await;
+        }
         let autocheckpoint =
             std::sync::Arc::new(std::sync::atomic::AtomicI64::new(checkpoint::DEFAULT_PAGES));
         let pages = autocheckpoint.clone();
@@ -231,6 +270,24 @@ impl Store {
             .max_lifetime(None)
             // A SQLite file does not drop connections; no round trip before every query.
             .test_before_acquire(!is_sqlite)
+            // A transaction the database rolled back by itself (SQLite does on a full disk,
+            // an I/O error or a trigger's RAISE(ROLLBACK)) makes the ROLLBACK of its dropped
+            // `Transaction` fail, and sqlx then goes on counting it open: every later
+            // transaction on the connection would fail ("non-zero transaction depth"), and
+            // a SQLite file has this one connection. Such a connection is closed instead of
+            // reused; the pool opens a new one.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    if !conn.is_in_transaction() {
+                        return Ok(true);
+                    }
+                    // A dropped transaction's rollback may still be queued: once the
+                    // connection answers, it has run.
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
             .after_connect(move |conn, _| {
                 let pages = pages.load(std::sync::atomic::Ordering::Relaxed);
                 Box::pin(async move {
@@ -253,10 +310,7 @@ impl Store {
             })
             .connect(&url)
             .await
-            .map_err(|source| StoreError::Open {
-                location: tribunal_core::redact::secrets(location).into_owned(),
-                source,
-            })?;
+            .map_err(open_error)?;
         if is_sqlite {
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(&pool)
@@ -282,10 +336,12 @@ impl Store {
                 sqlx::query(*add).execute(&pool).await?;
             }
         }
+        let file = sqlite_log::file_of(&url);
         Ok(Store {
             pool,
             sqlite: is_sqlite,
-            file: sqlite_log::file_of(&url),
+            identity: file.as_deref().and_then(identity_of),
+            file,
             url: notify::Url::new(&url),
             autocheckpoint,
         })
@@ -298,6 +354,11 @@ impl Store {
     pub(crate) async fn begin_write(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        if let (Some(path), Some(opened)) = (&self.file, self.identity) {
+            if identity_of(path) != Some(opened) {
+                return Err(StoreError::Moved { path: path.clone() });
+            }
+        }
         Ok(if self.sqlite {
             self.pool.begin_with("BEGIN IMMEDIATE").await?
         } else {

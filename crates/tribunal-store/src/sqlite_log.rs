@@ -351,10 +351,39 @@ impl LogConnection {
             self.bind_text(MOVE_HEAD, 2, &prev)?;
             self.step(MOVE_HEAD, |_| {})?;
         }
+        self.still_there()?;
         self.step(COMMIT, |_| {})?;
         Ok(first)
     }
+
+    /// A database file moved or deleted while open still takes writes, which no one reads
+    /// again: decisions answered now would be lost. Such a file is refused, and the gate
+    /// answers `store_unavailable` instead of a decision.
+    fn still_there(&self) -> Result<(), Failed> {
+        let mut moved: c_int = 0;
+        // SAFETY: the handle is open; HAS_MOVED writes one int through the pointer.
+        let rc = unsafe {
+            ffi::sqlite3_file_control(
+                self.db.as_ptr(),
+                c"main".as_ptr(),
+                ffi::SQLITE_FCNTL_HAS_MOVED,
+                (&mut moved as *mut c_int).cast(),
+            )
+        };
+        self.check(rc)?;
+        if moved != 0 {
+            return Err(Failed {
+                code: ffi::SQLITE_READONLY_DBMOVED,
+                message: format!("{MOVED}; restart the server on a database file"),
+            });
+        }
+        Ok(())
+    }
 }
+
+/// What an error says of a database file moved or deleted while open.
+pub(crate) const MOVED: &str =
+    "the database file was moved or deleted while open: what is written to it now is lost";
 
 impl Drop for LogConnection {
     fn drop(&mut self) {

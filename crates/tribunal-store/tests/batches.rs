@@ -173,3 +173,100 @@ async fn batches_on_postgres() {
     store.close().await;
     db.drop().await.unwrap();
 }
+
+/// A write whose transaction the database rolls back by itself (SQLite does on a full disk
+/// or an I/O error; here a trigger's `RAISE(ROLLBACK)` does) fails, and the writes after it
+/// go through once the cause is gone: the store's connection is not left believing it is
+/// still inside the transaction, which made every later write fail until a restart.
+#[tokio::test]
+async fn a_write_the_database_rolled_back_by_itself_does_not_stop_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("full.db").to_str().unwrap())
+        .await
+        .unwrap();
+    store
+        .execute_raw(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON traces \
+             BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END",
+        )
+        .await
+        .unwrap();
+    let err = store
+        .upsert_gate_traces(&[gate_row(1, 1)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("disk is full"), "{err}");
+    store.execute_raw("DROP TRIGGER disk_full").await.unwrap();
+    for i in 2..5 {
+        store.upsert_gate_traces(&[gate_row(i, i)]).await.unwrap();
+    }
+    let t3 = store.get_trace("default", "t3").await.unwrap().unwrap();
+    assert_eq!(t3.body.as_deref(), Some("{\"request\":3}"));
+    assert!(store.get_trace("default", "t1").await.unwrap().is_none());
+}
+
+/// A store path naming a file that is not a SQLite database (a trace file, a damaged
+/// database) is an error that says so at once, not a 30-second wait for a pool.
+#[tokio::test]
+async fn a_file_that_is_no_database_is_named_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traces.jsonl");
+    std::fs::write(
+        &path,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]} and more text than a header\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = Store::open(path.to_str().unwrap()).await.err().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = err.to_string();
+    assert!(
+        err.contains("traces.jsonl") && err.contains("not a database"),
+        "{err}"
+    );
+}
+
+/// A SQLite file deleted (or moved) while the store has it open still takes writes that no
+/// one reads again: the decision log's connection and the pool's write transactions refuse
+/// it, so nothing is answered as stored that is lost.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_database_file_deleted_while_open_takes_no_more_writes() {
+    use tribunal_store::NewAuditEntry;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gone.db");
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    let mut log = store.log_connection().unwrap().expect("a SQLite file");
+    let entry = NewAuditEntry {
+        at: "2026-01-01T00:00:00Z".into(),
+        project: "default".into(),
+        kind: "gate".into(),
+        body: "{}".into(),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let hash = |seq: i64, _: &NewAuditEntry, prev: &str| format!("{seq}:{prev}");
+    assert_eq!(
+        log.append(std::slice::from_ref(&entry), hash, deadline)
+            .unwrap(),
+        1
+    );
+    store.upsert_gate_traces(&[gate_row(1, 1)]).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let err = log
+        .append(std::slice::from_ref(&entry), hash, deadline)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("moved or deleted while open"), "{err}");
+    let err = store
+        .upsert_gate_traces(&[gate_row(2, 2)])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("moved or deleted while open"), "{err}");
+}

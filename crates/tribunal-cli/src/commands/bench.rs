@@ -186,7 +186,7 @@ impl webarena::LlmGrader for ModelGrader {
             .block_on(self.client.chat(&request))
             .map_err(|e| tribunal_bench::GraderError(e.to_string()))?;
         let verdict = tribunal_judges::llm::parse_verdict(&answer.text, &ty)
-            .map_err(tribunal_bench::GraderError)?;
+            .map_err(|e| tribunal_bench::GraderError(e.to_string()))?;
         Ok(match verdict.result.as_str() {
             Some("correct") => webarena::Grade::Correct,
             Some("partially_correct") => webarena::Grade::PartiallyCorrect,

@@ -80,7 +80,18 @@ pub fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         },
         text,
     };
-    let mut traces = item.import(format).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut traces = item.import(format).map_err(|e| {
+        // A file of several traces (JSONL) reads as JSON with characters after its first
+        // value: say what it is and which command reads it.
+        let mut values = serde_json::Deserializer::from_str(&item.text).into_iter::<Value>();
+        match (values.next(), values.next()) {
+            (Some(Ok(_)), Some(Ok(_))) => anyhow::anyhow!(
+                "{name}: holds more than one JSON document (a file of traces, one a line?); \
+                 `tribunal check` judges one trace, `tribunal eval {name}` judges each"
+            ),
+            _ => anyhow::anyhow!("{e}"),
+        }
+    })?;
     if traces.len() != 1 {
         bail!("{name}: expected exactly one trace, found {}", traces.len());
     }

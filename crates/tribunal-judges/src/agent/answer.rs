@@ -5,7 +5,8 @@
 //! attribution's agent must be one the trace mentions (when it mentions any).
 
 use super::tools::TraceTools;
-use crate::llm::OutputType;
+use crate::llm::output::excerpt;
+use crate::llm::{OutputType, Unusable};
 use serde_json::{json, Value};
 use tribunal_llm::ToolSpec;
 
@@ -79,20 +80,19 @@ impl AnswerKind {
     }
 
     /// Reads an answer's arguments (a JSON object) and checks them against the trace.
-    pub fn parse(&self, args: &Value, tools: &TraceTools<'_>) -> Result<FinalAnswer, String> {
+    pub fn parse(&self, args: &Value, tools: &TraceTools<'_>) -> Result<FinalAnswer, Unusable> {
         let Value::Object(obj) = args else {
             return Err(match args {
-                Value::String(raw) => format!(
-                    "the answer is not valid JSON: {}",
-                    raw.chars().take(200).collect::<String>()
-                ),
-                other => format!("the answer must be a JSON object, got {other}"),
+                Value::String(raw) => {
+                    Unusable::quoting("the answer is not valid JSON", excerpt(raw))
+                }
+                other => Unusable::quoting("the answer must be a JSON object", other.to_string()),
             });
         };
         let answer = match self {
             AnswerKind::Verdict(ty) => {
                 let result = match obj.get("result") {
-                    None => return Err("the answer has no `result`".into()),
+                    None => return Err(Unusable::new("the answer has no `result`")),
                     Some(r) => ty.check(r)?,
                 };
                 let rationale = text(obj.get("rationale"));
@@ -102,12 +102,18 @@ impl AnswerKind {
                         .iter()
                         .map(|i| match i {
                             Value::String(s) => Ok(s.trim().to_owned()),
-                            other => Err(format!("span_ids must be strings, got {other}")),
+                            other => Err(Unusable::quoting(
+                                "span_ids must be strings",
+                                other.to_string(),
+                            )),
                         })
                         .collect::<Result<Vec<_>, _>>()?,
                     Some(Value::String(s)) => vec![s.trim().to_owned()],
                     Some(other) => {
-                        return Err(format!("span_ids must be a list of ids, got {other}"))
+                        return Err(Unusable::quoting(
+                            "span_ids must be a list of ids",
+                            other.to_string(),
+                        ))
                     }
                 };
                 FinalAnswer {
@@ -120,24 +126,33 @@ impl AnswerKind {
                 let span_id = match obj.get("span_id") {
                     Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
                     _ => {
-                        return Err("the answer needs `span_id`, the id of the step at fault".into())
+                        return Err(Unusable::new(
+                            "the answer needs `span_id`, the id of the step at fault",
+                        ))
                     }
                 };
                 let agent = match obj.get("agent") {
                     Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
-                    _ => return Err("the answer needs `agent`, the agent at fault".into()),
+                    _ => {
+                        return Err(Unusable::new(
+                            "the answer needs `agent`, the agent at fault",
+                        ))
+                    }
                 };
                 let reason = text(obj.get("reason"));
                 if reason.trim().is_empty() {
-                    return Err(
-                        "the answer needs `reason`: why this step decided the failure".into(),
-                    );
+                    return Err(Unusable::new(
+                        "the answer needs `reason`: why this step decided the failure",
+                    ));
                 }
                 let known = tools.agents();
                 if !known.is_empty() && !known.iter().any(|a| a.eq_ignore_ascii_case(&agent)) {
-                    return Err(format!(
-                        "agent {agent:?} does not appear in the trace; its agents are {}",
-                        known.join(", ")
+                    return Err(Unusable::quoting(
+                        format!(
+                            "the answer names an agent that does not appear in the trace (its agents are {})",
+                            known.join(", ")
+                        ),
+                        format!("{agent:?}"),
                     ));
                 }
                 FinalAnswer {
@@ -155,15 +170,17 @@ impl AnswerKind {
             .collect();
         unknown.dedup();
         if !unknown.is_empty() {
-            return Err(format!(
-                "these ids do not exist in the trace: {}. Cite only ids the tools returned (ids look like {}); use list_spans or search_trace to find them, then submit again",
+            return Err(Unusable::quoting(
+                format!(
+                    "the answer cites ids that do not exist in the trace (cite only ids the tools returned, which look like {}; use list_spans or search_trace to find them, then submit again)",
+                    tools
+                        .sample_ids(3)
+                        .iter()
+                        .map(|u| format!("{u:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 unknown.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", "),
-                tools
-                    .sample_ids(3)
-                    .iter()
-                    .map(|u| format!("{u:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
             ));
         }
         let mut seen = std::collections::HashSet::new();

@@ -13,6 +13,7 @@
 use super::answer::{AnswerKind, FinalAnswer, SUBMIT};
 use super::tools::TraceTools;
 use crate::llm::prompt::quote;
+use crate::llm::Unusable;
 use crate::metrics::util::canonical;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -105,7 +106,23 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     pub message: String,
+    /// Why the last answer the model gave was rejected, when it gave one.
+    pub rejected: Option<Box<Unusable>>,
     pub effort: Effort,
+}
+
+impl Failure {
+    /// What went wrong, quoting the model's rejected answer only when `quote`.
+    pub fn describe(&self, quote: bool) -> String {
+        match &self.rejected {
+            Some(problem) => format!(
+                "{}; the last answer was rejected: {}",
+                self.message,
+                problem.shown(quote)
+            ),
+            None => self.message.clone(),
+        }
+    }
 }
 
 const PRUNED: &str = "[pruned: this tool result was removed to keep the context small; call the tool again if you need it]";
@@ -131,16 +148,11 @@ pub async fn investigate<M: ChatModel + ?Sized>(
     // Calls answered and still in context: (tool, canonical arguments) -> turn index.
     let mut answered: HashMap<(String, String), usize> = HashMap::new();
     let mut stalled = 0u32;
-    let mut last_problem: Option<String> = None;
-    let fail = |message: String, effort: &Effort, last: &Option<String>| {
-        let message = match last {
-            Some(problem) => format!("{message}; the last answer was rejected: {problem}"),
-            None => message,
-        };
-        Failure {
-            message,
-            effort: effort.clone(),
-        }
+    let mut last_problem: Option<Unusable> = None;
+    let fail = |message: String, effort: &Effort, last: &Option<Unusable>| Failure {
+        message,
+        rejected: last.clone().map(Box::new),
+        effort: effort.clone(),
     };
 
     loop {
@@ -221,7 +233,7 @@ pub async fn investigate<M: ChatModel + ?Sized>(
                     Ok(answer) => return Ok(Outcome { answer, effort }),
                     Err(problem) => problem,
                 },
-                None => "the reply called no tool and is not a JSON answer".to_owned(),
+                None => Unusable::new("the reply called no tool and is not a JSON answer"),
             };
             effort.rejected += u32::from(!response.text.trim().is_empty());
             stalled += 1;

@@ -349,6 +349,7 @@ impl AgentJudge {
             .unwrap_or_else(|| {
                 Err(Failure {
                     message: "the investigation failed unexpectedly".to_owned(),
+                    rejected: None,
                     effort: Effort::default(),
                 })
             })
@@ -381,7 +382,13 @@ impl AgentJudge {
                 o.answer.span_ids,
                 o.effort,
             ),
-            Err(f) => (Value::Null, None, Some(f.message), Vec::new(), f.effort),
+            Err(f) => (
+                Value::Null,
+                None,
+                Some(f.describe(self.model.quote_answers)),
+                Vec::new(),
+                f.effort,
+            ),
         };
         let mut fb = Feedback::code(&self.name, name, value);
         fb.rationale = rationale;
@@ -402,6 +409,7 @@ impl AgentJudge {
             self.name.clone(),
             Err(Failure {
                 message,
+                rejected: None,
                 effort: Effort::default(),
             }),
         )

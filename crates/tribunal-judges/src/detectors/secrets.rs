@@ -147,6 +147,14 @@ impl SecretScanner {
                         "entropy_threshold: {threshold} must be a non-negative number"
                     )));
                 }
+                // A run of the 64 token characters holds at most log2(64) = 6 bits each.
+                if threshold > 6.0 {
+                    return Err(err(format!(
+                        "entropy_threshold: {threshold} is above 6, the most bits per character \
+                         a run of [A-Za-z0-9+/] holds, so no run would ever be flagged; \
+                         disable = [\"{ENTROPY_ID}\"] turns the scan off"
+                    )));
+                }
                 let min_len = s.entropy_min_len.unwrap_or(e.min_len);
                 if min_len < 2 || min_len > e.max_len {
                     return Err(err(format!(

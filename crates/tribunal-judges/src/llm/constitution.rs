@@ -9,6 +9,7 @@
 //! judge turns into `tribunal.judge_error`).
 
 use super::model::{ClientSettings, ModelHandle};
+use super::output::{excerpt, Unusable};
 use super::prompt::quote;
 use crate::error::JudgeConfigError;
 use crate::metrics::reward_model::{reply, Reply};
@@ -116,41 +117,40 @@ pub fn compare_request(p: &Principle, prompt: &str, first: &str, second: &str) -
     .with_temperature(0.0)
 }
 
-fn object(text: &str) -> Result<serde_json::Map<String, Value>, String> {
+fn object(text: &str) -> Result<serde_json::Map<String, Value>, Unusable> {
     match serde_json::from_str::<Value>(text.trim()) {
         Ok(Value::Object(o)) => Ok(o),
-        _ => Err(format!(
-            "the answer is not a JSON object: {}",
-            excerpt(text)
+        _ => Err(Unusable::quoting(
+            "the answer is not a JSON object",
+            excerpt(text),
         )),
     }
 }
 
-fn excerpt(text: &str) -> String {
-    let t: String = text.chars().take(120).collect();
-    if t.len() < text.len() {
-        format!("{t:?}…")
-    } else {
-        format!("{t:?}")
-    }
-}
-
-fn text_field(o: &serde_json::Map<String, Value>, key: &str) -> Result<String, String> {
+fn text_field(o: &serde_json::Map<String, Value>, key: &str) -> Result<String, Unusable> {
     match o.get(key) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) => Err(format!("`{key}` is empty")),
-        Some(other) => Err(format!("`{key}` should be text, found {other}")),
-        None => Err(format!("`{key}` is missing")),
+        Some(Value::String(_)) => Err(Unusable::new(format!("`{key}` is empty"))),
+        Some(other) => Err(Unusable::quoting(
+            format!("`{key}` should be text"),
+            other.to_string(),
+        )),
+        None => Err(Unusable::new(format!("`{key}` is missing"))),
     }
 }
 
-pub fn parse_critique(text: &str) -> Result<Critique, String> {
+pub fn parse_critique(text: &str) -> Result<Critique, Unusable> {
     let o = object(text)?;
     let critique = text_field(&o, "critique")?;
     let violates = match o.get("violates") {
         Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(format!("`violates` should be true or false, found {other}")),
-        None => return Err("`violates` is missing".into()),
+        Some(other) => {
+            return Err(Unusable::quoting(
+                "`violates` should be true or false",
+                other.to_string(),
+            ))
+        }
+        None => return Err(Unusable::new("`violates` is missing")),
     };
     Ok(Critique {
         text: critique,
@@ -158,21 +158,22 @@ pub fn parse_critique(text: &str) -> Result<Critique, String> {
     })
 }
 
-pub fn parse_revision(text: &str) -> Result<String, String> {
+pub fn parse_revision(text: &str) -> Result<String, Unusable> {
     text_field(&object(text)?, "revision")
 }
 
-pub fn parse_choice(text: &str) -> Result<Choice, String> {
+pub fn parse_choice(text: &str) -> Result<Choice, Unusable> {
     let o = object(text)?;
     let first = match o.get("better").and_then(Value::as_str).map(str::trim) {
         Some("A" | "a") => true,
         Some("B" | "b") => false,
         Some(other) => {
-            return Err(format!(
-                "`better` should be \"A\" or \"B\", found {other:?}"
+            return Err(Unusable::quoting(
+                "`better` should be \"A\" or \"B\"",
+                format!("{other:?}"),
             ))
         }
-        None => return Err("`better` is missing or not text".into()),
+        None => return Err(Unusable::new("`better` is missing or not text")),
     };
     let rationale = o
         .get("rationale")
@@ -231,7 +232,7 @@ impl Critic {
     pub fn ask<T>(
         &self,
         request: &ChatRequest,
-        parse: impl Fn(&str) -> Result<T, String> + Sync,
+        parse: impl Fn(&str) -> Result<T, Unusable> + Sync,
         usage: &mut ModelUsage,
     ) -> Result<(T, String), String> {
         let usable = |r: &ChatResponse| parse(&r.text).is_ok();
@@ -251,7 +252,8 @@ impl Critic {
                 .output_tokens
                 .saturating_add(response.usage.output_tokens);
         }
-        let value = parse(&response.text).map_err(|e| format!("unusable answer: {e}"))?;
+        let value = parse(&response.text)
+            .map_err(|e| format!("unusable answer: {}", e.shown(self.model.quote_answers)))?;
         Ok((value, response.text))
     }
 

@@ -126,6 +126,11 @@ pub fn build(name: &str, v: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> 
 }
 
 impl LlmJudge {
+    /// Whether this judge's errors may quote what its model answered.
+    pub(super) fn quotes_answers(&self) -> bool {
+        self.model.quote_answers
+    }
+
     /// Sends one request and counts it in `usage`; the answer's text and, when asked for,
     /// the probability of its `result` tokens.
     fn ask(
@@ -274,7 +279,8 @@ impl LlmJudge {
         };
         let problem = match parse_verdict(&first, &self.output) {
             Ok(v) => return ok(v, confidence),
-            Err(problem) => problem,
+            // The model is told what it wrote.
+            Err(problem) => problem.to_string(),
         };
         // One retry that says what was wrong with the answer.
         request.user = format!(
@@ -284,9 +290,10 @@ impl LlmJudge {
         match self.ask(&request, usage_ref) {
             Ok((text, confidence)) => match parse_verdict(&text, &self.output) {
                 Ok(v) => ok(v, confidence),
-                Err(again) => {
-                    Answered::failed(format!("the judge's answer was unusable twice: {again}"))
-                }
+                Err(again) => Answered::failed(format!(
+                    "the judge's answer was unusable twice: {}",
+                    again.shown(self.model.quote_answers)
+                )),
             },
             Err(e) => Answered::failed(e),
         }

@@ -12,6 +12,6 @@ pub mod prompt;
 mod trust;
 
 pub use model::ClientTrust;
-pub use output::{parse_verdict, OutputType, Verdict};
+pub use output::{parse_verdict, OutputType, Unusable, Verdict, ANSWER_NOT_SHOWN};
 pub use prompt::{JudgePrompt, PromptTemplate, TEMPLATE_VARIABLES};
 pub use trust::sampled_confidence;

@@ -64,6 +64,9 @@ pub(crate) struct ModelHandle {
     pub model: ModelUri,
     /// Calls in flight at once (the judge's `max_in_flight`).
     pub concurrency: usize,
+    /// Whether the judge's errors may quote what the model answered (an answer it could
+    /// not use); see [`ClientTrust`].
+    pub quote_answers: bool,
     pub client: LlmClient,
     /// Kept to rebuild the client when a response cache is attached.
     config: ClientConfig,
@@ -121,6 +124,7 @@ impl ModelHandle {
         Ok(ModelHandle {
             model,
             concurrency,
+            quote_answers: trust.quote_answers,
             client,
             config,
             runtime: Some(runtime),

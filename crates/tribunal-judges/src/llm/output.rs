@@ -24,6 +24,55 @@ pub enum OutputType {
     Text,
 }
 
+/// Why a model's answer could not be used: what was wrong with it, and the part of the
+/// answer that shows it. The model's words are shown only to whoever may read what a model
+/// server answers ([`Unusable::shown`]); the model itself is told both when it is asked
+/// again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unusable {
+    /// What was wrong, in the judge's words (no text of the model's).
+    pub problem: String,
+    /// An excerpt of the answer (or the part of it at fault), as the model wrote it.
+    pub answer: Option<String>,
+}
+
+/// What an error says in place of a model's words it may not quote.
+pub const ANSWER_NOT_SHOWN: &str = "(the model's answer is not shown)";
+
+impl Unusable {
+    /// A problem that quotes nothing of the answer.
+    pub fn new(problem: impl Into<String>) -> Unusable {
+        Unusable {
+            problem: problem.into(),
+            answer: None,
+        }
+    }
+
+    /// A problem shown by `answer`, a part of what the model wrote.
+    pub fn quoting(problem: impl Into<String>, answer: impl Into<String>) -> Unusable {
+        Unusable {
+            problem: problem.into(),
+            answer: Some(answer.into()),
+        }
+    }
+
+    /// The problem, with the model's words when `quote` and [`ANSWER_NOT_SHOWN`] in their
+    /// place otherwise.
+    pub fn shown(&self, quote: bool) -> String {
+        match &self.answer {
+            None => self.problem.clone(),
+            Some(a) if quote => format!("{}: {a}", self.problem),
+            Some(_) => format!("{} {ANSWER_NOT_SHOWN}", self.problem),
+        }
+    }
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown(true))
+    }
+}
+
 /// A checked answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
@@ -144,19 +193,20 @@ impl OutputType {
     }
 
     /// Checks (and normalises) a result value against the type.
-    pub fn check(&self, v: &Value) -> Result<Value, String> {
+    pub fn check(&self, v: &Value) -> Result<Value, Unusable> {
+        let bad = |problem: String| Unusable::quoting(problem, v.to_string());
         match (self, v) {
             (OutputType::YesNo, Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
                 "yes" | "y" => Ok(json!("yes")),
                 "no" | "n" => Ok(json!("no")),
-                _ => Err(format!("result {s:?} is not yes or no")),
+                _ => Err(bad("the result is not yes or no".into())),
             },
             (OutputType::YesNo, Value::Bool(b)) => Ok(json!(if *b { "yes" } else { "no" })),
             (OutputType::Bool, Value::Bool(b)) => Ok(json!(b)),
             (OutputType::Bool, Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
                 "true" | "yes" => Ok(json!(true)),
                 "false" | "no" => Ok(json!(false)),
-                _ => Err(format!("result {s:?} is not true or false")),
+                _ => Err(bad("the result is not true or false".into())),
             },
             (OutputType::Int { min, max }, v) => {
                 let n = match v {
@@ -166,9 +216,9 @@ impl OutputType {
                     Value::String(s) => s.trim().parse().ok(),
                     _ => None,
                 }
-                .ok_or_else(|| format!("result {v} is not an integer"))?;
+                .ok_or_else(|| bad("the result is not an integer".into()))?;
                 if n < *min || n > *max {
-                    return Err(format!("result {n} is outside {min}..{max}"));
+                    return Err(bad(format!("the result is outside {min}..{max}")));
                 }
                 Ok(json!(n))
             }
@@ -179,9 +229,9 @@ impl OutputType {
                     _ => None,
                 }
                 .filter(|f: &f64| f.is_finite())
-                .ok_or_else(|| format!("result {v} is not a number"))?;
+                .ok_or_else(|| bad("the result is not a number".into()))?;
                 if n < *min || n > *max {
-                    return Err(format!("result {n} is outside {min}..{max}"));
+                    return Err(bad(format!("the result is outside {min}..{max}")));
                 }
                 Ok(json!(n))
             }
@@ -189,26 +239,29 @@ impl OutputType {
                 .iter()
                 .find(|c| c.eq_ignore_ascii_case(s.trim()))
                 .map(|c| json!(c))
-                .ok_or_else(|| format!("result {s:?} is not one of {}", choices.join(", "))),
+                .ok_or_else(|| bad(format!("the result is not one of {}", choices.join(", ")))),
             (OutputType::Text, Value::String(s)) => Ok(json!(s)),
-            (t, v) => Err(format!("result {v} does not fit the output type {t:?}")),
+            (t, _) => Err(bad(format!(
+                "the result does not fit the output type {t:?}"
+            ))),
         }
     }
 }
 
 /// Reads a model's answer: a JSON object `{result, rationale}`, possibly damaged.
-pub fn parse_verdict(text: &str, ty: &OutputType) -> Result<Verdict, String> {
+pub fn parse_verdict(text: &str, ty: &OutputType) -> Result<Verdict, Unusable> {
     let (obj, repaired) = match serde_json::from_str::<Value>(text.trim()) {
         Ok(v @ Value::Object(_)) => (v, false),
         _ => (
-            repair(text)
-                .ok_or_else(|| format!("the answer is not a JSON object: {}", excerpt(text)))?,
+            repair(text).ok_or_else(|| {
+                Unusable::quoting("the answer is not a JSON object", excerpt(text))
+            })?,
             true,
         ),
     };
     let result = obj
         .get("result")
-        .ok_or_else(|| format!("the answer has no `result`: {}", excerpt(text)))?;
+        .ok_or_else(|| Unusable::quoting("the answer has no `result`", excerpt(text)))?;
     let result = ty.check(result)?;
     let rationale = match obj.get("rationale") {
         Some(Value::String(s)) => s.clone(),
@@ -267,7 +320,8 @@ fn repair(text: &str) -> Option<Value> {
     }
 }
 
-fn excerpt(text: &str) -> String {
+/// The first 120 characters of a model's `text`, quoted, for an [`Unusable`] answer.
+pub fn excerpt(text: &str) -> String {
     let t: String = text.chars().take(120).collect();
     if text.chars().count() > 120 {
         format!("{t:?}…")
@@ -355,9 +409,18 @@ mod tests {
         assert!(v.repaired);
         assert_eq!(v.result, json!("no"));
         assert_eq!(v.rationale, "fine");
-        assert!(parse_verdict("I think the answer is yes.", &ty)
-            .unwrap_err()
-            .contains("not a JSON object"));
+        let e = parse_verdict("I think the answer is yes.", &ty).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the answer is not a JSON object: \"I think the answer is yes.\""
+        );
+        assert_eq!(
+            e.shown(false),
+            "the answer is not a JSON object (the model's answer is not shown)"
+        );
+        let e = parse_verdict("{\"result\": \"perhaps\"}", &ty).unwrap_err();
+        assert_eq!(e.to_string(), "the result is not yes or no: \"perhaps\"");
+        assert!(!e.shown(false).contains("perhaps"), "{e:?}");
         assert!(parse_verdict("{\"result\": \"yes\"", &ty).is_err());
     }
 

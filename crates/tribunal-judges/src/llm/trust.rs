@@ -261,8 +261,13 @@ impl Trust {
         usage: ModelUsage,
     ) -> Feedback {
         let untrusted = |why: String| {
+            let answer = if judge.quotes_answers() {
+                format!("answer {value}")
+            } else {
+                "the answer".to_owned()
+            };
             format!(
-                "{}answer {value} {why}; escalate to people",
+                "{}{answer} {why}; escalate to people",
                 tribunal_core::feedback::UNTRUSTED
             )
         };
