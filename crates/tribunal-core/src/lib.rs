@@ -7,6 +7,7 @@
 pub mod feedback;
 pub mod pending;
 pub mod redact;
+pub mod shell;
 pub mod size;
 pub mod terminal;
 pub mod trace;

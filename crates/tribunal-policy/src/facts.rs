@@ -106,11 +106,6 @@ const COMMAND_ARGUMENTS: [&str; 8] = [
     "command", "cmd", "commands", "script", "code", "input", "args", "argv",
 ];
 
-/// Programs that run the command after them (`sudo pip install x` is `pip install`).
-const WRAPPERS: [&str; 8] = [
-    "sudo", "env", "nohup", "time", "exec", "command", "nice", "doas",
-];
-
 /// Subcommand words that say only that something runs (`npm run`, `docker exec`), not what it
 /// changes.
 const RUNNING_WORDS: [&str; 4] = ["run", "exec", "execute", "x"];
@@ -143,33 +138,25 @@ pub fn command_words(arguments: &serde_json::Value) -> Vec<Vec<String>> {
     }
     for text in &texts {
         for piece in text.split(['\n', ';', '&', '|', '(', ')', '`', '{', '}']) {
-            let mut tokens = piece
+            let tokens: Vec<&str> = piece
                 .split_whitespace()
                 .map(|t| t.trim_matches(['"', '\'']))
                 .filter(|t| !t.is_empty())
-                .peekable();
-            // Assignments and wrappers before the program.
-            while let Some(t) = tokens.peek() {
-                let assignment = t.split_once('=').is_some_and(|(k, _)| {
-                    !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                });
-                if assignment || WRAPPERS.contains(t) || t.starts_with('-') {
-                    tokens.next();
-                } else {
-                    break;
-                }
-            }
-            let Some(first) = tokens.next() else { continue };
+                .collect();
+            let Some((first, rest)) = tribunal_core::shell::after_wrappers(&tokens).split_first()
+            else {
+                continue;
+            };
             let mut program = first
                 .rsplit(['/', '\\'])
                 .next()
                 .unwrap_or(first)
                 .to_ascii_lowercase();
-            let mut rest: Vec<&str> = tokens.collect();
+            let mut rest = rest;
             // `python -m pip install x` runs pip.
             if program.starts_with("python") && rest.first() == Some(&"-m") && rest.len() > 1 {
                 program = rest[1].to_ascii_lowercase();
-                rest.drain(..2);
+                rest = &rest[2..];
             }
             let mut words = name_words(&program);
             if let Some(sub) = rest.iter().find(|t| !t.starts_with('-')) {
@@ -853,6 +840,9 @@ pub struct Class {
     pub destructive: bool,
     pub navigation: bool,
     pub sensitive: bool,
+    /// The tool is a shell or a computer-use tool ([`ToolClasses::is_shell`]): each call's
+    /// class is read from what it is given ([`ToolClasses::of_call`]).
+    pub shell: bool,
     /// Where the class came from: `config`, `annotations`, `name`, `description`, `command` (a
     /// shell's call, read from its commands), or
     /// `unknown` when nothing said.
@@ -879,6 +869,7 @@ impl Class {
             destructive: self.destructive || other.destructive,
             navigation,
             sensitive: self.sensitive || other.sensitive,
+            shell: self.shell || other.shell,
             from: other.from,
         }
     }
@@ -1230,7 +1221,7 @@ impl ToolClasses {
         if !matches!(class.from, "name" | "unknown" | "description") {
             return class;
         }
-        if !self.is_shell(&call.name) {
+        if !class.shell {
             if !class.state_changing && !class.navigation && sends_query(&call.arguments) {
                 return Class {
                     read_only: false,
@@ -1243,6 +1234,7 @@ impl ToolClasses {
         }
         let mut c = Class {
             sensitive: true,
+            shell: true,
             destructive: class.destructive,
             from: "command",
             ..Class::default()
@@ -1290,8 +1282,9 @@ impl ToolClasses {
             || c.destructive
             || c.navigation
             || self.sensitive_names.iter().any(|n| n == name)
-            || self.sensitive.as_ref().is_some_and(|r| r.is_match(name))
-            || self.is_shell(name);
+            || self.sensitive.as_ref().is_some_and(|r| r.is_match(name));
+        c.shell = self.is_shell(name);
+        c.sensitive |= c.shell;
         c
     }
 
@@ -1341,6 +1334,7 @@ impl ToolClasses {
             destructive,
             navigation,
             sensitive: false,
+            shell: false,
             from,
         })
     }
@@ -1432,6 +1426,7 @@ fn annotated_class(a: &serde_json::Map<String, serde_json::Value>) -> Option<Cla
         destructive: !read_only && hint("destructiveHint").unwrap_or(true),
         navigation: false,
         sensitive: false,
+        shell: false,
         from: "annotations",
     })
 }
@@ -1470,12 +1465,13 @@ mod class_tests {
             [vec!["git", "push"], vec!["ls"]]
         );
         let c = classes(json!({}));
-        let call = |name: &str, command: &str| tribunal_core::ToolCall {
+        let made = |name: &str, arguments: serde_json::Value| tribunal_core::ToolCall {
             id: "c".into(),
             name: name.into(),
-            arguments: json!({ "command": command }),
+            arguments,
             span_id: None,
         };
+        let call = |name: &str, command: &str| made(name, json!({ "command": command }));
         for (name, command, state) in [
             ("Bash", "pip install x", true),
             ("Bash", "pytest -q && git status", false),
@@ -1493,12 +1489,7 @@ mod class_tests {
             );
         }
         // A computer-use tool: its action's words.
-        let act = |action: &str| tribunal_core::ToolCall {
-            id: "c".into(),
-            name: "computer".into(),
-            arguments: json!({"action": action, "text": "git push"}),
-            span_id: None,
-        };
+        let act = |action: &str| made("computer", json!({"action": action, "text": "git push"}));
         let k = c.call_class(&act("type"), &[]);
         assert!(k.sensitive && k.state_changing && !k.navigation);
         let k = c.call_class(&act("left_click"), &[]);
@@ -1506,12 +1497,6 @@ mod class_tests {
         let k = c.call_class(&act("screenshot"), &[]);
         assert!(k.sensitive && k.read_only);
         // An address read with a query opens it; read as it stands, it is only read.
-        let fetch = |args: serde_json::Value| tribunal_core::ToolCall {
-            id: "c".into(),
-            name: "fetch".into(),
-            arguments: args,
-            span_id: None,
-        };
         for (args, opens) in [
             (json!({"url": "https://x.example/a?token=abc"}), true),
             (json!({"target_url": "x.example/a?d=1#top"}), true),
@@ -1520,7 +1505,7 @@ mod class_tests {
             (json!({"url": "https://x.example/a?flag"}), false),
             (json!({"query": "https://x.example/a?token=abc"}), false),
         ] {
-            let k = c.call_class(&fetch(args.clone()), &[]);
+            let k = c.call_class(&made("fetch", args.clone()), &[]);
             assert_eq!(
                 (k.navigation, k.sensitive, k.read_only),
                 (opens, opens, !opens),

@@ -955,6 +955,7 @@ impl MessageFacts {
         messages: &[Message],
         index: usize,
         call: &tribunal_core::ToolCall,
+        shell: bool,
         classes: &crate::facts::ToolClasses,
     ) -> Warrant {
         self.read_with(classes);
@@ -962,11 +963,10 @@ impl MessageFacts {
         let user = |i: usize| messages[i].provenance.label() == "user";
         // What the user said of a shell's call depends on its commands, of any other call on
         // its tool's name: kept under that key.
-        let (words, verbs) = telling_words(call, classes);
-        let key = if classes.is_shell(&call.name) {
-            format!("{}\0{}", call.name, words.join(" "))
-        } else {
-            call.name.clone()
+        let told = shell.then(|| telling_words(call, true, classes));
+        let key = match &told {
+            Some((words, _)) => format!("{}\0{}", call.name, words.join(" ")),
+            None => call.name.clone(),
         };
         let kept = self
             .names
@@ -974,6 +974,7 @@ impl MessageFacts {
             .position(|(name, n)| n.upto <= end && *name == key);
         let mut n = kept.map_or_else(Named::default, |k| self.names.remove(k).1);
         if (n.upto..end).any(user) {
+            let (words, verbs) = told.unwrap_or_else(|| telling_words(call, false, classes));
             let (verbs, words) = (Spelled::of(&verbs, classes), Spelled::of(&words, classes));
             for i in (n.upto..end).filter(|&i| user(i)) {
                 self.hear(messages, i, classes);
@@ -1184,10 +1185,11 @@ fn said_of(text: &str) -> (String, Vec<String>) {
 /// or more), and those of them that are verbs of `classes`.
 fn telling_words(
     call: &tribunal_core::ToolCall,
+    shell: bool,
     classes: &crate::facts::ToolClasses,
 ) -> (Vec<String>, Vec<String>) {
     // A shell's name tells nothing of a call: its commands' program and subcommand words do.
-    let words = if classes.is_shell(&call.name) {
+    let words = if shell {
         crate::facts::command_words(&call.arguments)
             .into_iter()
             .flatten()
@@ -1458,7 +1460,7 @@ fn read_call_facts(
         }
     }
     let after_untrusted = before.iter().position(|m| m.provenance.is_untrusted());
-    let w = idents.warrant(messages, index, call, classes);
+    let w = idents.warrant(messages, index, call, class.shell, classes);
     let warranted = w.requested
         || w.delegated
         || w.named
@@ -1675,7 +1677,7 @@ mod tests {
             .filter(|m| m.provenance.label() == "user")
             .map(|m| said_of(&m.content))
             .collect();
-        let (words, verbs) = telling_words(call, classes);
+        let (words, verbs) = telling_words(call, classes.is_shell(&call.name), classes);
         // A word or a synonym of one, as a word of the text or (more than one word) in it.
         let says_one_of = |words: &[String], text: &str, said: &[String]| {
             words.iter().any(|w| {

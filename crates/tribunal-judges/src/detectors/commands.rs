@@ -672,11 +672,6 @@ const RUNNERS: &[&str] = &[
     "powershell",
 ];
 
-/// Words that run the command after them (with their options).
-const PREFIXES: &[&str] = &[
-    "sudo", "doas", "env", "nohup", "exec", "time", "command", "nice", "then", "do", "!", "(", "{",
-];
-
 /// The last part of a path.
 fn base_name(path: &str) -> &str {
     path.rsplit(['/', '\\']).next().unwrap_or(path)
@@ -704,27 +699,7 @@ fn ps_value<'a>(args: &[&'a str], name: &str, shortest: usize) -> Option<&'a str
 /// The words of one command after the words that only run it (`sudo -E`, `env A=1`,
 /// `nohup`, variable assignments).
 fn command_words<'a>(words: &[&'a str]) -> Vec<&'a str> {
-    let mut i = 0;
-    while i < words.len() {
-        let w = words[i];
-        let assignment = w.split_once('=').is_some_and(|(n, _)| {
-            !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        });
-        if PREFIXES.contains(&w) || assignment {
-            i += 1;
-            // The options of sudo, env, nice; -u USER and -g GROUP take a value.
-            while i < words.len() && words[i].starts_with('-') {
-                i += if matches!(words[i], "-u" | "-g" | "-n" | "-C") {
-                    2
-                } else {
-                    1
-                };
-            }
-        } else {
-            break;
-        }
-    }
-    words[i.min(words.len())..].to_vec()
+    tribunal_core::shell::after_wrappers(words).to_vec()
 }
 
 /// The files a download command saves (by name), when `words` are one: `curl -o`, `wget`,
