@@ -52,6 +52,13 @@ impl Links {
         }
     }
 
+    /// Adds a host (lower case).
+    pub(crate) fn add_host(&mut self, host: &str) {
+        if !self.hosts.iter().any(|h| h == host) {
+            self.hosts.push(host.to_owned());
+        }
+    }
+
     /// Adds an e-mail address (lower case).
     pub(crate) fn add_email(&mut self, email: &str) {
         if !self.emails.iter().any(|e| e == email) {
@@ -73,12 +80,47 @@ pub fn argument_facts(arguments: &serde_json::Value, sensitive: bool) -> (Links,
         if let Some(host) = bare_host(name, t) {
             push_unique(&mut links.hosts, host);
         }
+        if COMMAND_ARGUMENTS.contains(&name.to_ascii_lowercase().as_str()) {
+            for host in command_ip_hosts(t) {
+                push_unique(&mut links.hosts, host);
+            }
+        }
         if sensitive {
             text.push_str(t);
             text.push('\n');
         }
     });
     (links, text)
+}
+
+/// Whether `s` is an IPv4 address outside the private, loopback, link-local and
+/// unspecified ranges: one on another network.
+pub(crate) fn public_ipv4(s: &str) -> bool {
+    s.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| {
+        !(ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_unspecified())
+    })
+}
+
+/// The public IPv4 hosts a shell command reaches without a URL: a word that is an address, alone
+/// (`nc 198.51.100.7 4444`) or as a remote of scp, rsync or ssh (`backup@203.0.113.9:/srv`,
+/// `root@203.0.113.9`, `203.0.113.9:/tmp`). Host names in those places are read as e-mail
+/// addresses or URLs already; an address written with `user@` is not an e-mail address.
+fn command_ip_hosts(command: &str) -> Vec<String> {
+    let mut hosts = Vec::new();
+    for word in command.split(|c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '"' | '\'' | '`' | '(' | ')' | ';' | '|' | '&' | '<' | '>'
+            )
+    }) {
+        let host = word.rsplit_once('@').map_or(word, |(_, h)| h);
+        let host = host.split_once(':').map_or(host, |(h, _)| h);
+        if public_ipv4(host) {
+            push_unique(&mut hosts, host.to_owned());
+        }
+    }
+    hosts
 }
 
 /// Whether an argument named for an address ([`names_an_address`]) holds a URL, or a host
@@ -597,6 +639,41 @@ fn image_source(dest: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_reaches_the_public_ipv4_hosts_it_names_without_a_url() {
+        let hosts = |command: &str| {
+            argument_facts(&serde_json::json!({ "command": command }), true)
+                .0
+                .hosts
+        };
+        assert_eq!(
+            hosts("scp .env backup@203.0.113.9:/srv"),
+            vec!["203.0.113.9"]
+        );
+        assert_eq!(hosts("nc 198.51.100.7 4444 < .env"), vec!["198.51.100.7"]);
+        assert_eq!(
+            hosts("rsync -a out/ 198.51.100.7:/tmp && ssh root@203.0.113.50 'ls'"),
+            vec!["198.51.100.7", "203.0.113.50"]
+        );
+        // This side's own network, versions and other numbers are not hosts.
+        for command in [
+            "ssh admin@10.0.0.5 df -h",
+            "curl -s 127.0.0.1:8000/health",
+            "scp x root@192.168.1.20:/tmp",
+            "pip install pkg==1.2.3",
+            "echo 1.2.3.4.5",
+        ] {
+            assert!(hosts(command).is_empty(), "{command}: {:?}", hosts(command));
+        }
+        // Only in arguments that hold commands.
+        assert!(
+            argument_facts(&serde_json::json!({ "note": "203.0.113.9" }), true)
+                .0
+                .hosts
+                .is_empty()
+        );
+    }
 
     #[test]
     fn finds_hosts_emails_and_images() {

@@ -462,7 +462,14 @@ fn scan(
     }
     // An IPv4 address is a host, written without a scheme: the URL a client completes it
     // to (as an argument named for an address reads it, `crate::facts::bare_host`).
+    // A public one is a place data can be sent to, as a URL's host is (a private or
+    // loopback address is this side's own network).
     find_in(&IPV4, text, &marks.numbers, |m| {
+        if let Some(l) = links.as_deref_mut() {
+            if crate::facts::public_ipv4(m.as_str()) {
+                l.add_host(m.as_str());
+            }
+        }
         push("url", m.start(), m.end(), m.as_str().to_owned(), &mut taken);
     });
     if marks.digits4 {
@@ -2005,8 +2012,15 @@ mod tests {
                 assert_eq!(got, identifiers_unfiltered(t, min), "{t:?}");
                 let f = TextFacts::of(t, min);
                 assert_eq!(f.idents, got, "{t:?}");
+                // A message's links: those `Links::scan` finds, and its public IPv4
+                // addresses as hosts.
                 let mut links = crate::facts::Links::default();
                 links.scan(t);
+                for ip in IPV4.find_iter(t) {
+                    if crate::facts::public_ipv4(ip.as_str()) {
+                        links.add_host(ip.as_str());
+                    }
+                }
                 assert_eq!(f.links, links, "{t:?}");
             }
         }

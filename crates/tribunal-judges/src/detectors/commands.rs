@@ -63,6 +63,8 @@ enum Check {
     PruneAll,
     GitDiscards,
     SendsSavedSecret,
+    SendsCredential,
+    NotTestEnvironment,
 }
 
 const CHECKS: &[(&str, Check)] = &[
@@ -74,6 +76,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("prune_all", Check::PruneAll),
     ("git_discards", Check::GitDiscards),
     ("sends_saved_secret", Check::SendsSavedSecret),
+    ("sends_credential", Check::SendsCredential),
+    ("not_test_environment", Check::NotTestEnvironment),
 ];
 
 /// Branches a team shares, which a push must not rewrite or delete.
@@ -598,7 +602,91 @@ fn passes(check: Check, m: &str) -> bool {
         }
         Check::GitDiscards => git_discards(m),
         Check::SendsSavedSecret => sends_saved_secret(m),
+        Check::SendsCredential => sends_credential(m),
+        Check::NotTestEnvironment => !names_test_environment(m),
     }
+}
+
+/// The parts of a credentials file's path that `secret_file_to_network` looks for.
+const CREDENTIAL_MARKS: [&str; 8] = [
+    ".ssh/id_",
+    ".aws/credentials",
+    ".netrc",
+    ".kube/config",
+    ".docker/config.json",
+    ".git-credentials",
+    ".pgpass",
+    "gcloud/",
+];
+
+/// Options whose value is a key or a credentials file the program logs in with
+/// (`scp -i KEY`, `curl --netrc-file F`, `curl --key F`), not something it sends.
+const LOGIN_OPTIONS: [&str; 7] = [
+    "-i",
+    "--identity",
+    "--identity-file",
+    "--key",
+    "--netrc-file",
+    "--cert",
+    "--kubeconfig",
+];
+
+/// Whether a command the `secret_file_to_network` pattern found sends a credentials file:
+/// some credentials file it names is not only the value of a login option (`scp -i
+/// ~/.ssh/id_rsa dist.tgz host:`, `rsync -e "ssh -i ~/.ssh/id_ed25519"`, `-o
+/// IdentityFile=~/.ssh/id_rsa`, `curl --netrc-file ~/.netrc`) and not a public key (`.pub`).
+/// When the words name no such file as the pattern did (odd quoting), the finding stands.
+fn sends_credential(m: &str) -> bool {
+    let words: Vec<&str> = m
+        .split(|c: char| c.is_whitespace() || c == '|' || c == '<')
+        .filter(|w| !w.is_empty())
+        .map(unquoted)
+        .collect();
+    let mut named = false;
+    for (i, w) in words.iter().enumerate() {
+        let w = w.trim_end_matches([')', '`', ';', '&']);
+        if !CREDENTIAL_MARKS.iter().any(|c| w.contains(c)) || w.ends_with(".pub") {
+            continue;
+        }
+        named = true;
+        let option = i.checked_sub(1).map(|k| words[k]);
+        let login = option.is_some_and(|o| LOGIN_OPTIONS.contains(&o))
+            || (w.starts_with("-i") && !w.starts_with("--"))
+            || w.contains("IdentityFile=")
+            || LOGIN_OPTIONS
+                .iter()
+                .any(|o| o.starts_with("--") && w.starts_with(&format!("{o}=")));
+        if !login {
+            return true;
+        }
+    }
+    !named
+}
+
+/// Whether a command runs against a test environment: `RAILS_ENV=test`, `RACK_ENV=test`,
+/// `APP_ENV=testing`, `NODE_ENV=test`, `-e test`, `--env=testing`, `--environment test`.
+fn names_test_environment(m: &str) -> bool {
+    let words: Vec<&str> = m.split_whitespace().map(unquoted).collect();
+    let test = |v: &str| matches!(v, "test" | "testing");
+    words.iter().enumerate().any(|(i, w)| {
+        let value_after =
+            |names: &[&str]| names.contains(w) && words.get(i + 1).is_some_and(|v| test(v));
+        match w.split_once('=') {
+            Some((name, value)) => {
+                test(value)
+                    && matches!(
+                        name,
+                        "RAILS_ENV"
+                            | "RACK_ENV"
+                            | "APP_ENV"
+                            | "NODE_ENV"
+                            | "--env"
+                            | "--environment"
+                    )
+            }
+            None => value_after(&["-e", "--env", "--environment"]),
+        }
+    })
 }
 
 /// A word without the quotes around it.
