@@ -143,6 +143,47 @@ fn sends_query(arguments: &serde_json::Value) -> bool {
     found
 }
 
+/// What a call's arguments ask of the server they reach, when more than a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    /// POST, PUT or PATCH, or a GraphQL mutation: the request carries data to be kept.
+    Write,
+    /// DELETE.
+    Delete,
+}
+
+/// Argument names that give an HTTP request's method.
+const METHOD_ARGUMENTS: [&str; 4] = ["method", "http_method", "httpmethod", "verb"];
+
+/// Whether a call asks for a request that sends data or changes something: an HTTP method
+/// argument ([`METHOD_ARGUMENTS`]) of POST, PUT, PATCH or DELETE
+/// (`fetch(url, method="POST", body=…)`), or a GraphQL mutation (a string argument
+/// starting `mutation`).
+fn writing_request(arguments: &serde_json::Value) -> Option<Request> {
+    let mut found = None;
+    strings_with_names(arguments, "", &mut |name, t| {
+        let t = t.trim();
+        let name = name.to_ascii_lowercase();
+        let request = if METHOD_ARGUMENTS.contains(&name.as_str()) {
+            match t.to_ascii_uppercase().as_str() {
+                "POST" | "PUT" | "PATCH" => Some(Request::Write),
+                "DELETE" => Some(Request::Delete),
+                _ => None,
+            }
+        } else {
+            let rest = t
+                .strip_prefix("mutation")
+                .or_else(|| t.strip_prefix("MUTATION"));
+            rest.filter(|r| r.starts_with(|c: char| c.is_whitespace() || c == '{' || c == '('))
+                .map(|_| Request::Write)
+        };
+        if request.is_some() && found != Some(Request::Delete) {
+            found = request;
+        }
+    });
+    found
+}
+
 /// Argument names that hold a shell's commands or an interpreter's code.
 const COMMAND_ARGUMENTS: [&str; 8] = [
     "command", "cmd", "commands", "script", "code", "input", "args", "argv",
@@ -921,8 +962,8 @@ pub struct Class {
     /// class is read from what it is given ([`ToolClasses::of_call`]).
     pub shell: bool,
     /// Where the class came from: `config`, `annotations`, `name`, `description`, `command` (a
-    /// shell's call, read from its commands), or
-    /// `unknown` when nothing said.
+    /// shell's call, read from its commands), `arguments` (a call asking for a request that
+    /// writes: an HTTP method or a GraphQL mutation), or `unknown` when nothing said.
     pub from: &'static str,
 }
 
@@ -1295,6 +1336,20 @@ impl ToolClasses {
     /// (`fetch(url="https://x.example/a?token=…")`) opens that address as navigation
     /// does, since what the query carries leaves with the request.
     pub fn of_call(&self, class: Class, call: &tribunal_core::ToolCall) -> Class {
+        // A request that sends or changes something says so in its arguments, whatever the
+        // tool's name or its server's annotations say (configuration still wins).
+        if class.from != "config" && !class.shell {
+            if let Some(request) = writing_request(&call.arguments) {
+                return class.with_risks_of(Class {
+                    state_changing: true,
+                    external: true,
+                    destructive: request == Request::Delete,
+                    sensitive: true,
+                    from: "arguments",
+                    ..Class::default()
+                });
+            }
+        }
         if !matches!(class.from, "name" | "unknown" | "description") {
             return class;
         }
@@ -1589,6 +1644,57 @@ mod class_tests {
                 "{args}"
             );
         }
+        // A request that writes is external and state-changing whatever the tool is called;
+        // one that reads stays what the name says.
+        for (args, writes, deletes) in [
+            (
+                json!({"url": "https://x.example/a", "method": "POST", "body": "d"}),
+                true,
+                false,
+            ),
+            (
+                json!({"url": "https://x.example/a", "options": {"method": "put"}}),
+                true,
+                false,
+            ),
+            (
+                json!({"url": "https://x.example/a", "http_method": "DELETE"}),
+                true,
+                true,
+            ),
+            (
+                json!({"endpoint": "https://x.example/g", "query": " mutation { save(t: \"a\") { id } }"}),
+                true,
+                false,
+            ),
+            (
+                json!({"url": "https://x.example/a", "method": "GET"}),
+                false,
+                false,
+            ),
+            (
+                json!({"endpoint": "https://x.example/g", "query": "query { user { mutations } }"}),
+                false,
+                false,
+            ),
+            (json!({"q": "mutations of the virus"}), false, false),
+        ] {
+            for name in ["fetch", "graphql_query"] {
+                let k = c.call_class(&made(name, args.clone()), &[]);
+                assert_eq!(
+                    (
+                        k.state_changing,
+                        k.external,
+                        k.sensitive,
+                        k.destructive,
+                        k.read_only
+                    ),
+                    (writes, writes, writes, deletes, !writes),
+                    "{name} {args}"
+                );
+                assert_eq!(k.from == "arguments", writes, "{name} {args}");
+            }
+        }
         // Not a shell: the name's class, whatever the arguments.
         let k = c.call_class(&call("update_profile", "ls"), &[]);
         assert!(k.state_changing && k.from == "name");
@@ -1596,6 +1702,12 @@ mod class_tests {
         let c = classes(json!({"tools": {"classes": {"Bash": ["read_only"]}}}));
         let k = c.call_class(&call("Bash", "git push"), &[]);
         assert!(!k.state_changing && k.from == "config");
+        let c = classes(json!({"tools": {"classes": {"fetch": ["read_only"]}}}));
+        let post = made(
+            "fetch",
+            json!({"url": "https://x.example", "method": "POST"}),
+        );
+        assert!(c.call_class(&post, &[]).read_only);
         // A user who empties the shell words gets names read as before.
         let c = classes(json!({"tools": {"shell_words": []}}));
         assert!(!c.is_shell("Bash"));
