@@ -474,6 +474,11 @@ fn scan(
     });
     if marks.digits4 {
         find_in(&DIGITS, text, &marks.numbers, |m| {
+            // `+` and digits is a phone number written as E.164 (`+14155550199`), the same
+            // number as `+1 415 555 0199` in a message: the phone pattern reads it.
+            if text[..m.start()].ends_with('+') {
+                return;
+            }
             let v = only_digits(m.as_str());
             push("account", m.start(), m.end(), v, &mut taken);
         });
@@ -1853,6 +1858,14 @@ mod tests {
             );
         }
         assert!(!found.iter().any(|(_, v, _)| v == "12.5"), "{found:?}");
+        // A number in E.164 form is the phone number spelt with spaces, not an account.
+        let spaced = kinds("Text YES to +1 415 555 0199 to release it");
+        assert_eq!(spaced, vec![("phone", "14155550199".to_owned(), true)]);
+        assert_eq!(
+            kinds("+14155550199"),
+            vec![("phone", "14155550199".to_owned(), false)]
+        );
+        assert_eq!(kinds("ref 14155550199")[0].0, "account");
     }
 
     #[test]

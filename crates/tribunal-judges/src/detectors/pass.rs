@@ -758,6 +758,7 @@ mod tests {
         "iptables -F",
         "echo 'x ALL=(ALL) NOPASSWD:ALL' >> /etc/sudoers",
         "chmod u+s /bin/bash",
+        "echo 'ssh-ed25519 AAAA k' >> ~/.ssh/authorized_keys",
         "git reflog expire --expire=now --all",
         "npm unpublish mypkg --force",
         "rpm -e --nodeps glibc",
