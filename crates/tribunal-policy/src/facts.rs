@@ -80,7 +80,10 @@ pub fn argument_facts(arguments: &serde_json::Value, sensitive: bool) -> (Links,
         if let Some(host) = bare_host(name, t) {
             push_unique(&mut links.hosts, host);
         }
-        if COMMAND_ARGUMENTS.contains(&name.to_ascii_lowercase().as_str()) {
+        if COMMAND_ARGUMENTS
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(name))
+        {
             for host in command_ip_hosts(t) {
                 push_unique(&mut links.hosts, host);
             }
@@ -163,12 +166,19 @@ fn writing_request(arguments: &serde_json::Value) -> Option<Request> {
     let mut found = None;
     strings_with_names(arguments, "", &mut |name, t| {
         let t = t.trim();
-        let name = name.to_ascii_lowercase();
-        let request = if METHOD_ARGUMENTS.contains(&name.as_str()) {
-            match t.to_ascii_uppercase().as_str() {
-                "POST" | "PUT" | "PATCH" => Some(Request::Write),
-                "DELETE" => Some(Request::Delete),
-                _ => None,
+        let request = if METHOD_ARGUMENTS
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(name))
+        {
+            if ["POST", "PUT", "PATCH"]
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(t))
+            {
+                Some(Request::Write)
+            } else if t.eq_ignore_ascii_case("DELETE") {
+                Some(Request::Delete)
+            } else {
+                None
             }
         } else {
             let rest = t
