@@ -96,31 +96,55 @@ pub fn argument_facts(arguments: &serde_json::Value, sensitive: bool) -> (Links,
     (links, text)
 }
 
-/// Whether `s` is an IPv4 address outside the private, loopback, link-local and
-/// unspecified ranges: one on another network.
+/// Whether `s` is an IPv4 address on another network: not private, loopback, link-local,
+/// shared (100.64.0.0/10, carrier-grade NAT and overlay networks), broadcast, multicast,
+/// reserved or unspecified.
 pub(crate) fn public_ipv4(s: &str) -> bool {
     s.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| {
-        !(ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_unspecified())
+        let [a, b, ..] = ip.octets();
+        !(ip.is_private()
+            || ip.is_loopback()
+            || ip.is_link_local()
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || ip.is_multicast()
+            || a >= 240
+            || (a == 100 && (b & 0xc0) == 64))
     })
 }
 
-/// The public IPv4 hosts a shell command reaches without a URL: a word that is an address, alone
-/// (`nc 198.51.100.7 4444`) or as a remote of scp, rsync or ssh (`backup@203.0.113.9:/srv`,
-/// `root@203.0.113.9`, `203.0.113.9:/tmp`). Host names in those places are read as e-mail
-/// addresses or URLs already; an address written with `user@` is not an e-mail address.
+/// Programs that reach the host they are given by its address alone (`nc 198.51.100.7 4444`).
+const NETWORK_PROGRAMS: [&str; 10] = [
+    "nc", "ncat", "netcat", "telnet", "ssh", "scp", "sftp", "ftp", "socat", "rsync",
+];
+
+/// The public IPv4 hosts a command reaches without a URL: a remote with a path
+/// (`backup@203.0.113.9:/srv`, `203.0.113.9:/tmp`), or an address after a network program
+/// (`nc 198.51.100.7 4444`, `ssh root@203.0.113.9`). Host names in those places are read as
+/// e-mail addresses or URLs already; an address written with `user@` is not an e-mail
+/// address. A version (`--version 2.43.0.1`) is not a remote.
 fn command_ip_hosts(command: &str) -> Vec<String> {
     let mut hosts = Vec::new();
-    for word in command.split(|c: char| {
-        c.is_whitespace()
-            || matches!(
-                c,
-                '"' | '\'' | '`' | '(' | ')' | ';' | '|' | '&' | '<' | '>'
-            )
-    }) {
-        let host = word.rsplit_once('@').map_or(word, |(_, h)| h);
-        let host = host.split_once(':').map_or(host, |(h, _)| h);
-        if public_ipv4(host) {
-            push_unique(&mut hosts, host.to_owned());
+    for piece in command.split(['\n', ';', '|', '&', '(', ')', '`']) {
+        let words: Vec<&str> = piece
+            .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>'))
+            .filter(|w| !w.is_empty())
+            .collect();
+        let network = words.first().is_some_and(|w| {
+            let program = w.rsplit('/').next().unwrap_or(w);
+            NETWORK_PROGRAMS.contains(&program)
+        });
+        for word in words {
+            // `user@IP` is a remote after a network program (`ssh root@IP`), and anywhere
+            // with a path (`user@IP:/srv`); `pkg@1.2.3.4` elsewhere is a version.
+            let host = word.rsplit_once('@').map_or(word, |(_, h)| h);
+            let (host, remote) = match host.split_once(':') {
+                Some((h, _)) => (h, true),
+                None => (host, false),
+            };
+            if (remote || network) && public_ipv4(host) {
+                push_unique(&mut hosts, host.to_owned());
+            }
         }
     }
     hosts
@@ -155,13 +179,28 @@ enum Request {
     Delete,
 }
 
+/// Argument names that hold a GraphQL document.
+const GRAPHQL_ARGUMENTS: [&str; 5] = ["query", "mutation", "graphql", "document", "gql"];
+
+/// Whether a GraphQL document's first operation, past comments, is a mutation.
+fn graphql_mutation(document: &str) -> bool {
+    let first = document
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap_or("");
+    first.strip_prefix("mutation").is_some_and(|r| {
+        r.is_empty() || r.starts_with(|c: char| c.is_whitespace() || c == '{' || c == '(')
+    }) && document.contains('{')
+}
+
 /// Argument names that give an HTTP request's method.
 const METHOD_ARGUMENTS: [&str; 4] = ["method", "http_method", "httpmethod", "verb"];
 
 /// Whether a call asks for a request that sends data or changes something: an HTTP method
 /// argument ([`METHOD_ARGUMENTS`]) of POST, PUT, PATCH or DELETE
-/// (`fetch(url, method="POST", body=…)`), or a GraphQL mutation (a string argument
-/// starting `mutation`).
+/// (`fetch(url, method="POST", body=…)`), or a GraphQL mutation (a document argument,
+/// [`GRAPHQL_ARGUMENTS`], whose first operation is a `mutation`).
 fn writing_request(arguments: &serde_json::Value) -> Option<Request> {
     let mut found = None;
     strings_with_names(arguments, "", &mut |name, t| {
@@ -180,12 +219,13 @@ fn writing_request(arguments: &serde_json::Value) -> Option<Request> {
             } else {
                 None
             }
+        } else if GRAPHQL_ARGUMENTS
+            .iter()
+            .any(|g| g.eq_ignore_ascii_case(name))
+        {
+            graphql_mutation(t).then_some(Request::Write)
         } else {
-            let rest = t
-                .strip_prefix("mutation")
-                .or_else(|| t.strip_prefix("MUTATION"));
-            rest.filter(|r| r.starts_with(|c: char| c.is_whitespace() || c == '{' || c == '('))
-                .map(|_| Request::Write)
+            None
         };
         if request.is_some() && found != Some(Request::Delete) {
             found = request;
@@ -714,6 +754,11 @@ mod tests {
             "scp x root@192.168.1.20:/tmp",
             "pip install pkg==1.2.3",
             "echo 1.2.3.4.5",
+            "choco install git --version 2.43.0.1",
+            "npm i foo@1.2.3.4",
+            "ifconfig eth0 10.0.0.2 netmask 255.255.255.0",
+            "ssh me@100.101.1.2",
+            "curl 203.0.113.9",
         ] {
             assert!(hosts(command).is_empty(), "{command}: {:?}", hosts(command));
         }
@@ -1688,6 +1733,13 @@ mod class_tests {
                 false,
             ),
             (json!({"q": "mutations of the virus"}), false, false),
+            (json!({"query": "mutation rate in E. coli"}), false, false),
+            (
+                json!({"query": "# save it\nmutation Save {\n save(t: 1) { id } }"}),
+                true,
+                false,
+            ),
+            (json!({"text": "mutation { save }"}), false, false),
         ] {
             for name in ["fetch", "graphql_query"] {
                 let k = c.call_class(&made(name, args.clone()), &[]);

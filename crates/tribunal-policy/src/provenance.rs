@@ -476,7 +476,8 @@ fn scan(
         find_in(&DIGITS, text, &marks.numbers, |m| {
             // `+` and digits is a phone number written as E.164 (`+14155550199`), the same
             // number as `+1 415 555 0199` in a message: the phone pattern reads it.
-            if text[..m.start()].ends_with('+') {
+            let plain = m.as_str().bytes().all(|b| b.is_ascii_digit());
+            if text[..m.start()].ends_with('+') && plain && (8..=15).contains(&m.len()) {
                 return;
             }
             let v = only_digits(m.as_str());
@@ -1866,6 +1867,8 @@ mod tests {
             vec![("phone", "14155550199".to_owned(), false)]
         );
         assert_eq!(kinds("ref 14155550199")[0].0, "account");
+        // Too long for a phone number: still an account number.
+        assert_eq!(kinds("+4400112233445566778")[0].0, "account");
     }
 
     #[test]

@@ -619,43 +619,60 @@ const CREDENTIAL_MARKS: [&str; 8] = [
     "gcloud/",
 ];
 
-/// Options whose value is a key or a credentials file the program logs in with
-/// (`scp -i KEY`, `curl --netrc-file F`, `curl --key F`), not something it sends.
-const LOGIN_OPTIONS: [&str; 7] = [
-    "-i",
-    "--identity",
-    "--identity-file",
-    "--key",
-    "--netrc-file",
-    "--cert",
-    "--kubeconfig",
-];
+/// Options whose value is a key or a credentials file curl logs in with (`--key F`,
+/// `--cert F`, `--netrc-file F`), not something it sends.
+const LOGIN_OPTIONS: [&str; 3] = ["--key", "--netrc-file", "--cert"];
+
+/// Programs whose `-i KEY` is the key they log in with.
+const SSH_PROGRAMS: [&str; 3] = ["ssh", "scp", "sftp"];
+
+/// Whether `w` names a public key (`~/.ssh/id_rsa.pub`): the key's name is followed by `.pub`.
+fn public_key(w: &str) -> bool {
+    w.find(".ssh/id_").is_some_and(|at| {
+        let rest = &w[at + 8..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        rest[end..].starts_with(".pub")
+    })
+}
 
 /// Whether a command the `secret_file_to_network` pattern found sends a credentials file:
-/// some credentials file it names is not only the value of a login option (`scp -i
+/// some credentials file it names is not only the key an ssh program logs in with (`scp -i
 /// ~/.ssh/id_rsa dist.tgz host:`, `rsync -e "ssh -i ~/.ssh/id_ed25519"`, `-o
-/// IdentityFile=~/.ssh/id_rsa`, `curl --netrc-file ~/.netrc`) and not a public key (`.pub`).
-/// When the words name no such file as the pattern did (odd quoting), the finding stands.
+/// IdentityFile=~/.ssh/id_rsa`), not only curl's login file (`--netrc-file ~/.netrc`), and
+/// not a public key (`.pub`). A file read from standard input (`< FILE`) is sent. When the
+/// words name no such file as the pattern did (odd quoting), the finding stands.
 fn sends_credential(m: &str) -> bool {
     let words: Vec<&str> = m
-        .split(|c: char| c.is_whitespace() || c == '|' || c == '<')
+        .split(|c: char| c.is_whitespace() || c == '|')
         .filter(|w| !w.is_empty())
         .map(unquoted)
         .collect();
     let mut named = false;
     for (i, w) in words.iter().enumerate() {
         let w = w.trim_end_matches([')', '`', ';', '&']);
-        if !CREDENTIAL_MARKS.iter().any(|c| w.contains(c)) || w.ends_with(".pub") {
+        if !CREDENTIAL_MARKS.iter().any(|c| w.contains(c)) || public_key(w) {
             continue;
         }
         named = true;
-        let option = i.checked_sub(1).map(|k| words[k]);
-        let login = option.is_some_and(|o| LOGIN_OPTIONS.contains(&o))
-            || (w.starts_with("-i") && !w.starts_with("--"))
-            || w.contains("IdentityFile=")
-            || LOGIN_OPTIONS
-                .iter()
-                .any(|o| o.starts_with("--") && w.starts_with(&format!("{o}=")));
+        let before = &words[..i];
+        let option = before.last().copied();
+        let ssh = before
+            .iter()
+            .any(|b| SSH_PROGRAMS.contains(&base_name(unquoted(b))));
+        let login = !w.starts_with('<')
+            && option != Some("<")
+            && ((ssh
+                && (option == Some("-i")
+                    || option == Some("-o") && w.starts_with("IdentityFile=")
+                    || w.starts_with("-oIdentityFile=")
+                    || w.starts_with("IdentityFile=")
+                    || (w.starts_with("-i") && !w.starts_with("--"))))
+                || option.is_some_and(|o| LOGIN_OPTIONS.contains(&o))
+                || LOGIN_OPTIONS
+                    .iter()
+                    .any(|o| w.starts_with(&format!("{o}="))));
         if !login {
             return true;
         }
@@ -666,8 +683,13 @@ fn sends_credential(m: &str) -> bool {
 /// Whether a command runs against a test environment: `RAILS_ENV=test`, `RACK_ENV=test`,
 /// `APP_ENV=testing`, `NODE_ENV=test`, `-e test`, `--env=testing`, `--environment test`.
 fn names_test_environment(m: &str) -> bool {
-    let words: Vec<&str> = m.split_whitespace().map(unquoted).collect();
-    let test = |v: &str| matches!(v, "test" | "testing");
+    // Words up to a comment, which says nothing of what runs.
+    let words: Vec<&str> = m
+        .split_whitespace()
+        .take_while(|w| !w.starts_with('#'))
+        .map(unquoted)
+        .collect();
+    let test = |v: &str| matches!(unquoted(v), "test" | "testing");
     words.iter().enumerate().any(|(i, w)| {
         let value_after =
             |names: &[&str]| names.contains(w) && words.get(i + 1).is_some_and(|v| test(v));
