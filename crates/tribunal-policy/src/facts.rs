@@ -113,6 +113,10 @@ pub(crate) fn public_ipv4(s: &str) -> bool {
     })
 }
 
+/// What ends one simple command of a shell's text and starts the next: lines, `;`, `&&`,
+/// pipes, subshells, command substitutions and groups.
+const COMMAND_SEPARATORS: [char; 9] = ['\n', ';', '&', '|', '(', ')', '`', '{', '}'];
+
 /// Programs that reach the host they are given by its address alone (`nc 198.51.100.7 4444`).
 const NETWORK_PROGRAMS: [&str; 10] = [
     "nc", "ncat", "netcat", "telnet", "ssh", "scp", "sftp", "ftp", "socat", "rsync",
@@ -125,7 +129,7 @@ const NETWORK_PROGRAMS: [&str; 10] = [
 /// address. A version (`--version 2.43.0.1`) is not a remote.
 fn command_ip_hosts(command: &str) -> Vec<String> {
     let mut hosts = Vec::new();
-    for piece in command.split(['\n', ';', '|', '&', '(', ')', '`']) {
+    for piece in command.split(COMMAND_SEPARATORS) {
         let words: Vec<&str> = piece
             .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>'))
             .filter(|w| !w.is_empty())
@@ -270,7 +274,7 @@ pub fn command_words(arguments: &serde_json::Value) -> Vec<Vec<String>> {
         }
     }
     for text in &texts {
-        for piece in text.split(['\n', ';', '&', '|', '(', ')', '`', '{', '}']) {
+        for piece in text.split(COMMAND_SEPARATORS) {
             let tokens: Vec<&str> = piece
                 .split_whitespace()
                 .map(|t| t.trim_matches(['"', '\'']))
