@@ -129,6 +129,64 @@ fn a_line_that_imports_no_trace_is_rejected_with_its_number() {
     assert!(stderr.contains("1 inputs rejected"), "{stderr}");
 }
 
+/// A trace or pending call in which an object names a key twice is read one way by one
+/// JSON reader and the other way by another: `eval` rejects its line and `check` refuses
+/// it, naming the key and where it is, whichever road (the chat fast road or the general
+/// one) reads the line.
+#[test]
+fn a_key_named_twice_is_rejected_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let call = |args: &str| {
+        json!({"id": "t", "messages": [
+            {"role": "user", "content": "Read a.txt"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "read_file", "arguments": args}}]}
+        ]})
+        .to_string()
+    };
+    let lines = [
+        chat_line("a"),
+        // In a call's arguments, as a JSON string (the chat road) ...
+        call(r#"{"path": "a.txt", "path": "/etc/shadow"}"#),
+        // ... as an object, and elsewhere in a record.
+        r#"{"id": "t3", "messages": [{"role": "user", "content": "hi"}], "metadata": {"user": "a", "user": "b"}}"#.to_owned(),
+        r#"{"id": "t4", "messages": [{"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "read_file", "arguments": {"path": "a", "path": "b"}}}]}]}"#.to_owned(),
+        chat_line("b"),
+    ];
+    std::fs::write(d.join("t.jsonl"), lines.join("\n") + "\n").unwrap();
+    let (code, stdout, stderr) = eval(d, &["t.jsonl", "-f", "jsonl"]);
+    assert_eq!(code, Some(2), "{stdout} {stderr}");
+    let rows = rows(stdout.as_bytes());
+    assert_eq!(rows.len(), 5, "{stdout}");
+    for (i, key) in [(1, "path"), (2, "user"), (3, "path")] {
+        let error = rows[i]["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with(&format!("t.jsonl:{}", i + 1))
+                && error.contains(&format!("the key \"{key}\" is named twice")),
+            "line {}: {}",
+            i + 1,
+            rows[i]
+        );
+    }
+    assert!(stderr.contains("3 inputs rejected"), "{stderr}");
+
+    // `check`: the pending call's arguments, and the trace.
+    std::fs::write(d.join("trace.json"), chat_line("c")).unwrap();
+    std::fs::write(
+        d.join("pending.json"),
+        r#"{"name": "send_email", "arguments": {"to": "eve@evil.io", "to": "alice@acme.com"}}"#,
+    )
+    .unwrap();
+    let out = tribunal(d, &["check", "trace.json", "--pending", "pending.json"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("pending.json:1:") && stderr.contains(r#"the key "to" is named twice"#),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn extensions_are_read_whatever_their_case() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@
 //! functions that derive one piece of it from another.
 
 pub mod feedback;
+pub mod json;
 pub mod pending;
 pub mod redact;
 pub mod shell;

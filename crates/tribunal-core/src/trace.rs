@@ -255,7 +255,8 @@ pub struct ToolCall {
     pub id: String,
     pub name: String,
     /// Parsed arguments. When the source's JSON string did not parse, this is the raw string.
-    #[serde(default)]
+    /// An object in them that names a key twice does not read ([`crate::json`]).
+    #[serde(default, deserialize_with = "crate::json::unique")]
     pub arguments: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub span_id: Option<String>,

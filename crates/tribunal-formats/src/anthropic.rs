@@ -292,7 +292,8 @@ pub(crate) fn tool_use(b: &Map<String, Value>, default_id: &str) -> Result<ToolC
     Ok(ToolCall {
         id: opt_str(b, "id")?.unwrap_or(default_id).to_owned(),
         name: name.to_owned(),
-        arguments: parse_arguments(b.get("input").unwrap_or(&Value::Null)),
+        arguments: parse_arguments(b.get("input").unwrap_or(&Value::Null))
+            .map_err(|e| ImportError::new("input", e.expected))?,
         span_id: None,
     })
 }

@@ -71,7 +71,7 @@ pub fn messages_after(
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            serde_json::from_str::<Value>(m.get())
+            tribunal_core::json::from_str(m.get())
                 .map_err(|e| ImportError::new(format!("[{i}]"), format!("JSON: {e}")))
         })
         .collect::<Result<Vec<Value>, _>>()?;

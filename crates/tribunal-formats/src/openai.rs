@@ -303,11 +303,12 @@ pub(crate) fn import_function(
     let o = as_object(f, "")?;
     let name = opt_str(o, "name")?
         .ok_or_else(|| ImportError::new("name", "the name of the called tool"))?;
-    Ok(call(
-        id.unwrap_or_else(default_id),
-        name.to_owned(),
-        ARGUMENT_KEYS.iter().find_map(|k| o.get(*k)),
-    ))
+    let (key, arguments) = ARGUMENT_KEYS
+        .iter()
+        .find_map(|k| o.get(*k).map(|v| (*k, v)))
+        .unzip();
+    call(id.unwrap_or_else(default_id), name.to_owned(), arguments)
+        .map_err(|e| ImportError::new(key.unwrap_or("arguments"), e.expected))
 }
 
 /// The members a tool call's arguments go by, in the order they are looked for: OpenAI's
@@ -333,13 +334,17 @@ pub(crate) fn looks_like(msgs: &[Value]) -> bool {
 }
 
 /// A tool call of a chat message: `arguments` as sent (a JSON string, an object, or absent).
-pub(crate) fn call(id: String, name: String, arguments: Option<&Value>) -> ToolCall {
-    ToolCall {
+pub(crate) fn call(
+    id: String,
+    name: String,
+    arguments: Option<&Value>,
+) -> Result<ToolCall, ImportError> {
+    Ok(ToolCall {
         id,
         name,
-        arguments: parse_arguments(arguments.unwrap_or(&Value::Null)),
+        arguments: parse_arguments(arguments.unwrap_or(&Value::Null))?,
         span_id: None,
-    }
+    })
 }
 
 /// `prefix` followed by `n` in decimal, without the formatting machinery (ids are made for

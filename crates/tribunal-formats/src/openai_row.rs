@@ -33,7 +33,7 @@ struct Msg {
     /// The legacy single call: present and not null means stepping aside.
     #[serde(default)]
     function_call: Option<IgnoredAny>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tribunal_core::json::unique_option")]
     provenance: Option<Value>,
 }
 
@@ -49,7 +49,12 @@ struct Function {
     name: String,
     /// Read under the same names as the general reader's (`openai::ARGUMENT_KEYS`); a call
     /// that has two of them is left to that reader.
-    #[serde(default, alias = "input", alias = "args")]
+    #[serde(
+        default,
+        alias = "input",
+        alias = "args",
+        deserialize_with = "tribunal_core::json::unique_option"
+    )]
     arguments: Option<Value>,
 }
 
@@ -76,8 +81,10 @@ impl<'de> Deserialize<'de> for Row {
                             return Err(serde::de::Error::duplicate_field("messages"));
                         }
                         messages = Some(map.next_value::<Vec<Msg>>()?);
+                    } else if rest.contains_key(&key) {
+                        return Err(serde::de::Error::duplicate_field("a field named twice"));
                     } else {
-                        let v = map.next_value::<Value>()?;
+                        let tribunal_core::json::Unique(v) = map.next_value()?;
                         rest.insert(key, v);
                     }
                 }
@@ -151,7 +158,8 @@ fn convert(messages: Vec<Msg>, held: &[Message]) -> Option<Vec<Message>> {
                 c.id.unwrap_or_else(|| format!("{}.call{j}", msg.id)),
                 c.function.name,
                 c.function.arguments.as_ref(),
-            );
+            )
+            .ok()?;
             call_names.insert(&call);
             msg.tool_calls.push(call);
         }

@@ -53,7 +53,7 @@ impl RawItem {
         if let Some(trace) = crate::openai_row::read(&self.text, format, &id) {
             return Ok(vec![trace]);
         }
-        let value: serde_json::Value = serde_json::from_str(&self.text).map_err(|e| ReadError {
+        let value = tribunal_core::json::from_str(&self.text).map_err(|e| ReadError {
             file: self.source.file.clone(),
             line: self.source.line + e.line().saturating_sub(1) as u64,
             column: Some(e.column() as u64),

@@ -320,7 +320,13 @@ fn item(
             let call = ToolCall {
                 id: call_id,
                 name: name.to_owned(),
-                arguments: parse_arguments(args),
+                arguments: parse_arguments(args).map_err(|e| {
+                    if kind == "custom_tool_call" {
+                        ImportError::new("input", e.expected)
+                    } else {
+                        e
+                    }
+                })?,
                 span_id: None,
             };
             names.insert(&call);
@@ -336,7 +342,7 @@ fn item(
             let call = ToolCall {
                 id: call_id.clone(),
                 name: name.to_owned(),
-                arguments: parse_arguments(o.get("arguments").unwrap_or(&Value::Null)),
+                arguments: parse_arguments(o.get("arguments").unwrap_or(&Value::Null))?,
                 span_id: None,
             };
             let mut m = Message::new(id, Role::Assistant, String::new());

@@ -13,7 +13,7 @@
 //! become the user turn and its outputs the assistant reply. Span payloads are free-form, so
 //! this never fails: shapes it does not know become text.
 
-use crate::util::{content_text, parse_arguments};
+use crate::util::{arguments_or_text, content_text};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use tribunal_core::trace::value_text;
@@ -263,7 +263,7 @@ impl Conversation {
             .filter(|s| !s.is_empty())
             .unwrap_or(span.name.as_str())
             .to_owned();
-        let arguments = parse_arguments(span.inputs.as_ref().unwrap_or(&Value::Null));
+        let arguments = arguments_or_text(span.inputs.as_ref().unwrap_or(&Value::Null));
         let explicit_id = TOOL_CALL_ID_ATTRS
             .iter()
             .find_map(|k| span.attributes.get(*k).and_then(Value::as_str))
@@ -355,7 +355,7 @@ impl Conversation {
             .as_ref()
             .map(documents_text)
             .unwrap_or_default();
-        let arguments = parse_arguments(span.inputs.as_ref().unwrap_or(&Value::Null));
+        let arguments = arguments_or_text(span.inputs.as_ref().unwrap_or(&Value::Null));
         let call_id = self.claim_call(&span.id, &span.name, None, &arguments);
         if let Some(id) = &call_id {
             self.answered.insert(id.clone());
@@ -717,7 +717,7 @@ fn call_of(o: &Map<String, Value>) -> (Option<String>, String, Value) {
         .iter()
         .find_map(|k| f.get(*k))
         .unwrap_or(&Value::Null);
-    (id, name, parse_arguments(args))
+    (id, name, arguments_or_text(args))
 }
 
 fn str_field(o: &Map<String, Value>, keys: &[&str]) -> Option<String> {

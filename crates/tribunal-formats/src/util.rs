@@ -109,22 +109,52 @@ pub fn part_text(o: &Map<String, Value>, out: &mut Vec<String>) {
 /// are read as if escaped: Python's `json.loads(strict=False)`, LangChain's default for tool
 /// calls, and other lenient readers take them, so the tool gets the arguments and the judges
 /// must see them too, not a string.
-pub fn parse_arguments(v: &Value) -> Value {
+///
+/// Arguments whose JSON names a key twice are an error (field `arguments`): tools' readers
+/// differ on which value counts ([`tribunal_core::json`]).
+pub fn parse_arguments(v: &Value) -> Result<Value, ImportError> {
     match v {
         Value::String(s) => {
             let trimmed = s.trim();
             if trimmed.is_empty() {
-                Value::Object(Map::new())
-            } else {
-                serde_json::from_str(trimmed)
-                    .ok()
-                    .or_else(|| with_controls_escaped(trimmed))
-                    .or_else(|| leniently(s.trim_start()))
-                    .unwrap_or_else(|| Value::String(s.clone()))
+                return Ok(Value::Object(Map::new()));
+            }
+            let twice = |e: serde_json::Error| {
+                ImportError::new(
+                    "arguments",
+                    format!("JSON that names each key once; {e} of the arguments"),
+                )
+            };
+            match tribunal_core::json::from_str(trimmed) {
+                Ok(v) => Ok(v),
+                Err(e) if tribunal_core::json::is_duplicate(&e) => Err(twice(e)),
+                Err(_) => {
+                    let lenient = match with_controls_escaped(trimmed).map_err(twice)? {
+                        Some(v) => Some(v),
+                        None => leniently(s.trim_start()).map_err(twice)?,
+                    };
+                    Ok(lenient.unwrap_or_else(|| Value::String(s.clone())))
+                }
             }
         }
-        Value::Null => Value::Object(Map::new()),
-        other => other.clone(),
+        Value::Null => Ok(Value::Object(Map::new())),
+        other => Ok(other.clone()),
+    }
+}
+
+/// [`parse_arguments`] for readers that take what they are given (spans): arguments whose
+/// JSON names a key twice stay their text, where the judges still read every value.
+pub fn arguments_or_text(v: &Value) -> Value {
+    parse_arguments(v).unwrap_or_else(|_| v.clone())
+}
+
+/// `text` read again after a lenient reader's repair: `None` when it still does not read, an
+/// error when it names a key twice.
+fn reread(text: &str) -> Result<Option<Value>, serde_json::Error> {
+    match tribunal_core::json::from_str(text) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if tribunal_core::json::is_duplicate(&e) => Err(e),
+        Err(_) => Ok(None),
     }
 }
 
@@ -138,9 +168,9 @@ const HUGE: &str = "1.7976931348623157e308";
 /// what a cut-off text left open (a string, arrays, objects; a dangling `,` is dropped and a
 /// key without its value gets `null`). Infinite numbers are read as [`HUGE`] of their sign;
 /// `NaN`, which no number stands for, as the string `"NaN"`.
-fn leniently(text: &str) -> Option<Value> {
+fn leniently(text: &str) -> Result<Option<Value>, serde_json::Error> {
     if !text.starts_with(['{', '[']) {
-        return None;
+        return Ok(None);
     }
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len() + 16);
@@ -223,14 +253,14 @@ fn leniently(text: &str) -> Option<Value> {
     for o in open.iter().rev() {
         out.push(if *o == b'{' { '}' } else { ']' });
     }
-    serde_json::from_str(&out).ok()
+    reread(&out)
 }
 
 /// `text` read as JSON with the control characters inside its strings escaped; `None` when
 /// it has none or still does not read.
-fn with_controls_escaped(text: &str) -> Option<Value> {
+fn with_controls_escaped(text: &str) -> Result<Option<Value>, serde_json::Error> {
     if !text.bytes().any(|b| b < 0x20) {
-        return None;
+        return Ok(None);
     }
     let mut out = String::with_capacity(text.len() + 16);
     let (mut in_string, mut escaped) = (false, false);
@@ -248,7 +278,7 @@ fn with_controls_escaped(text: &str) -> Option<Value> {
             in_string = !in_string;
         }
     }
-    serde_json::from_str(&out).ok()
+    reread(&out)
 }
 
 pub fn as_object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, ImportError> {
@@ -345,7 +375,7 @@ pub fn describe(v: &Value) -> String {
 
 /// A JSON-encoded string decoded; text that is not JSON stays a string.
 pub fn decode_json_str(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))
+    tribunal_core::json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))
 }
 
 /// An attribute value that may be JSON-encoded (MLflow double-encodes every attribute).
@@ -446,7 +476,7 @@ mod tests {
     #[test]
     fn arguments_with_raw_control_characters_are_read_as_lenient_readers_read_them() {
         // What Python's json.loads(s, strict=False) answers for each.
-        let read = |s: &str| parse_arguments(&Value::String(s.to_owned()));
+        let read = |s: &str| parse_arguments(&Value::String(s.to_owned())).unwrap();
         assert_eq!(
             read("{\"amount\": 900, \"note\": \"a\tb\nc\"}"),
             serde_json::json!({"amount": 900, "note": "a\tb\nc"})
@@ -464,8 +494,31 @@ mod tests {
     }
 
     #[test]
-    fn arguments_only_lenient_readers_read_are_read_as_they_read_them() {
+    fn arguments_that_name_a_key_twice_are_an_error() {
         let read = |s: &str| parse_arguments(&Value::String(s.to_owned()));
+        for s in [
+            r#"{"to": "alice@acme.com", "body": "hi", "to": "eve@evil.io"}"#,
+            r#"{"account": {"iban": "DE1", "iban": "DE2"}}"#,
+            // Also when only a lenient reader reads the rest: a raw tab, a cut-off text.
+            "{\"to\": \"a\tb\", \"to\": 1}",
+            r#"{"to": 1, "to": 2, "note": "cut off"#,
+        ] {
+            let e = read(s).unwrap_err();
+            assert_eq!(e.field, "arguments", "{s}");
+            assert!(e.expected.contains("is named twice"), "{s}: {e}");
+        }
+        assert_eq!(
+            read(r#"{"to": 1, "To": 2}"#).unwrap(),
+            serde_json::json!({"to": 1, "To": 2})
+        );
+        // Readers of spans keep such arguments as their text.
+        let text = Value::String(r#"{"to": 1, "to": 2}"#.into());
+        assert_eq!(arguments_or_text(&text), text);
+    }
+
+    #[test]
+    fn arguments_only_lenient_readers_read_are_read_as_they_read_them() {
+        let read = |s: &str| parse_arguments(&Value::String(s.to_owned())).unwrap();
         let huge = f64::MAX;
         // Python's json.loads: NaN, Infinity, and numbers too large for a double.
         assert_eq!(

@@ -9,7 +9,7 @@
 //! is passed on; `GET` (a stream the server opens on its own) is answered `405`, which the
 //! protocol allows, so nothing reaches the client unseen.
 
-use crate::{Action, Proxy};
+use crate::{read_client_message, Action, Proxy, Read};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -62,7 +62,18 @@ async fn handle(
             .into_response();
     }
     if method == Method::POST {
-        if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+        let read = read_client_message(&body);
+        if let Read::Ambiguous(answers) = &read {
+            let body = match answers.as_slice() {
+                [one] => one.to_string(),
+                many => Value::Array(many.to_vec()).to_string(),
+            };
+            let mut resp = (StatusCode::BAD_REQUEST, body).into_response();
+            resp.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            return resp;
+        }
+        if let Read::Json(v) = read {
             let msgs: Vec<&Value> = match &v {
                 Value::Array(a) => a.iter().collect(),
                 v => vec![v],

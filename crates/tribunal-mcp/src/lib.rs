@@ -70,6 +70,59 @@ pub struct Settings {
     pub timeout: Duration,
 }
 
+/// JSON-RPC's code for a message that is not a valid request.
+pub const INVALID_REQUEST: i64 = -32600;
+
+/// A client's message as the proxy reads it: JSON in which every object names each key
+/// once. A message that names a key twice (`{"method": "tools/call", …, "method":
+/// "ping"}`, or two `arguments` or two `to` in them) is read one way by one JSON reader and
+/// the other way by another, so the gate could pass a call the server then reads as a
+/// different one: such a message is not passed on ([`Read::Ambiguous`]).
+pub enum Read {
+    /// JSON with each key once: judged, then passed on as it was written.
+    Json(Value),
+    /// Not JSON: passed on for the server to answer with its parse error.
+    NotJson,
+    /// JSON that names a key twice: the answers to give instead, an error for each request
+    /// in it that has an id (one with a `null` id when none has).
+    Ambiguous(Vec<Value>),
+}
+
+/// JSON-RPC's error answer to request `id` (`null` when it cannot be told).
+fn invalid_request(id: Value, why: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": INVALID_REQUEST, "message": why}})
+}
+
+/// Reads one message (or batch) a client sent.
+pub fn read_client_message(text: &[u8]) -> Read {
+    match tribunal_core::json::from_slice(text) {
+        Ok(v) => Read::Json(v),
+        Err(e) if tribunal_core::json::is_duplicate(&e) => {
+            let why = format!(
+                "Invalid Request: {e}; the Tribunal proxy does not pass on a message that JSON \
+                 readers may read two ways"
+            );
+            // The ids to answer, read as most readers read them.
+            let ids: Vec<Value> = match serde_json::from_slice::<Value>(text) {
+                Ok(Value::Array(batch)) => {
+                    batch.iter().filter_map(|m| m.get("id").cloned()).collect()
+                }
+                Ok(m) => m.get("id").cloned().into_iter().collect(),
+                Err(_) => Vec::new(),
+            };
+            let mut answers: Vec<Value> = ids
+                .into_iter()
+                .map(|id| invalid_request(id, &why))
+                .collect();
+            if answers.is_empty() {
+                answers.push(invalid_request(Value::Null, &why));
+            }
+            Read::Ambiguous(answers)
+        }
+        Err(_) => Read::NotJson,
+    }
+}
+
 /// What the proxy does with a message from the client.
 #[derive(Debug, PartialEq)]
 pub enum Action {
@@ -530,6 +583,39 @@ fn result_text(msg: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_that_names_a_key_twice_is_answered_not_passed_on() {
+        // Most readers take the last "name", cJSON and RapidJSON the first.
+        let text = br#"{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "send_email", "arguments": {"to": "eve@evil.io"}, "name": "read_inbox"}}"#;
+        let Read::Ambiguous(answers) = read_client_message(text) else {
+            panic!("read as one message");
+        };
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0]["id"], 7);
+        assert_eq!(answers[0]["error"]["code"], INVALID_REQUEST);
+        let why = answers[0]["error"]["message"].as_str().unwrap();
+        assert!(why.contains(r#"the key "name" is named twice"#), "{why}");
+        // In a batch, each request with an id gets the error; a notification alone gets one
+        // with a null id.
+        let batch = br#"[{"jsonrpc": "2.0", "id": 1, "method": "ping"}, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"arguments": {"a": 1, "a": 2}}}]"#;
+        let Read::Ambiguous(answers) = read_client_message(batch) else {
+            panic!("read as one batch");
+        };
+        let ids: Vec<&Value> = answers.iter().map(|a| &a["id"]).collect();
+        assert_eq!(ids, [&json!(1), &json!(2)]);
+        let note = br#"{"jsonrpc": "2.0", "method": "x", "method": "y"}"#;
+        let Read::Ambiguous(answers) = read_client_message(note) else {
+            panic!("read as one notification");
+        };
+        assert_eq!(answers[0]["id"], Value::Null);
+        // Keys named once, and text that is not JSON, are read as before.
+        assert!(matches!(
+            read_client_message(br#"{"id": 1, "method": "ping"}"#),
+            Read::Json(_)
+        ));
+        assert!(matches!(read_client_message(b"{nope"), Read::NotJson));
+    }
 
     #[test]
     fn a_refusal_is_a_json_rpc_error_that_tells_the_agent_not_to_work_around_it() {

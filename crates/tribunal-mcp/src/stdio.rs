@@ -3,7 +3,7 @@
 //! output, and passes each on after [`Proxy`] has seen it. The server's standard error is
 //! the proxy's.
 
-use crate::{Action, Error, Proxy};
+use crate::{read_client_message, Action, Error, Proxy, Read};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -57,8 +57,8 @@ pub fn run(proxy: Proxy, command: &[String]) -> Result<i32, Error> {
     // Client → server: each tools/call asked about first.
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
-        let forward = match serde_json::from_str::<Value>(&line) {
-            Ok(Value::Array(batch)) => {
+        let forward = match read_client_message(line.as_bytes()) {
+            Read::Json(Value::Array(batch)) => {
                 let mut pass = Vec::new();
                 for m in batch {
                     match rt.block_on(proxy.from_client(&m)) {
@@ -70,15 +70,22 @@ pub fn run(proxy: Proxy, command: &[String]) -> Result<i32, Error> {
                 }
                 (!pass.is_empty()).then(|| Value::Array(pass).to_string())
             }
-            Ok(v) => match rt.block_on(proxy.from_client(&v)) {
+            Read::Json(v) => match rt.block_on(proxy.from_client(&v)) {
                 Action::Forward => Some(line),
                 Action::Reply(r) => {
                     let _ = write_line(&out, &r.to_string());
                     None
                 }
             },
+            Read::Ambiguous(answers) => {
+                eprintln!("tribunal mcp: a message that names a key twice was not passed on");
+                for a in answers {
+                    let _ = write_line(&out, &a.to_string());
+                }
+                None
+            }
             // Not JSON: the server answers it with a parse error.
-            Err(_) => Some(line),
+            Read::NotJson => Some(line),
         };
         if let Some(text) = forward {
             if write_line(&to_server, &text).is_err() {

@@ -105,9 +105,10 @@ pub fn parse_json(bytes: &[u8], max_depth: usize) -> Result<Value, ApiError> {
     parse_json_checked(bytes)
 }
 
-/// Parses JSON whose nesting [`check_depth`] has checked.
+/// Parses JSON whose nesting [`check_depth`] has checked. An object that names a key twice
+/// is refused as JSON that does not read ([`tribunal_core::json`]).
 pub fn parse_json_checked(bytes: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
+    tribunal_core::json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             Code::InvalidJson,
             format!("line {} column {}: {e}", e.line(), e.column()),

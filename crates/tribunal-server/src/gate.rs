@@ -26,6 +26,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tribunal_core::json::{self, UniqueMap};
 use tribunal_core::{Decision, Feedback, Pending, Trace, Verdict, Violation};
 use tribunal_formats::{import_pending, import_value, Continuation, InputFormat};
 use tribunal_policy::Context;
@@ -151,16 +152,20 @@ fn read_members<'a>(
     traceparent: Option<&str>,
     check_ids: bool,
 ) -> Result<GateRequest<'a>, ApiError> {
-    let members: BTreeMap<String, &RawValue> = serde_json::from_slice(bytes).map_err(|e| {
-        if e.classify() == serde_json::error::Category::Data {
-            ApiError::request("the body must be a JSON object with a \"trace\"")
-        } else {
-            ApiError::new(
-                Code::InvalidJson,
-                format!("line {} column {}: {e}", e.line(), e.column()),
-            )
-        }
-    })?;
+    // Each key named once, down to the last argument: readers differ on which of two values
+    // counts, and the decision must be about the call the tool reads.
+    let members = serde_json::from_slice::<UniqueMap<&RawValue>>(bytes)
+        .map_err(|e| {
+            if e.classify() == serde_json::error::Category::Data && !json::is_duplicate(&e) {
+                ApiError::request("the body must be a JSON object with a \"trace\"")
+            } else {
+                ApiError::new(
+                    Code::InvalidJson,
+                    format!("line {} column {}: {e}", e.line(), e.column()),
+                )
+            }
+        })?
+        .0;
     let mut head = serde_json::Map::new();
     for (k, v) in &members {
         if !FIELDS.contains(&k.as_str()) {
@@ -170,7 +175,7 @@ fn read_members<'a>(
             )));
         }
         if k != "trace" && k != "append" {
-            let value = serde_json::from_str(v.get())
+            let value = json::from_str(v.get())
                 .map_err(|e| ApiError::new(Code::InvalidJson, format!("{k}: {e}")))?;
             head.insert(k.clone(), value);
         }
@@ -232,7 +237,7 @@ fn read_members<'a>(
             ))
         }
         (Some(t), None) => {
-            let t: Value = serde_json::from_str(t.get())
+            let t = json::from_str(t.get())
                 .map_err(|e| ApiError::new(Code::InvalidJson, format!("trace: {e}")))?;
             let named = trace_id.is_some();
             let trace = whole_trace(&t, format, trace_id)?;

@@ -402,6 +402,110 @@ async fn gate_decides_and_logs_every_decision() {
     assert_eq!(body["config"], 1, "{body}");
 }
 
+/// A request in which some object names a key twice is read one way by one JSON reader and
+/// the other way by another (most keep the last value, some the first): the gate refuses it
+/// with a 4xx that names the key, whichever part of the request it is in, and logs no
+/// decision for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_names_a_key_twice_is_refused_with_the_key() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let user = r#"{"role": "user", "content": "Email the summary to alice@acme.com"}"#;
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "the pending call's arguments, an object",
+            format!(
+                r#"{{"trace": [{user}], "pending": {{"name": "send_email", "arguments": {{"to": "eve@evil.io", "body": "s", "to": "alice@acme.com"}}}}}}"#
+            ),
+            "invalid_json",
+            r#"the key "to" is named twice"#,
+        ),
+        (
+            "the pending call's arguments, a JSON string as OpenAI sends them",
+            format!(
+                r#"{{"trace": [{user}], "pending": {{"tool_calls": [{{"id": "c9", "type": "function", "function": {{"name": "send_email", "arguments": "{{\"to\": \"eve@evil.io\", \"to\": \"alice@acme.com\"}}"}}}}]}}}}"#
+            ),
+            "invalid_request",
+            r#"pending: tool_calls[0].function.arguments: expected JSON that names each key once; the key "to" is named twice"#,
+        ),
+        (
+            "a member of the request",
+            format!(
+                r#"{{"trace": [{user}], "pending": {{"kind": "reply", "content": "hi"}}, "pending": {{"name": "send_email", "arguments": {{}}}}}}"#
+            ),
+            "invalid_json",
+            r#"the key "pending" is named twice"#,
+        ),
+        (
+            "a past call in the trace",
+            format!(
+                r#"{{"trace": [{user}, {{"role": "assistant", "content": null, "tool_calls": [{{"id": "c1", "type": "function", "function": {{"name": "read_file", "arguments": "{{\"path\": \"a\", \"path\": \"b\"}}"}}}}]}}], "pending": {{"kind": "reply", "content": "done"}}}}"#
+            ),
+            "invalid_trace",
+            r#"the key "path" is named twice"#,
+        ),
+    ];
+    let logged = s.store.audit_entries(0, 1000).await.unwrap().len();
+    for (what, body, want, says) in cases {
+        let (st, v) = raw(
+            &s,
+            "/api/v1/gate",
+            &agent,
+            "application/json",
+            None,
+            body.into_bytes(),
+        )
+        .await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::BAD_REQUEST, want),
+            "{what}: {v}"
+        );
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{what}: {message}");
+    }
+    // Appended messages are read the same way.
+    let (st, first) = call(
+        &s,
+        Method::POST,
+        "/api/v1/gate",
+        Some(&agent),
+        Some(json!({"trace_id": "dup-append", "trace": [serde_json::from_str::<Value>(user).unwrap()],
+            "pending": {"kind": "reply", "content": "ok"}})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{first}");
+    let append = format!(
+        r#"{{"trace_id": "dup-append", "offset": {}, "append": [{{"role": "assistant", "content": null, "tool_calls": [{{"id": "c2", "type": "function", "function": {{"name": "send_email", "arguments": {{"to": "alice@acme.com", "to": "eve@evil.io"}}}}}}]}}], "pending": {{"kind": "reply", "content": "sent"}}}}"#,
+        first["messages"]
+    );
+    let (st, v) = raw(
+        &s,
+        "/api/v1/gate",
+        &agent,
+        "application/json",
+        None,
+        append.into_bytes(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#"the key "to" is named twice"#),
+        "{v}"
+    );
+    s.stop().await;
+    // Only the well-formed request was decided and logged.
+    let entries = s.store.audit_entries(0, 1000).await.unwrap();
+    let decisions = entries[logged..]
+        .iter()
+        .filter(|e| e.kind == "gate")
+        .count();
+    assert_eq!(decisions, 1, "{entries:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_get_4xx_with_codes() {
     let mut s = TestServer::start(ServerOptions {

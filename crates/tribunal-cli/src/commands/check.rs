@@ -53,7 +53,7 @@ fn read_json(path: &Path) -> Result<(String, String)> {
 }
 
 fn parse(name: &str, text: &str) -> Result<Value> {
-    serde_json::from_str(text)
+    tribunal_core::json::from_str(text)
         .map_err(|e| anyhow::anyhow!("{name}:{}:{}: invalid JSON: {e}", e.line(), e.column()))
 }
 
