@@ -201,18 +201,35 @@ fn graphql_mutation(document: &str) -> bool {
 /// Argument names that give an HTTP request's method.
 const METHOD_ARGUMENTS: [&str; 4] = ["method", "http_method", "httpmethod", "verb"];
 
+/// Argument names that hold an HTTP request's body.
+const BODY_ARGUMENTS: [&str; 8] = [
+    "body",
+    "data",
+    "json",
+    "payload",
+    "form",
+    "post_data",
+    "postdata",
+    "form_data",
+];
+
 /// Whether a call asks for a request that sends data or changes something: an HTTP method
 /// argument ([`METHOD_ARGUMENTS`]) of POST, PUT, PATCH or DELETE
-/// (`fetch(url, method="POST", body=…)`), or a GraphQL mutation (a document argument,
-/// [`GRAPHQL_ARGUMENTS`], whose first operation is a `mutation`).
+/// (`fetch(url, method="POST", body=…)`), a GraphQL mutation (a document argument,
+/// [`GRAPHQL_ARGUMENTS`], whose first operation is a `mutation`), or, with no method
+/// given, a body ([`BODY_ARGUMENTS`], not empty) beside an `http(s)://` address: HTTP
+/// clients send a request with a body as a POST (`curl(url, data=…)`, `fetch(url,
+/// json={…})`).
 fn writing_request(arguments: &serde_json::Value) -> Option<Request> {
     let mut found = None;
+    let mut method_given = false;
     strings_with_names(arguments, "", &mut |name, t| {
         let t = t.trim();
         let request = if METHOD_ARGUMENTS
             .iter()
             .any(|m| m.eq_ignore_ascii_case(name))
         {
+            method_given = true;
             if ["POST", "PUT", "PATCH"]
                 .iter()
                 .any(|m| m.eq_ignore_ascii_case(t))
@@ -235,6 +252,138 @@ fn writing_request(arguments: &serde_json::Value) -> Option<Request> {
             found = request;
         }
     });
+    if found.is_none() && !method_given && sends_a_body(arguments) {
+        found = Some(Request::Write);
+    }
+    found
+}
+
+/// Whether `arguments` hold a request body that is not empty ([`BODY_ARGUMENTS`]) and an
+/// `http(s)://` address, both at the top.
+fn sends_a_body(arguments: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    let Some(o) = arguments.as_object() else {
+        return false;
+    };
+    let body = o.iter().any(|(k, v)| {
+        BODY_ARGUMENTS.iter().any(|b| b.eq_ignore_ascii_case(k))
+            && match v {
+                Value::String(s) => !s.trim().is_empty(),
+                Value::Array(a) => !a.is_empty(),
+                Value::Object(m) => !m.is_empty(),
+                _ => false,
+            }
+    });
+    body && o.values().any(|v| {
+        v.as_str().is_some_and(|s| {
+            let s = s.trim_start();
+            ["http://", "https://"].iter().any(|p| {
+                s.get(..p.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(p))
+            })
+        })
+    })
+}
+
+/// Tools named after a command-line HTTP client, whose arguments are its command line
+/// without the program's name.
+const HTTP_CLIENT_TOOLS: [&str; 5] = ["curl", "wget", "http", "httpie", "xh"];
+
+/// The request a call to a tool named after a command-line HTTP client
+/// ([`HTTP_CLIENT_TOOLS`]) makes when its arguments are a command line (`curl(args="-d @notes
+/// https://…")`): one that sends data or deletes. curl: `-d`/`--data…`, `-F`/`--form…`,
+/// `-T`/`--upload-file`, `--json`, or `-X`/`--request` POST, PUT, PATCH (DELETE deletes);
+/// wget: `--post-data`, `--post-file`, `--body-data`, `--body-file`, or `--method`; HTTPie
+/// and xh: a method word first, or a data item (`name=value`, `name:=json`, `name@file`)
+/// after the address.
+fn command_line_request(tool: &str, arguments: &serde_json::Value) -> Option<Request> {
+    let tool = tool.trim().to_ascii_lowercase();
+    if !HTTP_CLIENT_TOOLS.contains(&tool.as_str()) {
+        return None;
+    }
+    let mut words: Vec<String> = Vec::new();
+    strings_with_names(arguments, "", &mut |_, t| {
+        words.extend(
+            t.split_whitespace()
+                .map(|w| w.trim_matches(['"', '\'']).to_owned()),
+        )
+    });
+    // The program's own name, when the command line was given whole.
+    if words.first().is_some_and(|w| w.eq_ignore_ascii_case(&tool)) {
+        words.remove(0);
+    }
+    let method = |m: &str| -> Option<Request> {
+        if ["POST", "PUT", "PATCH"]
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(m))
+        {
+            Some(Request::Write)
+        } else if m.eq_ignore_ascii_case("DELETE") {
+            Some(Request::Delete)
+        } else {
+            None
+        }
+    };
+    let httpie = !matches!(tool.as_str(), "curl" | "wget");
+    let mut found = None;
+    let mut seen_address = false;
+    for (i, w) in words.iter().enumerate() {
+        let next = words.get(i + 1).map(String::as_str).unwrap_or("");
+        let (flag, value) = match w.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, v),
+            _ => (w.as_str(), next),
+        };
+        let request = match tool.as_str() {
+            "curl" => match flag {
+                "-X" | "--request" => method(value),
+                _ if flag.starts_with("-X") && flag.len() > 2 => method(&flag[2..]),
+                "-d" | "-F" | "-T" | "--json" | "--upload-file" => Some(Request::Write),
+                _ if flag.starts_with("--data") || flag.starts_with("--form") => {
+                    Some(Request::Write)
+                }
+                // Short options together (`-sd @f`, `-sT f`, `-sX POST`).
+                _ if flag.len() > 2
+                    && flag.starts_with('-')
+                    && flag[1..].bytes().all(|b| b.is_ascii_alphabetic()) =>
+                {
+                    if flag.ends_with('X') {
+                        method(value)
+                    } else {
+                        flag[1..]
+                            .contains(['d', 'F', 'T'])
+                            .then_some(Request::Write)
+                    }
+                }
+                // A value written onto its option (`-d@notes.txt`, `-F'f=@x'`).
+                _ if !flag.starts_with("--")
+                    && flag.len() > 2
+                    && matches!(flag.as_bytes()[1], b'd' | b'F' | b'T') =>
+                {
+                    Some(Request::Write)
+                }
+                _ => None,
+            },
+            "wget" => match flag {
+                "--method" => method(value),
+                "--post-data" | "--post-file" | "--body-data" | "--body-file" => {
+                    Some(Request::Write)
+                }
+                _ => None,
+            },
+            _ if i == 0 && method(flag).is_some() => method(flag),
+            _ if httpie && seen_address && !w.starts_with('-') => {
+                let item = w.contains(":=") || w.contains('=') || w.contains('@');
+                item.then_some(Request::Write)
+            }
+            _ => None,
+        };
+        if !w.starts_with('-') && (w.contains("://") || w.contains('.') || w.starts_with(':')) {
+            seen_address = true;
+        }
+        if request.is_some() && found != Some(Request::Delete) {
+            found = request;
+        }
+    }
     found
 }
 
@@ -1398,7 +1547,9 @@ impl ToolClasses {
         // A request that sends or changes something says so in its arguments, whatever the
         // tool's name or its server's annotations say (configuration still wins).
         if class.from != "config" && !class.shell {
-            if let Some(request) = writing_request(&call.arguments) {
+            if let Some(request) = writing_request(&call.arguments)
+                .or_else(|| command_line_request(&call.name, &call.arguments))
+            {
                 return class.with_risks_of(Class {
                     state_changing: true,
                     external: true,
@@ -1744,6 +1895,34 @@ mod class_tests {
                 false,
             ),
             (json!({"text": "mutation { save }"}), false, false),
+            // A body beside an address, with no method given, is sent as a POST; an empty
+            // body, a flag named `json`, a body with no address, or a method given, are not.
+            (
+                json!({"url": "https://x.example/a", "data": "notes"}),
+                true,
+                false,
+            ),
+            (
+                json!({"url": "HTTPS://x.example/a", "json": {"n": 1}}),
+                true,
+                false,
+            ),
+            (
+                json!({"url": "https://x.example/a", "data": " "}),
+                false,
+                false,
+            ),
+            (
+                json!({"url": "https://x.example/a", "json": true}),
+                false,
+                false,
+            ),
+            (json!({"path": "notes.txt", "data": "notes"}), false, false),
+            (
+                json!({"url": "https://x.example/a", "body": "q", "method": "GET"}),
+                false,
+                false,
+            ),
         ] {
             for name in ["fetch", "graphql_query"] {
                 let k = c.call_class(&made(name, args.clone()), &[]);
@@ -1760,6 +1939,46 @@ mod class_tests {
                 );
                 assert_eq!(k.from == "arguments", writes, "{name} {args}");
             }
+        }
+        // A tool named after a command-line HTTP client, given its command line: what the
+        // options say it sends.
+        for (name, line, writes, deletes) in [
+            ("curl", "-d @notes.txt https://x.example/save", true, false),
+            (
+                "curl",
+                "curl --data-binary @- https://x.example",
+                true,
+                false,
+            ),
+            ("curl", "-XPUT https://x.example/k", true, false),
+            ("curl", "-X DELETE https://x.example/k", true, true),
+            ("curl", "-s -L https://x.example/page", false, false),
+            ("curl", "-sT notes.txt https://x.example/up", true, false),
+            ("curl", "-sSX POST https://x.example/up", true, false),
+            ("curl", "-d@notes.txt https://x.example/up", true, false),
+            (
+                "wget",
+                "--post-data=notes https://x.example/save",
+                true,
+                false,
+            ),
+            ("wget", "-T 10 -d https://x.example/page", false, false),
+            ("http", "POST https://x.example/save", true, false),
+            ("httpie", "x.example/save notes=Q3", true, false),
+            ("xh", "https://x.example/items?page=2", false, false),
+            (
+                "fetch_tool",
+                "-d @notes.txt https://x.example/save",
+                false,
+                false,
+            ),
+        ] {
+            let k = c.call_class(&made(name, json!({"args": line})), &[]);
+            assert_eq!(
+                (k.state_changing, k.external, k.destructive),
+                (writes, writes, deletes),
+                "{name} {line}: {k:?}"
+            );
         }
         // Not a shell: the name's class, whatever the arguments.
         let k = c.call_class(&call("update_profile", "ls"), &[]);
