@@ -201,6 +201,20 @@ fn graphql_mutation(document: &str) -> bool {
 /// Argument names that give an HTTP request's method.
 const METHOD_ARGUMENTS: [&str; 4] = ["method", "http_method", "httpmethod", "verb"];
 
+/// The request an HTTP method makes: POST, PUT and PATCH write, DELETE deletes.
+fn method_request(method: &str) -> Option<Request> {
+    if ["POST", "PUT", "PATCH"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
+    {
+        Some(Request::Write)
+    } else if method.eq_ignore_ascii_case("DELETE") {
+        Some(Request::Delete)
+    } else {
+        None
+    }
+}
+
 /// Argument names that hold an HTTP request's body.
 const BODY_ARGUMENTS: [&str; 8] = [
     "body",
@@ -230,16 +244,7 @@ fn writing_request(arguments: &serde_json::Value) -> Option<Request> {
             .any(|m| m.eq_ignore_ascii_case(name))
         {
             method_given = true;
-            if ["POST", "PUT", "PATCH"]
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case(t))
-            {
-                Some(Request::Write)
-            } else if t.eq_ignore_ascii_case("DELETE") {
-                Some(Request::Delete)
-            } else {
-                None
-            }
+            method_request(t)
         } else if GRAPHQL_ARGUMENTS
             .iter()
             .any(|g| g.eq_ignore_ascii_case(name))
@@ -312,18 +317,7 @@ fn command_line_request(tool: &str, arguments: &serde_json::Value) -> Option<Req
     if words.first().is_some_and(|w| w.eq_ignore_ascii_case(&tool)) {
         words.remove(0);
     }
-    let method = |m: &str| -> Option<Request> {
-        if ["POST", "PUT", "PATCH"]
-            .iter()
-            .any(|x| x.eq_ignore_ascii_case(m))
-        {
-            Some(Request::Write)
-        } else if m.eq_ignore_ascii_case("DELETE") {
-            Some(Request::Delete)
-        } else {
-            None
-        }
-    };
+    let method = method_request;
     let httpie = !matches!(tool.as_str(), "curl" | "wget");
     let mut found = None;
     let mut seen_address = false;
