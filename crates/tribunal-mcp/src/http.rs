@@ -9,7 +9,7 @@
 //! is passed on; `GET` (a stream the server opens on its own) is answered `405`, which the
 //! protocol allows, so nothing reaches the client unseen.
 
-use crate::{read_client_message, Action, Proxy, Read};
+use crate::{read_client_message, read_server_message, Action, Proxy, Read};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -63,15 +63,8 @@ async fn handle(
     }
     if method == Method::POST {
         let read = read_client_message(&body);
-        if let Read::Ambiguous(answers) = &read {
-            let body = match answers.as_slice() {
-                [one] => one.to_string(),
-                many => Value::Array(many.to_vec()).to_string(),
-            };
-            let mut resp = (StatusCode::BAD_REQUEST, body).into_response();
-            resp.headers_mut()
-                .insert("content-type", HeaderValue::from_static("application/json"));
-            return resp;
+        if let Read::Refused(answers) = &read {
+            return answer_with(StatusCode::BAD_REQUEST, answers);
         }
         if let Read::Json(v) = read {
             let msgs: Vec<&Value> = match &v {
@@ -137,24 +130,48 @@ async fn handle(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("text/event-stream"));
-    for m in messages(&text, sse) {
+    let messages = match messages(&text, sse) {
+        Ok(m) => m,
+        Err(answers) => {
+            eprintln!("tribunal mcp: a server answer that names a key twice was not passed on");
+            return answer_with(StatusCode::BAD_GATEWAY, &answers);
+        }
+    };
+    for m in messages {
         up.proxy.from_server(&m).await;
     }
     (status, out, text).into_response()
 }
 
-/// The JSON-RPC messages of an answer: the JSON body, or each event's `data` lines.
-fn messages(body: &[u8], sse: bool) -> Vec<Value> {
+/// JSON-RPC answers given by the proxy itself, with `status`.
+fn answer_with(status: StatusCode, answers: &[Value]) -> Response {
+    let body = match answers {
+        [one] => one.to_string(),
+        many => Value::Array(many.to_vec()).to_string(),
+    };
+    let mut resp = (status, body).into_response();
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// The JSON-RPC messages of an answer: the JSON body, or each event's `data` lines; the
+/// proxy's answers in its place when one of them names a key twice.
+fn messages(body: &[u8], sse: bool) -> Result<Vec<Value>, Vec<Value>> {
     let text = String::from_utf8_lossy(body);
     let mut out = Vec::new();
-    let mut push = |s: &str| match serde_json::from_str::<Value>(s) {
-        Ok(Value::Array(a)) => out.extend(a),
-        Ok(v) => out.push(v),
-        Err(_) => {}
+    let mut refused = None;
+    let mut push = |s: &str| match read_server_message(s.as_bytes()) {
+        Read::Json(Value::Array(a)) => out.extend(a),
+        Read::Json(v) => out.push(v),
+        Read::Refused(answers) => {
+            refused.get_or_insert(answers);
+        }
+        Read::NotJson => {}
     };
     if !sse {
         push(&text);
-        return out;
+        return refused.map_or(Ok(out), Err);
     }
     let mut data = String::new();
     for line in text.lines().chain(std::iter::once("")) {
@@ -168,7 +185,7 @@ fn messages(body: &[u8], sse: bool) -> Vec<Value> {
             data.clear();
         }
     }
-    out
+    refused.map_or(Ok(out), Err)
 }
 
 #[cfg(test)]
@@ -178,7 +195,7 @@ mod tests {
     #[test]
     fn event_streams_give_each_events_message() {
         let body = b"event: message\r\nid: 1\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\r\ndata: \"result\":{}}\r\n\r\n: ping\n\ndata: {\"id\":2}\n";
-        let got = messages(body, true);
+        let got = messages(body, true).unwrap();
         assert_eq!(
             got,
             vec![
@@ -187,8 +204,14 @@ mod tests {
             ]
         );
         assert_eq!(
-            messages(b"{\"id\":3}", false),
+            messages(b"{\"id\":3}", false).unwrap(),
             vec![serde_json::json!({"id": 3})]
         );
+        // An event that names a key twice: the proxy's answer instead, to the id it answers.
+        let twice =
+            b"data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[],\"content\":[]}}\n\n";
+        let answers = messages(twice, true).unwrap_err();
+        assert_eq!(answers[0]["id"], 7);
+        assert_eq!(answers[0]["error"]["code"], crate::INTERNAL_ERROR);
     }
 }

@@ -3,7 +3,7 @@
 //! output, and passes each on after [`Proxy`] has seen it. The server's standard error is
 //! the proxy's.
 
-use crate::{read_client_message, Action, Error, Proxy, Read};
+use crate::{read_client_message, read_server_message, Action, Error, Proxy, Read};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -42,12 +42,24 @@ pub fn run(proxy: Proxy, command: &[String]) -> Result<i32, Error> {
         std::thread::spawn(move || {
             for line in BufReader::new(server_out).lines() {
                 let Ok(line) = line else { break };
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    for m in messages(&v) {
-                        rt.block_on(proxy.from_server(m));
+                let written = match read_server_message(line.as_bytes()) {
+                    Read::Json(v) => {
+                        for m in messages(&v) {
+                            rt.block_on(proxy.from_server(m));
+                        }
+                        write_line(&out, &line)
                     }
-                }
-                if write_line(&out, &line).is_err() {
+                    Read::Refused(answers) => {
+                        eprintln!(
+                            "tribunal mcp: a server message that names a key twice was not passed on"
+                        );
+                        answers
+                            .iter()
+                            .try_for_each(|a| write_line(&out, &a.to_string()))
+                    }
+                    Read::NotJson => write_line(&out, &line),
+                };
+                if written.is_err() {
                     break;
                 }
             }
@@ -77,15 +89,17 @@ pub fn run(proxy: Proxy, command: &[String]) -> Result<i32, Error> {
                     None
                 }
             },
-            Read::Ambiguous(answers) => {
-                eprintln!("tribunal mcp: a message that names a key twice was not passed on");
+            Read::Refused(answers) => {
+                eprintln!(
+                    "tribunal mcp: a message the gate cannot read one way only was not passed on"
+                );
                 for a in answers {
                     let _ = write_line(&out, &a.to_string());
                 }
                 None
             }
-            // Not JSON: the server answers it with a parse error.
-            Read::NotJson => Some(line),
+            // Only a server's message is read as not JSON.
+            Read::NotJson => None,
         };
         if let Some(text) = forward {
             if write_line(&to_server, &text).is_err() {

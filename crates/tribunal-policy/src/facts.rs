@@ -216,7 +216,7 @@ fn method_request(method: &str) -> Option<Request> {
 }
 
 /// Argument names that hold an HTTP request's body.
-const BODY_ARGUMENTS: [&str; 8] = [
+const BODY_ARGUMENTS: [&str; 9] = [
     "body",
     "data",
     "json",
@@ -225,6 +225,7 @@ const BODY_ARGUMENTS: [&str; 8] = [
     "post_data",
     "postdata",
     "form_data",
+    "files",
 ];
 
 /// Whether a call asks for a request that sends data or changes something: an HTTP method
@@ -236,14 +237,12 @@ const BODY_ARGUMENTS: [&str; 8] = [
 /// json={…})`).
 fn writing_request(arguments: &serde_json::Value) -> Option<Request> {
     let mut found = None;
-    let mut method_given = false;
     strings_with_names(arguments, "", &mut |name, t| {
         let t = t.trim();
         let request = if METHOD_ARGUMENTS
             .iter()
             .any(|m| m.eq_ignore_ascii_case(name))
         {
-            method_given = true;
             method_request(t)
         } else if GRAPHQL_ARGUMENTS
             .iter()
@@ -257,19 +256,26 @@ fn writing_request(arguments: &serde_json::Value) -> Option<Request> {
             found = request;
         }
     });
-    if found.is_none() && !method_given && sends_a_body(arguments) {
+    if found.is_none() && sends_a_body(arguments) {
         found = Some(Request::Write);
     }
     found
 }
 
-/// Whether `arguments` hold a request body that is not empty ([`BODY_ARGUMENTS`]) and an
-/// `http(s)://` address, both at the top.
+/// Whether `arguments` hold, at the top, a request body that is not empty
+/// ([`BODY_ARGUMENTS`]) and an `http(s)://` address under a name for one
+/// ([`names_an_address`]), and no method (a method given, `GET` too, says what is sent; one
+/// inside the body is the body's own).
 fn sends_a_body(arguments: &serde_json::Value) -> bool {
     use serde_json::Value;
     let Some(o) = arguments.as_object() else {
         return false;
     };
+    if o.keys()
+        .any(|k| METHOD_ARGUMENTS.iter().any(|m| m.eq_ignore_ascii_case(k)))
+    {
+        return false;
+    }
     let body = o.iter().any(|(k, v)| {
         BODY_ARGUMENTS.iter().any(|b| b.eq_ignore_ascii_case(k))
             && match v {
@@ -279,14 +285,15 @@ fn sends_a_body(arguments: &serde_json::Value) -> bool {
                 _ => false,
             }
     });
-    body && o.values().any(|v| {
-        v.as_str().is_some_and(|s| {
-            let s = s.trim_start();
-            ["http://", "https://"].iter().any(|p| {
-                s.get(..p.len())
-                    .is_some_and(|head| head.eq_ignore_ascii_case(p))
+    body && o.iter().any(|(k, v)| {
+        names_an_address(k)
+            && v.as_str().is_some_and(|s| {
+                let s = s.trim_start();
+                ["http://", "https://"].iter().any(|p| {
+                    s.get(..p.len())
+                        .is_some_and(|head| head.eq_ignore_ascii_case(p))
+                })
             })
-        })
     })
 }
 
@@ -294,88 +301,175 @@ fn sends_a_body(arguments: &serde_json::Value) -> bool {
 /// without the program's name.
 const HTTP_CLIENT_TOOLS: [&str; 5] = ["curl", "wget", "http", "httpie", "xh"];
 
+/// curl's short options that take a value (the rest of the word, or the next word).
+const CURL_VALUED: &str = "AbcCdDeEFHKmoPQrtTuUwxXyYz";
+
+/// HTTPie's and xh's options that take the next word as their value.
+const HTTPIE_VALUED: [&str; 16] = [
+    "-o",
+    "--output",
+    "-a",
+    "--auth",
+    "-A",
+    "--auth-type",
+    "--session",
+    "--session-read-only",
+    "--cert",
+    "--cert-key",
+    "--verify",
+    "--proxy",
+    "--timeout",
+    "-p",
+    "--print",
+    "--raw",
+];
+
 /// The request a call to a tool named after a command-line HTTP client
-/// ([`HTTP_CLIENT_TOOLS`]) makes when its arguments are a command line (`curl(args="-d @notes
-/// https://…")`): one that sends data or deletes. curl: `-d`/`--data…`, `-F`/`--form…`,
-/// `-T`/`--upload-file`, `--json`, or `-X`/`--request` POST, PUT, PATCH (DELETE deletes);
-/// wget: `--post-data`, `--post-file`, `--body-data`, `--body-file`, or `--method`; HTTPie
-/// and xh: a method word first, or a data item (`name=value`, `name:=json`, `name@file`)
-/// after the address.
+/// ([`HTTP_CLIENT_TOOLS`]) makes when it is given a command line (its one string argument,
+/// or one named as commands are, [`COMMAND_ARGUMENTS`]): one that sends data, or deletes.
+/// curl: `-d`/`--data…`, `-F`/`--form…`, `-T`/`--upload-file`, `--json`, or `-X`/`--request`
+/// POST, PUT, PATCH (DELETE deletes), unless `-G`/`--get` makes the data a query; wget:
+/// `--post-data`, `--post-file`, `--body-data`, `--body-file`, or `--method`; HTTPie and xh:
+/// a method word before the address, a data item after it (`name=value`, `name:=json`,
+/// `field@file`; not a query's `name==value` nor a header's `Name:value`), or `--raw`.
 fn command_line_request(tool: &str, arguments: &serde_json::Value) -> Option<Request> {
     let tool = tool.trim().to_ascii_lowercase();
     if !HTTP_CLIENT_TOOLS.contains(&tool.as_str()) {
         return None;
     }
-    let mut words: Vec<String> = Vec::new();
-    strings_with_names(arguments, "", &mut |_, t| {
-        words.extend(
-            t.split_whitespace()
-                .map(|w| w.trim_matches(['"', '\'']).to_owned()),
-        )
-    });
+    let line: Vec<String> = match arguments {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Object(o) => {
+            let mut named = Vec::new();
+            strings_with_names(arguments, "", &mut |name, t| {
+                if COMMAND_ARGUMENTS.contains(&name.to_ascii_lowercase().as_str()) {
+                    named.push(t.to_owned());
+                }
+            });
+            if named.is_empty() && o.len() == 1 {
+                o.values()
+                    .filter_map(serde_json::Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            } else {
+                named
+            }
+        }
+        _ => Vec::new(),
+    };
+    let mut words: Vec<&str> = line
+        .iter()
+        .flat_map(|t| t.split_whitespace())
+        .map(|w| w.trim_matches(['"', '\'']))
+        .collect();
     // The program's own name, when the command line was given whole.
     if words.first().is_some_and(|w| w.eq_ignore_ascii_case(&tool)) {
         words.remove(0);
     }
-    let method = method_request;
-    let httpie = !matches!(tool.as_str(), "curl" | "wget");
     let mut found = None;
-    let mut seen_address = false;
-    for (i, w) in words.iter().enumerate() {
-        let next = words.get(i + 1).map(String::as_str).unwrap_or("");
-        let (flag, value) = match w.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, v),
-            _ => (w.as_str(), next),
-        };
-        let request = match tool.as_str() {
-            "curl" => match flag {
-                "-X" | "--request" => method(value),
-                _ if flag.starts_with("-X") && flag.len() > 2 => method(&flag[2..]),
-                "-d" | "-F" | "-T" | "--json" | "--upload-file" => Some(Request::Write),
-                _ if flag.starts_with("--data") || flag.starts_with("--form") => {
-                    Some(Request::Write)
-                }
-                // Short options together (`-sd @f`, `-sT f`, `-sX POST`).
-                _ if flag.len() > 2
-                    && flag.starts_with('-')
-                    && flag[1..].bytes().all(|b| b.is_ascii_alphabetic()) =>
-                {
-                    if flag.ends_with('X') {
-                        method(value)
-                    } else {
-                        flag[1..]
-                            .contains(['d', 'F', 'T'])
-                            .then_some(Request::Write)
+    let mut note = |r: Option<Request>| {
+        if r.is_some() && found != Some(Request::Delete) {
+            found = r;
+        }
+    };
+    match tool.as_str() {
+        "curl" => {
+            let (mut sends, mut get) = (false, false);
+            let mut i = 0;
+            while i < words.len() {
+                let w = words[i];
+                let next = words.get(i + 1).copied().unwrap_or("");
+                if let Some(long) = w.strip_prefix("--") {
+                    let (name, inline) = match long.split_once('=') {
+                        Some((n, v)) => (n, Some(v)),
+                        None => (long, None),
+                    };
+                    match name {
+                        "request" => note(method_request(inline.unwrap_or(next))),
+                        "get" => get = true,
+                        "json" | "upload-file" => sends = true,
+                        _ if name.starts_with("data") || name.starts_with("form") => sends = true,
+                        _ => {}
+                    }
+                } else if let Some(short) = w.strip_prefix('-').filter(|s| !s.is_empty()) {
+                    // Short options together, up to the first that takes a value (the rest
+                    // of the word, or the next word, is that value).
+                    for (k, c) in short.char_indices() {
+                        if c == 'G' {
+                            get = true;
+                        }
+                        if CURL_VALUED.contains(c) {
+                            let rest = &short[k + c.len_utf8()..];
+                            let value = if rest.is_empty() { next } else { rest };
+                            match c {
+                                'X' => note(method_request(value)),
+                                'd' | 'F' | 'T' => sends = true,
+                                _ => {}
+                            }
+                            if rest.is_empty() {
+                                i += 1;
+                            }
+                            break;
+                        }
                     }
                 }
-                // A value written onto its option (`-d@notes.txt`, `-F'f=@x'`).
-                _ if !flag.starts_with("--")
-                    && flag.len() > 2
-                    && matches!(flag.as_bytes()[1], b'd' | b'F' | b'T') =>
-                {
-                    Some(Request::Write)
-                }
-                _ => None,
-            },
-            "wget" => match flag {
-                "--method" => method(value),
-                "--post-data" | "--post-file" | "--body-data" | "--body-file" => {
-                    Some(Request::Write)
-                }
-                _ => None,
-            },
-            _ if i == 0 && method(flag).is_some() => method(flag),
-            _ if httpie && seen_address && !w.starts_with('-') => {
-                let item = w.contains(":=") || w.contains('=') || w.contains('@');
-                item.then_some(Request::Write)
+                i += 1;
             }
-            _ => None,
-        };
-        if !w.starts_with('-') && (w.contains("://") || w.contains('.') || w.starts_with(':')) {
-            seen_address = true;
+            if sends && !get {
+                note(Some(Request::Write));
+            }
         }
-        if request.is_some() && found != Some(Request::Delete) {
-            found = request;
+        "wget" => {
+            for (i, w) in words.iter().enumerate() {
+                let (flag, value) = match w.split_once('=') {
+                    Some((f, v)) => (f, v),
+                    None => (*w, words.get(i + 1).copied().unwrap_or("")),
+                };
+                match flag {
+                    "--method" => note(method_request(value)),
+                    "--post-data" | "--post-file" | "--body-data" | "--body-file" => {
+                        note(Some(Request::Write))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {
+            let mut address = false;
+            let mut i = 0;
+            while i < words.len() {
+                let w = words[i];
+                if w.starts_with('-') {
+                    if w == "--raw" || w.starts_with("--raw=") {
+                        note(Some(Request::Write));
+                    }
+                    if HTTPIE_VALUED.contains(&w) {
+                        i += 1;
+                    }
+                } else if !address {
+                    // The method, when this word is one; else the address.
+                    match method_request(w) {
+                        Some(r) => note(Some(r)),
+                        None if ["GET", "HEAD", "OPTIONS"]
+                            .iter()
+                            .any(|m| m.eq_ignore_ascii_case(w)) => {}
+                        None => address = true,
+                    }
+                } else {
+                    // A request item: its first separator says which kind.
+                    let b = w.as_bytes();
+                    let data = match w.find([':', '=', '@']).map(|k| (b[k], b.get(k + 1))) {
+                        Some((b'=', Some(b'='))) => false,
+                        Some((b'=', _)) | Some((b'@', _)) => true,
+                        Some((b':', Some(b'='))) => true,
+                        _ => false,
+                    };
+                    if data {
+                        note(Some(Request::Write));
+                    }
+                }
+                i += 1;
+            }
         }
     }
     found
@@ -1958,8 +2052,31 @@ mod class_tests {
             ),
             ("wget", "-T 10 -d https://x.example/page", false, false),
             ("http", "POST https://x.example/save", true, false),
+            ("http", "-v DELETE https://x.example/k", true, true),
             ("httpie", "x.example/save notes=Q3", true, false),
+            ("httpie", "x.example/save meta:={\"a\":1}", true, false),
             ("xh", "https://x.example/items?page=2", false, false),
+            // A query item, a header, an option's value: not data.
+            (
+                "xh",
+                "x.example/search q==rust Authorization:Bearer=abc==",
+                false,
+                false,
+            ),
+            (
+                "httpie",
+                "-o out.json --auth dana@acme.com:pw x.example/items",
+                false,
+                false,
+            ),
+            // -G sends the data as a query; -o takes a value, so -od names a file.
+            (
+                "curl",
+                "-G -d q=rust https://x.example/search",
+                false,
+                false,
+            ),
+            ("curl", "-od https://x.example/page", false, false),
             (
                 "fetch_tool",
                 "-d @notes.txt https://x.example/save",

