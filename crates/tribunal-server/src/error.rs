@@ -59,7 +59,7 @@ codes! {
     BodyTooLarge = ("body_too_large", 413, "the request body (after decompression) exceeds the server's limit"),
     InvalidBody = ("invalid_body", 400, "the request body ended before its announced length or did not arrive in time"),
     UnsupportedMediaType = ("unsupported_media_type", 415, "the content type or content encoding is not accepted here"),
-    InvalidJson = ("invalid_json", 400, "the body is not valid JSON; the message gives line and column"),
+    InvalidJson = ("invalid_json", 400, "the body is not valid JSON, or an object in it names a key twice (JSON readers differ on which value counts, so the gate does not judge such a call); the message gives the key, line and column"),
     TooDeep = ("too_deep", 400, "the JSON nests deeper than the server's limit"),
     InvalidProtobuf = ("invalid_protobuf", 400, "the body is not a valid OTLP protobuf message"),
     InvalidGzip = ("invalid_gzip", 400, "the body says gzip but does not decompress"),
