@@ -107,11 +107,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(twice(&key));
+            match out.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => {
+                    let Unique(v) = map.next_value()?;
+                    slot.insert(v);
+                }
+                serde_json::map::Entry::Occupied(taken) => return Err(twice(taken.key())),
             }
-            let Unique(v) = map.next_value()?;
-            out.insert(key, v);
         }
         Ok(Value::Object(out))
     }
@@ -187,9 +189,8 @@ mod tests {
 
     #[test]
     fn maps_and_fields_read_here_refuse_a_key_named_twice() {
-        let m: UniqueMap<&serde_json::value::RawValue> =
-            serde_json::from_str(r#"{"a": [1], "b": {"c": 2}}"#).unwrap();
-        assert_eq!(m.0["b"].get(), r#"{"c": 2}"#);
+        let m: UniqueMap<Value> = serde_json::from_str(r#"{"a": [1], "b": {"c": 2}}"#).unwrap();
+        assert_eq!(m.0["b"], json!({"c": 2}));
         let e = serde_json::from_str::<UniqueMap<Value>>(r#"{"a": 1, "a": 2}"#).unwrap_err();
         assert!(is_duplicate(&e), "{e}");
 
