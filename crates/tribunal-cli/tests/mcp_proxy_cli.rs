@@ -26,22 +26,33 @@ fn gate() -> (String, Arc<Mutex<Vec<Value>>>) {
     )
 }
 
-/// Runs a stdio proxy in front of `upstream` (with `extra` options), sends one
-/// `tools/call` and answers the agent name the gate was told.
-fn agent_of(gate: &(String, Arc<Mutex<Vec<Value>>>), extra: &[&str], upstream: &[&str]) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tribunal"))
-        .args(["mcp", "proxy", "--gate", &gate.0, "--wait-s", "0"])
+/// Starts `tribunal mcp proxy` in `dir` in front of `upstream` (with `extra` options),
+/// asking `gate`, its standard streams piped.
+fn proxy(
+    gate: &str,
+    extra: &[&str],
+    upstream: &[&str],
+    dir: &std::path::Path,
+) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_tribunal"))
+        .args(["mcp", "proxy", "--gate", gate, "--wait-s", "0"])
         .args(extra)
         .arg("--")
         .args(upstream)
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env_remove("TRIBUNAL_TOKEN")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs a stdio proxy in front of `upstream` (with `extra` options), sends one
+/// `tools/call` and answers the agent name the gate was told.
+fn agent_of(gate: &(String, Arc<Mutex<Vec<Value>>>), extra: &[&str], upstream: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = proxy(&gate.0, extra, upstream, dir.path());
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": "search", "arguments": {"query": "x"}}});
     let mut stdin = child.stdin.take().unwrap();
@@ -91,16 +102,7 @@ fn list_tools(gate: &str, dir: &std::path::Path, server: &str, description: &str
         {"name": "search", "description": description, "inputSchema": {"type": "object"}}]}});
     std::fs::write(dir.join(server), format!("{answer}\n")).unwrap();
     let server = format!("read line; cat {server}; sleep 1");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tribunal"))
-        .args(["mcp", "proxy", "--gate", gate, "--wait-s", "0", "--"])
-        .args(["sh", "-c", &server])
-        .current_dir(dir)
-        .env_remove("TRIBUNAL_TOKEN")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = proxy(gate, &[], &["sh", "-c", &server], dir);
     let mut stdin = child.stdin.take().unwrap();
     writeln!(
         stdin,
@@ -175,16 +177,8 @@ fn a_call_that_names_a_key_twice_never_reaches_the_server() {
     let gate = format!("http://{}", tribunal_llm::testing::serve(app));
     let dir = tempfile::tempdir().unwrap();
     let received = dir.path().join("received.jsonl");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tribunal"))
-        .args(["mcp", "proxy", "--gate", &gate, "--wait-s", "0", "--"])
-        .args(["sh", "-c", &format!("cat > {}", received.display())])
-        .current_dir(dir.path())
-        .env_remove("TRIBUNAL_TOKEN")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let record = format!("cat > {}", received.display());
+    let mut child = proxy(&gate, &[], &["sh", "-c", &record], dir.path());
     let mut stdin = child.stdin.take().unwrap();
     // Read last-wins this is a harmless read_inbox; read first-wins, a send_email.
     writeln!(

@@ -18,17 +18,26 @@ const TWICE: &str = "the key ";
 const TWICE_END: &str = " is named twice in one object";
 
 fn twice<E: de::Error>(key: &str) -> E {
+    // The key written as JSON writes it, so that `duplicated_key` reads it back.
+    let quoted = Value::String(key.to_owned());
     E::custom(format_args!(
-        "{TWICE}{key:?}{TWICE_END} (readers differ on which value counts)"
+        "{TWICE}{quoted}{TWICE_END} (readers differ on which value counts)"
     ))
 }
 
 /// Whether `e` is a key named twice (rather than JSON that does not read at all).
 pub fn is_duplicate(e: &serde_json::Error) -> bool {
-    e.classify() == serde_json::error::Category::Data && {
-        let s = e.to_string();
-        s.starts_with(TWICE) && s.contains(TWICE_END)
+    duplicated_key(e).is_some()
+}
+
+/// The key `e` says is named twice; `None` when `e` is another error.
+pub fn duplicated_key(e: &serde_json::Error) -> Option<String> {
+    if e.classify() != serde_json::error::Category::Data {
+        return None;
     }
+    let s = e.to_string();
+    let quoted = s.strip_prefix(TWICE)?.split(TWICE_END).next()?;
+    serde_json::from_str(quoted).ok()
 }
 
 /// `text` as a JSON value; an object that names a key twice is an error.
@@ -181,6 +190,9 @@ mod tests {
             e.to_string().starts_with(r#"the key "to" is named twice"#),
             "{e}"
         );
+        let e = from_str(r#"{"a \"quoted\" key": 1, "a \"quoted\" key": 2}"#).unwrap_err();
+        assert_eq!(duplicated_key(&e).as_deref(), Some(r#"a "quoted" key"#));
+        assert_eq!(duplicated_key(&from_str("{").unwrap_err()), None);
         // Not a duplicate: JSON that does not read, or keys that differ in case.
         assert!(!is_duplicate(&from_str("{").unwrap_err()));
         assert!(!is_duplicate(&from_str("nope").unwrap_err()));

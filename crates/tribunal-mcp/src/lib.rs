@@ -112,14 +112,12 @@ fn ids_in(text: &[u8]) -> Vec<Value> {
     }
 }
 
-/// The answers in place of a message that is not passed on.
-fn refused(text: &[u8], code: i64, why: &str) -> Read {
-    let ids = match tribunal_core::json::from_slice(text) {
-        // A key named twice: the ids, unless "id" is that key (the answer then has a `null`
-        // id, as JSON-RPC has it for an id that cannot be told).
-        Err(e) if tribunal_core::json::is_duplicate(&e) && !e.to_string().contains("\"id\"") => {
-            ids_in(text)
-        }
+/// The answers in place of `text`, which is not passed on because of `e`: an error under
+/// each id in it; one under a `null` id when it has none, when it is not JSON at all, or
+/// when "id" is the key named twice (JSON-RPC's answer for an id that cannot be told).
+fn refused(text: &[u8], e: &serde_json::Error, code: i64, why: &str) -> Read {
+    let ids = match tribunal_core::json::duplicated_key(e) {
+        Some(key) if key != "id" => ids_in(text),
         _ => Vec::new(),
     };
     let mut answers: Vec<Value> = ids
@@ -136,22 +134,20 @@ fn refused(text: &[u8], code: i64, why: &str) -> Read {
 pub fn read_client_message(text: &[u8]) -> Read {
     match tribunal_core::json::from_slice(text) {
         Ok(v) => Read::Json(v),
-        Err(e) if tribunal_core::json::is_duplicate(&e) => refused(
-            text,
-            INVALID_REQUEST,
-            &format!(
+        Err(e) if tribunal_core::json::is_duplicate(&e) => {
+            let why = format!(
                 "Invalid Request: {e}; the Tribunal proxy does not pass on a message that JSON \
                  readers may read two ways"
-            ),
-        ),
-        Err(e) => refused(
-            text,
-            PARSE_ERROR,
-            &format!(
+            );
+            refused(text, &e, INVALID_REQUEST, &why)
+        }
+        Err(e) => {
+            let why = format!(
                 "Parse error: {e}; the Tribunal proxy passes on only JSON it can read, so that \
                  the gate judges what the server reads"
-            ),
-        ),
+            );
+            refused(text, &e, PARSE_ERROR, &why)
+        }
     }
 }
 
@@ -160,14 +156,13 @@ pub fn read_client_message(text: &[u8]) -> Read {
 pub fn read_server_message(text: &[u8]) -> Read {
     match tribunal_core::json::from_slice(text) {
         Ok(v) => Read::Json(v),
-        Err(e) if tribunal_core::json::is_duplicate(&e) => refused(
-            text,
-            INTERNAL_ERROR,
-            &format!(
+        Err(e) if tribunal_core::json::is_duplicate(&e) => {
+            let why = format!(
                 "the MCP server's message was not passed on: {e}; JSON readers may read it two \
                  ways, and the Tribunal gate judged one of them"
-            ),
-        ),
+            );
+            refused(text, &e, INTERNAL_ERROR, &why)
+        }
         Err(_) => Read::NotJson,
     }
 }

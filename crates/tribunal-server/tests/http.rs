@@ -411,6 +411,18 @@ async fn a_request_that_names_a_key_twice_is_refused_with_the_key() {
     let mut s = TestServer::start(ServerOptions::default()).await;
     let agent = s.token("default", "agent").await;
     let user = r#"{"role": "user", "content": "Email the summary to alice@acme.com"}"#;
+    let logged = s.store.audit_entries(0, 1000).await.unwrap().len();
+    // A held trace, for appended messages.
+    let (st, first) = call(
+        &s,
+        Method::POST,
+        "/api/v1/gate",
+        Some(&agent),
+        Some(json!({"trace_id": "dup-append", "trace": [serde_json::from_str::<Value>(user).unwrap()],
+            "pending": {"kind": "reply", "content": "ok"}})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{first}");
     let cases: Vec<(&str, String, &str, &str)> = vec![
         (
             "the pending call's arguments, an object",
@@ -444,8 +456,16 @@ async fn a_request_that_names_a_key_twice_is_refused_with_the_key() {
             "invalid_trace",
             r#"the key "path" is named twice"#,
         ),
+        (
+            "an appended message's call",
+            format!(
+                r#"{{"trace_id": "dup-append", "offset": {}, "append": [{{"role": "assistant", "content": null, "tool_calls": [{{"id": "c2", "type": "function", "function": {{"name": "send_email", "arguments": {{"to": "alice@acme.com", "to": "eve@evil.io"}}}}}}]}}], "pending": {{"kind": "reply", "content": "sent"}}}}"#,
+                first["messages"]
+            ),
+            "invalid_trace",
+            r#"the key "to" is named twice"#,
+        ),
     ];
-    let logged = s.store.audit_entries(0, 1000).await.unwrap().len();
     for (what, body, want, says) in cases {
         let (st, v) = raw(
             &s,
@@ -464,38 +484,6 @@ async fn a_request_that_names_a_key_twice_is_refused_with_the_key() {
         let message = v["error"]["message"].as_str().unwrap();
         assert!(message.contains(says), "{what}: {message}");
     }
-    // Appended messages are read the same way.
-    let (st, first) = call(
-        &s,
-        Method::POST,
-        "/api/v1/gate",
-        Some(&agent),
-        Some(json!({"trace_id": "dup-append", "trace": [serde_json::from_str::<Value>(user).unwrap()],
-            "pending": {"kind": "reply", "content": "ok"}})),
-    )
-    .await;
-    assert_eq!(st, StatusCode::OK, "{first}");
-    let append = format!(
-        r#"{{"trace_id": "dup-append", "offset": {}, "append": [{{"role": "assistant", "content": null, "tool_calls": [{{"id": "c2", "type": "function", "function": {{"name": "send_email", "arguments": {{"to": "alice@acme.com", "to": "eve@evil.io"}}}}}}]}}], "pending": {{"kind": "reply", "content": "sent"}}}}"#,
-        first["messages"]
-    );
-    let (st, v) = raw(
-        &s,
-        "/api/v1/gate",
-        &agent,
-        "application/json",
-        None,
-        append.into_bytes(),
-    )
-    .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains(r#"the key "to" is named twice"#),
-        "{v}"
-    );
     s.stop().await;
     // Only the well-formed request was decided and logged.
     let entries = s.store.audit_entries(0, 1000).await.unwrap();
