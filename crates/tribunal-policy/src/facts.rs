@@ -297,6 +297,124 @@ fn sends_a_body(arguments: &serde_json::Value) -> bool {
     })
 }
 
+/// Argument names (letters and digits only, lower case) under which a call says who may
+/// see or use something.
+const AUDIENCE_ARGUMENTS: [&str; 12] = [
+    "visibility",
+    "access",
+    "sharing",
+    "share",
+    "sharewith",
+    "audience",
+    "privacy",
+    "linkaccess",
+    "generalaccess",
+    "acl",
+    "accesslevel",
+    "whocanaccess",
+];
+
+/// Values of an audience argument that open something to everyone.
+const EVERYONE: [&str; 13] = [
+    "public",
+    "anyone",
+    "anyonewithlink",
+    "anyonewiththelink",
+    "everyone",
+    "everybody",
+    "allusers",
+    "allauthenticatedusers",
+    "world",
+    "internet",
+    "publicread",
+    "publicreadwrite",
+    "unlisted",
+];
+
+/// Argument names of a role given to someone, and the roles that hand over control.
+const ROLE_ARGUMENTS: [&str; 5] = ["role", "permission", "permissions", "accesslevel", "access"];
+const CONTROL: [&str; 6] = [
+    "owner",
+    "admin",
+    "administrator",
+    "superuser",
+    "root",
+    "organizationowner",
+];
+
+/// Switches that open something to everyone when true, and when false.
+const OPEN_WHEN_TRUE: [&str; 8] = [
+    "public",
+    "ispublic",
+    "makepublic",
+    "publicaccess",
+    "allowpublic",
+    "allowpublicaccess",
+    "anonymous",
+    "allowanonymous",
+];
+const OPEN_WHEN_FALSE: [&str; 5] = [
+    "private",
+    "isprivate",
+    "restricted",
+    "requireauth",
+    "requireauthentication",
+];
+
+/// Letters and digits of `s`, lower-cased: `Anyone-With-Link` and `anyone_with_link` alike.
+fn folded(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Whether a call's arguments open something to everyone or hand over control of it: an
+/// audience argument ([`AUDIENCE_ARGUMENTS`]: `visibility`, `access`, `sharing`, …) that
+/// says public, anyone (with the link), everyone, all users ([`EVERYONE`]); a role
+/// ([`ROLE_ARGUMENTS`]) of owner or administrator ([`CONTROL`]); a switch such as
+/// `public: true` or `private: false`. The user's request warrants such a call only by
+/// saying so ([`EXPOSING_WORDS`]), not by naming the tool: "look at the shared doc" does not
+/// ask for it to be shared with anyone who has the link.
+pub(crate) fn exposes(arguments: &serde_json::Value) -> bool {
+    fn walk(name: &str, v: &serde_json::Value) -> bool {
+        use serde_json::Value;
+        match v {
+            Value::Object(o) => o.iter().any(|(k, v)| walk(&folded(k), v)),
+            Value::Array(a) => a.iter().any(|v| walk(name, v)),
+            Value::String(s) => {
+                let s = folded(s);
+                (AUDIENCE_ARGUMENTS.contains(&name) && EVERYONE.contains(&s.as_str()))
+                    || (ROLE_ARGUMENTS.contains(&name) && CONTROL.contains(&s.as_str()))
+            }
+            Value::Bool(b) => {
+                if *b {
+                    OPEN_WHEN_TRUE.contains(&name)
+                } else {
+                    OPEN_WHEN_FALSE.contains(&name)
+                }
+            }
+            _ => false,
+        }
+    }
+    walk("", arguments)
+}
+
+/// The beginnings of the words a user says to ask for something to be opened to everyone or
+/// for control to be handed over ([`exposes`]): public, publish, anyone, everyone, world,
+/// admin, owner, …
+pub(crate) const EXPOSING_WORDS: [&str; 9] = [
+    "public",
+    "publish",
+    "anyone",
+    "everyone",
+    "everybody",
+    "world",
+    "unlisted",
+    "admin",
+    "owner",
+];
+
 /// Tools named after a command-line HTTP client, whose arguments are its command line
 /// without the program's name.
 const HTTP_CLIENT_TOOLS: [&str; 5] = ["curl", "wget", "http", "httpie", "xh"];
@@ -971,6 +1089,32 @@ fn image_source(dest: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_that_opens_something_to_everyone_or_hands_over_control_exposes_it() {
+        use serde_json::json;
+        for args in [
+            json!({"file_id": "f1", "visibility": "anyone_with_link"}),
+            json!({"doc": "d", "general-access": "Anyone with the link"}),
+            json!({"repo": "acme/app", "private": false}),
+            json!({"bucket": "b", "settings": {"public": true}}),
+            json!({"repo": "acme/app", "username": "bot", "permission": "admin"}),
+            json!({"members": [{"email": "x@y.example", "role": "Owner"}]}),
+            json!({"video": "v", "privacy": "unlisted"}),
+        ] {
+            assert!(exposes(&args), "{args}");
+        }
+        for args in [
+            json!({"file_id": "f1", "email": "bob@acme.example", "role": "writer"}),
+            json!({"repo": "acme/app", "private": true}),
+            json!({"visibility": "private"}),
+            json!({"title": "public holidays", "public": false}),
+            json!({"role": "viewer", "access": "read"}),
+            json!({"query": "anyone"}),
+        ] {
+            assert!(!exposes(&args), "{args}");
+        }
+    }
 
     #[test]
     fn a_command_reaches_the_public_ipv4_hosts_it_names_without_a_url() {

@@ -1036,6 +1036,25 @@ impl MessageFacts {
         }
     }
 
+    /// Whether a user message before message `index` says a word that asks for something to
+    /// be opened to everyone or for control to be handed over
+    /// ([`crate::facts::EXPOSING_WORDS`]).
+    fn asked_to_expose(&mut self, messages: &[Message], index: usize) -> bool {
+        let end = index.min(messages.len());
+        for i in 0..end {
+            if messages[i].provenance.label() == "user"
+                && self.said(messages, i).1.iter().any(|w| {
+                    crate::facts::EXPOSING_WORDS
+                        .iter()
+                        .any(|e| w.starts_with(e))
+                })
+            {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Starts over unless the facts can be of `trace` grown: they cover no more messages
     /// than it has and were read with the same tools offered. Returns whether they were
     /// kept.
@@ -1240,7 +1259,10 @@ pub struct CallFacts {
     /// name (or a synonym) is in what the user said, or the user handed the choice of
     /// actions to a document (`alignment.delegation`), or the user or the operator gave one
     /// of its identifiers, or the user gave one of its argument values (an order
-    /// number, a title, an amount they named).
+    /// number, a title, an amount they named). A call that opens something to everyone or
+    /// hands over control of it (`visibility: "public"`, `role: "owner"`, `private: false`:
+    /// [`crate::facts::exposes`]) is warranted only by the user's asking for that (a word
+    /// of [`crate::facts::EXPOSING_WORDS`]).
     pub warranted: bool,
     /// The user's words name the tool's action: a word of its name that is a verb of
     /// `tools.verbs` (`delete` of `delete_file`), or a synonym of one in
@@ -1474,11 +1496,17 @@ fn read_call_facts(
     }
     let after_untrusted = before.iter().position(|m| m.provenance.is_untrusted());
     let w = idents.warrant(messages, index, call, class.shell, classes);
-    let warranted = w.requested
-        || w.delegated
-        || w.named
-        || sources.iter().any(|(_, s)| s.vouched && s.kind != "amount")
-        || w.gave_value;
+    // A call that opens something to everyone or hands over control of it is warranted
+    // only by the user's asking for that, whatever else of it they named.
+    let warranted = if crate::facts::exposes(&call.arguments) {
+        idents.asked_to_expose(messages, index)
+    } else {
+        w.requested
+            || w.delegated
+            || w.named
+            || sources.iter().any(|(_, s)| s.vouched && s.kind != "amount")
+            || w.gave_value
+    };
     CallFacts {
         class,
         sources,
@@ -1712,6 +1740,16 @@ mod tests {
             Value::Object(o) => o.values().any(|v| user_gave_value(v, t)),
             other => user_gave_value(other, t),
         });
+        if crate::facts::exposes(&call.arguments) {
+            let asked = said.iter().any(|(_, w)| {
+                w.iter().any(|w| {
+                    crate::facts::EXPOSING_WORDS
+                        .iter()
+                        .any(|e| w.starts_with(e))
+                })
+            });
+            return (asked, requested);
+        }
         (requested || named || delegated || gave, requested)
     }
 
@@ -1743,6 +1781,7 @@ mod tests {
             "Please clean up my folder.",
             "It is hunter22, by the way.",
             "Quarterly review at noon.",
+            "Share the review notes with everyone, please.",
         ];
         let calls: Vec<tribunal_core::ToolCall> = [
             (
@@ -1766,6 +1805,10 @@ mod tests {
             (
                 "create_calendar_event",
                 serde_json::json!({"title": "Quarterly review"}),
+            ),
+            (
+                "share_file",
+                serde_json::json!({"file": "review notes", "visibility": "anyone_with_link"}),
             ),
         ]
         .into_iter()
@@ -1815,9 +1858,10 @@ mod tests {
                         .sources
                         .iter()
                         .any(|(_, s)| s.vouched && s.kind != "amount");
+                    let exposing = crate::facts::exposes(&call.arguments);
                     assert_eq!(
                         (got.warranted, got.requested),
-                        (want.0 || vouched, want.1),
+                        (want.0 || (vouched && !exposing), want.1),
                         "{} at {index} of {messages:?}",
                         call.name
                     );
