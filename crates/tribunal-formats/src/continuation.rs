@@ -4,13 +4,31 @@
 //!
 //! One entry, [`messages_after`], for every format. Plain-text OpenAI chat messages are read
 //! straight into the trace model without a JSON tree (`openai_row`); anything else is read
-//! as JSON values by its format's importer.
+//! as JSON values by its format's importer. Tools that continuing items list (a Responses
+//! `mcp_list_tools` item) come back with the messages: they are tool definitions the trace
+//! now carries, read like those it started with.
 
 use crate::{anthropic, openai, openai_row, responses, ImportError};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use tribunal_core::Message;
+use tribunal_core::{Message, ToolDef};
+
+/// What continues a held trace: its new messages, and the tools the new items list.
+#[derive(Debug, Default, PartialEq)]
+pub struct Continued {
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolDef>,
+}
+
+impl From<Vec<Message>> for Continued {
+    fn from(messages: Vec<Message>) -> Continued {
+        Continued {
+            messages,
+            tools: Vec::new(),
+        }
+    }
+}
 
 /// What the continuing messages are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,18 +61,18 @@ impl Continuation {
     }
 }
 
-/// The messages `new` (raw JSON, one per message) that continue `held`, in `format`.
-/// Errors name the message (`[i]`) and field.
+/// The messages `new` (raw JSON, one per message) that continue `held`, in `format`, with
+/// the tools they list. Errors name the message (`[i]`) and field.
 pub fn messages_after(
     held: &[Message],
     new: &[&RawValue],
     format: Continuation,
-) -> Result<Vec<Message>, ImportError> {
+) -> Result<Continued, ImportError> {
     if matches!(format, Continuation::Auto | Continuation::OpenAi) {
         // Plain-text messages never look like Anthropic's, so `auto` reads them as OpenAI's.
         let texts: Vec<&str> = new.iter().map(|r| r.get()).collect();
         if let Some(m) = openai_row::messages_after(held, &texts) {
-            return Ok(m);
+            return Ok(m.into());
         }
     }
     if format == Continuation::Tribunal {
@@ -65,7 +83,8 @@ pub fn messages_after(
                 Message::deserialize(*m)
                     .map_err(|e| ImportError::new(format!("[{i}]"), format!("a message: {e}")))
             })
-            .collect();
+            .collect::<Result<Vec<_>, _>>()
+            .map(Continued::from);
     }
     let values = new
         .iter()
@@ -75,16 +94,20 @@ pub fn messages_after(
                 .map_err(|e| ImportError::new(format!("[{i}]"), format!("JSON: {e}")))
         })
         .collect::<Result<Vec<Value>, _>>()?;
+    let responses = |values: &[Value]| {
+        responses::import_items_after(held, values).map(|items| Continued {
+            messages: items.messages,
+            tools: items.tools,
+        })
+    };
     match format {
-        Continuation::Anthropic => anthropic::import_messages_after(held, &values),
+        Continuation::Anthropic => anthropic::import_messages_after(held, &values).map(Into::into),
         Continuation::Auto if anthropic::looks_like(&values) => {
-            anthropic::import_messages_after(held, &values)
+            anthropic::import_messages_after(held, &values).map(Into::into)
         }
-        Continuation::Responses => responses::import_messages_after(held, &values),
-        Continuation::Auto if responses::looks_like(&values) => {
-            responses::import_messages_after(held, &values)
-        }
-        _ => openai::import_messages_after(held, &values),
+        Continuation::Responses => responses(&values),
+        Continuation::Auto if responses::looks_like(&values) => responses(&values),
+        _ => openai::import_messages_after(held, &values).map(Into::into),
     }
 }
 
@@ -103,7 +126,7 @@ mod tests {
     fn after(held: &[Message], v: &[Value], f: Continuation) -> Result<Vec<Message>, ImportError> {
         let boxed = raw(v);
         let refs: Vec<&RawValue> = boxed.iter().map(|b| b.as_ref()).collect();
-        messages_after(held, &refs, f)
+        messages_after(held, &refs, f).map(|c| c.messages)
     }
 
     #[test]
@@ -164,6 +187,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(norm[0], held[0]);
+    }
+
+    #[test]
+    fn tools_listed_by_continuing_items_come_with_the_messages() {
+        let items = [
+            json!({"type": "mcp_list_tools", "server_label": "notes", "tools": [{"name": "save_note", "description": "Saves a note.", "input_schema": {"type": "object"}}]}),
+            json!({"type": "function_call", "call_id": "c2", "name": "save_note", "arguments": "{}"}),
+        ];
+        let boxed = raw(&items);
+        let refs: Vec<&RawValue> = boxed.iter().map(|b| b.as_ref()).collect();
+        for format in [Continuation::Auto, Continuation::Responses] {
+            let c = messages_after(&[], &refs, format).unwrap();
+            assert_eq!(c.messages.len(), 1);
+            let names: Vec<&str> = c.tools.iter().map(|t| t.name.as_str()).collect();
+            assert_eq!(names, ["save_note"]);
+            assert_eq!(c.tools[0].description, "Saves a note.");
+        }
     }
 
     #[test]

@@ -488,9 +488,14 @@ fn read_document(
     true
 }
 
+/// Whether an array's first element is a message of one conversation (a chat message, or a
+/// Responses API item such as a `function_call`, which a list of items may start with), so
+/// that the array is one trace rather than a list of traces.
 fn is_chat_message(elem: &[u8]) -> bool {
     match serde_json::from_slice::<serde_json::Value>(elem) {
-        Ok(serde_json::Value::Object(o)) => o.contains_key("role"),
+        Ok(v @ serde_json::Value::Object(_)) => {
+            v.get("role").is_some() || crate::responses::own_item(&v)
+        }
         _ => false,
     }
 }
@@ -613,6 +618,17 @@ mod tests {
         let items = collect(
             "[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"yo\"}]",
         );
+        assert_eq!(items.len(), 1);
+        let v: serde_json::Value = serde_json::from_str(&items[0].as_ref().unwrap().text).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn responses_items_starting_with_a_call_are_one_trace() {
+        let items = collect(concat!(
+            "[{\"type\": \"function_call\", \"call_id\": \"c1\", \"name\": \"ls\", \"arguments\": \"{}\"},\n",
+            " {\"type\": \"function_call_output\", \"call_id\": \"c1\", \"output\": \"a\"}]\n"
+        ));
         assert_eq!(items.len(), 1);
         let v: serde_json::Value = serde_json::from_str(&items[0].as_ref().unwrap().text).unwrap();
         assert_eq!(v.as_array().unwrap().len(), 2);

@@ -58,7 +58,7 @@ const OWN_TYPES: &[&str] = &[
 
 /// Is this one of the format's own items (`function_call`, `reasoning`, ...), or a
 /// `message` item with typed content parts (`input_text`, `output_text`)?
-fn own_item(v: &Value) -> bool {
+pub fn own_item(v: &Value) -> bool {
     let Some(o) = v.as_object() else { return false };
     match o.get("type").and_then(Value::as_str) {
         Some("message") => true,

@@ -108,8 +108,16 @@ struct Held {
 impl Held {
     /// Adds messages to the trace (in place unless a call still reads it: then it is
     /// copied once) as a new generation.
-    fn extend(&mut self, new: Vec<tribunal_core::Message>, digest: String) {
-        Arc::make_mut(&mut self.trace).messages.extend(new);
+    fn extend(&mut self, new: tribunal_formats::continuation::Continued, digest: String) {
+        let trace = Arc::make_mut(&mut self.trace);
+        trace.messages.extend(new.messages);
+        // Tools the new items list join those the trace carries (a definition listed again
+        // as it was is not repeated; one that differs is kept beside it, as it was given).
+        for tool in new.tools {
+            if !trace.tools.contains(&tool) {
+                trace.tools.push(tool);
+            }
+        }
         self.generation += 1;
         self.digest = digest;
         self.used = Instant::now();
@@ -281,7 +289,7 @@ impl Sessions {
         trace_id: &str,
         offset: usize,
         body: &[u8],
-        import: impl FnOnce(&Trace) -> Result<Vec<tribunal_core::Message>, ApiError>,
+        import: impl FnOnce(&Trace) -> Result<tribunal_formats::continuation::Continued, ApiError>,
     ) -> Result<Taken, ApiError> {
         let key = KeyRef(project, trace_id);
         let (snapshot, generation) = {
@@ -300,7 +308,8 @@ impl Sessions {
         }
         let new = import(&snapshot)?;
         drop(snapshot);
-        let new_bytes: usize = new.iter().map(|m| m.footprint()).sum();
+        let new_bytes: usize = new.messages.iter().map(|m| m.footprint()).sum::<usize>()
+            + new.tools.iter().map(|t| t.footprint()).sum::<usize>();
         let mut map = self.lock();
         let h = map.get_mut(&key).ok_or_else(|| not_held(trace_id))?;
         if h.generation != generation {
@@ -508,12 +517,13 @@ mod tests {
         })
     }
 
-    fn one(t: &Trace) -> Result<Vec<Message>, ApiError> {
+    fn one(t: &Trace) -> Result<tribunal_formats::continuation::Continued, ApiError> {
         Ok(vec![Message::new(
             format!("m{}", t.messages.len()),
             Role::Assistant,
             "ok",
-        )])
+        )]
+        .into())
     }
 
     #[test]
