@@ -1884,6 +1884,11 @@ fn commands_table() {
         ),
         (
             "exposed_to_internet",
+            "gh repo edit acme/app --visibility public --accept-visibility-change-consequences",
+            "",
+        ),
+        (
+            "exposed_to_internet",
             "ssh -fN -R 2222:localhost:22 tunnel@relay.x.example",
             "",
         ),
@@ -1991,6 +1996,8 @@ fn commands_table() {
         "aws s3 sync ./site s3://www.acme.example --acl public-read",
         "gsutil iam ch user:dana@acme.example:objectViewer gs://prod-data",
         "ngrok http 3000",
+        "gh repo edit acme/app --visibility private",
+        "gh repo view acme/app --json visibility",
         "ssh -L 5432:localhost:5432 bastion.acme.example",
         "cat /etc/ld.so.preload",
         "cat .git/config",
