@@ -756,7 +756,7 @@ mod tests {
             .is_empty());
         let taken = s
             .append("p", "t49", 1, b"{}", |_| {
-                Ok(vec![Message::new("m1", Role::Assistant, "y".repeat(2500))])
+                Ok(vec![Message::new("m1", Role::Assistant, "y".repeat(2500))].into())
             })
             .unwrap();
         assert!(s.bytes() <= max, "{}", s.bytes());
@@ -852,7 +852,9 @@ mod tests {
         let last = "t39";
         let mut taken = s
             .append("p", last, 21, b"{}", |t| {
-                Ok(with_calls("x", 22, 2000).messages[t.messages.len()..].to_vec())
+                Ok(with_calls("x", 22, 2000).messages[t.messages.len()..]
+                    .to_vec()
+                    .into())
             })
             .unwrap();
         let mut session =
