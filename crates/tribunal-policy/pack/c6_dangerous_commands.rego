@@ -18,3 +18,28 @@ violation contains v if {
 		"evidence": finding_evidence(f),
 	}
 }
+
+# A call that writes a file deciding who may log in or be root, or what runs by itself later
+# (the sudoers file, an authorized_keys file, a git hook, a shell's startup file, a cron
+# table or a service unit), by its path argument: what the shell rules read in a command
+# (`echo … >> /etc/sudoers`), read here in a file tool's call (`write_file(path=…)`). The
+# kinds, their paths and their severities are `cfg.commands.files`; a path is compared in
+# lower case, with `\` read as `/`.
+violation contains v if {
+	not skip["c6.sensitive_file_written"]
+	some c in calls
+	c.state_changing
+	is_object(c.arguments)
+	some path in object.filter(c.arguments, path_keys)
+	is_string(path)
+	some kind, file in cfg.commands.files
+	regex.match(file.pattern, lower(replace(path, "\\", "/")))
+	severity := object.get(file, "severity", "block")
+	severity != "off"
+	v := {
+		"rule": "c6.sensitive_file_written",
+		"severity": severity,
+		"message": sprintf("%s writes %s (%s)", [c.name, path, kind]),
+		"evidence": [c.id],
+	}
+}

@@ -46,6 +46,7 @@ pub fn check(user: &Value, defaults: &Value) -> Result<(), String> {
 const OPEN: &[&str] = &[
     "alignment.synonyms",
     "alignment.tools",
+    "commands.files",
     "commands.severities",
     "pii.traced_kinds",
     "model_judges",
@@ -69,6 +70,39 @@ fn value(pat: &str, at: &str, v: &Value, d: Option<&Value>) -> Result<(), String
         | "commands.severities.*"
         | "tools.definition_changed"
         | "tools.destructive_when_requested" => return severity(at, v, true),
+        "commands.files.*" => {
+            let o = object(at, v)?;
+            for (k, e) in o {
+                let at = format!("{at}.{k}");
+                match k.as_str() {
+                    "pattern" => match e {
+                        Value::String(p) => {
+                            regex::Regex::new(p).map_err(|err| {
+                                format!("{at}: expected a regular expression: {err}")
+                            })?;
+                        }
+                        other => {
+                            return Err(expected(&at, "a regular expression (a string)", other))
+                        }
+                    },
+                    "severity" => severity(&at, e, true)?,
+                    _ => {
+                        return Err(unknown(
+                            &at[..at.len() - k.len() - 1],
+                            k,
+                            &["pattern", "severity"],
+                        ))
+                    }
+                }
+            }
+            // A kind of the pack's own keeps its pattern when only its severity is given.
+            if !o.contains_key("pattern") && d.is_none() {
+                return Err(format!(
+                    "{at}: expected a pattern (a regular expression of the paths)"
+                ));
+            }
+            return Ok(());
+        }
         "tools.agents.*" => {
             let o = object(at, v)?;
             for (k, e) in o {
@@ -244,7 +278,10 @@ mod tests {
                 "secrets": {"threshold": 0.7},
                 "model_judges": {"my_judge": {"bad": "escalate"}},
                 "alignment": {"tools": {"send_email": "off"}, "synonyms": {"invoice": ["bill"]}},
-                "commands": {"severities": {"git_discard_changes": "block", "helm_uninstall": "off"}},
+                "commands": {
+                    "severities": {"git_discard_changes": "block", "helm_uninstall": "off"},
+                    "files": {"shell_startup": {"severity": "off"}, "vault": {"pattern": "^/srv/vault/", "severity": "escalate"}}
+                },
                 "refunds": {"anything": ["the user's own data"]}
             }),
             &d,
@@ -301,6 +338,22 @@ mod tests {
             (
                 json!({"commands": {"severities": ["rm_rf"]}}),
                 "commands.severities: expected a table",
+            ),
+            (
+                json!({"commands": {"files": {"vault": {"pattern": "(^|/vault/", "severity": "block"}}}}),
+                "commands.files.vault.pattern: expected a regular expression",
+            ),
+            (
+                json!({"commands": {"files": {"vault": {"path": "^/srv/vault/"}}}}),
+                "commands.files.vault: unknown key \"path\"",
+            ),
+            (
+                json!({"commands": {"files": {"vault": {"severity": "escalate"}}}}),
+                "commands.files.vault: expected a pattern",
+            ),
+            (
+                json!({"commands": {"files": {"ssh_login": {"pattern": "x", "severity": "stop"}}}}),
+                "commands.files.ssh_login.severity: expected block, escalate, warn or off",
             ),
             (
                 json!({"provenance": {"severity": "off"}}),

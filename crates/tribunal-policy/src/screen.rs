@@ -46,7 +46,7 @@ const PATH_KEYS: &[&str] = &[
 
 /// The rules of the pack, by the name their guard reads in `input.screen.skip` (the model
 /// judges' rules, `c9.<judge>`, share "c9"); the position of a name is its bit in [`Fires`].
-pub const RULES: [&str; 28] = [
+pub const RULES: [&str; 29] = [
     "c1.direct_injection",
     "c2.indirect_injection",
     "c3.untrusted_to_sensitive_action",
@@ -75,6 +75,7 @@ pub const RULES: [&str; 28] = [
     "c8.max_cost",
     "c9",
     "c12.tool_definition_changed",
+    "c6.sensitive_file_written",
 ];
 
 /// The rules of the pack whose condition holds: those that may fire (one bit per name of
@@ -112,6 +113,7 @@ impl Fires {
     pub const MAX_COST: Fires = Fires(1 << 25);
     pub const MODEL_JUDGES: Fires = Fires(1 << 26);
     pub const TOOL_DEFINITION_CHANGED: Fires = Fires(1 << 27);
+    pub const SENSITIVE_FILE_WRITTEN: Fires = Fires(1 << 28);
 
     /// Whether any rule may fire.
     pub fn any(self) -> bool {
@@ -567,6 +569,11 @@ impl Screen {
                 .any(|(k, v)| v.is_string() && PATH_KEYS.contains(&k.as_str()))
             {
                 fires |= Fires::PATH_OUTSIDE_ALLOWED;
+                // C6: a state-changing call given a path may write a file that says who may
+                // log in or what runs by itself (the pack compares the path).
+                if class.state_changing {
+                    fires |= Fires::SENSITIVE_FILE_WRITTEN;
+                }
             }
         }
         // What is left reads the destinations of sensitive calls, and the hosts of any
