@@ -54,6 +54,11 @@ const OWN_TYPES: &[&str] = &[
     "local_shell_call_output",
     "shell_call",
     "shell_call_output",
+    "mcp_approval_request",
+    "mcp_approval_response",
+    "item_reference",
+    "code_interpreter_call",
+    "image_generation_call",
 ];
 
 /// Is this one of the format's own items (`function_call`, `reasoning`, ...), or a

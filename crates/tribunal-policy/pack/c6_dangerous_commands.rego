@@ -21,19 +21,27 @@ violation contains v if {
 
 # A call that writes a file deciding who may log in or be root, or what runs by itself later
 # (the sudoers file, an authorized_keys file, a git hook, a shell's startup file, a cron
-# table or a service unit), by its path argument: what the shell rules read in a command
-# (`echo … >> /etc/sudoers`), read here in a file tool's call (`write_file(path=…)`). The
-# kinds, their paths and their severities are `cfg.commands.files`; a path is compared in
-# lower case, with `\` read as `/`.
+# table or a service unit), by its path argument or the destination it moves or copies to:
+# what the shell rules read in a command (`echo … >> /etc/sudoers`), read here in a file
+# tool's call (`write_file(path=…)`). The kinds, their paths and their severities are
+# `cfg.commands.files`; a path is compared as written and in lower case, with `\` read as
+# `/` and `//` and `/./` as `/`.
+written_path_keys := path_keys | {
+	"destination", "dest", "destination_path", "new_path", "to_path", "target_path",
+	"output_path", "output_file", "outfile",
+}
+
 violation contains v if {
 	not skip["c6.sensitive_file_written"]
 	some c in calls
 	c.state_changing
 	is_object(c.arguments)
-	some path in object.filter(c.arguments, path_keys)
+	some path in object.filter(c.arguments, written_path_keys)
 	is_string(path)
+	plain := regex.replace(replace(path, "\\", "/"), `/(\./)*/*`, "/")
 	some kind, file in cfg.commands.files
-	regex.match(file.pattern, lower(replace(path, "\\", "/")))
+	some p in {plain, lower(plain)}
+	regex.match(file.pattern, p)
 	severity := object.get(file, "severity", "block")
 	severity != "off"
 	v := {

@@ -297,25 +297,21 @@ fn sends_a_body(arguments: &serde_json::Value) -> bool {
     })
 }
 
-/// Argument names (letters and digits only, lower case) under which a call says who may
-/// see or use something.
-const AUDIENCE_ARGUMENTS: [&str; 12] = [
+/// Parts of argument names (letters and digits only, lower case) under which a call says
+/// who may see or use something (`visibility`, `privacyStatus`, `general_access`,
+/// `predefinedAcl`), and whole names that say it too.
+const AUDIENCE_PARTS: [&str; 6] = [
     "visibility",
     "access",
-    "sharing",
-    "share",
-    "sharewith",
+    "acl",
     "audience",
     "privacy",
-    "linkaccess",
-    "generalaccess",
-    "acl",
-    "accesslevel",
-    "whocanaccess",
+    "sharing",
 ];
+const AUDIENCE_NAMES: [&str; 5] = ["share", "sharewith", "type", "scope", "whocanaccess"];
 
 /// Values of an audience argument that open something to everyone.
-const EVERYONE: [&str; 13] = [
+const EVERYONE: [&str; 14] = [
     "public",
     "anyone",
     "anyonewithlink",
@@ -329,10 +325,18 @@ const EVERYONE: [&str; 13] = [
     "publicread",
     "publicreadwrite",
     "unlisted",
+    "anonymous",
 ];
 
 /// Argument names of a role given to someone, and the roles that hand over control.
-const ROLE_ARGUMENTS: [&str; 5] = ["role", "permission", "permissions", "accesslevel", "access"];
+const ROLE_ARGUMENTS: [&str; 6] = [
+    "role",
+    "roles",
+    "permission",
+    "permissions",
+    "accesslevel",
+    "access",
+];
 const CONTROL: [&str; 6] = [
     "owner",
     "admin",
@@ -361,6 +365,20 @@ const OPEN_WHEN_FALSE: [&str; 5] = [
     "requireauthentication",
 ];
 
+/// The beginnings of the words a user says to ask for something to be opened to everyone,
+/// and for control of it to be handed over ([`Exposure`]).
+const EVERYONE_WORDS: [&str; 8] = [
+    "public",
+    "publish",
+    "anyone",
+    "everyone",
+    "everybody",
+    "world",
+    "unlisted",
+    "anonymous",
+];
+const CONTROL_WORDS: [&str; 5] = ["admin", "owner", "superuser", "root", "sudo"];
+
 /// Letters and digits of `s`, lower-cased: `Anyone-With-Link` and `anyone_with_link` alike.
 fn folded(s: &str) -> String {
     s.chars()
@@ -369,51 +387,59 @@ fn folded(s: &str) -> String {
         .collect()
 }
 
-/// Whether a call's arguments open something to everyone or hand over control of it: an
-/// audience argument ([`AUDIENCE_ARGUMENTS`]: `visibility`, `access`, `sharing`, …) that
-/// says public, anyone (with the link), everyone, all users ([`EVERYONE`]); a role
-/// ([`ROLE_ARGUMENTS`]) of owner or administrator ([`CONTROL`]); a switch such as
-/// `public: true` or `private: false`. The user's request warrants such a call only by
-/// saying so ([`EXPOSING_WORDS`]), not by naming the tool: "look at the shared doc" does not
-/// ask for it to be shared with anyone who has the link.
-pub(crate) fn exposes(arguments: &serde_json::Value) -> bool {
-    fn walk(name: &str, v: &serde_json::Value) -> bool {
-        use serde_json::Value;
-        match v {
-            Value::Object(o) => o.iter().any(|(k, v)| walk(&folded(k), v)),
-            Value::Array(a) => a.iter().any(|v| walk(name, v)),
-            Value::String(s) => {
-                let s = folded(s);
-                (AUDIENCE_ARGUMENTS.contains(&name) && EVERYONE.contains(&s.as_str()))
-                    || (ROLE_ARGUMENTS.contains(&name) && CONTROL.contains(&s.as_str()))
-            }
-            Value::Bool(b) => {
-                if *b {
-                    OPEN_WHEN_TRUE.contains(&name)
-                } else {
-                    OPEN_WHEN_FALSE.contains(&name)
-                }
-            }
-            _ => false,
-        }
-    }
-    walk("", arguments)
+/// What a call's arguments open up ([`exposes`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Exposure {
+    /// Something opened to everyone: an audience argument ([`AUDIENCE_PARTS`]:
+    /// `visibility`, `access`, `sharing`, …) that says public, anyone (with the link),
+    /// everyone, all users ([`EVERYONE`]), or a switch such as `public: true` or
+    /// `private: false`.
+    pub everyone: bool,
+    /// Control handed over: a role ([`ROLE_ARGUMENTS`]) of owner or administrator
+    /// ([`CONTROL`]).
+    pub control: bool,
 }
 
-/// The beginnings of the words a user says to ask for something to be opened to everyone or
-/// for control to be handed over ([`exposes`]): public, publish, anyone, everyone, world,
-/// admin, owner, …
-pub(crate) const EXPOSING_WORDS: [&str; 9] = [
-    "public",
-    "publish",
-    "anyone",
-    "everyone",
-    "everybody",
-    "world",
-    "unlisted",
-    "admin",
-    "owner",
-];
+impl Exposure {
+    /// Whether the user's words (lower case) ask for what the call opens up: a word for
+    /// everyone ([`EVERYONE_WORDS`]) where it opens something to everyone, and one for
+    /// control ([`CONTROL_WORDS`]) where it hands control over.
+    pub(crate) fn asked(self, said: &[String]) -> (bool, bool) {
+        let says = |stems: &[&str]| said.iter().any(|w| stems.iter().any(|e| w.starts_with(e)));
+        (
+            !self.everyone || says(&EVERYONE_WORDS),
+            !self.control || says(&CONTROL_WORDS),
+        )
+    }
+}
+
+/// What a call's arguments open to everyone or hand over control of, if anything. The
+/// user's request warrants such a call only when it relates to the call as any other
+/// request does and also asks for that ([`Exposure::asked`]): "look at the shared doc" names
+/// the tool `share_file` but does not ask for the folder to be shared with anyone who has the
+/// link, and "publish my post" does not ask for anyone to be made an administrator.
+pub(crate) fn exposes(arguments: &serde_json::Value) -> Option<Exposure> {
+    fn walk(name: &str, v: &serde_json::Value, e: &mut Exposure) {
+        use serde_json::Value;
+        match v {
+            Value::Object(o) => o.iter().for_each(|(k, v)| walk(&folded(k), v, e)),
+            Value::Array(a) => a.iter().for_each(|v| walk(name, v, e)),
+            Value::String(s) => {
+                let s = folded(s);
+                let audience = AUDIENCE_NAMES.contains(&name)
+                    || AUDIENCE_PARTS.iter().any(|p| name.contains(p));
+                e.everyone |= audience && EVERYONE.contains(&s.as_str());
+                e.control |= ROLE_ARGUMENTS.contains(&name) && CONTROL.contains(&s.as_str());
+            }
+            Value::Bool(true) => e.everyone |= OPEN_WHEN_TRUE.contains(&name),
+            Value::Bool(false) => e.everyone |= OPEN_WHEN_FALSE.contains(&name),
+            _ => {}
+        }
+    }
+    let mut e = Exposure::default();
+    walk("", arguments, &mut e);
+    (e.everyone || e.control).then_some(e)
+}
 
 /// Tools named after a command-line HTTP client, whose arguments are its command line
 /// without the program's name.
@@ -1092,6 +1118,16 @@ mod tests {
 
     #[test]
     fn a_call_that_opens_something_to_everyone_or_hands_over_control_exposes_it() {
+        let said = |t: &str| crate::facts::name_words(&t.to_lowercase());
+        let share = exposes(&serde_json::json!({"visibility": "anyone_with_link"})).unwrap();
+        let admin = exposes(&serde_json::json!({"permission": "admin"})).unwrap();
+        assert_eq!(
+            share.asked(&said("share it with anyone who has the link")),
+            (true, true)
+        );
+        assert_eq!(share.asked(&said("look at the shared doc")), (false, true));
+        assert_eq!(admin.asked(&said("publish my post")), (true, false));
+        assert_eq!(admin.asked(&said("make Bob an admin")), (true, true));
         use serde_json::json;
         for args in [
             json!({"file_id": "f1", "visibility": "anyone_with_link"}),
@@ -1101,8 +1137,13 @@ mod tests {
             json!({"repo": "acme/app", "username": "bot", "permission": "admin"}),
             json!({"members": [{"email": "x@y.example", "role": "Owner"}]}),
             json!({"video": "v", "privacy": "unlisted"}),
+            json!({"file": "f", "permission": {"type": "anyone", "role": "reader"}}),
+            json!({"item": "i", "link": {"scope": "anonymous"}}),
+            json!({"video": "v", "status": {"privacyStatus": "public"}}),
+            json!({"bucket": "b", "predefinedAcl": "publicRead"}),
+            json!({"team": "t", "user": "u", "roles": ["Owner"]}),
         ] {
-            assert!(exposes(&args), "{args}");
+            assert!(exposes(&args).is_some(), "{args}");
         }
         for args in [
             json!({"file_id": "f1", "email": "bob@acme.example", "role": "writer"}),
@@ -1112,7 +1153,7 @@ mod tests {
             json!({"role": "viewer", "access": "read"}),
             json!({"query": "anyone"}),
         ] {
-            assert!(!exposes(&args), "{args}");
+            assert!(exposes(&args).is_none(), "{args}");
         }
     }
 

@@ -1036,23 +1036,23 @@ impl MessageFacts {
         }
     }
 
-    /// Whether a user message before message `index` says a word that asks for something to
-    /// be opened to everyone or for control to be handed over
-    /// ([`crate::facts::EXPOSING_WORDS`]).
-    fn asked_to_expose(&mut self, messages: &[Message], index: usize) -> bool {
-        let end = index.min(messages.len());
-        for i in 0..end {
-            if messages[i].provenance.label() == "user"
-                && self.said(messages, i).1.iter().any(|w| {
-                    crate::facts::EXPOSING_WORDS
-                        .iter()
-                        .any(|e| w.starts_with(e))
-                })
-            {
-                return true;
+    /// Whether the user messages before message `index` ask for what `e` opens up
+    /// ([`crate::facts::Exposure::asked`]).
+    fn asked_to_expose(
+        &mut self,
+        messages: &[Message],
+        index: usize,
+        e: crate::facts::Exposure,
+    ) -> bool {
+        let (mut everyone, mut control) = (false, false);
+        for i in 0..index.min(messages.len()) {
+            if messages[i].provenance.label() == "user" {
+                let (a, b) = e.asked(&self.said(messages, i).1);
+                everyone |= a;
+                control |= b;
             }
         }
-        false
+        everyone && control
     }
 
     /// Starts over unless the facts can be of `trace` grown: they cover no more messages
@@ -1261,8 +1261,8 @@ pub struct CallFacts {
     /// of its identifiers, or the user gave one of its argument values (an order
     /// number, a title, an amount they named). A call that opens something to everyone or
     /// hands over control of it (`visibility: "public"`, `role: "owner"`, `private: false`:
-    /// [`crate::facts::exposes`]) is warranted only by the user's asking for that (a word
-    /// of [`crate::facts::EXPOSING_WORDS`]).
+    /// [`crate::facts::exposes`]) is warranted only when the user also asked for that
+    /// ([`crate::facts::Exposure::asked`]).
     pub warranted: bool,
     /// The user's words name the tool's action: a word of its name that is a verb of
     /// `tools.verbs` (`delete` of `delete_file`), or a synonym of one in
@@ -1496,17 +1496,16 @@ fn read_call_facts(
     }
     let after_untrusted = before.iter().position(|m| m.provenance.is_untrusted());
     let w = idents.warrant(messages, index, call, class.shell, classes);
+    let related = w.requested
+        || w.delegated
+        || w.named
+        || sources.iter().any(|(_, s)| s.vouched && s.kind != "amount")
+        || w.gave_value;
     // A call that opens something to everyone or hands over control of it is warranted
-    // only by the user's asking for that, whatever else of it they named.
-    let warranted = if crate::facts::exposes(&call.arguments) {
-        idents.asked_to_expose(messages, index)
-    } else {
-        w.requested
-            || w.delegated
-            || w.named
-            || sources.iter().any(|(_, s)| s.vouched && s.kind != "amount")
-            || w.gave_value
-    };
+    // only when the user also asked for that.
+    let warranted = related
+        && crate::facts::exposes(&call.arguments)
+            .is_none_or(|e| idents.asked_to_expose(messages, index, e));
     CallFacts {
         class,
         sources,
@@ -1740,16 +1739,6 @@ mod tests {
             Value::Object(o) => o.values().any(|v| user_gave_value(v, t)),
             other => user_gave_value(other, t),
         });
-        if crate::facts::exposes(&call.arguments) {
-            let asked = said.iter().any(|(_, w)| {
-                w.iter().any(|w| {
-                    crate::facts::EXPOSING_WORDS
-                        .iter()
-                        .any(|e| w.starts_with(e))
-                })
-            });
-            return (asked, requested);
-        }
         (requested || named || delegated || gave, requested)
     }
 
@@ -1858,10 +1847,23 @@ mod tests {
                         .sources
                         .iter()
                         .any(|(_, s)| s.vouched && s.kind != "amount");
-                    let exposing = crate::facts::exposes(&call.arguments);
+                    // A call that exposes something needs the user to have asked for that
+                    // too, in any of their messages.
+                    let asked = crate::facts::exposes(&call.arguments).is_none_or(|e| {
+                        let (mut a, mut b) = (false, false);
+                        for m in messages[..index.min(messages.len())]
+                            .iter()
+                            .filter(|m| m.provenance.label() == "user")
+                        {
+                            let (x, y) = e.asked(&said_of(&m.content).1);
+                            a |= x;
+                            b |= y;
+                        }
+                        a && b
+                    });
                     assert_eq!(
                         (got.warranted, got.requested),
-                        (want.0 || (vouched && !exposing), want.1),
+                        ((want.0 || vouched) && asked, want.1),
                         "{} at {index} of {messages:?}",
                         call.name
                     );

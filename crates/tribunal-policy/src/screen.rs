@@ -44,6 +44,20 @@ const PATH_KEYS: &[&str] = &[
     "target",
 ];
 
+/// More argument names the pack reads as a path written (a move's or copy's destination):
+/// `written_path_keys` in `c6_dangerous_commands.rego`, with [`PATH_KEYS`].
+const WRITTEN_PATH_KEYS: &[&str] = &[
+    "destination",
+    "dest",
+    "destination_path",
+    "new_path",
+    "to_path",
+    "target_path",
+    "output_path",
+    "output_file",
+    "outfile",
+];
+
 /// The rules of the pack, by the name their guard reads in `input.screen.skip` (the model
 /// judges' rules, `c9.<judge>`, share "c9"); the position of a name is its bit in [`Fires`].
 pub const RULES: [&str; 29] = [
@@ -564,16 +578,17 @@ impl Screen {
         }
         let sensitive = class.sensitive;
         if let Value::Object(args) = &c.arguments {
-            if args
-                .iter()
-                .any(|(k, v)| v.is_string() && PATH_KEYS.contains(&k.as_str()))
-            {
+            let path = |keys: &[&str]| {
+                args.iter()
+                    .any(|(k, v)| v.is_string() && keys.contains(&k.as_str()))
+            };
+            if path(PATH_KEYS) {
                 fires |= Fires::PATH_OUTSIDE_ALLOWED;
-                // C6: a state-changing call given a path may write a file that says who may
-                // log in or what runs by itself (the pack compares the path).
-                if class.state_changing {
-                    fires |= Fires::SENSITIVE_FILE_WRITTEN;
-                }
+            }
+            // C6: a state-changing call given a path may write a file that says who may log
+            // in or what runs by itself (the pack compares the path).
+            if class.state_changing && (path(PATH_KEYS) || path(WRITTEN_PATH_KEYS)) {
+                fires |= Fires::SENSITIVE_FILE_WRITTEN;
             }
         }
         // What is left reads the destinations of sensitive calls, and the hosts of any

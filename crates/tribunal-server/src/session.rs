@@ -106,21 +106,24 @@ struct Held {
 }
 
 impl Held {
-    /// Adds messages to the trace (in place unless a call still reads it: then it is
-    /// copied once) as a new generation.
-    fn extend(&mut self, new: tribunal_formats::continuation::Continued, digest: String) {
+    /// Adds messages and tools to the trace (in place unless a call still reads it: then it
+    /// is copied once) as a new generation; answers the bytes it added.
+    fn extend(&mut self, new: tribunal_formats::continuation::Continued, digest: String) -> usize {
         let trace = Arc::make_mut(&mut self.trace);
+        let mut added: usize = new.messages.iter().map(|m| m.footprint()).sum();
         trace.messages.extend(new.messages);
         // Tools the new items list join those the trace carries (a definition listed again
         // as it was is not repeated; one that differs is kept beside it, as it was given).
         for tool in new.tools {
             if !trace.tools.contains(&tool) {
+                added += tool.footprint();
                 trace.tools.push(tool);
             }
         }
         self.generation += 1;
         self.digest = digest;
         self.used = Instant::now();
+        added
     }
 
     /// What it costs now.
@@ -308,8 +311,6 @@ impl Sessions {
         }
         let new = import(&snapshot)?;
         drop(snapshot);
-        let new_bytes: usize = new.messages.iter().map(|m| m.footprint()).sum::<usize>()
-            + new.tools.iter().map(|t| t.footprint()).sum::<usize>();
         let mut map = self.lock();
         let h = map.get_mut(&key).ok_or_else(|| not_held(trace_id))?;
         if h.generation != generation {
@@ -322,8 +323,7 @@ impl Sessions {
             ));
         }
         let digest = crate::audit::chain_hash(&h.digest, body);
-        h.extend(new, digest);
-        h.trace_bytes += new_bytes;
+        h.trace_bytes += h.extend(new, digest);
         self.recount(h);
         let mut taken = Taken::of(h);
         // The least recently used go first: this trace was just used, so it goes only if it
