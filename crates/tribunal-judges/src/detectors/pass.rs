@@ -804,6 +804,8 @@ mod tests {
         "ALTER USER eve WITH SUPERUSER",
         "COPY t FROM PROGRAM 'id'",
         "SELECT LOAD_FILE('/etc/passwd')",
+        "SET GLOBAL general_log = 'OFF'",
+        "\"runOptions\": {\"runOn\": \"folderOpen\"}",
     ];
 
     #[test]
