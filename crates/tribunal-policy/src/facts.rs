@@ -377,7 +377,11 @@ const EVERYONE_WORDS: [&str; 8] = [
     "unlisted",
     "anonymous",
 ];
-const CONTROL_WORDS: [&str; 5] = ["admin", "owner", "superuser", "root", "sudo"];
+/// (Not "root": "the root cause" is said too often to ask for anything.)
+const CONTROL_WORDS: [&str; 4] = ["admin", "owner", "superuser", "sudo"];
+
+/// The longest value of an audience or role argument read as a setting.
+const MAX_SETTING: usize = 40;
 
 /// Letters and digits of `s`, lower-cased: `Anyone-With-Link` and `anyone_with_link` alike.
 fn folded(s: &str) -> String {
@@ -425,11 +429,15 @@ pub(crate) fn exposes(arguments: &serde_json::Value) -> Option<Exposure> {
             Value::Object(o) => o.iter().for_each(|(k, v)| walk(&folded(k), v, e)),
             Value::Array(a) => a.iter().for_each(|v| walk(name, v, e)),
             Value::String(s) => {
-                let s = folded(s);
                 let audience = AUDIENCE_NAMES.contains(&name)
                     || AUDIENCE_PARTS.iter().any(|p| name.contains(p));
-                e.everyone |= audience && EVERYONE.contains(&s.as_str());
-                e.control |= ROLE_ARGUMENTS.contains(&name) && CONTROL.contains(&s.as_str());
+                let role = ROLE_ARGUMENTS.contains(&name);
+                // Only a short value under such a name is read (not every body and text).
+                if (audience || role) && s.len() <= MAX_SETTING {
+                    let s = folded(s);
+                    e.everyone |= audience && EVERYONE.contains(&s.as_str());
+                    e.control |= role && CONTROL.contains(&s.as_str());
+                }
             }
             Value::Bool(true) => e.everyone |= OPEN_WHEN_TRUE.contains(&name),
             Value::Bool(false) => e.everyone |= OPEN_WHEN_FALSE.contains(&name),
