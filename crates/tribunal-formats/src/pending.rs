@@ -7,7 +7,7 @@
 use crate::anthropic::is_tool_use;
 use crate::error::ImportError;
 use crate::openai::{import_tool_call, ARGUMENT_KEYS};
-use crate::util::{as_array, content_text, kind_of};
+use crate::util::{as_array, call_or_result_block, content_text, foreign_call, kind_of};
 use serde_json::{Map, Value};
 use tribunal_core::{Pending, ToolCall};
 
@@ -53,11 +53,21 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
                 return Ok(p);
             }
             if let Some(Value::Array(blocks)) = o.get("content") {
-                let uses: Vec<Value> = blocks
-                    .iter()
-                    .filter(|b| block_type(b).is_some_and(is_tool_use))
-                    .cloned()
-                    .collect();
+                let mut uses: Vec<Value> = Vec::new();
+                for (j, b) in blocks.iter().enumerate() {
+                    if block_type(b).is_some_and(is_tool_use) {
+                        uses.push(b.clone());
+                    } else if let Some(call) = foreign_call(b) {
+                        uses.push(call);
+                    } else if call_or_result_block(b) {
+                        // A call this reader cannot read is refused, never judged as text.
+                        return Err(ImportError::new(
+                            format!("content[{j}]"),
+                            "text, or a tool call: a tool_use block, a toolUse or functionCall \
+                             block, or a tool_call or tool-call block",
+                        ));
+                    }
+                }
                 if !uses.is_empty() {
                     let mut p = calls(&uses, "content")?;
                     p.content = content_text(&o["content"]);
@@ -95,10 +105,7 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
 fn message_text(o: &Map<String, Value>) -> Result<String, ImportError> {
     let content = o.get("content").unwrap_or(&Value::Null);
     if let Value::Array(blocks) = content {
-        if let Some(j) = blocks
-            .iter()
-            .position(|b| block_type(b).is_some_and(is_tool_use))
-        {
+        if let Some(j) = blocks.iter().position(call_or_result_block) {
             return Err(ImportError::new(
                 format!("content[{j}]"),
                 "text only, when the message lists its calls in tool_calls",
@@ -296,6 +303,44 @@ mod tests {
         let p =
             import_pending(&json!({"role": "assistant", "name": "bot", "content": "hi"})).unwrap();
         assert_eq!((p.kind.as_str(), p.content.as_str()), ("reply", "hi"));
+    }
+
+    /// Calls written as content blocks of other providers and frameworks are calls: each
+    /// was read as a reply holding the call's JSON text, and allowed.
+    #[test]
+    fn calls_in_other_providers_blocks_are_calls() {
+        let args = json!({"command": "rm -rf /"});
+        for block in [
+            json!({"toolUse": {"toolUseId": "t1", "name": "shell", "input": args}}),
+            json!({"functionCall": {"name": "shell", "args": args}}),
+            json!({"type": "tool_call", "id": "t1", "name": "shell", "args": args}),
+            json!({"type": "tool-call", "toolCallId": "t1", "toolName": "shell", "input": args}),
+            json!({"type": "tool-call", "toolCallId": "t1", "toolName": "shell", "args": args}),
+        ] {
+            let step = json!({"role": "assistant", "content": [{"type": "text", "text": "cleaning"}, block]});
+            let p = import_pending(&step).unwrap_or_else(|e| panic!("{block}: {e}"));
+            assert_eq!(p.kind, "tool_call", "{block}");
+            assert_eq!(calls_of(&p), vec![("shell", &args)], "{block}");
+            assert_eq!(p.content, "cleaning", "{block}");
+        }
+        // One without a name, or a call of a kind not read here, is refused.
+        for (block, field) in [
+            (
+                json!({"toolUse": {"toolUseId": "t1", "input": args}}),
+                "content[0].name",
+            ),
+            (
+                json!({"type": "local_shell_call", "action": {"command": ["rm", "-rf", "/"]}}),
+                "content[0]",
+            ),
+            (
+                json!({"toolResult": {"toolUseId": "t1", "content": [{"text": "ok"}]}}),
+                "content[0]",
+            ),
+        ] {
+            let e = import_pending(&json!({"role": "assistant", "content": [block]})).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
     }
 
     #[test]

@@ -26,6 +26,74 @@ pub fn content_text(v: &Value) -> String {
     }
 }
 
+/// Whether a content block is a tool call or a tool's result rather than text: Anthropic's
+/// `tool_use` and `tool_result` (and their server and MCP kinds), Bedrock Converse's
+/// `toolUse` and `toolResult`, Gemini's `functionCall` and `functionResponse`, LangChain's
+/// `tool_call`, the AI SDK's `tool-call` and `tool-result`, the Responses API's `…_call`
+/// items and their `…_call_output`. Read as text, a call would go unjudged and a tool's
+/// result would pass for the words of whoever sent the message.
+pub fn call_or_result_block(b: &Value) -> bool {
+    let Some(o) = b.as_object() else {
+        return false;
+    };
+    const KEYS: [&str; 4] = ["toolUse", "toolResult", "functionCall", "functionResponse"];
+    if KEYS.iter().any(|k| o.contains_key(*k)) {
+        return true;
+    }
+    let kind = o.get("type").and_then(Value::as_str).unwrap_or_default();
+    crate::anthropic::is_tool_use(kind)
+        || kind == "tool_result"
+        || kind.ends_with("_tool_result")
+        || kind.ends_with("_call")
+        || kind.ends_with("_call_output")
+        || matches!(kind, "tool_call" | "tool-call" | "tool-result")
+}
+
+/// A content block that is a tool call in another provider's shape, as an object the call
+/// readers read (`{id, name, input | args}`): Bedrock Converse's `{toolUse: {toolUseId,
+/// name, input}}`, Gemini's `{functionCall: {id?, name, args}}`, LangChain's `{type:
+/// "tool_call", id, name, args}` and the AI SDK's `{type: "tool-call", toolCallId, toolName,
+/// input | args}`; `None` for any other block.
+pub fn foreign_call(b: &Value) -> Option<Value> {
+    foreign_call_of(b.as_object()?)
+}
+
+fn foreign_call_of(o: &Map<String, Value>) -> Option<Value> {
+    let renamed = |inner: &Map<String, Value>, names: &[(&str, &str)]| {
+        let mut call = Map::new();
+        for (k, v) in inner {
+            let k = names
+                .iter()
+                .find(|(from, _)| from == k)
+                .map_or(k.as_str(), |(_, to)| to);
+            call.insert(k.to_owned(), v.clone());
+        }
+        Value::Object(call)
+    };
+    if let Some(Value::Object(u)) = o.get("toolUse") {
+        return Some(renamed(u, &[("toolUseId", "id")]));
+    }
+    if let Some(Value::Object(f)) = o.get("functionCall") {
+        return Some(renamed(f, &[]));
+    }
+    match o.get("type").and_then(Value::as_str) {
+        Some("tool_call") => {
+            let mut call = o.clone();
+            call.remove("type");
+            Some(Value::Object(call))
+        }
+        Some("tool-call") => {
+            let mut call = o.clone();
+            call.remove("type");
+            Some(renamed(
+                &call,
+                &[("toolCallId", "id"), ("toolName", "name")],
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// Content parts that carry no text a judge reads: media and the model's own reasoning.
 const NO_TEXT_PARTS: &[&str] = &[
     "image",
@@ -63,6 +131,7 @@ pub fn part_text(o: &Map<String, Value>, out: &mut Vec<String>) {
     // A call is read as a call by the readers of calls, not as text.
     if NO_TEXT_PARTS.contains(&kind)
         || crate::anthropic::is_tool_use(kind)
+        || foreign_call_of(o).is_some()
         || (kind.is_empty() && NO_TEXT_PARTS.iter().any(|k| o.contains_key(*k)))
     {
         return;
