@@ -577,65 +577,124 @@ pub async fn handle(
         context,
         shadow: shadow_verdict,
     };
-    let decision = outcome.verdict.decision;
-    let (answer, stored, decision) = if decision == Decision::Escalate {
-        let mut out = serde_json::to_value(outcome.answer(true))
-            .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
-        match limited {
-            Some(default) => escalation::not_queued(&state, &caller.project, &mut out, default),
-            None => {
-                escalation::on_escalate(
-                    &state,
-                    &caller,
-                    seq,
-                    &trace,
-                    pending.as_deref(),
-                    &mut out,
-                    wait,
-                )
-                .await?
-            }
-        }
-        let decision = out["decision"].as_str().unwrap_or("block").to_owned();
-        let stored = out.to_string();
-        let answer = if asked.explain {
-            stored.clone()
-        } else {
-            if let Some(o) = out.as_object_mut() {
-                o.remove("feedback");
-                o.remove("judge_versions");
-            }
-            out.to_string()
-        };
-        (answer, crate::session::StoredAnswer::Text(stored), decision)
-    } else {
-        let answer = serde_json::to_string(&outcome.answer(asked.explain))
-            .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
-        (
-            answer,
-            // Serialized when stored: once per flush, not per call.
-            crate::session::StoredAnswer::Later(Box::new(outcome)),
-            decision.as_str().to_owned(),
-        )
-    };
-    // Stored with the held trace at the next flush, every few hundred milliseconds
-    // (session.rs): an agent calling again meanwhile has its trace written once. A trace
-    // sent whole is stored as sent; one grown by appends, whole in the normalized format.
-    let unsaved = crate::session::Unsaved {
-        request: (!appended).then(|| match std::str::from_utf8(&bytes) {
-            Ok(s) => s.to_owned(),
-            Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
-        }),
-        pending: appended.then(|| pending.clone()),
-        decision,
-        result: stored,
+    let tail = Tail {
+        state: state.clone(),
+        caller,
+        trace,
+        pending,
+        outcome,
+        limited,
+        wait,
+        explain: asked.explain,
+        request: (!appended).then_some(bytes),
         at,
         at_ms,
     };
-    for row in state.sessions.unsaved(&caller.project, &trace, unsaved) {
-        state.store_gate_trace(row).await;
+    if tail.outcome.verdict.decision == Decision::Escalate && limited.is_none() {
+        // The review is awaited in a task of its own: an agent that hangs up while it waits
+        // does not take the escalated step's stored trace with it.
+        tokio::spawn(tail.answer())
+            .await
+            .map_err(|e| ApiError::new(Code::Internal, format!("the escalation failed: {e}")))?
+    } else {
+        tail.answer().await
     }
-    Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
+}
+
+/// What is left of a gate call once its decision is logged: the escalation queued (and
+/// awaited) when there is one, the answer, and the trace stored with it.
+struct Tail {
+    state: Arc<AppState>,
+    caller: Caller,
+    trace: Arc<Trace>,
+    pending: Option<Arc<Pending>>,
+    outcome: Outcome,
+    limited: Option<Decision>,
+    wait: Duration,
+    explain: bool,
+    /// The request as sent, when the trace came whole (an appended one is stored whole in
+    /// the normalized format).
+    request: Option<axum::body::Bytes>,
+    at: String,
+    at_ms: i64,
+}
+
+impl Tail {
+    async fn answer(self) -> Result<Response, ApiError> {
+        let Tail {
+            state,
+            caller,
+            trace,
+            pending,
+            outcome,
+            limited,
+            wait,
+            explain,
+            request,
+            at,
+            at_ms,
+        } = self;
+        let seq = outcome.decision_id;
+        let decision = outcome.verdict.decision;
+        let (answer, stored, decision) = if decision == Decision::Escalate {
+            let mut out = serde_json::to_value(outcome.answer(true))
+                .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+            match limited {
+                Some(default) => escalation::not_queued(&state, &caller.project, &mut out, default),
+                None => {
+                    escalation::on_escalate(
+                        &state,
+                        &caller,
+                        seq,
+                        &trace,
+                        pending.as_deref(),
+                        &mut out,
+                        wait,
+                    )
+                    .await?
+                }
+            }
+            let decision = out["decision"].as_str().unwrap_or("block").to_owned();
+            let stored = out.to_string();
+            let answer = if explain {
+                stored.clone()
+            } else {
+                if let Some(o) = out.as_object_mut() {
+                    o.remove("feedback");
+                    o.remove("judge_versions");
+                }
+                out.to_string()
+            };
+            (answer, crate::session::StoredAnswer::Text(stored), decision)
+        } else {
+            let answer = serde_json::to_string(&outcome.answer(explain))
+                .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+            (
+                answer,
+                // Serialized when stored: once per flush, not per call.
+                crate::session::StoredAnswer::Later(Box::new(outcome)),
+                decision.as_str().to_owned(),
+            )
+        };
+        // Stored with the held trace at the next flush, every few hundred milliseconds
+        // (session.rs): an agent calling again meanwhile has its trace written once. A trace
+        // sent whole is stored as sent; one grown by appends, whole in the normalized format.
+        let unsaved = crate::session::Unsaved {
+            pending: request.is_none().then(|| pending.clone()),
+            request: request.map(|bytes| match std::str::from_utf8(&bytes) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
+            }),
+            decision,
+            result: stored,
+            at,
+            at_ms,
+        };
+        for row in state.sessions.unsaved(&caller.project, &trace, unsaved) {
+            state.store_gate_trace(row).await;
+        }
+        Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
+    }
 }
 
 /// What a request's trace is once it is held: asked, whether it is stored as the whole

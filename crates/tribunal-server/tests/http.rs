@@ -952,6 +952,66 @@ async fn a_review_that_cannot_be_logged_does_not_stand() {
     s.stop().await;
 }
 
+/// An agent that hangs up while its escalated step awaits a reviewer does not take the
+/// step's stored trace with it: the escalation is decided later and the trace, with the
+/// reviewer's decision, is stored (it was never stored before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_hangs_up_while_waiting_keeps_its_stored_trace() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let reviewer = s.token("default", "reviewer").await;
+    let mut body = destructive();
+    body["trace_id"] = json!("hung-up-1");
+    body["wait_ms"] = json!(10_000);
+    let sent = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .post(format!("{}/api/v1/gate", s.url))
+        .bearer_auth(&agent)
+        .json(&body)
+        .send()
+        .await;
+    assert!(sent.is_err(), "the agent should have given up waiting");
+    let mut id = String::new();
+    for _ in 0..200 {
+        let (_, v) = call(
+            &s,
+            Method::GET,
+            "/api/v1/escalations?status=pending",
+            Some(&reviewer),
+            None,
+        )
+        .await;
+        if let Some(e) = v["escalations"].as_array().and_then(|a| a.first()) {
+            id = e["id"].as_str().unwrap().to_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!id.is_empty(), "the escalation was not queued");
+    let (st, v) = call(
+        &s,
+        Method::POST,
+        &format!("/api/v1/escalations/{id}/decision"),
+        Some(&reviewer),
+        Some(json!({"decision": "deny"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    wait_stored(&s, &reviewer, "hung-up-1").await;
+    let (_, stored) = call(
+        &s,
+        Method::GET,
+        "/api/v1/traces/hung-up-1",
+        Some(&reviewer),
+        None,
+    )
+    .await;
+    assert!(stored.to_string().contains("denied"), "{stored}");
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escalations_wait_for_reviewers_expire_and_are_rate_limited() {
     let mut s = TestServer::start(ServerOptions {
