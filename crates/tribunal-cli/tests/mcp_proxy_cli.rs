@@ -213,3 +213,50 @@ fn a_call_that_names_a_key_twice_never_reaches_the_server() {
     assert_eq!(asked.len(), 1, "the gate was asked about {asked:?}");
     assert_eq!(asked[0]["name"], "read_inbox");
 }
+
+/// A `tools/call` sent as a notification (no `id`) is not passed on: a server that does not
+/// look for the id would run it, and the gate was never asked. It was forwarded unjudged.
+#[test]
+fn a_call_sent_as_a_notification_never_reaches_the_server() {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    let app = Router::new().route(
+        "/api/v1/gate",
+        post(move |Json(body): Json<Value>| {
+            seen.lock().unwrap().push(body["pending"].clone());
+            async { Json(json!({"decision": "allow", "messages": 1})) }
+        }),
+    );
+    let gate = format!("http://{}", tribunal_llm::testing::serve(app));
+    let dir = tempfile::tempdir().unwrap();
+    let received = dir.path().join("received.jsonl");
+    let record = format!("cat > {}", received.display());
+    let mut child = proxy(&gate, &[], &["sh", "-c", &record], dir.path());
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc": "2.0", "method": "tools/call", "params": {{"name": "shell", "arguments": {{"command": "rm -rf /"}}}}}}"#
+    )
+    .unwrap();
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc": "2.0", "method": "notifications/initialized"}}"#
+    )
+    .unwrap();
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {{"name": "read_inbox", "arguments": {{}}}}}}"#
+    )
+    .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("without an id"), "{stderr}");
+    let passed = std::fs::read_to_string(&received).unwrap();
+    assert!(!passed.contains("rm -rf"), "passed on: {passed}");
+    assert_eq!(passed.lines().count(), 2, "{passed}");
+    assert!(passed.contains("notifications/initialized"), "{passed}");
+    let asked = asked.lock().unwrap();
+    assert_eq!(asked.len(), 1, "the gate was asked about {asked:?}");
+    assert_eq!(asked[0]["name"], "read_inbox");
+}

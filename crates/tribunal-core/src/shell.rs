@@ -32,6 +32,377 @@ pub fn after_wrappers<'w, 'a>(words: &'w [&'a str]) -> &'w [&'a str] {
     &words[i.min(words.len())..]
 }
 
+/// A word without the quotes around it.
+pub fn unquoted(w: &str) -> &str {
+    w.trim_matches(|c| c == '"' || c == '\'')
+}
+
+/// Whether `w` is a group of short options (`-fdx`) holding `flag`.
+pub fn short_flag(w: &str, flag: char) -> bool {
+    w.len() > 1
+        && w.starts_with('-')
+        && !w.starts_with("--")
+        && w[1..].chars().all(|c| c.is_ascii_alphabetic())
+        && w[1..].contains(flag)
+}
+
+/// The last part of a path.
+pub fn base_name(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
+/// A command's name as Windows and PowerShell read it too: its last part, lower-cased,
+/// without `.exe`.
+pub fn tool_name(word: &str) -> String {
+    let name = base_name(word).to_ascii_lowercase();
+    match name.strip_suffix(".exe") {
+        Some(stem) => stem.to_owned(),
+        None => name,
+    }
+}
+
+/// The value of a PowerShell parameter given by any long enough prefix of its name
+/// (`-OutFile`, `-o`; `-Destination`, `-dest`), matched ignoring case.
+fn ps_value<'a>(args: &[&'a str], name: &str, shortest: usize) -> Option<&'a str> {
+    let at = args.iter().position(|w| {
+        w.len() >= shortest && w.starts_with('-') && name.starts_with(&*w.to_ascii_lowercase())
+    })?;
+    args.get(at + 1).copied()
+}
+
+/// The files a download command saves (by name), when `words` are one: `curl -o`, `wget`,
+/// PowerShell's `Invoke-WebRequest -OutFile` and `Start-BitsTransfer`, `certutil -urlcache`,
+/// `bitsadmin /transfer`.
+pub fn saved_files<'a>(words: &[&'a str]) -> Vec<&'a str> {
+    let Some((&tool, args)) = words.split_first() else {
+        return Vec::new();
+    };
+    let url = args.iter().find(|w| w.contains("://")).map(|u| {
+        let u = u.split(['?', '#']).next().unwrap_or(u);
+        let path = u.split_once("://").map_or(u, |(_, rest)| rest);
+        path.split_once('/').map_or("", |(_, p)| base_name(p))
+    });
+    let not_option = |w: &&&str| !w.starts_with(['-', '/']) && !w.contains("://");
+    let mut files: Vec<&str> = match tool_name(tool).as_str() {
+        "curl" | "wget" => match ps_value(args, "-outfile", 8) {
+            // PowerShell's curl and wget are Invoke-WebRequest.
+            Some(f) => vec![f],
+            None => curl_or_wget_saves(tool_name(tool) == "curl", args, url),
+        },
+        "iwr" | "irm" | "invoke-webrequest" | "invoke-restmethod" => {
+            ps_value(args, "-outfile", 2).into_iter().collect()
+        }
+        "start-bitstransfer" => ps_value(args, "-destination", 5)
+            .or_else(|| {
+                // Source then destination by position; the URL's name by default.
+                let source = ps_value(args, "-source", 2);
+                args.iter()
+                    .filter(not_option)
+                    .rfind(|w| Some(**w) != source && !w.contains("://"))
+                    .copied()
+            })
+            .or(url)
+            .into_iter()
+            .collect(),
+        "certutil"
+            if args.iter().any(|w| {
+                w.eq_ignore_ascii_case("-urlcache") || w.eq_ignore_ascii_case("/urlcache")
+            }) =>
+        {
+            args.last()
+                .filter(not_option)
+                .copied()
+                .into_iter()
+                .collect()
+        }
+        "bitsadmin" if args.iter().any(|w| w.eq_ignore_ascii_case("/transfer")) => args
+            .last()
+            .filter(not_option)
+            .copied()
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    };
+    files.retain(|f| !f.is_empty() && *f != "-" && !f.starts_with("/dev/"));
+    files
+}
+
+/// The files `curl` or `wget` saves: its output option, `>`, or the URL's name (wget, curl -O).
+fn curl_or_wget_saves<'a>(curl: bool, args: &[&'a str], url: Option<&'a str>) -> Vec<&'a str> {
+    let mut files = Vec::new();
+    // wget saves under the URL's name unless told otherwise.
+    let mut remote_name = !curl;
+    // The output option of each tool (curl -o FILE, wget -O FILE) and its short options that
+    // take a value.
+    let (output, long, takes_value) = if curl {
+        ('o', "--output", "XHdubcAeFTwmKExrzCyYUPQtD")
+    } else {
+        ('O', "--output-document", "oaiBetTwQPUlARDIX")
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let w = args[i];
+        let next = args.get(i + 1).copied();
+        if let Some(value) = w.strip_prefix(long).and_then(|v| v.strip_prefix('=')) {
+            files.push(value);
+            remote_name = false;
+        } else if w == long {
+            files.extend(next);
+            remote_name = false;
+            i += 1;
+        } else if w == "--remote-name" && curl {
+            remote_name = true;
+        } else if w.starts_with('-') && !w.starts_with("--") && w.len() > 1 {
+            // A group of short options: the output option or one taking a value takes the
+            // rest of the group, or the next word.
+            let flags = &w[1..];
+            for (k, c) in flags.char_indices() {
+                if c == output {
+                    match &flags[k + 1..] {
+                        "" => {
+                            files.extend(next);
+                            i += 1;
+                        }
+                        value => files.push(value),
+                    }
+                    remote_name = false;
+                    break;
+                }
+                if curl && c == 'O' {
+                    remote_name = true;
+                } else if takes_value.contains(c) {
+                    if k + 1 == flags.len() {
+                        i += 1;
+                    }
+                    break;
+                }
+            }
+        } else if let Some(target) = w
+            .strip_prefix(">>")
+            .or_else(|| w.strip_prefix("1>"))
+            .or_else(|| w.strip_prefix("&>"))
+            .or_else(|| w.strip_prefix('>'))
+        {
+            match target {
+                "" => {
+                    files.extend(next);
+                    i += 1;
+                }
+                t => files.push(t),
+            }
+        }
+        i += 1;
+    }
+    if remote_name {
+        files.extend(url);
+    }
+    files
+}
+
+/// The files a command's output goes to (`> f`, `>> f`, `1> f`, `&> f`), and its other words.
+pub fn redirections<'a>(words: &[&'a str]) -> (Vec<&'a str>, Vec<&'a str>) {
+    let (mut targets, mut rest) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i];
+        // Where the errors go is not where the output goes.
+        let errors = w.starts_with("2>");
+        let target = ["&>>", ">>", "1>>", "1>", "2>>", "2>", "&>", ">"]
+            .iter()
+            .find_map(|p| w.strip_prefix(p));
+        match target {
+            Some("") => {
+                if !errors {
+                    targets.extend(words.get(i + 1));
+                }
+                i += 1;
+            }
+            Some(t) if !t.starts_with('&') && !errors => targets.push(t),
+            Some(_) => {}
+            None => rest.push(w),
+        }
+        i += 1;
+    }
+    (targets, rest)
+}
+
+/// The files a command writes what it reads into, besides its redirections: the copy of
+/// `cp`/`mv` (and the link `ln` makes), the archive of `tar`/`zip`, the `.gz` of `gzip`,
+/// the files of `tee`.
+pub fn output_files(words: &[&str]) -> Vec<String> {
+    let Some((&first, args)) = words.split_first() else {
+        return Vec::new();
+    };
+    let plain: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|w| !w.starts_with('-'))
+        .collect();
+    match base_name(first) {
+        "cp" | "mv" | "install" | "ln" => match plain.split_last() {
+            Some((dest, sources)) if !sources.is_empty() => {
+                if dest.ends_with('/') {
+                    sources
+                        .iter()
+                        .map(|s| format!("{dest}{}", base_name(s.trim_end_matches('/'))))
+                        .collect()
+                } else {
+                    vec![(*dest).to_owned()]
+                }
+            }
+            _ => Vec::new(),
+        },
+        "tar" => {
+            // The value of -f (the rest of its group or the next word), or --file=.
+            let mut out = Vec::new();
+            for (k, w) in args.iter().enumerate() {
+                if let Some(v) = w.strip_prefix("--file=") {
+                    out.push(v.to_owned());
+                } else if *w == "--file" {
+                    out.extend(args.get(k + 1).map(|v| (*v).to_owned()));
+                } else if let Some(flags) =
+                    w.strip_prefix('-').or(if k == 0 { Some(w) } else { None })
+                {
+                    if let Some(at) = flags.find('f').filter(|_| !flags.starts_with('-')) {
+                        match &flags[at + 1..] {
+                            "" => out.extend(args.get(k + 1).map(|v| (*v).to_owned())),
+                            v => out.push(v.to_owned()),
+                        }
+                    }
+                }
+            }
+            out
+        }
+        "zip" => plain
+            .first()
+            .map(|f| vec![(*f).to_owned()])
+            .unwrap_or_default(),
+        "gzip" | "bzip2" | "xz" if !args.iter().any(|w| short_flag(w, 'c') || *w == "--stdout") => {
+            let ext = match base_name(first) {
+                "gzip" => ".gz",
+                "bzip2" => ".bz2",
+                _ => ".xz",
+            };
+            plain.iter().map(|f| format!("{f}{ext}")).collect()
+        }
+        "tee" => plain.iter().map(|f| (*f).to_owned()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every file a command line writes: the targets of its redirections (`> f`, `>> f`,
+/// `&> f`, `echo x>f`), and the files its commands write: `tee`, the destination of `cp`,
+/// `mv`, `install` and `ln`, the archive of `tar` and `zip`, the files `sed -i` and
+/// `perl -i` edit in place, `dd of=`, `truncate`, and what a download saves (`curl -o`,
+/// `wget`, PowerShell's `-OutFile`). Standard output, devices and `-` are not files.
+pub fn files_written(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for piece in text.split([';', '&', '|', '\n', '(', ')', '`']) {
+        let raw: Vec<&str> = piece.split_whitespace().collect();
+        let words: Vec<&str> = raw.iter().map(|w| unquoted(w)).collect();
+        let (targets, rest) = redirections(&words);
+        out.extend(targets.iter().map(|t| (*t).to_owned()));
+        out.extend(
+            raw.iter()
+                .filter_map(|w| attached_redirection(w))
+                .map(str::to_owned),
+        );
+        let command = after_wrappers(&rest);
+        out.extend(output_files(command));
+        out.extend(edited_files(command));
+        out.extend(saved_files(command).into_iter().map(str::to_owned));
+    }
+    out.retain(|f| !f.is_empty() && f != "-" && !f.starts_with("/dev/") && !f.starts_with('&'));
+    let mut seen = Vec::with_capacity(out.len());
+    out.retain(|f| {
+        let new = !seen.contains(f);
+        if new {
+            seen.push(f.clone());
+        }
+        new
+    });
+    out
+}
+
+/// The target of a redirection written against the word before it (`echo x>f`,
+/// `echo x>>f`), not one of standard error (`2>f`), a descriptor (`>&2`), a process
+/// (`>(cmd)`), a comparison inside quotes, nor an arrow (`=>`, `->`).
+fn attached_redirection(raw: &str) -> Option<&str> {
+    if raw.starts_with(['"', '\'', '>']) {
+        return None;
+    }
+    let at = raw.find('>')?;
+    let before = &raw[..at];
+    if before.is_empty() || before.ends_with(['=', '-', '2', '&', '<', '$']) {
+        return None;
+    }
+    let target = unquoted(raw[at..].trim_start_matches('>').trim_start_matches('|'));
+    (!target.is_empty() && !target.starts_with(['&', '(', '='])).then_some(target)
+}
+
+/// The files a command writes over in place or by position: those `sed -i` and `perl -i`
+/// edit (past the script, or every file when the script comes with `-e`), `dd`'s `of=`, and
+/// those `truncate` sizes.
+fn edited_files(words: &[&str]) -> Vec<String> {
+    let Some((&first, args)) = words.split_first() else {
+        return Vec::new();
+    };
+    let files_after = |value_options: &[&str], script_first: bool| -> Vec<String> {
+        let mut files = Vec::new();
+        let mut script_given = !script_first;
+        let mut i = 0;
+        while i < args.len() {
+            let w = args[i];
+            if value_options.contains(&w) {
+                script_given |= matches!(w, "-e" | "-f" | "--expression" | "--file");
+                i += 2;
+                continue;
+            }
+            if w.starts_with('-') && w.len() > 1 {
+                // `-pie 's/a/b/'`: a group ending in `e` takes the script after it.
+                if !w.starts_with("--")
+                    && w.ends_with('e')
+                    && w[1..].chars().all(|c| c.is_ascii_alphabetic())
+                {
+                    script_given = true;
+                    i += 2;
+                    continue;
+                }
+                i += 1;
+                continue;
+            }
+            if script_given {
+                files.push(w.to_owned());
+            } else {
+                script_given = true;
+            }
+            i += 1;
+        }
+        files
+    };
+    let in_place = |w: &&str| {
+        w.starts_with("-i") && !w.starts_with("--")
+            || w.starts_with("--in-place")
+            || (w.starts_with('-')
+                && !w.starts_with("--")
+                && w[1..].chars().all(|c| c.is_ascii_alphabetic())
+                && w.contains('i'))
+    };
+    match base_name(first) {
+        "sed" | "gsed" if args.iter().any(in_place) => {
+            files_after(&["-e", "-f", "--expression", "--file", "-l"], true)
+        }
+        "perl" if args.iter().any(in_place) => files_after(&["-e", "-E", "-M", "-I"], true),
+        "dd" => args
+            .iter()
+            .filter_map(|w| w.strip_prefix("of="))
+            .map(str::to_owned)
+            .collect(),
+        "truncate" => files_after(&["-s", "--size", "-r", "--reference"], false),
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +420,40 @@ mod tests {
             assert_eq!(after_wrappers(&w).first(), Some(&program), "{line}");
         }
         assert!(after_wrappers(&words("sudo -E")).is_empty());
+    }
+
+    #[test]
+    fn the_files_a_command_line_writes() {
+        for (line, files) in [
+            (
+                "echo '203.0.113.5 github.com' | sudo tee -a /etc/hosts",
+                &["/etc/hosts"][..],
+            ),
+            ("sudo sh -c \"echo 1.2.3.4 x>>/etc/hosts\"", &["/etc/hosts"]),
+            ("cat > ~/.bashrc <<'EOF'\nexport A=1\nEOF", &["~/.bashrc"]),
+            (
+                "sudo cp /tmp/x.service /etc/systemd/system/ && systemctl enable x",
+                &["/etc/systemd/system/x.service"],
+            ),
+            ("ln -sf /tmp/rc ~/.zshrc", &["~/.zshrc"]),
+            (
+                "sed -i.bak 's/a/b/' /etc/ssh/sshd_config",
+                &["/etc/ssh/sshd_config"],
+            ),
+            ("sed -i -e 's/a/b/' -e 's/c/d/' f1 f2", &["f1", "f2"]),
+            ("perl -pi -e 's/a/b/' conf", &["conf"]),
+            ("dd if=x.img of=/dev/sda; dd if=a of=b.bin", &["b.bin"]),
+            ("truncate -s 0 /etc/passwd", &["/etc/passwd"]),
+            (
+                "curl -fsSL -o /etc/cron.d/job https://x.example/c",
+                &["/etc/cron.d/job"],
+            ),
+            ("make 2>/dev/null >build.log 2>&1", &["build.log"]),
+            ("awk '$3>100' data.csv; cat /etc/hosts; ls -la", &[]),
+            ("f = lambda x: x => 1; a->b", &[]),
+            ("sed 's/a/b/' input.txt", &[]),
+        ] {
+            assert_eq!(files_written(line), files, "{line}");
+        }
     }
 }

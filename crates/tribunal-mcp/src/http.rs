@@ -13,7 +13,7 @@ use crate::{read_client_message, read_server_message, Action, Proxy, Read};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// Headers passed both ways.
@@ -72,7 +72,18 @@ async fn handle(
                 v => vec![v],
             };
             for m in msgs {
-                if let Action::Reply(r) = up.proxy.from_client(m).await {
+                let action = up.proxy.from_client(m).await;
+                if let Action::Drop = action {
+                    // A call sent as a notification: nothing of the request is passed on.
+                    return answer_with(
+                        StatusCode::BAD_REQUEST,
+                        &[json!({"jsonrpc": "2.0", "id": null, "error": {
+                            "code": -32600,
+                            "message": "a tools/call needs an id: the Tribunal gate judges and answers every call, and a notification cannot be answered"
+                        }})],
+                    );
+                }
+                if let Action::Reply(r) = action {
                     // One refused call answers the whole request (batches hold one call
                     // in practice; the rest are not sent either).
                     let mut resp = (StatusCode::OK, r.to_string()).into_response();

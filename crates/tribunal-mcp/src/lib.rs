@@ -174,6 +174,10 @@ pub enum Action {
     Forward,
     /// Answer the client with this message instead.
     Reply(Value),
+    /// Pass nothing on and answer nothing: a `tools/call` sent as a notification (no `id`),
+    /// which a server that does not look for the id would run, and which cannot be
+    /// answered with a refusal.
+    Drop,
 }
 
 /// The gate's answer to one call.
@@ -317,7 +321,11 @@ impl Proxy {
             return Action::Forward;
         };
         let Some(id) = msg.get("id") else {
-            // A notification: nothing to answer.
+            // A notification: nothing to answer. A call is not one, and is not passed on
+            // unjudged as one.
+            if method == "tools/call" {
+                return Action::Drop;
+            }
             return Action::Forward;
         };
         match method {
@@ -627,6 +635,38 @@ fn result_text(msg: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A call sent as a notification is neither passed on nor asked about (the gate here
+    /// does not exist: asking it would fail closed with a reply, not a drop).
+    #[test]
+    fn a_call_without_an_id_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("tribunal-mcp-drop-{}", std::process::id()));
+        let proxy = Proxy::new(Settings {
+            gate: "http://127.0.0.1:9".into(),
+            token: None,
+            trace_id: "t".into(),
+            agent: "a".into(),
+            pins: dir.join("pins.json"),
+            pins_from: None,
+            wait: Duration::ZERO,
+            timeout: Duration::from_millis(200),
+        })
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let call = json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "shell", "arguments": {"command": "rm -rf /"}}});
+        assert!(matches!(
+            rt.block_on(proxy.from_client(&call)),
+            Action::Drop
+        ));
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        assert!(matches!(
+            rt.block_on(proxy.from_client(&note)),
+            Action::Forward
+        ));
+    }
 
     #[test]
     fn a_message_that_names_a_key_twice_is_answered_not_passed_on() {

@@ -78,6 +78,7 @@ pub fn run(proxy: Proxy, command: &[String]) -> Result<i32, Error> {
                         Action::Reply(r) => {
                             let _ = write_line(&out, &r.to_string());
                         }
+                        Action::Drop => eprintln!("{DROPPED}"),
                     }
                 }
                 (!pass.is_empty()).then(|| Value::Array(pass).to_string())
@@ -86,6 +87,10 @@ pub fn run(proxy: Proxy, command: &[String]) -> Result<i32, Error> {
                 Action::Forward => Some(line),
                 Action::Reply(r) => {
                     let _ = write_line(&out, &r.to_string());
+                    None
+                }
+                Action::Drop => {
+                    eprintln!("{DROPPED}");
                     None
                 }
             },
@@ -116,6 +121,10 @@ pub fn run(proxy: Proxy, command: &[String]) -> Result<i32, Error> {
     let _ = reader.join();
     Ok(status.code().unwrap_or(1))
 }
+
+/// What the proxy says when it drops a call sent as a notification.
+const DROPPED: &str =
+    "tribunal mcp: a tools/call without an id (a notification) was not passed on: a call needs an id to be judged and answered";
 
 fn messages(v: &Value) -> Vec<&Value> {
     match v {

@@ -10,13 +10,38 @@ violation contains v if {
 	not skip["c5.denied_tool"]
 	some name in cfg.tools.denied
 	some c in calls
-	c.name == name
+	tool_named(c.name, name)
 	v := {
 		"rule": "c5.denied_tool",
 		"severity": "block",
 		"message": sprintf("tool %s is denied", [c.name]),
 		"evidence": [c.id],
 	}
+}
+
+# Whether a call of `called` is a call of the tool a list names `listed`: the same name in
+# another case or with `-` for `_` (`Admin-Console`), or the name an MCP client gives a
+# server's tool (`mcp__acme__admin_console`). Tools are told apart by name, and a list must
+# not miss one of them written another way. (The allow-lists compare names exactly: a name
+# written another way is not on them.)
+tool_named(called, listed) if same_tool_name(called, listed)
+
+tool_named(called, listed) if {
+	parts := split(called, "__")
+	count(parts) >= 3
+	parts[0] == "mcp"
+	same_tool_name(concat("__", array.slice(parts, 2, count(parts))), listed)
+}
+
+same_tool_name(a, b) if lower(replace(a, "-", "_")) == lower(replace(b, "-", "_"))
+
+# The arguments of a call that a limit on `field` reads: the one of that name in any case
+# (`Amount` for `amount`), as Go's encoding/json and other readers that ignore case fill
+# the field from it.
+limited_arguments(c, field) := {key: value |
+	is_object(c.arguments)
+	some key, value in c.arguments
+	lower(key) == lower(field)
 }
 
 # The allow-list that applies: the agent's own, else the global one (when not empty).
@@ -64,14 +89,15 @@ violation contains v if {
 	not skip["c5.argument_limit"]
 	some name, fields in cfg.tools.limits
 	some c in calls
-	c.name == name
+	tool_named(c.name, name)
 	some field, limit in fields
-	value := as_number(c.arguments[field])
+	some key, given in limited_arguments(c, field)
+	value := as_number(given)
 	value > limit.max
 	v := {
 		"rule": "c5.argument_limit",
 		"severity": object.get(limit, "severity", "escalate"),
-		"message": sprintf("%s.%s = %v is above the limit %v", [c.name, field, shown(value), limit.max]),
+		"message": sprintf("%s.%s = %v is above the limit %v", [c.name, key, shown(value), limit.max]),
 		"evidence": [c.id],
 	}
 }
@@ -80,15 +106,15 @@ violation contains v if {
 	not skip["c5.argument_limit"]
 	some name, fields in cfg.tools.limits
 	some c in calls
-	c.name == name
+	tool_named(c.name, name)
 	some field, limit in fields
-	value := c.arguments[field]
+	some key, value in limited_arguments(c, field)
 	is_number(value)
 	value < limit.min
 	v := {
 		"rule": "c5.argument_limit",
 		"severity": object.get(limit, "severity", "escalate"),
-		"message": sprintf("%s.%s = %v is below the limit %v", [c.name, field, value, limit.min]),
+		"message": sprintf("%s.%s = %v is below the limit %v", [c.name, key, value, limit.min]),
 		"evidence": [c.id],
 	}
 }
@@ -162,15 +188,15 @@ violation contains v if {
 	not skip["c5.argument_limit"]
 	some name, fields in cfg.tools.limits
 	some c in calls
-	c.name == name
+	tool_named(c.name, name)
 	some field, limit in fields
-	value := c.arguments[field]
+	some key, value in limited_arguments(c, field)
 	value != null
 	not as_number(value)
 	v := {
 		"rule": "c5.argument_limit",
 		"severity": object.get(limit, "severity", "escalate"),
-		"message": sprintf("%s.%s = %v is not a number its limit can be checked against", [c.name, field, value]),
+		"message": sprintf("%s.%s = %v is not a number its limit can be checked against", [c.name, key, value]),
 		"evidence": [c.id],
 	}
 }
@@ -179,7 +205,7 @@ violation contains v if {
 	not skip["c5.argument_limit"]
 	some name, fields in cfg.tools.limits
 	some c in calls
-	c.name == name
+	tool_named(c.name, name)
 	is_string(c.arguments)
 	v := {
 		"rule": "c5.argument_limit",

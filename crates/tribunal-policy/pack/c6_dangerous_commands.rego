@@ -23,7 +23,8 @@ violation contains v if {
 # (the sudoers file, an authorized_keys file, a git hook, a shell's startup file, a cron
 # table or a service unit), by its path argument or the destination it moves or copies to:
 # what the shell rules read in a command (`echo … >> /etc/sudoers`), read here in a file
-# tool's call (`write_file(path=…)`). The kinds, their paths and their severities are
+# tool's call (`write_file(path=…)`) and in the files a command writes (`tee /etc/hosts`,
+# `cp x.service /etc/systemd/system/`). The kinds, their paths and their severities are
 # `cfg.commands.files`; a path is compared as written and in lower case, with `\` read as
 # `/` and `//` and `/./` as `/`.
 written_path_keys := path_keys | {
@@ -31,13 +32,17 @@ written_path_keys := path_keys | {
 	"output_path", "output_file", "outfile",
 }
 
+# The paths a call writes: a state-changing call's path arguments, and the files its
+# commands write (`files_written`: redirections, tee, cp and mv, sed -i, a download's output).
+written_paths(c) := array.concat(
+	[p | c.state_changing; is_object(c.arguments); some p in object.filter(c.arguments, written_path_keys); is_string(p)],
+	object.get(c, "files_written", []),
+)
+
 violation contains v if {
 	not skip["c6.sensitive_file_written"]
 	some c in calls
-	c.state_changing
-	is_object(c.arguments)
-	some path in object.filter(c.arguments, written_path_keys)
-	is_string(path)
+	some path in written_paths(c)
 	plain := regex.replace(replace(path, "\\", "/"), `/(\./)*/*`, "/")
 	some kind, file in cfg.commands.files
 	some p in {plain, lower(plain)}

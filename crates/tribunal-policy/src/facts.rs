@@ -701,6 +701,26 @@ pub fn command_words(arguments: &serde_json::Value) -> Vec<Vec<String>> {
     out
 }
 
+/// The files a call's commands write (its arguments named as commands are,
+/// [`COMMAND_ARGUMENTS`]): redirections, `tee`, `cp`/`mv` destinations, `sed -i`, a
+/// download's output and the rest [`tribunal_core::shell::files_written`] reads.
+pub fn files_written(arguments: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    strings_with_names(arguments, "", &mut |name, t| {
+        if COMMAND_ARGUMENTS
+            .iter()
+            .any(|c| name.eq_ignore_ascii_case(c))
+        {
+            for f in tribunal_core::shell::files_written(t) {
+                if !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
+    });
+    out
+}
+
 /// Calls `f(name, text)` for every string in `v`, with the name of the member that holds it
 /// (the nearest one, through arrays; `""` at the top).
 pub(crate) fn strings_with_names(

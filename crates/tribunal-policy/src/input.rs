@@ -11,7 +11,8 @@
 //! input.trace.tool_calls[i] {id, name, arguments, message_id, index, sensitive, destructive,
 //!                            read_only, state_changing, external, navigation, class_from,
 //!                            warranted, requested, after_untrusted?, argument_sources?, hosts?, emails?,
-//!                            arguments_text? (every argument string, one per line; sensitive calls only)}
+//!                            arguments_text? (every argument string, one per line; sensitive calls only),
+//!                            files_written? (the files the call's commands write)}
 //! input.trace.spans[i]      {id, parent_id?, kind, name, status, duration_ms?, model?}
 //! input.trace.tools[name]   {description?, annotations?}   the tools offered (absent when none);
 //!                           annotations as their provider gave them (MCP: readOnlyHint,
@@ -140,6 +141,7 @@ struct Words {
     target: R,
     after_untrusted: R,
     argument_sources: R,
+    files_written: R,
     vouched: R,
     in_text: R,
     /// Provenance labels and roles.
@@ -212,6 +214,7 @@ static WORDS: LazyLock<Words> = LazyLock::new(|| Words {
     target: s("target"),
     after_untrusted: s("after_untrusted"),
     argument_sources: s("argument_sources"),
+    files_written: s("files_written"),
     vouched: s("vouched"),
     in_text: s("in_text"),
     system: s("system"),
@@ -301,8 +304,8 @@ struct Shapes {
     message: Shape<6, 3>,
     /// id, name, sensitive, destructive, arguments, message_id, index, read_only,
     /// state_changing, external, navigation, class_from, warranted, requested;
-    /// arguments_text?, hosts?, emails?, after_untrusted?, argument_sources?
-    call: Shape<14, 5>,
+    /// arguments_text?, hosts?, emails?, after_untrusted?, argument_sources?, files_written?
+    call: Shape<14, 6>,
     /// kind, value, vouched, in_text, target; id?, index?, source?, trusted?
     source: Shape<5, 4>,
     /// id, index, source, trusted
@@ -346,6 +349,7 @@ static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
                 &w.emails,
                 &w.after_untrusted,
                 &w.argument_sources,
+                &w.files_written,
             ],
         ),
         source: Shape::new(
@@ -512,6 +516,7 @@ fn call_value(c: &ToolCall, at: &At, classes: &ToolClasses, idents: &mut Message
             strings(&links.emails),
             facts.after_untrusted.map(R::from),
             sources,
+            strings(&crate::facts::files_written(&c.arguments)),
         ],
     )
 }

@@ -58,6 +58,20 @@ const WRITTEN_PATH_KEYS: &[&str] = &[
     "outfile",
 ];
 
+/// Whether a call of `called` is a call of the tool a list names `listed`, as the pack's
+/// `tool_named` reads it: the same name in another case or with `-` for `_`, or the name an
+/// MCP client gives a server's tool (`mcp__server__name`).
+fn tool_named(called: &str, listed: &str) -> bool {
+    // Lower-cased as Rego's `lower` does, every letter, not only ASCII.
+    let same =
+        |a: &str, b: &str| a.replace('-', "_").to_lowercase() == b.replace('-', "_").to_lowercase();
+    same(called, listed)
+        || called
+            .strip_prefix("mcp__")
+            .and_then(|rest| rest.split_once("__"))
+            .is_some_and(|(_, tool)| same(tool, listed))
+}
+
 /// The rules of the pack, by the name their guard reads in `input.screen.skip` (the model
 /// judges' rules, `c9.<judge>`, share "c9"); the position of a name is its bit in [`Fires`].
 pub const RULES: [&str; 29] = [
@@ -570,7 +584,7 @@ impl Screen {
         };
         // The call's own class: a shell's commands, an address read with a query.
         let class = classes.of_call(class, c);
-        if self.denied.iter().any(|d| d == &c.name) {
+        if self.denied.iter().any(|d| tool_named(&c.name, d)) {
             fires |= Fires::DENIED_TOOL;
         }
         if class.destructive {
@@ -590,6 +604,12 @@ impl Screen {
             if class.state_changing && (path(PATH_KEYS) || path(WRITTEN_PATH_KEYS)) {
                 fires |= Fires::SENSITIVE_FILE_WRITTEN;
             }
+        }
+        // C6: so may a call whose commands write a file (`echo … >> /etc/hosts`).
+        if !fires.contains(Fires::SENSITIVE_FILE_WRITTEN)
+            && !crate::facts::files_written(&c.arguments).is_empty()
+        {
+            fires |= Fires::SENSITIVE_FILE_WRITTEN;
         }
         // What is left reads the destinations of sensitive calls, and the hosts of any
         // call when an allow-list of domains is set.

@@ -33,6 +33,44 @@ fn deciding(name: &str) -> bool {
         || DECIDING_PREFIXES
             .iter()
             .any(|p| name.len() > p.len() && name.starts_with(p))
+        || misspells_violation(name)
+}
+
+/// Whether `name` is `violation` misspelt: another case, a letter left out, added, changed
+/// or swapped with its neighbour (`violaton`, `voilation`, `Violation`), or two such slips
+/// in a name that still starts with `v`.
+fn misspells_violation(name: &str) -> bool {
+    const GATE: &[u8] = b"violation";
+    if name == "violation" {
+        return false;
+    }
+    // Another case of it is a misspelling too: the gate reads `violation` as written.
+    let name = name.to_ascii_lowercase();
+    let a = name.as_bytes();
+    if a.len() + 2 < GATE.len() || a.len() > GATE.len() + 2 {
+        return false;
+    }
+    // Edit distance with swaps of neighbours (optimal string alignment).
+    let (n, m) = (a.len(), GATE.len());
+    let mut d = vec![vec![0usize; m + 1]; n + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=m {
+        d[0][j] = j;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let cost = usize::from(a[i - 1] != GATE[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == GATE[j - 2] && a[i - 2] == GATE[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[n][m] <= 1 || (d[n][m] == 2 && a[0] == b'v')
 }
 
 /// The first rule of `text` under a deciding name, with its line (from 1).
@@ -125,6 +163,28 @@ mod tests {
         assert_eq!(rule_name("# deny everything"), None);
         assert!(deciding("deny_large") && !deciding("deny_") && !deciding("denylist"));
         assert!(!deciding("allowed_tools") && !deciding("violation"));
+        for typo in [
+            "violaton",
+            "voilation",
+            "violatoin",
+            "Violation",
+            "violations_",
+            "violatio",
+        ] {
+            assert!(deciding(typo), "{typo}");
+        }
+        for other in ["validation", "location", "violent", "relation", "isolation"] {
+            assert!(!deciding(other), "{other}");
+        }
+    }
+
+    /// A gate whose set is misspelt was loaded and never read: every trace allowed.
+    #[test]
+    fn a_misspelt_violation_set_is_refused() {
+        let text = "package x\nimport rego.v1\nviolaton contains \"no\" if true\n";
+        let (at, message) = run(&[("typo/a.rego", text, "data.x")], &[]).unwrap_err();
+        assert_eq!(at, "typo/a.rego:3");
+        assert!(message.contains("`violaton`"), "{message}");
     }
 
     #[test]
