@@ -277,8 +277,14 @@ fn import_any(
     fallback_id: &str,
 ) -> Result<Vec<Trace>, ImportError> {
     let format = match format {
-        InputFormat::Auto => detect(v)
-            .ok_or_else(|| ImportError::new("", format!("{EXPECTED}; found {}", kind_of(v))))?,
+        InputFormat::Auto => detect(v).ok_or_else(|| match v.get("messages") {
+            // A record whose messages are not a list: say so, not that no format fits.
+            Some(m) if !m.is_array() => ImportError::new(
+                "messages",
+                format!("a list of chat messages; found {}", kind_of(m)),
+            ),
+            _ => ImportError::new("", format!("{EXPECTED}; found {}", kind_of(v))),
+        })?,
         f => {
             check_fits(f, v)?;
             f

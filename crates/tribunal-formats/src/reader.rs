@@ -35,9 +35,14 @@ pub struct RawItem {
     pub text: String,
 }
 
-/// A file or item that could not be read: names the file, line and column.
+/// A file or item that could not be read: names the file, line and column (line 0: the
+/// file as a whole, which the message shows without a line).
 #[derive(Debug, Clone, Error, Serialize)]
-#[error("{file}:{line}{}: {message}", column.map(|c| format!(":{c}")).unwrap_or_default())]
+#[error(
+    "{file}{}{}: {message}",
+    if *line > 0 { format!(":{line}") } else { String::new() },
+    column.map(|c| format!(":{c}")).unwrap_or_default()
+)]
 pub struct ReadError {
     pub file: String,
     pub line: u64,
@@ -593,6 +598,32 @@ impl Splitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file that is not there is named without a line (it showed `:0`).
+    #[test]
+    fn a_missing_file_is_named_without_a_line() {
+        let e = expand_paths(&[PathBuf::from("no-such-traces.jsonl")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no-such-traces.jsonl: no such file or directory"
+        );
+        let e = ReadError {
+            file: "t.jsonl".into(),
+            line: 3,
+            column: Some(7),
+            message: "invalid JSON".into(),
+        };
+        assert_eq!(e.to_string(), "t.jsonl:3:7: invalid JSON");
+        // A record whose messages are not a list is told so, at `messages`.
+        let e = crate::import_value(
+            &serde_json::json!({"id": "b", "messages": "oops"}),
+            InputFormat::Auto,
+            "x",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "messages", "{e}");
+        assert!(e.to_string().contains("found a string"), "{e}");
+    }
 
     fn collect(text: &str) -> Vec<Result<RawItem, ReadError>> {
         let mut out = Vec::new();

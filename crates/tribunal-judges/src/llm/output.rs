@@ -249,13 +249,22 @@ impl OutputType {
 }
 
 /// Reads a model's answer: a JSON object `{result, rationale}`, possibly damaged.
+/// An answer that names a key twice (`{"result": "unsafe", "result": "safe"}`) is unusable:
+/// readers differ on which value counts, and the verdict must not depend on which.
 pub fn parse_verdict(text: &str, ty: &OutputType) -> Result<Verdict, Unusable> {
-    let (obj, repaired) = match serde_json::from_str::<Value>(text.trim()) {
+    let not_object = || Unusable::quoting("the answer is not a JSON object", excerpt(text));
+    let unusable = |e: serde_json::Error| match tribunal_core::json::duplicated_key(&e) {
+        Some(key) => Unusable::quoting(
+            format!("the answer names the key {key:?} twice"),
+            excerpt(text),
+        ),
+        None => not_object(),
+    };
+    let (obj, repaired) = match tribunal_core::json::from_str(text.trim()) {
         Ok(v @ Value::Object(_)) => (v, false),
+        Err(e) if tribunal_core::json::is_duplicate(&e) => return Err(unusable(e)),
         _ => (
-            repair(text).ok_or_else(|| {
-                Unusable::quoting("the answer is not a JSON object", excerpt(text))
-            })?,
+            repair(text).map_err(unusable)?.ok_or_else(not_object)?,
             true,
         ),
     };
@@ -276,15 +285,22 @@ pub fn parse_verdict(text: &str, ty: &OutputType) -> Result<Verdict, Unusable> {
 }
 
 /// Finds the JSON object in damaged text: inside code fences or prose, with trailing commas.
-fn repair(text: &str) -> Option<Value> {
-    let start = text.find('{')?;
-    let end = text.rfind('}')?;
+/// An object that names a key twice is the error saying so.
+fn repair(text: &str) -> Result<Option<Value>, serde_json::Error> {
+    let strict = |t: &str| match tribunal_core::json::from_str(t) {
+        Ok(v @ Value::Object(_)) => Ok(Some(v)),
+        Err(e) if tribunal_core::json::is_duplicate(&e) => Err(e),
+        _ => Ok(None),
+    };
+    let (Some(start), Some(end)) = (text.find('{'), text.rfind('}')) else {
+        return Ok(None);
+    };
     if end <= start {
-        return None;
+        return Ok(None);
     }
     let candidate = &text[start..=end];
-    if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(candidate) {
-        return Some(v);
+    if let Some(v) = strict(candidate)? {
+        return Ok(Some(v));
     }
     // Trailing commas before a closing brace or bracket.
     let mut cleaned = String::with_capacity(candidate.len());
@@ -314,10 +330,7 @@ fn repair(text: &str) -> Option<Value> {
         }
         cleaned.push(c);
     }
-    match serde_json::from_str::<Value>(&cleaned) {
-        Ok(v @ Value::Object(_)) => Some(v),
-        _ => None,
-    }
+    strict(&cleaned)
 }
 
 /// The first 120 characters of a model's `text`, quoted, for an [`Unusable`] answer.
@@ -333,6 +346,31 @@ pub fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A verdict written twice is unusable, whichever comes last, also inside prose or code
+    /// fences: read last-wins, `{"result": "unsafe", "result": "safe"}` was allowed.
+    #[test]
+    fn an_answer_that_names_a_key_twice_is_unusable() {
+        let ty = OutputType::OneOf(vec!["safe".into(), "unsafe".into()]);
+        for text in [
+            r#"{"result": "unsafe", "result": "safe"}"#,
+            r#"{"result": "safe", "rationale": "x", "result": "unsafe"}"#,
+            "Here it is:\n```json\n{\"result\": \"unsafe\", \"result\": \"safe\",}\n```",
+        ] {
+            let e = parse_verdict(text, &ty).unwrap_err();
+            assert!(
+                e.problem.contains("\"result\" twice"),
+                "{text}: {}",
+                e.problem
+            );
+        }
+        assert_eq!(
+            parse_verdict(r#"{"result": "unsafe"}"#, &ty)
+                .unwrap()
+                .result,
+            json!("unsafe")
+        );
+    }
 
     #[test]
     fn output_types_parse() {
