@@ -973,7 +973,7 @@ fn decoded_files<'a>(words: &[&'a str]) -> Vec<&'a str> {
     let decodes = match tool_name(tool).as_str() {
         "base64" | "gbase64" => args.iter().any(|w| matches!(*w, "-d" | "-D" | "--decode")),
         "xxd" => args.iter().any(|w| short_flag(w, 'r')),
-        "openssl" => args.iter().any(|w| *w == "-d"),
+        "openssl" => args.contains(&"-d"),
         _ => false,
     };
     if !decodes {
