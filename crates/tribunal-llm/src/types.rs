@@ -311,14 +311,17 @@ impl ChatResponse {
 }
 
 /// Finds a JSON answer in model text: the whole text, else the first fenced code block, else
-/// the span from the first `{` to the last `}`. Fragments must be objects or arrays.
+/// the span from the first `{` to the last `}`. Fragments must be objects or arrays. An
+/// answer whose objects name a key twice is none (readers differ on which value counts).
 pub fn extract_json(text: &str) -> Option<Value> {
     let trimmed = text.trim();
-    if let Ok(value) = serde_json::from_str::<Value>(trimmed) {
-        return Some(value);
+    match tribunal_core::json::from_str(trimmed) {
+        Ok(value) => return Some(value),
+        Err(e) if tribunal_core::json::is_duplicate(&e) => return None,
+        Err(_) => {}
     }
     let structured = |candidate: &str| {
-        serde_json::from_str::<Value>(candidate.trim())
+        tribunal_core::json::from_str(candidate.trim())
             .ok()
             .filter(|v| v.is_object() || v.is_array())
     };

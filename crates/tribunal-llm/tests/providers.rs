@@ -763,6 +763,9 @@ fn json_is_found_in_model_text() {
         "{not json}",
         "} backwards {",
         "```json\n{\"a\": \n```",
+        // A key named twice: readers differ on which value counts.
+        "{\"verdict\": \"unsafe\", \"verdict\": \"safe\"}",
+        "Here:\n```json\n{\"verdict\": \"unsafe\", \"verdict\": \"safe\"}\n```",
     ] {
         assert_eq!(tribunal_llm::extract_json(prose), None, "{prose}");
     }

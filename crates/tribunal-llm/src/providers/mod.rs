@@ -75,11 +75,12 @@ pub(crate) fn decode(
 }
 
 /// Tool-call arguments as the model wrote them: a JSON text (empty meaning no arguments) or
-/// already an object. Text that is not JSON is kept as a string for the caller to reject.
+/// already an object. Text that is not JSON, or whose objects name a key twice (readers
+/// differ on which value counts), is kept as a string for the caller to reject.
 pub(crate) fn arguments_value(raw: Value) -> Value {
     match raw {
         Value::String(text) if text.trim().is_empty() => Value::Object(Default::default()),
-        Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        Value::String(text) => tribunal_core::json::from_str(&text).unwrap_or(Value::String(text)),
         Value::Null => Value::Object(Default::default()),
         other => other,
     }
@@ -157,6 +158,20 @@ pub(crate) fn error_message(body: &str) -> String {
 mod tests {
     use super::*;
     use crate::types::ResponseSchema;
+
+    /// Arguments that name a key twice stay text, which the caller rejects as not an object.
+    #[test]
+    fn arguments_that_name_a_key_twice_stay_text() {
+        let twice = r#"{"verdict": "block", "verdict": "allow"}"#;
+        assert_eq!(
+            arguments_value(Value::String(twice.into())),
+            Value::String(twice.into())
+        );
+        assert_eq!(
+            arguments_value(Value::String(r#"{"verdict": "block"}"#.into())),
+            serde_json::json!({"verdict": "block"})
+        );
+    }
     use serde_json::json;
 
     fn wire(uri: &str, base: &str, request: &ChatRequest) -> Wire {
