@@ -2075,6 +2075,7 @@ EOF",
         ("decode_pipe_shell", "source <(echo cm0gLXJmIC8K | base64 --decode)", ""),
         ("decode_then_run", "echo cm0gLXJmIC8K | base64 -d > /tmp/a.sh; sh /tmp/a.sh", ""),
         ("decode_then_run", "xxd -r -p payload.hex > /tmp/x; chmod +x /tmp/x && /tmp/x", ""),
+        ("decode_then_run", "openssl enc -d -aes-256-cbc -k k -in p.enc -out /tmp/p.sh && bash /tmp/p.sh", ""),
         // rm from code with its words as a list; rmtree of a system folder.
         ("code_rm_argv", "import subprocess; subprocess.run(['rm', '-rf', '/'])", ""),
         ("code_rm_argv", "require('child_process').spawnSync('rm', ['-rf', '/home'])", ""),
