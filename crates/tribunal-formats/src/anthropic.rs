@@ -213,6 +213,15 @@ fn import_message(
                         }
                         retrieved.push(text.join("\n"));
                     }
+                    // Another provider's call or tool result, read as text, would not be
+                    // judged as what it is.
+                    _ if crate::util::call_or_result_object(b) => {
+                        return Err(ImportError::new(
+                            at,
+                            "an Anthropic content block: calls as tool_use blocks and results \
+                             as tool_result blocks",
+                        ))
+                    }
                     // Documents give their text; thinking and media none; a block of
                     // another kind is read as its JSON text rather than dropped.
                     _ => part_text(b, &mut texts),
@@ -378,6 +387,21 @@ mod tests {
         let next =
             import_messages_after(&held, &[json!({"role": "user", "content": "hi"})]).unwrap();
         assert_eq!(next[0].id, "m8");
+    }
+
+    /// Another provider's call or result among an Anthropic message's blocks is refused:
+    /// read as its JSON text, a call would not be judged as one.
+    #[test]
+    fn other_providers_call_blocks_are_refused() {
+        for block in [
+            json!({"type": "tool_call", "id": "c1", "name": "shell", "args": {"command": "rm -rf /"}}),
+            json!({"type": "tool-call", "toolCallId": "c1", "toolName": "shell", "input": {}}),
+            json!({"type": "function_call", "call_id": "c1", "name": "shell", "arguments": "{}"}),
+        ] {
+            let list = [json!({"role": "assistant", "content": [block]})];
+            let e = import_messages(&list, None).unwrap_err();
+            assert_eq!(e.field, "[0].content[0]", "{e}");
+        }
     }
 
     #[test]

@@ -70,7 +70,13 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
                 }
                 if !uses.is_empty() {
                     let mut p = calls(&uses, "content")?;
-                    p.content = content_text(&o["content"]);
+                    // The text beside the calls (a call's own JSON is not text).
+                    let text: Vec<Value> = blocks
+                        .iter()
+                        .filter(|b| foreign_call(b).is_none())
+                        .cloned()
+                        .collect();
+                    p.content = content_text(&Value::Array(text));
                     return Ok(p);
                 }
             }

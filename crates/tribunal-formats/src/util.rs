@@ -33,9 +33,11 @@ pub fn content_text(v: &Value) -> String {
 /// items and their `…_call_output`. Read as text, a call would go unjudged and a tool's
 /// result would pass for the words of whoever sent the message.
 pub fn call_or_result_block(b: &Value) -> bool {
-    let Some(o) = b.as_object() else {
-        return false;
-    };
+    b.as_object().is_some_and(call_or_result_object)
+}
+
+/// [`call_or_result_block`] of a block's object.
+pub fn call_or_result_object(o: &Map<String, Value>) -> bool {
     const KEYS: [&str; 4] = ["toolUse", "toolResult", "functionCall", "functionResponse"];
     if KEYS.iter().any(|k| o.contains_key(*k)) {
         return true;
@@ -55,10 +57,7 @@ pub fn call_or_result_block(b: &Value) -> bool {
 /// "tool_call", id, name, args}` and the AI SDK's `{type: "tool-call", toolCallId, toolName,
 /// input | args}`; `None` for any other block.
 pub fn foreign_call(b: &Value) -> Option<Value> {
-    foreign_call_of(b.as_object()?)
-}
-
-fn foreign_call_of(o: &Map<String, Value>) -> Option<Value> {
+    let o = b.as_object()?;
     let renamed = |inner: &Map<String, Value>, names: &[(&str, &str)]| {
         let mut call = Map::new();
         for (k, v) in inner {
@@ -131,7 +130,6 @@ pub fn part_text(o: &Map<String, Value>, out: &mut Vec<String>) {
     // A call is read as a call by the readers of calls, not as text.
     if NO_TEXT_PARTS.contains(&kind)
         || crate::anthropic::is_tool_use(kind)
-        || foreign_call_of(o).is_some()
         || (kind.is_empty() && NO_TEXT_PARTS.iter().any(|k| o.contains_key(*k)))
     {
         return;
