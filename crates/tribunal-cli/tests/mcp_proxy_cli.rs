@@ -165,20 +165,7 @@ fn proxies_of_different_servers_keep_pins_of_their_own() {
 /// it on, while the next, well-formed call goes through.
 #[test]
 fn a_call_that_names_a_key_twice_never_reaches_the_server() {
-    let asked = Arc::new(Mutex::new(Vec::new()));
-    let seen = asked.clone();
-    let app = Router::new().route(
-        "/api/v1/gate",
-        post(move |Json(body): Json<Value>| {
-            seen.lock().unwrap().push(body["pending"].clone());
-            async { Json(json!({"decision": "allow", "messages": 1})) }
-        }),
-    );
-    let gate = format!("http://{}", tribunal_llm::testing::serve(app));
-    let dir = tempfile::tempdir().unwrap();
-    let received = dir.path().join("received.jsonl");
-    let record = format!("cat > {}", received.display());
-    let mut child = proxy(&gate, &[], &["sh", "-c", &record], dir.path());
+    let (asked, received, _dir, mut child) = proxy_to_recorder();
     let mut stdin = child.stdin.take().unwrap();
     // Read last-wins this is a harmless read_inbox; read first-wins, a send_email.
     writeln!(
@@ -218,20 +205,7 @@ fn a_call_that_names_a_key_twice_never_reaches_the_server() {
 /// look for the id would run it, and the gate was never asked. It was forwarded unjudged.
 #[test]
 fn a_call_sent_as_a_notification_never_reaches_the_server() {
-    let asked = Arc::new(Mutex::new(Vec::new()));
-    let seen = asked.clone();
-    let app = Router::new().route(
-        "/api/v1/gate",
-        post(move |Json(body): Json<Value>| {
-            seen.lock().unwrap().push(body["pending"].clone());
-            async { Json(json!({"decision": "allow", "messages": 1})) }
-        }),
-    );
-    let gate = format!("http://{}", tribunal_llm::testing::serve(app));
-    let dir = tempfile::tempdir().unwrap();
-    let received = dir.path().join("received.jsonl");
-    let record = format!("cat > {}", received.display());
-    let mut child = proxy(&gate, &[], &["sh", "-c", &record], dir.path());
+    let (asked, received, _dir, mut child) = proxy_to_recorder();
     let mut stdin = child.stdin.take().unwrap();
     writeln!(
         stdin,
@@ -259,4 +233,29 @@ fn a_call_sent_as_a_notification_never_reaches_the_server() {
     let asked = asked.lock().unwrap();
     assert_eq!(asked.len(), 1, "the gate was asked about {asked:?}");
     assert_eq!(asked[0]["name"], "read_inbox");
+}
+
+/// A proxy in front of a server that records what it is sent (in the returned file), asking
+/// a stand-in gate that allows every call and records what it was asked.
+fn proxy_to_recorder() -> (
+    Arc<Mutex<Vec<Value>>>,
+    std::path::PathBuf,
+    tempfile::TempDir,
+    std::process::Child,
+) {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    let app = Router::new().route(
+        "/api/v1/gate",
+        post(move |Json(body): Json<Value>| {
+            seen.lock().unwrap().push(body["pending"].clone());
+            async { Json(json!({"decision": "allow", "messages": 1})) }
+        }),
+    );
+    let gate = format!("http://{}", tribunal_llm::testing::serve(app));
+    let dir = tempfile::tempdir().unwrap();
+    let received = dir.path().join("received.jsonl");
+    let record = format!("cat > {}", received.display());
+    let child = proxy(&gate, &[], &["sh", "-c", &record], dir.path());
+    (asked, received, dir, child)
 }

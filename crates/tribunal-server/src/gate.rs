@@ -621,42 +621,31 @@ struct Tail {
 
 impl Tail {
     async fn answer(self) -> Result<Response, ApiError> {
-        let Tail {
-            state,
-            caller,
-            trace,
-            pending,
-            outcome,
-            limited,
-            wait,
-            explain,
-            request,
-            at,
-            at_ms,
-        } = self;
-        let seq = outcome.decision_id;
-        let decision = outcome.verdict.decision;
+        let seq = self.outcome.decision_id;
+        let decision = self.outcome.verdict.decision;
         let (answer, stored, decision) = if decision == Decision::Escalate {
-            let mut out = serde_json::to_value(outcome.answer(true))
+            let mut out = serde_json::to_value(self.outcome.answer(true))
                 .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
-            match limited {
-                Some(default) => escalation::not_queued(&state, &caller.project, &mut out, default),
+            match self.limited {
+                Some(default) => {
+                    escalation::not_queued(&self.state, &self.caller.project, &mut out, default)
+                }
                 None => {
                     escalation::on_escalate(
-                        &state,
-                        &caller,
+                        &self.state,
+                        &self.caller,
                         seq,
-                        &trace,
-                        pending.as_deref(),
+                        &self.trace,
+                        self.pending.as_deref(),
                         &mut out,
-                        wait,
+                        self.wait,
                     )
                     .await?
                 }
             }
             let decision = out["decision"].as_str().unwrap_or("block").to_owned();
             let stored = out.to_string();
-            let answer = if explain {
+            let answer = if self.explain {
                 stored.clone()
             } else {
                 if let Some(o) = out.as_object_mut() {
@@ -667,12 +656,12 @@ impl Tail {
             };
             (answer, crate::session::StoredAnswer::Text(stored), decision)
         } else {
-            let answer = serde_json::to_string(&outcome.answer(explain))
+            let answer = serde_json::to_string(&self.outcome.answer(self.explain))
                 .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
             (
                 answer,
                 // Serialized when stored: once per flush, not per call.
-                crate::session::StoredAnswer::Later(Box::new(outcome)),
+                crate::session::StoredAnswer::Later(Box::new(self.outcome)),
                 decision.as_str().to_owned(),
             )
         };
@@ -680,18 +669,22 @@ impl Tail {
         // (session.rs): an agent calling again meanwhile has its trace written once. A trace
         // sent whole is stored as sent; one grown by appends, whole in the normalized format.
         let unsaved = crate::session::Unsaved {
-            pending: request.is_none().then(|| pending.clone()),
-            request: request.map(|bytes| match std::str::from_utf8(&bytes) {
+            pending: self.request.is_none().then(|| self.pending.clone()),
+            request: self.request.map(|bytes| match std::str::from_utf8(&bytes) {
                 Ok(s) => s.to_owned(),
                 Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
             }),
             decision,
             result: stored,
-            at,
-            at_ms,
+            at: self.at,
+            at_ms: self.at_ms,
         };
-        for row in state.sessions.unsaved(&caller.project, &trace, unsaved) {
-            state.store_gate_trace(row).await;
+        for row in self
+            .state
+            .sessions
+            .unsaved(&self.caller.project, &self.trace, unsaved)
+        {
+            self.state.store_gate_trace(row).await;
         }
         Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
     }

@@ -83,6 +83,26 @@ fn destructive() -> Value {
            "context": {"agent": "support"}})
 }
 
+/// The first escalation awaiting review, once one is queued (an agent's gate call may
+/// still be on its way).
+async fn pending_escalation(s: &TestServer, reviewer: &str) -> Value {
+    for _ in 0..200 {
+        let (_, v) = call(
+            s,
+            Method::GET,
+            "/api/v1/escalations?status=pending",
+            Some(reviewer),
+            None,
+        )
+        .await;
+        if let Some(e) = v["escalations"].as_array().and_then(|a| a.first()) {
+            return e.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no escalation was queued");
+}
+
 /// Gate traces are stored just after the answer; waits until this one is.
 async fn wait_stored(s: &TestServer, token: &str, id: &str) {
     for _ in 0..200 {
@@ -973,23 +993,10 @@ async fn an_agent_that_hangs_up_while_waiting_keeps_its_stored_trace() {
         .send()
         .await;
     assert!(sent.is_err(), "the agent should have given up waiting");
-    let mut id = String::new();
-    for _ in 0..200 {
-        let (_, v) = call(
-            &s,
-            Method::GET,
-            "/api/v1/escalations?status=pending",
-            Some(&reviewer),
-            None,
-        )
-        .await;
-        if let Some(e) = v["escalations"].as_array().and_then(|a| a.first()) {
-            id = e["id"].as_str().unwrap().to_owned();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(!id.is_empty(), "the escalation was not queued");
+    let id = pending_escalation(&s, &reviewer).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (st, v) = call(
         &s,
         Method::POST,
@@ -1045,28 +1052,13 @@ async fn escalations_wait_for_reviewers_expire_and_are_rate_limited() {
                 .unwrap()
         })
     };
-    let mut id = String::new();
-    for _ in 0..100 {
-        let (_, v) = call(
-            &s,
-            Method::GET,
-            "/api/v1/escalations?status=pending",
-            Some(&reviewer),
-            None,
-        )
-        .await;
-        if let Some(e) = v["escalations"].as_array().and_then(|a| a.first()) {
-            id = e["id"].as_str().unwrap().to_owned();
-            assert_eq!(e["summary"]["context"]["agent"], "support", "{e}");
-            assert_eq!(
-                e["summary"]["pending"]["tool_calls"][0]["name"], "delete_account",
-                "{e}"
-            );
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(!id.is_empty());
+    let e = pending_escalation(&s, &reviewer).await;
+    let id = e["id"].as_str().unwrap().to_owned();
+    assert_eq!(e["summary"]["context"]["agent"], "support", "{e}");
+    assert_eq!(
+        e["summary"]["pending"]["tool_calls"][0]["name"], "delete_account",
+        "{e}"
+    );
     let (st, v) = call(
         &s,
         Method::POST,
