@@ -32,17 +32,24 @@ written_path_keys := path_keys | {
 	"output_path", "output_file", "outfile",
 }
 
-# The paths a call writes: a state-changing call's path arguments, and the files its
+# The paths calls write: a state-changing call's path arguments, and the files a call's
 # commands write (`files_written`: redirections, tee, cp and mv, sed -i, a download's output).
-written_paths(c) := array.concat(
-	[p | c.state_changing; is_object(c.arguments); some p in object.filter(c.arguments, written_path_keys); is_string(p)],
-	object.get(c, "files_written", []),
-)
+written_paths contains [c, path] if {
+	some c in calls
+	c.state_changing
+	is_object(c.arguments)
+	some path in object.filter(c.arguments, written_path_keys)
+	is_string(path)
+}
+
+written_paths contains [c, path] if {
+	some c in calls
+	some path in c.files_written
+}
 
 violation contains v if {
 	not skip["c6.sensitive_file_written"]
-	some c in calls
-	some path in written_paths(c)
+	some [c, path] in written_paths
 	plain := regex.replace(replace(path, "\\", "/"), `/(\./)*/*`, "/")
 	some kind, file in cfg.commands.files
 	some p in {plain, lower(plain)}
