@@ -313,14 +313,8 @@ pub fn files_written(text: &str) -> Vec<String> {
         out.extend(saved_files(command).into_iter().map(str::to_owned));
     }
     out.retain(|f| !f.is_empty() && f != "-" && !f.starts_with("/dev/") && !f.starts_with('&'));
-    let mut seen = Vec::with_capacity(out.len());
-    out.retain(|f| {
-        let new = !seen.contains(f);
-        if new {
-            seen.push(f.clone());
-        }
-        new
-    });
+    let mut seen = std::collections::HashSet::with_capacity(out.len());
+    out.retain(|f| seen.insert(f.clone()));
     out
 }
 
@@ -333,7 +327,9 @@ fn attached_redirection(raw: &str) -> Option<&str> {
     }
     let at = raw.find('>')?;
     let before = &raw[..at];
-    if before.is_empty() || before.ends_with(['=', '-', '2', '&', '<', '$']) {
+    // Digits alone before `>` name a descriptor (`2>err`; `1>` is the output itself).
+    let descriptor = before.bytes().all(|b| b.is_ascii_digit()) && before != "1";
+    if before.is_empty() || descriptor || before.ends_with(['=', '-', '&', '<', '$']) {
         return None;
     }
     let target = unquoted(raw[at..].trim_start_matches('>').trim_start_matches('|'));
@@ -380,19 +376,27 @@ fn edited_files(words: &[&str]) -> Vec<String> {
         }
         files
     };
-    let in_place = |w: &&str| {
-        w.starts_with("-i") && !w.starts_with("--")
-            || w.starts_with("--in-place")
-            || (w.starts_with('-')
-                && !w.starts_with("--")
-                && w[1..].chars().all(|c| c.is_ascii_alphabetic())
-                && w.contains('i'))
+    // `-i` in a group of short options, read letter by letter up to the first one that
+    // takes the rest of the group as its value (`perl -Mstrict`, `-Ilib`: no `-i` there).
+    let in_place = |valued: &'static str| {
+        move |w: &&str| {
+            w.starts_with("--in-place")
+                || w.strip_prefix('-').is_some_and(|group| {
+                    !group.starts_with('-')
+                        && group
+                            .chars()
+                            .take_while(|c| !valued.contains(*c))
+                            .any(|c| c == 'i')
+                })
+        }
     };
     match base_name(first) {
-        "sed" | "gsed" if args.iter().any(in_place) => {
+        "sed" | "gsed" if args.iter().any(in_place("efl")) => {
             files_after(&["-e", "-f", "--expression", "--file", "-l"], true)
         }
-        "perl" if args.iter().any(in_place) => files_after(&["-e", "-E", "-M", "-I"], true),
+        "perl" if args.iter().any(in_place("MmIxl0CdDeE")) => {
+            files_after(&["-e", "-E", "-M", "-I"], true)
+        }
         "dd" => args
             .iter()
             .filter_map(|w| w.strip_prefix("of="))
@@ -452,6 +456,12 @@ mod tests {
             ("awk '$3>100' data.csv; cat /etc/hosts; ls -la", &[]),
             ("f = lambda x: x => 1; a->b", &[]),
             ("sed 's/a/b/' input.txt", &[]),
+            ("sed -n -e 's/a/b/p' input.txt; sed -E 's/a/b/' f", &[]),
+            (
+                "perl -Mstrict -ne 'print if /^root/' /etc/passwd; perl -Ilib t.pl",
+                &[],
+            ),
+            ("echo 127.0.0.2>>/etc/hosts", &["/etc/hosts"]),
         ] {
             assert_eq!(files_written(line), files, "{line}");
         }

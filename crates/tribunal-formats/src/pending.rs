@@ -53,12 +53,13 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
                 return Ok(p);
             }
             if let Some(Value::Array(blocks)) = o.get("content") {
-                let mut uses: Vec<Value> = Vec::new();
+                // Each call with the place of its block, which errors name.
+                let mut uses: Vec<(usize, Value)> = Vec::new();
                 for (j, b) in blocks.iter().enumerate() {
                     if block_type(b).is_some_and(is_tool_use) {
-                        uses.push(b.clone());
+                        uses.push((j, b.clone()));
                     } else if let Some(call) = foreign_call(b) {
-                        uses.push(call);
+                        uses.push((j, call));
                     } else if call_or_result_block(b) {
                         // A call this reader cannot read is refused, never judged as text.
                         return Err(ImportError::new(
@@ -69,7 +70,18 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
                     }
                 }
                 if !uses.is_empty() {
-                    let mut p = calls(&uses, "content")?;
+                    let tool_calls = uses
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (j, c))| {
+                            call(c, i).map_err(|e| e.within(&format!("content[{j}]")))
+                        })
+                        .collect::<Result<_, _>>()?;
+                    let mut p = Pending {
+                        kind: "tool_call".into(),
+                        tool_calls,
+                        content: String::new(),
+                    };
                     // The text beside the calls (a call's own JSON is not text).
                     let text: Vec<Value> = blocks
                         .iter()
@@ -333,18 +345,21 @@ mod tests {
         for (block, field) in [
             (
                 json!({"toolUse": {"toolUseId": "t1", "input": args}}),
-                "content[0].name",
+                "content[1].name",
             ),
             (
                 json!({"type": "local_shell_call", "action": {"command": ["rm", "-rf", "/"]}}),
-                "content[0]",
+                "content[1]",
             ),
             (
                 json!({"toolResult": {"toolUseId": "t1", "content": [{"text": "ok"}]}}),
-                "content[0]",
+                "content[1]",
             ),
         ] {
-            let e = import_pending(&json!({"role": "assistant", "content": [block]})).unwrap_err();
+            // After a text block: the error names the call's own place.
+            let step =
+                json!({"role": "assistant", "content": [{"type": "text", "text": "hi"}, block]});
+            let e = import_pending(&step).unwrap_err();
             assert_eq!(e.field, field, "{e}");
         }
     }

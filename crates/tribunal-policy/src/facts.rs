@@ -702,22 +702,41 @@ pub fn command_words(arguments: &serde_json::Value) -> Vec<Vec<String>> {
 }
 
 /// The files a call's commands write (its arguments named as commands are,
-/// [`COMMAND_ARGUMENTS`]): redirections, `tee`, `cp`/`mv` destinations, `sed -i`, a
-/// download's output and the rest [`tribunal_core::shell::files_written`] reads.
+/// [`COMMAND_ARGUMENTS`], a list of words read as one command line): redirections, `tee`,
+/// `cp`/`mv` destinations, `sed -i`, a download's output and the rest
+/// [`tribunal_core::shell::files_written`] reads.
 pub fn files_written(arguments: &serde_json::Value) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    strings_with_names(arguments, "", &mut |name, t| {
-        if COMMAND_ARGUMENTS
-            .iter()
-            .any(|c| name.eq_ignore_ascii_case(c))
-        {
-            for f in tribunal_core::shell::files_written(t) {
-                if !out.contains(&f) {
-                    out.push(f);
-                }
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        let serde_json::Value::Object(o) = v else {
+            if let serde_json::Value::Array(a) = v {
+                a.iter().for_each(|x| walk(x, out));
             }
+            return;
+        };
+        for (k, x) in o {
+            if !COMMAND_ARGUMENTS.iter().any(|c| k.eq_ignore_ascii_case(c)) {
+                walk(x, out);
+                continue;
+            }
+            let line = match x {
+                serde_json::Value::String(t) => t.clone(),
+                serde_json::Value::Array(words) if words.iter().all(|w| w.is_string()) => words
+                    .iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                other => {
+                    walk(other, out);
+                    continue;
+                }
+            };
+            out.extend(tribunal_core::shell::files_written(&line));
         }
-    });
+    }
+    let mut out = Vec::new();
+    walk(arguments, &mut out);
+    let mut seen = std::collections::HashSet::with_capacity(out.len());
+    out.retain(|f| seen.insert(f.clone()));
     out
 }
 

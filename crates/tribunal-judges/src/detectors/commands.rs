@@ -68,6 +68,7 @@ enum Check {
     SendsSavedSecret,
     SendsCredential,
     NotTestEnvironment,
+    PushesToNewRemote,
 }
 
 const CHECKS: &[(&str, Check)] = &[
@@ -81,6 +82,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("sends_saved_secret", Check::SendsSavedSecret),
     ("sends_credential", Check::SendsCredential),
     ("not_test_environment", Check::NotTestEnvironment),
+    ("pushes_to_new_remote", Check::PushesToNewRemote),
 ];
 
 /// Branches a team shares, which a push must not rewrite or delete.
@@ -607,11 +609,51 @@ fn passes(check: Check, m: &str) -> bool {
         Check::SendsSavedSecret => sends_saved_secret(m),
         Check::SendsCredential => sends_credential(m),
         Check::NotTestEnvironment => !names_test_environment(m),
+        Check::PushesToNewRemote => pushes_to_new_remote(m),
     }
 }
 
+/// Whether a push the pattern found goes where the command line itself says: to an address
+/// (the pattern found it there), or to a remote it adds or points elsewhere first
+/// (`git remote add x URL && git push x`), not another of the repository's remotes.
+fn pushes_to_new_remote(m: &str) -> bool {
+    let mut added: Vec<&str> = Vec::new();
+    for command in m.split([';', '&', '|', '\n']) {
+        let words: Vec<&str> = command.split_whitespace().map(unquoted).collect();
+        let Some(git) = words.iter().position(|w| base_name(w) == "git") else {
+            continue;
+        };
+        let rest = &words[git + 1..];
+        let Some(sub) = rest.iter().position(|w| matches!(*w, "remote" | "push")) else {
+            continue;
+        };
+        // The words that are not options nor an option's value (`-o ci.skip`).
+        let mut plain: Vec<&str> = Vec::new();
+        let mut args = rest[sub + 1..].iter().copied();
+        while let Some(w) = args.next() {
+            if matches!(
+                w,
+                "-o" | "--push-option" | "--receive-pack" | "--exec" | "-t" | "-m"
+            ) {
+                args.next();
+            } else if let Some(repo) = w.strip_prefix("--repo=") {
+                plain.insert(0, repo);
+            } else if !w.starts_with('-') {
+                plain.push(w);
+            }
+        }
+        let address = |to: &str| to.contains("://") || (to.contains('@') && to.contains(':'));
+        match (rest[sub], plain.as_slice()) {
+            ("remote", ["add" | "set-url", name, ..]) => added.push(name),
+            ("push", [to, ..]) if address(to) || added.contains(to) => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// The parts of a credentials file's path that `secret_file_to_network` looks for.
-const CREDENTIAL_MARKS: [&str; 8] = [
+const CREDENTIAL_MARKS: [&str; 16] = [
     ".ssh/id_",
     ".aws/credentials",
     ".netrc",
@@ -620,6 +662,14 @@ const CREDENTIAL_MARKS: [&str; 8] = [
     ".git-credentials",
     ".pgpass",
     "gcloud/",
+    ".npmrc",
+    ".pypirc",
+    ".vault-token",
+    "gh/hosts.yml",
+    ".azure/",
+    ".terraform.d/credentials",
+    ".gnupg/",
+    "serviceaccount/token",
 ];
 
 /// Options whose value is a key or a credentials file curl logs in with (`--key F`,
