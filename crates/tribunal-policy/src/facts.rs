@@ -2108,6 +2108,37 @@ mod class_tests {
     /// A shell's call takes its class from its commands' program and subcommand words;
     /// configuration and annotations still win, and other tools keep their name's class.
     #[test]
+    fn the_files_a_calls_commands_write() {
+        use serde_json::json;
+        for (args, files) in [
+            (
+                json!({"command": "echo x | sudo tee -a /etc/hosts"}),
+                &["/etc/hosts"][..],
+            ),
+            // A list of words is one command line.
+            (
+                json!({"command": ["sudo", "tee", "-a", "/etc/hosts"]}),
+                &["/etc/hosts"],
+            ),
+            (
+                json!({"args": ["-c", "echo x > ~/.bashrc"]}),
+                &["~/.bashrc"],
+            ),
+            (
+                json!({"steps": [{"cmd": "cp a.service /etc/systemd/system/"}]}),
+                &["/etc/systemd/system/a.service"],
+            ),
+            // Content written by a file tool is not a command.
+            (
+                json!({"path": "notes.md", "content": "echo x > /etc/hosts"}),
+                &[],
+            ),
+        ] {
+            assert_eq!(files_written(&args), files, "{args}");
+        }
+    }
+
+    #[test]
     fn shells_are_classed_by_their_commands() {
         let words = |v: serde_json::Value| command_words(&v);
         assert_eq!(
