@@ -2100,6 +2100,10 @@ EOF",
         ("rsync_delete_root", "rsync -a --delete /tmp/empty/ ~/", ""),
         ("rsync_delete_root", "sudo rsync -aHAX --delete-after ./build/ /", ""),
         ("rsync_delete_root", "rsync -a --del /srv/mirror/ $HOME", ""),
+        ("rsync_delete_root", "rsync -a --delete /tmp/empty/ /home/alice/", ""),
+        ("code_rm_argv", "Command::new(\"rm\").arg(\"-rf\").arg(\"/\").status()", ""),
+        ("code_rm_argv", "subprocess.call(['sudo', 'rm', '-r', '-f', '/etc'])", ""),
+        ("decode_pipe_shell", "eval `echo cm0gLXJmIC8K | base64 -d`", ""),
     ];
     let negatives = [
         // Pushes to the repository's remotes, decoding that runs nothing, reading a
@@ -2117,6 +2121,8 @@ EOF",
         "rsync -a --delete ./dist/ /var/www/app/",
         "rsync -a --delete build/ deploy@host:/srv/app/",
         "rsync -a ~/notes/ /mnt/backup/notes/",
+        "rsync -a --delete ./site/ /home/alice/public_html/",
+        "Command::new(\"rm\").arg(\"-rf\").arg(\"target/debug\").status()",
         // Keys given to log in with, public keys, copies that stay on this machine, and
         // resets of a test database.
         "python3 -c 'import socket; print(socket.gethostname())'",
