@@ -67,33 +67,52 @@ async fn handle(
             return answer_with(StatusCode::BAD_REQUEST, answers);
         }
         if let Read::Json(v) = read {
-            let msgs: Vec<&Value> = match &v {
-                Value::Array(a) => a.iter().collect(),
-                v => vec![v],
+            let (msgs, batch): (Vec<&Value>, bool) = match &v {
+                Value::Array(a) => (a.iter().collect(), true),
+                v => (vec![v], false),
             };
-            for m in msgs {
-                let action = up.proxy.from_client(m).await;
-                if let Action::Drop = action {
-                    // A call sent as a notification: nothing of the request is passed on.
-                    return answer_with(
-                        StatusCode::BAD_REQUEST,
-                        &[json!({"jsonrpc": "2.0", "id": null, "error": {
-                            "code": -32600,
-                            "message": "a tools/call needs an id: the Tribunal gate judges and answers every call, and a notification cannot be answered"
-                        }})],
-                    );
-                }
-                if let Action::Reply(r) = action {
-                    // One refused call answers the whole request (batches hold one call
-                    // in practice; the rest are not sent either).
-                    let mut resp = (StatusCode::OK, r.to_string()).into_response();
-                    resp.headers_mut()
-                        .insert("content-type", HeaderValue::from_static("application/json"));
-                    if let Some(s) = headers.get("mcp-session-id") {
-                        resp.headers_mut().insert("mcp-session-id", s.clone());
+            let mut actions = Vec::with_capacity(msgs.len());
+            for m in &msgs {
+                actions.push(up.proxy.from_client(m).await);
+            }
+            if actions.iter().any(|a| !matches!(a, Action::Forward)) {
+                // Nothing of the request is passed on: each request in it gets an answer
+                // (its refusal, or that it was held back with the refused one), in a list
+                // for a batch; a call sent as a notification gets an error with a null id.
+                let mut answers = Vec::new();
+                let mut status = StatusCode::OK;
+                for (m, action) in msgs.iter().zip(actions) {
+                    match action {
+                        Action::Reply(r) => answers.push(r),
+                        Action::Drop => {
+                            status = StatusCode::BAD_REQUEST;
+                            answers.push(json!({"jsonrpc": "2.0", "id": null, "error": {
+                                "code": crate::INVALID_REQUEST,
+                                "message": "a tools/call needs an id: the Tribunal gate judges and answers every call, and a notification cannot be answered"
+                            }}));
+                        }
+                        Action::Forward => {
+                            if let Some(id) = m.get("id").filter(|_| m.get("method").is_some()) {
+                                answers.push(json!({"jsonrpc": "2.0", "id": id, "error": {
+                                    "code": crate::INVALID_REQUEST,
+                                    "message": "not passed on: another message of this batch was refused by the Tribunal gate"
+                                }}));
+                            }
+                        }
                     }
-                    return resp;
                 }
+                let body = if batch {
+                    Value::Array(answers).to_string()
+                } else {
+                    answers.pop().unwrap_or(Value::Null).to_string()
+                };
+                let mut resp = (status, body).into_response();
+                resp.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("application/json"));
+                if let Some(s) = headers.get("mcp-session-id") {
+                    resp.headers_mut().insert("mcp-session-id", s.clone());
+                }
+                return resp;
             }
         }
     }
@@ -202,6 +221,57 @@ fn messages(body: &[u8], sse: bool) -> Result<Vec<Value>, Vec<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch holding a refused call is answered whole, as a list, one answer per request:
+    /// the refusal, and for the others that they were held back. (The gate here cannot be
+    /// reached, so every call is refused; the upstream cannot be either, so anything passed
+    /// on would come back as a 502.)
+    #[test]
+    fn a_batch_with_a_refused_call_is_answered_for_every_request() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("tribunal-mcp-batch-{}", std::process::id()));
+        let proxy = Proxy::new(crate::Settings {
+            gate: "http://127.0.0.1:9".into(),
+            token: None,
+            trace_id: "t".into(),
+            agent: "a".into(),
+            pins: dir.join("pins.json"),
+            pins_from: None,
+            wait: std::time::Duration::ZERO,
+            timeout: std::time::Duration::from_millis(200),
+        })
+        .unwrap();
+        let answers: Value = rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let at = listener.local_addr().unwrap();
+            tokio::spawn(serve(proxy, "http://127.0.0.1:9/mcp".into(), listener));
+            let batch = json!([
+                {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "shell", "arguments": {"command": "rm -rf /"}}},
+                {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            ]);
+            let res = reqwest::Client::new()
+                .post(format!("http://{at}/mcp"))
+                .header("content-type", "application/json")
+                .body(batch.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            serde_json::from_str(&res.text().await.unwrap()).unwrap()
+        });
+        let answers = answers.as_array().expect("a list of answers");
+        let ids: Vec<&Value> = answers.iter().map(|a| &a["id"]).collect();
+        assert_eq!(ids, [&json!(1), &json!(2)], "{answers:?}");
+        assert!(answers[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not passed on"));
+        assert!(answers[1]["error"].is_object(), "{answers:?}");
+    }
 
     #[test]
     fn event_streams_give_each_events_message() {
