@@ -2104,6 +2104,15 @@ EOF",
         ("code_rm_argv", "Command::new(\"rm\").arg(\"-rf\").arg(\"/\").status()", ""),
         ("code_rm_argv", "subprocess.call(['sudo', 'rm', '-r', '-f', '/etc'])", ""),
         ("decode_pipe_shell", "eval `echo cm0gLXJmIC8K | base64 -d`", ""),
+        // Arguments written as text strict JSON does not read, which lenient readers hand
+        // the tool as {"command": "rm -rf /"}.
+        ("rm_rf", "```json\n{\"command\":\"rm -rf /\"}\n```", ""),
+        ("rm_rf", "{\"command\":\"rm -rf /\",}", ""),
+        ("rm_rf", "{'command': 'rm -rf /'}", ""),
+        ("rm_rf", "{command: \"rm -rf /\"}", ""),
+        ("rm_rf", "Sure: {\"command\": \"rm -rf /\"} trailing", ""),
+        ("rm_rf", "// args\n{\"command\":\"rm -rf /\"}", ""),
+        ("rm_rf", "{\\\"command\\\":\\\"rm -rf /\\\"}", ""),
     ];
     let negatives = [
         // Pushes to the repository's remotes, decoding that runs nothing, reading a
@@ -2122,6 +2131,8 @@ EOF",
         "rsync -a --delete build/ deploy@host:/srv/app/",
         "rsync -a ~/notes/ /mnt/backup/notes/",
         "rsync -a --delete ./site/ /home/alice/public_html/",
+        "{\"command\": \"rm -rf ./build\", \"note\": \"cleans up\",}",
+        "[\"rm\", \"-rf\", \"dist\"]",
         "Command::new(\"rm\").arg(\"-rf\").arg(\"target/debug\").status()",
         // Keys given to log in with, public keys, copies that stay on this machine, and
         // resets of a test database.

@@ -157,6 +157,19 @@ impl CommandScanner {
             });
             cands.sort_by_key(|c| (c.start, c.end));
         }
+        if let Some(plain) = json_blanked(text) {
+            self.rules.for_each_match(&plain, |i, rule, s, e| {
+                if rule.check.is_none_or(|c| passes(c, &plain[s..e])) {
+                    cands.push(Cand {
+                        rule: i,
+                        start: s,
+                        end: e,
+                        score: rule.score,
+                    });
+                }
+            });
+            cands.sort_by_key(|c| (c.start, c.end));
+        }
         resolve_overlaps(&mut cands, |a, b| {
             self.rules.rule(a.rule).category == self.rules.rule(b.rule).category
         });
@@ -196,6 +209,40 @@ impl Scanner for CommandScanner {
     fn scan_text(&self, text: &str, out: &mut Vec<Hit>) {
         self.scan(text, out)
     }
+}
+
+/// `text` with the punctuation of JSON (or a Python literal, or a fenced block) around its
+/// values blanked out, each byte in its place, when it has any: arguments a model wrote as
+/// text that strict JSON does not read (`{"command": "rm -rf /",}`, `{'command': 'rm -rf
+/// /'}`, a fenced block, JSON inside JSON) reach tools through lenient readers, and a command
+/// inside must be read without the quote or brace that ends it. `{ } [ ] , "`, backticks
+/// and a `\` before a quote become spaces, and an escaped `\n` a line break.
+fn json_blanked(text: &str) -> Option<String> {
+    if !text.bytes().any(|b| matches!(b, b'{' | b'[')) {
+        return None;
+    }
+    let b = text.as_bytes();
+    let mut out = b.to_vec();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'{' | b'}' | b'[' | b']' | b',' | b'"' | b'`' => out[i] = b' ',
+            b'\\' if matches!(b.get(i + 1), Some(b'"')) => {
+                out[i] = b' ';
+                out[i + 1] = b' ';
+                i += 1;
+            }
+            b'\\' if matches!(b.get(i + 1), Some(b'n')) => {
+                out[i] = b' ';
+                out[i + 1] = b'\n';
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    // Only ASCII bytes were replaced, by ASCII bytes.
+    String::from_utf8(out).ok()
 }
 
 /// How deep `$(echo …)` inside `$(echo …)` is read.
