@@ -30,6 +30,15 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
                 let params = o.get("params").ok_or_else(|| {
                     ImportError::new("params", "the called tool's name and arguments")
                 })?;
+                // An MCP server runs the tool `params.name` names: a `function` beside it
+                // (OpenAI's shape, which the call reader would take instead) is refused.
+                if params.get("function").is_some() {
+                    return Err(ImportError::new(
+                        "params.function",
+                        "an MCP call's tool in params.name and its arguments in \
+                         params.arguments, with no function member",
+                    ));
+                }
                 return one(params, "params");
             }
             let listed = o.get("tool_calls").filter(|v| !v.is_null());
@@ -390,5 +399,14 @@ mod tests {
         }
         let e = import_pending(&json!({"x": 1})).unwrap_err();
         assert!(e.to_string().starts_with("expected a pending step"), "{e}");
+        // An MCP call whose params also hold OpenAI's `function`: the gate would judge the
+        // function's tool while the server runs params.name.
+        let e = import_pending(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "shell", "arguments": {"command": "rm -rf /"},
+            "function": {"name": "list_files", "arguments": "{}"}}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "params.function", "{e}");
     }
 }
