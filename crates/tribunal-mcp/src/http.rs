@@ -232,18 +232,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let dir = std::env::temp_dir().join(format!("tribunal-mcp-batch-{}", std::process::id()));
-        let proxy = Proxy::new(crate::Settings {
-            gate: "http://127.0.0.1:9".into(),
-            token: None,
-            trace_id: "t".into(),
-            agent: "a".into(),
-            pins: dir.join("pins.json"),
-            pins_from: None,
-            wait: std::time::Duration::ZERO,
-            timeout: std::time::Duration::from_millis(200),
-        })
-        .unwrap();
+        let proxy = crate::tests::proxy_without_gate("batch");
         let answers: Value = rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let at = listener.local_addr().unwrap();

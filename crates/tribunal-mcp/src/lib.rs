@@ -654,12 +654,11 @@ fn result_text(msg: &Value) -> String {
 mod tests {
     use super::*;
 
-    /// A call sent as a notification is neither passed on nor asked about (the gate here
-    /// does not exist: asking it would fail closed with a reply, not a drop).
-    #[test]
-    fn a_call_without_an_id_is_dropped() {
-        let dir = std::env::temp_dir().join(format!("tribunal-mcp-drop-{}", std::process::id()));
-        let proxy = Proxy::new(Settings {
+    /// A proxy whose gate cannot be reached (every call it asks about is refused, failing
+    /// closed), its pins in a folder of its own named after `test`.
+    pub(crate) fn proxy_without_gate(test: &str) -> Proxy {
+        let dir = std::env::temp_dir().join(format!("tribunal-mcp-{test}-{}", std::process::id()));
+        Proxy::new(Settings {
             gate: "http://127.0.0.1:9".into(),
             token: None,
             trace_id: "t".into(),
@@ -669,7 +668,14 @@ mod tests {
             wait: Duration::ZERO,
             timeout: Duration::from_millis(200),
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    /// A call sent as a notification is neither passed on nor asked about (the gate here
+    /// does not exist: asking it would fail closed with a reply, not a drop).
+    #[test]
+    fn a_call_without_an_id_is_dropped() {
+        let proxy = proxy_without_gate("drop");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
