@@ -71,10 +71,7 @@ async fn handle(
                 Value::Array(a) => (a.iter().collect(), true),
                 v => (vec![v], false),
             };
-            let mut actions = Vec::with_capacity(msgs.len());
-            for m in &msgs {
-                actions.push(up.proxy.from_client(m).await);
-            }
+            let actions = up.proxy.from_client_request(&msgs).await;
             if actions.iter().any(|a| !matches!(a, Action::Forward)) {
                 // Nothing of the request is passed on: each request in it gets an answer
                 // (its refusal, or that it was held back with the refused one), in a list

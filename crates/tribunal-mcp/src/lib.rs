@@ -317,28 +317,72 @@ impl Proxy {
 
     /// Decides about a message from the client: a `tools/call` is asked about at the gate.
     pub async fn from_client(&self, msg: &Value) -> Action {
+        match self.classify(msg) {
+            Ok((id, params)) => {
+                let mut held = self.held.lock().await;
+                self.call(&mut held, id, params).await
+            }
+            Err(action) => action,
+        }
+    }
+
+    /// Decides about the messages of one request that is passed on whole or not at all
+    /// (an HTTP POST, a batch or one message): when any is not passed on, none is, and the
+    /// calls allowed in it are taken out of the trace again, since the server never runs
+    /// them. Each call is judged after the ones before it in the request.
+    pub async fn from_client_request(&self, msgs: &[&Value]) -> Vec<Action> {
+        let mut held = self.held.lock().await;
+        let before = held.messages.len();
+        let mut actions = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            actions.push(match self.classify(m) {
+                Ok((id, params)) => self.call(&mut held, id, params).await,
+                Err(action) => action,
+            });
+        }
+        if actions.iter().all(|a| matches!(a, Action::Forward)) {
+            return actions;
+        }
+        held.messages.truncate(before);
+        if held.sent > before {
+            // The gate was sent a call that never ran: it is sent the whole trace next.
+            held.sent = before;
+            held.count = None;
+        }
+        for m in msgs {
+            if let Some(id) = m.get("id").filter(|_| m.get("method").is_some()) {
+                lock(&self.calls).remove(&id.to_string());
+                lock(&self.lists).remove(&id.to_string());
+            }
+        }
+        actions
+    }
+
+    /// A `tools/call` with an id, to judge (its id and params), or what to do with any other
+    /// message.
+    fn classify<'a>(&self, msg: &'a Value) -> Result<(&'a Value, Option<&'a Value>), Action> {
         let Some(method) = msg.get("method").and_then(Value::as_str) else {
-            return Action::Forward;
+            return Err(Action::Forward);
         };
         let Some(id) = msg.get("id") else {
             // A notification: nothing to answer. A call is not one, and is not passed on
             // unjudged as one.
             if method == "tools/call" {
-                return Action::Drop;
+                return Err(Action::Drop);
             }
-            return Action::Forward;
+            return Err(Action::Forward);
         };
         match method {
             "tools/list" => {
                 lock(&self.lists).insert(id.to_string(), ());
-                Action::Forward
+                Err(Action::Forward)
             }
-            "tools/call" => self.call(id, msg.get("params")).await,
-            _ => Action::Forward,
+            "tools/call" => Ok((id, msg.get("params"))),
+            _ => Err(Action::Forward),
         }
     }
 
-    async fn call(&self, id: &Value, params: Option<&Value>) -> Action {
+    async fn call(&self, held: &mut Held, id: &Value, params: Option<&Value>) -> Action {
         let name = params
             .and_then(|p| p.get("name"))
             .and_then(Value::as_str)
@@ -362,8 +406,7 @@ impl Proxy {
         }
         let call_id = format!("mcp-{}", id.to_string().trim_matches('"'));
         let pending = json!({"id": call_id, "name": name, "arguments": arguments});
-        let mut held = self.held.lock().await;
-        let verdict = match self.ask(&mut held, &pending).await {
+        let verdict = match self.ask(held, &pending).await {
             Ok(v) => v,
             Err(why) => Verdict {
                 allowed: false,
@@ -669,6 +712,72 @@ mod tests {
             timeout: Duration::from_millis(200),
         })
         .unwrap()
+    }
+
+    /// A request refused in part is passed on in no part, so the calls allowed in it never
+    /// run: they are taken out of the trace, and the gate, which was sent one of them with
+    /// the next call of the request, is sent the whole trace without it next time.
+    #[test]
+    fn calls_of_a_refused_request_are_not_recorded() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let seen: std::sync::Arc<Mutex<Vec<Value>>> = Default::default();
+        let gate = {
+            let seen = seen.clone();
+            // Allows every call but to `shell`; answers the count of messages it holds.
+            axum::Router::new().route(
+                "/api/v1/gate",
+                axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                    let seen = seen.clone();
+                    async move {
+                        let held = match body.get("append").and_then(Value::as_array) {
+                            Some(a) => body["offset"].as_u64().unwrap() as usize + a.len(),
+                            None => body["trace"].as_array().map_or(0, Vec::len),
+                        };
+                        let decision = if body["pending"]["name"] == "shell" {
+                            "block"
+                        } else {
+                            "allow"
+                        };
+                        lock(&seen).push(body);
+                        axum::Json(json!({"decision": decision, "messages": held}))
+                    }
+                }),
+            )
+        };
+        let at = rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let at = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, gate).await });
+            at
+        });
+        let mut settings = proxy_without_gate("request").settings.clone();
+        settings.gate = format!("http://{at}");
+        let proxy = Proxy::new(settings).unwrap();
+        let call = |id: u64, name: &str| json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": {"path": "a"}}});
+        let (read, shell) = (call(1, "read_file"), call(2, "shell"));
+        let actions = rt.block_on(proxy.from_client_request(&[&read, &shell]));
+        assert!(matches!(actions[..], [Action::Forward, Action::Reply(_)]));
+        let next = rt.block_on(proxy.from_client(&call(3, "read_file")));
+        assert!(matches!(next, Action::Forward));
+        let asked = lock(&seen).clone();
+        assert_eq!(asked.len(), 3);
+        // The refused call was judged after the allowed one, which the gate was sent...
+        assert!(
+            asked[1]["append"].to_string().contains("mcp-1"),
+            "{}",
+            asked[1]
+        );
+        // ...and the next call is judged on the trace of what ran: without it.
+        assert!(asked[2]["trace"].is_array(), "{}", asked[2]);
+        assert!(!asked[2].to_string().contains("mcp-1"), "{}", asked[2]);
+        // A request passed on whole is recorded.
+        let ok = rt.block_on(proxy.from_client_request(&[&call(4, "read_file")]));
+        assert!(matches!(ok[..], [Action::Forward]));
+        rt.block_on(proxy.from_client(&call(5, "read_file")));
+        assert!(lock(&seen)[4]["append"].to_string().contains("mcp-4"));
     }
 
     /// A call sent as a notification is neither passed on nor asked about (the gate here

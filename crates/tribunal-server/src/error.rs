@@ -53,6 +53,7 @@ codes! {
     Unauthenticated = ("unauthenticated", 401, "no bearer token, or a token that is unknown or revoked"),
     Forbidden = ("forbidden", 403, "the token's role may not use this route, or may not set a field it sent (the message names it)"),
     AgentMismatch = ("agent_mismatch", 403, "the gate request's context names another agent than the one its token is bound to"),
+    TraceOwned = ("trace_owned", 403, "the gate request's trace id names a trace begun by another agent's token; a token bound to an agent may send and extend only its own agent's traces"),
     CsrfFailed = ("csrf_failed", 403, "a request made with the browser session's cookie lacks the session's X-CSRF-Token header"),
     NotFound = ("not_found", 404, "no such route, or no such object in the token's project"),
     MethodNotAllowed = ("method_not_allowed", 405, "the route exists but not with this method"),
@@ -83,9 +84,11 @@ impl Code {
     /// (`auth`), the server cannot now (`system`), or it failed (`internal`).
     pub const fn kind(self) -> &'static str {
         match self {
-            Code::Unauthenticated | Code::Forbidden | Code::AgentMismatch | Code::CsrfFailed => {
-                "auth"
-            }
+            Code::Unauthenticated
+            | Code::Forbidden
+            | Code::AgentMismatch
+            | Code::TraceOwned
+            | Code::CsrfFailed => "auth",
             Code::StoreUnavailable | Code::AlignmentFailed => "system",
             Code::Internal => "internal",
             _ => "invalid_request",

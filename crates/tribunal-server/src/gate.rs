@@ -424,9 +424,17 @@ pub async fn handle(
     body: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Gate)?;
-    // Counted from here to the answer: the log lets concurrent requests share a commit.
-    let _under_way = state.audit.under_way();
     body::require_json(&headers)?;
+    let traceparent = match headers.get("traceparent") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| {
+                    ApiError::request("traceparent: expected a W3C trace context header in ASCII")
+                })?
+                .to_owned(),
+        ),
+    };
     let bytes = body::read(
         &headers,
         body,
@@ -434,19 +442,31 @@ pub async fn handle(
         state.options.body_timeout,
     )
     .await?;
+    // Once the request is read, it is decided, logged, answered and its trace kept whatever
+    // the connection does: an agent that hangs up meanwhile (its timeout shorter than the
+    // decision, a review or a commit) does not take the stored trace of a logged decision
+    // with it.
+    tokio::spawn(decide_request(state, caller, traceparent, bytes))
+        .await
+        .map_err(|e| ApiError::new(Code::Internal, format!("the decision failed: {e}")))?
+}
+
+/// A gate request read whole: decided, logged, answered, its trace held.
+async fn decide_request(
+    state: Arc<AppState>,
+    caller: Caller,
+    traceparent: Option<String>,
+    bytes: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    // Counted from here to the answer: the log lets concurrent requests share a commit.
+    let _under_way = state.audit.under_way();
     let started = Instant::now();
     body::check_depth(&bytes, state.options.max_json_depth)?;
     let project = state.project(&caller)?;
-    let traceparent = match headers.get("traceparent") {
-        None => None,
-        Some(v) => Some(v.to_str().map_err(|_| {
-            ApiError::request("traceparent: expected a W3C trace context header in ASCII")
-        })?),
-    };
-    let mut request = read_request_with(&bytes, traceparent)?;
+    let mut request = read_request_with(&bytes, traceparent.as_deref())?;
     speak_for(&caller, &mut request.asked.context)?;
     let (mut asked, appended, trace, inputs_digest, kept) =
-        hold(&state, &caller.project, &bytes, request).await?;
+        hold(&state, &caller, &bytes, request).await?;
     pin_tools(&state, &caller.project, &mut asked, &trace.tools).await?;
     let rt = project.runtime();
     let budget = asked
@@ -590,15 +610,7 @@ pub async fn handle(
         at,
         at_ms,
     };
-    if tail.outcome.verdict.decision == Decision::Escalate && limited.is_none() {
-        // The review is awaited in a task of its own: an agent that hangs up while it waits
-        // does not take the escalated step's stored trace with it.
-        tokio::spawn(tail.answer())
-            .await
-            .map_err(|e| ApiError::new(Code::Internal, format!("the escalation failed: {e}")))?
-    } else {
-        tail.answer().await
-    }
+    tail.answer().await
 }
 
 /// What is left of a gate call once its decision is logged: the escalation queued (and
@@ -678,6 +690,7 @@ impl Tail {
             result: stored,
             at: self.at,
             at_ms: self.at_ms,
+            agent: self.caller.agent.clone(),
         };
         for row in self
             .state
@@ -741,16 +754,20 @@ async fn pin_tools(
 /// on when the new one continues it), or extended by an append.
 async fn hold(
     state: &AppState,
-    project: &str,
+    caller: &Caller,
     bytes: &[u8],
     request: GateRequest<'_>,
 ) -> Result<Held, ApiError> {
     let GateRequest { steps, asked } = request;
+    let (project, agent) = (caller.project.as_str(), caller.agent.as_deref());
     match steps {
         Steps::Whole(t) => {
             let t: Arc<Trace> = Arc::from(t);
             let digest = audit::digest(bytes);
-            let (evicted, kept) = state.sessions.hold(project, t.clone(), digest.clone());
+            may_begin(state, project, &t.id, agent).await?;
+            let (evicted, kept) = state
+                .sessions
+                .hold(project, t.clone(), digest.clone(), agent)?;
             for row in evicted {
                 state.store_gate_trace(row).await;
             }
@@ -764,7 +781,7 @@ async fn hold(
             format,
         } => {
             let steps = (trace_id.as_str(), offset, messages.as_slice(), format);
-            read_appended(state, project, bytes, asked, steps).await
+            read_appended(state, caller, bytes, asked, steps).await
         }
         Steps::Otlp { trace_id } => {
             let trace = crate::scorer::assemble(&state.store, project, &trace_id)
@@ -779,7 +796,10 @@ async fn hold(
                 .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
             let digest = audit::chain_hash(&audit::digest(&text), bytes);
             let t = Arc::new(trace);
-            let (evicted, kept) = state.sessions.hold(project, t.clone(), digest.clone());
+            may_begin(state, project, &t.id, agent).await?;
+            let (evicted, kept) = state
+                .sessions
+                .hold(project, t.clone(), digest.clone(), agent)?;
             for row in evicted {
                 state.store_gate_trace(row).await;
             }
@@ -792,17 +812,18 @@ async fn hold(
 /// Extends the held trace `trace_id` with `messages` (in `format`, from message `offset`).
 async fn read_appended(
     state: &AppState,
-    project: &str,
+    caller: &Caller,
     bytes: &[u8],
     asked: Asked,
     (trace_id, offset, messages, format): (&str, usize, &[&RawValue], Continuation),
 ) -> Result<Held, ApiError> {
+    let (project, agent) = (caller.project.as_str(), caller.agent.as_deref());
     if !state.sessions.holds(project, trace_id) {
-        reload(state, project, trace_id).await?;
+        reload(state, project, trace_id, agent).await?;
     }
     let taken = state
         .sessions
-        .append(project, trace_id, offset, bytes, |held| {
+        .append(project, trace_id, (offset, bytes, agent), |held| {
             tribunal_formats::continuation::messages_after(&held.messages, messages, format)
                 .map_err(|e| ApiError::new(Code::InvalidTrace, e.within("append").to_string()))
         })?;
@@ -814,25 +835,59 @@ async fn read_appended(
 }
 
 /// Reads a trace the gate no longer holds (idle, let go, or held by the server before a
-/// restart) back from the store, when it was stored as a gate request.
-async fn reload(state: &AppState, project: &str, trace_id: &str) -> Result<(), ApiError> {
+/// restart) back from the store, when it was stored as a gate request; for a caller whose
+/// token is bound to `agent`, only a trace no other agent began.
+async fn reload(
+    state: &AppState,
+    project: &str,
+    trace_id: &str,
+    agent: Option<&str>,
+) -> Result<(), ApiError> {
     let row = state
         .store
         .get_trace(project, trace_id)
         .await
         .map_err(|e| ApiError::new(Code::StoreUnavailable, e.to_string()))?;
-    let Some(body) = row.filter(|r| r.source == "gate").and_then(|r| r.body) else {
+    let Some(row) = row.filter(|r| r.source == "gate") else {
+        return Ok(());
+    };
+    let mut owner = row.agent;
+    crate::session::claim(&mut owner, agent, trace_id)?;
+    let Some(body) = row.body else {
         return Ok(());
     };
     if let Some((mut trace, _)) = stored_request(&body) {
         trace.id = trace_id.to_owned();
         let digest = audit::digest(body.as_bytes());
-        let (evicted, _) = state.sessions.hold(project, Arc::new(trace), digest);
+        let (evicted, _) =
+            state
+                .sessions
+                .hold(project, Arc::new(trace), digest, owner.as_deref())?;
         for row in evicted {
             state.store_gate_trace(row).await;
         }
     }
     Ok(())
+}
+
+/// Refuses a trace a token bound to `agent` sends whole, when another agent's token began
+/// it and it is not held here (let go, or held by another server on the same store): the
+/// store says whose it is.
+async fn may_begin(
+    state: &AppState,
+    project: &str,
+    trace_id: &str,
+    agent: Option<&str>,
+) -> Result<(), ApiError> {
+    if agent.is_none() || state.sessions.holds(project, trace_id) {
+        return Ok(());
+    }
+    let mut owner = state
+        .store
+        .trace_agent(project, trace_id)
+        .await
+        .map_err(|e| ApiError::new(Code::StoreUnavailable, e.to_string()))?;
+    crate::session::claim(&mut owner, agent, trace_id)
 }
 
 /// One decision of a held trace's session.

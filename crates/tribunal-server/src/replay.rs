@@ -5,9 +5,8 @@
 //! compared with the gate's own decision (`escalate` for an escalation, whatever a reviewer,
 //! the deadline or the queue's rate limit then made of it).
 
-use crate::scorer;
 use serde::Serialize;
-use tribunal_core::{Decision, Pending, Trace};
+use tribunal_core::Decision;
 use tribunal_engine::{Ask, Evaluator, Session};
 use tribunal_policy::Context;
 use tribunal_store::{Store, StoreError, TraceFilter};
@@ -43,19 +42,6 @@ impl ReplayReport {
         }
         m.into_iter().collect()
     }
-}
-
-async fn load(
-    store: &Store,
-    project: &str,
-    row: &tribunal_store::TraceRow,
-) -> Result<Option<(Trace, Option<Pending>)>, StoreError> {
-    if row.source == "otlp" {
-        return Ok(scorer::assemble(store, project, &row.trace_id)
-            .await?
-            .map(|t| (t, None)));
-    }
-    Ok(row.body.as_deref().and_then(crate::gate::stored_request))
 }
 
 /// What the gate decided of a stored trace and with which context, from its stored answer:
@@ -114,7 +100,7 @@ pub async fn replay(
                 report.skipped += 1;
                 continue;
             };
-            let Some((trace, pending)) = load(store, project, row).await? else {
+            let Some((trace, pending)) = crate::api::stored_trace(store, row).await? else {
                 report.skipped += 1;
                 continue;
             };

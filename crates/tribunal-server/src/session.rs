@@ -9,6 +9,10 @@
 //! used ones beyond the count limit, are let go; a trace let go (or lost in a restart) is
 //! read back from the store when it was stored, else the client is told to send it whole.
 //!
+//! A trace belongs to the agent whose token first sent or extended it: a token bound to
+//! another agent may neither replace nor extend it (`trace_owned`), here, when it is read
+//! back from the store, nor in the store itself. A token of the whole project may.
+//!
 //! Held traces are written to the store by [`flush_loop`] (every [`FLUSH_EVERY`], on
 //! eviction and at shutdown) rather than once per call: as last sent when sent whole, as the
 //! whole normalized trace when grown by appends. Every decision is in the decision log at
@@ -37,6 +41,8 @@ pub struct Unsaved {
     pub result: StoredAnswer,
     pub at: String,
     pub at_ms: i64,
+    /// The agent the call's token is bound to (the held trace's owner, once held).
+    pub agent: Option<String>,
 }
 
 /// The answer stored with a held trace: as sent, or what it is made from, serialized when
@@ -77,6 +83,7 @@ impl Unsaved {
             + self.decision.heap()
             + self.result.bytes()
             + self.at.heap()
+            + self.agent.heap()
     }
 }
 
@@ -98,8 +105,11 @@ struct Held {
     trace_bytes: usize,
     /// Memory of what its judges and screen kept, as of the last decision.
     kept_bytes: usize,
-    /// Memory of the key's strings.
+    /// Memory of the key's strings and the owner's name.
     key_bytes: usize,
+    /// The agent whose token first sent or extended it (none: only tokens of the whole
+    /// project have); see [`claim`].
+    owner: Option<String>,
     /// What it is counted as against the budget now: everything above and the unsaved
     /// request and answer.
     bytes: usize,
@@ -224,16 +234,24 @@ impl Sessions {
     /// than the whole budget is not held. Returns rows of traces let go to make room that
     /// still had to be stored, and what the judges kept of the trace held before when the
     /// new one only continues it (its messages start with the held ones).
+    /// `agent` is the agent the caller's token is bound to: a trace held for another is
+    /// refused (`trace_owned`), and left as it was.
     pub fn hold(
         &self,
         project: &str,
         trace: Arc<Trace>,
         digest: String,
-    ) -> (Vec<GateTraceRow>, Option<Kept>) {
+        agent: Option<&str>,
+    ) -> Result<(Vec<GateTraceRow>, Option<Kept>), ApiError> {
         let key = (project.to_owned(), trace.id.clone());
         let trace_bytes = trace.footprint();
-        let key_bytes = key.0.heap() + key.1.heap();
         let mut map = self.lock();
+        let mut owner = agent.map(str::to_owned);
+        if let Some(old) = map.get_mut(&key) {
+            claim(&mut old.owner, agent, &trace.id)?;
+            owner = old.owner.clone();
+        }
+        let key_bytes = key.0.heap() + key.1.heap() + owner.heap();
         let mut evicted = Vec::new();
         let (generation, judged, carried) = match map.remove(&key) {
             Some(old) => {
@@ -266,17 +284,18 @@ impl Sessions {
             // counted again once it is kept.
             kept_bytes: 0,
             key_bytes,
+            owner,
             bytes: 0,
         };
         let size = held.cost();
         if size > self.max_bytes {
             evicted.extend(row(&key.0, &held.trace, held.unsaved));
-            return (evicted, judged);
+            return Ok((evicted, judged));
         }
         evicted.extend(self.make_room(&mut map, size));
         self.recount(&mut held);
         map.insert(key, held);
-        (evicted, judged)
+        Ok((evicted, judged))
     }
 
     /// Whether a trace is held.
@@ -285,19 +304,26 @@ impl Sessions {
     }
 
     /// Extends a held trace with the messages `import` makes of the request, when `offset`
-    /// is its message count; `body` is the request, chained into the digest.
+    /// is its message count; `body` is the request, chained into the digest. `agent` is the
+    /// agent the caller's token is bound to: another agent's trace is refused
+    /// (`trace_owned`) before anything about it is said.
     pub fn append(
         &self,
         project: &str,
         trace_id: &str,
-        offset: usize,
-        body: &[u8],
+        (offset, body, agent): (usize, &[u8], Option<&str>),
         import: impl FnOnce(&Trace) -> Result<tribunal_formats::continuation::Continued, ApiError>,
     ) -> Result<Taken, ApiError> {
         let key = KeyRef(project, trace_id);
         let (snapshot, generation) = {
-            let map = self.lock();
-            let h = map.get(&key).ok_or_else(|| not_held(trace_id))?;
+            let mut map = self.lock();
+            let h = map.get_mut(&key).ok_or_else(|| not_held(trace_id))?;
+            let owned = h.owner.is_some();
+            claim(&mut h.owner, agent, trace_id)?;
+            if !owned && h.owner.is_some() {
+                h.key_bytes += h.owner.heap();
+                self.recount(h);
+            }
             (h.trace.clone(), h.generation)
         };
         let held = snapshot.messages.len();
@@ -367,6 +393,10 @@ impl Sessions {
         let mut map = self.lock();
         match map.get_mut(&KeyRef(project, &trace.id)) {
             Some(h) => {
+                let mut unsaved = unsaved;
+                if h.owner.is_some() {
+                    unsaved.agent = h.owner.clone();
+                }
                 h.unsaved = Some(unsaved);
                 self.recount(h);
                 self.make_room(&mut map, 0)
@@ -456,6 +486,28 @@ pub async fn flush_loop(state: Arc<crate::AppState>, mut stop: tokio::sync::watc
     }
 }
 
+/// Checks that a token bound to `agent` may act on a trace owned by `owner`, which it then
+/// owns if no agent did. A token of the whole project (`agent` none) may act on any.
+pub fn claim(
+    owner: &mut Option<String>,
+    agent: Option<&str>,
+    trace_id: &str,
+) -> Result<(), ApiError> {
+    match (owner.as_deref(), agent) {
+        (Some(owner), Some(agent)) if owner != agent => Err(ApiError::new(
+            Code::TraceOwned,
+            format!(
+                "trace_id: trace {trace_id:?} was begun by another agent's token; a token bound to an agent sends and extends only its own agent's traces (give this trace another id)"
+            ),
+        )),
+        (None, Some(agent)) => {
+            *owner = Some(agent.to_owned());
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn not_held(trace_id: &str) -> ApiError {
     ApiError::new(
         Code::TraceNotHeld,
@@ -499,6 +551,7 @@ fn row(project: &str, trace: &Trace, unsaved: Option<Unsaved>) -> Option<GateTra
         result: u.result.into_text(),
         at: u.at,
         at_ms: u.at_ms,
+        agent: u.agent,
     })
 }
 
@@ -527,33 +580,81 @@ mod tests {
     }
 
     #[test]
+    fn a_trace_belongs_to_the_agent_whose_token_began_it() {
+        let s = Sessions::new(10, Duration::from_secs(60), 1 << 20);
+        let owned = |r: Result<Taken, ApiError>| r.err().map(|e| e.code);
+        s.hold("p", trace("t", 2), "d".into(), Some("a")).unwrap();
+        // Another agent's token may neither replace the trace nor extend it, and is not
+        // told how many messages it holds (an offset it cannot know is refused the same).
+        let e = s
+            .hold("p", trace("t", 2), "d".into(), Some("b"))
+            .err()
+            .unwrap();
+        assert_eq!(e.code, Code::TraceOwned);
+        assert!(!e.message.contains('2'), "{}", e.message);
+        for offset in [2, 7] {
+            assert_eq!(
+                owned(s.append("p", "t", (offset, b"{}", Some("b")), one)),
+                Some(Code::TraceOwned)
+            );
+        }
+        // The owner's own and a project token's calls go on, on the owner's trace.
+        assert_eq!(owned(s.append("p", "t", (2, b"{}", Some("a")), one)), None);
+        assert_eq!(owned(s.append("p", "t", (3, b"{}", None), one)), None);
+        s.hold("p", trace("t", 1), "d".into(), None).unwrap();
+        assert_eq!(
+            owned(s.append("p", "t", (1, b"{}", Some("b")), one)),
+            Some(Code::TraceOwned)
+        );
+        // A trace a project token began is the first agent's to send or extend it.
+        s.hold("p", trace("u", 1), "d".into(), None).unwrap();
+        assert_eq!(owned(s.append("p", "u", (1, b"{}", Some("b")), one)), None);
+        assert_eq!(
+            s.hold("p", trace("u", 2), "d".into(), Some("a"))
+                .err()
+                .map(|e| e.code),
+            Some(Code::TraceOwned)
+        );
+        // The owner goes with its stored row.
+        let u = sent("request u");
+        assert!(s.unsaved("p", &trace("u", 2), u).is_empty());
+        let rows = s.take_unsaved();
+        assert_eq!(rows[0].agent.as_deref(), Some("b"));
+    }
+
+    #[test]
     fn appends_extend_in_place_and_check_the_offset() {
         let s = Sessions::new(10, Duration::from_secs(60), 1 << 20);
-        s.hold("p", trace("t", 2), "d0".into());
-        let a = s.append("p", "t", 2, b"{}", one).unwrap();
+        s.hold("p", trace("t", 2), "d0".into(), None).unwrap();
+        let a = s.append("p", "t", (2, b"{}", None), one).unwrap();
         assert_eq!(a.trace.messages.len(), 3);
         assert_ne!(a.digest, "d0");
         let first = Arc::as_ptr(&a.trace);
         drop(a);
-        let b = s.append("p", "t", 3, b"{}", one).unwrap();
+        let b = s.append("p", "t", (3, b"{}", None), one).unwrap();
         assert_eq!(Arc::as_ptr(&b.trace), first, "extended without a copy");
         // A retry of the same call (offset 3 again) is refused, the trace unchanged.
-        let e = s.append("p", "t", 3, b"{}", one).err().unwrap();
+        let e = s.append("p", "t", (3, b"{}", None), one).err().unwrap();
         assert_eq!(e.code, Code::OffsetMismatch);
         assert!(e.message.contains("holds 4 messages"), "{}", e.message);
         // Another project's trace of the same id is not visible.
         assert_eq!(
-            s.append("q", "t", 4, b"{}", one).err().unwrap().code,
+            s.append("q", "t", (4, b"{}", None), one)
+                .err()
+                .unwrap()
+                .code,
             Code::TraceNotHeld
         );
         // A failed import changes nothing.
         let e = s
-            .append("p", "t", 4, b"{}", |_| Err(ApiError::request("bad")))
+            .append("p", "t", (4, b"{}", None), |_| {
+                Err(ApiError::request("bad"))
+            })
             .err()
             .unwrap();
         assert_eq!(e.code, Code::InvalidRequest);
         assert_eq!(
-            s.append("p", "t", 4, b"{}", one)
+            s.append("p", "t", (4, b"{}", None), one)
                 .unwrap()
                 .trace
                 .messages
@@ -595,46 +696,52 @@ mod tests {
     #[test]
     fn judge_states_follow_the_trace_only_while_it_grows() {
         let s = Sessions::new(10, Duration::from_secs(60), 1 << 20);
-        let (_, kept) = s.hold("p", trace("t", 2), "d".into());
+        let (_, kept) = s.hold("p", trace("t", 2), "d".into(), None).unwrap();
         assert!(kept.is_none(), "nothing kept of a new trace");
-        let a = s.append("p", "t", 2, b"{}", one).unwrap();
+        let a = s.append("p", "t", (2, b"{}", None), one).unwrap();
         assert!(a.judged.is_none());
         s.keep_judged("p", &a.trace, judged(1));
         drop(a);
         // The next append finds them; they are taken out for that call.
-        let mut b = s.append("p", "t", 3, b"{}", one).unwrap();
+        let mut b = s.append("p", "t", (3, b"{}", None), one).unwrap();
         assert_eq!(mark(b.judged.take()), Some(1));
         s.keep_judged("p", &b.trace, judged(2));
         // Sent whole again with one more message: it continues the held trace.
         let mut longer = (*b.trace).clone();
         drop(b);
         longer.messages.push(Message::new("m4", Role::User, "more"));
-        let (_, kept) = s.hold("p", Arc::new(longer.clone()), "d".into());
+        let (_, kept) = s
+            .hold("p", Arc::new(longer.clone()), "d".into(), None)
+            .unwrap();
         assert_eq!(mark(kept), Some(2));
         // Sent whole with an earlier message changed: the states are dropped.
-        let held = s.append("p", "t", 5, b"{}", one).unwrap().trace;
+        let held = s.append("p", "t", (5, b"{}", None), one).unwrap().trace;
         s.keep_judged("p", &held, judged(3));
         let mut edited = (*held).clone();
         edited.messages[1].content = "changed".into();
-        let (_, kept) = s.hold("p", Arc::new(edited), "d".into());
+        let (_, kept) = s.hold("p", Arc::new(edited), "d".into(), None).unwrap();
         assert!(
             kept.is_none(),
             "a trace that does not continue the held one starts over"
         );
         // States of a trace replaced meanwhile are not kept for the new one.
         s.keep_judged("p", &held, judged(4));
-        assert!(s.append("p", "t", 6, b"{}", one).unwrap().judged.is_none());
+        assert!(s
+            .append("p", "t", (6, b"{}", None), one)
+            .unwrap()
+            .judged
+            .is_none());
         // Nor are they seen by another project.
-        s.hold("q", trace("t", 1), "d".into());
-        let q = s.append("q", "t", 1, b"{}", one).unwrap();
+        s.hold("q", trace("t", 1), "d".into(), None).unwrap();
+        let q = s.append("q", "t", (1, b"{}", None), one).unwrap();
         assert!(q.judged.is_none());
     }
 
     #[test]
     fn unsaved_appends_are_taken_once_and_evicted_ones_are_not_lost() {
         let s = Sessions::new(8, Duration::from_secs(60), 1 << 20);
-        s.hold("p", trace("t", 1), "d".into());
-        s.append("p", "t", 1, b"{}", one).unwrap();
+        s.hold("p", trace("t", 1), "d".into(), None).unwrap();
+        s.append("p", "t", (1, b"{}", None), one).unwrap();
         let u = Unsaved {
             request: None,
             pending: None,
@@ -642,8 +749,9 @@ mod tests {
             result: StoredAnswer::Text("{}".into()),
             at: "now".into(),
             at_ms: 1,
+            agent: None,
         };
-        let held = s.append("p", "t", 2, b"{}", one).unwrap().trace;
+        let held = s.append("p", "t", (2, b"{}", None), one).unwrap().trace;
         assert!(s.unsaved("p", &held, u.clone()).is_empty());
         let rows = s.take_unsaved();
         assert_eq!(rows.len(), 1);
@@ -654,7 +762,11 @@ mod tests {
         assert!(s.unsaved("p", &held, u.clone()).is_empty());
         let mut evicted = Vec::new();
         for i in 0..20 {
-            evicted.extend(s.hold("p", trace(&format!("x{i}"), 1), "d".into()).0);
+            evicted.extend(
+                s.hold("p", trace(&format!("x{i}"), 1), "d".into(), None)
+                    .unwrap()
+                    .0,
+            );
         }
         assert!(s.len() <= 8);
         assert!(!s.holds("p", "t"));
@@ -673,6 +785,7 @@ mod tests {
             result: StoredAnswer::Text("{}".into()),
             at: "now".into(),
             at_ms: 1,
+            agent: None,
         }
     }
 
@@ -681,7 +794,11 @@ mod tests {
         let s = Sessions::new(8, Duration::from_secs(60), 64 << 10);
         for n in 1..=3 {
             let t = trace("w", n);
-            assert!(s.hold("p", t.clone(), "d".into()).0.is_empty());
+            assert!(s
+                .hold("p", t.clone(), "d".into(), None)
+                .unwrap()
+                .0
+                .is_empty());
             assert!(s.unsaved("p", &t, sent(&format!("request {n}"))).is_empty());
         }
         let rows = s.take_unsaved();
@@ -690,11 +807,11 @@ mod tests {
         assert!(s.take_unsaved().is_empty());
         // A request not marked yet (its call still judging) leaves the last one to store.
         s.unsaved("p", &trace("w", 3), sent("request 3"));
-        s.hold("p", trace("w", 4), "d".into());
+        s.hold("p", trace("w", 4), "d".into(), None).unwrap();
         assert_eq!(s.take_unsaved()[0].body, "request 3");
         // Appends after a whole request: the grown trace is stored normalized.
         s.unsaved("p", &trace("w", 4), sent("request 4"));
-        let grown = s.append("p", "w", 4, b"{}", one).unwrap().trace;
+        let grown = s.append("p", "w", (4, b"{}", None), one).unwrap().trace;
         let mut u = sent("");
         u.request = None;
         s.unsaved("p", &grown, u.clone());
@@ -703,12 +820,16 @@ mod tests {
         assert_eq!(body["trace"]["messages"].as_array().unwrap().len(), 5);
         // Sent whole after appends: what the appends built is stored at once.
         s.unsaved("p", &grown, u);
-        let (evicted, _) = s.hold("p", trace("w", 6), "d".into());
+        let (evicted, _) = s.hold("p", trace("w", 6), "d".into(), None).unwrap();
         assert_eq!(evicted.len(), 1);
         assert!(evicted[0].body.contains("\"format\":\"tribunal\""));
         // A trace too large to hold is stored at once, as sent.
         let big = sized("big", 100 << 10);
-        assert!(s.hold("p", big.clone(), "d".into()).0.is_empty());
+        assert!(s
+            .hold("p", big.clone(), "d".into(), None)
+            .unwrap()
+            .0
+            .is_empty());
         let row = s
             .unsaved("p", &big, sent("big request"))
             .pop()
@@ -736,14 +857,15 @@ mod tests {
     fn held_bytes_stay_within_the_budget() {
         let cost = {
             let s = Sessions::new(10, Duration::from_secs(60), 1 << 30);
-            s.hold("p", sized("t0", 3000), "d".into());
+            s.hold("p", sized("t0", 3000), "d".into(), None).unwrap();
             s.bytes()
         };
         assert!(cost > 3000, "the text counts: {cost}");
         let max = cost * 7 / 2;
         let s = Sessions::new(1000, Duration::from_secs(60), max);
         for i in 0..50 {
-            s.hold("p", sized(&format!("t{i}"), 3000), "d".into());
+            s.hold("p", sized(&format!("t{i}"), 3000), "d".into(), None)
+                .unwrap();
             assert!(s.bytes() <= max, "{}", s.bytes());
         }
         assert_eq!(s.len(), 3);
@@ -755,7 +877,7 @@ mod tests {
             .unsaved("p", &sized("t47", 3000), sent("request t47"))
             .is_empty());
         let taken = s
-            .append("p", "t49", 1, b"{}", |_| {
+            .append("p", "t49", (1, b"{}", None), |_| {
                 Ok(vec![Message::new("m1", Role::Assistant, "y".repeat(2500))].into())
             })
             .unwrap();
@@ -773,11 +895,12 @@ mod tests {
         assert_eq!(s.bytes(), s.recounted());
         // Replacing a trace counts it once; a trace larger than the budget is not held.
         for _ in 0..3 {
-            s.hold("p", sized("u", 100), "d".into());
+            s.hold("p", sized("u", 100), "d".into(), None).unwrap();
         }
         assert!(s.bytes() <= max);
         assert_eq!(s.bytes(), s.recounted());
-        s.hold("p", sized("huge", 4 * cost), "d".into());
+        s.hold("p", sized("huge", 4 * cost), "d".into(), None)
+            .unwrap();
         assert!(!s.holds("p", "huge"));
         // Answers waiting for the next flush count until they are stored.
         let before = s.bytes();
@@ -820,7 +943,8 @@ mod tests {
         );
         let trace_cost = {
             let s = Sessions::new(10, Duration::from_secs(60), 1 << 30);
-            s.hold("p", Arc::new(with_calls("t", 20, 2000)), "d".into());
+            s.hold("p", Arc::new(with_calls("t", 20, 2000)), "d".into(), None)
+                .unwrap();
             s.bytes()
         };
         let max = trace_cost * 10;
@@ -828,7 +952,7 @@ mod tests {
         let mut kept_sizes = Vec::new();
         for i in 0..40 {
             let t = Arc::new(with_calls(&format!("t{i}"), 20, 2000));
-            let (_, kept) = s.hold("p", t.clone(), "d".into());
+            let (_, kept) = s.hold("p", t.clone(), "d".into(), None).unwrap();
             assert!(kept.is_none());
             let mut session = tribunal_engine::Session::resume(t.clone(), None);
             session.decide(&evaluator, Default::default());
@@ -851,7 +975,7 @@ mod tests {
         // back larger ones, counted again.
         let last = "t39";
         let mut taken = s
-            .append("p", last, 21, b"{}", |t| {
+            .append("p", last, (21, b"{}", None), |t| {
                 Ok(with_calls("x", 22, 2000).messages[t.messages.len()..]
                     .to_vec()
                     .into())

@@ -170,6 +170,42 @@ async fn shutdown_finishes_requests_in_flight() {
     assert_eq!((r.ok(), r.entries), (true, 2), "{r:?}");
 }
 
+/// An agent whose timeout is shorter than the decision hangs up while a model judge is
+/// asked: the decision is still made, logged and its trace stored with it, so the log
+/// never names a decision whose trace is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_hangs_up_during_the_decision_leaves_it_logged_and_stored() {
+    let delay = Arc::new(AtomicU64::new(600));
+    let url = model(delay.clone()).await;
+    let (mut s, token) = server_with_model_judge(&url).await;
+    let mut body = request(5000);
+    body["trace_id"] = json!("hung-up-2");
+    let sent = reqwest::Client::builder()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .unwrap()
+        .post(format!("{}/api/v1/gate", s.url))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await;
+    assert!(sent.is_err(), "the agent should have hung up");
+    let mut stored = None;
+    for _ in 0..300 {
+        if let Some(t) = s.store.get_trace("default", "hung-up-2").await.unwrap() {
+            stored = Some(t);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stored = stored.expect("the trace of the logged decision is stored");
+    assert_eq!(stored.decision.as_deref(), Some("allow"));
+    let r = tribunal_server::audit::verify(&s.store).await.unwrap();
+    // The configuration logged at start and the decision.
+    assert_eq!((r.ok(), r.entries), (true, 2), "{r:?}");
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_can_set_the_budget_and_requests_override_it() {
     let delay = Arc::new(AtomicU64::new(600));

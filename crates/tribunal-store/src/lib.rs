@@ -182,6 +182,10 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
         "SELECT agent FROM api_tokens WHERE 1 = 0",
         "ALTER TABLE api_tokens ADD COLUMN agent TEXT",
     ),
+    (
+        "SELECT agent FROM traces WHERE 1 = 0",
+        "ALTER TABLE traces ADD COLUMN agent TEXT",
+    ),
 ];
 
 /// A connection pool to the store.

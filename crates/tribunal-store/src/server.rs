@@ -38,6 +38,7 @@ pub(crate) const SCHEMA: &[&str] = &[
         decision TEXT,
         result TEXT,
         body TEXT,
+        agent TEXT,
         PRIMARY KEY (project, trace_id)
     )",
     "CREATE INDEX IF NOT EXISTS traces_dirty ON traces (dirty, last_seen_ms)",
@@ -127,6 +128,10 @@ pub struct TraceRow {
     pub result: Option<String>,
     #[serde(skip)]
     pub body: Option<String>,
+    /// For a trace the gate judged, the agent whose token began it (none for a token of
+    /// the whole project).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 /// Filters for listing traces.
@@ -375,6 +380,8 @@ impl Store {
 
     /// Records the judgement of a trace. It stays dirty when spans arrived after
     /// `judged_through_ms` (they are judged in the next round).
+    /// A gate's decision on a trace (its row's source is then `gate`) is not replaced unless
+    /// spans arrived after it: the row then holds the judgement of the spans, as `otlp`.
     pub async fn set_trace_result(
         &self,
         project: &str,
@@ -384,9 +391,9 @@ impl Store {
         judged_through_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE traces SET decision = $3, result = $4,
+            "UPDATE traces SET decision = $3, result = $4, source = 'otlp',
                 dirty = CASE WHEN last_seen_ms > $5 THEN 1 ELSE 0 END
-             WHERE project = $1 AND trace_id = $2",
+             WHERE project = $1 AND trace_id = $2 AND (source = 'otlp' OR dirty = 1)",
         )
         .bind(project)
         .bind(trace_id)
@@ -446,11 +453,24 @@ impl Store {
             self.sqlite,
             (
                 "INSERT INTO traces (project, trace_id, source, first_seen, last_seen,
-                    last_seen_ms, span_count, dirty, decision, result, body) VALUES ",
-                "($, $, 'gate', $, $, $, 0, 0, $, $, $)",
+                    last_seen_ms, span_count, dirty, decision, result, body, agent) VALUES ",
+                "($, $, 'gate', $, $, $, 0, 0, $, $, $, $)",
+                // The gate's decision takes the row (also one made of OTLP spans, so that
+                // replay judges what the gate judged); spans received after it leave the row
+                // to be judged again. A row another agent's token began is never replaced
+                // (the gate refuses such a call; this holds for servers that share the store).
                 " ON CONFLICT (project, trace_id) DO UPDATE
-                  SET last_seen = excluded.last_seen, last_seen_ms = excluded.last_seen_ms,
-                      decision = excluded.decision, result = excluded.result, body = excluded.body",
+                  SET source = 'gate',
+                      dirty = CASE WHEN traces.last_seen_ms > excluded.last_seen_ms
+                          THEN traces.dirty ELSE 0 END,
+                      last_seen = CASE WHEN traces.last_seen_ms > excluded.last_seen_ms
+                          THEN traces.last_seen ELSE excluded.last_seen END,
+                      last_seen_ms = CASE WHEN traces.last_seen_ms > excluded.last_seen_ms
+                          THEN traces.last_seen_ms ELSE excluded.last_seen_ms END,
+                      decision = excluded.decision, result = excluded.result, body = excluded.body,
+                      agent = COALESCE(traces.agent, excluded.agent)
+                  WHERE excluded.agent IS NULL OR traces.agent IS NULL
+                      OR traces.agent = excluded.agent",
             ),
             latest,
             |q, (first, r)| {
@@ -462,6 +482,7 @@ impl Store {
                     .bind(&r.decision)
                     .bind(&r.result)
                     .bind(&r.body)
+                    .bind(&r.agent)
             },
         )
         .await?;
@@ -504,6 +525,24 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(trace_from_row).transpose()
+    }
+
+    /// The agent whose token began a trace the gate judged (none when no agent's did, or
+    /// the trace is not stored).
+    pub async fn trace_agent(
+        &self,
+        project: &str,
+        trace_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT agent FROM traces WHERE project = $1 AND trace_id = $2")
+            .bind(project)
+            .bind(trace_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get("agent")?,
+            None => None,
+        })
     }
 
     /// The last entry of the decision log: (seq, hash), or (0, "") when empty.
@@ -769,6 +808,9 @@ pub struct GateTraceRow {
     pub result: String,
     pub at: String,
     pub at_ms: i64,
+    /// The agent whose token began the trace (none for a token of the whole project): no
+    /// other agent's token may replace or extend it.
+    pub agent: Option<String>,
 }
 
 /// Rows per multi-row INSERT: few statements per batch, well under the bind-parameter limits
@@ -908,7 +950,7 @@ fn token_from_row(r: &AnyRow) -> Result<TokenRecord, StoreError> {
 }
 
 const TRACE_SELECT: &str = "SELECT project, trace_id, source, first_seen, last_seen, span_count,
-    dirty, decision, result, body FROM traces t";
+    dirty, decision, result, body, agent FROM traces t";
 
 fn trace_from_row(r: &AnyRow) -> Result<TraceRow, StoreError> {
     let dirty: i64 = r.try_get("dirty")?;
@@ -923,6 +965,7 @@ fn trace_from_row(r: &AnyRow) -> Result<TraceRow, StoreError> {
         decision: r.try_get("decision")?,
         result: r.try_get("result")?,
         body: r.try_get("body")?,
+        agent: r.try_get("agent")?,
     })
 }
 

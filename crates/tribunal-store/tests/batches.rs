@@ -21,6 +21,7 @@ fn gate_row(trace: usize, i: usize) -> GateTraceRow {
         result: format!("{{\"answer\":{i}}}"),
         at: format!("2026-11-24T08:{:02}:{:02}Z", i / 60 % 60, i % 60),
         at_ms: i as i64,
+        agent: None,
     }
 }
 
@@ -152,6 +153,88 @@ async fn check(store: &Store) {
     let back = store.trace_span_events("default", "s0").await.unwrap();
     assert_eq!(back.len(), 229);
     assert!(back.iter().all(|e| e.body.ends_with("\"copy\":0}")));
+
+    // A gate decision on a trace of spans takes its row (replay then judges what the gate
+    // judged): a judgement of the spans made before it does not replace it, one of spans
+    // received after it does.
+    let s0 = |store: &Store| {
+        let store = store.clone();
+        async move { store.get_trace("default", "s0").await.unwrap().unwrap() }
+    };
+    store
+        .set_trace_result("default", "s0", "allow", "{}", 3)
+        .await
+        .unwrap();
+    assert_eq!(s0(store).await.source, "otlp");
+    let gated = GateTraceRow {
+        trace_id: "s0".into(),
+        decision: "block".into(),
+        at_ms: 10,
+        ..gate_row(0, 1)
+    };
+    store.upsert_gate_traces(&[gated]).await.unwrap();
+    let row = s0(store).await;
+    assert_eq!(
+        (row.source.as_str(), row.decision.as_deref(), row.dirty),
+        ("gate", Some("block"), false)
+    );
+    store
+        .set_trace_result("default", "s0", "allow", "{}", 3)
+        .await
+        .unwrap();
+    assert_eq!(s0(store).await.decision.as_deref(), Some("block"));
+    store
+        .insert_spans("default", &[span(0, 900, 0)], "2026-11-24T08:00:09Z", 20)
+        .await
+        .unwrap();
+    store
+        .set_trace_result("default", "s0", "allow", "{}", 20)
+        .await
+        .unwrap();
+    let row = s0(store).await;
+    assert_eq!(
+        (row.source.as_str(), row.decision.as_deref(), row.dirty),
+        ("otlp", Some("allow"), false)
+    );
+
+    // A trace an agent's token began is not replaced by another agent's; a token of the
+    // whole project replaces it and it stays the agent's; an unowned one is taken.
+    let owned = |trace: usize, i: usize, agent: Option<&str>| GateTraceRow {
+        agent: agent.map(str::to_owned),
+        ..gate_row(trace, i)
+    };
+    let body = |trace: &'static str| {
+        let store = store.clone();
+        async move {
+            let r = store.get_trace("default", trace).await.unwrap().unwrap();
+            (r.body.unwrap(), r.agent)
+        }
+    };
+    let a = Some("a".to_owned());
+    store
+        .upsert_gate_traces(&[owned(5000, 1, Some("a"))])
+        .await
+        .unwrap();
+    store
+        .upsert_gate_traces(&[owned(5000, 2, Some("b"))])
+        .await
+        .unwrap();
+    assert_eq!(body("t5000").await, ("{\"request\":1}".into(), a.clone()));
+    store
+        .upsert_gate_traces(&[owned(5000, 3, None)])
+        .await
+        .unwrap();
+    assert_eq!(body("t5000").await, ("{\"request\":3}".into(), a.clone()));
+    store
+        .upsert_gate_traces(&[owned(5001, 1, None), owned(5001, 2, Some("a"))])
+        .await
+        .unwrap();
+    assert_eq!(body("t5001").await, ("{\"request\":2}".into(), a.clone()));
+    store
+        .upsert_gate_traces(&[owned(5001, 4, Some("b"))])
+        .await
+        .unwrap();
+    assert_eq!(body("t5001").await, ("{\"request\":2}".into(), a));
 }
 
 #[tokio::test]
