@@ -69,6 +69,7 @@ enum Check {
     SendsCredential,
     NotTestEnvironment,
     PushesToNewRemote,
+    SendsKeyElsewhere,
 }
 
 const CHECKS: &[(&str, Check)] = &[
@@ -83,6 +84,52 @@ const CHECKS: &[(&str, Check)] = &[
     ("sends_credential", Check::SendsCredential),
     ("not_test_environment", Check::NotTestEnvironment),
     ("pushes_to_new_remote", Check::PushesToNewRemote),
+    ("sends_key_elsewhere", Check::SendsKeyElsewhere),
+];
+
+/// The hosts each service's keys are sent to, by the first part of the variable that names
+/// the key (`OPENAI` of `$OPENAI_API_KEY`), with their subdomains.
+const KEY_HOSTS: &[(&[&str], &[&str])] = &[
+    (&["OPENAI"], &["openai.com"]),
+    (&["ANTHROPIC"], &["anthropic.com"]),
+    (
+        &["GITHUB", "GH"],
+        &["github.com", "githubusercontent.com", "ghcr.io"],
+    ),
+    (
+        &["AWS"],
+        &["amazonaws.com", "amazonaws.com.cn", "aws.amazon.com"],
+    ),
+    (&["STRIPE"], &["stripe.com"]),
+    (&["SLACK"], &["slack.com"]),
+    (
+        &["HF", "HUGGINGFACE", "HUGGING", "HUGGINGFACEHUB"],
+        &["huggingface.co", "hf.co"],
+    ),
+    (&["GEMINI", "GOOGLE"], &["googleapis.com", "google.com"]),
+    (&["COHERE", "CO"], &["cohere.com", "cohere.ai"]),
+    (&["MISTRAL"], &["mistral.ai"]),
+    (&["GROQ"], &["groq.com"]),
+    (&["REPLICATE"], &["replicate.com"]),
+    (&["SENDGRID"], &["sendgrid.com"]),
+    (&["TWILIO"], &["twilio.com"]),
+    (
+        &["DATADOG", "DD"],
+        &["datadoghq.com", "datadoghq.eu", "ddog-gov.com"],
+    ),
+    (&["NPM"], &["npmjs.org", "npmjs.com"]),
+    (&["PYPI"], &["pypi.org"]),
+    (&["CLOUDFLARE", "CF"], &["cloudflare.com"]),
+    (&["VERCEL"], &["vercel.com"]),
+    (&["NETLIFY"], &["netlify.com"]),
+    (&["HEROKU"], &["heroku.com"]),
+    (&["DIGITALOCEAN"], &["digitalocean.com"]),
+    (&["DISCORD"], &["discord.com", "discordapp.com"]),
+    (&["TELEGRAM"], &["telegram.org"]),
+    (&["LINEAR"], &["linear.app"]),
+    (&["NOTION"], &["notion.com", "notion.so"]),
+    (&["PAGERDUTY"], &["pagerduty.com"]),
+    (&["SENTRY"], &["sentry.io"]),
 ];
 
 /// Branches a team shares, which a push must not rewrite or delete.
@@ -657,6 +704,71 @@ fn passes(check: Check, m: &str) -> bool {
         Check::SendsCredential => sends_credential(m),
         Check::NotTestEnvironment => !names_test_environment(m),
         Check::PushesToNewRemote => pushes_to_new_remote(m),
+        Check::SendsKeyElsewhere => sends_key_elsewhere(m),
+    }
+}
+
+/// Whether a command that names a service's key (`$OPENAI_API_KEY`) has an address whose
+/// host is not one of that service's (nor this machine or a private network). Without an
+/// address (`curl host/path`, written without a scheme) nothing is claimed.
+fn sends_key_elsewhere(m: &str) -> bool {
+    let mut own: Vec<&str> = Vec::new();
+    let bytes = m.as_bytes();
+    for (at, _) in m.match_indices('$') {
+        let name: String = m[at + 1..]
+            .trim_start_matches('{')
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        let prefix = name.split('_').next().unwrap_or_default();
+        if let Some((_, hosts)) = KEY_HOSTS.iter().find(|(names, _)| names.contains(&prefix)) {
+            own.extend(hosts.iter());
+        }
+    }
+    if own.is_empty() {
+        return false;
+    }
+    m.match_indices("://").any(|(at, _)| {
+        // The scheme must be a word of letters right before `://`.
+        let scheme_ok = at > 0 && bytes[at - 1].is_ascii_alphabetic();
+        let rest = &m[at + 3..];
+        let end = rest
+            .find(|c: char| c.is_whitespace() || "/?#\"'`)".contains(c))
+            .unwrap_or(rest.len());
+        let authority = &rest[..end];
+        let host = authority.rsplit('@').next().unwrap_or_default();
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.split(':').next().unwrap_or_default(),
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        scheme_ok
+            && !host.is_empty()
+            && !host.contains('$')
+            && !local_host(&host)
+            && !own
+                .iter()
+                .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+    })
+}
+
+/// This machine, a private network's address or a name only a local network resolves.
+fn local_host(host: &str) -> bool {
+    if matches!(
+        host,
+        "localhost" | "::1" | "0.0.0.0" | "host.docker.internal"
+    ) || host.ends_with(".localhost")
+        || host.ends_with(".local")
+        || host.ends_with(".internal")
+        || host.ends_with(".lan")
+        || !host.contains('.') && !host.contains(':')
+    {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) => a.is_loopback() || a.is_private() || a.is_link_local(),
+        Ok(std::net::IpAddr::V6(a)) => a.is_loopback() || (a.segments()[0] & 0xfe00) == 0xfc00,
+        Err(_) => false,
     }
 }
 
