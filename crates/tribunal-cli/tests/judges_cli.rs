@@ -144,6 +144,33 @@ fn import_export_round_trip_and_changes() {
         text(&out.stdout)
     );
 
+    // The provider's key is needed where a model judge runs, not to store its definition.
+    std::fs::write(
+        dir.join("nokey.toml"),
+        "[judges.polite]\nkind = \"llm\"\ninstructions = \"Polite? {{ outputs }}\"\noutput = \"yes_no\"\n\
+         [judges.own_key]\nkind = \"llm\"\ninstructions = \"Kind? {{ outputs }}\"\noutput = \"yes_no\"\napi_key_env = \"TRIBUNAL_TEST_UNSET_KEY\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tribunal"))
+        .args(["judges", "import", "nokey.toml", "--db", db])
+        .current_dir(dir)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("TRIBUNAL_TEST_UNSET_KEY")
+        .env_remove("TRIBUNAL_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("polite: added version 1"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stdout).contains("own_key: added version 1"),
+        "{}",
+        text(&out.stdout)
+    );
+
     // A table that does not build stores nothing, and the error names it.
     std::fs::write(
         dir.join("bad.toml"),

@@ -14,7 +14,8 @@ pub mod text;
 
 pub use error::JudgeConfigError;
 pub use registry::{
-    build_judge, build_versioned, build_versioned_as, default_judges, JudgeSpec, BUILTINS,
+    build_judge, build_versioned, build_versioned_as, check_definition, default_judges, JudgeSpec,
+    BUILTINS,
 };
 use tribunal_core::{Feedback, Pending, Trace};
 

@@ -351,6 +351,13 @@ pub fn build_versioned_as(
     crate::llm::model::with_trust(trust, || build_versioned(spec))
 }
 
+/// Checks that a definition builds as it would where it runs, without the model provider's
+/// key, which this machine may not have: a definition checked here is stored and run by a
+/// server that has it (`tribunal judges import`).
+pub fn check_definition(spec: &JudgeSpec) -> Result<(), JudgeConfigError> {
+    crate::llm::model::definition_only(|| build_versioned(spec)).map(drop)
+}
+
 pub fn build_judge(spec: &JudgeSpec) -> Result<Box<dyn Judge>, JudgeConfigError> {
     let builtin = BUILTINS
         .iter()

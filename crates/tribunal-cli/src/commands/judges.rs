@@ -120,11 +120,12 @@ pub fn run(config: Option<&Path>, cmd: JudgesCommand) -> Result<u8> {
                 })?;
             }
             let (specs, disabled) = judge_toml::declared(&file)?;
-            // Every table must build before anything is stored.
+            // Every table must build before anything is stored (the provider's key is needed
+            // where the judge runs, not here).
             for s in &specs {
                 judge_toml::check_settings(&s.params)
                     .with_context(|| format!("judges.{}", s.name))?;
-                tribunal_judges::build_versioned(s)?;
+                tribunal_judges::check_definition(s)?;
             }
             let store = rt.block_on(Store::open(&store_location(&cfg, a.db.as_deref())))?;
             for name in &disabled {

@@ -708,18 +708,22 @@ fn passes(check: Check, m: &str) -> bool {
     }
 }
 
-/// Whether a command that names a service's key (`$OPENAI_API_KEY`) has an address whose
+/// Whether a command or a line of code that names a service's key (`$OPENAI_API_KEY`,
+/// `os.environ["GITHUB_TOKEN"]`) has an address whose
 /// host is not one of that service's (nor this machine or a private network). Without an
 /// address (`curl host/path`, written without a scheme) nothing is claimed.
 fn sends_key_elsewhere(m: &str) -> bool {
     let mut own: Vec<&str> = Vec::new();
     let bytes = m.as_bytes();
-    for (at, _) in m.match_indices('$') {
-        let name: String = m[at + 1..]
-            .trim_start_matches('{')
-            .chars()
-            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
-            .collect();
+    // Every name of a key (`OPENAI_API_KEY`), however the command or the code reads it.
+    let names = m
+        .split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .filter(|w| {
+            w.rsplit('_').next().is_some_and(|last| {
+                last != *w && ["KEY", "TOKEN", "SECRET", "PASSWORD", "PAT"].contains(&last)
+            })
+        });
+    for name in names {
         let prefix = name.split('_').next().unwrap_or_default();
         if let Some((_, hosts)) = KEY_HOSTS.iter().find(|(names, _)| names.contains(&prefix)) {
             own.extend(hosts.iter());

@@ -34,6 +34,23 @@ thread_local! {
     /// The trust of the judges built on this thread now; [`ClientTrust::OPERATOR`] outside
     /// [`with_trust`].
     static TRUST: Cell<ClientTrust> = const { Cell::new(ClientTrust::OPERATOR) };
+    /// Whether the judges built on this thread now are built only to check their
+    /// definitions (see [`definition_only`]).
+    static DEFINITION_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `build` with model clients that need no key: the judges it builds check a
+/// definition that runs elsewhere (stored here, run by a server that has the provider's
+/// key), and are never asked anything.
+pub(crate) fn definition_only<T>(build: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DEFINITION_ONLY.with(|t| t.set(self.0));
+        }
+    }
+    let _restore = Restore(DEFINITION_ONLY.with(|t| t.replace(true)));
+    build()
 }
 
 /// Runs `build` with the model clients it makes set up by `trust`.
@@ -106,15 +123,26 @@ impl ModelHandle {
         if let Some(url) = s.base_url {
             config = config.with_base_url(url.to_owned());
         }
+        let definition_only = DEFINITION_ONLY.with(Cell::get);
         if let Some(var) = s.api_key_env {
             if std::env::var(var).map_or(true, |v| v.trim().is_empty()) {
-                return Err(invalid(format!(
-                    "api_key_env: the variable {var} is not set"
-                )));
+                if !definition_only {
+                    return Err(invalid(format!(
+                        "api_key_env: the variable {var} is not set"
+                    )));
+                }
+            } else {
+                config = config.with_api_key_env(var);
             }
-            config = config.with_api_key_env(var);
         }
-        let client = LlmClient::new(config.clone()).map_err(|e| invalid(e.to_string()))?;
+        let client = match LlmClient::new(config.clone()) {
+            // The key is needed where the judge runs, not here.
+            Err(tribunal_llm::LlmError::MissingApiKey { .. }) if definition_only => {
+                LlmClient::new(config.clone().with_api_key("unused"))
+            }
+            built => built,
+        }
+        .map_err(|e| invalid(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name(thread_name)
