@@ -73,7 +73,8 @@ pub struct Asked {
 /// What a gate request says of the trace.
 pub enum Steps<'a> {
     /// The whole trace so far.
-    Whole(Box<Trace>),
+    /// The trace, and whether it was named after its content (it had no id).
+    Whole(Box<Trace>, bool),
     /// Messages that continue a trace the gate holds: `messages` (raw, one per message), in
     /// `format`, start at message number `offset`.
     Append {
@@ -240,11 +241,11 @@ fn read_members<'a>(
             let t = json::from_str(t.get())
                 .map_err(|e| ApiError::new(Code::InvalidJson, format!("trace: {e}")))?;
             let named = trace_id.is_some();
-            let trace = whole_trace(&t, format, trace_id)?;
+            let (trace, by_content) = whole_trace(&t, format, trace_id)?;
             if check_ids && !named {
                 check_trace_id(&trace.id, "trace.id")?;
             }
-            Steps::Whole(Box::new(trace))
+            Steps::Whole(Box::new(trace), by_content)
         }
         (None, Some(a)) => {
             let messages: Vec<&RawValue> = serde_json::from_str(a.get()).map_err(|_| {
@@ -367,12 +368,13 @@ fn parse_head(o: &serde_json::Map<String, Value>) -> Result<Head<'_>, ApiError> 
     })
 }
 
-/// The whole trace of a request, named `trace_id` when given.
+/// The whole trace of a request, named `trace_id` when given; and whether it was named
+/// after its content instead (it had no id).
 fn whole_trace(
     trace_value: &Value,
     format: &str,
     trace_id: Option<String>,
-) -> Result<Trace, ApiError> {
+) -> Result<(Trace, bool), ApiError> {
     let mut trace = if format == "tribunal" {
         serde_json::from_value::<Trace>(trace_value.clone())
             .map_err(|e| ApiError::new(Code::InvalidTrace, format!("trace: {e}")))?
@@ -396,6 +398,7 @@ fn whole_trace(
         }
         traces.remove(0)
     };
+    let mut by_content = false;
     if let Some(id) = trace_id {
         trace.id = id;
     } else if trace.id == UNNAMED {
@@ -404,15 +407,16 @@ fn whole_trace(
             "gate-{}",
             &crate::audit::digest(trace_value.to_string().as_bytes())[..16]
         );
+        by_content = true;
     }
-    Ok(trace)
+    Ok((trace, by_content))
 }
 
 /// The trace and pending step of a stored gate request.
 pub fn stored_request(body: &str) -> Option<(Trace, Option<Pending>)> {
     let r = read_members(body.as_bytes(), None, false).ok()?;
     match r.steps {
-        Steps::Whole(t) => Some((*t, r.asked.pending)),
+        Steps::Whole(t, _) => Some((*t, r.asked.pending)),
         Steps::Append { .. } | Steps::Otlp { .. } => None,
     }
 }
@@ -761,7 +765,13 @@ async fn hold(
     let GateRequest { steps, asked } = request;
     let (project, agent) = (caller.project.as_str(), caller.agent.as_deref());
     match steps {
-        Steps::Whole(t) => {
+        Steps::Whole(mut t, by_content) => {
+            if let (true, Some(agent)) = (by_content, agent) {
+                // Traces are held per agent: two agents' traces of the same content are
+                // not one trace.
+                let named = format!("{agent}\n{}", t.id);
+                t.id = format!("gate-{}", &audit::digest(named.as_bytes())[..16]);
+            }
             let t: Arc<Trace> = Arc::from(t);
             let digest = audit::digest(bytes);
             may_begin(state, project, &t.id, agent).await?;
@@ -1112,7 +1122,7 @@ mod tests {
         let whole =
             read_request(br#"{"trace": [{"role": "user", "content": "hi"}], "trace_id": "w"}"#)
                 .unwrap();
-        let Steps::Whole(t) = whole.steps else {
+        let Steps::Whole(t, _) = whole.steps else {
             panic!("whole")
         };
         assert_eq!((t.id.as_str(), t.messages.len()), ("w", 1));

@@ -2152,6 +2152,15 @@ async fn another_agents_token_can_neither_replace_nor_extend_a_held_trace() {
     // Other agents' own traces are theirs.
     let (st, a) = gate(&s, &other, json!({"trace": &clean, "trace_id": "conv-o"})).await;
     assert_eq!(st, StatusCode::OK, "{a}");
+    // Traces without an id are named after their content, and per agent: two agents
+    // starting the same conversation each have their own.
+    let hello = json!({"trace": [{"role": "user", "content": "hi"}]});
+    let (st, a) = gate(&s, &support, hello.clone()).await;
+    let (st2, b) = gate(&s, &other, hello.clone()).await;
+    assert_eq!((st, st2), (StatusCode::OK, StatusCode::OK), "{a} {b}");
+    assert_ne!(a["trace_id"], b["trace_id"]);
+    let (_, again) = gate(&s, &support, hello).await;
+    assert_eq!(again["trace_id"], a["trace_id"]);
     s.stop().await;
 }
 
