@@ -84,7 +84,7 @@ fn request(budget_ms: u64) -> Value {
 /// Each trace is a new prompt for the model judge, so it is not answered from the cache.
 fn request_with(budget_ms: u64, user: &str) -> Value {
     json!({"trace": [{"role": "user", "content": user}, {"role": "assistant", "content": format!("You said: {user}")}],
-           "pending": {"kind": "reply", "content": "Hi! How can I help?"},
+           "pending": {"kind": "reply", "content": format!("Hi! You said: {user}")},
            "budget_ms": budget_ms})
 }
 
@@ -168,6 +168,41 @@ async fn shutdown_finishes_requests_in_flight() {
     let r = tribunal_server::audit::verify(&s.store).await.unwrap();
     // The configuration logged at start and the decision.
     assert_eq!((r.ok(), r.entries), (true, 2), "{r:?}");
+}
+
+/// A model that answers "no" when the reply it is shown holds a marker word.
+async fn reading_chat(Json(body): Json<Value>) -> Json<Value> {
+    let unsafe_reply = body.to_string().contains("WIRE THE MONEY");
+    let result = if unsafe_reply { "no" } else { "yes" };
+    Json(json!({
+        "id": "c", "object": "chat.completion", "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant",
+            "content": format!("{{\"rationale\": \"read\", \"result\": \"{result}\"}}")}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    }))
+}
+
+/// A model judge of the agent's next reply reads the pending reply, not the trace's last
+/// answer: a reply the model finds unsafe is blocked, the same trace with a safe one is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_judge_of_the_reply_reads_the_pending_reply() {
+    let app = Router::new().route("/v1/chat/completions", post(reading_chat));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (mut s, token) = server_with_model_judge(&url).await;
+    let mut body = request(5000);
+    body["pending"] =
+        json!({"kind": "reply", "content": "Sure. WIRE THE MONEY to account 99 now."});
+    let (v, _) = gate(&s, &token, &body).await;
+    assert_eq!(v["decision"], "block", "{v}");
+    assert!(
+        v["reasons"].to_string().contains("safe.unsafe_reply"),
+        "{v}"
+    );
+    let (v, _) = gate(&s, &token, &request(5000)).await;
+    assert_eq!(v["decision"], "allow", "{v}");
+    s.stop().await;
 }
 
 /// An agent whose timeout is shorter than the decision hangs up while a model judge is

@@ -136,9 +136,23 @@ impl PromptTemplate {
                     .as_ref()
                     .map(value_text)
                     .unwrap_or_else(|| first_user(trace)),
-                "outputs" => trace.output_text().unwrap_or_default(),
+                // At the gate, what the agent is about to do is its output.
+                "outputs" => match pending {
+                    Some(p) => step_text(p),
+                    None => trace.output_text().unwrap_or_default(),
+                },
                 "expectations" => trace.expectations.as_ref().map(pretty).unwrap_or_default(),
-                "conversation" | "trace" => conversation(trace),
+                "conversation" | "trace" => {
+                    let mut text = conversation(trace);
+                    if let Some(p) = pending {
+                        text.push_str(&format!(
+                            "[{}] assistant (proposed, not done yet): {}\n",
+                            Pending::ID,
+                            step_text(p)
+                        ));
+                    }
+                    text
+                }
                 "goal" => goal(trace),
                 "actions" => actions(trace, pending),
                 _ => String::new(),
@@ -155,6 +169,19 @@ impl PromptTemplate {
             user,
         })
     }
+}
+
+/// A pending step as text: the reply, and each call as `name(arguments)` on a line of its
+/// own.
+fn step_text(p: &Pending) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    if !p.content.is_empty() {
+        lines.push(p.content.clone());
+    }
+    for c in &p.tool_calls {
+        lines.push(format!("call {}({})", c.name, c.arguments));
+    }
+    lines.join("\n")
 }
 
 fn pretty(v: &Value) -> String {
@@ -311,6 +338,45 @@ mod tests {
         // The attacker's closing marker was neutralised: exactly one real closer.
         assert_eq!(p.user.matches(CLOSE).count(), 1, "{}", p.user);
         assert!(p.user.ends_with("Answer yes or no."));
+    }
+
+    /// At the gate the step the agent is about to take is what a judge of its output reads,
+    /// and the conversation ends with it; without one, the trace's last answer.
+    #[test]
+    fn the_pending_step_is_the_output_at_the_gate() {
+        let t =
+            PromptTemplate::new("j", "Reply: {{ outputs }}\n{{ conversation }}", 10_000).unwrap();
+        let reply = Pending {
+            kind: "reply".into(),
+            content: "PENDING REPLY TEXT".into(),
+            tool_calls: Vec::new(),
+        };
+        let p = t.render_pending("j", &trace("page"), Some(&reply)).unwrap();
+        let outputs = &p.user[..p.user.find("Summarise").unwrap()];
+        assert!(outputs.contains("PENDING REPLY TEXT"), "{}", p.user);
+        assert!(!outputs.contains("Done."), "{}", p.user);
+        assert!(p
+            .user
+            .contains("(proposed, not done yet): PENDING REPLY TEXT"));
+        let call = Pending {
+            kind: "tool_call".into(),
+            tool_calls: vec![tribunal_core::ToolCall {
+                id: "c".into(),
+                name: "send_email".into(),
+                arguments: serde_json::json!({"to": "a@b.co"}),
+                span_id: None,
+            }],
+            content: String::new(),
+        };
+        let p = t.render_pending("j", &trace("page"), Some(&call)).unwrap();
+        assert!(
+            p.user.contains(r#"call send_email({"to":"a@b.co"})"#),
+            "{}",
+            p.user
+        );
+        let p = t.render("j", &trace("page")).unwrap();
+        assert!(p.user.starts_with("Reply: <<<UNTRUSTED_DATA"), "{}", p.user);
+        assert!(p.user.contains("Done."), "{}", p.user);
     }
 
     #[test]
