@@ -354,6 +354,23 @@ fn unusable_answers_and_server_errors_make_no_preference() {
     }
 }
 
+/// An input with nothing in it is an error, in both modes, and writes no records.
+#[test]
+fn an_empty_input_is_an_error() {
+    for compare in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.jsonl"), "").unwrap();
+        let (url, _) = server(critic);
+        let c = fixture();
+        let extra: &[&str] = if compare { &["--compare"] } else { &[] };
+        let out = tribunal(dir.path(), &critique_args(&url, c.to_str().unwrap(), extra));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("t.jsonl: no "), "{err}");
+        assert!(!dir.path().join("out.jsonl").exists(), "{err}");
+    }
+}
+
 fn pairs(path: &Path) {
     let rows = [
         json!({"prompt": "q1", "chosen": "a careful answer", "rejected": "a rude answer"}),

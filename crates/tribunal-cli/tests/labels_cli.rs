@@ -71,11 +71,15 @@ fn people_label(db: &str) {
         let (agent, admin, ann, ann2) = (token("agent").await, token("admin").await, token("annotator").await, token("annotator").await);
         for i in 0..40 {
             let days = (i * 7) % 60;
+            // The reply the gate judged is the trace's reply.
             call(&url, &agent, "/api/v1/gate", json!({"trace_id": format!("r{i:02}"), "trace": [
-                {"role": "user", "content": format!("refund request after {days} days (case {i})")},
-                {"role": "assistant", "content": "Refund approved."}
-            ], "pending": {"kind": "reply", "content": "Anything else?"}})).await;
+                {"role": "user", "content": format!("refund request after {days} days (case {i})")}
+            ], "pending": {"kind": "reply", "content": "Refund approved."}})).await;
         }
+        // A trace whose step was a tool call: it has no reply to compare.
+        call(&url, &agent, "/api/v1/gate", json!({"trace_id": "noreply", "trace": [
+            {"role": "user", "content": "where is order 7?"}
+        ], "pending": {"name": "lookup_order", "arguments": {"id": "7"}}})).await;
         call(&url, &admin, "/api/v1/label-schemas", json!({"name": "refund_ok", "type": "pass_fail", "judge": "refund", "comment": true})).await;
         // The judge said yes to every refund when the queue was filled.
         let items: Vec<Value> = (0..40).map(|i| json!({"trace": format!("r{i:02}"), "judge_value": true})).collect();
@@ -96,10 +100,11 @@ fn people_label(db: &str) {
         call(&url, &admin, "/api/v1/queues", json!({"id": "pairs", "schema": "better", "overlap": 2, "items": [
             {"id": "p1", "pair": {"prompt": "Greet me", "a": {"text": "Hello there!"}, "b": {"text": "What."}}},
             {"id": "p2", "pair": {"a": {"trace": "r01"}, "b": {"text": "No refunds, ever."}}},
-            {"id": "p3", "pair": {"prompt": "Sum 2+2", "a": {"text": "4"}, "b": {"text": "four"}}}
+            {"id": "p3", "pair": {"prompt": "Sum 2+2", "a": {"text": "4"}, "b": {"text": "four"}}},
+            {"id": "p4", "pair": {"a": {"trace": "noreply"}, "b": {"text": "Order 7 is on its way."}}}
         ]})).await;
-        for (person, answers) in [(&ann, ["a", "a", "tie"]), (&ann2, ["a", "a", "b"])] {
-            for _ in 0..3 {
+        for (person, answers) in [(&ann, ["a", "a", "tie", "b"]), (&ann2, ["a", "a", "b", "b"])] {
+            for _ in 0..4 {
                 let v = call(&url, person, "/api/v1/queues/pairs/next", json!({})).await;
                 let item = v["item"].as_str().unwrap().to_owned();
                 let k: usize = item[1..].parse::<usize>().unwrap() - 1;
@@ -126,7 +131,7 @@ fn labels_from_the_servers_queues_feed_align_exports_and_preferences() {
         "{said}"
     );
     assert!(
-        said.contains("pairs  schema better  3 items × 2  6 labels  2 settled"),
+        said.contains("pairs  schema better  4 items × 2  8 labels  3 settled"),
         "{said}"
     );
 
@@ -234,7 +239,7 @@ fn labels_from_the_servers_queues_feed_align_exports_and_preferences() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr)
-            .contains("2 preference records (2 added, 0 already stored); 1 pairs not settled"),
+            .contains("2 preference records (2 added, 0 already stored); 2 pairs not settled, or with a side whose trace is not stored or has no reply"),
         "{}",
         text(&out.stderr)
     );

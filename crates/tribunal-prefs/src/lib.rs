@@ -28,6 +28,8 @@ mod rng;
 pub use constitution::{Constitution, ConstitutionError, Principle};
 pub use eval::{best_of_n, evaluate, holdout_split, Accuracy, BestOfN, BestOfNGroup, Evaluation};
 pub use features::FeatureSettings;
-pub use formats::{export, import, ExportError, Format, ImportError, Imported, RejectedRow};
+pub use formats::{
+    export, import, ExportError, Exported, Format, ImportError, Imported, RejectedRow,
+};
 pub use model::{ModelError, RewardModel, TrainSettings, TrainSummary};
 pub use record::{Message, PreferenceRecord, Provenance, ProvenanceKind, Turns};

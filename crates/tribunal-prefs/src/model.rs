@@ -37,6 +37,8 @@ pub enum ModelError {
     Settings(String),
     #[error("no pairs to train on")]
     NoPairs,
+    #[error("training diverged in epoch {epoch} (the loss or a weight is no longer a finite number); no model is written: lower the learning rate or raise l2")]
+    Diverged { epoch: usize },
 }
 
 /// How the weights move.
@@ -329,7 +331,7 @@ impl RewardModel {
         let mut order: Vec<usize> = (0..pairs.len()).collect();
         let mut step: i32 = 0;
         let mut epoch_loss = Vec::with_capacity(settings.epochs);
-        for _ in 0..settings.epochs {
+        for epoch in 1..=settings.epochs {
             rng.shuffle(&mut order);
             let mut total = 0.0;
             for &k in &order {
@@ -357,9 +359,17 @@ impl RewardModel {
                     }
                 }
             }
+            if !total.is_finite() || w.iter().any(|x| !x.is_finite()) {
+                return Err(ModelError::Diverged { epoch });
+            }
             epoch_loss.push(total / pairs.len() as f64);
         }
         let final_loss = objective_value(&pairs, w, settings.l2);
+        if !final_loss.is_finite() {
+            return Err(ModelError::Diverged {
+                epoch: settings.epochs,
+            });
+        }
         model.training = Some(TrainSummary {
             data_hash: data_hash(records)?,
             pairs: pairs.len(),

@@ -178,6 +178,21 @@ pub struct PreferenceRecord {
 }
 
 impl PreferenceRecord {
+    /// The same preference stated the other way round: the replies (and their scores)
+    /// swapped, the soft label `1 - p`; a margin, which measures how much better `chosen`
+    /// is, no longer applies and is dropped.
+    pub fn turned(&self) -> PreferenceRecord {
+        PreferenceRecord {
+            chosen: self.rejected.clone(),
+            rejected: self.chosen.clone(),
+            soft_label: self.soft_label.map(|p| 1.0 - p),
+            margin: None,
+            score_chosen: self.score_rejected,
+            score_rejected: self.score_chosen,
+            ..self.clone()
+        }
+    }
+
     pub fn new(prompt: Turns, chosen: Turns, rejected: Turns) -> Self {
         PreferenceRecord {
             prompt,

@@ -263,13 +263,26 @@ fn critique(a: CritiqueArgs) -> Result<u8> {
     if let Some(w) = &mut run.log {
         w.flush()?;
     }
+    if run.counts.items == 0 && read_errors == 0 {
+        anyhow::bail!(
+            "{}: no {} in it",
+            a.input.display(),
+            if a.compare {
+                "preference pair"
+            } else {
+                "trace"
+            }
+        );
+    }
     match &a.output {
         Some(p) => {
             let f = File::create(p).with_context(|| format!("creating {}", p.display()))?;
             tribunal_prefs::export(&run.records, Format::Jsonl, BufWriter::new(f))
                 .with_context(|| format!("writing {}", p.display()))?;
         }
-        None => tribunal_prefs::export(&run.records, Format::Jsonl, std::io::stdout().lock())?,
+        None => {
+            tribunal_prefs::export(&run.records, Format::Jsonl, std::io::stdout().lock())?;
+        }
     }
     let c = &run.counts;
     eprintln!(

@@ -52,16 +52,19 @@ async fn side_text(
     let Some(trace) = &side.trace else {
         return Ok(None);
     };
+    // A trace without a reply (no answer, or an empty one) gives none.
     Ok(super::labels::trace_text(store, project, trace)
         .await?
-        .map(|(_, out)| match out {
-            serde_json::Value::String(s) => s,
-            other => other.to_string(),
+        .and_then(|(_, out)| match out {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) if s.trim().is_empty() => None,
+            serde_json::Value::String(s) => Some(s),
+            other => Some(other.to_string()),
         }))
 }
 
 /// The records a pairwise queue's settled labels make, and how many pairs gave none (not
-/// settled, or a side whose trace is not stored).
+/// settled, or a side whose trace is not stored or has no reply).
 async fn from_queue(
     store: &Store,
     project: &str,
@@ -288,14 +291,9 @@ pub fn run(config: Option<&Path>, cmd: PrefsCommand) -> Result<u8> {
             }
             let file = File::create(&a.output)
                 .with_context(|| format!("creating {}", a.output.display()))?;
-            tribunal_prefs::export(&records, a.format, BufWriter::new(file))
+            let done = tribunal_prefs::export(&records, a.format, BufWriter::new(file))
                 .with_context(|| format!("writing {}", a.output.display()))?;
-            eprintln!(
-                "{} records written to {} as {}",
-                records.len(),
-                a.output.display(),
-                a.format
-            );
+            say_exported(&done, &a.output, a.format);
             Ok(0)
         }
         PrefsCommand::FromQueue(a) => {
@@ -321,7 +319,7 @@ pub fn run(config: Option<&Path>, cmd: PrefsCommand) -> Result<u8> {
                 anyhow::Ok((records, left, done))
             })?;
             eprintln!(
-                "queue {}: {} preference records ({} added, {} already stored); {left} pairs not settled or without their traces",
+                "queue {}: {} preference records ({} added, {} already stored); {left} pairs not settled, or with a side whose trace is not stored or has no reply",
                 a.queue,
                 records.len(),
                 done.added,
@@ -333,15 +331,31 @@ pub fn run(config: Option<&Path>, cmd: PrefsCommand) -> Result<u8> {
             let imported = read(&a.input, a.from)?;
             let file = File::create(&a.output)
                 .with_context(|| format!("creating {}", a.output.display()))?;
-            tribunal_prefs::export(&imported.records, a.to, BufWriter::new(file))
+            let done = tribunal_prefs::export(&imported.records, a.to, BufWriter::new(file))
                 .with_context(|| format!("writing {}", a.output.display()))?;
-            eprintln!(
-                "{} records written to {} as {}",
-                imported.records.len(),
-                a.output.display(),
-                a.to
-            );
+            say_exported(&done, &a.output, a.to);
             Ok(u8::from(!imported.rejected.is_empty()))
         }
+    }
+}
+
+/// Says what an export wrote, and what the format could not hold as it was.
+fn say_exported(done: &tribunal_prefs::Exported, to: &std::path::Path, format: Format) {
+    eprintln!(
+        "{} records written to {} as {format}",
+        done.written,
+        to.display()
+    );
+    if done.turned > 0 {
+        eprintln!(
+            "{} records whose soft label favours the rejected reply written with the replies swapped ({format} holds which reply is better, not by how much)",
+            done.turned
+        );
+    }
+    if done.ties_left_out > 0 {
+        eprintln!(
+            "{} ties left out ({format} cannot hold a tie; jsonl can)",
+            done.ties_left_out
+        );
     }
 }

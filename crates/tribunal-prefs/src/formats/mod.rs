@@ -181,15 +181,52 @@ pub fn import<R: BufRead>(mut reader: R, format: Format) -> Result<Imported, Imp
     Ok(out)
 }
 
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exported {
+    /// Records written.
+    pub written: usize,
+    /// Ties (`tie`, or a `soft_label` of 0.5) left out: only `jsonl` holds one.
+    pub ties_left_out: usize,
+    /// Records whose `soft_label` is below 0.5 (the rejected reply is the likelier better
+    /// one), written the other way round: the other formats hold a preference's direction,
+    /// not its strength.
+    pub turned: usize,
+}
+
 /// Writes `records` as `format`, one JSON object a line. Fails on the first record the
-/// format cannot hold (naming it and the field), before writing anything.
+/// format cannot hold (naming it and the field), before writing anything. The formats other
+/// than `jsonl` say only which reply is better: a record whose soft label favours `rejected`
+/// is written with the replies swapped, and a tie is left out; both are counted.
 pub fn export<W: Write>(
     records: &[PreferenceRecord],
     format: Format,
     mut writer: W,
-) -> Result<(), ExportError> {
+) -> Result<Exported, ExportError> {
     let mut rows = Vec::with_capacity(records.len());
+    let mut done = Exported::default();
     for (i, r) in records.iter().enumerate() {
+        let turned;
+        let r = if format == Format::Jsonl {
+            r
+        } else {
+            match r.soft_label {
+                _ if r.tie => {
+                    done.ties_left_out += 1;
+                    continue;
+                }
+                Some(p) if p == 0.5 => {
+                    done.ties_left_out += 1;
+                    continue;
+                }
+                Some(p) if p < 0.5 => {
+                    turned = r.turned();
+                    done.turned += 1;
+                    &turned
+                }
+                _ => r,
+            }
+        };
         let row = match format {
             Format::Trl => trl::write(r, true),
             Format::TrlImplicit => trl::write(r, false),
@@ -204,12 +241,13 @@ pub fn export<W: Write>(
             reason,
         })?);
     }
-    for row in rows {
+    for row in &rows {
         writer.write_all(row.as_bytes())?;
         writer.write_all(b"\n")?;
     }
     writer.flush()?;
-    Ok(())
+    done.written = rows.len();
+    Ok(done)
 }
 
 /// A field-level failure: the field's name and why.

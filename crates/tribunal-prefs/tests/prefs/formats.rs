@@ -261,6 +261,78 @@ fn export_refuses_what_the_format_cannot_hold() {
     assert!(err.to_string().contains("margin"), "{err}");
 }
 
+/// Formats that say only which reply is better never state a preference the other way
+/// round: a soft label below 0.5 is written with the replies swapped, a tie is left out,
+/// both counted; jsonl keeps them as they are.
+#[test]
+fn soft_labels_and_ties_keep_their_direction_in_every_format() {
+    let mut favours_rejected = PreferenceRecord::new(
+        Turns::Text("Which is better? ".into()),
+        Turns::Text("worse".into()),
+        Turns::Text("better".into()),
+    );
+    favours_rejected.soft_label = Some(0.1);
+    favours_rejected.margin = Some(2.0);
+    let mut tie = PreferenceRecord::new(
+        Turns::Text("Pick one: ".into()),
+        Turns::Text("one".into()),
+        Turns::Text("two".into()),
+    );
+    tie.tie = true;
+    let mut half = tie.clone();
+    half.tie = false;
+    half.soft_label = Some(0.5);
+    let plain = PreferenceRecord::new(
+        Turns::Text("Rate this: ".into()),
+        Turns::Text("good".into()),
+        Turns::Text("bad".into()),
+    );
+    let all = [favours_rejected, tie, half, plain];
+    for format in [Format::Trl, Format::HhRlhf, Format::TrlImplicit] {
+        let mut out = Vec::new();
+        let done = export(&all, format, &mut out).expect("export");
+        assert_eq!(
+            (done.written, done.turned, done.ties_left_out),
+            (2, 1, 2),
+            "{format}"
+        );
+        let back = import(out.as_slice(), format).expect("import").records;
+        let replies = |t: &Turns| match t {
+            Turns::Text(s) => s.clone(),
+            Turns::Messages(m) => m.last().map(|m| m.content.clone()).unwrap_or_default(),
+        };
+        let pairs: Vec<(String, String)> = back
+            .iter()
+            .map(|r| (replies(&r.chosen), replies(&r.rejected)))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("better".into(), "worse".into()),
+                ("good".into(), "bad".into())
+            ],
+            "{format}"
+        );
+    }
+    let mut out = Vec::new();
+    let done = export(&all, Format::Jsonl, &mut out).expect("export");
+    assert_eq!((done.written, done.turned, done.ties_left_out), (4, 0, 0));
+}
+
+/// Text that would not split back into the same prompt and replies cannot be written with
+/// an implicit prompt (here the prompt does not end at a space and the replies begin alike).
+#[test]
+fn implicit_prompts_refuse_replies_that_begin_alike() {
+    let r = PreferenceRecord::new(
+        Turns::Text("Hello".into()),
+        Turns::Text("Hi there".into()),
+        Turns::Text("Hi you".into()),
+    );
+    let err = export(&[r.clone()], Format::TrlImplicit, Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("\"HelloHi \""), "{err}");
+    assert!(export(&[r], Format::Trl, Vec::new()).is_ok());
+}
+
 #[test]
 fn content_id_is_stable_and_ignores_labels() {
     let recs = records("records.jsonl", Format::Jsonl);

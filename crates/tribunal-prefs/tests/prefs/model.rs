@@ -121,6 +121,38 @@ fn training_learns_a_preference_length_cannot_explain() {
     }
 }
 
+/// Training that diverges (a learning rate far too large) is an error naming the epoch,
+/// never a model of non-finite weights that cannot be loaded again.
+#[test]
+fn training_that_diverges_is_an_error() {
+    let train = synthetic(200, 11);
+    for optimizer in [
+        Optimizer::Sgd {
+            learning_rate: 1e300,
+        },
+        Optimizer::Adam {
+            learning_rate: 1e300,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+        },
+    ] {
+        let err = RewardModel::train(
+            &train,
+            &TrainSettings {
+                optimizer,
+                ..small()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, tribunal_prefs::ModelError::Diverged { .. }),
+            "{optimizer:?}: {err}"
+        );
+        assert!(err.to_string().contains("diverged"), "{err}");
+    }
+}
+
 #[test]
 fn save_and_load_keep_scores_and_settings() {
     let recs = synthetic(40, 2);

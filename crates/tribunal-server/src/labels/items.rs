@@ -311,21 +311,18 @@ fn run_shown(run: &str, r: &tribunal_store::ResultRecord) -> Value {
     })
 }
 
-/// A stored trace as the trace model (`null` when the store does not have it).
+/// A stored trace as the trace model (`null` when the store does not have it), a gate
+/// trace ending with the step the gate judged (message `pending`).
 pub async fn stored_trace(store: &Store, project: &str, trace: &str) -> Result<Value, ApiError> {
-    Ok(match store.get_trace(project, trace).await? {
-        Some(row) => match row.source.as_str() {
-            "otlp" => crate::scorer::assemble(store, project, trace)
-                .await?
-                .map(|t| json!(t))
-                .unwrap_or(Value::Null),
-            _ => row
-                .body
-                .as_deref()
-                .and_then(crate::gate::stored_request)
-                .map(|(t, _)| json!(t))
-                .unwrap_or(Value::Null),
-        },
+    let Some(row) = store.get_trace(project, trace).await? else {
+        return Ok(Value::Null);
+    };
+    Ok(match crate::api::stored_trace(store, &row).await? {
+        // A trace the gate judged ends with the step it judged: that is what people label.
+        Some((mut t, pending)) => {
+            t.messages.extend(pending.map(|p| p.as_message()));
+            json!(t)
+        }
         None => Value::Null,
     })
 }
