@@ -209,3 +209,32 @@ fn check_given_a_file_of_traces_names_the_command_for_it() {
         text(&out.stderr)
     );
 }
+
+/// A mistyped `--db` given to a command that reads the store is an error naming the path:
+/// no empty store is made and reported as holding nothing, and an export does not
+/// overwrite its output.
+#[test]
+fn a_store_that_is_not_there_is_an_error_for_commands_that_read_it() {
+    let dir = setup("");
+    std::fs::write(dir.path().join("judges.toml"), "[judges.kept]\n").unwrap();
+    for args in [
+        &["runs", "list", "--db", "typo.db"][..],
+        &["labels", "list", "--db", "typo.db"],
+        &["judges", "export", "--db", "typo.db", "-o", "judges.toml"],
+        &[
+            "prefs", "export", "--format", "jsonl", "-o", "p.jsonl", "--db", "typo.db",
+        ],
+        &["judges", "report", "tone", "--db", "typo.db"],
+    ] {
+        let out = tribunal(dir.path(), args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("typo.db: no store there"), "{args:?}: {err}");
+        assert!(!dir.path().join("typo.db").exists(), "{args:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("judges.toml")).unwrap(),
+        "[judges.kept]\n"
+    );
+    assert!(!dir.path().join("p.jsonl").exists());
+}

@@ -142,7 +142,7 @@ pub fn usage_line(what: &str, u: &Usage, price: Option<&[f64]>) -> String {
 
 pub fn run_align(store_at: &str, a: AlignArgs) -> Result<u8> {
     let rt = super::runtime()?;
-    let store = rt.block_on(Store::open(store_at))?;
+    let store = rt.block_on(super::open_existing(store_at))?;
     let labels = labels_for(a.labels.as_deref())?;
     let run = rt.block_on(tuning::align_judge(
         &store,
@@ -219,7 +219,7 @@ pub fn run_align(store_at: &str, a: AlignArgs) -> Result<u8> {
 
 pub fn run_calibrate(store_at: &str, a: CalibrateArgs) -> Result<u8> {
     let rt = super::runtime()?;
-    let store = rt.block_on(Store::open(store_at))?;
+    let store = rt.block_on(super::open_existing(store_at))?;
     let labels = labels_for(a.labels.as_deref())?;
     let run = rt.block_on(tuning::calibrate_judge(
         &store,
@@ -277,7 +277,7 @@ pub fn run_calibrate(store_at: &str, a: CalibrateArgs) -> Result<u8> {
 
 pub fn run_report(store_at: &str, a: ReportArgs) -> Result<u8> {
     let rt = super::runtime()?;
-    let store = rt.block_on(Store::open(store_at))?;
+    let store = rt.block_on(super::open_existing(store_at))?;
     let versions = rt.block_on(store.judge_versions(&a.project, &a.name))?;
     if versions.is_empty() {
         bail!("no stored judge {:?} in project {:?}", a.name, a.project);
@@ -458,7 +458,7 @@ fn hybrid_report(rt: &tokio::runtime::Runtime, store: &Store, a: &ReportArgs) ->
 
 pub fn run_rollback(store_at: &str, a: RollbackArgs) -> Result<u8> {
     let rt = super::runtime()?;
-    let store = rt.block_on(Store::open(store_at))?;
+    let store = rt.block_on(super::open_existing(store_at))?;
     let Some(old) = rt.block_on(store.judge_version(&a.project, &a.name, a.to))? else {
         bail!("--to: judge {} has no version {}", a.name, a.to);
     };

@@ -75,7 +75,8 @@ pub fn run(config: Option<&Path>, cmd: JudgesCommand) -> Result<u8> {
             return super::align::run_rollback(&at, a);
         }
         JudgesCommand::Export(a) => {
-            let store = rt.block_on(Store::open(&store_location(&cfg, a.db.as_deref())))?;
+            let store =
+                rt.block_on(super::open_existing(&store_location(&cfg, a.db.as_deref())))?;
             let mut rows = rt.block_on(store.latest_judge_versions(&a.project))?;
             if let Some(n) = &a.name {
                 rows.retain(|r| &r.name == n);

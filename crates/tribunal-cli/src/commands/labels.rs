@@ -8,7 +8,6 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use tribunal_core::terminal::escape as for_terminal;
-use tribunal_store::Store;
 
 #[derive(Subcommand)]
 pub enum LabelsCommand {
@@ -51,7 +50,7 @@ pub fn run(config: Option<&Path>, cmd: LabelsCommand) -> Result<u8> {
         LabelsCommand::List(a) => {
             let location = super::store_location(&cfg, a.db.as_deref());
             let all = rt.block_on(async {
-                let store = Store::open(&location).await?;
+                let store = super::open_existing(&location).await?;
                 let q = queues(&store, &a.project).await;
                 store.close().await;
                 q
@@ -82,10 +81,10 @@ pub fn run(config: Option<&Path>, cmd: LabelsCommand) -> Result<u8> {
             }
             let location = super::store_location(&cfg, a.db.as_deref());
             let q = rt.block_on(async {
-                let store = Store::open(&location).await?;
+                let store = super::open_existing(&location).await?;
                 let q = store.queue_state(&a.project, &a.queue).await;
                 store.close().await;
-                q
+                anyhow::Ok(q?)
             })?;
             let Some(q) = q else {
                 bail!("no queue {:?} in project {:?}", a.queue, a.project);

@@ -84,6 +84,22 @@ pub fn store_location(cfg: &Config, db: Option<&Path>) -> String {
     }
 }
 
+/// Opens a store a command reads from: a store file that is not there is an error, where
+/// opening it would make an empty one (a mistyped `--db` would then be reported as a store
+/// holding nothing, and an export of it would overwrite its output with nothing).
+pub async fn open_existing(location: &str) -> Result<tribunal_store::Store> {
+    if !location.contains("://")
+        && !location.starts_with("sqlite:")
+        && !Path::new(location).exists()
+    {
+        anyhow::bail!(
+            "{}: no store there (check --db or [store] path in tribunal.toml; tribunal eval, tribunal serve and the imports make one)",
+            tribunal_core::terminal::escape(location)
+        );
+    }
+    Ok(tribunal_store::Store::open(location).await?)
+}
+
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()

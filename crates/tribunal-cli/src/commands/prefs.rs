@@ -262,12 +262,12 @@ pub fn run(config: Option<&Path>, cmd: PrefsCommand) -> Result<u8> {
             let rt = super::runtime()?;
             let location = super::store_location(&cfg, a.db.as_deref());
             let rows = rt.block_on(async {
-                let store = Store::open(&location).await?;
+                let store = super::open_existing(&location).await?;
                 let rows = store
                     .preferences(a.source.as_deref(), a.subset.as_deref())
                     .await;
                 store.close().await;
-                rows
+                anyhow::Ok(rows?)
             })?;
             let mut records = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -301,7 +301,7 @@ pub fn run(config: Option<&Path>, cmd: PrefsCommand) -> Result<u8> {
             let rt = super::runtime()?;
             let location = super::store_location(&cfg, a.db.as_deref());
             let (records, left, done) = rt.block_on(async {
-                let store = Store::open(&location).await?;
+                let store = super::open_existing(&location).await?;
                 let (records, left) = from_queue(&store, &a.project, &a.queue).await?;
                 let mut rows = Vec::with_capacity(records.len());
                 for r in &records {

@@ -5,7 +5,7 @@ use super::{load_config, runtime, store_location};
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
-use tribunal_store::{clock, Store};
+use tribunal_store::clock;
 
 #[derive(Subcommand)]
 pub enum ReportCommand {
@@ -41,7 +41,7 @@ pub fn run(config: Option<&Path>, cmd: ReportCommand) -> Result<u8> {
         tribunal_server::value::since(&a.since, now).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let cfg = load_config(config)?;
     let rt = runtime()?;
-    let store = rt.block_on(Store::open(&store_location(&cfg, a.db.as_deref())))?;
+    let store = rt.block_on(super::open_existing(&store_location(&cfg, a.db.as_deref())))?;
     let r = rt.block_on(tribunal_server::value::value_report(
         &store, &a.project, &since, now,
     ))?;

@@ -5,7 +5,6 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use tribunal_core::terminal::escape as for_terminal;
-use tribunal_store::Store;
 
 #[derive(Subcommand)]
 pub enum RunsCommand {
@@ -42,7 +41,8 @@ pub fn run(config: Option<&Path>, cmd: RunsCommand) -> Result<u8> {
     match cmd {
         RunsCommand::List(a) => {
             check_format(&a.format)?;
-            let store = rt.block_on(Store::open(&store_location(&cfg, a.db.as_deref())))?;
+            let store =
+                rt.block_on(super::open_existing(&store_location(&cfg, a.db.as_deref())))?;
             let runs = rt.block_on(store.list_runs(a.limit))?;
             if a.format == "json" {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
@@ -71,7 +71,8 @@ pub fn run(config: Option<&Path>, cmd: RunsCommand) -> Result<u8> {
         }
         RunsCommand::Show(a) => {
             check_format(&a.format)?;
-            let store = rt.block_on(Store::open(&store_location(&cfg, a.db.as_deref())))?;
+            let store =
+                rt.block_on(super::open_existing(&store_location(&cfg, a.db.as_deref())))?;
             let run = rt.block_on(store.find_run(&a.id))?;
             let results = rt.block_on(store.run_results(&run.id))?;
             let errors = rt.block_on(store.run_input_errors(&run.id))?;
