@@ -245,8 +245,10 @@ impl QueueState {
                 let labels: Vec<Value> = labels
                     .iter()
                     .map(|(p, v)| {
+                        let n = note(item, p, "label");
                         json!({"person": p, "value": v,
-                            "comment": note(item, p, "label").and_then(|n| n.comment)})
+                            "at_ms": n.as_ref().map(|n| n.at_ms),
+                            "comment": n.and_then(|n| n.comment)})
                     })
                     .collect();
                 let fin = self.settled(item).map(|s| {
@@ -255,7 +257,12 @@ impl QueueState {
                     } else {
                         json!(s.by[0])
                     };
-                    json!({"value": s.value, "by": by, "how": s.how})
+                    let n = (s.how != "unanimous")
+                        .then(|| note(item, &s.by[0], "final"))
+                        .flatten();
+                    json!({"value": s.value, "by": by, "how": s.how,
+                        "at_ms": n.as_ref().map(|n| n.at_ms),
+                        "note": n.and_then(|n| n.comment)})
                 });
                 let line = json!({"queue": self.def.id, "schema": self.schema.name, "item": item,
                     "trace": it.and_then(|i| i.trace.clone()), "span": it.and_then(|i| i.span.clone()),

@@ -695,7 +695,7 @@ async fn labels_go_out_and_come_back_the_same() {
             &reviewer,
             "POST",
             &format!("/api/v1/queues/first/items/{disputed}/adjudicate"),
-            Some(json!({"value": "mid"}))
+            Some(json!({"value": "mid", "note": "the middle reading holds"}))
         )
         .await
         .0,
@@ -731,6 +731,12 @@ async fn labels_go_out_and_come_back_the_same() {
     .await;
     assert_eq!(st, 200);
     let out = out.as_str().unwrap().to_owned();
+    // Every label goes out with its time, the reviewer's final label with its note.
+    assert!(
+        out.contains(r#""note":"the middle reading holds""#),
+        "{out}"
+    );
+    assert!(!out.contains(r#""at_ms":null,"comment""#), "{out}");
     // Into the second queue, with a bad line and a line for another schema among them.
     let lines = format!("{out}not json\n{{\"item\": \"nope\", \"person\": \"x\", \"value\": \"low\"}}\n{{\"schema\": \"other\", \"item\": \"t1\", \"labels\": []}}\n");
     let (st, v) = call(
@@ -781,6 +787,57 @@ async fn labels_go_out_and_come_back_the_same() {
         (Some(0), Some(17)),
         "{v}"
     );
+    // A line that says otherwise than a label already there is refused, not counted as
+    // there; so are a key named twice and a label without a person.
+    let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let (item, person, value) = (
+        first["item"].as_str().unwrap(),
+        first["labels"][0]["person"].as_str().unwrap(),
+        &first["labels"][0]["value"],
+    );
+    let other = if *value == json!("low") {
+        json!("high")
+    } else {
+        json!("low")
+    };
+    let lines = [
+        json!({"item": item, "person": person, "value": other}).to_string(),
+        format!(r#"{{"item": "{item}", "person": "zed", "value": "low", "value": "high"}}"#),
+        json!({"item": item, "person": "", "value": value}).to_string(),
+    ];
+    let (_, v) = call(
+        &url,
+        &admin,
+        "POST",
+        "/api/v1/queues/second/import",
+        Some(json!({"lines": lines.join("\n")})),
+    )
+    .await;
+    let refused = v["refused"].as_array().unwrap();
+    assert_eq!(
+        (
+            v["imported"].as_u64(),
+            v["already_there"].as_u64(),
+            refused.len()
+        ),
+        (Some(0), Some(0), 3),
+        "{v}"
+    );
+    assert!(
+        refused[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("already labelled"),
+        "{v}"
+    );
+    assert!(
+        refused[1]["error"].as_str().unwrap().contains("twice"),
+        "{v}"
+    );
+    assert!(
+        refused[2]["error"].as_str().unwrap().contains("person"),
+        "{v}"
+    );
 
     // MLflow assessments out, and into the third queue.
     let (_, ml) = call(
@@ -812,6 +869,23 @@ async fn labels_go_out_and_come_back_the_same() {
     let (_, third) = call(&url, &reviewer, "GET", "/api/v1/queues/third/labels", None).await;
     let (_, first) = call(&url, &reviewer, "GET", "/api/v1/queues/first/labels", None).await;
     assert_eq!(third, first);
+    // The assessments' times and the reviewer's note come back with them.
+    let (_, again) = call(
+        &url,
+        &reviewer,
+        "GET",
+        "/api/v1/queues/third/export?format=mlflow",
+        None,
+    )
+    .await;
+    assert_eq!(
+        again
+            .as_str()
+            .unwrap()
+            .replace("\"queue\":\"third\"", "\"queue\":\"first\""),
+        ml,
+        "MLflow out, in, out is the same"
+    );
     // Per schema: the three queues' figures as one.
     let (st, all) = call(
         &url,

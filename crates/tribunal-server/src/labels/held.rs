@@ -40,6 +40,9 @@ pub struct Did {
     pub kind: &'static str,
     pub value: Option<String>,
     pub comment: Option<String>,
+    /// When it was done, in ms since the epoch, when that is known (an imported label keeps
+    /// its time); else now.
+    pub at_ms: Option<i64>,
 }
 
 pub async fn schema_of(state: &AppState, project: &str, name: &str) -> Result<Schema, ApiError> {
@@ -134,8 +137,8 @@ pub async fn change<T>(
                 kind: d.kind.to_owned(),
                 value: d.value,
                 comment: d.comment,
-                at: clock::rfc3339_from_ms(now),
-                at_ms: now,
+                at: clock::rfc3339_from_ms(d.at_ms.unwrap_or(now)),
+                at_ms: d.at_ms.unwrap_or(now),
                 version: change.version,
             };
             change.record(&e).await?;

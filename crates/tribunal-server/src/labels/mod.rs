@@ -402,6 +402,7 @@ pub async fn next(
                 kind: "lock",
                 value: Some(json!({"until_ms": until_ms, "gold": gold}).to_string()),
                 comment: None,
+                at_ms: None,
             });
             item = Some(h.items.get(i).cloned().unwrap_or(items::Item {
                 id: i.clone(),
@@ -473,6 +474,7 @@ pub async fn label(
             kind: "label",
             value: Some(value.to_string()),
             comment: b.comment,
+            at_ms: None,
         };
         Ok((value, vec![did]))
     })
@@ -512,6 +514,7 @@ pub async fn skip(
             kind: "skip",
             value: Some(b.reason),
             comment: None,
+            at_ms: None,
         };
         Ok(((), vec![did]))
     })
@@ -677,6 +680,7 @@ pub async fn adjudicate(
             kind: "final",
             value: Some(final_record(&value, how)),
             comment: b.note,
+            at_ms: None,
         };
         Ok(((value, how), vec![did]))
     })
@@ -734,6 +738,7 @@ async fn add(
                 kind: "add",
                 value: Some(serde_json::to_string(&item).unwrap_or_default()),
                 comment: None,
+                at_ms: None,
             });
         }
         Ok((did.len(), did))

@@ -59,6 +59,8 @@ struct Imported {
     value: Value,
     comment: Option<String>,
     final_how: Option<String>,
+    /// When it was given, when the line says (ms since the epoch).
+    at_ms: Option<i64>,
 }
 
 /// The labels a line holds for `schema` (`Ok(vec![])` for a line about something else).
@@ -97,6 +99,7 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
                 value: a.value.clone(),
                 comment: a.rationale.clone(),
                 final_how: None,
+                at_ms: None,
             })
             .collect());
     }
@@ -126,6 +129,10 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
             value: a.value,
             comment: a.rationale,
             final_how: is_final,
+            at_ms: o
+                .get("create_time_ms")
+                .and_then(Value::as_i64)
+                .filter(|ms| *ms > 0),
         }]);
     }
     let item = text("item")?.ok_or("item: expected the item's id")?;
@@ -146,6 +153,7 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
                 value: l.get("value").cloned().unwrap_or(Value::Null),
                 comment: l["comment"].as_str().map(str::to_owned),
                 final_how: None,
+                at_ms: l["at_ms"].as_i64().filter(|ms| *ms > 0),
             });
         }
         if let Some(f) = o.get("final").filter(|f| !f.is_null()) {
@@ -173,8 +181,9 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
                     item: item.clone(),
                     person: by.to_owned(),
                     value: f.get("value").cloned().unwrap_or(Value::Null),
-                    comment: None,
+                    comment: f["note"].as_str().map(str::to_owned),
                     final_how: Some(how.to_owned()),
+                    at_ms: f["at_ms"].as_i64().filter(|ms| *ms > 0),
                 });
             }
         }
@@ -188,6 +197,7 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
         value: o.get("value").cloned().ok_or("value: expected the label")?,
         comment: text("comment")?,
         final_how: None,
+        at_ms: o.get("at_ms").and_then(Value::as_i64).filter(|ms| *ms > 0),
     }])
 }
 
@@ -199,7 +209,8 @@ pub struct ImportBody {
 }
 
 /// `POST /api/v1/queues/{id}/import` (admin): `{"lines": "<JSONL>"}`. Labels go to the
-/// queue's items as given by the people they name; a label a person already gave is kept.
+/// queue's items as given by the people they name; a label a person already gave is kept
+/// (counted as already there when the line says the same, refused when it says otherwise).
 pub async fn import(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -217,7 +228,8 @@ pub async fn import(
             if line.trim().is_empty() {
                 continue;
             }
-            let labels = serde_json::from_str::<Value>(line)
+            // Read strictly: a key named twice would make one of two labels count.
+            let labels = tribunal_core::json::from_str(line)
                 .map_err(|e| format!("not JSON: {e}"))
                 .and_then(|v| read_line(&v, &h.schema.name));
             let labels = match labels {
@@ -243,9 +255,20 @@ pub async fn import(
                         continue;
                     }
                 };
+                if l.person.trim().is_empty() {
+                    refused.push(json!({"line": no, "error": "person: expected who gave the label, found an empty name"}));
+                    continue;
+                }
                 if let Some(how) = &l.final_how {
-                    if h.queue.final_label(&l.item).is_some() {
-                        kept += 1;
+                    if let Some((there, by)) = h.queue.final_label(&l.item) {
+                        if *there == value {
+                            kept += 1;
+                        } else {
+                            refused.push(json!({"line": no, "error": format!(
+                                "final: item {:?} already has the final label {there} (by {by:?}); the label there is kept, not {value}",
+                                l.item
+                            )}));
+                        }
                         continue;
                     }
                     h.queue.restore_final(&l.item, value.clone(), &l.person);
@@ -255,17 +278,21 @@ pub async fn import(
                         kind: "final",
                         value: Some(final_record(&value, how)),
                         comment: l.comment,
+                        at_ms: l.at_ms,
                     });
                     imported += 1;
                     continue;
                 }
-                if h
-                    .queue
-                    .labels_for("", &l.item, true)
-                    .iter()
-                    .any(|(p, _)| *p == l.person)
-                {
-                    kept += 1;
+                let given = h.queue.labels_for("", &l.item, true);
+                if let Some((_, there)) = given.iter().find(|(p, _)| *p == l.person) {
+                    if *there == value {
+                        kept += 1;
+                    } else {
+                        refused.push(json!({"line": no, "error": format!(
+                            "value: {:?} already labelled item {:?} {there}; the label there is kept, not {value}",
+                            l.person, l.item
+                        )}));
+                    }
                     continue;
                 }
                 h.queue.restore_label(&l.person, &l.item, value.clone());
@@ -275,6 +302,7 @@ pub async fn import(
                     kind: "label",
                     value: Some(value.to_string()),
                     comment: l.comment,
+                    at_ms: l.at_ms,
                 });
                 imported += 1;
             }
