@@ -109,10 +109,16 @@ impl Schema {
     pub fn value(&self, v: &Value) -> Result<Value, SchemaError> {
         match (&self.kind, v) {
             (Kind::PassFail, Value::Bool(_)) => Ok(v.clone()),
-            (Kind::PassFail, Value::String(s)) if s == "pass" || s == "fail" => {
-                Ok(Value::Bool(s == "pass"))
+            // A `yes_no` judge's answers are pass and fail.
+            (Kind::PassFail, Value::String(s))
+                if matches!(s.as_str(), "pass" | "fail" | "yes" | "no") =>
+            {
+                Ok(Value::Bool(s == "pass" || s == "yes"))
             }
-            (Kind::PassFail, _) => err("value", "expected true or false (or \"pass\" / \"fail\")"),
+            (Kind::PassFail, _) => err(
+                "value",
+                "expected true or false (or \"pass\" / \"fail\", \"yes\" / \"no\")",
+            ),
             (
                 Kind::Categorical {
                     options,
@@ -207,6 +213,10 @@ mod tests {
         let pf = schema(json!({"type": "pass_fail"}));
         assert_eq!(pf.value(&json!(true)).unwrap(), json!(true));
         assert_eq!(pf.value(&json!("pass")).unwrap(), json!(true));
+        // A yes_no judge's answers.
+        assert_eq!(pf.value(&json!("yes")).unwrap(), json!(true));
+        assert_eq!(pf.value(&json!("no")).unwrap(), json!(false));
+        assert!(pf.value(&json!("maybe")).is_err());
         assert_eq!(pf.value(&json!("true")).unwrap_err().field, "value");
         let cat = schema(
             json!({"type": "categorical", "options": ["good", "bad", "ugly"], "multiple": true}),

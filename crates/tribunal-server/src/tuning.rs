@@ -144,8 +144,12 @@ pub async fn judge_labels(
     project: &str,
     judge: &str,
 ) -> Result<(Vec<LabelRecord>, Value)> {
-    let mut out = Vec::new();
+    let mut out: Vec<LabelRecord> = Vec::new();
     let (mut queues_used, mut without_trace, mut unsettled) = (Vec::new(), 0usize, 0usize);
+    // One label per trace: a trace labelled in several queues would otherwise count twice,
+    // and could fall in both the train and the held-out part.
+    let mut by_trace: std::collections::HashMap<String, usize> = Default::default();
+    let (mut again, mut conflicting) = (0usize, std::collections::BTreeSet::new());
     for q in queues(store, project).await? {
         if q.schema.judge.as_deref() != Some(judge) {
             continue;
@@ -160,10 +164,19 @@ pub async fn judge_labels(
                 without_trace += 1;
                 continue;
             };
+            if let Some(&at) = by_trace.get(&trace) {
+                if out[at].label == s.value {
+                    again += 1;
+                } else {
+                    conflicting.insert(at);
+                }
+                continue;
+            }
             let Some((inputs, outputs)) = trace_text(store, project, &trace).await? else {
                 without_trace += 1;
                 continue;
             };
+            by_trace.insert(trace.clone(), out.len());
             let comment = s.by.iter().find_map(|p| {
                 q.notes
                     .get(&(item.to_owned(), p.clone(), "label".to_owned()))
@@ -183,7 +196,18 @@ pub async fn judge_labels(
     if queues_used.is_empty() {
         bail!("no labeling queue of project {project:?} has a schema tied to judge {judge:?}; tie a schema to it (\"judge\": {judge:?}) and label, or give --labels FILE");
     }
-    let about = json!({"queues": queues_used, "settled": out.len(), "not_settled": unsettled, "without_stored_trace": without_trace});
+    // A trace people labelled one way in one queue and another way in another is left out.
+    let out: Vec<LabelRecord> = out
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !conflicting.contains(i))
+        .map(|(_, r)| r)
+        .collect();
+    let mut about = json!({"queues": queues_used, "settled": out.len(), "not_settled": unsettled, "without_stored_trace": without_trace});
+    if again > 0 || !conflicting.is_empty() {
+        about["same_trace_again"] = json!(again);
+        about["conflicting_traces_left_out"] = json!(conflicting.len());
+    }
     Ok((out, about))
 }
 

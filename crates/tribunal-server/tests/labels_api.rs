@@ -448,3 +448,111 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
     assert_eq!(fin["final"]["value"], "no", "{fin}");
     s.stop().await;
 }
+
+/// The labels a judge is aligned on: a `yes_no` judge's answers fit a `pass_fail` schema,
+/// and a trace labelled in several queues tied to the judge counts once (twice the same:
+/// once; two different labels: left out, counted), so it cannot fall in both the train and
+/// the held-out part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_labelled_in_two_queues_is_one_label_for_alignment() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let (admin, agent, person) = (
+        s.token("default", "admin").await,
+        s.token("default", "agent").await,
+        s.token("default", "annotator").await,
+    );
+    for i in 0..3 {
+        let (st, v) = call(
+            &s.url,
+            &agent,
+            "POST",
+            "/api/v1/gate",
+            Some(json!({"trace_id": format!("t{i}"),
+            "trace": [{"role": "user", "content": format!("question {i}")}],
+            "pending": {"kind": "reply", "content": format!("answer {i}")}})),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let schema = json!({"name": "polite", "type": "pass_fail", "judge": "tone"});
+    assert_eq!(
+        call(
+            &s.url,
+            &admin,
+            "POST",
+            "/api/v1/label-schemas",
+            Some(schema)
+        )
+        .await
+        .0,
+        201
+    );
+    for (q, labels) in [("a", [true, true, true]), ("b", [true, false, true])] {
+        let items: Vec<Value> = (0..3)
+            .map(|i| json!({"trace": format!("t{i}"), "judge_value": "yes"}))
+            .collect();
+        let (st, v) = call(
+            &s.url,
+            &admin,
+            "POST",
+            "/api/v1/queues",
+            Some(json!({"id": q, "schema": "polite", "items": items})),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+        loop {
+            let (_, v) = call(
+                &s.url,
+                &person,
+                "POST",
+                &format!("/api/v1/queues/{q}/next"),
+                None,
+            )
+            .await;
+            let Some(item) = v["item"].as_str() else {
+                break;
+            };
+            let i: usize = item[1..].parse().unwrap();
+            let (st, r) = call(
+                &s.url,
+                &person,
+                "POST",
+                &format!("/api/v1/queues/{q}/items/{item}/label"),
+                Some(json!({"value": labels[i]})),
+            )
+            .await;
+            assert_eq!(st, 201, "{r}");
+        }
+        // The judge's yes fits the pass_fail schema: it is compared with the people.
+        let (_, f) = call(
+            &s.url,
+            &admin,
+            "GET",
+            &format!("/api/v1/queues/{q}/agreement"),
+            None,
+        )
+        .await;
+        assert_eq!(f["judge"]["judge_values_not_fitting_the_schema"], 0, "{f}");
+    }
+    for _ in 0..200 {
+        if s.store.get_trace("default", "t2").await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (labels, about) = tribunal_server::tuning::judge_labels(&s.store, "default", "tone")
+        .await
+        .unwrap();
+    let ids: HashSet<&str> = labels.iter().map(|l| l.id.as_str()).collect();
+    assert_eq!(labels.len(), 2, "{about}");
+    assert!(!ids.contains("t1"), "{about}");
+    assert_eq!(
+        (
+            about["same_trace_again"].as_u64(),
+            about["conflicting_traces_left_out"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "{about}"
+    );
+    s.stop().await;
+}
