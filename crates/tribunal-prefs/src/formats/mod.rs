@@ -211,11 +211,7 @@ pub fn export<W: Write>(
             r
         } else {
             match r.soft_label {
-                _ if r.tie => {
-                    done.ties_left_out += 1;
-                    continue;
-                }
-                Some(p) if p == 0.5 => {
+                _ if r.tie || r.soft_label == Some(0.5) => {
                     done.ties_left_out += 1;
                     continue;
                 }

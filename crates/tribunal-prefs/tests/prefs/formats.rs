@@ -328,7 +328,7 @@ fn implicit_prompts_refuse_replies_that_begin_alike() {
         Turns::Text("Hi there".into()),
         Turns::Text("Hi you".into()),
     );
-    let err = export(&[r.clone()], Format::TrlImplicit, Vec::new()).unwrap_err();
+    let err = export(std::slice::from_ref(&r), Format::TrlImplicit, Vec::new()).unwrap_err();
     assert!(err.to_string().contains("\"HelloHi \""), "{err}");
     assert!(export(&[r], Format::Trl, Vec::new()).is_ok());
 }

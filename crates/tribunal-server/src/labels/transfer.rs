@@ -335,7 +335,8 @@ mod tests {
                 person: "ann".into(),
                 value: json!("yes"),
                 comment: Some("fine".into()),
-                final_how: None
+                final_how: None,
+                at_ms: None,
             }]
         );
         let export = json!({"schema": "helpful", "item": "t2", "labels": [{"person": "a", "value": "no"}],
