@@ -132,6 +132,11 @@ pub fn read_item(v: &Value, at: &str) -> Result<Item, String> {
             };
             let a = side(o.get("a").unwrap_or(&Value::Null), &format!("{at}.pair.a"))?;
             let b = side(o.get("b").unwrap_or(&Value::Null), &format!("{at}.pair.b"))?;
+            if a == b {
+                return Err(format!(
+                    "{at}.pair.b: the same as a; a pair asks which of two outputs is better"
+                ));
+            }
             Some(Pair { prompt, a, b })
         }
     };
@@ -230,6 +235,10 @@ mod tests {
             ),
             (json!({"pair": {"a": {"text": "x"}}}), "items[0].pair.b:"),
             (json!({"trace": ""}), "items[0].trace: expected an id"),
+            (
+                json!({"pair": {"a": {"text": "same"}, "b": {"text": "same"}}}),
+                "items[0].pair.b: the same as a",
+            ),
         ] {
             let e = read_item(&bad, "items[0]").unwrap_err();
             assert!(e.starts_with(says), "{bad}: {e}");

@@ -956,6 +956,32 @@ async fn every_labeling_route_keeps_to_its_roles() {
         .0,
         201
     );
+    // People who cannot work on the queue are refused, named by their place.
+    let viewer_id = tribunal_server::auth::authenticate(
+        &s.store,
+        Some(&format!("Bearer {}", tokens["viewer"])),
+    )
+    .await
+    .unwrap()
+    .token_id;
+    for who in [json!("tok_nobody"), json!(viewer_id)] {
+        let (st, v) = call(
+            &url,
+            &admin,
+            "POST",
+            "/api/v1/queues",
+            Some(json!({"id": "q0", "schema": "ok", "items": ["t1"], "people": [&member_id, who]})),
+        )
+        .await;
+        assert_eq!(st, 400, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("people[1]:"),
+            "{v}"
+        );
+    }
     let (st, v) = call(&url, &admin, "POST", "/api/v1/queues", Some(json!({"id": "q", "schema": "ok", "items": ["t1", "t2"], "people": [member_id], "blind": true}))).await;
     assert_eq!(st, 201, "{v}");
     let (_, v) = call(&url, &member, "POST", "/api/v1/queues/q/next", None).await;

@@ -174,6 +174,12 @@ pub fn import<R: BufRead>(mut reader: R, format: Format) -> Result<Imported, Imp
             Format::Jsonl => jsonl::read(&row),
         };
         match parsed {
+            // Two identical replies say nothing about which is better.
+            Ok(r) if r.chosen == r.rejected => out.rejected.push(reject(
+                line,
+                "rejected",
+                "the same reply as chosen: a pair says which of two replies is better".into(),
+            )),
             Ok(r) => out.records.push(r),
             Err((field, reason)) => out.rejected.push(reject(line, &field, reason)),
         }

@@ -197,6 +197,23 @@ fn bad_rows_are_rejected_with_line_and_field_and_the_rest_go_in() {
         .starts_with("line 2: field `rejected`"));
 }
 
+/// A pair of the same reply twice says nothing: refused, naming the row.
+#[test]
+fn a_pair_of_identical_replies_is_rejected() {
+    let rows = concat!(
+        r#"{"prompt": "P ", "chosen": "same", "rejected": "same"}"#,
+        "\n",
+        r#"{"prompt": "P ", "chosen": "one", "rejected": "two"}"#,
+        "\n"
+    );
+    let got = import(rows.as_bytes(), Format::Trl).expect("import");
+    assert_eq!(got.records.len(), 1);
+    assert_eq!(
+        (got.rejected[0].line, got.rejected[0].field.as_str()),
+        (1, "rejected")
+    );
+}
+
 #[test]
 fn record_jsonl_names_the_bad_field() {
     let input = concat!(

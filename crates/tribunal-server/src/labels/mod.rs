@@ -195,6 +195,24 @@ pub async fn create_queue(
     if !(q.spread.is_finite() && q.spread >= 0.0) {
         return Err(ApiError::request("spread: a number of 0 or more"));
     }
+    if let Some(people) = &q.people {
+        // Each person named must be a token of this project that may label: a queue no one
+        // can work on would wait for ever.
+        let tokens = state.store.list_tokens().await?;
+        for (i, id) in people.iter().enumerate() {
+            let fits = tokens.iter().any(|t| {
+                t.id == *id
+                    && t.project == caller.project
+                    && t.revoked_at.is_none()
+                    && crate::auth::allows(&t.role, Permission::Annotate)
+            });
+            if !fits {
+                return Err(ApiError::request(format!(
+                    "people[{i}]: {id:?} is not a token of this project that may label (an annotator's, a reviewer's or an admin's)"
+                )));
+            }
+        }
+    }
     let schema = schema_of(&state, &caller.project, &q.schema).await?;
     for (item, answer) in &q.gold {
         schema
