@@ -354,6 +354,23 @@ fn unusable_answers_and_server_errors_make_no_preference() {
     }
 }
 
+/// Drawing more principles than the constitution has is an error, not all of them
+/// drawn without a word.
+#[test]
+fn more_principles_than_there_are_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_traces(&dir.path().join("t.jsonl"));
+    let (url, _) = server(critic);
+    let c = fixture();
+    let out = tribunal(
+        dir.path(),
+        &critique_args(&url, c.to_str().unwrap(), &["--principles", "50"]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--principles: 50 asked"), "{err}");
+}
+
 /// An input with nothing in it is an error, in both modes, and writes no records.
 #[test]
 fn an_empty_input_is_an_error() {

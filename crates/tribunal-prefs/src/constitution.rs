@@ -114,7 +114,9 @@ impl Constitution {
             // The parser's message repeats the position as a drawing; its first line is
             // the reason.
             let message = e.message().lines().next().unwrap_or("").to_owned();
-            let field = field_in_message(&message);
+            let field = field_in_message(&message)
+                .or_else(|| e.span().and_then(|at| key_at(text, at.start)))
+                .unwrap_or_default();
             err(e.span(), &field, message)
         })?;
         let name = match doc.name {
@@ -328,14 +330,22 @@ fn version_of(name: &str, principles: &[Principle]) -> String {
     format!("sha256:{}", hex(&h.finalize()))
 }
 
-/// The field a serde message names (`unknown field `x``, `missing field `y``).
-fn field_in_message(message: &str) -> String {
-    let start = match message.find('`') {
-        Some(i) => i + 1,
-        None => return String::new(),
-    };
-    match message[start..].find('`') {
-        Some(len) => message[start..start + len].to_owned(),
-        None => String::new(),
+/// The field a serde message names (`unknown field `x``, `missing field `y``); a message
+/// about a value (`invalid type: integer `5``) names none.
+fn field_in_message(message: &str) -> Option<String> {
+    if !(message.starts_with("unknown field") || message.starts_with("missing field")) {
+        return None;
     }
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_owned())
+}
+
+/// The key of the `key = value` line holding byte `at` of `text`.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let start = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty()).then(|| key.to_owned())
 }

@@ -717,6 +717,18 @@ pub async fn calibrate_judge(
         .and_then(Value::as_str)
         .unwrap_or("samples")
         .to_owned();
+    if items.is_empty() && unanswered > 0 {
+        // Not too few labels: none of the judge's answers came with a confidence.
+        return Ok(Err(Refusal(format!(
+            "{}: none of the judge's {unanswered} answers came with a confidence ({}); use --confidence-from samples, or a provider that gives log-probabilities",
+            o.name,
+            if from == "logprobs" {
+                "the model server gave no log-probabilities"
+            } else {
+                "the sampled answers gave none"
+            }
+        ))));
+    }
     let t = match calibrate(&items, o.target_agreement, o.confidence) {
         Ok(t) => t,
         Err(e) => return Ok(Err(Refusal(format!("{}: {e}", o.name)))),

@@ -222,8 +222,14 @@ impl Run {
 
 fn critique(a: CritiqueArgs) -> Result<u8> {
     let constitution = load(&a.constitution)?;
-    if a.principles == Some(0) {
-        anyhow::bail!("--principles: at least one principle must be drawn");
+    match a.principles {
+        Some(0) => anyhow::bail!("--principles: at least one principle must be drawn"),
+        Some(n) if n > constitution.principles.len() => anyhow::bail!(
+            "--principles: {n} asked, but {} has {} (draw at most that many, or leave --principles out for all)",
+            a.constitution.display(),
+            constitution.principles.len()
+        ),
+        _ => {}
     }
     let critic = Critic::new(
         "constitution",

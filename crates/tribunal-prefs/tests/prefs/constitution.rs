@@ -69,9 +69,9 @@ fn bad_files_name_their_line_and_field() {
     // An unknown key.
     let (line, field, msg) = error(&ONE.replace("text = \"t\"", "txet = \"t\""));
     assert_eq!((line, field.as_str()), (5, "txet"), "{msg}");
-    // A wrong type.
-    let (line, _, msg) = error(&ONE.replace("text = \"t\"", "text = 3"));
-    assert_eq!(line, 5, "{msg}");
+    // A wrong type: the key is named, not the value.
+    let (line, field, msg) = error(&ONE.replace("text = \"t\"", "text = 3"));
+    assert_eq!((line, field.as_str()), (5, "text"), "{msg}");
     // Broken TOML.
     let (line, _, _) = error("name = \"x\"\n[[principles]\n");
     assert_eq!(line, 2);
