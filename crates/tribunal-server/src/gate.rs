@@ -774,10 +774,11 @@ async fn hold(
             }
             let t: Arc<Trace> = Arc::from(t);
             let digest = audit::digest(bytes);
-            may_begin(state, project, &t.id, agent).await?;
-            let (evicted, kept) = state
-                .sessions
-                .hold(project, t.clone(), digest.clone(), agent)?;
+            let stored = stored_owner(state, project, &t.id, agent).await?;
+            let (evicted, kept) =
+                state
+                    .sessions
+                    .hold(project, t.clone(), digest.clone(), (agent, stored))?;
             for row in evicted {
                 state.store_gate_trace(row).await;
             }
@@ -806,10 +807,11 @@ async fn hold(
                 .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
             let digest = audit::chain_hash(&audit::digest(&text), bytes);
             let t = Arc::new(trace);
-            may_begin(state, project, &t.id, agent).await?;
-            let (evicted, kept) = state
-                .sessions
-                .hold(project, t.clone(), digest.clone(), agent)?;
+            let stored = stored_owner(state, project, &t.id, agent).await?;
+            let (evicted, kept) =
+                state
+                    .sessions
+                    .hold(project, t.clone(), digest.clone(), (agent, stored))?;
             for row in evicted {
                 state.store_gate_trace(row).await;
             }
@@ -869,10 +871,9 @@ async fn reload(
     if let Some((mut trace, _)) = stored_request(&body) {
         trace.id = trace_id.to_owned();
         let digest = audit::digest(body.as_bytes());
-        let (evicted, _) =
-            state
-                .sessions
-                .hold(project, Arc::new(trace), digest, owner.as_deref())?;
+        let (evicted, _) = state
+            .sessions
+            .hold(project, Arc::new(trace), digest, (agent, owner))?;
         for row in evicted {
             state.store_gate_trace(row).await;
         }
@@ -880,24 +881,26 @@ async fn reload(
     Ok(())
 }
 
-/// Refuses a trace a token bound to `agent` sends whole, when another agent's token began
-/// it and it is not held here (let go, or held by another server on the same store): the
-/// store says whose it is.
-async fn may_begin(
+/// The owner the store gives a trace not held here (let go, held before a restart, or held
+/// by another server on the same store), checked against the caller's agent: another
+/// agent's trace is refused (`trace_owned`), and one a project token sends keeps its owner.
+/// `None` when the trace is held here, whose owner is then checked as it is held.
+async fn stored_owner(
     state: &AppState,
     project: &str,
     trace_id: &str,
     agent: Option<&str>,
-) -> Result<(), ApiError> {
-    if agent.is_none() || state.sessions.holds(project, trace_id) {
-        return Ok(());
+) -> Result<Option<String>, ApiError> {
+    if state.sessions.holds(project, trace_id) {
+        return Ok(None);
     }
     let mut owner = state
         .store
         .trace_agent(project, trace_id)
         .await
         .map_err(|e| ApiError::new(Code::StoreUnavailable, e.to_string()))?;
-    crate::session::claim(&mut owner, agent, trace_id)
+    crate::session::claim(&mut owner, agent, trace_id)?;
+    Ok(owner)
 }
 
 /// One decision of a held trace's session.

@@ -235,18 +235,19 @@ impl Sessions {
     /// still had to be stored, and what the judges kept of the trace held before when the
     /// new one only continues it (its messages start with the held ones).
     /// `agent` is the agent the caller's token is bound to: a trace held for another is
-    /// refused (`trace_owned`), and left as it was.
+    /// refused (`trace_owned`), and left as it was. A trace not held here takes `stored`,
+    /// the owner the store gave it (already checked against `agent`), else `agent`.
     pub fn hold(
         &self,
         project: &str,
         trace: Arc<Trace>,
         digest: String,
-        agent: Option<&str>,
+        (agent, stored): (Option<&str>, Option<String>),
     ) -> Result<(Vec<GateTraceRow>, Option<Kept>), ApiError> {
         let key = (project.to_owned(), trace.id.clone());
         let trace_bytes = trace.footprint();
         let mut map = self.lock();
-        let mut owner = agent.map(str::to_owned);
+        let mut owner = stored.or_else(|| agent.map(str::to_owned));
         if let Some(old) = map.get_mut(&key) {
             claim(&mut old.owner, agent, &trace.id)?;
             owner = old.owner.clone();
@@ -318,12 +319,9 @@ impl Sessions {
         let (snapshot, generation) = {
             let mut map = self.lock();
             let h = map.get_mut(&key).ok_or_else(|| not_held(trace_id))?;
-            let owned = h.owner.is_some();
-            claim(&mut h.owner, agent, trace_id)?;
-            if !owned && h.owner.is_some() {
-                h.key_bytes += h.owner.heap();
-                self.recount(h);
-            }
+            // Checked first, so another agent learns nothing of the trace; taken only once
+            // the append is made.
+            claim(&mut h.owner.clone(), agent, trace_id)?;
             (h.trace.clone(), h.generation)
         };
         let held = snapshot.messages.len();
@@ -347,6 +345,11 @@ impl Sessions {
                     "offset: trace {trace_id:?} changed during this call (another call extended it); it now holds {held} messages"
                 ),
             ));
+        }
+        let owned = h.owner.is_some();
+        claim(&mut h.owner, agent, trace_id)?;
+        if !owned && h.owner.is_some() {
+            h.key_bytes += h.owner.heap();
         }
         let digest = crate::audit::chain_hash(&h.digest, body);
         h.trace_bytes += h.extend(new, digest);
@@ -583,11 +586,12 @@ mod tests {
     fn a_trace_belongs_to_the_agent_whose_token_began_it() {
         let s = Sessions::new(10, Duration::from_secs(60), 1 << 20);
         let owned = |r: Result<Taken, ApiError>| r.err().map(|e| e.code);
-        s.hold("p", trace("t", 2), "d".into(), Some("a")).unwrap();
+        s.hold("p", trace("t", 2), "d".into(), (Some("a"), None))
+            .unwrap();
         // Another agent's token may neither replace the trace nor extend it, and is not
         // told how many messages it holds (an offset it cannot know is refused the same).
         let e = s
-            .hold("p", trace("t", 2), "d".into(), Some("b"))
+            .hold("p", trace("t", 2), "d".into(), (Some("b"), None))
             .err()
             .unwrap();
         assert_eq!(e.code, Code::TraceOwned);
@@ -601,18 +605,35 @@ mod tests {
         // The owner's own and a project token's calls go on, on the owner's trace.
         assert_eq!(owned(s.append("p", "t", (2, b"{}", Some("a")), one)), None);
         assert_eq!(owned(s.append("p", "t", (3, b"{}", None), one)), None);
-        s.hold("p", trace("t", 1), "d".into(), None).unwrap();
+        s.hold("p", trace("t", 1), "d".into(), (None, None))
+            .unwrap();
         assert_eq!(
             owned(s.append("p", "t", (1, b"{}", Some("b")), one)),
             Some(Code::TraceOwned)
         );
         // A trace a project token began is the first agent's to send or extend it.
-        s.hold("p", trace("u", 1), "d".into(), None).unwrap();
+        s.hold("p", trace("u", 1), "d".into(), (None, None))
+            .unwrap();
         assert_eq!(owned(s.append("p", "u", (1, b"{}", Some("b")), one)), None);
         assert_eq!(
-            s.hold("p", trace("u", 2), "d".into(), Some("a"))
+            s.hold("p", trace("u", 2), "d".into(), (Some("a"), None))
                 .err()
                 .map(|e| e.code),
+            Some(Code::TraceOwned)
+        );
+        // An append that fails (here its offset) does not make its agent the owner.
+        s.hold("p", trace("v", 1), "d".into(), (None, None))
+            .unwrap();
+        assert_eq!(
+            owned(s.append("p", "v", (9, b"{}", Some("b")), one)),
+            Some(Code::OffsetMismatch)
+        );
+        assert_eq!(owned(s.append("p", "v", (1, b"{}", Some("a")), one)), None);
+        // A trace not held here keeps the owner the store gave it, whoever sends it.
+        s.hold("p", trace("w", 1), "d".into(), (None, Some("a".into())))
+            .unwrap();
+        assert_eq!(
+            owned(s.append("p", "w", (1, b"{}", Some("b")), one)),
             Some(Code::TraceOwned)
         );
         // The owner goes with its stored row.
@@ -625,7 +646,8 @@ mod tests {
     #[test]
     fn appends_extend_in_place_and_check_the_offset() {
         let s = Sessions::new(10, Duration::from_secs(60), 1 << 20);
-        s.hold("p", trace("t", 2), "d0".into(), None).unwrap();
+        s.hold("p", trace("t", 2), "d0".into(), (None, None))
+            .unwrap();
         let a = s.append("p", "t", (2, b"{}", None), one).unwrap();
         assert_eq!(a.trace.messages.len(), 3);
         assert_ne!(a.digest, "d0");
@@ -696,7 +718,9 @@ mod tests {
     #[test]
     fn judge_states_follow_the_trace_only_while_it_grows() {
         let s = Sessions::new(10, Duration::from_secs(60), 1 << 20);
-        let (_, kept) = s.hold("p", trace("t", 2), "d".into(), None).unwrap();
+        let (_, kept) = s
+            .hold("p", trace("t", 2), "d".into(), (None, None))
+            .unwrap();
         assert!(kept.is_none(), "nothing kept of a new trace");
         let a = s.append("p", "t", (2, b"{}", None), one).unwrap();
         assert!(a.judged.is_none());
@@ -711,7 +735,7 @@ mod tests {
         drop(b);
         longer.messages.push(Message::new("m4", Role::User, "more"));
         let (_, kept) = s
-            .hold("p", Arc::new(longer.clone()), "d".into(), None)
+            .hold("p", Arc::new(longer.clone()), "d".into(), (None, None))
             .unwrap();
         assert_eq!(mark(kept), Some(2));
         // Sent whole with an earlier message changed: the states are dropped.
@@ -719,7 +743,9 @@ mod tests {
         s.keep_judged("p", &held, judged(3));
         let mut edited = (*held).clone();
         edited.messages[1].content = "changed".into();
-        let (_, kept) = s.hold("p", Arc::new(edited), "d".into(), None).unwrap();
+        let (_, kept) = s
+            .hold("p", Arc::new(edited), "d".into(), (None, None))
+            .unwrap();
         assert!(
             kept.is_none(),
             "a trace that does not continue the held one starts over"
@@ -732,7 +758,8 @@ mod tests {
             .judged
             .is_none());
         // Nor are they seen by another project.
-        s.hold("q", trace("t", 1), "d".into(), None).unwrap();
+        s.hold("q", trace("t", 1), "d".into(), (None, None))
+            .unwrap();
         let q = s.append("q", "t", (1, b"{}", None), one).unwrap();
         assert!(q.judged.is_none());
     }
@@ -740,7 +767,8 @@ mod tests {
     #[test]
     fn unsaved_appends_are_taken_once_and_evicted_ones_are_not_lost() {
         let s = Sessions::new(8, Duration::from_secs(60), 1 << 20);
-        s.hold("p", trace("t", 1), "d".into(), None).unwrap();
+        s.hold("p", trace("t", 1), "d".into(), (None, None))
+            .unwrap();
         s.append("p", "t", (1, b"{}", None), one).unwrap();
         let u = Unsaved {
             request: None,
@@ -763,7 +791,7 @@ mod tests {
         let mut evicted = Vec::new();
         for i in 0..20 {
             evicted.extend(
-                s.hold("p", trace(&format!("x{i}"), 1), "d".into(), None)
+                s.hold("p", trace(&format!("x{i}"), 1), "d".into(), (None, None))
                     .unwrap()
                     .0,
             );
@@ -795,7 +823,7 @@ mod tests {
         for n in 1..=3 {
             let t = trace("w", n);
             assert!(s
-                .hold("p", t.clone(), "d".into(), None)
+                .hold("p", t.clone(), "d".into(), (None, None))
                 .unwrap()
                 .0
                 .is_empty());
@@ -807,7 +835,8 @@ mod tests {
         assert!(s.take_unsaved().is_empty());
         // A request not marked yet (its call still judging) leaves the last one to store.
         s.unsaved("p", &trace("w", 3), sent("request 3"));
-        s.hold("p", trace("w", 4), "d".into(), None).unwrap();
+        s.hold("p", trace("w", 4), "d".into(), (None, None))
+            .unwrap();
         assert_eq!(s.take_unsaved()[0].body, "request 3");
         // Appends after a whole request: the grown trace is stored normalized.
         s.unsaved("p", &trace("w", 4), sent("request 4"));
@@ -820,13 +849,15 @@ mod tests {
         assert_eq!(body["trace"]["messages"].as_array().unwrap().len(), 5);
         // Sent whole after appends: what the appends built is stored at once.
         s.unsaved("p", &grown, u);
-        let (evicted, _) = s.hold("p", trace("w", 6), "d".into(), None).unwrap();
+        let (evicted, _) = s
+            .hold("p", trace("w", 6), "d".into(), (None, None))
+            .unwrap();
         assert_eq!(evicted.len(), 1);
         assert!(evicted[0].body.contains("\"format\":\"tribunal\""));
         // A trace too large to hold is stored at once, as sent.
         let big = sized("big", 100 << 10);
         assert!(s
-            .hold("p", big.clone(), "d".into(), None)
+            .hold("p", big.clone(), "d".into(), (None, None))
             .unwrap()
             .0
             .is_empty());
@@ -857,14 +888,15 @@ mod tests {
     fn held_bytes_stay_within_the_budget() {
         let cost = {
             let s = Sessions::new(10, Duration::from_secs(60), 1 << 30);
-            s.hold("p", sized("t0", 3000), "d".into(), None).unwrap();
+            s.hold("p", sized("t0", 3000), "d".into(), (None, None))
+                .unwrap();
             s.bytes()
         };
         assert!(cost > 3000, "the text counts: {cost}");
         let max = cost * 7 / 2;
         let s = Sessions::new(1000, Duration::from_secs(60), max);
         for i in 0..50 {
-            s.hold("p", sized(&format!("t{i}"), 3000), "d".into(), None)
+            s.hold("p", sized(&format!("t{i}"), 3000), "d".into(), (None, None))
                 .unwrap();
             assert!(s.bytes() <= max, "{}", s.bytes());
         }
@@ -895,11 +927,12 @@ mod tests {
         assert_eq!(s.bytes(), s.recounted());
         // Replacing a trace counts it once; a trace larger than the budget is not held.
         for _ in 0..3 {
-            s.hold("p", sized("u", 100), "d".into(), None).unwrap();
+            s.hold("p", sized("u", 100), "d".into(), (None, None))
+                .unwrap();
         }
         assert!(s.bytes() <= max);
         assert_eq!(s.bytes(), s.recounted());
-        s.hold("p", sized("huge", 4 * cost), "d".into(), None)
+        s.hold("p", sized("huge", 4 * cost), "d".into(), (None, None))
             .unwrap();
         assert!(!s.holds("p", "huge"));
         // Answers waiting for the next flush count until they are stored.
@@ -943,8 +976,13 @@ mod tests {
         );
         let trace_cost = {
             let s = Sessions::new(10, Duration::from_secs(60), 1 << 30);
-            s.hold("p", Arc::new(with_calls("t", 20, 2000)), "d".into(), None)
-                .unwrap();
+            s.hold(
+                "p",
+                Arc::new(with_calls("t", 20, 2000)),
+                "d".into(),
+                (None, None),
+            )
+            .unwrap();
             s.bytes()
         };
         let max = trace_cost * 10;
@@ -952,7 +990,7 @@ mod tests {
         let mut kept_sizes = Vec::new();
         for i in 0..40 {
             let t = Arc::new(with_calls(&format!("t{i}"), 20, 2000));
-            let (_, kept) = s.hold("p", t.clone(), "d".into(), None).unwrap();
+            let (_, kept) = s.hold("p", t.clone(), "d".into(), (None, None)).unwrap();
             assert!(kept.is_none());
             let mut session = tribunal_engine::Session::resume(t.clone(), None);
             session.decide(&evaluator, Default::default());

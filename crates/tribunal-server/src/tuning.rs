@@ -121,8 +121,13 @@ pub async fn trace_text(
         return Ok(None);
     }
     let messages = t["messages"].as_array().cloned().unwrap_or_default();
+    // A message without text (a call) is no question or answer: a judge of the reply reads
+    // the last one that has some (the gate's pending reply, when it judged one).
     let of = |role: &str, last: bool| {
-        let mut it = messages.iter().filter(|m| m["role"] == role);
+        let mut it = messages
+            .iter()
+            .filter(|m| m["role"] == role)
+            .filter(|m| m["content"].as_str().is_none_or(|c| !c.is_empty()));
         let m = if last { it.next_back() } else { it.next() };
         m.map(|m| m["content"].clone()).unwrap_or(Value::Null)
     };

@@ -2149,6 +2149,31 @@ async fn another_agents_token_can_neither_replace_nor_extend_a_held_trace() {
         (StatusCode::OK, Some(8)),
         "{a}"
     );
+    // A token of the whole project that sends the trace whole again once it was let go
+    // leaves it the agent's.
+    for _ in 0..300 {
+        let (_, v) = call(&s, Method::GET, "/api/v1/traces/conv-s", Some(&admin), None).await;
+        if v["trace"]["messages"].as_array().map(Vec::len) == Some(8) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+    let (store, dir) = (s.store.clone(), tempfile::tempdir().unwrap());
+    let mut s = TestServer::start_with(store, dir, ServerOptions::default()).await;
+    let (st, a) = gate(
+        &s,
+        &unbound,
+        json!({"trace": &messages, "trace_id": "conv-s"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{a}");
+    refused_as_owned(
+        &s,
+        &other,
+        json!({"append": [{"role": "user", "content": "hi"}], "trace_id": "conv-s", "offset": 5}),
+    )
+    .await;
     // Other agents' own traces are theirs.
     let (st, a) = gate(&s, &other, json!({"trace": &clean, "trace_id": "conv-o"})).await;
     assert_eq!(st, StatusCode::OK, "{a}");

@@ -39,30 +39,33 @@ thread_local! {
     static DEFINITION_ONLY: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Runs `build` with the thread's `cell` set to `value`, and sets it back afterwards (also
+/// when `build` panics).
+fn with_set<V: Copy + 'static, T>(
+    cell: &'static std::thread::LocalKey<Cell<V>>,
+    value: V,
+    build: impl FnOnce() -> T,
+) -> T {
+    struct Restore<V: Copy + 'static>(&'static std::thread::LocalKey<Cell<V>>, V);
+    impl<V: Copy + 'static> Drop for Restore<V> {
+        fn drop(&mut self) {
+            self.0.with(|t| t.set(self.1));
+        }
+    }
+    let _restore = Restore(cell, cell.with(|t| t.replace(value)));
+    build()
+}
+
 /// Runs `build` with model clients that need no key: the judges it builds check a
 /// definition that runs elsewhere (stored here, run by a server that has the provider's
 /// key), and are never asked anything.
 pub(crate) fn definition_only<T>(build: impl FnOnce() -> T) -> T {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            DEFINITION_ONLY.with(|t| t.set(self.0));
-        }
-    }
-    let _restore = Restore(DEFINITION_ONLY.with(|t| t.replace(true)));
-    build()
+    with_set(&DEFINITION_ONLY, true, build)
 }
 
 /// Runs `build` with the model clients it makes set up by `trust`.
 pub(crate) fn with_trust<T>(trust: ClientTrust, build: impl FnOnce() -> T) -> T {
-    struct Restore(ClientTrust);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            TRUST.with(|t| t.set(self.0));
-        }
-    }
-    let _restore = Restore(TRUST.with(|t| t.replace(trust)));
-    build()
+    with_set(&TRUST, trust, build)
 }
 
 /// The settings every model judge has.

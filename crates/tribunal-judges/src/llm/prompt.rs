@@ -136,10 +136,12 @@ impl PromptTemplate {
                     .as_ref()
                     .map(value_text)
                     .unwrap_or_else(|| first_user(trace)),
-                // At the gate, what the agent is about to do is its output.
+                // At the gate, a reply the agent is about to give is its output; a tool call
+                // is no reply (judges of the reply read the trace's answer then, and the
+                // conversation ends with the call).
                 "outputs" => match pending {
-                    Some(p) => step_text(p),
-                    None => trace.output_text().unwrap_or_default(),
+                    Some(p) if p.tool_calls.is_empty() => p.content.clone(),
+                    _ => trace.output_text().unwrap_or_default(),
                 },
                 "expectations" => trace.expectations.as_ref().map(pretty).unwrap_or_default(),
                 "conversation" | "trace" => {
@@ -340,8 +342,9 @@ mod tests {
         assert!(p.user.ends_with("Answer yes or no."));
     }
 
-    /// At the gate the step the agent is about to take is what a judge of its output reads,
-    /// and the conversation ends with it; without one, the trace's last answer.
+    /// At the gate a reply the agent is about to give is what a judge of its output reads,
+    /// and the conversation ends with the pending step; a pending call, or none, leaves the
+    /// output the trace's last answer.
     #[test]
     fn the_pending_step_is_the_output_at_the_gate() {
         let t =
@@ -371,6 +374,12 @@ mod tests {
         let p = t.render_pending("j", &trace("page"), Some(&call)).unwrap();
         assert!(
             p.user.contains(r#"call send_email({"to":"a@b.co"})"#),
+            "{}",
+            p.user
+        );
+        let outputs = &p.user[..p.user.find("Summarise").unwrap()];
+        assert!(
+            outputs.contains("Done.") && !outputs.contains("send_email"),
             "{}",
             p.user
         );
