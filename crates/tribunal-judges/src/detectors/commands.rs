@@ -70,6 +70,7 @@ enum Check {
     NotTestEnvironment,
     PushesToNewRemote,
     SendsKeyElsewhere,
+    CodeSendsKeyElsewhere,
 }
 
 const CHECKS: &[(&str, Check)] = &[
@@ -85,6 +86,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("not_test_environment", Check::NotTestEnvironment),
     ("pushes_to_new_remote", Check::PushesToNewRemote),
     ("sends_key_elsewhere", Check::SendsKeyElsewhere),
+    ("code_sends_key_elsewhere", Check::CodeSendsKeyElsewhere),
 ];
 
 /// The hosts each service's keys are sent to, by the first part of the variable that names
@@ -104,7 +106,7 @@ const KEY_HOSTS: &[(&[&str], &[&str])] = &[
     (&["SLACK"], &["slack.com"]),
     (
         &["HF", "HUGGINGFACE", "HUGGING", "HUGGINGFACEHUB"],
-        &["huggingface.co", "hf.co"],
+        &["huggingface.co", "hf.co", "hf.space", "huggingface.cloud"],
     ),
     (&["GEMINI", "GOOGLE"], &["googleapis.com", "google.com"]),
     (&["COHERE", "CO"], &["cohere.com", "cohere.ai"]),
@@ -117,7 +119,7 @@ const KEY_HOSTS: &[(&[&str], &[&str])] = &[
         &["DATADOG", "DD"],
         &["datadoghq.com", "datadoghq.eu", "ddog-gov.com"],
     ),
-    (&["NPM"], &["npmjs.org", "npmjs.com"]),
+    (&["NPM"], &["npmjs.org", "npmjs.com", "pkg.github.com"]),
     (&["PYPI"], &["pypi.org"]),
     (&["CLOUDFLARE", "CF"], &["cloudflare.com"]),
     (&["VERCEL"], &["vercel.com"]),
@@ -192,8 +194,11 @@ impl CommandScanner {
         });
         if let Some((plain, origin)) = as_shell_reads(text) {
             self.rules.for_each_match(&plain, |i, rule, s, e| {
-                if rule.check.is_none_or(|c| passes(c, &plain[s..e])) {
-                    let (start, end) = super::as_written(text, &origin, s, e);
+                let (start, end) = super::as_written(text, &origin, s, e);
+                if rule
+                    .check
+                    .is_none_or(|c| passes_read(c, &plain[s..e], &text[start..end]))
+                {
                     cands.push(Cand {
                         rule: i,
                         start,
@@ -206,7 +211,10 @@ impl CommandScanner {
         }
         if let Some(plain) = json_blanked(text) {
             self.rules.for_each_match(&plain, |i, rule, s, e| {
-                if rule.check.is_none_or(|c| passes(c, &plain[s..e])) {
+                if rule
+                    .check
+                    .is_none_or(|c| passes_read(c, &plain[s..e], &text[s..e]))
+                {
                     cands.push(Cand {
                         rule: i,
                         start: s,
@@ -677,6 +685,27 @@ fn assignments(text: &str) -> Vec<(&str, String)> {
     vars
 }
 
+/// [`passes`] for a match found in another reading of the text (`read`), at `written` in the
+/// text as written. Where a request goes is read from the command's words, which that
+/// reading no longer quotes as written (a header's value, a JSON body): from the text as
+/// written when the command is spelt out there.
+fn passes_read(check: Check, read: &str, written: &str) -> bool {
+    let spelt_out = || {
+        shell_words(written)
+            .first()
+            .is_some_and(|w| matches!(base_name(w), "curl" | "wget" | "http" | "https" | "xh"))
+    };
+    if matches!(
+        check,
+        Check::SendsKeyElsewhere | Check::CodeSendsKeyElsewhere
+    ) && spelt_out()
+    {
+        passes(check, written)
+    } else {
+        passes(check, read)
+    }
+}
+
 fn passes(check: Check, m: &str) -> bool {
     match check {
         Check::RmRecursive => m.split_whitespace().any(|w| {
@@ -705,59 +734,228 @@ fn passes(check: Check, m: &str) -> bool {
         Check::NotTestEnvironment => !names_test_environment(m),
         Check::PushesToNewRemote => pushes_to_new_remote(m),
         Check::SendsKeyElsewhere => sends_key_elsewhere(m),
+        Check::CodeSendsKeyElsewhere => code_sends_key_elsewhere(m),
     }
 }
 
-/// Whether a command or a line of code that names a service's key (`$OPENAI_API_KEY`,
-/// `os.environ["GITHUB_TOKEN"]`) has an address whose
-/// host is not one of that service's (nor this machine or a private network). Without an
-/// address (`curl host/path`, written without a scheme) nothing is claimed.
-fn sends_key_elsewhere(m: &str) -> bool {
-    let mut own: Vec<&str> = Vec::new();
-    let bytes = m.as_bytes();
-    // Every name of a key (`OPENAI_API_KEY`), however the command or the code reads it.
-    let names = m
-        .split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+/// The hosts of each service whose key a text names (`OPENAI_API_KEY`, however a command
+/// or code reads it), one list per key.
+fn named_keys(m: &str) -> Vec<&'static [&'static str]> {
+    m.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
         .filter(|w| {
             w.rsplit('_').next().is_some_and(|last| {
                 last != *w && ["KEY", "TOKEN", "SECRET", "PASSWORD", "PAT"].contains(&last)
             })
-        });
-    for name in names {
-        let prefix = name.split('_').next().unwrap_or_default();
-        if let Some((_, hosts)) = KEY_HOSTS.iter().find(|(names, _)| names.contains(&prefix)) {
-            own.extend(hosts.iter());
-        }
-    }
-    if own.is_empty() {
+        })
+        .filter_map(|name| {
+            let prefix = name.split('_').next().unwrap_or_default();
+            KEY_HOSTS
+                .iter()
+                .find(|(names, _)| names.contains(&prefix))
+                .map(|(_, hosts)| *hosts)
+        })
+        .collect()
+}
+
+/// Whether a host is one a key may go to: the key's service's own (or a subdomain), this
+/// machine or a private network.
+fn key_may_go(host: &str, own: &[&str]) -> bool {
+    local_host(host)
+        || own
+            .iter()
+            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+}
+
+/// The host of an address (`https://user@host:443/path` → `host`), lower-cased; an address
+/// written without a scheme is read as curl and wget read it.
+fn address_host(address: &str) -> String {
+    let rest = address.split_once("://").map_or(address, |(_, rest)| rest);
+    let end = rest
+        .find(|c: char| c.is_whitespace() || "/?#\"'`)".contains(c))
+        .unwrap_or(rest.len());
+    let host = rest[..end].rsplit('@').next().unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Options of curl, wget and HTTPie whose value is not where the request goes (a body, a
+/// header, a proxy, a file, a user).
+const VALUE_OPTIONS: &[&str] = &[
+    "-d",
+    "--data",
+    "--data-raw",
+    "--data-binary",
+    "--data-urlencode",
+    "--data-ascii",
+    "-H",
+    "--header",
+    "-F",
+    "--form",
+    "--form-string",
+    "--json",
+    "-x",
+    "--proxy",
+    "--preproxy",
+    "-e",
+    "--referer",
+    "-u",
+    "--user",
+    "-A",
+    "--user-agent",
+    "-b",
+    "--cookie",
+    "-c",
+    "--cookie-jar",
+    "-o",
+    "--output",
+    "-O",
+    "--output-document",
+    "-T",
+    "--upload-file",
+    "-X",
+    "--request",
+    "-K",
+    "--config",
+    "-w",
+    "--write-out",
+    "--post-data",
+    "--post-file",
+    "--body-data",
+    "--header-file",
+    "-a",
+    "--auth",
+    "--auth-type",
+    "--session",
+    "--cert",
+    "--key",
+    "--cacert",
+    "-E",
+    "-m",
+    "--max-time",
+    "--connect-timeout",
+    "--retry",
+    "-r",
+    "--range",
+    "--resolve",
+    "--connect-to",
+    "-P",
+    "--directory-prefix",
+];
+
+/// Whether a curl, wget or HTTPie command that names a service's key sends a request to a
+/// host that is not that service's (nor this machine or a private network). Where the
+/// request goes is read from the command's words: its addresses, not a body, a header or a
+/// proxy that names one. A host the command leaves to a variable (`https://$HOST/`) is not
+/// known to be the service's.
+fn sends_key_elsewhere(m: &str) -> bool {
+    let keys = named_keys(m);
+    if keys.is_empty() {
         return false;
     }
-    m.match_indices("://").any(|(at, _)| {
-        // The scheme must be a word of letters right before `://`.
-        let scheme_ok = at > 0 && bytes[at - 1].is_ascii_alphabetic();
-        let rest = &m[at + 3..];
-        let end = rest
-            .find(|c: char| c.is_whitespace() || "/?#\"'`)".contains(c))
-            .unwrap_or(rest.len());
-        let authority = &rest[..end];
-        let host = authority.rsplit('@').next().unwrap_or_default();
-        let host = match host.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or_default(),
-            None => host.split(':').next().unwrap_or_default(),
-        };
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        scheme_ok
-            && !host.is_empty()
-            && !host.contains('$')
-            && !local_host(&host)
-            && !own
-                .iter()
-                .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+    let words = shell_words(m);
+    let mut destinations: Vec<String> = Vec::new();
+    let mut started = false;
+    let mut skip = false;
+    for w in &words {
+        if !started {
+            started = matches!(base_name(w), "curl" | "wget" | "http" | "https" | "xh");
+            continue;
+        }
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        if w.starts_with('-') {
+            if let Some(url) = w.strip_prefix("--url=") {
+                destinations.push(address_host(url));
+            }
+            skip = VALUE_OPTIONS.contains(&w.as_str());
+            continue;
+        }
+        // A redirection's file (`> out.json`, `2>err.log`) is no address.
+        let redirection = w.trim_start_matches(|c: char| c.is_ascii_digit() || c == '&');
+        if redirection.starts_with(['>', '<']) {
+            skip = redirection.trim_start_matches(['>', '<']).is_empty();
+            continue;
+        }
+        // HTTPie's request items (`token==$KEY`, `Header:value`, `field=value`) and
+        // methods are not addresses; a word with a scheme or a dotted host is.
+        let item = !w.contains("://")
+            && (w.contains('=') || w.contains(':') || w.starts_with('@') || !w.contains('.'));
+        if !item {
+            destinations.push(address_host(w));
+        }
+    }
+    destinations.iter().any(|host| {
+        host.is_empty() || host.contains('$') || keys.iter().any(|own| !key_may_go(host, own))
     })
 }
 
-/// This machine, a private network's address or a name only a local network resolves.
+/// Whether a line of code that reads a service's key from the environment names an address
+/// whose host is not that service's (nor this machine or a private network).
+fn code_sends_key_elsewhere(m: &str) -> bool {
+    let keys = named_keys(m);
+    let bytes = m.as_bytes();
+    !keys.is_empty()
+        && m.match_indices("://").any(|(at, _)| {
+            // The scheme must be a word of letters right before `://`.
+            let scheme_ok = at > 0 && bytes[at - 1].is_ascii_alphabetic();
+            let host = address_host(&m[at..]);
+            scheme_ok
+                && !host.is_empty()
+                && (host.contains('$')
+                    || host.contains('{')
+                    || keys.iter().any(|own| !key_may_go(&host, own)))
+        })
+}
+
+/// A command line's words as the shell splits them: quotes removed, what they enclose kept
+/// in one word.
+fn shell_words(m: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut any = false;
+    for c in m.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => word.push(c),
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                any = true;
+            }
+            None if c.is_whitespace() => {
+                if any || !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            None => word.push(c),
+        }
+    }
+    if any || !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// This machine, a private network's address or a name only a local network resolves. A
+/// name without a dot is a local one unless it is a number (`http://2130706433/` is an
+/// address written as one number, which curl reads).
 fn local_host(host: &str) -> bool {
+    let number = if let Some(hex) = host.strip_prefix("0x") {
+        u32::from_str_radix(hex, 16).ok()
+    } else if !host.is_empty() && host.bytes().all(|b| b.is_ascii_digit()) {
+        host.parse::<u32>().ok().or(Some(u32::MAX))
+    } else {
+        None
+    };
+    if let Some(n) = number {
+        let a = std::net::Ipv4Addr::from(n);
+        return a.is_loopback() || a.is_private() || a.is_link_local();
+    }
     if matches!(
         host,
         "localhost" | "::1" | "0.0.0.0" | "host.docker.internal"
