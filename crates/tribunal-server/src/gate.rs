@@ -446,21 +446,37 @@ pub async fn handle(
         state.options.body_timeout,
     )
     .await?;
-    // Once the request is read, it is decided, logged, answered and its trace kept whatever
-    // the connection does: an agent that hangs up meanwhile (its timeout shorter than the
-    // decision, a review or a commit) does not take the stored trace of a logged decision
-    // with it.
-    tokio::spawn(decide_request(state, caller, traceparent, bytes))
-        .await
-        .map_err(|e| ApiError::new(Code::Internal, format!("the decision failed: {e}")))?
+    // Once the request is read, a decision that waits on model judges is made in a task of
+    // its own, which logs it, answers and keeps its trace whatever the connection does: an
+    // agent whose timeout is shorter than the models' does not take the stored trace of a
+    // logged decision with it. (One that waits for a review does the same from `Tail`.)
+    // Code judges and policies decide inline, in a fraction of a millisecond.
+    let models = state
+        .project(&caller)?
+        .runtime()
+        .evaluator()
+        .max_in_flight()
+        > 0;
+    if models {
+        let detached = state.clone();
+        detached
+            .detached
+            .run(decide_request(state, caller, traceparent, bytes, true))
+            .await
+            .map_err(|e| ApiError::new(Code::Internal, format!("the decision failed: {e}")))?
+    } else {
+        decide_request(state, caller, traceparent, bytes, false).await
+    }
 }
 
-/// A gate request read whole: decided, logged, answered, its trace held.
+/// A gate request read whole: decided, logged, answered, its trace held; `detached` when
+/// this already runs in a task of its own (see [`crate::Detached`]).
 async fn decide_request(
     state: Arc<AppState>,
     caller: Caller,
     traceparent: Option<String>,
     bytes: axum::body::Bytes,
+    detached: bool,
 ) -> Result<Response, ApiError> {
     // Counted from here to the answer: the log lets concurrent requests share a commit.
     let _under_way = state.audit.under_way();
@@ -614,7 +630,18 @@ async fn decide_request(
         at,
         at_ms,
     };
-    tail.answer().await
+    if tail.outcome.verdict.decision == Decision::Escalate && limited.is_none() && !detached {
+        // The review is awaited in a task of its own: an agent that hangs up while it waits
+        // does not take the escalated step's stored trace with it.
+        let detached = tail.state.clone();
+        detached
+            .detached
+            .run(tail.answer())
+            .await
+            .map_err(|e| ApiError::new(Code::Internal, format!("the escalation failed: {e}")))?
+    } else {
+        tail.answer().await
+    }
 }
 
 /// What is left of a gate call once its decision is logged: the escalation queued (and

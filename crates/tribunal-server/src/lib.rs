@@ -110,6 +110,8 @@ pub struct AppState {
     pub reviews: escalation::Queue,
     /// Traces held between gate calls, for appends.
     pub sessions: session::Sessions,
+    /// Work a request goes on with when its connection ends.
+    pub detached: Detached,
     /// Labeling queues in use.
     pub label_queues: labels::Queues,
     /// What this server last read of the tool definitions pinned in the store.
@@ -253,6 +255,50 @@ impl Background {
     }
 }
 
+/// Work a request leaves running when its connection ends (a decision that waits on model
+/// judges or on a review, which then logs, answers and keeps its trace): at most as many at
+/// once as connections, so agents that hang up cannot pile it up, and waited for at
+/// shutdown before the writers close.
+pub struct Detached {
+    permits: Arc<tokio::sync::Semaphore>,
+    limit: u32,
+}
+
+impl Detached {
+    pub fn new(limit: usize) -> Detached {
+        let limit = limit.clamp(1, 1 << 20);
+        Detached {
+            permits: Arc::new(tokio::sync::Semaphore::new(limit)),
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Runs `work` in a task of its own (waiting for a place when as many run already) and
+    /// waits for it.
+    pub async fn run<F>(&self, work: F) -> Result<F::Output, tokio::task::JoinError>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let permit = self.permits.clone().acquire_owned().await.ok();
+        tokio::spawn(async move {
+            let _permit = permit;
+            work.await
+        })
+        .await
+    }
+
+    /// Waits until none runs, or `deadline`.
+    pub async fn finish_by(&self, deadline: tokio::time::Instant) {
+        if tokio::time::timeout_at(deadline, self.permits.acquire_many(self.limit))
+            .await
+            .is_err()
+        {
+            tracing::error!("decisions of requests whose agents hung up were still running at the shutdown deadline");
+        }
+    }
+}
+
 /// Waits for a task until `deadline`, then stops it.
 async fn finish_by(task: tokio::task::JoinHandle<()>, deadline: tokio::time::Instant, what: &str) {
     let abort = task.abort_handle();
@@ -298,6 +344,7 @@ pub async fn start(
         options.gate.session_idle,
         options.gate.session_bytes,
     );
+    let options_connections = options.max_connections;
     let state = Arc::new(AppState {
         store,
         projects,
@@ -306,6 +353,7 @@ pub async fn start(
         audit,
         reviews,
         sessions,
+        detached: Detached::new(options_connections),
         label_queues: labels::Queues::default(),
         tool_pins: tool_pins::Pins::default(),
         instance: auth::random_id("srv_"),
@@ -648,6 +696,7 @@ pub async fn serve(
     {
         tracing::error!("connections were still open at the shutdown deadline");
     }
+    state.detached.finish_by(deadline).await;
     background.shutdown_by(&state, deadline).await;
     Ok(())
 }

@@ -241,6 +241,36 @@ async fn an_agent_that_hangs_up_during_the_decision_leaves_it_logged_and_stored(
     s.stop().await;
 }
 
+/// A server stopped while the decision of an agent that hung up is still being made waits
+/// for it: the decision is logged and its trace stored before the writers close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_waits_for_the_decision_of_an_agent_that_hung_up() {
+    let delay = Arc::new(AtomicU64::new(800));
+    let url = model(delay.clone()).await;
+    let (mut s, token) = server_with_model_judge(&url).await;
+    let mut body = request(5000);
+    body["trace_id"] = json!("hung-up-3");
+    let sent = reqwest::Client::builder()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .unwrap()
+        .post(format!("{}/api/v1/gate", s.url))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await;
+    assert!(sent.is_err(), "the agent should have hung up");
+    s.stop().await;
+    let stored = s.store.get_trace("default", "hung-up-3").await.unwrap();
+    assert_eq!(
+        stored.and_then(|t| t.decision).as_deref(),
+        Some("allow"),
+        "the trace of the decision is stored by the time the server has stopped"
+    );
+    let r = tribunal_server::audit::verify(&s.store).await.unwrap();
+    assert_eq!((r.ok(), r.entries), (true, 2), "{r:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_can_set_the_budget_and_requests_override_it() {
     let delay = Arc::new(AtomicU64::new(600));
