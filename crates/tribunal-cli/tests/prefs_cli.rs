@@ -419,3 +419,77 @@ fn prefs_import_stores_each_pair_once_and_export_reads_them_back() {
         text(&again.stderr)
     );
 }
+
+/// An export the format cannot hold fails before its output is touched: a file already
+/// there keeps what it held. Preferences turned around and ties are said.
+#[test]
+fn a_failed_conversion_leaves_its_output_as_it_was() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    std::fs::write(
+        dir.join("in.jsonl"),
+        concat!(
+            r#"{"prompt": [{"role": "system", "content": "be kind"}], "chosen": "a", "rejected": "b"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("out.jsonl"), "kept\n").unwrap();
+    let out = tribunal(
+        dir,
+        &[
+            "prefs",
+            "convert",
+            "in.jsonl",
+            "--from",
+            "jsonl",
+            "--to",
+            "hh-rlhf",
+            "-o",
+            "out.jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.jsonl")).unwrap(),
+        "kept\n"
+    );
+    std::fs::write(
+        dir.join("soft.jsonl"),
+        concat!(
+            r#"{"prompt": "P ", "chosen": "x", "rejected": "y", "soft_label": 0.1}"#,
+            "\n",
+            r#"{"prompt": "Q ", "chosen": "x", "rejected": "y", "tie": true}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = tribunal(
+        dir,
+        &[
+            "prefs",
+            "convert",
+            "soft.jsonl",
+            "--from",
+            "jsonl",
+            "--to",
+            "trl",
+            "-o",
+            "out.jsonl",
+        ],
+    );
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("1 records written") && err.contains("1 ties left out"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 records whose soft label favours the rejected reply"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.jsonl")).unwrap(),
+        "{\"prompt\":\"P \",\"chosen\":\"y\",\"rejected\":\"x\"}\n"
+    );
+}

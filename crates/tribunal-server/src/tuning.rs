@@ -155,6 +155,7 @@ pub async fn judge_labels(
     // and could fall in both the train and the held-out part.
     let mut by_trace: std::collections::HashMap<String, usize> = Default::default();
     let (mut again, mut conflicting) = (0usize, std::collections::BTreeSet::new());
+    let mut missing: std::collections::HashSet<String> = Default::default();
     for q in queues(store, project).await? {
         if q.schema.judge.as_deref() != Some(judge) {
             continue;
@@ -177,8 +178,12 @@ pub async fn judge_labels(
                 }
                 continue;
             }
+            if missing.contains(&trace) {
+                continue;
+            }
             let Some((inputs, outputs)) = trace_text(store, project, &trace).await? else {
                 without_trace += 1;
+                missing.insert(trace);
                 continue;
             };
             by_trace.insert(trace.clone(), out.len());

@@ -5,7 +5,7 @@
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use tribunal_prefs::{Format, Imported, PreferenceRecord, ProvenanceKind};
 use tribunal_store::{PreferenceRow, Store};
@@ -289,10 +289,7 @@ pub fn run(config: Option<&Path>, cmd: PrefsCommand) -> Result<u8> {
                     c.name
                 );
             }
-            let file = File::create(&a.output)
-                .with_context(|| format!("creating {}", a.output.display()))?;
-            let done = tribunal_prefs::export(&records, a.format, BufWriter::new(file))
-                .with_context(|| format!("writing {}", a.output.display()))?;
+            let done = export_to(&records, a.format, &a.output)?;
             say_exported(&done, &a.output, a.format);
             Ok(0)
         }
@@ -329,14 +326,25 @@ pub fn run(config: Option<&Path>, cmd: PrefsCommand) -> Result<u8> {
         }
         PrefsCommand::Convert(a) => {
             let imported = read(&a.input, a.from)?;
-            let file = File::create(&a.output)
-                .with_context(|| format!("creating {}", a.output.display()))?;
-            let done = tribunal_prefs::export(&imported.records, a.to, BufWriter::new(file))
-                .with_context(|| format!("writing {}", a.output.display()))?;
+            let done = export_to(&imported.records, a.to, &a.output)?;
             say_exported(&done, &a.output, a.to);
             Ok(u8::from(!imported.rejected.is_empty()))
         }
     }
+}
+
+/// Writes `records` as `format` to `to`, which is written only once the whole export is
+/// made: a record the format cannot hold leaves a file already there as it was.
+fn export_to(
+    records: &[PreferenceRecord],
+    format: Format,
+    to: &std::path::Path,
+) -> Result<tribunal_prefs::Exported> {
+    let mut text = Vec::new();
+    let done = tribunal_prefs::export(records, format, &mut text)
+        .with_context(|| format!("writing {}", to.display()))?;
+    std::fs::write(to, text).with_context(|| format!("writing {}", to.display()))?;
+    Ok(done)
 }
 
 /// Says what an export wrote, and what the format could not hold as it was.
@@ -350,6 +358,12 @@ fn say_exported(done: &tribunal_prefs::Exported, to: &std::path::Path, format: F
         eprintln!(
             "{} records whose soft label favours the rejected reply written with the replies swapped ({format} holds which reply is better, not by how much)",
             done.turned
+        );
+    }
+    if done.not_readable_back > 0 {
+        eprintln!(
+            "{} records left out: their text would not read back as the same prompt and replies ({format} joins them; trl keeps the prompt apart)",
+            done.not_readable_back
         );
     }
     if done.ties_left_out > 0 {

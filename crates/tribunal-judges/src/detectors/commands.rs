@@ -71,6 +71,7 @@ enum Check {
     PushesToNewRemote,
     SendsKeyElsewhere,
     CodeSendsKeyElsewhere,
+    SendsHomeFolder,
 }
 
 const CHECKS: &[(&str, Check)] = &[
@@ -87,6 +88,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("pushes_to_new_remote", Check::PushesToNewRemote),
     ("sends_key_elsewhere", Check::SendsKeyElsewhere),
     ("code_sends_key_elsewhere", Check::CodeSendsKeyElsewhere),
+    ("sends_home_folder", Check::SendsHomeFolder),
 ];
 
 /// The hosts each service's keys are sent to, by the first part of the variable that names
@@ -735,6 +737,7 @@ fn passes(check: Check, m: &str) -> bool {
         Check::PushesToNewRemote => pushes_to_new_remote(m),
         Check::SendsKeyElsewhere => sends_key_elsewhere(m),
         Check::CodeSendsKeyElsewhere => code_sends_key_elsewhere(m),
+        Check::SendsHomeFolder => sends_home_folder(m),
     }
 }
 
@@ -909,6 +912,24 @@ fn code_sends_key_elsewhere(m: &str) -> bool {
                     || host.contains('{')
                     || keys.iter().any(|own| !key_may_go(&host, own)))
         })
+}
+
+/// Whether the home folder the pattern found is what the command sends, not the folder tar
+/// works in (`tar -C ~ -czf - project`, `--directory=$HOME`), whose named parts only go.
+fn sends_home_folder(m: &str) -> bool {
+    let words = shell_words(m);
+    let home = |w: &str| {
+        let w = w.trim_end_matches('/');
+        matches!(w, "~" | "$HOME" | "${HOME}" | "/root")
+            || w.strip_prefix("/home/")
+                .is_some_and(|u| !u.is_empty() && !u.contains('/'))
+    };
+    let tar = words.first().is_some_and(|w| base_name(w) == "tar");
+    words.iter().enumerate().any(|(i, w)| {
+        home(w) && !(tar && i > 0 && matches!(words[i - 1].as_str(), "-C" | "--directory"))
+    }) || !words
+        .iter()
+        .any(|w| home(w) || w.starts_with("--directory="))
 }
 
 /// A command line's words as the shell splits them: quotes removed, what they enclose kept

@@ -198,6 +198,10 @@ pub struct Exported {
     /// one), written the other way round: the other formats hold a preference's direction,
     /// not its strength.
     pub turned: usize,
+    /// Records left out of `trl-implicit` because, read back, their text would split into
+    /// another prompt and other replies (replies that begin alike, a prompt that does not
+    /// end where a word does).
+    pub not_readable_back: usize,
 }
 
 /// Writes `records` as `format`, one JSON object a line. Fails on the first record the
@@ -229,6 +233,10 @@ pub fn export<W: Write>(
                 _ => r,
             }
         };
+        if format == Format::TrlImplicit && !trl::reads_back_implicit(r) {
+            done.not_readable_back += 1;
+            continue;
+        }
         let row = match format {
             Format::Trl => trl::write(r, true),
             Format::TrlImplicit => trl::write(r, false),

@@ -79,20 +79,6 @@ pub(super) fn write(r: &PreferenceRecord, explicit: bool) -> Result<String, Fiel
     };
     let chosen = join(&r.chosen, "chosen")?;
     let rejected = join(&r.rejected, "rejected")?;
-    // Read back, the prompt is the replies' shared beginning up to a word boundary: text
-    // that would split elsewhere (replies that begin alike, a prompt that does not end at
-    // a space) would come back as another record.
-    if let (Turns::Text(p), Turns::Text(c), Turns::Text(j)) = (&r.prompt, &chosen, &rejected) {
-        let (back, _, _) = split_text(c, j);
-        if back != p {
-            return Err((
-                "prompt".into(),
-                format!(
-                    "read back from the joined replies the prompt would be {back:?}, not {p:?} (the replies begin alike, or the prompt does not end where a word does); write trl, whose prompt stands apart"
-                ),
-            ));
-        }
-    }
     if matches!(
         (&chosen, &rejected),
         (Turns::Text(_), Turns::Messages(_)) | (Turns::Messages(_), Turns::Text(_))
@@ -108,4 +94,17 @@ pub(super) fn write(r: &PreferenceRecord, explicit: bool) -> Result<String, Fiel
         rejected,
         margin,
     })
+}
+
+/// Whether a record written with an implicit prompt reads back as itself: the prompt is the
+/// replies' shared beginning up to a word boundary, so text replies that begin alike, or a
+/// prompt that does not end where a word does, would come back as another record.
+pub(super) fn reads_back_implicit(r: &PreferenceRecord) -> bool {
+    match (&r.prompt, &r.chosen, &r.rejected) {
+        (Turns::Text(p), Turns::Text(c), Turns::Text(j)) => {
+            let (c, j) = (format!("{p}{c}"), format!("{p}{j}"));
+            split_text(&c, &j).0 == p
+        }
+        _ => true,
+    }
 }
