@@ -485,7 +485,7 @@ async fn decide_request(
     let project = state.project(&caller)?;
     let mut request = read_request_with(&bytes, traceparent.as_deref())?;
     speak_for(&caller, &mut request.asked.context)?;
-    let (mut asked, appended, trace, inputs_digest, kept) =
+    let (mut asked, appended, trace, inputs_digest, kept, spans_read) =
         hold(&state, &caller, &bytes, request).await?;
     pin_tools(&state, &caller.project, &mut asked, &trace.tools).await?;
     let rt = project.runtime();
@@ -629,6 +629,7 @@ async fn decide_request(
         request: (!appended).then_some(bytes),
         at,
         at_ms,
+        spans_read,
     };
     if tail.outcome.verdict.decision == Decision::Escalate && limited.is_none() && !detached {
         // The review is awaited in a task of its own: an agent that hangs up while it waits
@@ -660,6 +661,9 @@ struct Tail {
     request: Option<axum::body::Bytes>,
     at: String,
     at_ms: i64,
+    /// For a trace put together from OTLP spans, when they were read: the stored trace is
+    /// the gate's as of then.
+    spans_read: Option<(String, i64)>,
 }
 
 impl Tail {
@@ -719,8 +723,13 @@ impl Tail {
             }),
             decision,
             result: stored,
-            at: self.at,
-            at_ms: self.at_ms,
+            // A trace of spans is stored as seen when they were read, so spans received
+            // while the gate decided leave it to be judged again.
+            at: self
+                .spans_read
+                .as_ref()
+                .map_or(self.at, |(at, _)| at.clone()),
+            at_ms: self.spans_read.map_or(self.at_ms, |(_, ms)| ms),
             agent: self.caller.agent.clone(),
         };
         for row in self
@@ -744,6 +753,7 @@ type Held = (
     Arc<Trace>,
     String,
     Option<tribunal_engine::Kept>,
+    Option<(String, i64)>,
 );
 
 /// Names in `context.tool_changes` the tools offered whose definition differs from the one
@@ -810,7 +820,7 @@ async fn hold(
                 state.store_gate_trace(row).await;
             }
             state.metrics.gate_read(project, GateRead::InFull);
-            Ok((asked, false, t, digest, kept))
+            Ok((asked, false, t, digest, kept, None))
         }
         Steps::Append {
             trace_id,
@@ -822,6 +832,9 @@ async fn hold(
             read_appended(state, caller, bytes, asked, steps).await
         }
         Steps::Otlp { trace_id } => {
+            // The stored trace is the gate's as of the spans read now: spans received later
+            // leave it to be judged again (see `upsert_gate_traces`).
+            let spans_read = tribunal_store::clock::now_both();
             let trace = crate::scorer::assemble(&state.store, project, &trace_id)
                 .await?
                 .ok_or_else(|| {
@@ -843,7 +856,7 @@ async fn hold(
                 state.store_gate_trace(row).await;
             }
             state.metrics.gate_read(project, GateRead::FromSpans);
-            Ok((asked, true, t, digest, kept))
+            Ok((asked, true, t, digest, kept, Some(spans_read)))
         }
     }
 }
@@ -870,7 +883,7 @@ async fn read_appended(
         state.store_gate_trace(row).await;
     }
     state.metrics.gate_read(project, GateRead::Appended);
-    Ok((asked, true, taken.trace, taken.digest, taken.judged))
+    Ok((asked, true, taken.trace, taken.digest, taken.judged, None))
 }
 
 /// Reads a trace the gate no longer holds (idle, let go, or held by the server before a
