@@ -349,10 +349,20 @@ impl Proxy {
             held.sent = before;
             held.count = None;
         }
-        for m in msgs {
-            if let Some(id) = m.get("id").filter(|_| m.get("method").is_some()) {
-                lock(&self.calls).remove(&id.to_string());
-                lock(&self.lists).remove(&id.to_string());
+        // Only what this request put there goes: another client's call of the same id stays.
+        for (m, action) in msgs.iter().zip(&actions) {
+            let (Some(id), Some(method)) = (m.get("id"), m.get("method").and_then(Value::as_str))
+            else {
+                continue;
+            };
+            match (method, action) {
+                ("tools/call", Action::Forward) => {
+                    lock(&self.calls).remove(&id.to_string());
+                }
+                ("tools/list", _) => {
+                    lock(&self.lists).remove(&id.to_string());
+                }
+                _ => {}
             }
         }
         actions
@@ -757,27 +767,41 @@ mod tests {
         settings.gate = format!("http://{at}");
         let proxy = Proxy::new(settings).unwrap();
         let call = |id: u64, name: &str| json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": {"path": "a"}}});
-        let (read, shell) = (call(1, "read_file"), call(2, "shell"));
+        // Another client's call of id 7, passed on before.
+        assert!(matches!(
+            rt.block_on(proxy.from_client(&call(7, "read_file"))),
+            Action::Forward
+        ));
+        let (read, shell) = (call(1, "read_file"), call(7, "shell"));
         let actions = rt.block_on(proxy.from_client_request(&[&read, &shell]));
         assert!(matches!(actions[..], [Action::Forward, Action::Reply(_)]));
+        // The other client's call keeps its place: its result is recorded.
+        let result = json!({"jsonrpc": "2.0", "id": 7, "result": {"content": [{"type": "text", "text": "THE FILE'S TEXT"}]}});
+        rt.block_on(proxy.from_server(&result));
         let next = rt.block_on(proxy.from_client(&call(3, "read_file")));
         assert!(matches!(next, Action::Forward));
         let asked = lock(&seen).clone();
-        assert_eq!(asked.len(), 3);
+        assert_eq!(asked.len(), 4);
         // The refused call was judged after the allowed one, which the gate was sent...
         assert!(
-            asked[1]["append"].to_string().contains("mcp-1"),
+            asked[2]["append"].to_string().contains("mcp-1"),
             "{}",
-            asked[1]
+            asked[2]
         );
-        // ...and the next call is judged on the trace of what ran: without it.
-        assert!(asked[2]["trace"].is_array(), "{}", asked[2]);
-        assert!(!asked[2].to_string().contains("mcp-1"), "{}", asked[2]);
+        // ...and the next call is judged on the trace of what ran: without it, with the
+        // other call's result.
+        assert!(asked[3]["trace"].is_array(), "{}", asked[3]);
+        assert!(!asked[3].to_string().contains("mcp-1"), "{}", asked[3]);
+        assert!(
+            asked[3].to_string().contains("THE FILE'S TEXT"),
+            "{}",
+            asked[3]
+        );
         // A request passed on whole is recorded.
         let ok = rt.block_on(proxy.from_client_request(&[&call(4, "read_file")]));
         assert!(matches!(ok[..], [Action::Forward]));
         rt.block_on(proxy.from_client(&call(5, "read_file")));
-        assert!(lock(&seen)[4]["append"].to_string().contains("mcp-4"));
+        assert!(lock(&seen)[5]["append"].to_string().contains("mcp-4"));
     }
 
     /// A call sent as a notification is neither passed on nor asked about (the gate here
