@@ -205,6 +205,21 @@ async fn a_model_judge_of_the_reply_reads_the_pending_reply() {
     s.stop().await;
 }
 
+/// Sends `body` to the gate as an agent whose timeout (150 ms) is shorter than the
+/// decision, which hangs up before the answer.
+async fn hang_up(s: &TestServer, token: &str, body: &Value) {
+    let sent = reqwest::Client::builder()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .unwrap()
+        .post(format!("{}/api/v1/gate", s.url))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await;
+    assert!(sent.is_err(), "the agent should have hung up");
+}
+
 /// An agent whose timeout is shorter than the decision hangs up while a model judge is
 /// asked: the decision is still made, logged and its trace stored with it, so the log
 /// never names a decision whose trace is missing.
@@ -215,16 +230,7 @@ async fn an_agent_that_hangs_up_during_the_decision_leaves_it_logged_and_stored(
     let (mut s, token) = server_with_model_judge(&url).await;
     let mut body = request(5000);
     body["trace_id"] = json!("hung-up-2");
-    let sent = reqwest::Client::builder()
-        .timeout(Duration::from_millis(150))
-        .build()
-        .unwrap()
-        .post(format!("{}/api/v1/gate", s.url))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await;
-    assert!(sent.is_err(), "the agent should have hung up");
+    hang_up(&s, &token, &body).await;
     let mut stored = None;
     for _ in 0..300 {
         if let Some(t) = s.store.get_trace("default", "hung-up-2").await.unwrap() {
@@ -250,16 +256,7 @@ async fn a_shutdown_waits_for_the_decision_of_an_agent_that_hung_up() {
     let (mut s, token) = server_with_model_judge(&url).await;
     let mut body = request(5000);
     body["trace_id"] = json!("hung-up-3");
-    let sent = reqwest::Client::builder()
-        .timeout(Duration::from_millis(150))
-        .build()
-        .unwrap()
-        .post(format!("{}/api/v1/gate", s.url))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await;
-    assert!(sent.is_err(), "the agent should have hung up");
+    hang_up(&s, &token, &body).await;
     s.stop().await;
     let stored = s.store.get_trace("default", "hung-up-3").await.unwrap();
     assert_eq!(

@@ -2054,6 +2054,34 @@ async fn gate_continues_a_held_trace_from_appended_steps() {
     );
 }
 
+/// A server started on `s`'s store once the trace `id` is stored there with `messages`
+/// messages and `s` has stopped (so the new one holds nothing and reads it back); `s`
+/// keeps the store's folder.
+async fn restarted_once_stored(
+    s: &mut TestServer,
+    admin: &str,
+    id: &str,
+    messages: usize,
+) -> TestServer {
+    for _ in 0..300 {
+        let (_, v) = call(
+            &s,
+            Method::GET,
+            &format!("/api/v1/traces/{id}"),
+            Some(admin),
+            None,
+        )
+        .await;
+        if v["trace"]["messages"].as_array().map(Vec::len) == Some(messages) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+    let (store, dir) = (s.store.clone(), tempfile::tempdir().unwrap());
+    TestServer::start_with(store, dir, ServerOptions::default()).await
+}
+
 async fn refused_as_owned(s: &TestServer, token: &str, body: Value) {
     let (st, e) = gate(s, token, body.clone()).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{body}: {e}");
@@ -2117,16 +2145,7 @@ async fn another_agents_token_can_neither_replace_nor_extend_a_held_trace() {
     );
 
     // After a restart the store says whose it is, to a whole trace and to an append alike.
-    for _ in 0..300 {
-        let (_, v) = call(&s, Method::GET, "/api/v1/traces/conv-s", Some(&admin), None).await;
-        if v["trace"]["messages"].as_array().map(Vec::len) == Some(6) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    s.stop().await;
-    let (store, dir) = (s.store.clone(), tempfile::tempdir().unwrap());
-    let mut s = TestServer::start_with(store, dir, ServerOptions::default()).await;
+    let mut s = restarted_once_stored(&mut s, &admin, "conv-s", 6).await;
     for body in attempts() {
         refused_as_owned(&s, &other, body).await;
     }
@@ -2151,16 +2170,7 @@ async fn another_agents_token_can_neither_replace_nor_extend_a_held_trace() {
     );
     // A token of the whole project that sends the trace whole again once it was let go
     // leaves it the agent's.
-    for _ in 0..300 {
-        let (_, v) = call(&s, Method::GET, "/api/v1/traces/conv-s", Some(&admin), None).await;
-        if v["trace"]["messages"].as_array().map(Vec::len) == Some(8) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    s.stop().await;
-    let (store, dir) = (s.store.clone(), tempfile::tempdir().unwrap());
-    let mut s = TestServer::start_with(store, dir, ServerOptions::default()).await;
+    let mut s = restarted_once_stored(&mut s, &admin, "conv-s", 8).await;
     let (st, a) = gate(
         &s,
         &unbound,
