@@ -2065,7 +2065,7 @@ async fn restarted_once_stored(
 ) -> TestServer {
     for _ in 0..300 {
         let (_, v) = call(
-            &s,
+            s,
             Method::GET,
             &format!("/api/v1/traces/{id}"),
             Some(admin),
