@@ -127,6 +127,23 @@ pub fn saved_files<'a>(words: &[&'a str]) -> Vec<&'a str> {
     files
 }
 
+/// curl's short options that take a value (the rest of their group, or the next word).
+pub const CURL_VALUE_FLAGS: &str = "XHdubcAeFTwmKExrzCyYUPQtDo";
+/// wget's short options that take a value.
+pub const WGET_VALUE_FLAGS: &str = "oaiBetTwQPUlARDIXO";
+
+/// Whether a group of short options (`-sSH`) takes the next word as a value: its first
+/// option that takes one (of `value_flags`) ends the group.
+pub fn group_takes_next(word: &str, value_flags: &str) -> bool {
+    let Some(flags) = word.strip_prefix('-').filter(|f| !f.starts_with('-')) else {
+        return false;
+    };
+    flags
+        .char_indices()
+        .find(|(_, c)| value_flags.contains(*c))
+        .is_some_and(|(k, c)| k + c.len_utf8() == flags.len())
+}
+
 /// The files `curl` or `wget` saves: its output option, `>`, or the URL's name (wget, curl -O).
 fn curl_or_wget_saves<'a>(curl: bool, args: &[&'a str], url: Option<&'a str>) -> Vec<&'a str> {
     let mut files = Vec::new();
@@ -135,9 +152,9 @@ fn curl_or_wget_saves<'a>(curl: bool, args: &[&'a str], url: Option<&'a str>) ->
     // The output option of each tool (curl -o FILE, wget -O FILE) and its short options that
     // take a value.
     let (output, long, takes_value) = if curl {
-        ('o', "--output", "XHdubcAeFTwmKExrzCyYUPQtD")
+        ('o', "--output", CURL_VALUE_FLAGS)
     } else {
-        ('O', "--output-document", "oaiBetTwQPUlARDIX")
+        ('O', "--output-document", WGET_VALUE_FLAGS)
     };
     let mut i = 0;
     while i < args.len() {
@@ -424,6 +441,21 @@ mod tests {
             assert_eq!(after_wrappers(&w).first(), Some(&program), "{line}");
         }
         assert!(after_wrappers(&words("sudo -E")).is_empty());
+    }
+
+    #[test]
+    fn a_group_of_short_options_takes_the_next_word_when_its_value_option_ends_it() {
+        for (w, takes) in [
+            ("-H", true),
+            ("-sSH", true),
+            ("-sd", true),
+            ("-dk=v", false),
+            ("-sS", false),
+            ("--data", false),
+            ("x", false),
+        ] {
+            assert_eq!(group_takes_next(w, CURL_VALUE_FLAGS), takes, "{w}");
+        }
     }
 
     #[test]

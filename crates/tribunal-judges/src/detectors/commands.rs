@@ -784,68 +784,50 @@ fn address_host(address: &str) -> String {
     host.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// Options of curl, wget and HTTPie whose value is not where the request goes (a body, a
-/// header, a proxy, a file, a user).
+/// Long options of curl, wget and HTTPie whose value (the next word) is not where the
+/// request goes (a body, a header, a proxy, a file, a user); short ones are
+/// `tribunal_core::shell`'s `CURL_VALUE_FLAGS` and `WGET_VALUE_FLAGS`.
 const VALUE_OPTIONS: &[&str] = &[
-    "-d",
     "--data",
     "--data-raw",
     "--data-binary",
     "--data-urlencode",
     "--data-ascii",
-    "-H",
     "--header",
-    "-F",
     "--form",
     "--form-string",
     "--json",
-    "-x",
     "--proxy",
     "--preproxy",
-    "-e",
     "--referer",
-    "-u",
     "--user",
-    "-A",
     "--user-agent",
-    "-b",
     "--cookie",
-    "-c",
     "--cookie-jar",
-    "-o",
     "--output",
-    "-O",
     "--output-document",
-    "-T",
     "--upload-file",
-    "-X",
     "--request",
-    "-K",
     "--config",
-    "-w",
     "--write-out",
     "--post-data",
     "--post-file",
     "--body-data",
     "--header-file",
-    "-a",
     "--auth",
     "--auth-type",
     "--session",
     "--cert",
     "--key",
     "--cacert",
-    "-E",
-    "-m",
     "--max-time",
     "--connect-timeout",
     "--retry",
-    "-r",
     "--range",
     "--resolve",
     "--connect-to",
-    "-P",
     "--directory-prefix",
+    "-a",
 ];
 
 /// Whether a curl, wget or HTTPie command that names a service's key sends a request to a
@@ -860,13 +842,18 @@ fn sends_key_elsewhere(m: &str) -> bool {
     }
     let words = shell_words(m);
     let mut destinations: Vec<String> = Vec::new();
-    let mut started = false;
+    let mut value_flags: Option<&str> = None;
     let mut skip = false;
     for w in &words {
-        if !started {
-            started = matches!(base_name(w), "curl" | "wget" | "http" | "https" | "xh");
+        let Some(flags) = value_flags else {
+            value_flags = match base_name(w) {
+                "curl" => Some(tribunal_core::shell::CURL_VALUE_FLAGS),
+                "wget" => Some(tribunal_core::shell::WGET_VALUE_FLAGS),
+                "http" | "https" | "xh" => Some(""),
+                _ => None,
+            };
             continue;
-        }
+        };
         if std::mem::take(&mut skip) {
             continue;
         }
@@ -874,7 +861,8 @@ fn sends_key_elsewhere(m: &str) -> bool {
             if let Some(url) = w.strip_prefix("--url=") {
                 destinations.push(address_host(url));
             }
-            skip = VALUE_OPTIONS.contains(&w.as_str());
+            skip = VALUE_OPTIONS.contains(&w.as_str())
+                || tribunal_core::shell::group_takes_next(w, flags);
             continue;
         }
         // A redirection's file (`> out.json`, `2>err.log`) is no address.
