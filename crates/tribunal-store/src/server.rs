@@ -272,9 +272,11 @@ impl Store {
 
     /// Stores received spans and marks their traces for judging, in one transaction: when
     /// this returns, the spans are on disk. A span received twice replaces the first copy.
+    /// Spans sent with a token bound to `agent` claim their traces for that agent; a trace
+    /// another agent's token began is refused ([`StoreError::Owned`]) and nothing is stored.
     pub async fn insert_spans(
         &self,
-        project: &str,
+        (project, agent): (&str, Option<&str>),
         spans: &[SpanRecord],
         at: &str,
         at_ms: i64,
@@ -292,6 +294,14 @@ impl Store {
             .map(|(_, s)| s)
             .collect();
         let mut tx = self.begin_write().await?;
+        let ids = mark_otlp_traces(
+            &mut tx,
+            project,
+            (spans.iter().map(|s| s.trace_id.as_str()), agent),
+            at,
+            at_ms,
+        )
+        .await?;
         insert_rows(
             &mut tx,
             self.sqlite,
@@ -309,14 +319,6 @@ impl Store {
                     .bind(at)
                     .bind(&s.body)
             },
-        )
-        .await?;
-        let ids = mark_otlp_traces(
-            &mut tx,
-            project,
-            spans.iter().map(|s| s.trace_id.as_str()),
-            at,
-            at_ms,
         )
         .await?;
         for id in ids {
@@ -1072,7 +1074,7 @@ fn like_escape(text: &str) -> String {
 pub(crate) async fn mark_otlp_traces<'a>(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     project: &str,
-    ids: impl Iterator<Item = &'a str>,
+    (ids, agent): (impl Iterator<Item = &'a str>, Option<&str>),
     at: &str,
     at_ms: i64,
 ) -> Result<Vec<&'a str>, StoreError> {
@@ -1080,19 +1082,37 @@ pub(crate) async fn mark_otlp_traces<'a>(
     ids.sort_unstable();
     ids.dedup();
     for id in &ids {
+        // A token bound to an agent claims a trace no agent holds yet; the row is then
+        // locked by this transaction, so the owner read next is the one that stays.
         sqlx::query(
             "INSERT INTO traces (project, trace_id, source, first_seen, last_seen,
-                last_seen_ms, span_count, dirty)
-             VALUES ($1, $2, 'otlp', $3, $3, $4, 0, 1)
+                last_seen_ms, span_count, dirty, agent)
+             VALUES ($1, $2, 'otlp', $3, $3, $4, 0, 1, $5)
              ON CONFLICT (project, trace_id) DO UPDATE
-             SET last_seen = $3, last_seen_ms = $4, dirty = 1",
+             SET last_seen = $3, last_seen_ms = $4, dirty = 1,
+                 agent = COALESCE(traces.agent, excluded.agent)",
         )
         .bind(project)
         .bind(*id)
         .bind(at)
         .bind(at_ms)
+        .bind(agent)
         .execute(&mut **tx)
         .await?;
+        if let Some(agent) = agent {
+            let owner: Option<String> =
+                sqlx::query("SELECT agent FROM traces WHERE project = $1 AND trace_id = $2")
+                    .bind(project)
+                    .bind(*id)
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .try_get("agent")?;
+            if owner.as_deref().is_some_and(|o| o != agent) {
+                return Err(StoreError::Owned {
+                    trace_id: (*id).to_owned(),
+                });
+            }
+        }
     }
     Ok(ids)
 }

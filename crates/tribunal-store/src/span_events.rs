@@ -34,15 +34,24 @@ pub struct SpanEventRecord {
 
 impl Store {
     /// Stores received events and marks their traces for judging again, in one
-    /// transaction: when this returns, the events are on disk.
+    /// transaction: when this returns, the events are on disk. Events sent with a token
+    /// bound to `agent` claim their traces as spans do (see [`Store::insert_spans`]).
     pub async fn insert_span_events(
         &self,
-        project: &str,
+        (project, agent): (&str, Option<&str>),
         events: &[SpanEventRecord],
         at: &str,
         at_ms: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
+        crate::server::mark_otlp_traces(
+            &mut tx,
+            project,
+            (events.iter().map(|e| e.trace_id.as_str()), agent),
+            at,
+            at_ms,
+        )
+        .await?;
         // An event sent twice keeps its first copy (`DO NOTHING`, also within one statement).
         let numbered: Vec<(usize, &SpanEventRecord)> = events.iter().enumerate().collect();
         crate::server::insert_rows(
@@ -66,14 +75,6 @@ impl Store {
                     .bind(*position as i64)
                     .bind(&e.body)
             },
-        )
-        .await?;
-        crate::server::mark_otlp_traces(
-            &mut tx,
-            project,
-            events.iter().map(|e| e.trace_id.as_str()),
-            at,
-            at_ms,
         )
         .await?;
         tx.commit().await?;

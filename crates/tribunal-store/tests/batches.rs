@@ -116,11 +116,16 @@ async fn check(store: &Store) {
     let mut spans: Vec<SpanRecord> = (0..240).map(|i| span(i % 2, i, 0)).collect();
     spans.extend((0..10).map(|i| span(0, 220 + 2 * i, 1)));
     store
-        .insert_spans("default", &spans, "2026-11-24T08:00:00Z", 1)
+        .insert_spans(("default", None), &spans, "2026-11-24T08:00:00Z", 1)
         .await
         .unwrap();
     store
-        .insert_spans("default", &[span(0, 4, 2)], "2026-11-24T08:00:01Z", 2)
+        .insert_spans(
+            ("default", None),
+            &[span(0, 4, 2)],
+            "2026-11-24T08:00:01Z",
+            2,
+        )
         .await
         .unwrap();
     let s0 = store.trace_spans("default", "s0").await.unwrap();
@@ -147,7 +152,7 @@ async fn check(store: &Store) {
     let mut events: Vec<SpanEventRecord> = (0..229).map(|i| event(i, 0)).collect();
     events.push(event(7, 1));
     store
-        .insert_span_events("default", &events, "2026-11-24T08:00:02Z", 3)
+        .insert_span_events(("default", None), &events, "2026-11-24T08:00:02Z", 3)
         .await
         .unwrap();
     let back = store.trace_span_events("default", "s0").await.unwrap();
@@ -184,7 +189,12 @@ async fn check(store: &Store) {
         .unwrap();
     assert_eq!(s0(store).await.decision.as_deref(), Some("block"));
     store
-        .insert_spans("default", &[span(0, 900, 0)], "2026-11-24T08:00:09Z", 20)
+        .insert_spans(
+            ("default", None),
+            &[span(0, 900, 0)],
+            "2026-11-24T08:00:09Z",
+            20,
+        )
         .await
         .unwrap();
     store
