@@ -5,11 +5,13 @@
 //! response with the JSON-RPC error). Other `POST`s go upstream with the MCP headers
 //! (`Mcp-Session-Id`, `MCP-Protocol-Version`, `Accept`, `Authorization`, `Last-Event-ID`);
 //! the answer, JSON or a server-sent event stream, is read whole so its messages are
-//! recorded, then passed back with its status and headers. `DELETE` (the end of a session)
+//! recorded, then passed back with its status and headers; a request the upstream server
+//! cannot be connected to gets a 502 and its calls are taken out of the trace (they never
+//! ran). Requests are told apart by their `Mcp-Session-Id`. `DELETE` (the end of a session)
 //! is passed on; `GET` (a stream the server opens on its own) is answered `405`, which the
 //! protocol allows, so nothing reaches the client unseen.
 
-use crate::{read_client_message, read_server_message, Action, Proxy, Read};
+use crate::{read_client_message, read_server_message, Action, Proxy, Read, Scope};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -71,7 +73,7 @@ async fn handle(
                 Value::Array(a) => (a.iter().collect(), true),
                 v => (vec![v], false),
             };
-            let actions = up.proxy.from_client_request(&msgs).await;
+            let actions = up.proxy.from_client_request(&msgs, scope(&headers)).await;
             if actions.iter().any(|a| !matches!(a, Action::Forward)) {
                 // Nothing of the request is passed on: each request in it gets an answer
                 // (its refusal, or that it was held back with the refused one), in a list
@@ -119,6 +121,7 @@ async fn handle(
         _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
     };
     let mut req = up.http.request(reqwest_method, &up.url).body(body.to_vec());
+    let sent = (method == Method::POST).then_some(&body);
     for name in PASSED {
         if let Some(v) = headers.get(*name).and_then(|v| v.to_str().ok()) {
             req = req.header(*name, v);
@@ -127,11 +130,21 @@ async fn handle(
     let answer = match req.send().await {
         Ok(a) => a,
         Err(e) => {
+            if let (true, Some(Read::Json(v))) =
+                (e.is_connect(), sent.map(|b| read_client_message(b)))
+            {
+                // Nothing reached the server: its calls did not run.
+                let msgs: Vec<&Value> = match &v {
+                    Value::Array(a) => a.iter().collect(),
+                    v => vec![v],
+                };
+                up.proxy.withdraw(&msgs, scope(&headers)).await;
+            }
             return (
                 StatusCode::BAD_GATEWAY,
                 format!("the upstream MCP server did not answer: {e}"),
             )
-                .into_response()
+                .into_response();
         }
     };
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -164,10 +177,22 @@ async fn handle(
             return answer_with(StatusCode::BAD_GATEWAY, &answers);
         }
     };
+    // The answer is the session's the request named (a session's first answer gives its id,
+    // but answers only `initialize`, which holds no call).
     for m in messages {
-        up.proxy.from_server(&m).await;
+        up.proxy.from_server(&m, scope(&headers)).await;
     }
     (status, out, text).into_response()
+}
+
+/// The client session a request belongs to, by its `Mcp-Session-Id`.
+fn scope(headers: &HeaderMap) -> Scope<'_> {
+    Scope(
+        headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    )
 }
 
 /// JSON-RPC answers given by the proxy itself, with `status`.
@@ -257,6 +282,51 @@ mod tests {
             .unwrap()
             .contains("not passed on"));
         assert!(answers[1]["error"].is_object(), "{answers:?}");
+    }
+
+    /// A call allowed and passed on to a server that cannot be connected to never ran: it is
+    /// not in the trace the next call is judged on.
+    #[test]
+    fn a_call_that_never_reached_the_server_is_taken_out() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (proxy, seen) = crate::tests::proxy_with_gate(&rt, "unreached");
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let at = listener.local_addr().unwrap();
+            tokio::spawn(serve(proxy, "http://127.0.0.1:9/mcp".into(), listener));
+            let call = |id: u64, path: &str| {
+                json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "read_file", "arguments": {"path": path}}})
+            };
+            // A batch of two (the gate is sent the first with the second), then one call.
+            for body in [
+                json!([call(1, "first.txt"), call(2, "second.txt")]),
+                call(3, "third.txt"),
+            ] {
+                let res = reqwest::Client::new()
+                    .post(format!("http://{at}/mcp"))
+                    .header("content-type", "application/json")
+                    .header("mcp-session-id", "s1")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 502);
+            }
+        });
+        let asked = crate::lock(&seen).clone();
+        assert_eq!(asked.len(), 3);
+        assert!(asked[1].to_string().contains("first.txt"), "{}", asked[1]);
+        // The gate held the first call: it is sent the whole trace, without either.
+        assert!(asked[2]["trace"].is_array(), "{}", asked[2]);
+        assert!(
+            !asked[2]["trace"].to_string().contains(".txt"),
+            "{}",
+            asked[2]
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //!   (fail closed).
 //! - The session is one trace at the gate (sent once, then continued with `append`): each
 //!   allowed call is an assistant tool call, each result an untrusted tool message, so later
-//!   calls are judged with what the tools returned.
+//!   calls are judged with what the tools returned. Several clients of one HTTP proxy (their
+//!   own `Mcp-Session-Id`s) share that trace; their requests are told apart by session and
+//!   id ([`Scope`]), so two clients' calls of id 1 are two calls, each with its own result.
 //! - `tools/list` answers are recorded as untrusted content (the gate's detectors read the
 //!   descriptions for injected instructions) and as the trace's tool definitions, with each
 //!   tool's MCP annotations (`readOnlyHint`, `destructiveHint`, `openWorldHint`...) that
@@ -275,12 +277,47 @@ pub struct Proxy {
     http: reqwest::Client,
     held: tokio::sync::Mutex<Held>,
     pins: Mutex<Pins>,
-    /// Request ids (as JSON text) of forwarded `tools/call`s, to their tool names.
+    /// Request ids of forwarded `tools/call`s ([`Scope::key`]), to their tool names.
     calls: Mutex<HashMap<String, String>>,
-    /// Request ids of forwarded `tools/list`s.
+    /// Request ids of forwarded `tools/list`s ([`Scope::key`]).
     lists: Mutex<HashMap<String, ()>>,
     /// Tools whose description changed from the pinned one.
     changed: Mutex<BTreeMap<String, String>>,
+}
+
+/// The client session a message belongs to: JSON-RPC ids are the client's own within its
+/// session, so two clients of one proxy (two Streamable HTTP sessions) may both send id 1.
+/// Requests are remembered, and calls named in the trace, by session and id. `Scope::ONE`:
+/// the transport has one client (standard input/output, or HTTP without a session id).
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a>(pub &'a str);
+
+impl Scope<'_> {
+    pub const ONE: Scope<'static> = Scope("");
+
+    /// The key of request `id` in this session.
+    fn key(self, id: &Value) -> String {
+        if self.0.is_empty() {
+            id.to_string()
+        } else {
+            format!("{}\n{id}", self.0)
+        }
+    }
+
+    /// The id of call `id` in the trace: `mcp-` and the request id, with a tag of the session
+    /// (8 hex digits of its SHA-256, not the session id itself) when there are several.
+    fn call_id(self, id: &Value) -> String {
+        let id = id.to_string();
+        let id = id.trim_matches('"');
+        if self.0.is_empty() {
+            return format!("mcp-{id}");
+        }
+        let tag = Sha256::digest(self.0.as_bytes());
+        format!(
+            "mcp-{:02x}{:02x}{:02x}{:02x}-{id}",
+            tag[0], tag[1], tag[2], tag[3]
+        )
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -317,10 +354,10 @@ impl Proxy {
 
     /// Decides about a message from the client: a `tools/call` is asked about at the gate.
     pub async fn from_client(&self, msg: &Value) -> Action {
-        match self.classify(msg) {
+        match self.classify(msg, Scope::ONE) {
             Ok((id, params)) => {
                 let mut held = self.held.lock().await;
-                self.call(&mut held, id, params).await
+                self.call(&mut held, (Scope::ONE, id), params).await
             }
             Err(action) => action,
         }
@@ -329,14 +366,15 @@ impl Proxy {
     /// Decides about the messages of one request that is passed on whole or not at all
     /// (an HTTP POST, a batch or one message): when any is not passed on, none is, and the
     /// calls allowed in it are taken out of the trace again, since the server never runs
-    /// them. Each call is judged after the ones before it in the request.
-    pub async fn from_client_request(&self, msgs: &[&Value]) -> Vec<Action> {
+    /// them. Each call is judged after the ones before it in the request. `scope`: the
+    /// client's session.
+    pub async fn from_client_request(&self, msgs: &[&Value], scope: Scope<'_>) -> Vec<Action> {
         let mut held = self.held.lock().await;
         let before = held.messages.len();
         let mut actions = Vec::with_capacity(msgs.len());
         for m in msgs {
-            actions.push(match self.classify(m) {
-                Ok((id, params)) => self.call(&mut held, id, params).await,
+            actions.push(match self.classify(m, scope) {
+                Ok((id, params)) => self.call(&mut held, (scope, id), params).await,
                 Err(action) => action,
             });
         }
@@ -357,10 +395,10 @@ impl Proxy {
             };
             match (method, action) {
                 ("tools/call", Action::Forward) => {
-                    lock(&self.calls).remove(&id.to_string());
+                    lock(&self.calls).remove(&scope.key(id));
                 }
                 ("tools/list", _) => {
-                    lock(&self.lists).remove(&id.to_string());
+                    lock(&self.lists).remove(&scope.key(id));
                 }
                 _ => {}
             }
@@ -368,9 +406,45 @@ impl Proxy {
         actions
     }
 
+    /// Takes back the calls of a request passed on that never reached the server (it could
+    /// not be connected to): out of the trace, which the gate is sent whole next when it was
+    /// sent one of them, and no longer waited for.
+    pub async fn withdraw(&self, msgs: &[&Value], scope: Scope<'_>) {
+        let mut held = self.held.lock().await;
+        for m in msgs {
+            let (Some(id), Some(method)) = (m.get("id"), m.get("method").and_then(Value::as_str))
+            else {
+                continue;
+            };
+            match method {
+                "tools/call" if lock(&self.calls).remove(&scope.key(id)).is_some() => {
+                    let call_id = scope.call_id(id);
+                    let at = held.messages.iter().rposition(|m| {
+                        m.pointer("/tool_calls/0/id").and_then(Value::as_str) == Some(&call_id)
+                    });
+                    if let Some(at) = at {
+                        held.messages.remove(at);
+                        if at < held.sent {
+                            held.sent = held.messages.len();
+                            held.count = None;
+                        }
+                    }
+                }
+                "tools/list" => {
+                    lock(&self.lists).remove(&scope.key(id));
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// A `tools/call` with an id, to judge (its id and params), or what to do with any other
     /// message.
-    fn classify<'a>(&self, msg: &'a Value) -> Result<(&'a Value, Option<&'a Value>), Action> {
+    fn classify<'a>(
+        &self,
+        msg: &'a Value,
+        scope: Scope<'_>,
+    ) -> Result<(&'a Value, Option<&'a Value>), Action> {
         let Some(method) = msg.get("method").and_then(Value::as_str) else {
             return Err(Action::Forward);
         };
@@ -384,7 +458,7 @@ impl Proxy {
         };
         match method {
             "tools/list" => {
-                lock(&self.lists).insert(id.to_string(), ());
+                lock(&self.lists).insert(scope.key(id), ());
                 Err(Action::Forward)
             }
             "tools/call" => Ok((id, msg.get("params"))),
@@ -392,7 +466,12 @@ impl Proxy {
         }
     }
 
-    async fn call(&self, held: &mut Held, id: &Value, params: Option<&Value>) -> Action {
+    async fn call(
+        &self,
+        held: &mut Held,
+        (scope, id): (Scope<'_>, &Value),
+        params: Option<&Value>,
+    ) -> Action {
         let name = params
             .and_then(|p| p.get("name"))
             .and_then(Value::as_str)
@@ -414,7 +493,7 @@ impl Proxy {
                 json!({"decision": "block", "rules": ["mcp.tool_description_changed"]}),
             ));
         }
-        let call_id = format!("mcp-{}", id.to_string().trim_matches('"'));
+        let call_id = scope.call_id(id);
         let pending = json!({"id": call_id, "name": name, "arguments": arguments});
         let verdict = match self.ask(held, &pending).await {
             Ok(v) => v,
@@ -437,20 +516,21 @@ impl Proxy {
         };
         held.messages.push(json!({"role": "assistant", "content": null, "tool_calls": [
             {"id": call_id, "type": "function", "function": {"name": name, "arguments": args_text}}]}));
-        lock(&self.calls).insert(id.to_string(), name);
+        lock(&self.calls).insert(scope.key(id), name);
         Action::Forward
     }
 
-    /// Records what the server answered: tool results and tool lists.
-    pub async fn from_server(&self, msg: &Value) {
+    /// Records what the server answered a client's session (`scope`): tool results and tool
+    /// lists.
+    pub async fn from_server(&self, msg: &Value, scope: Scope<'_>) {
         let Some(id) = msg.get("id").filter(|_| msg.get("method").is_none()) else {
             return;
         };
-        let key = id.to_string();
+        let key = scope.key(id);
         let tool = lock(&self.calls).remove(&key);
         if let Some(tool) = tool {
             let content = result_text(msg);
-            let call_id = format!("mcp-{}", key.trim_matches('"'));
+            let call_id = scope.call_id(id);
             self.held.lock().await.messages.push(
                 json!({"role": "tool", "tool_call_id": call_id, "name": tool, "content": content}),
             );
@@ -724,15 +804,12 @@ mod tests {
         .unwrap()
     }
 
-    /// A request refused in part is passed on in no part, so the calls allowed in it never
-    /// run: they are taken out of the trace, and the gate, which was sent one of them with
-    /// the next call of the request, is sent the whole trace without it next time.
-    #[test]
-    fn calls_of_a_refused_request_are_not_recorded() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+    /// A proxy asking a gate on a port of its own that allows every call but to `shell` and
+    /// answers the count of messages it holds; the gate's requests, as it received them.
+    pub(crate) fn proxy_with_gate(
+        rt: &tokio::runtime::Runtime,
+        test: &str,
+    ) -> (Proxy, std::sync::Arc<Mutex<Vec<Value>>>) {
         let seen: std::sync::Arc<Mutex<Vec<Value>>> = Default::default();
         let gate = {
             let seen = seen.clone();
@@ -763,9 +840,22 @@ mod tests {
             tokio::spawn(async move { axum::serve(listener, gate).await });
             at
         });
-        let mut settings = proxy_without_gate("request").settings.clone();
+        let mut settings = proxy_without_gate(test).settings.clone();
         settings.gate = format!("http://{at}");
         let proxy = Proxy::new(settings).unwrap();
+        (proxy, seen)
+    }
+
+    /// A request refused in part is passed on in no part, so the calls allowed in it never
+    /// run: they are taken out of the trace, and the gate, which was sent one of them with
+    /// the next call of the request, is sent the whole trace without it next time.
+    #[test]
+    fn calls_of_a_refused_request_are_not_recorded() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (proxy, seen) = proxy_with_gate(&rt, "request");
         let call = |id: u64, name: &str| json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": {"path": "a"}}});
         // Another client's call of id 7, passed on before.
         assert!(matches!(
@@ -773,11 +863,11 @@ mod tests {
             Action::Forward
         ));
         let (read, shell) = (call(1, "read_file"), call(7, "shell"));
-        let actions = rt.block_on(proxy.from_client_request(&[&read, &shell]));
+        let actions = rt.block_on(proxy.from_client_request(&[&read, &shell], Scope::ONE));
         assert!(matches!(actions[..], [Action::Forward, Action::Reply(_)]));
         // The other client's call keeps its place: its result is recorded.
         let result = json!({"jsonrpc": "2.0", "id": 7, "result": {"content": [{"type": "text", "text": "THE FILE'S TEXT"}]}});
-        rt.block_on(proxy.from_server(&result));
+        rt.block_on(proxy.from_server(&result, Scope::ONE));
         let next = rt.block_on(proxy.from_client(&call(3, "read_file")));
         assert!(matches!(next, Action::Forward));
         let asked = lock(&seen).clone();
@@ -798,10 +888,83 @@ mod tests {
             asked[3]
         );
         // A request passed on whole is recorded.
-        let ok = rt.block_on(proxy.from_client_request(&[&call(4, "read_file")]));
+        let ok = rt.block_on(proxy.from_client_request(&[&call(4, "read_file")], Scope::ONE));
         assert!(matches!(ok[..], [Action::Forward]));
         rt.block_on(proxy.from_client(&call(5, "read_file")));
         assert!(lock(&seen)[5]["append"].to_string().contains("mcp-4"));
+    }
+
+    /// Two client sessions of one proxy may use the same request ids: each call's result is
+    /// recorded under its own session's call, whichever answer comes first, and a call
+    /// refused in one session takes nothing of the other's out.
+    #[test]
+    fn sessions_using_the_same_ids_keep_their_own_calls() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (proxy, seen) = proxy_with_gate(&rt, "sessions");
+        let call = |id: u64, name: &str, path: &str| json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": {"path": path}}});
+        let (a, b) = (Scope("session-a"), Scope("session-b"));
+        let first = call(1, "read_file", "a.txt");
+        assert!(matches!(
+            rt.block_on(proxy.from_client_request(&[&first], a))[..],
+            [Action::Forward]
+        ));
+        let second = call(1, "read_file", "b.txt");
+        assert!(matches!(
+            rt.block_on(proxy.from_client_request(&[&second], b))[..],
+            [Action::Forward]
+        ));
+        // B's refused request of id 1 leaves both sessions' forwarded calls in place.
+        let shell = call(1, "shell", "x");
+        assert!(matches!(
+            rt.block_on(proxy.from_client_request(&[&shell], b))[..],
+            [Action::Reply(_)]
+        ));
+        let result = |text: &str| json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": text}]}});
+        rt.block_on(proxy.from_server(&result("TEXT OF B"), b));
+        rt.block_on(proxy.from_server(&result("TEXT OF A"), a));
+        rt.block_on(proxy.from_client_request(&[&call(2, "read_file", "c.txt")], a));
+        // Every message the gate was sent, whole or appended.
+        let sent: Vec<Value> = lock(&seen)
+            .iter()
+            .flat_map(|asked| {
+                let sent = asked.get("trace").or_else(|| asked.get("append"));
+                sent.and_then(Value::as_array).cloned().unwrap_or_default()
+            })
+            .collect();
+        let mut calls = std::collections::HashMap::new();
+        let mut results = std::collections::HashMap::new();
+        for m in &sent {
+            if let Some(c) = m.pointer("/tool_calls/0") {
+                calls.insert(
+                    c["id"].as_str().unwrap().to_owned(),
+                    c["function"]["arguments"].as_str().unwrap().to_owned(),
+                );
+            }
+            if m["role"] == "tool" {
+                results.insert(
+                    m["tool_call_id"].as_str().unwrap().to_owned(),
+                    m["content"].as_str().unwrap().to_owned(),
+                );
+            }
+        }
+        assert_eq!(calls.len(), 2, "two calls of id 1, named apart: {sent:?}");
+        assert_eq!(results.len(), 2, "{sent:?}");
+        for (id, text) in &results {
+            let path = if text.contains("OF A") {
+                "a.txt"
+            } else {
+                "b.txt"
+            };
+            assert!(
+                calls[id].contains(path),
+                "{id}: {text} answers {}",
+                calls[id]
+            );
+        }
+        assert!(calls.keys().all(|id| !id.contains("session")), "{calls:?}");
     }
 
     /// A call sent as a notification is neither passed on nor asked about (the gate here

@@ -45,7 +45,7 @@ pub fn run(proxy: Proxy, command: &[String]) -> Result<i32, Error> {
                 let written = match read_server_message(line.as_bytes()) {
                     Read::Json(v) => {
                         for m in messages(&v) {
-                            rt.block_on(proxy.from_server(m));
+                            rt.block_on(proxy.from_server(m, crate::Scope::ONE));
                         }
                         write_line(&out, &line)
                     }
