@@ -171,7 +171,7 @@ pub async fn judge_labels(
                 continue;
             };
             if let Some(&at) = by_trace.get(&trace) {
-                if out[at].label == s.value {
+                if same_label(&out[at].label, &s.value) {
                     again += 1;
                 } else {
                     conflicting.insert(at);
@@ -219,6 +219,20 @@ pub async fn judge_labels(
         about["conflicting_traces_left_out"] = json!(conflicting.len());
     }
     Ok((out, about))
+}
+
+/// Whether two labels of one trace, given in queues whose schemas may differ, say the same
+/// to the judge: a pass/fail schema's `true` and a categorical schema's `"pass"` or `"yes"`
+/// are one answer, as are the numbers 4 and 4.0.
+fn same_label(a: &Value, b: &Value) -> bool {
+    if a == b {
+        return true;
+    }
+    let pass_fail = LabelType::PassFail;
+    if let (Ok(x), Ok(y)) = (pass_fail.normalize(a), pass_fail.normalize(b)) {
+        return x == y;
+    }
+    matches!((a.as_f64(), b.as_f64()), (Some(x), Some(y)) if x == y)
 }
 
 pub async fn latest(store: &Store, project: &str, name: &str) -> Result<JudgeVersionRow> {

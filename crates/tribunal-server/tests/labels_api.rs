@@ -487,7 +487,29 @@ async fn a_trace_labelled_in_two_queues_is_one_label_for_alignment() {
         .0,
         201
     );
-    for (q, labels) in [("a", [true, true, true]), ("b", [true, false, true])] {
+    // The same question asked as a category: "pass" is the pass/fail schema's true.
+    let category = json!({"name": "polite_category", "type": "categorical", "options": ["pass", "fail"], "judge": "tone"});
+    assert_eq!(
+        call(
+            &s.url,
+            &admin,
+            "POST",
+            "/api/v1/label-schemas",
+            Some(category)
+        )
+        .await
+        .0,
+        201
+    );
+    for (q, schema, labels) in [
+        ("a", "polite", [json!(true), json!(true), json!(true)]),
+        ("b", "polite", [json!(true), json!(false), json!(true)]),
+        (
+            "c",
+            "polite_category",
+            [json!("pass"), json!("fail"), json!("fail")],
+        ),
+    ] {
         let items: Vec<Value> = (0..3)
             .map(|i| json!({"trace": format!("t{i}"), "judge_value": "yes"}))
             .collect();
@@ -496,7 +518,7 @@ async fn a_trace_labelled_in_two_queues_is_one_label_for_alignment() {
             &admin,
             "POST",
             "/api/v1/queues",
-            Some(json!({"id": q, "schema": "polite", "items": items})),
+            Some(json!({"id": q, "schema": schema, "items": items})),
         )
         .await;
         assert_eq!(st, 201, "{v}");
@@ -518,10 +540,13 @@ async fn a_trace_labelled_in_two_queues_is_one_label_for_alignment() {
                 &person,
                 "POST",
                 &format!("/api/v1/queues/{q}/items/{item}/label"),
-                Some(json!({"value": labels[i]})),
+                Some(json!({"value": &labels[i]})),
             )
             .await;
             assert_eq!(st, 201, "{r}");
+        }
+        if q == "c" {
+            continue;
         }
         // The judge's yes fits the pass_fail schema: it is compared with the people.
         let (_, f) = call(
@@ -543,15 +568,17 @@ async fn a_trace_labelled_in_two_queues_is_one_label_for_alignment() {
     let (labels, about) = tribunal_server::tuning::judge_labels(&s.store, "default", "tone")
         .await
         .unwrap();
+    // t0: true, true, "pass": one label. t1: true, false, "fail": left out. t2: true,
+    // true, "fail": left out.
     let ids: HashSet<&str> = labels.iter().map(|l| l.id.as_str()).collect();
-    assert_eq!(labels.len(), 2, "{about}");
-    assert!(!ids.contains("t1"), "{about}");
+    assert_eq!(labels.len(), 1, "{about}");
+    assert_eq!(ids, HashSet::from(["t0"]), "{about}");
     assert_eq!(
         (
             about["same_trace_again"].as_u64(),
             about["conflicting_traces_left_out"].as_u64()
         ),
-        (Some(2), Some(1)),
+        (Some(3), Some(2)),
         "{about}"
     );
     s.stop().await;
