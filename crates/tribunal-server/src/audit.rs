@@ -93,6 +93,47 @@ struct Queued {
     done: oneshot::Sender<Result<i64, AuditError>>,
 }
 
+/// An entry committed at once, or queued for the writer, which says when it is committed.
+enum Submitted {
+    Committed(i64),
+    Queued(oneshot::Receiver<Result<i64, AuditError>>),
+}
+
+fn stopped() -> AuditError {
+    AuditError::Store("the writer stopped before writing the entry".into())
+}
+
+/// A request's work after its queued entry, done in a task of its own if the request is
+/// dropped while it waits (see [`AuditLog::append_carrying`]).
+struct Carry<T, F, Fut>
+where
+    T: Send + 'static,
+    F: FnOnce(T, i64) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    committed: Option<oneshot::Receiver<Result<i64, AuditError>>>,
+    rest: Option<(T, F)>,
+}
+
+impl<T, F, Fut> Drop for Carry<T, F, Fut>
+where
+    T: Send + 'static,
+    F: FnOnce(T, i64) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    fn drop(&mut self) {
+        if let (Some(committed), Some((carried, if_dropped))) =
+            (self.committed.take(), self.rest.take())
+        {
+            tokio::spawn(async move {
+                if let Ok(Ok(seq)) = committed.await {
+                    if_dropped(carried, seq).await;
+                }
+            });
+        }
+    }
+}
+
 /// Where new entries go.
 pub struct AuditLog {
     /// The writer's queue; `None` once closed.
@@ -287,6 +328,54 @@ impl AuditLog {
         body: &impl serde::Serialize,
         at: String,
     ) -> Result<i64, AuditError> {
+        match self.submit(project, kind, body, at).await? {
+            Submitted::Committed(seq) => Ok(seq),
+            Submitted::Queued(committed) => committed.await.unwrap_or_else(|_| Err(stopped())),
+        }
+    }
+
+    /// [`AuditLog::append_at`] for a request with work to do once its entry is committed
+    /// (`carried`): given back with the sequence number. When the request stops waiting
+    /// after its entry was queued (its client hung up), the entry is still committed, and
+    /// then `if_dropped(carried, seq)` runs in a task of its own, so what follows a logged
+    /// decision is done whatever the connection does.
+    pub async fn append_carrying<T, F, Fut>(
+        &self,
+        (project, kind, body, at): (&str, &str, &impl serde::Serialize, String),
+        carried: T,
+        if_dropped: F,
+    ) -> Result<(i64, T), AuditError>
+    where
+        T: Send + 'static,
+        F: FnOnce(T, i64) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        match self.submit(project, kind, body, at).await? {
+            Submitted::Committed(seq) => Ok((seq, carried)),
+            Submitted::Queued(committed) => {
+                let mut carry = Carry {
+                    committed: Some(committed),
+                    rest: Some((carried, if_dropped)),
+                };
+                let done = match carry.committed.as_mut() {
+                    Some(rx) => rx.await.unwrap_or_else(|_| Err(stopped())),
+                    None => Err(stopped()),
+                };
+                carry.committed = None;
+                let (carried, _) = carry.rest.take().ok_or_else(stopped)?;
+                done.map(|seq| (seq, carried))
+            }
+        }
+    }
+
+    /// Commits the entry here when that is quicker, else queues it for the writer.
+    async fn submit(
+        &self,
+        project: &str,
+        kind: &str,
+        body: &impl serde::Serialize,
+        at: String,
+    ) -> Result<Submitted, AuditError> {
         let body = serde_json::to_string(body)
             .map_err(|e| AuditError::Store(format!("the entry did not serialize: {e}")))?;
         let tx = self
@@ -304,18 +393,13 @@ impl AuditLog {
         // At most this request under way: no other entry is coming to share a commit with.
         let alone = self.active.load(Ordering::Relaxed) <= 1;
         if let Some(seq) = self.commit_here(&tx, &entry, alone)? {
-            return Ok(seq);
+            return Ok(Submitted::Committed(seq));
         }
         let (done, committed) = oneshot::channel();
         tx.send(Queued { entry, done })
             .await
             .map_err(|_| AuditError::Closed)?;
-        drop(tx);
-        committed.await.unwrap_or_else(|_| {
-            Err(AuditError::Store(
-                "the writer stopped before writing the entry".into(),
-            ))
-        })
+        Ok(Submitted::Queued(committed))
     }
 
     /// Commits `entry` on this thread when no other request is under way (else it shares

@@ -593,24 +593,15 @@ async fn decide_request(
     }
     // One reading of the clock for the log entry and the stored trace.
     let (at, at_ms) = tribunal_store::clock::now_both();
-    // Answered only once the entry is committed: a decision that cannot be logged is not
-    // given (503 store_unavailable).
-    let seq = state
-        .audit
-        .append_at(&caller.project, "gate", &entry, at.clone())
-        .await?;
-    state.metrics.decision(&caller.project, answered);
-    state
-        .metrics
-        .violations(&caller.project, &verdict.violations);
-    state.metrics.gate_latency.observe(elapsed);
-
+    let entry = serde_json::value::to_raw_value(&entry)
+        .map_err(|e| ApiError::new(Code::Internal, format!("the log entry: {e}")))?;
     let outcome = Outcome {
         verdict,
         evidence,
         trace_id: trace.id.clone(),
         messages: trace.messages.len(),
-        decision_id: seq,
+        // Given once the entry is committed.
+        decision_id: 0,
         policy_version: rt.policy_version().to_owned(),
         budget_exceeded: !late.is_empty(),
         elapsed_us,
@@ -627,10 +618,36 @@ async fn decide_request(
         wait,
         explain: asked.explain,
         request: (!appended).then_some(bytes),
-        at,
+        at: at.clone(),
         at_ms,
         spans_read,
     };
+    // Answered only once the entry is committed: a decision that cannot be logged is not
+    // given (503 store_unavailable). A client that hangs up while the entry is being
+    // committed does not take the rest with it: the escalation and the stored trace follow
+    // the logged decision in a task of their own.
+    let project = tail.caller.project.clone();
+    let (seq, mut tail) = state
+        .audit
+        .append_carrying(
+            (&project, "gate", &entry, at),
+            tail,
+            |mut tail: Tail, seq| async move {
+                tail.outcome.decision_id = seq;
+                let _place = tail.state.detached.hold();
+                if let Err(e) = tail.answer().await {
+                    tracing::error!(error = %e.message, "a logged decision whose agent hung up");
+                }
+            },
+        )
+        .await?;
+    tail.outcome.decision_id = seq;
+    state.metrics.decision(&project, answered);
+    state
+        .metrics
+        .violations(&project, &tail.outcome.verdict.violations);
+    state.metrics.gate_latency.observe(elapsed);
+
     if tail.outcome.verdict.decision == Decision::Escalate && limited.is_none() && !detached {
         // The review is awaited in a task of its own: an agent that hangs up while it waits
         // does not take the escalated step's stored trace with it.

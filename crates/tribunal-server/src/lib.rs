@@ -288,6 +288,12 @@ impl Detached {
         .await
     }
 
+    /// A place for work already in a task of its own, when one is free: shutdown waits for
+    /// it as for the work [`Detached::run`] runs.
+    pub fn hold(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.permits.clone().try_acquire_owned().ok()
+    }
+
     /// Waits until none runs, or `deadline`.
     pub async fn finish_by(&self, deadline: tokio::time::Instant) {
         if tokio::time::timeout_at(deadline, self.permits.acquire_many(self.limit))

@@ -1019,6 +1019,57 @@ async fn an_agent_that_hangs_up_while_waiting_keeps_its_stored_trace() {
     s.stop().await;
 }
 
+/// An agent that hangs up while its decision's log entry waits to be committed (another
+/// connection holds the store's write lock) does not leave a logged decision without its
+/// trace: once the entry is committed, the trace is stored with the decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_hangs_up_while_its_decision_is_logged_keeps_its_stored_trace() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    let lock = tribunal_store::testing::WriteLock::take(&s.dir.path().join("t.db"))
+        .await
+        .unwrap();
+    let sent = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .post(format!("{}/api/v1/gate", s.url))
+        .bearer_auth(&agent)
+        .json(
+            &json!({"trace": [{"role": "user", "content": "tidy up"}], "trace_id": "hung-up-2",
+            "pending": {"name": "shell", "arguments": {"command": "rm -rf /"}}}),
+        )
+        .send()
+        .await;
+    assert!(sent.is_err(), "the agent should have given up waiting");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    lock.release().await.unwrap();
+    wait_stored(&s, &admin, "hung-up-2").await;
+    let (_, stored) = call(
+        &s,
+        Method::GET,
+        "/api/v1/traces/hung-up-2",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(stored["result"]["decision"], "block", "{stored}");
+    let logged = s.store.audit_entries(0, 100).await.unwrap();
+    let entry = logged
+        .iter()
+        .find(|e| e.body.contains("hung-up-2"))
+        .expect("the decision is logged");
+    assert!(
+        stored
+            .to_string()
+            .contains(&format!("\"decision_id\":{}", entry.seq)),
+        "the stored answer names the logged decision {}: {stored}",
+        entry.seq
+    );
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escalations_wait_for_reviewers_expire_and_are_rate_limited() {
     let mut s = TestServer::start(ServerOptions {
