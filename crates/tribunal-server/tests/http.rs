@@ -2133,6 +2133,22 @@ async fn restarted_once_stored(
     TestServer::start_with(store, dir, ServerOptions::default()).await
 }
 
+/// Agent tokens of the default project: one bound to agent `support`, one bound to `other`,
+/// and one bound to no agent.
+async fn bound_tokens(s: &TestServer) -> (String, String, String) {
+    let bound = |agent: &'static str| {
+        let store = s.store.clone();
+        async move {
+            tribunal_server::auth::create_token_for(&store, "default", "agent", agent, Some(agent))
+                .await
+                .unwrap()
+                .1
+        }
+    };
+    let (support, other) = (bound("support").await, bound("other").await);
+    (support, other, s.token("default", "agent").await)
+}
+
 async fn refused_as_owned(s: &TestServer, token: &str, body: Value) {
     let (st, e) = gate(s, token, body.clone()).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{body}: {e}");
@@ -2153,17 +2169,7 @@ async fn refused_as_owned(s: &TestServer, token: &str, body: Value) {
 #[tokio::test]
 async fn another_agents_token_can_neither_replace_nor_extend_a_held_trace() {
     let mut s = TestServer::start(ServerOptions::default()).await;
-    let bound = |agent: &'static str| {
-        let store = s.store.clone();
-        async move {
-            tribunal_server::auth::create_token_for(&store, "default", "agent", agent, Some(agent))
-                .await
-                .unwrap()
-                .1
-        }
-    };
-    let (support, other) = (bound("support").await, bound("other").await);
-    let unbound = s.token("default", "agent").await;
+    let (support, other, unbound) = bound_tokens(&s).await;
     let admin = s.token("default", "admin").await;
     let (messages, mail) = injected_conversation();
     let mut clean = messages.clone();
@@ -2659,17 +2665,7 @@ async fn another_agents_token_can_neither_rewrite_nor_extend_a_trace_sent_over_o
         ..ServerOptions::default()
     })
     .await;
-    let bound = |agent: &'static str| {
-        let store = s.store.clone();
-        async move {
-            tribunal_server::auth::create_token_for(&store, "default", "agent", agent, Some(agent))
-                .await
-                .unwrap()
-                .1
-        }
-    };
-    let (support, other) = (bound("support").await, bound("other").await);
-    let unbound = s.token("default", "agent").await;
+    let (support, other, unbound) = bound_tokens(&s).await;
     let post = |path: &'static str, token: &str, doc: Value| {
         let (url, token) = (s.url.clone(), token.to_owned());
         async move {

@@ -474,33 +474,21 @@ async fn a_trace_labelled_in_two_queues_is_one_label_for_alignment() {
         .await;
         assert_eq!(st, 200, "{v}");
     }
-    let schema = json!({"name": "polite", "type": "pass_fail", "judge": "tone"});
-    assert_eq!(
-        call(
+    // The same question as pass/fail and as a category: "pass" is the pass/fail's true.
+    for schema in [
+        json!({"name": "polite", "type": "pass_fail", "judge": "tone"}),
+        json!({"name": "polite_category", "type": "categorical", "options": ["pass", "fail"], "judge": "tone"}),
+    ] {
+        let (st, v) = call(
             &s.url,
             &admin,
             "POST",
             "/api/v1/label-schemas",
-            Some(schema)
+            Some(schema),
         )
-        .await
-        .0,
-        201
-    );
-    // The same question asked as a category: "pass" is the pass/fail schema's true.
-    let category = json!({"name": "polite_category", "type": "categorical", "options": ["pass", "fail"], "judge": "tone"});
-    assert_eq!(
-        call(
-            &s.url,
-            &admin,
-            "POST",
-            "/api/v1/label-schemas",
-            Some(category)
-        )
-        .await
-        .0,
-        201
-    );
+        .await;
+        assert_eq!(st, 201, "{v}");
+    }
     for (q, schema, labels) in [
         ("a", "polite", [json!(true), json!(true), json!(true)]),
         ("b", "polite", [json!(true), json!(false), json!(true)]),
