@@ -184,6 +184,20 @@ pub enum Provenance {
 }
 
 impl Provenance {
+    /// Whether a message of `role` may carry this provenance. A provenance may say content
+    /// came from less trusted hands than its role does (a user message holding a retrieved
+    /// document, an agent's reply relaying another agent), never from more: a tool's result
+    /// is never the user's or the system's words, nor the agent's own; the agent's own
+    /// output is not the user's; a user's message is not the system's.
+    pub fn fits(&self, role: Role) -> bool {
+        match role {
+            Role::System => true,
+            Role::User => !matches!(self, Provenance::System | Provenance::Assistant),
+            Role::Assistant => !matches!(self, Provenance::System | Provenance::User),
+            Role::Tool => self.is_untrusted(),
+        }
+    }
+
     /// Content the agent's operator did not write and cannot vouch for.
     pub fn is_untrusted(&self) -> bool {
         matches!(

@@ -239,7 +239,7 @@ fn import_message(
         }
     }
     let explicit = match o.get("provenance").filter(|v| !v.is_null()) {
-        Some(p) => Some(explicit_provenance(p, "provenance")?),
+        Some(p) => Some(explicit_provenance(p, "provenance", role)?),
         None => None,
     };
     let name = opt_str(o, "name")?.map(str::to_owned);

@@ -9,7 +9,6 @@
 //! now carries, read like those it started with.
 
 use crate::{anthropic, openai, openai_row, responses, ImportError};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use tribunal_core::{Message, ToolDef};
@@ -76,15 +75,8 @@ pub fn messages_after(
         }
     }
     if format == Continuation::Tribunal {
-        return new
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                Message::deserialize(*m)
-                    .map_err(|e| ImportError::new(format!("[{i}]"), format!("a message: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Continued::from);
+        let texts: Vec<&str> = new.iter().map(|r| r.get()).collect();
+        return crate::native::messages(&texts).map(Continued::from);
     }
     let values = new
         .iter()

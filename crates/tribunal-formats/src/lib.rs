@@ -10,6 +10,7 @@ pub mod detect;
 pub mod error;
 pub mod gaia;
 pub mod mlflow;
+pub mod native;
 pub mod openai;
 pub mod openai_row;
 pub mod otlp;

@@ -119,7 +119,33 @@ pub fn import_tool_defs(v: &Value) -> Result<Vec<ToolDef>, ImportError> {
 
 /// Parses an explicit `provenance` annotation on a message: a label string
 /// (`"retrieval"`) or an object (`{"source":"agent","name":"planner"}`).
-pub fn explicit_provenance(v: &Value, field: &str) -> Result<Provenance, ImportError> {
+pub fn explicit_provenance(v: &Value, field: &str, role: Role) -> Result<Provenance, ImportError> {
+    let p = provenance_named(v, field)?;
+    fitting(p, role, field)
+}
+
+/// `p`, when a message of `role` may carry it ([`Provenance::fits`]); else an error naming
+/// `field`.
+pub fn fitting(p: Provenance, role: Role, field: &str) -> Result<Provenance, ImportError> {
+    if p.fits(role) {
+        return Ok(p);
+    }
+    let role = match role {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::Tool => "tool",
+    };
+    Err(ImportError::new(
+        field,
+        format!(
+            "a provenance a {role} message may carry, found {:?}: a provenance marks content as less trusted than its role, never more (a tool's result is never the user's or the system's words)",
+            p.label()
+        ),
+    ))
+}
+
+fn provenance_named(v: &Value, field: &str) -> Result<Provenance, ImportError> {
     let (source, name) = match v {
         Value::String(s) => (s.as_str(), None),
         Value::Object(o) => (
@@ -234,7 +260,7 @@ fn import_messages_from(
             as_tool_result(&mut msg, tool_call_id, &call_names);
         }
         if let Some(p) = o.get("provenance").filter(|v| !v.is_null()) {
-            msg.provenance = explicit_provenance(p, &format!("{}.provenance", at()))?;
+            msg.provenance = explicit_provenance(p, &format!("{}.provenance", at()), role)?;
         }
         out.push(msg);
     }

@@ -167,7 +167,8 @@ fn convert(messages: Vec<Msg>, held: &[Message]) -> Option<Vec<Message>> {
             as_tool_result(&mut msg, m.tool_call_id, &call_names);
         }
         if let Some(p) = &m.provenance {
-            msg.provenance = explicit_provenance(p, "").ok()?;
+            // One that does not fit the role is refused by the full reader, which names it.
+            msg.provenance = explicit_provenance(p, "", role).ok()?;
         }
         out.push(msg);
     }
