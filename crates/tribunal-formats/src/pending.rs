@@ -21,11 +21,45 @@ use tribunal_core::{Pending, ToolCall};
 ///   single `function_call`), or
 ///   Anthropic's, whose `content` blocks hold text and `tool_use` blocks;
 /// - a reply `{"reply": "text"}` or `{"content": "text"}`, or a plain JSON string.
+///
+/// A step with nothing to judge (an empty list, no calls and no text), a message of another
+/// role than the assistant's, a reply that is not text, and a string holding a tool call's
+/// JSON text (a call encoded twice) are errors, never an empty or textual reply.
 pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
     match v {
-        Value::String(s) => Ok(reply(s.clone())),
+        Value::String(s) => {
+            let text = s.trim_start();
+            if text.starts_with(['{', '[']) {
+                if let Ok(inner) = tribunal_core::json::from_str(text) {
+                    if import_pending(&inner).is_ok_and(|p| !p.tool_calls.is_empty()) {
+                        return Err(ImportError::new(
+                            "",
+                            "a pending step as JSON; this string holds a tool call's JSON \
+                             text (send the call itself, not a string of it)",
+                        ));
+                    }
+                }
+            }
+            Ok(reply(s.clone()))
+        }
+        Value::Array(list) if list.is_empty() => Err(ImportError::new(
+            "",
+            "at least one tool call in the list (an empty list proposes nothing to judge)",
+        )),
         Value::Array(list) => calls(list, ""),
         Value::Object(o) => {
+            match o.get("role") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(r)) if r == "assistant" || r == "model" => {}
+                Some(other) => {
+                    return Err(ImportError::new(
+                        "role",
+                        format!(
+                            "assistant: the pending step is the agent's own (a call or a reply), found {other}"
+                        ),
+                    ))
+                }
+            }
             if o.get("method").and_then(Value::as_str) == Some("tools/call") {
                 let params = o.get("params").ok_or_else(|| {
                     ImportError::new("params", "the called tool's name and arguments")
@@ -57,6 +91,12 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
                 }
                 p.content = message_text(o)?;
                 if p.tool_calls.is_empty() {
+                    if p.content.is_empty() {
+                        return Err(ImportError::new(
+                            "tool_calls",
+                            "at least one tool call, or text in content (this step proposes nothing to judge)",
+                        ));
+                    }
                     p.kind = "reply".into();
                 }
                 return Ok(p);
@@ -111,6 +151,15 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
             }
             for key in ["reply", "content"] {
                 if let Some(c) = o.get(key) {
+                    if !matches!(c, Value::String(_) | Value::Array(_)) {
+                        return Err(ImportError::new(
+                            key,
+                            format!(
+                                "the reply's text: a string or a list of content blocks, found {}",
+                                kind_of(c)
+                            ),
+                        ));
+                    }
                     return Ok(reply(content_text(c)));
                 }
             }
@@ -370,6 +419,40 @@ mod tests {
                 json!({"role": "assistant", "content": [{"type": "text", "text": "hi"}, block]});
             let e = import_pending(&step).unwrap_err();
             assert_eq!(e.field, field, "{e}");
+        }
+    }
+
+    /// Steps with nothing to judge, of another role, or a call encoded as a string are
+    /// refused, never judged as an empty or textual reply.
+    #[test]
+    fn a_step_that_is_not_the_agents_call_or_reply_is_an_error() {
+        let call = json!({"name": "shell", "arguments": {"command": "rm -rf /"}});
+        for (shape, field) in [
+            (json!(call.to_string()), ""),
+            (json!(format!("  [{call}]")), ""),
+            (json!([]), ""),
+            (json!({"tool_calls": []}), "tool_calls"),
+            (
+                json!({"role": "assistant", "content": null, "tool_calls": []}),
+                "tool_calls",
+            ),
+            (json!({"role": "user", "content": "rm -rf /"}), "role"),
+            (json!({"role": "tool", "content": "x"}), "role"),
+            (json!({"reply": 5}), "reply"),
+            (json!({"reply": null}), "reply"),
+            (json!({"content": {"text": "x"}}), "content"),
+        ] {
+            let e = import_pending(&shape).unwrap_err();
+            assert_eq!(e.field, field, "{shape}: {e}");
+        }
+        // Replies that are text stay replies, JSON-looking or not.
+        for shape in [
+            json!("rm -rf / is what the guide says; I will not run it"),
+            json!("{\"status\": \"done\"}"),
+            json!({"role": "assistant", "content": "Done.", "tool_calls": []}),
+            json!({"reply": [{"type": "text", "text": "ok"}]}),
+        ] {
+            assert_eq!(import_pending(&shape).unwrap().kind, "reply", "{shape}");
         }
     }
 
