@@ -169,6 +169,9 @@ pub async fn on_escalate(
             "violations": out["violations"],
             "evidence": out["evidence"],
             "context": out.get("context"),
+            // The agent of the token that raised it: the one agent token bound to an agent
+            // that may poll it.
+            "agent": caller.agent,
         })
         .to_string(),
         reviewer: None,
@@ -194,9 +197,25 @@ pub async fn on_escalate(
         q.forget(&id);
         return Ok(());
     }
+    let whole = wait >= q.settings.deadline;
     let wait = wait.min(q.settings.deadline);
-    let settled = wait_settled(state, &caller.project, &id, &mut rx, wait).await;
+    let mut settled = wait_settled(state, &caller.project, &id, &mut rx, wait).await;
     q.forget(&id);
+    if settled.is_none() && whole {
+        // The agent waited out the whole deadline: the default applies now, in this answer,
+        // rather than at the next round of the expiry task.
+        let left = row.deadline_ms - clock::now_ms();
+        if left > 0 {
+            tokio::time::sleep(Duration::from_millis(left as u64)).await;
+        }
+        if let Err(e) = expire(state, &row).await {
+            tracing::warn!(error = %e.message, escalation = %id, "expiring a waited-out escalation failed");
+        }
+        settled = match state.store.get_escalation(&caller.project, &id).await {
+            Ok(Some(r)) if r.status != "pending" => Some(r.status),
+            _ => None,
+        };
+    }
     if let Some(status) = settled {
         if let Some(d) = outcome(&status, default) {
             out["escalation"]["status"] = json!(status);
@@ -320,11 +339,21 @@ pub async fn get(
     {
         caller.require(Permission::Read)?;
     }
+    let missing = || ApiError::not_found(format!("no escalation {id:?} in this project"));
     let row = state
         .store
         .get_escalation(&caller.project, &id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no escalation {id:?} in this project")))?;
+        .ok_or_else(missing)?;
+    let reader = caller.may(Permission::Read);
+    if let (false, Some(agent)) = (reader, caller.agent.as_deref()) {
+        // A token bound to an agent polls its own agent's escalations; another's is not
+        // there for it (nor is it said that one exists).
+        let summary: Value = serde_json::from_str(&row.summary).unwrap_or(Value::Null);
+        if summary["agent"].as_str() != Some(agent) {
+            return Err(missing());
+        }
+    }
     let row = if row.status == "pending" && row.deadline_ms <= clock::now_ms() {
         expire(&state, &row).await?;
         state
@@ -335,7 +364,12 @@ pub async fn get(
     } else {
         row
     };
-    Ok(Json(view(&row, state.reviews.settings.default)))
+    let mut v = view(&row, state.reviews.settings.default);
+    if !reader {
+        // Which token reviewed it is the reviewers' business, not the agent's.
+        v["reviewer"] = Value::Null;
+    }
+    Ok(Json(v))
 }
 
 #[derive(Deserialize)]
