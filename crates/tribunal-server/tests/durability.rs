@@ -72,7 +72,8 @@ async fn a_decision_that_cannot_be_logged_is_not_given() {
 
 /// The store's file deleted while the server runs (a cleanup job, a volume swapped): the
 /// log's connection would go on committing to a file no one reads again, and every decision
-/// answered since would be lost at the next start. The gate answers `store_unavailable`.
+/// answered since would be lost at the next start. The gate answers `store_unavailable`, and
+/// `/readyz` says the server is not ready, so a load balancer sends its traffic elsewhere.
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_file_deleted_while_serving_gives_no_decision() {
@@ -80,9 +81,17 @@ async fn a_store_file_deleted_while_serving_gives_no_decision() {
     let agent = s.token("default", "agent").await;
     let (st, v) = gate(&s, &agent, &benign(0)).await;
     assert_eq!((st, v["decision"].as_str()), (200, Some("allow")), "{v}");
+    let ready = || async {
+        let r = reqwest::get(format!("{}/readyz", s.url)).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(ready().await.0, 200);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(s.dir.path().join(format!("t.db{suffix}")));
     }
+    let (st, text) = ready().await;
+    assert_eq!(st, 503, "{text}");
+    assert!(text.contains("moved or deleted while open"), "{text}");
     for i in 1..4 {
         let (st, v) = gate(&s, &agent, &benign(i)).await;
         assert_eq!(st, 503, "{v}");

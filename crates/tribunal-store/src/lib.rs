@@ -355,6 +355,16 @@ impl Store {
         })
     }
 
+    /// An error when the SQLite file the store opened was moved or deleted since.
+    pub(crate) fn still_there(&self) -> Result<(), StoreError> {
+        if let (Some(path), Some(opened)) = (&self.file, self.identity) {
+            if identity_of(path) != Some(opened) {
+                return Err(StoreError::Moved { path: path.clone() });
+            }
+        }
+        Ok(())
+    }
+
     /// A transaction that writes. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`), waiting for it like any write: a transaction that read first could not
     /// take it once another connection (the decision log's own, say) had committed since,
@@ -362,11 +372,7 @@ impl Store {
     pub(crate) async fn begin_write(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        if let (Some(path), Some(opened)) = (&self.file, self.identity) {
-            if identity_of(path) != Some(opened) {
-                return Err(StoreError::Moved { path: path.clone() });
-            }
-        }
+        self.still_there()?;
         Ok(if self.sqlite {
             self.pool.begin_with("BEGIN IMMEDIATE").await?
         } else {

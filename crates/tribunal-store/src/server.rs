@@ -792,7 +792,11 @@ impl Store {
     }
 
     /// A cheap query that proves the store answers.
+    /// Whether the store answers: a query goes through, and a SQLite file is still where it
+    /// was opened (its open connections would still answer after it is moved or deleted,
+    /// though nothing could be written any more).
     pub async fn ping(&self) -> Result<(), StoreError> {
+        self.still_there()?;
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
