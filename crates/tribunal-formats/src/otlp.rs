@@ -1042,12 +1042,21 @@ pub fn split_request(v: &Value) -> Result<Vec<SpanPart>, ImportError> {
                     let (n, v) = field(sp, names).ok_or_else(|| {
                         ImportError::new(format!("{at}.{}", names[0]), "a hex id")
                     })?;
-                    v.as_str().and_then(|s| hex_id(s, bytes)).ok_or_else(|| {
-                        ImportError::new(
-                            format!("{at}.{n}"),
-                            format!("a {}-character hex id, found {}", bytes * 2, describe(v)),
-                        )
-                    })
+                    // All zeros is the invalid id of W3C trace context: no trace is named by
+                    // it, and whoever sent it first would own it.
+                    v.as_str()
+                        .and_then(|s| hex_id(s, bytes))
+                        .filter(|h| h.bytes().any(|b| b != b'0'))
+                        .ok_or_else(|| {
+                            ImportError::new(
+                                format!("{at}.{n}"),
+                                format!(
+                                    "a {}-character hex id, not all zeros, found {}",
+                                    bytes * 2,
+                                    describe(v)
+                                ),
+                            )
+                        })
                 };
                 let trace_id = id(&["traceId", "trace_id"], 16)?;
                 let span_id = id(&["spanId", "span_id"], 8)?;
@@ -1104,6 +1113,29 @@ mod tests {
         assert_eq!(m["e"], Value::Null);
         let e = key_values(&json!([{"key": "i", "value": {"intValue": "ten"}}])).unwrap_err();
         assert_eq!(e.field, "[0].value.intValue");
+    }
+
+    /// The all-zero ids of W3C trace context name nothing: a span sent with one is refused.
+    #[test]
+    fn spans_with_all_zero_ids_are_refused() {
+        let req = |trace: &str, span: &str| {
+            json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+                {"traceId": trace, "spanId": span, "name": "s"}]}]}]})
+        };
+        let (t, sp) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+        assert_eq!(split_request(&req(t, sp)).unwrap().len(), 1);
+        for (trace, span, field) in [
+            (&"0".repeat(32)[..], sp, "traceId"),
+            (t, &"0".repeat(16)[..], "spanId"),
+        ] {
+            let e = split_request(&req(trace, span)).unwrap_err();
+            assert_eq!(
+                e.field,
+                format!("resourceSpans[0].scopeSpans[0].spans[0].{field}"),
+                "{e}"
+            );
+            assert!(e.to_string().contains("not all zeros"), "{e}");
+        }
     }
 
     #[test]

@@ -448,6 +448,17 @@ impl Proxy {
         let Some(method) = msg.get("method").and_then(Value::as_str) else {
             return Err(Action::Forward);
         };
+        if method != "tools/call" && method.eq_ignore_ascii_case("tools/call") {
+            // Method names are case-sensitive, but a lenient server might run this one as a
+            // call the gate never judged: it is not passed on.
+            return Err(match msg.get("id") {
+                Some(id) => Action::Reply(json!({"jsonrpc": "2.0", "id": id, "error": {
+                    "code": INVALID_REQUEST,
+                    "message": format!("method {method:?}: MCP method names are case-sensitive; a tool is called with tools/call, which the Tribunal gate judges"),
+                }})),
+                None => Action::Drop,
+            });
+        }
         let Some(id) = msg.get("id") else {
             // A notification: nothing to answer. A call is not one, and is not passed on
             // unjudged as one.
@@ -965,6 +976,33 @@ mod tests {
             );
         }
         assert!(calls.keys().all(|id| !id.contains("session")), "{calls:?}");
+    }
+
+    /// A call whose method differs from `tools/call` in case only is refused, not passed on
+    /// unjudged (a lenient server might run it).
+    #[test]
+    fn a_call_method_in_another_case_is_refused() {
+        let proxy = proxy_without_gate("case");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let call = json!({"jsonrpc": "2.0", "id": 11, "method": "Tools/Call", "params": {"name": "shell", "arguments": {"command": "rm -rf /"}}});
+        match rt.block_on(proxy.from_client(&call)) {
+            Action::Reply(r) => {
+                assert_eq!(
+                    (r["id"].as_i64(), r["error"]["code"].as_i64()),
+                    (Some(11), Some(INVALID_REQUEST)),
+                    "{r}"
+                )
+            }
+            _ => panic!("passed on"),
+        }
+        let note = json!({"jsonrpc": "2.0", "method": "TOOLS/CALL", "params": {}});
+        assert!(matches!(
+            rt.block_on(proxy.from_client(&note)),
+            Action::Drop
+        ));
     }
 
     /// A call sent as a notification is neither passed on nor asked about (the gate here

@@ -318,7 +318,18 @@ struct Head<'a> {
 fn parse_head(o: &serde_json::Map<String, Value>) -> Result<Head<'_>, ApiError> {
     let context = match o.get("context") {
         None | Some(Value::Null) => None,
-        Some(c @ Value::Object(_)) => {
+        Some(c @ Value::Object(fields)) => {
+            // The named members are strings: say which one is not.
+            for key in ["agent", "user", "environment"] {
+                match fields.get(key) {
+                    None | Some(Value::Null) | Some(Value::String(_)) => {}
+                    Some(other) => {
+                        return Err(ApiError::request(format!(
+                            "context.{key}: expected a string, found {other}"
+                        )))
+                    }
+                }
+            }
             Some(Context::deserialize(c).map_err(|e| ApiError::request(format!("context: {e}")))?)
         }
         Some(_) => return Err(ApiError::request("context: expected an object")),
@@ -376,8 +387,8 @@ fn whole_trace(
     trace_id: Option<String>,
 ) -> Result<(Trace, bool), ApiError> {
     let mut trace = if format == "tribunal" {
-        serde_json::from_value::<Trace>(trace_value.clone())
-            .map_err(|e| ApiError::new(Code::InvalidTrace, format!("trace: {e}")))?
+        tribunal_formats::native::trace(trace_value)
+            .map_err(|e| ApiError::new(Code::InvalidTrace, e.within("trace").to_string()))?
     } else {
         let f = InputFormat::parse(format).ok_or_else(|| {
             ApiError::request(format!(
@@ -1221,6 +1232,10 @@ mod tests {
             (
                 r#"{"trace_id": "t1", "offset": 1, "append": [], "context": "eu"}"#,
                 "context: expected an object",
+            ),
+            (
+                r#"{"trace_id": "t1", "offset": 1, "append": [], "context": {"agent": 5}}"#,
+                "context.agent: expected a string, found 5",
             ),
             (
                 r#"{"trace_id": "t1", "offset": 1, "append": [], "budget_ms": 1.5}"#,

@@ -1231,6 +1231,71 @@ async fn escalations_wait_for_reviewers_expire_and_are_rate_limited() {
     );
 }
 
+/// An agent that waits out the whole review deadline gets the default in its answer, not an
+/// escalation still pending; an escalation is polled only by the agent whose token raised
+/// it (or a token of the whole project), and agents are not shown which token reviewed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waited_out_escalation_ends_in_the_answer_and_only_its_agent_polls_it() {
+    let s = TestServer::start(ServerOptions {
+        review: tribunal_server::escalation::ReviewSettings {
+            deadline: Duration::from_millis(800),
+            ..Default::default()
+        },
+        ..ServerOptions::default()
+    })
+    .await;
+    let (support, other, unbound) = bound_tokens(&s).await;
+    let reviewer = s.token("default", "reviewer").await;
+    let mut body = destructive();
+    body["wait_ms"] = json!(60_000);
+    let started = std::time::Instant::now();
+    let (st, v) = call(&s, Method::POST, "/api/v1/gate", Some(&support), Some(body)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        (v["decision"].as_str(), v["escalation"]["status"].as_str()),
+        (Some("block"), Some("expired")),
+        "{v}"
+    );
+    let poll = v["escalation"]["poll"].as_str().unwrap().to_owned();
+    let (st, e) = call(&s, Method::GET, &poll, Some(&other), None).await;
+    assert_eq!((st, code(&e)), (StatusCode::NOT_FOUND, "not_found"), "{e}");
+    for token in [&support, &unbound, &reviewer] {
+        let (st, p) = call(&s, Method::GET, &poll, Some(token), None).await;
+        assert_eq!(
+            (st, p["status"].as_str()),
+            (StatusCode::OK, Some("expired")),
+            "{p}"
+        );
+    }
+
+    // Decided by a reviewer: the agent sees the decision and the note, not the token.
+    let mut body = destructive();
+    body["wait_ms"] = json!(0);
+    let (_, v) = call(&s, Method::POST, "/api/v1/gate", Some(&support), Some(body)).await;
+    let id = v["escalation"]["id"].as_str().unwrap().to_owned();
+    let (st, d) = call(
+        &s,
+        Method::POST,
+        &format!("/api/v1/escalations/{id}/decision"),
+        Some(&reviewer),
+        Some(json!({"decision": "approve", "note": "customer asked twice"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{d}");
+    let poll = format!("/api/v1/escalations/{id}");
+    let (_, p) = call(&s, Method::GET, &poll, Some(&support), None).await;
+    assert_eq!(
+        (p["decision"].as_str(), p["note"].as_str(), &p["reviewer"]),
+        (Some("allow"), Some("customer asked twice"), &Value::Null),
+        "{p}"
+    );
+    let (_, p) = call(&s, Method::GET, &poll, Some(&reviewer), None).await;
+    assert!(p["reviewer"].is_string(), "{p}");
+    let (st, _) = call(&s, Method::GET, &poll, Some(&other), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shadow_policies_decide_without_enforcing_and_reload_swaps_versions() {
     let dir = tempfile::tempdir().unwrap();
