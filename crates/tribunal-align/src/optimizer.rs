@@ -147,6 +147,10 @@ pub enum AlignError {
     NoHeldOut,
     #[error("the aligned judge holds held-out label {0}: refusing to report")]
     Leak(String),
+    /// Neither version gave one usable answer on the held-out labels: there is nothing to
+    /// compare, and reporting the figures would say the judges disagree with everyone.
+    #[error("the judge gave no usable answer on any of the {items} held-out labels, before or after aligning (first: {first})")]
+    Unanswered { items: usize, first: String },
 }
 
 /// Runs `optimizer` on the train split from `start`, then scores both on the held-out
@@ -196,6 +200,21 @@ pub fn align(
         &split.held_out,
         &mut usage_scoring,
     )?;
+    if before
+        .iter()
+        .chain(&after)
+        .all(|o| o.answer.value.is_none())
+    {
+        let first = before
+            .iter()
+            .chain(&after)
+            .find_map(|o| o.answer.error.clone())
+            .unwrap_or_else(|| "no reason given".into());
+        return Err(AlignError::Unanswered {
+            items: split.held_out.len(),
+            first,
+        });
+    }
     let mut notes = optimized.notes;
     let diff = match difference(&before, &after, seed) {
         Ok(d) => Some(d),

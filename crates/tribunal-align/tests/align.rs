@@ -377,3 +377,51 @@ fn an_isotonic_map_puts_a_lenient_judge_on_the_experts_scale() {
     .unwrap_err();
     assert!(e.to_string().contains("not a number"), "{e}");
 }
+
+/// A judge whose model answers nothing usable (a server failing every call).
+struct Failing;
+
+impl JudgeModel for Failing {
+    fn judge(&mut self, _: &Candidate, _: &Example) -> Result<Answer, ModelError> {
+        Ok(Answer {
+            value: None,
+            rationale: String::new(),
+            error: Some("the model server answered 500".into()),
+            usage: Usage::default(),
+        })
+    }
+}
+
+/// When neither version gives one usable answer on the held-out labels, the run fails with
+/// the model's error instead of reporting figures of a judge that never answered.
+#[test]
+fn a_judge_that_never_answers_fails_the_run() {
+    let data = Dataset::build(
+        records(60),
+        "refund",
+        &LabelType::PassFail,
+        Minimums::default(),
+    )
+    .unwrap();
+    let split = data.split(0.3, 42);
+    for replies in [1, 3] {
+        let guideline = "{\"guidelines\": [\"Refunds requested after 30 days fail.\"]}";
+        let mut refl = Replies(vec![guideline.into(); replies], Vec::new());
+        let opt = optimizer("memory").unwrap();
+        let e = align(
+            opt.as_ref(),
+            &start(),
+            &split,
+            &mut Failing,
+            &mut refl,
+            &LabelType::PassFail,
+            42,
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("no usable answer") && text.contains("500"),
+            "{replies}: {text}"
+        );
+    }
+}

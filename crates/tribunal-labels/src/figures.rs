@@ -374,6 +374,9 @@ fn judge_against_people(held: &QueueState) -> Value {
 /// many items the judge answered and how many people labelled (and how many the judge sent
 /// to people as untrusted), and, on the items a reviewer decided, how often each road agreed
 /// with the final label (with bootstrap 95 % intervals), and how long people took per item.
+/// A trace in several of those queues counts once, in the first queue that holds it (a
+/// queue filled from another, or imported from its export, would count it again and narrow
+/// the intervals); `same_trace_again` says how many items were left out so.
 pub fn hybrid(judge: &str, queues: &[QueueState]) -> Value {
     let mut names = Vec::new();
     let (mut items, mut judged, mut labelled, mut untrusted) = (0usize, 0usize, 0usize, 0usize);
@@ -381,6 +384,7 @@ pub fn hybrid(judge: &str, queues: &[QueueState]) -> Value {
     let mut people_vs_final: Vec<(Label, Label)> = Vec::new();
     let mut took: Vec<i64> = Vec::new();
     let mut adjudicated = 0usize;
+    let (mut seen, mut again) = (std::collections::HashSet::new(), 0usize);
     for q in queues {
         let collects = q.def.untrusted_from.as_deref() == Some(judge);
         if q.schema.judge.as_deref() != Some(judge) && !collects {
@@ -389,6 +393,16 @@ pub fn hybrid(judge: &str, queues: &[QueueState]) -> Value {
         names.push(q.def.id.clone());
         took.extend(q.took_ms.iter().map(|(_, ms)| *ms));
         for (id, item) in &q.items {
+            // An item of a trace is that trace's (with its span, when it names one).
+            let key = match (&item.trace, &item.span) {
+                (Some(t), Some(s)) => format!("{t}/{s}"),
+                (Some(t), None) => t.clone(),
+                (None, _) => format!("{}\n{id}", q.def.id),
+            };
+            if !seen.insert(key) {
+                again += 1;
+                continue;
+            }
             items += 1;
             let labels = q.queue.labels_for("", id, true);
             labelled += usize::from(!labels.is_empty());
@@ -428,6 +442,7 @@ pub fn hybrid(judge: &str, queues: &[QueueState]) -> Value {
         "judge_answered": judged,
         "people_labelled": labelled,
         "sent_to_people_as_untrusted": untrusted,
+        "same_trace_again": again,
         "adjudicated": {
             "items": adjudicated,
             "judge_items": judge_vs_final.len(),
@@ -437,4 +452,40 @@ pub fn hybrid(judge: &str, queues: &[QueueState]) -> Value {
         },
         "people_time_per_item_ms": median(&mut took),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Schema;
+    use crate::state::QueueDef;
+
+    fn queue(id: &str, items: &[&str]) -> QueueState {
+        let def: QueueDef = serde_json::from_value(json!({"id": id, "schema": "ok",
+            "items": items, "overlap": 1, "lock_s": 60}))
+        .unwrap();
+        let schema: Schema =
+            serde_json::from_value(json!({"name": "ok", "type": "pass_fail", "judge": "tone"}))
+                .unwrap();
+        let mut q = QueueState::new(def, schema).unwrap();
+        for item in items {
+            q.queue.restore_label("ann", item, json!(true));
+        }
+        q
+    }
+
+    /// A trace in two queues tied to the judge (one imported from the other's export, say)
+    /// counts once.
+    #[test]
+    fn a_trace_in_several_queues_counts_once() {
+        let h = hybrid(
+            "tone",
+            &[queue("a", &["t1", "t2"]), queue("b", &["t2", "t3"])],
+        );
+        assert_eq!(
+            (&h["items"], &h["people_labelled"], &h["same_trace_again"]),
+            (&json!(3), &json!(3), &json!(1)),
+            "{h}"
+        );
+    }
 }
