@@ -571,3 +571,88 @@ async fn a_trace_labelled_in_two_queues_is_one_label_for_alignment() {
     );
     s.stop().await;
 }
+
+/// Items naming a trace, span or run result the store does not hold are kept (a trace may
+/// still arrive) and listed in the answer, so a mistyped id is seen when the queue is made
+/// or grown, not by the person handed an empty item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_naming_what_the_store_lacks_are_reported() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let (admin, agent) = (
+        s.token("default", "admin").await,
+        s.token("default", "agent").await,
+    );
+    let (st, v) = call(
+        &s.url,
+        &agent,
+        "POST",
+        "/api/v1/gate",
+        Some(
+            json!({"trace_id": "t-real", "trace": [{"role": "user", "content": "hi"}],
+            "pending": {"kind": "reply", "content": "hello"}}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let schema = json!({"name": "ok", "type": "pass_fail"});
+    let (st, v) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/label-schemas",
+        Some(schema),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let items = json!(["t-real", "ghost", {"id": "s1", "trace": "t-real", "span": "no-span"},
+        {"id": "r1", "trace": "t-real", "run": "run-nope"}]);
+    let (st, v) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/queues",
+        Some(json!({"id": "q", "schema": "ok", "items": items})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["items"], 4, "{v}");
+    assert_eq!(
+        v["not_found"],
+        json!({"traces": ["ghost"], "spans": ["s1"], "runs": ["r1"]}),
+        "{v}"
+    );
+    let (st, v) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/queues/q/items",
+        Some(json!({"items": ["t-real2", "t-real"]})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["not_found"], json!({"traces": ["t-real2"]}), "{v}");
+    // An imported label may not carry what the schema does not take, as a given one may not.
+    let lines = [
+        json!({"item": "t-real", "person": "ann", "value": true, "comment": "c"}),
+        json!({"item": "t-real", "person": "bob", "value": true, "at_ms": -5}),
+    ];
+    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+    let (st, v) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/queues/q/import",
+        Some(json!({"lines": text.join("\n")})),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    let errors: Vec<&str> = v["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["error"].as_str().unwrap())
+        .collect();
+    assert!(errors[0].contains("takes no comment"), "{v}");
+    assert!(errors[1].starts_with("at_ms:"), "{v}");
+    s.stop().await;
+}

@@ -101,6 +101,75 @@ pub fn check_runs(project: &str, items: &[Item]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The items of `items` that name something the store does not hold: a trace (stored, or
+/// held by this server's gate), a span of it, an eval run or its result for the trace, or a
+/// side of a pair. The queue keeps them (a trace may still arrive), and the answer lists
+/// them, so a mistyped id is seen when the queue is made, not by the person given an empty
+/// item: `{"traces": [item ids], "spans": [...], "runs": [...]}`, only the kinds with some.
+pub async fn not_found(
+    state: &crate::AppState,
+    project: &str,
+    items: &[Item],
+) -> Result<Value, ApiError> {
+    let store = &state.store;
+    let (mut traces, mut spans, mut runs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut known: std::collections::HashMap<String, bool> = Default::default();
+    // The traces each run named has a result for.
+    let mut results: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    for item in items {
+        let mut named: Vec<&str> = item.trace.iter().map(String::as_str).collect();
+        if let Some(p) = &item.pair {
+            named.extend([&p.a, &p.b].iter().filter_map(|s| s.trace.as_deref()));
+        }
+        for trace in named {
+            let there = match known.get(trace) {
+                Some(&there) => there,
+                None => {
+                    let there = state.sessions.holds(project, trace)
+                        || store.get_trace(project, trace).await?.is_some();
+                    known.insert(trace.to_owned(), there);
+                    there
+                }
+            };
+            if !there && !traces.contains(&item.id) {
+                traces.push(item.id.clone());
+            }
+        }
+        if let (Some(trace), Some(span)) = (&item.trace, &item.span) {
+            let found = store
+                .trace_spans(project, trace)
+                .await?
+                .iter()
+                .any(|s| &s.span_id == span);
+            if !found {
+                spans.push(item.id.clone());
+            }
+        }
+        if let (Some(trace), Some(run)) = (&item.trace, &item.run) {
+            if !results.contains_key(run) {
+                let of_run: std::collections::HashSet<String> = store
+                    .run_results(run)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.trace_id)
+                    .collect();
+                results.insert(run.clone(), of_run);
+            }
+            if !results[run].contains(trace) {
+                runs.push(item.id.clone());
+            }
+        }
+    }
+    let mut out = serde_json::Map::new();
+    for (kind, ids) in [("traces", traces), ("spans", spans), ("runs", runs)] {
+        if !ids.is_empty() {
+            out.insert(kind.into(), json!(ids));
+        }
+    }
+    Ok(Value::Object(out))
+}
+
 /// Items taken from `source` (at most `SCAN` traces are looked at).
 pub async fn fill(store: &Store, project: &str, source: &Source) -> Result<Vec<Item>, ApiError> {
     let trace_item = |id: String, run: Option<String>| Item {

@@ -295,9 +295,10 @@ pub async fn create_queue(
         ));
     }
     let with_judge = list.iter().filter(|i| i.judge_value.is_some()).count();
+    let missing = items::not_found(&state, &caller.project, &list).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": q.id, "items": list.len(), "with_judge_value": with_judge})),
+        Json(json!({"id": q.id, "items": list.len(), "with_judge_value": with_judge, "not_found": missing})),
     )
         .into_response())
 }
@@ -776,8 +777,13 @@ pub async fn add_items(
     let b: AddItems = body(b, "{items: [...]}")?;
     let list = items::read_items(&b.items).map_err(ApiError::request)?;
     items::check_runs(&caller.project, &list)?;
+    let missing = items::not_found(&state, &caller.project, &list).await?;
     let added = add(&state, &caller.project, &id, list).await?;
-    Ok((StatusCode::OK, Json(json!({"added": added}))).into_response())
+    Ok((
+        StatusCode::OK,
+        Json(json!({"added": added, "not_found": missing})),
+    )
+        .into_response())
 }
 
 /// The judges among `feedback` whose answer was not trusted.

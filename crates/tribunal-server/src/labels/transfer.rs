@@ -129,10 +129,7 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
             value: a.value,
             comment: a.rationale,
             final_how: is_final,
-            at_ms: o
-                .get("create_time_ms")
-                .and_then(Value::as_i64)
-                .filter(|ms| *ms > 0),
+            at_ms: at_ms_of(o.get("create_time_ms"), "create_time_ms")?,
         }]);
     }
     let item = text("item")?.ok_or("item: expected the item's id")?;
@@ -153,7 +150,7 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
                 value: l.get("value").cloned().unwrap_or(Value::Null),
                 comment: l["comment"].as_str().map(str::to_owned),
                 final_how: None,
-                at_ms: l["at_ms"].as_i64().filter(|ms| *ms > 0),
+                at_ms: at_ms_of(l.get("at_ms"), &format!("labels[{i}].at_ms"))?,
             });
         }
         if let Some(f) = o.get("final").filter(|f| !f.is_null()) {
@@ -183,7 +180,7 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
                     value: f.get("value").cloned().unwrap_or(Value::Null),
                     comment: f["note"].as_str().map(str::to_owned),
                     final_how: Some(how.to_owned()),
-                    at_ms: f["at_ms"].as_i64().filter(|ms| *ms > 0),
+                    at_ms: at_ms_of(f.get("at_ms"), "final.at_ms")?,
                 });
             }
         }
@@ -197,8 +194,25 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
         value: o.get("value").cloned().ok_or("value: expected the label")?,
         comment: text("comment")?,
         final_how: None,
-        at_ms: o.get("at_ms").and_then(Value::as_i64).filter(|ms| *ms > 0),
+        at_ms: at_ms_of(o.get("at_ms"), "at_ms")?,
     }])
+}
+
+/// The latest time a label may say it was given: the year 3000, in milliseconds.
+const LAST_MS: i64 = 32_503_680_000_000;
+
+/// When a label was given, as a line says (`field` names it): milliseconds since 1970, a
+/// whole number after 1970 and before the year 3000; `None` when the line does not say.
+fn at_ms_of(v: Option<&Value>, field: &str) -> Result<Option<i64>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(ms) if ms > 0 && ms < LAST_MS => Ok(Some(ms)),
+            _ => Err(format!(
+                "{field}: expected when the label was given, in milliseconds since 1970 (a whole number after 1970 and before the year 3000), found {v}"
+            )),
+        },
+    }
 }
 
 #[derive(Deserialize)]
@@ -255,6 +269,12 @@ pub async fn import(
                         continue;
                     }
                 };
+                if l.comment.is_some() && l.final_how.is_none() && !h.schema.comment {
+                    refused.push(json!({"line": no, "error": format!(
+                        "comment: the schema {:?} takes no comment", h.schema.name
+                    )}));
+                    continue;
+                }
                 if l.person.trim().is_empty() {
                     refused.push(json!({"line": no, "error": "person: expected who gave the label, found an empty name"}));
                     continue;
@@ -375,6 +395,26 @@ mod tests {
             (
                 json!({"item": "t", "labels": [], "final": {"value": "yes", "by": "rev", "how": 3}}),
                 "final.how:",
+            ),
+            (
+                json!({"item": "t", "person": "p", "value": 1, "at_ms": -5}),
+                "at_ms: expected when the label was given",
+            ),
+            (
+                json!({"item": "t", "person": "p", "value": 1, "at_ms": "yesterday"}),
+                "at_ms:",
+            ),
+            (
+                json!({"item": "t", "person": "p", "value": 1, "at_ms": 1e300}),
+                "at_ms:",
+            ),
+            (
+                json!({"item": "t", "labels": [{"person": "a", "value": 1, "at_ms": 0}]}),
+                "labels[0].at_ms:",
+            ),
+            (
+                json!({"item": "t", "labels": [], "final": {"value": "yes", "by": "rev", "at_ms": 1.5}}),
+                "final.at_ms:",
             ),
         ] {
             let e = read_line(&bad, "helpful").unwrap_err();
