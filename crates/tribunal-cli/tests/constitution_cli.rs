@@ -315,7 +315,8 @@ fn sampled_principles_are_recorded_in_the_log() {
 
 #[test]
 fn unusable_answers_and_server_errors_make_no_preference() {
-    for (answer, expect) in [
+    // What each failure says, and the model's answer kept in the log when it gave one.
+    for (answer, expect, kept) in [
         (
             (|u: &str| {
                 if u.contains("\"revision\"") {
@@ -325,12 +326,14 @@ fn unusable_answers_and_server_errors_make_no_preference() {
                 }
             }) as Answer,
             "revision: unusable answer",
+            Some(("revision_answer", "Here is a better reply: be nice.")),
         ),
         (
             |_| Some("{\"critique\": \"bad\"".to_owned()),
             "critique: unusable answer",
+            Some(("critique_answer", "{\"critique\": \"bad\"")),
         ),
-        (|_| None, "critique:"),
+        (|_| None, "critique:", None),
     ] {
         let dir = tempfile::tempdir().unwrap();
         write_traces(&dir.path().join("t.jsonl"));
@@ -351,6 +354,14 @@ fn unusable_answers_and_server_errors_make_no_preference() {
                 .all(|e| e["error"].as_str().unwrap_or("").starts_with(expect)),
             "{expect}: {log:?}"
         );
+        if let Some((key, text)) = kept {
+            assert!(
+                log.iter()
+                    .filter(|e| e["principle"].is_string())
+                    .all(|e| e[key] == text),
+                "{key}: {log:?}"
+            );
+        }
     }
 }
 

@@ -92,6 +92,21 @@ fn prefs_convert_round_trips_hh_rlhf_through_jsonl() {
         std::fs::read(dir.path().join("back.jsonl")).expect("output"),
         std::fs::read(&hh).expect("fixture")
     );
+    // `-o -` writes to standard output, not to a file named `-`.
+    let out = tribunal(
+        dir.path(),
+        &[
+            "prefs", "convert", "r.jsonl", "--from", "jsonl", "--to", "hh-rlhf", "-o", "-",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(out.stdout, std::fs::read(&hh).expect("fixture"));
+    assert!(!dir.path().join("-").exists());
+    assert!(
+        text(&out.stderr).contains("written to standard output"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

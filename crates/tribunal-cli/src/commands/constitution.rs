@@ -374,6 +374,9 @@ fn critique_traces(run: &mut Run, a: &CritiqueArgs) -> Result<usize> {
                 Err(e) => {
                     run.counts.failed += 1;
                     entry["error"] = json!(format!("critique: {e}"));
+                    if let Some(answer) = e.answer {
+                        entry["critique_answer"] = json!(answer);
+                    }
                     run.log(entry)?;
                     continue;
                 }
@@ -409,6 +412,9 @@ fn critique_traces(run: &mut Run, a: &CritiqueArgs) -> Result<usize> {
                 Err(e) => {
                     run.counts.failed += 1;
                     entry["error"] = json!(format!("revision: {e}"));
+                    if let Some(answer) = e.answer {
+                        entry["revision_answer"] = json!(answer);
+                    }
                 }
             }
             run.log(entry)?;
@@ -455,7 +461,10 @@ fn compare_pairs(run: &mut Run, a: &CritiqueArgs) -> Result<usize> {
                     }
                     Err(e) => {
                         failed = true;
-                        entry["error"] = json!(e);
+                        entry["error"] = json!(e.message);
+                        if let Some(answer) = e.answer {
+                            entry["answer"] = json!(answer);
+                        }
                     }
                 }
                 run.log(entry)?;

@@ -343,17 +343,27 @@ fn export_to(
     let mut text = Vec::new();
     let done = tribunal_prefs::export(records, format, &mut text)
         .with_context(|| format!("writing {}", to.display()))?;
+    if to.as_os_str() == "-" {
+        // `-o -`: standard output, as the other commands read `-`.
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(&text)
+            .and_then(|()| out.flush())
+            .context("writing to standard output")?;
+        return Ok(done);
+    }
     std::fs::write(to, text).with_context(|| format!("writing {}", to.display()))?;
     Ok(done)
 }
 
 /// Says what an export wrote, and what the format could not hold as it was.
 fn say_exported(done: &tribunal_prefs::Exported, to: &std::path::Path, format: Format) {
-    eprintln!(
-        "{} records written to {} as {format}",
-        done.written,
-        to.display()
-    );
+    let to = if to.as_os_str() == "-" {
+        "standard output".to_owned()
+    } else {
+        to.display().to_string()
+    };
+    eprintln!("{} records written to {to} as {format}", done.written);
     if done.turned > 0 {
         eprintln!(
             "{} records whose soft label favours the rejected reply written with the replies swapped ({format} holds which reply is better, not by how much)",

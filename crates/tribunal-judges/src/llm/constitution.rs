@@ -183,6 +183,20 @@ pub fn parse_choice(text: &str) -> Result<Choice, Unusable> {
     Ok(Choice { first, rationale })
 }
 
+/// A critic's call that gave nothing usable: why, and the model's answer when it gave one
+/// that did not read (kept in logs, so a prompt or format mismatch can be seen).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failed {
+    pub message: String,
+    pub answer: Option<String>,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// The model settings of a critic or a `constitution` judge (as for `llm` judges).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -228,19 +242,23 @@ impl Critic {
     }
 
     /// Sends `request` and reads the answer with `parse`; the raw answer comes back too. An
-    /// answer `parse` rejects is not cached, and is an error.
+    /// answer `parse` rejects is not cached, and is an error that keeps the answer.
     pub fn ask<T>(
         &self,
         request: &ChatRequest,
         parse: impl Fn(&str) -> Result<T, Unusable> + Sync,
         usage: &mut ModelUsage,
-    ) -> Result<(T, String), String> {
+    ) -> Result<(T, String), Failed> {
         let usable = |r: &ChatResponse| parse(&r.text).is_ok();
+        let failed = |message: String| Failed {
+            message,
+            answer: None,
+        };
         let response = self
             .model
             .block_on(|| self.model.client.chat_accepting(request, &usable))
-            .ok_or_else(|| "the model call failed unexpectedly".to_owned())?
-            .map_err(|e| e.to_string())?;
+            .ok_or_else(|| failed("the model call failed unexpectedly".to_owned()))?
+            .map_err(|e| failed(e.to_string()))?;
         usage.calls += 1;
         if response.cached {
             usage.cached_calls += 1;
@@ -252,9 +270,13 @@ impl Critic {
                 .output_tokens
                 .saturating_add(response.usage.output_tokens);
         }
-        let value = parse(&response.text)
-            .map_err(|e| format!("unusable answer: {}", e.shown(self.model.quote_answers)))?;
-        Ok((value, response.text))
+        match parse(&response.text) {
+            Ok(value) => Ok((value, response.text)),
+            Err(e) => Err(Failed {
+                message: format!("unusable answer: {}", e.shown(self.model.quote_answers)),
+                answer: Some(response.text),
+            }),
+        }
     }
 
     pub fn set_cache(&mut self, cache: Arc<dyn ResponseCache>) -> Result<(), JudgeConfigError> {

@@ -180,11 +180,49 @@ pub fn import<R: BufRead>(mut reader: R, format: Format) -> Result<Imported, Imp
                 "rejected",
                 "the same reply as chosen: a pair says which of two replies is better".into(),
             )),
-            Ok(r) => out.records.push(r),
+            Ok(r) => match roles_fit(&r) {
+                Ok(()) => out.records.push(r),
+                Err((field, reason)) => out.rejected.push(reject(line, &field, reason)),
+            },
             Err((field, reason)) => out.rejected.push(reject(line, &field, reason)),
         }
     }
     Ok(out)
+}
+
+/// The roles a preference's messages may have.
+const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
+
+/// Whether a record's messages have roles a chat has, and each reply given as messages ends
+/// with the assistant's (a reply that is a user's turn is no reply to prefer).
+fn roles_fit(r: &crate::record::PreferenceRecord) -> Result<(), FieldError> {
+    use crate::record::Turns;
+    for (name, turns) in [
+        ("prompt", &r.prompt),
+        ("chosen", &r.chosen),
+        ("rejected", &r.rejected),
+    ] {
+        let Turns::Messages(list) = turns else {
+            continue;
+        };
+        if let Some((i, m)) = list
+            .iter()
+            .enumerate()
+            .find(|(_, m)| !ROLES.contains(&m.role.as_str()))
+        {
+            return Err((
+                format!("{name}[{i}].role"),
+                format!("one of {}, found {:?}", ROLES.join(", "), m.role),
+            ));
+        }
+        if name != "prompt" && list.last().is_some_and(|m| m.role != "assistant") {
+            return Err((
+                format!("{name}[{}].role", list.len() - 1),
+                "assistant: a reply ends with the assistant's message".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What an export wrote.

@@ -214,6 +214,34 @@ fn a_pair_of_identical_replies_is_rejected() {
     );
 }
 
+/// Messages of a role no chat has, and a reply that is not the assistant's, are refused
+/// naming the message.
+#[test]
+fn messages_of_unknown_roles_and_replies_not_the_assistants_are_rejected() {
+    let rows = [
+        r#"{"prompt": [{"role": "wizard", "content": "hi"}], "chosen": "c", "rejected": "d"}"#,
+        r#"{"prompt": "hi", "chosen": [{"role": "user", "content": "c"}], "rejected": "d"}"#,
+        r#"{"prompt": "hi", "chosen": "c", "rejected": [{"role": "assistant", "content": "d"}, {"role": "tool", "content": "x"}]}"#,
+        r#"{"prompt": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}], "chosen": [{"role": "assistant", "content": "c"}], "rejected": [{"role": "assistant", "content": "d"}]}"#,
+    ]
+    .join("\n");
+    let got = import(rows.as_bytes(), Format::Trl).expect("import");
+    assert_eq!(got.records.len(), 1);
+    let refused: Vec<(usize, &str)> = got
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.field.as_str()))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (1, "prompt[0].role"),
+            (2, "chosen[0].role"),
+            (3, "rejected[1].role")
+        ]
+    );
+}
+
 #[test]
 fn record_jsonl_names_the_bad_field() {
     let input = concat!(
