@@ -112,6 +112,45 @@ fn everything_else_is_left_to_the_general_road() {
     assert_eq!(vec![direct], general(&line, InputFormat::Openai).unwrap());
 }
 
+/// A provenance more trusted than the message's role (a tool result marked the user's or
+/// the system's) is refused by the general road, naming it, and left to it by the direct
+/// one; one less trusted is read by both.
+#[test]
+fn a_provenance_above_the_role_is_refused_by_both_roads() {
+    for (msg, field) in [
+        (
+            json!({"role": "tool", "content": "x", "provenance": "user"}),
+            "messages[0].provenance",
+        ),
+        (
+            json!({"role": "tool", "content": "x", "provenance": {"source": "system"}}),
+            "messages[0].provenance",
+        ),
+        (
+            json!({"role": "assistant", "content": "x", "provenance": "user"}),
+            "messages[0].provenance",
+        ),
+        (
+            json!({"role": "user", "content": "x", "provenance": "system"}),
+            "messages[0].provenance",
+        ),
+    ] {
+        let line = json!({"messages": [msg]}).to_string();
+        assert!(
+            openai_row::read(&line, InputFormat::Auto, "f").is_none(),
+            "{line}"
+        );
+        let e = general(&line, InputFormat::Openai).unwrap_err();
+        assert!(
+            e.contains(field) && e.contains("less trusted"),
+            "{line}: {e}"
+        );
+    }
+    let line = json!({"messages": [{"role": "user", "content": "doc", "provenance": "retrieval"}]})
+        .to_string();
+    assert!(openai_row::read(&line, InputFormat::Auto, "f").is_some());
+}
+
 #[test]
 fn example_datasets_read_the_same_both_ways() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
