@@ -2,7 +2,7 @@
 //! the report says. These check the mechanics only; they measure no model's quality.
 
 use serde_json::json;
-use tribunal_align::data::{Dataset, LabelRecord, LabelType, Minimums};
+use tribunal_align::data::{Dataset, LabelRecord, LabelType, Minimums, Split};
 use tribunal_align::memory::Alignment;
 use tribunal_align::model::{Answer, Candidate, JudgeModel, ModelError, Reflector, Usage};
 use tribunal_align::{align, optimizer, Example};
@@ -80,6 +80,18 @@ impl Reflector for Replies {
     }
 }
 
+/// 60 labels, 30 % held out (seed 42).
+fn split_of_60() -> Split {
+    Dataset::build(
+        records(60),
+        "refund",
+        &LabelType::PassFail,
+        Minimums::default(),
+    )
+    .unwrap()
+    .split(0.3, 42)
+}
+
 fn start() -> Candidate {
     Candidate {
         instructions: "Does the reply follow the refund policy? {{ inputs }} {{ outputs }}".into(),
@@ -89,14 +101,7 @@ fn start() -> Candidate {
 
 #[test]
 fn memory_alignment_uses_only_train_labels_and_reports_held_out() {
-    let data = Dataset::build(
-        records(60),
-        "refund",
-        &LabelType::PassFail,
-        Minimums::default(),
-    )
-    .unwrap();
-    let split = data.split(0.3, 42);
+    let split = split_of_60();
     let mut judge = Scripted::default();
     let mut refl = Replies(
         vec!["Here you go: {\"guidelines\": [\"Refunds requested after 30 days fail.\"]}".into()],
@@ -396,14 +401,7 @@ impl JudgeModel for Failing {
 /// the model's error instead of reporting figures of a judge that never answered.
 #[test]
 fn a_judge_that_never_answers_fails_the_run() {
-    let data = Dataset::build(
-        records(60),
-        "refund",
-        &LabelType::PassFail,
-        Minimums::default(),
-    )
-    .unwrap();
-    let split = data.split(0.3, 42);
+    let split = split_of_60();
     for replies in [1, 3] {
         let guideline = "{\"guidelines\": [\"Refunds requested after 30 days fail.\"]}";
         let mut refl = Replies(vec![guideline.into(); replies], Vec::new());

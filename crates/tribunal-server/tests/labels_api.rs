@@ -479,15 +479,7 @@ async fn a_trace_labelled_in_two_queues_is_one_label_for_alignment() {
         json!({"name": "polite", "type": "pass_fail", "judge": "tone"}),
         json!({"name": "polite_category", "type": "categorical", "options": ["pass", "fail"], "judge": "tone"}),
     ] {
-        let (st, v) = call(
-            &s.url,
-            &admin,
-            "POST",
-            "/api/v1/label-schemas",
-            Some(schema),
-        )
-        .await;
-        assert_eq!(st, 201, "{v}");
+        make_schema(&s, &admin, schema).await;
     }
     for (q, schema, labels) in [
         ("a", "polite", [json!(true), json!(true), json!(true)]),
@@ -594,16 +586,7 @@ async fn items_naming_what_the_store_lacks_are_reported() {
     )
     .await;
     assert_eq!(st, 200, "{v}");
-    let schema = json!({"name": "ok", "type": "pass_fail"});
-    let (st, v) = call(
-        &s.url,
-        &admin,
-        "POST",
-        "/api/v1/label-schemas",
-        Some(schema),
-    )
-    .await;
-    assert_eq!(st, 201, "{v}");
+    make_schema(&s, &admin, json!({"name": "ok", "type": "pass_fail"})).await;
     let items = json!(["t-real", "ghost", {"id": "s1", "trace": "t-real", "span": "no-span"},
         {"id": "r1", "trace": "t-real", "run": "run-nope"}]);
     let (st, v) = call(
@@ -655,4 +638,9 @@ async fn items_naming_what_the_store_lacks_are_reported() {
     assert!(errors[0].contains("takes no comment"), "{v}");
     assert!(errors[1].starts_with("at_ms:"), "{v}");
     s.stop().await;
+}
+
+async fn make_schema(s: &TestServer, admin: &str, schema: Value) {
+    let (st, v) = call(&s.url, admin, "POST", "/api/v1/label-schemas", Some(schema)).await;
+    assert_eq!(st, 201, "{v}");
 }
