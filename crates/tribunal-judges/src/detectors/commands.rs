@@ -198,6 +198,11 @@ impl CommandScanner {
         });
         if let Some((plain, origin)) = as_shell_reads(text) {
             self.scan_reading(text, &plain, Some(&origin), &mut cands);
+            // The names after a cd the shell's reading spells out (`c'd' ~/.ssh`).
+            if let Some((under, places)) = under_cd(&plain) {
+                let places: Vec<usize> = places.iter().map(|&p| origin[p]).collect();
+                self.scan_reading(text, &under, Some(&places), &mut cands);
+            }
         }
         if let Some(plain) = json_blanked(text) {
             self.scan_reading(text, &plain, None, &mut cands);
