@@ -947,9 +947,11 @@ fn log_event(r: &Map<String, Value>) -> Result<Option<LogEvent>, ImportError> {
     let Some(name) = name.filter(|n| n.starts_with("gen_ai.")) else {
         return Ok(None);
     };
+    // An all-zero id is W3C trace context's "none": such an event names no span.
+    let named = |id: Option<String>| id.filter(|h| h.bytes().any(|b| b != b'0'));
     let (Some(trace_id), Some(span_id)) = (
-        id_field(r, &["traceId", "trace_id"], 16, false)?,
-        id_field(r, &["spanId", "span_id"], 8, false)?,
+        named(id_field(r, &["traceId", "trace_id"], 16, false)?),
+        named(id_field(r, &["spanId", "span_id"], 8, false)?),
     ) else {
         return Ok(None);
     };

@@ -22,24 +22,13 @@ use tribunal_core::{Pending, ToolCall};
 ///   Anthropic's, whose `content` blocks hold text and `tool_use` blocks;
 /// - a reply `{"reply": "text"}` or `{"content": "text"}`, or a plain JSON string.
 ///
-/// A step with nothing to judge (an empty list, no calls and no text), a message of another
-/// role than the assistant's, a reply that is not text, and a string holding a tool call's
-/// JSON text (a call encoded twice) are errors, never an empty or textual reply.
+/// An empty list of calls, a message listing no calls and holding no text, a message of
+/// another role than the assistant's, a reply that is not text, and reply text that is a
+/// tool call's JSON (a call encoded twice) are errors, never a reply.
 pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
     match v {
         Value::String(s) => {
-            let text = s.trim_start();
-            if text.starts_with(['{', '[']) {
-                if let Ok(inner) = tribunal_core::json::from_str(text) {
-                    if import_pending(&inner).is_ok_and(|p| !p.tool_calls.is_empty()) {
-                        return Err(ImportError::new(
-                            "",
-                            "a pending step as JSON; this string holds a tool call's JSON \
-                             text (send the call itself, not a string of it)",
-                        ));
-                    }
-                }
-            }
+            holds_no_call(s, "")?;
             Ok(reply(s.clone()))
         }
         Value::Array(list) if list.is_empty() => Err(ImportError::new(
@@ -97,6 +86,7 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
                             "at least one tool call, or text in content (this step proposes nothing to judge)",
                         ));
                     }
+                    holds_no_call(&p.content, "content")?;
                     p.kind = "reply".into();
                 }
                 return Ok(p);
@@ -160,7 +150,9 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
                             ),
                         ));
                     }
-                    return Ok(reply(content_text(c)));
+                    let text = content_text(c);
+                    holds_no_call(&text, key)?;
+                    return Ok(reply(text));
                 }
             }
             Err(ImportError::new(
@@ -174,6 +166,24 @@ pub fn import_pending(v: &Value) -> Result<Pending, ImportError> {
             format!("a pending tool call or reply, found {}", kind_of(other)),
         )),
     }
+}
+
+/// Refuses reply text that is a tool call's JSON (`field` names where it was): a call
+/// encoded twice, which would be judged as words.
+fn holds_no_call(text: &str, field: &str) -> Result<(), ImportError> {
+    let text = text.trim_start();
+    if text.starts_with(['{', '[']) {
+        if let Ok(inner) = tribunal_core::json::from_str(text) {
+            if import_pending(&inner).is_ok_and(|p| !p.tool_calls.is_empty()) {
+                return Err(ImportError::new(
+                    field,
+                    "a pending step as JSON; this text holds a tool call's JSON (send the \
+                     call itself, not a string of it)",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The text of an assistant message that also lists `tool_calls`; its content may not hold
@@ -441,6 +451,11 @@ mod tests {
             (json!({"reply": 5}), "reply"),
             (json!({"reply": null}), "reply"),
             (json!({"content": {"text": "x"}}), "content"),
+            (json!({"reply": call.to_string()}), "reply"),
+            (
+                json!({"role": "assistant", "content": call.to_string()}),
+                "content",
+            ),
         ] {
             let e = import_pending(&shape).unwrap_err();
             assert_eq!(e.field, field, "{shape}: {e}");
