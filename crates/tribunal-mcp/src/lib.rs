@@ -304,17 +304,18 @@ impl Scope<'_> {
         }
     }
 
-    /// The id of call `id` in the trace: `mcp-` and the request id, with a tag of the session
-    /// (8 hex digits of its SHA-256, not the session id itself) when there are several.
+    /// The id of call `id` in the trace: `mcp-` and the request id as JSON writes it (a
+    /// string id keeps its quotes, so `1` and `"1"` are two calls), after `s`, a tag of the
+    /// session (8 hex digits of its SHA-256, not the session id itself) and `-` when there
+    /// are several. No request id of one scope gives the call id of another: a number has no
+    /// letter `s`, and a string starts with a quote.
     fn call_id(self, id: &Value) -> String {
-        let id = id.to_string();
-        let id = id.trim_matches('"');
         if self.0.is_empty() {
             return format!("mcp-{id}");
         }
         let tag = Sha256::digest(self.0.as_bytes());
         format!(
-            "mcp-{:02x}{:02x}{:02x}{:02x}-{id}",
+            "mcp-s{:02x}{:02x}{:02x}{:02x}-{id}",
             tag[0], tag[1], tag[2], tag[3]
         )
     }
@@ -903,6 +904,19 @@ mod tests {
         assert!(matches!(ok[..], [Action::Forward]));
         rt.block_on(proxy.from_client(&call(5, "read_file")));
         assert!(lock(&seen)[5]["append"].to_string().contains("mcp-4"));
+    }
+
+    /// No request id names another scope's call, or a call of the other JSON type.
+    #[test]
+    fn call_ids_of_other_scopes_and_id_types_differ() {
+        let tagged = Scope("session-a").call_id(&json!(7));
+        let forged = tagged.trim_start_matches("mcp-").to_owned();
+        assert_ne!(Scope::ONE.call_id(&json!(forged)), tagged);
+        assert_ne!(
+            Scope::ONE.call_id(&json!(1)),
+            Scope::ONE.call_id(&json!("1"))
+        );
+        assert_eq!(Scope::ONE.call_id(&json!(1)), "mcp-1");
     }
 
     /// Two client sessions of one proxy may use the same request ids: each call's result is

@@ -350,7 +350,15 @@ pub async fn get(
         // A token bound to an agent polls its own agent's escalations; another's is not
         // there for it (nor is it said that one exists).
         let summary: Value = serde_json::from_str(&row.summary).unwrap_or(Value::Null);
-        if summary["agent"].as_str() != Some(agent) {
+        let raised_by = match summary.get("agent") {
+            Some(a) => a.as_str().map(str::to_owned),
+            // Raised before escalations kept their agent: the escalated trace's owner.
+            None => match summary["trace_id"].as_str() {
+                Some(trace) => state.store.trace_agent(&caller.project, trace).await?,
+                None => None,
+            },
+        };
+        if raised_by.as_deref() != Some(agent) {
             return Err(missing());
         }
     }

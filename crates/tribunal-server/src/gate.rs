@@ -643,9 +643,10 @@ async fn decide_request(
         .append_carrying(
             (&project, "gate", &entry, at),
             tail,
-            |mut tail: Tail, seq| async move {
-                tail.outcome.decision_id = seq;
+            move |mut tail: Tail, seq| async move {
                 let _place = tail.state.detached.hold();
+                tail.outcome.decision_id = seq;
+                tail.counted(answered, elapsed);
                 if let Err(e) = tail.answer().await {
                     tracing::error!(error = %e.message, "a logged decision whose agent hung up");
                 }
@@ -653,11 +654,7 @@ async fn decide_request(
         )
         .await?;
     tail.outcome.decision_id = seq;
-    state.metrics.decision(&project, answered);
-    state
-        .metrics
-        .violations(&project, &tail.outcome.verdict.violations);
-    state.metrics.gate_latency.observe(elapsed);
+    tail.counted(answered, elapsed);
 
     if tail.outcome.verdict.decision == Decision::Escalate && limited.is_none() && !detached {
         // The review is awaited in a task of its own: an agent that hangs up while it waits
@@ -695,6 +692,14 @@ struct Tail {
 }
 
 impl Tail {
+    /// Counts the logged decision (`answered`, the one the agent gets) in the metrics.
+    fn counted(&self, answered: Decision, elapsed: std::time::Duration) {
+        let (metrics, project) = (&self.state.metrics, self.caller.project.as_str());
+        metrics.decision(project, answered);
+        metrics.violations(project, &self.outcome.verdict.violations);
+        metrics.gate_latency.observe(elapsed);
+    }
+
     async fn answer(self) -> Result<Response, ApiError> {
         let seq = self.outcome.decision_id;
         let decision = self.outcome.verdict.decision;

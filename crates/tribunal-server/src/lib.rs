@@ -525,7 +525,15 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     match state.store.ping().await {
         Ok(()) => "ready".into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")).into_response(),
+        Err(e) => {
+            // Without a token: the cause (a file's path, a database address) goes to the log.
+            tracing::error!(error = %e, "not ready: the store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the store does not answer (the server's log says why)",
+            )
+                .into_response()
+        }
     }
 }
 

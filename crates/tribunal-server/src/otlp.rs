@@ -186,11 +186,13 @@ async fn read_export(
 }
 
 /// Refuses spans or events a token bound to an agent sends for a trace the gate holds for
-/// another agent (not yet in the store, whose insert checks the rest).
+/// another agent (not yet in the store, whose insert checks the rest); with `take` (once
+/// they are stored), a held trace no agent owned becomes the token's agent's.
 fn held_by_other<'a>(
     state: &AppState,
     caller: &Caller,
     ids: impl Iterator<Item = &'a str>,
+    take: bool,
 ) -> Result<(), ApiError> {
     let Some(agent) = caller.agent.as_deref() else {
         return Ok(());
@@ -198,7 +200,7 @@ fn held_by_other<'a>(
     for id in ids {
         state
             .sessions
-            .check_owner(&caller.project, id, Some(agent))?;
+            .check_owner(&caller.project, id, (Some(agent), take))?;
     }
     Ok(())
 }
@@ -232,7 +234,12 @@ async fn receive_logs(
             }
         })
         .collect();
-    held_by_other(&state, &caller, records.iter().map(|r| r.trace_id.as_str()))?;
+    held_by_other(
+        &state,
+        &caller,
+        records.iter().map(|r| r.trace_id.as_str()),
+        false,
+    )?;
     if !records.is_empty() {
         state
             .store
@@ -243,6 +250,13 @@ async fn receive_logs(
                 clock::now_ms(),
             )
             .await?;
+        // Stored: a trace another agent began here meanwhile keeps its owner.
+        let _ = held_by_other(
+            &state,
+            &caller,
+            records.iter().map(|r| r.trace_id.as_str()),
+            true,
+        );
     }
     state
         .metrics
@@ -275,7 +289,12 @@ async fn receive(
             body: p.body.to_string(),
         })
         .collect();
-    held_by_other(&state, &caller, records.iter().map(|r| r.trace_id.as_str()))?;
+    held_by_other(
+        &state,
+        &caller,
+        records.iter().map(|r| r.trace_id.as_str()),
+        false,
+    )?;
     if !records.is_empty() {
         state
             .store
@@ -286,6 +305,13 @@ async fn receive(
                 clock::now_ms(),
             )
             .await?;
+        // Stored: a trace another agent began here meanwhile keeps its owner.
+        let _ = held_by_other(
+            &state,
+            &caller,
+            records.iter().map(|r| r.trace_id.as_str()),
+            true,
+        );
     }
     let project = [("project", caller.project.as_str())];
     state

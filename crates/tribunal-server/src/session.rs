@@ -306,16 +306,28 @@ impl Sessions {
 
     /// Refuses (`trace_owned`) a token bound to `agent` that names a trace held here for
     /// another agent (spans or events sent for it); a trace not held is the store's to check.
+    /// With `take`, a held trace no agent owns yet becomes `agent`'s (once its spans are
+    /// stored, as the store's row did), so another agent cannot extend it at the gate.
     pub fn check_owner(
         &self,
         project: &str,
         trace_id: &str,
-        agent: Option<&str>,
+        (agent, take): (Option<&str>, bool),
     ) -> Result<(), ApiError> {
-        match self.lock().get(&KeyRef(project, trace_id)) {
-            Some(h) if agent.is_some() => claim(&mut h.owner.clone(), agent, trace_id),
-            _ => Ok(()),
+        let mut map = self.lock();
+        let Some(h) = map.get_mut(&KeyRef(project, trace_id)) else {
+            return Ok(());
+        };
+        if !take {
+            return claim(&mut h.owner.clone(), agent, trace_id);
         }
+        let owned = h.owner.is_some();
+        claim(&mut h.owner, agent, trace_id)?;
+        if !owned && h.owner.is_some() {
+            h.key_bytes += h.owner.heap();
+            self.recount(h);
+        }
+        Ok(())
     }
 
     /// Extends a held trace with the messages `import` makes of the request, when `offset`

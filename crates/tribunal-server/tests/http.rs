@@ -2847,6 +2847,25 @@ async fn another_agents_token_can_neither_rewrite_nor_extend_a_trace_sent_over_o
         (StatusCode::FORBIDDEN, "trace_owned"),
         "{e}"
     );
+    // A trace a project token began at the gate, held there, becomes the agent's whose
+    // spans come first: another agent can then neither extend nor replace it.
+    let shared = "33333333333333333333333333333333";
+    let first = json!([{"role": "user", "content": "hi"}]);
+    let (st, v) = gate(&s, &unbound, json!({"trace": &first, "trace_id": shared})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = post("/v1/traces", &support, support_spans(shared, "fine")).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    for body in [
+        json!({"append": [{"role": "user", "content": "more"}], "trace_id": shared, "offset": 1}),
+        json!({"trace": &first, "trace_id": shared}),
+    ] {
+        let (st, e) = gate(&s, &other, body).await;
+        assert_eq!(
+            (st, code(&e)),
+            (StatusCode::FORBIDDEN, "trace_owned"),
+            "{e}"
+        );
+    }
 }
 
 /// The schema of `status` answers of `method path` in the served OpenAPI description, with

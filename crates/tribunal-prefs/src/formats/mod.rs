@@ -205,20 +205,28 @@ fn roles_fit(r: &crate::record::PreferenceRecord) -> Result<(), FieldError> {
         let Turns::Messages(list) = turns else {
             continue;
         };
-        if let Some((i, m)) = list
-            .iter()
-            .enumerate()
-            .find(|(_, m)| !ROLES.contains(&m.role.as_str()))
-        {
+        // Named by the part of the record, not by a message's place: formats that share
+        // the prompt inside the replies have moved messages between them.
+        if let Some(m) = list.iter().find(|m| !ROLES.contains(&m.role.as_str())) {
             return Err((
-                format!("{name}[{i}].role"),
-                format!("one of {}, found {:?}", ROLES.join(", "), m.role),
+                name.to_owned(),
+                format!(
+                    "messages whose role is one of {}, found {:?}",
+                    ROLES.join(", "),
+                    m.role
+                ),
             ));
         }
-        if name != "prompt" && list.last().is_some_and(|m| m.role != "assistant") {
+        if let Some(last) = list
+            .last()
+            .filter(|m| name != "prompt" && m.role != "assistant")
+        {
             return Err((
-                format!("{name}[{}].role", list.len() - 1),
-                "assistant: a reply ends with the assistant's message".into(),
+                name.to_owned(),
+                format!(
+                    "a reply that ends with the assistant's message, found one of role {:?} last",
+                    last.role
+                ),
             ));
         }
     }

@@ -114,6 +114,9 @@ pub async fn not_found(
     let store = &state.store;
     let (mut traces, mut spans, mut runs) = (Vec::new(), Vec::new(), Vec::new());
     let mut known: std::collections::HashMap<String, bool> = Default::default();
+    // The span ids of each trace named with a span.
+    let mut span_ids: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
     // The traces each run named has a result for.
     let mut results: std::collections::HashMap<String, std::collections::HashSet<String>> =
         Default::default();
@@ -137,12 +140,16 @@ pub async fn not_found(
             }
         }
         if let (Some(trace), Some(span)) = (&item.trace, &item.span) {
-            let found = store
-                .trace_spans(project, trace)
-                .await?
-                .iter()
-                .any(|s| &s.span_id == span);
-            if !found {
+            if !span_ids.contains_key(trace) {
+                let ids: std::collections::HashSet<String> = store
+                    .trace_spans(project, trace)
+                    .await?
+                    .into_iter()
+                    .map(|s| s.span_id)
+                    .collect();
+                span_ids.insert(trace.clone(), ids);
+            }
+            if !span_ids[trace].contains(span) {
                 spans.push(item.id.clone());
             }
         }

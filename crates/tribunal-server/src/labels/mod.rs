@@ -278,6 +278,8 @@ pub async fn create_queue(
         untrusted_from: q.untrusted_from,
     };
     let text = serde_json::to_string(&def).map_err(|e| ApiError::request(e.to_string()))?;
+    // Read before the queue is made: a store that fails here leaves no queue behind.
+    let missing = items::not_found(&state, &caller.project, &list).await?;
     if !state
         .store
         .insert_label_queue(
@@ -295,7 +297,6 @@ pub async fn create_queue(
         ));
     }
     let with_judge = list.iter().filter(|i| i.judge_value.is_some()).count();
-    let missing = items::not_found(&state, &caller.project, &list).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": q.id, "items": list.len(), "with_judge_value": with_judge, "not_found": missing})),
