@@ -157,6 +157,50 @@ fn an_unreadable_entry_in_a_folder_is_rejected_and_the_rest_judged() {
     );
 }
 
+/// A report written over an input emptied it before it was read, and one written inside an
+/// input folder was read as traces by the run writing it: both are refused before anything
+/// is written, and the input is kept.
+#[test]
+fn a_report_over_an_input_or_inside_an_input_folder_is_refused() {
+    let dir = setup("");
+    std::fs::create_dir(dir.path().join("traces")).unwrap();
+    std::fs::write(dir.path().join("traces/a.jsonl"), format!("{TRACE}\n")).unwrap();
+    for (input, output) in [
+        ("t.jsonl", "t.jsonl"),
+        ("t.jsonl", "./t.jsonl"),
+        ("traces", "traces/report.json"),
+    ] {
+        let out = tribunal(
+            dir.path(),
+            &["eval", input, "--no-store", "-f", "json", "-o", output],
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{input} -o {output}: {err}");
+        assert!(
+            err.contains("--output") && err.contains("write the report elsewhere"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("t.jsonl")).unwrap(),
+        format!("{TRACE}\n")
+    );
+    assert!(!dir.path().join("traces/report.json").exists());
+    let out = tribunal(
+        dir.path(),
+        &[
+            "eval",
+            "t.jsonl",
+            "--no-store",
+            "-f",
+            "json",
+            "-o",
+            "report.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}
+
 /// A data.json that is not an object (a list, a string) took the place of all the policy
 /// data, the pack's defaults included, and every rule reading them stopped firing: the
 /// dangerous command below was allowed. It is an error naming the file.

@@ -136,6 +136,9 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
         blocked: 0,
         rejected: 0,
     };
+    if let Some(p) = &args.output {
+        output_apart(p, &args.paths)?;
+    }
     // The report's file is opened before the run is recorded, so that a run is never left
     // running by an output that cannot be written.
     let out: Box<dyn Write> = match &args.output {
@@ -309,6 +312,44 @@ fn flush(
     if !errors.is_empty() {
         rt.block_on(store.insert_input_errors(run_id, errors))?;
         errors.clear();
+    }
+    Ok(())
+}
+
+/// Refuses a report path that is one of the inputs (creating it would empty the file before
+/// it is read) or inside an input folder (the run would read its own half-written report).
+fn output_apart(out: &Path, inputs: &[PathBuf]) -> Result<()> {
+    let absolute = |p: &Path| -> Option<PathBuf> {
+        if let Ok(c) = p.canonicalize() {
+            return Some(c);
+        }
+        // Not there yet: its folder's real place and its name.
+        let parent = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.canonicalize().ok()?,
+            _ => std::env::current_dir().ok()?,
+        };
+        Some(parent.join(p.file_name()?))
+    };
+    let Some(out_at) = absolute(out) else {
+        return Ok(());
+    };
+    for input in inputs.iter().filter(|p| p.as_os_str() != "-") {
+        let Ok(input_at) = input.canonicalize() else {
+            continue;
+        };
+        if input_at == out_at {
+            bail!(
+                "--output {}: that is an input of this run; write the report elsewhere",
+                out.display()
+            );
+        }
+        if input_at.is_dir() && out_at.starts_with(&input_at) {
+            bail!(
+                "--output {}: that is inside {}, an input folder of this run, whose files are read as traces; write the report elsewhere",
+                out.display(),
+                input.display()
+            );
+        }
     }
     Ok(())
 }
