@@ -271,7 +271,25 @@ fn init_then_policy_test() {
         report.contains("PASS  data.policies.refunds_test.test_large_refund_escalates"),
         "{report}"
     );
-    assert!(report.contains("3 passed, 0 failed"), "{report}");
+    assert!(report.contains("6 passed, 0 failed"), "{report}");
+    // The starter gate judges finished traces too (eval has nothing pending): two refunds
+    // in one conversation are blocked.
+    let call = |id: &str, amount: u32| {
+        serde_json::json!({"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function",
+            "function": {"name": "refund", "arguments": format!("{{\"amount\": {amount}}}")}}]})
+    };
+    let trace = serde_json::json!({"id": "twice", "messages": [
+        {"role": "user", "content": "refund my order"}, call("c1", 40),
+        {"role": "tool", "tool_call_id": "c1", "content": "refunded"}, call("c2", 40),
+        {"role": "tool", "tool_call_id": "c2", "content": "refunded"}]});
+    std::fs::write(dir.path().join("t.jsonl"), format!("{trace}\n")).unwrap();
+    let out = tribunal(dir.path(), &["eval", "t.jsonl", "--no-store"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("refunds.second_refund"),
+        "{}",
+        text(&out.stdout)
+    );
     // A failing test is reported and fails the command.
     std::fs::write(
         dir.path().join("policies/wrong_test.rego"),

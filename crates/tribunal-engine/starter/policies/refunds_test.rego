@@ -20,3 +20,20 @@ test_second_refund_is_blocked if {
 	some v in refunds.violation with input as {"trace": {"tool_calls": [earlier]}, "pending": pending(10)}
 	v.rule == "refunds.second_refund"
 }
+
+# Finished traces (`tribunal eval`): nothing is pending, every refund of the trace counts.
+refund(id, amount) := {"id": id, "name": "refund", "arguments": {"amount": amount}, "message_id": "m1", "index": 1}
+
+test_a_finished_trace_with_a_large_refund_escalates if {
+	some v in refunds.violation with input as {"trace": {"tool_calls": [refund("c1", 900)]}}
+	v.rule == "refunds.large_refund"
+}
+
+test_a_finished_trace_with_two_refunds_is_blocked if {
+	some v in refunds.violation with input as {"trace": {"tool_calls": [refund("c1", 10), refund("c2", 10)]}}
+	v.rule == "refunds.second_refund"
+}
+
+test_a_finished_trace_with_one_small_refund_is_allowed if {
+	count(refunds.violation) == 0 with input as {"trace": {"tool_calls": [refund("c1", 40)]}}
+}
