@@ -18,11 +18,19 @@ font-weight:700}.escalate{color:#8a5a00;font-weight:700}.allow{color:#1d6b35}det
 .error{color:#a1111b}svg text{font:12px system-ui,sans-serif}.dim{color:#5b6472}";
 
 /// `&`, `<`, `>`, `"` and `'` as entities; control characters but tab and line feed dropped,
-/// and U+FFFE and U+FFFF, which XML 1.0 does not allow, so JUnit reports parse.
+/// and U+FFFE and U+FFFF, which XML 1.0 does not allow, so JUnit reports parse; the marks
+/// that reorder the text around them (bidirectional overrides, embeddings, isolates) shown
+/// as a visible `\u{..}`, as the terminal reports show them, so a trace's text cannot
+/// reverse a cell of the page.
 pub(crate) fn escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
+            '\u{200e}'
+            | '\u{200f}'
+            | '\u{061c}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' => o.push_str(&format!("\\u{{{:x}}}", c as u32)),
             '&' => o.push_str("&amp;"),
             '<' => o.push_str("&lt;"),
             '>' => o.push_str("&gt;"),
@@ -211,4 +219,16 @@ fn trace_row(out: &mut impl Write, r: &TraceResult) -> io::Result<()> {
         )?;
     }
     writeln!(out, "</table></details></td></tr>")
+}
+
+#[cfg(test)]
+mod tests {
+    /// A right-to-left override in a trace id shows as text, not as a reversed cell.
+    #[test]
+    fn reordering_marks_are_shown_not_obeyed() {
+        assert_eq!(
+            super::escape("evil\u{202e}gnp.exe<b>"),
+            "evil\\u{202e}gnp.exe&lt;b&gt;"
+        );
+    }
 }
