@@ -185,6 +185,30 @@ async fn read_export(
     Ok((protobuf, doc))
 }
 
+/// Stores what `store` writes for the traces `ids` (nothing when there are none), given the
+/// project and the agent the caller's token is bound to: a trace the gate holds for another
+/// agent is refused first (the store refuses one it holds for another), and once stored, a
+/// held trace no agent owned becomes the caller's agent's.
+async fn stored_claiming<'a, F, Fut>(
+    state: &AppState,
+    caller: &'a Caller,
+    ids: &[&str],
+    store: F,
+) -> Result<(), ApiError>
+where
+    F: FnOnce((&'a str, Option<&'a str>)) -> Fut,
+    Fut: std::future::Future<Output = Result<(), tribunal_store::StoreError>>,
+{
+    held_by_other(state, caller, ids.iter().copied(), false)?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    store((&caller.project, caller.agent.as_deref())).await?;
+    // Stored: a trace another agent began here meanwhile keeps its owner.
+    let _ = held_by_other(state, caller, ids.iter().copied(), true);
+    Ok(())
+}
+
 /// Refuses spans or events a token bound to an agent sends for a trace the gate holds for
 /// another agent (not yet in the store, whose insert checks the rest); with `take` (once
 /// they are stored), a held trace no agent owned becomes the token's agent's.
@@ -234,30 +258,12 @@ async fn receive_logs(
             }
         })
         .collect();
-    held_by_other(
-        &state,
-        &caller,
-        records.iter().map(|r| r.trace_id.as_str()),
-        false,
-    )?;
-    if !records.is_empty() {
-        state
-            .store
-            .insert_span_events(
-                (&caller.project, caller.agent.as_deref()),
-                &records,
-                &clock::now_rfc3339(),
-                clock::now_ms(),
-            )
-            .await?;
-        // Stored: a trace another agent began here meanwhile keeps its owner.
-        let _ = held_by_other(
-            &state,
-            &caller,
-            records.iter().map(|r| r.trace_id.as_str()),
-            true,
-        );
-    }
+    let ids: Vec<&str> = records.iter().map(|r| r.trace_id.as_str()).collect();
+    let (at, at_ms) = clock::now_both();
+    stored_claiming(&state, &caller, &ids, |owner| {
+        state.store.insert_span_events(owner, &records, &at, at_ms)
+    })
+    .await?;
     state
         .metrics
         .log_events_ingested
@@ -289,30 +295,12 @@ async fn receive(
             body: p.body.to_string(),
         })
         .collect();
-    held_by_other(
-        &state,
-        &caller,
-        records.iter().map(|r| r.trace_id.as_str()),
-        false,
-    )?;
-    if !records.is_empty() {
-        state
-            .store
-            .insert_spans(
-                (&caller.project, caller.agent.as_deref()),
-                &records,
-                &clock::now_rfc3339(),
-                clock::now_ms(),
-            )
-            .await?;
-        // Stored: a trace another agent began here meanwhile keeps its owner.
-        let _ = held_by_other(
-            &state,
-            &caller,
-            records.iter().map(|r| r.trace_id.as_str()),
-            true,
-        );
-    }
+    let ids: Vec<&str> = records.iter().map(|r| r.trace_id.as_str()).collect();
+    let (at, at_ms) = clock::now_both();
+    stored_claiming(&state, &caller, &ids, |owner| {
+        state.store.insert_spans(owner, &records, &at, at_ms)
+    })
+    .await?;
     let project = [("project", caller.project.as_str())];
     state
         .metrics

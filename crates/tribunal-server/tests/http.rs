@@ -883,14 +883,7 @@ async fn projects_see_nothing_of_each_other() {
     assert_eq!(v["traces"], json!([]));
     let (_, v) = call(&s, Method::GET, "/api/v1/escalations", Some(&b_admin), None).await;
     assert_eq!(v["escalations"], json!([]));
-    let (st, v) = call(
-        &s,
-        Method::POST,
-        &format!("/api/v1/escalations/{esc}/decision"),
-        Some(&b_admin),
-        Some(json!({"decision": "approve"})),
-    )
-    .await;
+    let (st, v) = decide(&s, &b_admin, &esc, json!({"decision": "approve"})).await;
     assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
     let (st, v) = call(&s, Method::GET, "/api/v1/judges", Some(&ghost), None).await;
     assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{v}");
@@ -997,14 +990,7 @@ async fn an_agent_that_hangs_up_while_waiting_keeps_its_stored_trace() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (st, v) = call(
-        &s,
-        Method::POST,
-        &format!("/api/v1/escalations/{id}/decision"),
-        Some(&reviewer),
-        Some(json!({"decision": "deny"})),
-    )
-    .await;
+    let (st, v) = decide(&s, &reviewer, &id, json!({"decision": "deny"})).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     wait_stored(&s, &reviewer, "hung-up-1").await;
     let (_, stored) = call(
@@ -1110,12 +1096,11 @@ async fn escalations_wait_for_reviewers_expire_and_are_rate_limited() {
         e["summary"]["pending"]["tool_calls"][0]["name"], "delete_account",
         "{e}"
     );
-    let (st, v) = call(
+    let (st, v) = decide(
         &s,
-        Method::POST,
-        &format!("/api/v1/escalations/{id}/decision"),
-        Some(&reviewer),
-        Some(json!({"decision": "approve", "note": "customer confirmed by phone"})),
+        &reviewer,
+        &id,
+        json!({"decision": "approve", "note": "customer confirmed by phone"}),
     )
     .await;
     assert_eq!(st, StatusCode::OK, "{v}");
@@ -1123,23 +1108,9 @@ async fn escalations_wait_for_reviewers_expire_and_are_rate_limited() {
     assert_eq!(answered["decision"], "allow", "{answered}");
     assert_eq!(answered["escalation"]["status"], "approved");
     // Deciding twice conflicts; a bad decision is refused.
-    let (st, v) = call(
-        &s,
-        Method::POST,
-        &format!("/api/v1/escalations/{id}/decision"),
-        Some(&reviewer),
-        Some(json!({"decision": "deny"})),
-    )
-    .await;
+    let (st, v) = decide(&s, &reviewer, &id, json!({"decision": "deny"})).await;
     assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "conflict"));
-    let (st, v) = call(
-        &s,
-        Method::POST,
-        &format!("/api/v1/escalations/{id}/decision"),
-        Some(&reviewer),
-        Some(json!({"decision": "maybe"})),
-    )
-    .await;
+    let (st, v) = decide(&s, &reviewer, &id, json!({"decision": "maybe"})).await;
     assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request"));
 
     // 2. Nobody answers: the agent polls and sees the default after the deadline.
@@ -1274,12 +1245,11 @@ async fn a_waited_out_escalation_ends_in_the_answer_and_only_its_agent_polls_it(
     body["wait_ms"] = json!(0);
     let (_, v) = call(&s, Method::POST, "/api/v1/gate", Some(&support), Some(body)).await;
     let id = v["escalation"]["id"].as_str().unwrap().to_owned();
-    let (st, d) = call(
+    let (st, d) = decide(
         &s,
-        Method::POST,
-        &format!("/api/v1/escalations/{id}/decision"),
-        Some(&reviewer),
-        Some(json!({"decision": "approve", "note": "customer asked twice"})),
+        &reviewer,
+        &id,
+        json!({"decision": "approve", "note": "customer asked twice"}),
     )
     .await;
     assert_eq!(st, StatusCode::OK, "{d}");
@@ -3440,4 +3410,16 @@ async fn pin_review_and_feedback_bodies_obey_the_body_limit() {
         );
     }
     s.stop().await;
+}
+
+/// A reviewer's `body` on escalation `id`.
+async fn decide(s: &TestServer, token: &str, id: &str, body: Value) -> (StatusCode, Value) {
+    call(
+        s,
+        Method::POST,
+        &format!("/api/v1/escalations/{id}/decision"),
+        Some(token),
+        Some(body),
+    )
+    .await
 }
