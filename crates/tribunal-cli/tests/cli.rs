@@ -272,6 +272,22 @@ fn init_then_policy_test() {
         "{report}"
     );
     assert!(report.contains("6 passed, 0 failed"), "{report}");
+    // The configured folders when none is given, and a test file alone with the policies
+    // of its folder.
+    for args in [
+        &["policy", "test"][..],
+        &["policy", "test", "policies/refunds_test.rego"][..],
+    ] {
+        let out = tribunal(dir.path(), args);
+        let report = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {report}{}",
+            text(&out.stderr)
+        );
+        assert!(report.contains("6 passed, 0 failed"), "{args:?}: {report}");
+    }
     // The starter gate judges finished traces too (eval has nothing pending): two refunds
     // in one conversation are blocked.
     let call = |id: &str, amount: u32| {

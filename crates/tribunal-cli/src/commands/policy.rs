@@ -26,14 +26,23 @@ pub struct TestArgs {
 }
 
 pub fn run(config: Option<&Path>, cmd: PolicyCommand) -> Result<u8> {
-    let PolicyCommand::Test(args) = cmd;
-    if args.paths.is_empty() && !args.builtin {
-        bail!("policy test: give policy folders, or --builtin for the default pack's tests");
-    }
+    let PolicyCommand::Test(mut args) = cmd;
     if !matches!(args.format.as_str(), "table" | "json") {
         bail!("--format: expected table or json, found {:?}", args.format);
     }
     let cfg = load_config(config)?;
+    if args.paths.is_empty() && !args.builtin {
+        // The folders the configuration loads (`[policies] paths`).
+        args.paths = cfg
+            .policies
+            .paths
+            .iter()
+            .map(|p| cfg.base_dir.join(p))
+            .collect();
+    }
+    if args.paths.is_empty() && !args.builtin {
+        bail!("policy test: give policy folders (or list them in [policies] paths of tribunal.toml), or --builtin for the default pack's tests");
+    }
     let mut policies: Vec<PolicySource> = Vec::new();
     let mut tests: Vec<PolicySource> = Vec::new();
     // The pack is always loaded so user policies can use its helpers (data.tribunal.lib).
@@ -48,6 +57,22 @@ pub fn run(config: Option<&Path>, cmd: PolicyCommand) -> Result<u8> {
         data.push(serde_json::to_value(&cfg.policies.data)?);
     }
     for p in &args.paths {
+        // A test file given alone is run with the policies of its folder, which it tests.
+        let alone = p.is_file()
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with("_test.rego"));
+        if alone {
+            let folder = p.parent().filter(|d| !d.as_os_str().is_empty());
+            let folder = folder.unwrap_or(Path::new("."));
+            let dir = load_dir(folder)?;
+            tests.extend(
+                dir.sources
+                    .into_iter()
+                    .filter(|s| !s.path.ends_with("_test.rego")),
+            );
+            data.extend(dir.data.into_iter().map(|(_, v)| v));
+        }
         let dir = load_dir(p)?;
         let (sources, d) = (dir.sources, dir.data);
         // Policies and their *_test.rego files load together; `test_` rules run wherever
