@@ -2702,18 +2702,8 @@ async fn another_agents_token_can_neither_rewrite_nor_extend_a_trace_sent_over_o
     .await;
     let (support, other, unbound) = bound_tokens(&s).await;
     let post = |path: &'static str, token: &str, doc: Value| {
-        let (url, token) = (s.url.clone(), token.to_owned());
-        async move {
-            let r = TestServer::client()
-                .post(format!("{url}{path}"))
-                .bearer_auth(token)
-                .json(&doc)
-                .send()
-                .await
-                .unwrap();
-            let st = r.status();
-            (st, r.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        let (s, token) = (&s, token.to_owned());
+        async move { call(s, Method::POST, path, Some(&token), Some(doc)).await }
     };
     let id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let (st, v) = post("/v1/traces", &support, support_spans(id, INJECTED)).await;
