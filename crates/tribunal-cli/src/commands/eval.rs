@@ -26,7 +26,8 @@ pub struct EvalArgs {
     /// Write the report here instead of standard output.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
-    /// Input format: auto, openai, anthropic, mlflow or otlp (default: detected per item).
+    /// Input format: auto, openai, anthropic, mlflow, otlp, responses, tau, tau2, gaia or
+    /// webarena (default: detected per item).
     #[arg(long)]
     pub input_format: Option<String>,
     /// Extra policy folders, loaded after the configured ones.
