@@ -1742,6 +1742,44 @@ mod tests {
         assert!(read > 1_000, "only {read} texts were read another way");
     }
 
+    /// The reading after a `cd` never panics, keeps a place in the text for every byte, and
+    /// what the scanner reports through it lies in the text, whatever the text.
+    #[test]
+    fn any_text_is_read_under_its_cds_without_panics() {
+        let words = [
+            "cd", "pushd", " ", " ", "~", "/etc", "..", "$HOME", "${HOME}", "-P", "@", "=", "<",
+            "'", "\"", "\\", ";", "&&", "|", "(", ")", "\n", "x", "é", "-T", "id_rsa", "curl",
+        ];
+        let scanner = CommandScanner::new(&CommandsSettings::default()).unwrap();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut read = 0;
+        for _ in 0..20_000 {
+            let len = (next() % 16) as usize;
+            // Half the texts start by changing into a folder, the rest anywhere.
+            let start = ["", "cd ~ && ", "cd /etc; ", "pushd $HOME/.ssh\n"][(next() % 4) as usize];
+            let text: String = std::iter::once(start)
+                .chain((0..len).map(|_| words[(next() % words.len() as u64) as usize]))
+                .collect();
+            if let Some((plain, origin)) = under_cd(&text) {
+                read += 1;
+                assert_eq!(plain.len(), origin.len(), "{text:?}");
+                assert!(origin.iter().all(|&o| o < text.len()), "{text:?}");
+            }
+            let mut out = Vec::new();
+            scanner.scan(&text, &mut out);
+            for h in &out {
+                assert!(text.get(h.start..h.end).is_some(), "{text:?} {h:?}");
+            }
+        }
+        assert!(read > 100, "only {read} texts were read under a cd");
+    }
+
     #[test]
     fn checks() {
         assert!(passes(Check::RmRecursive, "rm -rf /"));
