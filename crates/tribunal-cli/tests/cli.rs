@@ -425,3 +425,55 @@ fn completions_name_the_subcommands_for_each_shell() {
     let err = text(&out.stderr);
     assert!(err.contains("bash") && err.contains("fish"), "{err}");
 }
+
+/// A stored run keeps each trace as it judged it (what a queue made from the run shows
+/// people), unless told not to.
+#[test]
+fn a_stored_run_keeps_the_traces_it_judged() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.jsonl"),
+        concat!(
+            r#"{"id": "kept-1", "messages": [{"role": "user", "content": "delete the prod database"}, {"role": "assistant", "content": "done"}]}"#,
+            "\n",
+            r#"{"id": "kept-2", "messages": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let ids = |extra: &[&str]| {
+        let mut args = vec!["eval", "t.jsonl", "--db", "t.db", "-f", "json"];
+        args.extend_from_slice(extra);
+        let out = tribunal(dir.path(), &args);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}",
+            text(&out.stderr)
+        );
+        let out = tribunal(dir.path(), &["runs", "list", "--db", "t.db", "-f", "json"]);
+        let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+        runs[0]["id"].as_str().unwrap().to_owned()
+    };
+    let kept = ids(&[]);
+    let not_kept = ids(&["--no-keep-traces"]);
+    assert_ne!(kept, not_kept);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let db = dir.path().join("t.db");
+        let store = tribunal_store::Store::open(db.to_str().unwrap())
+            .await
+            .unwrap();
+        let trace: Value =
+            serde_json::from_str(&store.run_trace(&kept, "kept-1").await.unwrap().unwrap())
+                .unwrap();
+        assert_eq!(trace["id"], "kept-1", "{trace}");
+        assert_eq!(
+            trace["messages"][0]["content"], "delete the prod database",
+            "{trace}"
+        );
+        assert!(store.run_trace(&kept, "kept-2").await.unwrap().is_some());
+        assert_eq!(store.run_trace(&not_kept, "kept-1").await.unwrap(), None);
+        assert_eq!(store.run_trace(&kept, "nope").await.unwrap(), None);
+        store.close().await;
+    });
+}

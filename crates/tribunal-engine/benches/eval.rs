@@ -72,6 +72,7 @@ fn main() {
             &RunOptions {
                 format: InputFormat::Auto,
                 jobs,
+                keep_traces: false,
             },
             |e| {
                 if let Event::Result(_) = e {

@@ -171,6 +171,7 @@ fn measure(
         &RunOptions {
             format: InputFormat::Auto,
             jobs: 0,
+            keep_traces: false,
         },
         |e| match e {
             Event::Result(r) => {

@@ -42,6 +42,10 @@ pub struct TraceResult {
     /// How long judging took (JUnit's `time`); not part of the stored result.
     #[serde(skip)]
     pub elapsed: std::time::Duration,
+    /// The trace as judged (the trace model as JSON), when the run keeps traces
+    /// ([`crate::RunOptions::keep_traces`]); stored beside the result, not in it.
+    #[serde(skip)]
+    pub trace: Option<String>,
 }
 
 /// The rule of the violation a judge that gave no usable answer makes.
@@ -68,6 +72,7 @@ impl TraceResult {
             feedback: v.feedback,
             violations: v.violations,
             elapsed: std::time::Duration::ZERO,
+            trace: None,
         }
     }
 }

@@ -612,6 +612,7 @@ mod tests {
             feedback,
             violations: Vec::new(),
             elapsed: std::time::Duration::ZERO,
+            trace: None,
         }))
     }
 

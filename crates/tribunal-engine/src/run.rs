@@ -31,6 +31,9 @@ pub struct RunOptions {
     pub format: InputFormat,
     /// Worker threads; 0 means one per core.
     pub jobs: usize,
+    /// Give each result its trace as judged ([`TraceResult::trace`]), so a run that is
+    /// stored can show what it judged.
+    pub keep_traces: bool,
 }
 
 /// Counts over a run.
@@ -74,17 +77,22 @@ pub const CHUNK_ITEMS: usize = 64;
 /// A chunk is handed over once its items hold this much text.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
-fn judge_item(evaluator: &Arc<Evaluator>, format: InputFormat, w: Work, out: &mut Vec<Event>) {
+fn judge_item(evaluator: &Arc<Evaluator>, options: &RunOptions, w: Work, out: &mut Vec<Event>) {
     match w {
         Work::Error(e) => out.push(Event::Rejected(e)),
-        Work::Item(item) => match item.import(format) {
+        Work::Item(item) => match item.import(options.format) {
             Err(e) => out.push(Event::Rejected(e)),
             Ok(traces) => out.extend(traces.into_iter().map(|t| {
                 let started = std::time::Instant::now();
                 let id = t.id.clone();
+                let kept = options
+                    .keep_traces
+                    .then(|| serde_json::to_string(&t).ok())
+                    .flatten();
                 let decided = Session::new(t).decide_once(evaluator, Ask::default());
                 let mut r = TraceResult::new(id, item.source.clone(), decided.verdict);
                 r.elapsed = started.elapsed();
+                r.trace = kept;
                 Event::Result(Box::new(r))
             })),
         },
@@ -125,7 +133,6 @@ pub fn run_eval(
     for _ in 0..in_flight {
         let _ = permit_tx.send(());
     }
-    let format = options.format;
     let mut summary = Summary::default();
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
@@ -168,7 +175,7 @@ pub fn run_eval(
                 for (seq, chunk) in rx {
                     let mut events = Vec::with_capacity(chunk.len());
                     for w in chunk {
-                        judge_item(&evaluator, format, w, &mut events);
+                        judge_item(&evaluator, options, w, &mut events);
                     }
                     if tx.send((seq, events)).is_err() {
                         break;
@@ -243,6 +250,7 @@ mod tests {
             &RunOptions {
                 format: InputFormat::Auto,
                 jobs: 2,
+                keep_traces: false,
             },
             |e| match e {
                 Event::Result(r) => seen.push(r.trace_id.clone()),

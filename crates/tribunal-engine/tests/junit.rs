@@ -27,6 +27,7 @@ fn result(id: &str, decision: Decision, violations: Vec<Violation>) -> Event {
         feedback: Vec::new(),
         violations,
         elapsed: Duration::ZERO,
+        trace: None,
     };
     r.elapsed = Duration::from_micros(1234);
     Event::Result(Box::new(r))

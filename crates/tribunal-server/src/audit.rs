@@ -105,29 +105,34 @@ fn stopped() -> AuditError {
 
 /// A request's work after its queued entry, done in a task of its own if the request is
 /// dropped while it waits (see [`AuditLog::append_carrying`]).
-struct Carry<T, F, Fut>
+struct Carry<T, F, G, Fut>
 where
     T: Send + 'static,
-    F: FnOnce(T, i64) -> Fut + Send + 'static,
+    F: FnOnce(T) -> G,
+    G: FnOnce(i64) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     committed: Option<oneshot::Receiver<Result<i64, AuditError>>>,
     rest: Option<(T, F)>,
 }
 
-impl<T, F, Fut> Drop for Carry<T, F, Fut>
+impl<T, F, G, Fut> Drop for Carry<T, F, G, Fut>
 where
     T: Send + 'static,
-    F: FnOnce(T, i64) -> Fut + Send + 'static,
+    F: FnOnce(T) -> G,
+    G: FnOnce(i64) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     fn drop(&mut self) {
         if let (Some(committed), Some((carried, if_dropped))) =
             (self.committed.take(), self.rest.take())
         {
+            // Called here, while the request's connection is still open, so what it takes
+            // (a place shutdown waits for) is taken before shutdown can pass it by.
+            let then = if_dropped(carried);
             tokio::spawn(async move {
                 if let Ok(Ok(seq)) = committed.await {
-                    if_dropped(carried, seq).await;
+                    then(seq).await;
                 }
             });
         }
@@ -336,10 +341,11 @@ impl AuditLog {
 
     /// [`AuditLog::append_at`] for a request with work to do once its entry is committed
     /// (`carried`): given back with the sequence number. When the request stops waiting
-    /// after its entry was queued (its client hung up), the entry is still committed, and
-    /// then `if_dropped(carried, seq)` runs in a task of its own, so what follows a logged
-    /// decision is done whatever the connection does.
-    pub async fn append_carrying<T, F, Fut>(
+    /// after its entry was queued (its client hung up), the entry is still committed:
+    /// `if_dropped(carried)` is called as the request is dropped, and what it gives runs with
+    /// the sequence number in a task of its own once the entry is committed, so what follows
+    /// a logged decision is done whatever the connection does.
+    pub async fn append_carrying<T, F, G, Fut>(
         &self,
         (project, kind, body, at): (&str, &str, &impl serde::Serialize, String),
         carried: T,
@@ -347,7 +353,8 @@ impl AuditLog {
     ) -> Result<(i64, T), AuditError>
     where
         T: Send + 'static,
-        F: FnOnce(T, i64) -> Fut + Send + 'static,
+        F: FnOnce(T) -> G,
+        G: FnOnce(i64) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         match self.submit(project, kind, body, at).await? {

@@ -643,12 +643,16 @@ async fn decide_request(
         .append_carrying(
             (&project, "gate", &entry, at),
             tail,
-            move |mut tail: Tail, seq| async move {
-                let _place = tail.state.detached.hold();
-                tail.outcome.decision_id = seq;
-                tail.counted(answered, elapsed);
-                if let Err(e) = tail.answer().await {
-                    tracing::error!(error = %e.message, "a logged decision whose agent hung up");
+            move |mut tail: Tail| {
+                // Taken as the request is dropped: shutdown waits for it.
+                let place = tail.state.detached.hold();
+                move |seq| async move {
+                    let _place = place;
+                    tail.outcome.decision_id = seq;
+                    tail.counted(answered, elapsed);
+                    if let Err(e) = tail.answer().await {
+                        tracing::error!(error = %e.message, "a logged decision whose agent hung up");
+                    }
                 }
             },
         )

@@ -481,15 +481,19 @@ pub(crate) async fn run_on(
     Ok(out)
 }
 
-/// Gives a model judge the server's response cache, as the project's judges have it.
+/// Gives a model judge the server's response cache of `project`, as the project's judges
+/// have it.
 pub(crate) fn with_cache(
     mut judge: Box<dyn Judge>,
     state: &AppState,
+    project: &str,
 ) -> Result<Arc<dyn Judge>, ApiError> {
-    let cache: Arc<dyn tribunal_llm::ResponseCache> = Arc::new(tribunal_store::StoreCache::new(
-        state.store.clone(),
-        tokio::runtime::Handle::current(),
-    ));
+    let cache: Arc<dyn tribunal_llm::ResponseCache> =
+        Arc::new(tribunal_store::StoreCache::for_project(
+            state.store.clone(),
+            tokio::runtime::Handle::current(),
+            project,
+        ));
     judge.set_response_cache(cache).map_err(invalid_judge)?;
     Ok(Arc::from(judge))
 }
@@ -520,7 +524,7 @@ pub async fn try_judge(
     }
     check_admin_settings(&caller, &b.settings)?;
     let (spec, judge) = build_as(&name, &b.kind, &b.settings, trust_for(&caller)).await?;
-    let judge = with_cache(judge, &state)?;
+    let judge = with_cache(judge, &state, &caller.project)?;
     let compare = match &b.compare {
         None => None,
         Some(c) => {
@@ -534,7 +538,7 @@ pub async fn try_judge(
                         c.name, c.version, e.message
                     ))
                 })?;
-            Some(with_cache(j, &state)?)
+            Some(with_cache(j, &state, &caller.project)?)
         }
     };
     let mut traces: Vec<Loaded> = Vec::with_capacity(b.trace_ids.len());

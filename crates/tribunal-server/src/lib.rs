@@ -319,17 +319,19 @@ pub async fn start(
     store: Store,
     options: ServerOptions,
 ) -> anyhow::Result<(Arc<AppState>, Background)> {
-    let cache: project::SharedCache = Some(Arc::new(tribunal_store::StoreCache::new(
-        store.clone(),
-        tokio::runtime::Handle::current(),
-    )));
     let mut projects = HashMap::new();
     for spec in &options.projects {
         if projects.contains_key(&spec.name) {
             anyhow::bail!("project {} is given twice", spec.name);
         }
+        // Each project's model answers are cached apart from the others'.
+        let cache: project::SharedCache = Some(Arc::new(tribunal_store::StoreCache::for_project(
+            store.clone(),
+            tokio::runtime::Handle::current(),
+            &spec.name,
+        )));
         // Loading compiles policies and may build model clients: off the async threads.
-        let (spec, cache) = (spec.clone(), cache.clone());
+        let spec = spec.clone();
         let p = tokio::task::spawn_blocking(move || Project::load(spec, cache)).await??;
         projects.insert(p.spec.name.clone(), p);
     }

@@ -182,6 +182,49 @@ fn check_threshold(t: f64) -> Result<f64, ApiError> {
     }
 }
 
+/// The numbers a stored judge answers when its output is a number range other than 0 to 1
+/// (`int 1..5`, say): its lowest and highest score.
+fn score_range(row: &tribunal_store::JudgeVersionRow) -> Option<(f64, f64)> {
+    use tribunal_judges::llm::OutputType;
+    let settings: Value = serde_json::from_str(&row.settings).ok()?;
+    let output = match settings.get("output").and_then(Value::as_str) {
+        Some(o) => o.to_owned(),
+        None => tribunal_judges::llm::presets::for_kind(&row.kind)?
+            .output
+            .to_owned(),
+    };
+    let (lo, hi) = match OutputType::parse(&output).ok()? {
+        OutputType::Int { min, max } => (min as f64, max as f64),
+        OutputType::Float { min, max } => (min, max),
+        _ => return None,
+    };
+    (lo != 0.0 || hi != 1.0).then_some((lo, hi))
+}
+
+/// The pass threshold of a monitor of `row`: `given`, or 0.5 for a judge that answers
+/// yes/no, true/false, a word or a score from 0 to 1. A judge scoring on a range of its own
+/// must be given one inside that range: 0.5 would pass every score of a 1-to-5 judge.
+fn threshold_for(
+    row: &tribunal_store::JudgeVersionRow,
+    given: Option<f64>,
+) -> Result<f64, ApiError> {
+    let Some((lo, hi)) = score_range(row) else {
+        return check_threshold(given.unwrap_or(0.5));
+    };
+    match given {
+        None => Err(ApiError::request(format!(
+            "pass_threshold: judge {:?} scores from {lo} to {hi}; give the lowest score that passes",
+            row.name
+        ))),
+        Some(t) if t.is_finite() && t > lo && t <= hi => Ok(t),
+        Some(t) => Err(ApiError::request(format!(
+            "pass_threshold: judge {:?} scores from {lo} to {hi}; a threshold of {t} would pass {} score; expected a number above {lo} and at most {hi}",
+            row.name,
+            if t <= lo { "every" } else { "no" }
+        ))),
+    }
+}
+
 async fn judge_version(
     state: &AppState,
     project: &str,
@@ -255,9 +298,9 @@ pub async fn create(
     )
     .await?;
     let rate = check_rate(b.sample_rate.unwrap_or(1.0))?;
-    let threshold = check_threshold(b.pass_threshold.unwrap_or(0.5))?;
     let filter = b.filter.unwrap_or_default().check()?;
     let row = judge_version(&state, &caller.project, &b.judge, b.version).await?;
+    let threshold = threshold_for(&row, b.pass_threshold)?;
     // A stored version that no longer builds is refused now, not at the first trace (the
     // caller is an admin).
     judges::build_stored(&row, true).await?;
@@ -332,16 +375,18 @@ pub async fn update(
     if let Some(r) = b.sample_rate {
         m.sample_rate = check_rate(r)?;
     }
-    if let Some(t) = b.pass_threshold {
-        m.pass_threshold = check_threshold(t)?;
-    }
     if let Some(f) = b.filter {
         m.filter = serde_json::to_string(&f.check()?).unwrap_or_else(|_| "{}".into());
     }
-    if let Some(v) = b.version {
-        let row = judge_version(&state, &caller.project, &m.judge_name, Some(v)).await?;
-        judges::build_stored(&row, true).await?;
-        m.judge_version = v;
+    if b.version.is_some() || b.pass_threshold.is_some() {
+        let version = b.version.unwrap_or(m.judge_version);
+        let row = judge_version(&state, &caller.project, &m.judge_name, Some(version)).await?;
+        if b.version.is_some() {
+            judges::build_stored(&row, true).await?;
+            m.judge_version = version;
+        }
+        // The threshold, given or kept, must suit the version's scores.
+        m.pass_threshold = threshold_for(&row, Some(b.pass_threshold.unwrap_or(m.pass_threshold)))?;
     }
     let (now, now_ms) = clock::now_both();
     if let Some(on) = b.enabled {
@@ -918,7 +963,7 @@ async fn built_judge(
     // Its results, errors included, are read by every role of the project: they never
     // quote what a model server answered.
     let (_, judge) = judges::build_stored(&row, false).await?;
-    let judge = judges::with_cache(judge, state)?;
+    let judge = judges::with_cache(judge, state, &m.project)?;
     cache.insert(
         m.id.clone(),
         Built {
@@ -1088,7 +1133,7 @@ pub fn openapi_paths() -> serde_json::Map<String, Value> {
     let doc = json!({
         "/api/v1/monitors": {
             "get": {"summary": "The project's monitors (a stored judge version switched on for incoming traces) with their alerts: {monitors: [{id, judge, version, sample_rate, filter, pass_threshold, enabled, since, alerts}]}", "responses": answers("200 monitors", &[])},
-            "post": {"summary": "Switch a stored judge version (latest by default) on for incoming gate and OTLP traces (role: admin). sample_rate 0..1 picks traces by a hash of their id; filter is the trace list's; a numeric value at or above pass_threshold (default 0.5) passes, true passes, strings pass when yes/pass/safe/correct/...; 409 when the judge already has a switched-on monitor",
+            "post": {"summary": "Switch a stored judge version (latest by default) on for incoming gate and OTLP traces (role: admin). sample_rate 0..1 picks traces by a hash of their id; filter is the trace list's; a numeric value at or above pass_threshold passes (default 0.5; a judge scoring on another range than 0..1, such as int 1..5, must be given one inside it), true passes, strings pass when yes/pass/safe/correct/...; 409 when the judge already has a switched-on monitor",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["judge"], "properties": {
                     "judge": {"type": "string"}, "version": {"type": "integer"}, "sample_rate": {"type": "number", "minimum": 0, "maximum": 1},
                     "filter": filter.clone(), "pass_threshold": {"type": "number"}, "enabled": {"type": "boolean"}}}}}},

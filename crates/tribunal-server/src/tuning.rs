@@ -107,14 +107,16 @@ pub async fn queues(store: &Store, project: &str) -> Result<Vec<QueueState>> {
     Ok(out)
 }
 
-/// A stored trace's first user message and last reply (its own inputs and outputs when it
-/// carries them); `None` when the store does not hold the trace.
+/// The first user message and last reply (its own inputs and outputs when it carries
+/// them) of the trace an item of `trace` (of eval run `run`, when it came from one) shows;
+/// `None` when the store does not hold it.
 pub async fn trace_text(
     store: &Store,
     project: &str,
     trace: &str,
+    run: Option<&str>,
 ) -> Result<Option<(Value, Value)>> {
-    let t = crate::labels::items::stored_trace(store, project, trace)
+    let t = crate::labels::items::item_trace(store, project, trace, run)
         .await
         .map_err(|e| anyhow::anyhow!("reading trace {trace}: {}", e.message))?;
     if t.is_null() {
@@ -166,9 +168,15 @@ pub async fn judge_labels(
                 unsettled += 1;
                 continue;
             };
-            let Some(trace) = q.items.get(item).and_then(|i| i.trace.clone()) else {
+            let Some(shown) = q.items.get(item).filter(|i| i.trace.is_some()) else {
                 without_trace += 1;
                 continue;
+            };
+            let run = shown.run.clone();
+            // A run's trace and a stored trace of the same id may be two conversations.
+            let trace = match &run {
+                Some(run) => format!("{run}\n{}", shown.trace.as_deref().unwrap_or_default()),
+                None => shown.trace.clone().unwrap_or_default(),
             };
             if let Some(&at) = by_trace.get(&trace) {
                 if same_label(&out[at].label, &s.value) {
@@ -181,7 +189,9 @@ pub async fn judge_labels(
             if missing.contains(&trace) {
                 continue;
             }
-            let Some((inputs, outputs)) = trace_text(store, project, &trace).await? else {
+            let id = shown.trace.as_deref().unwrap_or_default();
+            let Some((inputs, outputs)) = trace_text(store, project, id, run.as_deref()).await?
+            else {
                 without_trace += 1;
                 missing.insert(trace);
                 continue;

@@ -1056,6 +1056,53 @@ async fn an_agent_that_hangs_up_while_its_decision_is_logged_keeps_its_stored_tr
     s.stop().await;
 }
 
+/// A shutdown that begins while a hung-up agent's decision waits for its commit still stores
+/// the trace of that decision before it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_keeps_the_trace_of_a_decision_whose_agent_hung_up_before_its_commit() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let lock = tribunal_store::testing::WriteLock::take(&s.dir.path().join("t.db"))
+        .await
+        .unwrap();
+    let sent = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .post(format!("{}/api/v1/gate", s.url))
+        .bearer_auth(&agent)
+        .json(
+            &json!({"trace": [{"role": "user", "content": "tidy up"}], "trace_id": "hung-up-3",
+            "pending": {"name": "shell", "arguments": {"command": "rm -rf /"}}}),
+        )
+        .send()
+        .await;
+    assert!(sent.is_err(), "the agent should have given up waiting");
+    // Shutdown begins while the entry still waits; the store frees up during it.
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        lock.release().await.unwrap();
+    };
+    tokio::join!(s.stop(), release);
+    let logged = s.store.audit_entries(0, 100).await.unwrap();
+    let entry = logged
+        .iter()
+        .find(|e| e.body.contains("hung-up-3"))
+        .expect("the decision is logged");
+    let stored = s
+        .store
+        .get_trace("default", "hung-up-3")
+        .await
+        .unwrap()
+        .expect("the trace of the logged decision is stored before shutdown ends");
+    let stored = stored.result.unwrap_or_default();
+    assert!(
+        stored.contains(&format!("\"decision_id\":{}", entry.seq)),
+        "the stored answer names the logged decision {}: {stored}",
+        entry.seq
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escalations_wait_for_reviewers_expire_and_are_rate_limited() {
     let mut s = TestServer::start(ServerOptions {

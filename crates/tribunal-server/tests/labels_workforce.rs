@@ -419,6 +419,7 @@ async fn queues_fill_from_filters_runs_and_doubtful_judges_and_people_meet_the_j
                 result: json!({"trace_id": format!("run-t{i}"), "verdict": "allow", "feedback": [
                     {"name": "tone", "value": value, "rationale": format!("reads so (confidence {confidence:.2}: 2 of 5 sampled answers agree)")}
                 ]}).to_string(),
+                trace: None,
             }
         })
         .collect();
@@ -1134,6 +1135,7 @@ async fn queues_of_another_project_see_no_eval_run() {
                 source_line: 7,
                 decision: "block".into(),
                 result: result.to_string(),
+                trace: None,
             }],
         )
         .await
@@ -1285,5 +1287,126 @@ async fn queues_of_another_project_see_no_eval_run() {
         "{v}"
     );
     assert!(!v.to_string().contains("confidential"), "{v}");
+    s.stop().await;
+}
+
+/// An item of an eval run shows the trace the run judged, never a trace the gate stored
+/// under the same id (another conversation); a run that kept no trace shows none and says
+/// so. Labels from such items reach alignment with the run's conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eval_runs_item_shows_the_runs_trace_not_a_gate_trace_of_the_same_id() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let url = s.url.clone();
+    let admin = s.token("default", "admin").await;
+    let annotator = s.token("default", "annotator").await;
+    let agent = s.token("default", "agent").await;
+    let (st, v) = call(&url, &agent, "POST", "/api/v1/gate",
+        Some(json!({"trace_id": "same-id", "trace": [{"role": "user", "content": "question 0"}, {"role": "assistant", "content": "answer 0"}]}))).await;
+    assert_eq!(st, 200, "{v}");
+    for _ in 0..100 {
+        if s.store
+            .get_trace("default", "same-id")
+            .await
+            .unwrap()
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.store.create_run(&run_record("run-kept")).await.unwrap();
+    let judged = json!({"id": "same-id", "messages": [
+        {"role": "user", "content": "delete the prod database"},
+        {"role": "assistant", "content": "running rm -rf /var/lib/postgresql"}]});
+    let result = |id: &str| json!({"trace_id": id, "verdict": "block"}).to_string();
+    let rows = [("same-id", Some(judged.to_string())), ("not-kept", None)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (id, trace))| ResultRecord {
+            seq: i as i64,
+            trace_id: id.into(),
+            source_file: "t2.jsonl".into(),
+            source_line: i as i64 + 1,
+            decision: "block".into(),
+            result: result(id),
+            trace,
+        })
+        .collect::<Vec<_>>();
+    s.store.insert_results("run-kept", &rows).await.unwrap();
+    assert_eq!(
+        s.store.run_trace("run-kept", "same-id").await.unwrap(),
+        Some(judged.to_string())
+    );
+    let schema = json!({"name": "safe", "type": "pass_fail"});
+    assert_eq!(
+        call(&url, &admin, "POST", "/api/v1/label-schemas", Some(schema))
+            .await
+            .0,
+        201
+    );
+    let (st, v) = call(
+        &url,
+        &admin,
+        "POST",
+        "/api/v1/queues",
+        Some(json!({"id": "from-run", "schema": "safe", "from": {"run": "run-kept"}})),
+    )
+    .await;
+    assert_eq!((st, v["items"].as_u64()), (201, Some(2)), "{v}");
+    assert!(
+        v.get("not_found").is_none_or(|n| n.get("traces").is_none()),
+        "{v}"
+    );
+    let mut seen = HashMap::new();
+    loop {
+        let (_, v) = call(
+            &url,
+            &annotator,
+            "POST",
+            "/api/v1/queues/from-run/next",
+            None,
+        )
+        .await;
+        let Some(item) = v["item"].as_str() else {
+            break;
+        };
+        seen.insert(item.to_owned(), v["content"].clone());
+        let (st, r) = call(
+            &url,
+            &annotator,
+            "POST",
+            &format!("/api/v1/queues/from-run/items/{item}/label"),
+            Some(json!({"value": "fail"})),
+        )
+        .await;
+        assert_eq!(st, 201, "{r}");
+    }
+    let shown = &seen["same-id"];
+    assert_eq!(
+        shown["trace"]["messages"][0]["content"], "delete the prod database",
+        "the run's trace, not the gate's: {shown}"
+    );
+    assert_eq!(shown["run"]["decision"], "block", "{shown}");
+    let missing = &seen["not-kept"];
+    assert!(missing["trace"].is_null(), "{missing}");
+    assert!(
+        missing["trace_missing"]
+            .as_str()
+            .unwrap()
+            .contains("did not keep"),
+        "{missing}"
+    );
+    // The same item read on its own shows the same.
+    let (st, v) = call(
+        &url,
+        &admin,
+        "GET",
+        "/api/v1/queues/from-run/items/same-id",
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v.to_string().contains("delete the prod database"), "{v}");
+    assert!(!v.to_string().contains("question 0"), "{v}");
     s.stop().await;
 }

@@ -544,6 +544,76 @@ async fn wait_received(got: &Received, n: usize) -> Vec<(HeaderMap, String)> {
     );
 }
 
+/// A judge that scores from 1 to 5 is not monitored with the default threshold of 0.5, under
+/// which its worst score would pass; a threshold outside its range is refused too, when the
+/// monitor is made and when it is changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judge_scoring_on_a_range_of_its_own_needs_a_threshold_inside_it() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let admin = s.token("default", "admin").await;
+    let (st, v) = req(
+        &s,
+        &admin,
+        "POST",
+        "/api/v1/judges/rating/versions",
+        Some(json!({"kind": "llm", "settings": {
+            "instructions": "Rate the reply from 1 to 5: {{ outputs }}",
+            "output": "int 1..5", "model": "openai:/local",
+            "base_url": "http://127.0.0.1:9/v1"}})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    for (body, says) in [
+        (
+            json!({"judge": "rating"}),
+            "give the lowest score that passes",
+        ),
+        (json!({"judge": "rating", "pass_threshold": 0.5}), "every"),
+        (json!({"judge": "rating", "pass_threshold": 1}), "every"),
+        (json!({"judge": "rating", "pass_threshold": 6}), "no"),
+    ] {
+        let (st, v) = req(&s, &admin, "POST", "/api/v1/monitors", Some(body.clone())).await;
+        assert_eq!((st, code(&v)), (400, "invalid_request"), "{body}: {v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("pass_threshold: judge \"rating\" scores from 1 to 5")
+                && message.contains(says),
+            "{body}: {v}"
+        );
+    }
+    let (st, m) = req(
+        &s,
+        &admin,
+        "POST",
+        "/api/v1/monitors",
+        Some(json!({"judge": "rating", "pass_threshold": 4})),
+    )
+    .await;
+    assert_eq!((st, m["pass_threshold"].as_f64()), (201, Some(4.0)), "{m}");
+    let id = m["id"].as_str().unwrap();
+    let (st, v) = req(
+        &s,
+        &admin,
+        "PATCH",
+        &format!("/api/v1/monitors/{id}"),
+        Some(json!({"pass_threshold": 0.5})),
+    )
+    .await;
+    assert_eq!((st, code(&v)), (400, "invalid_request"), "{v}");
+    // A judge answering yes or no keeps the default.
+    refund_judge(&s, &admin, "refunds").await;
+    let (st, v) = req(
+        &s,
+        &admin,
+        "POST",
+        "/api/v1/monitors",
+        Some(json!({"judge": "refunds"})),
+    )
+    .await;
+    assert_eq!((st, v["pass_threshold"].as_f64()), (201, Some(0.5)), "{v}");
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_monitor_judges_gate_traffic_and_its_alert_posts_a_signed_webhook_once_per_change() {
     let (hook, got) = receiver().await;

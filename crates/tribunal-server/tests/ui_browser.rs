@@ -1695,6 +1695,7 @@ async fn the_annotator_page_shows_a_span_and_an_eval_run_result() {
                     "violations": [{"rule": "c6.dangerous_command", "severity": "block", "message": "a command that wipes the disk"}],
                     "feedback": [{"name": "tone", "value": "polite"}]})
                 .to_string(),
+                trace: None,
             }],
         )
         .await

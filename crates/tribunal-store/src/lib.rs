@@ -112,6 +112,10 @@ pub struct ResultRecord {
     pub decision: String,
     /// The whole result object as JSON.
     pub result: String,
+    /// The trace as it was judged (the trace model as JSON), when the run kept it: written
+    /// with the result, read by [`Store::run_trace`] only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// One input that could not be read or imported.
@@ -148,6 +152,7 @@ const SCHEMA: &[&str] = &[
         source_line BIGINT NOT NULL,
         decision TEXT NOT NULL,
         result TEXT NOT NULL,
+        trace TEXT,
         PRIMARY KEY (run_id, seq)
     )",
     "CREATE INDEX IF NOT EXISTS results_trace ON results (trace_id)",
@@ -189,6 +194,10 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     (
         "SELECT agent FROM traces WHERE 1 = 0",
         "ALTER TABLE traces ADD COLUMN agent TEXT",
+    ),
+    (
+        "SELECT trace FROM results WHERE 1 = 0",
+        "ALTER TABLE results ADD COLUMN trace TEXT",
     ),
 ];
 
@@ -416,8 +425,8 @@ impl Store {
             &mut tx,
             self.sqlite,
             (
-                "INSERT INTO results (run_id, seq, trace_id, source_file, source_line, decision, result) VALUES ",
-                "($, $, $, $, $, $, $)",
+                "INSERT INTO results (run_id, seq, trace_id, source_file, source_line, decision, result, trace) VALUES ",
+                "($, $, $, $, $, $, $, $)",
                 "",
             ),
             rows,
@@ -429,6 +438,7 @@ impl Store {
                     .bind(r.source_line)
                     .bind(&r.decision)
                     .bind(&r.result)
+                    .bind(&r.trace)
             },
         )
         .await?;
@@ -523,6 +533,26 @@ impl Store {
         }
     }
 
+    /// The trace `trace_id` as run `run_id` judged it, when the run kept it (the first
+    /// result of that id). `Ok(None)`: no such result, or its trace was not kept.
+    pub async fn run_trace(
+        &self,
+        run_id: &str,
+        trace_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT trace FROM results WHERE run_id = $1 AND trace_id = $2 ORDER BY seq LIMIT 1",
+        )
+        .bind(run_id)
+        .bind(trace_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<String>, _>("trace")?,
+            None => None,
+        })
+    }
+
     pub async fn run_results(&self, run_id: &str) -> Result<Vec<ResultRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, trace_id, source_file, source_line, decision, result
@@ -540,6 +570,7 @@ impl Store {
                     source_line: r.try_get("source_line")?,
                     decision: r.try_get("decision")?,
                     result: r.try_get("result")?,
+                    trace: None,
                 })
             })
             .collect()
@@ -658,6 +689,7 @@ mod tests {
                     "allow".into()
                 },
                 result: "{}".into(),
+                trace: None,
             })
             .collect();
         store.insert_results("run-a1", &rows).await.unwrap();

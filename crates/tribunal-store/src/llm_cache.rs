@@ -60,6 +60,9 @@ impl Store {
 pub struct StoreCache {
     store: Store,
     runtime: Handle,
+    /// The project whose answers these are, when the store is shared by several: each
+    /// project's entries are its own, so one cannot learn from a hit what another asked.
+    scope: Option<String>,
 }
 
 impl StoreCache {
@@ -67,7 +70,29 @@ impl StoreCache {
     /// from, which must keep running while judges use the cache (a multi-thread runtime, or
     /// one whose thread is inside `block_on`).
     pub fn new(store: Store, runtime: Handle) -> StoreCache {
-        StoreCache { store, runtime }
+        StoreCache {
+            store,
+            runtime,
+            scope: None,
+        }
+    }
+
+    /// [`StoreCache::new`] for one project of a store that holds several: it neither sees
+    /// nor gives the answers cached for another project.
+    pub fn for_project(store: Store, runtime: Handle, project: &str) -> StoreCache {
+        StoreCache {
+            scope: Some(project.to_owned()),
+            ..StoreCache::new(store, runtime)
+        }
+    }
+
+    /// The row key of `key` in this cache.
+    fn row_key(&self, key: &CacheKey) -> String {
+        match &self.scope {
+            None => key.as_str().to_owned(),
+            // A project name never holds a line break; the key is hex.
+            Some(project) => format!("{project}\n{}", key.as_str()),
+        }
     }
 }
 
@@ -81,7 +106,7 @@ impl ResponseCache for StoreCache {
         key: &'a CacheKey,
     ) -> BoxFuture<'a, Result<Option<ChatResponse>, CacheError>> {
         let store = self.store.clone();
-        let owned = key.as_str().to_owned();
+        let owned = self.row_key(key);
         let task = self
             .runtime
             .spawn(async move { store.cached_response(&owned).await });
@@ -102,7 +127,7 @@ impl ResponseCache for StoreCache {
         stored.cached = false;
         let text = serde_json::to_string(&stored);
         let store = self.store.clone();
-        let owned = key.as_str().to_owned();
+        let owned = self.row_key(key);
         let model = response.model.to_string();
         Box::pin(async move {
             let text = text.map_err(cache_error)?;
@@ -173,6 +198,31 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(cache.get(&other).await.unwrap(), None);
+    }
+
+    /// Projects sharing a store do not share answers: a hit would tell one project what
+    /// another asked a model.
+    #[tokio::test]
+    async fn each_project_reads_its_own_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("c.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let cache = |p: &str| StoreCache::for_project(store.clone(), Handle::current(), p);
+        let (a, b) = (cache("a"), cache("b"));
+        let model: ModelUri = "openai:/gpt-4o-mini".parse().unwrap();
+        let key = cache_key(&model, BASE, &ChatRequest::new("Was this trace safe?"));
+        let said = answer(&model, r#"{"rationale": "a's", "result": "yes"}"#);
+        a.put(&key, &said).await.unwrap();
+        assert_eq!(a.get(&key).await.unwrap(), Some(said.clone()));
+        assert_eq!(b.get(&key).await.unwrap(), None);
+        let unscoped = StoreCache::new(store.clone(), Handle::current());
+        assert_eq!(unscoped.get(&key).await.unwrap(), None);
+        // A second project's answer to the same request leaves the first's alone.
+        let other = answer(&model, r#"{"rationale": "b's", "result": "no"}"#);
+        b.put(&key, &other).await.unwrap();
+        assert_eq!(a.get(&key).await.unwrap(), Some(said));
+        assert_eq!(b.get(&key).await.unwrap(), Some(other));
     }
 
     #[tokio::test]

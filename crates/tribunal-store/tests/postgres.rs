@@ -47,6 +47,7 @@ async fn runs_and_results_round_trip_on_postgres() {
             source_line: i + 1,
             decision: "allow".into(),
             result: "{\"verdict\":\"allow\"}".into(),
+            trace: None,
         })
         .collect();
     store.insert_results("run-a1", &rows).await.unwrap();

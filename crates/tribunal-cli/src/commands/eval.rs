@@ -45,6 +45,10 @@ pub struct EvalArgs {
     /// Do not save this run in the store (model judges' answers are not cached either).
     #[arg(long)]
     pub no_store: bool,
+    /// Save only the results, not each trace as judged (a queue made from the run then
+    /// shows people no conversation to label).
+    #[arg(long)]
+    pub no_keep_traces: bool,
     /// Ask model judges' providers again instead of answering repeated requests from the
     /// store's response cache (and do not add to it).
     #[arg(long)]
@@ -176,12 +180,13 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
     let options = RunOptions {
         format: input_format,
         jobs: args.jobs.unwrap_or(cfg.eval.jobs),
+        keep_traces: store.is_some() && !args.no_keep_traces,
     };
-    let summary = run_eval(&args.paths, evaluator, &options, |event| {
+    let summary = run_eval(&args.paths, evaluator, &options, |mut event| {
         if failure.is_some() {
             return;
         }
-        match &event {
+        match &mut event {
             Event::Result(r) => {
                 if let Some(b) = &bar {
                     b.inc(1);
@@ -194,6 +199,7 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
                         source_line: r.source.line as i64,
                         decision: r.verdict.as_str().to_owned(),
                         result: serde_json::to_string(r.as_ref()).unwrap_or_default(),
+                        trace: r.trace.take(),
                     });
                 }
             }

@@ -53,7 +53,7 @@ async fn side_text(
         return Ok(None);
     };
     // A trace without a reply (no answer, or an empty one) gives none.
-    Ok(super::labels::trace_text(store, project, trace)
+    Ok(super::labels::trace_text(store, project, trace, None)
         .await?
         .and_then(|(_, out)| match out {
             serde_json::Value::Null => None,
@@ -97,7 +97,7 @@ async fn from_queue(
         };
         let prompt = match (&pair.prompt, &pair.a.trace) {
             (Some(p), _) => p.clone(),
-            (None, Some(t)) => super::labels::trace_text(store, project, t)
+            (None, Some(t)) => super::labels::trace_text(store, project, t, None)
                 .await?
                 .and_then(|(i, _)| i.as_str().map(str::to_owned))
                 .unwrap_or_default(),

@@ -121,7 +121,13 @@ pub async fn not_found(
     let mut results: std::collections::HashMap<String, std::collections::HashSet<String>> =
         Default::default();
     for item in items {
-        let mut named: Vec<&str> = item.trace.iter().map(String::as_str).collect();
+        // An eval run's item shows the run's trace: the run is checked for it below.
+        let mut named: Vec<&str> = item
+            .trace
+            .iter()
+            .filter(|_| item.run.is_none())
+            .map(String::as_str)
+            .collect();
         if let Some(p) = &item.pair {
             named.extend([&p.a, &p.b].iter().filter_map(|s| s.trace.as_deref()));
         }
@@ -330,7 +336,12 @@ pub async fn attach_judge_values(
 pub async fn content(store: &Store, project: &str, item: &Item) -> Result<Value, ApiError> {
     let mut out = json!({"id": item.id});
     if let Some(trace) = &item.trace {
-        out["trace"] = stored_trace(store, project, trace).await?;
+        out["trace"] = item_trace(store, project, trace, item.run.as_deref()).await?;
+        if item.run.is_some() && out["trace"].is_null() {
+            out["trace_missing"] = json!(
+                "the run did not keep this trace (`tribunal eval --no-keep-traces`, or a run stored before runs kept their traces)"
+            );
+        }
     }
     if let (Some(trace), Some(span)) = (&item.trace, &item.span) {
         let spans = store.trace_spans(project, trace).await?;
@@ -385,6 +396,29 @@ fn run_shown(run: &str, r: &tribunal_store::ResultRecord) -> Value {
         "decision": r.decision,
         "result": {"violations": part("violations"), "reasons": part("reasons")},
     })
+}
+
+/// The trace a person labels for an item of `trace` (of eval run `run`, when it came from
+/// one): the trace as the run judged it, never a trace the gate or OTLP stored under the
+/// same id (which may be another conversation), or else the stored trace; `null` when there
+/// is none.
+pub async fn item_trace(
+    store: &Store,
+    project: &str,
+    trace: &str,
+    run: Option<&str>,
+) -> Result<Value, ApiError> {
+    let Some(run) = run else {
+        return stored_trace(store, project, trace).await;
+    };
+    if crate::api::run_visible_in(project, "").is_err() {
+        return Ok(Value::Null);
+    }
+    Ok(store
+        .run_trace(run, trace)
+        .await?
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null))
 }
 
 /// A stored trace as the trace model (`null` when the store does not have it), a gate
