@@ -516,84 +516,47 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
 
 /// [`verify`], and also that the log still holds `saved` (a head kept elsewhere): an entry
 /// with its sequence number and hash.
+///
+/// Servers may append while the log is read. The head is read after the entries: an entry
+/// is committed with the head that names it, so a head beyond the last entry read means
+/// entries committed since, which are read in turn, until the entries and the head meet
+/// (or the entries stop coming: then some were removed).
 pub async fn verify_against(
     store: &Store,
     saved: Option<&Head>,
 ) -> Result<VerifyReport, StoreError> {
-    let (head_seq, head_hash) = store.audit_head().await?;
-    let mut problems = Vec::new();
-    let mut expected_seq = 1;
-    let mut prev_hash = String::new();
-    let mut entries = 0;
-    let mut after = 0;
-    let mut saved_found = saved.is_none_or(|h| h.seq == 0);
-    // Configuration entries seen so far, by sequence number: their projects.
-    let mut configs: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
-    loop {
-        let rows = store.audit_entries(after, 1000).await?;
-        if rows.is_empty() {
+    let mut walk = Walk {
+        problems: Vec::new(),
+        expected_seq: 1,
+        prev_hash: String::new(),
+        entries: 0,
+        after: 0,
+        saved_found: saved.is_none_or(|h| h.seq == 0),
+        configs: std::collections::HashMap::new(),
+    };
+    walk.read_to_end(store, saved).await?;
+    let (mut head_seq, mut head_hash) = store.audit_head().await?;
+    for _ in 0..CATCH_UP_ROUNDS {
+        if head_seq <= walk.last_seq() {
             break;
         }
-        for r in &rows {
-            entries += 1;
-            if r.seq != expected_seq {
-                problems.push(format!(
-                    "entry {}: expected entry {expected_seq} here (entries {expected_seq}..{} are missing)",
-                    r.seq,
-                    r.seq - 1
-                ));
-            }
-            if r.prev_hash != prev_hash {
-                problems.push(format!(
-                    "entry {}: its previous hash does not match entry {}'s hash",
-                    r.seq,
-                    r.seq - 1
-                ));
-            }
-            if entry_hash(r.seq, &r.at, &r.kind, &r.project, &r.body, &r.prev_hash) != r.hash {
-                problems.push(format!(
-                    "entry {}: its content does not match its hash (edited)",
-                    r.seq
-                ));
-            }
-            if let Some(h) = saved.filter(|h| h.seq == r.seq) {
-                saved_found = true;
-                if h.hash != r.hash {
-                    problems.push(format!(
-                        "entry {}: its hash is not the one the saved head records (the log was rewritten behind the saved head)",
-                        r.seq
-                    ));
-                }
-            }
-            match r.kind.as_str() {
-                "config" => {
-                    configs.insert(r.seq, r.project.clone());
-                }
-                "gate" => {
-                    if let Some(c) = config_of(&r.body) {
-                        if configs.get(&c) != Some(&r.project) {
-                            problems.push(format!(
-                                "entry {}: the configuration it names (entry {c}) is not an earlier configuration entry of project {}",
-                                r.seq, r.project
-                            ));
-                        }
-                    }
-                }
-                _ => {}
-            }
-            expected_seq = r.seq + 1;
-            prev_hash = r.hash.clone();
+        let before = walk.last_seq();
+        walk.read_to_end(store, saved).await?;
+        if walk.last_seq() == before {
+            // Nothing more to read: the entries the head names are gone.
+            break;
         }
-        after = rows.last().map_or(after, |r| r.seq);
+        (head_seq, head_hash) = store.audit_head().await?;
     }
-    let last_seq = expected_seq - 1;
-    if head_seq != last_seq || head_hash != prev_hash {
+    let last_seq = walk.last_seq();
+    let mut problems = walk.problems;
+    if head_seq != last_seq || head_hash != walk.prev_hash {
         problems.push(format!(
             "the head record says the log ends at entry {head_seq}, but it ends at entry {last_seq}{}",
             if head_seq > last_seq { " (entries at the end were removed)" } else { "" }
         ));
     }
-    if let Some(h) = saved.filter(|_| !saved_found) {
+    if let Some(h) = saved.filter(|_| !walk.saved_found) {
         problems.push(format!(
             "the saved head names entry {}, but the log {} (entries were removed)",
             h.seq,
@@ -605,11 +568,100 @@ pub async fn verify_against(
         ));
     }
     Ok(VerifyReport {
-        entries,
+        entries: walk.entries,
         head_seq,
         head_hash,
         problems,
     })
+}
+
+/// How many times [`verify_against`] reads on after entries committed while it read.
+const CATCH_UP_ROUNDS: usize = 100;
+
+/// What reading the log in order has found so far.
+struct Walk {
+    problems: Vec<String>,
+    expected_seq: i64,
+    prev_hash: String,
+    entries: i64,
+    /// The last sequence number read.
+    after: i64,
+    saved_found: bool,
+    /// Configuration entries seen so far, by sequence number: their projects.
+    configs: std::collections::HashMap<i64, String>,
+}
+
+impl Walk {
+    fn last_seq(&self) -> i64 {
+        self.expected_seq - 1
+    }
+
+    /// Checks the entries after the last one read, to the end of the log as it is now.
+    async fn read_to_end(&mut self, store: &Store, saved: Option<&Head>) -> Result<(), StoreError> {
+        loop {
+            let rows = store.audit_entries(self.after, 1000).await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            for r in &rows {
+                self.check(r, saved);
+            }
+            self.after = rows.last().map_or(self.after, |r| r.seq);
+        }
+    }
+
+    fn check(&mut self, r: &tribunal_store::AuditRow, saved: Option<&Head>) {
+        let problems = &mut self.problems;
+        let expected_seq = self.expected_seq;
+        self.entries += 1;
+        if r.seq != expected_seq {
+            problems.push(format!(
+                "entry {}: expected entry {expected_seq} here (entries {expected_seq}..{} are missing)",
+                r.seq,
+                r.seq - 1
+            ));
+        }
+        if r.prev_hash != self.prev_hash {
+            problems.push(format!(
+                "entry {}: its previous hash does not match entry {}'s hash",
+                r.seq,
+                r.seq - 1
+            ));
+        }
+        if entry_hash(r.seq, &r.at, &r.kind, &r.project, &r.body, &r.prev_hash) != r.hash {
+            problems.push(format!(
+                "entry {}: its content does not match its hash (edited)",
+                r.seq
+            ));
+        }
+        if let Some(h) = saved.filter(|h| h.seq == r.seq) {
+            self.saved_found = true;
+            if h.hash != r.hash {
+                problems.push(format!(
+                    "entry {}: its hash is not the one the saved head records (the log was rewritten behind the saved head)",
+                    r.seq
+                ));
+            }
+        }
+        match r.kind.as_str() {
+            "config" => {
+                self.configs.insert(r.seq, r.project.clone());
+            }
+            "gate" => {
+                if let Some(c) = config_of(&r.body) {
+                    if self.configs.get(&c) != Some(&r.project) {
+                        problems.push(format!(
+                            "entry {}: the configuration it names (entry {c}) is not an earlier configuration entry of project {}",
+                            r.seq, r.project
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.expected_seq = r.seq + 1;
+        self.prev_hash = r.hash.clone();
+    }
 }
 
 #[cfg(test)]
@@ -639,6 +691,30 @@ mod tests {
         log.close();
         writer.await.unwrap();
         seqs
+    }
+
+    /// A log that servers write to while it is verified is intact: entries committed
+    /// during the reading are read too, not taken for entries beyond the head.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_log_written_while_it_is_verified_is_intact() {
+        let (_dir, store) = store().await;
+        write(&store, 1500).await;
+        let writing = {
+            let store = store.clone();
+            tokio::spawn(async move { write(&store, 3000).await })
+        };
+        let mut rounds = 0;
+        while !writing.is_finished() {
+            let report = verify(&store).await.unwrap();
+            assert!(report.problems.is_empty(), "{:?}", report.problems);
+            assert_eq!(report.entries, report.head_seq);
+            rounds += 1;
+        }
+        writing.await.unwrap();
+        assert!(rounds > 0);
+        let report = verify(&store).await.unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.head_seq, 4500);
     }
 
     #[tokio::test]

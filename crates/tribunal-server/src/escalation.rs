@@ -45,6 +45,8 @@ pub struct Queue {
     settings: ReviewSettings,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
     waiters: Mutex<HashMap<String, watch::Sender<Option<String>>>>,
+    /// Set when the server shuts down: agents stop waiting for reviews.
+    closing: watch::Sender<bool>,
 }
 
 impl Queue {
@@ -53,7 +55,15 @@ impl Queue {
             settings,
             buckets: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
+            closing: watch::channel(false).0,
         }
+    }
+
+    /// Ends every wait for a review at once (the server is shutting down): each waiting
+    /// agent is answered with its escalation as it stands, as when its wait runs out, and
+    /// its trace is stored; later calls do not wait.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// Takes one token from the project's bucket (capacity and refill: `per_minute`).
@@ -241,20 +251,26 @@ async fn wait_settled(
     let deadline = tokio::time::Instant::now() + wait;
     let shared = state.store.is_shared();
     let mut listening = true;
+    let mut closing = state.reviews.closing.subscribe();
     loop {
         let until = if shared {
             (tokio::time::Instant::now() + POLL).min(deadline)
         } else {
             deadline
         };
-        if listening {
-            if let Ok(Err(_)) = tokio::time::timeout_at(until, rx.changed()).await {
-                // Settled here: no more wake-ups will come.
-                listening = false;
-            }
-        } else {
-            tokio::time::sleep_until(until).await;
-        }
+        let closed = tokio::select! {
+            _ = closing.wait_for(|c| *c) => true,
+            _ = async {
+                if listening {
+                    if let Ok(Err(_)) = tokio::time::timeout_at(until, rx.changed()).await {
+                        // Settled here: no more wake-ups will come.
+                        listening = false;
+                    }
+                } else {
+                    tokio::time::sleep_until(until).await;
+                }
+            } => false,
+        };
         // The decision the agent gets is the one stored.
         match state.store.get_escalation(project, id).await {
             Ok(Some(row)) if row.status != "pending" => return Some(row.status),
@@ -263,7 +279,7 @@ async fn wait_settled(
                 tracing::warn!(error = %e, escalation = id, "reading a waited-for escalation failed")
             }
         }
-        if tokio::time::Instant::now() >= deadline {
+        if closed || tokio::time::Instant::now() >= deadline {
             return None;
         }
     }

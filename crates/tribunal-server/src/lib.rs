@@ -703,6 +703,8 @@ pub async fn serve(
     }
     drop(listener);
     let deadline = tokio::time::Instant::now() + state.options.shutdown_timeout;
+    // Agents waiting for a review are answered now, not when the deadline cuts them off.
+    state.reviews.close();
     let _ = closing.send(true);
     // Every connection gives its slot back when it ends.
     let all = u32::try_from(limit).unwrap_or(u32::MAX);

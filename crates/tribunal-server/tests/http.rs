@@ -1103,6 +1103,59 @@ async fn a_shutdown_keeps_the_trace_of_a_decision_whose_agent_hung_up_before_its
     );
 }
 
+/// A shutdown does not leave an agent that waits for a review without an answer: it gets
+/// its escalation as it stands at once (as when its wait runs out), its trace is stored,
+/// and the server stops well before its shutdown deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_answers_agents_waiting_for_a_review() {
+    let mut s = TestServer::start(ServerOptions {
+        shutdown_timeout: Duration::from_secs(20),
+        ..ServerOptions::default()
+    })
+    .await;
+    let agent = s.token("default", "agent").await;
+    let reviewer = s.token("default", "reviewer").await;
+    let waiting = {
+        let url = s.url.clone();
+        tokio::spawn(async move {
+            let mut body = destructive();
+            body["wait_ms"] = json!(60_000);
+            body["trace_id"] = json!("waits-at-shutdown");
+            let r = TestServer::client()
+                .post(format!("{url}/api/v1/gate"))
+                .bearer_auth(agent)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        })
+    };
+    let e = pending_escalation(&s, &reviewer).await;
+    let started = std::time::Instant::now();
+    s.stop().await;
+    let stopped = started.elapsed();
+    let (status, answer) = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the waiting agent is answered")
+        .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["decision"], "escalate", "{answer}");
+    assert_eq!(answer["escalation"]["status"], "pending", "{answer}");
+    assert_eq!(answer["escalation"]["id"], e["id"], "{answer}");
+    assert!(
+        stopped < Duration::from_secs(10),
+        "the shutdown waited {stopped:?} for the review"
+    );
+    let stored = s
+        .store
+        .get_trace("default", "waits-at-shutdown")
+        .await
+        .unwrap()
+        .expect("the escalated step's trace is stored");
+    assert_eq!(stored.decision.as_deref(), Some("escalate"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escalations_wait_for_reviewers_expire_and_are_rate_limited() {
     let mut s = TestServer::start(ServerOptions {

@@ -321,6 +321,20 @@ impl Store {
                         )))
                         .execute(&mut *conn)
                         .await?;
+                    } else {
+                        // A commit is on disk when it returns, whatever the database's or
+                        // role's default (`synchronous_commit = off` is a common tuning that
+                        // would lose answered decisions on a crash of the database); a lock
+                        // held elsewhere fails a statement after 10 s instead of holding a
+                        // request for as long as it is held; the schema's "already exists"
+                        // notices stay out of the log.
+                        for set in [
+                            "SET synchronous_commit = on",
+                            "SET lock_timeout = '10s'",
+                            "SET client_min_messages = warning",
+                        ] {
+                            sqlx::query(set).execute(&mut *conn).await?;
+                        }
                     }
                     Ok(())
                 })
@@ -378,6 +392,10 @@ impl Store {
     /// IMMEDIATE`), waiting for it like any write: a transaction that read first could not
     /// take it once another connection (the decision log's own, say) had committed since,
     /// and would fail instead of waiting.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     pub(crate) async fn begin_write(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {

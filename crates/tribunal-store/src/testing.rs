@@ -67,6 +67,16 @@ impl TestDatabase {
         .await
     }
 
+    /// Sets the database's default for a setting (`ALTER DATABASE … SET`), as an operator's
+    /// tuning would: connections opened afterwards start with it.
+    pub async fn set_default(&self, setting: &str, value: &str) -> Result<(), String> {
+        self.admin_sql(&format!(
+            "ALTER DATABASE {} SET {setting} = {value}",
+            self.name
+        ))
+        .await
+    }
+
     async fn admin_sql(&self, sql: &str) -> Result<(), String> {
         let mut conn = sqlx::PgConnection::connect(&self.admin)
             .await
@@ -126,4 +136,15 @@ impl WriteLock {
             .map_err(|e| format!("cannot release the write lock: {e}"))?;
         self.0.close().await.map_err(|e| e.to_string())
     }
+}
+
+/// The value of a PostgreSQL setting on a connection of `store`'s pool.
+pub async fn setting(store: &crate::Store, name: &str) -> Result<String, crate::StoreError> {
+    use sqlx::Row;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT current_setting('{name}') AS v"
+    )))
+    .fetch_one(store.pool())
+    .await?;
+    Ok(row.try_get("v")?)
 }

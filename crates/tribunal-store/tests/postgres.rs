@@ -118,3 +118,32 @@ async fn the_response_cache_round_trips_on_postgres() {
 
     db.drop().await.unwrap();
 }
+
+/// The store's connections commit synchronously and give up on a lock held elsewhere after
+/// 10 s, whatever the database's defaults: a database tuned with `synchronous_commit = off`
+/// would otherwise lose answered decisions on a crash of the database server.
+#[tokio::test]
+async fn connections_commit_synchronously_whatever_the_databases_default() {
+    let db = TestDatabase::create("tribunal_sync")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    db.set_default("synchronous_commit", "off").await.unwrap();
+    db.set_default("lock_timeout", "0").await.unwrap();
+    let store = Store::open(&db.url).await.unwrap();
+    for _ in 0..6 {
+        assert_eq!(
+            tribunal_store::testing::setting(&store, "synchronous_commit")
+                .await
+                .unwrap(),
+            "on"
+        );
+        assert_eq!(
+            tribunal_store::testing::setting(&store, "lock_timeout")
+                .await
+                .unwrap(),
+            "10s"
+        );
+    }
+    store.close().await;
+    db.drop().await.unwrap();
+}
