@@ -174,16 +174,44 @@ impl From<tribunal_store::StoreError> for ApiError {
                 ),
             );
         }
+        // The database's own words (its name, statements, addresses) go to the server's
+        // log, not to whoever called.
         tracing::error!(error = %e, "store error");
-        ApiError::new(Code::StoreUnavailable, format!("the store failed: {e}"))
+        ApiError::new(
+            Code::StoreUnavailable,
+            format!(
+                "the store failed ({}); try again",
+                public_reason(&e.to_string())
+            ),
+        )
+    }
+}
+
+/// What a caller is told of a store failure described by `text`: that the store's file was
+/// moved or deleted, which the operator must act on, or else only where to look.
+fn public_reason(text: &str) -> &'static str {
+    if text.contains(tribunal_store::MOVED) {
+        tribunal_store::MOVED
+    } else {
+        "the server's log says why"
     }
 }
 
 impl From<crate::audit::AuditError> for ApiError {
     fn from(e: crate::audit::AuditError) -> ApiError {
+        let said = match &e {
+            crate::audit::AuditError::Store(text) => {
+                tracing::error!(error = %e, "decision log error");
+                format!(
+                    "the decision log could not be written ({})",
+                    public_reason(text)
+                )
+            }
+            crate::audit::AuditError::Closed => e.to_string(),
+        };
         ApiError::new(
             Code::StoreUnavailable,
-            format!("{e}; the decision is not given, ask again"),
+            format!("{said}; the decision is not given, ask again"),
         )
     }
 }

@@ -46,6 +46,12 @@ async fn a_decision_that_cannot_be_logged_is_not_given() {
         assert_eq!(st, 503, "{v}");
         assert_eq!(v["error"]["code"], "store_unavailable", "{v}");
         assert!(v.get("decision").is_none(), "{v}");
+        // The database's own words stay in the server's log.
+        let said = v["error"]["message"].as_str().unwrap();
+        assert!(
+            !said.contains("test makes") && !said.contains("audit_log"),
+            "{said}"
+        );
     }
     s.store
         .execute_raw("DROP TRIGGER fail_log_writes")

@@ -22,7 +22,7 @@ mod span_events;
 mod sqlite_log;
 mod tool_pins;
 mod web_sessions;
-pub use sqlite_log::{Attempt, LogConnection};
+pub use sqlite_log::{Attempt, LogConnection, MOVED};
 pub mod testing;
 
 pub use checkpoint::{Checkpoint, WalCheckpointer, BACKSTOP_PAGES};

@@ -382,7 +382,7 @@ impl LogConnection {
 }
 
 /// What an error says of a database file moved or deleted while open.
-pub(crate) const MOVED: &str =
+pub const MOVED: &str =
     "the database file was moved or deleted while open: what is written to it now is lost";
 
 impl Drop for LogConnection {
