@@ -450,9 +450,8 @@ fn a_stored_run_keeps_the_traces_it_judged() {
             "{}",
             text(&out.stderr)
         );
-        let out = tribunal(dir.path(), &["runs", "list", "--db", "t.db", "-f", "json"]);
-        let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
-        runs[0]["id"].as_str().unwrap().to_owned()
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["run_id"].as_str().unwrap().to_owned()
     };
     let kept = ids(&[]);
     let not_kept = ids(&["--no-keep-traces"]);

@@ -234,11 +234,14 @@ async fn reload_on_hangup(state: std::sync::Arc<tribunal_server::AppState>) {
         let mut names: Vec<String> = state.projects.keys().cloned().collect();
         names.sort();
         for name in names {
-            let line = match state.reload(&name, "SIGHUP").await {
-                Ok((rt, _)) => format!("project {name}: policy version {}", rt.policy_version()),
-                Err(e) => e.message,
-            };
-            tracing::info!(target: "tribunal::reload", "{line}");
+            match state.reload(&name, "SIGHUP").await {
+                Ok((rt, _)) => tracing::info!(
+                    target: "tribunal::reload",
+                    "project {name}: policy version {}",
+                    rt.policy_version()
+                ),
+                Err(e) => tracing::error!(target: "tribunal::reload", "{}", e.message),
+            }
         }
     }
 }
