@@ -427,7 +427,7 @@ fn completions_name_the_subcommands_for_each_shell() {
 }
 
 /// A stored run keeps each trace as it judged it (what a queue made from the run shows
-/// people), unless told not to.
+/// people) when asked to.
 #[test]
 fn a_stored_run_keeps_the_traces_it_judged() {
     let dir = tempfile::tempdir().unwrap();
@@ -453,8 +453,8 @@ fn a_stored_run_keeps_the_traces_it_judged() {
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         report["run_id"].as_str().unwrap().to_owned()
     };
-    let kept = ids(&[]);
-    let not_kept = ids(&["--no-keep-traces"]);
+    let kept = ids(&["--keep-traces"]);
+    let not_kept = ids(&[]);
     assert_ne!(kept, not_kept);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

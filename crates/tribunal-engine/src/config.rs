@@ -72,6 +72,9 @@ pub struct EvalSettings {
     /// Keep model judges' answers in the store and answer repeated requests from there
     /// (only when runs are stored).
     pub cache: bool,
+    /// Store each trace as judged with its result, so a labeling queue made from the run
+    /// shows people the conversation (only when runs are stored).
+    pub keep_traces: bool,
 }
 
 impl Default for EvalSettings {
@@ -81,6 +84,7 @@ impl Default for EvalSettings {
             jobs: 0,
             input_format: "auto".into(),
             cache: true,
+            keep_traces: false,
         }
     }
 }
@@ -326,6 +330,9 @@ impl Config {
                 ConfigError::Judge(e) => self.judge_error(e),
                 other => other,
             })? {
+                if let Some(e) = tribunal_judges::registry::replaces_a_default(&spec) {
+                    return Err(self.judge_error(e));
+                }
                 // Files a judge reads are relative to the configuration file, like policy
                 // folders and the store.
                 if let Some(Value::String(path)) = spec.params.get_mut("path") {
@@ -644,6 +651,27 @@ mod tests {
             .to_string();
         assert!(err.starts_with("t.toml:3"), "{err}");
         assert!(err.contains("fail_onn") && err.contains("fail_on"), "{err}");
+    }
+
+    /// A judge of another kind under a default judge's name (a Judge Builder judge exported
+    /// as `[judges.dangerous_commands] kind = "llm"`) would remove the detector the pack
+    /// reads: refused, naming the line.
+    #[test]
+    fn a_judge_may_not_take_a_default_judges_place() {
+        let text = "[judges.dangerous_commands]\nkind = \"llm\"\ninstructions = \"Is {{ outputs }} fine?\"\nmodel = \"openai:/local\"\nbase_url = \"http://127.0.0.1:9/v1\"\n";
+        let err = Config::parse(text, "t.toml")
+            .and_then(|c| c.judge_specs().map(drop))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("t.toml:1: judges.dangerous_commands: kind \"llm\"")
+                && err.contains("would replace it"),
+            "{err}"
+        );
+        let ok = "[judges.my_commands]\nkind = \"dangerous_commands\"\n[judges.dangerous_commands]\nenabled = false\n";
+        let specs = Config::parse(ok, "t.toml").unwrap().judge_specs().unwrap();
+        assert!(specs.iter().any(|s| s.name == "my_commands"));
+        assert!(!specs.iter().any(|s| s.name == "dangerous_commands"));
     }
 
     #[test]

@@ -358,18 +358,25 @@ pub fn check_definition(spec: &JudgeSpec) -> Result<(), JudgeConfigError> {
     crate::llm::model::definition_only(|| build_versioned(spec)).map(drop)
 }
 
-pub fn build_judge(spec: &JudgeSpec) -> Result<Box<dyn Judge>, JudgeConfigError> {
-    // A judge of another kind under the name of a judge that runs by default would take its
-    // place, and the default check (a detector the pack reads) would be gone unnoticed.
-    if spec.kind != spec.name && BUILTINS.iter().any(|b| b.default_on && b.kind == spec.name) {
-        return Err(JudgeConfigError::invalid(
+/// The error of a configuration whose judge of another kind takes the name of a judge that
+/// runs by default: it would replace that judge (the dangerous-commands detector, say, with
+/// a model judge), and the default check the pack reads would be gone unnoticed. `None`
+/// for any other judge.
+pub fn replaces_a_default(spec: &JudgeSpec) -> Option<JudgeConfigError> {
+    let replaced =
+        spec.kind != spec.name && BUILTINS.iter().any(|b| b.default_on && b.kind == spec.name);
+    replaced.then(|| {
+        JudgeConfigError::invalid(
             &spec.name,
             format!(
                 "kind {:?} under the name of the built-in {} judge, which runs by default, would replace it; give this judge another name (turn the built-in off with `enabled = false` if that is meant)",
                 spec.kind, spec.name
             ),
-        ));
-    }
+        )
+    })
+}
+
+pub fn build_judge(spec: &JudgeSpec) -> Result<Box<dyn Judge>, JudgeConfigError> {
     let builtin = BUILTINS
         .iter()
         .find(|b| b.kind == spec.kind)
@@ -432,20 +439,18 @@ mod tests {
         );
     }
 
-    /// A judge of another kind may not take the name of a judge that runs by default (it
-    /// would replace the dangerous-commands detector, say, with a model judge); the same kind
-    /// with settings of its own, and the name of a judge that is not on by default, may.
+    /// A judge of another kind may not take the name of a judge that runs by default in a
+    /// configuration (it would replace the dangerous-commands detector, say, with a model
+    /// judge); the same kind with settings of its own, and other names, may.
     #[test]
     fn another_kind_under_a_default_judges_name_is_refused() {
-        let spec = |name: &str, kind: &str, params: Value| JudgeSpec {
+        let spec = |name: &str, kind: &str| JudgeSpec {
             name: name.into(),
             kind: kind.into(),
-            params,
+            params: Value::Null,
         };
-        let llm = serde_json::json!({"instructions": "Is {{ outputs }} fine?", "output": "yes_no"});
         for name in ["dangerous_commands", "secrets", "step_count"] {
-            let err = build_judge(&spec(name, "llm", llm.clone()))
-                .err()
+            let err = replaces_a_default(&spec(name, "llm"))
                 .unwrap_or_else(|| panic!("{name}: an llm judge took the built-in's place"))
                 .to_string();
             assert!(
@@ -453,19 +458,15 @@ mod tests {
                     && err.contains("another name"),
                 "{err}"
             );
-            assert!(
-                build_judge(&spec(name, "pii", Value::Null)).is_err(),
-                "{name}"
-            );
+            assert!(replaces_a_default(&spec(name, "pii")).is_some(), "{name}");
         }
-        assert!(build_judge(&spec(
-            "dangerous_commands",
-            "dangerous_commands",
-            Value::Null
-        ))
-        .is_ok());
-        assert!(build_judge(&spec("my_commands", "dangerous_commands", Value::Null)).is_ok());
-        assert!(build_judge(&spec("exact", "exact_match", Value::Null)).is_ok());
+        for (name, kind) in [
+            ("dangerous_commands", "dangerous_commands"),
+            ("my_commands", "dangerous_commands"),
+            ("safety", "llm"),
+        ] {
+            assert!(replaces_a_default(&spec(name, kind)).is_none(), "{name}");
+        }
     }
 
     #[test]

@@ -533,11 +533,16 @@ pub async fn verify_against(
         after: 0,
         saved_found: saved.is_none_or(|h| h.seq == 0),
         configs: std::collections::HashMap::new(),
+        kept_growing: false,
     };
     walk.read_to_end(store, saved).await?;
     let (mut head_seq, mut head_hash) = store.audit_head().await?;
-    for _ in 0..CATCH_UP_ROUNDS {
+    for round in 0..=CATCH_UP_ROUNDS {
         if head_seq <= walk.last_seq() {
+            break;
+        }
+        if round == CATCH_UP_ROUNDS {
+            walk.kept_growing = true;
             break;
         }
         let before = walk.last_seq();
@@ -550,7 +555,11 @@ pub async fn verify_against(
     }
     let last_seq = walk.last_seq();
     let mut problems = walk.problems;
-    if head_seq != last_seq || head_hash != walk.prev_hash {
+    if head_seq > last_seq && walk.kept_growing {
+        problems.push(format!(
+            "the log was still being written after {CATCH_UP_ROUNDS} rounds of reading on: it was read to entry {last_seq} (the head says {head_seq}); verify again when it is quieter"
+        ));
+    } else if head_seq != last_seq || head_hash != walk.prev_hash {
         problems.push(format!(
             "the head record says the log ends at entry {head_seq}, but it ends at entry {last_seq}{}",
             if head_seq > last_seq { " (entries at the end were removed)" } else { "" }
@@ -589,6 +598,8 @@ struct Walk {
     saved_found: bool,
     /// Configuration entries seen so far, by sequence number: their projects.
     configs: std::collections::HashMap<i64, String>,
+    /// Entries were still being committed after every round of reading on.
+    kept_growing: bool,
 }
 
 impl Walk {
@@ -691,6 +702,33 @@ mod tests {
         log.close();
         writer.await.unwrap();
         seqs
+    }
+
+    /// An entry added after the last one, chained to it but with the head left as it was,
+    /// is found: the head is read after the entries, and stays behind them.
+    #[tokio::test]
+    async fn an_entry_added_beyond_the_head_is_found() {
+        let (_dir, store) = store().await;
+        write(&store, 5).await;
+        let (seq, hash) = store.audit_head().await.unwrap();
+        let (at, kind, project, body) = ("2026-12-07T00:00:00Z", "gate", "default", "{}");
+        let h = entry_hash(seq + 1, at, kind, project, body, &hash);
+        store
+            .execute_raw(&format!(
+                "INSERT INTO audit_log (seq, at, project, kind, body, prev_hash, hash) VALUES ({}, '{at}', '{project}', '{kind}', '{body}', '{hash}', '{h}')",
+                seq + 1
+            ))
+            .await
+            .unwrap();
+        let report = verify(&store).await.unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.contains(&format!(
+                "ends at entry {seq}, but it ends at entry {}",
+                seq + 1
+            ))),
+            "{:?}",
+            report.problems
+        );
     }
 
     /// A log that servers write to while it is verified is intact: entries committed

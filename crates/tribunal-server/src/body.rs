@@ -172,8 +172,21 @@ pub async fn json<T: serde::de::DeserializeOwned>(
     shaped(document(state, headers, body, limit).await?, shape)
 }
 
+/// `doc` as a `T`; an error names the member at fault (`overlap: invalid type: …`) and
+/// shows `shape`.
 fn shaped<T: serde::de::DeserializeOwned>(doc: Value, shape: &str) -> Result<T, ApiError> {
-    serde_json::from_value(doc).map_err(|e| ApiError::request(format!("{e}; expected {shape}")))
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let at = e.path().to_string();
+        let e = e.into_inner().to_string();
+        // The root has no name; an unknown member already names itself.
+        let last = at.rsplit('.').next().unwrap_or_default();
+        let named = at == "." || e.contains(&format!("`{last}`"));
+        if named {
+            ApiError::request(format!("{e}; expected {shape}"))
+        } else {
+            ApiError::request(format!("{at}: {e}; expected {shape}"))
+        }
+    })
 }
 
 /// Counts bracket nesting outside strings, without parsing. Inside a string it jumps to the

@@ -211,7 +211,10 @@ pub async fn on_escalate(
     let wait = wait.min(q.settings.deadline);
     let mut settled = wait_settled(state, &caller.project, &id, &mut rx, wait).await;
     q.forget(&id);
-    if settled.is_none() && whole {
+    // At shutdown the agent is answered with the escalation as it stands: the default is
+    // not applied early, and the expiry of another server (or of this one after a
+    // restart) settles it at its deadline.
+    if settled.is_none() && whole && !*q.closing.borrow() {
         // The agent waited out the whole deadline: the default applies now, in this answer,
         // rather than at the next round of the expiry task.
         let left = row.deadline_ms - clock::now_ms();

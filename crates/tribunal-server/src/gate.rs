@@ -936,7 +936,7 @@ async fn reload(
         .store
         .get_trace(project, trace_id)
         .await
-        .map_err(|e| ApiError::new(Code::StoreUnavailable, e.to_string()))?;
+        .map_err(ApiError::from)?;
     let Some(row) = row.filter(|r| r.source == "gate") else {
         return Ok(());
     };
@@ -975,7 +975,7 @@ async fn stored_owner(
         .store
         .trace_agent(project, trace_id)
         .await
-        .map_err(|e| ApiError::new(Code::StoreUnavailable, e.to_string()))?;
+        .map_err(ApiError::from)?;
     crate::session::claim(&mut owner, agent, trace_id)?;
     Ok(owner)
 }

@@ -1115,12 +1115,13 @@ async fn a_shutdown_answers_agents_waiting_for_a_review() {
     .await;
     let agent = s.token("default", "agent").await;
     let reviewer = s.token("default", "reviewer").await;
-    let waiting = {
-        let url = s.url.clone();
+    // One waits a minute, one as long as the review deadline (15 minutes).
+    let ask = |id: &str, wait_ms: u64| {
+        let (url, agent, id) = (s.url.clone(), agent.clone(), id.to_owned());
         tokio::spawn(async move {
             let mut body = destructive();
-            body["wait_ms"] = json!(60_000);
-            body["trace_id"] = json!("waits-at-shutdown");
+            body["wait_ms"] = json!(wait_ms);
+            body["trace_id"] = json!(id);
             let r = TestServer::client()
                 .post(format!("{url}/api/v1/gate"))
                 .bearer_auth(agent)
@@ -1131,29 +1132,47 @@ async fn a_shutdown_answers_agents_waiting_for_a_review() {
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         })
     };
-    let e = pending_escalation(&s, &reviewer).await;
+    let waiting = [
+        ("waits-at-shutdown", ask("waits-at-shutdown", 60_000)),
+        ("waits-the-deadline", ask("waits-the-deadline", 15 * 60_000)),
+    ];
+    for _ in 0..200 {
+        let (_, v) = call(
+            &s,
+            Method::GET,
+            "/api/v1/escalations?status=pending",
+            Some(&reviewer),
+            None,
+        )
+        .await;
+        if v["escalations"].as_array().is_some_and(|a| a.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let started = std::time::Instant::now();
     s.stop().await;
     let stopped = started.elapsed();
-    let (status, answer) = tokio::time::timeout(Duration::from_secs(5), waiting)
-        .await
-        .expect("the waiting agent is answered")
-        .unwrap();
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["decision"], "escalate", "{answer}");
-    assert_eq!(answer["escalation"]["status"], "pending", "{answer}");
-    assert_eq!(answer["escalation"]["id"], e["id"], "{answer}");
+    for (id, answer) in waiting {
+        let (status, answer) = tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .expect("the waiting agent is answered")
+            .unwrap();
+        assert_eq!(status, 200, "{id}: {answer}");
+        assert_eq!(answer["decision"], "escalate", "{id}: {answer}");
+        assert_eq!(answer["escalation"]["status"], "pending", "{id}: {answer}");
+        let stored = s
+            .store
+            .get_trace("default", id)
+            .await
+            .unwrap()
+            .expect("the escalated step's trace is stored");
+        assert_eq!(stored.decision.as_deref(), Some("escalate"), "{id}");
+    }
     assert!(
         stopped < Duration::from_secs(10),
-        "the shutdown waited {stopped:?} for the review"
+        "the shutdown waited {stopped:?} for the reviews"
     );
-    let stored = s
-        .store
-        .get_trace("default", "waits-at-shutdown")
-        .await
-        .unwrap()
-        .expect("the escalated step's trace is stored");
-    assert_eq!(stored.decision.as_deref(), Some("escalate"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

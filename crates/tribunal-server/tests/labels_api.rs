@@ -162,6 +162,32 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
             "{v}"
         );
     }
+    // A member of the wrong type is named, at any depth.
+    for (body, at) in [
+        (
+            json!({"id": "qt", "schema": "helpful", "items": ["a"], "overlap": "2"}),
+            "overlap: invalid type",
+        ),
+        (
+            json!({"id": "qt", "schema": "helpful", "items": [{"id": "x", "trace": 5}]}),
+            "items",
+        ),
+        (
+            json!({"id": "qt", "schema": "helpful", "from": {"filter": {"limit": "ten"}}}),
+            "from.filter.limit: invalid type",
+        ),
+    ] {
+        let (st, v) = call(&s.url, &admin, "POST", "/api/v1/queues", Some(body.clone())).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{body}: {v}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().starts_with(at),
+            "{body}: {v}"
+        );
+    }
     assert_eq!(
         call(&s.url, &viewer, "POST", "/api/v1/queues/q1/next", None)
             .await

@@ -324,12 +324,23 @@ impl Store {
                     } else {
                         // A commit is on disk when it returns, whatever the database's or
                         // role's default (`synchronous_commit = off` is a common tuning that
-                        // would lose answered decisions on a crash of the database); a lock
-                        // held elsewhere fails a statement after 10 s instead of holding a
-                        // request for as long as it is held; the schema's "already exists"
-                        // notices stay out of the log.
+                        // would lose answered decisions on a crash of the database; a stronger
+                        // setting, `remote_write` or `remote_apply`, is kept); a lock held
+                        // elsewhere fails a statement after 10 s instead of holding a request
+                        // for as long as it is held; the schema's "already exists" notices stay
+                        // out of the log.
+                        use sqlx::Row;
+                        let sync: String =
+                            sqlx::query("SELECT current_setting('synchronous_commit') AS v")
+                                .fetch_one(&mut *conn)
+                                .await?
+                                .try_get("v")?;
+                        if matches!(sync.as_str(), "off" | "local") {
+                            sqlx::query("SET synchronous_commit = on")
+                                .execute(&mut *conn)
+                                .await?;
+                        }
                         for set in [
-                            "SET synchronous_commit = on",
                             "SET lock_timeout = '10s'",
                             "SET client_min_messages = warning",
                         ] {
@@ -347,6 +358,14 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
+        // The schema is made on one connection that waits for locks as long as they are
+        // held: another server at work on the same tables must not make a start fail.
+        let mut schema = pool.acquire().await?;
+        if !is_sqlite {
+            sqlx::query("SET lock_timeout = 0")
+                .execute(&mut *schema)
+                .await?;
+        }
         for stmt in SCHEMA
             .iter()
             .chain(server::SCHEMA)
@@ -359,14 +378,24 @@ impl Store {
             .chain(tool_pins::SCHEMA)
             .chain(web_sessions::SCHEMA)
         {
-            sqlx::query(*stmt).execute(&pool).await?;
+            sqlx::query(*stmt).execute(&mut *schema).await?;
         }
         // Columns added since a table was first made.
         for (probe, add) in ADDED_COLUMNS {
-            if sqlx::query(*probe).fetch_optional(&pool).await.is_err() {
-                sqlx::query(*add).execute(&pool).await?;
+            if sqlx::query(*probe)
+                .fetch_optional(&mut *schema)
+                .await
+                .is_err()
+            {
+                sqlx::query(*add).execute(&mut *schema).await?;
             }
         }
+        if !is_sqlite {
+            sqlx::query("SET lock_timeout = '10s'")
+                .execute(&mut *schema)
+                .await?;
+        }
+        drop(schema);
         let file = sqlite_log::file_of(&url);
         Ok(Store {
             pool,
@@ -388,14 +417,14 @@ impl Store {
         Ok(())
     }
 
-    /// A transaction that writes. On SQLite it takes the write lock at once (`BEGIN
-    /// IMMEDIATE`), waiting for it like any write: a transaction that read first could not
-    /// take it once another connection (the decision log's own, say) had committed since,
-    /// and would fail instead of waiting.
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
+    /// A transaction that writes. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), waiting for it like any write: a transaction that read first could not
+    /// take it once another connection (the decision log's own, say) had committed since,
+    /// and would fail instead of waiting.
     pub(crate) async fn begin_write(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {

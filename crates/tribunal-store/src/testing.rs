@@ -141,10 +141,9 @@ impl WriteLock {
 /// The value of a PostgreSQL setting on a connection of `store`'s pool.
 pub async fn setting(store: &crate::Store, name: &str) -> Result<String, crate::StoreError> {
     use sqlx::Row;
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT current_setting('{name}') AS v"
-    )))
-    .fetch_one(store.pool())
-    .await?;
+    let row = sqlx::query("SELECT current_setting($1) AS v")
+        .bind(name)
+        .fetch_one(store.pool())
+        .await?;
     Ok(row.try_get("v")?)
 }

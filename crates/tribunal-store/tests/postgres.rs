@@ -145,5 +145,17 @@ async fn connections_commit_synchronously_whatever_the_databases_default() {
         );
     }
     store.close().await;
+    // A stronger setting than `on` is kept.
+    db.set_default("synchronous_commit", "remote_write")
+        .await
+        .unwrap();
+    let store = Store::open(&db.url).await.unwrap();
+    assert_eq!(
+        tribunal_store::testing::setting(&store, "synchronous_commit")
+            .await
+            .unwrap(),
+        "remote_write"
+    );
+    store.close().await;
     db.drop().await.unwrap();
 }

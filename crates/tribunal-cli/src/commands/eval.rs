@@ -45,10 +45,10 @@ pub struct EvalArgs {
     /// Do not save this run in the store (model judges' answers are not cached either).
     #[arg(long)]
     pub no_store: bool,
-    /// Save only the results, not each trace as judged (a queue made from the run then
-    /// shows people no conversation to label).
+    /// Also save each trace as judged, so a labeling queue made from the run shows people
+    /// the conversation (`[eval] keep_traces`; the store then holds every trace in full).
     #[arg(long)]
-    pub no_keep_traces: bool,
+    pub keep_traces: bool,
     /// Ask model judges' providers again instead of answering repeated requests from the
     /// store's response cache (and do not add to it).
     #[arg(long)]
@@ -180,7 +180,7 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
     let options = RunOptions {
         format: input_format,
         jobs: args.jobs.unwrap_or(cfg.eval.jobs),
-        keep_traces: store.is_some() && !args.no_keep_traces,
+        keep_traces: store.is_some() && (args.keep_traces || cfg.eval.keep_traces),
     };
     let summary = run_eval(&args.paths, evaluator, &options, |mut event| {
         if failure.is_some() {

@@ -339,7 +339,7 @@ pub async fn content(store: &Store, project: &str, item: &Item) -> Result<Value,
         out["trace"] = item_trace(store, project, trace, item.run.as_deref()).await?;
         if item.run.is_some() && out["trace"].is_null() {
             out["trace_missing"] = json!(
-                "the run did not keep this trace (`tribunal eval --no-keep-traces`, or a run stored before runs kept their traces)"
+                "the run did not keep its traces: run `tribunal eval --keep-traces` (or set `[eval] keep_traces = true`) to show people the conversations it judged"
             );
         }
     }
