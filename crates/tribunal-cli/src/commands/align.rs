@@ -408,19 +408,31 @@ fn hybrid_report(rt: &tokio::runtime::Runtime, store: &Store, a: &ReportArgs) ->
     }
     // The judge's tokens per item, from the stored results of the queues' traces.
     let mut per_item: Vec<(u64, u64)> = Vec::new();
+    let mut runs: std::collections::HashMap<String, std::collections::HashMap<String, String>> =
+        std::collections::HashMap::new();
     for q in queues.iter().filter(|q| {
         q.schema.judge.as_deref() == Some(a.name.as_str())
             || q.def.untrusted_from.as_deref() == Some(a.name.as_str())
     }) {
         for item in q.items.values() {
             let Some(trace) = &item.trace else { continue };
-            let Some(row) = rt.block_on(store.get_trace(&a.project, trace))? else {
-                continue;
+            // An eval run's item: that run's result, not a stored trace of the same id.
+            let stored = match &item.run {
+                Some(run) => {
+                    if !runs.contains_key(run) {
+                        let mut first = std::collections::HashMap::new();
+                        for r in rt.block_on(store.run_results(run))? {
+                            first.entry(r.trace_id).or_insert(r.result);
+                        }
+                        runs.insert(run.clone(), first);
+                    }
+                    runs[run].get(trace).cloned()
+                }
+                None => rt
+                    .block_on(store.get_trace(&a.project, trace))?
+                    .and_then(|row| row.result),
             };
-            let Some(result) = row
-                .result
-                .and_then(|r| serde_json::from_str::<Value>(&r).ok())
-            else {
+            let Some(result) = stored.and_then(|r| serde_json::from_str::<Value>(&r).ok()) else {
                 continue;
             };
             if let Some(f) = tribunal_labels::items::judge_feedback(&result, &a.name) {

@@ -313,11 +313,12 @@ pub async fn attach_judge_values(
             Some(run) => {
                 crate::api::run_visible_in(project, "items.run")?;
                 if !runs.contains_key(run) {
-                    let rows = store.run_results(run).await?;
-                    runs.insert(
-                        run.clone(),
-                        rows.into_iter().map(|r| (r.trace_id, r.result)).collect(),
-                    );
+                    // The first result of a trace id the run has twice, as its item shows.
+                    let mut first = std::collections::HashMap::new();
+                    for r in store.run_results(run).await? {
+                        first.entry(r.trace_id).or_insert(r.result);
+                    }
+                    runs.insert(run.clone(), first);
                 }
                 runs[run].get(trace).cloned()
             }
