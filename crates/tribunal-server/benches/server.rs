@@ -215,6 +215,8 @@ fn kv(k: &str, v: &str) -> KeyValue {
 fn otlp_batch(batch: u64, spans: u64) -> Vec<u8> {
     let mut trace_id = [0u8; 16];
     trace_id[..8].copy_from_slice(&batch.to_be_bytes());
+    // An all-zero id is not a trace id (OTLP refuses it).
+    trace_id[15] = 1;
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             scope_spans: vec![ScopeSpans {
@@ -405,7 +407,8 @@ fn main() {
                 .send()
                 .await
                 .unwrap();
-            assert!(res.status().is_success());
+            let status = res.status();
+            assert!(status.is_success(), "{status}: {:?}", res.text().await);
         }
         let el = t.elapsed();
         println!(

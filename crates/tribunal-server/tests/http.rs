@@ -1005,14 +1005,14 @@ async fn an_agent_that_hangs_up_while_waiting_keeps_its_stored_trace() {
     s.stop().await;
 }
 
-/// An agent that hangs up while its decision's log entry waits to be committed (another
-/// connection holds the store's write lock) does not leave a logged decision without its
-/// trace: once the entry is committed, the trace is stored with the decision.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_that_hangs_up_while_its_decision_is_logged_keeps_its_stored_trace() {
-    let mut s = TestServer::start(ServerOptions::default()).await;
-    let agent = s.token("default", "agent").await;
-    let admin = s.token("default", "admin").await;
+/// Sends a gate call for `trace_id` (a step the pack blocks) while another connection holds
+/// the store's write lock, so that its log entry waits, and gives up waiting for the answer
+/// as an agent that hangs up would; the lock is the caller's to release.
+async fn hang_up_while_logged(
+    s: &TestServer,
+    agent: &str,
+    trace_id: &str,
+) -> tribunal_store::testing::WriteLock {
     let lock = tribunal_store::testing::WriteLock::take(&s.dir.path().join("t.db"))
         .await
         .unwrap();
@@ -1021,14 +1021,26 @@ async fn an_agent_that_hangs_up_while_its_decision_is_logged_keeps_its_stored_tr
         .build()
         .unwrap()
         .post(format!("{}/api/v1/gate", s.url))
-        .bearer_auth(&agent)
+        .bearer_auth(agent)
         .json(
-            &json!({"trace": [{"role": "user", "content": "tidy up"}], "trace_id": "hung-up-2",
+            &json!({"trace": [{"role": "user", "content": "tidy up"}], "trace_id": trace_id,
             "pending": {"name": "shell", "arguments": {"command": "rm -rf /"}}}),
         )
         .send()
         .await;
     assert!(sent.is_err(), "the agent should have given up waiting");
+    lock
+}
+
+/// An agent that hangs up while its decision's log entry waits to be committed (another
+/// connection holds the store's write lock) does not leave a logged decision without its
+/// trace: once the entry is committed, the trace is stored with the decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_hangs_up_while_its_decision_is_logged_keeps_its_stored_trace() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let agent = s.token("default", "agent").await;
+    let admin = s.token("default", "admin").await;
+    let lock = hang_up_while_logged(&s, &agent, "hung-up-2").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     lock.release().await.unwrap();
     wait_stored(&s, &admin, "hung-up-2").await;
@@ -1062,22 +1074,7 @@ async fn an_agent_that_hangs_up_while_its_decision_is_logged_keeps_its_stored_tr
 async fn a_shutdown_keeps_the_trace_of_a_decision_whose_agent_hung_up_before_its_commit() {
     let mut s = TestServer::start(ServerOptions::default()).await;
     let agent = s.token("default", "agent").await;
-    let lock = tribunal_store::testing::WriteLock::take(&s.dir.path().join("t.db"))
-        .await
-        .unwrap();
-    let sent = reqwest::Client::builder()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .unwrap()
-        .post(format!("{}/api/v1/gate", s.url))
-        .bearer_auth(&agent)
-        .json(
-            &json!({"trace": [{"role": "user", "content": "tidy up"}], "trace_id": "hung-up-3",
-            "pending": {"name": "shell", "arguments": {"command": "rm -rf /"}}}),
-        )
-        .send()
-        .await;
-    assert!(sent.is_err(), "the agent should have given up waiting");
+    let lock = hang_up_while_logged(&s, &agent, "hung-up-3").await;
     // Shutdown begins while the entry still waits; the store frees up during it.
     let release = async {
         tokio::time::sleep(Duration::from_millis(400)).await;
