@@ -663,6 +663,41 @@ async fn items_naming_what_the_store_lacks_are_reported() {
         .collect();
     assert!(errors[0].contains("takes no comment"), "{v}");
     assert!(errors[1].starts_with("at_ms:"), "{v}");
+    // A label may name a person from elsewhere, never a token of another project.
+    s.token("shop", "annotator").await;
+    let other_id = s
+        .store
+        .list_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.project == "shop")
+        .unwrap()
+        .id;
+    let lines = [
+        json!({"item": "t-real", "person": "an expert", "value": true}),
+        json!({"item": "t-real", "person": other_id, "value": true}),
+    ];
+    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+    let (st, v) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/queues/q/import",
+        Some(json!({"lines": text.join("\n")})),
+    )
+    .await;
+    assert_eq!((st, v["imported"].as_u64()), (200, Some(1)), "{v}");
+    let refused = v["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{v}");
+    assert_eq!(refused[0]["line"], 2, "{v}");
+    assert!(
+        refused[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("a token of another project"),
+        "{v}"
+    );
     s.stop().await;
 }
 

@@ -233,6 +233,16 @@ pub async fn import(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Admin)?;
     let b: ImportBody = body(b, "{lines: JSONL text}")?;
+    // A label may name someone outside the server (labels made elsewhere), never a token of
+    // another project: its labels would count in this project's figures as that person's.
+    let elsewhere: std::collections::HashSet<String> = state
+        .store
+        .list_tokens()
+        .await?
+        .into_iter()
+        .filter(|t| t.project != caller.project)
+        .map(|t| t.id)
+        .collect();
     let report = change(&state, &caller.project, &id, |h, _| {
         let mut did = Vec::new();
         let mut refused: Vec<Value> = Vec::new();
@@ -277,6 +287,12 @@ pub async fn import(
                 }
                 if l.person.trim().is_empty() {
                     refused.push(json!({"line": no, "error": "person: expected who gave the label, found an empty name"}));
+                    continue;
+                }
+                if elsewhere.contains(&l.person) {
+                    refused.push(json!({"line": no, "error": format!(
+                        "person: {:?} is a token of another project", l.person
+                    )}));
                     continue;
                 }
                 if let Some(how) = &l.final_how {
