@@ -271,6 +271,24 @@ impl Store {
                 .await
                 .map_err(open_error)?;
             let _ = probe.close().await;
+        } else if !is_sqlite {
+            // The same for a database server: one connection first says at once that the
+            // server refuses it, the database does not exist or the password is wrong,
+            // where the pool would retry for 30 s and then say only that it timed out.
+            use sqlx::Connection;
+            let probe = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                sqlx::AnyConnection::connect(&url),
+            )
+            .await
+            .map_err(|_| {
+                open_error(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer from the database server within 10 s",
+                )))
+            })?
+            .map_err(open_error)?;
+            let _ = probe.close().await;
         }
         let autocheckpoint =
             std::sync::Arc::new(std::sync::atomic::AtomicI64::new(checkpoint::DEFAULT_PAGES));

@@ -159,3 +159,36 @@ async fn connections_commit_synchronously_whatever_the_databases_default() {
     store.close().await;
     db.drop().await.unwrap();
 }
+
+/// A database that does not exist is named as such at once, not after the pool's 30 s of
+/// retries as a timeout.
+#[tokio::test]
+async fn a_missing_database_is_named_when_the_store_opens() {
+    let admin = tribunal_store::testing::admin_url();
+    let base = &admin[..admin.rfind('/').unwrap()];
+    let url = format!("{base}/tribunal_no_such_db_{}", std::process::id());
+    let err = Store::open(&url).await.unwrap_err().to_string();
+    assert!(
+        err.contains("does not exist") && err.contains("tribunal_no_such_db"),
+        "{err}"
+    );
+}
+
+/// A database server that accepts the connection and then says nothing fails the opening
+/// with that said, rather than the pool's retries ending in a bare timeout.
+#[tokio::test]
+async fn a_database_server_that_does_not_answer_is_named() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts, holds the connection, never answers.
+    let held = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            kept.push(socket);
+        }
+    });
+    let url = format!("postgres://postgres@127.0.0.1:{port}/test");
+    let err = Store::open(&url).await.unwrap_err().to_string();
+    assert!(err.contains("no answer from the database server"), "{err}");
+    held.abort();
+}
