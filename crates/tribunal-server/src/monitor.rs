@@ -937,6 +937,8 @@ struct Built {
     version: i64,
     hash: String,
     judge: Arc<dyn Judge>,
+    /// The judge's own score range, when it has one (see [`score_range`]).
+    range: Option<(f64, f64)>,
 }
 
 async fn built_judge(
@@ -968,6 +970,7 @@ async fn built_judge(
         m.id.clone(),
         Built {
             version: row.version,
+            range: score_range(&row),
             hash: row.hash,
             judge,
         },
@@ -1050,8 +1053,31 @@ async fn round(
         Ok(f) => f,
         Err(e) => vec![vec![Feedback::error(&m.judge_name, &m.judge_name, e.message)]; ids.len()],
     };
+    // A monitor made before thresholds were checked against the judge's range (0.5 on a
+    // 1-to-5 judge) would pass every score: its results are errors until it is given one.
+    let unfit = b
+        .range
+        .filter(|&(lo, hi)| !(m.pass_threshold > lo && m.pass_threshold <= hi));
     for (id, fb) in ids.iter().zip(&feedback) {
-        let (status, value) = outcome(fb, m.pass_threshold);
+        let (status, value) = match unfit {
+            None => outcome(fb, m.pass_threshold),
+            Some(_) => (
+                "error",
+                fb.first().map(|f| f.value.clone()).unwrap_or_default(),
+            ),
+        };
+        let fb: Vec<Feedback> = match unfit {
+            None => fb.clone(),
+            Some((lo, hi)) => vec![Feedback::error(
+                &m.judge_name,
+                &m.judge_name,
+                format!(
+                    "pass_threshold {} does not fit judge {:?}'s scores from {lo} to {hi}; give the monitor one above {lo} and at most {hi}",
+                    m.pass_threshold, m.judge_name
+                ),
+            )],
+        };
+        let fb = &fb;
         let (at, at_ms) = clock::now_both();
         state
             .store

@@ -551,6 +551,23 @@ async fn wait_received(got: &Received, n: usize) -> Vec<(HeaderMap, String)> {
 async fn a_judge_scoring_on_a_range_of_its_own_needs_a_threshold_inside_it() {
     let mut s = TestServer::start(ServerOptions::default()).await;
     let admin = s.token("default", "admin").await;
+    let agent = s.token("default", "agent").await;
+    // A model that gives every reply the worst score.
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(|| async {
+            axum::Json(json!({
+                "id": "c", "object": "chat.completion", "model": "local",
+                "choices": [{"index": 0, "message": {"role": "assistant",
+                    "content": json!({"rationale": "poor", "result": 1}).to_string()},
+                    "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let model = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let (st, v) = req(
         &s,
         &admin,
@@ -559,7 +576,7 @@ async fn a_judge_scoring_on_a_range_of_its_own_needs_a_threshold_inside_it() {
         Some(json!({"kind": "llm", "settings": {
             "instructions": "Rate the reply from 1 to 5: {{ outputs }}",
             "output": "int 1..5", "model": "openai:/local",
-            "base_url": "http://127.0.0.1:9/v1"}})),
+            "base_url": model}})),
     )
     .await;
     assert_eq!(st, 201, "{v}");
@@ -600,6 +617,34 @@ async fn a_judge_scoring_on_a_range_of_its_own_needs_a_threshold_inside_it() {
     )
     .await;
     assert_eq!((st, code(&v)), (400, "invalid_request"), "{v}");
+    // The worst score fails under a threshold that fits.
+    gate(&s, &agent, "rated-1", "Your refund is on its way.").await;
+    let r = results_until(&s, &admin, id, "the first result", |v| {
+        v["totals"]["judged"] == 1
+    })
+    .await;
+    assert_eq!(r["latest"][0]["status"], "fail", "{r}");
+    // A monitor stored with 0.5 (as before thresholds were checked) gives errors, never a
+    // pass of the worst score.
+    s.store
+        .execute_raw(&format!(
+            "UPDATE monitors SET pass_threshold = 0.5 WHERE id = '{id}'"
+        ))
+        .await
+        .unwrap();
+    gate(&s, &agent, "rated-2", "Your refund is on its way.").await;
+    let r = results_until(&s, &admin, id, "the second result", |v| {
+        v["totals"]["judged"] == 2
+    })
+    .await;
+    let second = r["latest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["trace_id"] == "rated-2")
+        .unwrap();
+    assert_eq!(second["status"], "error", "{r}");
+    assert_eq!(r["totals"]["pass"], 0, "{r}");
     // A judge answering yes or no keeps the default.
     refund_judge(&s, &admin, "refunds").await;
     let (st, v) = req(
