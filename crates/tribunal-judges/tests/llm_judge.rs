@@ -186,6 +186,16 @@ fn configuration_errors_name_the_setting() {
     assert!(build(json!({"instructions": "x", "model": "gpt4"})).contains("openai"));
     assert!(build(json!({})).contains("needs instructions"));
     assert!(build(json!({"instructions": "x", "temprature": 1})).contains("temprature"));
+    // Instructions that show the model nothing of the trace.
+    for text in ["Is the reply polite?", "Does it match {{ expectations }}?"] {
+        let err = build(
+            json!({"instructions": text, "model": "openai:/local", "base_url": "http://127.0.0.1:9/v1"}),
+        );
+        assert!(
+            err.starts_with("judges.j: instructions: they name nothing of the trace"),
+            "{text}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -114,6 +114,14 @@ pub fn build(name: &str, v: &Value) -> Result<Box<dyn Judge>, JudgeConfigError> 
         "tribunal-llm",
     )?;
     let trust = super::trust::Trust::new(name, &s, model.model.provider())?;
+    // Instructions that name nothing of the trace ask the model the same question of every
+    // trace: its answer would say nothing about the one judged.
+    if !template.variables().iter().any(|v| v != "expectations") {
+        return Err(JudgeConfigError::invalid(
+            name,
+            "instructions: they name nothing of the trace, so the model would never be shown what it judges; use at least one of {{ inputs }}, {{ outputs }}, {{ conversation }}, {{ trace }}, {{ goal }}, {{ actions }}",
+        ));
+    }
     Ok(Box::new(LlmJudge {
         name: name.to_owned(),
         template,
