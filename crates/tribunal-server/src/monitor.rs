@@ -1066,18 +1066,21 @@ async fn round(
                 fb.first().map(|f| f.value.clone()).unwrap_or_default(),
             ),
         };
-        let fb: Vec<Feedback> = match unfit {
-            None => fb.clone(),
-            Some((lo, hi)) => vec![Feedback::error(
-                &m.judge_name,
-                &m.judge_name,
-                format!(
-                    "pass_threshold {} does not fit judge {:?}'s scores from {lo} to {hi}; give the monitor one above {lo} and at most {hi}",
-                    m.pass_threshold, m.judge_name
-                ),
-            )],
+        let replaced;
+        let fb: &Vec<Feedback> = match unfit {
+            None => fb,
+            Some((lo, hi)) => {
+                replaced = vec![Feedback::error(
+                    &m.judge_name,
+                    &m.judge_name,
+                    format!(
+                        "pass_threshold {} does not fit judge {:?}'s scores from {lo} to {hi}; give the monitor one above {lo} and at most {hi}",
+                        m.pass_threshold, m.judge_name
+                    ),
+                )];
+                &replaced
+            }
         };
-        let fb = &fb;
         let (at, at_ms) = clock::now_both();
         state
             .store

@@ -645,15 +645,7 @@ async fn items_naming_what_the_store_lacks_are_reported() {
         json!({"item": "t-real", "person": "ann", "value": true, "comment": "c"}),
         json!({"item": "t-real", "person": "bob", "value": true, "at_ms": -5}),
     ];
-    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
-    let (st, v) = call(
-        &s.url,
-        &admin,
-        "POST",
-        "/api/v1/queues/q/import",
-        Some(json!({"lines": text.join("\n")})),
-    )
-    .await;
+    let (st, v) = import(&s, &admin, "q", &lines).await;
     assert_eq!(st, 400, "{v}");
     let errors: Vec<&str> = v["refused"]
         .as_array()
@@ -678,15 +670,7 @@ async fn items_naming_what_the_store_lacks_are_reported() {
         json!({"item": "t-real", "person": "an expert", "value": true}),
         json!({"item": "t-real", "person": other_id, "value": true}),
     ];
-    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
-    let (st, v) = call(
-        &s.url,
-        &admin,
-        "POST",
-        "/api/v1/queues/q/import",
-        Some(json!({"lines": text.join("\n")})),
-    )
-    .await;
+    let (st, v) = import(&s, &admin, "q", &lines).await;
     assert_eq!((st, v["imported"].as_u64()), (200, Some(1)), "{v}");
     let refused = v["refused"].as_array().unwrap();
     assert_eq!(refused.len(), 1, "{v}");
@@ -699,6 +683,19 @@ async fn items_naming_what_the_store_lacks_are_reported() {
         "{v}"
     );
     s.stop().await;
+}
+
+/// Imports `lines` (one label record each) into queue `queue`: the status and the answer.
+async fn import(s: &TestServer, admin: &str, queue: &str, lines: &[Value]) -> (u16, Value) {
+    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+    call(
+        &s.url,
+        admin,
+        "POST",
+        &format!("/api/v1/queues/{queue}/import"),
+        Some(json!({"lines": text.join("\n")})),
+    )
+    .await
 }
 
 async fn make_schema(s: &TestServer, admin: &str, schema: Value) {

@@ -1707,6 +1707,16 @@ pub fn build(name: &str, params_value: &Value) -> Result<Box<dyn Judge>, JudgeCo
 mod tests {
     use super::*;
 
+    /// A repeatable stream of pseudo-random numbers (xorshift64) for the fuzzed texts.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
     #[test]
     fn any_text_is_read_without_panics_and_with_places_in_order() {
         // With what printf formats, `echo -e` and `$'…'` escapes are made of.
@@ -1714,13 +1724,7 @@ mod tests {
             .chars()
             .collect();
         let scanner = CommandScanner::new(&CommandsSettings::default()).unwrap();
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut read = 0;
         for _ in 0..20_000 {
             let len = (next() % 28) as usize;
@@ -1751,13 +1755,7 @@ mod tests {
             "'", "\"", "\\", ";", "&&", "|", "(", ")", "\n", "x", "é", "-T", "id_rsa", "curl",
         ];
         let scanner = CommandScanner::new(&CommandsSettings::default()).unwrap();
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut read = 0;
         for _ in 0..20_000 {
             let len = (next() % 16) as usize;
