@@ -828,7 +828,12 @@ async fn a_monitor_judges_gate_traffic_and_its_alert_posts_a_signed_webhook_once
     let sent = wait_received(&got, 3).await;
     let resolved: Value = serde_json::from_str(&sent[2].1).unwrap();
     assert_eq!(resolved["event"], "resolved");
-    assert_eq!(resolved["observed"], 0.0);
+    // Resolved once the rate is no longer above 0.5: after the first pass (0.5) or both
+    // (0.0), whichever round judged them.
+    assert!(
+        resolved["observed"].as_f64().is_some_and(|o| o <= 0.5),
+        "{resolved}"
+    );
 
     // The sampled monitor judged exactly the matching traces in its sample.
     let mut expected = Vec::new();
