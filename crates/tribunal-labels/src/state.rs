@@ -51,6 +51,8 @@ pub struct Note {
     pub comment: Option<String>,
     pub at_ms: i64,
     pub detail: Option<String>,
+    /// What the person was shown when they labelled (see [`Event::shown`]).
+    pub shown: Option<String>,
 }
 
 /// A final label as stored: the value and how it was decided (`accepted`, `corrected` or
@@ -87,6 +89,10 @@ pub struct Event {
     pub at_ms: i64,
     /// The version of the queue that wrote it.
     pub version: i64,
+    /// For a label or final label, the trace as the person was shown it: how many messages
+    /// and a digest of them (`{"messages": n, "digest": …}`), so a trace that later changes
+    /// under the same id is not taken as the one labelled.
+    pub shown: Option<String>,
 }
 
 /// A queue's state.
@@ -196,6 +202,7 @@ impl QueueState {
                     comment: e.comment.clone(),
                     at_ms: e.at_ms,
                     detail,
+                    shown: e.shown.clone(),
                 },
             );
             self.version = self.version.max(e.version);

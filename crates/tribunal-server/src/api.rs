@@ -163,6 +163,12 @@ pub async fn list_feedback(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Read)?;
     let rows = state.store.trace_feedback(&caller.project, &id).await?;
+    // As adding feedback to it would be: a mistyped id is not an empty list.
+    if rows.is_empty() && state.store.get_trace(&caller.project, &id).await?.is_none() {
+        return Err(ApiError::not_found(format!(
+            "no trace {id:?} in this project"
+        )));
+    }
     Ok(Json(json!({"feedback": rows})))
 }
 

@@ -257,11 +257,34 @@ impl Background {
 
 /// Work a request leaves running when its connection ends (a decision that waits on model
 /// judges or on a review, which then logs, answers and keeps its trace): at most as many at
-/// once as connections, so agents that hang up cannot pile it up, and waited for at
-/// shutdown before the writers close.
+/// once as connections run through [`Detached::run`], so agents that hang up cannot pile it
+/// up, and every piece of it, counted or not, is waited for at shutdown before the writers
+/// close.
 pub struct Detached {
     permits: Arc<tokio::sync::Semaphore>,
-    limit: u32,
+    running: Arc<Running>,
+}
+
+/// How many pieces of detached work are under way, and a wake-up for when none is.
+#[derive(Default)]
+struct Running {
+    count: std::sync::atomic::AtomicUsize,
+    none: tokio::sync::Notify,
+}
+
+/// One piece of detached work under way: shutdown waits until it is dropped.
+pub struct Place {
+    running: Arc<Running>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        if self.running.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.running.none.notify_waiters();
+        }
+    }
 }
 
 impl Detached {
@@ -269,7 +292,17 @@ impl Detached {
         let limit = limit.clamp(1, 1 << 20);
         Detached {
             permits: Arc::new(tokio::sync::Semaphore::new(limit)),
-            limit: u32::try_from(limit).unwrap_or(u32::MAX),
+            running: Arc::default(),
+        }
+    }
+
+    fn place(&self, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Place {
+        self.running
+            .count
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Place {
+            running: self.running.clone(),
+            _permit: permit,
         }
     }
 
@@ -281,25 +314,37 @@ impl Detached {
         F::Output: Send + 'static,
     {
         let permit = self.permits.clone().acquire_owned().await.ok();
+        let place = self.place(permit);
         tokio::spawn(async move {
-            let _permit = permit;
+            let _place = place;
             work.await
         })
         .await
     }
 
-    /// A place for work already in a task of its own, when one is free: shutdown waits for
-    /// it as for the work [`Detached::run`] runs.
-    pub fn hold(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.permits.clone().try_acquire_owned().ok()
+    /// A place for work already in a task of its own (a logged decision whose agent hung
+    /// up): it is not refused when every counted place is taken, since the decision it
+    /// finishes was already accepted, and shutdown waits for it as for the rest.
+    pub fn hold(&self) -> Place {
+        self.place(None)
     }
 
     /// Waits until none runs, or `deadline`.
     pub async fn finish_by(&self, deadline: tokio::time::Instant) {
-        if tokio::time::timeout_at(deadline, self.permits.acquire_many(self.limit))
-            .await
-            .is_err()
-        {
+        let running = &self.running;
+        let none = async {
+            loop {
+                let woken = running.none.notified();
+                tokio::pin!(woken);
+                // Registered before the count is read: a drop in between still wakes it.
+                woken.as_mut().enable();
+                if running.count.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                    return;
+                }
+                woken.await;
+            }
+        };
+        if tokio::time::timeout_at(deadline, none).await.is_err() {
             tracing::error!("decisions of requests whose agents hung up were still running at the shutdown deadline");
         }
     }
@@ -717,4 +762,52 @@ pub async fn serve(
     state.detached.finish_by(deadline).await;
     background.shutdown_by(&state, deadline).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Detached;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Every piece of detached work is waited for at shutdown, also one taken when every
+    /// counted place was in use.
+    #[tokio::test]
+    async fn shutdown_waits_for_detached_work_beyond_the_counted_places() {
+        let d = Detached::new(1);
+        let (first, second) = (d.hold(), d.hold());
+        let ended = Arc::new(AtomicBool::new(false));
+        let (e, started) = (ended.clone(), tokio::time::Instant::now());
+        tokio::spawn(async move {
+            drop(first);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            e.store(true, Ordering::SeqCst);
+            drop(second);
+        });
+        d.finish_by(started + Duration::from_secs(10)).await;
+        assert!(
+            ended.load(Ordering::SeqCst),
+            "shutdown went on before the second piece of work ended"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Work run through `run` counts too, and nothing under way returns at once.
+        let d = Arc::new(d);
+        let (runner, ran) = (d.clone(), Arc::new(AtomicBool::new(false)));
+        let r = ran.clone();
+        tokio::spawn(async move {
+            runner
+                .run(async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    r.store(true, Ordering::SeqCst);
+                })
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        d.finish_by(tokio::time::Instant::now() + Duration::from_secs(10))
+            .await;
+        assert!(ran.load(Ordering::SeqCst));
+        d.finish_by(tokio::time::Instant::now() + Duration::from_secs(10))
+            .await;
+    }
 }

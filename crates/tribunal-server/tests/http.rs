@@ -1541,6 +1541,17 @@ async fn feedback_runs_judges_and_openapi() {
     )
     .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+    // Reading the feedback of a trace the project does not have is refused the same way,
+    // not answered with an empty list.
+    let (st, e) = call(
+        &s,
+        Method::GET,
+        "/api/v1/traces/nope/feedback",
+        Some(&annotator),
+        None,
+    )
+    .await;
+    assert_eq!((st, code(&e)), (StatusCode::NOT_FOUND, "not_found"), "{e}");
     let (_, t) = call(
         &s,
         Method::GET,

@@ -590,6 +590,115 @@ async fn a_trace_labelled_in_two_queues_is_one_label_for_alignment() {
     s.stop().await;
 }
 
+/// A label is read against the conversation its person was shown: a trace that grew since
+/// is read as it was then (its reply then, not the latest), and a trace id sent again with
+/// another conversation is left out of alignment, counted, instead of lending its label to
+/// a conversation nobody labelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_is_read_against_the_trace_its_person_was_shown() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let (admin, agent, person) = (
+        s.token("default", "admin").await,
+        s.token("default", "agent").await,
+        s.token("default", "annotator").await,
+    );
+    let gate = |trace_id: &str, messages: Value, reply: &str| {
+        let body = json!({"trace_id": trace_id, "trace": messages,
+            "pending": {"kind": "reply", "content": reply}});
+        let (url, agent) = (s.url.clone(), agent.clone());
+        async move {
+            let (st, v) = call(&url, &agent, "POST", "/api/v1/gate", Some(body)).await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    let stored_with = |trace_id: &'static str, text: &'static str| {
+        let store = s.store.clone();
+        async move {
+            for _ in 0..500 {
+                let row = store.get_trace("default", trace_id).await.unwrap();
+                if row.is_some_and(|r| r.body.unwrap_or_default().contains(text)) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("trace {trace_id} was not stored with {text:?}");
+        }
+    };
+    gate(
+        "grow",
+        json!([{"role": "user", "content": "question g"}]),
+        "answer g1",
+    )
+    .await;
+    gate(
+        "swap",
+        json!([{"role": "user", "content": "question s"}]),
+        "answer s1",
+    )
+    .await;
+    stored_with("grow", "answer g1").await;
+    stored_with("swap", "answer s1").await;
+    make_schema(
+        &s,
+        &admin,
+        json!({"name": "polite", "type": "pass_fail", "judge": "tone"}),
+    )
+    .await;
+    let (st, v) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/queues",
+        Some(json!({"id": "q", "schema": "polite", "items": ["grow", "swap"]})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    loop {
+        let (_, v) = call(&s.url, &person, "POST", "/api/v1/queues/q/next", None).await;
+        let Some(item) = v["item"].as_str() else {
+            break;
+        };
+        let (st, r) = call(
+            &s.url,
+            &person,
+            "POST",
+            &format!("/api/v1/queues/q/items/{item}/label"),
+            Some(json!({"value": true})),
+        )
+        .await;
+        assert_eq!(st, 201, "{r}");
+    }
+    // The conversation goes on under one id; another is sent under the other.
+    gate(
+        "grow",
+        json!([{"role": "user", "content": "question g"},
+            {"role": "assistant", "content": "answer g1"},
+            {"role": "user", "content": "and then?"}]),
+        "answer g2",
+    )
+    .await;
+    gate(
+        "swap",
+        json!([{"role": "user", "content": "another talk"}]),
+        "other answer",
+    )
+    .await;
+    stored_with("grow", "answer g2").await;
+    stored_with("swap", "another talk").await;
+    let (labels, about) = tribunal_server::tuning::judge_labels(&s.store, "default", "tone")
+        .await
+        .unwrap();
+    assert_eq!(labels.len(), 1, "{about}");
+    assert_eq!(labels[0].id, "grow");
+    assert_eq!(
+        (&labels[0].inputs, &labels[0].outputs),
+        (&json!("question g"), &json!("answer g1")),
+        "the reply the person labelled"
+    );
+    assert_eq!(about["trace_changed_since_labelled"], 1, "{about}");
+    s.stop().await;
+}
+
 /// Items naming a trace, span or run result the store does not hold are kept (a trace may
 /// still arrive) and listed in the answer, so a mistyped id is seen when the queue is made
 /// or grown, not by the person handed an empty item.

@@ -40,6 +40,7 @@ pub(crate) const SCHEMA: &[&str] = &[
         at TEXT NOT NULL,
         at_ms BIGINT NOT NULL,
         version BIGINT NOT NULL DEFAULT 0,
+        shown TEXT,
         PRIMARY KEY (project, queue_id, item, person, kind)
     )",
 ];
@@ -60,6 +61,9 @@ pub struct LabelEvent {
     pub at_ms: i64,
     /// The version of the queue that wrote it.
     pub version: i64,
+    /// What the person was shown (labels and final labels; see
+    /// `tribunal_labels::state::Event::shown`).
+    pub shown: Option<String>,
 }
 
 impl LabelEvent {
@@ -73,11 +77,13 @@ impl LabelEvent {
             comment: self.comment.clone(),
             at_ms: self.at_ms,
             version: self.version,
+            shown: self.shown.clone(),
         }
     }
 }
 
-const EVENT_SELECT: &str = "SELECT queue_id, item, person, kind, value, comment, at, at_ms, version
+const EVENT_SELECT: &str =
+    "SELECT queue_id, item, person, kind, value, comment, at, at_ms, version, shown
     FROM label_events WHERE project = $1 AND queue_id = $2 AND version > $3
     ORDER BY version, at_ms, item, person";
 
@@ -92,6 +98,7 @@ fn event_from_row(r: &sqlx::any::AnyRow) -> Result<LabelEvent, StoreError> {
         at: r.try_get("at")?,
         at_ms: r.try_get("at_ms")?,
         version: r.try_get("version")?,
+        shown: r.try_get("shown")?,
     })
 }
 
@@ -127,8 +134,8 @@ impl QueueChange {
             "DO NOTHING"
         };
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO label_events (project, queue_id, item, person, kind, value, comment, at, at_ms, version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            "INSERT INTO label_events (project, queue_id, item, person, kind, value, comment, at, at_ms, version, shown)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (project, queue_id, item, person, kind) {on_conflict}"
         )))
         .bind(&self.project)
@@ -141,6 +148,7 @@ impl QueueChange {
         .bind(&e.at)
         .bind(e.at_ms)
         .bind(self.version)
+        .bind(e.shown.clone())
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -199,6 +199,10 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
         "SELECT trace FROM results WHERE 1 = 0",
         "ALTER TABLE results ADD COLUMN trace TEXT",
     ),
+    (
+        "SELECT shown FROM label_events WHERE 1 = 0",
+        "ALTER TABLE label_events ADD COLUMN shown TEXT",
+    ),
 ];
 
 /// A connection pool to the store.

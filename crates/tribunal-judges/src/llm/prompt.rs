@@ -77,11 +77,32 @@ impl PromptTemplate {
                 ),
             ));
         }
-        Ok(PromptTemplate {
+        // Each variable is text: `{{ inputs.question }}` has nothing to look up and would
+        // fail on every trace, so it is refused here.
+        let mut nested: Vec<String> = tmpl
+            .undeclared_variables(true)
+            .into_iter()
+            .filter(|v| v.contains('.'))
+            .collect();
+        nested.sort();
+        if let Some(bad) = nested.first() {
+            let var = bad.split('.').next().unwrap_or(bad);
+            return Err(JudgeConfigError::invalid(
+                judge,
+                format!(
+                    "instructions: {{{{ {bad} }}}} looks up a member of {{{{ {var} }}}}, which is text; write {{{{ {var} }}}}"
+                ),
+            ));
+        }
+        let template = PromptTemplate {
             source: instructions.to_owned(),
             used,
             max_chars: max_chars.max(64),
-        })
+        };
+        // One render over an empty trace finds what the variables' names cannot tell, such as
+        // `{{ inputs[0].x }}` or a filter that does not exist.
+        template.render_full(judge, &Trace::default(), None, &[])?;
+        Ok(template)
     }
 
     /// The variables the instructions use.
@@ -319,6 +340,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.variables(), ["expectations", "inputs", "outputs"]);
+    }
+
+    #[test]
+    fn members_of_a_variable_are_refused_when_the_judge_is_made() {
+        // Each would have failed on every trace, at run time.
+        for (instructions, said) in [
+            (
+                "Is {{ inputs.question }} answered?",
+                "{{ inputs.question }}",
+            ),
+            (
+                "{% if outputs %}{{ outputs.text }}{% endif %}",
+                "{{ outputs.text }}",
+            ),
+            ("{{ outputs | no_such_filter }}", "instructions:"),
+        ] {
+            let err = PromptTemplate::new("j", instructions, 1000)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(said), "{instructions}: {err}");
+        }
+        // Filters and tests of the text itself are fine.
+        PromptTemplate::new("j", "{{ outputs | upper }} {{ inputs | length }}", 1000).unwrap();
     }
 
     #[test]

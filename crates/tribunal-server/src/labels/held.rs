@@ -43,6 +43,9 @@ pub struct Did {
     /// When it was done, in ms since the epoch, when that is known (an imported label keeps
     /// its time); else now.
     pub at_ms: Option<i64>,
+    /// What the person was shown, for a label or a final label (see
+    /// [`crate::labels::items::shown`]).
+    pub shown: Option<String>,
 }
 
 pub async fn schema_of(state: &AppState, project: &str, name: &str) -> Result<Schema, ApiError> {
@@ -140,6 +143,7 @@ pub async fn change<T>(
                 at: clock::rfc3339_from_ms(d.at_ms.unwrap_or(now)),
                 at_ms: d.at_ms.unwrap_or(now),
                 version: change.version,
+                shown: d.shown,
             };
             change.record(&e).await?;
             written.push(e);

@@ -438,6 +438,53 @@ pub async fn stored_trace(store: &Store, project: &str, trace: &str) -> Result<V
     })
 }
 
+/// What a person is shown of an item's trace, as their label records it:
+/// `{"messages": n, "digest": …}` (see [`messages_digest`]). `None` for an item without a
+/// trace (a pair) or whose trace the store does not hold.
+pub async fn shown(store: &Store, project: &str, item: &Item) -> Result<Option<String>, ApiError> {
+    let Some(trace) = item.trace.as_deref() else {
+        return Ok(None);
+    };
+    let t = item_trace(store, project, trace, item.run.as_deref()).await?;
+    Ok(messages_digest(&t, None).map(|(n, d)| json!({"messages": n, "digest": d}).to_string()))
+}
+
+/// The number of messages of a trace (as [`item_trace`] gives it), or `upto` of them, and a
+/// digest of those: each message's role, text and calls (name and arguments), so the step
+/// the gate judged, shown as the trace's last message, reads the same once the trace has
+/// grown past it. `None` when the trace has no messages list or fewer than `upto`.
+pub fn messages_digest(trace: &Value, upto: Option<usize>) -> Option<(usize, String)> {
+    let messages = trace.get("messages")?.as_array()?;
+    let n = upto.unwrap_or(messages.len());
+    let mut text = Vec::new();
+    for m in messages.get(..n)? {
+        let calls: Vec<Value> = m["tool_calls"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .map(|c| json!([c["name"], c["arguments"]]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let one = json!([m["role"], m["content"], calls]).to_string();
+        text.extend_from_slice(one.as_bytes());
+        text.push(b'\n');
+    }
+    Some((n, crate::audit::digest(&text)))
+}
+
+/// Whether `trace` still begins with what a label's `shown` record says the person was
+/// shown; the number of messages shown. `None` when the record does not read.
+pub fn still_shown(trace: &Value, shown: &str) -> Option<(bool, usize)> {
+    let v: Value = serde_json::from_str(shown).ok()?;
+    let n = usize::try_from(v["messages"].as_u64()?).ok()?;
+    let digest = v["digest"].as_str()?;
+    Some((
+        messages_digest(trace, Some(n)).is_some_and(|(_, d)| d == digest),
+        n,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -423,15 +423,9 @@ pub async fn next(
                 value: Some(json!({"until_ms": until_ms, "gold": gold}).to_string()),
                 comment: None,
                 at_ms: None,
+                shown: None,
             });
-            item = Some(h.items.get(i).cloned().unwrap_or(items::Item {
-                id: i.clone(),
-                trace: Some(i.clone()),
-                span: None,
-                run: None,
-                pair: None,
-                judge_value: None,
-            }));
+            item = Some(h.items.get(i).cloned().unwrap_or_else(|| bare_item(i)));
         }
         Ok(((next, h.schema.clone(), item), did))
     })
@@ -474,6 +468,7 @@ pub async fn label(
     caller.require(Permission::Annotate)?;
     let b: LabelBody = body(b, "{value, comment?}")?;
     let person = caller.token_id.clone();
+    let shown = shown_now(&state, &caller.project, &id, &item).await?;
     let value = change(&state, &caller.project, &id, |h, now| {
         let value = h
             .schema
@@ -495,6 +490,7 @@ pub async fn label(
             value: Some(value.to_string()),
             comment: b.comment,
             at_ms: None,
+            shown,
         };
         Ok((value, vec![did]))
     })
@@ -504,6 +500,31 @@ pub async fn label(
         Json(json!({"item": item, "value": value})),
     )
         .into_response())
+}
+
+/// What the store shows of `item` of queue `id` now, for the label given to it: a trace
+/// changed later under the same id is then not taken as the one labelled.
+async fn shown_now(
+    state: &AppState,
+    project: &str,
+    id: &str,
+    item: &str,
+) -> Result<Option<String>, ApiError> {
+    let def = read(state, project, id, |h| h.items.get(item).cloned()).await?;
+    let def = def.unwrap_or_else(|| bare_item(item));
+    items::shown(&state.store, project, &def).await
+}
+
+/// An item known only by its id: the stored trace of that id.
+fn bare_item(id: &str) -> items::Item {
+    items::Item {
+        id: id.to_owned(),
+        trace: Some(id.to_owned()),
+        span: None,
+        run: None,
+        pair: None,
+        judge_value: None,
+    }
 }
 
 #[derive(Deserialize)]
@@ -535,6 +556,7 @@ pub async fn skip(
             value: Some(b.reason),
             comment: None,
             at_ms: None,
+            shown: None,
         };
         Ok(((), vec![did]))
     })
@@ -675,6 +697,7 @@ pub async fn adjudicate(
     caller.require(Permission::Review)?;
     let b: AdjudicateBody = body(b, "{value, note?}")?;
     let by = caller.token_id.clone();
+    let shown = shown_now(&state, &caller.project, &id, &item).await?;
     let (value, how) = change(&state, &caller.project, &id, |h, _| {
         let value = h
             .schema
@@ -701,6 +724,7 @@ pub async fn adjudicate(
             value: Some(final_record(&value, how)),
             comment: b.note,
             at_ms: None,
+            shown,
         };
         Ok(((value, how), vec![did]))
     })
@@ -759,6 +783,7 @@ async fn add(
                 value: Some(serde_json::to_string(&item).unwrap_or_default()),
                 comment: None,
                 at_ms: None,
+                shown: None,
             });
         }
         Ok((did.len(), did))

@@ -315,6 +315,7 @@ pub async fn import(
                         value: Some(final_record(&value, how)),
                         comment: l.comment,
                         at_ms: l.at_ms,
+                        shown: None,
                     });
                     imported += 1;
                     continue;
@@ -339,6 +340,7 @@ pub async fn import(
                     value: Some(value.to_string()),
                     comment: l.comment,
                     at_ms: l.at_ms,
+                    shown: None,
                 });
                 imported += 1;
             }
