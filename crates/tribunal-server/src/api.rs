@@ -595,7 +595,7 @@ fn describe() -> Value {
                 "delete": {"summary": "Sign out", "responses": ok("signed_out", &[])}},
             "/api/v1/traces/{id}": {"get": {"summary": "One trace with its result and human feedback", "parameters": [id_param("id")], "responses": ok("trace", &[404])}},
             "/api/v1/traces/{id}/feedback": {
-                "get": {"summary": "Human feedback on a trace", "parameters": [id_param("id")], "responses": ok("feedback", &[])},
+                "get": {"summary": "Human feedback on a trace", "parameters": [id_param("id")], "responses": ok("feedback", &[404])},
                 "post": {"summary": "Add human feedback (role: annotator, reviewer or admin)", "parameters": [id_param("id")],
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name", "value"], "properties": {"name": {"type": "string"}, "value": {}, "rationale": {"type": "string"}}}}}},
                     "responses": {"201": {"description": "created"}, "400": err, "401": err, "403": err, "404": err}}},
