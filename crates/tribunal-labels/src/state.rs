@@ -236,7 +236,8 @@ impl QueueState {
             })
     }
 
-    /// Every item's labels as JSON lines: per item with its labels and settled label, or
+    /// Every item's labels as JSON lines: per item with its labels, settled label and the
+    /// skips people gave it with their reasons, or
     /// (`mlflow`) one MLflow assessment per label with a HUMAN source and the schema's name,
     /// final labels marked in `metadata.final`.
     pub fn export(&self, mlflow: bool) -> String {
@@ -246,6 +247,20 @@ impl QueueState {
                 .get(&(item.to_owned(), person.to_owned(), kind.to_owned()))
                 .cloned()
         };
+        let mut skips: HashMap<&str, Vec<Value>> = HashMap::new();
+        if !mlflow {
+            for ((item, person, kind), n) in &self.notes {
+                if kind == "skip" {
+                    skips
+                        .entry(item.as_str())
+                        .or_default()
+                        .push(json!({"person": person, "reason": n.detail, "at_ms": n.at_ms}));
+                }
+            }
+            for list in skips.values_mut() {
+                list.sort_by_key(|s| (s["at_ms"].as_i64(), s["person"].to_string()));
+            }
+        }
         for (item, labels) in self.queue.all_labels() {
             let it = self.items.get(item);
             if !mlflow {
@@ -255,6 +270,8 @@ impl QueueState {
                         let n = note(item, p, "label");
                         json!({"person": p, "value": v,
                             "at_ms": n.as_ref().map(|n| n.at_ms),
+                            "shown": n.as_ref().and_then(|n| n.shown.as_deref())
+                                .and_then(|s| serde_json::from_str::<Value>(s).ok()),
                             "comment": n.and_then(|n| n.comment)})
                     })
                     .collect();
@@ -273,7 +290,8 @@ impl QueueState {
                 });
                 let line = json!({"queue": self.def.id, "schema": self.schema.name, "item": item,
                     "trace": it.and_then(|i| i.trace.clone()), "span": it.and_then(|i| i.span.clone()),
-                    "pair": it.and_then(|i| i.pair.clone()), "labels": labels, "final": fin});
+                    "pair": it.and_then(|i| i.pair.clone()), "labels": labels, "final": fin,
+                    "skips": skips.remove(item).unwrap_or_default()});
                 out.push_str(&line.to_string());
                 out.push('\n');
                 continue;

@@ -580,13 +580,18 @@ pub async fn try_judge(
         ..Usage::default()
     };
     let mut compare_totals = totals;
+    // Traces a judge gave no answer for: the usage alone would hide them.
+    let failed = |f: &[Feedback]| u64::from(f.iter().any(|f| f.error.is_some()));
+    let (mut errors, mut compare_errors) = (0u64, 0u64);
     let mut results = Vec::with_capacity(traces.len());
     for (i, id) in b.trace_ids.iter().enumerate() {
         let usage = Usage::of(&feedback[i], &prices);
         totals.add(&usage);
+        errors += failed(&feedback[i]);
         let compare = compared.as_ref().map(|c| {
             let u = Usage::of(&c[i], &prices);
             compare_totals.add(&u);
+            compare_errors += failed(&c[i]);
             json!({"feedback": c[i], "usage": u.json()})
         });
         results.push(json!({
@@ -596,10 +601,19 @@ pub async fn try_judge(
             "compare": compare,
         }));
     }
+    let with_errors = |mut t: Value, errors: u64| {
+        t["traces"] = json!(results.len());
+        t["errors"] = json!(errors);
+        t
+    };
+    let totals = with_errors(totals.json(), errors);
+    let compare_totals = compared
+        .as_ref()
+        .map(|_| with_errors(compare_totals.json(), compare_errors));
     Ok(Json(json!({
         "results": results,
-        "totals": totals.json(),
-        "compare_totals": compared.as_ref().map(|_| compare_totals.json()),
+        "totals": totals,
+        "compare_totals": compare_totals,
         "version_hash": spec.version(),
     })))
 }

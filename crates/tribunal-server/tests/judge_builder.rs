@@ -582,6 +582,11 @@ async fn trying_an_llm_judge_on_stored_gate_traces_against_a_stored_version() {
     assert!((v["totals"]["cost_usd"].as_f64().unwrap() - 3.0 * price).abs() < 1e-12);
     assert_eq!(v["compare_totals"]["calls"], 3);
     assert_eq!(
+        (&v["totals"]["traces"], &v["totals"]["errors"]),
+        (&json!(3), &json!(0))
+    );
+    assert_eq!(v["compare_totals"]["errors"], 0);
+    assert_eq!(
         v["version_hash"],
         config_version("refunds", "llm", &body["settings"])
     );
@@ -602,6 +607,31 @@ async fn trying_an_llm_judge_on_stored_gate_traces_against_a_stored_version() {
     assert_eq!(v["results"][0]["compare"], Value::Null);
     assert_eq!(v["compare_totals"], Value::Null);
     assert_eq!(v["results"][0]["feedback"][0]["name"], "draft");
+    // A model that cannot be reached: each trace's result is an error, and the totals count
+    // them beside the (empty) usage.
+    let mut down = settings("Refund handled? {{ conversation }}");
+    down["base_url"] = json!("http://127.0.0.1:9/v1");
+    let (st, v) = req(
+        &s,
+        &admin,
+        "POST",
+        "/api/v1/judges/try",
+        Some(json!({
+            "kind": "llm", "settings": down, "trace_ids": ["tr-1", "tr-2"],
+        })),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["results"][0]["feedback"][0]["error"].is_string(), "{v}");
+    assert_eq!(
+        (
+            &v["totals"]["traces"],
+            &v["totals"]["errors"],
+            &v["totals"]["calls"]
+        ),
+        (&json!(2), &json!(2), &json!(0)),
+        "{v}"
+    );
     let mut bad = settings("Refund handled? {{ conversation }}");
     bad["output"] = json!("sometimes");
     let (st, v) = req(

@@ -434,6 +434,18 @@ async fn six_annotators_label_a_queue_with_overlap_three() {
     assert!(rows
         .iter()
         .all(|r| r["final"].is_null() || r["final"]["value"].is_string()));
+    // The skips go with their items, each with its person and reason.
+    let skipped: Vec<&Value> = rows
+        .iter()
+        .flat_map(|r| r["skips"].as_array().unwrap())
+        .collect();
+    assert!(!skipped.is_empty(), "{jsonl}");
+    assert!(
+        skipped
+            .iter()
+            .all(|s| s["reason"].is_string() && s["person"].is_string() && s["at_ms"].is_i64()),
+        "{skipped:?}"
+    );
     let mlflow = export("mlflow").await.unwrap().text().await.unwrap();
     let assessments: Vec<Value> = mlflow
         .lines()

@@ -720,7 +720,11 @@ async function judgeEditor(name, params) {
             }),
           ),
         ),
-        el("p", { id: "try-totals" }, "Total: " + usageText(r.totals)),
+        el(
+          "p",
+          { id: "try-totals" },
+          "Total: " + usageText(r.totals) + (r.totals.errors ? ` · ${r.totals.errors} of ${r.totals.traces} traces got no answer (errors)` : ""),
+        ),
       );
     } catch (e) {
       results.replaceChildren(failure(e));

@@ -61,6 +61,8 @@ struct Imported {
     final_how: Option<String>,
     /// When it was given, when the line says (ms since the epoch).
     at_ms: Option<i64>,
+    /// What its person was shown, when the line is this server's export and says.
+    shown: Option<String>,
 }
 
 /// The labels a line holds for `schema` (`Ok(vec![])` for a line about something else).
@@ -100,6 +102,7 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
                 comment: a.rationale.clone(),
                 final_how: None,
                 at_ms: None,
+                shown: None,
             })
             .collect());
     }
@@ -130,6 +133,7 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
             comment: a.rationale,
             final_how: is_final,
             at_ms: at_ms_of(o.get("create_time_ms"), "create_time_ms")?,
+            shown: None,
         }]);
     }
     let item = text("item")?.ok_or("item: expected the item's id")?;
@@ -151,6 +155,10 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
                 comment: l["comment"].as_str().map(str::to_owned),
                 final_how: None,
                 at_ms: at_ms_of(l.get("at_ms"), &format!("labels[{i}].at_ms"))?,
+                shown: l
+                    .get("shown")
+                    .filter(|v| v.is_object())
+                    .map(Value::to_string),
             });
         }
         if let Some(f) = o.get("final").filter(|f| !f.is_null()) {
@@ -181,6 +189,7 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
                     comment: f["note"].as_str().map(str::to_owned),
                     final_how: Some(how.to_owned()),
                     at_ms: at_ms_of(f.get("at_ms"), "final.at_ms")?,
+                    shown: None,
                 });
             }
         }
@@ -195,6 +204,7 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
         comment: text("comment")?,
         final_how: None,
         at_ms: at_ms_of(o.get("at_ms"), "at_ms")?,
+        shown: None,
     }])
 }
 
@@ -340,7 +350,7 @@ pub async fn import(
                     value: Some(value.to_string()),
                     comment: l.comment,
                     at_ms: l.at_ms,
-                    shown: None,
+                    shown: l.shown,
                 });
                 imported += 1;
             }
@@ -375,13 +385,19 @@ mod tests {
                 comment: Some("fine".into()),
                 final_how: None,
                 at_ms: None,
+                shown: None,
             }]
         );
-        let export = json!({"schema": "helpful", "item": "t2", "labels": [{"person": "a", "value": "no"}],
-            "final": {"value": "yes", "by": "rev", "how": "corrected"}});
+        let export = json!({"schema": "helpful", "item": "t2",
+            "labels": [{"person": "a", "value": "no", "shown": {"messages": 2, "digest": "ab"}}],
+            "final": {"value": "yes", "by": "rev", "how": "corrected"}, "skips": []});
         let l = read_line(&export, "helpful").unwrap();
         assert_eq!(l.len(), 2);
         assert_eq!(l[1].final_how.as_deref(), Some("corrected"));
+        // What the person was shown comes along, so alignment here reads the label against
+        // the same conversation.
+        let shown: Value = serde_json::from_str(l[0].shown.as_deref().unwrap()).unwrap();
+        assert_eq!(shown, json!({"messages": 2, "digest": "ab"}));
         assert!(read_line(&export, "other").unwrap().is_empty());
         let assessment = json!({"assessment_name": "helpful", "trace_id": "tr-1",
             "source": {"source_type": "HUMAN", "source_id": "bob"}, "feedback": {"value": "no"}, "rationale": "off"});
