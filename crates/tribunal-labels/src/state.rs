@@ -286,6 +286,8 @@ impl QueueState {
                         .flatten();
                     json!({"value": s.value, "by": by, "how": s.how,
                         "at_ms": n.as_ref().map(|n| n.at_ms),
+                        "shown": n.as_ref().and_then(|n| n.shown.as_deref())
+                            .and_then(|s| serde_json::from_str::<Value>(s).ok()),
                         "note": n.and_then(|n| n.comment)})
                 });
                 let line = json!({"queue": self.def.id, "schema": self.schema.name, "item": item,

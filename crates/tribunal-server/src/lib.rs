@@ -275,12 +275,15 @@ struct Running {
 /// One piece of detached work under way: shutdown waits until it is dropped.
 pub struct Place {
     running: Arc<Running>,
-    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
         use std::sync::atomic::Ordering;
+        // The permit goes first: work waiting for it is under way before shutdown can see
+        // none running.
+        drop(self.permit.take());
         if self.running.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.running.none.notify_waiters();
         }
@@ -302,7 +305,7 @@ impl Detached {
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Place {
             running: self.running.clone(),
-            _permit: permit,
+            permit,
         }
     }
 

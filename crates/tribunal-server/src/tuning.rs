@@ -108,73 +108,21 @@ pub async fn queues(store: &Store, project: &str) -> Result<Vec<QueueState>> {
 }
 
 /// The first user message and last reply (its own inputs and outputs when it carries
-/// them) of the trace an item of `trace` (of eval run `run`, when it came from one) shows.
-/// With `shown` (what a label records of the trace its person saw), the trace as it was
-/// then: its first messages, when the stored trace still begins with them.
+/// them) of the trace an item of `trace` (of eval run `run`, when it came from one) shows
+/// now; `None` when the store does not hold it.
 pub async fn trace_text(
     store: &Store,
     project: &str,
     trace: &str,
     run: Option<&str>,
-    shown: Option<&str>,
-) -> Result<TraceText> {
+) -> Result<Option<(Value, Value)>> {
     let t = crate::labels::items::item_trace(store, project, trace, run)
         .await
         .map_err(|e| anyhow::anyhow!("reading trace {trace}: {}", e.message))?;
     if t.is_null() {
-        return Ok(TraceText::Missing);
+        return Ok(None);
     }
-    let mut messages = t["messages"].as_array().cloned().unwrap_or_default();
-    let whole = match shown.and_then(|s| crate::labels::items::still_shown(&t, s)) {
-        Some((false, _)) => return Ok(TraceText::Changed),
-        Some((true, n)) => {
-            let whole = n == messages.len();
-            messages.truncate(n);
-            whole
-        }
-        None => true,
-    };
-    // A message without text (a call) is no question or answer: a judge of the reply reads
-    // the last one that has some (the gate's pending reply, when it judged one).
-    let of = |role: &str, last: bool| {
-        let mut it = messages
-            .iter()
-            .filter(|m| m["role"] == role)
-            .filter(|m| m["content"].as_str().is_none_or(|c| !c.is_empty()));
-        let m = if last { it.next_back() } else { it.next() };
-        m.map(|m| m["content"].clone()).unwrap_or(Value::Null)
-    };
-    let inputs = match &t["inputs"] {
-        Value::Null => of("user", false),
-        v => v.clone(),
-    };
-    // A trace's own outputs are those of all of it: a label given to its first messages
-    // reads their last reply.
-    let outputs = match &t["outputs"] {
-        v if whole && !v.is_null() => v.clone(),
-        _ => of("assistant", true),
-    };
-    Ok(TraceText::Found(inputs, outputs))
-}
-
-/// What [`trace_text`] found of an item's trace.
-pub enum TraceText {
-    /// The store does not hold it.
-    Missing,
-    /// It no longer begins with the messages the person who labelled it was shown (another
-    /// conversation was sent under its id since).
-    Changed,
-    Found(Value, Value),
-}
-
-impl TraceText {
-    /// The inputs and outputs, when found.
-    pub fn found(self) -> Option<(Value, Value)> {
-        match self {
-            TraceText::Found(i, o) => Some((i, o)),
-            TraceText::Missing | TraceText::Changed => None,
-        }
-    }
+    Ok(Some(crate::labels::items::inputs_outputs(&t)))
 }
 
 /// The settled labels of every queue whose schema is tied to `judge`, as alignment labels:
@@ -190,7 +138,7 @@ pub async fn judge_labels(
     // and could fall in both the train and the held-out part.
     let mut by_trace: std::collections::HashMap<String, usize> = Default::default();
     let (mut again, mut conflicting) = (0usize, std::collections::BTreeSet::new());
-    let mut changed = 0usize;
+    let mut as_shown = 0usize;
     let mut missing: std::collections::HashSet<String> = Default::default();
     for q in queues(store, project).await? {
         if q.schema.judge.as_deref() != Some(judge) {
@@ -224,28 +172,31 @@ pub async fn judge_labels(
                 continue;
             }
             let id = shown.trace.as_deref().unwrap_or_default();
-            // What the people who settled it were shown (the first who labelled it; a
-            // reviewer's final label, what the reviewer was shown).
+            // What was shown when it was settled: a reviewer's final label, what the
+            // reviewer was shown; else the first who labelled it. A label given before
+            // labels kept that (or imported without it) reads the trace as it is now.
             let seen = s.by.iter().find_map(|p| {
                 ["final", "label"].iter().find_map(|kind| {
                     q.notes
                         .get(&(item.to_owned(), p.clone(), (*kind).to_owned()))
-                        .and_then(|n| n.shown.clone())
+                        .and_then(|n| n.shown.as_deref())
+                        .and_then(crate::labels::items::shown_texts)
                 })
             });
-            let (inputs, outputs) =
-                match trace_text(store, project, id, run.as_deref(), seen.as_deref()).await? {
-                    TraceText::Found(inputs, outputs) => (inputs, outputs),
-                    TraceText::Missing => {
+            let (inputs, outputs) = match seen {
+                Some(texts) => {
+                    as_shown += 1;
+                    texts
+                }
+                None => match trace_text(store, project, id, run.as_deref()).await? {
+                    Some(texts) => texts,
+                    None => {
                         without_trace += 1;
                         missing.insert(trace);
                         continue;
                     }
-                    TraceText::Changed => {
-                        changed += 1;
-                        continue;
-                    }
-                };
+                },
+            };
             by_trace.insert(trace.clone(), out.len());
             let comment = s.by.iter().find_map(|p| {
                 q.notes
@@ -274,8 +225,8 @@ pub async fn judge_labels(
         .map(|(_, r)| r)
         .collect();
     let mut about = json!({"queues": queues_used, "settled": out.len(), "not_settled": unsettled, "without_stored_trace": without_trace});
-    if changed > 0 {
-        about["trace_changed_since_labelled"] = json!(changed);
+    if as_shown > 0 {
+        about["read_as_labelled"] = json!(as_shown);
     }
     if again > 0 || !conflicting.is_empty() {
         about["same_trace_again"] = json!(again);

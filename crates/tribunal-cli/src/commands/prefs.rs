@@ -53,9 +53,8 @@ async fn side_text(
         return Ok(None);
     };
     // A trace without a reply (no answer, or an empty one) gives none.
-    Ok(super::labels::trace_text(store, project, trace, None, None)
+    Ok(super::labels::trace_text(store, project, trace, None)
         .await?
-        .found()
         .and_then(|(_, out)| match out {
             serde_json::Value::Null => None,
             serde_json::Value::String(s) if s.trim().is_empty() => None,
@@ -98,9 +97,8 @@ async fn from_queue(
         };
         let prompt = match (&pair.prompt, &pair.a.trace) {
             (Some(p), _) => p.clone(),
-            (None, Some(t)) => super::labels::trace_text(store, project, t, None, None)
+            (None, Some(t)) => super::labels::trace_text(store, project, t, None)
                 .await?
-                .found()
                 .and_then(|(i, _)| i.as_str().map(str::to_owned))
                 .unwrap_or_default(),
             (None, None) => String::new(),

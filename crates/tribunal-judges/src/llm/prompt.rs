@@ -99,9 +99,29 @@ impl PromptTemplate {
             used,
             max_chars: max_chars.max(64),
         };
-        // One render over an empty trace finds what the variables' names cannot tell, such as
-        // `{{ inputs[0].x }}` or a filter that does not exist.
-        template.render_full(judge, &Trace::default(), None, &[])?;
+        // One render over empty values finds a filter, test or function that does not
+        // exist, which would fail on every trace. What depends on the trace (an index past
+        // a short text) is left to run time.
+        let values: BTreeMap<&str, String> = template
+            .used
+            .iter()
+            .map(|n| (n.as_str(), quote(n, "", template.max_chars)))
+            .collect();
+        if let Err(e) = env.render_str(instructions, &values) {
+            use minijinja::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::UnknownFilter
+                    | ErrorKind::UnknownTest
+                    | ErrorKind::UnknownFunction
+                    | ErrorKind::UnknownMethod
+            ) {
+                return Err(JudgeConfigError::invalid(
+                    judge,
+                    format!("instructions: {e}"),
+                ));
+            }
+        }
         Ok(template)
     }
 
@@ -354,15 +374,26 @@ mod tests {
                 "{% if outputs %}{{ outputs.text }}{% endif %}",
                 "{{ outputs.text }}",
             ),
-            ("{{ outputs | no_such_filter }}", "instructions:"),
+            ("{{ outputs | no_such_filter }}", "no_such_filter"),
+            (
+                "{% if outputs is no_such_test %}x{% endif %}",
+                "no_such_test",
+            ),
         ] {
             let err = PromptTemplate::new("j", instructions, 1000)
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(said), "{instructions}: {err}");
         }
-        // Filters and tests of the text itself are fine.
+        // Filters and tests of the text itself are fine, and so is what depends on the
+        // trace's text (a character far into it).
         PromptTemplate::new("j", "{{ outputs | upper }} {{ inputs | length }}", 1000).unwrap();
+        PromptTemplate::new(
+            "j",
+            "{{ conversation }} starts with {{ inputs[200] }}",
+            1000,
+        )
+        .unwrap();
     }
 
     #[test]

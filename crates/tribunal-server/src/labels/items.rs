@@ -438,26 +438,40 @@ pub async fn stored_trace(store: &Store, project: &str, trace: &str) -> Result<V
     })
 }
 
-/// What a person is shown of an item's trace, as their label records it:
-/// `{"messages": n, "digest": …}` (see [`messages_digest`]). `None` for an item without a
+/// What a person is shown of an item's trace, as their label records it: how many
+/// messages, a digest of them (see [`messages_digest`]), and the question and reply a judge
+/// of the item reads (`inputs`, `outputs`; see [`inputs_outputs`]). Alignment reads the label
+/// against these, whatever the trace under the same id has become since: grown, retried
+/// after a blocked step, or replaced by another conversation. `None` for an item without a
 /// trace (a pair) or whose trace the store does not hold.
 pub async fn shown(store: &Store, project: &str, item: &Item) -> Result<Option<String>, ApiError> {
     let Some(trace) = item.trace.as_deref() else {
         return Ok(None);
     };
     let t = item_trace(store, project, trace, item.run.as_deref()).await?;
-    Ok(messages_digest(&t, None).map(|(n, d)| json!({"messages": n, "digest": d}).to_string()))
+    if t.is_null() {
+        return Ok(None);
+    }
+    let (inputs, outputs) = inputs_outputs(&t);
+    Ok(messages_digest(&t).map(|(n, d)| {
+        json!({"messages": n, "digest": d, "inputs": inputs, "outputs": outputs}).to_string()
+    }))
 }
 
-/// The number of messages of a trace (as [`item_trace`] gives it), or `upto` of them, and a
-/// digest of those: each message's role, text and calls (name and arguments), so the step
-/// the gate judged, shown as the trace's last message, reads the same once the trace has
-/// grown past it. `None` when the trace has no messages list or fewer than `upto`.
-pub fn messages_digest(trace: &Value, upto: Option<usize>) -> Option<(usize, String)> {
+/// The question and reply a label's `shown` record kept, when it kept them.
+pub fn shown_texts(shown: &str) -> Option<(Value, Value)> {
+    let v: Value = serde_json::from_str(shown).ok()?;
+    let o = v.as_object()?;
+    Some((o.get("inputs")?.clone(), o.get("outputs")?.clone()))
+}
+
+/// The number of messages of a trace (as [`item_trace`] gives it) and a digest of them: each
+/// message's role, text and calls (name and arguments). `None` when the trace has no
+/// messages list.
+pub fn messages_digest(trace: &Value) -> Option<(usize, String)> {
     let messages = trace.get("messages")?.as_array()?;
-    let n = upto.unwrap_or(messages.len());
     let mut text = Vec::new();
-    for m in messages.get(..n)? {
+    for m in messages {
         let calls: Vec<Value> = m["tool_calls"]
             .as_array()
             .map(|c| {
@@ -470,19 +484,32 @@ pub fn messages_digest(trace: &Value, upto: Option<usize>) -> Option<(usize, Str
         text.extend_from_slice(one.as_bytes());
         text.push(b'\n');
     }
-    Some((n, crate::audit::digest(&text)))
+    Some((messages.len(), crate::audit::digest(&text)))
 }
 
-/// Whether `trace` still begins with what a label's `shown` record says the person was
-/// shown; the number of messages shown. `None` when the record does not read.
-pub fn still_shown(trace: &Value, shown: &str) -> Option<(bool, usize)> {
-    let v: Value = serde_json::from_str(shown).ok()?;
-    let n = usize::try_from(v["messages"].as_u64()?).ok()?;
-    let digest = v["digest"].as_str()?;
-    Some((
-        messages_digest(trace, Some(n)).is_some_and(|(_, d)| d == digest),
-        n,
-    ))
+/// The first user message and last reply of a trace as an item shows it (its own inputs and
+/// outputs when it carries them): what a judge of the item's labels reads.
+pub fn inputs_outputs(t: &Value) -> (Value, Value) {
+    let messages = t["messages"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    // A message without text (a call) is no question or answer: a judge of the reply reads
+    // the last one that has some (the gate's pending reply, when it judged one).
+    let of = |role: &str, last: bool| {
+        let mut it = messages
+            .iter()
+            .filter(|m| m["role"] == role)
+            .filter(|m| m["content"].as_str().is_none_or(|c| !c.is_empty()));
+        let m = if last { it.next_back() } else { it.next() };
+        m.map(|m| m["content"].clone()).unwrap_or(Value::Null)
+    };
+    let inputs = match &t["inputs"] {
+        Value::Null => of("user", false),
+        v => v.clone(),
+    };
+    let outputs = match &t["outputs"] {
+        Value::Null => of("assistant", true),
+        v => v.clone(),
+    };
+    (inputs, outputs)
 }
 
 #[cfg(test)]

@@ -189,7 +189,10 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
                     comment: f["note"].as_str().map(str::to_owned),
                     final_how: Some(how.to_owned()),
                     at_ms: at_ms_of(f.get("at_ms"), "final.at_ms")?,
-                    shown: None,
+                    shown: f
+                        .get("shown")
+                        .filter(|v| v.is_object())
+                        .map(Value::to_string),
                 });
             }
         }
@@ -325,7 +328,7 @@ pub async fn import(
                         value: Some(final_record(&value, how)),
                         comment: l.comment,
                         at_ms: l.at_ms,
-                        shown: None,
+                        shown: l.shown,
                     });
                     imported += 1;
                     continue;
@@ -390,7 +393,8 @@ mod tests {
         );
         let export = json!({"schema": "helpful", "item": "t2",
             "labels": [{"person": "a", "value": "no", "shown": {"messages": 2, "digest": "ab"}}],
-            "final": {"value": "yes", "by": "rev", "how": "corrected"}, "skips": []});
+            "final": {"value": "yes", "by": "rev", "how": "corrected",
+                "shown": {"messages": 3, "digest": "cd"}}, "skips": []});
         let l = read_line(&export, "helpful").unwrap();
         assert_eq!(l.len(), 2);
         assert_eq!(l[1].final_how.as_deref(), Some("corrected"));
@@ -398,6 +402,8 @@ mod tests {
         // the same conversation.
         let shown: Value = serde_json::from_str(l[0].shown.as_deref().unwrap()).unwrap();
         assert_eq!(shown, json!({"messages": 2, "digest": "ab"}));
+        let shown: Value = serde_json::from_str(l[1].shown.as_deref().unwrap()).unwrap();
+        assert_eq!(shown, json!({"messages": 3, "digest": "cd"}));
         assert!(read_line(&export, "other").unwrap().is_empty());
         let assessment = json!({"assessment_name": "helpful", "trace_id": "tr-1",
             "source": {"source_type": "HUMAN", "source_id": "bob"}, "feedback": {"value": "no"}, "rationale": "off"});
