@@ -80,6 +80,15 @@ fn people_label(db: &str) {
         call(&url, &agent, "/api/v1/gate", json!({"trace_id": "noreply", "trace": [
             {"role": "user", "content": "where is order 7?"}
         ], "pending": {"name": "lookup_order", "arguments": {"id": "7"}}})).await;
+        // The gate stores its traces a moment after it answers: people label stored ones.
+        for id in (0..40).map(|i| format!("r{i:02}")).chain(["noreply".to_owned()]) {
+            let mut tries = 0;
+            while store.get_trace("default", &id).await.unwrap().is_none() {
+                tries += 1;
+                assert!(tries < 500, "trace {id} was not stored");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
         call(&url, &admin, "/api/v1/label-schemas", json!({"name": "refund_ok", "type": "pass_fail", "judge": "refund", "comment": true})).await;
         // The judge said yes to every refund when the queue was filled.
         let items: Vec<Value> = (0..40).map(|i| json!({"trace": format!("r{i:02}"), "judge_value": true})).collect();
@@ -111,6 +120,11 @@ fn people_label(db: &str) {
                 call(&url, person, &format!("/api/v1/queues/pairs/items/{item}/label"), json!({"value": answers[k]})).await;
             }
         }
+        // Trace r01 is sent again with another reply after it was compared: the preference
+        // is between the replies people were shown.
+        call(&url, &agent, "/api/v1/gate", json!({"trace_id": "r01", "trace": [
+            {"role": "user", "content": "refund request after 7 days (case 1)"}
+        ], "pending": {"kind": "reply", "content": "Refund denied."}})).await;
         let _ = stop.send(());
         server.await.unwrap().unwrap();
     });
@@ -197,7 +211,7 @@ fn labels_from_the_servers_queues_feed_align_exports_and_preferences() {
     );
     let (said, err) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{said}\n{err}");
-    assert!(err.contains("labels from the store: {\"not_settled\":0,\"queues\":[\"refunds\"],\"settled\":40,\"without_stored_trace\":0}"), "{err}");
+    assert!(err.contains("labels from the store: {\"not_settled\":0,\"queues\":[\"refunds\"],\"read_as_labelled\":40,\"settled\":40,\"without_stored_trace\":0}"), "{err}");
     assert!(
         said.contains("40 labels read, 40 usable (28 train, 12 held out, seed 3)"),
         "{said}"

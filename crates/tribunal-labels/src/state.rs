@@ -76,8 +76,9 @@ fn read_final(v: Value) -> (Value, String) {
 }
 
 /// One thing a person did, as the store records it: `lock` (was given the item; `value` is
-/// `{until_ms, gold}`), `label`, `skip` (`value` is the reason), `final`, or `add` (an item
-/// added after the queue was made; `value` is the item).
+/// `{until_ms, gold}`), `shown` (what they were shown of it then, in `shown`), `label`,
+/// `skip` (`value` is the reason), `final`, or `add` (an item added after the queue was
+/// made; `value` is the item).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub item: String,

@@ -125,6 +125,19 @@ pub async fn trace_text(
     Ok(Some(crate::labels::items::inputs_outputs(&t)))
 }
 
+/// What was shown of `item` when it was settled by `by`: a reviewer's final label, what the
+/// reviewer was shown; else what the first who labelled it was shown (see
+/// [`crate::labels::items::shown`]). `None` for labels that kept no record.
+pub fn settled_shown<'a>(q: &'a QueueState, item: &str, by: &[String]) -> Option<&'a str> {
+    by.iter().find_map(|p| {
+        ["final", "label"].iter().find_map(|kind| {
+            q.notes
+                .get(&(item.to_owned(), p.clone(), (*kind).to_owned()))
+                .and_then(|n| n.shown.as_deref())
+        })
+    })
+}
+
 /// The settled labels of every queue whose schema is tied to `judge`, as alignment labels:
 /// the item's stored trace gives the inputs and outputs; items without one are counted.
 pub async fn judge_labels(
@@ -172,17 +185,9 @@ pub async fn judge_labels(
                 continue;
             }
             let id = shown.trace.as_deref().unwrap_or_default();
-            // What was shown when it was settled: a reviewer's final label, what the
-            // reviewer was shown; else the first who labelled it. A label given before
-            // labels kept that (or imported without it) reads the trace as it is now.
-            let seen = s.by.iter().find_map(|p| {
-                ["final", "label"].iter().find_map(|kind| {
-                    q.notes
-                        .get(&(item.to_owned(), p.clone(), (*kind).to_owned()))
-                        .and_then(|n| n.shown.as_deref())
-                        .and_then(crate::labels::items::shown_texts)
-                })
-            });
+            // A label given before labels kept what was shown (or imported without it)
+            // reads the trace as it is now.
+            let seen = settled_shown(&q, item, &s.by).and_then(crate::labels::items::shown_texts);
             let (inputs, outputs) = match seen {
                 Some(texts) => {
                     as_shown += 1;

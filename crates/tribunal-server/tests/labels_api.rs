@@ -716,6 +716,104 @@ async fn a_label_is_read_against_the_trace_its_person_was_shown() {
     s.stop().await;
 }
 
+/// What a label records is what its person was shown when the item was given to them: a
+/// trace that grows between `next` and the label is read as it was shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_records_the_trace_as_given_not_as_it_grew_before_the_label() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let (admin, agent, person) = (
+        s.token("default", "admin").await,
+        s.token("default", "agent").await,
+        s.token("default", "annotator").await,
+    );
+    let gate = |messages: Value, reply: &str| {
+        let body = json!({"trace_id": "grow", "trace": messages,
+            "pending": {"kind": "reply", "content": reply}});
+        let (url, agent) = (s.url.clone(), agent.clone());
+        async move {
+            let (st, v) = call(&url, &agent, "POST", "/api/v1/gate", Some(body)).await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    let stored_with = |text: &'static str| {
+        let store = s.store.clone();
+        async move {
+            for _ in 0..500 {
+                let row = store.get_trace("default", "grow").await.unwrap();
+                if row.is_some_and(|r| r.body.unwrap_or_default().contains(text)) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("trace grow was not stored with {text:?}");
+        }
+    };
+    gate(
+        json!([{"role": "user", "content": "question g"}]),
+        "answer g1",
+    )
+    .await;
+    stored_with("answer g1").await;
+    make_schema(
+        &s,
+        &admin,
+        json!({"name": "polite", "type": "pass_fail", "judge": "tone"}),
+    )
+    .await;
+    let (st, v) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/queues",
+        Some(json!({"id": "q", "schema": "polite", "items": ["grow"]})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let (_, given) = call(&s.url, &person, "POST", "/api/v1/queues/q/next", None).await;
+    assert_eq!(given["item"], "grow", "{given}");
+    assert!(given.to_string().contains("answer g1"), "{given}");
+    // The agent goes on while the person reads.
+    gate(
+        json!([{"role": "user", "content": "question g"},
+            {"role": "assistant", "content": "answer g1"},
+            {"role": "user", "content": "and then?"}]),
+        "answer g2",
+    )
+    .await;
+    stored_with("answer g2").await;
+    let (st, r) = call(
+        &s.url,
+        &person,
+        "POST",
+        "/api/v1/queues/q/items/grow/label",
+        Some(json!({"value": true})),
+    )
+    .await;
+    assert_eq!(st, 201, "{r}");
+    let (labels, about) = tribunal_server::tuning::judge_labels(&s.store, "default", "tone")
+        .await
+        .unwrap();
+    assert_eq!(labels.len(), 1, "{about}");
+    assert_eq!(
+        (&labels[0].inputs, &labels[0].outputs),
+        (&json!("question g"), &json!("answer g1")),
+        "the reply the person was given: {about}"
+    );
+    // The export says so too.
+    let text = TestServer::client()
+        .get(format!("{}/api/v1/queues/q/export", s.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(line["labels"][0]["shown"]["outputs"], "answer g1", "{line}");
+    s.stop().await;
+}
+
 /// Items naming a trace, span or run result the store does not hold are kept (a trace may
 /// still arrive) and listed in the answer, so a mistyped id is seen when the queue is made
 /// or grown, not by the person handed an empty item.

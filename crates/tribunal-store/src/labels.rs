@@ -46,8 +46,8 @@ pub(crate) const SCHEMA: &[&str] = &[
 ];
 
 /// One thing a person did in a queue: `lock` (was given the item; `value` says until when,
-/// and whether it is a gold item; given again, the row is replaced), `label`, `skip` or
-/// `final`.
+/// and whether it is a gold item; given again, the row is replaced), `shown` (what they were
+/// shown of the item when it was given, in `shown`), `label`, `skip` or `final`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LabelEvent {
     pub queue_id: String,

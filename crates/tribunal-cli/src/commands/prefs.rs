@@ -40,20 +40,36 @@ pub struct FromQueueArgs {
     pub project: String,
 }
 
-/// The text of one side of a pair: its text, or the stored trace's last reply.
-async fn side_text(
+/// The question and reply of a side of a pair that is a stored trace: as the labels record
+/// it was shown (`shown`, see `tribunal_server::tuning::settled_shown`), else as the store
+/// holds it now.
+async fn side_texts(
     store: &Store,
     project: &str,
-    side: &tribunal_labels::items::Side,
-) -> Result<Option<String>> {
-    if let Some(t) = &side.text {
-        return Ok(Some(t.clone()));
-    }
+    (side, name): (&tribunal_labels::items::Side, &str),
+    shown: Option<&str>,
+) -> Result<Option<(serde_json::Value, serde_json::Value)>> {
     let Some(trace) = &side.trace else {
         return Ok(None);
     };
+    if let Some(texts) = shown.and_then(|s| tribunal_server::labels::items::shown_side(s, name)) {
+        return Ok(Some(texts));
+    }
+    super::labels::trace_text(store, project, trace, None).await
+}
+
+/// The text of one side of a pair: its text, or the trace's last reply (see [`side_texts`]).
+async fn side_text(
+    store: &Store,
+    project: &str,
+    side: (&tribunal_labels::items::Side, &str),
+    shown: Option<&str>,
+) -> Result<Option<String>> {
+    if let Some(t) = &side.0.text {
+        return Ok(Some(t.clone()));
+    }
     // A trace without a reply (no answer, or an empty one) gives none.
-    Ok(super::labels::trace_text(store, project, trace, None)
+    Ok(side_texts(store, project, side, shown)
         .await?
         .and_then(|(_, out)| match out {
             serde_json::Value::Null => None,
@@ -88,20 +104,21 @@ async fn from_queue(
             left += 1;
             continue;
         };
+        // Each side as the people who settled it were shown it.
+        let shown = tribunal_server::tuning::settled_shown(&q, id, &settled.by);
         let (Some(a), Some(b)) = (
-            side_text(store, project, &pair.a).await?,
-            side_text(store, project, &pair.b).await?,
+            side_text(store, project, (&pair.a, "a"), shown).await?,
+            side_text(store, project, (&pair.b, "b"), shown).await?,
         ) else {
             left += 1;
             continue;
         };
-        let prompt = match (&pair.prompt, &pair.a.trace) {
-            (Some(p), _) => p.clone(),
-            (None, Some(t)) => super::labels::trace_text(store, project, t, None)
+        let prompt = match &pair.prompt {
+            Some(p) => p.clone(),
+            None => side_texts(store, project, (&pair.a, "a"), shown)
                 .await?
                 .and_then(|(i, _)| i.as_str().map(str::to_owned))
                 .unwrap_or_default(),
-            (None, None) => String::new(),
         };
         let b_won = settled.value == "b";
         let tie = settled.value == "tie";

@@ -369,20 +369,29 @@ pub async fn content(store: &Store, project: &str, item: &Item) -> Result<Value,
         };
     }
     if let Some(p) = &item.pair {
-        let mut sides = serde_json::Map::new();
-        for (name, s) in [("a", &p.a), ("b", &p.b)] {
-            let v = match (&s.trace, &s.text) {
-                (Some(t), _) => {
-                    json!({"trace_id": t, "trace": stored_trace(store, project, t).await?})
-                }
-                (None, Some(text)) => json!({"text": text}),
-                (None, None) => Value::Null,
-            };
-            sides.insert(name.to_owned(), v);
-        }
-        out["pair"] = json!({"prompt": p.prompt, "a": sides["a"], "b": sides["b"]});
+        out["pair"] = pair_content(store, project, p).await?;
     }
     Ok(out)
+}
+
+/// What a person is shown of a pair: its prompt and each side's text, or its stored trace.
+async fn pair_content(
+    store: &Store,
+    project: &str,
+    p: &tribunal_labels::items::Pair,
+) -> Result<Value, ApiError> {
+    let mut sides = serde_json::Map::new();
+    for (name, s) in [("a", &p.a), ("b", &p.b)] {
+        let v = match (&s.trace, &s.text) {
+            (Some(t), _) => {
+                json!({"trace_id": t, "trace": stored_trace(store, project, t).await?})
+            }
+            (None, Some(text)) => json!({"text": text}),
+            (None, None) => Value::Null,
+        };
+        sides.insert(name.to_owned(), v);
+    }
+    Ok(json!({"prompt": p.prompt, "a": sides["a"], "b": sides["b"]}))
 }
 
 /// What a person is shown of an eval run's result for a trace: its decision, the rules that
@@ -445,17 +454,59 @@ pub async fn stored_trace(store: &Store, project: &str, trace: &str) -> Result<V
 /// after a blocked step, or replaced by another conversation. `None` for an item without a
 /// trace (a pair) or whose trace the store does not hold.
 pub async fn shown(store: &Store, project: &str, item: &Item) -> Result<Option<String>, ApiError> {
+    if let Some(p) = item.pair.as_ref().filter(|p| has_trace_side(p)) {
+        return Ok(pair_shown(&pair_content(store, project, p).await?));
+    }
     let Some(trace) = item.trace.as_deref() else {
         return Ok(None);
     };
     let t = item_trace(store, project, trace, item.run.as_deref()).await?;
-    if t.is_null() {
-        return Ok(None);
+    Ok(shown_of(&t))
+}
+
+/// Whether a side of the pair is a stored trace (which may change after it is shown).
+pub fn has_trace_side(p: &tribunal_labels::items::Pair) -> bool {
+    p.a.trace.is_some() || p.b.trace.is_some()
+}
+
+/// The record of [`shown`] for an item whose `content` (see [`content`]) was just shown.
+pub fn shown_in(item: &Item, content: &Value) -> Option<String> {
+    match &item.pair {
+        Some(_) => pair_shown(&content["pair"]),
+        None => content.get("trace").and_then(shown_of),
     }
-    let (inputs, outputs) = inputs_outputs(&t);
-    Ok(messages_digest(&t).map(|(n, d)| {
+}
+
+/// The record of [`shown`] for a pair as [`pair_content`] gives it: each side that is a
+/// trace as [`shown_of`] records it (`{"pair": {"a": …, "b": …}}`, `null` for a side that is
+/// text or not stored); `None` when neither side is a stored trace.
+fn pair_shown(pair: &Value) -> Option<String> {
+    let side = |name: &str| {
+        shown_of(&pair[name]["trace"])
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+            .unwrap_or(Value::Null)
+    };
+    let (a, b) = (side("a"), side("b"));
+    (!a.is_null() || !b.is_null()).then(|| json!({"pair": {"a": a, "b": b}}).to_string())
+}
+
+/// The question and reply a pairwise label's `shown` record kept of side `side` (`a` or
+/// `b`), when that side was a stored trace.
+pub fn shown_side(shown: &str, side: &str) -> Option<(Value, Value)> {
+    let v: Value = serde_json::from_str(shown).ok()?;
+    let o = v.get("pair")?.get(side)?.as_object()?;
+    Some((o.get("inputs")?.clone(), o.get("outputs")?.clone()))
+}
+
+/// The record of [`shown`] for a trace as [`item_trace`] gives it (`None` for `null`).
+pub fn shown_of(t: &Value) -> Option<String> {
+    if t.is_null() {
+        return None;
+    }
+    let (inputs, outputs) = inputs_outputs(t);
+    messages_digest(t).map(|(n, d)| {
         json!({"messages": n, "digest": d, "inputs": inputs, "outputs": outputs}).to_string()
-    }))
+    })
 }
 
 /// The question and reply a label's `shown` record kept, when it kept them.

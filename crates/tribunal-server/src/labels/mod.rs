@@ -434,15 +434,37 @@ pub async fn next(
         Next::Done => Ok(Json(json!({"done": true}))),
         Next::Wait { until_ms } => Ok(Json(json!({"done": false, "wait_until_ms": until_ms}))),
         Next::Item {
-            item: id, until_ms, ..
+            item: item_id,
+            until_ms,
+            ..
         } => {
             // A gold item is not marked as one: people label it like any other; nor is the
             // judge's value shown, so it does not sway them.
             let mut item = item.expect("set with the item");
             item.judge_value = None;
             let content = items::content(&state.store, &caller.project, &item).await?;
+            // What the person is shown now is what their label is read against, whatever
+            // the trace under the same id becomes before they label it (none recorded when
+            // the trace is not stored: the label then reads the trace as it is then).
+            if item.trace.is_some() || item.pair.as_ref().is_some_and(items::has_trace_side) {
+                let shown = items::shown_in(&item, &content);
+                let person = caller.token_id.clone();
+                change(&state, &caller.project, &id, |_, _| {
+                    let did = Did {
+                        item: item_id.clone(),
+                        person,
+                        kind: "shown",
+                        value: None,
+                        comment: None,
+                        at_ms: None,
+                        shown,
+                    };
+                    Ok(((), vec![did]))
+                })
+                .await?;
+            }
             Ok(Json(json!({
-                "done": false, "item": id, "until_ms": until_ms, "schema": schema,
+                "done": false, "item": item_id, "until_ms": until_ms, "schema": schema,
                 "trace": content.get("trace").cloned().unwrap_or(Value::Null),
                 "content": content,
             })))
@@ -468,7 +490,7 @@ pub async fn label(
     caller.require(Permission::Annotate)?;
     let b: LabelBody = body(b, "{value, comment?}")?;
     let person = caller.token_id.clone();
-    let shown = shown_now(&state, &caller.project, &id, &item).await?;
+    let shown = shown_to(&state, &caller.project, &id, &item, &person).await?;
     let value = change(&state, &caller.project, &id, |h, now| {
         let value = h
             .schema
@@ -500,6 +522,28 @@ pub async fn label(
         Json(json!({"item": item, "value": value})),
     )
         .into_response())
+}
+
+/// What `person` was shown of `item` of queue `id` when it was given to them (`next`
+/// records it), else what the store shows of it now: the record their label keeps, so a
+/// trace changed under the same id, before or after the label, is not taken as the one
+/// labelled.
+async fn shown_to(
+    state: &AppState,
+    project: &str,
+    id: &str,
+    item: &str,
+    person: &str,
+) -> Result<Option<String>, ApiError> {
+    let key = (item.to_owned(), person.to_owned(), "shown".to_owned());
+    let given = read(state, project, id, |h| {
+        h.notes.get(&key).and_then(|n| n.shown.clone())
+    })
+    .await?;
+    match given {
+        Some(s) => Ok(Some(s)),
+        None => shown_now(state, project, id, item).await,
+    }
 }
 
 /// What the store shows of `item` of queue `id` now, for the label given to it: a trace
