@@ -248,6 +248,8 @@ async fn an_untrusted_answer_goes_to_people_and_to_the_labeling_queue() {
         )
         .await;
         assert_eq!(v["items"], 0, "{v}");
+        // The gate runs that judge: nothing to warn of.
+        assert_eq!(v["warnings"], json!([]), "{v}");
         let v = call(
             &s,
             &agent,

@@ -1451,12 +1451,30 @@ async fn an_admin_builds_a_queue_two_people_label_a_reviewer_decides_and_the_fig
     field("#build-submit").await.click().await.unwrap();
     let built = wait_for(&b, "#build-status p").await.text().await.unwrap();
     assert!(built.contains("doubts built with 0 items"), "{built}");
+    // The gate runs no judge "tone": the page says why the queue may stay empty.
+    let warned = wait_for(&b, "#build-status .built-warning")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(warned.contains("runs no judge \"tone\""), "{warned}");
     let q = get_json(&s, &admin, "/api/v1/queues/doubts").await;
     assert_eq!(
         (&q["untrusted_from"], &q["schema"]),
         (&json!("tone"), &json!("helpful")),
         "{q}"
     );
+    assert!(
+        q["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("runs no judge \"tone\"")),
+        "{q}"
+    );
+    b.goto(&format!("{}/#/queues/doubts/figures", s.url))
+        .await
+        .unwrap();
+    let warned = wait_for(&b, ".queue-warning").await.text().await.unwrap();
+    assert!(warned.contains("runs no judge"), "{warned}");
 
     b.goto(&format!("{}/#/queues", s.url)).await.unwrap();
     wait_for(&b, "#queues tr[data-queue=refunds]").await;

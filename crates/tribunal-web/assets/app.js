@@ -1753,6 +1753,8 @@ async function newQueuePage() {
           const r = await api("POST", "/api/v1/queues", body);
           status.replaceChildren(
             el("p", { id: "built" }, `Queue ${r.id} built with ${r.items} items${r.with_judge_value ? `, ${r.with_judge_value} with the judge's value` : ""}. `, el("a", { href: `#/queues/${encodeURIComponent(r.id)}/figures` }, "Open it")),
+            ...Object.entries(r.not_found || {}).map(([kind, ids]) => el("p", { class: "warning built-missing" }, `Not stored yet (${kind}): ${ids.join(", ")}. The items are kept and show nothing until it arrives.`)),
+            ...(r.warnings || []).map((w) => el("p", { class: "warning built-warning" }, w)),
           );
         } catch (e) {
           status.replaceChildren(failure(e));
@@ -1927,6 +1929,7 @@ async function figuresPage(id) {
     back,
     el("h1", {}, `Queue ${id}`),
     settings,
+    ...(queue.warnings || []).map((w) => el("p", { class: "warning queue-warning" }, w)),
     el("h2", {}, "Progress"),
     progress,
     el("h2", {}, "Agreement"),

@@ -297,11 +297,35 @@ pub async fn create_queue(
         ));
     }
     let with_judge = list.iter().filter(|i| i.judge_value.is_some()).count();
+    let warnings = warnings(&state, &caller, &def);
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": q.id, "items": list.len(), "with_judge_value": with_judge, "not_found": missing})),
+        Json(
+            json!({"id": q.id, "items": list.len(), "with_judge_value": with_judge,
+            "not_found": missing, "warnings": warnings}),
+        ),
     )
         .into_response())
+}
+
+/// What may keep a queue from filling as its maker expects: an `untrusted_from` naming no
+/// judge the project's gate runs now (a judge may be added later, so it is not refused).
+fn warnings(state: &AppState, caller: &Caller, def: &QueueDef) -> Vec<String> {
+    let Some(judge) = &def.untrusted_from else {
+        return Vec::new();
+    };
+    let Ok(project) = state.project(caller) else {
+        return Vec::new();
+    };
+    let rt = project.runtime();
+    let names: Vec<&str> = rt.evaluator().judges().iter().map(|j| j.name()).collect();
+    if names.contains(&judge.as_str()) {
+        return Vec::new();
+    }
+    vec![format!(
+        "untrusted_from: the gate of this project runs no judge {judge:?} now (it runs {}); nothing is added to the queue until a judge of that name answers below its trust threshold",
+        names.join(", ")
+    )]
 }
 
 /// Whether the caller may see the queue: reviewers and admins see every queue, others the
@@ -374,6 +398,7 @@ pub async fn get_queue(
             }
         }
         let mut v = summary(&h.def);
+        v["warnings"] = json!(warnings(&state, &caller, &h.def));
         v["items"] = json!(h.items.len());
         v["schema_definition"] = json!(h.schema);
         v["progress"] = json!({
