@@ -739,6 +739,26 @@ async fn a_judge_is_built_tried_on_three_traces_saved_and_changed() {
         .send_keys("stricter")
         .await
         .unwrap();
+    // Tried before it is saved, the change is compared with the stored version: both
+    // totals are shown.
+    let traces = b.find(Locator::Css("#try-traces")).await.unwrap();
+    traces.clear().await.unwrap();
+    traces.send_keys("helpful-1\nclueless").await.unwrap();
+    b.find(Locator::Css("#try-run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let compared = wait_for(&b, "#try-compare-totals")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        compared.starts_with("v1: ") && compared.contains("in +") && !compared.contains("errors"),
+        "{compared}"
+    );
     b.find(Locator::Css("#judge-save"))
         .await
         .unwrap()
@@ -1740,6 +1760,10 @@ async fn the_annotator_page_shows_a_span_and_an_eval_run_result() {
             );
             // The judge's value does not sway the person.
             assert!(!shown.contains("polite"), "{shown}");
+            // The run kept no traces: the page says how to keep them, not that the trace
+            // is gone.
+            let missing = wait_for(&b, "#trace-missing").await.text().await.unwrap();
+            assert!(missing.contains("--keep-traces"), "{missing}");
             screenshot(&b, "labeling-run").await;
         } else {
             assert_eq!(item, format!("{tid}/eee19b7ec3c1b174"));

@@ -725,6 +725,13 @@ async function judgeEditor(name, params) {
           { id: "try-totals" },
           "Total: " + usageText(r.totals) + (r.totals.errors ? ` · ${r.totals.errors} of ${r.totals.traces} traces got no answer (errors)` : ""),
         ),
+        r.compare_totals && latest
+          ? el(
+              "p",
+              { id: "try-compare-totals" },
+              `v${latest.version}: ` + usageText(r.compare_totals) + (r.compare_totals.errors ? ` · ${r.compare_totals.errors} of ${r.compare_totals.traces} traces got no answer (errors)` : ""),
+            )
+          : null,
       );
     } catch (e) {
       results.replaceChildren(failure(e));
@@ -1216,7 +1223,7 @@ function itemContent(content) {
     runView(content.run),
     spanView(content.span),
     content.span ? el("h3", {}, "The trace it belongs to") : null,
-    conversationView(content.trace || null, "item-conversation"),
+    content.trace_missing ? el("p", { class: "warning", id: "trace-missing" }, content.trace_missing) : conversationView(content.trace || null, "item-conversation"),
   );
 }
 
