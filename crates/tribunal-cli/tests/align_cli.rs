@@ -463,3 +463,68 @@ fn calibration_against_a_model_that_cannot_be_reached_fails_instead_of_choosing(
         "nothing stored"
     );
 }
+
+/// A model server that takes each request and never answers; counts the requests.
+fn hung_server() -> (String, Arc<Mutex<usize>>) {
+    let asked = Arc::new(Mutex::new(0usize));
+    let counted = asked.clone();
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move || {
+            let counted = counted.clone();
+            async move {
+                *counted.lock().unwrap() += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                Json(json!({}))
+            }
+        }),
+    );
+    (
+        format!("http://{}/v1", tribunal_llm::testing::serve(app)),
+        asked,
+    )
+}
+
+#[test]
+fn align_against_a_model_that_never_answers_stops_at_the_first_item() {
+    let (url, asked) = hung_server();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    std::fs::write(
+        dir.join("tribunal.toml"),
+        format!(
+            "[judges.refund]\nkind = \"llm\"\ninstructions = \"\"\"Does the reply follow the refund policy?\n{{{{ inputs }}}}\n{{{{ outputs }}}}\"\"\"\noutput = \"yes_no\"\nmodel = \"openai:/gpt-4o-mini\"\nbase_url = \"{url}\"\nmax_retries = 0\ntimeout_ms = 300\n"
+        ),
+    )
+    .unwrap();
+    let db = dir.join("j.db").display().to_string();
+    let out = tribunal(dir, &["judges", "import", "tribunal.toml", "--db", &db]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    write_labels(&dir.join("labels.jsonl"), (0..60).map(label));
+    let out = tribunal(
+        dir,
+        &[
+            "judges",
+            "align",
+            "refund",
+            "--labels",
+            "labels.jsonl",
+            "--db",
+            &db,
+        ],
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        err.contains("aligning refund") && err.contains("the model gave no answer"),
+        "{err}"
+    );
+    // One call timed out; the other 59 labels were not each waited out.
+    assert_eq!(*asked.lock().unwrap(), 1, "{err}");
+    let out = tribunal(dir, &["judges", "export", "--name", "refund", "--db", &db]);
+    assert!(
+        !text(&out.stdout).contains("guidelines"),
+        "no version stored: {}",
+        text(&out.stdout)
+    );
+}

@@ -110,10 +110,12 @@ fn people_label(db: &str) {
             {"id": "p1", "pair": {"prompt": "Greet me", "a": {"text": "Hello there!"}, "b": {"text": "What."}}},
             {"id": "p2", "pair": {"a": {"trace": "r01"}, "b": {"text": "No refunds, ever."}}},
             {"id": "p3", "pair": {"prompt": "Sum 2+2", "a": {"text": "4"}, "b": {"text": "four"}}},
-            {"id": "p4", "pair": {"a": {"trace": "noreply"}, "b": {"text": "Order 7 is on its way."}}}
+            {"id": "p4", "pair": {"a": {"trace": "noreply"}, "b": {"text": "Order 7 is on its way."}}},
+            // Two conversations that answer different questions.
+            {"id": "p5", "pair": {"a": {"trace": "r02"}, "b": {"trace": "r03"}}}
         ]})).await;
-        for (person, answers) in [(&ann, ["a", "a", "tie", "b"]), (&ann2, ["a", "a", "b", "b"])] {
-            for _ in 0..4 {
+        for (person, answers) in [(&ann, ["a", "a", "tie", "b", "a"]), (&ann2, ["a", "a", "b", "b", "a"])] {
+            for _ in 0..5 {
                 let v = call(&url, person, "/api/v1/queues/pairs/next", json!({})).await;
                 let item = v["item"].as_str().unwrap().to_owned();
                 let k: usize = item[1..].parse::<usize>().unwrap() - 1;
@@ -145,7 +147,7 @@ fn labels_from_the_servers_queues_feed_align_exports_and_preferences() {
         "{said}"
     );
     assert!(
-        said.contains("pairs  schema better  4 items × 2  8 labels  3 settled"),
+        said.contains("pairs  schema better  5 items × 2  10 labels  4 settled"),
         "{said}"
     );
 
@@ -253,7 +255,7 @@ fn labels_from_the_servers_queues_feed_align_exports_and_preferences() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr)
-            .contains("2 preference records (2 added, 0 already stored); 2 pairs not settled, or with a side whose trace is not stored or has no reply"),
+            .contains("2 preference records (2 added, 0 already stored); 2 pairs not settled, or with a side whose trace is not stored or has no reply; 1 pairs of two traces answering different questions (give the pair a prompt)"),
         "{}",
         text(&out.stderr)
     );

@@ -31,7 +31,19 @@ pub struct Feedback {
 /// confidence below its calibrated threshold): people should decide, not the judge.
 pub const UNTRUSTED: &str = "not trusted: ";
 
+/// How the error of a model judge whose model gave no answer begins (the provider could not
+/// be reached, timed out, or kept failing after the retries): nothing was learned about the
+/// trace, and a run that needs the model's answers (alignment) stops.
+pub const UNANSWERED: &str = "the model gave no answer: ";
+
 impl Feedback {
+    /// Whether the judge's model gave no answer (see [`UNANSWERED`]).
+    pub fn is_unanswered(&self) -> bool {
+        self.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with(UNANSWERED))
+    }
+
     /// Whether this is an answer the judge was not sure enough of (see [`UNTRUSTED`]).
     pub fn is_untrusted(&self) -> bool {
         self.error

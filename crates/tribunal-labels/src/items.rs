@@ -43,9 +43,18 @@ pub struct Side {
     pub text: Option<String>,
 }
 
+/// An id an item may have or name: 1 to 512 characters, no control characters, and not `.`
+/// or `..` (a URL path cannot name those: `/items/..` is the parent folder).
 fn id_ok(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 512 && !id.chars().any(char::is_control)
+    !id.is_empty()
+        && id.len() <= 512
+        && !id.chars().any(char::is_control)
+        && id != "."
+        && id != ".."
 }
+
+/// What [`id_ok`] asks of an id, for errors.
+const ID_RULE: &str = "an id of 1 to 512 characters, without control characters, not . or ..";
 
 fn side(v: &Value, at: &str) -> Result<Side, String> {
     let obj = v
@@ -67,7 +76,11 @@ fn side(v: &Value, at: &str) -> Result<Side, String> {
     };
     match (&s.trace, &s.text) {
         (Some(t), None) if id_ok(t) => Ok(s),
-        (None, Some(_)) => Ok(s),
+        (None, Some(t)) if !t.trim().is_empty() => Ok(s),
+        (None, Some(_)) => Err(format!(
+            "{at}.text: expected the output to compare, found none"
+        )),
+        (Some(_), None) => Err(format!("{at}.trace: expected {ID_RULE}")),
         _ => Err(format!(
             "{at}: expected exactly one of trace (an id) or text"
         )),
@@ -79,7 +92,7 @@ fn side(v: &Value, at: &str) -> Result<Side, String> {
 pub fn read_item(v: &Value, at: &str) -> Result<Item, String> {
     if let Value::String(t) = v {
         if !id_ok(t) {
-            return Err(format!("{at}: a trace id of 1 to 512 characters"));
+            return Err(format!("{at}: expected a trace id: {ID_RULE}"));
         }
         return Ok(Item {
             id: t.clone(),
@@ -107,7 +120,7 @@ pub fn read_item(v: &Value, at: &str) -> Result<Item, String> {
         match obj.get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if id_ok(s) => Ok(Some(s.clone())),
-            Some(_) => Err(format!("{at}.{k}: expected an id of 1 to 512 characters")),
+            Some(_) => Err(format!("{at}.{k}: expected {ID_RULE}")),
         }
     };
     let (trace, span, run) = (text("trace")?, text("span")?, text("run")?);

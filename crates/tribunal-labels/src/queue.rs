@@ -462,6 +462,15 @@ impl Queue {
 
 /// Whether labels disagree: categorical or boolean labels that are not unanimous, or
 /// numbers whose spread (max − min) is above `spread`.
+/// Whether two labels say the same: numbers by their value (`4` and `4.0` are one label),
+/// anything else as written.
+pub fn same_value(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
 pub fn disagree(labels: &[(String, Value)], spread: f64) -> bool {
     let numbers: Vec<f64> = labels.iter().filter_map(|(_, v)| v.as_f64()).collect();
     if numbers.len() == labels.len() && !numbers.is_empty() {

@@ -63,13 +63,18 @@ fn err<T>(field: &str, message: impl Into<String>) -> Result<T, SchemaError> {
 impl Schema {
     /// Checks the schema itself.
     pub fn check(&self) -> Result<(), SchemaError> {
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
-        {
-            return err("name", "letters, digits, _ or -, not empty");
+        // Names as judges are named: 1 to 128 letters, digits, `_` or `-`.
+        let named = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 128
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+        };
+        if !named(&self.name) {
+            return err("name", "1 to 128 letters, digits, _ or -");
+        }
+        if self.judge.as_deref().is_some_and(|j| !named(j)) {
+            return err("judge", "a judge's name: 1 to 128 letters, digits, _ or -");
         }
         match &self.kind {
             Kind::Categorical {

@@ -51,7 +51,7 @@ pub struct Note {
     pub comment: Option<String>,
     pub at_ms: i64,
     pub detail: Option<String>,
-    /// What the person was shown when they labelled (see [`Event::shown`]).
+    /// What the person was shown (see [`Event::shown`]).
     pub shown: Option<String>,
 }
 
@@ -90,9 +90,10 @@ pub struct Event {
     pub at_ms: i64,
     /// The version of the queue that wrote it.
     pub version: i64,
-    /// For a label or final label, the trace as the person was shown it: how many messages
-    /// and a digest of them (`{"messages": n, "digest": …}`), so a trace that later changes
-    /// under the same id is not taken as the one labelled.
+    /// For `shown` (when the item was given), a label or a final label, the item as the
+    /// person was shown it: how many messages, a digest of them, and the question and reply
+    /// a judge reads (for a pair, each side's), so a trace that later changes under the same
+    /// id is not taken as the one labelled.
     pub shown: Option<String>,
 }
 

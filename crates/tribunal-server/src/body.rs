@@ -174,7 +174,7 @@ pub async fn json<T: serde::de::DeserializeOwned>(
 
 /// `doc` as a `T`; an error names the member at fault (`overlap: invalid type: …`) and
 /// shows `shape`.
-fn shaped<T: serde::de::DeserializeOwned>(doc: Value, shape: &str) -> Result<T, ApiError> {
+pub fn shaped<T: serde::de::DeserializeOwned>(doc: Value, shape: &str) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(doc).map_err(|e| {
         let at = e.path().to_string();
         let e = e.into_inner().to_string();

@@ -365,6 +365,11 @@ impl StoredJudge {
             .into_iter()
             .next()
             .ok_or_else(|| ModelError("the judge gave no feedback".into()))?;
+        // A model that gave no answer (after the judge's own retries) would give none on
+        // the next items either: the run stops here rather than wait out every item.
+        if f.is_unanswered() {
+            return Err(ModelError(f.error.unwrap_or_default()));
+        }
         let usage = f
             .usage
             .as_ref()
@@ -714,6 +719,9 @@ pub async fn calibrate_judge(
                 // A model that failed says nothing about log-probabilities.
                 Some(Ok(a)) if a.error.is_some() && a.value.is_none() => {
                     bail!("judging {name}: {}", a.error.unwrap_or_default())
+                }
+                Some(Err(e)) if e.0.starts_with(tribunal_core::feedback::UNANSWERED) => {
+                    bail!("judging {name}: {}", e.0)
                 }
                 Some(Ok(a)) if tribunal_judges::llm::sampled_confidence(&a.rationale).is_some() => {
                     first = Some(a);

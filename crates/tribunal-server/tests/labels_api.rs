@@ -814,6 +814,329 @@ async fn a_label_records_the_trace_as_given_not_as_it_grew_before_the_label() {
     s.stop().await;
 }
 
+/// An item given to the same person again (the page reloaded, or the lock ran out) records
+/// what it shows then, in the store as well as in this server's copy: a label is read
+/// against the conversation its person last had on screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_given_again_records_what_it_shows_then() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let (admin, agent, person) = (
+        s.token("default", "admin").await,
+        s.token("default", "agent").await,
+        s.token("default", "annotator").await,
+    );
+    let gate = |messages: Value, reply: &str| {
+        let body = json!({"trace_id": "again", "trace": messages,
+            "pending": {"kind": "reply", "content": reply}});
+        let (url, agent) = (s.url.clone(), agent.clone());
+        async move {
+            let (st, v) = call(&url, &agent, "POST", "/api/v1/gate", Some(body)).await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    let stored_with = |text: &'static str| {
+        let store = s.store.clone();
+        async move {
+            for _ in 0..500 {
+                let row = store.get_trace("default", "again").await.unwrap();
+                if row.is_some_and(|r| r.body.unwrap_or_default().contains(text)) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("trace again was not stored with {text:?}");
+        }
+    };
+    gate(
+        json!([{"role": "user", "content": "question a"}]),
+        "answer a1",
+    )
+    .await;
+    stored_with("answer a1").await;
+    make_schema(
+        &s,
+        &admin,
+        json!({"name": "polite", "type": "pass_fail", "judge": "tone"}),
+    )
+    .await;
+    let (st, v) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/queues",
+        Some(json!({"id": "q", "schema": "polite", "items": ["again"]})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let (_, given) = call(&s.url, &person, "POST", "/api/v1/queues/q/next", None).await;
+    assert!(given.to_string().contains("answer a1"), "{given}");
+    gate(
+        json!([{"role": "user", "content": "question a"},
+            {"role": "assistant", "content": "answer a1"},
+            {"role": "user", "content": "more?"}]),
+        "answer a2",
+    )
+    .await;
+    stored_with("answer a2").await;
+    // The page is loaded again: the same item, as it is now.
+    let (_, again) = call(&s.url, &person, "POST", "/api/v1/queues/q/next", None).await;
+    assert_eq!(again["item"], "again", "{again}");
+    assert!(again.to_string().contains("answer a2"), "{again}");
+    // The label is read from the store's record, as another server (or this one after a
+    // restart) reads it.
+    s.state.label_queues.clear();
+    let (st, r) = call(
+        &s.url,
+        &person,
+        "POST",
+        "/api/v1/queues/q/items/again/label",
+        Some(json!({"value": true})),
+    )
+    .await;
+    assert_eq!(st, 201, "{r}");
+    let (labels, about) = tribunal_server::tuning::judge_labels(&s.store, "default", "tone")
+        .await
+        .unwrap();
+    assert_eq!(
+        (&labels[0].inputs, &labels[0].outputs),
+        (&json!("question a"), &json!("answer a2")),
+        "the reply on the person's screen when they labelled: {about}"
+    );
+    s.stop().await;
+}
+
+/// A queue's export goes into another queue whole: labels, final labels and the skips
+/// with their reasons. Importing it again is not an error; a misspelled field is refused
+/// with its line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_imports_with_its_skips_and_again_without_error() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let (admin, a, b) = (
+        s.token("default", "admin").await,
+        s.token("default", "annotator").await,
+        s.token("default", "annotator").await,
+    );
+    make_schema(&s, &admin, json!({"name": "ok", "type": "pass_fail"})).await;
+    for q in ["q1", "q2"] {
+        let (st, v) = call(
+            &s.url,
+            &admin,
+            "POST",
+            "/api/v1/queues",
+            Some(json!({"id": q, "schema": "ok", "items": ["t1", "t2"]})),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+    }
+    let (_, given) = call(&s.url, &a, "POST", "/api/v1/queues/q1/next", None).await;
+    let skipped = given["item"].as_str().unwrap().to_owned();
+    let (st, v) = call(
+        &s.url,
+        &a,
+        "POST",
+        &format!("/api/v1/queues/q1/items/{skipped}/skip"),
+        Some(json!({"reason": "not my field 🤔"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    for person in [&a, &b] {
+        loop {
+            let (_, v) = call(&s.url, person, "POST", "/api/v1/queues/q1/next", None).await;
+            let Some(item) = v["item"].as_str() else {
+                break;
+            };
+            let (st, r) = call(
+                &s.url,
+                person,
+                "POST",
+                &format!("/api/v1/queues/q1/items/{item}/label"),
+                Some(json!({"value": true})),
+            )
+            .await;
+            assert_eq!(st, 201, "{r}");
+        }
+    }
+    let export = |q: &'static str| {
+        let (url, admin) = (s.url.clone(), admin.clone());
+        async move {
+            TestServer::client()
+                .get(format!("{url}/api/v1/queues/{q}/export"))
+                .bearer_auth(admin)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let lines: Vec<Value> = export("q1")
+        .await
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (st, v) = import(&s, &admin, "q2", &lines).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["skips_imported"], 1, "{v}");
+    let again: Vec<Value> = export("q2")
+        .await
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let line = again
+        .iter()
+        .find(|l| l["item"] == skipped.as_str())
+        .unwrap();
+    assert_eq!(line["skips"][0]["reason"], "not my field 🤔", "{line}");
+    assert_eq!(
+        line["skips"][0]["person"],
+        lines
+            .iter()
+            .find(|l| l["item"] == skipped.as_str())
+            .unwrap()["skips"][0]["person"]
+    );
+    // The same file again: everything is there already, which is not an error.
+    let (st, v) = import(&s, &admin, "q2", &lines).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (&v["imported"], &v["skips_imported"]),
+        (&json!(0), &json!(0)),
+        "{v}"
+    );
+    // A misspelled field is named with its line, not dropped.
+    let (st, v) = import(
+        &s,
+        &admin,
+        "q2",
+        &[json!({"item": "t1", "person": "someone", "value": true, "coment": "typo"})],
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["refused"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("coment: not a field")),
+        "{v}"
+    );
+    s.stop().await;
+}
+
+/// Queue items that cannot work are refused when the queue is made: a gold item that is
+/// also an item, an id a URL path cannot name, a pair side with no text. A reviewer's value
+/// equal to a label as a number (4 and 4.0) is that label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unworkable_items_are_refused_and_numbers_equal_as_numbers() {
+    let mut s = TestServer::start(ServerOptions::default()).await;
+    let (admin, a, b, rev) = (
+        s.token("default", "admin").await,
+        s.token("default", "annotator").await,
+        s.token("default", "annotator").await,
+        s.token("default", "reviewer").await,
+    );
+    make_schema(&s, &admin, json!({"name": "ok", "type": "pass_fail"})).await;
+    make_schema(&s, &admin, json!({"name": "cmp", "type": "pairwise"})).await;
+    make_schema(
+        &s,
+        &admin,
+        json!({"name": "score", "type": "numeric", "min": 1, "max": 5}),
+    )
+    .await;
+    for (schema, says) in [
+        (
+            json!({"name": "tied", "type": "pass_fail", "judge": "no/../x"}),
+            "judge:",
+        ),
+        (
+            json!({"name": "x".repeat(129), "type": "pass_fail"}),
+            "name:",
+        ),
+    ] {
+        let (st, v) = call(
+            &s.url,
+            &admin,
+            "POST",
+            "/api/v1/label-schemas",
+            Some(schema),
+        )
+        .await;
+        assert_eq!(st, 400, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(says)),
+            "{v}"
+        );
+    }
+    for (body, says) in [
+        (
+            json!({"id": "g", "schema": "ok", "items": ["g1", "g2"], "gold": {"g1": true}, "gold_rate": 0.5}),
+            "gold.g1: also an item of the queue",
+        ),
+        (
+            json!({"id": "d", "schema": "ok", "items": [".."]}),
+            "items[0]: expected a trace id",
+        ),
+        (
+            json!({"id": "f", "schema": "ok", "from": {"filter": {"decision": "maybe"}}}),
+            "from.filter.decision: expected allow or escalate or block",
+        ),
+        (
+            json!({"id": "e", "schema": "ok"}),
+            "items: expected the items",
+        ),
+        (
+            json!({"id": "d", "schema": "ok", "items": [{"id": "..", "trace": "t1"}]}),
+            "items[0].id: expected an id",
+        ),
+        (
+            json!({"id": "p", "schema": "cmp", "items": [{"pair": {"a": {"text": "yes"}, "b": {"text": " "}}}]}),
+            "items[0].pair.b.text:",
+        ),
+    ] {
+        let (st, v) = call(&s.url, &admin, "POST", "/api/v1/queues", Some(body.clone())).await;
+        assert_eq!(st, 400, "{body}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(says)),
+            "{body}: {v}"
+        );
+    }
+    let (st, v) = call(
+        &s.url,
+        &admin,
+        "POST",
+        "/api/v1/queues",
+        Some(json!({"id": "n", "schema": "score", "items": ["t1"], "overlap": 2})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    for (person, value) in [(&a, json!(2.5)), (&b, json!(4))] {
+        let (_, v) = call(&s.url, person, "POST", "/api/v1/queues/n/next", None).await;
+        assert_eq!(v["item"], "t1", "{v}");
+        let (st, r) = call(
+            &s.url,
+            person,
+            "POST",
+            "/api/v1/queues/n/items/t1/label",
+            Some(json!({ "value": value })),
+        )
+        .await;
+        assert_eq!(st, 201, "{r}");
+    }
+    let (st, v) = call(
+        &s.url,
+        &rev,
+        "POST",
+        "/api/v1/queues/n/items/t1/adjudicate",
+        Some(json!({"value": 4.0})),
+    )
+    .await;
+    assert!(st < 300, "{v}");
+    assert_eq!(v["how"], "adjudicated", "4.0 is the label 4: {v}");
+    s.stop().await;
+}
+
 /// Items naming a trace, span or run result the store does not hold are kept (a trace may
 /// still arrive) and listed in the answer, so a mistyped id is seen when the queue is made
 /// or grown, not by the person handed an empty item.

@@ -125,11 +125,12 @@ impl QueueChange {
     }
 
     /// Writes what a person did, stamped with this change's version; `false` when they did
-    /// that to the item already (a `lock` replaces the earlier one instead).
+    /// that to the item already (a `lock`, and what they were shown with it, `shown`, replace
+    /// the earlier ones instead: the item given again is shown as it is then).
     pub async fn record(&mut self, e: &LabelEvent) -> Result<bool, StoreError> {
-        let on_conflict = if e.kind == "lock" {
+        let on_conflict = if e.kind == "lock" || e.kind == "shown" {
             "DO UPDATE SET value = excluded.value, at = excluded.at, at_ms = excluded.at_ms,
-             version = excluded.version"
+             version = excluded.version, shown = excluded.shown"
         } else {
             "DO NOTHING"
         };

@@ -725,13 +725,15 @@ async function judgeEditor(name, params) {
           { id: "try-totals" },
           "Total: " + usageText(r.totals) + (r.totals.errors ? ` · ${r.totals.errors} of ${r.totals.traces} traces got no answer (errors)` : ""),
         ),
-        r.compare_totals && latest
-          ? el(
-              "p",
-              { id: "try-compare-totals" },
-              `v${latest.version}: ` + usageText(r.compare_totals) + (r.compare_totals.errors ? ` · ${r.compare_totals.errors} of ${r.compare_totals.traces} traces got no answer (errors)` : ""),
-            )
-          : null,
+        ...(r.compare_totals && latest
+          ? [
+              el(
+                "p",
+                { id: "try-compare-totals" },
+                `v${latest.version}: ` + usageText(r.compare_totals) + (r.compare_totals.errors ? ` · ${r.compare_totals.errors} of ${r.compare_totals.traces} traces got no answer (errors)` : ""),
+              ),
+            ]
+          : []),
       );
     } catch (e) {
       results.replaceChildren(failure(e));
@@ -1760,7 +1762,9 @@ async function newQueuePage() {
           const r = await api("POST", "/api/v1/queues", body);
           status.replaceChildren(
             el("p", { id: "built" }, `Queue ${r.id} built with ${r.items} items${r.with_judge_value ? `, ${r.with_judge_value} with the judge's value` : ""}. `, el("a", { href: `#/queues/${encodeURIComponent(r.id)}/figures` }, "Open it")),
-            ...Object.entries(r.not_found || {}).map(([kind, ids]) => el("p", { class: "warning built-missing" }, `Not stored yet (${kind}): ${ids.join(", ")}. The items are kept and show nothing until it arrives.`)),
+            ...Object.entries(r.not_found || {}).map(([kind, ids]) =>
+              el("p", { class: "warning built-missing" }, kind === "runs" ? `No such eval run result (runs): ${ids.join(", ")}. The items are kept and show that the run has no result for them.` : `Not stored yet (${kind}): ${ids.join(", ")}. The items are kept and show nothing until it arrives.`),
+            ),
             ...(r.warnings || []).map((w) => el("p", { class: "warning built-warning" }, w)),
           );
         } catch (e) {

@@ -79,13 +79,15 @@ async fn side_text(
         }))
 }
 
-/// The records a pairwise queue's settled labels make, and how many pairs gave none (not
-/// settled, or a side whose trace is not stored or has no reply).
+/// The records a pairwise queue's settled labels make; how many pairs gave none (not
+/// settled, or a side whose trace is not stored or has no reply); and how many pairs of two
+/// traces without a prompt of their own answer different questions (left out: no prompt
+/// both replies answer).
 async fn from_queue(
     store: &Store,
     project: &str,
     queue: &str,
-) -> Result<(Vec<PreferenceRecord>, usize)> {
+) -> Result<(Vec<PreferenceRecord>, usize, usize)> {
     let Some(q) = store.queue_state(project, queue).await? else {
         anyhow::bail!("no queue {queue:?} in project {project:?}");
     };
@@ -95,7 +97,7 @@ async fn from_queue(
             q.schema.name
         );
     }
-    let (mut out, mut left) = (Vec::new(), 0usize);
+    let (mut out, mut left, mut apart) = (Vec::new(), 0usize, 0usize);
     let mut ids: Vec<&String> = q.items.keys().collect();
     ids.sort();
     for id in ids {
@@ -113,12 +115,25 @@ async fn from_queue(
             left += 1;
             continue;
         };
+        let question = |texts: Option<(serde_json::Value, serde_json::Value)>| {
+            texts
+                .and_then(|(i, _)| i.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        };
         let prompt = match &pair.prompt {
             Some(p) => p.clone(),
-            None => side_texts(store, project, (&pair.a, "a"), shown)
-                .await?
-                .and_then(|(i, _)| i.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            None => {
+                let asked = question(side_texts(store, project, (&pair.a, "a"), shown).await?);
+                // Two conversations that answer different questions are no preference
+                // between two replies to one prompt.
+                if pair.b.trace.is_some()
+                    && question(side_texts(store, project, (&pair.b, "b"), shown).await?) != asked
+                {
+                    apart += 1;
+                    continue;
+                }
+                asked
+            }
         };
         let b_won = settled.value == "b";
         let tie = settled.value == "tie";
@@ -153,7 +168,7 @@ async fn from_queue(
             },
         });
     }
-    Ok((out, left))
+    Ok((out, left, apart))
 }
 
 #[derive(Args)]
@@ -314,9 +329,9 @@ pub fn run(config: Option<&Path>, cmd: PrefsCommand) -> Result<u8> {
             let cfg = super::load_config(config)?;
             let rt = super::runtime()?;
             let location = super::store_location(&cfg, a.db.as_deref());
-            let (records, left, done) = rt.block_on(async {
+            let (records, left, apart, done) = rt.block_on(async {
                 let store = super::open_existing(&location).await?;
-                let (records, left) = from_queue(&store, &a.project, &a.queue).await?;
+                let (records, left, apart) = from_queue(&store, &a.project, &a.queue).await?;
                 let mut rows = Vec::with_capacity(records.len());
                 for r in &records {
                     rows.push(PreferenceRow {
@@ -330,14 +345,19 @@ pub fn run(config: Option<&Path>, cmd: PrefsCommand) -> Result<u8> {
                     .insert_preferences(&rows, &tribunal_store::clock::now_rfc3339())
                     .await?;
                 store.close().await;
-                anyhow::Ok((records, left, done))
+                anyhow::Ok((records, left, apart, done))
             })?;
             eprintln!(
-                "queue {}: {} preference records ({} added, {} already stored); {left} pairs not settled, or with a side whose trace is not stored or has no reply",
+                "queue {}: {} preference records ({} added, {} already stored); {left} pairs not settled, or with a side whose trace is not stored or has no reply{}",
                 a.queue,
                 records.len(),
                 done.added,
-                done.duplicates
+                done.duplicates,
+                if apart > 0 {
+                    format!("; {apart} pairs of two traces answering different questions (give the pair a prompt)")
+                } else {
+                    String::new()
+                }
             );
             Ok(0)
         }

@@ -16,6 +16,7 @@ use crate::{Judge, JudgeInput};
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
+use tribunal_core::feedback::UNANSWERED;
 use tribunal_core::{Feedback, FeedbackSource, ModelUsage, SourceType};
 use tribunal_llm::{ChatRequest, ChatResponse, ResponseCache, ResponseSchema};
 
@@ -151,8 +152,8 @@ impl LlmJudge {
         let result = self
             .model
             .block_on(|| self.model.client.chat_accepting(request, &usable))
-            .ok_or_else(|| "the model call failed unexpectedly".to_owned())?;
-        let response = result.map_err(|e| e.to_string())?;
+            .ok_or_else(|| format!("{UNANSWERED}the model call failed unexpectedly"))?;
+        let response = result.map_err(|e| format!("{UNANSWERED}{e}"))?;
         count(usage, &response);
         let confidence = response
             .logprobs

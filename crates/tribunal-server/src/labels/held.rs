@@ -43,7 +43,7 @@ pub struct Did {
     /// When it was done, in ms since the epoch, when that is known (an imported label keeps
     /// its time); else now.
     pub at_ms: Option<i64>,
-    /// What the person was shown, for a label or a final label (see
+    /// What the person was shown, for `shown`, a label or a final label (see
     /// [`crate::labels::items::shown`]).
     pub shown: Option<String>,
 }

@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tribunal_labels::items::judge_feedback;
-pub use tribunal_labels::items::{judge_value, read_items, Item};
+pub use tribunal_labels::items::{judge_value, read_item, read_items, Item};
 use tribunal_store::{Store, TraceFilter};
 
 /// Where to take a queue's items from.
@@ -201,6 +201,18 @@ pub async fn fill(store: &Store, project: &str, source: &Source) -> Result<Vec<I
                     f.limit
                 )));
             }
+            // A value no trace can have would fill nothing, and say only that.
+            for (field, value, known) in [
+                ("decision", &f.decision, &["allow", "escalate", "block"][..]),
+                ("source", &f.source, &["otlp", "gate"][..]),
+            ] {
+                if let Some(v) = value.as_deref().filter(|v| !known.contains(v)) {
+                    return Err(ApiError::request(format!(
+                        "from.filter.{field}: expected {}, found {v:?}",
+                        known.join(" or ")
+                    )));
+                }
+            }
             let rows = store
                 .list_traces(
                     project,
@@ -338,11 +350,6 @@ pub async fn content(store: &Store, project: &str, item: &Item) -> Result<Value,
     let mut out = json!({"id": item.id});
     if let Some(trace) = &item.trace {
         out["trace"] = item_trace(store, project, trace, item.run.as_deref()).await?;
-        if item.run.is_some() && out["trace"].is_null() {
-            out["trace_missing"] = json!(
-                "the run did not keep its traces: run `tribunal eval --keep-traces` (or set `[eval] keep_traces = true`) to show people the conversations it judged"
-            );
-        }
     }
     if let (Some(trace), Some(span)) = (&item.trace, &item.span) {
         let spans = store.trace_spans(project, trace).await?;
@@ -364,7 +371,15 @@ pub async fn content(store: &Store, project: &str, item: &Item) -> Result<Value,
             Err(_) => None,
         };
         out["run"] = match result {
-            Some(r) => run_shown(run, &r),
+            Some(r) => {
+                // A result without its trace: the run did not keep it.
+                if out["trace"].is_null() {
+                    out["trace_missing"] = json!(
+                        "the run did not keep its traces: run `tribunal eval --keep-traces` (or set `[eval] keep_traces = true`) to show people the conversations it judged"
+                    );
+                }
+                run_shown(run, &r)
+            }
             None => json!({"id": run, "missing": true}),
         };
     }

@@ -47,8 +47,7 @@ pub async fn create_schema(
     let expected = "a label schema {name, type, …}";
     let raw: Value = body(b, expected)?;
     foreign_schema_fields(&raw)?;
-    let schema: Schema = serde_json::from_value(raw)
-        .map_err(|e| ApiError::request(format!("{e}; expected {expected}")))?;
+    let schema: Schema = crate::body::shaped(raw, expected)?;
     schema
         .check()
         .map_err(|e| ApiError::request(e.to_string()))?;
@@ -233,9 +232,14 @@ pub async fn create_queue(
         }
         (None, Some(source)) => items::fill(&state.store, &caller.project, source).await?,
         (None, None) if q.untrusted_from.is_some() => Vec::new(),
-        _ => {
+        (None, None) => {
             return Err(ApiError::request(
-                "items or from: give the items, or where to take them from (not both)",
+                "items: expected the items, where to take them from (from), or a judge whose untrusted answers fill the queue (untrusted_from)",
+            ))
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::request(
+                "items or from: give the items, or where to take them from, not both",
             ))
         }
     };
@@ -243,6 +247,17 @@ pub async fn create_queue(
         return Err(ApiError::request(
             "items: at least one item (the source gave none)",
         ));
+    }
+    // A gold item is a check given among the items, never an item itself: one id in both
+    // would be handed out as gold to a person who must label it as an item.
+    for g in q.gold.keys() {
+        items::read_item(&Value::String(g.clone()), &format!("gold.{g}"))
+            .map_err(ApiError::request)?;
+        if list.iter().any(|i| &i.id == g) {
+            return Err(ApiError::request(format!(
+                "gold.{g}: also an item of the queue; a gold item is a check with a known answer, not an item to label: take it out of items or of gold"
+            )));
+        }
     }
     if matches!(schema.kind, tribunal_labels::schema::Kind::Pairwise) {
         if let Some(i) = list.iter().position(|i| i.pair.is_none()) {
@@ -322,9 +337,13 @@ fn warnings(state: &AppState, caller: &Caller, def: &QueueDef) -> Vec<String> {
     if names.contains(&judge.as_str()) {
         return Vec::new();
     }
+    let runs = if names.is_empty() {
+        "it runs none".to_owned()
+    } else {
+        format!("it runs {}", names.join(", "))
+    };
     vec![format!(
-        "untrusted_from: the gate of this project runs no judge {judge:?} now (it runs {}); nothing is added to the queue until a judge of that name answers below its trust threshold",
-        names.join(", ")
+        "untrusted_from: the gate of this project runs no judge {judge:?} now ({runs}); nothing is added to the queue until a judge of that name answers below its trust threshold"
     )]
 }
 
@@ -773,12 +792,13 @@ pub async fn adjudicate(
             .value(&b.value)
             .map_err(|e| ApiError::request(e.to_string()))?;
         let labels = h.queue.labels_for("", &item, true);
+        let same = |v: &Value| tribunal_labels::queue::same_value(v, &value);
         let unanimous = !labels.is_empty()
             && !tribunal_labels::queue::disagree(&labels, 0.0)
-            && labels[0].1 == value;
+            && same(&labels[0].1);
         let how = if unanimous {
             "accepted"
-        } else if labels.iter().any(|(_, v)| *v == value) {
+        } else if labels.iter().any(|(_, v)| same(v)) {
             "adjudicated"
         } else {
             "corrected"

@@ -63,6 +63,33 @@ struct Imported {
     at_ms: Option<i64>,
     /// What its person was shown, when the line is this server's export and says.
     shown: Option<String>,
+    /// A skip (with its reason) rather than a label, from an export's `skips`.
+    skip: Option<String>,
+}
+
+/// The fields a line of each form may have: a field not listed is a typo, refused rather
+/// than ignored (a misspelled `comment` would otherwise drop the comment silently).
+const EXPORT_FIELDS: &[&str] = &[
+    "queue", "schema", "item", "trace", "span", "pair", "labels", "final", "skips",
+];
+const EXPORT_LABEL_FIELDS: &[&str] = &["person", "value", "at_ms", "shown", "comment"];
+const EXPORT_FINAL_FIELDS: &[&str] = &["value", "by", "how", "at_ms", "shown", "note"];
+const EXPORT_SKIP_FIELDS: &[&str] = &["person", "reason", "at_ms"];
+const LABEL_FIELDS: &[&str] = &["item", "person", "value", "comment", "at_ms"];
+
+/// Refuses a field of `v` (named under `at`) that is not in `known`.
+fn only_fields(v: &Value, known: &[&str], at: &str) -> Result<(), String> {
+    let Some(o) = v.as_object() else {
+        return Err(format!("{at}: expected a JSON object"));
+    };
+    match o.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(format!(
+            "{at}{}{k}: not a field of this line (its fields: {})",
+            if at.is_empty() { "" } else { "." },
+            known.join(", ")
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The labels a line holds for `schema` (`Ok(vec![])` for a line about something else).
@@ -103,6 +130,7 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
                 final_how: None,
                 at_ms: None,
                 shown: None,
+                skip: None,
             })
             .collect());
     }
@@ -134,6 +162,7 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
             final_how: is_final,
             at_ms: at_ms_of(o.get("create_time_ms"), "create_time_ms")?,
             shown: None,
+            skip: None,
         }]);
     }
     let item = text("item")?.ok_or("item: expected the item's id")?;
@@ -142,9 +171,11 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
         if text("schema")?.is_some_and(|s| s != schema) {
             return Ok(vec![]);
         }
+        only_fields(v, EXPORT_FIELDS, "")?;
         let list = list.as_array().ok_or("labels: expected a list")?;
         let mut out = Vec::new();
         for (i, l) in list.iter().enumerate() {
+            only_fields(l, EXPORT_LABEL_FIELDS, &format!("labels[{i}]"))?;
             let person = l["person"]
                 .as_str()
                 .ok_or(format!("labels[{i}].person: expected a string"))?;
@@ -159,9 +190,38 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
                     .get("shown")
                     .filter(|v| v.is_object())
                     .map(Value::to_string),
+                skip: None,
+            });
+        }
+        let skips = match o.get("skips") {
+            None | Some(Value::Null) => &[][..],
+            Some(Value::Array(list)) => &list[..],
+            Some(_) => return Err("skips: expected a list".to_owned()),
+        };
+        for (i, k) in skips.iter().enumerate() {
+            only_fields(k, EXPORT_SKIP_FIELDS, &format!("skips[{i}]"))?;
+            let person = k["person"]
+                .as_str()
+                .ok_or(format!("skips[{i}].person: expected a string"))?;
+            let reason = k["reason"]
+                .as_str()
+                .filter(|r| !r.trim().is_empty())
+                .ok_or(format!(
+                    "skips[{i}].reason: expected why the item was skipped"
+                ))?;
+            out.push(Imported {
+                item: item.clone(),
+                person: person.to_owned(),
+                value: Value::Null,
+                comment: None,
+                final_how: None,
+                at_ms: at_ms_of(k.get("at_ms"), &format!("skips[{i}].at_ms"))?,
+                shown: None,
+                skip: Some(reason.to_owned()),
             });
         }
         if let Some(f) = o.get("final").filter(|f| !f.is_null()) {
+            only_fields(f, EXPORT_FINAL_FIELDS, "final")?;
             let how = match f.get("how") {
                 None | Some(Value::Null) => "adjudicated",
                 Some(Value::String(h))
@@ -193,12 +253,14 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
                         .get("shown")
                         .filter(|v| v.is_object())
                         .map(Value::to_string),
+                    skip: None,
                 });
             }
         }
         return Ok(out);
     }
     // One label.
+    only_fields(v, LABEL_FIELDS, "")?;
     let person = text("person")?.ok_or("person: expected who gave the label")?;
     Ok(vec![Imported {
         item,
@@ -208,6 +270,7 @@ fn read_line(v: &Value, schema: &str) -> Result<Vec<Imported>, String> {
         final_how: None,
         at_ms: at_ms_of(o.get("at_ms"), "at_ms")?,
         shown: None,
+        skip: None,
     }])
 }
 
@@ -259,7 +322,7 @@ pub async fn import(
     let report = change(&state, &caller.project, &id, |h, _| {
         let mut did = Vec::new();
         let mut refused: Vec<Value> = Vec::new();
-        let (mut imported, mut kept, mut other) = (0usize, 0usize, 0usize);
+        let (mut imported, mut kept, mut other, mut skips) = (0usize, 0usize, 0usize, 0usize);
         for (n, line) in b.lines.lines().enumerate() {
             let no = n + 1;
             if line.trim().is_empty() {
@@ -283,6 +346,31 @@ pub async fn import(
             for l in labels {
                 if !h.items.contains_key(&l.item) && !h.queue.is_gold(&l.item) {
                     refused.push(json!({"line": no, "error": format!("item: {:?} is not in this queue", l.item)}));
+                    continue;
+                }
+                if let Some(reason) = l.skip {
+                    if l.person.trim().is_empty() || elsewhere.contains(&l.person) {
+                        refused.push(json!({"line": no, "error": format!(
+                            "skips.person: {:?} is empty or a token of another project", l.person
+                        )}));
+                        continue;
+                    }
+                    let key = (l.item.clone(), l.person.clone(), "skip".to_owned());
+                    if h.notes.contains_key(&key) {
+                        kept += 1;
+                        continue;
+                    }
+                    h.queue.restore_skip(&l.person, &l.item);
+                    did.push(Did {
+                        item: l.item,
+                        person: l.person,
+                        kind: "skip",
+                        value: Some(reason),
+                        comment: None,
+                        at_ms: l.at_ms,
+                        shown: None,
+                    });
+                    skips += 1;
                     continue;
                 }
                 let value = match h.schema.value(&l.value) {
@@ -310,7 +398,7 @@ pub async fn import(
                 }
                 if let Some(how) = &l.final_how {
                     if let Some((there, by)) = h.queue.final_label(&l.item) {
-                        if *there == value {
+                        if tribunal_labels::queue::same_value(there, &value) {
                             kept += 1;
                         } else {
                             refused.push(json!({"line": no, "error": format!(
@@ -335,7 +423,7 @@ pub async fn import(
                 }
                 let given = h.queue.labels_for("", &l.item, true);
                 if let Some((_, there)) = given.iter().find(|(p, _)| *p == l.person) {
-                    if *there == value {
+                    if tribunal_labels::queue::same_value(there, &value) {
                         kept += 1;
                     } else {
                         refused.push(json!({"line": no, "error": format!(
@@ -358,17 +446,22 @@ pub async fn import(
                 imported += 1;
             }
         }
-        let report = json!({"imported": imported, "already_there": kept,
-            "other_lines": other, "refused": refused});
+        let report = json!({"imported": imported, "skips_imported": skips,
+            "already_there": kept, "other_lines": other, "refused": refused});
         Ok((report, did))
     })
     .await?;
-    let status =
-        if report["imported"] == 0 && !report["refused"].as_array().is_some_and(Vec::is_empty) {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        };
+    // Refused only when nothing went in and nothing was there already: importing the same
+    // file again is not an error.
+    let status = if report["imported"] == 0
+        && report["skips_imported"] == 0
+        && report["already_there"] == 0
+        && !report["refused"].as_array().is_some_and(Vec::is_empty)
+    {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(report)).into_response())
 }
 
@@ -389,20 +482,27 @@ mod tests {
                 final_how: None,
                 at_ms: None,
                 shown: None,
+                skip: None,
             }]
         );
         let export = json!({"schema": "helpful", "item": "t2",
             "labels": [{"person": "a", "value": "no", "shown": {"messages": 2, "digest": "ab"}}],
             "final": {"value": "yes", "by": "rev", "how": "corrected",
-                "shown": {"messages": 3, "digest": "cd"}}, "skips": []});
+                "shown": {"messages": 3, "digest": "cd"}},
+            "skips": [{"person": "b", "reason": "not my field", "at_ms": 1_700_000_000_000i64}]});
         let l = read_line(&export, "helpful").unwrap();
-        assert_eq!(l.len(), 2);
-        assert_eq!(l[1].final_how.as_deref(), Some("corrected"));
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[2].final_how.as_deref(), Some("corrected"));
+        // A skip and its reason come along.
+        assert_eq!(
+            (l[1].person.as_str(), l[1].skip.as_deref(), l[1].at_ms),
+            ("b", Some("not my field"), Some(1_700_000_000_000))
+        );
         // What the person was shown comes along, so alignment here reads the label against
         // the same conversation.
         let shown: Value = serde_json::from_str(l[0].shown.as_deref().unwrap()).unwrap();
         assert_eq!(shown, json!({"messages": 2, "digest": "ab"}));
-        let shown: Value = serde_json::from_str(l[1].shown.as_deref().unwrap()).unwrap();
+        let shown: Value = serde_json::from_str(l[2].shown.as_deref().unwrap()).unwrap();
         assert_eq!(shown, json!({"messages": 3, "digest": "cd"}));
         assert!(read_line(&export, "other").unwrap().is_empty());
         let assessment = json!({"assessment_name": "helpful", "trace_id": "tr-1",
@@ -455,6 +555,27 @@ mod tests {
             (
                 json!({"item": "t", "labels": [], "final": {"value": "yes", "by": "rev", "at_ms": 1.5}}),
                 "final.at_ms:",
+            ),
+            // A misspelled field is refused, not ignored.
+            (
+                json!({"item": "t", "person": "p", "value": 1, "coment": "x"}),
+                "coment: not a field",
+            ),
+            (
+                json!({"item": "t", "labels": [{"person": "a", "value": 1, "coment": "x"}]}),
+                "labels[0].coment: not a field",
+            ),
+            (
+                json!({"item": "t", "labels": [], "final": {"value": 1, "by": "r", "notes": "x"}}),
+                "final.notes: not a field",
+            ),
+            (
+                json!({"item": "t", "labels": [], "skips": [{"person": "a"}]}),
+                "skips[0].reason:",
+            ),
+            (
+                json!({"item": "t", "labels": [], "extra": 1}),
+                "extra: not a field",
             ),
         ] {
             let e = read_line(&bad, "helpful").unwrap_err();
