@@ -99,6 +99,12 @@ fn write_labels(path: &Path, labels: impl Iterator<Item = Value>) {
 }
 
 fn setup(url: &str) -> (tempfile::TempDir, String) {
+    setup_timed(url, 5000)
+}
+
+/// A store holding the judge `refund` at the model server `url`, each call given
+/// `timeout_ms`.
+fn setup_timed(url: &str, timeout_ms: u64) -> (tempfile::TempDir, String) {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(
         d.path().join("tribunal.toml"),
@@ -112,7 +118,7 @@ output = "yes_no"
 model = "openai:/gpt-4o-mini"
 base_url = "{url}"
 max_retries = 0
-timeout_ms = 5000
+timeout_ms = {timeout_ms}
 "#
         ),
     )
@@ -488,18 +494,8 @@ fn hung_server() -> (String, Arc<Mutex<usize>>) {
 #[test]
 fn align_against_a_model_that_never_answers_stops_at_the_first_item() {
     let (url, asked) = hung_server();
-    let d = tempfile::tempdir().unwrap();
+    let (d, db) = setup_timed(&url, 300);
     let dir = d.path();
-    std::fs::write(
-        dir.join("tribunal.toml"),
-        format!(
-            "[judges.refund]\nkind = \"llm\"\ninstructions = \"\"\"Does the reply follow the refund policy?\n{{{{ inputs }}}}\n{{{{ outputs }}}}\"\"\"\noutput = \"yes_no\"\nmodel = \"openai:/gpt-4o-mini\"\nbase_url = \"{url}\"\nmax_retries = 0\ntimeout_ms = 300\n"
-        ),
-    )
-    .unwrap();
-    let db = dir.join("j.db").display().to_string();
-    let out = tribunal(dir, &["judges", "import", "tribunal.toml", "--db", &db]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
     write_labels(&dir.join("labels.jsonl"), (0..60).map(label));
     let out = tribunal(
         dir,

@@ -614,42 +614,24 @@ async fn a_label_is_read_against_the_trace_its_person_was_shown() {
         s.token("default", "agent").await,
         s.token("default", "annotator").await,
     );
-    let gate = |trace_id: &str, messages: Value, reply: &str| {
-        let body = json!({"trace_id": trace_id, "trace": messages,
-            "pending": {"kind": "reply", "content": reply}});
-        let (url, agent) = (s.url.clone(), agent.clone());
-        async move {
-            let (st, v) = call(&url, &agent, "POST", "/api/v1/gate", Some(body)).await;
-            assert_eq!(st, 200, "{v}");
-        }
-    };
-    let stored_with = |trace_id: &'static str, text: &'static str| {
-        let store = s.store.clone();
-        async move {
-            for _ in 0..500 {
-                let row = store.get_trace("default", trace_id).await.unwrap();
-                if row.is_some_and(|r| r.body.unwrap_or_default().contains(text)) {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            panic!("trace {trace_id} was not stored with {text:?}");
-        }
-    };
-    gate(
+    gate_reply(
+        &s,
+        &agent,
         "grow",
         json!([{"role": "user", "content": "question g"}]),
         "answer g1",
     )
     .await;
-    gate(
+    gate_reply(
+        &s,
+        &agent,
         "swap",
         json!([{"role": "user", "content": "question s"}]),
         "answer s1",
     )
     .await;
-    stored_with("grow", "answer g1").await;
-    stored_with("swap", "answer s1").await;
+    stored_with(&s, "grow", "answer g1").await;
+    stored_with(&s, "swap", "answer s1").await;
     make_schema(
         &s,
         &admin,
@@ -681,7 +663,9 @@ async fn a_label_is_read_against_the_trace_its_person_was_shown() {
         assert_eq!(st, 201, "{r}");
     }
     // The conversation goes on under one id; another is sent under the other.
-    gate(
+    gate_reply(
+        &s,
+        &agent,
         "grow",
         json!([{"role": "user", "content": "question g"},
             {"role": "assistant", "content": "answer g1"},
@@ -689,14 +673,16 @@ async fn a_label_is_read_against_the_trace_its_person_was_shown() {
         "answer g2",
     )
     .await;
-    gate(
+    gate_reply(
+        &s,
+        &agent,
         "swap",
         json!([{"role": "user", "content": "another talk"}]),
         "other answer",
     )
     .await;
-    stored_with("grow", "answer g2").await;
-    stored_with("swap", "another talk").await;
+    stored_with(&s, "grow", "answer g2").await;
+    stored_with(&s, "swap", "another talk").await;
     let (labels, about) = tribunal_server::tuning::judge_labels(&s.store, "default", "tone")
         .await
         .unwrap();
@@ -726,34 +712,15 @@ async fn a_label_records_the_trace_as_given_not_as_it_grew_before_the_label() {
         s.token("default", "agent").await,
         s.token("default", "annotator").await,
     );
-    let gate = |messages: Value, reply: &str| {
-        let body = json!({"trace_id": "grow", "trace": messages,
-            "pending": {"kind": "reply", "content": reply}});
-        let (url, agent) = (s.url.clone(), agent.clone());
-        async move {
-            let (st, v) = call(&url, &agent, "POST", "/api/v1/gate", Some(body)).await;
-            assert_eq!(st, 200, "{v}");
-        }
-    };
-    let stored_with = |text: &'static str| {
-        let store = s.store.clone();
-        async move {
-            for _ in 0..500 {
-                let row = store.get_trace("default", "grow").await.unwrap();
-                if row.is_some_and(|r| r.body.unwrap_or_default().contains(text)) {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            panic!("trace grow was not stored with {text:?}");
-        }
-    };
-    gate(
+    gate_reply(
+        &s,
+        &agent,
+        "grow",
         json!([{"role": "user", "content": "question g"}]),
         "answer g1",
     )
     .await;
-    stored_with("answer g1").await;
+    stored_with(&s, "grow", "answer g1").await;
     make_schema(
         &s,
         &admin,
@@ -773,14 +740,17 @@ async fn a_label_records_the_trace_as_given_not_as_it_grew_before_the_label() {
     assert_eq!(given["item"], "grow", "{given}");
     assert!(given.to_string().contains("answer g1"), "{given}");
     // The agent goes on while the person reads.
-    gate(
+    gate_reply(
+        &s,
+        &agent,
+        "grow",
         json!([{"role": "user", "content": "question g"},
             {"role": "assistant", "content": "answer g1"},
             {"role": "user", "content": "and then?"}]),
         "answer g2",
     )
     .await;
-    stored_with("answer g2").await;
+    stored_with(&s, "grow", "answer g2").await;
     let (st, r) = call(
         &s.url,
         &person,
@@ -825,34 +795,15 @@ async fn an_item_given_again_records_what_it_shows_then() {
         s.token("default", "agent").await,
         s.token("default", "annotator").await,
     );
-    let gate = |messages: Value, reply: &str| {
-        let body = json!({"trace_id": "again", "trace": messages,
-            "pending": {"kind": "reply", "content": reply}});
-        let (url, agent) = (s.url.clone(), agent.clone());
-        async move {
-            let (st, v) = call(&url, &agent, "POST", "/api/v1/gate", Some(body)).await;
-            assert_eq!(st, 200, "{v}");
-        }
-    };
-    let stored_with = |text: &'static str| {
-        let store = s.store.clone();
-        async move {
-            for _ in 0..500 {
-                let row = store.get_trace("default", "again").await.unwrap();
-                if row.is_some_and(|r| r.body.unwrap_or_default().contains(text)) {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            panic!("trace again was not stored with {text:?}");
-        }
-    };
-    gate(
+    gate_reply(
+        &s,
+        &agent,
+        "again",
         json!([{"role": "user", "content": "question a"}]),
         "answer a1",
     )
     .await;
-    stored_with("answer a1").await;
+    stored_with(&s, "again", "answer a1").await;
     make_schema(
         &s,
         &admin,
@@ -870,14 +821,17 @@ async fn an_item_given_again_records_what_it_shows_then() {
     assert_eq!(st, 201, "{v}");
     let (_, given) = call(&s.url, &person, "POST", "/api/v1/queues/q/next", None).await;
     assert!(given.to_string().contains("answer a1"), "{given}");
-    gate(
+    gate_reply(
+        &s,
+        &agent,
+        "again",
         json!([{"role": "user", "content": "question a"},
             {"role": "assistant", "content": "answer a1"},
             {"role": "user", "content": "more?"}]),
         "answer a2",
     )
     .await;
-    stored_with("answer a2").await;
+    stored_with(&s, "again", "answer a2").await;
     // The page is loaded again: the same item, as it is now.
     let (_, again) = call(&s.url, &person, "POST", "/api/v1/queues/q/next", None).await;
     assert_eq!(again["item"], "again", "{again}");
@@ -1248,4 +1202,24 @@ async fn import(s: &TestServer, admin: &str, queue: &str, lines: &[Value]) -> (u
 async fn make_schema(s: &TestServer, admin: &str, schema: Value) {
     let (st, v) = call(&s.url, admin, "POST", "/api/v1/label-schemas", Some(schema)).await;
     assert_eq!(st, 201, "{v}");
+}
+
+/// Asks the gate about `reply` after `messages` of trace `trace_id`, as `agent`.
+async fn gate_reply(s: &TestServer, agent: &str, trace_id: &str, messages: Value, reply: &str) {
+    let body = json!({"trace_id": trace_id, "trace": messages,
+        "pending": {"kind": "reply", "content": reply}});
+    let (st, v) = call(&s.url, agent, "POST", "/api/v1/gate", Some(body)).await;
+    assert_eq!(st, 200, "{v}");
+}
+
+/// Waits until the gate has stored trace `trace_id` with `text` in it.
+async fn stored_with(s: &TestServer, trace_id: &str, text: &str) {
+    for _ in 0..500 {
+        let row = s.store.get_trace("default", trace_id).await.unwrap();
+        if row.is_some_and(|r| r.body.unwrap_or_default().contains(text)) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("trace {trace_id} was not stored with {text:?}");
 }
