@@ -712,30 +712,7 @@ async fn a_label_records_the_trace_as_given_not_as_it_grew_before_the_label() {
         s.token("default", "agent").await,
         s.token("default", "annotator").await,
     );
-    gate_reply(
-        &s,
-        &agent,
-        "grow",
-        json!([{"role": "user", "content": "question g"}]),
-        "answer g1",
-    )
-    .await;
-    stored_with(&s, "grow", "answer g1").await;
-    make_schema(
-        &s,
-        &admin,
-        json!({"name": "polite", "type": "pass_fail", "judge": "tone"}),
-    )
-    .await;
-    let (st, v) = call(
-        &s.url,
-        &admin,
-        "POST",
-        "/api/v1/queues",
-        Some(json!({"id": "q", "schema": "polite", "items": ["grow"]})),
-    )
-    .await;
-    assert_eq!(st, 201, "{v}");
+    one_trace_queue(&s, (&admin, &agent), "grow", ("question g", "answer g1")).await;
     let (_, given) = call(&s.url, &person, "POST", "/api/v1/queues/q/next", None).await;
     assert_eq!(given["item"], "grow", "{given}");
     assert!(given.to_string().contains("answer g1"), "{given}");
@@ -795,30 +772,7 @@ async fn an_item_given_again_records_what_it_shows_then() {
         s.token("default", "agent").await,
         s.token("default", "annotator").await,
     );
-    gate_reply(
-        &s,
-        &agent,
-        "again",
-        json!([{"role": "user", "content": "question a"}]),
-        "answer a1",
-    )
-    .await;
-    stored_with(&s, "again", "answer a1").await;
-    make_schema(
-        &s,
-        &admin,
-        json!({"name": "polite", "type": "pass_fail", "judge": "tone"}),
-    )
-    .await;
-    let (st, v) = call(
-        &s.url,
-        &admin,
-        "POST",
-        "/api/v1/queues",
-        Some(json!({"id": "q", "schema": "polite", "items": ["again"]})),
-    )
-    .await;
-    assert_eq!(st, 201, "{v}");
+    one_trace_queue(&s, (&admin, &agent), "again", ("question a", "answer a1")).await;
     let (_, given) = call(&s.url, &person, "POST", "/api/v1/queues/q/next", None).await;
     assert!(given.to_string().contains("answer a1"), "{given}");
     gate_reply(
@@ -1222,4 +1176,38 @@ async fn stored_with(s: &TestServer, trace_id: &str, text: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     panic!("trace {trace_id} was not stored with {text:?}");
+}
+
+/// Trace `trace_id` (`question`, then the gate asked about `reply`) stored, and queue `q`
+/// of that one item, labelled with schema `polite` tied to the judge `tone`.
+async fn one_trace_queue(
+    s: &TestServer,
+    (admin, agent): (&str, &str),
+    trace_id: &str,
+    (question, reply): (&str, &str),
+) {
+    gate_reply(
+        s,
+        agent,
+        trace_id,
+        json!([{"role": "user", "content": question}]),
+        reply,
+    )
+    .await;
+    stored_with(s, trace_id, reply).await;
+    make_schema(
+        s,
+        admin,
+        json!({"name": "polite", "type": "pass_fail", "judge": "tone"}),
+    )
+    .await;
+    let (st, v) = call(
+        &s.url,
+        admin,
+        "POST",
+        "/api/v1/queues",
+        Some(json!({"id": "q", "schema": "polite", "items": [trace_id]})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
 }
