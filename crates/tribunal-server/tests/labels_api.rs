@@ -1019,6 +1019,29 @@ async fn unworkable_items_are_refused_and_numbers_equal_as_numbers() {
     )
     .await;
     assert_eq!(st, 201, "{v}");
+    for (items, says) in [
+        (json!([]), "items: at least one"),
+        (
+            json!([{"pair": {"a": {"text": "x"}, "b": {"text": "y"}}}]),
+            "items[0]: does not fit",
+        ),
+    ] {
+        let (st, v) = call(
+            &s.url,
+            &admin,
+            "POST",
+            "/api/v1/queues/n/items",
+            Some(json!({ "items": items })),
+        )
+        .await;
+        assert_eq!(st, 400, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(says)),
+            "{v}"
+        );
+    }
     for (person, value) in [(&a, json!(2.5)), (&b, json!(4))] {
         let (_, v) = call(&s.url, person, "POST", "/api/v1/queues/n/next", None).await;
         assert_eq!(v["item"], "t1", "{v}");

@@ -854,15 +854,15 @@ async fn add(
 ) -> Result<usize, ApiError> {
     change(state, project, id, |h, _| {
         let mut did = Vec::new();
-        for item in items {
+        for (i, item) in items.into_iter().enumerate() {
             if h.items.contains_key(&item.id) || h.queue.is_gold(&item.id) {
                 continue;
             }
             let pairwise = matches!(h.schema.kind, tribunal_labels::schema::Kind::Pairwise);
             if pairwise != item.pair.is_some() {
                 return Err(ApiError::request(format!(
-                    "items: {:?} does not fit the schema {:?} (pairwise schemas label pairs, others do not)",
-                    item.id, h.schema.name
+                    "items[{i}]: does not fit the schema {:?} (pairwise schemas label pairs, others do not)",
+                    h.schema.name
                 )));
             }
             did.push(Did {
@@ -890,6 +890,9 @@ pub async fn add_items(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Admin)?;
     let b: AddItems = body(b, "{items: [...]}")?;
+    if b.items.is_empty() {
+        return Err(ApiError::request("items: at least one item to add"));
+    }
     let list = items::read_items(&b.items).map_err(ApiError::request)?;
     items::check_runs(&caller.project, &list)?;
     let missing = items::not_found(&state, &caller.project, &list).await?;
