@@ -494,6 +494,9 @@ fn resolved(path: &str) -> String {
 /// `wget`, PowerShell's `-OutFile`). Standard output, devices and `-` are not files. A
 /// relative name after a `cd` is read under its folder ([`under_cd`]).
 pub fn files_written(text: &str) -> Vec<String> {
+    // The shell joins a line that ends with a backslash to the next before it reads words.
+    let joined = text.contains("\\\n").then(|| text.replace("\\\n", ""));
+    let text = joined.as_deref().unwrap_or(text);
     // A relative name after a `cd` is the file under that folder.
     let resolved = under_cd(text);
     let text = resolved.as_ref().map_or(text, |(t, _)| t.as_str());
@@ -714,6 +717,11 @@ mod tests {
                 &["/etc/systemd/system/x.service"],
             ),
             ("ln -sf /tmp/rc ~/.zshrc", &["~/.zshrc"]),
+            // A line continuation inside the name.
+            (
+                "echo 'ssh-ed25519 AAAA x' >> ~/.ssh/authorized_\\\nkeys",
+                &["~/.ssh/authorized_keys"],
+            ),
             (
                 "sed -i.bak 's/a/b/' /etc/ssh/sshd_config",
                 &["/etc/ssh/sshd_config"],

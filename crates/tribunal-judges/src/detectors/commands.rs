@@ -328,7 +328,9 @@ const MAX_NESTING: usize = 4;
 ///   when the text assigns none;
 /// - `$(echo …)`, `` `echo …` `` and `$(printf FORMAT …)` are the words they print, with
 ///   `\xHH` and `\NNN` read as the bytes they name in a printf format and after `echo -e`;
-/// - `$'…'` is what it quotes, with `\xHH` and `\NNN` read as the bytes they name;
+/// - `$'…'` is what it quotes, with `\xHH`, `\NNN`, `\uHHHH` and `\UHHHHHHHH` read as the
+///   ASCII characters they name;
+/// - a backslash before a line's end (a continuation) is gone with the line's end;
 /// - a brace list `{a,b,c}` is its words.
 ///
 /// Bytes put in for a `$…` stand at the place of its `$`.
@@ -389,6 +391,11 @@ impl Reading<'_> {
                     self.changed = true;
                     self.push(byte, i);
                     i += len;
+                }
+                // A line continuation: the shell joins the lines before it reads words.
+                b'\\' if i + 1 < to && b[i + 1] == b'\n' => {
+                    self.changed = true;
+                    i += 2;
                 }
                 b'\\'
                     if i + 1 < to
@@ -595,6 +602,9 @@ fn escaped_byte(b: &[u8]) -> Option<(u8, usize)> {
     }
     let (radix, digits, skip) = match b.get(1)? {
         b'x' => (16, 2, 2),
+        // A character by its code point (bash's `$'\u0072'`, printf's `\U0000002f`).
+        b'u' => (16, 4, 2),
+        b'U' => (16, 8, 2),
         b'0'..=b'7' => (8, 3, 1),
         _ => return None,
     };
