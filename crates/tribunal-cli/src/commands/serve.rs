@@ -45,7 +45,9 @@ pub struct ServeArgs {
     /// Latency budget for model judges when a gate request names none, in milliseconds.
     #[arg(long, default_value_t = 2000, env = "TRIBUNAL_BUDGET_MS")]
     pub budget_ms: u64,
-    /// What an exhausted budget means: closed (block), escalate or open (allow, warned).
+    /// The severity of `tribunal.budget_exceeded` when model judges run out of budget: closed
+    /// (block), escalate or open (a warning). A late judge's own `tribunal.judge_error` still
+    /// blocks unless that judge is `optional` (or says otherwise with `on_error`).
     #[arg(long, default_value = "closed", env = "TRIBUNAL_FAIL_MODE")]
     pub fail_mode: String,
     /// Traces the gate holds between calls so agents can send only new steps (`append`).
