@@ -900,6 +900,12 @@ fn commands_table() {
         ("rm_rf", "${cmd-\"rm\"} -rf ~", ""),
         ("rm_rf", "{rm,-rf,/}", ""),
         ("rm_rf", "rm -rf /*/", ""),
+        // Escaped blanks make one word, which `bash -c` reads as a command line.
+        (
+            "rm_rf",
+            "bash -c \"bash -c 'bash -c rm\\ -rf\\ /'\"",
+            "",
+        ),
         ("rm_rf", "rm -rf ~/*/", ""),
         // Lines the shell joins where they end with a backslash.
         ("rm_rf", "rm -r\\\nf /", ""),
@@ -2301,6 +2307,7 @@ EOF",
         "n=rm; echo ${n:-x} is set",
         "rm -rf /tmp/build /var/tmp/cache",
         "rm -rf /tmp/*/cache",
+        "cp My\\ Report.pdf /tmp/ && rm -rf /tmp/My\\ Old",
         "rm -rf ./build ./dist",
         "cd build && \\\n  rm -rf ./out",
         "rm -rf build\ncd /",

@@ -321,7 +321,7 @@ const MAX_NESTING: usize = 4;
 /// without running anything, with the place in `text` of each byte kept; `None` when it
 /// reads the same:
 /// - the quotes and backslashes the shell removes (every `'` and `"`, a `\` before a letter,
-///   digit, `-` or `/`) are gone;
+///   digit, `-`, `/` or a blank) are gone;
 /// - `$IFS` and `${IFS}` are a space;
 /// - `$NAME` and `${NAME}` are the value the text assigns to `NAME` (`NAME=value`, quoted or
 ///   not, the last assignment in the text; an empty one too), and `${NAME:-word}` is `word`
@@ -397,10 +397,12 @@ impl Reading<'_> {
                     self.changed = true;
                     i += 2;
                 }
+                // An escaped letter, digit, `-`, `/` or blank: the blank joins the word, which
+                // `sh -c` reads as a command line again.
                 b'\\'
                     if i + 1 < to
                         && (b[i + 1].is_ascii_alphanumeric()
-                            || matches!(b[i + 1], b'-' | b'/')) =>
+                            || matches!(b[i + 1], b'-' | b'/' | b' ' | b'\t')) =>
                 {
                     self.changed = true;
                     i += 1;
