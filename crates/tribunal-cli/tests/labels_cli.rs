@@ -112,10 +112,12 @@ fn people_label(db: &str) {
             {"id": "p3", "pair": {"prompt": "Sum 2+2", "a": {"text": "4"}, "b": {"text": "four"}}},
             {"id": "p4", "pair": {"a": {"trace": "noreply"}, "b": {"text": "Order 7 is on its way."}}},
             // Two conversations that answer different questions.
-            {"id": "p5", "pair": {"a": {"trace": "r02"}, "b": {"trace": "r03"}}}
+            {"id": "p5", "pair": {"a": {"trace": "r02"}, "b": {"trace": "r03"}}},
+            // A written reply against a trace's: the trace's question is the prompt.
+            {"id": "p6", "pair": {"a": {"text": "Refunds take 5 days."}, "b": {"trace": "r04"}}}
         ]})).await;
-        for (person, answers) in [(&ann, ["a", "a", "tie", "b", "a"]), (&ann2, ["a", "a", "b", "b", "a"])] {
-            for _ in 0..5 {
+        for (person, answers) in [(&ann, ["a", "a", "tie", "b", "a", "b"]), (&ann2, ["a", "a", "b", "b", "a", "b"])] {
+            for _ in 0..6 {
                 let v = call(&url, person, "/api/v1/queues/pairs/next", json!({})).await;
                 let item = v["item"].as_str().unwrap().to_owned();
                 let k: usize = item[1..].parse::<usize>().unwrap() - 1;
@@ -147,7 +149,7 @@ fn labels_from_the_servers_queues_feed_align_exports_and_preferences() {
         "{said}"
     );
     assert!(
-        said.contains("pairs  schema better  5 items × 2  10 labels  4 settled"),
+        said.contains("pairs  schema better  6 items × 2  12 labels  5 settled"),
         "{said}"
     );
 
@@ -255,7 +257,7 @@ fn labels_from_the_servers_queues_feed_align_exports_and_preferences() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr)
-            .contains("2 preference records (2 added, 0 already stored); 2 pairs not settled, or with a side whose trace is not stored or has no reply; 1 pairs of two traces answering different questions (give the pair a prompt)"),
+            .contains("3 preference records (3 added, 0 already stored); 2 pairs not settled, or with a side whose trace is not stored or has no reply; 1 pairs of two traces answering different questions (give the pair a prompt)"),
         "{}",
         text(&out.stderr)
     );
@@ -278,7 +280,19 @@ fn labels_from_the_servers_queues_feed_align_exports_and_preferences() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records.len(), 3, "{records:?}");
+    let written = records
+        .iter()
+        .find(|r| r["rejected"] == "Refunds take 5 days.")
+        .unwrap();
+    assert_eq!(
+        (&written["prompt"], &written["chosen"]),
+        (
+            &json!("refund request after 28 days (case 4)"),
+            &json!("Refund approved.")
+        ),
+        "{written}"
+    );
     let greet = records.iter().find(|r| r["prompt"] == "Greet me").unwrap();
     assert_eq!(
         (greet["chosen"].as_str(), greet["rejected"].as_str()),

@@ -58,25 +58,21 @@ async fn side_texts(
     super::labels::trace_text(store, project, trace, None).await
 }
 
-/// The text of one side of a pair: its text, or the trace's last reply (see [`side_texts`]).
-async fn side_text(
-    store: &Store,
-    project: &str,
-    side: (&tribunal_labels::items::Side, &str),
-    shown: Option<&str>,
-) -> Result<Option<String>> {
-    if let Some(t) = &side.0.text {
-        return Ok(Some(t.clone()));
+/// The reply of one side of a pair: its text, or its trace's last reply (`texts`, from
+/// [`side_texts`]); none for a trace without a reply (no answer, or an empty one).
+fn side_reply(
+    side: &tribunal_labels::items::Side,
+    texts: &Option<(serde_json::Value, serde_json::Value)>,
+) -> Option<String> {
+    if let Some(t) = &side.text {
+        return Some(t.clone());
     }
-    // A trace without a reply (no answer, or an empty one) gives none.
-    Ok(side_texts(store, project, side, shown)
-        .await?
-        .and_then(|(_, out)| match out {
-            serde_json::Value::Null => None,
-            serde_json::Value::String(s) if s.trim().is_empty() => None,
-            serde_json::Value::String(s) => Some(s),
-            other => Some(other.to_string()),
-        }))
+    match texts.as_ref().map(|(_, out)| out)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) if s.trim().is_empty() => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 /// The records a pairwise queue's settled labels make; how many pairs gave none (not
@@ -106,34 +102,32 @@ async fn from_queue(
             left += 1;
             continue;
         };
-        // Each side as the people who settled it were shown it.
+        // Each side as the people who settled it were shown it, read once.
         let shown = tribunal_server::tuning::settled_shown(&q, id, &settled.by);
-        let (Some(a), Some(b)) = (
-            side_text(store, project, (&pair.a, "a"), shown).await?,
-            side_text(store, project, (&pair.b, "b"), shown).await?,
-        ) else {
+        let texts_a = side_texts(store, project, (&pair.a, "a"), shown).await?;
+        let texts_b = side_texts(store, project, (&pair.b, "b"), shown).await?;
+        let (Some(a), Some(b)) = (side_reply(&pair.a, &texts_a), side_reply(&pair.b, &texts_b))
+        else {
             left += 1;
             continue;
         };
-        let question = |texts: Option<(serde_json::Value, serde_json::Value)>| {
+        let question = |texts: &Option<(serde_json::Value, serde_json::Value)>| {
             texts
+                .as_ref()
                 .and_then(|(i, _)| i.as_str().map(str::to_owned))
                 .unwrap_or_default()
         };
-        let prompt = match &pair.prompt {
-            Some(p) => p.clone(),
-            None => {
-                let asked = question(side_texts(store, project, (&pair.a, "a"), shown).await?);
-                // Two conversations that answer different questions are no preference
-                // between two replies to one prompt.
-                if pair.b.trace.is_some()
-                    && question(side_texts(store, project, (&pair.b, "b"), shown).await?) != asked
-                {
-                    apart += 1;
-                    continue;
-                }
-                asked
+        let prompt = match (&pair.prompt, &pair.a.trace, &pair.b.trace) {
+            (Some(p), _, _) => p.clone(),
+            // Two conversations that answer different questions are no preference between
+            // two replies to one prompt.
+            (None, Some(_), Some(_)) if question(&texts_a) != question(&texts_b) => {
+                apart += 1;
+                continue;
             }
+            (None, Some(_), _) => question(&texts_a),
+            (None, None, Some(_)) => question(&texts_b),
+            (None, None, None) => String::new(),
         };
         let b_won = settled.value == "b";
         let tie = settled.value == "tie";

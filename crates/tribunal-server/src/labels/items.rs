@@ -509,8 +509,7 @@ fn pair_shown(pair: &Value) -> Option<String> {
 /// `b`), when that side was a stored trace.
 pub fn shown_side(shown: &str, side: &str) -> Option<(Value, Value)> {
     let v: Value = serde_json::from_str(shown).ok()?;
-    let o = v.get("pair")?.get(side)?.as_object()?;
-    Some((o.get("inputs")?.clone(), o.get("outputs")?.clone()))
+    texts_of(v.get("pair")?.get(side)?)
 }
 
 /// The record of [`shown`] for a trace as [`item_trace`] gives it (`None` for `null`).
@@ -526,8 +525,12 @@ pub fn shown_of(t: &Value) -> Option<String> {
 
 /// The question and reply a label's `shown` record kept, when it kept them.
 pub fn shown_texts(shown: &str) -> Option<(Value, Value)> {
-    let v: Value = serde_json::from_str(shown).ok()?;
-    let o = v.as_object()?;
+    texts_of(&serde_json::from_str(shown).ok()?)
+}
+
+/// The question and reply (`inputs`, `outputs`) a record of [`shown_of`] kept.
+fn texts_of(record: &Value) -> Option<(Value, Value)> {
+    let o = record.as_object()?;
     Some((o.get("inputs")?.clone(), o.get("outputs")?.clone()))
 }
 
