@@ -152,10 +152,20 @@ fn table_junit_and_runs() {
     let id = runs[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(runs[0]["total"], 13);
     assert_eq!(runs[0]["status"], "done");
-    let out = tribunal(
-        dir.path(),
-        &["runs", "show", &id[..id.len() - 2], "--db", "t.db"],
-    );
+    // The shortest prefix that names this run alone (both runs may share a second).
+    let other = runs[1]["id"].as_str().unwrap();
+    let common = id
+        .bytes()
+        .zip(other.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let prefix = &id[..(common + 1).max(id.len() - 2).min(id.len())];
+    if common >= id.len() - 2 {
+        let out = tribunal(dir.path(), &["runs", "show", &id[..common], "--db", "t.db"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(text(&out.stderr).contains("matches several runs"));
+    }
+    let out = tribunal(dir.path(), &["runs", "show", prefix, "--db", "t.db"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let shown = text(&out.stdout);
     assert!(

@@ -1022,6 +1022,13 @@ fn commands_table() {
         ("rm_rf", "$(echo -e '\\x72\\x6d') -rf /", ""),
         ("rm_rf", "$'\\x72\\x6d' -rf /", ""),
         ("rm_rf", "bash -c $'\\162\\155 -rf /'", ""),
+        // What a printf or `echo -e` prints, piped into a shell.
+        ("rm_rf", "printf '\\x72\\x6d -rf /' | sh", ""),
+        ("rm_rf", "echo -e '\\x72m -rf ~' | bash", ""),
+        ("rm_rf", "cd /tmp; printf \"\\162\\155 -rf /\\n\" | sudo sh", ""),
+        // A value split into words at the characters the text assigns to IFS.
+        ("rm_rf", "IFS=,; x=rm,-rf,/; $x", ""),
+        ("rm_rf", "IFS=:; c=rm:-rf:~; ${c}", ""),
         // Windows.
         (
             "windows_delete_root",
@@ -2308,6 +2315,9 @@ EOF",
         "rm -rf /tmp/build /var/tmp/cache",
         "rm -rf /tmp/*/cache",
         "cp My\\ Report.pdf /tmp/ && rm -rf /tmp/My\\ Old",
+        "printf '\\x68\\x69 -rf /tmp/x\\n'",
+        "IFS=,; x=rm,-rf,/tmp/build; $x",
+        "echo -e 'build\\tdone' | tee log.txt",
         "rm -rf ./build ./dist",
         "cd build && \\\n  rm -rf ./out",
         "rm -rf build\ncd /",

@@ -26,7 +26,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use tribunal_store::{clock, Attempt, LogConnection, Logged, NewAuditEntry, Store, StoreError};
+use tribunal_store::{
+    clock, Attempt, HeadGuard, LogConnection, Logged, NewAuditEntry, Store, StoreError,
+};
 
 /// How long one batch may take to commit before its requests fail.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,11 +87,19 @@ pub enum AuditError {
     Store(String),
     #[error("the decision log is closed (the server is stopping)")]
     Closed,
+    /// The entry's [`HeadGuard`] failed: another server that shares the store extended the
+    /// trace since this one read it (the trace's id).
+    #[error("trace {0:?} was extended by another server since this one read it")]
+    Stale(String),
 }
 
 /// An entry waiting for the writer, and who waits for its number.
 struct Queued {
     entry: NewAuditEntry,
+    /// Checked in the entry's commit when the log is written through the pool (servers
+    /// that share a database); one server alone on its SQLite file holds every trace it
+    /// extends, and needs none.
+    guard: Option<HeadGuard>,
     done: oneshot::Sender<Result<i64, AuditError>>,
 }
 
@@ -166,9 +176,19 @@ impl Drop for UnderWay<'_> {
 /// Writes one batch through the store's pool and tells each request its number, or the
 /// failure.
 async fn write_batch(store: &Store, batch: Vec<Queued>) {
-    let (entries, waiters): (Vec<NewAuditEntry>, Vec<_>) =
-        batch.into_iter().map(|q| (q.entry, q.done)).unzip();
-    let written = tokio::time::timeout(WRITE_TIMEOUT, store.append_audit(&entries, hash_of)).await;
+    let mut entries = Vec::with_capacity(batch.len());
+    let mut guards = Vec::with_capacity(batch.len());
+    let mut waiters = Vec::with_capacity(batch.len());
+    for q in batch {
+        entries.push(q.entry);
+        guards.push(q.guard);
+        waiters.push(q.done);
+    }
+    let written = tokio::time::timeout(
+        WRITE_TIMEOUT,
+        store.append_audit_guarded(&entries, &guards, hash_of),
+    )
+    .await;
     let written = match written {
         Ok(w) => w.map_err(|e| e.to_string()),
         Err(_) => Err(format!(
@@ -176,7 +196,18 @@ async fn write_batch(store: &Store, batch: Vec<Queued>) {
             WRITE_TIMEOUT.as_secs()
         )),
     };
-    tell(waiters, written);
+    match written {
+        Ok(seqs) => {
+            for ((w, seq), guard) in waiters.into_iter().zip(seqs).zip(guards) {
+                let told = match (seq, guard) {
+                    (Some(seq), _) => Ok(seq),
+                    (None, g) => Err(AuditError::Stale(g.map(|g| g.trace_id).unwrap_or_default())),
+                };
+                let _ = w.send(told);
+            }
+        }
+        Err(failed) => tell(waiters, Err(failed)),
+    }
 }
 
 fn hash_of(seq: i64, e: &NewAuditEntry, prev: &str) -> String {
@@ -333,7 +364,7 @@ impl AuditLog {
         body: &impl serde::Serialize,
         at: String,
     ) -> Result<i64, AuditError> {
-        match self.submit(project, kind, body, at).await? {
+        match self.submit(project, kind, body, at, None).await? {
             Submitted::Committed(seq) => Ok(seq),
             Submitted::Queued(committed) => committed.await.unwrap_or_else(|_| Err(stopped())),
         }
@@ -345,9 +376,14 @@ impl AuditLog {
     /// `if_dropped(carried)` is called as the request is dropped, and what it gives runs with
     /// the sequence number in a task of its own once the entry is committed, so what follows
     /// a logged decision is done whatever the connection does.
+    ///
+    /// `guard`, when the log is written through the pool, is checked in the entry's commit:
+    /// an entry whose trace another server extended since is not written
+    /// ([`AuditError::Stale`]).
     pub async fn append_carrying<T, F, G, Fut>(
         &self,
         (project, kind, body, at): (&str, &str, &impl serde::Serialize, String),
+        guard: Option<HeadGuard>,
         carried: T,
         if_dropped: F,
     ) -> Result<(i64, T), AuditError>
@@ -357,7 +393,7 @@ impl AuditLog {
         G: FnOnce(i64) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        match self.submit(project, kind, body, at).await? {
+        match self.submit(project, kind, body, at, guard).await? {
             Submitted::Committed(seq) => Ok((seq, carried)),
             Submitted::Queued(committed) => {
                 let mut carry = Carry {
@@ -382,6 +418,7 @@ impl AuditLog {
         kind: &str,
         body: &impl serde::Serialize,
         at: String,
+        guard: Option<HeadGuard>,
     ) -> Result<Submitted, AuditError> {
         let body = serde_json::to_string(body)
             .map_err(|e| AuditError::Store(format!("the entry did not serialize: {e}")))?;
@@ -403,7 +440,9 @@ impl AuditLog {
             return Ok(Submitted::Committed(seq));
         }
         let (done, committed) = oneshot::channel();
-        tx.send(Queued { entry, done })
+        // The log's own SQLite connection serves one server, which needs no guard.
+        let guard = guard.filter(|_| self.conn.is_none());
+        tx.send(Queued { entry, guard, done })
             .await
             .map_err(|_| AuditError::Closed)?;
         Ok(Submitted::Queued(committed))

@@ -71,7 +71,7 @@ codes! {
     InvalidPolicy = ("invalid_policy", 400, "a policy module tried in place of one of the project's does not compile; the message names the file, line and column"),
     Conflict = ("conflict", 409, "the object is not in a state that allows this (e.g. already decided, or a judge version equal to the latest)"),
     TraceNotHeld = ("trace_not_held", 409, "an append names a trace the gate does not hold (never sent, idle past the limit, or let go and not stored); send the whole trace"),
-    OffsetMismatch = ("offset_mismatch", 409, "an append's offset is not the number of messages the gate holds for the trace (a retry, or calls out of order); the message says how many it holds"),
+    OffsetMismatch = ("offset_mismatch", 409, "an append's offset is not the number of messages the gate holds for the trace (a retry, or calls out of order; the message says how many it holds), or another server extended the trace since this one read it (send it whole)"),
     NotEnoughLabels = ("not_enough_labels", 422, "too few labels, labels of one class only, or labels of another type than the judge's output, to align or calibrate it; the message says how many more are needed"),
     RateLimited = ("rate_limited", 429, "too many requests of this kind; retry later"),
     AlignmentFailed = ("alignment_failed", 502, "aligning a judge could not finish: its model or the reflection model failed or answered unusably; the message says which"),
@@ -199,6 +199,14 @@ fn public_reason(text: &str) -> &'static str {
 
 impl From<crate::audit::AuditError> for ApiError {
     fn from(e: crate::audit::AuditError) -> ApiError {
+        if let crate::audit::AuditError::Stale(trace_id) = &e {
+            return ApiError::new(
+                Code::OffsetMismatch,
+                format!(
+                    "offset: trace {trace_id:?} was extended through another server since this one read it; the decision is not given: send the trace whole"
+                ),
+            );
+        }
         let said = match &e {
             crate::audit::AuditError::Store(text) => {
                 tracing::error!(error = %e, "decision log error");
@@ -207,7 +215,7 @@ impl From<crate::audit::AuditError> for ApiError {
                     public_reason(text)
                 )
             }
-            crate::audit::AuditError::Closed => e.to_string(),
+            crate::audit::AuditError::Closed | crate::audit::AuditError::Stale(_) => e.to_string(),
         };
         ApiError::new(
             Code::StoreUnavailable,

@@ -496,7 +496,7 @@ async fn decide_request(
     let project = state.project(&caller)?;
     let mut request = read_request_with(&bytes, traceparent.as_deref())?;
     speak_for(&caller, &mut request.asked.context)?;
-    let (mut asked, appended, trace, inputs_digest, kept, spans_read) =
+    let (mut asked, appended, trace, inputs_digest, kept, spans_read, extended) =
         hold(&state, &caller, &bytes, request).await?;
     pin_tools(&state, &caller.project, &mut asked, &trace.tools).await?;
     let rt = project.runtime();
@@ -619,10 +619,19 @@ async fn decide_request(
         context,
         shadow: shadow_verdict,
     };
+    // Servers that share the store each hold their own copy of a trace: the entry is
+    // written only if the trace still stands where this copy had it.
+    let guard = tribunal_store::HeadGuard {
+        project: caller.project.clone(),
+        trace_id: trace.id.clone(),
+        prev: extended,
+        digest: inputs_digest.clone(),
+    };
     let tail = Tail {
         state: state.clone(),
         caller,
         trace,
+        digest: inputs_digest,
         pending,
         outcome,
         limited,
@@ -638,10 +647,12 @@ async fn decide_request(
     // committed does not take the rest with it: the escalation and the stored trace follow
     // the logged decision in a task of their own.
     let project = tail.caller.project.clone();
+    let held = tail.trace.clone();
     let (seq, mut tail) = state
         .audit
         .append_carrying(
             (&project, "gate", &entry, at),
+            Some(guard),
             tail,
             move |mut tail: Tail| {
                 // Taken as the request is dropped: shutdown waits for it.
@@ -656,7 +667,14 @@ async fn decide_request(
                 }
             },
         )
-        .await?;
+        .await
+        .inspect_err(|e| {
+            if matches!(e, crate::audit::AuditError::Stale(_)) {
+                // Read back from the store on the next call.
+                state.sessions.forget(&project, &held);
+            }
+        })?;
+    drop(held);
     tail.outcome.decision_id = seq;
     tail.counted(answered, elapsed);
 
@@ -680,6 +698,8 @@ struct Tail {
     state: Arc<AppState>,
     caller: Caller,
     trace: Arc<Trace>,
+    /// The digest of the inputs that built `trace`.
+    digest: String,
     pending: Option<Arc<Pending>>,
     outcome: Outcome,
     limited: Option<Decision>,
@@ -768,6 +788,7 @@ impl Tail {
                 .map_or(self.at, |(at, _)| at.clone()),
             at_ms: self.spans_read.map_or(self.at_ms, |(_, ms)| ms),
             agent: self.caller.agent.clone(),
+            digest: self.digest,
         };
         for row in self
             .state
@@ -783,7 +804,8 @@ impl Tail {
 /// What a request's trace is once it is held: asked, whether it is stored as the whole
 /// normalized trace (grown by appends, or put together from OTLP spans) rather than as the
 /// request, the trace, the chained digest of the inputs that built it, what the judges kept
-/// of it.
+/// of it, when its spans were read (a trace of spans), and the digest of the held copy an
+/// append extended.
 type Held = (
     Asked,
     bool,
@@ -791,6 +813,7 @@ type Held = (
     String,
     Option<tribunal_engine::Kept>,
     Option<(String, i64)>,
+    Option<String>,
 );
 
 /// Names in `context.tool_changes` the tools offered whose definition differs from the one
@@ -857,7 +880,7 @@ async fn hold(
                 state.store_gate_trace(row).await;
             }
             state.metrics.gate_read(project, GateRead::InFull);
-            Ok((asked, false, t, digest, kept, None))
+            Ok((asked, false, t, digest, kept, None, None))
         }
         Steps::Append {
             trace_id,
@@ -893,7 +916,7 @@ async fn hold(
                 state.store_gate_trace(row).await;
             }
             state.metrics.gate_read(project, GateRead::FromSpans);
-            Ok((asked, true, t, digest, kept, Some(spans_read)))
+            Ok((asked, true, t, digest, kept, Some(spans_read), None))
         }
     }
 }
@@ -920,7 +943,15 @@ async fn read_appended(
         state.store_gate_trace(row).await;
     }
     state.metrics.gate_read(project, GateRead::Appended);
-    Ok((asked, true, taken.trace, taken.digest, taken.judged, None))
+    Ok((
+        asked,
+        true,
+        taken.trace,
+        taken.digest,
+        taken.judged,
+        None,
+        Some(taken.prev),
+    ))
 }
 
 /// Reads a trace the gate no longer holds (idle, let go, or held by the server before a
@@ -945,9 +976,28 @@ async fn reload(
     let Some(body) = row.body else {
         return Ok(());
     };
+    // Another server that shares the store may have decided on the trace since: its head
+    // says where the trace stands. The body stored with that head goes on from it; one that
+    // is not stored yet (stored every few hundred milliseconds) cannot be read back.
+    let head = state
+        .store
+        .gate_head(project, trace_id)
+        .await
+        .map_err(ApiError::from)?;
+    let digest = match head {
+        None => audit::digest(body.as_bytes()),
+        Some((head, stored)) if stored.as_deref() == Some(head.as_str()) => head,
+        Some(_) => {
+            return Err(ApiError::new(
+                Code::TraceNotHeld,
+                format!(
+                    "trace_id: trace {trace_id:?} was extended through another server and is not stored yet; send it whole in \"trace\", or ask again in a moment"
+                ),
+            ))
+        }
+    };
     if let Some((mut trace, _)) = stored_request(&body) {
         trace.id = trace_id.to_owned();
-        let digest = audit::digest(body.as_bytes());
         let (evicted, _) = state
             .sessions
             .hold(project, Arc::new(trace), digest, (agent, owner))?;

@@ -43,6 +43,9 @@ pub struct Unsaved {
     pub at_ms: i64,
     /// The agent the call's token is bound to (the held trace's owner, once held).
     pub agent: Option<String>,
+    /// The digest of the inputs that built the trace as decided (see
+    /// [`tribunal_store::HeadGuard`]).
+    pub digest: String,
 }
 
 /// The answer stored with a held trace: as sent, or what it is made from, serialized when
@@ -84,6 +87,7 @@ impl Unsaved {
             + self.result.bytes()
             + self.at.heap()
             + self.agent.heap()
+            + self.digest.heap()
     }
 }
 
@@ -150,6 +154,8 @@ impl Held {
 pub struct Taken {
     pub trace: Arc<Trace>,
     pub digest: String,
+    /// The digest of the held copy this call extended.
+    pub prev: String,
     /// What the judges kept of it, when the trace only grew since.
     pub judged: Option<Kept>,
     /// Rows of traces let go to keep the byte budget, still to be stored.
@@ -162,6 +168,7 @@ impl Taken {
         Taken {
             trace: h.trace.clone(),
             digest: h.digest.clone(),
+            prev: h.digest.clone(),
             judged: h.judged.take(),
             evicted: Vec::new(),
         }
@@ -377,14 +384,29 @@ impl Sessions {
         if !owned && h.owner.is_some() {
             h.key_bytes += h.owner.heap();
         }
+        let prev = h.digest.clone();
         let digest = crate::audit::chain_hash(&h.digest, body);
         h.trace_bytes += h.extend(new, digest);
         self.recount(h);
         let mut taken = Taken::of(h);
+        taken.prev = prev;
         // The least recently used go first: this trace was just used, so it goes only if it
         // alone is over the budget (its answer is then stored at once, see `unsaved`).
         taken.evicted = self.make_room(&mut map, 0);
         Ok(taken)
+    }
+
+    /// Lets go of `trace` when it is still the copy held under its id (no other call changed
+    /// it since), without storing it: another server extended the trace in the store after
+    /// this copy was read, so the next call reads it back from there.
+    pub fn forget(&self, project: &str, trace: &Arc<Trace>) {
+        let mut map = self.lock();
+        let key = KeyRef(project, &trace.id);
+        if map.get(&key).is_some_and(|h| Arc::ptr_eq(&h.trace, trace)) {
+            if let Some(h) = map.remove(&key) {
+                self.bytes.fetch_sub(h.bytes, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Keeps what the judges kept of `trace` for the next call, when `trace` is still the
@@ -581,6 +603,7 @@ fn row(project: &str, trace: &Trace, unsaved: Option<Unsaved>) -> Option<GateTra
         at: u.at,
         at_ms: u.at_ms,
         agent: u.agent,
+        digest: Some(u.digest),
     })
 }
 
@@ -804,6 +827,7 @@ mod tests {
             at: "now".into(),
             at_ms: 1,
             agent: None,
+            digest: "d2".into(),
         };
         let held = s.append("p", "t", (2, b"{}", None), one).unwrap().trace;
         assert!(s.unsaved("p", &held, u.clone()).is_empty());
@@ -840,6 +864,7 @@ mod tests {
             at: "now".into(),
             at_ms: 1,
             agent: None,
+            digest: "d".into(),
         }
     }
 

@@ -254,6 +254,153 @@ async fn two_servers_on_one_database_share_one_chain() {
     db.drop().await.unwrap();
 }
 
+/// A gate request's status and answer.
+async fn send(url: &str, token: &str, body: Value) -> (u16, Value) {
+    let r = TestServer::client()
+        .post(format!("{url}/api/v1/gate"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until the trace's body stored is the one its last logged decision was made on.
+async fn stored_at_head(store: &Store, trace_id: &str) {
+    for _ in 0..100 {
+        if let Some((head, Some(stored))) = store.gate_head("default", trace_id).await.unwrap() {
+            if head == stored {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("trace {trace_id} was not stored at its head");
+}
+
+/// Two servers each hold their own copy of a trace. A step one of them accepted makes the
+/// other's copy stale: another step appended there at the same offset is refused, not
+/// decided on a fork that the store would then lose; read back from the store, the trace
+/// goes on from the accepted step, and the log holds the decisions given, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_to_a_copy_another_server_extended_is_refused() {
+    let db = TestDatabase::create("tribunal_fork")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut servers = TestServer::on_database(&db.url, 2).await;
+    let agent = servers[0].token("default", "agent").await;
+    let (a, b) = (servers[0].url.clone(), servers[1].url.clone());
+    let step = |text: &str| json!({"role": "tool", "tool_call_id": "c1", "content": text});
+    let (st, v) = send(
+        &a,
+        &agent,
+        json!({"trace_id": "fork", "trace": [
+            {"role": "user", "content": "What is on my calendar today?"},
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": "read_calendar", "arguments": "{}"}}]}]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let mut given = vec![v["decision_id"].as_i64().unwrap()];
+    stored_at_head(&servers[0].store, "fork").await;
+
+    // Server b reads the trace back from the store and extends it.
+    let (st, v) = send(
+        &b,
+        &agent,
+        json!({"trace_id": "fork", "offset": 2, "append": [step("09:00 dentist")]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["messages"], 3);
+    given.push(v["decision_id"].as_i64().unwrap());
+
+    // Server a still holds the trace at two messages: another third step is refused.
+    let (st, v) = send(
+        &a,
+        &agent,
+        json!({"trace_id": "fork", "offset": 2, "append": [step("nothing today")]}),
+    )
+    .await;
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["error"]["code"], "offset_mismatch", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another server"),
+        "{v}"
+    );
+
+    // Once b's step is stored, a reads the trace back and goes on from it.
+    stored_at_head(&servers[1].store, "fork").await;
+    let (st, v) = send(
+        &a,
+        &agent,
+        json!({"trace_id": "fork", "offset": 2, "append": [step("nothing today")]}),
+    )
+    .await;
+    assert_eq!(st, 409, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("holds 3 messages"),
+        "{v}"
+    );
+    let (st, v) = send(
+        &a,
+        &agent,
+        json!({"trace_id": "fork", "offset": 3,
+            "append": [{"role": "assistant", "content": "You see the dentist at nine."}]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["messages"], 4);
+    given.push(v["decision_id"].as_i64().unwrap());
+    stored_at_head(&servers[0].store, "fork").await;
+    let body = servers[0]
+        .store
+        .get_trace("default", "fork")
+        .await
+        .unwrap()
+        .unwrap()
+        .body
+        .unwrap();
+    assert!(
+        body.contains("09:00 dentist") && body.contains("dentist at nine"),
+        "{body}"
+    );
+    assert!(!body.contains("nothing today"), "{body}");
+
+    for s in &mut servers {
+        tokio::time::timeout(Duration::from_secs(60), s.stop())
+            .await
+            .expect("the server stops");
+    }
+    let store = &servers[0].store;
+    let r = tribunal_server::audit::verify(store).await.unwrap();
+    assert!(r.ok(), "{r:?}");
+    let logged: Vec<i64> = store
+        .audit_entries(0, 1_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == "gate")
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(
+        logged, given,
+        "the decisions given, once each, and no other"
+    );
+    for s in &servers {
+        s.store.close().await;
+    }
+    drop(servers);
+    db.drop().await.unwrap();
+}
+
 /// Two servers on one database with one monitor switched on: every gate trace is judged
 /// once, by whichever server claimed it, and the results and their buckets read back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

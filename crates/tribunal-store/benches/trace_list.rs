@@ -58,6 +58,7 @@ fn main() {
             at: tribunal_store::clock::rfc3339_from_ms(ms),
             at_ms: ms,
             agent: None,
+            digest: None,
         });
         if batch.len() == 1000 {
             rt.block_on(store.upsert_gate_traces(&batch)).unwrap();

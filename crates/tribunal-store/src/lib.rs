@@ -39,8 +39,8 @@ pub use tool_pins::{ToolChange, ToolPin};
 pub use web_sessions::{LiveWebSession, WebSession};
 
 pub use server::{
-    AuditRow, EscalationRow, FeedbackRow, GateTraceRow, Logged, NewAuditEntry, SpanRecord,
-    TokenRecord, TraceFilter, TraceRow,
+    AuditRow, EscalationRow, FeedbackRow, GateTraceRow, HeadGuard, Logged, NewAuditEntry,
+    SpanRecord, TokenRecord, TraceFilter, TraceRow,
 };
 
 #[derive(Debug, Error)]
@@ -194,6 +194,10 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     (
         "SELECT agent FROM traces WHERE 1 = 0",
         "ALTER TABLE traces ADD COLUMN agent TEXT",
+    ),
+    (
+        "SELECT gate_digest FROM traces WHERE 1 = 0",
+        "ALTER TABLE traces ADD COLUMN gate_digest TEXT",
     ),
     (
         "SELECT trace FROM results WHERE 1 = 0",
@@ -458,11 +462,40 @@ impl Store {
         })
     }
 
+    /// Records a run under its id; an id already taken is an error.
     pub async fn create_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        sqlx::query(
+        if self.insert_run(run).await? {
+            Ok(())
+        } else {
+            Err(StoreError::Stored {
+                what: format!("run {}", run.id),
+                message: "a run with this id is already stored".into(),
+            })
+        }
+    }
+
+    /// Records a new run, giving it another [`clock::new_run_id`] while its id is taken (two
+    /// runs started in the same second can draw the same one).
+    pub async fn create_new_run(&self, run: &mut RunRecord) -> Result<(), StoreError> {
+        for _ in 0..16 {
+            if self.insert_run(run).await? {
+                return Ok(());
+            }
+            run.id = clock::new_run_id();
+        }
+        Err(StoreError::Stored {
+            what: format!("run {}", run.id),
+            message: "no free run id after 16 tries".into(),
+        })
+    }
+
+    /// Inserts the run unless its id is taken; whether it went in.
+    async fn insert_run(&self, run: &RunRecord) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "INSERT INTO runs (id, started_at, finished_at, command, inputs, policy_version,
                 config_hash, status, total, allowed, escalated, blocked, rejected, config)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (id) DO NOTHING",
         )
         .bind(&run.id)
         .bind(&run.started_at)
@@ -480,7 +513,7 @@ impl Store {
         .bind(&run.config)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Writes a batch of results in one transaction, many rows per statement.
@@ -730,6 +763,28 @@ mod tests {
         assert_eq!(options.get_idle_timeout(), None);
         assert_eq!(options.get_max_lifetime(), None);
         assert_eq!(options.get_min_connections(), 0);
+    }
+
+    /// Two runs started in the same second may draw the same id: a new run takes another.
+    #[tokio::test]
+    async fn a_taken_run_id_is_refused_or_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("t.db").to_str().unwrap())
+            .await
+            .unwrap();
+        store
+            .create_run(&run("run-b2", "2026-01-02T00:00:00Z"))
+            .await
+            .unwrap();
+        let err = store
+            .create_run(&run("run-b2", "2026-01-03T00:00:00Z"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("already stored"), "{err}");
+        let mut again = run("run-b2", "2026-01-03T00:00:00Z");
+        store.create_new_run(&mut again).await.unwrap();
+        assert_ne!(again.id, "run-b2");
+        assert_eq!(store.list_runs(10).await.unwrap().len(), 2);
     }
 
     #[tokio::test]

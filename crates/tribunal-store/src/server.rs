@@ -39,6 +39,15 @@ pub(crate) const SCHEMA: &[&str] = &[
         result TEXT,
         body TEXT,
         agent TEXT,
+        gate_digest TEXT,
+        PRIMARY KEY (project, trace_id)
+    )",
+    // Where each trace the gate holds stands, for servers that share the store: the digest
+    // of the inputs that built its last logged decision (see `HeadGuard`).
+    "CREATE TABLE IF NOT EXISTS gate_heads (
+        project TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
         PRIMARY KEY (project, trace_id)
     )",
     "CREATE INDEX IF NOT EXISTS traces_dirty ON traces (dirty, last_seen_ms)",
@@ -174,6 +183,20 @@ pub struct NewAuditEntry {
     pub kind: String,
     /// The entry's JSON.
     pub body: String,
+}
+
+/// What a gate decision's log entry claims of its trace, checked and moved in the entry's
+/// own transaction by [`Store::append_audit_guarded`]: the trace stood at `prev` (the
+/// digest of the inputs that built the held copy it extends; `None`: it replaces whatever
+/// stood, a trace sent whole) and now stands at `digest`. Servers that share the store
+/// each hold their own copy of a trace; a copy another server has extended since is stale,
+/// and its decision is refused instead of forking the trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadGuard {
+    pub project: String,
+    pub trace_id: String,
+    pub prev: Option<String>,
+    pub digest: String,
 }
 
 /// A decision-log entry that records a change, written in the change's own transaction
@@ -455,8 +478,9 @@ impl Store {
             self.sqlite,
             (
                 "INSERT INTO traces (project, trace_id, source, first_seen, last_seen,
-                    last_seen_ms, span_count, dirty, decision, result, body, agent) VALUES ",
-                "($, $, 'gate', $, $, $, 0, 0, $, $, $, $)",
+                    last_seen_ms, span_count, dirty, decision, result, body, agent, gate_digest)
+                    VALUES ",
+                "($, $, 'gate', $, $, $, 0, 0, $, $, $, $, $)",
                 // The gate's decision takes the row (also one made of OTLP spans, so that
                 // replay judges what the gate judged); spans received after it leave the row
                 // to be judged again. A row another agent's token began is never replaced
@@ -470,6 +494,7 @@ impl Store {
                       last_seen_ms = CASE WHEN traces.last_seen_ms > excluded.last_seen_ms
                           THEN traces.last_seen_ms ELSE excluded.last_seen_ms END,
                       decision = excluded.decision, result = excluded.result, body = excluded.body,
+                      gate_digest = excluded.gate_digest,
                       agent = COALESCE(traces.agent, excluded.agent)
                   WHERE excluded.agent IS NULL OR traces.agent IS NULL
                       OR traces.agent = excluded.agent",
@@ -485,6 +510,7 @@ impl Store {
                     .bind(&r.result)
                     .bind(&r.body)
                     .bind(&r.agent)
+                    .bind(&r.digest)
             },
         )
         .await?;
@@ -579,6 +605,73 @@ impl Store {
         let first = append_in(&mut tx, self.sqlite, entries, &hash).await?;
         tx.commit().await?;
         Ok(first)
+    }
+
+    /// [`Store::append_audit`] for entries that may carry a [`HeadGuard`] (`guards[i]` is
+    /// `entries[i]`'s): in the same transaction, each guard is checked and its trace's head
+    /// moved, in order, and an entry whose guard fails is not written. Each entry's
+    /// sequence number, or `None` for one refused by its guard.
+    pub async fn append_audit_guarded(
+        &self,
+        entries: &[NewAuditEntry],
+        guards: &[Option<HeadGuard>],
+        hash: impl Fn(i64, &NewAuditEntry, &str) -> String,
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        if guards.iter().all(Option::is_none) {
+            let first = self.append_audit(entries, hash).await?;
+            return Ok((0..entries.len()).map(|i| Some(first + i as i64)).collect());
+        }
+        let mut tx = self.begin_write().await?;
+        let mut passed = Vec::with_capacity(entries.len());
+        for (i, _) in entries.iter().enumerate() {
+            let ok = match guards.get(i).and_then(Option::as_ref) {
+                Some(g) => move_head(&mut tx, g).await?,
+                None => true,
+            };
+            passed.push(ok);
+        }
+        let kept: Vec<NewAuditEntry> = entries
+            .iter()
+            .zip(&passed)
+            .filter(|(_, ok)| **ok)
+            .map(|(e, _)| e.clone())
+            .collect();
+        let mut next = if kept.is_empty() {
+            0
+        } else {
+            append_in(&mut tx, self.sqlite, &kept, &hash).await?
+        };
+        tx.commit().await?;
+        Ok(passed
+            .into_iter()
+            .map(|ok| {
+                ok.then(|| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect())
+    }
+
+    /// Where the gate's trace stands for servers that share the store: the digest of its
+    /// last logged decision's inputs, and the digest the stored body was written with (none
+    /// when it was written without one); `None` when no decision on it moved a head.
+    pub async fn gate_head(
+        &self,
+        project: &str,
+        trace_id: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT h.digest AS head, t.gate_digest AS stored FROM gate_heads h
+             LEFT JOIN traces t ON t.project = h.project AND t.trace_id = h.trace_id
+             WHERE h.project = $1 AND h.trace_id = $2",
+        )
+        .bind(project)
+        .bind(trace_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("head")?, r.try_get("stored")?)))
+            .transpose()
     }
 
     /// Log entries with `seq > after`, in order, at most `limit`.
@@ -817,6 +910,40 @@ pub struct GateTraceRow {
     /// The agent whose token began the trace (none for a token of the whole project): no
     /// other agent's token may replace or extend it.
     pub agent: Option<String>,
+    /// The digest of the inputs that built the stored trace (see [`HeadGuard`]).
+    pub digest: Option<String>,
+}
+
+/// Moves a trace's head as `g` says inside `tx`: whether it stood where `g` claims (a
+/// trace with no head yet stands anywhere).
+async fn move_head(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    g: &HeadGuard,
+) -> Result<bool, StoreError> {
+    let upsert = "INSERT INTO gate_heads (project, trace_id, digest) VALUES ($1, $2, $3)
+         ON CONFLICT (project, trace_id) DO UPDATE SET digest = excluded.digest";
+    let done = match &g.prev {
+        Some(prev) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{upsert} WHERE gate_heads.digest = $4"
+            )))
+            .bind(&g.project)
+            .bind(&g.trace_id)
+            .bind(&g.digest)
+            .bind(prev)
+            .execute(&mut **tx)
+            .await?
+        }
+        None => {
+            sqlx::query(upsert)
+                .bind(&g.project)
+                .bind(&g.trace_id)
+                .bind(&g.digest)
+                .execute(&mut **tx)
+                .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
 }
 
 /// Rows per multi-row INSERT: few statements per batch, well under the bind-parameter limits

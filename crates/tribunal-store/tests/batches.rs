@@ -22,6 +22,7 @@ fn gate_row(trace: usize, i: usize) -> GateTraceRow {
         at: format!("2026-11-24T08:{:02}:{:02}Z", i / 60 % 60, i % 60),
         at_ms: i as i64,
         agent: None,
+        digest: None,
     }
 }
 

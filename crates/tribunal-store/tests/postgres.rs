@@ -38,6 +38,10 @@ async fn runs_and_results_round_trip_on_postgres() {
 
     let store = Store::open(&url).await.unwrap();
     store.create_run(&run("run-a1")).await.unwrap();
+    assert!(store.create_run(&run("run-a1")).await.is_err());
+    let mut again = run("run-a1");
+    store.create_new_run(&mut again).await.unwrap();
+    assert_ne!(again.id, "run-a1");
     // Several multi-row statements' worth.
     let rows: Vec<ResultRecord> = (0..250)
         .map(|i| ResultRecord {
@@ -73,7 +77,11 @@ async fn runs_and_results_round_trip_on_postgres() {
     assert_eq!(store.find_run("run-a").await.unwrap(), done);
     assert_eq!(store.run_results("run-a1").await.unwrap(), rows);
     assert_eq!(store.run_input_errors("run-a1").await.unwrap().len(), 1);
-    assert_eq!(store.list_runs(5).await.unwrap().len(), 1);
+    assert_eq!(
+        store.list_runs(5).await.unwrap().len(),
+        2,
+        "run-a1 and the run given another id"
+    );
     store.close().await;
 
     db.drop().await.unwrap();

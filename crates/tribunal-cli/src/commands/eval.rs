@@ -153,7 +153,7 @@ pub fn run(config: Option<&Path>, args: EvalArgs) -> Result<u8> {
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     if let Some(s) = &store {
-        rt.block_on(s.create_run(&record))?;
+        rt.block_on(s.create_new_run(&mut record))?;
     }
 
     let mut reporter = Reporter::new(format, out)

@@ -325,9 +325,12 @@ const MAX_NESTING: usize = 4;
 /// - `$IFS` and `${IFS}` are a space;
 /// - `$NAME` and `${NAME}` are the value the text assigns to `NAME` (`NAME=value`, quoted or
 ///   not, the last assignment in the text; an empty one too), and `${NAME:-word}` is `word`
-///   when the text assigns none;
+///   when the text assigns none; when the text assigns `IFS`, its characters in such a value
+///   are spaces, as the shell splits the value into words at them (`IFS=,; x=rm,-rf,/; $x`);
 /// - `$(echo …)`, `` `echo …` `` and `$(printf FORMAT …)` are the words they print, with
 ///   `\xHH` and `\NNN` read as the bytes they name in a printf format and after `echo -e`;
+///   so are the arguments of a `printf` or `echo -e` that starts a command, since what it
+///   prints may be piped into a shell (`printf '\x72\x6d -rf /' | sh`);
 /// - `$'…'` is what it quotes, with `\xHH`, `\NNN`, `\uHHHH` and `\UHHHHHHHH` read as the
 ///   ASCII characters they name;
 /// - a backslash before a line's end (a continuation) is gone with the line's end;
@@ -342,9 +345,15 @@ fn as_shell_reads(text: &str) -> Option<(String, Vec<usize>)> {
         return None;
     }
     let vars = assignments(text);
+    let ifs = vars
+        .iter()
+        .rev()
+        .find(|(n, _)| *n == "IFS")
+        .map_or(&[][..], |(_, v)| v.as_bytes());
     let mut out = Reading {
         text: text.as_bytes(),
         vars: &vars,
+        ifs,
         plain: Vec::with_capacity(text.len()),
         origin: Vec::with_capacity(text.len()),
         changed: false,
@@ -363,6 +372,9 @@ fn as_shell_reads(text: &str) -> Option<(String, Vec<usize>)> {
 struct Reading<'a> {
     text: &'a [u8],
     vars: &'a [(&'a str, String)],
+    /// The characters the text assigns to `IFS` (none when it assigns none): where the
+    /// shell splits the values of variables into words.
+    ifs: &'a [u8],
     plain: Vec<u8>,
     origin: Vec<usize>,
     changed: bool,
@@ -406,6 +418,20 @@ impl Reading<'_> {
                 {
                     self.changed = true;
                     i += 1;
+                }
+                b'p' | b'e' if !self.escapes && starts_command(b, from, i) => {
+                    match escaping_command(b, i, to) {
+                        Some(end) => {
+                            self.escapes = true;
+                            self.read(i, end, depth);
+                            self.escapes = false;
+                            i = end;
+                        }
+                        None => {
+                            self.push(b[i], i);
+                            i += 1;
+                        }
+                    }
                 }
                 b'$' => i = self.dollar(i, to, depth),
                 b'`' => i = self.backquoted(i, to, depth),
@@ -479,8 +505,11 @@ impl Reading<'_> {
         match value {
             Some(v) if !name.is_empty() => {
                 self.changed = true;
+                let split = name != b"IFS";
                 for &c in v.as_bytes() {
-                    if !matches!(c, b'\'' | b'"') {
+                    if split && self.ifs.contains(&c) {
+                        self.push(b' ', i);
+                    } else if !matches!(c, b'\'' | b'"') {
                         self.push(c, i);
                     }
                 }
@@ -596,13 +625,63 @@ impl Reading<'_> {
     }
 }
 
-/// The ASCII byte a `\xHH` (one or two hex digits) or `\NNN` (one to three octal digits) at the
-/// start of `b` names, and its length; `None` for other bytes, NUL and non-ASCII bytes.
+/// Whether `b[at]` starts a command: the first byte of `b[from..]` but blanks, or the first
+/// after a `;`, `|`, `&`, `(` or a line's end and blanks.
+fn starts_command(b: &[u8], from: usize, at: usize) -> bool {
+    match b[from..at].iter().rposition(|c| !matches!(c, b' ' | b'\t')) {
+        None => true,
+        Some(k) => matches!(b[from + k], b';' | b'|' | b'&' | b'(' | b'\n'),
+    }
+}
+
+/// When `b[at..to]` starts with a `printf` or an `echo -e` command, where that command ends
+/// (the first `;`, `|`, `&`, `)` or line's end outside quotes).
+fn escaping_command(b: &[u8], at: usize, to: usize) -> Option<usize> {
+    let mut words = Words { b, at, to };
+    let (s, e) = words.next()?;
+    match &b[s..e] {
+        b"printf" => {}
+        b"echo" => {
+            let (s, e) = words.next()?;
+            let options = &b[s + 1..e];
+            if b[s] != b'-'
+                || !options.contains(&b'e')
+                || options.iter().any(|c| !matches!(c, b'n' | b'e' | b'E'))
+            {
+                return None;
+            }
+        }
+        _ => return None,
+    }
+    let mut quote = None;
+    let mut k = e;
+    while k < to {
+        match (quote, b[k]) {
+            (None, q @ (b'\'' | b'"')) => quote = Some(q),
+            (Some(q), c) if c == q => quote = None,
+            (None, b';' | b'|' | b'&' | b')' | b'\n') => return Some(k),
+            (None, b'\\') => k += 1,
+            _ => {}
+        }
+        k += 1;
+    }
+    Some(to)
+}
+
+/// The ASCII byte a `\xHH` (one or two hex digits), `\NNN` (one to three octal digits),
+/// `\uHHHH`, `\UHHHHHHHH` or `\n`, `\t`, `\r`, `\v`, `\f` at the start of `b` names, and its
+/// length; `None` for other bytes, NUL and non-ASCII bytes.
 fn escaped_byte(b: &[u8]) -> Option<(u8, usize)> {
     if b.first() != Some(&b'\\') {
         return None;
     }
     let (radix, digits, skip) = match b.get(1)? {
+        // The blanks printf, `echo -e` and `$'…'` name by a letter.
+        b'n' => return Some((b'\n', 2)),
+        b't' => return Some((b'\t', 2)),
+        b'r' => return Some((b'\r', 2)),
+        b'v' => return Some((0x0b, 2)),
+        b'f' => return Some((0x0c, 2)),
         b'x' => (16, 2, 2),
         // A character by its code point (bash's `$'\u0072'`, printf's `\U0000002f`).
         b'u' => (16, 4, 2),
