@@ -316,39 +316,23 @@ async fn an_append_to_a_copy_another_server_extended_is_refused() {
     assert_eq!(v["messages"], 3);
     given.push(v["decision_id"].as_i64().unwrap());
 
-    // Server a still holds the trace at two messages: another third step is refused.
-    let (st, v) = send(
-        &a,
-        &agent,
-        json!({"trace_id": "fork", "offset": 2, "append": [step("nothing today")]}),
-    )
-    .await;
-    assert_eq!(st, 409, "{v}");
-    assert_eq!(v["error"]["code"], "offset_mismatch", "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("another server"),
-        "{v}"
-    );
-
+    // Another third step, sent to a: refused, saying why.
+    let other_third = |said: &'static str| {
+        let (a, agent) = (a.clone(), agent.clone());
+        let body = json!({"trace_id": "fork", "offset": 2, "append": [step("nothing today")]});
+        async move {
+            let (st, v) = send(&a, &agent, body).await;
+            assert_eq!(st, 409, "{v}");
+            assert_eq!(v["error"]["code"], "offset_mismatch", "{v}");
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(message.contains(said), "{v}");
+        }
+    };
+    // Server a still holds the trace at two messages: its copy is stale.
+    other_third("another server").await;
     // Once b's step is stored, a reads the trace back and goes on from it.
     stored_at_head(&servers[1].store, "fork").await;
-    let (st, v) = send(
-        &a,
-        &agent,
-        json!({"trace_id": "fork", "offset": 2, "append": [step("nothing today")]}),
-    )
-    .await;
-    assert_eq!(st, 409, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("holds 3 messages"),
-        "{v}"
-    );
+    other_third("holds 3 messages").await;
     let (st, v) = send(
         &a,
         &agent,
