@@ -496,8 +496,14 @@ impl Store {
                       decision = excluded.decision, result = excluded.result, body = excluded.body,
                       gate_digest = excluded.gate_digest,
                       agent = COALESCE(traces.agent, excluded.agent)
-                  WHERE excluded.agent IS NULL OR traces.agent IS NULL
-                      OR traces.agent = excluded.agent",
+                  WHERE (excluded.agent IS NULL OR traces.agent IS NULL
+                      OR traces.agent = excluded.agent)
+                    -- A body behind its trace's head (a copy another server has since
+                    -- replaced) does not overwrite the one written at the head.
+                    AND (excluded.gate_digest IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM gate_heads h WHERE h.project = excluded.project
+                        AND h.trace_id = excluded.trace_id
+                        AND h.digest <> excluded.gate_digest))",
             ),
             latest,
             |q, (first, r)| {

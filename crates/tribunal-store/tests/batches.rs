@@ -4,7 +4,8 @@
 
 use tribunal_store::testing::TestDatabase;
 use tribunal_store::{
-    AuditRow, GateTraceRow, NewAuditEntry, SpanEventRecord, SpanRecord, Store, TraceFilter,
+    AuditRow, GateTraceRow, HeadGuard, NewAuditEntry, SpanEventRecord, SpanRecord, Store,
+    TraceFilter,
 };
 
 fn gate_row(trace: usize, i: usize) -> GateTraceRow {
@@ -246,6 +247,51 @@ async fn check(store: &Store) {
         .await
         .unwrap();
     assert_eq!(body("t5001").await, ("{\"request\":2}".into(), a));
+
+    // Where a gate trace stands moves only from where a decision found it; a body written
+    // behind it does not replace the one written at it.
+    let entry = NewAuditEntry {
+        at: "2026-11-24T08:00:00Z".into(),
+        project: "default".into(),
+        kind: "gate".into(),
+        body: "{}".into(),
+    };
+    let guard = |prev: Option<&str>, digest: &str| HeadGuard {
+        project: "default".into(),
+        trace_id: "t6000".into(),
+        prev: prev.map(str::to_owned),
+        digest: digest.into(),
+    };
+    let hash = |seq: i64, _: &NewAuditEntry, prev: &str| format!("{prev}{seq}");
+    let given = store
+        .append_audit_guarded(
+            &[entry.clone(), entry.clone(), entry.clone(), entry.clone()],
+            &[
+                Some(guard(None, "w")),
+                Some(guard(Some("x"), "y")),
+                Some(guard(Some("w"), "w2")),
+                None,
+            ],
+            hash,
+        )
+        .await
+        .unwrap();
+    assert!(given[0].is_some() && given[1].is_none(), "{given:?}");
+    assert_eq!(given[2].zip(given[0]).map(|(b, a)| b - a), Some(1));
+    assert_eq!(given[3].zip(given[2]).map(|(b, a)| b - a), Some(1));
+    let head = store.gate_head("default", "t6000").await.unwrap();
+    assert_eq!(head, Some(("w2".into(), None)));
+    let at = |i: usize, digest: &str| GateTraceRow {
+        digest: Some(digest.into()),
+        ..gate_row(6000, i)
+    };
+    store.upsert_gate_traces(&[at(1, "w")]).await.unwrap();
+    store.upsert_gate_traces(&[at(2, "w2")]).await.unwrap();
+    store.upsert_gate_traces(&[at(3, "w")]).await.unwrap();
+    let (stored, _) = body("t6000").await;
+    assert_eq!(stored, "{\"request\":2}");
+    let head = store.gate_head("default", "t6000").await.unwrap();
+    assert_eq!(head, Some(("w2".into(), Some("w2".into()))));
 }
 
 #[tokio::test]
