@@ -327,6 +327,8 @@ const MAX_NESTING: usize = 4;
 ///   not, the last assignment in the text; an empty one too), and `${NAME:-word}` is `word`
 ///   when the text assigns none; when the text assigns `IFS`, its characters in such a value
 ///   are spaces, as the shell splits the value into words at them (`IFS=,; x=rm,-rf,/; $x`);
+///   the variable of a `for NAME in WORDS` loop is all of its words at once (`for d in /*; do
+///   rm -rf "$d"; done` reads `rm -rf /*`);
 /// - `$(echo …)`, `` `echo …` `` and `$(printf FORMAT …)` are the words they print, with
 ///   `\xHH` and `\NNN` read as the bytes they name in a printf format and after `echo -e`;
 ///   so are the arguments of a `printf` or `echo -e` that starts a command, since what it
@@ -344,7 +346,8 @@ fn as_shell_reads(text: &str) -> Option<(String, Vec<usize>)> {
     {
         return None;
     }
-    let vars = assignments(text);
+    let mut vars = assignments(text);
+    vars.extend(loop_words(text));
     let ifs = vars
         .iter()
         .rev()
@@ -736,6 +739,51 @@ fn closing(b: &[u8], from: usize, to: usize, open: u8, close: u8) -> Option<usiz
         }
     }
     None
+}
+
+/// The variables of the `for NAME in WORDS` loops of `text`, each with its words (up to the
+/// `;`, `&`, `|`, line's end or `do` that ends them, quotes removed).
+fn loop_words(text: &str) -> Vec<(&str, String)> {
+    let b = text.as_bytes();
+    let mut loops = Vec::new();
+    let mut from = 0;
+    while let Some(n) = text[from..].find("for") {
+        let at = from + n;
+        from = at + 3;
+        if at > 0 && (b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_') {
+            continue;
+        }
+        let mut words = Words {
+            b,
+            at: at + 3,
+            to: b.len(),
+        };
+        let (Some((ns, ne)), Some((is, ie))) = (words.next(), words.next()) else {
+            continue;
+        };
+        let name = &text[ns..ne];
+        let is_name = !name.is_empty()
+            && !name.as_bytes()[0].is_ascii_digit()
+            && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+        if ns == at + 3 || !is_name || &b[is..ie] != b"in" {
+            continue;
+        }
+        let end = b[ie..]
+            .iter()
+            .position(|c| matches!(c, b';' | b'&' | b'|' | b'\n'))
+            .map_or(b.len(), |p| ie + p);
+        let list = text[ie..end]
+            .split_ascii_whitespace()
+            .take_while(|w| *w != "do")
+            .map(|w| w.replace(['\'', '"'], ""))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !list.is_empty() {
+            loops.push((name, list));
+        }
+        from = end.max(from);
+    }
+    loops
 }
 
 /// The shell variables `text` assigns (`NAME=value` at the start of a word), in order, each
