@@ -145,7 +145,7 @@ violation contains v if {
 	cfg.egress.block_markdown_image_urls
 	some [id, url, host] in reply_images
 	not domain_allowed(host, cfg.egress.allowed_domains)
-	image_leaks(url)
+	image_leaks(id, url, host)
 	v := {
 		"rule": "c4.markdown_image_exfiltration",
 		"severity": "block",
@@ -154,9 +154,25 @@ violation contains v if {
 	}
 }
 
-image_leaks(url) if contains(url, "?")
+image_leaks(_, url, _) if contains(url, "?")
 
-image_leaks(_) if count(cfg.egress.allowed_domains) > 0
+image_leaks(_, _, _) if count(cfg.egress.allowed_domains) > 0
+
+# An image on a host that only untrusted content named, at an address no message gave whole
+# before the reply: the agent composed it as that content told it to, and whatever it put in
+# the path (an address, a name, an encoded secret) leaves with the request.
+image_leaks(id, url, host) if {
+	some m in input.trace.mentions[host]
+	not m.trusted
+	not mentioned_by_trusted(host)
+	not url_given_before(id, url)
+}
+
+url_given_before(id, url) if {
+	some m in input.trace.messages
+	m.id != id
+	contains(m.content, url)
+}
 
 # Lines of the system prompt copied into a sensitive tool call.
 violation contains v if {
