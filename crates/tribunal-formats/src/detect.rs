@@ -245,6 +245,31 @@ fn check_fits(format: InputFormat, v: &Value) -> Result<(), ImportError> {
     ))
 }
 
+/// An object with a `messages` list that also has the fields of another format, which
+/// would read it without its messages: which of the two it is cannot be told, and reading
+/// either would judge a conversation other than the one a reader of the other sees. The
+/// formats whose own records hold `messages` (a τ²-bench simulation, a WebArena result)
+/// read them and are not in doubt.
+fn beside_messages(v: &Value, format: InputFormat) -> Option<ImportError> {
+    let o = v.as_object()?;
+    o.get("messages").filter(|m| m.is_array())?;
+    let other = match format {
+        InputFormat::Tau => "a τ-bench run (`task_id`, `reward`, `traj`)",
+        InputFormat::Tau2 if !tau::is_tau2_simulation(o) => {
+            "τ²-bench results (`tasks`, `simulations`)"
+        }
+        InputFormat::Mlflow => "an MLflow trace (`info`, `data.spans` or `spans`)",
+        InputFormat::Otlp => "an OTLP request (`resourceSpans`)",
+        _ => return None,
+    };
+    Some(ImportError::new(
+        "messages",
+        format!(
+            "one trace format; found an object with a `messages` list that also has the fields of {other}, which is read without its messages: drop the fields of the format it is not, or give the format (--input-format)"
+        ),
+    ))
+}
+
 /// Turns one JSON document into the traces it holds (an OTLP request or an MLflow list may
 /// hold several). `fallback_id` names traces whose source gives them no id. A document that
 /// holds no trace (an OTLP request without spans, an empty list) is an error, but for the
@@ -277,14 +302,16 @@ fn import_any(
     fallback_id: &str,
 ) -> Result<Vec<Trace>, ImportError> {
     let format = match format {
-        InputFormat::Auto => detect(v).ok_or_else(|| match v.get("messages") {
-            // A record whose messages are not a list: say so, not that no format fits.
-            Some(m) if !m.is_array() => ImportError::new(
-                "messages",
-                format!("a list of chat messages; found {}", kind_of(m)),
-            ),
-            _ => ImportError::new("", format!("{EXPECTED}; found {}", kind_of(v))),
-        })?,
+        InputFormat::Auto => detect(v)
+            .ok_or_else(|| match v.get("messages") {
+                // A record whose messages are not a list: say so, not that no format fits.
+                Some(m) if !m.is_array() => ImportError::new(
+                    "messages",
+                    format!("a list of chat messages; found {}", kind_of(m)),
+                ),
+                _ => ImportError::new("", format!("{EXPECTED}; found {}", kind_of(v))),
+            })
+            .and_then(|f| beside_messages(v, f).map_or(Ok(f), Err))?,
         f => {
             check_fits(f, v)?;
             f

@@ -92,6 +92,47 @@ fn chat_records_with_other_fields_keep_their_calls() {
     );
 }
 
+/// A record of chat messages that also has the fields of a format read without `messages`
+/// (a τ-bench run, τ²-bench results, an MLflow trace with spans, an OTLP request) is refused
+/// as in doubt: read as the other format, its conversation was dropped and a blocked call
+/// allowed. Formats whose records hold `messages` themselves still read them.
+#[test]
+fn messages_beside_another_formats_fields_are_refused() {
+    let messages = json!([
+        {"role": "user", "content": "clean up"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "shell", "arguments": "{\"command\": \"rm -rf /\"}"}}]}
+    ]);
+    for extra in [
+        json!({"task_id": 1, "reward": 1.0, "traj": [{"role": "user", "content": "hi"}]}),
+        json!({"tasks": [], "simulations": []}),
+        json!({"info": {"trace_id": "t"}, "data": {"spans": []}}),
+        json!({"spans": []}),
+        json!({"resourceSpans": []}),
+    ] {
+        let mut v = extra.clone();
+        v["messages"] = messages.clone();
+        let e = import_err(v.clone());
+        assert_eq!(e.field, "messages", "{extra}");
+        assert!(
+            e.expected.contains("also has the fields of"),
+            "{extra}: {e}"
+        );
+        // Said which it is, the record reads as that.
+        let t = &import_value(&v, InputFormat::Openai, "f:1").unwrap()[0];
+        assert_eq!(t.tool_calls().count(), 1, "{extra}");
+    }
+    // A τ²-bench simulation holds its messages.
+    let sim = json!({"id": "s1", "task_id": "t1", "termination_reason": "user_stop",
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]});
+    assert_eq!(
+        import_value(&sim, InputFormat::Auto, "f:1").unwrap()[0]
+            .messages
+            .len(),
+        2
+    );
+}
+
 #[test]
 fn mlflow_v3() {
     let t = import_one("mlflow_v3.json");

@@ -76,6 +76,8 @@ pub struct Settings {
 pub const INVALID_REQUEST: i64 = -32600;
 /// JSON-RPC's code for text that is not JSON.
 pub const PARSE_ERROR: i64 = -32700;
+/// JSON-RPC's "invalid params": a `tools/call` whose params do not name a tool in an object.
+pub const INVALID_PARAMS: i64 = -32602;
 /// JSON-RPC's code for an internal error: the proxy's answer in place of a server's that it
 /// does not pass on.
 pub const INTERNAL_ERROR: i64 = -32603;
@@ -473,7 +475,22 @@ impl Proxy {
                 lock(&self.lists).insert(scope.key(id), ());
                 Err(Action::Forward)
             }
-            "tools/call" => Ok((id, msg.get("params"))),
+            // MCP gives a call's params as an object naming the tool. Params by position, or
+            // none, would have the gate judge an empty call while a lenient server reads
+            // the tool from them: such a call is refused, not passed on.
+            "tools/call" => match msg.get("params") {
+                Some(p @ Value::Object(o))
+                    if o.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| !n.is_empty()) =>
+                {
+                    Ok((id, Some(p)))
+                }
+                _ => Err(Action::Reply(json!({"jsonrpc": "2.0", "id": id, "error": {
+                    "code": INVALID_PARAMS,
+                    "message": "params: a tools/call names its tool in an object, {\"name\": …, \"arguments\": {…}}; the Tribunal gate judges only such calls",
+                }}))),
+            },
             _ => Err(Action::Forward),
         }
     }
@@ -700,10 +717,15 @@ impl Proxy {
                     let status = r.status().as_u16();
                     let text = r.text().await.unwrap_or_default();
                     match status {
+                        // Read as strictly as a client's message: an answer naming
+                        // `decision` twice, or holding an error, is not an answer.
                         200 => {
-                            return serde_json::from_str(&text)
-                                .map(Some)
-                                .map_err(|e| format!("the gate's answer is not JSON: {e}"))
+                            let v: Value = tribunal_core::json::from_slice(text.as_bytes())
+                                .map_err(|e| format!("the gate's answer does not read: {e}"))?;
+                            if v.get("error").is_some() {
+                                return Err(format!("the gate answered 200 with an error: {text}"));
+                            }
+                            return Ok(Some(v));
                         }
                         409 => return Ok(None),
                         429 | 500..=599 => last = format!("{status}: {text}"),
@@ -856,6 +878,48 @@ mod tests {
         settings.gate = format!("http://{at}");
         let proxy = Proxy::new(settings).unwrap();
         (proxy, seen)
+    }
+
+    /// An answer of the gate that does not read as one answer (`decision` named twice, an
+    /// error beside an allow) refuses the call: the proxy fails closed.
+    #[test]
+    fn a_gate_answer_that_does_not_read_refuses_the_call() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for (i, body) in [
+            r#"{"decision": "block", "decision": "allow"}"#,
+            r#"{"error": {"code": "internal"}, "decision": "allow"}"#,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let gate = axum::Router::new().route(
+                "/api/v1/gate",
+                axum::routing::post(move || async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }),
+            );
+            let at = rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let at = listener.local_addr().unwrap();
+                tokio::spawn(async move { axum::serve(listener, gate).await });
+                at
+            });
+            let mut settings = proxy_without_gate(&format!("answer{i}")).settings.clone();
+            settings.gate = format!("http://{at}");
+            let proxy = Proxy::new(settings).unwrap();
+            let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                "params": {"name": "read_file", "arguments": {"path": "a"}}});
+            match rt.block_on(proxy.from_client(&call)) {
+                Action::Reply(r) => assert!(r["error"].is_object(), "{body}: {r}"),
+                _ => panic!("{body}: passed on"),
+            }
+        }
     }
 
     /// A request refused in part is passed on in no part, so the calls allowed in it never
@@ -1016,6 +1080,39 @@ mod tests {
         assert!(matches!(
             rt.block_on(proxy.from_client(&note)),
             Action::Drop
+        ));
+    }
+
+    /// A call whose params are not an object naming its tool (params by position, null,
+    /// none, a nameless object) is refused, not passed on after judging an empty call.
+    #[test]
+    fn a_call_whose_params_name_no_tool_is_refused() {
+        let proxy = proxy_without_gate("params");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for params in [
+            json!(["run_shell", {"command": "rm -rf /"}]),
+            Value::Null,
+            json!({"arguments": {"command": "rm -rf /"}}),
+            json!({"name": "", "arguments": {}}),
+            json!({"name": ["run_shell"]}),
+        ] {
+            let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": params});
+            match rt.block_on(proxy.from_client(&call)) {
+                Action::Reply(r) => assert_eq!(
+                    (r["id"].as_i64(), r["error"]["code"].as_i64()),
+                    (Some(5), Some(INVALID_PARAMS)),
+                    "{r}"
+                ),
+                _ => panic!("passed on: {params}"),
+            }
+        }
+        let bare = json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call"});
+        assert!(matches!(
+            rt.block_on(proxy.from_client(&bare)),
+            Action::Reply(_)
         ));
     }
 

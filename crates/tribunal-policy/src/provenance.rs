@@ -421,6 +421,15 @@ fn scan(
     }
     if marks.dotted {
         bare_domains(text, |start, end| {
+            // A host written in prose is a host the message mentions, as a URL's is.
+            if let Some(l) = links.as_deref_mut() {
+                let host = text[start..end]
+                    .split([':', '/', '?', '#'])
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                l.add_host(&host);
+            }
             push("url", start, end, normal_url(&text[start..end]), &mut taken);
         });
     }
@@ -2074,10 +2083,14 @@ mod tests {
                 assert_eq!(got, identifiers_unfiltered(t, min), "{t:?}");
                 let f = TextFacts::of(t, min);
                 assert_eq!(f.idents, got, "{t:?}");
-                // A message's links: those `Links::scan` finds, and its public IPv4
-                // addresses as hosts.
+                // A message's links: those `Links::scan` finds, the hosts it writes without
+                // a scheme, and its public IPv4 addresses as hosts.
                 let mut links = crate::facts::Links::default();
                 links.scan(t);
+                bare_domains(t, |s, e| {
+                    let host = t[s..e].split([':', '/', '?', '#']).next().unwrap();
+                    links.add_host(&host.to_ascii_lowercase());
+                });
                 for ip in IPV4.find_iter(t) {
                     if crate::facts::public_ipv4(ip.as_str()) {
                         links.add_host(ip.as_str());

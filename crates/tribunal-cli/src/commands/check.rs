@@ -136,7 +136,14 @@ pub fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         "policy_version": evaluator.policies().version(),
         "elapsed_us": elapsed.as_micros() as u64,
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    // A verdict that cannot be written is an error, never a silent exit 0.
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&out)?)
+            .and_then(|()| stdout.flush())
+            .context("writing the verdict")?;
+    }
     Ok(match verdict.decision {
         Decision::Block => 1,
         Decision::Escalate if args.fail_on == "escalate" => 1,
