@@ -115,3 +115,33 @@ fn default_pack_cases() {
         failures.join("\n")
     );
 }
+
+/// Every kind `pii.traced_kinds` names is a kind the PII detector reports: a key it never
+/// reports would leave that kind flagged even when the user gave the value (a card to book
+/// with, a phone number to text).
+#[test]
+fn traced_pii_kinds_are_kinds_the_detector_reports() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let data: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("crates/tribunal-policy/pack/data.json")).unwrap(),
+    )
+    .unwrap();
+    let rules: toml::Value = toml::from_str(
+        &std::fs::read_to_string(root.join("crates/tribunal-judges/rules/pii.toml")).unwrap(),
+    )
+    .unwrap();
+    let kinds: Vec<&str> = rules["rule"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let traced = data["pii"]["traced_kinds"].as_object().unwrap();
+    assert!(traced.len() >= 4, "{traced:?}");
+    for kind in traced.keys() {
+        assert!(
+            kinds.contains(&kind.as_str()),
+            "{kind} is not one of {kinds:?}"
+        );
+    }
+}
