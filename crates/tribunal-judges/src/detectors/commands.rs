@@ -417,7 +417,7 @@ impl Reading<'_> {
                 b'\\'
                     if i + 1 < to
                         && (b[i + 1].is_ascii_alphanumeric()
-                            || matches!(b[i + 1], b'-' | b'/' | b' ' | b'\t')) =>
+                            || matches!(b[i + 1], b'-' | b'/' | b' ' | b'\t' | b'$')) =>
                 {
                     self.changed = true;
                     i += 1;
@@ -486,6 +486,19 @@ impl Reading<'_> {
                 (&b[i + 1..i + 1 + n], i + 1 + n)
             }
         };
+        // `${!NAME}`, `${NAME:offset:length}`, `${NAME/pattern/word}` and `${NAME//…}`: what
+        // they make of the values the text assigns.
+        if b.get(i + 1) == Some(&b'{') {
+            if let Some(v) = self.braced(name) {
+                self.changed = true;
+                for c in v.into_bytes() {
+                    if !matches!(c, b'\'' | b'"') {
+                        self.push(if self.ifs.contains(&c) { b' ' } else { c }, i);
+                    }
+                }
+                return next;
+            }
+        }
         // `${NAME:-word}` and `${NAME-word}` (also with `=`): the word when NAME has no value
         // here.
         let (name, default) = match name.iter().position(|&c| c == b'-' || c == b'=') {
@@ -523,6 +536,59 @@ impl Reading<'_> {
                 i + 1
             }
         }
+    }
+
+    /// The value the text assigns to `name`, the last assignment.
+    fn value_of(&self, name: &[u8]) -> Option<&str> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(n, _)| n.as_bytes() == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `${inside}` for an indirect name (`!NAME`), a substring
+    /// (`NAME:offset:length`, `NAME:offset`) or a replacement (`NAME/pattern/word`, `//` for
+    /// every match, the pattern read as plain text), when the text assigns the names read.
+    fn braced(&self, inside: &[u8]) -> Option<String> {
+        let is_name = |n: &[u8]| {
+            !n.is_empty()
+                && !n[0].is_ascii_digit()
+                && n.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        };
+        if let Some(named) = inside.strip_prefix(b"!") {
+            let target = self.value_of(named).filter(|_| is_name(named))?;
+            return self.value_of(target.as_bytes()).map(str::to_owned);
+        }
+        let split = inside.iter().position(|c| matches!(c, b':' | b'/'))?;
+        let (name, rest) = inside.split_at(split);
+        if !is_name(name) {
+            return None;
+        }
+        let value = self.value_of(name)?;
+        let rest = std::str::from_utf8(rest).ok()?;
+        if let Some(range) = rest.strip_prefix(':') {
+            let mut parts = range.splitn(2, ':');
+            let offset: usize = parts.next()?.trim().parse().ok()?;
+            let tail = value.get(offset.min(value.len())..)?;
+            return Some(match parts.next() {
+                Some(len) => tail.chars().take(len.trim().parse().ok()?).collect(),
+                None => tail.to_owned(),
+            });
+        }
+        let (all, rest) = match rest.strip_prefix("//") {
+            Some(r) => (true, r),
+            None => (false, rest.strip_prefix('/')?),
+        };
+        let (pattern, word) = rest.split_once('/').unwrap_or((rest, ""));
+        if pattern.is_empty() || pattern.contains(['*', '?', '[']) {
+            return None;
+        }
+        Some(if all {
+            value.replace(pattern, word)
+        } else {
+            value.replacen(pattern, word, 1)
+        })
     }
 
     /// Reads the inside of `$'…'` (`text[from..to]`), where `\xHH`, `\NNN` and `\c` are
@@ -742,10 +808,13 @@ fn closing(b: &[u8], from: usize, to: usize, open: u8, close: u8) -> Option<usiz
 }
 
 /// The variables of the `for NAME in WORDS` loops of `text`, each with its words (up to the
-/// `;`, `&`, `|`, line's end or `do` that ends them, quotes removed).
+/// `;`, `&`, `|`, line's end or `do` that ends them, quotes removed); and those other
+/// commands set: `read NAME <<< WORD`, `printf -v NAME FORMAT ARGS` (the arguments, or the
+/// format when it has no `%`), and `… | while read NAME`, the words the command before the
+/// pipe was given (`ls -d ~/* | while read f` reads `~/*`).
 fn loop_words(text: &str) -> Vec<(&str, String)> {
     let b = text.as_bytes();
-    let mut loops = Vec::new();
+    let mut loops = set_by_commands(text);
     let mut from = 0;
     while let Some(n) = text[from..].find("for") {
         let at = from + n;
@@ -784,6 +853,63 @@ fn loop_words(text: &str) -> Vec<(&str, String)> {
         from = end.max(from);
     }
     loops
+}
+
+/// The variables `read NAME <<< WORD`, `printf -v NAME …` and `CMD ARGS | while read NAME`
+/// set in `text` (see [`loop_words`]).
+fn set_by_commands(text: &str) -> Vec<(&str, String)> {
+    let mut out = Vec::new();
+    if !text.contains("read") && !text.contains("printf") {
+        return out;
+    }
+    let unquote = |w: &str| w.replace(['\'', '"'], "");
+    let is_name = |n: &str| {
+        !n.is_empty()
+            && !n.as_bytes()[0].is_ascii_digit()
+            && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    };
+    for command in text.split([';', '&', '\n']) {
+        let stages: Vec<&str> = command.split('|').collect();
+        for (k, stage) in stages.iter().enumerate() {
+            let words: Vec<&str> = stage.split_ascii_whitespace().collect();
+            let at = words.iter().position(|w| *w == "read" || *w == "printf");
+            let Some(at) = at else { continue };
+            let rest: Vec<&str> = words[at + 1..]
+                .iter()
+                .copied()
+                .filter(|w| !matches!(*w, "-r" | "-e"))
+                .collect();
+            match (words[at], rest.as_slice()) {
+                ("read", [name, "<<<", value @ ..]) if is_name(name) => {
+                    out.push((*name, unquote(&value.join(" "))));
+                }
+                ("read", [name, ..])
+                    if is_name(name) && k > 0 && words[..at].contains(&"while") =>
+                {
+                    let producer: Vec<String> = stages[k - 1]
+                        .split_ascii_whitespace()
+                        .skip(1)
+                        .filter(|w| !w.starts_with('-'))
+                        .map(unquote)
+                        .collect();
+                    if !producer.is_empty() {
+                        out.push((*name, producer.join(" ")));
+                    }
+                }
+                ("printf", ["-v", name, format, args @ ..]) if is_name(name) => {
+                    let format = unquote(format);
+                    let value = if format.contains('%') {
+                        unquote(&args.join(" "))
+                    } else {
+                        format
+                    };
+                    out.push((*name, value));
+                }
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 /// The shell variables `text` assigns (`NAME=value` at the start of a word), in order, each
