@@ -224,14 +224,7 @@ async fn two_servers_on_one_database_share_one_chain() {
     for t in tasks {
         ids.extend(t.await.unwrap());
     }
-    for s in &mut servers {
-        tokio::time::timeout(Duration::from_secs(60), s.stop())
-            .await
-            .expect("the server stops");
-    }
-    let store = &servers[0].store;
-    let r = tribunal_server::audit::verify(store).await.unwrap();
-    assert!(r.ok(), "{r:?}");
+    let store = stop_and_verify(&mut servers).await;
     let entries = store.audit_entries(0, 10_000).await.unwrap();
     assert_eq!(
         entries.iter().filter(|e| e.kind == "config").count(),
@@ -252,6 +245,19 @@ async fn two_servers_on_one_database_share_one_chain() {
     }
     drop(servers);
     db.drop().await.unwrap();
+}
+
+/// Stops every server, each within a minute, and checks the chain they wrote; the store.
+async fn stop_and_verify(servers: &mut [TestServer]) -> &Store {
+    for s in servers.iter_mut() {
+        tokio::time::timeout(Duration::from_secs(60), s.stop())
+            .await
+            .expect("the server stops");
+    }
+    let store = &servers[0].store;
+    let r = tribunal_server::audit::verify(store).await.unwrap();
+    assert!(r.ok(), "{r:?}");
+    store
 }
 
 /// A gate request's status and answer.
@@ -358,14 +364,7 @@ async fn an_append_to_a_copy_another_server_extended_is_refused() {
     );
     assert!(!body.contains("nothing today"), "{body}");
 
-    for s in &mut servers {
-        tokio::time::timeout(Duration::from_secs(60), s.stop())
-            .await
-            .expect("the server stops");
-    }
-    let store = &servers[0].store;
-    let r = tribunal_server::audit::verify(store).await.unwrap();
-    assert!(r.ok(), "{r:?}");
+    let store = stop_and_verify(&mut servers).await;
     let logged: Vec<i64> = store
         .audit_entries(0, 1_000)
         .await
